@@ -1,0 +1,87 @@
+# SPDX-License-Identifier: Apache-2.0
+# Finds the optional backends (LLM_WITH_<X> = ON/OFF/AUTO), links them to the library
+# target and defines LLM_HAS_<X>=1 on it. Records what was enabled in LLM_ENABLED_BACKENDS
+# so the installed package config can find_dependency() the same set.
+
+# llm_backend_wanted(<X> <found>): resolves AUTO, and fails when ON but not found.
+function(_llm_resolve backend found out)
+    set(want "${LLM_WITH_${backend}}")
+    string(TOUPPER "${want}" want)
+    if(want STREQUAL "OFF" OR want STREQUAL "FALSE" OR want STREQUAL "0")
+        set(${out} OFF PARENT_SCOPE)
+    elseif(found)
+        set(${out} ON PARENT_SCOPE)
+    elseif(want STREQUAL "AUTO")
+        set(${out} OFF PARENT_SCOPE)
+    else()
+        message(FATAL_ERROR "llm: LLM_WITH_${backend}=${LLM_WITH_${backend}} but it was not found")
+    endif()
+endfunction()
+
+macro(llm_find_backends target)
+    set(LLM_ENABLED_BACKENDS "")
+
+    # Eigen: no version in find_package (Debian 3.4 and vcpkg's 5.x must both be accepted).
+    if(NOT LLM_WITH_EIGEN STREQUAL "OFF")
+        find_package(Eigen3 CONFIG QUIET)
+    endif()
+    _llm_resolve(EIGEN "${Eigen3_FOUND}" LLM_HAS_EIGEN)
+    if(LLM_HAS_EIGEN)
+        if(Eigen3_VERSION AND Eigen3_VERSION VERSION_LESS 3.4)
+            message(FATAL_ERROR "llm: Eigen >= 3.4 needed, found ${Eigen3_VERSION}")
+        endif()
+        target_link_libraries(${target} INTERFACE Eigen3::Eigen)
+        list(APPEND LLM_ENABLED_BACKENDS EIGEN)
+    endif()
+
+    # xsimd 8.1 links a bare `xtl` target: find xtl first.
+    if(NOT LLM_WITH_XSIMD STREQUAL "OFF")
+        find_package(xtl CONFIG QUIET)
+        find_package(xsimd CONFIG QUIET)
+    endif()
+    _llm_resolve(XSIMD "${xsimd_FOUND}" LLM_HAS_XSIMD)
+    if(LLM_HAS_XSIMD)
+        target_link_libraries(${target} INTERFACE xsimd)
+        list(APPEND LLM_ENABLED_BACKENDS XSIMD)
+    endif()
+
+    # Highway is used header-only with static dispatch; hwy::hwy brings its include path.
+    if(NOT LLM_WITH_HWY STREQUAL "OFF")
+        find_package(hwy CONFIG QUIET)
+    endif()
+    _llm_resolve(HWY "${hwy_FOUND}" LLM_HAS_HWY)
+    if(LLM_HAS_HWY)
+        target_link_libraries(${target} INTERFACE hwy::hwy)
+        list(APPEND LLM_ENABLED_BACKENDS HWY)
+    endif()
+
+    if(NOT LLM_WITH_OPENMP STREQUAL "OFF")
+        find_package(OpenMP QUIET COMPONENTS CXX)
+    endif()
+    _llm_resolve(OPENMP "${OpenMP_CXX_FOUND}" LLM_HAS_OPENMP)
+    if(LLM_HAS_OPENMP)
+        target_link_libraries(${target} INTERFACE OpenMP::OpenMP_CXX)
+        list(APPEND LLM_ENABLED_BACKENDS OPENMP)
+    endif()
+
+    if(NOT LLM_WITH_CUDA STREQUAL "OFF")
+        find_package(CUDAToolkit QUIET)
+        include(CheckLanguage)
+        check_language(CUDA)
+    endif()
+    if(CUDAToolkit_FOUND AND CMAKE_CUDA_COMPILER)
+        set(_llm_cuda_found TRUE)
+    else()
+        set(_llm_cuda_found FALSE)
+    endif()
+    _llm_resolve(CUDA "${_llm_cuda_found}" LLM_HAS_CUDA)
+    if(LLM_HAS_CUDA)
+        target_link_libraries(${target} INTERFACE CUDA::cudart)
+        list(APPEND LLM_ENABLED_BACKENDS CUDA)
+    endif()
+
+    foreach(backend IN LISTS LLM_ENABLED_BACKENDS)
+        target_compile_definitions(${target} INTERFACE LLM_HAS_${backend}=1)
+    endforeach()
+    message(STATUS "llm: backends enabled: ${LLM_ENABLED_BACKENDS}")
+endmacro()

@@ -1,0 +1,62 @@
+# SPDX-License-Identifier: Apache-2.0
+# Checks over the whole tree that ctest and the build run: every public header compiles on
+# its own, the CUDA-facing headers compile with nvcc, and a downstream project consumes the
+# package (installed, and through add_subdirectory).
+
+# ---- every header alone ----------------------------------------------------------------
+file(GLOB_RECURSE llm_public_headers CONFIGURE_DEPENDS RELATIVE "${PROJECT_SOURCE_DIR}/include"
+     "${PROJECT_SOURCE_DIR}/include/llm/*.hpp")
+set(llm_header_sources "")
+foreach(header IN LISTS llm_public_headers)
+    string(MAKE_C_IDENTIFIER "${header}" stem)
+    set(source "${CMAKE_CURRENT_BINARY_DIR}/header_check/${stem}.cpp")
+    file(CONFIGURE OUTPUT "${source}" CONTENT "#include <${header}>\n#include <${header}>  // include guard\n")
+    list(APPEND llm_header_sources "${source}")
+endforeach()
+add_library(llm_header_check OBJECT ${llm_header_sources})
+target_link_libraries(llm_header_check PRIVATE llm_dev_flags)
+
+# ---- nvcc compile check: every .cuh and every header with LLM_HD code, for sm_80 and sm_90 --
+if(LLM_HAS_CUDA)
+    if(NOT DEFINED CMAKE_CUDA_ARCHITECTURES)
+        set(CMAKE_CUDA_ARCHITECTURES 80 90)
+    endif()
+    enable_language(CUDA)
+    file(GLOB_RECURSE llm_cuda_candidates CONFIGURE_DEPENDS RELATIVE "${PROJECT_SOURCE_DIR}/include"
+         "${PROJECT_SOURCE_DIR}/include/llm/*.hpp" "${PROJECT_SOURCE_DIR}/include/llm/*.cuh")
+    set(llm_cuda_includes "// Generated: every header meant for nvcc.\n")
+    foreach(header IN LISTS llm_cuda_candidates)
+        file(READ "${PROJECT_SOURCE_DIR}/include/${header}" text)
+        if(header MATCHES "\\.cuh$" OR text MATCHES "LLM_HD")
+            string(APPEND llm_cuda_includes "#include <${header}>\n")
+        endif()
+    endforeach()
+    string(APPEND llm_cuda_includes "int main() { return 0; }\n")
+    file(CONFIGURE OUTPUT "${CMAKE_CURRENT_BINARY_DIR}/nvcc_check.cu" CONTENT "${llm_cuda_includes}")
+    add_executable(llm_nvcc_check "${CMAKE_CURRENT_BINARY_DIR}/nvcc_check.cu")
+    target_link_libraries(llm_nvcc_check PRIVATE llm_dev_flags)
+    # CMake 3.25 cannot ask nvcc for C++20 through CUDA_STANDARD; pass the flag directly.
+    if(NOT "cuda_std_20" IN_LIST CMAKE_CUDA_COMPILE_FEATURES)
+        target_compile_options(llm_nvcc_check PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>)
+    endif()
+    target_compile_options(llm_nvcc_check PRIVATE
+        $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -diag-suppress=20012>)
+    set_target_properties(llm_nvcc_check PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+    message(STATUS "llm: nvcc compile check for sm ${CMAKE_CUDA_ARCHITECTURES}")
+endif()
+
+# ---- downstream consumer ---------------------------------------------------------------
+if(LLM_INSTALL AND NOT LLM_SANITIZE)
+    foreach(mode install subdirectory)
+        add_test(NAME consumer_${mode}
+                 COMMAND ${CMAKE_COMMAND}
+                         -DMODE=${mode}
+                         -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+                         -DBUILD_DIR=${PROJECT_BINARY_DIR}
+                         -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/consumer_${mode}
+                         -DCXX_COMPILER=${CMAKE_CXX_COMPILER}
+                         -DGENERATOR=${CMAKE_GENERATOR}
+                         -P ${PROJECT_SOURCE_DIR}/cmake/llmConsumerCheck.cmake)
+        set_tests_properties(consumer_${mode} PROPERTIES LABELS "consumer" RUN_SERIAL TRUE)
+    endforeach()
+endif()
