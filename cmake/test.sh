@@ -23,6 +23,13 @@ cmake --build --preset asan -j "$jobs"
 ctest --preset asan -j "$jobs" | tee build/asan/ctest-summary.txt | grep -Ev '^ +[0-9]+/[0-9]+ Test' || true
 grep -q "100% tests passed" build/asan/ctest-summary.txt || { cat build/asan/ctest-summary.txt; exit 1; }
 
+if command -v clang++ >/dev/null; then
+    echo "== libFuzzer (clang) over every fuzz harness =="
+    cmake --preset fuzz >/dev/null
+    cmake --build --preset fuzz -j "$jobs" --target libfuzzers
+    ctest --preset fuzz -j "$jobs" --no-tests=ignore | tail -n 4
+fi
+
 if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
     echo "nvcc check: built llm_nvcc_check for sm_80 and sm_90 (see the release build above)"
 else
