@@ -2,7 +2,8 @@
 # ctest script: builds and runs tests/consumer against llm in one MODE:
 #   install      - `cmake --install` into a fresh prefix, find_package(llm CONFIG REQUIRED),
 #                  then the same program through pkg-config's flags;
-#   subdirectory - add_subdirectory() of the source tree.
+#   subdirectory - add_subdirectory() of the source tree;
+#   fetchcontent - FetchContent_Declare(llm SOURCE_DIR ...) + FetchContent_MakeAvailable.
 cmake_minimum_required(VERSION 3.25)
 foreach(var MODE SOURCE_DIR BUILD_DIR WORK_DIR CXX_COMPILER GENERATOR)
     if(NOT DEFINED ${var})
@@ -24,8 +25,8 @@ set(config_args -S "${SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/build" -G "${G
 if(MODE STREQUAL "install")
     run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
     run(${CMAKE_COMMAND} ${config_args} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DLLM_CONSUMER_MODE=find_package)
-elseif(MODE STREQUAL "subdirectory")
-    run(${CMAKE_COMMAND} ${config_args} -DLLM_CONSUMER_MODE=subdirectory -DLLM_SOURCE_DIR=${SOURCE_DIR})
+elseif(MODE STREQUAL "subdirectory" OR MODE STREQUAL "fetchcontent")
+    run(${CMAKE_COMMAND} ${config_args} -DLLM_CONSUMER_MODE=${MODE} -DLLM_SOURCE_DIR=${SOURCE_DIR})
 else()
     message(FATAL_ERROR "llmConsumerCheck: unknown MODE ${MODE}")
 endif()

@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Install rules: headers, the exported llm::llm target, llmConfig.cmake, llmConfigVersion.cmake, llm.pc.
-set(LLM_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/cmake/llm" CACHE STRING
+# share/llm: found by find_package and already where vcpkg_cmake_config_fixup() wants it.
+set(LLM_INSTALL_CMAKEDIR "${CMAKE_INSTALL_DATADIR}/llm" CACHE STRING
     "Where the CMake package files are installed (relative to the prefix)")
 
 install(DIRECTORY include/llm DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}

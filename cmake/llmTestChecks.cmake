@@ -47,7 +47,7 @@ endif()
 
 # ---- downstream consumer ---------------------------------------------------------------
 if(LLM_INSTALL AND NOT LLM_SANITIZE)
-    foreach(mode install subdirectory)
+    foreach(mode install subdirectory fetchcontent)
         add_test(NAME consumer_${mode}
                  COMMAND ${CMAKE_COMMAND}
                          -DMODE=${mode}
@@ -58,5 +58,23 @@ if(LLM_INSTALL AND NOT LLM_SANITIZE)
                          -DGENERATOR=${CMAKE_GENERATOR}
                          -P ${PROJECT_SOURCE_DIR}/cmake/llmConsumerCheck.cmake)
         set_tests_properties(consumer_${mode} PROPERTIES LABELS "consumer" RUN_SERIAL TRUE)
+    endforeach()
+endif()
+
+# ---- the vcpkg overlay port, run with stand-ins for vcpkg's helpers (vcpkg is not reachable) --
+if(LLM_INSTALL AND NOT LLM_SANITIZE)
+    foreach(variant IN ITEMS "all:eigen,xsimd,highway" "minimal:")
+        string(REPLACE ":" ";" parts "${variant}")
+        list(GET parts 0 tag)
+        string(REGEX REPLACE "^[a-z]+:" "" features "${variant}")
+        add_test(NAME vcpkg_port_${tag}
+                 COMMAND ${CMAKE_COMMAND}
+                         -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+                         -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/vcpkg_port_${tag}
+                         -DCXX_COMPILER=${CMAKE_CXX_COMPILER}
+                         -DGENERATOR=${CMAKE_GENERATOR}
+                         "-DFEATURES=${features}"
+                         -P ${PROJECT_SOURCE_DIR}/cmake/llmVcpkgPortCheck.cmake)
+        set_tests_properties(vcpkg_port_${tag} PROPERTIES LABELS "consumer;packaging" RUN_SERIAL TRUE)
     endforeach()
 endif()

@@ -1,0 +1,126 @@
+# SPDX-License-Identifier: Apache-2.0
+# ctest script: runs ports/llm/portfile.cmake with stand-ins for the vcpkg helpers it calls
+# (vcpkg itself cannot be downloaded here), checks the installed tree the way vcpkg's
+# post-build checks do, then builds the consumer project against it.
+# Inputs: SOURCE_DIR, WORK_DIR, GENERATOR, CXX_COMPILER, FEATURES (e.g. "eigen,xsimd,highway").
+cmake_minimum_required(VERSION 3.25)
+string(REPLACE "," ";" FEATURES "${FEATURES}")
+set(PORT llm)
+set(CURRENT_PACKAGES_DIR "${WORK_DIR}/packages/${PORT}_x64-linux")
+set(CURRENT_BUILDTREES_DIR "${WORK_DIR}/buildtrees/${PORT}")
+file(REMOVE_RECURSE "${WORK_DIR}")
+
+function(_check_run)
+    execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+        string(REPLACE ";" " " cmd "${ARGN}")
+        message(FATAL_ERROR "vcpkg port check: `${cmd}` failed (${rc})")
+    endif()
+endfunction()
+
+# ---- stand-ins with the signatures and effects of vcpkg's helpers -------------------------
+function(vcpkg_check_features)
+    cmake_parse_arguments(PARSE_ARGV 0 arg "" "OUT_FEATURE_OPTIONS" "FEATURES;INVERTED_FEATURES")
+    set(options "")
+    list(LENGTH arg_FEATURES n)
+    math(EXPR last "${n} - 1")
+    foreach(i RANGE 0 ${last} 2)
+        math(EXPR j "${i} + 1")
+        list(GET arg_FEATURES ${i} feature)
+        list(GET arg_FEATURES ${j} variable)
+        if(feature IN_LIST FEATURES)
+            list(APPEND options "-D${variable}=ON")
+        else()
+            list(APPEND options "-D${variable}=OFF")
+        endif()
+    endforeach()
+    set(${arg_OUT_FEATURE_OPTIONS} "${options}" PARENT_SCOPE)
+endfunction()
+
+function(vcpkg_cmake_configure)
+    cmake_parse_arguments(PARSE_ARGV 0 arg "" "SOURCE_PATH" "OPTIONS")
+    _check_run(${CMAKE_COMMAND} -S "${arg_SOURCE_PATH}" -B "${CURRENT_BUILDTREES_DIR}/rel" -G "${GENERATOR}"
+               -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
+               -DCMAKE_INSTALL_PREFIX=${CURRENT_PACKAGES_DIR} ${arg_OPTIONS})
+endfunction()
+
+function(vcpkg_cmake_install)
+    _check_run(${CMAKE_COMMAND} --build "${CURRENT_BUILDTREES_DIR}/rel" --target install)
+endfunction()
+
+function(vcpkg_cmake_config_fixup)
+    cmake_parse_arguments(PARSE_ARGV 0 arg "" "CONFIG_PATH;PACKAGE_NAME" "")
+    if(NOT arg_CONFIG_PATH)
+        set(arg_CONFIG_PATH "share/${PORT}")
+    endif()
+    if(NOT EXISTS "${CURRENT_PACKAGES_DIR}/${arg_CONFIG_PATH}/llmConfig.cmake")
+        message(FATAL_ERROR "vcpkg_cmake_config_fixup: no llmConfig.cmake in ${arg_CONFIG_PATH}")
+    endif()
+    if(NOT arg_CONFIG_PATH STREQUAL "share/${PORT}")
+        file(RENAME "${CURRENT_PACKAGES_DIR}/${arg_CONFIG_PATH}" "${CURRENT_PACKAGES_DIR}/share/${PORT}")
+    endif()
+endfunction()
+
+function(vcpkg_fixup_pkgconfig)
+    file(GLOB pcs "${CURRENT_PACKAGES_DIR}/share/pkgconfig/*.pc" "${CURRENT_PACKAGES_DIR}/lib/pkgconfig/*.pc")
+    foreach(pc IN LISTS pcs)
+        file(READ "${pc}" text)
+        if(NOT text MATCHES "prefix=\\$\\{pcfiledir\\}")
+            message(FATAL_ERROR "vcpkg_fixup_pkgconfig: ${pc} is not relocatable")
+        endif()
+    endforeach()
+endfunction()
+
+function(vcpkg_install_copyright)
+    cmake_parse_arguments(PARSE_ARGV 0 arg "" "" "FILE_LIST")
+    file(READ "${arg_FILE_LIST}" text)
+    file(WRITE "${CURRENT_PACKAGES_DIR}/share/${PORT}/copyright" "${text}")
+endfunction()
+
+# ---- run the port -------------------------------------------------------------------------
+set(CMAKE_CURRENT_LIST_DIR "${SOURCE_DIR}/ports/llm")
+include("${SOURCE_DIR}/ports/llm/portfile.cmake")
+
+# ---- post-build checks: what vcpkg would refuse --------------------------------------------
+foreach(required share/llm/usage share/llm/copyright share/llm/llmConfig.cmake
+                 share/llm/llmConfigVersion.cmake share/llm/llmTargets.cmake include/llm/llm.hpp)
+    if(NOT EXISTS "${CURRENT_PACKAGES_DIR}/${required}")
+        message(FATAL_ERROR "vcpkg port check: ${required} missing")
+    endif()
+endforeach()
+foreach(forbidden lib debug bin)
+    if(EXISTS "${CURRENT_PACKAGES_DIR}/${forbidden}")
+        message(FATAL_ERROR "vcpkg port check: header-only port installs ${forbidden}/")
+    endif()
+endforeach()
+file(GLOB_RECURSE installed "${CURRENT_PACKAGES_DIR}/share/*")
+foreach(file IN LISTS installed)
+    file(READ "${file}" text)
+    foreach(path "${CURRENT_BUILDTREES_DIR}" "${SOURCE_DIR}" "${CURRENT_PACKAGES_DIR}")
+        string(FIND "${text}" "${path}" at)
+        if(NOT at EQUAL -1)
+            message(FATAL_ERROR "vcpkg port check: ${file} holds the absolute path ${path}")
+        endif()
+    endforeach()
+endforeach()
+foreach(feature IN ITEMS eigen xsimd highway)
+    file(READ "${CURRENT_PACKAGES_DIR}/share/llm/llmTargets.cmake" targets)
+    string(TOUPPER "${feature}" macro)
+    if(macro STREQUAL "HIGHWAY")
+        set(macro HWY)
+    endif()
+    string(FIND "${targets}" "LLM_HAS_${macro}=1" at)
+    if(feature IN_LIST FEATURES AND at EQUAL -1)
+        message(FATAL_ERROR "vcpkg port check: feature ${feature} did not define LLM_HAS_${macro}")
+    elseif(NOT feature IN_LIST FEATURES AND NOT at EQUAL -1)
+        message(FATAL_ERROR "vcpkg port check: feature ${feature} off but LLM_HAS_${macro} defined")
+    endif()
+endforeach()
+
+# ---- a consumer builds against the port's tree ----------------------------------------------
+_check_run(${CMAKE_COMMAND} -S "${SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/consumer" -G "${GENERATOR}"
+           -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER}
+           -DCMAKE_PREFIX_PATH=${CURRENT_PACKAGES_DIR} -DLLM_CONSUMER_MODE=find_package)
+_check_run(${CMAKE_COMMAND} --build "${WORK_DIR}/consumer")
+_check_run("${WORK_DIR}/consumer/llm_consumer")
+message(STATUS "vcpkg port check (features: ${FEATURES}): ok")
