@@ -78,3 +78,13 @@ if(LLM_INSTALL AND NOT LLM_SANITIZE)
         set_tests_properties(vcpkg_port_${tag} PROPERTIES LABELS "consumer;packaging" RUN_SERIAL TRUE)
     endforeach()
 endif()
+
+# ---- Conan 2: `conan create` offline with Debian's packages behind wrapper recipes ----------
+if(LLM_INSTALL AND NOT LLM_SANITIZE)
+    find_program(LLM_PYTHON3 python3)
+    if(LLM_PYTHON3)
+        add_test(NAME conan_create
+                 COMMAND "${PROJECT_SOURCE_DIR}/cmake/conan-check.sh" "${CMAKE_CURRENT_BINARY_DIR}/conan")
+        set_tests_properties(conan_create PROPERTIES LABELS "consumer;packaging" RUN_SERIAL TRUE)
+    endif()
+endif()

@@ -1,0 +1,60 @@
+########### AGGREGATED COMPONENTS AND DEPENDENCIES FOR THE MULTI CONFIG #####################
+#############################################################################################
+
+set(llm_COMPONENT_NAMES "")
+if(DEFINED llm_FIND_DEPENDENCY_NAMES)
+  list(APPEND llm_FIND_DEPENDENCY_NAMES )
+  list(REMOVE_DUPLICATES llm_FIND_DEPENDENCY_NAMES)
+else()
+  set(llm_FIND_DEPENDENCY_NAMES )
+endif()
+
+########### VARIABLES #######################################################################
+#############################################################################################
+set(llm_PACKAGE_FOLDER_RELEASE "/tmp/conancheck/home/p/b/llmd2c0c1a5c9100/p")
+set(llm_BUILD_MODULES_PATHS_RELEASE )
+
+
+set(llm_INCLUDE_DIRS_RELEASE "${llm_PACKAGE_FOLDER_RELEASE}/include")
+set(llm_RES_DIRS_RELEASE )
+set(llm_DEFINITIONS_RELEASE )
+set(llm_SHARED_LINK_FLAGS_RELEASE )
+set(llm_EXE_LINK_FLAGS_RELEASE )
+set(llm_OBJECTS_RELEASE )
+set(llm_COMPILE_DEFINITIONS_RELEASE )
+set(llm_COMPILE_OPTIONS_C_RELEASE )
+set(llm_COMPILE_OPTIONS_CXX_RELEASE )
+set(llm_LIB_DIRS_RELEASE )
+set(llm_BIN_DIRS_RELEASE )
+set(llm_LIBRARY_TYPE_RELEASE UNKNOWN)
+set(llm_IS_HOST_WINDOWS_RELEASE 0)
+set(llm_LIBS_RELEASE )
+set(llm_SYSTEM_LIBS_RELEASE pthread)
+set(llm_FRAMEWORK_DIRS_RELEASE )
+set(llm_FRAMEWORKS_RELEASE )
+set(llm_BUILD_DIRS_RELEASE )
+set(llm_NO_SONAME_MODE_RELEASE FALSE)
+
+
+# COMPOUND VARIABLES
+set(llm_COMPILE_OPTIONS_RELEASE)
+if (NOT "${llm_COMPILE_OPTIONS_CXX_RELEASE}" STREQUAL "")
+    list(APPEND llm_COMPILE_OPTIONS_RELEASE
+        "$<$<COMPILE_LANGUAGE:CXX>:${llm_COMPILE_OPTIONS_CXX_RELEASE}>")
+endif ()
+if (NOT "${llm_COMPILE_OPTIONS_C_RELEASE}" STREQUAL "")
+    list(APPEND llm_COMPILE_OPTIONS_RELEASE
+        "$<$<COMPILE_LANGUAGE:C>:${llm_COMPILE_OPTIONS_C_RELEASE}>")
+endif ()
+set(llm_LINKER_FLAGS_RELEASE)
+if (NOT "${llm_SHARED_LINK_FLAGS_RELEASE}" STREQUAL "")
+    list(APPEND llm_LINKER_FLAGS_RELEASE
+        "$<$<OR:$<STREQUAL:$<TARGET_PROPERTY:TYPE>,SHARED_LIBRARY>,$<STREQUAL:$<TARGET_PROPERTY:TYPE>,MODULE_LIBRARY>>:${llm_SHARED_LINK_FLAGS_RELEASE}>")
+endif ()
+if (NOT "${llm_EXE_LINK_FLAGS_RELEASE}" STREQUAL "")
+    list(APPEND llm_LINKER_FLAGS_RELEASE
+        "$<$<STREQUAL:$<TARGET_PROPERTY:TYPE>,EXECUTABLE>:${llm_EXE_LINK_FLAGS_RELEASE}>")
+endif ()
+
+
+set(llm_COMPONENTS_RELEASE )
