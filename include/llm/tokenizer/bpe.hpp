@@ -1,0 +1,174 @@
+// SPDX-License-Identifier: Apache-2.0
+// The BPE merge loop shared by every tokenizer: a plain reference and the fast path (cached pair ranks, heap for long pieces).
+#pragma once
+
+#include <llm/config.hpp>
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <queue>
+#include <string_view>
+#include <vector>
+
+namespace llm::tokenizer {
+
+/// One symbol of a piece being merged: bytes [begin, end) of the piece and its token id.
+struct bpe_symbol {
+    std::uint32_t begin;
+    std::uint32_t end;
+    std::uint32_t id;
+};
+
+/// What a ranker says about two adjacent symbols: the merge priority (lower merges first;
+/// `none` when the pair does not merge) and the id of the merged symbol.
+struct bpe_merge {
+    static constexpr std::uint32_t none = 0xffffffffu;
+    std::uint32_t priority = none;
+    std::uint32_t id = none;
+};
+
+/// A merge-rule policy. `r.rank(piece, a, b)` ranks the adjacent symbols a, b of `piece`.
+/// tiktoken ranks the concatenated bytes as a token; Hugging Face looks the id pair up in its
+/// merges list; SentencePiece ranks the concatenation by its piece score.
+template <class R>
+concept bpe_ranker = requires(const R& r, std::string_view piece, bpe_symbol a, bpe_symbol b) {
+    { r.rank(piece, a, b) } -> std::same_as<bpe_merge>;
+};
+
+/// Reference BPE: while some adjacent pair merges, merge the one with the lowest priority,
+/// leftmost on ties, recomputing every pair each round (O(n^2) lookups). The oracle for tests.
+/// `syms` holds the initial symbols of `piece` in order and receives the final ones.
+/// Template parameters: R, the merge-rule policy.
+/// Example: `llm::tokenizer::bpe_merge_reference(piece, syms, ranker);`
+template <bpe_ranker R>
+void bpe_merge_reference(std::string_view piece, std::vector<bpe_symbol>& syms, const R& r) {
+    for (;;) {
+        bpe_merge best;
+        std::size_t at = 0;
+        for (std::size_t k = 0; k + 1 < syms.size(); ++k) {
+            const bpe_merge m = r.rank(piece, syms[k], syms[k + 1]);
+            if (m.priority < best.priority) {
+                best = m;
+                at = k;
+            }
+        }
+        if (best.priority == bpe_merge::none) return;
+        syms[at] = {syms[at].begin, syms[at + 1].end, best.id};
+        syms.erase(syms.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+    }
+}
+
+/// Scratch memory for bpe_merge, reused across calls to avoid allocations.
+struct bpe_workspace {
+    std::vector<bpe_merge> ranks;
+    struct node {
+        std::uint32_t prev, next, version;
+    };
+    std::vector<node> nodes;
+    struct entry {
+        std::uint32_t priority, begin, k, version, id;
+        bool operator>(const entry& o) const noexcept {
+            return priority != o.priority ? priority > o.priority : begin > o.begin;
+        }
+    };
+    std::vector<entry> heap;
+};
+
+namespace detail {
+
+// Pieces up to this many symbols use the array scan (tiktoken's algorithm with cached pair
+// ranks: O(n) per merge, tiny constants); longer ones the heap (O(n log n) in all), so a
+// 100,000-character run without spaces is not quadratic. 48 was about the crossover on
+// random long words.
+inline constexpr std::size_t bpe_heap_threshold = 48;
+
+template <bpe_ranker R>
+void bpe_merge_scan(std::string_view piece, std::vector<bpe_symbol>& syms, const R& r, bpe_workspace& ws) {
+    auto& ranks = ws.ranks;
+    ranks.resize(syms.size());
+    for (std::size_t k = 0; k + 1 < syms.size(); ++k) ranks[k] = r.rank(piece, syms[k], syms[k + 1]);
+    ranks.back() = {};
+    while (syms.size() > 1) {
+        std::uint32_t best = bpe_merge::none;
+        std::size_t at = 0;
+        for (std::size_t k = 0; k + 1 < syms.size(); ++k) {
+            if (ranks[k].priority < best) {
+                best = ranks[k].priority;
+                at = k;
+            }
+        }
+        if (best == bpe_merge::none) return;
+        syms[at] = {syms[at].begin, syms[at + 1].end, ranks[at].id};
+        syms.erase(syms.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+        ranks.erase(ranks.begin() + static_cast<std::ptrdiff_t>(at) + 1);
+        ranks[at] = at + 1 < syms.size() ? r.rank(piece, syms[at], syms[at + 1]) : bpe_merge{};
+        if (at > 0) ranks[at - 1] = r.rank(piece, syms[at - 1], syms[at]);
+    }
+}
+
+template <bpe_ranker R>
+void bpe_merge_heap(std::string_view piece, std::vector<bpe_symbol>& syms, const R& r, bpe_workspace& ws) {
+    constexpr std::uint32_t end = 0xffffffffu;
+    const auto n = static_cast<std::uint32_t>(syms.size());
+    auto& nodes = ws.nodes;
+    nodes.resize(n);
+    auto& heap = ws.heap;
+    heap.clear();
+    const auto cmp = std::greater<bpe_workspace::entry>{};
+    auto push = [&](std::uint32_t k) {
+        const std::uint32_t nx = nodes[k].next;
+        if (nx == end) return;
+        const bpe_merge m = r.rank(piece, syms[k], syms[nx]);
+        if (m.priority == bpe_merge::none) return;
+        heap.push_back({m.priority, syms[k].begin, k, nodes[k].version, m.id});
+        std::push_heap(heap.begin(), heap.end(), cmp);
+    };
+    for (std::uint32_t k = 0; k < n; ++k) nodes[k] = {k == 0 ? end : k - 1, k + 1 == n ? end : k + 1, 0};
+    for (std::uint32_t k = 0; k + 1 < n; ++k) {
+        const bpe_merge m = r.rank(piece, syms[k], syms[k + 1]);
+        if (m.priority != bpe_merge::none) heap.push_back({m.priority, syms[k].begin, k, 0, m.id});
+    }
+    std::make_heap(heap.begin(), heap.end(), cmp);
+    while (!heap.empty()) {
+        std::pop_heap(heap.begin(), heap.end(), cmp);
+        const bpe_workspace::entry e = heap.back();
+        heap.pop_back();
+        // A stale entry: the pair starting at k changed (or k was merged away) after it was pushed.
+        if (nodes[e.k].version != e.version) continue;
+        const std::uint32_t k = e.k, nx = nodes[k].next;
+        syms[k] = {syms[k].begin, syms[nx].end, e.id};
+        nodes[nx].version = end;  // dead: no entry can match it again
+        nodes[k].next = nodes[nx].next;
+        if (nodes[k].next != end) nodes[nodes[k].next].prev = k;
+        ++nodes[k].version;
+        push(k);
+        if (nodes[k].prev != end) {
+            ++nodes[nodes[k].prev].version;
+            push(nodes[k].prev);
+        }
+    }
+    std::uint32_t out = 0;
+    for (std::uint32_t k = 0; k != end; k = nodes[k].next) syms[out++] = syms[k];
+    syms.resize(out);
+}
+
+}  // namespace detail
+
+/// BPE merging with the same result as bpe_merge_reference: lowest priority first, leftmost on
+/// ties. Near-linear: O(n) per merge with cached pair ranks for short pieces, a heap with lazy
+/// invalidation (O(n log n)) for long ones.
+/// Template parameters: R, the merge-rule policy.
+/// Example: `llm::tokenizer::bpe_workspace ws; llm::tokenizer::bpe_merge_fast(piece, syms, ranker, ws);`
+template <bpe_ranker R>
+void bpe_merge_fast(std::string_view piece, std::vector<bpe_symbol>& syms, const R& r, bpe_workspace& ws) {
+    if (syms.size() < 2) return;
+    if (syms.size() <= detail::bpe_heap_threshold) {
+        detail::bpe_merge_scan(piece, syms, r, ws);
+    } else {
+        detail::bpe_merge_heap(piece, syms, r, ws);
+    }
+}
+
+}  // namespace llm::tokenizer
