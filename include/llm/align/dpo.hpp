@@ -1,0 +1,405 @@
+// SPDX-License-Identifier: Apache-2.0
+// The DPO family: one policy type per TRL DPOTrainer loss_type, plus cDPO, reference-free mode and R-DPO.
+#pragma once
+
+#include <llm/align/detail/pair_io.hpp>
+#include <llm/align/pair_loss.hpp>
+#include <llm/core/error.hpp>
+#include <llm/core/math.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <numeric>
+#include <string_view>
+#include <vector>
+
+// Formulas follow TRL 1.16.0, trl/trainer/dpo_trainer.py, DPOTrainer._compute_loss (the
+// f_divergence_type = reverse_kl path); label smoothing of the sigmoid loss (cDPO) and
+// reference_free are from TRL 0.27.2's DPOTrainer.dpo_loss, which 1.x dropped; R-DPO's length
+// regulariser is from Park et al. 2024 (arXiv 2403.19159, eq. 9), which TRL never had.
+// Notation: x = chosen - ref_chosen, y = rejected - ref_rejected (summed log-probs),
+// delta = x - y, z = beta * delta.
+
+namespace llm::align {
+
+/// Parameters of the DPO-family losses (TRL's DPOConfig names and defaults).
+struct dpo_config {
+    double beta = 0.1;             ///< > 0; IPO's tau, SPPO's eta^-1
+    double label_smoothing = 0.0;  ///< sigmoid (cDPO), robust, aot*: [0, 0.5); exo_pair: (0, 1)
+    double discopop_tau = 0.05;    ///< > 0, discopop only
+    bool reference_free = false;   ///< reference log-probs taken as 0 (ref views may be empty)
+    double rdpo_alpha = 0.0;       ///< >= 0; R-DPO: sigmoid loss of z - alpha * (|y_w| - |y_l|)
+};
+
+namespace detail {
+
+inline void validate_dpo(std::string_view name, const dpo_config& c) {
+    check(std::isfinite(c.beta) && c.beta > 0, "dpo_config(", name, "): beta = ", c.beta, " must be > 0");
+    check(std::isfinite(c.label_smoothing) && c.label_smoothing >= 0 && c.label_smoothing < 1, "dpo_config(", name,
+          "): label_smoothing = ", c.label_smoothing, " must be in [0, 1)");
+    check(std::isfinite(c.rdpo_alpha) && c.rdpo_alpha >= 0, "dpo_config(", name, "): rdpo_alpha = ", c.rdpo_alpha,
+          " must be >= 0");
+    check(c.rdpo_alpha == 0 || name == "sigmoid", "dpo_config(", name, "): rdpo_alpha = ", c.rdpo_alpha,
+          " applies to the sigmoid loss only");
+}
+
+inline void validate_smoothing_below_half(std::string_view name, const dpo_config& c) {
+    check(c.label_smoothing < 0.5, "dpo_config(", name, "): label_smoothing = ", c.label_smoothing,
+          " must be in [0, 0.5)");
+}
+
+/// -(1 - eps) log sigmoid(z) - eps log sigmoid(-z) and its slope: the smoothed logistic loss
+/// shared by sigmoid (cDPO), aot and aot_unpaired.
+template <class T>
+pair_value<T> smoothed_logistic(T z, T eps) {
+    return {-(T(1) - eps) * log_sigmoid(z) - eps * log_sigmoid(-z), -(T(1) - eps) * sigmoid(-z) + eps * sigmoid(z),
+            T(0)};
+}
+
+/// Shared shape of the losses that are a function of one pair at a time: Derived::pair(cfg, x, y,
+/// chosen_tokens, rejected_tokens) gives the loss and its slopes w.r.t. x and y.
+template <class Derived>
+struct dpo_elementwise {
+    using config = dpo_config;
+    static constexpr bool needs_tokens = false;
+    static constexpr bool needs_reference(const dpo_config& c) { return !c.reference_free; }
+    static void validate(const dpo_config& c) { validate_dpo(Derived::name, c); }
+
+    template <class T>
+    static pair_terms evaluate(const dpo_config& c, const pair_io<T>& io) {
+        if constexpr (Derived::needs_tokens) {
+            require_tokens(Derived::name, io, true);
+        }
+        log_ratio_rewards(io, static_cast<T>(c.beta));
+        const auto tokens = [](const std::size_t* p, std::size_t i) {
+            return p != nullptr ? static_cast<T>(p[i]) : T(0);
+        };
+        return {mean_over_pairs(io, [&](std::size_t i) {
+            return Derived::pair(c, io.chosen[i] - io.ref_c(i), io.rejected[i] - io.ref_r(i),
+                                 tokens(io.chosen_tokens, i), tokens(io.rejected_tokens, i));
+        })};
+    }
+};
+
+}  // namespace detail
+
+/// loss_type "sigmoid": -log sigmoid(z) (DPO); with label_smoothing eps, cDPO's
+/// -(1-eps) log sigmoid(z) - eps log sigmoid(-z); with rdpo_alpha, z -= alpha * (|y_w| - |y_l|) (R-DPO,
+/// needs token counts).
+/// Example: `llm::align::pair_loss<llm::align::dpo_sigmoid>({.beta = 0.1}, in, out);`
+struct dpo_sigmoid : detail::dpo_elementwise<dpo_sigmoid> {
+    static constexpr std::string_view name = "sigmoid";
+    static void validate(const dpo_config& c) {
+        detail::validate_dpo(name, c);
+        detail::validate_smoothing_below_half(name, c);
+    }
+    template <class T>
+    static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
+        if (c.rdpo_alpha != 0) {
+            detail::require_tokens(name, io, true);
+        }
+        return dpo_elementwise::evaluate(c, io);
+    }
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
+        const T beta = static_cast<T>(c.beta);
+        const T z = beta * (x - y) - static_cast<T>(c.rdpo_alpha) * (lc - lr);
+        const auto v = detail::smoothed_logistic(z, static_cast<T>(c.label_smoothing));
+        return {v.loss, beta * v.d_chosen, -beta * v.d_chosen};
+    }
+};
+
+/// loss_type "hinge" (SLiC): relu(1 - z).
+/// Example: `llm::align::pair_loss<llm::align::dpo_hinge>({.beta = 1.0}, in, out);`
+struct dpo_hinge : detail::dpo_elementwise<dpo_hinge> {
+    static constexpr std::string_view name = "hinge";
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+        const T beta = static_cast<T>(c.beta);
+        const T m = T(1) - beta * (x - y);
+        // relu'(0) = 0, as torch.relu's backward
+        return m > T(0) ? detail::pair_value<T>{m, -beta, beta} : detail::pair_value<T>{T(0), T(0), T(0)};
+    }
+};
+
+/// loss_type "ipo": (x / |y_w| - y / |y_l| - 1 / (2 beta))^2, TRL 1.x's length-normalised IPO
+/// (token counts clamped to >= 1; needs token counts).
+/// Example: `llm::align::pair_loss<llm::align::dpo_ipo>({.beta = 0.5}, in, out);`
+struct dpo_ipo : detail::dpo_elementwise<dpo_ipo> {
+    static constexpr std::string_view name = "ipo";
+    static constexpr bool needs_tokens = true;
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
+        const T mc = std::max(lc, T(1));
+        const T mr = std::max(lr, T(1));
+        const T d = x / mc - y / mr - T(1) / (T(2) * static_cast<T>(c.beta));
+        return {d * d, T(2) * d / mc, -T(2) * d / mr};
+    }
+};
+
+/// loss_type "exo_pair" (EXO eq. 16): KL(softmax(z) || [1-eps, eps]) over {chosen, rejected};
+/// label_smoothing = eps in (0, 1) (the paper suggests 1e-3).
+/// Example: `llm::align::pair_loss<llm::align::dpo_exo_pair>({.beta = 0.1, .label_smoothing = 1e-3}, in, out);`
+struct dpo_exo_pair : detail::dpo_elementwise<dpo_exo_pair> {
+    static constexpr std::string_view name = "exo_pair";
+    static void validate(const dpo_config& c) {
+        detail::validate_dpo(name, c);
+        check(c.label_smoothing > 0, "dpo_config(exo_pair): label_smoothing = ", c.label_smoothing,
+              " must be in (0, 1) (EXO suggests 1e-3)");
+    }
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+        using std::log;
+        using std::log1p;
+        const T beta = static_cast<T>(c.beta);
+        const T eps = static_cast<T>(c.label_smoothing);
+        const T z = beta * (x - y);
+        const T qw = sigmoid(z);
+        const T ql = sigmoid(-z);
+        const T log_pw = log1p(-eps);
+        const T log_pl = log(eps);
+        const T loss = qw * (log_sigmoid(z) - log_pw) + ql * (log_sigmoid(-z) - log_pl);
+        // d/dz: qw * ql * (log_sigmoid(z) - log_sigmoid(-z) - log_pw + log_pl), and the first
+        // difference is z exactly
+        const T g = qw * ql * (z - log_pw + log_pl);
+        return {loss, beta * g, -beta * g};
+    }
+};
+
+/// loss_type "nca_pair" (NCA): -log sigmoid(beta x) - 0.5 log sigmoid(-beta x) - 0.5 log sigmoid(-beta y).
+/// Example: `llm::align::pair_loss<llm::align::dpo_nca_pair>({}, in, out);`
+struct dpo_nca_pair : detail::dpo_elementwise<dpo_nca_pair> {
+    static constexpr std::string_view name = "nca_pair";
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+        const T beta = static_cast<T>(c.beta);
+        const T a = beta * x;
+        const T b = beta * y;
+        const T loss = -log_sigmoid(a) - T(0.5) * log_sigmoid(-a) - T(0.5) * log_sigmoid(-b);
+        return {loss, beta * (-sigmoid(-a) + T(0.5) * sigmoid(a)), beta * T(0.5) * sigmoid(b)};
+    }
+};
+
+/// loss_type "robust" (rDPO): ((1-eps)(-log sigmoid(z)) + eps log sigmoid(-z)) / (1 - 2 eps),
+/// eps = label_smoothing in [0, 0.5), the flip probability.
+/// Example: `llm::align::pair_loss<llm::align::dpo_robust>({.label_smoothing = 0.1}, in, out);`
+struct dpo_robust : detail::dpo_elementwise<dpo_robust> {
+    static constexpr std::string_view name = "robust";
+    static void validate(const dpo_config& c) {
+        detail::validate_dpo(name, c);
+        detail::validate_smoothing_below_half(name, c);
+    }
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+        const T beta = static_cast<T>(c.beta);
+        const T eps = static_cast<T>(c.label_smoothing);
+        const T z = beta * (x - y);
+        const T scale = T(1) / (T(1) - T(2) * eps);
+        const T loss = (-(T(1) - eps) * log_sigmoid(z) + eps * log_sigmoid(-z)) * scale;
+        const T g = (-(T(1) - eps) * sigmoid(-z) - eps * sigmoid(z)) * scale;
+        return {loss, beta * g, -beta * g};
+    }
+};
+
+/// loss_type "bco_pair" (BCO, as TRL 1.x: no running reward shift): -log sigmoid(beta x) - log sigmoid(-beta y).
+/// Example: `llm::align::pair_loss<llm::align::dpo_bco_pair>({}, in, out);`
+struct dpo_bco_pair : detail::dpo_elementwise<dpo_bco_pair> {
+    static constexpr std::string_view name = "bco_pair";
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+        const T beta = static_cast<T>(c.beta);
+        const T a = beta * x;
+        const T b = beta * y;
+        return {-log_sigmoid(a) - log_sigmoid(-b), -beta * sigmoid(-a),
+                beta * sigmoid(b)};
+    }
+};
+
+/// loss_type "sppo_hard" (SPPO with hard labels): (x - 1/(2 beta))^2 + (y + 1/(2 beta))^2.
+/// Example: `llm::align::pair_loss<llm::align::dpo_sppo_hard>({}, in, out);`
+struct dpo_sppo_hard : detail::dpo_elementwise<dpo_sppo_hard> {
+    static constexpr std::string_view name = "sppo_hard";
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+        const T half_inv_beta = T(0.5) / static_cast<T>(c.beta);
+        const T dw = x - half_inv_beta;
+        const T dl = y + half_inv_beta;
+        return {dw * dw + dl * dl, T(2) * dw, T(2) * dl};
+    }
+};
+
+/// loss_type "apo_zero" (APO eq. 7): 1 - sigmoid(beta x) + sigmoid(beta y).
+/// Example: `llm::align::pair_loss<llm::align::dpo_apo_zero>({}, in, out);`
+struct dpo_apo_zero : detail::dpo_elementwise<dpo_apo_zero> {
+    static constexpr std::string_view name = "apo_zero";
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+        const T beta = static_cast<T>(c.beta);
+        const T sa = sigmoid(beta * x);
+        const T sb = sigmoid(beta * y);
+        // sigmoid' = sigmoid(u) sigmoid(-u), written with both factors so neither cancels
+        return {(T(1) - sa) + sb, -beta * sa * sigmoid(-beta * x), beta * sb * sigmoid(-beta * y)};
+    }
+};
+
+/// loss_type "apo_down" (APO eq. 8): sigmoid(beta x) + 1 - sigmoid(z).
+/// Example: `llm::align::pair_loss<llm::align::dpo_apo_down>({}, in, out);`
+struct dpo_apo_down : detail::dpo_elementwise<dpo_apo_down> {
+    static constexpr std::string_view name = "apo_down";
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+        const T beta = static_cast<T>(c.beta);
+        const T a = beta * x;
+        const T z = beta * (x - y);
+        const T sa = sigmoid(a);
+        const T sz = sigmoid(z);
+        const T dsa = sa * sigmoid(-a);
+        const T dsz = sz * sigmoid(-z);
+        return {sa + (T(1) - sz), beta * (dsa - dsz), beta * dsz};
+    }
+};
+
+/// loss_type "discopop" (DiscoPOP / LRML eq. 5): with m = sigmoid(z / tau),
+/// -log sigmoid(z) (1 - m) + exp(-z) m; the second term is evaluated as exp(-z + log sigmoid(z/tau)),
+/// so it stays finite where TRL's literal form gives inf * 0 (z << 0) whenever tau <= 1.
+/// Example: `llm::align::pair_loss<llm::align::dpo_discopop>({.discopop_tau = 0.05}, in, out);`
+struct dpo_discopop : detail::dpo_elementwise<dpo_discopop> {
+    static constexpr std::string_view name = "discopop";
+    static void validate(const dpo_config& c) {
+        detail::validate_dpo(name, c);
+        check(std::isfinite(c.discopop_tau) && c.discopop_tau > 0, "dpo_config(discopop): discopop_tau = ",
+              c.discopop_tau, " must be > 0");
+    }
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+        const T beta = static_cast<T>(c.beta);
+        const T tau = static_cast<T>(c.discopop_tau);
+        const T z = beta * (x - y);
+        const T m = sigmoid(z / tau);
+        const T one_minus_m = sigmoid(-z / tau);
+        const T ls = log_sigmoid(z);
+        const T e = std::exp(-z + log_sigmoid(z / tau));  // m * exp(-z)
+        const T loss = -ls * one_minus_m + e;
+        // d/dz with m' = m (1 - m) / tau: m' (log sigmoid(z) + exp(-z)) - (1 - m) sigmoid(-z) - m exp(-z)
+        const T g = m * one_minus_m / tau * ls + one_minus_m * e / tau - one_minus_m * sigmoid(-z) - e;
+        return {loss, beta * g, -beta * g};
+    }
+};
+
+/// loss_type "sigmoid_norm": -log sigmoid(beta (x / |y_w| - y / |y_l|)) (token counts clamped to
+/// >= 1; needs token counts).
+/// Example: `llm::align::pair_loss<llm::align::dpo_sigmoid_norm>({}, in, out);`
+struct dpo_sigmoid_norm : detail::dpo_elementwise<dpo_sigmoid_norm> {
+    static constexpr std::string_view name = "sigmoid_norm";
+    static constexpr bool needs_tokens = true;
+    template <class T>
+    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
+        const T beta = static_cast<T>(c.beta);
+        const T mc = std::max(lc, T(1));
+        const T mr = std::max(lr, T(1));
+        const T z = beta * (x / mc - y / mr);
+        const T g = -beta * sigmoid(-z);
+        return {-log_sigmoid(z), g / mc, -g / mr};
+    }
+};
+
+namespace detail {
+
+// Indices 0..n-1 ordered by key(i) ascending; stable, so ties keep input order (torch.sort
+// does not promise an order for ties; tied keys give the same loss either way).
+template <class Key>
+std::vector<std::size_t> argsort(std::size_t n, Key key) {
+    std::vector<std::size_t> idx(n);
+    std::iota(idx.begin(), idx.end(), std::size_t{0});
+    std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
+    return idx;
+}
+
+// AOT: the smoothed logistic loss of beta * (u_sorted[k] - v_sorted[k]); loss k's slope goes to
+// the pair that supplied u's k-th smallest (chosen +, rejected -) and, for aot_unpaired, to the
+// pair that supplied v's k-th smallest rejected entry.
+template <class T, class U, class V>
+pair_terms aot_evaluate(const dpo_config& c, const pair_io<T>& io, U u, V v, bool v_is_rejected) {
+    log_ratio_rewards(io, static_cast<T>(c.beta));
+    const auto pu = argsort(io.n, u);
+    const auto pv = argsort(io.n, v);
+    const T beta = static_cast<T>(c.beta);
+    const T inv_n = T(1) / static_cast<T>(io.n);
+    std::fill(io.d_chosen, io.d_chosen + io.n, T(0));
+    std::fill(io.d_rejected, io.d_rejected + io.n, T(0));
+    double sum = 0;
+    for (std::size_t k = 0; k < io.n; ++k) {
+        const auto l = smoothed_logistic(beta * (u(pu[k]) - v(pv[k])), static_cast<T>(c.label_smoothing));
+        io.losses[k] = l.loss;
+        sum += static_cast<double>(l.loss);
+        const T g = beta * l.d_chosen * inv_n;
+        io.d_chosen[pu[k]] += g;
+        if (v_is_rejected) {
+            io.d_rejected[pv[k]] -= g;
+        } else {
+            io.d_rejected[pu[k]] -= g;
+        }
+    }
+    return {sum / static_cast<double>(io.n)};
+}
+
+template <class Derived>
+struct dpo_batchwise {
+    using config = dpo_config;
+    static constexpr bool needs_tokens = false;
+    static constexpr bool needs_reference(const dpo_config& c) { return !c.reference_free; }
+    static void validate(const dpo_config& c) {
+        validate_dpo(Derived::name, c);
+        validate_smoothing_below_half(Derived::name, c);
+    }
+};
+
+}  // namespace detail
+
+/// loss_type "aot" (AOT, paired): sort the policy log-ratios (chosen - rejected) and the reference
+/// log-ratios separately and apply the smoothed logistic loss to beta * (their difference) rank by
+/// rank. Per-example loss k belongs to rank k.
+/// Example: `llm::align::pair_loss<llm::align::dpo_aot>({}, in, out);`
+struct dpo_aot : detail::dpo_batchwise<dpo_aot> {
+    static constexpr std::string_view name = "aot";
+    template <class T>
+    static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
+        return detail::aot_evaluate(
+            c, io, [&](std::size_t i) { return io.chosen[i] - io.rejected[i]; },
+            [&](std::size_t i) { return io.ref_c(i) - io.ref_r(i); }, false);
+    }
+};
+
+/// loss_type "aot_unpaired" (TRL 0.x "aot_pair"): sort the chosen log-ratios x and the rejected
+/// log-ratios y separately and apply the smoothed logistic loss to beta * (x_(k) - y_(k)).
+/// Example: `llm::align::pair_loss<llm::align::dpo_aot_unpaired>({}, in, out);`
+struct dpo_aot_unpaired : detail::dpo_batchwise<dpo_aot_unpaired> {
+    static constexpr std::string_view name = "aot_unpaired";
+    template <class T>
+    static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
+        return detail::aot_evaluate(
+            c, io, [&](std::size_t i) { return io.chosen[i] - io.ref_c(i); },
+            [&](std::size_t i) { return io.rejected[i] - io.ref_r(i); }, true);
+    }
+};
+
+/// loss_type "sft": the token-mean NLL of the chosen responses, -sum(chosen) / sum(chosen_tokens),
+/// every per-example entry equal to it (TRL expands the scalar). Needs token counts (> 0).
+/// Example: `llm::align::pair_loss<llm::align::dpo_sft>({}, in, out);`
+struct dpo_sft : detail::dpo_batchwise<dpo_sft> {
+    static constexpr std::string_view name = "sft";
+    static constexpr bool needs_tokens = true;
+    template <class T>
+    static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
+        detail::require_tokens(name, io, false);
+        detail::log_ratio_rewards(io, static_cast<T>(c.beta));
+        std::fill(io.d_chosen, io.d_chosen + io.n, T(0));
+        std::fill(io.d_rejected, io.d_rejected + io.n, T(0));
+        const double nll = detail::add_chosen_nll(io, 1.0);
+        std::fill(io.losses, io.losses + io.n, static_cast<T>(nll));
+        return {nll, nll};
+    }
+};
+
+}  // namespace llm::align

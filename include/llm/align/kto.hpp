@@ -1,0 +1,206 @@
+// SPDX-License-Identifier: Apache-2.0
+// KTO and unpaired APO-zero: losses on unpaired desirable/undesirable examples with a supplied KL estimate.
+#pragma once
+
+#include <llm/core/math.hpp>
+#include <llm/core/error.hpp>
+#include <llm/tensor/tensor_view.hpp>
+
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <string_view>
+
+// Formulas: TRL 1.16.0, trl/trainer/kto_trainer.py, KTOTrainer._compute_loss (loss_type "kto",
+// eq. 7 of Ethayarajh et al. 2024, arXiv 2402.01306, and "apo_zero_unpaired"); loss = mean of the
+// weighted per-example losses.
+
+namespace llm::align {
+
+/// Parameters of the unpaired losses (TRL's KTOConfig names and defaults).
+struct kto_config {
+    double beta = 0.1;                ///< > 0
+    double desirable_weight = 1.0;    ///< >= 0, lambda_D
+    double undesirable_weight = 1.0;  ///< >= 0, lambda_U
+    double kl = 0.0;                  ///< the KL estimate z_ref (>= 0, no gradient); see kto_kl_estimate
+};
+
+/// One example's loss before its weight, and its slope w.r.t. the policy log-prob.
+template <class T>
+struct unpaired_value {
+    T loss;
+    T slope;
+};
+
+/// An unpaired loss policy: `value(cfg, r, desirable)` gives the unweighted loss of an example
+/// with log-ratio r = logp - ref_logp and its slope w.r.t. r. Policies: kto, apo_zero_unpaired.
+template <class L>
+concept unpaired_loss_policy = requires(const kto_config& c, double r, float rf, bool d) {
+    { L::name } -> std::convertible_to<std::string_view>;
+    { L::value(c, r, d) } -> std::same_as<unpaired_value<double>>;
+    { L::value(c, rf, d) } -> std::same_as<unpaired_value<float>>;
+};
+
+/// KTO (eq. 7): desirable 1 - sigmoid(beta (r - kl)), undesirable 1 - sigmoid(beta (kl - r)).
+/// Example: `llm::align::unpaired_loss<llm::align::kto>({.beta = 0.1, .kl = kl}, in, out);`
+struct kto {
+    static constexpr std::string_view name = "kto";
+    template <class T>
+    static unpaired_value<T> value(const kto_config& c, T r, bool desirable) {
+        const T beta = static_cast<T>(c.beta);
+        const T u = desirable ? beta * (r - static_cast<T>(c.kl)) : beta * (static_cast<T>(c.kl) - r);
+        // 1 - sigmoid(u) = sigmoid(-u); its derivative -sigmoid(u) sigmoid(-u), times du/dr = +-beta
+        const T s = sigmoid(u) * sigmoid(-u);
+        return {sigmoid(-u), desirable ? -beta * s : beta * s};
+    }
+};
+
+/// loss_type "apo_zero_unpaired": desirable 1 - sigmoid(beta r), undesirable sigmoid(beta r); ignores kl.
+/// Example: `llm::align::unpaired_loss<llm::align::apo_zero_unpaired>({.beta = 0.1}, in, out);`
+struct apo_zero_unpaired {
+    static constexpr std::string_view name = "apo_zero_unpaired";
+    template <class T>
+    static unpaired_value<T> value(const kto_config& c, T r, bool desirable) {
+        const T beta = static_cast<T>(c.beta);
+        const T u = beta * r;
+        const T s = beta * sigmoid(u) * sigmoid(-u);
+        return desirable ? unpaired_value<T>{sigmoid(-u), -s} : unpaired_value<T>{sigmoid(u), s};
+    }
+};
+
+/// Inputs of an unpaired loss, each (N), N >= 1:
+///   logps, ref_logps: policy and reference log-probs summed over each response;
+///   desirable: nonzero for a desirable (chosen) example, 0 for an undesirable one.
+/// Template parameters:
+///   T — float or double.
+/// Example: `llm::align::unpaired_batch<float> in{logps, ref_logps, labels};`
+template <class T>
+struct unpaired_batch {
+    tensor_view<const T, dims<1>> logps{};
+    tensor_view<const T, dims<1>> ref_logps{};
+    tensor_view<const std::uint8_t, dims<1>> desirable{};
+};
+
+/// Outputs of an unpaired loss, each (N), all written: per-example weighted losses (their mean is
+/// the batch loss), rewards beta * (logps - ref_logps), and d(batch loss) / d(logps[i]).
+/// Template parameters:
+///   T — float or double.
+/// Example: `llm::align::unpaired_outputs<float> out{losses, rewards, d_logps};`
+template <class T>
+struct unpaired_outputs {
+    tensor_view<T, dims<1>> losses{};
+    tensor_view<T, dims<1>> rewards{};
+    tensor_view<T, dims<1>> d_logps{};
+};
+
+/// What TRL's KTOTrainer logs for a batch.
+struct unpaired_stats {
+    double loss = 0;
+    double kl = 0;                 ///< the KL estimate used
+    double chosen_reward = 0;      ///< mean reward of the desirable examples (0 if none)
+    double rejected_reward = 0;    ///< mean reward of the undesirable examples (0 if none)
+    double margin = 0;             ///< chosen_reward - rejected_reward (0 unless both kinds present)
+    double chosen_logps = 0;       ///< mean policy log-prob of the desirable examples
+    double rejected_logps = 0;     ///< mean policy log-prob of the undesirable examples
+    std::size_t n_desirable = 0;
+    std::size_t n_undesirable = 0;
+};
+
+/// TRL's KL estimate for KTO: max(0, mean(kl_logps - ref_kl_logps)) over the mismatched
+/// (prompt, other completion) pairs. Shapes: both (M), M >= 1.
+/// Template parameters:
+///   T — float or double.
+/// Example: `cfg.kl = llm::align::kto_kl_estimate<float>(kl_logps, ref_kl_logps);`
+template <class T>
+double kto_kl_estimate(tensor_view<const T, dims<1>> kl_logps, tensor_view<const T, dims<1>> ref_kl_logps) {
+    check(kl_logps.size() > 0, "kto_kl_estimate: kl_logps is empty");
+    check(kl_logps.size() == ref_kl_logps.size(), "kto_kl_estimate: kl_logps has ", kl_logps.size(),
+          " entries but ref_kl_logps has ", ref_kl_logps.size());
+    double sum = 0;
+    for (std::size_t i = 0; i < kl_logps.size(); ++i) {
+        sum += static_cast<double>(kl_logps.data()[i]) - static_cast<double>(ref_kl_logps.data()[i]);
+    }
+    check(std::isfinite(sum), "kto_kl_estimate: the log-probs are not finite");
+    const double kl = sum / static_cast<double>(kl_logps.size());
+    return kl > 0 ? kl : 0.0;
+}
+
+/// Computes the unpaired loss L: weighted per-example losses, rewards and gradients w.r.t. the
+/// policy log-probs; returns what TRL logs.
+/// Shapes: every input and output (N).
+/// Throws llm::error on mismatched sizes, N = 0, non-finite inputs, beta <= 0, negative weights,
+/// a negative or non-finite kl.
+/// Template parameters:
+///   L — an unpaired_loss_policy (kto, apo_zero_unpaired);
+///   T — float or double.
+/// Example: `auto s = llm::align::unpaired_loss<llm::align::kto>({.beta = 0.1, .kl = 0.3}, in, out);`
+template <class L, class T>
+unpaired_stats unpaired_loss(const kto_config& c, const unpaired_batch<T>& in, const unpaired_outputs<T>& out) {
+    static_assert(unpaired_loss_policy<L>, "unpaired_loss: L must be an unpaired loss policy (kto, apo_zero_unpaired)");
+    static_assert(std::same_as<T, float> || std::same_as<T, double>, "unpaired_loss: T must be float or double");
+    const std::string_view fn = L::name;
+    check(std::isfinite(c.beta) && c.beta > 0, "unpaired_loss(", fn, "): beta = ", c.beta, " must be > 0");
+    check(std::isfinite(c.desirable_weight) && c.desirable_weight >= 0, "unpaired_loss(", fn,
+          "): desirable_weight = ", c.desirable_weight, " must be >= 0");
+    check(std::isfinite(c.undesirable_weight) && c.undesirable_weight >= 0, "unpaired_loss(", fn,
+          "): undesirable_weight = ", c.undesirable_weight, " must be >= 0");
+    check(std::isfinite(c.kl) && c.kl >= 0, "unpaired_loss(", fn, "): kl = ", c.kl, " must be >= 0");
+    const std::size_t n = in.logps.size();
+    check(n > 0, "unpaired_loss(", fn, "): the batch is empty (logps has 0 entries)");
+    const auto need = [&](std::size_t got, const char* what) {
+        check(got == n, "unpaired_loss(", fn, "): ", what, " has ", got, " entries but logps has ", n);
+    };
+    need(in.ref_logps.size(), "ref_logps");
+    need(in.desirable.size(), "desirable");
+    need(out.losses.size(), "losses");
+    need(out.rewards.size(), "rewards");
+    need(out.d_logps.size(), "d_logps");
+
+    const T* x = in.logps.data();
+    const T* ref = in.ref_logps.data();
+    const std::uint8_t* d = in.desirable.data();
+    for (std::size_t i = 0; i < n; ++i) {
+        check(std::isfinite(x[i]) && std::isfinite(ref[i]), "unpaired_loss(", fn, "): logps[", i, "] = ", x[i],
+              " or ref_logps[", i, "] = ", ref[i], " is not finite");
+    }
+    const T beta = static_cast<T>(c.beta);
+    const T inv_n = T(1) / static_cast<T>(n);
+    unpaired_stats s;
+    s.kl = c.kl;
+    double loss = 0;
+    for (std::size_t i = 0; i < n; ++i) {
+        const bool desirable = d[i] != 0;
+        const T r = x[i] - ref[i];
+        const T w = static_cast<T>(desirable ? c.desirable_weight : c.undesirable_weight);
+        const unpaired_value<T> v = L::value(c, r, desirable);
+        out.losses.data()[i] = w * v.loss;
+        out.d_logps.data()[i] = w * v.slope * inv_n;
+        out.rewards.data()[i] = beta * r;
+        loss += static_cast<double>(w * v.loss);
+        if (desirable) {
+            ++s.n_desirable;
+            s.chosen_reward += static_cast<double>(beta * r);
+            s.chosen_logps += static_cast<double>(x[i]);
+        } else {
+            ++s.n_undesirable;
+            s.rejected_reward += static_cast<double>(beta * r);
+            s.rejected_logps += static_cast<double>(x[i]);
+        }
+    }
+    s.loss = loss / static_cast<double>(n);
+    if (s.n_desirable > 0) {
+        s.chosen_reward /= static_cast<double>(s.n_desirable);
+        s.chosen_logps /= static_cast<double>(s.n_desirable);
+    }
+    if (s.n_undesirable > 0) {
+        s.rejected_reward /= static_cast<double>(s.n_undesirable);
+        s.rejected_logps /= static_cast<double>(s.n_undesirable);
+    }
+    if (s.n_desirable > 0 && s.n_undesirable > 0) {
+        s.margin = s.chosen_reward - s.rejected_reward;
+    }
+    return s;
+}
+
+}  // namespace llm::align
