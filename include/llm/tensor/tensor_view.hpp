@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::tensor_view: a non-owning pointer + layout mapping over elements that live elsewhere.
+#pragma once
+
+#include <llm/config.hpp>
+#include <llm/core/error.hpp>
+#include <llm/tensor/device.hpp>
+#include <llm/tensor/extents.hpp>
+#include <llm/tensor/layout.hpp>
+#include <llm/tensor/storage.hpp>
+
+#include <array>
+#include <concepts>
+#include <cstddef>
+#include <string>
+#include <type_traits>
+#include <utility>
+
+namespace llm {
+
+/// A non-owning view of elements laid out by a mapping: the pointer and the mapping are all
+/// it holds, so a view with fully static extents and a layout_right / layout_left mapping
+/// is exactly one pointer. Copying a view is cheap and shallow; constness of the elements is
+/// in T (`tensor_view<const float, ...>`), not in the view object.
+///
+/// Shape contract: data() addresses at least mapping().required_span_size() elements.
+/// Element access: operator() is unchecked (LLM_ASSERT in debug builds); at() checks bounds
+/// and throws llm::error.
+/// Template parameters:
+///   T       — element type, possibly const (trivially copyable).
+///   Extents — an llm::extents (static and/or dynamic dimensions).
+///   Layout  — a layout policy: layout_right (default), layout_left, layout_strided.
+///   Device  — where the elements live: llm::cpu (default) or llm::cuda.
+/// Example: `llm::tensor_view<const float, llm::dims<2>> a(ptr, rows, cols); float x = a(i, j);`
+template <tensor_element T, extents_like Extents, layout_policy Layout = layout_right, device_tag Device = cpu>
+class tensor_view {
+public:
+    using element_type = T;
+    using value_type = std::remove_cv_t<T>;
+    using extents_type = Extents;
+    using layout_type = Layout;
+    using mapping_type = typename Layout::template mapping<Extents>;
+    using device_type = Device;
+    using pointer = T*;
+    using reference = T&;
+    using index_type = std::size_t;
+
+    /// A null view; its dynamic extents are zero.
+    LLM_HD constexpr tensor_view() noexcept = default;
+
+    /// Views `p` through `m`. Unchecked (usable in device code): p must address
+    /// m.required_span_size() elements.
+    LLM_HD constexpr tensor_view(T* p, const mapping_type& m) noexcept : map_(m), ptr_(p) {}
+
+    /// Views `p` with extents `e` (for layout_strided: row-major strides). Throws llm::error
+    /// when p is null but the extents are not empty.
+    tensor_view(T* p, const Extents& e)
+        requires std::constructible_from<mapping_type, const Extents&>
+        : map_(mapping_type(e)), ptr_(p) {
+        if (p == nullptr && map_.required_span_size() != 0) [[unlikely]] {
+            fail("tensor_view: data pointer is null for extents ", tensor_detail::shape_string(e));
+        }
+    }
+
+    /// Views `p` with the given sizes: rank_dynamic() of them, or rank() (static ones must
+    /// match). Example: `tensor_view<float, extents<dyn, 64>> v(p, n);`
+    template <std::integral... Sizes>
+        requires std::constructible_from<Extents, Sizes...> && std::constructible_from<mapping_type, const Extents&>
+    explicit(sizeof...(Sizes) == 0) tensor_view(T* p, Sizes... sizes) : tensor_view(p, Extents(sizes...)) {}
+
+    /// From another view: adds const (view<float> -> view<const float>), forgets static
+    /// extents (implicit) or asserts them (explicit, checked), and turns layout_right /
+    /// layout_left into layout_strided (implicit).
+    template <class U, class OtherExtents, class OtherLayout>
+        requires std::convertible_to<U (*)[], T (*)[]> &&
+                 std::constructible_from<mapping_type, const typename OtherLayout::template mapping<OtherExtents>&>
+    LLM_HD constexpr explicit(!std::convertible_to<const typename OtherLayout::template mapping<OtherExtents>&, mapping_type>)
+        tensor_view(const tensor_view<U, OtherExtents, OtherLayout, Device>& other)
+        : map_(other.mapping()), ptr_(other.data()) {}
+
+    LLM_HD static constexpr std::size_t rank() noexcept { return Extents::rank(); }
+    LLM_HD static constexpr std::size_t rank_dynamic() noexcept { return Extents::rank_dynamic(); }
+    LLM_HD static constexpr std::size_t static_extent(std::size_t r) noexcept { return Extents::static_extent(r); }
+
+    LLM_HD constexpr T* data() const noexcept { return ptr_; }
+    LLM_HD constexpr const mapping_type& mapping() const noexcept { return map_; }
+    LLM_HD constexpr const Extents& extents() const noexcept { return map_.extents(); }
+    LLM_HD constexpr std::size_t extent(std::size_t r) const noexcept { return map_.extents().extent(r); }
+    /// Elements between consecutive indices of dimension r.
+    LLM_HD constexpr std::size_t stride(std::size_t r) const noexcept { return map_.stride(r); }
+    LLM_HD constexpr std::size_t size() const noexcept { return map_.extents().size(); }
+    LLM_HD constexpr bool empty() const noexcept { return size() == 0; }
+    LLM_HD constexpr std::size_t required_span_size() const noexcept { return map_.required_span_size(); }
+    LLM_HD constexpr bool is_contiguous() const noexcept { return map_.is_contiguous(); }
+    LLM_HD constexpr bool is_unique() const noexcept { return map_.is_unique(); }
+
+    /// Element at (is...), unchecked; every index must be below its extent.
+    template <std::integral... Is>
+        requires(sizeof...(Is) == Extents::rank())
+    LLM_HD constexpr T& operator()(Is... is) const noexcept {
+#if !defined(__CUDA_ARCH__)  // LLM_ASSERT prints with fprintf, which device code lacks
+        LLM_ASSERT(in_bounds(is...));
+#endif
+        return ptr_[map_(is...)];
+    }
+
+    /// Element at (is...); throws llm::error naming the bad index. Host memory only.
+    template <std::integral... Is>
+        requires(sizeof...(Is) == Extents::rank() && host_device_tag<Device>)
+    T& at(Is... is) const {
+        if (!in_bounds(is...)) [[unlikely]] {
+            out_of_range(is...);
+        }
+        return (*this)(is...);
+    }
+
+    /// Itself: lets generic code call .view() on tensors and views alike.
+    LLM_HD constexpr tensor_view view() const noexcept { return *this; }
+
+private:
+    template <class... Is>
+    LLM_HD constexpr bool in_bounds(Is... is) const noexcept {
+        std::size_t r = 0;
+        return ((std::cmp_greater_equal(is, 0) && static_cast<std::size_t>(is) < extent(r++)) && ...);
+    }
+
+    template <class... Is>
+    [[noreturn]] void out_of_range(Is... is) const {
+        const std::string shown[] = {std::to_string(is)...};
+        std::string all;
+        for (const std::string& i : shown) {
+            all += (all.empty() ? "" : ", ") + i;
+        }
+        std::size_t r = 0;
+        std::size_t bad = rank();
+        ((bad = bad == rank() && !(std::cmp_greater_equal(is, 0) && static_cast<std::size_t>(is) < extent(r)) ? r : bad,
+          ++r),
+         ...);
+        fail("tensor_view::at: index ", shown[bad], " is out of range for dim ", bad, " of extent ", extent(bad),
+             " (indices [", all, "], extents ", tensor_detail::shape_string(extents()), ")");
+    }
+
+    [[no_unique_address]] mapping_type map_{};
+    T* ptr_ = nullptr;
+};
+
+template <class T, std::integral... Sizes>
+tensor_view(T*, Sizes...) -> tensor_view<T, dims<sizeof...(Sizes)>>;
+
+namespace tensor_detail {
+template <class>
+inline constexpr bool is_tensor_view = false;
+template <class T, class E, class L, class D>
+inline constexpr bool is_tensor_view<tensor_view<T, E, L, D>> = true;
+
+template <class V>
+std::array<std::size_t, V::rank()> extents_array(const V& v) {
+    std::array<std::size_t, V::rank()> e{};
+    for (std::size_t r = 0; r < V::rank(); ++r) {
+        e[r] = v.extent(r);
+    }
+    return e;
+}
+
+template <class V>
+std::array<std::size_t, V::rank()> strides_array(const V& v) {
+    std::array<std::size_t, V::rank()> s{};
+    for (std::size_t r = 0; r < V::rank(); ++r) {
+        s[r] = v.stride(r);
+    }
+    return s;
+}
+
+template <class V>
+std::string strides_string(const V& v) {
+    std::string s = "[";
+    for (std::size_t r = 0; r < V::rank(); ++r) {
+        s += (r ? ", " : "") + std::to_string(v.stride(r));
+    }
+    return s + "]";
+}
+
+}  // namespace tensor_detail
+
+/// Satisfied by the specialisations of llm::tensor_view (cv-ref qualifiers ignored).
+template <class V>
+concept tensor_view_like = tensor_detail::is_tensor_view<std::remove_cvref_t<V>>;
+
+/// Anything whose .view() gives a tensor_view: views, and owning tensors that are lvalues
+/// (an rvalue llm::tensor refuses .view(), so views of temporaries do not compile).
+template <class X>
+concept viewable = requires(X&& x) {
+    { std::forward<X>(x).view() } -> tensor_view_like;
+};
+
+/// The view type of X: `view_of<llm::tensor<float, E>&>` is `tensor_view<float, E>`.
+template <viewable X>
+using view_of = std::remove_cvref_t<decltype(std::declval<X>().view())>;
+
+/// A viewable whose elements host code may write.
+template <class X>
+concept writable_host_view =
+    viewable<X> && !std::is_const_v<typename view_of<X>::element_type> && host_device_tag<typename view_of<X>::device_type>;
+
+/// A viewable whose elements host code may read.
+template <class X>
+concept readable_host_view = viewable<X> && host_device_tag<typename view_of<X>::device_type>;
+
+}  // namespace llm
