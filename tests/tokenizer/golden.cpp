@@ -2,6 +2,7 @@
 // Every golden document of ../shared/data/tokenizers/golden must be reproduced exactly.
 #include <doctest/doctest.h>
 
+#include <llm/tokenizer/hf_tokenizer.hpp>
 #include <llm/tokenizer/tiktoken.hpp>
 
 #include "corpus.hpp"
@@ -12,7 +13,8 @@
 namespace {
 
 // Compares every document; reports the first few mismatches with their index.
-void check_golden(const llm::tokenizer::byte_bpe& enc, const std::string& golden, const llm::tokenizer::special_policy& policy) {
+template <class Tokenizer>
+void check_golden(const Tokenizer& enc, const std::string& golden, const llm::tokenizer::special_policy& policy) {
     const auto docs = llm_test::corpus_documents();
     const auto expected = llm_test::read_ids(llm_test::tokenizer_data("golden/" + golden));
     REQUIRE(docs.size() == 578);
@@ -46,5 +48,14 @@ TEST_CASE("golden: tiktoken encodings, ordinary and all-special, every document"
         const auto enc = llm::tokenizer::load_tiktoken(llm_test::tokenizer_data(name + ".tiktoken"), name);
         check_golden(enc, name + ".ordinary.ids", llm::tokenizer::special_policy::none());
         check_golden(enc, name + ".allspecial.ids", llm::tokenizer::special_policy::all());
+    }
+}
+
+TEST_CASE("golden: SentencePiece BPE from tokenizer.json (Llama 2, Mistral), every document") {
+    for (const std::string name : {"llama2_sp_bpe", "mistral_sp_bpe"}) {
+        CAPTURE(name);
+        const auto tok = llm::tokenizer::load_hf_tokenizer(llm_test::tokenizer_data(name + ".tokenizer.json"));
+        REQUIRE(std::holds_alternative<llm::tokenizer::sp_bpe>(tok));
+        check_golden(std::get<llm::tokenizer::sp_bpe>(tok), name + ".ordinary.ids", llm::tokenizer::special_policy::none());
     }
 }

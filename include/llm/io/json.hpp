@@ -1,0 +1,358 @@
+// SPDX-License-Identifier: Apache-2.0
+// A small bounds-checked JSON reader (DOM) and string escaper for configuration and vocabulary files.
+#pragma once
+
+#include <llm/core/error.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace llm::io {
+
+/// A parsed JSON value. Objects keep their members in file order (vocabularies rely on it)
+/// and may repeat keys; `find` returns the first. Every value remembers its byte offset in
+/// the source so callers can report errors at the right place (`where()`).
+class json_value {
+public:
+    enum class kind : std::uint8_t { null, boolean, number, string, array, object };
+
+    kind type() const noexcept { return kind_; }
+    bool is_null() const noexcept { return kind_ == kind::null; }
+    bool is_bool() const noexcept { return kind_ == kind::boolean; }
+    bool is_number() const noexcept { return kind_ == kind::number; }
+    bool is_string() const noexcept { return kind_ == kind::string; }
+    bool is_array() const noexcept { return kind_ == kind::array; }
+    bool is_object() const noexcept { return kind_ == kind::object; }
+
+    /// Byte offset of the value in the parsed text.
+    std::size_t offset() const noexcept { return offset_; }
+
+    /// Typed accessors: a wrong type raises llm::error naming `what` (e.g. "model.vocab") and the offset.
+    bool as_bool(std::string_view what) const {
+        expect(kind::boolean, what);
+        return bool_;
+    }
+    double as_number(std::string_view what) const {
+        expect(kind::number, what);
+        return number_;
+    }
+    /// An integral number in [lo, hi].
+    std::int64_t as_int(std::string_view what, std::int64_t lo, std::int64_t hi) const {
+        expect(kind::number, what);
+        check(number_ == std::floor(number_) && number_ >= static_cast<double>(lo) && number_ <= static_cast<double>(hi),
+              what, ": ", number_, " at offset ", offset_, " is not an integer in [", lo, ", ", hi, "]");
+        return static_cast<std::int64_t>(number_);
+    }
+    const std::string& as_string(std::string_view what) const {
+        expect(kind::string, what);
+        return string_;
+    }
+    const std::vector<json_value>& as_array(std::string_view what) const {
+        expect(kind::array, what);
+        return array_;
+    }
+    const std::vector<std::pair<std::string, json_value>>& as_object(std::string_view what) const {
+        expect(kind::object, what);
+        return object_;
+    }
+
+    /// The first member named `key` of an object, or nullptr (also for non-objects).
+    const json_value* find(std::string_view key) const noexcept {
+        if (kind_ != kind::object) return nullptr;
+        for (const auto& [k, v] : object_) {
+            if (k == key) return &v;
+        }
+        return nullptr;
+    }
+    /// The member named `key`; missing raises llm::error naming `what` and the offset.
+    const json_value& at(std::string_view key, std::string_view what) const {
+        expect(kind::object, what);
+        const json_value* v = find(key);
+        check(v != nullptr, what, ": object at offset ", offset_, " has no member '", key, "'");
+        return *v;
+    }
+
+private:
+    friend class json_parser;
+    void expect(kind k, std::string_view what) const {
+        static constexpr const char* names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
+        check(kind_ == k, what, ": expected ", names[static_cast<int>(k)], " at offset ", offset_, ", found ",
+              names[static_cast<int>(kind_)]);
+    }
+
+    kind kind_ = kind::null;
+    bool bool_ = false;
+    double number_ = 0;
+    std::size_t offset_ = 0;
+    std::string string_;
+    std::vector<json_value> array_;
+    std::vector<std::pair<std::string, json_value>> object_;
+};
+
+/// Line and column (1-based) of a byte offset, for error messages.
+inline std::pair<std::size_t, std::size_t> line_column(std::string_view text, std::size_t offset) {
+    std::size_t line = 1, col = 1;
+    for (std::size_t i = 0; i < offset && i < text.size(); ++i) {
+        if (text[i] == '\n') {
+            ++line;
+            col = 1;
+        } else {
+            ++col;
+        }
+    }
+    return {line, col};
+}
+
+/// Recursive-descent JSON parser (RFC 8259). Rejects trailing commas, comments, control
+/// characters in strings, lone surrogates, nesting deeper than max_depth and trailing garbage.
+class json_parser {
+public:
+    static constexpr int max_depth = 256;
+
+    json_parser(std::string_view text, std::string_view source) : t_(text), source_(source) {}
+
+    json_value parse() {
+        json_value v = value(0);
+        skip_ws();
+        if (p_ != t_.size()) error("unexpected text after the JSON value");
+        return v;
+    }
+
+private:
+    [[noreturn]] void error(std::string_view msg) const {
+        const auto [line, col] = line_column(t_, p_);
+        fail(source_, ":", line, ":", col, " (offset ", p_, "): ", msg);
+    }
+    void skip_ws() noexcept {
+        while (p_ < t_.size() && (t_[p_] == ' ' || t_[p_] == '\t' || t_[p_] == '\n' || t_[p_] == '\r')) ++p_;
+    }
+    bool literal(std::string_view word) {
+        if (t_.substr(p_, word.size()) != word) return false;
+        p_ += word.size();
+        return true;
+    }
+
+    json_value value(int depth) {
+        if (depth > max_depth) error("nesting deeper than 256 levels");
+        skip_ws();
+        if (p_ >= t_.size()) error("unexpected end of input, expected a value");
+        json_value v;
+        v.offset_ = p_;
+        const char c = t_[p_];
+        if (c == '{') {
+            v.kind_ = json_value::kind::object;
+            ++p_;
+            skip_ws();
+            if (p_ < t_.size() && t_[p_] == '}') {
+                ++p_;
+                return v;
+            }
+            for (;;) {
+                skip_ws();
+                if (p_ >= t_.size() || t_[p_] != '"') error("expected a string key");
+                std::string key = string();
+                skip_ws();
+                if (p_ >= t_.size() || t_[p_] != ':') error("expected ':' after an object key");
+                ++p_;
+                v.object_.emplace_back(std::move(key), value(depth + 1));
+                skip_ws();
+                if (p_ < t_.size() && t_[p_] == ',') {
+                    ++p_;
+                    continue;
+                }
+                if (p_ < t_.size() && t_[p_] == '}') {
+                    ++p_;
+                    return v;
+                }
+                error("expected ',' or '}' in an object");
+            }
+        }
+        if (c == '[') {
+            v.kind_ = json_value::kind::array;
+            ++p_;
+            skip_ws();
+            if (p_ < t_.size() && t_[p_] == ']') {
+                ++p_;
+                return v;
+            }
+            for (;;) {
+                v.array_.push_back(value(depth + 1));
+                skip_ws();
+                if (p_ < t_.size() && t_[p_] == ',') {
+                    ++p_;
+                    continue;
+                }
+                if (p_ < t_.size() && t_[p_] == ']') {
+                    ++p_;
+                    return v;
+                }
+                error("expected ',' or ']' in an array");
+            }
+        }
+        if (c == '"') {
+            v.kind_ = json_value::kind::string;
+            v.string_ = string();
+            return v;
+        }
+        if (literal("true")) {
+            v.kind_ = json_value::kind::boolean;
+            v.bool_ = true;
+            return v;
+        }
+        if (literal("false")) {
+            v.kind_ = json_value::kind::boolean;
+            return v;
+        }
+        if (literal("null")) return v;
+        if (c == '-' || (c >= '0' && c <= '9')) {
+            v.kind_ = json_value::kind::number;
+            v.number_ = number();
+            return v;
+        }
+        error("expected a value");
+    }
+
+    double number() {
+        const std::size_t start = p_;
+        auto digits = [&] {
+            const std::size_t s = p_;
+            while (p_ < t_.size() && t_[p_] >= '0' && t_[p_] <= '9') ++p_;
+            return p_ - s;
+        };
+        if (t_[p_] == '-') ++p_;
+        if (p_ < t_.size() && t_[p_] == '0') {
+            ++p_;
+        } else if (digits() == 0) {
+            error("bad number");
+        }
+        if (p_ < t_.size() && t_[p_] == '.') {
+            ++p_;
+            if (digits() == 0) error("bad number: no digits after '.'");
+        }
+        if (p_ < t_.size() && (t_[p_] == 'e' || t_[p_] == 'E')) {
+            ++p_;
+            if (p_ < t_.size() && (t_[p_] == '+' || t_[p_] == '-')) ++p_;
+            if (digits() == 0) error("bad number: no exponent digits");
+        }
+        // strtod needs a terminated copy; numbers are short.
+        const std::string copy(t_.substr(start, p_ - start));
+        return std::strtod(copy.c_str(), nullptr);
+    }
+
+    unsigned hex4() {
+        if (t_.size() - p_ < 4) error("truncated \\u escape");
+        unsigned v = 0;
+        for (int k = 0; k < 4; ++k) {
+            const char h = t_[p_++];
+            v <<= 4;
+            if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
+            else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
+            else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
+            else error("bad hex digit in \\u escape");
+        }
+        return v;
+    }
+
+    std::string string() {
+        ++p_;  // opening quote
+        std::string out;
+        for (;;) {
+            const std::size_t run = p_;
+            while (p_ < t_.size() && t_[p_] != '"' && t_[p_] != '\\' && static_cast<unsigned char>(t_[p_]) >= 0x20) ++p_;
+            out.append(t_.substr(run, p_ - run));
+            if (p_ >= t_.size()) error("unterminated string");
+            const char c = t_[p_];
+            if (c == '"') {
+                ++p_;
+                return out;
+            }
+            if (c != '\\') error("control character in a string");
+            if (++p_ >= t_.size()) error("unterminated escape");
+            const char e = t_[p_++];
+            switch (e) {
+            case '"': out += '"'; break;
+            case '\\': out += '\\'; break;
+            case '/': out += '/'; break;
+            case 'b': out += '\b'; break;
+            case 'f': out += '\f'; break;
+            case 'n': out += '\n'; break;
+            case 'r': out += '\r'; break;
+            case 't': out += '\t'; break;
+            case 'u': {
+                unsigned cp = hex4();
+                if (cp >= 0xdc00 && cp <= 0xdfff) error("lone low surrogate in \\u escape");
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    if (!literal("\\u")) error("high surrogate not followed by a \\u escape");
+                    const unsigned lo = hex4();
+                    if (lo < 0xdc00 || lo > 0xdfff) error("high surrogate not followed by a low surrogate");
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                }
+                append_utf8(out, cp);
+                break;
+            }
+            default: error("bad escape character");
+            }
+        }
+    }
+
+    static void append_utf8(std::string& out, unsigned cp) {
+        if (cp < 0x80) {
+            out += static_cast<char>(cp);
+        } else if (cp < 0x800) {
+            out += static_cast<char>(0xc0 | (cp >> 6));
+            out += static_cast<char>(0x80 | (cp & 0x3f));
+        } else if (cp < 0x10000) {
+            out += static_cast<char>(0xe0 | (cp >> 12));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+            out += static_cast<char>(0x80 | (cp & 0x3f));
+        } else {
+            out += static_cast<char>(0xf0 | (cp >> 18));
+            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
+            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
+            out += static_cast<char>(0x80 | (cp & 0x3f));
+        }
+    }
+
+    std::string_view t_;
+    std::string_view source_;
+    std::size_t p_ = 0;
+};
+
+/// Parses JSON text; errors name `source`, line, column and offset.
+/// Example: `auto doc = llm::io::parse_json(text, "tokenizer.json"); auto& model = doc.at("model", "tokenizer.json");`
+inline json_value parse_json(std::string_view text, std::string_view source) { return json_parser(text, source).parse(); }
+
+/// `s` as a JSON string literal (quotes included). Bytes >= 0x80 are copied as they are, so
+/// valid UTF-8 stays UTF-8; control characters are escaped.
+/// Example: `out << llm::io::json_quote("a\"b");`
+inline std::string json_quote(std::string_view s) {
+    std::string out = "\"";
+    for (const char c : s) {
+        switch (c) {
+        case '"': out += "\\\""; break;
+        case '\\': out += "\\\\"; break;
+        case '\n': out += "\\n"; break;
+        case '\r': out += "\\r"; break;
+        case '\t': out += "\\t"; break;
+        default:
+            if (static_cast<unsigned char>(c) < 0x20) {
+                static constexpr char hex[] = "0123456789abcdef";
+                out += "\\u00";
+                out += hex[(c >> 4) & 0xf];
+                out += hex[c & 0xf];
+            } else {
+                out += c;
+            }
+        }
+    }
+    out += '"';
+    return out;
+}
+
+}  // namespace llm::io
