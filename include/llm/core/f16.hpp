@@ -1,0 +1,31 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::f16: the IEEE 754 binary16 element type (half precision), exact bit-level conversions.
+#pragma once
+
+#include <llm/core/detail/minifloat.hpp>
+
+#include <limits>
+
+namespace llm {
+
+/// IEEE 754 binary16: 1 sign, 5 exponent (bias 15), 10 mantissa bits; largest finite 65504,
+/// smallest normal 2^-14, smallest subnormal 2^-24; Inf and NaN. Holds only its 16 bits.
+/// - `f16(x)` from float/double/integer: explicit, round to nearest even (what F16C
+///   `vcvtps2ph` and CUDA `__float2half_rn` give); |x| >= 65520 gives +-Inf, or +-65504
+///   with `f16(x, llm::saturate)`; NaN gives a quiet NaN of the same sign, payload
+///   truncated.
+/// - `static_cast<float>(h)`: explicit, exact; subnormals are decoded, never flushed.
+/// - ==, < ... compare values as float does (-0 == +0, NaN != NaN); `bits()` for identity.
+/// - no arithmetic operators: convert to float, compute, round back explicitly.
+/// Example: `llm::f16 h(0.1f); h.bits();  // 0x2e66`
+struct f16 : detail::minifloat<f16, detail::minifloat_format<5, 10, detail::special_values::ieee>> {
+    using minifloat::minifloat;
+};
+
+static_assert(sizeof(f16) == 2 && alignof(f16) == 2);
+static_assert(std::is_trivially_copyable_v<f16> && std::is_standard_layout_v<f16>);
+
+}  // namespace llm
+
+template <>
+class std::numeric_limits<llm::f16> : public llm::detail::minifloat_limits<llm::f16> {};
