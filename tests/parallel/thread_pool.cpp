@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of llm::parallel::thread_pool: sizing, LLM_NUM_THREADS, lifetime, idle behaviour.
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/thread_pool.hpp>
+
+#include <doctest/doctest.h>
+
+#include <sys/resource.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstddef>
+#include <cstdlib>
+#include <optional>
+#include <string>
+#include <thread>
+
+namespace par = llm::parallel;
+
+namespace {
+
+// Sets LLM_NUM_THREADS for the scope and restores the previous value (tests are
+// single-threaded here, so setenv is safe).
+class scoped_env {
+public:
+    explicit scoped_env(const char* value) {
+        if (const char* old = std::getenv(name)) {
+            saved_ = old;
+        }
+        if (value != nullptr) {
+            ::setenv(name, value, 1);
+        } else {
+            ::unsetenv(name);
+        }
+    }
+    ~scoped_env() {
+        if (saved_) {
+            ::setenv(name, saved_->c_str(), 1);
+        } else {
+            ::unsetenv(name);
+        }
+    }
+    scoped_env(const scoped_env&) = delete;
+    scoped_env& operator=(const scoped_env&) = delete;
+
+private:
+    static constexpr const char* name = "LLM_NUM_THREADS";
+    std::optional<std::string> saved_;
+};
+
+double process_cpu_seconds() {
+    rusage usage{};
+    ::getrusage(RUSAGE_SELF, &usage);
+    auto seconds = [](timeval t) { return static_cast<double>(t.tv_sec) + 1e-6 * static_cast<double>(t.tv_usec); };
+    return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+}  // namespace
+
+TEST_CASE("thread_pool size counts the calling thread") {
+    for (std::size_t n : {1, 2, 3, 7}) {
+        par::thread_pool pool(n);
+        CHECK(pool.size() == n);
+    }
+}
+
+TEST_CASE("thread_pool rejects a bad thread count") {
+    CHECK_THROWS_WITH_AS(par::thread_pool(0), "thread_pool: n_threads = 0 must be in [1, 4096]",
+                         llm::error);
+    CHECK_THROWS_WITH_AS(par::thread_pool(par::max_threads + 1),
+                         "thread_pool: n_threads = 4097 must be in [1, 4096]", llm::error);
+}
+
+TEST_CASE("thread counts are parsed strictly") {
+    using par::detail::parse_thread_count;
+    CHECK(parse_thread_count("1", "X") == 1);
+    CHECK(parse_thread_count("2", "X") == 2);
+    CHECK(parse_thread_count("4096", "X") == 4096);
+    CHECK(parse_thread_count("007", "X") == 7);
+    for (const char* bad : {"", "0", "-1", "+2", " 2", "2 ", "2x", "abc", "4097", "1.5",
+                            "99999999999999999999999999"}) {
+        CAPTURE(bad);
+        CHECK_THROWS_WITH_AS(parse_thread_count(bad, "LLM_NUM_THREADS"),
+                             (std::string("default_thread_count: LLM_NUM_THREADS = \"") + bad +
+                              "\" is not a thread count; expected an integer in [1, 4096]")
+                                 .c_str(),
+                             llm::error);
+    }
+}
+
+TEST_CASE("LLM_NUM_THREADS sets the default thread count") {
+    const std::size_t hardware = std::max(1u, std::thread::hardware_concurrency());
+    {
+        scoped_env env("3");
+        CHECK(par::default_thread_count() == 3);
+        par::thread_pool pool;
+        CHECK(pool.size() == 3);
+    }
+    {
+        scoped_env env(nullptr);
+        CHECK(par::default_thread_count() == hardware);
+    }
+    {
+        scoped_env env("");  // set but empty: treated as unset
+        CHECK(par::default_thread_count() == hardware);
+    }
+    {
+        scoped_env env("two");
+        CHECK_THROWS_WITH_AS(par::default_thread_count(),
+                             "default_thread_count: LLM_NUM_THREADS = \"two\" is not a thread "
+                             "count; expected an integer in [1, 4096]",
+                             llm::error);
+        CHECK_THROWS_AS(par::thread_pool(), llm::error);
+    }
+}
+
+TEST_CASE("pools can be created and destroyed with no work, or right after work") {
+    for (int round = 0; round < 20; ++round) {
+        for (std::size_t n : {1, 2, 4, 16}) {
+            par::thread_pool pool(n);
+        }
+    }
+    for (int round = 0; round < 20; ++round) {
+        par::thread_pool pool(3);
+        std::atomic<std::size_t> sum{0};
+        par::parallel_for(pool, 100, 1, [&](std::size_t b, std::size_t) { sum.fetch_add(b); });
+        CHECK(sum.load() == 4950);
+    }
+}
+
+TEST_CASE("an idle pool sleeps instead of spinning") {
+    // Four workers that spun while idle would burn ~4 CPU-seconds per second; sleeping
+    // ones burn nothing beyond the 50 us spin after the last job. 0.3 s of idling must
+    // cost well under 0.1 CPU-seconds even on a loaded machine or under a sanitizer.
+    par::thread_pool pool(5);
+    std::atomic<std::size_t> sum{0};
+    par::parallel_for(pool, 1000, 1, [&](std::size_t b, std::size_t) { sum.fetch_add(b); });
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));  // past the spin budget
+    const double before = process_cpu_seconds();
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    const double idle_cpu = process_cpu_seconds() - before;
+    CHECK(idle_cpu < 0.1);
+    // And a sleeping pool wakes up for the next job.
+    sum = 0;
+    par::parallel_for(pool, 1000, 1, [&](std::size_t b, std::size_t) { sum.fetch_add(b); });
+    CHECK(sum.load() == 499500);
+}
