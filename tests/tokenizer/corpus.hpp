@@ -3,6 +3,10 @@
 #pragma once
 
 #include <llm/tokenizer/detail/read_file.hpp>
+#include <llm/tokenizer/tiktoken.hpp>
+
+#include <map>
+#include <memory>
 
 #include <cstdint>
 #include <sstream>
@@ -51,6 +55,14 @@ inline std::vector<std::vector<std::uint32_t>> read_ids(const std::string& path)
         pos = eol + 1;
     }
     return rows;
+}
+
+// A tiktoken encoding from the shared data, loaded once per test binary.
+inline const llm::tokenizer::byte_bpe& encoding(const std::string& name) {
+    static std::map<std::string, std::unique_ptr<llm::tokenizer::byte_bpe>> cache;
+    auto& slot = cache[name];
+    if (!slot) slot = std::make_unique<llm::tokenizer::byte_bpe>(llm::tokenizer::load_tiktoken(tokenizer_data(name + ".tiktoken"), name));
+    return *slot;
 }
 
 }  // namespace llm_test
