@@ -70,16 +70,17 @@ public:
     std::uint32_t add(std::span<const std::uint32_t> signature, std::uint64_t length,
                       std::span<const std::uint64_t> shingles = {}) {
         const std::size_t cap = options_.verify ? options_.max_per_bucket : 1;
-        const std::uint32_t id = index_.query_and_insert(signature, candidates_, cap);
+        const auto id = static_cast<std::uint32_t>(size());
+        llm::check(!options_.verify || (std::is_sorted(shingles.begin(), shingles.end()) &&
+                                        std::adjacent_find(shingles.begin(), shingles.end()) == shingles.end()),
+                   "near_dedup::add: shingles of document ", id, " must be sorted and without repeats");
+        index_.query_and_insert(signature, candidates_, cap);
+        doc_of_entry_.push_back(id);
+        for (auto& c : candidates_) c = doc_of_entry_[c];
         sets_.add();
         keeper_.push_back(id);
         length_.push_back(length);
-        if (options_.verify) {
-            llm::check(std::is_sorted(shingles.begin(), shingles.end()) &&
-                           std::adjacent_find(shingles.begin(), shingles.end()) == shingles.end(),
-                       "near_dedup::add: shingles of document ", id, " must be sorted and without repeats");
-            shingles_.emplace_back(shingles.begin(), shingles.end());
-        }
+        if (options_.verify) shingles_.emplace_back(shingles.begin(), shingles.end());
         for (const std::uint32_t other : candidates_) {
             ++candidate_pairs_;
             if (sets_.find(other) == sets_.find(id)) continue;
@@ -89,6 +90,17 @@ public:
             }
             merge(other, id);
         }
+        return id;
+    }
+
+    /// Adds a document that takes no part in deduplication (e.g. dropped by a quality filter):
+    /// it gets the next id and is a cluster of its own, but is never a candidate.
+    std::uint32_t add_excluded(std::uint64_t length = 0) {
+        const auto id = static_cast<std::uint32_t>(size());
+        sets_.add();
+        keeper_.push_back(id);
+        length_.push_back(length);
+        if (options_.verify) shingles_.emplace_back();
         return id;
     }
 
@@ -118,6 +130,7 @@ private:
     near_dedup_options options_;
     lsh_index index_;
     union_find sets_;
+    std::vector<std::uint32_t> doc_of_entry_;  // LSH entry -> document id (excluded documents have no entry)
     std::vector<std::uint32_t> keeper_;  // keeper_[root]: the kept document of that set
     std::vector<std::uint64_t> length_;
     std::vector<std::vector<std::uint64_t>> shingles_;

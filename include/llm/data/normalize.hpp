@@ -54,25 +54,52 @@ inline std::size_t code_point_length(const unsigned char* p, const unsigned char
     return n < left ? n : left;
 }
 
+/// Byte classes for the ASCII fast path of normalisation.
+enum : unsigned char { byte_upper = 1, byte_space = 2, byte_punct = 4, byte_high = 8 };
+
+struct byte_table {
+    unsigned char cls[256]{};
+    constexpr byte_table() {
+        for (int c = 0; c < 256; ++c) {
+            unsigned char k = 0;
+            if (c >= 'A' && c <= 'Z') k |= byte_upper;
+            if (c == 0x20 || (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x1F)) k |= byte_space;
+            if ((c >= 0x21 && c <= 0x2F) || (c >= 0x3A && c <= 0x40) || (c >= 0x5B && c <= 0x60) || (c >= 0x7B && c <= 0x7E)) k |= byte_punct;
+            if (c >= 0x80) k |= byte_high;
+            cls[c] = k;
+        }
+    }
+};
+inline constexpr byte_table byte_classes{};
+
 /// True when normalize(text, opt) would return text unchanged (checked without copying).
+/// ASCII bytes that need no attention under `opt` cost one table lookup.
 inline bool is_normalized(std::string_view text, const normalization& opt) noexcept {
     const auto* p = reinterpret_cast<const unsigned char*>(text.data());
     const auto* end = p + text.size();
+    const unsigned attention = byte_high | (opt.lowercase ? byte_upper : 0) | (opt.fold_whitespace ? byte_space : 0) |
+                               (opt.strip_punctuation ? byte_punct : 0);
     bool previous_space = true;  // leading whitespace is not normalised
     while (p < end) {
         const unsigned c = *p;
-        if (opt.lowercase && ((c >= 'A' && c <= 'Z') || (c == 0xC3 && end - p >= 2 && p[1] >= 0x80 && p[1] <= 0x9E && p[1] != 0x97))) return false;
-        if (opt.strip_punctuation && punctuation_length(p, end) != 0) return false;
-        if (opt.fold_whitespace) {
-            const std::size_t w = whitespace_length(p, end);
-            if (w != 0) {
-                if (c != 0x20 || previous_space) return false;
-                previous_space = true;
-                ++p;
-                continue;
-            }
+        const unsigned k = byte_classes.cls[c] & attention;
+        if (k == 0) {
             previous_space = false;
+            ++p;
+            continue;
         }
+        if (k & (byte_upper | byte_punct)) return false;
+        if (k & byte_space) {
+            if (c != 0x20 || previous_space) return false;
+            previous_space = true;
+            ++p;
+            continue;
+        }
+        // Non-ASCII: Latin-1 capitals, Unicode whitespace and punctuation need work.
+        if (opt.lowercase && c == 0xC3 && end - p >= 2 && p[1] >= 0x80 && p[1] <= 0x9E && p[1] != 0x97) return false;
+        if (opt.strip_punctuation && punctuation_length(p, end) != 0) return false;
+        if (opt.fold_whitespace && whitespace_length(p, end) != 0) return false;
+        previous_space = false;
         p += code_point_length(p, end);
     }
     return !(opt.fold_whitespace && previous_space && !text.empty());
@@ -86,41 +113,57 @@ inline bool is_normalized(std::string_view text, const normalization& opt) noexc
 /// Example: `std::string s; auto v = llm::data::normalize("Hello  World", {}, s);  // "hello world"`
 inline std::string_view normalize(std::string_view text, const normalization& opt, std::string& scratch) {
     if (detail::is_normalized(text, opt)) return text;
-    scratch.clear();
-    scratch.reserve(text.size());
+    // The output is never longer than the input (lowercasing keeps byte lengths, folding and
+    // stripping only remove), so write through a pointer into a buffer of the input's size.
+    scratch.resize(text.size());
+    char* const out0 = scratch.data();
+    char* out = out0;
     const auto* p = reinterpret_cast<const unsigned char*>(text.data());
     const auto* end = p + text.size();
     bool pending_space = false;
     while (p < end) {
-        if (opt.fold_whitespace) {
-            if (const std::size_t w = detail::whitespace_length(p, end); w != 0) {
-                pending_space = !scratch.empty();
-                p += w;
-                continue;
+        const unsigned c = *p;
+        const unsigned k = detail::byte_classes.cls[c];
+        std::size_t n = 1;
+        if (k & detail::byte_high) {
+            if (opt.fold_whitespace) {
+                if (const std::size_t w = detail::whitespace_length(p, end); w != 0) {
+                    pending_space = out != out0;
+                    p += w;
+                    continue;
+                }
             }
-        }
-        if (opt.strip_punctuation) {
-            if (const std::size_t n = detail::punctuation_length(p, end); n != 0) {
-                p += n;
-                continue;
+            if (opt.strip_punctuation) {
+                if (const std::size_t m = detail::punctuation_length(p, end); m != 0) {
+                    p += m;
+                    continue;
+                }
             }
+            n = detail::code_point_length(p, end);
+        } else if ((k & detail::byte_space) && opt.fold_whitespace) {
+            pending_space = out != out0;
+            ++p;
+            continue;
+        } else if ((k & detail::byte_punct) && opt.strip_punctuation) {
+            ++p;
+            continue;
         }
         if (pending_space) {
-            scratch.push_back(' ');
+            *out++ = ' ';
             pending_space = false;
         }
-        const std::size_t n = detail::code_point_length(p, end);
         unsigned char c0 = p[0];
-        if (opt.lowercase && c0 >= 'A' && c0 <= 'Z') c0 = static_cast<unsigned char>(c0 + 0x20);
-        scratch.push_back(static_cast<char>(c0));
+        if (opt.lowercase && (k & detail::byte_upper)) c0 = static_cast<unsigned char>(c0 + 0x20);
+        *out++ = static_cast<char>(c0);
         if (n >= 2) {
             unsigned char c1 = p[1];
             if (opt.lowercase && c0 == 0xC3 && c1 >= 0x80 && c1 <= 0x9E && c1 != 0x97) c1 = static_cast<unsigned char>(c1 + 0x20);
-            scratch.push_back(static_cast<char>(c1));
-            scratch.append(reinterpret_cast<const char*>(p) + 2, n - 2);
+            *out++ = static_cast<char>(c1);
+            for (std::size_t i = 2; i < n; ++i) *out++ = static_cast<char>(p[i]);
         }
         p += n;
     }
+    scratch.resize(static_cast<std::size_t>(out - out0));
     return scratch;
 }
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <concepts>
 #include <cstddef>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -53,8 +54,9 @@ struct word_ngrams {
         std::array<std::size_t, max_n> starts{};
         std::size_t words = 0;
         std::size_t start = 0;
-        for (std::size_t i = 0; i <= t.size(); ++i) {
-            if (i != t.size() && t[i] != ' ') continue;
+        while (start <= t.size()) {
+            const auto* space = static_cast<const char*>(std::memchr(t.data() + start, ' ', t.size() - start));
+            const std::size_t i = space ? static_cast<std::size_t>(space - t.data()) : t.size();
             starts[words % n] = start;
             ++words;
             if (words >= n) {

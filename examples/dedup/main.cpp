@@ -1,0 +1,502 @@
+// SPDX-License-Identifier: Apache-2.0
+// dedup: near-duplicate removal for JSONL corpora with MinHash + LSH (llm::data), streaming and multi-threaded.
+#include <llm/data/detail/json.hpp>
+#include <llm/data/hash.hpp>
+#include <llm/data/minhash.hpp>
+#include <llm/data/near_dedup.hpp>
+#include <llm/data/oph.hpp>
+#include <llm/data/quality.hpp>
+#include <llm/data/signer.hpp>
+#include <llm/data/synthetic.hpp>
+#include <llm/parallel/thread_pool.hpp>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <memory>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <unistd.h>
+#include <vector>
+
+namespace {
+
+const char* const usage = R"(usage: dedup --output KEPT.jsonl [options]
+Near-duplicate removal of JSONL documents with MinHash + LSH; keeps one document per cluster.
+  --input FILE          JSONL input, one object per line ('-' or absent: stdin)
+  --output FILE         kept documents, the input lines unchanged ('-': stdout)
+  --clusters FILE       TSV, one line 'id<TAB>cluster' per document (cluster = id of the kept one)
+  --report FILE         the report as JSON (a text report always goes to stderr)
+  --field NAME          text field (default text)
+  --id-field NAME       id field (default id; a document without it gets its line number)
+  --threshold T         Jaccard threshold in (0,1) (default 0.8)
+  --num-perm K          signature length (default 128)
+  --ngram N             shingle size (default 5)
+  --shingle word|char   word n-grams (lowercased, whitespace-split) or character n-grams (default word)
+  --sketch minhash|affine32|oph   permutations as datasketch legacy, datasketch 2.0, or one-permutation hashing (default minhash)
+  --hash xxh64|murmur3|sha1       shingle hash (sha1 = datasketch's sha1_hash32) (default xxh64)
+  --seed S              permutation seed (default 1)
+  --threads N           signature threads (default: all cores)
+  --keep first|longest  which document of a cluster to keep (default first)
+  --verify              confirm candidate pairs by exact Jaccard of shingle sets (costs 8 bytes per shingle)
+  --filters LIST        quality filters to run before dedup: c4, gopher or c4,gopher (default none)
+  --strict              stop at the first malformed line (exit 2) instead of counting it
+  --make-corpus N       instead of deduplicating, write N synthetic ~2 KB documents (30% planted
+                        near-duplicates, field 'source' = the original's id) to --output and exit
+)";
+
+struct options {
+    std::string input = "-", output, clusters, report, field = "text", id_field = "id";
+    double threshold = 0.8;
+    std::size_t num_perm = 128, ngram = 5, threads = 0;
+    std::uint32_t seed = 1;
+    std::string shingle = "word", sketch = "minhash", hash = "xxh64", keep = "first", filters;
+    bool verify = false, strict = false;
+    std::size_t make_corpus = 0;
+};
+
+std::size_t to_size(const std::string& flag, const std::string& v) {
+    std::size_t pos = 0;
+    unsigned long long x = 0;
+    try {
+        x = std::stoull(v, &pos);
+    } catch (const std::exception&) {
+        pos = 0;
+    }
+    llm::check(pos == v.size() && !v.empty() && v[0] != '-', "dedup: ", flag, " = '", v, "' is not a non-negative integer");
+    return static_cast<std::size_t>(x);
+}
+
+options parse_args(int argc, char** argv) {
+    options o;
+    for (int i = 1; i < argc; ++i) {
+        const std::string a = argv[i];
+        if (a == "--help" || a == "-h") {
+            std::cout << usage;
+            std::exit(0);
+        }
+        const auto next = [&]() -> std::string {
+            llm::check(i + 1 < argc, "dedup: ", a, " needs a value");
+            return argv[++i];
+        };
+        if (a == "--input") o.input = next();
+        else if (a == "--output") o.output = next();
+        else if (a == "--clusters") o.clusters = next();
+        else if (a == "--report") o.report = next();
+        else if (a == "--field") o.field = next();
+        else if (a == "--id-field") o.id_field = next();
+        else if (a == "--threshold") {
+            const std::string v = next();
+            char* end = nullptr;
+            o.threshold = std::strtod(v.c_str(), &end);
+            llm::check(end && *end == 0 && o.threshold > 0 && o.threshold < 1, "dedup: --threshold = '", v, "' must be a number in (0, 1)");
+        } else if (a == "--num-perm") o.num_perm = to_size(a, next());
+        else if (a == "--ngram") o.ngram = to_size(a, next());
+        else if (a == "--threads") o.threads = to_size(a, next());
+        else if (a == "--seed") {
+            const std::size_t s = to_size(a, next());
+            llm::check(s <= 0xFFFFFFFFu, "dedup: --seed = ", s, " must be below 2^32 (numpy's RandomState limit)");
+            o.seed = static_cast<std::uint32_t>(s);
+        } else if (a == "--shingle") o.shingle = next();
+        else if (a == "--sketch") o.sketch = next();
+        else if (a == "--hash") o.hash = next();
+        else if (a == "--keep") o.keep = next();
+        else if (a == "--filters") o.filters = next();
+        else if (a == "--make-corpus") o.make_corpus = to_size(a, next());
+        else if (a == "--verify") o.verify = true;
+        else if (a == "--strict") o.strict = true;
+        else llm::fail("dedup: unknown option '", a, "' (see --help)");
+    }
+    llm::check(!o.output.empty(), "dedup: --output is required (see --help)");
+    llm::check(o.shingle == "word" || o.shingle == "char", "dedup: --shingle = '", o.shingle, "' must be word or char");
+    llm::check(o.sketch == "minhash" || o.sketch == "affine32" || o.sketch == "oph", "dedup: --sketch = '", o.sketch,
+               "' must be minhash, affine32 or oph");
+    llm::check(o.hash == "xxh64" || o.hash == "murmur3" || o.hash == "sha1", "dedup: --hash = '", o.hash, "' must be xxh64, murmur3 or sha1");
+    llm::check(o.keep == "first" || o.keep == "longest", "dedup: --keep = '", o.keep, "' must be first or longest");
+    llm::check(o.num_perm >= 2, "dedup: --num-perm = ", o.num_perm, " must be >= 2");
+    if (o.threads == 0) o.threads = std::max(1u, std::thread::hardware_concurrency());
+    return o;
+}
+
+/// The per-document work that runs on the thread pool, type-erased once per batch (not per
+/// document) so the driver below is compiled once for every signer type.
+using sign_batch_fn = std::function<void(llm::parallel::thread_pool&, std::span<const std::string_view>, std::span<std::uint32_t>,
+                                         std::vector<std::vector<std::uint64_t>>*)>;
+
+template <class Signer>
+sign_batch_fn make_sign_batch(Signer signer) {
+    return [signer](llm::parallel::thread_pool& pool, std::span<const std::string_view> docs, std::span<std::uint32_t> sigs,
+                    std::vector<std::vector<std::uint64_t>>* sets) {
+        const std::size_t k = signer.num_perm();
+        llm::parallel::parallel_for(pool, docs.size(), 16, [&](std::size_t begin, std::size_t end) {
+            llm::data::sign_scratch w;
+            for (std::size_t i = begin; i < end; ++i) {
+                signer.shingle_hashes(docs[i], w);
+                signer.sketching().sketch(w.hashes, sigs.subspan(i * k, k));
+                if (sets) {
+                    auto& s = (*sets)[i];
+                    s.assign(w.hashes.begin(), w.hashes.end());
+                    std::sort(s.begin(), s.end());
+                    s.erase(std::unique(s.begin(), s.end()), s.end());
+                }
+            }
+        });
+    };
+}
+
+template <class Shingler, class Hash>
+sign_batch_fn pick_sketch(const options& o, Shingler sh, Hash h) {
+    using namespace llm::data;
+    if (o.sketch == "oph") return make_sign_batch(signer<Shingler, Hash, one_permutation>(sh, h, one_permutation(o.num_perm, o.seed)));
+    if (o.sketch == "affine32") return make_sign_batch(signer<Shingler, Hash, minhash<affine32>>(sh, h, minhash<affine32>(o.num_perm, o.seed)));
+    return make_sign_batch(signer<Shingler, Hash, minhash<mersenne61>>(sh, h, minhash<mersenne61>(o.num_perm, o.seed)));
+}
+
+template <class Shingler>
+sign_batch_fn pick_hash(const options& o, Shingler sh) {
+    if (o.hash == "sha1") return pick_sketch(o, sh, llm::data::sha1_32{});
+    if (o.hash == "murmur3") return pick_sketch(o, sh, llm::data::murmur3_64{});
+    return pick_sketch(o, sh, llm::data::xxhash64{});
+}
+
+sign_batch_fn pick_signer(const options& o) {
+    if (o.shingle == "char") return pick_hash(o, llm::data::char_ngrams{.n = o.ngram});
+    return pick_hash(o, llm::data::word_ngrams{.n = o.ngram});
+}
+
+/// A file written under a temporary name and renamed over the final one by commit(); removed
+/// if never committed, so a failed run leaves no half-written output.
+class output_file {
+public:
+    explicit output_file(const std::string& path) : path_(path) {
+        if (path_.empty()) return;
+        if (path_ == "-") {
+            out_ = &std::cout;
+            return;
+        }
+        tmp_ = path_ + ".tmp." + std::to_string(::getpid());
+        file_.open(tmp_, std::ios::binary | std::ios::trunc);
+        llm::check(file_.good(), "dedup: cannot open '", tmp_, "' for writing");
+        out_ = &file_;
+    }
+    ~output_file() {
+        if (!tmp_.empty() && !committed_) {
+            file_.close();
+            std::error_code ec;
+            std::filesystem::remove(tmp_, ec);
+        }
+    }
+    std::ostream* stream() { return out_; }
+    void commit() {
+        if (!out_) return;
+        out_->flush();
+        llm::check(out_->good(), "dedup: write to '", path_, "' failed");
+        if (tmp_.empty()) return;
+        file_.close();
+        llm::check(!file_.fail(), "dedup: closing '", tmp_, "' failed");
+        std::filesystem::rename(tmp_, path_);
+        committed_ = true;
+    }
+
+private:
+    std::string path_, tmp_;
+    std::ofstream file_;
+    std::ostream* out_ = nullptr;
+    bool committed_ = false;
+};
+
+std::string tsv_escape(std::string_view s) {
+    std::string out;
+    for (const char c : s) {
+        if (c == '\t') out += "\\t";
+        else if (c == '\n') out += "\\n";
+        else if (c == '\r') out += "\\r";
+        else if (c == '\\') out += "\\\\";
+        else out.push_back(c);
+    }
+    return out;
+}
+
+std::string json_escape(std::string_view s) {
+    std::string out;
+    for (const char c : s) {
+        const auto u = static_cast<unsigned char>(c);
+        if (c == '"' || c == '\\') {
+            out.push_back('\\');
+            out.push_back(c);
+        } else if (u < 0x20) {
+            char buf[8];
+            std::snprintf(buf, sizeof buf, "\\u%04x", u);
+            out += buf;
+        } else {
+            out.push_back(c);
+        }
+    }
+    return out;
+}
+
+struct malformed_line {
+    std::size_t line;
+    std::string reason;
+};
+
+int make_corpus(const options& o) {
+    const auto docs = llm::data::make_synthetic_corpus({.documents = o.make_corpus, .seed = o.seed});
+    output_file out(o.output);
+    for (std::size_t i = 0; i < docs.size(); ++i) {
+        *out.stream() << "{\"id\": \"doc" << i << "\", \"source\": \"doc" << docs[i].source << "\", \"text\": \""
+                      << json_escape(docs[i].text) << "\"}\n";
+    }
+    out.commit();
+    std::cerr << "dedup: wrote " << docs.size() << " synthetic documents to " << o.output << '\n';
+    return 0;
+}
+
+int run(const options& o) {
+    if (o.make_corpus) return make_corpus(o);
+    using clock = std::chrono::steady_clock;
+    const auto t0 = clock::now();
+    const sign_batch_fn sign_batch = pick_signer(o);
+    const auto filters = llm::data::quality_pipeline::parse(o.filters);
+    llm::parallel::thread_pool pool(o.threads);
+    llm::data::near_dedup dedup(o.num_perm, {.threshold = o.threshold,
+                                             .verify = o.verify,
+                                             .keep = o.keep == "longest" ? llm::data::keep_policy::longest : llm::data::keep_policy::first});
+
+    // Pass 1 reads the input once. Documents are kept as (byte offset, length) of their line in
+    // a re-readable source: the input file itself, or for stdin a spool file written as we go.
+    std::ifstream file_in;
+    std::istream* in = &std::cin;
+    std::string spool_path;
+    std::ofstream spool;
+    if (o.input != "-") {
+        file_in.open(o.input, std::ios::binary);
+        llm::check(file_in.good(), "dedup: cannot open --input '", o.input, "'");
+        in = &file_in;
+    } else {
+        spool_path = (std::filesystem::temp_directory_path() / ("dedup-spool-" + std::to_string(::getpid()))).string();
+        spool.open(spool_path, std::ios::binary | std::ios::trunc);
+        llm::check(spool.good(), "dedup: cannot create spool file '", spool_path, "'");
+    }
+    struct spool_guard {
+        std::string path;
+        ~spool_guard() {
+            if (!path.empty()) {
+                std::error_code ec;
+                std::filesystem::remove(path, ec);
+            }
+        }
+    } guard{spool_path};
+
+    std::vector<std::uint64_t> offsets, lengths;  // per kept-for-dedup document: its line in the source
+    std::vector<std::size_t> id_start;             // ids in one arena
+    std::string ids;
+    std::vector<malformed_line> malformed;
+    std::map<std::string, std::size_t> filtered;  // reason -> documents dropped by quality filters
+    std::vector<std::uint8_t> dropped_by_filter;  // per document
+    std::size_t lines = 0, bytes_in = 0;
+    std::uint64_t source_offset = 0;
+    double sign_seconds = 0;
+
+    constexpr std::size_t batch_docs = 2048;
+    std::vector<std::string> batch_lines;
+    std::vector<std::size_t> batch_line_no;
+    std::vector<std::uint64_t> batch_offsets;
+    std::vector<llm::data::detail::json_record> records(batch_docs);
+    std::vector<std::string> errors(batch_docs);
+    std::vector<std::string> filter_reason(batch_docs);
+    std::vector<std::uint32_t> sigs(batch_docs * o.num_perm);
+    std::vector<std::vector<std::uint64_t>> sets(o.verify ? batch_docs : 0);
+
+    const auto flush_batch = [&] {
+        const std::size_t n = batch_lines.size();
+        if (n == 0) return;
+        const auto ts = clock::now();
+        // Parse and filter in parallel; errors are recorded per line and reported in order below.
+        llm::parallel::parallel_for(pool, n, 64, [&](std::size_t begin, std::size_t end) {
+            for (std::size_t i = begin; i < end; ++i) {
+                errors[i].clear();
+                filter_reason[i].clear();
+                try {
+                    const std::string& line = batch_lines[i];
+                    if (line.find_first_not_of(" \t") == std::string::npos) {
+                        errors[i] = "empty line";
+                        continue;
+                    }
+                    llm::data::detail::read_json_record(line, o.field, o.id_field, records[i]);
+                    if (records[i].text_not_string) errors[i] = "field '" + o.field + "' is not a string";
+                    else if (!records[i].has_text) errors[i] = "missing field '" + o.field + "'";
+                    else if (filters) filter_reason[i] = filters.check(records[i].text);
+                } catch (const llm::error& e) {
+                    errors[i] = e.what();
+                }
+            }
+        });
+        // Sign the well-formed documents that passed the filters.
+        std::vector<std::string_view> docs;
+        std::vector<std::size_t> which;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (errors[i].empty() && filter_reason[i].empty()) {
+                docs.push_back(records[i].text);
+                which.push_back(i);
+            }
+        }
+        sign_batch(pool, docs, std::span(sigs).first(docs.size() * o.num_perm), o.verify ? &sets : nullptr);
+        sign_seconds += std::chrono::duration<double>(clock::now() - ts).count();
+        std::size_t next_signed = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            if (!errors[i].empty()) {
+                if (o.strict) llm::fail("dedup: line ", batch_line_no[i], ": ", errors[i], " (--strict)");
+                malformed.push_back({batch_line_no[i], errors[i]});
+                continue;
+            }
+            offsets.push_back(batch_offsets[i]);
+            lengths.push_back(batch_lines[i].size());
+            id_start.push_back(ids.size());
+            if (records[i].has_id) ids += records[i].id;
+            else ids += std::to_string(batch_line_no[i]);
+            const bool filtered_out = !filter_reason[i].empty();
+            dropped_by_filter.push_back(filtered_out);
+            if (filtered_out) {
+                ++filtered[filter_reason[i]];
+                // Keeps document numbering aligned with dedup ids: a filtered document is a
+                // cluster of its own that is not written (empty signature, no LSH insert).
+                dedup.add_excluded();
+                continue;
+            }
+            const std::size_t j = next_signed++;
+            const std::span<const std::uint64_t> set = o.verify ? std::span<const std::uint64_t>(sets[j]) : std::span<const std::uint64_t>();
+            dedup.add(std::span<const std::uint32_t>(sigs).subspan(j * o.num_perm, o.num_perm), records[i].text.size(), set);
+        }
+        batch_lines.clear();
+        batch_line_no.clear();
+        batch_offsets.clear();
+    };
+
+    for (std::string line; std::getline(*in, line);) {
+        ++lines;
+        const std::uint64_t line_bytes = line.size() + 1;
+        bytes_in += line.size();
+        if (!line.empty() && line.back() == '\r') line.pop_back();
+        if (spool.is_open()) {
+            spool.write(line.data(), static_cast<std::streamsize>(line.size()));
+            spool.put('\n');
+            batch_offsets.push_back(source_offset);
+            source_offset += line.size() + 1;
+        } else {
+            batch_offsets.push_back(source_offset);
+            source_offset += line_bytes;
+        }
+        batch_lines.push_back(std::move(line));
+        batch_line_no.push_back(lines);
+        if (batch_lines.size() == batch_docs) flush_batch();
+    }
+    llm::check(!in->bad(), "dedup: read error on input");
+    flush_batch();
+    if (spool.is_open()) {
+        spool.close();
+        llm::check(!spool.fail(), "dedup: writing the spool file failed");
+    }
+
+    // Pass 2: write kept lines and the cluster table.
+    output_file kept_out(o.output), clusters_out(o.clusters);
+    std::ifstream source(spool_path.empty() ? o.input : spool_path, std::ios::binary);
+    llm::check(source.good(), "dedup: cannot reopen the input for the second pass");
+    const std::size_t docs = offsets.size();
+    std::size_t kept = 0, dropped_dup = 0, multi_clusters = 0, largest = 1;
+    std::vector<std::uint32_t> cluster_size(docs, 0);
+    for (std::size_t d = 0; d < docs; ++d) {
+        if (!dropped_by_filter[d]) ++cluster_size[dedup.cluster_of(static_cast<std::uint32_t>(d))];
+    }
+    const auto id_of = [&](std::size_t d) {
+        const std::size_t end = d + 1 < docs ? id_start[d + 1] : ids.size();
+        return std::string_view(ids).substr(id_start[d], end - id_start[d]);
+    };
+    std::string line;
+    for (std::size_t d = 0; d < docs; ++d) {
+        if (dropped_by_filter[d]) {
+            if (clusters_out.stream()) *clusters_out.stream() << tsv_escape(id_of(d)) << "\t\n";
+            continue;
+        }
+        const std::uint32_t c = dedup.cluster_of(static_cast<std::uint32_t>(d));
+        if (clusters_out.stream()) *clusters_out.stream() << tsv_escape(id_of(d)) << '\t' << tsv_escape(id_of(c)) << '\n';
+        if (c != d) {
+            ++dropped_dup;
+            continue;
+        }
+        ++kept;
+        if (cluster_size[d] > 1) ++multi_clusters;
+        largest = std::max<std::size_t>(largest, cluster_size[d]);
+        line.resize(lengths[d]);
+        source.seekg(static_cast<std::streamoff>(offsets[d]));
+        source.read(line.data(), static_cast<std::streamsize>(lengths[d]));
+        llm::check(source.gcount() == static_cast<std::streamsize>(lengths[d]), "dedup: the input changed during the run");
+        *kept_out.stream() << line << '\n';
+    }
+    kept_out.commit();
+    clusters_out.commit();
+
+    const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
+    std::size_t filtered_total = 0;
+    for (const auto& [reason, count] : filtered) filtered_total += count;
+    const double docs_per_s = static_cast<double>(lines) / seconds, mb_per_s = static_cast<double>(bytes_in) / 1e6 / seconds;
+    const auto p = dedup.params();
+    std::ostringstream text;
+    text << "dedup: " << lines << " lines in (" << bytes_in / 1e6 << " MB), " << docs << " documents, " << kept << " kept, "
+         << dropped_dup << " dropped as near-duplicates, " << filtered_total << " dropped by filters, " << malformed.size()
+         << " malformed lines\n";
+    for (const auto& [reason, count] : filtered) text << "  filter: " << count << " dropped: " << reason << '\n';
+    for (std::size_t i = 0; i < malformed.size() && i < 20; ++i) text << "  malformed line " << malformed[i].line << ": " << malformed[i].reason << '\n';
+    if (malformed.size() > 20) text << "  ... " << malformed.size() - 20 << " more malformed lines (all listed in --report)\n";
+    text << "clusters: " << kept << " (" << multi_clusters << " with duplicates, largest " << largest << " documents)\n";
+    text << "minhash: " << o.sketch << ", " << o.hash << ", " << o.shingle << " " << o.ngram << "-grams, num_perm " << o.num_perm
+         << ", seed " << o.seed << "; LSH threshold " << o.threshold << ": " << p.bands << " bands x " << p.rows << " rows; "
+         << dedup.candidate_pairs() << " candidate pairs" << (o.verify ? ", " + std::to_string(dedup.rejected_pairs()) + " rejected by exact Jaccard" : "") << '\n';
+    text << "time: " << seconds << " s (parse + filter + signatures " << sign_seconds << " s on " << o.threads << " threads), "
+         << docs_per_s << " docs/s, " << mb_per_s << " MB/s\n";
+    std::cerr << text.str();
+
+    if (!o.report.empty()) {
+        output_file rep(o.report);
+        auto& r = *rep.stream();
+        r << "{\"lines\": " << lines << ", \"bytes\": " << bytes_in << ", \"documents\": " << docs << ", \"kept\": " << kept
+          << ", \"dropped_near_duplicates\": " << dropped_dup << ", \"dropped_by_filters\": {";
+        bool first = true;
+        for (const auto& [reason, count] : filtered) {
+            r << (first ? "" : ", ") << '"' << json_escape(reason) << "\": " << count;
+            first = false;
+        }
+        r << "}, \"clusters\": " << kept << ", \"clusters_with_duplicates\": " << multi_clusters << ", \"largest_cluster\": " << largest
+          << ", \"bands\": " << p.bands << ", \"rows\": " << p.rows << ", \"candidate_pairs\": " << dedup.candidate_pairs()
+          << ", \"rejected_pairs\": " << dedup.rejected_pairs() << ", \"seconds\": " << seconds << ", \"docs_per_s\": " << docs_per_s
+          << ", \"mb_per_s\": " << mb_per_s << ", \"malformed\": [";
+        for (std::size_t i = 0; i < malformed.size(); ++i) {
+            r << (i ? ", " : "") << "{\"line\": " << malformed[i].line << ", \"reason\": \"" << json_escape(malformed[i].reason) << "\"}";
+        }
+        r << "]}\n";
+        rep.commit();
+    }
+    return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    try {
+        return run(parse_args(argc, argv));
+    } catch (const llm::error& e) {
+        std::cerr << e.what() << '\n';
+        return 2;
+    } catch (const std::exception& e) {
+        std::cerr << "dedup: " << e.what() << '\n';
+        return 2;
+    }
+}
