@@ -67,14 +67,13 @@ inline std::string_view type_of(const io::json_value& v, std::string_view what) 
 
 }  // namespace detail
 
-/// Builds a tokenizer from the text of a Hugging Face tokenizer.json with a BPE model.
+/// Builds a tokenizer from a parsed Hugging Face tokenizer.json with a BPE model.
 /// Supported: ByteLevel (GPT-2 regex) or Split(known regex) + ByteLevel pre-tokenizers, and
 /// SentencePiece-style files (Prepend/Replace normalizers or a Metaspace pre-tokenizer) with
 /// byte fallback; added_tokens become special tokens (matched under special_policy). Anything
 /// else raises llm::error naming `source`, the component and its offset.
-/// Example: `auto tok = llm::tokenizer::hf_tokenizer_from_json(text, "tokenizer.json");`
-inline any_bpe hf_tokenizer_from_json(std::string_view text, std::string_view source) {
-    const io::json_value doc = io::parse_json(text, source);
+/// Example: `auto tok = llm::tokenizer::hf_tokenizer_from_document(llm::io::parse_json(text, "t.json"), "t.json");`
+inline any_bpe hf_tokenizer_from_document(const io::json_value& doc, std::string_view source) {
     const std::string where(source);
     const io::json_value& model = doc.at("model", where);
     if (const io::json_value* t = model.find("type")) {
@@ -212,7 +211,13 @@ inline any_bpe hf_tokenizer_from_json(std::string_view text, std::string_view so
     return sp_bpe(std::move(spec));
 }
 
-/// Loads a Hugging Face tokenizer.json (see hf_tokenizer_from_json).
+/// Parses the text of a tokenizer.json and builds its tokenizer (see hf_tokenizer_from_document).
+/// Example: `auto tok = llm::tokenizer::hf_tokenizer_from_json(text, "tokenizer.json");`
+inline any_bpe hf_tokenizer_from_json(std::string_view text, std::string_view source) {
+    return hf_tokenizer_from_document(io::parse_json(text, source), source);
+}
+
+/// Loads a Hugging Face tokenizer.json (see hf_tokenizer_from_document).
 /// Example: `auto tok = llm::tokenizer::load_hf_tokenizer("tokenizer.json");`
 inline any_bpe load_hf_tokenizer(const std::string& path) {
     return hf_tokenizer_from_json(detail::read_file(path, "load_hf_tokenizer"), path);
