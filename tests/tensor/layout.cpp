@@ -46,8 +46,19 @@ void check_offsets_in_span(const M& m) {
     if (m.is_unique()) {
         CHECK(seen.size() == e.size());
     }
-    if (m.is_contiguous()) {
+    if (m.is_exhaustive()) {
         CHECK(seen.size() == m.required_span_size());
+        CHECK(seen.size() == e.size());
+    }
+    if (m.is_contiguous()) {  // offsets are the row-major linear indices
+        std::size_t linear = 0;
+        for (std::size_t i = 0; i < e.extent(0); ++i) {
+            for (std::size_t j = 0; j < e.extent(1); ++j) {
+                for (std::size_t k = 0; k < e.extent(2); ++k) {
+                    CHECK(m(i, j, k) == linear++);
+                }
+            }
+        }
     }
 }
 
@@ -65,6 +76,7 @@ TEST_CASE("layout_right: row-major offsets and strides for awkward sizes") {
     CHECK(m(2, 5, 1) == 2 * 21 + 5 * 3 + 1);
     CHECK(m.required_span_size() == 105);
     CHECK(m.is_unique());
+    CHECK(m.is_exhaustive());
     CHECK(m.is_contiguous());
     check_offsets_in_span(m);
 }
@@ -79,7 +91,13 @@ TEST_CASE("layout_left: column-major offsets and strides for awkward sizes") {
     CHECK(m(0, 1, 0) == 5);
     CHECK(m(3, 2, 1) == 3 + 2 * 5 + 35);
     CHECK(m.required_span_size() == 105);
+    CHECK(m.is_exhaustive());
+    CHECK_FALSE(m.is_contiguous());  // dense, but not in row-major order
     check_offsets_in_span(m);
+    // Column-major is row-major when at most one extent exceeds 1.
+    CHECK(llm::layout_left::mapping<llm::dims<3>>(llm::dims<3>(1, 7, 1)).is_contiguous());
+    CHECK(llm::layout_left::mapping<llm::dims<2>>(llm::dims<2>(0, 7)).is_contiguous());
+    static_assert(llm::layout_left::mapping<llm::dims<1>>::is_always_contiguous());
 }
 
 TEST_CASE("layout_strided: explicit strides, spans, uniqueness and contiguity") {
@@ -89,14 +107,22 @@ TEST_CASE("layout_strided: explicit strides, spans, uniqueness and contiguity") 
         CHECK(m(1, 2, 4) == 24 + 16 + 4);
         CHECK(m.required_span_size() == 1 + 24 + 16 + 4);
         CHECK(m.is_unique());
+        CHECK_FALSE(m.is_exhaustive());
         CHECK_FALSE(m.is_contiguous());
         check_offsets_in_span(m);
     }
-    SUBCASE("a permutation of row-major strides is contiguous") {
+    SUBCASE("row-major strides are contiguous") {
+        const M m(llm::dims<3>(2, 3, 5), {15, 5, 1});
+        CHECK(m.is_exhaustive());
+        CHECK(m.is_contiguous());
+        check_offsets_in_span(m);
+    }
+    SUBCASE("a permutation of row-major strides is exhaustive, not contiguous") {
         const M m(llm::dims<3>(2, 3, 5), {1, 10, 2});  // extents 2,5 are inner, 3 outer
         CHECK(m(1, 2, 4) == 1 + 20 + 8);
         CHECK(m.is_unique());
-        CHECK(m.is_contiguous());
+        CHECK(m.is_exhaustive());
+        CHECK_FALSE(m.is_contiguous());
         CHECK(m.required_span_size() == 30);
         check_offsets_in_span(m);
     }
@@ -104,6 +130,7 @@ TEST_CASE("layout_strided: explicit strides, spans, uniqueness and contiguity") 
         const M m(llm::dims<3>(4, 3, 5), {0, 5, 1});
         CHECK(m(3, 2, 4) == m(0, 2, 4));
         CHECK_FALSE(m.is_unique());
+        CHECK_FALSE(m.is_exhaustive());
         CHECK_FALSE(m.is_contiguous());
         CHECK(m.required_span_size() == 15);
         check_offsets_in_span(m);
@@ -116,6 +143,7 @@ TEST_CASE("layout_strided: explicit strides, spans, uniqueness and contiguity") 
     SUBCASE("extents of 1 ignore their stride") {
         const M m(llm::dims<3>(1, 3, 1), {999, 1, 7});
         CHECK(m.is_unique());
+        CHECK(m.is_exhaustive());
         CHECK(m.is_contiguous());
         CHECK(m.required_span_size() == 3);
     }
@@ -123,6 +151,7 @@ TEST_CASE("layout_strided: explicit strides, spans, uniqueness and contiguity") 
         const M m(llm::dims<3>(3, 0, 2), {7, 2, 1});
         CHECK(m.required_span_size() == 0);
         CHECK(m.is_unique());
+        CHECK(m.is_exhaustive());
         CHECK(m.is_contiguous());
     }
 }
@@ -136,7 +165,8 @@ TEST_CASE("layout_strided: from extents alone it is row-major; from other layout
     CHECK(from_left.stride(0) == 1);
     CHECK(from_left.stride(1) == 3);
     CHECK(from_left(2, 3) == left(2, 3));
-    CHECK(from_left.is_contiguous());
+    CHECK(from_left.is_exhaustive());
+    CHECK_FALSE(from_left.is_contiguous());
     const llm::layout_right::mapping<llm::extents<3, 4>> right;
     CHECK(llm::layout_strided::mapping<llm::dims<2>>(right) == rm);
     CHECK_FALSE(from_left == rm);

@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstring>
 #include <type_traits>
+#include <utility>
 
 namespace llm {
 
@@ -62,10 +63,10 @@ void for_each_offset(const std::array<std::size_t, R>& ext, const std::array<std
 }
 
 // True when both views put the same multi-index at the same offset and cover 0..size()-1,
-// so that one linear loop over the memory visits matching elements.
+// so that one linear loop over the memory visits matching elements (in whatever order).
 template <class A, class B>
-bool same_contiguous_order(const A& a, const B& b) {
-    if (!a.is_contiguous() || !b.is_contiguous()) {
+bool same_dense_order(const A& a, const B& b) {
+    if (!a.is_exhaustive() || !b.is_exhaustive()) {
         return false;
     }
     for (std::size_t r = 0; r < A::rank(); ++r) {
@@ -78,7 +79,7 @@ bool same_contiguous_order(const A& a, const B& b) {
 
 template <class A, class B>
 void check_same_extents(const char* function, const A& src, const B& dst) {
-    if (A::rank() != B::rank() || !(src.extents() == dst.extents())) [[unlikely]] {
+    if (!(src.extents() == dst.extents())) [[unlikely]] {
         fail(function, ": src extents ", shape_string(src.extents()), " differ from dst extents ",
              shape_string(dst.extents()));
     }
@@ -103,7 +104,7 @@ void check_unique_dst(const char* function, const V& dst) {
 template <writable_host_view Dst>
 void fill(Dst&& dst, const typename view_of<Dst>::value_type& value) {
     const auto d = dst.view();
-    if (d.is_contiguous()) {
+    if (d.is_exhaustive()) {
         std::fill_n(d.data(), d.size(), value);
         return;
     }
@@ -113,21 +114,22 @@ void fill(Dst&& dst, const typename view_of<Dst>::value_type& value) {
 }
 
 /// Copies `src` into `dst` element by element (note the order: source first, like std::copy).
-/// Shape contract: src.extents() == dst.extents() (same rank and values; static and dynamic
-/// may mix), any layouts, same element type (use llm::convert to change it); dst unique;
+/// Shape contract: src.extents() == dst.extents() (same rank, checked at compile time, and
+/// same values; static and dynamic may mix), any layouts, same element type (use llm::convert to change it); dst unique;
 /// src and dst must not overlap. Throws llm::error on a shape mismatch or a non-unique dst.
 /// Template parameters:
-///   Src — a readable host view, or an llm::tensor.
+///   Src — a host view, or an llm::tensor (a temporary one too).
 ///   Dst — a writable host view, or an lvalue llm::tensor.
 /// Example: `llm::copy(llm::transpose(a, 0, 1), b);`
 template <readable_host_view Src, writable_host_view Dst>
-    requires std::same_as<typename view_of<Src>::value_type, typename view_of<Dst>::value_type>
+    requires(std::same_as<typename const_view_of<Src>::value_type, typename view_of<Dst>::value_type> &&
+             const_view_of<Src>::rank() == view_of<Dst>::rank())
 void copy(Src&& src, Dst&& dst) {
-    const auto s = src.view();
+    const auto s = std::as_const(src).view();
     const auto d = dst.view();
     tensor_detail::check_same_extents("copy", s, d);
     tensor_detail::check_unique_dst("copy", d);
-    if (tensor_detail::same_contiguous_order(s, d)) {
+    if (tensor_detail::same_dense_order(s, d)) {
         if (d.size() != 0) {
             std::memmove(d.data(), s.data(), d.size() * sizeof(typename view_of<Dst>::value_type));
         }
@@ -145,22 +147,23 @@ void copy(Src&& src, Dst&& dst) {
 /// llm::saturate to clamp overflow to the destination's largest finite value.
 /// Shape contract: as llm::copy (same extents, any layouts, dst unique, no overlap).
 /// Template parameters:
-///   Src  — a readable host view, or an llm::tensor, of an llm::element_type.
+///   Src  — a host view, or an llm::tensor (a temporary one too), of an llm::element_type.
 ///   Dst  — a writable host view, or an lvalue llm::tensor, of an llm::element_type.
 ///   Mode — nothing, or llm::saturate_t.
 /// Example: `llm::convert(weights_f32, weights_bf16);`
 template <readable_host_view Src, writable_host_view Dst, class... Mode>
-    requires element_type<typename view_of<Src>::value_type> && element_type<typename view_of<Dst>::value_type> &&
+    requires element_type<typename const_view_of<Src>::value_type> && element_type<typename view_of<Dst>::value_type> &&
+             (const_view_of<Src>::rank() == view_of<Dst>::rank()) &&
              (sizeof...(Mode) == 0 || (sizeof...(Mode) == 1 && (std::same_as<Mode, saturate_t> && ...)))
 void convert(Src&& src, Dst&& dst, Mode... mode) {
     using To = typename view_of<Dst>::value_type;
-    const auto s = src.view();
+    const auto s = std::as_const(src).view();
     const auto d = dst.view();
     tensor_detail::check_same_extents("convert", s, d);
     tensor_detail::check_unique_dst("convert", d);
     const auto* ps = s.data();
     auto* pd = d.data();
-    if (tensor_detail::same_contiguous_order(s, d)) {
+    if (tensor_detail::same_dense_order(s, d)) {
         for (std::size_t i = 0, n = d.size(); i < n; ++i) {
             pd[i] = element_cast<To>(ps[i], mode...);
         }

@@ -73,20 +73,14 @@ public:
         return statics[r];
     }
 
-    /// The extent of dimension r. Requires r < rank() (LLM_ASSERT).
+    /// The extent of dimension r. Requires r < rank().
     LLM_HD constexpr std::size_t extent(std::size_t r) const noexcept {
         constexpr std::size_t statics[] = {Exts..., 0};
         if constexpr (rank_dynamic_ == 0) {
             return statics[r];
         } else {
-            if (statics[r] != dyn) {
-                return statics[r];
-            }
-            std::size_t k = 0;
-            for (std::size_t i = 0; i < r; ++i) {
-                k += statics[i] == dyn;
-            }
-            return this->values[k];
+            constexpr dynamic_index_table table = make_dynamic_index_table();
+            return statics[r] != dyn ? statics[r] : this->values[table.index[r]];
         }
     }
 
@@ -148,22 +142,35 @@ public:
     }
 
 private:
+    // For each dimension, its position among the dynamic ones (0 for static dimensions, so
+    // that every entry is a valid index into the stored values).
+    struct dynamic_index_table {
+        std::size_t index[rank_ + 1];
+    };
+    LLM_HD static constexpr dynamic_index_table make_dynamic_index_table() noexcept {
+        constexpr std::size_t statics[] = {Exts..., 0};
+        dynamic_index_table table{};
+        std::size_t k = 0;
+        for (std::size_t r = 0; r < rank_; ++r) {
+            table.index[r] = statics[r] == dyn ? k++ : 0;
+        }
+        return table;
+    }
+
     // `given` holds either the rank_dynamic() run-time sizes or all rank() sizes.
     LLM_HD constexpr void assign(const std::size_t* given, std::size_t count) {
+        constexpr std::size_t statics[] = {Exts..., 0};
         if constexpr (rank_dynamic_ != 0) {
-            constexpr std::size_t statics[] = {Exts..., 0};
-            std::size_t k = 0;
+            constexpr dynamic_index_table table = make_dynamic_index_table();
             for (std::size_t r = 0; r < rank_; ++r) {
                 if (statics[r] == dyn) {
-                    this->values[k] = count == rank_ ? given[r] : given[k];
-                    ++k;
-                } else if (count == rank_) {
-                    tensor_detail::require_static_match(r, statics[r], given[r]);
+                    this->values[table.index[r]] = count == rank_ ? given[r] : given[table.index[r]];
                 }
             }
-        } else {
-            for (std::size_t r = 0; r < count; ++r) {
-                tensor_detail::require_static_match(r, static_extent(r), given[r]);
+        }
+        if (count == rank_) {
+            for (std::size_t r = 0; r < rank_; ++r) {
+                tensor_detail::require_static_match(r, statics[r], given[r]);
             }
         }
     }

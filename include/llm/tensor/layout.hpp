@@ -13,14 +13,15 @@
 
 namespace llm {
 
-/// Row-major (C order): the last index is contiguous. Always unique and contiguous.
+/// Row-major (C order): the last index is contiguous. Always unique, exhaustive and contiguous.
 /// Example: `llm::layout_right::mapping<llm::extents<3, 4>> m; m(1, 2) == 6`
 struct layout_right {
     template <extents_like Extents>
     class mapping;
 };
 
-/// Column-major (Fortran order): the first index is contiguous. Always unique and contiguous.
+/// Column-major (Fortran order): the first index is contiguous. Always unique and exhaustive;
+/// contiguous (in row-major order) only when at most one extent exceeds 1.
 /// Example: `llm::layout_left::mapping<llm::extents<3, 4>> m; m(1, 2) == 7`
 struct layout_left {
     template <extents_like Extents>
@@ -28,7 +29,7 @@ struct layout_left {
 };
 
 /// Any non-negative stride per dimension, in elements (transposes, slices, broadcasts with
-/// stride 0). is_unique() and is_contiguous() are computed from the strides.
+/// stride 0). is_unique(), is_exhaustive() and is_contiguous() are computed from the strides.
 /// Example: `llm::layout_strided::mapping<llm::dims<2>> m(llm::dims<2>(3, 4), {1, 3}); m(1, 2) == 7`
 struct layout_strided {
     template <extents_like Extents>
@@ -93,8 +94,10 @@ public:
     }
 
     LLM_HD static constexpr bool is_always_unique() noexcept { return true; }
+    LLM_HD static constexpr bool is_always_exhaustive() noexcept { return true; }
     LLM_HD static constexpr bool is_always_contiguous() noexcept { return true; }
     LLM_HD static constexpr bool is_unique() noexcept { return true; }
+    LLM_HD static constexpr bool is_exhaustive() noexcept { return true; }
     LLM_HD static constexpr bool is_contiguous() noexcept { return true; }
 
     template <class Other>
@@ -142,9 +145,22 @@ public:
     }
 
     LLM_HD static constexpr bool is_always_unique() noexcept { return true; }
-    LLM_HD static constexpr bool is_always_contiguous() noexcept { return true; }
+    LLM_HD static constexpr bool is_always_exhaustive() noexcept { return true; }
+    LLM_HD static constexpr bool is_always_contiguous() noexcept { return Extents::rank() <= 1; }
     LLM_HD static constexpr bool is_unique() noexcept { return true; }
-    LLM_HD static constexpr bool is_contiguous() noexcept { return true; }
+    LLM_HD static constexpr bool is_exhaustive() noexcept { return true; }
+    /// Column-major order equals row-major order only when at most one extent exceeds 1
+    /// (or there are no elements).
+    LLM_HD constexpr bool is_contiguous() const noexcept {
+        std::size_t longer_than_one = 0;
+        for (std::size_t r = 0; r < Extents::rank(); ++r) {
+            if (extents_.extent(r) == 0) {
+                return true;
+            }
+            longer_than_one += extents_.extent(r) > 1;
+        }
+        return longer_than_one <= 1;
+    }
 
     template <class Other>
     LLM_HD friend constexpr bool operator==(const mapping& a, const mapping<Other>& b) noexcept {
@@ -220,6 +236,7 @@ public:
     }
 
     LLM_HD static constexpr bool is_always_unique() noexcept { return false; }
+    LLM_HD static constexpr bool is_always_exhaustive() noexcept { return false; }
     LLM_HD static constexpr bool is_always_contiguous() noexcept { return false; }
 
     /// True when no two indices share an offset. Decided by sorting the dimensions of extent
@@ -240,14 +257,31 @@ public:
         return true;
     }
 
-    /// True when the offsets are exactly 0 .. size()-1 (unique and gap-free).
-    LLM_HD constexpr bool is_contiguous() const noexcept {
+    /// True when the offsets are exactly 0 .. size()-1 in some order (unique and gap-free;
+    /// a transpose of a contiguous mapping is exhaustive but not contiguous).
+    LLM_HD constexpr bool is_exhaustive() const noexcept {
         std::size_t order[rank_ + 1] = {};
         const std::size_t n = dims_by_stride(order);
         std::size_t reach = 1;
         for (std::size_t k = 0; k < n; ++k) {
             const std::size_t r = order[k];
             if (strides_[r] != reach) {
+                return false;
+            }
+            reach *= extents_.extent(r);
+        }
+        return true;
+    }
+
+    /// True when the strides are the row-major ones (those of dimensions of extent 1 do not
+    /// matter), i.e. offset(i...) is the row-major linear index; true when empty.
+    LLM_HD constexpr bool is_contiguous() const noexcept {
+        if (extents_.size() == 0) {
+            return true;
+        }
+        std::size_t reach = 1;
+        for (std::size_t r = rank_; r-- > 0;) {
+            if (extents_.extent(r) != 1 && strides_[r] != reach) {
                 return false;
             }
             reach *= extents_.extent(r);
@@ -305,8 +339,13 @@ private:
     strides_type strides_{};
 };
 
-/// A layout mapping: maps rank() indices to an offset in [0, required_span_size()) and
-/// reports strides and its uniqueness / contiguity.
+/// A layout mapping: maps rank() indices to an offset in [0, required_span_size()), and
+/// reports its strides (every llm mapping is strided: offset = sum of index * stride, which
+/// the whole-tensor algorithms rely on) and three properties:
+///   is_unique()     — no two indices share an offset;
+///   is_exhaustive() — the offsets are exactly 0 .. size()-1, in some order;
+///   is_contiguous() — offset(i...) is the row-major linear index (numpy's C_CONTIGUOUS,
+///                     PyTorch's is_contiguous()): data() is then a plain row-major array.
 template <class M>
 concept layout_mapping = std::copyable<M> && extents_like<typename M::extents_type> &&
                          requires(const M& m, std::size_t r) {
@@ -315,6 +354,7 @@ concept layout_mapping = std::copyable<M> && extents_like<typename M::extents_ty
                              { m.required_span_size() } -> std::same_as<std::size_t>;
                              { m.stride(r) } -> std::same_as<std::size_t>;
                              { m.is_unique() } -> std::same_as<bool>;
+                             { m.is_exhaustive() } -> std::same_as<bool>;
                              { m.is_contiguous() } -> std::same_as<bool>;
                          };
 

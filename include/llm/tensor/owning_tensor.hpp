@@ -108,7 +108,10 @@ public:
     std::size_t size() const noexcept { return map_.extents().size(); }
     bool empty() const noexcept { return size() == 0; }
     std::size_t required_span_size() const noexcept { return map_.required_span_size(); }
+    /// Row-major dense: data()[k] is the k-th element in row-major order.
     bool is_contiguous() const noexcept { return map_.is_contiguous(); }
+    /// Dense in some order: the elements are exactly data()[0 .. size()-1].
+    bool is_exhaustive() const noexcept { return map_.is_exhaustive(); }
     bool is_unique() const noexcept { return map_.is_unique(); }
 
     /// Element at (is...), unchecked (LLM_ASSERT in debug builds).

@@ -12,6 +12,7 @@
 #include <sstream>
 #include <string>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace llm {
@@ -83,11 +84,12 @@ void walk(const V& v, std::size_t dim, std::size_t offset, bool summarise, std::
 /// The elements as nested brackets, numpy style: `[[1, 2, 3],\n [4, 5, 6]]`; elements
 /// right-aligned to a common width; more than options.threshold elements are summarised.
 /// Template parameters:
-///   X — a host view or an llm::tensor; elements arithmetic or llm::bf16 / f16 / fp8.
+///   X — a host view or an llm::tensor (a temporary one too); elements arithmetic or
+///       llm::bf16 / f16 / fp8.
 /// Example: `std::string s = llm::to_string(t, {.threshold = 10});`
 template <readable_host_view X>
 std::string to_string(X&& x, const print_options& options = {}) {
-    const auto v = x.view();
+    const auto v = std::as_const(x).view();
     const bool summarise = v.size() > options.threshold;
     const auto* p = v.data();
     std::ostringstream element_out;

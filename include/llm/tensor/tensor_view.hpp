@@ -91,7 +91,10 @@ public:
     LLM_HD constexpr std::size_t size() const noexcept { return map_.extents().size(); }
     LLM_HD constexpr bool empty() const noexcept { return size() == 0; }
     LLM_HD constexpr std::size_t required_span_size() const noexcept { return map_.required_span_size(); }
+    /// Row-major dense: data()[k] is the k-th element in row-major order (see layout_mapping).
     LLM_HD constexpr bool is_contiguous() const noexcept { return map_.is_contiguous(); }
+    /// Dense in some order: the elements are exactly data()[0 .. size()-1].
+    LLM_HD constexpr bool is_exhaustive() const noexcept { return map_.is_exhaustive(); }
     LLM_HD constexpr bool is_unique() const noexcept { return map_.is_unique(); }
 
     /// Element at (is...), unchecked; every index must be below its extent.
@@ -202,8 +205,17 @@ template <class X>
 concept writable_host_view =
     viewable<X> && !std::is_const_v<typename view_of<X>::element_type> && host_device_tag<typename view_of<X>::device_type>;
 
-/// A viewable whose elements host code may read.
+/// The view type of X read through a const reference: `const_view_of<llm::tensor<float, E>>`
+/// is `tensor_view<const float, E>`; for a view, the view itself.
 template <class X>
-concept readable_host_view = viewable<X> && host_device_tag<typename view_of<X>::device_type>;
+using const_view_of = std::remove_cvref_t<decltype(std::declval<const std::remove_reference_t<X>&>().view())>;
+
+/// Something host code may read through a const reference for the length of one call: a
+/// host view, or an llm::tensor of any value category (a temporary tensor is safe to read
+/// here because no view of it outlives the call).
+template <class X>
+concept readable_host_view = requires(const std::remove_reference_t<X>& x) {
+    { x.view() } -> tensor_view_like;
+} && host_device_tag<typename const_view_of<X>::device_type>;
 
 }  // namespace llm

@@ -126,18 +126,6 @@ using transposed_layout = std::conditional_t<
     std::conditional_t<Rank == 2 && std::is_same_v<Layout, layout_right>, layout_left,
                        std::conditional_t<Rank == 2 && std::is_same_v<Layout, layout_left>, layout_right, layout_strided>>>;
 
-template <class V>
-bool is_row_major_contiguous(const V& v) {
-    std::size_t reach = 1;
-    for (std::size_t r = V::rank(); r-- > 0;) {
-        if (v.extent(r) != 1 && v.stride(r) != reach) {
-            return false;
-        }
-        reach *= v.extent(r);
-    }
-    return true;
-}
-
 }  // namespace tensor_detail
 
 /// The elements [begin, end) of dimension `dim`; the other dimensions are kept whole.
@@ -247,7 +235,7 @@ auto reshape(X&& x, const NewExtents& new_extents) {
              overflow ? std::string("overflowing std::size_t") : std::to_string(count), " elements)");
     }
     if constexpr (std::is_same_v<typename V::layout_type, layout_strided>) {
-        if (v.size() != 0 && !tensor_detail::is_row_major_contiguous(v)) [[unlikely]] {
+        if (!v.is_contiguous()) [[unlikely]] {
             fail("reshape: the view (extents ", tensor_detail::shape_string(v.extents()), ", strides ",
                  tensor_detail::strides_string(v),
                  ") is not contiguous in row-major order; copy it into a tensor first");
