@@ -24,6 +24,17 @@ inline constexpr std::size_t lse_block = 2048;
 inline constexpr std::size_t lse_unroll = 4;
 static_assert(lse_unroll == 4, "row_logsumexp combines exactly four accumulators");
 
+/// Hints that the cache line holding p will be read soon. The exp pass of one block issues these
+/// for the next block, so DRAM streams it in while the exps run; without them the max pass and
+/// the exp pass take turns (measured: ~half the throughput on rows that come from memory).
+LLM_FORCE_INLINE void prefetch_read(const void* p) noexcept {
+#if defined(__GNUC__) || defined(__clang__)
+    __builtin_prefetch(p, 0, 3);
+#else
+    (void)p;
+#endif
+}
+
 template <class S>
 LLM_FORCE_INLINE typename S::f32 load_row(const float* p) noexcept {
     return S::loadu(p);
@@ -82,6 +93,11 @@ double row_logsumexp(const E* x, std::size_t V) noexcept {
             v = S::zero();
         }
         for (i = 0; i + U * W <= nv; i += U * W) {
+            // one hint per 64-byte line of the block after this one (or of the next row, which
+            // the same thread usually reads next); a hint past the end of the buffer is harmless
+            for (std::size_t line = 0; line < U * W * sizeof(E); line += 64) {
+                prefetch_read(reinterpret_cast<const char*>(p + n + i) + line);
+            }
             for (std::size_t k = 0; k < U; ++k) {
                 a[k] = S::add(a[k], S::exp(S::sub(load_row<S>(p + i + k * W), vm)));
             }
