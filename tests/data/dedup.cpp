@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: Apache-2.0
+// LSH index, union-find, near-dedup clustering, exact dedup, Bloom filter, quality rules, JSON reader.
+#include <doctest/doctest.h>
+
+#include <llm/data/bloom.hpp>
+#include <llm/data/detail/json.hpp>
+#include <llm/data/exact.hpp>
+#include <llm/data/lsh.hpp>
+#include <llm/data/near_dedup.hpp>
+#include <llm/data/quality.hpp>
+#include <llm/data/union_find.hpp>
+
+#include <cstdint>
+#include <random>
+#include <string>
+#include <vector>
+
+namespace {
+std::vector<std::uint32_t> random_signature(std::mt19937& rng, std::size_t k) {
+    std::vector<std::uint32_t> s(k);
+    for (auto& v : s) v = rng();
+    return s;
+}
+}  // namespace
+
+TEST_CASE("lsh_index finds documents sharing a band, and only those") {
+    std::mt19937 rng(1);
+    llm::data::lsh_index idx(16, {4, 4});
+    const auto a = random_signature(rng, 16);
+    auto b = random_signature(rng, 16);
+    std::copy(a.begin() + 8, a.begin() + 12, b.begin() + 8);  // b shares band 2 with a
+    const auto c = random_signature(rng, 16);
+    std::vector<std::uint32_t> out{99};
+    CHECK(idx.query_and_insert(a, out) == 0);
+    CHECK(out.empty());
+    CHECK(idx.query_and_insert(c, out) == 1);
+    CHECK(out.empty());
+    CHECK(idx.query_and_insert(b, out) == 2);
+    CHECK(out == std::vector<std::uint32_t>{0});
+    idx.query(a, out);
+    CHECK(out == std::vector<std::uint32_t>{0, 2});
+    // Grow the tables past their first size; every document still finds itself.
+    std::vector<std::vector<std::uint32_t>> many;
+    for (int i = 0; i < 3000; ++i) many.push_back(random_signature(rng, 16)), idx.insert(many.back());
+    for (int i = 0; i < 3000; i += 97) {
+        idx.query(many[i], out);
+        CHECK(std::find(out.begin(), out.end(), static_cast<std::uint32_t>(i + 3)) != out.end());
+    }
+    CHECK_THROWS_WITH_AS(llm::data::lsh_index(16, {5, 4}), "lsh_index: bands = 5, rows = 4 need bands, rows >= 1 and bands * rows <= num_perm = 16", llm::error);
+    CHECK_THROWS_WITH_AS(idx.insert(std::vector<std::uint32_t>(15)), "lsh_index::insert: signature has 15 values, index expects 16", llm::error);
+}
+
+TEST_CASE("union_find merges transitively") {
+    llm::data::union_find uf(6);
+    uf.unite(0, 1);
+    uf.unite(2, 3);
+    uf.unite(1, 3);
+    CHECK(uf.find(0) == uf.find(2));
+    CHECK(uf.find(4) != uf.find(0));
+    CHECK(uf.add() == 6);
+    CHECK_THROWS_AS(uf.find(7), llm::error);
+}
+
+TEST_CASE("near_dedup: clusters, keep first or longest, verification rejects false candidates") {
+    std::mt19937 rng(2);
+    const auto a = random_signature(rng, 32), c = random_signature(rng, 32);
+    for (const auto keep : {llm::data::keep_policy::first, llm::data::keep_policy::longest}) {
+        llm::data::near_dedup nd(32, {.threshold = 0.8, .params = {8, 4}, .keep = keep});
+        nd.add(a, 10);
+        nd.add(c, 10);
+        nd.add_excluded(1000);
+        nd.add(a, 50);  // an exact copy of doc 0, longer
+        CHECK(nd.cluster_of(1) == 1);
+        CHECK(nd.cluster_of(2) == 2);
+        CHECK(nd.cluster_of(0) == nd.cluster_of(3));
+        CHECK(nd.cluster_of(0) == (keep == llm::data::keep_policy::first ? 0u : 3u));
+    }
+    // Same signatures but disjoint shingle sets: verification keeps them apart.
+    llm::data::near_dedup verified(32, {.threshold = 0.8, .params = {8, 4}, .verify = true});
+    const std::vector<std::uint64_t> s1{1, 2, 3}, s2{4, 5, 6}, s3{1, 2, 3};
+    verified.add(a, 1, s1);
+    verified.add(a, 1, s2);
+    verified.add(a, 1, s3);
+    CHECK(verified.cluster_of(1) == 1);
+    CHECK(verified.cluster_of(2) == 0);
+    CHECK(verified.rejected_pairs() >= 1);
+    const std::vector<std::uint64_t> unsorted{3, 1};
+    CHECK_THROWS_AS(verified.add(a, 1, unsorted), llm::error);
+    CHECK_THROWS_AS(llm::data::near_dedup(32, {.threshold = 1.5}), llm::error);
+    CHECK(llm::data::exact_jaccard(s1, s2) == 0.0);
+    CHECK(llm::data::exact_jaccard(s1, s3) == 1.0);
+}
+
+TEST_CASE("exact_dedup and line_dedup") {
+    llm::data::exact_dedup ex;
+    CHECK(ex.insert("a doc"));
+    CHECK(ex.insert("a doc!"));
+    CHECK_FALSE(ex.insert("a doc"));
+    llm::data::line_dedup lines;
+    std::string out;
+    CHECK(lines.filter("Header line\nbody one\n\n", out) == 0);
+    CHECK(out == "Header line\nbody one\n\n");
+    CHECK(lines.filter("HEADER   line\nbody two\n\n", out) == 1);
+    CHECK(out == "body two\n\n");
+}
+
+TEST_CASE("bloom_filter: no false negatives, false-positive rate near the target") {
+    llm::data::bloom_filter bf(10000, 0.01);
+    CHECK(bf.probes() == 7);
+    for (int i = 0; i < 10000; ++i) bf.insert("item" + std::to_string(i));
+    for (int i = 0; i < 10000; ++i) CHECK(bf.contains("item" + std::to_string(i)));
+    int fp = 0;
+    for (int i = 0; i < 20000; ++i) fp += bf.contains("other" + std::to_string(i));
+    // Expected 200 of 20000; 3 standard deviations ~ 42.
+    CHECK(fp < 260);
+    CHECK_THROWS_AS(llm::data::bloom_filter(10, 0.0), llm::error);
+    CHECK_THROWS_AS(llm::data::bloom_filter(0, 0.1), llm::error);
+}
+
+TEST_CASE("quality rules report why a document is dropped") {
+    // Varied English-like prose: random common words, sentences of 8 words, 3 per line.
+    static const char* const vocab[] = {"the", "cat", "sat", "with", "dog", "and", "that", "was", "fine", "today", "river",
+                                        "house", "green", "walked", "under", "bright", "stars", "people", "often", "quiet",
+                                        "morning", "of", "to", "have", "be", "garden", "winter", "letters", "window", "slowly"};
+    std::mt19937 rng(3);
+    std::string prose;
+    for (int line = 0; line < 8; ++line) {
+        for (int sentence = 0; sentence < 3; ++sentence) {
+            for (int w = 0; w < 8; ++w) prose += std::string(vocab[rng() % 30]) + (w == 7 ? ". " : " ");
+        }
+        prose.back() = '\n';
+    }
+    CHECK(llm::data::c4_rules{}.check(llm::data::quality_input(prose)) == nullptr);
+    CHECK(llm::data::gopher_rules{}.check(llm::data::quality_input(prose)) == nullptr);
+    CHECK(std::string(llm::data::c4_rules{}.check(llm::data::quality_input(prose + "int f() { return 1; }\n"))) == "c4: curly bracket");
+    CHECK(std::string(llm::data::c4_rules{}.check(llm::data::quality_input(prose + "Lorem Ipsum dolor.\n"))) == "c4: lorem ipsum");
+    CHECK(std::string(llm::data::c4_rules{}.check(llm::data::quality_input("One line only.\nno punctuation here\n")))
+              .starts_with("c4: fewer than 5 sentences"));
+    CHECK(std::string(llm::data::gopher_rules{}.check(llm::data::quality_input("too short"))) == "gopher: fewer than 50 words");
+    std::string repeated;
+    for (int i = 0; i < 10; ++i) repeated += "the same line with the words of the day and more words\n";
+    CHECK(std::string(llm::data::gopher_rules{}.check(llm::data::quality_input(repeated))) == "gopher: duplicate lines");
+    std::string hashes;
+    for (int i = 0; i < 60; ++i) hashes += "#tag the ";
+    CHECK(std::string(llm::data::gopher_rules{}.check(llm::data::quality_input(hashes))) == "gopher: symbol-to-word ratio above 0.1");
+    const auto q = llm::data::quality_pipeline::parse("c4,gopher");
+    CHECK(q.check(prose).empty());
+    CHECK(q.check("x") == "c4: fewer than 5 sentences in lines ending in terminal punctuation with >= 3 words, no javascript");
+    CHECK_THROWS_WITH_AS(llm::data::quality_pipeline::parse("c4,fineweb"), "quality_pipeline::parse: unknown filter 'fineweb' (known: c4, gopher)", llm::error);
+}
+
+TEST_CASE("read_json_record: fields, escapes, and hostile input") {
+    llm::data::detail::json_record r;
+    llm::data::detail::read_json_record(R"( {"a": [1, {"b": null}], "id": 12.5e3, "text": "x\"\u00e9\ud83d\ude00\n", "z": true} )", "text", "id", r);
+    CHECK(r.has_text);
+    CHECK(r.text == "x\"\xC3\xA9\xF0\x9F\x98\x80\n");
+    CHECK(r.id == "12.5e3");
+    llm::data::detail::read_json_record(R"({"id": "a\tb"})", "text", "id", r);
+    CHECK_FALSE(r.has_text);
+    CHECK(r.id == "a\tb");
+    for (const char* bad : {"", "[]", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":01}", "{\"a\":\"\\x\"}", "{\"a\":\"\xC3\"}",
+                            "{\"a\":\"\xED\xA0\x80\"}", "{\"a\":\"\\udc00\"}", "{\"a\":1} x", "{\"a\":tru}", "{\"a\":\"\x01\"}", "{\"a\":-}"}) {
+        INFO(bad);
+        CHECK_THROWS_AS(llm::data::detail::read_json_record(bad, "text", "id", r), llm::error);
+    }
+    std::string deep(200, '[');
+    CHECK_THROWS_WITH_AS(llm::data::detail::read_json_record("{\"a\":" + deep, "text", "id", r), "json: nesting deeper than 128 at byte 135", llm::error);
+}
