@@ -211,7 +211,8 @@ template <extents_like E>
 std::string shape_string(const E& e) {
     std::string s = "[";
     for (std::size_t r = 0; r < E::rank(); ++r) {
-        s += (r ? ", " : "") + std::to_string(e.extent(r));
+        s += r ? ", " : "";
+        s += std::to_string(e.extent(r));
     }
     return s + "]";
 }

@@ -57,8 +57,13 @@ void walk(const V& v, std::size_t dim, std::size_t offset, bool summarise, std::
         const std::size_t remaining = rank - dim;
         // numpy's separators: ", " inside a row; otherwise a comma, one line break per
         // remaining dimension beyond the row, and indentation under the opening brackets.
-        const std::string separator =
-            remaining == 1 ? std::string(", ") : "," + std::string(remaining - 1, '\n') + std::string(dim + 1, ' ');
+        std::string separator = ",";
+        if (remaining == 1) {
+            separator += ' ';
+        } else {
+            separator.append(remaining - 1, '\n');
+            separator.append(dim + 1, ' ');
+        }
         text("[");
         for (std::size_t i = 0; i < n; ++i) {
             if (elide && i == edge) {

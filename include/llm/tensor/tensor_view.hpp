@@ -132,7 +132,8 @@ private:
         const std::string shown[] = {std::to_string(is)...};
         std::string all;
         for (const std::string& i : shown) {
-            all += (all.empty() ? "" : ", ") + i;
+            all += all.empty() ? "" : ", ";
+            all += i;
         }
         std::size_t r = 0;
         std::size_t bad = rank();
@@ -178,7 +179,8 @@ template <class V>
 std::string strides_string(const V& v) {
     std::string s = "[";
     for (std::size_t r = 0; r < V::rank(); ++r) {
-        s += (r ? ", " : "") + std::to_string(v.stride(r));
+        s += r ? ", " : "";
+        s += std::to_string(v.stride(r));
     }
     return s + "]";
 }
