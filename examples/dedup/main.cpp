@@ -46,7 +46,9 @@ Near-duplicate removal of JSONL documents with MinHash + LSH; keeps one document
   --seed S              permutation seed (default 1)
   --threads N           signature threads (default: all cores)
   --keep first|longest  which document of a cluster to keep (default first)
-  --verify              confirm candidate pairs by exact Jaccard of shingle sets (costs 8 bytes per shingle)
+  --verify              confirm candidate pairs by exact Jaccard of shingle sets (costs 8 bytes per shingle);
+                        also weighs false negatives 0.9 in the LSH (bands, rows) choice, for recall
+  --fn-weight W         weight of false negatives in the (bands, rows) choice, in (0,1) (default 0.5, 0.9 with --verify)
   --filters LIST        quality filters to run before dedup: c4, gopher or c4,gopher (default none)
   --strict              stop at the first malformed line (exit 2) instead of counting it
   --make-corpus N       instead of deduplicating, write N synthetic ~2 KB documents (30% planted
@@ -55,7 +57,7 @@ Near-duplicate removal of JSONL documents with MinHash + LSH; keeps one document
 
 struct options {
     std::string input = "-", output, clusters, report, field = "text", id_field = "id";
-    double threshold = 0.8;
+    double threshold = 0.8, fn_weight = 0;
     std::size_t num_perm = 128, ngram = 5, threads = 0;
     std::uint32_t seed = 1;
     std::string shingle = "word", sketch = "minhash", hash = "xxh64", keep = "first", filters;
@@ -98,6 +100,11 @@ options parse_args(int argc, char** argv) {
             char* end = nullptr;
             o.threshold = std::strtod(v.c_str(), &end);
             llm::check(end && *end == 0 && o.threshold > 0 && o.threshold < 1, "dedup: --threshold = '", v, "' must be a number in (0, 1)");
+        } else if (a == "--fn-weight") {
+            const std::string v = next();
+            char* end = nullptr;
+            o.fn_weight = std::strtod(v.c_str(), &end);
+            llm::check(end && *end == 0 && o.fn_weight > 0 && o.fn_weight < 1, "dedup: --fn-weight = '", v, "' must be a number in (0, 1)");
         } else if (a == "--num-perm") o.num_perm = to_size(a, next());
         else if (a == "--ngram") o.ngram = to_size(a, next());
         else if (a == "--threads") o.threads = to_size(a, next());
@@ -122,6 +129,7 @@ options parse_args(int argc, char** argv) {
     llm::check(o.hash == "xxh64" || o.hash == "murmur3" || o.hash == "sha1", "dedup: --hash = '", o.hash, "' must be xxh64, murmur3 or sha1");
     llm::check(o.keep == "first" || o.keep == "longest", "dedup: --keep = '", o.keep, "' must be first or longest");
     llm::check(o.num_perm >= 2, "dedup: --num-perm = ", o.num_perm, " must be >= 2");
+    if (o.fn_weight == 0) o.fn_weight = o.verify ? 0.9 : 0.5;
     if (o.threads == 0) o.threads = std::max(1u, std::thread::hardware_concurrency());
     return o;
 }
@@ -268,6 +276,7 @@ int run(const options& o) {
     const auto filters = llm::data::quality_pipeline::parse(o.filters);
     llm::parallel::thread_pool pool(o.threads);
     llm::data::near_dedup dedup(o.num_perm, {.threshold = o.threshold,
+                                             .fn_weight = o.fn_weight,
                                              .verify = o.verify,
                                              .keep = o.keep == "longest" ? llm::data::keep_policy::longest : llm::data::keep_policy::first});
 
