@@ -84,70 +84,88 @@ LLM_HD constexpr U round_shift(U v, int shift) noexcept {
 /// Overflow (a rounded magnitude past the largest finite one, or +-Inf): +-Inf for ieee
 /// formats, NaN for nan_only ones, +-max when `saturate`. NaN: a quiet NaN of the same sign
 /// keeping the payload bits that fit.
+/// Written as straight-line code with selects (every path computed, every shift in range),
+/// so that compilers vectorise loops of conversions.
 template <class Format, class Source>
 LLM_HD constexpr typename Format::storage encode(Source x, bool saturate) noexcept {
     using U = typename source_format<Source>::bits;
     constexpr int src_mantissa = source_format<Source>::mantissa_bits;
     constexpr int src_exponent = source_format<Source>::exponent_bits;
     constexpr int src_bias = (1 << (src_exponent - 1)) - 1;
-    constexpr int mantissa = Format::mantissa_bits;
-    constexpr int drop = src_mantissa - mantissa;  // source mantissa bits rounded away
+    constexpr int drop = src_mantissa - Format::mantissa_bits;  // source mantissa bits rounded away
     constexpr U src_sign = U(1) << (src_exponent + src_mantissa);
     constexpr U src_inf = ((U(1) << src_exponent) - 1) << src_mantissa;
+    constexpr U implicit_bit = U(1) << src_mantissa;
 
     const U u = detail::bit_cast<U>(x);
     const U a = u & (src_sign - 1);
-    const unsigned sign = (u & src_sign) != 0 ? Format::sign_bit : 0u;
-    unsigned code;
-    if (a > src_inf) {
-        code = Format::quiet_nan_code | (Format::has_infinity ? unsigned(a >> drop) & Format::mantissa_mask : 0u);
-    } else {
-        const int field = int(a >> src_mantissa);  // biased source exponent, 0 for zero and subnormals
-        // The biased exponent the value would have in Format; source subnormals count as
-        // exponent 1 (they are scaled by 2^(1 - bias) like the smallest normals).
-        const int target_field = (field > 0 ? field : 1) - src_bias + Format::bias;
-        U rounded;
-        if (target_field >= 1) {
-            // Normal in Format, or overflowing: rebias the exponent in place and round the
-            // mantissa; a carry out of the mantissa correctly bumps the exponent. When both
-            // biases agree (bf16 from float) source subnormals map onto target subnormals here.
-            rounded = round_shift(U(a - (U(src_bias - Format::bias) << src_mantissa)), drop);
-        } else {
-            // Subnormal in Format: express the significand (implicit bit included) in units of
-            // Format's smallest subnormal. shift > src_mantissa + 1 means below half of it.
-            const int shift = drop + 1 - target_field;
-            const U significand = (a & ((U(1) << src_mantissa) - 1)) | (field > 0 ? U(1) << src_mantissa : U(0));
-            rounded = shift > src_mantissa + 1 ? U(0) : round_shift(significand, shift);
-        }
-        code = rounded >= Format::overflow_code ? (saturate ? Format::max_code : Format::overflow_code)
-                                                : unsigned(rounded);
+    const unsigned sign = unsigned(u >> (src_exponent + src_mantissa)) << (Format::exponent_bits + Format::mantissa_bits);
+    const int field = int(a >> src_mantissa);  // biased source exponent, 0 for zero and subnormals
+    // The biased exponent the value would have in Format; source subnormals count as exponent
+    // 1 (they are scaled by 2^(1 - bias) like the smallest normals).
+    const int target_field = (field > 0 ? field : 1) - src_bias + Format::bias;
+
+    // Normal in Format, or overflowing (target_field >= 1): rebias the exponent in place and
+    // round the mantissa; a carry out of the mantissa correctly bumps the exponent. When both
+    // biases agree (bf16 from float) source subnormals map onto target subnormals here too.
+    // For other inputs this wraps around harmlessly (unsigned) and is not selected.
+    const U normal = round_shift(U(a - (U(src_bias - Format::bias) << src_mantissa)), drop);
+    // Subnormal in Format (target_field < 1): the significand, implicit bit included, in
+    // units of Format's smallest subnormal. The shift is clamped to [drop + 1, src_mantissa + 2]:
+    // the upper end already rounds every significand (< 2^(src_mantissa + 1)) to 0.
+    int shift = drop + 1 - target_field;
+    shift = shift < drop + 1 ? drop + 1 : shift > src_mantissa + 2 ? src_mantissa + 2 : shift;
+    const U significand = (a & (implicit_bit - 1)) | (field > 0 ? implicit_bit : U(0));
+    const U subnormal = round_shift(significand, shift);
+
+    const U rounded = target_field >= 1 ? normal : subnormal;
+    const unsigned overflowed = saturate ? Format::max_code : Format::overflow_code;
+    const unsigned finite = rounded >= Format::overflow_code ? overflowed : unsigned(rounded);
+    const unsigned nan = Format::quiet_nan_code | (Format::has_infinity ? unsigned(a >> drop) & Format::mantissa_mask : 0u);
+    return static_cast<typename Format::storage>(sign | (a > src_inf ? nan : finite));
+}
+
+/// One step of the binary search that shifts a nonzero v < 2^(Mantissa + 1) left until bit
+/// Mantissa is set, counting the shift in k.
+template <int Step, int Mantissa>
+LLM_HD constexpr void normalise_step(std::uint32_t& v, std::uint32_t& k) noexcept {
+    if constexpr (Step <= Mantissa) {
+        const bool low = v < (1u << (Mantissa + 1 - Step));
+        v = low ? v << Step : v;
+        k += low ? std::uint32_t(Step) : 0u;
     }
-    return static_cast<typename Format::storage>(sign | code);
 }
 
 /// The exact float value of a Format code. NaN codes give a quiet float NaN of the same sign
-/// (payload kept for ieee formats).
+/// (payload kept for ieee formats). Straight-line selects, like encode.
 template <class Format>
 LLM_HD constexpr float decode(typename Format::storage code) noexcept {
-    constexpr int mantissa = Format::mantissa_bits;
-    constexpr int widen = 23 - mantissa;
-    const std::uint32_t sign = (code & Format::sign_bit) != 0 ? 0x80000000u : 0u;
+    constexpr int widen = 23 - Format::mantissa_bits;
+    const std::uint32_t sign = std::uint32_t(code >> (Format::exponent_bits + Format::mantissa_bits)) << 31;
     const std::uint32_t magnitude = code & Format::magnitude_mask;
-    std::uint32_t bits;
-    if (magnitude >= Format::overflow_code) {
-        bits = Format::has_infinity ? 0x7F800000u | ((magnitude & Format::mantissa_mask) << widen) |
-                                          (magnitude != Format::overflow_code ? 0x00400000u : 0u)
-                                    : 0x7FC00000u;
-    } else if (magnitude > Format::mantissa_mask || Format::bias == 127) {
-        // Normal (or, with float's own exponent range, any finite code): widen the mantissa
-        // and rebias the exponent.
-        bits = (magnitude << widen) + (std::uint32_t(127 - Format::bias) << 23);
-    } else {
-        // Zero or subnormal: magnitude * 2^(1 - bias - mantissa), a normal float computed
-        // exactly (small integer times a power of two).
-        constexpr float unit = detail::bit_cast<float>(std::uint32_t(127 + 1 - Format::bias - mantissa) << 23);
-        bits = detail::bit_cast<std::uint32_t>(static_cast<float>(magnitude) * unit);
+    // Normal: widen the mantissa and rebias the exponent. With float's own exponent range
+    // (bf16) this is right for subnormals and zero too.
+    std::uint32_t bits = (magnitude << widen) + (std::uint32_t(127 - Format::bias) << 23);
+    if constexpr (Format::bias != 127) {
+        // Zero or subnormal: magnitude * 2^(1 - bias - mantissa), a normal float. Shift the
+        // magnitude left by k until its top bit sits where the implicit bit goes (a binary
+        // search with selects), then encode like a normal with exponent lowered by k. Integer
+        // only: GCC will not if-convert an int-to-float conversion or a float multiply
+        // (-ftrapping-math), which would keep loops of conversions from vectorising.
+        std::uint32_t v = magnitude;
+        std::uint32_t k = 0;
+        normalise_step<8, Format::mantissa_bits>(v, k);  // written out: GCC vectorises no inner loop
+        normalise_step<4, Format::mantissa_bits>(v, k);
+        normalise_step<2, Format::mantissa_bits>(v, k);
+        normalise_step<1, Format::mantissa_bits>(v, k);
+        const std::uint32_t subnormal = magnitude == 0 ? 0u : (v << widen) + ((std::uint32_t(127 - Format::bias) - k) << 23);
+        bits = magnitude <= Format::mantissa_mask ? subnormal : bits;
     }
+    const std::uint32_t special =
+        Format::has_infinity ? 0x7F800000u | ((magnitude & Format::mantissa_mask) << widen) |
+                                   (magnitude != Format::overflow_code ? 0x00400000u : 0u)
+                             : 0x7FC00000u;
+    bits = magnitude >= Format::overflow_code ? special : bits;
     return detail::bit_cast<float>(sign | bits);
 }
 
