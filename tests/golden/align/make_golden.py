@@ -25,7 +25,7 @@ at z = -1e3: inf * 0), the same quantity is written in log form, exp(-z + logsig
 the script asserts both forms agree on every non-extreme case.
 
 Run: /usr/bin/python3 tests/golden/align/make_golden.py > tests/golden/align/losses.txt
-Output: line-based text, see the parser in tests/align/golden.cpp.
+Output: line-based text ("case", "param", "vec", "scalar", "end" lines) parsed by tests/align/losses.cpp.
 """
 import math
 import sys
