@@ -64,6 +64,27 @@ void BM_shingle_hash(benchmark::State& state) {
     state.counters["MB/s"] = benchmark::Counter(static_cast<double>(bytes) / 1e6, benchmark::Counter::kIsRate);
 }
 
+/// Sketching alone from precomputed shingle hashes (what rensa's "sketch only" row adds to hashing).
+template <class Sketcher>
+void BM_sketch_only(benchmark::State& state) {
+    const auto& docs = corpus();
+    const llm::data::signer<> signer;
+    llm::data::sign_scratch w;
+    std::vector<std::vector<std::uint64_t>> hashes;
+    for (const auto& d : docs) {
+        signer.shingle_hashes(d.text, w);
+        hashes.push_back(w.hashes);
+    }
+    const Sketcher sk(static_cast<std::size_t>(state.range(0)), 1);
+    std::vector<std::uint32_t> sig(sk.num_perm());
+    std::size_t i = 0;
+    for (auto _ : state) {
+        sk.sketch(hashes[i++ % hashes.size()], sig);
+        benchmark::DoNotOptimize(sig.data());
+    }
+    state.counters["docs/s"] = benchmark::Counter(static_cast<double>(state.iterations()), benchmark::Counter::kIsRate);
+}
+
 /// Streaming LSH (query then insert) of 20,000 signatures, threshold 0.8.
 void BM_lsh_query_insert(benchmark::State& state) {
     const auto k = static_cast<std::size_t>(state.range(0));
@@ -93,4 +114,7 @@ BENCHMARK_TEMPLATE(BM_minhash_sign, llm::data::mersenne61, llm::data::sha1_32)->
 BENCHMARK_TEMPLATE(BM_minhash_sign, llm::data::mersenne61, llm::data::murmur3_64)->Arg(128);
 BENCHMARK(BM_oph_sign)->Arg(128)->Arg(256);
 BENCHMARK(BM_shingle_hash);
+BENCHMARK_TEMPLATE(BM_sketch_only, llm::data::minhash<llm::data::mersenne61>)->Arg(128)->Arg(256);
+BENCHMARK_TEMPLATE(BM_sketch_only, llm::data::minhash<llm::data::affine32>)->Arg(128)->Arg(256);
+BENCHMARK_TEMPLATE(BM_sketch_only, llm::data::one_permutation)->Arg(128)->Arg(256);
 BENCHMARK(BM_lsh_query_insert)->Arg(128)->Arg(256)->Unit(benchmark::kMillisecond);
