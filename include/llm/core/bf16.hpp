@@ -27,5 +27,11 @@ static_assert(std::is_trivially_copyable_v<bf16> && std::is_standard_layout_v<bf
 
 }  // namespace llm
 
+namespace std {
+
+/// Limits of llm::bf16, with float's conventions: min() is the smallest normal value,
+/// denorm_min() the smallest subnormal, lowest() == -max().
 template <>
-class std::numeric_limits<llm::bf16> : public llm::detail::minifloat_limits<llm::bf16> {};
+class numeric_limits<llm::bf16> : public llm::detail::minifloat_limits<llm::bf16> {};
+
+}  // namespace std

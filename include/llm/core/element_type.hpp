@@ -13,33 +13,51 @@
 
 namespace llm {
 
-/// Facts about an element type; specialised for exactly the types of llm::element_type.
-/// `name`: the type's name as spelled in C++ (`"bf16"`), for messages and printing.
+namespace detail {
+
+template <class T>
+struct element_name {};
+template <>
+struct element_name<float> {
+    static constexpr std::string_view value = "float";
+};
+template <>
+struct element_name<double> {
+    static constexpr std::string_view value = "double";
+};
+template <>
+struct element_name<bf16> {
+    static constexpr std::string_view value = "bf16";
+};
+template <>
+struct element_name<f16> {
+    static constexpr std::string_view value = "f16";
+};
+template <>
+struct element_name<fp8_e4m3> {
+    static constexpr std::string_view value = "fp8_e4m3";
+};
+template <>
+struct element_name<fp8_e5m2> {
+    static constexpr std::string_view value = "fp8_e5m2";
+};
+
+}  // namespace detail
+
+/// Facts about an element type: empty for a type that is not one (see llm::element_type).
+/// T: any type.
+/// Example: `llm::element_traits<llm::bf16>::name;  // "bf16"`
 template <class T>
 struct element_traits {};
-template <>
-struct element_traits<float> {
-    static constexpr std::string_view name = "float";
-};
-template <>
-struct element_traits<double> {
-    static constexpr std::string_view name = "double";
-};
-template <>
-struct element_traits<bf16> {
-    static constexpr std::string_view name = "bf16";
-};
-template <>
-struct element_traits<f16> {
-    static constexpr std::string_view name = "f16";
-};
-template <>
-struct element_traits<fp8_e4m3> {
-    static constexpr std::string_view name = "fp8_e4m3";
-};
-template <>
-struct element_traits<fp8_e5m2> {
-    static constexpr std::string_view name = "fp8_e5m2";
+
+/// Facts about one of the library's element types (float, double, bf16, f16, fp8_e4m3,
+/// fp8_e5m2).
+/// T: a cv-unqualified element type.
+template <class T>
+    requires requires { detail::element_name<T>::value; }
+struct element_traits<T> {
+    /// The type's name as spelled in C++ (`"bf16"`), for messages and printing.
+    static constexpr std::string_view name = detail::element_name<T>::value;
 };
 
 /// The floating-point element types tensors and kernels handle: float, double, bf16, f16,

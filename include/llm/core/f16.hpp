@@ -27,5 +27,11 @@ static_assert(std::is_trivially_copyable_v<f16> && std::is_standard_layout_v<f16
 
 }  // namespace llm
 
+namespace std {
+
+/// Limits of llm::f16, with float's conventions: min() is the smallest normal value,
+/// denorm_min() the smallest subnormal, lowest() == -max().
 template <>
-class std::numeric_limits<llm::f16> : public llm::detail::minifloat_limits<llm::f16> {};
+class numeric_limits<llm::f16> : public llm::detail::minifloat_limits<llm::f16> {};
+
+}  // namespace std

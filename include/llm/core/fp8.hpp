@@ -45,7 +45,17 @@ static_assert(std::is_trivially_copyable_v<fp8_e5m2> && std::is_standard_layout_
 
 }  // namespace llm
 
+namespace std {
+
+/// Limits of llm::fp8_e4m3, with float's conventions: min() is the smallest normal value,
+/// denorm_min() the smallest subnormal, lowest() == -max(); has_infinity is false and
+/// infinity() returns +0, as numeric_limits does for types without one.
 template <>
-class std::numeric_limits<llm::fp8_e4m3> : public llm::detail::minifloat_limits<llm::fp8_e4m3> {};
+class numeric_limits<llm::fp8_e4m3> : public llm::detail::minifloat_limits<llm::fp8_e4m3> {};
+
+/// Limits of llm::fp8_e5m2, with float's conventions: min() is the smallest normal value,
+/// denorm_min() the smallest subnormal, lowest() == -max().
 template <>
-class std::numeric_limits<llm::fp8_e5m2> : public llm::detail::minifloat_limits<llm::fp8_e5m2> {};
+class numeric_limits<llm::fp8_e5m2> : public llm::detail::minifloat_limits<llm::fp8_e5m2> {};
+
+}  // namespace std
