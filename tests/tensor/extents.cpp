@@ -6,11 +6,14 @@
 
 #include <array>
 #include <cstddef>
+#include <span>
 #include <type_traits>
 
 namespace {
 
 using llm::dyn;
+
+static_assert(llm::dyn == std::dynamic_extent);
 
 // Static extents carry no data: an all-static extents is an empty class, and each dynamic
 // dimension costs exactly one std::size_t.

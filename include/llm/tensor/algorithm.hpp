@@ -6,7 +6,6 @@
 #include <llm/core/error.hpp>
 #include <llm/tensor/tensor_view.hpp>
 
-#include <algorithm>
 #include <array>
 #include <concepts>
 #include <cstddef>
@@ -104,12 +103,14 @@ void check_unique_dst(const char* function, const V& dst) {
 template <writable_host_view Dst>
 void fill(Dst&& dst, const typename view_of<Dst>::value_type& value) {
     const auto d = dst.view();
+    auto* p = d.data();
     if (d.is_exhaustive()) {
-        std::fill_n(d.data(), d.size(), value);
+        for (std::size_t i = 0, n = d.size(); i < n; ++i) {
+            p[i] = value;
+        }
         return;
     }
     const auto s = tensor_detail::strides_array(d);
-    auto* p = d.data();
     tensor_detail::for_each_offset(tensor_detail::extents_array(d), s, s, [&](std::size_t o, std::size_t) { p[o] = value; });
 }
 

@@ -8,7 +8,6 @@
 #include <array>
 #include <concepts>
 #include <cstddef>
-#include <span>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -16,7 +15,9 @@
 namespace llm {
 
 /// Marks a dimension whose size is only known at run time: `llm::extents<llm::dyn, 64>`.
-inline constexpr std::size_t dyn = std::dynamic_extent;
+/// Equal to std::dynamic_extent (the largest std::size_t), spelt out so that this header,
+/// included everywhere, need not include <span>.
+inline constexpr std::size_t dyn = static_cast<std::size_t>(-1);
 
 // Internals of the tensor module. They live in llm::tensor_detail rather than
 // llm::tensor::detail because llm::tensor is the owning tensor class, not a namespace.
@@ -176,7 +177,9 @@ private:
     }
 };
 
-template <class... Sizes>
+// Constrained like the constructor it stands beside: an unconstrained guide loses to the
+// implicit guide of that constructor on clang 14, which then deduces extents<>.
+template <std::integral... Sizes>
 extents(Sizes...) -> extents<tensor_detail::always_dyn<Sizes>...>;
 
 namespace tensor_detail {

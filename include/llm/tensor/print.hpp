@@ -5,7 +5,6 @@
 #include <llm/tensor/owning_tensor.hpp>
 #include <llm/tensor/tensor_view.hpp>
 
-#include <algorithm>
 #include <cstddef>
 #include <ios>
 #include <ostream>
@@ -110,7 +109,7 @@ std::string to_string(X&& x, const print_options& options = {}) {
 
     std::size_t width = 0;
     for (const std::string& e : elements) {
-        width = std::max(width, e.size());
+        width = e.size() > width ? e.size() : width;
     }
     std::string out;
     std::size_t next = 0;

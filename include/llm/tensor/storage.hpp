@@ -9,7 +9,6 @@
 #include <cstddef>
 #include <cstring>
 #include <limits>
-#include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -49,7 +48,9 @@ public:
 
     /// `n` value-initialised elements. Throws llm::error when n * sizeof(T) overflows.
     explicit aligned_buffer(std::size_t n) : aligned_buffer(uninitialized, n) {
-        std::uninitialized_value_construct_n(data_, n);
+        for (std::size_t i = 0; i < n; ++i) {
+            ::new (static_cast<void*>(data_ + i)) T();  // a memset for the element types we have
+        }
     }
 
     /// `n` elements left uninitialised.
