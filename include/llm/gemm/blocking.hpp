@@ -1,0 +1,86 @@
+// SPDX-License-Identifier: Apache-2.0
+// Register and cache blocking (MR x NR micro-tile, MC/KC/NC) of the own GEMM backend, per SIMD width.
+#pragma once
+
+#include <concepts>
+#include <cstddef>
+
+namespace llm::blas {
+
+/// A blocking policy: a type with these static constants (all > 0). nr_vectors counts SIMD
+/// vectors, so NR = nr_vectors * S::width; mc must be a multiple of mr and nc of NR.
+template <class B>
+concept blocking_policy = requires {
+    { B::mr } -> std::convertible_to<std::size_t>;
+    { B::nr_vectors } -> std::convertible_to<std::size_t>;
+    { B::mc } -> std::convertible_to<std::size_t>;
+    { B::kc } -> std::convertible_to<std::size_t>;
+    { B::nc } -> std::convertible_to<std::size_t>;
+} && (B::mr > 0 && B::nr_vectors > 0 && B::kc > 0 && B::mc % B::mr == 0);
+
+/// Blocking for 512-bit vectors (16 floats, 32 vector registers): AVX-512. Chosen by
+/// measurement on this project's build machines (lscpu: Intel Sapphire/Emerald Rapids class,
+/// 2 FMA ports, L1d 48 KiB, L2 2 MiB per core); figures in BENCHMARKS.md.
+struct blocking_avx512 {
+    // Micro-tile 6 x 64: 6 * 4 = 24 accumulators + 4 registers of B + 1 broadcast of A = 29
+    // of 32 zmm registers. Per k step: 24 FMAs (12 cycles on 2 ports) against 4 vector loads
+    // and 6 broadcasts, so the load ports have slack, and 24 independent chains cover the
+    // 4-cycle latency x 2 ports. 14 x 32 (28 accumulators) and 12 x 32 measured 3-8%
+    // slower at 1024^3 in the same run: they need 14 or 12 broadcasts per 2 B loads.
+    static constexpr std::size_t mr = 6;
+    static constexpr std::size_t nr_vectors = 4;
+    // KC = 256: the A micro-panel (6 x 256 floats = 6 KiB) and the lines of the B micro-panel
+    // in flight fit L1d; the B micro-panel (256 x 64 floats = 64 KiB) is re-read from L2 by
+    // each of the MC/6 A micro-panels, 256 B per 12 cycles, far under L2 bandwidth. KC = 128
+    // measured slower (C is loaded and stored twice as often); 384 and 512 were within noise.
+    static constexpr std::size_t kc = 256;
+    // MC = 336 (56 micro-panels): the packed A block (336 x 256 floats = 336 KiB) stays in
+    // L2 while the NC/64 B micro-panels stream past it, with room left for those panels and
+    // the C lines. Large MC means B (the big operand at prefill shapes) is re-streamed from
+    // L3 fewer times; 144 measured slower, 672 no faster.
+    static constexpr std::size_t mc = 336;
+    // NC = 4096: the packed B block (256 x 4096 floats = 4 MiB) lives in L3, shared by both
+    // threads; 4096 covers the Llama-size N in one block, so A is packed once per KC step.
+    static constexpr std::size_t nc = 4096;
+};
+
+/// Blocking for 256-bit vectors (8 floats, 16 registers): AVX2 machines.
+struct blocking_avx2 {
+    // 6 x 16: 12 accumulators + 2 of B + 1 broadcast = 15 of the 16 ymm registers; the
+    // classic Haswell shape, 12 chains cover the 5-cycle latency on 2 FMA ports (10 needed).
+    static constexpr std::size_t mr = 6;
+    static constexpr std::size_t nr_vectors = 2;
+    // The B micro-panel KC x 16 floats = 16 KiB at 256: half of a 32 KiB L1d.
+    static constexpr std::size_t kc = 256;
+    // A block 120 x 256 floats = 120 KiB: fits the 256 KiB L2 of older cores with room for B.
+    static constexpr std::size_t mc = 120;
+    static constexpr std::size_t nc = 4096;
+};
+
+/// Blocking for the scalar backend (width 1): a 4 x 4 tile of scalars the compiler keeps in
+/// registers; cache sizes as for AVX2 since the cache hierarchy is the same machine's.
+struct blocking_scalar {
+    static constexpr std::size_t mr = 4;
+    static constexpr std::size_t nr_vectors = 4;
+    static constexpr std::size_t kc = 256;
+    static constexpr std::size_t mc = 128;
+    static constexpr std::size_t nc = 4096;
+};
+
+/// The default blocking for a SIMD backend of the given width.
+template <std::size_t Width>
+struct default_blocking {
+    using type = blocking_avx2;  // 128-bit and other widths: the 16-register shape is safe
+};
+template <>
+struct default_blocking<16> {
+    using type = blocking_avx512;
+};
+template <>
+struct default_blocking<1> {
+    using type = blocking_scalar;
+};
+template <std::size_t Width>
+using default_blocking_t = typename default_blocking<Width>::type;
+
+}  // namespace llm::blas

@@ -1,0 +1,416 @@
+// SPDX-License-Identifier: Apache-2.0
+// The own GEMM backend: packed panels, a register-blocked SIMD micro-kernel, cache blocking, threads; GEMV without packing.
+#pragma once
+
+#include <llm/gemm/blocking.hpp>
+#include <llm/gemm/matrix.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/simd/simd.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <new>
+#include <type_traits>
+#include <utility>
+
+namespace llm::blas {
+namespace detail {
+
+/// Calls f(std::integral_constant<std::size_t, I>{}) for I = 0..N-1, fully unrolled, so the
+/// micro-kernel's accumulator array is indexed by constants and lives in registers.
+template <std::size_t N, class F>
+LLM_FORCE_INLINE void unroll(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::integral_constant<std::size_t, I>{}), ...); }
+    (std::make_index_sequence<N>{});
+}
+
+/// A per-thread, 64-byte aligned scratch buffer that only grows. Packing buffers are
+/// megabytes: allocating them per call would cost page faults on every GEMM. One slot per
+/// purpose (A pack, B pack, GEMV vector) so nested uses do not collide.
+template <int Slot>
+[[nodiscard]] inline float* scratch(std::size_t count) {
+    struct aligned_delete {
+        void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
+    };
+    thread_local std::unique_ptr<float[], aligned_delete> buffer;
+    thread_local std::size_t capacity = 0;
+    if (count > capacity) {
+        buffer.reset(static_cast<float*>(::operator new[](count * sizeof(float), std::align_val_t{64})));
+        capacity = count;
+    }
+    return buffer.get();
+}
+
+/// Vector load of W consecutive elements (fp32 or bf16) at p, and of n < W elements.
+template <simd::backend S, class T>
+LLM_FORCE_INLINE typename S::f32 load_any(const T* p) {
+    if constexpr (std::is_same_v<std::remove_const_t<T>, float>) {
+        return S::loadu(p);
+    } else {
+        return S::load_bf16(p);
+    }
+}
+template <simd::backend S, class T>
+LLM_FORCE_INLINE typename S::f32 load_any_partial(const T* p, std::size_t n) {
+    if constexpr (std::is_same_v<std::remove_const_t<T>, float>) {
+        return S::load_partial(p, n);
+    } else {
+        return S::load_bf16_partial(p, n);
+    }
+}
+
+/// Packs the mc x kc block `a` into MR-row panels: panel r holds a(r*MR + i, p) at
+/// [r * MR * kc + p * MR + i], rows past mc zero, so the micro-kernel reads MR contiguous
+/// floats per k step and never branches on edges.
+template <std::size_t MR, class T>
+void pack_a(const matrix_ref<T>& a, float* LLM_RESTRICT out) {
+    const std::size_t kc = a.cols;
+    for (std::size_t r0 = 0; r0 < a.rows; r0 += MR) {
+        const std::size_t rows = std::min(MR, a.rows - r0);
+        if (a.cs == 1) {
+            // Row-major A: read each row contiguously, write with stride MR.
+            for (std::size_t i = 0; i < rows; ++i) {
+                const T* src = a.data + (r0 + i) * a.rs;
+                for (std::size_t p = 0; p < kc; ++p) {
+                    out[p * MR + i] = to_float(src[p]);
+                }
+            }
+        } else {
+            for (std::size_t p = 0; p < kc; ++p) {
+                const T* src = a.data + p * a.cs + r0 * a.rs;
+                for (std::size_t i = 0; i < rows; ++i) {
+                    out[p * MR + i] = to_float(src[i * a.rs]);
+                }
+            }
+        }
+        for (std::size_t i = rows; i < MR; ++i) {
+            for (std::size_t p = 0; p < kc; ++p) {
+                out[p * MR + i] = 0.0f;
+            }
+        }
+        out += MR * kc;
+    }
+}
+
+/// Packs panels [panel_begin, panel_end) of the kc x nc block `b` into NR-column panels:
+/// panel r holds b(p, r*NR + j) at [r * NR * kc + p * NR + j], columns past nc zero.
+template <std::size_t NR, class T>
+void pack_b(const matrix_ref<T>& b, std::size_t panel_begin, std::size_t panel_end, float* LLM_RESTRICT out) {
+    const std::size_t kc = b.rows;
+    // Full panels of a row-major B: walk B row by row (one long sequential read per k step,
+    // which runs at memcpy speed; panel by panel it would be kc short strided reads and
+    // measured 2x slower, 10% of a 512 x 4096 x 4096 GEMM).
+    const std::size_t full_end = b.cs == 1 ? std::min(panel_end, b.cols / NR) : panel_begin;
+    if (full_end > panel_begin) {
+        for (std::size_t p = 0; p < kc; ++p) {
+            const T* src = b.data + p * b.rs;
+            for (std::size_t r = panel_begin; r < full_end; ++r) {
+                float* dst = out + r * NR * kc + p * NR;
+                for (std::size_t j = 0; j < NR; ++j) {
+                    dst[j] = to_float(src[r * NR + j]);
+                }
+            }
+        }
+    }
+    for (std::size_t r = std::max(panel_begin, full_end); r < panel_end; ++r) {
+        const std::size_t c0 = r * NR;
+        const std::size_t cols = std::min(NR, b.cols - c0);
+        float* dst = out + r * NR * kc;
+        // Column by column: contiguous reads when B is column-major (a transposed weight).
+        for (std::size_t j = 0; j < cols; ++j) {
+            const T* src = b.data + (c0 + j) * b.cs;
+            for (std::size_t p = 0; p < kc; ++p) {
+                dst[p * NR + j] = to_float(src[p * b.rs]);
+            }
+        }
+        for (std::size_t p = 0; p < kc; ++p) {
+            for (std::size_t j = cols; j < NR; ++j) {
+                dst[p * NR + j] = 0.0f;
+            }
+        }
+    }
+}
+
+/// The micro-kernel: C[MR x NR] (row stride ldc, unit column stride) = alpha * Ap * Bp +
+/// beta * C over kc steps; beta == 0 does not read C. Ap: MR floats per step, Bp: NR floats
+/// per step (64-byte aligned). The MR x NV accumulators stay in registers for all kc steps.
+template <simd::backend S, std::size_t MR, std::size_t NV>
+LLM_FORCE_INLINE void micro_kernel(std::size_t kc, const float* LLM_RESTRICT a, const float* LLM_RESTRICT b,
+                                   float* LLM_RESTRICT c, std::size_t ldc, float alpha, float beta) {
+    using V = typename S::f32;
+    constexpr std::size_t W = S::width;
+    V acc[MR][NV];
+    unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { acc[i][j] = S::zero(); }); });
+    for (std::size_t p = 0; p < kc; ++p) {
+        V bv[NV];
+        unroll<NV>([&](auto j) { bv[j] = S::load(b + j * W); });
+        unroll<MR>([&](auto i) {
+            const V av = S::set1(a[i]);
+            unroll<NV>([&](auto j) { acc[i][j] = S::fma(av, bv[j], acc[i][j]); });
+        });
+        a += MR;
+        b += NV * W;
+    }
+    const V va = S::set1(alpha);
+    if (beta == 0.0f) {
+        unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { S::storeu(c + i * ldc + j * W, S::mul(va, acc[i][j])); }); });
+    } else {
+        const V vb = S::set1(beta);
+        unroll<MR>([&](auto i) {
+            unroll<NV>([&](auto j) {
+                float* pc = c + i * ldc + j * W;
+                S::storeu(pc, S::fma(va, acc[i][j], S::mul(vb, S::loadu(pc))));
+            });
+        });
+    }
+}
+
+/// The macro-kernel: C block (mc x nc, any strides) = alpha * Ap * Bp + beta * C for the
+/// packed A block and the packed B panels [panel_begin, panel_end). Full tiles of a C with
+/// unit column stride go straight to C; edge tiles and strided C go through a small tile.
+template <simd::backend S, std::size_t MR, std::size_t NV>
+void macro_kernel(std::size_t kc, const float* ap, const float* bp, matrix_ref<float> c, std::size_t panel_begin,
+                  std::size_t panel_end, float alpha, float beta) {
+    constexpr std::size_t NR = NV * S::width;
+    alignas(64) float tile[MR * NR];
+    for (std::size_t r = panel_begin; r < panel_end; ++r) {
+        const std::size_t j0 = r * NR;
+        const std::size_t cols = std::min(NR, c.cols - j0);
+        const float* b = bp + r * NR * kc;
+        for (std::size_t i0 = 0; i0 < c.rows; i0 += MR) {
+            const std::size_t rows = std::min(MR, c.rows - i0);
+            const float* a = ap + i0 * kc;
+            if (rows == MR && cols == NR && c.cs == 1) {
+                micro_kernel<S, MR, NV>(kc, a, b, c.data + i0 * c.rs + j0, c.rs, alpha, beta);
+            } else {
+                micro_kernel<S, MR, NV>(kc, a, b, tile, NR, alpha, 0.0f);
+                for (std::size_t i = 0; i < rows; ++i) {
+                    for (std::size_t j = 0; j < cols; ++j) {
+                        float& out = c(i0 + i, j0 + j);
+                        out = beta == 0.0f ? tile[i * NR + j] : tile[i * NR + j] + beta * out;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// GEMV y (1 x n) = alpha * x (1 x k, contiguous fp32) * B (k x n) + beta * y, B read once at
+/// memory speed, nothing packed. Row-major B (unit column stride): y accumulates 4 rows of B
+/// per pass over a slice of y kept in L1. Column-major B (unit row stride, i.e. a row-major
+/// weight W with y = x W^T): dot products of x with 4 columns at a time.
+template <simd::backend S, class TB, class Exec>
+void gemv(const float* x, matrix_ref<TB> b, matrix_ref<float> y, float alpha, float beta, Exec& exec) {
+    using V = typename S::f32;
+    constexpr std::size_t W = S::width;
+    const std::size_t k = b.rows;
+    const std::size_t n = b.cols;
+    auto finish = [&](std::size_t j, float v) {
+        float& out = y.data[j * y.cs];
+        out = beta == 0.0f ? alpha * v : alpha * v + beta * out;
+    };
+    if (b.cs == 1) {
+        // Slices of 1024 columns: 4 KiB of y in L1, 4 KiB contiguous per row of B, which
+        // the hardware prefetcher follows; each thread takes whole slices.
+        constexpr std::size_t slice = 1024;
+        const std::size_t grain = std::max<std::size_t>(W, std::min(slice, (n + exec.size() - 1) / exec.size() + W - 1) / W * W);
+        parallel::parallel_for(exec, n, grain, [&](std::size_t begin, std::size_t end) {
+            alignas(64) float acc[slice];
+            const std::size_t len = end - begin;
+            const std::size_t full = len / W * W;
+            std::fill(acc, acc + len, 0.0f);
+            std::size_t p = 0;
+            for (; p + 4 <= k; p += 4) {
+                const TB* r0 = b.data + p * b.rs + begin;
+                const TB* r1 = r0 + b.rs;
+                const TB* r2 = r1 + b.rs;
+                const TB* r3 = r2 + b.rs;
+                const V x0 = S::set1(x[p]), x1 = S::set1(x[p + 1]), x2 = S::set1(x[p + 2]), x3 = S::set1(x[p + 3]);
+                std::size_t j = 0;
+                for (; j < full; j += W) {
+                    V v = S::load(acc + j);
+                    v = S::fma(x0, load_any<S>(r0 + j), v);
+                    v = S::fma(x1, load_any<S>(r1 + j), v);
+                    v = S::fma(x2, load_any<S>(r2 + j), v);
+                    v = S::fma(x3, load_any<S>(r3 + j), v);
+                    S::store(acc + j, v);
+                }
+                if (j < len) {
+                    const std::size_t t = len - j;
+                    V v = S::load(acc + j);
+                    v = S::fma(x0, load_any_partial<S>(r0 + j, t), v);
+                    v = S::fma(x1, load_any_partial<S>(r1 + j, t), v);
+                    v = S::fma(x2, load_any_partial<S>(r2 + j, t), v);
+                    v = S::fma(x3, load_any_partial<S>(r3 + j, t), v);
+                    S::store(acc + j, v);
+                }
+            }
+            for (; p < k; ++p) {
+                const TB* r0 = b.data + p * b.rs + begin;
+                for (std::size_t j = 0; j < len; ++j) {
+                    acc[j] += x[p] * to_float(r0[j]);
+                }
+            }
+            for (std::size_t j = 0; j < len; ++j) {
+                finish(begin + j, acc[j]);
+            }
+        });
+    } else {
+        // Columns are contiguous: 4 dot products at a time, 2 vectors each, so 8 independent
+        // FMA chains cover the FMA latency while x (k floats) stays in L1.
+        const std::size_t grain = std::max<std::size_t>(4, (n + 2 * exec.size() - 1) / (2 * exec.size()));
+        parallel::parallel_for(exec, n, grain, [&](std::size_t begin, std::size_t end) {
+            std::size_t j = begin;
+            for (; j + 4 <= end; j += 4) {
+                const TB* col[4];
+                V acc[4][2];
+                unroll<4>([&](auto c) {
+                    col[c] = b.data + (j + c) * b.cs;
+                    acc[c][0] = S::zero();
+                    acc[c][1] = S::zero();
+                });
+                std::size_t p = 0;
+                for (; p + 2 * W <= k; p += 2 * W) {
+                    const V x0 = S::loadu(x + p);
+                    const V x1 = S::loadu(x + p + W);
+                    unroll<4>([&](auto c) {
+                        acc[c][0] = S::fma(x0, load_any<S>(col[c] + p), acc[c][0]);
+                        acc[c][1] = S::fma(x1, load_any<S>(col[c] + p + W), acc[c][1]);
+                    });
+                }
+                for (; p < k; p += W) {
+                    const std::size_t t = std::min(W, k - p);
+                    const V x0 = S::load_partial(x + p, t);
+                    unroll<4>([&](auto c) { acc[c][0] = S::fma(x0, load_any_partial<S>(col[c] + p, t), acc[c][0]); });
+                }
+                unroll<4>([&](auto c) { finish(j + c, S::reduce_add(S::add(acc[c][0], acc[c][1]))); });
+            }
+            for (; j < end; ++j) {
+                const TB* col = b.data + j * b.cs;
+                V acc = S::zero();
+                for (std::size_t p = 0; p < k; p += W) {
+                    const std::size_t t = std::min(W, k - p);
+                    acc = S::fma(S::load_partial(x + p, t), load_any_partial<S>(col + p, t), acc);
+                }
+                finish(j, S::reduce_add(acc));
+            }
+        });
+    }
+}
+
+/// The blocked GEMM (Goto/BLIS loop order): for each NC column block and KC depth step, B is
+/// packed once (in parallel) and shared; the M x N work is split into tasks of one MC row
+/// block by a range of NR panels, each packing its own A block into per-thread scratch.
+template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec>
+void gemm_blocked(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& exec) {
+    constexpr std::size_t MR = Blocking::mr;
+    constexpr std::size_t NV = Blocking::nr_vectors;
+    constexpr std::size_t NR = NV * S::width;
+    static_assert(Blocking::nc % NR == 0, "llm::blas: blocking nc must be a multiple of NR = nr_vectors * width");
+    const std::size_t m = c.rows, n = c.cols, k = a.cols;
+    const std::size_t threads = std::max<std::size_t>(1, exec.size());
+    // With few rows, smaller row blocks give every thread work; never below one micro-tile.
+    const std::size_t row_tiles = (m + MR - 1) / MR;
+    const std::size_t mc = std::min(Blocking::mc, std::max<std::size_t>(1, (row_tiles + threads - 1) / threads) * MR);
+    const std::size_t m_blocks = (m + mc - 1) / mc;
+    for (std::size_t jc = 0; jc < n; jc += Blocking::nc) {
+        const std::size_t nc = std::min(Blocking::nc, n - jc);
+        const std::size_t panels = (nc + NR - 1) / NR;
+        // Split columns too when there are fewer row blocks than 2 tasks per thread, so both
+        // threads stay busy on short-and-wide problems; a column task keeps >= 4 panels so
+        // its re-packing of the A block stays a small fraction of its FMAs.
+        const std::size_t want_tasks = 2 * threads;
+        const std::size_t n_split =
+            m_blocks >= want_tasks ? 1 : std::min(std::max<std::size_t>(1, panels / 4), (want_tasks + m_blocks - 1) / m_blocks);
+        const std::size_t panels_per_task = (panels + n_split - 1) / n_split;
+        for (std::size_t pc = 0; pc < k; pc += Blocking::kc) {
+            const std::size_t kc = std::min(Blocking::kc, k - pc);
+            float* bp = scratch<1>(panels * NR * kc);
+            const matrix_ref<TB> b_block{b.data + pc * b.rs + jc * b.cs, kc, nc, b.rs, b.cs};
+            parallel::parallel_for(exec, panels, std::max<std::size_t>(1, (panels + threads - 1) / threads),
+                                   [&](std::size_t begin, std::size_t end) { pack_b<NR>(b_block, begin, end, bp); });
+            const float beta_step = pc == 0 ? beta : 1.0f;
+            parallel::parallel_for(exec, m_blocks * n_split, 1, [&](std::size_t begin, std::size_t end) {
+                for (std::size_t task = begin; task < end; ++task) {
+                    const std::size_t ic = (task / n_split) * mc;
+                    const std::size_t rows = std::min(mc, m - ic);
+                    const std::size_t p0 = (task % n_split) * panels_per_task;
+                    const std::size_t p1 = std::min(panels, p0 + panels_per_task);
+                    if (p0 >= p1) {
+                        continue;
+                    }
+                    float* ap = scratch<0>(((rows + MR - 1) / MR) * MR * kc);
+                    pack_a<MR>(matrix_ref<TA>{a.data + ic * a.rs + pc * a.cs, rows, kc, a.rs, a.cs}, ap);
+                    const matrix_ref<float> c_block{c.data + ic * c.rs + jc * c.cs, rows, nc, c.rs, c.cs};
+                    macro_kernel<S, MR, NV>(kc, ap, bp, c_block, p0, p1, alpha, beta_step);
+                }
+            });
+        }
+    }
+}
+
+/// C = beta * C (the k == 0 product), not reading C when beta == 0.
+inline void scale(matrix_ref<float> c, float beta) {
+    for (std::size_t i = 0; i < c.rows; ++i) {
+        for (std::size_t j = 0; j < c.cols; ++j) {
+            c(i, j) = beta == 0.0f ? 0.0f : beta * c(i, j);
+        }
+    }
+}
+
+}  // namespace detail
+
+/// Backend policy: our own GEMM. Packed panels and a register-blocked micro-kernel written
+/// through the SIMD facade, MC/KC/NC cache blocking, threads over row blocks (and column
+/// panels when rows are few); M = 1 or N = 1 runs a GEMV that packs nothing and streams B
+/// at memory bandwidth. bf16 inputs are widened to fp32 while packing (exact).
+/// S: the SIMD backend (llm::simd::default_backend: the widest available).
+/// Blocking: register and cache blocking (default chosen from S::width, see blocking.hpp).
+/// Example: `llm::gemm<llm::blas::own<llm::simd::scalar>>(a, b, c);`
+template <simd::backend S = simd::default_backend, blocking_policy Blocking = default_blocking_t<S::width>>
+struct own {
+    /// a: m x k, b: k x n, c: m x n (shapes checked by the caller); any strides.
+    template <input_element TA, input_element TB, class Exec>
+    static void run(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& exec) {
+        if (c.rows == 0 || c.cols == 0) {
+            return;
+        }
+        if (a.cols == 0) {
+            detail::scale(c, beta);
+            return;
+        }
+        // C^T = B^T A^T: make the output's unit stride the column stride (what the
+        // micro-kernel stores along), and make a vector output a row so GEMV handles it.
+        if ((c.cs != 1 && c.rs == 1) || (c.cols == 1 && c.rows > 1)) {
+            run_oriented(b.t(), a.t(), c.t(), alpha, beta, exec);
+        } else {
+            run_oriented(a, b, c, alpha, beta, exec);
+        }
+    }
+
+private:
+    template <class TA, class TB, class Exec>
+    static void run_oriented(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& exec) {
+        if (c.rows == 1 && (b.cs == 1 || b.rs == 1)) {
+            const float* x = nullptr;
+            if constexpr (std::is_same_v<std::remove_const_t<TA>, float>) {
+                x = a.cs == 1 ? a.data : nullptr;
+            }
+            if (x == nullptr) {
+                // A strided or bf16 row: widen it once (k floats), it is re-read n times.
+                float* xs = detail::scratch<2>(a.cols);
+                for (std::size_t p = 0; p < a.cols; ++p) {
+                    xs[p] = detail::to_float(a.data[p * a.cs]);
+                }
+                x = xs;
+            }
+            detail::gemv<S>(x, b, c, alpha, beta, exec);
+            return;
+        }
+        detail::gemm_blocked<S, Blocking>(a, b, c, alpha, beta, exec);
+    }
+};
+
+}  // namespace llm::blas

@@ -1,0 +1,36 @@
+// SPDX-License-Identifier: Apache-2.0
+// The reference GEMM backend: the plainest triple loop with double accumulation, the oracle for tests.
+#pragma once
+
+#include <llm/gemm/matrix.hpp>
+
+#include <cstddef>
+
+namespace llm::blas {
+
+/// Backend policy: C = alpha * A * B + beta * C by the textbook triple loop, each dot product
+/// accumulated in double. Never the default; it documents the maths and is what tests compare
+/// the fast backends against. Single-threaded whatever executor it is given.
+/// Example: `llm::gemm<llm::blas::reference>(a, b, c);`
+struct reference {
+    /// a: m x k, b: k x n, c: m x n (shapes checked by the caller). beta == 0 overwrites C
+    /// without reading it (BLAS semantics: NaN in C does not propagate).
+    template <input_element TA, input_element TB, class Exec>
+    static void run(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& /*exec*/) {
+        for (std::size_t i = 0; i < c.rows; ++i) {
+            for (std::size_t j = 0; j < c.cols; ++j) {
+                double sum = 0.0;
+                for (std::size_t p = 0; p < a.cols; ++p) {
+                    sum += static_cast<double>(detail::to_float(a(i, p))) * static_cast<double>(detail::to_float(b(p, j)));
+                }
+                double out = static_cast<double>(alpha) * sum;
+                if (beta != 0.0f) {
+                    out += static_cast<double>(beta) * static_cast<double>(c(i, j));
+                }
+                c(i, j) = static_cast<float>(out);
+            }
+        }
+    }
+};
+
+}  // namespace llm::blas
