@@ -24,6 +24,10 @@ struct bf16 : detail::minifloat<bf16, detail::minifloat_format<8, 7, detail::spe
 
 static_assert(sizeof(bf16) == 2 && alignof(bf16) == 2);
 static_assert(std::is_trivially_copyable_v<bf16> && std::is_standard_layout_v<bf16>);
+// Self-check evaluated by every compiler including this header (nvcc's front end too): a
+// normal value, a tie rounded to even, a subnormal and the overflow to Inf.
+static_assert(bf16(-3.0f).bits() == 0xC040 && bf16(1.00390625f).bits() == 0x3F80 && bf16(0x1p-133f).bits() == 0x0001 &&
+              static_cast<float>(bf16::from_bits(0x0001)) == 0x1p-133f && bf16(0x1.ffp127f).bits() == 0x7F80);
 
 }  // namespace llm
 

@@ -42,6 +42,12 @@ struct fp8_e5m2 : detail::minifloat<fp8_e5m2, detail::minifloat_format<5, 2, det
 static_assert(sizeof(fp8_e4m3) == 1 && sizeof(fp8_e5m2) == 1);
 static_assert(std::is_trivially_copyable_v<fp8_e4m3> && std::is_standard_layout_v<fp8_e4m3>);
 static_assert(std::is_trivially_copyable_v<fp8_e5m2> && std::is_standard_layout_v<fp8_e5m2>);
+// Self-check evaluated by every compiler including this header (nvcc's front end too):
+// subnormals both ways, overflow to NaN / Inf, saturation.
+static_assert(fp8_e4m3(0x1p-9f).bits() == 0x01 && static_cast<float>(fp8_e4m3::from_bits(0x01)) == 0x1p-9f &&
+              fp8_e4m3(465.0f).bits() == 0x7F && fp8_e4m3(465.0f, saturate).bits() == 0x7E);
+static_assert(fp8_e5m2(0x1p-16f).bits() == 0x01 && static_cast<float>(fp8_e5m2::from_bits(0x01)) == 0x1p-16f &&
+              fp8_e5m2(61440.0f).bits() == 0x7C && fp8_e5m2(61440.0f, saturate).bits() == 0x7B);
 
 }  // namespace llm
 
