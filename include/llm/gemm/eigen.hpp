@@ -6,6 +6,10 @@
 #include <llm/gemm/matrix.hpp>
 
 #if LLM_HAS_EIGEN
+// Note for -Werror builds with GCC 12: Eigen's AVX-512 packing trips a false
+// -Wmaybe-uninitialized inside GCC's own intrinsics headers (GCC PR 105593). It can only be
+// silenced by a `#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"` placed before the
+// first include of the translation unit (see tests/gemm/eigen.cpp).
 #include <Eigen/Core>
 
 #include <algorithm>
