@@ -37,6 +37,11 @@ TEST_CASE("tiktoken: missing, truncated or mismatched files raise llm::error nam
     CHECK_THROWS_WITH_AS(tiktoken_from_text(truncated, "r50k_base", "r50k.tiktoken"), doctest::Contains("truncated"), llm::error);
     const std::string cut_mid_line = text.substr(0, text.size() / 2 + 3);
     CHECK_THROWS_AS(tiktoken_from_text(cut_mid_line, "r50k_base", "r50k.tiktoken"), llm::error);
+    // Repeated token bytes in a full-size file: the error names both ranks.
+    const std::size_t eol1 = text.find('\n'), eol2 = text.find('\n', eol1 + 1);
+    const std::string dup = text.substr(0, eol1 + 1) + text.substr(0, eol1 - 1) + "1" + text.substr(eol2);
+    CHECK_THROWS_WITH_AS(tiktoken_from_text(dup, "r50k_base", "r50k.tiktoken"),
+                         doctest::Contains("r50k.tiktoken: token id 1 repeats the bytes of token id 0"), llm::error);
     CHECK_THROWS_WITH_AS(tiktoken_from_text(text, "r51k_base", "r50k.tiktoken"), doctest::Contains("unknown tiktoken encoding 'r51k_base'"),
                          llm::error);
 }

@@ -68,7 +68,7 @@ public:
         lengths_.assign(n_vocab_, absent);
         for (const auto& [bytes, id] : spec.tokens) {
             check(lengths_[id] == absent, name_, ": token id ", id, " is given twice");
-            check(vocab_.insert(bytes, id), name_, ": token id ", id, " repeats the bytes of token id ", vocab_.find(bytes));
+            if (!vocab_.insert(bytes, id)) fail(name_, ": token id ", id, " repeats the bytes of token id ", vocab_.find(bytes));
             lengths_[id] = static_cast<std::uint32_t>(bytes.size());
         }
         for (const special_token& s : spec.specials) {
@@ -85,9 +85,14 @@ public:
         arena_.resize(total);
         for (const auto& [bytes, id] : spec.tokens) arena_.replace(offsets_[id], bytes.size(), bytes);
         for (const special_token& s : spec.specials) arena_.replace(offsets_[s.id], s.text.size(), s.text);
+        byte_pairs_.resize(65536);
         for (unsigned b = 0; b < 256; ++b) {
             const char c = static_cast<char>(b);
             byte_ids_[b] = vocab_.find(&c, 1);
+            for (unsigned b2 = 0; b2 < 256; ++b2) {
+                const char pair[2] = {c, static_cast<char>(b2)};
+                byte_pairs_[b * 256 + b2] = vocab_.find(pair, 2);
+            }
         }
         specials_ = special_matcher(std::move(spec.specials), name_);
         if (!spec.merges.empty()) {
@@ -184,7 +189,7 @@ public:
         if (has_merges_) {
             merge(piece, syms, merges_ranker{&merges_}, ctx, reference);
         } else {
-            merge(piece, syms, tiktoken_ranker{&vocab_}, ctx, reference);
+            merge(piece, syms, tiktoken_ranker{&vocab_, &ctx.pair_ranks, byte_pairs_.data()}, ctx, reference);
         }
         for (const bpe_symbol& s : syms) out.push_back(s.id);
     }
@@ -201,13 +206,26 @@ public:
 private:
 
     // tiktoken: two parts merge when their concatenated bytes are a token; the lower rank first.
+    // The answer depends only on the two ids, so it is remembered per context.
     struct tiktoken_ranker {
         const detail::bytes_map* vocab;
-        bpe_merge rank(std::string_view piece, bpe_symbol a, bpe_symbol b) const noexcept {
+        detail::pair_map* seen;
+        const std::uint32_t* byte_pairs;  // rank of every two-byte string, 65536 entries
+        bpe_merge rank(std::string_view piece, bpe_symbol a, bpe_symbol b) const {
+            if (b.end - a.begin == 2) {  // two single bytes: the first round of every piece
+                const std::uint32_t id = byte_pairs[static_cast<unsigned char>(piece[a.begin]) * 256 +
+                                                    static_cast<unsigned char>(piece[b.begin])];
+                return {id, id};
+            }
+            if (const bpe_merge* m = seen->lookup(a.id, b.id)) return *m;
             const std::uint32_t id = vocab->find(piece.data() + a.begin, b.end - a.begin);
+            if (seen->size() >= pair_cache_limit) seen->clear();
+            seen->insert(a.id, b.id, {id, id});
             return {id, id};
         }
     };
+    // Bound on remembered pairs per context (16 bytes each).
+    static constexpr std::size_t pair_cache_limit = 1 << 18;
     // Hugging Face: the id pair must be in the merges list; its position is the priority.
     struct merges_ranker {
         const detail::pair_map* merges;
@@ -267,6 +285,7 @@ private:
     std::vector<std::uint32_t> lengths_;
     std::string arena_;
     std::uint32_t byte_ids_[256] = {};
+    std::vector<std::uint32_t> byte_pairs_;
     special_matcher specials_;
     bool has_merges_ = false;
     bool ignore_merges_ = false;

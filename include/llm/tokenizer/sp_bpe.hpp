@@ -69,7 +69,7 @@ public:
         vocab_.reserve(spec.pieces.size());
         for (const auto& [piece, id] : spec.pieces) {
             check(!present_[id], name_, ": piece id ", id, " is given twice");
-            check(vocab_.insert(piece, id), name_, ": piece '", piece, "' (id ", id, ") repeats id ", vocab_.find(piece));
+            if (!vocab_.insert(piece, id)) fail(name_, ": piece '", piece, "' (id ", id, ") repeats id ", vocab_.find(piece));
             present_[id] = 1;
             // Decoded text: ▁ is a space; "<0xNN>" is the byte NN.
             if (const int b = byte_piece(piece); b >= 0) {

@@ -105,14 +105,15 @@ inline bool base64_decode(std::string_view in, std::string& out) {
 
 /// Parses the text of a tiktoken rank file: one `base64(token bytes) SP rank` per line,
 /// blank lines ignored. Errors name `source` and the line: bad base64, a missing or
-/// non-decimal rank, a repeated rank or repeated token bytes.
+/// non-decimal rank, a repeated rank or (with `check_duplicates`) repeated token bytes.
 /// Example: `auto ranks = llm::tokenizer::parse_tiktoken(text, "cl100k_base.tiktoken");`
-inline std::vector<std::pair<std::string, std::uint32_t>> parse_tiktoken(std::string_view text, std::string_view source) {
+inline std::vector<std::pair<std::string, std::uint32_t>> parse_tiktoken(std::string_view text, std::string_view source,
+                                                                       bool check_duplicates = true) {
     std::vector<std::pair<std::string, std::uint32_t>> ranks;
     ranks.reserve(text.size() / 12);
     std::vector<std::uint32_t> line_of_rank;  // 0 = unused
     detail::bytes_map seen;
-    seen.reserve(text.size() / 12);
+    if (check_duplicates) seen.reserve(text.size() / 12);
     std::size_t pos = 0, line = 0;
     std::string bytes;
     while (pos < text.size()) {
@@ -139,7 +140,7 @@ inline std::vector<std::pair<std::string, std::uint32_t>> parse_tiktoken(std::st
         if (r >= line_of_rank.size()) line_of_rank.resize(std::max<std::size_t>(r + 1, 2 * line_of_rank.size()), 0);
         check(line_of_rank[r] == 0, source, ":", line, ": rank ", r, " repeats line ", line_of_rank[r]);
         line_of_rank[r] = static_cast<std::uint32_t>(line);
-        check(seen.insert(bytes, r), source, ":", line, ": token '", b64, "' repeats rank ", seen.find(bytes));
+        if (check_duplicates && !seen.insert(bytes, r)) fail(source, ":", line, ": token '", b64, "' repeats rank ", seen.find(bytes));
         ranks.emplace_back(bytes, r);
     }
     return ranks;
@@ -155,7 +156,8 @@ inline byte_bpe tiktoken_from_text(std::string_view text, std::string_view encod
     byte_bpe_spec spec;
     spec.name = std::string(source);
     spec.pre = info->pre;
-    spec.tokens = parse_tiktoken(text, source);
+    // Repeated token bytes are caught by byte_bpe (naming both ranks) without a second hash map.
+    spec.tokens = parse_tiktoken(text, source, false);
     check(spec.tokens.size() == info->n_ranks, source, ": has ", spec.tokens.size(), " ranks but ", encoding, " has ",
           info->n_ranks, " (truncated or wrong file?)");
     spec.specials = std::move(info->specials);

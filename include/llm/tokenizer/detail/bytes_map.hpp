@@ -49,8 +49,26 @@ LLM_FORCE_INLINE std::uint64_t hash_bytes(const char* p, std::size_t n) noexcept
     return mix(h, k0);
 }
 
-// Map from byte strings to values (token ids). Keys live in one arena; a slot holds the
-// hash's high half as a tag so most mismatches are rejected without touching the key.
+// First min(n, 8) bytes of p as a little-endian word, zero-padded. Reads only [p, p + n).
+LLM_FORCE_INLINE std::uint64_t head_word(const char* p, std::size_t n) noexcept {
+    std::uint64_t w = 0;
+    if (n >= 8) {
+        std::memcpy(&w, p, 8);
+    } else if (n >= 4) {
+        std::uint32_t a, b;
+        std::memcpy(&a, p, 4);
+        std::memcpy(&b, p + n - 4, 4);
+        w = a | (static_cast<std::uint64_t>(b) << ((n - 4) * 8));  // overlapping bytes agree
+    } else if (n > 0) {
+        w = static_cast<unsigned char>(p[0]) | (static_cast<std::uint64_t>(static_cast<unsigned char>(p[n >> 1])) << ((n >> 1) * 8)) |
+            (static_cast<std::uint64_t>(static_cast<unsigned char>(p[n - 1])) << ((n - 1) * 8));
+    }
+    return w;
+}
+
+// Map from byte strings to values (token ids). A slot holds the key's length, its first 8
+// bytes and the value, so a lookup of a key of up to 8 bytes (most tokens) touches one cache
+// line; longer keys compare their tail in the arena.
 class bytes_map {
 public:
     static constexpr std::uint32_t npos = 0xffffffffu;
@@ -61,89 +79,74 @@ public:
         std::size_t cap = 16;
         while (cap < 2 * n) cap *= 2;
         if (cap > slots_.size()) rehash(cap);
-        keys_.reserve(n);
     }
 
-    std::size_t size() const noexcept { return keys_.size(); }
-    std::size_t arena_bytes() const noexcept { return arena_.size(); }
+    std::size_t size() const noexcept { return size_; }
 
     // Removes every key, keeping the capacity.
     void clear() noexcept {
         std::fill(slots_.begin(), slots_.end(), slot{});
-        keys_.clear();
         arena_.clear();
+        size_ = 0;
     }
 
     // Inserts key -> value; returns false (and changes nothing) when the key is present.
     bool insert(std::string_view key, std::uint32_t value) {
-        check(key.size() < (1u << 31), "bytes_map: key of ", key.size(), " bytes is too long");
-        if (2 * (keys_.size() + 1) > slots_.size()) rehash(slots_.empty() ? 16 : 2 * slots_.size());
-        const std::uint64_t h = hash_bytes(key.data(), key.size());
-        const std::uint32_t tag = static_cast<std::uint32_t>(h >> 32);
-        std::size_t i = h & (slots_.size() - 1);
-        while (slots_[i].key != npos) {
-            if (slots_[i].tag == tag && key_at(slots_[i].key) == key) return false;
-            i = (i + 1) & (slots_.size() - 1);
+        check(key.size() < npos, "bytes_map: key of ", key.size(), " bytes is too long");
+        if (2 * (size_ + 1) > slots_.size()) rehash(slots_.empty() ? 16 : 2 * slots_.size());
+        const std::uint64_t head = head_word(key.data(), key.size());
+        const std::size_t mask = slots_.size() - 1;
+        for (std::size_t i = hash_bytes(key.data(), key.size()) & mask;; i = (i + 1) & mask) {
+            slot& s = slots_[i];
+            if (s.len == npos) {
+                s = {head, static_cast<std::uint32_t>(key.size()), value, arena_.size()};
+                arena_.append(key);
+                ++size_;
+                return true;
+            }
+            if (matches(s, key.data(), key.size(), head)) return false;
         }
-        slots_[i] = {tag, static_cast<std::uint32_t>(keys_.size())};
-        keys_.push_back({static_cast<std::uint64_t>(arena_.size()), static_cast<std::uint32_t>(key.size()), value});
-        arena_.append(key);
-        return true;
     }
 
     // The value of key, or npos.
     LLM_FORCE_INLINE std::uint32_t find(const char* p, std::size_t n) const noexcept {
         if (slots_.empty()) return npos;
-        const std::uint64_t h = hash_bytes(p, n);
-        const std::uint32_t tag = static_cast<std::uint32_t>(h >> 32);
+        const std::uint64_t head = head_word(p, n);
         const std::size_t mask = slots_.size() - 1;
-        for (std::size_t i = h & mask;; i = (i + 1) & mask) {
-            const slot s = slots_[i];
-            if (s.key == npos) return npos;
-            if (s.tag == tag) {
-                const key_ref& k = keys_[s.key];
-                if (k.len == n && std::memcmp(arena_.data() + k.offset, p, n) == 0) return k.value;
-            }
+        for (std::size_t i = hash_bytes(p, n) & mask;; i = (i + 1) & mask) {
+            const slot& s = slots_[i];
+            if (s.len == npos) return npos;
+            if (matches(s, p, n, head)) return s.value;
         }
     }
     std::uint32_t find(std::string_view key) const noexcept { return find(key.data(), key.size()); }
 
-    // Keys and values in insertion order.
-    template <class F>
-    void for_each(F&& f) const {
-        for (const key_ref& k : keys_) f(std::string_view(arena_.data() + k.offset, k.len), k.value);
-    }
-
 private:
     struct slot {
-        std::uint32_t tag = 0;
-        std::uint32_t key = npos;  // index into keys_
-    };
-    struct key_ref {
-        std::uint64_t offset;
-        std::uint32_t len;
-        std::uint32_t value;
+        std::uint64_t head = 0;
+        std::uint32_t len = npos;  // npos: empty slot
+        std::uint32_t value = 0;
+        std::size_t offset = 0;  // of the whole key in arena_
     };
 
-    std::string_view key_at(std::uint32_t k) const noexcept {
-        return {arena_.data() + keys_[k].offset, keys_[k].len};
+    LLM_FORCE_INLINE bool matches(const slot& s, const char* p, std::size_t n, std::uint64_t head) const noexcept {
+        return s.len == n && s.head == head && (n <= 8 || std::memcmp(arena_.data() + s.offset + 8, p + 8, n - 8) == 0);
     }
 
     void rehash(std::size_t cap) {
-        std::vector<slot> fresh(cap);
-        for (std::uint32_t k = 0; k < keys_.size(); ++k) {
-            const std::string_view key = key_at(k);
-            const std::uint64_t h = hash_bytes(key.data(), key.size());
-            std::size_t i = h & (cap - 1);
-            while (fresh[i].key != npos) i = (i + 1) & (cap - 1);
-            fresh[i] = {static_cast<std::uint32_t>(h >> 32), k};
+        std::vector<slot> old = std::move(slots_);
+        slots_.assign(cap, slot{});
+        for (const slot& s : old) {
+            if (s.len == npos) continue;
+            std::size_t i = hash_bytes(arena_.data() + s.offset, s.len) & (cap - 1);
+            while (slots_[i].len != npos) i = (i + 1) & (cap - 1);
+            slots_[i] = s;
         }
-        slots_ = std::move(fresh);
     }
 
     std::vector<slot> slots_;
-    std::vector<key_ref> keys_;
     std::string arena_;
+    std::size_t size_ = 0;
 };
 
 }  // namespace llm::tokenizer::detail

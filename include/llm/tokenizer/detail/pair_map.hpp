@@ -5,6 +5,7 @@
 #include <llm/config.hpp>
 #include <llm/tokenizer/bpe.hpp>
 
+#include <algorithm>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -27,6 +28,22 @@ public:
         }
     }
 
+    // The entry of (a, b), or nullptr when absent.
+    LLM_FORCE_INLINE const bpe_merge* lookup(std::uint32_t a, std::uint32_t b) const noexcept {
+        if (slots_.empty()) return nullptr;
+        const std::uint64_t key = pack(a, b);
+        for (std::size_t i = slot_of(key);; i = (i + 1) & (slots_.size() - 1)) {
+            if (slots_[i].key == key) return &slots_[i].merge;
+            if (slots_[i].key == empty) return nullptr;
+        }
+    }
+
+    // Removes every entry, keeping the capacity.
+    void clear() noexcept {
+        std::fill(slots_.begin(), slots_.end(), slot{});
+        size_ = 0;
+    }
+
     LLM_FORCE_INLINE bpe_merge find(std::uint32_t a, std::uint32_t b) const noexcept {
         if (slots_.empty()) return {};
         const std::uint64_t key = pack(a, b);
@@ -47,12 +64,15 @@ private:
     static std::uint64_t pack(std::uint32_t a, std::uint32_t b) noexcept {
         return (static_cast<std::uint64_t>(a) << 32) | b;
     }
+    // Fibonacci hashing: the top bits of key * 2^64/phi spread both ids over the table.
     std::size_t slot_of(std::uint64_t key) const noexcept {
-        return static_cast<std::size_t>((key * 0x9e3779b97f4a7c15ull) >> 20) & (slots_.size() - 1);
+        return static_cast<std::size_t>(((key ^ (key >> 29)) * 0x9e3779b97f4a7c15ull) >> shift_);
     }
     void rehash(std::size_t cap) {
         std::vector<slot> old = std::move(slots_);
         slots_.assign(cap, slot{});
+        shift_ = 64;
+        for (std::size_t c = cap; c > 1; c >>= 1) --shift_;
         for (const slot& s : old) {
             if (s.key == empty) continue;
             std::size_t i = slot_of(s.key);
@@ -63,6 +83,7 @@ private:
 
     std::vector<slot> slots_;
     std::size_t size_ = 0;
+    int shift_ = 64;
 };
 
 }  // namespace llm::tokenizer::detail
