@@ -1,0 +1,169 @@
+// SPDX-License-Identifier: Apache-2.0
+// Cross-entropy from logits fused with log-softmax (ignore_index, label smoothing, mean or sum), forward and backward.
+#pragma once
+
+#include <llm/nn/detail/rows.hpp>
+#include <llm/nn/loss_options.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace llm::nn {
+namespace detail {
+
+/// Validated targets: pointer, count, and how many are not ignored.
+template <class I>
+struct targets_ref {
+    const I* data;
+    std::size_t n;
+    std::size_t counted;
+};
+
+template <class V>
+[[nodiscard]] auto check_targets(const char* fn, V&& targets, std::size_t rows, std::size_t vocab, const cross_entropy_options& o) {
+    const auto pn = as_vector(fn, "targets", targets);
+    using I = std::remove_const_t<std::remove_pointer_t<decltype(pn.first)>>;
+    static_assert(std::integral<I>, "llm::nn: targets must be an integer type");
+    llm::check(pn.second == rows, fn, ": targets has ", pn.second, " elements but logits has ", rows, " rows");
+    llm::check(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f, fn, ": label_smoothing = ", o.label_smoothing,
+               " must be in [0, 1]");
+    std::size_t counted = 0;
+    for (std::size_t i = 0; i < rows; ++i) {
+        const auto t = pn.first[i];
+        if (std::cmp_equal(t, o.ignore_index)) {
+            continue;
+        }
+        llm::check(std::cmp_greater_equal(t, 0) && std::cmp_less(t, vocab), fn, ": targets[", i, "] = ", +t,
+                   " is outside [0, ", vocab, ") and is not ignore_index (", o.ignore_index, ")");
+        ++counted;
+    }
+    // PyTorch returns 0/0 = NaN here; a NaN loss silently poisons training, so it is an error.
+    llm::check(counted > 0 || o.red == reduction::sum, fn, ": all ", rows, " targets equal ignore_index (", o.ignore_index,
+               "), so the mean loss is undefined (use reduction::sum for 0)");
+    return targets_ref<I>{pn.first, rows, counted};
+}
+
+/// log-sum-exp and sum of one row in one read: blocks of 256 elements (1 KiB, in L1) take
+/// their max first, then one exp per element against the running max, which is rescaled
+/// once per block (the online softmax, blockwise so it costs one exp per element, not two).
+template <simd::backend S, class T>
+[[nodiscard]] std::pair<float, float> row_lse_sum(const T* x, std::size_t n) {
+    constexpr std::size_t block = 256;
+    constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+    float m = neg_inf, s = 0.0f;
+    auto sum_x = S::zero();
+    for (std::size_t b0 = 0; b0 < n; b0 += block) {
+        const std::size_t len = std::min(block, n - b0);
+        auto bm = S::set1(neg_inf);
+        for_vectors<S>(len, [&](std::size_t i, std::size_t c) {
+            const auto v = load<S>(x + b0 + i, c);
+            bm = S::max(bm, keep_first<S>(v, c, neg_inf));
+            sum_x = S::add(sum_x, v);
+        });
+        const float new_m = std::max(m, S::reduce_max(bm));
+        if (new_m == neg_inf) {
+            continue;  // every logit so far is -inf: nothing to add yet
+        }
+        auto acc = S::zero();
+        const auto vm = S::set1(new_m);
+        for_vectors<S>(len, [&](std::size_t i, std::size_t c) {
+            acc = S::add(acc, keep_first<S>(S::exp(S::sub(load<S>(x + b0 + i, c), vm)), c, 0.0f));
+        });
+        s = s * std::exp(m - new_m) + S::reduce_add(acc);
+        m = new_m;
+    }
+    return {m + std::log(s), S::reduce_add(sum_x)};
+}
+
+}  // namespace detail
+
+/// Cross-entropy of logits against integer targets, fused with the log-softmax: returns
+/// the loss (mean over non-ignored rows, or sum) and writes each row's log-sum-exp for the
+/// backward. Per-row loss: (1 - eps) (lse - x_t) + eps (lse - mean_j x_j), eps = label
+/// smoothing (PyTorch's definition). Rows with target == ignore_index add nothing.
+/// Shapes: logits [rows, vocab] (> 0, rows contiguous); targets [rows] (integers in
+/// [0, vocab) or ignore_index); lse [rows] fp32.
+/// Errors: a target out of range; label_smoothing outside [0, 1]; every target ignored with
+/// reduction::mean (a sum gives 0). Deterministic: row losses are added in row order.
+/// Example: `float loss = llm::nn::cross_entropy_forward(logits, targets, lse, {.label_smoothing = 0.1f});`
+template <simd::backend S = simd::default_backend, class L, class I, class E, class Exec = parallel::thread_pool>
+float cross_entropy_forward(L&& logits, I&& targets, E&& lse, const cross_entropy_options& options = {},
+                            Exec& exec = parallel::default_pool()) {
+    constexpr const char* fn = "cross_entropy_forward";
+    const auto x = detail::as_rows(fn, "logits", logits);
+    detail::check_nonempty(fn, "logits", x.rows, x.cols);
+    const auto t = detail::check_targets(fn, targets, x.rows, x.cols, options);
+    const auto lse_vec = detail::as_vector(fn, "lse", lse);
+    float* const lse_out = lse_vec.first;  // mutable fp32, one per row
+    llm::check(lse_vec.second == x.rows, fn, ": lse has ", lse_vec.second, " elements but logits has ", x.rows, " rows");
+    const float eps = options.label_smoothing;
+    std::vector<double> row_loss(x.rows, 0.0);
+    detail::for_rows(exec, x.rows, x.cols, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t r = r0; r < r1; ++r) {
+            const auto* xr = x.row(r);
+            const auto [l, sum_x] = detail::row_lse_sum<S>(xr, x.cols);
+            lse_out[r] = l;
+            if (std::cmp_equal(t.data[r], options.ignore_index)) {
+                continue;
+            }
+            const float xt = static_cast<float>(xr[static_cast<std::size_t>(t.data[r])]);
+            row_loss[r] = (1.0 - eps) * (static_cast<double>(l) - xt) +
+                          eps * (static_cast<double>(l) - static_cast<double>(sum_x) / static_cast<double>(x.cols));
+        }
+    });
+    double total = 0.0;
+    for (double v : row_loss) {
+        total += v;
+    }
+    return static_cast<float>(options.red == reduction::sum ? total : total / static_cast<double>(t.counted));
+}
+
+/// Backward of cross_entropy_forward: dlogits = dloss * scale * (softmax(x) - (1 - eps)
+/// onehot(t) - eps / vocab), scale = 1 / (non-ignored rows) for the mean, 1 for the sum;
+/// ignored rows get 0. Uses the forward's lse, so softmax(x) costs one exp per element.
+/// Shapes: logits, dlogits [rows, vocab] (dlogits may alias logits); targets, lse [rows].
+/// Example: `llm::nn::cross_entropy_backward(logits, targets, lse, 1.0f, dlogits);`
+template <simd::backend S = simd::default_backend, class L, class I, class E, class D, class Exec = parallel::thread_pool>
+void cross_entropy_backward(L&& logits, I&& targets, E&& lse, float dloss, D&& dlogits,
+                            const cross_entropy_options& options = {}, Exec& exec = parallel::default_pool()) {
+    constexpr const char* fn = "cross_entropy_backward";
+    const auto x = detail::as_rows(fn, "logits", logits);
+    const auto d = detail::as_rows(fn, "dlogits", dlogits);
+    detail::check_nonempty(fn, "logits", x.rows, x.cols);
+    detail::check_same_shape(fn, "logits", x, "dlogits", d);
+    const auto t = detail::check_targets(fn, targets, x.rows, x.cols, options);
+    const auto lse_vec = detail::as_vector(fn, "lse", lse);
+    llm::check(lse_vec.second == x.rows, fn, ": lse has ", lse_vec.second, " elements but logits has ", x.rows, " rows");
+    const float eps = options.label_smoothing;
+    const float scale = options.red == reduction::sum ? dloss : dloss / static_cast<float>(t.counted);
+    const float uniform = eps / static_cast<float>(x.cols);
+    detail::for_rows(exec, x.rows, x.cols, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t r = r0; r < r1; ++r) {
+            const auto* xr = x.row(r);
+            auto* dr = d.row(r);
+            if (std::cmp_equal(t.data[r], options.ignore_index)) {
+                detail::for_vectors<S>(x.cols, [&](std::size_t i, std::size_t c) { detail::store<S>(dr + i, S::zero(), c); });
+                continue;
+            }
+            const auto tgt = static_cast<std::size_t>(t.data[r]);
+            const float l = static_cast<float>(lse_vec.first[r]);
+            const float xt = static_cast<float>(xr[tgt]);  // read before dlogits may overwrite it
+            const auto vl = S::set1(l), vs = S::set1(scale), vu = S::set1(uniform);
+            detail::for_vectors<S>(x.cols, [&](std::size_t i, std::size_t c) {
+                const auto p = S::exp(S::sub(detail::load<S>(xr + i, c), vl));
+                detail::store<S>(dr + i, S::mul(vs, S::sub(p, vu)), c);
+            });
+            using D_elem = std::remove_pointer_t<decltype(dr)>;
+            dr[tgt] = D_elem(scale * (std::exp(xt - l) - uniform - (1.0f - eps)));
+        }
+    });
+}
+
+}  // namespace llm::nn

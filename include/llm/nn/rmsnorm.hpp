@@ -1,0 +1,110 @@
+// SPDX-License-Identifier: Apache-2.0
+// RMSNorm over the last dimension with optional weight, forward and backward, vectorised and threaded over rows.
+#pragma once
+
+#include <llm/nn/detail/rows.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <type_traits>
+#include <vector>
+
+namespace llm::nn {
+
+/// y = x / sqrt(mean(x^2) + eps) * weight, per row; rstd (1 / sqrt(mean(x^2) + eps), fp32,
+/// one per row) is written for the backward.
+/// Shapes: x, y [rows, cols] (cols > 0, rows > 0, last dimension contiguous; y may alias x);
+/// weight [cols] or empty (no weight); rstd [rows] fp32. eps > 0.
+/// Elements: x, y, weight fp32 or bf16.
+/// S: SIMD backend. Exec: sequential or a thread_pool (rows are split).
+/// Example: `llm::nn::rmsnorm_forward(x, w, y, rstd, 1e-5f);`
+template <simd::backend S = simd::default_backend, class X, class W, class Y, class R, class Exec = parallel::thread_pool>
+void rmsnorm_forward(X&& x, W&& weight, Y&& y, R&& rstd, float eps, Exec& exec = parallel::default_pool()) {
+    constexpr const char* fn = "rmsnorm_forward";
+    const auto xr = detail::as_rows(fn, "x", x);
+    const auto yr = detail::as_rows(fn, "y", y);
+    detail::check_nonempty(fn, "x", xr.rows, xr.cols);
+    detail::check_same_shape(fn, "x", xr, "y", yr);
+    const auto w = detail::as_param(fn, "weight", weight, xr.cols);
+    const auto rstd_vec = detail::as_vector(fn, "rstd", rstd);
+    float* const rs = rstd_vec.first;  // mutable fp32, one per row
+    const std::size_t n_rs = rstd_vec.second;
+    llm::check(n_rs == xr.rows, fn, ": rstd has ", n_rs, " elements but x has ", xr.rows, " rows");
+    llm::check(eps > 0.0f, fn, ": eps = ", eps, " must be > 0");
+    detail::for_rows(exec, xr.rows, xr.cols, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t r = r0; r < r1; ++r) {
+            const auto* in = xr.row(r);
+            auto* out = yr.row(r);
+            auto ss = S::zero();
+            detail::for_vectors<S>(xr.cols, [&](std::size_t i, std::size_t c) {
+                const auto v = detail::load<S>(in + i, c);
+                ss = S::fma(v, v, ss);
+            });
+            const float inv = 1.0f / std::sqrt(S::reduce_add(ss) / static_cast<float>(xr.cols) + eps);
+            rs[r] = inv;
+            const auto vinv = S::set1(inv);
+            detail::for_vectors<S>(xr.cols, [&](std::size_t i, std::size_t c) {
+                const auto v = S::mul(detail::load<S>(in + i, c), vinv);
+                detail::store<S>(out + i, S::mul(v, detail::load_param<S>(w, i, c, 1.0f)), c);
+            });
+        }
+    });
+}
+
+/// Backward of rmsnorm_forward: dx = rstd * (g - xhat * mean(g * xhat)) with g = dy * weight
+/// and xhat = x * rstd; dweight += sum over rows of dy * xhat (accumulated, as PyTorch
+/// accumulates .grad; combined in a fixed chunk order, so bitwise reproducible).
+/// Shapes: x, dy, dx [rows, cols]; weight [cols] or empty; rstd [rows] from the forward;
+/// dweight [cols] fp32, or empty to skip it. dx may alias dy.
+/// Example: `llm::nn::rmsnorm_backward(x, w, rstd, dy, dx, dw);`
+template <simd::backend S = simd::default_backend, class X, class W, class R, class DY, class DX, class DW,
+          class Exec = parallel::thread_pool>
+void rmsnorm_backward(X&& x, W&& weight, R&& rstd, DY&& dy, DX&& dx, DW&& dweight, Exec& exec = parallel::default_pool()) {
+    constexpr const char* fn = "rmsnorm_backward";
+    const auto xr = detail::as_rows(fn, "x", x);
+    const auto dyr = detail::as_rows(fn, "dy", dy);
+    const auto dxr = detail::as_rows(fn, "dx", dx);
+    detail::check_nonempty(fn, "x", xr.rows, xr.cols);
+    detail::check_same_shape(fn, "x", xr, "dy", dyr);
+    detail::check_same_shape(fn, "x", xr, "dx", dxr);
+    const auto w = detail::as_param(fn, "weight", weight, xr.cols);
+    const auto dw = detail::as_param(fn, "dweight", dweight, xr.cols);
+    static_assert(std::is_same_v<std::remove_pointer_t<decltype(dw.data)>, float>, "rmsnorm_backward: dweight must be mutable fp32");
+    const auto rstd_vec = detail::as_vector(fn, "rstd", rstd);
+    const float* const rs = rstd_vec.first;
+    const std::size_t n_rs = rstd_vec.second;
+    llm::check(n_rs == xr.rows, fn, ": rstd has ", n_rs, " elements but x has ", xr.rows, " rows");
+    const std::size_t cols = xr.cols;
+    const std::size_t grain = detail::reduce_grain(xr.rows, cols);
+    const std::size_t chunks = (xr.rows + grain - 1) / grain;
+    std::vector<float> partials(dw ? chunks * cols : 0, 0.0f);
+    parallel::parallel_for(exec, xr.rows, grain, [&](std::size_t r0, std::size_t r1) {
+        float* part = dw ? partials.data() + (r0 / grain) * cols : nullptr;
+        for (std::size_t r = r0; r < r1; ++r) {
+            const auto* in = xr.row(r);
+            const auto* d = dyr.row(r);
+            auto* out = dxr.row(r);
+            const auto vr = S::set1(rs[r]);
+            auto dot = S::zero();
+            detail::for_vectors<S>(cols, [&](std::size_t i, std::size_t c) {
+                const auto g = S::mul(detail::load<S>(d + i, c), detail::load_param<S>(w, i, c, 1.0f));
+                dot = S::fma(g, S::mul(detail::load<S>(in + i, c), vr), dot);
+            });
+            const auto k = S::set1(S::reduce_add(dot) / static_cast<float>(cols));
+            detail::for_vectors<S>(cols, [&](std::size_t i, std::size_t c) {
+                const auto dv = detail::load<S>(d + i, c);
+                const auto xhat = S::mul(detail::load<S>(in + i, c), vr);
+                if (part != nullptr) {
+                    detail::store<S>(part + i, S::fma(dv, xhat, detail::load<S>(part + i, c)), c);
+                }
+                const auto g = S::mul(dv, detail::load_param<S>(w, i, c, 1.0f));
+                detail::store<S>(out + i, S::mul(vr, S::sub(g, S::mul(xhat, k))), c);
+            });
+        }
+    });
+    if (dw) {
+        detail::add_partials(dw.data, partials.data(), chunks, cols);
+    }
+}
+
+}  // namespace llm::nn

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: Apache-2.0
+// Softmax and log-softmax over the last dimension, forward and backward, vectorised and threaded over rows.
+#pragma once
+
+#include <llm/nn/detail/rows.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+
+namespace llm::nn {
+namespace detail {
+
+/// Max of a row (with -inf for an empty tail).
+template <simd::backend S, class T>
+[[nodiscard]] float row_max(const T* x, std::size_t n) {
+    auto m = S::set1(-std::numeric_limits<float>::infinity());
+    for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
+        m = S::max(m, keep_first<S>(load<S>(x + i, c), c, -std::numeric_limits<float>::infinity()));
+    });
+    return S::reduce_max(m);
+}
+
+/// sum_j exp(x_j - m); when Y is float the exponentials are also stored to y (so the
+/// softmax's last pass only scales; a bf16 y would round twice, so it recomputes instead).
+template <simd::backend S, class T, class Y>
+[[nodiscard]] float row_exp_sum(const T* x, std::size_t n, float m, Y* y) {
+    const auto vm = S::set1(m);
+    auto s = S::zero();
+    for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
+        const auto e = S::exp(S::sub(load<S>(x + i, c), vm));
+        if constexpr (std::is_same_v<Y, float>) {
+            store<S>(y + i, e, c);
+        }
+        s = S::add(s, keep_first<S>(e, c, 0.0f));
+    });
+    return S::reduce_add(s);
+}
+
+// Three passes per row (max; exp and sum; normalise): rows of LLM widths (4096 floats =
+// 16 KiB, 128K-vocab logits = 512 KiB) stay in L1/L2 between passes, so this reads memory
+// once and computes one exp per element; an online max would need two exps per element.
+// Cross-entropy, which never writes the probabilities, uses the online form (one read).
+template <simd::backend S, bool Log, class TX, class TY>
+void softmax_rows(rows_ref<TX> x, rows_ref<TY> y, std::size_t r0, std::size_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) {
+        const TX* xr = x.row(r);
+        TY* yr = y.row(r);
+        const std::size_t n = x.cols;
+        const float m = row_max<S>(xr, n);
+        if constexpr (Log) {
+            const float s = row_exp_sum<S>(xr, n, m, static_cast<TY*>(nullptr));
+            const auto shift = S::set1(m + std::log(s));
+            for_vectors<S>(n, [&](std::size_t i, std::size_t c) { store<S>(yr + i, S::sub(load<S>(xr + i, c), shift), c); });
+        } else if constexpr (std::is_same_v<TY, float>) {
+            const float s = row_exp_sum<S>(xr, n, m, yr);
+            const auto inv = S::set1(1.0f / s);
+            for_vectors<S>(n, [&](std::size_t i, std::size_t c) { store<S>(yr + i, S::mul(load<S>(yr + i, c), inv), c); });
+        } else {
+            const float s = row_exp_sum<S>(xr, n, m, static_cast<TY*>(nullptr));
+            const auto inv = S::set1(1.0f / s), vm = S::set1(m);
+            for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
+                store<S>(yr + i, S::mul(S::exp(S::sub(load<S>(xr + i, c), vm)), inv), c);
+            });
+        }
+    }
+}
+
+// softmax: dx = y (dy - <dy, y>);  log-softmax: dx = dy - exp(y) sum(dy).
+template <simd::backend S, bool Log, class TY, class TD, class TX>
+void softmax_backward_rows(rows_ref<TY> y, rows_ref<TD> dy, rows_ref<TX> dx, std::size_t r0, std::size_t r1) {
+    for (std::size_t r = r0; r < r1; ++r) {
+        const TY* yr = y.row(r);
+        const TD* dr = dy.row(r);
+        TX* out = dx.row(r);
+        const std::size_t n = y.cols;
+        auto acc = S::zero();
+        for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
+            // Partial loads give 0 past the tail, so no masking is needed for these sums.
+            acc = Log ? S::add(acc, load<S>(dr + i, c)) : S::fma(load<S>(dr + i, c), load<S>(yr + i, c), acc);
+        });
+        const auto k = S::set1(S::reduce_add(acc));
+        for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
+            const auto yv = load<S>(yr + i, c);
+            const auto dv = load<S>(dr + i, c);
+            store<S>(out + i, Log ? S::sub(dv, S::mul(S::exp(yv), k)) : S::mul(yv, S::sub(dv, k)), c);
+        });
+    }
+}
+
+template <simd::backend S, bool Log, class X, class Y, class Exec>
+void softmax_forward_impl(const char* fn, X&& x, Y&& y, Exec& exec) {
+    const auto xr = as_rows(fn, "x", x);
+    const auto yr = as_rows(fn, "y", y);
+    check_nonempty(fn, "x", xr.rows, xr.cols);
+    check_same_shape(fn, "x", xr, "y", yr);
+    for_rows(exec, xr.rows, xr.cols, [&](std::size_t r0, std::size_t r1) { softmax_rows<S, Log>(xr, yr, r0, r1); });
+}
+
+template <simd::backend S, bool Log, class Y, class DY, class DX, class Exec>
+void softmax_backward_impl(const char* fn, Y&& y, DY&& dy, DX&& dx, Exec& exec) {
+    const auto yr = as_rows(fn, "y", y);
+    const auto dyr = as_rows(fn, "dy", dy);
+    const auto dxr = as_rows(fn, "dx", dx);
+    check_nonempty(fn, "y", yr.rows, yr.cols);
+    check_same_shape(fn, "y", yr, "dy", dyr);
+    check_same_shape(fn, "y", yr, "dx", dxr);
+    for_rows(exec, yr.rows, yr.cols,
+             [&](std::size_t r0, std::size_t r1) { softmax_backward_rows<S, Log>(yr, dyr, dxr, r0, r1); });
+}
+
+}  // namespace detail
+
+/// y = softmax(x) over the last dimension (max-subtracted, so any finite x is safe).
+/// Shapes: x, y [rows, cols], rows and cols > 0, last dimension contiguous; y may alias x.
+/// Elements: fp32 or bf16 storage, fp32 math.
+/// S: SIMD backend. Exec: llm::parallel::sequential or a thread_pool (rows are split).
+/// Example: `llm::nn::softmax_forward(logits, probs);`
+template <simd::backend S = simd::default_backend, class X, class Y, class Exec = parallel::thread_pool>
+void softmax_forward(X&& x, Y&& y, Exec& exec = parallel::default_pool()) {
+    detail::softmax_forward_impl<S, false>("softmax_forward", x, y, exec);
+}
+
+/// dx = y * (dy - sum(dy * y)) per row, from the forward output y.
+/// Shapes: y, dy, dx [rows, cols]. Example: `llm::nn::softmax_backward(probs, d_probs, d_logits);`
+template <simd::backend S = simd::default_backend, class Y, class DY, class DX, class Exec = parallel::thread_pool>
+void softmax_backward(Y&& y, DY&& dy, DX&& dx, Exec& exec = parallel::default_pool()) {
+    detail::softmax_backward_impl<S, false>("softmax_backward", y, dy, dx, exec);
+}
+
+/// y = x - logsumexp(x) over the last dimension. Shapes and types as softmax_forward.
+/// Example: `llm::nn::log_softmax_forward(logits, logp);`
+template <simd::backend S = simd::default_backend, class X, class Y, class Exec = parallel::thread_pool>
+void log_softmax_forward(X&& x, Y&& y, Exec& exec = parallel::default_pool()) {
+    detail::softmax_forward_impl<S, true>("log_softmax_forward", x, y, exec);
+}
+
+/// dx = dy - exp(y) * sum(dy) per row, from the forward output y (log-probabilities).
+/// Example: `llm::nn::log_softmax_backward(logp, d_logp, d_logits);`
+template <simd::backend S = simd::default_backend, class Y, class DY, class DX, class Exec = parallel::thread_pool>
+void log_softmax_backward(Y&& y, DY&& dy, DX&& dx, Exec& exec = parallel::default_pool()) {
+    detail::softmax_backward_impl<S, true>("log_softmax_backward", y, dy, dx, exec);
+}
+
+}  // namespace llm::nn
