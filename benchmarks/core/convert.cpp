@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Throughput of scalar bulk conversions float <-> bf16/f16/fp8, against Eigen's types, hardware instructions and memcpy.
+// Scalar bulk conversion throughput float <-> bf16/f16/fp8 against Eigen, hardware instructions, memcpy.
 #include <llm/config.hpp>
 #include <llm/core/bf16.hpp>
 #include <llm/core/f16.hpp>
@@ -19,9 +19,11 @@
 #include <random>
 #include <vector>
 
-// Two sizes: 64 Ki elements (input and output fit in L2, 1 MiB per core here: the
-// conversion's own cost) and 16 Mi elements (64 MiB of floats, far beyond L3: how close a
-// pass over real tensors gets to memory bandwidth, ~20 GB/s on one core here).
+// Two sizes: 64 Ki elements (256 KiB of floats plus the output fit in a 1 MiB L2: the
+// conversion's own cost) and 16 Mi elements (64 MiB of floats: beyond the 32 MiB L3 of the
+// Zen 4 machines PEERS.md describes, so it shows how close a pass over real tensors gets to
+// memory bandwidth; a CPU with a larger L3 measures that cache instead). Larger sizes would
+// make the ctest smoke run slow.
 namespace {
 
 constexpr std::size_t max_elements = std::size_t(1) << 24;
@@ -46,9 +48,8 @@ template <class In, class Out>
 void set_counters(benchmark::State& state, std::size_t n) {
     const double elements = double(n) * double(state.iterations());
     state.counters["elements/s"] = benchmark::Counter(elements, benchmark::Counter::kIsRate);
-    state.counters["bytes/s"] =
-        benchmark::Counter(elements * double(sizeof(In) + sizeof(Out)), benchmark::Counter::kIsRate,
-                           benchmark::Counter::kIs1000);
+    state.counters["bytes/s"] = benchmark::Counter(elements * double(sizeof(In) + sizeof(Out)),
+                                                   benchmark::Counter::kIsRate, benchmark::Counter::kIs1000);
 }
 
 // float -> T, one element at a time through T's constructor (what a scalar kernel does).

@@ -11,10 +11,11 @@
 #include <type_traits>
 
 static_assert(llm::element_type<float> && llm::element_type<double> && llm::element_type<llm::bf16> &&
-              llm::element_type<llm::f16> && llm::element_type<llm::fp8_e4m3> && llm::element_type<llm::fp8_e5m2>);
+              llm::element_type<llm::f16> && llm::element_type<llm::fp8_e4m3> &&
+              llm::element_type<llm::fp8_e5m2>);
 static_assert(llm::element_type<const llm::bf16> && llm::element_type<const volatile float>);
-static_assert(!llm::element_type<int> && !llm::element_type<long double> && !llm::element_type<std::uint16_t> &&
-              !llm::element_type<float*>);
+static_assert(!llm::element_type<int> && !llm::element_type<long double> &&
+              !llm::element_type<std::uint16_t> && !llm::element_type<float*>);
 static_assert(std::is_same_v<decltype(llm::from_float<const llm::f16>(1.0f)), llm::f16>);
 static_assert(std::is_same_v<decltype(llm::element_cast<const double>(llm::bf16{})), double>);
 static_assert(llm::to_float(llm::bf16(2.5f)) == 2.5f);
@@ -63,9 +64,11 @@ TEST_CASE("element_cast rounds once between any two element types") {
 }
 
 TEST_CASE("element_cast with saturate clamps overflow, keeps NaN") {
-    CHECK(static_cast<float>(llm::element_cast<llm::fp8_e5m2>(llm::f16(65504.0f), llm::saturate)) == 57344.0f);
+    CHECK(static_cast<float>(llm::element_cast<llm::fp8_e5m2>(llm::f16(65504.0f), llm::saturate)) ==
+          57344.0f);
     CHECK(llm::element_cast<llm::fp8_e4m3>(1e300, llm::saturate).bits() == 0x7E);
-    CHECK(llm::element_cast<llm::fp8_e4m3>(-std::numeric_limits<double>::infinity(), llm::saturate).bits() == 0xFE);
+    CHECK(llm::element_cast<llm::fp8_e4m3>(-std::numeric_limits<double>::infinity(), llm::saturate).bits() ==
+          0xFE);
     CHECK(llm::element_cast<float>(1e300, llm::saturate) == std::numeric_limits<float>::max());
     CHECK(llm::element_cast<float>(-1e300, llm::saturate) == -std::numeric_limits<float>::max());
     CHECK(llm::element_cast<float>(3.0e38, llm::saturate) == 3.0e38f);

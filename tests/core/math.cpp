@@ -16,12 +16,22 @@ namespace {
 // References: the textbook formulas, evaluated in x87 long double (64-bit mantissa, exponent
 // range to ~1e4932), where e^x for |x| <= 1e4 neither overflows nor underflows, so no
 // rearrangement is needed and the result carries 11+ more bits than double.
-long double sigmoid_ref(long double x) { return 1.0L / (1.0L + std::exp(-x)); }
-long double softplus_ref(long double x) { return std::log1p(std::exp(x)); }
-long double log_sigmoid_ref(long double x) { return -std::log1p(std::exp(-x)); }
-long double logsumexp_ref(long double a, long double b) { return std::log(std::exp(a) + std::exp(b)); }
+long double sigmoid_ref(long double x) {
+    return 1.0L / (1.0L + std::exp(-x));
+}
+long double softplus_ref(long double x) {
+    return std::log1p(std::exp(x));
+}
+long double log_sigmoid_ref(long double x) {
+    return -std::log1p(std::exp(-x));
+}
+long double logsumexp_ref(long double a, long double b) {
+    return std::log(std::exp(a) + std::exp(b));
+}
 // log(1 - e^x): near 0 from expm1 (1 - e^x cancels), elsewhere from log1p.
-long double log1mexp_ref(long double x) { return x > -1 ? std::log(-std::expm1(x)) : std::log1p(-std::exp(x)); }
+long double log1mexp_ref(long double x) {
+    return x > -1 ? std::log(-std::expm1(x)) : std::log1p(-std::exp(x));
+}
 
 // Stated tolerance: |got - want| <= 4 eps(T) * scale + denorm_min(T), scale = |want| unless a
 // caller passes a larger magnitude whose rounding the result inherits (logsumexp's max(a, b)).
@@ -35,8 +45,8 @@ bool close(T got, long double want, long double scale) {
         return got == want;
     }
     const long double eps = std::numeric_limits<T>::epsilon();
-    return std::isfinite(got) &&
-           std::fabs((long double)got - want) <= 4 * eps * scale + (long double)std::numeric_limits<T>::denorm_min();
+    return std::isfinite(got) && std::fabs((long double)got - want) <=
+                                     4 * eps * scale + (long double)std::numeric_limits<T>::denorm_min();
 }
 
 // Inputs around every threshold that matters for float or double: exp overflow (88.7, 709.8),
@@ -44,10 +54,17 @@ bool close(T got, long double want, long double scale) {
 // contract promises.
 template <class T>
 std::vector<T> inputs() {
-    std::vector<T> out = {T(0), std::numeric_limits<T>::denorm_min(), std::numeric_limits<T>::min(), T(1e-30), T(1e-8)};
-    for (const double x : {1e-3, 0.1, 0.5, 0.6931471805599453, 0.7, 1.0, 2.0, 5.0, 10.0, 15.0, 16.0, 17.0, 20.0, 30.0,
-                           36.0, 37.0, 38.0, 50.0, 87.0, 88.0, 88.8, 89.0, 100.0, 103.0, 104.0, 200.0, 700.0, 709.0,
-                           710.0, 744.0, 745.0, 746.0, 1000.0, 5000.0, 9999.0, 1e4}) {
+    std::vector<T> out = {T(0), std::numeric_limits<T>::denorm_min(), std::numeric_limits<T>::min(), T(1e-30),
+                          T(1e-8)};
+    for (const double x : {1e-3,   0.1,    0.5,    0.6931471805599453,
+                           0.7,    1.0,    2.0,    5.0,
+                           10.0,   15.0,   16.0,   17.0,
+                           20.0,   30.0,   36.0,   37.0,
+                           38.0,   50.0,   87.0,   88.0,
+                           88.8,   89.0,   100.0,  103.0,
+                           104.0,  200.0,  700.0,  709.0,
+                           710.0,  744.0,  745.0,  746.0,
+                           1000.0, 5000.0, 9999.0, 1e4}) {
         out.push_back(T(x));
     }
     std::mt19937_64 rng(42);
@@ -80,20 +97,23 @@ struct failures {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("sigmoid, softplus, log_sigmoid, log1mexp match long double references", T, float, double) {
+TEST_CASE_TEMPLATE("sigmoid, softplus, log_sigmoid, log1mexp match long double references", T, float,
+                   double) {
     failures bad;
     for (const T x : inputs<T>()) {
         const long double lx = x;
         const T s = llm::sigmoid(x);
         bad.check(close(s, sigmoid_ref(lx), std::fabs(sigmoid_ref(lx))), "sigmoid", x, s, sigmoid_ref(lx));
         const T sp = llm::softplus(x);
-        bad.check(close(sp, softplus_ref(lx), std::fabs(softplus_ref(lx))), "softplus", x, sp, softplus_ref(lx));
+        bad.check(close(sp, softplus_ref(lx), std::fabs(softplus_ref(lx))), "softplus", x, sp,
+                  softplus_ref(lx));
         const T ls = llm::log_sigmoid(x);
         bad.check(close(ls, log_sigmoid_ref(lx), std::fabs(log_sigmoid_ref(lx))), "log_sigmoid", x, ls,
                   log_sigmoid_ref(lx));
         if (x < 0) {
             const T lm = llm::log1mexp(x);
-            bad.check(close(lm, log1mexp_ref(lx), std::fabs(log1mexp_ref(lx))), "log1mexp", x, lm, log1mexp_ref(lx));
+            bad.check(close(lm, log1mexp_ref(lx), std::fabs(log1mexp_ref(lx))), "log1mexp", x, lm,
+                      log1mexp_ref(lx));
         }
     }
     CHECK_MESSAGE(bad.count == 0, bad.first);
@@ -111,7 +131,8 @@ TEST_CASE_TEMPLATE("logsumexp matches a long double reference on pairs of extrem
         for (const T b : xs) {
             const long double want = logsumexp_ref(a, b);
             const T got = llm::logsumexp(a, b);
-            const long double scale = std::fmax(std::fabs(want), std::fmax(std::fabs((long double)a), std::fabs((long double)b)));
+            const long double scale =
+                std::fmax(std::fabs(want), std::fmax(std::fabs((long double)a), std::fabs((long double)b)));
             bad.check(close(got, want, scale) && got == llm::logsumexp(b, a), "logsumexp", a, got, want);
         }
     }
@@ -148,13 +169,15 @@ TEST_CASE_TEMPLATE("limits at infinities and NaN propagation", T, float, double)
 }
 
 TEST_CASE("the naive formulas' failure points give the right answers") {
-    CHECK(llm::log_sigmoid(-1e4f) == -1e4f);              // log(1 / (1 + e^1e4)): e^1e4 overflows
-    CHECK(llm::softplus(1e4f) == 1e4f);                   // log(1 + e^1e4)
-    CHECK(llm::softplus(-1e4) == 0.0);                    // e^-1e4 underflows double: 0, not NaN
-    CHECK(llm::softplus(-50.0f) == doctest::Approx(std::exp(-50.0)).epsilon(1e-6));  // 1 + e^-50 == 1 in float
+    CHECK(llm::log_sigmoid(-1e4f) == -1e4f);  // log(1 / (1 + e^1e4)): e^1e4 overflows
+    CHECK(llm::softplus(1e4f) == 1e4f);       // log(1 + e^1e4)
+    CHECK(llm::softplus(-1e4) == 0.0);        // e^-1e4 underflows double: 0, not NaN
+    CHECK(llm::softplus(-50.0f) ==
+          doctest::Approx(std::exp(-50.0)).epsilon(1e-6));  // 1 + e^-50 == 1 in float
     CHECK(llm::log_sigmoid(40.0) == doctest::Approx(-std::exp(-40.0)).epsilon(1e-14));
     CHECK(llm::sigmoid(-1e4f) == 0.0f);
-    CHECK(llm::sigmoid(-80.0f) == doctest::Approx(std::exp(-80.0)).epsilon(1e-6));  // not 1 - 1/(1 + e^-80) = 0
+    CHECK(llm::sigmoid(-80.0f) ==
+          doctest::Approx(std::exp(-80.0)).epsilon(1e-6));  // not 1 - 1/(1 + e^-80) = 0
     CHECK(llm::logsumexp(1e4f, 1e4f) == doctest::Approx(1e4 + std::log(2.0)).epsilon(1e-7));
     CHECK(llm::logsumexp(-1e4, -1e4) == doctest::Approx(-1e4 + std::log(2.0)).epsilon(1e-15));
     CHECK(llm::log1mexp(-1e-10) == doctest::Approx(std::log(1e-10)).epsilon(1e-9));  // 1 - e^x cancels

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Test oracle for the element types: decoding from the format fields with std::ldexp and rounding by table search.
+// Test oracle for the element types: values from the format fields (std::ldexp), rounding by table search.
 #pragma once
 
 #include <llm/core/bf16.hpp>
@@ -93,7 +93,8 @@ public:
     [[nodiscard]] std::uint32_t encode(double x, bool saturate) const {
         const std::uint32_t sign = std::signbit(x) ? sign_bit_ : 0u;
         if (std::isnan(x)) {
-            return sign | (s_.has_infinity ? overflow_code() | (1u << (s_.mantissa_bits - 1)) : sign_bit_ - 1);
+            return sign |
+                   (s_.has_infinity ? overflow_code() | (1u << (s_.mantissa_bits - 1)) : sign_bit_ - 1);
         }
         const double a = std::fabs(x);
         std::uint32_t code;
@@ -101,7 +102,8 @@ public:
             code = max_code() + 1;
         } else {
             // values_[i] <= a < next, where next is values_[i + 1] or beyond_.
-            const auto i = std::size_t(std::upper_bound(values_.begin(), values_.end(), a) - values_.begin()) - 1;
+            const auto i =
+                std::size_t(std::upper_bound(values_.begin(), values_.end(), a) - values_.begin()) - 1;
             const double lo = values_[i];
             const double hi = i + 1 < values_.size() ? values_[i + 1] : beyond_;
             // 2a and lo + hi are exact in double (few significant bits, a factor 2 apart).

@@ -37,8 +37,12 @@ T from_code(std::uint32_t code) {
     return T::from_bits(static_cast<typename T::storage_type>(code));
 }
 
-std::uint32_t float_bits(float f) { return std::bit_cast<std::uint32_t>(f); }
-std::uint64_t double_bits(double d) { return std::bit_cast<std::uint64_t>(d); }
+std::uint32_t float_bits(float f) {
+    return std::bit_cast<std::uint32_t>(f);
+}
+std::uint64_t double_bits(double d) {
+    return std::bit_cast<std::uint64_t>(d);
+}
 
 // Checks T(x) and T(x, saturate) against the reference for a float or double x; NaN results
 // must be NaN of the documented sign (their payload is checked separately).
@@ -49,11 +53,12 @@ void check_encode(Source x, mismatches& bad) {
         const std::uint32_t want = r.encode(static_cast<double>(x), saturate);
         const T got = saturate ? T(x, llm::saturate) : T(x);
         const bool want_nan = std::isnan(r.decode(want));
-        const bool ok = want_nan ? std::isnan(static_cast<float>(got)) && ((got.bits() & r.sign_bit()) == (want & r.sign_bit()))
+        const bool ok = want_nan ? std::isnan(static_cast<float>(got)) &&
+                                       ((got.bits() & r.sign_bit()) == (want & r.sign_bit()))
                                  : got.bits() == want;
         if (!ok) {
-            bad.add(std::hexfloat, x, (saturate ? " saturated" : ""), " -> 0x", std::hex, unsigned(got.bits()),
-                    ", want 0x", want);
+            bad.add(std::hexfloat, x, (saturate ? " saturated" : ""), " -> 0x", std::hex,
+                    unsigned(got.bits()), ", want 0x", want);
         }
     }
 }
@@ -88,7 +93,8 @@ std::vector<float> boundary_floats() {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("every bit pattern decodes to the value its fields give", T, llm::bf16, llm::f16, llm::fp8_e4m3, llm::fp8_e5m2) {
+TEST_CASE_TEMPLATE("every bit pattern decodes to the value its fields give", T, llm::bf16, llm::f16,
+                   llm::fp8_e4m3, llm::fp8_e5m2) {
     const reference& r = ref<T>();
     mismatches bad;
     for (std::uint32_t code = 0; code < code_count<T>; ++code) {
@@ -101,14 +107,16 @@ TEST_CASE_TEMPLATE("every bit pattern decodes to the value its fields give", T, 
                 (float_bits(f) & 0x00400000u) == 0) {
                 bad.add("code 0x", std::hex, code, " should decode to a quiet NaN of its sign, got ", f);
             }
-        } else if (float_bits(f) != float_bits(static_cast<float>(want)) || double_bits(d) != double_bits(want)) {
+        } else if (float_bits(f) != float_bits(static_cast<float>(want)) ||
+                   double_bits(d) != double_bits(want)) {
             bad.add("code 0x", std::hex, code, " decodes to ", std::hexfloat, f, ", want ", want);
         }
     }
     CHECK_MESSAGE(bad.count() == 0, bad.text());
 }
 
-TEST_CASE_TEMPLATE("every non-NaN pattern round-trips through float and double", T, llm::bf16, llm::f16, llm::fp8_e4m3, llm::fp8_e5m2) {
+TEST_CASE_TEMPLATE("every non-NaN pattern round-trips through float and double", T, llm::bf16, llm::f16,
+                   llm::fp8_e4m3, llm::fp8_e5m2) {
     const reference& r = ref<T>();
     mismatches bad;
     for (std::uint32_t code = 0; code < code_count<T>; ++code) {
@@ -123,7 +131,8 @@ TEST_CASE_TEMPLATE("every non-NaN pattern round-trips through float and double",
                         unsigned(via_double.bits()));
             }
         } else if (via_float.bits() != code || via_double.bits() != code) {
-            bad.add("0x", std::hex, code, " -> 0x", unsigned(via_float.bits()), " / 0x", unsigned(via_double.bits()));
+            bad.add("0x", std::hex, code, " -> 0x", unsigned(via_float.bits()), " / 0x",
+                    unsigned(via_double.bits()));
         }
     }
     CHECK_MESSAGE(bad.count() == 0, bad.text());
@@ -140,7 +149,8 @@ TEST_CASE_TEMPLATE("float conversion rounds to nearest even at every midpoint an
     CHECK_MESSAGE(bad.count() == 0, bad.text());
 }
 
-TEST_CASE_TEMPLATE("double conversion rounds once, not through float", T, llm::bf16, llm::f16, llm::fp8_e4m3, llm::fp8_e5m2) {
+TEST_CASE_TEMPLATE("double conversion rounds once, not through float", T, llm::bf16, llm::f16, llm::fp8_e4m3,
+                   llm::fp8_e5m2) {
     // One double ulp beside a midpoint: float rounding would land on the midpoint itself and
     // then tie to even, so only a direct rounding gets these right.
     mismatches bad;
@@ -162,15 +172,25 @@ TEST_CASE_TEMPLATE("double conversion rounds once, not through float", T, llm::b
     CHECK_MESSAGE(bad.count() == 0, bad.text());
 }
 
-TEST_CASE_TEMPLATE("special inputs: zeros, infinities, NaNs, float extremes", T, llm::bf16, llm::f16, llm::fp8_e4m3, llm::fp8_e5m2) {
+TEST_CASE_TEMPLATE("special inputs: zeros, infinities, NaNs, float extremes", T, llm::bf16, llm::f16,
+                   llm::fp8_e4m3, llm::fp8_e5m2) {
     mismatches bad;
     const float inf = std::numeric_limits<float>::infinity();
-    const std::vector<float> specials = {
-        0.0f, -0.0f, inf, -inf, std::numeric_limits<float>::quiet_NaN(), -std::numeric_limits<float>::quiet_NaN(),
-        std::numeric_limits<float>::signaling_NaN(), std::bit_cast<float>(0x7F800001u), std::bit_cast<float>(0xFFFFFFFFu),
-        std::numeric_limits<float>::max(), -std::numeric_limits<float>::max(), std::numeric_limits<float>::min(),
-        std::numeric_limits<float>::denorm_min(), -std::numeric_limits<float>::denorm_min(),
-        std::bit_cast<float>(0x007FFFFFu)};
+    const std::vector<float> specials = {0.0f,
+                                         -0.0f,
+                                         inf,
+                                         -inf,
+                                         std::numeric_limits<float>::quiet_NaN(),
+                                         -std::numeric_limits<float>::quiet_NaN(),
+                                         std::numeric_limits<float>::signaling_NaN(),
+                                         std::bit_cast<float>(0x7F800001u),
+                                         std::bit_cast<float>(0xFFFFFFFFu),
+                                         std::numeric_limits<float>::max(),
+                                         -std::numeric_limits<float>::max(),
+                                         std::numeric_limits<float>::min(),
+                                         std::numeric_limits<float>::denorm_min(),
+                                         -std::numeric_limits<float>::denorm_min(),
+                                         std::bit_cast<float>(0x007FFFFFu)};
     for (const float f : specials) {
         check_encode<T>(f, bad);
         check_encode<T>(static_cast<double>(f), bad);
@@ -186,8 +206,8 @@ TEST_CASE_TEMPLATE("special inputs: zeros, infinities, NaNs, float extremes", T,
     CHECK(static_cast<float>(T(-inf, llm::saturate)) == static_cast<float>(std::numeric_limits<T>::lowest()));
 }
 
-TEST_CASE_TEMPLATE("NaN payloads: the top payload bits that fit survive, the result is quiet", T, llm::bf16, llm::f16,
-                   llm::fp8_e5m2) {
+TEST_CASE_TEMPLATE("NaN payloads: the top payload bits that fit survive, the result is quiet", T, llm::bf16,
+                   llm::f16, llm::fp8_e5m2) {
     constexpr int m = spec_of<T>.mantissa_bits;
     const std::uint32_t quiet = 1u << (m - 1);
     for (const std::uint32_t payload : {1u, 0x155555u, 0x2AAAAAu, 0x3FFFFFu, 0x400001u, 0x7FFFFFu}) {
@@ -201,10 +221,12 @@ TEST_CASE_TEMPLATE("NaN payloads: the top payload bits that fit survive, the res
     }
 }
 
-TEST_CASE_TEMPLATE("random floats and doubles round like the table search", T, llm::bf16, llm::f16, llm::fp8_e4m3, llm::fp8_e5m2) {
+TEST_CASE_TEMPLATE("random floats and doubles round like the table search", T, llm::bf16, llm::f16,
+                   llm::fp8_e4m3, llm::fp8_e5m2) {
     std::mt19937_64 rng(0x5eed0000u + sizeof(T) + spec_of<T>.mantissa_bits);
     const reference& r = ref<T>();
-    const int min_exponent = 1 - r.bias() - spec_of<T>.mantissa_bits - 2;  // below half the smallest subnormal
+    const int min_exponent =
+        1 - r.bias() - spec_of<T>.mantissa_bits - 2;  // below half the smallest subnormal
     const int max_exponent = int(std::ilogb(r.beyond_max())) + 2;
     std::uniform_int_distribution<int> exponent(min_exponent, max_exponent);
     mismatches bad;
@@ -222,7 +244,8 @@ TEST_CASE_TEMPLATE("random floats and doubles round like the table search", T, l
 }
 
 TEST_CASE_TEMPLATE("integers convert through double", T, llm::bf16, llm::f16, llm::fp8_e4m3, llm::fp8_e5m2) {
-    for (const long long i : {0LL, 1LL, -1LL, 3LL, 17LL, -100LL, 1000LL, 65519LL, 65520LL, 1LL << 53, (1LL << 53) + 1}) {
+    for (const long long i :
+         {0LL, 1LL, -1LL, 3LL, 17LL, -100LL, 1000LL, 65519LL, 65520LL, 1LL << 53, (1LL << 53) + 1}) {
         CAPTURE(i);
         CHECK(T(i).bits() == T(static_cast<double>(i)).bits());
     }
@@ -230,7 +253,8 @@ TEST_CASE_TEMPLATE("integers convert through double", T, llm::bf16, llm::f16, ll
     CHECK(T(static_cast<signed char>(-3)).bits() == T(-3.0f).bits());
 }
 
-TEST_CASE_TEMPLATE("comparisons order values like float; unary minus flips the sign", T, llm::fp8_e4m3, llm::fp8_e5m2) {
+TEST_CASE_TEMPLATE("comparisons order values like float; unary minus flips the sign", T, llm::fp8_e4m3,
+                   llm::fp8_e5m2) {
     // All pairs of an 8-bit format against the reference values.
     const reference& r = ref<T>();
     mismatches bad;
@@ -244,8 +268,8 @@ TEST_CASE_TEMPLATE("comparisons order values like float; unary minus flips the s
         for (std::uint32_t j = 0; j < 256; ++j) {
             const double vj = r.decode(j);
             const T b = from_code<T>(j);
-            if ((a == b) != (vi == vj) || (a != b) != (vi != vj) || (a < b) != (vi < vj) || (a <= b) != (vi <= vj) ||
-                (a > b) != (vi > vj) || (a >= b) != (vi >= vj)) {
+            if ((a == b) != (vi == vj) || (a != b) != (vi != vj) || (a < b) != (vi < vj) ||
+                (a <= b) != (vi <= vj) || (a > b) != (vi > vj) || (a >= b) != (vi >= vj)) {
                 bad.add("0x", std::hex, i, " vs 0x", j);
             }
         }
@@ -253,7 +277,8 @@ TEST_CASE_TEMPLATE("comparisons order values like float; unary minus flips the s
     CHECK_MESSAGE(bad.count() == 0, bad.text());
 }
 
-TEST_CASE_TEMPLATE("numeric_limits agree with the value table", T, llm::bf16, llm::f16, llm::fp8_e4m3, llm::fp8_e5m2) {
+TEST_CASE_TEMPLATE("numeric_limits agree with the value table", T, llm::bf16, llm::f16, llm::fp8_e4m3,
+                   llm::fp8_e5m2) {
     using lim = std::numeric_limits<T>;
     const reference& r = ref<T>();
     const std::vector<double>& v = r.positive_values();
@@ -318,16 +343,19 @@ TEST_CASE("overflow and NaN rules agree with ml_dtypes 0.6.0 (PyTorch's float8_e
     // viewed as unsigned integers.
     const float inf = std::numeric_limits<float>::infinity();
     const float nan = std::numeric_limits<float>::quiet_NaN();
-    const std::vector<float> x = {448,   449,   463.9f, 464,    464.1f, 479,    480,    1e6f, inf,  -inf,
-                                  nan,   -nan,  57344,  61439,  61440,  65519,  65520,  1e38f, 3.3961775e38f, 3.4e38f};
+    const std::vector<float> x = {448,   449,   463.9f, 464,   464.1f,        479,    480,
+                                  1e6f,  inf,   -inf,   nan,   -nan,          57344,  61439,
+                                  61440, 65519, 65520,  1e38f, 3.3961775e38f, 3.4e38f};
     const std::vector<unsigned> e4m3 = {0x7e, 0x7e, 0x7e, 0x7e, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0xff,
                                         0x7f, 0xff, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f, 0x7f};
     const std::vector<unsigned> e5m2 = {0x5f, 0x5f, 0x5f, 0x5f, 0x5f, 0x5f, 0x60, 0x7c, 0x7c, 0xfc,
                                         0x7e, 0xfe, 0x7b, 0x7b, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c, 0x7c};
-    const std::vector<unsigned> bf16 = {0x43e0, 0x43e0, 0x43e8, 0x43e8, 0x43e8, 0x43f0, 0x43f0, 0x4974, 0x7f80, 0xff80,
-                                        0x7fc0, 0xffc0, 0x4760, 0x4770, 0x4770, 0x4780, 0x4780, 0x7e96, 0x7f80, 0x7f80};
-    const std::vector<unsigned> f16 = {0x5f00, 0x5f04, 0x5f40, 0x5f40, 0x5f40, 0x5f7c, 0x5f80, 0x7c00, 0x7c00, 0xfc00,
-                                       0x7e00, 0xfe00, 0x7b00, 0x7b80, 0x7b80, 0x7bff, 0x7c00, 0x7c00, 0x7c00, 0x7c00};
+    const std::vector<unsigned> bf16 = {0x43e0, 0x43e0, 0x43e8, 0x43e8, 0x43e8, 0x43f0, 0x43f0,
+                                        0x4974, 0x7f80, 0xff80, 0x7fc0, 0xffc0, 0x4760, 0x4770,
+                                        0x4770, 0x4780, 0x4780, 0x7e96, 0x7f80, 0x7f80};
+    const std::vector<unsigned> f16 = {0x5f00, 0x5f04, 0x5f40, 0x5f40, 0x5f40, 0x5f7c, 0x5f80,
+                                       0x7c00, 0x7c00, 0xfc00, 0x7e00, 0xfe00, 0x7b00, 0x7b80,
+                                       0x7b80, 0x7bff, 0x7c00, 0x7c00, 0x7c00, 0x7c00};
     for (std::size_t i = 0; i < x.size(); ++i) {
         CAPTURE(x[i]);
         CHECK(unsigned(llm::fp8_e4m3(x[i]).bits()) == e4m3[i]);
@@ -345,7 +373,8 @@ TEST_CASE("saturating conversion clamps to the largest finite value, NaN stays N
     CHECK(llm::fp8_e5m2(1e9f, llm::saturate).bits() == 0x7B);
     CHECK(llm::f16(1e9, llm::saturate).bits() == 0x7BFF);
     CHECK(llm::bf16(std::numeric_limits<float>::infinity(), llm::saturate).bits() == 0x7F7F);
-    CHECK(std::isnan(static_cast<float>(llm::fp8_e4m3(std::numeric_limits<float>::quiet_NaN(), llm::saturate))));
+    CHECK(std::isnan(
+        static_cast<float>(llm::fp8_e4m3(std::numeric_limits<float>::quiet_NaN(), llm::saturate))));
     CHECK(std::isnan(static_cast<float>(llm::f16(std::numeric_limits<double>::quiet_NaN(), llm::saturate))));
 }
 
@@ -365,7 +394,8 @@ TEST_CASE("the types are plain bits and usable in constant expressions") {
     static_assert(llm::bf16(1.0039062500000002).bits() == 0x3F81);  // double rounded once
     static_assert(-llm::f16(2.0f) == llm::f16(-2.0f));
     static_assert(llm::f16(0.0f) == llm::f16(-0.0f));
-    static_assert(llm::f16(std::numeric_limits<float>::quiet_NaN()) != llm::f16(std::numeric_limits<float>::quiet_NaN()));
+    static_assert(llm::f16(std::numeric_limits<float>::quiet_NaN()) !=
+                  llm::f16(std::numeric_limits<float>::quiet_NaN()));
     std::ostringstream out;
     out << llm::bf16(2.5f) << ' ' << llm::fp8_e4m3(-0.5f);
     CHECK(out.str() == "2.5 -0.5");
@@ -399,7 +429,8 @@ TEST_SUITE("slow") {
             }
             const std::uint32_t plain = code > max_code ? overflow : code;
             const std::uint32_t saturated = code > max_code ? max_code : code;
-            if (T(f).bits() != plain || T(-f).bits() != (sign | plain) || T(f, llm::saturate).bits() != saturated ||
+            if (T(f).bits() != plain || T(-f).bits() != (sign | plain) ||
+                T(f, llm::saturate).bits() != saturated ||
                 T(-f, llm::saturate).bits() != (sign | saturated)) {
                 bad.add(std::hexfloat, f, " -> 0x", std::hex, unsigned(T(f).bits()), ", want 0x", plain);
             }

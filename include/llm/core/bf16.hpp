@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// llm::bf16: the bfloat16 element type (float's 8-bit exponent, 7 mantissa bits), exact bit-level conversions.
+// llm::bf16: the bfloat16 element type (float's exponent, 7 mantissa bits) with exact conversions.
 #pragma once
 
 #include <llm/core/detail/minifloat.hpp>
@@ -26,8 +26,9 @@ static_assert(sizeof(bf16) == 2 && alignof(bf16) == 2);
 static_assert(std::is_trivially_copyable_v<bf16> && std::is_standard_layout_v<bf16>);
 // Self-check evaluated by every compiler including this header (nvcc's front end too): a
 // normal value, a tie rounded to even, a subnormal and the overflow to Inf.
-static_assert(bf16(-3.0f).bits() == 0xC040 && bf16(1.00390625f).bits() == 0x3F80 && bf16(0x1p-133f).bits() == 0x0001 &&
-              static_cast<float>(bf16::from_bits(0x0001)) == 0x1p-133f && bf16(0x1.ffp127f).bits() == 0x7F80);
+static_assert(bf16(-3.0f).bits() == 0xC040 && bf16(1.00390625f).bits() == 0x3F80 &&
+              bf16(0x1p-133f).bits() == 0x0001 && static_cast<float>(bf16::from_bits(0x0001)) == 0x1p-133f &&
+              bf16(0x1.ffp127f).bits() == 0x7F80);
 
 }  // namespace llm
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// llm::element_type: the tensor element types (float, double, bf16, f16, fp8) and generic conversions between them.
+// llm::element_type: the tensor element types and generic conversions between them.
 #pragma once
 
 #include <llm/config.hpp>
@@ -54,7 +54,9 @@ struct element_traits {};
 /// fp8_e5m2).
 /// T: a cv-unqualified element type.
 template <class T>
-    requires requires { detail::element_name<T>::value; }
+requires requires {
+    detail::element_name<T>::value;
+}
 struct element_traits<T> {
     /// The type's name as spelled in C++ (`"bf16"`), for messages and printing.
     static constexpr std::string_view name = detail::element_name<T>::value;

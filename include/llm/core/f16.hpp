@@ -26,8 +26,9 @@ static_assert(sizeof(f16) == 2 && alignof(f16) == 2);
 static_assert(std::is_trivially_copyable_v<f16> && std::is_standard_layout_v<f16>);
 // Self-check evaluated by every compiler including this header (nvcc's front end too): a
 // normal value, a tie rounded to even, a subnormal and the overflow to Inf.
-static_assert(f16(-3.0f).bits() == 0xC200 && f16(1.00048828125f).bits() == 0x3C00 && f16(0x1p-24f).bits() == 0x0001 &&
-              static_cast<float>(f16::from_bits(0x0001)) == 0x1p-24f && f16(65520.0f).bits() == 0x7C00);
+static_assert(f16(-3.0f).bits() == 0xC200 && f16(1.00048828125f).bits() == 0x3C00 &&
+              f16(0x1p-24f).bits() == 0x0001 && static_cast<float>(f16::from_bits(0x0001)) == 0x1p-24f &&
+              f16(65520.0f).bits() == 0x7C00);
 
 }  // namespace llm
 

@@ -22,7 +22,8 @@ namespace llm {
 /// - ==, < ... compare values as float does (-0 == +0, NaN != NaN); `bits()` for identity.
 /// - no arithmetic operators: convert to float, compute, round back explicitly.
 /// Example: `llm::fp8_e4m3 q(0.3f); static_cast<float>(q);  // 0.3125f`
-struct fp8_e4m3 : detail::minifloat<fp8_e4m3, detail::minifloat_format<4, 3, detail::special_values::nan_only>> {
+struct fp8_e4m3
+    : detail::minifloat<fp8_e4m3, detail::minifloat_format<4, 3, detail::special_values::nan_only>> {
     using minifloat::minifloat;
 };
 
@@ -46,7 +47,8 @@ static_assert(std::is_trivially_copyable_v<fp8_e5m2> && std::is_standard_layout_
 // subnormals both ways, overflow to NaN / Inf, saturation.
 static_assert(fp8_e4m3(0x1p-9f).bits() == 0x01 && static_cast<float>(fp8_e4m3::from_bits(0x01)) == 0x1p-9f &&
               fp8_e4m3(465.0f).bits() == 0x7F && fp8_e4m3(465.0f, saturate).bits() == 0x7E);
-static_assert(fp8_e5m2(0x1p-16f).bits() == 0x01 && static_cast<float>(fp8_e5m2::from_bits(0x01)) == 0x1p-16f &&
+static_assert(fp8_e5m2(0x1p-16f).bits() == 0x01 &&
+              static_cast<float>(fp8_e5m2::from_bits(0x01)) == 0x1p-16f &&
               fp8_e5m2(61440.0f).bits() == 0x7C && fp8_e5m2(61440.0f, saturate).bits() == 0x7B);
 
 }  // namespace llm

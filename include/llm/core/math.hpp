@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Numerically stable scalar helpers (sigmoid, softplus, log_sigmoid, logsumexp, log1mexp) for host and device.
+// Numerically stable scalar helpers (sigmoid, softplus, log_sigmoid, logsumexp, log1mexp), host and device.
 #pragma once
 
 #include <llm/config.hpp>

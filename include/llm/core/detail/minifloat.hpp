@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The one implementation behind bf16, f16 and the fp8 types: format description, exact rounding, storage class.
+// The one implementation behind bf16, f16 and fp8: format description, exact rounding, storage class.
 #pragma once
 
 #include <llm/config.hpp>
@@ -43,7 +43,8 @@ struct minifloat_format {
     static constexpr int bias = (1 << (ExponentBits - 1)) - 1;
     static constexpr bool has_infinity = Specials == special_values::ieee;
     using storage = std::conditional_t<(1 + ExponentBits + MantissaBits <= 8), std::uint8_t, std::uint16_t>;
-    static_assert(sizeof(storage) * 8 == 1 + ExponentBits + MantissaBits, "minifloat_format: no padding bits");
+    static_assert(sizeof(storage) * 8 == 1 + ExponentBits + MantissaBits,
+                  "minifloat_format: no padding bits");
 
     static constexpr unsigned sign_bit = 1u << (ExponentBits + MantissaBits);
     static constexpr unsigned magnitude_mask = sign_bit - 1;
@@ -99,7 +100,8 @@ LLM_HD constexpr typename Format::storage encode(Source x, bool saturate) noexce
 
     const U u = detail::bit_cast<U>(x);
     const U a = u & (src_sign - 1);
-    const unsigned sign = unsigned(u >> (src_exponent + src_mantissa)) << (Format::exponent_bits + Format::mantissa_bits);
+    const unsigned sign = unsigned(u >> (src_exponent + src_mantissa))
+                          << (Format::exponent_bits + Format::mantissa_bits);
     const int field = int(a >> src_mantissa);  // biased source exponent, 0 for zero and subnormals
     // The biased exponent the value would have in Format; source subnormals count as exponent
     // 1 (they are scaled by 2^(1 - bias) like the smallest normals).
@@ -121,7 +123,8 @@ LLM_HD constexpr typename Format::storage encode(Source x, bool saturate) noexce
     const U rounded = target_field >= 1 ? normal : subnormal;
     const unsigned overflowed = saturate ? Format::max_code : Format::overflow_code;
     const unsigned finite = rounded >= Format::overflow_code ? overflowed : unsigned(rounded);
-    const unsigned nan = Format::quiet_nan_code | (Format::has_infinity ? unsigned(a >> drop) & Format::mantissa_mask : 0u);
+    const unsigned nan =
+        Format::quiet_nan_code | (Format::has_infinity ? unsigned(a >> drop) & Format::mantissa_mask : 0u);
     return static_cast<typename Format::storage>(sign | (a > src_inf ? nan : finite));
 }
 
@@ -158,13 +161,14 @@ LLM_HD constexpr float decode(typename Format::storage code) noexcept {
         normalise_step<4, Format::mantissa_bits>(v, k);
         normalise_step<2, Format::mantissa_bits>(v, k);
         normalise_step<1, Format::mantissa_bits>(v, k);
-        const std::uint32_t subnormal = magnitude == 0 ? 0u : (v << widen) + ((std::uint32_t(127 - Format::bias) - k) << 23);
+        const std::uint32_t subnormal =
+            magnitude == 0 ? 0u : (v << widen) + ((std::uint32_t(127 - Format::bias) - k) << 23);
         bits = magnitude <= Format::mantissa_mask ? subnormal : bits;
     }
-    const std::uint32_t special =
-        Format::has_infinity ? 0x7F800000u | ((magnitude & Format::mantissa_mask) << widen) |
-                                   (magnitude != Format::overflow_code ? 0x00400000u : 0u)
-                             : 0x7FC00000u;
+    const std::uint32_t special = Format::has_infinity
+                                      ? 0x7F800000u | ((magnitude & Format::mantissa_mask) << widen) |
+                                            (magnitude != Format::overflow_code ? 0x00400000u : 0u)
+                                      : 0x7FC00000u;
     bits = magnitude >= Format::overflow_code ? special : bits;
     return detail::bit_cast<float>(sign | bits);
 }
@@ -241,8 +245,7 @@ private:
 
 /// True for the library's minifloat element types (bf16, f16, fp8_e4m3, fp8_e5m2).
 template <class T>
-concept minifloat_type =
-    requires { typename T::format; } && std::is_base_of_v<minifloat<T, typename T::format>, T>;
+concept minifloat_type = std::is_base_of_v<minifloat<T, typename T::format>, T>;  // false without T::format
 
 /// The members of std::numeric_limits<T> for a minifloat type T, derived from its format.
 template <class T>
@@ -253,17 +256,22 @@ private:
     static constexpr int log10_2_times(int n) { return n * 30103 / 100000; }
     static constexpr double pow2(int e) {
         double x = 1.0;
-        for (; e > 0; --e) x *= 2.0;
-        for (; e < 0; ++e) x /= 2.0;
+        for (; e > 0; --e)
+            x *= 2.0;
+        for (; e < 0; ++e)
+            x /= 2.0;
         return x;
     }
     static constexpr int floor_log10(double x) {
         int n = 0;
-        for (; x >= 10.0; x /= 10.0) ++n;
-        for (; x < 1.0; x *= 10.0) --n;
+        for (; x >= 10.0; x /= 10.0)
+            ++n;
+        for (; x < 1.0; x *= 10.0)
+            --n;
         return n;
     }
-    static constexpr int max_field = F::has_infinity ? (1 << F::exponent_bits) - 2 : (1 << F::exponent_bits) - 1;
+    static constexpr int max_field =
+        F::has_infinity ? (1 << F::exponent_bits) - 2 : (1 << F::exponent_bits) - 1;
 
 public:
     static constexpr bool is_specialized = true;
@@ -287,17 +295,24 @@ public:
     static constexpr int max_exponent = max_field - F::bias + 1;
     // ceil(log10(smallest normal)) and floor(log10(largest finite)), as for float.
     static constexpr int min_exponent10 = floor_log10(pow2(min_exponent - 1)) + 1;
-    static constexpr int max_exponent10 = floor_log10(pow2(max_exponent - 1) * (2.0 - pow2(-F::mantissa_bits)));
+    static constexpr int max_exponent10 =
+        floor_log10(pow2(max_exponent - 1) * (2.0 - pow2(-F::mantissa_bits)));
     static constexpr bool traps = false;
     static constexpr bool tinyness_before = false;
 
     LLM_HD static constexpr T min() noexcept { return T::from_bits(1u << F::mantissa_bits); }
     LLM_HD static constexpr T max() noexcept { return T::from_bits(F::max_code); }
     LLM_HD static constexpr T lowest() noexcept { return T::from_bits(F::sign_bit | F::max_code); }
-    LLM_HD static constexpr T epsilon() noexcept { return T::from_bits((F::bias - F::mantissa_bits) << F::mantissa_bits); }
-    LLM_HD static constexpr T round_error() noexcept { return T::from_bits((F::bias - 1) << F::mantissa_bits); }
+    LLM_HD static constexpr T epsilon() noexcept {
+        return T::from_bits((F::bias - F::mantissa_bits) << F::mantissa_bits);
+    }
+    LLM_HD static constexpr T round_error() noexcept {
+        return T::from_bits((F::bias - 1) << F::mantissa_bits);
+    }
     /// +Inf; +0 for a format without Inf (as numeric_limits does for types without one).
-    LLM_HD static constexpr T infinity() noexcept { return T::from_bits(F::has_infinity ? F::overflow_code : 0u); }
+    LLM_HD static constexpr T infinity() noexcept {
+        return T::from_bits(F::has_infinity ? F::overflow_code : 0u);
+    }
     LLM_HD static constexpr T quiet_NaN() noexcept { return T::from_bits(F::quiet_nan_code); }
     /// A signalling NaN (quiet bit clear); the quiet NaN for a format without one.
     LLM_HD static constexpr T signaling_NaN() noexcept {
