@@ -22,15 +22,15 @@ template <simd::backend S, class T>
     return S::reduce_max(m);
 }
 
-/// sum_j exp(x_j - m); when Y is float the exponentials are also stored to y (so the
-/// softmax's last pass only scales; a bf16 y would round twice, so it recomputes instead).
-template <simd::backend S, class T, class Y>
-[[nodiscard]] float row_exp_sum(const T* x, std::size_t n, float m, Y* y) {
+/// sum_j exp(x_j - m); with Store the exponentials are also written to the fp32 row y (so
+/// the softmax's last pass only scales; a bf16 y would round twice, so it recomputes instead).
+template <simd::backend S, bool Store, class T>
+[[nodiscard]] float row_exp_sum(const T* x, std::size_t n, float m, float* y) {
     const auto vm = S::set1(m);
     auto s = S::zero();
     for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
         const auto e = S::exp(S::sub(load<S>(x + i, c), vm));
-        if constexpr (std::is_same_v<Y, float>) {
+        if constexpr (Store) {
             store<S>(y + i, e, c);
         }
         s = S::add(s, keep_first<S>(e, c, 0.0f));
@@ -50,15 +50,15 @@ void softmax_rows(rows_ref<TX> x, rows_ref<TY> y, std::size_t r0, std::size_t r1
         const std::size_t n = x.cols;
         const float m = row_max<S>(xr, n);
         if constexpr (Log) {
-            const float s = row_exp_sum<S>(xr, n, m, static_cast<TY*>(nullptr));
+            const float s = row_exp_sum<S, false>(xr, n, m, nullptr);
             const auto shift = S::set1(m + std::log(s));
             for_vectors<S>(n, [&](std::size_t i, std::size_t c) { store<S>(yr + i, S::sub(load<S>(xr + i, c), shift), c); });
         } else if constexpr (std::is_same_v<TY, float>) {
-            const float s = row_exp_sum<S>(xr, n, m, yr);
+            const float s = row_exp_sum<S, true>(xr, n, m, yr);
             const auto inv = S::set1(1.0f / s);
             for_vectors<S>(n, [&](std::size_t i, std::size_t c) { store<S>(yr + i, S::mul(load<S>(yr + i, c), inv), c); });
         } else {
-            const float s = row_exp_sum<S>(xr, n, m, static_cast<TY*>(nullptr));
+            const float s = row_exp_sum<S, false>(xr, n, m, nullptr);
             const auto inv = S::set1(1.0f / s), vm = S::set1(m);
             for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
                 store<S>(yr + i, S::mul(S::exp(S::sub(load<S>(xr + i, c), vm)), inv), c);

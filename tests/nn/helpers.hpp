@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// Shared helpers of the NN tests: random and poisoned tensors, double copies, relative errors, finite differences.
+#pragma once
+
+#include <llm/core/bf16.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/tensor/tensor.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <functional>
+#include <limits>
+#include <random>
+#include <vector>
+
+namespace nn_test {
+
+using mat_f = llm::tensor<float, llm::dims<2>>;
+using mat_h = llm::tensor<llm::bf16, llm::dims<2>>;
+using vec_f = llm::tensor<float, llm::dims<1>>;
+
+/// Awkward widths: 1, below/above one AVX-512 vector, 63/65 around 4 vectors, a long row.
+constexpr std::size_t awkward_cols[] = {1, 7, 16, 63, 65, 1000};
+constexpr std::size_t awkward_rows[] = {1, 7, 65};
+
+/// Tolerances as relative norms ||out - ref|| / ||ref||. fp32: the facade's exp has ~1e-7
+/// relative error and sums of 1000 terms add ~1e-6, so 1e-5 passes with margin and any
+/// wrong element (error ~1) fails. bf16 storage: each output is rounded to 8 bits of
+/// mantissa (relative error <= 2^-9 = 2e-3 per element), so 5e-3 on the norm.
+constexpr double tol_f32 = 1e-5;
+constexpr double tol_bf16 = 5e-3;
+template <class T>
+constexpr double tolerance = std::is_same_v<T, float> ? tol_f32 : tol_bf16;
+
+template <class T>
+llm::tensor<T, llm::dims<2>> random_matrix(std::size_t rows, std::size_t cols, std::mt19937& rng, float lo = -2.0f,
+                                           float hi = 2.0f) {
+    llm::tensor<T, llm::dims<2>> t(rows, cols);
+    std::uniform_real_distribution<float> dist(lo, hi);
+    for (std::size_t i = 0; i < rows; ++i) {
+        for (std::size_t j = 0; j < cols; ++j) {
+            t(i, j) = T(dist(rng));
+        }
+    }
+    return t;
+}
+
+template <class T>
+llm::tensor<T, llm::dims<1>> random_vector(std::size_t n, std::mt19937& rng, float lo = 0.5f, float hi = 1.5f) {
+    llm::tensor<T, llm::dims<1>> t(n);
+    std::uniform_real_distribution<float> dist(lo, hi);
+    for (std::size_t i = 0; i < n; ++i) {
+        t(i) = T(dist(rng));
+    }
+    return t;
+}
+
+/// A tensor filled with NaN: an output that must be fully overwritten.
+template <class T, std::size_t R, class... Sizes>
+llm::tensor<T, llm::dims<R>> poisoned(Sizes... sizes) {
+    llm::tensor<T, llm::dims<R>> t(sizes...);
+    llm::fill(t, T(std::numeric_limits<float>::quiet_NaN()));
+    return t;
+}
+
+/// Every element of a tensor, in row-major order, as double.
+template <class V>
+std::vector<double> to_double(const V& v) {
+    std::vector<double> out;
+    if constexpr (V::rank() == 1) {
+        for (std::size_t i = 0; i < v.extent(0); ++i) {
+            out.push_back(static_cast<double>(static_cast<float>(v(i))));
+        }
+    } else if constexpr (V::rank() == 2) {
+        for (std::size_t i = 0; i < v.extent(0); ++i) {
+            for (std::size_t j = 0; j < v.extent(1); ++j) {
+                out.push_back(static_cast<double>(static_cast<float>(v(i, j))));
+            }
+        }
+    } else {
+        for (std::size_t i = 0; i < v.extent(0); ++i) {
+            for (std::size_t j = 0; j < v.extent(1); ++j) {
+                for (std::size_t k = 0; k < v.extent(2); ++k) {
+                    out.push_back(static_cast<double>(static_cast<float>(v(i, j, k))));
+                }
+            }
+        }
+    }
+    return out;
+}
+
+/// ||x - ref|| / ||ref|| (absolute when ref is 0); NaN anywhere gives +inf, so it fails.
+inline double rel_error(const std::vector<double>& x, const std::vector<double>& ref) {
+    REQUIRE(x.size() == ref.size());
+    double num = 0.0, den = 0.0;
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        if (!std::isfinite(x[i])) {
+            return std::numeric_limits<double>::infinity();
+        }
+        num += (x[i] - ref[i]) * (x[i] - ref[i]);
+        den += ref[i] * ref[i];
+    }
+    return den == 0.0 ? std::sqrt(num) : std::sqrt(num / den);
+}
+
+/// Central finite differences of a scalar function f at x (double), step h:
+/// returns df/dx_i for every i.
+inline std::vector<double> finite_difference(const std::function<double(const std::vector<double>&)>& f,
+                                             std::vector<double> x, double h = 1e-5) {
+    std::vector<double> g(x.size());
+    for (std::size_t i = 0; i < x.size(); ++i) {
+        const double keep = x[i];
+        x[i] = keep + h;
+        const double up = f(x);
+        x[i] = keep - h;
+        const double down = f(x);
+        x[i] = keep;
+        g[i] = (up - down) / (2.0 * h);
+    }
+    return g;
+}
+
+/// Finite differences in double have truncation error O(h^2) ~ 1e-10 and rounding
+/// error ~ 1e-16 / h = 1e-11 relative to the function: 1e-7 on the gradient norm is loose
+/// enough for both and still catches any wrong term.
+constexpr double tol_fd = 1e-7;
+
+inline std::vector<double> random_doubles(std::size_t n, std::mt19937& rng, double lo = -2.0, double hi = 2.0) {
+    std::uniform_real_distribution<double> dist(lo, hi);
+    std::vector<double> v(n);
+    for (double& x : v) {
+        x = dist(rng);
+    }
+    return v;
+}
+
+inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
+    double s = 0.0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        s += a[i] * b[i];
+    }
+    return s;
+}
+
+}  // namespace nn_test
