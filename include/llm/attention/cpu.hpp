@@ -1,0 +1,429 @@
+// SPDX-License-Identifier: Apache-2.0
+// The CPU attention kernels: tiled FlashAttention-2 forward and backward over the SIMD facade and llm::parallel.
+#pragma once
+
+#include <llm/attention/detail/problem.hpp>
+#include <llm/attention/mask.hpp>
+#include <llm/attention/options.hpp>
+#include <llm/attention/tile.hpp>
+#include <llm/config.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/simd/simd.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace llm::attention::detail {
+
+/// Rows of the register block. 4 rows x 4 vectors = 16 accumulators plus 4 B vectors and a
+/// broadcast fit the 16 registers of AVX2 with room to spare and leave AVX-512's 32 for the
+/// compiler; every tile's row count is padded to a multiple of it so kernels never branch
+/// on row edges.
+inline constexpr std::size_t mr = 4;
+/// Vectors per register block along the columns (the SIMD dimension).
+inline constexpr std::size_t nv = 4;
+
+constexpr std::size_t round_up(std::size_t x, std::size_t m) noexcept { return (x + m - 1) / m * m; }
+
+template <std::size_t N, class F>
+LLM_FORCE_INLINE void unroll(F&& f) {
+    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::integral_constant<std::size_t, I>{}), ...); }
+    (std::make_index_sequence<N>{});
+}
+
+/// Register-blocked C[MR x NV*W] (= or +=) A[MR x K] * B[K x NV*W]. A is read by broadcasts at
+/// a[r * ars + k * acs] (any strides, so P^T and dS^T are read in place), B by unaligned vector
+/// loads from rows of stride ldb, C has row stride ldc. The MR x NV accumulators stay in
+/// registers for the whole K loop.
+template <simd::backend S, std::size_t MR, std::size_t NV, bool Accumulate>
+LLM_FORCE_INLINE void micro_kernel(std::size_t K, const float* LLM_RESTRICT a, std::size_t ars, std::size_t acs,
+                                   const float* LLM_RESTRICT b, std::size_t ldb, float* LLM_RESTRICT c, std::size_t ldc) {
+    using f32 = typename S::f32;
+    constexpr std::size_t W = S::width;
+    f32 acc[MR][NV];
+    unroll<MR>([&](auto r) {
+        unroll<NV>([&](auto v) {
+            if constexpr (Accumulate) {
+                acc[r][v] = S::loadu(c + r * ldc + v * W);
+            } else {
+                acc[r][v] = S::zero();
+            }
+        });
+    });
+    for (std::size_t k = 0; k < K; ++k) {
+        f32 bv[NV];
+        unroll<NV>([&](auto v) { bv[v] = S::loadu(b + k * ldb + v * W); });
+        unroll<MR>([&](auto r) {
+            const f32 ar = S::set1(a[r * ars + k * acs]);
+            unroll<NV>([&](auto v) { acc[r][v] = S::fma(ar, bv[v], acc[r][v]); });
+        });
+    }
+    unroll<MR>([&](auto r) { unroll<NV>([&](auto v) { S::storeu(c + r * ldc + v * W, acc[r][v]); }); });
+}
+
+/// C[M x N] (= or +=) A[M x K] * B[K x N] for the small tiles of attention (M a multiple of mr,
+/// N a multiple of the SIMD width: callers pad). Strides as in micro_kernel.
+template <simd::backend S, bool Accumulate>
+void tile_gemm(std::size_t M, std::size_t N, std::size_t K, const float* a, std::size_t ars, std::size_t acs,
+               const float* b, std::size_t ldb, float* c, std::size_t ldc) {
+    constexpr std::size_t W = S::width;
+    LLM_ASSERT(M % mr == 0 && N % W == 0);
+    for (std::size_t i = 0; i < M; i += mr) {
+        const float* ai = a + i * ars;
+        float* ci = c + i * ldc;
+        std::size_t j = 0;
+        for (; j + nv * W <= N; j += nv * W) {
+            micro_kernel<S, mr, nv, Accumulate>(K, ai, ars, acs, b + j, ldb, ci + j, ldc);
+        }
+        switch ((N - j) / W) {
+            case 3:
+                micro_kernel<S, mr, 3, Accumulate>(K, ai, ars, acs, b + j, ldb, ci + j, ldc);
+                break;
+            case 2:
+                micro_kernel<S, mr, 2, Accumulate>(K, ai, ars, acs, b + j, ldb, ci + j, ldc);
+                break;
+            case 1:
+                micro_kernel<S, mr, 1, Accumulate>(K, ai, ars, acs, b + j, ldb, ci + j, ldc);
+                break;
+            default:
+                break;
+        }
+    }
+}
+
+/// softcap(x, cap) = cap * tanh(x / cap) lane-wise, as cap * (1 - 2 / (exp(2x / cap) + 1)):
+/// one fast exp, saturating correctly (exp overflow gives cap, underflow -cap). Its absolute
+/// error near 0 is a few float ulps of cap, far below the score's own rounding.
+template <simd::backend S>
+LLM_FORCE_INLINE typename S::f32 softcap_vec(typename S::f32 x, float cap) {
+    const auto one = S::set1(1.0f);
+    const auto e = S::exp(S::mul(x, S::set1(2.0f / cap)));
+    return S::mul(S::set1(cap), S::sub(one, S::div(S::set1(2.0f), S::add(e, one))));
+}
+
+/// Sets the entries of one score row that the mask hides (or that lie past the last key) to -inf.
+template <class Mask>
+void mask_row(float* srow, std::size_t bk, std::int64_t i, std::int64_t j0, std::int64_t cols, std::int64_t lq,
+              std::int64_t lk, const Mask& mask) {
+    for (std::size_t c = 0; c < bk; ++c) {
+        const auto j = j0 + static_cast<std::int64_t>(c);
+        if (static_cast<std::int64_t>(c) >= cols || !mask.allowed(i, j, lq, lk)) {
+            srow[c] = -std::numeric_limits<float>::infinity();
+        }
+    }
+}
+
+/// Packs the key tiles [t0, t1) of kv head g of a segment: kt (D x lkp, transposed: the B
+/// operand of S = Q K^T) and, when rows != nullptr, the row-major copy rows (lkp x Dp).
+/// Padding keys and padding columns are 0.
+template <class T>
+void pack_keys(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1, std::size_t bk,
+               std::size_t lkp, std::size_t dp, float* kt, float* rows) {
+    const std::size_t D = x.n[3];
+    for (std::size_t j = t0 * bk; j < std::min(t1 * bk, lkp); ++j) {
+        const bool real = j < sg.lk;
+        const T* src = real ? x.ptr(sg.b, sg.k0 + j, g, 0) : nullptr;
+        for (std::size_t d = 0; d < dp; ++d) {
+            const float val = real && d < D ? static_cast<float>(src[d]) : 0.0f;
+            if (d < D && kt != nullptr) {
+                kt[d * lkp + j] = val;
+            }
+            if (rows != nullptr) {
+                rows[j * dp + d] = val;
+            }
+        }
+    }
+}
+
+/// Copies rows [r0, r1) of head h of a segment's queries (or of any tensor shaped like q) into
+/// dst (row stride dp), times `mul`; rows past lq and columns past D are 0.
+template <class T>
+void pack_rows(const strided<T, 4>& x, const segment& sg, std::size_t h, std::size_t r0, std::size_t r1, std::size_t dp,
+               float mul, float* dst) {
+    const std::size_t D = x.n[3];
+    for (std::size_t r = r0; r < r1; ++r) {
+        float* out = dst + (r - r0) * dp;
+        if (r < sg.lq) {
+            const T* src = x.ptr(sg.b, sg.q0 + r, h, 0);
+            for (std::size_t d = 0; d < D; ++d) {
+                out[d] = static_cast<float>(src[d]) * mul;
+            }
+            std::fill(out + D, out + dp, 0.0f);
+        } else {
+            std::fill(out, out + dp, 0.0f);
+        }
+    }
+}
+
+/// Tiled FlashAttention-2 forward on the CPU (see llm::attention::flash_forward for the
+/// contract). For every segment and kv head, K^T and V are packed once into fp32 (O(seq_k * D)
+/// extra memory, shared by the group's q heads and every thread); then each task owns one
+/// (q head, query tile), streams the key tiles the mask leaves visible, and keeps the
+/// online-softmax state of its rows (tile.hpp) with the accumulator in a BQ x D buffer.
+template <simd::backend S, tile_policy Tiles, class TQ, class TK, class TV, class TO, class Mask, class Exec>
+void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v, const strided<TO, 4>& o,
+                 const strided<float, 3>& lse, const shape& sh, const std::vector<segment>& segs, const Mask& mask,
+                 float scale, float cap, Exec& exec) {
+    constexpr std::size_t W = S::width;
+    constexpr std::size_t BQ = Tiles::q;
+    constexpr std::size_t BK = Tiles::k;
+    static_assert(BK % W == 0 && BK % mr == 0, "llm::attention: the key tile must be a multiple of the SIMD width and of 4");
+    const std::size_t D = sh.head_dim;
+    const std::size_t Dp = round_up(D, W);
+    const std::size_t group = sh.group();
+    std::size_t max_lkp = 0;
+    for (const auto& sg : segs) {
+        max_lkp = std::max(max_lkp, round_up(sg.lk, BK));
+    }
+    std::vector<float> kt(D * max_lkp), vp(max_lkp * Dp);
+    constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+
+    for (const auto& sg : segs) {
+        const std::size_t lkp = round_up(sg.lk, BK);
+        const std::size_t nkt = lkp / BK;
+        const std::size_t nqt = (sg.lq + BQ - 1) / BQ;
+        const auto lq = static_cast<std::int64_t>(sg.lq);
+        const auto lk = static_cast<std::int64_t>(sg.lk);
+        for (std::size_t g = 0; g < sh.kv_heads; ++g) {
+            if (nqt == 0) {
+                break;
+            }
+            parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
+                pack_keys(k, sg, g, t0, t1, BK, lkp, D, kt.data(), nullptr);
+                pack_keys(v, sg, g, t0, t1, BK, lkp, Dp, nullptr, vp.data());
+            });
+            parallel::parallel_for(exec, group * nqt, 1, [&](std::size_t task0, std::size_t task1) {
+                std::vector<float> qs(BQ * D), sp(BQ * BK), acc(BQ * Dp);
+                std::vector<softmax_state> st(BQ);
+                for (std::size_t task = task0; task < task1; ++task) {
+                    const std::size_t h = g * group + task / nqt;
+                    const std::size_t i0 = (task % nqt) * BQ;
+                    const std::size_t rows = std::min(BQ, sg.lq - i0);
+                    const std::size_t rp = round_up(rows, mr);
+                    pack_rows(q, sg, h, i0, i0 + rp, D, scale, qs.data());
+                    std::fill(acc.begin(), acc.end(), 0.0f);
+                    std::fill(st.begin(), st.end(), softmax_state{});
+                    const index_range cr = mask.cols(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows), lq, lk);
+                    for (auto jt = cr.empty() ? nkt : static_cast<std::size_t>(cr.lo) / BK;
+                         jt < nkt && static_cast<std::int64_t>(jt * BK) < cr.hi; ++jt) {
+                        const std::size_t j0 = jt * BK;
+                        const auto cols = static_cast<std::int64_t>(std::min(BK, sg.lk - j0));
+                        tile_gemm<S, false>(rp, BK, D, qs.data(), D, 1, kt.data() + j0, lkp, sp.data(), BK);
+                        const bool full = cols == static_cast<std::int64_t>(BK) &&
+                                          mask.full(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows),
+                                                    static_cast<std::int64_t>(j0), static_cast<std::int64_t>(j0 + BK), lq, lk);
+                        for (std::size_t r = 0; r < rows; ++r) {
+                            float* srow = sp.data() + r * BK;
+                            auto mx = S::set1(neg_inf);
+                            for (std::size_t c = 0; c < BK; c += W) {
+                                auto x = S::loadu(srow + c);
+                                if (cap > 0.0f) {
+                                    x = softcap_vec<S>(x, cap);
+                                    S::storeu(srow + c, x);
+                                }
+                                mx = S::max(mx, x);
+                            }
+                            if (!full) {
+                                mask_row(srow, BK, static_cast<std::int64_t>(i0 + r), static_cast<std::int64_t>(j0), cols, lq,
+                                         lk, mask);
+                                mx = S::set1(neg_inf);
+                                for (std::size_t c = 0; c < BK; c += W) {
+                                    mx = S::max(mx, S::loadu(srow + c));
+                                }
+                            }
+                            const float alpha = rescale(st[r], S::reduce_max(mx));
+                            if (row_is_empty(st[r])) {
+                                std::fill(srow, srow + BK, 0.0f);
+                                continue;
+                            }
+                            const auto m = S::set1(st[r].m);
+                            auto sum = S::zero();
+                            for (std::size_t c = 0; c < BK; c += W) {
+                                const auto p = S::exp(S::sub(S::loadu(srow + c), m));
+                                S::storeu(srow + c, p);
+                                sum = S::add(sum, p);
+                            }
+                            st[r].l = st[r].l * alpha + S::reduce_add(sum);
+                            if (alpha != 1.0f) {
+                                float* arow = acc.data() + r * Dp;
+                                const auto a = S::set1(alpha);
+                                for (std::size_t d = 0; d < Dp; d += W) {
+                                    S::storeu(arow + d, S::mul(a, S::loadu(arow + d)));
+                                }
+                            }
+                        }
+                        tile_gemm<S, true>(rp, Dp, BK, sp.data(), BK, 1, vp.data() + j0 * Dp, Dp, acc.data(), Dp);
+                    }
+                    for (std::size_t r = 0; r < rows; ++r) {
+                        const float inv = output_scale(st[r]);
+                        TO* out = o.ptr(sg.b, sg.q0 + i0 + r, h, 0);
+                        const std::size_t os = o.s[3];
+                        for (std::size_t d = 0; d < D; ++d) {
+                            out[d * os] = TO(acc[r * Dp + d] * inv);
+                        }
+                        lse(sg.b, h, sg.q0 + i0 + r) = row_lse(st[r]);
+                    }
+                }
+            });
+        }
+    }
+}
+
+/// Tiled FlashAttention-2 backward on the CPU (see llm::attention::flash_backward). Per segment
+/// and kv head: K, K^T, V^T and every group head's scaled Q and dO are packed into fp32 with
+/// D = rowsum(dO * O) and L; the key tiles are dealt round-robin to at most exec.size()
+/// chunks (causal masks make early key tiles costlier, round-robin evens that out). A chunk
+/// owns dK and dV of its key tiles and recomputes P = exp(S - L) tile by tile; dQ goes to a
+/// per-chunk buffer (no atomics) summed in chunk order at the end, so results are
+/// deterministic for a given thread count.
+template <simd::backend S, tile_policy Tiles, class TQ, class TK, class TV, class TO, class TD, class Mask, class Exec>
+void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v, const strided<TO, 4>& o,
+                  const strided<TD, 4>& dout, const strided<const float, 3>& lse, const strided<float, 4>& dq,
+                  const strided<float, 4>& dk, const strided<float, 4>& dv, const shape& sh, const std::vector<segment>& segs,
+                  const Mask& mask, float scale, float cap, Exec& exec) {
+    constexpr std::size_t W = S::width;
+    constexpr std::size_t BQ = Tiles::q;
+    constexpr std::size_t BK = Tiles::k;
+    static_assert(BK % W == 0 && BK % mr == 0, "llm::attention: the key tile must be a multiple of the SIMD width and of 4");
+    const std::size_t D = sh.head_dim;
+    const std::size_t Dp = round_up(D, W);
+    const std::size_t group = sh.group();
+    constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+
+    for (const auto& sg : segs) {
+        const std::size_t lkp = round_up(sg.lk, BK);
+        const std::size_t lqp = round_up(sg.lq, BQ);
+        const std::size_t nkt = lkp / BK;
+        const std::size_t nqt = lqp / BQ;
+        const auto lq = static_cast<std::int64_t>(sg.lq);
+        const auto lk = static_cast<std::int64_t>(sg.lk);
+        const std::size_t n_chunks = std::max<std::size_t>(1, std::min(nkt, exec.size()));
+        std::vector<float> kt(D * lkp), kr(lkp * Dp), vt(D * lkp), qp(group * lqp * Dp), gp(group * lqp * Dp),
+            lrow(group * lqp), drow(group * lqp), dqp;
+        for (std::size_t g = 0; g < sh.kv_heads; ++g) {
+            parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
+                pack_keys(k, sg, g, t0, t1, BK, lkp, Dp, kt.data(), kr.data());
+                pack_keys(v, sg, g, t0, t1, BK, lkp, D, vt.data(), nullptr);
+            });
+            parallel::parallel_for(exec, group * nqt, 1, [&](std::size_t task0, std::size_t task1) {
+                for (std::size_t task = task0; task < task1; ++task) {
+                    const std::size_t hq = task / nqt;
+                    const std::size_t h = g * group + hq;
+                    const std::size_t i0 = (task % nqt) * BQ;
+                    float* qt = qp.data() + (hq * lqp + i0) * Dp;
+                    float* gt = gp.data() + (hq * lqp + i0) * Dp;
+                    pack_rows(q, sg, h, i0, i0 + BQ, Dp, scale, qt);
+                    pack_rows(dout, sg, h, i0, i0 + BQ, Dp, 1.0f, gt);
+                    for (std::size_t r = i0; r < std::min(i0 + BQ, sg.lq); ++r) {
+                        const TO* orow = o.ptr(sg.b, sg.q0 + r, h, 0);
+                        const float* grow = gt + (r - i0) * Dp;
+                        float dsum = 0.0f;
+                        for (std::size_t d = 0; d < D; ++d) {
+                            dsum += static_cast<float>(orow[d]) * grow[d];
+                        }
+                        drow[hq * lqp + r] = dsum;
+                        lrow[hq * lqp + r] = lse(sg.b, h, sg.q0 + r);
+                    }
+                }
+            });
+            dqp.assign(n_chunks * group * lqp * Dp, 0.0f);
+            parallel::parallel_for(exec, n_chunks, 1, [&](std::size_t c0, std::size_t c1) {
+                std::vector<float> sp(BQ * BK), tp(cap > 0.0f ? BQ * BK : 0), dpp(BQ * BK), dka(BK * Dp), dva(BK * Dp);
+                for (std::size_t chunk = c0; chunk < c1; ++chunk) {
+                    float* dq_part = dqp.data() + chunk * group * lqp * Dp;
+                    for (std::size_t jt = chunk; jt < nkt; jt += n_chunks) {
+                        const std::size_t j0 = jt * BK;
+                        const auto cols = static_cast<std::int64_t>(std::min(BK, sg.lk - j0));
+                        std::fill(dka.begin(), dka.end(), 0.0f);
+                        std::fill(dva.begin(), dva.end(), 0.0f);
+                        const index_range rr =
+                            mask.rows(static_cast<std::int64_t>(j0), static_cast<std::int64_t>(j0) + cols, lq, lk);
+                        for (std::size_t hq = 0; hq < group && !rr.empty(); ++hq) {
+                            for (auto it = static_cast<std::size_t>(rr.lo) / BQ; it < nqt && static_cast<std::int64_t>(it * BQ) < rr.hi;
+                                 ++it) {
+                                const std::size_t i0 = it * BQ;
+                                const std::size_t rows = std::min(BQ, sg.lq - i0);
+                                const std::size_t rp = round_up(rows, mr);
+                                const float* qt = qp.data() + (hq * lqp + i0) * Dp;
+                                const float* gt = gp.data() + (hq * lqp + i0) * Dp;
+                                const bool full =
+                                    cols == static_cast<std::int64_t>(BK) &&
+                                    mask.full(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows),
+                                              static_cast<std::int64_t>(j0), static_cast<std::int64_t>(j0 + BK), lq, lk);
+                                tile_gemm<S, false>(rp, BK, D, qt, Dp, 1, kt.data() + j0, lkp, sp.data(), BK);
+                                tile_gemm<S, false>(rp, BK, D, gt, Dp, 1, vt.data() + j0, lkp, dpp.data(), BK);
+                                for (std::size_t r = 0; r < rp; ++r) {
+                                    float* srow = sp.data() + r * BK;
+                                    float* dprow = dpp.data() + r * BK;
+                                    const float li = r < rows ? lrow[hq * lqp + i0 + r] : neg_inf;
+                                    if (li == neg_inf) {  // padding row, or a row that sees no key
+                                        std::fill(srow, srow + BK, 0.0f);
+                                        std::fill(dprow, dprow + BK, 0.0f);
+                                        continue;
+                                    }
+                                    float* trow = cap > 0.0f ? tp.data() + r * BK : nullptr;
+                                    if (trow != nullptr) {
+                                        for (std::size_t c = 0; c < BK; c += W) {
+                                            S::storeu(trow + c, softcap_vec<S>(S::loadu(srow + c), cap));
+                                        }
+                                        std::copy(trow, trow + BK, srow);
+                                    }
+                                    if (!full) {
+                                        mask_row(srow, BK, static_cast<std::int64_t>(i0 + r), static_cast<std::int64_t>(j0),
+                                                 cols, lq, lk, mask);
+                                    }
+                                    const auto l = S::set1(li);
+                                    const auto di = S::set1(drow[hq * lqp + i0 + r]);
+                                    for (std::size_t c = 0; c < BK; c += W) {
+                                        const auto p = S::exp(S::sub(S::loadu(srow + c), l));
+                                        S::storeu(srow + c, p);
+                                        auto ds = S::mul(p, S::sub(S::loadu(dprow + c), di));
+                                        if (trow != nullptr) {
+                                            const auto u = S::mul(S::loadu(trow + c), S::set1(1.0f / cap));
+                                            ds = S::mul(ds, S::sub(S::set1(1.0f), S::mul(u, u)));
+                                        }
+                                        S::storeu(dprow + c, ds);
+                                    }
+                                }
+                                // dV += P^T dO, dK += dS^T (scale Q), dQ_part += dS K (times scale at the end).
+                                tile_gemm<S, true>(BK, Dp, rp, sp.data(), 1, BK, gt, Dp, dva.data(), Dp);
+                                tile_gemm<S, true>(BK, Dp, rp, dpp.data(), 1, BK, qt, Dp, dka.data(), Dp);
+                                tile_gemm<S, true>(rp, Dp, BK, dpp.data(), BK, 1, kr.data() + j0 * Dp, Dp,
+                                                   dq_part + (hq * lqp + i0) * Dp, Dp);
+                            }
+                        }
+                        for (std::size_t c = 0; c < static_cast<std::size_t>(cols); ++c) {
+                            float* gk = dk.ptr(sg.b, sg.k0 + j0 + c, g, 0);
+                            float* gv = dv.ptr(sg.b, sg.k0 + j0 + c, g, 0);
+                            for (std::size_t d = 0; d < D; ++d) {
+                                gk[d] = dka[c * Dp + d];
+                                gv[d] = dva[c * Dp + d];
+                            }
+                        }
+                    }
+                }
+            });
+            parallel::parallel_for(exec, group * sg.lq, 64, [&](std::size_t r0, std::size_t r1) {
+                for (std::size_t t = r0; t < r1; ++t) {
+                    const std::size_t hq = t / sg.lq;
+                    const std::size_t i = t % sg.lq;
+                    float* out = dq.ptr(sg.b, sg.q0 + i, g * group + hq, 0);
+                    for (std::size_t d = 0; d < D; ++d) {
+                        float sum = 0.0f;
+                        for (std::size_t chunk = 0; chunk < n_chunks; ++chunk) {
+                            sum += dqp[((chunk * group + hq) * lqp + i) * Dp + d];
+                        }
+                        out[d] = sum * scale;
+                    }
+                }
+            });
+        }
+    }
+}
+
+}  // namespace llm::attention::detail

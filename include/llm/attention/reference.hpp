@@ -1,0 +1,204 @@
+// SPDX-License-Identifier: Apache-2.0
+// The attention oracle: scores S and probabilities P materialised row by row in double, forward and backward.
+#pragma once
+
+#include <llm/attention/detail/problem.hpp>
+#include <llm/attention/mask.hpp>
+#include <llm/attention/options.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+namespace llm::attention {
+
+namespace detail {
+
+template <class T>
+double to_double(T x) {
+    if constexpr (std::is_floating_point_v<T>) {
+        return static_cast<double>(x);
+    } else {
+        return static_cast<double>(static_cast<float>(x));
+    }
+}
+
+/// One row of the reference: the capped scaled scores t_j (-inf where masked) and the
+/// probabilities p_j = softmax(t)_j in double; returns the row's log-sum-exp (-inf if empty).
+template <class TQ, class TK, class Mask>
+double reference_row(const strided<TQ, 4>& q, const strided<TK, 4>& k, const segment& sg, std::size_t h,
+                     std::size_t kvh, std::size_t i, const Mask& mask, double scale, double cap, std::vector<double>& t,
+                     std::vector<double>& p) {
+    const auto D = q.n[3];
+    t.assign(sg.lk, -std::numeric_limits<double>::infinity());
+    p.assign(sg.lk, 0.0);
+    double m = -std::numeric_limits<double>::infinity();
+    for (std::size_t j = 0; j < sg.lk; ++j) {
+        if (!mask.allowed(static_cast<std::int64_t>(i), static_cast<std::int64_t>(j), static_cast<std::int64_t>(sg.lq),
+                          static_cast<std::int64_t>(sg.lk))) {
+            continue;
+        }
+        double s = 0;
+        for (std::size_t d = 0; d < D; ++d) {
+            s += to_double(q(sg.b, sg.q0 + i, h, d)) * to_double(k(sg.b, sg.k0 + j, kvh, d));
+        }
+        s *= scale;
+        t[j] = cap > 0 ? cap * std::tanh(s / cap) : s;
+        m = std::max(m, t[j]);
+    }
+    if (m == -std::numeric_limits<double>::infinity()) {
+        return m;
+    }
+    double l = 0;
+    for (std::size_t j = 0; j < sg.lk; ++j) {
+        p[j] = std::exp(t[j] - m);
+        l += p[j];
+    }
+    for (double& x : p) {
+        x /= l;
+    }
+    return m + std::log(l);
+}
+
+}  // namespace detail
+
+/// Reference attention forward: for every sequence, head h and query row i,
+/// t_j = softcap(scale * q_i . k_j), P = softmax over the unmasked j, o_i = sum_j P_j v_j,
+/// lse_i = log sum_j exp(t_j); all in double, one materialised score row at a time. The oracle
+/// of the tests; never the fast path. A row that sees no key gets o_i = 0 and lse_i = -inf.
+/// Shapes: q (batch, seq_q, heads, D), k and v (batch, seq_k, kv_heads, D), o like q,
+/// lse (batch, heads, seq_q); heads a multiple of kv_heads (head h reads kv head
+/// h / (heads / kv_heads)). Elements: inputs float, double or bf16; outputs float or double.
+/// Mask: no_mask, causal, sliding_window, or varlen<one of them> (then batch is 1).
+/// Q, K, V, O, L: strided_tensor of rank 4 (L: rank 3).
+/// Example: `llm::attention::reference_forward(q, k, v, o, lse, llm::attention::causal{});`
+template <class Mask = no_mask, class Q, class K, class V, class O, class L>
+    requires strided_tensor<Q, 4> && strided_tensor<K, 4> && strided_tensor<V, 4> && strided_tensor<O, 4> &&
+             strided_tensor<L, 3>
+void reference_forward(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {}, const options& opt = {}) {
+    constexpr const char* fn = "reference_forward";
+    const auto qs = detail::as_strided<4>(q);
+    const auto ks = detail::as_strided<4>(k);
+    const auto vs = detail::as_strided<4>(v);
+    const auto os = detail::as_strided<4>(o);
+    const auto ls = detail::as_strided<3>(lse);
+    const auto sh = detail::check_qkv(fn, qs, ks, vs);
+    detail::check_like_q(fn, "o", os, sh);
+    detail::check_lse(fn, ls, sh);
+    const double scale = detail::resolve_scale(fn, opt, sh.head_dim);
+    const double cap = opt.softcap;
+    using TO = std::remove_reference_t<decltype(os(0, 0, 0, 0))>;
+    using TL = std::remove_reference_t<decltype(ls(0, 0, 0))>;
+    std::vector<double> t, p;
+    for (const auto& sg : detail::make_segments(fn, mask, sh)) {
+        for (std::size_t h = 0; h < sh.heads; ++h) {
+            const std::size_t kvh = h / sh.group();
+            for (std::size_t i = 0; i < sg.lq; ++i) {
+                const double row_lse =
+                    detail::reference_row(qs, ks, sg, h, kvh, i, detail::inner_mask(mask), scale, cap, t, p);
+                ls(sg.b, h, sg.q0 + i) = static_cast<TL>(row_lse);
+                for (std::size_t d = 0; d < sh.head_dim; ++d) {
+                    double acc = 0;
+                    for (std::size_t j = 0; j < sg.lk; ++j) {
+                        acc += p[j] * detail::to_double(vs(sg.b, sg.k0 + j, kvh, d));
+                    }
+                    os(sg.b, sg.q0 + i, h, d) = static_cast<TO>(acc);
+                }
+            }
+        }
+    }
+}
+
+/// Reference attention backward: the gradients of sum(o * dout) with respect to q, k and v,
+/// from the materialised P of each row (dV += P^T dO, dP = dO V^T, dS = P * (dP - rowsum(P * dP))
+/// times the soft-cap derivative, dQ = scale dS K, dK = scale dS^T Q), in double. It recomputes
+/// the forward itself, so it checks the fast backward independently of its inputs o and lse.
+/// Shapes: as reference_forward; dout, dq like q; dk, dv like k. Outputs float or double,
+/// overwritten.
+/// Mask: as reference_forward. Q, K, V, DO, DQ, DK, DV: strided_tensor of rank 4.
+/// Example: `llm::attention::reference_backward(q, k, v, dout, dq, dk, dv, llm::attention::causal{});`
+template <class Mask = no_mask, class Q, class K, class V, class DO, class DQ, class DK, class DV>
+    requires strided_tensor<Q, 4> && strided_tensor<K, 4> && strided_tensor<V, 4> && strided_tensor<DO, 4> &&
+             strided_tensor<DQ, 4> && strided_tensor<DK, 4> && strided_tensor<DV, 4>
+void reference_backward(Q&& q, K&& k, V&& v, DO&& dout, DQ&& dq, DK&& dk, DV&& dv, const Mask& mask = {},
+                        const options& opt = {}) {
+    constexpr const char* fn = "reference_backward";
+    const auto qs = detail::as_strided<4>(q);
+    const auto ks = detail::as_strided<4>(k);
+    const auto vs = detail::as_strided<4>(v);
+    const auto gos = detail::as_strided<4>(dout);
+    const auto dqs = detail::as_strided<4>(dq);
+    const auto dks = detail::as_strided<4>(dk);
+    const auto dvs = detail::as_strided<4>(dv);
+    const auto sh = detail::check_qkv(fn, qs, ks, vs);
+    detail::check_like_q(fn, "dout", gos, sh);
+    detail::check_like_q(fn, "dq", dqs, sh);
+    detail::check_like_k(fn, "dk", dks, sh);
+    detail::check_like_k(fn, "dv", dvs, sh);
+    const double scale = detail::resolve_scale(fn, opt, sh.head_dim);
+    const double cap = opt.softcap;
+    const std::size_t D = sh.head_dim;
+    using TQ = std::remove_reference_t<decltype(dqs(0, 0, 0, 0))>;
+    using TK = std::remove_reference_t<decltype(dks(0, 0, 0, 0))>;
+    using TV = std::remove_reference_t<decltype(dvs(0, 0, 0, 0))>;
+    // Accumulate in double buffers laid out like the tensors, then store once.
+    std::vector<double> gq(sh.batch * sh.seq_q * sh.heads * D, 0.0), gk(sh.batch * sh.seq_k * sh.kv_heads * D, 0.0),
+        gv(gk.size(), 0.0);
+    auto iq = [&](std::size_t b, std::size_t i, std::size_t h) { return ((b * sh.seq_q + i) * sh.heads + h) * D; };
+    auto ik = [&](std::size_t b, std::size_t j, std::size_t h) { return ((b * sh.seq_k + j) * sh.kv_heads + h) * D; };
+    std::vector<double> t, p, dp;
+    for (const auto& sg : detail::make_segments(fn, mask, sh)) {
+        for (std::size_t h = 0; h < sh.heads; ++h) {
+            const std::size_t kvh = h / sh.group();
+            for (std::size_t i = 0; i < sg.lq; ++i) {
+                detail::reference_row(qs, ks, sg, h, kvh, i, detail::inner_mask(mask), scale, cap, t, p);
+                dp.assign(sg.lk, 0.0);
+                double row_d = 0;
+                for (std::size_t j = 0; j < sg.lk; ++j) {
+                    if (p[j] == 0.0) {
+                        continue;
+                    }
+                    for (std::size_t d = 0; d < D; ++d) {
+                        const double g = detail::to_double(gos(sg.b, sg.q0 + i, h, d));
+                        gv[ik(sg.b, sg.k0 + j, kvh) + d] += p[j] * g;
+                        dp[j] += g * detail::to_double(vs(sg.b, sg.k0 + j, kvh, d));
+                    }
+                    row_d += p[j] * dp[j];
+                }
+                for (std::size_t j = 0; j < sg.lk; ++j) {
+                    if (p[j] == 0.0) {
+                        continue;
+                    }
+                    const double u = cap > 0 ? t[j] / cap : 0.0;
+                    const double ds = p[j] * (dp[j] - row_d) * (1.0 - u * u) * scale;
+                    for (std::size_t d = 0; d < D; ++d) {
+                        gq[iq(sg.b, sg.q0 + i, h) + d] += ds * detail::to_double(ks(sg.b, sg.k0 + j, kvh, d));
+                        gk[ik(sg.b, sg.k0 + j, kvh) + d] += ds * detail::to_double(qs(sg.b, sg.q0 + i, h, d));
+                    }
+                }
+            }
+        }
+    }
+    for (std::size_t b = 0; b < sh.batch; ++b) {
+        for (std::size_t i = 0; i < sh.seq_q; ++i) {
+            for (std::size_t h = 0; h < sh.heads; ++h) {
+                for (std::size_t d = 0; d < D; ++d) {
+                    dqs(b, i, h, d) = static_cast<TQ>(gq[iq(b, i, h) + d]);
+                }
+            }
+        }
+        for (std::size_t j = 0; j < sh.seq_k; ++j) {
+            for (std::size_t h = 0; h < sh.kv_heads; ++h) {
+                for (std::size_t d = 0; d < D; ++d) {
+                    dks(b, j, h, d) = static_cast<TK>(gk[ik(b, j, h) + d]);
+                    dvs(b, j, h, d) = static_cast<TV>(gv[ik(b, j, h) + d]);
+                }
+            }
+        }
+    }
+}
+
+}  // namespace llm::attention

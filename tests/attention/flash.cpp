@@ -1,0 +1,406 @@
+// SPDX-License-Identifier: Apache-2.0
+// Masks and tile maths, flash_forward / flash_backward against the double reference, finite differences, bad input.
+#include "helpers.hpp"
+
+#include <llm/attention/attention.hpp>
+#include <llm/attention/reference.hpp>
+#include <llm/attention/tile.hpp>
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <limits>
+#include <vector>
+
+namespace {
+
+namespace at = llm::attention;
+using namespace attn_test;
+using llm::bf16;
+
+// ---------------------------------------------------------------------------------------
+// Masks: cols / rows / full must agree with allowed on every tile of small problems.
+// ---------------------------------------------------------------------------------------
+template <class M>
+void check_mask_consistency(const M& m, std::int64_t lq, std::int64_t lk) {
+    for (std::int64_t i0 = 0; i0 < lq; ++i0) {
+        for (std::int64_t i1 = i0 + 1; i1 <= lq; i1 += 3) {
+            const auto cr = m.cols(i0, i1, lq, lk);
+            for (std::int64_t i = i0; i < i1; ++i) {
+                for (std::int64_t j = 0; j < lk; ++j) {
+                    if (m.allowed(i, j, lq, lk)) {
+                        REQUIRE((j >= cr.lo && j < cr.hi));
+                    }
+                }
+            }
+        }
+    }
+    for (std::int64_t j0 = 0; j0 < lk; ++j0) {
+        for (std::int64_t j1 = j0 + 1; j1 <= lk; j1 += 3) {
+            const auto rr = m.rows(j0, j1, lq, lk);
+            for (std::int64_t j = j0; j < j1; ++j) {
+                for (std::int64_t i = 0; i < lq; ++i) {
+                    if (m.allowed(i, j, lq, lk)) {
+                        REQUIRE((i >= rr.lo && i < rr.hi));
+                    }
+                }
+            }
+            for (std::int64_t i0 = 0; i0 < lq; i0 += 2) {
+                const std::int64_t i1 = std::min(lq, i0 + 3);
+                bool all = true;
+                for (std::int64_t i = i0; i < i1; ++i) {
+                    for (std::int64_t j = j0; j < j1; ++j) {
+                        all = all && m.allowed(i, j, lq, lk);
+                    }
+                }
+                REQUIRE(m.full(i0, i1, j0, j1, lq, lk) == all);
+            }
+        }
+    }
+}
+
+TEST_CASE("masks: ranges and full-tile tests agree with allowed") {
+    for (auto [lq, lk] : {std::pair<std::int64_t, std::int64_t>{7, 7}, {5, 11}, {11, 5}, {1, 9}, {9, 1}}) {
+        check_mask_consistency(at::no_mask{}, lq, lk);
+        check_mask_consistency(at::causal{}, lq, lk);
+        check_mask_consistency(at::sliding_window(2, 0), lq, lk);
+        check_mask_consistency(at::sliding_window(1, 3), lq, lk);
+        check_mask_consistency(at::sliding_window(0, at::unbounded), lq, lk);
+    }
+}
+
+TEST_CASE("masks: causal is bottom-right aligned (FlashAttention >= 2.1)") {
+    constexpr at::causal c;
+    // lq = 2, lk = 5: row 0 sees keys 0..3, row 1 sees 0..4.
+    static_assert(c.allowed(0, 3, 2, 5) && !c.allowed(0, 4, 2, 5) && c.allowed(1, 4, 2, 5));
+    // lq = 5, lk = 2: rows 0..2 see nothing, row 3 sees key 0, row 4 keys 0..1.
+    static_assert(!c.allowed(2, 0, 5, 2) && c.allowed(3, 0, 5, 2) && !c.allowed(3, 1, 5, 2) && c.allowed(4, 1, 5, 2));
+    static_assert(c.cols(0, 3, 5, 2).empty());
+    const at::sliding_window w(2, 0);  // Mistral-style: the diagonal and 2 keys before it
+    CHECK(w.allowed(4, 2, 6, 6));
+    CHECK_FALSE(w.allowed(4, 1, 6, 6));
+    CHECK_FALSE(w.allowed(4, 5, 6, 6));
+}
+
+TEST_CASE("masks: negative window sizes are rejected") {
+    CHECK_THROWS_WITH_AS(at::sliding_window(-1, 0), doctest::Contains("sliding_window: window (left = -1"), llm::error);
+    CHECK_THROWS_AS(at::sliding_window(3, -2), llm::error);
+}
+
+// ---------------------------------------------------------------------------------------
+// Tile maths
+// ---------------------------------------------------------------------------------------
+TEST_CASE("tile: online rescale over tiles equals the one-pass softmax; merges are exact") {
+    std::mt19937_64 rng(7);
+    std::normal_distribution<float> nd(0.0f, 5.0f);
+    std::vector<float> x(100);
+    for (float& v : x) {
+        v = nd(rng);
+    }
+    double m = -1e300, l = 0;
+    for (float v : x) {
+        m = std::max(m, double(v));
+    }
+    for (float v : x) {
+        l += std::exp(double(v) - m);
+    }
+    const double lse = m + std::log(l);
+    // Online over tiles of 7; the weighted value sum checks alpha too.
+    at::softmax_state st;
+    double acc = 0;
+    for (std::size_t t = 0; t < x.size(); t += 7) {
+        float tmax = -std::numeric_limits<float>::infinity();
+        for (std::size_t j = t; j < std::min(x.size(), t + 7); ++j) {
+            tmax = std::max(tmax, x[j]);
+        }
+        const float alpha = at::rescale(st, tmax);
+        float sum = 0;
+        acc *= alpha;
+        for (std::size_t j = t; j < std::min(x.size(), t + 7); ++j) {
+            const float p = std::exp(x[j] - st.m);
+            sum += p;
+            acc += p * j;
+        }
+        st.l = st.l * alpha + sum;
+    }
+    CHECK(at::row_lse(st) == doctest::Approx(lse).epsilon(1e-6));
+    double ref_acc = 0;
+    for (std::size_t j = 0; j < x.size(); ++j) {
+        ref_acc += std::exp(double(x[j]) - lse) * double(j);
+    }
+    CHECK(acc * at::output_scale(st) == doctest::Approx(ref_acc).epsilon(1e-5));
+
+    // Split in two halves: state merge and log-sum-exp merge give the same statistics.
+    at::softmax_state a, b;
+    for (std::size_t j = 0; j < x.size(); ++j) {
+        at::softmax_state& s = j < 40 ? a : b;
+        const float alpha = at::rescale(s, x[j]);
+        s.l = s.l * alpha + std::exp(x[j] - s.m);
+    }
+    const auto mg = at::merge(a, b);
+    CHECK(at::row_lse(mg.s) == doctest::Approx(lse).epsilon(1e-6));
+    const auto w = at::lse_merge(at::row_lse(a), at::row_lse(b));
+    CHECK(w.lse == doctest::Approx(lse).epsilon(1e-6));
+    CHECK(w.wa + w.wb == doctest::Approx(1.0).epsilon(1e-6));
+    // Empty parts get weight 0 and never NaN.
+    const auto e = at::merge(at::softmax_state{}, a);
+    CHECK(e.wa == 0.0f);
+    CHECK(at::row_lse(e.s) == doctest::Approx(at::row_lse(a)));
+    const auto ee = at::lse_merge(-INFINITY, -INFINITY);
+    CHECK(ee.wa == 0.0f);
+    CHECK(ee.wb == 0.0f);
+    at::softmax_state empty;
+    CHECK(at::rescale(empty, -INFINITY) == 1.0f);
+    CHECK(at::row_is_empty(empty));
+    CHECK(at::row_lse(empty) == -INFINITY);
+    CHECK(at::output_scale(empty) == 0.0f);
+    // Soft-cap and its derivative.
+    CHECK(at::softcap(1000.0f, 30.0f) == doctest::Approx(30.0f));
+    CHECK(at::softcap(3.0f, 0.0f) == 3.0f);
+    const float t = at::softcap(10.0f, 30.0f);
+    const double fd = (std::tanh(10.001 / 30.0) - std::tanh(9.999 / 30.0)) * 30.0 / 0.002;
+    CHECK(at::softcap_grad(t, 30.0f) == doctest::Approx(fd).epsilon(1e-4));
+}
+
+// ---------------------------------------------------------------------------------------
+// Forward and backward against the reference
+// ---------------------------------------------------------------------------------------
+struct sizes {
+    std::size_t B, Sq, Sk, H, Hk, D;
+};
+
+// Awkward sizes: 1, 7, 63, 65, a length that is not a tile multiple, q shorter and longer than k.
+const sizes cases[] = {{1, 1, 1, 1, 1, 64},  {2, 7, 7, 2, 1, 80},   {1, 63, 65, 4, 2, 96}, {1, 65, 63, 2, 2, 128},
+                       {1, 100, 37, 3, 1, 7}, {1, 33, 130, 2, 2, 256}, {1, 130, 130, 1, 1, 5}};
+
+// Tolerances, fp32 inputs, as relative norms against double: the kernel rounds products and
+// sums in float and uses a fast exp (rel. error 1e-7): 2e-5 leaves room for sums of ~250 terms.
+constexpr double fwd_tol = 2e-5;
+constexpr double bwd_tol = 1e-4;  // gradients sum products of rounded P and dP over 2 extra matmuls
+
+template <class S, class Mask>
+void check_forward(const sizes& z, const Mask& mask, const at::options& opt, std::uint64_t seed) {
+    CAPTURE(z.B);
+    CAPTURE(z.Sq);
+    CAPTURE(z.Sk);
+    CAPTURE(z.H);
+    CAPTURE(z.Hk);
+    CAPTURE(z.D);
+    auto q = random4<float>(z.B, z.Sq, z.H, z.D, seed);
+    auto k = random4<float>(z.B, z.Sk, z.Hk, z.D, seed + 1);
+    auto v = random4<float>(z.B, z.Sk, z.Hk, z.D, seed + 2);
+    t4f o(z.B, z.Sq, z.H, z.D);
+    t3f lse(z.B, z.H, z.Sq);
+    poison(o);
+    poison(lse);
+    t4d o_ref(z.B, z.Sq, z.H, z.D);
+    t3d lse_ref(z.B, z.H, z.Sq);
+    at::reference_forward(q, k, v, o_ref, lse_ref, mask, opt);
+    llm::parallel::thread_pool pool(2);
+    at::flash_forward<at::default_tiles_t<S::width>, Mask, S>(q, k, v, o, lse, mask, opt, pool);
+    CHECK(rel_norm(o, o_ref) < fwd_tol);
+    CHECK(max_abs_diff(lse, lse_ref) < 1e-4);
+
+    // Backward: dout random, compare with the reference's gradients.
+    auto dout = random4<float>(z.B, z.Sq, z.H, z.D, seed + 3);
+    t4f dq(z.B, z.Sq, z.H, z.D), dk(z.B, z.Sk, z.Hk, z.D), dv(z.B, z.Sk, z.Hk, z.D);
+    poison(dq);
+    poison(dk);
+    poison(dv);
+    t4d dq_ref(z.B, z.Sq, z.H, z.D), dk_ref(z.B, z.Sk, z.Hk, z.D), dv_ref(z.B, z.Sk, z.Hk, z.D);
+    at::reference_backward(q, k, v, dout, dq_ref, dk_ref, dv_ref, mask, opt);
+    at::flash_backward<at::default_tiles_t<S::width>, Mask, S>(q, k, v, o, lse, dout, dq, dk, dv, mask, opt, pool);
+    CHECK(rel_norm(dq, dq_ref) < bwd_tol);
+    CHECK(rel_norm(dk, dk_ref) < bwd_tol);
+    CHECK(rel_norm(dv, dv_ref) < bwd_tol);
+}
+
+TEST_CASE_TEMPLATE_DEFINE("flash forward and backward match the reference", S, flash_vs_reference) {
+    std::uint64_t seed = 100;
+    for (const auto& z : cases) {
+        check_forward<S>(z, at::no_mask{}, {}, seed += 10);
+        check_forward<S>(z, at::causal{}, {}, seed += 10);
+        check_forward<S>(z, at::sliding_window(5, 2), {}, seed += 10);
+        check_forward<S>(z, at::causal{}, {.scale = 0.3f, .softcap = 5.0f}, seed += 10);
+    }
+}
+TEST_CASE_TEMPLATE_APPLY(flash_vs_reference, backends);
+
+TEST_CASE("flash: varlen packed sequences never attend across documents") {
+    // Three documents (one empty) of 5, 0 and 70 query tokens against 9, 3 and 66 keys.
+    const std::int32_t cu_q[] = {0, 5, 5, 75};
+    const std::int32_t cu_k[] = {0, 9, 12, 78};
+    const sizes z{1, 75, 78, 4, 2, 64};
+    check_forward<llm::simd::default_backend>(z, at::varlen<at::causal>{cu_q, cu_k}, {}, 5);
+    check_forward<llm::simd::default_backend>(z, at::varlen<>{cu_q, cu_k}, {}, 6);
+
+    // Each document alone gives the same rows as the packed call.
+    auto q = random4<float>(1, 75, 2, 32, 1);
+    auto k = random4<float>(1, 78, 2, 32, 2);
+    auto v = random4<float>(1, 78, 2, 32, 3);
+    t4f o(1, 75, 2, 32);
+    t3f lse(1, 2, 75);
+    at::flash_forward(q, k, v, o, lse, at::varlen<at::causal>{cu_q, cu_k}, {}, llm::parallel::sequential{});
+    auto q2 = llm::slice(q, 1, 5, 75);
+    auto k2 = llm::slice(k, 1, 12, 78);
+    auto v2 = llm::slice(v, 1, 12, 78);
+    t4f o2(1, 70, 2, 32);
+    t3f lse2(1, 2, 70);
+    at::flash_forward(q2, k2, v2, o2, lse2, at::causal{}, {}, llm::parallel::sequential{});
+    for (std::size_t i = 0; i < 70; ++i) {
+        for (std::size_t d = 0; d < 32; ++d) {
+            REQUIRE(o(0, 5 + i, 1, d) == o2(0, i, 1, d));
+        }
+    }
+}
+
+TEST_CASE("flash: bf16 inputs and output, fp32 accumulation") {
+    const sizes z{1, 70, 90, 4, 2, 128};
+    auto q = random4<bf16>(z.B, z.Sq, z.H, z.D, 11);
+    auto k = random4<bf16>(z.B, z.Sk, z.Hk, z.D, 12);
+    auto v = random4<bf16>(z.B, z.Sk, z.Hk, z.D, 13);
+    llm::tensor<bf16, llm::dims<4>> o(z.B, z.Sq, z.H, z.D);
+    t4f of(z.B, z.Sq, z.H, z.D);
+    t3f lse(z.B, z.H, z.Sq);
+    poison(o);
+    t4d o_ref(z.B, z.Sq, z.H, z.D);
+    t3d lse_ref(z.B, z.H, z.Sq);
+    at::reference_forward(q, k, v, o_ref, lse_ref, at::causal{});
+    at::flash_forward(q, k, v, of, lse, at::causal{});
+    CHECK(rel_norm(of, o_ref) < fwd_tol);  // the inputs are exact in fp32: same tolerance as fp32
+    at::flash_forward(q, k, v, o, lse, at::causal{});
+    CHECK(rel_norm(o, o_ref) < 8e-3);  // one bf16 rounding of the output: 2^-9 relative per element
+}
+
+TEST_CASE("flash: threads and the sequential policy give the same forward") {
+    auto q = random4<float>(2, 150, 4, 64, 21);
+    auto k = random4<float>(2, 150, 2, 64, 22);
+    auto v = random4<float>(2, 150, 2, 64, 23);
+    t4f o1(2, 150, 4, 64), o2(2, 150, 4, 64);
+    t3f l1(2, 4, 150), l2(2, 4, 150);
+    llm::parallel::thread_pool pool(2);
+    at::flash_forward(q, k, v, o1, l1, at::causal{}, {}, llm::parallel::sequential{});
+    at::flash_forward(q, k, v, o2, l2, at::causal{}, {}, pool);
+    for (std::size_t i = 0; i < o1.size(); ++i) {
+        REQUIRE(o1.data()[i] == o2.data()[i]);  // one task per (head, q tile): no order dependence
+    }
+}
+
+TEST_CASE("flash: strided inputs (q as a transpose of a (batch, heads, seq, D) tensor)") {
+    auto qh = random4<float>(1, 3, 40, 32, 31);  // (batch, heads, seq, D)
+    auto k = random4<float>(1, 50, 3, 32, 32);
+    auto v = random4<float>(1, 50, 3, 32, 33);
+    auto q = llm::transpose(qh, 1, 2);  // (batch, seq, heads, D), strided
+    llm::tensor<float, llm::dims<4>> oh(1, 3, 40, 32);
+    auto o = llm::transpose(oh, 1, 2);
+    t3f lse(1, 3, 40);
+    t4d o_ref(1, 40, 3, 32);
+    t3d lse_ref(1, 3, 40);
+    at::reference_forward(q, k, v, o_ref, lse_ref);
+    at::flash_forward(q, k, v, o, lse);
+    double worst = 0;
+    for (std::size_t i = 0; i < 40; ++i) {
+        for (std::size_t h = 0; h < 3; ++h) {
+            for (std::size_t d = 0; d < 32; ++d) {
+                worst = std::max(worst, std::abs(o(0, i, h, d) - o_ref(0, i, h, d)));
+            }
+        }
+    }
+    CHECK(worst < 1e-5);
+}
+
+// Central finite differences of L = sum(o * dout) through the double reference forward.
+TEST_CASE("flash backward: central finite differences in double") {
+    const std::size_t B = 1, Sq = 9, Sk = 13, H = 2, Hk = 1, D = 8;
+    const at::options opt{.scale = 0.5f, .softcap = 4.0f};
+    const at::sliding_window mask(6, 1);
+    auto qf = random4<float>(B, Sq, H, D, 41);
+    auto kf = random4<float>(B, Sk, Hk, D, 42);
+    auto vf = random4<float>(B, Sk, Hk, D, 43);
+    auto gf = random4<float>(B, Sq, H, D, 44);
+    t4d q(B, Sq, H, D), k(B, Sk, Hk, D), v(B, Sk, Hk, D);
+    llm::convert(qf, q);
+    llm::convert(kf, k);
+    llm::convert(vf, v);
+    auto loss = [&] {
+        t4d o(B, Sq, H, D);
+        t3d lse(B, H, Sq);
+        at::reference_forward(q, k, v, o, lse, mask, opt);
+        double s = 0;
+        for (std::size_t i = 0; i < o.size(); ++i) {
+            s += o.data()[i] * static_cast<double>(gf.data()[i]);
+        }
+        return s;
+    };
+    t4f o(B, Sq, H, D), dq(B, Sq, H, D), dk(B, Sk, Hk, D), dv(B, Sk, Hk, D);
+    t3f lse(B, H, Sq);
+    at::flash_forward(qf, kf, vf, o, lse, mask, opt);
+    at::flash_backward(qf, kf, vf, o, lse, gf, dq, dk, dv, mask, opt);
+    t4d rq(B, Sq, H, D), rk(B, Sk, Hk, D), rv(B, Sk, Hk, D);
+    at::reference_backward(qf, kf, vf, gf, rq, rk, rv, mask, opt);
+    const double h = 1e-6;
+    auto fd_check = [&](t4d& x, const t4f& g, const t4d& gr) {
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            const double x0 = x.data()[i];
+            x.data()[i] = x0 + h;
+            const double lp = loss();
+            x.data()[i] = x0 - h;
+            const double lm = loss();
+            x.data()[i] = x0;
+            const double fd = (lp - lm) / (2 * h);
+            REQUIRE(gr.data()[i] == doctest::Approx(fd).epsilon(1e-6).scale(1.0));  // reference: exact maths
+            REQUIRE(g.data()[i] == doctest::Approx(fd).epsilon(1e-4).scale(1.0));   // kernel: fp32
+        }
+    };
+    fd_check(q, dq, rq);
+    fd_check(k, dk, rk);
+    fd_check(v, dv, rv);
+}
+
+// ---------------------------------------------------------------------------------------
+// Bad input
+// ---------------------------------------------------------------------------------------
+TEST_CASE("flash: bad input raises llm::error naming the function, argument and values") {
+    auto q = random4<float>(1, 8, 8, 16, 1);
+    auto k = random4<float>(1, 8, 3, 16, 2);
+    auto v = random4<float>(1, 8, 3, 16, 3);
+    t4f o(1, 8, 8, 16);
+    t3f lse(1, 8, 8);
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k, v, o, lse),
+                         "flash_forward: q has 8 heads but k has 3; q heads must be a multiple of kv heads", llm::error);
+    auto k2 = random4<float>(1, 8, 2, 32, 2);
+    auto v2 = random4<float>(1, 8, 2, 32, 3);
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k2, v2, o, lse), "flash_forward: q has head_dim 16 but k has 32", llm::error);
+    auto k3 = random4<float>(1, 8, 2, 16, 2);
+    auto v3 = random4<float>(1, 9, 2, 16, 3);
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v3, o, lse), doctest::Contains("must have the same shape"), llm::error);
+    auto v4 = random4<float>(1, 8, 2, 16, 3);
+    t3f bad_lse(1, 8, 7);
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, bad_lse), doctest::Contains("flash_forward: lse is [1, 8, 7]"),
+                         llm::error);
+    t4f bad_o(1, 8, 8, 15);
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, bad_o, lse), doctest::Contains("flash_forward: o is [1, 8, 8, 15]"),
+                         llm::error);
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::no_mask{}, {.scale = INFINITY}),
+                         doctest::Contains("options.scale = inf"), llm::error);
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::no_mask{}, {.softcap = -1.0f}),
+                         doctest::Contains("options.softcap = -1"), llm::error);
+    const std::int32_t not_increasing[] = {0, 5, 3, 8};
+    const std::int32_t fine[] = {0, 2, 4, 8};
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::varlen<>{not_increasing, fine}),
+                         "flash_forward: varlen cu_q is not increasing: cu_q[1] = 5 > cu_q[2] = 3", llm::error);
+    const std::int32_t short_end[] = {0, 2, 4, 7};
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::varlen<>{fine, short_end}),
+                         "flash_forward: varlen cu_k ends at 7 but the tensors hold 8 tokens", llm::error);
+    const std::int32_t fewer[] = {0, 8};
+    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::varlen<>{fine, fewer}),
+                         doctest::Contains("cu_q has 4 entries but cu_k has 2"), llm::error);
+    t4f dq(1, 8, 8, 16), dk(1, 8, 2, 16), dv(1, 8, 2, 17);
+    CHECK_THROWS_WITH_AS(at::flash_backward(q, k3, v4, o, lse, o, dq, dk, dv),
+                         doctest::Contains("flash_backward: dv is [1, 8, 2, 17] but k is [1, 8, 2, 16]"), llm::error);
+}
+
+}  // namespace
