@@ -25,9 +25,11 @@ using llm_test::lanes;
 constexpr float inf = std::numeric_limits<float>::infinity();
 constexpr float qnan = std::numeric_limits<float>::quiet_NaN();
 
-/// The largest relative error of fast_exp on [lo, hi] this test accepts; the doc comment of
-/// llm::simd::detail::fast_exp states the same bound. Measured: see the MESSAGE of the sweep.
-constexpr double exp_rel_bound = 1.0e-7;
+/// The largest relative error of fast_exp on [lo, hi] this test accepts, with and without
+/// a fused fma; the doc comment of llm::simd::detail::fast_exp states the same bounds.
+/// Measured: see the MESSAGE of the sweep.
+template <class S>
+constexpr double exp_rel_bound = S::fused_fma ? 1.0e-7 : 1.25e-7;
 
 std::vector<float> random_floats(std::size_t n, float lo, float hi, unsigned seed) {
     std::mt19937 rng(seed);
@@ -408,7 +410,7 @@ TEST_CASE_TEMPLATE_DEFINE("simd: exp is within its stated relative error on [lo,
     static const std::vector<float> xs = exp_sweep();
     const exp_error e = exp_error_over<S>(xs);
     MESSAGE(S::name, ": exp max relative error ", e.max_rel, " at x = ", e.worst_x, " over ", xs.size(), " points");
-    CHECK(e.max_rel <= exp_rel_bound);
+    CHECK(e.max_rel <= exp_rel_bound<S>);
     // Every backend runs the same operations; where fma is fused they agree to the bit.
     if constexpr (S::fused_fma) {
         constexpr std::size_t w = S::width;
@@ -488,7 +490,7 @@ TEST_SUITE("slow") {
         std::fill(in + k, in + w, 0.0f);
         flush(k);
         MESSAGE("exp over every float: max relative error ", max_rel, " at x = ", worst);
-        CHECK(max_rel <= exp_rel_bound);
+        CHECK(max_rel <= exp_rel_bound<S>);
     }
 
     TEST_CASE("simd: store_bf16 equals llm::bf16(float) for every float, default backend") {
