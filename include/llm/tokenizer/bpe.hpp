@@ -62,18 +62,12 @@ void bpe_merge_reference(std::string_view piece, std::vector<bpe_symbol>& syms, 
 
 /// Scratch memory for bpe_merge, reused across calls to avoid allocations.
 struct bpe_workspace {
-    std::vector<bpe_merge> ranks;
+    std::vector<bpe_merge> ranks;  // per symbol: the merge of it with its right neighbour
     struct node {
-        std::uint32_t prev, next, version;
+        std::uint32_t prev, next;
     };
     std::vector<node> nodes;
-    struct entry {
-        std::uint32_t priority, begin, k, version, id;
-        bool operator>(const entry& o) const noexcept {
-            return priority != o.priority ? priority > o.priority : begin > o.begin;
-        }
-    };
-    std::vector<entry> heap;
+    std::vector<std::uint64_t> heap;  // (priority << 32) | symbol index, smallest first
 };
 
 namespace detail {
@@ -108,46 +102,50 @@ void bpe_merge_scan(std::string_view piece, std::vector<bpe_symbol>& syms, const
     }
 }
 
+// Heap entries are one 64-bit word, (priority << 32) | k: comparing words orders by priority,
+// then by position (symbol indices grow left to right), and a 100,000-symbol heap fits in L2.
+// An entry is stale when its symbol's current merge has another priority: rankers give
+// distinct pairs distinct priorities (a tiktoken rank belongs to one byte string, a merges
+// rank to one id pair, a score order to one piece), and a pair that changed is a different pair.
 template <bpe_ranker R>
 void bpe_merge_heap(std::string_view piece, std::vector<bpe_symbol>& syms, const R& r, bpe_workspace& ws) {
     constexpr std::uint32_t end = 0xffffffffu;
     const auto n = static_cast<std::uint32_t>(syms.size());
     auto& nodes = ws.nodes;
-    nodes.resize(n);
+    auto& cur = ws.ranks;
     auto& heap = ws.heap;
+    nodes.resize(n);
+    cur.assign(n, bpe_merge{});
     heap.clear();
-    const auto cmp = std::greater<bpe_workspace::entry>{};
-    auto push = [&](std::uint32_t k) {
+    const auto cmp = std::greater<std::uint64_t>{};
+    auto entry = [](std::uint32_t priority, std::uint32_t k) { return (static_cast<std::uint64_t>(priority) << 32) | k; };
+    auto update = [&](std::uint32_t k) {  // recompute k's merge with its right neighbour
         const std::uint32_t nx = nodes[k].next;
-        if (nx == end) return;
-        const bpe_merge m = r.rank(piece, syms[k], syms[nx]);
-        if (m.priority == bpe_merge::none) return;
-        heap.push_back({m.priority, syms[k].begin, k, nodes[k].version, m.id});
-        std::push_heap(heap.begin(), heap.end(), cmp);
+        cur[k] = nx == end ? bpe_merge{} : r.rank(piece, syms[k], syms[nx]);
+        if (cur[k].priority != bpe_merge::none) {
+            heap.push_back(entry(cur[k].priority, k));
+            std::push_heap(heap.begin(), heap.end(), cmp);
+        }
     };
-    for (std::uint32_t k = 0; k < n; ++k) nodes[k] = {k == 0 ? end : k - 1, k + 1 == n ? end : k + 1, 0};
+    for (std::uint32_t k = 0; k < n; ++k) nodes[k] = {k == 0 ? end : k - 1, k + 1 == n ? end : k + 1};
     for (std::uint32_t k = 0; k + 1 < n; ++k) {
-        const bpe_merge m = r.rank(piece, syms[k], syms[k + 1]);
-        if (m.priority != bpe_merge::none) heap.push_back({m.priority, syms[k].begin, k, 0, m.id});
+        cur[k] = r.rank(piece, syms[k], syms[k + 1]);
+        if (cur[k].priority != bpe_merge::none) heap.push_back(entry(cur[k].priority, k));
     }
     std::make_heap(heap.begin(), heap.end(), cmp);
     while (!heap.empty()) {
         std::pop_heap(heap.begin(), heap.end(), cmp);
-        const bpe_workspace::entry e = heap.back();
+        const std::uint64_t e = heap.back();
         heap.pop_back();
-        // A stale entry: the pair starting at k changed (or k was merged away) after it was pushed.
-        if (nodes[e.k].version != e.version) continue;
-        const std::uint32_t k = e.k, nx = nodes[k].next;
-        syms[k] = {syms[k].begin, syms[nx].end, e.id};
-        nodes[nx].version = end;  // dead: no entry can match it again
+        const auto k = static_cast<std::uint32_t>(e);
+        if (cur[k].priority != static_cast<std::uint32_t>(e >> 32)) continue;  // stale
+        const std::uint32_t nx = nodes[k].next;
+        syms[k] = {syms[k].begin, syms[nx].end, cur[k].id};
+        cur[nx] = bpe_merge{};  // nx is gone: its entries are stale from now on
         nodes[k].next = nodes[nx].next;
         if (nodes[k].next != end) nodes[nodes[k].next].prev = k;
-        ++nodes[k].version;
-        push(k);
-        if (nodes[k].prev != end) {
-            ++nodes[nodes[k].prev].version;
-            push(nodes[k].prev);
-        }
+        update(k);
+        if (nodes[k].prev != end) update(nodes[k].prev);
     }
     std::uint32_t out = 0;
     for (std::uint32_t k = 0; k != end; k = nodes[k].next) syms[out++] = syms[k];
