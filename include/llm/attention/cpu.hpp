@@ -118,9 +118,11 @@ void mask_row(float* srow, std::size_t bk, std::int64_t i, std::int64_t j0, std:
     }
 }
 
-/// Packs the key tiles [t0, t1) of kv head g of a segment: kt (D x lkp, transposed: the B
-/// operand of S = Q K^T) and, when rows != nullptr, the row-major copy rows (lkp x Dp).
-/// Padding keys and padding columns are 0.
+/// Packs the key tiles [t0, t1) of kv head g of a segment: kt, tile-major transposed (tile t is
+/// the D x bk block at kt + t * D * bk, the B operand of S = Q K^T) and, when rows != nullptr,
+/// the row-major copy rows (lkp x Dp). Padding keys and padding columns are 0. Tile-major
+/// matters: with one D x lkp matrix, the rows of a tile sit lkp floats apart, a multiple of
+/// 4 KiB for long sequences, and all map to the same few L1 sets.
 template <class T>
 void pack_keys(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1, std::size_t bk,
                std::size_t lkp, std::size_t dp, float* kt, float* rows) {
@@ -131,7 +133,7 @@ void pack_keys(const strided<T, 4>& x, const segment& sg, std::size_t g, std::si
         for (std::size_t d = 0; d < dp; ++d) {
             const float val = real && d < D ? static_cast<float>(src[d]) : 0.0f;
             if (d < D && kt != nullptr) {
-                kt[d * lkp + j] = val;
+                kt[(j / bk * D + d) * bk + j % bk] = val;
             }
             if (rows != nullptr) {
                 rows[j * dp + d] = val;
@@ -213,7 +215,7 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
                          jt < nkt && static_cast<std::int64_t>(jt * BK) < cr.hi; ++jt) {
                         const std::size_t j0 = jt * BK;
                         const auto cols = static_cast<std::int64_t>(std::min(BK, sg.lk - j0));
-                        tile_gemm<S, false>(rp, BK, D, qs.data(), D, 1, kt.data() + j0, lkp, sp.data(), BK);
+                        tile_gemm<S, false>(rp, BK, D, qs.data(), D, 1, kt.data() + j0 * D, BK, sp.data(), BK);
                         const bool full = cols == static_cast<std::int64_t>(BK) &&
                                           mask.full(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows),
                                                     static_cast<std::int64_t>(j0), static_cast<std::int64_t>(j0 + BK), lq, lk);
@@ -355,8 +357,8 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                                     cols == static_cast<std::int64_t>(BK) &&
                                     mask.full(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows),
                                               static_cast<std::int64_t>(j0), static_cast<std::int64_t>(j0 + BK), lq, lk);
-                                tile_gemm<S, false>(rp, BK, D, qt, Dp, 1, kt.data() + j0, lkp, sp.data(), BK);
-                                tile_gemm<S, false>(rp, BK, D, gt, Dp, 1, vt.data() + j0, lkp, dpp.data(), BK);
+                                tile_gemm<S, false>(rp, BK, D, qt, Dp, 1, kt.data() + j0 * D, BK, sp.data(), BK);
+                                tile_gemm<S, false>(rp, BK, D, gt, Dp, 1, vt.data() + j0 * D, BK, dpp.data(), BK);
                                 for (std::size_t r = 0; r < rp; ++r) {
                                     float* srow = sp.data() + r * BK;
                                     float* dprow = dpp.data() + r * BK;

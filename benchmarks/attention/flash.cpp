@@ -1,0 +1,264 @@
+// SPDX-License-Identifier: Apache-2.0
+// Attention forward/backward GFLOP/s: flash (tiled) vs materialised-on-llm::gemm vs the double reference, plus the FMA ceiling.
+#include <llm/attention/attention.hpp>
+#include <llm/attention/reference.hpp>
+#include <llm/gemm/gemm.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/simd/simd.hpp>
+#include <llm/tensor/owning_tensor.hpp>
+#include <llm/tensor/views.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <random>
+#include <vector>
+
+// Problems: batch 1, 8 q heads, kv heads 8 or 2, S = seq_q = seq_k, D in {64, 128}, full or
+// causal, 1 or 2 threads. FLOPs counted as the issue asks: 4 * S^2 * D per head for the full
+// forward (QK^T and PV), half for causal; the backward counts 2.5x the forward (five
+// matmuls of the same size: S, dP, dV, dK, dQ), as FlashAttention's benchmarks do.
+// Counters: GFLOP/s (rate) and peak_frac = GFLOP/s / (114 GFLOP/s x threads), the fp32 FMA
+// ceiling of ../shared/PEERS.md; BM_fma_peak (registered first) re-measures that ceiling in
+// the same process through the SIMD facade, so ratios can be checked against this run.
+// Sizes: S in {512, 2048} by default (each smoke iteration well under 2 s); LLM_BENCH_FULL=1
+// adds S = 8192 (and the reference at S = 2048).
+
+namespace {
+
+namespace at = llm::attention;
+using S_be = llm::simd::default_backend;
+
+bool full_run() {
+    const char* env = std::getenv("LLM_BENCH_FULL");
+    return env != nullptr && env[0] == '1';
+}
+
+llm::parallel::thread_pool& pool(std::size_t threads) {
+    static llm::parallel::thread_pool one(1), two(2);
+    return threads == 1 ? one : two;
+}
+
+// --- FMA ceiling through the SIMD facade: 12 independent chains per thread ---------------
+constexpr double fma_peak_per_core = 114.0;  // GFLOP/s, ../shared/PEERS.md (Zen 4, 3.6 GHz)
+
+void BM_fma_peak(benchmark::State& state) {
+    const auto threads = static_cast<std::size_t>(state.range(0));
+    constexpr std::size_t chains = 12;
+    constexpr std::size_t iters = 1 << 18;
+    std::vector<float> sink(threads * 16);
+    for (auto _ : state) {
+        llm::parallel::parallel_for(pool(threads), threads, 1, [&](std::size_t t0, std::size_t t1) {
+            for (std::size_t t = t0; t < t1; ++t) {
+                typename S_be::f32 acc[chains];
+                for (auto& a : acc) {
+                    a = S_be::set1(1.0f);
+                }
+                const auto m = S_be::set1(0.999999f), a = S_be::set1(1e-7f);
+                for (std::size_t i = 0; i < iters; ++i) {
+                    for (auto& x : acc) {
+                        x = S_be::fma(x, m, a);
+                    }
+                }
+                auto s = acc[0];
+                for (std::size_t c = 1; c < chains; ++c) {
+                    s = S_be::add(s, acc[c]);
+                }
+                sink[t * 16] = S_be::reduce_add(s);
+            }
+        });
+        benchmark::DoNotOptimize(sink.data());
+    }
+    const double flops = 2.0 * chains * iters * S_be::width * static_cast<double>(threads);
+    state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+}
+BENCHMARK(BM_fma_peak)->Arg(1)->Arg(2)->UseRealTime()->MinTime(0.05);
+
+// --- Problems ----------------------------------------------------------------------------
+struct problem {
+    std::size_t S, D, H, Hk;
+    llm::tensor<float, llm::dims<4>> q, k, v, o, dout, dq, dk, dv;
+    llm::tensor<float, llm::dims<3>> lse;
+    problem(std::size_t s, std::size_t d, std::size_t h, std::size_t hk)
+        : S(s), D(d), H(h), Hk(hk), q(1, s, h, d), k(1, s, hk, d), v(1, s, hk, d), o(1, s, h, d), dout(1, s, h, d),
+          dq(1, s, h, d), dk(1, s, hk, d), dv(1, s, hk, d), lse(1, h, s) {
+        std::mt19937 rng(1);
+        std::normal_distribution<float> nd(0.0f, 1.0f);
+        for (auto* t : {&q, &k, &v, &dout}) {
+            for (std::size_t i = 0; i < t->size(); ++i) {
+                t->data()[i] = nd(rng);
+            }
+        }
+    }
+};
+
+// Args: S, D, kv heads, causal (0/1), threads.
+void set_counters(benchmark::State& state, double flops_per_iter, std::size_t threads) {
+    state.counters["GFLOP/s"] = benchmark::Counter(flops_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["peak_frac"] = benchmark::Counter(flops_per_iter * 1e-9 / (fma_peak_per_core * double(threads)),
+                                                     benchmark::Counter::kIsIterationInvariantRate);
+}
+
+double forward_flops(std::size_t S, std::size_t D, std::size_t H, bool causal) {
+    return 4.0 * double(S) * double(S) * double(D) * double(H) * (causal ? 0.5 : 1.0);
+}
+
+template <class Mask>
+void run_flash_forward(benchmark::State& state, problem& p, const Mask& mask, std::size_t threads) {
+    for (auto _ : state) {
+        at::flash_forward(p.q, p.k, p.v, p.o, p.lse, mask, {}, pool(threads));
+        benchmark::DoNotOptimize(p.o.data());
+    }
+}
+
+template <class Mask>
+void run_flash_backward(benchmark::State& state, problem& p, const Mask& mask, std::size_t threads) {
+    at::flash_forward(p.q, p.k, p.v, p.o, p.lse, mask, {}, pool(threads));
+    for (auto _ : state) {
+        at::flash_backward(p.q, p.k, p.v, p.o, p.lse, p.dout, p.dq, p.dk, p.dv, mask, {}, pool(threads));
+        benchmark::DoNotOptimize(p.dq.data());
+    }
+}
+
+void BM_flash_forward(benchmark::State& state) {
+    const auto S = static_cast<std::size_t>(state.range(0)), D = static_cast<std::size_t>(state.range(1));
+    const auto Hk = static_cast<std::size_t>(state.range(2));
+    const bool causal = state.range(3) != 0;
+    const auto threads = static_cast<std::size_t>(state.range(4));
+    problem p(S, D, 8, Hk);
+    if (causal) {
+        run_flash_forward(state, p, at::causal{}, threads);
+    } else {
+        run_flash_forward(state, p, at::no_mask{}, threads);
+    }
+    set_counters(state, forward_flops(S, D, 8, causal), threads);
+}
+
+void BM_flash_backward(benchmark::State& state) {
+    const auto S = static_cast<std::size_t>(state.range(0)), D = static_cast<std::size_t>(state.range(1));
+    const auto Hk = static_cast<std::size_t>(state.range(2));
+    const bool causal = state.range(3) != 0;
+    const auto threads = static_cast<std::size_t>(state.range(4));
+    problem p(S, D, 8, Hk);
+    if (causal) {
+        run_flash_backward(state, p, at::causal{}, threads);
+    } else {
+        run_flash_backward(state, p, at::no_mask{}, threads);
+    }
+    set_counters(state, 2.5 * forward_flops(S, D, 8, causal), threads);
+}
+
+// The straightforward materialised implementation on llm::gemm: per head, S = scale Q K^T
+// (S x S, materialised), row softmax (max, exp, sum, scale: the SIMD facade's exp), O = P V.
+// Causal masks the upper triangle before the softmax but computes the full products, as a
+// plain implementation does; FLOPs are counted the same way as for flash (half for causal).
+void BM_materialised_forward(benchmark::State& state) {
+    const auto S = static_cast<std::size_t>(state.range(0)), D = static_cast<std::size_t>(state.range(1));
+    const auto Hk = static_cast<std::size_t>(state.range(2));
+    const bool causal = state.range(3) != 0;
+    const auto threads = static_cast<std::size_t>(state.range(4));
+    problem p(S, D, 8, Hk);
+    llm::tensor<float, llm::dims<2>> scores(S, S);
+    const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+    auto& exec = pool(threads);
+    for (auto _ : state) {
+        for (std::size_t h = 0; h < p.H; ++h) {
+            const std::size_t g = h / (p.H / p.Hk);
+            auto qh = llm::select(llm::select(p.q, 0, 0), 1, h);  // (S, D), row stride H*D
+            auto kh = llm::select(llm::select(p.k, 0, 0), 1, g);
+            auto vh = llm::select(llm::select(p.v, 0, 0), 1, g);
+            auto oh = llm::select(llm::select(p.o, 0, 0), 1, h);
+            llm::gemm(qh, llm::transpose(kh, 0, 1), scores, scale, 0.0f, exec);
+            llm::parallel::parallel_for(exec, S, 16, [&](std::size_t r0, std::size_t r1) {
+                constexpr std::size_t W = S_be::width;
+                for (std::size_t r = r0; r < r1; ++r) {
+                    float* row = scores.data() + r * S;
+                    const std::size_t n = causal ? r + 1 : S;
+                    float mx = -std::numeric_limits<float>::infinity();
+                    for (std::size_t j = 0; j < n; ++j) {
+                        mx = std::max(mx, row[j]);
+                    }
+                    auto sum = S_be::zero();
+                    const auto m = S_be::set1(mx);
+                    std::size_t j = 0;
+                    for (; j + W <= n; j += W) {
+                        const auto e = S_be::exp(S_be::sub(S_be::loadu(row + j), m));
+                        S_be::storeu(row + j, e);
+                        sum = S_be::add(sum, e);
+                    }
+                    float tail = 0;
+                    for (; j < n; ++j) {
+                        row[j] = std::exp(row[j] - mx);
+                        tail += row[j];
+                    }
+                    const float inv = 1.0f / (S_be::reduce_add(sum) + tail);
+                    for (j = 0; j < n; ++j) {
+                        row[j] *= inv;
+                    }
+                    for (; j < S; ++j) {
+                        row[j] = 0.0f;
+                    }
+                }
+            });
+            llm::gemm(scores, vh, oh, 1.0f, 0.0f, exec);
+        }
+        benchmark::DoNotOptimize(p.o.data());
+    }
+    set_counters(state, forward_flops(S, D, 8, causal), threads);
+}
+
+// The double-precision oracle (single-threaded by construction).
+void BM_reference_forward(benchmark::State& state) {
+    const auto S = static_cast<std::size_t>(state.range(0)), D = static_cast<std::size_t>(state.range(1));
+    const auto Hk = static_cast<std::size_t>(state.range(2));
+    const bool causal = state.range(3) != 0;
+    problem p(S, D, 8, Hk);
+    for (auto _ : state) {
+        if (causal) {
+            at::reference_forward(p.q, p.k, p.v, p.o, p.lse, at::causal{});
+        } else {
+            at::reference_forward(p.q, p.k, p.v, p.o, p.lse);
+        }
+        benchmark::DoNotOptimize(p.o.data());
+    }
+    set_counters(state, forward_flops(S, D, 8, causal), 1);
+}
+
+void flash_args(benchmark::internal::Benchmark* b) {
+    std::vector<std::int64_t> sizes = {512, 2048};
+    if (full_run()) {
+        sizes.push_back(8192);
+    }
+    for (auto S : sizes) {
+        for (std::int64_t D : {64, 128}) {
+            for (std::int64_t Hk : {8, 2}) {
+                for (std::int64_t causal : {0, 1}) {
+                    for (std::int64_t threads : {1, 2}) {
+                        b->Args({S, D, Hk, causal, threads});
+                    }
+                }
+            }
+        }
+    }
+    b->ArgNames({"S", "D", "Hk", "causal", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+void reference_args(benchmark::internal::Benchmark* b) {
+    b->Args({512, 64, 8, 0, 1});
+    if (full_run()) {
+        b->Args({2048, 128, 8, 0, 1});
+    }
+    b->ArgNames({"S", "D", "Hk", "causal", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+}
+
+BENCHMARK(BM_flash_forward)->Apply(flash_args);
+BENCHMARK(BM_materialised_forward)->Apply(flash_args);
+BENCHMARK(BM_flash_backward)->Apply(flash_args);
+BENCHMARK(BM_reference_forward)->Apply(reference_args);
+
+}  // namespace
