@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::nn against golden values computed by PyTorch (tests/golden/nn/make_golden.py, float64).
+#include "helpers.hpp"
+
+#include <llm/nn/nn.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+
+using namespace nn_test;
+namespace nn = llm::nn;
+
+namespace {
+
+struct array {
+    std::vector<std::size_t> dims;
+    std::vector<double> values;
+};
+
+// The committed file is ours, but it is still parsed defensively: a truncated or edited
+// file must fail the test with a message, not read out of bounds.
+const std::map<std::string, array>& golden() {
+    static const std::map<std::string, array> data = [] {
+        std::map<std::string, array> m;
+        std::ifstream in(LLM_SOURCE_DIR "/tests/golden/nn/golden.txt");
+        REQUIRE_MESSAGE(in.good(), "cannot open tests/golden/nn/golden.txt");
+        std::string header, values;
+        while (std::getline(in, header)) {
+            if (header.empty() || header[0] == '#') {
+                continue;
+            }
+            REQUIRE(std::getline(in, values));
+            std::istringstream hs(header), vs(values);
+            std::string name;
+            array a;
+            hs >> name;
+            std::size_t d = 0, count = 1;
+            while (hs >> d) {
+                a.dims.push_back(d);
+                count *= d;
+            }
+            double v = 0.0;
+            while (vs >> v) {
+                a.values.push_back(v);
+            }
+            REQUIRE_MESSAGE(a.values.size() == count, name, ": expected ", count, " values");
+            m.emplace(name, std::move(a));
+        }
+        return m;
+    }();
+    return data;
+}
+
+const array& get(const std::string& name) {
+    const auto it = golden().find(name);
+    REQUIRE_MESSAGE(it != golden().end(), "golden array missing: ", name);
+    return it->second;
+}
+
+mat_f as_matrix(const std::string& name) {
+    const array& a = get(name);
+    REQUIRE(a.dims.size() == 2);
+    mat_f t(a.dims[0], a.dims[1]);
+    for (std::size_t i = 0; i < a.values.size(); ++i) {
+        t(i / a.dims[1], i % a.dims[1]) = static_cast<float>(a.values[i]);
+    }
+    return t;
+}
+
+vec_f as_vec(const std::string& name) {
+    const array& a = get(name);
+    vec_f t(a.values.size());
+    for (std::size_t i = 0; i < a.values.size(); ++i) {
+        t(i) = static_cast<float>(a.values[i]);
+    }
+    return t;
+}
+
+llm::tensor<std::int64_t, llm::dims<1>> as_ids(const std::string& name) {
+    const array& a = get(name);
+    llm::tensor<std::int64_t, llm::dims<1>> t(a.values.size());
+    for (std::size_t i = 0; i < a.values.size(); ++i) {
+        t(i) = static_cast<std::int64_t>(a.values[i]);
+    }
+    return t;
+}
+
+// Inputs are rounded to fp32 (relative 6e-8) before our fp32 kernels run; 1e-5 covers that
+// and the kernels' own error, as in the reference tests.
+void check_close(const std::vector<double>& ours, const std::string& name) {
+    INFO(name);
+    CHECK(rel_error(ours, get(name).values) < tol_f32);
+}
+
+}  // namespace
+
+TEST_CASE("softmax and log-softmax match PyTorch") {
+    for (std::string op : {"softmax", "log_softmax"}) {
+        const auto x = as_matrix(op + ".x"), dy = as_matrix(op + ".dy");
+        mat_f y(x.extent(0), x.extent(1)), dx(x.extent(0), x.extent(1));
+        if (op == "softmax") {
+            nn::softmax_forward(x, y);
+            nn::softmax_backward(y, dy, dx);
+        } else {
+            nn::log_softmax_forward(x, y);
+            nn::log_softmax_backward(y, dy, dx);
+        }
+        check_close(to_double(y), op + ".y");
+        check_close(to_double(dx), op + ".dx");
+    }
+}
+
+TEST_CASE("norms match PyTorch") {
+    const auto x = as_matrix("rmsnorm.x"), dy = as_matrix("rmsnorm.dy");
+    const auto w = as_vec("rmsnorm.weight");
+    mat_f y(4, 12), dx(4, 12);
+    vec_f rstd(4), dw(12), mean(4);
+    nn::rmsnorm_forward(x, w, y, rstd, 1e-6f);
+    nn::rmsnorm_backward(x, w, rstd, dy, dx, dw);
+    check_close(to_double(y), "rmsnorm.y");
+    check_close(to_double(dx), "rmsnorm.dx");
+    check_close(to_double(dw), "rmsnorm.dweight");
+
+    const auto lx = as_matrix("layernorm.x"), ldy = as_matrix("layernorm.dy");
+    const auto lw = as_vec("layernorm.weight"), lb = as_vec("layernorm.bias");
+    vec_f ldw(12), ldb(12);
+    nn::layernorm_forward(lx, lw, lb, y, mean, rstd, 1e-5f);
+    nn::layernorm_backward(lx, lw, mean, rstd, ldy, dx, ldw, ldb);
+    check_close(to_double(y), "layernorm.y");
+    check_close(to_double(dx), "layernorm.dx");
+    check_close(to_double(ldw), "layernorm.dweight");
+    check_close(to_double(ldb), "layernorm.dbias");
+}
+
+TEST_CASE("activations match PyTorch") {
+    const auto x = as_matrix("silu.x");
+    mat_f y(1, 37), dx(1, 37);
+    nn::silu_forward(x, y);
+    nn::silu_backward(x, as_matrix("silu.dy"), dx);
+    check_close(to_double(y), "silu.y");
+    check_close(to_double(dx), "silu.dx");
+    nn::gelu_forward<nn::gelu_erf>(x, y);
+    nn::gelu_backward<nn::gelu_erf>(x, as_matrix("gelu_erf.dy"), dx);
+    check_close(to_double(y), "gelu_erf.y");
+    check_close(to_double(dx), "gelu_erf.dx");
+    nn::gelu_forward<nn::gelu_tanh>(x, y);
+    nn::gelu_backward<nn::gelu_tanh>(x, as_matrix("gelu_tanh.dy"), dx);
+    check_close(to_double(y), "gelu_tanh.y");
+    check_close(to_double(dx), "gelu_tanh.dx");
+
+    const auto g = as_matrix("swiglu.gate"), u = as_matrix("swiglu.up");
+    mat_f s(2, 9), dg(2, 9), du(2, 9);
+    nn::swiglu_forward(g, u, s);
+    nn::swiglu_backward(g, u, as_matrix("swiglu.dy"), dg, du);
+    check_close(to_double(s), "swiglu.y");
+    check_close(to_double(dg), "swiglu.dgate");
+    check_close(to_double(du), "swiglu.dup");
+}
+
+TEST_CASE("cross-entropy and embedding match PyTorch") {
+    const nn::cross_entropy_options mean_opts{}, sum_opts{.label_smoothing = 0.1f, .red = nn::reduction::sum};
+    for (const auto& [name, o] : {std::pair{std::string("ce_mean"), mean_opts}, std::pair{std::string("ce_sum_smooth"), sum_opts}}) {
+        const auto logits = as_matrix(name + ".logits");
+        const auto t = as_ids(name + ".targets");
+        vec_f lse(6);
+        mat_f d(6, 11);
+        const float loss = nn::cross_entropy_forward(logits, t, lse, o);
+        nn::cross_entropy_backward(logits, t, lse, 1.0f, d, o);
+        check_close({static_cast<double>(loss)}, name + ".loss");
+        check_close(to_double(d), name + ".dlogits");
+    }
+    const auto table = as_matrix("embedding.table");
+    const auto ids = as_ids("embedding.ids");
+    mat_f out(6, 5), dt(7, 5);
+    nn::embedding_forward(table, ids, out);
+    nn::embedding_backward(ids, as_matrix("embedding.dy"), dt);
+    check_close(to_double(dt), "embedding.dtable");
+}
+
+TEST_CASE("rope matches Hugging Face / GPT-J formulas from PyTorch") {
+    const array& xa = get("rope.x");
+    llm::tensor<float, llm::dims<3>> x(5, 2, 16), y(5, 2, 16);
+    for (std::size_t i = 0; i < xa.values.size(); ++i) {
+        x.data()[i] = static_cast<float>(xa.values[i]);
+    }
+    const auto pos = as_ids("rope.positions");
+    nn::rope_forward(x, pos, y);
+    check_close(to_double(y), "rope.half");
+    nn::rope_forward<nn::rope_interleaved>(x, pos, y);
+    check_close(to_double(y), "rope.interleaved");
+    nn::rope_forward(x, pos, y, nn::rope_params<nn::rope_scaling::linear>{.scaling = {4.0}});
+    check_close(to_double(y), "rope.half_linear4");
+    nn::rope_forward(x, pos, y, nn::rope_params<nn::rope_scaling::llama3>{.theta = 500000.0});
+    check_close(to_double(y), "rope.half_llama3");
+    const auto inv = nn::rope_inverse_frequencies("test", 128, nn::rope_params<nn::rope_scaling::llama3>{.theta = 500000.0});
+    CHECK(rel_error(inv, get("rope.inv_freq_llama3_128").values) < 1e-14);
+}
