@@ -1,0 +1,222 @@
+// SPDX-License-Identifier: Apache-2.0
+// Decode attention: one new query token per sequence against its KV cache, split over the cache length and merged by log-sum-exp (flash-decoding).
+#pragma once
+
+#include <llm/attention/cpu.hpp>
+#include <llm/attention/detail/problem.hpp>
+#include <llm/attention/kv_cache.hpp>
+#include <llm/attention/mask.hpp>
+#include <llm/attention/options.hpp>
+#include <llm/attention/tile.hpp>
+#include <llm/config.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/simd/simd.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+namespace llm::attention {
+
+namespace detail {
+
+template <simd::backend S, class T>
+LLM_FORCE_INLINE typename S::f32 load_row(const T* p, std::size_t n) {
+    if constexpr (std::is_same_v<std::remove_const_t<T>, float>) {
+        return n == S::width ? S::loadu(p) : S::load_partial(p, n);
+    } else {
+        return n == S::width ? S::load_bf16(p) : S::load_bf16_partial(p, n);
+    }
+}
+
+/// Keys scored per online-softmax step: a multiple of every SIMD width, small enough that the
+/// scores of a GQA group (up to 16 heads x 64 floats) stay in L1.
+inline constexpr std::size_t decode_chunk = 64;
+
+/// Attention of the `group` query rows q (group x D, already scaled) over cache positions
+/// [lo, hi) of (seq, kv head g): writes the normalised partial outputs (group x D) and their
+/// log-sum-exps. K and V rows are read once for the whole group (GQA shares them).
+template <simd::backend S, class C>
+void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo, std::size_t hi, const float* q,
+                 std::size_t group, float cap, float* out, float* lse) {
+    constexpr std::size_t W = S::width;
+    constexpr std::size_t CH = decode_chunk;
+    const std::size_t D = cache.head_dim();
+    const std::size_t Dp = (D + W - 1) / W * W;
+    std::vector<float> sc(group * CH), acc(group * Dp, 0.0f);
+    std::vector<softmax_state> st(group);
+    const std::size_t hoff = g * D;
+    for (std::size_t pos = lo; pos < hi;) {
+        const auto r = cache.run(seq, pos);
+        const std::size_t n_run = std::min(r.count, hi - pos);
+        for (std::size_t c0 = 0; c0 < n_run; c0 += CH) {
+            const std::size_t n = std::min(CH, n_run - c0);
+            for (std::size_t c = 0; c < n; ++c) {
+                const auto* krow = r.k + (c0 + c) * r.stride + hoff;
+                for (std::size_t hq = 0; hq < group; ++hq) {
+                    auto dot = S::zero();
+                    for (std::size_t d = 0; d < D; d += W) {
+                        dot = S::fma(load_row<S>(q + hq * Dp + d, std::min(W, D - d)), load_row<S>(krow + d, std::min(W, D - d)),
+                                     dot);
+                    }
+                    sc[hq * CH + c] = S::reduce_add(dot);
+                }
+            }
+            for (std::size_t hq = 0; hq < group; ++hq) {
+                float* s = sc.data() + hq * CH;
+                if (cap > 0.0f) {
+                    for (std::size_t c = 0; c < CH; c += W) {
+                        S::storeu(s + c, softcap_vec<S>(S::loadu(s + c), cap));
+                    }
+                }
+                std::fill(s + n, s + CH, -std::numeric_limits<float>::infinity());  // after the cap: it maps -inf to -cap
+                auto mx = S::set1(-std::numeric_limits<float>::infinity());
+                for (std::size_t c = 0; c < CH; c += W) {
+                    mx = S::max(mx, S::loadu(s + c));
+                }
+                const float alpha = rescale(st[hq], S::reduce_max(mx));
+                const auto m = S::set1(st[hq].m);
+                auto sum = S::zero();
+                for (std::size_t c = 0; c < CH; c += W) {
+                    const auto p = S::exp(S::sub(S::loadu(s + c), m));
+                    S::storeu(s + c, p);
+                    sum = S::add(sum, p);
+                }
+                st[hq].l = st[hq].l * alpha + S::reduce_add(sum);
+                float* a = acc.data() + hq * Dp;
+                if (alpha != 1.0f) {
+                    for (std::size_t d = 0; d < Dp; d += W) {
+                        S::storeu(a + d, S::mul(S::set1(alpha), S::loadu(a + d)));
+                    }
+                }
+            }
+            for (std::size_t c = 0; c < n; ++c) {
+                const auto* vrow = r.v + (c0 + c) * r.stride + hoff;
+                for (std::size_t d = 0; d < D; d += W) {
+                    const auto vv = load_row<S>(vrow + d, std::min(W, D - d));
+                    for (std::size_t hq = 0; hq < group; ++hq) {
+                        float* a = acc.data() + hq * Dp + d;
+                        S::storeu(a, S::fma(S::set1(sc[hq * CH + c]), vv, S::loadu(a)));
+                    }
+                }
+            }
+        }
+        pos += n_run;
+    }
+    for (std::size_t hq = 0; hq < group; ++hq) {
+        const float inv = output_scale(st[hq]);
+        for (std::size_t d = 0; d < D; ++d) {
+            out[hq * D + d] = acc[hq * Dp + d] * inv;
+        }
+        lse[hq] = row_lse(st[hq]);
+    }
+}
+
+}  // namespace detail
+
+/// Decode attention (flash-decoding): for each sequence s, the single new query token
+/// q(s, h, :) attends to every cached position of s (append the token's own k and v to the
+/// cache first). The cache length is split into `splits` parts processed as independent
+/// tasks, each producing a normalised partial output and its log-sum-exp; the parts are then
+/// merged with the log-sum-exp rule (tile.hpp lse_merge) in part order, so the result does not
+/// depend on the thread count. Splitting is what lets two threads share one long sequence.
+/// K and V rows are read once per kv head for all the q heads sharing it (GQA/MQA).
+/// Shapes: q and out (sequences, heads, head_dim), sequences == cache.sequences(), heads a
+/// multiple of cache.kv_heads(), head_dim == cache.head_dim() and unit-stride; lse, when not
+/// null, receives (sequences x heads) log-sum-exps in row-major order. A sequence with an
+/// empty cache gets out = 0 (lse = -inf).
+/// splits: parts per (sequence, kv head); 0 chooses enough parts for 4 tasks per thread, each
+/// part >= 512 positions (smaller parts cost more in merging than they gain).
+/// S: SIMD backend. Mask: no_mask / causal (the same for a last-position query) or
+/// sliding_window (only the last left + 1 positions). C: a kv_cache. Q, O: strided_tensor<3>
+/// (q float or bf16, out float). Exec: an llm::parallel policy.
+/// Example: `llm::attention::decode_attention(q, cache, out, llm::attention::causal{}, {}, pool);`
+template <simd::backend S = simd::default_backend, class Mask = causal, kv_cache C, class Q, class O, class Exec>
+    requires strided_tensor<Q, 3> && strided_tensor<O, 3> && parallel::policy<std::remove_cvref_t<Exec>>
+void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask, const options& opt, Exec&& exec,
+                      std::size_t splits = 0, float* lse = nullptr) {
+    constexpr const char* fn = "decode_attention";
+    static_assert(mask_policy<Mask>, "decode_attention: Mask must be no_mask, causal or sliding_window");
+    static_assert(std::same_as<detail::element_of<std::remove_reference_t<O>>, float>, "decode_attention: out must be mutable float");
+    const auto qs = detail::as_strided<3>(q);
+    const auto os = detail::as_strided<3>(out);
+    const std::size_t n_seq = qs.n[0], H = qs.n[1], D = qs.n[2], Hk = cache.kv_heads();
+    llm::check(n_seq == cache.sequences(), fn, ": q has ", n_seq, " sequences but the cache has ", cache.sequences());
+    llm::check(D == cache.head_dim(), fn, ": q has head_dim ", D, " but the cache has ", cache.head_dim());
+    llm::check(H % Hk == 0, fn, ": q has ", H, " heads but the cache has ", Hk, " kv heads; q heads must be a multiple of kv heads");
+    llm::check(os.n == qs.n, fn, ": out is ", detail::shape_of(os), " but q is ", detail::shape_of(qs));
+    llm::check(qs.s[2] == 1 && os.s[2] == 1, fn, ": head_dim must be the unit-stride dimension of q and out");
+    const float scale = detail::resolve_scale(fn, opt, D);
+    const std::size_t group = H / Hk;
+    constexpr std::size_t W = S::width;
+    const std::size_t Dp = (D + W - 1) / W * W;
+
+    std::size_t max_len = 0;
+    for (std::size_t s = 0; s < n_seq; ++s) {
+        max_len = std::max(max_len, cache.length(s));
+    }
+    std::size_t parts = splits;
+    if (parts == 0) {
+        const std::size_t base = n_seq * Hk;
+        const std::size_t want = (4 * exec.size() + base - 1) / base;
+        parts = std::max<std::size_t>(1, std::min(want, max_len / 512));
+    }
+    const std::size_t tasks = n_seq * Hk * parts;
+    std::vector<float> part_out(tasks * group * D), part_lse(tasks * group);
+    parallel::parallel_for(exec, tasks, 1, [&](std::size_t t0, std::size_t t1) {
+        std::vector<float> qrow(group * Dp, 0.0f);
+        for (std::size_t t = t0; t < t1; ++t) {
+            const std::size_t s = t / (Hk * parts);
+            const std::size_t g = t / parts % Hk;
+            const std::size_t p = t % parts;
+            const auto len = static_cast<std::int64_t>(cache.length(s));
+            const index_range cr = mask.cols(0, 1, 1, len);
+            const auto lo = static_cast<std::size_t>(std::max<std::int64_t>(cr.lo, 0));
+            const auto hi = static_cast<std::size_t>(std::max<std::int64_t>(cr.hi, cr.lo));
+            const std::size_t span = hi - lo;
+            for (std::size_t hq = 0; hq < group; ++hq) {
+                for (std::size_t d = 0; d < D; ++d) {
+                    qrow[hq * Dp + d] = static_cast<float>(qs(s, g * group + hq, d)) * scale;
+                }
+            }
+            detail::decode_part<S>(cache, s, g, lo + span * p / parts, lo + span * (p + 1) / parts, qrow.data(), group,
+                                   opt.softcap, part_out.data() + t * group * D, part_lse.data() + t * group);
+        }
+    });
+    for (std::size_t s = 0; s < n_seq; ++s) {
+        for (std::size_t g = 0; g < Hk; ++g) {
+            for (std::size_t hq = 0; hq < group; ++hq) {
+                const std::size_t t0 = (s * Hk + g) * parts;
+                float* o = os.ptr(s, g * group + hq, 0);
+                float cur = part_lse[t0 * group + hq];
+                std::copy_n(part_out.data() + (t0 * group + hq) * D, D, o);
+                for (std::size_t p = 1; p < parts; ++p) {
+                    const std::size_t t = t0 + p;
+                    const auto w = lse_merge(cur, part_lse[t * group + hq]);
+                    const float* po = part_out.data() + (t * group + hq) * D;
+                    for (std::size_t d = 0; d < D; ++d) {
+                        o[d] = w.wa * o[d] + w.wb * po[d];
+                    }
+                    cur = w.lse;
+                }
+                if (lse != nullptr) {
+                    lse[s * H + g * group + hq] = cur;
+                }
+            }
+        }
+    }
+}
+
+/// decode_attention on llm::parallel::default_pool() with automatic splits.
+/// Example: `llm::attention::decode_attention(q, cache, out);`
+template <simd::backend S = simd::default_backend, class Mask = causal, kv_cache C, class Q, class O>
+    requires strided_tensor<Q, 3> && strided_tensor<O, 3>
+void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask = {}, const options& opt = {}) {
+    decode_attention<S>(q, cache, out, mask, opt, parallel::default_pool());
+}
+
+}  // namespace llm::attention
