@@ -116,6 +116,6 @@ TEST_CASE("extents: zero-size dimensions are allowed") {
 }
 
 TEST_CASE("extents: shape_string formats the extents for messages") {
-    CHECK(llm::tensor_detail::shape_string(llm::extents<dyn, 4>(3)) == "[3, 4]");
-    CHECK(llm::tensor_detail::shape_string(llm::extents<>{}) == "[]");
+    CHECK(llm::detail::tensor_impl::shape_string(llm::extents<dyn, 4>(3)) == "[3, 4]");
+    CHECK(llm::detail::tensor_impl::shape_string(llm::extents<>{}) == "[]");
 }

@@ -15,7 +15,7 @@
 
 namespace llm {
 
-namespace tensor_detail {
+namespace detail::tensor_impl {
 
 // Calls f(offset_a, offset_b) for every multi-index in row-major order, where offset_x is
 // the index dotted with strides_x. The innermost dimension is a plain counted loop so that
@@ -79,7 +79,7 @@ bool same_dense_order(const A& a, const B& b) {
 template <class A, class B>
 void check_same_extents(const char* function, const A& src, const B& dst) {
     if (!(src.extents() == dst.extents())) [[unlikely]] {
-        fail(function, ": src extents ", shape_string(src.extents()), " differ from dst extents ",
+        llm::fail(function, ": src extents ", shape_string(src.extents()), " differ from dst extents ",
              shape_string(dst.extents()));
     }
 }
@@ -87,12 +87,12 @@ void check_same_extents(const char* function, const A& src, const B& dst) {
 template <class V>
 void check_unique_dst(const char* function, const V& dst) {
     if (!dst.is_unique()) [[unlikely]] {
-        fail(function, ": dst (extents ", shape_string(dst.extents()),
+        llm::fail(function, ": dst (extents ", shape_string(dst.extents()),
              ") has a non-unique layout (some elements share memory), so the result would depend on order");
     }
 }
 
-}  // namespace tensor_detail
+}  // namespace detail::tensor_impl
 
 /// Sets every element of `dst` to `value`.
 /// Shape contract: any extents and layout; dst writable host memory. A non-unique dst (stride
@@ -110,8 +110,8 @@ void fill(Dst&& dst, const typename view_of<Dst>::value_type& value) {
         }
         return;
     }
-    const auto s = tensor_detail::strides_array(d);
-    tensor_detail::for_each_offset(tensor_detail::extents_array(d), s, s, [&](std::size_t o, std::size_t) { p[o] = value; });
+    const auto s = detail::tensor_impl::strides_array(d);
+    detail::tensor_impl::for_each_offset(detail::tensor_impl::extents_array(d), s, s, [&](std::size_t o, std::size_t) { p[o] = value; });
 }
 
 /// Copies `src` into `dst` element by element (note the order: source first, like std::copy).
@@ -128,9 +128,9 @@ template <readable_host_view Src, writable_host_view Dst>
 void copy(Src&& src, Dst&& dst) {
     const auto s = std::as_const(src).view();
     const auto d = dst.view();
-    tensor_detail::check_same_extents("copy", s, d);
-    tensor_detail::check_unique_dst("copy", d);
-    if (tensor_detail::same_dense_order(s, d)) {
+    detail::tensor_impl::check_same_extents("copy", s, d);
+    detail::tensor_impl::check_unique_dst("copy", d);
+    if (detail::tensor_impl::same_dense_order(s, d)) {
         if (d.size() != 0) {
             std::memmove(d.data(), s.data(), d.size() * sizeof(typename view_of<Dst>::value_type));
         }
@@ -138,8 +138,8 @@ void copy(Src&& src, Dst&& dst) {
     }
     const auto* ps = s.data();
     auto* pd = d.data();
-    tensor_detail::for_each_offset(tensor_detail::extents_array(d), tensor_detail::strides_array(s),
-                                   tensor_detail::strides_array(d), [&](std::size_t os, std::size_t od) { pd[od] = ps[os]; });
+    detail::tensor_impl::for_each_offset(detail::tensor_impl::extents_array(d), detail::tensor_impl::strides_array(s),
+                                   detail::tensor_impl::strides_array(d), [&](std::size_t os, std::size_t od) { pd[od] = ps[os]; });
 }
 
 /// Copies `src` into `dst` converting each element between the element types float,
@@ -160,18 +160,18 @@ void convert(Src&& src, Dst&& dst, Mode... mode) {
     using To = typename view_of<Dst>::value_type;
     const auto s = std::as_const(src).view();
     const auto d = dst.view();
-    tensor_detail::check_same_extents("convert", s, d);
-    tensor_detail::check_unique_dst("convert", d);
+    detail::tensor_impl::check_same_extents("convert", s, d);
+    detail::tensor_impl::check_unique_dst("convert", d);
     const auto* ps = s.data();
     auto* pd = d.data();
-    if (tensor_detail::same_dense_order(s, d)) {
+    if (detail::tensor_impl::same_dense_order(s, d)) {
         for (std::size_t i = 0, n = d.size(); i < n; ++i) {
             pd[i] = element_cast<To>(ps[i], mode...);
         }
         return;
     }
-    tensor_detail::for_each_offset(tensor_detail::extents_array(d), tensor_detail::strides_array(s),
-                                   tensor_detail::strides_array(d),
+    detail::tensor_impl::for_each_offset(detail::tensor_impl::extents_array(d), detail::tensor_impl::strides_array(s),
+                                   detail::tensor_impl::strides_array(d),
                                    [&](std::size_t os, std::size_t od) { pd[od] = element_cast<To>(ps[os], mode...); });
 }
 

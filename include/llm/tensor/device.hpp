@@ -8,8 +8,8 @@ namespace llm {
 
 /// Elements in host memory: readable and writable by host code.
 struct cpu {
-    static constexpr bool host_accessible = true;
-    static constexpr const char* name = "cpu";
+    static constexpr bool host_accessible = true;  ///< Host code may touch the elements.
+    static constexpr const char* name = "cpu";     ///< For messages.
 };
 
 /// Elements in CUDA device memory: only device code may dereference them. The tag exists in
@@ -18,8 +18,8 @@ struct cpu {
 /// for cuda views, and llm::tensor does not own cuda memory (wrap cudaMalloc'ed memory in a
 /// tensor_view<T, E, L, llm::cuda>).
 struct cuda {
-    static constexpr bool host_accessible = false;
-    static constexpr const char* name = "cuda";
+    static constexpr bool host_accessible = false;  ///< Only device code may touch the elements.
+    static constexpr const char* name = "cuda";     ///< For messages.
 };
 
 /// A device tag: says whether host code may touch the elements, and names the device.

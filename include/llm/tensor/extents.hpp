@@ -19,9 +19,9 @@ namespace llm {
 /// included everywhere, need not include <span>.
 inline constexpr std::size_t dyn = static_cast<std::size_t>(-1);
 
-// Internals of the tensor module. They live in llm::tensor_detail rather than
+// Internals of the tensor module. They live in llm::detail::tensor_impl rather than
 // llm::tensor::detail because llm::tensor is the owning tensor class, not a namespace.
-namespace tensor_detail {
+namespace detail::tensor_impl {
 
 // Storage for the run-time dimensions only; the specialisation for none is empty so that a
 // fully static extents (and every mapping and view built on it) carries no data at all.
@@ -43,12 +43,12 @@ LLM_HD constexpr void require_static_match(std::size_t r, std::size_t want, std:
         __trap();
     }
 #else
-    check(want == dyn || want == got, "extents: dim ", r, " is static with extent ", want, " but ", got,
+    llm::check(want == dyn || want == got, "extents: dim ", r, " is static with extent ", want, " but ", got,
           " was given");
 #endif
 }
 
-}  // namespace tensor_detail
+}  // namespace detail::tensor_impl
 
 /// The shape of a tensor: one extent per dimension, each either static (a template argument)
 /// or `llm::dyn` (stored at run time). Static extents cost nothing: `extents<3, 4>` is empty.
@@ -56,16 +56,18 @@ LLM_HD constexpr void require_static_match(std::size_t r, std::size_t want, std:
 ///   Exts... — one per dimension: its size, or llm::dyn when known only at run time.
 /// Example: `llm::extents<llm::dyn, 64> e(n);  // e.extent(0) == n, e.extent(1) == 64`
 template <std::size_t... Exts>
-class extents : private tensor_detail::dynamic_sizes<((Exts == dyn) + ... + std::size_t{0})> {
+class extents : private detail::tensor_impl::dynamic_sizes<((Exts == dyn) + ... + std::size_t{0})> {
     static constexpr std::size_t rank_ = sizeof...(Exts);
     static constexpr std::size_t rank_dynamic_ = ((Exts == dyn) + ... + std::size_t{0});
 
 public:
-    using index_type = std::size_t;
-    using size_type = std::size_t;
-    using rank_type = std::size_t;
+    using index_type = std::size_t;  ///< Extents and indices.
+    using size_type = std::size_t;   ///< Element counts.
+    using rank_type = std::size_t;   ///< Dimension numbers.
 
+    /// Number of dimensions.
     LLM_HD static constexpr std::size_t rank() noexcept { return rank_; }
+    /// Number of dimensions whose extent is llm::dyn (stored at run time).
     LLM_HD static constexpr std::size_t rank_dynamic() noexcept { return rank_dynamic_; }
 
     /// The compile-time extent of dimension r, or llm::dyn. Requires r < rank().
@@ -171,7 +173,7 @@ private:
         }
         if (count == rank_) {
             for (std::size_t r = 0; r < rank_; ++r) {
-                tensor_detail::require_static_match(r, statics[r], given[r]);
+                detail::tensor_impl::require_static_match(r, statics[r], given[r]);
             }
         }
     }
@@ -180,9 +182,9 @@ private:
 // Constrained like the constructor it stands beside: an unconstrained guide loses to the
 // implicit guide of that constructor on clang 14, which then deduces extents<>.
 template <std::integral... Sizes>
-extents(Sizes...) -> extents<tensor_detail::always_dyn<Sizes>...>;
+extents(Sizes...) -> extents<detail::tensor_impl::always_dyn<Sizes>...>;
 
-namespace tensor_detail {
+namespace detail::tensor_impl {
 template <class>
 struct make_dims;
 template <std::size_t... R>
@@ -194,20 +196,20 @@ template <class>
 inline constexpr bool is_extents = false;
 template <std::size_t... Exts>
 inline constexpr bool is_extents<extents<Exts...>> = true;
-}  // namespace tensor_detail
+}  // namespace detail::tensor_impl
 
 /// All-dynamic extents of rank Rank: `llm::dims<2>` is `llm::extents<llm::dyn, llm::dyn>`.
 /// Template parameters:
 ///   Rank — the number of dimensions.
 /// Example: `llm::dims<2> e(rows, cols);`
 template <std::size_t Rank>
-using dims = typename tensor_detail::make_dims<std::make_index_sequence<Rank>>::type;
+using dims = typename detail::tensor_impl::make_dims<std::make_index_sequence<Rank>>::type;
 
 /// Satisfied by the specialisations of llm::extents (the shape policy of tensors and views).
 template <class E>
-concept extents_like = tensor_detail::is_extents<std::remove_cv_t<E>>;
+concept extents_like = detail::tensor_impl::is_extents<std::remove_cv_t<E>>;
 
-namespace tensor_detail {
+namespace detail::tensor_impl {
 
 /// "[3, 4]": the extents as they appear in error messages and printing.
 template <extents_like E>
@@ -220,6 +222,6 @@ std::string shape_string(const E& e) {
     return s + "]";
 }
 
-}  // namespace tensor_detail
+}  // namespace detail::tensor_impl
 
 }  // namespace llm

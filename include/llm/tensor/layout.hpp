@@ -36,7 +36,7 @@ struct layout_strided {
     class mapping;
 };
 
-namespace tensor_detail {
+namespace detail::tensor_impl {
 
 // Offsets are folded over a compile-time index sequence so that, with static extents, every
 // extent is a constant and the whole offset computation is a few multiply-adds.
@@ -55,18 +55,23 @@ LLM_HD constexpr std::size_t offset_left(const E& e, std::index_sequence<R...>, 
     return off;
 }
 
-}  // namespace tensor_detail
+}  // namespace detail::tensor_impl
 
+/// The layout_right mapping of Extents: offset = ((i0 * e1 + i1) * e2 + i2) ...
+/// Empty when Extents is fully static.
+/// Template parameters:
+///   Extents — an llm::extents.
 template <extents_like Extents>
 class layout_right::mapping {
-
 public:
-    using extents_type = Extents;
-    using layout_type = layout_right;
-    using index_type = std::size_t;
-    using rank_type = std::size_t;
+    using extents_type = Extents;  ///< The shape policy.
+    using layout_type = layout_right;  ///< The layout policy this mapping belongs to.
+    using index_type = std::size_t;  ///< Indices and offsets.
+    using rank_type = std::size_t;   ///< Dimension numbers.
 
+    /// Default extents (dynamic ones 0).
     LLM_HD constexpr mapping() noexcept = default;
+    /// The mapping of `e` (implicit: the extents determine it).
     LLM_HD constexpr mapping(const Extents& e) noexcept : extents_(e) {}
 
     /// From a mapping of compatible extents (see llm::extents' converting constructor).
@@ -75,13 +80,16 @@ public:
     LLM_HD constexpr explicit(!std::convertible_to<Other, Extents>) mapping(const mapping<Other>& m)
         : extents_(m.extents()) {}
 
+    /// The extents.
     LLM_HD constexpr const Extents& extents() const noexcept { return extents_; }
+    /// One past the largest offset: size() (0 when empty).
     LLM_HD constexpr std::size_t required_span_size() const noexcept { return extents_.size(); }
 
+    /// The offset of element (is...); each index must be below its extent.
     template <std::integral... Is>
         requires(sizeof...(Is) == Extents::rank())
     LLM_HD constexpr std::size_t operator()(Is... is) const noexcept {
-        return tensor_detail::offset_right(extents_, std::make_index_sequence<Extents::rank()>{}, is...);
+        return detail::tensor_impl::offset_right(extents_, std::make_index_sequence<Extents::rank()>{}, is...);
     }
 
     /// Elements between consecutive indices of dimension r: the product of the later extents.
@@ -93,13 +101,14 @@ public:
         return s;
     }
 
-    LLM_HD static constexpr bool is_always_unique() noexcept { return true; }
-    LLM_HD static constexpr bool is_always_exhaustive() noexcept { return true; }
-    LLM_HD static constexpr bool is_always_contiguous() noexcept { return true; }
-    LLM_HD static constexpr bool is_unique() noexcept { return true; }
-    LLM_HD static constexpr bool is_exhaustive() noexcept { return true; }
-    LLM_HD static constexpr bool is_contiguous() noexcept { return true; }
+    LLM_HD static constexpr bool is_always_unique() noexcept { return true; }  ///< Every instance is unique.
+    LLM_HD static constexpr bool is_always_exhaustive() noexcept { return true; }  ///< Every instance is exhaustive.
+    LLM_HD static constexpr bool is_always_contiguous() noexcept { return true; }  ///< Every instance is contiguous.
+    LLM_HD static constexpr bool is_unique() noexcept { return true; }  ///< No two indices share an offset.
+    LLM_HD static constexpr bool is_exhaustive() noexcept { return true; }  ///< Offsets are 0 .. size()-1.
+    LLM_HD static constexpr bool is_contiguous() noexcept { return true; }  ///< Offsets are row-major.
 
+    /// Equal when the extents (and, for layout_strided, the strides) are equal.
     template <class Other>
     LLM_HD friend constexpr bool operator==(const mapping& a, const mapping<Other>& b) noexcept {
         return a.extents() == b.extents();
@@ -109,30 +118,39 @@ private:
     [[no_unique_address]] Extents extents_{};
 };
 
+/// The layout_left mapping of Extents: offset = i0 + e0 * (i1 + e1 * (i2 + ...)).
+/// Empty when Extents is fully static.
+/// Template parameters:
+///   Extents — an llm::extents.
 template <extents_like Extents>
 class layout_left::mapping {
-
 public:
-    using extents_type = Extents;
-    using layout_type = layout_left;
-    using index_type = std::size_t;
-    using rank_type = std::size_t;
+    using extents_type = Extents;  ///< The shape policy.
+    using layout_type = layout_left;  ///< The layout policy this mapping belongs to.
+    using index_type = std::size_t;  ///< Indices and offsets.
+    using rank_type = std::size_t;   ///< Dimension numbers.
 
+    /// Default extents (dynamic ones 0).
     LLM_HD constexpr mapping() noexcept = default;
+    /// The mapping of `e` (implicit: the extents determine it).
     LLM_HD constexpr mapping(const Extents& e) noexcept : extents_(e) {}
 
+    /// From a mapping of compatible extents (see llm::extents' converting constructor).
     template <class Other>
         requires std::constructible_from<Extents, Other>
     LLM_HD constexpr explicit(!std::convertible_to<Other, Extents>) mapping(const mapping<Other>& m)
         : extents_(m.extents()) {}
 
+    /// The extents.
     LLM_HD constexpr const Extents& extents() const noexcept { return extents_; }
+    /// One past the largest offset: size() (0 when empty).
     LLM_HD constexpr std::size_t required_span_size() const noexcept { return extents_.size(); }
 
+    /// The offset of element (is...); each index must be below its extent.
     template <std::integral... Is>
         requires(sizeof...(Is) == Extents::rank())
     LLM_HD constexpr std::size_t operator()(Is... is) const noexcept {
-        return tensor_detail::offset_left(extents_, std::make_index_sequence<Extents::rank()>{}, is...);
+        return detail::tensor_impl::offset_left(extents_, std::make_index_sequence<Extents::rank()>{}, is...);
     }
 
     /// Elements between consecutive indices of dimension r: the product of the earlier extents.
@@ -144,11 +162,12 @@ public:
         return s;
     }
 
-    LLM_HD static constexpr bool is_always_unique() noexcept { return true; }
-    LLM_HD static constexpr bool is_always_exhaustive() noexcept { return true; }
+    LLM_HD static constexpr bool is_always_unique() noexcept { return true; }  ///< Every instance is unique.
+    LLM_HD static constexpr bool is_always_exhaustive() noexcept { return true; }  ///< Every instance is exhaustive.
+    /// Every instance is contiguous: only at rank 0 and 1.
     LLM_HD static constexpr bool is_always_contiguous() noexcept { return Extents::rank() <= 1; }
-    LLM_HD static constexpr bool is_unique() noexcept { return true; }
-    LLM_HD static constexpr bool is_exhaustive() noexcept { return true; }
+    LLM_HD static constexpr bool is_unique() noexcept { return true; }  ///< No two indices share an offset.
+    LLM_HD static constexpr bool is_exhaustive() noexcept { return true; }  ///< Offsets are 0 .. size()-1.
     /// Column-major order equals row-major order only when at most one extent exceeds 1
     /// (or there are no elements).
     LLM_HD constexpr bool is_contiguous() const noexcept {
@@ -162,6 +181,7 @@ public:
         return longer_than_one <= 1;
     }
 
+    /// Equal when the extents (and, for layout_strided, the strides) are equal.
     template <class Other>
     LLM_HD friend constexpr bool operator==(const mapping& a, const mapping<Other>& b) noexcept {
         return a.extents() == b.extents();
@@ -171,16 +191,19 @@ private:
     [[no_unique_address]] Extents extents_{};
 };
 
+/// The layout_strided mapping of Extents: offset = sum of i_r * stride(r), strides stored.
+/// Template parameters:
+///   Extents — an llm::extents.
 template <extents_like Extents>
 class layout_strided::mapping {
     static constexpr std::size_t rank_ = Extents::rank();
 
 public:
-    using extents_type = Extents;
-    using layout_type = layout_strided;
-    using index_type = std::size_t;
-    using rank_type = std::size_t;
-    using strides_type = std::array<std::size_t, rank_>;
+    using extents_type = Extents;  ///< The shape policy.
+    using layout_type = layout_strided;  ///< The layout policy this mapping belongs to.
+    using index_type = std::size_t;  ///< Indices and offsets.
+    using rank_type = std::size_t;   ///< Dimension numbers.
+    using strides_type = std::array<std::size_t, rank_>;  ///< One stride per dimension, in elements.
 
     /// Row-major strides of the default extents.
     LLM_HD constexpr mapping() noexcept : mapping(Extents{}) {}
@@ -213,8 +236,11 @@ public:
         }
     }
 
+    /// The extents.
     LLM_HD constexpr const Extents& extents() const noexcept { return extents_; }
+    /// All strides, in elements.
     LLM_HD constexpr const strides_type& strides() const noexcept { return strides_; }
+    /// Elements between consecutive indices of dimension r.
     LLM_HD constexpr std::size_t stride(std::size_t r) const noexcept { return strides_[r]; }
 
     /// One past the largest offset: 1 + sum((extent(r) - 1) * stride(r)), or 0 when empty.
@@ -229,14 +255,18 @@ public:
         return span;
     }
 
+    /// The offset of element (is...); each index must be below its extent.
     template <std::integral... Is>
         requires(sizeof...(Is) == rank_)
     LLM_HD constexpr std::size_t operator()(Is... is) const noexcept {
         return offset(std::make_index_sequence<rank_>{}, is...);
     }
 
+    /// False: strides may overlap (stride 0 broadcasts); ask is_unique().
     LLM_HD static constexpr bool is_always_unique() noexcept { return false; }
+    /// False: strides may leave gaps; ask is_exhaustive().
     LLM_HD static constexpr bool is_always_exhaustive() noexcept { return false; }
+    /// False: strides may be in any order; ask is_contiguous().
     LLM_HD static constexpr bool is_always_contiguous() noexcept { return false; }
 
     /// True when no two indices share an offset. Decided by sorting the dimensions of extent
@@ -289,6 +319,7 @@ public:
         return true;
     }
 
+    /// Equal when the extents (and, for layout_strided, the strides) are equal.
     template <class Other>
     LLM_HD friend constexpr bool operator==(const mapping& a, const mapping<Other>& b) noexcept {
         if (!(a.extents() == b.extents())) {

@@ -43,15 +43,15 @@ template <tensor_element T, extents_like Extents, layout_policy Layout = layout_
     requires(!std::is_const_v<T> && host_device_tag<Device>)
 class tensor {
 public:
-    using element_type = T;
-    using value_type = T;
-    using extents_type = Extents;
-    using layout_type = Layout;
-    using mapping_type = typename Layout::template mapping<Extents>;
-    using device_type = Device;
-    using view_type = tensor_view<T, Extents, Layout, Device>;
-    using const_view_type = tensor_view<const T, Extents, Layout, Device>;
-    using index_type = std::size_t;
+    using element_type = T;                                              ///< The element type.
+    using value_type = T;                                                ///< The element type.
+    using extents_type = Extents;                                        ///< The shape policy.
+    using layout_type = Layout;                                          ///< The layout policy.
+    using mapping_type = typename Layout::template mapping<Extents>;     ///< Index -> offset.
+    using device_type = Device;                                          ///< Where elements live.
+    using view_type = tensor_view<T, Extents, Layout, Device>;           ///< What view() gives.
+    using const_view_type = tensor_view<const T, Extents, Layout, Device>;  ///< view() when const.
+    using index_type = std::size_t;                                      ///< Indices and sizes.
 
     /// Default extents: dynamic ones 0, so only a fully static tensor holds elements.
     tensor() : tensor(mapping_type(Extents{})) {}
@@ -67,12 +67,15 @@ public:
         requires std::constructible_from<Extents, Sizes...>
     tensor(uninitialized_t, Sizes... sizes) : tensor(uninitialized, mapping_type(Extents(sizes...))) {}
 
+    /// Zero-filled, with extents `e`.
     explicit tensor(const Extents& e) : tensor(mapping_type(e)) {}
+    /// Uninitialised, with extents `e`.
     tensor(uninitialized_t, const Extents& e) : tensor(uninitialized, mapping_type(e)) {}
 
     /// With an explicit mapping (e.g. layout_strided with padding): required_span_size()
     /// elements are allocated.
     explicit tensor(const mapping_type& m) : map_(m), buffer_(m.required_span_size()) {}
+    /// As above, elements left uninitialised.
     tensor(uninitialized_t, const mapping_type& m) : map_(m), buffer_(uninitialized, m.required_span_size()) {}
 
     /// A copy of the elements of `src` (any layout; extents convertible to Extents, checked
@@ -84,34 +87,52 @@ public:
         llm::copy(src, *this);
     }
 
+    /// A deep copy (new allocation).
     tensor(const tensor&) = default;
+    /// Replaces shape and elements with a deep copy of the other's.
     tensor& operator=(const tensor&) = default;
+    /// Steals the elements; `other` is left without elements (see the class comment).
     tensor(tensor&& other) noexcept
         : map_(std::exchange(other.map_, mapping_type(Extents{}))), buffer_(std::move(other.buffer_)) {}
+    /// Steals the elements, frees ours; `other` is left without elements.
     tensor& operator=(tensor&& other) noexcept {
         map_ = std::exchange(other.map_, mapping_type(Extents{}));
         buffer_ = std::move(other.buffer_);
         return *this;
     }
+    /// Frees the elements.
     ~tensor() = default;
 
+    /// Number of dimensions.
     static constexpr std::size_t rank() noexcept { return Extents::rank(); }
+    /// Number of dimensions whose extent is stored at run time.
     static constexpr std::size_t rank_dynamic() noexcept { return Extents::rank_dynamic(); }
+    /// The compile-time extent of dimension r, or llm::dyn.
     static constexpr std::size_t static_extent(std::size_t r) noexcept { return Extents::static_extent(r); }
 
+    /// The elements (64-byte aligned); nullptr when there are none.
     T* data() noexcept { return buffer_.data(); }
+    /// The elements (64-byte aligned); nullptr when there are none.
     const T* data() const noexcept { return buffer_.data(); }
+    /// The layout mapping (extents and strides).
     const mapping_type& mapping() const noexcept { return map_; }
+    /// The extents.
     const Extents& extents() const noexcept { return map_.extents(); }
+    /// The extent of dimension r.
     std::size_t extent(std::size_t r) const noexcept { return map_.extents().extent(r); }
+    /// Elements between consecutive indices of dimension r.
     std::size_t stride(std::size_t r) const noexcept { return map_.stride(r); }
+    /// Number of elements (the product of the extents).
     std::size_t size() const noexcept { return map_.extents().size(); }
+    /// True when size() == 0.
     bool empty() const noexcept { return size() == 0; }
+    /// Elements allocated: one past the largest offset.
     std::size_t required_span_size() const noexcept { return map_.required_span_size(); }
     /// Row-major dense: data()[k] is the k-th element in row-major order.
     bool is_contiguous() const noexcept { return map_.is_contiguous(); }
     /// Dense in some order: the elements are exactly data()[0 .. size()-1].
     bool is_exhaustive() const noexcept { return map_.is_exhaustive(); }
+    /// No two indices share an element.
     bool is_unique() const noexcept { return map_.is_unique(); }
 
     /// Element at (is...), unchecked (LLM_ASSERT in debug builds).
@@ -120,6 +141,7 @@ public:
     T& operator()(Is... is) noexcept {
         return view()(is...);
     }
+    /// Element at (is...), unchecked, read-only.
     template <std::integral... Is>
         requires(sizeof...(Is) == Extents::rank())
     const T& operator()(Is... is) const noexcept {
@@ -132,13 +154,16 @@ public:
     T& at(Is... is) {
         return view().at(is...);
     }
+    /// Element at (is...), read-only; throws llm::error naming the bad index.
     template <std::integral... Is>
         requires(sizeof...(Is) == Extents::rank())
     const T& at(Is... is) const {
         return view().at(is...);
     }
 
+    /// A view of the elements.
     view_type view() & noexcept { return view_type(data(), map_); }
+    /// A read-only view of the elements.
     const_view_type view() const& noexcept { return const_view_type(data(), map_); }
     void view() && = delete;       // the view would outlive the temporary
     void view() const&& = delete;  // ditto
@@ -150,6 +175,7 @@ public:
     explicit(!std::convertible_to<view_type, V>) operator V() & {
         return V(view());
     }
+    /// As above, for read-only views of a const tensor.
     template <tensor_view_like V>
         requires std::constructible_from<V, const_view_type>
     explicit(!std::convertible_to<const_view_type, V>) operator V() const& {

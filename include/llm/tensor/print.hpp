@@ -21,12 +21,13 @@ struct print_options {
     /// Tensors with more elements than this are summarised: each dimension longer than
     /// 2 * edge_items shows its first and last edge_items entries around "...".
     std::size_t threshold = 1000;
+    /// Entries shown at each end of a summarised dimension.
     std::size_t edge_items = 3;
     /// Significant digits of floating-point elements (std::setprecision).
     int precision = 6;
 };
 
-namespace tensor_detail {
+namespace detail::tensor_impl {
 
 template <class T>
 void print_element(std::ostream& out, const T& x) {
@@ -83,7 +84,7 @@ void walk(const V& v, std::size_t dim, std::size_t offset, bool summarise, std::
     }
 }
 
-}  // namespace tensor_detail
+}  // namespace detail::tensor_impl
 
 /// The elements as nested brackets, numpy style: `[[1, 2, 3],\n [4, 5, 6]]`; elements
 /// right-aligned to a common width; more than options.threshold elements are summarised.
@@ -101,11 +102,11 @@ std::string to_string(X&& x, const print_options& options = {}) {
     std::vector<std::string> elements;
     auto collect = [&](std::size_t offset) {
         element_out.str("");
-        tensor_detail::print_element(element_out, p[offset]);
+        detail::tensor_impl::print_element(element_out, p[offset]);
         elements.push_back(element_out.str());
     };
     auto ignore = [](const std::string&) {};
-    tensor_detail::walk(v, 0, 0, summarise, options.edge_items, collect, ignore);
+    detail::tensor_impl::walk(v, 0, 0, summarise, options.edge_items, collect, ignore);
 
     std::size_t width = 0;
     for (const std::string& e : elements) {
@@ -118,7 +119,7 @@ std::string to_string(X&& x, const print_options& options = {}) {
         out += elements[next++];
     };
     auto append = [&](const std::string& s) { out += s; };
-    tensor_detail::walk(v, 0, 0, summarise, options.edge_items, write, append);
+    detail::tensor_impl::walk(v, 0, 0, summarise, options.edge_items, write, append);
     return out;
 }
 

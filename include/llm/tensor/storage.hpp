@@ -42,8 +42,9 @@ template <tensor_element T>
     requires(!std::is_const_v<T>)
 class aligned_buffer {
 public:
-    using value_type = T;
+    using value_type = T;  ///< The element type.
 
+    /// Empty: no allocation, data() == nullptr.
     aligned_buffer() noexcept = default;
 
     /// `n` value-initialised elements. Throws llm::error when n * sizeof(T) overflows.
@@ -56,15 +57,18 @@ public:
     /// `n` elements left uninitialised.
     aligned_buffer(uninitialized_t, std::size_t n) : data_(allocate(n)), size_(n) {}
 
+    /// A new allocation holding a copy of the elements.
     aligned_buffer(const aligned_buffer& other) : aligned_buffer(uninitialized, other.size_) {
         if (size_ != 0) {
             std::memcpy(data_, other.data_, size_ * sizeof(T));
         }
     }
 
+    /// Takes the allocation; `other` is left empty.
     aligned_buffer(aligned_buffer&& other) noexcept
         : data_(std::exchange(other.data_, nullptr)), size_(std::exchange(other.size_, 0)) {}
 
+    /// Replaces the elements with a copy of other's (strong exception guarantee).
     aligned_buffer& operator=(const aligned_buffer& other) {
         if (this != &other) {
             aligned_buffer copy(other);
@@ -73,18 +77,24 @@ public:
         return *this;
     }
 
+    /// Takes other's allocation, frees ours; `other` is left empty.
     aligned_buffer& operator=(aligned_buffer&& other) noexcept {
         aligned_buffer moved(std::move(other));
         swap(moved);
         return *this;
     }
 
+    /// Frees the allocation.
     ~aligned_buffer() { release(); }
 
+    /// The first element (64-byte aligned), or nullptr when empty.
     T* data() noexcept { return data_; }
+    /// The first element (64-byte aligned), or nullptr when empty.
     const T* data() const noexcept { return data_; }
+    /// Number of elements.
     std::size_t size() const noexcept { return size_; }
 
+    /// Exchanges the allocations.
     void swap(aligned_buffer& other) noexcept {
         std::swap(data_, other.data_);
         std::swap(size_, other.size_);
@@ -95,7 +105,7 @@ private:
         if (n == 0) {
             return nullptr;
         }
-        check(n <= std::numeric_limits<std::size_t>::max() / sizeof(T), "aligned_buffer: ", n,
+        llm::check(n <= std::numeric_limits<std::size_t>::max() / sizeof(T), "aligned_buffer: ", n,
               " elements of ", sizeof(T), " bytes overflow std::size_t");
         static_assert(alignof(T) <= tensor_alignment, "aligned_buffer: alignof(T) exceeds llm::tensor_alignment");
         void* p = ::operator new(n * sizeof(T), std::align_val_t{tensor_alignment});

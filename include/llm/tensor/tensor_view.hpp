@@ -18,6 +18,22 @@
 
 namespace llm {
 
+namespace detail::tensor_impl {
+// U* converts to T* by adding const (or volatile) only: the rule for view conversions
+// (std::span's), which forbids derived -> base since the elements are arrays.
+template <class U, class T>
+concept adds_const_only = std::convertible_to<U (*)[], T (*)[]>;
+
+// Whether a mapping of OtherLayout / OtherExtents converts to Mapping, explicitly or
+// implicitly: decides the same for views.
+template <class Mapping, class OtherLayout, class OtherExtents>
+inline constexpr bool mapping_constructible =
+    std::constructible_from<Mapping, const typename OtherLayout::template mapping<OtherExtents>&>;
+template <class Mapping, class OtherLayout, class OtherExtents>
+inline constexpr bool mapping_convertible =
+    std::convertible_to<const typename OtherLayout::template mapping<OtherExtents>&, Mapping>;
+}  // namespace detail::tensor_impl
+
 /// A non-owning view of elements laid out by a mapping: the pointer and the mapping are all
 /// it holds, so a view with fully static extents and a layout_right / layout_left mapping
 /// is exactly one pointer. Copying a view is cheap and shallow; constness of the elements is
@@ -35,15 +51,15 @@ namespace llm {
 template <tensor_element T, extents_like Extents, layout_policy Layout = layout_right, device_tag Device = cpu>
 class tensor_view {
 public:
-    using element_type = T;
-    using value_type = std::remove_cv_t<T>;
-    using extents_type = Extents;
-    using layout_type = Layout;
-    using mapping_type = typename Layout::template mapping<Extents>;
-    using device_type = Device;
-    using pointer = T*;
-    using reference = T&;
-    using index_type = std::size_t;
+    using element_type = T;                                           ///< The element type, const kept.
+    using value_type = std::remove_cv_t<T>;                           ///< The element type, unqualified.
+    using extents_type = Extents;                                     ///< The shape policy.
+    using layout_type = Layout;                                       ///< The layout policy.
+    using mapping_type = typename Layout::template mapping<Extents>;  ///< Index -> offset.
+    using device_type = Device;                                       ///< Where the elements live.
+    using pointer = T*;                                               ///< What data() returns.
+    using reference = T&;                                             ///< What operator() returns.
+    using index_type = std::size_t;                                   ///< Indices and sizes.
 
     /// A null view; its dynamic extents are zero.
     LLM_HD constexpr tensor_view() noexcept = default;
@@ -58,43 +74,69 @@ public:
         requires std::constructible_from<mapping_type, const Extents&>
         : map_(mapping_type(e)), ptr_(p) {
         if (p == nullptr && map_.required_span_size() != 0) [[unlikely]] {
-            fail("tensor_view: data pointer is null for extents ", tensor_detail::shape_string(e));
+            llm::fail("tensor_view: data pointer is null for extents ", detail::tensor_impl::shape_string(e));
         }
     }
 
     /// Views `p` with the given sizes: rank_dynamic() of them, or rank() (static ones must
     /// match). Example: `tensor_view<float, extents<dyn, 64>> v(p, n);`
     template <std::integral... Sizes>
-        requires std::constructible_from<Extents, Sizes...> && std::constructible_from<mapping_type, const Extents&>
-    explicit(sizeof...(Sizes) == 0) tensor_view(T* p, Sizes... sizes) : tensor_view(p, Extents(sizes...)) {}
+        requires(sizeof...(Sizes) > 0 && std::constructible_from<Extents, Sizes...> &&
+                 std::constructible_from<mapping_type, const Extents&>)
+    tensor_view(T* p, Sizes... sizes) : tensor_view(p, Extents(sizes...)) {}
 
-    /// From another view: adds const (view<float> -> view<const float>), forgets static
-    /// extents (implicit) or asserts them (explicit, checked), and turns layout_right /
-    /// layout_left into layout_strided (implicit).
+    /// Views `p` with fully static extents. Explicit: a bare pointer does not become a view
+    /// by accident. Example: `tensor_view<float, extents<3, 4>> v(p);`
+    explicit tensor_view(T* p)
+        requires(Extents::rank_dynamic() == 0 && std::constructible_from<mapping_type, const Extents&>)
+        : tensor_view(p, Extents{}) {}
+
+    /// From another view, implicitly where nothing can go wrong: adding const
+    /// (view<float> -> view<const float>), forgetting static extents, and turning
+    /// layout_right / layout_left into layout_strided.
     template <class U, class OtherExtents, class OtherLayout>
-        requires std::convertible_to<U (*)[], T (*)[]> &&
-                 std::constructible_from<mapping_type, const typename OtherLayout::template mapping<OtherExtents>&>
-    LLM_HD constexpr explicit(!std::convertible_to<const typename OtherLayout::template mapping<OtherExtents>&, mapping_type>)
-        tensor_view(const tensor_view<U, OtherExtents, OtherLayout, Device>& other)
+        requires detail::tensor_impl::adds_const_only<U, T> &&
+                 detail::tensor_impl::mapping_convertible<mapping_type, OtherLayout, OtherExtents>
+    LLM_HD constexpr tensor_view(const tensor_view<U, OtherExtents, OtherLayout, Device>& other) noexcept
         : map_(other.mapping()), ptr_(other.data()) {}
 
+    /// From another view, explicitly where a run-time extent must land on a static one:
+    /// checked, llm::error on a mismatch. Example: `tensor_view<float, extents<3, 4>> s(d);`
+    template <class U, class OtherExtents, class OtherLayout>
+        requires detail::tensor_impl::adds_const_only<U, T> &&
+                 detail::tensor_impl::mapping_constructible<mapping_type, OtherLayout, OtherExtents> &&
+                 (!detail::tensor_impl::mapping_convertible<mapping_type, OtherLayout, OtherExtents>)
+    LLM_HD constexpr explicit tensor_view(const tensor_view<U, OtherExtents, OtherLayout, Device>& other)
+        : map_(other.mapping()), ptr_(other.data()) {}
+
+    /// Number of dimensions.
     LLM_HD static constexpr std::size_t rank() noexcept { return Extents::rank(); }
+    /// Number of dimensions whose extent is stored at run time.
     LLM_HD static constexpr std::size_t rank_dynamic() noexcept { return Extents::rank_dynamic(); }
+    /// The compile-time extent of dimension r, or llm::dyn.
     LLM_HD static constexpr std::size_t static_extent(std::size_t r) noexcept { return Extents::static_extent(r); }
 
+    /// The element at offset 0 (possibly null when the view is empty).
     LLM_HD constexpr T* data() const noexcept { return ptr_; }
+    /// The layout mapping (extents and strides).
     LLM_HD constexpr const mapping_type& mapping() const noexcept { return map_; }
+    /// The extents.
     LLM_HD constexpr const Extents& extents() const noexcept { return map_.extents(); }
+    /// The extent of dimension r.
     LLM_HD constexpr std::size_t extent(std::size_t r) const noexcept { return map_.extents().extent(r); }
     /// Elements between consecutive indices of dimension r.
     LLM_HD constexpr std::size_t stride(std::size_t r) const noexcept { return map_.stride(r); }
+    /// Number of elements (the product of the extents).
     LLM_HD constexpr std::size_t size() const noexcept { return map_.extents().size(); }
+    /// True when size() == 0.
     LLM_HD constexpr bool empty() const noexcept { return size() == 0; }
+    /// Elements data() must address: one past the largest offset.
     LLM_HD constexpr std::size_t required_span_size() const noexcept { return map_.required_span_size(); }
     /// Row-major dense: data()[k] is the k-th element in row-major order (see layout_mapping).
     LLM_HD constexpr bool is_contiguous() const noexcept { return map_.is_contiguous(); }
     /// Dense in some order: the elements are exactly data()[0 .. size()-1].
     LLM_HD constexpr bool is_exhaustive() const noexcept { return map_.is_exhaustive(); }
+    /// No two indices share an element.
     LLM_HD constexpr bool is_unique() const noexcept { return map_.is_unique(); }
 
     /// Element at (is...), unchecked; every index must be below its extent.
@@ -140,8 +182,8 @@ private:
         ((bad = bad == rank() && !(std::cmp_greater_equal(is, 0) && static_cast<std::size_t>(is) < extent(r)) ? r : bad,
           ++r),
          ...);
-        fail("tensor_view::at: index ", shown[bad], " is out of range for dim ", bad, " of extent ", extent(bad),
-             " (indices [", all, "], extents ", tensor_detail::shape_string(extents()), ")");
+        llm::fail("tensor_view::at: index ", shown[bad], " is out of range for dim ", bad, " of extent ", extent(bad),
+             " (indices [", all, "], extents ", detail::tensor_impl::shape_string(extents()), ")");
     }
 
     [[no_unique_address]] mapping_type map_{};
@@ -151,7 +193,7 @@ private:
 template <class T, std::integral... Sizes>
 tensor_view(T*, Sizes...) -> tensor_view<T, dims<sizeof...(Sizes)>>;
 
-namespace tensor_detail {
+namespace detail::tensor_impl {
 template <class>
 inline constexpr bool is_tensor_view = false;
 template <class T, class E, class L, class D>
@@ -185,11 +227,11 @@ std::string strides_string(const V& v) {
     return s + "]";
 }
 
-}  // namespace tensor_detail
+}  // namespace detail::tensor_impl
 
 /// Satisfied by the specialisations of llm::tensor_view (cv-ref qualifiers ignored).
 template <class V>
-concept tensor_view_like = tensor_detail::is_tensor_view<std::remove_cvref_t<V>>;
+concept tensor_view_like = detail::tensor_impl::is_tensor_view<std::remove_cvref_t<V>>;
 
 /// Anything whose .view() gives a tensor_view: views, and owning tensors that are lvalues
 /// (an rvalue llm::tensor refuses .view(), so views of temporaries do not compile).

@@ -25,7 +25,7 @@
 
 namespace llm {
 
-namespace tensor_detail {
+namespace detail::tensor_impl {
 
 // Builds a view of layout NewLayout over `p` with the given extents and strides. A
 // layout_right / layout_left result derives its strides from the extents; the callers only
@@ -48,7 +48,7 @@ tensor_view<T, NewExtents, NewLayout, Device> make_view(T* p, const std::array<s
 
 inline void check_dim(const char* function, const char* argument, std::size_t dim, std::size_t rank) {
     if (dim >= rank) [[unlikely]] {
-        fail(function, ": ", argument, " = ", dim, " is out of range for a view of rank ", rank);
+        llm::fail(function, ": ", argument, " = ", dim, " is out of range for a view of rank ", rank);
     }
 }
 
@@ -57,7 +57,7 @@ template <class NewExtents, class NewLayout, class V>
 auto slice_impl(const V& v, std::size_t dim, std::size_t begin, std::size_t end) {
     check_dim("slice", "dim", dim, V::rank());
     if (begin > end || end > v.extent(dim)) [[unlikely]] {
-        fail("slice: range [", begin, ", ", end, ") of dim ", dim, " is out of range for extent ", v.extent(dim),
+        llm::fail("slice: range [", begin, ", ", end, ") of dim ", dim, " is out of range for extent ", v.extent(dim),
              " (extents ", shape_string(v.extents()), ")");
     }
     auto ext = extents_array(v);
@@ -74,7 +74,7 @@ template <class NewExtents, class NewLayout, class V>
 auto select_impl(const V& v, std::size_t dim, std::size_t index) {
     check_dim("select", "dim", dim, V::rank());
     if (index >= v.extent(dim)) [[unlikely]] {
-        fail("select: index ", index, " of dim ", dim, " is out of range for extent ", v.extent(dim), " (extents ",
+        llm::fail("select: index ", index, " of dim ", dim, " is out of range for extent ", v.extent(dim), " (extents ",
              shape_string(v.extents()), ")");
     }
     std::array<std::size_t, V::rank() - 1> ext{};
@@ -126,7 +126,7 @@ using transposed_layout = std::conditional_t<
     std::conditional_t<Rank == 2 && std::is_same_v<Layout, layout_right>, layout_left,
                        std::conditional_t<Rank == 2 && std::is_same_v<Layout, layout_left>, layout_right, layout_strided>>>;
 
-}  // namespace tensor_detail
+}  // namespace detail::tensor_impl
 
 /// The elements [begin, end) of dimension `dim`; the other dimensions are kept whole.
 /// Shape contract: dim < rank, begin <= end <= extent(dim); result extent(dim) = end - begin,
@@ -137,7 +137,7 @@ using transposed_layout = std::conditional_t<
 template <viewable X>
 auto slice(X&& x, std::size_t dim, std::size_t begin, std::size_t end) {
     using V = view_of<X>;
-    return tensor_detail::slice_impl<dims<V::rank()>, layout_strided>(x.view(), dim, begin, end);
+    return detail::tensor_impl::slice_impl<dims<V::rank()>, layout_strided>(x.view(), dim, begin, end);
 }
 
 /// slice with a compile-time dimension: keeps the other static extents, and the layout when
@@ -150,8 +150,8 @@ template <std::size_t Dim, viewable X>
     requires(Dim < view_of<X>::rank())
 auto slice(X&& x, std::size_t begin, std::size_t end) {
     using V = view_of<X>;
-    using E = decltype(tensor_detail::forget_extent<typename V::extents_type, Dim>(std::make_index_sequence<V::rank()>{}));
-    return tensor_detail::slice_impl<E, tensor_detail::outer_dim_layout<typename V::layout_type, Dim, V::rank()>>(
+    using E = decltype(detail::tensor_impl::forget_extent<typename V::extents_type, Dim>(std::make_index_sequence<V::rank()>{}));
+    return detail::tensor_impl::slice_impl<E, detail::tensor_impl::outer_dim_layout<typename V::layout_type, Dim, V::rank()>>(
         x.view(), Dim, begin, end);
 }
 
@@ -164,7 +164,7 @@ template <viewable X>
     requires(view_of<X>::rank() >= 1)
 auto select(X&& x, std::size_t dim, std::size_t index) {
     using V = view_of<X>;
-    return tensor_detail::select_impl<dims<V::rank() - 1>, layout_strided>(x.view(), dim, index);
+    return detail::tensor_impl::select_impl<dims<V::rank() - 1>, layout_strided>(x.view(), dim, index);
 }
 
 /// select with a compile-time dimension: keeps the static extents, and the layout when
@@ -177,8 +177,8 @@ template <std::size_t Dim, viewable X>
     requires(Dim < view_of<X>::rank())
 auto select(X&& x, std::size_t index) {
     using V = view_of<X>;
-    using E = decltype(tensor_detail::drop_extent<typename V::extents_type, Dim>(std::make_index_sequence<V::rank() - 1>{}));
-    return tensor_detail::select_impl<E, tensor_detail::outer_dim_layout<typename V::layout_type, Dim, V::rank()>>(
+    using E = decltype(detail::tensor_impl::drop_extent<typename V::extents_type, Dim>(std::make_index_sequence<V::rank() - 1>{}));
+    return detail::tensor_impl::select_impl<E, detail::tensor_impl::outer_dim_layout<typename V::layout_type, Dim, V::rank()>>(
         x.view(), Dim, index);
 }
 
@@ -191,7 +191,7 @@ auto select(X&& x, std::size_t index) {
 template <viewable X>
 auto transpose(X&& x, std::size_t d0, std::size_t d1) {
     using V = view_of<X>;
-    return tensor_detail::transpose_impl<dims<V::rank()>, layout_strided>(x.view(), d0, d1);
+    return detail::tensor_impl::transpose_impl<dims<V::rank()>, layout_strided>(x.view(), d0, d1);
 }
 
 /// transpose with compile-time dimensions: the static extents are swapped too, and a rank-2
@@ -204,8 +204,8 @@ template <std::size_t D0, std::size_t D1, viewable X>
     requires(D0 < view_of<X>::rank() && D1 < view_of<X>::rank())
 auto transpose(X&& x) {
     using V = view_of<X>;
-    using E = decltype(tensor_detail::swap_extents<typename V::extents_type, D0, D1>(std::make_index_sequence<V::rank()>{}));
-    return tensor_detail::transpose_impl<E, tensor_detail::transposed_layout<typename V::layout_type, D0, D1, V::rank()>>(
+    using E = decltype(detail::tensor_impl::swap_extents<typename V::extents_type, D0, D1>(std::make_index_sequence<V::rank()>{}));
+    return detail::tensor_impl::transpose_impl<E, detail::tensor_impl::transposed_layout<typename V::layout_type, D0, D1, V::rank()>>(
         x.view(), D0, D1);
 }
 
@@ -230,14 +230,14 @@ auto reshape(X&& x, const NewExtents& new_extents) {
         overflow = overflow || __builtin_mul_overflow(count, new_extents.extent(r), &count);
     }
     if (overflow || count != v.size()) [[unlikely]] {
-        fail("reshape: cannot view extents ", tensor_detail::shape_string(v.extents()), " (", v.size(),
-             " elements) as ", tensor_detail::shape_string(new_extents), " (",
+        llm::fail("reshape: cannot view extents ", detail::tensor_impl::shape_string(v.extents()), " (", v.size(),
+             " elements) as ", detail::tensor_impl::shape_string(new_extents), " (",
              overflow ? std::string("overflowing std::size_t") : std::to_string(count), " elements)");
     }
     if constexpr (std::is_same_v<typename V::layout_type, layout_strided>) {
         if (!v.is_contiguous()) [[unlikely]] {
-            fail("reshape: the view (extents ", tensor_detail::shape_string(v.extents()), ", strides ",
-                 tensor_detail::strides_string(v),
+            llm::fail("reshape: the view (extents ", detail::tensor_impl::shape_string(v.extents()), ", strides ",
+                 detail::tensor_impl::strides_string(v),
                  ") is not contiguous in row-major order; copy it into a tensor first");
         }
     }
@@ -270,8 +270,8 @@ auto subtensor(X&& x, const std::array<std::size_t, view_of<X>::rank()>& offsets
     for (std::size_t r = 0; r < V::rank(); ++r) {
         ext[r] = sizes.extent(r);
         if (offsets[r] > v.extent(r) || ext[r] > v.extent(r) - offsets[r]) [[unlikely]] {
-            fail("subtensor: offset ", offsets[r], " + size ", ext[r], " of dim ", r, " exceeds extent ", v.extent(r),
-                 " (extents ", tensor_detail::shape_string(v.extents()), ")");
+            llm::fail("subtensor: offset ", offsets[r], " + size ", ext[r], " of dim ", r, " exceeds extent ", v.extent(r),
+                 " (extents ", detail::tensor_impl::shape_string(v.extents()), ")");
         }
         offset += offsets[r] * v.stride(r);
     }
@@ -279,8 +279,8 @@ auto subtensor(X&& x, const std::array<std::size_t, view_of<X>::rank()>& offsets
     if (sizes.size() != 0) {
         p += offset;
     }
-    return tensor_detail::make_view<typename V::element_type, Sizes, layout_strided, typename V::device_type>(
-        p, ext, tensor_detail::strides_array(v));
+    return detail::tensor_impl::make_view<typename V::element_type, Sizes, layout_strided, typename V::device_type>(
+        p, ext, detail::tensor_impl::strides_array(v));
 }
 
 /// subtensor with run-time sizes (all-dynamic result).
