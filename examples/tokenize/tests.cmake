@@ -1,0 +1,37 @@
+# SPDX-License-Identifier: Apache-2.0
+# ctest: `tokenize` reproduces every golden file of ../shared/data/tokenizers/golden (cmp-equal)
+# and `--decode` gives the corpus back. Included by examples/CMakeLists.txt.
+set(tok_data "${LLM_SHARED_DATA_DIR}/tokenizers")
+set(tok_runs
+    "r50k_base.tiktoken|none|r50k_base.ordinary.ids" "r50k_base.tiktoken|all|r50k_base.allspecial.ids"
+    "cl100k_base.tiktoken|none|cl100k_base.ordinary.ids" "cl100k_base.tiktoken|all|cl100k_base.allspecial.ids"
+    "o200k_base.tiktoken|none|o200k_base.ordinary.ids" "o200k_base.tiktoken|all|o200k_base.allspecial.ids"
+    "llama3.tiktoken|none|llama3.ordinary.ids" "llama3.tiktoken|all|llama3.allspecial.ids"
+    "llama2_sp_bpe.tokenizer.json|none|llama2_sp_bpe.ordinary.ids" "mistral_sp_bpe.tokenizer.json|none|mistral_sp_bpe.ordinary.ids")
+foreach(run IN LISTS tok_runs)
+    string(REPLACE "|" ";" parts "${run}")
+    list(GET parts 0 vocab)
+    list(GET parts 1 special)
+    list(GET parts 2 golden)
+    add_test(NAME example_tokenize_${golden}
+             COMMAND ${CMAKE_COMMAND} -DTOOL=$<TARGET_FILE:tokenize> -DINPUT=${tok_data}/corpus_public.txt
+                     -DEXPECTED=${tok_data}/golden/${golden} -DOUTPUT=${CMAKE_CURRENT_BINARY_DIR}/tokenize_${golden}
+                     "-DARGS=--vocab;${tok_data}/${vocab};--special;${special};--threads;2"
+                     -P ${dir}/check_golden.cmake)
+    set_tests_properties(example_tokenize_${golden} PROPERTIES LABELS "example;tokenizer")
+endforeach()
+foreach(golden IN ITEMS o200k_base.allspecial.ids mistral_sp_bpe.ordinary.ids)
+    string(REGEX REPLACE "\\..*" "" stem "${golden}")
+    set(vocab "${stem}.tiktoken")
+    if(golden MATCHES "sp_bpe")
+        set(vocab "${stem}.tokenizer.json")
+    endif()
+    add_test(NAME example_tokenize_decode_${stem}
+             COMMAND ${CMAKE_COMMAND} -DTOOL=$<TARGET_FILE:tokenize> -DINPUT=${tok_data}/golden/${golden}
+                     -DEXPECTED=${tok_data}/corpus_public.txt -DOUTPUT=${CMAKE_CURRENT_BINARY_DIR}/decode_${stem}
+                     "-DARGS=--vocab;${tok_data}/${vocab};--decode" -P ${dir}/check_golden.cmake)
+    set_tests_properties(example_tokenize_decode_${stem} PROPERTIES LABELS "example;tokenizer")
+endforeach()
+# Bad input: a missing vocabulary is an error with a message, not a crash.
+add_test(NAME example_tokenize_missing_vocab COMMAND tokenize --vocab ${tok_data}/no_such_file.tiktoken)
+set_tests_properties(example_tokenize_missing_vocab PROPERTIES WILL_FAIL TRUE LABELS "example;tokenizer")
