@@ -24,9 +24,15 @@ namespace llm::attention {
 
 namespace detail {
 
-template <simd::backend S, class T>
+/// Loads n <= width elements of a cache row as fp32. Full: n is known to be the width (head_dim
+/// a multiple of it), so no branch on n is left in the inner loops.
+template <simd::backend S, bool Full, class T>
 LLM_FORCE_INLINE typename S::f32 load_row(const T* p, std::size_t n) {
-    if constexpr (std::is_same_v<std::remove_const_t<T>, float>) {
+    if constexpr (Full && std::is_same_v<std::remove_const_t<T>, float>) {
+        return S::loadu(p);
+    } else if constexpr (Full) {
+        return S::load_bf16(p);
+    } else if constexpr (std::is_same_v<std::remove_const_t<T>, float>) {
         return n == S::width ? S::loadu(p) : S::load_partial(p, n);
     } else {
         return n == S::width ? S::load_bf16(p) : S::load_bf16_partial(p, n);
@@ -37,75 +43,117 @@ LLM_FORCE_INLINE typename S::f32 load_row(const T* p, std::size_t n) {
 /// scores of a GQA group (up to 16 heads x 64 floats) stay in L1.
 inline constexpr std::size_t decode_chunk = 64;
 
-/// Attention of the `group` query rows q (group x D, already scaled) over cache positions
-/// [lo, hi) of (seq, kv head g): writes the normalised partial outputs (group x D) and their
-/// log-sum-exps. K and V rows are read once for the whole group (GQA shares them).
-template <simd::backend S, class C>
+/// acc[0, NV*W) += sum_c p[c] * v[c][d0, d0 + NV*W) over the n rows v[c] (head_dim D: the last
+/// vector may be partial), with the NV accumulators in registers across all n rows.
+template <simd::backend S, bool Full, std::size_t NV, class T>
+LLM_FORCE_INLINE void pv_block(std::size_t n, const float* p, const T* const* v, std::size_t d0, std::size_t D, float* acc) {
+    constexpr std::size_t W = S::width;
+    typename S::f32 a[NV];
+    unroll<NV>([&](auto j) { a[j] = S::loadu(acc + j * W); });
+    for (std::size_t c = 0; c < n; ++c) {
+        const auto pc = S::set1(p[c]);
+        unroll<NV>([&](auto j) {
+            const std::size_t d = d0 + j * W;
+            a[j] = S::fma(pc, load_row<S, Full>(v[c] + d, std::min(W, D - d)), a[j]);
+        });
+    }
+    unroll<NV>([&](auto j) { S::storeu(acc + j * W, a[j]); });
+}
+
+/// Attention of the `group` query rows q (group x Dp, already scaled, zero-padded) over cache
+/// positions [lo, hi) of (seq, kv head g): writes the normalised partial outputs (group x D)
+/// and their log-sum-exps. Keys are taken in chunks of decode_chunk (gathered across cache
+/// runs, so 16-token pages cost no more than one long run); K and V rows of a chunk are read
+/// once from memory for the whole group (GQA shares them) and then stay in L1.
+template <simd::backend S, bool Full, class C>
 void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo, std::size_t hi, const float* q,
                  std::size_t group, float cap, float* out, float* lse) {
+    using T = typename C::element_type;
     constexpr std::size_t W = S::width;
     constexpr std::size_t CH = decode_chunk;
     const std::size_t D = cache.head_dim();
     const std::size_t Dp = (D + W - 1) / W * W;
     std::vector<float> sc(group * CH), acc(group * Dp, 0.0f);
+    std::vector<const T*> kp(CH + 3), vp(CH);
     std::vector<softmax_state> st(group);
-    const std::size_t hoff = g * D;
+    kv_run<T> r{};
+    std::size_t left = 0;  // positions of r not yet gathered
     for (std::size_t pos = lo; pos < hi;) {
-        const auto r = cache.run(seq, pos);
-        const std::size_t n_run = std::min(r.count, hi - pos);
-        for (std::size_t c0 = 0; c0 < n_run; c0 += CH) {
-            const std::size_t n = std::min(CH, n_run - c0);
-            for (std::size_t c = 0; c < n; ++c) {
-                const auto* krow = r.k + (c0 + c) * r.stride + hoff;
-                for (std::size_t hq = 0; hq < group; ++hq) {
-                    auto dot = S::zero();
-                    for (std::size_t d = 0; d < D; d += W) {
-                        dot = S::fma(load_row<S>(q + hq * Dp + d, std::min(W, D - d)), load_row<S>(krow + d, std::min(W, D - d)),
-                                     dot);
-                    }
-                    sc[hq * CH + c] = S::reduce_add(dot);
-                }
+        std::size_t n = 0;
+        for (; n < CH && pos < hi; ++n, ++pos, --left) {
+            if (left == 0) {
+                r = cache.run(seq, pos);
+                r.k += g * r.head_stride;
+                r.v += g * r.head_stride;
+                left = r.count;
             }
-            for (std::size_t hq = 0; hq < group; ++hq) {
-                float* s = sc.data() + hq * CH;
-                if (cap > 0.0f) {
-                    for (std::size_t c = 0; c < CH; c += W) {
-                        S::storeu(s + c, softcap_vec<S>(S::loadu(s + c), cap));
-                    }
-                }
-                std::fill(s + n, s + CH, -std::numeric_limits<float>::infinity());  // after the cap: it maps -inf to -cap
-                auto mx = S::set1(-std::numeric_limits<float>::infinity());
-                for (std::size_t c = 0; c < CH; c += W) {
-                    mx = S::max(mx, S::loadu(s + c));
-                }
-                const float alpha = rescale(st[hq], S::reduce_max(mx));
-                const auto m = S::set1(st[hq].m);
-                auto sum = S::zero();
-                for (std::size_t c = 0; c < CH; c += W) {
-                    const auto p = S::exp(S::sub(S::loadu(s + c), m));
-                    S::storeu(s + c, p);
-                    sum = S::add(sum, p);
-                }
-                st[hq].l = st[hq].l * alpha + S::reduce_add(sum);
-                float* a = acc.data() + hq * Dp;
-                if (alpha != 1.0f) {
-                    for (std::size_t d = 0; d < Dp; d += W) {
-                        S::storeu(a + d, S::mul(S::set1(alpha), S::loadu(a + d)));
-                    }
-                }
-            }
-            for (std::size_t c = 0; c < n; ++c) {
-                const auto* vrow = r.v + (c0 + c) * r.stride + hoff;
+            const std::size_t off = (r.count - left) * r.stride;
+            kp[n] = r.k + off;
+            vp[n] = r.v + off;
+        }
+        // Four keys at a time: four independent fma chains hide the fma latency that one dot
+        // product's single chain would expose; the rows past n repeat the last key (scores
+        // overwritten with -inf below).
+        for (std::size_t c = n; c < round_up(n, 4); ++c) {
+            kp[c] = kp[n - 1];
+        }
+        for (std::size_t hq = 0; hq < group; ++hq) {
+            const float* qh = q + hq * Dp;
+            for (std::size_t c = 0; c < n; c += 4) {
+                typename S::f32 dot[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
                 for (std::size_t d = 0; d < D; d += W) {
-                    const auto vv = load_row<S>(vrow + d, std::min(W, D - d));
-                    for (std::size_t hq = 0; hq < group; ++hq) {
-                        float* a = acc.data() + hq * Dp + d;
-                        S::storeu(a, S::fma(S::set1(sc[hq * CH + c]), vv, S::loadu(a)));
-                    }
+                    const auto qv = S::loadu(qh + d);
+                    const std::size_t w = std::min(W, D - d);
+                    unroll<4>([&](auto j) { dot[j] = S::fma(qv, load_row<S, Full>(kp[c + j] + d, w), dot[j]); });
                 }
+                unroll<4>([&](auto j) { sc[hq * CH + c + j] = S::reduce_add(dot[j]); });
             }
         }
-        pos += n_run;
+        for (std::size_t hq = 0; hq < group; ++hq) {
+            float* s = sc.data() + hq * CH;
+            if (cap > 0.0f) {
+                for (std::size_t c = 0; c < CH; c += W) {
+                    S::storeu(s + c, softcap_vec<S>(S::loadu(s + c), cap));
+                }
+            }
+            std::fill(s + n, s + CH, -std::numeric_limits<float>::infinity());  // after the cap: it maps -inf to -cap
+            auto mx = S::set1(-std::numeric_limits<float>::infinity());
+            for (std::size_t c = 0; c < CH; c += W) {
+                mx = S::max(mx, S::loadu(s + c));
+            }
+            const float alpha = rescale(st[hq], S::reduce_max(mx));
+            const auto m = S::set1(st[hq].m);
+            auto sum = S::zero();
+            for (std::size_t c = 0; c < CH; c += W) {
+                const auto p = S::exp(S::sub(S::loadu(s + c), m));
+                S::storeu(s + c, p);
+                sum = S::add(sum, p);
+            }
+            st[hq].l = st[hq].l * alpha + S::reduce_add(sum);
+            float* a = acc.data() + hq * Dp;
+            if (alpha != 1.0f) {
+                for (std::size_t d = 0; d < Dp; d += W) {
+                    S::storeu(a + d, S::mul(S::set1(alpha), S::loadu(a + d)));
+                }
+            }
+            std::size_t d0 = 0;
+            for (; d0 + nv * W <= Dp; d0 += nv * W) {
+                pv_block<S, Full, nv>(n, s, vp.data(), d0, D, a + d0);
+            }
+            switch ((Dp - d0) / W) {
+                case 3:
+                    pv_block<S, Full, 3>(n, s, vp.data(), d0, D, a + d0);
+                    break;
+                case 2:
+                    pv_block<S, Full, 2>(n, s, vp.data(), d0, D, a + d0);
+                    break;
+                case 1:
+                    pv_block<S, Full, 1>(n, s, vp.data(), d0, D, a + d0);
+                    break;
+                default:
+                    break;
+            }
+        }
     }
     for (std::size_t hq = 0; hq < group; ++hq) {
         const float inv = output_scale(st[hq]);
@@ -183,8 +231,14 @@ void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask, const op
                     qrow[hq * Dp + d] = static_cast<float>(qs(s, g * group + hq, d)) * scale;
                 }
             }
-            detail::decode_part<S>(cache, s, g, lo + span * p / parts, lo + span * (p + 1) / parts, qrow.data(), group,
-                                   opt.softcap, part_out.data() + t * group * D, part_lse.data() + t * group);
+            const std::size_t p_lo = lo + span * p / parts, p_hi = lo + span * (p + 1) / parts;
+            float* po = part_out.data() + t * group * D;
+            float* pl = part_lse.data() + t * group;
+            if (D % W == 0) {
+                detail::decode_part<S, true>(cache, s, g, p_lo, p_hi, qrow.data(), group, opt.softcap, po, pl);
+            } else {
+                detail::decode_part<S, false>(cache, s, g, p_lo, p_hi, qrow.data(), group, opt.softcap, po, pl);
+            }
         }
     });
     for (std::size_t s = 0; s < n_seq; ++s) {

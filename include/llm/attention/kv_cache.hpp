@@ -16,13 +16,14 @@
 namespace llm::attention {
 
 /// A run of consecutive cached positions of one sequence that lie at a fixed stride in memory:
-/// key row p (p < count) of kv head h is k + p * stride + h * head_dim, likewise v.
+/// key row p (p < count) of kv head h is k + h * head_stride + p * stride, likewise v.
 template <class T>
 struct kv_run {
-    const T* k;          ///< key row of the run's first position, kv head 0
-    const T* v;          ///< value row of the run's first position, kv head 0
-    std::size_t count;   ///< positions in the run
-    std::size_t stride;  ///< elements between consecutive positions
+    const T* k;               ///< key row of the run's first position, kv head 0
+    const T* v;               ///< value row of the run's first position, kv head 0
+    std::size_t count;        ///< positions in the run
+    std::size_t stride;       ///< elements between consecutive positions of one head
+    std::size_t head_stride;  ///< elements between kv heads
 };
 
 /// What decode_attention reads from a cache: element type, sizes, per-sequence length and the
@@ -53,11 +54,11 @@ std::size_t check_append(const char* fn, const strided<TK, 3>& k, const strided<
 
 template <class T, class TK, class TV>
 void store_rows(const strided<TK, 3>& k, const strided<TV, 3>& v, std::size_t t, T* kdst, T* vdst, std::size_t kv_heads,
-                std::size_t head_dim) {
+                std::size_t head_dim, std::size_t head_stride) {
     for (std::size_t h = 0; h < kv_heads; ++h) {
         for (std::size_t d = 0; d < head_dim; ++d) {
-            kdst[h * head_dim + d] = T(static_cast<float>(k(t, h, d)));
-            vdst[h * head_dim + d] = T(static_cast<float>(v(t, h, d)));
+            kdst[h * head_stride + d] = T(static_cast<float>(k(t, h, d)));
+            vdst[h * head_stride + d] = T(static_cast<float>(v(t, h, d)));
         }
     }
 }
@@ -66,8 +67,11 @@ void store_rows(const strided<TK, 3>& k, const strided<TV, 3>& v, std::size_t t,
 
 /// A KV cache with a fixed capacity per sequence, stored contiguously: keys and values of
 /// sequence s at position p, kv head h are rows of head_dim elements at
-/// ((s * capacity + p) * kv_heads + h) * head_dim. Simple and fastest to read; memory is
-/// reserved for every sequence's full capacity up front.
+/// ((s * kv_heads + h) * capacity + p) * head_dim. Head-major, so decode streams each head's
+/// keys from consecutive memory (with position-major rows, one head's rows sit
+/// kv_heads * head_dim apart: a page per row at 8 x 128 fp32, and TLB misses instead of
+/// streaming). Simple and fastest to read; memory is reserved for every sequence's full
+/// capacity up front.
 /// T: element type stored (float or llm::bf16; bf16 halves memory and the bytes decode reads).
 /// Example: `llm::attention::contiguous_kv_cache<llm::bf16> cache(4, 8192, 8, 128); cache.append(0, k, v);`
 template <class T = float>
@@ -111,7 +115,7 @@ public:
                    " tokens; appending ", n, " would overflow the cache");
         for (std::size_t t = 0; t < n; ++t) {
             const std::size_t row = offset(seq, len_[seq] + t);
-            detail::store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_);
+            detail::store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_, cap_ * dim_);
         }
         len_[seq] += n;
     }
@@ -126,11 +130,11 @@ public:
     kv_run<T> run(std::size_t seq, std::size_t pos) const {
         LLM_ASSERT(seq < seqs_ && pos < len_[seq]);
         const std::size_t row = offset(seq, pos);
-        return {k_.data() + row, v_.data() + row, len_[seq] - pos, heads_ * dim_};
+        return {k_.data() + row, v_.data() + row, len_[seq] - pos, dim_, cap_ * dim_};
     }
 
 private:
-    std::size_t offset(std::size_t seq, std::size_t pos) const noexcept { return (seq * cap_ + pos) * heads_ * dim_; }
+    std::size_t offset(std::size_t seq, std::size_t pos) const noexcept { return (seq * heads_ * cap_ + pos) * dim_; }
     void check_seq(const char* fn, std::size_t seq) const {
         llm::check(seq < seqs_, fn, ": sequence ", seq, " out of range (the cache holds ", seqs_, " sequences)");
     }
@@ -144,8 +148,8 @@ private:
 /// `block_size` tokens each; every sequence owns a block table (its blocks in order), growing
 /// one block at a time as tokens are appended, so memory follows the actual lengths and
 /// finished sequences give their blocks back. Token p of a sequence lives in block
-/// table[p / block_size] at slot p % block_size; a block stores (block_size, kv_heads, head_dim)
-/// keys and the same for values.
+/// table[p / block_size] at slot p % block_size; a block stores (kv_heads, block_size, head_dim)
+/// keys and the same for values (head-major inside a block, as vLLM's value cache).
 /// T: element type stored (float or llm::bf16).
 /// Example: `llm::attention::paged_kv_cache<> cache(1024, 16, 8, 128); auto s = cache.add_sequence(); cache.append(s, k, v);`
 template <class T = float>
@@ -218,7 +222,7 @@ public:
         }
         for (std::size_t t = 0; t < n; ++t) {
             const std::size_t row = offset(seq, len_[seq] + t);
-            detail::store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_);
+            detail::store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_, bs_ * dim_);
         }
         len_[seq] += n;
     }
@@ -237,13 +241,13 @@ public:
     kv_run<T> run(std::size_t seq, std::size_t pos) const {
         LLM_ASSERT(seq < tables_.size() && pos < len_[seq]);
         const std::size_t row = offset(seq, pos);
-        return {k_.data() + row, v_.data() + row, std::min(bs_ - pos % bs_, len_[seq] - pos), heads_ * dim_};
+        return {k_.data() + row, v_.data() + row, std::min(bs_ - pos % bs_, len_[seq] - pos), dim_, bs_ * dim_};
     }
 
 private:
     std::size_t offset(std::size_t seq, std::size_t pos) const noexcept {
         const auto block = static_cast<std::size_t>(tables_[seq][pos / bs_]);
-        return (block * bs_ + pos % bs_) * heads_ * dim_;
+        return (block * heads_ * bs_ + pos % bs_) * dim_;
     }
     void check_seq(const char* fn, std::size_t seq) const {
         llm::check(seq < tables_.size(), fn, ": sequence ", seq, " out of range (", tables_.size(),
@@ -280,8 +284,8 @@ void read_cache(const C& cache, std::size_t seq, K&& k, V&& v) {
         for (std::size_t t = 0; t < r.count; ++t, ++p) {
             for (std::size_t h = 0; h < cache.kv_heads(); ++h) {
                 for (std::size_t d = 0; d < cache.head_dim(); ++d) {
-                    ks(p, h, d) = TK(static_cast<float>(r.k[t * r.stride + h * cache.head_dim() + d]));
-                    vs(p, h, d) = TV(static_cast<float>(r.v[t * r.stride + h * cache.head_dim() + d]));
+                    ks(p, h, d) = TK(static_cast<float>(r.k[t * r.stride + h * r.head_stride + d]));
+                    vs(p, h, d) = TV(static_cast<float>(r.v[t * r.stride + h * r.head_stride + d]));
                 }
             }
         }
