@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // tokenize: encode (or decode) documents from stdin with any supported vocabulary file.
 //
-//   tokenize --vocab FILE [--encoding NAME] [--special none|all] [--decode] [--threads N]
+//   tokenize --vocab FILE [--encoding NAME] [--special none|all] [--decode] [--threads N] [--stats]
 //
 // Encode: stdin is UTF-8 text whose documents are separated by a line holding only a form feed
 // (the three bytes "\n\f\n"); stdout gets one line per document, the ids separated by single
@@ -11,10 +11,13 @@
 // --encoding names the built-in pattern and specials of a tiktoken rank file (r50k_base,
 // p50k_base, p50k_edit, cl100k_base, o200k_base, llama3); other formats are detected from the
 // file. --special none (default) encodes special-token text as plain text; all maps it to ids.
+// --stats prints to stderr what a user wants to know: documents, bytes, tokens, bytes per
+// token, load time, encode throughput, and whether decoding gives the input back.
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tokenizer/batch.hpp>
 #include <llm/tokenizer/tokenizer.hpp>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <iostream>
@@ -27,7 +30,8 @@ namespace {
 
 int usage(const char* msg) {
     std::fprintf(stderr,
-                 "tokenize: %s\nusage: tokenize --vocab FILE [--encoding NAME] [--special none|all] [--decode] [--threads N]\n", msg);
+                 "tokenize: %s\nusage: tokenize --vocab FILE [--encoding NAME] [--special none|all] [--decode] [--threads N] [--stats]\n",
+                 msg);
     return 2;
 }
 
@@ -49,7 +53,7 @@ std::vector<std::string_view> split_documents(std::string_view all) {
 
 int main(int argc, char** argv) {
     std::string vocab, encoding, special = "none";
-    bool decode = false;
+    bool decode = false, stats = false;
     std::size_t threads = 0;
     for (int i = 1; i < argc; ++i) {
         const std::string_view a = argv[i];
@@ -68,6 +72,8 @@ int main(int argc, char** argv) {
             special = v;
         } else if (a == "--decode") {
             decode = true;
+        } else if (a == "--stats") {
+            stats = true;
         } else if (a == "--threads") {
             const char* v = value();
             if (!v || std::atoi(v) < 1) return usage("--threads needs a positive number");
@@ -78,7 +84,10 @@ int main(int argc, char** argv) {
     }
     if (vocab.empty()) return usage("--vocab is required");
     try {
+        using clock = std::chrono::steady_clock;
+        const auto t_load = clock::now();
         const llm::tokenizer::tokenizer tok = llm::tokenizer::load_tokenizer(vocab, encoding);
+        const double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t_load).count();
         const std::string input(std::istreambuf_iterator<char>(std::cin), {});
         std::string out;
         if (decode) {
@@ -111,7 +120,23 @@ int main(int argc, char** argv) {
             const auto docs = split_documents(input);
             const auto policy = special == "all" ? llm::tokenizer::special_policy::all() : llm::tokenizer::special_policy::none();
             llm::parallel::thread_pool pool(threads ? threads : 1);
+            const auto t_encode = clock::now();
             const auto ids = llm::tokenizer::encode_batch(tok, docs, policy, pool);
+            const double encode_s = std::chrono::duration<double>(clock::now() - t_encode).count();
+            if (stats) {
+                std::size_t tokens = 0, round_trip = 0;
+                for (std::size_t d = 0; d < docs.size(); ++d) {
+                    tokens += ids[d].size();
+                    round_trip += tok.decode_bytes(ids[d]) == docs[d];
+                }
+                std::fprintf(stderr,
+                             "%s: %zu documents, %zu bytes -> %zu tokens (%.3f bytes/token); load %.1f ms; "
+                             "encode %.1f MB/s on %zu thread(s); round trip %s (%zu/%zu documents)\n",
+                             tok.name().c_str(), docs.size(), input.size(), tokens,
+                             tokens ? static_cast<double>(input.size()) / static_cast<double>(tokens) : 0.0, load_ms,
+                             static_cast<double>(input.size()) / 1e6 / encode_s, pool.size(),
+                             round_trip == docs.size() ? "ok" : "FAILED", round_trip, docs.size());
+            }
             out.reserve(input.size() * 2);
             char buf[16];
             for (const auto& doc : ids) {
