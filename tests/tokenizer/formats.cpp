@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <llm/tokenizer/tokenizer.hpp>
+#include <llm/tokenizer/trainer.hpp>
 
 #include "corpus.hpp"
 
@@ -82,4 +83,17 @@ TEST_CASE("formats: GPT-2 merges.txt errors name the line") {
     const auto enc = llm::tokenizer::gpt2_from_text(vocab, "#version: 0.2\na b\n", "v.json", "m.txt");
     CHECK(enc.encode("abab") == std::vector<std::uint32_t>{2, 2});
     CHECK_THROWS_WITH_AS(enc.encode("ab c"), doctest::Contains("byte 0x20 has no token"), llm::error);
+}
+
+TEST_CASE("formats: p50k_base-shaped rank file (a gap at 50256, space-run tokens) matches tiktoken") {
+    // r50k's ranks plus " " * n at 50257 + n - 2 for n = 2..25, as make_p50k_golden.py builds it.
+    std::string text = llm::tokenizer::detail::read_file(llm_test::tokenizer_data("r50k_base.tiktoken"), "test");
+    for (int n = 2; n <= 25; ++n) {
+        text += llm::tokenizer::detail::base64_encode(std::string(static_cast<std::size_t>(n), ' ')) + " " + std::to_string(50257 + n - 2) + "\n";
+    }
+    const llm::tokenizer::tokenizer tok(llm::tokenizer::tiktoken_from_text(text, "p50k_base", "p50k_synthetic.tiktoken"));
+    CHECK(tok.n_vocab() == 50281);
+    check_ids(tok, "p50k_synthetic.ids", llm::tokenizer::special_policy::all());
+    CHECK_THROWS_WITH_AS(llm::tokenizer::tiktoken_from_text(text, "r50k_base", "x.tiktoken"), doctest::Contains("has 50280 ranks but r50k_base has 50256"),
+                         llm::error);
 }
