@@ -2,9 +2,12 @@
 // Per-row tile maths of tiled attention shared by the CPU and CUDA kernels: online-softmax state, rescale, merges, soft-capping.
 #pragma once
 
+#include <llm/attention/detail/lanes.hpp>
 #include <llm/config.hpp>
 
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <limits>
 
 namespace llm::attention {
@@ -119,6 +122,104 @@ LLM_HD constexpr float softcap_grad(float capped, float cap) noexcept {
 /// Example: `ds[j] = llm::attention::score_grad(p[j], dp[j], D_i, t[j], cap);`
 LLM_HD constexpr float score_grad(float p, float dp, float row_d, float capped, float cap) noexcept {
     return p * (dp - row_d) * softcap_grad(capped, cap);
+}
+
+/// The per-row state of a query row processed by a group of lanes (a CUDA warp, or
+/// emulated_warp<32> on the CPU): the online-softmax statistics (the same in every lane) and
+/// the unnormalised output, lane t owning columns t, t + N, t + 2N, ... (N = L::size).
+/// L: a lanes policy. DPL: output columns per lane, ceil(head_dim / N).
+template <class L, std::size_t DPL>
+struct warp_row {
+    softmax_state st{};                          ///< statistics of the keys seen so far
+    typename L::template values<float> acc[DPL]{};  ///< unnormalised output, DPL columns per lane
+};
+
+/// One key tile for one query row, computed by the N = L::size lanes of a group: lane t scores
+/// keys t, t + N, ..., (KPL keys per lane: the tile has N * KPL keys), the tile's maximum and
+/// sum are all-reduced with L::reduce_max / L::reduce_sum (the butterfly order of
+/// __shfl_xor_sync), the probabilities are staged in p_stage (N * KPL floats shared by the
+/// group: shared memory on the GPU), then each lane updates its output columns.
+/// q: the row's query, already scaled (head_dim D floats); k, v: the tile's keys and values,
+/// row j at k + j * ld (rows >= cols are ignored); i: the row's index and j0 the tile's first key
+/// in sequence coordinates (lq x lk, for the mask); full: every pair of the tile is visible
+/// (skips the mask test); cap: soft-cap (0 = off). sync(): makes one lane's p_stage writes
+/// visible to the others (__syncwarp on the GPU, nothing on the CPU).
+/// Every lane must call it with the same arguments except its own lane's values.
+/// L: lanes policy; KPL, DPL: keys and output columns per lane; Mask: a mask_policy; Sync: callable.
+/// Example: `llm::attention::warp_row_step<llm::simd::emulated_warp<32>, 1, 4>(w, q, k, v, D, D, i, j0, cols, lq, lk, mask, false, 0.0f, p, [] {});`
+template <class L, std::size_t KPL, std::size_t DPL, class Mask, class Sync>
+LLM_HD void warp_row_step(warp_row<L, DPL>& w, const float* q, const float* k, const float* v, std::size_t ld,
+                          std::size_t D, std::int64_t i, std::int64_t j0, std::int64_t cols, std::int64_t lq,
+                          std::int64_t lk, const Mask& mask, bool full, float cap, float* p_stage, Sync&& sync) {
+    constexpr std::size_t N = L::size;
+    constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+    typename L::template values<float> s[KPL];
+    const auto local_max = detail::lane_map<L>([&](std::size_t ln) {
+        float m = neg_inf;
+        for (std::size_t t = 0; t < KPL; ++t) {
+            const std::size_t j = t * N + ln;
+            float x = neg_inf;
+            if (static_cast<std::int64_t>(j) < cols && (full || mask.allowed(i, j0 + static_cast<std::int64_t>(j), lq, lk))) {
+                float dot = 0.0f;
+                for (std::size_t d = 0; d < D; ++d) {
+                    dot += q[d] * k[j * ld + d];
+                }
+                x = softcap(dot, cap);
+            }
+            detail::lane_ref<L>(s[t], ln) = x;
+            m = x > m ? x : m;
+        }
+        return m;
+    });
+    const float alpha = rescale(w.st, detail::uniform<L>(L::reduce_max(local_max)));
+    if (row_is_empty(w.st)) {
+        return;  // every key so far masked: nothing to add (the same branch in every lane)
+    }
+    const float m = w.st.m;
+    const auto local_sum = detail::lane_map<L>([&](std::size_t ln) {
+        float sum = 0.0f;
+        for (std::size_t t = 0; t < KPL; ++t) {
+            const float p = std::exp(detail::lane_ref<L>(s[t], ln) - m);  // masked: exp(-inf) = 0
+            p_stage[t * N + ln] = p;
+            sum += p;
+        }
+        return sum;
+    });
+    w.st.l = w.st.l * alpha + detail::uniform<L>(L::reduce_sum(local_sum));
+    sync();
+    for (std::size_t c = 0; c < DPL; ++c) {
+        w.acc[c] = detail::lane_map<L>([&](std::size_t ln) {
+            const std::size_t d = c * N + ln;
+            float a = detail::lane_ref<L>(w.acc[c], ln) * alpha;
+            if (d < D) {
+                for (std::int64_t j = 0; j < cols; ++j) {
+                    a += p_stage[j] * v[static_cast<std::size_t>(j) * ld + d];
+                }
+            }
+            return a;
+        });
+    }
+    sync();  // p_stage is reused by the next tile
+}
+
+/// Writes a finished warp_row: out[d] = acc / l for d < D (each lane its own columns) and, from
+/// lane 0, *lse = log-sum-exp (-inf and a zero row when the row saw no key).
+/// TO: output element type (float or llm::bf16).
+/// Example: `llm::attention::warp_row_finish(w, out_row, D, &lse[i]);`
+template <class L, std::size_t DPL, class TO>
+LLM_HD void warp_row_finish(const warp_row<L, DPL>& w, TO* out, std::size_t D, float* lse) {
+    const float inv = output_scale(w.st);
+    detail::for_lanes<L>([&](std::size_t ln) {
+        for (std::size_t c = 0; c < DPL; ++c) {
+            const std::size_t d = c * L::size + ln;
+            if (d < D) {
+                out[d] = TO(detail::lane_ref<L>(w.acc[c], ln) * inv);
+            }
+        }
+        if (ln == 0) {
+            *lse = row_lse(w.st);
+        }
+    });
 }
 
 }  // namespace llm::attention

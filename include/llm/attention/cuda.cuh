@@ -1,0 +1,192 @@
+// SPDX-License-Identifier: Apache-2.0
+// CUDA attention forward: thread-to-tile mapping, shared-memory staging and warp shuffles over the maths of attention/tile.hpp.
+//
+// STATUS: compiled with nvcc 13.0 for sm_80 and sm_90 only. It has NOT run on a GPU (none is
+// available to this project's machines). Its arithmetic and its warp reduction order are
+// tested on the CPU: tests/attention/warp.cpp runs the very same warp_row_step (tile.hpp)
+// with llm::simd::emulated_warp<32>, whose butterfly is the order of __shfl_xor_sync here,
+// against the double reference. The GPU test (tests/attention/gpu.cpp, doctest suite "gpu")
+// runs only when that file is compiled by nvcc and a device is present.
+#pragma once
+
+#include <llm/attention/detail/cuda_warp.hpp>
+#include <llm/attention/detail/problem.hpp>
+#include <llm/attention/mask.hpp>
+#include <llm/attention/options.hpp>
+#include <llm/attention/tile.hpp>
+#include <llm/config.hpp>
+#include <llm/core/error.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <type_traits>
+
+#if LLM_CUDA_COMPILE
+
+#include <cuda_runtime.h>
+
+namespace llm::attention {
+
+namespace detail {
+
+/// Everything the forward kernel reads, passed by value: device pointers, sizes and element
+/// strides of q, k, v, o (batch, seq, heads, D) and lse (batch, heads, seq).
+template <class T, class TO>
+struct cuda_forward_params {
+    const T* q;
+    const T* k;
+    const T* v;
+    TO* o;
+    float* lse;
+    std::size_t seq_q, seq_k, heads, kv_heads, head_dim;
+    std::size_t qs[4], ks[4], vs[4], os[4], ls[3];
+    float scale, cap;
+};
+
+/// Query rows per block: one per warp. Four warps share each staged K/V tile, which divides
+/// its global-memory traffic by four; more warps would need more shared memory per block at
+/// head_dim 256 (two 32 x 256 fp32 tiles are already 64 KiB).
+inline constexpr unsigned cuda_warps = 4;
+
+/// Grid: (ceil(seq_q / cuda_warps), heads, batch); block: 32 * cuda_warps threads; warp w of a
+/// block owns query row blockIdx.x * cuda_warps + w. The block streams the key tiles (32 * KPL
+/// keys) its rows may see, staging each in shared memory as fp32 (K, V, then the warps'
+/// probabilities), and every warp runs warp_row_step from tile.hpp on its row.
+template <std::size_t KPL, std::size_t DPL, class T, class TO, class Mask>
+__global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_forward_params<T, TO> p, Mask mask) {
+    extern __shared__ float smem[];
+    constexpr std::size_t BK = 32 * KPL;
+    const std::size_t D = p.head_dim;
+    float* k_tile = smem;
+    float* v_tile = k_tile + BK * D;
+    float* q_rows = v_tile + BK * D;
+    float* p_stage = q_rows + cuda_warps * D;
+
+    const std::size_t b = blockIdx.z, h = blockIdx.y;
+    const std::size_t g = h / (p.heads / p.kv_heads);
+    const std::size_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
+    const std::size_t i0 = static_cast<std::size_t>(blockIdx.x) * cuda_warps;
+    const std::size_t i = i0 + warp;
+    const bool row_valid = i < p.seq_q;  // uniform within a warp
+    const auto lq = static_cast<std::int64_t>(p.seq_q), lk = static_cast<std::int64_t>(p.seq_k);
+    const std::size_t i1 = i0 + cuda_warps < p.seq_q ? i0 + cuda_warps : p.seq_q;
+
+    if (row_valid) {
+        const T* qr = p.q + b * p.qs[0] + i * p.qs[1] + h * p.qs[2];
+        for (std::size_t d = lane; d < D; d += 32) {
+            q_rows[warp * D + d] = static_cast<float>(qr[d]) * p.scale;
+        }
+    }
+    warp_row<cuda_warp, DPL> w{};
+    const index_range cr = mask.cols(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i1), lq, lk);
+    for (std::int64_t j0 = cr.empty() ? cr.hi : cr.lo / static_cast<std::int64_t>(BK) * static_cast<std::int64_t>(BK);
+         j0 < cr.hi; j0 += static_cast<std::int64_t>(BK)) {
+        __syncthreads();  // the previous tile is no longer read
+        for (std::size_t idx = threadIdx.x; idx < BK * D; idx += blockDim.x) {
+            const std::size_t j = idx / D, d = idx % D;
+            const std::size_t key = static_cast<std::size_t>(j0) + j;
+            const bool real = key < p.seq_k;
+            k_tile[idx] = real ? static_cast<float>(p.k[b * p.ks[0] + key * p.ks[1] + g * p.ks[2] + d]) : 0.0f;
+            v_tile[idx] = real ? static_cast<float>(p.v[b * p.vs[0] + key * p.vs[1] + g * p.vs[2] + d]) : 0.0f;
+        }
+        __syncthreads();  // the tile (and the q rows) are staged
+        if (row_valid) {
+            const std::int64_t cols = lk - j0 < static_cast<std::int64_t>(BK) ? lk - j0 : static_cast<std::int64_t>(BK);
+            const bool full = cols == static_cast<std::int64_t>(BK) &&
+                              mask.full(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i1), j0,
+                                        j0 + static_cast<std::int64_t>(BK), lq, lk);
+            warp_row_step<cuda_warp, KPL, DPL>(w, q_rows + warp * D, k_tile, v_tile, D, D, static_cast<std::int64_t>(i), j0,
+                                               cols, lq, lk, mask, full, p.cap, p_stage + warp * BK, [] { __syncwarp(); });
+        }
+    }
+    if (row_valid) {
+        warp_row_finish(w, p.o + b * p.os[0] + i * p.os[1] + h * p.os[2], D, p.lse + b * p.ls[0] + h * p.ls[1] + i * p.ls[2]);
+    }
+}
+
+/// Keys per lane of a tile: one, so a tile is 32 keys; 2 x 32 x D fp32 of staged K and V is
+/// 32 KiB at D = 128 and fits the default 48 KiB of shared memory with the q rows.
+inline constexpr std::size_t cuda_kpl = 1;
+
+template <std::size_t DPL, class T, class TO, class Mask>
+void launch_forward(const cuda_forward_params<T, TO>& p, std::size_t batch, const Mask& mask, cudaStream_t stream) {
+    constexpr std::size_t BK = 32 * cuda_kpl;
+    const std::size_t smem = (2 * BK * p.head_dim + cuda_warps * p.head_dim + cuda_warps * BK) * sizeof(float);
+    auto kernel = flash_forward_kernel<cuda_kpl, DPL, T, TO, Mask>;
+    if (smem > 48 * 1024) {
+        const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
+        llm::check(e == cudaSuccess, "flash_forward_cuda: cannot reserve ", smem, " bytes of shared memory: ",
+                   cudaGetErrorString(e));
+    }
+    const dim3 grid(static_cast<unsigned>((p.seq_q + cuda_warps - 1) / cuda_warps), static_cast<unsigned>(p.heads),
+                    static_cast<unsigned>(batch));
+    kernel<<<grid, 32 * cuda_warps, smem, stream>>>(p, mask);
+    const cudaError_t e = cudaGetLastError();
+    llm::check(e == cudaSuccess, "flash_forward_cuda: kernel launch failed: ", cudaGetErrorString(e));
+}
+
+}  // namespace detail
+
+/// Attention forward on a CUDA device (NOT yet run on a GPU: see the top of this file): the
+/// contract of flash_forward (same shapes, masks except varlen, options, element types: q, k,
+/// v fp32 or bf16, o fp32 or bf16, lse fp32), on device memory, asynchronous on `stream`.
+/// head_dim up to 256 (ceil(D / 32) <= 8 output columns per lane). Each warp computes one query
+/// row with the online softmax of tile.hpp; blocks of 4 rows share K/V tiles of 32 keys staged
+/// in shared memory; fully masked tiles are skipped.
+/// Mask: no_mask, causal or sliding_window. Q, K, V, O: strided_tensor<4> over device memory;
+/// L: strided_tensor<3>.
+/// Example: `llm::attention::flash_forward_cuda(q, k, v, o, lse, llm::attention::causal{}, {}, stream);`
+template <class Mask = no_mask, class Q, class K, class V, class O, class L>
+    requires strided_tensor<Q, 4> && strided_tensor<K, 4> && strided_tensor<V, 4> && strided_tensor<O, 4> &&
+             strided_tensor<L, 3>
+void flash_forward_cuda(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {}, const options& opt = {},
+                        cudaStream_t stream = nullptr) {
+    constexpr const char* fn = "flash_forward_cuda";
+    static_assert(mask_policy<Mask>, "flash_forward_cuda: Mask must be no_mask, causal or sliding_window (no varlen yet)");
+    using TQ = std::remove_const_t<detail::element_of<std::remove_reference_t<Q>>>;
+    using TK = std::remove_const_t<detail::element_of<std::remove_reference_t<K>>>;
+    using TV = std::remove_const_t<detail::element_of<std::remove_reference_t<V>>>;
+    using TO = detail::element_of<std::remove_reference_t<O>>;
+    static_assert(std::is_same_v<TQ, TK> && std::is_same_v<TQ, TV> && detail::is_input_element<TQ>,
+                  "flash_forward_cuda: q, k and v must all hold float or all llm::bf16");
+    static_assert(!std::is_const_v<TO> && detail::is_input_element<TO>, "flash_forward_cuda: o must be mutable float or llm::bf16");
+    const auto qs = detail::as_strided<4>(q);
+    const auto ks = detail::as_strided<4>(k);
+    const auto vs = detail::as_strided<4>(v);
+    const auto os = detail::as_strided<4>(o);
+    const auto ls = detail::as_strided<3>(lse);
+    const auto sh = detail::check_qkv(fn, qs, ks, vs);
+    detail::check_like_q(fn, "o", os, sh);
+    detail::check_lse(fn, ls, sh);
+    llm::check(os.s[3] == 1, fn, ": head_dim must be the unit-stride dimension of o");
+    llm::check(sh.head_dim <= 256, fn, ": head_dim = ", sh.head_dim, " exceeds 256");
+    if (sh.batch == 0 || sh.seq_q == 0 || sh.heads == 0) {
+        return;
+    }
+    detail::cuda_forward_params<TQ, TO> p{qs.data, ks.data, vs.data, os.data, ls.data, sh.seq_q, sh.seq_k, sh.heads,
+                                          sh.kv_heads, sh.head_dim, {}, {}, {}, {}, {},
+                                          detail::resolve_scale(fn, opt, sh.head_dim), opt.softcap};
+    for (std::size_t r = 0; r < 4; ++r) {
+        p.qs[r] = qs.s[r];
+        p.ks[r] = ks.s[r];
+        p.vs[r] = vs.s[r];
+        p.os[r] = os.s[r];
+    }
+    for (std::size_t r = 0; r < 3; ++r) {
+        p.ls[r] = ls.s[r];
+    }
+    switch ((sh.head_dim + 31) / 32) {
+        case 1: detail::launch_forward<1>(p, sh.batch, mask, stream); break;
+        case 2: detail::launch_forward<2>(p, sh.batch, mask, stream); break;
+        case 3: detail::launch_forward<3>(p, sh.batch, mask, stream); break;
+        case 4: detail::launch_forward<4>(p, sh.batch, mask, stream); break;
+        case 5: detail::launch_forward<5>(p, sh.batch, mask, stream); break;
+        case 6: detail::launch_forward<6>(p, sh.batch, mask, stream); break;
+        case 7: detail::launch_forward<7>(p, sh.batch, mask, stream); break;
+        default: detail::launch_forward<8>(p, sh.batch, mask, stream); break;
+    }
+}
+
+}  // namespace llm::attention
+
+#endif  // LLM_CUDA_COMPILE
