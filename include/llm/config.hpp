@@ -61,6 +61,16 @@
 // does that); otherwise it compiles to nothing. Bad user input never relies on it: public
 // entry points validate with llm::check and throw llm::error.
 #if !defined(NDEBUG) || defined(LLM_ENABLE_ASSERTS)
+#if defined(__CUDA_ARCH__)
+// Device code cannot call fprintf/abort: print with the device printf and trap.
+#define LLM_ASSERT(cond)                                                               \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            printf("%s:%d: LLM_ASSERT(%s) failed\n", __FILE__, __LINE__, #cond);        \
+            __trap();                                                                  \
+        }                                                                              \
+    } while (false)
+#else
 #define LLM_ASSERT(cond)                                                                    \
     do {                                                                                    \
         if (!(cond)) {                                                                      \
@@ -68,6 +78,7 @@
             std::abort();                                                                   \
         }                                                                                   \
     } while (false)
+#endif
 #else
 #define LLM_ASSERT(cond) ((void)0)
 #endif

@@ -5,4 +5,45 @@
 #include <llm/config.hpp>
 #include <llm/version.hpp>
 
+// core: errors, element types, scalar maths
+#include <llm/core/bf16.hpp>
+#include <llm/core/element_type.hpp>
 #include <llm/core/error.hpp>
+#include <llm/core/f16.hpp>
+#include <llm/core/fp8.hpp>
+#include <llm/core/math.hpp>
+#include <llm/core/saturate.hpp>
+
+// tensor: extents, layouts, tensors and views
+#include <llm/tensor/print.hpp>
+#include <llm/tensor/tensor.hpp>
+
+// parallel: policies, thread pool, parallel_for / parallel_reduce
+#include <llm/parallel/parallel.hpp>
+
+// data: MinHash, LSH, dedup, Bloom filter, quality filters
+#include <llm/data/bloom.hpp>
+#include <llm/data/exact.hpp>
+#include <llm/data/hash.hpp>
+#include <llm/data/lsh.hpp>
+#include <llm/data/lsh_params.hpp>
+#include <llm/data/minhash.hpp>
+#include <llm/data/near_dedup.hpp>
+#include <llm/data/normalize.hpp>
+#include <llm/data/oph.hpp>
+#include <llm/data/quality.hpp>
+#include <llm/data/shingle.hpp>
+#include <llm/data/signer.hpp>
+#include <llm/data/sketch.hpp>
+#include <llm/data/synthetic.hpp>
+#include <llm/data/union_find.hpp>
+
+// align: sequence log-probs and preference losses
+#include <llm/align/cpo.hpp>
+#include <llm/align/dpo.hpp>
+#include <llm/align/kto.hpp>
+#include <llm/align/logprobs.hpp>
+#include <llm/align/loss_by_name.hpp>
+#include <llm/align/orpo.hpp>
+#include <llm/align/pair_loss.hpp>
+#include <llm/align/simpo.hpp>

@@ -4,25 +4,13 @@
 
 #include <llm/config.hpp>
 #include <llm/core/detail/bit_cast.hpp>
+#include <llm/core/saturate.hpp>
 
 #include <concepts>
 #include <cstdint>
 #include <iosfwd>
 #include <limits>
 #include <type_traits>
-
-namespace llm {
-
-/// Tag selecting saturating conversion (OCP FP8 "satfinite", PTX `cvt.satfinite`): a value
-/// beyond the largest finite magnitude, and +-Inf, become +-max instead of Inf (or NaN for
-/// fp8_e4m3, which has no Inf). NaN stays NaN. Quantisers use it after scaling.
-/// Example: `llm::fp8_e4m3 q(1000.0f, llm::saturate);  // 448`
-struct saturate_t {
-    explicit saturate_t() = default;
-};
-inline constexpr saturate_t saturate{};
-
-}  // namespace llm
 
 namespace llm::detail {
 
