@@ -5,7 +5,19 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target demo
+cmake --build --preset release -j "$(nproc)" --target demo dedup preference
 bin=build/release/bin
-echo "== demo: tensors, SIMD kernels, thread pool =="
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+
+echo "== 1. foundation: tensors, element types, SIMD kernels per backend, thread pool =="
 "$bin/demo"
+
+echo
+echo "== 2. data: MinHash + LSH near-duplicate removal of a synthetic corpus with planted duplicates =="
+"$bin/dedup" --make-corpus 20000 --output "$work/corpus.jsonl"
+"$bin/dedup" --input "$work/corpus.jsonl" --output "$work/kept.jsonl" --clusters "$work/clusters.tsv" --verify
+
+echo
+echo "== 3. align: preference losses (DPO family, SimPO, CPO, ORPO, KTO) and log-prob GB/s =="
+"$bin/preference" --pairs 8 --tokens 64 --vocab 32000 --threads 2
