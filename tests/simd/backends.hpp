@@ -34,6 +34,12 @@ using simd_backends = std::tuple<llm::simd::scalar
 #if LLM_HAS_XSIMD && XSIMD_WITH_SSE4_2
                                  , llm::simd::xsimd_arch<xsimd::sse4_2>
 #endif
+#if LLM_HAS_XSIMD && XSIMD_WITH_SSE2 && !XSIMD_WITH_SSE4_2
+                                 , llm::simd::xsimd_arch<xsimd::sse2>
+#endif
+#if LLM_HAS_XSIMD && XSIMD_WITH_NEON64
+                                 , llm::simd::xsimd_arch<xsimd::neon64>
+#endif
 #if LLM_HAS_HWY
                                  , llm::simd::highway
 #endif
@@ -121,6 +127,12 @@ TYPE_TO_STRING(llm::simd::xsimd_arch<xsimd::avx>);
 #endif
 #if LLM_HAS_XSIMD && XSIMD_WITH_SSE4_2
 TYPE_TO_STRING(llm::simd::xsimd_arch<xsimd::sse4_2>);
+#endif
+#if LLM_HAS_XSIMD && XSIMD_WITH_SSE2 && !XSIMD_WITH_SSE4_2
+TYPE_TO_STRING(llm::simd::xsimd_arch<xsimd::sse2>);
+#endif
+#if LLM_HAS_XSIMD && XSIMD_WITH_NEON64
+TYPE_TO_STRING(llm::simd::xsimd_arch<xsimd::neon64>);
 #endif
 #if LLM_HAS_HWY
 TYPE_TO_STRING(llm::simd::highway);

@@ -59,16 +59,23 @@ TEST_CASE_TEMPLATE_DEFINE("simd: backend shape", S, simd_shape) {
 }
 TEST_CASE_TEMPLATE_APPLY(simd_shape, llm_test::simd_backends);
 
-TEST_CASE("simd: default_backend is the best compiled backend") {
-    static_assert(llm::simd::backend<llm::simd::default_backend>);
-#if LLM_HAS_HWY
-    CHECK(std::is_same_v<llm::simd::default_backend, llm::simd::highway>);
-#elif LLM_HAS_XSIMD
-    CHECK(std::is_same_v<llm::simd::default_backend, llm::simd::xsimd_backend>);
-#else
-    CHECK(std::is_same_v<llm::simd::default_backend, llm::simd::scalar>);
+TEST_CASE("simd: default_backend is the widest compiled backend, ties to highway") {
+    using D = llm::simd::default_backend;
+    static_assert(llm::simd::backend<D>);
+    CHECK(D::width >= llm::simd::scalar::width);
+#if LLM_HAS_XSIMD
+    if constexpr (!std::is_void_v<llm::simd::detail::xsimd_widest_arch>) {
+        CHECK(D::width >= llm::simd::xsimd_backend::width);
+    }
 #endif
-    MESSAGE("default_backend = ", llm::simd::default_backend::name, ", width ", llm::simd::default_backend::width);
+#if LLM_HAS_HWY && (HWY_TARGET != HWY_EMU128 && HWY_TARGET != HWY_SCALAR)
+    CHECK(D::width >= llm::simd::highway::width);
+#endif
+#if LLM_HAS_HWY && defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512DQ__) && defined(__AVX512VL__) && \
+    defined(__AES__) && defined(__PCLMUL__)
+    CHECK(std::is_same_v<D, llm::simd::highway>);  // AVX-512 flags: Highway's AVX3 target, a tie with xsimd
+#endif
+    MESSAGE("default_backend = ", D::name, ", width ", D::width);
 }
 
 TEST_CASE_TEMPLATE_DEFINE("simd: aligned and unaligned loads and stores copy bits", S, simd_load_store) {

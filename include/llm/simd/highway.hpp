@@ -105,10 +105,11 @@ public:
     static LLM_FORCE_INLINE float reduce_max(f32 v) noexcept { return hn::GetLane(hn::MaxOfLanes(tag{}, v)); }
 
     static LLM_FORCE_INLINE f32 floor(f32 v) noexcept { return hn::Floor(v); }
-    /// 2^n for integral n in [-126, 127], from the exponent bits.
+    /// 2^n for integral n in [-126, 127]: see detail::pow2i_shifter. (Highway's ConvertTo
+    /// would add four instructions to saturate out-of-range lanes, which cannot occur here.)
     static LLM_FORCE_INLINE f32 pow2i(f32 n) noexcept {
-        const tag_i32 di;
-        return hn::BitCast(tag{}, hn::ShiftLeft<23>(hn::Add(hn::ConvertTo(di, n), hn::Set(di, 127))));
+        const tag_u32 du;
+        return hn::BitCast(tag{}, hn::ShiftLeft<23>(hn::BitCast(du, hn::Add(n, hn::Set(tag{}, detail::pow2i_shifter)))));
     }
     static LLM_FORCE_INLINE f32 select_lt(f32 a, f32 b, f32 t, f32 f) noexcept {
         return hn::IfThenElse(hn::Lt(a, b), t, f);
@@ -128,11 +129,15 @@ public:
         }
     }
     static LLM_FORCE_INLINE f32 load_f16(const llm::f16* p) noexcept {
-        return hn::PromoteTo(tag{}, hn::LoadU(tag_f16{}, halves(p)));
+        if constexpr (f16_in_hardware) {
+            return hn::PromoteTo(tag{}, hn::LoadU(tag_f16{}, halves(p)));
+        } else {
+            return detail::decode_each<highway_backend>(p);
+        }
     }
     static LLM_FORCE_INLINE f32 load_f16_partial(const llm::f16* p, std::size_t n) noexcept {
         LLM_ASSERT(n <= width);
-        if constexpr (masked_memory_is_fault_free) {
+        if constexpr (masked_memory_is_fault_free && f16_in_hardware) {
             return hn::PromoteTo(tag{}, hn::MaskedLoad(hn::FirstN(tag_f16{}, n), tag_f16{}, halves(p)));
         } else {
             return detail::buffered_load_half_partial<highway_backend>(p, n);
@@ -158,6 +163,15 @@ private:
     static constexpr bool masked_memory_is_fault_free = true;
 #else
     static constexpr bool masked_memory_is_fault_free = false;
+#endif
+
+    /// Highway converts f16 with F16C from its AVX2 target on and with NEON on aarch64;
+    /// below (SSSE3, SSE4, emulated) 1.0.3 decodes in software and turns Inf and NaN codes
+    /// into finite numbers, so those targets decode lane by lane with the scalar backend.
+#if (HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX2) || HWY_ARCH_ARM_A64
+    static constexpr bool f16_in_hardware = true;
+#else
+    static constexpr bool f16_in_hardware = false;
 #endif
 
     // llm::bf16 / llm::f16 hold only their 16 bits, as do Highway's lane types: the

@@ -62,10 +62,10 @@ struct scalar {
     static LLM_FORCE_INLINE float reduce_max(f32 v) noexcept { return v; }
 
     static LLM_FORCE_INLINE f32 floor(f32 v) noexcept { return std::floor(v); }
-    /// 2^n for integral n in [-126, 127], from the exponent bits.
+    /// 2^n for integral n in [-126, 127]: see detail::pow2i_shifter.
     static LLM_FORCE_INLINE f32 pow2i(f32 n) noexcept {
         LLM_ASSERT(n >= -126.0f && n <= 127.0f);
-        return std::bit_cast<float>(static_cast<std::uint32_t>(static_cast<std::int32_t>(n) + 127) << 23);
+        return std::bit_cast<float>(std::bit_cast<std::uint32_t>(n + detail::pow2i_shifter) << 23);
     }
     static LLM_FORCE_INLINE f32 select_lt(f32 a, f32 b, f32 t, f32 f) noexcept { return a < b ? t : f; }
     /// Fast exp; accuracy and behaviour out of range: llm::simd::detail::fast_exp.

@@ -93,22 +93,49 @@ static_assert(backend<highway>);
 #endif
 
 namespace detail {
+
+/// How good a backend is for default use, known at compile time: twice its width, plus one
+/// when its fma is fused. Measured on this project's AVX-512 machines (g++ 12,
+/// -march=native; benchmarks/simd/simd.cpp), highway and xsimd_backend run exp and dot at
+/// the same speed within noise: the facade compiles to the same AVX-512 instructions for
+/// both. What differs is the width each gets from the same flags: Highway 1.0.3 drops to
+/// 4-lane SSSE3 under -march=x86-64-v3 or haswell unless -maes -mpclmul are added, where
+/// xsimd uses AVX2 + FMA, 8 lanes; and Highway's EMU128/SCALAR targets are emulation
+/// (rank 0 here: never picked over plain C++).
+template <class S>
+inline constexpr std::size_t backend_rank = 2 * S::width + (S::fused_fma ? 1 : 0);
 #if LLM_HAS_HWY
-// Highway, when compiled in: measured on AMD Zen 4 (AVX-512, g++ 12, -march=native) its
-// exp and fma loops run at the same speed as xsimd's within noise (both become the same
-// AVX-512 instructions; see benchmarks/simd/simd.cpp and BENCHMARKS.md), so the tie is
-// broken by coverage: its masked tails are fault-free through its own ops and it supports
-// more targets (SVE excepted) without hand-written intrinsics.
-using best_backend = highway;
-#elif LLM_HAS_XSIMD
-using best_backend = std::conditional_t<std::is_void_v<xsimd_widest_arch>, scalar, xsimd_backend>;
-#else
-using best_backend = scalar;
+template <>
+inline constexpr std::size_t backend_rank<highway> =
+    (HWY_TARGET == HWY_EMU128 || HWY_TARGET == HWY_SCALAR) ? 0 : 2 * highway::width + (highway::fused_fma ? 1 : 0);
 #endif
+
+/// The better of two backends; a tie keeps A.
+template <class A, class B>
+using better_backend = std::conditional_t<(backend_rank<B> > backend_rank<A>), B, A>;
+
+#if LLM_HAS_XSIMD
+// The scalar backend stands in when the flags enable no xsimd arch (xsimd_backend unusable).
+using xsimd_candidate = std::conditional_t<std::is_void_v<xsimd_widest_arch>, scalar, xsimd_backend>;
+#else
+using xsimd_candidate = scalar;
+#endif
+
+// Ties go to Highway, then xsimd, then scalar. Highway first because at equal width its
+// ops cover everything the facade needs (masked tails, bf16/f16 conversions) without the
+// hand-written intrinsics the xsimd 8.1 backend carries (fma, neg, tails, conversions).
+#if LLM_HAS_HWY
+using best_backend = better_backend<better_backend<highway, xsimd_candidate>, scalar>;
+#else
+using best_backend = better_backend<xsimd_candidate, scalar>;
+#endif
+
 }  // namespace detail
 
-/// The best backend compiled in: highway, else xsimd_backend, else scalar (see detail::best_backend
-/// for why). Kernels default their backend parameter to it; pass another to override.
+/// The best backend compiled in, at compile time: the widest (then fused fma) of highway,
+/// xsimd_backend and scalar, ties in that order; with -march=native on AVX-512 machines:
+/// highway (see detail::backend_rank for the measurements behind the rule). Kernels default
+/// their backend parameter to it; pass another to override.
 /// Example: `llm::simd::default_backend::f32 v = llm::simd::default_backend::set1(1.0f);`
 using default_backend = detail::best_backend;
 

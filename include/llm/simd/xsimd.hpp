@@ -187,9 +187,9 @@ struct xsimd_arch {
     }
 
     static LLM_FORCE_INLINE f32 floor(f32 v) noexcept { return xsimd::floor(v); }
-    /// 2^n for integral n in [-126, 127], from the exponent bits.
+    /// 2^n for integral n in [-126, 127]: see detail::pow2i_shifter.
     static LLM_FORCE_INLINE f32 pow2i(f32 n) noexcept {
-        return std::bit_cast<f32>((xsimd::batch_cast<std::int32_t>(n) + 127) << 23);
+        return std::bit_cast<f32>(std::bit_cast<i32>(n + f32(detail::pow2i_shifter)) << 23);
     }
     static LLM_FORCE_INLINE f32 select_lt(f32 a, f32 b, f32 t, f32 f) noexcept { return xsimd::select(a < b, t, f); }
     /// Fast exp; accuracy and behaviour out of range: llm::simd::detail::fast_exp.
@@ -215,7 +215,7 @@ struct xsimd_arch {
             return f32(_mm_castsi128_ps(_mm_slli_epi32(codes, 16)));
         }
 #endif
-        return decode_each(p);
+        return detail::decode_each<xsimd_arch>(p);
     }
     static LLM_FORCE_INLINE f32 load_bf16_partial(const llm::bf16* p, std::size_t n) noexcept {
         LLM_ASSERT(n <= width);
@@ -243,7 +243,7 @@ struct xsimd_arch {
             return f32(_mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
         }
 #endif
-        return decode_each(p);
+        return detail::decode_each<xsimd_arch>(p);
     }
     static LLM_FORCE_INLINE f32 load_f16_partial(const llm::f16* p, std::size_t n) noexcept {
         LLM_ASSERT(n <= width);
@@ -255,17 +255,16 @@ struct xsimd_arch {
         return detail::buffered_load_half_partial<xsimd_arch>(p, n);
     }
     static LLM_FORCE_INLINE void store_bf16(llm::bf16* p, f32 v) noexcept {
-        const i32 codes = bf16_codes(v);
 #if XSIMD_WITH_AVX512F
         if constexpr (family == detail::xsimd_family::avx512) {
-            _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(codes));
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), _mm512_cvtepi32_epi16(bf16_codes(v)));
             return;
         }
 #endif
 #if XSIMD_WITH_AVX2
         if constexpr (family == detail::xsimd_family::avx2) {
             // Codes are in [0, 0xffff], so unsigned saturation packs them exactly.
-            const __m256i c = codes;
+            const __m256i c = bf16_codes(v);
             _mm_storeu_si128(reinterpret_cast<__m128i*>(p),
                              _mm_packus_epi32(_mm256_castsi256_si128(c), _mm256_extracti128_si256(c, 1)));
             return;
@@ -273,7 +272,7 @@ struct xsimd_arch {
 #endif
 #if XSIMD_WITH_SSE4_1
         if constexpr (family == detail::xsimd_family::sse41) {
-            const __m128i c = codes;
+            const __m128i c = bf16_codes(v);
             _mm_storel_epi64(reinterpret_cast<__m128i*>(p), _mm_packus_epi32(c, c));
             return;
         }
@@ -318,19 +317,6 @@ private:
         return xsimd::select(is_nan, high | 0x40, rounded);
     }
 
-    /// Element by element through the scalar backend: the path for arches without intrinsics here.
-    template <class Half>
-    static LLM_FORCE_INLINE f32 decode_each(const Half* p) noexcept {
-        alignas(64) float lanes[width];
-        for (std::size_t i = 0; i < width; ++i) {
-            if constexpr (std::is_same_v<Half, llm::bf16>) {
-                lanes[i] = scalar::load_bf16(p + i);
-            } else {
-                lanes[i] = scalar::load_f16(p + i);
-            }
-        }
-        return f32::load_aligned(lanes);
-    }
 };
 
 namespace detail {

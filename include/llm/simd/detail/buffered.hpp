@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// Partial (tail) loads and stores through a stack buffer, for targets without fault-free masked memory access.
+// Partial (tail) loads and stores through a stack buffer, and per-lane 16-bit float decoding, for targets lacking the instructions.
 #pragma once
 
 #include <llm/config.hpp>
 #include <llm/core/bf16.hpp>
 #include <llm/core/f16.hpp>
+#include <llm/simd/scalar.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -51,6 +52,22 @@ LLM_FORCE_INLINE void buffered_store_bf16_partial(llm::bf16* p, typename S::f32 
     alignas(64) llm::bf16 buf[S::width];
     S::store_bf16(buf, v);
     std::memcpy(static_cast<void*>(p), buf, n * sizeof(llm::bf16));
+}
+
+/// width bf16 or f16 values decoded one by one by the scalar backend, then loaded: for
+/// targets without a vector conversion (Highway 1.0.3 emulates f16 below AVX2 and maps Inf
+/// and NaN codes to finite numbers; xsimd 8.1 has no 16-bit floats at all).
+template <class S, class Half>
+LLM_FORCE_INLINE typename S::f32 decode_each(const Half* p) noexcept {
+    alignas(64) float lanes[S::width];
+    for (std::size_t i = 0; i < S::width; ++i) {
+        if constexpr (std::is_same_v<Half, llm::bf16>) {
+            lanes[i] = scalar::load_bf16(p + i);
+        } else {
+            lanes[i] = scalar::load_f16(p + i);
+        }
+    }
+    return S::load(lanes);
 }
 
 }  // namespace llm::simd::detail

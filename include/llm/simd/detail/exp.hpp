@@ -8,6 +8,13 @@
 
 namespace llm::simd::detail {
 
+/// 2^n for an integral float n in [-126, 127] without a float-to-int conversion: n + (2^23 +
+/// 127) is exact and, having exponent 23, holds the integer n + 127 in its low mantissa bits;
+/// shifting those bits left by 23 puts them in the exponent field (the rest shifts out), which
+/// is 2^n. One add and one shift, where a conversion costs as much and Highway's conversion
+/// adds a saturation fix-up; backends' pow2i use it.
+inline constexpr float pow2i_shifter = 8388735.0f;  // 2^23 + 127
+
 /// Constants of fast_exp, with the reason for each.
 struct exp_constants {
     /// Largest float whose exp is finite: float(ln FLT_MAX) = 88.72283935... rounds up and its
