@@ -22,7 +22,10 @@ conan remote disable conancenter >/dev/null
 for dep in eigen xsimd highway; do
     conan export "$src/ports/conan/system/$dep" >/dev/null 2>&1
 done
-common=(-s compiler.cppstd=20 -s build_type=Release --build=missing)
+# The test package builds in its own folder: use a copy so the source tree stays clean.
+rm -rf "$work/test_package"
+cp -r "$src/test_package" "$work/test_package"
+common=(-s compiler.cppstd=20 -s build_type=Release --build=missing -tf "$work/test_package")
 conan create "$src" "${common[@]}" -o 'llm/*:with_eigen=True' -o 'llm/*:with_xsimd=True' \
       -o 'llm/*:with_highway=True' 2>&1 | tail -n 3
 conan create "$src" "${common[@]}" 2>&1 | tail -n 3
