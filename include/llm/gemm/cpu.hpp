@@ -311,9 +311,13 @@ void gemm_blocked(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float
     static_assert(Blocking::nc % NR == 0, "llm::blas: blocking nc must be a multiple of NR = nr_vectors * width");
     const std::size_t m = c.rows, n = c.cols, k = a.cols;
     const std::size_t threads = std::max<std::size_t>(1, exec.size());
-    // With few rows, smaller row blocks give every thread work; never below one micro-tile.
+    // Row blocks: at most Blocking::mc rows, their count a multiple of the thread count and
+    // their sizes equal to within one micro-tile, so no thread waits on a short last block
+    // (1024 rows on 2 threads: 4 x 258, not 3 x 336 + 16).
     const std::size_t row_tiles = (m + MR - 1) / MR;
-    const std::size_t mc = std::min(Blocking::mc, std::max<std::size_t>(1, (row_tiles + threads - 1) / threads) * MR);
+    const std::size_t min_blocks = (row_tiles * MR + Blocking::mc - 1) / Blocking::mc;
+    const std::size_t m_blocks_wanted = std::min(row_tiles, (min_blocks + threads - 1) / threads * threads);
+    const std::size_t mc = (row_tiles + m_blocks_wanted - 1) / m_blocks_wanted * MR;
     const std::size_t m_blocks = (m + mc - 1) / mc;
     for (std::size_t jc = 0; jc < n; jc += Blocking::nc) {
         const std::size_t nc = std::min(Blocking::nc, n - jc);

@@ -51,7 +51,7 @@ void rope_apply(const char* fn, X&& x, P&& positions, Y&& y, const rope_params<S
                 if constexpr (std::is_same_v<Style, rope_rotate_half>) {
                     for_vectors<S>(half, [&](std::size_t i, std::size_t c) {
                         const auto a = load<S>(in + i, c), b = load<S>(in + half + i, c);
-                        const auto cv = S::loadu(cos_v.data() + i), sv = S::loadu(sin_v.data() + i);
+                        const auto cv = load<S>(cos_v.data() + i, c), sv = load<S>(sin_v.data() + i, c);
                         // Both halves are loaded before either is stored, so y may alias x.
                         store<S>(out + i, S::sub(S::mul(a, cv), S::mul(b, sv)), c);
                         store<S>(out + half + i, S::fma(a, sv, S::mul(b, cv)), c);
