@@ -105,3 +105,17 @@ TEST_CASE("byte_bpe: construction rejects bad vocabularies") {
     CHECK(small.encode("abab") == std::vector<std::uint32_t>{2, 2});
     CHECK_THROWS_WITH_AS(small.encode("abc"), doctest::Contains("byte 0x63 has no token"), llm::error);
 }
+
+TEST_CASE("encode_context: one context passed to different tokenizers never mixes their caches") {
+    const auto& a = llm_test::encoding("cl100k_base");
+    const auto& b = llm_test::encoding("o200k_base");
+    const auto docs = llm_test::corpus_documents();
+    llm::tokenizer::encode_context shared;
+    for (std::size_t d = 0; d < 60; ++d) {
+        for (const auto* enc : {&a, &b}) {
+            std::vector<std::uint32_t> ids;
+            enc->encode(docs[d], ids, {}, shared);
+            CHECK(ids == enc->encode(docs[d]));
+        }
+    }
+}

@@ -161,6 +161,7 @@ public:
 
     /// tiktoken's encode_ordinary: special-token text is plain text. Appends to `out`.
     void encode_ordinary(std::string_view text, std::vector<std::uint32_t>& out, encode_context& ctx) const {
+        ctx.bind(this);
         switch (pre_) {
         case pattern::r50k: encode_with<r50k_pattern>(text, out, ctx); break;
         case pattern::cl100k: encode_with<cl100k_pattern>(text, out, ctx); break;
@@ -251,30 +252,50 @@ private:
         }
     }
 
+    // Text a context must have seen before its hot cache is used (see encode_context).
+    static constexpr std::size_t hot_cache_after = 4096;
+
     template <pretokenizer P>
     void encode_with(std::string_view text, std::vector<std::uint32_t>& out, encode_context& ctx) const {
+        const bool hot = ctx.bytes_seen >= hot_cache_after;
+        ctx.bytes_seen += text.size();
         std::size_t i = 0;
         while (i < text.size()) {
             const std::size_t j = P::next(text, i);
             LLM_ASSERT(j > i && j <= text.size());
             const std::string_view piece = text.substr(i, j - i);
             i = j;
-            if (!has_merges_ || ignore_merges_) {
-                const std::uint32_t id = vocab_.find(piece);
-                if (id != bytes_map_npos) {
-                    out.push_back(id);
+            const bool short_piece = hot && piece.size() <= hot_piece_cache::max_bytes;
+            if (short_piece) {
+                const std::span<const std::uint32_t> ids = ctx.hot.find(piece);
+                if (!ids.empty()) {
+                    for (const std::uint32_t id : ids) out.push_back(id);  // 1 to 3 ids: cheaper than insert
                     continue;
                 }
             }
-            const std::span<const std::uint32_t> cached = ctx.cache.find(piece);
-            if (!cached.empty()) {
-                out.insert(out.end(), cached.begin(), cached.end());
-                continue;
-            }
             const std::size_t first = out.size();
-            encode_piece_uncached(piece, out, ctx);
-            ctx.cache.insert(piece, std::span<const std::uint32_t>(out.data() + first, out.size() - first));
+            encode_piece(piece, out, ctx);
+            if (short_piece) ctx.hot.insert(piece, std::span<const std::uint32_t>(out.data() + first, out.size() - first));
         }
+    }
+
+    // Whole-piece lookup, then the piece cache, then BPE.
+    void encode_piece(std::string_view piece, std::vector<std::uint32_t>& out, encode_context& ctx) const {
+        if (!has_merges_ || ignore_merges_) {
+            const std::uint32_t id = vocab_.find(piece);
+            if (id != bytes_map_npos) {
+                out.push_back(id);
+                return;
+            }
+        }
+        const std::span<const std::uint32_t> cached = ctx.cache.find(piece);
+        if (!cached.empty()) {
+            out.insert(out.end(), cached.begin(), cached.end());
+            return;
+        }
+        const std::size_t first = out.size();
+        encode_piece_uncached(piece, out, ctx);
+        ctx.cache.insert(piece, std::span<const std::uint32_t>(out.data() + first, out.size() - first));
     }
 
     std::string name_;
