@@ -240,8 +240,20 @@ inline any_bpe gguf_tokenizer(std::string_view data, std::string_view source) {
     fail(where, ": tokenizer.ggml.model '", model->s, "' is not supported (gpt2, llama)");
 }
 
-/// Loads the tokenizer of a GGUF file (see gguf_tokenizer).
+/// Loads the tokenizer of a GGUF file (see gguf_tokenizer). Metadata sits at the front of the
+/// file, so only its first 64 MiB are read (model files are gigabytes); if the metadata runs
+/// past that, the whole file is read.
+/// Example: `auto tok = llm::tokenizer::load_gguf_tokenizer("model.gguf");`
 inline any_bpe load_gguf_tokenizer(const std::string& path) {
+    bool complete = false;
+    const std::string head = detail::read_file_prefix(path, "load_gguf_tokenizer", std::size_t{64} << 20, &complete);
+    if (!complete) {
+        try {
+            return gguf_tokenizer(head, path);
+        } catch (const llm::error&) {
+            // Possibly cut inside the metadata: fall through to the whole file.
+        }
+    }
     return gguf_tokenizer(detail::read_file(path, "load_gguf_tokenizer"), path);
 }
 

@@ -107,8 +107,8 @@ private:
 ///   name before its first '.' is tried (cl100k_base.tiktoken -> cl100k_base).
 /// Example: `auto tok = llm::tokenizer::load_tokenizer("o200k_base.tiktoken");`
 inline tokenizer load_tokenizer(const std::string& path, std::string_view encoding = {}) {
-    std::string data = detail::read_file(path, "load_tokenizer");
-    if (data.starts_with("GGUF")) return tokenizer(gguf_tokenizer(data, path));
+    if (detail::read_file_prefix(path, "load_tokenizer", 4) == "GGUF") return tokenizer(load_gguf_tokenizer(path));
+    const std::string data = detail::read_file(path, "load_tokenizer");
     const std::size_t first = data.find_first_not_of(" \t\r\n");
     if (first != std::string::npos && data[first] == '{') {
         const io::json_value doc = io::parse_json(data, path);
