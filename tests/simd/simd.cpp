@@ -49,6 +49,13 @@ float mul_then_add(float a, float b, float c) {
 
 }  // namespace
 
+// The concept rejects what is not a backend, with one readable failing requirement.
+struct missing_exp : llm::simd::scalar {
+    static void exp() = delete;
+};
+static_assert(!llm::simd::backend<int>);
+static_assert(!llm::simd::backend<missing_exp>);
+
 TEST_CASE_TEMPLATE_DEFINE("simd: backend shape", S, simd_shape) {
     static_assert(llm::simd::backend<S>);
     CHECK(S::width >= 1);

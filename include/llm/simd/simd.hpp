@@ -28,8 +28,8 @@ namespace llm::simd {
 /// - `store(p, v)` (aligned), `storeu(p, v)`, `store_partial(p, v, n)`: writes p[0, n) only.
 /// - `add sub mul div min max (a, b)`, `fma(a, b, c)` = a * b + c, `abs neg (a)`: lane-wise
 ///   IEEE float. fma rounds once when `fused_fma` is true (every backend on AVX2, AVX-512
-///   and NEON64 targets; scalar always), else it may round twice. min/max of a NaN: unspecified (x86:
-///   the second operand).
+///   and NEON64 targets; scalar always), else it may round twice. min/max with a NaN:
+///   unspecified (x86 and scalar: the second operand).
 /// - `reduce_add(v)`, `reduce_max(v)` -> float: sum / max of the lanes, in a
 ///   backend-specific order (sums differ from a sequential sum by rounding only).
 /// - `exp(v)`: fast exp, detail::fast_exp: relative error < 1.0e-7 (about 1.6 ulp; 1.25e-7
@@ -44,6 +44,10 @@ namespace llm::simd {
 ///   [-126, 127]), `select_lt(a, b, t, f)` (lane-wise a < b ? t : f).
 ///
 /// Backends: scalar (always), xsimd_backend (LLM_HAS_XSIMD), highway (LLM_HAS_HWY).
+/// A kernel loops over whole vectors and finishes with one partial step, e.g. a sum:
+///   `auto acc = S::zero(); std::size_t i = 0;`
+///   `for (; i + S::width <= n; i += S::width) acc = S::add(acc, S::loadu(x + i));`
+///   `return S::reduce_add(S::add(acc, S::load_partial(x + i, n - i)));`
 /// S: the candidate policy type.
 /// Example: `static_assert(llm::simd::backend<llm::simd::scalar>);`
 template <class S>
