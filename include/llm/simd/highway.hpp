@@ -13,10 +13,11 @@
 
 // Highway 1.0.3 (Debian 12) fails with "#error Logic error: best baseline should be included
 // in dynamic targets" when the flags enable every AVX3_DL feature (-march=native on Ice Lake
-// and later Intel, e.g. this project's Sapphire Rapids CI hosts): detect_targets.h tests an
+// and later Intel, e.g. this project's Emerald Rapids hosts): detect_targets.h tests an
 // undefined HWY_BASELINE instead of HWY_BASELINE_TARGETS, so AVX3_DL is never "attainable"
-// although it is the static target. Asking for AVX3_DL is Highway's documented opt-in and
-// the fix (1.0.4 corrects the typo); it only adds that target where dynamic dispatch is used.
+// although it is the static target (upstream fix f0f688b, "AVX3_DL not appearing in
+// ATTAINABLE_TARGETS", in 1.0.5). Asking for AVX3_DL is Highway's own opt-in and avoids it;
+// it only adds that target where dynamic dispatch is used.
 // It must precede the first inclusion of Highway's headers in the translation unit.
 #if !defined(HWY_WANT_AVX3_DL) && !defined(HIGHWAY_HWY_DETECT_TARGETS_H_)
 #define HWY_WANT_AVX3_DL
@@ -29,7 +30,7 @@
 #include <string_view>
 
 // Highway is used with static dispatch only: the one target the compile flags select
-// (HWY_STATIC_TARGET; AVX3 with -march=native on AVX-512 machines). Nothing here calls
+// (HWY_STATIC_TARGET; AVX3 or AVX3_DL with -march=native on AVX-512 machines). Nothing here calls
 // what lives in libhwy (hwy::Abort through HWY_ASSERT, AllocateAlignedBytes,
 // SupportedTargets), so consumers need its headers only. Highway 1.0.3 quirk: its SSE4,
 // AVX2 and AVX3 targets also need -maes -mpclmul (implied by -march=native); without them

@@ -99,8 +99,10 @@ struct xsimd_name {
 /// <llm/simd/simd.hpp>. Use `xsimd_backend` (the widest arch the compile flags allow) unless
 /// you want a narrower one on purpose, e.g. AVX2 on a CPU whose AVX-512 clocks down.
 /// Arch: an xsimd architecture type enabled by the compile flags (XSIMD_WITH_<ARCH> = 1).
-/// Works with xsimd 8.1 (Debian 12) and newer: the two reductions whose names changed in
-/// xsimd 9 (hadd -> reduce_add, reduce_max added) go through a version check.
+/// Works with xsimd 8.1 (Debian 12) and newer (tests pass with 14.3): the two reductions whose
+/// names changed in xsimd 9 (hadd -> reduce_add, reduce_max added) go through a version
+/// check. Two xsimd 8.1 avx512f kernels are bypassed: fma (8.1 multiplies, then adds) and
+/// neg (8.1 computes 0 - a, which gives +0 for +0).
 /// min/max are the arch's min/max instructions (on x86: the second operand when either is NaN).
 /// Example: `using S = llm::simd::xsimd_arch<xsimd::fma3<xsimd::avx2>>; float s = S::reduce_add(S::loadu(p));`
 template <class Arch>
@@ -316,7 +318,6 @@ private:
         const auto is_nan = (bits & 0x7fffffff) > i32(0x7f800000);
         return xsimd::select(is_nan, high | 0x40, rounded);
     }
-
 };
 
 namespace detail {
