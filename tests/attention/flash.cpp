@@ -133,6 +133,30 @@ TEST_CASE("tile: online rescale over tiles equals the one-pass softmax; merges a
     }
     CHECK(acc * at::output_scale(st) == doctest::Approx(ref_acc).epsilon(1e-5));
 
+    // Lazy rescaling keeps a stale maximum but gives the same log-sum-exp and output.
+    at::softmax_state lz;
+    double lacc = 0;
+    int skipped = 0;
+    for (std::size_t t = 0; t < x.size(); t += 7) {
+        float tmax = -std::numeric_limits<float>::infinity();
+        for (std::size_t j = t; j < std::min(x.size(), t + 7); ++j) {
+            tmax = std::max(tmax, x[j]);
+        }
+        const float alpha = at::lazy_rescale(lz, tmax, 8.0f);
+        skipped += alpha == 1.0f && tmax > lz.m;
+        float sum = 0;
+        lacc *= alpha;
+        for (std::size_t j = t; j < std::min(x.size(), t + 7); ++j) {
+            const float p = std::exp(x[j] - lz.m);
+            sum += p;
+            lacc += p * j;
+        }
+        lz.l = lz.l * alpha + sum;
+    }
+    CHECK(skipped > 0);  // the stale maximum was really kept at least once
+    CHECK(at::row_lse(lz) == doctest::Approx(lse).epsilon(1e-6));
+    CHECK(lacc * at::output_scale(lz) == doctest::Approx(ref_acc).epsilon(1e-5));
+
     // Split in two halves: state merge and log-sum-exp merge give the same statistics.
     at::softmax_state a, b;
     for (std::size_t j = 0; j < x.size(); ++j) {

@@ -40,6 +40,20 @@ LLM_HD inline float rescale(softmax_state& s, float tile_max) noexcept {
     return alpha;
 }
 
+/// rescale, except that the running maximum is kept while the tile's maximum exceeds it by at
+/// most `margin` (then alpha = 1 and the accumulator needs no rescale): the terms
+/// exp(score - m) are then at most e^margin, far from overflow for margin <= 64, and acc / l and
+/// lse = m + log l are the same numbers. After the first tiles of a row the maximum rarely
+/// grows by more than a few units, so most tiles skip the rescale and its exp (the conditional
+/// rescaling of FlashAttention 4).
+/// Example: `float a = llm::attention::lazy_rescale(st, tile_max, 8.0f);`
+LLM_HD inline float lazy_rescale(softmax_state& s, float tile_max, float margin) noexcept {
+    if (s.m != -std::numeric_limits<float>::infinity() && tile_max <= s.m + margin) {
+        return 1.0f;
+    }
+    return rescale(s, tile_max);
+}
+
 /// True while the row has seen no unmasked score: its probabilities are all 0, and
 /// exp(score - m) must not be evaluated (it would be exp(-inf + inf) = NaN).
 /// Example: `if (llm::attention::row_is_empty(st)) continue;`
