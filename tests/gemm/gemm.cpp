@@ -14,10 +14,17 @@ using namespace gemm_test;
 namespace {
 using own_default = llm::blas::own<>;
 using own_scalar = llm::blas::own<llm::simd::scalar>;
+#if LLM_HAS_XSIMD && defined(__AVX2__) && defined(__FMA__)
+// 8 lanes: the AVX2 micro-tile (blocking_avx2, 6 x 16) runs here too.
+using own_avx2 = llm::blas::own<llm::simd::xsimd_arch<xsimd::fma3<xsimd::avx2>>>;
+#else
+using own_avx2 = own_scalar;
+#endif
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("gemm own backend matches the reference on awkward sizes and layouts", Backend, own_default, own_scalar) {
+TEST_CASE_TEMPLATE("gemm own backend matches the reference on awkward sizes and layouts", Backend, own_default, own_scalar,
+                   own_avx2) {
     llm::parallel::thread_pool pool(2);
     llm::parallel::sequential seq;
     for (const auto& s : awkward) {

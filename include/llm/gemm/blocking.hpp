@@ -44,7 +44,9 @@ struct blocking_avx512 {
     static constexpr std::size_t nc = 4096;
 };
 
-/// Blocking for 256-bit vectors (8 floats, 16 registers): AVX2 machines.
+/// Blocking for 256-bit vectors (8 floats, 16 registers): AVX2 machines. Tested here through
+/// xsimd's fma3<avx2> backend, but not tuned: the build machines have AVX-512, so these are
+/// the textbook choices, not measured ones.
 struct blocking_avx2 {
     // 6 x 16: 12 accumulators + 2 of B + 1 broadcast = 15 of the 16 ymm registers; the
     // classic Haswell shape, 12 chains cover the 5-cycle latency on 2 FMA ports (10 needed).

@@ -307,9 +307,13 @@ void gemv(const float* x, matrix_ref<TB> b, matrix_ref<float> y, float alpha, fl
     }
 }
 
-/// The blocked GEMM (Goto/BLIS loop order): for each NC column block and KC depth step, B is
-/// packed once (in parallel) and shared; the M x N work is split into tasks of one MC row
-/// block by a range of NR panels, each packing its own A block into per-thread scratch.
+/// The blocked GEMM (Goto/BLIS loop order). The m x n output is cut into independent tasks
+/// (column ranges, and row ranges when columns are few), and one parallel_for runs them all:
+/// each task packs its own B panels (KC x its columns) and A blocks (MC x KC) into
+/// per-thread scratch. Nothing is shared, so there is one barrier per GEMM instead of two
+/// per KC step, and with 4 tasks per thread the pool's dynamic claiming rebalances work
+/// when a core is busy with something else (the build machines are shared). The price is
+/// repacking: A once per column task, B once per row task, under 1% of the FMAs here.
 template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec>
 void gemm_blocked(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& exec) {
     constexpr std::size_t MR = Blocking::mr;
@@ -318,48 +322,48 @@ void gemm_blocked(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float
     static_assert(Blocking::nc % NR == 0, "llm::blas: blocking nc must be a multiple of NR = nr_vectors * width");
     const std::size_t m = c.rows, n = c.cols, k = a.cols;
     const std::size_t threads = std::max<std::size_t>(1, exec.size());
-    // Row blocks: at most Blocking::mc rows, their count a multiple of the thread count and
-    // their sizes equal to within one micro-tile, so no thread waits on a short last block
-    // (1024 rows on 2 threads: 4 x 258, not 3 x 336 + 16).
     const std::size_t row_tiles = (m + MR - 1) / MR;
-    const std::size_t min_blocks = (row_tiles * MR + Blocking::mc - 1) / Blocking::mc;
-    const std::size_t m_blocks_wanted = std::min(row_tiles, (min_blocks + threads - 1) / threads * threads);
-    const std::size_t mc = (row_tiles + m_blocks_wanted - 1) / m_blocks_wanted * MR;
-    const std::size_t m_blocks = (m + mc - 1) / mc;
-    for (std::size_t jc = 0; jc < n; jc += Blocking::nc) {
-        const std::size_t nc = std::min(Blocking::nc, n - jc);
-        const std::size_t panels = (nc + NR - 1) / NR;
-        // Split columns too when there are fewer row blocks than 2 tasks per thread, so both
-        // threads stay busy on short-and-wide problems; a column task keeps >= 4 panels so
-        // its re-packing of the A block stays a small fraction of its FMAs.
-        const std::size_t want_tasks = 2 * threads;
-        const std::size_t n_split =
-            m_blocks >= want_tasks ? 1 : std::min(std::max<std::size_t>(1, panels / 4), (want_tasks + m_blocks - 1) / m_blocks);
-        const std::size_t panels_per_task = (panels + n_split - 1) / n_split;
-        for (std::size_t pc = 0; pc < k; pc += Blocking::kc) {
-            const std::size_t kc = std::min(Blocking::kc, k - pc);
-            float* bp = scratch<1>(panels * NR * kc);
-            const matrix_ref<TB> b_block{b.data + pc * b.rs + jc * b.cs, kc, nc, b.rs, b.cs};
-            parallel::parallel_for(exec, panels, std::max<std::size_t>(1, (panels + threads - 1) / threads),
-                                   [&](std::size_t begin, std::size_t end) { pack_b<NR>(b_block, begin, end, bp); });
-            const float beta_step = pc == 0 ? beta : 1.0f;
-            parallel::parallel_for(exec, m_blocks * n_split, 1, [&](std::size_t begin, std::size_t end) {
-                for (std::size_t task = begin; task < end; ++task) {
-                    const std::size_t ic = (task / n_split) * mc;
-                    const std::size_t rows = std::min(mc, m - ic);
-                    const std::size_t p0 = (task % n_split) * panels_per_task;
-                    const std::size_t p1 = std::min(panels, p0 + panels_per_task);
-                    if (p0 >= p1) {
-                        continue;
-                    }
-                    float* ap = scratch<0>(((rows + MR - 1) / MR) * MR * kc);
-                    pack_a<MR>(matrix_ref<TA>{a.data + ic * a.rs + pc * a.cs, rows, kc, a.rs, a.cs}, ap);
-                    const matrix_ref<float> c_block{c.data + ic * c.rs + jc * c.cs, rows, nc, c.rs, c.cs};
-                    macro_kernel<S, MR, NV>(kc, ap, bp, c_block, p0, p1, alpha, beta_step);
+    const std::size_t panels = (n + NR - 1) / NR;
+    const std::size_t want = threads == 1 ? 1 : 4 * threads;
+    // Column tasks: at most NC columns each; with threads, up to `want` of them but never
+    // narrower than 4 panels (so A's repacking stays small next to the task's FMAs).
+    std::size_t col_tasks = std::max((panels * NR + Blocking::nc - 1) / Blocking::nc, std::min(want, panels / 4));
+    col_tasks = std::max<std::size_t>(1, col_tasks);
+    const std::size_t panels_per_task = (panels + col_tasks - 1) / col_tasks;
+    col_tasks = (panels + panels_per_task - 1) / panels_per_task;
+    // Row tasks only when the columns alone give too few tasks.
+    const std::size_t row_tasks = col_tasks >= want ? 1 : std::min(row_tiles, (want + col_tasks - 1) / col_tasks);
+    const std::size_t rows_per_task = (row_tiles + row_tasks - 1) / row_tasks * MR;
+    parallel::parallel_for(exec, row_tasks * col_tasks, 1, [&](std::size_t begin, std::size_t end) {
+        for (std::size_t task = begin; task < end; ++task) {
+            const std::size_t r0 = (task / col_tasks) * rows_per_task;
+            const std::size_t p0 = (task % col_tasks) * panels_per_task;
+            if (r0 >= m) {
+                continue;
+            }
+            const std::size_t rows = std::min(rows_per_task, m - r0);
+            const std::size_t task_panels = std::min(panels, p0 + panels_per_task) - p0;
+            const std::size_t c0 = p0 * NR;
+            const std::size_t cols = std::min(task_panels * NR, n - c0);
+            // Row blocks inside a task: at most MC rows, equal to within one micro-tile.
+            const std::size_t tiles = (rows + MR - 1) / MR;
+            const std::size_t blocks = (tiles * MR + Blocking::mc - 1) / Blocking::mc;
+            const std::size_t mc = (tiles + blocks - 1) / blocks * MR;
+            for (std::size_t pc = 0; pc < k; pc += Blocking::kc) {
+                const std::size_t kc = std::min(Blocking::kc, k - pc);
+                float* bp = scratch<1>(task_panels * NR * kc);
+                pack_b<NR>(matrix_ref<TB>{b.data + pc * b.rs + c0 * b.cs, kc, cols, b.rs, b.cs}, 0, task_panels, bp);
+                const float beta_step = pc == 0 ? beta : 1.0f;
+                for (std::size_t ic = 0; ic < rows; ic += mc) {
+                    const std::size_t block_rows = std::min(mc, rows - ic);
+                    float* ap = scratch<0>(((block_rows + MR - 1) / MR) * MR * kc);
+                    pack_a<MR>(matrix_ref<TA>{a.data + (r0 + ic) * a.rs + pc * a.cs, block_rows, kc, a.rs, a.cs}, ap);
+                    const matrix_ref<float> c_block{c.data + (r0 + ic) * c.rs + c0 * c.cs, block_rows, cols, c.rs, c.cs};
+                    macro_kernel<S, MR, NV>(kc, ap, bp, c_block, 0, task_panels, alpha, beta_step);
                 }
-            });
+            }
         }
-    }
+    });
 }
 
 /// C = beta * C (the k == 0 product), not reading C when beta == 0.
