@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdlib>
+#include <ctime>
 #include <limits>
 #include <memory>
 #include <random>
@@ -24,7 +25,9 @@
 // causal, 1 or 2 threads. FLOPs counted as the issue asks: 4 * S^2 * D per head for the full
 // forward (QK^T and PV), half for causal; the backward counts 2.5x the forward (five
 // matmuls of the same size: S, dP, dV, dK, dQ), as FlashAttention's benchmarks do.
-// Counters: GFLOP/s (rate) and peak_frac = GFLOP/s / (one core's fp32 FMA ceiling x threads).
+// Counters: GFLOP/s (wall clock), peak_frac = GFLOP/s / (one core's fp32 FMA ceiling x
+// threads), GFLOP/cpu_s (per CPU-second of the whole process) and cpu_peak_frac (that over the
+// FMA ceiling per CPU-second): on a shared machine the CPU-second figures are the stable ones.
 // The ceiling is measured in the same process by BM_fma_peak/1 (registered first: 12
 // independent fma chains through the SIMD facade) and shown as peak_ref; when BM_fma_peak is
 // filtered out, 114 GFLOP/s (../shared/PEERS.md, Zen 4) is used. The machine kind varies:
@@ -47,8 +50,28 @@ llm::parallel::thread_pool& pool(std::size_t threads) {
     return threads == 1 ? one : two;
 }
 
+/// CPU seconds used by every thread of this process (pool workers included). On a shared
+/// machine the wall-clock rate drops when other jobs take the cores; work per CPU-second
+/// (GFLOP/cpu_s) shows the kernel's own efficiency, and the FMA ceiling is reported the same way.
+double process_cpu_seconds() {
+    timespec ts{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+}
+
+/// Runs the benchmark loop body `f` and records the process CPU seconds it took.
+template <class F>
+double timed_loop(benchmark::State& state, F&& f) {
+    const double c0 = process_cpu_seconds();
+    for (auto _ : state) {
+        f();
+    }
+    return process_cpu_seconds() - c0;
+}
+
 // --- FMA ceiling through the SIMD facade: 12 independent chains per thread ---------------
-double fma_peak_per_core = 114.0;  // GFLOP/s; replaced by BM_fma_peak/1's measurement
+double fma_peak_per_core = 114.0;      // GFLOP/s (wall clock); replaced by BM_fma_peak/1's measurement
+double fma_peak_per_cpu_s = 114.0;     // GFLOP per CPU-second; likewise
 
 void BM_fma_peak(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
@@ -56,6 +79,7 @@ void BM_fma_peak(benchmark::State& state) {
     constexpr std::size_t iters = 1 << 18;
     std::vector<float> sink(threads * 16);
     const auto t0 = std::chrono::steady_clock::now();
+    const double c0 = process_cpu_seconds();
     for (auto _ : state) {
         llm::parallel::parallel_for(pool(threads), threads, 1, [&](std::size_t t0, std::size_t t1) {
             for (std::size_t t = t0; t < t1; ++t) {
@@ -79,10 +103,13 @@ void BM_fma_peak(benchmark::State& state) {
         benchmark::DoNotOptimize(sink.data());
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    const double cpu_s = process_cpu_seconds() - c0;
     const double flops = 2.0 * chains * iters * S_be::width * static_cast<double>(threads);
     state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GFLOP/cpu_s"] = flops * 1e-9 * static_cast<double>(state.iterations()) / cpu_s;
     if (threads == 1 && state.iterations() > 0) {
         fma_peak_per_core = flops * 1e-9 * static_cast<double>(state.iterations()) / elapsed;
+        fma_peak_per_cpu_s = flops * 1e-9 * static_cast<double>(state.iterations()) / cpu_s;
     }
 }
 BENCHMARK(BM_fma_peak)->Arg(1)->Arg(2)->UseRealTime()->MinTime(0.05);
@@ -106,7 +133,9 @@ struct problem {
 };
 
 // Args: S, D, kv heads, causal (0/1), threads.
-void set_counters(benchmark::State& state, double flops_per_iter, std::size_t threads) {
+void set_counters(benchmark::State& state, double flops_per_iter, std::size_t threads, double cpu_s) {
+    state.counters["GFLOP/cpu_s"] = flops_per_iter * 1e-9 * static_cast<double>(state.iterations()) / cpu_s;
+    state.counters["cpu_peak_frac"] = state.counters["GFLOP/cpu_s"] / fma_peak_per_cpu_s;
     state.counters["GFLOP/s"] = benchmark::Counter(flops_per_iter * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["peak_frac"] = benchmark::Counter(flops_per_iter * 1e-9 / (fma_peak_per_core * double(threads)),
                                                      benchmark::Counter::kIsIterationInvariantRate);
@@ -118,20 +147,20 @@ double forward_flops(std::size_t S, std::size_t D, std::size_t H, bool causal) {
 }
 
 template <class Mask>
-void run_flash_forward(benchmark::State& state, problem& p, const Mask& mask, std::size_t threads) {
-    for (auto _ : state) {
+double run_flash_forward(benchmark::State& state, problem& p, const Mask& mask, std::size_t threads) {
+    return timed_loop(state, [&] {
         at::flash_forward(p.q, p.k, p.v, p.o, p.lse, mask, {}, pool(threads));
         benchmark::DoNotOptimize(p.o.data());
-    }
+    });
 }
 
 template <class Mask>
-void run_flash_backward(benchmark::State& state, problem& p, const Mask& mask, std::size_t threads) {
+double run_flash_backward(benchmark::State& state, problem& p, const Mask& mask, std::size_t threads) {
     at::flash_forward(p.q, p.k, p.v, p.o, p.lse, mask, {}, pool(threads));
-    for (auto _ : state) {
+    return timed_loop(state, [&] {
         at::flash_backward(p.q, p.k, p.v, p.o, p.lse, p.dout, p.dq, p.dk, p.dv, mask, {}, pool(threads));
         benchmark::DoNotOptimize(p.dq.data());
-    }
+    });
 }
 
 void BM_flash_forward(benchmark::State& state) {
@@ -140,12 +169,9 @@ void BM_flash_forward(benchmark::State& state) {
     const bool causal = state.range(3) != 0;
     const auto threads = static_cast<std::size_t>(state.range(4));
     problem p(S, D, 8, Hk);
-    if (causal) {
-        run_flash_forward(state, p, at::causal{}, threads);
-    } else {
-        run_flash_forward(state, p, at::no_mask{}, threads);
-    }
-    set_counters(state, forward_flops(S, D, 8, causal), threads);
+    const double cpu_s = causal ? run_flash_forward(state, p, at::causal{}, threads)
+                                : run_flash_forward(state, p, at::no_mask{}, threads);
+    set_counters(state, forward_flops(S, D, 8, causal), threads, cpu_s);
 }
 
 void BM_flash_backward(benchmark::State& state) {
@@ -154,12 +180,9 @@ void BM_flash_backward(benchmark::State& state) {
     const bool causal = state.range(3) != 0;
     const auto threads = static_cast<std::size_t>(state.range(4));
     problem p(S, D, 8, Hk);
-    if (causal) {
-        run_flash_backward(state, p, at::causal{}, threads);
-    } else {
-        run_flash_backward(state, p, at::no_mask{}, threads);
-    }
-    set_counters(state, 2.5 * forward_flops(S, D, 8, causal), threads);
+    const double cpu_s = causal ? run_flash_backward(state, p, at::causal{}, threads)
+                                : run_flash_backward(state, p, at::no_mask{}, threads);
+    set_counters(state, 2.5 * forward_flops(S, D, 8, causal), threads, cpu_s);
 }
 
 // Tile-size policies side by side (S = 2048, D = 128, 8 heads, full, 1 thread): the data
@@ -167,11 +190,11 @@ void BM_flash_backward(benchmark::State& state) {
 template <std::size_t BQ, std::size_t BK>
 void BM_flash_forward_tiles(benchmark::State& state) {
     problem p(2048, 128, 8, 8);
-    for (auto _ : state) {
+    const double cpu_s = timed_loop(state, [&] {
         at::flash_forward<at::tiles<BQ, BK>>(p.q, p.k, p.v, p.o, p.lse, at::no_mask{}, {}, pool(1));
         benchmark::DoNotOptimize(p.o.data());
-    }
-    set_counters(state, forward_flops(2048, 128, 8, false), 1);
+    });
+    set_counters(state, forward_flops(2048, 128, 8, false), 1, cpu_s);
 }
 BENCHMARK(BM_flash_forward_tiles<32, 64>)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_flash_forward_tiles<64, 64>)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -192,7 +215,7 @@ void BM_materialised_forward(benchmark::State& state) {
     llm::tensor<float, llm::dims<2>> scores(S, S);
     const float scale = 1.0f / std::sqrt(static_cast<float>(D));
     auto& exec = pool(threads);
-    for (auto _ : state) {
+    const double cpu_s = timed_loop(state, [&] {
         for (std::size_t h = 0; h < p.H; ++h) {
             const std::size_t g = h / (p.H / p.Hk);
             auto qh = llm::select(llm::select(p.q, 0, 0), 1, h);  // (S, D), row stride H*D
@@ -234,8 +257,8 @@ void BM_materialised_forward(benchmark::State& state) {
             llm::gemm(scores, vh, oh, 1.0f, 0.0f, exec);
         }
         benchmark::DoNotOptimize(p.o.data());
-    }
-    set_counters(state, forward_flops(S, D, 8, causal), threads);
+    });
+    set_counters(state, forward_flops(S, D, 8, causal), threads, cpu_s);
 }
 
 // The double-precision oracle (single-threaded by construction).
@@ -244,15 +267,15 @@ void BM_reference_forward(benchmark::State& state) {
     const auto Hk = static_cast<std::size_t>(state.range(2));
     const bool causal = state.range(3) != 0;
     problem p(S, D, 8, Hk);
-    for (auto _ : state) {
+    const double cpu_s = timed_loop(state, [&] {
         if (causal) {
             at::reference_forward(p.q, p.k, p.v, p.o, p.lse, at::causal{});
         } else {
             at::reference_forward(p.q, p.k, p.v, p.o, p.lse);
         }
         benchmark::DoNotOptimize(p.o.data());
-    }
-    set_counters(state, forward_flops(S, D, 8, causal), 1);
+    });
+    set_counters(state, forward_flops(S, D, 8, causal), 1, cpu_s);
 }
 
 void flash_args(benchmark::internal::Benchmark* b) {
