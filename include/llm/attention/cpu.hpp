@@ -123,27 +123,45 @@ void mask_row(float* srow, std::size_t bk, std::int64_t i, std::int64_t j0, std:
     }
 }
 
-/// Packs the key tiles [t0, t1) of kv head g of a segment: kt, tile-major transposed (tile t is
-/// the D x bk block at kt + t * D * bk, the B operand of S = Q K^T) and, when rows != nullptr,
-/// the row-major copy rows (lkp x Dp). Padding keys and padding columns are 0. Tile-major
-/// matters: with one D x lkp matrix, the rows of a tile sit lkp floats apart, a multiple of
-/// 4 KiB for long sequences, and all map to the same few L1 sets.
+/// Packs key tiles [t0, t1) of kv head g of a segment transposed and tile-major: tile t is the
+/// D x bk block at kt + t * D * bk (the B operand of S = Q K^T), keys past lk are 0. Tile-major
+/// matters: with one D x lkp matrix, the rows of a tile would sit lkp floats apart, a multiple
+/// of 4 KiB for long sequences, all in the same few L1 sets.
 template <class T>
-void pack_keys(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1, std::size_t bk,
-               std::size_t lkp, std::size_t dp, float* kt, float* rows) {
+void pack_keys_transposed(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
+                          std::size_t bk, float* kt) {
     const std::size_t D = x.n[3];
-    for (std::size_t j = t0 * bk; j < std::min(t1 * bk, lkp); ++j) {
-        const bool real = j < sg.lk;
-        const T* src = real ? x.ptr(sg.b, sg.k0 + j, g, 0) : nullptr;
-        for (std::size_t d = 0; d < dp; ++d) {
-            const float val = real && d < D ? static_cast<float>(src[d]) : 0.0f;
-            if (d < D && kt != nullptr) {
-                kt[(j / bk * D + d) * bk + j % bk] = val;
-            }
-            if (rows != nullptr) {
-                rows[j * dp + d] = val;
+    for (std::size_t t = t0; t < t1; ++t) {
+        float* tile = kt + t * D * bk;
+        const std::size_t n = std::min(bk, sg.lk - t * bk);
+        for (std::size_t j = 0; j < n; ++j) {
+            const T* src = x.ptr(sg.b, sg.k0 + t * bk + j, g, 0);
+            for (std::size_t d = 0; d < D; ++d) {
+                tile[d * bk + j] = static_cast<float>(src[d]);
             }
         }
+        for (std::size_t d = 0; d < D; ++d) {
+            std::fill(tile + d * bk + n, tile + (d + 1) * bk, 0.0f);
+        }
+    }
+}
+
+/// Packs key (or value) tiles [t0, t1) of kv head g of a segment row-major into rows (lkp x dp):
+/// row j holds key j's D elements then zeros; rows past lk are 0.
+template <class T>
+void pack_keys_rows(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
+                    std::size_t bk, std::size_t dp, float* rows) {
+    const std::size_t D = x.n[3];
+    for (std::size_t j = t0 * bk; j < t1 * bk; ++j) {
+        float* dst = rows + j * dp;
+        std::size_t d = 0;
+        if (j < sg.lk) {
+            const T* src = x.ptr(sg.b, sg.k0 + j, g, 0);
+            for (; d < D; ++d) {
+                dst[d] = static_cast<float>(src[d]);
+            }
+        }
+        std::fill(dst + d, dst + dp, 0.0f);
     }
 }
 
@@ -201,8 +219,8 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
                 break;
             }
             parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
-                pack_keys(k, sg, g, t0, t1, BK, lkp, D, kt.data(), nullptr);
-                pack_keys(v, sg, g, t0, t1, BK, lkp, Dp, nullptr, vp.data());
+                pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data());
+                pack_keys_rows(v, sg, g, t0, t1, BK, Dp, vp.data());
             });
             parallel::parallel_for(exec, group * nqt, 1, [&](std::size_t task0, std::size_t task1) {
                 std::vector<float> qs(BQ * D), sp(BQ * BK), acc(BQ * Dp);
@@ -314,8 +332,9 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
             lrow(group * lqp), drow(group * lqp), dqp;
         for (std::size_t g = 0; g < sh.kv_heads; ++g) {
             parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
-                pack_keys(k, sg, g, t0, t1, BK, lkp, Dp, kt.data(), kr.data());
-                pack_keys(v, sg, g, t0, t1, BK, lkp, D, vt.data(), nullptr);
+                pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data());
+                pack_keys_rows(k, sg, g, t0, t1, BK, Dp, kr.data());
+                pack_keys_transposed(v, sg, g, t0, t1, BK, vt.data());
             });
             parallel::parallel_for(exec, group * nqt, 1, [&](std::size_t task0, std::size_t task1) {
                 for (std::size_t task = task0; task < task1; ++task) {
