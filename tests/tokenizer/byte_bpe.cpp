@@ -20,7 +20,7 @@ TEST_CASE("bpe: the fast merge equals the reference on random pieces of awkward 
     const std::vector<std::string> alphabets = {"abcdefghijklmnopqrstuvwxyz", "aab", "e ", std::string("\xe4\xb8\xad\xe6\x96\x87"),
                                                 std::string("\x80\xff\x00\x41", 4)};
     llm::tokenizer::encode_context ctx;
-    for (const std::size_t n : {1, 2, 7, 47, 48, 49, 63, 65, 1000}) {
+    for (const std::size_t n : {1, 2, 7, 63, 65, 95, 96, 97, 1000}) {
         for (const auto& alphabet : alphabets) {
             for (int rep = 0; rep < 4; ++rep) {
                 std::string piece;
