@@ -25,22 +25,24 @@ struct blocking_avx512 {
     // Micro-tile 6 x 64: 6 * 4 = 24 accumulators + 4 registers of B + 1 broadcast of A = 29
     // of 32 zmm registers. Per k step: 24 FMAs (12 cycles on 2 ports) against 4 vector loads
     // and 6 broadcasts, so the load ports have slack, and 24 independent chains cover the
-    // 4-cycle latency x 2 ports. 14 x 32 (28 accumulators) and 12 x 32 measured 3-8%
-    // slower at 1024^3 in the same run: they need 14 or 12 broadcasts per 2 B loads.
+    // 4-cycle latency x 2 ports. Measured in GFLOP per CPU-second (robust to other jobs on
+    // the machine), 2048^3, one thread: 6 x 64 126, 14 x 32 119 (124 with KC 384),
+    // 12 x 32 119, 6 x 64 with KC 128 105; 512 x 4096 x 4096 ranks them the same way.
     static constexpr std::size_t mr = 6;
     static constexpr std::size_t nr_vectors = 4;
     // KC = 256: the A micro-panel (6 x 256 floats = 6 KiB) and the lines of the B micro-panel
     // in flight fit L1d; the B micro-panel (256 x 64 floats = 64 KiB) is re-read from L2 by
-    // each of the MC/6 A micro-panels, 256 B per 12 cycles, far under L2 bandwidth. KC = 128
-    // measured slower (C is loaded and stored twice as often); 384 and 512 were within noise.
+    // each of the MC/6 A micro-panels, 256 B per 12 cycles, under L2 bandwidth. KC = 128
+    // (B micro-panel in L1) measured 17% slower: C is loaded and stored twice as often.
     static constexpr std::size_t kc = 256;
     // MC = 336 (56 micro-panels): the packed A block (336 x 256 floats = 336 KiB) stays in
     // L2 while the NC/64 B micro-panels stream past it, with room left for those panels and
     // the C lines. Large MC means B (the big operand at prefill shapes) is re-streamed from
     // L3 fewer times; 144 measured slower, 672 no faster.
     static constexpr std::size_t mc = 336;
-    // NC = 4096: the packed B block (256 x 4096 floats = 4 MiB) lives in L3, shared by both
-    // threads; 4096 covers the Llama-size N in one block, so A is packed once per KC step.
+    // NC = 4096: the widest column task. Its packed B block (256 x 4096 floats = 4 MiB)
+    // lives in L3, and 4096 covers the Llama-size N in one block, so one thread packs A once
+    // per KC step; with more threads the tasks are narrower (see detail::gemm_blocked).
     static constexpr std::size_t nc = 4096;
 };
 
