@@ -13,8 +13,10 @@ foreach(header IN LISTS llm_public_headers)
     file(CONFIGURE OUTPUT "${source}" CONTENT "#include <${header}>\n#include <${header}>  // include guard\n")
     list(APPEND llm_header_sources "${source}")
 endforeach()
-add_library(llm_header_check OBJECT ${llm_header_sources})
-target_link_libraries(llm_header_check PRIVATE llm_dev_flags)
+if(NOT LLM_SANITIZE)  # the sanitizer build re-checks nothing the release build did not
+    add_library(llm_header_check OBJECT ${llm_header_sources})
+    target_link_libraries(llm_header_check PRIVATE llm_dev_flags)
+endif()
 
 # ---- nvcc compile check: every .cuh and every header with LLM_HD code, for sm_80 and sm_90 --
 if(LLM_HAS_CUDA)
