@@ -15,19 +15,38 @@
 
 namespace llm::io {
 
+namespace detail {
+class json_parser;
+}
+
 /// A parsed JSON value. Objects keep their members in file order (vocabularies rely on it)
 /// and may repeat keys; `find` returns the first. Every value remembers its byte offset in
 /// the source so callers can report errors at the right place (`where()`).
 class json_value {
 public:
-    enum class kind : std::uint8_t { null, boolean, number, string, array, object };
+    /// The JSON types.
+    enum class kind : std::uint8_t {
+        null,     ///< null
+        boolean,  ///< true or false
+        number,   ///< a number (kept as a double)
+        string,   ///< a string (UTF-8)
+        array,    ///< an array
+        object    ///< an object
+    };
 
+    /// The type of this value.
     kind type() const noexcept { return kind_; }
+    /// True for null.
     bool is_null() const noexcept { return kind_ == kind::null; }
+    /// True for true / false.
     bool is_bool() const noexcept { return kind_ == kind::boolean; }
+    /// True for numbers.
     bool is_number() const noexcept { return kind_ == kind::number; }
+    /// True for strings.
     bool is_string() const noexcept { return kind_ == kind::string; }
+    /// True for arrays.
     bool is_array() const noexcept { return kind_ == kind::array; }
+    /// True for objects.
     bool is_object() const noexcept { return kind_ == kind::object; }
 
     /// Byte offset of the value in the parsed text.
@@ -38,6 +57,7 @@ public:
         expect(kind::boolean, what);
         return bool_;
     }
+    /// The number (a wrong type raises llm::error).
     double as_number(std::string_view what) const {
         expect(kind::number, what);
         return number_;
@@ -49,14 +69,17 @@ public:
               what, ": ", number_, " at offset ", offset_, " is not an integer in [", lo, ", ", hi, "]");
         return static_cast<std::int64_t>(number_);
     }
+    /// The string (a wrong type raises llm::error).
     const std::string& as_string(std::string_view what) const {
         expect(kind::string, what);
         return string_;
     }
+    /// The elements (a wrong type raises llm::error).
     const std::vector<json_value>& as_array(std::string_view what) const {
         expect(kind::array, what);
         return array_;
     }
+    /// The members in file order (a wrong type raises llm::error).
     const std::vector<std::pair<std::string, json_value>>& as_object(std::string_view what) const {
         expect(kind::object, what);
         return object_;
@@ -79,7 +102,7 @@ public:
     }
 
 private:
-    friend class json_parser;
+    friend class detail::json_parser;
     void expect(kind k, std::string_view what) const {
         static constexpr const char* names[] = {"null", "a boolean", "a number", "a string", "an array", "an object"};
         check(kind_ == k, what, ": expected ", names[static_cast<int>(k)], " at offset ", offset_, ", found ",
@@ -109,8 +132,10 @@ inline std::pair<std::size_t, std::size_t> line_column(std::string_view text, st
     return {line, col};
 }
 
-/// Recursive-descent JSON parser (RFC 8259). Rejects trailing commas, comments, control
-/// characters in strings, lone surrogates, nesting deeper than max_depth and trailing garbage.
+namespace detail {
+
+// Recursive-descent JSON parser (RFC 8259). Rejects trailing commas, comments, control
+// characters in strings, lone surrogates, nesting deeper than max_depth and trailing garbage.
 class json_parser {
 public:
     static constexpr int max_depth = 256;
@@ -324,9 +349,12 @@ private:
     std::size_t p_ = 0;
 };
 
-/// Parses JSON text; errors name `source`, line, column and offset.
+}  // namespace detail
+
+/// Parses JSON text (RFC 8259; no comments, no trailing commas, nesting up to 256 levels);
+/// errors name `source`, line, column and offset.
 /// Example: `auto doc = llm::io::parse_json(text, "tokenizer.json"); auto& model = doc.at("model", "tokenizer.json");`
-inline json_value parse_json(std::string_view text, std::string_view source) { return json_parser(text, source).parse(); }
+inline json_value parse_json(std::string_view text, std::string_view source) { return detail::json_parser(text, source).parse(); }
 
 /// `s` as a JSON string literal (quotes included). Bytes >= 0x80 are copied as they are, so
 /// valid UTF-8 stays UTF-8; control characters are escaped.

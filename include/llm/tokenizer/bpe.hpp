@@ -16,17 +16,17 @@ namespace llm::tokenizer {
 
 /// One symbol of a piece being merged: bytes [begin, end) of the piece and its token id.
 struct bpe_symbol {
-    std::uint32_t begin;
-    std::uint32_t end;
-    std::uint32_t id;
+    std::uint32_t begin;  ///< first byte of the symbol in the piece
+    std::uint32_t end;    ///< one past its last byte
+    std::uint32_t id;     ///< its token id
 };
 
 /// What a ranker says about two adjacent symbols: the merge priority (lower merges first;
 /// `none` when the pair does not merge) and the id of the merged symbol.
 struct bpe_merge {
-    static constexpr std::uint32_t none = 0xffffffffu;
-    std::uint32_t priority = none;
-    std::uint32_t id = none;
+    static constexpr std::uint32_t none = 0xffffffffu;  ///< "does not merge" / "no id"
+    std::uint32_t priority = none;                       ///< lower merges first
+    std::uint32_t id = none;                             ///< id of the merged symbol
 };
 
 /// A merge-rule policy. `r.rank(piece, a, b)` ranks the adjacent symbols a, b of `piece`.
@@ -62,12 +62,14 @@ void bpe_merge_reference(std::string_view piece, std::vector<bpe_symbol>& syms, 
 
 /// Scratch memory for bpe_merge, reused across calls to avoid allocations.
 struct bpe_workspace {
-    std::vector<bpe_merge> ranks;  // per symbol: the merge of it with its right neighbour
+    std::vector<bpe_merge> ranks;  ///< per symbol: the merge of it with its right neighbour
+    /// A symbol's neighbours in the linked list of live symbols.
     struct node {
-        std::uint32_t prev, next;
+        std::uint32_t prev;  ///< index of the left neighbour (0xffffffff: none)
+        std::uint32_t next;  ///< index of the right neighbour (0xffffffff: none)
     };
-    std::vector<node> nodes;
-    std::vector<std::uint64_t> heap;  // (priority << 32) | symbol index, smallest first
+    std::vector<node> nodes;          ///< per symbol
+    std::vector<std::uint64_t> heap;  ///< (priority << 32) | symbol index, smallest first
 };
 
 namespace detail {

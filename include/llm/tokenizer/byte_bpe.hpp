@@ -32,10 +32,10 @@ enum class pattern : std::uint8_t {
 /// Everything a byte_bpe is built from.
 struct byte_bpe_spec {
     std::string name;  ///< shown in error messages (e.g. the file it came from)
-    pattern pre = pattern::cl100k;
+    pattern pre = pattern::cl100k;  ///< the pre-tokenizer
     /// Token bytes and ids. For tiktoken files the id is the rank. Ids may have gaps.
     std::vector<std::pair<std::string, std::uint32_t>> tokens;
-    std::vector<special_token> specials;
+    std::vector<special_token> specials;  ///< special tokens (their ids must not be token ids)
     /// Empty: tiktoken semantics (a pair merges when its concatenated bytes are a token, lower
     /// id first). Otherwise Hugging Face semantics: these id pairs merge, in list order.
     std::vector<std::pair<std::uint32_t, std::uint32_t>> merges;
@@ -50,6 +50,8 @@ struct byte_bpe_spec {
 /// Example: `auto enc = llm::tokenizer::load_tiktoken("cl100k_base.tiktoken", "cl100k_base"); auto ids = enc.encode("hello world");`
 class byte_bpe {
 public:
+    /// Builds the tokenizer; bad specs (repeated ids or bytes, ids above max_token_id, merges
+    /// of unknown ids) raise llm::error naming spec.name.
     explicit byte_bpe(byte_bpe_spec spec) : name_(std::move(spec.name)), pre_(spec.pre) {
         check(!spec.tokens.empty(), name_, ": the vocabulary is empty");
         vocab_.reserve(spec.tokens.size());
@@ -111,10 +113,13 @@ public:
         }
     }
 
+    /// The name given in the spec (usually the file it came from).
     const std::string& name() const noexcept { return name_; }
+    /// The pre-tokenizer.
     pattern pre_tokenizer() const noexcept { return pre_; }
     /// One more than the largest id (tokens and specials); ids in between may be unused.
     std::size_t n_vocab() const noexcept { return n_vocab_; }
+    /// The special tokens.
     const std::vector<special_token>& specials() const noexcept { return specials_.tokens(); }
 
     /// Id of the token with exactly these bytes (ordinary tokens only).

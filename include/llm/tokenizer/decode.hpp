@@ -45,6 +45,7 @@ inline std::string to_utf8(std::string_view bytes, utf8_policy policy = utf8_pol
 /// Example: `llm::tokenizer::utf8_stream s; for (auto id : ids) std::cout << s.push(enc.token_bytes(id)); std::cout << s.finish();`
 class utf8_stream {
 public:
+    /// A stream handling ill-formed UTF-8 by `policy`.
     explicit utf8_stream(utf8_policy policy = utf8_policy::replace) : policy_(policy) {}
 
     /// Appends `bytes` and returns the complete characters now available (possibly empty).

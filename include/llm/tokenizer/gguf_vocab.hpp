@@ -22,15 +22,25 @@ namespace llm::tokenizer {
 /// One GGUF metadata value. Scalars are widened (integers to int64/uint64, floats to
 /// double); arrays of strings or numbers are kept; nested arrays are skipped (`skipped`).
 struct gguf_value {
-    enum class kind : std::uint8_t { integer, unsigned_integer, real, boolean, string, string_array, number_array, skipped };
-    kind type = kind::skipped;
-    std::int64_t i = 0;
-    std::uint64_t u = 0;
-    double f = 0;
-    bool b = false;
-    std::string s;
-    std::vector<std::string> strings;
-    std::vector<double> numbers;
+    /// Which member holds the value.
+    enum class kind : std::uint8_t {
+        integer,           ///< i (and u): signed or narrower unsigned integers
+        unsigned_integer,  ///< u (and i): uint64
+        real,              ///< f
+        boolean,           ///< b
+        string,            ///< s
+        string_array,      ///< strings
+        number_array,      ///< numbers
+        skipped            ///< not kept
+    };
+    kind type = kind::skipped;         ///< which member holds the value
+    std::int64_t i = 0;                ///< integer value
+    std::uint64_t u = 0;               ///< unsigned integer value
+    double f = 0;                      ///< floating-point value
+    bool b = false;                    ///< boolean value
+    std::string s;                     ///< string value
+    std::vector<std::string> strings;  ///< array of strings
+    std::vector<double> numbers;       ///< array of numbers, widened
     std::size_t offset = 0;  ///< byte offset of the value in the file
 };
 

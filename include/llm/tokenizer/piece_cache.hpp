@@ -23,6 +23,7 @@ namespace llm::tokenizer {
 /// (encode_context holds one).
 class piece_cache {
 public:
+    /// A cache of at most `max_pieces` pieces and `max_bytes` bytes of piece text.
     explicit piece_cache(std::size_t max_pieces = 1 << 16, std::size_t max_bytes = 4 << 20)
         : max_pieces_(max_pieces), max_bytes_(max_bytes) {}
 
@@ -33,6 +34,7 @@ public:
         return {ids_.data() + spans_[k].offset, spans_[k].len};
     }
 
+    /// Remembers the ids of `piece` (pieces longer than max_piece_bytes are ignored).
     void insert(std::string_view piece, std::span<const std::uint32_t> ids) {
         if (piece.size() > max_piece_bytes) return;
         bytes_ += piece.size();
@@ -47,9 +49,10 @@ public:
         ids_.insert(ids_.end(), ids.begin(), ids.end());
     }
 
+    /// Number of cached pieces.
     std::size_t size() const noexcept { return map_.size(); }
 
-    // Pieces longer than this are not cached: one such key would crowd out thousands of words.
+    /// Pieces longer than this are not cached: one such key would crowd out thousands of words.
     static constexpr std::size_t max_piece_bytes = 4096;
 
 private:
@@ -68,7 +71,8 @@ private:
 /// lookup. A collision simply replaces the slot. Allocated on first use.
 class hot_piece_cache {
 public:
-    static constexpr std::size_t max_bytes = 16, max_ids = 3;
+    static constexpr std::size_t max_bytes = 16;  ///< longest piece cached
+    static constexpr std::size_t max_ids = 3;     ///< most ids per cached piece
 
     /// Ids of `piece` if cached, else an empty span. Requires piece.size() <= max_bytes.
     LLM_FORCE_INLINE std::span<const std::uint32_t> find(std::string_view piece) const noexcept {
@@ -80,6 +84,7 @@ public:
         return {s.ids, s.meta >> 8};
     }
 
+    /// Remembers the ids of `piece` when it fits (max_bytes, max_ids); replaces what was in its slot.
     void insert(std::string_view piece, std::span<const std::uint32_t> ids) {
         if (piece.size() > max_bytes || ids.empty() || ids.size() > max_ids) return;
         if (slots_.empty()) slots_.resize(n_slots);
@@ -125,17 +130,17 @@ private:
 struct encode_context {
     /// The tokenizer whose ids the caches hold (nullptr: none yet).
     const void* owner = nullptr;
-    hot_piece_cache hot;
+    hot_piece_cache hot;  ///< short pieces of any kind
     /// Bytes encoded with this context; the hot cache starts after the first few kilobytes,
     /// so one-off encode(text) calls on short strings do not pay for its 512 KiB.
     std::size_t bytes_seen = 0;
-    piece_cache cache;
+    piece_cache cache;  ///< pieces that needed merging
     /// Ranks of token pairs already looked up (tiktoken ranks the concatenated bytes, which
     /// costs a hash of the whole concatenation; long repetitive pieces ask for the same pairs
     /// again and again).
     detail::pair_map pair_ranks;
-    bpe_workspace workspace;
-    std::vector<bpe_symbol> symbols;
+    bpe_workspace workspace;          ///< merge-loop scratch
+    std::vector<bpe_symbol> symbols;  ///< the symbols of the piece being merged
 
     /// Makes the caches belong to `tokenizer`, emptying them if they held another one's ids.
     void bind(const void* tokenizer) {

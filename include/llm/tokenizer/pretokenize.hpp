@@ -104,11 +104,12 @@ inline std::size_t whitespace_piece(std::string_view t, std::size_t i, bool newl
 
 }  // namespace detail
 
-/// GPT-2 / r50k_base and p50k_base:
-/// `'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+`.
+// Pattern: 's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+
+/// The pre-tokenizer of GPT-2, r50k_base and p50k_base (its regex is in the comment above).
 /// Example: `auto end = llm::tokenizer::r50k_pattern::next(text, 0);`
 struct r50k_pattern {
-    static constexpr std::string_view name = "r50k_base";
+    static constexpr std::string_view name = "r50k_base";  ///< the encoding whose pattern this is
+    /// End of the piece starting at byte `i` (< t.size()).
     static std::size_t next(std::string_view t, std::size_t i) noexcept {
         using namespace detail;
         const char* b = t.data();
@@ -130,11 +131,13 @@ struct r50k_pattern {
     }
 };
 
-/// cl100k_base and Llama 3: `(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}|
-/// ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
+// Pattern: (?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|
+//          \s*[\r\n]+|\s+(?!\S)|\s+
+/// The pre-tokenizer of cl100k_base and Llama 3 (its regex is in the comment above).
 /// Example: `auto end = llm::tokenizer::cl100k_pattern::next(text, 0);`
 struct cl100k_pattern {
-    static constexpr std::string_view name = "cl100k_base";
+    static constexpr std::string_view name = "cl100k_base";  ///< the encoding whose pattern this is
+    /// End of the piece starting at byte `i` (< t.size()).
     static std::size_t next(std::string_view t, std::size_t i) noexcept {
         using namespace detail;
         const char* b = t.data();
@@ -171,52 +174,56 @@ struct cl100k_pattern {
     }
 };
 
-/// o200k_base: `[^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|...)?|
-/// [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|...)?|\p{N}{1,3}|
-/// ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+`.
+namespace detail {
+
+inline constexpr std::size_t o200k_none = static_cast<std::size_t>(-1);
+
+// Optional contraction after a letter run ending at j.
+inline std::size_t o200k_with_contraction(std::string_view t, std::size_t j) noexcept {
+    if (j < t.size() && t[j] == '\'') return j + detail::contraction(t, j, true);
+    return j;
+}
+
+// U*W+ from q with regex backtracking: the greedy U* run gives back characters until W+
+// can start; W+ then takes its maximal run.
+inline std::size_t o200k_upper_then_lower(std::string_view t, std::size_t q) noexcept {
+    const char* b = t.data();
+    const char* e = b + t.size();
+    std::size_t u = q, after_last_lower = o200k_none;
+    while (u < t.size()) {
+        const char_info c = char_at(b + u, e);
+        if (!(c.cls & cls_upper)) break;
+        u += c.len;
+        if (c.cls & cls_lower) after_last_lower = u;
+    }
+    if (u < t.size()) {
+        const char_info c = char_at(b + u, e);
+        if (c.cls & cls_lower) return o200k_with_contraction(t, run_of(t, u + c.len, cls_lower));
+    }
+    // W+ starts at the last W inside the U run; the next character is not W, so it stops there.
+    if (after_last_lower != o200k_none) return o200k_with_contraction(t, after_last_lower);
+    return o200k_none;
+}
+
+// U+W* from q.
+inline std::size_t o200k_upper_plus(std::string_view t, std::size_t q) noexcept {
+    const char_info c = char_at(t.data() + q, t.data() + t.size());
+    if (!(c.cls & cls_upper)) return o200k_none;
+    const std::size_t u = run_of(t, q + c.len, cls_upper);
+    return o200k_with_contraction(t, run_of(t, u, cls_lower));
+}
+
+}  // namespace detail
+
+// Pattern: [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]*[\p{Ll}\p{Lm}\p{Lo}\p{M}]+(?i:'s|'t|'re|'ve|'m|'ll|'d)?|
+//          [^\r\n\p{L}\p{N}]?[\p{Lu}\p{Lt}\p{Lm}\p{Lo}\p{M}]+[\p{Ll}\p{Lm}\p{Lo}\p{M}]*(?i:'s|'t|'re|'ve|'m|'ll|'d)?|
+//          \p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n/]*|\s*[\r\n]+|\s+(?!\S)|\s+
+/// The pre-tokenizer of o200k_base, with case-aware letter classes (its regex is in the comment above).
 /// Example: `auto end = llm::tokenizer::o200k_pattern::next(text, 0);`
 struct o200k_pattern {
-    static constexpr std::string_view name = "o200k_base";
+    static constexpr std::string_view name = "o200k_base";  ///< the encoding whose pattern this is
 
-    static constexpr std::size_t none = static_cast<std::size_t>(-1);
-
-    // Optional contraction after a letter run ending at j.
-    static std::size_t with_contraction(std::string_view t, std::size_t j) noexcept {
-        if (j < t.size() && t[j] == '\'') return j + detail::contraction(t, j, true);
-        return j;
-    }
-
-    // U*W+ from q with regex backtracking: the greedy U* run gives back characters until W+
-    // can start; W+ then takes its maximal run.
-    static std::size_t upper_then_lower(std::string_view t, std::size_t q) noexcept {
-        using namespace detail;
-        const char* b = t.data();
-        const char* e = b + t.size();
-        std::size_t u = q, after_last_lower = none;
-        while (u < t.size()) {
-            const char_info c = char_at(b + u, e);
-            if (!(c.cls & cls_upper)) break;
-            u += c.len;
-            if (c.cls & cls_lower) after_last_lower = u;
-        }
-        if (u < t.size()) {
-            const char_info c = char_at(b + u, e);
-            if (c.cls & cls_lower) return with_contraction(t, run_of(t, u + c.len, cls_lower));
-        }
-        // W+ starts at the last W inside the U run; the next character is not W, so it stops there.
-        if (after_last_lower != none) return with_contraction(t, after_last_lower);
-        return none;
-    }
-
-    // U+W* from q.
-    static std::size_t upper_plus(std::string_view t, std::size_t q) noexcept {
-        using namespace detail;
-        const char_info c = char_at(t.data() + q, t.data() + t.size());
-        if (!(c.cls & cls_upper)) return none;
-        const std::size_t u = run_of(t, q + c.len, cls_upper);
-        return with_contraction(t, run_of(t, u, cls_lower));
-    }
-
+    /// End of the piece starting at byte `i` (< t.size()).
     static std::size_t next(std::string_view t, std::size_t i) noexcept {
         using namespace detail;
         const char* b = t.data();
@@ -225,10 +232,10 @@ struct o200k_pattern {
         const bool prefix = !(c.cls & (cls_crlf | cls_letter | cls_number)) && i + c.len < t.size();
         if (c.cls & (cls_upper | cls_lower) || prefix) {
             std::size_t r;
-            if (prefix && (r = upper_then_lower(t, i + c.len)) != none) return r;
-            if ((r = upper_then_lower(t, i)) != none) return r;
-            if (prefix && (r = upper_plus(t, i + c.len)) != none) return r;
-            if ((r = upper_plus(t, i)) != none) return r;
+            if (prefix && (r = o200k_upper_then_lower(t, i + c.len)) != o200k_none) return r;
+            if ((r = o200k_upper_then_lower(t, i)) != o200k_none) return r;
+            if (prefix && (r = o200k_upper_plus(t, i + c.len)) != o200k_none) return r;
+            if ((r = o200k_upper_plus(t, i)) != o200k_none) return r;
         }
         if (c.cls & cls_number) {
             std::size_t j = i + c.len;

@@ -34,12 +34,12 @@ struct sp_bpe_spec {
     /// tokenizer.json) or `scores` (per id; two symbols merge when their concatenation is a
     /// piece, highest score first: SentencePiece .model and GGUF `tokenizer.ggml.scores`).
     std::vector<std::pair<std::uint32_t, std::uint32_t>> merges;
-    std::vector<float> scores;
+    std::vector<float> scores;  ///< per id, when there are no merges
     bool byte_fallback = true;         ///< characters without a piece become <0xNN> pieces
     std::optional<std::uint32_t> unk;  ///< otherwise they become this id (consecutive ones fused)
     bool add_dummy_prefix = true;      ///< prepend ▁ to non-empty input
     bool split_words = false;          ///< Metaspace split: each ▁ starts a new word
-    std::vector<special_token> specials;
+    std::vector<special_token> specials;  ///< added / control tokens matched under special_policy
 };
 
 /// SentencePiece-style BPE, identical to Hugging Face `tokenizers` on Llama 2 / Mistral
@@ -47,6 +47,7 @@ struct sp_bpe_spec {
 /// Example: `auto tok = llm::tokenizer::load_hf_tokenizer("llama2.tokenizer.json"); auto ids = std::get<llm::tokenizer::sp_bpe>(tok).encode("Hello");`
 class sp_bpe {
 public:
+    /// Builds the tokenizer; bad specs raise llm::error naming spec.name.
     explicit sp_bpe(sp_bpe_spec spec)
         : name_(std::move(spec.name)), byte_fallback_(spec.byte_fallback), unk_(spec.unk),
           dummy_prefix_(spec.add_dummy_prefix), split_words_(spec.split_words) {
@@ -129,8 +130,11 @@ public:
         }
     }
 
+    /// The name given in the spec.
     const std::string& name() const noexcept { return name_; }
+    /// One more than the largest id.
     std::size_t n_vocab() const noexcept { return n_vocab_; }
+    /// The special tokens.
     const std::vector<special_token>& specials() const noexcept { return specials_.tokens(); }
 
     /// Id of a piece (UTF-8 with ▁), or nullopt.
@@ -145,6 +149,7 @@ public:
         if (k == npos) return std::nullopt;
         return specials_.tokens()[k].id;
     }
+    /// True when `id` is a piece or a special.
     bool contains(std::uint32_t id) const noexcept { return id < n_vocab_ && present_[id]; }
 
     /// Decoded bytes of one id: ▁ becomes a space, <0xNN> the byte NN, a special its text.
@@ -187,6 +192,7 @@ public:
         return out;
     }
 
+    /// Decoded text, with ill-formed UTF-8 (from byte pieces) handled by `policy`.
     std::string decode(std::span<const std::uint32_t> ids, utf8_policy policy = utf8_policy::replace) const {
         return to_utf8(decode_bytes(ids), policy);
     }

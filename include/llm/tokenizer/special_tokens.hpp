@@ -16,8 +16,8 @@ namespace llm::tokenizer {
 
 /// A special token: its text and its id.
 struct special_token {
-    std::string text;
-    std::uint32_t id;
+    std::string text;  ///< the text that stands for it
+    std::uint32_t id;  ///< its id
 };
 
 /// How an encode call treats special-token text found in its input (tiktoken's
@@ -30,14 +30,23 @@ struct special_token {
 ///   with `.raise_on_disallowed = true` the others raise.
 /// Example: `enc.encode(text, llm::tokenizer::special_policy::all());`
 struct special_policy {
-    enum class allow : std::uint8_t { none, all, listed };
-    allow allowed = allow::none;
-    std::vector<std::string> listed;
-    bool raise_on_disallowed = false;
+    /// Which specials become ids.
+    enum class allow : std::uint8_t {
+        none,   ///< no special: all are plain text
+        all,    ///< every special
+        listed  ///< the ones in `listed`
+    };
+    allow allowed = allow::none;       ///< which specials become ids
+    std::vector<std::string> listed;   ///< texts of the allowed specials when allowed == listed
+    bool raise_on_disallowed = false;  ///< raise llm::error when text holds a special that is not allowed
 
+    /// Specials are plain text (tiktoken `encode_ordinary`).
     static special_policy none() { return {}; }
+    /// Every special becomes its id (`allowed_special="all"`).
     static special_policy all() { return {allow::all, {}, false}; }
+    /// Specials are an error (tiktoken's default `encode`).
     static special_policy raise() { return {allow::none, {}, true}; }
+    /// Only `names` become ids; the others are plain text, or an error with `raise_on_others`.
     static special_policy only(std::vector<std::string> names, bool raise_on_others = false) {
         return {allow::listed, std::move(names), raise_on_others};
     }
@@ -60,16 +69,19 @@ public:
         std::sort(lengths_.begin(), lengths_.end(), std::greater<>{});
     }
 
+    /// The specials, in the order given.
     const std::vector<special_token>& tokens() const noexcept { return tokens_; }
+    /// True when there are no specials.
     bool empty() const noexcept { return tokens_.empty(); }
 
     /// Index into tokens() of the special whose text is exactly `text`, or npos.
     std::uint32_t find(std::string_view text) const noexcept { return map_.find(text); }
 
+    /// Where a special was found.
     struct match {
-        std::size_t pos = std::string_view::npos;  // npos: none found
-        std::size_t len = 0;
-        std::uint32_t index = 0;  // into tokens()
+        std::size_t pos = std::string_view::npos;  ///< byte offset; npos: none found
+        std::size_t len = 0;                       ///< its length in bytes
+        std::uint32_t index = 0;                   ///< into tokens()
     };
 
     /// The leftmost (then longest) special at or after `from` for which `accept(index)` holds.

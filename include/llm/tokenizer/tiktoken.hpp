@@ -22,10 +22,10 @@ namespace llm::tokenizer {
 /// What a tiktoken encoding name stands for: its pre-tokenizer, its special tokens and the
 /// number of mergeable ranks its file must hold.
 struct encoding_info {
-    std::string name;
-    pattern pre;
-    std::vector<special_token> specials;
-    std::size_t n_ranks;
+    std::string name;                     ///< e.g. "cl100k_base"
+    pattern pre;                          ///< its pre-tokenizer
+    std::vector<special_token> specials;  ///< its special tokens
+    std::size_t n_ranks;                  ///< lines its rank file holds
 };
 
 /// The built-in encodings: r50k_base, p50k_base, p50k_edit, cl100k_base, o200k_base, llama3

@@ -36,16 +36,24 @@ class tokenizer {
     }
 
 public:
+    /// Wraps a loaded tokenizer.
     explicit tokenizer(any_bpe impl) : impl_(std::move(impl)) {}
+    /// Wraps a byte-level BPE.
     tokenizer(byte_bpe b) : impl_(std::move(b)) {}
+    /// Wraps a SentencePiece-style BPE.
     tokenizer(sp_bpe s) : impl_(std::move(s)) {}
 
+    /// The tokenizer inside.
     const any_bpe& impl() const noexcept { return impl_; }
+    /// Its name (usually the file it came from).
     const std::string& name() const noexcept { return visit([](const auto& t) -> const std::string& { return t.name(); }); }
+    /// One more than the largest id.
     std::size_t n_vocab() const noexcept { return visit([](const auto& t) { return t.n_vocab(); }); }
+    /// The special tokens.
     const std::vector<special_token>& specials() const noexcept {
         return visit([](const auto& t) -> const std::vector<special_token>& { return t.specials(); });
     }
+    /// Id of a special token by its text.
     std::optional<std::uint32_t> special_id(std::string_view text) const noexcept {
         return visit([&](const auto& t) { return t.special_id(text); });
     }
@@ -54,14 +62,17 @@ public:
     void encode(std::string_view text, std::vector<std::uint32_t>& out, const special_policy& policy, encode_context& ctx) const {
         visit([&](const auto& t) { t.encode(text, out, policy, ctx); });
     }
+    /// The ids of `text` under `policy` (default: specials are plain text).
     std::vector<std::uint32_t> encode(std::string_view text, const special_policy& policy = {}) const {
         return visit([&](const auto& t) { return t.encode(text, policy); });
     }
     /// Bytes of one token as decode produces them.
     std::string_view token_bytes(std::uint32_t id) const { return visit([&](const auto& t) { return t.token_bytes(id); }); }
+    /// Concatenated bytes of `ids`.
     std::string decode_bytes(std::span<const std::uint32_t> ids) const {
         return visit([&](const auto& t) { return t.decode_bytes(ids); });
     }
+    /// Decoded text, ill-formed UTF-8 handled by `policy`.
     std::string decode(std::span<const std::uint32_t> ids, utf8_policy policy = utf8_policy::replace) const {
         return to_utf8(decode_bytes(ids), policy);
     }
@@ -79,9 +90,11 @@ private:
 /// Example: `llm::tokenizer::decode_stream ds(tok); for (auto id : generated) std::cout << ds.push(id); std::cout << ds.finish();`
 class decode_stream {
 public:
+    /// A stream over `tok` (which must outlive it).
     explicit decode_stream(const tokenizer& tok, utf8_policy policy = utf8_policy::replace)
         : tok_(&tok), utf8_(policy), strip_(tok.strips_leading_space()) {}
 
+    /// The complete characters available after token `id` (possibly empty).
     std::string push(std::uint32_t id) {
         std::string_view bytes = tok_->token_bytes(id);
         if (strip_ && !bytes.empty()) {
@@ -90,6 +103,7 @@ public:
         }
         return utf8_.push(bytes);
     }
+    /// Flushes the held-back bytes at the end of the stream.
     std::string finish() { return utf8_.finish(); }
 
 private:

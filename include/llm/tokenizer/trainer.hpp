@@ -36,10 +36,10 @@ struct bpe_trainer_options {
 /// A trained byte-level BPE: token bytes by rank (ranks 0..255 are the single bytes), the
 /// merge that made each rank from 256 on, the specials and the pattern.
 struct bpe_vocabulary {
-    std::vector<std::string> tokens;
+    std::vector<std::string> tokens;                              ///< bytes of each rank
     std::vector<std::pair<std::uint32_t, std::uint32_t>> merges;  ///< merges[r - 256] made rank r
-    std::vector<special_token> specials;
-    pattern pre = pattern::cl100k;
+    std::vector<special_token> specials;                          ///< ids after the ranks
+    pattern pre = pattern::cl100k;                                ///< the pre-tokenizer trained with
 
     /// The tokenizer (tiktoken semantics: ranks of concatenated bytes).
     byte_bpe tokenizer(std::string name = "trained") const {
@@ -260,7 +260,10 @@ inline void write_hf_tokenizer(const bpe_vocabulary& v, const std::string& path)
 /// Bytes, words (maximal runs of non-White_Space characters) and tokens of a corpus, and
 /// the two usual ratios.
 struct tokenization_metrics {
-    std::size_t bytes = 0, words = 0, tokens = 0;
+    std::size_t bytes = 0;   ///< UTF-8 bytes of the documents
+    std::size_t words = 0;   ///< runs of non-White_Space characters
+    std::size_t tokens = 0;  ///< ids produced
+    /// Bytes per token (compression).
     double bytes_per_token() const noexcept { return tokens ? static_cast<double>(bytes) / static_cast<double>(tokens) : 0.0; }
     /// Tokens per word.
     double fertility() const noexcept { return words ? static_cast<double>(tokens) / static_cast<double>(words) : 0.0; }

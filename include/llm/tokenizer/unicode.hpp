@@ -63,9 +63,9 @@ inline void append_utf8(std::string& out, char32_t cp) {
 /// sequence decodes as `invalid` with the length of its maximal subpart (at least 1), the
 /// unit the WHATWG / Unicode "U+FFFD substitution of maximal subparts" practice replaces.
 struct utf8_char {
-    static constexpr char32_t invalid = 0xffffffff;
-    char32_t cp;
-    std::uint32_t len;
+    static constexpr char32_t invalid = 0xffffffff;  ///< the code point of an ill-formed sequence
+    char32_t cp;                                     ///< the code point, or invalid
+    std::uint32_t len;                               ///< bytes consumed (1 to 4)
 };
 
 /// Decodes the UTF-8 sequence starting at `p` (requires p < end). Never reads past `end`.
