@@ -5,6 +5,7 @@
 #include <llm/attention/attention.hpp>
 #include <llm/attention/reference.hpp>
 #include <llm/attention/tile.hpp>
+#include <llm/nn/rope.hpp>
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
 
@@ -425,6 +426,40 @@ TEST_CASE("flash: bad input raises llm::error naming the function, argument and 
     t4f dq(1, 8, 8, 16), dk(1, 8, 2, 16), dv(1, 8, 2, 17);
     CHECK_THROWS_WITH_AS(at::flash_backward(q, k3, v4, o, lse, o, dq, dk, dv),
                          doctest::Contains("flash_backward: dv is [1, 8, 2, 17] but k is [1, 8, 2, 16]"), llm::error);
+}
+
+}  // namespace
+
+namespace {
+
+// RoPE comes from llm::nn: attention over rotated q and k depends on relative positions only.
+void rotate(t4f& x, std::int64_t first) {
+    llm::tensor<std::int64_t, llm::dims<1>> pos(x.extent(1));
+    for (std::size_t i = 0; i < pos.size(); ++i) {
+        pos(i) = first + static_cast<std::int64_t>(i);
+    }
+    auto v = llm::select(x, 0, 0);
+    llm::nn::rope_forward(v, pos, v);
+}
+
+TEST_CASE("flash after llm::nn RoPE: shifting every position leaves the output unchanged") {
+    auto q0 = random4<float>(1, 70, 4, 64, 61);
+    auto k0 = random4<float>(1, 70, 2, 64, 62);
+    auto v = random4<float>(1, 70, 2, 64, 63);
+    t4f q1 = q0, k1 = k0, o0(1, 70, 4, 64), o1(1, 70, 4, 64), oq(1, 70, 4, 64);
+    t3f l0(1, 4, 70), l1(1, 4, 70), lq(1, 4, 70);
+    rotate(q0, 0);
+    rotate(k0, 0);
+    rotate(q1, 5000);
+    rotate(k1, 5000);
+    at::flash_forward(q0, k0, v, o0, l0, at::causal{});
+    at::flash_forward(q1, k1, v, o1, l1, at::causal{});
+    CHECK(rel_norm(o1, o0) < 1e-5);  // fp32 rotations of both: a few ulps of the angles
+    // Rotating q only (k at other positions) does change it: the check above can fail.
+    t4f q2 = random4<float>(1, 70, 4, 64, 61);
+    rotate(q2, 5000);
+    at::flash_forward(q2, k0, v, oq, lq, at::causal{});
+    CHECK(rel_norm(oq, o0) > 1e-2);
 }
 
 }  // namespace
