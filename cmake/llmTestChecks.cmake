@@ -45,6 +45,22 @@ if(LLM_HAS_CUDA)
         $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -diag-suppress=20012>)
     set_target_properties(llm_nvcc_check PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
     message(STATUS "llm: nvcc compile check for sm ${CMAKE_CUDA_ARCHITECTURES}")
+
+    # GPU tests collected by tests/CMakeLists.txt ("module|sources").
+    foreach(entry IN LISTS llm_gpu_tests)
+        string(REPLACE "|" ";" parts "${entry}")
+        list(POP_FRONT parts module)
+        add_executable(test_${module}_gpu ${parts})
+        target_link_libraries(test_${module}_gpu PRIVATE llm_test_main)
+        target_compile_options(test_${module}_gpu PRIVATE
+            $<$<COMPILE_LANGUAGE:CUDA>:--expt-relaxed-constexpr -diag-suppress=20012>)
+        if(NOT "cuda_std_20" IN_LIST CMAKE_CUDA_COMPILE_FEATURES)
+            target_compile_options(test_${module}_gpu PRIVATE $<$<COMPILE_LANGUAGE:CUDA>:-std=c++20>)
+        endif()
+        set_target_properties(test_${module}_gpu PROPERTIES CUDA_ARCHITECTURES "${CMAKE_CUDA_ARCHITECTURES}")
+        add_test(NAME ${module}_gpu COMMAND test_${module}_gpu WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}")
+        set_tests_properties(${module}_gpu PROPERTIES LABELS "gpu;${module}")
+    endforeach()
 endif()
 
 # ---- downstream consumer ---------------------------------------------------------------

@@ -1,11 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // GPU test of flash_forward_cuda against the CPU kernel (doctest suite "gpu"); runs only when compiled by nvcc with a device present.
 //
-// Compiled as C++ (the default build) this file holds one test that says it was skipped: the
-// kernel can only be launched from a translation unit nvcc compiles. To run it, build this
-// file as CUDA (set_source_files_properties(tests/attention/gpu.cpp PROPERTIES LANGUAGE CUDA)
-// with -std=c++20 --expt-relaxed-constexpr) and label the test case's ctest entry `gpu`.
-// Without a device it skips cleanly (cudaGetDeviceCount reports none).
+// The build compiles tests/<module>/*.cu with nvcc into test_<module>_gpu (ctest label `gpu`)
+// when CUDA is enabled. Without a device it skips cleanly (cudaGetDeviceCount reports none).
 #include "helpers.hpp"
 
 #include <llm/attention/attention.hpp>
