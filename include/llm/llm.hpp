@@ -18,6 +18,10 @@
 #include <llm/tensor/print.hpp>
 #include <llm/tensor/tensor.hpp>
 
+// simd: backend facade (scalar, xsimd, Highway) and cross-lane policies
+#include <llm/simd/lanes.hpp>
+#include <llm/simd/simd.hpp>
+
 // parallel: policies, thread pool, parallel_for / parallel_reduce
 #include <llm/parallel/parallel.hpp>
 
@@ -47,3 +51,9 @@
 #include <llm/align/orpo.hpp>
 #include <llm/align/pair_loss.hpp>
 #include <llm/align/simpo.hpp>
+
+// attention: reference, tiled flash forward/backward, masks, KV caches, decode
+#include <llm/attention/attention.hpp>
+#include <llm/attention/decode.hpp>
+#include <llm/attention/kv_cache.hpp>
+#include <llm/attention/reference.hpp>
