@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target demo dedup preference
+cmake --build --preset release -j "$(nproc)" --target demo dedup preference attention_demo
 bin=build/release/bin
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -21,3 +21,7 @@ echo "== 2. data: MinHash + LSH near-duplicate removal of a synthetic corpus wit
 echo
 echo "== 3. align: preference losses (DPO family, SimPO, CPO, ORPO, KTO) and log-prob GB/s =="
 "$bin/preference" --pairs 8 --tokens 64 --vocab 32000 --threads 2
+
+echo
+echo "== 4. attention: RoPE, flash prefill (GQA, causal) vs reference, backward, paged-cache decode =="
+"$bin/attention_demo"
