@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target demo dedup preference attention_demo
+cmake --build --preset release -j "$(nproc)" --target demo nn_demo dedup preference attention_demo
 bin=build/release/bin
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -14,14 +14,18 @@ echo "== 1. foundation: tensors, element types, SIMD kernels per backend, thread
 "$bin/demo"
 
 echo
-echo "== 2. data: MinHash + LSH near-duplicate removal of a synthetic corpus with planted duplicates =="
+echo "== 2. gemm and nn: GEMM GFLOP/s vs the FMA peak, GEMV, a tiny model with gradient check =="
+"$bin/nn_demo"
+
+echo
+echo "== 3. data: MinHash + LSH near-duplicate removal of a synthetic corpus with planted duplicates =="
 "$bin/dedup" --make-corpus 20000 --output "$work/corpus.jsonl"
 "$bin/dedup" --input "$work/corpus.jsonl" --output "$work/kept.jsonl" --clusters "$work/clusters.tsv" --verify
 
 echo
-echo "== 3. align: preference losses (DPO family, SimPO, CPO, ORPO, KTO) and log-prob GB/s =="
+echo "== 4. align: preference losses (DPO family, SimPO, CPO, ORPO, KTO) and log-prob GB/s =="
 "$bin/preference" --pairs 8 --tokens 64 --vocab 32000 --threads 2
 
 echo
-echo "== 4. attention: RoPE, flash prefill (GQA, causal) vs reference, backward, paged-cache decode =="
+echo "== 5. attention: RoPE, flash prefill (GQA, causal) vs reference, backward, paged-cache decode =="
 "$bin/attention_demo"

@@ -25,6 +25,10 @@
 // parallel: policies, thread pool, parallel_for / parallel_reduce
 #include <llm/parallel/parallel.hpp>
 
+// gemm and nn: dense GEMM (llm::gemm, backends in llm::blas) and NN primitives with backward
+#include <llm/gemm/gemm.hpp>
+#include <llm/nn/nn.hpp>
+
 // data: MinHash, LSH, dedup, Bloom filter, quality filters
 #include <llm/data/bloom.hpp>
 #include <llm/data/exact.hpp>
