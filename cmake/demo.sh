@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake/install-deps.sh
 cmake --preset release >/dev/null
-cmake --build --preset release -j "$(nproc)" --target demo nn_demo dedup preference attention_demo
+cmake --build --preset release -j "$(nproc)" --target demo nn_demo tokenize train-tokenizer dedup preference attention_demo
 bin=build/release/bin
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -18,14 +18,20 @@ echo "== 2. gemm and nn: GEMM GFLOP/s vs the FMA peak, GEMV, a tiny model with g
 "$bin/nn_demo"
 
 echo
-echo "== 3. data: MinHash + LSH near-duplicate removal of a synthetic corpus with planted duplicates =="
+echo "== 3. tokenizer: o200k_base (tiktoken-exact) over the public corpus, then train a 4k BPE on it =="
+tok_data=../shared/data/tokenizers
+"$bin/tokenize" --vocab "$tok_data/o200k_base.tiktoken" --threads 2 --stats < "$tok_data/corpus_public.txt" > /dev/null
+"$bin/train-tokenizer" --corpus "$tok_data/corpus_public.txt" --out "$work/demo_bpe" --vocab-size 4000 --special '<|endoftext|>'
+
+echo
+echo "== 4. data: MinHash + LSH near-duplicate removal of a synthetic corpus with planted duplicates =="
 "$bin/dedup" --make-corpus 20000 --output "$work/corpus.jsonl"
 "$bin/dedup" --input "$work/corpus.jsonl" --output "$work/kept.jsonl" --clusters "$work/clusters.tsv" --verify
 
 echo
-echo "== 4. align: preference losses (DPO family, SimPO, CPO, ORPO, KTO) and log-prob GB/s =="
+echo "== 5. align: preference losses (DPO family, SimPO, CPO, ORPO, KTO) and log-prob GB/s =="
 "$bin/preference" --pairs 8 --tokens 64 --vocab 32000 --threads 2
 
 echo
-echo "== 5. attention: RoPE, flash prefill (GQA, causal) vs reference, backward, paged-cache decode =="
+echo "== 6. attention: RoPE, flash prefill (GQA, causal) vs reference, backward, paged-cache decode =="
 "$bin/attention_demo"

@@ -29,6 +29,14 @@
 #include <llm/gemm/gemm.hpp>
 #include <llm/nn/nn.hpp>
 
+// io: file formats
+#include <llm/io/json.hpp>
+
+// tokenizer: tiktoken/HF-exact BPE, loaders, streaming decode, batch encode, trainer
+#include <llm/tokenizer/batch.hpp>
+#include <llm/tokenizer/tokenizer.hpp>
+#include <llm/tokenizer/trainer.hpp>
+
 // data: MinHash, LSH, dedup, Bloom filter, quality filters
 #include <llm/data/bloom.hpp>
 #include <llm/data/exact.hpp>
