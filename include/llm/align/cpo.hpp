@@ -27,6 +27,8 @@ struct cpo_config {
 /// beta * rejected. Needs token counts (> 0) when cpo_alpha > 0; ignores reference log-probs.
 /// Example: `llm::align::pair_loss<llm::align::cpo>({.beta = 0.1, .cpo_alpha = 1.0}, in, out);`
 struct cpo {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     using config = cpo_config;
     static constexpr std::string_view name = "cpo";
     static constexpr bool needs_tokens = false;
@@ -54,6 +56,7 @@ struct cpo {
         const double nll = c.cpo_alpha != 0 ? detail::add_chosen_nll(io, c.cpo_alpha) : 0.0;
         return {loss + c.cpo_alpha * nll, nll};
     }
+    ///@}
 };
 
 }  // namespace llm::align

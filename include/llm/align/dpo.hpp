@@ -89,6 +89,8 @@ struct dpo_elementwise {
 /// needs token counts).
 /// Example: `llm::align::pair_loss<llm::align::dpo_sigmoid>({.beta = 0.1}, in, out);`
 struct dpo_sigmoid : detail::dpo_elementwise<dpo_sigmoid> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "sigmoid";
     static void validate(const dpo_config& c) {
         detail::validate_dpo(name, c);
@@ -101,6 +103,7 @@ struct dpo_sigmoid : detail::dpo_elementwise<dpo_sigmoid> {
         }
         return dpo_elementwise::evaluate(c, io);
     }
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
         const T beta = static_cast<T>(c.beta);
@@ -108,12 +111,16 @@ struct dpo_sigmoid : detail::dpo_elementwise<dpo_sigmoid> {
         const auto v = detail::smoothed_logistic(z, static_cast<T>(c.label_smoothing));
         return {v.loss, beta * v.d_chosen, -beta * v.d_chosen};
     }
+    ///@}
 };
 
 /// loss_type "hinge" (SLiC): relu(1 - z).
 /// Example: `llm::align::pair_loss<llm::align::dpo_hinge>({.beta = 1.0}, in, out);`
 struct dpo_hinge : detail::dpo_elementwise<dpo_hinge> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "hinge";
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
@@ -121,14 +128,18 @@ struct dpo_hinge : detail::dpo_elementwise<dpo_hinge> {
         // relu'(0) = 0, as torch.relu's backward
         return m > T(0) ? detail::pair_value<T>{m, -beta, beta} : detail::pair_value<T>{T(0), T(0), T(0)};
     }
+    ///@}
 };
 
 /// loss_type "ipo": (x / |y_w| - y / |y_l| - 1 / (2 beta))^2, TRL 1.x's length-normalised IPO
 /// (token counts clamped to >= 1; needs token counts).
 /// Example: `llm::align::pair_loss<llm::align::dpo_ipo>({.beta = 0.5}, in, out);`
 struct dpo_ipo : detail::dpo_elementwise<dpo_ipo> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "ipo";
     static constexpr bool needs_tokens = true;
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
         const T mc = std::max(lc, T(1));
@@ -136,18 +147,22 @@ struct dpo_ipo : detail::dpo_elementwise<dpo_ipo> {
         const T d = x / mc - y / mr - T(1) / (T(2) * static_cast<T>(c.beta));
         return {d * d, T(2) * d / mc, -T(2) * d / mr};
     }
+    ///@}
 };
 
 /// loss_type "exo_pair" (EXO eq. 16): KL(softmax(z) || [1-eps, eps]) over {chosen, rejected};
 /// label_smoothing = eps in (0, 1) (the paper suggests 1e-3).
 /// Example: `llm::align::pair_loss<llm::align::dpo_exo_pair>({.beta = 0.1, .label_smoothing = 1e-3}, in, out);`
 struct dpo_exo_pair : detail::dpo_elementwise<dpo_exo_pair> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "exo_pair";
     static void validate(const dpo_config& c) {
         detail::validate_dpo(name, c);
         check(c.label_smoothing > 0, "dpo_config(exo_pair): label_smoothing = ", c.label_smoothing,
               " must be in (0, 1) (EXO suggests 1e-3)");
     }
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         using std::log;
@@ -165,12 +180,16 @@ struct dpo_exo_pair : detail::dpo_elementwise<dpo_exo_pair> {
         const T g = qw * ql * (z - log_pw + log_pl);
         return {loss, beta * g, -beta * g};
     }
+    ///@}
 };
 
 /// loss_type "nca_pair" (NCA): -log sigmoid(beta x) - 0.5 log sigmoid(-beta x) - 0.5 log sigmoid(-beta y).
 /// Example: `llm::align::pair_loss<llm::align::dpo_nca_pair>({}, in, out);`
 struct dpo_nca_pair : detail::dpo_elementwise<dpo_nca_pair> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "nca_pair";
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
@@ -179,17 +198,21 @@ struct dpo_nca_pair : detail::dpo_elementwise<dpo_nca_pair> {
         const T loss = -log_sigmoid(a) - T(0.5) * log_sigmoid(-a) - T(0.5) * log_sigmoid(-b);
         return {loss, beta * (-sigmoid(-a) + T(0.5) * sigmoid(a)), beta * T(0.5) * sigmoid(b)};
     }
+    ///@}
 };
 
 /// loss_type "robust" (rDPO): ((1-eps)(-log sigmoid(z)) + eps log sigmoid(-z)) / (1 - 2 eps),
 /// eps = label_smoothing in [0, 0.5), the flip probability.
 /// Example: `llm::align::pair_loss<llm::align::dpo_robust>({.label_smoothing = 0.1}, in, out);`
 struct dpo_robust : detail::dpo_elementwise<dpo_robust> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "robust";
     static void validate(const dpo_config& c) {
         detail::validate_dpo(name, c);
         detail::validate_smoothing_below_half(name, c);
     }
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
@@ -200,12 +223,16 @@ struct dpo_robust : detail::dpo_elementwise<dpo_robust> {
         const T g = (-(T(1) - eps) * sigmoid(-z) - eps * sigmoid(z)) * scale;
         return {loss, beta * g, -beta * g};
     }
+    ///@}
 };
 
 /// loss_type "bco_pair" (BCO, as TRL 1.x: no running reward shift): -log sigmoid(beta x) - log sigmoid(-beta y).
 /// Example: `llm::align::pair_loss<llm::align::dpo_bco_pair>({}, in, out);`
 struct dpo_bco_pair : detail::dpo_elementwise<dpo_bco_pair> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "bco_pair";
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
@@ -214,12 +241,16 @@ struct dpo_bco_pair : detail::dpo_elementwise<dpo_bco_pair> {
         return {-log_sigmoid(a) - log_sigmoid(-b), -beta * sigmoid(-a),
                 beta * sigmoid(b)};
     }
+    ///@}
 };
 
 /// loss_type "sppo_hard" (SPPO with hard labels): (x - 1/(2 beta))^2 + (y + 1/(2 beta))^2.
 /// Example: `llm::align::pair_loss<llm::align::dpo_sppo_hard>({}, in, out);`
 struct dpo_sppo_hard : detail::dpo_elementwise<dpo_sppo_hard> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "sppo_hard";
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T half_inv_beta = T(0.5) / static_cast<T>(c.beta);
@@ -227,12 +258,16 @@ struct dpo_sppo_hard : detail::dpo_elementwise<dpo_sppo_hard> {
         const T dl = y + half_inv_beta;
         return {dw * dw + dl * dl, T(2) * dw, T(2) * dl};
     }
+    ///@}
 };
 
 /// loss_type "apo_zero" (APO eq. 7): 1 - sigmoid(beta x) + sigmoid(beta y).
 /// Example: `llm::align::pair_loss<llm::align::dpo_apo_zero>({}, in, out);`
 struct dpo_apo_zero : detail::dpo_elementwise<dpo_apo_zero> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "apo_zero";
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
@@ -241,12 +276,16 @@ struct dpo_apo_zero : detail::dpo_elementwise<dpo_apo_zero> {
         // sigmoid' = sigmoid(u) sigmoid(-u), written with both factors so neither cancels
         return {(T(1) - sa) + sb, -beta * sa * sigmoid(-beta * x), beta * sb * sigmoid(-beta * y)};
     }
+    ///@}
 };
 
 /// loss_type "apo_down" (APO eq. 8): sigmoid(beta x) + 1 - sigmoid(z).
 /// Example: `llm::align::pair_loss<llm::align::dpo_apo_down>({}, in, out);`
 struct dpo_apo_down : detail::dpo_elementwise<dpo_apo_down> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "apo_down";
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
@@ -258,6 +297,7 @@ struct dpo_apo_down : detail::dpo_elementwise<dpo_apo_down> {
         const T dsz = sz * sigmoid(-z);
         return {sa + (T(1) - sz), beta * (dsa - dsz), beta * dsz};
     }
+    ///@}
 };
 
 /// loss_type "discopop" (DiscoPOP / LRML eq. 5): with m = sigmoid(z / tau),
@@ -265,12 +305,15 @@ struct dpo_apo_down : detail::dpo_elementwise<dpo_apo_down> {
 /// so it stays finite where TRL's literal form gives inf * 0 (z << 0) whenever tau <= 1.
 /// Example: `llm::align::pair_loss<llm::align::dpo_discopop>({.discopop_tau = 0.05}, in, out);`
 struct dpo_discopop : detail::dpo_elementwise<dpo_discopop> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "discopop";
     static void validate(const dpo_config& c) {
         detail::validate_dpo(name, c);
         check(std::isfinite(c.discopop_tau) && c.discopop_tau > 0, "dpo_config(discopop): discopop_tau = ",
               c.discopop_tau, " must be > 0");
     }
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
@@ -285,14 +328,18 @@ struct dpo_discopop : detail::dpo_elementwise<dpo_discopop> {
         const T g = m * one_minus_m / tau * ls + one_minus_m * e / tau - one_minus_m * sigmoid(-z) - e;
         return {loss, beta * g, -beta * g};
     }
+    ///@}
 };
 
 /// loss_type "sigmoid_norm": -log sigmoid(beta (x / |y_w| - y / |y_l|)) (token counts clamped to
 /// >= 1; needs token counts).
 /// Example: `llm::align::pair_loss<llm::align::dpo_sigmoid_norm>({}, in, out);`
 struct dpo_sigmoid_norm : detail::dpo_elementwise<dpo_sigmoid_norm> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "sigmoid_norm";
     static constexpr bool needs_tokens = true;
+    /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
     static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
         const T beta = static_cast<T>(c.beta);
@@ -302,6 +349,7 @@ struct dpo_sigmoid_norm : detail::dpo_elementwise<dpo_sigmoid_norm> {
         const T g = -beta * sigmoid(-z);
         return {-log_sigmoid(z), g / mc, -g / mr};
     }
+    ///@}
 };
 
 namespace detail {
@@ -362,6 +410,8 @@ struct dpo_batchwise {
 /// rank. Per-example loss k belongs to rank k.
 /// Example: `llm::align::pair_loss<llm::align::dpo_aot>({}, in, out);`
 struct dpo_aot : detail::dpo_batchwise<dpo_aot> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "aot";
     template <class T>
     static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
@@ -369,12 +419,15 @@ struct dpo_aot : detail::dpo_batchwise<dpo_aot> {
             c, io, [&](std::size_t i) { return io.chosen[i] - io.rejected[i]; },
             [&](std::size_t i) { return io.ref_c(i) - io.ref_r(i); }, false);
     }
+    ///@}
 };
 
 /// loss_type "aot_unpaired" (TRL 0.x "aot_pair"): sort the chosen log-ratios x and the rejected
 /// log-ratios y separately and apply the smoothed logistic loss to beta * (x_(k) - y_(k)).
 /// Example: `llm::align::pair_loss<llm::align::dpo_aot_unpaired>({}, in, out);`
 struct dpo_aot_unpaired : detail::dpo_batchwise<dpo_aot_unpaired> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "aot_unpaired";
     template <class T>
     static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
@@ -382,12 +435,15 @@ struct dpo_aot_unpaired : detail::dpo_batchwise<dpo_aot_unpaired> {
             c, io, [&](std::size_t i) { return io.chosen[i] - io.ref_c(i); },
             [&](std::size_t i) { return io.rejected[i] - io.ref_r(i); }, true);
     }
+    ///@}
 };
 
 /// loss_type "sft": the token-mean NLL of the chosen responses, -sum(chosen) / sum(chosen_tokens),
 /// every per-example entry equal to it (TRL expands the scalar). Needs token counts (> 0).
 /// Example: `llm::align::pair_loss<llm::align::dpo_sft>({}, in, out);`
 struct dpo_sft : detail::dpo_batchwise<dpo_sft> {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "sft";
     static constexpr bool needs_tokens = true;
     template <class T>
@@ -400,6 +456,7 @@ struct dpo_sft : detail::dpo_batchwise<dpo_sft> {
         std::fill(io.losses, io.losses + io.n, static_cast<T>(nll));
         return {nll, nll};
     }
+    ///@}
 };
 
 }  // namespace llm::align

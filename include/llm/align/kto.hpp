@@ -29,8 +29,8 @@ struct kto_config {
 /// One example's loss before its weight, and its slope w.r.t. the policy log-prob.
 template <class T>
 struct unpaired_value {
-    T loss;
-    T slope;
+    T loss;   ///< unweighted loss of the example
+    T slope;  ///< d(loss) / d(r), r = logp - ref_logp
 };
 
 /// An unpaired loss policy: `value(cfg, r, desirable)` gives the unweighted loss of an example
@@ -45,6 +45,8 @@ concept unpaired_loss_policy = requires(const kto_config& c, double r, float rf,
 /// KTO (eq. 7): desirable 1 - sigmoid(beta (r - kl)), undesirable 1 - sigmoid(beta (kl - r)).
 /// Example: `llm::align::unpaired_loss<llm::align::kto>({.beta = 0.1, .kl = kl}, in, out);`
 struct kto {
+    /// Members required by llm::align::unpaired_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "kto";
     template <class T>
     static unpaired_value<T> value(const kto_config& c, T r, bool desirable) {
@@ -54,11 +56,14 @@ struct kto {
         const T s = sigmoid(u) * sigmoid(-u);
         return {sigmoid(-u), desirable ? -beta * s : beta * s};
     }
+    ///@}
 };
 
 /// loss_type "apo_zero_unpaired": desirable 1 - sigmoid(beta r), undesirable sigmoid(beta r); ignores kl.
 /// Example: `llm::align::unpaired_loss<llm::align::apo_zero_unpaired>({.beta = 0.1}, in, out);`
 struct apo_zero_unpaired {
+    /// Members required by llm::align::unpaired_loss_policy; see it for their contracts.
+    ///@{
     static constexpr std::string_view name = "apo_zero_unpaired";
     template <class T>
     static unpaired_value<T> value(const kto_config& c, T r, bool desirable) {
@@ -67,6 +72,7 @@ struct apo_zero_unpaired {
         const T s = beta * sigmoid(u) * sigmoid(-u);
         return desirable ? unpaired_value<T>{sigmoid(-u), -s} : unpaired_value<T>{sigmoid(u), s};
     }
+    ///@}
 };
 
 /// Inputs of an unpaired loss, each (N), N >= 1:
@@ -77,9 +83,9 @@ struct apo_zero_unpaired {
 /// Example: `llm::align::unpaired_batch<float> in{logps, ref_logps, labels};`
 template <class T>
 struct unpaired_batch {
-    tensor_view<const T, dims<1>> logps{};
-    tensor_view<const T, dims<1>> ref_logps{};
-    tensor_view<const std::uint8_t, dims<1>> desirable{};
+    tensor_view<const T, dims<1>> logps{};                    ///< (N) policy log-probs
+    tensor_view<const T, dims<1>> ref_logps{};                ///< (N) reference log-probs
+    tensor_view<const std::uint8_t, dims<1>> desirable{};     ///< (N) nonzero = desirable
 };
 
 /// Outputs of an unpaired loss, each (N), all written: per-example weighted losses (their mean is
@@ -89,22 +95,22 @@ struct unpaired_batch {
 /// Example: `llm::align::unpaired_outputs<float> out{losses, rewards, d_logps};`
 template <class T>
 struct unpaired_outputs {
-    tensor_view<T, dims<1>> losses{};
-    tensor_view<T, dims<1>> rewards{};
-    tensor_view<T, dims<1>> d_logps{};
+    tensor_view<T, dims<1>> losses{};   ///< (N) weighted per-example losses
+    tensor_view<T, dims<1>> rewards{};  ///< (N) beta * (logps - ref_logps)
+    tensor_view<T, dims<1>> d_logps{};  ///< (N) d(batch loss) / d(logps[i])
 };
 
 /// What TRL's KTOTrainer logs for a batch.
 struct unpaired_stats {
-    double loss = 0;
+    double loss = 0;               ///< the batch loss (mean of the weighted losses)
     double kl = 0;                 ///< the KL estimate used
     double chosen_reward = 0;      ///< mean reward of the desirable examples (0 if none)
     double rejected_reward = 0;    ///< mean reward of the undesirable examples (0 if none)
     double margin = 0;             ///< chosen_reward - rejected_reward (0 unless both kinds present)
     double chosen_logps = 0;       ///< mean policy log-prob of the desirable examples
     double rejected_logps = 0;     ///< mean policy log-prob of the undesirable examples
-    std::size_t n_desirable = 0;
-    std::size_t n_undesirable = 0;
+    std::size_t n_desirable = 0;   ///< number of desirable examples
+    std::size_t n_undesirable = 0; ///< number of undesirable examples
 };
 
 /// TRL's KL estimate for KTO: max(0, mean(kl_logps - ref_kl_logps)) over the mismatched

@@ -29,10 +29,10 @@ namespace llm::align {
 /// Example: `llm::align::logprob_outputs<float> out{.sum = sums, .tokens = counts, .lse = lse};`
 template <class Out = float>
 struct logprob_outputs {
-    tensor_view<Out, dims<1>> sum{};
-    tensor_view<Out, dims<1>> mean{};
-    tensor_view<std::size_t, dims<1>> tokens{};
-    tensor_view<float, dims<2>> lse{};
+    tensor_view<Out, dims<1>> sum{};            ///< (B) summed log-probs of the masked-in tokens
+    tensor_view<Out, dims<1>> mean{};           ///< (B) sum / tokens
+    tensor_view<std::size_t, dims<1>> tokens{}; ///< (B) number of masked-in tokens
+    tensor_view<float, dims<2>> lse{};          ///< (B, S) row log-sum-exp, 0 for masked-out rows
 };
 
 namespace detail {

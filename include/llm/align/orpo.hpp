@@ -29,6 +29,8 @@ struct orpo_config {
 /// Throws llm::error if an average log-prob is >= 0 (a probability of 1 has infinite odds).
 /// Example: `llm::align::pair_loss<llm::align::orpo>({.beta = 0.1}, in, out);`
 struct orpo {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     using config = orpo_config;
     static constexpr std::string_view name = "orpo";
     static constexpr bool needs_tokens = true;
@@ -63,6 +65,7 @@ struct orpo {
         const double n = static_cast<double>(io.n);
         return {nll + loss, nll, ratio_sum / n, odds_sum / n};
     }
+    ///@}
 };
 
 }  // namespace llm::align

@@ -42,12 +42,12 @@ concept pair_loss_policy =
 /// Example: `llm::align::pair_batch<float> in{.chosen = c, .rejected = r, .ref_chosen = rc, .ref_rejected = rr};`
 template <class T>
 struct pair_batch {
-    tensor_view<const T, dims<1>> chosen{};
-    tensor_view<const T, dims<1>> rejected{};
-    tensor_view<const T, dims<1>> ref_chosen{};
-    tensor_view<const T, dims<1>> ref_rejected{};
-    tensor_view<const std::size_t, dims<1>> chosen_tokens{};
-    tensor_view<const std::size_t, dims<1>> rejected_tokens{};
+    tensor_view<const T, dims<1>> chosen{};                   ///< (B) policy log-probs of the chosen responses
+    tensor_view<const T, dims<1>> rejected{};                 ///< (B) policy log-probs of the rejected responses
+    tensor_view<const T, dims<1>> ref_chosen{};               ///< (B) or empty: reference log-probs, chosen
+    tensor_view<const T, dims<1>> ref_rejected{};             ///< (B) or empty: reference log-probs, rejected
+    tensor_view<const std::size_t, dims<1>> chosen_tokens{};   ///< (B) or empty: chosen response lengths
+    tensor_view<const std::size_t, dims<1>> rejected_tokens{}; ///< (B) or empty: rejected response lengths
 };
 
 /// Outputs of a paired loss, each (B), all written:
@@ -62,11 +62,11 @@ struct pair_batch {
 /// Example: `llm::align::pair_outputs<float> out{losses, cr, rr, dc, dr};`
 template <class T>
 struct pair_outputs {
-    tensor_view<T, dims<1>> losses{};
-    tensor_view<T, dims<1>> chosen_rewards{};
-    tensor_view<T, dims<1>> rejected_rewards{};
-    tensor_view<T, dims<1>> d_chosen{};
-    tensor_view<T, dims<1>> d_rejected{};
+    tensor_view<T, dims<1>> losses{};            ///< (B) per-example losses
+    tensor_view<T, dims<1>> chosen_rewards{};    ///< (B) logged reward of each chosen response
+    tensor_view<T, dims<1>> rejected_rewards{};  ///< (B) logged reward of each rejected response
+    tensor_view<T, dims<1>> d_chosen{};          ///< (B) d(batch loss) / d(chosen[i])
+    tensor_view<T, dims<1>> d_rejected{};        ///< (B) d(batch loss) / d(rejected[i])
 };
 
 /// The quantities TRL logs for a batch (means over the batch).

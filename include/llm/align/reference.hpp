@@ -15,9 +15,10 @@ namespace llm::align::reference {
 /// Result of reference sequence_logprobs: per sequence sum and mean of the masked-in tokens'
 /// log-probs, their count, and each row's log-sum-exp (0 for masked-out rows).
 struct logprob_result {
-    std::vector<double> sum, mean;
-    std::vector<std::size_t> tokens;
-    std::vector<double> lse;  // (B * S), row-major
+    std::vector<double> sum;          ///< (B) summed log-probs of the masked-in tokens
+    std::vector<double> mean;         ///< (B) sum / tokens
+    std::vector<std::size_t> tokens;  ///< (B) number of masked-in tokens
+    std::vector<double> lse;          ///< (B * S) row-major log-sum-exp, 0 for masked-out rows
 };
 
 /// Shapes: logits (B, S, V) row-major, labels (B, S), mask (B, S) (nonzero = counted).

@@ -29,6 +29,8 @@ struct simpo_config {
 /// ignores reference log-probs.
 /// Example: `llm::align::pair_loss<llm::align::simpo>({.beta = 2.0, .gamma = 0.5}, in, out);`
 struct simpo {
+    /// Members required by llm::align::pair_loss_policy; see it for their contracts.
+    ///@{
     using config = simpo_config;
     static constexpr std::string_view name = "simpo";
     static constexpr bool needs_tokens = true;
@@ -60,6 +62,7 @@ struct simpo {
         const double nll = detail::add_chosen_nll(io, c.cpo_alpha);
         return {loss + c.cpo_alpha * nll, nll};
     }
+    ///@}
 };
 
 }  // namespace llm::align

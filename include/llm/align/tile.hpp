@@ -12,8 +12,8 @@ namespace llm::align {
 /// Running log-sum-exp of a stream of logits, kept as (max, sum of exp(x - max)); the sum is in
 /// double so that a 256k-entry row adds up without losing the small terms.
 struct lse_state {
-    double max = -std::numeric_limits<double>::infinity();
-    double sum = 0;
+    double max = -std::numeric_limits<double>::infinity();  ///< largest logit seen so far
+    double sum = 0;                                          ///< sum of exp(x - max) over the logits seen
 };
 
 /// Folds a block whose maximum is `block_max` into `s` *before* its terms are summed: rescales

@@ -21,6 +21,7 @@ namespace llm::data {
 /// Example: `llm::data::bloom_filter seen(1'000'000, 0.001); bool dup = seen.test_and_insert(text);`
 class bloom_filter {
 public:
+    /// Sizes the filter; needs expected_items >= 1 and fp_rate in (0, 1), and at most 2^40 bits.
     bloom_filter(std::size_t expected_items, double fp_rate) {
         llm::check(expected_items >= 1, "bloom_filter: expected_items = 0 must be >= 1");
         llm::check(fp_rate > 0 && fp_rate < 1, "bloom_filter: fp_rate = ", fp_rate, " must be in (0, 1)");
@@ -32,10 +33,12 @@ public:
         words_.assign((bits_ + 63) / 64, 0);
     }
 
-    std::uint64_t bits() const noexcept { return bits_; }
-    unsigned probes() const noexcept { return probes_; }
+    std::uint64_t bits() const noexcept { return bits_; }    ///< number of bits m
+    unsigned probes() const noexcept { return probes_; }     ///< number of probes k
 
+    /// Records item.
     void insert(std::string_view item) noexcept { probe<true>(*this, item); }
+    /// Whether item was (probably) inserted: no false negatives.
     bool contains(std::string_view item) const noexcept { return probe<false>(*this, item); }
     /// Inserts item; returns whether it was (probably) present before.
     bool test_and_insert(std::string_view item) noexcept { return probe<true>(*this, item); }

@@ -34,7 +34,7 @@ class exact_dedup {
 public:
     /// True if `text` was not seen before (and records it).
     bool insert(std::string_view text) { return seen_.insert(detail::content_hash(text)).second; }
-    std::size_t size() const noexcept { return seen_.size(); }
+    std::size_t size() const noexcept { return seen_.size(); }  ///< distinct documents seen
 
 private:
     std::unordered_set<detail::hash128, detail::hash128_hasher> seen_;
@@ -47,6 +47,7 @@ private:
 /// Example: `llm::data::line_dedup lines; std::string out; lines.filter(doc, out);`
 class line_dedup {
 public:
+    /// Lines are compared after normalising them with `norm`.
     explicit line_dedup(normalization norm = {}) : norm_(norm) {}
 
     /// Writes doc without its already-seen lines to `out` (lines keep their '\n'); returns
@@ -68,7 +69,7 @@ public:
         }
         return removed;
     }
-    std::size_t distinct_lines() const noexcept { return seen_.size(); }
+    std::size_t distinct_lines() const noexcept { return seen_.size(); }  ///< distinct non-empty normalised lines seen
 
 private:
     normalization norm_;

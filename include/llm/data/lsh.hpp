@@ -28,17 +28,19 @@ namespace llm::data {
 /// Example: `llm::data::lsh_index idx(128, llm::data::optimal_params(0.8, 128)); idx.insert(sig);`
 class lsh_index {
 public:
+    /// Not a document id (2^32 - 1), so at most 2^32 - 1 documents.
     static constexpr std::uint32_t none = std::numeric_limits<std::uint32_t>::max();
 
+    /// An empty index for signatures of `num_perm` values; needs bands, rows >= 1 and bands * rows <= num_perm.
     lsh_index(std::size_t num_perm, lsh_params params) : num_perm_(num_perm), params_(params), tables_(params.bands) {
         llm::check(params.bands >= 1 && params.rows >= 1 && params.bands * params.rows <= num_perm, "lsh_index: bands = ",
                    params.bands, ", rows = ", params.rows, " need bands, rows >= 1 and bands * rows <= num_perm = ", num_perm);
         keys_.resize(params.bands);
     }
 
-    std::size_t num_perm() const noexcept { return num_perm_; }
-    lsh_params params() const noexcept { return params_; }
-    std::size_t size() const noexcept { return size_; }
+    std::size_t num_perm() const noexcept { return num_perm_; }  ///< signature length
+    lsh_params params() const noexcept { return params_; }       ///< the banding
+    std::size_t size() const noexcept { return size_; }          ///< documents inserted
 
     /// Adds a signature (size num_perm); returns its id.
     std::uint32_t insert(std::span<const std::uint32_t> signature) {

@@ -14,8 +14,9 @@ namespace llm::data {
 /// LSH banding: a signature is cut into `bands` bands of `rows` values; two documents are
 /// candidates when any band is identical. bands * rows <= num_perm.
 struct lsh_params {
-    std::size_t bands = 0;
-    std::size_t rows = 0;
+    std::size_t bands = 0;  ///< number of bands b
+    std::size_t rows = 0;   ///< values per band r
+    /// Equal when bands and rows are.
     friend bool operator==(const lsh_params&, const lsh_params&) = default;
 };
 

@@ -34,8 +34,10 @@ concept permutation_scheme = requires(std::uint32_t seed, std::size_t n, typenam
 /// numpy's uint64 wrap-around in `a * hv + b`, kept so values are bit-identical. For each
 /// permutation a ~ U[1, p) then b ~ U[0, p) from RandomState(seed).
 struct mersenne61 {
+    /// Members required by llm::data::permutation_scheme; see it for their contracts.
+    ///@{
     using word = std::uint64_t;
-    static constexpr word prime = (word{1} << 61) - 1;
+    static constexpr word prime = (word{1} << 61) - 1;  ///< the modulus p = 2^61 - 1
 
     static void draw(std::uint32_t seed, std::size_t n, word* a, word* b) {
         detail::legacy_random_state rng(seed);
@@ -53,6 +55,7 @@ struct mersenne61 {
         const word s = (y & prime) + (y >> 61);
         return std::min<word>(s, s - prime) & 0xFFFFFFFFu;
     }
+    ///@}
 };
 
 /// datasketch 2.0's default scheme (`scheme="affine32"`): the hash's low 32 bits are mixed
@@ -60,8 +63,9 @@ struct mersenne61 {
 /// bijection). a = 2*U[0, 2^31) + 1 for all permutations, then b ~ U[0, 2^32), from
 /// RandomState(seed). Twice the lanes of `mersenne61` per vector.
 struct affine32 {
+    /// Members required by llm::data::permutation_scheme; see it for their contracts.
+    ///@{
     using word = std::uint32_t;
-
     static void draw(std::uint32_t seed, std::size_t n, word* a, word* b) {
         detail::legacy_random_state rng(seed);
         for (std::size_t k = 0; k < n; ++k) a[k] = rng.randint_u32(0, std::uint64_t{1} << 31) * 2u + 1u;
@@ -69,6 +73,7 @@ struct affine32 {
     }
     static constexpr word prepare(std::uint64_t h) noexcept { return detail::fmix32(static_cast<word>(h)); }
     static constexpr word permute(word a, word b, word x) noexcept { return a * x + b; }
+    ///@}
 };
 
 static_assert(permutation_scheme<mersenne61> && permutation_scheme<affine32>);
@@ -85,18 +90,19 @@ class minhash {
     static_assert(permutation_scheme<Scheme>, "minhash: Scheme must satisfy llm::data::permutation_scheme");
 
 public:
-    using word = typename Scheme::word;
+    using word = typename Scheme::word;  ///< the scheme's arithmetic width (type of a() and b())
 
+    /// Draws `num_perm` permutations (1 <= num_perm <= 2^20) from `seed`, as datasketch does.
     explicit minhash(std::size_t num_perm = 128, std::uint32_t seed = 1) : a_(num_perm), b_(num_perm), seed_(seed) {
         llm::check(num_perm >= 1 && num_perm <= (std::size_t{1} << 20), "minhash: num_perm = ", num_perm,
                    " must be in [1, 2^20]");
         Scheme::draw(seed, num_perm, a_.data(), b_.data());
     }
 
-    std::size_t num_perm() const noexcept { return a_.size(); }
-    std::uint32_t seed() const noexcept { return seed_; }
-    std::span<const word> a() const noexcept { return a_; }
-    std::span<const word> b() const noexcept { return b_; }
+    std::size_t num_perm() const noexcept { return a_.size(); }  ///< number of permutations (signature length)
+    std::uint32_t seed() const noexcept { return seed_; }        ///< the seed the permutations were drawn from
+    std::span<const word> a() const noexcept { return a_; }      ///< the num_perm() multipliers
+    std::span<const word> b() const noexcept { return b_; }      ///< the num_perm() offsets
 
     /// out[k] = min over h in hashes of perm_k(h); out.size() == num_perm().
     void sketch(std::span<const std::uint64_t> hashes, std::span<std::uint32_t> out) const {

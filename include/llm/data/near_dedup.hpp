@@ -62,14 +62,15 @@ inline double exact_jaccard(std::span<const std::uint64_t> a, std::span<const st
 /// Example: `llm::data::near_dedup nd(128, {.threshold = 0.8}); nd.add(sig, text.size());`
 class near_dedup {
 public:
+    /// An empty deduplicator for signatures of `num_perm` values; throws llm::error on invalid options.
     near_dedup(std::size_t num_perm, near_dedup_options options)
         : options_(check_options(options)),
           index_(num_perm, options_.params.bands != 0 ? options_.params
                                                     : optimal_params(options_.threshold, num_perm, 1 - options_.fn_weight, options_.fn_weight)) {}
 
-    const near_dedup_options& options() const noexcept { return options_; }
-    lsh_params params() const noexcept { return index_.params(); }
-    std::size_t size() const noexcept { return length_.size(); }
+    const near_dedup_options& options() const noexcept { return options_; }  ///< the options given
+    lsh_params params() const noexcept { return index_.params(); }           ///< the LSH banding in use
+    std::size_t size() const noexcept { return length_.size(); }             ///< documents added
 
     /// Adds the next document; returns its id (0, 1, ...). `shingles` must be sorted and
     /// repeat-free when options().verify, and is ignored otherwise.
@@ -112,6 +113,7 @@ public:
 
     /// The id of the document kept for d's cluster (d itself for a unique document).
     std::uint32_t cluster_of(std::uint32_t d) { return keeper_[sets_.find(d)]; }
+    /// Whether d is the document kept for its cluster.
     bool kept(std::uint32_t d) { return cluster_of(d) == d; }
 
     std::size_t candidate_pairs() const noexcept { return candidate_pairs_; }  ///< pairs looked at

@@ -28,6 +28,7 @@ public:
     /// Largest number of bins (the occupancy bitmap lives on the stack).
     static constexpr std::size_t max_bins = 8192;
 
+    /// `num_bins` bins (1 <= num_bins <= max_bins), hashing salted by `seed`.
     explicit one_permutation(std::size_t num_bins = 128, std::uint32_t seed = 1)
         : bins_(num_bins), salt_(detail::fmix64(0x9E3779B97F4A7C15ull * (std::uint64_t{seed} + 1))),
           densify_salt_(detail::fmix64(salt_ ^ 0xD6E8FEB86659FD93ull)) {
@@ -35,7 +36,7 @@ public:
                    max_bins, "]");
     }
 
-    std::size_t num_perm() const noexcept { return bins_; }
+    std::size_t num_perm() const noexcept { return bins_; }  ///< number of bins (signature length)
 
     /// out[i] = min value of the hashes falling in bin i, densified; out.size() == num_perm().
     void sketch(std::span<const std::uint64_t> hashes, std::span<std::uint32_t> out) const {

@@ -22,9 +22,12 @@ namespace llm::data {
 /// A document cut up once for all rules: whitespace-split words, '\n'-split lines (empty
 /// ones dropped, ends trimmed) and paragraphs (split at blank lines). Views into `text`.
 struct quality_input {
-    std::string_view text;
-    std::vector<std::string_view> words, lines, paragraphs;
+    std::string_view text;                     ///< the whole document
+    std::vector<std::string_view> words;       ///< whitespace-split words
+    std::vector<std::string_view> lines;       ///< non-empty lines, ends trimmed
+    std::vector<std::string_view> paragraphs;  ///< blank-line separated paragraphs, ends trimmed
 
+    /// Splits `t`, which must outlive this object (everything is a view into it).
     explicit quality_input(std::string_view t) : text(t) {
         const auto is_space = [](char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\v' || c == '\f'; };
         for (std::size_t i = 0; i < t.size();) {
@@ -71,7 +74,8 @@ concept quality_rule = requires(const R r, const quality_input& in) {
 template <class... Rules>
 struct all_of {
     static_assert((quality_rule<Rules> && ...), "all_of: every rule must satisfy llm::data::quality_rule");
-    std::tuple<Rules...> rules{};
+    std::tuple<Rules...> rules{};  ///< the rules, applied in order
+    /// The llm::data::quality_rule check: nullptr keeps the document, else the reason.
     const char* check(const quality_input& in) const {
         const char* reason = nullptr;
         std::apply([&](const auto&... r) { ((reason = reason ? reason : r.check(in)), ...); }, rules);
@@ -95,18 +99,25 @@ inline bool ends_in_terminal_punctuation(std::string_view line) noexcept {
 
 /// C4: pages with a curly bracket are code, not prose.
 struct c4_no_curly_bracket {
+    /// Members required by llm::data::quality_rule; see it for their contracts.
+    ///@{
     const char* check(const quality_input& in) const { return in.text.find('{') != std::string_view::npos ? "c4: curly bracket" : nullptr; }
+    ///@}
 };
 /// C4: placeholder text.
 struct c4_no_lorem_ipsum {
+    /// Members required by llm::data::quality_rule; see it for their contracts.
+    ///@{
     const char* check(const quality_input& in) const { return detail::contains_ascii_ci(in.text, "lorem ipsum") ? "c4: lorem ipsum" : nullptr; }
+    ///@}
 };
 /// C4's line rules, at document level: keep only lines that end in terminal punctuation, have
 /// at least `min_words_per_line` words and do not mention javascript; the document fails
 /// when those lines hold fewer than `min_sentences` sentences (terminal marks).
 struct c4_sentences {
-    std::size_t min_words_per_line = 3;
-    std::size_t min_sentences = 5;
+    std::size_t min_words_per_line = 3;  ///< shorter lines are ignored
+    std::size_t min_sentences = 5;       ///< fewer sentences in the kept lines fail the document
+    /// The llm::data::quality_rule check: nullptr keeps the document, else the reason.
     const char* check(const quality_input& in) const {
         std::size_t sentences = 0;
         for (const auto line : in.lines) {
@@ -128,14 +139,18 @@ using c4_rules = all_of<c4_no_curly_bracket, c4_no_lorem_ipsum, c4_sentences>;
 
 /// Gopher: between 50 and 100,000 words.
 struct gopher_word_count {
-    std::size_t min_words = 50, max_words = 100000;
+    std::size_t min_words = 50;      ///< fewer words fail
+    std::size_t max_words = 100000;  ///< more words fail
+    /// The llm::data::quality_rule check: nullptr keeps the document, else the reason.
     const char* check(const quality_input& in) const {
         return in.words.size() < min_words ? "gopher: fewer than 50 words" : in.words.size() > max_words ? "gopher: more than 100000 words" : nullptr;
     }
 };
 /// Gopher: mean word length between 3 and 10 bytes.
 struct gopher_mean_word_length {
-    double min_mean = 3, max_mean = 10;
+    double min_mean = 3;   ///< smaller mean word length (bytes) fails
+    double max_mean = 10;  ///< larger mean word length (bytes) fails
+    /// The llm::data::quality_rule check: nullptr keeps the document, else the reason.
     const char* check(const quality_input& in) const {
         if (in.words.empty()) return nullptr;
         std::size_t total = 0;
@@ -146,7 +161,8 @@ struct gopher_mean_word_length {
 };
 /// Gopher: at most 0.1 hash symbols or ellipses per word.
 struct gopher_symbol_ratio {
-    double max_ratio = 0.1;
+    double max_ratio = 0.1;  ///< largest (# and ellipsis count) / words that passes
+    /// The llm::data::quality_rule check: nullptr keeps the document, else the reason.
     const char* check(const quality_input& in) const {
         if (in.words.empty()) return nullptr;
         std::size_t symbols = 0;
@@ -160,7 +176,9 @@ struct gopher_symbol_ratio {
 };
 /// Gopher: at most 90% of lines start with a bullet, at most 30% end with an ellipsis.
 struct gopher_bullets_ellipsis {
-    double max_bullet_lines = 0.9, max_ellipsis_lines = 0.3;
+    double max_bullet_lines = 0.9;    ///< largest fraction of lines starting with a bullet
+    double max_ellipsis_lines = 0.3;  ///< largest fraction of lines ending with an ellipsis
+    /// The llm::data::quality_rule check: nullptr keeps the document, else the reason.
     const char* check(const quality_input& in) const {
         if (in.lines.empty()) return nullptr;
         std::size_t bullets = 0, ellipses = 0;
@@ -177,8 +195,9 @@ struct gopher_bullets_ellipsis {
 /// Gopher: at least 80% of words contain a letter, and at least 2 of the stop words
 /// the, be, to, of, and, that, have, with appear.
 struct gopher_words {
-    double min_alpha_words = 0.8;
-    std::size_t min_stop_words = 2;
+    double min_alpha_words = 0.8;    ///< smallest fraction of words containing a letter
+    std::size_t min_stop_words = 2;  ///< fewest stop words (counting repeats) that passes
+    /// The llm::data::quality_rule check: nullptr keeps the document, else the reason.
     const char* check(const quality_input& in) const {
         if (in.words.empty()) return nullptr;
         std::size_t alpha = 0, stop = 0;
@@ -195,7 +214,9 @@ struct gopher_words {
 /// Gopher repetition: duplicate lines (> 30% of lines or > 20% of characters) and duplicate
 /// paragraphs (> 30% / > 20%).
 struct gopher_duplicate_lines {
-    double max_fraction = 0.3, max_char_fraction = 0.2;
+    double max_fraction = 0.3;       ///< largest fraction of lines (paragraphs) that are repeats
+    double max_char_fraction = 0.2;  ///< largest fraction of characters in repeated lines (paragraphs)
+    /// Whether repeats among `parts` exceed max_fraction of the parts or max_char_fraction of total_chars.
     static bool too_repetitive(const std::vector<std::string_view>& parts, std::size_t total_chars, double max_fraction, double max_char_fraction) {
         if (parts.empty() || total_chars == 0) return false;
         std::unordered_set<std::string_view> seen;
@@ -209,6 +230,7 @@ struct gopher_duplicate_lines {
         return static_cast<double>(dup) > max_fraction * static_cast<double>(parts.size()) ||
                static_cast<double>(dup_chars) > max_char_fraction * static_cast<double>(total_chars);
     }
+    /// The llm::data::quality_rule check: nullptr keeps the document, else the reason.
     const char* check(const quality_input& in) const {
         if (too_repetitive(in.lines, in.text.size(), max_fraction, max_char_fraction)) return "gopher: duplicate lines";
         if (too_repetitive(in.paragraphs, in.text.size(), max_fraction, max_char_fraction)) return "gopher: duplicate paragraphs";
@@ -219,6 +241,8 @@ struct gopher_duplicate_lines {
 /// 20/18/16% of the characters, and n-grams seen more than once (n = 5..10) at most
 /// 15/14/13/12/11/10% (each word counted once).
 struct gopher_duplicate_ngrams {
+    /// Members required by llm::data::quality_rule; see it for their contracts.
+    ///@{
     const char* check(const quality_input& in) const {
         const auto& w = in.words;
         std::size_t total = 0;
@@ -261,6 +285,7 @@ struct gopher_duplicate_ngrams {
         }
         return nullptr;
     }
+    ///@}
 };
 /// The Gopher rules together.
 using gopher_rules = all_of<gopher_word_count, gopher_mean_word_length, gopher_symbol_ratio, gopher_bullets_ellipsis,
@@ -270,8 +295,10 @@ using gopher_rules = all_of<gopher_word_count, gopher_mean_word_length, gopher_s
 /// command-line tools need. check() returns "" to keep a document, else the reason.
 /// Example: `auto f = llm::data::quality_pipeline::parse("c4,gopher"); std::string why = f.check(text);`
 struct quality_pipeline {
-    bool c4 = false, gopher = false;
+    bool c4 = false;      ///< apply c4_rules
+    bool gopher = false;  ///< apply gopher_rules
 
+    /// Parses a comma-separated list of rule-set names; throws llm::error on an unknown name.
     static quality_pipeline parse(std::string_view list) {
         quality_pipeline q;
         while (!list.empty()) {
@@ -284,7 +311,9 @@ struct quality_pipeline {
         }
         return q;
     }
+    /// True if any rule set is selected.
     explicit operator bool() const noexcept { return c4 || gopher; }
+    /// "" to keep `text`, else the reason of the first failing rule.
     std::string check(std::string_view text) const {
         const quality_input in(text);
         const char* why = c4 ? c4_rules{}.check(in) : nullptr;

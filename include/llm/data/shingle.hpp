@@ -36,12 +36,14 @@ concept shingler = requires(const S s, std::string_view text, std::string& scrat
 /// Shingles are views into the normalised text: no per-shingle copy.
 /// Example: `llm::data::word_ngrams{.n = 5}.for_each(doc, scratch, [&](std::string_view s) { ... });`
 struct word_ngrams {
-    std::size_t n = 5;
-    normalization norm{};
+    std::size_t n = 5;     ///< words per shingle, in [1, max_n]
+    normalization norm{};  ///< normalisation applied first (fold_whitespace is forced on)
 
     /// Largest n accepted (the ring of word starts lives on the stack).
     static constexpr std::size_t max_n = 64;
 
+    /// Members required by llm::data::shingler; see it for their contracts.
+    ///@{
     template <class F>
     void for_each(std::string_view text, std::string& scratch, F&& f) const {
         llm::check(n >= 1 && n <= max_n, "word_ngrams: n = ", n, " must be in [1, ", max_n, "]");
@@ -67,6 +69,7 @@ struct word_ngrams {
         }
         if (words < n) f(t);
     }
+    ///@}
 };
 
 /// Character n-grams: every run of `n` consecutive code points (UTF-8 aware; invalid bytes
@@ -74,11 +77,14 @@ struct word_ngrams {
 /// A non-empty text shorter than `n` code points gives one shingle, the whole text.
 /// Example: `llm::data::char_ngrams{.n = 5}.for_each(doc, scratch, f);`
 struct char_ngrams {
-    std::size_t n = 5;
-    normalization norm{};
+    std::size_t n = 5;     ///< code points per shingle, in [1, max_n]
+    normalization norm{};  ///< normalisation applied first
 
+    /// Largest n accepted (the ring of code point starts lives on the stack).
     static constexpr std::size_t max_n = 64;
 
+    /// Members required by llm::data::shingler; see it for their contracts.
+    ///@{
     template <class F>
     void for_each(std::string_view text, std::string& scratch, F&& f) const {
         llm::check(n >= 1 && n <= max_n, "char_ngrams: n = ", n, " must be in [1, ", max_n, "]");
@@ -99,6 +105,7 @@ struct char_ngrams {
         }
         if (count < n) f(t);
     }
+    ///@}
 };
 
 static_assert(shingler<word_ngrams> && shingler<char_ngrams>);

@@ -42,11 +42,12 @@ class signer {
 
 public:
     signer() : sketcher_(128, 1) {}
+    /// Uses the given shingler, hash and sketcher (the default constructor: defaults, 128 permutations, seed 1).
     signer(Shingler sh, Hash h, Sketcher k) : shingler_(sh), hash_(h), sketcher_(std::move(k)) {}
 
-    std::size_t num_perm() const noexcept { return sketcher_.num_perm(); }
-    const Shingler& shingling() const noexcept { return shingler_; }
-    const Sketcher& sketching() const noexcept { return sketcher_; }
+    std::size_t num_perm() const noexcept { return sketcher_.num_perm(); }  ///< signature length
+    const Shingler& shingling() const noexcept { return shingler_; }        ///< the shingler
+    const Sketcher& sketching() const noexcept { return sketcher_; }        ///< the sketcher
 
     /// The hashes of doc's shingles, in document order with repeats, into w.hashes.
     void shingle_hashes(std::string_view doc, sign_scratch& w) const {

@@ -20,15 +20,15 @@ struct synthetic_options {
     double duplicate_fraction = 0.3;      ///< share of documents that are edited copies of an earlier one
     double max_edit_rate = 0.2;           ///< a copy has each word replaced with probability U[0, max_edit_rate]
     std::size_t vocabulary = 20000;       ///< distinct words, drawn with a Zipf(1) law like natural text
-    std::uint64_t seed = 1;
+    std::uint64_t seed = 1;               ///< seed of the generator (same seed, same corpus)
 };
 
 /// One generated document: its text, the document it was copied from (itself for an
 /// original) and the word replacement rate used for the copy (0 for an original).
 struct synthetic_document {
-    std::string text;
-    std::size_t source = 0;
-    double edit_rate = 0;
+    std::string text;        ///< the document
+    std::size_t source = 0;  ///< index of the original it copies (its own index for an original)
+    double edit_rate = 0;    ///< word replacement rate of the copy (0 for an original)
 };
 
 /// Documents of pseudo-words (letters a-z, 2-10 long, mixed case at sentence starts, with

@@ -15,9 +15,10 @@ namespace llm::data {
 /// Example: `llm::data::union_find uf(3); uf.unite(0, 2); bool same = uf.find(0) == uf.find(2);`
 class union_find {
 public:
+    /// `n` singleton sets, ids 0..n-1.
     explicit union_find(std::size_t n = 0) { parent_.reserve(n); rank_.reserve(n); for (std::size_t i = 0; i < n; ++i) add(); }
 
-    std::size_t size() const noexcept { return parent_.size(); }
+    std::size_t size() const noexcept { return parent_.size(); }  ///< number of elements
 
     /// Adds a singleton set; returns its id.
     std::uint32_t add() {
