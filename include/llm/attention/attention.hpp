@@ -46,14 +46,7 @@ void flash_forward(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask, const 
                   "flash_forward: q, k and v must hold float or llm::bf16");
     static_assert(!std::is_const_v<TO> && detail::is_input_element<TO>, "flash_forward: o must be mutable float or llm::bf16");
     static_assert(std::same_as<TL, float>, "flash_forward: lse must be mutable float");
-    const auto qs = detail::as_strided<4>(q);
-    const auto ks = detail::as_strided<4>(k);
-    const auto vs = detail::as_strided<4>(v);
-    const auto os = detail::as_strided<4>(o);
-    const auto ls = detail::as_strided<3>(lse);
-    const auto sh = detail::check_qkv(fn, qs, ks, vs);
-    detail::check_like_q(fn, "o", os, sh);
-    detail::check_lse(fn, ls, sh);
+    const auto [qs, ks, vs, os, ls, sh] = detail::check_forward(fn, q, k, v, o, lse);
     const float scale = detail::resolve_scale(fn, opt, sh.head_dim);
     const auto segs = detail::make_segments(fn, mask, sh);
     detail::forward_cpu<S, Tiles>(qs, ks, vs, os, ls, sh, segs, detail::inner_mask(mask), scale, opt.softcap, exec);

@@ -150,14 +150,7 @@ void flash_forward_cuda(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = 
     static_assert(std::is_same_v<TQ, TK> && std::is_same_v<TQ, TV> && detail::is_input_element<TQ>,
                   "flash_forward_cuda: q, k and v must all hold float or all llm::bf16");
     static_assert(!std::is_const_v<TO> && detail::is_input_element<TO>, "flash_forward_cuda: o must be mutable float or llm::bf16");
-    const auto qs = detail::as_strided<4>(q);
-    const auto ks = detail::as_strided<4>(k);
-    const auto vs = detail::as_strided<4>(v);
-    const auto os = detail::as_strided<4>(o);
-    const auto ls = detail::as_strided<3>(lse);
-    const auto sh = detail::check_qkv(fn, qs, ks, vs);
-    detail::check_like_q(fn, "o", os, sh);
-    detail::check_lse(fn, ls, sh);
+    const auto [qs, ks, vs, os, ls, sh] = detail::check_forward(fn, q, k, v, o, lse);
     llm::check(os.s[3] == 1, fn, ": head_dim must be the unit-stride dimension of o");
     llm::check(sh.head_dim <= 256, fn, ": head_dim = ", sh.head_dim, " exceeds 256");
     if (sh.batch == 0 || sh.seq_q == 0 || sh.heads == 0) {

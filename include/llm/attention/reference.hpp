@@ -80,14 +80,7 @@ template <class Mask = no_mask, class Q, class K, class V, class O, class L>
              strided_tensor<L, 3>
 void reference_forward(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {}, const options& opt = {}) {
     constexpr const char* fn = "reference_forward";
-    const auto qs = detail::as_strided<4>(q);
-    const auto ks = detail::as_strided<4>(k);
-    const auto vs = detail::as_strided<4>(v);
-    const auto os = detail::as_strided<4>(o);
-    const auto ls = detail::as_strided<3>(lse);
-    const auto sh = detail::check_qkv(fn, qs, ks, vs);
-    detail::check_like_q(fn, "o", os, sh);
-    detail::check_lse(fn, ls, sh);
+    const auto [qs, ks, vs, os, ls, sh] = detail::check_forward(fn, q, k, v, o, lse);
     const double scale = detail::resolve_scale(fn, opt, sh.head_dim);
     const double cap = opt.softcap;
     using TO = std::remove_reference_t<decltype(os(0, 0, 0, 0))>;

@@ -184,5 +184,31 @@ void check_lse(const char* fn, const strided<T, 3>& lse, const shape& sh) {
                " but must be [batch, heads, seq_q] = [", sh.batch, ", ", sh.heads, ", ", sh.seq_q, "]");
 }
 
+/// The strided views of a forward call's q, k, v, o, lse and their checked sizes.
+template <class Q, class K, class V, class O, class L>
+struct forward_views {
+    Q q;
+    K k;
+    V v;
+    O o;
+    L lse;
+    shape sh;
+};
+
+/// Views q, k, v, o, lse as strided tensors and checks their shapes (one place for every
+/// forward entry point: CPU, reference, CUDA). Messages name `fn`.
+template <class Q, class K, class V, class O, class L>
+auto check_forward(const char* fn, Q&& q, K&& k, V&& v, O&& o, L&& lse) {
+    auto qs = as_strided<4>(q);
+    auto ks = as_strided<4>(k);
+    auto vs = as_strided<4>(v);
+    auto os = as_strided<4>(o);
+    auto ls = as_strided<3>(lse);
+    const shape sh = check_qkv(fn, qs, ks, vs);
+    check_like_q(fn, "o", os, sh);
+    check_lse(fn, ls, sh);
+    return forward_views<decltype(qs), decltype(ks), decltype(vs), decltype(os), decltype(ls)>{qs, ks, vs, os, ls, sh};
+}
+
 }  // namespace detail
 }  // namespace llm::attention
