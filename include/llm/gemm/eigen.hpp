@@ -56,6 +56,7 @@ void with_eigen_map(const matrix_ref<const float>& m, F&& f) {
 /// Threads: Eigen's own (OpenMP, Eigen::setNbThreads), not the executor passed to llm::gemm.
 /// Example: `llm::gemm<llm::blas::eigen>(a, b, c);`
 struct eigen {
+    /// c = alpha * a * b + beta * c through Eigen; `exec` is unused (Eigen threads itself).
     template <input_element TA, input_element TB, class Exec>
     static void run(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& exec) {
         if (c.rows == 0 || c.cols == 0) {

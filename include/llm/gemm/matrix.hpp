@@ -37,12 +37,13 @@ using element_t = std::remove_pointer_t<decltype(std::declval<M&>().data())>;
 /// kernel instantiations (and compile time) to one per element type.
 template <class T>
 struct matrix_ref {
-    T* data;
-    std::size_t rows;
-    std::size_t cols;
-    std::size_t rs;  // row stride in elements
-    std::size_t cs;  // column stride in elements
+    T* data;           ///< Address of element (0, 0).
+    std::size_t rows;  ///< Number of rows.
+    std::size_t cols;  ///< Number of columns.
+    std::size_t rs;    ///< Row stride in elements (distance from (i, j) to (i + 1, j)).
+    std::size_t cs;    ///< Column stride in elements (distance from (i, j) to (i, j + 1)).
 
+    /// Element (i, j), i.e. data[i * rs + j * cs]; no bounds check.
     [[nodiscard]] T& operator()(std::size_t i, std::size_t j) const { return data[i * rs + j * cs]; }
     /// The same memory seen as the transpose: no copy.
     [[nodiscard]] matrix_ref t() const { return {data, cols, rows, cs, rs}; }

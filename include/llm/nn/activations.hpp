@@ -12,15 +12,17 @@
 namespace llm::nn {
 
 /// GELU forms, as policy types with the value and the derivative on SIMD vectors.
-/// gelu_erf: x * Phi(x) (PyTorch's default, BERT). gelu_tanh: the tanh approximation
-/// (GPT-2, PyTorch approximate="tanh").
+/// gelu_erf: the exact x * Phi(x) (PyTorch's default, BERT). gelu_tanh (below): the tanh
+/// approximation (GPT-2, PyTorch approximate="tanh").
 struct gelu_erf {
+    /// gelu(x) = x * Phi(x), lane by lane.
     template <simd::backend S>
     static LLM_FORCE_INLINE typename S::f32 value(typename S::f32 x) {
         const auto half = S::set1(0.5f);
         const auto cdf = S::fma(half, detail::erf<S>(S::mul(x, S::set1(0.7071067811865476f))), half);
         return S::mul(x, cdf);
     }
+    /// d gelu / dx = Phi(x) + x * phi(x), lane by lane.
     template <simd::backend S>
     static LLM_FORCE_INLINE typename S::f32 derivative(typename S::f32 x) {
         const auto half = S::set1(0.5f);
@@ -30,15 +32,18 @@ struct gelu_erf {
         return S::fma(x, pdf, cdf);
     }
 };
+/// GELU, tanh approximation: 0.5 x (1 + tanh(k (x + a x^3))) (GPT-2, PyTorch approximate="tanh").
 struct gelu_tanh {
-    static constexpr float k = 0.7978845608028654f;  // sqrt(2 / pi)
-    static constexpr float a = 0.044715f;
+    static constexpr float k = 0.7978845608028654f;  ///< sqrt(2 / pi).
+    static constexpr float a = 0.044715f;            ///< Coefficient of the cubic term.
+    /// The tanh-approximated gelu(x), lane by lane.
     template <simd::backend S>
     static LLM_FORCE_INLINE typename S::f32 value(typename S::f32 x) {
         const auto u = S::mul(S::set1(k), S::fma(S::mul(S::set1(a), x), S::mul(x, x), x));
         const auto half = S::set1(0.5f);
         return S::mul(S::mul(half, x), S::add(S::set1(1.0f), detail::tanh<S>(u)));
     }
+    /// The exact derivative of the tanh approximation, lane by lane.
     template <simd::backend S>
     static LLM_FORCE_INLINE typename S::f32 derivative(typename S::f32 x) {
         const auto x2 = S::mul(x, x);

@@ -14,9 +14,9 @@ enum class reduction { mean, sum };
 /// label_smoothing: eps in [0, 1]; the target distribution is (1 - eps) one-hot + eps / V.
 /// Example: `llm::nn::cross_entropy_options o{.label_smoothing = 0.1f, .red = llm::nn::reduction::sum};`
 struct cross_entropy_options {
-    std::int64_t ignore_index = -100;
-    float label_smoothing = 0.0f;
-    reduction red = reduction::mean;
+    std::int64_t ignore_index = -100;  ///< Targets equal to this are skipped (no loss, no gradient).
+    float label_smoothing = 0.0f;      ///< Smoothing eps in [0, 1].
+    reduction red = reduction::mean;   ///< How per-token losses combine.
 };
 
 }  // namespace llm::nn

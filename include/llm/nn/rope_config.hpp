@@ -24,22 +24,25 @@ namespace rope_scaling {
 
 /// No scaling: inv_freq_i = theta^(-2i/d).
 struct none {
+    /// Returns inv_freq unchanged.
     [[nodiscard]] double apply(double inv_freq) const { return inv_freq; }
 };
 
 /// Linear (position interpolation, Chen et al. 2023): positions divided by `factor`.
 struct linear {
-    double factor = 1.0;
+    double factor = 1.0;  ///< Interpolation factor (> 0).
+    /// Returns inv_freq / factor.
     [[nodiscard]] double apply(double inv_freq) const { return inv_freq / factor; }
 };
 
 /// Llama 3.1 frequency scaling (as in Hugging Face `_compute_llama3_parameters`): long
 /// wavelengths are divided by `factor`, short ones kept, the band between interpolated.
 struct llama3 {
-    double factor = 8.0;
-    double low_freq_factor = 1.0;
-    double high_freq_factor = 4.0;
-    double original_max_position = 8192.0;
+    double factor = 8.0;                    ///< Divisor for long wavelengths.
+    double low_freq_factor = 1.0;           ///< Wavelengths above original_max_position / low_freq_factor are divided by factor.
+    double high_freq_factor = 4.0;          ///< Wavelengths below original_max_position / high_freq_factor are kept.
+    double original_max_position = 8192.0;  ///< Context length the model was trained with.
+    /// The scaled inverse frequency (kept, divided by factor, or interpolated between the two).
     [[nodiscard]] double apply(double inv_freq) const {
         const double wavelen = 2.0 * std::numbers::pi / inv_freq;
         const double low_freq_wavelen = original_max_position / low_freq_factor;
@@ -63,12 +66,12 @@ concept rope_scaling_policy = requires(const P& p, double f) {
 };
 
 /// RoPE parameters: base theta and a scaling policy.
-/// Scaling: rope_scaling::none, ::linear or ::llama3 (or any type with apply(double)).
+/// Scaling: rope_scaling::none, rope_scaling::linear or rope_scaling::llama3 (or any type with apply(double)).
 /// Example: `llm::nn::rope_params<llm::nn::rope_scaling::llama3> p{.theta = 500000.0, .scaling = {.factor = 8.0}};`
 template <rope_scaling_policy Scaling = rope_scaling::none>
 struct rope_params {
-    double theta = 10000.0;
-    Scaling scaling{};
+    double theta = 10000.0;  ///< Base of the frequencies theta^(-2i/d).
+    Scaling scaling{};       ///< Frequency scaling policy applied to each inverse frequency.
 };
 
 /// The head_dim / 2 inverse frequencies theta^(-2i/d), scaled, in double (the shared maths

@@ -57,6 +57,8 @@ private:
     using tag_f16 = hn::Rebind<hwy::float16_t, tag>;
 
 public:
+    /// Members required by llm::simd::backend; see it for their contracts.
+    ///@{
     using f32 = hn::Vec<tag>;
     static constexpr std::size_t width = hn::MaxLanes(tag{});
     static constexpr std::string_view name = "highway";
@@ -156,6 +158,7 @@ public:
         }
     }
 
+    ///@}
 private:
     /// AVX-512 masked loads and stores suppress faults and touch no masked-off byte. On
     /// other targets Highway 1.0.3 emulates MaskedLoad with a full load and BlendedStore

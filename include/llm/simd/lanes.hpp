@@ -39,7 +39,8 @@ struct lanes_max {
 /// One lane: values<T> is T and every cross-lane step is the identity.
 /// Example: `float s = llm::simd::serial::reduce_sum(x);  // x`
 struct serial {
-    static constexpr std::size_t size = 1;
+    static constexpr std::size_t size = 1;  ///< Lanes in the group.
+    /// What one piece of code holds for all lanes: a single T.
     template <class T>
     using values = T;
 
@@ -53,10 +54,12 @@ struct serial {
     LLM_HD static constexpr T combine_xor(const T& v, Op&& /*op*/) noexcept {
         return v;
     }
+    /// Sum over the lanes (with one lane: v).
     template <class T>
     LLM_HD static constexpr T reduce_sum(const T& v) noexcept {
         return v;
     }
+    /// Maximum over the lanes (with one lane: v).
     template <class T>
     LLM_HD static constexpr T reduce_max(const T& v) noexcept {
         return v;
@@ -73,7 +76,8 @@ struct serial {
 template <std::size_t N>
 struct emulated_warp {
     static_assert(N >= 1 && (N & (N - 1)) == 0, "emulated_warp<N>: N must be a power of two (a warp or sub-warp size)");
-    static constexpr std::size_t size = N;
+    static constexpr std::size_t size = N;  ///< Lanes in the group.
+    /// What one piece of code holds for all lanes: element i is lane i's value.
     template <class T>
     using values = std::array<T, N>;
 

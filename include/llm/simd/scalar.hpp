@@ -23,6 +23,8 @@ namespace llm::simd {
 /// either is NaN, like x86 minps/maxps, so scalar and x86 vector backends agree lane by lane.
 /// Example: `float y = llm::simd::scalar::exp(llm::simd::scalar::set1(1.0f));`
 struct scalar {
+    /// Members required by llm::simd::backend; see it for their contracts.
+    ///@{
     using f32 = float;
     static constexpr std::size_t width = 1;
     static constexpr std::string_view name = "scalar";
@@ -92,6 +94,7 @@ struct scalar {
             *p = llm::bf16(v);
         }
     }
+    ///@}
 };
 
 }  // namespace llm::simd

@@ -108,6 +108,8 @@ struct xsimd_name {
 template <class Arch>
 struct xsimd_arch {
     static_assert(!std::is_void_v<Arch>, "xsimd_arch: the compile flags enable no xsimd architecture (x86 or NEON64)");
+    /// Members required by llm::simd::backend; see it for their contracts.
+    ///@{
     using f32 = xsimd::batch<float, Arch>;
     static constexpr std::size_t width = f32::size;
     static constexpr std::string_view name = detail::xsimd_name<Arch>::value;
@@ -296,6 +298,7 @@ struct xsimd_arch {
         detail::buffered_store_bf16_partial<xsimd_arch>(p, v, n);
     }
 
+    ///@}
 private:
     using i32 = xsimd::batch<std::int32_t, Arch>;
     static constexpr detail::xsimd_family family = detail::xsimd_family_of<Arch>();
