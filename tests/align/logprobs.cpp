@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // sequence_logprobs and its backward against the double reference, finite differences, threads, strides, bad input.
+#include "../support/numeric.hpp"
+
 #include <llm/align/logprobs.hpp>
 #include <llm/align/reference.hpp>
 #include <llm/parallel/sequential.hpp>
@@ -21,26 +23,8 @@ namespace al = llm::align;
 using llm::bf16;
 using llm::dims;
 
-// Backends every kernel test runs on: each one compiled in (default_backend is one of them).
-using backends = std::tuple<llm::simd::scalar
-#if LLM_HAS_XSIMD
-                            ,
-                            llm::simd::xsimd_backend
-#endif
-#if LLM_HAS_HWY
-                            ,
-                            llm::simd::highway
-#endif
-                            >;
-
-double rel_norm(const std::vector<double>& a, const std::vector<double>& b) {
-    double num = 0, den = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        num += (a[i] - b[i]) * (a[i] - b[i]);
-        den += b[i] * b[i];
-    }
-    return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
-}
+using backends = llm_test::kernel_backends;
+using llm_test::rel_norm;
 
 template <class E>
 struct problem {
@@ -184,16 +168,7 @@ TEST_CASE("sequence_logprobs: the reference gradient matches central finite diff
     };
     const auto ref = al::reference::sequence_logprobs_backward(
         B, T, V, [&](std::size_t i) { return x[i]; }, p.labels.data(), p.mask.data(), d_sum, d_mean);
-    std::vector<double> fd(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        const double x0 = x[i], h = 1e-5;
-        x[i] = x0 + h;
-        const double up = objective(x);
-        x[i] = x0 - h;
-        const double down = objective(x);
-        x[i] = x0;
-        fd[i] = (up - down) / (2 * h);
-    }
+    const std::vector<double> fd = llm_test::finite_difference(objective, x);
     CHECK(rel_norm(ref, fd) <= 1e-7);
 
     // and the kernel (fp32 logits, so the reference is evaluated on the same float values)

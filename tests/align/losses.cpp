@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Preference losses against PyTorch-autograd golden values (TRL formulas), finite differences, extremes, bad input.
+#include "../support/numeric.hpp"
+
 #include <llm/align/cpo.hpp>
 #include <llm/align/dpo.hpp>
 #include <llm/align/kto.hpp>
@@ -90,14 +92,7 @@ std::vector<golden_case> load_golden() {
 }
 
 // ‖a - b‖ / max(‖b‖, tiny): the stated tolerance is on this relative norm.
-double rel_norm(const std::vector<double>& a, const std::vector<double>& b) {
-    double num = 0, den = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        num += (a[i] - b[i]) * (a[i] - b[i]);
-        den += b[i] * b[i];
-    }
-    return std::sqrt(num) / std::max(std::sqrt(den), 1e-300);
-}
+using llm_test::rel_norm;
 double rel(double a, double b) { return std::fabs(a - b) / std::max(std::fabs(b), 1e-300); }
 
 template <class T>
@@ -238,20 +233,15 @@ void check_fd(const golden_case& g) {
     CAPTURE(g.name);
     auto b = buffers_from<double>(g);
     run_pair(g, b);
-    std::vector<double> fd_c(b.c.size()), fd_r(b.r.size());
-    for (int which = 0; which < 2; ++which) {
-        for (std::size_t i = 0; i < b.c.size(); ++i) {
+    const auto loss_at = [&](bool chosen) {
+        return [&g, &b, chosen](const std::vector<double>& x) {
             auto p = b;
-            double& x = which == 0 ? p.c[i] : p.r[i];
-            const double x0 = x;
-            const double h = 1e-5 * std::max(1.0, std::fabs(x0));
-            x = x0 + h;
-            const double up = run_pair(g, p).loss;
-            x = x0 - h;
-            const double down = run_pair(g, p).loss;
-            (which == 0 ? fd_c : fd_r)[i] = (up - down) / (2 * h);
-        }
-    }
+            (chosen ? p.c : p.r) = x;
+            return run_pair(g, p).loss;
+        };
+    };
+    const std::vector<double> fd_c = llm_test::finite_difference(loss_at(true), b.c, 1e-5, /*relative_step=*/true);
+    const std::vector<double> fd_r = llm_test::finite_difference(loss_at(false), b.r, 1e-5, /*relative_step=*/true);
     // central differences with h ~ 1e-5 |x|: truncation ~ h^2 |f'''|, rounding ~ 1e-16 |f| / h
     CHECK(rel_norm(b.dc, fd_c) <= 1e-5);
     CHECK(rel_norm(b.dr, fd_r) <= 1e-5);
@@ -292,29 +282,20 @@ TEST_CASE("align losses: gradients match central finite differences") {
                                .desirable_weight = g.param("desirable_weight"),
                                .undesirable_weight = g.param("undesirable_weight"),
                                .kl = g.param("kl")};
-        std::vector<double> x = g.vec("logps");
+        const std::vector<double> x = g.vec("logps");
         const std::vector<double> ref = g.vec("ref_logps");
         std::vector<std::uint8_t> des;
         for (double v : g.vec("desirable")) {
             des.push_back(v != 0 ? 1 : 0);
         }
-        std::vector<double> l(x.size()), rw(x.size()), dx(x.size()), tmp(x.size()), fd(x.size());
+        std::vector<double> l(x.size()), rw(x.size()), dx(x.size()), tmp(x.size());
         const auto run = [&](const std::vector<double>& at) {
             return g.loss == "kto" ? run_unpaired<al::kto>(c, at, ref, des, l, rw, tmp).loss
                                    : run_unpaired<al::apo_zero_unpaired>(c, at, ref, des, l, rw, tmp).loss;
         };
         g.loss == "kto" ? run_unpaired<al::kto>(c, x, ref, des, l, rw, dx)
                         : run_unpaired<al::apo_zero_unpaired>(c, x, ref, des, l, rw, dx);
-        for (std::size_t i = 0; i < x.size(); ++i) {
-            const double x0 = x[i];
-            const double h = 1e-5 * std::max(1.0, std::fabs(x0));
-            x[i] = x0 + h;
-            const double up = run(x);
-            x[i] = x0 - h;
-            const double down = run(x);
-            x[i] = x0;
-            fd[i] = (up - down) / (2 * h);
-        }
+        const std::vector<double> fd = llm_test::finite_difference(run, x, 1e-5, /*relative_step=*/true);
         CHECK(rel_norm(dx, fd) <= 1e-5);
     }
 }

@@ -2,6 +2,8 @@
 // Shared helpers of the attention tests: random tensors, relative norms, the SIMD backends to test.
 #pragma once
 
+#include "../support/numeric.hpp"
+
 #include <llm/simd/simd.hpp>
 #include <llm/tensor/owning_tensor.hpp>
 #include <llm/tensor/views.hpp>
@@ -16,17 +18,7 @@
 
 namespace attn_test {
 
-// Backends every kernel test runs on: each one compiled in (default_backend is one of them).
-using backends = std::tuple<llm::simd::scalar
-#if LLM_HAS_XSIMD
-                            ,
-                            llm::simd::xsimd_backend
-#endif
-#if LLM_HAS_HWY
-                            ,
-                            llm::simd::highway
-#endif
-                            >;
+using backends = llm_test::kernel_backends;
 
 using t4f = llm::tensor<float, llm::dims<4>>;
 using t4d = llm::tensor<double, llm::dims<4>>;
@@ -58,17 +50,7 @@ void poison(T& t) {
 /// row that sees one key: P = 1, dS = 0), where a relative norm would divide rounding by 0.
 template <class A, class B>
 double rel_norm(const A& a, const B& b) {
-    double num = 0, den = 0;
-    for (std::size_t i = 0; i < b.size(); ++i) {
-        const double x = static_cast<double>(static_cast<float>(a.data()[i]));
-        const double y = static_cast<double>(b.data()[i]);
-        if (std::isinf(x) && x == y) {
-            continue;
-        }
-        num += (x - y) * (x - y);
-        den += std::isfinite(y) ? y * y : 0.0;
-    }
-    return std::sqrt(num) / std::max(std::sqrt(den), 1.0);
+    return llm_test::rel_norm(a, b, 1.0);
 }
 
 /// Largest |a - b| over finite entries; an entry that is -inf in one must be -inf in both (else +inf).

@@ -2,6 +2,8 @@
 // Shared helpers of the NN tests: random and poisoned tensors, double copies, relative errors, finite differences.
 #pragma once
 
+#include "../support/numeric.hpp"
+
 #include <llm/core/bf16.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/tensor/tensor.hpp>
@@ -124,22 +126,7 @@ inline double rel_error_scaled(const std::vector<double>& x, const std::vector<d
     return std::sqrt(num / std::max({r, s, std::numeric_limits<double>::min()}));
 }
 
-/// Central finite differences of a scalar function f at x (double), step h:
-/// returns df/dx_i for every i.
-inline std::vector<double> finite_difference(const std::function<double(const std::vector<double>&)>& f,
-                                             std::vector<double> x, double h = 1e-5) {
-    std::vector<double> g(x.size());
-    for (std::size_t i = 0; i < x.size(); ++i) {
-        const double keep = x[i];
-        x[i] = keep + h;
-        const double up = f(x);
-        x[i] = keep - h;
-        const double down = f(x);
-        x[i] = keep;
-        g[i] = (up - down) / (2.0 * h);
-    }
-    return g;
-}
+using llm_test::finite_difference;
 
 /// Finite differences in double have truncation error O(h^2) ~ 1e-10 and rounding
 /// error ~ 1e-16 / h = 1e-11 relative to the function: 1e-7 on the gradient norm is loose
