@@ -13,6 +13,7 @@
 #include <llm/core/fp8.hpp>
 #include <llm/core/math.hpp>
 #include <llm/core/saturate.hpp>
+#include <llm/core/utf8.hpp>
 
 // tensor: extents, layouts, tensors and views
 #include <llm/tensor/print.hpp>

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/core/utf8.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -318,29 +319,11 @@ private:
                     if (lo < 0xdc00 || lo > 0xdfff) error("high surrogate not followed by a low surrogate");
                     cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
                 }
-                append_utf8(out, cp);
+                llm::append_utf8(out, static_cast<char32_t>(cp));
                 break;
             }
             default: error("bad escape character");
             }
-        }
-    }
-
-    static void append_utf8(std::string& out, unsigned cp) {
-        if (cp < 0x80) {
-            out += static_cast<char>(cp);
-        } else if (cp < 0x800) {
-            out += static_cast<char>(0xc0 | (cp >> 6));
-            out += static_cast<char>(0x80 | (cp & 0x3f));
-        } else if (cp < 0x10000) {
-            out += static_cast<char>(0xe0 | (cp >> 12));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-            out += static_cast<char>(0x80 | (cp & 0x3f));
-        } else {
-            out += static_cast<char>(0xf0 | (cp >> 18));
-            out += static_cast<char>(0x80 | ((cp >> 12) & 0x3f));
-            out += static_cast<char>(0x80 | ((cp >> 6) & 0x3f));
-            out += static_cast<char>(0x80 | (cp & 0x3f));
         }
     }
 

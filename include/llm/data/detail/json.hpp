@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/core/utf8.hpp>
 
 #include <cstddef>
 #include <cstdint>
@@ -22,24 +23,8 @@ struct json_record {
 
 /// Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates, <= U+10FFFF), 0 if invalid.
 inline std::size_t valid_utf8_length(const unsigned char* p, const unsigned char* end) noexcept {
-    const unsigned c = p[0];
-    const auto left = end - p;
-    const auto cont = [&](int i) { return left > i && (p[i] & 0xC0) == 0x80; };
-    if (c < 0x80) return 1;
-    if (c >= 0xC2 && c <= 0xDF) return cont(1) ? 2 : 0;
-    if (c >= 0xE0 && c <= 0xEF) {
-        if (!cont(1) || !cont(2)) return 0;
-        if (c == 0xE0 && p[1] < 0xA0) return 0;  // overlong
-        if (c == 0xED && p[1] >= 0xA0) return 0;  // surrogate
-        return 3;
-    }
-    if (c >= 0xF0 && c <= 0xF4) {
-        if (!cont(1) || !cont(2) || !cont(3)) return 0;
-        if (c == 0xF0 && p[1] < 0x90) return 0;
-        if (c == 0xF4 && p[1] >= 0x90) return 0;
-        return 4;
-    }
-    return 0;
+    const llm::utf8_char c = llm::decode_utf8(reinterpret_cast<const char*>(p), reinterpret_cast<const char*>(end));
+    return c.cp == llm::utf8_char::invalid ? 0 : c.len;
 }
 
 class json_reader {
@@ -131,23 +116,6 @@ private:
         }
         return v;
     }
-    static void append_utf8(std::string& out, std::uint32_t cp) {
-        if (cp < 0x80) {
-            out.push_back(static_cast<char>(cp));
-        } else if (cp < 0x800) {
-            out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        } else if (cp < 0x10000) {
-            out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        } else {
-            out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-            out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-            out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-        }
-    }
     /// Decodes the string at p_ (which is '"') into out; validates UTF-8 and escapes.
     void string(std::string& out) {
         out.clear();
@@ -193,7 +161,7 @@ private:
                         if (lo < 0xDC00 || lo > 0xDFFF) fail_at("bad low surrogate in \\u escape (invalid UTF-8)");
                         cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
                     }
-                    append_utf8(out, cp);
+                    llm::append_utf8(out, static_cast<char32_t>(cp));
                     break;
                 }
                 default: --p_; fail_at("invalid escape");
