@@ -122,7 +122,7 @@ void run_fma(benchmark::State& state, Kernel kernel, double flops_per_call, bool
             benchmark::DoNotOptimize(kernel(fma_iterations));
         });
     }
-    state.counters["GFLOP"] =
+    state.counters["GFLOP/s"] =
         benchmark::Counter(flops_per_call * static_cast<double>(threads) * 1e-9,
                            benchmark::Counter::kIsIterationInvariantRate);
 }
@@ -245,7 +245,7 @@ void run_stream(benchmark::State& state, double arrays_counted, Kernel kernel) {
         par::parallel_for(pool, s.n, share, kernel);
         benchmark::ClobberMemory();
     }
-    state.counters["GB"] =
+    state.counters["GB/s"] =
         benchmark::Counter(arrays_counted * static_cast<double>(s.n * sizeof(float)) * 1e-9,
                            benchmark::Counter::kIsIterationInvariantRate);
     state.SetLabel("3 x " + std::to_string(s.n * sizeof(float) / mib) + " MiB");
