@@ -73,7 +73,8 @@ void BM_thread_pool_cold(benchmark::State& state) {
     }
     report_ns_per_call(state, timed);
 }
-BENCHMARK(BM_thread_pool_cold)->UseRealTime();
+// Fixed iterations: min_time counts only the timed part, so it would sleep for minutes.
+BENCHMARK(BM_thread_pool_cold)->Iterations(300)->UseRealTime();
 
 #if LLM_HAS_OPENMP
 // The peer: an OpenMP parallel loop over the same chunks (libgomp), dynamic schedule like
