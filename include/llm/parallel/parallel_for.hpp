@@ -34,8 +34,9 @@ inline std::size_t chunk_count(const char* function, std::size_t n, std::size_t 
 /// throws llm::error. The first exception thrown by f reaches the caller after the chunks
 /// already running have finished; chunks not yet started are skipped. Called from inside
 /// another parallel_for, it runs its chunks inline on the calling thread, in order.
-/// Choose grain so one chunk is worth at least a few microseconds of work: handing a job to
-/// the pool costs about a microsecond (BENCHMARKS.md, bench_parallel).
+/// Choose grain so one chunk is worth at least a few microseconds of work: a hand-off to a
+/// 2-thread pool costs ~0.45 us while its workers are awake, ~4 us once they sleep, plus
+/// ~20 ns per chunk (BENCHMARKS.md, bench_parallel).
 ///   Policy: an llm::parallel::policy (sequential, thread_pool or your own), taken by reference.
 ///   F:      callable as f(std::size_t begin, std::size_t end).
 /// Example: `parallel_for(pool, rows, 16, [&](std::size_t r0, std::size_t r1) { for (auto r = r0; r < r1; ++r) y[r] = dot(W[r], x); });`
