@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Replays a libFuzzer harness without libFuzzer: the seed files, then deterministic mutations.
 //
-// Usage: fuzz_replay_<name> [--seeds DIR] [--iterations N] [--max-len BYTES] [--seed S]
-// Every seed file is run as is, then N inputs made by mutating seeds (bit flips, byte
+// Usage: fuzz_replay_<name> --seeds DIR [--iterations N] [--max-len BYTES] [--seed S]
+// DIR must hold at least one seed file (otherwise exit 2 with a message). Every seed file is run as is, then N inputs made by mutating seeds (bit flips, byte
 // insertions and deletions, truncation, splicing two seeds, random bytes). The harness decides
 // what is a bug (it catches llm::error itself); a crash or sanitizer report fails the test.
 // This keeps a short fuzz pass in every build, including the g++ ones where libFuzzer is absent.
@@ -17,6 +17,7 @@
 #include <iterator>
 #include <random>
 #include <string>
+#include <system_error>
 #include <vector>
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size);
@@ -25,10 +26,19 @@ namespace {
 
 using bytes = std::vector<std::uint8_t>;
 
+// The seed files of `dir`, in name order. A missing, unreadable or empty directory is an error
+// (exit 2 with a message): without seeds the mutations start from nothing and the pass would
+// test almost nothing while still reporting success.
 std::vector<bytes> read_seeds(const std::filesystem::path& dir) {
     std::vector<bytes> seeds;
-    if (dir.empty() || !std::filesystem::is_directory(dir)) {
-        return seeds;
+    if (dir.empty()) {
+        std::fprintf(stderr, "fuzz driver: no seed directory given (--seeds DIR is required)\n");
+        std::exit(2);
+    }
+    std::error_code ec;
+    if (!std::filesystem::is_directory(dir, ec)) {
+        std::fprintf(stderr, "fuzz driver: seed directory '%s' does not exist or is not a directory\n", dir.string().c_str());
+        std::exit(2);
     }
     std::vector<std::filesystem::path> files;
     for (const auto& entry : std::filesystem::directory_iterator(dir)) {
@@ -39,7 +49,15 @@ std::vector<bytes> read_seeds(const std::filesystem::path& dir) {
     std::sort(files.begin(), files.end());  // directory order is not deterministic
     for (const auto& file : files) {
         std::ifstream in(file, std::ios::binary);
+        if (!in) {
+            std::fprintf(stderr, "fuzz driver: cannot read seed file '%s'\n", file.string().c_str());
+            std::exit(2);
+        }
         seeds.emplace_back(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    if (seeds.empty()) {
+        std::fprintf(stderr, "fuzz driver: seed directory '%s' has no seed files\n", dir.string().c_str());
+        std::exit(2);
     }
     return seeds;
 }
@@ -111,8 +129,12 @@ int main(int argc, char** argv) {
     std::size_t iterations = 2000;
     std::size_t max_len = 1 << 16;
     std::uint64_t seed = 20261123;
-    for (int i = 1; i + 1 < argc; i += 2) {
+    for (int i = 1; i < argc; i += 2) {
         const std::string flag = argv[i];
+        if (i + 1 == argc) {
+            std::fprintf(stderr, "fuzz driver: flag %s has no value\n", flag.c_str());
+            return 2;
+        }
         const char* value = argv[i + 1];
         if (flag == "--seeds") {
             seed_dir = value;

@@ -295,7 +295,8 @@ TEST_CASE("sequence_logprobs: bad input raises llm::error naming the argument") 
     }
     SUBCASE("vocab not contiguous") {
         const auto xt = llm::transpose(p.x(), 1, 2);  // (2, 10, 3), vocab stride 10
-        const llm::tensor_view<const std::int32_t, dims<2>> y(p.labels.data(), 2, 10);
+        const std::vector<std::int32_t> labels(20, 0);  // a (2, 10) view needs 20 labels; p.labels has 6
+        const llm::tensor_view<const std::int32_t, dims<2>> y(labels.data(), 2, 10);
         const std::vector<std::uint8_t> mask(20, 1);
         const llm::tensor_view<const std::uint8_t, dims<2>> m(mask.data(), 2, 10);
         fwd_out<float> o2(2, 10);
