@@ -1,17 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// Tokenizers from GGUF metadata (`tokenizer.ggml.*`), with a minimal bounds-checked GGUF key-value reader.
+// Tokenizers from GGUF metadata (`tokenizer.ggml.*`), read with llm::io::gguf_file.
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/io/gguf.hpp>
 #include <llm/tokenizer/byte_bpe.hpp>
 #include <llm/tokenizer/detail/byte_unicode.hpp>
-#include <llm/tokenizer/detail/read_file.hpp>
 #include <llm/tokenizer/hf_tokenizer.hpp>
 #include <llm/tokenizer/sp_bpe.hpp>
 
+#include <cmath>
 #include <cstdint>
-#include <cstring>
-#include <map>
+#include <limits>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -19,184 +19,93 @@
 
 namespace llm::tokenizer {
 
-/// One GGUF metadata value. Scalars are widened (integers to int64/uint64, floats to
-/// double); arrays of strings or numbers are kept; nested arrays are skipped (`skipped`).
-struct gguf_value {
-    /// Which member holds the value.
-    enum class kind : std::uint8_t {
-        integer,           ///< i (and u): signed or narrower unsigned integers
-        unsigned_integer,  ///< u (and i): uint64
-        real,              ///< f
-        boolean,           ///< b
-        string,            ///< s
-        string_array,      ///< strings
-        number_array,      ///< numbers
-        skipped            ///< not kept
-    };
-    kind type = kind::skipped;         ///< which member holds the value
-    std::int64_t i = 0;                ///< integer value
-    std::uint64_t u = 0;               ///< unsigned integer value
-    double f = 0;                      ///< floating-point value
-    bool b = false;                    ///< boolean value
-    std::string s;                     ///< string value
-    std::vector<std::string> strings;  ///< array of strings
-    std::vector<double> numbers;       ///< array of numbers, widened
-    std::size_t offset = 0;  ///< byte offset of the value in the file
-};
+namespace detail {
 
-/// Reads the header and metadata key-values of a GGUF file (versions 2 and 3), not the
-/// tensors. Every count and length is checked against the bytes left before use; errors
-/// name `source` and the byte offset.
-/// Example: `auto kv = llm::tokenizer::read_gguf_metadata(bytes, "model.gguf"); auto& model = kv.at("tokenizer.ggml.model").s;`
-inline std::map<std::string, gguf_value> read_gguf_metadata(std::string_view data, std::string_view source) {
-    std::size_t p = 0;
-    auto need = [&](std::size_t n, const char* what) {
-        check(n <= data.size() - p, source, ": offset ", p, ": truncated ", what, " (needs ", n, " bytes, ", data.size() - p, " left)");
-    };
-    auto u32 = [&](const char* what) {
-        need(4, what);
-        std::uint32_t v;
-        std::memcpy(&v, data.data() + p, 4);  // GGUF is little-endian, as every host we build for
-        p += 4;
-        return v;
-    };
-    auto u64 = [&](const char* what) {
-        need(8, what);
-        std::uint64_t v;
-        std::memcpy(&v, data.data() + p, 8);
-        p += 8;
-        return v;
-    };
-    auto str = [&](const char* what) {
-        const std::uint64_t n = u64(what);
-        check(n <= data.size() - p, source, ": offset ", p - 8, ": ", what, " length ", n, " runs past the end of the file");
-        std::string s(data.substr(p, n));
-        p += n;
-        return s;
-    };
-    // Size in bytes of a fixed-size scalar type, 0 for strings and arrays, -1 for unknown types.
-    auto scalar_size = [](std::uint32_t t) -> int {
-        constexpr int sizes[] = {1, 1, 2, 2, 4, 4, 4, 1, 0, 0, 8, 8, 8};
-        return t < 13 ? sizes[t] : -1;
-    };
-    auto number = [&](std::uint32_t t) -> double {
-        const int n = scalar_size(t);
-        need(static_cast<std::size_t>(n), "number");
-        const char* q = data.data() + p;
-        p += static_cast<std::size_t>(n);
-        switch (t) {
-        case 0: { std::uint8_t v; std::memcpy(&v, q, 1); return v; }
-        case 1: { std::int8_t v; std::memcpy(&v, q, 1); return v; }
-        case 2: { std::uint16_t v; std::memcpy(&v, q, 2); return v; }
-        case 3: { std::int16_t v; std::memcpy(&v, q, 2); return v; }
-        case 4: { std::uint32_t v; std::memcpy(&v, q, 4); return v; }
-        case 5: { std::int32_t v; std::memcpy(&v, q, 4); return v; }
-        case 6: { float v; std::memcpy(&v, q, 4); return v; }
-        case 7: return *q != 0;
-        case 10: { std::uint64_t v; std::memcpy(&v, q, 8); return static_cast<double>(v); }
-        case 11: { std::int64_t v; std::memcpy(&v, q, 8); return static_cast<double>(v); }
-        default: { double v; std::memcpy(&v, q, 8); return v; }
+// tokenizer.ggml.token_type as ints: any integer array (llama.cpp writes i32), each value a
+// known llama.cpp token type (0 undefined ... 6 byte); no float is ever cast to int.
+inline std::vector<std::uint8_t> gguf_token_types(const io::gguf_value& v, std::size_t n, const std::string& where) {
+    check(v.is_array() && v.size() == n, where, ": offset ", v.offset(), ": 'tokenizer.ggml.token_type' must be an array of ", n,
+          " integers, one per token");
+    std::vector<std::uint8_t> types(n);
+    auto fill = [&](auto array) {
+        std::size_t id = 0;
+        for (const auto t : array) {
+            check(std::cmp_greater_equal(t, 0) && std::cmp_less_equal(t, 6), where, ": offset ", v.offset(), ": 'tokenizer.ggml.token_type' of token ", id, " is ", +t,
+                  ", not a token type (0 to 6)");
+            types[id++] = static_cast<std::uint8_t>(t);
         }
     };
-
-    need(4, "magic");
-    check(data.substr(0, 4) == "GGUF", source, ": not a GGUF file (magic is not 'GGUF')");
-    p = 4;
-    const std::uint32_t version = u32("version");
-    check(version == 2 || version == 3, source, ": GGUF version ", version, " is not supported (2 or 3)");
-    (void)u64("tensor count");
-    const std::uint64_t n_kv = u64("key-value count");
-    // Each key-value takes at least 12 bytes (key length + type), so a larger count is a lie.
-    check(n_kv <= (data.size() - p) / 12, source, ": key-value count ", n_kv, " is larger than the file allows");
-
-    std::map<std::string, gguf_value> kv;
-    for (std::uint64_t k = 0; k < n_kv; ++k) {
-        std::string key = str("key");
-        const std::uint32_t t = u32("value type");
-        gguf_value v;
-        v.offset = p;
-        check(scalar_size(t) >= 0, source, ": offset ", p - 4, ": key '", key, "' has unknown value type ", t);
-        if (t == 8) {
-            v.type = gguf_value::kind::string;
-            v.s = str("string");
-        } else if (t == 9) {
-            const std::uint32_t et = u32("array element type");
-            const std::uint64_t n = u64("array length");
-            check(scalar_size(et) >= 0, source, ": offset ", p - 12, ": array '", key, "' has unknown element type ", et);
-            // Smallest element: 1 byte for scalars, 8 for strings (the length), 12 for arrays.
-            const std::uint64_t min_size = et == 8 ? 8 : et == 9 ? 12 : static_cast<std::uint64_t>(scalar_size(et));
-            check(n <= (data.size() - p) / min_size, source, ": offset ", p - 8, ": array '", key, "' length ", n,
-                  " runs past the end of the file");
-            if (et == 8) {
-                v.type = gguf_value::kind::string_array;
-                v.strings.reserve(n);
-                for (std::uint64_t e = 0; e < n; ++e) v.strings.push_back(str("array string"));
-            } else if (et == 9) {
-                fail(source, ": offset ", v.offset, ": nested array '", key, "' is not supported");
-            } else {
-                v.type = gguf_value::kind::number_array;
-                v.numbers.reserve(n);
-                for (std::uint64_t e = 0; e < n; ++e) v.numbers.push_back(number(et));
-            }
-        } else {
-            const double x = number(t);
-            if (t == 7) {
-                v.type = gguf_value::kind::boolean;
-                v.b = x != 0;
-            } else if (t == 6 || t == 12) {
-                v.type = gguf_value::kind::real;
-                v.f = x;
-            } else if (t == 10) {
-                v.type = gguf_value::kind::unsigned_integer;
-                std::memcpy(&v.u, data.data() + p - 8, 8);  // exact, not through double
-                v.i = static_cast<std::int64_t>(v.u);
-            } else {
-                v.type = gguf_value::kind::integer;
-                if (t == 11) std::memcpy(&v.i, data.data() + p - 8, 8);
-                else v.i = static_cast<std::int64_t>(x);
-                v.u = static_cast<std::uint64_t>(v.i);
-            }
-        }
-        kv[std::move(key)] = std::move(v);
+    switch (v.element_type()) {
+    case io::gguf_type::u8: fill(v.as_array<std::uint8_t>()); break;
+    case io::gguf_type::i8: fill(v.as_array<std::int8_t>()); break;
+    case io::gguf_type::u16: fill(v.as_array<std::uint16_t>()); break;
+    case io::gguf_type::i16: fill(v.as_array<std::int16_t>()); break;
+    case io::gguf_type::u32: fill(v.as_array<std::uint32_t>()); break;
+    case io::gguf_type::i32: fill(v.as_array<std::int32_t>()); break;
+    case io::gguf_type::u64: fill(v.as_array<std::uint64_t>()); break;
+    case io::gguf_type::i64: fill(v.as_array<std::int64_t>()); break;
+    default: fail(where, ": offset ", v.offset(), ": 'tokenizer.ggml.token_type' must be an integer array");
     }
-    return kv;
+    return types;
 }
 
-/// A tokenizer from GGUF metadata: `tokenizer.ggml.model` "gpt2" (byte-level BPE with
-/// `tokenizer.ggml.merges`; `tokenizer.ggml.pre` picks the pattern: gpt-2, llama-bpe/llama3,
-/// gpt-4o) or "llama" (SentencePiece BPE with `tokenizer.ggml.scores` and <0xNN> byte tokens).
-/// Control and user-defined tokens (`tokenizer.ggml.token_type` 3 and 4) become specials.
-/// Example: `auto tok = llm::tokenizer::gguf_tokenizer(bytes, "model.gguf");`
-inline any_bpe gguf_tokenizer(std::string_view data, std::string_view source) {
-    const auto kv = read_gguf_metadata(data, source);
-    const std::string where(source);
-    auto get = [&](const char* key, gguf_value::kind k) -> const gguf_value* {
-        const auto it = kv.find(key);
-        if (it == kv.end()) return nullptr;
-        check(it->second.type == k, where, ": offset ", it->second.offset, ": '", key, "' has the wrong type");
-        return &it->second;
+// tokenizer.ggml.scores: an f32 (or f64) array with one finite score per token.
+inline std::vector<float> gguf_scores(const io::gguf_value& v, std::size_t n, const std::string& where) {
+    check(v.is_array() && v.size() == n && (v.element_type() == io::gguf_type::f32 || v.element_type() == io::gguf_type::f64), where,
+          ": offset ", v.offset(), ": 'tokenizer.ggml.scores' must be an f32 array of ", n, " entries, one per token");
+    std::vector<float> scores(n);
+    auto fill = [&](auto array) {
+        std::size_t id = 0;
+        for (const auto x : array) {
+            check(std::isfinite(x) && std::abs(x) <= std::numeric_limits<float>::max(), where, ": offset ", v.offset(),
+                  ": 'tokenizer.ggml.scores' of token ", id, " is ", x, ", not a finite f32");
+            scores[id++] = static_cast<float>(x);
+        }
     };
-    const gguf_value* model = get("tokenizer.ggml.model", gguf_value::kind::string);
+    if (v.element_type() == io::gguf_type::f32) fill(v.as_array<float>());
+    else fill(v.as_array<double>());
+    return scores;
+}
+
+}  // namespace detail
+
+/// A tokenizer from the metadata of a parsed GGUF file: `tokenizer.ggml.model` "gpt2"
+/// (byte-level BPE with `tokenizer.ggml.merges`; `tokenizer.ggml.pre` picks the pattern: gpt-2,
+/// llama-bpe/llama3, gpt-4o) or "llama" (SentencePiece BPE with `tokenizer.ggml.scores` and
+/// <0xNN> byte tokens). Control and user-defined tokens (`tokenizer.ggml.token_type` 3 and 4)
+/// become specials. Token types must be integers 0..6 and scores finite f32, else llm::error.
+/// Example: `auto tok = llm::tokenizer::gguf_tokenizer(llm::io::gguf_file::open("model.gguf"));`
+inline any_bpe gguf_tokenizer(const io::gguf_file& file) {
+    const std::string& where = file.source();
+    auto get = [&](const char* key, io::gguf_type type, bool array) -> const io::gguf_value* {
+        const io::gguf_value* v = file.find(key);
+        if (v) {
+            check(v->is_array() == array && v->element_type() == type, where, ": offset ", v->offset(), ": '", key, "' must be ",
+                  array ? "an array of " : "", io::detail::gguf_type_name(type));
+        }
+        return v;
+    };
+    const io::gguf_value* model = get("tokenizer.ggml.model", io::gguf_type::string, false);
     check(model != nullptr, where, ": no 'tokenizer.ggml.model' key");
-    const gguf_value* tokens = get("tokenizer.ggml.tokens", gguf_value::kind::string_array);
-    check(tokens != nullptr, where, ": no 'tokenizer.ggml.tokens' array");
-    const auto n = tokens->strings.size();
+    const io::gguf_value* tokens_value = get("tokenizer.ggml.tokens", io::gguf_type::string, true);
+    check(tokens_value != nullptr, where, ": no 'tokenizer.ggml.tokens' array");
+    const std::vector<std::string_view> tokens = tokens_value->as_strings().to_vector();
+    const auto n = tokens.size();
     check(n > 0 && n <= byte_bpe::max_token_id, where, ": 'tokenizer.ggml.tokens' has ", n, " entries");
-    const gguf_value* types = get("tokenizer.ggml.token_type", gguf_value::kind::number_array);
-    check(!types || types->numbers.size() == n, where, ": 'tokenizer.ggml.token_type' has ", types ? types->numbers.size() : 0,
-          " entries for ", n, " tokens");
-    auto type_of = [&](std::size_t id) { return types ? static_cast<int>(types->numbers[id]) : 1; };
-    constexpr int control = 3, user_defined = 4, unused = 5;
+    std::vector<std::uint8_t> types(n, 1);  // 1: normal, when the file gives no types
+    if (const io::gguf_value* t = file.find("tokenizer.ggml.token_type")) types = detail::gguf_token_types(*t, n, where);
+    constexpr int control = 3, user_defined = 4, unused = 5, byte = 6;
 
     std::vector<special_token> specials;
     for (std::size_t id = 0; id < n; ++id) {
-        if (type_of(id) == control || type_of(id) == user_defined) specials.push_back({tokens->strings[id], static_cast<std::uint32_t>(id)});
+        if (types[id] == control || types[id] == user_defined) specials.push_back({std::string(tokens[id]), static_cast<std::uint32_t>(id)});
     }
-    if (model->s == "gpt2") {
-        const gguf_value* merges = get("tokenizer.ggml.merges", gguf_value::kind::string_array);
+    const std::string_view model_name = model->as_string();
+    if (model_name == "gpt2") {
+        const io::gguf_value* merges = get("tokenizer.ggml.merges", io::gguf_type::string, true);
         check(merges != nullptr, where, ": a gpt2 tokenizer needs 'tokenizer.ggml.merges'");
-        const gguf_value* pre = get("tokenizer.ggml.pre", gguf_value::kind::string);
-        const std::string pre_name = pre ? pre->s : "gpt-2";
+        const io::gguf_value* pre = get("tokenizer.ggml.pre", io::gguf_type::string, false);
+        const std::string pre_name(pre ? pre->as_string() : "gpt-2");
         byte_bpe_spec spec;
         spec.name = where;
         if (pre_name == "gpt-2" || pre_name == "default") spec.pre = pattern::r50k;
@@ -207,64 +116,60 @@ inline any_bpe gguf_tokenizer(std::string_view data, std::string_view source) {
         detail::bytes_map ids;
         std::string bytes;
         for (std::size_t id = 0; id < n; ++id) {
-            const int t = type_of(id);
+            const int t = types[id];
             if (t == control || t == user_defined || t == unused) continue;
-            check(detail::vocab_string_to_bytes(tokens->strings[id], bytes), where, ": token ", id, " '", tokens->strings[id],
-                  "' is not a byte-level string");
-            ids.insert(tokens->strings[id], static_cast<std::uint32_t>(id));
+            check(detail::vocab_string_to_bytes(tokens[id], bytes), where, ": token ", id, " '", tokens[id], "' is not a byte-level string");
+            ids.insert(tokens[id], static_cast<std::uint32_t>(id));
             spec.tokens.emplace_back(bytes, static_cast<std::uint32_t>(id));
         }
-        for (std::size_t r = 0; r < merges->strings.size(); ++r) {
-            const std::string& m = merges->strings[r];
+        std::size_t r = 0;
+        for (const std::string_view m : merges->as_strings()) {
             const std::size_t sp = m.find(' ');
-            check(sp != std::string::npos && m.find(' ', sp + 1) == std::string::npos, where, ": merge ", r, " '", m, "' is not 'left right'");
-            const std::uint32_t a = ids.find(std::string_view(m).substr(0, sp)), b = ids.find(std::string_view(m).substr(sp + 1));
+            check(sp != std::string_view::npos && m.find(' ', sp + 1) == std::string_view::npos, where, ": merge ", r, " '", m,
+                  "' is not 'left right'");
+            const std::uint32_t a = ids.find(m.substr(0, sp)), b = ids.find(m.substr(sp + 1));
             check(a != detail::bytes_map::npos && b != detail::bytes_map::npos, where, ": merge ", r, " '", m, "' uses an unknown token");
             spec.merges.emplace_back(a, b);
+            ++r;
         }
         spec.specials = std::move(specials);
         return byte_bpe(std::move(spec));
     }
-    if (model->s == "llama") {
-        const gguf_value* scores = get("tokenizer.ggml.scores", gguf_value::kind::number_array);
-        check(scores != nullptr && scores->numbers.size() == n, where, ": a llama tokenizer needs one 'tokenizer.ggml.scores' entry per token");
+    if (model_name == "llama") {
+        const io::gguf_value* scores = file.find("tokenizer.ggml.scores");
+        check(scores != nullptr, where, ": a llama tokenizer needs one 'tokenizer.ggml.scores' entry per token");
         sp_bpe_spec spec;
         spec.name = where;
-        spec.scores.assign(scores->numbers.begin(), scores->numbers.end());
+        spec.scores = detail::gguf_scores(*scores, n, where);
         bool has_bytes = false;
         for (std::size_t id = 0; id < n; ++id) {
-            const int t = type_of(id);
+            const int t = types[id];
             if (t == control || t == user_defined || t == unused) continue;
-            has_bytes = has_bytes || t == 6;
-            spec.pieces.emplace_back(tokens->strings[id], static_cast<std::uint32_t>(id));
+            has_bytes = has_bytes || t == byte;
+            spec.pieces.emplace_back(std::string(tokens[id]), static_cast<std::uint32_t>(id));
         }
         spec.byte_fallback = has_bytes;
-        if (const gguf_value* unk = get("tokenizer.ggml.unknown_token_id", gguf_value::kind::integer)) {
-            check(unk->i >= 0 && static_cast<std::uint64_t>(unk->i) < n, where, ": unknown_token_id ", unk->i, " is out of range");
-            spec.unk = static_cast<std::uint32_t>(unk->i);
+        if (const io::gguf_value* unk = file.find("tokenizer.ggml.unknown_token_id")) {
+            const auto id = unk->as_integer<std::int64_t>();
+            check(id >= 0 && static_cast<std::uint64_t>(id) < n, where, ": offset ", unk->offset(), ": unknown_token_id ", id, " is out of range");
+            spec.unk = static_cast<std::uint32_t>(id);
         }
-        if (const gguf_value* asp = get("tokenizer.ggml.add_space_prefix", gguf_value::kind::boolean)) spec.add_dummy_prefix = asp->b;
+        if (const io::gguf_value* asp = get("tokenizer.ggml.add_space_prefix", io::gguf_type::boolean, false)) spec.add_dummy_prefix = asp->as<bool>();
         spec.specials = std::move(specials);
         return sp_bpe(std::move(spec));
     }
-    fail(where, ": tokenizer.ggml.model '", model->s, "' is not supported (gpt2, llama)");
+    fail(where, ": tokenizer.ggml.model '", model_name, "' is not supported (gpt2, llama)");
 }
 
-/// Loads the tokenizer of a GGUF file (see gguf_tokenizer). Metadata sits at the front of the
-/// file, so only its first 64 MiB are read (model files are gigabytes); if the metadata runs
-/// past that, the whole file is read.
-/// Example: `auto tok = llm::tokenizer::load_gguf_tokenizer("model.gguf");`
-inline any_bpe load_gguf_tokenizer(const std::string& path) {
-    bool complete = false;
-    const std::string head = detail::read_file_prefix(path, "load_gguf_tokenizer", std::size_t{64} << 20, &complete);
-    if (!complete) {
-        try {
-            return gguf_tokenizer(head, path);
-        } catch (const llm::error&) {
-            // Possibly cut inside the metadata: fall through to the whole file.
-        }
-    }
-    return gguf_tokenizer(detail::read_file(path, "load_gguf_tokenizer"), path);
+/// A tokenizer from GGUF bytes already in memory (see the gguf_file overload); `source` names
+/// them in error messages. Example: `auto tok = llm::tokenizer::gguf_tokenizer(bytes, "model.gguf");`
+inline any_bpe gguf_tokenizer(std::string_view data, std::string_view source) {
+    return gguf_tokenizer(io::gguf_file::parse(data, std::string(source)));
 }
+
+/// Loads the tokenizer of a GGUF file (see gguf_tokenizer). The file is memory-mapped and read
+/// once: only the pages holding the metadata and tensor infos are touched, not the weights.
+/// Example: `auto tok = llm::tokenizer::load_gguf_tokenizer("model.gguf");`
+inline any_bpe load_gguf_tokenizer(const std::string& path) { return gguf_tokenizer(io::gguf_file::open(path)); }
 
 }  // namespace llm::tokenizer
