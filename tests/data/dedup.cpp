@@ -10,9 +10,12 @@
 #include <llm/data/quality.hpp>
 #include <llm/data/union_find.hpp>
 
+#include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 namespace {
@@ -48,6 +51,83 @@ TEST_CASE("lsh_index finds documents sharing a band, and only those") {
     }
     CHECK_THROWS_WITH_AS(llm::data::lsh_index(16, {5, 4}), "lsh_index: bands = 5, rows = 4 need bands, rows >= 1 and bands * rows <= num_perm = 16", llm::error);
     CHECK_THROWS_WITH_AS(idx.insert(std::vector<std::uint32_t>(15)), "lsh_index::insert: signature has 15 values, index expects 16", llm::error);
+}
+
+namespace {
+
+// The LSH candidates by brute force from the definition: the earlier documents whose rows of
+// some band equal the query's, comparing the rows themselves (no hashing, no tables), keeping
+// per band the `cap` newest such documents; ascending, without repeats.
+std::vector<std::uint32_t> lsh_reference(const std::vector<std::vector<std::uint32_t>>& docs, const std::vector<std::uint32_t>& q,
+                                         llm::data::lsh_params p, std::size_t cap) {
+    std::vector<std::uint32_t> out;
+    for (std::size_t band = 0; band < p.bands; ++band) {
+        const auto first = static_cast<std::ptrdiff_t>(band * p.rows), last = first + static_cast<std::ptrdiff_t>(p.rows);
+        std::size_t taken = 0;
+        for (std::size_t d = docs.size(); d-- > 0 && taken < cap;) {
+            if (std::equal(q.begin() + first, q.begin() + last, docs[d].begin() + first)) {
+                out.push_back(static_cast<std::uint32_t>(d));
+                ++taken;
+            }
+        }
+    }
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("lsh_index equals the brute-force band comparison on random signatures") {
+    std::mt19937 rng(2);
+    constexpr std::size_t all = std::numeric_limits<std::size_t>::max();
+    // (num_perm, bands, rows, documents): one band, one row, unused tail values, table growth past 512 keys.
+    for (const auto& [k, bands, rows, n] : {std::tuple<std::size_t, std::size_t, std::size_t, std::size_t>{1, 1, 1, 300},
+                                            {7, 3, 2, 700}, {16, 4, 4, 2000}, {65, 9, 7, 1500}, {128, 32, 4, 1200}}) {
+        for (const std::size_t cap : {all, std::size_t{1}, std::size_t{3}}) {
+            const llm::data::lsh_params p{bands, rows};
+            llm::data::lsh_index idx(k, p);
+            std::vector<std::vector<std::uint32_t>> docs;
+            std::vector<std::uint32_t> got{12345}, q;
+            for (std::size_t d = 0; d < n; ++d) {
+                // Each band copies an earlier document's band (a collision), or takes values from a
+                // tiny alphabet (chance collisions) or from all of 2^32 (new keys that grow the tables).
+                std::vector<std::uint32_t> sig(k);
+                for (auto& v : sig) v = rng();
+                for (std::size_t band = 0; band < bands; ++band) {
+                    const auto at = sig.begin() + static_cast<std::ptrdiff_t>(band * rows);
+                    const std::uint32_t kind = rng() % 4;
+                    if (kind == 0 && d > 0) {
+                        const auto& src = docs[rng() % d];
+                        std::copy(src.begin() + static_cast<std::ptrdiff_t>(band * rows),
+                                  src.begin() + static_cast<std::ptrdiff_t>((band + 1) * rows), at);
+                    } else if (kind == 1) {
+                        for (std::size_t r = 0; r < rows; ++r) at[static_cast<std::ptrdiff_t>(r)] = rng() % 2;
+                    }
+                }
+                INFO("num_perm ", k, " bands ", bands, " rows ", rows, " cap ", cap, " document ", d);
+                if (d % 5 == 0) {  // query alone, then query_and_insert of the same signature
+                    idx.query(sig, got, cap);
+                    CHECK(got == lsh_reference(docs, sig, p, cap));
+                    REQUIRE(idx.size() == d);
+                }
+                got.assign(1, 12345);
+                if (d % 7 == 3) {
+                    CHECK(idx.insert(sig) == d);
+                } else {
+                    CHECK(idx.query_and_insert(sig, got, cap) == d);
+                    CHECK(got == lsh_reference(docs, sig, p, cap));
+                }
+                docs.push_back(std::move(sig));
+            }
+            // Queries of random earlier documents (each finds itself and its band mates).
+            for (int t = 0; t < 50; ++t) {
+                q = docs[rng() % n];
+                idx.query(q, got, cap);
+                CHECK(got == lsh_reference(docs, q, p, cap));
+            }
+        }
+    }
 }
 
 TEST_CASE("union_find merges transitively") {

@@ -7,6 +7,7 @@
 #include <llm/data/oph.hpp>
 #include <llm/data/sketch.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <random>
@@ -134,6 +135,62 @@ TEST_CASE("one_permutation: identical sets agree everywhere, small sets are dens
         // Densified: with one hash every bin holds that hash's value.
         if (n == 1) {
             for (auto v : s1) CHECK(v == s1[0]);
+        }
+    }
+}
+
+namespace {
+
+// MurmurHash3's 64-bit finaliser, written out here so the reference shares no code with oph.hpp.
+std::uint64_t mix64(std::uint64_t k) {
+    k ^= k >> 33;
+    k *= 0xff51afd7ed558ccdull;
+    k ^= k >> 33;
+    k *= 0xc4ceb9fe1a85ec53ull;
+    k ^= k >> 33;
+    return k;
+}
+
+// One-permutation hashing with optimal densification straight from its definition (the
+// class comment of one_permutation): each hash, mixed with the seed's salt, falls in bin
+// floor(hi32 * bins / 2^32) with value lo32; a bin keeps the smallest value; an empty bin i
+// takes the (undensified) value of the first filled bin among bin(mix(dsalt ^ (i << 32 | a)))
+// for a = 1, 2, ...; no hashes: every bin is 2^32 - 1.
+std::vector<std::uint32_t> oph_reference(std::size_t bins, std::uint32_t seed, const std::vector<std::uint64_t>& hashes) {
+    const std::uint64_t salt = mix64(0x9E3779B97F4A7C15ull * (std::uint64_t{seed} + 1));
+    const std::uint64_t dsalt = mix64(salt ^ 0xD6E8FEB86659FD93ull);
+    const auto bin_of = [bins](std::uint64_t y) { return static_cast<std::size_t>((y >> 32) * bins / (std::uint64_t{1} << 32)); };
+    std::vector<std::vector<std::uint32_t>> values(bins);
+    for (const std::uint64_t h : hashes) {
+        const std::uint64_t y = mix64(h ^ salt);
+        values[bin_of(y)].push_back(static_cast<std::uint32_t>(y));
+    }
+    std::vector<std::uint32_t> out(bins, 0xFFFFFFFFu);
+    if (hashes.empty()) return out;
+    for (std::size_t i = 0; i < bins; ++i) {
+        std::size_t from = i;
+        for (std::uint64_t a = 1; values[from].empty(); ++a) from = bin_of(mix64(dsalt ^ (std::uint64_t{i} << 32 | a)));
+        out[i] = *std::min_element(values[from].begin(), values[from].end());
+    }
+    return out;
+}
+
+}  // namespace
+
+TEST_CASE("one_permutation::sketch equals the direct reference on random sets of awkward sizes") {
+    std::mt19937_64 rng(15);
+    for (const std::size_t bins : {1, 2, 7, 63, 64, 65, 128, 1000, 8192}) {
+        for (const std::size_t n : {0, 1, 2, 7, 63, 100, 1000, 5000}) {
+            // Densifying 8192 bins from a few filled ones takes ~bins^2 / filled draws: one repeat there.
+            for (int rep = 0; rep < (bins > 1000 ? 1 : 4); ++rep) {
+                const std::uint32_t seed = static_cast<std::uint32_t>(rng());
+                auto h = random_hashes(rng, n, rep % 2 == 1);
+                if (n > 2) h.insert(h.end(), h.begin(), h.begin() + static_cast<std::ptrdiff_t>(n / 3));  // repeats
+                std::vector<std::uint32_t> got(bins, 0xDEADBEEF);
+                llm::data::one_permutation(bins, seed).sketch(h, got);
+                INFO("bins ", bins, " hashes ", h.size(), " seed ", seed);
+                CHECK(got == oph_reference(bins, seed, h));
+            }
         }
     }
 }
