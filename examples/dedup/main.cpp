@@ -1,5 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // dedup: near-duplicate removal for JSONL corpora with MinHash + LSH (llm::data), streaming and multi-threaded.
+// Outputs (--output, --clusters, --report) are written through llm::io::atomic_file and committed
+// together: a failed run replaces none of them. Errors: one line on stderr, exit status 2.
+#include "common/args.hpp"
+
 #include <llm/data/detail/json.hpp>
 #include <llm/data/hash.hpp>
 #include <llm/data/minhash.hpp>
@@ -8,6 +12,7 @@
 #include <llm/data/quality.hpp>
 #include <llm/data/signer.hpp>
 #include <llm/data/synthetic.hpp>
+#include <llm/io/atomic_file.hpp>
 #include <llm/parallel/thread_pool.hpp>
 
 #include <algorithm>
@@ -21,6 +26,7 @@
 #include <iostream>
 #include <map>
 #include <memory>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <thread>
@@ -35,23 +41,25 @@ Near-duplicate removal of JSONL documents with MinHash + LSH; keeps one document
   --output FILE         kept documents, the input lines unchanged ('-': stdout)
   --clusters FILE       TSV, one line 'id<TAB>cluster' per document (cluster = id of the kept one)
   --report FILE         the report as JSON (a text report always goes to stderr)
+                        (outputs must be distinct files other than the input, and regular files
+                        or new; they are replaced together, only when the whole run succeeded)
   --field NAME          text field (default text)
   --id-field NAME       id field (default id; a document without it gets its line number)
   --threshold T         Jaccard threshold in (0,1) (default 0.8)
-  --num-perm K          signature length (default 128)
-  --ngram N             shingle size (default 5)
+  --num-perm K          signature length, in [2, 4096] (default 128)
+  --ngram N             shingle size, in [1, 64] (default 5)
   --shingle word|char   word n-grams (lowercased, whitespace-split) or character n-grams (default word)
   --sketch minhash|affine32|oph   permutations as datasketch legacy, datasketch 2.0, or one-permutation hashing (default minhash)
   --hash xxh64|murmur3|sha1       shingle hash (sha1 = datasketch's sha1_hash32) (default xxh64)
-  --seed S              permutation seed (default 1)
-  --threads N           signature threads (default: all cores)
+  --seed S              permutation seed, in [0, 4294967295] (default 1)
+  --threads N           signature threads, in [1, 1024] (default: all cores)
   --keep first|longest  which document of a cluster to keep (default first)
   --verify              confirm candidate pairs by exact Jaccard of shingle sets (costs 8 bytes per shingle);
                         also weighs false negatives 0.9 in the LSH (bands, rows) choice, for recall
   --fn-weight W         weight of false negatives in the (bands, rows) choice, in (0,1) (default 0.5, 0.9 with --verify)
   --filters LIST        quality filters to run before dedup: c4, gopher or c4,gopher (default none)
   --strict              stop at the first malformed line (exit 2) instead of counting it
-  --make-corpus N       instead of deduplicating, write N synthetic ~2 KB documents (30% planted
+  --make-corpus N       instead of deduplicating, write N (at most 1000000) synthetic ~2 KB documents (30% planted
                         near-duplicates, field 'source' = the original's id) to --output and exit
 )";
 
@@ -65,70 +73,39 @@ struct options {
     std::size_t make_corpus = 0;
 };
 
-std::size_t to_size(const std::string& flag, const std::string& v) {
-    std::size_t pos = 0;
-    unsigned long long x = 0;
-    try {
-        x = std::stoull(v, &pos);
-    } catch (const std::exception&) {
-        pos = 0;
-    }
-    llm::check(pos == v.size() && !v.empty() && v[0] != '-', "dedup: ", flag, " = '", v, "' is not a non-negative integer");
-    return static_cast<std::size_t>(x);
-}
+// Bounds of the numeric options. num_perm: optimal_params (the LSH choice) takes at most 4096;
+// ngram: the shinglers' limit; make_corpus: the synthetic corpus is built in memory (~2 KB each).
+constexpr std::size_t max_num_perm = 4096, max_ngram = 64, max_threads = 1024, max_make_corpus = 1000000;
 
 options parse_args(int argc, char** argv) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        if (a == "--help" || a == "-h") {
-            std::cout << usage;
-            std::exit(0);
-        }
-        const auto next = [&]() -> std::string {
-            llm::check(i + 1 < argc, "dedup: ", a, " needs a value");
-            return argv[++i];
-        };
-        if (a == "--input") o.input = next();
-        else if (a == "--output") o.output = next();
-        else if (a == "--clusters") o.clusters = next();
-        else if (a == "--report") o.report = next();
-        else if (a == "--field") o.field = next();
-        else if (a == "--id-field") o.id_field = next();
-        else if (a == "--threshold") {
-            const std::string v = next();
-            char* end = nullptr;
-            o.threshold = std::strtod(v.c_str(), &end);
-            llm::check(end && *end == 0 && o.threshold > 0 && o.threshold < 1, "dedup: --threshold = '", v, "' must be a number in (0, 1)");
-        } else if (a == "--fn-weight") {
-            const std::string v = next();
-            char* end = nullptr;
-            o.fn_weight = std::strtod(v.c_str(), &end);
-            llm::check(end && *end == 0 && o.fn_weight > 0 && o.fn_weight < 1, "dedup: --fn-weight = '", v, "' must be a number in (0, 1)");
-        } else if (a == "--num-perm") o.num_perm = to_size(a, next());
-        else if (a == "--ngram") o.ngram = to_size(a, next());
-        else if (a == "--threads") o.threads = to_size(a, next());
-        else if (a == "--seed") {
-            const std::size_t s = to_size(a, next());
-            llm::check(s <= 0xFFFFFFFFu, "dedup: --seed = ", s, " must be below 2^32 (numpy's RandomState limit)");
-            o.seed = static_cast<std::uint32_t>(s);
-        } else if (a == "--shingle") o.shingle = next();
-        else if (a == "--sketch") o.sketch = next();
-        else if (a == "--hash") o.hash = next();
-        else if (a == "--keep") o.keep = next();
-        else if (a == "--filters") o.filters = next();
-        else if (a == "--make-corpus") o.make_corpus = to_size(a, next());
-        else if (a == "--verify") o.verify = true;
-        else if (a == "--strict") o.strict = true;
-        else llm::fail("dedup: unknown option '", a, "' (see --help)");
+    cli::args a(argc, argv, usage);
+    while (a.next()) {
+        if (a.is("--input")) o.input = a.value();
+        else if (a.is("--output")) o.output = a.value();
+        else if (a.is("--clusters")) o.clusters = a.value();
+        else if (a.is("--report")) o.report = a.value();
+        else if (a.is("--field")) o.field = a.value();
+        else if (a.is("--id-field")) o.id_field = a.value();
+        else if (a.is("--threshold")) o.threshold = a.number_in_open(0, 1);
+        else if (a.is("--fn-weight")) o.fn_weight = a.number_in_open(0, 1);
+        else if (a.is("--num-perm")) o.num_perm = a.integer<std::size_t>(2, max_num_perm);
+        else if (a.is("--ngram")) o.ngram = a.integer<std::size_t>(1, max_ngram);
+        else if (a.is("--threads")) o.threads = a.integer<std::size_t>(1, max_threads);
+        else if (a.is("--seed")) o.seed = a.integer<std::uint32_t>(0, 0xFFFFFFFFu);  // numpy's RandomState limit
+        else if (a.is("--shingle")) o.shingle = a.choice({"word", "char"});
+        else if (a.is("--sketch")) o.sketch = a.choice({"minhash", "affine32", "oph"});
+        else if (a.is("--hash")) o.hash = a.choice({"xxh64", "murmur3", "sha1"});
+        else if (a.is("--keep")) o.keep = a.choice({"first", "longest"});
+        else if (a.is("--filters")) o.filters = a.value();
+        else if (a.is("--make-corpus")) o.make_corpus = a.integer<std::size_t>(1, max_make_corpus);
+        else if (a.is("--verify")) o.verify = true;
+        else if (a.is("--strict")) o.strict = true;
+        else a.unknown();
     }
-    llm::check(!o.output.empty(), "dedup: --output is required (see --help)");
-    llm::check(o.shingle == "word" || o.shingle == "char", "dedup: --shingle = '", o.shingle, "' must be word or char");
-    llm::check(o.sketch == "minhash" || o.sketch == "affine32" || o.sketch == "oph", "dedup: --sketch = '", o.sketch,
-               "' must be minhash, affine32 or oph");
-    llm::check(o.hash == "xxh64" || o.hash == "murmur3" || o.hash == "sha1", "dedup: --hash = '", o.hash, "' must be xxh64, murmur3 or sha1");
-    llm::check(o.keep == "first" || o.keep == "longest", "dedup: --keep = '", o.keep, "' must be first or longest");
-    llm::check(o.num_perm >= 2, "dedup: --num-perm = ", o.num_perm, " must be >= 2");
+    llm::check(!o.output.empty(), "--output is required (see --help)");
+    llm::check((o.output == "-") + (o.clusters == "-") + (o.report == "-") <= 1, "at most one of --output, --clusters and --report can be '-' (stdout)");
+    llm::io::check_distinct_paths("dedup", {o.output, o.clusters, o.report}, {o.input});
     if (o.fn_weight == 0) o.fn_weight = o.verify ? 0.9 : 0.5;
     if (o.threads == 0) o.threads = std::max(1u, std::thread::hardware_concurrency());
     return o;
@@ -180,47 +157,6 @@ sign_batch_fn pick_signer(const options& o) {
     return pick_hash(o, llm::data::word_ngrams{.n = o.ngram});
 }
 
-/// A file written under a temporary name and renamed over the final one by commit(); removed
-/// if never committed, so a failed run leaves no half-written output.
-class output_file {
-public:
-    explicit output_file(const std::string& path) : path_(path) {
-        if (path_.empty()) return;
-        if (path_ == "-") {
-            out_ = &std::cout;
-            return;
-        }
-        tmp_ = path_ + ".tmp." + std::to_string(::getpid());
-        file_.open(tmp_, std::ios::binary | std::ios::trunc);
-        llm::check(file_.good(), "dedup: cannot open '", tmp_, "' for writing");
-        out_ = &file_;
-    }
-    ~output_file() {
-        if (!tmp_.empty() && !committed_) {
-            file_.close();
-            std::error_code ec;
-            std::filesystem::remove(tmp_, ec);
-        }
-    }
-    std::ostream* stream() { return out_; }
-    void commit() {
-        if (!out_) return;
-        out_->flush();
-        llm::check(out_->good(), "dedup: write to '", path_, "' failed");
-        if (tmp_.empty()) return;
-        file_.close();
-        llm::check(!file_.fail(), "dedup: closing '", tmp_, "' failed");
-        std::filesystem::rename(tmp_, path_);
-        committed_ = true;
-    }
-
-private:
-    std::string path_, tmp_;
-    std::ofstream file_;
-    std::ostream* out_ = nullptr;
-    bool committed_ = false;
-};
-
 std::string tsv_escape(std::string_view s) {
     std::string out;
     for (const char c : s) {
@@ -258,18 +194,29 @@ struct malformed_line {
 
 int make_corpus(const options& o) {
     const auto docs = llm::data::make_synthetic_corpus({.documents = o.make_corpus, .seed = o.seed});
-    output_file out(o.output);
+    llm::io::atomic_file out(o.output, "dedup");
     for (std::size_t i = 0; i < docs.size(); ++i) {
-        *out.stream() << "{\"id\": \"doc" << i << "\", \"source\": \"doc" << docs[i].source << "\", \"text\": \""
-                      << json_escape(docs[i].text) << "\"}\n";
+        out.write("{\"id\": \"doc" + std::to_string(i) + "\", \"source\": \"doc" + std::to_string(docs[i].source) + "\", \"text\": \"" +
+                  json_escape(docs[i].text) + "\"}\n");
     }
     out.commit();
     std::cerr << "dedup: wrote " << docs.size() << " synthetic documents to " << o.output << '\n';
     return 0;
 }
 
+// An output that is optional: absent when its path is empty.
+std::optional<llm::io::atomic_file> optional_output(const std::string& path) {
+    if (path.empty()) return std::nullopt;
+    return std::optional<llm::io::atomic_file>(std::in_place, path, "dedup");
+}
+
 int run(const options& o) {
     if (o.make_corpus) return make_corpus(o);
+    // The temporaries are created before the input is read, so a target that cannot be written
+    // (a symlink, a FIFO, a missing or read-only directory) is refused before any work; the
+    // targets are replaced only by the commit_together at the end.
+    llm::io::atomic_file kept_out(o.output, "dedup");
+    std::optional<llm::io::atomic_file> clusters_out = optional_output(o.clusters), report_out = optional_output(o.report);
     using clock = std::chrono::steady_clock;
     const auto t0 = clock::now();
     const sign_batch_fn sign_batch = pick_signer(o);
@@ -416,7 +363,6 @@ int run(const options& o) {
     }
 
     // Pass 2: write kept lines and the cluster table.
-    output_file kept_out(o.output), clusters_out(o.clusters);
     std::ifstream source(spool_path.empty() ? o.input : spool_path, std::ios::binary);
     llm::check(source.good(), "dedup: cannot reopen the input for the second pass");
     const std::size_t docs = offsets.size();
@@ -432,11 +378,11 @@ int run(const options& o) {
     std::string line;
     for (std::size_t d = 0; d < docs; ++d) {
         if (dropped_by_filter[d]) {
-            if (clusters_out.stream()) *clusters_out.stream() << tsv_escape(id_of(d)) << "\t\n";
+            if (clusters_out) clusters_out->write(tsv_escape(id_of(d)) + "\t\n");
             continue;
         }
         const std::uint32_t c = dedup.cluster_of(static_cast<std::uint32_t>(d));
-        if (clusters_out.stream()) *clusters_out.stream() << tsv_escape(id_of(d)) << '\t' << tsv_escape(id_of(c)) << '\n';
+        if (clusters_out) clusters_out->write(tsv_escape(id_of(d)) + '\t' + tsv_escape(id_of(c)) + '\n');
         if (c != d) {
             ++dropped_dup;
             continue;
@@ -448,10 +394,9 @@ int run(const options& o) {
         source.seekg(static_cast<std::streamoff>(offsets[d]));
         source.read(line.data(), static_cast<std::streamsize>(lengths[d]));
         llm::check(source.gcount() == static_cast<std::streamsize>(lengths[d]), "dedup: the input changed during the run");
-        *kept_out.stream() << line << '\n';
+        line += '\n';
+        kept_out.write(line);
     }
-    kept_out.commit();
-    clusters_out.commit();
 
     const double seconds = std::chrono::duration<double>(clock::now() - t0).count();
     std::size_t filtered_total = 0;
@@ -471,11 +416,8 @@ int run(const options& o) {
          << dedup.candidate_pairs() << " candidate pairs" << (o.verify ? ", " + std::to_string(dedup.rejected_pairs()) + " rejected by exact Jaccard" : "") << '\n';
     text << "time: " << seconds << " s (parse + filter + signatures " << sign_seconds << " s on " << o.threads << " threads), "
          << docs_per_s << " docs/s, " << mb_per_s << " MB/s\n";
-    std::cerr << text.str();
-
-    if (!o.report.empty()) {
-        output_file rep(o.report);
-        auto& r = *rep.stream();
+    if (report_out) {
+        std::ostringstream r;
         r << "{\"lines\": " << lines << ", \"bytes\": " << bytes_in << ", \"documents\": " << docs << ", \"kept\": " << kept
           << ", \"dropped_near_duplicates\": " << dropped_dup << ", \"dropped_by_filters\": {";
         bool first = true;
@@ -491,21 +433,15 @@ int run(const options& o) {
             r << (i ? ", " : "") << "{\"line\": " << malformed[i].line << ", \"reason\": \"" << json_escape(malformed[i].reason) << "\"}";
         }
         r << "]}\n";
-        rep.commit();
+        report_out->write(r.str());
     }
+    llm::io::commit_together({&kept_out, clusters_out ? &*clusters_out : nullptr, report_out ? &*report_out : nullptr});
+    std::cerr << text.str();
     return 0;
 }
 
 }  // namespace
 
 int main(int argc, char** argv) {
-    try {
-        return run(parse_args(argc, argv));
-    } catch (const llm::error& e) {
-        std::cerr << e.what() << '\n';
-        return 2;
-    } catch (const std::exception& e) {
-        std::cerr << "dedup: " << e.what() << '\n';
-        return 2;
-    }
+    return cli::run_main("dedup", [&] { return run(parse_args(argc, argv)); });
 }

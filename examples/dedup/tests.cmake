@@ -14,3 +14,59 @@ add_test(NAME example_dedup
              grep -q 'line 6' stdin_report.txt
              if { head -n 5 corpus.jsonl; echo '{not json'; } | '$<TARGET_FILE:dedup>' --output - --strict > /dev/null 2>&1; then exit 1; fi")
 set_tests_properties(example_dedup PROPERTIES LABELS "example;data")
+
+# Hostile arguments and output targets: exit status 2, one line on stderr, nothing replaced.
+set(dedup_make "'$<TARGET_FILE:dedup>' --make-corpus 20 --output in.jsonl 2> /dev/null")
+llm_example_error_test(example_dedup_num_perm_huge dedup
+    ARGS --num-perm 100000000000000 --output kept.jsonl ABSENT kept.jsonl
+    MESSAGE "dedup: --num-perm '100000000000000' is not an integer in [2, 4096]")
+llm_example_error_test(example_dedup_threshold_text dedup
+    ARGS --threshold 0.8x --output kept.jsonl ABSENT kept.jsonl
+    MESSAGE "dedup: --threshold '0.8x' is not a number in (0, 1)")
+llm_example_error_test(example_dedup_seed_negative dedup
+    ARGS --seed -1 --output kept.jsonl ABSENT kept.jsonl
+    MESSAGE "dedup: --seed '-1' is not an integer in [0, 4294967295]")
+llm_example_error_test(example_dedup_make_corpus_huge dedup
+    ARGS --make-corpus 100000000000 --output kept.jsonl ABSENT kept.jsonl
+    MESSAGE "dedup: --make-corpus '100000000000' is not an integer in [1, 1000000]")
+llm_example_error_test(example_dedup_missing_value dedup
+    ARGS --output kept.jsonl --clusters ABSENT kept.jsonl
+    MESSAGE "dedup: --clusters needs a value")
+# Two outputs naming one file, or an output naming the input: refused before anything is written.
+llm_example_error_test(example_dedup_same_output dedup
+    ARGS --input in.jsonl --output x.txt --clusters ./x.txt SETUP "${dedup_make}" ABSENT x.txt
+    MESSAGE "dedup: outputs 'x.txt' and './x.txt' name the same file")
+llm_example_error_test(example_dedup_output_is_input dedup
+    ARGS --input in.jsonl --output in.jsonl SETUP "${dedup_make}" UNCHANGED in.jsonl
+    MESSAGE "dedup: output 'in.jsonl' names the input 'in.jsonl'")
+# Non-regular targets are refused, not replaced: a FIFO stays a FIFO, a symlink and its target stay.
+llm_example_error_test(example_dedup_fifo_target dedup
+    ARGS --input in.jsonl --output fifo SETUP "${dedup_make} && mkfifo fifo" CHECK "test -p fifo"
+    MESSAGE "dedup: output 'fifo' exists and is not a regular file (a FIFO); refusing to replace it")
+llm_example_error_test(example_dedup_symlink_target dedup
+    ARGS --input in.jsonl --output kept.jsonl --clusters link
+    SETUP "${dedup_make} && echo old > target && ln -s target link" UNCHANGED target ABSENT kept.jsonl CHECK "test -L link"
+    MESSAGE "dedup: output 'link' exists and is not a regular file (a symbolic link); refusing to replace it")
+# One output cannot be written (its directory does not exist): the others keep their old bytes.
+llm_example_error_test(example_dedup_report_fails_nothing_replaced dedup
+    ARGS --input in.jsonl --output kept.jsonl --clusters clusters.tsv --report missing/report.json
+    SETUP "${dedup_make} && echo old > kept.jsonl && echo old > clusters.tsv" UNCHANGED kept.jsonl clusters.tsv
+    MESSAGE "dedup: cannot create a temporary file beside 'missing/report.json'")
+llm_example_error_test(example_dedup_clusters_fails_nothing_replaced dedup
+    ARGS --input in.jsonl --output kept.jsonl --clusters missing/clusters.tsv
+    SETUP "${dedup_make} && echo old > kept.jsonl" UNCHANGED kept.jsonl
+    MESSAGE "dedup: cannot create a temporary file beside 'missing/clusters.tsv'")
+# A failure in the middle of the run (--strict on a malformed line) replaces no output either.
+llm_example_error_test(example_dedup_strict_nothing_replaced dedup
+    ARGS --input in.jsonl --output kept.jsonl --clusters clusters.tsv --strict
+    SETUP "${dedup_make} && echo '{not json' >> in.jsonl && echo old > kept.jsonl && echo old > clusters.tsv"
+    UNCHANGED kept.jsonl clusters.tsv
+    MESSAGE "dedup: line 21:")
+# All three outputs written together on success.
+add_test(NAME example_dedup_three_outputs
+         COMMAND sh -c "set -e; rm -rf dedup_three && mkdir dedup_three && cd dedup_three && ${dedup_make}
+             '$<TARGET_FILE:dedup>' --input in.jsonl --output kept.jsonl --clusters clusters.tsv --report report.json --threads 2 2> /dev/null
+             test -s kept.jsonl && test $(wc -l < clusters.tsv) -eq 20 && grep -q '\"documents\": 20' report.json
+             test -z \"$(ls -A | grep '\\.tmp\\.')\""
+         WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
+set_tests_properties(example_dedup_three_outputs PROPERTIES LABELS "example;data")

@@ -3,6 +3,9 @@
 //
 // Usage: preference [--pairs N] [--tokens S] [--vocab V] [--threads T]
 // Defaults (8 pairs, 64 positions, vocab 32000) run in about a second.
+// Errors: a one-line message on stderr and exit status 2.
+#include "common/args.hpp"
+
 #include <llm/align/cpo.hpp>
 #include <llm/align/dpo.hpp>
 #include <llm/align/kto.hpp>
@@ -17,8 +20,6 @@
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstdlib>
-#include <cstring>
 #include <string>
 #include <vector>
 
@@ -31,29 +32,33 @@ struct options {
     std::size_t pairs = 8, tokens = 64, vocab = 32000, threads = 2;
 };
 
+constexpr const char* usage =
+    "usage: preference [--pairs N] [--tokens S] [--vocab V] [--threads T]\n"
+    "  --pairs N    preference pairs, in [1, 16777216] (default 8)\n"
+    "  --tokens S   positions per sequence, in [8, 16777216] (default 64)\n"
+    "  --vocab V    vocabulary size, in [2, 16777216] (default 32000)\n"
+    "  --threads T  threads, in [1, 1024] (default 2)\n"
+    "  2 * N * S * V (the logits of one model) must be at most 134217728\n";
+
+// The run holds 2 * pairs * tokens * vocab logits four times over (policy, reference and
+// gradient in fp32, the policy in bf16: 14 bytes each); 2^27 of them is about 1.9 GB.
+constexpr std::size_t max_logits = std::size_t{1} << 27;
+
 options parse(int argc, char** argv) {
     options o;
-    for (int i = 1; i < argc; ++i) {
-        const std::string a = argv[i];
-        const auto next = [&]() -> std::size_t {
-            llm::check(i + 1 < argc, "preference: ", a, " needs a value");
-            const long v = std::atol(argv[++i]);
-            llm::check(v > 0, "preference: ", a, " = ", argv[i], " must be a positive integer");
-            return static_cast<std::size_t>(v);
-        };
-        if (a == "--pairs") {
-            o.pairs = next();
-        } else if (a == "--tokens") {
-            o.tokens = next();
-        } else if (a == "--vocab") {
-            o.vocab = next();
-        } else if (a == "--threads") {
-            o.threads = next();
-        } else {
-            llm::fail("preference: unknown option ", a, " (expected --pairs, --tokens, --vocab, --threads)");
-        }
+    cli::args a(argc, argv, usage);
+    constexpr std::size_t max_dim = std::size_t{1} << 24;  // labels are int32 and every count stays far from overflow
+    while (a.next()) {
+        if (a.is("--pairs")) o.pairs = a.integer<std::size_t>(1, max_dim);
+        else if (a.is("--tokens")) o.tokens = a.integer<std::size_t>(8, max_dim);  // 4 prompt positions + a response
+        else if (a.is("--vocab")) o.vocab = a.integer<std::size_t>(2, max_dim);
+        else if (a.is("--threads")) o.threads = a.integer<std::size_t>(1, 1024);
+        else a.unknown();
     }
-    llm::check(o.tokens >= 8, "preference: --tokens = ", o.tokens, " must be >= 8 (4 prompt positions + a response)");
+    std::size_t logits = 0;
+    const bool overflow = __builtin_mul_overflow(2 * o.pairs, o.tokens, &logits) || __builtin_mul_overflow(logits, o.vocab, &logits);
+    llm::check(!overflow && logits <= max_logits, "2 * --pairs * --tokens * --vocab = 2 * ", o.pairs, " * ", o.tokens, " * ", o.vocab,
+               " logits is more than the limit of ", max_logits, " (14 bytes each)");
     return o;
 }
 
@@ -117,10 +122,7 @@ void print_row(const char* name, const al::pair_stats& s, const std::vector<doub
                 s.margin, s.accuracy, std::sqrt(g));
 }
 
-}  // namespace
-
-int main(int argc, char** argv) try {
-    const options o = parse(argc, argv);
+int run(const options& o) {
     llm::parallel::thread_pool pool(o.threads);
     const batch d(o.pairs, o.tokens, o.vocab);
     const std::size_t B = o.pairs, n = d.n;
@@ -213,7 +215,10 @@ int main(int argc, char** argv) try {
                 2.0 * static_cast<double>(d.policy.size() * sizeof(float)) / t_b / 1e9, t_b * 1e3);
     std::printf("  (compare: ~20 GB/s one thread, ~35 GB/s two threads on the reference machine; bench_align measures the ceiling)\n");
     return 0;
-} catch (const llm::error& e) {
-    std::fprintf(stderr, "%s\n", e.what());
-    return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return cli::run_main("preference", [&] { return run(parse(argc, argv)); });
 }

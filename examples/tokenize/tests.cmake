@@ -32,6 +32,22 @@ foreach(golden IN ITEMS o200k_base.allspecial.ids mistral_sp_bpe.ordinary.ids)
                      "-DARGS=--vocab;${tok_data}/${vocab};--decode" -P ${dir}/check_golden.cmake)
     set_tests_properties(example_tokenize_decode_${stem} PROPERTIES LABELS "example;tokenizer")
 endforeach()
-# Bad input: a missing vocabulary is an error with a message, not a crash.
-add_test(NAME example_tokenize_missing_vocab COMMAND tokenize --vocab ${tok_data}/no_such_file.tiktoken)
-set_tests_properties(example_tokenize_missing_vocab PROPERTIES WILL_FAIL TRUE LABELS "example;tokenizer")
+# Bad input: exit status 2 and one line on stderr naming the problem, never a crash.
+llm_example_error_test(example_tokenize_missing_vocab tokenize
+    ARGS --vocab ${tok_data}/no_such_file.tiktoken
+    MESSAGE "tokenize: load_tokenizer: cannot open '${tok_data}/no_such_file.tiktoken': No such file or directory")
+llm_example_error_test(example_tokenize_threads_text tokenize
+    ARGS --vocab ${tok_data}/r50k_base.tiktoken --threads 2x
+    MESSAGE "tokenize: --threads '2x' is not an integer in [1, 1024]")
+llm_example_error_test(example_tokenize_threads_zero tokenize
+    ARGS --vocab ${tok_data}/r50k_base.tiktoken --threads 0
+    MESSAGE "tokenize: --threads '0' is not an integer in [1, 1024]")
+llm_example_error_test(example_tokenize_missing_value tokenize
+    ARGS --vocab
+    MESSAGE "tokenize: --vocab needs a value")
+llm_example_error_test(example_tokenize_unknown_flag tokenize
+    ARGS --vocab ${tok_data}/r50k_base.tiktoken --vocab-size 5
+    MESSAGE "tokenize: unknown option '--vocab-size' (see --help)")
+llm_example_error_test(example_tokenize_bad_ids tokenize
+    ARGS --vocab ${tok_data}/r50k_base.tiktoken --decode INPUT ${tok_data}/corpus_public.txt
+    MESSAGE "tokenize: --decode: stdin line 1: expected ids separated by single spaces")

@@ -205,7 +205,9 @@ inline void check_distinct_paths(const char* function, std::initializer_list<std
                                  std::initializer_list<std::string_view> inputs = {}) {
     auto canonical = [](std::string_view p) {
         std::error_code ec;
-        auto c = std::filesystem::weakly_canonical(std::filesystem::path(p), ec);
+        // Absolute first: weakly_canonical leaves "x" relative but makes "./x" absolute when x does not exist.
+        const auto a = std::filesystem::absolute(std::filesystem::path(p), ec);
+        const auto c = ec ? a : std::filesystem::weakly_canonical(a, ec);
         return ec ? std::filesystem::path(p).lexically_normal().string() : c.string();
     };
     std::vector<std::pair<std::string, std::string_view>> seen;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/io/atomic_file.hpp>
 #include <llm/io/json.hpp>
 #include <llm/tokenizer/byte_bpe.hpp>
 #include <llm/tokenizer/detail/byte_unicode.hpp>
@@ -13,7 +14,6 @@
 
 #include <cstddef>
 #include <cstdint>
-#include <cstdio>
 #include <queue>
 #include <span>
 #include <string>
@@ -174,19 +174,6 @@ inline bpe_vocabulary train_bpe(std::span<const std::string_view> docs, const bp
 
 namespace detail {
 
-// Writes through a temporary file and renames it, so a failed write never leaves a partial file.
-inline void write_file_atomically(const std::string& path, std::string_view data, const char* function) {
-    const std::string tmp = path + ".tmp";
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    check(f != nullptr, function, ": cannot create '", tmp, "'");
-    const bool ok = std::fwrite(data.data(), 1, data.size(), f) == data.size() && std::fflush(f) == 0;
-    const bool closed = std::fclose(f) == 0;
-    if (!ok || !closed || std::rename(tmp.c_str(), path.c_str()) != 0) {
-        std::remove(tmp.c_str());
-        fail(function, ": writing '", path, "' failed");
-    }
-}
-
 inline std::string base64_encode(std::string_view in) {
     static constexpr char alphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     std::string out;
@@ -215,19 +202,26 @@ inline std::string_view pattern_regex(pattern p) {
 
 }  // namespace detail
 
-/// The vocabulary as a tiktoken rank file (base64 token, rank; specials are not in it).
-/// Example: `llm::tokenizer::write_tiktoken(v, "my.tiktoken");`
-inline void write_tiktoken(const bpe_vocabulary& v, const std::string& path) {
+/// The text of the vocabulary's tiktoken rank file (base64 token, rank; specials are not in it).
+/// Example: `std::string text = llm::tokenizer::format_tiktoken(v);`
+inline std::string format_tiktoken(const bpe_vocabulary& v) {
     std::string out;
     for (std::size_t r = 0; r < v.tokens.size(); ++r) out += detail::base64_encode(v.tokens[r]) + " " + std::to_string(r) + "\n";
-    detail::write_file_atomically(path, out, "write_tiktoken");
+    return out;
 }
 
-/// The vocabulary as a Hugging Face tokenizer.json: a BPE model over GPT-2 byte-level
-/// strings with its merges, the pattern as a Split pre-tokenizer (GPT-2's through ByteLevel
-/// itself) and the specials as added tokens.
-/// Example: `llm::tokenizer::write_hf_tokenizer(v, "tokenizer.json");`
-inline void write_hf_tokenizer(const bpe_vocabulary& v, const std::string& path) {
+/// Writes format_tiktoken(v) to `path` atomically (llm::io::write_file_atomically: unique
+/// temporary, fsync, rename).
+/// Example: `llm::tokenizer::write_tiktoken(v, "my.tiktoken");`
+inline void write_tiktoken(const bpe_vocabulary& v, const std::string& path) {
+    io::write_file_atomically(path, format_tiktoken(v), "write_tiktoken");
+}
+
+/// The text of the vocabulary as a Hugging Face tokenizer.json: a BPE model over GPT-2
+/// byte-level strings with its merges, the pattern as a Split pre-tokenizer (GPT-2's through
+/// ByteLevel itself) and the specials as added tokens.
+/// Example: `std::string json = llm::tokenizer::format_hf_tokenizer(v);`
+inline std::string format_hf_tokenizer(const bpe_vocabulary& v) {
     using io::json_quote;
     std::string out = "{\"version\":\"1.0\",\"truncation\":null,\"padding\":null,\"added_tokens\":[";
     for (std::size_t k = 0; k < v.specials.size(); ++k) {
@@ -254,7 +248,13 @@ inline void write_hf_tokenizer(const bpe_vocabulary& v, const std::string& path)
                                            detail::bytes_to_vocab_string(v.tokens[v.merges[m].second]));
     }
     out += "]}}\n";
-    detail::write_file_atomically(path, out, "write_hf_tokenizer");
+    return out;
+}
+
+/// Writes format_hf_tokenizer(v) to `path` atomically (llm::io::write_file_atomically).
+/// Example: `llm::tokenizer::write_hf_tokenizer(v, "tokenizer.json");`
+inline void write_hf_tokenizer(const bpe_vocabulary& v, const std::string& path) {
+    io::write_file_atomically(path, format_hf_tokenizer(v), "write_hf_tokenizer");
 }
 
 /// Bytes, words (maximal runs of non-White_Space characters) and tokens of a corpus, and

@@ -1,0 +1,76 @@
+# SPDX-License-Identifier: Apache-2.0
+# Runs a tool that must fail cleanly: exit status EXIT (default 2) and exactly one line on stderr
+# that contains MESSAGE (a literal string, not a regex). Optionally, in a fresh directory WORK:
+# SETUP (a shell command) prepares it; the files in UNCHANGED must keep their bytes, those in
+# ABSENT must not exist afterwards, CHECK (a shell command) must succeed, and no temporary
+# ".NAME.tmp.XXXXXX" of llm::io::atomic_file may be left behind.
+# usage: cmake -DTOOL=... "-DARGS=--flag;value" -DMESSAGE=... [-DEXIT=2] [-DINPUT=file] [-DWORK=dir]
+#              [-DSETUP=cmd] "[-DUNCHANGED=a;b]" "[-DABSENT=a;b]" [-DCHECK=cmd] -P expect_error.cmake
+# Runs a shell command in WORK; it must succeed.
+function(run_sh what command)
+    execute_process(COMMAND sh -c "${command}" WORKING_DIRECTORY "${WORK}" RESULT_VARIABLE rc)
+    if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "${what} '${command}' failed: ${rc}")
+    endif()
+endfunction()
+
+# An empty option counts as not given.
+if(NOT EXIT)
+    set(EXIT 2)
+endif()
+if(NOT INPUT)
+    set(INPUT /dev/null)
+endif()
+if(WORK)
+    file(REMOVE_RECURSE "${WORK}")
+    file(MAKE_DIRECTORY "${WORK}")
+else()
+    set(WORK "${CMAKE_CURRENT_BINARY_DIR}")
+endif()
+if(SETUP)
+    run_sh(setup "${SETUP}")
+endif()
+foreach(f IN LISTS UNCHANGED)
+    file(SHA256 "${WORK}/${f}" before_${f})
+endforeach()
+
+execute_process(COMMAND "${TOOL}" ${ARGS} INPUT_FILE "${INPUT}" WORKING_DIRECTORY "${WORK}"
+                RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+message(STATUS "exit ${rc}, stderr: ${err}")
+if(NOT rc STREQUAL "${EXIT}")
+    message(FATAL_ERROR "${TOOL} ${ARGS}: exit status ${rc}, expected ${EXIT}")
+endif()
+string(FIND "${err}" "${MESSAGE}" at)
+if(at EQUAL -1)
+    message(FATAL_ERROR "${TOOL} ${ARGS}: stderr does not contain '${MESSAGE}'")
+endif()
+string(REGEX MATCHALL "\n" newlines "${err}")
+list(LENGTH newlines lines)
+string(LENGTH "${err}" length)
+math(EXPR last "${length} - 1")
+string(SUBSTRING "${err}" ${last} 1 end)
+if(NOT lines EQUAL 1 OR NOT end STREQUAL "\n")
+    message(FATAL_ERROR "${TOOL} ${ARGS}: stderr is not exactly one line")
+endif()
+
+foreach(f IN LISTS UNCHANGED)
+    if(NOT EXISTS "${WORK}/${f}")
+        message(FATAL_ERROR "${f} was removed")
+    endif()
+    file(SHA256 "${WORK}/${f}" after)
+    if(NOT after STREQUAL before_${f})
+        message(FATAL_ERROR "${f} was changed")
+    endif()
+endforeach()
+foreach(f IN LISTS ABSENT)
+    if(EXISTS "${WORK}/${f}" OR IS_SYMLINK "${WORK}/${f}")
+        message(FATAL_ERROR "${f} was written")
+    endif()
+endforeach()
+if(CHECK)
+    run_sh("check after the run" "${CHECK}")
+endif()
+file(GLOB_RECURSE temps LIST_DIRECTORIES false "${WORK}/.*.tmp.*")
+if(temps)
+    message(FATAL_ERROR "temporary files left behind: ${temps}")
+endif()
