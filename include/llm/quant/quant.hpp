@@ -1,0 +1,10 @@
+// SPDX-License-Identifier: Apache-2.0
+// Umbrella header of the block quantization formats: GGUF blocks, the built-in formats, quantize and dequantize.
+#pragma once
+
+#include <llm/quant/basic_formats.hpp>
+#include <llm/quant/blocks.hpp>
+#include <llm/quant/dequantize.hpp>
+#include <llm/quant/format.hpp>
+#include <llm/quant/k_formats.hpp>
+#include <llm/quant/quantize.hpp>
