@@ -66,30 +66,35 @@ void check_unary(Fwd fwd, Bwd bwd, double (*f)(double), double (*df)(double)) {
 
 }  // namespace
 
-TEST_CASE_TEMPLATE("silu and gelu match the reference on awkward sizes", T, float, llm::bf16) {
+TEST_CASE_TEMPLATE_DEFINE("silu and gelu match the reference on awkward sizes", C, unary_vs_reference) {
+    using T = typename C::elem;
+    using S = typename C::simd;
     using llm::parallel::thread_pool;
     SUBCASE("silu") {
-        check_unary<T>([](const auto& x, auto& y, thread_pool& p) { llm::nn::silu_forward(x, y, p); },
-                       [](const auto& x, const auto& dy, auto& dx, thread_pool& p) { llm::nn::silu_backward(x, dy, dx, p); },
+        check_unary<T>([](const auto& x, auto& y, thread_pool& p) { llm::nn::silu_forward<S>(x, y, p); },
+                       [](const auto& x, const auto& dy, auto& dx, thread_pool& p) { llm::nn::silu_backward<S>(x, dy, dx, p); },
                        ref::silu, ref::silu_grad);
     }
     SUBCASE("gelu erf") {
-        check_unary<T>([](const auto& x, auto& y, thread_pool& p) { llm::nn::gelu_forward<llm::nn::gelu_erf>(x, y, p); },
+        check_unary<T>([](const auto& x, auto& y, thread_pool& p) { llm::nn::gelu_forward<llm::nn::gelu_erf, S>(x, y, p); },
                        [](const auto& x, const auto& dy, auto& dx, thread_pool& p) {
-                           llm::nn::gelu_backward<llm::nn::gelu_erf>(x, dy, dx, p);
+                           llm::nn::gelu_backward<llm::nn::gelu_erf, S>(x, dy, dx, p);
                        },
                        ref::gelu_erf, ref::gelu_erf_grad);
     }
     SUBCASE("gelu tanh") {
-        check_unary<T>([](const auto& x, auto& y, thread_pool& p) { llm::nn::gelu_forward<llm::nn::gelu_tanh>(x, y, p); },
+        check_unary<T>([](const auto& x, auto& y, thread_pool& p) { llm::nn::gelu_forward<llm::nn::gelu_tanh, S>(x, y, p); },
                        [](const auto& x, const auto& dy, auto& dx, thread_pool& p) {
-                           llm::nn::gelu_backward<llm::nn::gelu_tanh>(x, dy, dx, p);
+                           llm::nn::gelu_backward<llm::nn::gelu_tanh, S>(x, dy, dx, p);
                        },
                        ref::gelu_tanh, ref::gelu_tanh_grad);
     }
 }
+TEST_CASE_TEMPLATE_APPLY(unary_vs_reference, elem_backend_cases);
 
-TEST_CASE_TEMPLATE("swiglu and residual add match the reference", T, float, llm::bf16) {
+TEST_CASE_TEMPLATE_DEFINE("swiglu and residual add match the reference", C, swiglu_vs_reference) {
+    using T = typename C::elem;
+    using S = typename C::simd;
     std::mt19937 rng(23);
     llm::parallel::thread_pool pool(2);
     for (std::size_t cols : awkward_cols) {
@@ -108,18 +113,18 @@ TEST_CASE_TEMPLATE("swiglu and residual add match the reference", T, float, llm:
         auto y = poisoned<T, 2>(rows, cols);
         auto dg = poisoned<T, 2>(rows, cols);
         auto du = poisoned<T, 2>(rows, cols);
-        llm::nn::swiglu_forward(g, u, y, pool);
-        llm::nn::swiglu_backward(g, u, dy, dg, du, pool);
+        llm::nn::swiglu_forward<S>(g, u, y, pool);
+        llm::nn::swiglu_backward<S>(g, u, dy, dg, du, pool);
         INFO("cols=", cols);
         CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
         CHECK(rel_error(to_double(dg), dg_ref) < tolerance<T>);
         CHECK(rel_error(to_double(du), du_ref) < tolerance<T>);
         auto s = poisoned<T, 2>(rows, cols);
-        llm::nn::residual_add(g, u, s, pool);
+        llm::nn::residual_add<S>(g, u, s, pool);
         CHECK(rel_error(to_double(s), sum_ref) < tolerance<T>);
         // Backward accumulates: from dx = g, dr = u, adding dy gives g + dy and u + dy.
         llm::tensor<T, llm::dims<2>> dx(g), dr(u);
-        llm::nn::residual_add_backward(dy, dx, dr, pool);
+        llm::nn::residual_add_backward<S>(dy, dx, dr, pool);
         std::vector<double> dx_ref, dr_ref;
         for (std::size_t i = 0; i < gd.size(); ++i) {
             dx_ref.push_back(gd[i] + dyd[i]);
@@ -129,6 +134,7 @@ TEST_CASE_TEMPLATE("swiglu and residual add match the reference", T, float, llm:
         CHECK(rel_error(to_double(dr), dr_ref) < tolerance<T>);
     }
 }
+TEST_CASE_TEMPLATE_APPLY(swiglu_vs_reference, elem_backend_cases);
 
 TEST_CASE("activations reject mismatched shapes") {
     mat_f a(3, 4), b(3, 5), empty(0, 3);

@@ -2,14 +2,13 @@
 // llm::nn against golden values computed by PyTorch (tests/golden/nn/make_golden.py, float64).
 #include "helpers.hpp"
 
+#include "../support/golden.hpp"
+
 #include <llm/nn/nn.hpp>
 
 #include <doctest/doctest.h>
 
 #include <cstdint>
-#include <fstream>
-#include <map>
-#include <sstream>
 #include <string>
 
 using namespace nn_test;
@@ -17,49 +16,11 @@ namespace nn = llm::nn;
 
 namespace {
 
-struct array {
-    std::vector<std::size_t> dims;
-    std::vector<double> values;
-};
-
-// The committed file is ours, but it is still parsed defensively: a truncated or edited
-// file must fail the test with a message, not read out of bounds.
-const std::map<std::string, array>& golden() {
-    static const std::map<std::string, array> data = [] {
-        std::map<std::string, array> m;
-        std::ifstream in(LLM_SOURCE_DIR "/tests/golden/nn/golden.txt");
-        REQUIRE_MESSAGE(in.good(), "cannot open tests/golden/nn/golden.txt");
-        std::string header, values;
-        while (std::getline(in, header)) {
-            if (header.empty() || header[0] == '#') {
-                continue;
-            }
-            REQUIRE(std::getline(in, values));
-            std::istringstream hs(header), vs(values);
-            std::string name;
-            array a;
-            hs >> name;
-            std::size_t d = 0, count = 1;
-            while (hs >> d) {
-                a.dims.push_back(d);
-                count *= d;
-            }
-            double v = 0.0;
-            while (vs >> v) {
-                a.values.push_back(v);
-            }
-            REQUIRE_MESSAGE(a.values.size() == count, name, ": expected ", count, " values");
-            m.emplace(name, std::move(a));
-        }
-        return m;
-    }();
-    return data;
-}
+using array = llm_test::golden_array;
 
 const array& get(const std::string& name) {
-    const auto it = golden().find(name);
-    REQUIRE_MESSAGE(it != golden().end(), "golden array missing: ", name);
-    return it->second;
+    static const llm_test::golden_file file(LLM_SOURCE_DIR "/tests/golden/nn/golden.txt");
+    return file.get(name);
 }
 
 mat_f as_matrix(const std::string& name) {
@@ -99,29 +60,30 @@ void check_close(const std::vector<double>& ours, const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("softmax and log-softmax match PyTorch") {
+TEST_CASE_TEMPLATE_DEFINE("softmax and log-softmax match PyTorch", S, golden_softmax) {
     for (std::string op : {"softmax", "log_softmax"}) {
         const auto x = as_matrix(op + ".x"), dy = as_matrix(op + ".dy");
         mat_f y(x.extent(0), x.extent(1)), dx(x.extent(0), x.extent(1));
         if (op == "softmax") {
-            nn::softmax_forward(x, y);
-            nn::softmax_backward(y, dy, dx);
+            nn::softmax_forward<S>(x, y);
+            nn::softmax_backward<S>(y, dy, dx);
         } else {
-            nn::log_softmax_forward(x, y);
-            nn::log_softmax_backward(y, dy, dx);
+            nn::log_softmax_forward<S>(x, y);
+            nn::log_softmax_backward<S>(y, dy, dx);
         }
         check_close(to_double(y), op + ".y");
         check_close(to_double(dx), op + ".dx");
     }
 }
+TEST_CASE_TEMPLATE_APPLY(golden_softmax, backends);
 
-TEST_CASE("norms match PyTorch") {
+TEST_CASE_TEMPLATE_DEFINE("norms match PyTorch", S, golden_norms) {
     const auto x = as_matrix("rmsnorm.x"), dy = as_matrix("rmsnorm.dy");
     const auto w = as_vec("rmsnorm.weight");
     mat_f y(4, 12), dx(4, 12);
     vec_f rstd(4), dw(12), mean(4);
-    nn::rmsnorm_forward(x, w, y, rstd, 1e-6f);
-    nn::rmsnorm_backward(x, w, rstd, dy, dx, dw);
+    nn::rmsnorm_forward<S>(x, w, y, rstd, 1e-6f);
+    nn::rmsnorm_backward<S>(x, w, rstd, dy, dx, dw);
     check_close(to_double(y), "rmsnorm.y");
     check_close(to_double(dx), "rmsnorm.dx");
     check_close(to_double(dw), "rmsnorm.dweight");
@@ -129,74 +91,78 @@ TEST_CASE("norms match PyTorch") {
     const auto lx = as_matrix("layernorm.x"), ldy = as_matrix("layernorm.dy");
     const auto lw = as_vec("layernorm.weight"), lb = as_vec("layernorm.bias");
     vec_f ldw(12), ldb(12);
-    nn::layernorm_forward(lx, lw, lb, y, mean, rstd, 1e-5f);
-    nn::layernorm_backward(lx, lw, mean, rstd, ldy, dx, ldw, ldb);
+    nn::layernorm_forward<S>(lx, lw, lb, y, mean, rstd, 1e-5f);
+    nn::layernorm_backward<S>(lx, lw, mean, rstd, ldy, dx, ldw, ldb);
     check_close(to_double(y), "layernorm.y");
     check_close(to_double(dx), "layernorm.dx");
     check_close(to_double(ldw), "layernorm.dweight");
     check_close(to_double(ldb), "layernorm.dbias");
 }
+TEST_CASE_TEMPLATE_APPLY(golden_norms, backends);
 
-TEST_CASE("activations match PyTorch") {
+TEST_CASE_TEMPLATE_DEFINE("activations match PyTorch", S, golden_activations) {
     const auto x = as_matrix("silu.x");
     mat_f y(1, 37), dx(1, 37);
-    nn::silu_forward(x, y);
-    nn::silu_backward(x, as_matrix("silu.dy"), dx);
+    nn::silu_forward<S>(x, y);
+    nn::silu_backward<S>(x, as_matrix("silu.dy"), dx);
     check_close(to_double(y), "silu.y");
     check_close(to_double(dx), "silu.dx");
-    nn::gelu_forward<nn::gelu_erf>(x, y);
-    nn::gelu_backward<nn::gelu_erf>(x, as_matrix("gelu_erf.dy"), dx);
+    nn::gelu_forward<nn::gelu_erf, S>(x, y);
+    nn::gelu_backward<nn::gelu_erf, S>(x, as_matrix("gelu_erf.dy"), dx);
     check_close(to_double(y), "gelu_erf.y");
     check_close(to_double(dx), "gelu_erf.dx");
-    nn::gelu_forward<nn::gelu_tanh>(x, y);
-    nn::gelu_backward<nn::gelu_tanh>(x, as_matrix("gelu_tanh.dy"), dx);
+    nn::gelu_forward<nn::gelu_tanh, S>(x, y);
+    nn::gelu_backward<nn::gelu_tanh, S>(x, as_matrix("gelu_tanh.dy"), dx);
     check_close(to_double(y), "gelu_tanh.y");
     check_close(to_double(dx), "gelu_tanh.dx");
 
     const auto g = as_matrix("swiglu.gate"), u = as_matrix("swiglu.up");
     mat_f s(2, 9), dg(2, 9), du(2, 9);
-    nn::swiglu_forward(g, u, s);
-    nn::swiglu_backward(g, u, as_matrix("swiglu.dy"), dg, du);
+    nn::swiglu_forward<S>(g, u, s);
+    nn::swiglu_backward<S>(g, u, as_matrix("swiglu.dy"), dg, du);
     check_close(to_double(s), "swiglu.y");
     check_close(to_double(dg), "swiglu.dgate");
     check_close(to_double(du), "swiglu.dup");
 }
+TEST_CASE_TEMPLATE_APPLY(golden_activations, backends);
 
-TEST_CASE("cross-entropy and embedding match PyTorch") {
+TEST_CASE_TEMPLATE_DEFINE("cross-entropy and embedding match PyTorch", S, golden_ce) {
     const nn::cross_entropy_options mean_opts{}, sum_opts{.label_smoothing = 0.1f, .red = nn::reduction::sum};
     for (const auto& [name, o] : {std::pair{std::string("ce_mean"), mean_opts}, std::pair{std::string("ce_sum_smooth"), sum_opts}}) {
         const auto logits = as_matrix(name + ".logits");
         const auto t = as_ids(name + ".targets");
         vec_f lse(6);
         mat_f d(6, 11);
-        const float loss = nn::cross_entropy_forward(logits, t, lse, o);
-        nn::cross_entropy_backward(logits, t, lse, 1.0f, d, o);
+        const float loss = nn::cross_entropy_forward<S>(logits, t, lse, o);
+        nn::cross_entropy_backward<S>(logits, t, lse, 1.0f, d, o);
         check_close({static_cast<double>(loss)}, name + ".loss");
         check_close(to_double(d), name + ".dlogits");
     }
     const auto table = as_matrix("embedding.table");
     const auto ids = as_ids("embedding.ids");
     mat_f out(6, 5), dt(7, 5);
-    nn::embedding_forward(table, ids, out);
-    nn::embedding_backward(ids, as_matrix("embedding.dy"), dt);
+    nn::embedding_forward<S>(table, ids, out);
+    nn::embedding_backward<S>(ids, as_matrix("embedding.dy"), dt);
     check_close(to_double(dt), "embedding.dtable");
 }
+TEST_CASE_TEMPLATE_APPLY(golden_ce, backends);
 
-TEST_CASE("rope matches Hugging Face / GPT-J formulas from PyTorch") {
+TEST_CASE_TEMPLATE_DEFINE("rope matches Hugging Face / GPT-J formulas from PyTorch", S, golden_rope) {
     const array& xa = get("rope.x");
     llm::tensor<float, llm::dims<3>> x(5, 2, 16), y(5, 2, 16);
     for (std::size_t i = 0; i < xa.values.size(); ++i) {
         x.data()[i] = static_cast<float>(xa.values[i]);
     }
     const auto pos = as_ids("rope.positions");
-    nn::rope_forward(x, pos, y);
+    nn::rope_forward<nn::rope_rotate_half, S>(x, pos, y);
     check_close(to_double(y), "rope.half");
-    nn::rope_forward<nn::rope_interleaved>(x, pos, y);
+    nn::rope_forward<nn::rope_interleaved, S>(x, pos, y);
     check_close(to_double(y), "rope.interleaved");
-    nn::rope_forward(x, pos, y, nn::rope_params<nn::rope_scaling::linear>{.scaling = {4.0}});
+    nn::rope_forward<nn::rope_rotate_half, S>(x, pos, y, nn::rope_params<nn::rope_scaling::linear>{.scaling = {4.0}});
     check_close(to_double(y), "rope.half_linear4");
-    nn::rope_forward(x, pos, y, nn::rope_params<nn::rope_scaling::llama3>{.theta = 500000.0});
+    nn::rope_forward<nn::rope_rotate_half, S>(x, pos, y, nn::rope_params<nn::rope_scaling::llama3>{.theta = 500000.0});
     check_close(to_double(y), "rope.half_llama3");
     const auto inv = nn::rope_inverse_frequencies("test", 128, nn::rope_params<nn::rope_scaling::llama3>{.theta = 500000.0});
     CHECK(rel_error(inv, get("rope.inv_freq_llama3_128").values) < 1e-14);
 }
+TEST_CASE_TEMPLATE_APPLY(golden_rope, backends);

@@ -16,9 +16,27 @@
 #include <functional>
 #include <limits>
 #include <random>
+#include <tuple>
 #include <vector>
 
 namespace nn_test {
+
+/// An element type on a SIMD backend: the kernel tests run on every (fp32, bf16) x backend pair.
+template <class T, class S>
+struct elem_on {
+    using elem = T;
+    using simd = S;
+};
+template <class Backends>
+struct every_elem_on;
+template <class... S>
+struct every_elem_on<std::tuple<S...>> {
+    using type = std::tuple<elem_on<float, S>..., elem_on<llm::bf16, S>...>;
+};
+/// Every compiled SIMD backend (llm_test::kernel_backends).
+using backends = llm_test::kernel_backends;
+/// fp32 and bf16 on every compiled SIMD backend.
+using elem_backend_cases = every_elem_on<backends>::type;
 
 using mat_f = llm::tensor<float, llm::dims<2>>;
 using mat_h = llm::tensor<llm::bf16, llm::dims<2>>;

@@ -46,7 +46,9 @@ TEST_CASE("cross-entropy reference backward matches finite differences") {
     }
 }
 
-TEST_CASE_TEMPLATE("cross-entropy matches the reference on awkward sizes and options", T, float, llm::bf16) {
+TEST_CASE_TEMPLATE_DEFINE("cross-entropy matches the reference on awkward sizes and options", C, ce_vs_reference) {
+    using T = typename C::elem;
+    using S = typename C::simd;
     std::mt19937 rng(32);
     llm::parallel::thread_pool pool(2);
     for (std::size_t rows : awkward_rows) {
@@ -61,8 +63,8 @@ TEST_CASE_TEMPLATE("cross-entropy matches the reference on awkward sizes and opt
                 ref::cross_entropy_backward(xd.data(), t.data(), 0.5, d_ref.data(), rows, vocab, o);
                 auto lse = poisoned<float, 1>(rows);
                 auto d = poisoned<T, 2>(rows, vocab);
-                const float loss = llm::nn::cross_entropy_forward(x, t, lse, o, pool);
-                llm::nn::cross_entropy_backward(x, t, lse, 0.5f, d, o, pool);
+                const float loss = llm::nn::cross_entropy_forward<S>(x, t, lse, o, pool);
+                llm::nn::cross_entropy_backward<S>(x, t, lse, 0.5f, d, o, pool);
                 INFO("rows=", rows, " vocab=", vocab, " smoothing=", o.label_smoothing);
                 // The loss sums lse - x_t: fp32 lse of logits up to 40 is good to ~4e-6 absolute.
                 CHECK(std::abs(loss - loss_ref) <= 1e-5 * (std::abs(loss_ref) + 1.0) * static_cast<double>(rows));
@@ -71,6 +73,7 @@ TEST_CASE_TEMPLATE("cross-entropy matches the reference on awkward sizes and opt
         }
     }
 }
+TEST_CASE_TEMPLATE_APPLY(ce_vs_reference, elem_backend_cases);
 
 TEST_CASE("cross-entropy rejects bad targets and options") {
     mat_f x(3, 5);
@@ -101,7 +104,9 @@ TEST_CASE("cross-entropy rejects bad targets and options") {
     CHECK(llm::nn::cross_entropy_forward(x, t, lse) == doctest::Approx(std::log(5.0)).epsilon(1e-6));
 }
 
-TEST_CASE_TEMPLATE("embedding forward and deterministic backward match the reference", T, float, llm::bf16) {
+TEST_CASE_TEMPLATE_DEFINE("embedding forward and deterministic backward match the reference", C, embedding_vs_reference) {
+    using T = typename C::elem;
+    using S = typename C::simd;
     std::mt19937 rng(33);
     llm::parallel::thread_pool pool(2);
     llm::parallel::sequential seq;
@@ -116,15 +121,16 @@ TEST_CASE_TEMPLATE("embedding forward and deterministic backward match the refer
         ref::embedding_backward(ids.data(), dd.data(), dt_ref.data(), n, dim);
         auto out = poisoned<T, 2>(n, dim);
         mat_f dt1(vocab, dim), dt2(vocab, dim);
-        llm::nn::embedding_forward(table, ids, out, pool);
-        llm::nn::embedding_backward(ids, dout, dt1, seq);
-        llm::nn::embedding_backward(ids, dout, dt2, pool);
+        llm::nn::embedding_forward<S>(table, ids, out, pool);
+        llm::nn::embedding_backward<S>(ids, dout, dt1, seq);
+        llm::nn::embedding_backward<S>(ids, dout, dt2, pool);
         INFO("dim=", dim);
         CHECK(rel_error(to_double(out), out_ref) == 0.0);  // a copy: exact
         CHECK(rel_error(to_double(dt1), dt_ref) < tol_f32);
         CHECK(to_double(dt1) == to_double(dt2));  // bitwise, whatever the thread count
     }
 }
+TEST_CASE_TEMPLATE_APPLY(embedding_vs_reference, elem_backend_cases);
 
 TEST_CASE("embedding rejects out-of-range ids and shapes") {
     mat_f table(4, 3), out(2, 3), out_bad(2, 4);

@@ -53,7 +53,9 @@ TEST_CASE("rmsnorm and layernorm reference backward match finite differences (x,
     }
 }
 
-TEST_CASE_TEMPLATE("rmsnorm matches the reference on awkward sizes, with and without weight", T, float, llm::bf16) {
+TEST_CASE_TEMPLATE_DEFINE("rmsnorm matches the reference on awkward sizes, with and without weight", C, rmsnorm_vs_reference) {
+    using T = typename C::elem;
+    using S = typename C::simd;
     std::mt19937 rng(12);
     llm::parallel::thread_pool pool(2);
     for (std::size_t rows : awkward_rows) {
@@ -75,8 +77,8 @@ TEST_CASE_TEMPLATE("rmsnorm matches the reference on awkward sizes, with and wit
                 auto dx = poisoned<T, 2>(rows, cols);
                 auto rstd = poisoned<float, 1>(rows);
                 vec_f dw(with_weight ? cols : 0);  // accumulated into: starts at 0
-                llm::nn::rmsnorm_forward(x, w, y, rstd, eps, pool);
-                llm::nn::rmsnorm_backward(x, w, rstd, dy, dx, dw, pool);
+                llm::nn::rmsnorm_forward<S>(x, w, y, rstd, eps, pool);
+                llm::nn::rmsnorm_backward<S>(x, w, rstd, dy, dx, dw, pool);
                 INFO("rows=", rows, " cols=", cols, " weight=", with_weight);
                 CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
                 CHECK(rel_error(to_double(rstd), rstd_ref) < tol_f32);
@@ -88,8 +90,11 @@ TEST_CASE_TEMPLATE("rmsnorm matches the reference on awkward sizes, with and wit
         }
     }
 }
+TEST_CASE_TEMPLATE_APPLY(rmsnorm_vs_reference, elem_backend_cases);
 
-TEST_CASE_TEMPLATE("layernorm matches the reference on awkward sizes", T, float, llm::bf16) {
+TEST_CASE_TEMPLATE_DEFINE("layernorm matches the reference on awkward sizes", C, layernorm_vs_reference) {
+    using T = typename C::elem;
+    using S = typename C::simd;
     std::mt19937 rng(13);
     llm::parallel::thread_pool pool(2);
     for (std::size_t rows : awkward_rows) {
@@ -111,8 +116,8 @@ TEST_CASE_TEMPLATE("layernorm matches the reference on awkward sizes", T, float,
             auto mean = poisoned<float, 1>(rows);
             auto rstd = poisoned<float, 1>(rows);
             vec_f dw(cols), db(cols);
-            llm::nn::layernorm_forward(x, w, b, y, mean, rstd, eps_f, pool);
-            llm::nn::layernorm_backward(x, w, mean, rstd, dy, dx, dw, db, pool);
+            llm::nn::layernorm_forward<S>(x, w, b, y, mean, rstd, eps_f, pool);
+            llm::nn::layernorm_backward<S>(x, w, mean, rstd, dy, dx, dw, db, pool);
             INFO("rows=", rows, " cols=", cols);
             CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
             // cols = 1: x - mean is 0, the reference dx is exactly 0 and ours is rstd (316)
@@ -123,8 +128,9 @@ TEST_CASE_TEMPLATE("layernorm matches the reference on awkward sizes", T, float,
         }
     }
 }
+TEST_CASE_TEMPLATE_APPLY(layernorm_vs_reference, elem_backend_cases);
 
-TEST_CASE("weight gradients are bitwise identical with 1 and 2 threads") {
+TEST_CASE_TEMPLATE_DEFINE("weight gradients are bitwise identical with 1 and 2 threads", S, norm_threads) {
     std::mt19937 rng(14);
     const auto x = random_matrix<float>(300, 97, rng);
     const auto dy = random_matrix<float>(300, 97, rng);
@@ -133,13 +139,14 @@ TEST_CASE("weight gradients are bitwise identical with 1 and 2 threads") {
     mat_f y(300, 97), dx(300, 97);
     llm::parallel::sequential seq;
     llm::parallel::thread_pool pool(2);
-    llm::nn::rmsnorm_forward(x, w, y, rstd, eps_f, seq);
-    llm::nn::rmsnorm_backward(x, w, rstd, dy, dx, dw1, seq);
-    llm::nn::rmsnorm_backward(x, w, rstd, dy, dx, dw2, pool);
+    llm::nn::rmsnorm_forward<S>(x, w, y, rstd, eps_f, seq);
+    llm::nn::rmsnorm_backward<S>(x, w, rstd, dy, dx, dw1, seq);
+    llm::nn::rmsnorm_backward<S>(x, w, rstd, dy, dx, dw2, pool);
     for (std::size_t j = 0; j < 97; ++j) {
         REQUIRE(dw1(j) == dw2(j));
     }
 }
+TEST_CASE_TEMPLATE_APPLY(norm_threads, backends);
 
 TEST_CASE("norms reject bad input") {
     mat_f x(2, 4), y(2, 4), y_bad(2, 5), empty(2, 0);

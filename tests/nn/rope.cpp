@@ -31,7 +31,7 @@ mat3<T> random_3d(std::size_t a, std::size_t b, std::size_t c, std::mt19937& rng
     return t;
 }
 
-template <class Style, class T, class Scaling>
+template <class Style, class T, class S, class Scaling>
 void check_rope(std::size_t tokens, std::size_t heads, std::size_t dim, const nn::rope_params<Scaling>& p, std::mt19937& rng) {
     llm::parallel::thread_pool pool(2);
     const auto x = random_3d<T>(tokens, heads, dim, rng);
@@ -46,16 +46,16 @@ void check_rope(std::size_t tokens, std::size_t heads, std::size_t dim, const nn
     ref::rope_apply<Style>(xd.data(), pos.data(), y_ref.data(), tokens, heads, dim, inv, 1.0);
     ref::rope_apply<Style>(xd.data(), pos.data(), back_ref.data(), tokens, heads, dim, inv, -1.0);
     auto y = poisoned<T, 3>(tokens, heads, dim);
-    nn::rope_forward<Style>(x, pos, y, p, pool);
+    nn::rope_forward<Style, S>(x, pos, y, p, pool);
     INFO("tokens=", tokens, " heads=", heads, " dim=", dim);
     CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
     auto back = poisoned<T, 3>(tokens, heads, dim);
-    nn::rope_backward<Style>(x, pos, back, p, pool);
+    nn::rope_backward<Style, S>(x, pos, back, p, pool);
     CHECK(rel_error(to_double(back), back_ref) < tolerance<T>);
     // In place, and backward undoes forward.
     auto z = x;
-    nn::rope_forward<Style>(z, pos, z, p, pool);
-    nn::rope_backward<Style>(z, pos, z, p, pool);
+    nn::rope_forward<Style, S>(z, pos, z, p, pool);
+    nn::rope_backward<Style, S>(z, pos, z, p, pool);
     CHECK(rel_error(to_double(z), xd) < 2 * tolerance<T>);
 }
 }  // namespace
@@ -77,16 +77,19 @@ TEST_CASE("rope reference backward (inverse rotation) matches finite differences
     CHECK(rel_error(g, finite_difference(loss, x)) < tol_fd);
 }
 
-TEST_CASE_TEMPLATE("rope matches the reference for both layouts and every scaling", T, float, llm::bf16) {
+TEST_CASE_TEMPLATE_DEFINE("rope matches the reference for both layouts and every scaling", C, rope_vs_reference) {
+    using T = typename C::elem;
+    using S = typename C::simd;
     std::mt19937 rng(42);
     for (std::size_t dim : {2, 6, 64, 66, 128}) {
-        check_rope<nn::rope_rotate_half, T>(9, 3, dim, nn::rope_params<>{}, rng);
-        check_rope<nn::rope_interleaved, T>(9, 3, dim, nn::rope_params<>{}, rng);
+        check_rope<nn::rope_rotate_half, T, S>(9, 3, dim, nn::rope_params<>{}, rng);
+        check_rope<nn::rope_interleaved, T, S>(9, 3, dim, nn::rope_params<>{}, rng);
     }
-    check_rope<nn::rope_rotate_half, T>(17, 4, 128, nn::rope_params<nn::rope_scaling::linear>{.theta = 1e4, .scaling = {4.0}}, rng);
-    check_rope<nn::rope_rotate_half, T>(17, 4, 128, nn::rope_params<nn::rope_scaling::llama3>{.theta = 5e5}, rng);
-    check_rope<nn::rope_interleaved, T>(5, 1, 64, nn::rope_params<nn::rope_scaling::llama3>{.theta = 5e5}, rng);
+    check_rope<nn::rope_rotate_half, T, S>(17, 4, 128, nn::rope_params<nn::rope_scaling::linear>{.theta = 1e4, .scaling = {4.0}}, rng);
+    check_rope<nn::rope_rotate_half, T, S>(17, 4, 128, nn::rope_params<nn::rope_scaling::llama3>{.theta = 5e5}, rng);
+    check_rope<nn::rope_interleaved, T, S>(5, 1, 64, nn::rope_params<nn::rope_scaling::llama3>{.theta = 5e5}, rng);
 }
+TEST_CASE_TEMPLATE_APPLY(rope_vs_reference, elem_backend_cases);
 
 TEST_CASE("rope frequency scalings") {
     const auto plain = nn::rope_inverse_frequencies("test", 128, nn::rope_params<>{.theta = 5e5});

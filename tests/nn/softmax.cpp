@@ -28,7 +28,9 @@ TEST_CASE("softmax reference backward matches finite differences") {
     }
 }
 
-TEST_CASE_TEMPLATE("softmax and log-softmax match the reference on awkward sizes", T, float, llm::bf16) {
+TEST_CASE_TEMPLATE_DEFINE("softmax and log-softmax match the reference on awkward sizes", C, softmax_vs_reference) {
+    using T = typename C::elem;
+    using S = typename C::simd;
     std::mt19937 rng(2);
     llm::parallel::thread_pool pool(2);
     llm::parallel::sequential seq;
@@ -44,9 +46,9 @@ TEST_CASE_TEMPLATE("softmax and log-softmax match the reference on awkward sizes
                 auto y = poisoned<T, 2>(rows, cols);
                 auto dx = poisoned<T, 2>(rows, cols);
                 if (log) {
-                    llm::nn::log_softmax_forward(x, y, pool);
+                    llm::nn::log_softmax_forward<S>(x, y, pool);
                 } else {
-                    llm::nn::softmax_forward(x, y, seq);
+                    llm::nn::softmax_forward<S>(x, y, seq);
                 }
                 INFO("rows=", rows, " cols=", cols, " log=", log);
                 CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
@@ -55,26 +57,28 @@ TEST_CASE_TEMPLATE("softmax and log-softmax match the reference on awkward sizes
                 const auto yd = to_double(y);
                 (log ? ref::log_softmax_backward : ref::softmax_backward)(yd.data(), dyd.data(), dx_ref.data(), rows, cols);
                 if (log) {
-                    llm::nn::log_softmax_backward(y, dy, dx, seq);
+                    llm::nn::log_softmax_backward<S>(y, dy, dx, seq);
                 } else {
-                    llm::nn::softmax_backward(y, dy, dx, pool);
+                    llm::nn::softmax_backward<S>(y, dy, dx, pool);
                 }
                 CHECK(rel_error(to_double(dx), dx_ref) < 2 * tolerance<T>);
             }
         }
     }
 }
+TEST_CASE_TEMPLATE_APPLY(softmax_vs_reference, elem_backend_cases);
 
-TEST_CASE("softmax with the scalar SIMD backend and in place") {
+TEST_CASE_TEMPLATE_DEFINE("softmax in place on every SIMD backend", S, softmax_in_place) {
     std::mt19937 rng(3);
     auto x = random_matrix<float>(5, 33, rng);
     const auto xd = to_double(x);
     std::vector<double> y_ref(xd.size());
     ref::softmax_forward(xd.data(), y_ref.data(), 5, 33);
     llm::parallel::sequential seq;
-    llm::nn::softmax_forward<llm::simd::scalar>(x, x, seq);
+    llm::nn::softmax_forward<S>(x, x, seq);
     CHECK(rel_error(to_double(x), y_ref) < tol_f32);
 }
+TEST_CASE_TEMPLATE_APPLY(softmax_in_place, backends);
 
 TEST_CASE("softmax rejects bad shapes") {
     mat_f x(3, 4), y(3, 5), empty(0, 4);
