@@ -70,3 +70,7 @@ add_test(NAME example_dedup_three_outputs
              test -z \"$(ls -A | grep '\\.tmp\\.')\""
          WORKING_DIRECTORY "${CMAKE_CURRENT_BINARY_DIR}")
 set_tests_properties(example_dedup_three_outputs PROPERTIES LABELS "example;data")
+# --help prints the usage and exits 0.
+add_test(NAME example_dedup_help
+         COMMAND sh -c "set -e; out=$('$<TARGET_FILE:dedup>' --help); echo \"$out\" | grep -q 'usage: dedup --output KEPT.jsonl'")
+set_tests_properties(example_dedup_help PROPERTIES LABELS "example;data")
