@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Reference quantize and dequantize throughput of every GGUF block format, in GB/s of floats.
+// Reference quantize and dequantize throughput of every GGUF block format (and dequantize_simd), in GB/s of floats.
 #include <llm/quant/quant.hpp>
 
 #include <benchmark/benchmark.h>
@@ -58,6 +58,19 @@ void dequantize(benchmark::State& state) {
     set_counters(state);
 }
 
+// dequantize_simd: the same values, the multiply in the default SIMD backend's vectors.
+template <class F>
+void dequantize_simd(benchmark::State& state) {
+    const auto blocks = llm::quant::quantize<F>(inputs());
+    std::vector<float> out(n_values);
+    for (auto _ : state) {
+        llm::quant::dequantize_simd<F>(std::span<const typename F::block>(blocks), out);
+        benchmark::DoNotOptimize(out.data());
+        benchmark::ClobberMemory();
+    }
+    set_counters(state);
+}
+
 #define LLM_QUANT_BENCH(F)                                              \
     BENCHMARK_TEMPLATE(quantize, llm::quant::F)->Name("quantize/" #F);   \
     BENCHMARK_TEMPLATE(dequantize, llm::quant::F)->Name("dequantize/" #F)
@@ -74,5 +87,7 @@ LLM_QUANT_BENCH(q4_k);
 LLM_QUANT_BENCH(q5_k);
 LLM_QUANT_BENCH(q6_k);
 LLM_QUANT_BENCH(q8_k);
+BENCHMARK_TEMPLATE(dequantize_simd, llm::quant::q8_0)->Name("dequantize_simd/q8_0");
+BENCHMARK_TEMPLATE(dequantize_simd, llm::quant::q4_0)->Name("dequantize_simd/q4_0");
 
 }  // namespace

@@ -79,18 +79,28 @@ LLM_HD inline void pack_nibbles(const std::uint8_t* q, std::uint8_t* qs, std::ui
     }
 }
 
-/// Code of element j of a 32-value block from its nibbles and (if qh) its 5th bit.
-LLM_HD inline int unpack_nibble(const std::uint8_t* qs, const std::uint8_t* qh, int j) noexcept {
-    const int low = j < 16 ? (qs[j] & 0x0F) : (qs[j - 16] >> 4);
-    const int high = qh != nullptr ? ((qh[j / 8] >> (j % 8)) & 1) << 4 : 0;
-    return low | high;
+/// The 32 codes of a nibble block minus `zero`, as floats (exact): low nibbles of qs are
+/// elements 0-15, high nibbles 16-31, and (if qh) bit j of the little-endian word qh is the
+/// 5th bit of element j. Written as two 16-wide loops so compilers vectorise it.
+LLM_HD inline void nibble_codes(const std::uint8_t* qs, const std::uint8_t* qh, int zero, float* c) noexcept {
+    const std::uint32_t high = qh != nullptr ? static_cast<std::uint32_t>(qh[0]) | (static_cast<std::uint32_t>(qh[1]) << 8) |
+                                                   (static_cast<std::uint32_t>(qh[2]) << 16) |
+                                                   (static_cast<std::uint32_t>(qh[3]) << 24)
+                                             : 0u;
+    for (int j = 0; j < 16; ++j) {
+        const auto h0 = static_cast<int>((high >> j) & 1u) << 4;
+        const auto h1 = static_cast<int>((high >> (j + 16)) & 1u) << 4;
+        c[j] = static_cast<float>(((qs[j] & 0x0F) | h0) - zero);
+        c[j + 16] = static_cast<float>(((qs[j] >> 4) | h1) - zero);
+    }
 }
 
 /// y[j] = d * (code_j - zero) (+ m when with_min), for the nibble formats.
 LLM_HD inline void dequantize_nibbles(const std::uint8_t* qs, const std::uint8_t* qh, float d, int zero, bool with_min,
                                       float m, float* y) noexcept {
+    nibble_codes(qs, qh, zero, y);
     for (int j = 0; j < 32; ++j) {
-        y[j] = static_cast<float>(unpack_nibble(qs, qh, j) - zero) * d;
+        y[j] *= d;
     }
     if (with_min) {
         products_rounded(y);

@@ -12,15 +12,25 @@
 
 namespace llm::quant {
 
+namespace detail {
+
+/// llm::error from `function` unless `values` == `blocks` * F::block_size (compared as
+/// values / block_size == blocks, so the product cannot overflow).
+template <block_format F>
+void check_dequantize_sizes(std::size_t blocks, std::size_t values, const char* function) {
+    llm::check(values % F::block_size == 0 && values / F::block_size == blocks, function, "<", F::name, ">: y has ",
+               values, " values but x (", blocks, " blocks of ", F::block_size, ") decodes to ",
+               blocks <= static_cast<std::size_t>(-1) / F::block_size ? blocks * F::block_size : 0);
+}
+
+}  // namespace detail
+
 /// Decodes the blocks x into y, block i into y[i * F::block_size, (i + 1) * F::block_size).
 /// llm::error when y.size() is not x.size() * F::block_size.
 /// Example: `llm::quant::dequantize<llm::quant::q8_0>(blocks, out);`
 template <block_format F>
 void dequantize(std::span<const typename F::block> x, std::span<float> y) {
-    // y.size() / block_size == x.size() rather than x.size() * block_size: no overflow.
-    llm::check(y.size() % F::block_size == 0 && y.size() / F::block_size == x.size(), "dequantize<", F::name, ">: y has ",
-               y.size(), " values but x (", x.size(), " blocks of ", F::block_size, ") decodes to ",
-               x.size() <= static_cast<std::size_t>(-1) / F::block_size ? x.size() * F::block_size : 0, "");
+    detail::check_dequantize_sizes<F>(x.size(), y.size(), "dequantize");
     for (std::size_t i = 0; i < x.size(); ++i) {
         F::dequantize_block(x[i], y.data() + i * F::block_size);
     }

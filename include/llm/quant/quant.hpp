@@ -8,3 +8,4 @@
 #include <llm/quant/format.hpp>
 #include <llm/quant/k_formats.hpp>
 #include <llm/quant/quantize.hpp>
+#include <llm/quant/simd_dequantize.hpp>
