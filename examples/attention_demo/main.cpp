@@ -73,6 +73,19 @@ double rel_err(const A& a, const B& b) {
     return std::sqrt(num / std::max(den, 1e-300));
 }
 
+/// Prints OK or MISMATCH for one accuracy figure against its bound; counts the failures.
+int failures = 0;
+const char* verdict(double err, double bound) {
+    const bool ok = err < bound;  // false for NaN too
+    failures += ok ? 0 : 1;
+    return ok ? "OK" : "MISMATCH";
+}
+
+// fp32 bounds of the unit tests (tests/attention/flash.cpp), as relative norms: the kernels round
+// dot products and sums of a few hundred terms in fp32 and use a fast exp (1e-7 relative).
+constexpr double fwd_bound = 2e-5;
+constexpr double bwd_bound = 1e-4;  // two more matmuls over rounded P and dP
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -103,8 +116,10 @@ int main(int argc, char** argv) {
         at::reference_forward(qs, ks, vs, od, ld, at::causal{});
         at::flash_backward(qs, ks, vs, of, lf, g, dq, dk, dv, at::causal{});
         at::reference_backward(qs, ks, vs, g, dqd, dkd, dvd, at::causal{});
-        std::printf("1. accuracy vs double reference (%zu tokens): forward rel err %.2e, backward dq %.2e dk %.2e dv %.2e\n", n,
-                    rel_err(of, od), rel_err(dq, dqd), rel_err(dk, dkd), rel_err(dv, dvd));
+        const double ef = rel_err(of, od);
+        const double eb = std::max({rel_err(dq, dqd), rel_err(dk, dkd), rel_err(dv, dvd)});
+        std::printf("1. accuracy vs double reference (%zu tokens): forward rel err %.2e (%s), backward dq %.2e dk %.2e dv %.2e (%s)\n",
+                    n, ef, verdict(ef, fwd_bound), rel_err(dq, dqd), rel_err(dk, dkd), rel_err(dv, dvd), verdict(eb, bwd_bound));
     }
 
     // 2. Speed: causal FLOPs = 2 S^2 D per head forward, 2.5x that backward.
@@ -134,8 +149,10 @@ int main(int argc, char** argv) {
         rope(k1, 1000);
         at::flash_forward(q0, k0, vv, o0, l0, at::causal{});
         at::flash_forward(q1, k1, vv, o1, l1, at::causal{});
-        std::printf("3. RoPE: positions 0.. vs 1000.. give outputs differing by %.2e (relative): scores depend on distance only\n",
-                    rel_err(o1, o0));
+        // fp32 rotations of q and k at other angles: a few ulps each (the unit test's 1e-5).
+        const double e = rel_err(o1, o0);
+        std::printf("3. RoPE: positions 0.. vs 1000.. give outputs differing by %.2e (relative, %s): scores depend on distance only\n",
+                    e, verdict(e, 1e-5));
     }
 
     // 4. Decode from a paged KV cache (16-token blocks): prefill S - 32 tokens, then 32 steps of
@@ -168,9 +185,12 @@ int main(int argc, char** argv) {
                 den += std::pow(o(0, S - 1, h, d), 2);
             }
         }
+        // Both paths are fp32 over the same keys in another order (split-K merge vs tiles).
+        const double e = std::sqrt(num / den);
         std::printf("4. decode: %zu steps against a %zu..%zu-token paged cache (%zu blocks in use), 2 threads: %.0f tokens/s; "
-                    "last step vs prefill row rel err %.2e\n",
-                    steps, prefill + 1, S, cache.block_table(seq).size(), double(steps) / dt, std::sqrt(num / den));
+                    "last step vs prefill row rel err %.2e (%s)\n",
+                    steps, prefill + 1, S, cache.block_table(seq).size(), double(steps) / dt, e, verdict(e, fwd_bound));
     }
-    return 0;
+    std::printf("attention_demo: %s\n", failures == 0 ? "all checks passed" : "a check FAILED (MISMATCH above)");
+    return failures == 0 ? 0 : 1;
 }
