@@ -20,6 +20,13 @@ namespace detail {
 class json_parser;
 }
 
+/// The default limit of parse_json on the values a document may hold: 2^23 (8,388,608).
+/// A value costs ~104 bytes of tree however few bytes of text it takes (`[0,0,0,...]` spends
+/// two), so the tree, not the text, is what must be bounded: this limit caps it near 0.9 GB.
+/// The largest real tokenizer.json files (~20 MB, 256k vocabulary, 500k merges) hold under
+/// 2 million values.
+inline constexpr std::size_t default_max_json_values = std::size_t{1} << 23;
+
 /// A parsed JSON value. Objects keep their members in file order (vocabularies rely on it)
 /// and may repeat keys; `find` returns the first. Every value remembers its byte offset in
 /// the source so callers can report errors at the right place (`where()`).
@@ -136,18 +143,44 @@ inline std::pair<std::size_t, std::size_t> line_column(std::string_view text, st
 namespace detail {
 
 // Recursive-descent JSON parser (RFC 8259). Rejects trailing commas, comments, control
-// characters in strings, lone surrogates, nesting deeper than max_depth and trailing garbage.
+// characters in strings, lone surrogates, nesting deeper than max_depth (so recursion depth,
+// and stack use, is bounded whatever the input), more than max_values values, and trailing garbage.
 class json_parser {
 public:
     static constexpr int max_depth = 256;
 
-    json_parser(std::string_view text, std::string_view source) : t_(text), source_(source) {}
+    json_parser(std::string_view text, std::string_view source, std::size_t max_values)
+        : t_(text), source_(source), max_values_(max_values) {}
 
     json_value parse() {
+        const std::size_t n = count_values(t_);
+        check(n <= max_values_, source_, ": holds up to ", n, " JSON values, more than the limit of ", max_values_,
+              " (each costs ~", sizeof(json_value), " bytes of tree)");
         json_value v = value(0);
         skip_ws();
         if (p_ != t_.size()) error("unexpected text after the JSON value");
         return v;
+    }
+
+    // An upper bound on the values of the tree, counted before anything is built: a valid
+    // document holds 1 + (commas) + (non-empty containers) values; commas and brackets inside
+    // strings are skipped. Invalid text only makes the bound looser, never smaller than the
+    // values the parser builds before it finds the error.
+    static std::size_t count_values(std::string_view t) noexcept {
+        std::size_t n = 1;
+        bool in_string = false;
+        for (std::size_t i = 0; i < t.size(); ++i) {
+            const char c = t[i];
+            if (in_string) {
+                if (c == '\\') ++i;
+                else if (c == '"') in_string = false;
+            } else if (c == '"') {
+                in_string = true;
+            } else if (c == ',' || c == '[' || c == '{') {
+                ++n;
+            }
+        }
+        return n;
     }
 
 private:
@@ -329,18 +362,23 @@ private:
 
     std::string_view t_;
     std::string_view source_;
+    std::size_t max_values_;
     std::size_t p_ = 0;
 };
 
 }  // namespace detail
 
-/// Parses JSON text (RFC 8259; no comments, no trailing commas, nesting up to 256 levels);
-/// errors name `source`, line, column and offset.
+/// Parses JSON text (RFC 8259; no comments, no trailing commas, nesting up to 256 levels, at
+/// most `max_values` values, checked before the tree is built); errors name `source`, line,
+/// column and offset.
 /// Example: `auto doc = llm::io::parse_json(text, "tokenizer.json"); auto& model = doc.at("model", "tokenizer.json");`
-inline json_value parse_json(std::string_view text, std::string_view source) { return detail::json_parser(text, source).parse(); }
+inline json_value parse_json(std::string_view text, std::string_view source, std::size_t max_values = default_max_json_values) {
+    return detail::json_parser(text, source, max_values).parse();
+}
 
 /// `s` as a JSON string literal (quotes included). Bytes >= 0x80 are copied as they are, so
-/// valid UTF-8 stays UTF-8; control characters are escaped.
+/// valid UTF-8 stays UTF-8; control characters are escaped as serde_json and Python's json do
+/// (\b \f \n \r \t, else \u00XX), so headers we write match theirs byte for byte.
 /// Example: `out << llm::io::json_quote("a\"b");`
 inline std::string json_quote(std::string_view s) {
     std::string out = "\"";
@@ -351,6 +389,8 @@ inline std::string json_quote(std::string_view s) {
         case '\n': out += "\\n"; break;
         case '\r': out += "\\r"; break;
         case '\t': out += "\\t"; break;
+        case '\b': out += "\\b"; break;
+        case '\f': out += "\\f"; break;
         default:
             if (static_cast<unsigned char>(c) < 0x20) {
                 static constexpr char hex[] = "0123456789abcdef";

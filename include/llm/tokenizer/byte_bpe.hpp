@@ -7,6 +7,7 @@
 #include <llm/tokenizer/decode.hpp>
 #include <llm/tokenizer/detail/bytes_map.hpp>
 #include <llm/tokenizer/detail/pair_map.hpp>
+#include <llm/tokenizer/limits.hpp>
 #include <llm/tokenizer/piece_cache.hpp>
 #include <llm/tokenizer/pretokenize.hpp>
 #include <llm/tokenizer/special_tokens.hpp>
@@ -50,8 +51,8 @@ struct byte_bpe_spec {
 /// Example: `auto enc = llm::tokenizer::load_tiktoken("cl100k_base.tiktoken", "cl100k_base"); auto ids = enc.encode("hello world");`
 class byte_bpe {
 public:
-    /// Builds the tokenizer; bad specs (repeated ids or bytes, ids above max_token_id, merges
-    /// of unknown ids) raise llm::error naming spec.name.
+    /// Builds the tokenizer; bad specs (repeated ids or bytes, ids above max_token_id or outside
+    /// max_id_space, merges of unknown ids) raise llm::error naming spec.name.
     explicit byte_bpe(byte_bpe_spec spec) : name_(std::move(spec.name)), pre_(spec.pre) {
         check(!spec.tokens.empty(), name_, ": the vocabulary is empty");
         vocab_.reserve(spec.tokens.size());
@@ -65,6 +66,7 @@ public:
             check(s.id <= max_token_id, name_, ": special token id ", s.id, " is above the supported maximum ", max_token_id);
             max_id = std::max(max_id, s.id);
         }
+        check_id_space(name_, max_id, spec.tokens.size() + spec.specials.size());
         n_vocab_ = static_cast<std::size_t>(max_id) + 1;
         offsets_.assign(n_vocab_ + 1, 0);
         lengths_.assign(n_vocab_, absent);
@@ -205,9 +207,9 @@ private:
     static constexpr std::uint32_t absent = 0xffffffffu;
 
 public:
-    /// Largest id accepted: the decode table is indexed by id, so a hostile file must not be
-    /// able to ask for gigabytes with one large number. Real vocabularies stay below 2^20.
-    static constexpr std::uint32_t max_token_id = (1u << 27) - 1;
+    /// Largest id accepted (max_vocab - 1). The decode table is indexed by id, so ids must also
+    /// stay inside max_id_space of the number of entries (see limits.hpp).
+    static constexpr std::uint32_t max_token_id = static_cast<std::uint32_t>(max_vocab - 1);
 
 private:
 

@@ -3,10 +3,11 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/io/file.hpp>
 #include <llm/io/json.hpp>
 #include <llm/tokenizer/byte_bpe.hpp>
 #include <llm/tokenizer/detail/byte_unicode.hpp>
-#include <llm/tokenizer/detail/read_file.hpp>
+#include <llm/tokenizer/limits.hpp>
 
 #include <cstdint>
 #include <string>
@@ -65,11 +66,12 @@ inline byte_bpe gpt2_from_text(std::string_view vocab_json, std::string_view mer
     return gpt2_from_document(io::parse_json(vocab_json, vocab_source), merges_txt, vocab_source, merges_source, pre);
 }
 
-/// Loads vocab.json and merges.txt (see gpt2_from_document).
+/// Loads vocab.json and merges.txt (see gpt2_from_document). Files over max_vocab_file_bytes
+/// (256 MiB) raise llm::error before they are read.
 /// Example: `auto enc = llm::tokenizer::load_gpt2_files("gpt2/vocab.json", "gpt2/merges.txt");`
 inline byte_bpe load_gpt2_files(const std::string& vocab_path, const std::string& merges_path, pattern pre = pattern::r50k) {
-    return gpt2_from_text(detail::read_file(vocab_path, "load_gpt2_files"), detail::read_file(merges_path, "load_gpt2_files"),
-                          vocab_path, merges_path, pre);
+    return gpt2_from_text(io::read_file(vocab_path, max_vocab_file_bytes, "load_gpt2_files"),
+                          io::read_file(merges_path, max_vocab_file_bytes, "load_gpt2_files"), vocab_path, merges_path, pre);
 }
 
 }  // namespace llm::tokenizer

@@ -3,10 +3,11 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/io/file.hpp>
 #include <llm/io/json.hpp>
 #include <llm/tokenizer/byte_bpe.hpp>
 #include <llm/tokenizer/detail/byte_unicode.hpp>
-#include <llm/tokenizer/detail/read_file.hpp>
+#include <llm/tokenizer/limits.hpp>
 #include <llm/tokenizer/sp_bpe.hpp>
 
 #include <cstdint>
@@ -217,10 +218,11 @@ inline any_bpe hf_tokenizer_from_json(std::string_view text, std::string_view so
     return hf_tokenizer_from_document(io::parse_json(text, source), source);
 }
 
-/// Loads a Hugging Face tokenizer.json (see hf_tokenizer_from_document).
+/// Loads a Hugging Face tokenizer.json (see hf_tokenizer_from_document). Files over
+/// max_vocab_file_bytes (256 MiB) raise llm::error before they are read.
 /// Example: `auto tok = llm::tokenizer::load_hf_tokenizer("tokenizer.json");`
 inline any_bpe load_hf_tokenizer(const std::string& path) {
-    return hf_tokenizer_from_json(detail::read_file(path, "load_hf_tokenizer"), path);
+    return hf_tokenizer_from_json(io::read_file(path, max_vocab_file_bytes, "load_hf_tokenizer"), path);
 }
 
 }  // namespace llm::tokenizer

@@ -7,6 +7,7 @@
 #include <llm/tokenizer/decode.hpp>
 #include <llm/tokenizer/detail/bytes_map.hpp>
 #include <llm/tokenizer/detail/pair_map.hpp>
+#include <llm/tokenizer/limits.hpp>
 #include <llm/tokenizer/piece_cache.hpp>
 #include <llm/tokenizer/special_tokens.hpp>
 #include <llm/tokenizer/unicode.hpp>
@@ -47,7 +48,8 @@ struct sp_bpe_spec {
 /// Example: `auto tok = llm::tokenizer::load_hf_tokenizer("llama2.tokenizer.json"); auto ids = std::get<llm::tokenizer::sp_bpe>(tok).encode("Hello");`
 class sp_bpe {
 public:
-    /// Builds the tokenizer; bad specs raise llm::error naming spec.name.
+    /// Builds the tokenizer; bad specs (ids above max_vocab - 1 or outside max_id_space, repeated
+    /// ids or pieces, unknown merges) raise llm::error naming spec.name.
     explicit sp_bpe(sp_bpe_spec spec)
         : name_(std::move(spec.name)), byte_fallback_(spec.byte_fallback), unk_(spec.unk),
           dummy_prefix_(spec.add_dummy_prefix), split_words_(spec.split_words) {
@@ -63,6 +65,7 @@ public:
             check(s.id <= max_token_id, name_, ": special id ", s.id, " is above the supported maximum ", max_token_id);
             max_id = std::max(max_id, s.id);
         }
+        check_id_space(name_, max_id, spec.pieces.size() + spec.specials.size());
         n_vocab_ = std::size_t{max_id} + 1;
         text_.assign(n_vocab_, {});
         present_.assign(n_vocab_, 0);
@@ -229,7 +232,7 @@ public:
 
 private:
     static constexpr std::uint32_t npos = detail::bytes_map::npos;
-    static constexpr std::uint32_t max_token_id = (1u << 27) - 1;
+    static constexpr std::uint32_t max_token_id = static_cast<std::uint32_t>(max_vocab - 1);
 
     static int byte_piece(std::string_view p) noexcept {
         if (p.size() != 6 || p.substr(0, 3) != "<0x" || p[5] != '>') return -1;

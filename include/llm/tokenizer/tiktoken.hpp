@@ -3,9 +3,10 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/io/file.hpp>
 #include <llm/tokenizer/byte_bpe.hpp>
 #include <llm/tokenizer/detail/bytes_map.hpp>
-#include <llm/tokenizer/detail/read_file.hpp>
+#include <llm/tokenizer/limits.hpp>
 
 #include <algorithm>
 #include <array>
@@ -111,7 +112,10 @@ inline std::vector<std::pair<std::string, std::uint32_t>> parse_tiktoken(std::st
                                                                        bool check_duplicates = true) {
     std::vector<std::pair<std::string, std::uint32_t>> ranks;
     ranks.reserve(text.size() / 12);
-    std::vector<std::uint32_t> line_of_rank;  // 0 = unused
+    // (rank, line) of every entry: repeated ranks are found by sorting these at the end, so no
+    // table is indexed by a rank read from the file (one line "YQ== 16777215" must not cost 64 MB).
+    std::vector<std::pair<std::uint32_t, std::uint32_t>> rank_lines;
+    rank_lines.reserve(text.size() / 12);
     detail::bytes_map seen;
     if (check_duplicates) seen.reserve(text.size() / 12);
     std::size_t pos = 0, line = 0;
@@ -135,13 +139,16 @@ inline std::vector<std::pair<std::string, std::uint32_t>> parse_tiktoken(std::st
             rank = rank * 10 + static_cast<std::uint64_t>(c - '0');
         }
         check(rank <= byte_bpe::max_token_id, source, ":", line, ": rank ", rank, " is above the supported maximum ",
-              byte_bpe::max_token_id);
+              byte_bpe::max_token_id, " (max_vocab - 1)");
         const auto r = static_cast<std::uint32_t>(rank);
-        if (r >= line_of_rank.size()) line_of_rank.resize(std::max<std::size_t>(r + 1, 2 * line_of_rank.size()), 0);
-        check(line_of_rank[r] == 0, source, ":", line, ": rank ", r, " repeats line ", line_of_rank[r]);
-        line_of_rank[r] = static_cast<std::uint32_t>(line);
         if (check_duplicates && !seen.insert(bytes, r)) fail(source, ":", line, ": token '", b64, "' repeats rank ", seen.find(bytes));
         ranks.emplace_back(bytes, r);
+        rank_lines.emplace_back(r, static_cast<std::uint32_t>(line));
+    }
+    std::sort(rank_lines.begin(), rank_lines.end());
+    for (std::size_t k = 1; k < rank_lines.size(); ++k) {
+        check(rank_lines[k].first != rank_lines[k - 1].first, source, ":", rank_lines[k].second, ": rank ", rank_lines[k].first,
+              " repeats line ", rank_lines[k - 1].second);
     }
     return ranks;
 }
@@ -164,10 +171,11 @@ inline byte_bpe tiktoken_from_text(std::string_view text, std::string_view encod
     return byte_bpe(std::move(spec));
 }
 
-/// Loads a tiktoken rank file for a known encoding (see known_encoding).
+/// Loads a tiktoken rank file for a known encoding (see known_encoding). Files over
+/// max_vocab_file_bytes (256 MiB) raise llm::error before they are read.
 /// Example: `auto enc = llm::tokenizer::load_tiktoken("o200k_base.tiktoken", "o200k_base");`
 inline byte_bpe load_tiktoken(const std::string& path, std::string_view encoding) {
-    return tiktoken_from_text(detail::read_file(path, "load_tiktoken"), encoding, path);
+    return tiktoken_from_text(io::read_file(path, max_vocab_file_bytes, "load_tiktoken"), encoding, path);
 }
 
 }  // namespace llm::tokenizer

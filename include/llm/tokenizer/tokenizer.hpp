@@ -3,11 +3,13 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/io/file.hpp>
 #include <llm/tokenizer/byte_bpe.hpp>
 #include <llm/tokenizer/decode.hpp>
 #include <llm/tokenizer/gguf_vocab.hpp>
 #include <llm/tokenizer/gpt2_files.hpp>
 #include <llm/tokenizer/hf_tokenizer.hpp>
+#include <llm/tokenizer/limits.hpp>
 #include <llm/tokenizer/sp_bpe.hpp>
 #include <llm/tokenizer/tiktoken.hpp>
 
@@ -119,10 +121,11 @@ private:
 /// - otherwise a tiktoken rank file: `encoding` names the built-in pattern and specials
 ///   (r50k_base, p50k_base, p50k_edit, cl100k_base, o200k_base, llama3); when empty, the file
 ///   name before its first '.' is tried (cl100k_base.tiktoken -> cl100k_base).
+/// Text files over max_vocab_file_bytes (256 MiB; also /dev/zero, endless pipes) raise llm::error.
 /// Example: `auto tok = llm::tokenizer::load_tokenizer("o200k_base.tiktoken");`
 inline tokenizer load_tokenizer(const std::string& path, std::string_view encoding = {}) {
-    if (detail::read_file_prefix(path, "load_tokenizer", 4) == "GGUF") return tokenizer(load_gguf_tokenizer(path));
-    const std::string data = detail::read_file(path, "load_tokenizer");
+    if (io::read_file_prefix(path, 4, "load_tokenizer") == "GGUF") return tokenizer(load_gguf_tokenizer(path));
+    const std::string data = io::read_file(path, max_vocab_file_bytes, "load_tokenizer");
     const std::size_t first = data.find_first_not_of(" \t\r\n");
     if (first != std::string::npos && data[first] == '{') {
         const io::json_value doc = io::parse_json(data, path);
@@ -130,7 +133,7 @@ inline tokenizer load_tokenizer(const std::string& path, std::string_view encodi
         const std::string merges = (std::filesystem::path(path).parent_path() / "merges.txt").string();
         check(std::filesystem::exists(merges), "load_tokenizer: '", path, "' looks like a GPT-2 vocab.json but '", merges,
               "' does not exist");
-        return tokenizer(gpt2_from_document(doc, detail::read_file(merges, "load_tokenizer"), path, merges));
+        return tokenizer(gpt2_from_document(doc, io::read_file(merges, max_vocab_file_bytes, "load_tokenizer"), path, merges));
     }
     std::string name(encoding);
     if (name.empty()) {

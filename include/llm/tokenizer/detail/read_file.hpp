@@ -1,34 +1,23 @@
 // SPDX-License-Identifier: Apache-2.0
-// Reads a file (or its first bytes) into a string, raising llm::error that names the file on failure.
+// Old spellings of the bounded file readers, forwarding to llm::io (kept for gguf_vocab.hpp, tests and examples).
 #pragma once
 
-#include <llm/core/error.hpp>
+#include <llm/io/file.hpp>
 
-#include <algorithm>
-#include <cerrno>
-#include <cstdio>
-#include <cstring>
+#include <cstddef>
 #include <string>
 
 namespace llm::tokenizer::detail {
 
 // The first `max_bytes` bytes of the file (all of it when shorter); `complete` tells which.
+// Reads at most max_bytes + 1 bytes, also from pipes and devices.
 inline std::string read_file_prefix(const std::string& path, const char* function, std::size_t max_bytes, bool* complete = nullptr) {
-    std::FILE* f = std::fopen(path.c_str(), "rb");
-    check(f != nullptr, function, ": cannot open '", path, "': ", std::strerror(errno));
-    std::string data;
-    char buf[1 << 16];
-    std::size_t n;
-    while (data.size() < max_bytes && (n = std::fread(buf, 1, std::min(sizeof buf, max_bytes - data.size()), f)) > 0) data.append(buf, n);
-    if (complete) *complete = data.size() < max_bytes || std::fgetc(f) == EOF;
-    const bool bad = std::ferror(f) != 0;
-    std::fclose(f);
-    check(!bad, function, ": error reading '", path, "'");
-    return data;
+    return io::read_file_prefix(path, max_bytes, function, complete);
 }
 
+// The whole file, refused with llm::error over llm::io::default_read_limit (1 GiB).
 inline std::string read_file(const std::string& path, const char* function) {
-    return read_file_prefix(path, function, static_cast<std::size_t>(-1));
+    return io::read_file(path, io::default_read_limit, function);
 }
 
 }  // namespace llm::tokenizer::detail
