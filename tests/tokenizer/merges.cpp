@@ -12,6 +12,7 @@
 #include "corpus.hpp"
 
 #include <cstdint>
+#include <cstdio>
 #include <map>
 #include <random>
 #include <string>
@@ -43,15 +44,23 @@ std::vector<std::string> plain_bpe(std::vector<std::string> syms, const merge_ra
     }
 }
 
-// Random text of `n` items drawn from `alphabet` (each item a character or a byte string).
-std::string random_text(std::mt19937& rng, const std::vector<std::string>& alphabet, std::size_t n) {
-    std::string s;
-    for (std::size_t k = 0; k < n; ++k) s += alphabet[rng() % alphabet.size()];
-    return s;
+// Calls f(text, rep) for random texts of n items drawn from each alphabet (an item is a
+// character or a byte string), n around the fast path's switch from the array scan to the heap
+// (96 symbols) and beyond; `reps` texts per (n, alphabet) up to 97 items, one above.
+template <class F>
+void for_each_random_text(unsigned seed, const std::vector<std::vector<std::string>>& alphabets, int reps, F&& f) {
+    std::mt19937 rng(seed);
+    for (const std::size_t n : {1, 2, 3, 7, 63, 95, 96, 97, 250, 1000}) {
+        for (const auto& alphabet : alphabets) {
+            for (int rep = 0; rep < (n > 97 ? 1 : reps); ++rep) {
+                std::string s;
+                for (std::size_t k = 0; k < n; ++k) s += alphabet[rng() % alphabet.size()];
+                CAPTURE(n);
+                f(s, rep);
+            }
+        }
+    }
 }
-
-// Lengths around the fast path's switch from the array scan to the heap (96 symbols).
-const std::size_t lengths[] = {1, 2, 3, 7, 63, 95, 96, 97, 250, 1000};
 
 // GPT-2's vocabulary as a merges list, rebuilt from the r50k_base ranks: the merge making
 // token t joins the two parts that rank-BPE of t's bytes stops at when only tokens ranked
@@ -111,24 +120,16 @@ TEST_CASE("byte-level BPE with a merges list (GPT-2's, rebuilt from r50k) equals
     const std::vector<std::vector<std::string>> alphabets = {
         {"e", "t", "a", "o", "i", "n", "s", "h", "r", "d", "l", "u"}, {"a", "a", "b"}, {" ", "e", "  "},
         {"\xe4\xb8\xad", "\xe6\x96\x87", "\xc3\xa9", "\xf0\x9f\x98\x80"}, {std::string(1, '\0'), "\x80", "\xff", "A", "\n"}};
-    std::mt19937 rng(21);
     llm::tokenizer::encode_context ctx;
-    for (const std::size_t n : lengths) {
-        for (const auto& alphabet : alphabets) {
-            for (int rep = 0; rep < (n >= 250 ? 1 : 6); ++rep) {
-                const std::string piece = random_text(rng, alphabet, n);
-                std::vector<std::string> bytes;
-                for (const char c : piece) bytes.emplace_back(1, c);
-                std::vector<std::uint32_t> want{7};  // the fast path appends after what is there
-                for (const auto& s : plain_bpe(bytes, ranks)) want.push_back(id_of.at(s));
-                std::vector<std::uint32_t> got{7};
-                enc.encode_piece_uncached(piece, got, ctx);
-                CAPTURE(n);
-                CAPTURE(piece.size());
-                CHECK(got == want);
-            }
-        }
-    }
+    for_each_random_text(21, alphabets, 6, [&](const std::string& piece, int) {
+        std::vector<std::string> bytes;
+        for (const char c : piece) bytes.emplace_back(1, c);
+        std::vector<std::uint32_t> want{7};  // the fast path appends after what is there
+        for (const auto& s : plain_bpe(bytes, ranks)) want.push_back(id_of.at(s));
+        std::vector<std::uint32_t> got{7};
+        enc.encode_piece_uncached(piece, got, ctx);
+        CHECK(got == want);
+    });
     // GPT-2's merges and tiktoken's r50k ranks are the same tokenizer: whole documents agree.
     const auto& tiktoken = llm_test::encoding("r50k_base");
     const auto docs = llm_test::corpus_documents();
@@ -166,42 +167,35 @@ TEST_CASE("SentencePiece BPE (Llama 2 and Mistral tokenizer.json) equals the pla
             {"e", "t", "a", "o", "i", "n", "s", "h", "r", " ", " ", "T"}, {"a", "a", "b", " "}, {"1", "0", "\n", " ", "\t"},
             {"\xe4\xb8\xad", "\xe6\x96\x87", "\xd0\xbf", "\xd1\x80", "\xc3\xa9", " "},
             {"\xf0\x9f\x98\x80", "\xea\xb0\x80", "\xe2\x82\xac", "x", "\xe1\x9a\xa0"}};
-        std::mt19937 rng(22);
         llm::tokenizer::encode_context ctx;
-        for (const std::size_t n : lengths) {
-            for (const auto& alphabet : alphabets) {
-                for (int rep = 0; rep < (n >= 250 ? 1 : 4); ++rep) {
-                    const std::string input = random_text(rng, alphabet, n);
-                    const bool prefix = rep % 2 == 0;
-                    // Normalise (dummy prefix, space -> U+2581), split into characters; a
-                    // character without a piece becomes its bytes' <0xNN> pieces.
-                    std::string norm = prefix ? ws : "";
-                    for (const char c : input) norm += c == ' ' ? ws : std::string(1, c);
-                    std::vector<std::string> syms;
-                    for (std::size_t k = 0; k < norm.size();) {
-                        const auto lead = static_cast<unsigned char>(norm[k]);
-                        const std::size_t len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
-                        const std::string c = norm.substr(k, len);
-                        if (id_of.count(c)) {
-                            syms.push_back(c);
-                        } else {
-                            for (const char b : c) {
-                                char hex[8];
-                                std::snprintf(hex, sizeof hex, "<0x%02X>", static_cast<unsigned char>(b));
-                                syms.emplace_back(hex);
-                            }
-                        }
-                        k += len;
+        for_each_random_text(22, alphabets, 4, [&](const std::string& input, int rep) {
+            const bool prefix = rep % 2 == 0;
+            // Normalise (dummy prefix, space -> U+2581), split into characters; a
+            // character without a piece becomes its bytes' <0xNN> pieces.
+            std::string norm = prefix ? ws : "";
+            for (const char c : input) norm += c == ' ' ? ws : std::string(1, c);
+            std::vector<std::string> syms;
+            for (std::size_t k = 0; k < norm.size();) {
+                const auto lead = static_cast<unsigned char>(norm[k]);
+                const std::size_t len = lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
+                const std::string c = norm.substr(k, len);
+                if (id_of.count(c)) {
+                    syms.push_back(c);
+                } else {
+                    for (const char b : c) {
+                        char hex[8];
+                        std::snprintf(hex, sizeof hex, "<0x%02X>", static_cast<unsigned char>(b));
+                        syms.emplace_back(hex);
                     }
-                    std::vector<std::uint32_t> want{7};
-                    for (const auto& s : plain_bpe(syms, ranks)) want.push_back(id_of.at(s));
-                    std::vector<std::uint32_t> got{7};
-                    tok.encode_segment(input, got, ctx, prefix);
-                    CAPTURE(n);
-                    CAPTURE(input);
-                    CHECK(got == want);
                 }
+                k += len;
             }
-        }
+            std::vector<std::uint32_t> want{7};
+            for (const auto& s : plain_bpe(syms, ranks)) want.push_back(id_of.at(s));
+            std::vector<std::uint32_t> got{7};
+            tok.encode_segment(input, got, ctx, prefix);
+            CAPTURE(input);
+            CHECK(got == want);
+        });
     }
 }
