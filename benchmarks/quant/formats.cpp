@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Reference quantize and dequantize throughput of every GGUF block format (and dequantize_simd), in GB/s of floats.
+// Reference quantize and dequantize throughput of every GGUF block format (and dequantize_simd), in GB/s of
+// floats.
 #include <llm/quant/quant.hpp>
 
 #include <benchmark/benchmark.h>
@@ -31,8 +32,8 @@ const std::vector<float>& inputs() {
 }
 
 void set_counters(benchmark::State& state) {
-    state.counters["GB/s"] =
-        benchmark::Counter(double(n_values * sizeof(float)) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GB/s"] = benchmark::Counter(double(n_values * sizeof(float)) * 1e-9,
+                                                benchmark::Counter::kIsIterationInvariantRate);
 }
 
 template <class F>
@@ -46,33 +47,25 @@ void quantize(benchmark::State& state) {
     set_counters(state);
 }
 
-template <class F>
+// Simd: dequantize_simd (the multiply in the default SIMD backend's vectors) instead of dequantize.
+template <class F, bool Simd = false>
 void dequantize(benchmark::State& state) {
     const auto blocks = llm::quant::quantize<F>(inputs());
     std::vector<float> out(n_values);
     for (auto _ : state) {
-        llm::quant::dequantize<F>(std::span<const typename F::block>(blocks), out);
+        if constexpr (Simd) {
+            llm::quant::dequantize_simd<F>(std::span<const typename F::block>(blocks), out);
+        } else {
+            llm::quant::dequantize<F>(std::span<const typename F::block>(blocks), out);
+        }
         benchmark::DoNotOptimize(out.data());
         benchmark::ClobberMemory();
     }
     set_counters(state);
 }
 
-// dequantize_simd: the same values, the multiply in the default SIMD backend's vectors.
-template <class F>
-void dequantize_simd(benchmark::State& state) {
-    const auto blocks = llm::quant::quantize<F>(inputs());
-    std::vector<float> out(n_values);
-    for (auto _ : state) {
-        llm::quant::dequantize_simd<F>(std::span<const typename F::block>(blocks), out);
-        benchmark::DoNotOptimize(out.data());
-        benchmark::ClobberMemory();
-    }
-    set_counters(state);
-}
-
-#define LLM_QUANT_BENCH(F)                                              \
-    BENCHMARK_TEMPLATE(quantize, llm::quant::F)->Name("quantize/" #F);   \
+#define LLM_QUANT_BENCH(F)                                             \
+    BENCHMARK_TEMPLATE(quantize, llm::quant::F)->Name("quantize/" #F); \
     BENCHMARK_TEMPLATE(dequantize, llm::quant::F)->Name("dequantize/" #F)
 
 LLM_QUANT_BENCH(q4_0);
@@ -87,7 +80,7 @@ LLM_QUANT_BENCH(q4_k);
 LLM_QUANT_BENCH(q5_k);
 LLM_QUANT_BENCH(q6_k);
 LLM_QUANT_BENCH(q8_k);
-BENCHMARK_TEMPLATE(dequantize_simd, llm::quant::q8_0)->Name("dequantize_simd/q8_0");
-BENCHMARK_TEMPLATE(dequantize_simd, llm::quant::q4_0)->Name("dequantize_simd/q4_0");
+BENCHMARK_TEMPLATE(dequantize, llm::quant::q8_0, true)->Name("dequantize_simd/q8_0");
+BENCHMARK_TEMPLATE(dequantize, llm::quant::q4_0, true)->Name("dequantize_simd/q4_0");
 
 }  // namespace

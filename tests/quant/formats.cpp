@@ -52,10 +52,10 @@ std::uint64_t fnv1a64(const void* data, std::size_t n) {
 }
 
 struct golden {
-    std::map<std::string, std::vector<float>> inputs;                // case -> 256 values
-    std::map<std::string, std::vector<std::uint8_t>> blocks;         // "format case" -> bytes
-    std::map<std::string, std::vector<float>> dequant;               // "format case" -> values
-    std::map<std::string, std::uint64_t> dequant_fnv;                // "format case" -> hash of the values
+    std::map<std::string, std::vector<float>> inputs;         // case -> 256 values
+    std::map<std::string, std::vector<std::uint8_t>> blocks;  // "format case" -> bytes
+    std::map<std::string, std::vector<float>> dequant;        // "format case" -> values
+    std::map<std::string, std::uint64_t> dequant_fnv;         // "format case" -> hash of the values
 };
 
 const golden& golden_data() {
@@ -99,7 +99,9 @@ const golden& golden_data() {
 template <class F>
 void check_golden() {
     const golden& g = golden_data();
-    for (const auto& [name, x] : g.inputs) {
+    for (const auto& input : g.inputs) {
+        const std::string& name = input.first;  // not a structured binding: clang 14 cannot capture those
+        const std::vector<float>& x = input.second;
         CAPTURE(name);
         const std::string key = std::string(F::name) + " " + name;
         REQUIRE(g.blocks.count(key) == 1);
@@ -115,7 +117,8 @@ void check_golden() {
         const auto at = static_cast<std::size_t>(mismatch - expected.begin());
         CHECK_MESSAGE(mismatch == expected.end(), F::name, " ", name, ": byte ", at, " (block ",
                       at / sizeof(typename F::block), ", offset ", at % sizeof(typename F::block), ") is ",
-                      int(bytes[at < expected.size() ? at : 0]), ", ggml writes ", int(expected[at < expected.size() ? at : 0]));
+                      int(bytes[at < expected.size() ? at : 0]), ", ggml writes ",
+                      int(expected[at < expected.size() ? at : 0]));
 
         std::vector<typename F::block> gold(nblocks);
         std::memcpy(static_cast<void*>(gold.data()), expected.data(), expected.size());
@@ -125,8 +128,8 @@ void check_golden() {
             const std::vector<float>& want = g.dequant.at(key);
             REQUIRE(want.size() == y.size());
             for (std::size_t i = 0; i < y.size(); ++i) {
-                CHECK_MESSAGE(std::memcmp(&want[i], &y[i], 4) == 0, F::name, " ", name, ": y[", i, "] = ", y[i],
-                              ", ggml gives ", want[i]);
+                CHECK_MESSAGE(std::memcmp(&want[i], &y[i], 4) == 0, F::name, " ", name, ": y[", i,
+                              "] = ", y[i], ", ggml gives ", want[i]);
             }
         } else {
             REQUIRE(g.dequant_fnv.count(key) == 1);
@@ -141,10 +144,14 @@ void check_golden() {
 // Slack for the float arithmetic around a grid of magnitude `mag`: the quantizer's x * id and
 // + offset, the decoder's product and add each round by at most half an ulp of a value below
 // 2 mag, so 4 roundings of 2^-24 * 2 mag.
-float slack(float mag) { return 4.0f * 2.0f * mag * 0x1p-24f; }
+float slack(float mag) {
+    return 4.0f * 2.0f * mag * 0x1p-24f;
+}
 
 // Distance from v to [lo, hi].
-float outside(float v, float lo, float hi) { return v < lo ? lo - v : (v > hi ? v - hi : 0.0f); }
+float outside(float v, float lo, float hi) {
+    return v < lo ? lo - v : (v > hi ? v - hi : 0.0f);
+}
 
 // Random inputs of the kinds the golden file has, in more blocks: each run of `unit` values is
 // normal, tiny (1e-3), large (300) or negative-dominated, and every 32 values have one outlier.
@@ -195,7 +202,8 @@ void check_one_scale_bound(int zero, int qmax, bool with_min, std::span<const fl
         } else {
             float amax = 0.0f;
             const float max = q::detail::signed_absmax(xb, 32, amax);
-            d = zero == 0 ? amax / static_cast<float>(qmax) : max / static_cast<float>(-zero);  // Q8: amax / 127
+            d = zero == 0 ? amax / static_cast<float>(qmax)
+                          : max / static_cast<float>(-zero);  // Q8: amax / 127
             mag = amax;
         }
         const float stored_d = static_cast<float>(blocks[b].d);
@@ -208,10 +216,11 @@ void check_one_scale_bound(int zero, int qmax, bool with_min, std::span<const fl
         const float hi = std::max(m - static_cast<float>(zero) * d, m + static_cast<float>(qmax - zero) * d);
         for (std::size_t j = 0; j < 32; ++j) {
             const float err = std::fabs(y[b * 32 + j] - xb[j]);
-            const float bound = outside(xb[j], lo, hi) + ad / 2 + static_cast<float>(qmax) * std::fabs(d - stored_d) +
-                                std::fabs(m - stored_m) + slack(mag);
-            CHECK_MESSAGE(err <= bound, F::name, ": block ", b, " x[", j, "] = ", xb[j], " decodes to ", y[b * 32 + j],
-                          ", error ", err, " > bound ", bound);
+            const float bound = outside(xb[j], lo, hi) + ad / 2 +
+                                static_cast<float>(qmax) * std::fabs(d - stored_d) + std::fabs(m - stored_m) +
+                                slack(mag);
+            CHECK_MESSAGE(err <= bound, F::name, ": block ", b, " x[", j, "] = ", xb[j], " decodes to ",
+                          y[b * 32 + j], ", error ", err, " > bound ", bound);
         }
     }
 }
@@ -247,8 +256,8 @@ void check_k_bound(std::span<const float> x, std::size_t group, Grid grid_of) {
                 const float err = std::fabs(y[e] - x[e]);
                 const float mag = std::max({std::fabs(lo), std::fabs(hi), std::fabs(x[e])});
                 const float bound = outside(x[e], lo, hi) + std::fabs(gr.dg) / 2 + slack(mag);
-                CHECK_MESSAGE(err <= bound, F::name, ": x[", e, "] = ", x[e], " decodes to ", y[e], ", error ", err,
-                              " > bound ", bound);
+                CHECK_MESSAGE(err <= bound, F::name, ": x[", e, "] = ", x[e], " decodes to ", y[e],
+                              ", error ", err, " > bound ", bound);
                 ++checked;
             }
         }
@@ -288,8 +297,6 @@ struct not_a_format {
 
 }  // namespace
 
-TEST_SUITE("quant") {
-
 TEST_CASE("block layouts match GGUF sizes and field offsets") {
     static_assert(q::ggml_format<q::q4_0> && q::ggml_format<q::q8_k> && q::block_format<user_q8x4>);
     static_assert(!q::block_format<not_a_format> && !q::ggml_format<user_q8x4>);
@@ -327,18 +334,42 @@ TEST_CASE("nearest_int rounds half to even like ggml, round_i8 half away from ze
     CHECK(q::detail::trunc_i32(std::numeric_limits<float>::infinity()) == INT32_MIN);
 }
 
-TEST_CASE("Q4_0 bytes and values equal ggml's") { check_golden<q::q4_0>(); }
-TEST_CASE("Q4_1 bytes and values equal ggml's") { check_golden<q::q4_1>(); }
-TEST_CASE("Q5_0 bytes and values equal ggml's") { check_golden<q::q5_0>(); }
-TEST_CASE("Q5_1 bytes and values equal ggml's") { check_golden<q::q5_1>(); }
-TEST_CASE("Q8_0 bytes and values equal ggml's") { check_golden<q::q8_0>(); }
-TEST_CASE("Q8_1 bytes and values equal ggml's") { check_golden<q::q8_1>(); }
-TEST_CASE("Q2_K bytes and values equal ggml's") { check_golden<q::q2_k>(); }
-TEST_CASE("Q3_K bytes and values equal ggml's") { check_golden<q::q3_k>(); }
-TEST_CASE("Q4_K bytes and values equal ggml's") { check_golden<q::q4_k>(); }
-TEST_CASE("Q5_K bytes and values equal ggml's") { check_golden<q::q5_k>(); }
-TEST_CASE("Q6_K bytes and values equal ggml's") { check_golden<q::q6_k>(); }
-TEST_CASE("Q8_K bytes and values equal ggml's") { check_golden<q::q8_k>(); }
+TEST_CASE("Q4_0 bytes and values equal ggml's") {
+    check_golden<q::q4_0>();
+}
+TEST_CASE("Q4_1 bytes and values equal ggml's") {
+    check_golden<q::q4_1>();
+}
+TEST_CASE("Q5_0 bytes and values equal ggml's") {
+    check_golden<q::q5_0>();
+}
+TEST_CASE("Q5_1 bytes and values equal ggml's") {
+    check_golden<q::q5_1>();
+}
+TEST_CASE("Q8_0 bytes and values equal ggml's") {
+    check_golden<q::q8_0>();
+}
+TEST_CASE("Q8_1 bytes and values equal ggml's") {
+    check_golden<q::q8_1>();
+}
+TEST_CASE("Q2_K bytes and values equal ggml's") {
+    check_golden<q::q2_k>();
+}
+TEST_CASE("Q3_K bytes and values equal ggml's") {
+    check_golden<q::q3_k>();
+}
+TEST_CASE("Q4_K bytes and values equal ggml's") {
+    check_golden<q::q4_k>();
+}
+TEST_CASE("Q5_K bytes and values equal ggml's") {
+    check_golden<q::q5_k>();
+}
+TEST_CASE("Q6_K bytes and values equal ggml's") {
+    check_golden<q::q6_k>();
+}
+TEST_CASE("Q8_K bytes and values equal ggml's") {
+    check_golden<q::q8_k>();
+}
 
 TEST_CASE("one-scale formats: every value within the grid's rounding bound") {
     const auto x = random_values(32 * 200, 32, 7);
@@ -357,7 +388,8 @@ TEST_CASE("K formats: every value at the nearest level of its group's stored gri
                           static_cast<float>(b.dmin) * static_cast<float>(b.scales[g] >> 4), 0, 3};
     });
     check_k_bound<q::q3_k>(x, 16, [](const q::block_q3_k& b, int g) {
-        return group_grid{static_cast<float>(b.d) * static_cast<float>(q::detail::scale_q3_k(b.scales, g)), 0.0f, 4, 7};
+        return group_grid{static_cast<float>(b.d) * static_cast<float>(q::detail::scale_q3_k(b.scales, g)),
+                          0.0f, 4, 7};
     });
     const auto k4 = [](int qmax) {
         return [qmax](const auto& b, int g) {
@@ -373,7 +405,9 @@ TEST_CASE("K formats: every value at the nearest level of its group's stored gri
         return group_grid{static_cast<float>(b.d) * static_cast<float>(b.scales[g]), 0.0f, 32, 63};
     });
     // Q8_K: one float scale d = max / -127 for all 256 values, codes in [-128, 127].
-    check_k_bound<q::q8_k>(x, q::qk_k, [](const q::block_q8_k& b, int) { return group_grid{b.d, 0.0f, 128, 255}; });
+    check_k_bound<q::q8_k>(x, q::qk_k, [](const q::block_q8_k& b, int) {
+        return group_grid{b.d, 0.0f, 128, 255};
+    });
 }
 
 TEST_CASE("a user-written format works through quantize and dequantize") {
@@ -389,23 +423,27 @@ TEST_CASE("a user-written format works through quantize and dequantize") {
 TEST_CASE("quantize and dequantize reject bad sizes and non-finite values, naming them") {
     std::vector<float> x(64, 1.0f);
     std::vector<q::block_q8_0> blocks(2);
-    CHECK_THROWS_WITH_AS(q::quantize<q::q8_0>(std::span<const float>(x.data(), 33), blocks),
-                         doctest::Contains("quantize<q8_0>: 33 values are not a multiple of the block size 32"),
-                         llm::error);
+    CHECK_THROWS_WITH_AS(
+        q::quantize<q::q8_0>(std::span<const float>(x.data(), 33), blocks),
+        doctest::Contains("quantize<q8_0>: 33 values are not a multiple of the block size 32"), llm::error);
     CHECK_THROWS_WITH_AS(q::quantize<q::q8_0>(x, std::span<q::block_q8_0>(blocks.data(), 1)),
-                         doctest::Contains("quantize<q8_0>: y has 1 blocks but x (64 values) needs 2"), llm::error);
-    x[37] = std::numeric_limits<float>::quiet_NaN();
-    CHECK_THROWS_WITH_AS(q::quantize<q::q8_0>(x, blocks), doctest::Contains("x[37] = nan is not finite"), llm::error);
-    x[37] = -std::numeric_limits<float>::infinity();
-    CHECK_THROWS_WITH_AS(q::quantize<q::q4_k>(std::span<const float>(x)), doctest::Contains("quantize<q4_K>: 64 values"),
+                         doctest::Contains("quantize<q8_0>: y has 1 blocks but x (64 values) needs 2"),
                          llm::error);
+    x[37] = std::numeric_limits<float>::quiet_NaN();
+    CHECK_THROWS_WITH_AS(q::quantize<q::q8_0>(x, blocks), doctest::Contains("x[37] = nan is not finite"),
+                         llm::error);
+    x[37] = -std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH_AS(q::quantize<q::q4_k>(std::span<const float>(x)),
+                         doctest::Contains("quantize<q4_K>: 64 values"), llm::error);
     std::vector<float> big(256, 1.0f);
     big[255] = std::numeric_limits<float>::infinity();
-    CHECK_THROWS_WITH_AS(q::quantize<q::q4_k>(std::span<const float>(big)), doctest::Contains("x[255] = inf"), llm::error);
-    std::vector<float> y(63);
-    CHECK_THROWS_WITH_AS(q::dequantize<q::q8_0>(std::span<const q::block_q8_0>(blocks), y),
-                         doctest::Contains("dequantize<q8_0>: y has 63 values but x (2 blocks of 32) decodes to 64"),
+    CHECK_THROWS_WITH_AS(q::quantize<q::q4_k>(std::span<const float>(big)), doctest::Contains("x[255] = inf"),
                          llm::error);
+    std::vector<float> y(63);
+    CHECK_THROWS_WITH_AS(
+        q::dequantize<q::q8_0>(std::span<const q::block_q8_0>(blocks), y),
+        doctest::Contains("dequantize<q8_0>: y has 63 values but x (2 blocks of 32) decodes to 64"),
+        llm::error);
     std::vector<float> empty_y;
     q::dequantize<q::q8_0>(std::span<const q::block_q8_0>(), empty_y);  // zero blocks: nothing to do
     CHECK(q::blocks_for<q::q6_k>(512) == 2);
@@ -425,5 +463,3 @@ TEST_CASE("blocks whose scale underflows or whose inverse overflows stay defined
         CHECK(std::fabs(v) <= 0x1p-129f);
     }
 }
-
-}  // TEST_SUITE

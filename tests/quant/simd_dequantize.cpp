@@ -44,12 +44,14 @@ void check_against_reference() {
         CAPTURE(n);
         const auto blocks = random_blocks<typename F::block>(n, rng);
         std::vector<float> want(n * 32);
-        std::vector<float> got(n * 32 + 1, std::numeric_limits<float>::quiet_NaN());  // poisoned, one past the end
+        std::vector<float> got(n * 32 + 1,
+                               std::numeric_limits<float>::quiet_NaN());  // poisoned, one past the end
         q::dequantize<F>(std::span<const typename F::block>(blocks), want);
-        q::dequantize_simd<F, S>(std::span<const typename F::block>(blocks), std::span<float>(got.data(), n * 32));
+        q::dequantize_simd<F, S>(std::span<const typename F::block>(blocks),
+                                 std::span<float>(got.data(), n * 32));
         for (std::size_t i = 0; i < n * 32; ++i) {
-            REQUIRE_MESSAGE(std::memcmp(&want[i], &got[i], sizeof(float)) == 0, F::name, " on ", S::name, ": y[", i,
-                            "] = ", got[i], ", reference ", want[i]);
+            REQUIRE_MESSAGE(std::memcmp(&want[i], &got[i], sizeof(float)) == 0, F::name, " on ", S::name,
+                            ": y[", i, "] = ", got[i], ", reference ", want[i]);
         }
         CHECK(got[n * 32] != got[n * 32]);  // the value past the end was not written
     }
@@ -57,17 +59,14 @@ void check_against_reference() {
 
 }  // namespace
 
-TEST_SUITE("quant") {
-
 TEST_CASE_TEMPLATE_DEFINE("dequantize_simd equals dequantize bit for bit", S, simd_dequantize_test) {
     check_against_reference<q::q8_0, S>();
     check_against_reference<q::q4_0, S>();
     std::vector<q::block_q8_0> blocks(2);
     std::vector<float> y(65);
-    CHECK_THROWS_WITH_AS(q::dequantize_simd<q::q8_0>(std::span<const q::block_q8_0>(blocks), y),
-                         doctest::Contains("dequantize_simd<q8_0>: y has 65 values but x (2 blocks of 32) decodes to 64"),
-                         llm::error);
+    CHECK_THROWS_WITH_AS(
+        q::dequantize_simd<q::q8_0>(std::span<const q::block_q8_0>(blocks), y),
+        doctest::Contains("dequantize_simd<q8_0>: y has 65 values but x (2 blocks of 32) decodes to 64"),
+        llm::error);
 }
 TEST_CASE_TEMPLATE_APPLY(simd_dequantize_test, llm_test::kernel_backends);
-
-}  // TEST_SUITE

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The 32-value GGUF formats with one scale per block: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1 (reference quantize, dequantize).
+// The 32-value GGUF formats with one scale per block: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q8_1 (reference quantize,
+// dequantize).
 #pragma once
 
 #include <llm/io/ggml_type.hpp>
@@ -44,7 +45,8 @@ LLM_HD inline float symmetric_codes(const float* x, int half, std::uint8_t* q) n
     const float id = inverse_or_zero(d);
     const float offset = static_cast<float>(half) + 0.5f;
     for (int j = 0; j < 32; ++j) {
-        q[j] = static_cast<std::uint8_t>(std::min(2 * half - 1, static_cast<int>(trunc_i8(mul(x[j], id) + offset))));
+        q[j] = static_cast<std::uint8_t>(
+            std::min(2 * half - 1, static_cast<int>(trunc_i8(mul(x[j], id) + offset))));
     }
     return d;
 }
@@ -58,7 +60,8 @@ LLM_HD inline float asymmetric_codes(const float* x, int nmax, std::uint8_t* q, 
     const float id = inverse_or_zero(d);
     for (int j = 0; j < 32; ++j) {
         const float v = mul(x[j] - min, id) + 0.5f;
-        q[j] = nmax == 15 ? static_cast<std::uint8_t>(std::min(15, static_cast<int>(trunc_i8(v)))) : trunc_u8(v);
+        q[j] =
+            nmax == 15 ? static_cast<std::uint8_t>(std::min(15, static_cast<int>(trunc_i8(v)))) : trunc_u8(v);
     }
     return d;
 }
@@ -83,7 +86,8 @@ LLM_HD inline void pack_nibbles(const std::uint8_t* q, std::uint8_t* qs, std::ui
 /// elements 0-15, high nibbles 16-31, and (if qh) bit j of the little-endian word qh is the
 /// 5th bit of element j. Written as two 16-wide loops so compilers vectorise it.
 LLM_HD inline void nibble_codes(const std::uint8_t* qs, const std::uint8_t* qh, int zero, float* c) noexcept {
-    const std::uint32_t high = qh != nullptr ? static_cast<std::uint32_t>(qh[0]) | (static_cast<std::uint32_t>(qh[1]) << 8) |
+    const std::uint32_t high = qh != nullptr ? static_cast<std::uint32_t>(qh[0]) |
+                                                   (static_cast<std::uint32_t>(qh[1]) << 8) |
                                                    (static_cast<std::uint32_t>(qh[2]) << 16) |
                                                    (static_cast<std::uint32_t>(qh[3]) << 24)
                                              : 0u;
@@ -96,8 +100,8 @@ LLM_HD inline void nibble_codes(const std::uint8_t* qs, const std::uint8_t* qh, 
 }
 
 /// y[j] = d * (code_j - zero) (+ m when with_min), for the nibble formats.
-LLM_HD inline void dequantize_nibbles(const std::uint8_t* qs, const std::uint8_t* qh, float d, int zero, bool with_min,
-                                      float m, float* y) noexcept {
+LLM_HD inline void dequantize_nibbles(const std::uint8_t* qs, const std::uint8_t* qh, float d, int zero,
+                                      bool with_min, float m, float* y) noexcept {
     nibble_codes(qs, qh, zero, y);
     for (int j = 0; j < 32; ++j) {
         y[j] *= d;
@@ -136,10 +140,10 @@ LLM_HD inline void dequantize_q8(const std::int8_t* q, float d, int n, float* y)
 /// Q4_0: 4-bit symmetric, d = (signed value of largest magnitude) / -8, so that value is
 /// stored exactly as code 0 and the other codes use [1, 15] on its opposite side.
 struct q4_0 {
-    using block = block_q4_0;
-    static constexpr std::size_t block_size = 32;
-    static constexpr std::string_view name = "q4_0";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q4_0;
+    using block = block_q4_0;                                        ///< the stored block
+    static constexpr std::size_t block_size = 32;                    ///< values per block
+    static constexpr std::string_view name = "q4_0";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q4_0;  ///< the GGUF type id
 
     /// Quantizes x[0, 32) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -155,10 +159,10 @@ struct q4_0 {
 
 /// Q4_1: 4-bit with a minimum, d = (max - min) / 15, m = min.
 struct q4_1 {
-    using block = block_q4_1;
-    static constexpr std::size_t block_size = 32;
-    static constexpr std::string_view name = "q4_1";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q4_1;
+    using block = block_q4_1;                                        ///< the stored block
+    static constexpr std::size_t block_size = 32;                    ///< values per block
+    static constexpr std::string_view name = "q4_1";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q4_1;  ///< the GGUF type id
 
     /// Quantizes x[0, 32) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -170,16 +174,17 @@ struct q4_1 {
     }
     /// Writes the 32 values of b to y[0, 32).
     LLM_HD static void dequantize_block(const block& b, float* y) noexcept {
-        detail::dequantize_nibbles(b.qs, nullptr, static_cast<float>(b.d), 0, true, static_cast<float>(b.m), y);
+        detail::dequantize_nibbles(b.qs, nullptr, static_cast<float>(b.d), 0, true, static_cast<float>(b.m),
+                                   y);
     }
 };
 
 /// Q5_0: 5-bit symmetric, d = (signed value of largest magnitude) / -16.
 struct q5_0 {
-    using block = block_q5_0;
-    static constexpr std::size_t block_size = 32;
-    static constexpr std::string_view name = "q5_0";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q5_0;
+    using block = block_q5_0;                                        ///< the stored block
+    static constexpr std::size_t block_size = 32;                    ///< values per block
+    static constexpr std::string_view name = "q5_0";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q5_0;  ///< the GGUF type id
 
     /// Quantizes x[0, 32) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -195,10 +200,10 @@ struct q5_0 {
 
 /// Q5_1: 5-bit with a minimum, d = (max - min) / 31, m = min.
 struct q5_1 {
-    using block = block_q5_1;
-    static constexpr std::size_t block_size = 32;
-    static constexpr std::string_view name = "q5_1";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q5_1;
+    using block = block_q5_1;                                        ///< the stored block
+    static constexpr std::size_t block_size = 32;                    ///< values per block
+    static constexpr std::string_view name = "q5_1";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q5_1;  ///< the GGUF type id
 
     /// Quantizes x[0, 32) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -216,13 +221,15 @@ struct q5_1 {
 
 /// Q8_0: 8-bit symmetric, d = max|x| / 127, q = round half away from zero of x / d.
 struct q8_0 {
-    using block = block_q8_0;
-    static constexpr std::size_t block_size = 32;
-    static constexpr std::string_view name = "q8_0";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q8_0;
+    using block = block_q8_0;                                        ///< the stored block
+    static constexpr std::size_t block_size = 32;                    ///< values per block
+    static constexpr std::string_view name = "q8_0";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q8_0;  ///< the GGUF type id
 
     /// Quantizes x[0, 32) into b.
-    LLM_HD static void quantize_block(const float* x, block& b) noexcept { b.d = f16(detail::q8_codes(x, b.qs)); }
+    LLM_HD static void quantize_block(const float* x, block& b) noexcept {
+        b.d = f16(detail::q8_codes(x, b.qs));
+    }
     /// Writes the 32 values of b to y[0, 32).
     LLM_HD static void dequantize_block(const block& b, float* y) noexcept {
         detail::dequantize_q8(b.qs, static_cast<float>(b.d), 32, y);
@@ -231,10 +238,10 @@ struct q8_0 {
 
 /// Q8_1: Q8_0's codes plus s = d * sum(q) (rounded from the float d, before d becomes f16).
 struct q8_1 {
-    using block = block_q8_1;
-    static constexpr std::size_t block_size = 32;
-    static constexpr std::string_view name = "q8_1";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q8_1;
+    using block = block_q8_1;                                        ///< the stored block
+    static constexpr std::size_t block_size = 32;                    ///< values per block
+    static constexpr std::string_view name = "q8_1";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q8_1;  ///< the GGUF type id
 
     /// Quantizes x[0, 32) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -252,6 +259,7 @@ struct q8_1 {
     }
 };
 
-static_assert(ggml_format<q4_0> && ggml_format<q4_1> && ggml_format<q5_0> && ggml_format<q5_1> && ggml_format<q8_0> && ggml_format<q8_1>);
+static_assert(ggml_format<q4_0> && ggml_format<q4_1> && ggml_format<q5_0> && ggml_format<q5_1> &&
+              ggml_format<q8_0> && ggml_format<q8_1>);
 
 }  // namespace llm::quant

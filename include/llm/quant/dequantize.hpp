@@ -18,8 +18,8 @@ namespace detail {
 /// values / block_size == blocks, so the product cannot overflow).
 template <block_format F>
 void check_dequantize_sizes(std::size_t blocks, std::size_t values, const char* function) {
-    llm::check(values % F::block_size == 0 && values / F::block_size == blocks, function, "<", F::name, ">: y has ",
-               values, " values but x (", blocks, " blocks of ", F::block_size, ") decodes to ",
+    llm::check(values % F::block_size == 0 && values / F::block_size == blocks, function, "<", F::name,
+               ">: y has ", values, " values but x (", blocks, " blocks of ", F::block_size, ") decodes to ",
                blocks <= static_cast<std::size_t>(-1) / F::block_size ? blocks * F::block_size : 0);
 }
 

@@ -22,20 +22,21 @@ namespace llm::quant {
 /// `struct my_q8 { using block = ...; static constexpr std::size_t block_size = 32; ... };`
 /// then `llm::quant::quantize<my_q8>(x, blocks)`.
 template <class F>
-concept block_format =
-    std::is_standard_layout_v<typename F::block> && std::is_trivially_copyable_v<typename F::block> &&
-    std::same_as<std::remove_cv_t<decltype(F::block_size)>, std::size_t> && (F::block_size > 0) &&
-    std::convertible_to<decltype(F::name), std::string_view> &&
-    requires(const float* x, float* y, typename F::block& b, const typename F::block& cb) {
-        F::quantize_block(x, b);
-        F::dequantize_block(cb, y);
-    };
+concept block_format = std::is_standard_layout_v<typename F::block> &&
+                       std::is_trivially_copyable_v<typename F::block> &&
+                       std::same_as<std::remove_cv_t<decltype(F::block_size)>, std::size_t> &&
+                       (F::block_size > 0) &&
+                       std::convertible_to<decltype(F::name), std::string_view>&& requires(
+                           const float* x, float* y, typename F::block& b, const typename F::block& cb) {
+    F::quantize_block(x, b);
+    F::dequantize_block(cb, y);
+};
 
 /// A block_format stored in GGUF files as `F::ggml_type`, with ggml's block size and bytes per
 /// block (so a GGUF tensor of that type is an array of F::block).
 template <class F>
-concept ggml_format = block_format<F> && std::same_as<std::remove_cv_t<decltype(F::ggml_type)>, io::ggml_type> &&
-                      io::ggml_traits(F::ggml_type).block_size == F::block_size &&
-                      io::ggml_traits(F::ggml_type).type_size == sizeof(typename F::block);
+concept ggml_format = block_format<F> &&
+    std::same_as<std::remove_cv_t<decltype(F::ggml_type)>, io::ggml_type> && io::ggml_traits(F::ggml_type)
+.block_size == F::block_size&& io::ggml_traits(F::ggml_type).type_size == sizeof(typename F::block);
 
 }  // namespace llm::quant

@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// The GGUF "K" formats on 256-value super-blocks: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K (reference quantize, dequantize).
+// The GGUF "K" formats on 256-value super-blocks: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K (reference quantize,
+// dequantize).
 #pragma once
 
 #include <llm/io/ggml_type.hpp>
@@ -39,7 +40,8 @@ LLM_HD inline void scale_min_k4(int j, const std::uint8_t* q, std::uint8_t& sc, 
 }
 
 /// The inverse of scale_min_k4 for all 8 groups.
-LLM_HD inline void pack_scale_min_k4(const std::uint8_t* ls, const std::uint8_t* lm, std::uint8_t* q) noexcept {
+LLM_HD inline void pack_scale_min_k4(const std::uint8_t* ls, const std::uint8_t* lm,
+                                     std::uint8_t* q) noexcept {
     for (int j = 0; j < 8; ++j) {
         if (j < 4) {
             q[j] = ls[j];
@@ -94,7 +96,8 @@ LLM_HD inline void quantize_groups_k4(const float* x, int nmax, float rmin, int 
         for (int l = 0; l < 32; ++l) {
             weights[l] = av_x + std::fabs(xg[l]);
         }
-        group_scale[j] = make_qkx2_quants(32, nmax, xg, weights, L + 32 * j, group_min[j], aux, rmin, 0.1f, nstep, false);
+        group_scale[j] =
+            make_qkx2_quants(32, nmax, xg, weights, L + 32 * j, group_min[j], aux, rmin, 0.1f, nstep, false);
         max_scale = std::max(max_scale, group_scale[j]);
         max_min = std::max(max_min, group_min[j]);
     }
@@ -103,8 +106,10 @@ LLM_HD inline void quantize_groups_k4(const float* x, int nmax, float rmin, int 
     std::uint8_t ls[8];
     std::uint8_t lm[8];
     for (int j = 0; j < 8; ++j) {
-        ls[j] = std::min<std::uint8_t>(63, static_cast<std::uint8_t>(nearest_int(mul(inv_scale, group_scale[j]))));
-        lm[j] = std::min<std::uint8_t>(63, static_cast<std::uint8_t>(nearest_int(mul(inv_min, group_min[j]))));
+        ls[j] = std::min<std::uint8_t>(
+            63, static_cast<std::uint8_t>(nearest_int(mul(inv_scale, group_scale[j]))));
+        lm[j] =
+            std::min<std::uint8_t>(63, static_cast<std::uint8_t>(nearest_int(mul(inv_min, group_min[j]))));
     }
     pack_scale_min_k4(ls, lm, scales);
     d = f16(max_scale / 63.0f);
@@ -128,7 +133,8 @@ LLM_HD inline void quantize_groups_k4(const float* x, int nmax, float rmin, int 
 /// y[e] = d * sc_g * code(e) - dmin * m_g for the 256 values of Q4_K / Q5_K; code(e) gives
 /// element e's integer code.
 template <class Code>
-LLM_HD void dequantize_groups_k4(const std::uint8_t* scales, float d, float dmin, Code code, float* y) noexcept {
+LLM_HD void dequantize_groups_k4(const std::uint8_t* scales, float d, float dmin, Code code,
+                                 float* y) noexcept {
     for (int j = 0; j < 8; ++j) {
         std::uint8_t sc = 0;
         std::uint8_t m = 0;
@@ -150,10 +156,10 @@ LLM_HD void dequantize_groups_k4(const std::uint8_t* scales, float d, float dmin
 
 /// Q2_K: 16 groups of 16, 2-bit codes with 4-bit group scales and mins (2.625 bits per value).
 struct q2_k {
-    using block = block_q2_k;
-    static constexpr std::size_t block_size = qk_k;
-    static constexpr std::string_view name = "q2_K";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q2_k;
+    using block = block_q2_k;                                        ///< the stored block
+    static constexpr std::size_t block_size = qk_k;                  ///< values per block
+    static constexpr std::string_view name = "q2_K";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q2_k;  ///< the GGUF type id
 
     /// Quantizes x[0, 256) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -168,8 +174,8 @@ struct q2_k {
             for (int l = 0; l < 16; ++l) {
                 weights[l] = std::fabs(x[16 * j + l]);
             }
-            group_scale[j] = detail::make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, group_min[j], aux, -0.5f,
-                                                      0.1f, 15, true);
+            group_scale[j] = detail::make_qkx2_quants(16, 3, x + 16 * j, weights, L + 16 * j, group_min[j],
+                                                      aux, -0.5f, 0.1f, 15, true);
             max_scale = std::max(max_scale, group_scale[j]);
             max_min = std::max(max_min, group_min[j]);
         }
@@ -182,7 +188,8 @@ struct q2_k {
         if (max_scale > 0.0f) {
             const float iscale = 15.0f / max_scale;
             for (int j = 0; j < 16; ++j) {
-                b.scales[j] = static_cast<std::uint8_t>(detail::nearest_int(detail::mul(iscale, group_scale[j])));
+                b.scales[j] =
+                    static_cast<std::uint8_t>(detail::nearest_int(detail::mul(iscale, group_scale[j])));
             }
             b.d = f16(max_scale / 15.0f);
         }
@@ -228,10 +235,10 @@ struct q2_k {
 
 /// Q3_K: 16 groups of 16, 3-bit symmetric codes with 6-bit signed group scales.
 struct q3_k {
-    using block = block_q3_k;
-    static constexpr std::size_t block_size = qk_k;
-    static constexpr std::string_view name = "q3_K";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q3_k;
+    using block = block_q3_k;                                        ///< the stored block
+    static constexpr std::size_t block_size = qk_k;                  ///< values per block
+    static constexpr std::string_view name = "q3_K";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q3_k;  ///< the GGUF type id
 
     /// Quantizes x[0, 256) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -248,21 +255,24 @@ struct q3_k {
         if (max_scale != 0.0f) {
             const float iscale = -32.0f / max_scale;
             for (int j = 0; j < 16; ++j) {
-                const auto s8 = static_cast<std::int8_t>(detail::nearest_int(detail::mul(iscale, group_scale[j])));
+                const auto s8 =
+                    static_cast<std::int8_t>(detail::nearest_int(detail::mul(iscale, group_scale[j])));
                 const int l = std::max(-32, std::min(31, static_cast<int>(s8))) + 32;
                 if (j < 8) {
                     b.scales[j] = static_cast<std::uint8_t>(l & 0xF);
                 } else {
                     b.scales[j - 8] = static_cast<std::uint8_t>(b.scales[j - 8] | ((l & 0xF) << 4));
                 }
-                b.scales[j % 4 + 8] = static_cast<std::uint8_t>(b.scales[j % 4 + 8] | ((l >> 4) << (2 * (j / 4))));
+                b.scales[j % 4 + 8] =
+                    static_cast<std::uint8_t>(b.scales[j % 4 + 8] | ((l >> 4) << (2 * (j / 4))));
             }
             b.d = f16(1.0f / iscale);
         } else {
             b.d = f16(0.0f);
         }
         for (int j = 0; j < 16; ++j) {
-            const float dg = detail::mul(static_cast<float>(b.d), static_cast<float>(detail::scale_q3_k(b.scales, j)));
+            const float dg =
+                detail::mul(static_cast<float>(b.d), static_cast<float>(detail::scale_q3_k(b.scales, j)));
             if (dg == 0.0f) {
                 continue;
             }
@@ -301,10 +311,10 @@ struct q3_k {
 
 /// Q4_K: 8 groups of 32, 4-bit codes with 6-bit group scales and mins (4.5 bits per value).
 struct q4_k {
-    using block = block_q4_k;
-    static constexpr std::size_t block_size = qk_k;
-    static constexpr std::string_view name = "q4_K";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q4_k;
+    using block = block_q4_k;                                        ///< the stored block
+    static constexpr std::size_t block_size = qk_k;                  ///< values per block
+    static constexpr std::string_view name = "q4_K";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q4_k;  ///< the GGUF type id
 
     /// Quantizes x[0, 256) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -326,10 +336,10 @@ struct q4_k {
 
 /// Q5_K: 8 groups of 32, 5-bit codes with 6-bit group scales and mins (5.5 bits per value).
 struct q5_k {
-    using block = block_q5_k;
-    static constexpr std::size_t block_size = qk_k;
-    static constexpr std::string_view name = "q5_K";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q5_k;
+    using block = block_q5_k;                                        ///< the stored block
+    static constexpr std::size_t block_size = qk_k;                  ///< values per block
+    static constexpr std::string_view name = "q5_K";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q5_k;  ///< the GGUF type id
 
     /// Quantizes x[0, 256) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -342,7 +352,8 @@ struct q5_k {
             for (int l = 0; l < 32; ++l) {
                 const int lo = L[64 * c + l];
                 const int hi = L[64 * c + l + 32];
-                b.qh[l] = static_cast<std::uint8_t>(b.qh[l] | ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
+                b.qh[l] =
+                    static_cast<std::uint8_t>(b.qh[l] | ((lo >> 4) << (2 * c)) | ((hi >> 4) << (2 * c + 1)));
                 b.qs[32 * c + l] = static_cast<std::uint8_t>((lo & 0xF) | ((hi & 0xF) << 4));
             }
         }
@@ -363,10 +374,10 @@ struct q5_k {
 
 /// Q6_K: 16 groups of 16, 6-bit symmetric codes with 8-bit signed group scales.
 struct q6_k {
-    using block = block_q6_k;
-    static constexpr std::size_t block_size = qk_k;
-    static constexpr std::string_view name = "q6_K";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q6_k;
+    using block = block_q6_k;                                        ///< the stored block
+    static constexpr std::size_t block_size = qk_k;                  ///< values per block
+    static constexpr std::string_view name = "q6_K";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q6_k;  ///< the GGUF type id
 
     /// Quantizes x[0, 256) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -384,7 +395,8 @@ struct q6_k {
         const float iscale = -128.0f / max_scale;
         b.d = f16(1.0f / iscale);
         for (int g = 0; g < 16; ++g) {
-            b.scales[g] = static_cast<std::int8_t>(std::min(127, detail::nearest_int(detail::mul(iscale, group_scale[g]))));
+            b.scales[g] = static_cast<std::int8_t>(
+                std::min(127, detail::nearest_int(detail::mul(iscale, group_scale[g]))));
         }
         for (int g = 0; g < 16; ++g) {
             const float dg = detail::mul(static_cast<float>(b.d), static_cast<float>(b.scales[g]));
@@ -401,8 +413,8 @@ struct q6_k {
                 const std::int8_t* c = L + 128 * h + l;
                 b.ql[64 * h + l] = static_cast<std::uint8_t>((c[0] & 0xF) | ((c[64] & 0xF) << 4));
                 b.ql[64 * h + l + 32] = static_cast<std::uint8_t>((c[32] & 0xF) | ((c[96] & 0xF) << 4));
-                b.qh[32 * h + l] =
-                    static_cast<std::uint8_t>((c[0] >> 4) | ((c[32] >> 4) << 2) | ((c[64] >> 4) << 4) | ((c[96] >> 4) << 6));
+                b.qh[32 * h + l] = static_cast<std::uint8_t>((c[0] >> 4) | ((c[32] >> 4) << 2) |
+                                                             ((c[64] >> 4) << 4) | ((c[96] >> 4) << 6));
             }
         }
     }
@@ -423,10 +435,10 @@ struct q6_k {
 /// Q8_K: 8-bit symmetric over 256 values with a float scale, d = max / -127 for the signed
 /// value max of largest magnitude, plus the sums of each 16 codes.
 struct q8_k {
-    using block = block_q8_k;
-    static constexpr std::size_t block_size = qk_k;
-    static constexpr std::string_view name = "q8_K";
-    static constexpr io::ggml_type ggml_type = io::ggml_type::q8_k;
+    using block = block_q8_k;                                        ///< the stored block
+    static constexpr std::size_t block_size = qk_k;                  ///< values per block
+    static constexpr std::string_view name = "q8_K";                 ///< ggml\'s type name
+    static constexpr io::ggml_type ggml_type = io::ggml_type::q8_k;  ///< the GGUF type id
 
     /// Quantizes x[0, 256) into b.
     LLM_HD static void quantize_block(const float* x, block& b) noexcept {
@@ -455,6 +467,7 @@ struct q8_k {
     }
 };
 
-static_assert(ggml_format<q2_k> && ggml_format<q3_k> && ggml_format<q4_k> && ggml_format<q5_k> && ggml_format<q6_k> && ggml_format<q8_k>);
+static_assert(ggml_format<q2_k> && ggml_format<q3_k> && ggml_format<q4_k> && ggml_format<q5_k> &&
+              ggml_format<q6_k> && ggml_format<q8_k>);
 
 }  // namespace llm::quant

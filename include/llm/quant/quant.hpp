@@ -1,5 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
-// Umbrella header of the block quantization formats: GGUF blocks, the built-in formats, quantize and dequantize.
+// Umbrella header of the block quantization formats: GGUF blocks, the built-in formats, quantize and
+// dequantize.
 #pragma once
 
 #include <llm/quant/basic_formats.hpp>

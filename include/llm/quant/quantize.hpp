@@ -18,8 +18,8 @@ namespace llm::quant {
 /// Example: `llm::quant::blocks_for<llm::quant::q4_k>(4096);  // 16`
 template <block_format F>
 std::size_t blocks_for(std::size_t n, const char* function = "blocks_for") {
-    llm::check(n % F::block_size == 0, function, "<", F::name, ">: ", n, " values are not a multiple of the block size ",
-               F::block_size);
+    llm::check(n % F::block_size == 0, function, "<", F::name, ">: ", n,
+               " values are not a multiple of the block size ", F::block_size);
     return n / F::block_size;
 }
 
@@ -41,8 +41,8 @@ void quantize(std::span<const float> x, std::span<typename F::block> y) {
         }
         if (!finite) [[unlikely]] {
             for (std::size_t j = 0; j < F::block_size; ++j) {
-                llm::check(std::isfinite(xb[j]), "quantize<", F::name, ">: x[", i * F::block_size + j, "] = ", xb[j],
-                           " is not finite");
+                llm::check(std::isfinite(xb[j]), "quantize<", F::name, ">: x[", i * F::block_size + j,
+                           "] = ", xb[j], " is not finite");
             }
         }
         F::quantize_block(xb, y[i]);

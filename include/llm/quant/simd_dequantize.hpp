@@ -21,7 +21,9 @@ LLM_HD inline void block_codes(const block_q8_0& b, float* c) noexcept {
         c[j] = static_cast<float>(b.qs[j]);
     }
 }
-LLM_HD inline void block_codes(const block_q4_0& b, float* c) noexcept { nibble_codes(b.qs, nullptr, 8, c); }
+LLM_HD inline void block_codes(const block_q4_0& b, float* c) noexcept {
+    nibble_codes(b.qs, nullptr, 8, c);
+}
 
 }  // namespace detail
 

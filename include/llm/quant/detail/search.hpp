@@ -55,7 +55,9 @@ LLM_HD inline float make_qx_quants(int n, int nmax, const float* x, std::int8_t*
     if (all_but_zero(x, n, L, max)) {
         return 0.0f;
     }
-    const auto code = [&](float iscale, int i) { return std::max(-nmax, std::min(nmax - 1, nearest_int(mul(iscale, x[i])))); };
+    const auto code = [&](float iscale, int i) {
+        return std::max(-nmax, std::min(nmax - 1, nearest_int(mul(iscale, x[i]))));
+    };
     float iscale = static_cast<float>(-nmax) / max;
     float sumlx = 0.0f;
     float suml2 = 0.0f;
