@@ -13,10 +13,9 @@ cd "$(dirname "$0")/.."
 runs=${1:-10000000}
 shift || true
 build=build/fuzzlong
-if [ ! -f "$build/CMakeCache.txt" ]; then
-    cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DLLM_LIBFUZZER=ON \
-        -DLLM_WITH_CUDA=OFF -DLLM_WITH_OPENMP=OFF -DLLM_BUILD_BENCHMARKS=OFF -DLLM_BUILD_EXAMPLES=OFF >/dev/null
-fi
+# Configured every time, so harnesses added since the last run are known.
+cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DLLM_LIBFUZZER=ON \
+    -DLLM_WITH_CUDA=OFF -DLLM_WITH_OPENMP=OFF -DLLM_BUILD_BENCHMARKS=OFF -DLLM_BUILD_EXAMPLES=OFF >/dev/null
 if (($# == 0)); then
     set -- $(cd tests/fuzz && ls ./*.cpp | sed 's#^\./##; s#\.cpp$##')
 fi
