@@ -88,7 +88,7 @@ const golden& golden_data() {
                 out.dequant_fnv[key] = std::stoull(c, nullptr, 16);
             }
         }
-        REQUIRE(out.inputs.size() == 7);
+        REQUIRE(out.inputs.size() == 8);
         return out;
     }();
     return g;

@@ -10,7 +10,7 @@
 #  - Q8_1 and the K formats (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K, Q8_K): ggml's own C reference
 #    (quantize_row_<type>_ref, dequantize_row_<type>), through a small driver program that is
 #    not part of this repository. Build it from a ggml checkout (github.com/ggml-org/ggml):
-#      gcc -O2 -ffp-contract=off -std=gnu11 -I<ggml>/src -I<ggml>/include -I<ggml>/src/ggml-cpu \
+#      gcc -O2 -DNDEBUG -ffp-contract=off -std=gnu11 -I<ggml>/src -I<ggml>/include -I<ggml>/src/ggml-cpu \
 #          qdriver.c <ggml>/src/ggml-quants.c -lm -o qdriver
 #    where qdriver.c (a few dozen lines) implements:
 #      qdriver <type>  : float32 little-endian values on stdin -> quantize_row_<type>_ref bytes on stdout
@@ -73,6 +73,9 @@ def make_cases():
     x = rng.integers(-127, 127, N) + 0.5
     x[::32] = -127
     cases["ties"] = x.astype(f32)
+    # Beyond the f16 scales' range (d > 65504): ggml stores inf scales and its K-format re-coding
+    # feeds NaN to nearest_int (an assert in debug builds of ggml: build the driver with -DNDEBUG).
+    cases["huge"] = (rng.standard_normal(N) * 3e7).astype(f32)
     return cases
 
 
