@@ -5,6 +5,7 @@
 #include <benchmark/benchmark.h>
 
 #include <chrono>
+#include <ctime>
 #include <cstddef>
 #include <thread>
 
@@ -75,6 +76,25 @@ void BM_thread_pool_cold(benchmark::State& state) {
 }
 // Fixed iterations: min_time counts only the timed part, so it would sleep for minutes.
 BENCHMARK(BM_thread_pool_cold)->Iterations(300)->UseRealTime();
+
+// CPU time a pool of 5 threads burns per second of idling after a job (counter
+// cpu_s_per_idle_s, process CPU time over wall time): the workers spin for their 50 us
+// budget, then sleep, so ~0; a pool that kept spinning would show ~4. Moved here from the
+// unit test, where a CPU-time bound depends on the machine's load.
+void BM_thread_pool_idle_cpu(benchmark::State& state) {
+    par::thread_pool pool(5);
+    double cpu = 0, wall = 0;
+    for (auto _ : state) {
+        par::parallel_for(pool, 16, 1, empty_body);
+        const std::clock_t c0 = std::clock();
+        const auto t0 = clock::now();
+        std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        cpu += static_cast<double>(std::clock() - c0) / CLOCKS_PER_SEC;
+        wall += std::chrono::duration<double>(clock::now() - t0).count();
+    }
+    state.counters["cpu_s_per_idle_s"] = cpu / wall;
+}
+BENCHMARK(BM_thread_pool_idle_cpu)->Iterations(10)->UseRealTime();
 
 #if LLM_HAS_OPENMP
 // The peer: an OpenMP parallel loop over the same chunks (libgomp), dynamic schedule like
