@@ -38,7 +38,8 @@ namespace llm {
 /// Shapes: A is m x k, B is k x n, C is m x n; any strides, so a transposed operand is just
 /// llm::transpose(view, 0, 1). Elements: A and B fp32 or bf16 (widened exactly, accumulated
 /// in fp32), C fp32. beta == 0 overwrites C without reading it. k == 0 gives C = beta * C;
-/// m == 0 or n == 0 does nothing. C must not overlap A or B.
+/// m == 0 or n == 0 does nothing. C must not overlap A or B: llm::error when an element of C
+/// shares memory with A or B; disjoint blocks of one buffer (other rows, other columns) are fine.
 /// Backend: the algorithm policy (llm::blas::own<> by default; blas::reference; blas::eigen).
 /// A, B, C: rank-2 tensors or tensor views (concept llm::blas::matrix).
 /// Exec: llm::parallel::sequential or a llm::parallel::thread_pool (default_pool() if omitted).
@@ -57,6 +58,8 @@ void gemm(A&& a, B&& b, C&& c, float alpha, float beta, Exec& exec) {
     const auto mb = blas::as_matrix(b);
     const auto mc = blas::as_matrix(c);
     blas::detail::check_shapes("gemm", ma, mb, mc);
+    blas::detail::check_no_overlap("gemm", "A", ma, mc);
+    blas::detail::check_no_overlap("gemm", "B", mb, mc);
     Backend::run(blas::matrix_ref<const std::remove_const_t<TA>>{ma.data, ma.rows, ma.cols, ma.rs, ma.cs},
                  blas::matrix_ref<const std::remove_const_t<TB>>{mb.data, mb.rows, mb.cols, mb.rs, mb.cs}, mc, alpha,
                  beta, exec);

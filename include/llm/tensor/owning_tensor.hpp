@@ -2,6 +2,7 @@
 // llm::tensor: owns its elements in one 64-byte aligned allocation; a value type (copies deep).
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 #include <llm/tensor/algorithm.hpp>
 #include <llm/tensor/device.hpp>
@@ -74,9 +75,11 @@ public:
 
     /// With an explicit mapping (e.g. layout_strided with padding): required_span_size()
     /// elements are allocated.
-    explicit tensor(const mapping_type& m) : map_(m), buffer_(m.required_span_size()) {}
+    /// Throws llm::error when the extents' product or the span overflows std::size_t, exceeds
+    /// llm::max_allocation_bytes, or the allocation fails.
+    explicit tensor(const mapping_type& m) : map_(m), buffer_(checked_span(m)) {}
     /// As above, elements left uninitialised.
-    tensor(uninitialized_t, const mapping_type& m) : map_(m), buffer_(uninitialized, m.required_span_size()) {}
+    tensor(uninitialized_t, const mapping_type& m) : map_(m), buffer_(uninitialized, checked_span(m)) {}
 
     /// A copy of the elements of `src` (any layout; extents convertible to Extents, checked
     /// when a dynamic extent lands on a static one). Example: `llm::tensor<float, llm::dims<2>> t(llm::transpose(a, 0, 1));`
@@ -187,6 +190,28 @@ public:
     operator V() const&& = delete;
 
 private:
+    // required_span_size() with every product checked: the mapping's own arithmetic wraps
+    // (tensor(2^40, 2^40) would allocate 0 elements), and the layout strides are products too.
+    static std::size_t checked_span(const mapping_type& m) {
+        constexpr const char* fn = "tensor";
+        std::size_t n = 1;
+        for (std::size_t r = 0; r < rank(); ++r) {
+            if (m.extents().extent(r) == 0) {
+                return 0;
+            }
+        }
+        for (std::size_t r = 0; r < rank(); ++r) {
+            n = checked_mul(n, m.extents().extent(r), fn, "the element count (product of the extents)");
+        }
+        std::size_t span = 1;
+        for (std::size_t r = 0; r < rank(); ++r) {
+            span = checked_add(span, checked_mul(m.extents().extent(r) - 1, m.stride(r), fn, "(extent - 1) * stride"), fn,
+                               "the span");
+        }
+        checked_bytes<T>(span, fn, "the elements");
+        return span;
+    }
+
     [[no_unique_address]] mapping_type map_;
     aligned_buffer<T> buffer_;
 };

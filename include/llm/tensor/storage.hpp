@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/config.hpp>
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 
 #include <concepts>
@@ -47,7 +48,8 @@ public:
     /// Empty: no allocation, data() == nullptr.
     aligned_buffer() noexcept = default;
 
-    /// `n` value-initialised elements. Throws llm::error when n * sizeof(T) overflows.
+    /// `n` value-initialised elements. Throws llm::error when n * sizeof(T) overflows, exceeds
+    /// llm::max_allocation_bytes, or the allocation fails.
     explicit aligned_buffer(std::size_t n) : aligned_buffer(uninitialized, n) {
         for (std::size_t i = 0; i < n; ++i) {
             ::new (static_cast<void*>(data_ + i)) T();  // a memset for the element types we have
@@ -105,10 +107,11 @@ private:
         if (n == 0) {
             return nullptr;
         }
-        llm::check(n <= std::numeric_limits<std::size_t>::max() / sizeof(T), "aligned_buffer: ", n,
-              " elements of ", sizeof(T), " bytes overflow std::size_t");
+        const std::size_t bytes = checked_bytes<T>(n, "aligned_buffer", "the elements");
         static_assert(alignof(T) <= tensor_alignment, "aligned_buffer: alignof(T) exceeds llm::tensor_alignment");
-        void* p = ::operator new(n * sizeof(T), std::align_val_t{tensor_alignment});
+        // nothrow: a failure becomes llm::error naming the size, with or without exceptions.
+        void* p = ::operator new(bytes, std::align_val_t{tensor_alignment}, std::nothrow);
+        llm::check(p != nullptr, "aligned_buffer: allocating ", n, " elements (", bytes, " bytes) failed: out of memory");
         // Trivially copyable T: starting the objects' lifetime needs no constructor call.
         return static_cast<T*>(p);
     }
