@@ -121,3 +121,25 @@ TEST_CASE("check_distinct_paths: two outputs naming one file, or an output namin
     CHECK_THROWS_WITH_AS(llm::io::check_distinct_paths("t", {d / "x", (d.path / "." / "x").string()}), doctest::Contains("name the same file"), llm::error);
     CHECK_THROWS_WITH_AS(llm::io::check_distinct_paths("t", {d / "x"}, {d / "x"}), doctest::Contains("names the input"), llm::error);
 }
+
+TEST_CASE("check_distinct_paths: relative spellings of a file that does not exist yet") {
+    // Relative paths are resolved against the working directory, so the test runs in a fresh one
+    // where x.txt does not exist (weakly_canonical alone would leave "x.txt" relative but make
+    // "./x.txt" absolute, and miss the clash).
+    temp_dir d;
+    const fs::path before = fs::current_path();
+    fs::current_path(d.path);
+    struct restore {
+        fs::path p;
+        ~restore() {
+            std::error_code ec;
+            fs::current_path(p, ec);
+        }
+    } back{before};
+    REQUIRE_FALSE(fs::exists("x.txt"));
+    CHECK_THROWS_WITH_AS(llm::io::check_distinct_paths("t", {"x.txt", "./x.txt"}), doctest::Contains("outputs 'x.txt' and './x.txt' name the same file"),
+                         llm::error);
+    CHECK_THROWS_WITH_AS(llm::io::check_distinct_paths("t", {"sub/../x.txt"}, {"x.txt"}), doctest::Contains("names the input"), llm::error);
+    CHECK_NOTHROW(llm::io::check_distinct_paths("t", {"x.txt", "./y.txt"}, {"z.txt"}));
+    CHECK_FALSE(fs::exists("x.txt"));  // checking creates nothing
+}
