@@ -16,9 +16,11 @@
 #include <llm/parallel/thread_pool.hpp>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -37,7 +39,8 @@ namespace {
 
 const char* const usage = R"(usage: dedup --output KEPT.jsonl [options]
 Near-duplicate removal of JSONL documents with MinHash + LSH; keeps one document per cluster.
-  --input FILE          JSONL input, one object per line ('-' or absent: stdin)
+  --input FILE          JSONL input, one object per line ('-' or absent: stdin; spooled to an
+                        unnamed temporary file in $TMPDIR); a line may have at most 64 MiB
   --output FILE         kept documents, the input lines unchanged ('-': stdout)
   --clusters FILE       TSV, one line 'id<TAB>cluster' per document (cluster = id of the kept one)
   --report FILE         the report as JSON (a text report always goes to stderr)
@@ -76,6 +79,9 @@ struct options {
 // Bounds of the numeric options. num_perm: optimal_params (the LSH choice) takes at most 4096;
 // ngram: the shinglers' limit; make_corpus: the synthetic corpus is built in memory (~2 KB each).
 constexpr std::size_t max_num_perm = 4096, max_ngram = 64, max_threads = 1024, max_make_corpus = 1000000;
+// A line (one document) holds at most 64 MiB: a JSONL document is far smaller, and a stream
+// without line breaks (/dev/zero) is refused after 64 MiB instead of exhausting memory.
+constexpr std::size_t max_line_bytes = std::size_t{64} << 20;
 
 options parse_args(int argc, char** argv) {
     options o;
@@ -187,6 +193,43 @@ std::string json_escape(std::string_view s) {
     return out;
 }
 
+/// Reads the next line (without its '\n') into `line`; false at the end of the input. A line
+/// longer than max_line_bytes is an error naming its number; no more than that is ever held.
+bool read_line(std::istream& in, std::string& line, std::size_t line_no) {
+    line.clear();
+    char buf[1 << 16];
+    for (;;) {
+        in.getline(buf, sizeof buf);
+        auto n = static_cast<std::size_t>(in.gcount());
+        const bool full = in.fail() && !in.eof() && !in.bad() && n == sizeof buf - 1;  // no '\n' in this chunk yet
+        const bool newline = !in.fail() && !in.eof();                                   // '\n' counted, not stored
+        if (newline) --n;
+        llm::check(line.size() + n <= max_line_bytes, "dedup: line ", line_no, " is longer than the limit of ", max_line_bytes,
+                   " bytes (64 MiB)");
+        line.append(buf, n);
+        if (!full) return newline || !line.empty();
+        in.clear(in.rdstate() & ~std::ios::failbit);
+    }
+}
+
+/// The stdin spool: a temporary file made by mkstemp in the temp directory ($TMPDIR) and unlinked
+/// at once, so no exit path (not even a kill) leaves it behind and no planted name is followed.
+std::FILE* make_spool() {
+    std::string path = (std::filesystem::temp_directory_path() / "dedup-spool.XXXXXX").string();
+    const int fd = ::mkstemp(path.data());
+    llm::check(fd >= 0, "dedup: cannot create a spool file in '", std::filesystem::temp_directory_path().string(), "': ", std::strerror(errno));
+    ::unlink(path.c_str());
+    std::FILE* f = ::fdopen(fd, "w+b");
+    if (!f) ::close(fd);
+    llm::check(f != nullptr, "dedup: cannot open the spool file: ", std::strerror(errno));
+    return f;
+}
+
+struct file_closer {
+    void operator()(std::FILE* f) const noexcept { std::fclose(f); }
+};
+using file_ptr = std::unique_ptr<std::FILE, file_closer>;
+
 struct malformed_line {
     std::size_t line;
     std::string reason;
@@ -231,26 +274,14 @@ int run(const options& o) {
     // a re-readable source: the input file itself, or for stdin a spool file written as we go.
     std::ifstream file_in;
     std::istream* in = &std::cin;
-    std::string spool_path;
-    std::ofstream spool;
+    file_ptr spool;
     if (o.input != "-") {
         file_in.open(o.input, std::ios::binary);
         llm::check(file_in.good(), "dedup: cannot open --input '", o.input, "'");
         in = &file_in;
     } else {
-        spool_path = (std::filesystem::temp_directory_path() / ("dedup-spool-" + std::to_string(::getpid()))).string();
-        spool.open(spool_path, std::ios::binary | std::ios::trunc);
-        llm::check(spool.good(), "dedup: cannot create spool file '", spool_path, "'");
+        spool.reset(make_spool());
     }
-    struct spool_guard {
-        std::string path;
-        ~spool_guard() {
-            if (!path.empty()) {
-                std::error_code ec;
-                std::filesystem::remove(path, ec);
-            }
-        }
-    } guard{spool_path};
 
     std::vector<std::uint64_t> offsets, lengths;  // per kept-for-dedup document: its line in the source
     std::vector<std::size_t> id_start;             // ids in one arena
@@ -337,14 +368,14 @@ int run(const options& o) {
         batch_offsets.clear();
     };
 
-    for (std::string line; std::getline(*in, line);) {
+    for (std::string line; read_line(*in, line, lines + 1);) {
         ++lines;
         const std::uint64_t line_bytes = line.size() + 1;
         bytes_in += line.size();
         if (!line.empty() && line.back() == '\r') line.pop_back();
-        if (spool.is_open()) {
-            spool.write(line.data(), static_cast<std::streamsize>(line.size()));
-            spool.put('\n');
+        if (spool) {
+            std::fwrite(line.data(), 1, line.size(), spool.get());
+            std::fputc('\n', spool.get());
             batch_offsets.push_back(source_offset);
             source_offset += line.size() + 1;
         } else {
@@ -357,14 +388,13 @@ int run(const options& o) {
     }
     llm::check(!in->bad(), "dedup: read error on input");
     flush_batch();
-    if (spool.is_open()) {
-        spool.close();
-        llm::check(!spool.fail(), "dedup: writing the spool file failed");
-    }
+    if (spool) llm::check(std::fflush(spool.get()) == 0 && !std::ferror(spool.get()), "dedup: writing the spool file failed: ", std::strerror(errno));
 
     // Pass 2: write kept lines and the cluster table.
-    std::ifstream source(spool_path.empty() ? o.input : spool_path, std::ios::binary);
-    llm::check(source.good(), "dedup: cannot reopen the input for the second pass");
+    file_ptr input_again;
+    if (!spool) input_again.reset(std::fopen(o.input.c_str(), "rb"));
+    std::FILE* const source = spool ? spool.get() : input_again.get();
+    llm::check(source != nullptr, "dedup: cannot reopen the input for the second pass");
     const std::size_t docs = offsets.size();
     std::size_t kept = 0, dropped_dup = 0, multi_clusters = 0, largest = 1;
     std::vector<std::uint32_t> cluster_size(docs, 0);
@@ -391,9 +421,9 @@ int run(const options& o) {
         if (cluster_size[d] > 1) ++multi_clusters;
         largest = std::max<std::size_t>(largest, cluster_size[d]);
         line.resize(lengths[d]);
-        source.seekg(static_cast<std::streamoff>(offsets[d]));
-        source.read(line.data(), static_cast<std::streamsize>(lengths[d]));
-        llm::check(source.gcount() == static_cast<std::streamsize>(lengths[d]), "dedup: the input changed during the run");
+        llm::check(::fseeko(source, static_cast<off_t>(offsets[d]), SEEK_SET) == 0 &&
+                       std::fread(line.data(), 1, lengths[d], source) == lengths[d],
+                   "dedup: the input changed during the run");
         line += '\n';
         kept_out.write(line);
     }
@@ -443,5 +473,8 @@ int run(const options& o) {
 }  // namespace
 
 int main(int argc, char** argv) {
+    // std::cin is read in 64 KiB chunks; synchronised with C stdio it would go a byte at a time.
+    // (Outputs go through llm::io::atomic_file's file descriptors, the report through std::cerr.)
+    std::ios::sync_with_stdio(false);
     return cli::run_main("dedup", [&] { return run(parse_args(argc, argv)); });
 }

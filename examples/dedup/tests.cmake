@@ -74,3 +74,32 @@ set_tests_properties(example_dedup_three_outputs PROPERTIES LABELS "example;data
 add_test(NAME example_dedup_help
          COMMAND sh -c "set -e; out=$('$<TARGET_FILE:dedup>' --help); echo \"$out\" | grep -q 'usage: dedup --output KEPT.jsonl'")
 set_tests_properties(example_dedup_help PROPERTIES LABELS "example;data")
+# A line is bounded (64 MiB): a stream without line breaks fails at once, from a file or stdin,
+# instead of growing one line until memory runs out.
+llm_example_error_test(example_dedup_line_too_long dedup
+    ARGS --input /dev/zero --output kept.jsonl ABSENT kept.jsonl
+    MESSAGE "dedup: line 1 is longer than the limit of 67108864 bytes (64 MiB)")
+llm_example_error_test(example_dedup_stdin_line_too_long dedup
+    ARGS --output kept.jsonl INPUT /dev/zero ABSENT kept.jsonl
+    MESSAGE "dedup: line 1 is longer than the limit of 67108864 bytes (64 MiB)")
+set_tests_properties(example_dedup_line_too_long example_dedup_stdin_line_too_long PROPERTIES TIMEOUT 30)
+# The stdin spool is an unnamed temporary in $TMPDIR: a file and a symlink planted at the name a
+# predictable spool would use (dedup-spool-<pid>; `exec` keeps the shell's pid) are left alone,
+# the run succeeds, and nothing else is left in $TMPDIR, after a success or a failure.
+set(dedup_spool "${CMAKE_CURRENT_BINARY_DIR}/dedup_spool")
+add_test(NAME example_dedup_stdin_spool
+         COMMAND sh -c "set -e; rm -rf '${dedup_spool}' && mkdir -p '${dedup_spool}/tmp' && cd '${dedup_spool}' && ${dedup_make}
+             echo planted > target
+             sh -c 'export TMPDIR=\"$PWD/tmp\"; ln -s \"$PWD/target\" \"tmp/dedup-spool-$$\"; exec \"$0\" --output kept.jsonl < in.jsonl' '$<TARGET_FILE:dedup>' 2> /dev/null
+             sh -c 'export TMPDIR=\"$PWD/tmp\"; echo planted > \"tmp/dedup-spool-$$\"; exec \"$0\" --output kept2.jsonl < in.jsonl' '$<TARGET_FILE:dedup>' 2> /dev/null
+             '$<TARGET_FILE:dedup>' --input in.jsonl --output expected.jsonl 2> /dev/null
+             cmp kept.jsonl expected.jsonl && cmp kept2.jsonl expected.jsonl && test -s kept.jsonl
+             test \"$(cat target)\" = planted && test -L tmp/dedup-spool-* && test $(ls -A tmp | wc -l) -eq 2
+             for f in tmp/dedup-spool-*; do test -L \"$f\" || test \"$(cat \"$f\")\" = planted; done")
+set_tests_properties(example_dedup_stdin_spool PROPERTIES LABELS "example;data")
+llm_example_error_test(example_dedup_stdin_spool_failure dedup
+    ARGS --output kept.jsonl --strict INPUT "${CMAKE_CURRENT_SOURCE_DIR}/dedup/tests.cmake"
+    SETUP "mkdir tmp" CHECK "test -z \"$(ls -A tmp)\"" ABSENT kept.jsonl
+    MESSAGE "dedup: line 1:")
+set_tests_properties(example_dedup_stdin_spool_failure PROPERTIES
+    ENVIRONMENT "TMPDIR=${CMAKE_CURRENT_BINARY_DIR}/error_tests/example_dedup_stdin_spool_failure/tmp")
