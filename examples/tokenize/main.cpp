@@ -11,6 +11,8 @@
 // --encoding names the built-in pattern and specials of a tiktoken rank file (r50k_base,
 // p50k_base, p50k_edit, cl100k_base, o200k_base, llama3); other formats are detected from the
 // file. --special none (default) encodes special-token text as plain text; all maps it to ids.
+// A document (encode) or a line of ids (decode) may have at most 64 MiB: input without
+// separators (/dev/zero) is refused once that much of one is read.
 // --stats prints to stderr what a user wants to know: documents, bytes, tokens, bytes per
 // token, load time, encode throughput, and whether decoding gives the input back.
 // Errors: a one-line message on stderr and exit status 2.
@@ -20,10 +22,9 @@
 #include <llm/tokenizer/batch.hpp>
 #include <llm/tokenizer/tokenizer.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <iostream>
-#include <iterator>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -32,7 +33,9 @@ namespace {
 
 constexpr const char* usage =
     "usage: tokenize --vocab FILE [--encoding NAME] [--special none|all] [--decode] [--threads N] [--stats]\n"
-    "  --threads N   encoding threads, in [1, 1024] (default 1)\n";
+    "  --threads N   encoding threads, in [1, 1024] (default 1)\n"
+    "stdin: documents separated by a line holding only a form feed (\"\\n\\f\\n\"), or with --decode one line\n"
+    "of space-separated ids per document; a document or line may have at most 64 MiB\n";
 
 struct options {
     std::string vocab, encoding, special = "none";
@@ -56,6 +59,33 @@ options parse(int argc, char** argv) {
     return o;
 }
 
+// A document or a line of ids holds at most 64 MiB (a corpus document is far smaller).
+constexpr std::size_t max_document_bytes = std::size_t{64} << 20;
+
+/// Reads all of stdin, in which `separator` ends each `what` ("document", "line"). One longer
+/// than max_document_bytes is refused, naming its number, as soon as 64 MiB of it are read (plus
+/// at most one 64 KiB chunk), so a stream without separators cannot exhaust memory.
+std::string read_stdin(std::string_view separator, const char* what) {
+    std::string all;
+    std::size_t start = 0, scanned = 0, number = 1;  // the current one: its first byte, number; bytes searched
+    char buf[1 << 16];
+    for (;;) {
+        const std::size_t n = std::fread(buf, 1, sizeof buf, stdin);
+        all.append(buf, n);
+        for (std::size_t at; (at = all.find(separator, scanned)) != std::string::npos;) {
+            start = scanned = at + separator.size();
+            ++number;
+        }
+        scanned = std::max(scanned, all.size() - std::min(all.size(), separator.size() - 1));  // a separator may straddle chunks
+        llm::check(all.size() - start <= max_document_bytes, "stdin ", what, " ", number, " is longer than the limit of ",
+                   max_document_bytes, " bytes (64 MiB)");
+        if (n < sizeof buf) {
+            llm::check(!std::ferror(stdin), "reading standard input failed");
+            return all;
+        }
+    }
+}
+
 std::vector<std::string_view> split_documents(std::string_view all) {
     std::vector<std::string_view> docs;
     std::size_t pos = 0;
@@ -77,7 +107,7 @@ int run(const options& o) {
     const auto t_load = clock::now();
     const llm::tokenizer::tokenizer tok = llm::tokenizer::load_tokenizer(vocab, o.encoding);
     const double load_ms = std::chrono::duration<double, std::milli>(clock::now() - t_load).count();
-    const std::string input(std::istreambuf_iterator<char>(std::cin), {});
+    const std::string input = decode ? read_stdin("\n", "line") : read_stdin("\n\f\n", "document");
     std::string out;
     if (decode) {
         std::size_t pos = 0, line = 0;

@@ -51,3 +51,12 @@ llm_example_error_test(example_tokenize_unknown_flag tokenize
 llm_example_error_test(example_tokenize_bad_ids tokenize
     ARGS --vocab ${tok_data}/r50k_base.tiktoken --decode INPUT ${tok_data}/corpus_public.txt
     MESSAGE "tokenize: --decode: stdin line 1: expected ids separated by single spaces")
+# A document (or with --decode a line) is bounded (64 MiB): stdin without separators fails at once
+# instead of being read until memory runs out.
+llm_example_error_test(example_tokenize_document_too_long tokenize
+    ARGS --vocab ${tok_data}/r50k_base.tiktoken INPUT /dev/zero
+    MESSAGE "tokenize: stdin document 1 is longer than the limit of 67108864 bytes (64 MiB)")
+llm_example_error_test(example_tokenize_decode_line_too_long tokenize
+    ARGS --vocab ${tok_data}/r50k_base.tiktoken --decode INPUT /dev/zero
+    MESSAGE "tokenize: stdin line 1 is longer than the limit of 67108864 bytes (64 MiB)")
+set_tests_properties(example_tokenize_document_too_long example_tokenize_decode_line_too_long PROPERTIES TIMEOUT 30)
