@@ -1,11 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Attention demo: RoPE'd GQA prefill with flash_forward/backward, accuracy vs the reference, then paged-KV-cache decoding.
 //
-// Usage: attention_demo [seq_len]   (default 1024; generated data, no files needed)
+// Usage: attention_demo [--seq-len N]   (default 1024; generated data, no files needed)
 // Prints what a user wants to know: error against the double reference, GFLOP/s of the
 // tiled forward and backward on 1 and 2 threads next to a materialised (S x S) baseline's
 // memory, that RoPE makes scores depend on relative positions only, and decode tokens/s
-// from a paged KV cache that agrees with the prefill path.
+// from a paged KV cache that agrees with the prefill path. Exit status 1 when a figure is off its
+// bound; a bad argument or any error: one line on stderr and exit status 2.
+#include "common/args.hpp"
+
 #include <llm/attention/attention.hpp>
 #include <llm/attention/decode.hpp>
 #include <llm/attention/kv_cache.hpp>
@@ -19,7 +22,6 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
-#include <cstdlib>
 #include <random>
 #include <vector>
 
@@ -86,14 +88,29 @@ const char* verdict(double err, double bound) {
 constexpr double fwd_bound = 2e-5;
 constexpr double bwd_bound = 1e-4;  // two more matmuls over rounded P and dP
 
-}  // namespace
+// Sequence length bounds: section 4 decodes 32 single-token steps after a prefill of S - 32
+// tokens (so S >= 64 leaves a prefill of 32); the timed sections cost O(S^2), so the upper bound
+// takes 256 times as long as the default 1024.
+constexpr std::size_t min_seq_len = 64, max_seq_len = 16384;
 
-int main(int argc, char** argv) {
-    const std::size_t S = argc > 1 ? static_cast<std::size_t>(std::atol(argv[1])) : 1024;
-    if (S < 16) {
-        std::fprintf(stderr, "usage: attention_demo [seq_len >= 16]\n");
-        return 2;
+const char* const usage = R"(usage: attention_demo [--seq-len N]
+RoPE'd GQA causal attention on generated data: accuracy against a double reference, forward and
+backward GFLOP/s, a relative-position check and paged-KV-cache decoding; exit status 1 when a
+figure is off its bound.
+  --seq-len N   tokens in the sequence, in [64, 16384] (default 1024)
+)";
+
+std::size_t parse_seq_len(int argc, char** argv) {
+    std::size_t seq_len = 1024;
+    cli::args a(argc, argv, usage);
+    while (a.next()) {
+        if (a.is("--seq-len")) seq_len = a.integer<std::size_t>(min_seq_len, max_seq_len);
+        else a.unknown();
     }
+    return seq_len;
+}
+
+int run(const std::size_t S) {
     std::printf("attention demo: 1 sequence of %zu tokens, %zu query heads sharing %zu kv heads, head_dim %zu, causal\n", S, H,
                 Hk, D);
     t4 q = random4(S, H, 1), k = random4(S, Hk, 2), v = random4(S, Hk, 3), o(1, S, H, D);
@@ -193,4 +210,10 @@ int main(int argc, char** argv) {
     }
     std::printf("attention_demo: %s\n", failures == 0 ? "all checks passed" : "a check FAILED (MISMATCH above)");
     return failures == 0 ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return cli::run_main("attention_demo", [&] { return run(parse_seq_len(argc, argv)); });
 }
