@@ -31,7 +31,14 @@
 #include <llm/nn/nn.hpp>
 
 // io: file formats
+#include <llm/io/atomic_file.hpp>
+#include <llm/io/dtype.hpp>
+#include <llm/io/file.hpp>
+#include <llm/io/ggml_type.hpp>
+#include <llm/io/gguf.hpp>
 #include <llm/io/json.hpp>
+#include <llm/io/safetensors.hpp>
+#include <llm/quant/quant.hpp>
 
 // tokenizer: tiktoken/HF-exact BPE, loaders, streaming decode, batch encode, trainer
 #include <llm/tokenizer/batch.hpp>
