@@ -22,6 +22,10 @@ using default_tiles = default_tiles_t<simd::default_backend::width>;
 /// memory is O(seq_k * head_dim) (the packed K and V of one kv head) plus O(tile) per thread.
 /// Key tiles the mask hides entirely are skipped. A query row that sees no key gets o = 0 and
 /// lse = -inf.
+/// Non-finite inputs (NaN, +-inf) give NaN, as softmax attention does for NaN: a non-finite
+/// element in q row i makes o row i and lse_i NaN; one in k row j or v row j makes NaN every
+/// query row the mask lets see key j, and leaves rows that cannot see j as they would be
+/// without it. (Detected while packing the operands, so the tile loop costs nothing extra.)
 /// Shapes (FlashAttention's layout): q (batch, seq_q, heads, D); k, v (batch, seq_k, kv_heads, D);
 /// o like q; lse (batch, heads, seq_q). heads must be a multiple of kv_heads (GQA; MQA is
 /// kv_heads = 1): q head h reads kv head h / (heads / kv_heads). Any strides, except that D

@@ -7,10 +7,13 @@
 #include <llm/attention/options.hpp>
 #include <llm/attention/tile.hpp>
 #include <llm/config.hpp>
+#include <llm/core/checked.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/simd/simd.hpp>
 
 #include <algorithm>
+#include <bit>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -123,19 +126,53 @@ void mask_row(float* srow, std::size_t bk, std::int64_t i, std::int64_t j0, std:
     }
 }
 
+/// A zeroed fp32 workspace of rows x cols elements for the entry point `fn`. The sizes come from
+/// the caller's extents (a broadcast view may claim any), so the product, the byte count and
+/// the allocation are checked: llm::error instead of a wrapped size or std::bad_alloc.
+inline std::vector<float> workspace(const char* fn, std::size_t rows, std::size_t cols) {
+    const std::size_t n = checked_mul(rows, cols, fn, "a workspace");
+    return allocating(checked_bytes<float>(n, fn, "a workspace"), fn, "a workspace", [n] { return std::vector<float>(n); });
+}
+
+/// True when the n elements at x are all finite (no NaN, no +-inf). A float is non-finite
+/// exactly when its exponent bits are all ones; the minimum of the complemented exponent bits
+/// is a plain integer reduction the compiler vectorises (a std::isfinite loop does not).
+template <class T>
+bool all_finite(const T* x, std::size_t n) {
+    constexpr std::uint32_t exponent = 0x7f80'0000u;
+    std::uint32_t least = exponent;
+    for (std::size_t i = 0; i < n; ++i) {
+        least = std::min(least, ~std::bit_cast<std::uint32_t>(static_cast<float>(x[i])) & exponent);
+    }
+    return least != 0;
+}
+
+// Non-finite input rows (see flash_forward): when `bad` is not null, the packers below replace
+// a row holding NaN or inf by zeros and set its flag, so the tiles stay finite (a NaN times a
+// probability 0 would otherwise leak into rows that cannot see it) and the kernel marks the
+// affected rows NaN at the end, leaving the tile loop untouched.
+
 /// Packs key tiles [t0, t1) of kv head g of a segment transposed and tile-major: tile t is the
 /// D x bk block at kt + t * D * bk (the B operand of S = Q K^T), keys past lk are 0. Tile-major
 /// matters: with one D x lkp matrix, the rows of a tile would sit lkp floats apart, a multiple
-/// of 4 KiB for long sequences, all in the same few L1 sets.
+/// of 4 KiB for long sequences, all in the same few L1 sets. bad: null, or one flag per key
+/// (set for non-finite keys, which are packed as zeros).
 template <class T>
 void pack_keys_transposed(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
-                          std::size_t bk, float* kt) {
+                          std::size_t bk, float* kt, unsigned char* bad = nullptr) {
     const std::size_t D = x.n[3];
     for (std::size_t t = t0; t < t1; ++t) {
         float* tile = kt + t * D * bk;
         const std::size_t n = std::min(bk, sg.lk - t * bk);
         for (std::size_t j = 0; j < n; ++j) {
             const T* src = x.ptr(sg.b, sg.k0 + t * bk + j, g, 0);
+            if (bad != nullptr && !all_finite(src, D)) {
+                bad[t * bk + j] = 1;
+                for (std::size_t d = 0; d < D; ++d) {
+                    tile[d * bk + j] = 0.0f;
+                }
+                continue;
+            }
             for (std::size_t d = 0; d < D; ++d) {
                 tile[d * bk + j] = static_cast<float>(src[d]);
             }
@@ -147,18 +184,22 @@ void pack_keys_transposed(const strided<T, 4>& x, const segment& sg, std::size_t
 }
 
 /// Packs key (or value) tiles [t0, t1) of kv head g of a segment row-major into rows (lkp x dp):
-/// row j holds key j's D elements then zeros; rows past lk are 0.
+/// row j holds key j's D elements then zeros; rows past lk are 0. bad: as pack_keys_transposed.
 template <class T>
 void pack_keys_rows(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
-                    std::size_t bk, std::size_t dp, float* rows) {
+                    std::size_t bk, std::size_t dp, float* rows, unsigned char* bad = nullptr) {
     const std::size_t D = x.n[3];
     for (std::size_t j = t0 * bk; j < t1 * bk; ++j) {
         float* dst = rows + j * dp;
         std::size_t d = 0;
         if (j < sg.lk) {
             const T* src = x.ptr(sg.b, sg.k0 + j, g, 0);
-            for (; d < D; ++d) {
-                dst[d] = static_cast<float>(src[d]);
+            if (bad == nullptr || all_finite(src, D)) {
+                for (; d < D; ++d) {
+                    dst[d] = static_cast<float>(src[d]);
+                }
+            } else {
+                bad[j] = 1;
             }
         }
         std::fill(dst + d, dst + dp, 0.0f);
@@ -166,14 +207,18 @@ void pack_keys_rows(const strided<T, 4>& x, const segment& sg, std::size_t g, st
 }
 
 /// Copies rows [r0, r1) of head h of a segment's queries (or of any tensor shaped like q) into
-/// dst (row stride dp), times `mul`; rows past lq and columns past D are 0.
+/// dst (row stride dp), times `mul`; rows past lq and columns past D are 0. bad: null, or one
+/// flag per row r - r0, each written (1 for a non-finite row, which is packed as zeros).
 template <class T>
 void pack_rows(const strided<T, 4>& x, const segment& sg, std::size_t h, std::size_t r0, std::size_t r1, std::size_t dp,
-               float mul, float* dst) {
+               float mul, float* dst, unsigned char* bad = nullptr) {
     const std::size_t D = x.n[3];
     for (std::size_t r = r0; r < r1; ++r) {
         float* out = dst + (r - r0) * dp;
-        if (r < sg.lq) {
+        if (bad != nullptr) {
+            bad[r - r0] = r < sg.lq && !all_finite(x.ptr(sg.b, sg.q0 + r, h, 0), D);
+        }
+        if (r < sg.lq && (bad == nullptr || bad[r - r0] == 0)) {
             const T* src = x.ptr(sg.b, sg.q0 + r, h, 0);
             for (std::size_t d = 0; d < D; ++d) {
                 out[d] = static_cast<float>(src[d]) * mul;
@@ -205,8 +250,11 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
     for (const auto& sg : segs) {
         max_lkp = std::max(max_lkp, round_up(sg.lk, BK));
     }
-    std::vector<float> kt(D * max_lkp), vp(max_lkp * Dp);
+    std::vector<float> kt = workspace("flash_forward", D, max_lkp), vp = workspace("flash_forward", max_lkp, Dp);
+    std::vector<unsigned char> key_bad(max_lkp);  // per key of the segment: its k or v row is not finite
+    std::vector<std::size_t> bad_keys;            // the flagged keys, usually none
     constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
 
     for (const auto& sg : segs) {
         const std::size_t lkp = round_up(sg.lk, BK);
@@ -218,19 +266,26 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
             if (nqt == 0) {
                 break;
             }
+            std::fill(key_bad.begin(), key_bad.end(), 0);
             parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
-                pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data());
-                pack_keys_rows(v, sg, g, t0, t1, BK, Dp, vp.data());
+                pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data(), key_bad.data());
+                pack_keys_rows(v, sg, g, t0, t1, BK, Dp, vp.data(), key_bad.data());
             });
+            bad_keys.clear();
+            for (auto it = std::find(key_bad.begin(), key_bad.end(), 1); it != key_bad.end();
+                 it = std::find(it + 1, key_bad.end(), 1)) {
+                bad_keys.push_back(static_cast<std::size_t>(it - key_bad.begin()));
+            }
             parallel::parallel_for(exec, group * nqt, 1, [&](std::size_t task0, std::size_t task1) {
                 std::vector<float> qs(BQ * D), sp(BQ * BK), acc(BQ * Dp);
                 std::vector<softmax_state> st(BQ);
+                std::vector<unsigned char> q_bad(round_up(BQ, mr));
                 for (std::size_t task = task0; task < task1; ++task) {
                     const std::size_t h = g * group + task / nqt;
                     const std::size_t i0 = (task % nqt) * BQ;
                     const std::size_t rows = std::min(BQ, sg.lq - i0);
                     const std::size_t rp = round_up(rows, mr);
-                    pack_rows(q, sg, h, i0, i0 + rp, D, scale, qs.data());
+                    pack_rows(q, sg, h, i0, i0 + rp, D, scale, qs.data(), q_bad.data());
                     std::fill(acc.begin(), acc.end(), 0.0f);
                     std::fill(st.begin(), st.end(), softmax_state{});
                     const index_range cr = mask.cols(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows), lq, lk);
@@ -285,13 +340,17 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
                         tile_gemm<S, true>(rp, Dp, BK, sp.data(), BK, 1, vp.data() + j0 * Dp, Dp, acc.data(), Dp);
                     }
                     for (std::size_t r = 0; r < rows; ++r) {
-                        const float inv = output_scale(st[r]);
+                        const auto i = static_cast<std::int64_t>(i0 + r);
+                        const bool poisoned = q_bad[r] != 0 || std::any_of(bad_keys.begin(), bad_keys.end(), [&](std::size_t j) {
+                                                  return mask.allowed(i, static_cast<std::int64_t>(j), lq, lk);
+                                              });
+                        const float inv = poisoned ? nan : output_scale(st[r]);
                         TO* out = o.ptr(sg.b, sg.q0 + i0 + r, h, 0);
                         const std::size_t os = o.s[3];
                         for (std::size_t d = 0; d < D; ++d) {
                             out[d * os] = TO(acc[r * Dp + d] * inv);
                         }
-                        lse(sg.b, h, sg.q0 + i0 + r) = row_lse(st[r]);
+                        lse(sg.b, h, sg.q0 + i0 + r) = poisoned ? nan : row_lse(st[r]);
                     }
                 }
             });
@@ -328,8 +387,12 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
         const auto lq = static_cast<std::int64_t>(sg.lq);
         const auto lk = static_cast<std::int64_t>(sg.lk);
         const std::size_t n_chunks = std::max<std::size_t>(1, std::min(nkt, exec.size()));
-        std::vector<float> kt(D * lkp), kr(lkp * Dp), vt(D * lkp), qp(group * lqp * Dp), gp(group * lqp * Dp),
-            lrow(group * lqp), drow(group * lqp), dqp;
+        constexpr const char* fn = "flash_backward";
+        const std::size_t group_rows = checked_mul(group, lqp, fn, "the packed rows of a head group");
+        std::vector<float> kt = workspace(fn, D, lkp), kr = workspace(fn, lkp, Dp), vt = workspace(fn, D, lkp),
+                           qp = workspace(fn, group_rows, Dp), gp = workspace(fn, group_rows, Dp),
+                           lrow = workspace(fn, group_rows, 1), drow = workspace(fn, group_rows, 1),
+                           dqp = workspace(fn, checked_mul(n_chunks, group_rows, fn, "the dq parts"), Dp);
         for (std::size_t g = 0; g < sh.kv_heads; ++g) {
             parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
                 pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data());
@@ -357,7 +420,7 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                     }
                 }
             });
-            dqp.assign(n_chunks * group * lqp * Dp, 0.0f);
+            std::fill(dqp.begin(), dqp.end(), 0.0f);
             parallel::parallel_for(exec, n_chunks, 1, [&](std::size_t c0, std::size_t c1) {
                 std::vector<float> sp(BQ * BK), tp(cap > 0.0f ? BQ * BK : 0), dpp(BQ * BK), dka(BK * Dp), dva(BK * Dp);
                 for (std::size_t chunk = c0; chunk < c1; ++chunk) {

@@ -14,6 +14,7 @@
 #include <llm/simd/simd.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -76,6 +77,7 @@ void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo,
     std::vector<float> sc(group * CH), acc(group * Dp, 0.0f);
     std::vector<const T*> kp(CH + 3), vp(CH);
     std::vector<softmax_state> st(group);
+    std::vector<unsigned char> bad_score(group, 0);  // a score was NaN or +-inf: a non-finite q or k
     kv_run<T> r{};
     std::size_t left = 0;  // positions of r not yet gathered
     for (std::size_t pos = lo; pos < hi;) {
@@ -111,6 +113,7 @@ void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo,
         }
         for (std::size_t hq = 0; hq < group; ++hq) {
             float* s = sc.data() + hq * CH;
+            bad_score[hq] |= !all_finite(s, n);  // before the cap, which maps +-inf to finite values
             if (cap > 0.0f) {
                 for (std::size_t c = 0; c < CH; c += W) {
                     S::storeu(s + c, softcap_vec<S>(S::loadu(s + c), cap));
@@ -156,11 +159,14 @@ void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo,
         }
     }
     for (std::size_t hq = 0; hq < group; ++hq) {
-        const float inv = output_scale(st[hq]);
+        // Non-finite inputs give NaN (see decode_attention): a NaN or inf key shows in the
+        // scores, a value in the accumulator (NaN or inf even where p = 0), either in l.
+        const bool poisoned = bad_score[hq] != 0 || !std::isfinite(st[hq].l) || !all_finite(acc.data() + hq * Dp, D);
+        const float inv = poisoned ? std::numeric_limits<float>::quiet_NaN() : output_scale(st[hq]);
         for (std::size_t d = 0; d < D; ++d) {
             out[hq * D + d] = acc[hq * Dp + d] * inv;
         }
-        lse[hq] = row_lse(st[hq]);
+        lse[hq] = poisoned ? std::numeric_limits<float>::quiet_NaN() : row_lse(st[hq]);
     }
 }
 
@@ -177,6 +183,9 @@ void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo,
 /// multiple of cache.kv_heads(), head_dim == cache.head_dim() and unit-stride; lse, when not
 /// null, receives (sequences x heads) log-sum-exps in row-major order. A sequence with an
 /// empty cache gets out = 0 (lse = -inf).
+/// Non-finite inputs give NaN (as flash_forward): a NaN or inf in q(s, h, :) makes out(s, h, :)
+/// and its lse NaN; one in a cached key or value row the query sees makes NaN every head of
+/// the kv head's group. Positions outside the mask's window are never read.
 /// splits: parts per (sequence, kv head); 0 chooses enough parts for 4 tasks per thread, each
 /// part >= 512 positions (smaller parts cost more in merging than they gain).
 /// S: SIMD backend. Mask: no_mask / causal (the same for a last-position query) or
@@ -214,7 +223,9 @@ void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask, const op
         parts = std::max<std::size_t>(1, std::min(want, max_len / 512));
     }
     const std::size_t tasks = n_seq * Hk * parts;
-    std::vector<float> part_out(tasks * group * D), part_lse(tasks * group);
+    const std::size_t part_rows = checked_mul(tasks, group, fn, "the partial outputs");
+    std::vector<float> part_out = detail::workspace(fn, part_rows, D), part_lse = detail::workspace(fn, part_rows, 1);
+    std::vector<unsigned char> q_bad(n_seq * H, 0);  // q(s, h, :) holds NaN or inf
     parallel::parallel_for(exec, tasks, 1, [&](std::size_t t0, std::size_t t1) {
         std::vector<float> qrow(group * Dp, 0.0f);
         for (std::size_t t = t0; t < t1; ++t) {
@@ -229,6 +240,9 @@ void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask, const op
             for (std::size_t hq = 0; hq < group; ++hq) {
                 for (std::size_t d = 0; d < D; ++d) {
                     qrow[hq * Dp + d] = static_cast<float>(qs(s, g * group + hq, d)) * scale;
+                }
+                if (p == 0 && !detail::all_finite(qs.ptr(s, g * group + hq, 0), D)) {
+                    q_bad[s * H + g * group + hq] = 1;  // an empty cache would not show it in the scores
                 }
             }
             const std::size_t p_lo = lo + span * p / parts, p_hi = lo + span * (p + 1) / parts;
@@ -256,6 +270,10 @@ void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask, const op
                         o[d] = w.wa * o[d] + w.wb * po[d];
                     }
                     cur = w.lse;
+                }
+                if (q_bad[s * H + g * group + hq] != 0) {
+                    cur = std::numeric_limits<float>::quiet_NaN();
+                    std::fill_n(o, D, cur);
                 }
                 if (lse != nullptr) {
                     lse[s * H + g * group + hq] = cur;

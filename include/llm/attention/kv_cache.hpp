@@ -4,6 +4,7 @@
 
 #include <llm/attention/detail/problem.hpp>
 #include <llm/core/bf16.hpp>
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 
 #include <algorithm>
@@ -52,6 +53,25 @@ std::size_t check_append(const char* fn, const strided<TK, 3>& k, const strided<
     return k.n[0];
 }
 
+/// Elements of one of a cache's K and V stores, a * b * c * d, each product overflow-checked,
+/// and sized (both stores together) against llm::max_allocation_bytes.
+template <class T>
+std::size_t cache_elements(const char* fn, std::size_t a, std::size_t b, std::size_t c, std::size_t d) {
+    const std::size_t n = checked_mul(checked_mul(checked_mul(a, b, fn, "the cache size"), c, fn, "the cache size"), d, fn,
+                                      "the cache size");
+    checked_bytes<T>(checked_mul(n, 2, fn, "the K and V elements"), fn, "the K and V stores");
+    return n;
+}
+
+/// Sizes the K and V stores to n elements each; std::bad_alloc becomes llm::error.
+template <class T>
+void allocate_stores(const char* fn, std::size_t n, std::vector<T>& k, std::vector<T>& v) {
+    allocating(2 * n * sizeof(T), fn, "the K and V stores", [&] {
+        k.resize(n);
+        v.resize(n);
+    });
+}
+
 template <class T, class TK, class TV>
 void store_rows(const strided<TK, 3>& k, const strided<TV, 3>& v, std::size_t t, T* kdst, T* vdst, std::size_t kv_heads,
                 std::size_t head_dim, std::size_t head_stride) {
@@ -81,13 +101,16 @@ public:
     using element_type = T;  ///< stored element type
 
     /// Room for `capacity` tokens in each of `sequences` sequences, kv_heads x head_dim per token.
+    /// Throws llm::error when a size is 0, the total overflows, exceeds llm::max_allocation_bytes
+    /// or cannot be allocated.
     contiguous_kv_cache(std::size_t sequences, std::size_t capacity, std::size_t kv_heads, std::size_t head_dim)
-        : seqs_(sequences), cap_(capacity), heads_(kv_heads), dim_(head_dim), len_(sequences, 0) {
+        : seqs_(sequences), cap_(capacity), heads_(kv_heads), dim_(head_dim) {
+        constexpr const char* fn = "contiguous_kv_cache";
         llm::check(sequences > 0 && capacity > 0 && kv_heads > 0 && head_dim > 0, "contiguous_kv_cache: sequences = ",
                    sequences, ", capacity = ", capacity, ", kv_heads = ", kv_heads, ", head_dim = ", head_dim,
                    " must all be > 0");
-        k_.resize(seqs_ * cap_ * heads_ * dim_);
-        v_.resize(k_.size());
+        detail::allocate_stores(fn, detail::cache_elements<T>(fn, seqs_, cap_, heads_, dim_), k_, v_);
+        allocating(seqs_ * sizeof(std::size_t), fn, "the lengths", [&] { len_.assign(seqs_, 0); });
     }
 
     std::size_t sequences() const noexcept { return seqs_; }  ///< number of sequences
@@ -159,15 +182,18 @@ public:
     using element_type = T;  ///< stored element type
 
     /// A pool of `blocks` blocks of `block_size` tokens, kv_heads x head_dim per token.
+    /// Throws llm::error when a size is 0, the total overflows, exceeds llm::max_allocation_bytes
+    /// or cannot be allocated.
     paged_kv_cache(std::size_t blocks, std::size_t block_size, std::size_t kv_heads, std::size_t head_dim)
         : blocks_(blocks), bs_(block_size), heads_(kv_heads), dim_(head_dim) {
+        constexpr const char* fn = "paged_kv_cache";
         llm::check(blocks > 0 && block_size > 0 && kv_heads > 0 && head_dim > 0, "paged_kv_cache: blocks = ", blocks,
                    ", block_size = ", block_size, ", kv_heads = ", kv_heads, ", head_dim = ", head_dim,
                    " must all be > 0");
         llm::check(blocks <= static_cast<std::size_t>(INT32_MAX), "paged_kv_cache: blocks = ", blocks,
                    " exceeds the int32 block ids of the block tables");
-        k_.resize(blocks_ * bs_ * heads_ * dim_);
-        v_.resize(k_.size());
+        detail::allocate_stores(fn, detail::cache_elements<T>(fn, blocks_, bs_, heads_, dim_), k_, v_);
+        allocating(blocks_ * sizeof(std::int32_t), fn, "the free list", [&] { free_.reserve(blocks_); });
         for (std::size_t b = blocks_; b-- > 0;) {
             free_.push_back(static_cast<std::int32_t>(b));  // hand out block 0 first
         }

@@ -63,12 +63,42 @@ double reference_row(const strided<TQ, 4>& q, const strided<TK, 4>& k, const seg
     return m + std::log(l);
 }
 
+/// True when row i (q head h) of a segment touches a non-finite input: an element of q row i
+/// that is NaN or +-inf, or of k or v row j for a key j the mask lets row i see.
+template <class TQ, class TK, class TV, class Mask>
+bool reference_row_poisoned(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v,
+                            const segment& sg, std::size_t h, std::size_t kvh, std::size_t i, const Mask& mask) {
+    const auto D = q.n[3];
+    auto finite = [D](auto&& x) {
+        for (std::size_t d = 0; d < D; ++d) {
+            if (!std::isfinite(x(d))) {
+                return false;
+            }
+        }
+        return true;
+    };
+    if (!finite([&](std::size_t d) { return to_double(q(sg.b, sg.q0 + i, h, d)); })) {
+        return true;
+    }
+    for (std::size_t j = 0; j < sg.lk; ++j) {
+        if (mask.allowed(static_cast<std::int64_t>(i), static_cast<std::int64_t>(j), static_cast<std::int64_t>(sg.lq),
+                         static_cast<std::int64_t>(sg.lk)) &&
+            (!finite([&](std::size_t d) { return to_double(k(sg.b, sg.k0 + j, kvh, d)); }) ||
+             !finite([&](std::size_t d) { return to_double(v(sg.b, sg.k0 + j, kvh, d)); }))) {
+            return true;
+        }
+    }
+    return false;
+}
+
 }  // namespace detail
 
 /// Reference attention forward: for every sequence, head h and query row i,
 /// t_j = softcap(scale * q_i . k_j), P = softmax over the unmasked j, o_i = sum_j P_j v_j,
 /// lse_i = log sum_j exp(t_j); all in double, one materialised score row at a time. The oracle
 /// of the tests; never the fast path. A row that sees no key gets o_i = 0 and lse_i = -inf.
+/// A row touching a non-finite input (q row i, or k or v row j of a key j it sees) gets
+/// o_i = NaN and lse_i = NaN (the rule of flash_forward).
 /// Shapes: q (batch, seq_q, heads, D), k and v (batch, seq_k, kv_heads, D), o like q,
 /// lse (batch, heads, seq_q); heads a multiple of kv_heads (head h reads kv head
 /// h / (heads / kv_heads)). Elements: inputs float, double or bf16; outputs float or double.
@@ -90,13 +120,23 @@ void reference_forward(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {
         for (std::size_t h = 0; h < sh.heads; ++h) {
             const std::size_t kvh = h / sh.group();
             for (std::size_t i = 0; i < sg.lq; ++i) {
+                if (detail::reference_row_poisoned(qs, ks, vs, sg, h, kvh, i, detail::inner_mask(mask))) {
+                    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+                    ls(sg.b, h, sg.q0 + i) = static_cast<TL>(nan);
+                    for (std::size_t d = 0; d < sh.head_dim; ++d) {
+                        os(sg.b, sg.q0 + i, h, d) = static_cast<TO>(nan);
+                    }
+                    continue;
+                }
                 const double row_lse =
                     detail::reference_row(qs, ks, sg, h, kvh, i, detail::inner_mask(mask), scale, cap, t, p);
                 ls(sg.b, h, sg.q0 + i) = static_cast<TL>(row_lse);
                 for (std::size_t d = 0; d < sh.head_dim; ++d) {
                     double acc = 0;
                     for (std::size_t j = 0; j < sg.lk; ++j) {
-                        acc += p[j] * detail::to_double(vs(sg.b, sg.k0 + j, kvh, d));
+                        if (p[j] != 0.0) {  // masked keys' values are never read (they may be NaN)
+                            acc += p[j] * detail::to_double(vs(sg.b, sg.k0 + j, kvh, d));
+                        }
                     }
                     os(sg.b, sg.q0 + i, h, d) = static_cast<TO>(acc);
                 }
