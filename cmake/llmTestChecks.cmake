@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: Apache-2.0
 # Checks over the whole tree that ctest and the build run: every public header compiles on
-# its own, the CUDA-facing headers compile with nvcc, and a downstream project consumes the
-# package (installed, and through add_subdirectory).
+# its own and with -fno-exceptions, the CUDA-facing headers compile with nvcc, and a
+# downstream project consumes the package (installed, and through add_subdirectory).
 
 # ---- every header alone ----------------------------------------------------------------
 file(GLOB_RECURSE llm_public_headers CONFIGURE_DEPENDS RELATIVE "${PROJECT_SOURCE_DIR}/include"
@@ -16,6 +16,26 @@ endforeach()
 if(NOT LLM_SANITIZE)  # the sanitizer build re-checks nothing the release build did not
     add_library(llm_header_check OBJECT ${llm_header_sources})
     target_link_libraries(llm_header_check PRIVATE llm_dev_flags)
+endif()
+
+# ---- -fno-exceptions: every header compiles, and bad input prints its message and aborts ----
+# One executable: a generated TU including every public header plus tests/noexcept/abort.cpp,
+# whose bad input (a tensor of 2^40 x 2^40 floats) must end in abort() with llm::error's text.
+if(NOT LLM_SANITIZE AND NOT MSVC)
+    set(llm_noexcept_includes "// Generated: every public header, compiled with -fno-exceptions.\n")
+    foreach(header IN LISTS llm_public_headers)
+        string(APPEND llm_noexcept_includes "#include <${header}>\n")
+    endforeach()
+    file(CONFIGURE OUTPUT "${CMAKE_CURRENT_BINARY_DIR}/noexcept_headers.cpp" CONTENT "${llm_noexcept_includes}")
+    add_executable(llm_noexcept_abort "${CMAKE_CURRENT_BINARY_DIR}/noexcept_headers.cpp"
+                                      "${PROJECT_SOURCE_DIR}/tests/noexcept/abort.cpp")
+    target_link_libraries(llm_noexcept_abort PRIVATE llm_dev_flags)
+    target_compile_options(llm_noexcept_abort PRIVATE -fno-exceptions)
+    add_test(NAME noexcept_abort
+             COMMAND ${CMAKE_COMMAND} -DPROGRAM=$<TARGET_FILE:llm_noexcept_abort>
+                     "-DEXPECT=llm::error: tensor: the element count .* overflows std::size_t"
+                     -P "${PROJECT_SOURCE_DIR}/tests/noexcept/expect_abort.cmake")
+    set_tests_properties(noexcept_abort PROPERTIES LABELS "noexcept")
 endif()
 
 # ---- nvcc compile check: every .cuh and every header with LLM_HD code, for sm_80 and sm_90 --

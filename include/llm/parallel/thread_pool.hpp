@@ -88,7 +88,8 @@ inline std::size_t default_thread_count() {
 /// another thread is using the pool at that moment (concurrent callers never wait on each
 /// other; the later one runs alone).
 /// Exceptions: the first exception caught is rethrown to the caller once every chunk already
-/// started has finished; chunks not yet started are skipped. The pool stays usable.
+/// started has finished; chunks not yet started are skipped. The pool stays usable. (Without
+/// exceptions, LLM_NO_EXCEPTIONS, an error in a chunk aborts the program.)
 /// Not movable (workers refer to it). Destroying it while a call on it is running is an error.
 /// Example: `llm::parallel::thread_pool pool(2); llm::parallel::parallel_for(pool, n, 256, body);`
 class thread_pool {
@@ -98,14 +99,16 @@ public:
         llm::check(n_threads >= 1 && n_threads <= max_threads, "thread_pool: n_threads = ",
                    n_threads, " must be in [1, ", max_threads, "]");
         workers_.reserve(n_threads - 1);
+#if defined(LLM_NO_EXCEPTIONS)
+        start_workers();  // a failure to start a thread terminates
+#else
         try {
-            for (std::size_t i = 1; i < n_threads; ++i) {
-                workers_.emplace_back([this] { worker_loop(); });
-            }
+            start_workers();
         } catch (...) {
             stop_workers();  // the destructor will not run: join what was started
             throw;
         }
+#endif
     }
 
     ~thread_pool() { stop_workers(); }
@@ -163,9 +166,11 @@ public:
             }
         }
         task_ = nullptr;
+#if !defined(LLM_NO_EXCEPTIONS)
         if (error_) {
             std::rethrow_exception(std::exchange(error_, nullptr));
         }
+#endif
     }
 
 private:
@@ -174,6 +179,12 @@ private:
     // Separate cache lines: idle workers poll epoch_, every claim writes next_chunk_, and
     // entries and exits write active_. 64 bytes is the line size of x86 and most Arm cores.
     static constexpr std::size_t cache_line = 64;
+
+    void start_workers() {
+        for (std::size_t i = 1; i < n_threads_; ++i) {
+            workers_.emplace_back([this] { worker_loop(); });
+        }
+    }
 
     void worker_loop() noexcept {
         detail::in_parallel_region = true;
@@ -218,6 +229,9 @@ private:
             if (k >= n) {
                 return;
             }
+#if defined(LLM_NO_EXCEPTIONS)
+            (*task_)(k);  // errors abort (llm::fail), so there is nothing to keep
+#else
             try {
                 (*task_)(k);
             } catch (...) {
@@ -226,6 +240,7 @@ private:
                 }
                 next_chunk_.store(n, std::memory_order_relaxed);
             }
+#endif
         }
     }
 
