@@ -5,6 +5,7 @@
 # harness (executions, seconds, final corpus size, crashes).
 #
 #   tools/fuzz_long.sh [RUNS] [HARNESS...]     # RUNS defaults to 10000000; all harnesses if none named
+#   LLM_FUZZ_NO_BUILD=1 tools/fuzz_long.sh ...  # reuse the build (several harnesses in parallel)
 #
 # New corpus entries go to build/fuzzlong/corpus/<name> (never into the committed seeds). A crash
 # leaves its input in build/fuzzlong/crashes/<name>/ and is counted; the script then exits 1.
@@ -13,15 +14,16 @@ cd "$(dirname "$0")/.."
 runs=${1:-10000000}
 shift || true
 build=build/fuzzlong
-# Configured every time, so harnesses added since the last run are known.
-cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DLLM_LIBFUZZER=ON \
+# Configured every time, so harnesses added since the last run are known (LLM_FUZZ_NO_BUILD=1
+# skips configure and build, to run several harnesses in parallel from one build).
+[ -n "${LLM_FUZZ_NO_BUILD:-}" ] || cmake -S . -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ -DLLM_LIBFUZZER=ON \
     -DLLM_WITH_CUDA=OFF -DLLM_WITH_OPENMP=OFF -DLLM_BUILD_BENCHMARKS=OFF -DLLM_BUILD_EXAMPLES=OFF >/dev/null
 if (($# == 0)); then
     set -- $(cd tests/fuzz && ls ./*.cpp | sed 's#^\./##; s#\.cpp$##')
 fi
 targets=()
 for name in "$@"; do targets+=("fuzz_$name"); done
-cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" >/dev/null
+[ -n "${LLM_FUZZ_NO_BUILD:-}" ] || cmake --build "$build" -j "$(nproc)" --target "${targets[@]}" >/dev/null
 
 status=0
 echo "| harness | executions | seconds | corpus files | crashes |"
