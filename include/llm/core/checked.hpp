@@ -9,6 +9,7 @@
 #include <limits>
 #include <new>
 #include <utility>
+#include <vector>
 
 namespace llm {
 
@@ -60,6 +61,15 @@ decltype(auto) allocating(std::size_t bytes, const char* function, const char* w
         fail(function, ": allocating ", what, " (", bytes, " bytes) failed: out of memory");
     }
 #endif
+}
+
+/// A std::vector of `count` copies of `value`, its bytes checked (checked_bytes) and a failed
+/// allocation reported (allocating), both naming `function` and `what`. For user-sized scratch.
+/// Example: `auto sums = llm::checked_vector<double>(n, "my_fn", "the sums");`
+template <class T>
+std::vector<T> checked_vector(std::size_t count, const char* function, const char* what, const T& value = T{}) {
+    return allocating(checked_bytes<T>(count, function, what), function, what,
+                      [&] { return std::vector<T>(count, value); });
 }
 
 }  // namespace llm

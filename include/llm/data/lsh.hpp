@@ -2,6 +2,7 @@
 // MinHash LSH index with band buckets: insert, query, and streaming query-and-insert.
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 #include <llm/data/detail/xxhash64.hpp>
 #include <llm/data/lsh_params.hpp>
@@ -32,11 +33,8 @@ public:
     static constexpr std::uint32_t none = std::numeric_limits<std::uint32_t>::max();
 
     /// An empty index for signatures of `num_perm` values; needs bands, rows >= 1 and bands * rows <= num_perm.
-    lsh_index(std::size_t num_perm, lsh_params params) : num_perm_(num_perm), params_(params), tables_(params.bands) {
-        llm::check(params.bands >= 1 && params.rows >= 1 && params.bands * params.rows <= num_perm, "lsh_index: bands = ",
-                   params.bands, ", rows = ", params.rows, " need bands, rows >= 1 and bands * rows <= num_perm = ", num_perm);
-        keys_.resize(params.bands);
-    }
+    lsh_index(std::size_t num_perm, lsh_params params)
+        : num_perm_(num_perm), params_(params), tables_(checked_bands(num_perm, params)), keys_(params.bands) {}
 
     std::size_t num_perm() const noexcept { return num_perm_; }  ///< signature length
     lsh_params params() const noexcept { return params_; }       ///< the banding
@@ -74,6 +72,15 @@ private:
         std::size_t used = 0;
     };
 
+    // params.bands once validated (before the tables are sized by it); bands * rows cannot wrap.
+    static std::size_t checked_bands(std::size_t num_perm, lsh_params params) {
+        llm::check(params.bands >= 1 && params.rows >= 1 && params.rows <= num_perm && params.bands <= num_perm / params.rows,
+                   "lsh_index: bands = ", params.bands, ", rows = ", params.rows,
+                   " need bands, rows >= 1 and bands * rows <= num_perm = ", num_perm);
+        (void)checked_bytes<table>(params.bands, "lsh_index", "the band tables");
+        return params.bands;
+    }
+
     void compute_keys(std::span<const std::uint32_t> signature, const char* who) {
         llm::check(signature.size() == num_perm_, who, ": signature has ", signature.size(), " values, index expects ",
                    num_perm_);
@@ -95,8 +102,10 @@ private:
     static void grow(table& t) {
         const std::size_t capacity = t.keys.empty() ? 1024 : t.keys.size() * 2;
         table bigger;
-        bigger.keys.assign(capacity, 0);
-        bigger.heads.assign(capacity, none);
+        llm::allocating(capacity * (sizeof(std::uint64_t) + sizeof(std::uint32_t)), "lsh_index::insert", "a band table", [&] {
+            bigger.keys.assign(capacity, 0);
+            bigger.heads.assign(capacity, none);
+        });
         bigger.used = t.used;
         for (std::size_t i = 0; i < t.keys.size(); ++i) {
             if (t.heads[i] == none) continue;
@@ -127,7 +136,9 @@ private:
         llm::check(size_ < none, "lsh_index::insert: more than 2^32 - 1 documents");
         const auto id = static_cast<std::uint32_t>(size_);
         const std::size_t bands = params_.bands;
-        next_.resize(next_.size() + bands);
+        const std::size_t chain = checked_mul(size_ + 1, bands, "lsh_index::insert", "(documents + 1) * bands");
+        llm::allocating(checked_bytes<std::uint32_t>(chain, "lsh_index::insert", "the bucket chains"), "lsh_index::insert",
+                        "the bucket chains", [&] { next_.resize(chain); });
         for (std::size_t band = 0; band < bands; ++band) {
             table& t = tables_[band];
             if (2 * (t.used + 1) > t.keys.size()) grow(t);

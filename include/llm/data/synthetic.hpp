@@ -2,6 +2,7 @@
 // A synthetic text corpus with planted near-duplicates, for tests, benchmarks and demos of dedup.
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 
 #include <cmath>
@@ -31,17 +32,9 @@ struct synthetic_document {
     double edit_rate = 0;    ///< word replacement rate of the copy (0 for an original)
 };
 
-/// Documents of pseudo-words (letters a-z, 2-10 long, mixed case at sentence starts, with
-/// punctuation) where a `duplicate_fraction` are near-copies of earlier originals, so true
-/// clusters are known. Deterministic for a seed (std::mt19937_64 and hand-written draws, no
-/// std distributions whose output differs between standard libraries).
-/// Example: `auto docs = llm::data::make_synthetic_corpus({.documents = 100});`
-inline std::vector<synthetic_document> make_synthetic_corpus(const synthetic_options& o) {
-    llm::check(o.words_per_document >= 1 && o.vocabulary >= 2, "make_synthetic_corpus: words_per_document = ",
-               o.words_per_document, ", vocabulary = ", o.vocabulary, " must be >= 1 and >= 2");
-    llm::check(o.duplicate_fraction >= 0 && o.duplicate_fraction < 1 && o.max_edit_rate >= 0 && o.max_edit_rate <= 1,
-               "make_synthetic_corpus: duplicate_fraction = ", o.duplicate_fraction, " must be in [0, 1), max_edit_rate = ",
-               o.max_edit_rate, " in [0, 1]");
+namespace detail {
+// make_synthetic_corpus after its checks.
+inline std::vector<synthetic_document> generate_synthetic_corpus(const synthetic_options& o) {
     std::mt19937_64 rng(o.seed);
     const auto uniform = [&rng] { return static_cast<double>(rng() >> 11) * 0x1.0p-53; };
     std::vector<std::string> vocab(o.vocabulary);
@@ -93,6 +86,34 @@ inline std::vector<synthetic_document> make_synthetic_corpus(const synthetic_opt
         docs.push_back(std::move(doc));
     }
     return docs;
+}
+}  // namespace detail
+
+/// Documents of pseudo-words (letters a-z, 2-10 long, mixed case at sentence starts, with
+/// punctuation) where a `duplicate_fraction` are near-copies of earlier originals, so true
+/// clusters are known. Deterministic for a seed (std::mt19937_64 and hand-written draws, no
+/// std distributions whose output differs between standard libraries).
+/// Example: `auto docs = llm::data::make_synthetic_corpus({.documents = 100});`
+inline std::vector<synthetic_document> make_synthetic_corpus(const synthetic_options& o) {
+    llm::check(o.words_per_document >= 1 && o.vocabulary >= 2, "make_synthetic_corpus: words_per_document = ",
+               o.words_per_document, ", vocabulary = ", o.vocabulary, " must be >= 1 and >= 2");
+    llm::check(o.duplicate_fraction >= 0 && o.duplicate_fraction < 1 && o.max_edit_rate >= 0 && o.max_edit_rate <= 1,
+               "make_synthetic_corpus: duplicate_fraction = ", o.duplicate_fraction, " must be in [0, 1), max_edit_rate = ",
+               o.max_edit_rate, " in [0, 1]");
+    // Memory bound, checked before generating: per document its record, its word list and its
+    // text; per word one std::string (words of <= 11 chars fit its small-string buffer) and up to
+    // 12 bytes of text (10 letters, '.', a space); plus the vocabulary and its CDF.
+    const char* fn = "make_synthetic_corpus";
+    const std::size_t per_document = checked_add(
+        sizeof(synthetic_document) + sizeof(std::vector<std::string>),
+        checked_mul(o.words_per_document, sizeof(std::string) + 12, fn, "words_per_document * bytes per word"), fn,
+        "bytes per document");
+    const std::size_t bytes = checked_add(
+        checked_mul(o.documents, per_document, fn, "documents * bytes per document"),
+        checked_mul(o.vocabulary, sizeof(std::string) + sizeof(double), fn, "vocabulary * bytes per word"), fn,
+        "the corpus bytes");
+    (void)checked_bytes<char>(bytes, fn, "the corpus");
+    return allocating(bytes, fn, "the corpus", [&] { return detail::generate_synthetic_corpus(o); });
 }
 
 }  // namespace llm::data

@@ -2,6 +2,7 @@
 // Disjoint sets with path compression and union by rank, for clustering candidate pairs.
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 
 #include <cstddef>
@@ -15,8 +16,17 @@ namespace llm::data {
 /// Example: `llm::data::union_find uf(3); uf.unite(0, 2); bool same = uf.find(0) == uf.find(2);`
 class union_find {
 public:
-    /// `n` singleton sets, ids 0..n-1.
-    explicit union_find(std::size_t n = 0) { parent_.reserve(n); rank_.reserve(n); for (std::size_t i = 0; i < n; ++i) add(); }
+    /// `n` singleton sets, ids 0..n-1; more than 2^32 - 1 is llm::error.
+    explicit union_find(std::size_t n = 0) {
+        // Checked before reserving, so a huge n is refused by name instead of failing in reserve.
+        llm::check(n <= 0xFFFFFFFFu, "union_find: n = ", n, " elements, more than the 2^32 - 1 that 32-bit ids allow");
+        const std::size_t bytes = n * (sizeof(std::uint32_t) + sizeof(std::uint8_t));
+        llm::allocating(bytes, "union_find", "the parent and rank arrays", [&] {
+            parent_.reserve(n);
+            rank_.reserve(n);
+        });
+        for (std::size_t i = 0; i < n; ++i) add();
+    }
 
     std::size_t size() const noexcept { return parent_.size(); }  ///< number of elements
 
@@ -24,8 +34,11 @@ public:
     std::uint32_t add() {
         llm::check(parent_.size() < 0xFFFFFFFFu, "union_find::add: more than 2^32 - 1 elements");
         const auto id = static_cast<std::uint32_t>(parent_.size());
-        parent_.push_back(id);
-        rank_.push_back(0);
+        llm::allocating((parent_.size() + 1) * (sizeof(std::uint32_t) + sizeof(std::uint8_t)), "union_find::add",
+                        "the parent and rank arrays", [&] {
+                            parent_.push_back(id);
+                            rank_.push_back(0);
+                        });
         return id;
     }
 
