@@ -4,6 +4,7 @@
 
 #include <llm/align/cpu.hpp>
 #include <llm/core/bf16.hpp>
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/thread_pool.hpp>
@@ -71,7 +72,10 @@ std::vector<std::size_t> check_logprob_inputs(const char* fn, const LogitView& l
           labels.extent(1), ") but logits is (", B, ", ", S, ", ", V, ")");
     check(mask.extent(0) == B && mask.extent(1) == S, fn, ": mask is (", mask.extent(0), ", ", mask.extent(1),
           ") but logits is (", B, ", ", S, ", ", V, ")");
-    std::vector<std::size_t> tokens(B, 0);
+    // Broadcast views (stride 0) may claim any B and S: the row count B * S (the loops' bound
+    // and the forward's per-row workspace of 16 bytes a row) must not wrap, checked before any loop.
+    (void)checked_bytes<double[2]>(checked_mul(B, S, fn, "the rows B * S"), fn, "the per-row workspace");
+    std::vector<std::size_t> tokens = checked_vector<std::size_t>(B, fn, "the token counts");
     for (std::size_t b = 0; b < B; ++b) {
         for (std::size_t t = 0; t < S; ++t) {
             if (mask(b, t) == 0) {
@@ -127,8 +131,8 @@ void sequence_logprobs(Policy&& pol, const Logits& logits_in, const Labels& labe
     check(out.lse.size() == 0 || (out.lse.extent(0) == B && out.lse.extent(1) == T), fn, ": lse is (",
           out.lse.extent(0), ", ", out.lse.extent(1), ") but logits is (", B, ", ", T, ", ", V, ")");
 
-    std::vector<std::size_t> rows;
-    rows.reserve(B * T);
+    std::vector<std::size_t> rows;  // B * T was checked by check_logprob_inputs
+    allocating(B * T * sizeof(std::size_t), fn, "the masked-in rows", [&] { rows.reserve(B * T); });
     for (std::size_t b = 0; b < B; ++b) {
         for (std::size_t t = 0; t < T; ++t) {
             if (mask(b, t) != 0) {
@@ -138,7 +142,7 @@ void sequence_logprobs(Policy&& pol, const Logits& logits_in, const Labels& labe
     }
     // per-row results land in their own slots; the per-sequence sums below run in row order,
     // so the result does not depend on the thread count
-    std::vector<double> logp(B * T, 0.0);
+    std::vector<double> logp = checked_vector<double>(B * T, fn, "the per-row log-probs");
     parallel::parallel_for(pol, rows.size(), detail::row_grain(V), [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
             const std::size_t b = rows[r] / T, t = rows[r] % T;

@@ -2,6 +2,7 @@
 // The plain double-precision oracle for sequence log-probs and their logits gradient; for tests, never the default.
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 
 #include <cmath>
@@ -28,8 +29,10 @@ struct logprob_result {
 template <class Get, class Label>
 logprob_result sequence_logprobs(std::size_t B, std::size_t S, std::size_t V, Get get, const Label* labels,
                                  const std::uint8_t* mask) {
-    logprob_result r{std::vector<double>(B, 0.0), std::vector<double>(B, 0.0), std::vector<std::size_t>(B, 0),
-                     std::vector<double>(B * S, 0.0)};
+    constexpr const char* fn = "reference::sequence_logprobs";
+    logprob_result r{checked_vector<double>(B, fn, "the sums"), checked_vector<double>(B, fn, "the means"),
+                     checked_vector<std::size_t>(B, fn, "the token counts"),
+                     checked_vector<double>(checked_mul(B, S, fn, "the rows B * S"), fn, "the log-sum-exps")};
     for (std::size_t b = 0; b < B; ++b) {
         for (std::size_t t = 0; t < S; ++t) {
             const std::size_t row = b * S + t;
@@ -61,7 +64,9 @@ std::vector<double> sequence_logprobs_backward(std::size_t B, std::size_t S, std
                                                const Label* labels, const std::uint8_t* mask,
                                                const std::vector<double>& d_sum, const std::vector<double>& d_mean) {
     const logprob_result f = sequence_logprobs(B, S, V, get, labels, mask);
-    std::vector<double> d(B * S * V, 0.0);
+    constexpr const char* fn = "reference::sequence_logprobs_backward";
+    // B * S was checked by the forward above.
+    std::vector<double> d = checked_vector<double>(checked_mul(B * S, V, fn, "the logits B * S * V"), fn, "the gradient");
     for (std::size_t b = 0; b < B; ++b) {
         const double g = d_sum[b] + (d_mean.empty() ? 0.0 : d_mean[b] / static_cast<double>(f.tokens[b]));
         for (std::size_t t = 0; t < S; ++t) {
