@@ -142,6 +142,108 @@ TEST_CASE_TEMPLATE("flash_forward: NaN or inf in q, k or v makes NaN exactly the
 }
 
 // ---------------------------------------------------------------------------------------
+// Non-finite inputs to flash_backward and reference_backward: a row touching one gets NaN dq
+// and NaN dk, dv rows for the keys it sees; every other gradient is as without it.
+// ---------------------------------------------------------------------------------------
+namespace {
+
+enum class grad_source { q, k, v, dout };
+
+// One non-finite element `bad` at position `pos` of q or dout (head 1), k or v (kv head 0);
+// heads 0 and 1 share kv head 0. The forward runs on the poisoned inputs too (its NaN o and
+// lse rows are what a training step passes on). Checks the NaN pattern of dq, dk, dv for the
+// kernel and the reference, and that every other gradient equals the clean run's bit for bit:
+// a poisoned row adds exact zeros (P = 0) to the keys it cannot see, in both.
+template <class T, class Mask>
+void check_backward_non_finite(const Mask& mask, grad_source w, std::size_t pos, float bad) {
+    const std::size_t L = 70, H = 2, Hk = 1, D = 40;  // two key tiles of 64; D not a SIMD multiple
+    auto q = random4<T>(1, L, H, D, 1);
+    auto k = random4<T>(1, L, Hk, D, 2);
+    auto v = random4<T>(1, L, Hk, D, 3);
+    auto g = random4<T>(1, L, H, D, 4);
+    llm::parallel::thread_pool pool(2);
+    struct grads {
+        t4f dq, dk, dv;
+        t4d rq, rk, rv;
+    };
+    const auto run = [&](grads& r) {
+        t4f o(1, L, H, D);
+        t3f lse(1, H, L);
+        at::flash_forward(q, k, v, o, lse, mask, {}, pool);
+        poison(r.dq), poison(r.dk), poison(r.dv);
+        at::flash_backward(q, k, v, o, lse, g, r.dq, r.dk, r.dv, mask, {}, pool);
+        at::reference_backward(q, k, v, g, r.rq, r.rk, r.rv, mask);
+    };
+    grads clean{t4f(1, L, H, D), t4f(1, L, Hk, D), t4f(1, L, Hk, D), t4d(1, L, H, D), t4d(1, L, Hk, D), t4d(1, L, Hk, D)};
+    grads got{t4f(1, L, H, D), t4f(1, L, Hk, D), t4f(1, L, Hk, D), t4d(1, L, H, D), t4d(1, L, Hk, D), t4d(1, L, Hk, D)};
+    run(clean);
+    switch (w) {
+        case grad_source::q: q(0, pos, 1, 3) = T(bad); break;
+        case grad_source::k: k(0, pos, 0, 5) = T(bad); break;
+        case grad_source::v: v(0, pos, 0, 7) = T(bad); break;
+        case grad_source::dout: g(0, pos, 1, 9) = T(bad); break;
+    }
+    run(got);
+    const auto iL = static_cast<std::int64_t>(L);
+    const auto sees = [&](std::size_t i, std::size_t j) {
+        return mask.allowed(static_cast<std::int64_t>(i), static_cast<std::int64_t>(j), iL, iL);
+    };
+    // The poisoned rows: (h, i) = (1, pos) for q and dout; every row that sees key pos for k and v.
+    const auto poisoned = [&](std::size_t h, std::size_t i) {
+        return w == grad_source::q || w == grad_source::dout ? h == 1 && i == pos : sees(i, pos);
+    };
+    const auto expect = [](bool want_nan, float kernel, float kernel_clean, double ref, double ref_clean) {
+        REQUIRE(std::isnan(kernel) == want_nan);
+        REQUIRE(std::isnan(ref) == want_nan);
+        if (!want_nan) {
+            REQUIRE(kernel == kernel_clean);
+            REQUIRE(ref == ref_clean);
+        }
+    };
+    for (std::size_t i = 0; i < L; ++i) {
+        CAPTURE(i);
+        for (std::size_t h = 0; h < H; ++h) {
+            for (std::size_t d = 0; d < D; ++d) {
+                expect(poisoned(h, i), got.dq(0, i, h, d), clean.dq(0, i, h, d), got.rq(0, i, h, d), clean.rq(0, i, h, d));
+            }
+        }
+        bool key_nan = false;  // key i is seen by a poisoned row
+        for (std::size_t h = 0; h < H; ++h) {
+            for (std::size_t r = 0; r < L; ++r) {
+                key_nan = key_nan || (poisoned(h, r) && sees(r, i));
+            }
+        }
+        for (std::size_t d = 0; d < D; ++d) {
+            expect(key_nan, got.dk(0, i, 0, d), clean.dk(0, i, 0, d), got.rk(0, i, 0, d), clean.rk(0, i, 0, d));
+            expect(key_nan, got.dv(0, i, 0, d), clean.dv(0, i, 0, d), got.rv(0, i, 0, d), clean.rv(0, i, 0, d));
+        }
+    }
+}
+
+template <class T, class Mask>
+void check_backward_all_sources(const Mask& mask) {
+    for (const std::size_t pos : {std::size_t{0}, std::size_t{33}, std::size_t{65}}) {
+        for (const float bad : {nan_f, inf_f, -inf_f}) {
+            CAPTURE(pos);
+            CAPTURE(bad);
+            for (const grad_source w : {grad_source::q, grad_source::k, grad_source::v, grad_source::dout}) {
+                CAPTURE(static_cast<int>(w));
+                check_backward_non_finite<T>(mask, w, pos, bad);
+            }
+        }
+    }
+}
+
+}  // namespace
+
+TEST_CASE_TEMPLATE("flash_backward: NaN or inf in q, k, v or dout makes NaN exactly the gradients that depend on it", T,
+                   float, bf16) {
+    SUBCASE("causal") { check_backward_all_sources<T>(at::causal{}); }
+    SUBCASE("full") { check_backward_all_sources<T>(at::no_mask{}); }
+    SUBCASE("sliding window") { check_backward_all_sources<T>(at::sliding_window(8, 0)); }
+}
+
+// ---------------------------------------------------------------------------------------
 // decode_attention: the same rule for one query row per sequence over a KV cache.
 // ---------------------------------------------------------------------------------------
 namespace {

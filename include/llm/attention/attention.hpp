@@ -72,6 +72,9 @@ void flash_forward(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {}, c
 /// derivative); extra memory O((seq_q * heads / kv_heads + seq_k) * D) per kv head, never
 /// O(seq_q * seq_k). dq, dk, dv are overwritten; under GQA dk and dv sum over the q heads
 /// sharing a kv head. Deterministic for a given thread count.
+/// Non-finite inputs: a row i touching one (q row i, dout row i, k or v row j of a key j it
+/// sees, or the forward's NaN o or lse row) gets dq row i NaN and NaN dk and dv rows for every
+/// key it sees; every other gradient is exactly what it would be without that row.
 /// Shapes: as flash_forward; dout and dq like q; dk and dv like k. D must be the unit-stride
 /// dimension of every tensor. Elements: q, k, v, o, dout fp32 or bf16; lse, dq, dk, dv fp32.
 /// Tiles, Mask, S, Exec: as flash_forward (use the same mask and options as the forward).

@@ -358,6 +358,30 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
     }
 }
 
+/// The NaN marking of backward_cpu, for kv head g of a segment: for every flagged row
+/// (row_bad[hq * lqp + i]), dq row i of q head g * group + hq and the dk and dv rows of every
+/// key that row sees become NaN. Runs only over the flags when none is set.
+template <class Mask>
+void mark_poisoned_rows(const std::vector<unsigned char>& row_bad, std::size_t lqp, const segment& sg, std::size_t g,
+                        std::size_t group, const Mask& mask, const strided<float, 4>& dq, const strided<float, 4>& dk,
+                        const strided<float, 4>& dv) {
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
+    const std::size_t D = dq.n[3];
+    const auto lq = static_cast<std::int64_t>(sg.lq);
+    const auto lk = static_cast<std::int64_t>(sg.lk);
+    for (auto it = std::find(row_bad.begin(), row_bad.end(), 1); it != row_bad.end(); it = std::find(it + 1, row_bad.end(), 1)) {
+        const auto at = static_cast<std::size_t>(it - row_bad.begin());
+        const std::size_t hq = at / lqp, i = at % lqp;
+        std::fill_n(dq.ptr(sg.b, sg.q0 + i, g * group + hq, 0), D, nan);
+        for (std::size_t j = 0; j < sg.lk; ++j) {
+            if (mask.allowed(static_cast<std::int64_t>(i), static_cast<std::int64_t>(j), lq, lk)) {
+                std::fill_n(dk.ptr(sg.b, sg.k0 + j, g, 0), D, nan);
+                std::fill_n(dv.ptr(sg.b, sg.k0 + j, g, 0), D, nan);
+            }
+        }
+    }
+}
+
 /// Tiled FlashAttention-2 backward on the CPU (see llm::attention::flash_backward). Per segment
 /// and kv head: K, K^T, V^T and every group head's scaled Q and dO are packed into fp32 with
 /// D = rowsum(dO * O) and L; the key tiles are dealt round-robin to at most exec.size()
@@ -365,6 +389,11 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
 /// owns dK and dV of its key tiles and recomputes P = exp(S - L) tile by tile; dQ goes to a
 /// per-chunk buffer (no atomics) summed in chunk order at the end, so results are
 /// deterministic for a given thread count.
+/// Non-finite inputs (see flash_backward): a row i is poisoned when q row i or dout row i, or
+/// k or v row j of a key j it sees, is not finite (or its o or lse is, as the forward leaves
+/// such rows). The packers zero those rows and flag them; a poisoned row is then run as a row
+/// that sees no key (nothing added anywhere, so no NaN reaches keys it cannot see) and marked
+/// afterwards: dq row i NaN, dk and dv rows of every key it sees NaN. The tile loop is untouched.
 template <simd::backend S, tile_policy Tiles, class TQ, class TK, class TV, class TO, class TD, class Mask, class Exec>
 void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v, const strided<TO, 4>& o,
                   const strided<TD, 4>& dout, const strided<const float, 3>& lse, const strided<float, 4>& dq,
@@ -393,12 +422,21 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                            qp = workspace(fn, group_rows, Dp), gp = workspace(fn, group_rows, Dp),
                            lrow = workspace(fn, group_rows, 1), drow = workspace(fn, group_rows, 1),
                            dqp = workspace(fn, checked_mul(n_chunks, group_rows, fn, "the dq parts"), Dp);
+        // Non-finite flags: per key (k or v row), per packed q row and dout row, per poisoned row.
+        std::vector<unsigned char> key_bad(lkp), q_bad(group_rows), g_bad(group_rows), row_bad(group_rows);
+        std::vector<std::size_t> bad_keys;  // the flagged keys, usually none
         for (std::size_t g = 0; g < sh.kv_heads; ++g) {
+            std::fill(key_bad.begin(), key_bad.end(), 0);
             parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
-                pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data());
-                pack_keys_rows(k, sg, g, t0, t1, BK, Dp, kr.data());
-                pack_keys_transposed(v, sg, g, t0, t1, BK, vt.data());
+                pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data(), key_bad.data());
+                pack_keys_rows(k, sg, g, t0, t1, BK, Dp, kr.data(), key_bad.data());
+                pack_keys_transposed(v, sg, g, t0, t1, BK, vt.data(), key_bad.data());
             });
+            bad_keys.clear();
+            for (auto it = std::find(key_bad.begin(), key_bad.end(), 1); it != key_bad.end();
+                 it = std::find(it + 1, key_bad.end(), 1)) {
+                bad_keys.push_back(static_cast<std::size_t>(it - key_bad.begin()));
+            }
             parallel::parallel_for(exec, group * nqt, 1, [&](std::size_t task0, std::size_t task1) {
                 for (std::size_t task = task0; task < task1; ++task) {
                     const std::size_t hq = task / nqt;
@@ -406,8 +444,8 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                     const std::size_t i0 = (task % nqt) * BQ;
                     float* qt = qp.data() + (hq * lqp + i0) * Dp;
                     float* gt = gp.data() + (hq * lqp + i0) * Dp;
-                    pack_rows(q, sg, h, i0, i0 + BQ, Dp, scale, qt);
-                    pack_rows(dout, sg, h, i0, i0 + BQ, Dp, 1.0f, gt);
+                    pack_rows(q, sg, h, i0, i0 + BQ, Dp, scale, qt, q_bad.data() + hq * lqp + i0);
+                    pack_rows(dout, sg, h, i0, i0 + BQ, Dp, 1.0f, gt, g_bad.data() + hq * lqp + i0);
                     for (std::size_t r = i0; r < std::min(i0 + BQ, sg.lq); ++r) {
                         const TO* orow = o.ptr(sg.b, sg.q0 + r, h, 0);
                         const float* grow = gt + (r - i0) * Dp;
@@ -415,8 +453,17 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                         for (std::size_t d = 0; d < D; ++d) {
                             dsum += static_cast<float>(orow[d]) * grow[d];
                         }
-                        drow[hq * lqp + r] = dsum;
-                        lrow[hq * lqp + r] = lse(sg.b, h, sg.q0 + r);
+                        const float li = lse(sg.b, h, sg.q0 + r);
+                        const auto i = static_cast<std::int64_t>(r);
+                        // lse may be -inf (a row that sees no key), never NaN or +inf; dsum is
+                        // not finite when o is (the forward's NaN rows).
+                        const bool bad = q_bad[hq * lqp + r] != 0 || g_bad[hq * lqp + r] != 0 || !(li < std::numeric_limits<float>::infinity()) ||
+                                         !std::isfinite(dsum) || std::any_of(bad_keys.begin(), bad_keys.end(), [&](std::size_t j) {
+                                             return mask.allowed(i, static_cast<std::int64_t>(j), lq, lk);
+                                         });
+                        row_bad[hq * lqp + r] = bad;
+                        drow[hq * lqp + r] = bad ? 0.0f : dsum;
+                        lrow[hq * lqp + r] = bad ? neg_inf : li;  // run as a row that sees no key
                     }
                 }
             });
@@ -511,6 +558,7 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                     }
                 }
             });
+            mark_poisoned_rows(row_bad, lqp, sg, g, group, mask, dq, dk, dv);
         }
     }
 }

@@ -5,6 +5,7 @@
 #include <llm/attention/detail/problem.hpp>
 #include <llm/attention/mask.hpp>
 #include <llm/attention/options.hpp>
+#include <llm/core/checked.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -91,6 +92,12 @@ bool reference_row_poisoned(const strided<TQ, 4>& q, const strided<TK, 4>& k, co
     return false;
 }
 
+/// A mask under which no key is visible: reference_row_poisoned(dout, ...) with it checks the
+/// dout row alone.
+struct no_keys {
+    static constexpr bool allowed(std::int64_t, std::int64_t, std::int64_t, std::int64_t) noexcept { return false; }
+};
+
 }  // namespace detail
 
 /// Reference attention forward: for every sequence, head h and query row i,
@@ -115,7 +122,8 @@ void reference_forward(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {
     const double cap = opt.softcap;
     using TO = std::remove_reference_t<decltype(os(0, 0, 0, 0))>;
     using TL = std::remove_reference_t<decltype(ls(0, 0, 0))>;
-    std::vector<double> t, p;
+    // One score row per key, sized once (broadcast views may claim any seq_k): assign() reuses it.
+    std::vector<double> t = checked_vector<double>(sh.seq_k, fn, "a score row"), p = t;
     for (const auto& sg : detail::make_segments(fn, mask, sh)) {
         for (std::size_t h = 0; h < sh.heads; ++h) {
             const std::size_t kvh = h / sh.group();
@@ -151,6 +159,8 @@ void reference_forward(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {
 /// the forward itself, so it checks the fast backward independently of its inputs o and lse.
 /// Shapes: as reference_forward; dout, dq like q; dk, dv like k. Outputs float or double,
 /// overwritten.
+/// A row touching a non-finite input (q row i, dout row i, or k or v row j of a key j it sees)
+/// makes dq row i and the dk and dv rows of every key it sees NaN (the rule of flash_backward).
 /// Mask: as reference_forward. Q, K, V, DO, DQ, DK, DV: strided_tensor of rank 4.
 /// Example: `llm::attention::reference_backward(q, k, v, dout, dq, dk, dv, llm::attention::causal{});`
 template <class Mask = no_mask, class Q, class K, class V, class DO, class DQ, class DK, class DV>
@@ -178,15 +188,38 @@ void reference_backward(Q&& q, K&& k, V&& v, DO&& dout, DQ&& dq, DK&& dk, DV&& d
     using TK = std::remove_reference_t<decltype(dks(0, 0, 0, 0))>;
     using TV = std::remove_reference_t<decltype(dvs(0, 0, 0, 0))>;
     // Accumulate in double buffers laid out like the tensors, then store once.
-    std::vector<double> gq(sh.batch * sh.seq_q * sh.heads * D, 0.0), gk(sh.batch * sh.seq_k * sh.kv_heads * D, 0.0),
-        gv(gk.size(), 0.0);
+    // Broadcast views (stride 0) may claim any extents: the element counts are checked.
+    const auto count = [fn](std::size_t b, std::size_t s, std::size_t h, std::size_t d, const char* what) {
+        return checked_mul(checked_mul(checked_mul(b, s, fn, what), h, fn, what), d, fn, what);
+    };
+    std::vector<double> gq = checked_vector<double>(count(sh.batch, sh.seq_q, sh.heads, D, "the dq elements"), fn, "dq"),
+                        gk = checked_vector<double>(count(sh.batch, sh.seq_k, sh.kv_heads, D, "the dk elements"), fn, "dk"),
+                        gv = checked_vector<double>(gk.size(), fn, "dv");
     auto iq = [&](std::size_t b, std::size_t i, std::size_t h) { return ((b * sh.seq_q + i) * sh.heads + h) * D; };
     auto ik = [&](std::size_t b, std::size_t j, std::size_t h) { return ((b * sh.seq_k + j) * sh.kv_heads + h) * D; };
-    std::vector<double> t, p, dp;
+    std::vector<double> t = checked_vector<double>(sh.seq_k, fn, "a score row"), p = t, dp = t;
     for (const auto& sg : detail::make_segments(fn, mask, sh)) {
         for (std::size_t h = 0; h < sh.heads; ++h) {
             const std::size_t kvh = h / sh.group();
             for (std::size_t i = 0; i < sg.lq; ++i) {
+                if (detail::reference_row_poisoned(qs, ks, vs, sg, h, kvh, i, detail::inner_mask(mask)) ||
+                    detail::reference_row_poisoned(gos, ks, vs, sg, h, kvh, i, detail::no_keys{})) {
+                    // NaN plus anything stays NaN: dq_i and the dk, dv rows of the keys row i sees.
+                    constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+                    for (std::size_t d = 0; d < D; ++d) {
+                        gq[iq(sg.b, sg.q0 + i, h) + d] += nan;
+                    }
+                    for (std::size_t j = 0; j < sg.lk; ++j) {
+                        if (detail::inner_mask(mask).allowed(static_cast<std::int64_t>(i), static_cast<std::int64_t>(j),
+                                                             static_cast<std::int64_t>(sg.lq), static_cast<std::int64_t>(sg.lk))) {
+                            for (std::size_t d = 0; d < D; ++d) {
+                                gk[ik(sg.b, sg.k0 + j, kvh) + d] += nan;
+                                gv[ik(sg.b, sg.k0 + j, kvh) + d] += nan;
+                            }
+                        }
+                    }
+                    continue;
+                }
                 detail::reference_row(qs, ks, sg, h, kvh, i, detail::inner_mask(mask), scale, cap, t, p);
                 dp.assign(sg.lk, 0.0);
                 double row_d = 0;

@@ -2,6 +2,7 @@
 // LayerNorm over the last dimension with optional weight and bias, forward and backward, vectorised and threaded over rows.
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/nn/detail/rows.hpp>
 
 #include <cmath>
@@ -97,7 +98,10 @@ void layernorm_backward(X&& x, W&& weight, M&& mean, R&& rstd, DY&& dy, DX&& dx,
     const float inv_n = 1.0f / static_cast<float>(cols);
     const std::size_t grain = detail::reduce_grain(xr.rows, cols);
     const std::size_t chunks = (xr.rows + grain - 1) / grain;
-    std::vector<float> part_w(dw ? chunks * cols : 0, 0.0f), part_b(db ? chunks * cols : 0, 0.0f);
+    // chunks <= 64 (reduce_grain), so each is at most 64 dweights; checked all the same.
+    const std::size_t n_part = checked_mul(chunks, cols, fn, "the partial sums (chunks * cols)");
+    std::vector<float> part_w = checked_vector<float>(dw ? n_part : 0, fn, "the dweight partial sums");
+    std::vector<float> part_b = checked_vector<float>(db ? n_part : 0, fn, "the dbias partial sums");
     parallel::parallel_for(exec, xr.rows, grain, [&](std::size_t r0, std::size_t r1) {
         float* pw = dw ? part_w.data() + (r0 / grain) * cols : nullptr;
         float* pb = db ? part_b.data() + (r0 / grain) * cols : nullptr;

@@ -2,6 +2,7 @@
 // RMSNorm over the last dimension with optional weight, forward and backward, vectorised and threaded over rows.
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/nn/detail/rows.hpp>
 
 #include <cmath>
@@ -77,7 +78,9 @@ void rmsnorm_backward(X&& x, W&& weight, R&& rstd, DY&& dy, DX&& dx, DW&& dweigh
     const std::size_t cols = xr.cols;
     const std::size_t grain = detail::reduce_grain(xr.rows, cols);
     const std::size_t chunks = (xr.rows + grain - 1) / grain;
-    std::vector<float> partials(dw ? chunks * cols : 0, 0.0f);
+    // chunks <= 64 (reduce_grain), so this is at most 64 dweights; checked all the same.
+    const std::size_t n_part = dw ? checked_mul(chunks, cols, fn, "the dweight partial sums (chunks * cols)") : 0;
+    std::vector<float> partials = checked_vector<float>(n_part, fn, "the dweight partial sums");
     parallel::parallel_for(exec, xr.rows, grain, [&](std::size_t r0, std::size_t r1) {
         float* part = dw ? partials.data() + (r0 / grain) * cols : nullptr;
         for (std::size_t r = r0; r < r1; ++r) {
