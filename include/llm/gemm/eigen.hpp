@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/config.hpp>
+#include <llm/core/checked.hpp>
 #include <llm/gemm/matrix.hpp>
 
 #if LLM_HAS_EIGEN
@@ -20,10 +21,12 @@
 namespace llm::blas {
 namespace detail {
 
-/// Dense row-major fp32 copy of any matrix (bf16 widened, arbitrary strides gathered).
+/// Dense row-major fp32 copy of any matrix (bf16 widened, arbitrary strides gathered). A
+/// broadcast operand (stride 0) may claim any extents, so its size is checked for llm::gemm.
 template <class T>
 std::vector<float> dense_copy(const matrix_ref<T>& m) {
-    std::vector<float> out(m.rows * m.cols);
+    const char* what = "the dense fp32 copy of an operand (rows * cols)";
+    std::vector<float> out = checked_vector<float>(checked_mul(m.rows, m.cols, "gemm", what), "gemm", what);
     for (std::size_t i = 0; i < m.rows; ++i) {
         for (std::size_t j = 0; j < m.cols; ++j) {
             out[i * m.cols + j] = to_float(m(i, j));
