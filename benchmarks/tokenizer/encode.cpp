@@ -6,6 +6,7 @@
 // Peers on the same documents: benchmarks/peers/tokenizer_peers.py.
 #include <benchmark/benchmark.h>
 
+#include <llm/io/file.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tokenizer/batch.hpp>
 #include <llm/tokenizer/tokenizer.hpp>
@@ -37,7 +38,7 @@ struct documents {
 const documents& mixed_text() {
     static const documents d = [] {
         documents out;
-        out.corpus = llm::tokenizer::detail::read_file(data_path("corpus_public.txt"), "bench");
+        out.corpus = llm::io::read_file(data_path("corpus_public.txt"), llm::io::default_read_limit, "bench");
         std::vector<std::string_view> base;
         const std::string_view all = out.corpus;
         for (std::size_t pos = 0;;) {

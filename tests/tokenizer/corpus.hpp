@@ -2,7 +2,7 @@
 // Test helpers: the shared tokenizer corpus split into documents, and golden id files.
 #pragma once
 
-#include <llm/tokenizer/detail/read_file.hpp>
+#include <llm/io/file.hpp>
 #include <llm/tokenizer/tiktoken.hpp>
 
 #include <map>
@@ -36,12 +36,12 @@ inline std::vector<std::string> split_documents(std::string_view all) {
 }
 
 inline std::vector<std::string> corpus_documents() {
-    return split_documents(llm::tokenizer::detail::read_file(tokenizer_data("corpus_public.txt"), "test"));
+    return split_documents(llm::io::read_file(tokenizer_data("corpus_public.txt"), llm::io::default_read_limit, "test"));
 }
 
 // One line of space-separated ids per document.
 inline std::vector<std::vector<std::uint32_t>> read_ids(const std::string& path) {
-    const std::string text = llm::tokenizer::detail::read_file(path, "test");
+    const std::string text = llm::io::read_file(path, llm::io::default_read_limit, "test");
     std::vector<std::vector<std::uint32_t>> rows;
     std::size_t pos = 0;
     while (pos < text.size()) {

@@ -2,6 +2,7 @@
 // tokenizer.json, vocab.json+merges.txt and GGUF vocabularies against ids from Hugging Face tokenizers and SentencePiece.
 #include <doctest/doctest.h>
 
+#include <llm/io/file.hpp>
 #include <llm/tokenizer/tokenizer.hpp>
 #include <llm/tokenizer/trainer.hpp>
 
@@ -51,7 +52,7 @@ TEST_CASE("formats: GGUF llama (SentencePiece scores, byte fallback) gives sente
 }
 
 TEST_CASE("formats: every truncation and many corruptions of a GGUF file give llm::error or a tokenizer, never a crash") {
-    const std::string data = llm::tokenizer::detail::read_file(golden("tiny_gpt2.gguf"), "test");
+    const std::string data = llm::io::read_file(golden("tiny_gpt2.gguf"), llm::io::default_read_limit, "test");
     int errors = 0;
     for (std::size_t len = 0; len < data.size(); len += 7) {
         try {
@@ -87,7 +88,7 @@ TEST_CASE("formats: GPT-2 merges.txt errors name the line") {
 
 TEST_CASE("formats: p50k_base-shaped rank file (a gap at 50256, space-run tokens) matches tiktoken") {
     // r50k's ranks plus " " * n at 50257 + n - 2 for n = 2..25, as make_p50k_golden.py builds it.
-    std::string text = llm::tokenizer::detail::read_file(llm_test::tokenizer_data("r50k_base.tiktoken"), "test");
+    std::string text = llm::io::read_file(llm_test::tokenizer_data("r50k_base.tiktoken"), llm::io::default_read_limit, "test");
     for (int n = 2; n <= 25; ++n) {
         text += llm::tokenizer::detail::base64_encode(std::string(static_cast<std::size_t>(n), ' ')) + " " + std::to_string(50257 + n - 2) + "\n";
     }

@@ -2,6 +2,7 @@
 // Loader errors name the file and the line or offset; known encodings match the data's sidecars.
 #include <doctest/doctest.h>
 
+#include <llm/io/file.hpp>
 #include <llm/io/json.hpp>
 #include <llm/tokenizer/hf_tokenizer.hpp>
 #include <llm/tokenizer/tiktoken.hpp>
@@ -32,7 +33,7 @@ TEST_CASE("tiktoken: bad lines name the file and line") {
 TEST_CASE("tiktoken: missing, truncated or mismatched files raise llm::error naming them") {
     CHECK_THROWS_WITH_AS(llm::tokenizer::load_tiktoken("/nonexistent/x.tiktoken", "cl100k_base"),
                          doctest::Contains("/nonexistent/x.tiktoken"), llm::error);
-    const std::string text = llm::tokenizer::detail::read_file(llm_test::tokenizer_data("r50k_base.tiktoken"), "test");
+    const std::string text = llm::io::read_file(llm_test::tokenizer_data("r50k_base.tiktoken"), llm::io::default_read_limit, "test");
     const std::string truncated = text.substr(0, text.rfind('\n', text.size() / 2) + 1);  // whole lines
     CHECK_THROWS_WITH_AS(tiktoken_from_text(truncated, "r50k_base", "r50k.tiktoken"), doctest::Contains("truncated"), llm::error);
     const std::string cut_mid_line = text.substr(0, text.size() / 2 + 3);
@@ -50,7 +51,7 @@ TEST_CASE("tiktoken: built-in encodings agree with the data's sidecar files") {
     for (const std::string name : {"r50k_base", "cl100k_base", "o200k_base", "llama3"}) {
         CAPTURE(name);
         const std::string side = llm_test::tokenizer_data(name + ".json");
-        const auto doc = llm::io::parse_json(llm::tokenizer::detail::read_file(side, "test"), side);
+        const auto doc = llm::io::parse_json(llm::io::read_file(side, llm::io::default_read_limit, "test"), side);
         const auto info = llm::tokenizer::known_encoding(name);
         REQUIRE(info.has_value());
         CHECK(info->n_ranks == static_cast<std::size_t>(doc.at("n_mergeable_ranks", side).as_int(side, 0, 1 << 30)));
@@ -93,6 +94,6 @@ TEST_CASE("tokenizer.json: malformed or unsupported files raise llm::error with 
     const std::string bad_regex = R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []},
         "pre_tokenizer": {"type": "Sequence", "pretokenizers": [{"type": "Split", "pattern": {"Regex": "\\w+"}}, {"type": "ByteLevel"}]}})";
     CHECK_THROWS_WITH_AS(hf_tokenizer_from_json(bad_regex, "tok.json"), doctest::Contains("not one of the known patterns"), llm::error);
-    const std::string text = llm::tokenizer::detail::read_file(llm_test::tokenizer_data("llama2_sp_bpe.tokenizer.json"), "test");
+    const std::string text = llm::io::read_file(llm_test::tokenizer_data("llama2_sp_bpe.tokenizer.json"), llm::io::default_read_limit, "test");
     CHECK_THROWS_WITH_AS(hf_tokenizer_from_json(text.substr(0, text.size() - 100), "llama2.json"), doctest::Contains("llama2.json:"), llm::error);
 }

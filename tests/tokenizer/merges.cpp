@@ -3,6 +3,7 @@
 // SentencePiece BPE against a plain string-level BPE written here, on random pieces.
 #include <doctest/doctest.h>
 
+#include <llm/io/file.hpp>
 #include <llm/io/json.hpp>
 #include <llm/tokenizer/byte_bpe.hpp>
 #include <llm/tokenizer/hf_tokenizer.hpp>
@@ -74,7 +75,7 @@ const gpt2_merges& r50k_as_merges() {
     static const gpt2_merges m = [] {
         gpt2_merges g;
         const std::string path = llm_test::tokenizer_data("r50k_base.tiktoken");
-        g.tokens = llm::tokenizer::parse_tiktoken(llm::tokenizer::detail::read_file(path, "test"), path);
+        g.tokens = llm::tokenizer::parse_tiktoken(llm::io::read_file(path, llm::io::default_read_limit, "test"), path);
         std::unordered_map<std::string, std::uint32_t> rank;
         for (const auto& [bytes, r] : g.tokens) rank.emplace(bytes, r);
         for (const auto& [bytes, r] : g.tokens) {
@@ -144,7 +145,7 @@ TEST_CASE("SentencePiece BPE (Llama 2 and Mistral tokenizer.json) equals the pla
     for (const char* file : {"llama2_sp_bpe.tokenizer.json", "mistral_sp_bpe.tokenizer.json"}) {
         CAPTURE(file);
         const std::string path = llm_test::tokenizer_data(file);
-        const std::string text = llm::tokenizer::detail::read_file(path, "test");
+        const std::string text = llm::io::read_file(path, llm::io::default_read_limit, "test");
         const auto loaded = llm::tokenizer::hf_tokenizer_from_json(text, path);
         REQUIRE(std::holds_alternative<llm::tokenizer::sp_bpe>(loaded));
         const auto& tok = std::get<llm::tokenizer::sp_bpe>(loaded);

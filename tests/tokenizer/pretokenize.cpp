@@ -2,6 +2,7 @@
 // Pre-tokenizer scanners against the Python regex engine (tests/golden/tokenizer/splits.jsonl) and hand cases.
 #include <doctest/doctest.h>
 
+#include <llm/io/file.hpp>
 #include <llm/io/json.hpp>
 #include <llm/tokenizer/pretokenize.hpp>
 
@@ -29,7 +30,7 @@ std::vector<std::string> split(std::string_view pattern, std::string_view text) 
 
 TEST_CASE("pretokenize: every case of splits.jsonl matches the Python regex engine") {
     const std::string path = std::string(LLM_SOURCE_DIR) + "/tests/golden/tokenizer/splits.jsonl";
-    const std::string all = llm::tokenizer::detail::read_file(path, "test");
+    const std::string all = llm::io::read_file(path, llm::io::default_read_limit, "test");
     std::size_t pos = 0, cases = 0, bad = 0;
     while (pos < all.size()) {
         std::size_t eol = all.find('\n', pos);

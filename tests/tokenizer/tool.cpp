@@ -2,6 +2,7 @@
 // The `tokenize` tool's library path (load_tokenizer + encode_batch + formatting) reproduces every golden file byte for byte.
 #include <doctest/doctest.h>
 
+#include <llm/io/file.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tokenizer/batch.hpp>
 #include <llm/tokenizer/tokenizer.hpp>
@@ -28,7 +29,7 @@ std::string format_ids(const std::vector<std::vector<std::uint32_t>>& ids) {
 }  // namespace
 
 TEST_CASE("tokenize tool path: every golden file, byte for byte, with 2 threads") {
-    const std::string corpus = llm::tokenizer::detail::read_file(llm_test::tokenizer_data("corpus_public.txt"), "test");
+    const std::string corpus = llm::io::read_file(llm_test::tokenizer_data("corpus_public.txt"), llm::io::default_read_limit, "test");
     const auto owned = llm_test::split_documents(corpus);
     const std::vector<std::string_view> docs(owned.begin(), owned.end());
     llm::parallel::thread_pool pool(2);
@@ -48,7 +49,7 @@ TEST_CASE("tokenize tool path: every golden file, byte for byte, with 2 threads"
         CAPTURE(r.golden);
         const auto tok = llm::tokenizer::load_tokenizer(llm_test::tokenizer_data(r.vocab));  // encoding from the file name
         const auto policy = r.all ? llm::tokenizer::special_policy::all() : llm::tokenizer::special_policy::none();
-        const std::string expected = llm::tokenizer::detail::read_file(llm_test::tokenizer_data("golden/" + r.golden), "test");
+        const std::string expected = llm::io::read_file(llm_test::tokenizer_data("golden/" + r.golden), llm::io::default_read_limit, "test");
         const auto ids = llm::tokenizer::encode_batch(tok, docs, policy, pool);
         CHECK(format_ids(ids) == expected);
         // --decode direction: ids back to the documents.

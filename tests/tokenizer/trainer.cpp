@@ -2,6 +2,7 @@
 // BPE trainer: hand-checked merges, determinism, written files reload identically, metrics.
 #include <doctest/doctest.h>
 
+#include <llm/io/file.hpp>
 #include <llm/tokenizer/hf_tokenizer.hpp>
 #include <llm/tokenizer/tiktoken.hpp>
 #include <llm/tokenizer/trainer.hpp>
@@ -43,7 +44,7 @@ TEST_CASE("trainer: deterministic; tiktoken file and tokenizer.json reload to th
     const std::string base = "/tmp/llm_test_trainer_" + std::to_string(reinterpret_cast<std::uintptr_t>(&v));
     llm::tokenizer::write_tiktoken(v, base + ".tiktoken");
     llm::tokenizer::write_hf_tokenizer(v, base + ".json");
-    const auto ranks = llm::tokenizer::parse_tiktoken(llm::tokenizer::detail::read_file(base + ".tiktoken", "test"), base);
+    const auto ranks = llm::tokenizer::parse_tiktoken(llm::io::read_file(base + ".tiktoken", llm::io::default_read_limit, "test"), base);
     REQUIRE(ranks.size() == v.tokens.size());
     for (std::size_t r = 0; r < ranks.size(); ++r) CHECK(ranks[r] == std::pair<std::string, std::uint32_t>{v.tokens[r], static_cast<std::uint32_t>(r)});
     const auto hf = std::get<llm::tokenizer::byte_bpe>(llm::tokenizer::load_hf_tokenizer(base + ".json"));
@@ -58,7 +59,7 @@ TEST_CASE("trainer: deterministic; tiktoken file and tokenizer.json reload to th
     std::remove((base + ".tiktoken").c_str());
     std::remove((base + ".json").c_str());
     const auto m = llm::tokenizer::measure(enc, docs);
-    CHECK(m.bytes == llm::tokenizer::detail::read_file(llm_test::tokenizer_data("corpus_public.txt"), "t").size() - 3 * (docs.size() - 1));
+    CHECK(m.bytes == llm::io::read_file(llm_test::tokenizer_data("corpus_public.txt"), llm::io::default_read_limit, "t").size() - 3 * (docs.size() - 1));
     CHECK(m.bytes_per_token() > 2.0);
     CHECK(m.fertility() > 1.0);
     // A bigger vocabulary compresses better on its own training text.
