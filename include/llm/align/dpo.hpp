@@ -2,6 +2,7 @@
 // The DPO family: one policy type per TRL DPOTrainer loss_type, plus cDPO, reference-free mode and R-DPO.
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/align/detail/pair_io.hpp>
 #include <llm/align/pair_loss.hpp>
 #include <llm/core/error.hpp>
@@ -358,7 +359,7 @@ namespace detail {
 // does not promise an order for ties; tied keys give the same loss either way).
 template <class Key>
 std::vector<std::size_t> argsort(std::size_t n, Key key) {
-    std::vector<std::size_t> idx(n);
+    auto idx = llm::checked_vector<std::size_t>(n, "dpo (aot)", "the sort indices");
     std::iota(idx.begin(), idx.end(), std::size_t{0});
     std::stable_sort(idx.begin(), idx.end(), [&](std::size_t a, std::size_t b) { return key(a) < key(b); });
     return idx;

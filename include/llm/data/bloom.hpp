@@ -2,6 +2,7 @@
 // A Bloom filter sized for a chosen false-positive rate (approximate set membership for streaming dedup).
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 #include <llm/data/detail/murmur3.hpp>
 
@@ -30,7 +31,7 @@ public:
         llm::check(m <= 0x1p40, "bloom_filter: ", expected_items, " items at fp_rate ", fp_rate, " need ", m, " bits (> 2^40)");
         bits_ = static_cast<std::uint64_t>(m < 64 ? 64 : m);
         probes_ = static_cast<unsigned>(std::max(1.0, std::round(static_cast<double>(bits_) / static_cast<double>(expected_items) * ln2)));
-        words_.assign((bits_ + 63) / 64, 0);
+        words_ = llm::checked_vector<std::uint64_t>((bits_ + 63) / 64, "bloom_filter", "the bit array");
     }
 
     std::uint64_t bits() const noexcept { return bits_; }    ///< number of bits m

@@ -2,6 +2,7 @@
 // Cross-entropy from logits fused with log-softmax (ignore_index, label smoothing, mean or sum), forward and backward.
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/nn/detail/rows.hpp>
 #include <llm/nn/loss_options.hpp>
 
@@ -104,7 +105,7 @@ float cross_entropy_forward(L&& logits, I&& targets, E&& lse, const cross_entrop
     float* const lse_out = lse_vec.first;  // mutable fp32, one per row
     llm::check(lse_vec.second == x.rows, fn, ": lse has ", lse_vec.second, " elements but logits has ", x.rows, " rows");
     const float eps = options.label_smoothing;
-    std::vector<double> row_loss(x.rows, 0.0);
+    auto row_loss = llm::checked_vector<double>(x.rows, fn, "the per-row losses");
     detail::for_rows(exec, x.rows, x.cols, [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
             const auto* xr = x.row(r);
