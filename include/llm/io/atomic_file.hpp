@@ -93,6 +93,7 @@ public:
         ::fchmod(fd_, mode);
     }
 
+    /// Takes over `o`'s temporary (o is left without one).
     atomic_file(atomic_file&& o) noexcept
         : target_(std::move(o.target_)), temp_(std::move(o.temp_)), function_(o.function_),
           fd_(std::exchange(o.fd_, -1)), buffer_(std::move(o.buffer_)), finished_(o.finished_), committed_(o.committed_) {}

@@ -123,8 +123,10 @@ public:
         data_ = static_cast<const std::byte*>(p);
     }
 
+    /// Takes over the mapping of `o` (left empty).
     mapped_file(mapped_file&& o) noexcept
         : path_(std::move(o.path_)), data_(std::exchange(o.data_, nullptr)), size_(std::exchange(o.size_, 0)) {}
+    /// Unmaps this file and takes over the mapping of `o` (left empty).
     mapped_file& operator=(mapped_file&& o) noexcept {
         if (this != &o) {
             unmap();

@@ -120,8 +120,8 @@ public:
         using value_type = T;                       ///< element type
         using difference_type = std::ptrdiff_t;     ///< distance type
         using iterator_concept = std::forward_iterator_tag;  ///< multi-pass
-        iterator() = default;
-        explicit iterator(const std::byte* p) : p_(p) {}
+        iterator() = default;                              ///< a singular iterator
+        explicit iterator(const std::byte* p) : p_(p) {}   ///< at the element whose bytes start at p
         T operator*() const noexcept { return detail::gguf_load<T>(p_); }  ///< the element
         iterator& operator++() noexcept { p_ += sizeof(T); return *this; }  ///< next
         iterator operator++(int) noexcept { auto t = *this; ++*this; return t; }  ///< next
@@ -157,8 +157,8 @@ public:
         using value_type = std::string_view;                  ///< element type
         using difference_type = std::ptrdiff_t;               ///< distance type
         using iterator_concept = std::forward_iterator_tag;   ///< multi-pass
-        iterator() = default;
-        explicit iterator(const std::byte* p) : p_(p) {}
+        iterator() = default;                              ///< a singular iterator
+        explicit iterator(const std::byte* p) : p_(p) {}   ///< at the element whose bytes start at p
         /// The string at this position.
         std::string_view operator*() const noexcept {
             return {reinterpret_cast<const char*>(p_ + 8), static_cast<std::size_t>(detail::gguf_load<std::uint64_t>(p_))};
@@ -327,9 +327,9 @@ struct gguf_tensor_info {
 /// ```
 class gguf_file {
 public:
-    gguf_file() = default;
-    gguf_file(gguf_file&&) noexcept = default;
-    gguf_file& operator=(gguf_file&&) noexcept = default;
+    gguf_file() = default;                                   ///< an empty file (no tensors, no metadata)
+    gguf_file(gguf_file&&) noexcept = default;               ///< moves (views into the mapping stay valid)
+    gguf_file& operator=(gguf_file&&) noexcept = default;    ///< moves
 
     /// Maps `path` read-only and parses it; the mapping lives as long as the object.
     static gguf_file open(const std::string& path) {

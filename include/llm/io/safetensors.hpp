@@ -176,14 +176,15 @@ public:
     const std::string& file_of(std::string_view name) const { return files_[get(name, "safetensors::file_of").file]; }
 
 protected:
+    /// One tensor and where it came from (for error messages).
     struct entry {
-        safetensors_tensor tensor;
-        std::size_t data_offset = 0;    // of the data, in its file
-        std::size_t header_offset = 0;  // of the tensor's JSON value, in its file
-        std::size_t file = 0;           // index into files_
+        safetensors_tensor tensor;      ///< the tensor (data points into its mapped file)
+        std::size_t data_offset = 0;    ///< of the data, in its file
+        std::size_t header_offset = 0;  ///< of the tensor's JSON value, in its file
+        std::size_t file = 0;           ///< index into files_
     };
 
-    // Builds the name index; two tensors with one name are an error naming both places.
+    /// Builds the name index; two tensors with one name are an error naming both places.
     void build_index(const char* function) {
         by_name_.resize(entries_.size());
         for (std::size_t i = 0; i < by_name_.size(); ++i) by_name_[i] = i;
@@ -198,12 +199,14 @@ protected:
         }
     }
 
+    /// The entry named `name`, or null.
     const entry* lookup(std::string_view name) const noexcept {
         const auto it = std::lower_bound(by_name_.begin(), by_name_.end(), name,
                                          [&](std::size_t i, std::string_view n) { return entries_[i].tensor.name < n; });
         return it != by_name_.end() && entries_[*it].tensor.name == name ? &entries_[*it] : nullptr;
     }
 
+    /// The entry named `name`; llm::error naming `function` when there is none.
     const entry& get(std::string_view name, const char* function) const {
         const entry* e = lookup(name);
         if (!e) [[unlikely]] {
@@ -213,6 +216,7 @@ protected:
         return *e;
     }
 
+    /// The entry named `name`, checked readable as T (dtype, endianness, alignment, bool bytes).
     template <class T>
     const entry& checked_typed(std::string_view name, const char* function) const {
         const entry& e = get(name, function);
@@ -235,16 +239,17 @@ protected:
         return e;
     }
 
+    /// The entry's elements as T (after checked_typed).
     template <class T>
     static const T* typed_pointer(const entry& e) noexcept {
         // Elements live in the mapped file; the checks above made the address valid for T.
         return reinterpret_cast<const T*>(e.tensor.data.data());
     }
 
-    std::vector<entry> entries_;
-    std::vector<std::size_t> by_name_;  // indices into entries_, sorted by name
-    std::vector<std::string> files_;
-    std::map<std::string, std::string> metadata_;
+    std::vector<entry> entries_;                   ///< tensors in data order (shard by shard)
+    std::vector<std::size_t> by_name_;             ///< indices into entries_, sorted by name
+    std::vector<std::string> files_;               ///< the files, as opened
+    std::map<std::string, std::string> metadata_;  ///< `__metadata__`
 
     safetensors_reader() = default;
 };
