@@ -83,8 +83,8 @@ template <class... Where>
 std::size_t safetensors_elements(const std::vector<std::size_t>& shape, const Where&... where) {
     std::size_t n = 1;
     for (const std::size_t d : shape) {
-        check(d == 0 || n <= std::numeric_limits<std::size_t>::max() / d, where..., ": the element count of shape ",
-              detail::safetensors_shape(shape), " overflows std::size_t");
+        if (d != 0 && n > std::numeric_limits<std::size_t>::max() / d) [[unlikely]]
+            fail(where..., ": the element count of shape ", detail::safetensors_shape(shape), " overflows std::size_t");
         n *= d;
     }
     return n;
@@ -151,8 +151,9 @@ public:
     template <has_dtype T, std::size_t Rank>
     tensor_view<const T, dims<Rank>> view(std::string_view name) const {
         const entry& e = checked_typed<T>(name, "safetensors::view");
-        check(e.tensor.shape.size() == Rank, "safetensors::view: tensor '", e.tensor.name, "' in '", files_[e.file],
-              "' has rank ", e.tensor.shape.size(), " (shape ", detail::safetensors_shape(e.tensor.shape), "), requested rank ", Rank);
+        if (e.tensor.shape.size() != Rank) [[unlikely]]
+            fail("safetensors::view: tensor '", e.tensor.name, "' in '", files_[e.file], "' has rank ", e.tensor.shape.size(),
+                 " (shape ", detail::safetensors_shape(e.tensor.shape), "), requested rank ", Rank);
         std::array<std::size_t, Rank> ext{};
         if constexpr (Rank > 0)
             for (std::size_t r = 0; r < Rank; ++r) ext[r] = e.tensor.shape[r];
@@ -428,9 +429,10 @@ private:
             const std::size_t elements = detail::safetensors_elements(e.tensor.shape, fn, ": '", file, "', tensor '", key,
                                                                       "' (entry at byte ", e.header_offset, ")");
             const std::size_t nbytes = detail::safetensors_nbytes(elements, e.tensor.dtype, fn, ": '", file, "', tensor '", key, "'");
-            check(end - begin == nbytes, fn, ": '", file, "', tensor '", key, "' (entry at byte ", e.header_offset,
-                  "): data_offsets [", begin, ", ", end, "] hold ", end - begin, " bytes but shape ",
-                  detail::safetensors_shape(e.tensor.shape), " of ", dtype_name(e.tensor.dtype), " needs ", nbytes);
+            if (end - begin != nbytes) [[unlikely]]  // the shape string is built only for the message
+                fail(fn, ": '", file, "', tensor '", key, "' (entry at byte ", e.header_offset, "): data_offsets [", begin,
+                     ", ", end, "] hold ", end - begin, " bytes but shape ", detail::safetensors_shape(e.tensor.shape), " of ",
+                     dtype_name(e.tensor.dtype), " needs ", nbytes);
             check(end <= b.size() - data_start, fn, ": '", file, "', tensor '", key, "' (entry at byte ", e.header_offset,
                   "): data_offsets [", begin, ", ", end, "] run past the end of the file (data starts at byte ", data_start,
                   ", file has ", b.size(), " bytes)");
@@ -584,8 +586,9 @@ inline std::string safetensors_header(std::span<const safetensors_tensor> tensor
               static_cast<unsigned>(t.dtype), ")");
         const std::size_t elements = safetensors_elements(t.shape, fn, ": tensor '", t.name, "'");
         const std::size_t nbytes = safetensors_nbytes(elements, t.dtype, fn, ": tensor '", t.name, "'");
-        check(t.data.size() == nbytes, fn, ": tensor '", t.name, "' has ", t.data.size(), " bytes but shape ",
-              detail::safetensors_shape(t.shape), " of ", dtype_name(t.dtype), " needs ", nbytes);
+        if (t.data.size() != nbytes) [[unlikely]]
+            fail(fn, ": tensor '", t.name, "' has ", t.data.size(), " bytes but shape ", detail::safetensors_shape(t.shape),
+                 " of ", dtype_name(t.dtype), " needs ", nbytes);
         if (h.back() != '{') h += ',';
         h += json_quote(t.name);
         h += ":{\"dtype\":\"";
