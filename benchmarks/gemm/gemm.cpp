@@ -72,10 +72,11 @@ struct openblas {
 
 const openblas& load_openblas() {
     static const openblas lib = [] {
-        // OpenBLAS 0.3.21 does not recognise this CPU model under KVM and falls back to its
-        // generic "Prescott" kernels (5x slower); name the AVX-512 kernels it does have,
-        // unless the user chose a core type.
-        setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+        // OpenBLAS 0.3.21 does not recognise some AVX-512 CPU models under KVM and falls back to
+        // its generic "Prescott" kernels (5x slower); on a CPU with AVX-512 name the AVX-512
+        // kernels it does have, unless the user chose a core type. Elsewhere its own detection
+        // stands (naming SkylakeX on an AVX2-only CPU, a Zen 2, died of SIGILL).
+        if (__builtin_cpu_supports("avx512f")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
         openblas l;
         if (void* h = dlopen("libopenblas.so.0", RTLD_NOW | RTLD_LOCAL)) {
             l.sgemm = reinterpret_cast<sgemm_fn>(dlsym(h, "cblas_sgemm"));
