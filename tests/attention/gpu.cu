@@ -19,8 +19,12 @@
 
 #include <cuda_runtime.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <limits>
+#include <utility>
 
 namespace {
 
@@ -43,6 +47,56 @@ const bool device_present = [] {
     return true;
 }();
 
+/// Runs flash_forward_cuda on copies of q, k, v in device memory; returns o and lse on the host.
+template <class Mask>
+std::pair<t4f, t3f> run_on_device(const t4f& q, const t4f& k, const t4f& v, const Mask& mask) {
+    const std::size_t B = q.extent(0), Sq = q.extent(1), H = q.extent(2), D = q.extent(3);
+    const std::size_t Sk = k.extent(1), Hk = k.extent(2);
+    t4f o(B, Sq, H, D);
+    t3f lse(B, H, Sq);
+    float *dq, *dk, *dv, *dout, *dl;
+    REQUIRE(cudaMalloc(&dq, q.size() * 4) == cudaSuccess);
+    REQUIRE(cudaMalloc(&dk, k.size() * 4) == cudaSuccess);
+    REQUIRE(cudaMalloc(&dv, v.size() * 4) == cudaSuccess);
+    REQUIRE(cudaMalloc(&dout, o.size() * 4) == cudaSuccess);
+    REQUIRE(cudaMalloc(&dl, lse.size() * 4) == cudaSuccess);
+    REQUIRE(cudaMemcpy(dq, q.data(), q.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaMemcpy(dk, k.data(), k.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+    REQUIRE(cudaMemcpy(dv, v.data(), v.size() * 4, cudaMemcpyHostToDevice) == cudaSuccess);
+    llm::tensor_view<const float, llm::dims<4>, llm::layout_right, llm::cuda> qv(dq, B, Sq, H, D), kv(dk, B, Sk, Hk, D),
+        vv(dv, B, Sk, Hk, D);
+    llm::tensor_view<float, llm::dims<4>, llm::layout_right, llm::cuda> ov(dout, B, Sq, H, D);
+    llm::tensor_view<float, llm::dims<3>, llm::layout_right, llm::cuda> lv(dl, B, H, Sq);
+    at::flash_forward_cuda(qv, kv, vv, ov, lv, mask);
+    REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+    REQUIRE(cudaMemcpy(o.data(), dout, o.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    REQUIRE(cudaMemcpy(lse.data(), dl, lse.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
+    for (float* p : {dq, dk, dv, dout, dl}) {
+        cudaFree(p);
+    }
+    return {std::move(o), std::move(lse)};
+}
+
+/// Entries of a and b that are NaN in one and not the other.
+template <class A, class B>
+std::size_t nan_mismatches(const A& a, const B& b) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        n += std::isnan(static_cast<double>(a.data()[i])) != std::isnan(static_cast<double>(b.data()[i])) ? 1 : 0;
+    }
+    return n;
+}
+
+/// Entries that are NaN.
+template <class A>
+std::size_t nan_count(const A& a) {
+    std::size_t n = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        n += std::isnan(static_cast<double>(a.data()[i])) ? 1 : 0;
+    }
+    return n;
+}
+
 TEST_SUITE("gpu") {
     TEST_CASE("gpu: flash_forward_cuda matches the CPU flash_forward") {
         REQUIRE(device_present);
@@ -52,35 +106,63 @@ TEST_SUITE("gpu") {
             auto q = random4<float>(B, Sq, H, D, 1);
             auto k = random4<float>(B, Sk, Hk, D, 2);
             auto v = random4<float>(B, Sk, Hk, D, 3);
-            t4f o(B, Sq, H, D), o_gpu(B, Sq, H, D);
-            t3f lse(B, H, Sq), lse_gpu(B, H, Sq);
+            t4f o(B, Sq, H, D);
+            t3f lse(B, H, Sq);
             at::flash_forward(q, k, v, o, lse, at::causal{}, {}, llm::parallel::sequential{});
-            float *dq, *dk, *dv, *dout, *dl;
-            REQUIRE(cudaMalloc(&dq, q.size() * 4) == cudaSuccess);
-            REQUIRE(cudaMalloc(&dk, k.size() * 4) == cudaSuccess);
-            REQUIRE(cudaMalloc(&dv, v.size() * 4) == cudaSuccess);
-            REQUIRE(cudaMalloc(&dout, o.size() * 4) == cudaSuccess);
-            REQUIRE(cudaMalloc(&dl, lse.size() * 4) == cudaSuccess);
-            cudaMemcpy(dq, q.data(), q.size() * 4, cudaMemcpyHostToDevice);
-            cudaMemcpy(dk, k.data(), k.size() * 4, cudaMemcpyHostToDevice);
-            cudaMemcpy(dv, v.data(), v.size() * 4, cudaMemcpyHostToDevice);
-            llm::tensor_view<const float, llm::dims<4>, llm::layout_right, llm::cuda> qv(dq, B, Sq, H, D), kv(dk, B, Sk, Hk, D),
-                vv(dv, B, Sk, Hk, D);
-            llm::tensor_view<float, llm::dims<4>, llm::layout_right, llm::cuda> ov(dout, B, Sq, H, D);
-            llm::tensor_view<float, llm::dims<3>, llm::layout_right, llm::cuda> lv(dl, B, H, Sq);
-            at::flash_forward_cuda(qv, kv, vv, ov, lv, at::causal{});
-            REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
-            cudaMemcpy(o_gpu.data(), dout, o.size() * 4, cudaMemcpyDeviceToHost);
-            cudaMemcpy(lse_gpu.data(), dl, lse.size() * 4, cudaMemcpyDeviceToHost);
-            for (float* p : {dq, dk, dv, dout, dl}) {
-                cudaFree(p);
-            }
+            const auto [o_gpu, lse_gpu] = run_on_device(q, k, v, at::causal{});
             t4d o_ref(B, Sq, H, D);
             llm::convert(o, o_ref);
             CHECK(rel_norm(o_gpu, o_ref) < 2e-5);
             t3d l_ref(B, H, Sq);
             llm::convert(lse, l_ref);
             CHECK(max_abs_diff(lse_gpu, l_ref) < 1e-4);
+        }
+    }
+
+    // The rule of flash_forward: a non-finite element of q, or of a k or v row a query row sees,
+    // makes that row NaN (o and lse); every other row is unchanged. The CPU kernel is the oracle
+    // for which rows; under a sliding window a poisoned key reaches only the rows whose window holds it.
+    TEST_CASE("gpu: non-finite q, k, v poison exactly the rows the CPU kernel poisons") {
+        REQUIRE(device_present);
+        const std::size_t B = 2, Sq = 100, Sk = 100, H = 4, Hk = 2, D = 64;
+        const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+        for (int which = 0; which < 3; ++which) {
+            for (int masked = 0; masked < 2; ++masked) {
+                CAPTURE(which);
+                CAPTURE(masked);
+                auto q = random4<float>(B, Sq, H, D, 11);
+                auto k = random4<float>(B, Sk, Hk, D, 12);
+                auto v = random4<float>(B, Sk, Hk, D, 13);
+                if (which == 0) {
+                    q(1, 17, 3, 5) = nan;
+                } else if (which == 1) {
+                    k(0, 40, 1, 63) = inf;
+                } else {
+                    v(1, 70, 0, 0) = nan;
+                }
+                t4f o(B, Sq, H, D);
+                t3f lse(B, H, Sq);
+                std::pair<t4f, t3f> gpu;
+                if (masked == 0) {
+                    at::flash_forward(q, k, v, o, lse, at::causal{}, {}, llm::parallel::sequential{});
+                    gpu = run_on_device(q, k, v, at::causal{});
+                } else {
+                    const at::sliding_window win(16, 0);
+                    at::flash_forward(q, k, v, o, lse, win, {}, llm::parallel::sequential{});
+                    gpu = run_on_device(q, k, v, win);
+                }
+                CHECK(nan_count(lse) > 0);
+                CHECK(nan_count(lse) < lse.size() / 4);  // the poison stays in the rows that see it
+                CHECK(nan_mismatches(gpu.first, o) == 0);
+                CHECK(nan_mismatches(gpu.second, lse) == 0);
+                double worst = 0;
+                for (std::size_t i = 0; i < o.size(); ++i) {
+                    if (!std::isnan(o.data()[i])) {
+                        worst = std::max(worst, std::abs(static_cast<double>(gpu.first.data()[i]) - o.data()[i]));
+                    }
+                }
+                CHECK(worst < 1e-4);
+            }
         }
     }
 }

@@ -19,6 +19,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <type_traits>
 
 #if LLM_CUDA_COMPILE
@@ -52,6 +53,13 @@ inline constexpr unsigned cuda_warps = 4;
 /// block owns query row blockIdx.x * cuda_warps + w. The block streams the key tiles (32 * KPL
 /// keys) its rows may see, staging each in shared memory as fp32 (K, V, then the warps'
 /// probabilities), and every warp runs warp_row_step from tile.hpp on its row.
+/// Non-finite inputs follow flash_forward's rule: a non-finite element of q, or of a key or
+/// value row that the query row sees, makes that row's output and lse NaN. Such elements are
+/// staged as 0 and flagged, so the tile maths stays finite and a NaN never reaches rows that
+/// cannot see it (0 * NaN would); the flagged rows are overwritten with NaN at the end.
+/// True unless x is NaN or +-inf (all exponent bits set), without the host/device split of std::isfinite.
+__device__ inline bool finite(float x) noexcept { return (__float_as_uint(x) & 0x7f80'0000u) != 0x7f80'0000u; }
+
 template <std::size_t KPL, std::size_t DPL, class T, class TO, class Mask>
 __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_forward_params<T, TO> p, Mask mask) {
     extern __shared__ float smem[];
@@ -61,6 +69,8 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
     float* v_tile = k_tile + BK * D;
     float* q_rows = v_tile + BK * D;
     float* p_stage = q_rows + cuda_warps * D;
+    unsigned* key_bad = reinterpret_cast<unsigned*>(p_stage + cuda_warps * BK);  // per key of the tile: k or v not finite
+    constexpr float nan = std::numeric_limits<float>::quiet_NaN();
 
     const std::size_t b = blockIdx.z, h = blockIdx.y;
     const std::size_t g = h / (p.heads / p.kv_heads);
@@ -71,25 +81,39 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
     const auto lq = static_cast<std::int64_t>(p.seq_q), lk = static_cast<std::int64_t>(p.seq_k);
     const std::size_t i1 = i0 + cuda_warps < p.seq_q ? i0 + cuda_warps : p.seq_q;
 
+    bool poisoned = false;  // uniform within a warp
     if (row_valid) {
         const T* qr = p.q + b * p.qs[0] + i * p.qs[1] + h * p.qs[2];
+        bool bad = false;
         for (std::size_t d = lane; d < D; d += 32) {
-            q_rows[warp * D + d] = static_cast<float>(qr[d]) * p.scale;
+            const float x = static_cast<float>(qr[d]);
+            bad = bad || !finite(x);
+            q_rows[warp * D + d] = finite(x) ? x * p.scale : 0.0f;
         }
+        poisoned = __any_sync(0xffffffffu, bad) != 0;
     }
     warp_row<cuda_warp, DPL> w{};
     const index_range cr = mask.cols(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i1), lq, lk);
     for (std::int64_t j0 = cr.empty() ? cr.hi : cr.lo / static_cast<std::int64_t>(BK) * static_cast<std::int64_t>(BK);
          j0 < cr.hi; j0 += static_cast<std::int64_t>(BK)) {
-        __syncthreads();  // the previous tile is no longer read
+        __syncthreads();  // the previous tile (and its flags) are no longer read
+        for (std::size_t j = threadIdx.x; j < BK; j += blockDim.x) {
+            key_bad[j] = 0;
+        }
+        __syncthreads();  // the flags are cleared before any is set
         for (std::size_t idx = threadIdx.x; idx < BK * D; idx += blockDim.x) {
             const std::size_t j = idx / D, d = idx % D;
             const std::size_t key = static_cast<std::size_t>(j0) + j;
             const bool real = key < p.seq_k;
-            k_tile[idx] = real ? static_cast<float>(p.k[b * p.ks[0] + key * p.ks[1] + g * p.ks[2] + d]) : 0.0f;
-            v_tile[idx] = real ? static_cast<float>(p.v[b * p.vs[0] + key * p.vs[1] + g * p.vs[2] + d]) : 0.0f;
+            const float kx = real ? static_cast<float>(p.k[b * p.ks[0] + key * p.ks[1] + g * p.ks[2] + d]) : 0.0f;
+            const float vx = real ? static_cast<float>(p.v[b * p.vs[0] + key * p.vs[1] + g * p.vs[2] + d]) : 0.0f;
+            if (!finite(kx) || !finite(vx)) {
+                key_bad[j] = 1;  // every writer stores the same value
+            }
+            k_tile[idx] = finite(kx) ? kx : 0.0f;
+            v_tile[idx] = finite(vx) ? vx : 0.0f;
         }
-        __syncthreads();  // the tile (and the q rows) are staged
+        __syncthreads();  // the tile, its flags (and the q rows) are staged
         if (row_valid) {
             const std::int64_t cols = lk - j0 < static_cast<std::int64_t>(BK) ? lk - j0 : static_cast<std::int64_t>(BK);
             const bool full = cols == static_cast<std::int64_t>(BK) &&
@@ -97,10 +121,28 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
                                         j0 + static_cast<std::int64_t>(BK), lq, lk);
             warp_row_step<cuda_warp, KPL, DPL>(w, q_rows + warp * D, k_tile, v_tile, D, D, static_cast<std::int64_t>(i), j0,
                                                cols, lq, lk, mask, full, p.cap, p_stage + warp * BK, [] { __syncwarp(); });
+            bool sees_bad = false;
+            for (std::size_t j = lane; j < BK; j += 32) {
+                const auto key = j0 + static_cast<std::int64_t>(j);
+                sees_bad = sees_bad || (static_cast<std::int64_t>(j) < cols && key_bad[j] != 0 &&
+                                        mask.allowed(static_cast<std::int64_t>(i), key, lq, lk));
+            }
+            poisoned = poisoned || __any_sync(0xffffffffu, sees_bad) != 0;
         }
     }
     if (row_valid) {
-        warp_row_finish(w, p.o + b * p.os[0] + i * p.os[1] + h * p.os[2], D, p.lse + b * p.ls[0] + h * p.ls[1] + i * p.ls[2]);
+        TO* out = p.o + b * p.os[0] + i * p.os[1] + h * p.os[2];
+        float* lse = p.lse + b * p.ls[0] + h * p.ls[1] + i * p.ls[2];
+        warp_row_finish(w, out, D, lse);
+        if (poisoned) {
+            __syncwarp();  // the finished row is written before it is overwritten
+            for (std::size_t d = lane; d < D; d += 32) {
+                out[d] = TO(nan);
+            }
+            if (lane == 0) {
+                *lse = nan;
+            }
+        }
     }
 }
 
@@ -111,7 +153,7 @@ inline constexpr std::size_t cuda_kpl = 1;
 template <std::size_t DPL, class T, class TO, class Mask>
 void launch_forward(const cuda_forward_params<T, TO>& p, std::size_t batch, const Mask& mask, cudaStream_t stream) {
     constexpr std::size_t BK = 32 * cuda_kpl;
-    const std::size_t smem = (2 * BK * p.head_dim + cuda_warps * p.head_dim + cuda_warps * BK) * sizeof(float);
+    const std::size_t smem = (2 * BK * p.head_dim + cuda_warps * p.head_dim + cuda_warps * BK) * sizeof(float) + BK * sizeof(unsigned);
     auto kernel = flash_forward_kernel<cuda_kpl, DPL, T, TO, Mask>;
     if (smem > 48 * 1024) {
         const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
@@ -132,7 +174,8 @@ void launch_forward(const cuda_forward_params<T, TO>& p, std::size_t batch, cons
 /// v fp32 or bf16, o fp32 or bf16, lse fp32), on device memory, asynchronous on `stream`.
 /// head_dim up to 256 (ceil(D / 32) <= 8 output columns per lane). Each warp computes one query
 /// row with the online softmax of tile.hpp; blocks of 4 rows share K/V tiles of 32 keys staged
-/// in shared memory; fully masked tiles are skipped.
+/// in shared memory; fully masked tiles are skipped. Non-finite inputs: as flash_forward (the
+/// rows that see a NaN or inf in q, k or v get NaN outputs and lse; no other row changes).
 /// Mask: no_mask, causal or sliding_window. Q, K, V, O: strided_tensor<4> over device memory;
 /// L: strided_tensor<3>.
 /// Example: `llm::attention::flash_forward_cuda(q, k, v, o, lse, llm::attention::causal{}, {}, stream);`

@@ -114,6 +114,16 @@ void fill(Dst&& dst, const typename view_of<Dst>::value_type& value) {
     detail::tensor_impl::for_each_offset(detail::tensor_impl::extents_array(d), s, s, [&](std::size_t o, std::size_t) { p[o] = value; });
 }
 
+/// Sets every gradient to zero: the one way gradients are cleared, since every backward of the
+/// library accumulates into the gradients it writes (docs/conventions.md, rule 2).
+/// Template parameters:
+///   Grads — writable host views, or lvalue llm::tensors, of any element types.
+/// Example: `llm::zero_grad(dx, dweight); llm::nn::rmsnorm_backward(dx, dweight, rstd, dy, x, weight);`
+template <writable_host_view... Grads>
+void zero_grad(Grads&&... grads) {
+    (fill(grads, typename view_of<Grads>::value_type{}), ...);
+}
+
 /// Copies `src` into `dst` element by element (note the order: source first, like std::copy).
 /// Shape contract: src.extents() == dst.extents() (same rank, checked at compile time, and
 /// same values; static and dynamic may mix), any layouts, same element type (use llm::convert to change it); dst unique;

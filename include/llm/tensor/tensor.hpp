@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/tensor/algorithm.hpp>
+#include <llm/tensor/concepts.hpp>
 #include <llm/tensor/device.hpp>
 #include <llm/tensor/extents.hpp>
 #include <llm/tensor/layout.hpp>
