@@ -67,9 +67,10 @@ void bm_forward(benchmark::State& state) {
     const std::size_t V = static_cast<std::size_t>(state.range(0));
     data<E> d(V);
     auto& pol = policy_for<Policy>(2);
-    const llm::align::logprob_outputs<float> out{{d.sum.data(), std::size_t{1}}, {}, {}, {d.lse.data(), std::size_t{1}, d.rows}};
+    const llm::align::logprob_outputs<float> out{{d.sum.data(), std::size_t{1}}, {}, {}};
+    const llm::tensor_view<float, llm::dims<2>> lse(d.lse.data(), std::size_t{1}, d.rows);
     for (auto _ : state) {
-        llm::align::sequence_logprobs(pol, d.x(), d.y(), d.m(), out);
+        llm::align::sequence_logprobs(out, lse, d.x(), d.y(), d.m(), pol);
         benchmark::DoNotOptimize(d.sum.data());
     }
     state.counters["threads"] = static_cast<double>(pol.size());
@@ -81,20 +82,21 @@ void bm_backward(benchmark::State& state) {
     const std::size_t V = static_cast<std::size_t>(state.range(0));
     data<E> d(V);
     auto& pol = policy_for<Policy>(2);
-    llm::align::sequence_logprobs(pol, d.x(), d.y(), d.m(),
-                                  llm::align::logprob_outputs<float>{{d.sum.data(), std::size_t{1}}, {}, {}, {d.lse.data(), std::size_t{1}, d.rows}});
-    std::vector<E> dl(d.logits.size());
+    const llm::tensor_view<float, llm::dims<2>> lse(d.lse.data(), std::size_t{1}, d.rows);
+    llm::align::sequence_logprobs(llm::align::logprob_outputs<float>{{d.sum.data(), std::size_t{1}}, {}, {}}, lse, d.x(),
+                                  d.y(), d.m(), pol);
+    std::vector<E> dl(d.logits.size(), E(0.0f));
+    const llm::tensor_view<E, llm::dims<3>> dlogits(dl.data(), std::size_t{1}, d.rows, V);
     const float g = -1.0f;
     for (auto _ : state) {
-        llm::align::sequence_logprobs_backward(pol, d.x(), d.y(), d.m(),
-                                               llm::tensor_view<const float, llm::dims<2>>(d.lse.data(), std::size_t{1}, d.rows),
-                                               llm::tensor_view<const float, llm::dims<1>>(&g, std::size_t{1}),
-                                               llm::tensor_view<const float, llm::dims<1>>(),
-                                               llm::tensor_view<E, llm::dims<3>>(dl.data(), std::size_t{1}, d.rows, V));
+        // accumulates into dlogits (gradients add up): every iteration reads it and writes it
+        llm::align::sequence_logprobs_backward(dlogits, lse, llm::tensor_view<const float, llm::dims<1>>(&g, std::size_t{1}),
+                                               {}, d.x(), d.y(), d.m(), pol);
         benchmark::DoNotOptimize(dl.data());
     }
     state.counters["threads"] = static_cast<double>(pol.size());
-    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * d.logits.size() * sizeof(E) * 2));
+    // logits read, dlogits read and written
+    state.SetBytesProcessed(static_cast<std::int64_t>(state.iterations() * d.logits.size() * sizeof(E) * 3));
 }
 
 // The memory ceiling in this run: a vectorised sum over the same 128 MiB, split over the same threads.

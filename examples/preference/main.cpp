@@ -15,6 +15,7 @@
 #include <llm/align/simpo.hpp>
 #include <llm/core/bf16.hpp>
 #include <llm/parallel/thread_pool.hpp>
+#include <llm/tensor/algorithm.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -131,15 +132,16 @@ int run(const options& o) {
     // sequence log-probs of policy and reference (one fused pass over each (2B, S, V) logits)
     std::vector<double> pol_sum(n), ref_sum(n);
     std::vector<std::size_t> tokens(n);
-    std::vector<float> lse(n * o.tokens);
-    al::sequence_logprobs(pool, d.view(d.policy), d.y(), d.m(),
-                          al::logprob_outputs<double>{{pol_sum.data(), n}, {}, {tokens.data(), n}, {lse.data(), n, o.tokens}});
-    al::sequence_logprobs(pool, d.view(d.ref), d.y(), d.m(), al::logprob_outputs<double>{{ref_sum.data(), n}, {}, {}, {}});
+    std::vector<float> lse_data(n * o.tokens);
+    const llm::tensor_view<float, dims<2>> lse(lse_data.data(), n, o.tokens);  // saved for the backward
+    al::sequence_logprobs(al::logprob_outputs<double>{{pol_sum.data(), n}, {}, {tokens.data(), n}}, lse, d.view(d.policy),
+                          d.y(), d.m(), pool);
+    al::sequence_logprobs(al::logprob_outputs<double>{{ref_sum.data(), n}, {}, {}}, {}, d.view(d.ref), d.y(), d.m(), pool);
 
     const auto first = [&](const std::vector<double>& v) { return llm::tensor_view<const double, dims<1>>(v.data(), B); };
     const auto second = [&](const std::vector<double>& v) { return llm::tensor_view<const double, dims<1>>(v.data() + B, B); };
     const llm::tensor_view<const std::size_t, dims<1>> lc(tokens.data(), B), lr(tokens.data() + B, B);
-    const al::pair_batch<double> in{first(pol_sum), second(pol_sum), first(ref_sum), second(ref_sum), lc, lr};
+    const al::pair_inputs<double> in{first(pol_sum), second(pol_sum), first(ref_sum), second(ref_sum), lc, lr};
     std::vector<double> losses(B), cr(B), rr(B), dc(B), dr(B);
     const al::pair_outputs<double> out{{losses.data(), B}, {cr.data(), B}, {rr.data(), B}, {dc.data(), B}, {dr.data(), B}};
 
@@ -154,14 +156,14 @@ int run(const options& o) {
         } else if (name == "robust" || name == "aot" || name == "aot_unpaired") {
             cfg.label_smoothing = 0.1;
         }
-        print_row(std::string(name).c_str(), al::pair_loss(name, cfg, in, out), dc, dr);
+        print_row(std::string(name).c_str(), al::pair_loss(out, in, name, cfg), dc, dr);
     }
-    print_row("cdpo(eps=.1)", al::pair_loss<al::dpo_sigmoid>({.beta = 0.1, .label_smoothing = 0.1}, in, out), dc, dr);
-    print_row("r-dpo(a=.01)", al::pair_loss<al::dpo_sigmoid>({.beta = 0.1, .rdpo_alpha = 0.01}, in, out), dc, dr);
-    print_row("ref-free dpo", al::pair_loss<al::dpo_sigmoid>({.beta = 0.1, .reference_free = true}, in, out), dc, dr);
-    print_row("simpo", al::pair_loss<al::simpo>({.beta = 2.0, .gamma = 0.5}, in, out), dc, dr);
-    print_row("cpo", al::pair_loss<al::cpo>({.beta = 0.1, .cpo_alpha = 1.0}, in, out), dc, dr);
-    const al::pair_stats orpo = al::pair_loss<al::orpo>({.beta = 0.1}, in, out);
+    print_row("cdpo(eps=.1)", al::pair_loss<al::dpo_sigmoid>(out, in, {.beta = 0.1, .label_smoothing = 0.1}), dc, dr);
+    print_row("r-dpo(a=.01)", al::pair_loss<al::dpo_sigmoid>(out, in, {.beta = 0.1, .rdpo_alpha = 0.01}), dc, dr);
+    print_row("ref-free dpo", al::pair_loss<al::dpo_sigmoid>(out, in, {.beta = 0.1, .reference_free = true}), dc, dr);
+    print_row("simpo", al::pair_loss<al::simpo>(out, in, {.beta = 2.0, .gamma = 0.5}), dc, dr);
+    print_row("cpo", al::pair_loss<al::cpo>(out, in, {.beta = 0.1, .cpo_alpha = 1.0}), dc, dr);
+    const al::pair_stats orpo = al::pair_loss<al::orpo>(out, in, {.beta = 0.1});
     print_row("orpo", orpo, dc, dr);
     std::printf("  (orpo: nll %.4f, log_odds_ratio %.4f, log_odds_chosen %.4f)\n", orpo.nll, orpo.log_odds_ratio,
                 orpo.log_odds_chosen);
@@ -170,36 +172,37 @@ int run(const options& o) {
     std::vector<std::uint8_t> desirable(n, 0);
     std::fill(desirable.begin(), desirable.begin() + static_cast<std::ptrdiff_t>(B), 1);
     std::vector<double> kl_l(n), kl_r(n), kl_d(n);
-    const double kl = al::kto_kl_estimate<double>({pol_sum.data(), n}, {ref_sum.data(), n});
+    const llm::tensor_view<const double, dims<1>> pol_all(pol_sum.data(), n), ref_all(ref_sum.data(), n);
+    const double kl = al::kto_kl_estimate(pol_all, ref_all);
     const al::unpaired_stats k = al::unpaired_loss<al::kto>(
-        {.beta = 0.1, .kl = kl},
-        al::unpaired_batch<double>{{pol_sum.data(), n}, {ref_sum.data(), n}, {desirable.data(), n}},
-        al::unpaired_outputs<double>{{kl_l.data(), n}, {kl_r.data(), n}, {kl_d.data(), n}});
+        al::unpaired_outputs<double>{{kl_l.data(), n}, {kl_r.data(), n}, {kl_d.data(), n}},
+        al::unpaired_inputs<double>{pol_all, ref_all, {desirable.data(), n}}, {.beta = 0.1, .kl = kl});
     std::printf("  %-14s %10.5f %10.4f %10.4f %10.4f %8s   (kl %.4f)\n", "kto", k.loss, k.chosen_reward,
                 k.rejected_reward, k.margin, "-", k.kl);
 
     // DPO (sigmoid) gradient back to the policy logits, and the throughput of both passes
-    al::pair_loss<al::dpo_sigmoid>({.beta = 0.1}, in, out);
+    al::pair_loss<al::dpo_sigmoid>(out, in, {.beta = 0.1});
     std::vector<double> d_sum(n);
     std::copy(dc.begin(), dc.end(), d_sum.begin());
     std::copy(dr.begin(), dr.end(), d_sum.begin() + static_cast<std::ptrdiff_t>(B));
-    std::vector<float> dlogits(d.policy.size());
+    std::vector<float> dlogits_data(d.policy.size());
+    const llm::tensor_view<float, dims<3>> dlogits(dlogits_data.data(), n, o.tokens, o.vocab);
+    llm::zero_grad(dlogits);  // backward passes add into their gradients
     const auto backward = [&] {
-        al::sequence_logprobs_backward(pool, d.view(d.policy), d.y(), d.m(), {lse.data(), n, o.tokens},
-                                       llm::tensor_view<const double, dims<1>>(d_sum.data(), n), {},
-                                       llm::tensor_view<float, dims<3>>(dlogits.data(), n, o.tokens, o.vocab));
+        al::sequence_logprobs_backward(dlogits, lse, llm::tensor_view<const double, dims<1>>(d_sum.data(), n), {},
+                                       d.view(d.policy), d.y(), d.m(), pool);
     };
     const auto forward = [&] {
-        al::sequence_logprobs(pool, d.view(d.policy), d.y(), d.m(),
-                              al::logprob_outputs<double>{{pol_sum.data(), n}, {}, {}, {lse.data(), n, o.tokens}});
+        al::sequence_logprobs(al::logprob_outputs<double>{{pol_sum.data(), n}, {}, {}}, lse, d.view(d.policy), d.y(),
+                              d.m(), pool);
     };
     std::vector<llm::bf16> policy_bf16(d.policy.size());
     for (std::size_t i = 0; i < policy_bf16.size(); ++i) {
         policy_bf16[i] = llm::bf16(d.policy[i]);
     }
     const auto forward_bf16 = [&] {
-        al::sequence_logprobs(pool, d.view(policy_bf16), d.y(), d.m(),
-                              al::logprob_outputs<double>{{pol_sum.data(), n}, {}, {}, {}});
+        al::sequence_logprobs(al::logprob_outputs<double>{{pol_sum.data(), n}, {}, {}}, {}, d.view(policy_bf16), d.y(),
+                              d.m(), pool);
     };
     // rows outside the loss mask are skipped by the forward: count only the logits it reads
     std::size_t read_rows = 0;
@@ -211,8 +214,8 @@ int run(const options& o) {
     std::printf("\nlog-prob throughput (%zu threads; logits rows in the loss mask: %zu of %zu):\n", o.threads, read_rows, n * o.tokens);
     std::printf("  forward  fp32 : %7.2f GB/s of logits read (%.2f ms)\n", fwd_bytes / t_f / 1e9, t_f * 1e3);
     std::printf("  forward  bf16 : %7.2f GB/s of logits read (%.2f ms)\n", fwd_bytes / 2 / t_fb / 1e9, t_fb * 1e3);
-    std::printf("  backward fp32 : %7.2f GB/s of logits read + dlogits written (%.2f ms)\n",
-                2.0 * static_cast<double>(d.policy.size() * sizeof(float)) / t_b / 1e9, t_b * 1e3);
+    std::printf("  backward fp32 : %7.2f GB/s of logits read + dlogits read and written (%.2f ms)\n",
+                3.0 * static_cast<double>(d.policy.size() * sizeof(float)) / t_b / 1e9, t_b * 1e3);
     std::printf("  (compare: ~20 GB/s one thread, ~35 GB/s two threads on the reference machine; bench_align measures the ceiling)\n");
     return 0;
 }

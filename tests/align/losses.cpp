@@ -19,7 +19,67 @@
 #include <random>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
+
+// A paired loss written by a user, outside llm::, from the public types alone: SLiC's hinge
+// with a margin (TRL's "hinge" is delta = 1), max(0, delta - beta * (x - y)) with x, y the
+// chosen and rejected log-ratios against the reference model.
+namespace user_losses {
+
+struct slic_config {
+    double beta = 1.0;
+    double delta = 1.0;
+};
+
+struct slic_hinge {
+    using config = slic_config;
+    static constexpr std::string_view name = "slic_hinge";
+    static constexpr bool needs_tokens = false;
+    static constexpr bool needs_reference(const slic_config&) { return true; }
+    static void validate(const slic_config& c) {
+        llm::check(c.beta > 0 && c.delta >= 0, "slic_hinge: beta = ", c.beta, ", delta = ", c.delta);
+    }
+    template <class T>
+    static llm::align::pair_terms evaluate(const llm::align::pair_outputs<T>& out,
+                                           const llm::align::pair_inputs<T>& in, const slic_config& c) {
+        const std::size_t n = in.size();
+        const T beta = static_cast<T>(c.beta);
+        const T delta = static_cast<T>(c.delta);
+        const T slope = beta / static_cast<T>(n);  // of the batch mean
+        double sum = 0;
+        for (std::size_t i = 0; i < n; ++i) {
+            const T x = in.chosen_log_ratio(i);
+            const T y = in.rejected_log_ratio(i);
+            const T m = delta - beta * (x - y);
+            out.losses(i) = m > T(0) ? m : T(0);
+            out.d_chosen(i) = m > T(0) ? -slope : T(0);
+            out.d_rejected(i) = m > T(0) ? slope : T(0);
+            out.chosen_rewards(i) = beta * x;
+            out.rejected_rewards(i) = beta * y;
+            sum += static_cast<double>(out.losses(i));
+        }
+        return {.loss = sum / static_cast<double>(n)};
+    }
+};
+
+// An unpaired loss of the user's own: squared distance of beta * r from +-1.
+struct squared_unpaired {
+    static constexpr std::string_view name = "squared_unpaired";
+    template <class T>
+    static llm::align::unpaired_value<T> value(const llm::align::kto_config& c, T r, bool desirable) {
+        const T e = static_cast<T>(c.beta) * r - (desirable ? T(1) : T(-1));
+        return {e * e, T(2) * static_cast<T>(c.beta) * e};
+    }
+};
+
+}  // namespace user_losses
+
+static_assert(llm::align::pair_loss_policy<user_losses::slic_hinge>);
+static_assert(llm::align::pair_loss_policy<llm::align::dpo_sigmoid> && llm::align::pair_loss_policy<llm::align::orpo>);
+static_assert(!llm::align::pair_loss_policy<user_losses::slic_config>);  // no maths: not a policy
+static_assert(llm::align::unpaired_loss_policy<user_losses::squared_unpaired>);
+static_assert(!llm::align::unpaired_loss_policy<user_losses::slic_hinge>);
 
 namespace {
 
@@ -119,7 +179,7 @@ struct pair_buffers {
     std::vector<T> c, r, rc, rr, losses, cr, rj, dc, dr;
     std::vector<std::size_t> lc, lr;
     explicit pair_buffers(std::size_t n) : losses(n, NAN), cr(n, NAN), rj(n, NAN), dc(n, NAN), dr(n, NAN) {}
-    al::pair_batch<T> batch() const {
+    al::pair_inputs<T> inputs() const {
         return {as_cview(c), as_cview(r), as_cview(rc), as_cview(rr), as_cview(lc), as_cview(lr)};
     }
     al::pair_outputs<T> outputs() { return {as_view(losses), as_view(cr), as_view(rj), as_view(dc), as_view(dr)}; }
@@ -138,10 +198,10 @@ al::dpo_config dpo_cfg(const golden_case& g) {
 template <class T>
 al::pair_stats run_pair(const golden_case& g, pair_buffers<T>& b) {
     if (g.family == "dpo") {
-        return al::pair_loss(g.loss, dpo_cfg(g), b.batch(), b.outputs());
+        return al::pair_loss(b.outputs(), b.inputs(), g.loss, dpo_cfg(g));
     }
     if (g.family == "orpo") {
-        return al::pair_loss<al::orpo>({.beta = g.param("beta")}, b.batch(), b.outputs());
+        return al::pair_loss<al::orpo>(b.outputs(), b.inputs(), {.beta = g.param("beta")});
     }
     REQUIRE(g.family == "cpo");
     if (g.loss == "simpo") {
@@ -149,11 +209,11 @@ al::pair_stats run_pair(const golden_case& g, pair_buffers<T>& b) {
                                  .gamma = g.param("simpo_gamma"),
                                  .label_smoothing = g.param("label_smoothing"),
                                  .cpo_alpha = g.param("cpo_alpha")};
-        return al::pair_loss<al::simpo>(c, b.batch(), b.outputs());
+        return al::pair_loss<al::simpo>(b.outputs(), b.inputs(), c);
     }
     const al::cpo_config c{
         .beta = g.param("beta"), .label_smoothing = g.param("label_smoothing"), .cpo_alpha = g.param("cpo_alpha")};
-    return al::pair_loss<al::cpo>(c, b.batch(), b.outputs());
+    return al::pair_loss<al::cpo>(b.outputs(), b.inputs(), c);
 }
 
 template <class T>
@@ -196,8 +256,8 @@ template <class L>
 al::unpaired_stats run_unpaired(const al::kto_config& c, const std::vector<double>& x, const std::vector<double>& ref,
                                 const std::vector<std::uint8_t>& des, std::vector<double>& losses,
                                 std::vector<double>& rewards, std::vector<double>& dx) {
-    return al::unpaired_loss<L>(c, al::unpaired_batch<double>{as_cview(x), as_cview(ref), as_cview(des)},
-                                al::unpaired_outputs<double>{as_view(losses), as_view(rewards), as_view(dx)});
+    return al::unpaired_loss<L>(al::unpaired_outputs<double>{as_view(losses), as_view(rewards), as_view(dx)},
+                                al::unpaired_inputs<double>{as_cview(x), as_cview(ref), as_cview(des)}, c);
 }
 
 template <class T>
@@ -214,10 +274,10 @@ void check_kto_case(const golden_case& g, double tol) {
         des.push_back(v != 0 ? 1 : 0);
     }
     std::vector<T> losses(x.size(), NAN), rewards(x.size(), NAN), dx(x.size(), NAN);
-    const al::unpaired_batch<T> in{as_cview(x), as_cview(ref), as_cview(des)};
+    const al::unpaired_inputs<T> in{as_cview(x), as_cview(ref), as_cview(des)};
     const al::unpaired_outputs<T> out{as_view(losses), as_view(rewards), as_view(dx)};
-    const al::unpaired_stats s = g.loss == "kto" ? al::unpaired_loss<al::kto>(c, in, out)
-                                                 : al::unpaired_loss<al::apo_zero_unpaired>(c, in, out);
+    const al::unpaired_stats s = g.loss == "kto" ? al::unpaired_loss<al::kto>(out, in, c)
+                                                 : al::unpaired_loss<al::apo_zero_unpaired>(out, in, c);
     const auto d = [](const std::vector<T>& v) { return std::vector<double>(v.begin(), v.end()); };
     CHECK(rel(s.loss, g.scalar("loss")) <= tol);
     CHECK(rel_norm(d(losses), g.vec("losses")) <= tol);
@@ -326,14 +386,14 @@ TEST_CASE_TEMPLATE("align losses: finite outputs for log-probs of -1e4 and margi
         for (std::string_view name : al::dpo_loss_names) {
             CAPTURE(name);
             al::dpo_config c{.beta = beta, .label_smoothing = name == "exo_pair" ? 1e-3 : 0.1};
-            CHECK(finite(al::pair_loss(name, c, b.batch(), b.outputs())));
+            CHECK(finite(al::pair_loss(b.outputs(), b.inputs(), name, c)));
             c.reference_free = true;
-            CHECK(finite(al::pair_loss(name, c, b.batch(), b.outputs())));
+            CHECK(finite(al::pair_loss(b.outputs(), b.inputs(), name, c)));
         }
-        CHECK(finite(al::pair_loss<al::dpo_sigmoid>({.beta = beta, .rdpo_alpha = 0.5}, b.batch(), b.outputs())));
-        CHECK(finite(al::pair_loss<al::simpo>({.beta = beta, .cpo_alpha = 1}, b.batch(), b.outputs())));
-        CHECK(finite(al::pair_loss<al::cpo>({.beta = beta}, b.batch(), b.outputs())));
-        CHECK(finite(al::pair_loss<al::orpo>({.beta = beta}, b.batch(), b.outputs())));
+        CHECK(finite(al::pair_loss<al::dpo_sigmoid>(b.outputs(), b.inputs(), {.beta = beta, .rdpo_alpha = 0.5})));
+        CHECK(finite(al::pair_loss<al::simpo>(b.outputs(), b.inputs(), {.beta = beta, .cpo_alpha = 1})));
+        CHECK(finite(al::pair_loss<al::cpo>(b.outputs(), b.inputs(), {.beta = beta})));
+        CHECK(finite(al::pair_loss<al::orpo>(b.outputs(), b.inputs(), {.beta = beta})));
     }
 }
 
@@ -357,91 +417,91 @@ TEST_CASE("align losses: bad input raises llm::error naming the argument") {
     b.rr = {-2, -2, -2};
     b.lc = {1, 2, 3};
     b.lr = {1, 2, 3};
-    CHECK_NOTHROW(al::pair_loss<al::dpo_sigmoid>({}, b.batch(), b.outputs()));
+    CHECK_NOTHROW(al::pair_loss<al::dpo_sigmoid>(b.outputs(), b.inputs()));
 
     SUBCASE("mismatched batch sizes") {
         auto bad = b;
         bad.r.pop_back();
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sigmoid>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sigmoid>(bad.outputs(), bad.inputs()),
                              "pair_loss(sigmoid): rejected has 2 entries but chosen has 3", llm::error);
         bad = b;
         bad.rr.push_back(0);
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_ipo>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_ipo>(bad.outputs(), bad.inputs()),
                              "pair_loss(ipo): ref_rejected has 4 entries but chosen has 3", llm::error);
         bad = b;
         bad.dc.pop_back();
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::orpo>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::orpo>(bad.outputs(), bad.inputs()),
                              "pair_loss(orpo): d_chosen has 2 entries but chosen has 3", llm::error);
         bad = b;
         bad.lr.pop_back();
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::simpo>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::simpo>(bad.outputs(), bad.inputs()),
                              "pair_loss(simpo): rejected_tokens has 2 entries but chosen has 3", llm::error);
         std::vector<double> none;
         CHECK_THROWS_WITH_AS(
-            al::pair_loss<al::dpo_sigmoid>({}, al::pair_batch<double>{as_cview(none), as_cview(none)}, b.outputs()),
+            al::pair_loss<al::dpo_sigmoid>(b.outputs(), al::pair_inputs<double>{as_cview(none), as_cview(none)}),
             "pair_loss(sigmoid): the batch is empty (chosen has 0 entries)", llm::error);
     }
     SUBCASE("missing reference or token counts") {
         auto bad = b;
         bad.rc.clear();
         bad.rr.clear();
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_hinge>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_hinge>(bad.outputs(), bad.inputs()),
                              "pair_loss(hinge): ref_chosen has 0 entries but chosen has 3", llm::error);
-        CHECK_NOTHROW(al::pair_loss<al::dpo_hinge>({.reference_free = true}, bad.batch(), bad.outputs()));
-        CHECK_NOTHROW(al::pair_loss<al::simpo>({}, bad.batch(), bad.outputs()));
+        CHECK_NOTHROW(al::pair_loss<al::dpo_hinge>(bad.outputs(), bad.inputs(), {.reference_free = true}));
+        CHECK_NOTHROW(al::pair_loss<al::simpo>(bad.outputs(), bad.inputs()));
         bad = b;
         bad.lc.clear();
         bad.lr.clear();
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_ipo>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_ipo>(bad.outputs(), bad.inputs()),
                              "pair_loss(ipo): chosen_tokens has 0 entries but chosen has 3", llm::error);
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sigmoid>({.rdpo_alpha = 0.1}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sigmoid>(bad.outputs(), bad.inputs(), {.rdpo_alpha = 0.1}),
                              doctest::Contains("chosen_tokens and rejected_tokens are required"), llm::error);
-        CHECK_NOTHROW(al::pair_loss<al::cpo>({.cpo_alpha = 0}, bad.batch(), bad.outputs()));
+        CHECK_NOTHROW(al::pair_loss<al::cpo>(bad.outputs(), bad.inputs(), {.cpo_alpha = 0}));
     }
     SUBCASE("empty masks: zero token counts") {
         auto bad = b;
         bad.lr[1] = 0;
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::simpo>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::simpo>(bad.outputs(), bad.inputs()),
                              "pair_loss(simpo): rejected_tokens[1] = 0: the rejected response has no tokens (empty "
                              "loss mask)",
                              llm::error);
-        CHECK_THROWS_AS(al::pair_loss<al::orpo>({}, bad.batch(), bad.outputs()), llm::error);
+        CHECK_THROWS_AS(al::pair_loss<al::orpo>(bad.outputs(), bad.inputs()), llm::error);
         bad.lr[1] = 1;
         bad.lc[2] = 0;
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sft>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sft>(bad.outputs(), bad.inputs()),
                              doctest::Contains("chosen_tokens[2] = 0"), llm::error);
         // TRL clamps the counts to >= 1 in ipo and sigmoid_norm, so a zero count is allowed there
-        CHECK_NOTHROW(al::pair_loss<al::dpo_ipo>({}, bad.batch(), bad.outputs()));
+        CHECK_NOTHROW(al::pair_loss<al::dpo_ipo>(bad.outputs(), bad.inputs()));
     }
     SUBCASE("beta <= 0 and other parameters out of range") {
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sigmoid>({.beta = 0}, b.batch(), b.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sigmoid>(b.outputs(), b.inputs(), {.beta = 0}),
                              "dpo_config(sigmoid): beta = 0 must be > 0", llm::error);
-        CHECK_THROWS_WITH_AS(al::pair_loss("ipo", al::dpo_config{.beta = -0.5}, b.batch(), b.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss(b.outputs(), b.inputs(), "ipo", al::dpo_config{.beta = -0.5}),
                              "dpo_config(ipo): beta = -0.5 must be > 0", llm::error);
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::simpo>({.beta = 0}, b.batch(), b.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::simpo>(b.outputs(), b.inputs(), {.beta = 0}),
                              "simpo_config: beta = 0 must be > 0", llm::error);
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::cpo>({.beta = -1}, b.batch(), b.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::cpo>(b.outputs(), b.inputs(), {.beta = -1}),
                              "cpo_config: beta = -1 must be > 0", llm::error);
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::orpo>({.beta = NAN}, b.batch(), b.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::orpo>(b.outputs(), b.inputs(), {.beta = NAN}),
                              doctest::Contains("orpo_config: beta = "), llm::error);
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_robust>({.label_smoothing = 0.5}, b.batch(), b.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_robust>(b.outputs(), b.inputs(), {.label_smoothing = 0.5}),
                              "dpo_config(robust): label_smoothing = 0.5 must be in [0, 0.5)", llm::error);
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_exo_pair>({}, b.batch(), b.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_exo_pair>(b.outputs(), b.inputs()),
                              doctest::Contains("dpo_config(exo_pair): label_smoothing = 0 must be in (0, 1)"),
                              llm::error);
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_hinge>({.rdpo_alpha = 0.1}, b.batch(), b.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_hinge>(b.outputs(), b.inputs(), {.rdpo_alpha = 0.1}),
                              "dpo_config(hinge): rdpo_alpha = 0.1 applies to the sigmoid loss only", llm::error);
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_discopop>({.discopop_tau = 0}, b.batch(), b.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_discopop>(b.outputs(), b.inputs(), {.discopop_tau = 0}),
                              "dpo_config(discopop): discopop_tau = 0 must be > 0", llm::error);
     }
     SUBCASE("non-finite or impossible log-probs") {
         auto bad = b;
         bad.rc[2] = INFINITY;
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sigmoid>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::dpo_sigmoid>(bad.outputs(), bad.inputs()),
                              "pair_loss(sigmoid): ref_chosen[2] = inf is not finite", llm::error);
         bad = b;
         bad.c[0] = 0;
-        CHECK_THROWS_WITH_AS(al::pair_loss<al::orpo>({}, bad.batch(), bad.outputs()),
+        CHECK_THROWS_WITH_AS(al::pair_loss<al::orpo>(bad.outputs(), bad.inputs()),
                              doctest::Contains("average log-probs must be < 0"), llm::error);
     }
     SUBCASE("unpaired losses") {
@@ -458,9 +518,100 @@ TEST_CASE("align losses: bad input raises llm::error naming the argument") {
                              "unpaired_loss(apo_zero_unpaired): undesirable_weight = -1 must be >= 0", llm::error);
         std::vector<double> kl{-1, -2}, ref_kl{-1.5, -1.5}, ref_kl_short{-1};
         std::vector<double> ref_lo{-3, -3};
-        CHECK(al::kto_kl_estimate<double>(as_cview(kl), as_cview(ref_lo)) == doctest::Approx(1.5));
-        CHECK(al::kto_kl_estimate<double>(as_cview(ref_lo), as_cview(kl)) == 0.0);  // -1.5 clamps to 0
-        CHECK_THROWS_WITH_AS(al::kto_kl_estimate<double>(as_cview(kl), as_cview(ref_kl_short)),
+        CHECK(al::kto_kl_estimate(as_cview(kl), as_cview(ref_lo)) == doctest::Approx(1.5));
+        CHECK(al::kto_kl_estimate(as_cview(ref_lo), as_cview(kl)) == 0.0);  // -1.5 clamps to 0
+        CHECK_THROWS_WITH_AS(al::kto_kl_estimate(as_cview(kl), as_cview(ref_kl_short)),
                              "kto_kl_estimate: kl_logps has 2 entries but ref_kl_logps has 1", llm::error);
     }
+}
+
+TEST_CASE_TEMPLATE("align losses: a paired loss defined outside llm:: runs through pair_loss and matches a plain loop",
+                   T, float, double) {
+    // log-probs in [-20, -1]; pairs whose hinge argument is within 0.01 of the kink are redrawn,
+    // so float rounding cannot move a pair across it
+    const user_losses::slic_config cfg{.beta = 0.5, .delta = 2.0};
+    std::mt19937_64 rng(31);
+    std::uniform_real_distribution<double> lp(-20.0, -1.0);
+    const std::size_t n = 37;
+    pair_buffers<T> b(n);
+    std::size_t active = 0;
+    while (b.c.size() < n) {
+        const T c = static_cast<T>(lp(rng)), r = static_cast<T>(lp(rng)), rc = static_cast<T>(lp(rng)),
+                rr = static_cast<T>(lp(rng));
+        const double m = cfg.delta - cfg.beta * ((double(c) - double(rc)) - (double(r) - double(rr)));
+        if (std::fabs(m) < 0.01) {
+            continue;
+        }
+        active += m > 0 ? 1 : 0;
+        b.c.push_back(c);
+        b.r.push_back(r);
+        b.rc.push_back(rc);
+        b.rr.push_back(rr);
+    }
+    REQUIRE(active > 0);
+    REQUIRE(active < n);  // both sides of the hinge are exercised
+    const al::pair_stats s = al::pair_loss<user_losses::slic_hinge>(b.outputs(), b.inputs(), cfg);
+
+    // the plain loop, in double on the same (T-rounded) inputs
+    std::vector<double> losses, dc, dr, cr, rj;
+    double loss = 0, accuracy = 0;
+    const double slope = static_cast<double>(static_cast<T>(cfg.beta) / static_cast<T>(n));  // beta / n, rounded to T
+    for (std::size_t i = 0; i < n; ++i) {
+        const double x = double(b.c[i]) - double(b.rc[i]);
+        const double y = double(b.r[i]) - double(b.rr[i]);
+        const double m = cfg.delta - cfg.beta * (x - y);
+        losses.push_back(std::max(m, 0.0));
+        dc.push_back(m > 0 ? -slope : 0.0);
+        dr.push_back(m > 0 ? slope : 0.0);
+        cr.push_back(cfg.beta * x);
+        rj.push_back(cfg.beta * y);
+        loss += losses.back() / double(n);
+        accuracy += (cfg.beta * x > cfg.beta * y ? 1.0 : 0.0) / double(n);
+    }
+    // double: the same operations in the same order, up to the summation of the mean (1e-12);
+    // float: x - y carries 4 roundings of |log-prob| <= 20 at 2^-24, ~5e-6 absolute, against
+    // losses and rewards of order 1: 1e-4 relative
+    const double tol = std::is_same_v<T, double> ? 1e-12 : 1e-4;
+    const auto d = [](const std::vector<T>& v) { return std::vector<double>(v.begin(), v.end()); };
+    CHECK(rel(s.loss, loss) <= tol);
+    CHECK(rel_norm(d(b.losses), losses) <= tol);
+    CHECK(d(b.dc) == dc);  // slopes are exactly 0 or +-beta / n: the active set must agree
+    CHECK(d(b.dr) == dr);
+    CHECK(rel_norm(d(b.cr), cr) <= tol);
+    CHECK(rel_norm(d(b.rj), rj) <= tol);
+    CHECK(s.accuracy == doctest::Approx(accuracy));
+
+    // with delta = 1 it is the library's dpo_hinge (TRL's "hinge"): the same losses bit for bit,
+    // slopes equal up to the rounding of beta / n (dpo_hinge scales by 1 / n): 1 ulp of T
+    pair_buffers<T> lib = b;
+    const al::pair_stats h = al::pair_loss<al::dpo_hinge>(lib.outputs(), lib.inputs(), {.beta = 0.5});
+    const al::pair_stats u = al::pair_loss<user_losses::slic_hinge>(b.outputs(), b.inputs(), {.beta = 0.5, .delta = 1});
+    const double ulp = std::numeric_limits<T>::epsilon();
+    CHECK(h.loss == doctest::Approx(u.loss).epsilon(1e-12));
+    CHECK(lib.losses == b.losses);
+    CHECK(rel_norm(d(lib.dc), d(b.dc)) <= ulp);
+    CHECK(rel_norm(d(lib.dr), d(b.dr)) <= ulp);
+
+    // the driver's checks apply to a user's policy as to the library's
+    auto bad = b;
+    bad.rr.pop_back();
+    CHECK_THROWS_WITH_AS(al::pair_loss<user_losses::slic_hinge>(bad.outputs(), bad.inputs(), cfg),
+                         "pair_loss(slic_hinge): ref_rejected has 36 entries but chosen has 37", llm::error);
+}
+
+TEST_CASE("align losses: an unpaired loss defined outside llm:: runs through unpaired_loss") {
+    const std::vector<double> x{-3, -5, -2}, ref{-4, -4, -4};
+    const std::vector<std::uint8_t> des{1, 0, 1};
+    std::vector<double> l(3), rw(3), dx(3);
+    const al::kto_config c{.beta = 0.5, .desirable_weight = 2.0};
+    const al::unpaired_stats s = run_unpaired<user_losses::squared_unpaired>(c, x, ref, des, l, rw, dx);
+    double loss = 0;
+    for (std::size_t i = 0; i < 3; ++i) {
+        const double e = 0.5 * (x[i] - ref[i]) - (des[i] != 0 ? 1.0 : -1.0);
+        const double w = des[i] != 0 ? 2.0 : 1.0;
+        CHECK(l[i] == doctest::Approx(w * e * e).epsilon(1e-15));
+        CHECK(dx[i] == doctest::Approx(w * 2 * 0.5 * e / 3).epsilon(1e-15));
+        loss += w * e * e / 3;
+    }
+    CHECK(s.loss == doctest::Approx(loss).epsilon(1e-15));
 }

@@ -48,23 +48,23 @@ TEST_CASE("sequence_logprobs: a broadcast batch whose row count wraps is llm::er
     llm::parallel::sequential seq;
     const broadcast_batch x;
     // B * S = 2^64 wraps to 0: the plain product would make an empty row list (and a 2^64-step mask loop).
-    CHECK_THROWS_WITH_AS(llm::align::sequence_logprobs(seq, x.logits(two_32, two_32), x.labels(two_32, two_32),
-                                                       x.mask(two_32, two_32), llm::align::logprob_outputs<float>{}),
+    CHECK_THROWS_WITH_AS(llm::align::sequence_logprobs(llm::align::logprob_outputs<float>{}, {}, x.logits(two_32, two_32),
+                                                       x.labels(two_32, two_32), x.mask(two_32, two_32), seq),
                          "sequence_logprobs: the rows B * S = 4294967296 * 4294967296 overflows std::size_t", llm::error);
     // 2^62 rows of 16 bytes of workspace: the byte count overflows.
-    CHECK_THROWS_WITH_AS(llm::align::sequence_logprobs(seq, x.logits(two_62, 1), x.labels(two_62, 1), x.mask(two_62, 1),
-                                                       llm::align::logprob_outputs<float>{}),
+    CHECK_THROWS_WITH_AS(llm::align::sequence_logprobs(llm::align::logprob_outputs<float>{}, {}, x.logits(two_62, 1),
+                                                       x.labels(two_62, 1), x.mask(two_62, 1), seq),
                          doctest::Contains("sequence_logprobs: the per-row workspace = 4611686018427387904 * 16 overflows"),
                          llm::error);
     // S = 0: no rows, but 2^62 token counts would be allocated before the empty-mask check.
-    CHECK_THROWS_WITH_AS(llm::align::sequence_logprobs(seq, x.logits(two_62, 0), x.labels(two_62, 0), x.mask(two_62, 0),
-                                                       llm::align::logprob_outputs<float>{}),
+    CHECK_THROWS_WITH_AS(llm::align::sequence_logprobs(llm::align::logprob_outputs<float>{}, {}, x.logits(two_62, 0),
+                                                       x.labels(two_62, 0), x.mask(two_62, 0), seq),
                          doctest::Contains("sequence_logprobs: the token counts = 4611686018427387904 * 8 overflows"),
                          llm::error);
     // A small broadcast batch still works: every row is the same, log-prob log(1/4) each.
     std::vector<float> sum(3);
-    llm::align::sequence_logprobs(seq, x.logits(3, 2), x.labels(3, 2), x.mask(3, 2),
-                                  llm::align::logprob_outputs<float>{.sum = {sum.data(), 3}});
+    llm::align::sequence_logprobs(llm::align::logprob_outputs<float>{.sum = {sum.data(), 3}}, {}, x.logits(3, 2),
+                                  x.labels(3, 2), x.mask(3, 2), seq);
     for (const float s : sum) {
         CHECK(s == doctest::Approx(2.0 * std::log(0.25)).epsilon(1e-6));
     }
@@ -80,8 +80,8 @@ TEST_CASE("sequence_logprobs_backward: the same row-count check runs before the 
     const auto lse_v = llm::tensor_view<const float, dims<2>>(&lse, two_32, two_32);
     const auto d_sum_v = llm::tensor_view<const double, dims<1>>(&d_sum, 1);
     const auto d_v = llm::tensor_view<float, dims<3>, llm::layout_strided>(&dlogit, strided3(dims<3>(two_32, two_32, 4), {0, 0, 1}));
-    CHECK_THROWS_WITH_AS(llm::align::sequence_logprobs_backward(seq, x.logits(two_32, two_32), x.labels(two_32, two_32),
-                                                                x.mask(two_32, two_32), lse_v, d_sum_v, {}, d_v),
+    CHECK_THROWS_WITH_AS(llm::align::sequence_logprobs_backward(d_v, lse_v, d_sum_v, {}, x.logits(two_32, two_32),
+                                                                x.labels(two_32, two_32), x.mask(two_32, two_32), seq),
                          "sequence_logprobs_backward: the rows B * S = 4294967296 * 4294967296 overflows std::size_t",
                          llm::error);
 }

@@ -2,7 +2,7 @@
 // CPO: reference-free sigmoid preference loss on summed log-probs plus the chosen responses' NLL.
 #pragma once
 
-#include <llm/align/detail/pair_io.hpp>
+#include <llm/align/detail/pair_loops.hpp>
 #include <llm/align/dpo.hpp>
 #include <llm/core/error.hpp>
 
@@ -25,7 +25,7 @@ struct cpo_config {
 /// CPO: z = beta (chosen - rejected), loss = -(1-eps) log sigmoid(z) - eps log sigmoid(-z), plus
 /// cpo_alpha * NLL of the chosen tokens (-sum(chosen) / sum(chosen_tokens)). Rewards beta * chosen,
 /// beta * rejected. Needs token counts (> 0) when cpo_alpha > 0; ignores reference log-probs.
-/// Example: `llm::align::pair_loss<llm::align::cpo>({.beta = 0.1, .cpo_alpha = 1.0}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::cpo>(out, in, {.beta = 0.1, .cpo_alpha = 1.0});`
 struct cpo {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
@@ -41,19 +41,19 @@ struct cpo {
               " must be >= 0");
     }
     template <class T>
-    static detail::pair_terms evaluate(const cpo_config& c, const detail::pair_io<T>& io) {
+    static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const cpo_config& c) {
         if (c.cpo_alpha != 0) {
-            detail::require_tokens(name, io, false);
+            detail::require_tokens(name, in, false);
         }
         const T beta = static_cast<T>(c.beta);
         const T eps = static_cast<T>(c.label_smoothing);
-        const double loss = detail::mean_over_pairs(io, [&](std::size_t i) {
-            io.chosen_rewards[i] = beta * io.chosen[i];
-            io.rejected_rewards[i] = beta * io.rejected[i];
-            const auto v = detail::smoothed_logistic(beta * (io.chosen[i] - io.rejected[i]), eps);
-            return detail::pair_value<T>{v.loss, beta * v.d_chosen, -beta * v.d_chosen};
+        const double loss = detail::mean_over_pairs(out, in, [&](std::size_t i) {
+            out.chosen_rewards(i) = beta * in.chosen(i);
+            out.rejected_rewards(i) = beta * in.rejected(i);
+            const auto v = detail::smoothed_logistic(beta * (in.chosen(i) - in.rejected(i)), eps);
+            return pair_value<T>{v.loss, beta * v.d_chosen, -beta * v.d_chosen};
         });
-        const double nll = c.cpo_alpha != 0 ? detail::add_chosen_nll(io, c.cpo_alpha) : 0.0;
+        const double nll = c.cpo_alpha != 0 ? detail::add_chosen_nll(out, in, c.cpo_alpha) : 0.0;
         return {loss + c.cpo_alpha * nll, nll};
     }
     ///@}

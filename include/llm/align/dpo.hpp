@@ -3,7 +3,7 @@
 #pragma once
 
 #include <llm/core/checked.hpp>
-#include <llm/align/detail/pair_io.hpp>
+#include <llm/align/detail/pair_loops.hpp>
 #include <llm/align/pair_loss.hpp>
 #include <llm/core/error.hpp>
 #include <llm/core/math.hpp>
@@ -68,17 +68,14 @@ struct dpo_elementwise {
     static void validate(const dpo_config& c) { validate_dpo(Derived::name, c); }
 
     template <class T>
-    static pair_terms evaluate(const dpo_config& c, const pair_io<T>& io) {
+    static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
         if constexpr (Derived::needs_tokens) {
-            require_tokens(Derived::name, io, true);
+            require_tokens(Derived::name, in, true);
         }
-        log_ratio_rewards(io, static_cast<T>(c.beta));
-        const auto tokens = [](const std::size_t* p, std::size_t i) {
-            return p != nullptr ? static_cast<T>(p[i]) : T(0);
-        };
-        return {mean_over_pairs(io, [&](std::size_t i) {
-            return Derived::pair(c, io.chosen[i] - io.ref_c(i), io.rejected[i] - io.ref_r(i),
-                                 tokens(io.chosen_tokens, i), tokens(io.rejected_tokens, i));
+        log_ratio_rewards(out, in, static_cast<T>(c.beta));
+        return {mean_over_pairs(out, in, [&](std::size_t i) {
+            return Derived::pair(c, in.chosen_log_ratio(i), in.rejected_log_ratio(i),
+                                 token_count<T>(in.chosen_tokens, i), token_count<T>(in.rejected_tokens, i));
         })};
     }
 };
@@ -88,7 +85,7 @@ struct dpo_elementwise {
 /// loss_type "sigmoid": -log sigmoid(z) (DPO); with label_smoothing eps, cDPO's
 /// -(1-eps) log sigmoid(z) - eps log sigmoid(-z); with rdpo_alpha, z -= alpha * (|y_w| - |y_l|) (R-DPO,
 /// needs token counts).
-/// Example: `llm::align::pair_loss<llm::align::dpo_sigmoid>({.beta = 0.1}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_sigmoid>(out, in, {.beta = 0.1});`
 struct dpo_sigmoid : detail::dpo_elementwise<dpo_sigmoid> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
@@ -98,15 +95,15 @@ struct dpo_sigmoid : detail::dpo_elementwise<dpo_sigmoid> {
         detail::validate_smoothing_below_half(name, c);
     }
     template <class T>
-    static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
+    static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
         if (c.rdpo_alpha != 0) {
-            detail::require_tokens(name, io, true);
+            detail::require_tokens(name, in, true);
         }
-        return dpo_elementwise::evaluate(c, io);
+        return dpo_elementwise::evaluate(out, in, c);
     }
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
         const T beta = static_cast<T>(c.beta);
         const T z = beta * (x - y) - static_cast<T>(c.rdpo_alpha) * (lc - lr);
         const auto v = detail::smoothed_logistic(z, static_cast<T>(c.label_smoothing));
@@ -116,25 +113,25 @@ struct dpo_sigmoid : detail::dpo_elementwise<dpo_sigmoid> {
 };
 
 /// loss_type "hinge" (SLiC): relu(1 - z).
-/// Example: `llm::align::pair_loss<llm::align::dpo_hinge>({.beta = 1.0}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_hinge>(out, in, {.beta = 1.0});`
 struct dpo_hinge : detail::dpo_elementwise<dpo_hinge> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "hinge";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T m = T(1) - beta * (x - y);
         // relu'(0) = 0, as torch.relu's backward
-        return m > T(0) ? detail::pair_value<T>{m, -beta, beta} : detail::pair_value<T>{T(0), T(0), T(0)};
+        return m > T(0) ? pair_value<T>{m, -beta, beta} : pair_value<T>{T(0), T(0), T(0)};
     }
     ///@}
 };
 
 /// loss_type "ipo": (x / |y_w| - y / |y_l| - 1 / (2 beta))^2, TRL 1.x's length-normalised IPO
 /// (token counts clamped to >= 1; needs token counts).
-/// Example: `llm::align::pair_loss<llm::align::dpo_ipo>({.beta = 0.5}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_ipo>(out, in, {.beta = 0.5});`
 struct dpo_ipo : detail::dpo_elementwise<dpo_ipo> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
@@ -142,7 +139,7 @@ struct dpo_ipo : detail::dpo_elementwise<dpo_ipo> {
     static constexpr bool needs_tokens = true;
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
         const T mc = std::max(lc, T(1));
         const T mr = std::max(lr, T(1));
         const T d = x / mc - y / mr - T(1) / (T(2) * static_cast<T>(c.beta));
@@ -153,7 +150,7 @@ struct dpo_ipo : detail::dpo_elementwise<dpo_ipo> {
 
 /// loss_type "exo_pair" (EXO eq. 16): KL(softmax(z) || [1-eps, eps]) over {chosen, rejected};
 /// label_smoothing = eps in (0, 1) (the paper suggests 1e-3).
-/// Example: `llm::align::pair_loss<llm::align::dpo_exo_pair>({.beta = 0.1, .label_smoothing = 1e-3}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_exo_pair>(out, in, {.beta = 0.1, .label_smoothing = 1e-3});`
 struct dpo_exo_pair : detail::dpo_elementwise<dpo_exo_pair> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
@@ -165,7 +162,7 @@ struct dpo_exo_pair : detail::dpo_elementwise<dpo_exo_pair> {
     }
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         using std::log;
         using std::log1p;
         const T beta = static_cast<T>(c.beta);
@@ -185,14 +182,14 @@ struct dpo_exo_pair : detail::dpo_elementwise<dpo_exo_pair> {
 };
 
 /// loss_type "nca_pair" (NCA): -log sigmoid(beta x) - 0.5 log sigmoid(-beta x) - 0.5 log sigmoid(-beta y).
-/// Example: `llm::align::pair_loss<llm::align::dpo_nca_pair>({}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_nca_pair>(out, in);`
 struct dpo_nca_pair : detail::dpo_elementwise<dpo_nca_pair> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "nca_pair";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T a = beta * x;
         const T b = beta * y;
@@ -204,7 +201,7 @@ struct dpo_nca_pair : detail::dpo_elementwise<dpo_nca_pair> {
 
 /// loss_type "robust" (rDPO): ((1-eps)(-log sigmoid(z)) + eps log sigmoid(-z)) / (1 - 2 eps),
 /// eps = label_smoothing in [0, 0.5), the flip probability.
-/// Example: `llm::align::pair_loss<llm::align::dpo_robust>({.label_smoothing = 0.1}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_robust>(out, in, {.label_smoothing = 0.1});`
 struct dpo_robust : detail::dpo_elementwise<dpo_robust> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
@@ -215,7 +212,7 @@ struct dpo_robust : detail::dpo_elementwise<dpo_robust> {
     }
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T eps = static_cast<T>(c.label_smoothing);
         const T z = beta * (x - y);
@@ -228,14 +225,14 @@ struct dpo_robust : detail::dpo_elementwise<dpo_robust> {
 };
 
 /// loss_type "bco_pair" (BCO, as TRL 1.x: no running reward shift): -log sigmoid(beta x) - log sigmoid(-beta y).
-/// Example: `llm::align::pair_loss<llm::align::dpo_bco_pair>({}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_bco_pair>(out, in);`
 struct dpo_bco_pair : detail::dpo_elementwise<dpo_bco_pair> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "bco_pair";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T a = beta * x;
         const T b = beta * y;
@@ -246,14 +243,14 @@ struct dpo_bco_pair : detail::dpo_elementwise<dpo_bco_pair> {
 };
 
 /// loss_type "sppo_hard" (SPPO with hard labels): (x - 1/(2 beta))^2 + (y + 1/(2 beta))^2.
-/// Example: `llm::align::pair_loss<llm::align::dpo_sppo_hard>({}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_sppo_hard>(out, in);`
 struct dpo_sppo_hard : detail::dpo_elementwise<dpo_sppo_hard> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "sppo_hard";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T half_inv_beta = T(0.5) / static_cast<T>(c.beta);
         const T dw = x - half_inv_beta;
         const T dl = y + half_inv_beta;
@@ -263,14 +260,14 @@ struct dpo_sppo_hard : detail::dpo_elementwise<dpo_sppo_hard> {
 };
 
 /// loss_type "apo_zero" (APO eq. 7): 1 - sigmoid(beta x) + sigmoid(beta y).
-/// Example: `llm::align::pair_loss<llm::align::dpo_apo_zero>({}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_apo_zero>(out, in);`
 struct dpo_apo_zero : detail::dpo_elementwise<dpo_apo_zero> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "apo_zero";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T sa = sigmoid(beta * x);
         const T sb = sigmoid(beta * y);
@@ -281,14 +278,14 @@ struct dpo_apo_zero : detail::dpo_elementwise<dpo_apo_zero> {
 };
 
 /// loss_type "apo_down" (APO eq. 8): sigmoid(beta x) + 1 - sigmoid(z).
-/// Example: `llm::align::pair_loss<llm::align::dpo_apo_down>({}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_apo_down>(out, in);`
 struct dpo_apo_down : detail::dpo_elementwise<dpo_apo_down> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "apo_down";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T a = beta * x;
         const T z = beta * (x - y);
@@ -304,7 +301,7 @@ struct dpo_apo_down : detail::dpo_elementwise<dpo_apo_down> {
 /// loss_type "discopop" (DiscoPOP / LRML eq. 5): with m = sigmoid(z / tau),
 /// -log sigmoid(z) (1 - m) + exp(-z) m; the second term is evaluated as exp(-z + log sigmoid(z/tau)),
 /// so it stays finite where TRL's literal form gives inf * 0 (z << 0) whenever tau <= 1.
-/// Example: `llm::align::pair_loss<llm::align::dpo_discopop>({.discopop_tau = 0.05}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_discopop>(out, in, {.discopop_tau = 0.05});`
 struct dpo_discopop : detail::dpo_elementwise<dpo_discopop> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
@@ -316,7 +313,7 @@ struct dpo_discopop : detail::dpo_elementwise<dpo_discopop> {
     }
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T tau = static_cast<T>(c.discopop_tau);
         const T z = beta * (x - y);
@@ -334,7 +331,7 @@ struct dpo_discopop : detail::dpo_elementwise<dpo_discopop> {
 
 /// loss_type "sigmoid_norm": -log sigmoid(beta (x / |y_w| - y / |y_l|)) (token counts clamped to
 /// >= 1; needs token counts).
-/// Example: `llm::align::pair_loss<llm::align::dpo_sigmoid_norm>({}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_sigmoid_norm>(out, in);`
 struct dpo_sigmoid_norm : detail::dpo_elementwise<dpo_sigmoid_norm> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
@@ -342,7 +339,7 @@ struct dpo_sigmoid_norm : detail::dpo_elementwise<dpo_sigmoid_norm> {
     static constexpr bool needs_tokens = true;
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
     template <class T>
-    static detail::pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
+    static pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
         const T beta = static_cast<T>(c.beta);
         const T mc = std::max(lc, T(1));
         const T mr = std::max(lr, T(1));
@@ -369,28 +366,32 @@ std::vector<std::size_t> argsort(std::size_t n, Key key) {
 // the pair that supplied u's k-th smallest (chosen +, rejected -) and, for aot_unpaired, to the
 // pair that supplied v's k-th smallest rejected entry.
 template <class T, class U, class V>
-pair_terms aot_evaluate(const dpo_config& c, const pair_io<T>& io, U u, V v, bool v_is_rejected) {
-    log_ratio_rewards(io, static_cast<T>(c.beta));
-    const auto pu = argsort(io.n, u);
-    const auto pv = argsort(io.n, v);
+pair_terms aot_evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c, U u, V v,
+                        bool v_is_rejected) {
+    log_ratio_rewards(out, in, static_cast<T>(c.beta));
+    const std::size_t n = in.size();
+    const auto pu = argsort(n, u);
+    const auto pv = argsort(n, v);
     const T beta = static_cast<T>(c.beta);
-    const T inv_n = T(1) / static_cast<T>(io.n);
-    std::fill(io.d_chosen, io.d_chosen + io.n, T(0));
-    std::fill(io.d_rejected, io.d_rejected + io.n, T(0));
+    const T inv_n = T(1) / static_cast<T>(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        out.d_chosen(i) = T(0);
+        out.d_rejected(i) = T(0);
+    }
     double sum = 0;
-    for (std::size_t k = 0; k < io.n; ++k) {
+    for (std::size_t k = 0; k < n; ++k) {
         const auto l = smoothed_logistic(beta * (u(pu[k]) - v(pv[k])), static_cast<T>(c.label_smoothing));
-        io.losses[k] = l.loss;
+        out.losses(k) = l.loss;
         sum += static_cast<double>(l.loss);
         const T g = beta * l.d_chosen * inv_n;
-        io.d_chosen[pu[k]] += g;
+        out.d_chosen(pu[k]) += g;
         if (v_is_rejected) {
-            io.d_rejected[pv[k]] -= g;
+            out.d_rejected(pv[k]) -= g;
         } else {
-            io.d_rejected[pu[k]] -= g;
+            out.d_rejected(pu[k]) -= g;
         }
     }
-    return {sum / static_cast<double>(io.n)};
+    return {sum / static_cast<double>(n)};
 }
 
 template <class Derived>
@@ -409,52 +410,56 @@ struct dpo_batchwise {
 /// loss_type "aot" (AOT, paired): sort the policy log-ratios (chosen - rejected) and the reference
 /// log-ratios separately and apply the smoothed logistic loss to beta * (their difference) rank by
 /// rank. Per-example loss k belongs to rank k.
-/// Example: `llm::align::pair_loss<llm::align::dpo_aot>({}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_aot>(out, in);`
 struct dpo_aot : detail::dpo_batchwise<dpo_aot> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "aot";
     template <class T>
-    static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
+    static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
         return detail::aot_evaluate(
-            c, io, [&](std::size_t i) { return io.chosen[i] - io.rejected[i]; },
-            [&](std::size_t i) { return io.ref_c(i) - io.ref_r(i); }, false);
+            out, in, c, [&](std::size_t i) { return in.chosen(i) - in.rejected(i); },
+            [&](std::size_t i) { return in.reference_chosen(i) - in.reference_rejected(i); }, false);
     }
     ///@}
 };
 
 /// loss_type "aot_unpaired" (TRL 0.x "aot_pair"): sort the chosen log-ratios x and the rejected
 /// log-ratios y separately and apply the smoothed logistic loss to beta * (x_(k) - y_(k)).
-/// Example: `llm::align::pair_loss<llm::align::dpo_aot_unpaired>({}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_aot_unpaired>(out, in);`
 struct dpo_aot_unpaired : detail::dpo_batchwise<dpo_aot_unpaired> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "aot_unpaired";
     template <class T>
-    static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
+    static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
         return detail::aot_evaluate(
-            c, io, [&](std::size_t i) { return io.chosen[i] - io.ref_c(i); },
-            [&](std::size_t i) { return io.rejected[i] - io.ref_r(i); }, true);
+            out, in, c, [&](std::size_t i) { return in.chosen_log_ratio(i); },
+            [&](std::size_t i) { return in.rejected_log_ratio(i); }, true);
     }
     ///@}
 };
 
 /// loss_type "sft": the token-mean NLL of the chosen responses, -sum(chosen) / sum(chosen_tokens),
 /// every per-example entry equal to it (TRL expands the scalar). Needs token counts (> 0).
-/// Example: `llm::align::pair_loss<llm::align::dpo_sft>({}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::dpo_sft>(out, in);`
 struct dpo_sft : detail::dpo_batchwise<dpo_sft> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "sft";
     static constexpr bool needs_tokens = true;
     template <class T>
-    static detail::pair_terms evaluate(const dpo_config& c, const detail::pair_io<T>& io) {
-        detail::require_tokens(name, io, false);
-        detail::log_ratio_rewards(io, static_cast<T>(c.beta));
-        std::fill(io.d_chosen, io.d_chosen + io.n, T(0));
-        std::fill(io.d_rejected, io.d_rejected + io.n, T(0));
-        const double nll = detail::add_chosen_nll(io, 1.0);
-        std::fill(io.losses, io.losses + io.n, static_cast<T>(nll));
+    static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
+        detail::require_tokens(name, in, false);
+        detail::log_ratio_rewards(out, in, static_cast<T>(c.beta));
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            out.d_chosen(i) = T(0);
+            out.d_rejected(i) = T(0);
+        }
+        const double nll = detail::add_chosen_nll(out, in, 1.0);
+        for (std::size_t i = 0; i < in.size(); ++i) {
+            out.losses(i) = static_cast<T>(nll);
+        }
         return {nll, nll};
     }
     ///@}

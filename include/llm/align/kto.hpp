@@ -2,8 +2,10 @@
 // KTO and unpaired APO-zero: losses on unpaired desirable/undesirable examples with a supplied KL estimate.
 #pragma once
 
-#include <llm/core/math.hpp>
+#include <llm/align/concepts.hpp>
 #include <llm/core/error.hpp>
+#include <llm/core/math.hpp>
+#include <llm/tensor/concepts.hpp>
 #include <llm/tensor/tensor_view.hpp>
 
 #include <cmath>
@@ -27,14 +29,22 @@ struct kto_config {
 };
 
 /// One example's loss before its weight, and its slope w.r.t. the policy log-prob.
-template <class T>
+/// Template parameters:
+///   T — float or double.
+/// Example: `return llm::align::unpaired_value<T>{loss, slope};`
+template <float_or_double T>
 struct unpaired_value {
     T loss;   ///< unweighted loss of the example
     T slope;  ///< d(loss) / d(r), r = logp - ref_logp
 };
 
-/// An unpaired loss policy: `value(cfg, r, desirable)` gives the unweighted loss of an example
-/// with log-ratio r = logp - ref_logp and its slope w.r.t. r. Policies: kto, apo_zero_unpaired.
+/// An unpaired loss policy: a type, written anywhere (in your own namespace too), with
+///   name                      — a std::string_view naming the loss in messages;
+///   value(cfg, r, desirable)  — for T = float and double: the unweighted loss of an example
+///                               with log-ratio r = logp - ref_logp (a T), and its slope w.r.t.
+///                               r, as an unpaired_value<T>; cfg is a kto_config.
+/// unpaired_loss applies the weights, the mean and the rewards. Policies: kto, apo_zero_unpaired.
+/// Example: `static_assert(llm::align::unpaired_loss_policy<llm::align::kto>);`
 template <class L>
 concept unpaired_loss_policy = requires(const kto_config& c, double r, float rf, bool d) {
     { L::name } -> std::convertible_to<std::string_view>;
@@ -43,7 +53,7 @@ concept unpaired_loss_policy = requires(const kto_config& c, double r, float rf,
 };
 
 /// KTO (eq. 7): desirable 1 - sigmoid(beta (r - kl)), undesirable 1 - sigmoid(beta (kl - r)).
-/// Example: `llm::align::unpaired_loss<llm::align::kto>({.beta = 0.1, .kl = kl}, in, out);`
+/// Example: `llm::align::unpaired_loss<llm::align::kto>(out, in, {.beta = 0.1, .kl = kl});`
 struct kto {
     /// Members required by llm::align::unpaired_loss_policy; see it for their contracts.
     ///@{
@@ -60,7 +70,7 @@ struct kto {
 };
 
 /// loss_type "apo_zero_unpaired": desirable 1 - sigmoid(beta r), undesirable sigmoid(beta r); ignores kl.
-/// Example: `llm::align::unpaired_loss<llm::align::apo_zero_unpaired>({.beta = 0.1}, in, out);`
+/// Example: `llm::align::unpaired_loss<llm::align::apo_zero_unpaired>(out, in, {.beta = 0.1});`
 struct apo_zero_unpaired {
     /// Members required by llm::align::unpaired_loss_policy; see it for their contracts.
     ///@{
@@ -80,20 +90,21 @@ struct apo_zero_unpaired {
 ///   desirable: nonzero for a desirable (chosen) example, 0 for an undesirable one.
 /// Template parameters:
 ///   T — float or double.
-/// Example: `llm::align::unpaired_batch<float> in{logps, ref_logps, labels};`
-template <class T>
-struct unpaired_batch {
+/// Example: `llm::align::unpaired_inputs<float> in{logps, ref_logps, labels};`
+template <float_or_double T>
+struct unpaired_inputs {
     tensor_view<const T, dims<1>> logps{};                    ///< (N) policy log-probs
     tensor_view<const T, dims<1>> ref_logps{};                ///< (N) reference log-probs
     tensor_view<const std::uint8_t, dims<1>> desirable{};     ///< (N) nonzero = desirable
 };
 
-/// Outputs of an unpaired loss, each (N), all written: per-example weighted losses (their mean is
-/// the batch loss), rewards beta * (logps - ref_logps), and d(batch loss) / d(logps[i]).
+/// Outputs of an unpaired loss, each (N), all written (set, not accumulated: the loss and the
+/// seed of the backward pass): per-example weighted losses (their mean is the batch loss),
+/// rewards beta * (logps - ref_logps), and d(batch loss) / d(logps[i]).
 /// Template parameters:
 ///   T — float or double.
 /// Example: `llm::align::unpaired_outputs<float> out{losses, rewards, d_logps};`
-template <class T>
+template <float_or_double T>
 struct unpaired_outputs {
     tensor_view<T, dims<1>> losses{};   ///< (N) weighted per-example losses
     tensor_view<T, dims<1>> rewards{};  ///< (N) beta * (logps - ref_logps)
@@ -114,18 +125,19 @@ struct unpaired_stats {
 };
 
 /// TRL's KL estimate for KTO: max(0, mean(kl_logps - ref_kl_logps)) over the mismatched
-/// (prompt, other completion) pairs. Shapes: both (M), M >= 1.
-/// Template parameters:
-///   T — float or double.
-/// Example: `cfg.kl = llm::align::kto_kl_estimate<float>(kl_logps, ref_kl_logps);`
-template <class T>
-double kto_kl_estimate(tensor_view<const T, dims<1>> kl_logps, tensor_view<const T, dims<1>> ref_kl_logps) {
-    check(kl_logps.size() > 0, "kto_kl_estimate: kl_logps is empty");
-    check(kl_logps.size() == ref_kl_logps.size(), "kto_kl_estimate: kl_logps has ", kl_logps.size(),
-          " entries but ref_kl_logps has ", ref_kl_logps.size());
+/// (prompt, other completion) pairs. Shapes: both (M), M >= 1, float or double, any strides.
+/// Example: `cfg.kl = llm::align::kto_kl_estimate(kl_logps, ref_kl_logps);`
+template <class KL, class RefKL>
+    requires float_or_double_view<KL, 1> && float_or_double_view<RefKL, 1>
+double kto_kl_estimate(KL&& kl_logps, RefKL&& ref_kl_logps) {
+    const std::size_t m = kl_logps.extent(0);
+    check(m > 0, "kto_kl_estimate: kl_logps is empty");
+    check(m == ref_kl_logps.extent(0), "kto_kl_estimate: kl_logps has ", m, " entries but ref_kl_logps has ",
+          ref_kl_logps.extent(0));
     double sum = 0;
-    for (std::size_t i = 0; i < kl_logps.size(); ++i) {
-        sum += static_cast<double>(kl_logps.data()[i]) - static_cast<double>(ref_kl_logps.data()[i]);
+    for (std::size_t i = 0; i < m; ++i) {
+        sum += static_cast<double>(kl_logps.data()[i * kl_logps.stride(0)]) -
+               static_cast<double>(ref_kl_logps.data()[i * ref_kl_logps.stride(0)]);
     }
     check(std::isfinite(sum), "kto_kl_estimate: the log-probs are not finite");
     const double kl = sum / static_cast<double>(kl_logps.size());
@@ -134,17 +146,17 @@ double kto_kl_estimate(tensor_view<const T, dims<1>> kl_logps, tensor_view<const
 
 /// Computes the unpaired loss L: weighted per-example losses, rewards and gradients w.r.t. the
 /// policy log-probs; returns what TRL logs.
+/// Arguments, in the library's order (outputs, inputs, options): out (see unpaired_outputs),
+/// in (see unpaired_inputs), cfg (default: TRL's KTOConfig defaults with kl = 0).
 /// Shapes: every input and output (N).
 /// Throws llm::error on mismatched sizes, N = 0, non-finite inputs, beta <= 0, negative weights,
 /// a negative or non-finite kl.
 /// Template parameters:
-///   L — an unpaired_loss_policy (kto, apo_zero_unpaired);
-///   T — float or double.
-/// Example: `auto s = llm::align::unpaired_loss<llm::align::kto>({.beta = 0.1, .kl = 0.3}, in, out);`
-template <class L, class T>
-unpaired_stats unpaired_loss(const kto_config& c, const unpaired_batch<T>& in, const unpaired_outputs<T>& out) {
-    static_assert(unpaired_loss_policy<L>, "unpaired_loss: L must be an unpaired loss policy (kto, apo_zero_unpaired)");
-    static_assert(std::same_as<T, float> || std::same_as<T, double>, "unpaired_loss: T must be float or double");
+///   L — an unpaired_loss_policy (kto, apo_zero_unpaired, or your own);
+///   T — float or double (deduced).
+/// Example: `auto s = llm::align::unpaired_loss<llm::align::kto>(out, in, {.beta = 0.1, .kl = 0.3});`
+template <unpaired_loss_policy L, float_or_double T>
+unpaired_stats unpaired_loss(const unpaired_outputs<T>& out, const unpaired_inputs<T>& in, const kto_config& c = {}) {
     const std::string_view fn = L::name;
     check(std::isfinite(c.beta) && c.beta > 0, "unpaired_loss(", fn, "): beta = ", c.beta, " must be > 0");
     check(std::isfinite(c.desirable_weight) && c.desirable_weight >= 0, "unpaired_loss(", fn,

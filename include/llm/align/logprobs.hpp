@@ -2,59 +2,46 @@
 // Sequence log-probs from logits (fused log-softmax + gather, fp32/bf16) and the one-pass logits gradient.
 #pragma once
 
+#include <llm/align/concepts.hpp>
 #include <llm/align/cpu.hpp>
 #include <llm/core/bf16.hpp>
 #include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 #include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/policy.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/simd/simd.hpp>
+#include <llm/tensor/concepts.hpp>
 #include <llm/tensor/tensor_view.hpp>
 
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace llm::align {
 
-/// Outputs of sequence_logprobs. Every view may be left empty (size 0) when not wanted.
+/// Per-sequence outputs of sequence_logprobs. Every view may be left empty (size 0) when not
+/// wanted.
 ///   sum    (B): sum over the masked-in tokens of log softmax(logits[b, t])[labels[b, t]];
 ///   mean   (B): sum / tokens (SimPO's and ORPO's length-normalised log-prob);
-///   tokens (B): number of masked-in tokens;
-///   lse (B, S): log-sum-exp of every row, what sequence_logprobs_backward needs (masked-out
-///               rows are not computed and get 0).
+///   tokens (B): number of masked-in tokens.
+/// The per-row log-sum-exp the backward needs is not here: it is saved state, the call's
+/// second argument.
 /// Template parameters:
 ///   Out — float or double, the type of sum and mean.
-/// Example: `llm::align::logprob_outputs<float> out{.sum = sums, .tokens = counts, .lse = lse};`
-template <class Out = float>
+/// Example: `llm::align::logprob_outputs<float> out{.sum = sums, .tokens = counts};`
+template <float_or_double Out = float>
 struct logprob_outputs {
-    tensor_view<Out, dims<1>> sum{};            ///< (B) summed log-probs of the masked-in tokens
-    tensor_view<Out, dims<1>> mean{};           ///< (B) sum / tokens
-    tensor_view<std::size_t, dims<1>> tokens{}; ///< (B) number of masked-in tokens
-    tensor_view<float, dims<2>> lse{};          ///< (B, S) row log-sum-exp, 0 for masked-out rows
+    tensor_view<Out, dims<1>> sum{};             ///< (B) summed log-probs of the masked-in tokens
+    tensor_view<Out, dims<1>> mean{};            ///< (B) sum / tokens
+    tensor_view<std::size_t, dims<1>> tokens{};  ///< (B) number of masked-in tokens
 };
 
 namespace detail {
-
-template <class E>
-inline constexpr bool is_logit_type = std::same_as<E, float> || std::same_as<E, llm::bf16>;
-
-// A const, strided rank-R view of any tensor or view, so one code path takes contiguous
-// tensors and slices such as logits[:, :-1] alike.
-template <std::size_t R, class X>
-auto const_strided(const X& x) {
-    const auto v = x.view();
-    using E = typename decltype(v)::value_type;
-    return tensor_view<const E, dims<R>, layout_strided>(v);
-}
-template <std::size_t R, class X>
-auto mutable_strided(const X& x) {
-    const auto v = x.view();
-    using E = typename decltype(v)::element_type;
-    return tensor_view<E, dims<R>, layout_strided>(v);
-}
 
 // Rows of at least this many logits per parallel_for chunk: ~64k logits is 10-30 us of work,
 // far above the ~1 us cost of handing a chunk to the pool.
@@ -95,30 +82,35 @@ std::vector<std::size_t> check_logprob_inputs(const char* fn, const LogitView& l
 
 /// Per-sequence log-probs of the labels under the logits, one fused pass per row: a blocked
 /// online log-sum-exp (one exp per logit) and a gather of the label's logit; no log-softmax is
-/// materialised. Rows whose mask is 0 are not read. Rows run in parallel under `pol`.
-/// Shapes: logits (B, S, V), float or llm::bf16, contiguous along V (rows may be strided, e.g.
-/// a slice logits[:, :-1] against labels[:, 1:]); labels (B, S), any integral type, in [0, V)
-/// where masked in; mask (B, S), integral or bool, nonzero = counted; outputs see
-/// logprob_outputs. Logits must be finite (-inf allowed if a row has a finite entry).
+/// materialised. Rows whose mask is 0 are not read. Rows run in parallel under `exec`.
+/// Arguments, in the library's order (outputs, saved state, inputs, executor):
+///   out    — the per-sequence results (see logprob_outputs), each (B) or empty;
+///   lse    — (B, S) float, saved state for sequence_logprobs_backward: each row's
+///            log-sum-exp, 0 for masked-out rows; may be empty (`{}`) when no backward follows;
+///   logits — (B, S, V), float or llm::bf16, contiguous along V (rows may be strided, e.g. a
+///            slice logits[:, :-1] against labels[:, 1:]); finite (-inf allowed if a row has a
+///            finite entry);
+///   labels — (B, S), any integral type, in [0, V) where masked in;
+///   mask   — (B, S), integral or bool, nonzero = counted;
+///   exec   — an llm::parallel::policy (thread_pool&, sequential{}, ...).
 /// Throws llm::error on mismatched shapes, labels out of range, or a sequence with no
 /// masked-in token (an empty loss mask).
 /// Template parameters:
-///   S      — llm::simd backend (default: the widest available);
-///   Policy — llm::parallel policy (thread_pool, sequential);
-///   Logits, Labels, Mask — tensors or tensor_views of rank 3, 2, 2;
-///   Out    — float or double.
-/// Example: `llm::align::sequence_logprobs(pool, logits, labels, mask, llm::align::logprob_outputs<float>{.sum = s, .lse = lse});`
-template <simd::backend S = simd::default_backend, class Policy, class Logits, class Labels, class Mask, class Out>
-void sequence_logprobs(Policy&& pol, const Logits& logits_in, const Labels& labels_in, const Mask& mask_in,
-                       const logprob_outputs<Out>& out) {
-    const auto logits = detail::const_strided<3>(logits_in);
-    const auto labels = detail::const_strided<2>(labels_in);
-    const auto mask = detail::const_strided<2>(mask_in);
-    using E = typename decltype(logits)::value_type;
-    static_assert(detail::is_logit_type<E>, "sequence_logprobs: logits must hold float or llm::bf16");
-    static_assert(std::integral<typename decltype(labels)::value_type>, "sequence_logprobs: labels must be integral");
-    static_assert(std::integral<typename decltype(mask)::value_type>, "sequence_logprobs: mask must be integral or bool");
-    static_assert(std::same_as<Out, float> || std::same_as<Out, double>, "sequence_logprobs: Out must be float or double");
+///   S — llm::simd backend (default: the widest available); the others are deduced: views
+///       satisfying the concepts named in the requires clause (llm::tensor_view, lvalue
+///       llm::tensor, or a type of your own with data(), extent(r), stride(r), rank()).
+/// Example: `llm::align::sequence_logprobs(llm::align::logprob_outputs<float>{.sum = s}, lse, logits, labels, mask, pool);`
+template <simd::backend S = simd::default_backend, float_or_double Out, class Lse = tensor_view<float, dims<2>>,
+          class Logits, class Labels, class Mask, parallel::policy Exec>
+    requires float_view<Lse, 2> && (!std::is_const_v<view_element_t<Lse>>) && dense_view<Logits, 3> &&
+             integer_view<Labels, 2> && integer_view<Mask, 2>
+void sequence_logprobs(const logprob_outputs<Out>& out, Lse&& lse_in, Logits&& logits_in, Labels&& labels_in,
+                       Mask&& mask_in, Exec&& exec) {
+    const auto lse = detail::strided<2>(lse_in);
+    const auto logits = detail::strided<3>(std::as_const(logits_in));
+    const auto labels = detail::strided<2>(std::as_const(labels_in));
+    const auto mask = detail::strided<2>(std::as_const(mask_in));
+    using E = std::remove_const_t<view_element_t<Logits>>;
     constexpr const char* fn = "sequence_logprobs";
     const std::vector<std::size_t> tokens = detail::check_logprob_inputs(fn, logits, labels, mask);
     const std::size_t B = logits.extent(0), T = logits.extent(1), V = logits.extent(2);
@@ -128,8 +120,9 @@ void sequence_logprobs(Policy&& pol, const Logits& logits_in, const Labels& labe
     optional(out.sum.size(), B, "sum");
     optional(out.mean.size(), B, "mean");
     optional(out.tokens.size(), B, "tokens");
-    check(out.lse.size() == 0 || (out.lse.extent(0) == B && out.lse.extent(1) == T), fn, ": lse is (",
-          out.lse.extent(0), ", ", out.lse.extent(1), ") but logits is (", B, ", ", T, ", ", V, ")");
+    const bool save_lse = lse.size() != 0;
+    check(!save_lse || (lse.extent(0) == B && lse.extent(1) == T), fn, ": lse is (", lse.extent(0), ", ",
+          lse.extent(1), ") but logits is (", B, ", ", T, ", ", V, ")");
 
     std::vector<std::size_t> rows;  // B * T was checked by check_logprob_inputs
     allocating(B * T * sizeof(std::size_t), fn, "the masked-in rows", [&] { rows.reserve(B * T); });
@@ -143,14 +136,14 @@ void sequence_logprobs(Policy&& pol, const Logits& logits_in, const Labels& labe
     // per-row results land in their own slots; the per-sequence sums below run in row order,
     // so the result does not depend on the thread count
     std::vector<double> logp = checked_vector<double>(B * T, fn, "the per-row log-probs");
-    parallel::parallel_for(pol, rows.size(), detail::row_grain(V), [&](std::size_t r0, std::size_t r1) {
+    parallel::parallel_for(exec, rows.size(), detail::row_grain(V), [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
             const std::size_t b = rows[r] / T, t = rows[r] % T;
             const E* x = &logits(b, t, std::size_t{0});
-            const double lse = detail::row_logsumexp<S>(x, V);
-            logp[rows[r]] = static_cast<double>(static_cast<float>(x[labels(b, t)])) - lse;
-            if (out.lse.size() != 0) {
-                out.lse(b, t) = static_cast<float>(lse);
+            const double row_lse = detail::row_logsumexp<S>(x, V);
+            logp[rows[r]] = static_cast<double>(static_cast<float>(x[labels(b, t)])) - row_lse;
+            if (save_lse) {
+                lse(b, t) = static_cast<float>(row_lse);
             }
         }
     });
@@ -158,8 +151,8 @@ void sequence_logprobs(Policy&& pol, const Logits& logits_in, const Labels& labe
         double sum = 0;
         for (std::size_t t = 0; t < T; ++t) {
             sum += logp[b * T + t];
-            if (out.lse.size() != 0 && mask(b, t) == 0) {
-                out.lse(b, t) = 0.0f;
+            if (save_lse && mask(b, t) == 0) {
+                lse(b, t) = 0.0f;
             }
         }
         if (out.sum.size() != 0) {
@@ -175,38 +168,48 @@ void sequence_logprobs(Policy&& pol, const Logits& logits_in, const Labels& labe
 }
 
 /// sequence_logprobs on llm::parallel::default_pool().
-/// Example: `llm::align::sequence_logprobs(logits, labels, mask, out);`
-template <simd::backend S = simd::default_backend, class Logits, class Labels, class Mask, class Out>
-void sequence_logprobs(const Logits& logits, const Labels& labels, const Mask& mask, const logprob_outputs<Out>& out) {
-    sequence_logprobs<S>(parallel::default_pool(), logits, labels, mask, out);
+/// Example: `llm::align::sequence_logprobs(out, lse, logits, labels, mask);`
+template <simd::backend S = simd::default_backend, float_or_double Out, class Lse = tensor_view<float, dims<2>>,
+          class Logits, class Labels, class Mask>
+    requires float_view<Lse, 2> && (!std::is_const_v<view_element_t<Lse>>) && dense_view<Logits, 3> &&
+             integer_view<Labels, 2> && integer_view<Mask, 2>
+void sequence_logprobs(const logprob_outputs<Out>& out, Lse&& lse, Logits&& logits, Labels&& labels, Mask&& mask) {
+    sequence_logprobs<S>(out, std::forward<Lse>(lse), std::forward<Logits>(logits), std::forward<Labels>(labels),
+                         std::forward<Mask>(mask), parallel::default_pool());
 }
 
-/// Gradient of sum_b (d_sum[b] * sum[b] + d_mean[b] * mean[b]) w.r.t. the logits, written in one
-/// pass per row: dlogits[b, t, :] = g_b * (onehot(labels[b, t]) - softmax(logits[b, t])) for
-/// masked-in rows, 0 for masked-out rows, with g_b = d_sum[b] + d_mean[b] / tokens[b].
-/// Shapes: logits, labels, mask as given to sequence_logprobs; lse (B, S) from it; d_sum (B);
-/// d_mean (B) or empty; dlogits (B, S, V), float or llm::bf16, contiguous along V.
+/// Gradient of sum_b (d_sum[b] * sum[b] + d_mean[b] * mean[b]) w.r.t. the logits, ADDED to
+/// dlogits in one pass per row (gradients accumulate, docs/conventions.md; clear them with
+/// llm::zero_grad): dlogits[b, t, :] += g_b * (onehot(labels[b, t]) - softmax(logits[b, t]))
+/// for masked-in rows, with g_b = d_sum[b] + d_mean[b] / tokens[b]; masked-out rows are not
+/// touched.
+/// Arguments, in the library's order (outputs, saved state, inputs, executor):
+///   dlogits — (B, S, V), float or llm::bf16, contiguous along V: accumulated into;
+///   lse     — (B, S) float, from sequence_logprobs on the same logits;
+///   d_sum   — (B) float or double: d(loss) / d(sum[b]), the upstream gradient;
+///   d_mean  — (B) float or double, or empty (`{}`) when the loss did not use the mean;
+///   logits, labels, mask — as given to sequence_logprobs;
+///   exec    — an llm::parallel::policy.
 /// Throws llm::error on mismatched shapes, labels out of range or an empty loss mask.
 /// Template parameters:
-///   S, Policy, Logits, Labels, Mask — as sequence_logprobs;
-///   G — float or double (the per-sequence gradients);
-///   DLogits — a tensor or tensor_view of rank 3 holding float or llm::bf16.
-/// Example: `llm::align::sequence_logprobs_backward(pool, logits, labels, mask, lse, d_sum, {}, dlogits);`
-template <simd::backend S = simd::default_backend, class Policy, class Logits, class Labels, class Mask, class G,
-          class DLogits>
-void sequence_logprobs_backward(Policy&& pol, const Logits& logits_in, const Labels& labels_in, const Mask& mask_in,
-                                tensor_view<const float, dims<2>> lse, tensor_view<const G, dims<1>> d_sum,
-                                tensor_view<const G, dims<1>> d_mean, const DLogits& dlogits_in) {
-    const auto logits = detail::const_strided<3>(logits_in);
-    const auto labels = detail::const_strided<2>(labels_in);
-    const auto mask = detail::const_strided<2>(mask_in);
-    const auto dlogits = detail::mutable_strided<3>(dlogits_in);
-    using E = typename decltype(logits)::value_type;
-    using D = typename decltype(dlogits)::element_type;
-    static_assert(detail::is_logit_type<E>, "sequence_logprobs_backward: logits must hold float or llm::bf16");
-    static_assert(detail::is_logit_type<D>, "sequence_logprobs_backward: dlogits must hold float or llm::bf16");
-    static_assert(std::same_as<G, float> || std::same_as<G, double>,
-                  "sequence_logprobs_backward: d_sum must hold float or double");
+///   S — llm::simd backend; the others are deduced (see sequence_logprobs).
+/// Example: `llm::zero_grad(dlogits); llm::align::sequence_logprobs_backward(dlogits, lse, d_sum, {}, logits, labels, mask, pool);`
+template <simd::backend S = simd::default_backend, class DLogits, class Lse, class DSum,
+          class DMean = tensor_view<const float, dims<1>>, class Logits, class Labels, class Mask,
+          parallel::policy Exec>
+    requires mutable_dense_view<DLogits, 3> && float_view<Lse, 2> && float_or_double_view<DSum, 1> &&
+             float_or_double_view<DMean, 1> && dense_view<Logits, 3> && integer_view<Labels, 2> &&
+             integer_view<Mask, 2>
+void sequence_logprobs_backward(DLogits&& dlogits_in, Lse&& lse_in, DSum&& d_sum_in, DMean&& d_mean_in,
+                                Logits&& logits_in, Labels&& labels_in, Mask&& mask_in, Exec&& exec) {
+    const auto dlogits = detail::strided<3>(dlogits_in);
+    const auto lse = detail::strided<2>(std::as_const(lse_in));
+    const auto d_sum = detail::strided<1>(std::as_const(d_sum_in));
+    const auto d_mean = detail::strided<1>(std::as_const(d_mean_in));
+    const auto logits = detail::strided<3>(std::as_const(logits_in));
+    const auto labels = detail::strided<2>(std::as_const(labels_in));
+    const auto mask = detail::strided<2>(std::as_const(mask_in));
+    using D = view_element_t<DLogits>;
     constexpr const char* fn = "sequence_logprobs_backward";
     const std::vector<std::size_t> tokens = detail::check_logprob_inputs(fn, logits, labels, mask);
     const std::size_t B = logits.extent(0), T = logits.extent(1), V = logits.extent(2);
@@ -221,31 +224,35 @@ void sequence_logprobs_backward(Policy&& pol, const Logits& logits_in, const Lab
     check(dlogits.stride(2) == 1, fn, ": dlogits must be contiguous along the vocab dim (stride ", dlogits.stride(2),
           ")");
 
-    parallel::parallel_for(pol, B * T, detail::row_grain(V), [&](std::size_t r0, std::size_t r1) {
+    parallel::parallel_for(exec, B * T, detail::row_grain(V), [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
             const std::size_t b = r / T, t = r % T;
-            D* d = &dlogits(b, t, std::size_t{0});
             if (mask(b, t) == 0) {
-                std::fill(d, d + V, D(0.0f));
-                continue;
+                continue;  // no log-prob taken here: nothing to add
             }
             double g = static_cast<double>(d_sum(b));
             if (d_mean.size() != 0) {
                 g += static_cast<double>(d_mean(b)) / static_cast<double>(tokens[b]);
             }
-            detail::row_logprob_grad<S>(&logits(b, t, std::size_t{0}), d, V, lse(b, t), static_cast<float>(g),
-                                        static_cast<std::size_t>(labels(b, t)));
+            D* d = &dlogits(b, t, std::size_t{0});
+            detail::row_logprob_grad_add<S>(&logits(b, t, std::size_t{0}), d, V, lse(b, t), static_cast<float>(g),
+                                            static_cast<std::size_t>(labels(b, t)));
         }
     });
 }
 
 /// sequence_logprobs_backward on llm::parallel::default_pool().
-/// Example: `llm::align::sequence_logprobs_backward(logits, labels, mask, lse, d_sum, {}, dlogits);`
-template <simd::backend S = simd::default_backend, class Logits, class Labels, class Mask, class G, class DLogits>
-void sequence_logprobs_backward(const Logits& logits, const Labels& labels, const Mask& mask,
-                                tensor_view<const float, dims<2>> lse, tensor_view<const G, dims<1>> d_sum,
-                                tensor_view<const G, dims<1>> d_mean, const DLogits& dlogits) {
-    sequence_logprobs_backward<S>(parallel::default_pool(), logits, labels, mask, lse, d_sum, d_mean, dlogits);
+/// Example: `llm::align::sequence_logprobs_backward(dlogits, lse, d_sum, {}, logits, labels, mask);`
+template <simd::backend S = simd::default_backend, class DLogits, class Lse, class DSum,
+          class DMean = tensor_view<const float, dims<1>>, class Logits, class Labels, class Mask>
+    requires mutable_dense_view<DLogits, 3> && float_view<Lse, 2> && float_or_double_view<DSum, 1> &&
+             float_or_double_view<DMean, 1> && dense_view<Logits, 3> && integer_view<Labels, 2> &&
+             integer_view<Mask, 2>
+void sequence_logprobs_backward(DLogits&& dlogits, Lse&& lse, DSum&& d_sum, DMean&& d_mean, Logits&& logits,
+                                Labels&& labels, Mask&& mask) {
+    sequence_logprobs_backward<S>(std::forward<DLogits>(dlogits), std::forward<Lse>(lse), std::forward<DSum>(d_sum),
+                                  std::forward<DMean>(d_mean), std::forward<Logits>(logits),
+                                  std::forward<Labels>(labels), std::forward<Mask>(mask), parallel::default_pool());
 }
 
 }  // namespace llm::align

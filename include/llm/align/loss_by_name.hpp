@@ -61,14 +61,16 @@ inline dpo_loss dpo_loss_from_name(std::string_view name) {
 }
 
 /// pair_loss with the policy picked at run time from a TRL loss_type string.
+/// Arguments: out, in as pair_loss; then the options: loss_type ("sigmoid", "ipo", ...) and
+/// cfg (default: dpo_config's defaults).
 /// Shapes and errors: as pair_loss, plus llm::error for an unknown name.
 /// Template parameters:
-///   T — float or double.
-/// Example: `auto s = llm::align::pair_loss("ipo", llm::align::dpo_config{.beta = 0.5}, in, out);`
-template <class T>
-pair_stats pair_loss(std::string_view loss_type, const dpo_config& cfg, const pair_batch<T>& in,
-                     const pair_outputs<T>& out) {
-    return std::visit([&](auto policy) { return pair_loss<decltype(policy)>(cfg, in, out); },
+///   T — float or double (deduced).
+/// Example: `auto s = llm::align::pair_loss(out, in, "ipo", llm::align::dpo_config{.beta = 0.5});`
+template <float_or_double T>
+pair_stats pair_loss(const pair_outputs<T>& out, const pair_inputs<T>& in, std::string_view loss_type,
+                     const dpo_config& cfg = {}) {
+    return std::visit([&](auto policy) { return pair_loss<decltype(policy)>(out, in, cfg); },
                       dpo_loss_from_name(loss_type));
 }
 

@@ -3,7 +3,7 @@
 #pragma once
 
 #include <llm/align/detail/math.hpp>
-#include <llm/align/detail/pair_io.hpp>
+#include <llm/align/detail/pair_loops.hpp>
 #include <llm/align/pair_loss.hpp>
 #include <llm/core/error.hpp>
 #include <llm/core/math.hpp>
@@ -27,7 +27,7 @@ struct orpo_config {
 /// -beta log sigmoid(log_odds); batch loss = NLL of the chosen tokens + their mean.
 /// Rewards beta * a, beta * b. Needs token counts (> 0); ignores reference log-probs.
 /// Throws llm::error if an average log-prob is >= 0 (a probability of 1 has infinite odds).
-/// Example: `llm::align::pair_loss<llm::align::orpo>({.beta = 0.1}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::orpo>(out, in, {.beta = 0.1});`
 struct orpo {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
@@ -39,30 +39,30 @@ struct orpo {
         check(std::isfinite(c.beta) && c.beta > 0, "orpo_config: beta = ", c.beta, " must be > 0");
     }
     template <class T>
-    static detail::pair_terms evaluate(const orpo_config& c, const detail::pair_io<T>& io) {
-        detail::require_tokens(name, io, false);
+    static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const orpo_config& c) {
+        detail::require_tokens(name, in, false);
         const T beta = static_cast<T>(c.beta);
         double ratio_sum = 0;
         double odds_sum = 0;
-        const double loss = detail::mean_over_pairs(io, [&](std::size_t i) {
-            const T lc = static_cast<T>(io.chosen_tokens[i]);
-            const T lr = static_cast<T>(io.rejected_tokens[i]);
-            const T a = io.chosen[i] / lc;
-            const T b = io.rejected[i] / lr;
+        const double loss = detail::mean_over_pairs(out, in, [&](std::size_t i) {
+            const T lc = static_cast<T>(in.chosen_tokens(i));
+            const T lr = static_cast<T>(in.rejected_tokens(i));
+            const T a = in.chosen(i) / lc;
+            const T b = in.rejected(i) / lr;
             check(a < T(0) && b < T(0), "pair_loss(orpo): average log-probs must be < 0, got chosen ", a,
                   " and rejected ", b, " at pair ", i);
-            io.chosen_rewards[i] = beta * a;
-            io.rejected_rewards[i] = beta * b;
+            out.chosen_rewards(i) = beta * a;
+            out.rejected_rewards(i) = beta * b;
             const T log_odds = (a - b) - (log1mexp(a) - log1mexp(b));
             const T ratio = log_sigmoid(log_odds);
             ratio_sum += static_cast<double>(ratio);
             odds_sum += static_cast<double>(log_odds);
             const T g = -beta * sigmoid(-log_odds);  // d loss / d log_odds
-            return detail::pair_value<T>{-beta * ratio, g * (T(1) - detail::log1mexp_slope(a)) / lc,
+            return pair_value<T>{-beta * ratio, g * (T(1) - detail::log1mexp_slope(a)) / lc,
                                          -g * (T(1) - detail::log1mexp_slope(b)) / lr};
         });
-        const double nll = detail::add_chosen_nll(io, 1.0);
-        const double n = static_cast<double>(io.n);
+        const double nll = detail::add_chosen_nll(out, in, 1.0);
+        const double n = static_cast<double>(in.size());
         return {nll + loss, nll, ratio_sum / n, odds_sum / n};
     }
     ///@}

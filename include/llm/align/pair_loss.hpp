@@ -1,32 +1,17 @@
 // SPDX-License-Identifier: Apache-2.0
-// Paired preference losses (DPO family, SimPO, CPO, ORPO): the policy concept, the batch views and the driver.
+// Paired preference losses (DPO family, SimPO, CPO, ORPO and your own): the batch views, the policy concept and the driver.
 #pragma once
 
-#include <llm/align/detail/pair_io.hpp>
+#include <llm/align/concepts.hpp>
 #include <llm/core/error.hpp>
 #include <llm/tensor/tensor_view.hpp>
 
+#include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <string_view>
 
 namespace llm::align {
-
-/// A paired preference loss policy: an empty type naming one loss, its parameter struct, and its
-/// maths. `evaluate` writes per-example losses, the logged rewards and the gradients of the batch
-/// loss w.r.t. the policy's summed chosen/rejected log-probs, and returns the batch loss.
-/// Policies: llm::align::dpo_sigmoid ... dpo_sigmoid_norm (dpo.hpp), simpo, cpo, orpo.
-template <class L>
-concept pair_loss_policy =
-    std::default_initializable<typename L::config> &&
-    requires(const typename L::config& cfg, const detail::pair_io<double>& io_d, const detail::pair_io<float>& io_f) {
-        { L::name } -> std::convertible_to<std::string_view>;
-        { L::needs_reference(cfg) } -> std::same_as<bool>;
-        { L::needs_tokens } -> std::convertible_to<bool>;
-        { L::validate(cfg) };
-        { L::evaluate(cfg, io_d) } -> std::same_as<detail::pair_terms>;
-        { L::evaluate(cfg, io_f) } -> std::same_as<detail::pair_terms>;
-    };
 
 /// Inputs of a paired loss, one entry per (chosen, rejected) pair; B >= 1.
 ///   chosen, rejected         (B): the policy's log-probs summed over the response tokens
@@ -37,20 +22,36 @@ concept pair_loss_policy =
 ///   chosen_tokens, rejected_tokens (B): response token counts; needed by losses that average
 ///                                 (ipo, sigmoid_norm, sft, SimPO, CPO and ORPO's NLL, R-DPO),
 ///                                 may be empty otherwise.
+/// A loss policy's evaluate receives the same struct, checked by pair_loss: every non-empty
+/// view has B entries, the log-probs are finite, and the reference views are empty whenever
+/// the policy's needs_reference(cfg) is false (read them through reference_chosen /
+/// reference_rejected, which give 0 then).
 /// Template parameters:
 ///   T — float or double; the maths runs in T, batch sums in double.
-/// Example: `llm::align::pair_batch<float> in{.chosen = c, .rejected = r, .ref_chosen = rc, .ref_rejected = rr};`
-template <class T>
-struct pair_batch {
-    tensor_view<const T, dims<1>> chosen{};                   ///< (B) policy log-probs of the chosen responses
-    tensor_view<const T, dims<1>> rejected{};                 ///< (B) policy log-probs of the rejected responses
-    tensor_view<const T, dims<1>> ref_chosen{};               ///< (B) or empty: reference log-probs, chosen
-    tensor_view<const T, dims<1>> ref_rejected{};             ///< (B) or empty: reference log-probs, rejected
+/// Example: `llm::align::pair_inputs<float> in{.chosen = c, .rejected = r, .ref_chosen = rc, .ref_rejected = rr};`
+template <float_or_double T>
+struct pair_inputs {
+    tensor_view<const T, dims<1>> chosen{};                    ///< (B) policy log-probs of the chosen responses
+    tensor_view<const T, dims<1>> rejected{};                  ///< (B) policy log-probs of the rejected responses
+    tensor_view<const T, dims<1>> ref_chosen{};                ///< (B) or empty: reference log-probs, chosen
+    tensor_view<const T, dims<1>> ref_rejected{};              ///< (B) or empty: reference log-probs, rejected
     tensor_view<const std::size_t, dims<1>> chosen_tokens{};   ///< (B) or empty: chosen response lengths
     tensor_view<const std::size_t, dims<1>> rejected_tokens{}; ///< (B) or empty: rejected response lengths
+
+    /// Number of pairs B (the size of chosen).
+    std::size_t size() const noexcept { return chosen.size(); }
+    /// ref_chosen(i), or 0 when the reference is absent (reference-free).
+    T reference_chosen(std::size_t i) const { return ref_chosen.empty() ? T(0) : ref_chosen(i); }
+    /// ref_rejected(i), or 0 when the reference is absent (reference-free).
+    T reference_rejected(std::size_t i) const { return ref_rejected.empty() ? T(0) : ref_rejected(i); }
+    /// chosen(i) - reference_chosen(i): DPO's implicit reward of the chosen response, over beta.
+    T chosen_log_ratio(std::size_t i) const { return chosen(i) - reference_chosen(i); }
+    /// rejected(i) - reference_rejected(i).
+    T rejected_log_ratio(std::size_t i) const { return rejected(i) - reference_rejected(i); }
 };
 
-/// Outputs of a paired loss, each (B), all written:
+/// Outputs of a paired loss, each (B), all written (set, not accumulated: they are the loss
+/// and the seed of the backward pass):
 ///   losses: per-example losses (their mean plus the NLL term is the batch loss; for aot and
 ///           aot_unpaired entry k belongs to the k-th smallest log-ratio, as in TRL);
 ///   chosen_rewards, rejected_rewards: the rewards TRL logs (beta * log-ratio for DPO losses,
@@ -58,9 +59,9 @@ struct pair_batch {
 ///   d_chosen, d_rejected: d(batch loss) / d(chosen[i]) and / d(rejected[i]); feed them to
 ///           sequence_logprobs_backward as the per-sequence gradient.
 /// Template parameters:
-///   T — float or double, as in pair_batch.
+///   T — float or double, as in pair_inputs.
 /// Example: `llm::align::pair_outputs<float> out{losses, cr, rr, dc, dr};`
-template <class T>
+template <float_or_double T>
 struct pair_outputs {
     tensor_view<T, dims<1>> losses{};            ///< (B) per-example losses
     tensor_view<T, dims<1>> chosen_rewards{};    ///< (B) logged reward of each chosen response
@@ -68,6 +69,53 @@ struct pair_outputs {
     tensor_view<T, dims<1>> d_chosen{};          ///< (B) d(batch loss) / d(chosen[i])
     tensor_view<T, dims<1>> d_rejected{};        ///< (B) d(batch loss) / d(rejected[i])
 };
+
+/// What a loss policy's evaluate returns besides what it writes to pair_outputs.
+/// Example: `return llm::align::pair_terms{.loss = mean};`
+struct pair_terms {
+    double loss = 0;             ///< the batch loss (what d_chosen and d_rejected differentiate)
+    double nll = 0;              ///< the NLL term before its weight, if the loss has one, else 0
+    double log_odds_ratio = 0;   ///< ORPO: mean log sigmoid(log odds), else 0
+    double log_odds_chosen = 0;  ///< ORPO: mean log odds, else 0
+};
+
+/// One pair's loss and its partial derivatives w.r.t. the pair's chosen and rejected summed
+/// log-probs: what an elementwise loss computes per pair (dpo.hpp's policies use it).
+/// Template parameters:
+///   T — float or double.
+/// Example: `return llm::align::pair_value<T>{loss, -beta, beta};`
+template <float_or_double T>
+struct pair_value {
+    T loss;        ///< the pair's loss
+    T d_chosen;    ///< d(loss) / d(chosen)
+    T d_rejected;  ///< d(loss) / d(rejected)
+};
+
+/// A paired preference loss policy: a type, written anywhere (in your own namespace too), that
+/// names one loss, its parameter struct and its maths. The members:
+///   config                 — the parameter struct, default-constructible (the defaults);
+///   name                   — a std::string_view naming the loss in messages;
+///   needs_reference(cfg)   — bool: the loss reads ref_chosen / ref_rejected (pair_loss then
+///                            requires them; otherwise it hands them over empty);
+///   needs_tokens           — constexpr bool: the loss reads the token counts (required then);
+///   validate(cfg)          — throws llm::error for parameters out of range;
+///   evaluate(out, in, cfg) — for T = float and double: writes every entry of out's five views
+///                            and returns the pair_terms (the batch loss first).
+/// Policies: llm::align::dpo_sigmoid ... dpo_sigmoid_norm (dpo.hpp), simpo, cpo, orpo; a new one
+/// needs nothing from the library but these types (tests/align/losses.cpp defines a hinge loss).
+/// Example: `static_assert(llm::align::pair_loss_policy<llm::align::dpo_sigmoid>);`
+template <class L>
+concept pair_loss_policy =
+    requires { typename L::config; } && std::default_initializable<typename L::config> &&
+    requires(const typename L::config& cfg, const pair_outputs<double>& out_d, const pair_inputs<double>& in_d,
+             const pair_outputs<float>& out_f, const pair_inputs<float>& in_f) {
+        { L::name } -> std::convertible_to<std::string_view>;
+        { L::needs_reference(cfg) } -> std::same_as<bool>;
+        { L::needs_tokens } -> std::convertible_to<bool>;
+        { L::validate(cfg) };
+        { L::evaluate(out_d, in_d, cfg) } -> std::same_as<pair_terms>;
+        { L::evaluate(out_f, in_f, cfg) } -> std::same_as<pair_terms>;
+    };
 
 /// The quantities TRL logs for a batch (means over the batch).
 struct pair_stats {
@@ -83,22 +131,57 @@ struct pair_stats {
     double log_odds_chosen = 0;  ///< ORPO: mean log odds, else 0
 };
 
+namespace detail {
+
+// L::config where it exists, a placeholder otherwise: pair_loss's signature must not name
+// L::config directly, or a policy without one would be dropped by substitution failure before
+// the pair_loss_policy constraint could name what is missing.
+struct no_loss_config {};
+template <class L>
+struct loss_config {
+    using type = no_loss_config;
+};
+template <class L>
+    requires requires { typename L::config; }
+struct loss_config<L> {
+    using type = typename L::config;
+};
+
+/// Rejects NaN/Inf inputs: every loss here is finite for finite inputs, so a non-finite input is
+/// the caller's bug and would otherwise surface as a NaN gradient far from its cause.
+template <class T>
+void check_finite_inputs(std::string_view fn, const pair_inputs<T>& in) {
+    const auto finite = [&](const tensor_view<const T, dims<1>>& v, const char* what) {
+        for (std::size_t i = 0; i < v.size(); ++i) {
+            check(std::isfinite(v(i)), "pair_loss(", fn, "): ", what, "[", i, "] = ", v(i), " is not finite");
+        }
+    };
+    finite(in.chosen, "chosen");
+    finite(in.rejected, "rejected");
+    finite(in.ref_chosen, "ref_chosen");
+    finite(in.ref_rejected, "ref_rejected");
+}
+
+}  // namespace detail
+
 /// Computes the paired loss L over a batch: per-example losses, rewards and the gradients w.r.t.
 /// the policy's summed log-probs, and returns the batch statistics TRL logs.
-/// Shapes: every input and output (B) (optional inputs may be empty, see pair_batch).
+/// Arguments, in the library's order (outputs, inputs, options):
+///   out — the per-example results, each (B), all written (see pair_outputs);
+///   in  — the batch (see pair_inputs; optional views may be empty);
+///   cfg — L's parameters (L::config; default: its defaults).
 /// Throws llm::error on mismatched sizes, B = 0, non-finite inputs, zero token counts where the
 /// loss divides by them, and parameters out of range (beta <= 0 ...).
 /// Template parameters:
-///   L — a pair_loss_policy (dpo_sigmoid, dpo_ipo, simpo, orpo, ...);
-///   T — float or double.
-/// Example: `auto s = llm::align::pair_loss<llm::align::dpo_sigmoid>({.beta = 0.1}, in, out);`
-template <class L, class T>
-pair_stats pair_loss(const typename L::config& cfg, const pair_batch<T>& in, const pair_outputs<T>& out) {
-    static_assert(pair_loss_policy<L>, "pair_loss: L must be a pair loss policy (see llm::align::pair_loss_policy)");
-    static_assert(std::same_as<T, float> || std::same_as<T, double>, "pair_loss: T must be float or double");
+///   L — a pair_loss_policy (dpo_sigmoid, dpo_ipo, simpo, orpo, ... or your own);
+///   T — float or double (deduced).
+/// Example: `auto s = llm::align::pair_loss<llm::align::dpo_sigmoid>(out, in, {.beta = 0.1});`
+template <pair_loss_policy L, float_or_double T>
+pair_stats pair_loss(const pair_outputs<T>& out, const pair_inputs<T>& in,
+                     const typename detail::loss_config<L>::type& cfg = {}) {
     L::validate(cfg);
     const std::string_view fn = L::name;
-    const std::size_t n = in.chosen.size();
+    const std::size_t n = in.size();
     check(n > 0, "pair_loss(", fn, "): the batch is empty (chosen has 0 entries)");
     const auto need = [&](std::size_t got, const char* what) {
         check(got == n, "pair_loss(", fn, "): ", what, " has ", got, " entries but chosen has ", n);
@@ -119,22 +202,13 @@ pair_stats pair_loss(const typename L::config& cfg, const pair_batch<T>& in, con
     need(out.d_chosen.size(), "d_chosen");
     need(out.d_rejected.size(), "d_rejected");
 
-    const detail::pair_io<T> io{
-        n,
-        in.chosen.data(),
-        in.rejected.data(),
-        use_ref ? in.ref_chosen.data() : nullptr,
-        use_ref ? in.ref_rejected.data() : nullptr,
-        in.chosen_tokens.size() != 0 ? in.chosen_tokens.data() : nullptr,
-        in.rejected_tokens.size() != 0 ? in.rejected_tokens.data() : nullptr,
-        out.losses.data(),
-        out.chosen_rewards.data(),
-        out.rejected_rewards.data(),
-        out.d_chosen.data(),
-        out.d_rejected.data(),
-    };
-    detail::check_inputs(fn, io);
-    const detail::pair_terms terms = L::evaluate(cfg, io);
+    pair_inputs<T> checked = in;
+    if (!use_ref) {
+        checked.ref_chosen = {};
+        checked.ref_rejected = {};
+    }
+    detail::check_finite_inputs(fn, checked);
+    const pair_terms terms = L::evaluate(out, checked, cfg);
 
     pair_stats s;
     s.loss = terms.loss;
@@ -142,11 +216,11 @@ pair_stats pair_loss(const typename L::config& cfg, const pair_batch<T>& in, con
     s.log_odds_ratio = terms.log_odds_ratio;
     s.log_odds_chosen = terms.log_odds_chosen;
     for (std::size_t i = 0; i < n; ++i) {
-        s.chosen_reward += static_cast<double>(io.chosen_rewards[i]);
-        s.rejected_reward += static_cast<double>(io.rejected_rewards[i]);
-        s.accuracy += io.chosen_rewards[i] > io.rejected_rewards[i] ? 1.0 : 0.0;
-        s.chosen_logps += static_cast<double>(io.chosen[i]);
-        s.rejected_logps += static_cast<double>(io.rejected[i]);
+        s.chosen_reward += static_cast<double>(out.chosen_rewards(i));
+        s.rejected_reward += static_cast<double>(out.rejected_rewards(i));
+        s.accuracy += out.chosen_rewards(i) > out.rejected_rewards(i) ? 1.0 : 0.0;
+        s.chosen_logps += static_cast<double>(in.chosen(i));
+        s.rejected_logps += static_cast<double>(in.rejected(i));
     }
     const double inv_n = 1.0 / static_cast<double>(n);
     s.chosen_reward *= inv_n;

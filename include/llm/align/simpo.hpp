@@ -2,7 +2,7 @@
 // SimPO: reference-free preference loss on length-normalised log-probs with a target margin (and CPO-SimPO's NLL).
 #pragma once
 
-#include <llm/align/detail/pair_io.hpp>
+#include <llm/align/detail/pair_loops.hpp>
 #include <llm/align/dpo.hpp>
 #include <llm/core/error.hpp>
 
@@ -27,7 +27,7 @@ struct simpo_config {
 /// z = beta (a - b) - gamma and loss = -(1-eps) log sigmoid(z) - eps log sigmoid(-z), plus
 /// cpo_alpha * NLL of the chosen tokens. Rewards beta * a, beta * b. Needs token counts (> 0);
 /// ignores reference log-probs.
-/// Example: `llm::align::pair_loss<llm::align::simpo>({.beta = 2.0, .gamma = 0.5}, in, out);`
+/// Example: `llm::align::pair_loss<llm::align::simpo>(out, in, {.beta = 2.0, .gamma = 0.5});`
 struct simpo {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
@@ -44,22 +44,22 @@ struct simpo {
               " must be >= 0");
     }
     template <class T>
-    static detail::pair_terms evaluate(const simpo_config& c, const detail::pair_io<T>& io) {
-        detail::require_tokens(name, io, false);
+    static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const simpo_config& c) {
+        detail::require_tokens(name, in, false);
         const T beta = static_cast<T>(c.beta);
         const T gamma = static_cast<T>(c.gamma);
         const T eps = static_cast<T>(c.label_smoothing);
-        const double loss = detail::mean_over_pairs(io, [&](std::size_t i) {
-            const T lc = static_cast<T>(io.chosen_tokens[i]);
-            const T lr = static_cast<T>(io.rejected_tokens[i]);
-            const T a = io.chosen[i] / lc;
-            const T b = io.rejected[i] / lr;
-            io.chosen_rewards[i] = beta * a;
-            io.rejected_rewards[i] = beta * b;
+        const double loss = detail::mean_over_pairs(out, in, [&](std::size_t i) {
+            const T lc = static_cast<T>(in.chosen_tokens(i));
+            const T lr = static_cast<T>(in.rejected_tokens(i));
+            const T a = in.chosen(i) / lc;
+            const T b = in.rejected(i) / lr;
+            out.chosen_rewards(i) = beta * a;
+            out.rejected_rewards(i) = beta * b;
             const auto v = detail::smoothed_logistic(beta * (a - b) - gamma, eps);
-            return detail::pair_value<T>{v.loss, beta * v.d_chosen / lc, -beta * v.d_chosen / lr};
+            return pair_value<T>{v.loss, beta * v.d_chosen / lc, -beta * v.d_chosen / lr};
         });
-        const double nll = detail::add_chosen_nll(io, c.cpo_alpha);
+        const double nll = detail::add_chosen_nll(out, in, c.cpo_alpha);
         return {loss + c.cpo_alpha * nll, nll};
     }
     ///@}
