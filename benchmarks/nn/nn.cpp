@@ -53,7 +53,7 @@ void bm_softmax(benchmark::State& state) {
     const auto x = random_matrix<T>(rows, width);
     llm::tensor<T, llm::dims<2>> y(rows, width);
     for (auto _ : state) {
-        llm::nn::softmax_forward(x, y, pool);
+        llm::nn::softmax_forward(y, x, pool);
         benchmark::ClobberMemory();
     }
     set_bytes(state, 2.0 * rows * width * sizeof(T));
@@ -68,7 +68,7 @@ void bm_rmsnorm_forward(benchmark::State& state) {
     llm::fill(w, T(1.0f));
     llm::tensor<float, llm::dims<1>> rstd(rows);
     for (auto _ : state) {
-        llm::nn::rmsnorm_forward(x, w, y, rstd, 1e-5f, pool);
+        llm::nn::rmsnorm_forward(y, rstd, x, w, 1e-5f, pool);
         benchmark::ClobberMemory();
     }
     set_bytes(state, 2.0 * rows * width * sizeof(T));
@@ -84,12 +84,13 @@ void bm_rmsnorm_backward(benchmark::State& state) {
     llm::fill(w, T(1.0f));
     llm::tensor<float, llm::dims<1>> rstd(rows), dw(width);
     llm::tensor<T, llm::dims<2>> y(rows, width);
-    llm::nn::rmsnorm_forward(x, w, y, rstd, 1e-5f, pool);
+    llm::nn::rmsnorm_forward(y, rstd, x, w, 1e-5f, pool);
+    llm::zero_grad(dx, dw);
     for (auto _ : state) {
-        llm::nn::rmsnorm_backward(x, w, rstd, dy, dx, dw, pool);
+        llm::nn::rmsnorm_backward(dx, dw, rstd, dy, x, w, pool);  // accumulates: dx grows, the time does not
         benchmark::ClobberMemory();
     }
-    set_bytes(state, 3.0 * rows * width * sizeof(T));
+    set_bytes(state, 4.0 * rows * width * sizeof(T));  // reads x, dy and dx, writes dx
 }
 
 template <class T>
@@ -102,7 +103,7 @@ void bm_layernorm_forward(benchmark::State& state) {
     llm::fill(b, T(0.0f));
     llm::tensor<float, llm::dims<1>> mean(rows), rstd(rows);
     for (auto _ : state) {
-        llm::nn::layernorm_forward(x, w, b, y, mean, rstd, 1e-5f, pool);
+        llm::nn::layernorm_forward(y, mean, rstd, x, w, b, 1e-5f, pool);
         benchmark::ClobberMemory();
     }
     set_bytes(state, 2.0 * rows * width * sizeof(T));
@@ -114,7 +115,7 @@ void bm_gelu(benchmark::State& state) {
     const auto x = random_matrix<T>(rows, width);
     llm::tensor<T, llm::dims<2>> y(rows, width);
     for (auto _ : state) {
-        llm::nn::gelu_forward<Form>(x, y, pool);
+        llm::nn::gelu_forward<Form>(y, x, pool);
         benchmark::ClobberMemory();
     }
     set_bytes(state, 2.0 * rows * width * sizeof(T));
@@ -127,7 +128,7 @@ void bm_swiglu(benchmark::State& state) {
     const auto u = random_matrix<T>(rows, width);
     llm::tensor<T, llm::dims<2>> y(rows, width);
     for (auto _ : state) {
-        llm::nn::swiglu_forward(g, u, y, pool);
+        llm::nn::swiglu_forward(y, g, u, pool);
         benchmark::ClobberMemory();
     }
     set_bytes(state, 3.0 * rows * width * sizeof(T));
@@ -144,7 +145,7 @@ void bm_rope(benchmark::State& state) {
         pos(t) = static_cast<std::int32_t>(t);
     }
     for (auto _ : state) {
-        llm::nn::rope_forward(q, pos, q, llm::nn::rope_params<>{.theta = 500000.0}, pool);
+        llm::nn::rope_forward(q, q, pos, llm::nn::rope_params<>{.theta = 500000.0}, pool);
         benchmark::ClobberMemory();
     }
     set_bytes(state, 2.0 * static_cast<double>(q.size() * sizeof(T)));
@@ -152,7 +153,8 @@ void bm_rope(benchmark::State& state) {
 
 template <class T>
 void bm_cross_entropy(benchmark::State& state) {
-    // 512 tokens x a 32K vocabulary: forward reads the logits once, backward reads and writes.
+    // 512 tokens x a 32K vocabulary: forward reads the logits once, backward reads them and
+    // adds into the gradient (a read and a write).
     constexpr std::size_t tokens = 512, vocab = 32768;
     llm::parallel::thread_pool pool(static_cast<std::size_t>(state.range(0)));
     const auto logits = random_matrix<T>(tokens, vocab);
@@ -162,12 +164,13 @@ void bm_cross_entropy(benchmark::State& state) {
         targets(t) = static_cast<std::int64_t>((t * 7919) % vocab);
     }
     llm::tensor<float, llm::dims<1>> lse(tokens);
+    llm::zero_grad(d);
     for (auto _ : state) {
-        benchmark::DoNotOptimize(llm::nn::cross_entropy_forward(logits, targets, lse, {}, pool));
-        llm::nn::cross_entropy_backward(logits, targets, lse, 1.0f, d, {}, pool);
+        benchmark::DoNotOptimize(llm::nn::cross_entropy_forward(lse, logits, targets, pool));
+        llm::nn::cross_entropy_backward(d, lse, 1.0f, logits, targets, pool);  // accumulates into d
         benchmark::ClobberMemory();
     }
-    set_bytes(state, 3.0 * tokens * vocab * sizeof(T));
+    set_bytes(state, 4.0 * tokens * vocab * sizeof(T));
 }
 
 void threads(benchmark::internal::Benchmark* b) {

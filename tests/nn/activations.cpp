@@ -5,6 +5,7 @@
 #include <llm/nn/activations.hpp>
 #include <llm/nn/reference.hpp>
 #include <llm/nn/residual.hpp>
+#include <llm/tensor/algorithm.hpp>
 
 #include <doctest/doctest.h>
 
@@ -54,9 +55,10 @@ void check_unary(Fwd fwd, Bwd bwd, double (*f)(double), double (*df)(double)) {
                 dx_ref.push_back(dyd[i] * df(xd[i]));
             }
             auto y = poisoned<T, 2>(rows, cols);
-            auto dx = poisoned<T, 2>(rows, cols);
-            fwd(x, y, pool);
-            bwd(x, dy, dx, pool);
+            llm::tensor<T, llm::dims<2>> dx(rows, cols);
+            llm::zero_grad(dx);  // the backward accumulates
+            fwd(y, x, pool);
+            bwd(dx, dy, x, pool);
             INFO("rows=", rows, " cols=", cols);
             CHECK(rel_error_scaled(to_double(y), y_ref, xd) < tolerance<T>);
             CHECK(rel_error_scaled(to_double(dx), dx_ref, dyd) < tolerance<T>);
@@ -71,21 +73,21 @@ TEST_CASE_TEMPLATE_DEFINE("silu and gelu match the reference on awkward sizes", 
     using S = typename C::simd;
     using llm::parallel::thread_pool;
     SUBCASE("silu") {
-        check_unary<T>([](const auto& x, auto& y, thread_pool& p) { llm::nn::silu_forward<S>(x, y, p); },
-                       [](const auto& x, const auto& dy, auto& dx, thread_pool& p) { llm::nn::silu_backward<S>(x, dy, dx, p); },
+        check_unary<T>([](auto& y, const auto& x, thread_pool& p) { llm::nn::silu_forward<S>(y, x, p); },
+                       [](auto& dx, const auto& dy, const auto& x, thread_pool& p) { llm::nn::silu_backward<S>(dx, dy, x, p); },
                        ref::silu, ref::silu_grad);
     }
     SUBCASE("gelu erf") {
-        check_unary<T>([](const auto& x, auto& y, thread_pool& p) { llm::nn::gelu_forward<llm::nn::gelu_erf, S>(x, y, p); },
-                       [](const auto& x, const auto& dy, auto& dx, thread_pool& p) {
-                           llm::nn::gelu_backward<llm::nn::gelu_erf, S>(x, dy, dx, p);
+        check_unary<T>([](auto& y, const auto& x, thread_pool& p) { llm::nn::gelu_forward<llm::nn::gelu_erf, S>(y, x, p); },
+                       [](auto& dx, const auto& dy, const auto& x, thread_pool& p) {
+                           llm::nn::gelu_backward<llm::nn::gelu_erf, S>(dx, dy, x, p);
                        },
                        ref::gelu_erf, ref::gelu_erf_grad);
     }
     SUBCASE("gelu tanh") {
-        check_unary<T>([](const auto& x, auto& y, thread_pool& p) { llm::nn::gelu_forward<llm::nn::gelu_tanh, S>(x, y, p); },
-                       [](const auto& x, const auto& dy, auto& dx, thread_pool& p) {
-                           llm::nn::gelu_backward<llm::nn::gelu_tanh, S>(x, dy, dx, p);
+        check_unary<T>([](auto& y, const auto& x, thread_pool& p) { llm::nn::gelu_forward<llm::nn::gelu_tanh, S>(y, x, p); },
+                       [](auto& dx, const auto& dy, const auto& x, thread_pool& p) {
+                           llm::nn::gelu_backward<llm::nn::gelu_tanh, S>(dx, dy, x, p);
                        },
                        ref::gelu_tanh, ref::gelu_tanh_grad);
     }
@@ -111,20 +113,20 @@ TEST_CASE_TEMPLATE_DEFINE("swiglu and residual add match the reference", C, swig
             sum_ref.push_back(gd[i] + ud[i]);
         }
         auto y = poisoned<T, 2>(rows, cols);
-        auto dg = poisoned<T, 2>(rows, cols);
-        auto du = poisoned<T, 2>(rows, cols);
-        llm::nn::swiglu_forward<S>(g, u, y, pool);
-        llm::nn::swiglu_backward<S>(g, u, dy, dg, du, pool);
+        llm::tensor<T, llm::dims<2>> dg(rows, cols), du(rows, cols);
+        llm::zero_grad(dg, du);
+        llm::nn::swiglu_forward<S>(y, g, u, pool);
+        llm::nn::swiglu_backward<S>(dg, du, dy, g, u, pool);
         INFO("cols=", cols);
         CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
         CHECK(rel_error(to_double(dg), dg_ref) < tolerance<T>);
         CHECK(rel_error(to_double(du), du_ref) < tolerance<T>);
         auto s = poisoned<T, 2>(rows, cols);
-        llm::nn::residual_add<S>(g, u, s, pool);
+        llm::nn::residual_add<S>(s, g, u, pool);
         CHECK(rel_error(to_double(s), sum_ref) < tolerance<T>);
         // Backward accumulates: from dx = g, dr = u, adding dy gives g + dy and u + dy.
         llm::tensor<T, llm::dims<2>> dx(g), dr(u);
-        llm::nn::residual_add_backward<S>(dy, dx, dr, pool);
+        llm::nn::residual_add_backward<S>(dx, dr, dy, pool);
         std::vector<double> dx_ref, dr_ref;
         for (std::size_t i = 0; i < gd.size(); ++i) {
             dx_ref.push_back(gd[i] + dyd[i]);
@@ -138,10 +140,10 @@ TEST_CASE_TEMPLATE_APPLY(swiglu_vs_reference, elem_backend_cases);
 
 TEST_CASE("activations reject mismatched shapes") {
     mat_f a(3, 4), b(3, 5), empty(0, 3);
-    CHECK_THROWS_WITH_AS(llm::nn::silu_forward(a, b), "silu_forward: an input is 3 x 4 but output is 3 x 5", llm::error);
-    CHECK_THROWS_AS(llm::nn::gelu_backward(a, a, b), llm::error);
-    CHECK_THROWS_AS(llm::nn::swiglu_forward(a, b, a), llm::error);
-    CHECK_THROWS_AS(llm::nn::residual_add(a, a, b), llm::error);
+    CHECK_THROWS_WITH_AS(llm::nn::silu_forward(b, a), "silu_forward: an input is 3 x 4 but output is 3 x 5", llm::error);
+    CHECK_THROWS_AS(llm::nn::gelu_backward(b, a, a), llm::error);
+    CHECK_THROWS_AS(llm::nn::swiglu_forward(a, a, b), llm::error);
+    CHECK_THROWS_AS(llm::nn::residual_add(b, a, a), llm::error);
     CHECK_THROWS_WITH_AS(llm::nn::silu_forward(empty, empty), "silu_forward: input is 0 x 3; both dimensions must be > 0",
                          llm::error);
 }

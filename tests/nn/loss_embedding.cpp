@@ -5,6 +5,7 @@
 #include <llm/nn/cross_entropy.hpp>
 #include <llm/nn/embedding.hpp>
 #include <llm/nn/reference.hpp>
+#include <llm/tensor/algorithm.hpp>
 
 #include <doctest/doctest.h>
 
@@ -62,9 +63,10 @@ TEST_CASE_TEMPLATE_DEFINE("cross-entropy matches the reference on awkward sizes 
                 std::vector<double> d_ref(xd.size());
                 ref::cross_entropy_backward(xd.data(), t.data(), 0.5, d_ref.data(), rows, vocab, o);
                 auto lse = poisoned<float, 1>(rows);
-                auto d = poisoned<T, 2>(rows, vocab);
-                const float loss = llm::nn::cross_entropy_forward<S>(x, t, lse, o, pool);
-                llm::nn::cross_entropy_backward<S>(x, t, lse, 0.5f, d, o, pool);
+                llm::tensor<T, llm::dims<2>> d(rows, vocab);
+                llm::zero_grad(d);  // the backward accumulates
+                const float loss = llm::nn::cross_entropy_forward<S>(lse, x, t, o, pool);
+                llm::nn::cross_entropy_backward<S>(d, lse, 0.5f, x, t, o, pool);
                 INFO("rows=", rows, " vocab=", vocab, " smoothing=", o.label_smoothing);
                 // The loss sums lse - x_t: fp32 lse of logits up to 40 is good to ~4e-6 absolute.
                 CHECK(std::abs(loss - loss_ref) <= 1e-5 * (std::abs(loss_ref) + 1.0) * static_cast<double>(rows));
@@ -83,25 +85,25 @@ TEST_CASE("cross-entropy rejects bad targets and options") {
     t(0) = 1;
     t(1) = 5;
     t(2) = -100;
-    CHECK_THROWS_WITH_AS(llm::nn::cross_entropy_forward(x, t, lse),
+    CHECK_THROWS_WITH_AS(llm::nn::cross_entropy_forward(lse, x, t),
                          "cross_entropy_forward: targets[1] = 5 is outside [0, 5) and is not ignore_index (-100)", llm::error);
     t(1) = -1;
-    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(x, t, lse), llm::error);
+    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(lse, x, t), llm::error);
     t(0) = t(1) = -100;
-    CHECK_THROWS_WITH_AS(llm::nn::cross_entropy_forward(x, t, lse),
+    CHECK_THROWS_WITH_AS(llm::nn::cross_entropy_forward(lse, x, t),
                          "cross_entropy_forward: all 3 targets equal ignore_index (-100), so the mean loss is undefined (use "
                          "reduction::sum for 0)",
                          llm::error);
-    CHECK(llm::nn::cross_entropy_forward(x, t, lse, {.red = reduction::sum}) == 0.0f);
+    CHECK(llm::nn::cross_entropy_forward(lse, x, t, {.red = reduction::sum}) == 0.0f);
     t(0) = 2;
-    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(x, t, lse, {.label_smoothing = 1.5f}), llm::error);
-    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(x, t, lse, {.label_smoothing = -0.1f}), llm::error);
+    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(lse, x, t, {.label_smoothing = 1.5f}), llm::error);
+    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(lse, x, t, {.label_smoothing = -0.1f}), llm::error);
     vec_f lse_bad(2);
-    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(x, t, lse_bad), llm::error);
+    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(lse_bad, x, t), llm::error);
     ids_t t_bad(4);
-    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(x, t_bad, lse), llm::error);
+    CHECK_THROWS_AS(llm::nn::cross_entropy_forward(lse, x, t_bad), llm::error);
     // Uniform logits: the loss is log(5) exactly in the reference, ~1e-7 away here.
-    CHECK(llm::nn::cross_entropy_forward(x, t, lse) == doctest::Approx(std::log(5.0)).epsilon(1e-6));
+    CHECK(llm::nn::cross_entropy_forward(lse, x, t) == doctest::Approx(std::log(5.0)).epsilon(1e-6));
 }
 
 TEST_CASE_TEMPLATE_DEFINE("embedding forward and deterministic backward match the reference", C, embedding_vs_reference) {
@@ -121,9 +123,10 @@ TEST_CASE_TEMPLATE_DEFINE("embedding forward and deterministic backward match th
         ref::embedding_backward(ids.data(), dd.data(), dt_ref.data(), n, dim);
         auto out = poisoned<T, 2>(n, dim);
         mat_f dt1(vocab, dim), dt2(vocab, dim);
-        llm::nn::embedding_forward<S>(table, ids, out, pool);
-        llm::nn::embedding_backward<S>(ids, dout, dt1, seq);
-        llm::nn::embedding_backward<S>(ids, dout, dt2, pool);
+        llm::zero_grad(dt1, dt2);
+        llm::nn::embedding_forward<S>(out, ids, table, pool);
+        llm::nn::embedding_backward<S>(dt1, dout, ids, seq);
+        llm::nn::embedding_backward<S>(dt2, dout, ids, pool);
         INFO("dim=", dim);
         CHECK(rel_error(to_double(out), out_ref) == 0.0);  // a copy: exact
         CHECK(rel_error(to_double(dt1), dt_ref) < tol_f32);
@@ -137,10 +140,10 @@ TEST_CASE("embedding rejects out-of-range ids and shapes") {
     llm::tensor<std::int32_t, llm::dims<1>> ids(2);
     ids(0) = 1;
     ids(1) = 4;
-    CHECK_THROWS_WITH_AS(llm::nn::embedding_forward(table, ids, out), "embedding_forward: ids[1] = 4 is out of range [0, 4)",
+    CHECK_THROWS_WITH_AS(llm::nn::embedding_forward(out, ids, table), "embedding_forward: ids[1] = 4 is out of range [0, 4)",
                          llm::error);
     ids(1) = -2;
-    CHECK_THROWS_AS(llm::nn::embedding_backward(ids, out, table), llm::error);
+    CHECK_THROWS_AS(llm::nn::embedding_backward(table, out, ids), llm::error);
     ids(1) = 0;
-    CHECK_THROWS_AS(llm::nn::embedding_forward(table, ids, out_bad), llm::error);
+    CHECK_THROWS_AS(llm::nn::embedding_forward(out_bad, ids, table), llm::error);
 }

@@ -5,6 +5,7 @@
 #include <llm/nn/layernorm.hpp>
 #include <llm/nn/reference.hpp>
 #include <llm/nn/rmsnorm.hpp>
+#include <llm/tensor/algorithm.hpp>
 
 #include <doctest/doctest.h>
 
@@ -74,11 +75,12 @@ TEST_CASE_TEMPLATE_DEFINE("rmsnorm matches the reference on awkward sizes, with 
                 ref::rmsnorm_forward(xd.data(), wp, y_ref.data(), rstd_ref.data(), rows, cols, eps);
                 ref::rmsnorm_backward(xd.data(), wp, rstd_ref.data(), dyd.data(), dx_ref.data(), dw_ref.data(), rows, cols);
                 auto y = poisoned<T, 2>(rows, cols);
-                auto dx = poisoned<T, 2>(rows, cols);
+                llm::tensor<T, llm::dims<2>> dx(rows, cols);  // gradients accumulate: start at 0
                 auto rstd = poisoned<float, 1>(rows);
-                vec_f dw(with_weight ? cols : 0);  // accumulated into: starts at 0
-                llm::nn::rmsnorm_forward<S>(x, w, y, rstd, eps, pool);
-                llm::nn::rmsnorm_backward<S>(x, w, rstd, dy, dx, dw, pool);
+                vec_f dw(with_weight ? cols : 0);
+                llm::zero_grad(dx, dw);
+                llm::nn::rmsnorm_forward<S>(y, rstd, x, w, eps, pool);
+                llm::nn::rmsnorm_backward<S>(dx, dw, rstd, dy, x, w, pool);
                 INFO("rows=", rows, " cols=", cols, " weight=", with_weight);
                 CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
                 CHECK(rel_error(to_double(rstd), rstd_ref) < tol_f32);
@@ -112,12 +114,13 @@ TEST_CASE_TEMPLATE_DEFINE("layernorm matches the reference on awkward sizes", C,
             ref::layernorm_backward(xd.data(), wd.data(), mean_ref.data(), rstd_ref.data(), dyd.data(), dx_ref.data(),
                                     dw_ref.data(), db_ref.data(), rows, cols);
             auto y = poisoned<T, 2>(rows, cols);
-            auto dx = poisoned<T, 2>(rows, cols);
+            llm::tensor<T, llm::dims<2>> dx(rows, cols);
             auto mean = poisoned<float, 1>(rows);
             auto rstd = poisoned<float, 1>(rows);
             vec_f dw(cols), db(cols);
-            llm::nn::layernorm_forward<S>(x, w, b, y, mean, rstd, eps_f, pool);
-            llm::nn::layernorm_backward<S>(x, w, mean, rstd, dy, dx, dw, db, pool);
+            llm::zero_grad(dx, dw, db);
+            llm::nn::layernorm_forward<S>(y, mean, rstd, x, w, b, eps_f, pool);
+            llm::nn::layernorm_backward<S>(dx, dw, db, mean, rstd, dy, x, w, pool);
             INFO("rows=", rows, " cols=", cols);
             CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
             // cols = 1: x - mean is 0, the reference dx is exactly 0 and ours is rstd (316)
@@ -137,11 +140,11 @@ TEST_CASE_TEMPLATE_DEFINE("weight gradients are bitwise identical with 1 and 2 t
     const auto w = random_vector<float>(97, rng);
     vec_f rstd(300), dw1(97), dw2(97);
     mat_f y(300, 97), dx(300, 97);
-    llm::parallel::sequential seq;
+    llm::zero_grad(dx, dw1, dw2);
     llm::parallel::thread_pool pool(2);
-    llm::nn::rmsnorm_forward<S>(x, w, y, rstd, eps_f, seq);
-    llm::nn::rmsnorm_backward<S>(x, w, rstd, dy, dx, dw1, seq);
-    llm::nn::rmsnorm_backward<S>(x, w, rstd, dy, dx, dw2, pool);
+    llm::nn::rmsnorm_forward<S>(y, rstd, x, w, eps_f, llm::parallel::sequential{});
+    llm::nn::rmsnorm_backward<S>(dx, dw1, rstd, dy, x, w, llm::parallel::sequential{});
+    llm::nn::rmsnorm_backward<S>(dx, dw2, rstd, dy, x, w, pool);
     for (std::size_t j = 0; j < 97; ++j) {
         REQUIRE(dw1(j) == dw2(j));
     }
@@ -151,14 +154,14 @@ TEST_CASE_TEMPLATE_APPLY(norm_threads, backends);
 TEST_CASE("norms reject bad input") {
     mat_f x(2, 4), y(2, 4), y_bad(2, 5), empty(2, 0);
     vec_f w(4), w_bad(3), r(2), r_bad(3), none(0);
-    CHECK_THROWS_WITH_AS(llm::nn::rmsnorm_forward(x, w, y, r, 0.0f), "rmsnorm_forward: eps = 0 must be > 0", llm::error);
-    CHECK_THROWS_WITH_AS(llm::nn::rmsnorm_forward(x, w, y, r, -1.0f), "rmsnorm_forward: eps = -1 must be > 0", llm::error);
-    CHECK_THROWS_WITH_AS(llm::nn::rmsnorm_forward(x, w_bad, y, r, 1e-5f),
+    CHECK_THROWS_WITH_AS(llm::nn::rmsnorm_forward(y, r, x, w, 0.0f), "rmsnorm_forward: eps = 0 must be > 0", llm::error);
+    CHECK_THROWS_WITH_AS(llm::nn::rmsnorm_forward(y, r, x, w, -1.0f), "rmsnorm_forward: eps = -1 must be > 0", llm::error);
+    CHECK_THROWS_WITH_AS(llm::nn::rmsnorm_forward(y, r, x, w_bad, 1e-5f),
                          "rmsnorm_forward: weight has 3 elements but rows have 4 (0 means none)", llm::error);
-    CHECK_THROWS_AS(llm::nn::rmsnorm_forward(x, w, y_bad, r, 1e-5f), llm::error);
-    CHECK_THROWS_WITH_AS(llm::nn::rmsnorm_forward(x, w, y, r_bad, 1e-5f), "rmsnorm_forward: rstd has 3 elements but x has 2 rows",
+    CHECK_THROWS_AS(llm::nn::rmsnorm_forward(y_bad, r, x, w, 1e-5f), llm::error);
+    CHECK_THROWS_WITH_AS(llm::nn::rmsnorm_forward(y, r_bad, x, w, 1e-5f), "rmsnorm_forward: rstd has 3 elements but x has 2 rows",
                          llm::error);
-    CHECK_THROWS_AS(llm::nn::rmsnorm_forward(empty, none, empty, r, 1e-5f), llm::error);
-    CHECK_THROWS_AS(llm::nn::layernorm_forward(x, w, none, y, r, r, 0.0f), llm::error);
-    CHECK_THROWS_AS(llm::nn::layernorm_backward(x, w, r, r, y, y_bad, none, none), llm::error);
+    CHECK_THROWS_AS(llm::nn::rmsnorm_forward(empty, r, empty, none, 1e-5f), llm::error);
+    CHECK_THROWS_AS(llm::nn::layernorm_forward(y, r, r, x, w, none, 0.0f), llm::error);
+    CHECK_THROWS_AS(llm::nn::layernorm_backward(y_bad, none, none, r, r, y, x, w), llm::error);
 }

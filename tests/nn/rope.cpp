@@ -4,6 +4,7 @@
 
 #include <llm/nn/reference.hpp>
 #include <llm/nn/rope.hpp>
+#include <llm/tensor/algorithm.hpp>
 
 #include <doctest/doctest.h>
 
@@ -46,17 +47,20 @@ void check_rope(std::size_t tokens, std::size_t heads, std::size_t dim, const nn
     ref::rope_apply<Style>(xd.data(), pos.data(), y_ref.data(), tokens, heads, dim, inv, 1.0);
     ref::rope_apply<Style>(xd.data(), pos.data(), back_ref.data(), tokens, heads, dim, inv, -1.0);
     auto y = poisoned<T, 3>(tokens, heads, dim);
-    nn::rope_forward<Style, S>(x, pos, y, p, pool);
+    nn::rope_forward<Style, S>(y, x, pos, p, pool);
     INFO("tokens=", tokens, " heads=", heads, " dim=", dim);
     CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
-    auto back = poisoned<T, 3>(tokens, heads, dim);
-    nn::rope_backward<Style, S>(x, pos, back, p, pool);
+    mat3<T> back(tokens, heads, dim);
+    llm::zero_grad(back);  // the backward accumulates
+    nn::rope_backward<Style, S>(back, x, pos, p, pool);
     CHECK(rel_error(to_double(back), back_ref) < tolerance<T>);
-    // In place, and backward undoes forward.
+    // Forward in place, and backward undoes it.
     auto z = x;
-    nn::rope_forward<Style, S>(z, pos, z, p, pool);
-    nn::rope_backward<Style, S>(z, pos, z, p, pool);
-    CHECK(rel_error(to_double(z), xd) < 2 * tolerance<T>);
+    nn::rope_forward<Style, S>(z, z, pos, p, pool);
+    mat3<T> undone(tokens, heads, dim);
+    llm::zero_grad(undone);
+    nn::rope_backward<Style, S>(undone, z, pos, p, pool);
+    CHECK(rel_error(to_double(undone), xd) < 2 * tolerance<T>);
 }
 }  // namespace
 
@@ -105,9 +109,9 @@ TEST_CASE("rope frequency scalings") {
 TEST_CASE("rope rejects bad input") {
     mat3<float> x(2, 1, 4), odd(2, 1, 5), y_bad(3, 1, 4);
     llm::tensor<std::int32_t, llm::dims<1>> pos(2), pos_bad(3);
-    CHECK_THROWS_WITH_AS(nn::rope_forward(odd, pos, odd), "rope_forward: head_dim = 5 must be even and > 0", llm::error);
-    CHECK_THROWS_AS(nn::rope_forward(x, pos_bad, x), llm::error);
-    CHECK_THROWS_AS(nn::rope_forward(x, pos, y_bad), llm::error);
-    CHECK_THROWS_WITH_AS(nn::rope_forward(x, pos, x, nn::rope_params<>{.theta = 1.0}), "rope_forward: theta = 1 must be > 1",
+    CHECK_THROWS_WITH_AS(nn::rope_forward(odd, odd, pos), "rope_forward: head_dim = 5 must be even and > 0", llm::error);
+    CHECK_THROWS_AS(nn::rope_forward(x, x, pos_bad), llm::error);
+    CHECK_THROWS_AS(nn::rope_forward(y_bad, x, pos), llm::error);
+    CHECK_THROWS_WITH_AS(nn::rope_forward(x, x, pos, nn::rope_params<>{.theta = 1.0}), "rope_forward: theta = 1 must be > 1",
                          llm::error);
 }

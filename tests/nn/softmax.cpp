@@ -4,6 +4,7 @@
 
 #include <llm/nn/reference.hpp>
 #include <llm/nn/softmax.hpp>
+#include <llm/tensor/algorithm.hpp>
 
 #include <doctest/doctest.h>
 
@@ -44,11 +45,12 @@ TEST_CASE_TEMPLATE_DEFINE("softmax and log-softmax match the reference on awkwar
                 std::vector<double> y_ref(xd.size()), dx_ref(xd.size());
                 (log ? ref::log_softmax_forward : ref::softmax_forward)(xd.data(), y_ref.data(), rows, cols);
                 auto y = poisoned<T, 2>(rows, cols);
-                auto dx = poisoned<T, 2>(rows, cols);
+                llm::tensor<T, llm::dims<2>> dx(rows, cols);
+                llm::zero_grad(dx);  // the backward accumulates
                 if (log) {
-                    llm::nn::log_softmax_forward<S>(x, y, pool);
+                    llm::nn::log_softmax_forward<S>(y, x, pool);
                 } else {
-                    llm::nn::softmax_forward<S>(x, y, seq);
+                    llm::nn::softmax_forward<S>(y, x, seq);
                 }
                 INFO("rows=", rows, " cols=", cols, " log=", log);
                 CHECK(rel_error(to_double(y), y_ref) < tolerance<T>);
@@ -57,9 +59,9 @@ TEST_CASE_TEMPLATE_DEFINE("softmax and log-softmax match the reference on awkwar
                 const auto yd = to_double(y);
                 (log ? ref::log_softmax_backward : ref::softmax_backward)(yd.data(), dyd.data(), dx_ref.data(), rows, cols);
                 if (log) {
-                    llm::nn::log_softmax_backward<S>(y, dy, dx, seq);
+                    llm::nn::log_softmax_backward<S>(dx, y, dy, seq);
                 } else {
-                    llm::nn::softmax_backward<S>(y, dy, dx, pool);
+                    llm::nn::softmax_backward<S>(dx, y, dy, pool);
                 }
                 CHECK(rel_error(to_double(dx), dx_ref) < 2 * tolerance<T>);
             }
@@ -74,18 +76,17 @@ TEST_CASE_TEMPLATE_DEFINE("softmax in place on every SIMD backend", S, softmax_i
     const auto xd = to_double(x);
     std::vector<double> y_ref(xd.size());
     ref::softmax_forward(xd.data(), y_ref.data(), 5, 33);
-    llm::parallel::sequential seq;
-    llm::nn::softmax_forward<S>(x, x, seq);
+    llm::nn::softmax_forward<S>(x, x, llm::parallel::sequential{});
     CHECK(rel_error(to_double(x), y_ref) < tol_f32);
 }
 TEST_CASE_TEMPLATE_APPLY(softmax_in_place, backends);
 
 TEST_CASE("softmax rejects bad shapes") {
     mat_f x(3, 4), y(3, 5), empty(0, 4);
-    CHECK_THROWS_WITH_AS(llm::nn::softmax_forward(x, y), "softmax_forward: y is 3 x 5 but x is 3 x 4", llm::error);
+    CHECK_THROWS_WITH_AS(llm::nn::softmax_forward(y, x), "softmax_forward: y is 3 x 5 but x is 3 x 4", llm::error);
     CHECK_THROWS_WITH_AS(llm::nn::softmax_forward(empty, empty), "softmax_forward: x is 0 x 4; both dimensions must be > 0",
                          llm::error);
-    CHECK_THROWS_AS(llm::nn::log_softmax_backward(x, x, y), llm::error);
+    CHECK_THROWS_AS(llm::nn::log_softmax_backward(y, x, x), llm::error);
     // A transposed view has a strided last dimension: rejected, not silently misread.
     CHECK_THROWS_AS(llm::nn::softmax_forward(llm::transpose(x, 0, 1), llm::transpose(x, 0, 1)), llm::error);
 }

@@ -11,9 +11,20 @@
 
 namespace llm::nn {
 
-/// GELU forms, as policy types with the value and the derivative on SIMD vectors.
-/// gelu_erf: the exact x * Phi(x) (PyTorch's default, BERT). gelu_tanh (below): the tanh
-/// approximation (GPT-2, PyTorch approximate="tanh").
+/// An element-wise activation form, an open policy: any type with static member templates
+/// `value<S>(x)` and `derivative<S>(x)` mapping a SIMD vector of fp32 lanes (`S::f32` of the
+/// llm::simd backend S) to f(x) and f'(x) lane by lane. activation_forward /
+/// activation_backward (and the gelu kernels) call exactly these two members, so a form
+/// written outside llm:: (a quick GELU, a squared ReLU) works like the built-in ones.
+/// Built-in models: gelu_erf, gelu_tanh.
+/// Example: `static_assert(llm::nn::activation_form<llm::nn::gelu_tanh, llm::simd::scalar>);`
+template <class F, class S = simd::default_backend>
+concept activation_form = simd::backend<S> && requires(typename S::f32 x) {
+    { F::template value<S>(x) } -> std::same_as<typename S::f32>;
+    { F::template derivative<S>(x) } -> std::same_as<typename S::f32>;
+};
+
+/// GELU, exact erf form: x * Phi(x) (PyTorch's default, BERT). An activation_form.
 struct gelu_erf {
     /// gelu(x) = x * Phi(x), lane by lane.
     template <simd::backend S>
@@ -33,6 +44,7 @@ struct gelu_erf {
     }
 };
 /// GELU, tanh approximation: 0.5 x (1 + tanh(k (x + a x^3))) (GPT-2, PyTorch approximate="tanh").
+/// An activation_form.
 struct gelu_tanh {
     static constexpr float k = 0.7978845608028654f;  ///< sqrt(2 / pi).
     static constexpr float a = 0.044715f;            ///< Coefficient of the cubic term.
@@ -55,8 +67,7 @@ struct gelu_tanh {
         return S::fma(S::mul(half, x), S::mul(S::sub(one, S::mul(t, t)), du), S::mul(half, S::add(one, t)));
     }
 };
-template <class G>
-concept gelu_form = std::same_as<G, gelu_erf> || std::same_as<G, gelu_tanh>;
+static_assert(activation_form<gelu_erf> && activation_form<gelu_tanh>);
 
 namespace detail {
 
@@ -74,68 +85,161 @@ LLM_FORCE_INLINE typename S::f32 silu_derivative(typename S::f32 x) {
 
 }  // namespace detail
 
-/// y = x * sigmoid(x). Shapes: x, y [rows, cols] (> 0, rows contiguous); y may alias x.
-/// Elements: fp32 or bf16. S: SIMD backend. Exec: sequential or a thread_pool.
-/// Example: `llm::nn::silu_forward(h, h);`
-template <simd::backend S = simd::default_backend, class X, class Y, class Exec = parallel::thread_pool>
-void silu_forward(X&& x, Y&& y, Exec& exec = parallel::default_pool()) {
-    detail::elementwise<S>("silu_forward", exec, [](auto v) { return detail::silu_value<S>(v); },
-                           detail::as_rows("silu_forward", "y", y), detail::as_rows("silu_forward", "x", x));
+/// y = f(x) element-wise, f = Form::value (any activation_form).
+/// Shapes: y, x [rows, cols] (> 0, rows contiguous); y may alias x. Elements: fp32 or bf16.
+/// S: SIMD backend. exec: an llm::parallel::policy (sequential{} or a thread_pool).
+/// Example: `llm::nn::activation_forward<llm::nn::gelu_tanh>(h, h, llm::parallel::sequential{});`
+template <class Form, simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+    requires activation_form<Form, S>
+void activation_forward(Y&& y, X&& x, parallel::policy auto&& exec) {
+    constexpr const char* fn = "activation_forward";
+    detail::elementwise<S>(fn, exec, [](auto v) { return Form::template value<S>(v); }, detail::as_rows(fn, "y", y),
+                           detail::as_rows(fn, "x", x));
 }
 
-/// dx = dy * silu'(x). Shapes: x, dy, dx [rows, cols]; dx may alias dy.
-/// Example: `llm::nn::silu_backward(h, dy, dh);`
-template <simd::backend S = simd::default_backend, class X, class DY, class DX, class Exec = parallel::thread_pool>
-void silu_backward(X&& x, DY&& dy, DX&& dx, Exec& exec = parallel::default_pool()) {
+/// activation_forward on llm::parallel::default_pool().
+/// Example: `llm::nn::activation_forward<llm::nn::gelu_tanh>(h, h);`
+template <class Form, simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+    requires activation_form<Form, S>
+void activation_forward(Y&& y, X&& x) {
+    activation_forward<Form, S>(y, x, parallel::default_pool());
+}
+
+/// dx += dy * f'(x) element-wise, f' = Form::derivative (accumulated, docs/conventions.md).
+/// Shapes: dx, dy, x [rows, cols]; dx must not alias dy or x.
+/// Example: `llm::nn::activation_backward<llm::nn::gelu_tanh>(dh, dy, h, pool);`
+template <class Form, simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X>
+    requires activation_form<Form, S>
+void activation_backward(DX&& dx, DY&& dy, X&& x, parallel::policy auto&& exec) {
+    constexpr const char* fn = "activation_backward";
+    const auto dxr = detail::as_rows(fn, "dx", dx);
+    detail::elementwise<S>(
+        fn, exec, [](auto o, auto d, auto v) { return S::add(o, S::mul(d, Form::template derivative<S>(v))); }, dxr, dxr,
+        detail::as_rows(fn, "dy", dy), detail::as_rows(fn, "x", x));
+}
+
+/// activation_backward on llm::parallel::default_pool().
+/// Example: `llm::nn::activation_backward<llm::nn::gelu_tanh>(dh, dy, h);`
+template <class Form, simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X>
+    requires activation_form<Form, S>
+void activation_backward(DX&& dx, DY&& dy, X&& x) {
+    activation_backward<Form, S>(dx, dy, x, parallel::default_pool());
+}
+
+/// y = x * sigmoid(x). Shapes: y, x [rows, cols] (> 0, rows contiguous); y may alias x.
+/// Elements: fp32 or bf16. S: SIMD backend. exec: an llm::parallel::policy.
+/// Example: `llm::nn::silu_forward(h, h, llm::parallel::sequential{});`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+void silu_forward(Y&& y, X&& x, parallel::policy auto&& exec) {
+    constexpr const char* fn = "silu_forward";
+    detail::elementwise<S>(fn, exec, [](auto v) { return detail::silu_value<S>(v); }, detail::as_rows(fn, "y", y),
+                           detail::as_rows(fn, "x", x));
+}
+
+/// silu_forward on llm::parallel::default_pool(). Example: `llm::nn::silu_forward(h, h);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+void silu_forward(Y&& y, X&& x) {
+    silu_forward<S>(y, x, parallel::default_pool());
+}
+
+/// dx += dy * silu'(x) (accumulated). Shapes: dx, dy, x [rows, cols]; dx must not alias dy or x.
+/// Example: `llm::nn::silu_backward(dh, dy, h, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X>
+void silu_backward(DX&& dx, DY&& dy, X&& x, parallel::policy auto&& exec) {
     constexpr const char* fn = "silu_backward";
+    const auto dxr = detail::as_rows(fn, "dx", dx);
     detail::elementwise<S>(
-        fn, exec, [](auto v, auto d) { return S::mul(d, detail::silu_derivative<S>(v)); }, detail::as_rows(fn, "dx", dx),
-        detail::as_rows(fn, "x", x), detail::as_rows(fn, "dy", dy));
+        fn, exec, [](auto o, auto d, auto v) { return S::add(o, S::mul(d, detail::silu_derivative<S>(v))); }, dxr, dxr,
+        detail::as_rows(fn, "dy", dy), detail::as_rows(fn, "x", x));
 }
 
-/// y = gelu(x). Form: gelu_erf (default) or gelu_tanh. Shapes as silu_forward.
-/// Example: `llm::nn::gelu_forward<llm::nn::gelu_tanh>(h, h);`
-template <gelu_form Form = gelu_erf, simd::backend S = simd::default_backend, class X, class Y, class Exec = parallel::thread_pool>
-void gelu_forward(X&& x, Y&& y, Exec& exec = parallel::default_pool()) {
-    detail::elementwise<S>("gelu_forward", exec, [](auto v) { return Form::template value<S>(v); },
-                           detail::as_rows("gelu_forward", "y", y), detail::as_rows("gelu_forward", "x", x));
+/// silu_backward on llm::parallel::default_pool(). Example: `llm::nn::silu_backward(dh, dy, h);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X>
+void silu_backward(DX&& dx, DY&& dy, X&& x) {
+    silu_backward<S>(dx, dy, x, parallel::default_pool());
 }
 
-/// dx = dy * gelu'(x). Shapes as silu_backward. Example: `llm::nn::gelu_backward(h, dy, dh);`
-template <gelu_form Form = gelu_erf, simd::backend S = simd::default_backend, class X, class DY, class DX,
-          class Exec = parallel::thread_pool>
-void gelu_backward(X&& x, DY&& dy, DX&& dx, Exec& exec = parallel::default_pool()) {
+/// y = gelu(x): activation_forward with Form gelu_erf (default) or gelu_tanh (any
+/// activation_form is accepted). Shapes as silu_forward.
+/// Example: `llm::nn::gelu_forward<llm::nn::gelu_tanh>(h, h, pool);`
+template <class Form = gelu_erf, simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+    requires activation_form<Form, S>
+void gelu_forward(Y&& y, X&& x, parallel::policy auto&& exec) {
+    constexpr const char* fn = "gelu_forward";
+    detail::elementwise<S>(fn, exec, [](auto v) { return Form::template value<S>(v); }, detail::as_rows(fn, "y", y),
+                           detail::as_rows(fn, "x", x));
+}
+
+/// gelu_forward on llm::parallel::default_pool(). Example: `llm::nn::gelu_forward(h, h);`
+template <class Form = gelu_erf, simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+    requires activation_form<Form, S>
+void gelu_forward(Y&& y, X&& x) {
+    gelu_forward<Form, S>(y, x, parallel::default_pool());
+}
+
+/// dx += dy * gelu'(x) (accumulated). Shapes as silu_backward.
+/// Example: `llm::nn::gelu_backward<llm::nn::gelu_tanh>(dh, dy, h, pool);`
+template <class Form = gelu_erf, simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> DY,
+          dense_view<2> X>
+    requires activation_form<Form, S>
+void gelu_backward(DX&& dx, DY&& dy, X&& x, parallel::policy auto&& exec) {
     constexpr const char* fn = "gelu_backward";
+    const auto dxr = detail::as_rows(fn, "dx", dx);
     detail::elementwise<S>(
-        fn, exec, [](auto v, auto d) { return S::mul(d, Form::template derivative<S>(v)); }, detail::as_rows(fn, "dx", dx),
-        detail::as_rows(fn, "x", x), detail::as_rows(fn, "dy", dy));
+        fn, exec, [](auto o, auto d, auto v) { return S::add(o, S::mul(d, Form::template derivative<S>(v))); }, dxr, dxr,
+        detail::as_rows(fn, "dy", dy), detail::as_rows(fn, "x", x));
 }
 
-/// y = silu(gate) * up (the Llama FFN's gating). Shapes: gate, up, y [rows, cols]; y may
-/// alias gate or up. Example: `llm::nn::swiglu_forward(gate, up, h);`
-template <simd::backend S = simd::default_backend, class G, class U, class Y, class Exec = parallel::thread_pool>
-void swiglu_forward(G&& gate, U&& up, Y&& y, Exec& exec = parallel::default_pool()) {
+/// gelu_backward on llm::parallel::default_pool(). Example: `llm::nn::gelu_backward(dh, dy, h);`
+template <class Form = gelu_erf, simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> DY,
+          dense_view<2> X>
+    requires activation_form<Form, S>
+void gelu_backward(DX&& dx, DY&& dy, X&& x) {
+    gelu_backward<Form, S>(dx, dy, x, parallel::default_pool());
+}
+
+/// y = silu(gate) * up (the Llama FFN's gating). Shapes: y, gate, up [rows, cols]; y may
+/// alias gate or up. Example: `llm::nn::swiglu_forward(h, gate, up, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> G, dense_view<2> U>
+void swiglu_forward(Y&& y, G&& gate, U&& up, parallel::policy auto&& exec) {
     constexpr const char* fn = "swiglu_forward";
     detail::elementwise<S>(
         fn, exec, [](auto g, auto u) { return S::mul(detail::silu_value<S>(g), u); }, detail::as_rows(fn, "y", y),
         detail::as_rows(fn, "gate", gate), detail::as_rows(fn, "up", up));
 }
 
-/// dgate = dy * up * silu'(gate), dup = dy * silu(gate). Shapes: all [rows, cols]; dgate and
-/// dup must not alias the inputs (both are computed from gate and up).
-/// Example: `llm::nn::swiglu_backward(gate, up, dh, dgate, dup);`
-template <simd::backend S = simd::default_backend, class G, class U, class DY, class DG, class DU,
-          class Exec = parallel::thread_pool>
-void swiglu_backward(G&& gate, U&& up, DY&& dy, DG&& dgate, DU&& dup, Exec& exec = parallel::default_pool()) {
+/// swiglu_forward on llm::parallel::default_pool(). Example: `llm::nn::swiglu_forward(h, gate, up);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> G, dense_view<2> U>
+void swiglu_forward(Y&& y, G&& gate, U&& up) {
+    swiglu_forward<S>(y, gate, up, parallel::default_pool());
+}
+
+/// dgate += dy * up * silu'(gate), dup += dy * silu(gate) (accumulated). Shapes: all
+/// [rows, cols]; dgate and dup must not alias each other or the inputs.
+/// Example: `llm::nn::swiglu_backward(dgate, dup, dh, gate, up, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DG, mutable_dense_view<2> DU, dense_view<2> DY,
+          dense_view<2> G, dense_view<2> U>
+void swiglu_backward(DG&& dgate, DU&& dup, DY&& dy, G&& gate, U&& up, parallel::policy auto&& exec) {
     constexpr const char* fn = "swiglu_backward";
     const auto g = detail::as_rows(fn, "gate", gate);
     const auto u = detail::as_rows(fn, "up", up);
     const auto d = detail::as_rows(fn, "dy", dy);
+    const auto dg = detail::as_rows(fn, "dgate", dgate);
+    const auto du = detail::as_rows(fn, "dup", dup);
     detail::elementwise<S>(
-        fn, exec, [](auto gv, auto uv, auto dv) { return S::mul(dv, S::mul(uv, detail::silu_derivative<S>(gv))); },
-        detail::as_rows(fn, "dgate", dgate), g, u, d);
+        fn, exec,
+        [](auto o, auto gv, auto uv, auto dv) { return S::add(o, S::mul(dv, S::mul(uv, detail::silu_derivative<S>(gv)))); },
+        dg, dg, g, u, d);
     detail::elementwise<S>(
-        fn, exec, [](auto gv, auto dv) { return S::mul(dv, detail::silu_value<S>(gv)); }, detail::as_rows(fn, "dup", dup), g, d);
+        fn, exec, [](auto o, auto gv, auto dv) { return S::add(o, S::mul(dv, detail::silu_value<S>(gv))); }, du, du, g, d);
+}
+
+/// swiglu_backward on llm::parallel::default_pool().
+/// Example: `llm::zero_grad(dgate, dup); llm::nn::swiglu_backward(dgate, dup, dh, gate, up);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DG, mutable_dense_view<2> DU, dense_view<2> DY,
+          dense_view<2> G, dense_view<2> U>
+void swiglu_backward(DG&& dgate, DU&& dup, DY&& dy, G&& gate, U&& up) {
+    swiglu_backward<S>(dgate, dup, dy, gate, up, parallel::default_pool());
 }
 
 }  // namespace llm::nn

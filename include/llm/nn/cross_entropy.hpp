@@ -31,7 +31,6 @@ template <class V>
 [[nodiscard]] auto check_targets(const char* fn, V&& targets, std::size_t rows, std::size_t vocab, const cross_entropy_options& o) {
     const auto pn = as_vector(fn, "targets", targets);
     using I = std::remove_const_t<std::remove_pointer_t<decltype(pn.first)>>;
-    static_assert(std::integral<I>, "llm::nn: targets must be an integer type");
     llm::check(pn.second == rows, fn, ": targets has ", pn.second, " elements but logits has ", rows, " rows");
     llm::check(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f, fn, ": label_smoothing = ", o.label_smoothing,
                " must be in [0, 1]");
@@ -86,17 +85,18 @@ template <simd::backend S, class T>
 }  // namespace detail
 
 /// Cross-entropy of logits against integer targets, fused with the log-softmax: returns
-/// the loss (mean over non-ignored rows, or sum) and writes each row's log-sum-exp for the
-/// backward. Per-row loss: (1 - eps) (lse - x_t) + eps (lse - mean_j x_j), eps = label
-/// smoothing (PyTorch's definition). Rows with target == ignore_index add nothing.
-/// Shapes: logits [rows, vocab] (> 0, rows contiguous); targets [rows] (integers in
-/// [0, vocab) or ignore_index); lse [rows] fp32.
+/// the loss (mean over non-ignored rows, or sum) and writes each row's log-sum-exp (saved
+/// state) for the backward. Per-row loss: (1 - eps) (lse - x_t) + eps (lse - mean_j x_j),
+/// eps = label smoothing (PyTorch's definition). Rows with target == ignore_index add nothing.
+/// Shapes: lse [rows] fp32; logits [rows, vocab] (> 0, rows contiguous); targets [rows]
+/// (integers in [0, vocab) or ignore_index).
 /// Errors: a target out of range; label_smoothing outside [0, 1]; every target ignored with
 /// reduction::mean (a sum gives 0). Deterministic: row losses are added in row order.
-/// Example: `float loss = llm::nn::cross_entropy_forward(logits, targets, lse, {.label_smoothing = 0.1f});`
-template <simd::backend S = simd::default_backend, class L, class I, class E, class Exec = parallel::thread_pool>
-float cross_entropy_forward(L&& logits, I&& targets, E&& lse, const cross_entropy_options& options = {},
-                            Exec& exec = parallel::default_pool()) {
+/// S: SIMD backend. exec: an llm::parallel::policy (sequential{} or a thread_pool; rows are split).
+/// Example: `float loss = llm::nn::cross_entropy_forward(lse, logits, targets, {.label_smoothing = 0.1f}, pool);`
+template <simd::backend S = simd::default_backend, mutable_f32_view<1> E, dense_view<2> L, index_view I>
+float cross_entropy_forward(E&& lse, L&& logits, I&& targets, const cross_entropy_options& options,
+                            parallel::policy auto&& exec) {
     constexpr const char* fn = "cross_entropy_forward";
     const auto x = detail::as_rows(fn, "logits", logits);
     detail::check_nonempty(fn, "logits", x.rows, x.cols);
@@ -126,14 +126,30 @@ float cross_entropy_forward(L&& logits, I&& targets, E&& lse, const cross_entrop
     return static_cast<float>(options.red == reduction::sum ? total : total / static_cast<double>(t.counted));
 }
 
-/// Backward of cross_entropy_forward: dlogits = dloss * scale * (softmax(x) - (1 - eps)
-/// onehot(t) - eps / vocab), scale = 1 / (non-ignored rows) for the mean, 1 for the sum;
-/// ignored rows get 0. Uses the forward's lse, so softmax(x) costs one exp per element.
-/// Shapes: logits, dlogits [rows, vocab] (dlogits may alias logits); targets, lse [rows].
-/// Example: `llm::nn::cross_entropy_backward(logits, targets, lse, 1.0f, dlogits);`
-template <simd::backend S = simd::default_backend, class L, class I, class E, class D, class Exec = parallel::thread_pool>
-void cross_entropy_backward(L&& logits, I&& targets, E&& lse, float dloss, D&& dlogits,
-                            const cross_entropy_options& options = {}, Exec& exec = parallel::default_pool()) {
+/// cross_entropy_forward with the default options (mean, no smoothing, ignore_index -100).
+/// Example: `float loss = llm::nn::cross_entropy_forward(lse, logits, targets, llm::parallel::sequential{});`
+template <simd::backend S = simd::default_backend, mutable_f32_view<1> E, dense_view<2> L, index_view I>
+float cross_entropy_forward(E&& lse, L&& logits, I&& targets, parallel::policy auto&& exec) {
+    return cross_entropy_forward<S>(lse, logits, targets, cross_entropy_options{}, exec);
+}
+
+/// cross_entropy_forward on llm::parallel::default_pool().
+/// Example: `float loss = llm::nn::cross_entropy_forward(lse, logits, targets);`
+template <simd::backend S = simd::default_backend, mutable_f32_view<1> E, dense_view<2> L, index_view I>
+float cross_entropy_forward(E&& lse, L&& logits, I&& targets, const cross_entropy_options& options = {}) {
+    return cross_entropy_forward<S>(lse, logits, targets, options, parallel::default_pool());
+}
+
+/// Backward of cross_entropy_forward, accumulated (docs/conventions.md): dlogits += dloss *
+/// scale * (softmax(x) - (1 - eps) onehot(t) - eps / vocab), scale = 1 / (non-ignored rows)
+/// for the mean, 1 for the sum; ignored rows get nothing. dloss is the upstream gradient
+/// dL/dloss (the first input, as dy is elsewhere). Uses the forward's lse, so softmax(x)
+/// costs one exp per element.
+/// Shapes: dlogits, logits [rows, vocab] (dlogits must not alias logits); lse, targets [rows].
+/// Example: `llm::nn::cross_entropy_backward(dlogits, lse, 1.0f, logits, targets, {}, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> D, f32_view<1> E, dense_view<2> L, index_view I>
+void cross_entropy_backward(D&& dlogits, E&& lse, float dloss, L&& logits, I&& targets, const cross_entropy_options& options,
+                            parallel::policy auto&& exec) {
     constexpr const char* fn = "cross_entropy_backward";
     const auto x = detail::as_rows(fn, "logits", logits);
     const auto d = detail::as_rows(fn, "dlogits", dlogits);
@@ -150,21 +166,38 @@ void cross_entropy_backward(L&& logits, I&& targets, E&& lse, float dloss, D&& d
             const auto* xr = x.row(r);
             auto* dr = d.row(r);
             if (std::cmp_equal(t.data[r], options.ignore_index)) {
-                detail::for_vectors<S>(x.cols, [&](std::size_t i, std::size_t c) { detail::store<S>(dr + i, S::zero(), c); });
-                continue;
+                continue;  // no gradient: nothing is added
             }
             const auto tgt = static_cast<std::size_t>(t.data[r]);
             const float l = static_cast<float>(lse_vec.first[r]);
-            const float xt = static_cast<float>(xr[tgt]);  // read before dlogits may overwrite it
+            const float xt = static_cast<float>(xr[tgt]);
+            const float dt = static_cast<float>(dr[tgt]);  // the target's gradient before this call
             const auto vl = S::set1(l), vs = S::set1(scale), vu = S::set1(uniform);
             detail::for_vectors<S>(x.cols, [&](std::size_t i, std::size_t c) {
                 const auto p = S::exp(S::sub(detail::load<S>(xr + i, c), vl));
-                detail::store<S>(dr + i, S::mul(vs, S::sub(p, vu)), c);
+                detail::accumulate<S>(dr + i, S::mul(vs, S::sub(p, vu)), c);
             });
+            // The target's element is redone from its value before the loop, so it gets one
+            // addition of its own term (one rounding for bf16), like every other element.
             using D_elem = std::remove_pointer_t<decltype(dr)>;
-            dr[tgt] = D_elem(scale * (std::exp(xt - l) - uniform - (1.0f - eps)));
+            dr[tgt] = D_elem(dt + scale * (std::exp(xt - l) - uniform - (1.0f - eps)));
         }
     });
+}
+
+/// cross_entropy_backward with the default options.
+/// Example: `llm::nn::cross_entropy_backward(dlogits, lse, 1.0f, logits, targets, llm::parallel::sequential{});`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> D, f32_view<1> E, dense_view<2> L, index_view I>
+void cross_entropy_backward(D&& dlogits, E&& lse, float dloss, L&& logits, I&& targets, parallel::policy auto&& exec) {
+    cross_entropy_backward<S>(dlogits, lse, dloss, logits, targets, cross_entropy_options{}, exec);
+}
+
+/// cross_entropy_backward on llm::parallel::default_pool().
+/// Example: `llm::zero_grad(dlogits); llm::nn::cross_entropy_backward(dlogits, lse, 1.0f, logits, targets);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> D, f32_view<1> E, dense_view<2> L, index_view I>
+void cross_entropy_backward(D&& dlogits, E&& lse, float dloss, L&& logits, I&& targets,
+                            const cross_entropy_options& options = {}) {
+    cross_entropy_backward<S>(dlogits, lse, dloss, logits, targets, options, parallel::default_pool());
 }
 
 }  // namespace llm::nn

@@ -18,8 +18,6 @@ namespace detail {
 template <class V>
 [[nodiscard]] auto as_indices(const char* fn, const char* arg, V&& v, std::size_t bound) {
     const auto pn = as_vector(fn, arg, v);
-    using I = std::remove_const_t<std::remove_pointer_t<decltype(pn.first)>>;
-    static_assert(std::integral<I>, "llm::nn: token ids must be an integer type");
     for (std::size_t i = 0; i < pn.second; ++i) {
         const auto id = pn.first[i];
         llm::check(std::cmp_greater_equal(id, 0) && std::cmp_less(id, bound), fn, ": ", arg, "[", i, "] = ", +id,
@@ -31,12 +29,12 @@ template <class V>
 }  // namespace detail
 
 /// out[i, :] = table[ids[i], :].
-/// Shapes: table [vocab, dim], ids [n] (any integer type, each in [0, vocab)), out [n, dim]
-/// (rows contiguous). Elements: table and out fp32 or bf16.
-/// Exec: sequential or a thread_pool (tokens are split).
-/// Example: `llm::nn::embedding_forward(wte, tokens, h);`
-template <simd::backend S = simd::default_backend, class T, class I, class O, class Exec = parallel::thread_pool>
-void embedding_forward(T&& table, I&& ids, O&& out, Exec& exec = parallel::default_pool()) {
+/// Shapes: out [n, dim] (rows contiguous), ids [n] (any integer type, each in [0, vocab)),
+/// table [vocab, dim]. Elements: table and out fp32 or bf16.
+/// S: SIMD backend. exec: an llm::parallel::policy (sequential{} or a thread_pool; tokens are split).
+/// Example: `llm::nn::embedding_forward(h, tokens, wte, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> O, index_view I, dense_view<2> T>
+void embedding_forward(O&& out, I&& ids, T&& table, parallel::policy auto&& exec) {
     constexpr const char* fn = "embedding_forward";
     const auto tab = detail::as_rows(fn, "table", table);
     const auto o = detail::as_rows(fn, "out", out);
@@ -55,17 +53,22 @@ void embedding_forward(T&& table, I&& ids, O&& out, Exec& exec = parallel::defau
     });
 }
 
-/// dtable[ids[i], :] += dout[i, :] (scatter-add). Deterministic: each thread owns a range of
-/// columns and adds the tokens in order, so repeated ids sum in the same order whatever the
-/// thread count, with no atomics.
-/// Shapes: ids [n], dout [n, dim], dtable [vocab, dim] fp32 (accumulated, not overwritten).
-/// Example: `llm::nn::embedding_backward(tokens, dh, d_wte);`
-template <simd::backend S = simd::default_backend, class I, class DO, class DT, class Exec = parallel::thread_pool>
-void embedding_backward(I&& ids, DO&& dout, DT&& dtable, Exec& exec = parallel::default_pool()) {
+/// embedding_forward on llm::parallel::default_pool(). Example: `llm::nn::embedding_forward(h, tokens, wte);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> O, index_view I, dense_view<2> T>
+void embedding_forward(O&& out, I&& ids, T&& table) {
+    embedding_forward<S>(out, ids, table, parallel::default_pool());
+}
+
+/// dtable[ids[i], :] += dout[i, :] (scatter-add, accumulated like every backward).
+/// Deterministic: each thread owns a range of columns and adds the tokens in order, so
+/// repeated ids sum in the same order whatever the thread count, with no atomics.
+/// Shapes: dtable [vocab, dim] fp32, dout [n, dim], ids [n].
+/// Example: `llm::nn::embedding_backward(d_wte, dh, tokens, pool);`
+template <simd::backend S = simd::default_backend, mutable_f32_view<2> DT, dense_view<2> DO, index_view I>
+void embedding_backward(DT&& dtable, DO&& dout, I&& ids, parallel::policy auto&& exec) {
     constexpr const char* fn = "embedding_backward";
     const auto dt = detail::as_rows(fn, "dtable", dtable);
     const auto d = detail::as_rows(fn, "dout", dout);
-    static_assert(std::is_same_v<std::remove_pointer_t<decltype(dt.data)>, float>, "embedding_backward: dtable must be mutable fp32");
     detail::check_nonempty(fn, "dtable", dt.rows, dt.cols);
     const auto idv = detail::as_indices(fn, "ids", ids, dt.rows);
     llm::check(d.rows == idv.second && d.cols == dt.cols, fn, ": dout is ", d.rows, " x ", d.cols, " but ids has ",
@@ -77,10 +80,17 @@ void embedding_backward(I&& ids, DO&& dout, DT&& dtable, Exec& exec = parallel::
             float* dst = dt.row(static_cast<std::size_t>(idv.first[r])) + c0;
             const auto* src = d.row(r) + c0;
             detail::for_vectors<S>(c1 - c0, [&](std::size_t i, std::size_t c) {
-                detail::store<S>(dst + i, S::add(detail::load<S>(dst + i, c), detail::load<S>(src + i, c)), c);
+                detail::accumulate<S>(dst + i, detail::load<S>(src + i, c), c);
             });
         }
     });
+}
+
+/// embedding_backward on llm::parallel::default_pool().
+/// Example: `llm::zero_grad(d_wte); llm::nn::embedding_backward(d_wte, dh, tokens);`
+template <simd::backend S = simd::default_backend, mutable_f32_view<2> DT, dense_view<2> DO, index_view I>
+void embedding_backward(DT&& dtable, DO&& dout, I&& ids) {
+    embedding_backward<S>(dtable, dout, ids, parallel::default_pool());
 }
 
 }  // namespace llm::nn

@@ -18,12 +18,11 @@ namespace llm::nn {
 /// cancels catastrophically when |mean| >> std.
 /// Shapes: x, y [rows, cols] (> 0, last dimension contiguous; y may alias x); weight, bias
 /// [cols] or empty (none); mean, rstd [rows] fp32. eps > 0.
-/// S: SIMD backend. Exec: sequential or a thread_pool (rows are split).
-/// Example: `llm::nn::layernorm_forward(x, w, b, y, mean, rstd, 1e-5f);`
-template <simd::backend S = simd::default_backend, class X, class W, class B, class Y, class M, class R,
-          class Exec = parallel::thread_pool>
-void layernorm_forward(X&& x, W&& weight, B&& bias, Y&& y, M&& mean, R&& rstd, float eps,
-                       Exec& exec = parallel::default_pool()) {
+/// S: SIMD backend. exec: an llm::parallel::policy (sequential{} or a thread_pool; rows are split).
+/// Example: `llm::nn::layernorm_forward(y, mean, rstd, x, weight, bias, 1e-5f, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, mutable_f32_view<1> M, mutable_f32_view<1> R,
+          dense_view<2> X, dense_view<1> W, dense_view<1> B>
+void layernorm_forward(Y&& y, M&& mean, R&& rstd, X&& x, W&& weight, B&& bias, float eps, parallel::policy auto&& exec) {
     constexpr const char* fn = "layernorm_forward";
     const auto xr = detail::as_rows(fn, "x", x);
     const auto yr = detail::as_rows(fn, "y", y);
@@ -65,16 +64,25 @@ void layernorm_forward(X&& x, W&& weight, B&& bias, Y&& y, M&& mean, R&& rstd, f
     });
 }
 
-/// Backward of layernorm_forward: with g = dy * weight and xhat = (x - mean) * rstd,
-/// dx = rstd * (g - mean(g) - xhat * mean(g * xhat)); dweight += sum_rows dy * xhat,
-/// dbias += sum_rows dy (accumulated; fixed chunk order, bitwise reproducible).
-/// Shapes: x, dy, dx [rows, cols]; weight [cols] or empty; mean, rstd [rows] from the
-/// forward; dweight, dbias [cols] fp32 or empty to skip. dx may alias dy.
-/// Example: `llm::nn::layernorm_backward(x, w, mean, rstd, dy, dx, dw, db);`
-template <simd::backend S = simd::default_backend, class X, class W, class M, class R, class DY, class DX, class DW, class DB,
-          class Exec = parallel::thread_pool>
-void layernorm_backward(X&& x, W&& weight, M&& mean, R&& rstd, DY&& dy, DX&& dx, DW&& dweight, DB&& dbias,
-                        Exec& exec = parallel::default_pool()) {
+/// layernorm_forward on llm::parallel::default_pool().
+/// Example: `llm::nn::layernorm_forward(y, mean, rstd, x, weight, bias, 1e-5f);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, mutable_f32_view<1> M, mutable_f32_view<1> R,
+          dense_view<2> X, dense_view<1> W, dense_view<1> B>
+void layernorm_forward(Y&& y, M&& mean, R&& rstd, X&& x, W&& weight, B&& bias, float eps) {
+    layernorm_forward<S>(y, mean, rstd, x, weight, bias, eps, parallel::default_pool());
+}
+
+/// Backward of layernorm_forward, accumulated into every gradient (docs/conventions.md): with
+/// g = dy * weight and xhat = (x - mean) * rstd, dx += rstd * (g - mean(g) - xhat * mean(g * xhat));
+/// dweight += sum_rows dy * xhat, dbias += sum_rows dy (fixed chunk order, bitwise
+/// reproducible). Clear them first with llm::zero_grad.
+/// Shapes: dx, dy, x [rows, cols]; weight [cols] or empty; mean, rstd [rows] from the
+/// forward; dweight, dbias [cols] fp32 or empty to skip. dx must not alias dy or x.
+/// Example: `llm::nn::layernorm_backward(dx, dweight, dbias, mean, rstd, dy, x, weight, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, mutable_f32_view<1> DW, mutable_f32_view<1> DB,
+          f32_view<1> M, f32_view<1> R, dense_view<2> DY, dense_view<2> X, dense_view<1> W>
+void layernorm_backward(DX&& dx, DW&& dweight, DB&& dbias, M&& mean, R&& rstd, DY&& dy, X&& x, W&& weight,
+                        parallel::policy auto&& exec) {
     constexpr const char* fn = "layernorm_backward";
     const auto xr = detail::as_rows(fn, "x", x);
     const auto dyr = detail::as_rows(fn, "dy", dy);
@@ -85,9 +93,6 @@ void layernorm_backward(X&& x, W&& weight, M&& mean, R&& rstd, DY&& dy, DX&& dx,
     const auto w = detail::as_param(fn, "weight", weight, xr.cols);
     const auto dw = detail::as_param(fn, "dweight", dweight, xr.cols);
     const auto db = detail::as_param(fn, "dbias", dbias, xr.cols);
-    static_assert(std::is_same_v<std::remove_pointer_t<decltype(dw.data)>, float> &&
-                      std::is_same_v<std::remove_pointer_t<decltype(db.data)>, float>,
-                  "layernorm_backward: dweight and dbias must be mutable fp32");
     const auto mean_vec = detail::as_vector(fn, "mean", mean);
     const auto rstd_vec = detail::as_vector(fn, "rstd", rstd);
     const float* const mu = mean_vec.first;
@@ -130,7 +135,7 @@ void layernorm_backward(X&& x, W&& weight, M&& mean, R&& rstd, DY&& dy, DX&& dx,
                     detail::store<S>(pb + i, S::add(dv, detail::load<S>(pb + i, c)), c);
                 }
                 const auto g = S::mul(dv, detail::load_param<S>(w, i, c, 1.0f));
-                detail::store<S>(out + i, S::mul(vr, S::sub(S::sub(g, mg), S::mul(xhat, mgx))), c);
+                detail::accumulate<S>(out + i, S::mul(vr, S::sub(S::sub(g, mg), S::mul(xhat, mgx))), c);
             });
         }
     });
@@ -140,6 +145,14 @@ void layernorm_backward(X&& x, W&& weight, M&& mean, R&& rstd, DY&& dy, DX&& dx,
     if (db) {
         detail::add_partials(db.data, part_b.data(), chunks, cols);
     }
+}
+
+/// layernorm_backward on llm::parallel::default_pool().
+/// Example: `llm::zero_grad(dx, dweight, dbias); llm::nn::layernorm_backward(dx, dweight, dbias, mean, rstd, dy, x, weight);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, mutable_f32_view<1> DW, mutable_f32_view<1> DB,
+          f32_view<1> M, f32_view<1> R, dense_view<2> DY, dense_view<2> X, dense_view<1> W>
+void layernorm_backward(DX&& dx, DW&& dweight, DB&& dbias, M&& mean, R&& rstd, DY&& dy, X&& x, W&& weight) {
+    layernorm_backward<S>(dx, dweight, dbias, mean, rstd, dy, x, weight, parallel::default_pool());
 }
 
 }  // namespace llm::nn

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/nn/activations.hpp>
+#include <llm/nn/concepts.hpp>
 #include <llm/nn/cross_entropy.hpp>
 #include <llm/nn/embedding.hpp>
 #include <llm/nn/layernorm.hpp>

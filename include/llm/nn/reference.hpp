@@ -236,9 +236,10 @@ inline void cross_entropy_backward(const double* logits, const std::int64_t* tar
 }
 
 // ---- rotary embeddings on x [tokens, heads, head_dim] ----------------------------------------
-/// Rotates each pair by angle positions[t] * inv_freq[i] (sign = -1 gives the inverse
-/// rotation, which is the backward: the rotation matrix is orthogonal).
-template <class Style>
+/// Rotates each pair (Style::first(i), Style::second(i)) by angle positions[t] * inv_freq[i]
+/// (sign = -1 gives the inverse rotation, which is the backward: the rotation matrix is
+/// orthogonal). Writes y (no accumulation).
+template <rope_style Style>
 void rope_apply(const double* x, const std::int64_t* positions, double* y, std::size_t tokens, std::size_t heads,
                 std::size_t head_dim, const std::vector<double>& inv_freq, double sign) {
     const std::size_t half = head_dim / 2;
@@ -249,8 +250,7 @@ void rope_apply(const double* x, const std::int64_t* positions, double* y, std::
             for (std::size_t i = 0; i < half; ++i) {
                 const double angle = static_cast<double>(positions[t]) * inv_freq[i];
                 const double c = std::cos(angle), s = sign * std::sin(angle);
-                const std::size_t a = std::is_same_v<Style, rope_interleaved> ? 2 * i : i;
-                const std::size_t b = std::is_same_v<Style, rope_interleaved> ? 2 * i + 1 : i + half;
+                const std::size_t a = Style::first(i, half), b = Style::second(i, half);
                 const double xa = xv[a], xb = xv[b];
                 yv[a] = xa * c - xb * s;
                 yv[b] = xb * c + xa * s;

@@ -17,10 +17,11 @@ namespace llm::nn {
 /// Shapes: x, y [rows, cols] (cols > 0, rows > 0, last dimension contiguous; y may alias x);
 /// weight [cols] or empty (no weight); rstd [rows] fp32. eps > 0.
 /// Elements: x, y, weight fp32 or bf16.
-/// S: SIMD backend. Exec: sequential or a thread_pool (rows are split).
-/// Example: `llm::nn::rmsnorm_forward(x, w, y, rstd, 1e-5f);`
-template <simd::backend S = simd::default_backend, class X, class W, class Y, class R, class Exec = parallel::thread_pool>
-void rmsnorm_forward(X&& x, W&& weight, Y&& y, R&& rstd, float eps, Exec& exec = parallel::default_pool()) {
+/// S: SIMD backend. exec: an llm::parallel::policy (sequential{} or a thread_pool; rows are split).
+/// Example: `llm::nn::rmsnorm_forward(y, rstd, x, weight, 1e-5f, llm::parallel::sequential{});`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, mutable_f32_view<1> R, dense_view<2> X,
+          dense_view<1> W>
+void rmsnorm_forward(Y&& y, R&& rstd, X&& x, W&& weight, float eps, parallel::policy auto&& exec) {
     constexpr const char* fn = "rmsnorm_forward";
     const auto xr = detail::as_rows(fn, "x", x);
     const auto yr = detail::as_rows(fn, "y", y);
@@ -52,15 +53,24 @@ void rmsnorm_forward(X&& x, W&& weight, Y&& y, R&& rstd, float eps, Exec& exec =
     });
 }
 
-/// Backward of rmsnorm_forward: dx = rstd * (g - xhat * mean(g * xhat)) with g = dy * weight
-/// and xhat = x * rstd; dweight += sum over rows of dy * xhat (accumulated, as PyTorch
-/// accumulates .grad; combined in a fixed chunk order, so bitwise reproducible).
-/// Shapes: x, dy, dx [rows, cols]; weight [cols] or empty; rstd [rows] from the forward;
-/// dweight [cols] fp32, or empty to skip it. dx may alias dy.
-/// Example: `llm::nn::rmsnorm_backward(x, w, rstd, dy, dx, dw);`
-template <simd::backend S = simd::default_backend, class X, class W, class R, class DY, class DX, class DW,
-          class Exec = parallel::thread_pool>
-void rmsnorm_backward(X&& x, W&& weight, R&& rstd, DY&& dy, DX&& dx, DW&& dweight, Exec& exec = parallel::default_pool()) {
+/// rmsnorm_forward on llm::parallel::default_pool().
+/// Example: `llm::nn::rmsnorm_forward(y, rstd, x, weight, 1e-5f);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, mutable_f32_view<1> R, dense_view<2> X,
+          dense_view<1> W>
+void rmsnorm_forward(Y&& y, R&& rstd, X&& x, W&& weight, float eps) {
+    rmsnorm_forward<S>(y, rstd, x, weight, eps, parallel::default_pool());
+}
+
+/// Backward of rmsnorm_forward, accumulated into both gradients (docs/conventions.md):
+/// dx += rstd * (g - xhat * mean(g * xhat)) with g = dy * weight and xhat = x * rstd;
+/// dweight += sum over rows of dy * xhat (combined in a fixed chunk order, so bitwise
+/// reproducible whatever the executor). Clear them first with llm::zero_grad.
+/// Shapes: dx, dy, x [rows, cols]; weight [cols] or empty; rstd [rows] from the forward;
+/// dweight [cols] fp32, or empty to skip it. dx must not alias dy or x.
+/// Example: `llm::nn::rmsnorm_backward(dx, dweight, rstd, dy, x, weight, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, mutable_f32_view<1> DW, f32_view<1> R,
+          dense_view<2> DY, dense_view<2> X, dense_view<1> W>
+void rmsnorm_backward(DX&& dx, DW&& dweight, R&& rstd, DY&& dy, X&& x, W&& weight, parallel::policy auto&& exec) {
     constexpr const char* fn = "rmsnorm_backward";
     const auto xr = detail::as_rows(fn, "x", x);
     const auto dyr = detail::as_rows(fn, "dy", dy);
@@ -70,7 +80,6 @@ void rmsnorm_backward(X&& x, W&& weight, R&& rstd, DY&& dy, DX&& dx, DW&& dweigh
     detail::check_same_shape(fn, "x", xr, "dx", dxr);
     const auto w = detail::as_param(fn, "weight", weight, xr.cols);
     const auto dw = detail::as_param(fn, "dweight", dweight, xr.cols);
-    static_assert(std::is_same_v<std::remove_pointer_t<decltype(dw.data)>, float>, "rmsnorm_backward: dweight must be mutable fp32");
     const auto rstd_vec = detail::as_vector(fn, "rstd", rstd);
     const float* const rs = rstd_vec.first;
     const std::size_t n_rs = rstd_vec.second;
@@ -101,13 +110,21 @@ void rmsnorm_backward(X&& x, W&& weight, R&& rstd, DY&& dy, DX&& dx, DW&& dweigh
                     detail::store<S>(part + i, S::fma(dv, xhat, detail::load<S>(part + i, c)), c);
                 }
                 const auto g = S::mul(dv, detail::load_param<S>(w, i, c, 1.0f));
-                detail::store<S>(out + i, S::mul(vr, S::sub(g, S::mul(xhat, k))), c);
+                detail::accumulate<S>(out + i, S::mul(vr, S::sub(g, S::mul(xhat, k))), c);
             });
         }
     });
     if (dw) {
         detail::add_partials(dw.data, partials.data(), chunks, cols);
     }
+}
+
+/// rmsnorm_backward on llm::parallel::default_pool().
+/// Example: `llm::zero_grad(dx, dweight); llm::nn::rmsnorm_backward(dx, dweight, rstd, dy, x, weight);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, mutable_f32_view<1> DW, f32_view<1> R,
+          dense_view<2> DY, dense_view<2> X, dense_view<1> W>
+void rmsnorm_backward(DX&& dx, DW&& dweight, R&& rstd, DY&& dy, X&& x, W&& weight) {
+    rmsnorm_backward<S>(dx, dweight, rstd, dy, x, weight, parallel::default_pool());
 }
 
 }  // namespace llm::nn

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Rotary position embeddings (rotate-half and interleaved; theta, linear and Llama 3 scaling), forward and backward.
+// Rotary position embeddings (any pair layout: rotate-half, interleaved or a user's; theta, linear and Llama 3 scaling), forward and backward.
 #pragma once
 
 #include <llm/nn/detail/rows.hpp>
@@ -16,14 +16,37 @@
 namespace llm::nn {
 namespace detail {
 
-/// Rotates every head of every token by angle sign * positions[t] * inv_freq[i] per pair.
-template <simd::backend S, rope_style Style, class X, class P, class Y, class Scaling, class Exec>
-void rope_apply(const char* fn, X&& x, P&& positions, Y&& y, const rope_params<Scaling>& params, float sign, Exec& exec) {
-    static_assert(view_of_rank<std::remove_reference_t<X>, 3> && view_of_rank<std::remove_reference_t<Y>, 3>,
-                  "rope: x and y must be rank-3 views [tokens, heads, head_dim]");
-    using TX = elem_t<std::remove_reference_t<X>>;
-    using TY = elem_t<std::remove_reference_t<Y>>;
-    static_assert(storage_element<TX> && storage_element<TY>, "rope: x and y must hold float or llm::bf16");
+/// The offsets of a style's pairs for one head, validated (each in range, every offset of
+/// the head used once), and whether they are (i, i + half), which whole vectors can rotate.
+struct rope_pairs {
+    std::vector<std::size_t> first, second;
+    bool split_halves = true;
+};
+
+template <rope_style Style>
+[[nodiscard]] rope_pairs rope_pair_offsets(const char* fn, std::size_t dim) {
+    const std::size_t half = dim / 2;
+    rope_pairs p{std::vector<std::size_t>(half), std::vector<std::size_t>(half), true};
+    std::vector<unsigned char> used(dim, 0);
+    for (std::size_t i = 0; i < half; ++i) {
+        const std::size_t a = static_cast<std::size_t>(Style::first(i, half));
+        const std::size_t b = static_cast<std::size_t>(Style::second(i, half));
+        llm::check(a < dim && b < dim && a != b && used[a] == 0 && used[b] == 0, fn, ": the rope style's pair ", i, " is (", a,
+                   ", ", b, "), which is out of [0, ", dim, ") or reuses an offset (every offset must be used once)");
+        used[a] = used[b] = 1;
+        p.first[i] = a;
+        p.second[i] = b;
+        p.split_halves = p.split_halves && a == i && b == i + half;
+    }
+    return p;
+}
+
+/// Rotates every head of every token by angle sign * positions[t] * inv_freq[i] per pair,
+/// into y (Add false) or added to y (Add true: the backward's accumulation).
+template <simd::backend S, rope_style Style, bool Add, class Y, class X, class P, class Scaling, class Exec>
+void rope_apply(const char* fn, Y&& y, X&& x, P&& positions, const rope_params<Scaling>& params, float sign, Exec& exec) {
+    using TX = elem_t<X>;
+    using TY = elem_t<Y>;
     const std::size_t tokens = x.extent(0), heads = x.extent(1), dim = x.extent(2);
     llm::check(y.extent(0) == tokens && y.extent(1) == heads && y.extent(2) == dim, fn, ": y is ", y.extent(0), " x ",
                y.extent(1), " x ", y.extent(2), " but x is ", tokens, " x ", heads, " x ", dim);
@@ -31,9 +54,8 @@ void rope_apply(const char* fn, X&& x, P&& positions, Y&& y, const rope_params<S
     llm::check((dim <= 1 || (x.stride(2) == 1 && y.stride(2) == 1)), fn, ": x and y must have a contiguous last dimension");
     const std::vector<double> inv_freq = rope_inverse_frequencies(fn, dim, params);
     const auto pos = as_vector(fn, "positions", positions);
-    using I = std::remove_const_t<std::remove_pointer_t<decltype(pos.first)>>;
-    static_assert(std::integral<I>, "rope: positions must be an integer type");
     llm::check(pos.second == tokens, fn, ": positions has ", pos.second, " elements but x has ", tokens, " tokens");
+    const rope_pairs pairs = rope_pair_offsets<Style>(fn, dim);
     const std::size_t half = dim / 2;
     parallel::parallel_for(exec, tokens, row_grain(heads * dim), [&](std::size_t t0, std::size_t t1) {
         std::vector<float> cos_v(half), sin_v(half);
@@ -48,21 +70,36 @@ void rope_apply(const char* fn, X&& x, P&& positions, Y&& y, const rope_params<S
             for (std::size_t h = 0; h < heads; ++h) {
                 const TX* in = x.data() + t * x.stride(0) + h * x.stride(1);
                 TY* out = y.data() + t * y.stride(0) + h * y.stride(1);
-                if constexpr (std::is_same_v<Style, rope_rotate_half>) {
+                if (pairs.split_halves) {
                     for_vectors<S>(half, [&](std::size_t i, std::size_t c) {
                         const auto a = load<S>(in + i, c), b = load<S>(in + half + i, c);
                         const auto cv = load<S>(cos_v.data() + i, c), sv = load<S>(sin_v.data() + i, c);
                         // Both halves are loaded before either is stored, so y may alias x.
-                        store<S>(out + i, S::sub(S::mul(a, cv), S::mul(b, sv)), c);
-                        store<S>(out + half + i, S::fma(a, sv, S::mul(b, cv)), c);
+                        const auto ra = S::sub(S::mul(a, cv), S::mul(b, sv));
+                        const auto rb = S::fma(a, sv, S::mul(b, cv));
+                        if constexpr (Add) {
+                            accumulate<S>(out + i, ra, c);
+                            accumulate<S>(out + half + i, rb, c);
+                        } else {
+                            store<S>(out + i, ra, c);
+                            store<S>(out + half + i, rb, c);
+                        }
                     });
                 } else {
-                    // Adjacent pairs: the facade has no lane swizzle, so this is scalar code
-                    // (GCC vectorises it with permutes at -O3).
+                    // Any other layout: scalar pairs (the facade has no gather; GCC vectorises
+                    // the adjacent pairs of the interleaved layout with permutes at -O3).
                     for (std::size_t i = 0; i < half; ++i) {
-                        const float a = static_cast<float>(in[2 * i]), b = static_cast<float>(in[2 * i + 1]);
-                        out[2 * i] = TY(a * cos_v[i] - b * sin_v[i]);
-                        out[2 * i + 1] = TY(b * cos_v[i] + a * sin_v[i]);
+                        const std::size_t ia = pairs.first[i], ib = pairs.second[i];
+                        const float a = static_cast<float>(in[ia]), b = static_cast<float>(in[ib]);
+                        const float ra = a * cos_v[i] - b * sin_v[i];
+                        const float rb = b * cos_v[i] + a * sin_v[i];
+                        if constexpr (Add) {
+                            out[ia] = TY(static_cast<float>(out[ia]) + ra);
+                            out[ib] = TY(static_cast<float>(out[ib]) + rb);
+                        } else {
+                            out[ia] = TY(ra);
+                            out[ib] = TY(rb);
+                        }
                     }
                 }
             }
@@ -72,26 +109,60 @@ void rope_apply(const char* fn, X&& x, P&& positions, Y&& y, const rope_params<S
 
 }  // namespace detail
 
-/// y = RoPE(x): pair (a, b) of each head at token t is rotated by angle
+/// y = RoPE(x): the pair (a, b) of each head at token t is rotated by angle
 /// positions[t] * inv_freq_i, inv_freq_i = scaling(theta^(-2i / head_dim)).
-/// Shapes: x, y [tokens, heads, head_dim] (head_dim even, last dimension contiguous; y may
+/// Shapes: y, x [tokens, heads, head_dim] (head_dim even, last dimension contiguous; y may
 /// alias x); positions [tokens] (any integer type: absolute positions, so a KV-cache decode
 /// step passes its offset).
-/// Style: rope_rotate_half (Llama / Hugging Face, default) or rope_interleaved (GPT-J).
-/// Scaling: rope_scaling::none, ::linear, ::llama3 (through rope_params).
-/// Example: `llm::nn::rope_forward(q, pos, q, llm::nn::rope_params<>{.theta = 500000.0});`
-template <rope_style Style = rope_rotate_half, simd::backend S = simd::default_backend, class X, class P, class Y,
-          class Scaling = rope_scaling::none, class Exec = parallel::thread_pool>
-void rope_forward(X&& x, P&& positions, Y&& y, const rope_params<Scaling>& params = {}, Exec& exec = parallel::default_pool()) {
-    detail::rope_apply<S, Style>("rope_forward", x, positions, y, params, 1.0f, exec);
+/// Style: any rope_style; rope_rotate_half (Llama / Hugging Face, default) or rope_interleaved (GPT-J).
+/// params (an option): theta and the scaling, rope_scaling::none, ::linear, ::llama3 or any
+/// rope_scaling_policy. S: SIMD backend. exec: an llm::parallel::policy (tokens are split).
+/// Example: `llm::nn::rope_forward(q, q, pos, llm::nn::rope_params<>{.theta = 500000.0}, pool);`
+template <rope_style Style = rope_rotate_half, simd::backend S = simd::default_backend, mutable_dense_view<3> Y,
+          dense_view<3> X, index_view P, rope_scaling_policy Scaling = rope_scaling::none>
+void rope_forward(Y&& y, X&& x, P&& positions, const rope_params<Scaling>& params, parallel::policy auto&& exec) {
+    detail::rope_apply<S, Style, false>("rope_forward", y, x, positions, params, 1.0f, exec);
 }
 
-/// Backward of rope_forward: the rotation is orthogonal, so dx = rotation by -angle of dy.
-/// Shapes as rope_forward (dx may alias dy). Example: `llm::nn::rope_backward(dq, pos, dq);`
-template <rope_style Style = rope_rotate_half, simd::backend S = simd::default_backend, class DY, class P, class DX,
-          class Scaling = rope_scaling::none, class Exec = parallel::thread_pool>
-void rope_backward(DY&& dy, P&& positions, DX&& dx, const rope_params<Scaling>& params = {}, Exec& exec = parallel::default_pool()) {
-    detail::rope_apply<S, Style>("rope_backward", dy, positions, dx, params, -1.0f, exec);
+/// rope_forward with the default rope_params (theta 10000, no scaling).
+/// Example: `llm::nn::rope_forward(q, q, pos, llm::parallel::sequential{});`
+template <rope_style Style = rope_rotate_half, simd::backend S = simd::default_backend, mutable_dense_view<3> Y,
+          dense_view<3> X, index_view P>
+void rope_forward(Y&& y, X&& x, P&& positions, parallel::policy auto&& exec) {
+    rope_forward<Style, S>(y, x, positions, rope_params<>{}, exec);
+}
+
+/// rope_forward on llm::parallel::default_pool(). Example: `llm::nn::rope_forward(q, q, pos);`
+template <rope_style Style = rope_rotate_half, simd::backend S = simd::default_backend, mutable_dense_view<3> Y,
+          dense_view<3> X, index_view P, rope_scaling_policy Scaling = rope_scaling::none>
+void rope_forward(Y&& y, X&& x, P&& positions, const rope_params<Scaling>& params = {}) {
+    rope_forward<Style, S>(y, x, positions, params, parallel::default_pool());
+}
+
+/// Backward of rope_forward: the rotation is orthogonal, so the gradient is dy rotated by
+/// -angle, accumulated: dx += R(-angle) dy (docs/conventions.md).
+/// Shapes as rope_forward; dx must not alias dy.
+/// Example: `llm::nn::rope_backward(dq, dq_rot, pos, llm::nn::rope_params<>{}, pool);`
+template <rope_style Style = rope_rotate_half, simd::backend S = simd::default_backend, mutable_dense_view<3> DX,
+          dense_view<3> DY, index_view P, rope_scaling_policy Scaling = rope_scaling::none>
+void rope_backward(DX&& dx, DY&& dy, P&& positions, const rope_params<Scaling>& params, parallel::policy auto&& exec) {
+    detail::rope_apply<S, Style, true>("rope_backward", dx, dy, positions, params, -1.0f, exec);
+}
+
+/// rope_backward with the default rope_params.
+/// Example: `llm::nn::rope_backward(dq, dq_rot, pos, llm::parallel::sequential{});`
+template <rope_style Style = rope_rotate_half, simd::backend S = simd::default_backend, mutable_dense_view<3> DX,
+          dense_view<3> DY, index_view P>
+void rope_backward(DX&& dx, DY&& dy, P&& positions, parallel::policy auto&& exec) {
+    rope_backward<Style, S>(dx, dy, positions, rope_params<>{}, exec);
+}
+
+/// rope_backward on llm::parallel::default_pool().
+/// Example: `llm::zero_grad(dq); llm::nn::rope_backward(dq, dq_rot, pos);`
+template <rope_style Style = rope_rotate_half, simd::backend S = simd::default_backend, mutable_dense_view<3> DX,
+          dense_view<3> DY, index_view P, rope_scaling_policy Scaling = rope_scaling::none>
+void rope_backward(DX&& dx, DY&& dy, P&& positions, const rope_params<Scaling>& params = {}) {
+    rope_backward<Style, S>(dx, dy, positions, params, parallel::default_pool());
 }
 
 }  // namespace llm::nn

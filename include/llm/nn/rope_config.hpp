@@ -12,12 +12,38 @@
 
 namespace llm::nn {
 
-/// Pair layouts. rotate_half (Llama, Hugging Face): dimension i pairs with i + d/2.
-/// interleaved (GPT-J, GPT-NeoX "rotary_interleaved", Meta's original Llama): 2i with 2i+1.
-struct rope_rotate_half {};
-struct rope_interleaved {};
+/// A RoPE pair layout, an open policy: which two elements of a head the i-th frequency
+/// rotates. Any type with static `first(i, half)` and `second(i, half)` (i in [0, half),
+/// half = head_dim / 2) giving the two offsets within the head: the pair (a, b) becomes
+/// (a cos - b sin, b cos + a sin). Together the pairs must visit every offset of the head
+/// exactly once (the kernels check this, once per call). A layout written outside llm::
+/// works like the built-in ones: the kernels call these members and nothing else; where a
+/// layout's pairs are (i, i + half) they use whole SIMD vectors.
+/// Built-in models: rope_rotate_half, rope_interleaved.
+/// Example: `static_assert(llm::nn::rope_style<llm::nn::rope_interleaved>);`
 template <class P>
-concept rope_style = std::same_as<P, rope_rotate_half> || std::same_as<P, rope_interleaved>;
+concept rope_style = requires(std::size_t i, std::size_t half) {
+    { P::first(i, half) } -> std::convertible_to<std::size_t>;
+    { P::second(i, half) } -> std::convertible_to<std::size_t>;
+};
+
+/// Rotate-half layout (Llama, Hugging Face): dimension i pairs with i + head_dim / 2.
+struct rope_rotate_half {
+    /// The pair's first offset: i.
+    [[nodiscard]] static constexpr std::size_t first(std::size_t i, std::size_t /*half*/) { return i; }
+    /// The pair's second offset: i + half.
+    [[nodiscard]] static constexpr std::size_t second(std::size_t i, std::size_t half) { return i + half; }
+};
+
+/// Interleaved layout (GPT-J, GPT-NeoX "rotary_interleaved", Meta's original Llama): 2i pairs with 2i + 1.
+struct rope_interleaved {
+    /// The pair's first offset: 2i.
+    [[nodiscard]] static constexpr std::size_t first(std::size_t i, std::size_t /*half*/) { return 2 * i; }
+    /// The pair's second offset: 2i + 1.
+    [[nodiscard]] static constexpr std::size_t second(std::size_t i, std::size_t /*half*/) { return 2 * i + 1; }
+};
+
+static_assert(rope_style<rope_rotate_half> && rope_style<rope_interleaved>);
 
 /// Frequency scaling policies: each maps an unscaled inverse frequency to the one used.
 namespace rope_scaling {
@@ -60,6 +86,9 @@ struct llama3 {
 
 }  // namespace rope_scaling
 
+/// A frequency scaling policy, an open concept: any type with `apply(double inv_freq)`
+/// returning the inverse frequency used. Models: rope_scaling::none, linear, llama3.
+/// Example: `static_assert(llm::nn::rope_scaling_policy<llm::nn::rope_scaling::llama3>);`
 template <class P>
 concept rope_scaling_policy = requires(const P& p, double f) {
     { p.apply(f) } -> std::convertible_to<double>;
@@ -76,7 +105,8 @@ struct rope_params {
 
 /// The head_dim / 2 inverse frequencies theta^(-2i/d), scaled, in double (the shared maths
 /// of the reference and the fast kernel: both rotate by exactly the same angles' source).
-template <class Scaling>
+/// Example: `auto inv = llm::nn::rope_inverse_frequencies("mine", 128, llm::nn::rope_params<>{.theta = 5e5});`
+template <rope_scaling_policy Scaling>
 [[nodiscard]] std::vector<double> rope_inverse_frequencies(const char* fn, std::size_t head_dim, const rope_params<Scaling>& p) {
     llm::check(head_dim > 0 && head_dim % 2 == 0, fn, ": head_dim = ", head_dim, " must be even and > 0");
     llm::check(p.theta > 1.0, fn, ": theta = ", p.theta, " must be > 1");

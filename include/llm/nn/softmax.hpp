@@ -67,7 +67,7 @@ void softmax_rows(rows_ref<TX> x, rows_ref<TY> y, std::size_t r0, std::size_t r1
     }
 }
 
-// softmax: dx = y (dy - <dy, y>);  log-softmax: dx = dy - exp(y) sum(dy).
+// softmax: dx += y (dy - <dy, y>);  log-softmax: dx += dy - exp(y) sum(dy).
 template <simd::backend S, bool Log, class TY, class TD, class TX>
 void softmax_backward_rows(rows_ref<TY> y, rows_ref<TD> dy, rows_ref<TX> dx, std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
@@ -84,13 +84,13 @@ void softmax_backward_rows(rows_ref<TY> y, rows_ref<TD> dy, rows_ref<TX> dx, std
         for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
             const auto yv = load<S>(yr + i, c);
             const auto dv = load<S>(dr + i, c);
-            store<S>(out + i, Log ? S::sub(dv, S::mul(S::exp(yv), k)) : S::mul(yv, S::sub(dv, k)), c);
+            accumulate<S>(out + i, Log ? S::sub(dv, S::mul(S::exp(yv), k)) : S::mul(yv, S::sub(dv, k)), c);
         });
     }
 }
 
-template <simd::backend S, bool Log, class X, class Y, class Exec>
-void softmax_forward_impl(const char* fn, X&& x, Y&& y, Exec& exec) {
+template <simd::backend S, bool Log, class Y, class X, class Exec>
+void softmax_forward_impl(const char* fn, Y&& y, X&& x, Exec& exec) {
     const auto xr = as_rows(fn, "x", x);
     const auto yr = as_rows(fn, "y", y);
     check_nonempty(fn, "x", xr.rows, xr.cols);
@@ -98,8 +98,8 @@ void softmax_forward_impl(const char* fn, X&& x, Y&& y, Exec& exec) {
     for_rows(exec, xr.rows, xr.cols, [&](std::size_t r0, std::size_t r1) { softmax_rows<S, Log>(xr, yr, r0, r1); });
 }
 
-template <simd::backend S, bool Log, class Y, class DY, class DX, class Exec>
-void softmax_backward_impl(const char* fn, Y&& y, DY&& dy, DX&& dx, Exec& exec) {
+template <simd::backend S, bool Log, class DX, class Y, class DY, class Exec>
+void softmax_backward_impl(const char* fn, DX&& dx, Y&& y, DY&& dy, Exec& exec) {
     const auto yr = as_rows(fn, "y", y);
     const auto dyr = as_rows(fn, "dy", dy);
     const auto dxr = as_rows(fn, "dx", dx);
@@ -113,34 +113,62 @@ void softmax_backward_impl(const char* fn, Y&& y, DY&& dy, DX&& dx, Exec& exec) 
 }  // namespace detail
 
 /// y = softmax(x) over the last dimension (max-subtracted, so any finite x is safe).
-/// Shapes: x, y [rows, cols], rows and cols > 0, last dimension contiguous; y may alias x.
+/// Shapes: y, x [rows, cols], rows and cols > 0, last dimension contiguous; y may alias x.
 /// Elements: fp32 or bf16 storage, fp32 math.
-/// S: SIMD backend. Exec: llm::parallel::sequential or a thread_pool (rows are split).
-/// Example: `llm::nn::softmax_forward(logits, probs);`
-template <simd::backend S = simd::default_backend, class X, class Y, class Exec = parallel::thread_pool>
-void softmax_forward(X&& x, Y&& y, Exec& exec = parallel::default_pool()) {
-    detail::softmax_forward_impl<S, false>("softmax_forward", x, y, exec);
+/// S: SIMD backend. exec: an llm::parallel::policy (sequential{} or a thread_pool; rows are split).
+/// Example: `llm::nn::softmax_forward(probs, logits, llm::parallel::sequential{});`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+void softmax_forward(Y&& y, X&& x, parallel::policy auto&& exec) {
+    detail::softmax_forward_impl<S, false>("softmax_forward", y, x, exec);
 }
 
-/// dx = y * (dy - sum(dy * y)) per row, from the forward output y.
-/// Shapes: y, dy, dx [rows, cols]. Example: `llm::nn::softmax_backward(probs, d_probs, d_logits);`
-template <simd::backend S = simd::default_backend, class Y, class DY, class DX, class Exec = parallel::thread_pool>
-void softmax_backward(Y&& y, DY&& dy, DX&& dx, Exec& exec = parallel::default_pool()) {
-    detail::softmax_backward_impl<S, false>("softmax_backward", y, dy, dx, exec);
+/// softmax_forward on llm::parallel::default_pool(). Example: `llm::nn::softmax_forward(probs, logits);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+void softmax_forward(Y&& y, X&& x) {
+    softmax_forward<S>(y, x, parallel::default_pool());
+}
+
+/// dx += y * (dy - sum(dy * y)) per row (accumulated, docs/conventions.md), from the
+/// forward's output y (saved state). Shapes: dx, y, dy [rows, cols]; dx must not alias y or dy.
+/// Example: `llm::nn::softmax_backward(d_logits, probs, d_probs, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> Y, dense_view<2> DY>
+void softmax_backward(DX&& dx, Y&& y, DY&& dy, parallel::policy auto&& exec) {
+    detail::softmax_backward_impl<S, false>("softmax_backward", dx, y, dy, exec);
+}
+
+/// softmax_backward on llm::parallel::default_pool().
+/// Example: `llm::nn::softmax_backward(d_logits, probs, d_probs);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> Y, dense_view<2> DY>
+void softmax_backward(DX&& dx, Y&& y, DY&& dy) {
+    softmax_backward<S>(dx, y, dy, parallel::default_pool());
 }
 
 /// y = x - logsumexp(x) over the last dimension. Shapes and types as softmax_forward.
-/// Example: `llm::nn::log_softmax_forward(logits, logp);`
-template <simd::backend S = simd::default_backend, class X, class Y, class Exec = parallel::thread_pool>
-void log_softmax_forward(X&& x, Y&& y, Exec& exec = parallel::default_pool()) {
-    detail::softmax_forward_impl<S, true>("log_softmax_forward", x, y, exec);
+/// Example: `llm::nn::log_softmax_forward(logp, logits, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+void log_softmax_forward(Y&& y, X&& x, parallel::policy auto&& exec) {
+    detail::softmax_forward_impl<S, true>("log_softmax_forward", y, x, exec);
 }
 
-/// dx = dy - exp(y) * sum(dy) per row, from the forward output y (log-probabilities).
-/// Example: `llm::nn::log_softmax_backward(logp, d_logp, d_logits);`
-template <simd::backend S = simd::default_backend, class Y, class DY, class DX, class Exec = parallel::thread_pool>
-void log_softmax_backward(Y&& y, DY&& dy, DX&& dx, Exec& exec = parallel::default_pool()) {
-    detail::softmax_backward_impl<S, true>("log_softmax_backward", y, dy, dx, exec);
+/// log_softmax_forward on llm::parallel::default_pool(). Example: `llm::nn::log_softmax_forward(logp, logits);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
+void log_softmax_forward(Y&& y, X&& x) {
+    log_softmax_forward<S>(y, x, parallel::default_pool());
+}
+
+/// dx += dy - exp(y) * sum(dy) per row (accumulated), from the forward's output y
+/// (log-probabilities, saved state). Shapes as softmax_backward.
+/// Example: `llm::nn::log_softmax_backward(d_logits, logp, d_logp, pool);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> Y, dense_view<2> DY>
+void log_softmax_backward(DX&& dx, Y&& y, DY&& dy, parallel::policy auto&& exec) {
+    detail::softmax_backward_impl<S, true>("log_softmax_backward", dx, y, dy, exec);
+}
+
+/// log_softmax_backward on llm::parallel::default_pool().
+/// Example: `llm::nn::log_softmax_backward(d_logits, logp, d_logp);`
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> Y, dense_view<2> DY>
+void log_softmax_backward(DX&& dx, Y&& y, DY&& dy) {
+    log_softmax_backward<S>(dx, y, dy, parallel::default_pool());
 }
 
 }  // namespace llm::nn

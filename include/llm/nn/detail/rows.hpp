@@ -4,6 +4,7 @@
 
 #include <llm/core/bf16.hpp>
 #include <llm/core/error.hpp>
+#include <llm/nn/concepts.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/simd/simd.hpp>
 
@@ -14,24 +15,10 @@
 #include <utility>
 
 namespace llm::nn {
-
-/// Storage types of NN activations and parameters: fp32 or bf16 (math is always fp32).
-template <class T>
-concept storage_element = std::same_as<std::remove_const_t<T>, float> || std::same_as<std::remove_const_t<T>, llm::bf16>;
-
-/// A rank-N view (llm::tensor_view or lvalue llm::tensor) with element type, extents and strides.
-template <class V, std::size_t Rank>
-concept view_of_rank = requires(V& v) {
-    { v.data() };
-    { v.extent(0) } -> std::convertible_to<std::size_t>;
-    { v.stride(0) } -> std::convertible_to<std::size_t>;
-    requires std::remove_cvref_t<V>::rank() == Rank;
-} && std::is_pointer_v<decltype(std::declval<V&>().data())>;
-
 namespace detail {
 
 template <class V>
-using elem_t = std::remove_pointer_t<decltype(std::declval<V&>().data())>;
+using elem_t = llm::view_element_t<std::remove_reference_t<V>>;
 
 /// `rows` rows of `cols` contiguous elements, row i at data + i * ld.
 template <class T>
@@ -45,9 +32,8 @@ struct rows_ref {
 
 /// Views a rank-2 [rows, cols] view as rows_ref; the last dimension must be contiguous.
 template <class V>
-    requires view_of_rank<std::remove_reference_t<V>, 2>
-[[nodiscard]] rows_ref<elem_t<std::remove_reference_t<V>>> as_rows(const char* fn, const char* arg, V&& v) {
-    static_assert(storage_element<elem_t<std::remove_reference_t<V>>>, "llm::nn: activations must hold float or llm::bf16");
+    requires llm::view_of_rank<V, 2>
+[[nodiscard]] rows_ref<elem_t<V>> as_rows(const char* fn, const char* arg, V&& v) {
     const std::size_t rows = v.extent(0), cols = v.extent(1);
     llm::check(cols <= 1 || v.stride(1) == 1, fn, ": ", arg, " must have a contiguous last dimension (stride(1) = ",
                v.stride(1), ")");
@@ -56,8 +42,8 @@ template <class V>
 
 /// Views a rank-1 view as (pointer, size); it must be contiguous.
 template <class V>
-    requires view_of_rank<std::remove_reference_t<V>, 1>
-[[nodiscard]] std::pair<elem_t<std::remove_reference_t<V>>*, std::size_t> as_vector(const char* fn, const char* arg, V&& v) {
+    requires llm::view_of_rank<V, 1>
+[[nodiscard]] std::pair<elem_t<V>*, std::size_t> as_vector(const char* fn, const char* arg, V&& v) {
     const std::size_t n = v.extent(0);
     llm::check(n <= 1 || v.stride(0) == 1, fn, ": ", arg, " must be contiguous (stride(0) = ", v.stride(0), ")");
     return {v.data(), n};
@@ -101,6 +87,15 @@ LLM_FORCE_INLINE void store(T* p, typename S::f32 v, std::size_t n) {
     }
 }
 
+/// p[0, n) += v (the first n <= W lanes): a gradient's accumulation, one fp32 add and, for
+/// bf16, one rounding of the sum. A second identical call gives exactly twice the first
+/// result r: it rounds r + q where r is q rounded, and |q - r| <= ulp(r) / 2 is less than
+/// half an ulp of 2r, so the sum rounds to 2r (exact in fp32, and in bf16).
+template <simd::backend S, class T>
+LLM_FORCE_INLINE void accumulate(T* p, typename S::f32 v, std::size_t n) {
+    store<S>(p, S::add(load<S>(p, n), v), n);
+}
+
 /// v with lanes >= n replaced by `fill` (so a partial tail cannot pollute a max or a sum).
 template <simd::backend S>
 [[nodiscard]] LLM_FORCE_INLINE typename S::f32 keep_first(typename S::f32 v, std::size_t n, float fill) {
@@ -137,7 +132,7 @@ LLM_FORCE_INLINE void for_vectors(std::size_t n, F&& f) {
 
 /// Runs f(row_begin, row_end) over [0, rows) in chunks of row_grain(cols) rows.
 template <class Exec, class F>
-void for_rows(Exec& exec, std::size_t rows, std::size_t cols, F&& f) {
+void for_rows(Exec&& exec, std::size_t rows, std::size_t cols, F&& f) {
     parallel::parallel_for(exec, rows, row_grain(cols), std::forward<F>(f));
 }
 
@@ -154,7 +149,6 @@ template <class V>
 [[nodiscard]] auto as_param(const char* fn, const char* arg, V&& v, std::size_t cols) {
     const auto pn = as_vector(fn, arg, v);
     using T = std::remove_pointer_t<decltype(pn.first)>;
-    static_assert(storage_element<T>, "llm::nn: weights and biases must hold float or llm::bf16");
     llm::check(pn.second == 0 || pn.second == cols, fn, ": ", arg, " has ", pn.second, " elements but rows have ", cols,
                " (0 means none)");
     return param_ref<T>{pn.second == 0 ? nullptr : pn.first};
