@@ -128,20 +128,21 @@ struct tiny_model {
         llm::parallel::sequential seq;
         mat e(tokens, dim), h(tokens, dim), logits(tokens, vocab);
         vec rstd(tokens), lse(tokens);
-        llm::nn::embedding_forward(table, ids, e, seq);
-        llm::nn::rmsnorm_forward(e, gain, h, rstd, 1e-5f, seq);
+        llm::nn::embedding_forward(e, ids, table, seq);
+        llm::nn::rmsnorm_forward(h, rstd, e, gain, 1e-5f, seq);
         llm::gemm(h, llm::transpose(w, 0, 1), logits, 1.0f, 0.0f, seq);
         const llm::nn::cross_entropy_options opts{.label_smoothing = 0.1f};
-        const float l = llm::nn::cross_entropy_forward(logits, targets, lse, opts, seq);
+        const float l = llm::nn::cross_entropy_forward(lse, logits, targets, opts, seq);
         if (d_table != nullptr) {
             mat d_logits(tokens, vocab), d_h(tokens, dim), d_e(tokens, dim);
             vec d_gain(dim);
-            llm::nn::cross_entropy_backward(logits, targets, lse, 1.0f, d_logits, opts, seq);
+            llm::zero_grad(d_logits, d_e, d_gain);  // the nn backwards accumulate
+            llm::nn::cross_entropy_backward(d_logits, lse, 1.0f, logits, targets, opts, seq);
             llm::gemm(llm::transpose(d_logits, 0, 1), h, *d_w, 1.0f, 0.0f, seq);  // dW = dlogits^T h
             llm::gemm(d_logits, w, d_h, 1.0f, 0.0f, seq);                          // dh = dlogits W
-            llm::nn::rmsnorm_backward(e, gain, rstd, d_h, d_e, d_gain, seq);
-            llm::fill(*d_table, 0.0f);
-            llm::nn::embedding_backward(ids, d_e, *d_table, seq);
+            llm::nn::rmsnorm_backward(d_e, d_gain, rstd, d_h, e, gain, seq);
+            llm::zero_grad(*d_table);
+            llm::nn::embedding_backward(*d_table, d_e, ids, seq);
         }
         return l;
     }
