@@ -37,16 +37,14 @@ inline std::size_t chunk_count(const char* function, std::size_t n, std::size_t 
 /// Choose grain so one chunk is worth at least a few microseconds of work: a hand-off to a
 /// 2-thread pool costs ~0.45 us while its workers are awake, ~4 us once they sleep, plus
 /// ~20 ns per chunk (BENCHMARKS.md, bench_parallel).
-///   Policy: an llm::parallel::policy (sequential, thread_pool or your own), taken by reference.
-///   F:      callable as f(std::size_t begin, std::size_t end).
+///   pol: an llm::parallel::policy (sequential, thread_pool or your own), taken by reference
+///        (a temporary such as `sequential{}` too); anything else fails at the call, naming
+///        the concept.
+///   F:   callable as f(std::size_t begin, std::size_t end).
 /// Example: `parallel_for(pool, rows, 16, [&](std::size_t r0, std::size_t r1) { for (auto r = r0; r < r1; ++r) y[r] = dot(W[r], x); });`
-template <class Policy, class F>
-void parallel_for(Policy&& pol, std::size_t n, std::size_t grain, F&& f) {
-    static_assert(policy<std::remove_reference_t<Policy>>,
-                  "parallel_for: the first argument is not an llm::parallel::policy "
-                  "(it needs size() and run(n_chunks, chunk_task))");
-    static_assert(std::invocable<F&, std::size_t, std::size_t>,
-                  "parallel_for: f must be callable as f(std::size_t begin, std::size_t end)");
+template <class F>
+    requires std::invocable<F&, std::size_t, std::size_t>
+void parallel_for(policy auto&& pol, std::size_t n, std::size_t grain, F&& f) {
     const std::size_t n_chunks = detail::chunk_count("parallel_for", n, grain);
     if (n_chunks == 0) {
         return;
@@ -62,6 +60,7 @@ void parallel_for(Policy&& pol, std::size_t n, std::size_t grain, F&& f) {
 ///   F: callable as f(std::size_t begin, std::size_t end).
 /// Example: `llm::parallel::parallel_for(n, 4096, [&](std::size_t b, std::size_t e) { scale(x + b, e - b, 2.0f); });`
 template <class F>
+    requires std::invocable<F&, std::size_t, std::size_t>
 void parallel_for(std::size_t n, std::size_t grain, F&& f) {
     parallel_for(default_pool(), n, grain, std::forward<F>(f));
 }
