@@ -40,7 +40,7 @@ struct cpo {
         check(std::isfinite(c.cpo_alpha) && c.cpo_alpha >= 0, "cpo_config: cpo_alpha = ", c.cpo_alpha,
               " must be >= 0");
     }
-    template <class T>
+    template <float_or_double T>
     static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const cpo_config& c) {
         if (c.cpo_alpha != 0) {
             detail::require_tokens(name, in, false);

@@ -67,7 +67,7 @@ struct dpo_elementwise {
     static constexpr bool needs_reference(const dpo_config& c) { return !c.reference_free; }
     static void validate(const dpo_config& c) { validate_dpo(Derived::name, c); }
 
-    template <class T>
+    template <float_or_double T>
     static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
         if constexpr (Derived::needs_tokens) {
             require_tokens(Derived::name, in, true);
@@ -94,7 +94,7 @@ struct dpo_sigmoid : detail::dpo_elementwise<dpo_sigmoid> {
         detail::validate_dpo(name, c);
         detail::validate_smoothing_below_half(name, c);
     }
-    template <class T>
+    template <float_or_double T>
     static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
         if (c.rdpo_alpha != 0) {
             detail::require_tokens(name, in, true);
@@ -102,7 +102,7 @@ struct dpo_sigmoid : detail::dpo_elementwise<dpo_sigmoid> {
         return dpo_elementwise::evaluate(out, in, c);
     }
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
         const T beta = static_cast<T>(c.beta);
         const T z = beta * (x - y) - static_cast<T>(c.rdpo_alpha) * (lc - lr);
@@ -119,7 +119,7 @@ struct dpo_hinge : detail::dpo_elementwise<dpo_hinge> {
     ///@{
     static constexpr std::string_view name = "hinge";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T m = T(1) - beta * (x - y);
@@ -138,7 +138,7 @@ struct dpo_ipo : detail::dpo_elementwise<dpo_ipo> {
     static constexpr std::string_view name = "ipo";
     static constexpr bool needs_tokens = true;
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
         const T mc = std::max(lc, T(1));
         const T mr = std::max(lr, T(1));
@@ -161,7 +161,7 @@ struct dpo_exo_pair : detail::dpo_elementwise<dpo_exo_pair> {
               " must be in (0, 1) (EXO suggests 1e-3)");
     }
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         using std::log;
         using std::log1p;
@@ -188,7 +188,7 @@ struct dpo_nca_pair : detail::dpo_elementwise<dpo_nca_pair> {
     ///@{
     static constexpr std::string_view name = "nca_pair";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T a = beta * x;
@@ -211,7 +211,7 @@ struct dpo_robust : detail::dpo_elementwise<dpo_robust> {
         detail::validate_smoothing_below_half(name, c);
     }
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T eps = static_cast<T>(c.label_smoothing);
@@ -231,7 +231,7 @@ struct dpo_bco_pair : detail::dpo_elementwise<dpo_bco_pair> {
     ///@{
     static constexpr std::string_view name = "bco_pair";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T a = beta * x;
@@ -249,7 +249,7 @@ struct dpo_sppo_hard : detail::dpo_elementwise<dpo_sppo_hard> {
     ///@{
     static constexpr std::string_view name = "sppo_hard";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T half_inv_beta = T(0.5) / static_cast<T>(c.beta);
         const T dw = x - half_inv_beta;
@@ -266,7 +266,7 @@ struct dpo_apo_zero : detail::dpo_elementwise<dpo_apo_zero> {
     ///@{
     static constexpr std::string_view name = "apo_zero";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T sa = sigmoid(beta * x);
@@ -284,7 +284,7 @@ struct dpo_apo_down : detail::dpo_elementwise<dpo_apo_down> {
     ///@{
     static constexpr std::string_view name = "apo_down";
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T a = beta * x;
@@ -312,7 +312,7 @@ struct dpo_discopop : detail::dpo_elementwise<dpo_discopop> {
               c.discopop_tau, " must be > 0");
     }
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T, T) {
         const T beta = static_cast<T>(c.beta);
         const T tau = static_cast<T>(c.discopop_tau);
@@ -338,7 +338,7 @@ struct dpo_sigmoid_norm : detail::dpo_elementwise<dpo_sigmoid_norm> {
     static constexpr std::string_view name = "sigmoid_norm";
     static constexpr bool needs_tokens = true;
     /// One pair's loss and its slopes w.r.t. x and y (called by the shared elementwise evaluate).
-    template <class T>
+    template <float_or_double T>
     static pair_value<T> pair(const dpo_config& c, T x, T y, T lc, T lr) {
         const T beta = static_cast<T>(c.beta);
         const T mc = std::max(lc, T(1));
@@ -415,7 +415,7 @@ struct dpo_aot : detail::dpo_batchwise<dpo_aot> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "aot";
-    template <class T>
+    template <float_or_double T>
     static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
         return detail::aot_evaluate(
             out, in, c, [&](std::size_t i) { return in.chosen(i) - in.rejected(i); },
@@ -431,7 +431,7 @@ struct dpo_aot_unpaired : detail::dpo_batchwise<dpo_aot_unpaired> {
     /// Members required by llm::align::pair_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "aot_unpaired";
-    template <class T>
+    template <float_or_double T>
     static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
         return detail::aot_evaluate(
             out, in, c, [&](std::size_t i) { return in.chosen_log_ratio(i); },
@@ -448,7 +448,7 @@ struct dpo_sft : detail::dpo_batchwise<dpo_sft> {
     ///@{
     static constexpr std::string_view name = "sft";
     static constexpr bool needs_tokens = true;
-    template <class T>
+    template <float_or_double T>
     static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const dpo_config& c) {
         detail::require_tokens(name, in, false);
         detail::log_ratio_rewards(out, in, static_cast<T>(c.beta));

@@ -58,7 +58,7 @@ struct kto {
     /// Members required by llm::align::unpaired_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "kto";
-    template <class T>
+    template <float_or_double T>
     static unpaired_value<T> value(const kto_config& c, T r, bool desirable) {
         const T beta = static_cast<T>(c.beta);
         const T u = desirable ? beta * (r - static_cast<T>(c.kl)) : beta * (static_cast<T>(c.kl) - r);
@@ -75,7 +75,7 @@ struct apo_zero_unpaired {
     /// Members required by llm::align::unpaired_loss_policy; see it for their contracts.
     ///@{
     static constexpr std::string_view name = "apo_zero_unpaired";
-    template <class T>
+    template <float_or_double T>
     static unpaired_value<T> value(const kto_config& c, T r, bool desirable) {
         const T beta = static_cast<T>(c.beta);
         const T u = beta * r;

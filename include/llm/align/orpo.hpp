@@ -38,7 +38,7 @@ struct orpo {
     static void validate(const orpo_config& c) {
         check(std::isfinite(c.beta) && c.beta > 0, "orpo_config: beta = ", c.beta, " must be > 0");
     }
-    template <class T>
+    template <float_or_double T>
     static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const orpo_config& c) {
         detail::require_tokens(name, in, false);
         const T beta = static_cast<T>(c.beta);

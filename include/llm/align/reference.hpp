@@ -6,9 +6,11 @@
 #include <llm/core/error.hpp>
 
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <type_traits>
 #include <vector>
 
 namespace llm::align::reference {
@@ -26,7 +28,8 @@ struct logprob_result {
 /// logp[b, t] = logits[b, t, labels[b, t]] - log sum_v exp(logits[b, t, v]), in double.
 /// Get(i) returns logit i as double (lets one oracle serve float and bf16 storage).
 /// Example: `auto r = llm::align::reference::sequence_logprobs(B, S, V, [&](std::size_t i) { return double(x[i]); }, labels, mask);`
-template <class Get, class Label>
+template <class Get, std::integral Label>
+    requires std::is_invocable_r_v<double, Get&, std::size_t>
 logprob_result sequence_logprobs(std::size_t B, std::size_t S, std::size_t V, Get get, const Label* labels,
                                  const std::uint8_t* mask) {
     constexpr const char* fn = "reference::sequence_logprobs";
@@ -59,7 +62,8 @@ logprob_result sequence_logprobs(std::size_t B, std::size_t S, std::size_t V, Ge
 /// dlogits[b, t, v] = g_b * (onehot(labels[b, t])[v] - softmax(logits[b, t])[v]) for masked-in
 /// rows, 0 elsewhere, with g_b = d_sum[b] + d_mean[b] / tokens[b]. Returns (B * S * V) doubles.
 /// Example: `auto d = llm::align::reference::sequence_logprobs_backward(B, S, V, get, labels, mask, d_sum, d_mean);`
-template <class Get, class Label>
+template <class Get, std::integral Label>
+    requires std::is_invocable_r_v<double, Get&, std::size_t>
 std::vector<double> sequence_logprobs_backward(std::size_t B, std::size_t S, std::size_t V, Get get,
                                                const Label* labels, const std::uint8_t* mask,
                                                const std::vector<double>& d_sum, const std::vector<double>& d_mean) {

@@ -43,7 +43,7 @@ struct simpo {
         check(std::isfinite(c.cpo_alpha) && c.cpo_alpha >= 0, "simpo_config: cpo_alpha = ", c.cpo_alpha,
               " must be >= 0");
     }
-    template <class T>
+    template <float_or_double T>
     static pair_terms evaluate(const pair_outputs<T>& out, const pair_inputs<T>& in, const simpo_config& c) {
         detail::require_tokens(name, in, false);
         const T beta = static_cast<T>(c.beta);
