@@ -4,7 +4,7 @@
 // together: a failed run replaces none of them. Errors: one line on stderr, exit status 2.
 #include "common/args.hpp"
 
-#include <llm/data/detail/json.hpp>
+#include <llm/io/jsonl.hpp>
 #include <llm/data/hash.hpp>
 #include <llm/data/minhash.hpp>
 #include <llm/data/near_dedup.hpp>
@@ -297,7 +297,7 @@ int run(const options& o) {
     std::vector<std::string> batch_lines;
     std::vector<std::size_t> batch_line_no;
     std::vector<std::uint64_t> batch_offsets;
-    std::vector<llm::data::detail::json_record> records(batch_docs);
+    std::vector<llm::io::jsonl_record> records(batch_docs);
     std::vector<std::string> errors(batch_docs);
     std::vector<std::string> filter_reason(batch_docs);
     std::vector<std::uint32_t> sigs(batch_docs * o.num_perm);
@@ -318,7 +318,7 @@ int run(const options& o) {
                         errors[i] = "empty line";
                         continue;
                     }
-                    llm::data::detail::read_json_record(line, o.field, o.id_field, records[i]);
+                    llm::io::read_jsonl_record(line, o.field, o.id_field, records[i]);
                     if (records[i].text_not_string) errors[i] = "field '" + o.field + "' is not a string";
                     else if (!records[i].has_text) errors[i] = "missing field '" + o.field + "'";
                     else if (filters) filter_reason[i] = filters.check(records[i].text);

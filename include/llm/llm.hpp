@@ -37,6 +37,7 @@
 #include <llm/io/ggml_type.hpp>
 #include <llm/io/gguf.hpp>
 #include <llm/io/json.hpp>
+#include <llm/io/jsonl.hpp>
 #include <llm/io/safetensors.hpp>
 #include <llm/quant/quant.hpp>
 

@@ -3,7 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <llm/data/bloom.hpp>
-#include <llm/data/detail/json.hpp>
+#include <llm/io/jsonl.hpp>
 #include <llm/data/exact.hpp>
 #include <llm/data/lsh.hpp>
 #include <llm/data/near_dedup.hpp>
@@ -231,20 +231,23 @@ TEST_CASE("quality rules report why a document is dropped") {
     CHECK_THROWS_WITH_AS(llm::data::quality_pipeline::parse("c4,fineweb"), "quality_pipeline::parse: unknown filter 'fineweb' (known: c4, gopher)", llm::error);
 }
 
-TEST_CASE("read_json_record: fields, escapes, and hostile input") {
-    llm::data::detail::json_record r;
-    llm::data::detail::read_json_record(R"( {"a": [1, {"b": null}], "id": 12.5e3, "text": "x\"\u00e9\ud83d\ude00\n", "z": true} )", "text", "id", r);
+TEST_CASE("read_jsonl_record: fields, escapes, and hostile input") {
+    llm::io::jsonl_record r;
+    llm::io::read_jsonl_record(R"( {"a": [1, {"b": null}], "id": 12.5e3, "text": "x\"\u00e9\ud83d\ude00\n", "z": true} )", "text", "id", r);
     CHECK(r.has_text);
     CHECK(r.text == "x\"\xC3\xA9\xF0\x9F\x98\x80\n");
     CHECK(r.id == "12.5e3");
-    llm::data::detail::read_json_record(R"({"id": "a\tb"})", "text", "id", r);
+    llm::io::read_jsonl_record(R"({"id": "a\tb"})", "text", "id", r);
     CHECK_FALSE(r.has_text);
     CHECK(r.id == "a\tb");
     for (const char* bad : {"", "[]", "{", "{\"a\"}", "{\"a\":}", "{\"a\":1,}", "{\"a\":01}", "{\"a\":\"\\x\"}", "{\"a\":\"\xC3\"}",
                             "{\"a\":\"\xED\xA0\x80\"}", "{\"a\":\"\\udc00\"}", "{\"a\":1} x", "{\"a\":tru}", "{\"a\":\"\x01\"}", "{\"a\":-}"}) {
         INFO(bad);
-        CHECK_THROWS_AS(llm::data::detail::read_json_record(bad, "text", "id", r), llm::error);
+        CHECK_THROWS_AS(llm::io::read_jsonl_record(bad, "text", "id", r), llm::error);
     }
-    std::string deep(200, '[');
-    CHECK_THROWS_WITH_AS(llm::data::detail::read_json_record("{\"a\":" + deep, "text", "id", r), "json: nesting deeper than 128 at byte 135", llm::error);
+    // The object is level 0 and its members level 1, as in parse_json: the 257th '[' (offset
+    // 5 + 256) is the first value deeper than 256 levels.
+    std::string deep(300, '[');
+    CHECK_THROWS_WITH_AS(llm::io::read_jsonl_record("{\"a\":" + deep, "text", "id", r),
+                         "jsonl record:1:262 (offset 261): nesting deeper than 256 levels", llm::error);
 }

@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // Both JSON readers on hostile input: deep nesting, value counts that would blow the tree up,
 // long \u escape runs and long numbers stay bounded in stack, memory and time.
-#include <llm/data/detail/json.hpp>
+#include <llm/io/jsonl.hpp>
 #include <llm/io/json.hpp>
 
 #include <doctest/doctest.h>
@@ -83,15 +83,17 @@ TEST_CASE("parse_json: \\u escapes and long numbers cost no more than their text
     CHECK_THROWS_WITH_AS(parse_json("-", "n"), doctest::Contains("bad number"), llm::error);
 }
 
-TEST_CASE("read_json_record: deep nesting, escapes and long values stay bounded") {
-    llm::data::detail::json_record r;
-    using llm::data::detail::read_json_record;
-    // The record reader skips values recursively up to 128 levels.
+TEST_CASE("read_jsonl_record: deep nesting, escapes and long values stay bounded") {
+    llm::io::jsonl_record r;
+    const auto read_json_record = [](const std::string& line, const char* text, const char* id, llm::io::jsonl_record& out) {
+        llm::io::read_jsonl_record(line, text, id, out);
+    };
+    // The record reader skips values recursively up to 256 levels, as parse_json nests.
     CHECK_THROWS_WITH_AS(read_json_record(R"({"a":)" + nested_arrays(100000) + "}", "text", "id", r),
-                         doctest::Contains("nesting deeper than 128"), llm::error);
-    CHECK_THROWS_WITH_AS(read_json_record(R"({"a":)" + std::string(100000, '['), "text", "id", r), doctest::Contains("nesting deeper than 128"),
+                         doctest::Contains("nesting deeper than 256"), llm::error);
+    CHECK_THROWS_WITH_AS(read_json_record(R"({"a":)" + std::string(100000, '['), "text", "id", r), doctest::Contains("nesting deeper than 256"),
                          llm::error);
-    read_json_record(R"({"a":)" + nested_arrays(129) + R"(,"text":"x"})", "text", "id", r);
+    read_json_record(R"({"a":)" + nested_arrays(255) + R"(,"text":"x"})", "text", "id", r);
     CHECK(r.text == "x");
     // Escapes decode to no more bytes than their text; a long numeric id is copied as text.
     std::string line = R"({"id":)" + std::string(100000, '7') + R"(,"text":")";

@@ -142,23 +142,221 @@ inline std::pair<std::size_t, std::size_t> line_column(std::string_view text, st
 
 namespace detail {
 
-// Recursive-descent JSON parser (RFC 8259). Rejects trailing commas, comments, control
-// characters in strings, lone surrogates, nesting deeper than max_depth (so recursion depth,
-// and stack use, is bounded whatever the input), more than max_values values, and trailing garbage.
-class json_parser {
+/// Length of the valid UTF-8 sequence at p (RFC 3629: no overlongs, no surrogates, <= U+10FFFF), 0 if invalid.
+inline std::size_t valid_utf8_length(const char* p, const char* end) noexcept {
+    const llm::utf8_char c = llm::decode_utf8(p, end);
+    return c.cp == llm::utf8_char::invalid ? 0 : c.len;
+}
+
+// The one JSON lexer of the library (RFC 8259): the DOM parser below and the streaming JSONL
+// record reader (io/jsonl.hpp) both read through it, so they accept and reject the same text.
+// Rejects comments, trailing commas, control characters and invalid UTF-8 in strings, lone
+// surrogate escapes, nesting deeper than max_depth (recursion, and stack use, stay bounded
+// whatever the input). Errors name the source, line, column and byte offset.
+class json_lexer {
 public:
     static constexpr int max_depth = 256;
 
+    json_lexer(std::string_view text, std::string_view source) noexcept : t_(text), source_(source) {}
+
+    [[noreturn]] void error(std::string_view msg) const {
+        const auto [line, col] = line_column(t_, p_);
+        fail(source_, ":", line, ":", col, " (offset ", p_, "): ", msg);
+    }
+    void skip_ws() noexcept {
+        while (p_ < t_.size() && (t_[p_] == ' ' || t_[p_] == '\t' || t_[p_] == '\n' || t_[p_] == '\r')) ++p_;
+    }
+    /// The next byte, or -1 at the end.
+    int peek() const noexcept { return p_ < t_.size() ? static_cast<unsigned char>(t_[p_]) : -1; }
+    bool at_end() const noexcept { return p_ >= t_.size(); }
+    std::size_t offset() const noexcept { return p_; }
+    std::string_view text() const noexcept { return t_; }
+    void advance() noexcept { ++p_; }
+    /// Consumes `c` or fails with "expected <what>".
+    void expect(char c, std::string_view what) {
+        if (peek() != static_cast<unsigned char>(c)) error(std::string("expected ") + std::string(what));
+        ++p_;
+    }
+    /// Consumes `word` when the text continues with it.
+    bool literal(std::string_view word) noexcept {
+        if (t_.substr(p_, word.size()) != word) return false;
+        p_ += word.size();
+        return true;
+    }
+
+    /// Checks the number at the cursor and moves past it; its value when `want` (else 0).
+    double number(bool want) {
+        const std::size_t start = p_;
+        auto digits = [&] {
+            const std::size_t s = p_;
+            while (p_ < t_.size() && t_[p_] >= '0' && t_[p_] <= '9') ++p_;
+            return p_ - s;
+        };
+        if (peek() == '-') ++p_;
+        if (peek() == '0') {
+            ++p_;
+        } else if (digits() == 0) {
+            error("bad number");
+        }
+        if (peek() == '.') {
+            ++p_;
+            if (digits() == 0) error("bad number: no digits after '.'");
+        }
+        if (peek() == 'e' || peek() == 'E') {
+            ++p_;
+            if (peek() == '+' || peek() == '-') ++p_;
+            if (digits() == 0) error("bad number: no exponent digits");
+        }
+        if (!want) return 0.0;
+        // strtod needs a terminated copy; numbers are short.
+        const std::string copy(t_.substr(start, p_ - start));
+        return std::strtod(copy.c_str(), nullptr);
+    }
+
+    /// Decodes the string at the cursor (which is '"') into `out`, validating UTF-8 and escapes.
+    void string(std::string& out) {
+        out.clear();
+        ++p_;  // opening quote
+        for (;;) {
+            const std::size_t run = p_;
+            while (p_ < t_.size() && t_[p_] != '"' && t_[p_] != '\\' && static_cast<unsigned char>(t_[p_]) >= 0x20 &&
+                   static_cast<unsigned char>(t_[p_]) < 0x80) {
+                ++p_;
+            }
+            out.append(t_.substr(run, p_ - run));
+            if (p_ >= t_.size()) error("unterminated string");
+            const auto c = static_cast<unsigned char>(t_[p_]);
+            if (c == '"') {
+                ++p_;
+                return;
+            }
+            if (c < 0x20) error("control character in a string");
+            if (c >= 0x80) {
+                const std::size_t n = valid_utf8_length(t_.data() + p_, t_.data() + t_.size());
+                if (n == 0) error("invalid UTF-8 in a string");
+                out.append(t_.substr(p_, n));
+                p_ += n;
+                continue;
+            }
+            if (++p_ >= t_.size()) error("unterminated escape");
+            const char e = t_[p_++];
+            switch (e) {
+            case '"': out += '"'; break;
+            case '\\': out += '\\'; break;
+            case '/': out += '/'; break;
+            case 'b': out += '\b'; break;
+            case 'f': out += '\f'; break;
+            case 'n': out += '\n'; break;
+            case 'r': out += '\r'; break;
+            case 't': out += '\t'; break;
+            case 'u': {
+                unsigned cp = hex4();
+                if (cp >= 0xdc00 && cp <= 0xdfff) error("lone low surrogate in \\u escape");
+                if (cp >= 0xd800 && cp <= 0xdbff) {
+                    if (!literal("\\u")) error("high surrogate not followed by a \\u escape");
+                    const unsigned lo = hex4();
+                    if (lo < 0xdc00 || lo > 0xdfff) error("high surrogate not followed by a low surrogate");
+                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+                }
+                llm::append_utf8(out, static_cast<char32_t>(cp));
+                break;
+            }
+            default: --p_; error("bad escape character");
+            }
+        }
+    }
+
+    /// Checks the value at the cursor and moves past it, building nothing (`scratch` holds
+    /// decoded strings); depth is the nesting of the value.
+    void skip_value(int depth, std::string& scratch) {
+        if (depth > max_depth) error("nesting deeper than 256 levels");
+        skip_ws();
+        switch (peek()) {
+        case '"': string(scratch); return;
+        case '{':
+            ++p_;
+            skip_ws();
+            if (peek() == '}') {
+                ++p_;
+                return;
+            }
+            for (;;) {
+                skip_ws();
+                if (peek() != '"') error("expected a string key");
+                string(scratch);
+                skip_ws();
+                expect(':', "':' after an object key");
+                skip_value(depth + 1, scratch);
+                skip_ws();
+                if (peek() == ',') {
+                    ++p_;
+                    continue;
+                }
+                expect('}', "',' or '}' in an object");
+                return;
+            }
+        case '[':
+            ++p_;
+            skip_ws();
+            if (peek() == ']') {
+                ++p_;
+                return;
+            }
+            for (;;) {
+                skip_value(depth + 1, scratch);
+                skip_ws();
+                if (peek() == ',') {
+                    ++p_;
+                    continue;
+                }
+                expect(']', "',' or ']' in an array");
+                return;
+            }
+        case -1: error("unexpected end of input, expected a value");
+        default:
+            if (literal("true") || literal("false") || literal("null")) return;
+            if (peek() == '-' || (peek() >= '0' && peek() <= '9')) {
+                number(false);
+                return;
+            }
+            error("expected a value");
+        }
+    }
+
+private:
+    unsigned hex4() {
+        if (t_.size() - p_ < 4) error("truncated \\u escape");
+        unsigned v = 0;
+        for (int k = 0; k < 4; ++k) {
+            const char h = t_[p_++];
+            v <<= 4;
+            if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
+            else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
+            else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
+            else error("bad hex digit in \\u escape");
+        }
+        return v;
+    }
+
+    std::string_view t_;
+    std::string_view source_;
+    std::size_t p_ = 0;
+};
+
+// Recursive-descent DOM builder over json_lexer; also rejects more than max_values values
+// (counted before the tree is built) and trailing text.
+class json_parser {
+public:
     json_parser(std::string_view text, std::string_view source, std::size_t max_values)
-        : t_(text), source_(source), max_values_(max_values) {}
+        : lx_(text, source), source_(source), max_values_(max_values) {}
 
     json_value parse() {
-        const std::size_t n = count_values(t_);
+        const std::size_t n = count_values(lx_.text());
         check(n <= max_values_, source_, ": holds up to ", n, " JSON values, more than the limit of ", max_values_,
               " (each costs ~", sizeof(json_value), " bytes of tree)");
         json_value v = value(0);
-        skip_ws();
-        if (p_ != t_.size()) error("unexpected text after the JSON value");
+        lx_.skip_ws();
+        if (!lx_.at_end()) lx_.error("unexpected text after the JSON value");
         return v;
     }
 
@@ -184,191 +382,88 @@ public:
     }
 
 private:
-    [[noreturn]] void error(std::string_view msg) const {
-        const auto [line, col] = line_column(t_, p_);
-        fail(source_, ":", line, ":", col, " (offset ", p_, "): ", msg);
-    }
-    void skip_ws() noexcept {
-        while (p_ < t_.size() && (t_[p_] == ' ' || t_[p_] == '\t' || t_[p_] == '\n' || t_[p_] == '\r')) ++p_;
-    }
-    bool literal(std::string_view word) {
-        if (t_.substr(p_, word.size()) != word) return false;
-        p_ += word.size();
-        return true;
-    }
-
     json_value value(int depth) {
-        if (depth > max_depth) error("nesting deeper than 256 levels");
-        skip_ws();
-        if (p_ >= t_.size()) error("unexpected end of input, expected a value");
+        if (depth > json_lexer::max_depth) lx_.error("nesting deeper than 256 levels");
+        lx_.skip_ws();
         json_value v;
-        v.offset_ = p_;
-        const char c = t_[p_];
+        v.offset_ = lx_.offset();
+        const int c = lx_.peek();
         if (c == '{') {
             v.kind_ = json_value::kind::object;
-            ++p_;
-            skip_ws();
-            if (p_ < t_.size() && t_[p_] == '}') {
-                ++p_;
+            lx_.advance();
+            lx_.skip_ws();
+            if (lx_.peek() == '}') {
+                lx_.advance();
                 return v;
             }
             for (;;) {
-                skip_ws();
-                if (p_ >= t_.size() || t_[p_] != '"') error("expected a string key");
-                std::string key = string();
-                skip_ws();
-                if (p_ >= t_.size() || t_[p_] != ':') error("expected ':' after an object key");
-                ++p_;
+                lx_.skip_ws();
+                if (lx_.peek() != '"') lx_.error("expected a string key");
+                std::string key;
+                lx_.string(key);
+                lx_.skip_ws();
+                lx_.expect(':', "':' after an object key");
                 v.object_.emplace_back(std::move(key), value(depth + 1));
-                skip_ws();
-                if (p_ < t_.size() && t_[p_] == ',') {
-                    ++p_;
+                lx_.skip_ws();
+                if (lx_.peek() == ',') {
+                    lx_.advance();
                     continue;
                 }
-                if (p_ < t_.size() && t_[p_] == '}') {
-                    ++p_;
-                    return v;
-                }
-                error("expected ',' or '}' in an object");
+                lx_.expect('}', "',' or '}' in an object");
+                return v;
             }
         }
         if (c == '[') {
             v.kind_ = json_value::kind::array;
-            ++p_;
-            skip_ws();
-            if (p_ < t_.size() && t_[p_] == ']') {
-                ++p_;
+            lx_.advance();
+            lx_.skip_ws();
+            if (lx_.peek() == ']') {
+                lx_.advance();
                 return v;
             }
             for (;;) {
                 v.array_.push_back(value(depth + 1));
-                skip_ws();
-                if (p_ < t_.size() && t_[p_] == ',') {
-                    ++p_;
+                lx_.skip_ws();
+                if (lx_.peek() == ',') {
+                    lx_.advance();
                     continue;
                 }
-                if (p_ < t_.size() && t_[p_] == ']') {
-                    ++p_;
-                    return v;
-                }
-                error("expected ',' or ']' in an array");
+                lx_.expect(']', "',' or ']' in an array");
+                return v;
             }
         }
         if (c == '"') {
             v.kind_ = json_value::kind::string;
-            v.string_ = string();
+            lx_.string(v.string_);
             return v;
         }
-        if (literal("true")) {
+        if (lx_.literal("true")) {
             v.kind_ = json_value::kind::boolean;
             v.bool_ = true;
             return v;
         }
-        if (literal("false")) {
+        if (lx_.literal("false")) {
             v.kind_ = json_value::kind::boolean;
             return v;
         }
-        if (literal("null")) return v;
+        if (lx_.literal("null")) return v;
         if (c == '-' || (c >= '0' && c <= '9')) {
             v.kind_ = json_value::kind::number;
-            v.number_ = number();
+            v.number_ = lx_.number(true);
             return v;
         }
-        error("expected a value");
+        if (c == -1) lx_.error("unexpected end of input, expected a value");
+        lx_.error("expected a value");
     }
 
-    double number() {
-        const std::size_t start = p_;
-        auto digits = [&] {
-            const std::size_t s = p_;
-            while (p_ < t_.size() && t_[p_] >= '0' && t_[p_] <= '9') ++p_;
-            return p_ - s;
-        };
-        if (t_[p_] == '-') ++p_;
-        if (p_ < t_.size() && t_[p_] == '0') {
-            ++p_;
-        } else if (digits() == 0) {
-            error("bad number");
-        }
-        if (p_ < t_.size() && t_[p_] == '.') {
-            ++p_;
-            if (digits() == 0) error("bad number: no digits after '.'");
-        }
-        if (p_ < t_.size() && (t_[p_] == 'e' || t_[p_] == 'E')) {
-            ++p_;
-            if (p_ < t_.size() && (t_[p_] == '+' || t_[p_] == '-')) ++p_;
-            if (digits() == 0) error("bad number: no exponent digits");
-        }
-        // strtod needs a terminated copy; numbers are short.
-        const std::string copy(t_.substr(start, p_ - start));
-        return std::strtod(copy.c_str(), nullptr);
-    }
-
-    unsigned hex4() {
-        if (t_.size() - p_ < 4) error("truncated \\u escape");
-        unsigned v = 0;
-        for (int k = 0; k < 4; ++k) {
-            const char h = t_[p_++];
-            v <<= 4;
-            if (h >= '0' && h <= '9') v |= static_cast<unsigned>(h - '0');
-            else if (h >= 'a' && h <= 'f') v |= static_cast<unsigned>(h - 'a' + 10);
-            else if (h >= 'A' && h <= 'F') v |= static_cast<unsigned>(h - 'A' + 10);
-            else error("bad hex digit in \\u escape");
-        }
-        return v;
-    }
-
-    std::string string() {
-        ++p_;  // opening quote
-        std::string out;
-        for (;;) {
-            const std::size_t run = p_;
-            while (p_ < t_.size() && t_[p_] != '"' && t_[p_] != '\\' && static_cast<unsigned char>(t_[p_]) >= 0x20) ++p_;
-            out.append(t_.substr(run, p_ - run));
-            if (p_ >= t_.size()) error("unterminated string");
-            const char c = t_[p_];
-            if (c == '"') {
-                ++p_;
-                return out;
-            }
-            if (c != '\\') error("control character in a string");
-            if (++p_ >= t_.size()) error("unterminated escape");
-            const char e = t_[p_++];
-            switch (e) {
-            case '"': out += '"'; break;
-            case '\\': out += '\\'; break;
-            case '/': out += '/'; break;
-            case 'b': out += '\b'; break;
-            case 'f': out += '\f'; break;
-            case 'n': out += '\n'; break;
-            case 'r': out += '\r'; break;
-            case 't': out += '\t'; break;
-            case 'u': {
-                unsigned cp = hex4();
-                if (cp >= 0xdc00 && cp <= 0xdfff) error("lone low surrogate in \\u escape");
-                if (cp >= 0xd800 && cp <= 0xdbff) {
-                    if (!literal("\\u")) error("high surrogate not followed by a \\u escape");
-                    const unsigned lo = hex4();
-                    if (lo < 0xdc00 || lo > 0xdfff) error("high surrogate not followed by a low surrogate");
-                    cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
-                }
-                llm::append_utf8(out, static_cast<char32_t>(cp));
-                break;
-            }
-            default: error("bad escape character");
-            }
-        }
-    }
-
-    std::string_view t_;
+    json_lexer lx_;
     std::string_view source_;
     std::size_t max_values_;
-    std::size_t p_ = 0;
 };
 
 }  // namespace detail
 
-/// Parses JSON text (RFC 8259; no comments, no trailing commas, nesting up to 256 levels, at
+/// Parses JSON text (RFC 8259: UTF-8; no comments, no trailing commas, nesting up to 256 levels, at
 /// most `max_values` values, checked before the tree is built); errors name `source`, line,
 /// column and offset.
 /// Example: `auto doc = llm::io::parse_json(text, "tokenizer.json"); auto& model = doc.at("model", "tokenizer.json");`
