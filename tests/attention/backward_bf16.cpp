@@ -6,6 +6,8 @@
 #include <llm/attention/reference.hpp>
 #include <llm/parallel/thread_pool.hpp>
 
+#include <llm/tensor/algorithm.hpp>
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -74,17 +76,15 @@ void check_bf16_backward(const sizes& z, const Mask& mask, const at::options& op
     // Exact gradients (double, from the same bf16 inputs).
     t4d o_ref(z.B, z.Sq, z.H, z.D), dq_ref(z.B, z.Sq, z.H, z.D), dk_ref(z.B, z.Sk, z.Hk, z.D), dv_ref = dk_ref;
     t3d lse_ref(z.B, z.H, z.Sq);
-    at::reference_forward(q, k, v, o_ref, lse_ref, mask, opt);
-    at::reference_backward(q, k, v, dout, dq_ref, dk_ref, dv_ref, mask, opt);
+    at::reference_forward(o_ref, lse_ref, q, k, v, mask, opt);
+    at::reference_backward(dq_ref, dk_ref, dv_ref, dout, q, k, v, mask, opt);
 
     // 1. o kept in fp32: every input of the backward is exact in fp32, so fp32's tolerance holds.
     t4f of(z.B, z.Sq, z.H, z.D), dq(z.B, z.Sq, z.H, z.D), dk(z.B, z.Sk, z.Hk, z.D), dv = dk;
     t3f lse(z.B, z.H, z.Sq);
-    at::flash_forward(q, k, v, of, lse, mask, opt, pool);
-    poison(dq);
-    poison(dk);
-    poison(dv);
-    at::flash_backward(q, k, v, of, lse, dout, dq, dk, dv, mask, opt, pool);
+    at::flash_forward(of, lse, q, k, v, mask, opt, pool);
+    llm::zero_grad(dq, dk, dv);  // gradients accumulate
+    at::flash_backward(dq, dk, dv, of, lse, dout, q, k, v, mask, opt, pool);
     CHECK(rel_norm(dq, dq_ref) < fp32_tol);
     CHECK(rel_norm(dk, dk_ref) < fp32_tol);
     CHECK(rel_norm(dv, dv_ref) < fp32_tol);
@@ -97,11 +97,9 @@ void check_bf16_backward(const sizes& z, const Mask& mask, const at::options& op
     // computed below with the reference, element by element; dv does not read o (fp32 bound).
     t4h oh(z.B, z.Sq, z.H, z.D);
     poison(oh);
-    at::flash_forward(q, k, v, oh, lse, mask, opt, pool);
-    poison(dq);
-    poison(dk);
-    poison(dv);
-    at::flash_backward(q, k, v, oh, lse, dout, dq, dk, dv, mask, opt, pool);
+    at::flash_forward(oh, lse, q, k, v, mask, opt, pool);
+    llm::zero_grad(dq, dk, dv);  // gradients accumulate
+    at::flash_backward(dq, dk, dv, oh, lse, dout, q, k, v, mask, opt, pool);
 
     const double scale = opt.scale != 0.0f ? opt.scale : 1.0 / std::sqrt(double(z.D));
     t4d qd(z.B, z.Sq, z.H, z.D), kd(z.B, z.Sk, z.Hk, z.D), dq_bound(z.B, z.Sq, z.H, z.D), scratch_k(z.B, z.Sk, z.Hk, z.D);
@@ -109,7 +107,7 @@ void check_bf16_backward(const sizes& z, const Mask& mask, const at::options& op
     llm::convert(k, kd);
     const t4d k_abs = abs_of(kd), q_abs = abs_of(qd);
     t3d lse_scratch(z.B, z.H, z.Sq);
-    at::reference_forward(q, k, k_abs, dq_bound, lse_scratch, mask, opt);  // sum_j P_ij |k_j|
+    at::reference_forward(dq_bound, lse_scratch, q, k, k_abs, mask, opt);  // sum_j P_ij |k_j|
     t4d dout_bound(z.B, z.Sq, z.H, z.D), dk_bound(z.B, z.Sk, z.Hk, z.D), dq_scratch(z.B, z.Sq, z.H, z.D);
     for (std::size_t b = 0; b < z.B; ++b) {
         for (std::size_t i = 0; i < z.Sq; ++i) {
@@ -126,7 +124,7 @@ void check_bf16_backward(const sizes& z, const Mask& mask, const at::options& op
             }
         }
     }
-    at::reference_backward(q, k, v, dout_bound, dq_scratch, scratch_k, dk_bound, mask, opt);  // dv' = P^T dout'
+    at::reference_backward(dq_scratch, scratch_k, dk_bound, dout_bound, q, k, v, mask, opt);  // dv' = P^T dout'
     const double floor_q = std::max(norm(dq_ref), 1.0), floor_k = std::max(norm(dk_ref), 1.0);
     CHECK(diff_norm(dq, dq_ref) <= norm(dq_bound) + fp32_tol * floor_q);
     CHECK(diff_norm(dk, dk_ref) <= norm(dk_bound) + fp32_tol * floor_k);

@@ -71,7 +71,7 @@ TEST_CASE_TEMPLATE("kv cache: append then read gives the tokens back", Cache, at
     for (std::size_t s = 0; s < 4; ++s) {
         REQUIRE(cache.length(s) == lens[s]);
         t3 k(lens[s], Hk, D), v(lens[s], Hk, D);
-        at::read_cache(cache, s, k, v);
+        at::read_cache(k, v, cache, s);
         for (std::size_t i = 0; i < k.size(); ++i) {
             REQUIRE(k.data()[i] == ks[s].data()[i]);
             REQUIRE(v.data()[i] == vs[s].data()[i]);
@@ -123,7 +123,9 @@ void check_decode(const Cache& cache, const std::vector<t3>& ks, const std::vect
     poison(out);
     std::vector<float> lse(n * H);
     llm::parallel::thread_pool pool(2);
-    at::decode_attention(q, cache, out, mask, opt, pool, splits, lse.data());
+    at::options split_opt = opt;
+    split_opt.splits = splits;
+    at::decode_attention(out, llm::tensor_view<float, llm::dims<2>>(lse.data(), n, H), cache, q, mask, split_opt, pool);
     for (std::size_t s = 0; s < n; ++s) {
         const std::size_t len = ks[s].extent(0);
         llm::tensor_view<const float, llm::dims<4>> q4(q.data() + s * H * D, 1, 1, H, D);
@@ -131,7 +133,7 @@ void check_decode(const Cache& cache, const std::vector<t3>& ks, const std::vect
         llm::tensor_view<const float, llm::dims<4>> v4(vs[s].data(), 1, len, Hk, D);
         t4d o_ref(1, 1, H, D);
         t3d l_ref(1, H, 1);
-        at::reference_forward(q4, k4, v4, o_ref, l_ref, mask, opt);
+        at::reference_forward(o_ref, l_ref, q4, k4, v4, mask, opt);
         llm::tensor_view<const float, llm::dims<4>> got(out.data() + s * H * D, 1, 1, H, D);
         CAPTURE(s);
         CAPTURE(len);
@@ -183,17 +185,17 @@ TEST_CASE("decode attention: bf16 cache, MQA, bad input") {
     cache.append(0, k, v);
     // The reference sees the bf16-rounded cache contents.
     t3 kr(len, 1, D), vr(len, 1, D);
-    at::read_cache(cache, 0, kr, vr);
+    at::read_cache(kr, vr, cache, 0);
     const t3 q = random3(1, H, D, 3);
     check_decode(cache, {kr}, {vr}, q, at::causal{}, {}, 0);
 
     t3 out(1, H, D);
     const t3 q2 = random3(2, H, D, 4);
-    CHECK_THROWS_WITH_AS(at::decode_attention(q2, cache, out), "decode_attention: q has 2 sequences but the cache has 1",
+    CHECK_THROWS_WITH_AS(at::decode_attention(out, cache, q2), "decode_attention: q has 2 sequences but the cache has 1",
                          llm::error);
     const t3 q3 = random3(1, 3, 32, 4);
     t3 out3(1, 3, 32);
-    CHECK_THROWS_WITH_AS(at::decode_attention(q3, cache, out3), "decode_attention: q has head_dim 32 but the cache has 64",
+    CHECK_THROWS_WITH_AS(at::decode_attention(out3, cache, q3), "decode_attention: q has head_dim 32 but the cache has 64",
                          llm::error);
 }
 

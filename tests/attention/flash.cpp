@@ -5,16 +5,47 @@
 #include <llm/attention/attention.hpp>
 #include <llm/attention/reference.hpp>
 #include <llm/attention/tile.hpp>
+#include <llm/core/workspace.hpp>
 #include <llm/nn/rope.hpp>
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
 
+#include <llm/tensor/algorithm.hpp>
+
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <limits>
+#include <tuple>
+#include <utility>
 #include <vector>
+
+// A mask written by a user, outside llm::, with nothing but the members mask_policy names
+// (structural: the library lists no models). Prefix-LM (T5, UniLM): the first `prefix` keys are
+// visible to every row (the bidirectional prompt), the rest causally (bottom-right aligned, as
+// llm::attention::causal).
+namespace user_masks {
+
+struct prefix_lm {
+    std::int64_t prefix = 0;
+
+    constexpr bool allowed(std::int64_t i, std::int64_t j, std::int64_t lq, std::int64_t lk) const noexcept {
+        return j < prefix || j <= i + (lk - lq);
+    }
+    constexpr llm::attention::index_range cols(std::int64_t, std::int64_t i1, std::int64_t lq, std::int64_t lk) const noexcept {
+        return {0, std::min(lk, std::max(prefix, i1 + (lk - lq)))};
+    }
+    constexpr llm::attention::index_range rows(std::int64_t j0, std::int64_t, std::int64_t lq, std::int64_t lk) const noexcept {
+        return {j0 < prefix ? 0 : std::max<std::int64_t>(0, j0 - (lk - lq)), lq};
+    }
+    constexpr bool full(std::int64_t i0, std::int64_t, std::int64_t, std::int64_t j1, std::int64_t lq, std::int64_t lk) const noexcept {
+        return j1 <= prefix || j1 - 1 <= i0 + (lk - lq);
+    }
+};
+
+}  // namespace user_masks
 
 namespace {
 
@@ -223,21 +254,19 @@ void check_forward(const sizes& z, const Mask& mask, const at::options& opt, std
     poison(lse);
     t4d o_ref(z.B, z.Sq, z.H, z.D);
     t3d lse_ref(z.B, z.H, z.Sq);
-    at::reference_forward(q, k, v, o_ref, lse_ref, mask, opt);
+    at::reference_forward(o_ref, lse_ref, q, k, v, mask, opt);
     llm::parallel::thread_pool pool(2);
-    at::flash_forward<at::default_tiles_t<S::width>, Mask, S>(q, k, v, o, lse, mask, opt, pool);
+    at::flash_forward<at::default_tiles_t<S::width>, Mask, S>(o, lse, q, k, v, mask, opt, pool);
     CHECK(rel_norm(o, o_ref) < fwd_tol);
     CHECK(max_abs_diff(lse, lse_ref) < 1e-4);
 
     // Backward: dout random, compare with the reference's gradients.
     auto dout = random4<float>(z.B, z.Sq, z.H, z.D, seed + 3);
     t4f dq(z.B, z.Sq, z.H, z.D), dk(z.B, z.Sk, z.Hk, z.D), dv(z.B, z.Sk, z.Hk, z.D);
-    poison(dq);
-    poison(dk);
-    poison(dv);
+    llm::zero_grad(dq, dk, dv);  // gradients accumulate
     t4d dq_ref(z.B, z.Sq, z.H, z.D), dk_ref(z.B, z.Sk, z.Hk, z.D), dv_ref(z.B, z.Sk, z.Hk, z.D);
-    at::reference_backward(q, k, v, dout, dq_ref, dk_ref, dv_ref, mask, opt);
-    at::flash_backward<at::default_tiles_t<S::width>, Mask, S>(q, k, v, o, lse, dout, dq, dk, dv, mask, opt, pool);
+    at::reference_backward(dq_ref, dk_ref, dv_ref, dout, q, k, v, mask, opt);
+    at::flash_backward<at::default_tiles_t<S::width>, Mask, S>(dq, dk, dv, o, lse, dout, q, k, v, mask, opt, pool);
     CHECK(rel_norm(dq, dq_ref) < bwd_tol);
     CHECK(rel_norm(dk, dk_ref) < bwd_tol);
     CHECK(rel_norm(dv, dv_ref) < bwd_tol);
@@ -254,6 +283,106 @@ TEST_CASE_TEMPLATE_DEFINE("flash forward and backward match the reference", S, f
 }
 TEST_CASE_TEMPLATE_APPLY(flash_vs_reference, backends);
 
+// The mask is constrained in the template head: a wrong one is not a viable overload (so the
+// error names the concept), a user's structural one is.
+template <class M>
+concept flash_accepts_mask = requires(t4f& o, t3f& lse, const M& m) { at::flash_forward(o, lse, o, o, o, m, at::options{}); };
+static_assert(flash_accepts_mask<user_masks::prefix_lm> && flash_accepts_mask<at::varlen<user_masks::prefix_lm>>);
+static_assert(!flash_accepts_mask<int> && !flash_accepts_mask<at::options>);
+static_assert(at::mask_policy<user_masks::prefix_lm> && at::varlen_mask<at::varlen<user_masks::prefix_lm>>);
+
+TEST_CASE("flash: a user's mask type outside llm:: (prefix-LM) in forward, backward and varlen matches the reference") {
+    for (auto [lq, lk] : {std::pair<std::int64_t, std::int64_t>{7, 7}, {5, 11}, {11, 5}, {1, 9}, {9, 1}}) {
+        check_mask_consistency(user_masks::prefix_lm{3}, lq, lk);
+        check_mask_consistency(user_masks::prefix_lm{0}, lq, lk);
+    }
+    // Not the same as causal (else the comparison below would prove nothing new).
+    CHECK(user_masks::prefix_lm{3}.allowed(0, 2, 7, 7));
+    CHECK_FALSE(at::causal{}.allowed(0, 2, 7, 7));
+    std::uint64_t seed = 900;
+    for (const auto& z : cases) {
+        // Prefixes inside the first key tile, across the tile boundary, and longer than seq_k.
+        for (std::int64_t prefix : {5, 70, 1000}) {
+            check_forward<llm::simd::default_backend>(z, user_masks::prefix_lm{prefix}, {}, seed += 10);
+        }
+    }
+    check_forward<llm::simd::default_backend>(cases[2], user_masks::prefix_lm{9}, {.scale = 0.3f, .softcap = 5.0f}, seed += 10);
+    // Packed documents, each with its own 4-token prompt.
+    const std::int32_t cu_q[] = {0, 5, 5, 75};
+    const std::int32_t cu_k[] = {0, 9, 12, 78};
+    check_forward<llm::simd::default_backend>(sizes{1, 75, 78, 4, 2, 64},
+                                              at::varlen<user_masks::prefix_lm>{cu_q, cu_k, user_masks::prefix_lm{4}}, {}, 7);
+}
+
+// Gradients accumulate (docs/conventions.md): a second call on the same inputs adds the same
+// values again. Zeroed gradients after one call hold g; after two, g + g, which is exactly 2g
+// in floating point (doubling is exact barring overflow), so the comparison is exact, for the
+// fp32 gradients of flash_backward and the double ones of reference_backward. On gradients that
+// start at G0, each element becomes the one float addition G0 + g (the kernel adds its final
+// per-element value once): exact again.
+template <class Mask>
+void check_accumulates(const sizes& z, const Mask& mask, auto&& exec) {
+    auto q = random4<float>(z.B, z.Sq, z.H, z.D, 71);
+    auto k = random4<float>(z.B, z.Sk, z.Hk, z.D, 72);
+    auto v = random4<float>(z.B, z.Sk, z.Hk, z.D, 73);
+    auto dout = random4<float>(z.B, z.Sq, z.H, z.D, 74);
+    t4f o(z.B, z.Sq, z.H, z.D);
+    t3f lse(z.B, z.H, z.Sq);
+    llm::workspace ws;
+    at::flash_forward(o, lse, q, k, v, mask, {}, ws, exec);
+    t4f dq1(z.B, z.Sq, z.H, z.D), dk1(z.B, z.Sk, z.Hk, z.D), dv1(z.B, z.Sk, z.Hk, z.D);
+    t4f dq2 = dq1, dk2 = dk1, dv2 = dv1;
+    poison(dq1), poison(dk1), poison(dv1), poison(dq2), poison(dk2), poison(dv2);
+    llm::zero_grad(dq1, dk1, dv1, dq2, dk2, dv2);
+    at::flash_backward(dq1, dk1, dv1, o, lse, dout, q, k, v, mask, {}, ws, exec);
+    at::flash_backward(dq2, dk2, dv2, o, lse, dout, q, k, v, mask, {}, ws, exec);
+    at::flash_backward(dq2, dk2, dv2, o, lse, dout, q, k, v, mask, {}, ws, exec);
+    double norm1 = 0;
+    for (auto [one, two] : {std::pair<const t4f*, const t4f*>{&dq1, &dq2}, {&dk1, &dk2}, {&dv1, &dv2}}) {
+        for (std::size_t i = 0; i < one->size(); ++i) {
+            REQUIRE(two->data()[i] == 2.0f * one->data()[i]);
+            norm1 += std::abs(one->data()[i]);
+        }
+    }
+    CHECK(norm1 > 1.0);  // the gradients are not all zero (else 2x would prove nothing)
+    // On nonzero gradients: G0 + g.
+    t4f gq(z.B, z.Sq, z.H, z.D), gk(z.B, z.Sk, z.Hk, z.D), gv(z.B, z.Sk, z.Hk, z.D);
+    for (t4f* t : {&gq, &gk, &gv}) {
+        for (std::size_t i = 0; i < t->size(); ++i) {
+            t->data()[i] = 0.25f * static_cast<float>(i % 13) - 1.0f;
+        }
+    }
+    const t4f gq0 = gq, gk0 = gk, gv0 = gv;
+    at::flash_backward(gq, gk, gv, o, lse, dout, q, k, v, mask, {}, ws, exec);
+    for (auto [g, g0, one] : {std::tuple<const t4f*, const t4f*, const t4f*>{&gq, &gq0, &dq1}, {&gk, &gk0, &dk1}, {&gv, &gv0, &dv1}}) {
+        for (std::size_t i = 0; i < g->size(); ++i) {
+            REQUIRE(g->data()[i] == g0->data()[i] + one->data()[i]);
+        }
+    }
+    // The reference accumulates too.
+    t4d rq1(z.B, z.Sq, z.H, z.D), rk1(z.B, z.Sk, z.Hk, z.D), rv1(z.B, z.Sk, z.Hk, z.D);
+    t4d rq2 = rq1, rk2 = rk1, rv2 = rv1;
+    at::reference_backward(rq1, rk1, rv1, dout, q, k, v, mask);
+    at::reference_backward(rq2, rk2, rv2, dout, q, k, v, mask);
+    at::reference_backward(rq2, rk2, rv2, dout, q, k, v, mask);
+    for (auto [one, two] : {std::pair<const t4d*, const t4d*>{&rq1, &rq2}, {&rk1, &rk2}, {&rv1, &rv2}}) {
+        for (std::size_t i = 0; i < one->size(); ++i) {
+            REQUIRE(two->data()[i] == 2.0 * one->data()[i]);
+        }
+    }
+    CHECK(rel_norm(dq1, rq1) < bwd_tol);  // and both still compute the gradient
+    CHECK(rel_norm(dk1, rk1) < bwd_tol);
+}
+
+TEST_CASE("flash_backward and reference_backward accumulate: two calls on zeroed gradients give exactly 2x one call") {
+    llm::parallel::thread_pool pool(2);
+    check_accumulates(sizes{2, 70, 90, 4, 2, 64}, at::causal{}, pool);
+    check_accumulates(sizes{1, 130, 130, 2, 1, 40}, at::sliding_window(20, 3), llm::parallel::sequential{});
+    const std::int32_t cu_q[] = {0, 5, 5, 75};
+    const std::int32_t cu_k[] = {0, 9, 12, 78};
+    check_accumulates(sizes{1, 75, 78, 4, 2, 32}, at::varlen<at::causal>{cu_q, cu_k}, pool);
+}
+
 TEST_CASE("flash: varlen packed sequences never attend across documents") {
     // Three documents (one empty) of 5, 0 and 70 query tokens against 9, 3 and 66 keys.
     const std::int32_t cu_q[] = {0, 5, 5, 75};
@@ -268,13 +397,13 @@ TEST_CASE("flash: varlen packed sequences never attend across documents") {
     auto v = random4<float>(1, 78, 2, 32, 3);
     t4f o(1, 75, 2, 32);
     t3f lse(1, 2, 75);
-    at::flash_forward(q, k, v, o, lse, at::varlen<at::causal>{cu_q, cu_k}, {}, llm::parallel::sequential{});
+    at::flash_forward(o, lse, q, k, v, at::varlen<at::causal>{cu_q, cu_k}, {}, llm::parallel::sequential{});
     auto q2 = llm::slice(q, 1, 5, 75);
     auto k2 = llm::slice(k, 1, 12, 78);
     auto v2 = llm::slice(v, 1, 12, 78);
     t4f o2(1, 70, 2, 32);
     t3f lse2(1, 2, 70);
-    at::flash_forward(q2, k2, v2, o2, lse2, at::causal{}, {}, llm::parallel::sequential{});
+    at::flash_forward(o2, lse2, q2, k2, v2, at::causal{}, {}, llm::parallel::sequential{});
     for (std::size_t i = 0; i < 70; ++i) {
         for (std::size_t d = 0; d < 32; ++d) {
             REQUIRE(o(0, 5 + i, 1, d) == o2(0, i, 1, d));
@@ -293,10 +422,10 @@ TEST_CASE("flash: bf16 inputs and output, fp32 accumulation") {
     poison(o);
     t4d o_ref(z.B, z.Sq, z.H, z.D);
     t3d lse_ref(z.B, z.H, z.Sq);
-    at::reference_forward(q, k, v, o_ref, lse_ref, at::causal{});
-    at::flash_forward(q, k, v, of, lse, at::causal{});
+    at::reference_forward(o_ref, lse_ref, q, k, v, at::causal{});
+    at::flash_forward(of, lse, q, k, v, at::causal{});
     CHECK(rel_norm(of, o_ref) < fwd_tol);  // the inputs are exact in fp32: same tolerance as fp32
-    at::flash_forward(q, k, v, o, lse, at::causal{});
+    at::flash_forward(o, lse, q, k, v, at::causal{});
     CHECK(rel_norm(o, o_ref) < 8e-3);  // one bf16 rounding of the output: 2^-9 relative per element
 }
 
@@ -307,8 +436,8 @@ TEST_CASE("flash: threads and the sequential policy give the same forward") {
     t4f o1(2, 150, 4, 64), o2(2, 150, 4, 64);
     t3f l1(2, 4, 150), l2(2, 4, 150);
     llm::parallel::thread_pool pool(2);
-    at::flash_forward(q, k, v, o1, l1, at::causal{}, {}, llm::parallel::sequential{});
-    at::flash_forward(q, k, v, o2, l2, at::causal{}, {}, pool);
+    at::flash_forward(o1, l1, q, k, v, at::causal{}, {}, llm::parallel::sequential{});
+    at::flash_forward(o2, l2, q, k, v, at::causal{}, {}, pool);
     for (std::size_t i = 0; i < o1.size(); ++i) {
         REQUIRE(o1.data()[i] == o2.data()[i]);  // one task per (head, q tile): no order dependence
     }
@@ -324,8 +453,8 @@ TEST_CASE("flash: strided inputs (q as a transpose of a (batch, heads, seq, D) t
     t3f lse(1, 3, 40);
     t4d o_ref(1, 40, 3, 32);
     t3d lse_ref(1, 3, 40);
-    at::reference_forward(q, k, v, o_ref, lse_ref);
-    at::flash_forward(q, k, v, o, lse);
+    at::reference_forward(o_ref, lse_ref, q, k, v);
+    at::flash_forward(o, lse, q, k, v);
     double worst = 0;
     for (std::size_t i = 0; i < 40; ++i) {
         for (std::size_t h = 0; h < 3; ++h) {
@@ -353,7 +482,7 @@ TEST_CASE("flash backward: central finite differences in double") {
     auto loss = [&] {
         t4d o(B, Sq, H, D);
         t3d lse(B, H, Sq);
-        at::reference_forward(q, k, v, o, lse, mask, opt);
+        at::reference_forward(o, lse, q, k, v, mask, opt);
         double s = 0;
         for (std::size_t i = 0; i < o.size(); ++i) {
             s += o.data()[i] * static_cast<double>(gf.data()[i]);
@@ -362,10 +491,10 @@ TEST_CASE("flash backward: central finite differences in double") {
     };
     t4f o(B, Sq, H, D), dq(B, Sq, H, D), dk(B, Sk, Hk, D), dv(B, Sk, Hk, D);
     t3f lse(B, H, Sq);
-    at::flash_forward(qf, kf, vf, o, lse, mask, opt);
-    at::flash_backward(qf, kf, vf, o, lse, gf, dq, dk, dv, mask, opt);
+    at::flash_forward(o, lse, qf, kf, vf, mask, opt);
+    at::flash_backward(dq, dk, dv, o, lse, gf, qf, kf, vf, mask, opt);
     t4d rq(B, Sq, H, D), rk(B, Sk, Hk, D), rv(B, Sk, Hk, D);
-    at::reference_backward(qf, kf, vf, gf, rq, rk, rv, mask, opt);
+    at::reference_backward(rq, rk, rv, gf, qf, kf, vf, mask, opt);
     const double h = 1e-6;
     auto fd_check = [&](t4d& x, const t4f& g, const t4d& gr) {
         for (std::size_t i = 0; i < x.size(); ++i) {
@@ -394,37 +523,37 @@ TEST_CASE("flash: bad input raises llm::error naming the function, argument and 
     auto v = random4<float>(1, 8, 3, 16, 3);
     t4f o(1, 8, 8, 16);
     t3f lse(1, 8, 8);
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k, v, o, lse),
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, lse, q, k, v),
                          "flash_forward: q has 8 heads but k has 3; q heads must be a multiple of kv heads", llm::error);
     auto k2 = random4<float>(1, 8, 2, 32, 2);
     auto v2 = random4<float>(1, 8, 2, 32, 3);
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k2, v2, o, lse), "flash_forward: q has head_dim 16 but k has 32", llm::error);
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, lse, q, k2, v2), "flash_forward: q has head_dim 16 but k has 32", llm::error);
     auto k3 = random4<float>(1, 8, 2, 16, 2);
     auto v3 = random4<float>(1, 9, 2, 16, 3);
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v3, o, lse), doctest::Contains("must have the same shape"), llm::error);
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, lse, q, k3, v3), doctest::Contains("must have the same shape"), llm::error);
     auto v4 = random4<float>(1, 8, 2, 16, 3);
     t3f bad_lse(1, 8, 7);
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, bad_lse), doctest::Contains("flash_forward: lse is [1, 8, 7]"),
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, bad_lse, q, k3, v4), doctest::Contains("flash_forward: lse is [1, 8, 7]"),
                          llm::error);
     t4f bad_o(1, 8, 8, 15);
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, bad_o, lse), doctest::Contains("flash_forward: o is [1, 8, 8, 15]"),
+    CHECK_THROWS_WITH_AS(at::flash_forward(bad_o, lse, q, k3, v4), doctest::Contains("flash_forward: o is [1, 8, 8, 15]"),
                          llm::error);
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::no_mask{}, {.scale = INFINITY}),
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, lse, q, k3, v4, at::no_mask{}, {.scale = INFINITY}),
                          doctest::Contains("options.scale = inf"), llm::error);
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::no_mask{}, {.softcap = -1.0f}),
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, lse, q, k3, v4, at::no_mask{}, {.softcap = -1.0f}),
                          doctest::Contains("options.softcap = -1"), llm::error);
     const std::int32_t not_increasing[] = {0, 5, 3, 8};
     const std::int32_t fine[] = {0, 2, 4, 8};
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::varlen<>{not_increasing, fine}),
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, lse, q, k3, v4, at::varlen<>{not_increasing, fine}),
                          "flash_forward: varlen cu_q is not increasing: cu_q[1] = 5 > cu_q[2] = 3", llm::error);
     const std::int32_t short_end[] = {0, 2, 4, 7};
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::varlen<>{fine, short_end}),
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, lse, q, k3, v4, at::varlen<>{fine, short_end}),
                          "flash_forward: varlen cu_k ends at 7 but the tensors hold 8 tokens", llm::error);
     const std::int32_t fewer[] = {0, 8};
-    CHECK_THROWS_WITH_AS(at::flash_forward(q, k3, v4, o, lse, at::varlen<>{fine, fewer}),
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, lse, q, k3, v4, at::varlen<>{fine, fewer}),
                          doctest::Contains("cu_q has 4 entries but cu_k has 2"), llm::error);
     t4f dq(1, 8, 8, 16), dk(1, 8, 2, 16), dv(1, 8, 2, 17);
-    CHECK_THROWS_WITH_AS(at::flash_backward(q, k3, v4, o, lse, o, dq, dk, dv),
+    CHECK_THROWS_WITH_AS(at::flash_backward(dq, dk, dv, o, lse, o, q, k3, v4),
                          doctest::Contains("flash_backward: dv is [1, 8, 2, 17] but k is [1, 8, 2, 16]"), llm::error);
 }
 
@@ -439,7 +568,7 @@ void rotate(t4f& x, std::int64_t first) {
         pos(i) = first + static_cast<std::int64_t>(i);
     }
     auto v = llm::select(x, 0, 0);
-    llm::nn::rope_forward(v, pos, v);
+    llm::nn::rope_forward(v, v, pos);
 }
 
 TEST_CASE("flash after llm::nn RoPE: shifting every position leaves the output unchanged") {
@@ -452,13 +581,13 @@ TEST_CASE("flash after llm::nn RoPE: shifting every position leaves the output u
     rotate(k0, 0);
     rotate(q1, 5000);
     rotate(k1, 5000);
-    at::flash_forward(q0, k0, v, o0, l0, at::causal{});
-    at::flash_forward(q1, k1, v, o1, l1, at::causal{});
+    at::flash_forward(o0, l0, q0, k0, v, at::causal{});
+    at::flash_forward(o1, l1, q1, k1, v, at::causal{});
     CHECK(rel_norm(o1, o0) < 1e-5);  // fp32 rotations of both: a few ulps of the angles
     // Rotating q only (k at other positions) does change it: the check above can fail.
     t4f q2 = random4<float>(1, 70, 4, 64, 61);
     rotate(q2, 5000);
-    at::flash_forward(q2, k0, v, oq, lq, at::causal{});
+    at::flash_forward(oq, lq, q2, k0, v, at::causal{});
     CHECK(rel_norm(oq, o0) > 1e-2);
 }
 

@@ -12,6 +12,8 @@
 #include <llm/attention/reference.hpp>
 #include <llm/parallel/thread_pool.hpp>
 
+#include <llm/tensor/algorithm.hpp>
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -142,15 +144,13 @@ TEST_CASE("attention reference matches PyTorch goldens (forward, lse, backward)"
             t3d lse(g.lse.extent(0), g.lse.extent(1), g.lse.extent(2));
             poison(o);
             poison(lse);
-            at::reference_forward(g.q, g.k, g.v, o, lse, mask, g.opt);
+            at::reference_forward(o, lse, g.q, g.k, g.v, mask, g.opt);
             CHECK(rel_norm(o, g.o) < ref_tol);
             CHECK(max_abs_diff(lse, g.lse) < ref_tol);
             t4d dq(g.dq.extent(0), g.dq.extent(1), g.dq.extent(2), g.dq.extent(3));
             t4d dk(g.dk.extent(0), g.dk.extent(1), g.dk.extent(2), g.dk.extent(3)), dv = dk;
-            poison(dq);
-            poison(dk);
-            poison(dv);
-            at::reference_backward(g.q, g.k, g.v, g.dout, dq, dk, dv, mask, g.opt);
+            llm::zero_grad(dq, dk, dv);  // gradients accumulate
+            at::reference_backward(dq, dk, dv, g.dout, g.q, g.k, g.v, mask, g.opt);
             CHECK(rel_norm(dq, g.dq) < ref_tol);
             CHECK(rel_norm(dk, g.dk) < ref_tol);
             CHECK(rel_norm(dv, g.dv) < ref_tol);
@@ -203,15 +203,13 @@ TEST_CASE_TEMPLATE_DEFINE("flash kernels match PyTorch goldens", S, flash_golden
             t3f lse(g.lse.extent(0), g.lse.extent(1), g.lse.extent(2));
             poison(o);
             poison(lse);
-            at::flash_forward<T, M, S>(g.q, g.k, g.v, o, lse, mask, g.opt, pool);
+            at::flash_forward<T, M, S>(o, lse, g.q, g.k, g.v, mask, g.opt, pool);
             CHECK(max_abs_diff(o, g.o) < tol.o_abs);
             CHECK(max_abs_diff(lse, g.lse) < tol.lse_abs);
             t4f dq(g.dq.extent(0), g.dq.extent(1), g.dq.extent(2), g.dq.extent(3));
             t4f dk(g.dk.extent(0), g.dk.extent(1), g.dk.extent(2), g.dk.extent(3)), dv = dk;
-            poison(dq);
-            poison(dk);
-            poison(dv);
-            at::flash_backward<T, M, S>(g.q, g.k, g.v, o, lse, g.dout, dq, dk, dv, mask, g.opt, pool);
+            llm::zero_grad(dq, dk, dv);  // gradients accumulate
+            at::flash_backward<T, M, S>(dq, dk, dv, o, lse, g.dout, g.q, g.k, g.v, mask, g.opt, pool);
             CHECK(rel_norm(dq, g.dq) < tol.grad_rel);
             CHECK(rel_norm(dk, g.dk) < tol.grad_rel);
             CHECK(rel_norm(dv, g.dv) < tol.grad_rel);
@@ -226,14 +224,14 @@ TEST_CASE("attention goldens detect a wrong scale, mask or soft-cap") {
     const golden_case g("causal");
     t4d o(g.o.extent(0), g.o.extent(1), g.o.extent(2), g.o.extent(3));
     t3d lse(g.lse.extent(0), g.lse.extent(1), g.lse.extent(2));
-    at::reference_forward(g.q, g.k, g.v, o, lse, at::causal{}, {.scale = 0.25f});  // 1/D, not 1/sqrt(D)
+    at::reference_forward(o, lse, g.q, g.k, g.v, at::causal{}, {.scale = 0.25f});  // 1/D, not 1/sqrt(D)
     CHECK(rel_norm(o, g.o) > 1e-2);
-    at::reference_forward(g.q, g.k, g.v, o, lse, at::sliding_window(at::unbounded, 1));  // diagonal shifted by one
+    at::reference_forward(o, lse, g.q, g.k, g.v, at::sliding_window(at::unbounded, 1));  // diagonal shifted by one
     CHECK(rel_norm(o, g.o) > 1e-2);
     const golden_case c("softcap");
     t4d oc(c.o.extent(0), c.o.extent(1), c.o.extent(2), c.o.extent(3));
     t3d lc(c.lse.extent(0), c.lse.extent(1), c.lse.extent(2));
-    at::reference_forward(c.q, c.k, c.v, oc, lc, at::causal{});  // cap off
+    at::reference_forward(oc, lc, c.q, c.k, c.v, at::causal{});  // cap off
     CHECK(rel_norm(oc, c.o) > 1e-2);
 }
 

@@ -67,7 +67,7 @@ std::pair<t4f, t3f> run_on_device(const t4f& q, const t4f& k, const t4f& v, cons
         vv(dv, B, Sk, Hk, D);
     llm::tensor_view<float, llm::dims<4>, llm::layout_right, llm::cuda> ov(dout, B, Sq, H, D);
     llm::tensor_view<float, llm::dims<3>, llm::layout_right, llm::cuda> lv(dl, B, H, Sq);
-    at::flash_forward_cuda(qv, kv, vv, ov, lv, mask);
+    at::flash_forward_cuda(ov, lv, qv, kv, vv, mask);
     REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
     REQUIRE(cudaMemcpy(o.data(), dout, o.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
     REQUIRE(cudaMemcpy(lse.data(), dl, lse.size() * 4, cudaMemcpyDeviceToHost) == cudaSuccess);
@@ -108,7 +108,7 @@ TEST_SUITE("gpu") {
             auto v = random4<float>(B, Sk, Hk, D, 3);
             t4f o(B, Sq, H, D);
             t3f lse(B, H, Sq);
-            at::flash_forward(q, k, v, o, lse, at::causal{}, {}, llm::parallel::sequential{});
+            at::flash_forward(o, lse, q, k, v, at::causal{}, {}, llm::parallel::sequential{});
             const auto [o_gpu, lse_gpu] = run_on_device(q, k, v, at::causal{});
             t4d o_ref(B, Sq, H, D);
             llm::convert(o, o_ref);
@@ -144,11 +144,11 @@ TEST_SUITE("gpu") {
                 t3f lse(B, H, Sq);
                 std::pair<t4f, t3f> gpu;
                 if (masked == 0) {
-                    at::flash_forward(q, k, v, o, lse, at::causal{}, {}, llm::parallel::sequential{});
+                    at::flash_forward(o, lse, q, k, v, at::causal{}, {}, llm::parallel::sequential{});
                     gpu = run_on_device(q, k, v, at::causal{});
                 } else {
                     const at::sliding_window win(16, 0);
-                    at::flash_forward(q, k, v, o, lse, win, {}, llm::parallel::sequential{});
+                    at::flash_forward(o, lse, q, k, v, win, {}, llm::parallel::sequential{});
                     gpu = run_on_device(q, k, v, win);
                 }
                 CHECK(nan_count(lse) > 0);

@@ -8,6 +8,8 @@
 #include <llm/attention/reference.hpp>
 #include <llm/parallel/thread_pool.hpp>
 
+#include <llm/tensor/algorithm.hpp>
+
 #include <doctest/doctest.h>
 
 #include <cmath>
@@ -82,7 +84,7 @@ void check_non_finite(const Mask& mask, where w, std::size_t pos, float bad) {
     llm::parallel::thread_pool pool(2);
     t4f clean(1, L, H, D), o(1, L, H, D);
     t3f clean_lse(1, H, L), lse(1, H, L);
-    at::flash_forward(q, k, v, clean, clean_lse, mask, {}, pool);
+    at::flash_forward(clean, clean_lse, q, k, v, mask, {}, pool);
     switch (w) {
         case where::q: q(0, pos, 1, 3) = T(bad); break;
         case where::k: k(0, pos, 0, 5) = T(bad); break;
@@ -91,10 +93,10 @@ void check_non_finite(const Mask& mask, where w, std::size_t pos, float bad) {
     for (std::size_t i = 0; i < o.size(); ++i) {
         o.data()[i] = 12345.0f;  // poison (not NaN: the test looks for NaN)
     }
-    at::flash_forward(q, k, v, o, lse, mask, {}, pool);
+    at::flash_forward(o, lse, q, k, v, mask, {}, pool);
     t4d ref(1, L, H, D);
     t3d ref_lse(1, H, L);
-    at::reference_forward(q, k, v, ref, ref_lse, mask);
+    at::reference_forward(ref, ref_lse, q, k, v, mask);
     const auto iL = static_cast<std::int64_t>(L);
     for (std::size_t h = 0; h < H; ++h) {
         for (std::size_t i = 0; i < L; ++i) {
@@ -169,10 +171,10 @@ void check_backward_non_finite(const Mask& mask, grad_source w, std::size_t pos,
     const auto run = [&](grads& r) {
         t4f o(1, L, H, D);
         t3f lse(1, H, L);
-        at::flash_forward(q, k, v, o, lse, mask, {}, pool);
-        poison(r.dq), poison(r.dk), poison(r.dv);
-        at::flash_backward(q, k, v, o, lse, g, r.dq, r.dk, r.dv, mask, {}, pool);
-        at::reference_backward(q, k, v, g, r.rq, r.rk, r.rv, mask);
+        at::flash_forward(o, lse, q, k, v, mask, {}, pool);
+        llm::zero_grad(r.dq, r.dk, r.dv, r.rq, r.rk, r.rv);  // gradients accumulate
+        at::flash_backward(r.dq, r.dk, r.dv, o, lse, g, q, k, v, mask, {}, pool);
+        at::reference_backward(r.rq, r.rk, r.rv, g, q, k, v, mask);
     };
     grads clean{t4f(1, L, H, D), t4f(1, L, Hk, D), t4f(1, L, Hk, D), t4d(1, L, H, D), t4d(1, L, Hk, D), t4d(1, L, Hk, D)};
     grads got{t4f(1, L, H, D), t4f(1, L, Hk, D), t4f(1, L, Hk, D), t4d(1, L, H, D), t4d(1, L, Hk, D), t4d(1, L, Hk, D)};
@@ -276,7 +278,7 @@ void check_decode_non_finite(const Mask& mask, where w, float bad) {
             cache.append(s, ks[s], vs[s]);
         }
         llm::parallel::thread_pool pool(2);
-        at::decode_attention(q, cache, out, mask, {}, pool, 3, lse.data());
+        at::decode_attention(out, llm::tensor_view<float, llm::dims<2>>(lse.data(), S, H), cache, q, mask, {.splits = 3}, pool);
     };
     t3f clean(S, H, D), out(S, H, D);
     std::vector<float> clean_lse(S * H), lse(S * H);

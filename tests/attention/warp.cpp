@@ -84,7 +84,7 @@ void check_emulated(std::size_t Sq, std::size_t Sk, std::size_t D, const Mask& m
     const at::options opt{.scale = 0.0f, .softcap = cap};
     t4d o_ref(B, Sq, H, D);
     t3d lse_ref(B, H, Sq);
-    at::reference_forward(q, k, v, o_ref, lse_ref, mask, opt);
+    at::reference_forward(o_ref, lse_ref, q, k, v, mask, opt);
     emulated_forward<L, KPL, DPL>(q, k, v, o, lse, mask, 1.0f / std::sqrt(float(D)), cap);
     CHECK(rel_norm(o, o_ref) < 2e-5);  // fp32, exact exp (std::exp, as expf on the device): as the CPU kernel
     CHECK(max_abs_diff(lse, lse_ref) < 1e-4);

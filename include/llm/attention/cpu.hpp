@@ -8,6 +8,7 @@
 #include <llm/attention/tile.hpp>
 #include <llm/config.hpp>
 #include <llm/core/checked.hpp>
+#include <llm/core/workspace.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/simd/simd.hpp>
 
@@ -17,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <atomic>
+#include <span>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -126,12 +129,19 @@ void mask_row(float* srow, std::size_t bk, std::int64_t i, std::int64_t j0, std:
     }
 }
 
-/// A zeroed fp32 workspace of rows x cols elements for the entry point `fn`. The sizes come from
-/// the caller's extents (a broadcast view may claim any), so the product, the byte count and
-/// the allocation are checked: llm::error instead of a wrapped size or std::bad_alloc.
-inline std::vector<float> workspace(const char* fn, std::size_t rows, std::size_t cols) {
-    const std::size_t n = checked_mul(rows, cols, fn, "a workspace");
-    return allocating(checked_bytes<float>(n, fn, "a workspace"), fn, "a workspace", [n] { return std::vector<float>(n); });
+/// A region of `n` elements of T taken from the call's workspace (inside its frame), as a span.
+/// The count comes from the caller's extents (a broadcast view may claim any), so the byte count
+/// is checked: llm::error naming `fn` instead of a wrapped size or std::bad_alloc.
+template <class T>
+std::span<T> take(llm::workspace& ws, std::size_t n, const char* fn, const char* what) {
+    return {ws.take<T>(n, fn, what), n};
+}
+
+/// Lanes of a parallel loop over `tasks` tasks: at most one per thread of the policy. Each lane
+/// owns per-thread scratch from the workspace (carved before the loop, so the loop allocates
+/// nothing) and claims tasks from a shared counter, as the pool's own scheduler would.
+inline std::size_t lane_count(std::size_t threads, std::size_t tasks) noexcept {
+    return std::max<std::size_t>(1, std::min(threads, tasks));
 }
 
 /// True when the n elements at x are all finite (no NaN, no +-inf). A float is non-finite
@@ -184,10 +194,11 @@ void pack_keys_transposed(const strided<T, 4>& x, const segment& sg, std::size_t
 }
 
 /// Packs key (or value) tiles [t0, t1) of kv head g of a segment row-major into rows (lkp x dp):
-/// row j holds key j's D elements then zeros; rows past lk are 0. bad: as pack_keys_transposed.
+/// row j holds key j's D elements (times `mul`) then zeros; rows past lk are 0. bad: as
+/// pack_keys_transposed.
 template <class T>
 void pack_keys_rows(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
-                    std::size_t bk, std::size_t dp, float* rows, unsigned char* bad = nullptr) {
+                    std::size_t bk, std::size_t dp, float* rows, unsigned char* bad = nullptr, float mul = 1.0f) {
     const std::size_t D = x.n[3];
     for (std::size_t j = t0 * bk; j < t1 * bk; ++j) {
         float* dst = rows + j * dp;
@@ -196,7 +207,7 @@ void pack_keys_rows(const strided<T, 4>& x, const segment& sg, std::size_t g, st
             const T* src = x.ptr(sg.b, sg.k0 + j, g, 0);
             if (bad == nullptr || all_finite(src, D)) {
                 for (; d < D; ++d) {
-                    dst[d] = static_cast<float>(src[d]);
+                    dst[d] = static_cast<float>(src[d]) * mul;
                 }
             } else {
                 bad[j] = 1;
@@ -237,8 +248,9 @@ void pack_rows(const strided<T, 4>& x, const segment& sg, std::size_t h, std::si
 /// online-softmax state of its rows (tile.hpp) with the accumulator in a BQ x D buffer.
 template <simd::backend S, tile_policy Tiles, class TQ, class TK, class TV, class TO, class Mask, class Exec>
 void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v, const strided<TO, 4>& o,
-                 const strided<float, 3>& lse, const shape& sh, const std::vector<segment>& segs, const Mask& mask,
-                 float scale, float cap, Exec& exec) {
+                 const strided<float, 3>& lse, const shape& sh, std::span<const segment> segs, const Mask& mask,
+                 float scale, float cap, llm::workspace& ws, Exec& exec) {
+    constexpr const char* fn = "flash_forward";
     constexpr std::size_t W = S::width;
     constexpr std::size_t BQ = Tiles::q;
     constexpr std::size_t BK = Tiles::k;
@@ -246,13 +258,23 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
     const std::size_t D = sh.head_dim;
     const std::size_t Dp = round_up(D, W);
     const std::size_t group = sh.group();
-    std::size_t max_lkp = 0;
+    std::size_t max_lkp = 0, max_nqt = 0;
     for (const auto& sg : segs) {
         max_lkp = std::max(max_lkp, round_up(sg.lk, BK));
+        max_nqt = std::max(max_nqt, (sg.lq + BQ - 1) / BQ);
     }
-    std::vector<float> kt = workspace("flash_forward", D, max_lkp), vp = workspace("flash_forward", max_lkp, Dp);
-    std::vector<unsigned char> key_bad(max_lkp);  // per key of the segment: its k or v row is not finite
-    std::vector<std::size_t> bad_keys;            // the flagged keys, usually none
+    llm::workspace::frame frame(ws);
+    const auto kt = take<float>(ws, checked_mul(D, max_lkp, fn, "the packed keys"), fn, "the packed keys");
+    const auto vp = take<float>(ws, checked_mul(max_lkp, Dp, fn, "the packed values"), fn, "the packed values");
+    const auto key_bad = take<unsigned char>(ws, max_lkp, fn, "the key flags");  // per key: its k or v row is not finite
+    const auto bad_keys = take<std::size_t>(ws, max_lkp, fn, "the flagged keys");  // the flagged keys, usually none
+    // Per-lane tiles: the scaled query tile, the score tile, the accumulator, the softmax states, the row flags.
+    const std::size_t lanes = lane_count(exec.size(), group * max_nqt);
+    const auto lane_qs = take<float>(ws, lanes * BQ * D, fn, "the query tiles");
+    const auto lane_sp = take<float>(ws, lanes * BQ * BK, fn, "the score tiles");
+    const auto lane_acc = take<float>(ws, lanes * BQ * Dp, fn, "the accumulators");
+    const auto lane_st = take<softmax_state>(ws, lanes * BQ, fn, "the softmax states");
+    const auto lane_bad = take<unsigned char>(ws, lanes * round_up(BQ, mr), fn, "the query row flags");
     constexpr float neg_inf = -std::numeric_limits<float>::infinity();
     constexpr float nan = std::numeric_limits<float>::quiet_NaN();
 
@@ -266,26 +288,33 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
             if (nqt == 0) {
                 break;
             }
-            std::fill(key_bad.begin(), key_bad.end(), 0);
+            std::fill_n(key_bad.data(), lkp, 0);
             parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
                 pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data(), key_bad.data());
                 pack_keys_rows(v, sg, g, t0, t1, BK, Dp, vp.data(), key_bad.data());
             });
-            bad_keys.clear();
-            for (auto it = std::find(key_bad.begin(), key_bad.end(), 1); it != key_bad.end();
-                 it = std::find(it + 1, key_bad.end(), 1)) {
-                bad_keys.push_back(static_cast<std::size_t>(it - key_bad.begin()));
+            std::size_t n_bad = 0;
+            for (std::size_t j = 0; j < lkp; ++j) {
+                if (key_bad[j] != 0) {
+                    bad_keys[n_bad++] = j;
+                }
             }
-            parallel::parallel_for(exec, group * nqt, 1, [&](std::size_t task0, std::size_t task1) {
-                std::vector<float> qs(BQ * D), sp(BQ * BK), acc(BQ * Dp);
-                std::vector<softmax_state> st(BQ);
-                std::vector<unsigned char> q_bad(round_up(BQ, mr));
-                for (std::size_t task = task0; task < task1; ++task) {
+            const std::span<const std::size_t> bad(bad_keys.data(), n_bad);
+            const std::size_t tasks = group * nqt;
+            std::atomic<std::size_t> next_task{0};
+            parallel::parallel_for(exec, lanes, 1, [&](std::size_t lane, std::size_t) {
+                const std::span<float> qs = lane_qs.subspan(lane * BQ * D, BQ * D);
+                const std::span<float> sp = lane_sp.subspan(lane * BQ * BK, BQ * BK);
+                const std::span<float> acc = lane_acc.subspan(lane * BQ * Dp, BQ * Dp);
+                const std::span<softmax_state> st = lane_st.subspan(lane * BQ, BQ);
+                unsigned char* q_bad = lane_bad.data() + lane * round_up(BQ, mr);
+                for (std::size_t task = next_task.fetch_add(1, std::memory_order_relaxed); task < tasks;
+                     task = next_task.fetch_add(1, std::memory_order_relaxed)) {
                     const std::size_t h = g * group + task / nqt;
                     const std::size_t i0 = (task % nqt) * BQ;
                     const std::size_t rows = std::min(BQ, sg.lq - i0);
                     const std::size_t rp = round_up(rows, mr);
-                    pack_rows(q, sg, h, i0, i0 + rp, D, scale, qs.data(), q_bad.data());
+                    pack_rows(q, sg, h, i0, i0 + rp, D, scale, qs.data(), q_bad);
                     std::fill(acc.begin(), acc.end(), 0.0f);
                     std::fill(st.begin(), st.end(), softmax_state{});
                     const index_range cr = mask.cols(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows), lq, lk);
@@ -341,7 +370,7 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
                     }
                     for (std::size_t r = 0; r < rows; ++r) {
                         const auto i = static_cast<std::int64_t>(i0 + r);
-                        const bool poisoned = q_bad[r] != 0 || std::any_of(bad_keys.begin(), bad_keys.end(), [&](std::size_t j) {
+                        const bool poisoned = q_bad[r] != 0 || std::any_of(bad.begin(), bad.end(), [&](std::size_t j) {
                                                   return mask.allowed(i, static_cast<std::int64_t>(j), lq, lk);
                                               });
                         const float inv = poisoned ? nan : output_scale(st[r]);
@@ -362,7 +391,7 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
 /// (row_bad[hq * lqp + i]), dq row i of q head g * group + hq and the dk and dv rows of every
 /// key that row sees become NaN. Runs only over the flags when none is set.
 template <class Mask>
-void mark_poisoned_rows(const std::vector<unsigned char>& row_bad, std::size_t lqp, const segment& sg, std::size_t g,
+void mark_poisoned_rows(std::span<const unsigned char> row_bad, std::size_t lqp, const segment& sg, std::size_t g,
                         std::size_t group, const Mask& mask, const strided<float, 4>& dq, const strided<float, 4>& dk,
                         const strided<float, 4>& dv) {
     constexpr float nan = std::numeric_limits<float>::quiet_NaN();
@@ -388,7 +417,8 @@ void mark_poisoned_rows(const std::vector<unsigned char>& row_bad, std::size_t l
 /// chunks (causal masks make early key tiles costlier, round-robin evens that out). A chunk
 /// owns dK and dV of its key tiles and recomputes P = exp(S - L) tile by tile; dQ goes to a
 /// per-chunk buffer (no atomics) summed in chunk order at the end, so results are
-/// deterministic for a given thread count.
+/// deterministic for a given thread count. dq, dk and dv are accumulated into (+=); every
+/// buffer comes from the workspace `ws`.
 /// Non-finite inputs (see flash_backward): a row i is poisoned when q row i or dout row i, or
 /// k or v row j of a key j it sees, is not finite (or its o or lse is, as the forward leaves
 /// such rows). The packers zero those rows and flag them; a poisoned row is then run as a row
@@ -397,8 +427,8 @@ void mark_poisoned_rows(const std::vector<unsigned char>& row_bad, std::size_t l
 template <simd::backend S, tile_policy Tiles, class TQ, class TK, class TV, class TO, class TD, class Mask, class Exec>
 void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v, const strided<TO, 4>& o,
                   const strided<TD, 4>& dout, const strided<const float, 3>& lse, const strided<float, 4>& dq,
-                  const strided<float, 4>& dk, const strided<float, 4>& dv, const shape& sh, const std::vector<segment>& segs,
-                  const Mask& mask, float scale, float cap, Exec& exec) {
+                  const strided<float, 4>& dk, const strided<float, 4>& dv, const shape& sh, std::span<const segment> segs,
+                  const Mask& mask, float scale, float cap, llm::workspace& ws, Exec& exec) {
     constexpr std::size_t W = S::width;
     constexpr std::size_t BQ = Tiles::q;
     constexpr std::size_t BK = Tiles::k;
@@ -407,6 +437,38 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
     const std::size_t Dp = round_up(D, W);
     const std::size_t group = sh.group();
     constexpr float neg_inf = -std::numeric_limits<float>::infinity();
+    constexpr const char* fn = "flash_backward";
+
+    // Buffers sized for the largest segment, taken once for the whole call.
+    std::size_t max_lkp = 0, max_lqp = 0;
+    for (const auto& sg : segs) {
+        max_lkp = std::max(max_lkp, round_up(sg.lk, BK));
+        max_lqp = std::max(max_lqp, round_up(sg.lq, BQ));
+    }
+    const std::size_t max_chunks = lane_count(exec.size(), max_lkp / BK);
+    const std::size_t max_rows = checked_mul(group, max_lqp, fn, "the packed rows of a head group");
+    llm::workspace::frame frame(ws);
+    const auto kt = take<float>(ws, checked_mul(D, max_lkp, fn, "the packed keys"), fn, "the packed keys");
+    const auto kr = take<float>(ws, checked_mul(max_lkp, Dp, fn, "the packed keys"), fn, "the packed keys");
+    const auto vt = take<float>(ws, checked_mul(D, max_lkp, fn, "the packed values"), fn, "the packed values");
+    const auto qp = take<float>(ws, checked_mul(max_rows, Dp, fn, "the packed queries"), fn, "the packed queries");
+    const auto gp = take<float>(ws, checked_mul(max_rows, Dp, fn, "the packed dout"), fn, "the packed dout");
+    const auto lrow = take<float>(ws, max_rows, fn, "the row log-sum-exps");
+    const auto drow = take<float>(ws, max_rows, fn, "the row sums D");
+    const auto dqp = take<float>(ws, checked_mul(checked_mul(max_chunks, max_rows, fn, "the dq parts"), Dp, fn, "the dq parts"),
+                                 fn, "the dq parts");
+    // Non-finite flags: per key (k or v row), per packed q row and dout row, per poisoned row.
+    const auto key_bad = take<unsigned char>(ws, max_lkp, fn, "the key flags");
+    const auto q_bad = take<unsigned char>(ws, max_rows, fn, "the row flags");
+    const auto g_bad = take<unsigned char>(ws, max_rows, fn, "the row flags");
+    const auto row_bad = take<unsigned char>(ws, max_rows, fn, "the row flags");
+    const auto bad_keys = take<std::size_t>(ws, max_lkp, fn, "the flagged keys");  // the flagged keys, usually none
+    // Per-chunk tiles: S (then P), the capped scores, dP (then dS), the dK and dV accumulators.
+    const auto chunk_sp = take<float>(ws, max_chunks * BQ * BK, fn, "the score tiles");
+    const auto chunk_tp = take<float>(ws, cap > 0.0f ? max_chunks * BQ * BK : 0, fn, "the capped score tiles");
+    const auto chunk_dpp = take<float>(ws, max_chunks * BQ * BK, fn, "the dP tiles");
+    const auto chunk_dka = take<float>(ws, max_chunks * BK * Dp, fn, "the dk accumulators");
+    const auto chunk_dva = take<float>(ws, max_chunks * BK * Dp, fn, "the dv accumulators");
 
     for (const auto& sg : segs) {
         const std::size_t lkp = round_up(sg.lk, BK);
@@ -415,28 +477,26 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
         const std::size_t nqt = lqp / BQ;
         const auto lq = static_cast<std::int64_t>(sg.lq);
         const auto lk = static_cast<std::int64_t>(sg.lk);
-        const std::size_t n_chunks = std::max<std::size_t>(1, std::min(nkt, exec.size()));
-        constexpr const char* fn = "flash_backward";
-        const std::size_t group_rows = checked_mul(group, lqp, fn, "the packed rows of a head group");
-        std::vector<float> kt = workspace(fn, D, lkp), kr = workspace(fn, lkp, Dp), vt = workspace(fn, D, lkp),
-                           qp = workspace(fn, group_rows, Dp), gp = workspace(fn, group_rows, Dp),
-                           lrow = workspace(fn, group_rows, 1), drow = workspace(fn, group_rows, 1),
-                           dqp = workspace(fn, checked_mul(n_chunks, group_rows, fn, "the dq parts"), Dp);
-        // Non-finite flags: per key (k or v row), per packed q row and dout row, per poisoned row.
-        std::vector<unsigned char> key_bad(lkp), q_bad(group_rows), g_bad(group_rows), row_bad(group_rows);
-        std::vector<std::size_t> bad_keys;  // the flagged keys, usually none
+        const std::size_t n_chunks = lane_count(exec.size(), nkt);
+        const std::size_t group_rows = group * lqp;
+        std::fill_n(row_bad.data(), group_rows, 0);  // rows past lq are never flagged
         for (std::size_t g = 0; g < sh.kv_heads; ++g) {
-            std::fill(key_bad.begin(), key_bad.end(), 0);
+            std::fill_n(key_bad.data(), lkp, 0);
             parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
                 pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data(), key_bad.data());
-                pack_keys_rows(k, sg, g, t0, t1, BK, Dp, kr.data(), key_bad.data());
+                // K for dQ = scale * dS K, the scale folded in here so that the final dq update is
+                // one addition (no multiply the compiler could fuse with it: accumulating twice
+                // gives exactly 2x).
+                pack_keys_rows(k, sg, g, t0, t1, BK, Dp, kr.data(), key_bad.data(), scale);
                 pack_keys_transposed(v, sg, g, t0, t1, BK, vt.data(), key_bad.data());
             });
-            bad_keys.clear();
-            for (auto it = std::find(key_bad.begin(), key_bad.end(), 1); it != key_bad.end();
-                 it = std::find(it + 1, key_bad.end(), 1)) {
-                bad_keys.push_back(static_cast<std::size_t>(it - key_bad.begin()));
+            std::size_t n_bad = 0;
+            for (std::size_t j = 0; j < lkp; ++j) {
+                if (key_bad[j] != 0) {
+                    bad_keys[n_bad++] = j;
+                }
             }
+            const std::span<const std::size_t> bad_keys_seen(bad_keys.data(), n_bad);
             parallel::parallel_for(exec, group * nqt, 1, [&](std::size_t task0, std::size_t task1) {
                 for (std::size_t task = task0; task < task1; ++task) {
                     const std::size_t hq = task / nqt;
@@ -458,7 +518,7 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                         // lse may be -inf (a row that sees no key), never NaN or +inf; dsum is
                         // not finite when o is (the forward's NaN rows).
                         const bool bad = q_bad[hq * lqp + r] != 0 || g_bad[hq * lqp + r] != 0 || !(li < std::numeric_limits<float>::infinity()) ||
-                                         !std::isfinite(dsum) || std::any_of(bad_keys.begin(), bad_keys.end(), [&](std::size_t j) {
+                                         !std::isfinite(dsum) || std::any_of(bad_keys_seen.begin(), bad_keys_seen.end(), [&](std::size_t j) {
                                              return mask.allowed(i, static_cast<std::int64_t>(j), lq, lk);
                                          });
                         row_bad[hq * lqp + r] = bad;
@@ -467,10 +527,14 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                     }
                 }
             });
-            std::fill(dqp.begin(), dqp.end(), 0.0f);
+            std::fill_n(dqp.data(), n_chunks * group_rows * Dp, 0.0f);
             parallel::parallel_for(exec, n_chunks, 1, [&](std::size_t c0, std::size_t c1) {
-                std::vector<float> sp(BQ * BK), tp(cap > 0.0f ? BQ * BK : 0), dpp(BQ * BK), dka(BK * Dp), dva(BK * Dp);
                 for (std::size_t chunk = c0; chunk < c1; ++chunk) {
+                    const std::span<float> sp = chunk_sp.subspan(chunk * BQ * BK, BQ * BK);
+                    const std::span<float> tp = cap > 0.0f ? chunk_tp.subspan(chunk * BQ * BK, BQ * BK) : std::span<float>{};
+                    const std::span<float> dpp = chunk_dpp.subspan(chunk * BQ * BK, BQ * BK);
+                    const std::span<float> dka = chunk_dka.subspan(chunk * BK * Dp, BK * Dp);
+                    const std::span<float> dva = chunk_dva.subspan(chunk * BK * Dp, BK * Dp);
                     float* dq_part = dqp.data() + chunk * group * lqp * Dp;
                     for (std::size_t jt = chunk; jt < nkt; jt += n_chunks) {
                         const std::size_t j0 = jt * BK;
@@ -526,7 +590,7 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                                         S::storeu(dprow + c, ds);
                                     }
                                 }
-                                // dV += P^T dO, dK += dS^T (scale Q), dQ_part += dS K (times scale at the end).
+                                // dV += P^T dO, dK += dS^T (scale Q), dQ_part += dS (scale K).
                                 tile_gemm<S, true>(BK, Dp, rp, sp.data(), 1, BK, gt, Dp, dva.data(), Dp);
                                 tile_gemm<S, true>(BK, Dp, rp, dpp.data(), 1, BK, qt, Dp, dka.data(), Dp);
                                 tile_gemm<S, true>(rp, Dp, BK, dpp.data(), BK, 1, kr.data() + j0 * Dp, Dp,
@@ -536,9 +600,9 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                         for (std::size_t c = 0; c < static_cast<std::size_t>(cols); ++c) {
                             float* gk = dk.ptr(sg.b, sg.k0 + j0 + c, g, 0);
                             float* gv = dv.ptr(sg.b, sg.k0 + j0 + c, g, 0);
-                            for (std::size_t d = 0; d < D; ++d) {
-                                gk[d] = dka[c * Dp + d];
-                                gv[d] = dva[c * Dp + d];
+                            for (std::size_t d = 0; d < D; ++d) {  // gradients accumulate (docs/conventions.md)
+                                gk[d] += dka[c * Dp + d];
+                                gv[d] += dva[c * Dp + d];
                             }
                         }
                     }
@@ -554,11 +618,11 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                         for (std::size_t chunk = 0; chunk < n_chunks; ++chunk) {
                             sum += dqp[((chunk * group + hq) * lqp + i) * Dp + d];
                         }
-                        out[d] = sum * scale;
+                        out[d] += sum;
                     }
                 }
             });
-            mark_poisoned_rows(row_bad, lqp, sg, g, group, mask, dq, dk, dv);
+            mark_poisoned_rows(row_bad.first(group_rows), lqp, sg, g, group, mask, dq, dk, dv);
         }
     }
 }

@@ -16,7 +16,9 @@
 #include <llm/attention/tile.hpp>
 #include <llm/config.hpp>
 #include <llm/core/error.hpp>
+#include <llm/tensor/concepts.hpp>
 
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
@@ -176,23 +178,21 @@ void launch_forward(const cuda_forward_params<T, TO>& p, std::size_t batch, cons
 /// row with the online softmax of tile.hpp; blocks of 4 rows share K/V tiles of 32 keys staged
 /// in shared memory; fully masked tiles are skipped. Non-finite inputs: as flash_forward (the
 /// rows that see a NaN or inf in q, k or v get NaN outputs and lse; no other row changes).
-/// Mask: no_mask, causal or sliding_window. Q, K, V, O: strided_tensor<4> over device memory;
-/// L: strided_tensor<3>.
-/// Example: `llm::attention::flash_forward_cuda(q, k, v, o, lse, llm::attention::causal{}, {}, stream);`
-template <class Mask = no_mask, class Q, class K, class V, class O, class L>
-    requires strided_tensor<Q, 4> && strided_tensor<K, 4> && strided_tensor<V, 4> && strided_tensor<O, 4> &&
-             strided_tensor<L, 3>
-void flash_forward_cuda(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {}, const options& opt = {},
+/// Arguments (docs/conventions.md): output o, saved state lse, inputs q, k, v (device memory,
+/// views of any strides), options mask and opt, the stream last (the executor's place).
+/// Mask: a mask_policy (no_mask, causal, sliding_window or a user's own, whose members are
+/// LLM_HD; no varlen yet).
+/// Example: `llm::attention::flash_forward_cuda(o, lse, q, k, v, llm::attention::causal{}, {}, stream);`
+template <mask_policy Mask = no_mask, mutable_dense_view<4> O, view_of_rank<3> L, dense_view<4> Q, dense_view<4> K,
+          dense_view<4> V>
+    requires std::same_as<view_element_t<L>, float> &&
+             std::same_as<std::remove_const_t<view_element_t<Q>>, std::remove_const_t<view_element_t<K>>> &&
+             std::same_as<std::remove_const_t<view_element_t<Q>>, std::remove_const_t<view_element_t<V>>>
+void flash_forward_cuda(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask = {}, const options& opt = {},
                         cudaStream_t stream = nullptr) {
     constexpr const char* fn = "flash_forward_cuda";
-    static_assert(mask_policy<Mask>, "flash_forward_cuda: Mask must be no_mask, causal or sliding_window (no varlen yet)");
-    using TQ = std::remove_const_t<detail::element_of<std::remove_reference_t<Q>>>;
-    using TK = std::remove_const_t<detail::element_of<std::remove_reference_t<K>>>;
-    using TV = std::remove_const_t<detail::element_of<std::remove_reference_t<V>>>;
-    using TO = detail::element_of<std::remove_reference_t<O>>;
-    static_assert(std::is_same_v<TQ, TK> && std::is_same_v<TQ, TV> && detail::is_input_element<TQ>,
-                  "flash_forward_cuda: q, k and v must all hold float or all llm::bf16");
-    static_assert(!std::is_const_v<TO> && detail::is_input_element<TO>, "flash_forward_cuda: o must be mutable float or llm::bf16");
+    using TQ = std::remove_const_t<view_element_t<Q>>;
+    using TO = view_element_t<O>;
     const auto [qs, ks, vs, os, ls, sh] = detail::check_forward(fn, q, k, v, o, lse);
     llm::check(os.s[3] == 1, fn, ": head_dim must be the unit-stride dimension of o");
     llm::check(sh.head_dim <= 256, fn, ": head_dim = ", sh.head_dim, " exceeds 256");

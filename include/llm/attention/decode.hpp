@@ -9,15 +9,20 @@
 #include <llm/attention/options.hpp>
 #include <llm/attention/tile.hpp>
 #include <llm/config.hpp>
+#include <llm/core/workspace.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/simd/simd.hpp>
+#include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
+#include <array>
+#include <atomic>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
+#include <span>
 #include <type_traits>
 #include <vector>
 
@@ -66,18 +71,35 @@ LLM_FORCE_INLINE void pv_block(std::size_t n, const float* p, const T* const* v,
 /// and their log-sum-exps. Keys are taken in chunks of decode_chunk (gathered across cache
 /// runs, so 16-token pages cost no more than one long run); K and V rows of a chunk are read
 /// once from memory for the whole group (GQA shares them) and then stay in L1.
+/// The scratch of one decode lane (one thread's share of the tasks), carved from the call's
+/// workspace: scores (group x decode_chunk), accumulators (group x Dp), the chunk's key and
+/// value row pointers, the softmax states and the non-finite score flags of the group.
+template <class T>
+struct decode_scratch {
+    float* sc;
+    float* acc;
+    const T** kp;  // decode_chunk + 3 entries
+    const T** vp;  // decode_chunk entries
+    softmax_state* st;
+    unsigned char* bad_score;
+};
+
 template <simd::backend S, bool Full, class C>
 void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo, std::size_t hi, const float* q,
-                 std::size_t group, float cap, float* out, float* lse) {
+                 std::size_t group, float cap, float* out, float* lse,
+                 const decode_scratch<typename C::element_type>& scratch) {
     using T = typename C::element_type;
     constexpr std::size_t W = S::width;
     constexpr std::size_t CH = decode_chunk;
     const std::size_t D = cache.head_dim();
     const std::size_t Dp = (D + W - 1) / W * W;
-    std::vector<float> sc(group * CH), acc(group * Dp, 0.0f);
-    std::vector<const T*> kp(CH + 3), vp(CH);
-    std::vector<softmax_state> st(group);
-    std::vector<unsigned char> bad_score(group, 0);  // a score was NaN or +-inf: a non-finite q or k
+    const std::span<float> sc(scratch.sc, group * CH), acc(scratch.acc, group * Dp);
+    const std::span<const T*> kp(scratch.kp, CH + 3), vp(scratch.vp, CH);
+    const std::span<softmax_state> st(scratch.st, group);
+    const std::span<unsigned char> bad_score(scratch.bad_score, group);  // a score was NaN or +-inf: a non-finite q or k
+    std::fill(acc.begin(), acc.end(), 0.0f);
+    std::fill(st.begin(), st.end(), softmax_state{});
+    std::fill(bad_score.begin(), bad_score.end(), 0);
     kv_run<T> r{};
     std::size_t left = 0;  // positions of r not yet gathered
     for (std::size_t pos = lo; pos < hi;) {
@@ -170,65 +192,62 @@ void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo,
     }
 }
 
-}  // namespace detail
-
-/// Decode attention (flash-decoding): for each sequence s, the single new query token
-/// q(s, h, :) attends to every cached position of s (append the token's own k and v to the
-/// cache first). The cache length is split into `splits` parts processed as independent
-/// tasks, each producing a normalised partial output and its log-sum-exp; the parts are then
-/// merged with the log-sum-exp rule (tile.hpp lse_merge) in part order, so the result does not
-/// depend on the thread count. Splitting is what lets two threads share one long sequence.
-/// K and V rows are read once per kv head for all the q heads sharing it (GQA/MQA).
-/// Shapes: q and out (sequences, heads, head_dim), sequences == cache.sequences(), heads a
-/// multiple of cache.kv_heads(), head_dim == cache.head_dim() and unit-stride; lse, when not
-/// null, receives (sequences x heads) log-sum-exps in row-major order. A sequence with an
-/// empty cache gets out = 0 (lse = -inf).
-/// Non-finite inputs give NaN (as flash_forward): a NaN or inf in q(s, h, :) makes out(s, h, :)
-/// and its lse NaN; one in a cached key or value row the query sees makes NaN every head of
-/// the kv head's group. Positions outside the mask's window are never read.
-/// splits: parts per (sequence, kv head); 0 chooses enough parts for 4 tasks per thread, each
-/// part >= 512 positions (smaller parts cost more in merging than they gain).
-/// S: SIMD backend. Mask: no_mask / causal (the same for a last-position query) or
-/// sliding_window (only the last left + 1 positions). C: a kv_cache. Q, O: strided_tensor<3>
-/// (q float or bf16, out float). Exec: an llm::parallel policy.
-/// Example: `llm::attention::decode_attention(q, cache, out, llm::attention::causal{}, {}, pool);`
-template <simd::backend S = simd::default_backend, class Mask = causal, kv_cache C, class Q, class O, class Exec>
-    requires strided_tensor<Q, 3> && strided_tensor<O, 3> && parallel::policy<std::remove_cvref_t<Exec>>
-void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask, const options& opt, Exec&& exec,
-                      std::size_t splits = 0, float* lse = nullptr) {
+/// decode_attention's body: out (sequences, heads, D) fp32; lse null or (sequences, heads) fp32.
+template <simd::backend S, class Mask, class C, class TQ, class Exec>
+void decode_impl(const strided<float, 3>& os, const strided<float, 2>* lse, const C& cache, const strided<TQ, 3>& qs,
+                 const Mask& mask, const options& opt, llm::workspace& ws, Exec& exec) {
     constexpr const char* fn = "decode_attention";
-    static_assert(mask_policy<Mask>, "decode_attention: Mask must be no_mask, causal or sliding_window");
-    static_assert(std::same_as<detail::element_of<std::remove_reference_t<O>>, float>, "decode_attention: out must be mutable float");
-    const auto qs = detail::as_strided<3>(q);
-    const auto os = detail::as_strided<3>(out);
+    using T = typename C::element_type;
     const std::size_t n_seq = qs.n[0], H = qs.n[1], D = qs.n[2], Hk = cache.kv_heads();
     llm::check(n_seq == cache.sequences(), fn, ": q has ", n_seq, " sequences but the cache has ", cache.sequences());
     llm::check(D == cache.head_dim(), fn, ": q has head_dim ", D, " but the cache has ", cache.head_dim());
     llm::check(H % Hk == 0, fn, ": q has ", H, " heads but the cache has ", Hk, " kv heads; q heads must be a multiple of kv heads");
-    llm::check(os.n == qs.n, fn, ": out is ", detail::shape_of(os), " but q is ", detail::shape_of(qs));
+    llm::check(os.n == qs.n, fn, ": out is ", shape_of(os), " but q is ", shape_of(qs));
     llm::check(qs.s[2] == 1 && os.s[2] == 1, fn, ": head_dim must be the unit-stride dimension of q and out");
-    const float scale = detail::resolve_scale(fn, opt, D);
+    if (lse != nullptr) {
+        llm::check(lse->n == std::array<std::size_t, 2>{n_seq, H}, fn, ": lse is ", shape_of(*lse), " but must be [sequences, heads] = [",
+                   n_seq, ", ", H, "]");
+    }
+    const float scale = resolve_scale(fn, opt, D);
     const std::size_t group = H / Hk;
     constexpr std::size_t W = S::width;
+    constexpr std::size_t CH = decode_chunk;
     const std::size_t Dp = (D + W - 1) / W * W;
 
     std::size_t max_len = 0;
     for (std::size_t s = 0; s < n_seq; ++s) {
         max_len = std::max(max_len, cache.length(s));
     }
-    std::size_t parts = splits;
+    std::size_t parts = opt.splits;
     if (parts == 0) {
-        const std::size_t base = n_seq * Hk;
+        const std::size_t base = std::max<std::size_t>(1, n_seq * Hk);
         const std::size_t want = (4 * exec.size() + base - 1) / base;
         parts = std::max<std::size_t>(1, std::min(want, max_len / 512));
     }
-    const std::size_t tasks = n_seq * Hk * parts;
+    const std::size_t tasks = checked_mul(checked_mul(n_seq, Hk, fn, "the tasks"), parts, fn, "the tasks");
     const std::size_t part_rows = checked_mul(tasks, group, fn, "the partial outputs");
-    std::vector<float> part_out = detail::workspace(fn, part_rows, D), part_lse = detail::workspace(fn, part_rows, 1);
-    std::vector<unsigned char> q_bad(n_seq * H, 0);  // q(s, h, :) holds NaN or inf
-    parallel::parallel_for(exec, tasks, 1, [&](std::size_t t0, std::size_t t1) {
-        std::vector<float> qrow(group * Dp, 0.0f);
-        for (std::size_t t = t0; t < t1; ++t) {
+    const std::size_t lanes = lane_count(exec.size(), tasks);
+    llm::workspace::frame frame(ws);
+    float* part_out = ws.take<float>(checked_mul(part_rows, D, fn, "the partial outputs"), fn, "the partial outputs");
+    float* part_lse = ws.take<float>(part_rows, fn, "the partial log-sum-exps");
+    unsigned char* q_bad = ws.take<unsigned char>(checked_mul(n_seq, H, fn, "the query flags"), fn, "the query flags");
+    std::fill_n(q_bad, n_seq * H, 0);  // q(s, h, :) holds NaN or inf
+    // Per lane: the scaled query rows of a group, then decode_part's scratch.
+    float* lane_q = ws.take<float>(checked_mul(lanes, group * Dp, fn, "the query rows"), fn, "the query rows");
+    float* lane_sc = ws.take<float>(checked_mul(lanes, group * CH, fn, "the score chunks"), fn, "the score chunks");
+    float* lane_acc = ws.take<float>(checked_mul(lanes, group * Dp, fn, "the accumulators"), fn, "the accumulators");
+    const T** lane_kp = ws.take<const T*>(lanes * (CH + 3), fn, "the key rows");
+    const T** lane_vp = ws.take<const T*>(lanes * CH, fn, "the value rows");
+    softmax_state* lane_st = ws.take<softmax_state>(lanes * group, fn, "the softmax states");
+    unsigned char* lane_bad = ws.take<unsigned char>(lanes * group, fn, "the score flags");
+    std::atomic<std::size_t> next_task{0};
+    parallel::parallel_for(exec, lanes, 1, [&](std::size_t lane, std::size_t) {
+        float* qrow = lane_q + lane * group * Dp;
+        std::fill_n(qrow, group * Dp, 0.0f);
+        const decode_scratch<T> scratch{lane_sc + lane * group * CH, lane_acc + lane * group * Dp, lane_kp + lane * (CH + 3),
+                                        lane_vp + lane * CH, lane_st + lane * group, lane_bad + lane * group};
+        for (std::size_t t = next_task.fetch_add(1, std::memory_order_relaxed); t < tasks;
+             t = next_task.fetch_add(1, std::memory_order_relaxed)) {
             const std::size_t s = t / (Hk * parts);
             const std::size_t g = t / parts % Hk;
             const std::size_t p = t % parts;
@@ -241,17 +260,17 @@ void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask, const op
                 for (std::size_t d = 0; d < D; ++d) {
                     qrow[hq * Dp + d] = static_cast<float>(qs(s, g * group + hq, d)) * scale;
                 }
-                if (p == 0 && !detail::all_finite(qs.ptr(s, g * group + hq, 0), D)) {
+                if (p == 0 && !all_finite(qs.ptr(s, g * group + hq, 0), D)) {
                     q_bad[s * H + g * group + hq] = 1;  // an empty cache would not show it in the scores
                 }
             }
             const std::size_t p_lo = lo + span * p / parts, p_hi = lo + span * (p + 1) / parts;
-            float* po = part_out.data() + t * group * D;
-            float* pl = part_lse.data() + t * group;
+            float* po = part_out + t * group * D;
+            float* pl = part_lse + t * group;
             if (D % W == 0) {
-                detail::decode_part<S, true>(cache, s, g, p_lo, p_hi, qrow.data(), group, opt.softcap, po, pl);
+                decode_part<S, true>(cache, s, g, p_lo, p_hi, qrow, group, opt.softcap, po, pl, scratch);
             } else {
-                detail::decode_part<S, false>(cache, s, g, p_lo, p_hi, qrow.data(), group, opt.softcap, po, pl);
+                decode_part<S, false>(cache, s, g, p_lo, p_hi, qrow, group, opt.softcap, po, pl, scratch);
             }
         }
     });
@@ -261,11 +280,11 @@ void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask, const op
                 const std::size_t t0 = (s * Hk + g) * parts;
                 float* o = os.ptr(s, g * group + hq, 0);
                 float cur = part_lse[t0 * group + hq];
-                std::copy_n(part_out.data() + (t0 * group + hq) * D, D, o);
+                std::copy_n(part_out + (t0 * group + hq) * D, D, o);
                 for (std::size_t p = 1; p < parts; ++p) {
                     const std::size_t t = t0 + p;
                     const auto w = lse_merge(cur, part_lse[t * group + hq]);
-                    const float* po = part_out.data() + (t * group + hq) * D;
+                    const float* po = part_out + (t * group + hq) * D;
                     for (std::size_t d = 0; d < D; ++d) {
                         o[d] = w.wa * o[d] + w.wb * po[d];
                     }
@@ -276,19 +295,115 @@ void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask, const op
                     std::fill_n(o, D, cur);
                 }
                 if (lse != nullptr) {
-                    lse[s * H + g * group + hq] = cur;
+                    (*lse)(s, g * group + hq) = cur;
                 }
             }
         }
     }
 }
 
-/// decode_attention on llm::parallel::default_pool() with automatic splits.
-/// Example: `llm::attention::decode_attention(q, cache, out);`
-template <simd::backend S = simd::default_backend, class Mask = causal, kv_cache C, class Q, class O>
-    requires strided_tensor<Q, 3> && strided_tensor<O, 3>
-void decode_attention(Q&& q, const C& cache, O&& out, const Mask& mask = {}, const options& opt = {}) {
-    decode_attention<S>(q, cache, out, mask, opt, parallel::default_pool());
+}  // namespace detail
+
+/// Decode attention (flash-decoding): for each sequence s, the single new query token
+/// q(s, h, :) attends to every cached position of s (append the token's own k and v to the
+/// cache first). The cache length is split into opt.splits parts processed as independent
+/// tasks, each producing a normalised partial output and its log-sum-exp; the parts are then
+/// merged with the log-sum-exp rule (tile.hpp lse_merge) in part order, so the result does not
+/// depend on the thread count. Splitting is what lets two threads share one long sequence.
+/// K and V rows are read once per kv head for all the q heads sharing it (GQA/MQA). Scratch
+/// comes from the workspace `ws`: with a warmed workspace (a previous call of the same sizes)
+/// a call allocates nothing, on sequential{} or a thread_pool.
+/// Arguments (docs/conventions.md): outputs out, saved state lse (the log-sum-exps; an overload
+/// goes without) and cache (read), input q, options mask and opt, the workspace, the executor.
+/// Shapes: q and out (sequences, heads, head_dim), sequences == cache.sequences(), heads a
+/// multiple of cache.kv_heads(), head_dim == cache.head_dim() and unit-stride; lse
+/// (sequences, heads), any strides. A sequence with an empty cache gets out = 0 (lse = -inf).
+/// Non-finite inputs give NaN (as flash_forward): a NaN or inf in q(s, h, :) makes out(s, h, :)
+/// and its lse NaN; one in a cached key or value row the query sees makes NaN every head of
+/// the kv head's group. Positions outside the mask's window are never read.
+/// opt.splits: parts per (sequence, kv head); 0 chooses enough parts for 4 tasks per thread,
+/// each part >= 512 positions (smaller parts cost more in merging than they gain).
+/// S: SIMD backend. Mask: a mask_policy, of which decode reads the column range
+/// mask.cols(0, 1, 1, length) of the one-row query (no_mask and causal: every position;
+/// sliding_window: the last left + 1); a mask whose last row has holes inside that range is
+/// not supported here. cache: a kv_cache. Elements: q fp32 or bf16, out and lse fp32.
+/// Example: `llm::workspace ws; llm::attention::decode_attention(out, lse, cache, q, llm::attention::causal{}, {}, ws, pool);`
+template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out,
+          view_of_rank<2> L, kv_cache C, dense_view<3> Q>
+    requires std::same_as<view_element_t<Out>, float> && std::same_as<view_element_t<L>, float>
+void decode_attention(Out&& out, L&& lse, const C& cache, Q&& q, const Mask& mask, const options& opt,
+                      llm::workspace& ws, parallel::policy auto&& exec) {
+    const auto ls = detail::as_strided<2>(lse);
+    detail::decode_impl<S>(detail::as_strided<3>(out), &ls, cache, detail::as_strided<3>(q), mask, opt, ws, exec);
+}
+
+/// decode_attention with a workspace of its own (allocated for this call).
+/// Example: `llm::attention::decode_attention(out, lse, cache, q, llm::attention::causal{}, {}, pool);`
+template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out,
+          view_of_rank<2> L, kv_cache C, dense_view<3> Q>
+    requires std::same_as<view_element_t<Out>, float> && std::same_as<view_element_t<L>, float>
+void decode_attention(Out&& out, L&& lse, const C& cache, Q&& q, const Mask& mask, const options& opt,
+                      parallel::policy auto&& exec) {
+    llm::workspace ws;
+    decode_attention<S, Mask>(out, lse, cache, q, mask, opt, ws, exec);
+}
+
+/// decode_attention on llm::parallel::default_pool(), with the caller's workspace.
+/// Example: `llm::attention::decode_attention(out, lse, cache, q, llm::attention::causal{}, {}, ws);`
+template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out,
+          view_of_rank<2> L, kv_cache C, dense_view<3> Q>
+    requires std::same_as<view_element_t<Out>, float> && std::same_as<view_element_t<L>, float>
+void decode_attention(Out&& out, L&& lse, const C& cache, Q&& q, const Mask& mask, const options& opt,
+                      llm::workspace& ws) {
+    decode_attention<S, Mask>(out, lse, cache, q, mask, opt, ws, parallel::default_pool());
+}
+
+/// decode_attention on llm::parallel::default_pool() with a workspace of its own.
+/// Example: `llm::attention::decode_attention(out, lse, cache, q);`
+template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out,
+          view_of_rank<2> L, kv_cache C, dense_view<3> Q>
+    requires std::same_as<view_element_t<Out>, float> && std::same_as<view_element_t<L>, float>
+void decode_attention(Out&& out, L&& lse, const C& cache, Q&& q, const Mask& mask = {}, const options& opt = {}) {
+    decode_attention<S, Mask>(out, lse, cache, q, mask, opt, parallel::default_pool());
+}
+
+/// decode_attention without the log-sum-exps: out only.
+/// Example: `llm::workspace ws; llm::attention::decode_attention(out, cache, q, llm::attention::causal{}, {}, ws, pool);`
+template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out, kv_cache C,
+          dense_view<3> Q>
+    requires std::same_as<view_element_t<Out>, float>
+void decode_attention(Out&& out, const C& cache, Q&& q, const Mask& mask, const options& opt, llm::workspace& ws,
+                      parallel::policy auto&& exec) {
+    detail::decode_impl<S>(detail::as_strided<3>(out), nullptr, cache, detail::as_strided<3>(q), mask, opt, ws, exec);
+}
+
+/// decode_attention without the log-sum-exps, with a workspace of its own.
+/// Example: `llm::attention::decode_attention(out, cache, q, llm::attention::causal{}, {}, pool);`
+template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out, kv_cache C,
+          dense_view<3> Q>
+    requires std::same_as<view_element_t<Out>, float>
+void decode_attention(Out&& out, const C& cache, Q&& q, const Mask& mask, const options& opt,
+                      parallel::policy auto&& exec) {
+    llm::workspace ws;
+    decode_attention<S, Mask>(out, cache, q, mask, opt, ws, exec);
+}
+
+/// decode_attention without the log-sum-exps, on llm::parallel::default_pool(), with the caller's workspace.
+/// Example: `llm::attention::decode_attention(out, cache, q, llm::attention::causal{}, {}, ws);`
+template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out, kv_cache C,
+          dense_view<3> Q>
+    requires std::same_as<view_element_t<Out>, float>
+void decode_attention(Out&& out, const C& cache, Q&& q, const Mask& mask, const options& opt, llm::workspace& ws) {
+    decode_attention<S, Mask>(out, cache, q, mask, opt, ws, parallel::default_pool());
+}
+
+/// decode_attention without the log-sum-exps, on llm::parallel::default_pool() with a workspace of its own.
+/// Example: `llm::attention::decode_attention(out, cache, q);`
+template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out, kv_cache C,
+          dense_view<3> Q>
+    requires std::same_as<view_element_t<Out>, float>
+void decode_attention(Out&& out, const C& cache, Q&& q, const Mask& mask = {}, const options& opt = {}) {
+    decode_attention<S, Mask>(out, cache, q, mask, opt, parallel::default_pool());
 }
 
 }  // namespace llm::attention

@@ -6,6 +6,7 @@
 #include <llm/core/bf16.hpp>
 #include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
+#include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -95,7 +96,7 @@ void store_rows(const strided<TK, 3>& k, const strided<TV, 3>& v, std::size_t t,
 /// T: element type stored (float or llm::bf16; bf16 halves memory and the bytes decode reads).
 /// Example: `llm::attention::contiguous_kv_cache<llm::bf16> cache(4, 8192, 8, 128); cache.append(0, k, v);`
 template <class T = float>
-    requires detail::is_input_element<T> && (!std::is_const_v<T>)
+    requires float_or_bf16<T> && (!std::is_const_v<T>)
 class contiguous_kv_cache {
 public:
     using element_type = T;  ///< stored element type
@@ -125,9 +126,8 @@ public:
 
     /// Appends the tokens of k and v, each (tokens, kv_heads, head_dim) (any strides), to
     /// sequence `seq`. Throws llm::error, leaving the cache unchanged, when they do not fit.
-    /// K, V: strided_tensor of rank 3 holding float or bf16.
-    template <class K, class V>
-        requires strided_tensor<K, 3> && strided_tensor<V, 3>
+    /// k, v: dense_view<3> (float or bf16).
+    template <dense_view<3> K, dense_view<3> V>
     void append(std::size_t seq, K&& k, V&& v) {
         constexpr const char* fn = "contiguous_kv_cache::append";
         check_seq(fn, seq);
@@ -176,7 +176,7 @@ private:
 /// T: element type stored (float or llm::bf16).
 /// Example: `llm::attention::paged_kv_cache<> cache(1024, 16, 8, 128); auto s = cache.add_sequence(); cache.append(s, k, v);`
 template <class T = float>
-    requires detail::is_input_element<T> && (!std::is_const_v<T>)
+    requires float_or_bf16<T> && (!std::is_const_v<T>)
 class paged_kv_cache {
 public:
     using element_type = T;  ///< stored element type
@@ -228,9 +228,8 @@ public:
 
     /// Appends (tokens, kv_heads, head_dim) keys and values to `seq`, taking blocks from the pool
     /// as needed. Throws llm::error, leaving the cache unchanged, when the pool has too few
-    /// free blocks. K, V: strided_tensor of rank 3 holding float or bf16.
-    template <class K, class V>
-        requires strided_tensor<K, 3> && strided_tensor<V, 3>
+    /// free blocks. k, v: dense_view<3> (float or bf16).
+    template <dense_view<3> K, dense_view<3> V>
     void append(std::size_t seq, K&& k, V&& v) {
         constexpr const char* fn = "paged_kv_cache::append";
         check_seq(fn, seq);
@@ -291,12 +290,11 @@ static_assert(kv_cache<contiguous_kv_cache<float>> && kv_cache<paged_kv_cache<ll
 
 /// Copies positions [0, length(seq)) of a cache into k and v, each (length, kv_heads, head_dim)
 /// (any strides; float or bf16): the read side of a cache, for tests and for prefill paths
-/// that want plain tensors. Throws llm::error on a shape mismatch.
-/// C: a kv_cache. K, V: strided_tensor of rank 3.
-/// Example: `llm::tensor<float, llm::dims<3>> k(n, 8, 128), v(n, 8, 128); llm::attention::read_cache(cache, s, k, v);`
-template <kv_cache C, class K, class V>
-    requires strided_tensor<K, 3> && strided_tensor<V, 3>
-void read_cache(const C& cache, std::size_t seq, K&& k, V&& v) {
+/// that want plain tensors. Outputs first (docs/conventions.md). Throws llm::error on a shape
+/// mismatch.
+/// Example: `llm::tensor<float, llm::dims<3>> k(n, 8, 128), v(n, 8, 128); llm::attention::read_cache(k, v, cache, s);`
+template <mutable_dense_view<3> K, mutable_dense_view<3> V, kv_cache C>
+void read_cache(K&& k, V&& v, const C& cache, std::size_t seq) {
     const auto ks = detail::as_strided<3>(k);
     const auto vs = detail::as_strided<3>(v);
     const std::size_t n = cache.length(seq);

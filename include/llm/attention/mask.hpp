@@ -9,6 +9,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <span>
+#include <type_traits>
 
 namespace llm::attention {
 
@@ -34,7 +35,9 @@ inline constexpr std::int64_t unbounded = std::int64_t{1} << 60;
 /// - `rows(j0, j1, lq, lk)`: the same for the rows that see some column of [j0, j1) (backward);
 /// - `full(i0, i1, j0, j1, lq, lk)`: true only when every pair of the tile is allowed (then
 ///   kernels skip the per-element test).
-/// Models: no_mask, causal, sliding_window. varlen<M> wraps one of them for packed batches.
+/// Models: no_mask, causal, sliding_window, and any user type with these members (the concept
+/// is structural: a mask written outside llm:: needs no registration; see docs/attention.md).
+/// varlen<M> wraps any of them for packed batches.
 /// M: the candidate policy type.
 /// Example: `static_assert(llm::attention::mask_policy<llm::attention::causal>);`
 template <class M>
@@ -79,7 +82,7 @@ struct band {
 }  // namespace detail
 
 /// No mask: every query row sees every key.
-/// Example: `llm::attention::flash_forward<llm::attention::default_tiles, llm::attention::no_mask>(q, k, v, o, lse);`
+/// Example: `llm::attention::flash_forward<llm::attention::default_tiles, llm::attention::no_mask>(o, lse, q, k, v);`
 struct no_mask : detail::band {
     /// The band with both sides unbounded.
     LLM_HD constexpr no_mask() noexcept : band{unbounded, unbounded} {}
@@ -89,7 +92,7 @@ struct no_mask : detail::band {
 /// j <= i + (lk - lq). With lq == lk this is the usual lower triangle; with lq < lk (new tokens
 /// after a prefix) every row also sees the whole prefix; with lq > lk the first lq - lk rows
 /// see nothing (their output is 0 and their log-sum-exp -inf).
-/// Example: `llm::attention::flash_forward(q, k, v, o, lse, llm::attention::causal{});`
+/// Example: `llm::attention::flash_forward(o, lse, q, k, v, llm::attention::causal{});`
 struct causal : detail::band {
     /// The band with left unbounded and right 0.
     LLM_HD constexpr causal() noexcept : band{unbounded, 0} {}
@@ -115,7 +118,8 @@ static_assert(mask_policy<no_mask> && mask_policy<causal> && mask_policy<sliding
 /// Variable-length packed batch (FlashAttention's varlen API): the tensors hold batch 1 and
 /// the sequences one after another along the token axis; sequence s owns query tokens
 /// [cu_q[s], cu_q[s+1]) and key tokens [cu_k[s], cu_k[s+1]). No token attends across
-/// sequences; inside each, `inner` (no_mask, causal, sliding_window) applies in the
+/// sequences; inside each, `inner` (any mask_policy: no_mask, causal, sliding_window or the
+/// user's own) applies in the
 /// sequence's own coordinates. The offsets are borrowed: they must outlive the call.
 /// Checked by every entry point: same count (>= 2) for q and k, cu[0] == 0, non-decreasing
 /// (empty sequences allowed), last entry == the token count of the tensors.
@@ -127,5 +131,26 @@ struct varlen {
     std::span<const std::int32_t> cu_k;  ///< key offsets, one more than sequences
     Inner inner{};                       ///< mask within each sequence
 };
+
+/// A packed-batch mask: members cu_q and cu_k (offsets, convertible to
+/// std::span<const std::int32_t>) and `inner`, a mask_policy applied inside each sequence (see
+/// varlen). Structural like mask_policy: varlen<M> is one model, a user's own type another.
+/// M: the candidate mask type.
+/// Example: `static_assert(llm::attention::varlen_mask<llm::attention::varlen<llm::attention::causal>>);`
+template <class M>
+concept varlen_mask = requires(const M& m) {
+    { m.cu_q } -> std::convertible_to<std::span<const std::int32_t>>;
+    { m.cu_k } -> std::convertible_to<std::span<const std::int32_t>>;
+    requires mask_policy<std::remove_cvref_t<decltype(m.inner)>>;
+};
+
+/// What the prefill entry points (flash_forward, flash_backward, the reference) take as a mask:
+/// a mask_policy over every batch entry, or a varlen_mask for packed sequences.
+/// M: the candidate mask type.
+/// Example: `static_assert(llm::attention::attention_mask<llm::attention::varlen<>>);`
+template <class M>
+concept attention_mask = mask_policy<M> || varlen_mask<M>;
+
+static_assert(varlen_mask<varlen<causal>> && attention_mask<varlen<>> && attention_mask<no_mask>);
 
 }  // namespace llm::attention

@@ -18,12 +18,16 @@ struct options {
     /// Logit soft-cap (Gemma 2): scores become softcap * tanh(score / softcap) after
     /// scaling; 0 means off. Must be finite and >= 0.
     float softcap = 0.0f;
+    /// decode_attention only (the other entry points ignore it): parts each (sequence, kv head)
+    /// of the cache is split into, processed as independent tasks and merged by log-sum-exp;
+    /// 0 chooses enough parts for 4 tasks per thread, each part >= 512 positions.
+    std::size_t splits = 0;
 };
 
 /// Tile sizes of the tiled kernels: BQ query rows per tile (rows a thread keeps in its
 /// accumulator) and BK keys per tile (the columns of one score tile).
 /// BQ, BK: tile sizes; BQ a multiple of 4 (the register block), BK a multiple of the SIMD width.
-/// Example: `llm::attention::flash_forward<llm::attention::tiles<64, 64>>(q, k, v, o, lse);`
+/// Example: `llm::attention::flash_forward<llm::attention::tiles<64, 64>>(o, lse, q, k, v);`
 template <std::size_t BQ, std::size_t BK>
 struct tiles {
     static constexpr std::size_t q = BQ;  ///< query rows per tile

@@ -6,9 +6,11 @@
 #include <llm/attention/mask.hpp>
 #include <llm/attention/options.hpp>
 #include <llm/core/checked.hpp>
+#include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <limits>
 #include <type_traits>
@@ -92,6 +94,14 @@ bool reference_row_poisoned(const strided<TQ, 4>& q, const strided<TK, 4>& k, co
     return false;
 }
 
+/// Elements the reference reads: fp32, bf16 or double (the finite-difference tests feed it double).
+template <class T>
+concept reference_input = float_or_bf16<T> || std::same_as<std::remove_const_t<T>, double>;
+
+/// Elements the reference writes: mutable fp32 or double.
+template <class T>
+concept reference_output = std::same_as<T, float> || std::same_as<T, double>;
+
 /// A mask under which no key is visible: reference_row_poisoned(dout, ...) with it checks the
 /// dout row alone.
 struct no_keys {
@@ -106,16 +116,18 @@ struct no_keys {
 /// of the tests; never the fast path. A row that sees no key gets o_i = 0 and lse_i = -inf.
 /// A row touching a non-finite input (q row i, or k or v row j of a key j it sees) gets
 /// o_i = NaN and lse_i = NaN (the rule of flash_forward).
+/// Arguments (docs/conventions.md): outputs o, saved state lse, inputs q, k, v, options.
 /// Shapes: q (batch, seq_q, heads, D), k and v (batch, seq_k, kv_heads, D), o like q,
 /// lse (batch, heads, seq_q); heads a multiple of kv_heads (head h reads kv head
 /// h / (heads / kv_heads)). Elements: inputs float, double or bf16; outputs float or double.
-/// Mask: no_mask, causal, sliding_window, or varlen<one of them> (then batch is 1).
-/// Q, K, V, O, L: strided_tensor of rank 4 (L: rank 3).
-/// Example: `llm::attention::reference_forward(q, k, v, o, lse, llm::attention::causal{});`
-template <class Mask = no_mask, class Q, class K, class V, class O, class L>
-    requires strided_tensor<Q, 4> && strided_tensor<K, 4> && strided_tensor<V, 4> && strided_tensor<O, 4> &&
-             strided_tensor<L, 3>
-void reference_forward(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {}, const options& opt = {}) {
+/// Mask: an attention_mask (as flash_forward: any mask_policy, or a varlen_mask; then batch is 1).
+/// Example: `llm::attention::reference_forward(o, lse, q, k, v, llm::attention::causal{});`
+template <attention_mask Mask = no_mask, view_of_rank<4> O, view_of_rank<3> L, view_of_rank<4> Q, view_of_rank<4> K,
+          view_of_rank<4> V>
+    requires detail::reference_output<view_element_t<O>> && detail::reference_output<view_element_t<L>> &&
+             detail::reference_input<view_element_t<Q>> && detail::reference_input<view_element_t<K>> &&
+             detail::reference_input<view_element_t<V>>
+void reference_forward(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask = {}, const options& opt = {}) {
     constexpr const char* fn = "reference_forward";
     const auto [qs, ks, vs, os, ls, sh] = detail::check_forward(fn, q, k, v, o, lse);
     const double scale = detail::resolve_scale(fn, opt, sh.head_dim);
@@ -157,16 +169,20 @@ void reference_forward(Q&& q, K&& k, V&& v, O&& o, L&& lse, const Mask& mask = {
 /// from the materialised P of each row (dV += P^T dO, dP = dO V^T, dS = P * (dP - rowsum(P * dP))
 /// times the soft-cap derivative, dQ = scale dS K, dK = scale dS^T Q), in double. It recomputes
 /// the forward itself, so it checks the fast backward independently of its inputs o and lse.
+/// Arguments (docs/conventions.md): gradients dq, dk, dv, inputs dout, q, k, v, options.
 /// Shapes: as reference_forward; dout, dq like q; dk, dv like k. Outputs float or double,
-/// overwritten.
+/// ADDED to (gradients accumulate, as flash_backward: clear them first with llm::zero_grad).
 /// A row touching a non-finite input (q row i, dout row i, or k or v row j of a key j it sees)
 /// makes dq row i and the dk and dv rows of every key it sees NaN (the rule of flash_backward).
-/// Mask: as reference_forward. Q, K, V, DO, DQ, DK, DV: strided_tensor of rank 4.
-/// Example: `llm::attention::reference_backward(q, k, v, dout, dq, dk, dv, llm::attention::causal{});`
-template <class Mask = no_mask, class Q, class K, class V, class DO, class DQ, class DK, class DV>
-    requires strided_tensor<Q, 4> && strided_tensor<K, 4> && strided_tensor<V, 4> && strided_tensor<DO, 4> &&
-             strided_tensor<DQ, 4> && strided_tensor<DK, 4> && strided_tensor<DV, 4>
-void reference_backward(Q&& q, K&& k, V&& v, DO&& dout, DQ&& dq, DK&& dk, DV&& dv, const Mask& mask = {},
+/// Mask: as reference_forward.
+/// Example: `llm::zero_grad(dq, dk, dv); llm::attention::reference_backward(dq, dk, dv, dout, q, k, v, llm::attention::causal{});`
+template <attention_mask Mask = no_mask, view_of_rank<4> DQ, view_of_rank<4> DK, view_of_rank<4> DV,
+          view_of_rank<4> DO, view_of_rank<4> Q, view_of_rank<4> K, view_of_rank<4> V>
+    requires detail::reference_output<view_element_t<DQ>> && detail::reference_output<view_element_t<DK>> &&
+             detail::reference_output<view_element_t<DV>> && detail::reference_input<view_element_t<DO>> &&
+             detail::reference_input<view_element_t<Q>> && detail::reference_input<view_element_t<K>> &&
+             detail::reference_input<view_element_t<V>>
+void reference_backward(DQ&& dq, DK&& dk, DV&& dv, DO&& dout, Q&& q, K&& k, V&& v, const Mask& mask = {},
                         const options& opt = {}) {
     constexpr const char* fn = "reference_backward";
     const auto qs = detail::as_strided<4>(q);
@@ -187,7 +203,7 @@ void reference_backward(Q&& q, K&& k, V&& v, DO&& dout, DQ&& dq, DK&& dk, DV&& d
     using TQ = std::remove_reference_t<decltype(dqs(0, 0, 0, 0))>;
     using TK = std::remove_reference_t<decltype(dks(0, 0, 0, 0))>;
     using TV = std::remove_reference_t<decltype(dvs(0, 0, 0, 0))>;
-    // Accumulate in double buffers laid out like the tensors, then store once.
+    // Accumulate in double buffers laid out like the tensors, then add to the outputs once.
     // Broadcast views (stride 0) may claim any extents: the element counts are checked.
     const auto count = [fn](std::size_t b, std::size_t s, std::size_t h, std::size_t d, const char* what) {
         return checked_mul(checked_mul(checked_mul(b, s, fn, what), h, fn, what), d, fn, what);
@@ -252,15 +268,15 @@ void reference_backward(Q&& q, K&& k, V&& v, DO&& dout, DQ&& dq, DK&& dk, DV&& d
         for (std::size_t i = 0; i < sh.seq_q; ++i) {
             for (std::size_t h = 0; h < sh.heads; ++h) {
                 for (std::size_t d = 0; d < D; ++d) {
-                    dqs(b, i, h, d) = static_cast<TQ>(gq[iq(b, i, h) + d]);
+                    dqs(b, i, h, d) = static_cast<TQ>(static_cast<double>(dqs(b, i, h, d)) + gq[iq(b, i, h) + d]);
                 }
             }
         }
         for (std::size_t j = 0; j < sh.seq_k; ++j) {
             for (std::size_t h = 0; h < sh.kv_heads; ++h) {
                 for (std::size_t d = 0; d < D; ++d) {
-                    dks(b, j, h, d) = static_cast<TK>(gk[ik(b, j, h) + d]);
-                    dvs(b, j, h, d) = static_cast<TV>(gv[ik(b, j, h) + d]);
+                    dks(b, j, h, d) = static_cast<TK>(static_cast<double>(dks(b, j, h, d)) + gk[ik(b, j, h) + d]);
+                    dvs(b, j, h, d) = static_cast<TV>(static_cast<double>(dvs(b, j, h, d)) + gv[ik(b, j, h) + d]);
                 }
             }
         }

@@ -5,6 +5,7 @@
 #include <llm/attention/mask.hpp>
 #include <llm/core/bf16.hpp>
 #include <llm/core/error.hpp>
+#include <llm/tensor/concepts.hpp>
 
 #include <array>
 #include <concepts>
@@ -16,29 +17,7 @@
 #include <utility>
 #include <vector>
 
-namespace llm::attention {
-
-/// A tensor the attention entry points accept: an llm::tensor_view or llm::tensor of rank R
-/// (any layout), or any type with the same members (data(), extent(r), stride(r), rank()).
-/// X: the candidate type; R: the rank it must have.
-template <class X, std::size_t R>
-concept strided_tensor = requires(X& x) {
-    { x.data() };
-    { x.extent(0) } -> std::convertible_to<std::size_t>;
-    { x.stride(0) } -> std::convertible_to<std::size_t>;
-    requires std::remove_cvref_t<X>::rank() == R;
-} && std::is_pointer_v<decltype(std::declval<X&>().data())>;
-
-namespace detail {
-
-/// Element type of a strided_tensor, const kept.
-template <class X>
-using element_of = std::remove_pointer_t<decltype(std::declval<X&>().data())>;
-
-/// Input elements: fp32 or bf16 (read as fp32).
-template <class T>
-inline constexpr bool is_input_element = std::same_as<std::remove_const_t<T>, float> ||
-                                         std::same_as<std::remove_const_t<T>, llm::bf16>;
+namespace llm::attention::detail {
 
 /// What kernels see of a tensor: pointer, extents and element strides. Kernels are templates
 /// on this, not on the tensor type, which keeps instantiations to one per element type.
@@ -64,8 +43,8 @@ struct strided {
 };
 
 template <std::size_t R, class X>
-strided<element_of<std::remove_reference_t<X>>, R> as_strided(X&& x) {
-    strided<element_of<std::remove_reference_t<X>>, R> out;
+strided<view_element_t<std::remove_reference_t<X>>, R> as_strided(X&& x) {
+    strided<view_element_t<std::remove_reference_t<X>>, R> out;
     out.data = x.data();
     for (std::size_t r = 0; r < R; ++r) {
         out.n[r] = static_cast<std::size_t>(x.extent(r));
@@ -96,15 +75,10 @@ struct segment {
     std::size_t b, q0, lq, k0, lk;
 };
 
-template <class M>
-struct is_varlen : std::false_type {};
-template <class I>
-struct is_varlen<varlen<I>> : std::true_type {};
-
 /// The mask applied inside each segment.
 template <class M>
 const auto& inner_mask(const M& m) {
-    if constexpr (is_varlen<M>::value) {
+    if constexpr (varlen_mask<M>) {
         return m.inner;
     } else {
         return m;
@@ -122,29 +96,42 @@ inline void check_offsets(const char* fn, const char* name, std::span<const std:
                " but the tensors hold ", total, " tokens");
 }
 
-/// The segments of a call (see segment), after checking varlen offsets.
-template <class M>
-std::vector<segment> make_segments(const char* fn, const M& mask, const shape& sh) {
-    std::vector<segment> segs;
-    if constexpr (is_varlen<M>::value) {
+/// Checks a call's varlen offsets (if any) and returns the number of segments (see segment):
+/// one per batch entry, or one per packed sequence.
+template <attention_mask M>
+std::size_t check_segments(const char* fn, const M& mask, const shape& sh) {
+    if constexpr (varlen_mask<M>) {
         llm::check(sh.batch == 1, fn, ": varlen inputs must have batch 1 (sequences packed along the token axis), got batch ",
                    sh.batch);
         check_offsets(fn, "cu_q", mask.cu_q, sh.seq_q);
         check_offsets(fn, "cu_k", mask.cu_k, sh.seq_k);
         llm::check(mask.cu_q.size() == mask.cu_k.size(), fn, ": varlen cu_q has ", mask.cu_q.size(), " entries but cu_k has ",
                    mask.cu_k.size());
-        for (std::size_t s = 0; s + 1 < mask.cu_q.size(); ++s) {
-            const auto q0 = static_cast<std::size_t>(mask.cu_q[s]);
-            const auto k0 = static_cast<std::size_t>(mask.cu_k[s]);
-            segs.push_back({0, q0, static_cast<std::size_t>(mask.cu_q[s + 1]) - q0, k0,
-                            static_cast<std::size_t>(mask.cu_k[s + 1]) - k0});
-        }
+        return mask.cu_q.size() - 1;
     } else {
-        static_assert(mask_policy<M>, "llm::attention: the mask is not a mask_policy (no_mask, causal, sliding_window) "
-                                      "or a varlen<...> of one");
-        for (std::size_t b = 0; b < sh.batch; ++b) {
-            segs.push_back({b, 0, sh.seq_q, 0, sh.seq_k});
-        }
+        return sh.batch;
+    }
+}
+
+/// Segment s of a call whose segments check_segments has checked.
+template <attention_mask M>
+segment segment_at(const M& mask, const shape& sh, std::size_t s) {
+    if constexpr (varlen_mask<M>) {
+        const auto q0 = static_cast<std::size_t>(mask.cu_q[s]);
+        const auto k0 = static_cast<std::size_t>(mask.cu_k[s]);
+        return {0, q0, static_cast<std::size_t>(mask.cu_q[s + 1]) - q0, k0, static_cast<std::size_t>(mask.cu_k[s + 1]) - k0};
+    } else {
+        return {s, 0, sh.seq_q, 0, sh.seq_k};
+    }
+}
+
+/// The segments of a call (see segment), after checking varlen offsets (for the reference,
+/// which allocates freely; the fast kernels put them in their workspace).
+template <attention_mask M>
+std::vector<segment> make_segments(const char* fn, const M& mask, const shape& sh) {
+    std::vector<segment> segs(check_segments(fn, mask, sh));
+    for (std::size_t s = 0; s < segs.size(); ++s) {
+        segs[s] = segment_at(mask, sh, s);
     }
     return segs;
 }
@@ -210,5 +197,4 @@ auto check_forward(const char* fn, Q&& q, K&& k, V&& v, O&& o, L&& lse) {
     return forward_views<decltype(qs), decltype(ks), decltype(vs), decltype(os), decltype(ls)>{qs, ks, vs, os, ls, sh};
 }
 
-}  // namespace detail
-}  // namespace llm::attention
+}  // namespace llm::attention::detail
