@@ -2,6 +2,7 @@
 // Decode attention tokens/s and GB/s of K/V read against cache length, contiguous and paged caches, fp32 and bf16, 1 and 2 threads.
 #include <llm/attention/decode.hpp>
 #include <llm/attention/kv_cache.hpp>
+#include <llm/core/workspace.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tensor/owning_tensor.hpp>
 #include <llm/tensor/views.hpp>
@@ -67,8 +68,9 @@ void BM_decode(benchmark::State& state) {
     for (std::size_t i = 0; i < q.size(); ++i) {
         q.data()[i] = 0.01f * static_cast<float>(i % 97);
     }
+    llm::workspace ws;  // a decode loop's caller-owned scratch: grown by the first step, then reused
     for (auto _ : state) {
-        at::decode_attention(q, cache, out, at::causal{}, {}, pool(threads), splits);
+        at::decode_attention(out, cache, q, at::causal{}, {.splits = splits}, ws, pool(threads));
         benchmark::DoNotOptimize(out.data());
     }
     const double bytes = 2.0 * double(len) * double(Hk) * double(D) * sizeof(typename Cache::element_type);

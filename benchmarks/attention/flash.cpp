@@ -149,16 +149,17 @@ double forward_flops(std::size_t S, std::size_t D, std::size_t H, bool causal) {
 template <class Mask>
 double run_flash_forward(benchmark::State& state, problem& p, const Mask& mask, std::size_t threads) {
     return timed_loop(state, [&] {
-        at::flash_forward(p.q, p.k, p.v, p.o, p.lse, mask, {}, pool(threads));
+        at::flash_forward(p.o, p.lse, p.q, p.k, p.v, mask, {}, pool(threads));
         benchmark::DoNotOptimize(p.o.data());
     });
 }
 
 template <class Mask>
 double run_flash_backward(benchmark::State& state, problem& p, const Mask& mask, std::size_t threads) {
-    at::flash_forward(p.q, p.k, p.v, p.o, p.lse, mask, {}, pool(threads));
+    at::flash_forward(p.o, p.lse, p.q, p.k, p.v, mask, {}, pool(threads));
     return timed_loop(state, [&] {
-        at::flash_backward(p.q, p.k, p.v, p.o, p.lse, p.dout, p.dq, p.dk, p.dv, mask, {}, pool(threads));
+        // Gradients accumulate over the iterations (never read); clearing them would time a fill too.
+        at::flash_backward(p.dq, p.dk, p.dv, p.o, p.lse, p.dout, p.q, p.k, p.v, mask, {}, pool(threads));
         benchmark::DoNotOptimize(p.dq.data());
     });
 }
@@ -191,7 +192,7 @@ template <std::size_t BQ, std::size_t BK>
 void BM_flash_forward_tiles(benchmark::State& state) {
     problem p(2048, 128, 8, 8);
     const double cpu_s = timed_loop(state, [&] {
-        at::flash_forward<at::tiles<BQ, BK>>(p.q, p.k, p.v, p.o, p.lse, at::no_mask{}, {}, pool(1));
+        at::flash_forward<at::tiles<BQ, BK>>(p.o, p.lse, p.q, p.k, p.v, at::no_mask{}, {}, pool(1));
         benchmark::DoNotOptimize(p.o.data());
     });
     set_counters(state, forward_flops(2048, 128, 8, false), 1, cpu_s);
@@ -222,7 +223,7 @@ void BM_materialised_forward(benchmark::State& state) {
             auto kh = llm::select(llm::select(p.k, 0, 0), 1, g);
             auto vh = llm::select(llm::select(p.v, 0, 0), 1, g);
             auto oh = llm::select(llm::select(p.o, 0, 0), 1, h);
-            llm::gemm(qh, llm::transpose(kh, 0, 1), scores, scale, 0.0f, exec);
+            llm::gemm(scores, qh, llm::transpose(kh, 0, 1), scale, 0.0f, exec);
             llm::parallel::parallel_for(exec, S, 16, [&](std::size_t r0, std::size_t r1) {
                 constexpr std::size_t W = S_be::width;
                 for (std::size_t r = r0; r < r1; ++r) {
@@ -254,7 +255,7 @@ void BM_materialised_forward(benchmark::State& state) {
                     }
                 }
             });
-            llm::gemm(scores, vh, oh, 1.0f, 0.0f, exec);
+            llm::gemm(oh, scores, vh, 1.0f, 0.0f, exec);
         }
         benchmark::DoNotOptimize(p.o.data());
     });
@@ -269,9 +270,9 @@ void BM_reference_forward(benchmark::State& state) {
     problem p(S, D, 8, Hk);
     const double cpu_s = timed_loop(state, [&] {
         if (causal) {
-            at::reference_forward(p.q, p.k, p.v, p.o, p.lse, at::causal{});
+            at::reference_forward(p.o, p.lse, p.q, p.k, p.v, at::causal{});
         } else {
-            at::reference_forward(p.q, p.k, p.v, p.o, p.lse);
+            at::reference_forward(p.o, p.lse, p.q, p.k, p.v);
         }
         benchmark::DoNotOptimize(p.o.data());
     });

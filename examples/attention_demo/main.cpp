@@ -13,6 +13,7 @@
 #include <llm/attention/decode.hpp>
 #include <llm/attention/kv_cache.hpp>
 #include <llm/attention/reference.hpp>
+#include <llm/core/workspace.hpp>
 #include <llm/nn/rope.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tensor/owning_tensor.hpp>
@@ -50,7 +51,7 @@ void rope(t4& x, std::size_t first_position) {
         pos(i) = static_cast<std::int64_t>(first_position + i);
     }
     auto v = llm::select(x, 0, 0);
-    llm::nn::rope_forward(v, pos, v);
+    llm::nn::rope_forward(v, v, pos);
 }
 
 template <class F>
@@ -129,10 +130,11 @@ int run(const std::size_t S) {
         t3 lf(1, H, n);
         llm::tensor<double, llm::dims<4>> od(1, n, H, D), dqd(1, n, H, D), dkd(1, n, Hk, D), dvd(1, n, Hk, D);
         llm::tensor<double, llm::dims<3>> ld(1, H, n);
-        at::flash_forward(qs, ks, vs, of, lf, at::causal{});
-        at::reference_forward(qs, ks, vs, od, ld, at::causal{});
-        at::flash_backward(qs, ks, vs, of, lf, g, dq, dk, dv, at::causal{});
-        at::reference_backward(qs, ks, vs, g, dqd, dkd, dvd, at::causal{});
+        at::flash_forward(of, lf, qs, ks, vs, at::causal{});
+        at::reference_forward(od, ld, qs, ks, vs, at::causal{});
+        // Backward adds into dq, dk, dv (fresh tensors are zero; llm::zero_grad clears used ones).
+        at::flash_backward(dq, dk, dv, of, lf, g, qs, ks, vs, at::causal{});
+        at::reference_backward(dqd, dkd, dvd, g, qs, ks, vs, at::causal{});
         const double ef = rel_err(of, od);
         const double eb = std::max({rel_err(dq, dqd), rel_err(dk, dkd), rel_err(dv, dvd)});
         std::printf("1. accuracy vs double reference (%zu tokens): forward rel err %.2e (%s), backward dq %.2e dk %.2e dv %.2e (%s)\n",
@@ -147,8 +149,8 @@ int run(const std::size_t S) {
                     2.0 * S * D * 4 / 1048576.0, double(S) * S * 4 / 1048576.0);
         for (std::size_t threads : {1, 2}) {
             llm::parallel::thread_pool pool(threads);
-            const double tf = seconds([&] { at::flash_forward(q, k, v, o, lse, at::causal{}, {}, pool); });
-            const double tb = seconds([&] { at::flash_backward(q, k, v, o, lse, g, dq, dk, dv, at::causal{}, {}, pool); }, 2);
+            const double tf = seconds([&] { at::flash_forward(o, lse, q, k, v, at::causal{}, {}, pool); });
+            const double tb = seconds([&] { at::flash_backward(dq, dk, dv, o, lse, g, q, k, v, at::causal{}, {}, pool); }, 2);
             std::printf("   %zu thread%s: forward %7.2f ms %6.1f GFLOP/s | backward %7.2f ms %6.1f GFLOP/s\n", threads,
                         threads == 1 ? " " : "s", tf * 1e3, fwd_flops / tf * 1e-9, tb * 1e3, 2.5 * fwd_flops / tb * 1e-9);
         }
@@ -164,8 +166,8 @@ int run(const std::size_t S) {
         rope(k0, 0);
         rope(q1, 1000);
         rope(k1, 1000);
-        at::flash_forward(q0, k0, vv, o0, l0, at::causal{});
-        at::flash_forward(q1, k1, vv, o1, l1, at::causal{});
+        at::flash_forward(o0, l0, q0, k0, vv, at::causal{});
+        at::flash_forward(o1, l1, q1, k1, vv, at::causal{});
         // fp32 rotations of q and k at other angles: a few ulps each (the unit test's 1e-5).
         const double e = rel_err(o1, o0);
         std::printf("3. RoPE: positions 0.. vs 1000.. give outputs differing by %.2e (relative, %s): scores depend on distance only\n",
@@ -184,6 +186,7 @@ int run(const std::size_t S) {
         cache.append(seq, llm::slice(k3, 0, 0, prefill), llm::slice(v3, 0, 0, prefill));
         llm::parallel::thread_pool pool(2);
         t3 qt(1, H, D), out(1, H, D);
+        llm::workspace ws;  // the loop's scratch: grown by the first step, reused (no allocation) after
         const auto t0 = std::chrono::steady_clock::now();
         for (std::size_t t = prefill; t < S; ++t) {
             cache.append(seq, llm::slice(k3, 0, t, t + 1), llm::slice(v3, 0, t, t + 1));
@@ -192,7 +195,7 @@ int run(const std::size_t S) {
                     qt(0, h, d) = q(0, t, h, d);  // already rotated at position t
                 }
             }
-            at::decode_attention(qt, cache, out, at::causal{}, {}, pool);
+            at::decode_attention(out, cache, qt, at::causal{}, {}, ws, pool);
         }
         const double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         double num = 0, den = 0;
