@@ -11,20 +11,20 @@ cmake/install-deps.sh
 jobs=$(nproc)
 export CTEST_OUTPUT_ON_FAILURE=1
 
-echo "== release build (-Werror) =="
+echo "== release build (-Werror) == (at ${SECONDS} s)"
 cmake --preset ci >/dev/null
 cmake --build --preset ci -j "$jobs"
 ctest --preset ci -j "$jobs" | tee build/ci/ctest-summary.txt | grep -Ev '^ +[0-9]+/[0-9]+ Test' || true
 grep -q "100% tests passed" build/ci/ctest-summary.txt || { cat build/ci/ctest-summary.txt; exit 1; }
 
-echo "== ASan + UBSan build of the tests =="
+echo "== ASan + UBSan build of the tests (-O1 -g1) == (at ${SECONDS} s)"
 cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$jobs"
 ctest --preset asan -j "$jobs" | tee build/asan/ctest-summary.txt | grep -Ev '^ +[0-9]+/[0-9]+ Test' || true
 grep -q "100% tests passed" build/asan/ctest-summary.txt || { cat build/asan/ctest-summary.txt; exit 1; }
 
 if command -v clang++ >/dev/null; then
-    echo "== libFuzzer (clang) over every fuzz harness =="
+    echo "== libFuzzer (clang) over every fuzz harness == (at ${SECONDS} s)"
     cmake --preset fuzz >/dev/null
     cmake --build --preset fuzz -j "$jobs" --target libfuzzers
     ctest --preset fuzz -j "$jobs" --no-tests=ignore | tail -n 4
@@ -35,4 +35,4 @@ if command -v nvcc >/dev/null || [ -x /usr/local/cuda/bin/nvcc ]; then
 else
     echo "nvcc check: skipped, nvcc not found"
 fi
-echo "== all tests passed =="
+echo "== all tests passed == (${SECONDS} s in all)"
