@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/core/bf16.hpp>
+#include <llm/tensor/accessor.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -13,7 +14,8 @@ namespace llm {
 
 /// A rank-R strided view: llm::tensor_view or llm::tensor of rank R with any layout, or any
 /// type with the same members (data() returning a pointer, extent(r), stride(r) in elements,
-/// static rank()). Every public kernel takes its tensor arguments as `view_of_rank<R> auto&&`
+/// static rank()), whose elements are data()[offset] (llm::direct_access: a tensor_view
+/// through another accessor, e.g. over quantized blocks, is not one). Every public kernel takes its tensor arguments as `view_of_rank<R> auto&&`
 /// (docs/conventions.md), so a view, an lvalue tensor and a user's own view type all work.
 /// Example: `static_assert(llm::view_of_rank<llm::tensor_view<const float, llm::dims<2>>, 2>);`
 template <class V, std::size_t R>
@@ -22,7 +24,7 @@ concept view_of_rank = requires(V& v) {
     { v.extent(0) } -> std::convertible_to<std::size_t>;
     { v.stride(0) } -> std::convertible_to<std::size_t>;
     requires std::remove_cvref_t<V>::rank() == R;
-} && std::is_pointer_v<decltype(std::declval<V&>().data())>;
+} && std::is_pointer_v<decltype(std::declval<V&>().data())> && direct_access<V>;
 
 /// The element type a view_of_rank addresses, const kept (a const owning tensor yields const
 /// elements; a view keeps its own element type).

@@ -4,6 +4,7 @@
 
 #include <llm/config.hpp>
 #include <llm/core/error.hpp>
+#include <llm/tensor/accessor.hpp>
 #include <llm/tensor/device.hpp>
 #include <llm/tensor/extents.hpp>
 #include <llm/tensor/layout.hpp>
@@ -32,24 +33,51 @@ inline constexpr bool mapping_constructible =
 template <class Mapping, class OtherLayout, class OtherExtents>
 inline constexpr bool mapping_convertible =
     std::convertible_to<const typename OtherLayout::template mapping<OtherExtents>&, Mapping>;
+
+// Whether a view with accessor OtherAccessor converts to one with Accessor (std::mdspan's
+// rule): the accessor and the data handle must, explicitly or implicitly. For default
+// accessors that is adding const to the elements.
+template <class Accessor, class OtherAccessor>
+inline constexpr bool accessor_constructible =
+    std::constructible_from<Accessor, const OtherAccessor&> &&
+    std::constructible_from<typename Accessor::data_handle_type, const typename OtherAccessor::data_handle_type&>;
+template <class Accessor, class OtherAccessor>
+inline constexpr bool accessor_convertible =
+    std::convertible_to<const OtherAccessor&, Accessor> &&
+    std::convertible_to<const typename OtherAccessor::data_handle_type&, typename Accessor::data_handle_type>;
 }  // namespace detail::tensor_impl
 
-/// A non-owning view of elements laid out by a mapping: the pointer and the mapping are all
-/// it holds, so a view with fully static extents and a layout_right / layout_left mapping
-/// is exactly one pointer. Copying a view is cheap and shallow; constness of the elements is
-/// in T (`tensor_view<const float, ...>`), not in the view object.
+/// A non-owning view of elements laid out by a mapping, read through an accessor policy (as
+/// std::mdspan): the data handle, the mapping and the accessor are all it holds. With the
+/// default accessor the handle is a plain `T*` and the accessor is empty, so a view with
+/// fully static extents and a layout_right / layout_left mapping is exactly one pointer.
+/// Copying a view is cheap and shallow; constness of the elements is in T
+/// (`tensor_view<const float, ...>`), not in the view object.
+///
+/// Element (i...) is `accessor().access(data(), mapping()(i...))`: with the default accessor
+/// `data()[mapping()(i...)]`; other accessors decode elements from another storage (e.g.
+/// llm::quant::q8_0_accessor over quantization blocks, <llm/quant/accessor.hpp>). Only views
+/// with the default accessor are llm::direct_access, so only they reach the dense kernels,
+/// fill, copy and printing; slice, select, transpose, reshape and subtensor work for any
+/// accessor (slicing moves the handle with `accessor().offset(p, i)`, as std::submdspan).
 ///
 /// Shape contract: data() addresses at least mapping().required_span_size() elements.
 /// Element access: operator() is unchecked (LLM_ASSERT in debug builds); at() checks bounds
 /// and throws llm::error.
 /// Template parameters:
-///   T       — element type, possibly const (trivially copyable).
-///   Extents — an llm::extents (static and/or dynamic dimensions).
-///   Layout  — a layout policy: layout_right (default), layout_left, layout_strided.
-///   Device  — where the elements live: llm::cpu (default) or llm::cuda.
+///   T        — element type, possibly const (trivially copyable); Accessor::element_type.
+///   Extents  — an llm::extents (static and/or dynamic dimensions).
+///   Layout   — a layout policy: layout_right (default), layout_left, layout_strided.
+///   Device   — where the elements live: llm::cpu (default) or llm::cuda.
+///   Accessor — an llm::accessor_policy whose element_type is T: llm::default_accessor<T>
+///              (default) or a user's.
 /// Example: `llm::tensor_view<const float, llm::dims<2>> a(ptr, rows, cols); float x = a(i, j);`
-template <tensor_element T, extents_like Extents, layout_policy Layout = layout_right, device_tag Device = cpu>
+template <tensor_element T, extents_like Extents, layout_policy Layout = layout_right, device_tag Device = cpu,
+          accessor_policy Accessor = default_accessor<T>>
 class tensor_view {
+    static_assert(std::is_same_v<typename Accessor::element_type, T>,
+                  "tensor_view<T, Extents, Layout, Device, Accessor>: Accessor::element_type must be T");
+
 public:
     using element_type = T;                                           ///< The element type, const kept.
     using value_type = std::remove_cv_t<T>;                           ///< The element type, unqualified.
@@ -57,8 +85,10 @@ public:
     using layout_type = Layout;                                       ///< The layout policy.
     using mapping_type = typename Layout::template mapping<Extents>;  ///< Index -> offset.
     using device_type = Device;                                       ///< Where the elements live.
-    using pointer = T*;                                               ///< What data() returns.
-    using reference = T&;                                             ///< What operator() returns.
+    using accessor_type = Accessor;                                   ///< Offset -> element.
+    using data_handle_type = typename Accessor::data_handle_type;     ///< What data() returns (T* by default).
+    using pointer = data_handle_type;                                 ///< Same as data_handle_type.
+    using reference = typename Accessor::reference;                   ///< What operator() returns (T& by default).
     using index_type = std::size_t;                                   ///< Indices and sizes.
 
     /// A null view; its dynamic extents are zero.
@@ -66,15 +96,29 @@ public:
 
     /// Views `p` through `m`. Unchecked (usable in device code): p must address
     /// m.required_span_size() elements.
-    LLM_HD constexpr tensor_view(T* p, const mapping_type& m) noexcept : map_(m), ptr_(p) {}
+    LLM_HD constexpr tensor_view(data_handle_type p, const mapping_type& m) noexcept
+        requires std::default_initializable<Accessor>
+        : map_(m), ptr_(std::move(p)) {}
+
+    /// Views `p` through `m` and the accessor `a` (for accessors with state). Unchecked.
+    /// Example: `tensor_view<const float, dims<1>, layout_right, cpu, scaled> v(p, m, scaled{2.0f});`
+    LLM_HD constexpr tensor_view(data_handle_type p, const mapping_type& m, const Accessor& a) noexcept
+        : map_(m), acc_(a), ptr_(std::move(p)) {}
 
     /// Views `p` with extents `e` (for layout_strided: row-major strides). Throws llm::error
-    /// when p is null but the extents are not empty.
-    tensor_view(T* p, const Extents& e)
+    /// when p is a null pointer but the extents are not empty.
+    tensor_view(data_handle_type p, const Extents& e)
+        requires std::constructible_from<mapping_type, const Extents&> && std::default_initializable<Accessor>
+        : tensor_view(std::move(p), e, Accessor{}) {}
+
+    /// Views `p` with extents `e` through the accessor `a`; checked as above.
+    tensor_view(data_handle_type p, const Extents& e, const Accessor& a)
         requires std::constructible_from<mapping_type, const Extents&>
-        : map_(mapping_type(e)), ptr_(p) {
-        if (p == nullptr && map_.required_span_size() != 0) [[unlikely]] {
-            llm::fail("tensor_view: data pointer is null for extents ", detail::tensor_impl::shape_string(e));
+        : map_(mapping_type(e)), acc_(a), ptr_(std::move(p)) {
+        if constexpr (std::is_pointer_v<data_handle_type>) {
+            if (ptr_ == nullptr && map_.required_span_size() != 0) [[unlikely]] {
+                llm::fail("tensor_view: data pointer is null for extents ", detail::tensor_impl::shape_string(e));
+            }
         }
     }
 
@@ -82,32 +126,39 @@ public:
     /// match). Example: `tensor_view<float, extents<dyn, 64>> v(p, n);`
     template <std::integral... Sizes>
         requires(sizeof...(Sizes) > 0 && std::constructible_from<Extents, Sizes...> &&
-                 std::constructible_from<mapping_type, const Extents&>)
-    tensor_view(T* p, Sizes... sizes) : tensor_view(p, Extents(sizes...)) {}
+                 std::constructible_from<mapping_type, const Extents&> && std::default_initializable<Accessor>)
+    tensor_view(data_handle_type p, Sizes... sizes) : tensor_view(std::move(p), Extents(sizes...)) {}
 
     /// Views `p` with fully static extents. Explicit: a bare pointer does not become a view
     /// by accident. Example: `tensor_view<float, extents<3, 4>> v(p);`
-    explicit tensor_view(T* p)
-        requires(Extents::rank_dynamic() == 0 && std::constructible_from<mapping_type, const Extents&>)
-        : tensor_view(p, Extents{}) {}
+    explicit tensor_view(data_handle_type p)
+        requires(Extents::rank_dynamic() == 0 && std::constructible_from<mapping_type, const Extents&> &&
+                 std::default_initializable<Accessor>)
+        : tensor_view(std::move(p), Extents{}) {}
 
     /// From another view, implicitly where nothing can go wrong: adding const
     /// (view<float> -> view<const float>), forgetting static extents, and turning
-    /// layout_right / layout_left into layout_strided.
-    template <class U, class OtherExtents, class OtherLayout>
-        requires detail::tensor_impl::adds_const_only<U, T> &&
+    /// layout_right / layout_left into layout_strided. Accessors convert as std::mdspan's do
+    /// (the accessor and the data handle must convert); default accessors only add const.
+    template <class U, class OtherExtents, class OtherLayout, class OtherAccessor>
+        requires detail::tensor_impl::accessor_constructible<Accessor, OtherAccessor> &&
+                 detail::tensor_impl::accessor_convertible<Accessor, OtherAccessor> &&
                  detail::tensor_impl::mapping_convertible<mapping_type, OtherLayout, OtherExtents>
-    LLM_HD constexpr tensor_view(const tensor_view<U, OtherExtents, OtherLayout, Device>& other) noexcept
-        : map_(other.mapping()), ptr_(other.data()) {}
+    LLM_HD constexpr tensor_view(
+        const tensor_view<U, OtherExtents, OtherLayout, Device, OtherAccessor>& other) noexcept
+        : map_(other.mapping()), acc_(other.accessor()), ptr_(other.data()) {}
 
-    /// From another view, explicitly where a run-time extent must land on a static one:
-    /// checked, llm::error on a mismatch. Example: `tensor_view<float, extents<3, 4>> s(d);`
-    template <class U, class OtherExtents, class OtherLayout>
-        requires detail::tensor_impl::adds_const_only<U, T> &&
+    /// From another view, explicitly where a run-time extent must land on a static one
+    /// (checked, llm::error on a mismatch) or where the accessor converts only explicitly.
+    /// Example: `tensor_view<float, extents<3, 4>> s(d);`
+    template <class U, class OtherExtents, class OtherLayout, class OtherAccessor>
+        requires detail::tensor_impl::accessor_constructible<Accessor, OtherAccessor> &&
                  detail::tensor_impl::mapping_constructible<mapping_type, OtherLayout, OtherExtents> &&
-                 (!detail::tensor_impl::mapping_convertible<mapping_type, OtherLayout, OtherExtents>)
-    LLM_HD constexpr explicit tensor_view(const tensor_view<U, OtherExtents, OtherLayout, Device>& other)
-        : map_(other.mapping()), ptr_(other.data()) {}
+                 (!(detail::tensor_impl::accessor_convertible<Accessor, OtherAccessor> &&
+                    detail::tensor_impl::mapping_convertible<mapping_type, OtherLayout, OtherExtents>))
+    LLM_HD constexpr explicit tensor_view(
+        const tensor_view<U, OtherExtents, OtherLayout, Device, OtherAccessor>& other)
+        : map_(other.mapping()), acc_(other.accessor()), ptr_(other.data()) {}
 
     /// Number of dimensions.
     LLM_HD static constexpr std::size_t rank() noexcept { return Extents::rank(); }
@@ -116,8 +167,11 @@ public:
     /// The compile-time extent of dimension r, or llm::dyn.
     LLM_HD static constexpr std::size_t static_extent(std::size_t r) noexcept { return Extents::static_extent(r); }
 
-    /// The element at offset 0 (possibly null when the view is empty).
-    LLM_HD constexpr T* data() const noexcept { return ptr_; }
+    /// The data handle: with the default accessor, a pointer to the element at offset 0
+    /// (possibly null when the view is empty).
+    LLM_HD constexpr data_handle_type data() const noexcept { return ptr_; }
+    /// The accessor policy (empty for llm::default_accessor).
+    LLM_HD constexpr const accessor_type& accessor() const noexcept { return acc_; }
     /// The layout mapping (extents and strides).
     LLM_HD constexpr const mapping_type& mapping() const noexcept { return map_; }
     /// The extents.
@@ -142,17 +196,18 @@ public:
     /// Element at (is...), unchecked; every index must be below its extent.
     template <std::integral... Is>
         requires(sizeof...(Is) == Extents::rank())
-    LLM_HD constexpr T& operator()(Is... is) const noexcept {
+    LLM_HD constexpr reference operator()(Is... is) const
+        noexcept(noexcept(std::declval<const Accessor&>().access(std::declval<const data_handle_type&>(), 0))) {
 #if !defined(__CUDA_ARCH__)  // LLM_ASSERT prints with fprintf, which device code lacks
         LLM_ASSERT(in_bounds(is...));
 #endif
-        return ptr_[map_(is...)];
+        return acc_.access(ptr_, map_(is...));
     }
 
     /// Element at (is...); throws llm::error naming the bad index. Host memory only.
     template <std::integral... Is>
         requires(sizeof...(Is) == Extents::rank() && host_device_tag<Device>)
-    T& at(Is... is) const {
+    reference at(Is... is) const {
         if (!in_bounds(is...)) [[unlikely]] {
             out_of_range(is...);
         }
@@ -187,7 +242,8 @@ private:
     }
 
     [[no_unique_address]] mapping_type map_{};
-    T* ptr_ = nullptr;
+    [[no_unique_address]] Accessor acc_{};
+    data_handle_type ptr_{};
 };
 
 template <class T, std::integral... Sizes>
@@ -196,8 +252,8 @@ tensor_view(T*, Sizes...) -> tensor_view<T, dims<sizeof...(Sizes)>>;
 namespace detail::tensor_impl {
 template <class>
 inline constexpr bool is_tensor_view = false;
-template <class T, class E, class L, class D>
-inline constexpr bool is_tensor_view<tensor_view<T, E, L, D>> = true;
+template <class T, class E, class L, class D, class A>
+inline constexpr bool is_tensor_view<tensor_view<T, E, L, D, A>> = true;
 
 template <class V>
 std::array<std::size_t, V::rank()> extents_array(const V& v) {
@@ -244,10 +300,12 @@ concept viewable = requires(X&& x) {
 template <viewable X>
 using view_of = std::remove_cvref_t<decltype(std::declval<X>().view())>;
 
-/// A viewable whose elements host code may write.
+/// A viewable whose elements host code may write: not const, in host memory, and plain
+/// memory (llm::direct_access: the default accessor).
 template <class X>
-concept writable_host_view =
-    viewable<X> && !std::is_const_v<typename view_of<X>::element_type> && host_device_tag<typename view_of<X>::device_type>;
+concept writable_host_view = viewable<X> && direct_access<view_of<X>> &&
+                             !std::is_const_v<typename view_of<X>::element_type> &&
+                             host_device_tag<typename view_of<X>::device_type>;
 
 /// The view type of X read through a const reference: `const_view_of<llm::tensor<float, E>>`
 /// is `tensor_view<const float, E>`; for a view, the view itself.
@@ -256,10 +314,11 @@ using const_view_of = std::remove_cvref_t<decltype(std::declval<const std::remov
 
 /// Something host code may read through a const reference for the length of one call: a
 /// host view, or an llm::tensor of any value category (a temporary tensor is safe to read
-/// here because no view of it outlives the call).
+/// here because no view of it outlives the call); plain memory (llm::direct_access), since
+/// readers such as copy and to_string use data() directly.
 template <class X>
 concept readable_host_view = requires(const std::remove_reference_t<X>& x) {
     { x.view() } -> tensor_view_like;
-} && host_device_tag<typename const_view_of<X>::device_type>;
+} && direct_access<const_view_of<X>> && host_device_tag<typename const_view_of<X>::device_type>;
 
 }  // namespace llm

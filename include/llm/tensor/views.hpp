@@ -22,28 +22,46 @@
 //
 // Arguments are views or lvalue tensors; views of temporary tensors do not compile. The
 // results alias the input's elements. A result with no elements keeps the input's pointer.
+// Views through any accessor policy work: transpose and reshape keep the handle and the
+// accessor; slice, select and subtensor move the handle with accessor().offset(p, i) and read
+// through its offset_policy (std::submdspan's rule), which may refuse an offset it cannot
+// represent (a block-quantized accessor takes whole blocks only, with llm::error).
 
 namespace llm {
 
 namespace detail::tensor_impl {
 
-// Builds a view of layout NewLayout over `p` with the given extents and strides. A
-// layout_right / layout_left result derives its strides from the extents; the callers only
-// ask for those layouts when the strides are the ones it derives.
-template <class T, class NewExtents, class NewLayout, class Device>
-tensor_view<T, NewExtents, NewLayout, Device> make_view(T* p, const std::array<std::size_t, NewExtents::rank()>& ext,
-                                                       const std::array<std::size_t, NewExtents::rank()>& strides) {
-    using view = tensor_view<T, NewExtents, NewLayout, Device>;
+// Builds a view of layout NewLayout over handle `p` read through accessor `a`, with the given
+// extents and strides. A layout_right / layout_left result derives its strides from the
+// extents; the callers only ask for those layouts when the strides are the ones it derives.
+template <class NewExtents, class NewLayout, class Device, class Accessor>
+tensor_view<typename Accessor::element_type, NewExtents, NewLayout, Device, Accessor> make_view(
+    typename Accessor::data_handle_type p, const Accessor& a, const std::array<std::size_t, NewExtents::rank()>& ext,
+    const std::array<std::size_t, NewExtents::rank()>& strides) {
+    using view = tensor_view<typename Accessor::element_type, NewExtents, NewLayout, Device, Accessor>;
     const NewExtents e(ext);
     if constexpr (std::is_same_v<NewLayout, layout_strided>) {
-        return view(p, typename view::mapping_type(e, strides));
+        return view(std::move(p), typename view::mapping_type(e, strides), a);
     } else {
         const typename view::mapping_type m(e);
         for (std::size_t r = 0; r < NewExtents::rank(); ++r) {
             LLM_ASSERT(e.extent(r) <= 1 || m.stride(r) == strides[r]);
         }
-        return view(p, m);
+        return view(std::move(p), m, a);
     }
+}
+
+// A view of v's elements starting `offset` elements (mapping offsets) after v.data(): the
+// handle moves with the accessor's offset(p, offset) and the result reads through its
+// offset_policy (std::submdspan's rule); with the default accessor that is p + offset. An
+// accessor may refuse offsets it cannot represent (llm::quant's block accessors take whole
+// blocks only).
+template <class NewExtents, class NewLayout, class V>
+auto make_offset_view(const V& v, std::size_t offset, const std::array<std::size_t, NewExtents::rank()>& ext,
+                      const std::array<std::size_t, NewExtents::rank()>& strides) {
+    using offset_accessor = typename V::accessor_type::offset_policy;
+    return make_view<NewExtents, NewLayout, typename V::device_type>(
+        v.accessor().offset(v.data(), offset), offset_accessor(v.accessor()), ext, strides);
 }
 
 inline void check_dim(const char* function, const char* argument, std::size_t dim, std::size_t rank) {
@@ -62,11 +80,8 @@ auto slice_impl(const V& v, std::size_t dim, std::size_t begin, std::size_t end)
     }
     auto ext = extents_array(v);
     ext[dim] = end - begin;
-    auto* p = v.data();
-    if (end > begin && v.size() != 0) {
-        p += begin * v.stride(dim);
-    }
-    return make_view<typename V::element_type, NewExtents, NewLayout, typename V::device_type>(p, ext, strides_array(v));
+    const std::size_t offset = end > begin && v.size() != 0 ? begin * v.stride(dim) : 0;
+    return make_offset_view<NewExtents, NewLayout>(v, offset, ext, strides_array(v));
 }
 
 // select: dimension `dim` is fixed at `index` and dropped.
@@ -86,11 +101,8 @@ auto select_impl(const V& v, std::size_t dim, std::size_t index) {
             ++k;
         }
     }
-    auto* p = v.data();
-    if (v.size() != 0) {
-        p += index * v.stride(dim);
-    }
-    return make_view<typename V::element_type, NewExtents, NewLayout, typename V::device_type>(p, ext, strides);
+    const std::size_t offset = v.size() != 0 ? index * v.stride(dim) : 0;
+    return make_offset_view<NewExtents, NewLayout>(v, offset, ext, strides);
 }
 
 // transpose: dimensions d0 and d1 swap places.
@@ -102,7 +114,7 @@ auto transpose_impl(const V& v, std::size_t d0, std::size_t d1) {
     auto strides = strides_array(v);
     std::swap(ext[d0], ext[d1]);
     std::swap(strides[d0], strides[d1]);
-    return make_view<typename V::element_type, NewExtents, NewLayout, typename V::device_type>(v.data(), ext, strides);
+    return make_view<NewExtents, NewLayout, typename V::device_type>(v.data(), v.accessor(), ext, strides);
 }
 
 template <class E, std::size_t Dim, std::size_t... I>
@@ -222,7 +234,8 @@ template <viewable X, extents_like NewExtents>
 auto reshape(X&& x, const NewExtents& new_extents) {
     using V = view_of<X>;
     using layout = std::conditional_t<std::is_same_v<typename V::layout_type, layout_left>, layout_left, layout_right>;
-    using result = tensor_view<typename V::element_type, NewExtents, layout, typename V::device_type>;
+    using result =
+        tensor_view<typename V::element_type, NewExtents, layout, typename V::device_type, typename V::accessor_type>;
     const V v = x.view();
     std::size_t count = 1;
     bool overflow = false;
@@ -241,7 +254,7 @@ auto reshape(X&& x, const NewExtents& new_extents) {
                  ") is not contiguous in row-major order; copy it into a tensor first");
         }
     }
-    return result(v.data(), typename result::mapping_type(new_extents));
+    return result(v.data(), typename result::mapping_type(new_extents), v.accessor());
 }
 
 /// reshape to all-dynamic extents given as sizes. Example: `auto m = llm::reshape(v, 3, 4);`
@@ -275,12 +288,8 @@ auto subtensor(X&& x, const std::array<std::size_t, view_of<X>::rank()>& offsets
         }
         offset += offsets[r] * v.stride(r);
     }
-    auto* p = v.data();
-    if (sizes.size() != 0) {
-        p += offset;
-    }
-    return detail::tensor_impl::make_view<typename V::element_type, Sizes, layout_strided, typename V::device_type>(
-        p, ext, detail::tensor_impl::strides_array(v));
+    return detail::tensor_impl::make_offset_view<Sizes, layout_strided>(v, sizes.size() != 0 ? offset : 0, ext,
+                                                                         detail::tensor_impl::strides_array(v));
 }
 
 /// subtensor with run-time sizes (all-dynamic result).
