@@ -4,6 +4,7 @@
 // packing is inlined (GCC PR 105593); the pragma must precede every include to apply.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
+#include <llm/core/workspace.hpp>
 #include <llm/gemm/eigen.hpp>
 #include <llm/gemm/gemm.hpp>
 #include <llm/parallel/thread_pool.hpp>
@@ -145,12 +146,13 @@ void bm_gemm(benchmark::State& state) {
             ob.set_threads(threads);
         }
     }
+    llm::workspace ws;  // the packing panels, kept across calls as a model's loop keeps them
     const double cpu0 = process_cpu_seconds();
     for (auto _ : state) {
         if constexpr (P == peer::own) {
-            llm::gemm(a, b, c, 1.0f, 0.0f, pool);
+            llm::gemm(c, a, b, 1.0f, 0.0f, ws, pool);
         } else if constexpr (P == peer::eigen) {
-            llm::gemm<llm::blas::eigen>(a, b, c, 1.0f, 0.0f, pool);
+            llm::gemm<llm::blas::eigen>(c, a, b, 1.0f, 0.0f, ws, pool);
         } else {
             constexpr int row_major = 101, no_trans = 111, trans = 112;  // CBLAS enum values
             ob.sgemm(row_major, no_trans, layout == b_layout::row_major ? no_trans : trans, static_cast<int>(m),

@@ -89,7 +89,7 @@ void gemm_section() {
             mat a(n, n), b(n, n), c(n, n);
             fill_random(a.data(), a.size(), rng, 1.0f);
             fill_random(b.data(), b.size(), rng, 1.0f);
-            const timing t = best_times(5, [&] { llm::gemm(a, b, c, 1.0f, 0.0f, pool); });
+            const timing t = best_times(5, [&] { llm::gemm(c, a, b, 1.0f, 0.0f, pool); });
             const double flops = 2.0 * static_cast<double>(n * n * n);
             std::printf("  %4zu^3, %zu thread%s: %6.1f GFLOP per CPU-second = %3.0f%% of peak   [%6.1f GFLOP/s wall]\n", n,
                         threads, threads > 1 ? "s" : " ", flops / t.cpu / 1e9, 100.0 * flops / t.cpu / 1e9 / peak,
@@ -99,7 +99,7 @@ void gemm_section() {
         mat w(4096, 4096), x(1, 4096), y(1, 4096);
         fill_random(w.data(), w.size(), rng, 0.02f);
         fill_random(x.data(), x.size(), rng, 1.0f);
-        const timing t = best_times(5, [&] { llm::gemm(x, llm::transpose(w, 0, 1), y, 1.0f, 0.0f, pool); });
+        const timing t = best_times(5, [&] { llm::gemm(y, x, llm::transpose(w, 0, 1), 1.0f, 0.0f, pool); });
         std::printf("  GEMV 1 x 4096 x 4096, %zu thread%s: weights (64 MiB) read at %4.1f GB/s wall, %4.1f GB per CPU-second\n",
                     threads, threads > 1 ? "s" : " ", 4096.0 * 4096 * 4 / t.wall / 1e9, 4096.0 * 4096 * 4 / t.cpu / 1e9);
     }
@@ -130,7 +130,7 @@ struct tiny_model {
         vec rstd(tokens), lse(tokens);
         llm::nn::embedding_forward(e, ids, table, seq);
         llm::nn::rmsnorm_forward(h, rstd, e, gain, 1e-5f, seq);
-        llm::gemm(h, llm::transpose(w, 0, 1), logits, 1.0f, 0.0f, seq);
+        llm::gemm(logits, h, llm::transpose(w, 0, 1), 1.0f, 0.0f, seq);
         const llm::nn::cross_entropy_options opts{.label_smoothing = 0.1f};
         const float l = llm::nn::cross_entropy_forward(lse, logits, targets, opts, seq);
         if (d_table != nullptr) {
@@ -138,8 +138,8 @@ struct tiny_model {
             vec d_gain(dim);
             llm::zero_grad(d_logits, d_e, d_gain);  // the nn backwards accumulate
             llm::nn::cross_entropy_backward(d_logits, lse, 1.0f, logits, targets, opts, seq);
-            llm::gemm(llm::transpose(d_logits, 0, 1), h, *d_w, 1.0f, 0.0f, seq);  // dW = dlogits^T h
-            llm::gemm(d_logits, w, d_h, 1.0f, 0.0f, seq);                          // dh = dlogits W
+            llm::gemm(*d_w, llm::transpose(d_logits, 0, 1), h, 1.0f, 0.0f, seq);  // dW = dlogits^T h
+            llm::gemm(d_h, d_logits, w, 1.0f, 0.0f, seq);                          // dh = dlogits W
             llm::nn::rmsnorm_backward(d_e, d_gain, rstd, d_h, e, gain, seq);
             llm::zero_grad(*d_table);
             llm::nn::embedding_backward(*d_table, d_e, ids, seq);

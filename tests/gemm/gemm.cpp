@@ -56,12 +56,12 @@ TEST_CASE("gemm reference is exact on small integers") {
         a(i / 3, i % 3) = av[i];
         b(i / 2, i % 2) = bv[i];
     }
-    llm::gemm<llm::blas::reference>(a, b, c);
+    llm::gemm<llm::blas::reference>(c, a, b);
     CHECK(c(0, 0) == 58);
     CHECK(c(0, 1) == 64);
     CHECK(c(1, 0) == 139);
     CHECK(c(1, 1) == 154);
-    llm::gemm(a, b, c, 1.0f, -1.0f);  // own: C = A B - C = 0
+    llm::gemm(c, a, b, 1.0f, -1.0f);  // own: C = A B - C = 0
     CHECK(c(0, 0) == 0);
     CHECK(c(1, 1) == 0);
 }
@@ -69,18 +69,18 @@ TEST_CASE("gemm reference is exact on small integers") {
 TEST_CASE("gemm zero-size dimensions have defined results") {
     llm::tensor<float, llm::dims<2>> a(3, 0), b(0, 4), c(3, 4);
     llm::fill(c, 2.0f);
-    llm::gemm(a, b, c, 1.0f, 0.5f);  // k = 0: C = beta * C
+    llm::gemm(c, a, b, 1.0f, 0.5f);  // k = 0: C = beta * C
     CHECK(c(2, 3) == 1.0f);
     llm::fill(c, NAN);
-    llm::gemm(a, b, c, 1.0f, 0.0f);  // beta = 0 overwrites even NaN
+    llm::gemm(c, a, b, 1.0f, 0.0f);  // beta = 0 overwrites even NaN
     CHECK(c(0, 0) == 0.0f);
     llm::tensor<float, llm::dims<2>> e(0, 5), f(5, 4), g(0, 4);
-    llm::gemm(e, f, g);  // m = 0: nothing to do, no throw
+    llm::gemm(g, e, f);  // m = 0: nothing to do, no throw
 }
 
 TEST_CASE("gemm rejects mismatched shapes naming them") {
     llm::tensor<float, llm::dims<2>> a(3, 4), b(5, 6), c(3, 6), d(2, 6), bk(4, 6);
-    CHECK_THROWS_WITH_AS(llm::gemm(a, b, c), "gemm: A is 3 x 4 but B is 5 x 6; A columns must equal B rows", llm::error);
-    CHECK_THROWS_WITH_AS(llm::gemm(a, bk, d), "gemm: C is 2 x 6 but A * B is 3 x 6", llm::error);
-    CHECK_THROWS_AS(llm::gemm<llm::blas::reference>(a, b, c), llm::error);
+    CHECK_THROWS_WITH_AS(llm::gemm(c, a, b), "gemm: A is 3 x 4 but B is 5 x 6; A columns must equal B rows", llm::error);
+    CHECK_THROWS_WITH_AS(llm::gemm(d, a, bk), "gemm: C is 2 x 6 but A * B is 3 x 6", llm::error);
+    CHECK_THROWS_AS(llm::gemm<llm::blas::reference>(c, a, b), llm::error);
 }

@@ -88,8 +88,8 @@ void check_against_reference(std::size_t m, std::size_t k, std::size_t n, Exec& 
                     }
                 }
                 llm::parallel::sequential seq;
-                llm::gemm<llm::blas::reference>(a.view, b.view, expected.view, alpha, beta, seq);
-                llm::gemm<Backend>(a.view, b.view, c.view, alpha, beta, exec);
+                llm::gemm<llm::blas::reference>(expected.view, a.view, b.view, alpha, beta, seq);
+                llm::gemm<Backend>(c.view, a.view, b.view, alpha, beta, exec);
                 INFO("m=", m, " k=", k, " n=", n, " layouts ", int(la), int(lb), int(lc), " beta=", beta);
                 CHECK(rel_error(c.view, expected.view) < fp32_tolerance);
             }

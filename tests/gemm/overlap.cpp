@@ -54,14 +54,14 @@ void require_equal(const V& got, const mat& want) {
 TEST_CASE("gemm: C aliasing A or B is llm::error") {
     llm::parallel::sequential seq;
     mat a = filled(4, 4, 1.0f), b = filled(4, 4, 2.0f);
-    CHECK_THROWS_WITH_AS(llm::gemm(a, b, a, 1.0f, 0.0f, seq),
+    CHECK_THROWS_WITH_AS(llm::gemm(a, a, b, 1.0f, 0.0f, seq),
                          "gemm: C (4 x 4, strides 4, 1) overlaps A (4 x 4, strides 4, 1); C must not share memory with "
                          "A or B",
                          llm::error);
-    CHECK_THROWS_WITH_AS(llm::gemm(a, b, b, 1.0f, 0.0f, seq), doctest::Contains("gemm: C (4 x 4, strides 4, 1) overlaps B"),
+    CHECK_THROWS_WITH_AS(llm::gemm(b, a, b, 1.0f, 0.0f, seq), doctest::Contains("gemm: C (4 x 4, strides 4, 1) overlaps B"),
                          llm::error);
     // A transposed view of C's own memory overlaps too.
-    CHECK_THROWS_WITH_AS(llm::gemm(llm::transpose(a, 0, 1), b, a, 1.0f, 0.0f, seq), doctest::Contains("overlaps A"),
+    CHECK_THROWS_WITH_AS(llm::gemm(a, llm::transpose(a, 0, 1), b, 1.0f, 0.0f, seq), doctest::Contains("overlaps A"),
                          llm::error);
 }
 
@@ -70,15 +70,15 @@ TEST_CASE("gemm: C a sub-view overlapping part of B is llm::error") {
     mat buf = filled(8, 6, 0.5f), a = filled(4, 4, 1.0f);
     auto b = llm::slice(buf, 0, 0, 4);  // rows 0..3
     auto c = llm::slice(buf, 0, 3, 7);  // rows 3..6: row 3 is shared
-    CHECK_THROWS_WITH_AS(llm::gemm(a, b, c, 1.0f, 0.0f, seq), doctest::Contains("gemm: C (4 x 6, strides 6, 1) overlaps B"),
+    CHECK_THROWS_WITH_AS(llm::gemm(c, a, b, 1.0f, 0.0f, seq), doctest::Contains("gemm: C (4 x 6, strides 6, 1) overlaps B"),
                          llm::error);
     // One shared element: C's first column against B's last column, B rows 0..3 and C rows 3..6.
     auto b_last = llm::slice(llm::slice(buf, 0, 0, 4), 1, 5, 6);   // 4 x 1
     auto c_first = llm::slice(llm::slice(buf, 0, 3, 7), 1, 0, 1);  // 4 x 1 at rows 3..6, column 0
     mat one = filled(4, 4, 1.0f);
-    CHECK_NOTHROW(llm::gemm(one, b_last, c_first, 1.0f, 0.0f, seq));  // (3, 5) and (3, 0) differ: no overlap
+    CHECK_NOTHROW(llm::gemm(c_first, one, b_last, 1.0f, 0.0f, seq));  // (3, 5) and (3, 0) differ: no overlap
     auto c_col5 = llm::slice(llm::slice(buf, 0, 3, 7), 1, 5, 6);      // shares element (3, 5) with b_last
-    CHECK_THROWS_AS(llm::gemm(one, b_last, c_col5, 1.0f, 0.0f, seq), llm::error);
+    CHECK_THROWS_AS(llm::gemm(c_col5, one, b_last, 1.0f, 0.0f, seq), llm::error);
 }
 
 TEST_CASE("gemm: disjoint blocks of one buffer are accepted and computed exactly") {
@@ -88,7 +88,7 @@ TEST_CASE("gemm: disjoint blocks of one buffer are accepted and computed exactly
         auto b = llm::slice(buf, 0, 0, 4);
         auto c = llm::slice(buf, 0, 4, 8);
         const mat want = product(a, b);
-        llm::gemm(a, b, c, 1.0f, 0.0f, seq);
+        llm::gemm(c, a, b, 1.0f, 0.0f, seq);
         require_equal(c, want);
     }
     SUBCASE("left and right columns, interleaved address ranges") {
@@ -96,7 +96,7 @@ TEST_CASE("gemm: disjoint blocks of one buffer are accepted and computed exactly
         auto a = llm::slice(buf, 1, 0, 4);  // columns 0..3
         auto c = llm::slice(buf, 1, 4, 8);  // columns 4..7
         const mat want = product(a, b);
-        llm::gemm(a, b, c, 1.0f, 0.0f, seq);
+        llm::gemm(c, a, b, 1.0f, 0.0f, seq);
         require_equal(c, want);
     }
     SUBCASE("C directly after A in one allocation") {
@@ -104,7 +104,7 @@ TEST_CASE("gemm: disjoint blocks of one buffer are accepted and computed exactly
         llm::tensor_view<float, llm::dims<2>> a44(buf.data(), llm::dims<2>(4, 4));
         llm::tensor_view<float, llm::dims<2>> c44(buf.data() + 16, llm::dims<2>(4, 4));
         const mat want = product(a44, b);
-        llm::gemm(a44, b, c44, 1.0f, 0.0f, seq);
+        llm::gemm(c44, a44, b, 1.0f, 0.0f, seq);
         require_equal(c44, want);
     }
 }

@@ -26,21 +26,21 @@ TEST_CASE("gemm eigen backend: a broadcast bf16 operand too large to copy is llm
     const llm::tensor_view<float, llm::dims<2>> cv(c.data(), m, 1);
     // A is m x 2^44: m * k = 2^64 wraps to 0, which would copy into an empty buffer.
     const std::size_t k_wrap = std::size_t{1} << 44;
-    CHECK_THROWS_WITH_AS(llm::gemm<llm::blas::eigen>(bview(&one, strided2(llm::dims<2>(m, k_wrap), {0, 0})),
-                                                     bview(&one, strided2(llm::dims<2>(k_wrap, 1), {0, 0})), cv, 1.0f,
-                                                     0.0f, seq),
+    CHECK_THROWS_WITH_AS(llm::gemm<llm::blas::eigen>(cv, bview(&one, strided2(llm::dims<2>(m, k_wrap), {0, 0})),
+                                                     bview(&one, strided2(llm::dims<2>(k_wrap, 1), {0, 0})), 1.0f, 0.0f,
+                                                     seq),
                          "gemm: the dense fp32 copy of an operand (rows * cols) = 1048576 * 17592186044416 overflows "
                          "std::size_t",
                          llm::error);
     // A is m x 2^28: 2^48 floats, representable but beyond the allocation limit.
     const std::size_t k_big = std::size_t{1} << 28;
-    CHECK_THROWS_WITH_AS(llm::gemm<llm::blas::eigen>(bview(&one, strided2(llm::dims<2>(m, k_big), {0, 0})),
-                                                     bview(&one, strided2(llm::dims<2>(k_big, 1), {0, 0})), cv, 1.0f,
-                                                     0.0f, seq),
+    CHECK_THROWS_WITH_AS(llm::gemm<llm::blas::eigen>(cv, bview(&one, strided2(llm::dims<2>(m, k_big), {0, 0})),
+                                                     bview(&one, strided2(llm::dims<2>(k_big, 1), {0, 0})), 1.0f, 0.0f,
+                                                     seq),
                          doctest::Contains("more than the allocation limit"), llm::error);
     // A small broadcast product still works: every element is k * 1 * 1.
-    llm::gemm<llm::blas::eigen>(bview(&one, strided2(llm::dims<2>(m, 3), {0, 0})),
-                                bview(&one, strided2(llm::dims<2>(3, 1), {0, 0})), cv, 1.0f, 0.0f, seq);
+    llm::gemm<llm::blas::eigen>(cv, bview(&one, strided2(llm::dims<2>(m, 3), {0, 0})),
+                                bview(&one, strided2(llm::dims<2>(3, 1), {0, 0})), 1.0f, 0.0f, seq);
     CHECK(c[0] == 3.0f);
     CHECK(c[m - 1] == 3.0f);
 }

@@ -2,16 +2,19 @@
 // The own GEMM backend: packed panels, a register-blocked SIMD micro-kernel, cache blocking, threads; GEMV without packing.
 #pragma once
 
+#include <llm/core/checked.hpp>
+#include <llm/core/workspace.hpp>
 #include <llm/gemm/blocking.hpp>
 #include <llm/gemm/matrix.hpp>
 #include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/policy.hpp>
 #include <llm/simd/simd.hpp>
+#include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
-#include <memory>
-#include <new>
 #include <type_traits>
 #include <utility>
 
@@ -24,23 +27,6 @@ template <std::size_t N, class F>
 LLM_FORCE_INLINE void unroll(F&& f) {
     [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::integral_constant<std::size_t, I>{}), ...); }
     (std::make_index_sequence<N>{});
-}
-
-/// A per-thread, 64-byte aligned scratch buffer that only grows. Packing buffers are
-/// megabytes: allocating them per call would cost page faults on every GEMM. One slot per
-/// purpose (A pack, B pack, GEMV vector) so nested uses do not collide.
-template <int Slot>
-[[nodiscard]] inline float* scratch(std::size_t count) {
-    struct aligned_delete {
-        void operator()(float* p) const { ::operator delete[](p, std::align_val_t{64}); }
-    };
-    thread_local std::unique_ptr<float[], aligned_delete> buffer;
-    thread_local std::size_t capacity = 0;
-    if (count > capacity) {
-        buffer.reset(static_cast<float*>(::operator new[](count * sizeof(float), std::align_val_t{64})));
-        capacity = count;
-    }
-    return buffer.get();
 }
 
 /// Vector load of W consecutive elements (fp32 or bf16) at p, and of n < W elements.
@@ -215,7 +201,7 @@ void macro_kernel(std::size_t kc, const float* ap, const float* bp, matrix_ref<f
 /// per pass over a slice of y kept in L1. Column-major B (unit row stride, i.e. a row-major
 /// weight W with y = x W^T): dot products of x with 4 columns at a time.
 template <simd::backend S, class TB, class Exec>
-void gemv(const float* x, matrix_ref<TB> b, matrix_ref<float> y, float alpha, float beta, Exec& exec) {
+void gemv(matrix_ref<float> y, const float* x, matrix_ref<TB> b, float alpha, float beta, Exec& exec) {
     using V = typename S::f32;
     constexpr std::size_t W = S::width;
     const std::size_t k = b.rows;
@@ -314,14 +300,16 @@ void gemv(const float* x, matrix_ref<TB> b, matrix_ref<float> y, float alpha, fl
 }
 
 /// The blocked GEMM (Goto/BLIS loop order). The m x n output is cut into independent tasks
-/// (column ranges, and row ranges when columns are few), and one parallel_for runs them all:
-/// each task packs its own B panels (KC x its columns) and A blocks (MC x KC) into
-/// per-thread scratch. Nothing is shared, so there is one barrier per GEMM instead of two
-/// per KC step, and with 4 tasks per thread the pool's dynamic claiming rebalances work
-/// when a core is busy with something else (the build machines are shared). The price is
-/// repacking: A once per column task, B once per row task, under 1% of the FMAs here.
+/// (column ranges, and row ranges when columns are few). One parallel_for runs one chunk per
+/// thread; each chunk owns a slot of the workspace (its A block, MC x KC, and its B panels,
+/// KC x the task's columns) and claims tasks from a shared counter until none are left.
+/// Nothing is shared but the counter, so there is one barrier per GEMM instead of two per KC
+/// step, and with 4 tasks per thread the claiming rebalances work when a core is busy with
+/// something else (the build machines are shared). The price is repacking: A once per column
+/// task, B once per row task, under 1% of the FMAs here.
 template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec>
-void gemm_blocked(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& exec) {
+void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta, llm::workspace& ws,
+                  Exec& exec) {
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NV = Blocking::nr_vectors;
     constexpr std::size_t NR = NV * S::width;
@@ -340,8 +328,23 @@ void gemm_blocked(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float
     // Row tasks only when the columns alone give too few tasks.
     const std::size_t row_tasks = col_tasks >= want ? 1 : std::min(row_tiles, (want + col_tasks - 1) / col_tasks);
     const std::size_t rows_per_task = (row_tiles + row_tasks - 1) / row_tasks * MR;
-    parallel::parallel_for(exec, row_tasks * col_tasks, 1, [&](std::size_t begin, std::size_t end) {
-        for (std::size_t task = begin; task < end; ++task) {
+    const std::size_t tasks = row_tasks * col_tasks;
+    // One workspace slot per chunk: the largest A block (a row block of a task is at most MC
+    // rows, see below) and the task's B panels, each rounded to 16 floats (64 bytes) so every
+    // packed panel starts 64-byte aligned (the micro-kernel loads B with aligned loads).
+    const std::size_t kc_max = std::min(Blocking::kc, k);
+    const auto round16 = [](std::size_t x) { return (x + 15) / 16 * 16; };
+    const std::size_t a_floats = round16(std::min(Blocking::mc, rows_per_task) * kc_max);
+    const std::size_t b_floats = round16(panels_per_task * NR * kc_max);
+    const std::size_t slots = std::min(threads, tasks);
+    float* const slot_base = ws.take<float>(checked_mul(slots, a_floats + b_floats, "gemm", "the packing panels"), "gemm",
+                                              "the packing panels");
+    std::atomic<std::size_t> next{0};
+    parallel::parallel_for(exec, slots, 1, [&](std::size_t slot, std::size_t) {
+        float* const ap = slot_base + slot * (a_floats + b_floats);
+        float* const bp = ap + a_floats;
+        for (std::size_t task = next.fetch_add(1, std::memory_order_relaxed); task < tasks;
+             task = next.fetch_add(1, std::memory_order_relaxed)) {
             const std::size_t r0 = (task / col_tasks) * rows_per_task;
             const std::size_t p0 = (task % col_tasks) * panels_per_task;
             if (r0 >= m) {
@@ -357,12 +360,10 @@ void gemm_blocked(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float
             const std::size_t mc = (tiles + blocks - 1) / blocks * MR;
             for (std::size_t pc = 0; pc < k; pc += Blocking::kc) {
                 const std::size_t kc = std::min(Blocking::kc, k - pc);
-                float* bp = scratch<1>(task_panels * NR * kc);
                 pack_b<NR>(matrix_ref<TB>{b.data + pc * b.rs + c0 * b.cs, kc, cols, b.rs, b.cs}, 0, task_panels, bp);
                 const float beta_step = pc == 0 ? beta : 1.0f;
                 for (std::size_t ic = 0; ic < rows; ic += mc) {
                     const std::size_t block_rows = std::min(mc, rows - ic);
-                    float* ap = scratch<0>(((block_rows + MR - 1) / MR) * MR * kc);
                     pack_a<MR>(matrix_ref<TA>{a.data + (r0 + ic) * a.rs + pc * a.cs, block_rows, kc, a.rs, a.cs}, ap);
                     const matrix_ref<float> c_block{c.data + (r0 + ic) * c.rs + c0 * c.cs, block_rows, cols, c.rs, c.cs};
                     macro_kernel<S, MR, NV>(kc, ap, bp, c_block, 0, task_panels, alpha, beta_step);
@@ -386,15 +387,18 @@ inline void scale(matrix_ref<float> c, float beta) {
 /// Backend policy: our own GEMM. Packed panels and a register-blocked micro-kernel written
 /// through the SIMD facade, MC/KC/NC cache blocking, threads over row blocks (and column
 /// panels when rows are few); M = 1 or N = 1 runs a GEMV that packs nothing and streams B
-/// at memory bandwidth. bf16 inputs are widened to fp32 while packing (exact).
+/// at memory bandwidth. bf16 inputs are widened to fp32 while packing (exact). Scratch (the
+/// packed panels, a widened GEMV vector) comes from the workspace passed: threads x (MC x KC
+/// + KC x the widest column task) floats for a GEMM, k floats for a bf16 or strided GEMV.
 /// S: the SIMD backend (llm::simd::default_backend: the widest available).
 /// Blocking: register and cache blocking (default chosen from S::width, see blocking.hpp).
-/// Example: `llm::gemm<llm::blas::own<llm::simd::scalar>>(a, b, c);`
+/// Example: `llm::gemm<llm::blas::own<llm::simd::scalar>>(c, a, b);`
 template <simd::backend S = simd::default_backend, blocking_policy Blocking = default_blocking_t<S::width>>
 struct own {
-    /// a: m x k, b: k x n, c: m x n (shapes checked by the caller); any strides.
-    template <input_element TA, input_element TB, class Exec>
-    static void run(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& exec) {
+    /// c: m x n, a: m x k, b: k x n (shapes checked by the caller); any strides.
+    template <float_or_bf16 TA, float_or_bf16 TB, parallel::policy Exec>
+    static void run(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta, llm::workspace& ws,
+                    Exec& exec) {
         if (c.rows == 0 || c.cols == 0) {
             return;
         }
@@ -402,18 +406,20 @@ struct own {
             detail::scale(c, beta);
             return;
         }
+        const llm::workspace::frame frame(ws);
         // C^T = B^T A^T: make the output's unit stride the column stride (what the
         // micro-kernel stores along), and make a vector output a row so GEMV handles it.
         if ((c.cs != 1 && c.rs == 1) || (c.cols == 1 && c.rows > 1)) {
-            run_oriented(b.t(), a.t(), c.t(), alpha, beta, exec);
+            run_oriented(c.t(), b.t(), a.t(), alpha, beta, ws, exec);
         } else {
-            run_oriented(a, b, c, alpha, beta, exec);
+            run_oriented(c, a, b, alpha, beta, ws, exec);
         }
     }
 
 private:
     template <class TA, class TB, class Exec>
-    static void run_oriented(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& exec) {
+    static void run_oriented(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta,
+                             llm::workspace& ws, Exec& exec) {
         if (c.rows == 1 && (b.cs == 1 || b.rs == 1)) {
             const float* x = nullptr;
             if constexpr (std::is_same_v<std::remove_const_t<TA>, float>) {
@@ -421,16 +427,16 @@ private:
             }
             if (x == nullptr) {
                 // A strided or bf16 row: widen it once (k floats), it is re-read n times.
-                float* xs = detail::scratch<2>(a.cols);
+                float* xs = ws.take<float>(a.cols, "gemm", "the widened GEMV row");
                 for (std::size_t p = 0; p < a.cols; ++p) {
                     xs[p] = detail::to_float(a.data[p * a.cs]);
                 }
                 x = xs;
             }
-            detail::gemv<S>(x, b, c, alpha, beta, exec);
+            detail::gemv<S>(c, x, b, alpha, beta, exec);
             return;
         }
-        detail::gemm_blocked<S, Blocking>(a, b, c, alpha, beta, exec);
+        detail::gemm_blocked<S, Blocking>(c, a, b, alpha, beta, ws, exec);
     }
 };
 

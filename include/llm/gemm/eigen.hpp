@@ -5,6 +5,9 @@
 #include <llm/config.hpp>
 #include <llm/core/checked.hpp>
 #include <llm/gemm/matrix.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/parallel/policy.hpp>
+#include <llm/tensor/concepts.hpp>
 
 #if LLM_HAS_EIGEN
 // Note for -Werror builds with GCC 12: Eigen's AVX-512 packing trips a false
@@ -57,16 +60,18 @@ void with_eigen_map(const matrix_ref<const float>& m, F&& f) {
 /// Backend policy: Eigen's GEMM (its own packing and kernels). Operands with a unit stride
 /// are mapped in place; bf16 or fully strided operands are first copied to dense fp32.
 /// Threads: Eigen's own (OpenMP, Eigen::setNbThreads), not the executor passed to llm::gemm.
-/// Example: `llm::gemm<llm::blas::eigen>(a, b, c);`
+/// Example: `llm::gemm<llm::blas::eigen>(c, a, b);`
 struct eigen {
-    /// c = alpha * a * b + beta * c through Eigen; `exec` is unused (Eigen threads itself).
-    template <input_element TA, input_element TB, class Exec>
-    static void run(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& exec) {
+    /// c = alpha * a * b + beta * c through Eigen; `exec` is unused (Eigen threads itself), and
+    /// so is `ws` (the dense copies of bf16 or fully strided operands are allocated per call).
+    template <float_or_bf16 TA, float_or_bf16 TB, parallel::policy Exec>
+    static void run(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta, llm::workspace& ws,
+                    Exec& exec) {
         if (c.rows == 0 || c.cols == 0) {
             return;
         }
         if (c.cs != 1 && c.rs == 1 && c.cols > 1) {
-            run(b.t(), a.t(), c.t(), alpha, beta, exec);  // C^T = B^T A^T: keep C row-major
+            run(c.t(), b.t(), a.t(), alpha, beta, ws, exec);  // C^T = B^T A^T: keep C row-major
             return;
         }
         std::vector<float> a_copy, b_copy, c_copy;

@@ -1,9 +1,10 @@
 // SPDX-License-Identifier: Apache-2.0
-// The strided matrix descriptor every GEMM backend works on, and the concept that turns tensor views into it.
+// The strided matrix descriptor every GEMM backend works on, and the conversion of a rank-2 view into it.
 #pragma once
 
 #include <llm/core/bf16.hpp>
 #include <llm/core/error.hpp>
+#include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -13,26 +14,6 @@
 #include <utility>
 
 namespace llm::blas {
-
-/// Element types a GEMM operand may hold: fp32, or bf16 (read as fp32, accumulated in fp32).
-template <class T>
-concept input_element = std::same_as<std::remove_const_t<T>, float> || std::same_as<std::remove_const_t<T>, llm::bf16>;
-
-/// A rank-2 view with element strides: llm::tensor_view and llm::tensor of any layout
-/// (layout_right, layout_left, layout_strided: a transpose is only a stride swap), or any type
-/// with the same members. Example: `static_assert(llm::blas::matrix<llm::tensor_view<const float, llm::dims<2>>>);`
-template <class M>
-concept matrix = requires(M& m) {
-    { m.data() };
-    { m.extent(0) } -> std::convertible_to<std::size_t>;
-    { m.stride(0) } -> std::convertible_to<std::size_t>;
-    requires std::remove_cvref_t<M>::rank() == 2;
-} && std::is_pointer_v<decltype(std::declval<M&>().data())>;
-
-/// The element type a matrix-like type holds, const kept (an owning tensor passed as const
-/// yields const elements; a view keeps its own element type).
-template <matrix M>
-using element_t = std::remove_pointer_t<decltype(std::declval<M&>().data())>;
 
 /// A matrix of `rows x cols` elements at `data[i * rs + j * cs]`. This is what backends see:
 /// templates on it stay independent of the tensor's layout type, which keeps the number of
@@ -51,11 +32,10 @@ struct matrix_ref {
     [[nodiscard]] matrix_ref t() const { return {data, cols, rows, cs, rs}; }
 };
 
-/// Views any rank-2 tensor (or tensor view) as a matrix_ref.
+/// Views any rank-2 tensor or tensor view (llm::view_of_rank<2>) as a matrix_ref.
 /// Example: `auto a = llm::blas::as_matrix(tensor.view());`
-template <class M>
-    requires matrix<std::remove_reference_t<M>>
-[[nodiscard]] matrix_ref<element_t<std::remove_reference_t<M>>> as_matrix(M&& m) {
+template <view_of_rank<2> M>
+[[nodiscard]] matrix_ref<view_element_t<M>> as_matrix(M&& m) {
     return {m.data(), static_cast<std::size_t>(m.extent(0)), static_cast<std::size_t>(m.extent(1)),
             static_cast<std::size_t>(m.stride(0)), static_cast<std::size_t>(m.stride(1))};
 }

@@ -3,6 +3,9 @@
 #pragma once
 
 #include <llm/gemm/matrix.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/parallel/policy.hpp>
+#include <llm/tensor/concepts.hpp>
 
 #include <cstddef>
 
@@ -11,12 +14,13 @@ namespace llm::blas {
 /// Backend policy: C = alpha * A * B + beta * C by the textbook triple loop, each dot product
 /// accumulated in double. Never the default; it documents the maths and is what tests compare
 /// the fast backends against. Single-threaded whatever executor it is given.
-/// Example: `llm::gemm<llm::blas::reference>(a, b, c);`
+/// Example: `llm::gemm<llm::blas::reference>(c, a, b);`
 struct reference {
-    /// a: m x k, b: k x n, c: m x n (shapes checked by the caller). beta == 0 overwrites C
-    /// without reading it (BLAS semantics: NaN in C does not propagate).
-    template <input_element TA, input_element TB, class Exec>
-    static void run(matrix_ref<TA> a, matrix_ref<TB> b, matrix_ref<float> c, float alpha, float beta, Exec& /*exec*/) {
+    /// c: m x n, a: m x k, b: k x n (shapes checked by the caller). beta == 0 overwrites C
+    /// without reading it (BLAS semantics: NaN in C does not propagate). Uses no workspace.
+    template <float_or_bf16 TA, float_or_bf16 TB, parallel::policy Exec>
+    static void run(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta,
+                    llm::workspace& /*ws*/, Exec& /*exec*/) {
         for (std::size_t i = 0; i < c.rows; ++i) {
             for (std::size_t j = 0; j < c.cols; ++j) {
                 double sum = 0.0;

@@ -1,0 +1,168 @@
+// SPDX-License-Identifier: Apache-2.0
+// A warmed llm::workspace makes gemm / gemv calls allocation-free: counted by replacing operator new.
+//
+// How the count works: this file replaces the global operator new / delete (every form: plain,
+// array, aligned, sized, and the nothrow forms through tests/support/nothrow_new.hpp) for the
+// whole test_gemm executable. While `counting` is on, each allocation adds 1 to `allocations`;
+// off (the rest of the executable) the replacement costs one relaxed load per allocation.
+// Each test first shows that the count sees the call's allocations (a cold workspace, or the
+// overload without one, allocates), then that the same call with the warmed workspace does not.
+#include "helpers.hpp"
+
+#include <llm/gemm/gemm.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/tensor/tensor.hpp>
+
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <new>
+#include <random>
+
+namespace {
+
+std::atomic<bool> counting{false};
+std::atomic<std::int64_t> allocations{0};
+
+void* note_alloc(void* p) {
+    if (p == nullptr) {
+        throw std::bad_alloc();
+    }
+    if (counting.load(std::memory_order_relaxed)) {
+        allocations.fetch_add(1);
+    }
+    return p;
+}
+
+void* aligned(std::size_t n, std::align_val_t a) {
+    const auto al = std::max(static_cast<std::size_t>(a), sizeof(void*));
+    return note_alloc(std::aligned_alloc(al, (std::max<std::size_t>(n, 1) + al - 1) / al * al));
+}
+
+// Out of line, as in tests/attention/memory.cpp: GCC's -Wmismatched-new-delete would otherwise
+// see std::free inlined into a replaced operator delete.
+[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
+
+/// Runs f with counting on and returns the number of heap allocations it made.
+template <class F>
+std::int64_t allocations_of(F&& f) {
+    allocations = 0;
+    counting = true;
+    f();
+    counting = false;
+    return allocations.load();
+}
+
+}  // namespace
+
+void* operator new(std::size_t n) { return note_alloc(std::malloc(std::max<std::size_t>(n, 1))); }
+void* operator new[](std::size_t n) { return note_alloc(std::malloc(std::max<std::size_t>(n, 1))); }
+void* operator new(std::size_t n, std::align_val_t a) { return aligned(n, a); }
+void* operator new[](std::size_t n, std::align_val_t a) { return aligned(n, a); }
+void operator delete(void* p) noexcept { release(p); }
+void operator delete[](void* p) noexcept { release(p); }
+void operator delete(void* p, std::size_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t) noexcept { release(p); }
+void operator delete(void* p, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
+
+#include "../support/nothrow_new.hpp"
+
+namespace {
+
+using matrix = llm::tensor<float, llm::dims<2>>;
+using bmatrix = llm::tensor<llm::bf16, llm::dims<2>>;
+
+template <class T>
+llm::tensor<T, llm::dims<2>> random_matrix(std::size_t rows, std::size_t cols, unsigned seed) {
+    llm::tensor<T, llm::dims<2>> t(rows, cols);
+    std::mt19937 rng(seed);
+    std::uniform_real_distribution<float> dist(-1.0f, 1.0f);
+    for (std::size_t i = 0; i < t.size(); ++i) {
+        t.data()[i] = T(dist(rng));
+    }
+    return t;
+}
+
+/// Calls `run(ws)` with a cold workspace (which must allocate: proof that the count sees the
+/// call), then twice more with the warmed one: zero allocations, and the same result.
+template <class Run>
+void check_warm_calls_allocate_nothing(const matrix& out, Run&& run) {
+    llm::workspace ws;
+    CHECK(allocations_of([&] { run(ws); }) > 0);
+    const matrix first = out;
+    CHECK(ws.capacity() >= ws.high_water());
+    CHECK(allocations_of([&] { run(ws); }) == 0);
+    CHECK(allocations_of([&] { run(ws); }) == 0);
+    CHECK(gemm_test::rel_error(out, first) == 0.0);
+}
+
+}  // namespace
+
+TEST_CASE("gemm: a second call with a warmed workspace performs no heap allocation") {
+    llm::parallel::thread_pool pool(2);
+    // Blocked GEMM: m, n, k cross the MC (336), KC (256) and micro-tile edges.
+    const matrix a = random_matrix<float>(345, 300, 1), b = random_matrix<float>(300, 129, 2);
+    const bmatrix ah = random_matrix<llm::bf16>(345, 300, 3), wh = random_matrix<llm::bf16>(129, 300, 4);
+    matrix c(345, 129);
+    SUBCASE("fp32, thread pool") {
+        check_warm_calls_allocate_nothing(c, [&](llm::workspace& ws) { llm::gemm(c, a, b, 1.0f, 0.0f, ws, pool); });
+    }
+    SUBCASE("fp32, sequential temporary, beta = 1") {
+        check_warm_calls_allocate_nothing(
+            c, [&](llm::workspace& ws) {
+                llm::fill(c, 1.0f);  // beta = 1 accumulates: start each call from the same C
+                llm::gemm(c, a, b, 0.5f, 1.0f, ws, llm::parallel::sequential{});
+            });
+    }
+    SUBCASE("bf16 A and B = W^T, thread pool") {
+        check_warm_calls_allocate_nothing(
+            c, [&](llm::workspace& ws) { llm::gemm(c, ah, llm::transpose(wh, 0, 1), 1.0f, 0.0f, ws, pool); });
+    }
+    SUBCASE("C column-major (computed as C^T = B^T A^T)") {
+        matrix ct(129, 345);
+        check_warm_calls_allocate_nothing(
+            ct, [&](llm::workspace& ws) { llm::gemm(llm::transpose(ct, 0, 1), a, b, 1.0f, 0.0f, ws, pool); });
+    }
+}
+
+TEST_CASE("gemv: a second call with a warmed workspace performs no heap allocation") {
+    llm::parallel::thread_pool pool(2);
+    // A bf16 or strided x row is widened into the workspace (k floats); a dense fp32 x is read
+    // in place, so that call allocates nothing even cold.
+    const bmatrix xh = random_matrix<llm::bf16>(1, 1000, 5);
+    const matrix xs = random_matrix<float>(1000, 3, 6);  // column 1 of xs^T: a strided row
+    const matrix w = random_matrix<float>(1031, 1000, 7), b = random_matrix<float>(1000, 1031, 8);
+    matrix y(1, 1031);
+    SUBCASE("bf16 x, y = x W^T") {
+        check_warm_calls_allocate_nothing(
+            y, [&](llm::workspace& ws) { llm::gemm(y, xh, llm::transpose(w, 0, 1), 1.0f, 0.0f, ws, pool); });
+    }
+    SUBCASE("strided fp32 x, y = x B") {
+        const auto x = llm::slice(llm::transpose(xs, 0, 1), 0, 1, 2);
+        check_warm_calls_allocate_nothing(y, [&](llm::workspace& ws) { llm::gemm(y, x, b, 1.0f, 0.0f, ws, pool); });
+    }
+    SUBCASE("dense fp32 x needs no scratch at all") {
+        const matrix x = random_matrix<float>(1, 1000, 9);
+        llm::workspace ws;
+        CHECK(allocations_of([&] { llm::gemm(y, x, llm::transpose(w, 0, 1), 1.0f, 0.0f, ws, pool); }) == 0);
+        CHECK(ws.high_water() == 0);
+    }
+}
+
+TEST_CASE("gemm without a workspace allocates its scratch per call (what the workspace form avoids)") {
+    llm::parallel::thread_pool pool(2);
+    const matrix a = random_matrix<float>(64, 300, 10), b = random_matrix<float>(300, 64, 11);
+    matrix c(64, 64);
+    llm::gemm(c, a, b, 1.0f, 0.0f, pool);
+    CHECK(allocations_of([&] { llm::gemm(c, a, b, 1.0f, 0.0f, pool); }) > 0);
+}
+
