@@ -1,5 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// A warmed llm::workspace makes gemm / gemv calls allocation-free: counted by replacing operator new.
+// A warmed llm::workspace makes gemm / gemv calls and the linear layer built on them (nn/linear.hpp)
+// allocation-free: counted by replacing operator new (one replacement per program, so the linear
+// layer's count lives here, next to the gemm it calls).
 //
 // How the count works: this file replaces the global operator new / delete (every form: plain,
 // array, aligned, sized, and the nothrow forms through tests/support/nothrow_new.hpp) for the
@@ -10,6 +12,7 @@
 #include "helpers.hpp"
 
 #include <llm/gemm/gemm.hpp>
+#include <llm/nn/linear.hpp>
 #include <llm/core/workspace.hpp>
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
@@ -166,3 +169,32 @@ TEST_CASE("gemm without a workspace allocates its scratch per call (what the wor
     CHECK(allocations_of([&] { llm::gemm(c, a, b, 1.0f, 0.0f, pool); }) > 0);
 }
 
+TEST_CASE("linear_forward / linear_backward: a second call with a warmed workspace performs no heap allocation") {
+    llm::parallel::thread_pool pool(2);
+    const matrix x = random_matrix<float>(67, 129, 12), dy = random_matrix<float>(67, 300, 13);
+    const bmatrix w = random_matrix<llm::bf16>(300, 129, 14);
+    llm::tensor<float, llm::dims<1>> b(300), db(300);
+    matrix y(67, 300), dx(67, 129), dw(300, 129);
+    bmatrix yh(67, 300);
+    SUBCASE("forward, fp32 y with bias") {
+        check_warm_calls_allocate_nothing(y, [&](llm::workspace& ws) { llm::nn::linear_forward(y, x, w, b, ws, pool); });
+    }
+    SUBCASE("forward, bf16 y (fp32 buffer in the workspace)") {
+        matrix y_seen(67, 300);
+        check_warm_calls_allocate_nothing(y_seen, [&](llm::workspace& ws) {
+            llm::nn::linear_forward(yh, x, w, b, ws, pool);
+            for (std::size_t i = 0; i < yh.size(); ++i) {
+                y_seen.data()[i] = static_cast<float>(yh.data()[i]);
+            }
+        });
+    }
+    SUBCASE("backward with bias, then decode-sized (1 token)") {
+        check_warm_calls_allocate_nothing(dw, [&](llm::workspace& ws) {
+            llm::zero_grad(dx, dw, db);
+            llm::nn::linear_backward(dx, dw, db, dy, x, w, ws, pool);
+        });
+        const bmatrix x1 = random_matrix<llm::bf16>(1, 129, 15);  // a bf16 row is widened in the workspace
+        matrix y1(1, 300);
+        check_warm_calls_allocate_nothing(y1, [&](llm::workspace& ws) { llm::nn::linear_forward(y1, x1, w, b, ws, pool); });
+    }
+}

@@ -1,0 +1,383 @@
+// SPDX-License-Identifier: Apache-2.0
+// Linear layer y = x W^T + b (PyTorch nn.Linear layout, W [out, in]) on llm::gemm, forward and accumulating backward.
+#pragma once
+
+#include <llm/core/bf16.hpp>
+#include <llm/core/error.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/gemm/gemm.hpp>
+#include <llm/gemm/matrix.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/policy.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/tensor/concepts.hpp>
+#include <llm/tensor/layout.hpp>
+#include <llm/tensor/tensor_view.hpp>
+
+#include <algorithm>
+#include <concepts>
+#include <cstddef>
+#include <type_traits>
+
+namespace llm::nn {
+namespace detail::linear {
+
+/// The absent bias of the overloads without one.
+struct no_bias {};
+
+/// A rank-1 view as (data, length, stride).
+template <class T>
+struct vec_ref {
+    T* data;
+    std::size_t size;
+    std::size_t stride;
+    T& operator[](std::size_t i) const { return data[i * stride]; }
+};
+
+template <view_of_rank<1> V>
+vec_ref<view_element_t<V>> as_vec(V&& v) {
+    return {v.data(), static_cast<std::size_t>(v.extent(0)), static_cast<std::size_t>(v.stride(0))};
+}
+
+/// A matrix_ref as an llm::tensor_view (what llm::gemm takes), strides kept.
+template <class T>
+tensor_view<T, dims<2>, layout_strided> as_view(const blas::matrix_ref<T>& m) {
+    return {m.data, layout_strided::mapping<dims<2>>(dims<2>(m.rows, m.cols), {m.rs, m.cs})};
+}
+
+template <class T>
+LLM_FORCE_INLINE float widen(T v) {
+    return static_cast<float>(v);
+}
+
+/// Writes an fp32 value to an fp32 or bf16 element (bf16: round to nearest even).
+template <class T>
+LLM_FORCE_INLINE void store(T& out, float v) {
+    out = T(v);
+}
+
+/// Rows per parallel_for chunk for element-wise passes over a rows x cols matrix: about 16 K
+/// elements a chunk, a few microseconds, well above the hand-off cost.
+inline std::size_t row_grain(std::size_t cols) { return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(cols, 1)); }
+
+/// y[i, :] = b (fp32 out), or 0 when there is no bias.
+template <class B, class Exec>
+void fill_rows(blas::matrix_ref<float> y, const B& bias, Exec& exec) {
+    parallel::parallel_for(exec, y.rows, row_grain(y.cols), [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0; i < r1; ++i) {
+            for (std::size_t j = 0; j < y.cols; ++j) {
+                if constexpr (std::is_same_v<B, no_bias>) {
+                    y(i, j) = 0.0f;
+                } else {
+                    y(i, j) = widen(bias[j]);
+                }
+            }
+        }
+    });
+}
+
+/// Shapes of a linear layer: x [tokens, in], weight [out, in], y [tokens, out], bias [out].
+template <class TX, class TW>
+void check_layer(const char* fn, const char* x_name, const blas::matrix_ref<TX>& x, const blas::matrix_ref<TW>& w) {
+    llm::check(x.cols == w.cols, fn, ": ", x_name, " is [", x.rows, ", ", x.cols, "] but weight is [", w.rows, ", ",
+               w.cols, "]; ", x_name, " columns (in features) must equal weight columns");
+}
+
+template <class T>
+void check_shape(const char* fn, const char* name, const blas::matrix_ref<T>& m, std::size_t rows, std::size_t cols,
+                 const char* expected) {
+    llm::check(m.rows == rows && m.cols == cols, fn, ": ", name, " is [", m.rows, ", ", m.cols, "] but must be [", rows,
+               ", ", cols, "] (", expected, ")");
+}
+
+template <class T>
+void check_bias(const char* fn, const char* name, const vec_ref<T>& b, std::size_t out) {
+    llm::check(b.size == out, fn, ": ", name, " has ", b.size, " elements but weight has ", out,
+               " rows (out features)");
+}
+
+/// llm::error when `out` (written) shares an element with `in` (read): the layer would read
+/// values it has already overwritten.
+template <class TO, class TI>
+void check_disjoint(const char* fn, const char* out_name, const blas::matrix_ref<TO>& out, const char* in_name,
+                    const blas::matrix_ref<TI>& in) {
+    if (out.rows == 0 || out.cols == 0 || in.rows == 0 || in.cols == 0) {
+        return;
+    }
+    const auto bo = blas::detail::bytes_of(out), bi = blas::detail::bytes_of(in);
+    const bool overlap = bo.lines.count <= bi.lines.count ? blas::detail::bytes_meet(bo, bi) : blas::detail::bytes_meet(bi, bo);
+    llm::check(!overlap, fn, ": ", out_name, " shares memory with ", in_name, "; an output must not overlap an input");
+}
+
+template <class B>
+constexpr bool has_bias = !std::is_same_v<B, no_bias>;
+
+template <class Y, class X, class W, class B, class Exec>
+void forward(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, Exec& exec) {
+    constexpr const char* fn = "linear_forward";
+    const auto my = blas::as_matrix(y);
+    const auto mx = blas::as_matrix(x);
+    const auto mw = blas::as_matrix(weight);
+    check_layer(fn, "x", mx, mw);
+    check_shape(fn, "y", my, mx.rows, mw.rows, "tokens of x, out features = weight rows");
+    if constexpr (has_bias<B>) {
+        check_bias(fn, "bias", bias, mw.rows);
+    }
+    using TY = view_element_t<Y>;
+    const auto wt = as_view(mw.t());  // W^T [in, out]: a stride swap, no copy
+    if constexpr (std::is_same_v<TY, float>) {
+        // The bias goes into y first and the product is added (beta = 1): one pass over y
+        // more than the product alone, and no temporary. y is checked against the inputs
+        // before it is written.
+        if constexpr (has_bias<B>) {
+            check_disjoint(fn, "y", my, "x", mx);
+            check_disjoint(fn, "y", my, "weight", mw);
+            fill_rows(my, bias, exec);
+        }
+        llm::gemm(as_view(my), as_view(mx), wt, 1.0f, has_bias<B> ? 1.0f : 0.0f, ws, exec);
+    } else {
+        // bf16 y: the product is computed in fp32 in the workspace and rounded once.
+        const workspace::frame frame(ws);
+        float* buf = ws.take<float>(checked_mul(my.rows, my.cols, fn, "the fp32 output buffer (tokens * out)"), fn,
+                                    "the fp32 output buffer");
+        const blas::matrix_ref<float> acc{buf, my.rows, my.cols, my.cols, 1};
+        if constexpr (has_bias<B>) {
+            fill_rows(acc, bias, exec);
+        }
+        llm::gemm(as_view(acc), as_view(mx), wt, 1.0f, has_bias<B> ? 1.0f : 0.0f, ws, exec);
+        parallel::parallel_for(exec, my.rows, row_grain(my.cols), [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t i = r0; i < r1; ++i) {
+                for (std::size_t j = 0; j < my.cols; ++j) {
+                    store(my(i, j), acc(i, j));
+                }
+            }
+        });
+    }
+}
+
+/// dbias[j] += sum over tokens of dy[t, j]: columns split into chunks, each summed over all
+/// rows in fixed row order (fp32, one accumulator per column), so the result does not depend
+/// on the thread count.
+template <class TDY, class Exec>
+void bias_grad(vec_ref<float> db, const blas::matrix_ref<TDY>& dy, Exec& exec) {
+    constexpr std::size_t chunk = 256;
+    parallel::parallel_for(exec, dy.cols, chunk, [&](std::size_t j0, std::size_t j1) {
+        float acc[chunk] = {};
+        const std::size_t n = j1 - j0;
+        for (std::size_t t = 0; t < dy.rows; ++t) {
+            for (std::size_t j = 0; j < n; ++j) {
+                acc[j] += widen(dy(t, j0 + j));
+            }
+        }
+        for (std::size_t j = 0; j < n; ++j) {
+            db[j0 + j] += acc[j];
+        }
+    });
+}
+
+template <class DX, class DW, class DB, class DY, class X, class W, class Exec>
+void backward(DX&& dx, DW&& dweight, const DB& dbias, DY&& dy, X&& x, W&& weight, workspace& ws, Exec& exec) {
+    constexpr const char* fn = "linear_backward";
+    const auto mdx = blas::as_matrix(dx);
+    const auto mdw = blas::as_matrix(dweight);
+    const auto mdy = blas::as_matrix(dy);
+    const auto mx = blas::as_matrix(x);
+    const auto mw = blas::as_matrix(weight);
+    check_layer(fn, "x", mx, mw);
+    check_shape(fn, "dy", mdy, mx.rows, mw.rows, "tokens of x, out features = weight rows");
+    check_shape(fn, "dx", mdx, mx.rows, mx.cols, "the shape of x");
+    check_shape(fn, "dweight", mdw, mw.rows, mw.cols, "the shape of weight");
+    if constexpr (has_bias<DB>) {
+        check_bias(fn, "dbias", dbias, mw.rows);
+    }
+    // dweight += dy^T x: [out, tokens] x [tokens, in].
+    llm::gemm(as_view(mdw), as_view(mdy.t()), as_view(mx), 1.0f, 1.0f, ws, exec);
+    // dx += dy W: [tokens, out] x [out, in].
+    using TDX = view_element_t<DX>;
+    if constexpr (std::is_same_v<TDX, float>) {
+        llm::gemm(as_view(mdx), as_view(mdy), as_view(mw), 1.0f, 1.0f, ws, exec);
+    } else {
+        // bf16 dx: widened into an fp32 buffer, accumulated there, rounded back once.
+        check_disjoint(fn, "dx", mdx, "dy", mdy);
+        check_disjoint(fn, "dx", mdx, "weight", mw);
+        const workspace::frame frame(ws);
+        float* buf = ws.take<float>(checked_mul(mdx.rows, mdx.cols, fn, "the fp32 dx buffer (tokens * in)"), fn,
+                                    "the fp32 dx buffer");
+        const blas::matrix_ref<float> acc{buf, mdx.rows, mdx.cols, mdx.cols, 1};
+        const std::size_t grain = row_grain(mdx.cols);
+        parallel::parallel_for(exec, mdx.rows, grain, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t i = r0; i < r1; ++i) {
+                for (std::size_t j = 0; j < mdx.cols; ++j) {
+                    acc(i, j) = widen(mdx(i, j));
+                }
+            }
+        });
+        llm::gemm(as_view(acc), as_view(mdy), as_view(mw), 1.0f, 1.0f, ws, exec);
+        parallel::parallel_for(exec, mdx.rows, grain, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t i = r0; i < r1; ++i) {
+                for (std::size_t j = 0; j < mdx.cols; ++j) {
+                    store(mdx(i, j), acc(i, j));
+                }
+            }
+        });
+    }
+    if constexpr (has_bias<DB>) {
+        bias_grad(dbias, mdy, exec);
+    }
+}
+
+}  // namespace detail::linear
+
+/// Linear layer forward, PyTorch's nn.Linear: y = x W^T + b.
+/// Shapes: x [tokens, in], weight [out, in] (the PyTorch / Hugging Face layout), bias [out],
+/// y [tokens, out]; any strides. in == 0 gives y = b. Elements: x, weight, bias fp32 or bf16
+/// (widened exactly), accumulated in fp32 by llm::gemm; y fp32 or bf16 (rounded once, to
+/// nearest even). With an fp32 y the bias is written into y and the product added on top
+/// (gemm with beta = 1); with a bf16 y the layer computes into an fp32 buffer of tokens x out
+/// floats taken from the workspace. y must not overlap x or weight (llm::error).
+/// Bad shapes raise llm::error naming the argument and the values seen.
+/// ws: scratch (the gemm packing panels, the fp32 buffer of a bf16 y); once grown, calls of
+/// the same shapes allocate nothing. exec: any llm::parallel::policy.
+/// Example: `llm::nn::linear_forward(y, x, w, b, ws, pool);  // y = x w^T + b`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, dense_view<1> B, parallel::policy Exec>
+void linear_forward(Y&& y, X&& x, W&& weight, B&& bias, workspace& ws, Exec&& exec) {
+    detail::linear::forward(y, x, weight, detail::linear::as_vec(bias), ws, exec);
+}
+
+/// Linear layer forward without bias: y = x W^T. As the form with a bias otherwise.
+/// Example: `llm::nn::linear_forward(y, x, w, ws, pool);  // y = x w^T`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, parallel::policy Exec>
+void linear_forward(Y&& y, X&& x, W&& weight, workspace& ws, Exec&& exec) {
+    detail::linear::forward(y, x, weight, detail::linear::no_bias{}, ws, exec);
+}
+
+/// y = x W^T + b with a workspace of its own (allocated for this call).
+/// Example: `llm::nn::linear_forward(y, x, w, b, llm::parallel::sequential{});`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, dense_view<1> B, parallel::policy Exec>
+void linear_forward(Y&& y, X&& x, W&& weight, B&& bias, Exec&& exec) {
+    workspace ws;
+    linear_forward(y, x, weight, bias, ws, exec);
+}
+
+/// y = x W^T with a workspace of its own (allocated for this call).
+/// Example: `llm::nn::linear_forward(y, x, w, llm::parallel::sequential{});`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, parallel::policy Exec>
+void linear_forward(Y&& y, X&& x, W&& weight, Exec&& exec) {
+    workspace ws;
+    linear_forward(y, x, weight, ws, exec);
+}
+
+/// y = x W^T + b on llm::parallel::default_pool().
+/// Example: `llm::nn::linear_forward(y, x, w, b, ws);`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, dense_view<1> B>
+void linear_forward(Y&& y, X&& x, W&& weight, B&& bias, workspace& ws) {
+    linear_forward(y, x, weight, bias, ws, parallel::default_pool());
+}
+
+/// y = x W^T on llm::parallel::default_pool().
+/// Example: `llm::nn::linear_forward(y, x, w, ws);`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W>
+void linear_forward(Y&& y, X&& x, W&& weight, workspace& ws) {
+    linear_forward(y, x, weight, ws, parallel::default_pool());
+}
+
+/// y = x W^T + b on llm::parallel::default_pool() with a workspace of its own.
+/// Example: `llm::nn::linear_forward(y, x, w, b);`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, dense_view<1> B>
+void linear_forward(Y&& y, X&& x, W&& weight, B&& bias) {
+    workspace ws;
+    linear_forward(y, x, weight, bias, ws, parallel::default_pool());
+}
+
+/// y = x W^T on llm::parallel::default_pool() with a workspace of its own.
+/// Example: `llm::nn::linear_forward(y, x, w);`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W>
+void linear_forward(Y&& y, X&& x, W&& weight) {
+    workspace ws;
+    linear_forward(y, x, weight, ws, parallel::default_pool());
+}
+
+/// Backward of linear_forward. ACCUMULATES (docs/conventions.md rule 2):
+///   dx      += dy W        [tokens, in]   (gemm with beta = 1)
+///   dweight += dy^T x      [out, in]      (gemm with beta = 1)
+///   dbias   += sum_t dy[t] [out]
+/// so zero the gradients first (llm::zero_grad) unless adding to earlier ones is the intent.
+/// Shapes as in the forward, dy [tokens, out]. Elements: dy, x, weight fp32 or bf16; dx fp32
+/// or bf16 (a bf16 dx is widened into an fp32 buffer from the workspace, accumulated there
+/// and rounded once); dweight and dbias fp32 always, also for bf16 weights (the optimiser's
+/// master gradients). dbias sums over tokens in a fixed order (independent of the threads).
+/// A gradient must not overlap dy, x or weight (llm::error).
+/// Example: `llm::nn::linear_backward(dx, dw, db, dy, x, w, ws, pool);`
+template <mutable_dense_view<2> DX, mutable_dense_view<2> DW, mutable_dense_view<1> DB, dense_view<2> DY,
+          dense_view<2> X, dense_view<2> W, parallel::policy Exec>
+    requires std::same_as<view_element_t<DW>, float> && std::same_as<view_element_t<DB>, float>
+void linear_backward(DX&& dx, DW&& dweight, DB&& dbias, DY&& dy, X&& x, W&& weight, workspace& ws, Exec&& exec) {
+    detail::linear::backward(dx, dweight, detail::linear::as_vec(dbias), dy, x, weight, ws, exec);
+}
+
+/// Backward of the linear layer without bias: dx += dy W, dweight += dy^T x.
+/// Example: `llm::nn::linear_backward(dx, dw, dy, x, w, ws, pool);`
+template <mutable_dense_view<2> DX, mutable_dense_view<2> DW, dense_view<2> DY, dense_view<2> X, dense_view<2> W,
+          parallel::policy Exec>
+    requires std::same_as<view_element_t<DW>, float>
+void linear_backward(DX&& dx, DW&& dweight, DY&& dy, X&& x, W&& weight, workspace& ws, Exec&& exec) {
+    detail::linear::backward(dx, dweight, detail::linear::no_bias{}, dy, x, weight, ws, exec);
+}
+
+/// linear_backward with bias and a workspace of its own.
+/// Example: `llm::nn::linear_backward(dx, dw, db, dy, x, w, llm::parallel::sequential{});`
+template <mutable_dense_view<2> DX, mutable_dense_view<2> DW, mutable_dense_view<1> DB, dense_view<2> DY,
+          dense_view<2> X, dense_view<2> W, parallel::policy Exec>
+    requires std::same_as<view_element_t<DW>, float> && std::same_as<view_element_t<DB>, float>
+void linear_backward(DX&& dx, DW&& dweight, DB&& dbias, DY&& dy, X&& x, W&& weight, Exec&& exec) {
+    workspace ws;
+    linear_backward(dx, dweight, dbias, dy, x, weight, ws, exec);
+}
+
+/// linear_backward without bias, with a workspace of its own.
+/// Example: `llm::nn::linear_backward(dx, dw, dy, x, w, llm::parallel::sequential{});`
+template <mutable_dense_view<2> DX, mutable_dense_view<2> DW, dense_view<2> DY, dense_view<2> X, dense_view<2> W,
+          parallel::policy Exec>
+    requires std::same_as<view_element_t<DW>, float>
+void linear_backward(DX&& dx, DW&& dweight, DY&& dy, X&& x, W&& weight, Exec&& exec) {
+    workspace ws;
+    linear_backward(dx, dweight, dy, x, weight, ws, exec);
+}
+
+/// linear_backward with bias on llm::parallel::default_pool().
+/// Example: `llm::nn::linear_backward(dx, dw, db, dy, x, w, ws);`
+template <mutable_dense_view<2> DX, mutable_dense_view<2> DW, mutable_dense_view<1> DB, dense_view<2> DY,
+          dense_view<2> X, dense_view<2> W>
+    requires std::same_as<view_element_t<DW>, float> && std::same_as<view_element_t<DB>, float>
+void linear_backward(DX&& dx, DW&& dweight, DB&& dbias, DY&& dy, X&& x, W&& weight, workspace& ws) {
+    linear_backward(dx, dweight, dbias, dy, x, weight, ws, parallel::default_pool());
+}
+
+/// linear_backward without bias on llm::parallel::default_pool().
+/// Example: `llm::nn::linear_backward(dx, dw, dy, x, w, ws);`
+template <mutable_dense_view<2> DX, mutable_dense_view<2> DW, dense_view<2> DY, dense_view<2> X, dense_view<2> W>
+    requires std::same_as<view_element_t<DW>, float>
+void linear_backward(DX&& dx, DW&& dweight, DY&& dy, X&& x, W&& weight, workspace& ws) {
+    linear_backward(dx, dweight, dy, x, weight, ws, parallel::default_pool());
+}
+
+/// linear_backward with bias on llm::parallel::default_pool(), with a workspace of its own.
+/// Example: `llm::nn::linear_backward(dx, dw, db, dy, x, w);`
+template <mutable_dense_view<2> DX, mutable_dense_view<2> DW, mutable_dense_view<1> DB, dense_view<2> DY,
+          dense_view<2> X, dense_view<2> W>
+    requires std::same_as<view_element_t<DW>, float> && std::same_as<view_element_t<DB>, float>
+void linear_backward(DX&& dx, DW&& dweight, DB&& dbias, DY&& dy, X&& x, W&& weight) {
+    workspace ws;
+    linear_backward(dx, dweight, dbias, dy, x, weight, ws, parallel::default_pool());
+}
+
+/// linear_backward without bias on llm::parallel::default_pool(), with a workspace of its own.
+/// Example: `llm::nn::linear_backward(dx, dw, dy, x, w);`
+template <mutable_dense_view<2> DX, mutable_dense_view<2> DW, dense_view<2> DY, dense_view<2> X, dense_view<2> W>
+    requires std::same_as<view_element_t<DW>, float>
+void linear_backward(DX&& dx, DW&& dweight, DY&& dy, X&& x, W&& weight) {
+    workspace ws;
+    linear_backward(dx, dweight, dy, x, weight, ws, parallel::default_pool());
+}
+
+}  // namespace llm::nn
