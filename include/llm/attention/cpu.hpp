@@ -13,16 +13,15 @@
 #include <llm/simd/simd.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <limits>
-#include <atomic>
 #include <span>
 #include <type_traits>
 #include <utility>
-#include <vector>
 
 namespace llm::attention::detail {
 
