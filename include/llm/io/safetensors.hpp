@@ -50,11 +50,12 @@ struct safetensors_tensor {
         return n;
     }
 
-    /// A tensor to write from a contiguous view (llm::error when it is not contiguous).
+    /// A tensor to write from a contiguous view of plain memory (llm::direct_access; llm::error
+    /// when it is not contiguous).
     /// The view's elements must outlive the write. Example:
     /// `auto t = llm::io::safetensors_tensor::from_view("w", w.view());`
     template <tensor_view_like V>
-        requires has_dtype<typename V::value_type>
+        requires has_dtype<typename V::value_type> && direct_access<V>
     static safetensors_tensor from_view(std::string name, const V& v) {
         using T = typename V::value_type;
         check(v.is_contiguous(), "safetensors_tensor::from_view: tensor '", name, "' is not contiguous (strides ",

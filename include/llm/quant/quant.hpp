@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // Umbrella header of the block quantization formats: GGUF blocks, the built-in formats, quantize and
-// dequantize.
+// dequantize, tensor_view accessors over blocks.
 #pragma once
 
+#include <llm/quant/accessor.hpp>
 #include <llm/quant/basic_formats.hpp>
 #include <llm/quant/blocks.hpp>
 #include <llm/quant/dequantize.hpp>
