@@ -43,8 +43,8 @@ concept accessor_policy =
     };
 
 /// The accessor of plain memory (std::default_accessor): element i is p[i]. Empty, so a view
-/// with it holds nothing beyond its pointer and mapping. A default_accessor<U> converts to
-/// default_accessor<T> when U* converts to T* by adding const only.
+/// with it holds nothing beyond its pointer and mapping. A `default_accessor<U>` converts to
+/// `default_accessor<T>` when `U*` converts to `T*` by adding const only.
 /// Template parameters:
 ///   T — the element type, possibly const.
 /// Example: `llm::default_accessor<const float> a; float x = a.access(p, 3);  // p[3]`
@@ -71,13 +71,6 @@ struct default_accessor {
 
 static_assert(accessor_policy<default_accessor<float>> && accessor_policy<default_accessor<const double>>);
 static_assert(std::is_empty_v<default_accessor<float>> && std::is_trivially_copyable_v<default_accessor<float>>);
-
-namespace detail::tensor_impl {
-template <class>
-inline constexpr bool is_default_accessor = false;
-template <class T>
-inline constexpr bool is_default_accessor<default_accessor<T>> = true;
-}  // namespace detail::tensor_impl
 
 /// A view whose elements are plain memory: a type with no `accessor_type` member (an owning
 /// llm::tensor, a user's own view type) or one whose accessor is
