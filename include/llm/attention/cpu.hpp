@@ -11,6 +11,7 @@
 #include <llm/core/workspace.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/simd/simd.hpp>
+#include <llm/simd/unroll.hpp>
 
 #include <algorithm>
 #include <atomic>
@@ -40,11 +41,7 @@ inline constexpr float lazy_margin = 8.0f;
 
 constexpr std::size_t round_up(std::size_t x, std::size_t m) noexcept { return (x + m - 1) / m * m; }
 
-template <std::size_t N, class F>
-LLM_FORCE_INLINE void unroll(F&& f) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::integral_constant<std::size_t, I>{}), ...); }
-    (std::make_index_sequence<N>{});
-}
+using simd::unroll;  // the register-blocked loops below and decode.hpp's
 
 /// Register-blocked C[MR x NV*W] (= or +=) A[MR x K] * B[K x NV*W]. A is read by broadcasts at
 /// a[r * ars + k * acs] (any strides, so P^T and dS^T are read in place), B by unaligned vector
