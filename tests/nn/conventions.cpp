@@ -7,6 +7,7 @@
 #include <llm/nn/reference.hpp>
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
+#include <llm/simd/math.hpp>
 #include <llm/tensor/algorithm.hpp>
 
 #include <doctest/doctest.h>
@@ -22,13 +23,13 @@ namespace nn = llm::nn;
 // ---- policies written by a user, outside llm:: --------------------------------------------------
 namespace user_policies {
 
-/// Quick GELU (CLIP): x * sigmoid(1.702 x), written with the SIMD facade's operations only.
+/// Quick GELU (CLIP): x * sigmoid(1.702 x), written with the SIMD facade's operations and its
+/// shared maths (llm::simd::sigmoid) only.
 struct quick_gelu {
     static constexpr float k = 1.702f;
     template <llm::simd::backend S>
     static typename S::f32 sigmoid(typename S::f32 x) {
-        const auto one = S::set1(1.0f);
-        return S::div(one, S::add(one, S::exp(S::neg(S::mul(S::set1(k), x)))));
+        return llm::simd::sigmoid<S>(S::mul(S::set1(k), x));
     }
     template <llm::simd::backend S>
     static typename S::f32 value(typename S::f32 x) {

@@ -10,6 +10,7 @@
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/policy.hpp>
 #include <llm/parallel/thread_pool.hpp>
+#include <llm/simd/math.hpp>
 #include <llm/simd/simd.hpp>
 #include <llm/tensor/concepts.hpp>
 #include <llm/tensor/tensor_view.hpp>
@@ -140,7 +141,7 @@ void sequence_logprobs(const logprob_outputs<Out>& out, Lse&& lse_in, Logits&& l
         for (std::size_t r = r0; r < r1; ++r) {
             const std::size_t b = rows[r] / T, t = rows[r] % T;
             const E* x = &logits(b, t, std::size_t{0});
-            const double row_lse = detail::row_logsumexp<S>(x, V);
+            const double row_lse = simd::row_logsumexp<S>(x, V);
             logp[rows[r]] = static_cast<double>(static_cast<float>(x[labels(b, t)])) - row_lse;
             if (save_lse) {
                 lse(b, t) = static_cast<float>(row_lse);

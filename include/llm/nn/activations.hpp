@@ -4,7 +4,7 @@
 
 #include <llm/nn/detail/elementwise.hpp>
 #include <llm/nn/detail/rows.hpp>
-#include <llm/nn/detail/vmath.hpp>
+#include <llm/simd/math.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -30,14 +30,14 @@ struct gelu_erf {
     template <simd::backend S>
     static LLM_FORCE_INLINE typename S::f32 value(typename S::f32 x) {
         const auto half = S::set1(0.5f);
-        const auto cdf = S::fma(half, detail::erf<S>(S::mul(x, S::set1(0.7071067811865476f))), half);
+        const auto cdf = S::fma(half, simd::erf<S>(S::mul(x, S::set1(0.7071067811865476f))), half);
         return S::mul(x, cdf);
     }
     /// d gelu / dx = Phi(x) + x * phi(x), lane by lane.
     template <simd::backend S>
     static LLM_FORCE_INLINE typename S::f32 derivative(typename S::f32 x) {
         const auto half = S::set1(0.5f);
-        const auto cdf = S::fma(half, detail::erf<S>(S::mul(x, S::set1(0.7071067811865476f))), half);
+        const auto cdf = S::fma(half, simd::erf<S>(S::mul(x, S::set1(0.7071067811865476f))), half);
         // pdf = exp(-x^2 / 2) / sqrt(2 pi)
         const auto pdf = S::mul(S::set1(0.3989422804014327f), S::exp(S::mul(S::set1(-0.5f), S::mul(x, x))));
         return S::fma(x, pdf, cdf);
@@ -53,14 +53,14 @@ struct gelu_tanh {
     static LLM_FORCE_INLINE typename S::f32 value(typename S::f32 x) {
         const auto u = S::mul(S::set1(k), S::fma(S::mul(S::set1(a), x), S::mul(x, x), x));
         const auto half = S::set1(0.5f);
-        return S::mul(S::mul(half, x), S::add(S::set1(1.0f), detail::tanh<S>(u)));
+        return S::mul(S::mul(half, x), S::add(S::set1(1.0f), simd::tanh<S>(u)));
     }
     /// The exact derivative of the tanh approximation, lane by lane.
     template <simd::backend S>
     static LLM_FORCE_INLINE typename S::f32 derivative(typename S::f32 x) {
         const auto x2 = S::mul(x, x);
         const auto u = S::mul(S::set1(k), S::fma(S::mul(S::set1(a), x), x2, x));
-        const auto t = detail::tanh<S>(u);
+        const auto t = simd::tanh<S>(u);
         const auto half = S::set1(0.5f), one = S::set1(1.0f);
         const auto du = S::mul(S::set1(k), S::fma(S::set1(3.0f * a), x2, one));  // du/dx
         // 0.5 (1 + t) + 0.5 x (1 - t^2) du
@@ -73,12 +73,12 @@ namespace detail {
 
 template <simd::backend S>
 LLM_FORCE_INLINE typename S::f32 silu_value(typename S::f32 x) {
-    return S::mul(x, sigmoid<S>(x));
+    return S::mul(x, simd::sigmoid<S>(x));
 }
 /// d silu / dx = s (1 + x (1 - s)), s = sigmoid(x)
 template <simd::backend S>
 LLM_FORCE_INLINE typename S::f32 silu_derivative(typename S::f32 x) {
-    const auto s = sigmoid<S>(x);
+    const auto s = simd::sigmoid<S>(x);
     const auto one = S::set1(1.0f);
     return S::mul(s, S::fma(x, S::sub(one, s), one));
 }

@@ -5,13 +5,13 @@
 #include <llm/core/checked.hpp>
 #include <llm/nn/detail/rows.hpp>
 #include <llm/nn/loss_options.hpp>
+#include <llm/simd/math.hpp>
 
 #include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
-#include <limits>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -50,38 +50,6 @@ template <class V>
     return targets_ref<I>{pn.first, rows, counted};
 }
 
-/// log-sum-exp and sum of one row in one read: blocks of 256 elements (1 KiB, in L1) take
-/// their max first, then one exp per element against the running max, which is rescaled
-/// once per block (the online softmax, blockwise so it costs one exp per element, not two).
-template <simd::backend S, class T>
-[[nodiscard]] std::pair<float, float> row_lse_sum(const T* x, std::size_t n) {
-    constexpr std::size_t block = 256;
-    constexpr float neg_inf = -std::numeric_limits<float>::infinity();
-    float m = neg_inf, s = 0.0f;
-    auto sum_x = S::zero();
-    for (std::size_t b0 = 0; b0 < n; b0 += block) {
-        const std::size_t len = std::min(block, n - b0);
-        auto bm = S::set1(neg_inf);
-        for_vectors<S>(len, [&](std::size_t i, std::size_t c) {
-            const auto v = load<S>(x + b0 + i, c);
-            bm = S::max(bm, keep_first<S>(v, c, neg_inf));
-            sum_x = S::add(sum_x, v);
-        });
-        const float new_m = std::max(m, S::reduce_max(bm));
-        if (new_m == neg_inf) {
-            continue;  // every logit so far is -inf: nothing to add yet
-        }
-        auto acc = S::zero();
-        const auto vm = S::set1(new_m);
-        for_vectors<S>(len, [&](std::size_t i, std::size_t c) {
-            acc = S::add(acc, keep_first<S>(S::exp(S::sub(load<S>(x + b0 + i, c), vm)), c, 0.0f));
-        });
-        s = s * std::exp(m - new_m) + S::reduce_add(acc);
-        m = new_m;
-    }
-    return {m + std::log(s), S::reduce_add(sum_x)};
-}
-
 }  // namespace detail
 
 /// Cross-entropy of logits against integer targets, fused with the log-softmax: returns
@@ -109,14 +77,14 @@ float cross_entropy_forward(E&& lse, L&& logits, I&& targets, const cross_entrop
     detail::for_rows(exec, x.rows, x.cols, [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
             const auto* xr = x.row(r);
-            const auto [l, sum_x] = detail::row_lse_sum<S>(xr, x.cols);
-            lse_out[r] = l;
+            // log-sum-exp and the sum of the logits from one read (llm/simd/math.hpp)
+            const auto [l, sum_x] = simd::row_logsumexp_sum<S>(xr, x.cols);
+            lse_out[r] = static_cast<float>(l);
             if (std::cmp_equal(t.data[r], options.ignore_index)) {
                 continue;
             }
             const float xt = static_cast<float>(xr[static_cast<std::size_t>(t.data[r])]);
-            row_loss[r] = (1.0 - eps) * (static_cast<double>(l) - xt) +
-                          eps * (static_cast<double>(l) - static_cast<double>(sum_x) / static_cast<double>(x.cols));
+            row_loss[r] = (1.0 - eps) * (l - xt) + eps * (l - sum_x / static_cast<double>(x.cols));
         }
     });
     double total = 0.0;

@@ -3,62 +3,35 @@
 #pragma once
 
 #include <llm/nn/detail/rows.hpp>
+#include <llm/simd/math.hpp>
 
-#include <cmath>
 #include <cstddef>
-#include <limits>
 #include <type_traits>
 
 namespace llm::nn {
 namespace detail {
 
-/// Max of a row (with -inf for an empty tail).
-template <simd::backend S, class T>
-[[nodiscard]] float row_max(const T* x, std::size_t n) {
-    auto m = S::set1(-std::numeric_limits<float>::infinity());
-    for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
-        m = S::max(m, keep_first<S>(load<S>(x + i, c), c, -std::numeric_limits<float>::infinity()));
-    });
-    return S::reduce_max(m);
-}
-
-/// sum_j exp(x_j - m); with Store the exponentials are also written to the fp32 row y (so
-/// the softmax's last pass only scales; a bf16 y would round twice, so it recomputes instead).
-template <simd::backend S, bool Store, class T>
-[[nodiscard]] float row_exp_sum(const T* x, std::size_t n, float m, float* y) {
-    const auto vm = S::set1(m);
-    auto s = S::zero();
-    for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
-        const auto e = S::exp(S::sub(load<S>(x + i, c), vm));
-        if constexpr (Store) {
-            store<S>(y + i, e, c);
-        }
-        s = S::add(s, keep_first<S>(e, c, 0.0f));
-    });
-    return S::reduce_add(s);
-}
-
 // Three passes per row (max; exp and sum; normalise): rows of LLM widths (4096 floats =
 // 16 KiB, 128K-vocab logits = 512 KiB) stay in L1/L2 between passes, so this reads memory
 // once and computes one exp per element; an online max would need two exps per element.
-// Cross-entropy, which never writes the probabilities, uses the online form (one read).
+// The log-softmax needs only the log-sum-exp: the blocked online form (simd::row_logsumexp,
+// as cross-entropy), then one subtraction pass. The row reductions are llm/simd/math.hpp's.
 template <simd::backend S, bool Log, class TX, class TY>
 void softmax_rows(rows_ref<TX> x, rows_ref<TY> y, std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
         const TX* xr = x.row(r);
         TY* yr = y.row(r);
         const std::size_t n = x.cols;
-        const float m = row_max<S>(xr, n);
         if constexpr (Log) {
-            const float s = row_exp_sum<S, false>(xr, n, m, nullptr);
-            const auto shift = S::set1(m + std::log(s));
+            const auto shift = S::set1(static_cast<float>(simd::row_logsumexp<S>(xr, n)));
             for_vectors<S>(n, [&](std::size_t i, std::size_t c) { store<S>(yr + i, S::sub(load<S>(xr + i, c), shift), c); });
         } else if constexpr (std::is_same_v<TY, float>) {
-            const float s = row_exp_sum<S, true>(xr, n, m, yr);
+            const float s = simd::row_exp_sum<S>(yr, xr, n, simd::row_max<S>(xr, n));
             const auto inv = S::set1(1.0f / s);
             for_vectors<S>(n, [&](std::size_t i, std::size_t c) { store<S>(yr + i, S::mul(load<S>(yr + i, c), inv), c); });
         } else {
-            const float s = row_exp_sum<S, false>(xr, n, m, nullptr);
+            const float m = simd::row_max<S>(xr, n);
+            const float s = simd::row_exp_sum<S>(xr, n, m);
             const auto inv = S::set1(1.0f / s), vm = S::set1(m);
             for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
                 store<S>(yr + i, S::mul(S::exp(S::sub(load<S>(xr + i, c), vm)), inv), c);
