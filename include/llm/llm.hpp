@@ -14,6 +14,7 @@
 #include <llm/core/math.hpp>
 #include <llm/core/saturate.hpp>
 #include <llm/core/utf8.hpp>
+#include <llm/core/workspace.hpp>
 
 // tensor: extents, layouts, tensors and views
 #include <llm/tensor/print.hpp>

@@ -7,6 +7,7 @@
 #include <llm/nn/cross_entropy.hpp>
 #include <llm/nn/embedding.hpp>
 #include <llm/nn/layernorm.hpp>
+#include <llm/nn/linear.hpp>
 #include <llm/nn/loss_options.hpp>
 #include <llm/nn/residual.hpp>
 #include <llm/nn/rmsnorm.hpp>
