@@ -3,10 +3,8 @@
 // allocation-free: counted by replacing operator new (one replacement per program, so the linear
 // layer's count lives here, next to the gemm it calls).
 //
-// How the count works: this file replaces the global operator new / delete (every form: plain,
-// array, aligned, sized, and the nothrow forms through tests/support/nothrow_new.hpp) for the
-// whole test_gemm executable. While `counting` is on, each allocation adds 1 to `allocations`;
-// off (the rest of the executable) the replacement costs one relaxed load per allocation.
+// How the count works: tests/support/counting_new.hpp replaces the global operator new / delete
+// (every form) for the whole test_gemm executable and counts allocations while a watch is on.
 // Each test first shows that the count sees the call's allocations (a cold workspace, or the
 // overload without one, allocates), then that the same call with the warmed workspace does not.
 #include "helpers.hpp"
@@ -28,56 +26,17 @@
 #include <new>
 #include <random>
 
+#include "../support/counting_new.hpp"
+
 namespace {
 
-std::atomic<bool> counting{false};
-std::atomic<std::int64_t> allocations{0};
-
-void* note_alloc(void* p) {
-    if (p == nullptr) {
-        throw std::bad_alloc();
-    }
-    if (counting.load(std::memory_order_relaxed)) {
-        allocations.fetch_add(1);
-    }
-    return p;
-}
-
-void* aligned(std::size_t n, std::align_val_t a) {
-    const auto al = std::max(static_cast<std::size_t>(a), sizeof(void*));
-    return note_alloc(std::aligned_alloc(al, (std::max<std::size_t>(n, 1) + al - 1) / al * al));
-}
-
-// Out of line, as in tests/attention/memory.cpp: GCC's -Wmismatched-new-delete would otherwise
-// see std::free inlined into a replaced operator delete.
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-
-/// Runs f with counting on and returns the number of heap allocations it made.
+/// Runs f with the heap watch on and returns the number of heap allocations it made.
 template <class F>
 std::int64_t allocations_of(F&& f) {
-    allocations = 0;
-    counting = true;
-    f();
-    counting = false;
-    return allocations.load();
+    return llm_test::heap::watch(f).allocations;
 }
 
 }  // namespace
-
-void* operator new(std::size_t n) { return note_alloc(std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new[](std::size_t n) { return note_alloc(std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new(std::size_t n, std::align_val_t a) { return aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return aligned(n, a); }
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-
-#include "../support/nothrow_new.hpp"
 
 namespace {
 

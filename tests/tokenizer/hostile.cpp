@@ -2,14 +2,15 @@
 // Hostile vocabulary files: tiny files declaring huge ids, endless devices and huge sparse files
 // give llm::error without large allocations.
 //
-// How allocations are watched: this file replaces the global operator new / delete for the
-// whole test_tokenizer executable. While `watching` is on, the largest single request is kept
-// in `largest`; off (the rest of the executable) the replacement costs one relaxed load per
-// allocation. Every table a loader sizes from a file goes through operator new (std::vector,
+// How allocations are watched: tests/support/counting_new.hpp replaces the global operator new /
+// delete for the whole test_tokenizer executable and keeps the largest single request while a
+// watch is on. Every table a loader sizes from a file goes through operator new (std::vector,
 // std::string), so "largest request < 1 MiB" proves no file-declared size reached an allocation.
 #include <doctest/doctest.h>
 
 #include <llm/tokenizer/tokenizer.hpp>
+
+#include "../support/counting_new.hpp"
 
 #include <algorithm>
 #include <atomic>
@@ -26,43 +27,21 @@
 
 namespace {
 
-std::atomic<bool> watching{false};
-std::atomic<std::size_t> largest{0};
-
-void* note(std::size_t n, void* p) {
-    if (p == nullptr) throw std::bad_alloc();
-    if (watching.load(std::memory_order_relaxed)) {
-        std::size_t seen = largest.load();
-        while (n > seen && !largest.compare_exchange_weak(seen, n)) {
-        }
-    }
-    return p;
-}
-
-// Out of line: GCC would otherwise see free() of a pointer from operator new and warn.
-[[gnu::noinline]] void release(void* p) noexcept { std::free(p); }
-
-void* aligned(std::size_t n, std::align_val_t a) {
-    const auto al = std::max(static_cast<std::size_t>(a), sizeof(void*));
-    return note(n, std::aligned_alloc(al, (std::max<std::size_t>(n, 1) + al - 1) / al * al));
-}
-
 /// Runs f, which must throw llm::error whose message contains `expected`, and returns the
 /// largest single allocation it requested.
 template <class F>
 std::size_t largest_request_of_failing(F&& f, const char* expected) {
-    largest = 0;
-    watching = true;
     std::string what;
-    try {
-        f();
-    } catch (const llm::error& e) {
-        what = e.what();
-    }
-    watching = false;
+    const auto seen = llm_test::heap::watch([&] {
+        try {
+            f();
+        } catch (const llm::error& e) {
+            what = e.what();
+        }
+    });
     INFO("message: ", what);
     CHECK(what.find(expected) != std::string::npos);
-    return largest.load();
+    return seen.largest;
 }
 
 constexpr std::size_t one_mib = std::size_t{1} << 20;
@@ -94,29 +73,17 @@ std::string byte_level_json(const std::string& vocab, const std::string& added =
 
 }  // namespace
 
-void* operator new(std::size_t n) { return note(n, std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new[](std::size_t n) { return note(n, std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new(std::size_t n, std::align_val_t a) { return aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return aligned(n, a); }
-void operator delete(void* p) noexcept { release(p); }
-void operator delete[](void* p) noexcept { release(p); }
-void operator delete(void* p, std::size_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t) noexcept { release(p); }
-void operator delete(void* p, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { release(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { release(p); }
-#include "../support/nothrow_new.hpp"
 
 using llm::tokenizer::hf_tokenizer_from_json;
 
 TEST_CASE("hostile: the allocation watch sees allocations") {
-    largest = 0;
-    watching = true;
-    std::string s(3 * one_mib, 'x');
-    watching = false;
-    CHECK(s.size() == 3 * one_mib);
-    CHECK(largest.load() > 3 * one_mib);
+    std::size_t n = 0;
+    const auto seen = llm_test::heap::watch([&] {
+        std::string s(3 * one_mib, 'x');
+        n = s.size();
+    });
+    CHECK(n == 3 * one_mib);
+    CHECK(seen.largest > 3 * one_mib);
 }
 
 TEST_CASE("hostile: tokenizer.json declaring one huge id allocates nothing large") {
