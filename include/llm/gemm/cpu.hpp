@@ -9,6 +9,7 @@
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/policy.hpp>
 #include <llm/simd/simd.hpp>
+#include <llm/simd/unroll.hpp>
 #include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
@@ -21,13 +22,7 @@
 namespace llm::blas {
 namespace detail {
 
-/// Calls f(std::integral_constant<std::size_t, I>{}) for I = 0..N-1, fully unrolled, so the
-/// micro-kernel's accumulator array is indexed by constants and lives in registers.
-template <std::size_t N, class F>
-LLM_FORCE_INLINE void unroll(F&& f) {
-    [&]<std::size_t... I>(std::index_sequence<I...>) { (f(std::integral_constant<std::size_t, I>{}), ...); }
-    (std::make_index_sequence<N>{});
-}
+using simd::unroll;  // the micro-kernel's accumulator array, indexed by constants, stays in registers
 
 /// Vector load of W consecutive elements (fp32 or bf16) at p, and of n < W elements.
 template <simd::backend S, class T>
@@ -334,7 +329,10 @@ void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float
     // packed panel starts 64-byte aligned (the micro-kernel loads B with aligned loads).
     const std::size_t kc_max = std::min(Blocking::kc, k);
     const auto round16 = [](std::size_t x) { return (x + 15) / 16 * 16; };
-    const std::size_t a_floats = round16(std::min(Blocking::mc, rows_per_task) * kc_max);
+    // A's block is a multiple of 4 KiB for the usual mc x kc: without the extra 3 cache lines,
+    // the A and B panels the micro-kernel streams together would share their 4 KiB offsets
+    // (loads that alias in the L1's address check).
+    const std::size_t a_floats = round16(std::min(Blocking::mc, rows_per_task) * kc_max) + 48;
     const std::size_t b_floats = round16(panels_per_task * NR * kc_max);
     const std::size_t slots = std::min(threads, tasks);
     float* const slot_base = ws.take<float>(checked_mul(slots, a_floats + b_floats, "gemm", "the packing panels"), "gemm",
