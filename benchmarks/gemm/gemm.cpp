@@ -39,7 +39,7 @@ double fma_peak_one_thread() {
     const auto t0 = std::chrono::steady_clock::now();
     for (long it = 0; it < iters; ++it) {
         // Constant indices (as in the GEMM micro-kernel) keep the chains in registers.
-        llm::blas::detail::unroll<chains>([&](auto i) { acc[i] = S::fma(acc[i], a, b); });
+        llm::simd::unroll<chains>([&](auto i) { acc[i] = S::fma(acc[i], a, b); });
     }
     const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     float sink = 0.0f;

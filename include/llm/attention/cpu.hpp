@@ -10,6 +10,7 @@
 #include <llm/core/checked.hpp>
 #include <llm/core/workspace.hpp>
 #include <llm/parallel/parallel_for.hpp>
+#include <llm/simd/math.hpp>
 #include <llm/simd/simd.hpp>
 #include <llm/simd/unroll.hpp>
 
@@ -103,14 +104,12 @@ void tile_gemm(std::size_t M, std::size_t N, std::size_t K, const float* a, std:
     }
 }
 
-/// softcap(x, cap) = cap * tanh(x / cap) lane-wise, as cap * (1 - 2 / (exp(2x / cap) + 1)):
-/// one fast exp, saturating correctly (exp overflow gives cap, underflow -cap). Its absolute
-/// error near 0 is a few float ulps of cap, far below the score's own rounding.
+/// softcap(x, cap) = cap * tanh(x / cap) lane-wise, with the shared llm::simd::tanh (one fast
+/// exp, saturating to exactly +-cap; absolute error <= 2.5e-7 cap, far below the score's own
+/// rounding). x / cap is taken as x * (1 / cap); tanh doubles it exactly.
 template <simd::backend S>
 LLM_FORCE_INLINE typename S::f32 softcap_vec(typename S::f32 x, float cap) {
-    const auto one = S::set1(1.0f);
-    const auto e = S::exp(S::mul(x, S::set1(2.0f / cap)));
-    return S::mul(S::set1(cap), S::sub(one, S::div(S::set1(2.0f), S::add(e, one))));
+    return S::mul(S::set1(cap), simd::tanh<S>(S::mul(x, S::set1(1.0f / cap))));
 }
 
 /// Sets the entries of one score row that the mask hides (or that lie past the last key) to -inf.
@@ -333,27 +332,19 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
                                 }
                                 mx = S::max(mx, x);
                             }
+                            float row_max = S::reduce_max(mx);
                             if (!full) {
                                 mask_row(srow, BK, static_cast<std::int64_t>(i0 + r), static_cast<std::int64_t>(j0), cols, lq,
                                          lk, mask);
-                                mx = S::set1(neg_inf);
-                                for (std::size_t c = 0; c < BK; c += W) {
-                                    mx = S::max(mx, S::loadu(srow + c));
-                                }
+                                row_max = simd::row_max<S>(srow, BK);
                             }
-                            const float alpha = lazy_rescale(st[r], S::reduce_max(mx), lazy_margin);
+                            const float alpha = lazy_rescale(st[r], row_max, lazy_margin);
                             if (row_is_empty(st[r])) {
                                 std::fill(srow, srow + BK, 0.0f);
                                 continue;
                             }
-                            const auto m = S::set1(st[r].m);
-                            auto sum = S::zero();
-                            for (std::size_t c = 0; c < BK; c += W) {
-                                const auto p = S::exp(S::sub(S::loadu(srow + c), m));
-                                S::storeu(srow + c, p);
-                                sum = S::add(sum, p);
-                            }
-                            st[r].l = st[r].l * alpha + S::reduce_add(sum);
+                            // P = exp(S - m) in place, and its row sum
+                            st[r].l = st[r].l * alpha + simd::row_exp_sum<S>(srow, srow, BK, st[r].m);
                             if (alpha != 1.0f) {
                                 float* arow = acc.data() + r * Dp;
                                 const auto a = S::set1(alpha);
@@ -574,16 +565,23 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                                                  cols, lq, lk, mask);
                                     }
                                     const auto l = S::set1(li);
-                                    const auto di = S::set1(drow[hq * lqp + i0 + r]);
-                                    for (std::size_t c = 0; c < BK; c += W) {
-                                        const auto p = S::exp(S::sub(S::loadu(srow + c), l));
-                                        S::storeu(srow + c, p);
-                                        auto ds = S::mul(p, S::sub(S::loadu(dprow + c), di));
-                                        if (trow != nullptr) {
-                                            const auto u = S::mul(S::loadu(trow + c), S::set1(1.0f / cap));
-                                            ds = S::mul(ds, S::sub(S::set1(1.0f), S::mul(u, u)));
+                                    for (std::size_t c = 0; c < BK; c += W) {  // P = exp(S - L)
+                                        S::storeu(srow + c, S::exp(S::sub(S::loadu(srow + c), l)));
+                                    }
+                                    // dS = P * (dP - D) * softcap', the per-score formula of tile.hpp
+                                    // (score_grad; the compiler vectorises these loops).
+                                    const float di = drow[hq * lqp + i0 + r];
+                                    const float* LLM_RESTRICT pr = srow;
+                                    float* LLM_RESTRICT dsr = dprow;
+                                    if (trow != nullptr) {
+                                        const float* LLM_RESTRICT tr = trow;
+                                        for (std::size_t c = 0; c < BK; ++c) {
+                                            dsr[c] = score_grad(pr[c], dsr[c], di, tr[c], cap);
                                         }
-                                        S::storeu(dprow + c, ds);
+                                    } else {
+                                        for (std::size_t c = 0; c < BK; ++c) {
+                                            dsr[c] = score_grad(pr[c], dsr[c], di, 0.0f, 0.0f);
+                                        }
                                     }
                                 }
                                 // dV += P^T dO, dK += dS^T (scale Q), dQ_part += dS (scale K).
