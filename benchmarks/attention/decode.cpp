@@ -34,9 +34,9 @@ template <class Cache>
 Cache make_cache(std::size_t len, std::size_t Hk, std::size_t D) {
     Cache cache = [&] {
         if constexpr (std::is_same_v<Cache, at::contiguous_kv_cache<typename Cache::element_type>>) {
-            return Cache(1, len, Hk, D);
+            return Cache(1, 1, len, Hk, D);
         } else {
-            Cache c((len + 15) / 16, 16, Hk, D);
+            Cache c(1, (len + 15) / 16, 16, Hk, D);
             c.add_sequence();
             return c;
         }
@@ -50,7 +50,8 @@ Cache make_cache(std::size_t len, std::size_t Hk, std::size_t D) {
     }
     for (std::size_t p = 0; p < len; p += chunk) {
         const auto n = std::min(chunk, len - p);
-        cache.append(0, llm::slice(k, 0, 0, n), llm::slice(k, 0, 0, n));
+        cache.layer(0).append(0, llm::slice(k, 0, 0, n), llm::slice(k, 0, 0, n));
+        cache.advance(0, n);
     }
     return cache;
 }
@@ -70,7 +71,7 @@ void BM_decode(benchmark::State& state) {
     }
     llm::workspace ws;  // a decode loop's caller-owned scratch: grown by the first step, then reused
     for (auto _ : state) {
-        at::decode_attention(out, cache, q, at::causal{}, {.splits = splits}, ws, pool(threads));
+        at::decode_attention(out, cache.layer(0), q, at::causal{}, {.splits = splits}, ws, pool(threads));
         benchmark::DoNotOptimize(out.data());
     }
     const double bytes = 2.0 * double(len) * double(Hk) * double(D) * sizeof(typename Cache::element_type);

@@ -35,30 +35,39 @@ constexpr float inf_f = std::numeric_limits<float>::infinity();
 TEST_CASE("kv caches: sizes whose product overflows are llm::error naming the cache, not a 0-byte store") {
     const std::size_t two_62 = std::size_t{1} << 62;
     // 2^62 * 8 * 128 wraps to 0: the old code allocated nothing and append wrote through null.
-    CHECK_THROWS_WITH_AS(at::contiguous_kv_cache<float>(1, two_62, 8, 128),
+    CHECK_THROWS_WITH_AS(at::contiguous_kv_cache<float>(1, 1, two_62, 8, 128),
                          doctest::Contains("contiguous_kv_cache: the cache size = 4611686018427387904 * 8 overflows"),
                          llm::error);
-    CHECK_THROWS_WITH_AS(at::contiguous_kv_cache<bf16>(two_62, 4, 1, 1), doctest::Contains("contiguous_kv_cache: "),
+    CHECK_THROWS_WITH_AS(at::contiguous_kv_cache<bf16>(1, two_62, 4, 1, 1), doctest::Contains("contiguous_kv_cache: "),
                          llm::error);
-    CHECK_THROWS_WITH_AS(at::paged_kv_cache<float>(16, two_62, 8, 128),
+    CHECK_THROWS_WITH_AS(at::paged_kv_cache<float>(1, 16, two_62, 8, 128),
                          doctest::Contains("paged_kv_cache: the cache size = 16 * 4611686018427387904 overflows"), llm::error);
-    CHECK_THROWS_WITH_AS(at::paged_kv_cache<bf16>(1024, 16, two_62, 1), doctest::Contains("paged_kv_cache: the cache size"),
+    CHECK_THROWS_WITH_AS(at::paged_kv_cache<bf16>(1, 1024, 16, two_62, 1), doctest::Contains("paged_kv_cache: the cache size"),
                          llm::error);
+    // The layer count is a factor like the others.
+    CHECK_THROWS_WITH_AS(at::contiguous_kv_cache<float>(two_62, 4, 1, 1, 1),
+                         doctest::Contains("contiguous_kv_cache: the cache size = 4611686018427387904 * 4 overflows"),
+                         llm::error);
+    CHECK_THROWS_WITH_AS(at::paged_kv_cache<bf16>(two_62, 16, 1, 1, 1),
+                         doctest::Contains("paged_kv_cache: the cache size = 4611686018427387904 * 16 overflows"), llm::error);
 }
 
 TEST_CASE("kv caches: a huge representable size is llm::error naming the bytes, not std::bad_alloc") {
     // 2^40 tokens x 8 heads x 128 fp32: 2^50 elements per store, 2^53 bytes for K and V.
     const std::size_t two_40 = std::size_t{1} << 40;
-    CHECK_THROWS_WITH_AS(at::contiguous_kv_cache<float>(1, two_40, 8, 128),
+    CHECK_THROWS_WITH_AS(at::contiguous_kv_cache<float>(1, 1, two_40, 8, 128),
                          "contiguous_kv_cache: the K and V stores need 9007199254740992 bytes (2251799813685248 "
                          "elements of 4 bytes), more than the allocation limit of 140737488355328 bytes",
                          llm::error);
-    CHECK_THROWS_WITH_AS(at::paged_kv_cache<float>(std::size_t{1} << 20, std::size_t{1} << 20, 8, 128),
+    CHECK_THROWS_WITH_AS(at::paged_kv_cache<float>(1, std::size_t{1} << 20, std::size_t{1} << 20, 8, 128),
                          doctest::Contains("paged_kv_cache: the K and V stores need 9007199254740992 bytes"), llm::error);
+    // 2^20 layers x 2^20 tokens x 1 x 1024: the same 2^50 elements, reached through the layer count.
+    CHECK_THROWS_WITH_AS(at::contiguous_kv_cache<float>(std::size_t{1} << 20, 1, std::size_t{1} << 20, 1, 1024),
+                         doctest::Contains("contiguous_kv_cache: the K and V stores need 9007199254740992 bytes"), llm::error);
     // Sizes that fit still work.
-    at::contiguous_kv_cache<float> small(2, 8, 2, 4);
+    at::contiguous_kv_cache<float> small(3, 2, 8, 2, 4);
     CHECK(small.capacity() == 8);
-    at::paged_kv_cache<bf16> paged(4, 16, 2, 4);
+    at::paged_kv_cache<bf16> paged(3, 4, 16, 2, 4);
     CHECK(paged.free_blocks() == 4);
 }
 
@@ -272,13 +281,17 @@ void check_decode_non_finite(const Mask& mask, where w, float bad) {
     // other +inf (the -inf one has probability 0 and would otherwise stay finite).
     q(0, 2, 0) = -1.0f;
     q(0, 3, 0) = 1.0f;
+    const std::vector<t3f> clean_ks = ks, clean_vs = vs;
     auto run = [&](t3f& out, std::vector<float>& lse) {
-        Cache cache(S, 128, Hk, D);
+        Cache cache(2, S, 128, Hk, D);  // the bad element in layer 1; layer 0 holds the clean data
         for (std::size_t s = 0; s < S; ++s) {
-            cache.append(s, ks[s], vs[s]);
+            cache.layer(0).append(s, clean_ks[s], clean_vs[s]);
+            cache.layer(1).append(s, ks[s], vs[s]);
+            cache.advance(s, len);
         }
         llm::parallel::thread_pool pool(2);
-        at::decode_attention(out, llm::tensor_view<float, llm::dims<2>>(lse.data(), S, H), cache, q, mask, {.splits = 3}, pool);
+        at::decode_attention(out, llm::tensor_view<float, llm::dims<2>>(lse.data(), S, H), cache.layer(1), q, mask,
+                             {.splits = 3}, pool);
     };
     t3f clean(S, H, D), out(S, H, D);
     std::vector<float> clean_lse(S * H), lse(S * H);

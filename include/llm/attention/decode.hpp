@@ -304,8 +304,9 @@ void decode_impl(const strided<float, 3>& os, const strided<float, 2>* lse, cons
 }  // namespace detail
 
 /// Decode attention (flash-decoding): for each sequence s, the single new query token
-/// q(s, h, :) attends to every cached position of s (append the token's own k and v to the
-/// cache first). The cache length is split into opt.splits parts processed as independent
+/// q(s, h, :) attends to every cached position of s in one layer of a model's cache: `cache`
+/// is `model_cache.layer(l)` (a kv_cache view; append the token's own k and v to that layer
+/// first: the view sees a layer's appended rows before `advance` commits the step). The cache length is split into opt.splits parts processed as independent
 /// tasks, each producing a normalised partial output and its log-sum-exp; the parts are then
 /// merged with the log-sum-exp rule (tile.hpp lse_merge) in part order, so the result does not
 /// depend on the thread count. Splitting is what lets two threads share one long sequence.
@@ -325,8 +326,9 @@ void decode_impl(const strided<float, 3>& os, const strided<float, 2>* lse, cons
 /// S: SIMD backend. Mask: a mask_policy, of which decode reads the column range
 /// mask.cols(0, 1, 1, length) of the one-row query (no_mask and causal: every position;
 /// sliding_window: the last left + 1); a mask whose last row has holes inside that range is
-/// not supported here. cache: a kv_cache. Elements: q fp32 or bf16, out and lse fp32.
-/// Example: `llm::workspace ws; llm::attention::decode_attention(out, lse, cache, q, llm::attention::causal{}, {}, ws, pool);`
+/// not supported here. cache: a kv_cache (one layer: `cache.layer(l)` of contiguous_kv_cache
+/// or paged_kv_cache). Elements: q fp32 or bf16, out and lse fp32.
+/// Example: `llm::workspace ws; llm::attention::decode_attention(out, lse, cache.layer(l), q, llm::attention::causal{}, {}, ws, pool);`
 template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out,
           view_of_rank<2> L, kv_cache C, dense_view<3> Q>
     requires std::same_as<view_element_t<Out>, float> && std::same_as<view_element_t<L>, float>
@@ -337,7 +339,7 @@ void decode_attention(Out&& out, L&& lse, const C& cache, Q&& q, const Mask& mas
 }
 
 /// decode_attention with a workspace of its own (allocated for this call).
-/// Example: `llm::attention::decode_attention(out, lse, cache, q, llm::attention::causal{}, {}, pool);`
+/// Example: `llm::attention::decode_attention(out, lse, cache.layer(l), q, llm::attention::causal{}, {}, pool);`
 template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out,
           view_of_rank<2> L, kv_cache C, dense_view<3> Q>
     requires std::same_as<view_element_t<Out>, float> && std::same_as<view_element_t<L>, float>
@@ -348,7 +350,7 @@ void decode_attention(Out&& out, L&& lse, const C& cache, Q&& q, const Mask& mas
 }
 
 /// decode_attention on llm::parallel::default_pool(), with the caller's workspace.
-/// Example: `llm::attention::decode_attention(out, lse, cache, q, llm::attention::causal{}, {}, ws);`
+/// Example: `llm::attention::decode_attention(out, lse, cache.layer(l), q, llm::attention::causal{}, {}, ws);`
 template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out,
           view_of_rank<2> L, kv_cache C, dense_view<3> Q>
     requires std::same_as<view_element_t<Out>, float> && std::same_as<view_element_t<L>, float>
@@ -358,7 +360,7 @@ void decode_attention(Out&& out, L&& lse, const C& cache, Q&& q, const Mask& mas
 }
 
 /// decode_attention on llm::parallel::default_pool() with a workspace of its own.
-/// Example: `llm::attention::decode_attention(out, lse, cache, q);`
+/// Example: `llm::attention::decode_attention(out, lse, cache.layer(l), q);`
 template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out,
           view_of_rank<2> L, kv_cache C, dense_view<3> Q>
     requires std::same_as<view_element_t<Out>, float> && std::same_as<view_element_t<L>, float>
@@ -367,7 +369,7 @@ void decode_attention(Out&& out, L&& lse, const C& cache, Q&& q, const Mask& mas
 }
 
 /// decode_attention without the log-sum-exps: out only.
-/// Example: `llm::workspace ws; llm::attention::decode_attention(out, cache, q, llm::attention::causal{}, {}, ws, pool);`
+/// Example: `llm::workspace ws; llm::attention::decode_attention(out, cache.layer(l), q, llm::attention::causal{}, {}, ws, pool);`
 template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out, kv_cache C,
           dense_view<3> Q>
     requires std::same_as<view_element_t<Out>, float>
@@ -377,7 +379,7 @@ void decode_attention(Out&& out, const C& cache, Q&& q, const Mask& mask, const 
 }
 
 /// decode_attention without the log-sum-exps, with a workspace of its own.
-/// Example: `llm::attention::decode_attention(out, cache, q, llm::attention::causal{}, {}, pool);`
+/// Example: `llm::attention::decode_attention(out, cache.layer(l), q, llm::attention::causal{}, {}, pool);`
 template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out, kv_cache C,
           dense_view<3> Q>
     requires std::same_as<view_element_t<Out>, float>
@@ -388,7 +390,7 @@ void decode_attention(Out&& out, const C& cache, Q&& q, const Mask& mask, const 
 }
 
 /// decode_attention without the log-sum-exps, on llm::parallel::default_pool(), with the caller's workspace.
-/// Example: `llm::attention::decode_attention(out, cache, q, llm::attention::causal{}, {}, ws);`
+/// Example: `llm::attention::decode_attention(out, cache.layer(l), q, llm::attention::causal{}, {}, ws);`
 template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out, kv_cache C,
           dense_view<3> Q>
     requires std::same_as<view_element_t<Out>, float>
@@ -397,7 +399,7 @@ void decode_attention(Out&& out, const C& cache, Q&& q, const Mask& mask, const 
 }
 
 /// decode_attention without the log-sum-exps, on llm::parallel::default_pool() with a workspace of its own.
-/// Example: `llm::attention::decode_attention(out, cache, q);`
+/// Example: `llm::attention::decode_attention(out, cache.layer(l), q);`
 template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mutable_dense_view<3> Out, kv_cache C,
           dense_view<3> Q>
     requires std::same_as<view_element_t<Out>, float>

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// KV caches for incremental decoding: a contiguous cache and a paged cache (fixed-size blocks, a block table per sequence, as in vLLM).
+// KV caches for incremental decoding, one object per model (a layer dimension): a contiguous cache and a paged cache (fixed-size blocks, one block table per sequence shared by all layers, as in vLLM), and per-layer views for decode_attention.
 #pragma once
 
 #include <llm/attention/detail/problem.hpp>
@@ -7,12 +7,14 @@
 #include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 #include <llm/tensor/concepts.hpp>
+#include <llm/tensor/owning_tensor.hpp>
 
 #include <algorithm>
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 namespace llm::attention {
@@ -30,7 +32,7 @@ struct kv_run {
 
 /// What decode_attention reads from a cache: element type, sizes, per-sequence length and the
 /// runs of contiguous positions (`run(seq, pos)`: the run starting at position pos < length).
-/// Models: contiguous_kv_cache<T>, paged_kv_cache<T>.
+/// Models: kv_cache_layer (cache.layer(l) of contiguous_kv_cache<T> and paged_kv_cache<T>).
 /// C: the candidate cache type.
 template <class C>
 concept kv_cache = requires(const C& c, std::size_t i) {
@@ -54,23 +56,22 @@ std::size_t check_append(const char* fn, const strided<TK, 3>& k, const strided<
     return k.n[0];
 }
 
-/// Elements of one of a cache's K and V stores, a * b * c * d, each product overflow-checked,
-/// and sized (both stores together) against llm::max_allocation_bytes.
+/// Elements of one of a cache's K and V stores, a * b * c * d * e, each product
+/// overflow-checked, and sized (both stores together) against llm::max_allocation_bytes.
 template <class T>
-std::size_t cache_elements(const char* fn, std::size_t a, std::size_t b, std::size_t c, std::size_t d) {
-    const std::size_t n = checked_mul(checked_mul(checked_mul(a, b, fn, "the cache size"), c, fn, "the cache size"), d, fn,
-                                      "the cache size");
+std::size_t cache_elements(const char* fn, std::size_t a, std::size_t b, std::size_t c, std::size_t d, std::size_t e) {
+    constexpr const char* what = "the cache size";
+    const std::size_t n = checked_mul(checked_mul(checked_mul(checked_mul(a, b, fn, what), c, fn, what), d, fn, what), e, fn, what);
     checked_bytes<T>(checked_mul(n, 2, fn, "the K and V elements"), fn, "the K and V stores");
     return n;
 }
 
-/// Sizes the K and V stores to n elements each; std::bad_alloc becomes llm::error.
-template <class T>
-void allocate_stores(const char* fn, std::size_t n, std::vector<T>& k, std::vector<T>& v) {
-    allocating(2 * n * sizeof(T), fn, "the K and V stores", [&] {
-        k.resize(n);
-        v.resize(n);
-    });
+/// Checks that every layer of `seq` wrote exactly n uncommitted tokens (pending[0 .. layers)).
+inline void check_advance(const char* fn, std::size_t seq, std::size_t n, const std::size_t* pending, std::size_t layers) {
+    for (std::size_t l = 0; l < layers; ++l) {
+        llm::check(pending[l] == n, fn, ": sequence ", seq, ", layer ", l, " of ", layers, " holds ", pending[l],
+                   " appended tokens, not ", n, "; every layer appends the step's tokens before advance(seq, n)");
+    }
 }
 
 template <class T, class TK, class TV>
@@ -86,122 +87,228 @@ void store_rows(const strided<TK, 3>& k, const strided<TV, 3>& v, std::size_t t,
 
 }  // namespace detail
 
-/// A KV cache with a fixed capacity per sequence, stored contiguously: keys and values of
-/// sequence s at position p, kv head h are rows of head_dim elements at
-/// ((s * kv_heads + h) * capacity + p) * head_dim. Head-major, so decode streams each head's
-/// keys from consecutive memory (with position-major rows, one head's rows sit
-/// kv_heads * head_dim apart: a page per row at 8 x 128 fp32, and TLB misses instead of
+/// One layer of a multi-layer KV cache (what `cache.layer(l)` returns): a lightweight view
+/// (a pointer and a layer index) that models kv_cache, so decode_attention and read_cache
+/// take it, and appends to that layer. Its length(seq) is the sequence's committed length plus
+/// the tokens this layer has appended since the last `cache.advance(seq, n)` (so a decode step
+/// sees the new token's own key and value). Valid while the cache lives (and is not moved).
+/// Cache: contiguous_kv_cache<T> or paged_kv_cache<T>, const-qualified for a read-only view.
+/// Example: `cache.layer(l).append(seq, k, v); llm::attention::decode_attention(out, cache.layer(l), q);`
+template <class Cache>
+class kv_cache_layer {
+public:
+    using element_type = typename std::remove_const_t<Cache>::element_type;  ///< stored element type
+
+    /// The view of layer `layer` of `cache` (unchecked: use cache.layer(l), which checks l).
+    kv_cache_layer(Cache& cache, std::size_t layer) noexcept : c_(&cache), l_(layer) {}
+
+    std::size_t layer() const noexcept { return l_; }                    ///< the layer index
+    std::size_t kv_heads() const noexcept { return c_->kv_heads(); }     ///< kv heads per token
+    std::size_t head_dim() const noexcept { return c_->head_dim(); }     ///< elements per head
+    std::size_t sequences() const noexcept { return c_->sequences(); }   ///< number of sequences
+    /// Tokens of `seq` this layer holds: committed plus appended since the last advance (checked).
+    std::size_t length(std::size_t seq) const { return c_->length(seq) + c_->pending(l_, seq); }
+    /// The run of positions starting at pos < length(seq) (see kv_cache).
+    kv_run<element_type> run(std::size_t seq, std::size_t pos) const { return c_->run(l_, seq, pos); }
+
+    /// Appends (tokens, kv_heads, head_dim) keys and values to this layer of `seq`: the same as
+    /// cache.append(layer(), seq, k, v). k, v: dense_view<3> (float or bf16).
+    template <dense_view<3> K, dense_view<3> V>
+        requires(!std::is_const_v<Cache>)
+    void append(std::size_t seq, K&& k, V&& v) const {
+        c_->append(l_, seq, std::forward<K>(k), std::forward<V>(v));
+    }
+
+private:
+    Cache* c_;
+    std::size_t l_;
+};
+
+/// A KV cache for all layers of a model with a fixed capacity per sequence, stored
+/// contiguously in two llm::tensor (K and V) of shape [layers, sequences, kv_heads, capacity,
+/// head_dim]: the key row of layer l, sequence s, kv head h, position p starts at
+/// (((l * sequences + s) * kv_heads + h) * capacity + p) * head_dim. Head-major, so decode
+/// streams each head's keys from consecutive memory (with position-major rows, one head's rows
+/// sit kv_heads * head_dim apart: a page per row at 8 x 128 fp32, and TLB misses instead of
 /// streaming). Simple and fastest to read; memory is reserved for every sequence's full
 /// capacity up front.
+///
+/// Lengths: one committed length per sequence for the whole model. A decode step appends the
+/// new tokens layer by layer (`cache.layer(l).append(seq, k, v)` or `cache.append(l, seq, k, v)`
+/// writes at positions [length(seq) + pending, ...) of layer l), attends through
+/// `cache.layer(l)` (which already sees the layer's new rows), and when every layer has appended
+/// the same n tokens `cache.advance(seq, n)` commits them; advance throws llm::error otherwise.
 /// T: element type stored (float or llm::bf16; bf16 halves memory and the bytes decode reads).
-/// Example: `llm::attention::contiguous_kv_cache<llm::bf16> cache(4, 8192, 8, 128); cache.append(0, k, v);`
+/// Example: `llm::attention::contiguous_kv_cache<llm::bf16> cache(32, 4, 8192, 8, 128); cache.layer(0).append(0, k, v);`
 template <class T = float>
     requires float_or_bf16<T> && (!std::is_const_v<T>)
 class contiguous_kv_cache {
 public:
-    using element_type = T;  ///< stored element type
+    using element_type = T;                                          ///< stored element type
+    using layer_type = kv_cache_layer<contiguous_kv_cache>;             ///< what layer(l) returns
+    using const_layer_type = kv_cache_layer<const contiguous_kv_cache>; ///< layer(l) of a const cache
 
-    /// Room for `capacity` tokens in each of `sequences` sequences, kv_heads x head_dim per token.
-    /// Throws llm::error when a size is 0, the total overflows, exceeds llm::max_allocation_bytes
-    /// or cannot be allocated.
-    contiguous_kv_cache(std::size_t sequences, std::size_t capacity, std::size_t kv_heads, std::size_t head_dim)
-        : seqs_(sequences), cap_(capacity), heads_(kv_heads), dim_(head_dim) {
+    /// Room for `capacity` tokens in each of `sequences` sequences in each of `layers` layers,
+    /// kv_heads x head_dim per token. Throws llm::error when a size is 0, the total overflows,
+    /// exceeds llm::max_allocation_bytes or cannot be allocated.
+    contiguous_kv_cache(std::size_t layers, std::size_t sequences, std::size_t capacity, std::size_t kv_heads,
+                        std::size_t head_dim)
+        : layers_(layers), seqs_(sequences), cap_(capacity), heads_(kv_heads), dim_(head_dim) {
         constexpr const char* fn = "contiguous_kv_cache";
-        llm::check(sequences > 0 && capacity > 0 && kv_heads > 0 && head_dim > 0, "contiguous_kv_cache: sequences = ",
-                   sequences, ", capacity = ", capacity, ", kv_heads = ", kv_heads, ", head_dim = ", head_dim,
-                   " must all be > 0");
-        detail::allocate_stores(fn, detail::cache_elements<T>(fn, seqs_, cap_, heads_, dim_), k_, v_);
-        allocating(seqs_ * sizeof(std::size_t), fn, "the lengths", [&] { len_.assign(seqs_, 0); });
+        llm::check(layers > 0 && sequences > 0 && capacity > 0 && kv_heads > 0 && head_dim > 0,
+                   "contiguous_kv_cache: layers = ", layers, ", sequences = ", sequences, ", capacity = ", capacity,
+                   ", kv_heads = ", kv_heads, ", head_dim = ", head_dim, " must all be > 0");
+        detail::cache_elements<T>(fn, layers_, seqs_, cap_, heads_, dim_);
+        k_ = store(llm::uninitialized, layers_, seqs_, heads_, cap_, dim_);
+        v_ = store(llm::uninitialized, layers_, seqs_, heads_, cap_, dim_);
+        allocating(seqs_ * (layers_ + 1) * sizeof(std::size_t), fn, "the lengths", [&] {
+            len_.assign(seqs_, 0);
+            pending_.assign(seqs_ * layers_, 0);
+        });
     }
 
+    std::size_t layers() const noexcept { return layers_; }   ///< number of layers
     std::size_t sequences() const noexcept { return seqs_; }  ///< number of sequences
     std::size_t capacity() const noexcept { return cap_; }    ///< tokens each sequence can hold
     std::size_t kv_heads() const noexcept { return heads_; }  ///< kv heads per token
     std::size_t head_dim() const noexcept { return dim_; }    ///< elements per head
-    /// Tokens cached for sequence `seq` (checked).
+    /// Committed tokens of sequence `seq` (checked): those of every advance(seq, n) so far.
     std::size_t length(std::size_t seq) const {
         check_seq("contiguous_kv_cache::length", seq);
         return len_[seq];
     }
+    /// Tokens layer `layer` appended to `seq` since the last advance(seq, n) (checked).
+    std::size_t pending(std::size_t layer, std::size_t seq) const {
+        check_seq("contiguous_kv_cache::pending", seq);
+        check_layer("contiguous_kv_cache::pending", layer);
+        return pending_[seq * layers_ + layer];
+    }
 
-    /// Appends the tokens of k and v, each (tokens, kv_heads, head_dim) (any strides), to
-    /// sequence `seq`. Throws llm::error, leaving the cache unchanged, when they do not fit.
+    /// The view of layer `layer` (checked): a kv_cache for decode_attention, with append.
+    layer_type layer(std::size_t layer) {
+        check_layer("contiguous_kv_cache::layer", layer);
+        return {*this, layer};
+    }
+    /// The read-only view of layer `layer` (checked).
+    const_layer_type layer(std::size_t layer) const {
+        check_layer("contiguous_kv_cache::layer", layer);
+        return {*this, layer};
+    }
+
+    /// Appends the tokens of k and v, each (tokens, kv_heads, head_dim) (any strides), to layer
+    /// `layer` of sequence `seq`, after the committed and this layer's pending tokens. Throws
+    /// llm::error, leaving the cache unchanged, when they do not fit.
     /// k, v: dense_view<3> (float or bf16).
     template <dense_view<3> K, dense_view<3> V>
-    void append(std::size_t seq, K&& k, V&& v) {
+    void append(std::size_t layer, std::size_t seq, K&& k, V&& v) {
         constexpr const char* fn = "contiguous_kv_cache::append";
+        check_layer(fn, layer);
         check_seq(fn, seq);
         const auto ks = detail::as_strided<3>(k);
         const auto vs = detail::as_strided<3>(v);
         const std::size_t n = detail::check_append(fn, ks, vs, heads_, dim_);
-        llm::check(n <= cap_ - len_[seq], fn, ": sequence ", seq, " holds ", len_[seq], " of ", cap_,
+        std::size_t& pend = pending_[seq * layers_ + layer];
+        const std::size_t have = len_[seq] + pend;
+        llm::check(n <= cap_ - have, fn, ": layer ", layer, " of sequence ", seq, " holds ", have, " of ", cap_,
                    " tokens; appending ", n, " would overflow the cache");
         for (std::size_t t = 0; t < n; ++t) {
-            const std::size_t row = offset(seq, len_[seq] + t);
+            const std::size_t row = offset(layer, seq, have + t);
             detail::store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_, cap_ * dim_);
         }
+        pend += n;
+    }
+
+    /// Commits the n tokens every layer has appended to `seq` since the last advance: length(seq)
+    /// grows by n. Throws llm::error, leaving the cache unchanged, unless every layer appended
+    /// exactly n tokens.
+    void advance(std::size_t seq, std::size_t n) {
+        constexpr const char* fn = "contiguous_kv_cache::advance";
+        check_seq(fn, seq);
+        std::size_t* pend = pending_.data() + seq * layers_;
+        detail::check_advance(fn, seq, n, pend, layers_);
+        std::fill(pend, pend + layers_, std::size_t{0});
         len_[seq] += n;
     }
 
-    /// Forgets sequence `seq` (length 0); its memory is reused by later appends.
+    /// Forgets sequence `seq` in every layer (length 0, nothing pending); its memory is reused by
+    /// later appends.
     void reset(std::size_t seq) {
         check_seq("contiguous_kv_cache::reset", seq);
         len_[seq] = 0;
+        std::fill_n(pending_.data() + seq * layers_, layers_, std::size_t{0});
     }
 
-    /// The positions [pos, length(seq)) of `seq`: one run (see kv_cache).
-    kv_run<T> run(std::size_t seq, std::size_t pos) const {
-        LLM_ASSERT(seq < seqs_ && pos < len_[seq]);
-        const std::size_t row = offset(seq, pos);
-        return {k_.data() + row, v_.data() + row, len_[seq] - pos, dim_, cap_ * dim_};
+    /// Layer `layer`'s positions [pos, length + pending) of `seq`: one run (see kv_cache).
+    kv_run<T> run(std::size_t layer, std::size_t seq, std::size_t pos) const {
+        LLM_ASSERT(layer < layers_ && seq < seqs_ && pos < len_[seq] + pending_[seq * layers_ + layer]);
+        const std::size_t row = offset(layer, seq, pos);
+        return {k_.data() + row, v_.data() + row, len_[seq] + pending_[seq * layers_ + layer] - pos, dim_, cap_ * dim_};
     }
 
 private:
-    std::size_t offset(std::size_t seq, std::size_t pos) const noexcept { return (seq * heads_ * cap_ + pos) * dim_; }
+    using store = llm::tensor<T, llm::dims<5>>;
+    std::size_t offset(std::size_t layer, std::size_t seq, std::size_t pos) const noexcept {
+        return ((layer * seqs_ + seq) * heads_ * cap_ + pos) * dim_;
+    }
     void check_seq(const char* fn, std::size_t seq) const {
         llm::check(seq < seqs_, fn, ": sequence ", seq, " out of range (the cache holds ", seqs_, " sequences)");
     }
+    void check_layer(const char* fn, std::size_t layer) const {
+        llm::check(layer < layers_, fn, ": layer ", layer, " out of range (the cache holds ", layers_, " layers)");
+    }
 
-    std::size_t seqs_, cap_, heads_, dim_;
-    std::vector<std::size_t> len_;
-    std::vector<T> k_, v_;
+    std::size_t layers_, seqs_, cap_, heads_, dim_;
+    std::vector<std::size_t> len_;      // committed tokens per sequence
+    std::vector<std::size_t> pending_;  // [sequence][layer]: appended since the last advance
+    store k_, v_;
 };
 
-/// A paged KV cache (vLLM's PagedAttention layout): one pool of `blocks` fixed-size blocks of
-/// `block_size` tokens each; every sequence owns a block table (its blocks in order), growing
-/// one block at a time as tokens are appended, so memory follows the actual lengths and
-/// finished sequences give their blocks back. Token p of a sequence lives in block
-/// table[p / block_size] at slot p % block_size; a block stores (kv_heads, block_size, head_dim)
-/// keys and the same for values (head-major inside a block, as vLLM's value cache).
+/// A paged KV cache for all layers of a model, in vLLM's PagedAttention layout: `blocks`
+/// block ids of `block_size` tokens; every sequence owns one block table (its block ids in
+/// order), shared by all layers as in vLLM, growing one block at a time as tokens are appended,
+/// so memory follows the actual lengths and finished sequences give their blocks back. Each
+/// layer has its own K and V block pool (an llm::tensor [layers, blocks, kv_heads, block_size,
+/// head_dim] each): token p of a sequence lives, in every layer, in block table[p / block_size]
+/// at slot p % block_size, head-major inside a block (as vLLM's value cache).
+///
+/// Lengths follow the same rule as contiguous_kv_cache: per-layer appends (writing after the
+/// committed and that layer's pending tokens, taking blocks for the shared table when the first
+/// layer needs them) and `advance(seq, n)` once every layer has appended the same n tokens.
 /// T: element type stored (float or llm::bf16).
-/// Example: `llm::attention::paged_kv_cache<> cache(1024, 16, 8, 128); auto s = cache.add_sequence(); cache.append(s, k, v);`
+/// Example: `llm::attention::paged_kv_cache<> cache(32, 1024, 16, 8, 128); auto s = cache.add_sequence(); cache.layer(0).append(s, k, v);`
 template <class T = float>
     requires float_or_bf16<T> && (!std::is_const_v<T>)
 class paged_kv_cache {
 public:
-    using element_type = T;  ///< stored element type
+    using element_type = T;                                       ///< stored element type
+    using layer_type = kv_cache_layer<paged_kv_cache>;               ///< what layer(l) returns
+    using const_layer_type = kv_cache_layer<const paged_kv_cache>;   ///< layer(l) of a const cache
 
-    /// A pool of `blocks` blocks of `block_size` tokens, kv_heads x head_dim per token.
+    /// `layers` pools of `blocks` blocks of `block_size` tokens, kv_heads x head_dim per token.
     /// Throws llm::error when a size is 0, the total overflows, exceeds llm::max_allocation_bytes
     /// or cannot be allocated.
-    paged_kv_cache(std::size_t blocks, std::size_t block_size, std::size_t kv_heads, std::size_t head_dim)
-        : blocks_(blocks), bs_(block_size), heads_(kv_heads), dim_(head_dim) {
+    paged_kv_cache(std::size_t layers, std::size_t blocks, std::size_t block_size, std::size_t kv_heads,
+                   std::size_t head_dim)
+        : layers_(layers), blocks_(blocks), bs_(block_size), heads_(kv_heads), dim_(head_dim) {
         constexpr const char* fn = "paged_kv_cache";
-        llm::check(blocks > 0 && block_size > 0 && kv_heads > 0 && head_dim > 0, "paged_kv_cache: blocks = ", blocks,
-                   ", block_size = ", block_size, ", kv_heads = ", kv_heads, ", head_dim = ", head_dim,
-                   " must all be > 0");
+        llm::check(layers > 0 && blocks > 0 && block_size > 0 && kv_heads > 0 && head_dim > 0,
+                   "paged_kv_cache: layers = ", layers, ", blocks = ", blocks, ", block_size = ", block_size,
+                   ", kv_heads = ", kv_heads, ", head_dim = ", head_dim, " must all be > 0");
         llm::check(blocks <= static_cast<std::size_t>(INT32_MAX), "paged_kv_cache: blocks = ", blocks,
                    " exceeds the int32 block ids of the block tables");
-        detail::allocate_stores(fn, detail::cache_elements<T>(fn, blocks_, bs_, heads_, dim_), k_, v_);
+        detail::cache_elements<T>(fn, layers_, blocks_, bs_, heads_, dim_);
+        k_ = store(llm::uninitialized, layers_, blocks_, heads_, bs_, dim_);
+        v_ = store(llm::uninitialized, layers_, blocks_, heads_, bs_, dim_);
         allocating(blocks_ * sizeof(std::int32_t), fn, "the free list", [&] { free_.reserve(blocks_); });
         for (std::size_t b = blocks_; b-- > 0;) {
             free_.push_back(static_cast<std::int32_t>(b));  // hand out block 0 first
         }
     }
 
-    std::size_t blocks() const noexcept { return blocks_; }           ///< blocks in the pool
+    std::size_t layers() const noexcept { return layers_; }           ///< number of layers
+    std::size_t blocks() const noexcept { return blocks_; }           ///< blocks in each layer's pool
     std::size_t block_size() const noexcept { return bs_; }           ///< tokens per block
-    std::size_t free_blocks() const noexcept { return free_.size(); } ///< blocks not owned by any sequence
+    std::size_t free_blocks() const noexcept { return free_.size(); } ///< block ids not owned by any sequence
     std::size_t kv_heads() const noexcept { return heads_; }          ///< kv heads per token
     std::size_t head_dim() const noexcept { return dim_; }            ///< elements per head
     /// Sequence ids handed out so far (released ones included: ids are never reused).
@@ -211,48 +318,83 @@ public:
     std::size_t add_sequence() {
         tables_.emplace_back();
         len_.push_back(0);
+        pending_.resize(pending_.size() + layers_, 0);
         return tables_.size() - 1;
     }
 
-    /// Tokens cached for sequence `seq` (checked).
+    /// Committed tokens of sequence `seq` (checked): those of every advance(seq, n) so far.
     std::size_t length(std::size_t seq) const {
         check_seq("paged_kv_cache::length", seq);
         return len_[seq];
     }
+    /// Tokens layer `layer` appended to `seq` since the last advance(seq, n) (checked).
+    std::size_t pending(std::size_t layer, std::size_t seq) const {
+        check_seq("paged_kv_cache::pending", seq);
+        check_layer("paged_kv_cache::pending", layer);
+        return pending_[seq * layers_ + layer];
+    }
 
-    /// The block table of `seq`: its block ids in token order.
+    /// The block table of `seq` (shared by all layers): its block ids in token order.
     const std::vector<std::int32_t>& block_table(std::size_t seq) const {
         check_seq("paged_kv_cache::block_table", seq);
         return tables_[seq];
     }
 
-    /// Appends (tokens, kv_heads, head_dim) keys and values to `seq`, taking blocks from the pool
-    /// as needed. Throws llm::error, leaving the cache unchanged, when the pool has too few
-    /// free blocks. k, v: dense_view<3> (float or bf16).
+    /// The view of layer `layer` (checked): a kv_cache for decode_attention, with append.
+    layer_type layer(std::size_t layer) {
+        check_layer("paged_kv_cache::layer", layer);
+        return {*this, layer};
+    }
+    /// The read-only view of layer `layer` (checked).
+    const_layer_type layer(std::size_t layer) const {
+        check_layer("paged_kv_cache::layer", layer);
+        return {*this, layer};
+    }
+
+    /// Appends (tokens, kv_heads, head_dim) keys and values to layer `layer` of `seq`, after
+    /// the committed and this layer's pending tokens, taking blocks for the sequence's table as
+    /// needed. Throws llm::error, leaving the cache unchanged, when the pool has too few free
+    /// blocks. k, v: dense_view<3> (float or bf16).
     template <dense_view<3> K, dense_view<3> V>
-    void append(std::size_t seq, K&& k, V&& v) {
+    void append(std::size_t layer, std::size_t seq, K&& k, V&& v) {
         constexpr const char* fn = "paged_kv_cache::append";
+        check_layer(fn, layer);
         check_seq(fn, seq);
         const auto ks = detail::as_strided<3>(k);
         const auto vs = detail::as_strided<3>(v);
         const std::size_t n = detail::check_append(fn, ks, vs, heads_, dim_);
+        std::size_t& pend = pending_[seq * layers_ + layer];
+        const std::size_t at = len_[seq] + pend;
         const std::size_t have = tables_[seq].size();
-        const std::size_t need = (len_[seq] + n + bs_ - 1) / bs_;
-        llm::check(need - have <= free_.size(), fn, ": sequence ", seq, " (", len_[seq], " tokens) needs ", need - have,
-                   " more blocks of ", bs_, " tokens for ", n, " new tokens but only ", free_.size(), " of ", blocks_,
-                   " are free");
+        const std::size_t need = std::max(have, (at + n + bs_ - 1) / bs_);
+        llm::check(need - have <= free_.size(), fn, ": layer ", layer, " of sequence ", seq, " (", at,
+                   " tokens) needs ", need - have, " more blocks of ", bs_, " tokens for ", n, " new tokens but only ",
+                   free_.size(), " of ", blocks_, " are free");
         for (std::size_t b = have; b < need; ++b) {
             tables_[seq].push_back(free_.back());
             free_.pop_back();
         }
         for (std::size_t t = 0; t < n; ++t) {
-            const std::size_t row = offset(seq, len_[seq] + t);
+            const std::size_t row = offset(layer, seq, at + t);
             detail::store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_, bs_ * dim_);
         }
+        pend += n;
+    }
+
+    /// Commits the n tokens every layer has appended to `seq` since the last advance: length(seq)
+    /// grows by n. Throws llm::error, leaving the cache unchanged, unless every layer appended
+    /// exactly n tokens.
+    void advance(std::size_t seq, std::size_t n) {
+        constexpr const char* fn = "paged_kv_cache::advance";
+        check_seq(fn, seq);
+        std::size_t* pend = pending_.data() + seq * layers_;
+        detail::check_advance(fn, seq, n, pend, layers_);
+        std::fill(pend, pend + layers_, std::size_t{0});
         len_[seq] += n;
     }
 
-    /// Returns the blocks of `seq` to the pool; the sequence is then empty (and may grow again).
+    /// Returns the blocks of `seq` to the pool; the sequence is then empty in every layer (and
+    /// may grow again).
     void release(std::size_t seq) {
         check_seq("paged_kv_cache::release", seq);
         for (auto b = tables_[seq].rbegin(); b != tables_[seq].rend(); ++b) {
@@ -260,39 +402,48 @@ public:
         }
         tables_[seq].clear();
         len_[seq] = 0;
+        std::fill_n(pending_.data() + seq * layers_, layers_, std::size_t{0});
     }
 
-    /// The positions from pos to the end of pos's block (or of the sequence): one run.
-    kv_run<T> run(std::size_t seq, std::size_t pos) const {
-        LLM_ASSERT(seq < tables_.size() && pos < len_[seq]);
-        const std::size_t row = offset(seq, pos);
-        return {k_.data() + row, v_.data() + row, std::min(bs_ - pos % bs_, len_[seq] - pos), dim_, bs_ * dim_};
+    /// Layer `layer`'s positions from pos to the end of pos's block (or of the layer's tokens of
+    /// `seq`): one run.
+    kv_run<T> run(std::size_t layer, std::size_t seq, std::size_t pos) const {
+        LLM_ASSERT(layer < layers_ && seq < tables_.size() && pos < len_[seq] + pending_[seq * layers_ + layer]);
+        const std::size_t row = offset(layer, seq, pos);
+        const std::size_t end = len_[seq] + pending_[seq * layers_ + layer];
+        return {k_.data() + row, v_.data() + row, std::min(bs_ - pos % bs_, end - pos), dim_, bs_ * dim_};
     }
 
 private:
-    std::size_t offset(std::size_t seq, std::size_t pos) const noexcept {
+    using store = llm::tensor<T, llm::dims<5>>;
+    std::size_t offset(std::size_t layer, std::size_t seq, std::size_t pos) const noexcept {
         const auto block = static_cast<std::size_t>(tables_[seq][pos / bs_]);
-        return (block * heads_ * bs_ + pos % bs_) * dim_;
+        return ((layer * blocks_ + block) * heads_ * bs_ + pos % bs_) * dim_;
     }
     void check_seq(const char* fn, std::size_t seq) const {
         llm::check(seq < tables_.size(), fn, ": sequence ", seq, " out of range (", tables_.size(),
                    " sequences added)");
     }
+    void check_layer(const char* fn, std::size_t layer) const {
+        llm::check(layer < layers_, fn, ": layer ", layer, " out of range (the cache holds ", layers_, " layers)");
+    }
 
-    std::size_t blocks_, bs_, heads_, dim_;
-    std::vector<std::vector<std::int32_t>> tables_;
-    std::vector<std::size_t> len_;
+    std::size_t layers_, blocks_, bs_, heads_, dim_;
+    std::vector<std::vector<std::int32_t>> tables_;  // per sequence, shared by all layers
+    std::vector<std::size_t> len_;                   // committed tokens per sequence
+    std::vector<std::size_t> pending_;               // [sequence][layer]: appended since the last advance
     std::vector<std::int32_t> free_;
-    std::vector<T> k_, v_;
+    store k_, v_;
 };
 
-static_assert(kv_cache<contiguous_kv_cache<float>> && kv_cache<paged_kv_cache<llm::bf16>>);
+static_assert(kv_cache<contiguous_kv_cache<float>::layer_type> && kv_cache<contiguous_kv_cache<float>::const_layer_type> &&
+              kv_cache<paged_kv_cache<llm::bf16>::layer_type> && kv_cache<paged_kv_cache<llm::bf16>::const_layer_type>);
 
-/// Copies positions [0, length(seq)) of a cache into k and v, each (length, kv_heads, head_dim)
-/// (any strides; float or bf16): the read side of a cache, for tests and for prefill paths
-/// that want plain tensors. Outputs first (docs/conventions.md). Throws llm::error on a shape
+/// Copies positions [0, length(seq)) of a kv_cache (one layer: `cache.layer(l)`) into k and
+/// v, each (length, kv_heads, head_dim) (any strides; float or bf16): the read side of a cache,
+/// for tests and for prefill paths that want plain tensors. Outputs first (docs/conventions.md). Throws llm::error on a shape
 /// mismatch.
-/// Example: `llm::tensor<float, llm::dims<3>> k(n, 8, 128), v(n, 8, 128); llm::attention::read_cache(k, v, cache, s);`
+/// Example: `llm::tensor<float, llm::dims<3>> k(n, 8, 128), v(n, 8, 128); llm::attention::read_cache(k, v, cache.layer(l), s);`
 template <mutable_dense_view<3> K, mutable_dense_view<3> V, kv_cache C>
 void read_cache(K&& k, V&& v, const C& cache, std::size_t seq) {
     const auto ks = detail::as_strided<3>(k);
