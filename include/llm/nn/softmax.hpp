@@ -5,6 +5,7 @@
 #include <llm/nn/detail/rows.hpp>
 #include <llm/simd/math.hpp>
 
+#include <cmath>
 #include <cstddef>
 #include <type_traits>
 
@@ -14,8 +15,7 @@ namespace detail {
 // Three passes per row (max; exp and sum; normalise): rows of LLM widths (4096 floats =
 // 16 KiB, 128K-vocab logits = 512 KiB) stay in L1/L2 between passes, so this reads memory
 // once and computes one exp per element; an online max would need two exps per element.
-// The log-softmax needs only the log-sum-exp: the blocked online form (simd::row_logsumexp,
-// as cross-entropy), then one subtraction pass. The row reductions are llm/simd/math.hpp's.
+// The row reductions (max, sum of exp, storing the terms) are llm/simd/math.hpp's.
 template <simd::backend S, bool Log, class TX, class TY>
 void softmax_rows(rows_ref<TX> x, rows_ref<TY> y, std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
@@ -23,7 +23,8 @@ void softmax_rows(rows_ref<TX> x, rows_ref<TY> y, std::size_t r0, std::size_t r1
         TY* yr = y.row(r);
         const std::size_t n = x.cols;
         if constexpr (Log) {
-            const auto shift = S::set1(static_cast<float>(simd::row_logsumexp<S>(xr, n)));
+            const float m = simd::row_max<S>(xr, n);
+            const auto shift = S::set1(m + std::log(simd::row_exp_sum<S>(xr, n, m)));
             for_vectors<S>(n, [&](std::size_t i, std::size_t c) { store<S>(yr + i, S::sub(load<S>(xr + i, c), shift), c); });
         } else if constexpr (std::is_same_v<TY, float>) {
             const float s = simd::row_exp_sum<S>(yr, xr, n, simd::row_max<S>(xr, n));
