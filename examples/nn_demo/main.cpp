@@ -4,6 +4,7 @@
 #include <llm/nn/nn.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/simd/simd.hpp>
+#include <llm/simd/unroll.hpp>
 #include <llm/tensor/tensor.hpp>
 
 #include <algorithm>
@@ -59,7 +60,7 @@ double fma_peak() {
     const double s = best_times(3, [&] {
         for (long i = 0; i < iters; ++i) {
             // Constant indices (as in the GEMM micro-kernel) keep the 12 chains in registers.
-            llm::blas::detail::unroll<12>([&](auto k) { acc[k] = S::fma(acc[k], m, c); });
+            llm::simd::unroll<12>([&](auto k) { acc[k] = S::fma(acc[k], m, c); });
         }
     }).cpu;
     float sink = 0.0f;

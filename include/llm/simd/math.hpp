@@ -19,6 +19,9 @@
 // first order in u (the neglected terms are below 1e-13) and is checked by tests/simd/math.cpp
 // against the std:: functions in double, on every compiled backend.
 // Scalar (float or double, not vector) versions of sigmoid and logsumexp: <llm/core/math.hpp>.
+// exp, tanh, sigmoid and erf are constexpr like detail::fast_exp, so that under nvcc
+// (--expt-relaxed-constexpr) device code can call them through llm::simd::scalar; the row
+// reductions are host code.
 
 namespace llm::simd {
 
@@ -29,7 +32,7 @@ namespace llm::simd {
 /// S: a SIMD backend; x: a vector of S.
 /// Example: `auto e = llm::simd::exp<S>(S::loadu(x));`
 template <backend S>
-[[nodiscard]] LLM_FORCE_INLINE typename S::f32 exp(typename S::f32 x) noexcept {
+[[nodiscard]] LLM_FORCE_INLINE constexpr typename S::f32 exp(typename S::f32 x) noexcept {
     return S::exp(x);
 }
 
@@ -48,7 +51,7 @@ template <backend S>
 /// S: a SIMD backend; x: a vector of S.
 /// Example: `auto t = llm::simd::tanh<S>(S::loadu(x));`
 template <backend S>
-[[nodiscard]] LLM_FORCE_INLINE typename S::f32 tanh(typename S::f32 x) noexcept {
+[[nodiscard]] LLM_FORCE_INLINE constexpr typename S::f32 tanh(typename S::f32 x) noexcept {
     const auto one = S::set1(1.0f);
     const auto e = S::exp(S::add(x, x));
     return S::sub(one, S::div(S::set1(2.0f), S::add(e, one)));
@@ -65,7 +68,7 @@ template <backend S>
 /// S: a SIMD backend; x: a vector of S.
 /// Example: `auto s = llm::simd::sigmoid<S>(S::loadu(x));`
 template <backend S>
-[[nodiscard]] LLM_FORCE_INLINE typename S::f32 sigmoid(typename S::f32 x) noexcept {
+[[nodiscard]] LLM_FORCE_INLINE constexpr typename S::f32 sigmoid(typename S::f32 x) noexcept {
     const auto one = S::set1(1.0f);
     return S::div(one, S::add(one, S::exp(S::neg(x))));
 }
@@ -88,7 +91,7 @@ template <backend S>
 /// S: a SIMD backend; x: a vector of S.
 /// Example: `auto phi = S::fma(S::set1(0.5f), llm::simd::erf<S>(S::mul(x, S::set1(0.70710678f))), S::set1(0.5f));`
 template <backend S>
-[[nodiscard]] LLM_FORCE_INLINE typename S::f32 erf(typename S::f32 x) noexcept {
+[[nodiscard]] LLM_FORCE_INLINE constexpr typename S::f32 erf(typename S::f32 x) noexcept {
     const auto ax = S::abs(x);
     const auto one = S::set1(1.0f);
     const auto t = S::div(one, S::fma(S::set1(0.3275911f), ax, one));
