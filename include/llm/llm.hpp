@@ -20,9 +20,11 @@
 #include <llm/tensor/print.hpp>
 #include <llm/tensor/tensor.hpp>
 
-// simd: backend facade (scalar, xsimd, Highway) and cross-lane policies
+// simd: backend facade (scalar, xsimd, Highway), cross-lane policies, shared vector maths
 #include <llm/simd/lanes.hpp>
+#include <llm/simd/math.hpp>
 #include <llm/simd/simd.hpp>
+#include <llm/simd/unroll.hpp>
 
 // parallel: policies, thread pool, parallel_for / parallel_reduce
 #include <llm/parallel/parallel.hpp>
