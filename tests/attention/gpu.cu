@@ -16,10 +16,13 @@
 #error "tests/attention/gpu.cu must be compiled by nvcc"
 #endif
 #include <llm/attention/cuda.cuh>
+#include <llm/simd/lanes.hpp>
+#include <llm/simd/scalar.hpp>
 
 #include <cuda_runtime.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
@@ -77,6 +80,15 @@ std::pair<t4f, t3f> run_on_device(const t4f& q, const t4f& k, const t4f& v, cons
     return {std::move(o), std::move(lse)};
 }
 
+/// One warp of device code over the shared simd pieces: lane t writes llm::simd::scalar's exp of
+/// x[t] to e[t] and the warp's llm::simd::cuda_warp::reduce_sum of x to sum[t].
+__global__ void simd_on_device_kernel(const float* x, float* e, float* sum) {
+    using L = llm::simd::cuda_warp;
+    const std::size_t t = L::lane();
+    e[t] = llm::simd::scalar::exp(llm::simd::scalar::set1(x[t]));
+    sum[t] = L::reduce_sum(x[t]);
+}
+
 /// Entries of a and b that are NaN in one and not the other.
 template <class A, class B>
 std::size_t nan_mismatches(const A& a, const B& b) {
@@ -116,6 +128,38 @@ TEST_SUITE("gpu") {
             t3d l_ref(B, H, Sq);
             llm::convert(lse, l_ref);
             CHECK(max_abs_diff(lse_gpu, l_ref) < 1e-4);
+        }
+    }
+
+    // llm::simd::scalar runs in device code (its members are LLM_HD) and cuda_warp reduces in
+    // emulated_warp<32>'s butterfly order. exp: host and device run the same fast_exp with
+    // correctly rounded fma on both sides, each within 1.0e-7 relative of exp, so they differ by
+    // at most 2.0e-7 relative (2.5e-7 allows for the final rounding). The sum: the same float
+    // additions in the same order, so the same bits in every lane.
+    TEST_CASE("gpu: llm::simd::scalar and cuda_warp in device code agree with the host") {
+        REQUIRE(device_present);
+        std::array<float, 32> x{}, e{}, sum{};
+        for (std::size_t t = 0; t < 32; ++t) {
+            x[t] = -40.0f + 2.7f * static_cast<float>(t) + 0.013f * static_cast<float>(t * t);
+        }
+        float *dx, *de, *ds;
+        REQUIRE(cudaMalloc(&dx, sizeof x) == cudaSuccess);
+        REQUIRE(cudaMalloc(&de, sizeof e) == cudaSuccess);
+        REQUIRE(cudaMalloc(&ds, sizeof sum) == cudaSuccess);
+        REQUIRE(cudaMemcpy(dx, x.data(), sizeof x, cudaMemcpyHostToDevice) == cudaSuccess);
+        simd_on_device_kernel<<<1, 32>>>(dx, de, ds);
+        REQUIRE(cudaDeviceSynchronize() == cudaSuccess);
+        REQUIRE(cudaMemcpy(e.data(), de, sizeof e, cudaMemcpyDeviceToHost) == cudaSuccess);
+        REQUIRE(cudaMemcpy(sum.data(), ds, sizeof sum, cudaMemcpyDeviceToHost) == cudaSuccess);
+        for (float* p : {dx, de, ds}) {
+            cudaFree(p);
+        }
+        const auto host_sum = llm::simd::emulated_warp<32>::reduce_sum(x);
+        for (std::size_t t = 0; t < 32; ++t) {
+            CAPTURE(t);
+            const float host_e = llm::simd::scalar::exp(x[t]);
+            CHECK(std::abs(static_cast<double>(e[t]) - host_e) <= 2.5e-7 * host_e);
+            CHECK(sum[t] == host_sum[t]);
         }
     }
 

@@ -11,13 +11,13 @@
 // runs only when gpu.cu is compiled by nvcc and a device is present (else it reports skipped).
 #pragma once
 
-#include <llm/attention/detail/cuda_warp.hpp>
 #include <llm/attention/detail/problem.hpp>
 #include <llm/attention/mask.hpp>
 #include <llm/attention/options.hpp>
 #include <llm/attention/tile.hpp>
 #include <llm/config.hpp>
 #include <llm/core/error.hpp>
+#include <llm/simd/lanes.hpp>
 #include <llm/tensor/concepts.hpp>
 
 #include <concepts>
@@ -96,7 +96,7 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
         }
         poisoned = __any_sync(0xffffffffu, bad) != 0;
     }
-    warp_row<cuda_warp, DPL> w{};
+    warp_row<simd::cuda_warp, DPL> w{};
     const index_range cr = mask.cols(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i1), lq, lk);
     for (std::int64_t j0 = cr.empty() ? cr.hi : cr.lo / static_cast<std::int64_t>(BK) * static_cast<std::int64_t>(BK);
          j0 < cr.hi; j0 += static_cast<std::int64_t>(BK)) {
@@ -123,8 +123,9 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
             const bool full = cols == static_cast<std::int64_t>(BK) &&
                               mask.full(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i1), j0,
                                         j0 + static_cast<std::int64_t>(BK), lq, lk);
-            warp_row_step<cuda_warp, KPL, DPL>(w, q_rows + warp * D, k_tile, v_tile, D, D, static_cast<std::int64_t>(i), j0,
-                                               cols, lq, lk, mask, full, p.cap, p_stage + warp * BK, [] { __syncwarp(); });
+            warp_row_step<simd::cuda_warp, KPL, DPL>(w, q_rows + warp * D, k_tile, v_tile, D, D,
+                                                     static_cast<std::int64_t>(i), j0, cols, lq, lk, mask,
+                                                     full, p.cap, p_stage + warp * BK, [] { __syncwarp(); });
             bool sees_bad = false;
             for (std::size_t j = lane; j < BK; j += 32) {
                 const auto key = j0 + static_cast<std::int64_t>(j);

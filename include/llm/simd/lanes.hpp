@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// The lanes policies (serial, emulated_warp<N>): cross-lane steps of tile maths, in __shfl_xor_sync's butterfly order.
+// The lanes policies (serial, emulated_warp<N>, and cuda_warp under nvcc): cross-lane steps of tile maths, in __shfl_xor_sync's butterfly order.
 #pragma once
 
 #include <llm/config.hpp>
@@ -31,7 +31,7 @@ struct lanes_max {
 // thread playing all of them, or a single lane) hold their values and combine them.
 // Tile maths is written once against it: `typename L::template values<float>` is what ONE
 // piece of code holds for all lanes of the group, and `L::combine_xor` / `L::reduce_*`
-// are the cross-lane steps. On the GPU (cuda_warp, added with the first CUDA kernel)
+// are the cross-lane steps. On the GPU (cuda_warp, below, nvcc only)
 // values<T> is T, held per thread, and the steps are __shfl_xor_sync; on the CPU
 // emulated_warp<N> holds all N lanes in a std::array and performs the very same butterfly,
 // so float results are bit-identical to the GPU's wherever each lane's own arithmetic is.
@@ -136,5 +136,49 @@ concept lanes_policy =
 
 static_assert(lanes_policy<serial>);
 static_assert(lanes_policy<emulated_warp<32>>);
+
+#if LLM_CUDA_COMPILE
+
+/// A full CUDA warp as a lanes policy: values<T> is T held by each thread; combine_xor is the
+/// butterfly over offsets 16, 8, 4, 2, 1 with __shfl_xor_sync, the order emulated_warp<32>
+/// reproduces on the CPU, so tile maths tested there reduces in the same order here. Device
+/// code only (the cross-lane members are __device__); defined only when nvcc compiles the
+/// translation unit (LLM_CUDA_COMPILE).
+/// Example: `float s = llm::simd::cuda_warp::reduce_sum(x);  // in a kernel: the warp's sum, in every lane`
+struct cuda_warp {
+    static constexpr std::size_t size = 32;  ///< Lanes in the group: one warp.
+    /// What one thread holds: its own lane's T.
+    template <class T>
+    using values = T;
+
+    /// This thread's lane, threadIdx.x % 32 (blocks are laid out with x as the fast index).
+    __device__ static std::size_t lane() noexcept { return threadIdx.x & 31u; }
+
+    /// Lane i receives lane (i ^ offset)'s value: __shfl_xor_sync over the full warp.
+    template <class T>
+    __device__ static T shfl_xor(const T& v, std::size_t offset) noexcept {
+        return __shfl_xor_sync(0xffffffffu, v, static_cast<int>(offset), 32);
+    }
+    /// Butterfly all-reduce: for offset = 16, ..., 1: v = op(v, shfl_xor(v, offset)).
+    template <class T, class Op>
+    __device__ static T combine_xor(T v, Op&& op) {
+        for (std::size_t offset = size / 2; offset >= 1; offset /= 2) {
+            v = op(v, shfl_xor(v, offset));
+        }
+        return v;
+    }
+    /// combine_xor with +: every lane holds the sum, added in the butterfly's order.
+    template <class T>
+    __device__ static T reduce_sum(const T& v) noexcept {
+        return combine_xor(v, detail::lanes_plus{});
+    }
+    /// combine_xor with max (`b > a ? b : a`).
+    template <class T>
+    __device__ static T reduce_max(const T& v) noexcept {
+        return combine_xor(v, detail::lanes_max{});
+    }
+};
+
+#endif  // LLM_CUDA_COMPILE
 
 }  // namespace llm::simd

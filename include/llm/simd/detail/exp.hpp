@@ -64,7 +64,10 @@ struct exp_constants {
 /// S: a type satisfying llm::simd::backend.
 /// Example: `auto y = llm::simd::detail::fast_exp<llm::simd::scalar>(1.0f);  // 2.7182817f`
 template <class S>
-LLM_FORCE_INLINE typename S::f32 fast_exp(typename S::f32 x) noexcept {
+LLM_FORCE_INLINE constexpr typename S::f32 fast_exp(typename S::f32 x) noexcept {
+    // constexpr, not LLM_HD: nvcc (--expt-relaxed-constexpr) then lets device code call it
+    // through llm::simd::scalar, and makes device code only of the instantiations device code
+    // calls (a vector backend's types cannot appear in device code at all).
     using c = exp_constants;
     using f32 = typename S::f32;
     // Clamping first keeps every intermediate finite and n in range. x86 min/max return
