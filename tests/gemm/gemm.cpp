@@ -20,11 +20,23 @@ using own_avx2 = llm::blas::own<llm::simd::xsimd_arch<xsimd::fma3<xsimd::avx2>>>
 #else
 using own_avx2 = own_scalar;
 #endif
+// The measured constants pinned (the run-time blocking is the default).
+using own_measured = llm::blas::own<llm::simd::default_backend,
+                                    llm::blas::measured_blocking_t<llm::simd::default_backend::width>>;
+// Tiny pinned blocks (kc = 8, mc = 2 micro-tiles, nc = 2 panels): every awkward size crosses
+// kc, mc and nc block edges, on the scalar and on the default SIMD micro-tile.
+using own_tiny_scalar = llm::blas::own<llm::simd::scalar, llm::blas::fixed_blocking<4, 4, 8, 8, 8>>;
+constexpr std::size_t default_nv = llm::blas::measured_blocking_t<llm::simd::default_backend::width>::nr_vectors;
+constexpr std::size_t default_mr = llm::blas::measured_blocking_t<llm::simd::default_backend::width>::mr;
+using own_tiny_default =
+    llm::blas::own<llm::simd::default_backend,
+                   llm::blas::fixed_blocking<default_mr, default_nv, 2 * default_mr, 8,
+                                             2 * default_nv * llm::simd::default_backend::width>>;
 
 }  // namespace
 
 TEST_CASE_TEMPLATE("gemm own backend matches the reference on awkward sizes and layouts", Backend, own_default, own_scalar,
-                   own_avx2) {
+                   own_avx2, own_measured, own_tiny_scalar, own_tiny_default) {
     llm::parallel::thread_pool pool(2);
     llm::parallel::sequential seq;
     for (const auto& s : awkward) {
@@ -45,6 +57,14 @@ TEST_CASE("gemm own backend: a block-crossing size with 2 threads and both GEMV 
     check_against_reference<own_default, float>(700, 520, 4100, pool, 1.0f, 1.0f, false);
     check_against_reference<own_default, float>(1, 4100, 700, pool, 2.0f, 0.0f, false);
     check_against_reference<own_default, llm::bf16>(1, 1000, 1031, pool, 1.0f, 0.5f);
+}
+
+TEST_CASE("gemm own backend: bf16 inputs and a block-crossing size with a tiny pinned blocking") {
+    llm::parallel::thread_pool pool(2);
+    for (const auto& s : awkward) {
+        check_against_reference<own_tiny_default, llm::bf16>(s.m, s.k, s.n, pool, 1.5f, 0.0f);
+    }
+    check_against_reference<own_tiny_default, float>(70, 52, 410, pool, 1.0f, 1.0f, false);
 }
 
 

@@ -2,21 +2,70 @@
 // Register and cache blocking (MR x NR micro-tile, MC/KC/NC) of the own GEMM backend, per SIMD width.
 #pragma once
 
+#include <llm/core/cpu_info.hpp>
+
+#include <algorithm>
 #include <concepts>
 #include <cstddef>
 
 namespace llm::blas {
 
-/// A blocking policy: a type with these static constants (all > 0). nr_vectors counts SIMD
-/// vectors, so NR = nr_vectors * S::width; mc must be a multiple of mr and nc of NR.
+/// The cache block sizes of a blocking policy: rows of a packed A block (mc), depth (kc),
+/// columns of a packed B block (nc).
+/// Example: `llm::blas::block_sizes s{120, 256, 4096};`
+struct block_sizes {
+    std::size_t mc;  ///< Rows of a packed A block (a multiple of mr).
+    std::size_t kc;  ///< Depth of a packed block (k extent).
+    std::size_t nc;  ///< Columns of a packed B block (a multiple of NR).
+};
+
+/// A blocking fixed at compile time: static constants mr, nr_vectors, mc, kc, nc (all > 0).
+/// nr_vectors counts SIMD vectors, so NR = nr_vectors * S::width; mc must be a multiple of mr
+/// and nc of NR.
 template <class B>
-concept blocking_policy = requires {
+concept fixed_blocking_policy = requires {
     { B::mr } -> std::convertible_to<std::size_t>;
     { B::nr_vectors } -> std::convertible_to<std::size_t>;
     { B::mc } -> std::convertible_to<std::size_t>;
     { B::kc } -> std::convertible_to<std::size_t>;
     { B::nc } -> std::convertible_to<std::size_t>;
 } && (B::mr > 0 && B::nr_vectors > 0 && B::kc > 0 && B::mc % B::mr == 0);
+
+/// A blocking chosen at run time: static constants mr and nr_vectors (the register tile is
+/// compiled in) and a static `sizes()` returning the block_sizes (mc a multiple of mr, nc of
+/// NR, all > 0).
+template <class B>
+concept runtime_blocking_policy = requires {
+    { B::mr } -> std::convertible_to<std::size_t>;
+    { B::nr_vectors } -> std::convertible_to<std::size_t>;
+    { B::sizes() } -> std::convertible_to<block_sizes>;
+} && (B::mr > 0 && B::nr_vectors > 0);
+
+/// A blocking policy: fixed (constants) or run-time (sizes()).
+template <class B>
+concept blocking_policy = fixed_blocking_policy<B> || runtime_blocking_policy<B>;
+
+/// The block sizes of a policy, read at run time (constants for a fixed policy).
+/// Example: `auto s = llm::blas::block_sizes_of<llm::blas::blocking_avx2>();`
+template <blocking_policy B>
+block_sizes block_sizes_of() {
+    if constexpr (runtime_blocking_policy<B>) {
+        return B::sizes();
+    } else {
+        return {B::mc, B::kc, B::nc};
+    }
+}
+
+/// A blocking pinned at compile time: micro-tile MR x (NV vectors), blocks MC x KC x NC.
+/// Example: `llm::blas::own<llm::simd::scalar, llm::blas::fixed_blocking<4, 4, 8, 8, 16>>`
+template <std::size_t MR, std::size_t NV, std::size_t MC, std::size_t KC, std::size_t NC>
+struct fixed_blocking {
+    static constexpr std::size_t mr = MR;          ///< Rows of the micro-tile.
+    static constexpr std::size_t nr_vectors = NV;  ///< Columns of the micro-tile, in SIMD vectors.
+    static constexpr std::size_t mc = MC;          ///< Rows of a packed A block.
+    static constexpr std::size_t kc = KC;          ///< Depth of a packed block.
+    static constexpr std::size_t nc = NC;          ///< Columns of a packed B block.
+};
 
 /// Blocking for 512-bit vectors (16 floats, 32 vector registers): AVX-512. Chosen by
 /// measurement on this project's build machines (lscpu: Intel Sapphire/Emerald Rapids class,
@@ -71,21 +120,74 @@ struct blocking_scalar {
     static constexpr std::size_t nc = 4096;  ///< Columns of a packed B block.
 };
 
-/// The default blocking for a SIMD backend of the given width.
+/// The analytical model of BLIS (Low, Igual, Smith, Quintana-Orti 2016, "Analytical modeling
+/// is enough for high-performance BLIS") for a micro-tile mr x nr of fp32: kc so that the
+/// kc x nr B micro-panel takes half of L1d (the other half holds the mr x kc A micro-panel and
+/// the C lines; half rather than all so the set-associative L1 keeps both), mc so that the
+/// mc x kc A block takes half of L2, nc so that the kc x nc B block takes half of this core's
+/// share of L3. kc is a multiple of 8 in [16, 1024], mc a multiple of mr in [mr, 1020],
+/// nc a multiple of nr in [nr, 4096] (a huge L3 gives no gain past one Llama-size N and
+/// costs workspace). Caches reported as 0: `fallback` (L1d or L2 unknown: all of it; L3
+/// unknown: its nc).
+/// Example: `auto s = llm::blas::blocking_for({32 << 10, 512 << 10, 16 << 20, 64, 2}, 6, 16, {120, 256, 4096});`
+inline block_sizes blocking_for(const cache_sizes& c, std::size_t mr, std::size_t nr, block_sizes fallback) {
+    if (c.l1d == 0 || c.l2 == 0 || mr == 0 || nr == 0) {
+        return fallback;
+    }
+    constexpr std::size_t f = sizeof(float);
+    std::size_t kc = c.l1d / 2 / (nr * f) / 8 * 8;
+    kc = std::clamp<std::size_t>(kc, 16, 1024);
+    std::size_t mc = c.l2 / 2 / (kc * f) / mr * mr;
+    mc = std::clamp<std::size_t>(mc, mr, std::max(mr, std::size_t{1020} / mr * mr));
+    std::size_t nc = fallback.nc;
+    if (c.l3 != 0) {
+        const std::size_t share = c.l3 / std::max<std::size_t>(1, c.l3_sharing);
+        nc = share / 2 / (kc * f) / nr * nr;
+        nc = std::clamp<std::size_t>(nc, nr, std::max(nr, std::size_t{4096} / nr * nr));
+    }
+    return {mc, kc, nc};
+}
+
+/// The measured (fixed) blocking for a SIMD backend of the given width.
 template <std::size_t Width>
-struct default_blocking {
+struct measured_blocking {
     /// blocking_avx2: for 128-bit and other widths the 16-register shape is safe.
     using type = blocking_avx2;
 };
 /// 16 floats per vector (AVX-512): blocking_avx512.
 template <>
-struct default_blocking<16> {
-    using type = blocking_avx512;  ///< The blocking chosen for this width.
+struct measured_blocking<16> {
+    using type = blocking_avx512;  ///< The blocking measured for this width.
 };
 /// Width 1 (the scalar backend): blocking_scalar.
 template <>
-struct default_blocking<1> {
-    using type = blocking_scalar;  ///< The blocking chosen for this width.
+struct measured_blocking<1> {
+    using type = blocking_scalar;  ///< The blocking measured for this width.
+};
+template <std::size_t Width>
+using measured_blocking_t = typename measured_blocking<Width>::type;
+
+/// Blocking derived at run time from the caches this CPU reports (llm::cpu_cache_sizes(),
+/// computed once by blocking_for); the micro-tile (mr, nr_vectors) of the measured fixed
+/// blocking for the width, whose mc/kc/nc are also the fallback when the OS reports no caches.
+/// Example: `llm::blas::own<llm::simd::default_backend, llm::blas::cache_blocking<llm::simd::default_backend::width>>`
+template <std::size_t Width>
+struct cache_blocking {
+    using fixed = measured_blocking_t<Width>;  ///< The measured blocking of this width.
+    static constexpr std::size_t mr = fixed::mr;                          ///< Rows of the micro-tile.
+    static constexpr std::size_t nr_vectors = fixed::nr_vectors;          ///< Columns of the micro-tile, in vectors.
+    /// mc, kc, nc for this CPU, computed on the first call.
+    static block_sizes sizes() {
+        static const block_sizes s = blocking_for(cpu_cache_sizes(), mr, nr_vectors * Width,
+                                                  {fixed::mc, fixed::kc, fixed::nc});
+        return s;
+    }
+};
+
+/// The default blocking of llm::blas::own for a SIMD backend of the given width.
+template <std::size_t Width>
+struct default_blocking {
+    using type = cache_blocking<Width>;  ///< The blocking chosen for this width.
 };
 template <std::size_t Width>
 using default_blocking_t = typename default_blocking<Width>::type;

@@ -308,7 +308,11 @@ void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NV = Blocking::nr_vectors;
     constexpr std::size_t NR = NV * S::width;
-    static_assert(Blocking::nc % NR == 0, "llm::blas: blocking nc must be a multiple of NR = nr_vectors * width");
+    if constexpr (fixed_blocking_policy<Blocking>) {
+        static_assert(Blocking::nc % NR == 0, "llm::blas: blocking nc must be a multiple of NR = nr_vectors * width");
+    }
+    // The cache blocks, read at run time (a run-time policy computes them once from the caches).
+    const block_sizes bs = block_sizes_of<Blocking>();
     const std::size_t m = c.rows, n = c.cols, k = a.cols;
     const std::size_t threads = std::max<std::size_t>(1, exec.size());
     const std::size_t row_tiles = (m + MR - 1) / MR;
@@ -316,7 +320,7 @@ void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float
     const std::size_t want = threads == 1 ? 1 : 4 * threads;
     // Column tasks: at most NC columns each; with threads, up to `want` of them but never
     // narrower than 4 panels (so A's repacking stays small next to the task's FMAs).
-    std::size_t col_tasks = std::max((panels * NR + Blocking::nc - 1) / Blocking::nc, std::min(want, panels / 4));
+    std::size_t col_tasks = std::max((panels * NR + bs.nc - 1) / bs.nc, std::min(want, panels / 4));
     col_tasks = std::max<std::size_t>(1, col_tasks);
     const std::size_t panels_per_task = (panels + col_tasks - 1) / col_tasks;
     col_tasks = (panels + panels_per_task - 1) / panels_per_task;
@@ -327,12 +331,12 @@ void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float
     // One workspace slot per chunk: the largest A block (a row block of a task is at most MC
     // rows, see below) and the task's B panels, each rounded to 16 floats (64 bytes) so every
     // packed panel starts 64-byte aligned (the micro-kernel loads B with aligned loads).
-    const std::size_t kc_max = std::min(Blocking::kc, k);
+    const std::size_t kc_max = std::min(bs.kc, k);
     const auto round16 = [](std::size_t x) { return (x + 15) / 16 * 16; };
     // A's block is a multiple of 4 KiB for the usual mc x kc: without the extra 3 cache lines,
     // the A and B panels the micro-kernel streams together would share their 4 KiB offsets
     // (loads that alias in the L1's address check).
-    const std::size_t a_floats = round16(std::min(Blocking::mc, rows_per_task) * kc_max) + 48;
+    const std::size_t a_floats = round16(std::min(bs.mc, rows_per_task) * kc_max) + 48;
     const std::size_t b_floats = round16(panels_per_task * NR * kc_max);
     const std::size_t slots = std::min(threads, tasks);
     float* const slot_base = ws.take<float>(checked_mul(slots, a_floats + b_floats, "gemm", "the packing panels"), "gemm",
@@ -354,10 +358,10 @@ void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float
             const std::size_t cols = std::min(task_panels * NR, n - c0);
             // Row blocks inside a task: at most MC rows, equal to within one micro-tile.
             const std::size_t tiles = (rows + MR - 1) / MR;
-            const std::size_t blocks = (tiles * MR + Blocking::mc - 1) / Blocking::mc;
+            const std::size_t blocks = (tiles * MR + bs.mc - 1) / bs.mc;
             const std::size_t mc = (tiles + blocks - 1) / blocks * MR;
-            for (std::size_t pc = 0; pc < k; pc += Blocking::kc) {
-                const std::size_t kc = std::min(Blocking::kc, k - pc);
+            for (std::size_t pc = 0; pc < k; pc += bs.kc) {
+                const std::size_t kc = std::min(bs.kc, k - pc);
                 pack_b<NR>(matrix_ref<TB>{b.data + pc * b.rs + c0 * b.cs, kc, cols, b.rs, b.cs}, 0, task_panels, bp);
                 const float beta_step = pc == 0 ? beta : 1.0f;
                 for (std::size_t ic = 0; ic < rows; ic += mc) {
