@@ -574,9 +574,13 @@ void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const stride
                                     const float* LLM_RESTRICT pr = srow;
                                     float* LLM_RESTRICT dsr = dprow;
                                     if (trow != nullptr) {
+                                        // softcap_grad(t, cap) = softcap_grad(t / cap, 1): with the constant
+                                        // cap 1 its cap test folds away and the loop vectorises (passing cap
+                                        // leaves a branch in the loop: measured 5% slower backward with cap).
                                         const float* LLM_RESTRICT tr = trow;
+                                        const float inv_cap = 1.0f / cap;
                                         for (std::size_t c = 0; c < BK; ++c) {
-                                            dsr[c] = score_grad(pr[c], dsr[c], di, tr[c], cap);
+                                            dsr[c] = score_grad(pr[c], dsr[c], di, tr[c] * inv_cap, 1.0f);
                                         }
                                     } else {
                                         for (std::size_t c = 0; c < BK; ++c) {
