@@ -12,6 +12,7 @@
 #include <llm/core/workspace.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/thread_pool.hpp>
+#include <llm/simd/math.hpp>
 #include <llm/simd/simd.hpp>
 #include <llm/tensor/concepts.hpp>
 
@@ -141,19 +142,8 @@ void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo,
                 }
             }
             std::fill(s + n, s + CH, -std::numeric_limits<float>::infinity());  // after the cap: it maps -inf to -cap
-            auto mx = S::set1(-std::numeric_limits<float>::infinity());
-            for (std::size_t c = 0; c < CH; c += W) {
-                mx = S::max(mx, S::loadu(s + c));
-            }
-            const float alpha = rescale(st[hq], S::reduce_max(mx));
-            const auto m = S::set1(st[hq].m);
-            auto sum = S::zero();
-            for (std::size_t c = 0; c < CH; c += W) {
-                const auto p = S::exp(S::sub(S::loadu(s + c), m));
-                S::storeu(s + c, p);
-                sum = S::add(sum, p);
-            }
-            st[hq].l = st[hq].l * alpha + S::reduce_add(sum);
+            const float alpha = rescale(st[hq], simd::row_max<S>(s, CH));
+            st[hq].l = st[hq].l * alpha + simd::row_exp_sum<S>(s, s, CH, st[hq].m);  // s becomes P = exp(s - m)
             float* a = acc.data() + hq * Dp;
             if (alpha != 1.0f) {
                 for (std::size_t d = 0; d < Dp; d += W) {
