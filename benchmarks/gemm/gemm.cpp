@@ -90,7 +90,7 @@ const openblas& load_openblas() {
 
 // ---- the benchmark ---------------------------------------------------------------------------
 
-enum class peer { own, eigen, openblas };
+enum class peer { own, own_measured, eigen, openblas };
 enum class b_layout { row_major, transposed };  // transposed: B = W^T with W [n, k] row-major
 
 /// CPU seconds used by every thread of this process (workers and their spinning included).
@@ -151,6 +151,10 @@ void bm_gemm(benchmark::State& state) {
     for (auto _ : state) {
         if constexpr (P == peer::own) {
             llm::gemm(c, a, b, 1.0f, 0.0f, ws, pool);
+        } else if constexpr (P == peer::own_measured) {
+            // The measured constant blocking pinned (the default derives it from the caches).
+            using S = llm::simd::default_backend;
+            llm::gemm<llm::blas::own<S, llm::blas::measured_blocking_t<S::width>>>(c, a, b, 1.0f, 0.0f, ws, pool);
         } else if constexpr (P == peer::eigen) {
             llm::gemm<llm::blas::eigen>(c, a, b, 1.0f, 0.0f, ws, pool);
         } else {
@@ -203,6 +207,7 @@ void shapes(benchmark::internal::Benchmark* b) {
 }
 
 BENCHMARK(bm_gemm<peer::own>)->Name("gemm/own")->Apply(shapes);
+BENCHMARK(bm_gemm<peer::own_measured>)->Name("gemm/own_measured")->Apply(shapes);
 #if LLM_HAS_EIGEN
 BENCHMARK(bm_gemm<peer::eigen>)->Name("gemm/eigen")->Apply(shapes);
 #endif
