@@ -83,9 +83,11 @@ void BM_fma_peak(benchmark::State& state) {
     for (auto _ : state) {
         llm::parallel::parallel_for(pool(threads), threads, 1, [&](std::size_t t0, std::size_t t1) {
             for (std::size_t t = t0; t < t1; ++t) {
+                // A different start per chain: equal chains running the same op could be folded
+                // into one by the compiler (an inflated ceiling was reported on another CPU).
                 typename S_be::f32 acc[chains];
-                for (auto& a : acc) {
-                    a = S_be::set1(1.0f);
+                for (std::size_t c = 0; c < chains; ++c) {
+                    acc[c] = S_be::set1(1.0f + 0.0625f * static_cast<float>(c + t));
                 }
                 const auto m = S_be::set1(0.999999f), a = S_be::set1(1e-7f);
                 for (std::size_t i = 0; i < iters; ++i) {
@@ -97,7 +99,9 @@ void BM_fma_peak(benchmark::State& state) {
                 for (std::size_t c = 1; c < chains; ++c) {
                     s = S_be::add(s, acc[c]);
                 }
-                sink[t * 16] = S_be::reduce_add(s);
+                float total = S_be::reduce_add(s);
+                benchmark::DoNotOptimize(total);
+                sink[t * 16] = total;
             }
         });
         benchmark::DoNotOptimize(sink.data());
