@@ -164,6 +164,7 @@ template <>
 struct measured_blocking<1> {
     using type = blocking_scalar;  ///< The blocking measured for this width.
 };
+/// The measured blocking of a width. Example: `using B = llm::blas::measured_blocking_t<8>;`
 template <std::size_t Width>
 using measured_blocking_t = typename measured_blocking<Width>::type;
 
