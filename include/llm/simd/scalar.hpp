@@ -22,7 +22,7 @@ namespace llm::simd {
 /// min(a, b) is `a < b ? a : b` and max(a, b) is `a > b ? a : b`: the second operand when
 /// either is NaN, like x86 minps/maxps, so scalar and x86 vector backends agree lane by lane.
 /// Every member is LLM_HD (host and device): under nvcc the same scalar code runs in a CUDA
-/// thread (std::fma, std::fabs and std::floor have float device overloads in CUDA's <cmath>).
+/// thread (std::fma, std::fabs and std::floor have float device overloads in CUDA's `<cmath>`).
 /// Example: `float y = llm::simd::scalar::exp(llm::simd::scalar::set1(1.0f));`
 struct scalar {
     /// Members required by llm::simd::backend; see it for their contracts.
