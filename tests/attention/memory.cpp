@@ -1,15 +1,12 @@
 // SPDX-License-Identifier: Apache-2.0
 // Peak heap use of flash_forward / flash_backward at S = 16384 is O(S * D), never O(S^2): counted by replacing operator new.
 //
-// How the count works: this file replaces the global operator new / delete (every form:
-// plain, array, aligned, sized) for the whole test_attention executable. Each allocation
-// goes to malloc / aligned_alloc, and while `counting` is on, its usable size
-// (malloc_usable_size) is added to `current` and `peak` is raised; each free subtracts.
-// The inputs are allocated before counting starts, so `peak` is exactly the extra memory the
-// kernel allocates (std::vector, llm::tensor and every container go through operator new).
-// Off (the rest of the executable) the replacement costs one relaxed load per allocation.
-// While counting, each allocation is also counted (`allocations`), for the tests that a call
-// with a warmed llm::workspace allocates nothing.
+// How the count works: tests/support/counting_new.hpp replaces the global operator new / delete
+// (every form) for the whole test_attention executable; while a watch is on it adds each
+// allocation's usable size to the bytes held and raises the peak, and counts the calls. The
+// inputs are allocated before the watch starts, so the peak is exactly the extra memory the
+// kernel allocates (std::vector, llm::tensor and every container go through operator new), and
+// the count is what the warmed-workspace tests need to be zero.
 #include "helpers.hpp"
 
 #include <llm/attention/attention.hpp>
@@ -30,78 +27,23 @@
 #include <new>
 #include <type_traits>
 
+#include "../support/counting_new.hpp"
+
 namespace {
 
-std::atomic<bool> counting{false};
-std::atomic<std::int64_t> current{0};
-std::atomic<std::int64_t> peak{0};
-std::atomic<std::int64_t> allocations{0};  // calls of operator new while counting
-
-void* note_alloc(void* p) {
-    if (p == nullptr) {
-        throw std::bad_alloc();
-    }
-    if (counting.load(std::memory_order_relaxed)) {
-        allocations.fetch_add(1);
-        const auto now = current.fetch_add(static_cast<std::int64_t>(malloc_usable_size(p))) +
-                         static_cast<std::int64_t>(malloc_usable_size(p));
-        std::int64_t seen = peak.load();
-        while (now > seen && !peak.compare_exchange_weak(seen, now)) {
-        }
-    }
-    return p;
-}
-
-// Not inlined: GCC would otherwise see std::free on memory from a new-expression (-Wmismatched-new-delete),
-// which is what replacing operator new / delete with malloc / free means.
-[[gnu::noinline]] void note_free(void* p) {
-    if (p != nullptr && counting.load(std::memory_order_relaxed)) {
-        current.fetch_sub(static_cast<std::int64_t>(malloc_usable_size(p)));
-    }
-    std::free(p);
-}
-
-void* aligned(std::size_t n, std::align_val_t a) {
-    const auto al = std::max(static_cast<std::size_t>(a), sizeof(void*));
-    return note_alloc(std::aligned_alloc(al, (std::max<std::size_t>(n, 1) + al - 1) / al * al));
-}
-
-/// Runs f with counting on and returns the number of heap allocations it made (on any thread).
+/// Runs f with the heap watch on and returns the number of heap allocations it made (on any thread).
 template <class F>
 std::int64_t allocation_count(F&& f) {
-    allocations = 0;
-    counting = true;
-    f();
-    counting = false;
-    return allocations.load();
+    return llm_test::heap::watch(f).allocations;
 }
 
-/// Runs f with counting on and returns the peak extra bytes it held at once.
+/// Runs f with the heap watch on and returns the peak extra bytes it held at once.
 template <class F>
 std::int64_t peak_bytes(F&& f) {
-    current = 0;
-    peak = 0;
-    counting = true;
-    f();
-    counting = false;
-    return peak.load();
+    return llm_test::heap::watch(f).peak_bytes;
 }
 
 }  // namespace
-
-void* operator new(std::size_t n) { return note_alloc(std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new[](std::size_t n) { return note_alloc(std::malloc(std::max<std::size_t>(n, 1))); }
-void* operator new(std::size_t n, std::align_val_t a) { return aligned(n, a); }
-void* operator new[](std::size_t n, std::align_val_t a) { return aligned(n, a); }
-void operator delete(void* p) noexcept { note_free(p); }
-void operator delete[](void* p) noexcept { note_free(p); }
-void operator delete(void* p, std::size_t) noexcept { note_free(p); }
-void operator delete[](void* p, std::size_t) noexcept { note_free(p); }
-void operator delete(void* p, std::align_val_t) noexcept { note_free(p); }
-void operator delete[](void* p, std::align_val_t) noexcept { note_free(p); }
-void operator delete(void* p, std::size_t, std::align_val_t) noexcept { note_free(p); }
-void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { note_free(p); }
-#include "../support/nothrow_new.hpp"
 
 namespace {
 
