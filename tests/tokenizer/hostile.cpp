@@ -21,8 +21,11 @@
 #include <fstream>
 #include <new>
 #include <string>
+#include <string_view>
+#include <variant>
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace {
@@ -192,4 +195,23 @@ TEST_CASE("hostile: /dev/zero and a sparse file over the limit give llm::error q
     // At the limit exactly the size check passes (the content then fails to parse).
     REQUIRE(::truncate(big.c_str(), static_cast<off_t>(max_vocab_file_bytes)) == 0);
     CHECK(largest_request_of_failing([&] { llm::tokenizer::load_hf_tokenizer(big); }, "expected a value") <= max_vocab_file_bytes + one_mib);
+}
+
+// Symbols address their piece with 32-bit offsets: a piece of 4 GiB is refused, never wrapped
+// into wrong tokens (the vocabulary maps byte 0, as GPT-2's byte-level alphabet writes it: U+0100). The 4 GiB of text is a read-only anonymous mapping (the kernel's zero page:
+// no memory is used); pre-tokenizing scans it once, so this runs only in the slow suite.
+TEST_SUITE("slow") {
+    TEST_CASE("hostile: a 4 GiB pre-tokenized piece is llm::error, not wrapped offsets") {
+        const std::size_t n = (std::size_t{1} << 32) + 16;
+        void* p = ::mmap(nullptr, n, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+        REQUIRE(p != MAP_FAILED);
+        const std::string_view text(static_cast<const char*>(p), n);  // 4 GiB + 16 zero bytes: one piece
+        const auto tok = llm::tokenizer::hf_tokenizer_from_json(
+            R"({"added_tokens":[],"pre_tokenizer":{"type":"ByteLevel"},"model":{"type":"BPE","vocab":{"\u0100":0},"merges":[]}})",
+            "t.json");
+        std::visit([&](const auto& t) {
+            CHECK_THROWS_WITH_AS((void)t.encode(text), doctest::Contains("pieces are limited to 4294967294 bytes"), llm::error);
+        }, tok);
+        ::munmap(p, n);
+    }
 }

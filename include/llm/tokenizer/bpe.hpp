@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/config.hpp>
+#include <llm/core/error.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -73,6 +74,13 @@ struct bpe_workspace {
 };
 
 namespace detail {
+
+/// Symbols address their piece with 32-bit offsets (half the memory of size_t, twice the
+/// symbols per cache line): a piece of 2^32 - 1 bytes or more is refused, never wrapped.
+inline void check_piece_size(std::string_view tokenizer, std::size_t bytes) {
+    llm::check(bytes < std::size_t{0xffffffffu}, tokenizer, ": encode: a pre-tokenized piece of ", bytes,
+               " bytes; pieces are limited to 4294967294 bytes");
+}
 
 // Pieces up to this many symbols use the array scan (tiktoken's algorithm with cached pair
 // ranks: O(n) per merge, tiny constants); longer ones the heap (O(n log n) in all), so a

@@ -241,6 +241,7 @@ private:
     };
 
     void initial_symbols(std::string_view piece, std::vector<bpe_symbol>& syms) const {
+        detail::check_piece_size(name_, piece.size());
         syms.resize(piece.size());
         for (std::size_t k = 0; k < piece.size(); ++k) {
             const std::uint32_t id = byte_ids_[static_cast<unsigned char>(piece[k])];

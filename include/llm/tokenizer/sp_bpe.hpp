@@ -264,6 +264,7 @@ private:
 
     void encode_word(std::string_view word, std::vector<std::uint32_t>& out, encode_context& ctx, bool reference) const {
         if (word.empty()) return;
+        detail::check_piece_size(name_, word.size());
         auto& syms = ctx.symbols;
         syms.clear();
         const char* b = word.data();
