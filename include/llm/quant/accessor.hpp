@@ -53,65 +53,51 @@ LLM_HD constexpr void check_block_offset(const char* accessor, std::size_t i, st
 
 }  // namespace detail
 
-/// Reads Q8_0 blocks as floats: element i is `float(qs[i % 32]) * float(d)` of block i / 32,
-/// bit for bit what q8_0::dequantize_block writes (one rounding of the product). Empty, so a
-/// view through it is a block pointer plus the mapping.
-/// Example: `llm::tensor_view<const float, llm::dims<2>, llm::layout_right, llm::cpu, llm::quant::q8_0_accessor> w(blocks.data(), rows, cols);`
-struct q8_0_accessor {
-    using offset_policy = q8_0_accessor;       ///< Offsetting (by whole blocks) keeps the policy.
-    using element_type = const float;          ///< The decoded value, read-only.
-    using reference = float;                   ///< Access returns the value.
-    using data_handle_type = const block_q8_0*;  ///< The blocks.
-    using format = q8_0;                       ///< The block format read.
-    static constexpr std::size_t block_size = 32;  ///< Values per block.
-
-    /// Element i: value i % 32 of block i / 32.
-    LLM_HD constexpr reference access(data_handle_type p, std::size_t i) const noexcept {
-        const block_q8_0& b = p[i / block_size];
-        return static_cast<float>(b.qs[i % block_size]) * static_cast<float>(b.d);
-    }
-    /// The handle of element i: p + i / 32. llm::error unless i is a multiple of 32.
-    LLM_HD constexpr data_handle_type offset(data_handle_type p, std::size_t i) const {
-        detail::check_block_offset("q8_0_accessor", i, block_size);
-        return p + i / block_size;
+/// Decodes value j of a block by decoding the whole block with F::dequantize_block: exact for
+/// any block_format, at the cost of a block per value (256 for the K formats).
+struct whole_block_decode {
+    static constexpr const char* name = "block_accessor";  ///< The accessor's name in messages.
+    /// Value j of block b of format F.
+    template <block_format F>
+    LLM_HD static float value(const typename F::block& b, std::size_t j) noexcept {
+        float values[F::block_size];
+        F::dequantize_block(b, values);
+        return values[j];
     }
 };
 
-/// Reads Q4_0 blocks as floats: element i is `float(code - 8) * float(d)` of block i / 32, where
-/// code is the low nibble of qs[j] for j = i % 32 < 16 and the high nibble of qs[j - 16]
-/// otherwise; bit for bit what q4_0::dequantize_block writes.
-/// Example: `llm::tensor_view<const float, llm::dims<2>, llm::layout_right, llm::cpu, llm::quant::q4_0_accessor> w(blocks.data(), rows, cols);`
-struct q4_0_accessor {
-    using offset_policy = q4_0_accessor;       ///< Offsetting (by whole blocks) keeps the policy.
-    using element_type = const float;          ///< The decoded value, read-only.
-    using reference = float;                   ///< Access returns the value.
-    using data_handle_type = const block_q4_0*;  ///< The blocks.
-    using format = q4_0;                       ///< The block format read.
-    static constexpr std::size_t block_size = 32;  ///< Values per block.
+/// Decodes one Q8_0 value: `float(qs[j]) * float(d)`, bit for bit what q8_0::dequantize_block
+/// writes (one rounding of the product).
+struct q8_0_decode {
+    static constexpr const char* name = "q8_0_accessor";  ///< The accessor's name in messages.
+    /// Value j of a Q8_0 block.
+    template <block_format F>
+    LLM_HD static constexpr float value(const block_q8_0& b, std::size_t j) noexcept {
+        return static_cast<float>(b.qs[j]) * static_cast<float>(b.d);
+    }
+};
 
-    /// Element i: value i % 32 of block i / 32.
-    LLM_HD constexpr reference access(data_handle_type p, std::size_t i) const noexcept {
-        const block_q4_0& b = p[i / block_size];
-        const std::size_t j = i % block_size;
+/// Decodes one Q4_0 value: `float(code - 8) * float(d)`, code the low nibble of qs[j] for
+/// j < 16 and the high nibble of qs[j - 16] otherwise; bit for bit what q4_0::dequantize_block writes.
+struct q4_0_decode {
+    static constexpr const char* name = "q4_0_accessor";  ///< The accessor's name in messages.
+    /// Value j of a Q4_0 block.
+    template <block_format F>
+    LLM_HD static constexpr float value(const block_q4_0& b, std::size_t j) noexcept {
         const int code = j < 16 ? (b.qs[j] & 0x0F) : (b.qs[j - 16] >> 4);
         return static_cast<float>(code - 8) * static_cast<float>(b.d);
     }
-    /// The handle of element i: p + i / 32. llm::error unless i is a multiple of 32.
-    LLM_HD constexpr data_handle_type offset(data_handle_type p, std::size_t i) const {
-        detail::check_block_offset("q4_0_accessor", i, block_size);
-        return p + i / block_size;
-    }
 };
 
-/// Reads blocks of any block_format F (the K formats, a user's format) by decoding the whole
-/// block of element i with F::dequantize_block and returning value i % F::block_size: exactly
-/// the dequantizer's value, at the cost of a block per element (256 values for the K
-/// formats), so for inspection and tests rather than inner loops; q8_0_accessor and
-/// q4_0_accessor decode one value.
+/// Reads blocks of a block_format F as floats: element i is value i % F::block_size of block
+/// i / F::block_size, decoded by the policy Decode (`Decode::value<F>(block, j)`). Empty, so a
+/// view through it is a block pointer plus the mapping.
 /// Template parameters:
-///   F — an llm::quant::block_format.
+///   F      — an llm::quant::block_format.
+///   Decode — whole_block_decode (any format: for inspection and tests rather than inner
+///            loops), or a one-value decoder (q8_0_decode, q4_0_decode, a user's).
 /// Example: `llm::tensor_view<const float, llm::dims<1>, llm::layout_right, llm::cpu, llm::quant::block_accessor<llm::quant::q4_k>> v(blocks.data(), n);`
-template <block_format F>
+template <block_format F, class Decode = whole_block_decode>
 struct block_accessor {
     using offset_policy = block_accessor;                ///< Offsetting (by whole blocks) keeps the policy.
     using element_type = const float;                    ///< The decoded value, read-only.
@@ -121,18 +107,24 @@ struct block_accessor {
     static constexpr std::size_t block_size = F::block_size;  ///< Values per block.
 
     /// Element i: value i % block_size of block i / block_size.
-    LLM_HD reference access(data_handle_type p, std::size_t i) const noexcept {
-        float values[F::block_size];
-        F::dequantize_block(p[i / block_size], values);
-        return values[i % block_size];
+    LLM_HD constexpr reference access(data_handle_type p, std::size_t i) const noexcept {
+        return Decode::template value<F>(p[i / block_size], i % block_size);
     }
     /// The handle of element i: p + i / block_size. llm::error unless i is a multiple of
     /// block_size.
     LLM_HD constexpr data_handle_type offset(data_handle_type p, std::size_t i) const {
-        detail::check_block_offset("block_accessor", i, block_size);
+        detail::check_block_offset(Decode::name, i, block_size);
         return p + i / block_size;
     }
 };
+
+/// Q8_0 blocks read one value at a time.
+/// Example: `llm::tensor_view<const float, llm::dims<2>, llm::layout_right, llm::cpu, llm::quant::q8_0_accessor> w(blocks.data(), rows, cols);`
+using q8_0_accessor = block_accessor<q8_0, q8_0_decode>;
+
+/// Q4_0 blocks read one value at a time.
+/// Example: `llm::tensor_view<const float, llm::dims<2>, llm::layout_right, llm::cpu, llm::quant::q4_0_accessor> w(blocks.data(), rows, cols);`
+using q4_0_accessor = block_accessor<q4_0, q4_0_decode>;
 
 /// An accessor over the blocks of a block_format: q8_0_accessor, q4_0_accessor,
 /// block_accessor<F>, or a user's with the same members (an llm::accessor_policy reading
