@@ -19,7 +19,7 @@ struct forward_only {
     struct cache {};
     template <class T>
     params<T> make_params() const { return {}; }
-    cache make_cache(llm::model::arena&, std::size_t) const { return {}; }
+    cache make_cache(llm::model::arena&, llm::model::batch_shape) const { return {}; }
     template <class T>
     void forward(llm::model::activations, cache&, llm::model::const_activations, const params<T>&, llm::workspace&,
                  llm::parallel::sequential&) const {}
@@ -28,6 +28,6 @@ struct forward_only {
 
 int main() {
     llm::model::arena a;
-    auto c = llm::model::make_cache(user::forward_only{}, a, 4);
+    auto c = llm::model::make_cache(user::forward_only{}, a, {.batch = 1, .seq = 4});
     (void)c;
 }

@@ -43,7 +43,7 @@ struct scale_block {
     params<T> make_params() const {
         return {llm::tensor<T, llm::dims<1>>(width), llm::tensor<T, llm::dims<1>>(width)};
     }
-    cache make_cache(llm::model::arena& a, std::size_t tokens) const { return {a.take<float>(tokens)}; }
+    cache make_cache(llm::model::arena& a, llm::model::batch_shape s) const { return {a.take<float>(s.tokens())}; }
     template <class T>
     void forward(llm::model::activations y, cache& c, llm::model::const_activations x, const params<T>& p,
                  llm::workspace&, llm::parallel::policy auto&&) const {
@@ -107,7 +107,7 @@ TEST_CASE("model block: a user block outside llm:: runs forward and backward thr
         }
     }
     llm::model::arena a;
-    auto c = llm::model::make_cache(blk, a, 2);
+    auto c = llm::model::make_cache(blk, a, {.batch = 1, .seq = 2});
     CHECK(a.has_memory());
     CHECK(a.used() >= 2 * sizeof(float));
     llm::workspace ws;

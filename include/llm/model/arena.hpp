@@ -16,12 +16,12 @@
 namespace llm::model {
 
 /// The memory of a model's activation caches: one 64-byte aligned block, handed out in order.
-/// A block writes its cache once, as a function of the arena (`make_cache(arena&, tokens)`), and
+/// A block writes its cache once, as a function of the arena (`make_cache(arena&, shape)`), and
 /// the model calls it twice: first on an arena without memory, which only adds up the sizes
 /// (take() returns empty views), then, after reserve(), on the real memory
 /// (rewind() first). So the layout is written once and a model's caches are one allocation, as
 /// llm.c's `ActivationTensors`; the caches are views into it and the arena must outlive them.
-/// Example: `llm::model::arena a; auto c = blk.make_cache(a, n); a.reserve(); a.rewind(); c = blk.make_cache(a, n);`
+/// Example: `llm::model::arena a; auto c = blk.make_cache(a, shape); a.reserve(); a.rewind(); c = blk.make_cache(a, shape);`
 class arena {
 public:
     /// Alignment in bytes of every region take() hands out.
@@ -77,7 +77,7 @@ private:
 
 /// Sizes and allocates a cache in one call: runs `make(a)` on the counting arena, reserves,
 /// rewinds and runs it again on the memory. `make` must take the same sizes both times.
-/// Example: `llm::model::arena a; auto c = llm::model::make_in_arena(a, [&](llm::model::arena& m) { return blk.make_cache(m, n); });`
+/// Example: `llm::model::arena a; auto c = llm::model::make_in_arena(a, [&](llm::model::arena& m) { return blk.make_cache(m, shape); });`
 template <class Make>
     requires std::invocable<Make&, arena&>
 auto make_in_arena(arena& a, Make&& make) {

@@ -31,6 +31,18 @@ using const_activations = tensor_view<const float, dims<2>>;
 /// Example: `llm::model::token_ids ids(tokens.data(), n);`
 using token_ids = tensor_view<const std::int32_t, dims<1>>;
 
+/// The shape of a batch: `batch` sequences of `seq` tokens each, laid out sequence after
+/// sequence, so activations are [batch * seq, width] and token t is position t % seq of
+/// sequence t / seq. A block's cache is made for one shape (`make_cache(arena&, shape)`), and
+/// forward and backward read the shape from it (attention needs the sequences, a scan too).
+/// Example: `llm::model::batch_shape s{.batch = 4, .seq = 64};  // s.tokens() == 256`
+struct batch_shape {
+    std::size_t batch = 1;  ///< Number of sequences.
+    std::size_t seq = 1;    ///< Tokens per sequence.
+    /// batch * seq: the rows of the activations.
+    [[nodiscard]] constexpr std::size_t tokens() const noexcept { return batch * seq; }
+};
+
 /// The d_input of a block whose input has no gradient (token ids): backward takes it and
 /// writes nothing there.
 /// Example: `emb.backward(llm::model::no_grad{}, grads, dy, cache, ids, params, ws, exec);`
@@ -112,8 +124,9 @@ using block_d_input_t = std::conditional_t<std::same_as<block_input_t<B>, const_
 ///     tensors, Hugging Face names; `b.make_params<T>()` returns one with every tensor
 ///     allocated (zero-filled) at its shape. Gradients are `params<float>`.
 ///   - `struct cache`: what backward needs from forward (views, e.g. a norm's rstd), taken
-///     from the model's one llm::model::arena by `b.make_cache(arena&, tokens)` (called on a
-///     counting arena first, then on the memory: take the same sizes both times).
+///     from the model's one llm::model::arena by `b.make_cache(arena&, shape)` for a
+///     llm::model::batch_shape (called on a counting arena first, then on the memory: take the
+///     same sizes both times). A block that needs the shape in forward keeps it in its cache.
 ///   - `b.forward(y, cache&, x, params, ws, exec)`: y [tokens, width_out] (activations), x
 ///     [tokens, width_in] (block_input_t<B>), writes y and the cache.
 ///   - `b.backward(dx, grads&, dy, const cache&, x, params, ws, exec)`: ACCUMULATES into dx
@@ -138,7 +151,7 @@ using block_d_input_t = std::conditional_t<std::same_as<block_input_t<B>, const_
 ///     };
 ///     struct cache {};
 ///     template <class T> params<T> make_params() const { return {llm::tensor<T, llm::dims<1>>(width)}; }
-///     cache make_cache(llm::model::arena&, std::size_t) const { return {}; }
+///     cache make_cache(llm::model::arena&, llm::model::batch_shape) const { return {}; }
 ///     template <class T> void forward(llm::model::activations y, cache&, llm::model::const_activations x,
 ///                                     const params<T>& p, llm::workspace&, llm::parallel::policy auto&&) const {
 ///         for (std::size_t t = 0; t < x.extent(0); ++t)
@@ -164,11 +177,11 @@ concept block_like =
         typename B::template params<float>;
         typename B::cache;
     } && param_struct<typename B::template params<T>> && param_struct<typename B::template params<float>> &&
-    requires(const B& b, arena& a, std::size_t tokens, const typename B::template params<T>& p,
+    requires(const B& b, arena& a, batch_shape shape, const typename B::template params<T>& p,
              typename B::template params<float>& g, typename B::cache& c, const typename B::cache& cc, activations y,
              block_input_t<B> x, block_d_input_t<B> dx, const_activations dy, workspace& ws, parallel::sequential& exec) {
         { b.template make_params<T>() } -> std::same_as<typename B::template params<T>>;
-        { b.make_cache(a, tokens) } -> std::same_as<typename B::cache>;
+        { b.make_cache(a, shape) } -> std::same_as<typename B::cache>;
         b.forward(y, c, x, p, ws, exec);
         b.backward(dx, g, dy, cc, x, p, ws, exec);
     };
@@ -188,10 +201,10 @@ concept steppable_block =
 /// A block's cache in an arena of its own: sizes it with a counting pass, allocates once and
 /// makes it on the memory (llm::model::make_in_arena). A model with several blocks makes all
 /// caches in one arena instead (the same two passes over every block).
-/// Example: `llm::model::arena a; auto c = llm::model::make_cache(blk, a, tokens);`
+/// Example: `llm::model::arena a; auto c = llm::model::make_cache(blk, a, {.batch = 2, .seq = 16});`
 template <block_like B>
-typename B::cache make_cache(const B& block, arena& a, std::size_t tokens) {
-    return make_in_arena(a, [&](arena& m) { return block.make_cache(m, tokens); });
+typename B::cache make_cache(const B& block, arena& a, batch_shape shape) {
+    return make_in_arena(a, [&](arena& m) { return block.make_cache(m, shape); });
 }
 
 /// Parameters of a block for element type T: `typename B::template params<T>`.
