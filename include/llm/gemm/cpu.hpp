@@ -46,23 +46,23 @@ LLM_FORCE_INLINE typename S::f32 load_any_partial(const T* p, std::size_t n) {
 /// [r * MR * kc + p * MR + i], rows past mc zero, so the micro-kernel reads MR contiguous
 /// floats per k step and never branches on edges.
 template <std::size_t MR, class T>
-void pack_a(const matrix_ref<T>& a, float* LLM_RESTRICT out) {
-    const std::size_t kc = a.cols;
-    for (std::size_t r0 = 0; r0 < a.rows; r0 += MR) {
-        const std::size_t rows = std::min(MR, a.rows - r0);
-        if (a.cs == 1) {
+void pack_a(const strided_view<T, 2>& a, float* LLM_RESTRICT out) {
+    const std::size_t kc = a.extent(1);
+    for (std::size_t r0 = 0; r0 < a.extent(0); r0 += MR) {
+        const std::size_t rows = std::min(MR, a.extent(0) - r0);
+        if (a.stride(1) == 1) {
             // Row-major A: read each row contiguously, write with stride MR.
             for (std::size_t i = 0; i < rows; ++i) {
-                const T* src = a.data + (r0 + i) * a.rs;
+                const T* src = a.ptr(r0 + i, 0);
                 for (std::size_t p = 0; p < kc; ++p) {
                     out[p * MR + i] = to_float(src[p]);
                 }
             }
         } else {
             for (std::size_t p = 0; p < kc; ++p) {
-                const T* src = a.data + p * a.cs + r0 * a.rs;
+                const T* src = a.ptr(r0, p);
                 for (std::size_t i = 0; i < rows; ++i) {
-                    out[p * MR + i] = to_float(src[i * a.rs]);
+                    out[p * MR + i] = to_float(src[i * a.stride(0)]);
                 }
             }
         }
@@ -78,15 +78,15 @@ void pack_a(const matrix_ref<T>& a, float* LLM_RESTRICT out) {
 /// Packs panels [panel_begin, panel_end) of the kc x nc block `b` into NR-column panels:
 /// panel r holds b(p, r*NR + j) at [r * NR * kc + p * NR + j], columns past nc zero.
 template <std::size_t NR, class T>
-void pack_b(const matrix_ref<T>& b, std::size_t panel_begin, std::size_t panel_end, float* LLM_RESTRICT out) {
-    const std::size_t kc = b.rows;
+void pack_b(const strided_view<T, 2>& b, std::size_t panel_begin, std::size_t panel_end, float* LLM_RESTRICT out) {
+    const std::size_t kc = b.extent(0);
     // Full panels of a row-major B: walk B row by row (one long sequential read per k step,
     // which runs at memcpy speed; panel by panel it would be kc short strided reads and
     // measured 2x slower, 10% of a 512 x 4096 x 4096 GEMM).
-    const std::size_t full_end = b.cs == 1 ? std::min(panel_end, b.cols / NR) : panel_begin;
+    const std::size_t full_end = b.stride(1) == 1 ? std::min(panel_end, b.extent(1) / NR) : panel_begin;
     if (full_end > panel_begin) {
         for (std::size_t p = 0; p < kc; ++p) {
-            const T* src = b.data + p * b.rs;
+            const T* src = b.ptr(p, 0);
             for (std::size_t r = panel_begin; r < full_end; ++r) {
                 float* dst = out + r * NR * kc + p * NR;
                 for (std::size_t j = 0; j < NR; ++j) {
@@ -97,7 +97,7 @@ void pack_b(const matrix_ref<T>& b, std::size_t panel_begin, std::size_t panel_e
     }
     for (std::size_t r = std::max(panel_begin, full_end); r < panel_end; ++r) {
         const std::size_t c0 = r * NR;
-        const std::size_t cols = std::min(NR, b.cols - c0);
+        const std::size_t cols = std::min(NR, b.extent(1) - c0);
         float* dst = out + r * NR * kc;
         // A transpose when B is column-major (B = W^T, a Linear layer's weight): blocks of
         // 16 k steps, so each column is read one 64-byte line at a time (NR streams) while
@@ -107,15 +107,15 @@ void pack_b(const matrix_ref<T>& b, std::size_t panel_begin, std::size_t panel_e
         for (std::size_t p0 = 0; p0 < kc; p0 += kb) {
             const std::size_t pn = std::min(kb, kc - p0);
             for (std::size_t j = 0; j < cols; ++j) {
-                const T* src = b.data + (c0 + j) * b.cs + p0 * b.rs;
+                const T* src = b.ptr(p0, c0 + j);
                 // NR column streams are more than the hardware prefetcher follows: ask for
                 // this column's next line now, so it arrives while the other columns are copied.
                 // (CPU time of a 64 MiB transposed pack: 19 ms -> 15 ms.)
 #if defined(__GNUC__) || defined(__clang__)
-                __builtin_prefetch(src + 2 * kb * b.rs);
+                __builtin_prefetch(src + 2 * kb * b.stride(0));
 #endif
                 for (std::size_t p = 0; p < pn; ++p) {
-                    dst[(p0 + p) * NR + j] = to_float(src[p * b.rs]);
+                    dst[(p0 + p) * NR + j] = to_float(src[p * b.stride(0)]);
                 }
             }
         }
@@ -165,19 +165,19 @@ LLM_FORCE_INLINE void micro_kernel(std::size_t kc, const float* LLM_RESTRICT a, 
 /// packed A block and the packed B panels [panel_begin, panel_end). Full tiles of a C with
 /// unit column stride go straight to C; edge tiles and strided C go through a small tile.
 template <simd::backend S, std::size_t MR, std::size_t NV>
-void macro_kernel(std::size_t kc, const float* ap, const float* bp, matrix_ref<float> c, std::size_t panel_begin,
+void macro_kernel(std::size_t kc, const float* ap, const float* bp, strided_view<float, 2> c, std::size_t panel_begin,
                   std::size_t panel_end, float alpha, float beta) {
     constexpr std::size_t NR = NV * S::width;
     alignas(64) float tile[MR * NR];
     for (std::size_t r = panel_begin; r < panel_end; ++r) {
         const std::size_t j0 = r * NR;
-        const std::size_t cols = std::min(NR, c.cols - j0);
+        const std::size_t cols = std::min(NR, c.extent(1) - j0);
         const float* b = bp + r * NR * kc;
-        for (std::size_t i0 = 0; i0 < c.rows; i0 += MR) {
-            const std::size_t rows = std::min(MR, c.rows - i0);
+        for (std::size_t i0 = 0; i0 < c.extent(0); i0 += MR) {
+            const std::size_t rows = std::min(MR, c.extent(0) - i0);
             const float* a = ap + i0 * kc;
-            if (rows == MR && cols == NR && c.cs == 1) {
-                micro_kernel<S, MR, NV>(kc, a, b, c.data + i0 * c.rs + j0, c.rs, alpha, beta);
+            if (rows == MR && cols == NR && c.stride(1) == 1) {
+                micro_kernel<S, MR, NV>(kc, a, b, c.ptr(i0, j0), c.stride(0), alpha, beta);
             } else {
                 micro_kernel<S, MR, NV>(kc, a, b, tile, NR, alpha, 0.0f);
                 for (std::size_t i = 0; i < rows; ++i) {
@@ -196,16 +196,16 @@ void macro_kernel(std::size_t kc, const float* ap, const float* bp, matrix_ref<f
 /// per pass over a slice of y kept in L1. Column-major B (unit row stride, i.e. a row-major
 /// weight W with y = x W^T): dot products of x with 4 columns at a time.
 template <simd::backend S, class TB, class Exec>
-void gemv(matrix_ref<float> y, const float* x, matrix_ref<TB> b, float alpha, float beta, Exec& exec) {
+void gemv(strided_view<float, 2> y, const float* x, strided_view<TB, 2> b, float alpha, float beta, Exec& exec) {
     using V = typename S::f32;
     constexpr std::size_t W = S::width;
-    const std::size_t k = b.rows;
-    const std::size_t n = b.cols;
+    const std::size_t k = b.extent(0);
+    const std::size_t n = b.extent(1);
     auto finish = [&](std::size_t j, float v) {
-        float& out = y.data[j * y.cs];
+        float& out = y(0, j);
         out = beta == 0.0f ? alpha * v : alpha * v + beta * out;
     };
-    if (b.cs == 1) {
+    if (b.stride(1) == 1) {
         // Slices of 1024 columns: 4 KiB of y in L1, 4 KiB contiguous per row of B, which
         // the hardware prefetcher follows; each thread takes whole slices.
         constexpr std::size_t slice = 1024;
@@ -217,10 +217,10 @@ void gemv(matrix_ref<float> y, const float* x, matrix_ref<TB> b, float alpha, fl
             std::fill(acc, acc + len, 0.0f);
             std::size_t p = 0;
             for (; p + 4 <= k; p += 4) {
-                const TB* r0 = b.data + p * b.rs + begin;
-                const TB* r1 = r0 + b.rs;
-                const TB* r2 = r1 + b.rs;
-                const TB* r3 = r2 + b.rs;
+                const TB* r0 = b.ptr(p, begin);
+                const TB* r1 = r0 + b.stride(0);
+                const TB* r2 = r1 + b.stride(0);
+                const TB* r3 = r2 + b.stride(0);
                 const V x0 = S::set1(x[p]), x1 = S::set1(x[p + 1]), x2 = S::set1(x[p + 2]), x3 = S::set1(x[p + 3]);
                 std::size_t j = 0;
                 for (; j < full; j += W) {
@@ -242,7 +242,7 @@ void gemv(matrix_ref<float> y, const float* x, matrix_ref<TB> b, float alpha, fl
                 }
             }
             for (; p < k; ++p) {
-                const TB* r0 = b.data + p * b.rs + begin;
+                const TB* r0 = b.ptr(p, begin);
                 for (std::size_t j = 0; j < len; ++j) {
                     acc[j] += x[p] * to_float(r0[j]);
                 }
@@ -261,7 +261,7 @@ void gemv(matrix_ref<float> y, const float* x, matrix_ref<TB> b, float alpha, fl
                 const TB* col[4];
                 V acc[4][2];
                 unroll<4>([&](auto c) {
-                    col[c] = b.data + (j + c) * b.cs;
+                    col[c] = b.ptr(0, j + c);
                     acc[c][0] = S::zero();
                     acc[c][1] = S::zero();
                 });
@@ -282,7 +282,7 @@ void gemv(matrix_ref<float> y, const float* x, matrix_ref<TB> b, float alpha, fl
                 unroll<4>([&](auto c) { finish(j + c, S::reduce_add(S::add(acc[c][0], acc[c][1]))); });
             }
             for (; j < end; ++j) {
-                const TB* col = b.data + j * b.cs;
+                const TB* col = b.ptr(0, j);
                 V acc = S::zero();
                 for (std::size_t p = 0; p < k; p += W) {
                     const std::size_t t = std::min(W, k - p);
@@ -303,8 +303,8 @@ void gemv(matrix_ref<float> y, const float* x, matrix_ref<TB> b, float alpha, fl
 /// something else (the build machines are shared). The price is repacking: A once per column
 /// task, B once per row task, under 1% of the FMAs here.
 template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec>
-void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta, llm::workspace& ws,
-                  Exec& exec) {
+void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
+                  llm::workspace& ws, Exec& exec) {
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NV = Blocking::nr_vectors;
     constexpr std::size_t NR = NV * S::width;
@@ -313,7 +313,7 @@ void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float
     }
     // The cache blocks, read at run time (a run-time policy computes them once from the caches).
     const block_sizes bs = block_sizes_of<Blocking>();
-    const std::size_t m = c.rows, n = c.cols, k = a.cols;
+    const std::size_t m = c.extent(0), n = c.extent(1), k = a.extent(1);
     const std::size_t threads = std::max<std::size_t>(1, exec.size());
     const std::size_t row_tiles = (m + MR - 1) / MR;
     const std::size_t panels = (n + NR - 1) / NR;
@@ -362,13 +362,13 @@ void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float
             const std::size_t mc = (tiles + blocks - 1) / blocks * MR;
             for (std::size_t pc = 0; pc < k; pc += bs.kc) {
                 const std::size_t kc = std::min(bs.kc, k - pc);
-                pack_b<NR>(matrix_ref<TB>{b.data + pc * b.rs + c0 * b.cs, kc, cols, b.rs, b.cs}, 0, task_panels, bp);
+                pack_b<NR>(block(b, pc, c0, kc, cols), 0, task_panels, bp);
                 const float beta_step = pc == 0 ? beta : 1.0f;
                 for (std::size_t ic = 0; ic < rows; ic += mc) {
                     const std::size_t block_rows = std::min(mc, rows - ic);
-                    pack_a<MR>(matrix_ref<TA>{a.data + (r0 + ic) * a.rs + pc * a.cs, block_rows, kc, a.rs, a.cs}, ap);
-                    const matrix_ref<float> c_block{c.data + (r0 + ic) * c.rs + c0 * c.cs, block_rows, cols, c.rs, c.cs};
-                    macro_kernel<S, MR, NV>(kc, ap, bp, c_block, 0, task_panels, alpha, beta_step);
+                    pack_a<MR>(block(a, r0 + ic, pc, block_rows, kc), ap);
+                    macro_kernel<S, MR, NV>(kc, ap, bp, block(c, r0 + ic, c0, block_rows, cols), 0, task_panels, alpha,
+                                            beta_step);
                 }
             }
         }
@@ -376,9 +376,9 @@ void gemm_blocked(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float
 }
 
 /// C = beta * C (the k == 0 product), not reading C when beta == 0.
-inline void scale(matrix_ref<float> c, float beta) {
-    for (std::size_t i = 0; i < c.rows; ++i) {
-        for (std::size_t j = 0; j < c.cols; ++j) {
+inline void scale(strided_view<float, 2> c, float beta) {
+    for (std::size_t i = 0; i < c.extent(0); ++i) {
+        for (std::size_t j = 0; j < c.extent(1); ++j) {
             c(i, j) = beta == 0.0f ? 0.0f : beta * c(i, j);
         }
     }
@@ -399,39 +399,37 @@ template <simd::backend S = simd::default_backend, blocking_policy Blocking = de
 struct own {
     /// c: m x n, a: m x k, b: k x n (shapes checked by the caller); any strides.
     template <float_or_bf16 TA, float_or_bf16 TB, parallel::policy Exec>
-    static void run(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta, llm::workspace& ws,
-                    Exec& exec) {
-        if (c.rows == 0 || c.cols == 0) {
+    static void run(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
+                    llm::workspace& ws, Exec& exec) {
+        if (c.empty()) {
             return;
         }
-        if (a.cols == 0) {
+        if (a.extent(1) == 0) {
             detail::scale(c, beta);
             return;
         }
         const llm::workspace::frame frame(ws);
-        // C^T = B^T A^T: make the output's unit stride the column stride (what the
-        // micro-kernel stores along), and make a vector output a row so GEMV handles it.
-        if ((c.cs != 1 && c.rs == 1) || (c.cols == 1 && c.rows > 1)) {
-            run_oriented(c.t(), b.t(), a.t(), alpha, beta, ws, exec);
-        } else {
-            run_oriented(c, a, b, alpha, beta, ws, exec);
-        }
+        // The output's unit stride along its columns (what the micro-kernel stores along),
+        // a vector output a row so GEMV handles it.
+        const bool transpose = detail::column_major(c) || (c.extent(1) == 1 && c.extent(0) > 1);
+        detail::oriented(transpose, c, a, b,
+                         [&](auto oc, auto oa, auto ob) { run_oriented(oc, oa, ob, alpha, beta, ws, exec); });
     }
 
 private:
     template <class TA, class TB, class Exec>
-    static void run_oriented(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta,
-                             llm::workspace& ws, Exec& exec) {
-        if (c.rows == 1 && (b.cs == 1 || b.rs == 1)) {
+    static void run_oriented(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha,
+                             float beta, llm::workspace& ws, Exec& exec) {
+        if (c.extent(0) == 1 && (b.stride(1) == 1 || b.stride(0) == 1)) {
             const float* x = nullptr;
             if constexpr (std::is_same_v<std::remove_const_t<TA>, float>) {
-                x = a.cs == 1 ? a.data : nullptr;
+                x = a.stride(1) == 1 ? a.data() : nullptr;
             }
             if (x == nullptr) {
                 // A strided or bf16 row: widen it once (k floats), it is re-read n times.
-                float* xs = ws.take<float>(a.cols, "gemm", "the widened GEMV row");
-                for (std::size_t p = 0; p < a.cols; ++p) {
-                    xs[p] = detail::to_float(a.data[p * a.cs]);
+                float* xs = ws.take<float>(a.extent(1), "gemm", "the widened GEMV row");
+                for (std::size_t p = 0; p < a.extent(1); ++p) {
+                    xs[p] = detail::to_float(a(0, p));
                 }
                 x = xs;
             }

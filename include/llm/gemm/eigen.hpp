@@ -27,12 +27,13 @@ namespace detail {
 /// Dense row-major fp32 copy of any matrix (bf16 widened, arbitrary strides gathered). A
 /// broadcast operand (stride 0) may claim any extents, so its size is checked for llm::gemm.
 template <class T>
-std::vector<float> dense_copy(const matrix_ref<T>& m) {
+std::vector<float> dense_copy(const strided_view<T, 2>& m) {
     const char* what = "the dense fp32 copy of an operand (rows * cols)";
-    std::vector<float> out = checked_vector<float>(checked_mul(m.rows, m.cols, "gemm", what), "gemm", what);
-    for (std::size_t i = 0; i < m.rows; ++i) {
-        for (std::size_t j = 0; j < m.cols; ++j) {
-            out[i * m.cols + j] = to_float(m(i, j));
+    const std::size_t rows = m.extent(0), cols = m.extent(1);
+    std::vector<float> out = checked_vector<float>(checked_mul(rows, cols, "gemm", what), "gemm", what);
+    for (std::size_t i = 0; i < rows; ++i) {
+        for (std::size_t j = 0; j < cols; ++j) {
+            out[i * cols + j] = to_float(m(i, j));
         }
     }
     return out;
@@ -41,17 +42,17 @@ std::vector<float> dense_copy(const matrix_ref<T>& m) {
 /// Calls f with an Eigen::Map of `m`: row-major or column-major with an outer stride. Only
 /// these two map types exist, so the Eigen product is instantiated for 4 operand orders.
 template <class F>
-void with_eigen_map(const matrix_ref<const float>& m, F&& f) {
+void with_eigen_map(const strided_view<const float, 2>& m, F&& f) {
     using row_major = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
     using col_major = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::ColMajor>;
-    const auto rows = static_cast<Eigen::Index>(m.rows);
-    const auto cols = static_cast<Eigen::Index>(m.cols);
-    if (m.cs == 1) {
-        f(Eigen::Map<const row_major, 0, Eigen::OuterStride<>>(m.data, rows, cols,
-                                                              Eigen::OuterStride<>(static_cast<Eigen::Index>(std::max(m.rs, m.cols)))));
+    const auto rows = static_cast<Eigen::Index>(m.extent(0));
+    const auto cols = static_cast<Eigen::Index>(m.extent(1));
+    if (m.stride(1) == 1) {
+        f(Eigen::Map<const row_major, 0, Eigen::OuterStride<>>(
+            m.data(), rows, cols, Eigen::OuterStride<>(static_cast<Eigen::Index>(std::max(m.stride(0), m.extent(1))))));
     } else {
-        f(Eigen::Map<const col_major, 0, Eigen::OuterStride<>>(m.data, rows, cols,
-                                                              Eigen::OuterStride<>(static_cast<Eigen::Index>(std::max(m.cs, m.rows)))));
+        f(Eigen::Map<const col_major, 0, Eigen::OuterStride<>>(
+            m.data(), rows, cols, Eigen::OuterStride<>(static_cast<Eigen::Index>(std::max(m.stride(1), m.extent(0))))));
     }
 }
 
@@ -65,37 +66,44 @@ struct eigen {
     /// c = alpha * a * b + beta * c through Eigen; `exec` is unused (Eigen threads itself), and
     /// so is `ws` (the dense copies of bf16 or fully strided operands are allocated per call).
     template <float_or_bf16 TA, float_or_bf16 TB, parallel::policy Exec>
-    static void run(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta, llm::workspace& ws,
-                    Exec& exec) {
-        if (c.rows == 0 || c.cols == 0) {
-            return;
+    static void run(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
+                    llm::workspace& /*ws*/, Exec& /*exec*/) {
+        if (!c.empty()) {
+            // C^T = B^T A^T keeps C row-major, so it is written in place.
+            detail::oriented(detail::column_major(c) && c.extent(1) > 1, c, a, b,
+                             [&](auto oc, auto oa, auto ob) { run_row_major(oc, oa, ob, alpha, beta); });
         }
-        if (c.cs != 1 && c.rs == 1 && c.cols > 1) {
-            run(c.t(), b.t(), a.t(), alpha, beta, ws, exec);  // C^T = B^T A^T: keep C row-major
-            return;
-        }
+    }
+
+private:
+    /// The product once C has a unit column stride where it can (C^T = B^T A^T otherwise).
+    template <class TA, class TB>
+    static void run_row_major(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha,
+                              float beta) {
         std::vector<float> a_copy, b_copy, c_copy;
         auto mapped = [](const auto& m, std::vector<float>& copy) {
-            using T = std::remove_const_t<std::remove_pointer_t<decltype(m.data)>>;
+            using T = std::remove_const_t<typename std::remove_cvref_t<decltype(m)>::element_type>;
+            const std::size_t rows = m.extent(0), cols = m.extent(1);
             if constexpr (std::is_same_v<T, float>) {
-                if (m.cs == 1 || m.rs == 1) {
-                    return matrix_ref<const float>{m.data, m.rows, m.cols, m.rs, m.cs};
+                if (m.stride(1) == 1 || m.stride(0) == 1) {
+                    return strided_view<const float, 2>(m);
                 }
             }
             copy = detail::dense_copy(m);
-            return matrix_ref<const float>{copy.data(), m.rows, m.cols, m.cols, 1};
+            return strided_view<const float, 2>(copy.data(), dims<2>(rows, cols), dims<2>(cols, 1));
         };
-        const matrix_ref<const float> fa = mapped(a, a_copy);
-        const matrix_ref<const float> fb = mapped(b, b_copy);
-        matrix_ref<float> fc = c;
-        if (c.cs != 1 && c.rows > 0) {
+        const strided_view<const float, 2> fa = mapped(a, a_copy);
+        const strided_view<const float, 2> fb = mapped(b, b_copy);
+        const std::size_t rows = c.extent(0), cols = c.extent(1);
+        strided_view<float, 2> fc = c;
+        if (c.stride(1) != 1) {
             c_copy = detail::dense_copy(c);
-            fc = {c_copy.data(), c.rows, c.cols, c.cols, 1};
+            fc = strided_view<float, 2>(c_copy.data(), dims<2>(rows, cols), dims<2>(cols, 1));
         }
         using row_major = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-        Eigen::Map<row_major, 0, Eigen::OuterStride<>> out(fc.data, static_cast<Eigen::Index>(fc.rows),
-                                                           static_cast<Eigen::Index>(fc.cols),
-                                                           Eigen::OuterStride<>(static_cast<Eigen::Index>(std::max(fc.rs, fc.cols))));
+        Eigen::Map<row_major, 0, Eigen::OuterStride<>> out(
+            fc.data(), static_cast<Eigen::Index>(rows), static_cast<Eigen::Index>(cols),
+            Eigen::OuterStride<>(static_cast<Eigen::Index>(std::max(fc.stride(0), cols))));
         // One product form (+=) whatever beta is, so Eigen instantiates its GEMM once per
         // operand order; beta == 0 zeroes C first instead of scaling it (NaN must not survive).
         if (beta == 0.0f) {
@@ -107,9 +115,9 @@ struct eigen {
             detail::with_eigen_map(fb, [&](const auto& eb) { out.noalias() += alpha * (ea * eb); });
         });
         if (!c_copy.empty()) {
-            for (std::size_t i = 0; i < c.rows; ++i) {
-                for (std::size_t j = 0; j < c.cols; ++j) {
-                    c(i, j) = c_copy[i * c.cols + j];
+            for (std::size_t i = 0; i < rows; ++i) {
+                for (std::size_t j = 0; j < cols; ++j) {
+                    c(i, j) = c_copy[i * cols + j];
                 }
             }
         }

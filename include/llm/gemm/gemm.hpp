@@ -12,21 +12,23 @@
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tensor/concepts.hpp>
+#include <llm/tensor/kernel_view.hpp>
 
 #include <concepts>
 #include <cstddef>
 #include <type_traits>
 
-// The module's namespace is llm::blas (backends, matrix descriptors, blocking) because the
+// The module's namespace is llm::blas (backends, blocking) because the
 // entry point itself is the function llm::gemm, and a namespace cannot share its name.
 namespace llm::blas {
 
-/// A GEMM backend policy: a type with a static `run(matrix_ref<float> c, matrix_ref<TA> a,
-/// matrix_ref<TB> b, alpha, beta, llm::workspace& ws, executor&)` for TA, TB in {float, bf16}
-/// (const), computing c = alpha * a * b + beta * c. Provided: llm::blas::own<> (default),
+/// A GEMM backend policy: a type with a static `run(llm::strided_view<float, 2> c,
+/// llm::strided_view<TA, 2> a, llm::strided_view<TB, 2> b, alpha, beta, llm::workspace& ws,
+/// executor&)` for TA, TB in {float, bf16} (const), computing c = alpha * a * b + beta * c
+/// (shapes checked, C disjoint from A and B). Provided: llm::blas::own<> (default),
 /// llm::blas::reference, llm::blas::eigen (<llm/gemm/eigen.hpp>).
 template <class B>
-concept backend = requires(matrix_ref<float> c, matrix_ref<const float> f, matrix_ref<const llm::bf16> h,
+concept backend = requires(strided_view<float, 2> c, strided_view<const float, 2> f, strided_view<const llm::bf16, 2> h,
                            llm::workspace& ws, parallel::sequential& seq) {
     B::run(c, f, f, 1.0f, 0.0f, ws, seq);
     B::run(c, h, h, 1.0f, 0.0f, ws, seq);
@@ -60,14 +62,13 @@ template <blas::backend Backend = blas::default_backend, mutable_dense_view<2> C
 void gemm(C&& c, A&& a, B&& b, float alpha, float beta, llm::workspace& ws, Exec&& exec) {
     using TA = std::remove_const_t<view_element_t<A>>;
     using TB = std::remove_const_t<view_element_t<B>>;
-    const auto mc = blas::as_matrix(c);
-    const auto ma = blas::as_matrix(a);
-    const auto mb = blas::as_matrix(b);
+    const strided_view<float, 2> mc = to_kernel_view<2>(c);
+    const strided_view<const TA, 2> ma = to_kernel_view<2>(a);
+    const strided_view<const TB, 2> mb = to_kernel_view<2>(b);
     blas::detail::check_shapes("gemm", ma, mb, mc);
     blas::detail::check_no_overlap("gemm", "A", ma, mc);
     blas::detail::check_no_overlap("gemm", "B", mb, mc);
-    Backend::run(mc, blas::matrix_ref<const TA>{ma.data, ma.rows, ma.cols, ma.rs, ma.cs},
-                 blas::matrix_ref<const TB>{mb.data, mb.rows, mb.cols, mb.rs, mb.cs}, alpha, beta, ws, exec);
+    Backend::run(mc, ma, mb, alpha, beta, ws, exec);
 }
 
 /// As above with a workspace of its own for this call (allocated and freed here; pass one to

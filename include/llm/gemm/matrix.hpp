@@ -1,10 +1,11 @@
 // SPDX-License-Identifier: Apache-2.0
-// The strided matrix descriptor every GEMM backend works on, and the conversion of a rank-2 view into it.
+// What every GEMM backend shares about its operands (llm::strided_view<T, 2>): shape checks, sub-blocks, the overlap test.
 #pragma once
 
 #include <llm/core/bf16.hpp>
 #include <llm/core/error.hpp>
 #include <llm/tensor/concepts.hpp>
+#include <llm/tensor/kernel_view.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -15,30 +16,10 @@
 
 namespace llm::blas {
 
-/// A matrix of `rows x cols` elements at `data[i * rs + j * cs]`. This is what backends see:
-/// templates on it stay independent of the tensor's layout type, which keeps the number of
-/// kernel instantiations (and compile time) to one per element type.
-template <class T>
-struct matrix_ref {
-    T* data;           ///< Address of element (0, 0).
-    std::size_t rows;  ///< Number of rows.
-    std::size_t cols;  ///< Number of columns.
-    std::size_t rs;    ///< Row stride in elements (distance from (i, j) to (i + 1, j)).
-    std::size_t cs;    ///< Column stride in elements (distance from (i, j) to (i, j + 1)).
-
-    /// Element (i, j), i.e. data[i * rs + j * cs]; no bounds check.
-    [[nodiscard]] T& operator()(std::size_t i, std::size_t j) const { return data[i * rs + j * cs]; }
-    /// The same memory seen as the transpose: no copy.
-    [[nodiscard]] matrix_ref t() const { return {data, cols, rows, cs, rs}; }
-};
-
-/// Views any rank-2 tensor or tensor view (llm::view_of_rank<2>) as a matrix_ref.
-/// Example: `auto a = llm::blas::as_matrix(tensor.view());`
-template <view_of_rank<2> M>
-[[nodiscard]] matrix_ref<view_element_t<M>> as_matrix(M&& m) {
-    return {m.data(), static_cast<std::size_t>(m.extent(0)), static_cast<std::size_t>(m.extent(1)),
-            static_cast<std::size_t>(m.stride(0)), static_cast<std::size_t>(m.stride(1))};
-}
+// What backends see of a matrix is llm::strided_view<T, 2> (<llm/tensor/kernel_view.hpp>):
+// element (i, j) at data()[i * stride(0) + j * stride(1)], any layout, a transpose being
+// transposed<0, 1>(). One descriptor type per element type keeps the number of kernel
+// instantiations (and compile time) independent of the tensor's layout type.
 
 namespace detail {
 
@@ -48,13 +29,39 @@ template <class T>
     return static_cast<float>(x);
 }
 
+/// The rows x cols block of `m` whose element (0, 0) is m(i0, j0), strides kept; unchecked.
+template <class T>
+[[nodiscard]] LLM_FORCE_INLINE strided_view<T, 2> block(const strided_view<T, 2>& m, std::size_t i0, std::size_t j0,
+                                                        std::size_t rows, std::size_t cols) {
+    return {m.ptr(i0, j0), dims<2>(rows, cols), m.strides()};
+}
+
 /// Shape checks shared by every backend: C (m x n) = A (m x k) * B (k x n).
 template <class TA, class TB>
-void check_shapes(const char* fn, const matrix_ref<TA>& a, const matrix_ref<TB>& b, const matrix_ref<float>& c) {
-    llm::check(a.cols == b.rows, fn, ": A is ", a.rows, " x ", a.cols, " but B is ", b.rows, " x ", b.cols,
-               "; A columns must equal B rows");
-    llm::check(c.rows == a.rows && c.cols == b.cols, fn, ": C is ", c.rows, " x ", c.cols, " but A * B is ", a.rows,
-               " x ", b.cols);
+void check_shapes(const char* fn, const strided_view<TA, 2>& a, const strided_view<TB, 2>& b,
+                  const strided_view<float, 2>& c) {
+    llm::check(a.extent(1) == b.extent(0), fn, ": A is ", a.extent(0), " x ", a.extent(1), " but B is ", b.extent(0), " x ",
+               b.extent(1), "; A columns must equal B rows");
+    llm::check(c.extent(0) == a.extent(0) && c.extent(1) == b.extent(1), fn, ": C is ", c.extent(0), " x ", c.extent(1),
+               " but A * B is ", a.extent(0), " x ", b.extent(1));
+}
+
+/// True when C's unit stride is its row stride (column-major C): a backend that stores along
+/// C's rows computes C^T = B^T A^T instead.
+[[nodiscard]] inline bool column_major(const strided_view<float, 2>& c) noexcept {
+    return c.stride(1) != 1 && c.stride(0) == 1;
+}
+
+/// Calls run(c^T, b^T, a^T) when `transpose` (C^T = B^T A^T, the same product), else
+/// run(c, a, b): how every backend orients its problem.
+template <class TA, class TB, class F>
+LLM_FORCE_INLINE void oriented(bool transpose, const strided_view<float, 2>& c, const strided_view<TA, 2>& a,
+                               const strided_view<TB, 2>& b, F&& run) {
+    if (transpose) {
+        run(c.transposed<0, 1>(), b.template transposed<0, 1>(), a.template transposed<0, 1>());
+    } else {
+        run(c, a, b);
+    }
 }
 
 /// `count` byte intervals of `span` bytes, the i-th starting at first + i * step (step >= 0):
@@ -97,13 +104,14 @@ struct matrix_bytes {
 };
 
 template <class T>
-matrix_bytes bytes_of(const matrix_ref<T>& m) {
-    const bool by_rows = m.rows == 1 || (m.cols != 1 && m.cs <= m.rs);
-    const std::size_t count = by_rows ? m.rows : m.cols;
-    const std::size_t len = by_rows ? m.cols : m.rows;
-    const std::size_t inner = (by_rows ? m.cs : m.rs) * sizeof(T);
-    const std::size_t outer = (by_rows ? m.rs : m.cs) * sizeof(T);
-    return {{reinterpret_cast<std::uintptr_t>(m.data), count, outer, (len - 1) * inner + sizeof(T)}, len, inner, sizeof(T)};
+matrix_bytes bytes_of(const strided_view<T, 2>& m) {
+    const std::size_t rows = m.extent(0), cols = m.extent(1), rs = m.stride(0), cs = m.stride(1);
+    const bool by_rows = rows == 1 || (cols != 1 && cs <= rs);
+    const std::size_t count = by_rows ? rows : cols;
+    const std::size_t len = by_rows ? cols : rows;
+    const std::size_t inner = (by_rows ? cs : rs) * sizeof(T);
+    const std::size_t outer = (by_rows ? rs : cs) * sizeof(T);
+    return {{reinterpret_cast<std::uintptr_t>(m.data()), count, outer, (len - 1) * inner + sizeof(T)}, len, inner, sizeof(T)};
 }
 
 /// True when the two matrices share a byte. O(1) when their address ranges are disjoint (the
@@ -134,19 +142,25 @@ inline bool bytes_meet(const matrix_bytes& x, const matrix_bytes& y) {
     return false;
 }
 
+/// True when two matrices share a byte (empty ones share none); exact, see bytes_meet.
+template <class TX, class TY>
+[[nodiscard]] bool overlaps(const strided_view<TX, 2>& x, const strided_view<TY, 2>& y) {
+    if (x.empty() || y.empty()) {
+        return false;
+    }
+    const matrix_bytes bx = bytes_of(x), by = bytes_of(y);
+    return bx.lines.count <= by.lines.count ? bytes_meet(bx, by) : bytes_meet(by, bx);
+}
+
 /// Checks that C shares no memory with an operand (`name`: "A" or "B"): the product would
 /// read elements it has already overwritten. Exact: views of one buffer are accepted whenever
 /// no element of C is an element of the operand (top and bottom halves, left and right
 /// halves, different columns).
 template <class TX>
-void check_no_overlap(const char* fn, const char* name, const matrix_ref<TX>& x, const matrix_ref<float>& c) {
-    if (x.rows == 0 || x.cols == 0 || c.rows == 0 || c.cols == 0) {
-        return;
-    }
-    const matrix_bytes bc = bytes_of(c), bx = bytes_of(x);
-    const bool overlap = bc.lines.count <= bx.lines.count ? bytes_meet(bc, bx) : bytes_meet(bx, bc);
-    llm::check(!overlap, fn, ": C (", c.rows, " x ", c.cols, ", strides ", c.rs, ", ", c.cs, ") overlaps ", name, " (",
-               x.rows, " x ", x.cols, ", strides ", x.rs, ", ", x.cs, "); C must not share memory with A or B");
+void check_no_overlap(const char* fn, const char* name, const strided_view<TX, 2>& x, const strided_view<float, 2>& c) {
+    llm::check(!overlaps(c, x), fn, ": C (", c.extent(0), " x ", c.extent(1), ", strides ", c.stride(0), ", ", c.stride(1),
+               ") overlaps ", name, " (", x.extent(0), " x ", x.extent(1), ", strides ", x.stride(0), ", ", x.stride(1),
+               "); C must not share memory with A or B");
 }
 
 }  // namespace detail

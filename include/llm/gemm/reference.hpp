@@ -19,12 +19,12 @@ struct reference {
     /// c: m x n, a: m x k, b: k x n (shapes checked by the caller). beta == 0 overwrites C
     /// without reading it (BLAS semantics: NaN in C does not propagate). Uses no workspace.
     template <float_or_bf16 TA, float_or_bf16 TB, parallel::policy Exec>
-    static void run(matrix_ref<float> c, matrix_ref<TA> a, matrix_ref<TB> b, float alpha, float beta,
+    static void run(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
                     llm::workspace& /*ws*/, Exec& /*exec*/) {
-        for (std::size_t i = 0; i < c.rows; ++i) {
-            for (std::size_t j = 0; j < c.cols; ++j) {
+        for (std::size_t i = 0; i < c.extent(0); ++i) {
+            for (std::size_t j = 0; j < c.extent(1); ++j) {
                 double sum = 0.0;
-                for (std::size_t p = 0; p < a.cols; ++p) {
+                for (std::size_t p = 0; p < a.extent(1); ++p) {
                     sum += static_cast<double>(detail::to_float(a(i, p))) * static_cast<double>(detail::to_float(b(p, j)));
                 }
                 double out = static_cast<double>(alpha) * sum;

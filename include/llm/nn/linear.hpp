@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/core/bf16.hpp>
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 #include <llm/core/workspace.hpp>
 #include <llm/gemm/gemm.hpp>
@@ -11,8 +12,7 @@
 #include <llm/parallel/policy.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tensor/concepts.hpp>
-#include <llm/tensor/layout.hpp>
-#include <llm/tensor/tensor_view.hpp>
+#include <llm/tensor/kernel_view.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -24,26 +24,6 @@ namespace detail::linear {
 
 /// The absent bias of the overloads without one.
 struct no_bias {};
-
-/// A rank-1 view as (data, length, stride).
-template <class T>
-struct vec_ref {
-    T* data;
-    std::size_t size;
-    std::size_t stride;
-    T& operator[](std::size_t i) const { return data[i * stride]; }
-};
-
-template <view_of_rank<1> V>
-vec_ref<view_element_t<V>> as_vec(V&& v) {
-    return {v.data(), static_cast<std::size_t>(v.extent(0)), static_cast<std::size_t>(v.stride(0))};
-}
-
-/// A matrix_ref as an llm::tensor_view (what llm::gemm takes), strides kept.
-template <class T>
-tensor_view<T, dims<2>, layout_strided> as_view(const blas::matrix_ref<T>& m) {
-    return {m.data, layout_strided::mapping<dims<2>>(dims<2>(m.rows, m.cols), {m.rs, m.cs})};
-}
 
 template <class T>
 LLM_FORCE_INLINE float widen(T v) {
@@ -62,14 +42,14 @@ inline std::size_t row_grain(std::size_t cols) { return std::max<std::size_t>(1,
 
 /// y[i, :] = b (fp32 out), or 0 when there is no bias.
 template <class B, class Exec>
-void fill_rows(blas::matrix_ref<float> y, const B& bias, Exec& exec) {
-    parallel::parallel_for(exec, y.rows, row_grain(y.cols), [&](std::size_t r0, std::size_t r1) {
+void fill_rows(strided_view<float, 2> y, const B& bias, Exec& exec) {
+    parallel::parallel_for(exec, y.extent(0), row_grain(y.extent(1)), [&](std::size_t r0, std::size_t r1) {
         for (std::size_t i = r0; i < r1; ++i) {
-            for (std::size_t j = 0; j < y.cols; ++j) {
+            for (std::size_t j = 0; j < y.extent(1); ++j) {
                 if constexpr (std::is_same_v<B, no_bias>) {
                     y(i, j) = 0.0f;
                 } else {
-                    y(i, j) = widen(bias[j]);
+                    y(i, j) = widen(bias(j));
                 }
             }
         }
@@ -78,53 +58,56 @@ void fill_rows(blas::matrix_ref<float> y, const B& bias, Exec& exec) {
 
 /// Shapes of a linear layer: x [tokens, in], weight [out, in], y [tokens, out], bias [out].
 template <class TX, class TW>
-void check_layer(const char* fn, const char* x_name, const blas::matrix_ref<TX>& x, const blas::matrix_ref<TW>& w) {
-    llm::check(x.cols == w.cols, fn, ": ", x_name, " is [", x.rows, ", ", x.cols, "] but weight is [", w.rows, ", ",
-               w.cols, "]; ", x_name, " columns (in features) must equal weight columns");
+void check_layer(const char* fn, const char* x_name, const strided_view<TX, 2>& x, const strided_view<TW, 2>& w) {
+    llm::check(x.extent(1) == w.extent(1), fn, ": ", x_name, " is [", x.extent(0), ", ", x.extent(1), "] but weight is [",
+               w.extent(0), ", ", w.extent(1), "]; ", x_name, " columns (in features) must equal weight columns");
 }
 
 template <class T>
-void check_shape(const char* fn, const char* name, const blas::matrix_ref<T>& m, std::size_t rows, std::size_t cols,
+void check_shape(const char* fn, const char* name, const strided_view<T, 2>& m, std::size_t rows, std::size_t cols,
                  const char* expected) {
-    llm::check(m.rows == rows && m.cols == cols, fn, ": ", name, " is [", m.rows, ", ", m.cols, "] but must be [", rows,
-               ", ", cols, "] (", expected, ")");
+    llm::check(m.extent(0) == rows && m.extent(1) == cols, fn, ": ", name, " is [", m.extent(0), ", ", m.extent(1),
+               "] but must be [", rows, ", ", cols, "] (", expected, ")");
 }
 
 template <class T>
-void check_bias(const char* fn, const char* name, const vec_ref<T>& b, std::size_t out) {
-    llm::check(b.size == out, fn, ": ", name, " has ", b.size, " elements but weight has ", out,
+void check_bias(const char* fn, const char* name, const strided_view<T, 1>& b, std::size_t out) {
+    llm::check(b.extent(0) == out, fn, ": ", name, " has ", b.extent(0), " elements but weight has ", out,
                " rows (out features)");
 }
 
 /// llm::error when `out` (written) shares an element with `in` (read): the layer would read
 /// values it has already overwritten.
 template <class TO, class TI>
-void check_disjoint(const char* fn, const char* out_name, const blas::matrix_ref<TO>& out, const char* in_name,
-                    const blas::matrix_ref<TI>& in) {
-    if (out.rows == 0 || out.cols == 0 || in.rows == 0 || in.cols == 0) {
-        return;
-    }
-    const auto bo = blas::detail::bytes_of(out), bi = blas::detail::bytes_of(in);
-    const bool overlap = bo.lines.count <= bi.lines.count ? blas::detail::bytes_meet(bo, bi) : blas::detail::bytes_meet(bi, bo);
-    llm::check(!overlap, fn, ": ", out_name, " shares memory with ", in_name, "; an output must not overlap an input");
+void check_disjoint(const char* fn, const char* out_name, const strided_view<TO, 2>& out, const char* in_name,
+                    const strided_view<TI, 2>& in) {
+    llm::check(!blas::detail::overlaps(out, in), fn, ": ", out_name, " shares memory with ", in_name,
+               "; an output must not overlap an input");
 }
 
 template <class B>
 constexpr bool has_bias = !std::is_same_v<B, no_bias>;
 
+/// A dense row-major rows x cols fp32 matrix taken from the workspace (inside the caller's frame).
+inline strided_view<float, 2> fp32_buffer(workspace& ws, std::size_t rows, std::size_t cols, const char* fn,
+                                          const char* what) {
+    float* buf = ws.take<float>(checked_mul(rows, cols, fn, what), fn, what);
+    return {buf, dims<2>(rows, cols), dims<2>(cols, 1)};
+}
+
 template <class Y, class X, class W, class B, class Exec>
 void forward(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, Exec& exec) {
     constexpr const char* fn = "linear_forward";
-    const auto my = blas::as_matrix(y);
-    const auto mx = blas::as_matrix(x);
-    const auto mw = blas::as_matrix(weight);
+    const auto my = to_kernel_view<2>(y);
+    const auto mx = to_kernel_view<2>(x);
+    const auto mw = to_kernel_view<2>(weight);
     check_layer(fn, "x", mx, mw);
-    check_shape(fn, "y", my, mx.rows, mw.rows, "tokens of x, out features = weight rows");
+    check_shape(fn, "y", my, mx.extent(0), mw.extent(0), "tokens of x, out features = weight rows");
     if constexpr (has_bias<B>) {
-        check_bias(fn, "bias", bias, mw.rows);
+        check_bias(fn, "bias", bias, mw.extent(0));
     }
     using TY = view_element_t<Y>;
-    const auto wt = as_view(mw.t());  // W^T [in, out]: a stride swap, no copy
+    const auto wt = mw.template transposed<0, 1>();  // W^T [in, out]: a stride swap, no copy
     if constexpr (std::is_same_v<TY, float>) {
         // The bias goes into y first and the product is added (beta = 1): one pass over y
         // more than the product alone, and no temporary. y is checked against the inputs
@@ -134,20 +117,18 @@ void forward(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, Exec& exec)
             check_disjoint(fn, "y", my, "weight", mw);
             fill_rows(my, bias, exec);
         }
-        llm::gemm(as_view(my), as_view(mx), wt, 1.0f, has_bias<B> ? 1.0f : 0.0f, ws, exec);
+        llm::gemm(my, mx, wt, 1.0f, has_bias<B> ? 1.0f : 0.0f, ws, exec);
     } else {
         // bf16 y: the product is computed in fp32 in the workspace and rounded once.
         const workspace::frame frame(ws);
-        float* buf = ws.take<float>(checked_mul(my.rows, my.cols, fn, "the fp32 output buffer (tokens * out)"), fn,
-                                    "the fp32 output buffer");
-        const blas::matrix_ref<float> acc{buf, my.rows, my.cols, my.cols, 1};
+        const auto acc = fp32_buffer(ws, my.extent(0), my.extent(1), fn, "the fp32 output buffer (tokens * out)");
         if constexpr (has_bias<B>) {
             fill_rows(acc, bias, exec);
         }
-        llm::gemm(as_view(acc), as_view(mx), wt, 1.0f, has_bias<B> ? 1.0f : 0.0f, ws, exec);
-        parallel::parallel_for(exec, my.rows, row_grain(my.cols), [&](std::size_t r0, std::size_t r1) {
+        llm::gemm(acc, mx, wt, 1.0f, has_bias<B> ? 1.0f : 0.0f, ws, exec);
+        parallel::parallel_for(exec, my.extent(0), row_grain(my.extent(1)), [&](std::size_t r0, std::size_t r1) {
             for (std::size_t i = r0; i < r1; ++i) {
-                for (std::size_t j = 0; j < my.cols; ++j) {
+                for (std::size_t j = 0; j < my.extent(1); ++j) {
                     store(my(i, j), acc(i, j));
                 }
             }
@@ -159,18 +140,18 @@ void forward(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, Exec& exec)
 /// rows in fixed row order (fp32, one accumulator per column), so the result does not depend
 /// on the thread count.
 template <class TDY, class Exec>
-void bias_grad(vec_ref<float> db, const blas::matrix_ref<TDY>& dy, Exec& exec) {
+void bias_grad(strided_view<float, 1> db, const strided_view<TDY, 2>& dy, Exec& exec) {
     constexpr std::size_t chunk = 256;
-    parallel::parallel_for(exec, dy.cols, chunk, [&](std::size_t j0, std::size_t j1) {
+    parallel::parallel_for(exec, dy.extent(1), chunk, [&](std::size_t j0, std::size_t j1) {
         float acc[chunk] = {};
         const std::size_t n = j1 - j0;
-        for (std::size_t t = 0; t < dy.rows; ++t) {
+        for (std::size_t t = 0; t < dy.extent(0); ++t) {
             for (std::size_t j = 0; j < n; ++j) {
                 acc[j] += widen(dy(t, j0 + j));
             }
         }
         for (std::size_t j = 0; j < n; ++j) {
-            db[j0 + j] += acc[j];
+            db(j0 + j) += acc[j];
         }
     });
 }
@@ -178,44 +159,42 @@ void bias_grad(vec_ref<float> db, const blas::matrix_ref<TDY>& dy, Exec& exec) {
 template <class DX, class DW, class DB, class DY, class X, class W, class Exec>
 void backward(DX&& dx, DW&& dweight, const DB& dbias, DY&& dy, X&& x, W&& weight, workspace& ws, Exec& exec) {
     constexpr const char* fn = "linear_backward";
-    const auto mdx = blas::as_matrix(dx);
-    const auto mdw = blas::as_matrix(dweight);
-    const auto mdy = blas::as_matrix(dy);
-    const auto mx = blas::as_matrix(x);
-    const auto mw = blas::as_matrix(weight);
+    const auto mdx = to_kernel_view<2>(dx);
+    const auto mdw = to_kernel_view<2>(dweight);
+    const auto mdy = to_kernel_view<2>(dy);
+    const auto mx = to_kernel_view<2>(x);
+    const auto mw = to_kernel_view<2>(weight);
     check_layer(fn, "x", mx, mw);
-    check_shape(fn, "dy", mdy, mx.rows, mw.rows, "tokens of x, out features = weight rows");
-    check_shape(fn, "dx", mdx, mx.rows, mx.cols, "the shape of x");
-    check_shape(fn, "dweight", mdw, mw.rows, mw.cols, "the shape of weight");
+    check_shape(fn, "dy", mdy, mx.extent(0), mw.extent(0), "tokens of x, out features = weight rows");
+    check_shape(fn, "dx", mdx, mx.extent(0), mx.extent(1), "the shape of x");
+    check_shape(fn, "dweight", mdw, mw.extent(0), mw.extent(1), "the shape of weight");
     if constexpr (has_bias<DB>) {
-        check_bias(fn, "dbias", dbias, mw.rows);
+        check_bias(fn, "dbias", dbias, mw.extent(0));
     }
     // dweight += dy^T x: [out, tokens] x [tokens, in].
-    llm::gemm(as_view(mdw), as_view(mdy.t()), as_view(mx), 1.0f, 1.0f, ws, exec);
+    llm::gemm(mdw, mdy.template transposed<0, 1>(), mx, 1.0f, 1.0f, ws, exec);
     // dx += dy W: [tokens, out] x [out, in].
     using TDX = view_element_t<DX>;
     if constexpr (std::is_same_v<TDX, float>) {
-        llm::gemm(as_view(mdx), as_view(mdy), as_view(mw), 1.0f, 1.0f, ws, exec);
+        llm::gemm(mdx, mdy, mw, 1.0f, 1.0f, ws, exec);
     } else {
         // bf16 dx: widened into an fp32 buffer, accumulated there, rounded back once.
         check_disjoint(fn, "dx", mdx, "dy", mdy);
         check_disjoint(fn, "dx", mdx, "weight", mw);
         const workspace::frame frame(ws);
-        float* buf = ws.take<float>(checked_mul(mdx.rows, mdx.cols, fn, "the fp32 dx buffer (tokens * in)"), fn,
-                                    "the fp32 dx buffer");
-        const blas::matrix_ref<float> acc{buf, mdx.rows, mdx.cols, mdx.cols, 1};
-        const std::size_t grain = row_grain(mdx.cols);
-        parallel::parallel_for(exec, mdx.rows, grain, [&](std::size_t r0, std::size_t r1) {
+        const auto acc = fp32_buffer(ws, mdx.extent(0), mdx.extent(1), fn, "the fp32 dx buffer (tokens * in)");
+        const std::size_t grain = row_grain(mdx.extent(1));
+        parallel::parallel_for(exec, mdx.extent(0), grain, [&](std::size_t r0, std::size_t r1) {
             for (std::size_t i = r0; i < r1; ++i) {
-                for (std::size_t j = 0; j < mdx.cols; ++j) {
+                for (std::size_t j = 0; j < mdx.extent(1); ++j) {
                     acc(i, j) = widen(mdx(i, j));
                 }
             }
         });
-        llm::gemm(as_view(acc), as_view(mdy), as_view(mw), 1.0f, 1.0f, ws, exec);
-        parallel::parallel_for(exec, mdx.rows, grain, [&](std::size_t r0, std::size_t r1) {
+        llm::gemm(acc, mdy, mw, 1.0f, 1.0f, ws, exec);
+        parallel::parallel_for(exec, mdx.extent(0), grain, [&](std::size_t r0, std::size_t r1) {
             for (std::size_t i = r0; i < r1; ++i) {
-                for (std::size_t j = 0; j < mdx.cols; ++j) {
+                for (std::size_t j = 0; j < mdx.extent(1); ++j) {
                     store(mdx(i, j), acc(i, j));
                 }
             }
@@ -241,7 +220,7 @@ void backward(DX&& dx, DW&& dweight, const DB& dbias, DY&& dy, X&& x, W&& weight
 /// Example: `llm::nn::linear_forward(y, x, w, b, ws, pool);  // y = x w^T + b`
 template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, dense_view<1> B, parallel::policy Exec>
 void linear_forward(Y&& y, X&& x, W&& weight, B&& bias, workspace& ws, Exec&& exec) {
-    detail::linear::forward(y, x, weight, detail::linear::as_vec(bias), ws, exec);
+    detail::linear::forward(y, x, weight, to_kernel_view<1>(bias), ws, exec);
 }
 
 /// Linear layer forward without bias: y = x W^T. As the form with a bias otherwise.
@@ -312,7 +291,7 @@ template <mutable_dense_view<2> DX, mutable_dense_view<2> DW, mutable_dense_view
           dense_view<2> X, dense_view<2> W, parallel::policy Exec>
     requires std::same_as<view_element_t<DW>, float> && std::same_as<view_element_t<DB>, float>
 void linear_backward(DX&& dx, DW&& dweight, DB&& dbias, DY&& dy, X&& x, W&& weight, workspace& ws, Exec&& exec) {
-    detail::linear::backward(dx, dweight, detail::linear::as_vec(dbias), dy, x, weight, ws, exec);
+    detail::linear::backward(dx, dweight, to_kernel_view<1>(dbias), dy, x, weight, ws, exec);
 }
 
 /// Backward of the linear layer without bias: dx += dy W, dweight += dy^T x.
