@@ -1,0 +1,382 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::dist::mpi: the MPI communicator (needs LLM_HAS_MPI: link the llm::mpi CMake target). Counts
+// above INT_MAX are chunked, MPI errors become llm::error naming the call, and a watchdog turns a
+// collective that a dead or stalled peer never completes into an error after a stated timeout.
+#pragma once
+
+#include <llm/dist/communicator.hpp>
+
+// Without LLM_HAS_MPI (the llm::mpi CMake target defines it) this header declares nothing, so
+// code can include it unconditionally and test `#if LLM_HAS_MPI` around its use.
+#if defined(LLM_HAS_MPI) && LLM_HAS_MPI
+
+// MPI's C API only: the deprecated C++ bindings are not needed (and do not build warning-free).
+#ifndef OMPI_SKIP_MPICXX
+#define OMPI_SKIP_MPICXX 1
+#endif
+#ifndef MPICH_SKIP_MPICXX
+#define MPICH_SKIP_MPICXX 1
+#endif
+#include <mpi.h>
+
+#include <chrono>
+#include <climits>
+#include <cstddef>
+#include <cstdint>
+#include <cstdio>
+#include <cstring>
+#include <exception>
+#include <span>
+#include <string>
+#include <thread>
+#include <type_traits>
+#include <vector>
+
+namespace llm::dist {
+
+namespace detail {
+
+/// "MPI_ERR_xxx: text" for an MPI error code.
+inline std::string mpi_error_text(int code) {
+    char text[MPI_MAX_ERROR_STRING] = {};
+    int length = 0;
+    if (MPI_Error_string(code, text, &length) != MPI_SUCCESS) return "MPI error code " + std::to_string(code);
+    return std::string(text, static_cast<std::size_t>(length));
+}
+
+/// Raises llm::error naming the MPI call, the rank and the MPI error text when rc is not MPI_SUCCESS.
+inline void check_mpi(int rc, const char* call, std::size_t rank, std::size_t size) {
+    if (rc != MPI_SUCCESS) [[unlikely]]
+        llm::fail("llm::dist::mpi: ", call, " failed on rank ", rank, " of ", size, ": ", mpi_error_text(rc));
+}
+
+template <class T>
+MPI_Datatype mpi_type() {
+    if constexpr (std::same_as<T, float>) return MPI_FLOAT;
+    else if constexpr (std::same_as<T, double>) return MPI_DOUBLE;
+    else if constexpr (std::same_as<T, long double>) return MPI_LONG_DOUBLE;
+    else if constexpr (std::same_as<T, bf16>) return MPI_UINT16_T;  // reduced by the bf16 operations below
+    else if constexpr (std::same_as<T, std::byte>) return MPI_BYTE;
+    else if constexpr (std::same_as<T, char>) return MPI_CHAR;
+    else if constexpr (std::is_signed_v<T> && sizeof(T) == 1) return MPI_INT8_T;
+    else if constexpr (std::is_signed_v<T> && sizeof(T) == 2) return MPI_INT16_T;
+    else if constexpr (std::is_signed_v<T> && sizeof(T) == 4) return MPI_INT32_T;
+    else if constexpr (std::is_signed_v<T> && sizeof(T) == 8) return MPI_INT64_T;
+    else if constexpr (sizeof(T) == 1) return MPI_UINT8_T;
+    else if constexpr (sizeof(T) == 2) return MPI_UINT16_T;
+    else if constexpr (sizeof(T) == 4) return MPI_UINT32_T;
+    else if constexpr (sizeof(T) == 8) return MPI_UINT64_T;
+    else static_assert(sizeof(T) == 0, "llm::dist::mpi: no MPI datatype for this element type");
+}
+
+// bf16 sum: each pair added in fp32 and rounded to bf16 (MPI has no bf16 type).
+extern "C" inline void llm_mpi_bf16_sum(void* in, void* inout, int* len, MPI_Datatype*) {
+    const auto* a = static_cast<const bf16*>(in);
+    auto* b = static_cast<bf16*>(inout);
+    for (int i = 0; i < *len; ++i) b[i] = bf16(static_cast<float>(a[i]) + static_cast<float>(b[i]));
+}
+
+}  // namespace detail
+
+/// Options of the MPI communicator.
+struct mpi_options {
+    /// Watchdog: a collective not complete after this long (a peer died, hung or left) raises
+    /// llm::error on this rank, and the communicator then ends the job with MPI_Abort when it is
+    /// destroyed (MPI_Finalize would wait for the lost peer). 0: no watchdog (plain blocking calls).
+    std::chrono::milliseconds timeout{std::chrono::minutes(5)};
+    /// The most elements one MPI call moves (MPI counts are int); larger transfers are cut into
+    /// pieces of this many. Lower it only to test the chunking.
+    std::size_t max_count = INT_MAX;
+};
+
+/// The MPI communicator: a duplicate of MPI_COMM_WORLD (or of a given communicator), with
+/// MPI_ERRORS_RETURN so every MPI failure is an llm::error naming the call. Constructing the
+/// first one initialises MPI (MPI_THREAD_FUNNELED) if nobody did; destroying it finalises MPI
+/// again (or aborts the job if a collective failed or timed out, or an exception is unwinding).
+/// Collectives run as non-blocking MPI calls polled by a watchdog (options().timeout).
+/// Element types: llm::dist::transferable; bf16 sums are done in fp32 per pair.
+/// Example: `llm::dist::mpi comm; llm::dist::all_reduce(grad, llm::dist::reduce_op::mean, comm);`
+class mpi {
+public:
+    /// MPI_COMM_WORLD (MPI initialised here if needed). Example: `llm::dist::mpi comm({.timeout = std::chrono::seconds(60)});`
+    explicit mpi(mpi_options options = {}) : options_(options) {
+        int initialized = 0;
+        MPI_Initialized(&initialized);
+        if (!initialized) {
+            int provided = 0;
+            detail::check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_FUNNELED, &provided), "MPI_Init_thread", 0, 1);
+            owns_mpi_ = true;
+            // Errors of non-blocking collectives can be raised on MPI_COMM_WORLD (Open MPI's
+            // schedules do): returned, not fatal, so they become llm::error too.
+            detail::check_mpi(MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", 0, 1);
+        }
+        setup(MPI_COMM_WORLD);
+    }
+    /// A duplicate of `comm` (MPI already initialised by the caller, who also finalises it).
+    /// Example: `llm::dist::mpi comm(MPI_COMM_WORLD, {});`
+    mpi(MPI_Comm comm, mpi_options options) : options_(options) { setup(comm); }
+
+    mpi(const mpi&) = delete;
+    mpi& operator=(const mpi&) = delete;
+
+    ~mpi() {
+        const bool abort = failed_ || std::uncaught_exceptions() > 0;
+        if (abort) {
+            // A peer may be gone: MPI_Comm_free and MPI_Finalize could wait for it forever. The
+            // reason goes to stderr first: the exception carrying it may never be caught.
+            std::fprintf(stderr, "llm::dist::mpi: rank %zu of %zu aborts the job: %s\n", rank_, size_,
+                         failed_ ? last_error_.c_str() : "an exception left the communicator's scope, so the ranks may disagree");
+            std::fflush(stderr);
+            MPI_Abort(MPI_COMM_WORLD, 3);
+            return;
+        }
+        if (bf16_sum_ != MPI_OP_NULL) MPI_Op_free(&bf16_sum_);
+        if (comm_ != MPI_COMM_NULL) MPI_Comm_free(&comm_);
+        if (owns_mpi_) MPI_Finalize();
+    }
+
+    std::size_t rank() const noexcept { return rank_; }                  ///< this process's rank
+    std::size_t size() const noexcept { return size_; }                  ///< number of ranks
+    const mpi_options& options() const noexcept { return options_; }     ///< the options given
+    MPI_Comm native() const noexcept { return comm_; }                   ///< the MPI communicator (owned)
+    bool failed() const noexcept { return failed_; }                     ///< whether a collective failed or timed out
+
+    /// out = op over ranks of in; out == in is in place. Example: `comm.all_reduce(out, in, llm::dist::reduce_op::sum);`
+    template <reducible T>
+    void all_reduce(std::span<T> out, std::span<const T> in, reduce_op op) {
+        detail::check_op<T>("mpi::all_reduce", op);
+        const bool same = out.data() == in.data();
+        detail::check_all_reduce("mpi::all_reduce", out.size(), in.size(), same, detail::overlap(out, in));
+        detail::for_each_chunk(out.size(), options_.max_count, [&](std::size_t off, std::size_t n) {
+            MPI_Request req;
+            call(MPI_Iallreduce(same ? MPI_IN_PLACE : in.data() + off, out.data() + off, static_cast<int>(n), detail::mpi_type<T>(),
+                                sum_op<T>(), comm_, &req),
+                 "MPI_Iallreduce");
+            wait(req, "MPI_Iallreduce", n);
+        });
+        if (op == reduce_op::mean) divide(out);
+    }
+
+    /// buffer = root's buffer. Example: `comm.broadcast(weights, 0);`
+    template <transferable T>
+    void broadcast(std::span<T> buffer, std::size_t root) {
+        detail::check_root("mpi::broadcast", root, size_);
+        detail::for_each_chunk(buffer.size(), options_.max_count, [&](std::size_t off, std::size_t n) {
+            MPI_Request req;
+            call(MPI_Ibcast(buffer.data() + off, static_cast<int>(n), detail::mpi_type<T>(), static_cast<int>(root), comm_, &req), "MPI_Ibcast");
+            wait(req, "MPI_Ibcast", n);
+        });
+    }
+
+    /// out[r * n, (r + 1) * n) = rank r's in. Above max_count: one chunked broadcast per rank.
+    /// Example: `comm.all_gather(out, in);`
+    template <transferable T>
+    void all_gather(std::span<T> out, std::span<const T> in) {
+        detail::check_all_gather("mpi::all_gather", out.size(), in.size(), size_);
+        const std::size_t n = in.size();
+        T* mine = out.data() + rank_ * n;
+        if (mine != in.data()) std::memmove(static_cast<void*>(mine), in.data(), n * sizeof(T));
+        if (n <= options_.max_count) {
+            MPI_Request req;
+            call(MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out.data(), static_cast<int>(n), detail::mpi_type<T>(), comm_, &req),
+                 "MPI_Iallgather");
+            wait(req, "MPI_Iallgather", n * size_);
+            return;
+        }
+        for (std::size_t r = 0; r < size_; ++r) broadcast(out.subspan(r * n, n), r);
+    }
+
+    /// out = op over ranks of in's block rank(). Above max_count: one chunked reduce per rank.
+    /// Example: `comm.reduce_scatter(shard, grad, llm::dist::reduce_op::mean);`
+    template <reducible T>
+    void reduce_scatter(std::span<T> out, std::span<const T> in, reduce_op op) {
+        detail::check_op<T>("mpi::reduce_scatter", op);
+        detail::check_reduce_scatter("mpi::reduce_scatter", out.size(), in.size(), size_, detail::overlap(out, in));
+        const std::size_t n = out.size();
+        if (n <= options_.max_count) {
+            MPI_Request req;
+            call(MPI_Ireduce_scatter_block(in.data(), out.data(), static_cast<int>(n), detail::mpi_type<T>(), sum_op<T>(), comm_, &req),
+                 "MPI_Ireduce_scatter_block");
+            wait(req, "MPI_Ireduce_scatter_block", n * size_);
+        } else {
+            for (std::size_t r = 0; r < size_; ++r) {
+                detail::for_each_chunk(n, options_.max_count, [&](std::size_t off, std::size_t c) {
+                    MPI_Request req;
+                    call(MPI_Ireduce(in.data() + r * n + off, r == rank_ ? out.data() + off : nullptr, static_cast<int>(c), detail::mpi_type<T>(),
+                                     sum_op<T>(), static_cast<int>(r), comm_, &req),
+                         "MPI_Ireduce");
+                    wait(req, "MPI_Ireduce", c);
+                });
+            }
+        }
+        if (op == reduce_op::mean) divide(out);
+    }
+
+    /// Block r of out = rank r's block rank() of in. Above max_count: chunked pairwise exchange.
+    /// Example: `comm.all_to_all(out, in);`
+    template <transferable T>
+    void all_to_all(std::span<T> out, std::span<const T> in) {
+        detail::check_all_to_all("mpi::all_to_all", out.size(), in.size(), size_, detail::overlap(out, in));
+        const std::size_t block = in.size() / size_;
+        if (block <= options_.max_count) {
+            MPI_Request req;
+            call(MPI_Ialltoall(in.data(), static_cast<int>(block), detail::mpi_type<T>(), out.data(), static_cast<int>(block),
+                               detail::mpi_type<T>(), comm_, &req),
+                 "MPI_Ialltoall");
+            wait(req, "MPI_Ialltoall", in.size());
+            return;
+        }
+        const std::vector<std::size_t> counts(size_, block);
+        pairwise(out, counts, in, counts);
+    }
+
+    /// all_to_all with per-rank counts. Counts or offsets above max_count: chunked pairwise exchange.
+    /// Example: `comm.all_to_allv(out, out_counts, in, in_counts);`
+    template <transferable T>
+    void all_to_allv(std::span<T> out, std::span<const std::size_t> out_counts, std::span<const T> in, std::span<const std::size_t> in_counts) {
+        detail::check_all_to_allv("mpi::all_to_allv", out.size(), out_counts, in.size(), in_counts, size_, detail::overlap(out, in));
+        // The displacements are int too: the whole buffers must fit, not just each count; the
+        // ranks' buffers differ, so they agree on the path with one small all-reduce.
+        int fits = out.size() <= options_.max_count && in.size() <= options_.max_count ? 1 : 0;
+        MPI_Request agree;
+        call(MPI_Iallreduce(MPI_IN_PLACE, &fits, 1, MPI_INT, MPI_MIN, comm_, &agree), "MPI_Iallreduce (all_to_allv path)");
+        wait(agree, "MPI_Iallreduce (all_to_allv path)", 1);
+        if (fits) {
+            std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
+            std::size_t so = 0, ro = 0;
+            for (std::size_t r = 0; r < size_; ++r) {
+                sc[r] = static_cast<int>(in_counts[r]);
+                sd[r] = static_cast<int>(so);
+                rc[r] = static_cast<int>(out_counts[r]);
+                rd[r] = static_cast<int>(ro);
+                so += in_counts[r];
+                ro += out_counts[r];
+            }
+            MPI_Request req;
+            call(MPI_Ialltoallv(in.data(), sc.data(), sd.data(), detail::mpi_type<T>(), out.data(), rc.data(), rd.data(), detail::mpi_type<T>(),
+                                comm_, &req),
+                 "MPI_Ialltoallv");
+            wait(req, "MPI_Ialltoallv", in.size());
+            return;
+        }
+        pairwise(out, out_counts, in, in_counts);
+    }
+
+    /// Returns once every rank has entered it. Example: `comm.barrier();`
+    void barrier() {
+        MPI_Request req;
+        call(MPI_Ibarrier(comm_, &req), "MPI_Ibarrier");
+        wait(req, "MPI_Ibarrier", 0);
+    }
+
+private:
+    void setup(MPI_Comm parent) {
+        detail::check_mpi(MPI_Comm_dup(parent, &comm_), "MPI_Comm_dup", 0, 1);
+        detail::check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler", 0, 1);
+        int r = 0, s = 1;
+        detail::check_mpi(MPI_Comm_rank(comm_, &r), "MPI_Comm_rank", 0, 1);
+        detail::check_mpi(MPI_Comm_size(comm_, &s), "MPI_Comm_size", 0, 1);
+        rank_ = static_cast<std::size_t>(r);
+        size_ = static_cast<std::size_t>(s);
+        detail::check_mpi(MPI_Op_create(&detail::llm_mpi_bf16_sum, 1, &bf16_sum_), "MPI_Op_create", rank_, size_);
+    }
+
+    template <class T>
+    MPI_Op sum_op() const noexcept {
+        if constexpr (std::same_as<T, bf16>) return bf16_sum_;
+        else return MPI_SUM;
+    }
+
+    template <class T>
+    void divide(std::span<T> out) const {
+        if constexpr (std::is_floating_point_v<T> || std::same_as<T, bf16>) {
+            const float inv = 1.0f / static_cast<float>(size_);
+            for (T& x : out) x = T(static_cast<float>(x) * inv);
+        }
+    }
+
+    void call(int rc, const char* what) {
+        if (rc == MPI_SUCCESS) [[likely]]
+            return;
+        failed_ = true;
+        last_error_ = llm::detail::concat("llm::dist::mpi: ", what, " failed on rank ", rank_, " of ", size_, ": ", detail::mpi_error_text(rc));
+        llm::fail(last_error_);
+    }
+
+    // Completes the requests (at most 2), polling MPI_Testall; past options_.timeout it raises llm::error.
+    void wait_all(std::span<MPI_Request> reqs, const char* what, std::size_t count) {
+        // At most 2 requests: statuses, so MPI_ERR_IN_STATUS is reported as the request's own error.
+        MPI_Status st[2] = {};
+        const auto status_error = [&](int rc) {
+            if (rc != MPI_ERR_IN_STATUS) return rc;
+            for (std::size_t i = 0; i < reqs.size(); ++i)
+                if (st[i].MPI_ERROR != MPI_SUCCESS && st[i].MPI_ERROR != MPI_ERR_PENDING) return st[i].MPI_ERROR;
+            return rc;
+        };
+        if (options_.timeout.count() == 0) {
+            call(status_error(MPI_Waitall(static_cast<int>(reqs.size()), reqs.data(), st)), what);
+            return;
+        }
+        const auto start = std::chrono::steady_clock::now();
+        for (unsigned spins = 0;; ++spins) {
+            int done = 0;
+            call(status_error(MPI_Testall(static_cast<int>(reqs.size()), reqs.data(), &done, st)), what);
+            if (done) return;
+            if (spins % 64 == 63) {
+                if (std::chrono::steady_clock::now() - start > options_.timeout) {
+                    failed_ = true;
+                    last_error_ = llm::detail::concat("llm::dist::mpi: ", what, " (", count, " elements) on rank ", rank_, " of ", size_,
+                                                 " did not complete within ", options_.timeout.count(),
+                                                 " ms: a peer rank died, hung or left the job");
+                    llm::fail(last_error_);
+                }
+                std::this_thread::yield();
+            }
+        }
+    }
+    void wait(MPI_Request& req, const char* what, std::size_t count) { wait_all(std::span<MPI_Request>(&req, 1), what, count); }
+
+    // Chunked exchange with every peer in turn (rank + s, rank - s), for counts or buffers that
+    // do not fit the int counts and displacements of MPI_Alltoall(v).
+    template <class T>
+    void pairwise(std::span<T> out, std::span<const std::size_t> out_counts, std::span<const T> in, std::span<const std::size_t> in_counts) {
+        std::vector<std::size_t> out_off(size_ + 1, 0), in_off(size_ + 1, 0);
+        for (std::size_t r = 0; r < size_; ++r) {
+            out_off[r + 1] = out_off[r] + out_counts[r];
+            in_off[r + 1] = in_off[r] + in_counts[r];
+        }
+        std::copy_n(in.data() + in_off[rank_], in_counts[rank_], out.data() + out_off[rank_]);
+        const int tag = 7301;
+        for (std::size_t s = 1; s < size_; ++s) {
+            const std::size_t to = (rank_ + s) % size_, from = (rank_ + size_ - s) % size_;
+            const std::size_t ns = in_counts[to], nr = out_counts[from];
+            for (std::size_t off = 0; off < std::max(ns, nr); off += options_.max_count) {
+                MPI_Request reqs[2] = {MPI_REQUEST_NULL, MPI_REQUEST_NULL};
+                if (off < nr) {
+                    call(MPI_Irecv(out.data() + out_off[from] + off, static_cast<int>(std::min(options_.max_count, nr - off)), detail::mpi_type<T>(),
+                                   static_cast<int>(from), tag, comm_, &reqs[0]),
+                         "MPI_Irecv");
+                }
+                if (off < ns) {
+                    call(MPI_Isend(in.data() + in_off[to] + off, static_cast<int>(std::min(options_.max_count, ns - off)), detail::mpi_type<T>(),
+                                   static_cast<int>(to), tag, comm_, &reqs[1]),
+                         "MPI_Isend");
+                }
+                wait_all(reqs, "MPI_Isend/MPI_Irecv (all_to_allv)", std::min(options_.max_count, std::max(ns, nr) - off));
+            }
+        }
+    }
+
+    mpi_options options_;
+    MPI_Comm comm_ = MPI_COMM_NULL;
+    MPI_Op bf16_sum_ = MPI_OP_NULL;
+    std::size_t rank_ = 0, size_ = 1;
+    bool owns_mpi_ = false, failed_ = false;
+    std::string last_error_;
+};
+
+static_assert(communicator<mpi>);
+
+}  // namespace llm::dist
+
+#endif  // LLM_HAS_MPI
