@@ -160,6 +160,26 @@ inline std::vector<double> random_doubles(std::size_t n, std::mt19937& rng, doub
     return v;
 }
 
+/// A std::vector seen as a row-major view of the given extents: what the reference oracles
+/// (<llm/nn/reference.hpp>) take. view_of(v, rows, cols), view_of(v, n).
+template <class T, class... Sizes>
+llm::tensor_view<T, llm::dims<sizeof...(Sizes)>> view_of(std::vector<T>& v, Sizes... sizes) {
+    return llm::tensor_view<T, llm::dims<sizeof...(Sizes)>>(v.data(), sizes...);
+}
+template <class T, class... Sizes>
+llm::tensor_view<const T, llm::dims<sizeof...(Sizes)>> view_of(const std::vector<T>& v, Sizes... sizes) {
+    return llm::tensor_view<const T, llm::dims<sizeof...(Sizes)>>(v.data(), sizes...);
+}
+/// A whole std::vector as a rank-1 view.
+template <class T>
+auto view_of(std::vector<T>& v) {
+    return view_of(v, v.size());
+}
+template <class T>
+auto view_of(const std::vector<T>& v) {
+    return view_of(v, v.size());
+}
+
 inline double dot(const std::vector<double>& a, const std::vector<double>& b) {
     double s = 0.0;
     for (std::size_t i = 0; i < a.size(); ++i) {

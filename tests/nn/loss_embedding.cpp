@@ -35,13 +35,15 @@ TEST_CASE("cross-entropy reference backward matches finite differences") {
     std::mt19937 rng(31);
     const std::size_t rows = 4, vocab = 9;
     const auto x = random_doubles(rows * vocab, rng, -4.0, 4.0);
-    const std::int64_t t[] = {3, -100, 0, 8};
+    const std::vector<std::int64_t> t = {3, -100, 0, 8};
     for (float smoothing : {0.0f, 0.2f}) {
         for (reduction red : {reduction::mean, reduction::sum}) {
             const cross_entropy_options o{.ignore_index = -100, .label_smoothing = smoothing, .red = red};
             std::vector<double> d(x.size());
-            ref::cross_entropy_backward(x.data(), t, 1.0, d.data(), rows, vocab, o);
-            auto loss = [&](const std::vector<double>& xv) { return ref::cross_entropy_forward(xv.data(), t, rows, vocab, o); };
+            ref::cross_entropy_backward(view_of(d, rows, vocab), 1.0, view_of(x, rows, vocab), view_of(t), o);
+            auto loss = [&](const std::vector<double>& xv) {
+                return ref::cross_entropy_forward(view_of(xv, rows, vocab), view_of(t), o);
+            };
             CHECK(rel_error(d, finite_difference(loss, x)) < tol_fd);
         }
     }
@@ -59,9 +61,9 @@ TEST_CASE_TEMPLATE_DEFINE("cross-entropy matches the reference on awkward sizes 
                 const auto x = random_matrix<T>(rows, vocab, rng, -40.0f, 40.0f);
                 const auto t = random_targets(rows, vocab, rng, o.ignore_index, 0.3);
                 const auto xd = to_double(x);
-                const double loss_ref = ref::cross_entropy_forward(xd.data(), t.data(), rows, vocab, o);
+                const double loss_ref = ref::cross_entropy_forward(view_of(xd, rows, vocab), t, o);
                 std::vector<double> d_ref(xd.size());
-                ref::cross_entropy_backward(xd.data(), t.data(), 0.5, d_ref.data(), rows, vocab, o);
+                ref::cross_entropy_backward(view_of(d_ref, rows, vocab), 0.5, view_of(xd, rows, vocab), t, o);
                 auto lse = poisoned<float, 1>(rows);
                 llm::tensor<T, llm::dims<2>> d(rows, vocab);
                 llm::zero_grad(d);  // the backward accumulates
@@ -119,8 +121,8 @@ TEST_CASE_TEMPLATE_DEFINE("embedding forward and deterministic backward match th
         const auto ids = random_targets(n, vocab, rng, 0, 0.0);
         const auto td = to_double(table), dd = to_double(dout);
         std::vector<double> out_ref(n * dim), dt_ref(vocab * dim, 0.0);
-        ref::embedding_forward(td.data(), ids.data(), out_ref.data(), n, dim);
-        ref::embedding_backward(ids.data(), dd.data(), dt_ref.data(), n, dim);
+        ref::embedding_forward(view_of(out_ref, n, dim), ids, view_of(td, vocab, dim));
+        ref::embedding_backward(view_of(dt_ref, vocab, dim), view_of(dd, n, dim), ids);
         auto out = poisoned<T, 2>(n, dim);
         mat_f dt1(vocab, dim), dt2(vocab, dim);
         llm::zero_grad(dt1, dt2);

@@ -25,29 +25,31 @@ TEST_CASE("rmsnorm and layernorm reference backward match finite differences (x,
     const auto b = random_doubles(cols, rng);
     const auto dy = random_doubles(rows * cols, rng);
     std::vector<double> y(x.size()), mean(rows), rstd(rows), dx(x.size()), dw(cols, 0.0), db(cols, 0.0);
+    const auto yv = view_of(y, rows, cols), dxv = view_of(dx, rows, cols);
+    const auto dyv = view_of(dy, rows, cols);
 
     SUBCASE("rmsnorm") {
         auto loss_x = [&](const std::vector<double>& xv) {
-            ref::rmsnorm_forward(xv.data(), w.data(), y.data(), rstd.data(), rows, cols, eps_d);
+            ref::rmsnorm_forward(yv, view_of(rstd), view_of(xv, rows, cols), view_of(w), eps_d);
             return dot(dy, y);
         };
         auto loss_w = [&](const std::vector<double>& wv) {
-            ref::rmsnorm_forward(x.data(), wv.data(), y.data(), rstd.data(), rows, cols, eps_d);
+            ref::rmsnorm_forward(yv, view_of(rstd), view_of(x, rows, cols), view_of(wv), eps_d);
             return dot(dy, y);
         };
-        ref::rmsnorm_forward(x.data(), w.data(), y.data(), rstd.data(), rows, cols, eps_d);
-        ref::rmsnorm_backward(x.data(), w.data(), rstd.data(), dy.data(), dx.data(), dw.data(), rows, cols);
+        ref::rmsnorm_forward(yv, view_of(rstd), view_of(x, rows, cols), view_of(w), eps_d);
+        ref::rmsnorm_backward(dxv, view_of(dw), view_of(rstd), dyv, view_of(x, rows, cols), view_of(w));
         CHECK(rel_error(dx, finite_difference(loss_x, x)) < tol_fd);
         CHECK(rel_error(dw, finite_difference(loss_w, w)) < tol_fd);
     }
     SUBCASE("layernorm") {
         auto fwd = [&](const std::vector<double>& xv, const std::vector<double>& wv, const std::vector<double>& bv) {
-            ref::layernorm_forward(xv.data(), wv.data(), bv.data(), y.data(), mean.data(), rstd.data(), rows, cols, eps_d);
+            ref::layernorm_forward(yv, view_of(mean), view_of(rstd), view_of(xv, rows, cols), view_of(wv), view_of(bv), eps_d);
             return dot(dy, y);
         };
-        ref::layernorm_forward(x.data(), w.data(), b.data(), y.data(), mean.data(), rstd.data(), rows, cols, eps_d);
-        ref::layernorm_backward(x.data(), w.data(), mean.data(), rstd.data(), dy.data(), dx.data(), dw.data(), db.data(), rows,
-                                cols);
+        ref::layernorm_forward(yv, view_of(mean), view_of(rstd), view_of(x, rows, cols), view_of(w), view_of(b), eps_d);
+        ref::layernorm_backward(dxv, view_of(dw), view_of(db), view_of(mean), view_of(rstd), dyv, view_of(x, rows, cols),
+                                view_of(w));
         CHECK(rel_error(dx, finite_difference([&](const auto& v) { return fwd(v, w, b); }, x)) < tol_fd);
         CHECK(rel_error(dw, finite_difference([&](const auto& v) { return fwd(x, v, b); }, w)) < tol_fd);
         CHECK(rel_error(db, finite_difference([&](const auto& v) { return fwd(x, w, v); }, b)) < tol_fd);
@@ -66,14 +68,15 @@ TEST_CASE_TEMPLATE_DEFINE("rmsnorm matches the reference on awkward sizes, with 
                 const auto dy = random_matrix<T>(rows, cols, rng);
                 const auto w = random_vector<T>(with_weight ? cols : 0, rng);
                 const auto xd = to_double(x), dyd = to_double(dy), wd = to_double(w);
-                const double* wp = with_weight ? wd.data() : nullptr;
                 // One column: dx = rstd g (1 - xhat^2) with 1 - xhat^2 = eps / (x^2 + eps), an
                 // fp32 cancellation of relative size 1e-7 / 1e-5 for any implementation; a large
                 // eps makes that case well conditioned so the check stays meaningful.
                 const float eps = cols == 1 ? 1.0f : eps_f;
                 std::vector<double> y_ref(xd.size()), rstd_ref(rows), dx_ref(xd.size()), dw_ref(cols, 0.0);
-                ref::rmsnorm_forward(xd.data(), wp, y_ref.data(), rstd_ref.data(), rows, cols, eps);
-                ref::rmsnorm_backward(xd.data(), wp, rstd_ref.data(), dyd.data(), dx_ref.data(), dw_ref.data(), rows, cols);
+                // Without a weight, wd is empty: the reference's "no weight".
+                ref::rmsnorm_forward(view_of(y_ref, rows, cols), view_of(rstd_ref), view_of(xd, rows, cols), view_of(wd), eps);
+                ref::rmsnorm_backward(view_of(dx_ref, rows, cols), view_of(dw_ref), view_of(rstd_ref), view_of(dyd, rows, cols),
+                                      view_of(xd, rows, cols), view_of(wd));
                 auto y = poisoned<T, 2>(rows, cols);
                 llm::tensor<T, llm::dims<2>> dx(rows, cols);  // gradients accumulate: start at 0
                 auto rstd = poisoned<float, 1>(rows);
@@ -109,10 +112,10 @@ TEST_CASE_TEMPLATE_DEFINE("layernorm matches the reference on awkward sizes", C,
             const auto xd = to_double(x), dyd = to_double(dy), wd = to_double(w), bd = to_double(b);
             std::vector<double> y_ref(xd.size()), mean_ref(rows), rstd_ref(rows), dx_ref(xd.size()), dw_ref(cols, 0.0),
                 db_ref(cols, 0.0);
-            ref::layernorm_forward(xd.data(), wd.data(), bd.data(), y_ref.data(), mean_ref.data(), rstd_ref.data(), rows, cols,
-                                   eps_d);
-            ref::layernorm_backward(xd.data(), wd.data(), mean_ref.data(), rstd_ref.data(), dyd.data(), dx_ref.data(),
-                                    dw_ref.data(), db_ref.data(), rows, cols);
+            ref::layernorm_forward(view_of(y_ref, rows, cols), view_of(mean_ref), view_of(rstd_ref), view_of(xd, rows, cols),
+                                   view_of(wd), view_of(bd), eps_d);
+            ref::layernorm_backward(view_of(dx_ref, rows, cols), view_of(dw_ref), view_of(db_ref), view_of(mean_ref),
+                                    view_of(rstd_ref), view_of(dyd, rows, cols), view_of(xd, rows, cols), view_of(wd));
             auto y = poisoned<T, 2>(rows, cols);
             llm::tensor<T, llm::dims<2>> dx(rows, cols);
             auto mean = poisoned<float, 1>(rows);

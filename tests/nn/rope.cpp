@@ -44,8 +44,8 @@ void check_rope(std::size_t tokens, std::size_t heads, std::size_t dim, const nn
     const auto xd = to_double(x);
     const auto inv = nn::rope_inverse_frequencies("test", dim, p);
     std::vector<double> y_ref(xd.size()), back_ref(xd.size());
-    ref::rope_apply<Style>(xd.data(), pos.data(), y_ref.data(), tokens, heads, dim, inv, 1.0);
-    ref::rope_apply<Style>(xd.data(), pos.data(), back_ref.data(), tokens, heads, dim, inv, -1.0);
+    ref::rope_apply<Style>(view_of(y_ref, tokens, heads, dim), view_of(xd, tokens, heads, dim), pos, inv, 1.0);
+    ref::rope_apply<Style>(view_of(back_ref, tokens, heads, dim), view_of(xd, tokens, heads, dim), pos, inv, -1.0);
     auto y = poisoned<T, 3>(tokens, heads, dim);
     nn::rope_forward<Style, S>(y, x, pos, p, pool);
     INFO("tokens=", tokens, " heads=", heads, " dim=", dim);
@@ -69,15 +69,17 @@ TEST_CASE("rope reference backward (inverse rotation) matches finite differences
     const std::size_t tokens = 3, heads = 2, dim = 6;
     const auto x = random_doubles(tokens * heads * dim, rng);
     const auto w = random_doubles(x.size(), rng);
-    const std::int64_t pos[] = {0, 5, 1000};
+    const std::vector<std::int64_t> pos = {0, 5, 1000};
     const auto inv = nn::rope_inverse_frequencies("test", dim, nn::rope_params<>{});
     auto loss = [&](const std::vector<double>& xv) {
         std::vector<double> y(xv.size());
-        ref::rope_apply<nn::rope_interleaved>(xv.data(), pos, y.data(), tokens, heads, dim, inv, 1.0);
+        ref::rope_apply<nn::rope_interleaved>(view_of(y, tokens, heads, dim), view_of(xv, tokens, heads, dim), view_of(pos),
+                                              inv, 1.0);
         return dot(w, y);
     };
     std::vector<double> g(x.size());
-    ref::rope_apply<nn::rope_interleaved>(w.data(), pos, g.data(), tokens, heads, dim, inv, -1.0);
+    ref::rope_apply<nn::rope_interleaved>(view_of(g, tokens, heads, dim), view_of(w, tokens, heads, dim), view_of(pos), inv,
+                                          -1.0);
     CHECK(rel_error(g, finite_difference(loss, x)) < tol_fd);
 }
 

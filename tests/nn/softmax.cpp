@@ -17,14 +17,20 @@ TEST_CASE("softmax reference backward matches finite differences") {
     const auto x = random_doubles(rows * cols, rng);
     const auto w = random_doubles(rows * cols, rng);  // loss = <w, y>, so dy = w
     for (bool log : {false, true}) {
+        auto forward = [&](std::vector<double>& y, const std::vector<double>& xv) {
+            log ? ref::log_softmax_forward(view_of(y, rows, cols), view_of(xv, rows, cols))
+                : ref::softmax_forward(view_of(y, rows, cols), view_of(xv, rows, cols));
+        };
         auto loss = [&](const std::vector<double>& xv) {
             std::vector<double> y(xv.size());
-            (log ? ref::log_softmax_forward : ref::softmax_forward)(xv.data(), y.data(), rows, cols);
+            forward(y, xv);
             return dot(w, y);
         };
         std::vector<double> y(x.size()), dx(x.size());
-        (log ? ref::log_softmax_forward : ref::softmax_forward)(x.data(), y.data(), rows, cols);
-        (log ? ref::log_softmax_backward : ref::softmax_backward)(y.data(), w.data(), dx.data(), rows, cols);
+        forward(y, x);
+        const auto dxv = view_of(dx, rows, cols);
+        log ? ref::log_softmax_backward(dxv, view_of(y, rows, cols), view_of(w, rows, cols))
+            : ref::softmax_backward(dxv, view_of(y, rows, cols), view_of(w, rows, cols));
         CHECK(rel_error(dx, finite_difference(loss, x)) < tol_fd);
     }
 }
@@ -43,7 +49,9 @@ TEST_CASE_TEMPLATE_DEFINE("softmax and log-softmax match the reference on awkwar
             const auto xd = to_double(x), dyd = to_double(dy);
             for (bool log : {false, true}) {
                 std::vector<double> y_ref(xd.size()), dx_ref(xd.size());
-                (log ? ref::log_softmax_forward : ref::softmax_forward)(xd.data(), y_ref.data(), rows, cols);
+                const auto y_refv = view_of(y_ref, rows, cols);
+                const auto xdv = view_of(xd, rows, cols);
+                log ? ref::log_softmax_forward(y_refv, xdv) : ref::softmax_forward(y_refv, xdv);
                 auto y = poisoned<T, 2>(rows, cols);
                 llm::tensor<T, llm::dims<2>> dx(rows, cols);
                 llm::zero_grad(dx);  // the backward accumulates
@@ -57,7 +65,9 @@ TEST_CASE_TEMPLATE_DEFINE("softmax and log-softmax match the reference on awkwar
                 // Backward from our (rounded) forward output, compared with the reference
                 // backward evaluated on that same output.
                 const auto yd = to_double(y);
-                (log ? ref::log_softmax_backward : ref::softmax_backward)(yd.data(), dyd.data(), dx_ref.data(), rows, cols);
+                const auto dx_refv = view_of(dx_ref, rows, cols);
+                const auto ydv = view_of(yd, rows, cols), dydv = view_of(dyd, rows, cols);
+                log ? ref::log_softmax_backward(dx_refv, ydv, dydv) : ref::softmax_backward(dx_refv, ydv, dydv);
                 if (log) {
                     llm::nn::log_softmax_backward<S>(dx, y, dy, seq);
                 } else {
@@ -75,7 +85,7 @@ TEST_CASE_TEMPLATE_DEFINE("softmax in place on every SIMD backend", S, softmax_i
     auto x = random_matrix<float>(5, 33, rng);
     const auto xd = to_double(x);
     std::vector<double> y_ref(xd.size());
-    ref::softmax_forward(xd.data(), y_ref.data(), 5, 33);
+    ref::softmax_forward(view_of(y_ref, 5, 33), view_of(xd, 5, 33));
     llm::nn::softmax_forward<S>(x, x, llm::parallel::sequential{});
     CHECK(rel_error(to_double(x), y_ref) < tol_f32);
 }
@@ -88,5 +98,10 @@ TEST_CASE("softmax rejects bad shapes") {
                          llm::error);
     CHECK_THROWS_AS(llm::nn::log_softmax_backward(y, x, x), llm::error);
     // A transposed view has a strided last dimension: rejected, not silently misread.
-    CHECK_THROWS_AS(llm::nn::softmax_forward(llm::transpose(x, 0, 1), llm::transpose(x, 0, 1)), llm::error);
+    // The error (llm::to_kernel_view's) names the call and the argument.
+    CHECK_THROWS_WITH_AS(llm::nn::softmax_forward(y, llm::transpose(x, 0, 1)),
+                         "softmax_forward: x must have stride 1 in dim 1 (its strides are [1, 4])", llm::error);
+    mat_f sq(4, 4);
+    CHECK_THROWS_WITH_AS(llm::nn::softmax_backward(llm::transpose(sq, 0, 1), sq, sq),
+                         "softmax_backward: dx must have stride 1 in dim 1 (its strides are [1, 4])", llm::error);
 }

@@ -71,16 +71,36 @@ static_assert(activation_form<gelu_erf> && activation_form<gelu_tanh>);
 
 namespace detail {
 
-template <simd::backend S>
-LLM_FORCE_INLINE typename S::f32 silu_value(typename S::f32 x) {
-    return S::mul(x, simd::sigmoid<S>(x));
+/// SiLU as an activation form: silu(x) = x sigmoid(x), silu'(x) = s (1 + x (1 - s)) with
+/// s = sigmoid(x). silu_forward / silu_backward run it through the shared activation kernels.
+struct silu_form {
+    template <simd::backend S>
+    static LLM_FORCE_INLINE typename S::f32 value(typename S::f32 x) {
+        return S::mul(x, simd::sigmoid<S>(x));
+    }
+    template <simd::backend S>
+    static LLM_FORCE_INLINE typename S::f32 derivative(typename S::f32 x) {
+        const auto s = simd::sigmoid<S>(x);
+        const auto one = S::set1(1.0f);
+        return S::mul(s, S::fma(x, S::sub(one, s), one));
+    }
+};
+static_assert(activation_form<silu_form>);
+
+/// y = Form::value(x) element-wise: the one forward kernel of activation_forward, silu_forward
+/// and gelu_forward (fn names the public call in errors).
+template <class Form, simd::backend S, class Y, class X, class Exec>
+void activation_forward(const char* fn, Y&& y, X&& x, Exec& exec) {
+    elementwise<S>(fn, exec, [](auto v) { return Form::template value<S>(v); }, rows_of(fn, "y", y), rows_of(fn, "x", x));
 }
-/// d silu / dx = s (1 + x (1 - s)), s = sigmoid(x)
-template <simd::backend S>
-LLM_FORCE_INLINE typename S::f32 silu_derivative(typename S::f32 x) {
-    const auto s = simd::sigmoid<S>(x);
-    const auto one = S::set1(1.0f);
-    return S::mul(s, S::fma(x, S::sub(one, s), one));
+
+/// dx += dy * Form::derivative(x) element-wise: the one backward kernel of the activations.
+template <class Form, simd::backend S, class DX, class DY, class X, class Exec>
+void activation_backward(const char* fn, DX&& dx, DY&& dy, X&& x, Exec& exec) {
+    const auto dxr = rows_of(fn, "dx", dx);
+    elementwise<S>(
+        fn, exec, [](auto o, auto d, auto v) { return S::add(o, S::mul(d, Form::template derivative<S>(v))); }, dxr, dxr,
+        rows_of(fn, "dy", dy), rows_of(fn, "x", x));
 }
 
 }  // namespace detail
@@ -92,9 +112,7 @@ LLM_FORCE_INLINE typename S::f32 silu_derivative(typename S::f32 x) {
 template <class Form, simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
     requires activation_form<Form, S>
 void activation_forward(Y&& y, X&& x, parallel::policy auto&& exec) {
-    constexpr const char* fn = "activation_forward";
-    detail::elementwise<S>(fn, exec, [](auto v) { return Form::template value<S>(v); }, detail::as_rows(fn, "y", y),
-                           detail::as_rows(fn, "x", x));
+    detail::activation_forward<Form, S>("activation_forward", y, x, exec);
 }
 
 /// activation_forward on llm::parallel::default_pool().
@@ -111,11 +129,7 @@ void activation_forward(Y&& y, X&& x) {
 template <class Form, simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X>
     requires activation_form<Form, S>
 void activation_backward(DX&& dx, DY&& dy, X&& x, parallel::policy auto&& exec) {
-    constexpr const char* fn = "activation_backward";
-    const auto dxr = detail::as_rows(fn, "dx", dx);
-    detail::elementwise<S>(
-        fn, exec, [](auto o, auto d, auto v) { return S::add(o, S::mul(d, Form::template derivative<S>(v))); }, dxr, dxr,
-        detail::as_rows(fn, "dy", dy), detail::as_rows(fn, "x", x));
+    detail::activation_backward<Form, S>("activation_backward", dx, dy, x, exec);
 }
 
 /// activation_backward on llm::parallel::default_pool().
@@ -131,9 +145,7 @@ void activation_backward(DX&& dx, DY&& dy, X&& x) {
 /// Example: `llm::nn::silu_forward(h, h, llm::parallel::sequential{});`
 template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
 void silu_forward(Y&& y, X&& x, parallel::policy auto&& exec) {
-    constexpr const char* fn = "silu_forward";
-    detail::elementwise<S>(fn, exec, [](auto v) { return detail::silu_value<S>(v); }, detail::as_rows(fn, "y", y),
-                           detail::as_rows(fn, "x", x));
+    detail::activation_forward<detail::silu_form, S>("silu_forward", y, x, exec);
 }
 
 /// silu_forward on llm::parallel::default_pool(). Example: `llm::nn::silu_forward(h, h);`
@@ -146,11 +158,7 @@ void silu_forward(Y&& y, X&& x) {
 /// Example: `llm::nn::silu_backward(dh, dy, h, pool);`
 template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X>
 void silu_backward(DX&& dx, DY&& dy, X&& x, parallel::policy auto&& exec) {
-    constexpr const char* fn = "silu_backward";
-    const auto dxr = detail::as_rows(fn, "dx", dx);
-    detail::elementwise<S>(
-        fn, exec, [](auto o, auto d, auto v) { return S::add(o, S::mul(d, detail::silu_derivative<S>(v))); }, dxr, dxr,
-        detail::as_rows(fn, "dy", dy), detail::as_rows(fn, "x", x));
+    detail::activation_backward<detail::silu_form, S>("silu_backward", dx, dy, x, exec);
 }
 
 /// silu_backward on llm::parallel::default_pool(). Example: `llm::nn::silu_backward(dh, dy, h);`
@@ -165,9 +173,7 @@ void silu_backward(DX&& dx, DY&& dy, X&& x) {
 template <class Form = gelu_erf, simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dense_view<2> X>
     requires activation_form<Form, S>
 void gelu_forward(Y&& y, X&& x, parallel::policy auto&& exec) {
-    constexpr const char* fn = "gelu_forward";
-    detail::elementwise<S>(fn, exec, [](auto v) { return Form::template value<S>(v); }, detail::as_rows(fn, "y", y),
-                           detail::as_rows(fn, "x", x));
+    detail::activation_forward<Form, S>("gelu_forward", y, x, exec);
 }
 
 /// gelu_forward on llm::parallel::default_pool(). Example: `llm::nn::gelu_forward(h, h);`
@@ -183,11 +189,7 @@ template <class Form = gelu_erf, simd::backend S = simd::default_backend, mutabl
           dense_view<2> X>
     requires activation_form<Form, S>
 void gelu_backward(DX&& dx, DY&& dy, X&& x, parallel::policy auto&& exec) {
-    constexpr const char* fn = "gelu_backward";
-    const auto dxr = detail::as_rows(fn, "dx", dx);
-    detail::elementwise<S>(
-        fn, exec, [](auto o, auto d, auto v) { return S::add(o, S::mul(d, Form::template derivative<S>(v))); }, dxr, dxr,
-        detail::as_rows(fn, "dy", dy), detail::as_rows(fn, "x", x));
+    detail::activation_backward<Form, S>("gelu_backward", dx, dy, x, exec);
 }
 
 /// gelu_backward on llm::parallel::default_pool(). Example: `llm::nn::gelu_backward(dh, dy, h);`
@@ -204,8 +206,8 @@ template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dens
 void swiglu_forward(Y&& y, G&& gate, U&& up, parallel::policy auto&& exec) {
     constexpr const char* fn = "swiglu_forward";
     detail::elementwise<S>(
-        fn, exec, [](auto g, auto u) { return S::mul(detail::silu_value<S>(g), u); }, detail::as_rows(fn, "y", y),
-        detail::as_rows(fn, "gate", gate), detail::as_rows(fn, "up", up));
+        fn, exec, [](auto g, auto u) { return S::mul(detail::silu_form::value<S>(g), u); }, detail::rows_of(fn, "y", y),
+        detail::rows_of(fn, "gate", gate), detail::rows_of(fn, "up", up));
 }
 
 /// swiglu_forward on llm::parallel::default_pool(). Example: `llm::nn::swiglu_forward(h, gate, up);`
@@ -221,17 +223,18 @@ template <simd::backend S = simd::default_backend, mutable_dense_view<2> DG, mut
           dense_view<2> G, dense_view<2> U>
 void swiglu_backward(DG&& dgate, DU&& dup, DY&& dy, G&& gate, U&& up, parallel::policy auto&& exec) {
     constexpr const char* fn = "swiglu_backward";
-    const auto g = detail::as_rows(fn, "gate", gate);
-    const auto u = detail::as_rows(fn, "up", up);
-    const auto d = detail::as_rows(fn, "dy", dy);
-    const auto dg = detail::as_rows(fn, "dgate", dgate);
-    const auto du = detail::as_rows(fn, "dup", dup);
+    const auto g = detail::rows_of(fn, "gate", gate);
+    const auto u = detail::rows_of(fn, "up", up);
+    const auto d = detail::rows_of(fn, "dy", dy);
+    const auto dg = detail::rows_of(fn, "dgate", dgate);
+    const auto du = detail::rows_of(fn, "dup", dup);
+    using silu = detail::silu_form;
     detail::elementwise<S>(
         fn, exec,
-        [](auto o, auto gv, auto uv, auto dv) { return S::add(o, S::mul(dv, S::mul(uv, detail::silu_derivative<S>(gv)))); },
-        dg, dg, g, u, d);
-    detail::elementwise<S>(
-        fn, exec, [](auto o, auto gv, auto dv) { return S::add(o, S::mul(dv, detail::silu_value<S>(gv))); }, du, du, g, d);
+        [](auto o, auto gv, auto uv, auto dv) { return S::add(o, S::mul(dv, S::mul(uv, silu::derivative<S>(gv)))); }, dg,
+        dg, g, u, d);
+    detail::elementwise<S>(fn, exec, [](auto o, auto gv, auto dv) { return S::add(o, S::mul(dv, silu::value<S>(gv))); },
+                           du, du, g, d);
 }
 
 /// swiglu_backward on llm::parallel::default_pool().

@@ -19,24 +19,18 @@
 namespace llm::nn {
 namespace detail {
 
-/// Validated targets: pointer, count, and how many are not ignored.
+/// Checks the targets (each in [0, vocab) or ignore_index) and the options; returns how many
+/// targets are not ignored.
 template <class I>
-struct targets_ref {
-    const I* data;
-    std::size_t n;
-    std::size_t counted;
-};
-
-template <class V>
-[[nodiscard]] auto check_targets(const char* fn, V&& targets, std::size_t rows, std::size_t vocab, const cross_entropy_options& o) {
-    const auto pn = as_vector(fn, "targets", targets);
-    using I = std::remove_const_t<std::remove_pointer_t<decltype(pn.first)>>;
-    llm::check(pn.second == rows, fn, ": targets has ", pn.second, " elements but logits has ", rows, " rows");
+[[nodiscard]] std::size_t check_targets(const char* fn, const row_view<I, 1>& targets, std::size_t rows, std::size_t vocab,
+                                        const cross_entropy_options& o) {
+    llm::check(targets.extent(0) == rows, fn, ": targets has ", targets.extent(0), " elements but logits has ", rows,
+               " rows");
     llm::check(o.label_smoothing >= 0.0f && o.label_smoothing <= 1.0f, fn, ": label_smoothing = ", o.label_smoothing,
                " must be in [0, 1]");
     std::size_t counted = 0;
     for (std::size_t i = 0; i < rows; ++i) {
-        const auto t = pn.first[i];
+        const auto t = targets(i);
         if (std::cmp_equal(t, o.ignore_index)) {
             continue;
         }
@@ -47,7 +41,7 @@ template <class V>
     // PyTorch returns 0/0 = NaN here; a NaN loss silently poisons training, so it is an error.
     llm::check(counted > 0 || o.red == reduction::sum, fn, ": all ", rows, " targets equal ignore_index (", o.ignore_index,
                "), so the mean loss is undefined (use reduction::sum for 0)");
-    return targets_ref<I>{pn.first, rows, counted};
+    return counted;
 }
 
 }  // namespace detail
@@ -66,32 +60,32 @@ template <simd::backend S = simd::default_backend, mutable_f32_view<1> E, dense_
 float cross_entropy_forward(E&& lse, L&& logits, I&& targets, const cross_entropy_options& options,
                             parallel::policy auto&& exec) {
     constexpr const char* fn = "cross_entropy_forward";
-    const auto x = detail::as_rows(fn, "logits", logits);
-    detail::check_nonempty(fn, "logits", x.rows, x.cols);
-    const auto t = detail::check_targets(fn, targets, x.rows, x.cols, options);
-    const auto lse_vec = detail::as_vector(fn, "lse", lse);
-    float* const lse_out = lse_vec.first;  // mutable fp32, one per row
-    llm::check(lse_vec.second == x.rows, fn, ": lse has ", lse_vec.second, " elements but logits has ", x.rows, " rows");
+    const auto x = detail::rows_of(fn, "logits", logits);
+    detail::check_rows(fn, "logits", x);
+    const std::size_t rows = x.extent(0), vocab = x.extent(1);
+    const auto t = detail::rows_of(fn, "targets", targets);
+    const std::size_t counted = detail::check_targets(fn, t, rows, vocab, options);
+    const auto lse_out = detail::per_row(fn, "lse", lse, rows, "logits");  // mutable fp32
     const float eps = options.label_smoothing;
-    auto row_loss = llm::checked_vector<double>(x.rows, fn, "the per-row losses");
-    detail::for_rows(exec, x.rows, x.cols, [&](std::size_t r0, std::size_t r1) {
+    auto row_loss = llm::checked_vector<double>(rows, fn, "the per-row losses");
+    detail::for_rows(exec, rows, vocab, [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
-            const auto* xr = x.row(r);
+            const auto* xr = x.ptr(r, 0);
             // log-sum-exp and the sum of the logits from one read (llm/simd/math.hpp)
-            const auto [l, sum_x] = simd::row_logsumexp_sum<S>(xr, x.cols);
-            lse_out[r] = static_cast<float>(l);
-            if (std::cmp_equal(t.data[r], options.ignore_index)) {
+            const auto [l, sum_x] = simd::row_logsumexp_sum<S>(xr, vocab);
+            lse_out(r) = static_cast<float>(l);
+            if (std::cmp_equal(t(r), options.ignore_index)) {
                 continue;
             }
-            const float xt = static_cast<float>(xr[static_cast<std::size_t>(t.data[r])]);
-            row_loss[r] = (1.0 - eps) * (l - xt) + eps * (l - sum_x / static_cast<double>(x.cols));
+            const float xt = static_cast<float>(xr[static_cast<std::size_t>(t(r))]);
+            row_loss[r] = (1.0 - eps) * (l - xt) + eps * (l - sum_x / static_cast<double>(vocab));
         }
     });
     double total = 0.0;
     for (double v : row_loss) {
         total += v;
     }
-    return static_cast<float>(options.red == reduction::sum ? total : total / static_cast<double>(t.counted));
+    return static_cast<float>(options.red == reduction::sum ? total : total / static_cast<double>(counted));
 }
 
 /// cross_entropy_forward with the default options (mean, no smoothing, ignore_index -100).
@@ -119,29 +113,29 @@ template <simd::backend S = simd::default_backend, mutable_dense_view<2> D, f32_
 void cross_entropy_backward(D&& dlogits, E&& lse, float dloss, L&& logits, I&& targets, const cross_entropy_options& options,
                             parallel::policy auto&& exec) {
     constexpr const char* fn = "cross_entropy_backward";
-    const auto x = detail::as_rows(fn, "logits", logits);
-    const auto d = detail::as_rows(fn, "dlogits", dlogits);
-    detail::check_nonempty(fn, "logits", x.rows, x.cols);
-    detail::check_same_shape(fn, "logits", x, "dlogits", d);
-    const auto t = detail::check_targets(fn, targets, x.rows, x.cols, options);
-    const auto lse_vec = detail::as_vector(fn, "lse", lse);
-    llm::check(lse_vec.second == x.rows, fn, ": lse has ", lse_vec.second, " elements but logits has ", x.rows, " rows");
+    const auto x = detail::rows_of(fn, "logits", logits);
+    const auto d = detail::rows_of(fn, "dlogits", dlogits);
+    detail::check_rows(fn, "logits", x, "dlogits", d);
+    const std::size_t rows = x.extent(0), vocab = x.extent(1);
+    const auto t = detail::rows_of(fn, "targets", targets);
+    const std::size_t counted = detail::check_targets(fn, t, rows, vocab, options);
+    const auto lse_in = detail::per_row(fn, "lse", lse, rows, "logits");
     const float eps = options.label_smoothing;
-    const float scale = options.red == reduction::sum ? dloss : dloss / static_cast<float>(t.counted);
-    const float uniform = eps / static_cast<float>(x.cols);
-    detail::for_rows(exec, x.rows, x.cols, [&](std::size_t r0, std::size_t r1) {
+    const float scale = options.red == reduction::sum ? dloss : dloss / static_cast<float>(counted);
+    const float uniform = eps / static_cast<float>(vocab);
+    detail::for_rows(exec, rows, vocab, [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
-            const auto* xr = x.row(r);
-            auto* dr = d.row(r);
-            if (std::cmp_equal(t.data[r], options.ignore_index)) {
+            const auto* xr = x.ptr(r, 0);
+            auto* dr = d.ptr(r, 0);
+            if (std::cmp_equal(t(r), options.ignore_index)) {
                 continue;  // no gradient: nothing is added
             }
-            const auto tgt = static_cast<std::size_t>(t.data[r]);
-            const float l = static_cast<float>(lse_vec.first[r]);
+            const auto tgt = static_cast<std::size_t>(t(r));
+            const float l = static_cast<float>(lse_in(r));
             const float xt = static_cast<float>(xr[tgt]);
             const float dt = static_cast<float>(dr[tgt]);  // the target's gradient before this call
             const auto vl = S::set1(l), vs = S::set1(scale), vu = S::set1(uniform);
-            detail::for_vectors<S>(x.cols, [&](std::size_t i, std::size_t c) {
+            detail::for_vectors<S>(vocab, [&](std::size_t i, std::size_t c) {
                 const auto p = S::exp(S::sub(detail::load<S>(xr + i, c), vl));
                 detail::accumulate<S>(dr + i, S::mul(vs, S::sub(p, vu)), c);
             });

@@ -14,16 +14,22 @@
 namespace llm::nn {
 namespace detail {
 
-/// Views a rank-1 integer index vector and checks every index is in [0, bound).
-template <class V>
-[[nodiscard]] auto as_indices(const char* fn, const char* arg, V&& v, std::size_t bound) {
-    const auto pn = as_vector(fn, arg, v);
-    for (std::size_t i = 0; i < pn.second; ++i) {
-        const auto id = pn.first[i];
-        llm::check(std::cmp_greater_equal(id, 0) && std::cmp_less(id, bound), fn, ": ", arg, "[", i, "] = ", +id,
-                   " is out of range [0, ", bound, ")");
+/// The checks both directions share: `table` [vocab, dim] non-empty, `ids` [n] each in
+/// [0, vocab), `rows` [n, dim] (the looked-up rows or their gradient). Returns the ids.
+template <class TT, class TR, class V>
+[[nodiscard]] auto embedding_ids(const char* fn, const char* table_name, const row_view<TT, 2>& table,
+                                 const char* rows_name, const row_view<TR, 2>& rows, V&& ids) {
+    const std::size_t vocab = table.extent(0), dim = table.extent(1);
+    check_nonempty(fn, table_name, vocab, dim);
+    const auto idv = rows_of(fn, "ids", ids);
+    for (std::size_t i = 0; i < idv.extent(0); ++i) {
+        const auto id = idv(i);
+        llm::check(std::cmp_greater_equal(id, 0) && std::cmp_less(id, vocab), fn, ": ids[", i, "] = ", +id,
+                   " is out of range [0, ", vocab, ")");
     }
-    return pn;
+    llm::check(rows.extent(0) == idv.extent(0) && rows.extent(1) == dim, fn, ": ", rows_name, " is ", rows.extent(0), " x ",
+               rows.extent(1), " but ids has ", idv.extent(0), " tokens of dim ", dim);
+    return idv;
 }
 
 }  // namespace detail
@@ -36,17 +42,15 @@ template <class V>
 template <simd::backend S = simd::default_backend, mutable_dense_view<2> O, index_view I, dense_view<2> T>
 void embedding_forward(O&& out, I&& ids, T&& table, parallel::policy auto&& exec) {
     constexpr const char* fn = "embedding_forward";
-    const auto tab = detail::as_rows(fn, "table", table);
-    const auto o = detail::as_rows(fn, "out", out);
-    detail::check_nonempty(fn, "table", tab.rows, tab.cols);
-    const auto idv = detail::as_indices(fn, "ids", ids, tab.rows);
-    llm::check(o.rows == idv.second && o.cols == tab.cols, fn, ": out is ", o.rows, " x ", o.cols, " but ids has ",
-               idv.second, " tokens of dim ", tab.cols);
-    detail::for_rows(exec, o.rows, o.cols, [&](std::size_t r0, std::size_t r1) {
+    const auto tab = detail::rows_of(fn, "table", table);
+    const auto o = detail::rows_of(fn, "out", out);
+    const auto idv = detail::embedding_ids(fn, "table", tab, "out", o, ids);
+    const std::size_t dim = tab.extent(1);
+    detail::for_rows(exec, o.extent(0), dim, [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
-            const auto* src = tab.row(static_cast<std::size_t>(idv.first[r]));
-            auto* dst = o.row(r);
-            detail::for_vectors<S>(o.cols, [&](std::size_t i, std::size_t c) {
+            const auto* src = tab.ptr(static_cast<std::size_t>(idv(r)), 0);
+            auto* dst = o.ptr(r, 0);
+            detail::for_vectors<S>(dim, [&](std::size_t i, std::size_t c) {
                 detail::store<S>(dst + i, detail::load<S>(src + i, c), c);
             });
         }
@@ -67,18 +71,16 @@ void embedding_forward(O&& out, I&& ids, T&& table) {
 template <simd::backend S = simd::default_backend, mutable_f32_view<2> DT, dense_view<2> DO, index_view I>
 void embedding_backward(DT&& dtable, DO&& dout, I&& ids, parallel::policy auto&& exec) {
     constexpr const char* fn = "embedding_backward";
-    const auto dt = detail::as_rows(fn, "dtable", dtable);
-    const auto d = detail::as_rows(fn, "dout", dout);
-    detail::check_nonempty(fn, "dtable", dt.rows, dt.cols);
-    const auto idv = detail::as_indices(fn, "ids", ids, dt.rows);
-    llm::check(d.rows == idv.second && d.cols == dt.cols, fn, ": dout is ", d.rows, " x ", d.cols, " but ids has ",
-               idv.second, " tokens of dim ", dt.cols);
+    const auto dt = detail::rows_of(fn, "dtable", dtable);
+    const auto d = detail::rows_of(fn, "dout", dout);
+    const auto idv = detail::embedding_ids(fn, "dtable", dt, "dout", d, ids);
+    const std::size_t dim = dt.extent(1);
     // Column blocks of 64 floats (one cache line per 16 lanes x 4) per chunk at least.
-    const std::size_t grain = std::max<std::size_t>(64, (dt.cols + 2 * exec.size() - 1) / (2 * exec.size()) / 16 * 16);
-    parallel::parallel_for(exec, dt.cols, grain, [&](std::size_t c0, std::size_t c1) {
-        for (std::size_t r = 0; r < d.rows; ++r) {
-            float* dst = dt.row(static_cast<std::size_t>(idv.first[r])) + c0;
-            const auto* src = d.row(r) + c0;
+    const std::size_t grain = std::max<std::size_t>(64, (dim + 2 * exec.size() - 1) / (2 * exec.size()) / 16 * 16);
+    parallel::parallel_for(exec, dim, grain, [&](std::size_t c0, std::size_t c1) {
+        for (std::size_t r = 0; r < d.extent(0); ++r) {
+            float* dst = dt.ptr(static_cast<std::size_t>(idv(r)), c0);
+            const auto* src = d.ptr(r, c0);
             detail::for_vectors<S>(c1 - c0, [&](std::size_t i, std::size_t c) {
                 detail::accumulate<S>(dst + i, detail::load<S>(src + i, c), c);
             });

@@ -17,8 +17,8 @@ template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, dens
 void residual_add(Y&& y, X&& x, R&& residual, parallel::policy auto&& exec) {
     constexpr const char* fn = "residual_add";
     detail::elementwise<S>(
-        fn, exec, [](auto a, auto b) { return S::add(a, b); }, detail::as_rows(fn, "y", y), detail::as_rows(fn, "x", x),
-        detail::as_rows(fn, "residual", residual));
+        fn, exec, [](auto a, auto b) { return S::add(a, b); }, detail::rows_of(fn, "y", y), detail::rows_of(fn, "x", x),
+        detail::rows_of(fn, "residual", residual));
 }
 
 /// residual_add on llm::parallel::default_pool(). Example: `llm::nn::residual_add(h, attn_out, h);`
@@ -34,9 +34,9 @@ void residual_add(Y&& y, X&& x, R&& residual) {
 template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, mutable_dense_view<2> DR, dense_view<2> DY>
 void residual_add_backward(DX&& dx, DR&& dresidual, DY&& dy, parallel::policy auto&& exec) {
     constexpr const char* fn = "residual_add_backward";
-    const auto d = detail::as_rows(fn, "dy", dy);
-    const auto dxr = detail::as_rows(fn, "dx", dx);
-    const auto drr = detail::as_rows(fn, "dresidual", dresidual);
+    const auto d = detail::rows_of(fn, "dy", dy);
+    const auto dxr = detail::rows_of(fn, "dx", dx);
+    const auto drr = detail::rows_of(fn, "dresidual", dresidual);
     detail::elementwise<S>(fn, exec, [](auto a, auto b) { return S::add(a, b); }, dxr, dxr, d);
     detail::elementwise<S>(fn, exec, [](auto a, auto b) { return S::add(a, b); }, drr, drr, d);
 }

@@ -23,29 +23,26 @@ template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, muta
           dense_view<1> W>
 void rmsnorm_forward(Y&& y, R&& rstd, X&& x, W&& weight, float eps, parallel::policy auto&& exec) {
     constexpr const char* fn = "rmsnorm_forward";
-    const auto xr = detail::as_rows(fn, "x", x);
-    const auto yr = detail::as_rows(fn, "y", y);
-    detail::check_nonempty(fn, "x", xr.rows, xr.cols);
-    detail::check_same_shape(fn, "x", xr, "y", yr);
-    const auto w = detail::as_param(fn, "weight", weight, xr.cols);
-    const auto rstd_vec = detail::as_vector(fn, "rstd", rstd);
-    float* const rs = rstd_vec.first;  // mutable fp32, one per row
-    const std::size_t n_rs = rstd_vec.second;
-    llm::check(n_rs == xr.rows, fn, ": rstd has ", n_rs, " elements but x has ", xr.rows, " rows");
+    const auto xr = detail::rows_of(fn, "x", x);
+    const auto yr = detail::rows_of(fn, "y", y);
+    detail::check_rows(fn, "x", xr, "y", yr);
+    const std::size_t rows = xr.extent(0), cols = xr.extent(1);
+    const auto w = detail::as_param(fn, "weight", weight, cols);
+    const auto rs = detail::per_row(fn, "rstd", rstd, rows, "x");  // mutable fp32
     llm::check(eps > 0.0f, fn, ": eps = ", eps, " must be > 0");
-    detail::for_rows(exec, xr.rows, xr.cols, [&](std::size_t r0, std::size_t r1) {
+    detail::for_rows(exec, rows, cols, [&](std::size_t r0, std::size_t r1) {
         for (std::size_t r = r0; r < r1; ++r) {
-            const auto* in = xr.row(r);
-            auto* out = yr.row(r);
+            const auto* in = xr.ptr(r, 0);
+            auto* out = yr.ptr(r, 0);
             auto ss = S::zero();
-            detail::for_vectors<S>(xr.cols, [&](std::size_t i, std::size_t c) {
+            detail::for_vectors<S>(cols, [&](std::size_t i, std::size_t c) {
                 const auto v = detail::load<S>(in + i, c);
                 ss = S::fma(v, v, ss);
             });
-            const float inv = 1.0f / std::sqrt(S::reduce_add(ss) / static_cast<float>(xr.cols) + eps);
-            rs[r] = inv;
+            const float inv = 1.0f / std::sqrt(S::reduce_add(ss) / static_cast<float>(cols) + eps);
+            rs(r) = inv;
             const auto vinv = S::set1(inv);
-            detail::for_vectors<S>(xr.cols, [&](std::size_t i, std::size_t c) {
+            detail::for_vectors<S>(cols, [&](std::size_t i, std::size_t c) {
                 const auto v = S::mul(detail::load<S>(in + i, c), vinv);
                 detail::store<S>(out + i, S::mul(v, detail::load_param<S>(w, i, c, 1.0f)), c);
             });
@@ -72,31 +69,26 @@ template <simd::backend S = simd::default_backend, mutable_dense_view<2> DX, mut
           dense_view<2> DY, dense_view<2> X, dense_view<1> W>
 void rmsnorm_backward(DX&& dx, DW&& dweight, R&& rstd, DY&& dy, X&& x, W&& weight, parallel::policy auto&& exec) {
     constexpr const char* fn = "rmsnorm_backward";
-    const auto xr = detail::as_rows(fn, "x", x);
-    const auto dyr = detail::as_rows(fn, "dy", dy);
-    const auto dxr = detail::as_rows(fn, "dx", dx);
-    detail::check_nonempty(fn, "x", xr.rows, xr.cols);
-    detail::check_same_shape(fn, "x", xr, "dy", dyr);
-    detail::check_same_shape(fn, "x", xr, "dx", dxr);
-    const auto w = detail::as_param(fn, "weight", weight, xr.cols);
-    const auto dw = detail::as_param(fn, "dweight", dweight, xr.cols);
-    const auto rstd_vec = detail::as_vector(fn, "rstd", rstd);
-    const float* const rs = rstd_vec.first;
-    const std::size_t n_rs = rstd_vec.second;
-    llm::check(n_rs == xr.rows, fn, ": rstd has ", n_rs, " elements but x has ", xr.rows, " rows");
-    const std::size_t cols = xr.cols;
-    const std::size_t grain = detail::reduce_grain(xr.rows, cols);
-    const std::size_t chunks = (xr.rows + grain - 1) / grain;
+    const auto xr = detail::rows_of(fn, "x", x);
+    const auto dyr = detail::rows_of(fn, "dy", dy);
+    const auto dxr = detail::rows_of(fn, "dx", dx);
+    detail::check_rows(fn, "x", xr, "dy", dyr, "dx", dxr);
+    const std::size_t rows = xr.extent(0), cols = xr.extent(1);
+    const auto w = detail::as_param(fn, "weight", weight, cols);
+    const auto dw = detail::as_param(fn, "dweight", dweight, cols);
+    const auto rs = detail::per_row(fn, "rstd", rstd, rows, "x");
+    const std::size_t grain = detail::reduce_grain(rows, cols);
+    const std::size_t chunks = (rows + grain - 1) / grain;
     // chunks <= 64 (reduce_grain), so this is at most 64 dweights; checked all the same.
-    const std::size_t n_part = dw ? checked_mul(chunks, cols, fn, "the dweight partial sums (chunks * cols)") : 0;
+    const std::size_t n_part = dw.empty() ? 0 : checked_mul(chunks, cols, fn, "the dweight partial sums (chunks * cols)");
     std::vector<float> partials = checked_vector<float>(n_part, fn, "the dweight partial sums");
-    parallel::parallel_for(exec, xr.rows, grain, [&](std::size_t r0, std::size_t r1) {
-        float* part = dw ? partials.data() + (r0 / grain) * cols : nullptr;
+    parallel::parallel_for(exec, rows, grain, [&](std::size_t r0, std::size_t r1) {
+        float* part = dw.empty() ? nullptr : partials.data() + (r0 / grain) * cols;
         for (std::size_t r = r0; r < r1; ++r) {
-            const auto* in = xr.row(r);
-            const auto* d = dyr.row(r);
-            auto* out = dxr.row(r);
-            const auto vr = S::set1(rs[r]);
+            const auto* in = xr.ptr(r, 0);
+            const auto* d = dyr.ptr(r, 0);
+            auto* out = dxr.ptr(r, 0);
+            const auto vr = S::set1(rs(r));
             auto dot = S::zero();
             detail::for_vectors<S>(cols, [&](std::size_t i, std::size_t c) {
                 const auto g = S::mul(detail::load<S>(d + i, c), detail::load_param<S>(w, i, c, 1.0f));
@@ -114,8 +106,8 @@ void rmsnorm_backward(DX&& dx, DW&& dweight, R&& rstd, DY&& dy, X&& x, W&& weigh
             });
         }
     });
-    if (dw) {
-        detail::add_partials(dw.data, partials.data(), chunks, cols);
+    if (!dw.empty()) {
+        detail::add_partials(dw.data(), partials.data(), chunks, cols);
     }
 }
 

@@ -47,14 +47,15 @@ template <simd::backend S, rope_style Style, bool Add, class Y, class X, class P
 void rope_apply(const char* fn, Y&& y, X&& x, P&& positions, const rope_params<Scaling>& params, float sign, Exec& exec) {
     using TX = elem_t<X>;
     using TY = elem_t<Y>;
-    const std::size_t tokens = x.extent(0), heads = x.extent(1), dim = x.extent(2);
-    llm::check(y.extent(0) == tokens && y.extent(1) == heads && y.extent(2) == dim, fn, ": y is ", y.extent(0), " x ",
-               y.extent(1), " x ", y.extent(2), " but x is ", tokens, " x ", heads, " x ", dim);
+    const auto xv = rows_of(fn, "x", x);
+    const auto yv = rows_of(fn, "y", y);
+    const std::size_t tokens = xv.extent(0), heads = xv.extent(1), dim = xv.extent(2);
+    llm::check(yv.shape() == xv.shape(), fn, ": y is ", yv.extent(0), " x ", yv.extent(1), " x ", yv.extent(2), " but x is ",
+               tokens, " x ", heads, " x ", dim);
     llm::check(tokens > 0 && heads > 0, fn, ": x is ", tokens, " x ", heads, " x ", dim, "; every dimension must be > 0");
-    llm::check((dim <= 1 || (x.stride(2) == 1 && y.stride(2) == 1)), fn, ": x and y must have a contiguous last dimension");
     const std::vector<double> inv_freq = rope_inverse_frequencies(fn, dim, params);
-    const auto pos = as_vector(fn, "positions", positions);
-    llm::check(pos.second == tokens, fn, ": positions has ", pos.second, " elements but x has ", tokens, " tokens");
+    const auto pos = rows_of(fn, "positions", positions);
+    llm::check(pos.extent(0) == tokens, fn, ": positions has ", pos.extent(0), " elements but x has ", tokens, " tokens");
     const rope_pairs pairs = rope_pair_offsets<Style>(fn, dim);
     const std::size_t half = dim / 2;
     parallel::parallel_for(exec, tokens, row_grain(heads * dim), [&](std::size_t t0, std::size_t t1) {
@@ -63,13 +64,13 @@ void rope_apply(const char* fn, Y&& y, X&& x, P&& positions, const rope_params<S
             // Angles in double, reduced mod 2 pi before the float sin/cos: position * inv_freq
             // reaches 1e5 at long contexts, where a float angle would lose 3 digits.
             for (std::size_t i = 0; i < half; ++i) {
-                const double angle = std::fmod(static_cast<double>(pos.first[t]) * inv_freq[i], 2.0 * std::numbers::pi);
+                const double angle = std::fmod(static_cast<double>(pos(t)) * inv_freq[i], 2.0 * std::numbers::pi);
                 cos_v[i] = std::cos(static_cast<float>(angle));
                 sin_v[i] = sign * std::sin(static_cast<float>(angle));
             }
             for (std::size_t h = 0; h < heads; ++h) {
-                const TX* in = x.data() + t * x.stride(0) + h * x.stride(1);
-                TY* out = y.data() + t * y.stride(0) + h * y.stride(1);
+                const TX* in = xv.ptr(t, h, 0);
+                TY* out = yv.ptr(t, h, 0);
                 if (pairs.split_halves) {
                     for_vectors<S>(half, [&](std::size_t i, std::size_t c) {
                         const auto a = load<S>(in + i, c), b = load<S>(in + half + i, c);

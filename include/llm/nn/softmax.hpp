@@ -17,11 +17,11 @@ namespace detail {
 // once and computes one exp per element; an online max would need two exps per element.
 // The row reductions (max, sum of exp, storing the terms) are llm/simd/math.hpp's.
 template <simd::backend S, bool Log, class TX, class TY>
-void softmax_rows(rows_ref<TX> x, rows_ref<TY> y, std::size_t r0, std::size_t r1) {
+void softmax_rows(const row_view<TX, 2>& x, const row_view<TY, 2>& y, std::size_t r0, std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
-        const TX* xr = x.row(r);
-        TY* yr = y.row(r);
-        const std::size_t n = x.cols;
+        const TX* xr = x.ptr(r, 0);
+        TY* yr = y.ptr(r, 0);
+        const std::size_t n = x.extent(1);
         if constexpr (Log) {
             const float m = simd::row_max<S>(xr, n);
             const auto shift = S::set1(m + std::log(simd::row_exp_sum<S>(xr, n, m)));
@@ -43,12 +43,13 @@ void softmax_rows(rows_ref<TX> x, rows_ref<TY> y, std::size_t r0, std::size_t r1
 
 // softmax: dx += y (dy - <dy, y>);  log-softmax: dx += dy - exp(y) sum(dy).
 template <simd::backend S, bool Log, class TY, class TD, class TX>
-void softmax_backward_rows(rows_ref<TY> y, rows_ref<TD> dy, rows_ref<TX> dx, std::size_t r0, std::size_t r1) {
+void softmax_backward_rows(const row_view<TY, 2>& y, const row_view<TD, 2>& dy, const row_view<TX, 2>& dx, std::size_t r0,
+                           std::size_t r1) {
     for (std::size_t r = r0; r < r1; ++r) {
-        const TY* yr = y.row(r);
-        const TD* dr = dy.row(r);
-        TX* out = dx.row(r);
-        const std::size_t n = y.cols;
+        const TY* yr = y.ptr(r, 0);
+        const TD* dr = dy.ptr(r, 0);
+        TX* out = dx.ptr(r, 0);
+        const std::size_t n = y.extent(1);
         auto acc = S::zero();
         for_vectors<S>(n, [&](std::size_t i, std::size_t c) {
             // Partial loads give 0 past the tail, so no masking is needed for these sums.
@@ -65,22 +66,19 @@ void softmax_backward_rows(rows_ref<TY> y, rows_ref<TD> dy, rows_ref<TX> dx, std
 
 template <simd::backend S, bool Log, class Y, class X, class Exec>
 void softmax_forward_impl(const char* fn, Y&& y, X&& x, Exec& exec) {
-    const auto xr = as_rows(fn, "x", x);
-    const auto yr = as_rows(fn, "y", y);
-    check_nonempty(fn, "x", xr.rows, xr.cols);
-    check_same_shape(fn, "x", xr, "y", yr);
-    for_rows(exec, xr.rows, xr.cols, [&](std::size_t r0, std::size_t r1) { softmax_rows<S, Log>(xr, yr, r0, r1); });
+    const auto xr = rows_of(fn, "x", x);
+    const auto yr = rows_of(fn, "y", y);
+    check_rows(fn, "x", xr, "y", yr);
+    for_rows(exec, xr.extent(0), xr.extent(1), [&](std::size_t r0, std::size_t r1) { softmax_rows<S, Log>(xr, yr, r0, r1); });
 }
 
 template <simd::backend S, bool Log, class DX, class Y, class DY, class Exec>
 void softmax_backward_impl(const char* fn, DX&& dx, Y&& y, DY&& dy, Exec& exec) {
-    const auto yr = as_rows(fn, "y", y);
-    const auto dyr = as_rows(fn, "dy", dy);
-    const auto dxr = as_rows(fn, "dx", dx);
-    check_nonempty(fn, "y", yr.rows, yr.cols);
-    check_same_shape(fn, "y", yr, "dy", dyr);
-    check_same_shape(fn, "y", yr, "dx", dxr);
-    for_rows(exec, yr.rows, yr.cols,
+    const auto yr = rows_of(fn, "y", y);
+    const auto dyr = rows_of(fn, "dy", dy);
+    const auto dxr = rows_of(fn, "dx", dx);
+    check_rows(fn, "y", yr, "dy", dyr, "dx", dxr);
+    for_rows(exec, yr.extent(0), yr.extent(1),
              [&](std::size_t r0, std::size_t r1) { softmax_backward_rows<S, Log>(yr, dyr, dxr, r0, r1); });
 }
 

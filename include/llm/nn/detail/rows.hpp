@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Row descriptors, fp32/bf16 vector load/store and the row-parallel loop shared by the NN kernels.
+// Row views (llm::row_view) and their checks, fp32/bf16 vector load/store and the row-parallel loop shared by the NN kernels.
 #pragma once
 
 #include <llm/core/bf16.hpp>
@@ -7,6 +7,7 @@
 #include <llm/nn/concepts.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/simd/simd.hpp>
+#include <llm/tensor/kernel_view.hpp>
 
 #include <algorithm>
 #include <concepts>
@@ -20,43 +21,49 @@ namespace detail {
 template <class V>
 using elem_t = llm::view_element_t<std::remove_reference_t<V>>;
 
-/// `rows` rows of `cols` contiguous elements, row i at data + i * ld.
-template <class T>
-struct rows_ref {
-    T* data;
-    std::size_t rows;
-    std::size_t cols;
-    std::size_t ld;
-    [[nodiscard]] T* row(std::size_t i) const { return data + i * ld; }
-};
-
-/// Views a rank-2 [rows, cols] view as rows_ref; the last dimension must be contiguous.
-template <class V>
-    requires llm::view_of_rank<V, 2>
-[[nodiscard]] rows_ref<elem_t<V>> as_rows(const char* fn, const char* arg, V&& v) {
-    const std::size_t rows = v.extent(0), cols = v.extent(1);
-    llm::check(cols <= 1 || v.stride(1) == 1, fn, ": ", arg, " must have a contiguous last dimension (stride(1) = ",
-               v.stride(1), ")");
-    return {v.data(), rows, cols, rows <= 1 ? cols : static_cast<std::size_t>(v.stride(0))};
-}
-
-/// Views a rank-1 view as (pointer, size); it must be contiguous.
-template <class V>
-    requires llm::view_of_rank<V, 1>
-[[nodiscard]] std::pair<elem_t<V>*, std::size_t> as_vector(const char* fn, const char* arg, V&& v) {
-    const std::size_t n = v.extent(0);
-    llm::check(n <= 1 || v.stride(0) == 1, fn, ": ", arg, " must be contiguous (stride(0) = ", v.stride(0), ")");
-    return {v.data(), n};
+/// `v` (any view of rank R) as the llm::row_view<T, R> the kernels take: the last dimension
+/// must be contiguous, which llm::to_kernel_view checks, naming fn and arg in the llm::error.
+/// Rank 1: a contiguous vector (a parameter, a per-row statistic, token ids).
+template <class V, std::size_t R = std::remove_cvref_t<V>::rank()>
+    requires llm::view_of_rank<V, R>
+[[nodiscard]] row_view<elem_t<V>, R> rows_of(const char* fn, const char* arg, V&& v) {
+    return llm::to_kernel_view<dims<R>, unit_last_stride<R>>(fn, arg, v);
 }
 
 template <class A, class B>
-void check_same_shape(const char* fn, const char* a_name, const rows_ref<A>& a, const char* b_name, const rows_ref<B>& b) {
-    llm::check(a.rows == b.rows && a.cols == b.cols, fn, ": ", b_name, " is ", b.rows, " x ", b.cols, " but ", a_name, " is ",
-               a.rows, " x ", a.cols);
+void check_same_shape(const char* fn, const char* a_name, const row_view<A, 2>& a, const char* b_name,
+                      const row_view<B, 2>& b) {
+    llm::check(a.extent(0) == b.extent(0) && a.extent(1) == b.extent(1), fn, ": ", b_name, " is ", b.extent(0), " x ",
+               b.extent(1), " but ", a_name, " is ", a.extent(0), " x ", a.extent(1));
 }
 
 inline void check_nonempty(const char* fn, const char* name, std::size_t rows, std::size_t cols) {
     llm::check(rows > 0 && cols > 0, fn, ": ", name, " is ", rows, " x ", cols, "; both dimensions must be > 0");
+}
+
+template <class X>
+void check_same_shapes(const char*, const char*, const row_view<X, 2>&) {}
+template <class X, class O, class... Rest>
+void check_same_shapes(const char* fn, const char* x_name, const row_view<X, 2>& x, const char* o_name,
+                       const row_view<O, 2>& o, const Rest&... rest) {
+    check_same_shape(fn, x_name, x, o_name, o);
+    check_same_shapes(fn, x_name, x, rest...);
+}
+
+/// The checks of a row-wise kernel: `x` is non-empty and every further operand, given as
+/// (name, row_view) pairs, has its shape.
+template <class X, class... Rest>
+void check_rows(const char* fn, const char* x_name, const row_view<X, 2>& x, const Rest&... rest) {
+    check_nonempty(fn, x_name, x.extent(0), x.extent(1));
+    check_same_shapes(fn, x_name, x, rest...);
+}
+
+/// A per-row fp32 statistic (rstd, mean, lse): contiguous, one element per row of `of`.
+template <class V>
+[[nodiscard]] auto per_row(const char* fn, const char* arg, V&& v, std::size_t rows, const char* of) {
+    const auto r = rows_of(fn, arg, v);
+    llm::check(r.extent(0) == rows, fn, ": ", arg, " has ", r.extent(0), " elements but ", of, " has ", rows, " rows");
+    return r;
 }
 
 /// Loads n <= W elements (fp32 or bf16) as fp32 lanes; lanes past n are 0.
@@ -136,28 +143,21 @@ void for_rows(Exec&& exec, std::size_t rows, std::size_t cols, F&& f) {
     parallel::parallel_for(exec, rows, row_grain(cols), std::forward<F>(f));
 }
 
-/// An optional per-column parameter (weight or bias): null data means "absent".
-template <class T>
-struct param_ref {
-    T* data = nullptr;
-    [[nodiscard]] explicit operator bool() const { return data != nullptr; }
-};
-
-/// Views an optional rank-1 parameter: an empty view (extent 0) means absent; otherwise its
-/// length must be `cols`.
+/// Views an optional rank-1 parameter (weight or bias): an empty view (extent 0) means absent;
+/// otherwise its length must be `cols`.
 template <class V>
 [[nodiscard]] auto as_param(const char* fn, const char* arg, V&& v, std::size_t cols) {
-    const auto pn = as_vector(fn, arg, v);
-    using T = std::remove_pointer_t<decltype(pn.first)>;
-    llm::check(pn.second == 0 || pn.second == cols, fn, ": ", arg, " has ", pn.second, " elements but rows have ", cols,
-               " (0 means none)");
-    return param_ref<T>{pn.second == 0 ? nullptr : pn.first};
+    const auto p = rows_of(fn, arg, v);
+    llm::check(p.extent(0) == 0 || p.extent(0) == cols, fn, ": ", arg, " has ", p.extent(0), " elements but rows have ",
+               cols, " (0 means none)");
+    return p;
 }
 
-/// Loads n <= W lanes of an optional parameter, or `absent` in every lane.
+/// Loads n <= W lanes of an optional parameter from element i, or `absent` in every lane.
 template <simd::backend S, class T>
-[[nodiscard]] LLM_FORCE_INLINE typename S::f32 load_param(param_ref<T> p, std::size_t i, std::size_t n, float absent) {
-    return p ? load<S>(p.data + i, n) : S::set1(absent);
+[[nodiscard]] LLM_FORCE_INLINE typename S::f32 load_param(const row_view<T, 1>& p, std::size_t i, std::size_t n,
+                                                          float absent) {
+    return p.empty() ? S::set1(absent) : load<S>(p.ptr(i), n);
 }
 
 /// Chunking of a row loop that also reduces over rows into per-column partial sums (weight
