@@ -229,10 +229,11 @@ LLM_HD inline void softmax_backward_sparse(float* dl, const float* p, const std:
         dot += p[idx[j]] * dp[j];
     }
     for (std::size_t i = 0; i < n; ++i) {
-        dl[i] -= p[i] * dot;
-    }
-    for (std::size_t j = 0; j < k; ++j) {
-        dl[idx[j]] += p[idx[j]] * dp[j];
+        float dpi = 0.0f;
+        for (std::size_t j = 0; j < k; ++j) {
+            dpi = static_cast<std::size_t>(idx[j]) == i ? dp[j] : dpi;
+        }
+        dl[i] += p[i] * (dpi - dot);  // one addition per element: a second call adds the same
     }
 }
 
