@@ -33,7 +33,7 @@ namespace llm::train {
 struct train_state {
     std::int64_t step = 0;                     ///< updates taken
     data_position data;                        ///< the loader's next batch
-    rng::state_type rng{};                     ///< the generator's state (all zero: none saved)
+    rng::state_type rng_state{};               ///< the generator's state (all zero: none saved)
     std::vector<double> loss_history;          ///< loss_guard::history()
     std::int64_t skipped = 0;                  ///< loss_guard::skipped()
     std::map<std::string, std::string> extra;  ///< the caller's own entries
@@ -43,7 +43,7 @@ namespace detail {
 
 inline std::string u64_string(std::uint64_t x) { return std::to_string(x); }
 
-inline std::uint64_t parse_u64(const json_value& v, const std::string& what) {
+inline std::uint64_t parse_u64(const io::json_value& v, const std::string& what) {
     const std::string& s = v.as_string(what);
     std::uint64_t x = 0;
     const auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), x);
@@ -69,7 +69,7 @@ inline std::string train_state_json(const train_state& s) {
     j += " \"step\": \"" + std::to_string(s.step) + "\",\n";
     j += " \"data\": {\"epoch\": \"" + u64_string(s.data.epoch) + "\", \"batch\": \"" + u64_string(s.data.batch) + "\"},\n";
     j += " \"rng\": [";
-    for (std::size_t i = 0; i < s.rng.size(); ++i) j += (i ? ", \"" : "\"") + u64_string(s.rng[i]) + "\"";
+    for (std::size_t i = 0; i < s.rng_state.size(); ++i) j += (i ? ", \"" : "\"") + u64_string(s.rng_state[i]) + "\"";
     j += "],\n \"loss_guard\": {\"skipped\": \"" + std::to_string(s.skipped) + "\", \"history\": [";
     for (std::size_t i = 0; i < s.loss_history.size(); ++i) j += (i ? ", " : "") + detail::double_string(s.loss_history[i]);
     j += "]},\n \"extra\": {";
@@ -100,7 +100,7 @@ inline train_state parse_train_state(std::string_view text, const std::string& s
     s.data.batch = detail::parse_u64(data.at("batch", what + " data"), what + " data.batch");
     const auto& r = doc.at("rng", what).as_array(what + " rng");
     check(r.size() == 4, what, ": rng has ", r.size(), " words, expected 4");
-    for (std::size_t i = 0; i < 4; ++i) s.rng[i] = detail::parse_u64(r[i], what + " rng");
+    for (std::size_t i = 0; i < 4; ++i) s.rng_state[i] = detail::parse_u64(r[i], what + " rng");
     const io::json_value& g = doc.at("loss_guard", what);
     const std::uint64_t skipped = detail::parse_u64(g.at("skipped", what + " loss_guard"), what + " loss_guard.skipped");
     check(skipped <= static_cast<std::uint64_t>(INT64_MAX), what, ": skipped ", skipped, " out of range");
