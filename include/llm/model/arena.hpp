@@ -32,31 +32,31 @@ public:
     /// data, every extent 0) that only records the size.
     /// Throws llm::error when the arena has memory and the request does not fit it (a block
     /// that asks for different sizes in its two passes) or a size overflows.
-    /// Example: `auto rstd = a.take<float>(tokens);  // tensor_view<float, dims<1>>`
+    /// Example: `auto rstd = a.take<float>(tokens);  // tensor_view<float, llm::dims<1>>`
     template <class T, std::integral... Sizes>
         requires(sizeof...(Sizes) > 0 && std::is_trivially_copyable_v<T> && !std::is_const_v<T>)
-    tensor_view<T, dims<sizeof...(Sizes)>> take(Sizes... sizes) {
+    tensor_view<T, llm::dims<sizeof...(Sizes)>> take(Sizes... sizes) {
         constexpr const char* fn = "arena::take";
         std::size_t n = 1;
         ((n = checked_mul(n, static_cast<std::size_t>(sizes), fn, "the element count")), ...);
         const std::size_t bytes = checked_mul(n, sizeof(T), fn, "the byte count");
         const std::size_t begin = checked_add(offset_, alignment - 1, fn, "the offset") / alignment * alignment;
         const std::size_t end = checked_add(begin, bytes, fn, "the offset");
-        using view = tensor_view<T, dims<sizeof...(Sizes)>>;
+        using view = tensor_view<T, llm::dims<sizeof...(Sizes)>>;
         if (memory_.size() == 0) {
             offset_ = end;
-            return view(nullptr, dims<sizeof...(Sizes)>{});
+            return view(nullptr, llm::dims<sizeof...(Sizes)>{});
         }
         llm::check(end <= memory_.size(), fn, ": ", bytes, " bytes at offset ", begin, " do not fit the reserved ",
                    memory_.size(), " bytes (a cache asked for other sizes than in the sizing pass)");
         offset_ = end;
-        return view(reinterpret_cast<T*>(memory_.data() + begin), dims<sizeof...(Sizes)>(static_cast<std::size_t>(sizes)...));
+        return view(reinterpret_cast<T*>(memory_.data() + begin), llm::dims<sizeof...(Sizes)>(static_cast<std::size_t>(sizes)...));
     }
 
     /// Allocates (zero-filled) the bytes taken since the last rewind(), replacing any earlier
     /// memory (views from before are invalidated).
     /// Example: `a.reserve(); a.rewind();`
-    void reserve() { memory_ = tensor<std::byte, dims<1>>(offset_); }
+    void reserve() { memory_ = tensor<std::byte, llm::dims<1>>(offset_); }
 
     /// Starts handing out from the beginning again (the memory is kept).
     void rewind() noexcept { offset_ = 0; }
@@ -71,7 +71,7 @@ public:
     [[nodiscard]] bool has_memory() const noexcept { return memory_.size() != 0; }
 
 private:
-    tensor<std::byte, dims<1>> memory_;
+    tensor<std::byte, llm::dims<1>> memory_;
     std::size_t offset_ = 0;
 };
 

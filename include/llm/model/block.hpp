@@ -21,15 +21,15 @@ namespace llm::model {
 /// Activations between blocks: fp32, [tokens, width] (a batch of sequences is batch * seq
 /// tokens, docs/conventions.md section 4), what a block's forward writes and backward's d_input is.
 /// Example: `llm::model::activations h(buf.data(), tokens, d_model);`
-using activations = tensor_view<float, dims<2>>;
+using activations = tensor_view<float, llm::dims<2>>;
 
 /// Read-only activations: what a block's forward reads and backward's upstream gradient is.
 /// Example: `llm::model::const_activations x = h;`
-using const_activations = tensor_view<const float, dims<2>>;
+using const_activations = tensor_view<const float, llm::dims<2>>;
 
 /// Token ids [tokens]: the input of a block that starts a model (the token embedding).
 /// Example: `llm::model::token_ids ids(tokens.data(), n);`
-using token_ids = tensor_view<const std::int32_t, dims<1>>;
+using token_ids = tensor_view<const std::int32_t, llm::dims<1>>;
 
 /// The shape of a batch: `batch` sequences of `seq` tokens each, laid out sequence after
 /// sequence, so activations are [batch * seq, width] and token t is position t % seq of

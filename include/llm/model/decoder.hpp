@@ -1,0 +1,469 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::model::decoder<Structure, Dims>: a compile-time stack of blocks with static or run-time dims.
+#pragma once
+
+#include <llm/attention/kv_cache.hpp>
+#include <llm/model/block.hpp>
+#include <llm/model/config.hpp>
+#include <llm/model/detail/ops.hpp>
+#include <llm/nn/cross_entropy.hpp>
+#include <llm/nn/linear.hpp>
+#include <llm/tensor/tensor.hpp>
+
+#include <cmath>
+#include <concepts>
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <string>
+#include <string_view>
+#include <tuple>
+#include <type_traits>
+#include <utility>
+#include <vector>
+
+namespace llm::model {
+
+/// The layer pattern of a stack: layer i has type Layers[i % sizeof...(Layers)]. One type is a
+/// uniform stack; several make hybrids (`pattern<mamba_layer, attention_layer>` alternates,
+/// `pattern<L, L, L, A>` puts attention every 4th layer, Jamba-style).
+/// Example: `llm::model::pattern<llama_layer>`
+template <class... Layers>
+struct pattern {
+    static constexpr std::size_t size = sizeof...(Layers);  ///< layers in one period
+};
+
+/// Tensor name prefixes of a Llama-family checkpoint (`LlamaForCausalLM`).
+/// Example: `llm::model::stack<..., llm::model::llama_names>`
+struct llama_names {
+    static constexpr std::string_view embedding = "model.embed_tokens.";  ///< token table
+    static constexpr std::string_view layers = "model.layers.";           ///< + "<i>."
+    static constexpr std::string_view final_norm = "model.norm.";         ///< last norm
+    static constexpr std::string_view head = "lm_head.";                  ///< LM head
+    static constexpr std::string_view base = "model.";                    ///< the base model's prefix
+};
+
+/// Tensor name prefixes of GPT-2 (`GPT2LMHeadModel`).
+/// Example: `llm::model::stack<..., llm::model::gpt2_names>`
+struct gpt2_names {
+    static constexpr std::string_view embedding = "transformer.";   ///< + wte.weight, wpe.weight
+    static constexpr std::string_view layers = "transformer.h.";    ///< + "<i>."
+    static constexpr std::string_view final_norm = "transformer.ln_f.";  ///< last norm
+    static constexpr std::string_view head = "lm_head.";            ///< LM head (tied in GPT-2)
+    static constexpr std::string_view base = "transformer.";        ///< the base model's prefix
+};
+
+/// A decoder's structure: the token embedding block, the layer pattern (a llm::model::pattern
+/// of layer blocks), the final norm block and the checkpoint names. The LM head is a linear
+/// [vocab, d_model] map, tied to the embedding when dims.tie_embeddings.
+/// Example: `using s = llm::model::stack<llm::model::token_embedding<>, llm::model::pattern<layer>, llm::model::rms_norm, llm::model::llama_names>;`
+template <class Embedding, class Pattern, class FinalNorm, class Names = llama_names>
+struct stack {
+    using embedding = Embedding;    ///< first block (reads token ids)
+    using layers = Pattern;         ///< the layer pattern
+    using final_norm = FinalNorm;   ///< norm before the head
+    using names = Names;            ///< checkpoint names
+};
+
+namespace detail {
+template <class P>
+struct all_layers_are_blocks : std::false_type {};
+template <class... L>
+struct all_layers_are_blocks<pattern<L...>>
+    : std::bool_constant<(sizeof...(L) > 0) && (block_like<L> && ...) && (std::constructible_from<L, const dims&> && ...)> {};
+}  // namespace detail
+
+/// What decoder<Structure, Dims> needs of Structure (a llm::model::stack): an embedding block
+/// reading llm::model::token_ids, a llm::model::pattern of at least one block_like layer
+/// (each constructible from llm::model::dims and mapping [tokens, d_model] to itself), a
+/// block_like final norm, and a names policy with the prefixes. A wrong composition fails at
+/// `decoder<...>` naming this concept.
+/// Example: `static_assert(llm::model::decoder_structure<llm::model::llama_structure>);`
+template <class S>
+concept decoder_structure =
+    requires {
+        typename S::embedding;
+        typename S::layers;
+        typename S::final_norm;
+        typename S::names;
+        { S::names::embedding } -> std::convertible_to<std::string_view>;
+        { S::names::layers } -> std::convertible_to<std::string_view>;
+        { S::names::final_norm } -> std::convertible_to<std::string_view>;
+        { S::names::head } -> std::convertible_to<std::string_view>;
+    } && block_like<typename S::embedding> && std::same_as<block_input_t<typename S::embedding>, token_ids> &&
+    detail::all_layers_are_blocks<typename S::layers>::value && block_like<typename S::final_norm> &&
+    std::constructible_from<typename S::embedding, const dims&> && std::constructible_from<typename S::final_norm, const dims&>;
+
+/// Dims known at compile time: `static_dims<dims{...}>` (a C++20 class-type template
+/// argument), so sizes, parameter count and FLOPs are constant expressions.
+/// Example: `using d = llm::model::static_dims<llm::model::dims{.vocab = 256, .d_model = 64, .n_layers = 2, .n_heads = 4}>;`
+template <dims D>
+struct static_dims {
+    static constexpr dims value = D;  ///< the dims
+    /// The dims.
+    static constexpr dims get() noexcept { return D; }
+};
+
+/// Dims read at run time (from a config.json: llm::model::from_hf_config).
+/// Example: `llm::model::dynamic_dims d{cfg};`
+struct dynamic_dims {
+    dims value;  ///< the dims
+    /// The dims.
+    [[nodiscard]] dims get() const noexcept { return value; }
+};
+
+/// A dims policy: static_dims<...> or dynamic_dims (anything with get() returning dims).
+/// Example: `static_assert(llm::model::dims_policy<llm::model::dynamic_dims>);`
+template <class D>
+concept dims_policy = std::default_initializable<D> && requires(const D& d) {
+    { d.get() } -> std::same_as<dims>;
+};
+
+/// Initialisation options (GPT-2 / llm.c): weights normal(0, std), residual output
+/// projections (`o_proj`, `down_proj`, `c_proj`) std / sqrt(2 n_layers), biases 0, norm
+/// weights 1.
+/// Example: `model.init(params, {.seed = 42});`
+struct init_options {
+    std::uint64_t seed = 1337;  ///< the generator's seed (std::mt19937_64)
+    float std = 0.02f;          ///< standard deviation of the weights
+};
+
+/// A decoder-only language model: the structure's embedding, `n_layers` layers following the
+/// pattern, the final norm and the LM head (logits = norm(h) W^T, W the embedding table when
+/// dims.tie_embeddings). Itself a block (llm::model::block_like with token_ids input and
+/// logits [tokens, vocab] output), plus forward_loss / backward_loss with cross-entropy, a
+/// decode step through a KV cache, initialisation, parameter count and FLOPs per token.
+/// Structure: a llm::model::decoder_structure (stack<...>; the families in
+/// <llm/model/families.hpp>). Dims: static_dims<dims{...}> or dynamic_dims: the same code
+/// serves both (the block objects hold the sizes; kernels see run-time extents in both cases).
+/// Example:
+/// ```
+/// llm::model::llama<> m(llm::model::dims{.vocab = 256, .d_model = 64, .n_layers = 2, .n_heads = 4, .d_ff = 128});
+/// auto p = m.make_params<float>(); m.init(p, {.seed = 1});
+/// llm::model::arena a; auto c = m.make_cache(a, {.batch = 2, .seq = 16}); // twice: see llm::model::arena
+/// ```
+template <decoder_structure Structure, dims_policy Dims = dynamic_dims>
+class decoder {
+    using names = typename Structure::names;
+    using emb_t = typename Structure::embedding;
+    using norm_t = typename Structure::final_norm;
+    template <class P>
+    struct kinds_of;
+    template <class... L>
+    struct kinds_of<pattern<L...>> {
+        using tuple = std::tuple<L...>;
+        template <class T>
+        using params = std::tuple<std::vector<params_t<L, T>>...>;
+        using caches = std::tuple<std::vector<typename L::cache>...>;
+        static constexpr std::size_t count = sizeof...(L);
+    };
+    using kinds = kinds_of<typename Structure::layers>;
+    static constexpr std::size_t period = kinds::count;
+    template <std::size_t K>
+    using layer_t = std::tuple_element_t<K, typename kinds::tuple>;
+
+    // Calls f(integral_constant<K>) for the kind K of layer i.
+    template <class F>
+    static void for_kind(std::size_t i, F&& f) {
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            ((i % period == K ? (f(std::integral_constant<std::size_t, K>{}), 0) : 0), ...);
+        }(std::make_index_sequence<period>{});
+    }
+
+public:
+    using structure = Structure;  ///< the structure
+    using dims_type = Dims;       ///< the dims policy
+    using input_type = token_ids; ///< a decoder reads token ids
+
+    /// The model for the dims of the policy (static: nothing to pass; dynamic: the dims read).
+    /// Throws llm::error when the dims do not make a model (llm::model::dims::validate).
+    explicit decoder(Dims d = {})
+        : dims_(validated(d)), emb_(d.get()), layers_(make_layers(d.get(), std::make_index_sequence<period>{})), norm_(d.get()) {}
+    /// From run-time dims (dynamic_dims only).
+    explicit decoder(const dims& d)
+        requires std::same_as<Dims, dynamic_dims>
+        : decoder(dynamic_dims{d}) {}
+
+    /// The dims.
+    [[nodiscard]] dims config() const noexcept { return dims_.get(); }
+
+    /// Parameters of a model of dims d (constexpr: `static_assert(m::parameter_count(d) == ...)`),
+    /// the tied head counted once.
+    static constexpr std::size_t parameter_count(const dims& d) noexcept {
+        std::size_t n = emb_t::param_count(d) + norm_t::param_count(d) + (d.tie_embeddings ? 0 : d.vocab * d.d_model);
+        [&]<std::size_t... K>(std::index_sequence<K...>) {
+            ((n += layer_t<K>::param_count(d) * ((d.n_layers + period - 1 - K) / period)), ...);
+        }(std::make_index_sequence<period>{});
+        return n;
+    }
+
+    /// Training FLOPs per token at context length seq, llm.c's estimate (gpt2_estimate_mfu,
+    /// after PaLM appendix B): 6 N + 12 n_layers n_heads head_dim seq, N = parameter_count.
+    static constexpr double training_flops_per_token(const dims& d, std::size_t seq) noexcept {
+        return 6.0 * static_cast<double>(parameter_count(d)) +
+               12.0 * static_cast<double>(d.n_layers * d.n_heads * d.head_width() * seq);
+    }
+
+    /// The parameters: embedding, layers (one vector per layer kind), final norm, head.
+    template <class T>
+    struct params {
+        params_t<emb_t, T> embedding;                  ///< the embedding block's
+        typename kinds::template params<T> layers;     ///< layer i: std::get<i % period>(layers)[i / period]
+        params_t<norm_t, T> final_norm;                ///< the final norm's
+        tensor<T, llm::dims<2>> head;                  ///< lm_head.weight [vocab, d_model]; empty when tied
+        std::size_t n_layers = 0;                      ///< layers
+
+        /// Visits every tensor under its Hugging Face name (`model.layers.3.mlp.up_proj.weight`).
+        template <class F, class... P>
+        static void walk(F&& f, P&... p) {
+            params_t<emb_t, T>::walk(prefixed(std::string(names::embedding), f), p.embedding...);
+            const std::size_t n = first(p...).n_layers;
+            for (std::size_t i = 0; i < n; ++i) {
+                for_kind(i, [&](auto k) {
+                    using L = layer_t<decltype(k)::value>;
+                    params_t<L, T>::walk(prefixed(std::string(names::layers) + std::to_string(i) + ".", f),
+                                         std::get<decltype(k)::value>(p.layers)[i / period]...);
+                });
+            }
+            params_t<norm_t, T>::walk(prefixed(std::string(names::final_norm), f), p.final_norm...);
+            if (first(p...).head.size() != 0) {
+                std::string name(names::head);
+                name += "weight";
+                f(std::string_view(name), p.head...);
+            }
+        }
+        /// Visits (name, tensor) pairs.
+        template <class F>
+        void for_each_param(F&& f) {
+            walk(f, *this);
+        }
+        /// Visits (name, tensor) pairs, read-only.
+        template <class F>
+        void for_each_param(F&& f) const {
+            walk(f, *this);
+        }
+
+    private:
+        template <class A, class... R>
+        static A& first(A& a, R&...) {
+            return a;
+        }
+    };
+
+    /// Activation caches of every block, the residual stream between layers, the final norm's
+    /// output, the logits and their log-sum-exps (for the loss): views into one arena.
+    struct cache {
+        batch_shape shape;                               ///< the batch
+        typename emb_t::cache embedding;                 ///< the embedding's
+        typename kinds::caches layers;                   ///< per layer
+        std::vector<activations> stream;                 ///< stream[l]: layer l's input; stream[n_layers]: the last output
+        typename norm_t::cache final_norm;               ///< the final norm's
+        activations normed;                              ///< final_norm(stream[n_layers])
+        activations logits;                              ///< [tokens, vocab]
+        tensor_view<float, llm::dims<1>> lse;            ///< per-token log-sum-exp of the logits
+    };
+
+    /// Zero-filled parameters at their shapes (the head empty when tied).
+    template <class T>
+    params<T> make_params() const {
+        const dims d = config();
+        params<T> p;
+        p.embedding = emb_.template make_params<T>();
+        p.n_layers = d.n_layers;
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            for_kind(i, [&](auto k) {
+                std::get<decltype(k)::value>(p.layers).push_back(std::get<decltype(k)::value>(layers_).template make_params<T>());
+            });
+        }
+        p.final_norm = norm_.template make_params<T>();
+        if (!d.tie_embeddings) {
+            p.head = tensor<T, llm::dims<2>>(d.vocab, d.d_model);
+        }
+        return p;
+    }
+
+    /// Every cache of the model for a batch, from the arena (call twice: counting, then on the
+    /// memory; llm::model::make_cache does both).
+    cache make_cache(arena& a, batch_shape s) const {
+        const dims d = config();
+        llm::check(s.batch > 0 && s.seq > 0, "decoder::make_cache: batch = ", s.batch, " and seq = ", s.seq, " must be > 0");
+        cache c;
+        c.shape = s;
+        c.embedding = emb_.make_cache(a, s);
+        c.stream.push_back(a.take<float>(s.tokens(), d.d_model));
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            for_kind(i, [&](auto k) {
+                std::get<decltype(k)::value>(c.layers).push_back(std::get<decltype(k)::value>(layers_).make_cache(a, s));
+            });
+            c.stream.push_back(a.take<float>(s.tokens(), d.d_model));
+        }
+        c.final_norm = norm_.make_cache(a, s);
+        c.normed = a.take<float>(s.tokens(), d.d_model);
+        c.logits = a.take<float>(s.tokens(), d.vocab);
+        c.lse = a.take<float>(s.tokens());
+        return c;
+    }
+
+    /// logits [tokens, vocab] for token ids [tokens] (the batch of the cache).
+    template <class T>
+    void forward(activations logits, cache& c, token_ids ids, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
+        const dims d = config();
+        llm::check(ids.extent(0) == c.shape.tokens(), "decoder::forward: ", ids.extent(0), " token ids but the cache was made for ",
+                   c.shape.tokens(), " tokens (batch ", c.shape.batch, " x seq ", c.shape.seq, ")");
+        emb_.forward(c.stream[0], c.embedding, ids, p.embedding, ws, exec);
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            for_kind(i, [&](auto k) {
+                constexpr std::size_t K = decltype(k)::value;
+                std::get<K>(layers_).forward(c.stream[i + 1], std::get<K>(c.layers)[i / period], c.stream[i],
+                                             std::get<K>(p.layers)[i / period], ws, exec);
+            });
+        }
+        norm_.forward(c.normed, c.final_norm, c.stream[d.n_layers], p.final_norm, ws, exec);
+        nn::linear_forward(logits, c.normed, head_weight(p), ws, exec);
+    }
+
+    /// Backward from dlogits [tokens, vocab]: every gradient in g += ... (accumulates; token ids
+    /// have no gradient).
+    template <class T>
+    void backward(no_grad, params<float>& g, const_activations dlogits, const cache& c, token_ids ids, const params<T>& p, workspace& ws,
+                  parallel::policy auto&& exec) const {
+        const dims d = config();
+        const std::size_t n = c.shape.tokens();
+        workspace::frame frame(ws);
+        auto dnormed = detail::zeroed(ws, n, d.d_model);
+        nn::linear_backward(dnormed, head_weight(g), dlogits, c.normed, head_weight(p), ws, exec);
+        auto dh = detail::zeroed(ws, n, d.d_model);
+        auto dprev = detail::scratch(ws, n, d.d_model);
+        norm_.backward(dh, g.final_norm, dnormed, c.final_norm, c.stream[d.n_layers], p.final_norm, ws, exec);
+        for (std::size_t i = d.n_layers; i-- > 0;) {
+            llm::zero_grad(dprev);
+            for_kind(i, [&](auto k) {
+                constexpr std::size_t K = decltype(k)::value;
+                std::get<K>(layers_).backward(dprev, std::get<K>(g.layers)[i / period], dh, std::get<K>(c.layers)[i / period], c.stream[i],
+                                              std::get<K>(p.layers)[i / period], ws, exec);
+            });
+            std::swap(dh, dprev);
+        }
+        emb_.backward(no_grad{}, g.embedding, dh, c.embedding, ids, p.embedding, ws, exec);
+    }
+
+    /// The mean cross-entropy of the logits against targets [tokens] (Hugging Face's loss when
+    /// targets are the ids shifted by one, ignore_index -100); the logits stay in c.logits.
+    template <class T, class Targets>
+    float forward_loss(cache& c, token_ids ids, Targets&& targets, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
+        forward(c.logits, c, ids, p, ws, exec);
+        return nn::cross_entropy_forward(c.lse, c.logits, targets, exec);
+    }
+
+    /// Backward of forward_loss scaled by dloss (1 for the mean loss itself): gradients += ...
+    template <class T, class Targets>
+    void backward_loss(params<float>& g, float dloss, const cache& c, token_ids ids, Targets&& targets, const params<T>& p, workspace& ws,
+                       parallel::policy auto&& exec) const {
+        const dims d = config();
+        workspace::frame frame(ws);
+        auto dlogits = detail::zeroed(ws, c.shape.tokens(), d.vocab);
+        nn::cross_entropy_backward(dlogits, c.lse, dloss, c.logits, targets, exec);
+        backward(no_grad{}, g, dlogits, c, ids, p, ws, exec);
+    }
+
+    /// Decoding state: the KV cache (all layers) and each layer's state.
+    struct state {
+        attention::contiguous_kv_cache<float> kv;  ///< keys and values of every layer
+        std::size_t position = 0;                  ///< tokens stepped so far (learned positions)
+    };
+
+    /// A decoding state for `sequences` sequences of up to `capacity` tokens.
+    [[nodiscard]] state make_state(std::size_t sequences, std::size_t capacity) const {
+        const dims d = config();
+        return state{attention::contiguous_kv_cache<float>(d.n_layers, sequences, capacity, d.kv_heads(), d.head_width()), 0};
+    }
+
+    /// One new token per sequence: ids [sequences], logits [sequences, vocab]; appends every
+    /// layer's keys and values and commits them (kv.advance). Sequences step together.
+    template <class T>
+    void step(activations logits, state& st, token_ids ids, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
+        const dims d = config();
+        const std::size_t n = ids.extent(0);
+        workspace::frame frame(ws);
+        auto h = detail::scratch(ws, n, d.d_model);
+        auto h2 = detail::scratch(ws, n, d.d_model);
+        typename emb_t::state es{st.position};
+        emb_.step(h, es, ids, p.embedding, ws, exec);
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            for_kind(i, [&](auto k) {
+                constexpr std::size_t K = decltype(k)::value;
+                typename layer_t<K>::state ls{{st.kv.layer(i)}};
+                std::get<K>(layers_).step(h2, ls, h, std::get<K>(p.layers)[i / period], ws, exec);
+            });
+            std::swap(h, h2);
+        }
+        typename norm_t::state ns{};
+        norm_.step(h2, ns, h, p.final_norm, ws, exec);
+        nn::linear_forward(logits, h2, head_weight(p), ws, exec);
+        for (std::size_t s = 0; s < n; ++s) {
+            st.kv.advance(s, 1);
+        }
+        ++st.position;
+    }
+
+    /// GPT-2 / llm.c initialisation, seeded: weights normal(0, std) (residual output
+    /// projections std / sqrt(2 n_layers)), biases 0, norm weights 1 (norm biases 0).
+    /// Deterministic across platforms: std::mt19937_64 and a Box-Muller transform written here.
+    template <class T>
+    void init(params<T>& p, const init_options& o = {}) const {
+        const dims d = config();
+        std::mt19937_64 rng(o.seed);
+        const double residual_std = o.std / std::sqrt(2.0 * static_cast<double>(d.n_layers));
+        p.for_each_param([&](std::string_view name, auto& t) {
+            const bool bias = name.ends_with(".bias");
+            const bool norm = name.find("norm") != std::string_view::npos || name.find("ln_") != std::string_view::npos;
+            const bool residual = name.ends_with("o_proj.weight") || name.ends_with("down_proj.weight") || name.ends_with("c_proj.weight");
+            auto* data = t.data();
+            const std::size_t size = t.size();
+            if (norm && !bias) {
+                for (std::size_t i = 0; i < size; ++i) {
+                    data[i] = static_cast<T>(1.0f);
+                }
+            } else if (bias) {
+                for (std::size_t i = 0; i < size; ++i) {
+                    data[i] = static_cast<T>(0.0f);
+                }
+            } else {
+                const double sd = residual ? residual_std : o.std;
+                for (std::size_t i = 0; i < size; ++i) {
+                    data[i] = static_cast<T>(static_cast<float>(sd * normal(rng)));
+                }
+            }
+        });
+    }
+
+private:
+    static Dims validated(const Dims& d) {
+        d.get().validate("decoder");
+        return d;
+    }
+    template <std::size_t... K>
+    static typename kinds::tuple make_layers(const dims& d, std::index_sequence<K...>) {
+        return typename kinds::tuple(layer_t<K>(d)...);
+    }
+
+    static double normal(std::mt19937_64& rng) {
+        // Box-Muller on two 53-bit uniforms in (0, 1]: the same numbers on every platform.
+        const double u1 = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;
+        const double u2 = static_cast<double>(rng() >> 11) * 0x1.0p-53;
+        return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
+    }
+
+    template <class P>
+    auto head_weight(P& p) const {
+        return config().tie_embeddings ? llm::slice(p.embedding.weight, 0, 0, p.embedding.weight.extent(0))
+                                       : llm::slice(p.head, 0, 0, p.head.extent(0));
+    }
+
+    Dims dims_;
+    emb_t emb_;
+    typename kinds::tuple layers_;
+    norm_t norm_;
+};
+
+}  // namespace llm::model

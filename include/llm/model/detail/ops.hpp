@@ -1,0 +1,68 @@
+// SPDX-License-Identifier: Apache-2.0
+// Small helpers the model blocks share: scratch views from a workspace, optional biases, weight views.
+#pragma once
+
+#include <llm/core/workspace.hpp>
+#include <llm/model/block.hpp>
+#include <llm/nn/linear.hpp>
+#include <llm/tensor/tensor.hpp>
+#include <llm/tensor/views.hpp>
+
+#include <cstddef>
+#include <cstring>
+
+namespace llm::model::detail {
+
+/// rows x cols fp32 from the workspace (inside an open frame), uninitialised.
+inline activations scratch(workspace& ws, std::size_t rows, std::size_t cols) {
+    float* p = ws.take<float>(rows * cols, "model", "a scratch activation");
+    return activations(p, llm::dims<2>(rows, cols));
+}
+
+/// As scratch, zero-filled (a gradient that backward kernels accumulate into).
+inline activations zeroed(workspace& ws, std::size_t rows, std::size_t cols) {
+    auto v = scratch(ws, rows, cols);
+    if (rows * cols != 0) {
+        std::memset(v.data(), 0, rows * cols * sizeof(float));
+    }
+    return v;
+}
+
+/// True when the first tensor is present (an optional bias or norm weight has size 0 when off).
+template <class First, class... Rest>
+bool present(const First& first, const Rest&...) {
+    return first.size() != 0;
+}
+
+/// A weight stored [out, in] (PyTorch nn.Linear) or [in, out] (GPT-2's Conv1D, Transposed),
+/// as the strided [out, in] view linear_forward reads.
+template <bool Transposed, class W>
+auto weight_view(W& w) {
+    if constexpr (Transposed) {
+        return llm::transpose(w, 0, 1);
+    } else {
+        return llm::slice(w, 0, 0, w.extent(0));
+    }
+}
+
+/// y = x W^T (+ b when b has elements).
+template <class Y, class X, class W, class B, class Exec>
+void linear(Y&& y, X&& x, W&& w, const B& b, workspace& ws, Exec&& exec) {
+    if (b.size() != 0) {
+        nn::linear_forward(y, x, w, b, ws, exec);
+    } else {
+        nn::linear_forward(y, x, w, ws, exec);
+    }
+}
+
+/// dx += dy W, dW += dy^T x, db += sum dy (when db has elements).
+template <class DX, class DW, class DB, class DY, class X, class W, class Exec>
+void linear_grad(DX&& dx, DW&& dw, DB&& db, DY&& dy, X&& x, W&& w, workspace& ws, Exec&& exec) {
+    if (db.size() != 0) {
+        nn::linear_backward(dx, dw, db, dy, x, w, ws, exec);
+    } else {
+        nn::linear_backward(dx, dw, dy, x, w, ws, exec);
+    }
+}
+
+}  // namespace llm::model::detail

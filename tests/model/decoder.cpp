@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: Apache-2.0
+// Decoder: structure, parameter names and counts, forward/backward/step consistency, finite differences.
+#include <llm/model/model.hpp>
+#include <llm/parallel/thread_pool.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace {
+
+constexpr llm::model::dims tiny{.vocab = 37, .d_model = 16, .n_layers = 2, .n_heads = 4, .n_kv_heads = 2, .d_ff = 24, .max_seq = 32};
+
+static_assert(llm::model::block_like<llm::model::llama_layer>);
+static_assert(llm::model::steppable_block<llm::model::attention_mixer<>>);
+static_assert(llm::model::block_like<llm::model::gpt2_layer>);
+static_assert(llm::model::decoder_structure<llm::model::llama_structure>);
+static_assert(llm::model::decoder_structure<llm::model::gpt2_structure>);
+static_assert(llm::model::block_like<llm::model::token_embedding<>>);
+static_assert(llm::model::block_like<llm::model::llama<>>);
+// parameter count and FLOPs as constant expressions for static dims
+using static_llama = llm::model::llama<llm::model::static_dims<tiny>>;
+static_assert(static_llama::parameter_count(tiny) == 37 * 16 + 16 + 37 * 16 + 2 * (2 * 16 + 16 * 32 + 16 * 16 + 3 * 16 * 24));
+static_assert(static_llama::training_flops_per_token(tiny, 8) > 0.0);
+
+std::vector<std::int32_t> make_ids(std::size_t n, std::size_t vocab, std::uint32_t seed) {
+    std::vector<std::int32_t> ids(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        seed = seed * 1664525u + 1013904223u;
+        ids[i] = static_cast<std::int32_t>((seed >> 8) % vocab);
+    }
+    return ids;
+}
+
+template <class M>
+struct harness {
+    M model;
+    llm::model::batch_shape shape;
+    llm::model::arena arena;
+    typename M::cache cache;
+    llm::workspace ws;
+    harness(M m, llm::model::batch_shape s) : model(std::move(m)), shape(s), cache(llm::model::make_cache(model, arena, s)) {}
+    template <class P>
+    float loss(const P& p, const std::vector<std::int32_t>& ids, const std::vector<std::int32_t>& targets) {
+        return model.forward_loss(cache, llm::model::token_ids(ids.data(), ids.size()),
+                                  llm::tensor_view<const std::int32_t, llm::dims<1>>(targets.data(), targets.size()), p, ws,
+                                  llm::parallel::sequential{});
+    }
+    template <class P, class G>
+    void grad(G& g, const P& p, const std::vector<std::int32_t>& ids, const std::vector<std::int32_t>& targets) {
+        model.backward_loss(g, 1.0f, cache, llm::model::token_ids(ids.data(), ids.size()),
+                            llm::tensor_view<const std::int32_t, llm::dims<1>>(targets.data(), targets.size()), p, ws,
+                            llm::parallel::sequential{});
+    }
+};
+
+}  // namespace
+
+TEST_CASE("decoder: Hugging Face names in checkpoint order, counts match parameter_count") {
+    llm::model::llama<> m(tiny);
+    auto p = m.make_params<float>();
+    std::vector<std::string> names;
+    std::size_t n = 0;
+    p.for_each_param([&](std::string_view name, const auto& t) {
+        names.emplace_back(name);
+        n += t.size();
+    });
+    CHECK(n == static_llama::parameter_count(tiny));
+    CHECK(names.front() == "model.embed_tokens.weight");
+    CHECK(names[1] == "model.layers.0.input_layernorm.weight");
+    CHECK(names[2] == "model.layers.0.self_attn.q_proj.weight");
+    CHECK(names.back() == "lm_head.weight");
+    CHECK(std::find(names.begin(), names.end(), "model.layers.1.mlp.down_proj.weight") != names.end());
+    CHECK(std::find(names.begin(), names.end(), "model.norm.weight") != names.end());
+
+    auto dq = tiny;
+    dq.qkv_bias = true;
+    dq.tie_embeddings = true;
+    llm::model::qwen2<> q(dq);
+    auto pq = q.make_params<float>();
+    names.clear();
+    pq.for_each_param([&](std::string_view name, const auto&) { names.emplace_back(name); });
+    CHECK(std::find(names.begin(), names.end(), "model.layers.0.self_attn.k_proj.bias") != names.end());
+    CHECK(std::find(names.begin(), names.end(), "lm_head.weight") == names.end());
+    CHECK(llm::model::count_params(pq) == llm::model::qwen2<>::parameter_count(dq));
+
+    auto dg = tiny;
+    dg.tie_embeddings = true;
+    dg.n_kv_heads = 0;
+    llm::model::gpt2<> g(dg);
+    auto pg = g.make_params<float>();
+    names.clear();
+    pg.for_each_param([&](std::string_view name, const auto&) { names.emplace_back(name); });
+    CHECK(names[0] == "transformer.wte.weight");
+    CHECK(names[1] == "transformer.wpe.weight");
+    CHECK(names[2] == "transformer.h.0.ln_1.weight");
+    CHECK(names[4] == "transformer.h.0.attn.c_attn.weight");
+    CHECK(names.back() == "transformer.ln_f.bias");
+    CHECK(llm::model::count_params(pg) == llm::model::gpt2<>::parameter_count(dg));
+}
+
+TEST_CASE("decoder: init is seeded and follows GPT-2 (std 0.02, residual projections scaled, norms 1)") {
+    llm::model::llama<> m(tiny);
+    auto a = m.make_params<float>();
+    auto b = m.make_params<float>();
+    m.init(a, {.seed = 7});
+    m.init(b, {.seed = 7});
+    CHECK(a.embedding.weight(3, 4) == b.embedding.weight(3, 4));
+    CHECK(std::get<0>(a.layers)[0].norm1.weight(5) == 1.0f);
+    double s = 0, s_res = 0;
+    const auto& w = std::get<0>(a.layers)[0].mixer.w_q;
+    const auto& o = std::get<0>(a.layers)[0].ffn.down;
+    for (std::size_t i = 0; i < w.size(); ++i) s += double(w.data()[i]) * w.data()[i];
+    for (std::size_t i = 0; i < o.size(); ++i) s_res += double(o.data()[i]) * o.data()[i];
+    // sample std of 256 / 384 normals: within 20% of 0.02 and 0.01 (relative sd of a sample sd ~ 1/sqrt(2n) < 5%)
+    CHECK(std::sqrt(s / double(w.size())) == doctest::Approx(0.02).epsilon(0.2));
+    CHECK(std::sqrt(s_res / double(o.size())) == doctest::Approx(0.02 / 2.0).epsilon(0.2));
+}
+
+TEST_CASE("decoder: backward accumulates (2x on a second call) and the step path equals the forward's last logits") {
+    auto d = tiny;
+    d.qk_norm = true;
+    d.qkv_bias = true;
+    llm::model::llama<> m(d);
+    auto p = m.make_params<float>();
+    m.init(p, {.seed = 3});
+    harness<llm::model::llama<>> h(m, {.batch = 2, .seq = 5});
+    // distinct ids: the embedding's scatter-add sums a repeated id's rows in order, so with
+    // repeats a second call adds (r1 + r2) as r1 then r2, which need not be 2 x (r1 + r2) exactly
+    std::vector<std::int32_t> ids(10);
+    for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int32_t>((i * 7 + 3) % d.vocab);
+    const auto targets = make_ids(10, d.vocab, 2);
+    const float loss = h.loss(p, ids, targets);
+    CHECK(std::isfinite(loss));
+    CHECK(loss == doctest::Approx(std::log(double(d.vocab))).epsilon(0.1));
+    auto g = m.make_params<float>();
+    h.grad(g, p, ids, targets);
+    std::vector<float> once;
+    g.for_each_param([&](std::string_view, const auto& t) { for (std::size_t i = 0; i < t.size(); ++i) once.push_back(t.data()[i]); });
+    h.grad(g, p, ids, targets);
+    std::size_t k = 0, bad = 0;
+    g.for_each_param([&](std::string_view name, const auto& t) {
+        for (std::size_t i = 0; i < t.size(); ++i) {
+            if (t.data()[i] != 2 * once[k]) {
+                ++bad;
+                MESSAGE(std::string(name) << "[" << i << "] " << t.data()[i] << " vs 2 x " << once[k]);
+            }
+            ++k;
+        }
+    });
+    CHECK(bad == 0);
+
+    // decode: step token by token through the KV cache; logits equal the training forward's
+    auto st = m.make_state(2, 8);
+    llm::tensor<float, llm::dims<2>> logits(2, d.vocab);
+    llm::workspace ws;
+    float max_diff = 0, max_ref = 0;
+    for (std::size_t t = 0; t < 5; ++t) {
+        const std::int32_t step_ids[2] = {ids[t], ids[5 + t]};
+        m.step(logits.view(), st, llm::model::token_ids(step_ids, 2), p, ws, llm::parallel::sequential{});
+        for (std::size_t s = 0; s < 2; ++s) {
+            for (std::size_t v = 0; v < d.vocab; ++v) {
+                max_diff = std::max(max_diff, std::abs(logits(s, v) - h.cache.logits(s * 5 + t, v)));
+                max_ref = std::max(max_ref, std::abs(h.cache.logits(s * 5 + t, v)));
+            }
+        }
+    }
+    // same maths in another order (decode's split log-sum-exp vs the flash tiles): fp32 rounding only
+    CHECK(max_diff <= 1e-5f * std::max(1.0f, max_ref) * 10);
+}
+
+TEST_CASE("decoder: gradients match central finite differences of the loss (fp32, derived tolerance)") {
+    auto run = [](auto model, llm::model::dims d) {
+        auto p = model.template make_params<float>();
+        model.init(p, {.seed = 11, .std = 0.2f});
+        harness<decltype(model)> h(model, {.batch = 2, .seq = 4});
+        const auto ids = make_ids(8, d.vocab, 5);
+        const auto targets = make_ids(8, d.vocab, 6);
+        auto g = model.template make_params<float>();
+        (void)h.loss(p, ids, targets);
+        h.grad(g, p, ids, targets);
+        // Probe 3 entries of every tensor. fp32 loss ~ 3.6 has rounding ~ 4e-7 per evaluation
+        // (accumulated over ~1e3 operations: ~1e-5 at worst); with step e = 1e-2 the central
+        // difference's rounding error is ~1e-5 / 1e-2 = 1e-3 and its truncation error
+        // e^2 f''' / 6 ~ 1e-4 * O(1); so |fd - g| <= 3e-3 + 2e-2 |g|.
+        std::size_t checked = 0, failed = 0;
+        p.for_each_param([&](std::string_view name, auto& t) {
+            auto* gt = static_cast<const float*>(nullptr);
+            g.for_each_param([&](std::string_view gn, const auto& gg) {
+                if (gn == name) gt = gg.data();
+            });
+            REQUIRE(gt != nullptr);
+            for (std::size_t probe = 0; probe < 3; ++probe) {
+                const std::size_t i = (probe * 7919 + 13) % t.size();
+                const float x0 = t.data()[i];
+                const float e = 1e-2f;
+                t.data()[i] = x0 + e;
+                const double lp = h.loss(p, ids, targets);
+                t.data()[i] = x0 - e;
+                const double lm = h.loss(p, ids, targets);
+                t.data()[i] = x0;
+                const double fd = (lp - lm) / (2.0 * e);
+                ++checked;
+                if (std::abs(fd - gt[i]) > 3e-3 + 2e-2 * std::abs(fd)) {
+                    ++failed;
+                    MESSAGE(std::string(name) << "[" << i << "]: fd " << fd << " analytic " << gt[i]);
+                }
+            }
+        });
+        CHECK(checked > 20);
+        CHECK(failed == 0);
+    };
+    auto d = tiny;
+    SUBCASE("llama with GQA, QKV bias, QK-norm, llama3 RoPE scaling, sliding window 3, soft-cap") {
+        d.qkv_bias = true;
+        d.qk_norm = true;
+        d.sliding_window = 3;
+        d.attn_softcap = 5.0f;
+        d.rope = {.theta = 500000.0, .scaling = llm::model::rope_scaling_kind::llama3, .factor = 8.0, .original_max_position = 16.0};
+        run(llm::model::llama<>(d), d);
+    }
+    SUBCASE("qwen2 with tied embeddings") {
+        d.qkv_bias = true;
+        d.tie_embeddings = true;
+        run(llm::model::qwen2<>(d), d);
+    }
+    SUBCASE("gpt2") {
+        d.n_kv_heads = 0;
+        d.tie_embeddings = true;
+        run(llm::model::gpt2<>(d), d);
+    }
+}
