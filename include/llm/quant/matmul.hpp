@@ -1,0 +1,455 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::quant::gemv / gemm: fp32 or bf16 activations times block-quantized weights (y = x W^T), activations
+// quantized on the fly to Q8_0 / Q8_K, integer dot products (AVX2 maddubs, AVX-VNNI / AVX-512 VNNI vpdpbusd).
+#pragma once
+
+#include <llm/config.hpp>
+#include <llm/core/bf16.hpp>
+#include <llm/core/cpu_info.hpp>
+#include <llm/core/error.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/policy.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/quant/accessor.hpp>
+#include <llm/quant/basic_formats.hpp>
+#include <llm/quant/blocks.hpp>
+#include <llm/quant/format.hpp>
+#include <llm/quant/isa.hpp>
+#include <llm/quant/k_formats.hpp>
+#include <llm/tensor/concepts.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <string_view>
+#include <type_traits>
+#include <utility>
+
+#if LLM_QUANT_X86
+#include <immintrin.h>
+#endif
+
+namespace llm::quant {
+
+namespace detail {
+
+/// One quantized activation block of a 32-value weight format: the Q8_0 codes and scale of
+/// q8_0::quantize_block (d as the stored f16, widened), and the sum of the codes (for the
+/// formats whose codes carry an offset or a minimum).
+struct act_q8_0 {
+    std::int8_t qs[32];  ///< the Q8_0 codes
+    float d;             ///< float(f16 scale)
+    std::int32_t sum;    ///< sum of qs
+};
+
+/// Formats with an integer kernel against Q8_0 activations.
+template <class F>
+inline constexpr bool int_kernel_32 = std::is_same_v<F, q4_0> || std::is_same_v<F, q4_1> ||
+                                      std::is_same_v<F, q5_0> || std::is_same_v<F, q5_1> || std::is_same_v<F, q8_0>;
+
+/// Formats with an integer kernel against Q8_K activations.
+template <class F>
+inline constexpr bool int_kernel_k = std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>;
+
+}  // namespace detail
+
+}  // namespace llm::quant
+
+// ---- the integer kernels, compiled once per instruction set ---------------------------------
+#if LLM_QUANT_X86
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma")
+#endif
+#define LLM_QK_NS qk_avx2
+#define LLM_QK_MADDUBS 1
+#define LLM_QK_DPBUSD(acc, u, s) \
+    _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
+#include <llm/quant/detail/int_kernels.inc>
+#undef LLM_QK_NS
+#undef LLM_QK_MADDUBS
+#undef LLM_QK_DPBUSD
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,avxvnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avxvnni")
+#endif
+#define LLM_QK_NS qk_avx_vnni
+#define LLM_QK_MADDUBS 0
+#define LLM_QK_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+#include <llm/quant/detail/int_kernels.inc>
+#undef LLM_QK_NS
+#undef LLM_QK_MADDUBS
+#undef LLM_QK_DPBUSD
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
+#define LLM_QK_NS qk_avx512_vnni
+#define LLM_QK_MADDUBS 0
+#define LLM_QK_DPBUSD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
+#include <llm/quant/detail/int_kernels.inc>
+#undef LLM_QK_NS
+#undef LLM_QK_MADDUBS
+#undef LLM_QK_DPBUSD
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#endif  // LLM_QUANT_X86
+
+namespace llm::quant {
+
+/// A rank-2 view of block-quantized weights: an llm::tensor_view (or a type with its members)
+/// whose accessor is a block_accessor_policy, as llm::quant::matrix_view returns. Its
+/// `data()` points at the blocks; row r of a [rows, cols] view starts at block
+/// `r * stride(0) / block_size`.
+/// Example: `static_assert(llm::quant::quantized_matrix<decltype(llm::quant::matrix_view<llm::quant::q4_0_accessor>(blocks, n, k))>);`
+template <class W>
+concept quantized_matrix = requires(const std::remove_cvref_t<W>& w) {
+    typename std::remove_cvref_t<W>::accessor_type;
+    { w.data() } -> std::convertible_to<const typename std::remove_cvref_t<W>::accessor_type::format::block*>;
+    { w.extent(0) } -> std::convertible_to<std::size_t>;
+    { w.stride(0) } -> std::convertible_to<std::size_t>;
+    requires std::remove_cvref_t<W>::rank() == 2;
+} && block_accessor_policy<typename std::remove_cvref_t<W>::accessor_type>;
+
+/// The block format of a quantized_matrix.
+/// Example: `using F = llm::quant::weight_format_t<decltype(w)>;  // llm::quant::q4_0`
+template <quantized_matrix W>
+using weight_format_t = typename std::remove_cvref_t<W>::accessor_type::format;
+
+/// Options of gemv / gemm.
+/// Example: `llm::quant::gemm(y, x, w, {.path = llm::quant::kernel_isa::generic});`
+struct matmul_options {
+    kernel_isa path = kernel_isa::best;  ///< the code path (run-time dispatch by default)
+};
+
+namespace detail {
+
+template <class T>
+LLM_FORCE_INLINE float widen(T v) noexcept {
+    return static_cast<float>(v);
+}
+
+/// Quantizes activation row x[0, k) (stride xs) into Q8_0 act blocks (k / 32 of them).
+template <class TX>
+void quantize_row_q8_0(const TX* x, std::size_t xs, std::size_t nb, act_q8_0* out) noexcept {
+    float tmp[32];
+    for (std::size_t b = 0; b < nb; ++b) {
+        for (std::size_t j = 0; j < 32; ++j) {
+            tmp[j] = widen(x[(32 * b + j) * xs]);
+        }
+        block_q8_0 q;
+        q8_0::quantize_block(tmp, q);
+        std::int32_t sum = 0;
+        for (std::size_t j = 0; j < 32; ++j) {
+            out[b].qs[j] = q.qs[j];
+            sum += q.qs[j];
+        }
+        out[b].d = static_cast<float>(q.d);
+        out[b].sum = sum;
+    }
+}
+
+/// Quantizes activation row x[0, k) (stride xs) into Q8_K blocks (k / 256 of them).
+template <class TX>
+void quantize_row_q8_k(const TX* x, std::size_t xs, std::size_t nb, block_q8_k* out) noexcept {
+    float tmp[qk_k];
+    for (std::size_t b = 0; b < nb; ++b) {
+        for (std::size_t j = 0; j < qk_k; ++j) {
+            tmp[j] = widen(x[(qk_k * b + j) * xs]);
+        }
+        q8_k::quantize_block(tmp, out[b]);
+    }
+}
+
+/// The portable path: out(m, n) = sum over blocks of dequantized weight block . fp32 activations
+/// (the activations are not quantized), for rows n in [n0, n1), 4 activation rows at a time.
+template <class F>
+void generic_rows(const typename F::block* w, std::size_t w_rs, std::size_t n0, std::size_t n1, const float* x,
+                  std::size_t x_rs, std::size_t mrows, std::size_t nb, float* out, std::size_t out_rs,
+                  std::size_t out_cs) noexcept {
+    constexpr std::size_t B = F::block_size;
+    float values[B];
+    for (std::size_t n = n0; n < n1; ++n) {
+        for (std::size_t m0 = 0; m0 < mrows; m0 += 4) {
+            const std::size_t mr = std::min<std::size_t>(4, mrows - m0);
+            float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+            for (std::size_t b = 0; b < nb; ++b) {
+                F::dequantize_block(w[n * w_rs + b], values);
+                for (std::size_t m = 0; m < mr; ++m) {
+                    const float* xr = x + (m0 + m) * x_rs + b * B;
+                    float s = 0.0f;
+                    for (std::size_t j = 0; j < B; ++j) {
+                        s += values[j] * xr[j];
+                    }
+                    acc[m] += s;
+                }
+            }
+            for (std::size_t m = 0; m < mr; ++m) {
+                out[(m0 + m) * out_rs + n * out_cs] = acc[m];
+            }
+        }
+    }
+}
+
+/// Weight rows per parallel chunk: for a GEMV (m = 1) enough chunks to balance the threads (8
+/// per thread, each at least 4 KiB of weights); for a GEMM a chunk's weights fill half the L2, so
+/// they stay there while every activation row passes over them.
+inline std::size_t weight_chunk_rows(std::size_t n, std::size_t m, std::size_t row_bytes, std::size_t threads) {
+    threads = std::max<std::size_t>(threads, 1);
+    std::size_t rows = 0;
+    if (m == 1) {
+        rows = std::max<std::size_t>((n + 8 * threads - 1) / (8 * threads), (4096 + row_bytes - 1) / std::max<std::size_t>(row_bytes, 1));
+    } else {
+        const std::size_t l2 = cpu_cache_sizes().l2 != 0 ? cpu_cache_sizes().l2 : (std::size_t{512} << 10);
+        rows = std::max<std::size_t>(l2 / 2 / std::max<std::size_t>(row_bytes, 1), 4);
+        rows = std::min(rows, (n + threads - 1) / threads);
+    }
+    rows = std::max<std::size_t>(rows, 2);
+    return (rows + 1) / 2 * 2;
+}
+
+/// The shared body of gemv and gemm: y(m, n) = sum_k x(m, k) W(n, k) for m < mrows, n < n_out.
+template <block_format F, class TX, class Exec>
+void matmul_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::size_t x_rs,
+                 std::size_t x_cs, std::size_t mrows, std::size_t k, const typename F::block* w, std::size_t w_rs,
+                 std::size_t n_out, kernel_isa path, llm::workspace& ws, Exec& exec) {
+    constexpr std::size_t B = F::block_size;
+    const kernel_isa isa = resolve_isa(path, fn);
+    if (mrows == 0 || n_out == 0) {
+        return;
+    }
+    const std::size_t nb = k / B;
+    const std::size_t threads = static_cast<std::size_t>(exec.size());
+    const std::size_t chunk = weight_chunk_rows(n_out, mrows, nb * sizeof(typename F::block), threads);
+    const llm::workspace::frame frame(ws);
+    const std::size_t row_grain = std::max<std::size_t>(1, (mrows + 2 * threads - 1) / (2 * threads));
+#if LLM_QUANT_X86
+    if constexpr (int_kernel_32<F> || int_kernel_k<F>) {
+        if (isa != kernel_isa::generic) {
+            using act = std::conditional_t<int_kernel_32<F>, act_q8_0, block_q8_k>;
+            act* a = ws.take<act>(mrows * nb, fn, "the quantized activations");
+            parallel::parallel_for(exec, mrows, row_grain, [&](std::size_t m0, std::size_t m1) {
+                for (std::size_t m = m0; m < m1; ++m) {
+                    if constexpr (int_kernel_32<F>) {
+                        quantize_row_q8_0(x + m * x_rs, x_cs, nb, a + m * nb);
+                    } else {
+                        quantize_row_q8_k(x + m * x_rs, x_cs, nb, a + m * nb);
+                    }
+                }
+            });
+            parallel::parallel_for(exec, n_out, chunk, [&](std::size_t n0, std::size_t n1) {
+                switch (isa) {
+                case kernel_isa::avx512_vnni:
+                    qk_avx512_vnni::rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs);
+                    break;
+                case kernel_isa::avx_vnni:
+                    qk_avx_vnni::rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs);
+                    break;
+                default: qk_avx2::rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs); break;
+                }
+            });
+            return;
+        }
+    }
+#endif
+    (void)isa;
+    const float* xf = nullptr;
+    std::size_t xf_rs = x_rs;
+    if constexpr (std::is_same_v<std::remove_const_t<TX>, float>) {
+        xf = x_cs == 1 ? x : nullptr;
+    }
+    if (xf == nullptr) {
+        float* wide = ws.take<float>(mrows * k, fn, "the widened activations");
+        for (std::size_t m = 0; m < mrows; ++m) {
+            for (std::size_t j = 0; j < k; ++j) {
+                wide[m * k + j] = widen(x[m * x_rs + j * x_cs]);
+            }
+        }
+        xf = wide;
+        xf_rs = k;
+    }
+    parallel::parallel_for(exec, n_out, chunk, [&](std::size_t n0, std::size_t n1) {
+        generic_rows<F>(w, w_rs, n0, n1, xf, xf_rs, mrows, nb, y, y_rs, y_cs);
+    });
+}
+
+/// The checks gemv and gemm share on W: unit column stride, rows on block boundaries, K a whole
+/// number of blocks. Returns the row stride in blocks.
+template <class W>
+std::size_t check_weights(const char* fn, const W& w) {
+    using F = weight_format_t<W>;
+    constexpr std::size_t B = F::block_size;
+    const std::size_t rows = static_cast<std::size_t>(w.extent(0)), cols = static_cast<std::size_t>(w.extent(1));
+    llm::check(cols <= 1 || static_cast<std::size_t>(w.stride(1)) == 1, fn, "<", F::name,
+               ">: w must have unit column stride (rows of consecutive blocks); its strides are [", w.stride(0),
+               ", ", w.stride(1), "]");
+    llm::check(cols % B == 0, fn, "<", F::name, ">: w has ", cols, " columns, not a multiple of the block size ", B);
+    llm::check(rows <= 1 || static_cast<std::size_t>(w.stride(0)) % B == 0, fn, "<", F::name, ">: w's row stride ",
+               w.stride(0), " is not a multiple of the block size ", B);
+    return static_cast<std::size_t>(w.stride(0)) / B;
+}
+
+template <class T>
+void check_finite_field(std::string_view format, std::size_t i, const char* field, T v) {
+    const float f = static_cast<float>(v);
+    llm::check(std::isfinite(f), "validate_weights<", format, ">: block ", i, " has a non-finite ", field, " (", f,
+               ")");
+}
+
+}  // namespace detail
+
+/// Checks every block's scales (the fields `d`, `m` and `dmin` the block has) for NaN and
+/// infinity, as ggml_validate_row_data does for these formats (llama.cpp's --check-tensors):
+/// llm::error naming the first bad block and field. gemv / gemm do not check (a scan of the
+/// weights per call): a non-finite scale gives non-finite outputs in its row, as in ggml, so
+/// validate weights once when loading them.
+/// Example: `llm::quant::validate_weights<llm::quant::q4_0>(blocks);`
+template <block_format F>
+void validate_weights(std::span<const typename F::block> blocks) {
+    for (std::size_t i = 0; i < blocks.size(); ++i) {
+        const auto& b = blocks[i];
+        if constexpr (requires { b.d; }) {
+            detail::check_finite_field(F::name, i, "d", b.d);
+        }
+        if constexpr (requires { b.m; }) {
+            detail::check_finite_field(F::name, i, "m", b.m);
+        }
+        if constexpr (requires { b.dmin; }) {
+            detail::check_finite_field(F::name, i, "dmin", b.dmin);
+        }
+    }
+}
+
+/// y = x W^T for one activation row (decode, M = 1): y[n] = sum_k x[k] W(n, k), W a
+/// [N, K] view of block-quantized weights (llm::quant::matrix_view). The activations are
+/// quantized to Q8_0 (weights Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) or Q8_K (Q4_K, Q5_K, Q6_K) exactly
+/// as q8_0 / q8_k::quantize_block do, and each block's products are summed exactly in integers
+/// (AVX2 maddubs, or vpdpbusd where the CPU has VNNI, chosen at run time; `options.path` pins
+/// one), then scaled and accumulated in fp32. Other formats (Q2_K, Q3_K, a user's), and every
+/// format on the `generic` path, dequantize each weight block and multiply it by the fp32
+/// activations. Threads split the rows of W. Output is written, not accumulated.
+///   y:  [N] fp32 (any stride), x: [K] fp32 or bf16 (any stride), w: [N, K] quantized.
+///   options: the code path; ws: scratch (K / 32 activation blocks), so a warmed call
+///   allocates nothing; exec: an llm::parallel::policy (last, as in every kernel).
+/// Errors (llm::error): K not a multiple of the block size, x or y of the wrong length, W
+/// without unit column stride, a path the CPU lacks. Non-finite weight scales give non-finite
+/// outputs in their rows (as ggml does); llm::quant::validate_weights finds them first.
+/// Example: `llm::quant::gemv(y, x, llm::quant::matrix_view<llm::quant::q4_0_accessor>(blocks, n, k), {}, ws, pool);`
+template <view_of_rank<1> Y, dense_view<1> X, quantized_matrix W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv(Y&& y, X&& x, W&& w, matmul_options options, llm::workspace& ws, Exec&& exec) {
+    using F = weight_format_t<W>;
+    const std::size_t w_rs = detail::check_weights("gemv", w);
+    const std::size_t n = static_cast<std::size_t>(w.extent(0)), k = static_cast<std::size_t>(w.extent(1));
+    llm::check(static_cast<std::size_t>(x.extent(0)) == k, "gemv<", F::name, ">: x has ", x.extent(0),
+               " values but w has ", k, " columns");
+    llm::check(static_cast<std::size_t>(y.extent(0)) == n, "gemv<", F::name, ">: y has ", y.extent(0),
+               " values but w has ", n, " rows");
+    detail::matmul_impl<F>("gemv", y.data(), 0, static_cast<std::size_t>(y.stride(0)), x.data(), 0,
+                           static_cast<std::size_t>(x.stride(0)), 1, k, w.data(), w_rs, n, options.path, ws, exec);
+}
+
+/// gemv with a temporary workspace.
+/// Example: `llm::quant::gemv(y, x, w, {}, llm::parallel::sequential{});`
+template <view_of_rank<1> Y, dense_view<1> X, quantized_matrix W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv(Y&& y, X&& x, W&& w, matmul_options options, Exec&& exec) {
+    llm::workspace ws;
+    gemv(y, x, w, options, ws, exec);
+}
+
+/// gemv on llm::parallel::default_pool().
+/// Example: `llm::quant::gemv(y, x, w, {}, ws);`
+template <view_of_rank<1> Y, dense_view<1> X, quantized_matrix W>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv(Y&& y, X&& x, W&& w, matmul_options options, llm::workspace& ws) {
+    gemv(y, x, w, options, ws, parallel::default_pool());
+}
+
+/// gemv with a temporary workspace on llm::parallel::default_pool().
+/// Example: `llm::quant::gemv(y, x, w);`
+template <view_of_rank<1> Y, dense_view<1> X, quantized_matrix W>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv(Y&& y, X&& x, W&& w, matmul_options options = {}) {
+    llm::workspace ws;
+    gemv(y, x, w, options, ws, parallel::default_pool());
+}
+
+/// y = x W^T for M activation rows (prefill): y(m, n) = sum_k x(m, k) W(n, k), the
+/// arithmetic of gemv per row (row m of gemm equals gemv of row m, bit for bit). Threads
+/// split the rows of W in chunks that stay in L2 while every activation row passes over
+/// them; each decoded weight block serves 4 activation rows.
+///   y: [M, N] fp32 (any strides), x: [M, K] fp32 or bf16 (any strides), w: [N, K] quantized;
+///   ws: M K / 32 activation blocks (Q8_0: 40 bytes each; Q8_K: 292 bytes per 256 values).
+/// Errors as gemv.
+/// Example: `llm::quant::gemm(y, x, llm::quant::matrix_view<llm::quant::block_accessor<llm::quant::q4_k>>(blocks, n, k), {}, ws, pool);`
+template <view_of_rank<2> Y, dense_view<2> X, quantized_matrix W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm(Y&& y, X&& x, W&& w, matmul_options options, llm::workspace& ws, Exec&& exec) {
+    using F = weight_format_t<W>;
+    const std::size_t w_rs = detail::check_weights("gemm", w);
+    const std::size_t n = static_cast<std::size_t>(w.extent(0)), k = static_cast<std::size_t>(w.extent(1));
+    const std::size_t m = static_cast<std::size_t>(x.extent(0));
+    llm::check(static_cast<std::size_t>(x.extent(1)) == k, "gemm<", F::name, ">: x has ", x.extent(1),
+               " columns but w has ", k);
+    llm::check(static_cast<std::size_t>(y.extent(0)) == m && static_cast<std::size_t>(y.extent(1)) == n, "gemm<",
+               F::name, ">: y is [", y.extent(0), ", ", y.extent(1), "] but x W^T is [", m, ", ", n, "]");
+    detail::matmul_impl<F>("gemm", y.data(), static_cast<std::size_t>(y.stride(0)),
+                           static_cast<std::size_t>(y.stride(1)), x.data(), static_cast<std::size_t>(x.stride(0)),
+                           static_cast<std::size_t>(x.stride(1)), m, k, w.data(), w_rs, n, options.path, ws, exec);
+}
+
+/// gemm with a temporary workspace.
+/// Example: `llm::quant::gemm(y, x, w, {}, pool);`
+template <view_of_rank<2> Y, dense_view<2> X, quantized_matrix W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm(Y&& y, X&& x, W&& w, matmul_options options, Exec&& exec) {
+    llm::workspace ws;
+    gemm(y, x, w, options, ws, exec);
+}
+
+/// gemm on llm::parallel::default_pool().
+/// Example: `llm::quant::gemm(y, x, w, {}, ws);`
+template <view_of_rank<2> Y, dense_view<2> X, quantized_matrix W>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm(Y&& y, X&& x, W&& w, matmul_options options, llm::workspace& ws) {
+    gemm(y, x, w, options, ws, parallel::default_pool());
+}
+
+/// gemm with a temporary workspace on llm::parallel::default_pool().
+/// Example: `llm::quant::gemm(y, x, w);`
+template <view_of_rank<2> Y, dense_view<2> X, quantized_matrix W>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm(Y&& y, X&& x, W&& w, matmul_options options = {}) {
+    llm::workspace ws;
+    gemm(y, x, w, options, ws, parallel::default_pool());
+}
+
+}  // namespace llm::quant

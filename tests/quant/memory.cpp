@@ -1,0 +1,77 @@
+// SPDX-License-Identifier: Apache-2.0
+// A warmed llm::workspace makes llm::quant::gemv / gemm calls allocation-free (sequential and thread pool, every
+// path this CPU has): counted by replacing operator new (tests/support/counting_new.hpp, once per program).
+#include <llm/core/workspace.hpp>
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/quant/matmul.hpp>
+#include <llm/quant/quant.hpp>
+#include <llm/tensor/tensor.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstddef>
+#include <cstdint>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../support/counting_new.hpp"
+
+namespace {
+
+namespace q = llm::quant;
+
+template <class F>
+std::int64_t allocations_of(F&& f) {
+    return llm_test::heap::watch(f).allocations;
+}
+
+// A cold workspace allocates (the count sees the call; except the generic path on contiguous fp32
+// activations, which takes no scratch at all), the warmed one does not, twice, and the result is
+// unchanged.
+template <class Run>
+void check_warm(bool cold_allocates, const std::vector<float>& out, Run&& run) {
+    llm::workspace ws;
+    const std::int64_t cold = allocations_of([&] { run(ws); });
+    CHECK((cold > 0) == cold_allocates);
+    const std::vector<float> first = out;
+    CHECK(allocations_of([&] { run(ws); }) == 0);
+    CHECK(allocations_of([&] { run(ws); }) == 0);
+    CHECK(out == first);
+}
+
+template <class F>
+void check_format(llm::parallel::thread_pool& pool) {
+    const std::size_t m = 6, n = 37, k = 512;
+    std::mt19937 rng(1);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> wf(n * k), xf(m * k);
+    for (float& v : wf) v = normal(rng);
+    for (float& v : xf) v = normal(rng);
+    const auto blocks = q::quantize<F>(wf);
+    const auto w = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), n, k);
+    std::vector<float> y(m * n);
+    llm::tensor_view<float, llm::dims<2>> yv(y.data(), m, n);
+    llm::tensor_view<const float, llm::dims<2>> xv(xf.data(), m, k);
+    llm::tensor_view<float, llm::dims<1>> y1(y.data(), n);
+    llm::tensor_view<const float, llm::dims<1>> x1(xf.data(), k);
+    for (auto path : {q::kernel_isa::generic, q::kernel_isa::avx2, q::kernel_isa::avx_vnni, q::kernel_isa::avx512_vnni}) {
+        if (!q::isa_available(path)) continue;
+        CAPTURE(std::string(q::isa_name(path)));
+        const bool scratch = path != q::kernel_isa::generic;
+        check_warm(scratch, y, [&](llm::workspace& ws) { q::gemm(yv, xv, w, {.path = path}, ws, pool); });
+        check_warm(scratch, y, [&](llm::workspace& ws) { q::gemv(y1, x1, w, {.path = path}, ws, llm::parallel::sequential{}); });
+    }
+}
+
+}  // namespace
+
+TEST_CASE("quant memory: gemv and gemm with a warmed workspace allocate nothing (sequential and thread_pool)") {
+    llm::parallel::thread_pool pool(2);
+    check_format<q::q4_0>(pool);
+    check_format<q::q4_k>(pool);
+    check_format<q::q6_k>(pool);
+    check_format<q::q8_0>(pool);
+}
