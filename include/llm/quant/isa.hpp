@@ -6,6 +6,10 @@
 
 #include <string_view>
 
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#endif
+
 namespace llm::quant {
 
 /// The code path of llm::quant::gemv / gemm. `best` picks, at run time, the fastest the CPU
@@ -57,9 +61,10 @@ inline isa_flags detect_isa() noexcept {
     f.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
     f.avx512_vnni = f.avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
-#if defined(__clang__) || (defined(__GNUC__) && __GNUC__ >= 11)
-    f.avx_vnni = f.avx2 && __builtin_cpu_supports("avxvnni");
-#endif
+    // AVX-VNNI: CPUID leaf 7 sub-leaf 1, EAX bit 4 (not every compiler's __builtin_cpu_supports
+    // knows the name; the OS saves YMM state, as avx2 above implies).
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    f.avx_vnni = f.avx2 && __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 4)) != 0;
 #endif
     return f;
 }
