@@ -31,14 +31,24 @@ decltype(auto) last(A&&... a) {
 // Sum of squares of n fp32/bf16 elements: fp32 vector accumulation within the run.
 template <simd::backend S, class T>
 float sum_squares(const T* x, std::size_t n) noexcept {
-    auto acc = S::zero();
+    // Four independent accumulators, so the fma latency does not bound the loop.
+    auto a0 = S::zero(), a1 = S::zero(), a2 = S::zero(), a3 = S::zero();
     std::size_t i = 0;
+    for (; i + 4 * S::width <= n; i += 4 * S::width) {
+        const auto v0 = load_any<S>(x + i), v1 = load_any<S>(x + i + S::width), v2 = load_any<S>(x + i + 2 * S::width),
+                   v3 = load_any<S>(x + i + 3 * S::width);
+        a0 = S::fma(v0, v0, a0);
+        a1 = S::fma(v1, v1, a1);
+        a2 = S::fma(v2, v2, a2);
+        a3 = S::fma(v3, v3, a3);
+    }
     for (; i + S::width <= n; i += S::width) {
         const auto v = load_any<S>(x + i);
-        acc = S::fma(v, v, acc);
+        a0 = S::fma(v, v, a0);
     }
     const auto v = load_any_partial<S>(x + i, n - i);
-    return S::reduce_add(S::fma(v, v, acc));
+    a0 = S::fma(v, v, a0);
+    return S::reduce_add(S::add(S::add(a0, a1), S::add(a2, a3)));
 }
 
 template <simd::backend S, class T>
