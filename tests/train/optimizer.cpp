@@ -43,7 +43,9 @@ void fill_from(T& t, const llm_test::golden_array& a) {
 // Each step then moves a parameter by at most a few roundings of |p| and of the update (<= lr
 // for AdamW, <= lr |d| for SGD): 4u (|p| + scale) per step, accumulated over the steps taken,
 // u = 2^-24. Observed: SGD and the undecayed AdamW tensor bit for bit; the decayed AdamW tensor
-// within 0.49 of the tolerance (about 2 ulp of p). A wrong formula moves it by far more: eps
+// within 0.49 of the tolerance (about 2 ulp of p): GCC contracts p * (1 - lr wd) + update into one
+// fma (its default -ffp-contract=fast reaches the vector intrinsics), where PyTorch rounds the
+// product first (checked: a NumPy float32 emulation of PyTorch's order reproduces it exactly). A wrong formula moves it by far more: eps
 // inside the square root or a missing bias correction by > 1e-5 here (eps = 1e-4), missing
 // weight decay by lr * 0.1 * |p| ~ 6e-4 |p|.
 double tolerance(int steps, double p, double scale) {
