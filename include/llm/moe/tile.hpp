@@ -12,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <limits>
 
 // Everything here is LLM_HD and allocation-free, written for one token's row of E router
 // logits (E experts), so a CPU thread and a CUDA warp run the same arithmetic.
@@ -193,6 +194,104 @@ LLM_HD void warp_top_k(std::int32_t* idx, const float* key, std::size_t n, std::
             prev = best[0];
         }
         idx[j] = static_cast<std::int32_t>(rank_index(prev));
+    }
+}
+
+/// Router scores of one token's row by a group of L::size lanes: softmax (Sigmoid false) or
+/// sigmoid of l[0..n) into p[0..n), lane ln handling experts ln, ln + N, ... (EPL per lane).
+/// The softmax's max and sum are warp reductions in the butterfly order (L::reduce_max,
+/// L::reduce_sum), so the result differs from softmax_row (index-order sum) by rounding only:
+/// at most (n + 4) u relative. `sync` runs between the writes of p and the reads of other lanes'
+/// entries (__syncwarp on the GPU, nothing for emulated lanes).
+/// Example: `llm::moe::tile::warp_scores<llm::simd::emulated_warp<32>, 2, false>(p, l, 64, [] {});`
+template <class L, std::size_t EPL, bool Sigmoid, class Sync>
+LLM_HD void warp_scores(float* p, const float* l, std::size_t n, Sync&& sync) {
+    namespace ld = llm::attention::detail;
+    constexpr std::size_t N = L::size;
+    if constexpr (Sigmoid) {
+        ld::for_lanes<L>([&](std::size_t ln) {
+            for (std::size_t m = 0; m < EPL; ++m) {
+                const std::size_t i = ln + m * N;
+                if (i < n) {
+                    p[i] = sigmoid_f(l[i]);
+                }
+            }
+        });
+    } else {
+        typename L::template values<float> mx{}, sum{};
+        ld::for_lanes<L>([&](std::size_t ln) {
+            float v = -std::numeric_limits<float>::infinity();
+            for (std::size_t m = 0; m < EPL; ++m) {
+                const std::size_t i = ln + m * N;
+                v = i < n && l[i] > v ? l[i] : v;
+            }
+            ld::lane_ref<L>(mx, ln) = v;
+        });
+        mx = L::reduce_max(mx);
+        ld::for_lanes<L>([&](std::size_t ln) {
+            const float m0 = ld::lane_ref<L>(mx, ln);
+            float s = 0.0f;
+            for (std::size_t m = 0; m < EPL; ++m) {
+                const std::size_t i = ln + m * N;
+                if (i < n) {
+                    p[i] = exp_f(l[i] - m0);
+                    s += p[i];
+                }
+            }
+            ld::lane_ref<L>(sum, ln) = s;
+        });
+        sum = L::reduce_sum(sum);
+        ld::for_lanes<L>([&](std::size_t ln) {
+            const float inv = 1.0f / ld::lane_ref<L>(sum, ln);
+            for (std::size_t m = 0; m < EPL; ++m) {
+                const std::size_t i = ln + m * N;
+                if (i < n) {
+                    p[i] *= inv;
+                }
+            }
+        });
+    }
+    sync();
+}
+
+/// Largest k the warp router supports (its picks live in registers).
+inline constexpr std::size_t max_warp_k = 32;
+
+/// One token routed by a group of lanes (the CUDA router kernel's whole per-token body):
+/// scores into p[0..n) (warp_scores), selection keys p + bias into key[0..n) when bias is not
+/// null (else the scores select), the group mask, warp_top_k into idx[0..k), and the weights
+/// w[0..k) = p[idx[j]] * (renormalize ? scale / sum_j p[idx[j]] : scale), the sum in j order as
+/// the CPU routers do. p and key are per-token scratch visible to every lane (shared memory).
+/// k <= max_warp_k. Example: `llm::moe::tile::warp_route<llm::simd::emulated_warp<32>, 2, false>(idx, w, p, key, l, nullptr, 64, 2, true, 1.0f, 1, 1, 1, [] {});`
+template <class L, std::size_t EPL, bool Sigmoid, class Sync>
+LLM_HD void warp_route(std::int32_t* idx, float* w, float* p, float* key, const float* l, const float* bias,
+                       std::size_t n, std::size_t k, bool renormalize, float scale, std::size_t n_group,
+                       std::size_t topk_group, std::size_t per_group, Sync&& sync) {
+    namespace ld = llm::attention::detail;
+    constexpr std::size_t N = L::size;
+    warp_scores<L, EPL, Sigmoid>(p, l, n, sync);
+    const float* sel = p;
+    if (bias != nullptr) {
+        ld::for_lanes<L>([&](std::size_t ln) {
+            for (std::size_t m = 0; m < EPL; ++m) {
+                const std::size_t i = ln + m * N;
+                if (i < n) {
+                    key[i] = p[i] + bias[i];
+                }
+            }
+        });
+        sync();
+        sel = key;
+    }
+    const std::uint64_t allowed = group_mask(sel, n, n_group, topk_group, per_group);
+    warp_top_k<L, EPL>(idx, sel, n, k, allowed, n / (n_group < 1 ? 1 : n_group));
+    float S = 0.0f;
+    for (std::size_t j = 0; j < k; ++j) {
+        S += p[idx[j]];
+    }
+    const float c = renormalize ? scale / S : scale;
+    for (std::size_t j = 0; j < k; ++j) {
+        w[j] = p[idx[j]] * c;
     }
 }
 
