@@ -103,3 +103,23 @@ llm_example_error_test(example_dedup_stdin_spool_failure dedup
     MESSAGE "dedup: line 1:")
 set_tests_properties(example_dedup_stdin_spool_failure PROPERTIES
     ENVIRONMENT "TMPDIR=${CMAKE_CURRENT_BINARY_DIR}/error_tests/example_dedup_stdin_spool_failure/tmp")
+# Under mpirun (built with MPI): 2 ranks give byte-identical kept documents and cluster table to
+# one process, with a malformed line and a last line without '\n', plain and --verify --keep longest.
+# Skipped (exit 77) without MPI or mpirun.
+set(dedup_mpi "${CMAKE_CURRENT_BINARY_DIR}/dedup_mpi")
+if(TARGET llm_mpi AND EXISTS "${MPIEXEC_EXECUTABLE}")
+    set(dedup_mpirun "'${MPIEXEC_EXECUTABLE}' -np 2 --oversubscribe --allow-run-as-root '$<TARGET_FILE:dedup>'")
+    add_test(NAME example_dedup_mpi
+             COMMAND sh -c "set -e; rm -rf '${dedup_mpi}' && mkdir -p '${dedup_mpi}' && cd '${dedup_mpi}'
+                 '$<TARGET_FILE:dedup>' --make-corpus 600 --output corpus.jsonl 2> /dev/null
+                 { cat corpus.jsonl; echo '{not json'; printf '{\"text\": \"last line without a newline\"}'; } > in.jsonl
+                 for flags in '' '--verify --keep longest'; do
+                     '$<TARGET_FILE:dedup>' --input in.jsonl --output k1.jsonl --clusters c1.tsv --threads 1 $flags 2> /dev/null
+                     ${dedup_mpirun} --input in.jsonl --output k2.jsonl --clusters c2.tsv --report r2.json --threads 1 $flags 2> /dev/null
+                     cmp k1.jsonl k2.jsonl && cmp c1.tsv c2.tsv && grep -q '\"ranks\": 2' r2.json
+                     test $(wc -l < k1.jsonl) -lt 590
+                 done")
+else()
+    add_test(NAME example_dedup_mpi COMMAND sh -c "echo 'skipped: dedup was built without MPI, or mpirun is missing'; exit 77")
+endif()
+set_tests_properties(example_dedup_mpi PROPERTIES LABELS "example;data;mpi" SKIP_RETURN_CODE 77 TIMEOUT 120)

@@ -24,6 +24,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <exception>
 #include <span>
@@ -140,6 +141,14 @@ public:
     const mpi_options& options() const noexcept { return options_; }     ///< the options given
     MPI_Comm native() const noexcept { return comm_; }                   ///< the MPI communicator (owned)
     bool failed() const noexcept { return failed_; }                     ///< whether a collective failed or timed out
+
+    /// Ends the whole job now (MPI_Abort with `code`): for a rank that failed on its own (bad
+    /// input, say) while the others may be waiting in a collective. Example: `comm.abort(2);`
+    [[noreturn]] void abort(int code) {
+        failed_ = true;
+        MPI_Abort(MPI_COMM_WORLD, code);
+        std::abort();  // MPI_Abort does not return; this tells the compiler so
+    }
 
     /// out = op over ranks of in; out == in is in place. Example: `comm.all_reduce(out, in, llm::dist::reduce_op::sum);`
     template <reducible T>
