@@ -6,6 +6,7 @@
 #include <llm/tensor/tensor.hpp>
 #include <llm/train/clip.hpp>
 #include <llm/train/optimizer.hpp>
+#include <llm/train/ema.hpp>
 #include <llm/train/schedule.hpp>
 #include <llm/tensor/algorithm.hpp>
 #include <llm/tensor/views.hpp>
@@ -268,4 +269,53 @@ TEST_CASE("grad_accumulation: K micro-batches summed by backward, scaled to the 
     CHECK(steps == 2);
     CHECK(acc.pending() == 0);
     CHECK_THROWS_AS(llm::train::grad_accumulation(0), llm::error);
+}
+
+namespace user {
+
+// A view type outside llm:: with the members view_of_rank names: a flat run of floats.
+struct flat_floats {
+    float* p;
+    std::size_t n;
+    static constexpr std::size_t rank() { return 1; }
+    float* data() const { return p; }
+    std::size_t extent(std::size_t) const { return n; }
+    std::size_t stride(std::size_t) const { return 1; }
+};
+
+}  // namespace user
+
+TEST_CASE("train kernels: sequential{}, a thread_pool and default_pool() give identical results; a user's view type works") {
+    const std::size_t n = 70001;  // several chunks of 16384 and a tail
+    t1 p0(n), g0(n);
+    for (std::size_t i = 0; i < n; ++i) {
+        p0.data()[i] = std::sin(0.01f * static_cast<float>(i));
+        g0.data()[i] = std::cos(0.03f * static_cast<float>(i));
+    }
+    auto run = [&](auto&& exec) {
+        t1 p = p0, g = g0, m(n), v(n), buf(n), e = p0;
+        llm::train::adamw(p, m, v, g, {.lr = 1e-2}, 1, true, exec);
+        llm::train::sgd(p, buf, g, {.lr = 0.1, .momentum = 0.9}, 1, exec);
+        llm::train::sgd(p, buf, g, {.lr = 0.1, .momentum = 0.9}, 2, exec);
+        const double norm = llm::train::clip_grad_norm([&](auto&& f) { f("g", g); }, 1.0, exec);
+        llm::train::ema_update(e, p, 0.9, exec);
+        return std::tuple{p, g, e, norm};
+    };
+    const auto a = run(llm::parallel::sequential{});
+    llm::parallel::thread_pool pool(3);
+    const auto b = run(pool);
+    const auto c = run(llm::parallel::default_pool());
+    for (const auto* r : {&b, &c}) {
+        CHECK(std::memcmp(std::get<0>(a).data(), std::get<0>(*r).data(), n * 4) == 0);
+        CHECK(std::memcmp(std::get<1>(a).data(), std::get<1>(*r).data(), n * 4) == 0);
+        CHECK(std::memcmp(std::get<2>(a).data(), std::get<2>(*r).data(), n * 4) == 0);
+        CHECK(std::get<3>(a) == std::get<3>(*r));
+    }
+    // The same update through a user's view type.
+    t1 p = p0, g = g0, m(n), v(n);
+    llm::train::adamw(user::flat_floats{p.data(), n}, user::flat_floats{m.data(), n}, user::flat_floats{v.data(), n}, g,
+                      {.lr = 1e-2}, 1, true, llm::parallel::sequential{});
+    t1 q = p0, mq(n), vq(n);
+    llm::train::adamw(q, mq, vq, g, {.lr = 1e-2}, 1, true, llm::parallel::sequential{});
+    CHECK(std::memcmp(p.data(), q.data(), n * 4) == 0);
 }
