@@ -13,6 +13,7 @@
 
 #include <llm/config.hpp>
 #include <llm/core/error.hpp>
+#include <llm/moe/params.hpp>
 #include <llm/moe/router.hpp>
 #include <llm/moe/tile.hpp>
 #include <llm/simd/lanes.hpp>
