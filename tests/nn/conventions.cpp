@@ -355,8 +355,9 @@ TEST_CASE_TEMPLATE("a user's RoPE layout outside llm:: works through the public 
     // The library's double reference takes the user's layout as well.
     std::vector<double> y_lib(x.size());
     const auto inv = nn::rope_inverse_frequencies("test", dim, nn::rope_params<>{});
+    const std::vector<std::int64_t> pos64(pos.data(), pos.data() + tokens);
     nn::reference::rope_apply<user_policies::mirror_pairs>(view_of(y_lib, tokens, heads, dim), view_of(xd, tokens, heads, dim),
-                                                           pos, inv, 1.0);
+                                                           view_of(pos64), inv, 1.0);
     CHECK(rel_error(y_lib, y_ref) < 1e-12);
 
     // A user's copy of rotate-half is recognised by its members and gives the built-in's bits.

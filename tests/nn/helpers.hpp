@@ -6,6 +6,7 @@
 
 #include <llm/core/bf16.hpp>
 #include <llm/parallel/parallel_for.hpp>
+#include <llm/tensor/kernel_view.hpp>
 #include <llm/tensor/tensor.hpp>
 
 #include <doctest/doctest.h>
@@ -160,15 +161,15 @@ inline std::vector<double> random_doubles(std::size_t n, std::mt19937& rng, doub
     return v;
 }
 
-/// A std::vector seen as a row-major view of the given extents: what the reference oracles
-/// (<llm/nn/reference.hpp>) take. view_of(v, rows, cols), view_of(v, n).
+/// A std::vector seen as a row-major llm::strided_view of the given extents: what the
+/// reference oracles (<llm/nn/reference.hpp>) take. view_of(v, rows, cols), view_of(v, n).
 template <class T, class... Sizes>
-llm::tensor_view<T, llm::dims<sizeof...(Sizes)>> view_of(std::vector<T>& v, Sizes... sizes) {
-    return llm::tensor_view<T, llm::dims<sizeof...(Sizes)>>(v.data(), sizes...);
+llm::strided_view<T, sizeof...(Sizes)> view_of(std::vector<T>& v, Sizes... sizes) {
+    return llm::to_kernel_view<sizeof...(Sizes)>(llm::tensor_view<T, llm::dims<sizeof...(Sizes)>>(v.data(), sizes...));
 }
 template <class T, class... Sizes>
-llm::tensor_view<const T, llm::dims<sizeof...(Sizes)>> view_of(const std::vector<T>& v, Sizes... sizes) {
-    return llm::tensor_view<const T, llm::dims<sizeof...(Sizes)>>(v.data(), sizes...);
+llm::strided_view<const T, sizeof...(Sizes)> view_of(const std::vector<T>& v, Sizes... sizes) {
+    return llm::to_kernel_view<sizeof...(Sizes)>(llm::tensor_view<const T, llm::dims<sizeof...(Sizes)>>(v.data(), sizes...));
 }
 /// A whole std::vector as a rank-1 view.
 template <class T>
@@ -178,6 +179,11 @@ auto view_of(std::vector<T>& v) {
 template <class T>
 auto view_of(const std::vector<T>& v) {
     return view_of(v, v.size());
+}
+/// A tensor's kernel view (the oracles take llm::strided_view): ids, targets, positions.
+template <class V>
+auto view_of(const V& t) -> decltype(llm::to_kernel_view<V::rank()>(t)) {
+    return llm::to_kernel_view<V::rank()>(t);
 }
 
 inline double dot(const std::vector<double>& a, const std::vector<double>& b) {

@@ -44,8 +44,8 @@ void check_rope(std::size_t tokens, std::size_t heads, std::size_t dim, const nn
     const auto xd = to_double(x);
     const auto inv = nn::rope_inverse_frequencies("test", dim, p);
     std::vector<double> y_ref(xd.size()), back_ref(xd.size());
-    ref::rope_apply<Style>(view_of(y_ref, tokens, heads, dim), view_of(xd, tokens, heads, dim), pos, inv, 1.0);
-    ref::rope_apply<Style>(view_of(back_ref, tokens, heads, dim), view_of(xd, tokens, heads, dim), pos, inv, -1.0);
+    ref::rope_apply<Style>(view_of(y_ref, tokens, heads, dim), view_of(xd, tokens, heads, dim), view_of(pos), inv, 1.0);
+    ref::rope_apply<Style>(view_of(back_ref, tokens, heads, dim), view_of(xd, tokens, heads, dim), view_of(pos), inv, -1.0);
     auto y = poisoned<T, 3>(tokens, heads, dim);
     nn::rope_forward<Style, S>(y, x, pos, p, pool);
     INFO("tokens=", tokens, " heads=", heads, " dim=", dim);
