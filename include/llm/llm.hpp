@@ -81,3 +81,5 @@
 #include <llm/attention/decode.hpp>
 #include <llm/attention/kv_cache.hpp>
 #include <llm/attention/reference.hpp>
+// model: the block contract, blocks, decoder<Structure, Dims>, families, config.json, checkpoints
+#include <llm/model/model.hpp>

@@ -128,9 +128,9 @@ using block_d_input_t = std::conditional_t<std::same_as<block_input_t<B>, const_
 ///     llm::model::batch_shape (called on a counting arena first, then on the memory: take the
 ///     same sizes both times). A block that needs the shape in forward keeps it in its cache.
 ///   - `b.forward(y, cache&, x, params, ws, exec)`: y [tokens, width_out] (activations), x
-///     [tokens, width_in] (block_input_t<B>), writes y and the cache.
+///     [tokens, width_in] (`block_input_t<B>`), writes y and the cache.
 ///   - `b.backward(dx, grads&, dy, const cache&, x, params, ws, exec)`: ACCUMULATES into dx
-///     (block_d_input_t<B>) and into every gradient in grads (docs/conventions.md rule 2:
+///     (`block_d_input_t<B>`) and into every gradient in grads (docs/conventions.md rule 2:
 ///     llm::zero_grad / llm::model::zero_grad clears them); dy [tokens, width_out].
 ///   - The argument order of every kernel: outputs, saved state, inputs, parameters,
 ///     [options in the block object,] the caller's llm::workspace, the executor last (any
