@@ -325,6 +325,10 @@ TEST_CASE("decode attention: bf16 cache, MQA, bad input") {
     t3 out3(1, 3, 32);
     CHECK_THROWS_WITH_AS(at::decode_attention(out3, cache, q3), "decode_attention: q has head_dim 32 but the cache has 64",
                          llm::error);
+    // head_dim must be the unit-stride dimension of q and out: [1, D, H] transposed is [1, H, D] with strides [256, 1, 4].
+    t3 out_t(1, D, H);
+    CHECK_THROWS_WITH_AS(at::decode_attention(llm::transpose(out_t.view(), 1, 2), cache, q),
+                         "decode_attention: out must have stride 1 in dim 2 (its strides are [256, 1, 4])", llm::error);
 }
 
 }  // namespace

@@ -557,6 +557,30 @@ TEST_CASE("flash: bad input raises llm::error naming the function, argument and 
                          doctest::Contains("flash_backward: dv is [1, 8, 2, 17] but k is [1, 8, 2, 16]"), llm::error);
 }
 
+TEST_CASE("flash: a head_dim that is not the unit-stride dimension is refused, naming the call and the tensor") {
+    // [1, 8, 16, 8] with its last two dimensions swapped: [1, 8, 8, 16] whose head_dim has stride 8.
+    const auto q_heads_last = random4<float>(1, 8, 16, 8, 1);
+    const auto q = llm::transpose(q_heads_last.view(), 2, 3);
+    const auto qc = random4<float>(1, 8, 8, 16, 1);
+    const auto k = random4<float>(1, 8, 2, 16, 2);
+    const auto v = random4<float>(1, 8, 2, 16, 3);
+    t4f o(1, 8, 8, 16);
+    t3f lse(1, 8, 8);
+    CHECK_THROWS_WITH_AS(at::flash_forward(o, lse, q, k, v),
+                         "flash_forward: q must have stride 1 in dim 3 (its strides are [1024, 128, 1, 8])", llm::error);
+    const auto k_heads_last = random4<float>(1, 8, 16, 2, 2);
+    CHECK_THROWS_WITH_AS(at::reference_forward(o, lse, qc, llm::transpose(k_heads_last.view(), 2, 3), v),
+                         "reference_forward: k must have stride 1 in dim 3 (its strides are [256, 32, 1, 2])", llm::error);
+    // The backward needs every tensor's head_dim unit-stride, the gradients included.
+    t4f dq_heads_last(1, 8, 16, 8), dk(1, 8, 2, 16), dv(1, 8, 2, 16);
+    at::flash_forward(o, lse, qc, k, v);
+    CHECK_THROWS_WITH_AS(at::flash_backward(llm::transpose(dq_heads_last.view(), 2, 3), dk, dv, o, lse, o, qc, k, v),
+                         "flash_backward: dq must have stride 1 in dim 3 (its strides are [1024, 128, 1, 8])", llm::error);
+    // The reference backward reads and writes the gradients at any strides: the same call runs there.
+    t4d rq_heads_last(1, 8, 16, 8), rk(1, 8, 2, 16), rv(1, 8, 2, 16);
+    CHECK_NOTHROW(at::reference_backward(llm::transpose(rq_heads_last.view(), 2, 3), rk, rv, o, qc, k, v));
+}
+
 }  // namespace
 
 namespace {

@@ -10,6 +10,7 @@
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/simd/simd.hpp>
 #include <llm/tensor/concepts.hpp>
+#include <llm/tensor/kernel_view.hpp>
 
 #include <concepts>
 #include <span>
@@ -19,6 +20,25 @@ namespace llm::attention {
 
 /// The tile sizes used when none are named: default_tiles_t for the default SIMD backend.
 using default_tiles = default_tiles_t<simd::default_backend::width>;
+
+namespace detail {
+
+/// The views flash_forward takes: o a mutable dense_view<4>, lse a fp32 view_of_rank<3>, q, k,
+/// v dense_view<4> (fp32 or bf16). One concept for the four overloads.
+template <class O, class L, class Q, class K, class V>
+concept forward_args = mutable_dense_view<O, 4> && view_of_rank<L, 3> && std::same_as<view_element_t<L>, float> &&
+                       dense_view<Q, 4> && dense_view<K, 4> && dense_view<V, 4>;
+
+/// The views flash_backward takes: dq, dk, dv mutable fp32 dense_view<4>, lse a fp32
+/// view_of_rank<3> (const or not), o, dout, q, k, v dense_view<4>. One concept for the four overloads.
+template <class DQ, class DK, class DV, class O, class L, class DO, class Q, class K, class V>
+concept backward_args = mutable_dense_view<DQ, 4> && mutable_dense_view<DK, 4> && mutable_dense_view<DV, 4> &&
+                        std::same_as<view_element_t<DQ>, float> && std::same_as<view_element_t<DK>, float> &&
+                        std::same_as<view_element_t<DV>, float> && view_of_rank<L, 3> &&
+                        std::same_as<std::remove_const_t<view_element_t<L>>, float> && dense_view<O, 4> &&
+                        dense_view<DO, 4> && dense_view<Q, 4> && dense_view<K, 4> && dense_view<V, 4>;
+
+}  // namespace detail
 
 /// Tiled attention forward (FlashAttention-2): o = softmax(mask(softcap(scale * q k^T))) v and
 /// the per-row log-sum-exp lse, without ever materialising the seq_q x seq_k scores: extra
@@ -42,28 +62,23 @@ using default_tiles = default_tiles_t<simd::default_backend::width>;
 /// is 1). S: the SIMD backend. exec: an llm::parallel policy (sequential{} or a thread_pool).
 /// Example: `llm::workspace ws; llm::attention::flash_forward(o, lse, q, k, v, llm::attention::causal{}, {}, ws, pool);`
 template <tile_policy Tiles = default_tiles, attention_mask Mask = no_mask, simd::backend S = simd::default_backend,
-          mutable_dense_view<4> O, view_of_rank<3> L, dense_view<4> Q, dense_view<4> K, dense_view<4> V>
-    requires std::same_as<view_element_t<L>, float>
+          class O, class L, class Q, class K, class V>
+    requires detail::forward_args<O, L, Q, K, V>
 void flash_forward(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask, const options& opt, llm::workspace& ws,
                    parallel::policy auto&& exec) {
     constexpr const char* fn = "flash_forward";
     const auto [qs, ks, vs, os, ls, sh] = detail::check_forward(fn, q, k, v, o, lse);
     const float scale = detail::resolve_scale(fn, opt, sh.head_dim);
-    const std::size_t n_segs = detail::check_segments(fn, mask, sh);
     llm::workspace::frame frame(ws);
-    detail::segment* segs = ws.take<detail::segment>(n_segs, fn, "the segments");
-    for (std::size_t s = 0; s < n_segs; ++s) {
-        segs[s] = detail::segment_at(mask, sh, s);
-    }
-    detail::forward_cpu<S, Tiles>(qs, ks, vs, os, ls, sh, std::span<const detail::segment>(segs, n_segs),
+    detail::forward_cpu<S, Tiles>(qs, ks, vs, os, ls, sh, detail::take_segments(fn, mask, sh, ws),
                                   detail::inner_mask(mask), scale, opt.softcap, ws, exec);
 }
 
 /// flash_forward with a workspace of its own (allocated for this call).
 /// Example: `llm::attention::flash_forward(o, lse, q, k, v, llm::attention::causal{}, {}, pool);`
 template <tile_policy Tiles = default_tiles, attention_mask Mask = no_mask, simd::backend S = simd::default_backend,
-          mutable_dense_view<4> O, view_of_rank<3> L, dense_view<4> Q, dense_view<4> K, dense_view<4> V>
-    requires std::same_as<view_element_t<L>, float>
+          class O, class L, class Q, class K, class V>
+    requires detail::forward_args<O, L, Q, K, V>
 void flash_forward(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask, const options& opt,
                    parallel::policy auto&& exec) {
     llm::workspace ws;
@@ -73,8 +88,8 @@ void flash_forward(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask, const 
 /// flash_forward on llm::parallel::default_pool(), with the caller's workspace.
 /// Example: `llm::attention::flash_forward(o, lse, q, k, v, llm::attention::causal{}, {}, ws);`
 template <tile_policy Tiles = default_tiles, attention_mask Mask = no_mask, simd::backend S = simd::default_backend,
-          mutable_dense_view<4> O, view_of_rank<3> L, dense_view<4> Q, dense_view<4> K, dense_view<4> V>
-    requires std::same_as<view_element_t<L>, float>
+          class O, class L, class Q, class K, class V>
+    requires detail::forward_args<O, L, Q, K, V>
 void flash_forward(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask, const options& opt, llm::workspace& ws) {
     flash_forward<Tiles, Mask, S>(o, lse, q, k, v, mask, opt, ws, parallel::default_pool());
 }
@@ -82,8 +97,8 @@ void flash_forward(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask, const 
 /// flash_forward on llm::parallel::default_pool() with a workspace of its own.
 /// Example: `llm::attention::flash_forward(o, lse, q, k, v, llm::attention::causal{});`
 template <tile_policy Tiles = default_tiles, attention_mask Mask = no_mask, simd::backend S = simd::default_backend,
-          mutable_dense_view<4> O, view_of_rank<3> L, dense_view<4> Q, dense_view<4> K, dense_view<4> V>
-    requires std::same_as<view_element_t<L>, float>
+          class O, class L, class Q, class K, class V>
+    requires detail::forward_args<O, L, Q, K, V>
 void flash_forward(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask = {}, const options& opt = {}) {
     flash_forward<Tiles, Mask, S>(o, lse, q, k, v, mask, opt, parallel::default_pool());
 }
@@ -105,53 +120,28 @@ void flash_forward(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask = {}, c
 /// Tiles, Mask, S, exec: as flash_forward (use the same mask and options as the forward).
 /// Example: `llm::zero_grad(dq, dk, dv); llm::attention::flash_backward(dq, dk, dv, o, lse, dout, q, k, v, llm::attention::causal{}, {}, ws, pool);`
 template <tile_policy Tiles = default_tiles, attention_mask Mask = no_mask, simd::backend S = simd::default_backend,
-          mutable_dense_view<4> DQ, mutable_dense_view<4> DK, mutable_dense_view<4> DV, dense_view<4> O,
-          view_of_rank<3> L, dense_view<4> DO, dense_view<4> Q, dense_view<4> K, dense_view<4> V>
-    requires std::same_as<std::remove_const_t<view_element_t<L>>, float> &&
-             std::same_as<view_element_t<DQ>, float> && std::same_as<view_element_t<DK>, float> &&
-             std::same_as<view_element_t<DV>, float>
+          class DQ, class DK, class DV, class O, class L, class DO, class Q, class K, class V>
+    requires detail::backward_args<DQ, DK, DV, O, L, DO, Q, K, V>
 void flash_backward(DQ&& dq, DK&& dk, DV&& dv, O&& o, L&& lse, DO&& dout, Q&& q, K&& k, V&& v, const Mask& mask,
                     const options& opt, llm::workspace& ws, parallel::policy auto&& exec) {
     constexpr const char* fn = "flash_backward";
-    const auto qs = detail::as_strided<4>(q);
-    const auto ks = detail::as_strided<4>(k);
-    const auto vs = detail::as_strided<4>(v);
-    const auto os = detail::as_strided<4>(o);
-    const auto gs = detail::as_strided<4>(dout);
-    const auto lsm = detail::as_strided<3>(lse);
-    const detail::strided<const float, 3> ls{lsm.data, lsm.n, lsm.s};
-    const auto dqs = detail::as_strided<4>(dq);
-    const auto dks = detail::as_strided<4>(dk);
-    const auto dvs = detail::as_strided<4>(dv);
-    const auto sh = detail::check_qkv(fn, qs, ks, vs);
+    const auto [qs, ks, vs, gs, dqs, dks, dvs, sh] =
+        detail::check_backward<llm::unit_last_stride<4>>(fn, q, k, v, dout, dq, dk, dv);
+    const auto os = detail::heads_of<4>(fn, "o", o);
+    const llm::strided_view<const float, 3> ls = llm::to_kernel_view<3>(lse);
     detail::check_like_q(fn, "o", os, sh);
-    detail::check_like_q(fn, "dout", gs, sh);
-    detail::check_like_q(fn, "dq", dqs, sh);
-    detail::check_like_k(fn, "dk", dks, sh);
-    detail::check_like_k(fn, "dv", dvs, sh);
     detail::check_lse(fn, ls, sh);
-    llm::check(os.s[3] == 1 && gs.s[3] == 1 && dqs.s[3] == 1 && dks.s[3] == 1 && dvs.s[3] == 1, fn,
-               ": head_dim must be the unit-stride dimension of o, dout, dq, dk and dv (strides ", os.s[3], ", ", gs.s[3],
-               ", ", dqs.s[3], ", ", dks.s[3], ", ", dvs.s[3], ")");
     const float scale = detail::resolve_scale(fn, opt, sh.head_dim);
-    const std::size_t n_segs = detail::check_segments(fn, mask, sh);
     llm::workspace::frame frame(ws);
-    detail::segment* segs = ws.take<detail::segment>(n_segs, fn, "the segments");
-    for (std::size_t s = 0; s < n_segs; ++s) {
-        segs[s] = detail::segment_at(mask, sh, s);
-    }
-    detail::backward_cpu<S, Tiles>(qs, ks, vs, os, gs, ls, dqs, dks, dvs, sh, std::span<const detail::segment>(segs, n_segs),
+    detail::backward_cpu<S, Tiles>(qs, ks, vs, os, gs, ls, dqs, dks, dvs, sh, detail::take_segments(fn, mask, sh, ws),
                                    detail::inner_mask(mask), scale, opt.softcap, ws, exec);
 }
 
 /// flash_backward with a workspace of its own (allocated for this call).
 /// Example: `llm::attention::flash_backward(dq, dk, dv, o, lse, dout, q, k, v, llm::attention::causal{}, {}, pool);`
 template <tile_policy Tiles = default_tiles, attention_mask Mask = no_mask, simd::backend S = simd::default_backend,
-          mutable_dense_view<4> DQ, mutable_dense_view<4> DK, mutable_dense_view<4> DV, dense_view<4> O,
-          view_of_rank<3> L, dense_view<4> DO, dense_view<4> Q, dense_view<4> K, dense_view<4> V>
-    requires std::same_as<std::remove_const_t<view_element_t<L>>, float> &&
-             std::same_as<view_element_t<DQ>, float> && std::same_as<view_element_t<DK>, float> &&
-             std::same_as<view_element_t<DV>, float>
+          class DQ, class DK, class DV, class O, class L, class DO, class Q, class K, class V>
+    requires detail::backward_args<DQ, DK, DV, O, L, DO, Q, K, V>
 void flash_backward(DQ&& dq, DK&& dk, DV&& dv, O&& o, L&& lse, DO&& dout, Q&& q, K&& k, V&& v, const Mask& mask,
                     const options& opt, parallel::policy auto&& exec) {
     llm::workspace ws;
@@ -161,11 +151,8 @@ void flash_backward(DQ&& dq, DK&& dk, DV&& dv, O&& o, L&& lse, DO&& dout, Q&& q,
 /// flash_backward on llm::parallel::default_pool(), with the caller's workspace.
 /// Example: `llm::attention::flash_backward(dq, dk, dv, o, lse, dout, q, k, v, llm::attention::causal{}, {}, ws);`
 template <tile_policy Tiles = default_tiles, attention_mask Mask = no_mask, simd::backend S = simd::default_backend,
-          mutable_dense_view<4> DQ, mutable_dense_view<4> DK, mutable_dense_view<4> DV, dense_view<4> O,
-          view_of_rank<3> L, dense_view<4> DO, dense_view<4> Q, dense_view<4> K, dense_view<4> V>
-    requires std::same_as<std::remove_const_t<view_element_t<L>>, float> &&
-             std::same_as<view_element_t<DQ>, float> && std::same_as<view_element_t<DK>, float> &&
-             std::same_as<view_element_t<DV>, float>
+          class DQ, class DK, class DV, class O, class L, class DO, class Q, class K, class V>
+    requires detail::backward_args<DQ, DK, DV, O, L, DO, Q, K, V>
 void flash_backward(DQ&& dq, DK&& dk, DV&& dv, O&& o, L&& lse, DO&& dout, Q&& q, K&& k, V&& v, const Mask& mask,
                     const options& opt, llm::workspace& ws) {
     flash_backward<Tiles, Mask, S>(dq, dk, dv, o, lse, dout, q, k, v, mask, opt, ws, parallel::default_pool());
@@ -174,11 +161,8 @@ void flash_backward(DQ&& dq, DK&& dk, DV&& dv, O&& o, L&& lse, DO&& dout, Q&& q,
 /// flash_backward on llm::parallel::default_pool() with a workspace of its own.
 /// Example: `llm::zero_grad(dq, dk, dv); llm::attention::flash_backward(dq, dk, dv, o, lse, dout, q, k, v);`
 template <tile_policy Tiles = default_tiles, attention_mask Mask = no_mask, simd::backend S = simd::default_backend,
-          mutable_dense_view<4> DQ, mutable_dense_view<4> DK, mutable_dense_view<4> DV, dense_view<4> O,
-          view_of_rank<3> L, dense_view<4> DO, dense_view<4> Q, dense_view<4> K, dense_view<4> V>
-    requires std::same_as<std::remove_const_t<view_element_t<L>>, float> &&
-             std::same_as<view_element_t<DQ>, float> && std::same_as<view_element_t<DK>, float> &&
-             std::same_as<view_element_t<DV>, float>
+          class DQ, class DK, class DV, class O, class L, class DO, class Q, class K, class V>
+    requires detail::backward_args<DQ, DK, DV, O, L, DO, Q, K, V>
 void flash_backward(DQ&& dq, DK&& dk, DV&& dv, O&& o, L&& lse, DO&& dout, Q&& q, K&& k, V&& v, const Mask& mask = {},
                     const options& opt = {}) {
     flash_backward<Tiles, Mask, S>(dq, dk, dv, o, lse, dout, q, k, v, mask, opt, parallel::default_pool());

@@ -104,6 +104,16 @@ void tile_gemm(std::size_t M, std::size_t N, std::size_t K, const float* a, std:
     }
 }
 
+/// The compile-time sizes of the CPU forward and backward: SIMD width W, query tile BQ and key
+/// tile BK, checked once (BK a multiple of W and of mr, so score rows need no edge code).
+template <simd::backend S, tile_policy Tiles>
+struct cpu_tiles {
+    static constexpr std::size_t W = S::width;
+    static constexpr std::size_t BQ = Tiles::q;
+    static constexpr std::size_t BK = Tiles::k;
+    static_assert(BK % W == 0 && BK % mr == 0, "llm::attention: the key tile must be a multiple of the SIMD width and of 4");
+};
+
 /// softcap(x, cap) = cap * tanh(x / cap) lane-wise, with the shared llm::simd::tanh (one fast
 /// exp, saturating to exactly +-cap; absolute error <= 2.5e-7 cap, far below the score's own
 /// rounding). x / cap is taken as x * (1 / cap); tanh doubles it exactly.
@@ -163,9 +173,9 @@ bool all_finite(const T* x, std::size_t n) {
 /// of 4 KiB for long sequences, all in the same few L1 sets. bad: null, or one flag per key
 /// (set for non-finite keys, which are packed as zeros).
 template <class T>
-void pack_keys_transposed(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
+void pack_keys_transposed(const heads_view<T>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
                           std::size_t bk, float* kt, unsigned char* bad = nullptr) {
-    const std::size_t D = x.n[3];
+    const std::size_t D = x.extent(3);
     for (std::size_t t = t0; t < t1; ++t) {
         float* tile = kt + t * D * bk;
         const std::size_t n = std::min(bk, sg.lk - t * bk);
@@ -192,9 +202,9 @@ void pack_keys_transposed(const strided<T, 4>& x, const segment& sg, std::size_t
 /// row j holds key j's D elements (times `mul`) then zeros; rows past lk are 0. bad: as
 /// pack_keys_transposed.
 template <class T>
-void pack_keys_rows(const strided<T, 4>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
+void pack_keys_rows(const heads_view<T>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
                     std::size_t bk, std::size_t dp, float* rows, unsigned char* bad = nullptr, float mul = 1.0f) {
-    const std::size_t D = x.n[3];
+    const std::size_t D = x.extent(3);
     for (std::size_t j = t0 * bk; j < t1 * bk; ++j) {
         float* dst = rows + j * dp;
         std::size_t d = 0;
@@ -216,9 +226,9 @@ void pack_keys_rows(const strided<T, 4>& x, const segment& sg, std::size_t g, st
 /// dst (row stride dp), times `mul`; rows past lq and columns past D are 0. bad: null, or one
 /// flag per row r - r0, each written (1 for a non-finite row, which is packed as zeros).
 template <class T>
-void pack_rows(const strided<T, 4>& x, const segment& sg, std::size_t h, std::size_t r0, std::size_t r1, std::size_t dp,
+void pack_rows(const heads_view<T>& x, const segment& sg, std::size_t h, std::size_t r0, std::size_t r1, std::size_t dp,
                float mul, float* dst, unsigned char* bad = nullptr) {
-    const std::size_t D = x.n[3];
+    const std::size_t D = x.extent(3);
     for (std::size_t r = r0; r < r1; ++r) {
         float* out = dst + (r - r0) * dp;
         if (bad != nullptr) {
@@ -242,17 +252,13 @@ void pack_rows(const strided<T, 4>& x, const segment& sg, std::size_t h, std::si
 /// (q head, query tile), streams the key tiles the mask leaves visible, and keeps the
 /// online-softmax state of its rows (tile.hpp) with the accumulator in a BQ x D buffer.
 template <simd::backend S, tile_policy Tiles, class TQ, class TK, class TV, class TO, class Mask, class Exec>
-void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v, const strided<TO, 4>& o,
-                 const strided<float, 3>& lse, const shape& sh, std::span<const segment> segs, const Mask& mask,
-                 float scale, float cap, llm::workspace& ws, Exec& exec) {
+void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_view<TV>& v,
+                 const llm::strided_view<TO, 4>& o, const llm::strided_view<float, 3>& lse, const shape& sh,
+                 std::span<const segment> segs, const Mask& mask, float scale, float cap, llm::workspace& ws, Exec& exec) {
     constexpr const char* fn = "flash_forward";
-    constexpr std::size_t W = S::width;
-    constexpr std::size_t BQ = Tiles::q;
-    constexpr std::size_t BK = Tiles::k;
-    static_assert(BK % W == 0 && BK % mr == 0, "llm::attention: the key tile must be a multiple of the SIMD width and of 4");
-    const std::size_t D = sh.head_dim;
-    const std::size_t Dp = round_up(D, W);
-    const std::size_t group = sh.group();
+    using sizes = cpu_tiles<S, Tiles>;
+    constexpr std::size_t W = sizes::W, BQ = sizes::BQ, BK = sizes::BK;
+    const std::size_t D = sh.head_dim, Dp = round_up(D, W), group = sh.group();
     std::size_t max_lkp = 0, max_nqt = 0;
     for (const auto& sg : segs) {
         max_lkp = std::max(max_lkp, round_up(sg.lk, BK));
@@ -362,7 +368,7 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
                                               });
                         const float inv = poisoned ? nan : output_scale(st[r]);
                         TO* out = o.ptr(sg.b, sg.q0 + i0 + r, h, 0);
-                        const std::size_t os = o.s[3];
+                        const std::size_t os = o.stride(3);
                         for (std::size_t d = 0; d < D; ++d) {
                             out[d * os] = TO(acc[r * Dp + d] * inv);
                         }
@@ -379,10 +385,10 @@ void forward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided
 /// key that row sees become NaN. Runs only over the flags when none is set.
 template <class Mask>
 void mark_poisoned_rows(std::span<const unsigned char> row_bad, std::size_t lqp, const segment& sg, std::size_t g,
-                        std::size_t group, const Mask& mask, const strided<float, 4>& dq, const strided<float, 4>& dk,
-                        const strided<float, 4>& dv) {
+                        std::size_t group, const Mask& mask, const heads_view<float>& dq, const heads_view<float>& dk,
+                        const heads_view<float>& dv) {
     constexpr float nan = std::numeric_limits<float>::quiet_NaN();
-    const std::size_t D = dq.n[3];
+    const std::size_t D = dq.extent(3);
     const auto lq = static_cast<std::int64_t>(sg.lq);
     const auto lk = static_cast<std::int64_t>(sg.lk);
     for (auto it = std::find(row_bad.begin(), row_bad.end(), 1); it != row_bad.end(); it = std::find(it + 1, row_bad.end(), 1)) {
@@ -412,17 +418,13 @@ void mark_poisoned_rows(std::span<const unsigned char> row_bad, std::size_t lqp,
 /// that sees no key (nothing added anywhere, so no NaN reaches keys it cannot see) and marked
 /// afterwards: dq row i NaN, dk and dv rows of every key it sees NaN. The tile loop is untouched.
 template <simd::backend S, tile_policy Tiles, class TQ, class TK, class TV, class TO, class TD, class Mask, class Exec>
-void backward_cpu(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v, const strided<TO, 4>& o,
-                  const strided<TD, 4>& dout, const strided<const float, 3>& lse, const strided<float, 4>& dq,
-                  const strided<float, 4>& dk, const strided<float, 4>& dv, const shape& sh, std::span<const segment> segs,
+void backward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_view<TV>& v, const heads_view<TO>& o,
+                  const heads_view<TD>& dout, const llm::strided_view<const float, 3>& lse, const heads_view<float>& dq,
+                  const heads_view<float>& dk, const heads_view<float>& dv, const shape& sh, std::span<const segment> segs,
                   const Mask& mask, float scale, float cap, llm::workspace& ws, Exec& exec) {
-    constexpr std::size_t W = S::width;
-    constexpr std::size_t BQ = Tiles::q;
-    constexpr std::size_t BK = Tiles::k;
-    static_assert(BK % W == 0 && BK % mr == 0, "llm::attention: the key tile must be a multiple of the SIMD width and of 4");
-    const std::size_t D = sh.head_dim;
-    const std::size_t Dp = round_up(D, W);
-    const std::size_t group = sh.group();
+    using sizes = cpu_tiles<S, Tiles>;
+    constexpr std::size_t W = sizes::W, BQ = sizes::BQ, BK = sizes::BK;
+    const std::size_t D = sh.head_dim, Dp = round_up(D, W), group = sh.group();
     constexpr float neg_inf = -std::numeric_limits<float>::infinity();
     constexpr const char* fn = "flash_backward";
 

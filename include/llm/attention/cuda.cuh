@@ -19,6 +19,7 @@
 #include <llm/core/error.hpp>
 #include <llm/simd/lanes.hpp>
 #include <llm/tensor/concepts.hpp>
+#include <llm/tensor/kernel_view.hpp>
 
 #include <concepts>
 #include <cstddef>
@@ -34,24 +35,13 @@ namespace llm::attention {
 
 namespace detail {
 
-/// Everything the forward kernel reads, passed by value: device pointers, sizes and element
-/// strides of q, k, v, o (batch, seq, heads, D) and lse (batch, heads, seq).
-template <class T, class TO>
-struct cuda_forward_params {
-    const T* q;
-    const T* k;
-    const T* v;
-    TO* o;
-    float* lse;
-    std::size_t seq_q, seq_k, heads, kv_heads, head_dim;
-    std::size_t qs[4], ks[4], vs[4], os[4], ls[3];
-    float scale, cap;
-};
-
 /// Query rows per block: one per warp. Four warps share each staged K/V tile, which divides
 /// its global-memory traffic by four; more warps would need more shared memory per block at
 /// head_dim 256 (two 32 x 256 fp32 tiles are already 64 KiB).
 inline constexpr unsigned cuda_warps = 4;
+
+/// True unless x is NaN or +-inf (all exponent bits set), without the host/device split of std::isfinite.
+__device__ inline bool finite(float x) noexcept { return (__float_as_uint(x) & 0x7f80'0000u) != 0x7f80'0000u; }
 
 /// Grid: (ceil(seq_q / cuda_warps), heads, batch); block: 32 * cuda_warps threads; warp w of a
 /// block owns query row blockIdx.x * cuda_warps + w. The block streams the key tiles (32 * KPL
@@ -61,14 +51,17 @@ inline constexpr unsigned cuda_warps = 4;
 /// value row that the query row sees, makes that row's output and lse NaN. Such elements are
 /// staged as 0 and flagged, so the tile maths stays finite and a NaN never reaches rows that
 /// cannot see it (0 * NaN would); the flagged rows are overwritten with NaN at the end.
-/// True unless x is NaN or +-inf (all exponent bits set), without the host/device split of std::isfinite.
-__device__ inline bool finite(float x) noexcept { return (__float_as_uint(x) & 0x7f80'0000u) != 0x7f80'0000u; }
-
-template <std::size_t KPL, std::size_t DPL, class T, class TO, class Mask>
-__global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_forward_params<T, TO> p, Mask mask) {
+/// Q: q's kernel_view; its head_dim (extent 3) is a compile-time constant when with_static_extent
+/// made it one, which turns the staging loops' divisions by D into constants. K, V, O: kernel
+/// views of k, v, o (head_dim unit-stride), L: of lse. DPL: output columns per lane, >= ceil(D / 32).
+template <std::size_t KPL, std::size_t DPL, class Q, class K, class V, class O, class L, class Mask>
+__global__ void __launch_bounds__(32 * cuda_warps)
+    flash_forward_kernel(Q q, K k, V v, O o, L lse_view, float scale, float cap, Mask mask) {
+    using TO = typename O::element_type;
     extern __shared__ float smem[];
     constexpr std::size_t BK = 32 * KPL;
-    const std::size_t D = p.head_dim;
+    const std::size_t D = q.extent(3);
+    const std::size_t seq_q = q.extent(1), seq_k = k.extent(1), heads = q.extent(2), kv_heads = k.extent(2);
     float* k_tile = smem;
     float* v_tile = k_tile + BK * D;
     float* q_rows = v_tile + BK * D;
@@ -77,22 +70,22 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
     constexpr float nan = std::numeric_limits<float>::quiet_NaN();
 
     const std::size_t b = blockIdx.z, h = blockIdx.y;
-    const std::size_t g = h / (p.heads / p.kv_heads);
+    const std::size_t g = h / (heads / kv_heads);
     const std::size_t warp = threadIdx.x / 32, lane = threadIdx.x % 32;
     const std::size_t i0 = static_cast<std::size_t>(blockIdx.x) * cuda_warps;
     const std::size_t i = i0 + warp;
-    const bool row_valid = i < p.seq_q;  // uniform within a warp
-    const auto lq = static_cast<std::int64_t>(p.seq_q), lk = static_cast<std::int64_t>(p.seq_k);
-    const std::size_t i1 = i0 + cuda_warps < p.seq_q ? i0 + cuda_warps : p.seq_q;
+    const bool row_valid = i < seq_q;  // uniform within a warp
+    const auto lq = static_cast<std::int64_t>(seq_q), lk = static_cast<std::int64_t>(seq_k);
+    const std::size_t i1 = i0 + cuda_warps < seq_q ? i0 + cuda_warps : seq_q;
 
     bool poisoned = false;  // uniform within a warp
     if (row_valid) {
-        const T* qr = p.q + b * p.qs[0] + i * p.qs[1] + h * p.qs[2];
+        const auto* qr = q.ptr(b, i, h, 0);
         bool bad = false;
         for (std::size_t d = lane; d < D; d += 32) {
             const float x = static_cast<float>(qr[d]);
             bad = bad || !finite(x);
-            q_rows[warp * D + d] = finite(x) ? x * p.scale : 0.0f;
+            q_rows[warp * D + d] = finite(x) ? x * scale : 0.0f;
         }
         poisoned = __any_sync(0xffffffffu, bad) != 0;
     }
@@ -108,9 +101,9 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
         for (std::size_t idx = threadIdx.x; idx < BK * D; idx += blockDim.x) {
             const std::size_t j = idx / D, d = idx % D;
             const std::size_t key = static_cast<std::size_t>(j0) + j;
-            const bool real = key < p.seq_k;
-            const float kx = real ? static_cast<float>(p.k[b * p.ks[0] + key * p.ks[1] + g * p.ks[2] + d]) : 0.0f;
-            const float vx = real ? static_cast<float>(p.v[b * p.vs[0] + key * p.vs[1] + g * p.vs[2] + d]) : 0.0f;
+            const bool real = key < seq_k;
+            const float kx = real ? static_cast<float>(k(b, key, g, d)) : 0.0f;
+            const float vx = real ? static_cast<float>(v(b, key, g, d)) : 0.0f;
             if (!finite(kx) || !finite(vx)) {
                 key_bad[j] = 1;  // every writer stores the same value
             }
@@ -125,7 +118,7 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
                                         j0 + static_cast<std::int64_t>(BK), lq, lk);
             warp_row_step<simd::cuda_warp, KPL, DPL>(w, q_rows + warp * D, k_tile, v_tile, D, D,
                                                      static_cast<std::int64_t>(i), j0, cols, lq, lk, mask,
-                                                     full, p.cap, p_stage + warp * BK, [] { __syncwarp(); });
+                                                     full, cap, p_stage + warp * BK, [] { __syncwarp(); });
             bool sees_bad = false;
             for (std::size_t j = lane; j < BK; j += 32) {
                 const auto key = j0 + static_cast<std::int64_t>(j);
@@ -136,8 +129,8 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
         }
     }
     if (row_valid) {
-        TO* out = p.o + b * p.os[0] + i * p.os[1] + h * p.os[2];
-        float* lse = p.lse + b * p.ls[0] + h * p.ls[1] + i * p.ls[2];
+        TO* out = o.ptr(b, i, h, 0);
+        float* lse = lse_view.ptr(b, h, i);
         warp_row_finish(w, out, D, lse);
         if (poisoned) {
             __syncwarp();  // the finished row is written before it is overwritten
@@ -155,19 +148,25 @@ __global__ void __launch_bounds__(32 * cuda_warps) flash_forward_kernel(cuda_for
 /// 32 KiB at D = 128 and fits the default 48 KiB of shared memory with the q rows.
 inline constexpr std::size_t cuda_kpl = 1;
 
-template <std::size_t DPL, class T, class TO, class Mask>
-void launch_forward(const cuda_forward_params<T, TO>& p, std::size_t batch, const Mask& mask, cudaStream_t stream) {
+/// Launches flash_forward_kernel on the checked views: DPL from q's static head_dim (ceil(D / 32)),
+/// or 8 (the most, head_dim 256) when it is dynamic.
+template <class Q, class K, class V, class O, class L, class Mask>
+void launch_forward(const Q& q, const K& k, const V& v, const O& o, const L& lse, float scale, float cap, const Mask& mask,
+                    cudaStream_t stream) {
     constexpr std::size_t BK = 32 * cuda_kpl;
-    const std::size_t smem = (2 * BK * p.head_dim + cuda_warps * p.head_dim + cuda_warps * BK) * sizeof(float) + BK * sizeof(unsigned);
-    auto kernel = flash_forward_kernel<cuda_kpl, DPL, T, TO, Mask>;
+    constexpr std::size_t static_d = Q::shape_type::static_extent(3);
+    constexpr std::size_t DPL = static_d == llm::dyn ? 8 : (static_d + 31) / 32;
+    const std::size_t D = q.extent(3);
+    const std::size_t smem = (2 * BK * D + cuda_warps * D + cuda_warps * BK) * sizeof(float) + BK * sizeof(unsigned);
+    auto kernel = flash_forward_kernel<cuda_kpl, DPL, Q, K, V, O, L, Mask>;
     if (smem > 48 * 1024) {
         const cudaError_t e = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem));
         llm::check(e == cudaSuccess, "flash_forward_cuda: cannot reserve ", smem, " bytes of shared memory: ",
                    cudaGetErrorString(e));
     }
-    const dim3 grid(static_cast<unsigned>((p.seq_q + cuda_warps - 1) / cuda_warps), static_cast<unsigned>(p.heads),
-                    static_cast<unsigned>(batch));
-    kernel<<<grid, 32 * cuda_warps, smem, stream>>>(p, mask);
+    const dim3 grid(static_cast<unsigned>((q.extent(1) + cuda_warps - 1) / cuda_warps), static_cast<unsigned>(q.extent(2)),
+                    static_cast<unsigned>(q.extent(0)));
+    kernel<<<grid, 32 * cuda_warps, smem, stream>>>(q, k, v, o, lse, scale, cap, mask);
     const cudaError_t e = cudaGetLastError();
     llm::check(e == cudaSuccess, "flash_forward_cuda: kernel launch failed: ", cudaGetErrorString(e));
 }
@@ -182,7 +181,8 @@ void launch_forward(const cuda_forward_params<T, TO>& p, std::size_t batch, cons
 /// in shared memory; fully masked tiles are skipped. Non-finite inputs: as flash_forward (the
 /// rows that see a NaN or inf in q, k or v get NaN outputs and lse; no other row changes).
 /// Arguments (docs/conventions.md): output o, saved state lse, inputs q, k, v (device memory,
-/// views of any strides), options mask and opt, the stream last (the executor's place).
+/// views of any strides, except that head_dim must be the unit-stride dimension of q, k, v
+/// and o), options mask and opt, the stream last (the executor's place).
 /// Mask: a mask_policy (no_mask, causal, sliding_window or a user's own, whose members are
 /// LLM_HD; no varlen yet).
 /// Example: `llm::attention::flash_forward_cuda(o, lse, q, k, v, llm::attention::causal{}, {}, stream);`
@@ -194,36 +194,16 @@ template <mask_policy Mask = no_mask, mutable_dense_view<4> O, view_of_rank<3> L
 void flash_forward_cuda(O&& o, L&& lse, Q&& q, K&& k, V&& v, const Mask& mask = {}, const options& opt = {},
                         cudaStream_t stream = nullptr) {
     constexpr const char* fn = "flash_forward_cuda";
-    using TQ = std::remove_const_t<view_element_t<Q>>;
-    using TO = view_element_t<O>;
-    const auto [qs, ks, vs, os, ls, sh] = detail::check_forward(fn, q, k, v, o, lse);
-    llm::check(os.s[3] == 1, fn, ": head_dim must be the unit-stride dimension of o");
-    llm::check(sh.head_dim <= 256, fn, ": head_dim = ", sh.head_dim, " exceeds 256");
-    if (sh.batch == 0 || sh.seq_q == 0 || sh.heads == 0) {
+    const auto f = detail::check_forward<llm::unit_last_stride<4>>(fn, q, k, v, o, lse);
+    llm::check(f.sh.head_dim <= 256, fn, ": head_dim = ", f.sh.head_dim, " exceeds 256");
+    if (f.sh.batch == 0 || f.sh.seq_q == 0 || f.sh.heads == 0) {
         return;
     }
-    detail::cuda_forward_params<TQ, TO> p{qs.data, ks.data, vs.data, os.data, ls.data, sh.seq_q, sh.seq_k, sh.heads,
-                                          sh.kv_heads, sh.head_dim, {}, {}, {}, {}, {},
-                                          detail::resolve_scale(fn, opt, sh.head_dim), opt.softcap};
-    for (std::size_t r = 0; r < 4; ++r) {
-        p.qs[r] = qs.s[r];
-        p.ks[r] = ks.s[r];
-        p.vs[r] = vs.s[r];
-        p.os[r] = os.s[r];
-    }
-    for (std::size_t r = 0; r < 3; ++r) {
-        p.ls[r] = ls.s[r];
-    }
-    switch ((sh.head_dim + 31) / 32) {
-        case 1: detail::launch_forward<1>(p, sh.batch, mask, stream); break;
-        case 2: detail::launch_forward<2>(p, sh.batch, mask, stream); break;
-        case 3: detail::launch_forward<3>(p, sh.batch, mask, stream); break;
-        case 4: detail::launch_forward<4>(p, sh.batch, mask, stream); break;
-        case 5: detail::launch_forward<5>(p, sh.batch, mask, stream); break;
-        case 6: detail::launch_forward<6>(p, sh.batch, mask, stream); break;
-        case 7: detail::launch_forward<7>(p, sh.batch, mask, stream); break;
-        default: detail::launch_forward<8>(p, sh.batch, mask, stream); break;
-    }
+    const float scale = detail::resolve_scale(fn, opt, f.sh.head_dim);
+    // The common head_dims get a kernel with a static head_dim; any other runs the dynamic one.
+    llm::with_static_extent<3, 32, 64, 80, 96, 128, 160, 192, 256>(f.q, [&](const auto& qd) {
+        detail::launch_forward(qd, f.k, f.v, f.o, f.lse, scale, opt.softcap, mask, stream);
+    });
 }
 
 }  // namespace llm::attention

@@ -183,19 +183,18 @@ void decode_part(const C& cache, std::size_t seq, std::size_t g, std::size_t lo,
 
 /// decode_attention's body: out (sequences, heads, D) fp32; lse null or (sequences, heads) fp32.
 template <simd::backend S, class Mask, class C, class TQ, class Exec>
-void decode_impl(const strided<float, 3>& os, const strided<float, 2>* lse, const C& cache, const strided<TQ, 3>& qs,
-                 const Mask& mask, const options& opt, llm::workspace& ws, Exec& exec) {
+void decode_impl(const heads_view<float, 3>& os, const llm::strided_view<float, 2>* lse, const C& cache,
+                 const heads_view<TQ, 3>& qs, const Mask& mask, const options& opt, llm::workspace& ws, Exec& exec) {
     constexpr const char* fn = "decode_attention";
     using T = typename C::element_type;
-    const std::size_t n_seq = qs.n[0], H = qs.n[1], D = qs.n[2], Hk = cache.kv_heads();
+    const std::size_t n_seq = qs.extent(0), H = qs.extent(1), D = qs.extent(2), Hk = cache.kv_heads();
     llm::check(n_seq == cache.sequences(), fn, ": q has ", n_seq, " sequences but the cache has ", cache.sequences());
     llm::check(D == cache.head_dim(), fn, ": q has head_dim ", D, " but the cache has ", cache.head_dim());
     llm::check(H % Hk == 0, fn, ": q has ", H, " heads but the cache has ", Hk, " kv heads; q heads must be a multiple of kv heads");
-    llm::check(os.n == qs.n, fn, ": out is ", shape_of(os), " but q is ", shape_of(qs));
-    llm::check(qs.s[2] == 1 && os.s[2] == 1, fn, ": head_dim must be the unit-stride dimension of q and out");
+    llm::check(os.shape() == qs.shape(), fn, ": out is ", shape_of(os), " but q is ", shape_of(qs));
     if (lse != nullptr) {
-        llm::check(lse->n == std::array<std::size_t, 2>{n_seq, H}, fn, ": lse is ", shape_of(*lse), " but must be [sequences, heads] = [",
-                   n_seq, ", ", H, "]");
+        llm::check(has_extents(*lse, std::array<std::size_t, 2>{n_seq, H}), fn, ": lse is ", shape_of(*lse),
+                   " but must be [sequences, heads] = [", n_seq, ", ", H, "]");
     }
     const float scale = resolve_scale(fn, opt, D);
     const std::size_t group = H / Hk;
@@ -324,8 +323,10 @@ template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mu
     requires std::same_as<view_element_t<Out>, float> && std::same_as<view_element_t<L>, float>
 void decode_attention(Out&& out, L&& lse, const C& cache, Q&& q, const Mask& mask, const options& opt,
                       llm::workspace& ws, parallel::policy auto&& exec) {
-    const auto ls = detail::as_strided<2>(lse);
-    detail::decode_impl<S>(detail::as_strided<3>(out), &ls, cache, detail::as_strided<3>(q), mask, opt, ws, exec);
+    constexpr const char* fn = "decode_attention";
+    const auto ls = llm::to_kernel_view<2>(lse);
+    detail::decode_impl<S>(detail::heads_of<3>(fn, "out", out), &ls, cache, detail::heads_of<3>(fn, "q", q), mask, opt, ws,
+                           exec);
 }
 
 /// decode_attention with a workspace of its own (allocated for this call).
@@ -365,7 +366,9 @@ template <simd::backend S = simd::default_backend, mask_policy Mask = causal, mu
     requires std::same_as<view_element_t<Out>, float>
 void decode_attention(Out&& out, const C& cache, Q&& q, const Mask& mask, const options& opt, llm::workspace& ws,
                       parallel::policy auto&& exec) {
-    detail::decode_impl<S>(detail::as_strided<3>(out), nullptr, cache, detail::as_strided<3>(q), mask, opt, ws, exec);
+    constexpr const char* fn = "decode_attention";
+    detail::decode_impl<S>(detail::heads_of<3>(fn, "out", out), nullptr, cache, detail::heads_of<3>(fn, "q", q), mask, opt,
+                           ws, exec);
 }
 
 /// decode_attention without the log-sum-exps, with a workspace of its own.

@@ -7,6 +7,7 @@
 #include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 #include <llm/tensor/concepts.hpp>
+#include <llm/tensor/kernel_view.hpp>
 #include <llm/tensor/owning_tensor.hpp>
 
 #include <algorithm>
@@ -46,14 +47,15 @@ concept kv_cache = requires(const C& c, std::size_t i) {
 
 namespace detail {
 
-/// Checks the (tokens, kv_heads, head_dim) shapes of one append's k and v.
-template <class TK, class TV>
-std::size_t check_append(const char* fn, const strided<TK, 3>& k, const strided<TV, 3>& v, std::size_t kv_heads,
+/// Checks the (tokens, kv_heads, head_dim) shapes of one append's k and v; `cache` and `fn`
+/// name the call ("contiguous_kv_cache", "append").
+template <class K, class V>
+std::size_t check_append(const char* cache, const char* fn, const K& k, const V& v, std::size_t kv_heads,
                          std::size_t head_dim) {
-    llm::check(k.n == v.n, fn, ": k is ", shape_of(k), " but v is ", shape_of(v));
-    llm::check(k.n[1] == kv_heads && k.n[2] == head_dim, fn, ": k is ", shape_of(k), " but the cache holds [tokens, ",
-               kv_heads, ", ", head_dim, "]");
-    return k.n[0];
+    llm::check(k.shape() == v.shape(), cache, "::", fn, ": k is ", shape_of(k), " but v is ", shape_of(v));
+    llm::check(k.extent(1) == kv_heads && k.extent(2) == head_dim, cache, "::", fn, ": k is ", shape_of(k),
+               " but the cache holds [tokens, ", kv_heads, ", ", head_dim, "]");
+    return k.extent(0);
 }
 
 /// Elements of one of a cache's K and V stores, a * b * c * d * e, each product
@@ -66,17 +68,9 @@ std::size_t cache_elements(const char* fn, std::size_t a, std::size_t b, std::si
     return n;
 }
 
-/// Checks that every layer of `seq` wrote exactly n uncommitted tokens (pending[0 .. layers)).
-inline void check_advance(const char* fn, std::size_t seq, std::size_t n, const std::size_t* pending, std::size_t layers) {
-    for (std::size_t l = 0; l < layers; ++l) {
-        llm::check(pending[l] == n, fn, ": sequence ", seq, ", layer ", l, " of ", layers, " holds ", pending[l],
-                   " appended tokens, not ", n, "; every layer appends the step's tokens before advance(seq, n)");
-    }
-}
-
-template <class T, class TK, class TV>
-void store_rows(const strided<TK, 3>& k, const strided<TV, 3>& v, std::size_t t, T* kdst, T* vdst, std::size_t kv_heads,
-                std::size_t head_dim, std::size_t head_stride) {
+template <class T, class K, class V>
+void store_rows(const K& k, const V& v, std::size_t t, T* kdst, T* vdst, std::size_t kv_heads, std::size_t head_dim,
+                std::size_t head_stride) {
     for (std::size_t h = 0; h < kv_heads; ++h) {
         for (std::size_t d = 0; d < head_dim; ++d) {
             kdst[h * head_stride + d] = T(static_cast<float>(k(t, h, d)));
@@ -124,6 +118,143 @@ private:
     std::size_t l_;
 };
 
+namespace detail {
+
+/// What contiguous_kv_cache and paged_kv_cache share: the sizes, the K and V stores (each an
+/// llm::tensor [layers, groups, kv_heads, slots, head_dim]: a group is a sequence's whole
+/// capacity, or one block), the committed length of every sequence and the tokens each layer
+/// has appended since the last advance, the layer views, append, advance and run.
+/// Cache (the derived class, CRTP) provides `name` (its class name, for messages),
+/// `group(seq, pos)` (the group holding position pos of seq) and `make_room(layer, seq, at, n)`
+/// (room for n tokens at position at, or llm::error leaving the cache unchanged).
+/// T: the stored element type.
+template <class Cache, class T>
+class kv_cache_base {
+public:
+    using element_type = T;                                       ///< stored element type
+    using layer_type = kv_cache_layer<Cache>;                     ///< what layer(l) returns
+    using const_layer_type = kv_cache_layer<const Cache>;         ///< layer(l) of a const cache
+
+    std::size_t layers() const noexcept { return layers_; }       ///< number of layers
+    std::size_t kv_heads() const noexcept { return heads_; }      ///< kv heads per token
+    std::size_t head_dim() const noexcept { return dim_; }        ///< elements per head
+    /// Sequences the cache holds (for the paged cache, those added so far: ids are never reused).
+    std::size_t sequences() const noexcept { return len_.size(); }
+
+    /// Committed tokens of sequence `seq` (checked): those of every advance(seq, n) so far.
+    std::size_t length(std::size_t seq) const {
+        check_seq("length", seq);
+        return len_[seq];
+    }
+    /// Tokens layer `layer` appended to `seq` since the last advance(seq, n) (checked).
+    std::size_t pending(std::size_t layer, std::size_t seq) const {
+        check_seq("pending", seq);
+        check_layer("pending", layer);
+        return pending_[seq * layers_ + layer];
+    }
+
+    /// The view of layer `layer` (checked): a kv_cache for decode_attention, with append.
+    layer_type layer(std::size_t layer) {
+        check_layer("layer", layer);
+        return {static_cast<Cache&>(*this), layer};
+    }
+    /// The read-only view of layer `layer` (checked).
+    const_layer_type layer(std::size_t layer) const {
+        check_layer("layer", layer);
+        return {static_cast<const Cache&>(*this), layer};
+    }
+
+    /// Appends the tokens of k and v, each (tokens, kv_heads, head_dim) (any strides), to layer
+    /// `layer` of sequence `seq`, after the committed and this layer's pending tokens. Throws
+    /// llm::error, leaving the cache unchanged, when they do not fit.
+    /// k, v: dense_view<3> (float or bf16).
+    template <dense_view<3> K, dense_view<3> V>
+    void append(std::size_t layer, std::size_t seq, K&& k, V&& v) {
+        check_layer("append", layer);
+        check_seq("append", seq);
+        const auto ks = llm::to_kernel_view<3>(k);
+        const auto vs = llm::to_kernel_view<3>(v);
+        const std::size_t n = check_append(Cache::name, "append", ks, vs, heads_, dim_);
+        std::size_t& pend = pending_[seq * layers_ + layer];
+        const std::size_t at = len_[seq] + pend;
+        static_cast<Cache&>(*this).make_room(layer, seq, at, n);
+        for (std::size_t t = 0; t < n; ++t) {
+            const std::size_t row = offset(layer, seq, at + t);
+            store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_, slots_ * dim_);
+        }
+        pend += n;
+    }
+
+    /// Commits the n tokens every layer has appended to `seq` since the last advance: length(seq)
+    /// grows by n. Throws llm::error, leaving the cache unchanged, unless every layer appended
+    /// exactly n tokens.
+    void advance(std::size_t seq, std::size_t n) {
+        check_seq("advance", seq);
+        std::size_t* pend = pending_.data() + seq * layers_;
+        for (std::size_t l = 0; l < layers_; ++l) {
+            llm::check(pend[l] == n, Cache::name, "::advance: sequence ", seq, ", layer ", l, " of ", layers_, " holds ",
+                       pend[l], " appended tokens, not ", n,
+                       "; every layer appends the step's tokens before advance(seq, n)");
+        }
+        std::fill(pend, pend + layers_, std::size_t{0});
+        len_[seq] += n;
+    }
+
+    /// Layer `layer`'s positions from pos to the end of pos's group (the sequence's capacity, or
+    /// pos's block) or of the layer's tokens of `seq`: one run (see kv_cache).
+    kv_run<T> run(std::size_t layer, std::size_t seq, std::size_t pos) const {
+        LLM_ASSERT(layer < layers_ && seq < len_.size());
+        const std::size_t end = len_[seq] + pending_[seq * layers_ + layer];
+        LLM_ASSERT(pos < end);
+        const std::size_t row = offset(layer, seq, pos);
+        return {k_.data() + row, v_.data() + row, std::min(slots_ - pos % slots_, end - pos), dim_, slots_ * dim_};
+    }
+
+protected:
+    /// The stores of layers x groups x kv_heads x slots x head_dim elements each; `what` names
+    /// the groups and slots in the message when a size is 0 ("sequences", "capacity").
+    kv_cache_base(std::size_t layers, std::size_t groups, std::size_t slots, std::size_t kv_heads, std::size_t head_dim,
+                  const char* groups_name, const char* slots_name)
+        : layers_(layers), groups_(groups), slots_(slots), heads_(kv_heads), dim_(head_dim) {
+        llm::check(layers > 0 && groups > 0 && slots > 0 && kv_heads > 0 && head_dim > 0, Cache::name, ": layers = ", layers,
+                   ", ", groups_name, " = ", groups, ", ", slots_name, " = ", slots, ", kv_heads = ", kv_heads,
+                   ", head_dim = ", head_dim, " must all be > 0");
+        cache_elements<T>(Cache::name, layers_, groups_, slots_, heads_, dim_);
+        k_ = store(llm::uninitialized, layers_, groups_, heads_, slots_, dim_);
+        v_ = store(llm::uninitialized, layers_, groups_, heads_, slots_, dim_);
+    }
+
+    /// Sequence `seq` holds no token in any layer.
+    void forget(std::size_t seq) noexcept {
+        len_[seq] = 0;
+        std::fill_n(pending_.data() + seq * layers_, layers_, std::size_t{0});
+    }
+
+    void check_seq(const char* fn, std::size_t seq) const {
+        llm::check(seq < len_.size(), Cache::name, "::", fn, ": sequence ", seq, " out of range (the cache holds ",
+                   len_.size(), " sequences)");
+    }
+    void check_layer(const char* fn, std::size_t layer) const {
+        llm::check(layer < layers_, Cache::name, "::", fn, ": layer ", layer, " out of range (the cache holds ", layers_,
+                   " layers)");
+    }
+
+    std::size_t layers_, groups_, slots_, heads_, dim_;
+    std::vector<std::size_t> len_;      // committed tokens per sequence
+    std::vector<std::size_t> pending_;  // [sequence][layer]: appended since the last advance
+
+private:
+    using store = llm::tensor<T, llm::dims<5>>;
+    std::size_t offset(std::size_t layer, std::size_t seq, std::size_t pos) const noexcept {
+        const std::size_t g = static_cast<const Cache&>(*this).group(seq, pos);
+        return ((layer * groups_ + g) * heads_ * slots_ + pos % slots_) * dim_;
+    }
+
+    store k_, v_;
+};
+
+}  // namespace detail
+
 /// A KV cache for all layers of a model with a fixed capacity per sequence, stored
 /// contiguously in two llm::tensor (K and V) of shape [layers, sequences, kv_heads, capacity,
 /// head_dim]: the key row of layer l, sequence s, kv head h, position p starts at
@@ -142,125 +273,39 @@ private:
 /// Example: `llm::attention::contiguous_kv_cache<llm::bf16> cache(32, 4, 8192, 8, 128); cache.layer(0).append(0, k, v);`
 template <class T = float>
     requires float_or_bf16<T> && (!std::is_const_v<T>)
-class contiguous_kv_cache {
+class contiguous_kv_cache : public detail::kv_cache_base<contiguous_kv_cache<T>, T> {
 public:
-    using element_type = T;                                          ///< stored element type
-    using layer_type = kv_cache_layer<contiguous_kv_cache>;             ///< what layer(l) returns
-    using const_layer_type = kv_cache_layer<const contiguous_kv_cache>; ///< layer(l) of a const cache
+    /// The class name, for messages.
+    static constexpr const char* name = "contiguous_kv_cache";
+    std::size_t capacity() const noexcept { return this->slots_; }  ///< tokens each sequence can hold
 
     /// Room for `capacity` tokens in each of `sequences` sequences in each of `layers` layers,
     /// kv_heads x head_dim per token. Throws llm::error when a size is 0, the total overflows,
     /// exceeds llm::max_allocation_bytes or cannot be allocated.
     contiguous_kv_cache(std::size_t layers, std::size_t sequences, std::size_t capacity, std::size_t kv_heads,
                         std::size_t head_dim)
-        : layers_(layers), seqs_(sequences), cap_(capacity), heads_(kv_heads), dim_(head_dim) {
-        constexpr const char* fn = "contiguous_kv_cache";
-        llm::check(layers > 0 && sequences > 0 && capacity > 0 && kv_heads > 0 && head_dim > 0,
-                   "contiguous_kv_cache: layers = ", layers, ", sequences = ", sequences, ", capacity = ", capacity,
-                   ", kv_heads = ", kv_heads, ", head_dim = ", head_dim, " must all be > 0");
-        detail::cache_elements<T>(fn, layers_, seqs_, cap_, heads_, dim_);
-        k_ = store(llm::uninitialized, layers_, seqs_, heads_, cap_, dim_);
-        v_ = store(llm::uninitialized, layers_, seqs_, heads_, cap_, dim_);
-        allocating(seqs_ * (layers_ + 1) * sizeof(std::size_t), fn, "the lengths", [&] {
-            len_.assign(seqs_, 0);
-            pending_.assign(seqs_ * layers_, 0);
+        : detail::kv_cache_base<contiguous_kv_cache, T>(layers, sequences, capacity, kv_heads, head_dim, "sequences",
+                                                        "capacity") {
+        allocating(sequences * (layers + 1) * sizeof(std::size_t), name, "the lengths", [&] {
+            this->len_.assign(sequences, 0);
+            this->pending_.assign(sequences * layers, 0);
         });
-    }
-
-    std::size_t layers() const noexcept { return layers_; }   ///< number of layers
-    std::size_t sequences() const noexcept { return seqs_; }  ///< number of sequences
-    std::size_t capacity() const noexcept { return cap_; }    ///< tokens each sequence can hold
-    std::size_t kv_heads() const noexcept { return heads_; }  ///< kv heads per token
-    std::size_t head_dim() const noexcept { return dim_; }    ///< elements per head
-    /// Committed tokens of sequence `seq` (checked): those of every advance(seq, n) so far.
-    std::size_t length(std::size_t seq) const {
-        check_seq("contiguous_kv_cache::length", seq);
-        return len_[seq];
-    }
-    /// Tokens layer `layer` appended to `seq` since the last advance(seq, n) (checked).
-    std::size_t pending(std::size_t layer, std::size_t seq) const {
-        check_seq("contiguous_kv_cache::pending", seq);
-        check_layer("contiguous_kv_cache::pending", layer);
-        return pending_[seq * layers_ + layer];
-    }
-
-    /// The view of layer `layer` (checked): a kv_cache for decode_attention, with append.
-    layer_type layer(std::size_t layer) {
-        check_layer("contiguous_kv_cache::layer", layer);
-        return {*this, layer};
-    }
-    /// The read-only view of layer `layer` (checked).
-    const_layer_type layer(std::size_t layer) const {
-        check_layer("contiguous_kv_cache::layer", layer);
-        return {*this, layer};
-    }
-
-    /// Appends the tokens of k and v, each (tokens, kv_heads, head_dim) (any strides), to layer
-    /// `layer` of sequence `seq`, after the committed and this layer's pending tokens. Throws
-    /// llm::error, leaving the cache unchanged, when they do not fit.
-    /// k, v: dense_view<3> (float or bf16).
-    template <dense_view<3> K, dense_view<3> V>
-    void append(std::size_t layer, std::size_t seq, K&& k, V&& v) {
-        constexpr const char* fn = "contiguous_kv_cache::append";
-        check_layer(fn, layer);
-        check_seq(fn, seq);
-        const auto ks = detail::as_strided<3>(k);
-        const auto vs = detail::as_strided<3>(v);
-        const std::size_t n = detail::check_append(fn, ks, vs, heads_, dim_);
-        std::size_t& pend = pending_[seq * layers_ + layer];
-        const std::size_t have = len_[seq] + pend;
-        llm::check(n <= cap_ - have, fn, ": layer ", layer, " of sequence ", seq, " holds ", have, " of ", cap_,
-                   " tokens; appending ", n, " would overflow the cache");
-        for (std::size_t t = 0; t < n; ++t) {
-            const std::size_t row = offset(layer, seq, have + t);
-            detail::store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_, cap_ * dim_);
-        }
-        pend += n;
-    }
-
-    /// Commits the n tokens every layer has appended to `seq` since the last advance: length(seq)
-    /// grows by n. Throws llm::error, leaving the cache unchanged, unless every layer appended
-    /// exactly n tokens.
-    void advance(std::size_t seq, std::size_t n) {
-        constexpr const char* fn = "contiguous_kv_cache::advance";
-        check_seq(fn, seq);
-        std::size_t* pend = pending_.data() + seq * layers_;
-        detail::check_advance(fn, seq, n, pend, layers_);
-        std::fill(pend, pend + layers_, std::size_t{0});
-        len_[seq] += n;
     }
 
     /// Forgets sequence `seq` in every layer (length 0, nothing pending); its memory is reused by
     /// later appends.
     void reset(std::size_t seq) {
-        check_seq("contiguous_kv_cache::reset", seq);
-        len_[seq] = 0;
-        std::fill_n(pending_.data() + seq * layers_, layers_, std::size_t{0});
-    }
-
-    /// Layer `layer`'s positions [pos, length + pending) of `seq`: one run (see kv_cache).
-    kv_run<T> run(std::size_t layer, std::size_t seq, std::size_t pos) const {
-        LLM_ASSERT(layer < layers_ && seq < seqs_ && pos < len_[seq] + pending_[seq * layers_ + layer]);
-        const std::size_t row = offset(layer, seq, pos);
-        return {k_.data() + row, v_.data() + row, len_[seq] + pending_[seq * layers_ + layer] - pos, dim_, cap_ * dim_};
+        this->check_seq("reset", seq);
+        this->forget(seq);
     }
 
 private:
-    using store = llm::tensor<T, llm::dims<5>>;
-    std::size_t offset(std::size_t layer, std::size_t seq, std::size_t pos) const noexcept {
-        return ((layer * seqs_ + seq) * heads_ * cap_ + pos) * dim_;
+    friend detail::kv_cache_base<contiguous_kv_cache, T>;
+    std::size_t group(std::size_t seq, std::size_t) const noexcept { return seq; }
+    void make_room(std::size_t layer, std::size_t seq, std::size_t have, std::size_t n) const {
+        llm::check(n <= capacity() - have, name, "::append: layer ", layer, " of sequence ", seq, " holds ", have, " of ",
+                   capacity(), " tokens; appending ", n, " would overflow the cache");
     }
-    void check_seq(const char* fn, std::size_t seq) const {
-        llm::check(seq < seqs_, fn, ": sequence ", seq, " out of range (the cache holds ", seqs_, " sequences)");
-    }
-    void check_layer(const char* fn, std::size_t layer) const {
-        llm::check(layer < layers_, fn, ": layer ", layer, " out of range (the cache holds ", layers_, " layers)");
-    }
-
-    std::size_t layers_, seqs_, cap_, heads_, dim_;
-    std::vector<std::size_t> len_;      // committed tokens per sequence
-    std::vector<std::size_t> pending_;  // [sequence][layer]: appended since the last advance
-    store k_, v_;
 };
 
 /// A paged KV cache for all layers of a model, in vLLM's PagedAttention layout: `blocks`
@@ -278,162 +323,78 @@ private:
 /// Example: `llm::attention::paged_kv_cache<> cache(32, 1024, 16, 8, 128); auto s = cache.add_sequence(); cache.layer(0).append(s, k, v);`
 template <class T = float>
     requires float_or_bf16<T> && (!std::is_const_v<T>)
-class paged_kv_cache {
+class paged_kv_cache : public detail::kv_cache_base<paged_kv_cache<T>, T> {
 public:
-    using element_type = T;                                       ///< stored element type
-    using layer_type = kv_cache_layer<paged_kv_cache>;               ///< what layer(l) returns
-    using const_layer_type = kv_cache_layer<const paged_kv_cache>;   ///< layer(l) of a const cache
+    /// The class name, for messages.
+    static constexpr const char* name = "paged_kv_cache";
+    std::size_t blocks() const noexcept { return this->groups_; }     ///< blocks in each layer's pool
+    std::size_t block_size() const noexcept { return this->slots_; }  ///< tokens per block
+    std::size_t free_blocks() const noexcept { return free_.size(); } ///< block ids not owned by any sequence
 
     /// `layers` pools of `blocks` blocks of `block_size` tokens, kv_heads x head_dim per token.
     /// Throws llm::error when a size is 0, the total overflows, exceeds llm::max_allocation_bytes
     /// or cannot be allocated.
     paged_kv_cache(std::size_t layers, std::size_t blocks, std::size_t block_size, std::size_t kv_heads,
                    std::size_t head_dim)
-        : layers_(layers), blocks_(blocks), bs_(block_size), heads_(kv_heads), dim_(head_dim) {
-        constexpr const char* fn = "paged_kv_cache";
-        llm::check(layers > 0 && blocks > 0 && block_size > 0 && kv_heads > 0 && head_dim > 0,
-                   "paged_kv_cache: layers = ", layers, ", blocks = ", blocks, ", block_size = ", block_size,
-                   ", kv_heads = ", kv_heads, ", head_dim = ", head_dim, " must all be > 0");
-        llm::check(blocks <= static_cast<std::size_t>(INT32_MAX), "paged_kv_cache: blocks = ", blocks,
-                   " exceeds the int32 block ids of the block tables");
-        detail::cache_elements<T>(fn, layers_, blocks_, bs_, heads_, dim_);
-        k_ = store(llm::uninitialized, layers_, blocks_, heads_, bs_, dim_);
-        v_ = store(llm::uninitialized, layers_, blocks_, heads_, bs_, dim_);
-        allocating(blocks_ * sizeof(std::int32_t), fn, "the free list", [&] { free_.reserve(blocks_); });
-        for (std::size_t b = blocks_; b-- > 0;) {
+        : detail::kv_cache_base<paged_kv_cache, T>(layers, checked_blocks(blocks), block_size, kv_heads, head_dim, "blocks",
+                                                   "block_size") {
+        allocating(blocks * sizeof(std::int32_t), name, "the free list", [&] { free_.reserve(blocks); });
+        for (std::size_t b = blocks; b-- > 0;) {
             free_.push_back(static_cast<std::int32_t>(b));  // hand out block 0 first
         }
     }
 
-    std::size_t layers() const noexcept { return layers_; }           ///< number of layers
-    std::size_t blocks() const noexcept { return blocks_; }           ///< blocks in each layer's pool
-    std::size_t block_size() const noexcept { return bs_; }           ///< tokens per block
-    std::size_t free_blocks() const noexcept { return free_.size(); } ///< block ids not owned by any sequence
-    std::size_t kv_heads() const noexcept { return heads_; }          ///< kv heads per token
-    std::size_t head_dim() const noexcept { return dim_; }            ///< elements per head
-    /// Sequence ids handed out so far (released ones included: ids are never reused).
-    std::size_t sequences() const noexcept { return tables_.size(); }
-
     /// Starts a new, empty sequence and returns its id.
     std::size_t add_sequence() {
         tables_.emplace_back();
-        len_.push_back(0);
-        pending_.resize(pending_.size() + layers_, 0);
+        this->len_.push_back(0);
+        this->pending_.resize(this->pending_.size() + this->layers_, 0);
         return tables_.size() - 1;
-    }
-
-    /// Committed tokens of sequence `seq` (checked): those of every advance(seq, n) so far.
-    std::size_t length(std::size_t seq) const {
-        check_seq("paged_kv_cache::length", seq);
-        return len_[seq];
-    }
-    /// Tokens layer `layer` appended to `seq` since the last advance(seq, n) (checked).
-    std::size_t pending(std::size_t layer, std::size_t seq) const {
-        check_seq("paged_kv_cache::pending", seq);
-        check_layer("paged_kv_cache::pending", layer);
-        return pending_[seq * layers_ + layer];
     }
 
     /// The block table of `seq` (shared by all layers): its block ids in token order.
     const std::vector<std::int32_t>& block_table(std::size_t seq) const {
-        check_seq("paged_kv_cache::block_table", seq);
+        this->check_seq("block_table", seq);
         return tables_[seq];
-    }
-
-    /// The view of layer `layer` (checked): a kv_cache for decode_attention, with append.
-    layer_type layer(std::size_t layer) {
-        check_layer("paged_kv_cache::layer", layer);
-        return {*this, layer};
-    }
-    /// The read-only view of layer `layer` (checked).
-    const_layer_type layer(std::size_t layer) const {
-        check_layer("paged_kv_cache::layer", layer);
-        return {*this, layer};
-    }
-
-    /// Appends (tokens, kv_heads, head_dim) keys and values to layer `layer` of `seq`, after
-    /// the committed and this layer's pending tokens, taking blocks for the sequence's table as
-    /// needed. Throws llm::error, leaving the cache unchanged, when the pool has too few free
-    /// blocks. k, v: dense_view<3> (float or bf16).
-    template <dense_view<3> K, dense_view<3> V>
-    void append(std::size_t layer, std::size_t seq, K&& k, V&& v) {
-        constexpr const char* fn = "paged_kv_cache::append";
-        check_layer(fn, layer);
-        check_seq(fn, seq);
-        const auto ks = detail::as_strided<3>(k);
-        const auto vs = detail::as_strided<3>(v);
-        const std::size_t n = detail::check_append(fn, ks, vs, heads_, dim_);
-        std::size_t& pend = pending_[seq * layers_ + layer];
-        const std::size_t at = len_[seq] + pend;
-        const std::size_t have = tables_[seq].size();
-        const std::size_t need = std::max(have, (at + n + bs_ - 1) / bs_);
-        llm::check(need - have <= free_.size(), fn, ": layer ", layer, " of sequence ", seq, " (", at,
-                   " tokens) needs ", need - have, " more blocks of ", bs_, " tokens for ", n, " new tokens but only ",
-                   free_.size(), " of ", blocks_, " are free");
-        for (std::size_t b = have; b < need; ++b) {
-            tables_[seq].push_back(free_.back());
-            free_.pop_back();
-        }
-        for (std::size_t t = 0; t < n; ++t) {
-            const std::size_t row = offset(layer, seq, at + t);
-            detail::store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_, bs_ * dim_);
-        }
-        pend += n;
-    }
-
-    /// Commits the n tokens every layer has appended to `seq` since the last advance: length(seq)
-    /// grows by n. Throws llm::error, leaving the cache unchanged, unless every layer appended
-    /// exactly n tokens.
-    void advance(std::size_t seq, std::size_t n) {
-        constexpr const char* fn = "paged_kv_cache::advance";
-        check_seq(fn, seq);
-        std::size_t* pend = pending_.data() + seq * layers_;
-        detail::check_advance(fn, seq, n, pend, layers_);
-        std::fill(pend, pend + layers_, std::size_t{0});
-        len_[seq] += n;
     }
 
     /// Returns the blocks of `seq` to the pool; the sequence is then empty in every layer (and
     /// may grow again).
     void release(std::size_t seq) {
-        check_seq("paged_kv_cache::release", seq);
+        this->check_seq("release", seq);
         for (auto b = tables_[seq].rbegin(); b != tables_[seq].rend(); ++b) {
             free_.push_back(*b);
         }
         tables_[seq].clear();
-        len_[seq] = 0;
-        std::fill_n(pending_.data() + seq * layers_, layers_, std::size_t{0});
-    }
-
-    /// Layer `layer`'s positions from pos to the end of pos's block (or of the layer's tokens of
-    /// `seq`): one run.
-    kv_run<T> run(std::size_t layer, std::size_t seq, std::size_t pos) const {
-        LLM_ASSERT(layer < layers_ && seq < tables_.size() && pos < len_[seq] + pending_[seq * layers_ + layer]);
-        const std::size_t row = offset(layer, seq, pos);
-        const std::size_t end = len_[seq] + pending_[seq * layers_ + layer];
-        return {k_.data() + row, v_.data() + row, std::min(bs_ - pos % bs_, end - pos), dim_, bs_ * dim_};
+        this->forget(seq);
     }
 
 private:
-    using store = llm::tensor<T, llm::dims<5>>;
-    std::size_t offset(std::size_t layer, std::size_t seq, std::size_t pos) const noexcept {
-        const auto block = static_cast<std::size_t>(tables_[seq][pos / bs_]);
-        return ((layer * blocks_ + block) * heads_ * bs_ + pos % bs_) * dim_;
+    friend detail::kv_cache_base<paged_kv_cache, T>;
+    static std::size_t checked_blocks(std::size_t blocks) {
+        llm::check(blocks <= static_cast<std::size_t>(INT32_MAX), name, ": blocks = ", blocks,
+                   " exceeds the int32 block ids of the block tables");
+        return blocks;
     }
-    void check_seq(const char* fn, std::size_t seq) const {
-        llm::check(seq < tables_.size(), fn, ": sequence ", seq, " out of range (", tables_.size(),
-                   " sequences added)");
+    std::size_t group(std::size_t seq, std::size_t pos) const noexcept {
+        return static_cast<std::size_t>(tables_[seq][pos / block_size()]);
     }
-    void check_layer(const char* fn, std::size_t layer) const {
-        llm::check(layer < layers_, fn, ": layer ", layer, " out of range (the cache holds ", layers_, " layers)");
+    // Takes the blocks positions [at, at + n) of seq need for the table shared by all layers.
+    void make_room(std::size_t layer, std::size_t seq, std::size_t at, std::size_t n) {
+        const std::size_t bs = block_size();
+        const std::size_t have = tables_[seq].size();
+        const std::size_t need = std::max(have, (at + n + bs - 1) / bs);
+        llm::check(need - have <= free_.size(), name, "::append: layer ", layer, " of sequence ", seq, " (", at,
+                   " tokens) needs ", need - have, " more blocks of ", bs, " tokens for ", n, " new tokens but only ",
+                   free_.size(), " of ", blocks(), " are free");
+        for (std::size_t b = have; b < need; ++b) {
+            tables_[seq].push_back(free_.back());
+            free_.pop_back();
+        }
     }
 
-    std::size_t layers_, blocks_, bs_, heads_, dim_;
     std::vector<std::vector<std::int32_t>> tables_;  // per sequence, shared by all layers
-    std::vector<std::size_t> len_;                   // committed tokens per sequence
-    std::vector<std::size_t> pending_;               // [sequence][layer]: appended since the last advance
     std::vector<std::int32_t> free_;
-    store k_, v_;
 };
 
 static_assert(kv_cache<contiguous_kv_cache<float>::layer_type> && kv_cache<contiguous_kv_cache<float>::const_layer_type> &&
@@ -446,10 +407,10 @@ static_assert(kv_cache<contiguous_kv_cache<float>::layer_type> && kv_cache<conti
 /// Example: `llm::tensor<float, llm::dims<3>> k(n, 8, 128), v(n, 8, 128); llm::attention::read_cache(k, v, cache.layer(l), s);`
 template <mutable_dense_view<3> K, mutable_dense_view<3> V, kv_cache C>
 void read_cache(K&& k, V&& v, const C& cache, std::size_t seq) {
-    const auto ks = detail::as_strided<3>(k);
-    const auto vs = detail::as_strided<3>(v);
+    const auto ks = llm::to_kernel_view<3>(k);
+    const auto vs = llm::to_kernel_view<3>(v);
     const std::size_t n = cache.length(seq);
-    llm::check(ks.n == vs.n && ks.n == std::array<std::size_t, 3>{n, cache.kv_heads(), cache.head_dim()},
+    llm::check(ks.shape() == vs.shape() && detail::has_extents(ks, std::array<std::size_t, 3>{n, cache.kv_heads(), cache.head_dim()}),
                "read_cache: k is ", detail::shape_of(ks), " and v is ", detail::shape_of(vs), " but sequence ", seq, " is [",
                n, ", ", cache.kv_heads(), ", ", cache.head_dim(), "]");
     using TK = std::remove_reference_t<decltype(ks(0, 0, 0))>;

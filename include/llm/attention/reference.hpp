@@ -31,11 +31,10 @@ double to_double(T x) {
 
 /// One row of the reference: the capped scaled scores t_j (-inf where masked) and the
 /// probabilities p_j = softmax(t)_j in double; returns the row's log-sum-exp (-inf if empty).
-template <class TQ, class TK, class Mask>
-double reference_row(const strided<TQ, 4>& q, const strided<TK, 4>& k, const segment& sg, std::size_t h,
-                     std::size_t kvh, std::size_t i, const Mask& mask, double scale, double cap, std::vector<double>& t,
-                     std::vector<double>& p) {
-    const auto D = q.n[3];
+template <class Q, class K, class Mask>
+double reference_row(const Q& q, const K& k, const segment& sg, std::size_t h, std::size_t kvh, std::size_t i,
+                     const Mask& mask, double scale, double cap, std::vector<double>& t, std::vector<double>& p) {
+    const std::size_t D = q.extent(3);
     t.assign(sg.lk, -std::numeric_limits<double>::infinity());
     p.assign(sg.lk, 0.0);
     double m = -std::numeric_limits<double>::infinity();
@@ -68,10 +67,10 @@ double reference_row(const strided<TQ, 4>& q, const strided<TK, 4>& k, const seg
 
 /// True when row i (q head h) of a segment touches a non-finite input: an element of q row i
 /// that is NaN or +-inf, or of k or v row j for a key j the mask lets row i see.
-template <class TQ, class TK, class TV, class Mask>
-bool reference_row_poisoned(const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v,
-                            const segment& sg, std::size_t h, std::size_t kvh, std::size_t i, const Mask& mask) {
-    const auto D = q.n[3];
+template <class Q, class K, class V, class Mask>
+bool reference_row_poisoned(const Q& q, const K& k, const V& v, const segment& sg, std::size_t h, std::size_t kvh,
+                            std::size_t i, const Mask& mask) {
+    const std::size_t D = q.extent(3);
     auto finite = [D](auto&& x) {
         for (std::size_t d = 0; d < D; ++d) {
             if (!std::isfinite(x(d))) {
@@ -185,18 +184,9 @@ template <attention_mask Mask = no_mask, view_of_rank<4> DQ, view_of_rank<4> DK,
 void reference_backward(DQ&& dq, DK&& dk, DV&& dv, DO&& dout, Q&& q, K&& k, V&& v, const Mask& mask = {},
                         const options& opt = {}) {
     constexpr const char* fn = "reference_backward";
-    const auto qs = detail::as_strided<4>(q);
-    const auto ks = detail::as_strided<4>(k);
-    const auto vs = detail::as_strided<4>(v);
-    const auto gos = detail::as_strided<4>(dout);
-    const auto dqs = detail::as_strided<4>(dq);
-    const auto dks = detail::as_strided<4>(dk);
-    const auto dvs = detail::as_strided<4>(dv);
-    const auto sh = detail::check_qkv(fn, qs, ks, vs);
-    detail::check_like_q(fn, "dout", gos, sh);
-    detail::check_like_q(fn, "dq", dqs, sh);
-    detail::check_like_k(fn, "dk", dks, sh);
-    detail::check_like_k(fn, "dv", dvs, sh);
+    const auto [qs, ks, vs, gos, dqs, dks, dvs, checked] =
+        detail::check_backward<llm::dims<4>>(fn, q, k, v, dout, dq, dk, dv);
+    const detail::shape sh = checked;  // a plain variable: the lambdas below capture it
     const double scale = detail::resolve_scale(fn, opt, sh.head_dim);
     const double cap = opt.softcap;
     const std::size_t D = sh.head_dim;

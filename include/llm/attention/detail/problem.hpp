@@ -1,11 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
-// Internals shared by the attention entry points: strided tensor descriptors, shape checks, sequence segments.
+// Internals shared by the attention entry points: the kernel views of q, k, v, shape checks, sequence segments.
 #pragma once
 
 #include <llm/attention/mask.hpp>
 #include <llm/core/bf16.hpp>
 #include <llm/core/error.hpp>
+#include <llm/core/workspace.hpp>
 #include <llm/tensor/concepts.hpp>
+#include <llm/tensor/kernel_view.hpp>
 
 #include <array>
 #include <concepts>
@@ -19,47 +21,34 @@
 
 namespace llm::attention::detail {
 
-/// What kernels see of a tensor: pointer, extents and element strides. Kernels are templates
-/// on this, not on the tensor type, which keeps instantiations to one per element type.
-template <class T, std::size_t R>
-struct strided {
-    T* data = nullptr;
-    std::array<std::size_t, R> n{};  // extents
-    std::array<std::size_t, R> s{};  // strides in elements
+/// What the kernels see of q, k, v, o and their gradients: a rank-R llm::kernel_view whose
+/// last dimension (head_dim) has the static stride 1, so rows are read as contiguous arrays.
+/// Kernels are templates on the element type only (one instantiation per element type).
+template <class T, std::size_t R = 4>
+using heads_view = llm::row_view<T, R>;
 
-    template <class... I>
-    LLM_FORCE_INLINE T& operator()(I... i) const noexcept {
-        static_assert(sizeof...(I) == R);
-        std::size_t off = 0;
-        std::size_t r = 0;
-        ((off += static_cast<std::size_t>(i) * s[r++]), ...);
-        return data[off];
-    }
-    /// Pointer to element (i...), for row access along the last (unit-stride) dimension.
-    template <class... I>
-    LLM_FORCE_INLINE T* ptr(I... i) const noexcept {
-        return &(*this)(i...);
-    }
-};
-
+/// x as a heads_view: llm::error naming fn and the tensor when its last dimension is not
+/// unit-stride ("flash_forward: q must have stride 1 in dim 3 (its strides are [...])").
 template <std::size_t R, class X>
-strided<view_element_t<std::remove_reference_t<X>>, R> as_strided(X&& x) {
-    strided<view_element_t<std::remove_reference_t<X>>, R> out;
-    out.data = x.data();
-    for (std::size_t r = 0; r < R; ++r) {
-        out.n[r] = static_cast<std::size_t>(x.extent(r));
-        out.s[r] = static_cast<std::size_t>(x.stride(r));
-    }
-    return out;
+heads_view<view_element_t<std::remove_reference_t<X>>, R> heads_of(const char* fn, const char* name, X&& x) {
+    return llm::to_kernel_view<llm::dims<R>, llm::unit_last_stride<R>>(fn, name, x);
 }
 
-template <class T, std::size_t R>
-std::string shape_of(const strided<T, R>& t) {
-    std::string s = "[";
+/// "[a, b, c]": the extents of a view, for messages.
+template <class V>
+std::string shape_of(const V& x) {
+    return llm::detail::tensor_impl::kernel_shape_string(x, false);
+}
+
+/// True when x has exactly the extents `want`.
+template <class V, std::size_t R>
+bool has_extents(const V& x, const std::array<std::size_t, R>& want) {
     for (std::size_t r = 0; r < R; ++r) {
-        s += (r ? ", " : "") + std::to_string(t.n[r]);
+        if (static_cast<std::size_t>(x.extent(r)) != want[r]) {
+            return false;
+        }
     }
-    return s + "]";
+    return true;
 }
 
 /// Sizes of one attention call. Tensors: q (batch, seq_q, heads, head_dim), k and v
@@ -136,42 +125,52 @@ std::vector<segment> make_segments(const char* fn, const M& mask, const shape& s
     return segs;
 }
 
-/// Checks q, k, v (and o, lse when given: o may be null data with zero extents) and returns
-/// the sizes. Messages name `fn` and the offending tensors.
-template <class TQ, class TK, class TV>
-shape check_qkv(const char* fn, const strided<TQ, 4>& q, const strided<TK, 4>& k, const strided<TV, 4>& v) {
-    const shape sh{q.n[0], q.n[1], k.n[1], q.n[2], k.n[2], q.n[3]};
-    llm::check(k.n[0] == sh.batch && v.n[0] == sh.batch, fn, ": batch differs: q ", shape_of(q), ", k ", shape_of(k), ", v ",
-               shape_of(v), " (layout: batch, seq, heads, head_dim)");
-    llm::check(k.n == v.n, fn, ": k ", shape_of(k), " and v ", shape_of(v), " must have the same shape");
-    llm::check(k.n[3] == sh.head_dim, fn, ": q has head_dim ", sh.head_dim, " but k has ", k.n[3]);
+/// The segments of a call (see segment), after checking varlen offsets, taken from the
+/// workspace inside the caller's frame (the fast kernels allocate nothing).
+template <attention_mask M>
+std::span<const segment> take_segments(const char* fn, const M& mask, const shape& sh, llm::workspace& ws) {
+    const std::size_t n = check_segments(fn, mask, sh);
+    segment* segs = ws.take<segment>(n, fn, "the segments");
+    for (std::size_t s = 0; s < n; ++s) {
+        segs[s] = segment_at(mask, sh, s);
+    }
+    return {segs, n};
+}
+
+/// Checks the sizes of q, k, v (heads_of views: head_dim is unit-stride) and returns them.
+/// Messages name `fn` and the offending tensors.
+template <class Q, class K, class V>
+shape check_qkv(const char* fn, const Q& q, const K& k, const V& v) {
+    const shape sh{q.extent(0), q.extent(1), k.extent(1), q.extent(2), k.extent(2), q.extent(3)};
+    llm::check(k.extent(0) == sh.batch && v.extent(0) == sh.batch, fn, ": batch differs: q ", shape_of(q), ", k ",
+               shape_of(k), ", v ", shape_of(v), " (layout: batch, seq, heads, head_dim)");
+    llm::check(k.shape() == v.shape(), fn, ": k ", shape_of(k), " and v ", shape_of(v), " must have the same shape");
+    llm::check(k.extent(3) == sh.head_dim, fn, ": q has head_dim ", sh.head_dim, " but k has ", k.extent(3));
     llm::check(sh.head_dim > 0, fn, ": head_dim is 0");
     llm::check(sh.kv_heads > 0 && sh.heads % sh.kv_heads == 0, fn, ": q has ", sh.heads, " heads but k has ",
                sh.kv_heads, "; q heads must be a multiple of kv heads");
-    llm::check(q.s[3] == 1 && k.s[3] == 1 && v.s[3] == 1, fn,
-               ": head_dim must be the unit-stride dimension of q, k and v (strides ", q.s[3], ", ", k.s[3], ", ", v.s[3], ")");
     return sh;
 }
 
-template <class T>
-void check_like_q(const char* fn, const char* name, const strided<T, 4>& x, const shape& sh) {
-    llm::check(x.n == std::array<std::size_t, 4>{sh.batch, sh.seq_q, sh.heads, sh.head_dim}, fn, ": ", name, " is ",
-               shape_of(x), " but q is [", sh.batch, ", ", sh.seq_q, ", ", sh.heads, ", ", sh.head_dim, "]");
+template <class X>
+void check_like_q(const char* fn, const char* name, const X& x, const shape& sh) {
+    llm::check(has_extents(x, std::array<std::size_t, 4>{sh.batch, sh.seq_q, sh.heads, sh.head_dim}), fn, ": ", name,
+               " is ", shape_of(x), " but q is [", sh.batch, ", ", sh.seq_q, ", ", sh.heads, ", ", sh.head_dim, "]");
 }
 
-template <class T>
-void check_like_k(const char* fn, const char* name, const strided<T, 4>& x, const shape& sh) {
-    llm::check(x.n == std::array<std::size_t, 4>{sh.batch, sh.seq_k, sh.kv_heads, sh.head_dim}, fn, ": ", name, " is ",
-               shape_of(x), " but k is [", sh.batch, ", ", sh.seq_k, ", ", sh.kv_heads, ", ", sh.head_dim, "]");
+template <class X>
+void check_like_k(const char* fn, const char* name, const X& x, const shape& sh) {
+    llm::check(has_extents(x, std::array<std::size_t, 4>{sh.batch, sh.seq_k, sh.kv_heads, sh.head_dim}), fn, ": ", name,
+               " is ", shape_of(x), " but k is [", sh.batch, ", ", sh.seq_k, ", ", sh.kv_heads, ", ", sh.head_dim, "]");
 }
 
-template <class T>
-void check_lse(const char* fn, const strided<T, 3>& lse, const shape& sh) {
-    llm::check(lse.n == std::array<std::size_t, 3>{sh.batch, sh.heads, sh.seq_q}, fn, ": lse is ", shape_of(lse),
+template <class X>
+void check_lse(const char* fn, const X& lse, const shape& sh) {
+    llm::check(has_extents(lse, std::array<std::size_t, 3>{sh.batch, sh.heads, sh.seq_q}), fn, ": lse is ", shape_of(lse),
                " but must be [batch, heads, seq_q] = [", sh.batch, ", ", sh.heads, ", ", sh.seq_q, "]");
 }
 
-/// The strided views of a forward call's q, k, v, o, lse and their checked sizes.
+/// The kernel views of a forward call's q, k, v, o, lse and their checked sizes.
 template <class Q, class K, class V, class O, class L>
 struct forward_views {
     Q q;
@@ -182,19 +181,54 @@ struct forward_views {
     shape sh;
 };
 
-/// Views q, k, v, o, lse as strided tensors and checks their shapes (one place for every
-/// forward entry point: CPU, reference, CUDA). Messages name `fn`.
-template <class Q, class K, class V, class O, class L>
+/// Views q, k, v (heads_of), o and lse as kernel views and checks their shapes (one place for
+/// every forward entry point: CPU, reference, CUDA). Messages name `fn`.
+/// OStride: the strides o must have: llm::dims<4> (any), or llm::unit_last_stride<4>.
+template <class OStride = llm::dims<4>, class Q, class K, class V, class O, class L>
 auto check_forward(const char* fn, Q&& q, K&& k, V&& v, O&& o, L&& lse) {
-    auto qs = as_strided<4>(q);
-    auto ks = as_strided<4>(k);
-    auto vs = as_strided<4>(v);
-    auto os = as_strided<4>(o);
-    auto ls = as_strided<3>(lse);
+    const auto qs = heads_of<4>(fn, "q", q);
+    const auto ks = heads_of<4>(fn, "k", k);
+    const auto vs = heads_of<4>(fn, "v", v);
+    const auto os = llm::to_kernel_view<llm::dims<4>, OStride>(fn, "o", o);
+    const auto ls = llm::to_kernel_view<3>(lse);
     const shape sh = check_qkv(fn, qs, ks, vs);
     check_like_q(fn, "o", os, sh);
     check_lse(fn, ls, sh);
     return forward_views<decltype(qs), decltype(ks), decltype(vs), decltype(os), decltype(ls)>{qs, ks, vs, os, ls, sh};
+}
+
+/// The kernel views of a backward call's q, k, v, dout, dq, dk, dv and their checked sizes.
+template <class Q, class K, class V, class DO, class DQ, class DK, class DV>
+struct backward_views {
+    Q q;
+    K k;
+    V v;
+    DO dout;
+    DQ dq;
+    DK dk;
+    DV dv;
+    shape sh;
+};
+
+/// Views q, k, v (heads_of), dout, dq, dk and dv as kernel views and checks their shapes (the
+/// flash and reference backward). GradStride: the strides dout, dq, dk and dv must have
+/// (llm::dims<4>: any; llm::unit_last_stride<4>: head_dim unit-stride). Messages name `fn`.
+template <class GradStride, class Q, class K, class V, class DO, class DQ, class DK, class DV>
+auto check_backward(const char* fn, Q&& q, K&& k, V&& v, DO&& dout, DQ&& dq, DK&& dk, DV&& dv) {
+    const auto qs = heads_of<4>(fn, "q", q);
+    const auto ks = heads_of<4>(fn, "k", k);
+    const auto vs = heads_of<4>(fn, "v", v);
+    const auto gs = llm::to_kernel_view<llm::dims<4>, GradStride>(fn, "dout", dout);
+    const auto dqs = llm::to_kernel_view<llm::dims<4>, GradStride>(fn, "dq", dq);
+    const auto dks = llm::to_kernel_view<llm::dims<4>, GradStride>(fn, "dk", dk);
+    const auto dvs = llm::to_kernel_view<llm::dims<4>, GradStride>(fn, "dv", dv);
+    const shape sh = check_qkv(fn, qs, ks, vs);
+    check_like_q(fn, "dout", gs, sh);
+    check_like_q(fn, "dq", dqs, sh);
+    check_like_k(fn, "dk", dks, sh);
+    check_like_k(fn, "dv", dvs, sh);
+    return backward_views<decltype(qs), decltype(ks), decltype(vs), decltype(gs), decltype(dqs), decltype(dks),
+                          decltype(dvs)>{qs, ks, vs, gs, dqs, dks, dvs, sh};
 }
 
 }  // namespace llm::attention::detail
