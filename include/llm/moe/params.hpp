@@ -176,6 +176,7 @@ struct dispatch_plan {
     std::vector<std::int32_t> rows;    ///< [N] token of each permuted row.
     std::vector<std::int32_t> pos;     ///< [T * slots] permuted row of each pair, -1 if none.
     std::size_t dropped = 0;           ///< Pairs dropped by the capacity.
+    std::vector<std::size_t> cursor;   ///< [E] scratch of the placing pass (kept: no allocation next time).
 
     /// Rows in the permuted order (N).
     /// Example: `std::size_t n = plan.size();`
@@ -215,7 +216,8 @@ void plan_dispatch(dispatch_plan& plan, X&& experts, std::size_t n_experts, std:
         plan.offsets[e + 1] = plan.offsets[e] + kept;
     }
     plan.rows.resize(plan.offsets[E]);
-    std::vector<std::size_t> next(plan.offsets.begin(), plan.offsets.end() - 1);
+    plan.cursor.assign(plan.offsets.begin(), plan.offsets.end() - 1);
+    std::vector<std::size_t>& next = plan.cursor;
     for (std::size_t t = 0; t < T; ++t) {
         for (std::size_t j = 0; j < S; ++j) {
             const std::int32_t e = ex(t, j);

@@ -12,6 +12,7 @@
 #include <llm/tensor/kernel_view.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -89,6 +90,20 @@ namespace detail {
 /// Tokens per parallel chunk of a per-token router pass.
 inline constexpr std::size_t router_grain = 64;
 
+/// Per-chunk scratch of n values: on the stack up to 256 (every router's k, and E up to 256),
+/// on the heap beyond, so a warmed layer call with E <= 256 allocates nothing.
+template <class T>
+struct small_buffer {
+    static constexpr std::size_t inline_size = 256;
+    std::array<T, inline_size> local{};
+    std::vector<T> heap;
+    T* data;
+    explicit small_buffer(std::size_t n) : heap(n > inline_size ? n : 0), data(n > inline_size ? heap.data() : local.data()) {}
+    small_buffer(const small_buffer&) = delete;
+    small_buffer& operator=(const small_buffer&) = delete;
+    T& operator[](std::size_t i) noexcept { return data[i]; }
+};
+
 inline void check_group(const char* fn, const group_limit& g, std::size_t E, std::size_t k) {
     llm::check(g.n_group >= 1 && g.n_group <= 64 && E % g.n_group == 0, fn, ": n_group = ", g.n_group,
                " must be in [1, 64] and divide the ", E, " experts");
@@ -124,7 +139,7 @@ void score_top_k(const char* fn, const routing& out, llm::row_view<const float, 
     check_routing(fn, out, T, E, k);
     llm::check(bias.empty() || bias.size() == E, fn, ": bias has ", bias.size(), " entries for ", E, " experts");
     parallel::parallel_for(exec, T, router_grain, [&](std::size_t t0, std::size_t t1) {
-        std::vector<float> key(bias.empty() ? 0 : E);
+        small_buffer<float> key(bias.empty() ? 0 : E);
         for (std::size_t t = t0; t < t1; ++t) {
             float* p = out.probs.ptr(t, 0);
             if constexpr (Sigmoid) {
@@ -139,7 +154,7 @@ void score_top_k(const char* fn, const routing& out, llm::row_view<const float, 
                 for (std::size_t e = 0; e < E; ++e) {
                     key[e] = p[e] + bias[e];
                 }
-                sel = key.data();
+                sel = key.data;
             }
             const std::uint64_t allowed = tile::group_mask(sel, E, g.n_group, g.topk_group, g.per_group);
             std::int32_t* idx = out.experts.ptr(t, 0);
@@ -163,8 +178,8 @@ void score_top_k_backward(llm::row_view<float, 2> dlogits, const const_routing& 
                           llm::row_view<const float, 2> dweights, bool renormalize, float scale, Exec& exec) {
     const std::size_t T = s.probs.extent(0), E = s.probs.extent(1), k = s.experts.extent(1);
     parallel::parallel_for(exec, T, router_grain, [&](std::size_t t0, std::size_t t1) {
-        std::vector<float> g(k), sv(k), ds(k);
-        std::vector<std::int32_t> idx(k);
+        small_buffer<float> g(k), sv(k), ds(k);
+        small_buffer<std::int32_t> idx(k);
         for (std::size_t t = t0; t < t1; ++t) {
             std::size_t m = 0;
             for (std::size_t j = 0; j < k; ++j) {
@@ -179,13 +194,13 @@ void score_top_k_backward(llm::row_view<float, 2> dlogits, const const_routing& 
             if (m == 0) {
                 continue;
             }
-            tile::renorm_backward(ds.data(), g.data(), sv.data(), m, renormalize, scale);
+            tile::renorm_backward(ds.data, g.data, sv.data, m, renormalize, scale);
             if constexpr (Sigmoid) {
                 for (std::size_t j = 0; j < m; ++j) {
                     dlogits(t, static_cast<std::size_t>(idx[j])) += ds[j] * sv[j] * (1.0f - sv[j]);
                 }
             } else {
-                tile::softmax_backward_sparse(dlogits.ptr(t, 0), s.probs.ptr(t, 0), idx.data(), ds.data(), E, m);
+                tile::softmax_backward_sparse(dlogits.ptr(t, 0), s.probs.ptr(t, 0), idx.data, ds.data, E, m);
             }
         }
     });
