@@ -22,7 +22,7 @@ namespace llm::quant {
 enum class kernel_isa {
     best,         ///< the fastest available (the default)
     generic,      ///< portable C++: dequantize each weight block, fp32 dot products
-    avx2,         ///< AVX2 + FMA: `_mm256_maddubs_epi16` integer dot products
+    avx2,         ///< AVX2 + FMA + F16C: `_mm256_maddubs_epi16` integer dot products
     avx_vnni,     ///< AVX-VNNI: `_mm256_dpbusd_avx_epi32`
     avx512_vnni,  ///< AVX-512 VNNI with VL: `_mm256_dpbusd_epi32`
 };
@@ -58,12 +58,15 @@ inline isa_flags detect_isa() noexcept {
     isa_flags f;
 #if LLM_QUANT_X86
     __builtin_cpu_init();
-    f.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    // F16C (CPUID 1, ECX bit 29) converts the blocks' f16 scales; every AVX2 CPU has it.
+    const bool f16c = __get_cpuid(1, &a, &b, &c, &d) != 0 && (c & (1u << 29)) != 0;
+    f.avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && f16c;
     f.avx512_vnni = f.avx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                     __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512vnni");
     // AVX-VNNI: CPUID leaf 7 sub-leaf 1, EAX bit 4 (not every compiler's __builtin_cpu_supports
     // knows the name; the OS saves YMM state, as avx2 above implies).
-    unsigned a = 0, b = 0, c = 0, d = 0;
+    a = b = c = d = 0;
     f.avx_vnni = f.avx2 && __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 4)) != 0;
 #endif
     return f;

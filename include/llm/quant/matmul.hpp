@@ -63,10 +63,10 @@ inline constexpr bool int_kernel_k = std::is_same_v<F, q4_k> || std::is_same_v<F
 #if LLM_QUANT_X86
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma")
+#pragma GCC target("avx2,fma,f16c")
 #endif
 #define LLM_QK_NS qk_avx2
 #define LLM_QK_MADDUBS 1
@@ -83,10 +83,10 @@ inline constexpr bool int_kernel_k = std::is_same_v<F, q4_k> || std::is_same_v<F
 #endif
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,avxvnni"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avxvnni"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,avxvnni")
+#pragma GCC target("avx2,fma,f16c,avxvnni")
 #endif
 #define LLM_QK_NS qk_avx_vnni
 #define LLM_QK_MADDUBS 0
@@ -102,10 +102,10 @@ inline constexpr bool int_kernel_k = std::is_same_v<F, q4_k> || std::is_same_v<F
 #endif
 
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
 #else
 #pragma GCC push_options
-#pragma GCC target("avx2,fma,avx512f,avx512bw,avx512vl,avx512vnni")
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
 #endif
 #define LLM_QK_NS qk_avx512_vnni
 #define LLM_QK_MADDUBS 0

@@ -1,0 +1,286 @@
+// SPDX-License-Identifier: Apache-2.0
+// Weights with one scale per output channel (or per tensor): W8A8 (int8 weights, dynamic per-token int8
+// activations) and FP8 E4M3 weights; quantize, dequantize and their GEMV / GEMM.
+#pragma once
+
+#include <llm/core/error.hpp>
+#include <llm/core/fp8.hpp>
+#include <llm/core/saturate.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/policy.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/tensor/concepts.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <limits>
+#include <type_traits>
+#include <vector>
+
+namespace llm::quant {
+
+/// Symmetric int8 weights with one scale per output channel (row): W(r, c) = scale[r] * q[r][c],
+/// scale[r] = max_c |W(r, c)| / 127, q = round-half-away-from-zero(W / scale) in [-127, 127]
+/// (a zero row has scale 0 and codes 0). Round trip: |W - W'| <= scale[r] / 2 (+ the float
+/// roundings of W / scale and scale q: 2^-23 max |W(r, .)|).
+/// Example: `auto w8 = llm::quant::quantize_int8(w);  // w: [rows, cols] fp32 view`
+struct int8_weights {
+    std::size_t rows = 0;          ///< output channels
+    std::size_t cols = 0;          ///< input features (K)
+    std::vector<std::int8_t> q;    ///< rows x cols codes, row-major
+    std::vector<float> scale;      ///< one per row
+};
+
+/// Which scales FP8 weights carry.
+/// Example: `auto w = llm::quant::quantize_fp8(w32, llm::quant::scale_granularity::per_tensor);`
+enum class scale_granularity {
+    per_tensor,   ///< one scale: max |W| / 448
+    per_channel,  ///< one per row: max |W(r, .)| / 448
+};
+
+/// FP8 E4M3 weights: W(r, c) = scale[r or 0] * float(q[r][c]); scale = max |W| / 448 over the row
+/// (per_channel) or the tensor (per_tensor), q = fp8_e4m3(W / scale, llm::saturate) (round to
+/// nearest even). Round trip: |W - W'| <= max(|W| 2^-4, scale 2^-10) (half an E4M3 step: 3
+/// mantissa bits; subnormal step 2^-9 scale) plus the float roundings (2^-22 |W|).
+/// Example: `auto w8 = llm::quant::quantize_fp8(w, llm::quant::scale_granularity::per_channel);`
+struct fp8_weights {
+    std::size_t rows = 0;                                         ///< output channels
+    std::size_t cols = 0;                                         ///< input features (K)
+    scale_granularity granularity = scale_granularity::per_channel;  ///< which scales
+    std::vector<fp8_e4m3> q;                                      ///< rows x cols codes, row-major
+    std::vector<float> scale;                                     ///< rows scales, or 1
+
+    /// The scale of row r.
+    [[nodiscard]] float scale_of(std::size_t r) const noexcept {
+        return granularity == scale_granularity::per_tensor ? scale[0] : scale[r];
+    }
+};
+
+namespace detail {
+
+/// E4M3 byte to float with integer operations only (no table, no denormal arithmetic), so the
+/// compiler vectorizes a loop over codes: normal codes rebias the exponent (7 -> 127), subnormal
+/// ones are 2^-6 (1 + m / 8) - 2^-6 computed exactly; 0x7F / 0xFF are NaN. Equals
+/// static_cast<float>(fp8_e4m3) for all 256 codes (tested).
+inline float fp8_e4m3_value(std::uint8_t b) noexcept {
+    const std::uint32_t v = static_cast<std::uint32_t>(b & 0x7F) << 20;
+    const float normal = std::bit_cast<float>(v + (120u << 23));
+    const float sub = std::bit_cast<float>(v | (121u << 23)) - 0x1p-6f;
+    float r = (b & 0x78) != 0 ? normal : sub;
+    r = (b & 0x7F) == 0x7F ? std::numeric_limits<float>::quiet_NaN() : r;
+    return std::bit_cast<float>(std::bit_cast<std::uint32_t>(r) | (static_cast<std::uint32_t>(b & 0x80) << 24));
+}
+
+inline std::int8_t round_away_i8(float v) noexcept {
+    const float r = std::round(v);  // half away from zero
+    return static_cast<std::int8_t>(std::clamp(r, -127.0f, 127.0f));
+}
+
+/// Per-token int8 codes of x[0, k) (stride xs): scale = max |x| / 127, returned; 0 for a zero row.
+template <class T>
+float quantize_token_i8(const T* x, std::size_t xs, std::size_t k, std::int8_t* q) noexcept {
+    float amax = 0.0f;
+    for (std::size_t j = 0; j < k; ++j) {
+        amax = std::max(amax, std::fabs(static_cast<float>(x[j * xs])));
+    }
+    const float scale = amax / 127.0f;
+    const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    for (std::size_t j = 0; j < k; ++j) {
+        q[j] = round_away_i8(static_cast<float>(x[j * xs]) * inv);
+    }
+    return scale;
+}
+
+/// Exact int32 dot product of int8 rows (|sum| <= 127^2 k < 2^31 for k < 133000).
+inline std::int32_t dot_i8(const std::int8_t* a, const std::int8_t* b, std::size_t k) noexcept {
+    std::int32_t s = 0;
+    for (std::size_t j = 0; j < k; ++j) {
+        s += static_cast<std::int32_t>(a[j]) * static_cast<std::int32_t>(b[j]);
+    }
+    return s;
+}
+
+/// fp32 dot product of FP8 codes (decoded in registers) with fp32 x, 8 interleaved partial sums.
+inline float dot_fp8(const fp8_e4m3* q, const float* x, std::size_t k) noexcept {
+    float acc[8] = {};
+    std::size_t j = 0;
+    for (; j + 8 <= k; j += 8) {
+        for (std::size_t l = 0; l < 8; ++l) {
+            acc[l] += fp8_e4m3_value(q[j + l].bits()) * x[j + l];
+        }
+    }
+    for (; j < k; ++j) {
+        acc[0] += fp8_e4m3_value(q[j].bits()) * x[j];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+template <class W>
+void check_channel_shapes(const char* fn, std::size_t y0, std::size_t y1, std::size_t x0, std::size_t x1, const W& w) {
+    llm::check(x1 == w.cols, fn, ": x has ", x1, " columns but w has ", w.cols);
+    llm::check(y0 == x0 && y1 == w.rows, fn, ": y is [", y0, ", ", y1, "] but x w^T is [", x0, ", ", w.rows, "]");
+    llm::check(w.q.size() == w.rows * w.cols, fn, ": w holds ", w.q.size(), " codes, not ", w.rows, " x ", w.cols);
+}
+
+}  // namespace detail
+
+/// Quantizes a [rows, cols] fp32 or bf16 view to int8_weights (see there).
+/// Example: `auto w8 = llm::quant::quantize_int8(w);`
+template <dense_view<2> W>
+int8_weights quantize_int8(W&& w) {
+    int8_weights r;
+    r.rows = static_cast<std::size_t>(w.extent(0));
+    r.cols = static_cast<std::size_t>(w.extent(1));
+    r.q.resize(r.rows * r.cols);
+    r.scale.resize(r.rows);
+    for (std::size_t i = 0; i < r.rows; ++i) {
+        r.scale[i] = detail::quantize_token_i8(w.data() + i * w.stride(0), static_cast<std::size_t>(w.stride(1)), r.cols,
+                                               r.q.data() + i * r.cols);
+    }
+    return r;
+}
+
+/// Quantizes a [rows, cols] fp32 or bf16 view to fp8_weights (see there). Non-finite values are
+/// llm::error (their scale would poison the row).
+/// Example: `auto w8 = llm::quant::quantize_fp8(w, llm::quant::scale_granularity::per_tensor);`
+template <dense_view<2> W>
+fp8_weights quantize_fp8(W&& w, scale_granularity g = scale_granularity::per_channel) {
+    fp8_weights r;
+    r.rows = static_cast<std::size_t>(w.extent(0));
+    r.cols = static_cast<std::size_t>(w.extent(1));
+    r.granularity = g;
+    r.q.resize(r.rows * r.cols);
+    auto at = [&](std::size_t i, std::size_t j) { return static_cast<float>(w.data()[i * w.stride(0) + j * w.stride(1)]); };
+    std::vector<float> amax(r.rows, 0.0f);
+    for (std::size_t i = 0; i < r.rows; ++i) {
+        for (std::size_t j = 0; j < r.cols; ++j) {
+            const float v = at(i, j);
+            llm::check(std::isfinite(v), "quantize_fp8: w(", i, ", ", j, ") = ", v, " is not finite");
+            amax[i] = std::max(amax[i], std::fabs(v));
+        }
+    }
+    if (g == scale_granularity::per_tensor) {
+        float all = 0.0f;
+        for (float a : amax) all = std::max(all, a);
+        r.scale.assign(1, all / 448.0f);
+    } else {
+        r.scale.resize(r.rows);
+        for (std::size_t i = 0; i < r.rows; ++i) r.scale[i] = amax[i] / 448.0f;
+    }
+    for (std::size_t i = 0; i < r.rows; ++i) {
+        const float s = r.scale_of(i);
+        for (std::size_t j = 0; j < r.cols; ++j) {
+            r.q[i * r.cols + j] = s > 0.0f ? fp8_e4m3(at(i, j) / s, llm::saturate) : fp8_e4m3(0.0f);
+        }
+    }
+    return r;
+}
+
+/// The fp32 values of int8 weights, row-major rows x cols.
+/// Example: `std::vector<float> w = llm::quant::dequantize(w8);`
+inline std::vector<float> dequantize(const int8_weights& w) {
+    std::vector<float> out(w.rows * w.cols);
+    for (std::size_t i = 0; i < w.rows; ++i)
+        for (std::size_t j = 0; j < w.cols; ++j) out[i * w.cols + j] = w.scale[i] * static_cast<float>(w.q[i * w.cols + j]);
+    return out;
+}
+
+/// The fp32 values of FP8 weights, row-major rows x cols.
+/// Example: `std::vector<float> w = llm::quant::dequantize(w8);`
+inline std::vector<float> dequantize(const fp8_weights& w) {
+    std::vector<float> out(w.rows * w.cols);
+    for (std::size_t i = 0; i < w.rows; ++i)
+        for (std::size_t j = 0; j < w.cols; ++j)
+            out[i * w.cols + j] = w.scale_of(i) * detail::fp8_e4m3_value(w.q[i * w.cols + j].bits());
+    return out;
+}
+
+/// W8A8 y = x W^T: each row (token) of x quantized to int8 with its own scale s_x = max |x| / 127
+/// (dynamic per-token), exact int32 dot products with the int8 weights, y(m, n) =
+/// float(isum) * (s_x * scale[n]). Threads split the rows of W.
+///   y: [M, N] fp32, x: [M, K] fp32 or bf16, w: N x K int8_weights; ws: M x K bytes + M floats.
+/// Error against x W'^T (W' the dequantized weights): at most sum_k |W'(n, k)| s_x / 2 (half an
+/// activation step) plus fp32 rounding (3 ulps of |y|).
+/// Example: `llm::quant::gemm_w8a8(y, x, w8, ws, pool);`
+template <view_of_rank<2> Y, dense_view<2> X, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm_w8a8(Y&& y, X&& x, const int8_weights& w, llm::workspace& ws, Exec&& exec) {
+    const std::size_t m = static_cast<std::size_t>(x.extent(0)), k = w.cols;
+    detail::check_channel_shapes("gemm_w8a8", static_cast<std::size_t>(y.extent(0)), static_cast<std::size_t>(y.extent(1)),
+                                 m, static_cast<std::size_t>(x.extent(1)), w);
+    const llm::workspace::frame frame(ws);
+    std::int8_t* qx = ws.take<std::int8_t>(m * k, "gemm_w8a8", "the int8 activations");
+    float* sx = ws.take<float>(m, "gemm_w8a8", "the activation scales");
+    for (std::size_t i = 0; i < m; ++i) {
+        sx[i] = detail::quantize_token_i8(x.data() + i * x.stride(0), static_cast<std::size_t>(x.stride(1)), k, qx + i * k);
+    }
+    const std::size_t grain = std::max<std::size_t>(1, (w.rows + 8 * exec.size() - 1) / (8 * exec.size()));
+    parallel::parallel_for(exec, w.rows, grain, [&](std::size_t n0, std::size_t n1) {
+        for (std::size_t n = n0; n < n1; ++n) {
+            for (std::size_t i = 0; i < m; ++i) {
+                const std::int32_t isum = detail::dot_i8(w.q.data() + n * k, qx + i * k, k);
+                y.data()[i * y.stride(0) + n * y.stride(1)] = static_cast<float>(isum) * (sx[i] * w.scale[n]);
+            }
+        }
+    });
+}
+
+/// gemm_w8a8 on llm::parallel::default_pool() with a temporary workspace.
+/// Example: `llm::quant::gemm_w8a8(y, x, w8);`
+template <view_of_rank<2> Y, dense_view<2> X>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm_w8a8(Y&& y, X&& x, const int8_weights& w) {
+    llm::workspace ws;
+    gemm_w8a8(y, x, w, ws, parallel::default_pool());
+}
+
+/// FP8 y = x W^T: each weight code decoded to fp32 in registers (integer operations, no table),
+/// multiplied by fp32 x (bf16 widened), the row's sum scaled once: y(m, n) = scale[n] * sum_k
+/// float(q(n, k)) x(m, k). Threads split the rows of W.
+///   y: [M, N] fp32, x: [M, K] fp32 or bf16, w: N x K fp8_weights; ws: M x K floats when x is
+///   bf16 or strided.
+/// Error against x W'^T: fp32 summation, at most (K / 8 + 4) 2^-24 sum_k |W'(n, k) x(m, k)|.
+/// Example: `llm::quant::gemm_fp8(y, x, w8, ws, pool);`
+template <view_of_rank<2> Y, dense_view<2> X, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm_fp8(Y&& y, X&& x, const fp8_weights& w, llm::workspace& ws, Exec&& exec) {
+    const std::size_t m = static_cast<std::size_t>(x.extent(0)), k = w.cols;
+    detail::check_channel_shapes("gemm_fp8", static_cast<std::size_t>(y.extent(0)), static_cast<std::size_t>(y.extent(1)), m,
+                                 static_cast<std::size_t>(x.extent(1)), w);
+    const llm::workspace::frame frame(ws);
+    const float* xf = nullptr;
+    std::size_t x_rs = static_cast<std::size_t>(x.stride(0));
+    if constexpr (std::is_same_v<std::remove_const_t<view_element_t<X>>, float>) {
+        xf = static_cast<std::size_t>(x.stride(1)) == 1 || k <= 1 ? x.data() : nullptr;
+    }
+    if (xf == nullptr) {
+        float* wide = ws.take<float>(m * k, "gemm_fp8", "the widened activations");
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t j = 0; j < k; ++j) wide[i * k + j] = static_cast<float>(x.data()[i * x.stride(0) + j * x.stride(1)]);
+        xf = wide;
+        x_rs = k;
+    }
+    const std::size_t grain = std::max<std::size_t>(1, (w.rows + 8 * exec.size() - 1) / (8 * exec.size()));
+    parallel::parallel_for(exec, w.rows, grain, [&](std::size_t n0, std::size_t n1) {
+        for (std::size_t n = n0; n < n1; ++n) {
+            for (std::size_t i = 0; i < m; ++i) {
+                y.data()[i * y.stride(0) + n * y.stride(1)] = w.scale_of(n) * detail::dot_fp8(w.q.data() + n * k, xf + i * x_rs, k);
+            }
+        }
+    });
+}
+
+/// gemm_fp8 on llm::parallel::default_pool() with a temporary workspace.
+/// Example: `llm::quant::gemm_fp8(y, x, w8);`
+template <view_of_rank<2> Y, dense_view<2> X>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm_fp8(Y&& y, X&& x, const fp8_weights& w) {
+    llm::workspace ws;
+    gemm_fp8(y, x, w, ws, parallel::default_pool());
+}
+
+}  // namespace llm::quant

@@ -1,0 +1,209 @@
+// SPDX-License-Identifier: Apache-2.0
+// W8A8 (int8 per-channel weights, per-token int8 activations), FP8 E4M3 weights (per tensor, per channel) and
+// NF4 (bitsandbytes): round-trip bounds, exact W8A8 integer sums, GEMM / GEMV against the dequantized reference
+// within derived bounds, bad input.
+#include <llm/quant/channel.hpp>
+#include <llm/quant/matmul.hpp>
+#include <llm/quant/nf4.hpp>
+#include <llm/quant/quant.hpp>
+#include <llm/quant/reference.hpp>
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/tensor/tensor.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace {
+
+namespace q = llm::quant;
+using matrix = llm::tensor<float, llm::dims<2>>;
+
+matrix random_matrix(std::size_t r, std::size_t c, unsigned seed, float sigma = 1.0f) {
+    matrix m(r, c);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, sigma);
+    for (std::size_t i = 0; i < m.size(); ++i) m.data()[i] = normal(rng);
+    return m;
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, 4) == 0; }
+
+// x W'^T in double, W' the dequantized weights (row-major n x k).
+std::vector<double> reference(const matrix& x, const std::vector<float>& wd, std::size_t n) {
+    const std::size_t m = x.extent(0), k = x.extent(1);
+    std::vector<double> y(m * n);
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+            double s = 0.0;
+            for (std::size_t p = 0; p < k; ++p) s += double(wd[j * k + p]) * double(x(i, p));
+            y[i * n + j] = s;
+        }
+    return y;
+}
+
+}  // namespace
+
+TEST_CASE("fp8 weights: the register decoder equals fp8_e4m3's conversion for all 256 codes") {
+    for (unsigned b = 0; b < 256; ++b) {
+        CAPTURE(b);
+        const float want = static_cast<float>(llm::fp8_e4m3::from_bits(static_cast<std::uint8_t>(b)));
+        const float got = q::detail::fp8_e4m3_value(static_cast<std::uint8_t>(b));
+        CHECK((std::isnan(want) ? std::isnan(got) : same_bits(got, want)));
+    }
+}
+
+TEST_CASE("int8 weights: per-channel round trip within half a step; a zero row has scale 0") {
+    matrix w = random_matrix(9, 77, 1);
+    for (std::size_t j = 0; j < 77; ++j) w(3, j) = 0.0f;
+    w(5, 10) = 50.0f;
+    const auto w8 = q::quantize_int8(w);
+    const auto back = q::dequantize(w8);
+    CHECK(w8.scale[3] == 0.0f);
+    for (std::size_t i = 0; i < 9; ++i) {
+        float amax = 0.0f;
+        for (std::size_t j = 0; j < 77; ++j) amax = std::max(amax, std::fabs(w(i, j)));
+        CHECK(w8.scale[i] == amax / 127.0f);
+        for (std::size_t j = 0; j < 77; ++j) {
+            CHECK(std::abs(int(w8.q[i * 77 + j])) <= 127);
+            // Half a step, plus the roundings of w * (127 / amax) and of scale * q (2^-23 amax each).
+            CHECK(std::fabs(back[i * 77 + j] - w(i, j)) <= w8.scale[i] / 2 + std::ldexp(amax, -22));
+        }
+    }
+}
+
+TEST_CASE("W8A8 gemm: exact int32 sums scaled once; within half an activation step of the dequantized reference") {
+    const std::size_t m = 5, n = 13, k = 301;
+    const matrix w = random_matrix(n, k, 2, 0.05f);
+    const matrix x = random_matrix(m, k, 3);
+    const auto w8 = q::quantize_int8(w);
+    const auto wd = q::dequantize(w8);
+    const auto ref = reference(x, wd, n);
+    llm::parallel::thread_pool pool(2);
+    matrix y(m, n);
+    for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = std::numeric_limits<float>::quiet_NaN();
+    llm::workspace ws;
+    q::gemm_w8a8(y, x, w8, ws, pool);
+    for (std::size_t i = 0; i < m; ++i) {
+        // The documented per-token quantization, redone here: s = max |x| / 127, q = round(x * 127 / max).
+        float amax = 0.0f;
+        for (std::size_t p = 0; p < k; ++p) amax = std::max(amax, std::fabs(x(i, p)));
+        const float sx = amax / 127.0f;
+        std::vector<int> qx(k);
+        for (std::size_t p = 0; p < k; ++p) qx[p] = int(std::round(x(i, p) * (127.0f / amax)));
+        for (std::size_t j = 0; j < n; ++j) {
+            std::int64_t isum = 0;
+            double wabs = 0.0;
+            for (std::size_t p = 0; p < k; ++p) {
+                isum += std::int64_t(qx[p]) * w8.q[j * k + p];
+                wabs += std::fabs(double(wd[j * k + p]));
+            }
+            CHECK(same_bits(y(i, j), float(isum) * (sx * w8.scale[j])));
+            // |x - sx q| <= sx / 2 (+ the rounding of x * 127 / max, 2^-24 |x|); fp32: 3 ulps of the result.
+            const double bound = wabs * (sx / 2.0 + std::ldexp(double(amax), -23)) + 3 * std::ldexp(std::fabs(ref[i * n + j]), -23);
+            CHECK(std::fabs(double(y(i, j)) - ref[i * n + j]) <= bound);
+        }
+    }
+    matrix bad(m, n + 1);
+    CHECK_THROWS_WITH_AS(q::gemm_w8a8(bad, x, w8), doctest::Contains("gemm_w8a8: y is [5, 14] but x w^T is [5, 13]"), llm::error);
+    matrix xk(m, k + 1);
+    CHECK_THROWS_WITH_AS(q::gemm_w8a8(y, xk, w8), doctest::Contains("gemm_w8a8: x has 302 columns but w has 301"), llm::error);
+}
+
+TEST_CASE("fp8 weights: per-tensor and per-channel round trip within half an E4M3 step; gemm within fp32 summation error") {
+    const std::size_t m = 4, n = 11, k = 203;
+    matrix w = random_matrix(n, k, 4, 0.02f);
+    w(2, 5) = 3.0f;          // an outlier: per-tensor scales crush the other rows
+    w(7, 9) = 1e-7f;         // subnormal after scaling
+    const matrix x = random_matrix(m, k, 5);
+    llm::parallel::thread_pool pool(2);
+    for (auto g : {q::scale_granularity::per_tensor, q::scale_granularity::per_channel}) {
+        CAPTURE(int(g));
+        const auto w8 = q::quantize_fp8(w, g);
+        CHECK(w8.scale.size() == (g == q::scale_granularity::per_tensor ? 1u : n));
+        const auto wd = q::dequantize(w8);
+        for (std::size_t i = 0; i < n; ++i)
+            for (std::size_t j = 0; j < k; ++j) {
+                const double s = w8.scale_of(i), v = w(i, j);
+                // 3 mantissa bits: half a step is 2^-4 relative (normal), 2^-10 s absolute (subnormal);
+                // plus the roundings of w / s and s * q (2^-22 |w|).
+                CHECK(std::fabs(wd[i * k + j] - v) <= std::max(std::fabs(v) * 0.0625, s * std::ldexp(1.0, -10)) + std::ldexp(std::fabs(v), -22));
+            }
+        const auto ref = reference(x, wd, n);
+        matrix y(m, n);
+        for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = std::numeric_limits<float>::quiet_NaN();
+        llm::workspace ws;
+        q::gemm_fp8(y, x, w8, ws, pool);
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t j = 0; j < n; ++j) {
+                double mag = 0.0;
+                for (std::size_t p = 0; p < k; ++p) mag += std::fabs(double(wd[j * k + p]) * x(i, p));
+                // 8 partial sums of k / 8 terms, 3 combining adds, the scale: (k / 8 + 6) roundings.
+                CHECK(std::fabs(double(y(i, j)) - ref[i * n + j]) <= double(k / 8 + 6) * std::ldexp(mag, -23));
+            }
+    }
+    matrix bad = w;
+    bad(1, 1) = std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH_AS(q::quantize_fp8(bad), doctest::Contains("quantize_fp8: w(1, 1) = inf is not finite"), llm::error);
+}
+
+TEST_CASE("nf4: bitsandbytes packing (first value in the high nibble), nearest code, round trip within half the widest gap") {
+    // A block by hand: x = [absmax, -absmax, 0, 0, ...] -> codes 15, 0, 7, 7 -> bytes 0xF0, 0x77.
+    std::vector<float> x(64, 0.0f);
+    x[0] = 2.0f;
+    x[1] = -2.0f;
+    q::block_nf4 b;
+    q::nf4::quantize_block(x.data(), b);
+    CHECK(b.absmax == 2.0f);
+    CHECK(b.qs[0] == 0xF0);
+    CHECK(b.qs[1] == 0x77);
+    // All zeros: absmax 0, every code 7 (the value 0), decoded to zeros.
+    std::vector<float> z(64, 0.0f), back(64, 1.0f);
+    q::nf4::quantize_block(z.data(), b);
+    q::nf4::dequantize_block(b, back.data());
+    CHECK(b.absmax == 0.0f);
+    for (int j = 0; j < 32; ++j) CHECK(b.qs[j] == 0x77);
+    for (float v : back) CHECK(v == 0.0f);
+    // Random blocks: each code is a nearest value of x / absmax, and the round trip error is at most
+    // half the widest gap between code values (-1 .. -0.6961928: 0.1519036) times absmax.
+    const matrix w = random_matrix(1, 64 * 50, 6);
+    const auto blocks = q::quantize<q::nf4>(std::span<const float>(w.data(), w.size()));
+    const auto wd = q::dequantize<q::nf4>(std::span<const q::block_nf4>(blocks));
+    double widest = 0.0;
+    for (int i = 0; i < 15; ++i) widest = std::max(widest, double(q::nf4_values[i + 1]) - double(q::nf4_values[i]));
+    CHECK(widest / 2 == doctest::Approx(0.1519036).epsilon(1e-6));
+    for (std::size_t i = 0; i < w.size(); ++i) {
+        const auto& blk = blocks[i / 64];
+        const int code = (i % 64) % 2 == 0 ? blk.qs[(i % 64) / 2] >> 4 : blk.qs[(i % 64) / 2] & 0x0F;
+        const double t = double(w.data()[i] * (1.0f / blk.absmax));
+        for (float v : q::nf4_values) CHECK(std::fabs(t - q::nf4_values[code]) <= std::fabs(t - v) + 1e-7);
+        CHECK(std::fabs(double(wd[i]) - w.data()[i]) <= blk.absmax * (widest / 2 + std::ldexp(1.0, -22)));
+    }
+}
+
+TEST_CASE("nf4 gemv / gemm: the dequantizing path within fp32 summation error of the reference") {
+    const std::size_t m = 3, n = 7, k = 64 * 5;
+    const matrix wf = random_matrix(n, k, 7);
+    const auto blocks = q::quantize<q::nf4>(std::span<const float>(wf.data(), wf.size()));
+    const auto w = q::matrix_view<q::block_accessor<q::nf4>>(std::span<const q::block_nf4>(blocks), n, k);
+    const matrix x = random_matrix(m, k, 8);
+    matrix y(m, n), ref(m, n);
+    q::reference_gemm(ref, x, w);
+    q::gemm(y, x, w, {}, llm::parallel::sequential{});
+    const auto wd = q::dequantize<q::nf4>(std::span<const q::block_nf4>(blocks));
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < n; ++j) {
+            double mag = 0.0;
+            for (std::size_t p = 0; p < k; ++p) mag += std::fabs(double(wd[j * k + p]) * x(i, p));
+            // Per block a sequential sum of 64 products, then k / 64 block sums: (k + 8) roundings.
+            CHECK(std::fabs(double(y(i, j)) - double(ref(i, j))) <= double(k + 8) * std::ldexp(mag, -24));
+        }
+}
