@@ -227,9 +227,45 @@ TEST_CASE("decoder: gradients match central finite differences of the loss (fp32
         d.tie_embeddings = true;
         run(llm::model::qwen2<>(d), d);
     }
+    SUBCASE("a hybrid pattern: SwiGLU and GELU-MLP layers alternating over 3 layers") {
+        using gelu_layer = llm::model::residual_layer<llm::model::rms_norm, llm::model::attention_mixer<>, llm::model::gelu_mlp<>>;
+        using hybrid = llm::model::decoder<llm::model::stack<llm::model::token_embedding<>,
+                                                             llm::model::pattern<llm::model::llama_layer, gelu_layer>,
+                                                             llm::model::rms_norm>>;
+        d.n_layers = 3;
+        hybrid m(d);
+        auto p = m.make_params<float>();
+        CHECK(llm::model::count_params(p) == hybrid::parameter_count(d));
+        std::vector<std::string> names;
+        p.for_each_param([&](std::string_view name, const auto&) { names.emplace_back(name); });
+        CHECK(std::find(names.begin(), names.end(), "model.layers.1.mlp.c_fc.weight") != names.end());
+        CHECK(std::find(names.begin(), names.end(), "model.layers.2.mlp.gate_proj.weight") != names.end());
+        run(m, d);
+    }
     SUBCASE("gpt2") {
         d.n_kv_heads = 0;
         d.tie_embeddings = true;
         run(llm::model::gpt2<>(d), d);
     }
+}
+
+TEST_CASE("decoder: static and dynamic dims run the same code; a thread_pool gives the sequential result") {
+    static_llama s;
+    llm::model::llama<> m(tiny);
+    CHECK(s.config().d_model == m.config().d_model);
+    auto ps = s.make_params<float>();
+    auto pm = m.make_params<float>();
+    s.init(ps, {.seed = 5});
+    m.init(pm, {.seed = 5});
+    const auto ids = make_ids(12, tiny.vocab, 8);
+    const auto targets = make_ids(12, tiny.vocab, 9);
+    harness<static_llama> hs(s, {.batch = 3, .seq = 4});
+    harness<llm::model::llama<>> hm(m, {.batch = 3, .seq = 4});
+    const float ls = hs.loss(ps, ids, targets);
+    CHECK(ls == hm.loss(pm, ids, targets));
+    llm::parallel::thread_pool pool(3);
+    const float lp = m.forward_loss(hm.cache, llm::model::token_ids(ids.data(), ids.size()),
+                                    llm::tensor_view<const std::int32_t, llm::dims<1>>(targets.data(), targets.size()), pm, hm.ws, pool);
+    // threads split rows and heads; every reduction order is fixed, so the result is the same bits
+    CHECK(lp == ls);
 }
