@@ -626,4 +626,558 @@ void scan_backward_cpu(const char* fn, const P& pr, const G& gr, const DO& dout,
     }
 }
 
+
+/// out[0, len) += sum_{i < count} coef[i] * rows[i * ld + (0, len)]: register-blocked over len
+/// (4 vectors of accumulators held across the i loop), the kernel of the chunked SSD.
+template <class S>
+void axpy_rows(float* out, std::size_t len, const float* coef, const float* rows, std::size_t ld, std::size_t count) {
+    constexpr std::size_t W = S::width;
+    std::size_t c = 0;
+    for (; c + 4 * W <= len; c += 4 * W) {
+        auto a0 = S::loadu(out + c), a1 = S::loadu(out + c + W), a2 = S::loadu(out + c + 2 * W),
+             a3 = S::loadu(out + c + 3 * W);
+        for (std::size_t i = 0; i < count; ++i) {
+            const auto k = S::set1(coef[i]);
+            const float* r = rows + i * ld + c;
+            a0 = S::fma(k, S::loadu(r), a0);
+            a1 = S::fma(k, S::loadu(r + W), a1);
+            a2 = S::fma(k, S::loadu(r + 2 * W), a2);
+            a3 = S::fma(k, S::loadu(r + 3 * W), a3);
+        }
+        S::storeu(out + c, a0);
+        S::storeu(out + c + W, a1);
+        S::storeu(out + c + 2 * W, a2);
+        S::storeu(out + c + 3 * W, a3);
+    }
+    for (; c < len; c += W) {
+        const std::size_t m = std::min(W, len - c);
+        auto a = S::load_partial(out + c, m);
+        for (std::size_t i = 0; i < count; ++i) {
+            a = S::fma(S::set1(coef[i]), S::load_partial(rows + i * ld + c, m), a);
+        }
+        S::store_partial(out + c, a, m);
+    }
+}
+
+/// sum_i a[i] * b[i] over n floats.
+template <class S>
+float dot(const float* a, const float* b, std::size_t n) {
+    constexpr std::size_t W = S::width;
+    auto acc = S::zero();
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) {
+        acc = S::fma(S::loadu(a + i), S::loadu(b + i), acc);
+    }
+    if (i < n) {
+        acc = S::fma(S::load_partial(a + i, n - i), S::load_partial(b + i, n - i), acc);
+    }
+    return S::reduce_add(acc);
+}
+
+/// x[0, n) = a * x + k * y (y may be null: x = a * x).
+template <class S>
+void scale_add(float* x, float a, float k, const float* y, std::size_t n) {
+    constexpr std::size_t W = S::width;
+    const auto av = S::set1(a), kv = S::set1(k);
+    for (std::size_t i = 0; i < n; i += W) {
+        const std::size_t m = std::min(W, n - i);
+        auto v = S::mul(av, S::load_partial(x + i, m));
+        if (y != nullptr) {
+            v = S::fma(kv, S::load_partial(y + i, m), v);
+        }
+        S::store_partial(x + i, v, m);
+    }
+}
+
+// ---- causal depthwise conv1d -----------------------------------------------------------------
+
+/// Forward of the causal conv1d on the CPU, one (batch, channel) row per work item: the row is
+/// staged as [W - 1 zeros, x], the taps accumulated over contiguous positions (vectorised by the
+/// compiler), then SiLU through llm::simd.
+template <class S, class Y, class St, class X, class Wt, class Bi>
+void conv1d_forward_cpu(const Y& y, const St& state, const X& x, const Wt& w, const Bi& bias, bool silu,
+                        parallel::policy auto&& exec) {
+    const std::size_t B = x.extent(0), D = x.extent(1), L = x.extent(2), K = w.extent(1);
+    using TY = std::remove_reference_t<decltype(y(0, 0, 0))>;
+    parallel::parallel_for(exec, B * D, 8, [&](std::size_t r0, std::size_t r1) {
+        std::vector<float> xr(L + K), acc(L), wk(K);
+        for (std::size_t r = r0; r < r1; ++r) {
+            const std::size_t b = r / D, d = r % D;
+            std::fill(xr.begin(), xr.begin() + static_cast<std::ptrdiff_t>(K - 1), 0.0f);
+            for (std::size_t t = 0; t < L; ++t) {
+                xr[K - 1 + t] = to_f(x(b, d, t));
+            }
+            float bv = 0.0f;
+            if constexpr (!is_none<Bi>) {
+                bv = to_f(bias(d));
+            }
+            std::fill(acc.begin(), acc.end(), bv);
+            for (std::size_t k = 0; k < K; ++k) {
+                const float wv = to_f(w(d, k));
+                const float* src = xr.data() + k;
+                float* dst = acc.data();
+                for (std::size_t t = 0; t < L; ++t) {
+                    dst[t] += wv * src[t];
+                }
+            }
+            if (silu) {
+                for (std::size_t t = 0; t < L; t += S::width) {
+                    const std::size_t m = std::min(S::width, L - t);
+                    const auto v = S::load_partial(acc.data() + t, m);
+                    S::store_partial(acc.data() + t, S::mul(v, simd::sigmoid<S>(v)), m);
+                }
+            }
+            for (std::size_t t = 0; t < L; ++t) {
+                y(b, d, t) = TY(acc[t]);
+            }
+            if constexpr (!is_none<St>) {
+                for (std::size_t k = 0; k + 1 < K; ++k) {
+                    state(b, d, k) = xr[L + k];  // the last K - 1 staged inputs
+                }
+            }
+        }
+    });
+}
+
+/// Backward of the causal conv1d on the CPU: one channel per work item (every batch inside it),
+/// so dweight and dbias are summed over the batch and added once.
+template <class S, class GX, class GW, class GB, class DY, class X, class Wt, class Bi>
+void conv1d_backward_cpu(const GX& dx, const GW& dw, const GB& db, const DY& dy, const X& x, const Wt& w,
+                         const Bi& bias, bool silu, parallel::policy auto&& exec) {
+    const std::size_t B = x.extent(0), D = x.extent(1), L = x.extent(2), K = w.extent(1);
+    parallel::parallel_for(exec, D, 4, [&](std::size_t d0, std::size_t d1) {
+        std::vector<float> xr(L + K), g(L), gx(L + K), wk(K);
+        std::vector<double> gw(K);
+        for (std::size_t d = d0; d < d1; ++d) {
+            std::fill(gw.begin(), gw.end(), 0.0);
+            double gb = 0;
+            for (std::size_t k = 0; k < K; ++k) {
+                wk[k] = to_f(w(d, k));
+            }
+            for (std::size_t b = 0; b < B; ++b) {
+                std::fill(xr.begin(), xr.begin() + static_cast<std::ptrdiff_t>(K - 1), 0.0f);
+                for (std::size_t t = 0; t < L; ++t) {
+                    xr[K - 1 + t] = to_f(x(b, d, t));
+                }
+                float bv = 0.0f;
+                if constexpr (!is_none<Bi>) {
+                    bv = to_f(bias(d));
+                }
+                std::fill(g.begin(), g.end(), bv);
+                for (std::size_t k = 0; k < K; ++k) {
+                    for (std::size_t t = 0; t < L; ++t) {
+                        g[t] += wk[k] * xr[t + k];
+                    }
+                }
+                for (std::size_t t = 0; t < L; ++t) {
+                    const float gy = to_f(dy(b, d, t));
+                    g[t] = silu ? gy * tile::silu_grad(g[t]) : gy;
+                    gb += g[t];
+                }
+                std::fill(gx.begin(), gx.end(), 0.0f);
+                for (std::size_t k = 0; k < K; ++k) {
+                    float s = 0.0f;
+                    for (std::size_t t = 0; t < L; ++t) {
+                        s += g[t] * xr[t + k];
+                        gx[t + k] += wk[k] * g[t];
+                    }
+                    gw[k] += s;
+                }
+                if constexpr (!is_none<GX>) {
+                    for (std::size_t t = 0; t < L; ++t) {
+                        dx(b, d, t) += gx[K - 1 + t];
+                    }
+                }
+            }
+            if constexpr (!is_none<GW>) {
+                for (std::size_t k = 0; k < K; ++k) {
+                    dw(d, k) += static_cast<float>(gw[k]);
+                }
+            }
+            if constexpr (!is_none<GB>) {
+                db(d) += static_cast<float>(gb);
+            }
+        }
+    });
+}
+
+/// One decode step of the causal conv1d: y = bias + sum_{k < W-1} w[k] state[k] + w[W-1] x,
+/// (SiLU), then the state rolls (drops its oldest input, appends x).
+template <class Y, class St, class X, class Wt, class Bi>
+void conv1d_step_cpu(const Y& y, const St& state, const X& x, const Wt& w, const Bi& bias, bool silu,
+                     parallel::policy auto&& exec) {
+    const std::size_t B = x.extent(0), D = x.extent(1), K = w.extent(1);
+    using TY = std::remove_reference_t<decltype(y(0, 0))>;
+    parallel::parallel_for(exec, B * D, 64, [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t r = r0; r < r1; ++r) {
+            const std::size_t b = r / D, d = r % D;
+            const float xv = to_f(x(b, d));
+            float acc = 0.0f;
+            if constexpr (!is_none<Bi>) {
+                acc = to_f(bias(d));
+            }
+            for (std::size_t k = 0; k + 1 < K; ++k) {
+                acc += to_f(w(d, k)) * state(b, d, k);
+            }
+            acc += to_f(w(d, K - 1)) * xv;
+            y(b, d) = TY(silu ? tile::silu(acc) : acc);
+            for (std::size_t k = 0; k + 2 < K; ++k) {
+                state(b, d, k) = state(b, d, k + 1);
+            }
+            if (K >= 2) {
+                state(b, d, K - 2) = xv;
+            }
+        }
+    });
+}
+
+// ---- the selective scan's decode step ----------------------------------------------------------
+
+/// One token of the selective scan per (batch, channel), the (batch, D, N) state updated in
+/// place, vectorised over N.
+template <class S, class Y, class St, class X, class Dt, class Bv, class Cv, class Z, class A, class Dv, class DB>
+void state_update_cpu(const char* fn, const Y& y, const St& state, const X& x, const Dt& dt, const Bv& bm,
+                      const Cv& cm, const Z& z, const A& a, const Dv& dskip, const DB& dbias, bool softplus,
+                      parallel::policy auto&& exec) {
+    const std::size_t B = x.extent(0), D = x.extent(1), N = a.extent(1);
+    using TY = std::remove_reference_t<decltype(y(0, 0))>;
+    constexpr std::size_t rb = std::remove_cvref_t<Bv>::rank(), rc = std::remove_cvref_t<Cv>::rank();
+    parallel::parallel_for(exec, B * D, 16, [&](std::size_t r0, std::size_t r1) {
+        fbuf h(N), av(N), bv(N), cv(N);
+        for (std::size_t r = r0; r < r1; ++r) {
+            const std::size_t b = r / D, d = r % D;
+            float raw = to_f(dt(b, d));
+            if constexpr (!is_none<DB>) {
+                raw += to_f(dbias(d));
+            }
+            const float dtv = softplus ? tile::softplus(raw) : raw;
+            llm::check(std::isfinite(dtv), fn, ": dt", softplus ? " after bias and softplus" : "",
+                       " is not finite at (batch ", b, ", d ", d, "): ", dtv);
+            const float xv = to_f(x(b, d));
+            for (std::size_t n = 0; n < N; ++n) {
+                h.data()[n] = state(b, d, n);
+                av.data()[n] = to_f(a(d, n));
+                if constexpr (rb == 2) {
+                    bv.data()[n] = to_f(bm(d, n));
+                } else {
+                    bv.data()[n] = to_f(bm(b, d / (D / bm.extent(1)), n));
+                }
+                if constexpr (rc == 2) {
+                    cv.data()[n] = to_f(cm(d, n));
+                } else {
+                    cv.data()[n] = to_f(cm(b, d / (D / cm.extent(1)), n));
+                }
+            }
+            auto yacc = S::zero();
+            const auto dtx = S::set1(dtv * xv), dts = S::set1(dtv);
+            for (std::size_t n = 0; n < N; n += S::width) {
+                const std::size_t m = std::min(S::width, N - n);
+                const auto ad = simd::exp<S>(S::mul(dts, S::load_partial(av.data() + n, m)));
+                const auto hn = S::fma(ad, S::load_partial(h.data() + n, m), S::mul(dtx, S::load_partial(bv.data() + n, m)));
+                S::store_partial(h.data() + n, hn, m);
+                yacc = S::fma(hn, S::load_partial(cv.data() + n, m), yacc);
+            }
+            float out = S::reduce_add(yacc);
+            for (std::size_t n = 0; n < N; ++n) {
+                state(b, d, n) = h.data()[n];
+            }
+            if constexpr (!is_none<Dv>) {
+                out += to_f(dskip(d)) * xv;
+            }
+            if constexpr (!is_none<Z>) {
+                out *= tile::silu(to_f(z(b, d)));
+            }
+            y(b, d) = TY(out);
+        }
+    });
+}
+
+// ---- Mamba-2 SSD ---------------------------------------------------------------------------------
+
+/// Chunked SSD forward (ssd_minimal_discrete's algorithm) on the CPU, one (batch, head) per work
+/// item, its chunks in order. Per chunk of q positions with cumulative decay s_t = sum dt A:
+/// CB = C B^T (masked to s <= t and weighted by exp(s_t - s_s)) gives the intra-chunk output
+/// Y = (CB o decay) (dt x); the state entering the chunk adds exp(s_t) C_t H; the state moves
+/// to exp(s_end) H + sum_s exp(s_end - s_s) dt_s x_s B_s^T. Every product is axpy_rows over
+/// contiguous rows, H kept transposed (N, P).
+template <class S, class Y, class St, class X, class Dt, class Bv, class Cv, class A>
+void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const St& state, const X& x, const Dt& dt,
+                     const Bv& bm, const Cv& cm, const A& a, parallel::policy auto&& exec) {
+    const std::size_t P = sh.p, N = sh.n, L = sh.len, Q = std::min(chunk, std::max<std::size_t>(L, 1));
+    using TY = std::remove_reference_t<decltype(y(0, 0, 0, 0))>;
+    parallel::parallel_for(exec, sh.batch * sh.heads, 1, [&](std::size_t i0, std::size_t i1) {
+        fbuf Xs(Q * P), Bt(N * Q), Cs(Q * N), acum(Q), cbl(Q * Q), Yc(Q * P), Ht(N * P), coef(std::max(Q, N)), tmp(Q);
+        for (std::size_t i = i0; i < i1; ++i) {
+            const std::size_t b = i / sh.heads, h = i % sh.heads, g = h / (sh.heads / sh.groups);
+            const float Ah = to_f(a(h));
+            std::fill(Ht.data(), Ht.data() + N * P, 0.0f);
+            for (std::size_t t0 = 0; t0 < L; t0 += Q) {
+                const std::size_t q = std::min(Q, L - t0);
+                float run = 0.0f;
+                for (std::size_t t = 0; t < q; ++t) {
+                    const float dtt = to_f(dt(b, t0 + t, h));
+                    run += dtt * Ah;
+                    acum.data()[t] = run;
+                    for (std::size_t p = 0; p < P; ++p) {
+                        Xs.data()[t * P + p] = dtt * to_f(x(b, t0 + t, h, p));
+                    }
+                    for (std::size_t n = 0; n < N; ++n) {
+                        Bt.data()[n * q + t] = to_f(bm(b, t0 + t, g, n));
+                        Cs.data()[t * N + n] = to_f(cm(b, t0 + t, g, n));
+                    }
+                }
+                std::fill(Yc.data(), Yc.data() + q * P, 0.0f);
+                for (std::size_t t = 0; t < q; ++t) {
+                    float* row = cbl.data() + t * Q;
+                    std::fill(row, row + t + 1, 0.0f);
+                    axpy_rows<S>(row, t + 1, Cs.data() + t * N, Bt.data(), q, N);  // C_t . B_s
+                    const auto st = S::set1(acum.data()[t]);
+                    for (std::size_t s = 0; s <= t; s += S::width) {
+                        const std::size_t m = std::min(S::width, t + 1 - s);
+                        const auto dec = simd::exp<S>(S::sub(st, S::load_partial(acum.data() + s, m)));
+                        S::store_partial(row + s, S::mul(S::load_partial(row + s, m), dec), m);
+                    }
+                    axpy_rows<S>(Yc.data() + t * P, P, row, Xs.data(), P, t + 1);
+                    const float e = std::exp(acum.data()[t]);
+                    for (std::size_t n = 0; n < N; ++n) {
+                        coef.data()[n] = e * Cs.data()[t * N + n];
+                    }
+                    axpy_rows<S>(Yc.data() + t * P, P, coef.data(), Ht.data(), P, N);
+                }
+                const float send = acum.data()[q - 1];
+                const float eend = std::exp(send);
+                for (std::size_t s = 0; s < q; ++s) {
+                    tmp.data()[s] = std::exp(send - acum.data()[s]);
+                }
+                for (std::size_t n = 0; n < N; ++n) {
+                    scale_add<S>(Ht.data() + n * P, eend, 0.0f, nullptr, P);
+                    for (std::size_t s = 0; s < q; ++s) {
+                        coef.data()[s] = tmp.data()[s] * Bt.data()[n * q + s];
+                    }
+                    axpy_rows<S>(Ht.data() + n * P, P, coef.data(), Xs.data(), P, q);
+                }
+                for (std::size_t t = 0; t < q; ++t) {
+                    for (std::size_t p = 0; p < P; ++p) {
+                        y(b, t0 + t, h, p) = TY(Yc.data()[t * P + p]);
+                    }
+                }
+            }
+            if constexpr (!is_none<St>) {
+                for (std::size_t p = 0; p < P; ++p) {
+                    for (std::size_t n = 0; n < N; ++n) {
+                        state(b, h, p, n) = Ht.data()[n * P + p];
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// The SSD recurrence, position by position, on a (P, N) state (vectorised over N): the
+/// recurrent scan the chunked algorithm is measured against, and the decode step's maths.
+/// Advances `hs` over one position and writes y_t[p] to yout[p].
+template <class S>
+LLM_FORCE_INLINE void ssd_recurrent_step(float* hs, std::size_t P, std::size_t N, float decay, float dtt,
+                                         const float* xrow, const float* brow, const float* crow, float* yout) {
+    for (std::size_t p = 0; p < P; ++p) {
+        float* hp = hs + p * N;
+        const auto av = S::set1(decay), xv = S::set1(dtt * xrow[p]);
+        auto acc = S::zero();
+        std::size_t n = 0;
+        for (; n + S::width <= N; n += S::width) {
+            const auto hn = S::fma(av, S::loadu(hp + n), S::mul(xv, S::loadu(brow + n)));
+            S::storeu(hp + n, hn);
+            acc = S::fma(hn, S::loadu(crow + n), acc);
+        }
+        if (n < N) {
+            const std::size_t m = N - n;
+            const auto hn = S::fma(av, S::load_partial(hp + n, m), S::mul(xv, S::load_partial(brow + n, m)));
+            S::store_partial(hp + n, hn, m);
+            acc = S::fma(hn, S::load_partial(crow + n, m), acc);
+        }
+        yout[p] = S::reduce_add(acc);
+    }
+}
+
+/// Recurrent SSD forward on the CPU: one (batch, head) per work item.
+template <class S, class Y, class St, class X, class Dt, class Bv, class Cv, class A>
+void ssd_recurrent_cpu(const ssd_shape& sh, const Y& y, const St& state, const X& x, const Dt& dt, const Bv& bm,
+                       const Cv& cm, const A& a, parallel::policy auto&& exec) {
+    const std::size_t P = sh.p, N = sh.n;
+    using TY = std::remove_reference_t<decltype(y(0, 0, 0, 0))>;
+    parallel::parallel_for(exec, sh.batch * sh.heads, 1, [&](std::size_t i0, std::size_t i1) {
+        fbuf hs(P * N), xr(P), br(N), cr(N), yr(P);
+        for (std::size_t i = i0; i < i1; ++i) {
+            const std::size_t b = i / sh.heads, h = i % sh.heads, g = h / (sh.heads / sh.groups);
+            const float Ah = to_f(a(h));
+            std::fill(hs.data(), hs.data() + P * N, 0.0f);
+            for (std::size_t t = 0; t < sh.len; ++t) {
+                const float dtt = to_f(dt(b, t, h));
+                for (std::size_t p = 0; p < P; ++p) {
+                    xr.data()[p] = to_f(x(b, t, h, p));
+                }
+                for (std::size_t n = 0; n < N; ++n) {
+                    br.data()[n] = to_f(bm(b, t, g, n));
+                    cr.data()[n] = to_f(cm(b, t, g, n));
+                }
+                ssd_recurrent_step<S>(hs.data(), P, N, std::exp(dtt * Ah), dtt, xr.data(), br.data(), cr.data(),
+                                      yr.data());
+                for (std::size_t p = 0; p < P; ++p) {
+                    y(b, t, h, p) = TY(yr.data()[p]);
+                }
+            }
+            if constexpr (!is_none<St>) {
+                for (std::size_t p = 0; p < P; ++p) {
+                    for (std::size_t n = 0; n < N; ++n) {
+                        state(b, h, p, n) = hs.data()[p * N + n];
+                    }
+                }
+            }
+        }
+    });
+}
+
+/// SSD backward on the CPU: per (batch, head), a forward pass keeps the state every `K`
+/// positions, each segment's states are recomputed from it and the recurrence runs backwards
+/// (G_t = dy_t C_t^T + a_{t+1} G_{t+1}), vectorised over N. dB and dC, shared by a group's heads,
+/// go to per-part buffers (parts: fixed ranges of heads) added in part order: the result does
+/// not depend on the thread count, and every element gets one addition per call.
+template <class S, class GX, class GT, class GB, class GC, class GA, class DY, class X, class Dt, class Bv, class Cv,
+          class A>
+void ssd_backward_cpu(const ssd_shape& sh, const GX& gx, const GT& gt, const GB& gb, const GC& gc, const GA& ga,
+                      const DY& dy, const X& x, const Dt& dt, const Bv& bm, const Cv& cm, const A& a,
+                      parallel::policy auto&& exec) {
+    constexpr std::size_t K = 16;
+    const std::size_t P = sh.p, N = sh.n, L = sh.len, H = sh.heads, G = sh.groups;
+    if (sh.batch == 0 || H == 0 || L == 0) {
+        return;
+    }
+    const std::size_t parts = std::min<std::size_t>(H, 4), per_part = (H + parts - 1) / parts;
+    const std::size_t gsz = L * G * N;
+    constexpr bool want_bc = !is_none<GB> || !is_none<GC>;
+    std::vector<float> pb(want_bc ? sh.batch * parts * gsz : 0), pc(want_bc ? sh.batch * parts * gsz : 0);
+    std::vector<float> pa(sh.batch * H);
+    const std::size_t n_ck = (L + K - 1) / K;
+    parallel::parallel_for(exec, sh.batch * parts, 1, [&](std::size_t i0, std::size_t i1) {
+        fbuf ck(n_ck * P * N), hsb((K + 1) * P * N), g(P * N), br(N), cr(N), xr(P), yr(P), dbt(N), dct(N), gdec(N);
+        for (std::size_t i = i0; i < i1; ++i) {
+            const std::size_t b = i / parts, part = i % parts;
+            for (std::size_t h = part * per_part; h < std::min(H, (part + 1) * per_part); ++h) {
+                const std::size_t grp = h / (H / G);
+                const float Ah = to_f(a(h));
+                auto stage = [&](std::size_t t) {
+                    for (std::size_t p = 0; p < P; ++p) {
+                        xr.data()[p] = to_f(x(b, t, h, p));
+                    }
+                    for (std::size_t n = 0; n < N; ++n) {
+                        br.data()[n] = to_f(bm(b, t, grp, n));
+                        cr.data()[n] = to_f(cm(b, t, grp, n));
+                    }
+                };
+                float* hs = hsb.data();
+                std::fill(hs, hs + P * N, 0.0f);
+                for (std::size_t c = 0; c < n_ck; ++c) {
+                    std::copy_n(hs, P * N, ck.data() + c * P * N);
+                    for (std::size_t t = c * K; t < std::min(L, (c + 1) * K); ++t) {
+                        stage(t);
+                        const float dtt = to_f(dt(b, t, h));
+                        ssd_recurrent_step<S>(hs, P, N, std::exp(dtt * Ah), dtt, xr.data(), br.data(), cr.data(),
+                                              yr.data());
+                    }
+                }
+                std::fill(g.data(), g.data() + P * N, 0.0f);
+                double gA = 0;
+                for (std::size_t c = n_ck; c-- > 0;) {
+                    const std::size_t t0 = c * K, t1 = std::min(L, t0 + K);
+                    // hsb[j] = state after position t0 + j - 1 (hsb[0]: the checkpoint).
+                    std::copy_n(ck.data() + c * P * N, P * N, hsb.data());
+                    for (std::size_t t = t0; t < t1; ++t) {
+                        stage(t);
+                        float* next = hsb.data() + (t - t0 + 1) * P * N;
+                        std::copy_n(next - P * N, P * N, next);
+                        const float dtt = to_f(dt(b, t, h));
+                        ssd_recurrent_step<S>(next, P, N, std::exp(dtt * Ah), dtt, xr.data(), br.data(), cr.data(),
+                                              yr.data());
+                    }
+                    for (std::size_t t = t1; t-- > t0;) {
+                        stage(t);
+                        const float dtt = to_f(dt(b, t, h));
+                        const float dec = std::exp(dtt * Ah);
+                        const float* ht = hsb.data() + (t - t0 + 1) * P * N;
+                        const float* hp = hsb.data() + (t - t0) * P * N;
+                        std::fill(dbt.data(), dbt.data() + N, 0.0f);
+                        std::fill(dct.data(), dct.data() + N, 0.0f);
+                        std::fill(gdec.data(), gdec.data() + N, 0.0f);
+                        float gdt = 0.0f;
+                        for (std::size_t p = 0; p < P; ++p) {
+                            const float dyp = to_f(dy(b, t, h, p));
+                            const float xp = xr.data()[p];
+                            float* gp = g.data() + p * N;
+                            scale_add<S>(gp, 1.0f, dyp, cr.data(), N);                 // G_t[p] += dy C_t
+                            scale_add<S>(dct.data(), 1.0f, dyp, ht + p * N, N);        // dC_t += dy_p h_t[p]
+                            // gdec += G_t[p] o h_{t-1}[p]
+                            for (std::size_t n = 0; n < N; ++n) {
+                                gdec.data()[n] += gp[n] * hp[p * N + n];
+                            }
+                            const float gxp = dot<S>(gp, br.data(), N);
+                            gdt += gxp * xp;
+                            if constexpr (!is_none<GX>) {
+                                gx(b, t, h, p) += gxp * dtt;
+                            }
+                            scale_add<S>(dbt.data(), 1.0f, dtt * xp, gp, N);           // dB_t += dt x_p G_t[p]
+                            scale_add<S>(gp, dec, 0.0f, nullptr, N);                    // G <- a_t G_t
+                        }
+                        float gd = 0.0f;
+                        for (std::size_t n = 0; n < N; ++n) {
+                            gd += gdec.data()[n];
+                        }
+                        if constexpr (!is_none<GT>) {
+                            gt(b, t, h) += gdt + gd * dec * Ah;
+                        }
+                        gA += static_cast<double>(gd * dec * dtt);
+                        if constexpr (want_bc) {
+                            float* pbt = pb.data() + i * gsz + (t * G + grp) * N;
+                            float* pct = pc.data() + i * gsz + (t * G + grp) * N;
+                            for (std::size_t n = 0; n < N; ++n) {
+                                pbt[n] += dbt.data()[n];
+                                pct[n] += dct.data()[n];
+                            }
+                        }
+                    }
+                }
+                pa[b * H + h] = static_cast<float>(gA);
+            }
+        }
+    });
+    if constexpr (!is_none<GA>) {
+        for (std::size_t h = 0; h < H; ++h) {
+            float s = 0.0f;
+            for (std::size_t b = 0; b < sh.batch; ++b) {
+                s += pa[b * H + h];
+            }
+            ga(h) += s;
+        }
+    }
+    if constexpr (want_bc) {
+        parallel::parallel_for(exec, sh.batch * L, 16, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) {
+                const std::size_t b = r / L, t = r % L;
+                for (std::size_t e = 0; e < G * N; ++e) {
+                    float sb = 0.0f, sc = 0.0f;
+                    for (std::size_t part = 0; part < parts; ++part) {
+                        sb += pb[(b * parts + part) * gsz + t * G * N + e];
+                        sc += pc[(b * parts + part) * gsz + t * G * N + e];
+                    }
+                    if constexpr (!is_none<GB>) {
+                        gb(b, t, e / N, e % N) += sb;
+                    }
+                    if constexpr (!is_none<GC>) {
+                        gc(b, t, e / N, e % N) += sc;
+                    }
+                }
+            }
+        });
+    }
+}
+
 }  // namespace llm::ssm::detail

@@ -468,6 +468,48 @@ void conv1d_backward_ref(GX&& dx, GW&& dweight, GB&& dbias, DY&& dy, X&& x, Wt&&
     gx.flush(), gw.flush(), gb.flush();
 }
 
+/// Reference decode step of the causal conv1d in double: y[b, d] = bias[d] + sum_{k < W-1}
+/// weight[d, k] state[b, d, k] + weight[d, W-1] x[b, d] (SiLU when opt.silu), then the state
+/// (batch, D, W - 1) drops its oldest input and appends x.
+/// Arguments: output y (batch, D); saved state `state` (read and written); input x (batch, D);
+/// parameters weight (D, W), bias (D) or none; options.
+/// Example: `llm::ssm::conv1d_step_ref(y, state, x, weight, bias, {.silu = true});`
+template <detail::ref_out<2> Y, detail::ref_out<3> St, detail::ref_view<2> X, detail::ref_view<2> Wt,
+          detail::ref_opt_in<1> Bi>
+void conv1d_step_ref(Y&& y, St&& state, X&& x, Wt&& weight, Bi&& bias, const conv_options& opt = {}) {
+    constexpr const char* fn = "conv1d_step_ref";
+    const auto xs = llm::to_kernel_view<2>(x);
+    const auto ws = llm::to_kernel_view<2>(weight);
+    const std::size_t B = xs.extent(0), D = xs.extent(1), W = ws.extent(1);
+    detail::check_extents<2>(fn, "weight", ws, {D, W}, "(D, width) with D from x");
+    detail::check_extents<3>(fn, "state", state, {B, D, W - 1}, "(batch, D, width - 1)");
+    detail::check_extents<2>(fn, "y", y, {B, D}, "x's shape (batch, D)");
+    const auto ss = llm::to_kernel_view<3>(state);
+    const auto ys = llm::to_kernel_view<2>(y);
+    const auto bs = detail::view_or_none<1>(bias);
+    using TY = std::remove_reference_t<decltype(ys(0, 0))>;
+    using TS = std::remove_reference_t<decltype(ss(0, 0, 0))>;
+    for (std::size_t b = 0; b < B; ++b) {
+        for (std::size_t d = 0; d < D; ++d) {
+            double acc = 0;
+            if constexpr (!is_none<Bi>) {
+                acc = detail::dbl(bs(d));
+            }
+            for (std::size_t k = 0; k + 1 < W; ++k) {
+                acc += detail::dbl(ws(d, k)) * detail::dbl(ss(b, d, k));
+            }
+            acc += detail::dbl(ws(d, W - 1)) * detail::dbl(xs(b, d));
+            ys(b, d) = static_cast<TY>(opt.silu ? acc / (1.0 + std::exp(-acc)) : acc);
+            for (std::size_t k = 0; k + 2 < W; ++k) {
+                ss(b, d, k) = ss(b, d, k + 1);
+            }
+            if (W >= 2) {
+                ss(b, d, W - 2) = static_cast<TS>(detail::dbl(xs(b, d)));
+            }
+        }
+    }
+}
+
 /// Reference Mamba-2 SSD as the sequential recurrence, in double: for batch b and head h (of
 /// group g = h / (H / G)), state h_t (P, N):
 ///   h_t = exp(dt_t A[h]) h_{t-1} + dt_t x_t B_t^T,  y_t = h_t C_t,  h_{-1} = 0,

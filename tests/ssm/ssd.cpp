@@ -1,0 +1,200 @@
+// SPDX-License-Identifier: Apache-2.0
+// Mamba-2 SSD: the chunked forward and the recurrent forward against the sequential double reference (awkward
+// lengths, chunk sizes, groups), the backward against the reference backward and finite differences,
+// accumulation, the decode step over many tokens, and bad input.
+//
+// Tolerances: the chunked form sums the same terms as the recurrence in another order: within a chunk the
+// products of decays become exp(s_t - s_s) (one exp, relative error 1.25e-7, instead of a product of up to
+// 64 exps), the sums run over up to chunk + N terms of mixed sign. With |terms| of order 1 and sums over
+// at most 64 + 64 terms, the error is about 128 u ~ 8e-6 of the sum of |terms|: 3e-5 norm-wise. The
+// backward (recurrence, fp32) is bounded likewise: 1e-4.
+#include "helpers.hpp"
+
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/ssm/reference.hpp>
+#include <llm/ssm/ssm.hpp>
+#include <llm/tensor/algorithm.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+
+namespace {
+
+using namespace ssm_test;
+namespace ssm = llm::ssm;
+
+struct ssd_inputs {
+    tensor<float, 4> x, B, C;
+    tensor<float, 3> dt;
+    tensor<float, 1> A;
+    ssd_inputs(std::size_t b, std::size_t L, std::size_t H, std::size_t P, std::size_t G, std::size_t N, std::uint64_t s)
+        : x(randn<float>(s, 0, 1, b, L, H, P)),
+          B(randn<float>(s + 1, 0, 1, b, L, G, N)),
+          C(randn<float>(s + 2, 0, 1, b, L, G, N)),
+          dt(uniform<float>(s + 3, 0.01f, 0.3f, b, L, H)),
+          A(uniform<float>(s + 4, -3.0f, -0.2f, H)) {}
+};
+
+}  // namespace
+
+TEST_CASE("ssd_forward (chunked) and ssd_forward_recurrent match the sequential reference") {
+    struct cfg {
+        std::size_t b, L, H, P, G, N, chunk;
+    };
+    const cfg cfgs[] = {{1, 1, 1, 1, 1, 1, 64}, {1, 7, 2, 3, 1, 5, 4},     {2, 63, 4, 8, 2, 16, 16},
+                        {1, 65, 3, 7, 3, 9, 64}, {1, 130, 2, 16, 1, 32, 64}, {1, 50, 1, 5, 1, 7, 1}};
+    llm::parallel::thread_pool pool(2);
+    for (const auto& c : cfgs) {
+        CAPTURE(c.L);
+        CAPTURE(c.chunk);
+        CAPTURE(c.P);
+        CAPTURE(c.N);
+        ssd_inputs in(c.b, c.L, c.H, c.P, c.G, c.N, c.L * 3 + c.N);
+        tensor<double, 4> y_ref(c.b, c.L, c.H, c.P), st_ref(c.b, c.H, c.P, c.N);
+        ssm::ssd_ref(y_ref, st_ref, in.x, in.dt, in.B, in.C, in.A);
+        tensor<float, 4> y(c.b, c.L, c.H, c.P), st(c.b, c.H, c.P, c.N);
+        poison(y), poison(st);
+        ssm::ssd_forward(y, st, in.x, in.dt, in.B, in.C, in.A, {.chunk = c.chunk}, pool);
+        CHECK(rel(y, y_ref) < 3e-5);
+        CHECK(rel(st, st_ref) < 3e-5);
+        poison(y), poison(st);
+        ssm::ssd_forward_recurrent<llm::simd::scalar>(y, st, in.x, in.dt, in.B, in.C, in.A, llm::parallel::sequential{});
+        CHECK(rel(y, y_ref) < 3e-5);
+        CHECK(rel(st, st_ref) < 3e-5);
+    }
+}
+
+TEST_CASE("ssd_backward matches ssd_backward_ref; the reference matches finite differences; both accumulate") {
+    llm::parallel::thread_pool pool(2);
+    for (std::size_t L : {1, 17, 40}) {
+        CAPTURE(L);
+        const std::size_t b = 2, H = 4, P = 5, G = 2, N = 6;
+        ssd_inputs in(b, L, H, P, G, N, 50 + L);
+        const auto dy = randn<float>(9, 0, 1, b, L, H, P);
+        tensor<double, 4> dx_r(b, L, H, P), dB_r(b, L, G, N), dC_r(b, L, G, N);
+        tensor<double, 3> dt_r(b, L, H);
+        tensor<double, 1> dA_r(H);
+        tensor<float, 4> dx(b, L, H, P), dB(b, L, G, N), dC(b, L, G, N);
+        tensor<float, 3> ddt(b, L, H);
+        tensor<float, 1> dA(H);
+        zero(dx_r), zero(dB_r), zero(dC_r), zero(dt_r), zero(dA_r);
+        llm::zero_grad(dx, dB, dC, ddt, dA);
+        ssm::ssd_backward_ref(dx_r, dt_r, dB_r, dC_r, dA_r, dy, in.x, in.dt, in.B, in.C, in.A);
+        ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, in.x, in.dt, in.B, in.C, in.A, pool);
+        CHECK(rel(dx, dx_r) < 1e-4);
+        CHECK(rel(ddt, dt_r) < 1e-4);
+        CHECK(rel(dB, dB_r) < 1e-4);
+        CHECK(rel(dC, dC_r) < 1e-4);
+        CHECK(rel(dA, dA_r) < 1e-4);
+        const tensor<float, 4> dx1(dx), dB1(dB), dC1(dC);
+        const tensor<float, 3> ddt1(ddt);
+        const tensor<float, 1> dA1(dA);
+        ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, in.x, in.dt, in.B, in.C, in.A, llm::parallel::sequential{});
+        auto twice = [](const auto& g, const auto& g1) {
+            for (std::size_t i = 0; i < g.size(); ++i) {
+                if (g.data()[i] != 2.0f * g1.data()[i]) {
+                    return false;
+                }
+            }
+            return true;
+        };
+        // One addition per element per call, and the same values on any thread count: exactly 2x.
+        CHECK(twice(dx, dx1));
+        CHECK(twice(ddt, ddt1));
+        CHECK(twice(dB, dB1));
+        CHECK(twice(dC, dC1));
+        CHECK(twice(dA, dA1));
+    }
+    // Finite differences of the double reference (h = 1e-6: truncation ~1e-12, rounding ~1e-10).
+    const std::size_t b = 1, L = 5, H = 2, P = 2, G = 1, N = 3;
+    ssd_inputs in(b, L, H, P, G, N, 7);
+    auto x = convert<double>(in.x), Bm = convert<double>(in.B), Cm = convert<double>(in.C);
+    auto dt = convert<double>(in.dt);
+    auto A = convert<double>(in.A);
+    const auto dy = convert<double>(randn<float>(3, 0, 1, b, L, H, P));
+    auto loss = [&] {
+        tensor<double, 4> y(b, L, H, P);
+        ssm::ssd_ref(y, ssm::none, x, dt, Bm, Cm, A);
+        double s = 0;
+        for (std::size_t i = 0; i < y.size(); ++i) {
+            s += y.data()[i] * dy.data()[i];
+        }
+        return s;
+    };
+    tensor<double, 4> gx(b, L, H, P), gB(b, L, G, N), gC(b, L, G, N);
+    tensor<double, 3> gt(b, L, H);
+    tensor<double, 1> gA(H);
+    zero(gx), zero(gB), zero(gC), zero(gt), zero(gA);
+    ssm::ssd_backward_ref(gx, gt, gB, gC, gA, dy, x, dt, Bm, Cm, A);
+    auto fd = [&](auto& p, const auto& g) {
+        double worst = 0;
+        for (std::size_t i = 0; i < p.size(); ++i) {
+            const double keep = p.data()[i];
+            p.data()[i] = keep + 1e-6;
+            const double up = loss();
+            p.data()[i] = keep - 1e-6;
+            const double down = loss();
+            p.data()[i] = keep;
+            worst = std::max(worst, std::fabs((up - down) / 2e-6 - g.data()[i]));
+        }
+        return worst;
+    };
+    CHECK(fd(x, gx) < 1e-7);
+    CHECK(fd(dt, gt) < 1e-7);
+    CHECK(fd(Bm, gB) < 1e-7);
+    CHECK(fd(Cm, gC) < 1e-7);
+    CHECK(fd(A, gA) < 1e-7);
+}
+
+TEST_CASE("ssd_step: 300 tokens one at a time equal ssd_forward at every position; bad input") {
+    const std::size_t b = 2, L = 300, H = 4, P = 8, G = 2, N = 16;
+    ssd_inputs in(b, L, H, P, G, N, 99);
+    tensor<double, 4> y_ref(b, L, H, P), st_ref(b, H, P, N);
+    ssm::ssd_ref(y_ref, st_ref, in.x, in.dt, in.B, in.C, in.A);
+    tensor<float, 4> state(b, H, P, N), y_steps(b, L, H, P);
+    zero(state);
+    tensor<float, 3> xt(b, H, P), yt(b, H, P), bt(b, G, N), ct(b, G, N);
+    tensor<float, 2> dtt(b, H);
+    for (std::size_t t = 0; t < L; ++t) {
+        for (std::size_t i = 0; i < b; ++i) {
+            for (std::size_t h = 0; h < H; ++h) {
+                dtt(i, h) = in.dt(i, t, h);
+                for (std::size_t p = 0; p < P; ++p) {
+                    xt(i, h, p) = in.x(i, t, h, p);
+                }
+            }
+            for (std::size_t g = 0; g < G; ++g) {
+                for (std::size_t n = 0; n < N; ++n) {
+                    bt(i, g, n) = in.B(i, t, g, n);
+                    ct(i, g, n) = in.C(i, t, g, n);
+                }
+            }
+        }
+        ssm::ssd_step(yt, state, xt, dtt, bt, ct, in.A, llm::parallel::sequential{});
+        for (std::size_t i = 0; i < b; ++i) {
+            for (std::size_t h = 0; h < H; ++h) {
+                for (std::size_t p = 0; p < P; ++p) {
+                    y_steps(i, t, h, p) = yt(i, h, p);
+                }
+            }
+        }
+    }
+    CHECK(rel(y_steps, y_ref) < 3e-5);
+    CHECK(rel(state, st_ref) < 3e-5);
+
+    tensor<float, 4> bad(b, H, P, N + 1);
+    CHECK_THROWS_WITH_AS(ssm::ssd_step(yt, bad, xt, dtt, bt, ct, in.A, llm::parallel::sequential{}),
+                         doctest::Contains("ssd_step: state has shape [2, 4, 8, 17] but must be [2, 4, 8, 16]"),
+                         llm::error);
+    tensor<float, 4> y(b, L, H, P);
+    const auto B3 = randn<float>(1, 0, 1, b, L, 3, N);
+    CHECK_THROWS_WITH_AS(ssm::ssd_forward(y, ssm::none, in.x, in.dt, B3, B3, in.A, {}, llm::parallel::sequential{}),
+                         doctest::Contains("ssd_forward: B has 3 groups, which must divide the 4 heads of x"), llm::error);
+    const auto Cshort = randn<float>(1, 0, 1, b, L - 1, G, N);
+    CHECK_THROWS_WITH_AS(ssm::ssd_forward(y, ssm::none, in.x, in.dt, in.B, Cshort, in.A, {}, llm::parallel::sequential{}),
+                         doctest::Contains("ssd_forward: C has shape [2, 299, 2, 16] but must be [2, 300, 2, 16]"),
+                         llm::error);
+}
