@@ -145,7 +145,11 @@ std::vector<double> moe_forward(const X& x, const moe_weights& w, const XE& expe
 /// caller's (softmax_top_k_backward below for the Mixtral router).
 /// Example: `auto g = llm::moe::reference::moe_backward(dy, x, w, experts, weights);`
 struct grads {
-    std::vector<double> dx, dw1, dw3, dw2, dweights;  ///< See above.
+    std::vector<double> dx;        ///< [T * d]
+    std::vector<double> dw1;       ///< [E * ff * d]
+    std::vector<double> dw3;       ///< [E * ff * d]
+    std::vector<double> dw2;       ///< [E * d * ff]
+    std::vector<double> dweights;  ///< [T * S] dL / d routing weight
 };
 
 /// Computes reference::grads (see the struct).
