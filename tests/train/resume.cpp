@@ -193,3 +193,24 @@ TEST_CASE("resume state: the JSON round-trips; a wrong optimizer kind, a missing
     CHECK_THROWS_WITH_AS(sgd2.step([&](auto&& f) { f("q", p, g); }), doctest::Contains("parameter 'q' has no optimizer state"),
                          llm::error);
 }
+
+TEST_CASE("resume state: SGD without momentum and zero-size parameters need no saved state and resume") {
+    llm_test::temp_dir dir;
+    llm::tensor<float, llm::dims<1>> p(3), g(3), e(0), ge(0);
+    llm::fill(g, 1.0f);
+    llm::train::sgd_optimizer<> sgd({.lr = 0.5});
+    auto walk = [&](auto&& f) {
+        f("p", p, g);
+        f("empty", e, ge);
+    };
+    sgd.step(walk);
+    llm::train::save_resume_state(dir.path.string(), sgd, {});
+    llm::train::sgd_optimizer<> again({.lr = 0.5});
+    llm::train::load_resume_state(dir.path.string(), again);
+    again.step(walk);
+    CHECK(p(0) == -1.0f);
+    CHECK(again.steps() == 2);
+    llm::train::train_state bad;
+    bad.loss_history = {NAN};
+    CHECK_THROWS_WITH_AS(llm::train::train_state_json(bad), doctest::Contains("is not finite"), llm::error);
+}

@@ -288,14 +288,18 @@ public:
     param_state& slot(const char* fn, std::string_view name, const P& p, std::int64_t steps, bool with_v, bool with_m) {
         const auto f = flat_of(fn, std::string("param '") + std::string(name) + "'", p);
         auto it = states_.find(name);
+        constexpr bool is_bf16_param = std::is_same_v<std::remove_const_t<view_element_t<const P>>, bf16>;
         if (it == states_.end()) {
-            check(steps == 0, fn, ": parameter '", name, "' has no optimizer state but ", steps,
+            // After the first step a parameter must have state, unless it needs none (SGD
+            // without momentum on fp32, or no elements): such state is not saved either.
+            const bool needs_state = f.size != 0 && (with_m || with_v || is_bf16_param);
+            check(steps == 0 || !needs_state, fn, ": parameter '", name, "' has no optimizer state but ", steps,
                   " steps were taken (the walk must visit the same parameters every step)");
             param_state s;
             for (std::size_t r = 0; r < f.rank; ++r) s.shape.push_back(static_cast<std::size_t>(p.extent(r)));
             if (with_m) s.m = llm::tensor<float, dims<1>>(f.size);
             if (with_v) s.v = llm::tensor<float, dims<1>>(f.size);
-            if constexpr (std::is_same_v<std::remove_const_t<view_element_t<const P>>, bf16>) {
+            if constexpr (is_bf16_param) {
                 s.master = llm::tensor<float, dims<1>>(uninitialized, f.size);
                 for (std::size_t i = 0; i < f.size; ++i) s.master.data()[i] = static_cast<float>(f.data[i]);
             }
@@ -307,9 +311,8 @@ public:
         check(n == f.size && s.shape.size() == f.rank, fn, ": parameter '", name, "' has ", f.size, " elements (rank ",
               f.rank, ") but its optimizer state has shape ", io::detail::safetensors_shape(s.shape));
         check(!s.visited, fn, ": the walk visits parameter '", name, "' twice in one step");
-        constexpr bool is_bf16 = std::is_same_v<std::remove_const_t<view_element_t<const P>>, bf16>;
-        check(is_bf16 == (s.master.size() != 0), fn, ": parameter '", name, "' is ", is_bf16 ? "bf16" : "fp32",
-              " but its optimizer state ", is_bf16 ? "has no" : "has a", " master copy");
+        check((is_bf16_param && f.size != 0) == (s.master.size() != 0), fn, ": parameter '", name, "' is ",
+              is_bf16_param ? "bf16" : "fp32", " but its optimizer state ", is_bf16_param ? "has no" : "has a", " master copy");
         s.visited = true;
         return s;
     }
@@ -475,10 +478,10 @@ public:
             static_assert(any_dense_view<decltype(param)> && any_dense_view<decltype(grad)>,
                           "sgd_optimizer::step: the walk must pass (name, param, grad) with fp32 or bf16 views");
             param_state& s = table_.slot(fn, name, param, steps_, false, mom);
-            check(!mom || s.m.size() != 0, fn, ": momentum was turned on after the first step for '", name, "'");
             sgd_options o = options_;
             if (!rule_(name, s.shape.size())) o.weight_decay = 0;
             const auto g = detail::flat_of(fn, std::string("grad of '") + std::string(name) + "'", grad);
+            check(!mom || s.m.size() == g.size, fn, ": parameter '", name, "' has no momentum buffer (momentum was off when its state was made)");
             const detail::flat<float> buf{s.m.data(), s.m.size(), 1};
             if constexpr (std::same_as<view_element_t<decltype(param)>, bf16>) {
                 detail::sgd_flat<S>(fn, name, detail::flat<float>{s.master.data(), s.master.size(), 1}, buf, g,

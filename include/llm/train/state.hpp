@@ -15,6 +15,7 @@
 #include <llm/train/rng.hpp>
 
 #include <charconv>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -71,7 +72,11 @@ inline std::string train_state_json(const train_state& s) {
     j += " \"rng\": [";
     for (std::size_t i = 0; i < s.rng_state.size(); ++i) j += (i ? ", \"" : "\"") + u64_string(s.rng_state[i]) + "\"";
     j += "],\n \"loss_guard\": {\"skipped\": \"" + std::to_string(s.skipped) + "\", \"history\": [";
-    for (std::size_t i = 0; i < s.loss_history.size(); ++i) j += (i ? ", " : "") + detail::double_string(s.loss_history[i]);
+    for (std::size_t i = 0; i < s.loss_history.size(); ++i) {
+        check(std::isfinite(s.loss_history[i]), "train_state_json: loss_history[", i, "] = ", s.loss_history[i],
+              " is not finite (JSON has no NaN or infinity)");
+        j += (i ? ", " : "") + detail::double_string(s.loss_history[i]);
+    }
     j += "]},\n \"extra\": {";
     bool first = true;
     for (const auto& [k, v] : s.extra) {
