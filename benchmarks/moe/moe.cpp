@@ -8,6 +8,9 @@
 #include <llm/moe/moe.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tensor/tensor.hpp>
+#include <llm/tensor/views.hpp>
+
+#include "../support/stream.hpp"
 
 #include <benchmark/benchmark.h>
 
@@ -150,11 +153,17 @@ void BM_dense_ffn(benchmark::State& state) {
 void BM_moe_decode(benchmark::State& state) {
     llm::parallel::thread_pool pool(static_cast<std::size_t>(state.range(0)));
     const auto w = the_layer().weights();
-    t2f x(1, D), y(1, D);
-    fill(x.data(), x.size(), 9, 1.0f);
+    // 64 different tokens in turn, so successive calls select different experts and the 22 MB
+    // read per call does not stay in the last-level cache from the call before.
+    constexpr std::size_t rows = 64;
+    t2f xs(rows, D), y(1, D);
+    fill(xs.data(), xs.size(), 9, 1.0f);
     moe::moe_cache cache;
     llm::workspace ws;
+    std::size_t i = 0;
     for (auto _ : state) {
+        const auto x = llm::slice(xs, 0, i, i + 1);
+        i = (i + 1) % rows;
         moe::moe_forward(y, cache, x, w, moe::softmax_top_k{.k = K}, {}, ws, pool);
         benchmark::DoNotOptimize(y.data());
         benchmark::ClobberMemory();
@@ -163,29 +172,30 @@ void BM_moe_decode(benchmark::State& state) {
                                                 benchmark::Counter::kIsIterationInvariantRate);
 }
 
-/// The read ceiling: summing a buffer the size of all the experts' weights (out of cache),
-/// split over the threads as the decode's GEMVs are.
+/// The read ceiling: summing all the experts' weights (w1, w3, w2: 88 MB, out of cache), split
+/// over the threads as the decode's GEMVs are.
 void BM_read_ceiling(benchmark::State& state) {
     llm::parallel::thread_pool pool(static_cast<std::size_t>(state.range(0)));
     const layer& l = the_layer();
-    const float* p = l.w1.data();
     const std::size_t n = l.w1.size();
-    std::vector<float> part(pool.size() * 16, 0.0f);
-    for (auto _ : state) {
+    auto sum = [&](const float* p) {
         llm::parallel::parallel_for(pool, n, 1 << 16, [&](std::size_t b, std::size_t e) {
-            float s0 = 0, s1 = 0, s2 = 0, s3 = 0, s4 = 0, s5 = 0, s6 = 0, s7 = 0;
-            std::size_t i = b;
-            for (; i + 8 <= e; i += 8) {
-                s0 += p[i]; s1 += p[i + 1]; s2 += p[i + 2]; s3 += p[i + 3];
-                s4 += p[i + 4]; s5 += p[i + 5]; s6 += p[i + 6]; s7 += p[i + 7];
+            // The STREAM read kernel of benchmarks/ceilings.cpp on whole 64-float blocks.
+            const std::size_t whole = (e - b) / llm_bench::block * llm_bench::block;
+            float s = llm_bench::read_kernel(p + b, whole);
+            for (std::size_t i = b + whole; i < e; ++i) {
+                s += p[i];
             }
-            for (; i < e; ++i) {
-                s0 += p[i];
-            }
-            benchmark::DoNotOptimize(s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7);
+            benchmark::DoNotOptimize(s);
         });
+    };
+    for (auto _ : state) {
+        sum(l.w1.data());
+        sum(l.w3.data());
+        sum(l.w2.data());
     }
-    state.counters["GB/s"] = benchmark::Counter(double(n) * sizeof(float) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GB/s"] =
+        benchmark::Counter(3.0 * double(n) * sizeof(float) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
 }
 
 void threads_tokens(benchmark::internal::Benchmark* b) {
