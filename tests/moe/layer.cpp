@@ -26,6 +26,7 @@
 #include <cmath>
 #include <cstddef>
 #include <random>
+#include <set>
 #include <vector>
 
 namespace {
@@ -391,5 +392,55 @@ TEST_CASE("moe layer bad input: NaN logits, capacity <= 0, k > experts, shapes, 
     moe::moe_backward(dx0, g.views(), cache, y0, x0, w, moe::softmax_top_k{}, {}, seq);
     for (std::size_t i = 0; i < g.w1.size(); ++i) {
         REQUIRE(g.w1.data()[i] == 0.0f);
+    }
+}
+
+TEST_CASE("moe_forward at DeepSeek-like routing sizes (64 experts, top-6, groups, shared) matches the dense reference" *
+          doctest::test_suite("slow")) {
+    std::mt19937 rng(31);
+    const std::size_t T = 300, E = 64, d = 48, ff = 32, fs = 24;
+    const layer l(E, d, ff, fs, rng);
+    const auto w = l.weights();
+    const t2f x = rand2(T, d, rng);
+    std::vector<float> bias(E);
+    randomize(bias.data(), E, rng, 0.05f);
+    const moe::sigmoid_top_k router{.k = 6, .scale = 2.5f, .groups = {.n_group = 8, .topk_group = 3, .per_group = 2}, .bias = bias};
+    t2f y(T, d), y_shared_only(T, d);
+    moe::moe_cache cache;
+    llm::parallel::thread_pool pool(2);
+    moe::moe_forward(y, cache, x, w, router, {}, pool);
+    // The routed part: y minus the shared experts' output (a layer whose routing weights are 0).
+    const moe::const_routing r = cache.routing_views();
+    const std::vector<double> ref = moe::reference::moe_forward(x, w, r.experts, r.weights);
+    const std::vector<double> M = forward_scale(x, w, r);
+    std::vector<double> shared(T * d, 0.0);
+    for (std::size_t t = 0; t < T; ++t) {
+        std::vector<double> h(fs);
+        for (std::size_t f = 0; f < fs; ++f) {
+            double a = 0.0, b = 0.0;
+            for (std::size_t c = 0; c < d; ++c) {
+                a += double(l.sw1(f, c)) * double(x(t, c));
+                b += double(l.sw3(f, c)) * double(x(t, c));
+            }
+            h[f] = a / (1.0 + std::exp(-a)) * b;
+        }
+        for (std::size_t c = 0; c < d; ++c) {
+            for (std::size_t f = 0; f < fs; ++f) {
+                shared[t * d + c] += double(l.sw2(c, f)) * h[f];
+            }
+        }
+    }
+    // As the shared-expert test above: the routed bound plus 1e-5 for the shared part
+    // (d + fs = 72 terms of magnitude <= 1: 72 * 2 u < 1e-5).
+    for (std::size_t i = 0; i < ref.size(); ++i) {
+        REQUIRE(std::fabs(double(y.data()[i]) - ref[i] - shared[i]) <= 4.0 * double(d + ff + 8) * u32 * M[i] + 1e-5);
+    }
+    // Every token's experts lie in at most topk_group = 3 groups of 8.
+    for (std::size_t t = 0; t < T; ++t) {
+        std::set<int> groups;
+        for (std::size_t j = 0; j < 6; ++j) {
+            groups.insert(r.experts(t, j) / 8);
+        }
+        REQUIRE(groups.size() <= 3);
     }
 }
