@@ -125,21 +125,33 @@ void BM_moe_phases(benchmark::State& state) {
 }
 
 /// A dense SwiGLU FFN with the MoE layer's active parameters (width K * FF), as three GEMMs.
+/// Args: tokens, threads, copies: with copies = 1 the same 22 MB of weights serve every call
+/// (they may stay in the last-level cache); with copies = 4 the calls turn over four layers'
+/// weights (88 MB, the MoE layer's footprint), as the layers of a model do.
 void BM_dense_ffn(benchmark::State& state) {
     const auto T = static_cast<std::size_t>(state.range(0));
     llm::parallel::thread_pool pool(static_cast<std::size_t>(state.range(1)));
+    const auto copies = static_cast<std::size_t>(state.range(2));
     const std::size_t F = K * FF;
-    t2f w1(F, D), w3(F, D), w2(D, F), x(T, D), y(T, D);
-    fill(w1.data(), w1.size(), 6, 0.05f);
-    fill(w3.data(), w3.size(), 7, 0.05f);
-    fill(w2.data(), w2.size(), 8, 0.05f);
+    std::vector<t2f> w1, w3, w2;
+    for (std::size_t i = 0; i < copies; ++i) {
+        w1.emplace_back(F, D);
+        w3.emplace_back(F, D);
+        w2.emplace_back(D, F);
+        fill(w1.back().data(), w1.back().size(), 6 + 3 * unsigned(i), 0.05f);
+        fill(w3.back().data(), w3.back().size(), 7 + 3 * unsigned(i), 0.05f);
+        fill(w2.back().data(), w2.back().size(), 8 + 3 * unsigned(i), 0.05f);
+    }
+    t2f x(T, D), y(T, D);
     fill(x.data(), x.size(), 5, 1.0f);
     std::vector<float> g(T * F), u(T * F), a(T * F);
     llm::workspace ws;
     const auto c = [](const t2f& m) { return llm::to_kernel_view<2>(m); };
+    std::size_t i = 0;
     for (auto _ : state) {
-        moe::detail::swiglu_forward(llm::to_kernel_view<2>(y), g.data(), u.data(), a.data(), c(x), c(w1), c(w3), c(w2),
-                                    0.0f, ws, pool);
+        moe::detail::swiglu_forward(llm::to_kernel_view<2>(y), g.data(), u.data(), a.data(), c(x), c(w1[i]), c(w3[i]),
+                                    c(w2[i]), 0.0f, ws, pool);
+        i = (i + 1) % copies;
         benchmark::DoNotOptimize(y.data());
         benchmark::ClobberMemory();
     }
@@ -215,6 +227,13 @@ void threads_only(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_moe_layer)->Apply(threads_tokens);
 BENCHMARK(BM_moe_phases)->Apply(threads_tokens);
-BENCHMARK(BM_dense_ffn)->Apply(threads_tokens);
+BENCHMARK(BM_dense_ffn)
+    ->ArgNames({"tokens", "threads", "copies"})
+    ->Args({512, 1, 1})
+    ->Args({512, 2, 1})
+    ->Args({512, 1, 4})
+    ->Args({512, 2, 4})
+    ->Unit(benchmark::kMillisecond)
+    ->UseRealTime();
 BENCHMARK(BM_moe_decode)->Apply(threads_only);
 BENCHMARK(BM_read_ceiling)->Apply(threads_only);
