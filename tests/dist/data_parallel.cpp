@@ -13,6 +13,8 @@
 
 namespace dist = llm::dist;
 
+static_assert(!dist::async_all_reduce<dist::single_process>);  // gradient_buckets reduces in ready() here
+
 namespace user {
 
 // One rank whose all-reduce doubles its input and records each call's size: a gradient packed

@@ -68,6 +68,28 @@ TEST_CASE("mpi: all_reduce sum and mean, fp32 / fp64 / bf16 / uint64, in place a
     }
 }
 
+TEST_CASE("mpi: start_all_reduce / test / wait, two in flight, chunked and not") {
+    for (const auto& o : all_options()) {
+        dist::mpi comm(MPI_COMM_WORLD, o);
+        const std::size_t p = comm.size(), r = comm.rank();
+        std::vector<float> a(10), b(7);
+        for (std::size_t i = 0; i < a.size(); ++i) a[i] = static_cast<float>(value(r, i));
+        for (std::size_t i = 0; i < b.size(); ++i) b[i] = static_cast<float>(value(r, i + 3));
+        auto ha = comm.start_all_reduce(std::span<float>(a), dist::reduce_op::sum);
+        auto hb = comm.start_all_reduce(std::span<float>(b), dist::reduce_op::mean);
+        CHECK(ha.requests.size() == (o.max_count == 3 ? 4u : 1u));
+        while (!comm.test(hb)) {
+        }
+        comm.wait(hb);
+        comm.wait(ha);
+        bool ok = true;
+        for (std::size_t i = 0; i < a.size(); ++i) ok = ok && a[i] == static_cast<float>(sum_over_ranks(p, i));
+        for (std::size_t i = 0; i < b.size(); ++i)
+            ok = ok && std::abs(b[i] - sum_over_ranks(p, i + 3) / static_cast<double>(p)) <= sum_over_ranks(p, i + 3) * 0x1p-23;
+        CHECK(ok);
+    }
+}
+
 TEST_CASE("mpi: broadcast from every root, chunked and not") {
     for (const auto& o : all_options()) {
         dist::mpi comm(MPI_COMM_WORLD, o);

@@ -15,6 +15,8 @@
 
 namespace dist = llm::dist;
 
+static_assert(dist::async_all_reduce<dist::mpi>);  // so gradient_buckets overlaps: ready() starts, finish() completes
+
 TEST_CASE("mpi data parallel: bucketed gradients are the mean over ranks, every bucket reduced once per step") {
     dist::mpi comm(MPI_COMM_WORLD, {.timeout = std::chrono::seconds(30)});
     const std::size_t p = comm.size(), r = comm.rank();
@@ -25,6 +27,9 @@ TEST_CASE("mpi data parallel: bucketed gradients are the mean over ranks, every 
         for (std::size_t k = 0; k < g.size(); ++k)
             for (std::size_t i = 0; i < g[k].size(); ++i) g[k][i] = static_cast<float>((r + 1) * (k * 1000 + i));
         for (std::size_t k = g.size(); k-- > 0;) buckets.ready(k, comm);  // backward order
+        // Every bucket's reduction is started, none waited for: the gradients still hold this
+        // rank's values until finish().
+        CHECK(g[2][5] == static_cast<float>((r + 1) * 2005));
         buckets.finish(comm);
         bool ok = true;
         for (std::size_t k = 0; k < g.size(); ++k)

@@ -60,6 +60,18 @@ concept communicator = requires(C& c, std::span<float> out, std::span<const floa
     c.barrier();
 };
 
+/// A communicator that can also start an in-place all-reduce and complete it later, so it
+/// overlaps computation: `h = c.start_all_reduce(buffer, op)`, `c.test(h)` (progress; true when
+/// done), `c.wait(h)`. llm::dist::mpi is one; gradient_buckets uses it when available.
+/// Example: `static_assert(!llm::dist::async_all_reduce<llm::dist::single_process>);`
+template <class C>
+concept async_all_reduce =
+    communicator<C> && requires(C& c, std::span<float> buffer) { c.start_all_reduce(buffer, reduce_op::mean); } &&
+    requires(C& c, decltype(std::declval<C&>().start_all_reduce(std::declval<std::span<float>>(), reduce_op::mean))& h) {
+        { c.test(h) } -> std::convertible_to<bool>;
+        c.wait(h);
+    };
+
 /// A buffer the free collectives take: a contiguous range (std::vector, std::span, std::array)
 /// or a contiguous llm view of any rank (an llm::tensor_view or an lvalue llm::tensor whose
 /// strides are row-major without gaps), with transferable elements.

@@ -8,17 +8,25 @@
 #include <llm/dist/communicator.hpp>
 
 #include <algorithm>
+#include <any>
 #include <cstddef>
 #include <concepts>
 #include <cstdint>
 #include <span>
+#include <type_traits>
+#include <typeinfo>
+#include <utility>
 #include <vector>
 
 namespace llm::dist {
 
 /// Gradients of a model all-reduced (mean over ranks) in buckets of about `bucket_bytes`, each
-/// bucket as soon as all its gradients are final, so the reduction of late layers' gradients is
-/// interleaved with the backward of earlier ones (PyTorch DDP's bucketing, 25 MB by default).
+/// bucket as soon as all its gradients are final, so the reduction of late layers' gradients
+/// overlaps the backward of earlier ones (PyTorch DDP's bucketing, 25 MB by default). With a
+/// communicator that can start an all-reduce and finish it later (llm::dist::async_all_reduce:
+/// llm::dist::mpi), ready() starts the bucket's reduction and returns, later ready() calls drive
+/// the ones in flight, and finish() completes them: the transfer runs while backward computes.
+/// Otherwise ready() reduces the completed bucket before returning.
 /// Buckets are formed in reverse order of the list (backward produces the last parameters'
 /// gradients first); a gradient larger than a bucket is a bucket of its own. Each step: call
 /// ready(i) once per gradient when backward has finished writing it, then finish(), which
@@ -46,16 +54,20 @@ public:
             bucket_of_[k] = buckets_.size() - 1;
             filled += n;
         }
-        std::size_t largest = 0;
-        for (const auto& b : buckets_) largest = std::max(largest, b.elements);
-        staging_.resize(largest);
+        // One staging buffer per bucket: several may be in flight at once.
+        std::size_t total = 0;
+        for (auto& b : buckets_) {
+            b.offset = total;
+            total += b.elements;
+        }
+        staging_.resize(total);
         marked_.assign(grads_.size(), 0);
     }
 
     std::size_t buckets() const noexcept { return buckets_.size(); }  ///< number of buckets
     /// The gradients (indices into the list) of bucket b, in the order they are packed.
     std::span<const std::size_t> bucket(std::size_t b) const { return buckets_.at(b).members; }
-    std::size_t reductions() const noexcept { return reductions_; }  ///< collectives issued so far (one per bucket per step)
+    std::size_t reductions() const noexcept { return reductions_; }  ///< collectives started so far (one per bucket per step)
 
     /// Gradient i is final for this step; reduces its bucket if that completes it.
     /// Example: `b.ready(layer, comm);`
@@ -65,7 +77,25 @@ public:
         llm::check(!marked_[i], "gradient_buckets::ready: gradient ", i, " marked twice in one step (call finish() between steps)");
         marked_[i] = 1;
         bucket_state& b = buckets_[bucket_of_[i]];
-        if (++b.marked == b.members.size()) reduce(b, comm);
+        if constexpr (async_all_reduce<std::remove_cvref_t<Comm>>) {
+            using handle = decltype(comm.start_all_reduce(std::span<float>(), reduce_op::mean));
+            if (in_flight_.type() != typeid(std::vector<std::pair<std::size_t, handle>>)) in_flight_ = std::vector<std::pair<std::size_t, handle>>{};
+            auto& flying = std::any_cast<std::vector<std::pair<std::size_t, handle>>&>(in_flight_);
+            for (auto& f : flying) (void)comm.test(f.second);  // progress for the buckets already in flight
+            if (++b.marked == b.members.size()) {
+                pack(b);
+                flying.emplace_back(static_cast<std::size_t>(&b - buckets_.data()), comm.start_all_reduce(bucket_buffer(b), reduce_op::mean));
+                ++reductions_;
+            }
+        } else {
+            if (++b.marked == b.members.size()) {
+                pack(b);
+                const std::span<float> flat = bucket_buffer(b);
+                comm.all_reduce(flat, std::span<const float>(flat), reduce_op::mean);
+                unpack(b);
+                ++reductions_;
+            }
+        }
     }
 
     /// Ends the step: every gradient must have been marked ready; buckets are all reduced.
@@ -74,37 +104,39 @@ public:
     void finish(Comm&& comm) {
         for (std::size_t i = 0; i < grads_.size(); ++i)
             llm::check(marked_[i], "gradient_buckets::finish: gradient ", i, " was never marked ready in this step");
-        for (auto& b : buckets_) {
-            b.marked = 0;
-            b.reduced = false;
+        if constexpr (async_all_reduce<std::remove_cvref_t<Comm>>) {
+            using handle = decltype(comm.start_all_reduce(std::span<float>(), reduce_op::mean));
+            if (auto* flying = std::any_cast<std::vector<std::pair<std::size_t, handle>>>(&in_flight_)) {
+                for (auto& [b, h] : *flying) {
+                    comm.wait(h);
+                    unpack(buckets_[b]);
+                }
+                flying->clear();
+            }
+        } else {
+            (void)comm;  // every bucket was reduced by ready()
         }
+        for (auto& b : buckets_) b.marked = 0;
         std::fill(marked_.begin(), marked_.end(), 0);
-        (void)comm;  // every bucket was reduced by ready(); kept in the signature for a non-blocking reducer
     }
 
 private:
     struct bucket_state {
         std::vector<std::size_t> members;
-        std::size_t elements = 0, marked = 0;
-        bool reduced = false;
+        std::size_t elements = 0, marked = 0, offset = 0;  // offset: of its staging buffer
     };
 
-    template <class Comm>
-    void reduce(bucket_state& b, Comm& comm) {
-        const std::span<float> flat(staging_.data(), b.elements);
-        std::size_t at = 0;
+    std::span<float> bucket_buffer(const bucket_state& b) { return std::span<float>(staging_).subspan(b.offset, b.elements); }
+    void pack(const bucket_state& b) {
+        auto at = staging_.begin() + static_cast<std::ptrdiff_t>(b.offset);
+        for (const std::size_t k : b.members) at = std::copy(grads_[k].begin(), grads_[k].end(), at);
+    }
+    void unpack(const bucket_state& b) {
+        auto at = staging_.begin() + static_cast<std::ptrdiff_t>(b.offset);
         for (const std::size_t k : b.members) {
-            std::copy(grads_[k].begin(), grads_[k].end(), flat.begin() + static_cast<std::ptrdiff_t>(at));
-            at += grads_[k].size();
+            std::copy_n(at, grads_[k].size(), grads_[k].begin());
+            at += static_cast<std::ptrdiff_t>(grads_[k].size());
         }
-        comm.all_reduce(flat, std::span<const float>(flat), reduce_op::mean);
-        at = 0;
-        for (const std::size_t k : b.members) {
-            std::copy_n(flat.begin() + static_cast<std::ptrdiff_t>(at), grads_[k].size(), grads_[k].begin());
-            at += grads_[k].size();
-        }
-        b.reduced = true;
-        ++reductions_;
     }
 
     std::vector<std::span<float>> grads_;
@@ -112,6 +144,7 @@ private:
     std::vector<std::size_t> bucket_of_;
     std::vector<float> staging_;
     std::vector<std::uint8_t> marked_;
+    std::any in_flight_;  // (bucket, handle) of the reductions started and not yet waited for (async communicators)
     std::size_t reductions_ = 0;
 };
 

@@ -166,6 +166,46 @@ public:
         if (op == reduce_op::mean) divide(out);
     }
 
+    /// An in-place all-reduce started by start_all_reduce and not yet waited for.
+    template <reducible T>
+    struct pending_all_reduce {
+        std::span<T> buffer;                ///< the buffer being reduced (in place)
+        reduce_op op = reduce_op::sum;      ///< sum or mean
+        std::vector<MPI_Request> requests;  ///< one per chunk of max_count elements
+    };
+
+    /// Starts an in-place all-reduce of buffer and returns at once (MPI_Iallreduce, chunked), so
+    /// computation can overlap it; test() drives it, wait() completes it (mean divides there).
+    /// Several may be in flight; every rank starts them in the same order.
+    /// Example: `auto h = comm.start_all_reduce(std::span<float>(bucket), llm::dist::reduce_op::mean); ... comm.wait(h);`
+    template <reducible T>
+    pending_all_reduce<T> start_all_reduce(std::span<T> buffer, reduce_op op) {
+        detail::check_op<T>("mpi::start_all_reduce", op);
+        pending_all_reduce<T> h{buffer, op, {}};
+        detail::for_each_chunk(buffer.size(), options_.max_count, [&](std::size_t off, std::size_t n) {
+            MPI_Request req;
+            call(MPI_Iallreduce(MPI_IN_PLACE, buffer.data() + off, static_cast<int>(n), detail::mpi_type<T>(), sum_op<T>(), comm_, &req),
+                 "MPI_Iallreduce");
+            h.requests.push_back(req);
+        });
+        return h;
+    }
+    /// Lets MPI progress a started all-reduce; true once it is complete (then wait() returns at once).
+    /// Example: `while (!comm.test(h)) do_other_work();`
+    template <reducible T>
+    bool test(pending_all_reduce<T>& h) {
+        int done = 0;
+        call(MPI_Testall(static_cast<int>(h.requests.size()), h.requests.data(), &done, MPI_STATUSES_IGNORE), "MPI_Iallreduce");
+        return done != 0;
+    }
+    /// Completes a started all-reduce (under the watchdog). Example: `comm.wait(h);`
+    template <reducible T>
+    void wait(pending_all_reduce<T>& h) {
+        for (MPI_Request& r : h.requests) wait(r, "MPI_Iallreduce", h.buffer.size());
+        h.requests.clear();
+        if (h.op == reduce_op::mean) divide(h.buffer);
+    }
+
     /// buffer = root's buffer. Example: `comm.broadcast(weights, 0);`
     template <transferable T>
     void broadcast(std::span<T> buffer, std::size_t root) {
