@@ -13,4 +13,5 @@
 #include <llm/model/ffn.hpp>
 #include <llm/model/hf_config.hpp>
 #include <llm/model/layer.hpp>
+#include <llm/model/lora.hpp>
 #include <llm/model/norm.hpp>
