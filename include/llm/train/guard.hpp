@@ -26,7 +26,7 @@ struct loss_guard_options {
 /// The decision on one batch: skip it or not, and why (for the log).
 struct loss_verdict {
     bool skip = false;   ///< true: do not update on this batch
-    std::string reason;  ///< empty when accepted; else e.g. "loss 7.1 > 3 x running mean 2.05"
+    std::string reason{};  ///< empty when accepted; else e.g. "loss 7.1 > 3 x running mean 2.05"
     double loss = 0;     ///< the loss tested
     double mean = 0;     ///< the running mean before this batch (NaN when there is no history)
 };

@@ -33,11 +33,11 @@ namespace llm::train {
 /// RNG, the loss guard's history and skip count, and free-form string entries for the caller.
 struct train_state {
     std::int64_t step = 0;                     ///< updates taken
-    data_position data;                        ///< the loader's next batch
+    data_position data{};                      ///< the loader's next batch
     rng::state_type rng_state{};               ///< the generator's state (all zero: none saved)
-    std::vector<double> loss_history;          ///< loss_guard::history()
+    std::vector<double> loss_history{};        ///< loss_guard::history()
     std::int64_t skipped = 0;                  ///< loss_guard::skipped()
-    std::map<std::string, std::string> extra;  ///< the caller's own entries
+    std::map<std::string, std::string> extra{};  ///< the caller's own entries
 };
 
 namespace detail {

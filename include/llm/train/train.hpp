@@ -7,6 +7,7 @@
 #include <llm/train/ema.hpp>
 #include <llm/train/guard.hpp>
 #include <llm/train/loader.hpp>
+#include <llm/train/metrics.hpp>
 #include <llm/train/optimizer.hpp>
 #include <llm/train/rng.hpp>
 #include <llm/train/schedule.hpp>
