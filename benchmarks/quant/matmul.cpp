@@ -1,0 +1,166 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::quant::gemv (decode) and gemm (prefill, n = 512) against block-quantized weights: GEMV in GB/s of weights
+// read beside the STREAM read bandwidth measured in this run, GEMM in GFLOP/s; ggml's test-backend-ops shapes
+// (m = 4096 outputs, k = 14336).
+//
+//   bench_quant --benchmark_filter='quant_(gemv|gemm)' --benchmark_min_time=2
+//
+// The GEMV's weights are sized from the L3 this machine reports (llm::cpu_cache_sizes): at least
+// 4096 rows and at least 1.25 times the L3, so every call streams them from memory (a cyclic
+// pass over more than the cache evicts every line before its reuse), as a decode step does.
+// ggml reports MUL_MAT m=4096 n=1 k=14336: the same shape wherever 4096 rows exceed the L3.
+// LLM_BENCH_QUANT_K overrides k (e.g. 4096 for a quick run).
+#include <llm/core/cpu_info.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/quant/matmul.hpp>
+#include <llm/quant/quant.hpp>
+#include <llm/tensor/tensor.hpp>
+
+#include <benchmark/benchmark.h>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <cstring>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "../support/stream.hpp"
+
+namespace {
+
+namespace q = llm::quant;
+
+std::size_t k_dim() {
+    if (const char* text = std::getenv("LLM_BENCH_QUANT_K"); text != nullptr && *text != '\0') {
+        return std::max<std::size_t>(256, static_cast<std::size_t>(std::strtol(text, nullptr, 10)) / 256 * 256);
+    }
+    return 14336;
+}
+
+constexpr std::size_t gemm_rows = 4096;  // m in ggml's naming: the outputs
+constexpr std::size_t gemm_n = 512;      // activation rows (prompt tokens)
+
+// GEMV weight rows: 4096, or more so that the weights are at least 1.25 times the reported L3.
+std::size_t gemv_rows(std::size_t row_bytes) {
+    const std::size_t l3 = llm::cpu_cache_sizes().l3;
+    const std::size_t need = (l3 + l3 / 4 + row_bytes - 1) / row_bytes;
+    return std::max<std::size_t>(gemm_rows, (need + 255) / 256 * 256);
+}
+
+// Random bytes with finite scales: the values do not matter for speed, and random blocks are
+// made in milliseconds where the reference quantizers of the K formats take seconds.
+template <class F>
+const std::vector<typename F::block>& random_blocks(std::size_t count) {
+    static std::vector<typename F::block> blocks;
+    if (blocks.size() != count) {
+        blocks.assign(count, typename F::block{});
+        std::mt19937_64 rng(7);
+        auto* bytes = reinterpret_cast<unsigned char*>(blocks.data());
+        for (std::size_t i = 0; i + 8 <= count * sizeof(typename F::block); i += 8) {
+            const std::uint64_t r = rng();
+            std::memcpy(bytes + i, &r, 8);
+        }
+        for (auto& b : blocks) {
+            b.d = llm::f16(0.01f);
+            if constexpr (requires { b.m; }) b.m = llm::f16(-0.05f);
+            if constexpr (requires { b.dmin; }) b.dmin = llm::f16(0.001f);
+        }
+    }
+    return blocks;
+}
+
+std::vector<float> random_floats(std::size_t n) {
+    std::vector<float> v(n);
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (float& x : v) x = normal(rng);
+    return v;
+}
+
+// The read-bandwidth ceiling of this run (STREAM read, benchmarks/support/stream.hpp), measured
+// once per thread count, best of 5 passes.
+double read_ceiling(std::size_t threads) {
+    static double ceiling[3] = {0.0, 0.0, 0.0};
+    if (ceiling[threads] == 0.0) ceiling[threads] = llm_bench::stream_read_ceiling(threads);
+    return ceiling[threads];
+}
+
+template <class F>
+void quant_gemv(benchmark::State& state) {
+    const auto threads = static_cast<std::size_t>(state.range(0));
+    const std::size_t k = k_dim(), nb = k / F::block_size;
+    const std::size_t rows = gemv_rows(nb * sizeof(typename F::block));
+    const auto& blocks = random_blocks<F>(rows * nb);
+    const auto w = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), rows, k);
+    const auto xs = random_floats(k);
+    std::vector<float> ys(rows);
+    llm::tensor_view<const float, llm::dims<1>> x(xs.data(), k);
+    llm::tensor_view<float, llm::dims<1>> y(ys.data(), rows);
+    auto& pool = llm_bench::pool_of(threads);
+    const double ceiling = read_ceiling(threads);
+    llm::workspace ws;
+    q::gemv(y, x, w, {}, ws, pool);
+    for (auto _ : state) {
+        q::gemv(y, x, w, {}, ws, pool);
+        benchmark::DoNotOptimize(ys.data());
+        benchmark::ClobberMemory();
+    }
+    const double bytes = static_cast<double>(blocks.size() * sizeof(typename F::block));
+    state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(2.0 * static_cast<double>(rows * k) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["read_ceiling_GB/s"] = ceiling;
+    state.SetLabel(std::string(F::name) + " " + std::string(q::isa_name(q::best_isa())) + " m=" + std::to_string(rows) +
+                   " k=" + std::to_string(k) + " weights " + std::to_string(blocks.size() * sizeof(typename F::block) >> 20) +
+                   " MiB, L3 " + std::to_string(llm::cpu_cache_sizes().l3 >> 20) + " MiB");
+}
+
+template <class F>
+void quant_gemm(benchmark::State& state) {
+    const auto threads = static_cast<std::size_t>(state.range(0));
+    const std::size_t k = k_dim(), nb = k / F::block_size, rows = gemm_rows, n = gemm_n;
+    const auto& blocks = random_blocks<F>(rows * nb);
+    const auto w = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), rows, k);
+    const auto xs = random_floats(n * k);
+    std::vector<float> ys(n * rows);
+    llm::tensor_view<const float, llm::dims<2>> x(xs.data(), n, k);
+    llm::tensor_view<float, llm::dims<2>> y(ys.data(), n, rows);
+    auto& pool = llm_bench::pool_of(threads);
+    llm::workspace ws;
+    q::gemm(y, x, w, {}, ws, pool);
+    for (auto _ : state) {
+        q::gemm(y, x, w, {}, ws, pool);
+        benchmark::DoNotOptimize(ys.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * k * n) * 1e-9,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel(std::string(F::name) + " " + std::string(q::isa_name(q::best_isa())) + " m=" + std::to_string(rows) +
+                   " n=" + std::to_string(n) + " k=" + std::to_string(k));
+}
+
+void stream_read(benchmark::State& state) {
+    const auto threads = static_cast<std::size_t>(state.range(0));
+    double gbs = 0.0;
+    for (auto _ : state) gbs = std::max(gbs, llm_bench::stream_read_pass(threads));
+    state.counters["GB/s"] = gbs;
+}
+
+BENCHMARK(stream_read)->Name("quant_ceiling/stream_read")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(quant_gemv<q::q4_0>)->Name("quant_gemv/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv<q::q8_0>)->Name("quant_gemv/q8_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv<q::q4_k>)->Name("quant_gemv/q4_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv<q::q6_k>)->Name("quant_gemv/q6_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv<q::q5_k>)->Name("quant_gemv/q5_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv<q::q4_1>)->Name("quant_gemv/q4_1")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv<q::q5_0>)->Name("quant_gemv/q5_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm<q::q4_0>)->Name("quant_gemm/q4_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm<q::q8_0>)->Name("quant_gemm/q8_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm<q::q4_k>)->Name("quant_gemm/q4_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm<q::q6_k>)->Name("quant_gemm/q6_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
