@@ -444,3 +444,42 @@ TEST_CASE("moe_forward at DeepSeek-like routing sizes (64 experts, top-6, groups
         REQUIRE(groups.size() <= 3);
     }
 }
+
+TEST_CASE("moe with bf16 weights equals the fp32 layer on the same (widened) values") {
+    // bf16 -> fp32 widening is exact, so both layers compute with the same numbers; the GEMM
+    // may order its sums differently by element type: a normwise 1e-5 (far below bf16's own
+    // 2^-9 rounding, far above fp32's n u for n <= 40).
+    std::mt19937 rng(37);
+    const std::size_t T = 21, E = 4, d = 16, ff = 20;
+    layer l(E, d, ff, 0, rng);
+    using t2h = llm::tensor<llm::bf16, llm::dims<2>>;
+    using t3h = llm::tensor<llm::bf16, llm::dims<3>>;
+    t2h gate(E, d);
+    t3h w1(E, ff, d), w3(E, ff, d), w2(E, d, ff);
+    auto round = [](auto& h, auto& f) {
+        for (std::size_t i = 0; i < f.size(); ++i) {
+            h.data()[i] = llm::bf16(f.data()[i]);
+            f.data()[i] = static_cast<float>(h.data()[i]);
+        }
+    };
+    round(gate, l.gate);
+    round(w1, l.w1);
+    round(w3, l.w3);
+    round(w2, l.w2);
+    const llm::moe::basic_moe_weights<llm::bf16> wh = moe::make_moe_weights(gate, w1, w3, w2);
+    const auto wf = l.weights();
+    const t2f x = rand2(T, d, rng), dy = rand2(T, d, rng);
+    const moe::softmax_top_k router{.k = 2};
+    t2f yh(T, d), yf(T, d), dxh(T, d), dxf(T, d);
+    moe::moe_cache ch, cf;
+    moe::moe_forward(yh, ch, x, wh, router, {}, llm::parallel::sequential{});
+    moe::moe_forward(yf, cf, x, wf, router, {}, llm::parallel::sequential{});
+    std::vector<double> ref(yf.data(), yf.data() + yf.size());
+    CHECK(normwise(yh.data(), ref.data(), ref.size()) <= 1e-5);
+    grads gh(l), gf(l);
+    moe::moe_backward(dxh, gh.views(), ch, dy, x, wh, router, {}, llm::parallel::sequential{});
+    moe::moe_backward(dxf, gf.views(), cf, dy, x, wf, router, {}, llm::parallel::sequential{});
+    std::vector<double> rdx(dxf.data(), dxf.data() + dxf.size()), rw1(gf.w1.data(), gf.w1.data() + gf.w1.size());
+    CHECK(normwise(dxh.data(), rdx.data(), rdx.size()) <= 1e-5);
+    CHECK(normwise(gh.w1.data(), rw1.data(), rw1.size()) <= 1e-5);
+}

@@ -51,28 +51,32 @@ void gather(float* xp, const X& x, const dispatch_plan& plan, std::size_t d, aut
 /// The SwiGLU FFN of n rows (x [n, d] with row stride ldx) through weights w1, w3 [ff, d] and
 /// w2 [d, ff]: gate = x w1^T, up = x w3^T, act = SiLU(gate) * up, y = act w2^T (beta: 0
 /// overwrites y, 1 adds).
-inline void swiglu_forward(mat y, float* gate, float* up, float* act, cmat x, cmat w1, cmat w3, cmat w2, float beta,
-                           llm::workspace& ws, auto& exec) {
+template <class TW>
+void swiglu_forward(mat y, float* gate, float* up, float* act, cmat x, llm::strided_view<const TW, 2> w1,
+                    llm::strided_view<const TW, 2> w3, llm::strided_view<const TW, 2> w2, float beta, llm::workspace& ws,
+                    auto& exec) {
     const std::size_t n = x.extent(0), ff = w1.extent(0);
     if (n == 0) {
         return;
     }
-    llm::gemm(rows_of(gate, n, ff, ff), x, w1.transposed<0, 1>(), 1.0f, 0.0f, ws, exec);
-    llm::gemm(rows_of(up, n, ff, ff), x, w3.transposed<0, 1>(), 1.0f, 0.0f, ws, exec);
+    llm::gemm(rows_of(gate, n, ff, ff), x, w1.template transposed<0, 1>(), 1.0f, 0.0f, ws, exec);
+    llm::gemm(rows_of(up, n, ff, ff), x, w3.template transposed<0, 1>(), 1.0f, 0.0f, ws, exec);
     parallel::parallel_for(exec, n, grain_for(ff), [&](std::size_t r0, std::size_t r1) {
         for (std::size_t i = r0 * ff; i < r1 * ff; ++i) {
             act[i] = tile::swiglu(gate[i], up[i]);
         }
     });
-    llm::gemm(y, crows_of(act, n, ff, ff), w2.transposed<0, 1>(), 1.0f, beta, ws, exec);
+    llm::gemm(y, crows_of(act, n, ff, ff), w2.template transposed<0, 1>(), 1.0f, beta, ws, exec);
 }
 
 /// Backward of swiglu_forward for n rows given dy [n, d]: dw2 += dy^T act, dw1 += dgate^T x,
 /// dw3 += dup^T x, and dx = dgate w1 + dup w3 (beta_dx: 0 overwrites dx, 1 adds). dgate and dup
 /// are [n, ff] scratch.
-inline void swiglu_backward(mat dx, mat dw1, mat dw3, mat dw2, float* dgate, float* dup, cmat dy, const float* gate,
-                            const float* up, const float* act, cmat x, cmat w1, cmat w3, cmat w2, float beta_dx,
-                            llm::workspace& ws, auto& exec) {
+template <class TW>
+void swiglu_backward(mat dx, mat dw1, mat dw3, mat dw2, float* dgate, float* dup, cmat dy, const float* gate,
+                     const float* up, const float* act, cmat x, llm::strided_view<const TW, 2> w1,
+                     llm::strided_view<const TW, 2> w3, llm::strided_view<const TW, 2> w2, float beta_dx,
+                     llm::workspace& ws, auto& exec) {
     const std::size_t n = x.extent(0), ff = w1.extent(0);
     if (n == 0) {
         return;

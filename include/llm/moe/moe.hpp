@@ -51,11 +51,11 @@ inline void check_io(const char* fn, const char* name, std::size_t rows, std::si
 /// router logit, on shapes that disagree with the weights, k > E, a capacity factor <= 0.
 /// Arguments (docs/conventions.md): output y [T, d]; saved state cache; input x [T, d];
 /// parameters w (make_moe_weights); options r (a router policy) and opt; workspace; executor.
-/// Elements: fp32. Deterministic: the same result for any executor and thread count.
+/// Elements: x, y fp32; weights fp32 or bf16 (basic_moe_weights<T>); fp32 maths. Deterministic: the same result for any executor and thread count.
 /// Example: `llm::moe::moe_forward(y, cache, x, w, llm::moe::softmax_top_k{.k = 2}, {}, ws, pool);`
-template <mutable_dense_view<2> Y, dense_view<2> X, router R>
+template <mutable_dense_view<2> Y, dense_view<2> X, router R, float_or_bf16 TW>
     requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
-void moe_forward(Y&& y, moe_cache& cache, X&& x, const moe_weights& w, const R& r, const moe_options& opt,
+void moe_forward(Y&& y, moe_cache& cache, X&& x, const basic_moe_weights<TW>& w, const R& r, const moe_options& opt,
                  llm::workspace& ws, parallel::policy auto&& exec) {
     constexpr const char* fn = "moe_forward";
     const auto xs = llm::to_kernel_view<2>(x);
@@ -84,7 +84,7 @@ void moe_forward(Y&& y, moe_cache& cache, X&& x, const moe_weights& w, const R& 
         cache.plan.dropped = 0;
         return;
     }
-    llm::gemm(detail::rows_of(cache.logits.data(), T, E, E), xs, w.gate.transposed<0, 1>(), 1.0f, 0.0f, ws, exec);
+    llm::gemm(detail::rows_of(cache.logits.data(), T, E, E), xs, w.gate.template transposed<0, 1>(), 1.0f, 0.0f, ws, exec);
     const routing rt = cache.routing_views();
     detail::check_logits(fn, cache.logits_view());
     r.forward(rt, cache.logits_view(), exec);
@@ -121,9 +121,9 @@ void moe_forward(Y&& y, moe_cache& cache, X&& x, const moe_weights& w, const R& 
 
 /// moe_forward with a workspace of its own for this call.
 /// Example: `llm::moe::moe_forward(y, cache, x, w, llm::moe::softmax_top_k{}, {}, llm::parallel::sequential{});`
-template <mutable_dense_view<2> Y, dense_view<2> X, router R>
+template <mutable_dense_view<2> Y, dense_view<2> X, router R, float_or_bf16 TW>
     requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
-void moe_forward(Y&& y, moe_cache& cache, X&& x, const moe_weights& w, const R& r, const moe_options& opt,
+void moe_forward(Y&& y, moe_cache& cache, X&& x, const basic_moe_weights<TW>& w, const R& r, const moe_options& opt,
                  parallel::policy auto&& exec) {
     llm::workspace ws;
     moe_forward(y, cache, x, w, r, opt, ws, exec);
@@ -131,9 +131,9 @@ void moe_forward(Y&& y, moe_cache& cache, X&& x, const moe_weights& w, const R& 
 
 /// moe_forward on llm::parallel::default_pool() with a workspace of its own.
 /// Example: `llm::moe::moe_forward(y, cache, x, w, llm::moe::softmax_top_k{}, {});`
-template <mutable_dense_view<2> Y, dense_view<2> X, router R>
+template <mutable_dense_view<2> Y, dense_view<2> X, router R, float_or_bf16 TW>
     requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
-void moe_forward(Y&& y, moe_cache& cache, X&& x, const moe_weights& w, const R& r, const moe_options& opt) {
+void moe_forward(Y&& y, moe_cache& cache, X&& x, const basic_moe_weights<TW>& w, const R& r, const moe_options& opt) {
     llm::workspace ws;
     moe_forward(y, cache, x, w, r, opt, ws, parallel::default_pool());
 }
@@ -147,10 +147,10 @@ void moe_forward(Y&& y, moe_cache& cache, X&& x, const moe_weights& w, const R& 
 /// Arguments (docs/conventions.md): outputs dx and g; saved state cache; inputs dy, x;
 /// parameters w; options r, opt; workspace; executor.
 /// Example: `llm::moe::moe_backward(dx, g, cache, dy, x, w, router, {}, ws, pool);`
-template <mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X, router R>
+template <mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X, router R, float_or_bf16 TW>
     requires std::same_as<view_element_t<DX>, float> && std::same_as<std::remove_const_t<view_element_t<DY>>, float> &&
              std::same_as<std::remove_const_t<view_element_t<X>>, float>
-void moe_backward(DX&& dx, const moe_grads& g, const moe_cache& cache, DY&& dy, X&& x, const moe_weights& w,
+void moe_backward(DX&& dx, const moe_grads& g, const moe_cache& cache, DY&& dy, X&& x, const basic_moe_weights<TW>& w,
                   const R& r, const moe_options& opt, llm::workspace& ws, parallel::policy auto&& exec) {
     constexpr const char* fn = "moe_backward";
     const auto xs = llm::to_kernel_view<2>(x);
@@ -233,10 +233,10 @@ void moe_backward(DX&& dx, const moe_grads& g, const moe_cache& cache, DY&& dy, 
 
 /// moe_backward with a workspace of its own for this call.
 /// Example: `llm::moe::moe_backward(dx, g, cache, dy, x, w, router, {}, llm::parallel::sequential{});`
-template <mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X, router R>
+template <mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X, router R, float_or_bf16 TW>
     requires std::same_as<view_element_t<DX>, float> && std::same_as<std::remove_const_t<view_element_t<DY>>, float> &&
              std::same_as<std::remove_const_t<view_element_t<X>>, float>
-void moe_backward(DX&& dx, const moe_grads& g, const moe_cache& cache, DY&& dy, X&& x, const moe_weights& w,
+void moe_backward(DX&& dx, const moe_grads& g, const moe_cache& cache, DY&& dy, X&& x, const basic_moe_weights<TW>& w,
                   const R& r, const moe_options& opt, parallel::policy auto&& exec) {
     llm::workspace ws;
     moe_backward(dx, g, cache, dy, x, w, r, opt, ws, exec);
@@ -244,10 +244,10 @@ void moe_backward(DX&& dx, const moe_grads& g, const moe_cache& cache, DY&& dy, 
 
 /// moe_backward on llm::parallel::default_pool() with a workspace of its own.
 /// Example: `llm::moe::moe_backward(dx, g, cache, dy, x, w, router, {});`
-template <mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X, router R>
+template <mutable_dense_view<2> DX, dense_view<2> DY, dense_view<2> X, router R, float_or_bf16 TW>
     requires std::same_as<view_element_t<DX>, float> && std::same_as<std::remove_const_t<view_element_t<DY>>, float> &&
              std::same_as<std::remove_const_t<view_element_t<X>>, float>
-void moe_backward(DX&& dx, const moe_grads& g, const moe_cache& cache, DY&& dy, X&& x, const moe_weights& w,
+void moe_backward(DX&& dx, const moe_grads& g, const moe_cache& cache, DY&& dy, X&& x, const basic_moe_weights<TW>& w,
                   const R& r, const moe_options& opt) {
     llm::workspace ws;
     moe_backward(dx, g, cache, dy, x, w, r, opt, ws, parallel::default_pool());

@@ -22,16 +22,19 @@ namespace llm::moe {
 /// gate [E, d] (the router, `block_sparse_moe.gate`), per expert w1 (gate projection) and w3
 /// (up projection) [E, ff, d], w2 (down projection) [E, d, ff]; optional shared always-on
 /// SwiGLU experts (DeepSeek / Qwen-MoE) shared_w1, shared_w3 [ffs, d], shared_w2 [d, ffs]
-/// (null views: none). fp32, any strides. Views, not owners: build with make_moe_weights.
-/// Example: `auto w = llm::moe::make_moe_weights(gate, w1, w3, w2);`
-struct moe_weights {
-    llm::strided_view<const float, 2> gate;       ///< [E, d] router weight.
-    llm::strided_view<const float, 3> w1;         ///< [E, ff, d] gate projections.
-    llm::strided_view<const float, 3> w3;         ///< [E, ff, d] up projections.
-    llm::strided_view<const float, 3> w2;         ///< [E, d, ff] down projections.
-    llm::strided_view<const float, 2> shared_w1;  ///< [ffs, d] shared gate projection (null: none).
-    llm::strided_view<const float, 2> shared_w3;  ///< [ffs, d] shared up projection.
-    llm::strided_view<const float, 2> shared_w2;  ///< [d, ffs] shared down projection.
+/// (null views: none). Elements T: fp32 or bf16 (widened exactly by llm::gemm; the maths is
+/// fp32), any strides. Views, not owners: build with make_moe_weights.
+/// Example: `llm::moe::basic_moe_weights<llm::bf16> w = llm::moe::make_moe_weights(gate, w1, w3, w2);`
+template <class T>
+struct basic_moe_weights {
+    using element_type = T;                   ///< The weights' element type (float or llm::bf16).
+    llm::strided_view<const T, 2> gate;       ///< [E, d] router weight.
+    llm::strided_view<const T, 3> w1;         ///< [E, ff, d] gate projections.
+    llm::strided_view<const T, 3> w3;         ///< [E, ff, d] up projections.
+    llm::strided_view<const T, 3> w2;         ///< [E, d, ff] down projections.
+    llm::strided_view<const T, 2> shared_w1;  ///< [ffs, d] shared gate projection (null: none).
+    llm::strided_view<const T, 2> shared_w3;  ///< [ffs, d] shared up projection.
+    llm::strided_view<const T, 2> shared_w2;  ///< [d, ffs] shared down projection.
 
     /// True when shared experts are present.
     /// Example: `if (w.has_shared()) { ... }`
@@ -50,6 +53,10 @@ struct moe_weights {
     [[nodiscard]] std::size_t d_ff_shared() const noexcept { return has_shared() ? shared_w1.extent(0) : 0; }
 };
 
+/// fp32 MoE weights (see basic_moe_weights).
+/// Example: `llm::moe::moe_weights w = llm::moe::make_moe_weights(gate, w1, w3, w2);`
+using moe_weights = basic_moe_weights<float>;
+
 /// The gradients of moe_weights, same shapes, fp32, written by accumulation (null shared views
 /// when the layer has no shared experts).
 /// Example: `auto g = llm::moe::make_moe_grads(dgate, dw1, dw3, dw2);`
@@ -65,19 +72,22 @@ struct moe_grads {
 
 namespace detail {
 
-inline void check_shape3(const char* fn, const char* name, const llm::strided_view<const float, 3>& v, std::size_t a,
+template <class T>
+void check_shape3(const char* fn, const char* name, const llm::strided_view<const T, 3>& v, std::size_t a,
                          std::size_t b, std::size_t c, const char* what) {
     llm::check(v.extent(0) == a && v.extent(1) == b && v.extent(2) == c, fn, ": ", name, " is [", v.extent(0), ", ",
                v.extent(1), ", ", v.extent(2), "] but must be [", a, ", ", b, ", ", c, "] (", what, ")");
 }
 
-inline void check_shape2(const char* fn, const char* name, const llm::strided_view<const float, 2>& v, std::size_t a,
+template <class T>
+void check_shape2(const char* fn, const char* name, const llm::strided_view<const T, 2>& v, std::size_t a,
                          std::size_t b, const char* what) {
     llm::check(v.extent(0) == a && v.extent(1) == b, fn, ": ", name, " is [", v.extent(0), ", ", v.extent(1),
                "] but must be [", a, ", ", b, "] (", what, ")");
 }
 
-inline void check_weights(const char* fn, const moe_weights& w) {
+template <class T>
+void check_weights(const char* fn, const basic_moe_weights<T>& w) {
     const std::size_t E = w.experts(), ff = w.d_ff(), d = w.d_model();
     llm::check(E >= 1, fn, ": the layer needs at least one expert");
     check_shape3(fn, "w3", w.w3, E, ff, d, "experts, d_ff, d_model like w1");
@@ -93,16 +103,19 @@ inline void check_weights(const char* fn, const moe_weights& w) {
 
 }  // namespace detail
 
-/// moe_weights from any fp32 views gate [E, d], w1 [E, ff, d], w3 [E, ff, d], w2 [E, d, ff];
-/// llm::error when the shapes disagree.
+/// The MoE weights' element type: that of w1 (fp32 or bf16).
+template <class W1>
+using weight_element_t = std::remove_const_t<view_element_t<W1>>;
+
+/// basic_moe_weights from views gate [E, d], w1 [E, ff, d], w3 [E, ff, d], w2 [E, d, ff], all
+/// fp32 or all bf16; llm::error when the shapes disagree.
 /// Example: `auto w = llm::moe::make_moe_weights(gate, w1, w3, w2);`
-template <view_of_rank<2> G, view_of_rank<3> W1, view_of_rank<3> W3, view_of_rank<3> W2>
-    requires std::same_as<std::remove_const_t<view_element_t<G>>, float> &&
-             std::same_as<std::remove_const_t<view_element_t<W1>>, float> &&
-             std::same_as<std::remove_const_t<view_element_t<W3>>, float> &&
-             std::same_as<std::remove_const_t<view_element_t<W2>>, float>
-[[nodiscard]] moe_weights make_moe_weights(G&& gate, W1&& w1, W3&& w3, W2&& w2) {
-    moe_weights w{llm::to_kernel_view<2>(gate), llm::to_kernel_view<3>(w1), llm::to_kernel_view<3>(w3),
+template <dense_view<2> G, dense_view<3> W1, dense_view<3> W3, dense_view<3> W2>
+    requires std::same_as<std::remove_const_t<view_element_t<G>>, weight_element_t<W1>> &&
+             std::same_as<std::remove_const_t<view_element_t<W3>>, weight_element_t<W1>> &&
+             std::same_as<std::remove_const_t<view_element_t<W2>>, weight_element_t<W1>>
+[[nodiscard]] basic_moe_weights<weight_element_t<W1>> make_moe_weights(G&& gate, W1&& w1, W3&& w3, W2&& w2) {
+    basic_moe_weights<weight_element_t<W1>> w{llm::to_kernel_view<2>(gate), llm::to_kernel_view<3>(w1), llm::to_kernel_view<3>(w3),
                   llm::to_kernel_view<3>(w2), {}, {}, {}};
     detail::check_weights("moe::make_moe_weights", w);
     return w;
@@ -110,17 +123,17 @@ template <view_of_rank<2> G, view_of_rank<3> W1, view_of_rank<3> W3, view_of_ran
 
 /// As make_moe_weights plus shared experts shared_w1, shared_w3 [ffs, d], shared_w2 [d, ffs].
 /// Example: `auto w = llm::moe::make_moe_weights(gate, w1, w3, w2, sw1, sw3, sw2);`
-template <view_of_rank<2> G, view_of_rank<3> W1, view_of_rank<3> W3, view_of_rank<3> W2, view_of_rank<2> S1,
-          view_of_rank<2> S3, view_of_rank<2> S2>
-    requires std::same_as<std::remove_const_t<view_element_t<G>>, float> &&
-             std::same_as<std::remove_const_t<view_element_t<W1>>, float> &&
-             std::same_as<std::remove_const_t<view_element_t<W3>>, float> &&
-             std::same_as<std::remove_const_t<view_element_t<W2>>, float> &&
-             std::same_as<std::remove_const_t<view_element_t<S1>>, float> &&
-             std::same_as<std::remove_const_t<view_element_t<S3>>, float> &&
-             std::same_as<std::remove_const_t<view_element_t<S2>>, float>
-[[nodiscard]] moe_weights make_moe_weights(G&& gate, W1&& w1, W3&& w3, W2&& w2, S1&& sw1, S3&& sw3, S2&& sw2) {
-    moe_weights w{llm::to_kernel_view<2>(gate), llm::to_kernel_view<3>(w1), llm::to_kernel_view<3>(w3),
+template <dense_view<2> G, dense_view<3> W1, dense_view<3> W3, dense_view<3> W2, dense_view<2> S1, dense_view<2> S3,
+          dense_view<2> S2>
+    requires std::same_as<std::remove_const_t<view_element_t<G>>, weight_element_t<W1>> &&
+             std::same_as<std::remove_const_t<view_element_t<W3>>, weight_element_t<W1>> &&
+             std::same_as<std::remove_const_t<view_element_t<W2>>, weight_element_t<W1>> &&
+             std::same_as<std::remove_const_t<view_element_t<S1>>, weight_element_t<W1>> &&
+             std::same_as<std::remove_const_t<view_element_t<S3>>, weight_element_t<W1>> &&
+             std::same_as<std::remove_const_t<view_element_t<S2>>, weight_element_t<W1>>
+[[nodiscard]] basic_moe_weights<weight_element_t<W1>> make_moe_weights(G&& gate, W1&& w1, W3&& w3, W2&& w2, S1&& sw1,
+                                                                       S3&& sw3, S2&& sw2) {
+    basic_moe_weights<weight_element_t<W1>> w{llm::to_kernel_view<2>(gate), llm::to_kernel_view<3>(w1), llm::to_kernel_view<3>(w3),
                   llm::to_kernel_view<3>(w2),   llm::to_kernel_view<2>(sw1), llm::to_kernel_view<2>(sw3),
                   llm::to_kernel_view<2>(sw2)};
     detail::check_weights("moe::make_moe_weights", w);

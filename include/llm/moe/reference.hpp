@@ -34,15 +34,15 @@ std::vector<double> mask(const XE& experts, const W& weights, std::size_t E) {
 /// One SwiGLU FFN in double on the row x (d values): w2_e (SiLU(w1_e x) * (w3_e x)); writes the
 /// hidden activations to gate, up (ff each) and the output to out (d).
 /// Example: `llm::moe::reference::swiglu(out, gate, up, x, w.w1, w.w3, w.w2, e);`
-inline void swiglu(double* out, double* gate, double* up, const double* x, const llm::strided_view<const float, 3>& w1,
-                   const llm::strided_view<const float, 3>& w3, const llm::strided_view<const float, 3>& w2,
-                   std::size_t e) {
+template <class TW>
+void swiglu(double* out, double* gate, double* up, const double* x, const llm::strided_view<const TW, 3>& w1,
+            const llm::strided_view<const TW, 3>& w3, const llm::strided_view<const TW, 3>& w2, std::size_t e) {
     const std::size_t ff = w1.extent(1), d = w1.extent(2);
     for (std::size_t f = 0; f < ff; ++f) {
         double g = 0.0, u = 0.0;
         for (std::size_t c = 0; c < d; ++c) {
-            g += static_cast<double>(w1(e, f, c)) * x[c];
-            u += static_cast<double>(w3(e, f, c)) * x[c];
+            g += static_cast<double>(static_cast<float>(w1(e, f, c))) * x[c];
+            u += static_cast<double>(static_cast<float>(w3(e, f, c))) * x[c];
         }
         gate[f] = g;
         up[f] = u;
@@ -50,7 +50,7 @@ inline void swiglu(double* out, double* gate, double* up, const double* x, const
     for (std::size_t c = 0; c < d; ++c) {
         double s = 0.0;
         for (std::size_t f = 0; f < ff; ++f) {
-            s += static_cast<double>(w2(e, c, f)) * (gate[f] / (1.0 + std::exp(-gate[f])) * up[f]);
+            s += static_cast<double>(static_cast<float>(w2(e, c, f))) * (gate[f] / (1.0 + std::exp(-gate[f])) * up[f]);
         }
         out[c] = s;
     }
@@ -58,15 +58,15 @@ inline void swiglu(double* out, double* gate, double* up, const double* x, const
 
 /// The router logits x gate^T in double [T, E].
 /// Example: `auto l = llm::moe::reference::logits(x, w);`
-template <class X>
-std::vector<double> logits(const X& x, const moe_weights& w) {
+template <class X, class TW>
+std::vector<double> logits(const X& x, const basic_moe_weights<TW>& w) {
     const std::size_t T = x.extent(0), E = w.experts(), d = w.d_model();
     std::vector<double> l(T * E);
     for (std::size_t t = 0; t < T; ++t) {
         for (std::size_t e = 0; e < E; ++e) {
             double s = 0.0;
             for (std::size_t c = 0; c < d; ++c) {
-                s += static_cast<double>(x(t, c)) * static_cast<double>(w.gate(e, c));
+                s += static_cast<double>(x(t, c)) * static_cast<double>(static_cast<float>(w.gate(e, c)));
             }
             l[t * E + e] = s;
         }
@@ -120,8 +120,8 @@ inline std::vector<double> softmax_top_k(std::vector<std::int32_t>& experts, std
 /// The dense forward: y[t] = sum_e m[t, e] FFN_e(x[t]) (+ nothing for m = 0: the expert ran and
 /// was masked), every expert on every token, in double. Returns y [T * d].
 /// Example: `auto y = llm::moe::reference::moe_forward(x, w, experts, weights);`
-template <class X, class XE, class W>
-std::vector<double> moe_forward(const X& x, const moe_weights& w, const XE& experts, const W& weights) {
+template <class X, class XE, class W, class TW>
+std::vector<double> moe_forward(const X& x, const basic_moe_weights<TW>& w, const XE& experts, const W& weights) {
     const std::size_t T = x.extent(0), E = w.experts(), d = w.d_model(), ff = w.d_ff();
     const std::vector<double> m = mask(experts, weights, E);
     std::vector<double> y(T * d, 0.0), xr(d), out(d), g(ff), u(ff);
@@ -154,8 +154,8 @@ struct grads {
 
 /// Computes reference::grads (see the struct).
 /// Example: `llm::moe::reference::grads g = llm::moe::reference::moe_backward(dy, x, w, ex, wt);`
-template <class DY, class X, class XE, class W>
-grads moe_backward(const DY& dy, const X& x, const moe_weights& w, const XE& experts, const W& weights) {
+template <class DY, class X, class XE, class W, class TW>
+grads moe_backward(const DY& dy, const X& x, const basic_moe_weights<TW>& w, const XE& experts, const W& weights) {
     const std::size_t T = x.extent(0), E = w.experts(), d = w.d_model(), ff = w.d_ff(), S = experts.extent(1);
     const std::vector<double> m = mask(experts, weights, E);
     grads r{std::vector<double>(T * d, 0.0), std::vector<double>(E * ff * d, 0.0), std::vector<double>(E * ff * d, 0.0),
@@ -183,7 +183,7 @@ grads moe_backward(const DY& dy, const X& x, const moe_weights& w, const XE& exp
             for (std::size_t f = 0; f < ff; ++f) {
                 double s = 0.0;
                 for (std::size_t c = 0; c < d; ++c) {
-                    s += me * static_cast<double>(dy(t, c)) * static_cast<double>(w.w2(e, c, f));
+                    s += me * static_cast<double>(dy(t, c)) * static_cast<double>(static_cast<float>(w.w2(e, c, f)));
                 }
                 da[f] = s;
                 const double sg = 1.0 / (1.0 + std::exp(-g[f]));
@@ -196,7 +196,7 @@ grads moe_backward(const DY& dy, const X& x, const moe_weights& w, const XE& exp
                 for (std::size_t c = 0; c < d; ++c) {
                     r.dw1[(e * ff + f) * d + c] += dg * xr[c];
                     r.dw3[(e * ff + f) * d + c] += du * xr[c];
-                    r.dx[t * d + c] += dg * static_cast<double>(w.w1(e, f, c)) + du * static_cast<double>(w.w3(e, f, c));
+                    r.dx[t * d + c] += dg * static_cast<double>(static_cast<float>(w.w1(e, f, c))) + du * static_cast<double>(static_cast<float>(w.w3(e, f, c)));
                 }
             }
         }
