@@ -324,10 +324,14 @@ TEST_CASE("moe_forward and moe_backward: sequential{}, a thread_pool and default
     t2f dx1(T, d), dx2(T, d);
     moe::moe_backward(dx1, g1.views(), c1, dy, x, w, router, {}, llm::parallel::sequential{});
     moe::moe_backward(dx2, g2.views(), c2, dy, x, w, router, {}, ws, pool);
+    grads g3(l);
+    t2f dx3(T, d);
+    moe::moe_backward(dx3, g3.views(), c3, dy, x, w, router, {});
     for (std::size_t i = 0; i < y1.size(); ++i) {
         REQUIRE(y1.data()[i] == y2.data()[i]);
         REQUIRE(y1.data()[i] == y3.data()[i]);
         REQUIRE(dx1.data()[i] == dx2.data()[i]);
+        REQUIRE(dx1.data()[i] == dx3.data()[i]);
     }
     for (std::size_t i = 0; i < g1.w1.size(); ++i) {
         REQUIRE(g1.w1.data()[i] == g2.w1.data()[i]);

@@ -308,6 +308,13 @@ TEST_CASE("routers: selection rules of each policy") {
         llm::parallel::thread_pool pool(3);
         moe::route(r2.experts, r2.weights, r2.probs, logits, a, pool);
         CHECK(std::equal(r1.weights.data(), r1.weights.data() + r1.weights.size(), r2.weights.data()));
+        routed r4(T, 2, E);
+        moe::route(r4.experts, r4.weights, r4.probs, logits, a);  // default_pool()
+        CHECK(std::equal(r1.weights.data(), r1.weights.data() + r1.weights.size(), r4.weights.data()));
+        t2f dl1(T, E), dl4(T, E);
+        moe::route_backward(dl1, r1.experts, r1.weights, r1.probs, r1.weights, logits, a, llm::parallel::sequential{});
+        moe::route_backward(dl4, r1.experts, r1.weights, r1.probs, r1.weights, logits, a);
+        CHECK(std::equal(dl1.data(), dl1.data() + dl1.size(), dl4.data()));
         const routed r3 = route_of(logits, moe::noisy_top_k{.k = 2, .noise_std = 1.0f, .seed = 2});
         CHECK(!std::equal(r1.weights.data(), r1.weights.data() + r1.weights.size(), r3.weights.data()));
         // The noise is standard normal: mean ~0, variance ~1 over 10^4 draws (3-sigma bounds).
