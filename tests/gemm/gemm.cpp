@@ -3,6 +3,8 @@
 #include "helpers.hpp"
 
 #include <llm/gemm/gemm.hpp>
+#include <llm/parallel/sequential.hpp>
+#include <llm/tensor/kernel_view.hpp>
 #include <llm/tensor/tensor.hpp>
 
 #include <doctest/doctest.h>
@@ -99,6 +101,72 @@ TEST_CASE("gemm zero-size dimensions have defined results") {
     CHECK(c(0, 0) == 0.0f);
     llm::tensor<float, llm::dims<2>> e(0, 5), f(5, 4), g(0, 4);
     llm::gemm(g, e, f);  // m = 0: nothing to do, no throw
+}
+
+namespace user_backend {
+
+/// A GEMM backend written outside llm::, against the documented contract only: operands as
+/// llm::strided_view (the one kernel_view), shapes already checked. It records what it saw.
+struct recording {
+    static inline std::size_t calls = 0;
+    static inline const void* b_data = nullptr;
+    static inline std::size_t b_strides[2] = {};
+
+    template <class TA, class TB, class Exec>
+    static void run(llm::strided_view<float, 2> c, llm::strided_view<TA, 2> a, llm::strided_view<TB, 2> b, float alpha,
+                    float beta, llm::workspace& /*ws*/, Exec& /*exec*/) {
+        ++calls;
+        b_data = b.data();
+        b_strides[0] = b.stride(0);
+        b_strides[1] = b.stride(1);
+        for (std::size_t i = 0; i < c.extent(0); ++i) {
+            for (std::size_t j = 0; j < c.extent(1); ++j) {
+                float sum = 0.0f;
+                for (std::size_t p = 0; p < a.extent(1); ++p) {
+                    sum += static_cast<float>(a(i, p)) * static_cast<float>(b(p, j));
+                }
+                c(i, j) = alpha * sum + (beta == 0.0f ? 0.0f : beta * c(i, j));
+            }
+        }
+    }
+};
+
+}  // namespace user_backend
+
+static_assert(llm::blas::backend<user_backend::recording>);
+static_assert(!llm::blas::backend<int>);
+
+TEST_CASE("gemm: a backend outside llm:: gets llm::strided_view operands, a transpose as strides (no copy)") {
+    // Small integers: every product and sum is exact, so the user's loop must equal the reference.
+    llm::tensor<float, llm::dims<2>> a(3, 4), w(5, 4), c(3, 5), expected(3, 5);
+    for (std::size_t i = 0; i < 20; ++i) {
+        if (i < 12) {
+            a(i / 4, i % 4) = static_cast<float>(i % 5);
+        }
+        w(i / 4, i % 4) = static_cast<float>(i % 3) - 1.0f;
+    }
+    const auto wt = llm::transpose(w, 0, 1);  // [4, 5] with strides [1, 4]
+    user_backend::recording::calls = 0;
+    llm::gemm<user_backend::recording>(c, a, wt, 1.0f, 0.0f, llm::parallel::sequential{});
+    llm::gemm<llm::blas::reference>(expected, a, wt, 1.0f, 0.0f, llm::parallel::sequential{});
+    CHECK(user_backend::recording::calls == 1);
+    CHECK(user_backend::recording::b_data == static_cast<const void*>(w.data()));
+    CHECK(user_backend::recording::b_strides[0] == 1);
+    CHECK(user_backend::recording::b_strides[1] == 4);
+    for (std::size_t i = 0; i < 3; ++i) {
+        for (std::size_t j = 0; j < 5; ++j) {
+            CHECK(c(i, j) == expected(i, j));
+        }
+    }
+    // A kernel_view passes back into llm::gemm like any view: C = A W^T + C doubles C.
+    const llm::strided_view<const float, 2> wk = llm::to_kernel_view<2>(w);
+    llm::gemm(llm::to_kernel_view<2>(c), llm::to_kernel_view<2>(a), wk.transposed<0, 1>(), 1.0f, 1.0f,
+              llm::parallel::sequential{});
+    for (std::size_t i = 0; i < 3; ++i) {
+        for (std::size_t j = 0; j < 5; ++j) {
+            CHECK(c(i, j) == 2.0f * expected(i, j));
+        }
+    }
 }
 
 TEST_CASE("gemm rejects mismatched shapes naming them") {

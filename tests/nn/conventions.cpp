@@ -372,3 +372,30 @@ TEST_CASE_TEMPLATE("a user's RoPE layout outside llm:: works through the public 
                          "offset must be used once)",
                          llm::error);
 }
+
+TEST_CASE("the kernels take llm::kernel_view arguments, and every rank-2 view through one checked row_view") {
+    // A kernel_view is itself a view_of_rank: the row_view / strided_view a kernel sees passes
+    // back into the public kernels, and gives the same result as the tensors it views.
+    std::mt19937 rng(71);
+    const auto x = random_matrix<float>(6, 37, rng);
+    const auto w = random_vector<float>(37, rng);
+    mat_f y_tensor(6, 37), y_kernel(6, 37);
+    vec_f rstd_tensor(6), rstd_kernel(6);
+    nn::rmsnorm_forward(y_tensor, rstd_tensor, x, w, 1e-5f, llm::parallel::sequential{});
+    const llm::row_view<float, 2> yk = llm::to_kernel_view<llm::dims<2>, llm::unit_last_stride<2>>("test", "y", y_kernel);
+    const llm::strided_view<const float, 2> xk = llm::to_kernel_view<2>(x);
+    nn::rmsnorm_forward(yk, llm::to_kernel_view<1>(rstd_kernel), xk, llm::to_kernel_view<1>(w), 1e-5f,
+                        llm::parallel::sequential{});
+    CHECK(to_double(y_kernel) == to_double(y_tensor));
+    CHECK(to_double(rstd_kernel) == to_double(rstd_tensor));
+    // A strided last dimension is refused by llm::to_kernel_view, naming the call and the argument.
+    mat_f sq(37, 37);
+    CHECK_THROWS_WITH_AS(nn::rmsnorm_forward(llm::transpose(sq, 0, 1), rstd_tensor, x, w, 1e-5f),
+                         "rmsnorm_forward: y must have stride 1 in dim 1 (its strides are [1, 37])", llm::error);
+    CHECK_THROWS_WITH_AS(nn::silu_backward(y_tensor, llm::transpose(sq, 0, 1), x),
+                         "silu_backward: dy must have stride 1 in dim 1 (its strides are [1, 37])", llm::error);
+    // A rank-1 argument (a parameter, a statistic) must be contiguous too.
+    const auto w2 = random_matrix<float>(37, 2, rng);
+    CHECK_THROWS_WITH_AS(nn::rmsnorm_forward(y_tensor, rstd_tensor, x, llm::select(w2, 1, 0), 1e-5f),
+                         "rmsnorm_forward: weight must have stride 1 in dim 0 (its strides are [2])", llm::error);
+}
