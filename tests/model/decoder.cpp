@@ -25,6 +25,25 @@ static_assert(llm::model::block_like<llm::model::llama<>>);
 using static_llama = llm::model::llama<llm::model::static_dims<tiny>>;
 static_assert(static_llama::parameter_count(tiny) == 37 * 16 + 16 + 37 * 16 + 2 * (2 * 16 + 16 * 32 + 16 * 16 + 3 * 16 * 24));
 static_assert(static_llama::training_flops_per_token(tiny, 8) > 0.0);
+// OpenELM layer-wise scaling, computed at compile time: heads 2 -> 4 (kv 1 -> 2), FFN 8 -> 24 -> 32
+using elm_widths = llm::model::openelm_widths<0.5, 1.0, 0.5, 2.0, 8>;
+constexpr llm::model::dims tiny3 = [] {
+    auto d = tiny;
+    d.n_layers = 3;
+    return d;
+}();
+static_assert(elm_widths::for_layer(tiny3, 0).n_heads == 2 && elm_widths::for_layer(tiny3, 0).n_kv_heads == 1);
+static_assert(elm_widths::for_layer(tiny3, 2).n_heads == 4 && elm_widths::for_layer(tiny3, 2).n_kv_heads == 2);
+static_assert(elm_widths::for_layer(tiny3, 0).d_ff == 8 && elm_widths::for_layer(tiny3, 1).d_ff == 24 &&
+              elm_widths::for_layer(tiny3, 2).d_ff == 32);
+using elm = llm::model::decoder<llm::model::stack<llm::model::token_embedding<>, llm::model::pattern<llm::model::llama_layer>,
+                                                  llm::model::rms_norm, llm::model::llama_names, elm_widths>,
+                                llm::model::static_dims<tiny3>>;
+// per layer: q, k, v = d_model x (heads + 2 kv) x 4, o = heads x 4 x d_model, FFN 3 x d_model x d_ff
+// (layer 1: t = 0.5, 3 query heads rounded to 2 groups of 2)
+static_assert(elm::parameter_count(tiny3) == 37 * 16 * 2 + 16 + 3 * 2 * 16 + (16 * (2 + 2) * 4 + 2 * 4 * 16 + 3 * 16 * 8) +
+                                                 (16 * (4 + 4) * 4 + 4 * 4 * 16 + 3 * 16 * 24) +
+                                                 (16 * (4 + 4) * 4 + 4 * 4 * 16 + 3 * 16 * 32));
 
 std::vector<std::int32_t> make_ids(std::size_t n, std::size_t vocab, std::uint32_t seed) {
     std::vector<std::int32_t> ids(n);
@@ -241,6 +260,15 @@ TEST_CASE("decoder: gradients match central finite differences of the loss (fp32
         CHECK(std::find(names.begin(), names.end(), "model.layers.1.mlp.c_fc.weight") != names.end());
         CHECK(std::find(names.begin(), names.end(), "model.layers.2.mlp.gate_proj.weight") != names.end());
         run(m, d);
+    }
+    SUBCASE("OpenELM layer-wise widths (static dims): per-layer heads and FFN widths") {
+        elm m;
+        auto p = m.make_params<float>();
+        CHECK(llm::model::count_params(p) == elm::parameter_count(tiny3));
+        CHECK(std::get<0>(p.layers)[0].mixer.w_q.extent(0) == 2 * 4);
+        CHECK(std::get<0>(p.layers)[2].ffn.up.extent(0) == 32);
+        CHECK_THROWS_AS((void)m.make_state(1, 4), llm::error);  // kv heads differ between layers
+        run(m, tiny3);
     }
     SUBCASE("gpt2") {
         d.n_kv_heads = 0;

@@ -53,16 +53,52 @@ struct gpt2_names {
     static constexpr std::string_view base = "transformer.";        ///< the base model's prefix
 };
 
+/// Every layer has the model's dims (the default layer-width policy of llm::model::stack).
+/// Example: `static_assert(llm::model::uniform_widths::for_layer(d, 3).d_ff == d.d_ff);`
+struct uniform_widths {
+    /// The dims of layer `layer`: the model's.
+    static constexpr dims for_layer(const dims& d, std::size_t /*layer*/) noexcept { return d; }
+};
+
+/// OpenELM's layer-wise scaling (Mehta et al. 2024): layer l of L gets t = l / (L - 1) and
+/// query heads round((QMin + (QMax - QMin) t) d_model / head_dim) (a multiple of the GQA group
+/// n_heads / n_kv_heads, at least one group), kv heads that / group, and an FFN width
+/// (FMin + (FMax - FMin) t) d_model rounded to a multiple of Divisor. Computed by a constexpr
+/// function, so with static dims every layer's widths are constants.
+/// Example: `using s = llm::model::stack<emb, llm::model::pattern<layer>, llm::model::rms_norm, llm::model::llama_names, llm::model::openelm_widths<0.5, 1.0, 0.5, 4.0>>;`
+template <double QMin, double QMax, double FMin, double FMax, std::size_t Divisor = 16>
+struct openelm_widths {
+    /// The dims of layer `layer` (sizes as the class comment says).
+    static constexpr dims for_layer(const dims& d, std::size_t layer) noexcept {
+        const double t = d.n_layers > 1 ? static_cast<double>(layer) / static_cast<double>(d.n_layers - 1) : 0.0;
+        const std::size_t group = d.n_heads / d.kv_heads();
+        const double q = (QMin + (QMax - QMin) * t) * static_cast<double>(d.d_model) / static_cast<double>(d.head_width());
+        std::size_t groups = static_cast<std::size_t>(q / static_cast<double>(group) + 0.5);
+        groups = groups == 0 ? 1 : groups;
+        const double f = (FMin + (FMax - FMin) * t) * static_cast<double>(d.d_model);
+        std::size_t ff = static_cast<std::size_t>(f / static_cast<double>(Divisor) + 0.5) * Divisor;
+        ff = ff == 0 ? Divisor : ff;
+        dims out = d;
+        out.head_dim = d.head_width();
+        out.n_heads = groups * group;
+        out.n_kv_heads = groups;
+        out.d_ff = ff;
+        return out;
+    }
+};
+
 /// A decoder's structure: the token embedding block, the layer pattern (a llm::model::pattern
-/// of layer blocks), the final norm block and the checkpoint names. The LM head is a linear
-/// [vocab, d_model] map, tied to the embedding when dims.tie_embeddings.
+/// of layer blocks), the final norm block, the checkpoint names and the per-layer widths
+/// (uniform_widths, or openelm_widths: each layer is built from Widths::for_layer(dims, l)).
+/// The LM head is a linear [vocab, d_model] map, tied to the embedding when dims.tie_embeddings.
 /// Example: `using s = llm::model::stack<llm::model::token_embedding<>, llm::model::pattern<layer>, llm::model::rms_norm, llm::model::llama_names>;`
-template <class Embedding, class Pattern, class FinalNorm, class Names = llama_names>
+template <class Embedding, class Pattern, class FinalNorm, class Names = llama_names, class Widths = uniform_widths>
 struct stack {
     using embedding = Embedding;    ///< first block (reads token ids)
     using layers = Pattern;         ///< the layer pattern
     using final_norm = FinalNorm;   ///< norm before the head
     using names = Names;            ///< checkpoint names
+    using widths = Widths;          ///< per-layer dims
 };
 
 namespace detail {
@@ -147,6 +183,16 @@ class decoder {
     using names = typename Structure::names;
     using emb_t = typename Structure::embedding;
     using norm_t = typename Structure::final_norm;
+    template <class S>
+    struct widths_of {
+        using type = uniform_widths;
+    };
+    template <class S>
+        requires requires { typename S::widths; }
+    struct widths_of<S> {
+        using type = typename S::widths;
+    };
+    using widths = typename widths_of<Structure>::type;
     template <class P>
     struct kinds_of;
     template <class... L>
@@ -155,6 +201,7 @@ class decoder {
         template <class T>
         using params = std::tuple<std::vector<params_t<L, T>>...>;
         using caches = std::tuple<std::vector<typename L::cache>...>;
+        using objects = std::tuple<std::vector<L>...>;
         static constexpr std::size_t count = sizeof...(L);
     };
     using kinds = kinds_of<typename Structure::layers>;
@@ -178,7 +225,7 @@ public:
     /// The model for the dims of the policy (static: nothing to pass; dynamic: the dims read).
     /// Throws llm::error when the dims do not make a model (llm::model::dims::validate).
     explicit decoder(Dims d = {})
-        : dims_(validated(d)), emb_(d.get()), layers_(make_layers(d.get(), std::make_index_sequence<period>{})), norm_(d.get()) {}
+        : dims_(validated(d)), emb_(d.get()), layers_(make_layers(d.get())), norm_(d.get()) {}
     /// From run-time dims (dynamic_dims only).
     explicit decoder(const dims& d)
         requires std::same_as<Dims, dynamic_dims>
@@ -191,17 +238,23 @@ public:
     /// the tied head counted once.
     static constexpr std::size_t parameter_count(const dims& d) noexcept {
         std::size_t n = emb_t::param_count(d) + norm_t::param_count(d) + (d.tie_embeddings ? 0 : d.vocab * d.d_model);
-        [&]<std::size_t... K>(std::index_sequence<K...>) {
-            ((n += layer_t<K>::param_count(d) * ((d.n_layers + period - 1 - K) / period)), ...);
-        }(std::make_index_sequence<period>{});
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            [&]<std::size_t... K>(std::index_sequence<K...>) {
+                ((n += i % period == K ? layer_t<K>::param_count(widths::for_layer(d, i)) : 0), ...);
+            }(std::make_index_sequence<period>{});
+        }
         return n;
     }
 
     /// Training FLOPs per token at context length seq, llm.c's estimate (gpt2_estimate_mfu,
     /// after PaLM appendix B): 6 N + 12 n_layers n_heads head_dim seq, N = parameter_count.
     static constexpr double training_flops_per_token(const dims& d, std::size_t seq) noexcept {
-        return 6.0 * static_cast<double>(parameter_count(d)) +
-               12.0 * static_cast<double>(d.n_layers * d.n_heads * d.head_width() * seq);
+        double attention = 0.0;
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            const dims l = widths::for_layer(d, i);
+            attention += 12.0 * static_cast<double>(l.n_heads * l.head_width() * seq);
+        }
+        return 6.0 * static_cast<double>(parameter_count(d)) + attention;
     }
 
     /// The parameters: embedding, layers (one vector per layer kind), final norm, head.
@@ -272,7 +325,7 @@ public:
         p.n_layers = d.n_layers;
         for (std::size_t i = 0; i < d.n_layers; ++i) {
             for_kind(i, [&](auto k) {
-                std::get<decltype(k)::value>(p.layers).push_back(std::get<decltype(k)::value>(layers_).template make_params<T>());
+                std::get<decltype(k)::value>(p.layers).push_back(std::get<decltype(k)::value>(layers_)[i / period].template make_params<T>());
             });
         }
         p.final_norm = norm_.template make_params<T>();
@@ -293,7 +346,7 @@ public:
         c.stream.push_back(a.take<float>(s.tokens(), d.d_model));
         for (std::size_t i = 0; i < d.n_layers; ++i) {
             for_kind(i, [&](auto k) {
-                std::get<decltype(k)::value>(c.layers).push_back(std::get<decltype(k)::value>(layers_).make_cache(a, s));
+                std::get<decltype(k)::value>(c.layers).push_back(std::get<decltype(k)::value>(layers_)[i / period].make_cache(a, s));
             });
             c.stream.push_back(a.take<float>(s.tokens(), d.d_model));
         }
@@ -314,7 +367,7 @@ public:
         for (std::size_t i = 0; i < d.n_layers; ++i) {
             for_kind(i, [&](auto k) {
                 constexpr std::size_t K = decltype(k)::value;
-                std::get<K>(layers_).forward(c.stream[i + 1], std::get<K>(c.layers)[i / period], c.stream[i],
+                std::get<K>(layers_)[i / period].forward(c.stream[i + 1], std::get<K>(c.layers)[i / period], c.stream[i],
                                              std::get<K>(p.layers)[i / period], ws, exec);
             });
         }
@@ -339,7 +392,7 @@ public:
             llm::zero_grad(dprev);
             for_kind(i, [&](auto k) {
                 constexpr std::size_t K = decltype(k)::value;
-                std::get<K>(layers_).backward(dprev, std::get<K>(g.layers)[i / period], dh, std::get<K>(c.layers)[i / period], c.stream[i],
+                std::get<K>(layers_)[i / period].backward(dprev, std::get<K>(g.layers)[i / period], dh, std::get<K>(c.layers)[i / period], c.stream[i],
                                               std::get<K>(p.layers)[i / period], ws, exec);
             });
             std::swap(dh, dprev);
@@ -375,6 +428,12 @@ public:
     /// A decoding state for `sequences` sequences of up to `capacity` tokens.
     [[nodiscard]] state make_state(std::size_t sequences, std::size_t capacity) const {
         const dims d = config();
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            const dims l = widths::for_layer(d, i);
+            llm::check(l.kv_heads() == d.kv_heads() && l.head_width() == d.head_width(), "decoder::make_state: layer ", i, " has ",
+                       l.kv_heads(), " kv heads of ", l.head_width(), " but layer 0 has ", d.kv_heads(), " of ", d.head_width(),
+                       "; the KV cache needs the same in every layer");
+        }
         return state{attention::contiguous_kv_cache<float>(d.n_layers, sequences, capacity, d.kv_heads(), d.head_width()), 0};
     }
 
@@ -393,7 +452,7 @@ public:
             for_kind(i, [&](auto k) {
                 constexpr std::size_t K = decltype(k)::value;
                 typename layer_t<K>::state ls{{st.kv.layer(i)}};
-                std::get<K>(layers_).step(h2, ls, h, std::get<K>(p.layers)[i / period], ws, exec);
+                std::get<K>(layers_)[i / period].step(h2, ls, h, std::get<K>(p.layers)[i / period], ws, exec);
             });
             std::swap(h, h2);
         }
@@ -442,9 +501,12 @@ private:
         d.get().validate("decoder");
         return d;
     }
-    template <std::size_t... K>
-    static typename kinds::tuple make_layers(const dims& d, std::index_sequence<K...>) {
-        return typename kinds::tuple(layer_t<K>(d)...);
+    static typename kinds::objects make_layers(const dims& d) {
+        typename kinds::objects out;
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            for_kind(i, [&](auto k) { std::get<decltype(k)::value>(out).emplace_back(widths::for_layer(d, i)); });
+        }
+        return out;
     }
 
     static double normal(std::mt19937_64& rng) {
@@ -462,7 +524,7 @@ private:
 
     Dims dims_;
     emb_t emb_;
-    typename kinds::tuple layers_;
+    typename kinds::objects layers_;
     norm_t norm_;
 };
 
