@@ -1,9 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
 // llm::dist::mpi under mpirun (any number of ranks, 2 in ctest): every collective against values
 // each rank can compute for itself, for fp32, fp64, bf16 and integers, in place and out of place,
-// with the real chunk limit (INT_MAX) and with an artificial one of 3 elements, which sends every
-// buffer in several pieces and takes the fallback paths (per-rank broadcasts and reduces, the
-// pairwise exchange) that counts above INT_MAX take.
+// with and without the watchdog, with the real chunk limit (INT_MAX) and with an artificial one of
+// 3 elements, which sends every buffer in several pieces and takes the fallback paths (per-rank
+// broadcasts and reduces, the pairwise exchange) that counts above INT_MAX take.
 #include <llm/dist/communicator.hpp>
 #include <llm/dist/mpi.hpp>
 
@@ -18,9 +18,13 @@ namespace dist = llm::dist;
 
 namespace {
 
-// Both limits: no chunking, and chunks of 3 (every size below is cut into several pieces).
+// Both limits: no chunking, and chunks of 3 (every size below is cut into several pieces); each
+// with the watchdog (non-blocking calls) and without (MPI's blocking calls).
 std::vector<dist::mpi_options> all_options() {
-    return {{.timeout = std::chrono::seconds(5)}, {.timeout = std::chrono::seconds(5), .max_count = 3}};
+    return {{.timeout = std::chrono::seconds(5)},
+            {.timeout = std::chrono::seconds(5), .max_count = 3},
+            {.timeout = std::chrono::milliseconds(0)},
+            {.timeout = std::chrono::milliseconds(0), .max_count = 3}};
 }
 
 // Rank r's i-th value: small integers, so fp32 sums are exact.

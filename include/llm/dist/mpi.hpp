@@ -94,7 +94,8 @@ struct mpi_options {
 /// MPI_ERRORS_RETURN so every MPI failure is an llm::error naming the call. Constructing the
 /// first one initialises MPI (MPI_THREAD_FUNNELED) if nobody did; destroying it finalises MPI
 /// again (or aborts the job if a collective failed or timed out, or an exception is unwinding).
-/// Collectives run as non-blocking MPI calls polled by a watchdog (options().timeout).
+/// Collectives run as non-blocking MPI calls polled by a watchdog (options().timeout), or as
+/// MPI's blocking calls when the timeout is 0.
 /// Element types: llm::dist::transferable; bf16 sums are done in fp32 per pair.
 /// Example: `llm::dist::mpi comm; llm::dist::all_reduce(grad, llm::dist::reduce_op::mean, comm);`
 class mpi {
@@ -157,11 +158,13 @@ public:
         const bool same = out.data() == in.data();
         detail::check_all_reduce("mpi::all_reduce", out.size(), in.size(), same, detail::overlap(out, in));
         detail::for_each_chunk(out.size(), options_.max_count, [&](std::size_t off, std::size_t n) {
-            MPI_Request req;
-            call(MPI_Iallreduce(same ? MPI_IN_PLACE : in.data() + off, out.data() + off, static_cast<int>(n), detail::mpi_type<T>(),
-                                sum_op<T>(), comm_, &req),
-                 "MPI_Iallreduce");
-            wait(req, "MPI_Iallreduce", n);
+            const void* src = same ? MPI_IN_PLACE : in.data() + off;
+            collective(
+                "MPI_Allreduce", "MPI_Iallreduce", n,
+                [&] { return MPI_Allreduce(src, out.data() + off, static_cast<int>(n), detail::mpi_type<T>(), sum_op<T>(), comm_); },
+                [&](MPI_Request* req) {
+                    return MPI_Iallreduce(src, out.data() + off, static_cast<int>(n), detail::mpi_type<T>(), sum_op<T>(), comm_, req);
+                });
         });
         if (op == reduce_op::mean) divide(out);
     }
@@ -211,9 +214,12 @@ public:
     void broadcast(std::span<T> buffer, std::size_t root) {
         detail::check_root("mpi::broadcast", root, size_);
         detail::for_each_chunk(buffer.size(), options_.max_count, [&](std::size_t off, std::size_t n) {
-            MPI_Request req;
-            call(MPI_Ibcast(buffer.data() + off, static_cast<int>(n), detail::mpi_type<T>(), static_cast<int>(root), comm_, &req), "MPI_Ibcast");
-            wait(req, "MPI_Ibcast", n);
+            collective(
+                "MPI_Bcast", "MPI_Ibcast", n,
+                [&] { return MPI_Bcast(buffer.data() + off, static_cast<int>(n), detail::mpi_type<T>(), static_cast<int>(root), comm_); },
+                [&](MPI_Request* req) {
+                    return MPI_Ibcast(buffer.data() + off, static_cast<int>(n), detail::mpi_type<T>(), static_cast<int>(root), comm_, req);
+                });
         });
     }
 
@@ -226,10 +232,12 @@ public:
         T* mine = out.data() + rank_ * n;
         if (mine != in.data()) std::memmove(static_cast<void*>(mine), in.data(), n * sizeof(T));
         if (n <= options_.max_count) {
-            MPI_Request req;
-            call(MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out.data(), static_cast<int>(n), detail::mpi_type<T>(), comm_, &req),
-                 "MPI_Iallgather");
-            wait(req, "MPI_Iallgather", n * size_);
+            collective(
+                "MPI_Allgather", "MPI_Iallgather", n * size_,
+                [&] { return MPI_Allgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out.data(), static_cast<int>(n), detail::mpi_type<T>(), comm_); },
+                [&](MPI_Request* req) {
+                    return MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, out.data(), static_cast<int>(n), detail::mpi_type<T>(), comm_, req);
+                });
             return;
         }
         for (std::size_t r = 0; r < size_; ++r) broadcast(out.subspan(r * n, n), r);
@@ -243,18 +251,23 @@ public:
         detail::check_reduce_scatter("mpi::reduce_scatter", out.size(), in.size(), size_, detail::overlap(out, in));
         const std::size_t n = out.size();
         if (n <= options_.max_count) {
-            MPI_Request req;
-            call(MPI_Ireduce_scatter_block(in.data(), out.data(), static_cast<int>(n), detail::mpi_type<T>(), sum_op<T>(), comm_, &req),
-                 "MPI_Ireduce_scatter_block");
-            wait(req, "MPI_Ireduce_scatter_block", n * size_);
+            collective(
+                "MPI_Reduce_scatter_block", "MPI_Ireduce_scatter_block", n * size_,
+                [&] { return MPI_Reduce_scatter_block(in.data(), out.data(), static_cast<int>(n), detail::mpi_type<T>(), sum_op<T>(), comm_); },
+                [&](MPI_Request* req) {
+                    return MPI_Ireduce_scatter_block(in.data(), out.data(), static_cast<int>(n), detail::mpi_type<T>(), sum_op<T>(), comm_, req);
+                });
         } else {
             for (std::size_t r = 0; r < size_; ++r) {
                 detail::for_each_chunk(n, options_.max_count, [&](std::size_t off, std::size_t c) {
-                    MPI_Request req;
-                    call(MPI_Ireduce(in.data() + r * n + off, r == rank_ ? out.data() + off : nullptr, static_cast<int>(c), detail::mpi_type<T>(),
-                                     sum_op<T>(), static_cast<int>(r), comm_, &req),
-                         "MPI_Ireduce");
-                    wait(req, "MPI_Ireduce", c);
+                    const T* src = in.data() + r * n + off;
+                    T* dst = r == rank_ ? out.data() + off : nullptr;
+                    collective(
+                        "MPI_Reduce", "MPI_Ireduce", c,
+                        [&] { return MPI_Reduce(src, dst, static_cast<int>(c), detail::mpi_type<T>(), sum_op<T>(), static_cast<int>(r), comm_); },
+                        [&](MPI_Request* req) {
+                            return MPI_Ireduce(src, dst, static_cast<int>(c), detail::mpi_type<T>(), sum_op<T>(), static_cast<int>(r), comm_, req);
+                        });
                 });
             }
         }
@@ -268,11 +281,11 @@ public:
         detail::check_all_to_all("mpi::all_to_all", out.size(), in.size(), size_, detail::overlap(out, in));
         const std::size_t block = in.size() / size_;
         if (block <= options_.max_count) {
-            MPI_Request req;
-            call(MPI_Ialltoall(in.data(), static_cast<int>(block), detail::mpi_type<T>(), out.data(), static_cast<int>(block),
-                               detail::mpi_type<T>(), comm_, &req),
-                 "MPI_Ialltoall");
-            wait(req, "MPI_Ialltoall", in.size());
+            const int b = static_cast<int>(block);
+            collective(
+                "MPI_Alltoall", "MPI_Ialltoall", in.size(),
+                [&] { return MPI_Alltoall(in.data(), b, detail::mpi_type<T>(), out.data(), b, detail::mpi_type<T>(), comm_); },
+                [&](MPI_Request* req) { return MPI_Ialltoall(in.data(), b, detail::mpi_type<T>(), out.data(), b, detail::mpi_type<T>(), comm_, req); });
             return;
         }
         const std::vector<std::size_t> counts(size_, block);
@@ -287,9 +300,10 @@ public:
         // The displacements are int too: the whole buffers must fit, not just each count; the
         // ranks' buffers differ, so they agree on the path with one small all-reduce.
         int fits = out.size() <= options_.max_count && in.size() <= options_.max_count ? 1 : 0;
-        MPI_Request agree;
-        call(MPI_Iallreduce(MPI_IN_PLACE, &fits, 1, MPI_INT, MPI_MIN, comm_, &agree), "MPI_Iallreduce (all_to_allv path)");
-        wait(agree, "MPI_Iallreduce (all_to_allv path)", 1);
+        collective(
+            "MPI_Allreduce (all_to_allv path)", "MPI_Iallreduce (all_to_allv path)", 1,
+            [&] { return MPI_Allreduce(MPI_IN_PLACE, &fits, 1, MPI_INT, MPI_MIN, comm_); },
+            [&](MPI_Request* req) { return MPI_Iallreduce(MPI_IN_PLACE, &fits, 1, MPI_INT, MPI_MIN, comm_, req); });
         if (fits) {
             std::vector<int> sc(size_), sd(size_), rc(size_), rd(size_);
             std::size_t so = 0, ro = 0;
@@ -301,11 +315,16 @@ public:
                 so += in_counts[r];
                 ro += out_counts[r];
             }
-            MPI_Request req;
-            call(MPI_Ialltoallv(in.data(), sc.data(), sd.data(), detail::mpi_type<T>(), out.data(), rc.data(), rd.data(), detail::mpi_type<T>(),
-                                comm_, &req),
-                 "MPI_Ialltoallv");
-            wait(req, "MPI_Ialltoallv", in.size());
+            collective(
+                "MPI_Alltoallv", "MPI_Ialltoallv", in.size(),
+                [&] {
+                    return MPI_Alltoallv(in.data(), sc.data(), sd.data(), detail::mpi_type<T>(), out.data(), rc.data(), rd.data(),
+                                         detail::mpi_type<T>(), comm_);
+                },
+                [&](MPI_Request* req) {
+                    return MPI_Ialltoallv(in.data(), sc.data(), sd.data(), detail::mpi_type<T>(), out.data(), rc.data(), rd.data(),
+                                          detail::mpi_type<T>(), comm_, req);
+                });
             return;
         }
         pairwise(out, out_counts, in, in_counts);
@@ -313,9 +332,8 @@ public:
 
     /// Returns once every rank has entered it. Example: `comm.barrier();`
     void barrier() {
-        MPI_Request req;
-        call(MPI_Ibarrier(comm_, &req), "MPI_Ibarrier");
-        wait(req, "MPI_Ibarrier", 0);
+        collective(
+            "MPI_Barrier", "MPI_Ibarrier", 0, [&] { return MPI_Barrier(comm_); }, [&](MPI_Request* req) { return MPI_Ibarrier(comm_, req); });
     }
 
 private:
@@ -342,6 +360,19 @@ private:
             const float inv = 1.0f / static_cast<float>(size_);
             for (T& x : out) x = T(static_cast<float>(x) * inv);
         }
+    }
+
+    // One collective: the blocking call without a watchdog (exactly MPI's own), else the
+    // non-blocking one completed under the watchdog.
+    template <class Blocking, class Nonblocking>
+    void collective(const char* blocking_name, const char* name, std::size_t count, Blocking&& blocking, Nonblocking&& nonblocking) {
+        if (options_.timeout.count() == 0) {
+            call(blocking(), blocking_name);
+            return;
+        }
+        MPI_Request req;
+        call(nonblocking(&req), name);
+        wait(req, name, count);
     }
 
     void call(int rc, const char* what) {
