@@ -342,3 +342,36 @@ TEST_CASE("decoder: the decode step equals the training forward for a sliding wi
     g.tie_embeddings = true;
     check_step_matches_forward(llm::model::gpt2<>(g), 7);
 }
+
+TEST_CASE("decoder: bf16 parameters (fp32 activations and gradients) give the loss of their fp32 values") {
+    llm::model::llama<> m(tiny);
+    auto pb = m.make_params<llm::bf16>();
+    m.init(pb, {.seed = 23, .std = 0.2f});
+    auto pf = m.make_params<float>();
+    llm::model::for_each_tensor(
+        [](std::string_view, const auto& b, auto& f) {
+            for (std::size_t i = 0; i < b.size(); ++i) f.data()[i] = static_cast<float>(b.data()[i]);
+        },
+        pb, pf);
+    harness<llm::model::llama<>> h(m, {.batch = 2, .seq = 4});
+    const auto ids = make_ids(8, tiny.vocab, 12);
+    const auto targets = make_ids(8, tiny.vocab, 13);
+    const float lb = h.loss(pb, ids, targets);
+    auto gb = m.make_params<float>();
+    h.grad(gb, pb, ids, targets);
+    const float lf = h.loss(pf, ids, targets);
+    auto gf = m.make_params<float>();
+    h.grad(gf, pf, ids, targets);
+    // the same numbers (bf16 weights widen exactly); only the GEMM's packing path differs
+    CHECK(lb == doctest::Approx(lf).epsilon(1e-5));
+    double num = 0, den = 0;
+    llm::model::for_each_tensor(
+        [&](std::string_view, const auto& a, const auto& b) {
+            for (std::size_t i = 0; i < a.size(); ++i) {
+                num += (double(a.data()[i]) - b.data()[i]) * (double(a.data()[i]) - b.data()[i]);
+                den += double(b.data()[i]) * b.data()[i];
+            }
+        },
+        gb, gf);
+    CHECK(std::sqrt(num / den) < 1e-5);
+}
