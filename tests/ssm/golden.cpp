@@ -104,6 +104,11 @@ TEST_CASE("ssm golden: selective scan with fixed (D, N) B and C and a D skip") {
     poison(y);
     ssm::selective_scan(y, ssm::none, u, delta, B, C, ssm::none, A, D, ssm::none, {}, llm::parallel::sequential{});
     CHECK(rel(y, out) < 2e-5);
+    // The overload without an executor runs on default_pool(): the same values.
+    tensor<float, 3> y_pool(b, d, L);
+    poison(y_pool);
+    ssm::selective_scan(y_pool, ssm::none, u, delta, B, C, ssm::none, A, D, ssm::none);
+    CHECK(rel(y_pool, y) == 0.0);
     tensor<float, 3> du(b, d, L), ddl(b, d, L);
     tensor<float, 2> dA(d, N), dB(d, N), dC(d, N);
     tensor<float, 1> dD(d);

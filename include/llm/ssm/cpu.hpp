@@ -25,11 +25,12 @@ LLM_FORCE_INLINE float to_f(const T& x) noexcept {
     return static_cast<float>(x);
 }
 
-/// A float buffer aligned for any backend's aligned loads (64 bytes), zero-filled.
+/// A float buffer aligned for any backend's aligned loads (64 bytes), zero-filled, with at least
+/// one whole vector (16 floats) of zeros past its end, so a loop over whole vectors may overrun n.
 class fbuf {
 public:
     fbuf() = default;
-    explicit fbuf(std::size_t n) : v_(n + 16, 0.0f) {
+    explicit fbuf(std::size_t n) : v_(n + 32, 0.0f) {  // >= 17 floats of room past n (a vector of 16)
         const auto addr = reinterpret_cast<std::uintptr_t>(v_.data());
         off_ = ((64 - addr % 64) % 64) / sizeof(float);
     }
@@ -158,7 +159,13 @@ template <class S, bool VarB, bool VarC, bool WithY>
 void scan_staged(scan_stage<S>& st, std::size_t T) {
     constexpr std::size_t W = S::width;
     const std::size_t N = st.N;
-    float* y = st.y.data();
+    // Plain pointers held in registers across the loops (the stores through y could otherwise
+    // make the compiler reload the buffers' addresses every iteration).
+    float* LLM_RESTRICT y = st.y.data();
+    const float* LLM_RESTRICT dtp = st.dt.data();
+    const float* LLM_RESTRICT up = st.u.data();
+    const float* LLM_RESTRICT bsp = st.bs.data();
+    const float* LLM_RESTRICT csp = st.cs.data();
     if constexpr (WithY) {
         std::fill(y, y + T * W, 0.0f);
     }
@@ -168,13 +175,13 @@ void scan_staged(scan_stage<S>& st, std::size_t T) {
         [[maybe_unused]] const auto bf = S::load(st.bfix.data() + n * W);
         [[maybe_unused]] const auto cf = S::load(st.cfix.data() + n * W);
         for (std::size_t t = 0; t < T; ++t) {
-            const auto dt = S::load(st.dt.data() + t * W);
+            const auto dt = S::load(dtp + t * W);
             const auto a = simd::exp<S>(S::mul(dt, an));
-            const auto du = S::mul(dt, S::load(st.u.data() + t * W));
-            const auto bt = VarB ? S::set1(st.bs.data()[t * N + n]) : bf;
+            const auto du = S::mul(dt, S::load(up + t * W));
+            const auto bt = VarB ? S::set1(bsp[t * N + n]) : bf;
             h = S::fma(a, h, S::mul(du, bt));
             if constexpr (WithY) {
-                const auto ct = VarC ? S::set1(st.cs.data()[t * N + n]) : cf;
+                const auto ct = VarC ? S::set1(csp[t * N + n]) : cf;
                 S::store(y + t * W, S::fma(h, ct, S::load(y + t * W)));
             }
         }
@@ -250,7 +257,7 @@ void scan_forward_cpu(const char* fn, const P& pr, const Y& out, const St& state
     const std::size_t items = sh.batch * bm.count;
     const std::size_t threads = exec.size();
     std::size_t chunks = 1;
-    if (items < 2 * threads && sh.len >= 4 * scan_chunk) {
+    if (threads > 1 && items < 2 * threads && sh.len >= 4 * scan_chunk) {
         chunks = std::min(sh.len / (2 * scan_chunk), (2 * threads + items - 1) / items);
     }
     if (items == 0 || sh.len == 0) {
@@ -649,13 +656,61 @@ void axpy_rows(float* out, std::size_t len, const float* coef, const float* rows
         S::storeu(out + c + 2 * W, a2);
         S::storeu(out + c + 3 * W, a3);
     }
-    for (; c < len; c += W) {
-        const std::size_t m = std::min(W, len - c);
-        auto a = S::load_partial(out + c, m);
+    for (; c + W <= len; c += W) {
+        auto a = S::loadu(out + c);
         for (std::size_t i = 0; i < count; ++i) {
-            a = S::fma(S::set1(coef[i]), S::load_partial(rows + i * ld + c, m), a);
+            a = S::fma(S::set1(coef[i]), S::loadu(rows + i * ld + c), a);
         }
-        S::store_partial(out + c, a, m);
+        S::storeu(out + c, a);
+    }
+    if (c < len) {  // the tail: a plain loop (load_partial goes through a buffer on AVX2)
+        for (std::size_t i = 0; i < count; ++i) {
+            const float k = coef[i];
+            const float* r = rows + i * ld;
+            for (std::size_t j = c; j < len; ++j) {
+                out[j] += k * r[j];
+            }
+        }
+    }
+}
+
+/// Two axpy_rows sharing their rows: out0 += sum_i coef0[i] rows[i], out1 += sum_i coef1[i] rows[i]
+/// (each row loaded once for both: half the loads of two calls).
+template <class S>
+void axpy_rows2(float* out0, float* out1, std::size_t len, const float* coef0, const float* coef1, const float* rows,
+                std::size_t ld, std::size_t count) {
+    constexpr std::size_t W = S::width;
+    std::size_t c = 0;
+    for (; c + 4 * W <= len; c += 4 * W) {
+        auto a0 = S::loadu(out0 + c), a1 = S::loadu(out0 + c + W), a2 = S::loadu(out0 + c + 2 * W),
+             a3 = S::loadu(out0 + c + 3 * W);
+        auto b0 = S::loadu(out1 + c), b1 = S::loadu(out1 + c + W), b2 = S::loadu(out1 + c + 2 * W),
+             b3 = S::loadu(out1 + c + 3 * W);
+        for (std::size_t i = 0; i < count; ++i) {
+            const auto k0 = S::set1(coef0[i]), k1 = S::set1(coef1[i]);
+            const float* r = rows + i * ld + c;
+            const auto r0 = S::loadu(r), r1 = S::loadu(r + W), r2 = S::loadu(r + 2 * W), r3 = S::loadu(r + 3 * W);
+            a0 = S::fma(k0, r0, a0);
+            a1 = S::fma(k0, r1, a1);
+            a2 = S::fma(k0, r2, a2);
+            a3 = S::fma(k0, r3, a3);
+            b0 = S::fma(k1, r0, b0);
+            b1 = S::fma(k1, r1, b1);
+            b2 = S::fma(k1, r2, b2);
+            b3 = S::fma(k1, r3, b3);
+        }
+        S::storeu(out0 + c, a0);
+        S::storeu(out0 + c + W, a1);
+        S::storeu(out0 + c + 2 * W, a2);
+        S::storeu(out0 + c + 3 * W, a3);
+        S::storeu(out1 + c, b0);
+        S::storeu(out1 + c + W, b1);
+        S::storeu(out1 + c + 2 * W, b2);
+        S::storeu(out1 + c + 3 * W, b3);
+    }
+    if (c < len) {
+        axpy_rows<S>(out0 + c, len - c, coef0, rows + c, ld, count);
+        axpy_rows<S>(out1 + c, len - c, coef1, rows + c, ld, count);
     }
 }
 
@@ -668,10 +723,11 @@ float dot(const float* a, const float* b, std::size_t n) {
     for (; i + W <= n; i += W) {
         acc = S::fma(S::loadu(a + i), S::loadu(b + i), acc);
     }
-    if (i < n) {
-        acc = S::fma(S::load_partial(a + i, n - i), S::load_partial(b + i, n - i), acc);
+    float tail = 0.0f;
+    for (; i < n; ++i) {
+        tail += a[i] * b[i];
     }
-    return S::reduce_add(acc);
+    return S::reduce_add(acc) + tail;
 }
 
 /// x[0, n) = a * x + k * y (y may be null: x = a * x).
@@ -679,13 +735,29 @@ template <class S>
 void scale_add(float* x, float a, float k, const float* y, std::size_t n) {
     constexpr std::size_t W = S::width;
     const auto av = S::set1(a), kv = S::set1(k);
-    for (std::size_t i = 0; i < n; i += W) {
-        const std::size_t m = std::min(W, n - i);
-        auto v = S::mul(av, S::load_partial(x + i, m));
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) {
+        auto v = S::mul(av, S::loadu(x + i));
         if (y != nullptr) {
-            v = S::fma(kv, S::load_partial(y + i, m), v);
+            v = S::fma(kv, S::loadu(y + i), v);
         }
-        S::store_partial(x + i, v, m);
+        S::storeu(x + i, v);
+    }
+    for (; i < n; ++i) {
+        x[i] = a * x[i] + (y != nullptr ? k * y[i] : 0.0f);
+    }
+}
+
+/// x[0, n) += a[0, n) * b[0, n).
+template <class S>
+void mul_add(float* x, const float* a, const float* b, std::size_t n) {
+    constexpr std::size_t W = S::width;
+    std::size_t i = 0;
+    for (; i + W <= n; i += W) {
+        S::storeu(x + i, S::fma(S::loadu(a + i), S::loadu(b + i), S::loadu(x + i)));
+    }
+    for (; i < n; ++i) {
+        x[i] += a[i] * b[i];
     }
 }
 
@@ -870,12 +942,12 @@ void state_update_cpu(const char* fn, const Y& y, const St& state, const X& x, c
             }
             auto yacc = S::zero();
             const auto dtx = S::set1(dtv * xv), dts = S::set1(dtv);
+            // fbuf rows are padded: whole vectors past N read zeros (A = 0, B = 0: h stays 0 there).
             for (std::size_t n = 0; n < N; n += S::width) {
-                const std::size_t m = std::min(S::width, N - n);
-                const auto ad = simd::exp<S>(S::mul(dts, S::load_partial(av.data() + n, m)));
-                const auto hn = S::fma(ad, S::load_partial(h.data() + n, m), S::mul(dtx, S::load_partial(bv.data() + n, m)));
-                S::store_partial(h.data() + n, hn, m);
-                yacc = S::fma(hn, S::load_partial(cv.data() + n, m), yacc);
+                const auto ad = simd::exp<S>(S::mul(dts, S::loadu(av.data() + n)));
+                const auto hn = S::fma(ad, S::loadu(h.data() + n), S::mul(dtx, S::loadu(bv.data() + n)));
+                S::storeu(h.data() + n, hn);
+                yacc = S::fma(hn, S::loadu(cv.data() + n), yacc);
             }
             float out = S::reduce_add(yacc);
             for (std::size_t n = 0; n < N; ++n) {
@@ -906,7 +978,11 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
     const std::size_t P = sh.p, N = sh.n, L = sh.len, Q = std::min(chunk, std::max<std::size_t>(L, 1));
     using TY = std::remove_reference_t<decltype(y(0, 0, 0, 0))>;
     parallel::parallel_for(exec, sh.batch * sh.heads, 1, [&](std::size_t i0, std::size_t i1) {
-        fbuf Xs(Q * P), Bt(N * Q), Cs(Q * N), acum(Q), cbl(Q * Q), Yc(Q * P), Ht(N * P), coef(std::max(Q, N)), tmp(Q);
+        // Rows of the masked C B^T matrix are QS apart, QS a multiple of the vector width, so that the
+        // decay loop's whole vectors never spill into the next row.
+        const std::size_t QS = (Q + S::width - 1) / S::width * S::width;
+        fbuf Xs(Q * P), Bt(N * Q), Cs(Q * N), acum(Q + S::width), cbl(QS * Q + S::width), Yc(Q * P), Ht(N * P),
+            coef(std::max(Q, N) + S::width), coef2(std::max(Q, N)), tmp(Q), tmp2(std::max(P, Q) + S::width);
         for (std::size_t i = i0; i < i1; ++i) {
             const std::size_t b = i / sh.heads, h = i % sh.heads, g = h / (sh.heads / sh.groups);
             const float Ah = to_f(a(h));
@@ -927,34 +1003,51 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
                     }
                 }
                 std::fill(Yc.data(), Yc.data() + q * P, 0.0f);
-                for (std::size_t t = 0; t < q; ++t) {
-                    float* row = cbl.data() + t * Q;
-                    std::fill(row, row + t + 1, 0.0f);
-                    axpy_rows<S>(row, t + 1, Cs.data() + t * N, Bt.data(), q, N);  // C_t . B_s
-                    const auto st = S::set1(acum.data()[t]);
-                    for (std::size_t s = 0; s <= t; s += S::width) {
-                        const std::size_t m = std::min(S::width, t + 1 - s);
-                        const auto dec = simd::exp<S>(S::sub(st, S::load_partial(acum.data() + s, m)));
-                        S::store_partial(row + s, S::mul(S::load_partial(row + s, m), dec), m);
+                // Positions in pairs (t, t + 1) so that every row read serves two outputs.
+                for (std::size_t t = 0; t < q; t += 2) {
+                    const bool pair = t + 1 < q;
+                    const std::size_t len = pair ? t + 2 : t + 1;
+                    float* r0 = cbl.data() + t * QS;
+                    float* r1 = pair ? cbl.data() + (t + 1) * QS : coef.data();
+                    std::fill(r0, r0 + len, 0.0f);
+                    std::fill(r1, r1 + len, 0.0f);
+                    axpy_rows2<S>(r0, r1, len, Cs.data() + t * N, Cs.data() + (pair ? t + 1 : t) * N, Bt.data(), q, N);
+                    for (std::size_t k = 0; k < (pair ? 2u : 1u); ++k) {
+                        // Decays exp(s_t - s_s), s <= t; whole vectors (acum and the rows have room past q).
+                        float* row = k == 0 ? r0 : r1;
+                        const auto st = S::set1(acum.data()[t + k]);
+                        for (std::size_t s = 0; s <= t + k; s += S::width) {
+                            const auto dec = simd::exp<S>(S::sub(st, S::loadu(acum.data() + s)));
+                            S::storeu(row + s, S::mul(S::loadu(row + s), dec));
+                        }
                     }
-                    axpy_rows<S>(Yc.data() + t * P, P, row, Xs.data(), P, t + 1);
-                    const float e = std::exp(acum.data()[t]);
+                    r0[t + 1] = 0.0f;  // causal: position t does not see t + 1
+                    float* y0 = Yc.data() + t * P;
+                    float* y1 = pair ? y0 + P : tmp2.data();
+                    axpy_rows2<S>(y0, y1, P, r0, r1, Xs.data(), P, len);
+                    const float e0 = std::exp(acum.data()[t]), e1 = pair ? std::exp(acum.data()[t + 1]) : 0.0f;
                     for (std::size_t n = 0; n < N; ++n) {
-                        coef.data()[n] = e * Cs.data()[t * N + n];
+                        coef.data()[n] = e0 * Cs.data()[t * N + n];
+                        coef2.data()[n] = pair ? e1 * Cs.data()[(t + 1) * N + n] : 0.0f;
                     }
-                    axpy_rows<S>(Yc.data() + t * P, P, coef.data(), Ht.data(), P, N);
+                    axpy_rows2<S>(y0, y1, P, coef.data(), coef2.data(), Ht.data(), P, N);
                 }
                 const float send = acum.data()[q - 1];
                 const float eend = std::exp(send);
                 for (std::size_t s = 0; s < q; ++s) {
                     tmp.data()[s] = std::exp(send - acum.data()[s]);
                 }
-                for (std::size_t n = 0; n < N; ++n) {
-                    scale_add<S>(Ht.data() + n * P, eend, 0.0f, nullptr, P);
+                for (std::size_t n = 0; n < N; n += 2) {
+                    const bool pair = n + 1 < N;
+                    float* h0 = Ht.data() + n * P;
+                    float* h1 = pair ? h0 + P : tmp2.data();
+                    scale_add<S>(h0, eend, 0.0f, nullptr, P);
+                    scale_add<S>(h1, eend, 0.0f, nullptr, P);
                     for (std::size_t s = 0; s < q; ++s) {
                         coef.data()[s] = tmp.data()[s] * Bt.data()[n * q + s];
+                        coef2.data()[s] = pair ? tmp.data()[s] * Bt.data()[(n + 1) * q + s] : 0.0f;
                     }
-                    axpy_rows<S>(Ht.data() + n * P, P, coef.data(), Xs.data(), P, q);
+                    axpy_rows2<S>(h0, h1, P, coef.data(), coef2.data(), Xs.data(), P, q);
                 }
                 for (std::size_t t = 0; t < q; ++t) {
                     for (std::size_t p = 0; p < P; ++p) {
@@ -1116,9 +1209,7 @@ void ssd_backward_cpu(const ssd_shape& sh, const GX& gx, const GT& gt, const GB&
                             scale_add<S>(gp, 1.0f, dyp, cr.data(), N);                 // G_t[p] += dy C_t
                             scale_add<S>(dct.data(), 1.0f, dyp, ht + p * N, N);        // dC_t += dy_p h_t[p]
                             // gdec += G_t[p] o h_{t-1}[p]
-                            for (std::size_t n = 0; n < N; ++n) {
-                                gdec.data()[n] += gp[n] * hp[p * N + n];
-                            }
+                            mul_add<S>(gdec.data(), gp, hp + p * N, N);
                             const float gxp = dot<S>(gp, br.data(), N);
                             gdt += gxp * xp;
                             if constexpr (!is_none<GX>) {
