@@ -1,0 +1,297 @@
+// SPDX-License-Identifier: Apache-2.0
+// train: trains a decoder (Llama, Mistral, Qwen2 or GPT-2 structure) on an llm.c token file
+// with AdamW, gradient clipping, a learning-rate schedule, gradient accumulation and the loss
+// guard; logs one JSON line per step, prints a progress line, saves a resumable checkpoint
+// (model.safetensors with Hugging Face names, config.json, optimizer.safetensors,
+// train_state.json) and renders the loss curve with gnuplot.
+#include "common/args.hpp"
+
+#include <llm/io/file.hpp>
+#include <llm/io/json.hpp>
+#include <llm/model/model.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/train/train.hpp>
+#include <llm/train/trainer.hpp>
+
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <optional>
+#include <sstream>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace {
+
+constexpr std::string_view usage =
+    "usage: train (--init HF_DIR | --config config.json) --data tokens.bin [--val val.bin] --batch B --seq T\n"
+    "             --steps N --lr X [--schedule constant|cosine|linear|wsd] [--warmup W] [--min-lr X]\n"
+    "             [--beta1 0.9] [--beta2 0.95] [--eps 1e-8] [--weight-decay 0] [--clip 1] [--grad-accum K]\n"
+    "             [--no-shuffle] [--seed S] --out DIR [--save-every K] [--resume DIR] [--log metrics.jsonl]\n"
+    "             [--threads N] [--val-every K] [--val-batches N] [--no-guard] [--plot FILE.png]\n"
+    "             [--objective pretrain]\n"
+    "Trains on llm.c token files (256 x int32 header, magic 20240520; uint16 or uint32 tokens).\n"
+    "With --no-shuffle, batch k row i is the window of T+1 tokens at (k*B + i)*T (llm.c's order).\n"
+    "--out DIR receives the final checkpoint; --resume DIR continues a saved run up to --steps.\n";
+
+struct options {
+    std::string init, config, data, val, objective = "pretrain", pairs, ref, out, resume, log, plot;
+    std::size_t batch = 0, seq = 0, grad_accum = 1, threads = 2, val_batches = 20;
+    std::int64_t steps = -1, warmup = 0, save_every = 0, val_every = 0;
+    double lr = -1, min_lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0, clip = 1.0;
+    std::string schedule = "constant";
+    bool shuffle = true, guard = true;
+    std::uint64_t seed = 1337;
+};
+
+options parse(int argc, char** argv) {
+    options o;
+    cli::args a(argc, argv, usage);
+    constexpr std::int64_t big = std::int64_t{1} << 40;
+    while (a.next()) {
+        if (a.is("--init")) o.init = a.value();
+        else if (a.is("--config")) o.config = a.value();
+        else if (a.is("--data")) o.data = a.value();
+        else if (a.is("--val")) o.val = a.value();
+        else if (a.is("--objective")) o.objective = a.choice({"pretrain", "sft", "dpo", "simpo", "orpo", "kto", "cpo", "reward"});
+        else if (a.is("--pairs")) o.pairs = a.value();
+        else if (a.is("--ref")) o.ref = a.value();
+        else if (a.is("--batch")) o.batch = a.integer<std::size_t>(1, 1 << 20);
+        else if (a.is("--seq")) o.seq = a.integer<std::size_t>(1, 1 << 20);
+        else if (a.is("--steps")) o.steps = a.integer<std::int64_t>(0, big);
+        else if (a.is("--lr")) o.lr = a.number_in_open(-1e-300, 1e6);
+        else if (a.is("--schedule")) o.schedule = a.choice({"constant", "cosine", "linear", "wsd"});
+        else if (a.is("--warmup")) o.warmup = a.integer<std::int64_t>(0, big);
+        else if (a.is("--min-lr")) o.min_lr = a.number_in_open(-1e-300, 1e6);
+        else if (a.is("--beta1")) o.beta1 = a.number_in_open(-1e-300, 1);
+        else if (a.is("--beta2")) o.beta2 = a.number_in_open(-1e-300, 1);
+        else if (a.is("--eps")) o.eps = a.number_in_open(-1e-300, 1);
+        else if (a.is("--weight-decay")) o.weight_decay = a.number_in_open(-1e-300, 1e6);
+        else if (a.is("--clip")) o.clip = a.number_in_open(-1e-300, 1e30);
+        else if (a.is("--grad-accum")) o.grad_accum = a.integer<std::size_t>(1, 1 << 20);
+        else if (a.is("--no-shuffle")) o.shuffle = false;
+        else if (a.is("--seed")) o.seed = a.integer<std::uint64_t>(0, ~std::uint64_t{0});
+        else if (a.is("--out")) o.out = a.value();
+        else if (a.is("--save-every")) o.save_every = a.integer<std::int64_t>(0, big);
+        else if (a.is("--resume")) o.resume = a.value();
+        else if (a.is("--log")) o.log = a.value();
+        else if (a.is("--threads")) o.threads = a.integer<std::size_t>(1, 1024);
+        else if (a.is("--val-every")) o.val_every = a.integer<std::int64_t>(0, big);
+        else if (a.is("--val-batches")) o.val_batches = a.integer<std::size_t>(0, std::size_t{1} << 40);
+        else if (a.is("--no-guard")) o.guard = false;
+        else if (a.is("--plot")) o.plot = a.value();
+        else a.unknown();
+    }
+    const int sources = !o.init.empty() + !o.config.empty() + !o.resume.empty();
+    llm::check(sources == 1, "give exactly one of --init HF_DIR, --config config.json, --resume DIR (see --help)");
+    llm::check(!o.data.empty(), "--data tokens.bin is required (see --help)");
+    llm::check(o.batch > 0 && o.seq > 0, "--batch and --seq are required (see --help)");
+    llm::check(o.steps >= 0, "--steps is required (see --help)");
+    llm::check(o.lr >= 0, "--lr is required (see --help)");
+    llm::check(!o.out.empty(), "--out DIR is required (see --help)");
+    llm::check(o.objective == "pretrain", "--objective ", o.objective, " is not implemented by this tool yet (only pretrain)");
+    llm::check(o.schedule == "constant" || o.warmup < o.steps || o.steps == 0, "--warmup ", o.warmup, " must be below --steps ",
+               o.steps, " for the ", o.schedule, " schedule");
+    return o;
+}
+
+std::function<double(std::int64_t)> make_schedule(const options& o) {
+    const double warm = static_cast<double>(o.warmup);
+    if (o.schedule == "cosine") return llm::train::cosine_lr{.max_lr = o.lr, .warmup = o.warmup, .total = o.steps, .min_lr = o.min_lr};
+    if (o.schedule == "linear") return llm::train::linear_lr{.max_lr = o.lr, .warmup = o.warmup, .total = o.steps, .min_lr = o.min_lr};
+    if (o.schedule == "wsd")  // the last 20% of the run decays (linear), as Hägele et al.'s default
+        return llm::train::wsd_lr{.max_lr = o.lr, .warmup = o.warmup, .total = o.steps,
+                                  .decay = std::max<std::int64_t>(1, o.steps / 5), .min_lr = o.min_lr};
+    // constant: with a warmup, linear warmup then constant (llm.c's get_lr shape)
+    return [lr = o.lr, w = o.warmup, warm](std::int64_t step) {
+        return step < w ? lr * static_cast<double>(step + 1) / warm : lr;
+    };
+}
+
+// Finds an executable on PATH.
+bool on_path(const std::string& exe) {
+    const char* path = std::getenv("PATH");
+    if (path == nullptr) return false;
+    std::stringstream ss(path);
+    std::string dir;
+    while (std::getline(ss, dir, ':')) {
+        std::error_code ec;
+        const auto p = std::filesystem::path(dir.empty() ? "." : dir) / exe;
+        if (std::filesystem::is_regular_file(p, ec)) return true;
+    }
+    return false;
+}
+
+std::string shell_quote(const std::string& s) {
+    std::string q = "'";
+    for (const char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+    return q + "'";
+}
+
+// The loss curve of the log (every step line, a resumed run's earlier steps included) as a PNG
+// rendered by gnuplot. Returns false when gnuplot is absent (training succeeded: not an error).
+bool plot_losses(const std::string& log, const std::string& png) {
+    if (!on_path("gnuplot")) return false;
+    const std::string text = llm::io::read_file(log, std::size_t{1} << 32, "train");
+    const std::string dat = png + ".dat", gp = png + ".gp";
+    bool has_val = false;
+    {
+        std::ofstream d(dat);
+        std::istringstream lines(text);
+        std::string line;
+        while (std::getline(lines, line)) {
+            if (line.empty()) continue;
+            const auto v = llm::io::parse_json(line, log);
+            const auto* loss = v.find("loss");
+            const auto* val = v.find("val_loss");
+            has_val = has_val || (val != nullptr && val->is_number());
+            if (loss != nullptr && loss->is_number())
+                d << v.at("step", log).as_number(log) << ' ' << loss->as_number(log) << ' '
+                  << (val != nullptr && val->is_number() ? std::to_string(val->as_number(log)) : std::string("NaN")) << '\n';
+        }
+        llm::check(static_cast<bool>(d), "train: cannot write '", dat, "'");
+    }
+    {
+        std::ofstream g(gp);
+        g << "set terminal pngcairo size 900,540 noenhanced\n"
+          << "set output " << shell_quote(png) << "\n"
+          << "set datafile missing 'NaN'\n"
+          << "set xlabel 'step'\nset ylabel 'loss (nats)'\nset grid\nset key top right\n"
+          << "set title 'training loss'\n"
+          << "plot " << shell_quote(dat) << " using 1:2 with lines lw 2 title 'train'";
+        if (has_val) g << ", " << shell_quote(dat) << " using 1:3 with linespoints pt 7 title 'val'";
+        g << "\n";
+        llm::check(static_cast<bool>(g), "train: cannot write '", gp, "'");
+    }
+    const int rc = std::system(("gnuplot " + shell_quote(gp) + " 2>&1").c_str());
+    std::filesystem::remove(dat);
+    std::filesystem::remove(gp);
+    llm::check(rc == 0, "train: gnuplot failed (status ", rc, ") rendering '", png, "'");
+    return true;
+}
+
+template <class Model>
+int run(const options& o, const llm::model::hf_config& cfg, const std::string& config_path, const std::string& weights) {
+    using clock = std::chrono::steady_clock;
+    Model model(cfg.dims);
+    auto params = model.template make_params<float>();
+    if (weights.empty()) {
+        model.init(params, {.seed = o.seed});
+    } else {
+        llm::model::load_safetensors(params, weights);
+    }
+    llm::parallel::thread_pool pool(o.threads);
+    const llm::train::token_file data(o.data);
+    data.check_vocab(static_cast<std::uint32_t>(cfg.dims.vocab));
+    std::optional<llm::train::token_file> val;
+    if (!o.val.empty()) {
+        val.emplace(o.val);
+        val->check_vocab(static_cast<std::uint32_t>(cfg.dims.vocab));
+    }
+    const llm::model::batch_shape shape{.batch = o.batch, .seq = o.seq};
+    llm::train::batch_loader loader(data, o.batch, o.seq, {.shuffle = o.shuffle, .seed = o.seed});
+    llm::train::adamw_optimizer<> opt({.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay});
+    llm::train::trainer tr(model, params, opt, make_schedule(o), {.clip = o.clip, .grad_accum = o.grad_accum, .guard = o.guard});
+    llm::train::lm_batch<Model> lm(model, shape);
+
+    std::int64_t start = 0;
+    if (!o.resume.empty()) {
+        const auto st = llm::train::load_resume_state(o.resume, opt);
+        start = st.step;
+        loader.seek(st.data);
+        tr.guard().restore(st.loss_history, st.skipped);
+        std::printf("resumed '%s' at step %lld (%lld updates)\n", o.resume.c_str(), static_cast<long long>(start),
+                    static_cast<long long>(opt.steps()));
+    }
+    std::optional<llm::train::metrics_log> log;
+    if (!o.log.empty()) log.emplace(o.log, !o.resume.empty());
+
+    auto save = [&](std::int64_t step) {
+        std::filesystem::create_directories(o.out);
+        llm::model::save_safetensors(params, (std::filesystem::path(o.out) / "model.safetensors").string());
+        const std::string cfg_out = (std::filesystem::path(o.out) / "config.json").string();
+        if (std::filesystem::absolute(cfg_out) != std::filesystem::absolute(config_path))
+            std::filesystem::copy_file(config_path, cfg_out, std::filesystem::copy_options::overwrite_existing);
+        llm::train::save_resume_state(o.out, opt,
+                                      {.step = step, .data = loader.position(), .rng_state = {}, .loss_history = tr.guard().history(),
+                                       .skipped = tr.guard().skipped(), .extra = {{"objective", o.objective}}});
+    };
+
+    std::printf("%s: %zu layers, d_model %zu, vocab %zu, %zu parameters; %zu batches of %zu x %zu per epoch, %zu threads\n",
+                cfg.architecture.c_str(), cfg.dims.n_layers, cfg.dims.d_model, cfg.dims.vocab, Model::parameter_count(cfg.dims),
+                loader.batches_per_epoch(), o.batch, o.seq, o.threads);
+    const auto t0 = clock::now();
+    double last_loss = 0;
+    for (std::int64_t step = start; step < o.steps; ++step) {
+        const auto s0 = clock::now();
+        const auto r = tr.step(
+            [&](std::size_t, float dloss) {
+                lm.fill(loader);
+                return lm.forward_backward(tr.grads(), dloss, model, params, pool);
+            },
+            pool);
+        const double secs = std::chrono::duration<double>(clock::now() - s0).count();
+        const double tok_s = static_cast<double>(shape.tokens() * o.grad_accum) / secs;
+        llm::train::step_metrics m{.step = step, .loss = r.loss, .lr = r.lr, .grad_norm = r.grad_norm, .tokens_per_s = tok_s,
+                                   .skipped = r.skipped, .reason = r.reason, .extra = {}};
+        m.extra.emplace_back("step_s", secs);
+        if (val && o.val_every > 0 && ((step + 1) % o.val_every == 0 || step + 1 == o.steps)) {
+            const auto e = llm::train::evaluate(model, params, *val, shape, o.val_batches, pool);
+            m.extra.emplace_back("val_loss", e.loss);
+            m.extra.emplace_back("val_ppl", e.perplexity);
+        }
+        if (log) log->write(m);
+        last_loss = r.loss;
+        const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
+        std::printf("%s%s\n", llm::train::progress_line(step + 1 - start, o.steps - start, r.loss, r.lr, tok_s, elapsed).c_str(),
+                    r.skipped ? (" | skipped: " + r.reason).c_str() : "");
+        std::fflush(stdout);
+        if (o.save_every > 0 && (step + 1) % o.save_every == 0 && step + 1 < o.steps) save(step + 1);
+    }
+    save(o.steps > start ? o.steps : start);
+    std::printf("saved %s (model.safetensors, config.json, optimizer.safetensors, train_state.json)\n", o.out.c_str());
+    if (val) {
+        const auto e = llm::train::evaluate(model, params, *val, shape, o.val_batches, pool);
+        std::printf("val: loss %.4f, perplexity %.3f over %zu batches (%zu tokens)\n", e.loss, e.perplexity, e.batches, e.tokens);
+    }
+    (void)last_loss;
+    if (!o.log.empty()) {
+        const std::string png = o.plot.empty() ? (std::filesystem::path(o.out) / "loss.png").string() : o.plot;
+        if (plot_losses(o.log, png)) {
+            std::printf("loss curve: %s\n", png.c_str());
+        } else {
+            std::printf("loss curve: skipped, gnuplot is not installed (apt-get install gnuplot-nox); training succeeded\n");
+        }
+    }
+    return 0;
+}
+
+int main_body(int argc, char** argv) {
+    const options o = parse(argc, argv);
+    std::string config_path, weights;
+    if (!o.init.empty()) {
+        config_path = (std::filesystem::path(o.init) / "config.json").string();
+        weights = (std::filesystem::path(o.init) / "model.safetensors").string();
+        if (!std::filesystem::exists(weights)) weights = (std::filesystem::path(o.init) / "model.safetensors.index.json").string();
+    } else if (!o.config.empty()) {
+        config_path = o.config;
+    } else {
+        config_path = (std::filesystem::path(o.resume) / "config.json").string();
+        weights = (std::filesystem::path(o.resume) / "model.safetensors").string();
+    }
+    const auto cfg = llm::model::from_hf_config(config_path);
+    if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>>(o, cfg, config_path, weights);
+    return run<llm::model::llama<>>(o, cfg, config_path, weights);  // Llama, Mistral, Qwen2 share the structure
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    return cli::run_main("train", [&] { return main_body(argc, argv); });
+}

@@ -1,0 +1,28 @@
+# SPDX-License-Identifier: Apache-2.0
+# ctests of the `train` tool (included by examples/CMakeLists.txt): the PyTorch golden
+# (check_golden.py, standard-library python; skipped without python), bit-for-bit resume
+# (resume_test.cmake) and bad arguments.
+find_program(LLM_TRAIN_PYTHON NAMES python3 python NO_CACHE)
+if(LLM_TRAIN_PYTHON)
+    add_test(NAME example_train_golden
+             COMMAND "${LLM_TRAIN_PYTHON}" "${CMAKE_CURRENT_LIST_DIR}/check_golden.py" $<TARGET_FILE:train> "${PROJECT_SOURCE_DIR}"
+                     "${CMAKE_CURRENT_BINARY_DIR}/train_golden_work")
+    set_tests_properties(example_train_golden PROPERTIES LABELS "example;train")
+else()
+    add_test(NAME example_train_golden COMMAND ${CMAKE_COMMAND} -E echo "no python: skipped")
+    set_tests_properties(example_train_golden PROPERTIES LABELS "example;train" SKIP_REGULAR_EXPRESSION "skipped")
+endif()
+add_test(NAME example_train_resume
+         COMMAND ${CMAKE_COMMAND} "-DTOOL=$<TARGET_FILE:train>" "-DSRC=${PROJECT_SOURCE_DIR}"
+                 "-DWORK=${CMAKE_CURRENT_BINARY_DIR}/train_resume_work" -P "${CMAKE_CURRENT_LIST_DIR}/resume_test.cmake")
+set_tests_properties(example_train_resume PROPERTIES LABELS "example;train")
+
+llm_example_error_test(example_train_no_data train ARGS --init x --batch 2 --seq 4 --steps 1 --lr 0.1 --out o
+    MESSAGE "train: --data tokens.bin is required" ABSENT o)
+llm_example_error_test(example_train_two_sources train ARGS --init x --config y.json --data d.bin --batch 2 --seq 4 --steps 1 --lr 0.1 --out o
+    MESSAGE "train: give exactly one of --init HF_DIR, --config config.json, --resume DIR" ABSENT o)
+llm_example_error_test(example_train_bad_schedule train ARGS --schedule exp
+    MESSAGE "train: --schedule 'exp' is not one of constant, cosine, linear, wsd")
+llm_example_error_test(example_train_missing_data train
+    ARGS --config ${PROJECT_SOURCE_DIR}/tests/golden/model/gpt2/config.json --data missing.bin --batch 2 --seq 4 --steps 1 --lr 0.1 --out o
+    MESSAGE "train: token_file" ABSENT o)
