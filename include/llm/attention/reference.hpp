@@ -195,7 +195,7 @@ void reference_backward(DQ&& dq, DK&& dk, DV&& dv, DO&& dout, Q&& q, K&& k, V&& 
     using TV = std::remove_reference_t<decltype(dvs(0, 0, 0, 0))>;
     // Accumulate in double buffers laid out like the tensors, then add to the outputs once.
     // Broadcast views (stride 0) may claim any extents: the element counts are checked.
-    const auto count = [fn](std::size_t b, std::size_t s, std::size_t h, std::size_t d, const char* what) {
+    const auto count = [](std::size_t b, std::size_t s, std::size_t h, std::size_t d, const char* what) {
         return checked_mul(checked_mul(checked_mul(b, s, fn, what), h, fn, what), d, fn, what);
     };
     std::vector<double> gq = checked_vector<double>(count(sh.batch, sh.seq_q, sh.heads, D, "the dq elements"), fn, "dq"),
