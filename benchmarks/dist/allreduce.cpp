@@ -4,8 +4,9 @@
 //   mpirun -np 2 --mca btl self,tcp --mca btl_tcp_if_include lo bench_dist_allreduce [max_bytes] [seconds] [rounds]
 // For each message size (fp32 sum, in place), rank 0 prints the mean time per call of
 //   MPI_Allreduce        the blocking call (what osu_allreduce times),
-//   llm mpi (watchdog)   llm::dist::all_reduce on llm::dist::mpi with its default watchdog (MPI_Iallreduce polled by MPI_Testall),
-//   llm mpi (no watchdog) the same with timeout 0 (MPI_Allreduce through the wrapper: its overhead),
+//   llm watchdog         llm::dist::all_reduce on llm::dist::mpi with its default watchdog (MPI_Allreduce,
+//                        a deadline armed for the watchdog thread around it),
+//   llm no-wdog          the same with timeout 0 (the wrapper alone),
 // and the bus bandwidth of each: bytes * 2 (p - 1) / p / time (nccl-tests' busbw: the bytes each
 // rank sends and receives in a ring all-reduce). A round times each variant's mean over its
 // iterations (the slowest rank's, between barriers), the variants interleaved; each figure is the

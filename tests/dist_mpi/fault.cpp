@@ -2,8 +2,8 @@
 // dist_fault MODE: a job of 2 ranks in which one rank fails; run by tests/dist_mpi/fault.sh, which
 // requires the whole job to end, non-zero, within a stated time, with a message naming the cause.
 //   kill:     rank 1 kills itself (SIGKILL) in the middle of a loop of all_reduces.
-//   stall:    rank 1 stops taking part (sleeps 10 minutes); rank 0's watchdog (2 s) raises
-//             llm::error, and destroying the failed communicator aborts the job.
+//   stall:    rank 1 stops taking part (sleeps 10 minutes); rank 0's watchdog (2 s) prints the
+//             call and exits with status 75, and mpirun ends the job.
 //   mismatch: rank 1 receives a broadcast into a buffer too small for it (MPI_ERR_TRUNCATE):
 //             the MPI error becomes an llm::error naming MPI_Ibcast.
 #include <llm/dist/mpi.hpp>
