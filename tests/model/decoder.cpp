@@ -375,3 +375,71 @@ TEST_CASE("decoder: bf16 parameters (fp32 activations and gradients) give the lo
         gb, gf);
     CHECK(std::sqrt(num / den) < 1e-5);
 }
+
+namespace {
+
+// Runs forward once and backward twice on zeroed gradients; the second call must add the
+// same amounts again (conventions rule 2). Sizes are small (every GEMM's k fits one block).
+template <class B>
+void check_block_accumulates(const B& blk, std::size_t width_in, std::size_t width_out) {
+    auto p = blk.template make_params<float>();
+    std::uint32_t seed = 99;
+    p.for_each_param([&](std::string_view, auto& t) {
+        for (std::size_t i = 0; i < t.size(); ++i) {
+            seed = seed * 1664525u + 1013904223u;
+            t.data()[i] = static_cast<float>((seed >> 8) % 2001) / 1000.0f - 1.0f;
+        }
+    });
+    const llm::model::batch_shape shape{.batch = 2, .seq = 3};
+    llm::model::arena a;
+    auto c = llm::model::make_cache(blk, a, shape);
+    llm::tensor<float, llm::dims<2>> x(6, width_in), y(6, width_out), dy(6, width_out), dx(6, width_in);
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = std::sin(0.37f * static_cast<float>(i));
+    for (std::size_t i = 0; i < dy.size(); ++i) dy.data()[i] = std::cos(0.21f * static_cast<float>(i));
+    llm::workspace ws;
+    blk.forward(y.view(), c, x.view(), p, ws, llm::parallel::sequential{});
+    auto g = blk.template make_params<float>();
+    blk.backward(dx.view(), g, dy.view(), c, x.view(), p, ws, llm::parallel::sequential{});
+    std::vector<float> once(dx.data(), dx.data() + dx.size());
+    g.for_each_param([&](std::string_view, const auto& t) { once.insert(once.end(), t.data(), t.data() + t.size()); });
+    blk.backward(dx.view(), g, dy.view(), c, x.view(), p, ws, llm::parallel::sequential{});
+    // Parameter gradients receive one addition per call here: exactly 2x. The input gradient
+    // of a block that adds several terms into it (q, k and v projections; the residual path
+    // and the norm) is s = (a + b) + c after one call and ((s + a) + b) + c after two, which
+    // differs from 2 s by rounding only: at most 3 ulps of |a| + |b| + |c| <= 2^-22 max |dx|
+    // at these sizes; bound 1e-6 of the largest |dx|.
+    std::size_t k = 0, bad_params = 0, nonzero = 0;
+    float max_dx = 0, max_dev = 0;
+    for (std::size_t i = 0; i < dx.size(); ++i, ++k) {
+        max_dx = std::max(max_dx, std::abs(once[k]));
+        max_dev = std::max(max_dev, std::abs(dx.data()[i] - 2 * once[k]));
+        nonzero += once[k] != 0.0f;
+    }
+    g.for_each_param([&](std::string_view, const auto& t) {
+        for (std::size_t i = 0; i < t.size(); ++i, ++k) {
+            bad_params += t.data()[i] != 2 * once[k];
+        }
+    });
+    CHECK(nonzero > 0);
+    CHECK(bad_params == 0);
+    CHECK(max_dev <= 1e-6f * max_dx);
+}
+
+}  // namespace
+
+TEST_CASE("model blocks: every backward accumulates into d_input and gradients (2x on a second call)") {
+    auto d = tiny;
+    d.qkv_bias = true;
+    d.qk_norm = true;
+    d.sliding_window = 2;
+    check_block_accumulates(llm::model::rms_norm(d), 16, 16);
+    check_block_accumulates(llm::model::layer_norm(d), 16, 16);
+    check_block_accumulates(llm::model::attention_mixer<>(d), 16, 16);
+    check_block_accumulates(llm::model::swiglu_ffn(d), 16, 16);
+    check_block_accumulates(llm::model::gelu_mlp<>(d), 16, 16);
+    check_block_accumulates(llm::model::llama_layer(d), 16, 16);
+    auto g = tiny;
+    g.n_kv_heads = 0;
+    check_block_accumulates(llm::model::attention_mixer<llm::model::gpt2_qkv>(g), 16, 16);
+    check_block_accumulates(llm::model::gpt2_layer(g), 16, 16);
+}
