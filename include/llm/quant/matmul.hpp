@@ -17,6 +17,8 @@
 #include <llm/quant/format.hpp>
 #include <llm/quant/isa.hpp>
 #include <llm/quant/k_formats.hpp>
+#include <llm/quant/tile.hpp>
+#include <llm/quant/weights.hpp>
 #include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
@@ -124,25 +126,6 @@ inline constexpr bool int_kernel_k = std::is_same_v<F, q4_k> || std::is_same_v<F
 
 namespace llm::quant {
 
-/// A rank-2 view of block-quantized weights: an llm::tensor_view (or a type with its members)
-/// whose accessor is a block_accessor_policy, as llm::quant::matrix_view returns. Its
-/// `data()` points at the blocks; row r of a [rows, cols] view starts at block
-/// `r * stride(0) / block_size`.
-/// Example: `static_assert(llm::quant::quantized_matrix<decltype(llm::quant::matrix_view<llm::quant::q4_0_accessor>(blocks, n, k))>);`
-template <class W>
-concept quantized_matrix = requires(const std::remove_cvref_t<W>& w) {
-    typename std::remove_cvref_t<W>::accessor_type;
-    { w.data() } -> std::convertible_to<const typename std::remove_cvref_t<W>::accessor_type::format::block*>;
-    { w.extent(0) } -> std::convertible_to<std::size_t>;
-    { w.stride(0) } -> std::convertible_to<std::size_t>;
-    requires std::remove_cvref_t<W>::rank() == 2;
-} && block_accessor_policy<typename std::remove_cvref_t<W>::accessor_type>;
-
-/// The block format of a quantized_matrix.
-/// Example: `using F = llm::quant::weight_format_t<decltype(w)>;  // llm::quant::q4_0`
-template <quantized_matrix W>
-using weight_format_t = typename std::remove_cvref_t<W>::accessor_type::format;
-
 /// Options of gemv / gemm.
 /// Example: `llm::quant::gemm(y, x, w, {.path = llm::quant::kernel_isa::generic});`
 struct matmul_options {
@@ -188,27 +171,21 @@ void quantize_row_q8_k(const TX* x, std::size_t xs, std::size_t nb, block_q8_k* 
     }
 }
 
-/// The portable path: out(m, n) = sum over blocks of dequantized weight block . fp32 activations
-/// (the activations are not quantized), for rows n in [n0, n1), 4 activation rows at a time.
+/// The portable path: out(m, n) = sum over blocks of block_dot (tile.hpp: the dequantized weight
+/// block . the fp32 activations, the decoding the CUDA kernels share; the activations are not
+/// quantized), for rows n in [n0, n1), 4 activation rows at a time.
 template <class F>
 void generic_rows(const typename F::block* w, std::size_t w_rs, std::size_t n0, std::size_t n1, const float* x,
                   std::size_t x_rs, std::size_t mrows, std::size_t nb, float* out, std::size_t out_rs,
                   std::size_t out_cs) noexcept {
     constexpr std::size_t B = F::block_size;
-    float values[B];
     for (std::size_t n = n0; n < n1; ++n) {
         for (std::size_t m0 = 0; m0 < mrows; m0 += 4) {
             const std::size_t mr = std::min<std::size_t>(4, mrows - m0);
             float acc[4] = {0.0f, 0.0f, 0.0f, 0.0f};
             for (std::size_t b = 0; b < nb; ++b) {
-                F::dequantize_block(w[n * w_rs + b], values);
                 for (std::size_t m = 0; m < mr; ++m) {
-                    const float* xr = x + (m0 + m) * x_rs + b * B;
-                    float s = 0.0f;
-                    for (std::size_t j = 0; j < B; ++j) {
-                        s += values[j] * xr[j];
-                    }
-                    acc[m] += s;
+                    acc[m] += block_dot<F>(w[n * w_rs + b], x + (m0 + m) * x_rs + b * B);
                 }
             }
             for (std::size_t m = 0; m < mr; ++m) {
@@ -298,22 +275,6 @@ void matmul_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, c
     parallel::parallel_for(exec, n_out, chunk, [&](std::size_t n0, std::size_t n1) {
         generic_rows<F>(w, w_rs, n0, n1, xf, xf_rs, mrows, nb, y, y_rs, y_cs);
     });
-}
-
-/// The checks gemv and gemm share on W: unit column stride, rows on block boundaries, K a whole
-/// number of blocks. Returns the row stride in blocks.
-template <class W>
-std::size_t check_weights(const char* fn, const W& w) {
-    using F = weight_format_t<W>;
-    constexpr std::size_t B = F::block_size;
-    const std::size_t rows = static_cast<std::size_t>(w.extent(0)), cols = static_cast<std::size_t>(w.extent(1));
-    llm::check(cols <= 1 || static_cast<std::size_t>(w.stride(1)) == 1, fn, "<", F::name,
-               ">: w must have unit column stride (rows of consecutive blocks); its strides are [", w.stride(0),
-               ", ", w.stride(1), "]");
-    llm::check(cols % B == 0, fn, "<", F::name, ">: w has ", cols, " columns, not a multiple of the block size ", B);
-    llm::check(rows <= 1 || static_cast<std::size_t>(w.stride(0)) % B == 0, fn, "<", F::name, ">: w's row stride ",
-               w.stride(0), " is not a multiple of the block size ", B);
-    return static_cast<std::size_t>(w.stride(0)) / B;
 }
 
 template <class T>
