@@ -15,6 +15,7 @@
 #include <cmath>
 #include <cstddef>
 #include <numeric>
+#include <span>
 #include <type_traits>
 #include <vector>
 
@@ -977,11 +978,42 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
                      const Bv& bm, const Cv& cm, const A& a, parallel::policy auto&& exec) {
     const std::size_t P = sh.p, N = sh.n, L = sh.len, Q = std::min(chunk, std::max<std::size_t>(L, 1));
     using TY = std::remove_reference_t<decltype(y(0, 0, 0, 0))>;
+    if (sh.batch == 0 || sh.heads == 0 || L == 0) {
+        return;
+    }
+    // Rows of the C B^T matrices are QS apart, QS a multiple of the vector width, so that the
+    // decay loop's whole vectors never spill into the next row.
+    const std::size_t QS = (Q + S::width - 1) / S::width * S::width;
+    // C B^T of every chunk, once per (batch, group): the heads of a group share B and C.
+    const std::size_t n_chunks = (L + Q - 1) / Q;
+    // B^T and C of every chunk staged as floats once per (batch, group) too.
+    const std::size_t n_items = sh.batch * sh.groups * n_chunks;
+    std::vector<float> cb_all(n_items * Q * QS + S::width), bt_all(n_items * N * Q), cs_all(n_items * Q * N);
+    parallel::parallel_for(exec, n_items, 1, [&](std::size_t i0, std::size_t i1) {
+        for (std::size_t i = i0; i < i1; ++i) {
+            const std::size_t b = i / (sh.groups * n_chunks), g = i / n_chunks % sh.groups, c = i % n_chunks;
+            const std::size_t t0 = c * Q, q = std::min(Q, L - t0);
+            const std::span<float> bt(bt_all.data() + i * N * Q, N * Q), cs(cs_all.data() + i * Q * N, Q * N);
+            for (std::size_t t = 0; t < q; ++t) {
+                for (std::size_t n = 0; n < N; ++n) {
+                    bt[n * q + t] = to_f(bm(b, t0 + t, g, n));
+                    cs[t * N + n] = to_f(cm(b, t0 + t, g, n));
+                }
+            }
+            float* out = cb_all.data() + i * Q * QS;
+            std::fill(out, out + Q * QS, 0.0f);
+            for (std::size_t t = 0; t < q; t += 2) {
+                if (t + 1 < q) {
+                    axpy_rows2<S>(out + t * QS, out + (t + 1) * QS, q, cs.data() + t * N, cs.data() + (t + 1) * N,
+                                  bt.data(), q, N);
+                } else {
+                    axpy_rows<S>(out + t * QS, q, cs.data() + t * N, bt.data(), q, N);
+                }
+            }
+        }
+    });
     parallel::parallel_for(exec, sh.batch * sh.heads, 1, [&](std::size_t i0, std::size_t i1) {
-        // Rows of the masked C B^T matrix are QS apart, QS a multiple of the vector width, so that the
-        // decay loop's whole vectors never spill into the next row.
-        const std::size_t QS = (Q + S::width - 1) / S::width * S::width;
-        fbuf Xs(Q * P), Bt(N * Q), Cs(Q * N), acum(Q + S::width), cbl(QS * Q + S::width), Yc(Q * P), Ht(N * P),
+        fbuf Xs(Q * P), acum(Q + S::width), cbl(QS * Q + S::width), Yc(Q * P), Ht(N * P),
             coef(std::max(Q, N) + S::width), coef2(std::max(Q, N)), tmp(Q), tmp2(std::max(P, Q) + S::width);
         for (std::size_t i = i0; i < i1; ++i) {
             const std::size_t b = i / sh.heads, h = i % sh.heads, g = h / (sh.heads / sh.groups);
@@ -997,11 +1029,10 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
                     for (std::size_t p = 0; p < P; ++p) {
                         Xs.data()[t * P + p] = dtt * to_f(x(b, t0 + t, h, p));
                     }
-                    for (std::size_t n = 0; n < N; ++n) {
-                        Bt.data()[n * q + t] = to_f(bm(b, t0 + t, g, n));
-                        Cs.data()[t * N + n] = to_f(cm(b, t0 + t, g, n));
-                    }
                 }
+                const std::size_t item = (b * sh.groups + g) * n_chunks + t0 / Q;
+                const float* Bt = bt_all.data() + item * N * Q;
+                const float* Cs = cs_all.data() + item * Q * N;
                 std::fill(Yc.data(), Yc.data() + q * P, 0.0f);
                 // Positions in pairs (t, t + 1) so that every row read serves two outputs.
                 for (std::size_t t = 0; t < q; t += 2) {
@@ -1009,9 +1040,11 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
                     const std::size_t len = pair ? t + 2 : t + 1;
                     float* r0 = cbl.data() + t * QS;
                     float* r1 = pair ? cbl.data() + (t + 1) * QS : coef.data();
-                    std::fill(r0, r0 + len, 0.0f);
-                    std::fill(r1, r1 + len, 0.0f);
-                    axpy_rows2<S>(r0, r1, len, Cs.data() + t * N, Cs.data() + (pair ? t + 1 : t) * N, Bt.data(), q, N);
+                    const float* cb = cb_all.data() + item * Q * QS;
+                    std::copy_n(cb + t * QS, len, r0);
+                    if (pair) {
+                        std::copy_n(cb + (t + 1) * QS, len, r1);
+                    }
                     for (std::size_t k = 0; k < (pair ? 2u : 1u); ++k) {
                         // Decays exp(s_t - s_s), s <= t; whole vectors (acum and the rows have room past q).
                         float* row = k == 0 ? r0 : r1;
@@ -1026,9 +1059,13 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
                     float* y1 = pair ? y0 + P : tmp2.data();
                     axpy_rows2<S>(y0, y1, P, r0, r1, Xs.data(), P, len);
                     const float e0 = std::exp(acum.data()[t]), e1 = pair ? std::exp(acum.data()[t + 1]) : 0.0f;
+                    const float* c0 = Cs + t * N;
+                    const float* c1 = Cs + (pair ? t + 1 : t) * N;
+                    float* k0 = coef.data();
+                    float* k1 = coef2.data();
                     for (std::size_t n = 0; n < N; ++n) {
-                        coef.data()[n] = e0 * Cs.data()[t * N + n];
-                        coef2.data()[n] = pair ? e1 * Cs.data()[(t + 1) * N + n] : 0.0f;
+                        k0[n] = e0 * c0[n];
+                        k1[n] = e1 * c1[n];
                     }
                     axpy_rows2<S>(y0, y1, P, coef.data(), coef2.data(), Ht.data(), P, N);
                 }
@@ -1043,9 +1080,14 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
                     float* h1 = pair ? h0 + P : tmp2.data();
                     scale_add<S>(h0, eend, 0.0f, nullptr, P);
                     scale_add<S>(h1, eend, 0.0f, nullptr, P);
+                    const float* b0 = Bt + n * q;
+                    const float* b1 = Bt + (pair ? n + 1 : n) * q;
+                    const float* w = tmp.data();
+                    float* k0 = coef.data();
+                    float* k1 = coef2.data();
                     for (std::size_t s = 0; s < q; ++s) {
-                        coef.data()[s] = tmp.data()[s] * Bt.data()[n * q + s];
-                        coef2.data()[s] = pair ? tmp.data()[s] * Bt.data()[(n + 1) * q + s] : 0.0f;
+                        k0[s] = w[s] * b0[s];
+                        k1[s] = w[s] * b1[s];
                     }
                     axpy_rows2<S>(h0, h1, P, coef.data(), coef2.data(), Xs.data(), P, q);
                 }
