@@ -118,8 +118,6 @@ private:
     std::size_t l_;
 };
 
-namespace detail {
-
 /// What contiguous_kv_cache and paged_kv_cache share: the sizes, the K and V stores (each an
 /// llm::tensor [layers, groups, kv_heads, slots, head_dim]: a group is a sequence's whole
 /// capacity, or one block), the committed length of every sequence and the tokens each layer
@@ -127,7 +125,9 @@ namespace detail {
 /// Cache (the derived class, CRTP) provides `name` (its class name, for messages),
 /// `group(seq, pos)` (the group holding position pos of seq) and `make_room(layer, seq, at, n)`
 /// (room for n tokens at position at, or llm::error leaving the cache unchanged).
+/// Not used on its own: its members are those of both caches.
 /// T: the stored element type.
+/// Example: `llm::attention::paged_kv_cache<> cache(32, 1024, 16, 8, 128); auto s = cache.add_sequence(); std::size_t n = cache.length(s);`
 template <class Cache, class T>
 class kv_cache_base {
 public:
@@ -174,13 +174,13 @@ public:
         check_seq("append", seq);
         const auto ks = llm::to_kernel_view<3>(k);
         const auto vs = llm::to_kernel_view<3>(v);
-        const std::size_t n = check_append(Cache::name, "append", ks, vs, heads_, dim_);
+        const std::size_t n = detail::check_append(Cache::name, "append", ks, vs, heads_, dim_);
         std::size_t& pend = pending_[seq * layers_ + layer];
         const std::size_t at = len_[seq] + pend;
         static_cast<Cache&>(*this).make_room(layer, seq, at, n);
         for (std::size_t t = 0; t < n; ++t) {
             const std::size_t row = offset(layer, seq, at + t);
-            store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_, slots_ * dim_);
+            detail::store_rows(ks, vs, t, k_.data() + row, v_.data() + row, heads_, dim_, slots_ * dim_);
         }
         pend += n;
     }
@@ -211,15 +211,15 @@ public:
     }
 
 protected:
-    /// The stores of layers x groups x kv_heads x slots x head_dim elements each; `what` names
-    /// the groups and slots in the message when a size is 0 ("sequences", "capacity").
+    /// The stores of layers x groups x kv_heads x slots x head_dim elements each; groups_name and
+    /// slots_name name the groups and slots in the message when a size is 0 ("sequences", "capacity").
     kv_cache_base(std::size_t layers, std::size_t groups, std::size_t slots, std::size_t kv_heads, std::size_t head_dim,
                   const char* groups_name, const char* slots_name)
         : layers_(layers), groups_(groups), slots_(slots), heads_(kv_heads), dim_(head_dim) {
         llm::check(layers > 0 && groups > 0 && slots > 0 && kv_heads > 0 && head_dim > 0, Cache::name, ": layers = ", layers,
                    ", ", groups_name, " = ", groups, ", ", slots_name, " = ", slots, ", kv_heads = ", kv_heads,
                    ", head_dim = ", head_dim, " must all be > 0");
-        cache_elements<T>(Cache::name, layers_, groups_, slots_, heads_, dim_);
+        detail::cache_elements<T>(Cache::name, layers_, groups_, slots_, heads_, dim_);
         k_ = store(llm::uninitialized, layers_, groups_, heads_, slots_, dim_);
         v_ = store(llm::uninitialized, layers_, groups_, heads_, slots_, dim_);
     }
@@ -230,18 +230,24 @@ protected:
         std::fill_n(pending_.data() + seq * layers_, layers_, std::size_t{0});
     }
 
+    /// llm::error naming Cache::name and fn unless seq is a sequence of the cache.
     void check_seq(const char* fn, std::size_t seq) const {
         llm::check(seq < len_.size(), Cache::name, "::", fn, ": sequence ", seq, " out of range (the cache holds ",
                    len_.size(), " sequences)");
     }
+    /// llm::error naming Cache::name and fn unless layer is a layer of the cache.
     void check_layer(const char* fn, std::size_t layer) const {
         llm::check(layer < layers_, Cache::name, "::", fn, ": layer ", layer, " out of range (the cache holds ", layers_,
                    " layers)");
     }
 
-    std::size_t layers_, groups_, slots_, heads_, dim_;
-    std::vector<std::size_t> len_;      // committed tokens per sequence
-    std::vector<std::size_t> pending_;  // [sequence][layer]: appended since the last advance
+    std::size_t layers_;                ///< layers
+    std::size_t groups_;                ///< groups per layer (sequences, or blocks)
+    std::size_t slots_;                 ///< positions per group (capacity, or block_size)
+    std::size_t heads_;                 ///< kv heads per token
+    std::size_t dim_;                   ///< elements per head
+    std::vector<std::size_t> len_;      ///< committed tokens per sequence
+    std::vector<std::size_t> pending_;  ///< [sequence][layer]: appended since the last advance
 
 private:
     using store = llm::tensor<T, llm::dims<5>>;
@@ -252,8 +258,6 @@ private:
 
     store k_, v_;
 };
-
-}  // namespace detail
 
 /// A KV cache for all layers of a model with a fixed capacity per sequence, stored
 /// contiguously in two llm::tensor (K and V) of shape [layers, sequences, kv_heads, capacity,
@@ -273,7 +277,7 @@ private:
 /// Example: `llm::attention::contiguous_kv_cache<llm::bf16> cache(32, 4, 8192, 8, 128); cache.layer(0).append(0, k, v);`
 template <class T = float>
     requires float_or_bf16<T> && (!std::is_const_v<T>)
-class contiguous_kv_cache : public detail::kv_cache_base<contiguous_kv_cache<T>, T> {
+class contiguous_kv_cache : public kv_cache_base<contiguous_kv_cache<T>, T> {
 public:
     /// The class name, for messages.
     static constexpr const char* name = "contiguous_kv_cache";
@@ -284,7 +288,7 @@ public:
     /// exceeds llm::max_allocation_bytes or cannot be allocated.
     contiguous_kv_cache(std::size_t layers, std::size_t sequences, std::size_t capacity, std::size_t kv_heads,
                         std::size_t head_dim)
-        : detail::kv_cache_base<contiguous_kv_cache, T>(layers, sequences, capacity, kv_heads, head_dim, "sequences",
+        : kv_cache_base<contiguous_kv_cache, T>(layers, sequences, capacity, kv_heads, head_dim, "sequences",
                                                         "capacity") {
         allocating(sequences * (layers + 1) * sizeof(std::size_t), name, "the lengths", [&] {
             this->len_.assign(sequences, 0);
@@ -300,7 +304,7 @@ public:
     }
 
 private:
-    friend detail::kv_cache_base<contiguous_kv_cache, T>;
+    friend kv_cache_base<contiguous_kv_cache, T>;
     std::size_t group(std::size_t seq, std::size_t) const noexcept { return seq; }
     void make_room(std::size_t layer, std::size_t seq, std::size_t have, std::size_t n) const {
         llm::check(n <= capacity() - have, name, "::append: layer ", layer, " of sequence ", seq, " holds ", have, " of ",
@@ -323,7 +327,7 @@ private:
 /// Example: `llm::attention::paged_kv_cache<> cache(32, 1024, 16, 8, 128); auto s = cache.add_sequence(); cache.layer(0).append(s, k, v);`
 template <class T = float>
     requires float_or_bf16<T> && (!std::is_const_v<T>)
-class paged_kv_cache : public detail::kv_cache_base<paged_kv_cache<T>, T> {
+class paged_kv_cache : public kv_cache_base<paged_kv_cache<T>, T> {
 public:
     /// The class name, for messages.
     static constexpr const char* name = "paged_kv_cache";
@@ -336,7 +340,7 @@ public:
     /// or cannot be allocated.
     paged_kv_cache(std::size_t layers, std::size_t blocks, std::size_t block_size, std::size_t kv_heads,
                    std::size_t head_dim)
-        : detail::kv_cache_base<paged_kv_cache, T>(layers, checked_blocks(blocks), block_size, kv_heads, head_dim, "blocks",
+        : kv_cache_base<paged_kv_cache, T>(layers, checked_blocks(blocks), block_size, kv_heads, head_dim, "blocks",
                                                    "block_size") {
         allocating(blocks * sizeof(std::int32_t), name, "the free list", [&] { free_.reserve(blocks); });
         for (std::size_t b = blocks; b-- > 0;) {
@@ -370,7 +374,7 @@ public:
     }
 
 private:
-    friend detail::kv_cache_base<paged_kv_cache, T>;
+    friend kv_cache_base<paged_kv_cache, T>;
     static std::size_t checked_blocks(std::size_t blocks) {
         llm::check(blocks <= static_cast<std::size_t>(INT32_MAX), name, ": blocks = ", blocks,
                    " exceeds the int32 block ids of the block tables");
