@@ -48,7 +48,6 @@ void load_safetensors(P& params, const std::string& path, const load_options& op
     const io::safetensors_checkpoint ck(path);
     std::set<std::string, std::less<>> used;
     params.for_each_param([&](std::string_view name, auto& t) {
-        using T = typename std::remove_cvref_t<decltype(t)>::value_type;
         std::string key(name);
         if (ck.find(key) == nullptr && !opt.base_prefix.empty() && key.starts_with(opt.base_prefix) &&
             ck.find(key.substr(opt.base_prefix.size())) != nullptr) {
@@ -78,7 +77,6 @@ void load_safetensors(P& params, const std::string& path, const load_options& op
                 llm::fail(fn, ": tensor '", key, "' in '", path, "' has dtype ", io::dtype_name(st->dtype),
                           "; F32, BF16 and F16 are supported");
         }
-        (void)sizeof(T);
     });
     std::string extra;
     std::size_t n_extra = 0;
@@ -105,7 +103,6 @@ void load_safetensors(P& params, const std::string& path, const load_options& op
 /// Example: `llm::model::save_safetensors(p, "out/model.safetensors");`
 template <param_struct P>
 void save_safetensors(const P& params, const std::string& path) {
-    std::vector<std::string> names;
     std::vector<io::safetensors_tensor> tensors;
     params.for_each_param([&](std::string_view name, const auto& t) {
         tensors.push_back(io::safetensors_tensor::from_view(std::string(name), t.view()));
