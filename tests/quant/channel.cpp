@@ -10,6 +10,7 @@
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tensor/tensor.hpp>
+#include <llm/tensor/views.hpp>
 
 #include <doctest/doctest.h>
 
@@ -206,4 +207,33 @@ TEST_CASE("nf4 gemv / gemm: the dequantizing path within fp32 summation error of
             // Per block a sequential sum of 64 products, then k / 64 block sums: (k + 8) roundings.
             CHECK(std::fabs(double(y(i, j)) - double(ref(i, j))) <= double(k + 8) * std::ldexp(mag, -24));
         }
+}
+
+TEST_CASE("W8A8 and FP8 gemv: one token equals its row of gemm bit for bit (strided x and y too)") {
+    const std::size_t m = 3, n = 9, k = 130;
+    const matrix w = random_matrix(n, k, 9, 0.1f);
+    const matrix x = random_matrix(m, k, 10);
+    const auto w8 = q::quantize_int8(w);
+    const auto f8 = q::quantize_fp8(w);
+    llm::parallel::thread_pool pool(2);
+    llm::workspace ws;
+    matrix y8(m, n), yf(m, n);
+    q::gemm_w8a8(y8, x, w8, ws, pool);
+    q::gemm_fp8(yf, x, f8, ws, pool);
+    // x row i and y as strided views: column i of a [k, m] / [n, m] matrix.
+    matrix xt(k, m), yt(n, 2 * m);
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t p = 0; p < k; ++p) xt(p, i) = x(i, p);
+    for (std::size_t i = 0; i < m; ++i) {
+        const auto xi = llm::select<0>(llm::transpose<0, 1>(xt), i);      // [k], stride m
+        const auto y1 = llm::select<0>(llm::transpose<0, 1>(yt), i);      // [n], stride 2m
+        const auto y2 = llm::select<0>(llm::transpose<0, 1>(yt), m + i);  // [n], stride 2m
+        REQUIRE(xi.stride(0) == m);
+        q::gemv_w8a8(y1, xi, w8, ws, llm::parallel::sequential{});
+        q::gemv_fp8(y2, xi, f8, ws, pool);
+        for (std::size_t j = 0; j < n; ++j) {
+            CHECK(same_bits(yt(j, i), y8(i, j)));
+            CHECK(same_bits(yt(j, m + i), yf(i, j)));
+        }
+    }
 }

@@ -4,6 +4,7 @@
 #include <llm/core/workspace.hpp>
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
+#include <llm/quant/channel.hpp>
 #include <llm/quant/matmul.hpp>
 #include <llm/quant/quant.hpp>
 #include <llm/tensor/tensor.hpp>
@@ -74,4 +75,23 @@ TEST_CASE("quant memory: gemv and gemm with a warmed workspace allocate nothing 
     check_format<q::q4_k>(pool);
     check_format<q::q6_k>(pool);
     check_format<q::q8_0>(pool);
+}
+
+TEST_CASE("quant memory: gemv_w8a8 and gemv_fp8 on bf16 activations with a warmed workspace allocate nothing") {
+    llm::parallel::thread_pool pool(2);
+    const std::size_t n = 21, k = 300;
+    std::mt19937 rng(2);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> wf(n * k);
+    for (float& v : wf) v = normal(rng);
+    std::vector<llm::bf16> xb(k);
+    for (auto& v : xb) v = llm::bf16(normal(rng));
+    llm::tensor_view<const float, llm::dims<2>> wv(wf.data(), n, k);
+    const auto w8 = q::quantize_int8(wv);
+    const auto f8 = q::quantize_fp8(wv);
+    std::vector<float> y(n);
+    llm::tensor_view<float, llm::dims<1>> yv(y.data(), n);
+    llm::tensor_view<const llm::bf16, llm::dims<1>> xv(xb.data(), k);
+    check_warm(true, y, [&](llm::workspace& ws) { q::gemv_w8a8(yv, xv, w8, ws, pool); });
+    check_warm(true, y, [&](llm::workspace& ws) { q::gemv_fp8(yv, xv, f8, ws, llm::parallel::sequential{}); });
 }

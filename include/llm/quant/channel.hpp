@@ -199,6 +199,31 @@ inline std::vector<float> dequantize(const fp8_weights& w) {
     return out;
 }
 
+namespace detail {
+
+template <class TX, class Exec>
+void w8a8_impl(float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::size_t x_rs, std::size_t x_cs,
+               std::size_t m, const int8_weights& w, llm::workspace& ws, Exec& exec) {
+    const std::size_t k = w.cols;
+    const llm::workspace::frame frame(ws);
+    std::int8_t* qx = ws.take<std::int8_t>(m * k, "gemm_w8a8", "the int8 activations");
+    float* sx = ws.take<float>(m, "gemm_w8a8", "the activation scales");
+    for (std::size_t i = 0; i < m; ++i) {
+        sx[i] = quantize_token_i8(x + i * x_rs, x_cs, k, qx + i * k);
+    }
+    const std::size_t grain = std::max<std::size_t>(1, (w.rows + 8 * exec.size() - 1) / (8 * exec.size()));
+    parallel::parallel_for(exec, w.rows, grain, [&](std::size_t n0, std::size_t n1) {
+        for (std::size_t n = n0; n < n1; ++n) {
+            for (std::size_t i = 0; i < m; ++i) {
+                const std::int32_t isum = dot_i8(w.q.data() + n * k, qx + i * k, k);
+                y[i * y_rs + n * y_cs] = static_cast<float>(isum) * (sx[i] * w.scale[n]);
+            }
+        }
+    });
+}
+
+}  // namespace detail
+
 /// W8A8 y = x W^T: each row (token) of x quantized to int8 with its own scale s_x = max |x| / 127
 /// (dynamic per-token), exact int32 dot products with the int8 weights, y(m, n) =
 /// float(isum) * (s_x * scale[n]). Threads split the rows of W.
@@ -209,24 +234,23 @@ inline std::vector<float> dequantize(const fp8_weights& w) {
 template <view_of_rank<2> Y, dense_view<2> X, parallel::policy Exec>
     requires std::same_as<view_element_t<Y>, float>
 void gemm_w8a8(Y&& y, X&& x, const int8_weights& w, llm::workspace& ws, Exec&& exec) {
-    const std::size_t m = static_cast<std::size_t>(x.extent(0)), k = w.cols;
     detail::check_channel_shapes("gemm_w8a8", static_cast<std::size_t>(y.extent(0)), static_cast<std::size_t>(y.extent(1)),
-                                 m, static_cast<std::size_t>(x.extent(1)), w);
-    const llm::workspace::frame frame(ws);
-    std::int8_t* qx = ws.take<std::int8_t>(m * k, "gemm_w8a8", "the int8 activations");
-    float* sx = ws.take<float>(m, "gemm_w8a8", "the activation scales");
-    for (std::size_t i = 0; i < m; ++i) {
-        sx[i] = detail::quantize_token_i8(x.data() + i * x.stride(0), static_cast<std::size_t>(x.stride(1)), k, qx + i * k);
-    }
-    const std::size_t grain = std::max<std::size_t>(1, (w.rows + 8 * exec.size() - 1) / (8 * exec.size()));
-    parallel::parallel_for(exec, w.rows, grain, [&](std::size_t n0, std::size_t n1) {
-        for (std::size_t n = n0; n < n1; ++n) {
-            for (std::size_t i = 0; i < m; ++i) {
-                const std::int32_t isum = detail::dot_i8(w.q.data() + n * k, qx + i * k, k);
-                y.data()[i * y.stride(0) + n * y.stride(1)] = static_cast<float>(isum) * (sx[i] * w.scale[n]);
-            }
-        }
-    });
+                                 static_cast<std::size_t>(x.extent(0)), static_cast<std::size_t>(x.extent(1)), w);
+    detail::w8a8_impl(y.data(), static_cast<std::size_t>(y.stride(0)), static_cast<std::size_t>(y.stride(1)), x.data(),
+                      static_cast<std::size_t>(x.stride(0)), static_cast<std::size_t>(x.stride(1)),
+                      static_cast<std::size_t>(x.extent(0)), w, ws, exec);
+}
+
+/// W8A8 for one token (decode): y[n] = float(isum) * (s_x * scale[n]), as gemm_w8a8 with M = 1.
+///   y: [N] fp32, x: [K] fp32 or bf16 (any strides); ws: K bytes + 1 float.
+/// Example: `llm::quant::gemv_w8a8(y, x, w8, ws, pool);`
+template <view_of_rank<1> Y, dense_view<1> X, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv_w8a8(Y&& y, X&& x, const int8_weights& w, llm::workspace& ws, Exec&& exec) {
+    detail::check_channel_shapes("gemv_w8a8", 1, static_cast<std::size_t>(y.extent(0)), 1,
+                                 static_cast<std::size_t>(x.extent(0)), w);
+    detail::w8a8_impl(y.data(), 0, static_cast<std::size_t>(y.stride(0)), x.data(), 0,
+                      static_cast<std::size_t>(x.stride(0)), 1, w, ws, exec);
 }
 
 /// gemm_w8a8 on llm::parallel::default_pool() with a temporary workspace.
@@ -238,29 +262,21 @@ void gemm_w8a8(Y&& y, X&& x, const int8_weights& w) {
     gemm_w8a8(y, x, w, ws, parallel::default_pool());
 }
 
-/// FP8 y = x W^T: each weight code decoded to fp32 in registers (integer operations, no table),
-/// multiplied by fp32 x (bf16 widened), the row's sum scaled once: y(m, n) = scale[n] * sum_k
-/// float(q(n, k)) x(m, k). Threads split the rows of W.
-///   y: [M, N] fp32, x: [M, K] fp32 or bf16, w: N x K fp8_weights; ws: M x K floats when x is
-///   bf16 or strided.
-/// Error against x W'^T: fp32 summation, at most (K / 8 + 4) 2^-24 sum_k |W'(n, k) x(m, k)|.
-/// Example: `llm::quant::gemm_fp8(y, x, w8, ws, pool);`
-template <view_of_rank<2> Y, dense_view<2> X, parallel::policy Exec>
-    requires std::same_as<view_element_t<Y>, float>
-void gemm_fp8(Y&& y, X&& x, const fp8_weights& w, llm::workspace& ws, Exec&& exec) {
-    const std::size_t m = static_cast<std::size_t>(x.extent(0)), k = w.cols;
-    detail::check_channel_shapes("gemm_fp8", static_cast<std::size_t>(y.extent(0)), static_cast<std::size_t>(y.extent(1)), m,
-                                 static_cast<std::size_t>(x.extent(1)), w);
+namespace detail {
+
+template <class TX, class Exec>
+void fp8_impl(float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::size_t x_rs, std::size_t x_cs,
+              std::size_t m, const fp8_weights& w, llm::workspace& ws, Exec& exec) {
+    const std::size_t k = w.cols;
     const llm::workspace::frame frame(ws);
     const float* xf = nullptr;
-    std::size_t x_rs = static_cast<std::size_t>(x.stride(0));
-    if constexpr (std::is_same_v<std::remove_const_t<view_element_t<X>>, float>) {
-        xf = static_cast<std::size_t>(x.stride(1)) == 1 || k <= 1 ? x.data() : nullptr;
+    if constexpr (std::is_same_v<std::remove_const_t<TX>, float>) {
+        xf = x_cs == 1 || k <= 1 ? x : nullptr;
     }
     if (xf == nullptr) {
         float* wide = ws.take<float>(m * k, "gemm_fp8", "the widened activations");
         for (std::size_t i = 0; i < m; ++i)
-            for (std::size_t j = 0; j < k; ++j) wide[i * k + j] = static_cast<float>(x.data()[i * x.stride(0) + j * x.stride(1)]);
+            for (std::size_t j = 0; j < k; ++j) wide[i * k + j] = static_cast<float>(x[i * x_rs + j * x_cs]);
         xf = wide;
         x_rs = k;
     }
@@ -268,10 +284,41 @@ void gemm_fp8(Y&& y, X&& x, const fp8_weights& w, llm::workspace& ws, Exec&& exe
     parallel::parallel_for(exec, w.rows, grain, [&](std::size_t n0, std::size_t n1) {
         for (std::size_t n = n0; n < n1; ++n) {
             for (std::size_t i = 0; i < m; ++i) {
-                y.data()[i * y.stride(0) + n * y.stride(1)] = w.scale_of(n) * detail::dot_fp8(w.q.data() + n * k, xf + i * x_rs, k);
+                y[i * y_rs + n * y_cs] = w.scale_of(n) * dot_fp8(w.q.data() + n * k, xf + i * x_rs, k);
             }
         }
     });
+}
+
+}  // namespace detail
+
+/// FP8 y = x W^T: each weight code decoded to fp32 in registers (integer operations, no table),
+/// multiplied by fp32 x (bf16 widened), the row's sum scaled once: y(m, n) = scale[n] * sum_k
+/// float(q(n, k)) x(m, k). Threads split the rows of W.
+///   y: [M, N] fp32, x: [M, K] fp32 or bf16, w: N x K fp8_weights; ws: M x K floats when x is
+///   bf16 or strided.
+/// Error against x W'^T: fp32 summation, at most (K / 8 + 6) 2^-24 sum_k |W'(n, k) x(m, k)|.
+/// Example: `llm::quant::gemm_fp8(y, x, w8, ws, pool);`
+template <view_of_rank<2> Y, dense_view<2> X, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm_fp8(Y&& y, X&& x, const fp8_weights& w, llm::workspace& ws, Exec&& exec) {
+    detail::check_channel_shapes("gemm_fp8", static_cast<std::size_t>(y.extent(0)), static_cast<std::size_t>(y.extent(1)),
+                                 static_cast<std::size_t>(x.extent(0)), static_cast<std::size_t>(x.extent(1)), w);
+    detail::fp8_impl(y.data(), static_cast<std::size_t>(y.stride(0)), static_cast<std::size_t>(y.stride(1)), x.data(),
+                     static_cast<std::size_t>(x.stride(0)), static_cast<std::size_t>(x.stride(1)),
+                     static_cast<std::size_t>(x.extent(0)), w, ws, exec);
+}
+
+/// FP8 for one token (decode), as gemm_fp8 with M = 1.
+///   y: [N] fp32, x: [K] fp32 or bf16 (any strides); ws: K floats when x is bf16 or strided.
+/// Example: `llm::quant::gemv_fp8(y, x, w8, ws, pool);`
+template <view_of_rank<1> Y, dense_view<1> X, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv_fp8(Y&& y, X&& x, const fp8_weights& w, llm::workspace& ws, Exec&& exec) {
+    detail::check_channel_shapes("gemv_fp8", 1, static_cast<std::size_t>(y.extent(0)), 1,
+                                 static_cast<std::size_t>(x.extent(0)), w);
+    detail::fp8_impl(y.data(), 0, static_cast<std::size_t>(y.stride(0)), x.data(), 0,
+                     static_cast<std::size_t>(x.stride(0)), 1, w, ws, exec);
 }
 
 /// gemm_fp8 on llm::parallel::default_pool() with a temporary workspace.
