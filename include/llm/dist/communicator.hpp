@@ -29,7 +29,7 @@ template <class T>
 concept transferable = (std::is_arithmetic_v<T> && !std::same_as<T, bool>) || std::same_as<T, bf16> || std::same_as<T, std::byte>;
 
 /// Element types all_reduce and reduce_scatter can add: arithmetic types and llm::bf16.
-/// Example: `static_assert(llm::dist::reducible<float> && !llm::dist::reducible<std::byte>);`
+/// Example: `static_assert(llm::dist::reducible<llm::bf16>);`
 template <class T>
 concept reducible = transferable<T> && !std::same_as<T, std::byte>;
 
@@ -63,7 +63,7 @@ concept communicator = requires(C& c, std::span<float> out, std::span<const floa
 /// A communicator that can also start an in-place all-reduce and complete it later, so it
 /// overlaps computation: `h = c.start_all_reduce(buffer, op)`, `c.test(h)` (progress; true when
 /// done), `c.wait(h)`. llm::dist::mpi is one; gradient_buckets uses it when available.
-/// Example: `static_assert(!llm::dist::async_all_reduce<llm::dist::single_process>);`
+/// Example: `static_assert(llm::dist::async_all_reduce<llm::dist::mpi>);`
 template <class C>
 concept async_all_reduce =
     communicator<C> && requires(C& c, std::span<float> buffer) { c.start_all_reduce(buffer, reduce_op::mean); } &&
