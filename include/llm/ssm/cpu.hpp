@@ -105,6 +105,30 @@ void stage_params(scan_stage<S>& st, const P& pr, std::size_t d0, std::size_t w)
     }
 }
 
+/// softplus(x) = log(1 + e^x) lane-wise, as max(x, 0) + log1p(e^-|x|) with
+/// log1p(e) = 2 atanh(s) = 2 (s + s^3 / 3 + ... + s^17 / 17), s = e / (2 + e) in (0, 1/3]: the
+/// series' truncation is below s^18 / 19 < 1.3e-10 relative, so the error is the facade exp's
+/// (1.25e-7) plus a few roundings, ~3e-7 relative. Above 20 the log1p term (< 2.1e-9) rounds away
+/// against x, as PyTorch's threshold returns x; very negative x gives e^x (0 below -87.3).
+template <class S>
+LLM_FORCE_INLINE typename S::f32 softplus_vec(typename S::f32 x) {
+    const auto one = S::set1(1.0f);
+    const auto e = simd::exp<S>(S::neg(S::abs(x)));
+    const auto sv = S::div(e, S::add(S::set1(2.0f), e));
+    const auto s2 = S::mul(sv, sv);
+    auto p = S::set1(1.0f / 17.0f);
+    p = S::fma(p, s2, S::set1(1.0f / 15.0f));
+    p = S::fma(p, s2, S::set1(1.0f / 13.0f));
+    p = S::fma(p, s2, S::set1(1.0f / 11.0f));
+    p = S::fma(p, s2, S::set1(1.0f / 9.0f));
+    p = S::fma(p, s2, S::set1(1.0f / 7.0f));
+    p = S::fma(p, s2, S::set1(1.0f / 5.0f));
+    p = S::fma(p, s2, S::set1(1.0f / 3.0f));
+    p = S::fma(p, s2, one);
+    const auto l = S::mul(S::add(sv, sv), p);
+    return S::add(S::max(x, S::zero()), l);
+}
+
 /// Stages positions [t0, t0 + T) of a block: delta processed (bias, softplus, finite check),
 /// u, z, and variable B / C as [t][n]. Lanes >= w and positions >= len are 0.
 template <class S, class P>
@@ -122,17 +146,31 @@ void stage_inputs(const char* fn, scan_stage<S>& st, const P& pr, std::size_t b,
             bias = to_f(pr.dbias(d));
         }
         for (std::size_t t = 0; t < T; ++t) {
-            const float r = to_f(pr.delta(b, d, t0 + t)) + bias;
-            const float dt = pr.softplus ? tile::softplus(r) : r;
-            llm::check(std::isfinite(dt), fn, ": delta", pr.softplus ? " after bias and softplus" : "",
-                       " is not finite at (batch ", b, ", d ", d, ", t ", t0 + t, "): ", dt);
-            st.raw.data()[t * W + j] = r;
-            st.dt.data()[t * W + j] = dt;
+            st.raw.data()[t * W + j] = to_f(pr.delta(b, d, t0 + t)) + bias;
             st.u.data()[t * W + j] = to_f(pr.u(b, d, t0 + t));
         }
         if constexpr (!is_none<decltype(pr.z)>) {
             for (std::size_t t = 0; t < T; ++t) {
                 st.z.data()[t * W + j] = to_f(pr.z(b, d, t0 + t));
+            }
+        }
+    }
+    // delta after softplus, SIMD over the staged block (padded lanes give softplus(0): harmless,
+    // their u and A are 0), then the finite check of the real lanes.
+    for (std::size_t i = 0; i < T * W; i += W) {
+        const auto r = S::load(st.raw.data() + i);
+        S::store(st.dt.data() + i, pr.softplus ? softplus_vec<S>(r) : r);
+    }
+    bool finite = true;
+    for (std::size_t i = 0; i < T * W; ++i) {
+        finite = finite && std::isfinite(st.dt.data()[i]);
+    }
+    if (!finite) {
+        for (std::size_t t = 0; t < T; ++t) {
+            for (std::size_t j = 0; j < w; ++j) {
+                const float dt = st.dt.data()[t * W + j];
+                llm::check(std::isfinite(dt), fn, ": delta", pr.softplus ? " after bias and softplus" : "",
+                           " is not finite at (batch ", b, ", d ", d0 + j, ", t ", t0 + t, "): ", dt);
             }
         }
     }
@@ -522,14 +560,17 @@ void scan_backward_cpu(const char* fn, const P& pr, const G& gr, const DO& dout,
                         S::store(gdt.data() + t * W, gdt_t);
                         S::store(gu.data() + t * W, gu_t);
                     }
-                    // Softplus and bias, then the per-position gradients.
+                    // Softplus and bias (d softplus = sigmoid, which rounds to 1 above the threshold
+                    // 20 in float, as PyTorch's identity there), then the per-position gradients.
+                    if (pr.softplus) {
+                        for (std::size_t i = 0; i < T * W; i += W) {
+                            S::store(gdt.data() + i, S::mul(S::load(gdt.data() + i),
+                                                            simd::sigmoid<S>(S::load(st.raw.data() + i))));
+                        }
+                    }
                     for (std::size_t t = 0; t < T; ++t) {
                         for (std::size_t j = 0; j < w; ++j) {
-                            float gd = gdt.data()[t * W + j];
-                            if (pr.softplus) {
-                                gd *= tile::softplus_grad(st.raw.data()[t * W + j]);
-                            }
-                            gdt.data()[t * W + j] = gd;
+                            const float gd = gdt.data()[t * W + j];
                             if constexpr (!is_none<decltype(gr.ddelta)>) {
                                 gr.ddelta(b, d0 + j, t0 + t) += gd;
                             }
