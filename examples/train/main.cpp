@@ -12,6 +12,11 @@
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/train/train.hpp>
 #include <llm/train/trainer.hpp>
+#include <llm/train/objectives.hpp>
+#include <llm/align/cpo.hpp>
+#include <llm/align/loss_by_name.hpp>
+#include <llm/align/orpo.hpp>
+#include <llm/align/simpo.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -35,17 +40,23 @@ constexpr std::string_view usage =
     "             [--beta1 0.9] [--beta2 0.95] [--eps 1e-8] [--weight-decay 0] [--clip 1] [--grad-accum K]\n"
     "             [--no-shuffle] [--seed S] --out DIR [--save-every K] [--resume DIR] [--log metrics.jsonl]\n"
     "             [--threads N] [--val-every K] [--val-batches N] [--no-guard] [--plot FILE.png]\n"
-    "             [--objective pretrain]\n"
+    "             [--objective pretrain|sft|dpo|simpo|orpo|cpo --pairs FILE.jsonl [--ref REF_DIR] [--beta X]\n"
+    "              [--loss-type sigmoid|ipo|hinge|...]]\n"
     "Trains on llm.c token files (256 x int32 header, magic 20240520; uint16 or uint32 tokens).\n"
     "With --no-shuffle, batch k row i is the window of T+1 tokens at (k*B + i)*T (llm.c's order).\n"
-    "--out DIR receives the final checkpoint; --resume DIR continues a saved run up to --steps.\n";
+    "--out DIR receives the final checkpoint; --resume DIR continues a saved run up to --steps.\n"
+    "sft: --pairs holds {\"prompt\": [ids], \"response\": [ids]} per line, loss on response tokens.\n"
+    "dpo/simpo/orpo/cpo: --pairs holds {\"prompt\", \"chosen\", \"rejected\"} token-id arrays (and optionally\n"
+    "\"ref_chosen_logp\", \"ref_rejected_logp\"); dpo takes the frozen reference from --ref (default: the\n"
+    "initial weights) unless every line has precomputed reference log-probs. --batch counts pairs.\n";
 
 struct options {
     std::string init, config, data, val, objective = "pretrain", pairs, ref, out, resume, log, plot;
     std::size_t batch = 0, seq = 0, grad_accum = 1, threads = 2, val_batches = 20;
     std::int64_t steps = -1, warmup = 0, save_every = 0, val_every = 0;
     double lr = -1, min_lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0, clip = 1.0;
-    std::string schedule = "constant";
+    std::string schedule = "constant", loss_type = "sigmoid";
+    double beta = -1;
     bool shuffle = true, guard = true;
     std::uint64_t seed = 1337;
 };
@@ -86,16 +97,21 @@ options parse(int argc, char** argv) {
         else if (a.is("--val-batches")) o.val_batches = a.integer<std::size_t>(0, std::size_t{1} << 40);
         else if (a.is("--no-guard")) o.guard = false;
         else if (a.is("--plot")) o.plot = a.value();
+        else if (a.is("--beta")) o.beta = a.number_in_open(0, 1e6);
+        else if (a.is("--loss-type")) o.loss_type = a.value();
         else a.unknown();
     }
     const int sources = !o.init.empty() + !o.config.empty() + !o.resume.empty();
     llm::check(sources == 1, "give exactly one of --init HF_DIR, --config config.json, --resume DIR (see --help)");
-    llm::check(!o.data.empty(), "--data tokens.bin is required (see --help)");
+    const bool pretrain = o.objective == "pretrain";
+    llm::check(!pretrain || !o.data.empty(), "--data tokens.bin is required (see --help)");
+    llm::check(pretrain || !o.pairs.empty(), "--objective ", o.objective, " needs --pairs FILE.jsonl (see --help)");
     llm::check(o.batch > 0 && o.seq > 0, "--batch and --seq are required (see --help)");
     llm::check(o.steps >= 0, "--steps is required (see --help)");
     llm::check(o.lr >= 0, "--lr is required (see --help)");
     llm::check(!o.out.empty(), "--out DIR is required (see --help)");
-    llm::check(o.objective == "pretrain", "--objective ", o.objective, " is not implemented by this tool yet (only pretrain)");
+    llm::check(o.objective != "kto" && o.objective != "reward", "--objective ", o.objective,
+               " is not implemented by this tool yet (pretrain, sft, dpo, simpo, orpo, cpo)");
     llm::check(o.schedule == "constant" || o.warmup < o.steps || o.steps == 0, "--warmup ", o.warmup, " must be below --steps ",
                o.steps, " for the ", o.schedule, " schedule");
     return o;
@@ -187,24 +203,65 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         llm::model::load_safetensors(params, weights);
     }
     llm::parallel::thread_pool pool(o.threads);
-    const llm::train::token_file data(o.data);
-    data.check_vocab(static_cast<std::uint32_t>(cfg.dims.vocab));
+    const bool pretrain = o.objective == "pretrain";
+    const llm::train::token_file data = o.data.empty() ? llm::train::token_file{} : llm::train::token_file(o.data);
+    if (!o.data.empty()) data.check_vocab(static_cast<std::uint32_t>(cfg.dims.vocab));
     std::optional<llm::train::token_file> val;
     if (!o.val.empty()) {
         val.emplace(o.val);
         val->check_vocab(static_cast<std::uint32_t>(cfg.dims.vocab));
     }
     const llm::model::batch_shape shape{.batch = o.batch, .seq = o.seq};
-    llm::train::batch_loader loader(data, o.batch, o.seq, {.shuffle = o.shuffle, .seed = o.seed});
+    std::optional<llm::train::batch_loader> loader_storage;
+    if (!o.data.empty()) loader_storage.emplace(data, o.batch, o.seq, llm::train::loader_options{.shuffle = o.shuffle, .seed = o.seed});
     llm::train::adamw_optimizer<> opt({.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay});
     llm::train::trainer tr(model, params, opt, make_schedule(o), {.clip = o.clip, .grad_accum = o.grad_accum, .guard = o.guard});
-    llm::train::lm_batch<Model> lm(model, shape);
+    std::optional<llm::train::lm_batch<Model>> lm;
+    if (pretrain) lm.emplace(model, shape);
+    // fine-tuning data: examples in file order, batch k of step s starting at example (s K + k) B
+    std::vector<llm::train::sft_example> sft_ex;
+    std::vector<llm::train::preference_example> pref_ex;
+    std::optional<llm::train::sft_batch<Model>> sft;
+    std::optional<llm::train::preference_batch<Model>> pref;
+    std::optional<decltype(params)> ref_params;
+    llm::train::preference_loss ploss;
+    const bool reference_free = o.objective == "simpo" || o.objective == "orpo" || o.objective == "cpo";
+    if (o.objective == "sft") {
+        sft_ex = llm::train::read_sft_jsonl(o.pairs, cfg.dims.vocab);
+        sft.emplace(model, shape);
+    } else if (!pretrain) {
+        pref_ex = llm::train::read_preference_jsonl(o.pairs, cfg.dims.vocab);
+        pref.emplace(model, o.batch, o.seq);
+        const double beta = o.beta;
+        if (o.objective == "dpo") {
+            (void)llm::align::dpo_loss_from_name(o.loss_type);  // an unknown name fails before training
+            ploss = [lt = o.loss_type, beta](const auto& out, const auto& in) {
+                return llm::align::pair_loss(out, in, lt, llm::align::dpo_config{.beta = beta > 0 ? beta : 0.1});
+            };
+            bool all_pre = true;
+            for (const auto& e : pref_ex) all_pre = all_pre && std::isfinite(e.ref_chosen) && std::isfinite(e.ref_rejected);
+            if (!all_pre || !o.ref.empty()) {
+                ref_params.emplace(model.template make_params<float>());
+                const std::string ref_dir = !o.ref.empty() ? o.ref : !o.init.empty() ? o.init : std::string();
+                llm::check(!ref_dir.empty(), "--objective dpo needs --ref REF_DIR (or --init, or precomputed reference log-probs)");
+                llm::model::load_safetensors(*ref_params, (std::filesystem::path(ref_dir) / "model.safetensors").string());
+            }
+        } else if (o.objective == "simpo") {
+            ploss = [beta](const auto& out, const auto& in) {
+                return llm::align::pair_loss<llm::align::simpo>(out, in, {.beta = beta > 0 ? beta : 2.0});
+            };
+        } else if (o.objective == "orpo") {
+            ploss = [beta](const auto& out, const auto& in) { return llm::align::pair_loss<llm::align::orpo>(out, in, {.beta = beta > 0 ? beta : 0.1}); };
+        } else {
+            ploss = [beta](const auto& out, const auto& in) { return llm::align::pair_loss<llm::align::cpo>(out, in, {.beta = beta > 0 ? beta : 0.1}); };
+        }
+    }
 
     std::int64_t start = 0;
     if (!o.resume.empty()) {
         const auto st = llm::train::load_resume_state(o.resume, opt);
         start = st.step;
-        loader.seek(st.data);
+        if (pretrain) loader_storage->seek(st.data);
         tr.guard().restore(st.loss_history, st.skipped);
         std::printf("resumed '%s' at step %lld (%lld updates)\n", o.resume.c_str(), static_cast<long long>(start),
                     static_cast<long long>(opt.steps()));
@@ -219,21 +276,40 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         if (std::filesystem::absolute(cfg_out) != std::filesystem::absolute(config_path))
             std::filesystem::copy_file(config_path, cfg_out, std::filesystem::copy_options::overwrite_existing);
         llm::train::save_resume_state(o.out, opt,
-                                      {.step = step, .data = loader.position(), .rng_state = {}, .loss_history = tr.guard().history(),
+                                      {.step = step, .data = pretrain ? loader_storage->position() : llm::train::data_position{}, .rng_state = {}, .loss_history = tr.guard().history(),
                                        .skipped = tr.guard().skipped(), .extra = {{"objective", o.objective}}});
     };
 
     std::printf("%s: %zu layers, d_model %zu, vocab %zu, %zu parameters; %zu batches of %zu x %zu per epoch, %zu threads\n",
                 cfg.architecture.c_str(), cfg.dims.n_layers, cfg.dims.d_model, cfg.dims.vocab, Model::parameter_count(cfg.dims),
-                loader.batches_per_epoch(), o.batch, o.seq, o.threads);
+                pretrain ? loader_storage->batches_per_epoch() : (sft ? sft_ex.size() : pref_ex.size()) / o.batch, o.batch, o.seq, o.threads);
     const auto t0 = clock::now();
     double last_loss = 0;
     for (std::int64_t step = start; step < o.steps; ++step) {
         const auto s0 = clock::now();
+        llm::align::pair_stats ps{};
         const auto r = tr.step(
-            [&](std::size_t, float dloss) {
-                lm.fill(loader);
-                return lm.forward_backward(tr.grads(), dloss, model, params, pool);
+            [&](std::size_t k, float dloss) -> float {
+                const std::size_t first = (static_cast<std::size_t>(step) * o.grad_accum + k) * o.batch;
+                if (pretrain) {
+                    lm->fill(*loader_storage);
+                    return lm->forward_backward(tr.grads(), dloss, model, params, pool);
+                }
+                if (sft) {
+                    sft->fill(sft_ex, first);
+                    return sft->forward_backward(tr.grads(), dloss, model, params, pool);
+                }
+                pref->fill(pref_ex, first);
+                const auto s = pref->forward_backward(tr.grads(), dloss, model, params, ref_params ? &*ref_params : nullptr, ploss,
+                                                      reference_free, pool);
+                const double w = static_cast<double>(dloss);  // the mean over micro-batches, as TRL's logged means
+                ps.chosen_reward += w * s.chosen_reward;
+                ps.rejected_reward += w * s.rejected_reward;
+                ps.margin += w * s.margin;
+                ps.accuracy += w * s.accuracy;
+                ps.chosen_logps += w * s.chosen_logps;
+                ps.rejected_logps += w * s.rejected_logps;
+                return static_cast<float>(s.loss);
             },
             pool);
         const double secs = std::chrono::duration<double>(clock::now() - s0).count();
@@ -241,6 +317,14 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         llm::train::step_metrics m{.step = step, .loss = r.loss, .lr = r.lr, .grad_norm = r.grad_norm, .tokens_per_s = tok_s,
                                    .skipped = r.skipped, .reason = r.reason, .extra = {}};
         m.extra.emplace_back("step_s", secs);
+        if (pref) {
+            m.extra.emplace_back("rewards/chosen", ps.chosen_reward);
+            m.extra.emplace_back("rewards/rejected", ps.rejected_reward);
+            m.extra.emplace_back("rewards/margins", ps.margin);
+            m.extra.emplace_back("rewards/accuracies", ps.accuracy);
+            m.extra.emplace_back("logps/chosen", ps.chosen_logps);
+            m.extra.emplace_back("logps/rejected", ps.rejected_logps);
+        }
         if (val && o.val_every > 0 && ((step + 1) % o.val_every == 0 || step + 1 == o.steps)) {
             const auto e = llm::train::evaluate(model, params, *val, shape, o.val_batches, pool);
             m.extra.emplace_back("val_loss", e.loss);
