@@ -285,7 +285,7 @@ void store_state(const scan_stage<S>& st, const St& state, std::size_t b, std::s
 }
 
 /// The selective scan forward on the CPU. Work items are (batch, channel block); when they are
-/// fewer than twice the threads, L is split into chunks too: each chunk is scanned from h = 0
+/// fewer than the threads, L is split into chunks too: each chunk is scanned from h = 0
 /// (the first writes y), the chunk-state pass (tile::combine) gives every chunk its true
 /// starting state, and the other chunks are rescanned from it writing y.
 template <class S, class P, class Y, class St>
@@ -296,7 +296,9 @@ void scan_forward_cpu(const char* fn, const P& pr, const Y& out, const St& state
     const std::size_t items = sh.batch * bm.count;
     const std::size_t threads = exec.size();
     std::size_t chunks = 1;
-    if (threads > 1 && items < 2 * threads && sh.len >= 4 * scan_chunk) {
+    // Splitting L costs about 1.6x the work (chunks after the first are scanned twice), so it is
+    // used only when some thread would otherwise have no channel block at all.
+    if (threads > 1 && items < threads && sh.len >= 4 * scan_chunk) {
         chunks = std::min(sh.len / (2 * scan_chunk), (2 * threads + items - 1) / items);
     }
     if (items == 0 || sh.len == 0) {
