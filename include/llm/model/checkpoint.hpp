@@ -8,6 +8,7 @@
 #include <llm/io/safetensors.hpp>
 #include <llm/model/block.hpp>
 #include <llm/tensor/algorithm.hpp>
+#include <llm/tensor/views.hpp>
 
 #include <cstddef>
 #include <map>
