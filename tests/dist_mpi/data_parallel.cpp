@@ -18,7 +18,7 @@ namespace dist = llm::dist;
 static_assert(dist::async_all_reduce<dist::mpi>);  // so gradient_buckets overlaps: ready() starts, finish() completes
 
 TEST_CASE("mpi data parallel: bucketed gradients are the mean over ranks, every bucket reduced once per step") {
-    dist::mpi comm(MPI_COMM_WORLD, {.timeout = std::chrono::seconds(30)});
+    dist::mpi comm(MPI_COMM_WORLD, {.timeout = std::chrono::seconds(60)});
     const std::size_t p = comm.size(), r = comm.rank();
     std::vector<std::vector<float>> g = {std::vector<float>(30), std::vector<float>(7), std::vector<float>(100), std::vector<float>(1)};
     std::vector<std::span<float>> spans(g.begin(), g.end());
@@ -41,7 +41,7 @@ TEST_CASE("mpi data parallel: bucketed gradients are the mean over ranks, every 
 }
 
 TEST_CASE("mpi data parallel: zero1_step equals all-reduce + full update, with optimizer state for one shard") {
-    dist::mpi comm(MPI_COMM_WORLD, {.timeout = std::chrono::seconds(30)});
+    dist::mpi comm(MPI_COMM_WORLD, {.timeout = std::chrono::seconds(60)});
     const std::size_t p = comm.size(), r = comm.rank(), n = 11;  // not a multiple of the ranks: padding
     const dist::zero1_partition part(n, p);
     std::vector<float> params(part.padded_size(), 0.0f), ref(n), grads(part.padded_size(), 0.0f), full(n), shard(part.shard_size());

@@ -19,7 +19,7 @@
 #include <vector>
 
 TEST_CASE("mpi dedup: sharded_near_dedup on all ranks equals near_dedup on the whole corpus") {
-    llm::dist::mpi comm(MPI_COMM_WORLD, {.timeout = std::chrono::seconds(30)});
+    llm::dist::mpi comm(MPI_COMM_WORLD, {.timeout = std::chrono::seconds(60)});
     const std::size_t n = 400, k = 128, p = comm.size(), me = comm.rank();
     std::vector<std::string> text;
     for (auto& d : llm::data::make_synthetic_corpus({.documents = n, .words_per_document = 120, .max_edit_rate = 0.06, .seed = 11}))
