@@ -958,8 +958,10 @@ void state_update_cpu(const char* fn, const Y& y, const St& state, const X& x, c
     const std::size_t B = x.extent(0), D = x.extent(1), N = a.extent(1);
     using TY = std::remove_reference_t<decltype(y(0, 0))>;
     constexpr std::size_t rb = std::remove_cvref_t<Bv>::rank(), rc = std::remove_cvref_t<Cv>::rank();
-    parallel::parallel_for(exec, B * D, 16, [&](std::size_t r0, std::size_t r1) {
-        fbuf h(N), av(N), bv(N), cv(N);
+    const bool unit_state = state.stride(2) == 1 || N <= 1;
+    parallel::parallel_for(exec, B * D, 64, [&](std::size_t r0, std::size_t r1) {
+        fbuf hbuf(N), av(N), bv(N), cv(N);
+        std::size_t staged_b = static_cast<std::size_t>(-1), staged_gb = 0, staged_gc = 0;
         for (std::size_t r = r0; r < r1; ++r) {
             const std::size_t b = r / D, d = r % D;
             float raw = to_f(dt(b, d));
@@ -970,32 +972,58 @@ void state_update_cpu(const char* fn, const Y& y, const St& state, const X& x, c
             llm::check(std::isfinite(dtv), fn, ": dt", softplus ? " after bias and softplus" : "",
                        " is not finite at (batch ", b, ", d ", d, "): ", dtv);
             const float xv = to_f(x(b, d));
-            for (std::size_t n = 0; n < N; ++n) {
-                h.data()[n] = state(b, d, n);
-                av.data()[n] = to_f(a(d, n));
-                if constexpr (rb == 2) {
-                    bv.data()[n] = to_f(bm(d, n));
-                } else {
-                    bv.data()[n] = to_f(bm(b, d / (D / bm.extent(1)), n));
+            // B and C rows are shared by the channels of a group: staged when (batch, group) changes.
+            const std::size_t gb = rb == 2 ? d : d / (D / bm.extent(1));
+            const std::size_t gc = rc == 2 ? d : d / (D / cm.extent(1));
+            const bool fresh = b != staged_b;
+            if (fresh || gb != staged_gb) {
+                for (std::size_t n = 0; n < N; ++n) {
+                    if constexpr (rb == 2) {
+                        bv.data()[n] = to_f(bm(d, n));
+                    } else {
+                        bv.data()[n] = to_f(bm(b, gb, n));
+                    }
                 }
-                if constexpr (rc == 2) {
-                    cv.data()[n] = to_f(cm(d, n));
-                } else {
-                    cv.data()[n] = to_f(cm(b, d / (D / cm.extent(1)), n));
+            }
+            if (fresh || gc != staged_gc) {
+                for (std::size_t n = 0; n < N; ++n) {
+                    if constexpr (rc == 2) {
+                        cv.data()[n] = to_f(cm(d, n));
+                    } else {
+                        cv.data()[n] = to_f(cm(b, gc, n));
+                    }
+                }
+            }
+            staged_b = b, staged_gb = gb, staged_gc = gc;
+            for (std::size_t n = 0; n < N; ++n) {
+                av.data()[n] = to_f(a(d, n));
+            }
+            float* h = hbuf.data();
+            if (unit_state) {
+                h = &state(b, d, 0);
+            } else {
+                for (std::size_t n = 0; n < N; ++n) {
+                    h[n] = state(b, d, n);
                 }
             }
             auto yacc = S::zero();
             const auto dtx = S::set1(dtv * xv), dts = S::set1(dtv);
-            // fbuf rows are padded: whole vectors past N read zeros (A = 0, B = 0: h stays 0 there).
-            for (std::size_t n = 0; n < N; n += S::width) {
+            std::size_t n = 0;
+            for (; n + S::width <= N; n += S::width) {
                 const auto ad = simd::exp<S>(S::mul(dts, S::loadu(av.data() + n)));
-                const auto hn = S::fma(ad, S::loadu(h.data() + n), S::mul(dtx, S::loadu(bv.data() + n)));
-                S::storeu(h.data() + n, hn);
+                const auto hn = S::fma(ad, S::loadu(h + n), S::mul(dtx, S::loadu(bv.data() + n)));
+                S::storeu(h + n, hn);
                 yacc = S::fma(hn, S::loadu(cv.data() + n), yacc);
             }
             float out = S::reduce_add(yacc);
-            for (std::size_t n = 0; n < N; ++n) {
-                state(b, d, n) = h.data()[n];
+            for (; n < N; ++n) {  // the tail (the state's row has no padding)
+                h[n] = std::exp(dtv * av.data()[n]) * h[n] + dtv * xv * bv.data()[n];
+                out += h[n] * cv.data()[n];
+            }
+            if (!unit_state) {
+                for (std::size_t k = 0; k < N; ++k) {
+                    state(b, d, k) = h[k];
+                }
             }
             if constexpr (!is_none<Dv>) {
                 out += to_f(dskip(d)) * xv;
