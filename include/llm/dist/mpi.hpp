@@ -123,8 +123,8 @@ struct mpi_options {
 /// Example: `llm::dist::mpi comm; llm::dist::all_reduce(grad, llm::dist::reduce_op::mean, comm);`
 class mpi {
 public:
-    /// MPI_COMM_WORLD (MPI initialised here if needed). Example: `llm::dist::mpi comm({.timeout =
-    /// std::chrono::seconds(60)});`
+    /// MPI_COMM_WORLD (MPI initialised here if needed).
+    /// Example: `llm::dist::mpi comm({.timeout = std::chrono::minutes(1)});`
     explicit mpi(mpi_options options = {}) : options_(options) {
         int initialized = 0;
         MPI_Initialized(&initialized);
@@ -189,8 +189,8 @@ public:
         std::abort();  // MPI_Abort does not return; this tells the compiler so
     }
 
-    /// out = op over ranks of in; out == in is in place. Example: `comm.all_reduce(out, in,
-    /// llm::dist::reduce_op::sum);`
+    /// out = op over ranks of in; out == in is in place.
+    /// Example: `comm.all_reduce(out, in, llm::dist::reduce_op::sum);`
     template <reducible T>
     void all_reduce(std::span<T> out, std::span<const T> in, reduce_op op) {
         detail::check_op<T>("mpi::all_reduce", op);
@@ -218,8 +218,7 @@ public:
     /// Starts an in-place all-reduce of buffer and returns at once (MPI_Iallreduce, chunked), so
     /// computation can overlap it; test() drives it, wait() completes it (mean divides there).
     /// Several may be in flight; every rank starts them in the same order.
-    /// Example: `auto h = comm.start_all_reduce(std::span<float>(bucket), llm::dist::reduce_op::mean); ...
-    /// comm.wait(h);`
+    /// Example: `auto h = comm.start_all_reduce(std::span<float>(b), llm::dist::reduce_op::mean); comm.wait(h);`
     template <reducible T>
     pending_all_reduce<T> start_all_reduce(std::span<T> buffer, reduce_op op) {
         detail::check_op<T>("mpi::start_all_reduce", op);
