@@ -15,9 +15,11 @@
 
 #include <doctest/doctest.h>
 
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <limits>
+#include <vector>
 
 namespace {
 
@@ -280,4 +282,33 @@ TEST_CASE("conv1d_step continues conv1d_forward's final state: prefill then step
     const auto w_bad = randn<float>(2, 0, 0.5f, D + 1, W);
     CHECK_THROWS_WITH_AS(ssm::conv1d_forward(y_full, ssm::none, x, w_bad, ssm::none, {}, llm::parallel::sequential{}),
                          doctest::Contains("conv1d_forward: weight has 6 rows but x has D = 5 channels"), llm::error);
+}
+
+TEST_CASE("selective_state_update: a strided state (every other float) gives exactly the contiguous state's results") {
+    const std::size_t B = 2, D = 5, N = 11;
+    const auto A = uniform<float>(1, -2.0f, -0.1f, D, N);
+    const auto Bm = randn<float>(2, 0, 1, B, 1, N), Cm = randn<float>(3, 0, 1, B, 1, N);
+    const auto x = randn<float>(4, 0, 1, B, D), dt = randn<float>(5, -1, 0.5f, B, D);
+    tensor<float, 3> st(B, D, N);
+    zero(st);
+    std::vector<float> buf(B * D * N * 2, 0.0f);
+    const llm::strided_view<float, 3> sv(buf.data(), llm::dims<3>(std::array<std::size_t, 3>{B, D, N}),
+                                         llm::dims<3>(std::array<std::size_t, 3>{D * N * 2, N * 2, 2}));
+    tensor<float, 2> y1(B, D), y2(B, D);
+    for (int step = 0; step < 20; ++step) {
+        ssm::selective_state_update(y1, st, x, dt, Bm, Cm, ssm::none, A, ssm::none, ssm::none, {.delta_softplus = true},
+                                    llm::parallel::sequential{});
+        ssm::selective_state_update(y2, sv, x, dt, Bm, Cm, ssm::none, A, ssm::none, ssm::none, {.delta_softplus = true},
+                                    llm::parallel::sequential{});
+        CHECK(rel(y2, y1) == 0.0);
+    }
+    double worst = 0;
+    for (std::size_t b = 0; b < B; ++b) {
+        for (std::size_t d = 0; d < D; ++d) {
+            for (std::size_t n = 0; n < N; ++n) {
+                worst = std::max(worst, static_cast<double>(std::fabs(sv(b, d, n) - st(b, d, n))));
+            }
+        }
+    }
+    CHECK(worst == 0.0);
 }
