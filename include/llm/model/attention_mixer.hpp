@@ -77,9 +77,9 @@ struct attention_mixer {
         }
     }
 
-    /// Parameters (Hugging Face names; absent tensors have size 0 and are not visited).
+    /// The members of params<T>, listed once in walk.
     template <class T>
-    struct params {
+    struct fields {
         tensor<T, llm::dims<2>> w_q;     ///< q_proj.weight [heads * head_dim, d_model]
         tensor<T, llm::dims<1>> b_q;     ///< q_proj.bias (qkv_bias)
         tensor<T, llm::dims<2>> w_k;     ///< k_proj.weight [kv_heads * head_dim, d_model]
@@ -120,17 +120,10 @@ struct attention_mixer {
                 }
             }
         }
-        /// Visits (name, tensor) pairs.
-        template <class F>
-        void for_each_param(F&& f) {
-            walk(f, *this);
-        }
-        /// Visits (name, tensor) pairs, read-only.
-        template <class F>
-        void for_each_param(F&& f) const {
-            walk(f, *this);
-        }
     };
+    /// Parameters (Hugging Face names; absent tensors have size 0 and are not visited).
+    template <class T>
+    using params = param_list<fields<T>>;
 
     /// What backward reads (views into the model's arena).
     struct cache {

@@ -85,6 +85,7 @@ struct block_input<B> {
 ///     template <class F> void for_each_param(F&& f) const { walk(f, *this); }
 /// };
 /// ```
+/// (llm::model::param_list writes the two for_each_param members from walk.)
 template <class P>
 concept param_struct = std::default_initializable<P> && std::movable<P> &&
                        requires(P& p, const P& cp, detail::visitor_archetype f) {
@@ -93,6 +94,32 @@ concept param_struct = std::default_initializable<P> && std::movable<P> &&
                            p.for_each_param(f);
                            cp.for_each_param(f);
                        };
+
+/// A parameter struct made from a plain struct of tensors `Fields` that lists its members in a
+/// static `walk(f, ps...)`: adds `for_each_param(f)` (const and non-const), visiting (name,
+/// tensor) pairs through that walk, so each block writes its member list once. Brace
+/// initialisation stays as for Fields (`return {weight, bias};`), and `P::walk` is Fields'.
+/// Example:
+/// ```
+/// template <class T> struct fields {
+///     llm::tensor<T, llm::dims<1>> weight;
+///     template <class F, class... P> static void walk(F&& f, P&... p) { f("weight", p.weight...); }
+/// };
+/// template <class T> using params = llm::model::param_list<fields<T>>;
+/// ```
+template <class Fields>
+struct param_list : Fields {
+    /// Visits (name, tensor) pairs.
+    template <class F>
+    void for_each_param(F&& f) {
+        Fields::walk(f, *this);
+    }
+    /// Visits (name, tensor) pairs, read-only.
+    template <class F>
+    void for_each_param(F&& f) const {
+        Fields::walk(f, *this);
+    }
+};
 
 /// The zipped walk: calls `f(name, a.member, b.member, ...)` for every member of the
 /// parameter structs `a, b, ...` together (parameters, gradients, optimiser moments), in the

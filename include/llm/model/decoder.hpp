@@ -257,9 +257,9 @@ public:
         return 6.0 * static_cast<double>(parameter_count(d)) + attention;
     }
 
-    /// The parameters: embedding, layers (one vector per layer kind), final norm, head.
+    /// The members of params<T>, listed once in walk.
     template <class T>
-    struct params {
+    struct fields {
         params_t<emb_t, T> embedding;                  ///< the embedding block's
         typename kinds::template params<T> layers;     ///< layer i: std::get<i % period>(layers)[i / period]
         params_t<norm_t, T> final_norm;                ///< the final norm's
@@ -285,23 +285,15 @@ public:
                 f(std::string_view(name), p.head...);
             }
         }
-        /// Visits (name, tensor) pairs.
-        template <class F>
-        void for_each_param(F&& f) {
-            walk(f, *this);
-        }
-        /// Visits (name, tensor) pairs, read-only.
-        template <class F>
-        void for_each_param(F&& f) const {
-            walk(f, *this);
-        }
-
     private:
         template <class A, class... R>
         static A& first(A& a, R&...) {
             return a;
         }
     };
+    /// The parameters: embedding, layers (one vector per layer kind), final norm, head.
+    template <class T>
+    using params = param_list<fields<T>>;
 
     /// Activation caches of every block, the residual stream between layers, the final norm's
     /// output, the logits and their log-sum-exps (for the loss): views into one arena.

@@ -33,10 +33,9 @@ struct token_embedding {
         return d.vocab * d.d_model + (LearnedPositions ? d.max_seq * d.d_model : 0);
     }
 
-    /// Parameters: the token table [vocab, d_model] and, with learned positions, the
-    /// position table [max_seq, d_model].
+    /// The members of params<T>, listed once in walk.
     template <class T>
-    struct params {
+    struct fields {
         tensor<T, llm::dims<2>> weight;  ///< token table (`weight` / `wte.weight`)
         tensor<T, llm::dims<2>> wpe;     ///< position table (`wpe.weight`), empty without learned positions
         /// Visits the tables under their Hugging Face names.
@@ -49,17 +48,11 @@ struct token_embedding {
                 f("weight", p.weight...);
             }
         }
-        /// Visits (name, tensor) pairs.
-        template <class F>
-        void for_each_param(F&& f) {
-            walk(f, *this);
-        }
-        /// Visits (name, tensor) pairs, read-only.
-        template <class F>
-        void for_each_param(F&& f) const {
-            walk(f, *this);
-        }
     };
+    /// Parameters: the token table [vocab, d_model] and, with learned positions, the
+    /// position table [max_seq, d_model].
+    template <class T>
+    using params = param_list<fields<T>>;
     /// The batch shape (positions are t % seq).
     struct cache {
         batch_shape shape;  ///< the batch this cache was made for

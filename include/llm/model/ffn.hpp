@@ -25,9 +25,9 @@ struct swiglu_ffn {
     /// Parameters for dims d (3 d_model d_ff).
     static constexpr std::size_t param_count(const dims& d) noexcept { return 3 * d.d_model * d.ff(); }
 
-    /// Parameters (Hugging Face names).
+    /// The members of params<T>, listed once in walk.
     template <class T>
-    struct params {
+    struct fields {
         tensor<T, llm::dims<2>> gate;  ///< gate_proj.weight [d_ff, d_model]
         tensor<T, llm::dims<2>> up;    ///< up_proj.weight [d_ff, d_model]
         tensor<T, llm::dims<2>> down;  ///< down_proj.weight [d_model, d_ff]
@@ -38,17 +38,10 @@ struct swiglu_ffn {
             f("up_proj.weight", p.up...);
             f("down_proj.weight", p.down...);
         }
-        /// Visits (name, tensor) pairs.
-        template <class F>
-        void for_each_param(F&& f) {
-            walk(f, *this);
-        }
-        /// Visits (name, tensor) pairs, read-only.
-        template <class F>
-        void for_each_param(F&& f) const {
-            walk(f, *this);
-        }
     };
+    /// Parameters (Hugging Face names).
+    template <class T>
+    using params = param_list<fields<T>>;
     /// gate(x), up(x) and h = silu(gate) * up.
     struct cache {
         activations gate;  ///< [tokens, d_ff]
@@ -115,9 +108,9 @@ struct gelu_mlp {
     /// Parameters for dims d (2 d_model d_ff + d_ff + d_model).
     static constexpr std::size_t param_count(const dims& d) noexcept { return 2 * d.d_model * d.ff() + d.ff() + d.d_model; }
 
-    /// Parameters (Hugging Face GPT-2 names, Conv1D layout).
+    /// The members of params<T>, listed once in walk.
     template <class T>
-    struct params {
+    struct fields {
         tensor<T, llm::dims<2>> fc_w;    ///< c_fc.weight [d_model, d_ff]
         tensor<T, llm::dims<1>> fc_b;    ///< c_fc.bias [d_ff]
         tensor<T, llm::dims<2>> proj_w;  ///< c_proj.weight [d_ff, d_model]
@@ -130,17 +123,10 @@ struct gelu_mlp {
             f("c_proj.weight", p.proj_w...);
             f("c_proj.bias", p.proj_b...);
         }
-        /// Visits (name, tensor) pairs.
-        template <class F>
-        void for_each_param(F&& f) {
-            walk(f, *this);
-        }
-        /// Visits (name, tensor) pairs, read-only.
-        template <class F>
-        void for_each_param(F&& f) const {
-            walk(f, *this);
-        }
     };
+    /// Parameters (Hugging Face GPT-2 names, Conv1D layout).
+    template <class T>
+    using params = param_list<fields<T>>;
     /// Pre-activation and activation.
     struct cache {
         activations pre;  ///< c_fc(x) [tokens, d_ff]

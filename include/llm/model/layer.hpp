@@ -56,9 +56,9 @@ struct residual_layer {
         return 2 * Norm::param_count(d) + Mixer::param_count(d) + Ffn::param_count(d);
     }
 
-    /// The sub-blocks' parameters, named with the Names prefixes.
+    /// The members of params<T>, listed once in walk.
     template <class T>
-    struct params {
+    struct fields {
         params_t<Norm, T> norm1;   ///< norm1's
         params_t<Mixer, T> mixer;  ///< mixer's
         params_t<Norm, T> norm2;   ///< norm2's
@@ -71,17 +71,10 @@ struct residual_layer {
             params_t<Norm, T>::walk(prefixed(std::string(Names::norm2), f), p.norm2...);
             params_t<Ffn, T>::walk(prefixed(std::string(Names::ffn), f), p.ffn...);
         }
-        /// Visits (name, tensor) pairs.
-        template <class F>
-        void for_each_param(F&& f) {
-            walk(f, *this);
-        }
-        /// Visits (name, tensor) pairs, read-only.
-        template <class F>
-        void for_each_param(F&& f) const {
-            walk(f, *this);
-        }
     };
+    /// The sub-blocks' parameters, named with the Names prefixes.
+    template <class T>
+    using params = param_list<fields<T>>;
 
     /// The sub-blocks' caches and the two normalised activations and the mid-layer residual.
     struct cache {

@@ -26,26 +26,19 @@ struct rms_norm {
     /// Parameters for dims d (d_model).
     static constexpr std::size_t param_count(const dims& d) noexcept { return d.d_model; }
 
-    /// Parameters: `weight` [width] (ones at initialisation).
+    /// The members of params<T>, listed once in walk.
     template <class T>
-    struct params {
+    struct fields {
         tensor<T, llm::dims<1>> weight;  ///< per-feature scale
         /// Visits ("weight", p.weight...) for every struct passed.
         template <class F, class... P>
         static void walk(F&& f, P&... p) {
             f("weight", p.weight...);
         }
-        /// Visits (name, tensor) pairs.
-        template <class F>
-        void for_each_param(F&& f) {
-            walk(f, *this);
-        }
-        /// Visits (name, tensor) pairs, read-only.
-        template <class F>
-        void for_each_param(F&& f) const {
-            walk(f, *this);
-        }
     };
+    /// Parameters: `weight` [width] (ones at initialisation).
+    template <class T>
+    using params = param_list<fields<T>>;
     /// rstd [tokens] for the backward.
     struct cache {
         tensor_view<float, llm::dims<1>> rstd;  ///< 1 / rms per token
@@ -93,9 +86,9 @@ struct layer_norm {
     /// Parameters for dims d (2 d_model).
     static constexpr std::size_t param_count(const dims& d) noexcept { return 2 * d.d_model; }
 
-    /// Parameters: `weight` (ones at initialisation) and `bias` (zeros), [width] each.
+    /// The members of params<T>, listed once in walk.
     template <class T>
-    struct params {
+    struct fields {
         tensor<T, llm::dims<1>> weight;  ///< per-feature scale
         tensor<T, llm::dims<1>> bias;    ///< per-feature shift
         /// Visits ("weight", ...), ("bias", ...).
@@ -104,17 +97,10 @@ struct layer_norm {
             f("weight", p.weight...);
             f("bias", p.bias...);
         }
-        /// Visits (name, tensor) pairs.
-        template <class F>
-        void for_each_param(F&& f) {
-            walk(f, *this);
-        }
-        /// Visits (name, tensor) pairs, read-only.
-        template <class F>
-        void for_each_param(F&& f) const {
-            walk(f, *this);
-        }
     };
+    /// Parameters: `weight` (ones at initialisation) and `bias` (zeros), [width] each.
+    template <class T>
+    using params = param_list<fields<T>>;
     /// mean and rstd [tokens] for the backward.
     struct cache {
         tensor_view<float, llm::dims<1>> mean;  ///< per-token mean
