@@ -6,9 +6,11 @@
 #include "helpers.hpp"
 
 #include "../support/golden.hpp"
+#include "../support/temp_dir.hpp"
 
 #include <llm/model/attention_mixer.hpp>
 #include <llm/model/block.hpp>
+#include <llm/model/checkpoint.hpp>
 #include <llm/model/layer.hpp>
 #include <llm/model/norm.hpp>
 #include <llm/moe/block.hpp>
@@ -200,4 +202,28 @@ TEST_CASE("moe block: a Mixtral-shaped residual layer (RMSNorm, attention, MoE F
     }
     CHECK(ys > 0.0);  // the layer changed the stream
     CHECK(gs > 0.0);  // the experts got gradients through the layer
+}
+
+TEST_CASE("moe block: save_safetensors / load_safetensors round-trip every expert under its Mixtral name") {
+    std::mt19937 rng(89);
+    const moe::moe_ffn<> f(6, 10, 3, moe::softmax_top_k{.k = 2}, {}, 4);
+    auto p = f.make_params<float>();
+    randomize_params(p, rng);
+    const llm_test::temp_dir dir;
+    const std::string path = dir / "moe.safetensors";
+    mdl::save_safetensors(p, path);
+    auto q = f.make_params<float>();
+    mdl::load_safetensors(q, path);
+    for (std::size_t i = 0; i < p.w1.size(); ++i) {
+        REQUIRE(q.w1.data()[i] == p.w1.data()[i]);
+        REQUIRE(q.w2.data()[i] == p.w2.data()[i]);
+        REQUIRE(q.w3.data()[i] == p.w3.data()[i]);
+    }
+    for (std::size_t i = 0; i < p.sw2.size(); ++i) {
+        REQUIRE(q.sw2.data()[i] == p.sw2.data()[i]);
+    }
+    // A checkpoint with fewer experts is refused by name.
+    const moe::moe_ffn<> bigger(6, 10, 4, moe::softmax_top_k{.k = 2}, {}, 4);
+    auto r = bigger.make_params<float>();
+    CHECK_THROWS_WITH_AS(mdl::load_safetensors(r, path), doctest::Contains("gate.weight"), llm::error);
 }
