@@ -331,6 +331,47 @@ public:
     std::map<std::string, param_state, std::less<>> states_;
 };
 
+// What adamw_optimizer and sgd_optimizer share: the options, the weight-decay rule, the state
+// table and the step count, with their accessors, and step on the default pool. Derived: the
+// optimizer (its step(walk, exec)); name: its class name in messages ("adamw_optimizer").
+template <class Derived, class Options>
+class optimizer_base {
+public:
+    /// The hyperparameters (change lr here between steps).
+    Options& options() noexcept { return options_; }
+    /// The hyperparameters.
+    const Options& options() const noexcept { return options_; }
+    /// Updates taken so far (PyTorch's state['step']).
+    std::int64_t steps() const noexcept { return steps_; }
+    /// Sets the update count (used when loading state).
+    void set_steps(std::int64_t steps) {
+        check(steps >= 0, name_, "::set_steps: steps = ", steps, " must be >= 0");
+        steps_ = steps;
+    }
+    /// The state of every parameter, by name.
+    const std::map<std::string, param_state, std::less<>>& states() const noexcept { return table_.states_; }
+    /// The state of every parameter, by name (writable: for loading).
+    std::map<std::string, param_state, std::less<>>& states() noexcept { return table_.states_; }
+
+    /// step on llm::parallel::default_pool().
+    template <class Walk>
+    void step(Walk&& walk) {
+        static_cast<Derived&>(*this).step(walk, parallel::default_pool());
+    }
+
+protected:
+    optimizer_base(const char* name, const Options& options, std::function<bool(std::string_view, std::size_t)> rule)
+        : options_(options), rule_(std::move(rule)), name_(name) {}
+
+    Options options_;
+    std::function<bool(std::string_view, std::size_t)> rule_;
+    state_table table_;
+    std::int64_t steps_ = 0;
+
+private:
+    const char* name_;
+};
+
 }  // namespace detail
 
 /// Tensors of an optimizer's state for a checkpoint: for each parameter `name`, `name.exp_avg`
@@ -367,7 +408,9 @@ std::vector<io::safetensors_tensor> state_tensors(const Optimizer& opt) {
 /// opt.step([&](auto&& f) { f("w", w, dw); f("b", b, db); }, pool);
 /// ```
 template <simd::backend S = simd::default_backend>
-class adamw_optimizer {
+class adamw_optimizer : public detail::optimizer_base<adamw_optimizer<S>, adamw_options> {
+    using base = detail::optimizer_base<adamw_optimizer<S>, adamw_options>;
+
 public:
     /// The optimizer's name in saved state.
     static constexpr std::string_view kind = "adamw";
@@ -377,61 +420,36 @@ public:
     /// Options and the weight-decay rule (default: tensors of rank 2 and more, as llm.c).
     explicit adamw_optimizer(const adamw_options& options = {},
                              std::function<bool(std::string_view, std::size_t)> rule = decay_matrices{})
-        : options_(options), rule_(std::move(rule)) {}
+        : base("adamw_optimizer", options, std::move(rule)) {}
 
-    /// The hyperparameters (change lr here between steps).
-    adamw_options& options() noexcept { return options_; }
-    /// The hyperparameters.
-    const adamw_options& options() const noexcept { return options_; }
-    /// Updates taken so far (PyTorch's state['step']).
-    std::int64_t steps() const noexcept { return steps_; }
-    /// Sets the update count (used when loading state).
-    void set_steps(std::int64_t steps) {
-        check(steps >= 0, "adamw_optimizer::set_steps: steps = ", steps, " must be >= 0");
-        steps_ = steps;
-    }
-    /// The state of every parameter, by name.
-    const std::map<std::string, param_state, std::less<>>& states() const noexcept { return table_.states_; }
-    /// The state of every parameter, by name (writable: for loading).
-    std::map<std::string, param_state, std::less<>>& states() noexcept { return table_.states_; }
+    using base::step;
 
     /// One update of every parameter the walk visits. Throws llm::error when the walk visits
     /// another set of parameters than earlier steps did (or a state loaded for another model).
     template <class Walk>
     void step(Walk&& walk, parallel::policy auto&& exec) {
         constexpr const char* fn = "adamw_optimizer::step";
-        table_.clear_visits();
-        const std::int64_t t = steps_ + 1;
+        this->table_.clear_visits();
+        const std::int64_t t = this->steps_ + 1;
         detail::visit(walk, [&](std::string_view name, auto&& param, auto&& grad) {
             static_assert(any_dense_view<decltype(param)> && any_dense_view<decltype(grad)>,
                           "adamw_optimizer::step: the walk must pass (name, param, grad) with fp32 or bf16 views");
-            param_state& s = table_.slot(fn, name, param, steps_, true, true);
-            const bool decay = rule_(name, s.shape.size());
+            param_state& s = this->table_.slot(fn, name, param, this->steps_, true, true);
+            const bool decay = this->rule_(name, s.shape.size());
             const auto g = detail::flat_of(fn, std::string("grad of '") + std::string(name) + "'", grad);
             const detail::flat<float> m{s.m.data(), s.m.size(), 1}, v{s.v.data(), s.v.size(), 1};
             if constexpr (std::same_as<view_element_t<decltype(param)>, bf16>) {
                 detail::adamw_flat<S>(fn, name, detail::flat<float>{s.master.data(), s.master.size(), 1}, m, v, g,
-                                      detail::flat_of(fn, name, param), options_, t, decay, exec);
+                                      detail::flat_of(fn, name, param), this->options_, t, decay, exec);
             } else {
-                detail::adamw_flat<S>(fn, name, detail::flat_of(fn, name, param), m, v, g, detail::flat<bf16>{}, options_, t,
-                                      decay, exec);
+                detail::adamw_flat<S>(fn, name, detail::flat_of(fn, name, param), m, v, g, detail::flat<bf16>{},
+                                      this->options_, t, decay, exec);
             }
         });
-        table_.end_step(fn);
-        steps_ = t;
+        this->table_.end_step(fn);
+        this->steps_ = t;
     }
 
-    /// step on llm::parallel::default_pool().
-    template <class Walk>
-    void step(Walk&& walk) {
-        step(walk, parallel::default_pool());
-    }
-
-private:
-    adamw_options options_;
-    std::function<bool(std::string_view, std::size_t)> rule_;
-    detail::state_table table_;
-    std::int64_t steps_ = 0;
 };
 
 /// SGD with momentum over a whole model, as adamw_optimizer (same walks, names, bf16 master
@@ -439,7 +457,9 @@ private:
 /// Weight decay follows torch.optim.SGD (added to the gradient) on the tensors the rule picks.
 /// Example: `llm::train::sgd_optimizer<> opt({.lr = 0.1, .momentum = 0.9}); opt.step(walk, pool);`
 template <simd::backend S = simd::default_backend>
-class sgd_optimizer {
+class sgd_optimizer : public detail::optimizer_base<sgd_optimizer<S>, sgd_options> {
+    using base = detail::optimizer_base<sgd_optimizer<S>, sgd_options>;
+
 public:
     /// The optimizer's name in saved state.
     static constexpr std::string_view kind = "sgd";
@@ -449,37 +469,23 @@ public:
     /// Options and the weight-decay rule (default: every tensor, as torch.optim.SGD).
     explicit sgd_optimizer(const sgd_options& options = {},
                            std::function<bool(std::string_view, std::size_t)> rule = decay_all{})
-        : options_(options), rule_(std::move(rule)) {}
+        : base("sgd_optimizer", options, std::move(rule)) {}
 
-    /// The hyperparameters (change lr here between steps).
-    sgd_options& options() noexcept { return options_; }
-    /// The hyperparameters.
-    const sgd_options& options() const noexcept { return options_; }
-    /// Updates taken so far.
-    std::int64_t steps() const noexcept { return steps_; }
-    /// Sets the update count (used when loading state).
-    void set_steps(std::int64_t steps) {
-        check(steps >= 0, "sgd_optimizer::set_steps: steps = ", steps, " must be >= 0");
-        steps_ = steps;
-    }
-    /// The state of every parameter, by name.
-    const std::map<std::string, param_state, std::less<>>& states() const noexcept { return table_.states_; }
-    /// The state of every parameter, by name (writable: for loading).
-    std::map<std::string, param_state, std::less<>>& states() noexcept { return table_.states_; }
+    using base::step;
 
     /// One update of every parameter the walk visits (errors as adamw_optimizer::step).
     template <class Walk>
     void step(Walk&& walk, parallel::policy auto&& exec) {
         constexpr const char* fn = "sgd_optimizer::step";
-        table_.clear_visits();
-        const std::int64_t t = steps_ + 1;
-        const bool mom = options_.momentum != 0;
+        this->table_.clear_visits();
+        const std::int64_t t = this->steps_ + 1;
+        const bool mom = this->options_.momentum != 0;
         detail::visit(walk, [&](std::string_view name, auto&& param, auto&& grad) {
             static_assert(any_dense_view<decltype(param)> && any_dense_view<decltype(grad)>,
                           "sgd_optimizer::step: the walk must pass (name, param, grad) with fp32 or bf16 views");
-            param_state& s = table_.slot(fn, name, param, steps_, false, mom);
-            sgd_options o = options_;
-            if (!rule_(name, s.shape.size())) o.weight_decay = 0;
+            param_state& s = this->table_.slot(fn, name, param, this->steps_, false, mom);
+            sgd_options o = this->options_;
+            if (!this->rule_(name, s.shape.size())) o.weight_decay = 0;
             const auto g = detail::flat_of(fn, std::string("grad of '") + std::string(name) + "'", grad);
             check(!mom || s.m.size() == g.size, fn, ": parameter '", name, "' has no momentum buffer (momentum was off when its state was made)");
             const detail::flat<float> buf{s.m.data(), s.m.size(), 1};
@@ -490,21 +496,10 @@ public:
                 detail::sgd_flat<S>(fn, name, detail::flat_of(fn, name, param), buf, g, detail::flat<bf16>{}, o, t, exec);
             }
         });
-        table_.end_step(fn);
-        steps_ = t;
+        this->table_.end_step(fn);
+        this->steps_ = t;
     }
 
-    /// step on llm::parallel::default_pool().
-    template <class Walk>
-    void step(Walk&& walk) {
-        step(walk, parallel::default_pool());
-    }
-
-private:
-    sgd_options options_;
-    std::function<bool(std::string_view, std::size_t)> rule_;
-    detail::state_table table_;
-    std::int64_t steps_ = 0;
 };
 
 }  // namespace llm::train
