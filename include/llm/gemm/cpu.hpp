@@ -161,12 +161,26 @@ LLM_FORCE_INLINE void micro_kernel(std::size_t kc, const float* LLM_RESTRICT a, 
     }
 }
 
+/// The absent epilogue: C is left as the product wrote it.
+struct no_epilogue {
+    static constexpr bool active = false;
+    void operator()(std::size_t, std::size_t, float*, std::size_t) const {}
+};
+
+/// Whether E is a store epilogue (anything else than no_epilogue).
+template <class E>
+constexpr bool epilogue_active = !std::is_same_v<E, no_epilogue>;
+
 /// The macro-kernel: C block (mc x nc, any strides) = alpha * Ap * Bp + beta * C for the
 /// packed A block and the packed B panels [panel_begin, panel_end). Full tiles of a C with
 /// unit column stride go straight to C; edge tiles and strided C go through a small tile.
-template <simd::backend S, std::size_t MR, std::size_t NV>
+/// With an epilogue (last KC step only, C with unit column stride), each row of a tile is
+/// handed to ep(row, column, values, count) right after the micro-kernel stored it, while
+/// the tile is in L1: row0 / col0 place the block in the whole C.
+template <simd::backend S, std::size_t MR, std::size_t NV, class Ep = no_epilogue>
 void macro_kernel(std::size_t kc, const float* ap, const float* bp, strided_view<float, 2> c, std::size_t panel_begin,
-                  std::size_t panel_end, float alpha, float beta) {
+                  std::size_t panel_end, float alpha, float beta, const Ep& ep = {}, bool last = false,
+                  std::size_t row0 = 0, std::size_t col0 = 0) {
     constexpr std::size_t NR = NV * S::width;
     alignas(64) float tile[MR * NR];
     for (std::size_t r = panel_begin; r < panel_end; ++r) {
@@ -184,6 +198,13 @@ void macro_kernel(std::size_t kc, const float* ap, const float* bp, strided_view
                     for (std::size_t j = 0; j < cols; ++j) {
                         float& out = c(i0 + i, j0 + j);
                         out = beta == 0.0f ? tile[i * NR + j] : tile[i * NR + j] + beta * out;
+                    }
+                }
+            }
+            if constexpr (epilogue_active<Ep>) {
+                if (last) {
+                    for (std::size_t i = 0; i < rows; ++i) {
+                        ep(row0 + i0 + i, col0 + j0, c.ptr(i0 + i, j0), cols);
                     }
                 }
             }
@@ -302,9 +323,11 @@ void gemv(strided_view<float, 2> y, const float* x, strided_view<TB, 2> b, float
 /// step, and with 4 tasks per thread the claiming rebalances work when a core is busy with
 /// something else (the build machines are shared). The price is repacking: A once per column
 /// task, B once per row task, under 1% of the FMAs here.
-template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec>
+/// An epilogue (C with unit column stride) runs on every row of each micro-tile at the last
+/// KC step, as the tile is stored (see macro_kernel).
+template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec, class Ep = no_epilogue>
 void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
-                  llm::workspace& ws, Exec& exec) {
+                  llm::workspace& ws, Exec& exec, const Ep& ep = {}) {
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NV = Blocking::nr_vectors;
     constexpr std::size_t NR = NV * S::width;
@@ -368,7 +391,7 @@ void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<
                     const std::size_t block_rows = std::min(mc, rows - ic);
                     pack_a<MR>(block(a, r0 + ic, pc, block_rows, kc), ap);
                     macro_kernel<S, MR, NV>(kc, ap, bp, block(c, r0 + ic, c0, block_rows, cols), 0, task_panels, alpha,
-                                            beta_step);
+                                            beta_step, ep, pc + kc >= k, r0 + ic, c0);
                 }
             }
         }
@@ -414,6 +437,34 @@ struct own {
         const bool transpose = detail::column_major(c) || (c.extent(1) == 1 && c.extent(0) > 1);
         detail::oriented(transpose, c, a, b,
                          [&](auto oc, auto oa, auto ob) { run_oriented(oc, oa, ob, alpha, beta, ws, exec); });
+    }
+
+    /// c = a * b, then ep(i, j, p, count) on every stretch of a row of c (row i, columns
+    /// j..j+count, p the count fp32 values there, which ep may change in place or copy
+    /// elsewhere), called once per element of c while the micro-tile is hot in L1, so an
+    /// epilogue (bias, activation, rounding to bf16 into another buffer) costs no second pass
+    /// over c. c must have unit column stride (checked by the caller); a one-row or
+    /// one-column c runs as run does (a GEMV), then ep over the rows.
+    template <float_or_bf16 TA, float_or_bf16 TB, class Ep, parallel::policy Exec>
+    static void run_epilogue(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, const Ep& ep,
+                             llm::workspace& ws, Exec& exec) {
+        if (c.empty()) {
+            return;
+        }
+        if (a.extent(1) == 0 || c.extent(0) == 1 || c.extent(1) == 1) {
+            // k = 0, or a vector C (the GEMV, or C^T = B^T A^T when n == 1): the product as
+            // run computes it, then the epilogue over C's rows (one row or one column).
+            run(c, a, b, 1.0f, 0.0f, ws, exec);
+            const std::size_t grain = std::max<std::size_t>(1, 4096 / c.extent(1));
+            parallel::parallel_for(exec, c.extent(0), grain, [&](std::size_t i0, std::size_t i1) {
+                for (std::size_t i = i0; i < i1; ++i) {
+                    ep(i, 0, c.ptr(i, 0), c.extent(1));
+                }
+            });
+            return;
+        }
+        const llm::workspace::frame frame(ws);
+        detail::gemm_blocked<S, Blocking>(c, a, b, 1.0f, 0.0f, ws, exec, ep);
     }
 
 private:

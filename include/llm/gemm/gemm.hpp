@@ -82,6 +82,32 @@ void gemm(C&& c, A&& a, B&& b, float alpha, float beta, Exec&& exec) {
     gemm<Backend>(c, a, b, alpha, beta, ws, exec);
 }
 
+/// C = A * B with an epilogue fused into the store of C (the own backend): ep(i, j, p, count)
+/// is called once for every stretch of a row of C as the micro-kernel stores it (row i,
+/// columns j .. j + count - 1, p pointing at those count fp32 values of C), at the last step
+/// over k, while the tile is in L1; it may change the values in place (bias, activation) or
+/// write them elsewhere (rounded to bf16 into the real output), so neither costs a second
+/// pass over C. Every element of C is passed exactly once; calls may come from several
+/// threads at once (on disjoint stretches). Shapes and elements as llm::gemm; C must have
+/// unit column stride (llm::error otherwise).
+/// Example: `llm::gemm_epilogue(y, x, llm::transpose(w, 0, 1), [&](std::size_t, std::size_t j, float* p, std::size_t n) { for (std::size_t t = 0; t < n; ++t) p[t] += bias[j + t]; }, ws, pool);`
+template <mutable_dense_view<2> C, dense_view<2> A, dense_view<2> B, class Ep, parallel::policy Exec>
+    requires std::same_as<view_element_t<C>, float> &&
+             std::invocable<const Ep&, std::size_t, std::size_t, float*, std::size_t>
+void gemm_epilogue(C&& c, A&& a, B&& b, const Ep& ep, llm::workspace& ws, Exec&& exec) {
+    using TA = std::remove_const_t<view_element_t<A>>;
+    using TB = std::remove_const_t<view_element_t<B>>;
+    const strided_view<float, 2> mc = to_kernel_view<2>(c);
+    const strided_view<const TA, 2> ma = to_kernel_view<2>(a);
+    const strided_view<const TB, 2> mb = to_kernel_view<2>(b);
+    blas::detail::check_shapes("gemm_epilogue", ma, mb, mc);
+    blas::detail::check_no_overlap("gemm_epilogue", "A", ma, mc);
+    blas::detail::check_no_overlap("gemm_epilogue", "B", mb, mc);
+    llm::check(mc.stride(1) == 1 || mc.extent(1) <= 1, "gemm_epilogue", ": C has column stride ", mc.stride(1),
+               "; the epilogue needs unit column stride (rows contiguous)");
+    blas::default_backend::run_epilogue(mc, ma, mb, ep, ws, exec);
+}
+
 /// As the first form on llm::parallel::default_pool().
 /// Example: `llm::gemm(c, a, b, 1.0f, 1.0f, ws);  // c += a * b, scratch from ws`
 template <blas::backend Backend = blas::default_backend, mutable_dense_view<2> C, dense_view<2> A, dense_view<2> B>
