@@ -40,15 +40,16 @@ constexpr std::string_view usage =
     "             [--beta1 0.9] [--beta2 0.95] [--eps 1e-8] [--weight-decay 0] [--clip 1] [--grad-accum K]\n"
     "             [--no-shuffle] [--seed S] --out DIR [--save-every K] [--resume DIR] [--log metrics.jsonl]\n"
     "             [--threads N] [--val-every K] [--val-batches N] [--no-guard] [--plot FILE.png]\n"
-    "             [--objective pretrain|sft|dpo|simpo|orpo|cpo --pairs FILE.jsonl [--ref REF_DIR] [--beta X]\n"
+    "             [--objective pretrain|sft|dpo|simpo|orpo|cpo|kto --pairs FILE.jsonl [--ref REF_DIR] [--beta X]\n"
     "              [--loss-type sigmoid|ipo|hinge|...]]\n"
     "Trains on llm.c token files (256 x int32 header, magic 20240520; uint16 or uint32 tokens).\n"
     "With --no-shuffle, batch k row i is the window of T+1 tokens at (k*B + i)*T (llm.c's order).\n"
     "--out DIR receives the final checkpoint; --resume DIR continues a saved run up to --steps.\n"
     "sft: --pairs holds {\"prompt\": [ids], \"response\": [ids]} per line, loss on response tokens.\n"
-    "dpo/simpo/orpo/cpo: --pairs holds {\"prompt\", \"chosen\", \"rejected\"} token-id arrays (and optionally\n"
+    "dpo/simpo/orpo/cpo/kto: --pairs holds {\"prompt\", \"chosen\", \"rejected\"} token-id arrays (and optionally\n"
     "\"ref_chosen_logp\", \"ref_rejected_logp\"); dpo takes the frozen reference from --ref (default: the\n"
-    "initial weights) unless every line has precomputed reference log-probs. --batch counts pairs.\n";
+    "initial weights) unless every line has precomputed reference log-probs; kto always needs it\n"
+    "(the KL estimate). --batch counts pairs.\n";
 
 struct options {
     std::string init, config, data, val, objective = "pretrain", pairs, ref, out, resume, log, plot;
@@ -110,8 +111,8 @@ options parse(int argc, char** argv) {
     llm::check(o.steps >= 0, "--steps is required (see --help)");
     llm::check(o.lr >= 0, "--lr is required (see --help)");
     llm::check(!o.out.empty(), "--out DIR is required (see --help)");
-    llm::check(o.objective != "kto" && o.objective != "reward", "--objective ", o.objective,
-               " is not implemented by this tool yet (pretrain, sft, dpo, simpo, orpo, cpo)");
+    llm::check(o.objective != "reward", "--objective ", o.objective,
+               " is not implemented by this tool yet (pretrain, sft, dpo, simpo, orpo, cpo, kto)");
     llm::check(o.schedule == "constant" || o.warmup < o.steps || o.steps == 0, "--warmup ", o.warmup, " must be below --steps ",
                o.steps, " for the ", o.schedule, " schedule");
     return o;
@@ -233,17 +234,17 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         pref_ex = llm::train::read_preference_jsonl(o.pairs, cfg.dims.vocab);
         pref.emplace(model, o.batch, o.seq);
         const double beta = o.beta;
-        if (o.objective == "dpo") {
-            (void)llm::align::dpo_loss_from_name(o.loss_type);  // an unknown name fails before training
+        if (o.objective == "dpo" || o.objective == "kto") {
+            if (o.objective == "dpo") (void)llm::align::dpo_loss_from_name(o.loss_type);  // an unknown name fails before training
             ploss = [lt = o.loss_type, beta](const auto& out, const auto& in) {
                 return llm::align::pair_loss(out, in, lt, llm::align::dpo_config{.beta = beta > 0 ? beta : 0.1});
             };
             bool all_pre = true;
             for (const auto& e : pref_ex) all_pre = all_pre && std::isfinite(e.ref_chosen) && std::isfinite(e.ref_rejected);
-            if (!all_pre || !o.ref.empty()) {
+            if (!all_pre || !o.ref.empty() || o.objective == "kto") {
                 ref_params.emplace(model.template make_params<float>());
                 const std::string ref_dir = !o.ref.empty() ? o.ref : !o.init.empty() ? o.init : std::string();
-                llm::check(!ref_dir.empty(), "--objective dpo needs --ref REF_DIR (or --init, or precomputed reference log-probs)");
+                llm::check(!ref_dir.empty(), "--objective ", o.objective, " needs --ref REF_DIR (or --init, or precomputed reference log-probs)");
                 llm::model::load_safetensors(*ref_params, (std::filesystem::path(ref_dir) / "model.safetensors").string());
             }
         } else if (o.objective == "simpo") {
@@ -300,6 +301,18 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
                     return sft->forward_backward(tr.grads(), dloss, model, params, pool);
                 }
                 pref->fill(pref_ex, first);
+                if (o.objective == "kto") {
+                    const auto u = pref->template forward_backward_unpaired<llm::align::kto>(
+                        tr.grads(), dloss, model, params, *ref_params, {.beta = o.beta > 0 ? o.beta : 0.1}, pool);
+                    const double w = static_cast<double>(dloss);
+                    ps.chosen_reward += w * u.chosen_reward;
+                    ps.rejected_reward += w * u.rejected_reward;
+                    ps.margin += w * u.margin;
+                    ps.chosen_logps += w * u.chosen_logps;
+                    ps.rejected_logps += w * u.rejected_logps;
+                    ps.log_odds_ratio += w * u.kl;  // logged as "kl"
+                    return static_cast<float>(u.loss);
+                }
                 const auto s = pref->forward_backward(tr.grads(), dloss, model, params, ref_params ? &*ref_params : nullptr, ploss,
                                                       reference_free, pool);
                 const double w = static_cast<double>(dloss);  // the mean over micro-batches, as TRL's logged means
@@ -321,7 +334,8 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
             m.extra.emplace_back("rewards/chosen", ps.chosen_reward);
             m.extra.emplace_back("rewards/rejected", ps.rejected_reward);
             m.extra.emplace_back("rewards/margins", ps.margin);
-            m.extra.emplace_back("rewards/accuracies", ps.accuracy);
+            if (o.objective == "kto") m.extra.emplace_back("kl", ps.log_odds_ratio);
+            else m.extra.emplace_back("rewards/accuracies", ps.accuracy);
             m.extra.emplace_back("logps/chosen", ps.chosen_logps);
             m.extra.emplace_back("logps/rejected", ps.rejected_logps);
         }

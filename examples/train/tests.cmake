@@ -39,7 +39,12 @@ add_test(NAME example_train_dpo
                  --batch 2 --seq 8 --steps 3 --lr 1e-2 --out "${CMAKE_CURRENT_BINARY_DIR}/train_dpo_work"
                  --log "${CMAKE_CURRENT_BINARY_DIR}/train_dpo_work.jsonl")
 set_tests_properties(example_train_dpo PROPERTIES LABELS "example;train" PASS_REGULAR_EXPRESSION "step 3/3 \\| loss 0\\.")
-llm_example_error_test(example_train_kto train ARGS --objective kto --pairs p.jsonl --init x --batch 2 --seq 4 --steps 1 --lr 0.1 --out o
-    MESSAGE "train: --objective kto is not implemented by this tool yet" ABSENT o)
+llm_example_error_test(example_train_reward train ARGS --objective reward --pairs p.jsonl --init x --batch 2 --seq 4 --steps 1 --lr 0.1 --out o
+    MESSAGE "train: --objective reward is not implemented by this tool yet" ABSENT o)
 llm_example_error_test(example_train_dpo_no_pairs train ARGS --objective dpo --init x --batch 2 --seq 4 --steps 1 --lr 0.1 --out o
     MESSAGE "train: --objective dpo needs --pairs FILE.jsonl" ABSENT o)
+add_test(NAME example_train_kto
+         COMMAND train --init "${PROJECT_SOURCE_DIR}/tests/golden/model/llama" --objective kto --pairs "${CMAKE_CURRENT_LIST_DIR}/pairs.jsonl"
+                 --batch 2 --seq 8 --steps 3 --lr 1e-2 --out "${CMAKE_CURRENT_BINARY_DIR}/train_kto_work"
+                 --log "${CMAKE_CURRENT_BINARY_DIR}/train_kto_work.jsonl")
+set_tests_properties(example_train_kto PROPERTIES LABELS "example;train" PASS_REGULAR_EXPRESSION "step 3/3 \\| loss 0\\.")

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <llm/align/logprobs.hpp>
+#include <llm/align/kto.hpp>
 #include <llm/align/pair_loss.hpp>
 #include <llm/core/error.hpp>
 #include <llm/core/workspace.hpp>
@@ -25,6 +26,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace llm::train {
@@ -197,13 +199,14 @@ public:
     /// Buffers for `pairs` pairs of `seq` tokens (2 x pairs rows).
     preference_batch(const Model& model, std::size_t pairs, std::size_t seq)
         : pairs_(pairs), seq_(seq), vocab_(model.config().vocab), ids_(2 * pairs * seq), labels_(2 * pairs * seq), mask_(2 * pairs * seq),
-          lse_(2 * pairs, seq), sums_(2 * pairs), tokens_(2 * pairs), ref_(2 * pairs),
+          lse_(2 * pairs, seq), sums_(2 * pairs), tokens_(2 * pairs), ref_(2 * pairs), rows_(2 * pairs),
           cache_(model::make_cache(model, arena_, model::batch_shape{.batch = 2 * pairs, .seq = seq})) {}
     preference_batch(const preference_batch&) = delete;
     preference_batch& operator=(const preference_batch&) = delete;
 
     /// Packs pairs first .. first + B - 1 (cyclically); keeps their precomputed reference
     /// log-probs (NaN where absent). llm::error when a response has no token within T + 1.
+    /// The examples must outlive the next forward_backward_unpaired (it repacks them).
     void fill(const std::vector<preference_example>& examples, std::size_t first) {
         llm::check(!examples.empty(), "preference_batch::fill: no examples");
         const std::size_t T = seq_;
@@ -216,7 +219,48 @@ public:
             llm::check(n > 0, "preference_batch::fill: example ", k, " has no ", chosen ? "chosen" : "rejected",
                        " token within ", T + 1, " tokens (prompt of ", e.prompt.size(), ")");
             ref_[r] = chosen ? e.ref_chosen : e.ref_rejected;
+            rows_[r] = {&e.prompt, chosen ? &e.chosen : &e.rejected};
         }
+    }
+
+    /// KTO through the model on the filled pairs as 2B unpaired examples (chosen desirable,
+    /// rejected undesirable, as TRL unpairs a preference dataset): the KL estimate z_ref is TRL's,
+    /// max(0, mean(policy - reference log-probs)) over mismatched (prompt, completion) rows
+    /// (row r's prompt with the completion of row 2B - 1 - r, the reversed batch), without
+    /// gradient; then `llm::align::unpaired_loss<Policy>` (kto or apo_zero_unpaired) with
+    /// `cfg.kl` set, its slopes back through the model. The reference model is required.
+    /// grads += dloss x d(loss). Example:
+    /// `auto s = pb.forward_backward_unpaired<llm::align::kto>(grads, 1.0f, model, params, ref, {.beta = 0.1}, pool);`
+    template <class Policy, class Params, class Grads>
+    align::unpaired_stats forward_backward_unpaired(Grads& grads, float dloss, const Model& model, const Params& params, const Params& ref_params,
+                                                    align::kto_config cfg, parallel::policy auto&& exec) {
+        const std::size_t N = 2 * pairs_, T = seq_;
+        const auto saved = rows_;
+        for (std::size_t r = 0; r < N; ++r) {
+            const std::size_t n = detail::pack_row(ids_.data() + r * T, labels_.data() + r * T, mask_.data() + r * T, T, *saved[r].first,
+                                                   *saved[N - 1 - r].second);
+            llm::check(n > 0, "preference_batch: the KL row ", r, " has no completion token within ", T + 1, " tokens");
+        }
+        forward_logprobs(model, params, exec);
+        const std::vector<double> kl_pol = sums_;
+        forward_logprobs(model, ref_params, exec);
+        cfg.kl = align::kto_kl_estimate(tensor_view<const double, llm::dims<1>>(kl_pol.data(), N),
+                                        tensor_view<const double, llm::dims<1>>(sums_.data(), N));
+        for (std::size_t r = 0; r < N; ++r)
+            (void)detail::pack_row(ids_.data() + r * T, labels_.data() + r * T, mask_.data() + r * T, T, *saved[r].first, *saved[r].second);
+        forward_logprobs(model, ref_params, exec);
+        const std::vector<double> ref = sums_;
+        forward_logprobs(model, params, exec);
+        std::vector<std::uint8_t> desirable(N);
+        for (std::size_t r = 0; r < N; ++r) desirable[r] = r < pairs_ ? 1 : 0;
+        std::vector<double> losses(N), rewards(N), d(N);
+        const align::unpaired_inputs<double> in{.logps = {sums_.data(), N}, .ref_logps = {ref.data(), N}, .desirable = {desirable.data(), N}};
+        const align::unpaired_outputs<double> out{.losses = {losses.data(), N}, .rewards = {rewards.data(), N}, .d_logps = {d.data(), N}};
+        const align::unpaired_stats stats = align::unpaired_loss<Policy>(out, in, cfg);
+        std::vector<float> d_sum(N);
+        for (std::size_t r = 0; r < N; ++r) d_sum[r] = static_cast<float>(dloss * d[r]);
+        backward_from_sums(grads, d_sum, model, params, exec);
+        return stats;
     }
 
     /// Summed response log-probs of every row under `params` (chosen rows, then rejected).
@@ -267,7 +311,16 @@ public:
             d_sum[i] = static_cast<float>(dloss * dc[i]);
             d_sum[B + i] = static_cast<float>(dloss * dr[i]);
         }
-        const std::size_t rows = 2 * B;
+        backward_from_sums(grads, d_sum, model, params, exec);
+        return stats;
+    }
+
+private:
+    // grads += the gradient of sum_r d_sum[r] x (summed log-prob of row r), from the logits of the
+    // last forward (of `params`).
+    template <class Params, class Grads>
+    void backward_from_sums(Grads& grads, const std::vector<float>& d_sum, const Model& model, const Params& params, parallel::policy auto&& exec) {
+        const std::size_t rows = 2 * pairs_;
         workspace::frame frame(ws_);
         float* dlogits = ws_.template take<float>(rows * seq_ * vocab_, "preference_batch", "the logits' gradient");
         std::fill(dlogits, dlogits + rows * seq_ * vocab_, 0.0f);
@@ -277,10 +330,8 @@ public:
         const model::token_ids ids(ids_.data(), ids_.size());
         model.backward(model::no_grad{}, grads, tensor_view<const float, llm::dims<2>>(dlogits, rows * seq_, vocab_), cache_, ids,
                        params, ws_, exec);
-        return stats;
     }
 
-private:
     tensor_view<const float, llm::dims<3>> logits3() const { return {cache_.logits.data(), 2 * pairs_, seq_, vocab_}; }
     tensor_view<const std::int32_t, llm::dims<2>> labels2() const { return {labels_.data(), 2 * pairs_, seq_}; }
     tensor_view<const std::uint8_t, llm::dims<2>> mask2() const { return {mask_.data(), 2 * pairs_, seq_}; }
@@ -302,6 +353,7 @@ private:
     std::vector<double> sums_;
     std::vector<std::size_t> tokens_;
     std::vector<double> ref_;
+    std::vector<std::pair<const std::vector<std::int32_t>*, const std::vector<std::int32_t>*>> rows_;
     model::arena arena_;
     typename Model::cache cache_;
     workspace ws_;
