@@ -1,10 +1,18 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# Runs the main demo end to end (README command 1): builds the examples and runs each step.
+# Runs the main demo end to end (README command 1): builds examples/pipeline and makes a small
+# language model from Debian's public-domain text (bible-kjv): curate, tokenize, pretrain,
+# align, quantize, generate (~10 minutes on 2 cores). Outputs stay in build/release/pipeline_out;
+# a rerun skips finished stages. Arguments go to the pipeline (--force redoes every stage,
+# --quick is the one-minute version). `cmake/demo.sh --modules` runs the module demos instead.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake/install-deps.sh
 cmake --preset release >/dev/null
+if [ "${1:-}" != "--modules" ]; then
+    cmake --build --preset release -j "$(nproc)" --target pipeline
+    exec build/release/bin/pipeline --out build/release/pipeline_out --threads "$(nproc)" "$@"
+fi
 cmake --build --preset release -j "$(nproc)" --target demo nn_demo tokenize train-tokenizer dedup preference attention_demo
 bin=build/release/bin
 work=$(mktemp -d)

@@ -5,7 +5,8 @@
 set -euo pipefail
 
 packages=(cmake make g++ clang libclang-rt-14-dev pkg-config libeigen3-dev libxsimd-dev xtl-dev libhwy-dev doctest-dev
-          libbenchmark-dev libopenblas-dev unicode-data python3-venv doxygen libopenmpi-dev openmpi-bin gnuplot-nox "$@")
+          libbenchmark-dev libopenblas-dev unicode-data python3-venv doxygen libopenmpi-dev openmpi-bin gnuplot-nox
+          bible-kjv bible-kjv-text fortunes-min "$@")
 missing=()
 for p in "${packages[@]}"; do
     if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
