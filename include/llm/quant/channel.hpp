@@ -126,6 +126,24 @@ void check_channel_shapes(const char* fn, std::size_t y0, std::size_t y1, std::s
     llm::check(w.q.size() == w.rows * w.cols, fn, ": w holds ", w.q.size(), " codes, not ", w.rows, " x ", w.cols);
 }
 
+// The public channel kernels' shared front: checks y = x W^T against w (rank 2: y [M, N],
+// x [M, K]; rank 1: M = 1) and calls impl(y, y_rs, y_cs, x, x_rs, x_cs, m) with the views'
+// pointers and strides (rank 1: row strides 0).
+template <class Y, class X, class W, class Impl>
+void channel_matmul(const char* fn, Y& y, X& x, const W& w, Impl&& impl) {
+    if constexpr (view_of_rank<Y, 2>) {
+        check_channel_shapes(fn, static_cast<std::size_t>(y.extent(0)), static_cast<std::size_t>(y.extent(1)),
+                             static_cast<std::size_t>(x.extent(0)), static_cast<std::size_t>(x.extent(1)), w);
+        impl(y.data(), static_cast<std::size_t>(y.stride(0)), static_cast<std::size_t>(y.stride(1)), x.data(),
+             static_cast<std::size_t>(x.stride(0)), static_cast<std::size_t>(x.stride(1)),
+             static_cast<std::size_t>(x.extent(0)));
+    } else {
+        check_channel_shapes(fn, 1, static_cast<std::size_t>(y.extent(0)), 1, static_cast<std::size_t>(x.extent(0)), w);
+        impl(y.data(), std::size_t{0}, static_cast<std::size_t>(y.stride(0)), x.data(), std::size_t{0},
+             static_cast<std::size_t>(x.stride(0)), std::size_t{1});
+    }
+}
+
 }  // namespace detail
 
 /// Quantizes a [rows, cols] fp32 or bf16 view to int8_weights (see there).
@@ -234,11 +252,7 @@ void w8a8_impl(float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::s
 template <view_of_rank<2> Y, dense_view<2> X, parallel::policy Exec>
     requires std::same_as<view_element_t<Y>, float>
 void gemm_w8a8(Y&& y, X&& x, const int8_weights& w, llm::workspace& ws, Exec&& exec) {
-    detail::check_channel_shapes("gemm_w8a8", static_cast<std::size_t>(y.extent(0)), static_cast<std::size_t>(y.extent(1)),
-                                 static_cast<std::size_t>(x.extent(0)), static_cast<std::size_t>(x.extent(1)), w);
-    detail::w8a8_impl(y.data(), static_cast<std::size_t>(y.stride(0)), static_cast<std::size_t>(y.stride(1)), x.data(),
-                      static_cast<std::size_t>(x.stride(0)), static_cast<std::size_t>(x.stride(1)),
-                      static_cast<std::size_t>(x.extent(0)), w, ws, exec);
+    detail::channel_matmul("gemm_w8a8", y, x, w, [&](auto... a) { detail::w8a8_impl(a..., w, ws, exec); });
 }
 
 /// W8A8 for one token (decode): y[n] = float(isum) * (s_x * scale[n]), as gemm_w8a8 with M = 1.
@@ -247,10 +261,7 @@ void gemm_w8a8(Y&& y, X&& x, const int8_weights& w, llm::workspace& ws, Exec&& e
 template <view_of_rank<1> Y, dense_view<1> X, parallel::policy Exec>
     requires std::same_as<view_element_t<Y>, float>
 void gemv_w8a8(Y&& y, X&& x, const int8_weights& w, llm::workspace& ws, Exec&& exec) {
-    detail::check_channel_shapes("gemv_w8a8", 1, static_cast<std::size_t>(y.extent(0)), 1,
-                                 static_cast<std::size_t>(x.extent(0)), w);
-    detail::w8a8_impl(y.data(), 0, static_cast<std::size_t>(y.stride(0)), x.data(), 0,
-                      static_cast<std::size_t>(x.stride(0)), 1, w, ws, exec);
+    detail::channel_matmul("gemv_w8a8", y, x, w, [&](auto... a) { detail::w8a8_impl(a..., w, ws, exec); });
 }
 
 /// gemm_w8a8 on llm::parallel::default_pool() with a temporary workspace.
@@ -302,11 +313,7 @@ void fp8_impl(float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::si
 template <view_of_rank<2> Y, dense_view<2> X, parallel::policy Exec>
     requires std::same_as<view_element_t<Y>, float>
 void gemm_fp8(Y&& y, X&& x, const fp8_weights& w, llm::workspace& ws, Exec&& exec) {
-    detail::check_channel_shapes("gemm_fp8", static_cast<std::size_t>(y.extent(0)), static_cast<std::size_t>(y.extent(1)),
-                                 static_cast<std::size_t>(x.extent(0)), static_cast<std::size_t>(x.extent(1)), w);
-    detail::fp8_impl(y.data(), static_cast<std::size_t>(y.stride(0)), static_cast<std::size_t>(y.stride(1)), x.data(),
-                     static_cast<std::size_t>(x.stride(0)), static_cast<std::size_t>(x.stride(1)),
-                     static_cast<std::size_t>(x.extent(0)), w, ws, exec);
+    detail::channel_matmul("gemm_fp8", y, x, w, [&](auto... a) { detail::fp8_impl(a..., w, ws, exec); });
 }
 
 /// FP8 for one token (decode), as gemm_fp8 with M = 1.
@@ -315,10 +322,7 @@ void gemm_fp8(Y&& y, X&& x, const fp8_weights& w, llm::workspace& ws, Exec&& exe
 template <view_of_rank<1> Y, dense_view<1> X, parallel::policy Exec>
     requires std::same_as<view_element_t<Y>, float>
 void gemv_fp8(Y&& y, X&& x, const fp8_weights& w, llm::workspace& ws, Exec&& exec) {
-    detail::check_channel_shapes("gemv_fp8", 1, static_cast<std::size_t>(y.extent(0)), 1,
-                                 static_cast<std::size_t>(x.extent(0)), w);
-    detail::fp8_impl(y.data(), 0, static_cast<std::size_t>(y.stride(0)), x.data(), 0,
-                     static_cast<std::size_t>(x.stride(0)), 1, w, ws, exec);
+    detail::channel_matmul("gemv_fp8", y, x, w, [&](auto... a) { detail::fp8_impl(a..., w, ws, exec); });
 }
 
 /// gemm_fp8 on llm::parallel::default_pool() with a temporary workspace.
