@@ -15,7 +15,9 @@
 #include <llm/train/loader.hpp>
 #include <llm/train/token_file.hpp>
 
+#include <algorithm>
 #include <cmath>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <functional>
