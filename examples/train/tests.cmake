@@ -48,3 +48,10 @@ add_test(NAME example_train_kto
                  --batch 2 --seq 8 --steps 3 --lr 1e-2 --out "${CMAKE_CURRENT_BINARY_DIR}/train_kto_work"
                  --log "${CMAKE_CURRENT_BINARY_DIR}/train_kto_work.jsonl")
 set_tests_properties(example_train_kto PROPERTIES LABELS "example;train" PASS_REGULAR_EXPRESSION "step 3/3 \\| loss 0\\.")
+# Without gnuplot on PATH the run still succeeds (exit 0) and says the PNG was skipped.
+add_test(NAME example_train_no_gnuplot
+         COMMAND train --init "${PROJECT_SOURCE_DIR}/tests/golden/model/gpt2" --data "${PROJECT_SOURCE_DIR}/tests/golden/train_tool/tokens.bin"
+                 --batch 2 --seq 8 --steps 2 --lr 1e-3 --out "${CMAKE_CURRENT_BINARY_DIR}/train_nognuplot_work"
+                 --log "${CMAKE_CURRENT_BINARY_DIR}/train_nognuplot_work.jsonl")
+set_tests_properties(example_train_no_gnuplot PROPERTIES LABELS "example;train" ENVIRONMENT "PATH=/nonexistent"
+                     PASS_REGULAR_EXPRESSION "loss curve: skipped, gnuplot is not installed")
