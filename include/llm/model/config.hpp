@@ -3,10 +3,10 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/nn/rope_config.hpp>
 
 #include <cmath>
 #include <cstddef>
-#include <numbers>
 
 namespace llm::model {
 
@@ -34,19 +34,12 @@ struct rope_config {
                 return inv_freq;
             case rope_scaling_kind::linear:
                 return inv_freq / factor;
-            case rope_scaling_kind::llama3: {
-                const double wavelen = 2.0 * std::numbers::pi / inv_freq;
-                const double low_wavelen = original_max_position / low_freq_factor;
-                const double high_wavelen = original_max_position / high_freq_factor;
-                if (wavelen < high_wavelen) {
-                    return inv_freq;
-                }
-                if (wavelen > low_wavelen) {
-                    return inv_freq / factor;
-                }
-                const double smooth = (original_max_position / wavelen - low_freq_factor) / (high_freq_factor - low_freq_factor);
-                return (1.0 - smooth) * inv_freq / factor + smooth * inv_freq;
-            }
+            case rope_scaling_kind::llama3:
+                return nn::rope_scaling::llama3{.factor = factor,
+                                                .low_freq_factor = low_freq_factor,
+                                                .high_freq_factor = high_freq_factor,
+                                                .original_max_position = original_max_position}
+                    .apply(inv_freq);
         }
         return inv_freq;
     }
@@ -73,6 +66,8 @@ struct dims {
     std::size_t sliding_window = 0; ///< 0: full causal attention; W: each token sees the last W tokens (itself included, Mistral)
     float attn_softcap = 0.0f;      ///< attention logit soft-cap (Gemma 2); 0: off
     bool tie_embeddings = false;    ///< LM head shares the token embedding table
+    std::size_t n_experts = 0;      ///< routed experts per MoE FFN (Mixtral num_local_experts; 0: dense FFN)
+    std::size_t experts_per_token = 0;  ///< experts each token is routed to (Mixtral num_experts_per_tok)
 
     /// Key/value heads (n_kv_heads, or n_heads when 0).
     [[nodiscard]] constexpr std::size_t kv_heads() const noexcept { return n_kv_heads != 0 ? n_kv_heads : n_heads; }
@@ -95,6 +90,8 @@ struct dims {
         llm::check(head_dim != 0 || d_model % n_heads == 0, fn, ": d_model = ", d_model, " is not a multiple of n_heads = ", n_heads);
         llm::check(norm_eps > 0.0f, fn, ": norm_eps = ", norm_eps, " must be > 0");
         llm::check(max_seq > 0, fn, ": max_seq must be > 0");
+        llm::check(n_experts == 0 || (experts_per_token > 0 && experts_per_token <= n_experts), fn, ": experts_per_token = ",
+                   experts_per_token, " must be in [1, n_experts = ", n_experts, "]");
     }
 };
 
