@@ -445,6 +445,7 @@ struct own {
     /// epilogue (bias, activation, rounding to bf16 into another buffer) costs no second pass
     /// over c. c must have unit column stride (checked by the caller); a one-row or
     /// one-column c runs as run does (a GEMV), then ep over the rows.
+    /// Example: `llm::blas::own<>::run_epilogue(c, a, b, [](std::size_t, std::size_t, float*, std::size_t) {}, ws, pool);`
     template <float_or_bf16 TA, float_or_bf16 TB, class Ep, parallel::policy Exec>
     static void run_epilogue(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, const Ep& ep,
                              llm::workspace& ws, Exec& exec) {
