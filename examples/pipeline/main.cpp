@@ -408,7 +408,7 @@ struct run_shape {
 run_shape shape_of(const options& o) { return o.quick ? run_shape{4, 64, 4} : run_shape{8, 128, 16}; }
 
 // The loss and held-out perplexity curves (metrics.jsonl) as a PNG; false when gnuplot is absent.
-bool plot(const fs::path& dir) {
+bool plot(const fs::path& dir, double unigram) {
     if (!on_path("gnuplot")) return false;
     const std::string text = llm::io::read_file((dir / "metrics.jsonl").string(), std::size_t{1} << 30, "pipeline");
     const fs::path dat = dir / "curves.dat", gp = dir / "curves.gp";
@@ -430,7 +430,8 @@ bool plot(const fs::path& dir) {
         std::ofstream g(gp);
         g << "set terminal pngcairo size 1000,480 noenhanced\nset output '" << (dir / "curves.png").string() << "'\n"
           << "set datafile missing 'NaN'\nset multiplot layout 1,2\nset grid\nset xlabel 'step'\n"
-          << "set title 'training loss (nats/token)'\nplot '" << dat.string() << "' using 1:2 with lines lw 2 title 'train'\n"
+          << "set title 'training loss (nats/token)'\nplot '" << dat.string() << "' using 1:2 with lines lw 2 title 'train', "
+          << unigram << " with lines dt 2 lw 2 title 'unigram entropy'\n"
           << "set title 'held-out perplexity'\nset logscale y\nplot '" << dat.string()
           << "' using 1:3 with linespoints pt 7 title 'val'\nunset multiplot\n";
     }
@@ -463,7 +464,8 @@ void pretrain(const options& o, const fs::path& dir, stage_log& log, llm::parall
     }
     loader.seek(llm::train::data_position{});
     const double step_s = seconds_since(c0) / 2 * 1.05;
-    const auto steps = std::max<std::int64_t>(20, static_cast<std::int64_t>(o.minutes * 60 / step_s));
+    // the held-out evaluations (a forward of val_batches batches, 10 times) add ~20%
+    const auto steps = std::max<std::int64_t>(20, static_cast<std::int64_t>(o.minutes * 60 / (step_s * 1.2)));
     const std::int64_t warmup = std::max<std::int64_t>(2, steps / 20), val_every = std::max<std::int64_t>(1, steps / (o.quick ? 4 : 10));
     const double lr = 3e-3;
     log.line(fmt("%lld steps (%.2f s each, %.1f minutes budget), AdamW lr %.0e, warmup %lld + cosine to %.0e, clip 1.0, "
@@ -520,7 +522,7 @@ void pretrain(const options& o, const fs::path& dir, stage_log& log, llm::parall
                  final_loss < h - 0.5 ? "" : " (NOT well below: train longer)"));
     log.line(fmt("held-out: loss %.4f, perplexity %.2f (%zu tokens)", e.loss, e.perplexity, e.tokens));
     log.line("checkpoints: checkpoints/step_*/ and checkpoints/final/ (model.safetensors, config.json); metrics.jsonl");
-    if (plot(dir)) log.line("curves: curves.png (training loss, held-out perplexity; gnuplot)");
+    if (plot(dir, h)) log.line("curves: curves.png (training loss, held-out perplexity; gnuplot)");
     else log.line("curves: skipped, gnuplot is not installed (apt-get install gnuplot-nox)");
     llm::check(o.quick ? last_loss < first_loss - 1.0 : final_loss < h, "pretraining: the loss did not fall enough (", first_loss,
                " -> ", final_loss, ", unigram entropy ", h, ")");
