@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/align/concepts.hpp>
+#include <llm/core/detected.hpp>
 #include <llm/core/error.hpp>
 #include <llm/tensor/tensor_view.hpp>
 
@@ -138,14 +139,9 @@ namespace detail {
 // the pair_loss_policy constraint could name what is missing.
 struct no_loss_config {};
 template <class L>
-struct loss_config {
-    using type = no_loss_config;
-};
+using config_of = typename L::config;
 template <class L>
-    requires requires { typename L::config; }
-struct loss_config<L> {
-    using type = typename L::config;
-};
+using loss_config_t = detected_or_t<no_loss_config, config_of, L>;
 
 /// Rejects NaN/Inf inputs: every loss here is finite for finite inputs, so a non-finite input is
 /// the caller's bug and would otherwise surface as a NaN gradient far from its cause.
@@ -178,7 +174,7 @@ void check_finite_inputs(std::string_view fn, const pair_inputs<T>& in) {
 /// Example: `auto s = llm::align::pair_loss<llm::align::dpo_sigmoid>(out, in, {.beta = 0.1});`
 template <pair_loss_policy L, float_or_double T>
 pair_stats pair_loss(const pair_outputs<T>& out, const pair_inputs<T>& in,
-                     const typename detail::loss_config<L>::type& cfg = {}) {
+                     const detail::loss_config_t<L>& cfg = {}) {
     L::validate(cfg);
     const std::string_view fn = L::name;
     const std::size_t n = in.size();

@@ -2,6 +2,7 @@
 // The block contract (llm::model::block_like): what every layer type that sits in a model provides.
 #pragma once
 
+#include <llm/core/detected.hpp>
 #include <llm/core/workspace.hpp>
 #include <llm/model/arena.hpp>
 #include <llm/parallel/sequential.hpp>
@@ -57,14 +58,7 @@ struct visitor_archetype {
 };
 
 template <class B>
-struct block_input {
-    using type = const_activations;
-};
-template <class B>
-    requires requires { typename B::input_type; }
-struct block_input<B> {
-    using type = typename B::input_type;
-};
+using input_type_of = typename B::input_type;
 
 }  // namespace detail
 
@@ -136,7 +130,7 @@ void for_each_tensor(F&& f, First& first, Rest&... rest) {
 /// embedding reads llm::model::token_ids), llm::model::const_activations otherwise.
 /// Example: `static_assert(std::same_as<llm::model::block_input_t<my_norm>, llm::model::const_activations>);`
 template <class B>
-using block_input_t = typename detail::block_input<B>::type;
+using block_input_t = detected_or_t<const_activations, detail::input_type_of, B>;
 
 /// What a block's backward writes the input gradient into: llm::model::activations, or
 /// llm::model::no_grad when the input has no gradient (not const_activations).

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/attention/kv_cache.hpp>
+#include <llm/core/detected.hpp>
 #include <llm/model/block.hpp>
 #include <llm/model/config.hpp>
 #include <llm/model/detail/ops.hpp>
@@ -184,15 +185,8 @@ class decoder {
     using emb_t = typename Structure::embedding;
     using norm_t = typename Structure::final_norm;
     template <class S>
-    struct widths_of {
-        using type = uniform_widths;
-    };
-    template <class S>
-        requires requires { typename S::widths; }
-    struct widths_of<S> {
-        using type = typename S::widths;
-    };
-    using widths = typename widths_of<Structure>::type;
+    using widths_of = typename S::widths;
+    using widths = detected_or_t<uniform_widths, widths_of, Structure>;
     template <class P>
     struct kinds_of;
     template <class... L>
@@ -377,6 +371,21 @@ public:
         workspace::frame frame(ws);
         auto dnormed = detail::zeroed(ws, n, d.d_model);
         nn::linear_backward(dnormed, head_weight(g), dlogits, c.normed, head_weight(p), ws, exec);
+        backward_hidden(no_grad{}, g, dnormed, c, ids, p, ws, exec);
+    }
+
+    /// Backward from the gradient of the final hidden state c.normed [tokens, d_model] (the
+    /// final norm's output, which the LM head reads), for heads other than the LM head (a reward
+    /// head): every gradient but the head's in g += ... (accumulates).
+    /// Example: `model.backward_hidden(llm::model::no_grad{}, g, dnormed, c, ids, p, ws, pool);`
+    template <class T>
+    void backward_hidden(no_grad, params<float>& g, const_activations dnormed, const cache& c, token_ids ids, const params<T>& p, workspace& ws,
+                         parallel::policy auto&& exec) const {
+        const dims d = config();
+        const std::size_t n = c.shape.tokens();
+        llm::check(dnormed.extent(0) == n && dnormed.extent(1) == d.d_model, "decoder::backward_hidden: dnormed is [", dnormed.extent(0), ", ",
+                   dnormed.extent(1), "], expected [", n, ", ", d.d_model, "]");
+        workspace::frame frame(ws);
         auto dh = detail::zeroed(ws, n, d.d_model);
         auto dprev = detail::scratch(ws, n, d.d_model);
         norm_.backward(dh, g.final_norm, dnormed, c.final_norm, c.stream[d.n_layers], p.final_norm, ws, exec);
