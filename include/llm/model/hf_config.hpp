@@ -20,12 +20,13 @@ enum class family {
     mistral,  ///< MistralForCausalLM
     qwen2,    ///< Qwen2ForCausalLM
     gpt2,     ///< GPT2LMHeadModel
+    mixtral,  ///< MixtralForCausalLM (llm::moe::mixtral, <llm/moe/mixtral.hpp>)
 };
 
 /// What a config.json says: the architecture name, the family and the dims.
 struct hf_config {
     std::string architecture;  ///< e.g. "LlamaForCausalLM"
-    model::family family{};    ///< the family (selects llm::model::llama / mistral / qwen2 / gpt2)
+    model::family family{};    ///< the family (selects llm::model::llama / mistral / qwen2 / gpt2, llm::moe::mixtral)
     model::dims dims{};        ///< sizes and options
 };
 
@@ -118,7 +119,8 @@ inline rope_config read_rope(const config_reader& r, double default_theta) {
 }  // namespace detail
 
 /// Reads a Hugging Face config.json document: the architecture (`architectures[0]`:
-/// LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel) picks the family
+/// LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, MixtralForCausalLM (num_local_experts
+/// and num_experts_per_tok into dims.n_experts / experts_per_token), GPT2LMHeadModel) picks the family
 /// and the sizes and options fill llm::model::dims with transformers' defaults for absent
 /// keys. Unknown architectures and options this library does not implement (an unsupported
 /// rope_scaling type, attention_bias or mlp_bias on Llama, another hidden_act, Qwen2's
@@ -136,8 +138,11 @@ inline hf_config from_hf_config_text(std::string_view text, const std::string& s
     out.architecture = archs->as_array(source + ": architectures")[0].as_string(source + ": architectures[0]");
     dims& d = out.dims;
     const std::string& a = out.architecture;
-    if (a == "LlamaForCausalLM" || a == "MistralForCausalLM" || a == "Qwen2ForCausalLM") {
-        out.family = a == "LlamaForCausalLM" ? family::llama : a == "MistralForCausalLM" ? family::mistral : family::qwen2;
+    if (a == "LlamaForCausalLM" || a == "MistralForCausalLM" || a == "Qwen2ForCausalLM" || a == "MixtralForCausalLM") {
+        out.family = a == "LlamaForCausalLM"     ? family::llama
+                     : a == "MistralForCausalLM" ? family::mistral
+                     : a == "Qwen2ForCausalLM"   ? family::qwen2
+                                                 : family::mixtral;
         d.vocab = r.size("vocab_size");
         d.d_model = r.size("hidden_size");
         d.n_layers = r.size("num_hidden_layers");
@@ -155,6 +160,13 @@ inline hf_config from_hf_config_text(std::string_view text, const std::string& s
             r.refuse_flag("mlp_bias", false);
         } else if (out.family == family::mistral) {
             d.sliding_window = r.size_or("sliding_window", 0);
+        } else if (out.family == family::mixtral) {
+            d.sliding_window = r.size_or("sliding_window", 0);
+            d.n_experts = r.size_or("num_local_experts", 8);
+            d.experts_per_token = r.size_or("num_experts_per_tok", 2);
+            llm::check(r.number_or("router_jitter_noise", 0.0) == 0.0, "from_hf_config: ", source,
+                       ": router_jitter_noise != 0 is not supported by llm::model");
+            r.refuse_flag("output_router_logits", false);
         } else {
             d.qkv_bias = true;
             r.refuse_flag("use_sliding_window", false);
@@ -175,7 +187,7 @@ inline hf_config from_hf_config_text(std::string_view text, const std::string& s
         llm::check(d.tie_embeddings, "from_hf_config: ", source, ": tie_word_embeddings = false is not supported for GPT2LMHeadModel");
     } else {
         llm::fail("from_hf_config: ", source, ": architecture '", a,
-                  "' is not supported by llm::model (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, GPT2LMHeadModel)");
+                  "' is not supported by llm::model (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, MixtralForCausalLM, GPT2LMHeadModel)");
     }
     d.validate("from_hf_config");
     return out;

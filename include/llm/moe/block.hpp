@@ -44,7 +44,8 @@ struct mixtral_layer_names {
 /// (the model adds coef * loss to its loss; the backward adds their gradients when the options'
 /// coefficients are set). step (decoding) runs the forward with a moe_cache of its own, which
 /// allocates: the MoE step is not yet allocation-free.
-/// Experts, TopK: the defaults the dims constructor uses (llm::model::dims has no expert count).
+/// Experts, TopK: the defaults the dims constructor uses when dims.n_experts /
+/// dims.experts_per_token are 0.
 /// R: a router policy.
 /// Example: `llm::moe::moe_ffn<8, 2> f(dims); auto p = f.make_params<float>(); f.forward(y, c, x, p, ws, pool);`
 template <std::size_t Experts = 8, std::size_t TopK = 2, router R = softmax_top_k>
@@ -56,12 +57,14 @@ struct moe_ffn {
     R route{};                     ///< the router policy
     moe_options options{};         ///< capacity and aux-loss coefficients
 
-    /// From a model's dims: d_model, d_ff; Experts experts, the router with k = TopK when R
-    /// has a `k` member (softmax_top_k, sigmoid_top_k, noisy_top_k).
+    /// From a model's dims: d_model, d_ff; d.n_experts experts (Experts when 0), the router
+    /// with k = d.experts_per_token (TopK when 0) when R has a `k` member (softmax_top_k,
+    /// sigmoid_top_k, noisy_top_k).
     /// Example: `llm::moe::moe_ffn<8, 2> f(d);`
-    explicit moe_ffn(const model::dims& d) : width(d.d_model), inner(d.ff()) {
+    explicit moe_ffn(const model::dims& d)
+        : width(d.d_model), inner(d.ff()), experts(d.n_experts != 0 ? d.n_experts : Experts) {
         if constexpr (requires { route.k; }) {
-            route.k = TopK;
+            route.k = d.experts_per_token != 0 ? d.experts_per_token : TopK;
         }
     }
     /// Every setting given.
