@@ -303,6 +303,19 @@ public:
         this->forget(seq);
     }
 
+    /// Keeps the first n committed tokens of `seq` (n <= length(seq), nothing pending): a
+    /// speculative decoder's rollback of rejected tokens. Throws llm::error, changing nothing,
+    /// otherwise.
+    /// Example: `cache.truncate(0, cache.length(0) - 2);`
+    void truncate(std::size_t seq, std::size_t n) {
+        this->check_seq("truncate", seq);
+        llm::check(n <= this->len_[seq], name, "::truncate: sequence ", seq, " holds ", this->len_[seq], " tokens, cannot keep ", n);
+        for (std::size_t l = 0; l < this->layers_; ++l) {
+            llm::check(this->pending_[seq * this->layers_ + l] == 0, name, "::truncate: sequence ", seq, " has pending tokens in layer ", l);
+        }
+        this->len_[seq] = n;
+    }
+
 private:
     friend kv_cache_base<contiguous_kv_cache, T>;
     std::size_t group(std::size_t seq, std::size_t) const noexcept { return seq; }
