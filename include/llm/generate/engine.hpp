@@ -1,0 +1,377 @@
+// SPDX-License-Identifier: Apache-2.0
+// The generation loop: requests join a fixed set of KV-cache slots, every slot steps through the
+// model's decode step together (prompt tokens and generated ones alike, so sequences of different
+// lengths share each step), requests leave when done and waiting ones take their slots
+// (continuous batching). A new prompt reuses the keys and values of the longest prefix it shares
+// with a sequence in the cache.
+#pragma once
+
+#include <llm/core/error.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/generate/sampling.hpp>
+#include <llm/model/model.hpp>
+#include <llm/parallel/policy.hpp>
+#include <llm/tensor/tensor.hpp>
+#include <llm/tokenizer/decode.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace llm::generate {
+
+/// Why a request ended.
+enum class finish_reason : std::uint8_t {
+    none,        ///< still running
+    max_tokens,  ///< generated max_tokens tokens
+    stop_token,  ///< generated one of stop_tokens (it is reported, not part of the text)
+    stop_string, ///< the text reached one of stop_strings (the text ends before it)
+    context,     ///< the KV cache slot is full
+    cancelled,   ///< engine::cancel
+};
+
+/// One request's settings.
+struct request_options {
+    std::size_t max_tokens = 16;               ///< tokens to generate at most
+    std::vector<std::int32_t> stop_tokens{};   ///< any of these ends the request
+    std::vector<std::string> stop_strings{};   ///< the text containing one of these ends it
+    std::uint64_t seed = 0;                    ///< the request's RNG seed (with its id as stream: engine::options)
+};
+
+/// Engine settings: slots (sequences stepped together), their capacity (context length), and
+/// whether the model has learned positions (GPT-2: every slot stepped together must be at the
+/// same position, so a request joins only an empty batch).
+struct engine_options {
+    std::size_t slots = 1;              ///< sequences in the KV cache
+    std::size_t context = 256;          ///< tokens each slot holds (prompt + generated)
+    bool learned_positions = false;     ///< one position for the whole batch (GPT-2)
+    bool reuse_prefix = true;           ///< copy a shared prompt prefix's keys and values
+    std::size_t top_logprobs = 0;       ///< top tokens' log-probs reported per event
+    bool logprobs = false;              ///< report the chosen token's log-prob
+};
+
+/// What a step produced for one request: its new token, the complete UTF-8 text it completes
+/// (when the engine has a detokeniser), its log-probs on request, and whether it finished.
+struct event {
+    std::size_t request = 0;             ///< the id add() returned
+    std::int32_t token = 0;              ///< the generated token
+    std::string_view text;               ///< new complete text (valid until the next step)
+    float logprob = 0.0f;                ///< log-prob of token (options.logprobs)
+    std::span<const token_logprob> top;  ///< the top tokens (options.top_logprobs; valid until the next step)
+    finish_reason finished = finish_reason::none;  ///< none while the request runs
+};
+
+/// The generation engine over a model (a decoder with `make_state` and `step`) and its
+/// parameters (held by reference). Sampler: the sampler type each request carries
+/// (standard_sampler by default; any sampler<...> of the user's processors).
+/// A step with warmed workspaces and no detokeniser allocates nothing beyond the model's own step.
+/// Example: `llm::generate::engine eng(model, params, {.slots = 4, .context = 512}); auto id = eng.add(prompt, {.max_tokens = 32}, llm::generate::make_sampler({})); while (!eng.idle()) for (auto& e : eng.step(pool)) use(e);`
+template <class Model, class T, class Sampler = standard_sampler>
+class engine {
+public:
+    /// Maps a token id to its bytes (a tokenizer's decode of one token), for text and stop strings.
+    using detokenizer = std::function<std::string(std::int32_t)>;
+
+    /// An engine of o.slots sequences of o.context tokens over model and params (kept by reference).
+    engine(const Model& model, const typename Model::template params<T>& params, const engine_options& o = {})
+        : model_(model),
+          params_(params),
+          o_(o),
+          state_(model.make_state(o.slots, o.context)),
+          logits_(o.slots, model.config().vocab),
+          ids_(o.slots, 0),
+          slots_(o.slots) {
+        events_.reserve(o.slots);
+        for (auto& s : slots_) {
+            s.tokens.reserve(o.context + 1);
+        }
+    }
+
+    /// Sets the detokeniser (token id -> bytes): events then carry text, and stop strings work.
+    void set_detokenizer(detokenizer d) { detok_ = std::move(d); }
+
+    /// Queues a request: its prompt, settings and sampler. It joins a free slot at the next step
+    /// (in order of arrival). Returns its id (0, 1, ...). Throws llm::error for an empty prompt,
+    /// one that leaves no room in the context, or a token id outside the vocabulary.
+    std::size_t add(std::span<const std::int32_t> prompt, request_options r, Sampler s) {
+        const std::size_t vocab = model_.config().vocab;
+        llm::check(!prompt.empty(), "generate::engine::add: empty prompt");
+        llm::check(prompt.size() < o_.context, "generate::engine::add: the prompt of ", prompt.size(),
+                   " tokens is longer than the context: ", o_.context, " tokens hold at most ", o_.context - 1, " prompt tokens");
+        for (std::size_t i = 0; i < prompt.size(); ++i) {
+            llm::check(prompt[i] >= 0 && static_cast<std::size_t>(prompt[i]) < vocab, "generate::engine::add: prompt token ", i, " is ",
+                       prompt[i], ", outside the vocabulary of ", vocab);
+        }
+        waiting_.push_back(pending{next_id_, std::vector<std::int32_t>(prompt.begin(), prompt.end()), std::move(r), std::move(s)});
+        return next_id_++;
+    }
+
+    /// True when no request is running or waiting.
+    [[nodiscard]] bool idle() const noexcept {
+        return waiting_.empty() && std::none_of(slots_.begin(), slots_.end(), [](const slot& s) { return s.active; });
+    }
+
+    /// Requests running now.
+    [[nodiscard]] std::size_t running() const noexcept {
+        return static_cast<std::size_t>(std::count_if(slots_.begin(), slots_.end(), [](const slot& s) { return s.active; }));
+    }
+
+    /// Ends request `id` (running or waiting) now; its slot is free at the next step.
+    void cancel(std::size_t id) {
+        std::erase_if(waiting_, [&](const pending& p) { return p.id == id; });
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            if (slots_[i].active && slots_[i].id == id) {
+                release(i);
+            }
+        }
+    }
+
+    /// The tokens (prompt and generated) of the request in slot holding `id`, or empty when it is not running.
+    [[nodiscard]] std::span<const std::int32_t> tokens(std::size_t id) const {
+        for (const auto& s : slots_) {
+            if (s.active && s.id == id) {
+                return s.tokens;
+            }
+        }
+        return {};
+    }
+
+    /// Prompt tokens whose keys and values were copied from another sequence instead of computed.
+    [[nodiscard]] std::size_t reused_tokens() const noexcept { return reused_; }
+    /// Model steps run so far and tokens fed through them (prompt tokens included, dummy rows not).
+    [[nodiscard]] std::size_t steps() const noexcept { return steps_; }
+
+    /// Admits waiting requests, runs one model step over every slot (each active slot feeds its
+    /// next prompt token or its last generated token; free slots a dummy row), samples for the
+    /// slots past their prompt and returns their events (valid until the next step).
+    std::span<const event> step(parallel::policy auto&& exec) {
+        events_.clear();
+        admit();
+        std::size_t position = 0;
+        bool any = false;
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            const slot& s = slots_[i];
+            ids_[i] = s.active ? s.tokens[s.fed] : 0;
+            if (s.active) {
+                llm::check(!any || !o_.learned_positions || s.fed == position, "generate::engine::step: learned positions need every "
+                           "running sequence at one position");
+                position = s.fed;
+                any = true;
+            }
+        }
+        if (!any) {
+            return events_;
+        }
+        state_.position = position;
+        model_.step(logits_.view(), state_, model::token_ids(ids_.data(), ids_.size()), params_, ws_, exec);
+        ++steps_;
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            slot& s = slots_[i];
+            if (!s.active) {
+                state_.kv.reset(i);  // the dummy row's key and value
+                continue;
+            }
+            ++s.fed;
+            if (s.fed < s.tokens.size()) {
+                continue;  // still in the prompt
+            }
+            emit(i, s);
+        }
+        return events_;
+    }
+
+    /// step() on llm::parallel::default_pool().
+    std::span<const event> step() { return step(parallel::default_pool()); }
+
+    /// The model's decoding state (its KV cache).
+    [[nodiscard]] const typename Model::state& state() const noexcept { return state_; }
+
+private:
+    struct pending {
+        std::size_t id;
+        std::vector<std::int32_t> prompt;
+        request_options r;
+        Sampler s;
+    };
+    struct slot {
+        bool active = false;
+        std::size_t id = 0;
+        std::vector<std::int32_t> tokens;  // prompt + generated
+        std::size_t prompt = 0;            // prompt length
+        std::size_t fed = 0;               // tokens in the cache
+        request_options r;
+        std::optional<Sampler> s;
+        generate::rng g;
+        tokenizer::utf8_stream utf8;
+        std::string text;       // complete text so far
+        std::size_t shown = 0;  // bytes of text already reported
+    };
+
+    void admit() {
+        while (!waiting_.empty()) {
+            if (o_.learned_positions && running() > 0) {
+                return;
+            }
+            std::size_t free = slots_.size();
+            for (std::size_t i = 0; i < slots_.size() && free == slots_.size(); ++i) {
+                free = slots_[i].active ? free : i;
+            }
+            if (free == slots_.size()) {
+                return;
+            }
+            pending p = std::move(waiting_.front());
+            waiting_.pop_front();
+            slot& s = slots_[free];
+            state_.kv.reset(free);
+            s.active = true;
+            s.id = p.id;
+            s.tokens.assign(p.prompt.begin(), p.prompt.end());
+            s.prompt = p.prompt.size();
+            s.fed = 0;
+            s.r = std::move(p.r);
+            s.s.emplace(std::move(p.s));
+            s.g = generate::rng(s.r.seed, 0);
+            s.utf8 = tokenizer::utf8_stream{};
+            s.text.clear();
+            s.shown = 0;
+            if (o_.reuse_prefix && !o_.learned_positions) {
+                reuse(free);
+            }
+        }
+    }
+
+    // Copies the keys and values of the longest prefix the new prompt in slot `to` shares with
+    // another running sequence's cached tokens (leaving at least the prompt's last token to feed).
+    void reuse(std::size_t to) {
+        slot& dst = slots_[to];
+        std::size_t best = 0, from = 0;
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            const slot& src = slots_[i];
+            if (i == to || !src.active) {
+                continue;
+            }
+            const std::size_t limit = std::min(src.fed, dst.prompt - 1);
+            std::size_t n = 0;
+            while (n < limit && src.tokens[n] == dst.tokens[n]) {
+                ++n;
+            }
+            if (n > best) {
+                best = n;
+                from = i;
+            }
+        }
+        if (best == 0) {
+            return;
+        }
+        auto& kv = state_.kv;
+        const std::size_t heads = kv.kv_heads(), dim = kv.head_dim();
+        stage_k_.resize(best * heads * dim);
+        stage_v_.resize(best * heads * dim);
+        for (std::size_t l = 0; l < kv.layers(); ++l) {
+            for (std::size_t pos = 0; pos < best;) {
+                const auto run = kv.layer(l).run(from, pos);
+                const std::size_t count = std::min(run.count, best - pos);
+                for (std::size_t p = 0; p < count; ++p) {
+                    for (std::size_t h = 0; h < heads; ++h) {
+                        std::copy_n(run.k + h * run.head_stride + p * run.stride, dim, stage_k_.data() + ((pos + p) * heads + h) * dim);
+                        std::copy_n(run.v + h * run.head_stride + p * run.stride, dim, stage_v_.data() + ((pos + p) * heads + h) * dim);
+                    }
+                }
+                pos += count;
+            }
+            kv.append(l, to, tensor_view<float, llm::dims<3>>(stage_k_.data(), llm::dims<3>(best, heads, dim)),
+                      tensor_view<float, llm::dims<3>>(stage_v_.data(), llm::dims<3>(best, heads, dim)));
+        }
+        kv.advance(to, best);
+        dst.fed = best;
+        reused_ += best;
+    }
+
+    void emit(std::size_t i, slot& s) {
+        const std::size_t vocab = model_.config().vocab;
+        std::span<float> row(logits_.data() + i * vocab, vocab);
+        const sample_context ctx{s.tokens, s.prompt};
+        s.s->process(row, ctx);
+        const std::int32_t tok = s.s->pick(row, s.g);
+        event e{s.id, tok, {}, 0.0f, {}, finish_reason::none};
+        if (o_.logprobs || o_.top_logprobs > 0) {
+            e.logprob = logprobs(row, tok, o_.top_logprobs, top_[i]);
+            e.top = top_[i];
+        }
+        s.tokens.push_back(tok);
+        const std::size_t generated = s.tokens.size() - s.prompt;
+        const bool stop_tok = std::find(s.r.stop_tokens.begin(), s.r.stop_tokens.end(), tok) != s.r.stop_tokens.end();
+        if (stop_tok) {
+            e.finished = finish_reason::stop_token;
+        } else if (generated >= s.r.max_tokens) {
+            e.finished = finish_reason::max_tokens;
+        } else if (s.tokens.size() >= o_.context) {
+            e.finished = finish_reason::context;  // the last token cannot be fed
+        }
+        if (detok_) {
+            if (!stop_tok) {
+                s.text += s.utf8.push(detok_(tok));
+            }
+            std::size_t end = s.text.size();
+            for (const auto& stop : s.r.stop_strings) {
+                const std::size_t from = s.shown > stop.size() ? s.shown - stop.size() : 0;
+                const std::size_t at = stop.empty() ? std::string::npos : s.text.find(stop, from);
+                if (at != std::string::npos && at < end) {
+                    end = at;
+                    e.finished = finish_reason::stop_string;
+                }
+            }
+            if (e.finished == finish_reason::none) {
+                // hold back a tail that may be the start of a stop string
+                for (const auto& stop : s.r.stop_strings) {
+                    for (std::size_t n = std::min(stop.size() - 1, end); n > 0; --n) {
+                        if (s.text.compare(end - n, n, stop, 0, n) == 0) {
+                            end -= n;
+                            break;
+                        }
+                    }
+                }
+                while (end > s.shown && end < s.text.size() && (static_cast<unsigned char>(s.text[end]) & 0xc0) == 0x80) {
+                    --end;  // never split a character
+                }
+            } else if (e.finished != finish_reason::stop_string) {
+                s.text += s.utf8.finish();
+                end = s.text.size();
+            }
+            end = std::max(end, s.shown);
+            e.text = std::string_view(s.text).substr(s.shown, end - s.shown);
+            s.shown = end;
+        }
+        if (e.finished != finish_reason::none) {
+            release(i);
+        }
+        events_.push_back(e);
+    }
+
+    void release(std::size_t i) { slots_[i].active = false; }
+
+    const Model& model_;
+    const typename Model::template params<T>& params_;
+    engine_options o_;
+    typename Model::state state_;
+    tensor<float, llm::dims<2>> logits_;
+    std::vector<std::int32_t> ids_;
+    std::vector<slot> slots_;
+    std::vector<std::vector<token_logprob>> top_ = std::vector<std::vector<token_logprob>>(o_.slots);
+    std::deque<pending> waiting_;
+    std::vector<event> events_;
+    std::vector<float> stage_k_, stage_v_;
+    workspace ws_;
+    detokenizer detok_;
+    std::size_t next_id_ = 0, reused_ = 0, steps_ = 0;
+};
+
+}  // namespace llm::generate

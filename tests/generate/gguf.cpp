@@ -1,0 +1,96 @@
+// SPDX-License-Identifier: Apache-2.0
+// GGUF models in llama.cpp's layout (written by tests/golden/generate/make_gguf.py with gguf-py
+// as convert_hf_to_gguf.py writes them): the same greedy tokens as the Hugging Face checkpoints;
+// bad files are clear errors.
+#include "common.hpp"
+
+#include <llm/generate/generate.hpp>
+#include <llm/parallel/sequential.hpp>
+
+#include <doctest/doctest.h>
+
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "../support/temp_dir.hpp"
+
+namespace {
+template <class M, class P>
+std::vector<std::int32_t> greedy(const M& m, const P& p, const std::vector<std::int32_t>& prompt, std::size_t n) {
+    llm::generate::engine<M, float> eng(m, p, {.slots = 1, .context = 32});
+    eng.add(prompt, {.max_tokens = n}, llm::generate::make_sampler({}));
+    std::vector<std::int32_t> out;
+    while (!eng.idle()) for (const auto& e : eng.step(llm::parallel::sequential{})) out.push_back(e.token);
+    return out;
+}
+std::string slurp(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+}  // namespace
+
+TEST_CASE("gguf: Qwen2 in f32 gives transformers' greedy tokens; f16 weights load and agree on most") {
+    const auto cases = gen_test::goldens("qwen2");
+    llm::generate::open_gguf("tests/golden/generate/qwen2.gguf", [&](const auto& m, const auto& p, const auto& cfg) {
+        CHECK(cfg.architecture == "qwen2");
+        CHECK(cfg.dims.qkv_bias);
+        CHECK(cfg.dims.tie_embeddings);
+        for (const auto& c : cases) CHECK(greedy(m, p, c.prompt, 16) == c.greedy);
+        return 0;
+    });
+    llm::generate::open_gguf("tests/golden/generate/qwen2-f16.gguf", [&](const auto& m, const auto& p, const auto&) {
+        // f16 rounding (relative 2^-11 per weight) may flip a near tie late in a 16-token run:
+        // the first token of each case must agree.
+        for (const auto& c : cases) CHECK(greedy(m, p, c.prompt, 1)[0] == c.greedy[0]);
+        return 0;
+    });
+}
+
+TEST_CASE("gguf: architecture llama with permuted Q/K rows gives the HF checkpoint's tokens") {
+    // Mistral's tiny checkpoint without its sliding window (llama.cpp's llama has none)
+    auto cfg = llm::model::from_hf_config(gen_test::model_dir("mistral") + "/config.json");
+    cfg.dims.sliding_window = 0;
+    const llm::model::llama<> hm(cfg.dims);
+    auto hp = hm.make_params<float>();
+    llm::model::load_safetensors(hp, gen_test::model_dir("mistral") + "/model.safetensors");
+    llm::generate::open_gguf("tests/golden/generate/mistral.gguf", [&](const auto& m, const auto& p, const auto& gc) {
+        CHECK(gc.architecture == "llama");
+        for (const auto& c : gen_test::goldens("mistral")) CHECK(greedy(m, p, c.prompt, 16) == greedy(hm, hp, c.prompt, 16));
+        return 0;
+    });
+}
+
+TEST_CASE("gguf: unknown architecture, missing or wrong-shape tensor, truncated file: clear llm::error") {
+    const std::string good = slurp("tests/golden/generate/qwen2.gguf");
+    auto load = [](const std::string& bytes) {
+        const auto f = llm::io::gguf_file::parse(bytes, "test.gguf");
+        llm::generate::open_gguf(f, "test.gguf", [](const auto&...) { return 0; });
+    };
+    auto replaced = [&](const std::string& from, const std::string& to) {
+        REQUIRE(from.size() == to.size());
+        std::string b = good;
+        const auto at = b.find(from);
+        REQUIRE(at != std::string::npos);
+        b.replace(at, from.size(), to);
+        return b;
+    };
+    CHECK_NOTHROW(load(good));
+    // "qwen2" -> "qwen9" in general.architecture (the first occurrence)
+    CHECK_THROWS_WITH_AS(load(replaced("qwen2", "qwen9")), doctest::Contains("architecture 'qwen9' is not supported"), llm::error);
+    CHECK_THROWS_WITH_AS(load(replaced("blk.1.ffn_down.weight", "blk.1.ffn_dowX.weight")), doctest::Contains("blk.1.ffn_down.weight"),
+                         llm::error);
+    // a wrong shape: the file's feed_forward_length disagrees with the tensors
+    {
+        std::string b = good;
+        const std::string key = "qwen2.feed_forward_length";
+        const auto at = b.find(key);
+        REQUIRE(at != std::string::npos);
+        b[at + key.size() + 4] = 40;  // after the u32 type tag: the value 48 -> 40
+        CHECK_THROWS_WITH_AS(load(b), doctest::Contains("feed_forward_length"), llm::error);
+    }
+    CHECK_THROWS_AS(load(good.substr(0, good.size() - 100)), llm::error);
+    CHECK_THROWS_AS(load(good.substr(0, 200)), llm::error);
+}

@@ -1,0 +1,65 @@
+// SPDX-License-Identifier: Apache-2.0
+// A decode step of the engine with warmed workspaces allocates nothing: tests/support/
+// counting_new.hpp replaces the global operator new for the whole test_generate executable.
+#include "common.hpp"
+
+#include <llm/generate/generate.hpp>
+#include <llm/parallel/sequential.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "../support/counting_new.hpp"
+
+// The model's own decode step (nn::rope_forward builds its frequency tables per call: a few
+// allocations per layer, outside this module) is measured alone; the engine must add nothing to it.
+TEST_CASE("memory: an engine step (two sequences, sampling with top-k / top-p / penalties) allocates nothing beyond the model's step") {
+    llm::generate::open_hf(gen_test::model_dir("llama"), [&](const auto& m, const auto& p, const auto&) {
+        using M = std::remove_cvref_t<decltype(m)>;
+        llm::generate::engine<M, float> eng(m, p, {.slots = 2, .context = 48, .top_logprobs = 3, .logprobs = true});
+        const llm::generate::sampler_options so{.greedy = false, .temp = 0.9f, .top_k = 10, .top_p = 0.9f, .min_p = 0.01f,
+                                                .typical_p = 0.99f, .repeat_penalty = 1.1f, .frequency_penalty = 0.1f};
+        eng.add(std::vector<std::int32_t>{1, 2, 3}, {.max_tokens = 40, .seed = 3}, llm::generate::make_sampler(so));
+        eng.add(std::vector<std::int32_t>{4, 5}, {.max_tokens = 40, .seed = 4}, llm::generate::make_sampler(so));
+        for (int i = 0; i < 6; ++i) eng.step(llm::parallel::sequential{});  // warm: both sequences sample
+        std::size_t events = 0;
+        const auto r = llm_test::heap::watch([&] {
+            for (int i = 0; i < 4; ++i) events += eng.step(llm::parallel::sequential{}).size();
+        });
+        auto st = m.make_state(2, 48);
+        llm::tensor<float, llm::dims<2>> logits(2, m.config().vocab);
+        llm::workspace ws;
+        const std::int32_t ids[2] = {1, 2};
+        for (int i = 0; i < 2; ++i) m.step(logits.view(), st, llm::model::token_ids(ids, 2), p, ws, llm::parallel::sequential{});
+        const auto model_step = llm_test::heap::watch([&] {
+            for (int i = 0; i < 4; ++i) m.step(logits.view(), st, llm::model::token_ids(ids, 2), p, ws, llm::parallel::sequential{});
+        });
+        CHECK(events == 8);
+        CHECK(r.allocations == model_step.allocations);
+        MESSAGE("model decode step: ", model_step.allocations / 4, " allocations per step (nn::rope_forward's tables)");
+        return 0;
+    });
+}
+
+TEST_CASE("memory: a warmed sampler with every processor allocates nothing") {
+    const llm::generate::sampler_options so{.greedy = false, .temp = 0.9f, .top_k = 10, .top_p = 0.9f, .min_p = 0.01f,
+                                            .typical_p = 0.99f, .repeat_penalty = 1.1f, .frequency_penalty = 0.1f, .presence_penalty = 0.2f};
+    auto s = llm::generate::make_sampler(so);
+    std::vector<float> row(1000);
+    const std::vector<std::int32_t> toks = {1, 2, 3, 3, 7};
+    const llm::generate::sample_context ctx{toks, 2};
+    llm::generate::rng r(1);
+    std::vector<llm::generate::token_logprob> top;
+    auto fill = [&](int k) { for (std::size_t i = 0; i < row.size(); ++i) row[i] = static_cast<float>((i * 37 + static_cast<std::size_t>(k)) % 101) / 10.0f; };
+    fill(0);
+    llm::generate::logprobs(row, s.sample(row, ctx, r), 5, top);
+    const auto rep = llm_test::heap::watch([&] {
+        for (int k = 1; k < 5; ++k) {
+            fill(k);
+            llm::generate::logprobs(row, s.sample(row, ctx, r), 5, top);
+        }
+    });
+    CHECK(rep.allocations == 0);
+}
