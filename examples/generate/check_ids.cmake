@@ -1,0 +1,22 @@
+# SPDX-License-Identifier: Apache-2.0
+# Runs `generate --model MODEL --prompt-ids PROMPT -n 16 --ids [--draft DRAFT]` and requires
+# stdout to be EXPECT and the statistics lines on stderr.
+set(args --model "${MODEL}" --prompt-ids "${PROMPT}" -n 16 --ids --threads 2)
+if(DRAFT)
+    list(APPEND args --draft "${DRAFT}" --draft-k 3)
+endif()
+execute_process(COMMAND "${TOOL}" ${args} RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+if(NOT rc EQUAL 0)
+    message(FATAL_ERROR "generate exited ${rc}: ${err}")
+endif()
+string(STRIP "${out}" out)
+if(NOT out STREQUAL "${EXPECT}")
+    message(FATAL_ERROR "generate printed '${out}', expected '${EXPECT}'")
+endif()
+foreach(line "prompt: " "prefill " "generated: 16 tokens" "decode " "load: ")
+    string(FIND "${err}" "${line}" at)
+    if(at EQUAL -1)
+        message(FATAL_ERROR "stderr lacks '${line}': ${err}")
+    endif()
+endforeach()
+message(STATUS "${err}")
