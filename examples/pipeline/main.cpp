@@ -545,7 +545,10 @@ constexpr std::size_t prompt_len = 32, response_len = 24;
 
 // Pairs from a token file: a prompt of 32 tokens, the real next 24 tokens (chosen) and the same
 // 24 tokens shuffled (rejected), from windows spread over the file.
-std::vector<llm::train::preference_example> make_pairs(const llm::train::token_file& f, std::size_t n, std::uint64_t seed) {
+// With `swap_one`, the rejected continuation differs from the real one by one swap of two
+// neighbouring tokens (a harder test than a full shuffle).
+std::vector<llm::train::preference_example> make_pairs(const llm::train::token_file& f, std::size_t n, std::uint64_t seed,
+                                                       bool swap_one = false) {
     std::mt19937_64 rng(seed);
     std::vector<llm::train::preference_example> out;
     const std::size_t span = prompt_len + response_len;
@@ -556,7 +559,12 @@ std::vector<llm::train::preference_example> make_pairs(const llm::train::token_f
         for (std::size_t i = 0; i < prompt_len; ++i) e.prompt.push_back(static_cast<std::int32_t>(f[p + i]));
         for (std::size_t i = 0; i < response_len; ++i) e.chosen.push_back(static_cast<std::int32_t>(f[p + prompt_len + i]));
         e.rejected = e.chosen;
-        std::shuffle(e.rejected.begin(), e.rejected.end(), rng);
+        if (swap_one) {
+            const std::size_t k = std::uniform_int_distribution<std::size_t>(0, response_len - 2)(rng);
+            std::swap(e.rejected[k], e.rejected[k + 1]);
+        } else {
+            std::shuffle(e.rejected.begin(), e.rejected.end(), rng);
+        }
         if (e.rejected == e.chosen) continue;
         out.push_back(std::move(e));
     }
@@ -596,13 +604,16 @@ void align(const options& o, const fs::path& dir, stage_log& log, llm::parallel:
     const std::size_t batch = 4, steps = o.quick ? 8 : 60;
     const auto train_pairs = make_pairs(train, batch * steps, 11);
     const auto eval_pairs = make_pairs(val, o.quick ? 16 : 64, 12);
+    const auto hard_pairs = make_pairs(val, o.quick ? 16 : 64, 13, true);
     const llm::align::simpo_config cfg{.beta = 2.0, .gamma = 0.5};
     log.line(fmt("SimPO (beta %.1f, gamma %.1f) on %zu pairs from train.bin, evaluated on %zu held-out pairs: prompt %zu tokens, chosen = "
                  "the real next %zu tokens, rejected = the same tokens shuffled",
                  cfg.beta, cfg.gamma, train_pairs.size(), eval_pairs.size(), prompt_len, response_len));
     const auto before = evaluate_pairs(model, params, eval_pairs, batch, cfg.beta, pool);
-    log.line(fmt("before: reward margin %.4f, accuracy %.3f (mean log-prob margin %.2f nats per pair)", before.margin, before.accuracy,
-                 before.logp_margin));
+    const auto hard_before = evaluate_pairs(model, params, hard_pairs, batch, cfg.beta, pool);
+    log.line(fmt("before: reward margin %.4f, accuracy %.3f (mean log-prob margin %.2f nats per pair); harder held-out pairs (one "
+                 "neighbouring swap): margin %.4f, accuracy %.3f",
+                 before.margin, before.accuracy, before.logp_margin, hard_before.margin, hard_before.accuracy));
     llm::train::adamw_optimizer<> opt({.lr = 1e-4, .beta1 = 0.9, .beta2 = 0.95, .eps = 1e-8, .weight_decay = 0});
     llm::train::trainer tr(model, params, opt, llm::train::cosine_lr{.max_lr = 1e-4, .warmup = 1, .total = static_cast<std::int64_t>(steps), .min_lr = 1e-5},
                            {.clip = 1.0, .guard = false});
@@ -633,8 +644,10 @@ void align(const options& o, const fs::path& dir, stage_log& log, llm::parallel:
         std::fflush(stdout);
     }
     const auto after = evaluate_pairs(model, params, eval_pairs, batch, cfg.beta, pool);
-    log.line(fmt("after %zu steps (%.1f s): reward margin %.4f, accuracy %.3f (mean log-prob margin %.2f nats per pair)", steps,
-                 seconds_since(t0), after.margin, after.accuracy, after.logp_margin));
+    const auto hard_after = evaluate_pairs(model, params, hard_pairs, batch, cfg.beta, pool);
+    log.line(fmt("after %zu steps (%.1f s): reward margin %.4f, accuracy %.3f (mean log-prob margin %.2f nats per pair); harder pairs: "
+                 "margin %.4f, accuracy %.3f",
+                 steps, seconds_since(t0), after.margin, after.accuracy, after.logp_margin, hard_after.margin, hard_after.accuracy));
     const auto val_e = llm::train::evaluate(model, params, val, {.batch = shape_of(o).batch, .seq = shape_of(o).seq}, shape_of(o).val_batches, pool);
     log.line(fmt("held-out perplexity after alignment %.2f; checkpoints/aligned/, align_metrics.jsonl", val_e.perplexity));
     save_checkpoint(params, dir / "checkpoints" / "aligned");
