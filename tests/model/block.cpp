@@ -2,11 +2,13 @@
 // The block contract: a tiny user block outside llm:: satisfies block_like, its cache lives in an
 // arena, the zipped walk visits parameters, gradients and state together.
 #include <llm/model/block.hpp>
+#include <llm/model/norm.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tensor/tensor.hpp>
 
 #include <doctest/doctest.h>
 
+#include <concepts>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -181,4 +183,62 @@ TEST_CASE("model arena: the counting pass takes no memory; the second pass gets 
     CHECK(reinterpret_cast<const std::byte*>(w1.data()) - reinterpret_cast<const std::byte*>(w0.data()) == 64);
     CHECK(w0(2, 4) == 0.0f);
     CHECK_THROWS_AS((void)a.take<float>(100), llm::error);
+}
+
+namespace user {
+
+// A parameter struct written as param_list over a plain struct of tensors: the members are
+// listed once, in walk; for_each_param comes from param_list.
+template <class T>
+struct pair_fields {
+    llm::tensor<T, llm::dims<1>> weight;
+    llm::tensor<T, llm::dims<2>> proj;
+    template <class F, class... P>
+    static void walk(F&& f, P&... p) {
+        f("weight", p.weight...);
+        f("proj.weight", p.proj...);
+    }
+};
+template <class T>
+using pair_params = llm::model::param_list<pair_fields<T>>;
+
+// A block that reads token ids declares input_type; one that does not reads activations.
+struct ids_block {
+    using input_type = llm::model::token_ids;
+};
+struct plain_block {};
+
+}  // namespace user
+
+TEST_CASE("model block: param_list derives for_each_param from walk; brace initialisation and the zipped walk unchanged") {
+    static_assert(llm::model::param_struct<user::pair_params<float>>);
+    static_assert(llm::model::param_struct<llm::model::params_t<llm::model::rms_norm, llm::bf16>>);
+    static_assert(std::same_as<llm::model::block_input_t<user::ids_block>, llm::model::token_ids>);
+    static_assert(std::same_as<llm::model::block_input_t<user::plain_block>, llm::model::const_activations>);
+    static_assert(std::same_as<llm::model::block_d_input_t<user::ids_block>, llm::model::no_grad>);
+    // brace initialisation fills the members in declaration order, as for the plain struct
+    user::pair_params<float> p{llm::tensor<float, llm::dims<1>>(3), llm::tensor<float, llm::dims<2>>(2, 5)};
+    user::pair_params<float> g{llm::tensor<float, llm::dims<1>>(3), llm::tensor<float, llm::dims<2>>(2, 5)};
+    std::vector<std::string> names;
+    std::vector<std::size_t> sizes;
+    const auto& cp = p;
+    cp.for_each_param([&](std::string_view n, const auto& t) {
+        names.emplace_back(n);
+        sizes.push_back(t.size());
+    });
+    CHECK(names == std::vector<std::string>{"weight", "proj.weight"});
+    CHECK(sizes == std::vector<std::size_t>{3, 10});
+    p.for_each_param([](std::string_view, auto& t) { llm::fill(t, 1.5f); });
+    llm::fill(g.proj, 2.0f);
+    llm::model::zero_grad(g);
+    CHECK(g.proj(1, 4) == 0.0f);
+    CHECK(llm::model::count_params(p) == 13);
+    std::vector<std::string> zipped;
+    llm::model::for_each_tensor(
+        [&](std::string_view n, auto& w, auto& gr) {
+            CHECK(w.size() == gr.size());
+            zipped.emplace_back(n);
+        },
+        p, g);
+    CHECK(zipped == names);
 }
