@@ -40,20 +40,20 @@ tensor<float, 3> lanes_scan(const tensor<float, 3>& u, const tensor<float, 3>& d
             }
             tile::warp_chunk<L, K> c{};
             for (std::size_t t0 = 0; t0 < Lq; t0 += L::size * K) {
-                tile::detail::for_lanes<L>([&](std::size_t ln) {
+                llm::simd::for_lanes<L>([&](std::size_t ln) {
                     for (std::size_t k = 0; k < K; ++k) {
                         const std::size_t t = t0 + ln * K + k;
-                        tile::detail::lane_ref<L>(c.dt[k], ln) = t < Lq ? tile::softplus(delta(b, d, t)) : 0.0f;
-                        tile::detail::lane_ref<L>(c.u[k], ln) = t < Lq ? u(b, d, t) : 0.0f;
+                        llm::simd::lane_ref<L>(c.dt[k], ln) = t < Lq ? tile::softplus(delta(b, d, t)) : 0.0f;
+                        llm::simd::lane_ref<L>(c.u[k], ln) = t < Lq ? u(b, d, t) : 0.0f;
                     }
                 });
                 tile::warp_scan_chunk<L, K>(c, carry.data(), a_row.data(), N, &B(b, g, 0, 0), Lq, 1, &C(b, g, 0, 0),
                                             Lq, 1, t0, Lq);
-                tile::detail::for_lanes<L>([&](std::size_t ln) {
+                llm::simd::for_lanes<L>([&](std::size_t ln) {
                     for (std::size_t k = 0; k < K; ++k) {
                         const std::size_t t = t0 + ln * K + k;
                         if (t < Lq) {
-                            y(b, d, t) = tile::detail::lane_ref<L>(c.y[k], ln);
+                            y(b, d, t) = llm::simd::lane_ref<L>(c.y[k], ln);
                         }
                     }
                 });

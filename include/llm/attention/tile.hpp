@@ -2,8 +2,8 @@
 // Per-row tile maths of tiled attention shared by the CPU and CUDA kernels: online-softmax state, rescale, merges, soft-capping.
 #pragma once
 
-#include <llm/attention/detail/lanes.hpp>
 #include <llm/config.hpp>
+#include <llm/simd/lanes.hpp>
 
 #include <cmath>
 #include <cstddef>
@@ -168,7 +168,7 @@ LLM_HD void warp_row_step(warp_row<L, DPL>& w, const float* q, const float* k, c
     constexpr std::size_t N = L::size;
     constexpr float neg_inf = -std::numeric_limits<float>::infinity();
     typename L::template values<float> s[KPL];
-    const auto local_max = detail::lane_map<L>([&](std::size_t ln) {
+    const auto local_max = llm::simd::lane_map<L>([&](std::size_t ln) {
         float m = neg_inf;
         for (std::size_t t = 0; t < KPL; ++t) {
             const std::size_t j = t * N + ln;
@@ -180,31 +180,31 @@ LLM_HD void warp_row_step(warp_row<L, DPL>& w, const float* q, const float* k, c
                 }
                 x = softcap(dot, cap);
             }
-            detail::lane_ref<L>(s[t], ln) = x;
+            llm::simd::lane_ref<L>(s[t], ln) = x;
             m = x > m ? x : m;
         }
         return m;
     });
-    const float alpha = rescale(w.st, detail::uniform<L>(L::reduce_max(local_max)));
+    const float alpha = rescale(w.st, llm::simd::lane_uniform<L>(L::reduce_max(local_max)));
     if (row_is_empty(w.st)) {
         return;  // every key so far masked: nothing to add (the same branch in every lane)
     }
     const float m = w.st.m;
-    const auto local_sum = detail::lane_map<L>([&](std::size_t ln) {
+    const auto local_sum = llm::simd::lane_map<L>([&](std::size_t ln) {
         float sum = 0.0f;
         for (std::size_t t = 0; t < KPL; ++t) {
-            const float p = std::exp(detail::lane_ref<L>(s[t], ln) - m);  // masked: exp(-inf) = 0
+            const float p = std::exp(llm::simd::lane_ref<L>(s[t], ln) - m);  // masked: exp(-inf) = 0
             p_stage[t * N + ln] = p;
             sum += p;
         }
         return sum;
     });
-    w.st.l = w.st.l * alpha + detail::uniform<L>(L::reduce_sum(local_sum));
+    w.st.l = w.st.l * alpha + llm::simd::lane_uniform<L>(L::reduce_sum(local_sum));
     sync();
     for (std::size_t c = 0; c < DPL; ++c) {
-        w.acc[c] = detail::lane_map<L>([&](std::size_t ln) {
+        w.acc[c] = llm::simd::lane_map<L>([&](std::size_t ln) {
             const std::size_t d = c * N + ln;
-            float a = detail::lane_ref<L>(w.acc[c], ln) * alpha;
+            float a = llm::simd::lane_ref<L>(w.acc[c], ln) * alpha;
             if (d < D) {
                 for (std::int64_t j = 0; j < cols; ++j) {
                     a += p_stage[j] * v[static_cast<std::size_t>(j) * ld + d];
@@ -223,11 +223,11 @@ LLM_HD void warp_row_step(warp_row<L, DPL>& w, const float* q, const float* k, c
 template <class L, std::size_t DPL, class TO>
 LLM_HD void warp_row_finish(const warp_row<L, DPL>& w, TO* out, std::size_t D, float* lse) {
     const float inv = output_scale(w.st);
-    detail::for_lanes<L>([&](std::size_t ln) {
+    llm::simd::for_lanes<L>([&](std::size_t ln) {
         for (std::size_t c = 0; c < DPL; ++c) {
             const std::size_t d = c * L::size + ln;
             if (d < D) {
-                out[d] = TO(detail::lane_ref<L>(w.acc[c], ln) * inv);
+                out[d] = TO(llm::simd::lane_ref<L>(w.acc[c], ln) * inv);
             }
         }
         if (ln == 0) {

@@ -2,7 +2,6 @@
 // Per-token MoE maths shared by the CPU path and moe/cuda.cuh: softmax / sigmoid rows, top-k selection (serial and a warp through a lanes policy), router backward rows, the combine sum.
 #pragma once
 
-#include <llm/attention/detail/lanes.hpp>
 #include <llm/config.hpp>
 #include <llm/simd/lanes.hpp>
 #include <llm/simd/math.hpp>
@@ -169,7 +168,7 @@ LLM_HD inline std::size_t rank_index(std::uint64_t w) noexcept {
 template <class L, std::size_t EPL>
 LLM_HD void warp_top_k(std::int32_t* idx, const float* key, std::size_t n, std::size_t k, std::uint64_t allowed,
                        std::size_t group_size) noexcept {
-    namespace ld = llm::attention::detail;
+    namespace ld = llm::simd;
     constexpr std::size_t N = L::size;
     std::uint64_t prev = ~std::uint64_t{0};
     for (std::size_t j = 0; j < k; ++j) {
@@ -206,7 +205,7 @@ LLM_HD void warp_top_k(std::int32_t* idx, const float* key, std::size_t n, std::
 /// Example: `llm::moe::tile::warp_scores<llm::simd::emulated_warp<32>, 2, false>(p, l, 64, [] {});`
 template <class L, std::size_t EPL, bool Sigmoid, class Sync>
 LLM_HD void warp_scores(float* p, const float* l, std::size_t n, Sync&& sync) {
-    namespace ld = llm::attention::detail;
+    namespace ld = llm::simd;
     constexpr std::size_t N = L::size;
     if constexpr (Sigmoid) {
         ld::for_lanes<L>([&](std::size_t ln) {
@@ -267,7 +266,7 @@ template <class L, std::size_t EPL, bool Sigmoid, class Sync>
 LLM_HD void warp_route(std::int32_t* idx, float* w, float* p, float* key, const float* l, const float* bias,
                        std::size_t n, std::size_t k, bool renormalize, float scale, std::size_t n_group,
                        std::size_t topk_group, std::size_t per_group, Sync&& sync) {
-    namespace ld = llm::attention::detail;
+    namespace ld = llm::simd;
     constexpr std::size_t N = L::size;
     warp_scores<L, EPL, Sigmoid>(p, l, n, sync);
     const float* sel = p;

@@ -807,6 +807,30 @@ void mul_add(float* x, const float* a, const float* b, std::size_t n) {
 
 // ---- causal depthwise conv1d -----------------------------------------------------------------
 
+/// Stages row (b, d) of x as [K - 1 zeros, x] in xr (L + K - 1 floats) and writes the conv1d
+/// pre-activation bias(d) + sum_k w(d, k) xr[t + k] to acc (L floats): the forward's row, which
+/// the backward recomputes rather than storing it.
+template <class X, class Wt, class Bi>
+void conv1d_row(float* acc, float* xr, const X& x, const Wt& w, const Bi& bias, std::size_t b, std::size_t d,
+                std::size_t L, std::size_t K) {
+    std::fill(xr, xr + (K - 1), 0.0f);
+    for (std::size_t t = 0; t < L; ++t) {
+        xr[K - 1 + t] = to_f(x(b, d, t));
+    }
+    float bv = 0.0f;
+    if constexpr (!is_none<Bi>) {
+        bv = to_f(bias(d));
+    }
+    std::fill(acc, acc + L, bv);
+    for (std::size_t k = 0; k < K; ++k) {
+        const float wv = to_f(w(d, k));
+        const float* src = xr + k;
+        for (std::size_t t = 0; t < L; ++t) {
+            acc[t] += wv * src[t];
+        }
+    }
+}
+
 /// Forward of the causal conv1d on the CPU, one (batch, channel) row per work item: the row is
 /// staged as [W - 1 zeros, x], the taps accumulated over contiguous positions (vectorised by the
 /// compiler), then SiLU through llm::simd.
@@ -816,26 +840,10 @@ void conv1d_forward_cpu(const Y& y, const St& state, const X& x, const Wt& w, co
     const std::size_t B = x.extent(0), D = x.extent(1), L = x.extent(2), K = w.extent(1);
     using TY = std::remove_reference_t<decltype(y(0, 0, 0))>;
     parallel::parallel_for(exec, B * D, 8, [&](std::size_t r0, std::size_t r1) {
-        std::vector<float> xr(L + K), acc(L), wk(K);
+        std::vector<float> xr(L + K), acc(L);
         for (std::size_t r = r0; r < r1; ++r) {
             const std::size_t b = r / D, d = r % D;
-            std::fill(xr.begin(), xr.begin() + static_cast<std::ptrdiff_t>(K - 1), 0.0f);
-            for (std::size_t t = 0; t < L; ++t) {
-                xr[K - 1 + t] = to_f(x(b, d, t));
-            }
-            float bv = 0.0f;
-            if constexpr (!is_none<Bi>) {
-                bv = to_f(bias(d));
-            }
-            std::fill(acc.begin(), acc.end(), bv);
-            for (std::size_t k = 0; k < K; ++k) {
-                const float wv = to_f(w(d, k));
-                const float* src = xr.data() + k;
-                float* dst = acc.data();
-                for (std::size_t t = 0; t < L; ++t) {
-                    dst[t] += wv * src[t];
-                }
-            }
+            conv1d_row(acc.data(), xr.data(), x, w, bias, b, d, L, K);
             if (silu) {
                 for (std::size_t t = 0; t < L; t += S::width) {
                     const std::size_t m = std::min(S::width, L - t);
@@ -871,20 +879,7 @@ void conv1d_backward_cpu(const GX& dx, const GW& dw, const GB& db, const DY& dy,
                 wk[k] = to_f(w(d, k));
             }
             for (std::size_t b = 0; b < B; ++b) {
-                std::fill(xr.begin(), xr.begin() + static_cast<std::ptrdiff_t>(K - 1), 0.0f);
-                for (std::size_t t = 0; t < L; ++t) {
-                    xr[K - 1 + t] = to_f(x(b, d, t));
-                }
-                float bv = 0.0f;
-                if constexpr (!is_none<Bi>) {
-                    bv = to_f(bias(d));
-                }
-                std::fill(g.begin(), g.end(), bv);
-                for (std::size_t k = 0; k < K; ++k) {
-                    for (std::size_t t = 0; t < L; ++t) {
-                        g[t] += wk[k] * xr[t + k];
-                    }
-                }
+                conv1d_row(g.data(), xr.data(), x, w, bias, b, d, L, K);
                 for (std::size_t t = 0; t < L; ++t) {
                     const float gy = to_f(dy(b, d, t));
                     g[t] = silu ? gy * tile::silu_grad(g[t]) : gy;

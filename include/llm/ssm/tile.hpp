@@ -81,46 +81,6 @@ LLM_HD constexpr T chunk_state_pass(const affine<T>* run, T* start, std::size_t 
     return h;
 }
 
-namespace detail {
-
-/// True when L holds one value per thread (serial, cuda_warp), false for emulated lanes.
-template <class L>
-inline constexpr bool scalar_lanes = std::is_same_v<typename L::template values<float>, float>;
-
-/// The calling thread's lane: L::lane() where the policy has one (cuda_warp), else 0.
-template <class L>
-LLM_HD constexpr std::size_t own_lane() noexcept {
-    if constexpr (requires { L::lane(); }) {
-        return L::lane();
-    } else {
-        return 0;
-    }
-}
-
-/// Lane ln's element of v (v itself under scalar lanes, where ln is the calling lane).
-template <class L, class V>
-LLM_HD constexpr auto& lane_ref(V& v, std::size_t ln) noexcept {
-    if constexpr (scalar_lanes<L>) {
-        (void)ln;
-        return v;
-    } else {
-        return v[ln];
-    }
-}
-
-/// f(ln) for every lane: the calling lane under scalar lanes, ln = 0 .. N-1 when emulated.
-template <class L, class F>
-LLM_HD void for_lanes(F&& f) {
-    if constexpr (scalar_lanes<L>) {
-        f(own_lane<L>());
-    } else {
-        for (std::size_t ln = 0; ln < L::size; ++ln) {
-            f(ln);
-        }
-    }
-}
-
-}  // namespace detail
 
 /// Exclusive scan of per-lane runs across the lanes of a group (the hypercube algorithm over
 /// L::shfl_xor with offsets 1, 2, ..., N/2): on return lane i's (a, b) is the combine of the
@@ -134,27 +94,27 @@ LLM_HD void lane_exclusive_scan(typename L::template values<float>& a, typename 
                                 typename L::template values<float>& ta, typename L::template values<float>& tb) {
     ta = a;
     tb = b;
-    detail::for_lanes<L>([&](std::size_t ln) {
-        detail::lane_ref<L>(a, ln) = 1.0f;
-        detail::lane_ref<L>(b, ln) = 0.0f;
+    llm::simd::for_lanes<L>([&](std::size_t ln) {
+        llm::simd::lane_ref<L>(a, ln) = 1.0f;
+        llm::simd::lane_ref<L>(b, ln) = 0.0f;
     });
     for (std::size_t offset = 1; offset < L::size; offset *= 2) {
         const auto oa = L::shfl_xor(ta, offset);
         const auto ob = L::shfl_xor(tb, offset);
-        detail::for_lanes<L>([&](std::size_t ln) {
-            const affine<float> other{detail::lane_ref<L>(oa, ln), detail::lane_ref<L>(ob, ln)};
-            const affine<float> total{detail::lane_ref<L>(ta, ln), detail::lane_ref<L>(tb, ln)};
+        llm::simd::for_lanes<L>([&](std::size_t ln) {
+            const affine<float> other{llm::simd::lane_ref<L>(oa, ln), llm::simd::lane_ref<L>(ob, ln)};
+            const affine<float> total{llm::simd::lane_ref<L>(ta, ln), llm::simd::lane_ref<L>(tb, ln)};
             affine<float> t;
             if ((ln ^ offset) < ln) {  // the partner's block comes first
-                const affine<float> pre = combine(other, affine<float>{detail::lane_ref<L>(a, ln), detail::lane_ref<L>(b, ln)});
-                detail::lane_ref<L>(a, ln) = pre.a;
-                detail::lane_ref<L>(b, ln) = pre.b;
+                const affine<float> pre = combine(other, affine<float>{llm::simd::lane_ref<L>(a, ln), llm::simd::lane_ref<L>(b, ln)});
+                llm::simd::lane_ref<L>(a, ln) = pre.a;
+                llm::simd::lane_ref<L>(b, ln) = pre.b;
                 t = combine(other, total);
             } else {
                 t = combine(total, other);
             }
-            detail::lane_ref<L>(ta, ln) = t.a;
-            detail::lane_ref<L>(tb, ln) = t.b;
+            llm::simd::lane_ref<L>(ta, ln) = t.a;
+            llm::simd::lane_ref<L>(tb, ln) = t.b;
         });
     }
 }
@@ -185,43 +145,43 @@ LLM_HD void warp_scan_chunk(warp_chunk<L, K>& c, float* carry, const float* a_ro
                             const float* b, std::size_t bsn, std::size_t bst, const float* cm, std::size_t csn,
                             std::size_t cst, std::size_t t0, std::size_t len) {
     using V = typename L::template values<float>;
-    detail::for_lanes<L>([&](std::size_t ln) {
+    llm::simd::for_lanes<L>([&](std::size_t ln) {
         for (std::size_t k = 0; k < K; ++k) {
-            detail::lane_ref<L>(c.y[k], ln) = 0.0f;
+            llm::simd::lane_ref<L>(c.y[k], ln) = 0.0f;
         }
     });
     for (std::size_t n = 0; n < n_states; ++n) {
         const float an = a_row[n];
         V ra{}, rb{}, ta{}, tb{};
         V decay[K];
-        detail::for_lanes<L>([&](std::size_t ln) {
+        llm::simd::for_lanes<L>([&](std::size_t ln) {
             affine<float> run{};
             for (std::size_t k = 0; k < K; ++k) {
                 const std::size_t t = t0 + ln * K + k;
-                const float dt = detail::lane_ref<L>(c.dt[k], ln);
+                const float dt = llm::simd::lane_ref<L>(c.dt[k], ln);
                 const float a = std::exp(dt * an);
-                detail::lane_ref<L>(decay[k], ln) = a;
+                llm::simd::lane_ref<L>(decay[k], ln) = a;
                 const float bt = t < len ? b[n * bsn + t * bst] : 0.0f;
-                run = combine(run, affine<float>{a, dt * detail::lane_ref<L>(c.u[k], ln) * bt});
+                run = combine(run, affine<float>{a, dt * llm::simd::lane_ref<L>(c.u[k], ln) * bt});
             }
-            detail::lane_ref<L>(ra, ln) = run.a;
-            detail::lane_ref<L>(rb, ln) = run.b;
+            llm::simd::lane_ref<L>(ra, ln) = run.a;
+            llm::simd::lane_ref<L>(rb, ln) = run.b;
         });
         lane_exclusive_scan<L>(ra, rb, ta, tb);
         const float h_in = carry[n];
-        detail::for_lanes<L>([&](std::size_t ln) {
-            float h = detail::lane_ref<L>(ra, ln) * h_in + detail::lane_ref<L>(rb, ln);
+        llm::simd::for_lanes<L>([&](std::size_t ln) {
+            float h = llm::simd::lane_ref<L>(ra, ln) * h_in + llm::simd::lane_ref<L>(rb, ln);
             for (std::size_t k = 0; k < K; ++k) {
                 const std::size_t t = t0 + ln * K + k;
-                const float dt = detail::lane_ref<L>(c.dt[k], ln);
+                const float dt = llm::simd::lane_ref<L>(c.dt[k], ln);
                 const float bt = t < len ? b[n * bsn + t * bst] : 0.0f;
                 const float ct = t < len ? cm[n * csn + t * cst] : 0.0f;
-                h = detail::lane_ref<L>(decay[k], ln) * h + dt * detail::lane_ref<L>(c.u[k], ln) * bt;
-                detail::lane_ref<L>(c.y[k], ln) += ct * h;
+                h = llm::simd::lane_ref<L>(decay[k], ln) * h + dt * llm::simd::lane_ref<L>(c.u[k], ln) * bt;
+                llm::simd::lane_ref<L>(c.y[k], ln) += ct * h;
             }
         });
         // Every lane holds the same total; lane 0's (or the calling thread's) is used.
-        if constexpr (detail::scalar_lanes<L>) {
+        if constexpr (llm::simd::scalar_lanes<L>) {
             carry[n] = ta * h_in + tb;
         } else {
             carry[n] = ta[0] * h_in + tb[0];
