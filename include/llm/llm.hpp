@@ -19,6 +19,7 @@
 // tensor: extents, layouts, tensors and views
 #include <llm/tensor/print.hpp>
 #include <llm/tensor/tensor.hpp>
+#include <llm/tensor/kernel_view.hpp>
 
 // simd: backend facade (scalar, xsimd, Highway), cross-lane policies, shared vector maths
 #include <llm/simd/lanes.hpp>
@@ -83,3 +84,17 @@
 #include <llm/attention/reference.hpp>
 // model: the block contract, blocks, decoder<Structure, Dims>, families, config.json, checkpoints
 #include <llm/model/model.hpp>
+#include <llm/ssm/ssm.hpp>
+#include <llm/ssm/mamba.hpp>
+#include <llm/ssm/mamba2.hpp>
+#include <llm/model/mamba_family.hpp>
+#include <llm/moe/moe.hpp>
+#include <llm/moe/block.hpp>
+#include <llm/moe/mixtral.hpp>
+#include <llm/moe/quantized.hpp>
+#include <llm/train/train.hpp>
+#include <llm/generate/generate.hpp>
+#include <llm/dist/communicator.hpp>
+#include <llm/dist/single_process.hpp>
+#include <llm/dist/near_dedup.hpp>
+#include <llm/dist/data_parallel.hpp>

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/core/random.hpp>
 
 #include <algorithm>
 #include <cmath>
@@ -270,41 +271,17 @@ private:
     std::vector<std::uint32_t> count_;
 };
 
-/// A small, fast, seedable generator (SplitMix64-seeded xoshiro256**): the same seed gives the
-/// same stream on every platform. Each sequence has its own (seed, sequence index), so the
-/// tokens do not depend on thread count or batch composition.
+/// Generation's generator: llm::xoshiro256ss (`<llm/core/random.hpp>`) on stream (seed,
+/// sequence index), so the tokens do not depend on thread count or batch composition; uniform()
+/// draws doubles (53 bits), which the samplers compare against probabilities.
 /// Example: `llm::generate::rng r(42); double u = r.uniform();`
-class rng {
+class rng : public llm::xoshiro256ss {
 public:
     /// A generator for `seed` and stream `stream` (e.g. the request's index).
-    explicit rng(std::uint64_t seed = 0, std::uint64_t stream = 0) noexcept {
-        std::uint64_t x = seed ^ (stream * 0x9e3779b97f4a7c15ull + 0x632be59bd9b4e019ull);
-        for (auto& w : s_) {
-            x += 0x9e3779b97f4a7c15ull;
-            std::uint64_t z = x;
-            z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-            z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-            w = z ^ (z >> 31);
-        }
-    }
-    /// The next 64 random bits.
-    std::uint64_t next() noexcept {
-        const std::uint64_t r = rotl(s_[1] * 5, 7) * 9;
-        const std::uint64_t t = s_[1] << 17;
-        s_[2] ^= s_[0];
-        s_[3] ^= s_[1];
-        s_[1] ^= s_[2];
-        s_[0] ^= s_[3];
-        s_[2] ^= t;
-        s_[3] = rotl(s_[3], 45);
-        return r;
-    }
+    explicit rng(std::uint64_t seed = 0, std::uint64_t stream = 0) noexcept
+        : llm::xoshiro256ss(llm::xoshiro256ss::for_stream(seed, stream)) {}
     /// Uniform in [0, 1) with 53 random bits.
-    double uniform() noexcept { return static_cast<double>(next() >> 11) * 0x1.0p-53; }
-
-private:
-    static std::uint64_t rotl(std::uint64_t x, int k) noexcept { return (x << k) | (x >> (64 - k)); }
-    std::uint64_t s_[4];
+    double uniform() noexcept { return uniform_double(); }
 };
 
 /// A token with its log-probability.
