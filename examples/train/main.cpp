@@ -13,6 +13,7 @@
 #include <llm/train/train.hpp>
 #include <llm/train/trainer.hpp>
 #include <llm/train/objectives.hpp>
+#include <llm/train/reward.hpp>
 #include <llm/align/cpo.hpp>
 #include <llm/align/loss_by_name.hpp>
 #include <llm/align/orpo.hpp>
@@ -29,6 +30,7 @@
 #include <optional>
 #include <sstream>
 #include <string>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -40,7 +42,7 @@ constexpr std::string_view usage =
     "             [--beta1 0.9] [--beta2 0.95] [--eps 1e-8] [--weight-decay 0] [--clip 1] [--grad-accum K]\n"
     "             [--no-shuffle] [--seed S] --out DIR [--save-every K] [--resume DIR] [--log metrics.jsonl]\n"
     "             [--threads N] [--val-every K] [--val-batches N] [--no-guard] [--plot FILE.png]\n"
-    "             [--objective pretrain|sft|dpo|simpo|orpo|cpo|kto --pairs FILE.jsonl [--ref REF_DIR] [--beta X]\n"
+    "             [--objective pretrain|sft|dpo|simpo|orpo|cpo|kto|reward --pairs FILE.jsonl [--ref REF_DIR] [--beta X]\n"
     "              [--loss-type sigmoid|ipo|hinge|...]]\n"
     "Trains on llm.c token files (256 x int32 header, magic 20240520; uint16 or uint32 tokens).\n"
     "With --no-shuffle, batch k row i is the window of T+1 tokens at (k*B + i)*T (llm.c's order).\n"
@@ -49,7 +51,11 @@ constexpr std::string_view usage =
     "dpo/simpo/orpo/cpo/kto: --pairs holds {\"prompt\", \"chosen\", \"rejected\"} token-id arrays (and optionally\n"
     "\"ref_chosen_logp\", \"ref_rejected_logp\"); dpo takes the frozen reference from --ref (default: the\n"
     "initial weights) unless every line has precomputed reference log-probs; kto always needs it\n"
-    "(the KL estimate). --batch counts pairs.\n";
+    "(the KL estimate). --batch counts pairs.\n"
+    "reward: a Bradley-Terry reward model on the same pairs (TRL's RewardTrainer): a scalar head on the final\n"
+    "hidden state at each row's last token, loss -log sigmoid(r_chosen - r_rejected); logs rewards/margins and\n"
+    "rewards/accuracies; the head is saved in model.safetensors as score.weight [1, d_model] (transformers'\n"
+    "*ForSequenceClassification name), drawn normal(0, 0.02) from --seed at the start.\n";
 
 struct options {
     std::string init, config, data, val, objective = "pretrain", pairs, ref, out, resume, log, plot;
@@ -111,8 +117,6 @@ options parse(int argc, char** argv) {
     llm::check(o.steps >= 0, "--steps is required (see --help)");
     llm::check(o.lr >= 0, "--lr is required (see --help)");
     llm::check(!o.out.empty(), "--out DIR is required (see --help)");
-    llm::check(o.objective != "reward", "--objective ", o.objective,
-               " is not implemented by this tool yet (pretrain, sft, dpo, simpo, orpo, cpo, kto)");
     llm::check(o.schedule == "constant" || o.warmup < o.steps || o.steps == 0, "--warmup ", o.warmup, " must be below --steps ",
                o.steps, " for the ", o.schedule, " schedule");
     return o;
@@ -193,15 +197,34 @@ bool plot_losses(const std::string& log, const std::string& png) {
     return true;
 }
 
-template <class Model>
+// The decoder's part of the trained parameters (all of them, or a reward model's without its head).
+template <class P>
+auto& model_part(P& p) {
+    if constexpr (requires { p.score; }) return p.model;
+    else return p;
+}
+
+// Reward: the trained parameters are llm::train::reward_params (the decoder's and score.weight).
+template <class Model, bool Reward = false>
 int run(const options& o, const llm::model::hf_config& cfg, const std::string& config_path, const std::string& weights) {
     using clock = std::chrono::steady_clock;
     Model model(cfg.dims);
-    auto params = model.template make_params<float>();
+    const llm::train::reward_model<Model> rmodel(model);
+    const auto& tmodel = [&]() -> const auto& {
+        if constexpr (Reward) return rmodel;
+        else return model;
+    }();
+    auto params = tmodel.template make_params<float>();
+    auto& mparams = model_part(params);
     if (weights.empty()) {
-        model.init(params, {.seed = o.seed});
+        model.init(mparams, {.seed = o.seed});
+    } else if (Reward && !o.resume.empty()) {
+        llm::model::load_safetensors(params, weights);  // the saved head (score.weight) too
     } else {
-        llm::model::load_safetensors(params, weights);
+        llm::model::load_safetensors(mparams, weights, {.ignore = {"score.weight"}});  // a reward checkpoint's head is not used
+    }
+    if constexpr (Reward) {
+        if (o.resume.empty()) rmodel.init_head(params, o.seed);
     }
     llm::parallel::thread_pool pool(o.threads);
     const bool pretrain = o.objective == "pretrain";
@@ -216,7 +239,7 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
     std::optional<llm::train::batch_loader> loader_storage;
     if (!o.data.empty()) loader_storage.emplace(data, o.batch, o.seq, llm::train::loader_options{.shuffle = o.shuffle, .seed = o.seed});
     llm::train::adamw_optimizer<> opt({.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay});
-    llm::train::trainer tr(model, params, opt, make_schedule(o), {.clip = o.clip, .grad_accum = o.grad_accum, .guard = o.guard});
+    llm::train::trainer tr(tmodel, params, opt, make_schedule(o), {.clip = o.clip, .grad_accum = o.grad_accum, .guard = o.guard});
     std::optional<llm::train::lm_batch<Model>> lm;
     if (pretrain) lm.emplace(model, shape);
     // fine-tuning data: examples in file order, batch k of step s starting at example (s K + k) B
@@ -224,12 +247,16 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
     std::vector<llm::train::preference_example> pref_ex;
     std::optional<llm::train::sft_batch<Model>> sft;
     std::optional<llm::train::preference_batch<Model>> pref;
-    std::optional<decltype(params)> ref_params;
+    std::optional<llm::train::reward_batch<Model>> rwd;
+    std::optional<std::remove_reference_t<decltype(mparams)>> ref_params;
     llm::train::preference_loss ploss;
     const bool reference_free = o.objective == "simpo" || o.objective == "orpo" || o.objective == "cpo";
     if (o.objective == "sft") {
         sft_ex = llm::train::read_sft_jsonl(o.pairs, cfg.dims.vocab);
         sft.emplace(model, shape);
+    } else if (Reward) {
+        pref_ex = llm::train::read_preference_jsonl(o.pairs, cfg.dims.vocab);
+        rwd.emplace(model, o.batch, o.seq);
     } else if (!pretrain) {
         pref_ex = llm::train::read_preference_jsonl(o.pairs, cfg.dims.vocab);
         pref.emplace(model, o.batch, o.seq);
@@ -292,18 +319,32 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         const auto r = tr.step(
             [&](std::size_t k, float dloss) -> float {
                 const std::size_t first = (static_cast<std::size_t>(step) * o.grad_accum + k) * o.batch;
+                auto& grads = model_part(tr.grads());
+                if constexpr (Reward) {
+                    rwd->fill(pref_ex, first);
+                    auto& g = tr.grads();
+                    const std::size_t d = cfg.dims.d_model;
+                    const auto s = rwd->forward_backward(grads, llm::tensor_view<float, llm::dims<1>>(g.score.data(), d), dloss, model, mparams,
+                                                         llm::tensor_view<const float, llm::dims<1>>(params.score.data(), d), pool);
+                    const double w = static_cast<double>(dloss);
+                    ps.chosen_reward += w * s.chosen_reward;
+                    ps.rejected_reward += w * s.rejected_reward;
+                    ps.margin += w * s.margin;
+                    ps.accuracy += w * s.accuracy;
+                    return static_cast<float>(s.loss);
+                }
                 if (pretrain) {
                     lm->fill(*loader_storage);
-                    return lm->forward_backward(tr.grads(), dloss, model, params, pool);
+                    return lm->forward_backward(grads, dloss, model, mparams, pool);
                 }
                 if (sft) {
                     sft->fill(sft_ex, first);
-                    return sft->forward_backward(tr.grads(), dloss, model, params, pool);
+                    return sft->forward_backward(grads, dloss, model, mparams, pool);
                 }
                 pref->fill(pref_ex, first);
                 if (o.objective == "kto") {
                     const auto u = pref->template forward_backward_unpaired<llm::align::kto>(
-                        tr.grads(), dloss, model, params, *ref_params, {.beta = o.beta > 0 ? o.beta : 0.1}, pool);
+                        grads, dloss, model, mparams, *ref_params, {.beta = o.beta > 0 ? o.beta : 0.1}, pool);
                     const double w = static_cast<double>(dloss);
                     ps.chosen_reward += w * u.chosen_reward;
                     ps.rejected_reward += w * u.rejected_reward;
@@ -313,7 +354,7 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
                     ps.log_odds_ratio += w * u.kl;  // logged as "kl"
                     return static_cast<float>(u.loss);
                 }
-                const auto s = pref->forward_backward(tr.grads(), dloss, model, params, ref_params ? &*ref_params : nullptr, ploss,
+                const auto s = pref->forward_backward(grads, dloss, model, mparams, ref_params ? &*ref_params : nullptr, ploss,
                                                       reference_free, pool);
                 const double w = static_cast<double>(dloss);  // the mean over micro-batches, as TRL's logged means
                 ps.chosen_reward += w * s.chosen_reward;
@@ -330,17 +371,19 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         llm::train::step_metrics m{.step = step, .loss = r.loss, .lr = r.lr, .grad_norm = r.grad_norm, .tokens_per_s = tok_s,
                                    .skipped = r.skipped, .reason = r.reason, .extra = {}};
         m.extra.emplace_back("step_s", secs);
-        if (pref) {
+        if (pref || rwd) {
             m.extra.emplace_back("rewards/chosen", ps.chosen_reward);
             m.extra.emplace_back("rewards/rejected", ps.rejected_reward);
             m.extra.emplace_back("rewards/margins", ps.margin);
             if (o.objective == "kto") m.extra.emplace_back("kl", ps.log_odds_ratio);
             else m.extra.emplace_back("rewards/accuracies", ps.accuracy);
+        }
+        if (pref) {
             m.extra.emplace_back("logps/chosen", ps.chosen_logps);
             m.extra.emplace_back("logps/rejected", ps.rejected_logps);
         }
         if (val && o.val_every > 0 && ((step + 1) % o.val_every == 0 || step + 1 == o.steps)) {
-            const auto e = llm::train::evaluate(model, params, *val, shape, o.val_batches, pool);
+            const auto e = llm::train::evaluate(model, mparams, *val, shape, o.val_batches, pool);
             m.extra.emplace_back("val_loss", e.loss);
             m.extra.emplace_back("val_ppl", e.perplexity);
         }
@@ -355,7 +398,7 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
     save(o.steps > start ? o.steps : start);
     std::printf("saved %s (model.safetensors, config.json, optimizer.safetensors, train_state.json)\n", o.out.c_str());
     if (val) {
-        const auto e = llm::train::evaluate(model, params, *val, shape, o.val_batches, pool);
+        const auto e = llm::train::evaluate(model, mparams, *val, shape, o.val_batches, pool);
         std::printf("val: loss %.4f, perplexity %.3f over %zu batches (%zu tokens)\n", e.loss, e.perplexity, e.batches, e.tokens);
     }
     (void)last_loss;
@@ -384,6 +427,10 @@ int main_body(int argc, char** argv) {
         weights = (std::filesystem::path(o.resume) / "model.safetensors").string();
     }
     const auto cfg = llm::model::from_hf_config(config_path);
+    if (o.objective == "reward") {
+        if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>, true>(o, cfg, config_path, weights);
+        return run<llm::model::llama<>, true>(o, cfg, config_path, weights);
+    }
     if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>>(o, cfg, config_path, weights);
     return run<llm::model::llama<>>(o, cfg, config_path, weights);  // Llama, Mistral, Qwen2 share the structure
 }

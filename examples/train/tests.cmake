@@ -39,8 +39,14 @@ add_test(NAME example_train_dpo
                  --batch 2 --seq 8 --steps 3 --lr 1e-2 --out "${CMAKE_CURRENT_BINARY_DIR}/train_dpo_work"
                  --log "${CMAKE_CURRENT_BINARY_DIR}/train_dpo_work.jsonl")
 set_tests_properties(example_train_dpo PROPERTIES LABELS "example;train" PASS_REGULAR_EXPRESSION "step 3/3 \\| loss 0\\.")
-llm_example_error_test(example_train_reward train ARGS --objective reward --pairs p.jsonl --init x --batch 2 --seq 4 --steps 1 --lr 0.1 --out o
-    MESSAGE "train: --objective reward is not implemented by this tool yet" ABSENT o)
+# The Bradley-Terry reward model: loss falls, reward statistics logged, score.weight saved,
+# resume bit for bit (reward_test.cmake).
+add_test(NAME example_train_reward
+         COMMAND ${CMAKE_COMMAND} "-DTOOL=$<TARGET_FILE:train>" "-DSRC=${PROJECT_SOURCE_DIR}"
+                 "-DWORK=${CMAKE_CURRENT_BINARY_DIR}/train_reward_work" -P "${CMAKE_CURRENT_LIST_DIR}/reward_test.cmake")
+set_tests_properties(example_train_reward PROPERTIES LABELS "example;train")
+llm_example_error_test(example_train_reward_no_pairs train ARGS --objective reward --init x --batch 2 --seq 4 --steps 1 --lr 0.1 --out o
+    MESSAGE "train: --objective reward needs --pairs FILE.jsonl" ABSENT o)
 llm_example_error_test(example_train_dpo_no_pairs train ARGS --objective dpo --init x --batch 2 --seq 4 --steps 1 --lr 0.1 --out o
     MESSAGE "train: --objective dpo needs --pairs FILE.jsonl" ABSENT o)
 add_test(NAME example_train_kto

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/core/random.hpp>
 #include <llm/core/workspace.hpp>
 #include <llm/model/arena.hpp>
 #include <llm/model/block.hpp>
@@ -16,6 +17,7 @@
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <vector>
 
 namespace llm::train {
@@ -27,6 +29,67 @@ struct reward_stats {
     double rejected_reward = 0;  ///< mean r_rejected
     double margin = 0;           ///< mean r_chosen - r_rejected
     double accuracy = 0;         ///< fraction of pairs with r_chosen > r_rejected
+};
+
+/// A reward model's parameters: the decoder's (`model`, its Hugging Face names unchanged) and
+/// the scalar head `score` [1, d_model] under transformers' `*ForSequenceClassification` name
+/// `score.weight` (a bias-free Linear(d_model, 1)), visited after the decoder's tensors. A
+/// parameter struct (llm::model::param_struct), so the trainer, the optimizer, clipping and
+/// save_safetensors / load_safetensors take the head with the model.
+/// Example: `llm::train::reward_params<llm::model::llama<>, float> p = llm::train::reward_model(m).make_params<float>();`
+template <class Model, class T>
+struct reward_params {
+    typename Model::template params<T> model{};  ///< the decoder's parameters
+    llm::tensor<T, llm::dims<2>> score{};          ///< the head, `score.weight` [1, d_model]
+
+    /// The zipped walk: the decoder's tensors, then "score.weight".
+    template <class F, class... P>
+    static void walk(F&& f, P&... p) {
+        Model::template params<T>::walk(f, p.model...);
+        f(std::string_view("score.weight"), p.score...);
+    }
+    /// Visits (name, tensor) pairs.
+    template <class F>
+    void for_each_param(F&& f) {
+        walk(f, *this);
+    }
+    /// Visits (name, tensor) pairs, read-only.
+    template <class F>
+    void for_each_param(F&& f) const {
+        walk(f, *this);
+    }
+};
+
+/// A decoder seen as a reward model by the trainer: make_params<T>() gives reward_params (the
+/// decoder's parameters and the head), init_head() draws the head as transformers initialises
+/// `score` (normal, std 0.02), from llm::xoshiro256ss(seed).
+/// Example:
+/// ```
+/// llm::train::reward_model rm(model);
+/// auto p = rm.make_params<float>(); rm.init_head(p, 1337);
+/// llm::train::trainer t(rm, p, opt, schedule);
+/// ```
+template <class Model>
+class reward_model {
+public:
+    /// Borrows the decoder (it must outlive this).
+    explicit reward_model(const Model& model) : model_(&model) {}
+    /// Zero-filled parameters: the decoder's and the head [1, d_model].
+    template <class T>
+    reward_params<Model, T> make_params() const {
+        return {model_->template make_params<T>(), llm::tensor<T, llm::dims<2>>(1, model_->config().d_model)};
+    }
+    /// Draws the head: normal(0, std) from llm::xoshiro256ss(seed).
+    template <class T>
+    void init_head(reward_params<Model, T>& p, std::uint64_t seed, double std = 0.02) const {
+        xoshiro256ss rng(seed);
+        for (std::size_t j = 0; j < p.score.size(); ++j) p.score.data()[j] = static_cast<T>(std * rng.normal());
+    }
+    /// The decoder.
+    const Model& base() const noexcept { return *model_; }
+
+private:
+    const Model* model_;
 };
 
 /// Bradley-Terry reward batches through a whole model: B pairs as 2B rows of T tokens (chosen
