@@ -2,7 +2,8 @@
 // A tiny random MambaForCausalLM saved by Hugging Face transformers 4.44.2
 // (tests/golden/ssm/make_mamba_lm_golden.py): config.json and model.safetensors load through
 // mamba_dims_from_hf_config and load_safetensors into llm::model::mamba<>, and the decoder's
-// logits match transformers' (computed in float64 from the float32 weights).
+// logits match transformers' (computed in float64 from the float32 weights); from_hf_config
+// dispatches the same config.json to family::mamba.
 #include <llm/model/mamba_family.hpp>
 #include <llm/model/model.hpp>
 
@@ -67,6 +68,47 @@ TEST_CASE("mamba_lm: a transformers MambaForCausalLM checkpoint gives transforme
     // the same model run with a mismatched dims type fails by name
     CHECK_THROWS_WITH_AS(llm::model::mamba_dims_from_hf_config<8>(dir + "config.json"),
                          doctest::Contains("state_size = 16"), llm::error);
+}
+
+TEST_CASE("mamba_lm: from_hf_config dispatches MambaForCausalLM to the Mamba family") {
+    const llm::model::hf_config cfg = llm::model::from_hf_config(dir + "config.json");
+    CHECK(cfg.architecture == "MambaForCausalLM");
+    CHECK(cfg.family == llm::model::family::mamba);
+    CHECK(cfg.ssm.state == 16);
+    CHECK(cfg.ssm.conv == 4);
+    CHECK(cfg.ssm.dt_rank == 2);
+    // the same dims as the family's own reader, and the model built from them loads the checkpoint
+    const llm::model::dims d = llm::model::mamba_dims_from_hf_config(dir + "config.json");
+    CHECK(cfg.dims.vocab == d.vocab);
+    CHECK(cfg.dims.d_model == d.d_model);
+    CHECK(cfg.dims.n_layers == d.n_layers);
+    CHECK(cfg.dims.n_heads == 1);
+    CHECK(cfg.dims.d_ff == d.d_ff);
+    CHECK(cfg.dims.norm_eps == d.norm_eps);
+    CHECK(cfg.dims.tie_embeddings == d.tie_embeddings);
+    llm::model::mamba<> model(cfg.dims);
+    auto p = model.make_params<float>();
+    llm::model::load_safetensors(p, dir + "model.safetensors");
+
+    // options the family does not implement are refused by name; "auto" rank is ceil(d / 16)
+    const std::string head = R"({"architectures": ["MambaForCausalLM"], "vocab_size": 64, "hidden_size": 40, "num_hidden_layers": 1)";
+    CHECK(llm::model::from_hf_config_text(head + "}", "c.json").ssm.dt_rank == 3);
+    CHECK(llm::model::from_hf_config_text(head + R"(, "time_step_rank": "auto"})", "c.json").ssm.dt_rank == 3);
+    CHECK_THROWS_WITH_AS(llm::model::from_hf_config_text(head + R"(, "time_step_rank": "x"})", "c.json"),
+                         doctest::Contains("time_step_rank = 'x'"), llm::error);
+    CHECK_THROWS_WITH_AS(llm::model::from_hf_config_text(head + R"(, "use_bias": true})", "c.json"), doctest::Contains("use_bias"),
+                         llm::error);
+    CHECK_THROWS_WITH_AS(llm::model::from_hf_config_text(head + R"(, "use_conv_bias": false})", "c.json"),
+                         doctest::Contains("use_conv_bias"), llm::error);
+    CHECK_THROWS_WITH_AS(llm::model::from_hf_config_text(head + R"(, "hidden_act": "gelu"})", "c.json"), doctest::Contains("hidden_act"),
+                         llm::error);
+    CHECK_THROWS_WITH_AS(llm::model::mamba_dims_from_hf_config_text(head + R"(, "conv_kernel": 3})", "c.json"),
+                         doctest::Contains("conv_kernel = 3"), llm::error);
+    CHECK_THROWS_WITH_AS(llm::model::mamba_dims_from_hf_config_text(head + R"(, "time_step_rank": 4})", "c.json"),
+                         doctest::Contains("time_step_rank = 4"), llm::error);
+    CHECK_THROWS_WITH_AS(llm::model::mamba_dims_from_hf_config_text(
+                             R"({"architectures": ["GPT2LMHeadModel"], "vocab_size": 8, "n_embd": 8, "n_layer": 1, "n_head": 1})", "c.json"),
+                         doctest::Contains("is not MambaForCausalLM"), llm::error);
 }
 
 TEST_CASE("mamba_lm: backward through the decoder accumulates (2x on a second call)") {

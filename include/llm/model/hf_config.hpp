@@ -21,6 +21,15 @@ enum class family {
     qwen2,    ///< Qwen2ForCausalLM
     gpt2,     ///< GPT2LMHeadModel
     mixtral,  ///< MixtralForCausalLM (llm::moe::mixtral, <llm/moe/mixtral.hpp>)
+    mamba,    ///< MambaForCausalLM (llm::model::mamba, <llm/model/mamba_family.hpp>)
+};
+
+/// The sizes of a state-space (Mamba) config that llm::model::dims has no field for; zero for
+/// the other families.
+struct ssm_sizes {
+    std::size_t state = 0;    ///< state_size (d_state)
+    std::size_t conv = 0;     ///< conv_kernel (d_conv)
+    std::size_t dt_rank = 0;  ///< time_step_rank (ceil(hidden_size / 16) for "auto")
 };
 
 /// What a config.json says: the architecture name, the family and the dims.
@@ -28,6 +37,7 @@ struct hf_config {
     std::string architecture;  ///< e.g. "LlamaForCausalLM"
     model::family family{};    ///< the family (selects llm::model::llama / mistral / qwen2 / gpt2, llm::moe::mixtral)
     model::dims dims{};        ///< sizes and options
+    model::ssm_sizes ssm{};    ///< family::mamba: state, conv and dt-rank sizes
 };
 
 namespace detail {
@@ -185,9 +195,29 @@ inline hf_config from_hf_config_text(std::string_view text, const std::string& s
         r.refuse_flag("scale_attn_weights", true);
         r.refuse_flag("scale_attn_by_inverse_layer_idx", false);
         llm::check(d.tie_embeddings, "from_hf_config: ", source, ": tie_word_embeddings = false is not supported for GPT2LMHeadModel");
+    } else if (a == "MambaForCausalLM") {
+        out.family = family::mamba;
+        d.vocab = r.size("vocab_size");
+        d.d_model = r.size("hidden_size");
+        d.n_layers = r.size("num_hidden_layers");
+        d.n_heads = 1;  // Mamba has no heads
+        d.d_ff = r.size_or("intermediate_size", 2 * d.d_model);
+        d.norm_eps = static_cast<float>(r.number_or("layer_norm_epsilon", 1e-5));
+        d.tie_embeddings = r.flag_or("tie_word_embeddings", true);
+        out.ssm.state = r.size_or("state_size", 16);
+        out.ssm.conv = r.size_or("conv_kernel", 4);
+        const io::json_value* rank = root.find("time_step_rank");
+        out.ssm.dt_rank = rank != nullptr && !rank->is_null() && !rank->is_string() ? r.size("time_step_rank") : (d.d_model + 15) / 16;
+        if (rank != nullptr && rank->is_string()) {
+            r.require_string("time_step_rank", "auto", "auto");
+        }
+        r.refuse_flag("use_bias", false);
+        r.refuse_flag("use_conv_bias", true);
+        r.require_string("hidden_act", "silu", "silu");
     } else {
         llm::fail("from_hf_config: ", source, ": architecture '", a,
-                  "' is not supported by llm::model (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, MixtralForCausalLM, GPT2LMHeadModel)");
+                  "' is not supported by llm::model (supported: LlamaForCausalLM, MistralForCausalLM, Qwen2ForCausalLM, MixtralForCausalLM, "
+                  "GPT2LMHeadModel, MambaForCausalLM)");
     }
     d.validate("from_hf_config");
     return out;

@@ -163,45 +163,25 @@ template <dims_policy D = dynamic_dims, std::size_t DState = 16, std::size_t DCo
 using mamba = decoder<mamba_structure<DState, DConv, DtRank>, D>;
 
 /// The dims of a Hugging Face `MambaForCausalLM` config.json document for llm::model::mamba<>:
-/// vocab_size, hidden_size, num_hidden_layers, intermediate_size (d_ff), layer_norm_epsilon,
-/// tie_word_embeddings (default true); n_heads = 1. Refused by name: another architecture,
-/// state_size != DState, conv_kernel != DConv, a time_step_rank other than "auto" or
-/// ceil(hidden_size / 16) (DtRank = 0), use_bias = true, use_conv_bias = false, hidden_act other
-/// than silu.
+/// from_hf_config_text (family::mamba: vocab_size, hidden_size, num_hidden_layers,
+/// intermediate_size (d_ff), layer_norm_epsilon, tie_word_embeddings (default true); n_heads = 1;
+/// use_bias = true, use_conv_bias = false, hidden_act other than silu refused by name), then the
+/// sizes dims has no field for checked against the template arguments: state_size != DState,
+/// conv_kernel != DConv, a time_step_rank other than mamba_mixer_of's rank_for(hidden_size) are
+/// refused, as is another architecture.
 /// Example: `llm::model::mamba<> m(llm::model::mamba_dims_from_hf_config_text(text, "config.json"));`
 template <std::size_t DState = 16, std::size_t DConv = 4, std::size_t DtRank = 0>
 dims mamba_dims_from_hf_config_text(std::string_view text, const std::string& source) {
-    const io::json_value root = io::parse_json(text, source);
-    root.as_object(source);
-    const detail::config_reader r(root, source);
-    const io::json_value* archs = root.find("architectures");
-    llm::check(archs != nullptr && archs->is_array() && !archs->as_array(source + ": architectures").empty(), "from_hf_config: ", source,
-               ": no 'architectures' list naming the model class");
-    const std::string a = archs->as_array(source + ": architectures")[0].as_string(source + ": architectures[0]");
-    llm::check(a == "MambaForCausalLM", "from_hf_config: ", source, ": architecture '", a, "' is not MambaForCausalLM");
-    dims d;
-    d.vocab = r.size("vocab_size");
-    d.d_model = r.size("hidden_size");
-    d.n_layers = r.size("num_hidden_layers");
-    d.n_heads = 1;
-    d.d_ff = r.size_or("intermediate_size", 2 * d.d_model);
-    d.norm_eps = static_cast<float>(r.number_or("layer_norm_epsilon", 1e-5));
-    d.tie_embeddings = r.flag_or("tie_word_embeddings", true);
-    llm::check(r.size_or("state_size", 16) == DState, "from_hf_config: ", source, ": state_size = ", r.size_or("state_size", 16),
+    const hf_config cfg = from_hf_config_text(text, source);
+    llm::check(cfg.family == family::mamba, "from_hf_config: ", source, ": architecture '", cfg.architecture, "' is not MambaForCausalLM");
+    llm::check(cfg.ssm.state == DState, "from_hf_config: ", source, ": state_size = ", cfg.ssm.state,
                " but the model type was instantiated with DState = ", DState);
-    llm::check(r.size_or("conv_kernel", 4) == DConv, "from_hf_config: ", source, ": conv_kernel = ", r.size_or("conv_kernel", 4),
+    llm::check(cfg.ssm.conv == DConv, "from_hf_config: ", source, ": conv_kernel = ", cfg.ssm.conv,
                " but the model type was instantiated with DConv = ", DConv);
-    const io::json_value* rank = root.find("time_step_rank");
-    if (rank != nullptr && !rank->is_null() && !rank->is_string()) {
-        const std::size_t got = r.size("time_step_rank");
-        llm::check(got == mamba_mixer_of<DState, DConv, DtRank>::rank_for(d.d_model), "from_hf_config: ", source, ": time_step_rank = ",
-                   got, " but the model type gives ", mamba_mixer_of<DState, DConv, DtRank>::rank_for(d.d_model));
-    }
-    r.refuse_flag("use_bias", false);
-    r.refuse_flag("use_conv_bias", true);
-    r.require_string("hidden_act", "silu", "silu");
-    d.validate("from_hf_config");
-    return d;
+    const std::size_t rank = mamba_mixer_of<DState, DConv, DtRank>::rank_for(cfg.dims.d_model);
+    llm::check(cfg.ssm.dt_rank == rank, "from_hf_config: ", source, ": time_step_rank = ", cfg.ssm.dt_rank, " but the model type gives ",
+               rank);
+    return cfg.dims;
 }
 
 /// mamba_dims_from_hf_config_text on the file at `path` (a config.json).
