@@ -6,6 +6,7 @@
 
 #include <llm/generate/generate.hpp>
 #include <llm/parallel/sequential.hpp>
+#include <llm/tokenizer/tokenizer.hpp>
 
 #include <doctest/doctest.h>
 
@@ -93,4 +94,40 @@ TEST_CASE("gguf: unknown architecture, missing or wrong-shape tensor, truncated 
     }
     CHECK_THROWS_AS(load(good.substr(0, good.size() - 100)), llm::error);
     CHECK_THROWS_AS(load(good.substr(0, 200)), llm::error);
+}
+
+// Files written by llama.cpp's own convert_hf_to_gguf.py (tests/golden/generate/make_llamacpp_gguf.py:
+// the tiny checkpoints with a 64-token byte-level BPE tokenizer added).
+TEST_CASE("gguf: convert_hf_to_gguf.py's Qwen2 (f32, q8_0) and Mistral files give transformers' greedy tokens") {
+    const auto cases = gen_test::goldens("qwen2");
+    llm::generate::open_gguf("tests/golden/generate/llamacpp-qwen2-f32.gguf", [&](const auto& m, const auto& p, const auto& cfg) {
+        CHECK(cfg.architecture == "qwen2");
+        CHECK(cfg.dims.qkv_bias);
+        CHECK(cfg.dims.tie_embeddings);
+        for (const auto& c : cases) CHECK(greedy(m, p, c.prompt, 16) == c.greedy);
+        return 0;
+    });
+    llm::generate::open_gguf("tests/golden/generate/llamacpp-qwen2-q8_0.gguf", [&](const auto& m, const auto& p, const auto&) {
+        // Q8_0 rounds each weight by up to half a step (|w|max / 254 per block of 32): a near tie
+        // may flip late in a run; the first token of each case must agree.
+        for (const auto& c : cases) CHECK(greedy(m, p, c.prompt, 1)[0] == c.greedy[0]);
+        return 0;
+    });
+    auto cfg = llm::model::from_hf_config(gen_test::model_dir("mistral") + "/config.json");
+    cfg.dims.sliding_window = 0;  // llama.cpp's llama architecture has no window; the script drops it
+    const llm::model::llama<> hm(cfg.dims);
+    auto hp = hm.make_params<float>();
+    llm::model::load_safetensors(hp, gen_test::model_dir("mistral") + "/model.safetensors");
+    llm::generate::open_gguf("tests/golden/generate/llamacpp-mistral-f32.gguf", [&](const auto& m, const auto& p, const auto& gc) {
+        CHECK(gc.architecture == "llama");
+        CHECK(gc.dims.n_kv_heads == 2);
+        for (const auto& c : gen_test::goldens("mistral")) CHECK(greedy(m, p, c.prompt, 16) == greedy(hm, hp, c.prompt, 16));
+        return 0;
+    });
+    // its tokenizer.ggml.* opens as the BPE tokenizer of tiny-tokenizer/tokenizer.json
+    const auto from_gguf = llm::tokenizer::load_tokenizer("tests/golden/generate/llamacpp-qwen2-f32.gguf");
+    const auto from_json = llm::tokenizer::load_tokenizer("tests/golden/generate/tiny-tokenizer/tokenizer.json");
+    const std::string text = "the cat sat on the mat, it is red.\nwe went";
+    CHECK(from_gguf.encode(text) == from_json.encode(text));
+    CHECK(from_gguf.encode(text).size() < text.size());  // merges applied
 }

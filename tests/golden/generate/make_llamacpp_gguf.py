@@ -1,0 +1,101 @@
+# SPDX-License-Identifier: Apache-2.0
+# GGUF goldens written by llama.cpp's own convert_hf_to_gguf.py (not by this library) from the tiny
+# checkpoints of tests/golden/model/, for tests/generate/gguf.cpp ("llama.cpp's converter"):
+#   llamacpp-qwen2-f32.gguf, llamacpp-qwen2-q8_0.gguf   tests/golden/model/qwen2 (arch qwen2)
+#   llamacpp-mistral-f32.gguf                          tests/golden/model/mistral (arch llama,
+#                                                       Q/K rows permuted by the script)
+# The tiny checkpoints have no tokenizer: this script gives each a copy (in a temporary
+# directory) with tests/golden/generate/tiny-tokenizer/ (a 64-token byte-level BPE written by
+# write_tokenizer below: <|endoftext|>, newline, space, a-z, '.', ',' and 33 merges). Its
+# pre-tokenizer is GPT-2's regex; convert_hf_to_gguf.py recognises pre-tokenizers by hashing the
+# tokens of a test string, which a 64-token vocabulary cannot match, so get_vocab_base_pre is
+# replaced by one returning "gpt-2" (the same regex). torch 1.13 (Debian's, in /work/venv-tf) lacks
+# the float8 / uint16-64 dtypes the script names as dictionary keys: placeholders stand in for
+# them (the tiny checkpoints hold none); without the sentencepiece package a stand-in module lets
+# the script reach its check for tokenizer.model (absent here) and fall back to tokenizer.json. Nothing else of the script is changed.
+#
+# Run (llama.cpp's source as vendored in llama-cpp-python 0.3.36's sdist, unpacked under /tmp):
+#   LLAMA_CPP=/tmp/llama-src/llama_cpp_python-0.3.36/vendor/llama.cpp \
+#   /work/venv-tf/bin/python tests/golden/generate/make_llamacpp_gguf.py
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+MODELS = os.path.join(HERE, "..", "model")
+LLAMA_CPP = os.environ.get("LLAMA_CPP", "/tmp/llama-src/llama_cpp_python-0.3.36/vendor/llama.cpp")
+
+
+def write_tokenizer(d):
+    chars = ["Ċ", "Ġ"] + [chr(c) for c in range(ord("a"), ord("z") + 1)] + [".", ","]
+    merges = [("Ġ", "t"), ("h", "e"), ("Ġ", "a"), ("i", "n"), ("e", "r"), ("o", "n"), ("Ġt", "he"), ("a", "n"), ("r", "e"),
+              ("a", "t"), ("e", "n"), ("o", "r"), ("Ġ", "s"), ("Ġ", "w"), ("Ġ", "o"), ("e", "s"), ("i", "s"), ("i", "t"), ("e", "d"),
+              ("in", "g"), ("Ġ", "c"), ("Ġ", "b"), ("o", "u"), ("a", "l"), ("a", "r"), ("Ġ", "f"), ("Ġ", "p"), ("Ġ", "m"),
+              ("l", "e"), ("Ġ", "d"), ("Ġ", "h"), ("Ġ", "i"), ("s", "t")]
+    vocab = {"<|endoftext|>": 0}
+    for c in chars:
+        vocab[c] = len(vocab)
+    for a, b in merges:
+        assert a in vocab and b in vocab
+        vocab[a + b] = len(vocab)
+    assert len(vocab) == 64, len(vocab)
+    tok = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": 0, "content": "<|endoftext|>", "single_word": False, "lstrip": False, "rstrip": False,
+                          "normalized": False, "special": True}],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+        "post_processor": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": False, "use_regex": True},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+                  "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": [a + " " + b for a, b in merges]},
+    }
+    os.makedirs(d, exist_ok=True)
+    with open(os.path.join(d, "tokenizer.json"), "w", encoding="utf-8") as f:
+        json.dump(tok, f, ensure_ascii=False, indent=1)
+    with open(os.path.join(d, "tokenizer_config.json"), "w") as f:
+        json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "add_bos_token": False, "bos_token": "<|endoftext|>",
+                   "eos_token": "<|endoftext|>", "model_max_length": 64}, f, indent=1)
+
+
+def convert(family, outtype, out_name, tmp):
+    d = os.path.join(tmp, family)
+    if not os.path.exists(d):
+        shutil.copytree(os.path.join(MODELS, family), d)
+        for extra in ["golden.safetensors"]:
+            os.remove(os.path.join(d, extra))
+        for f in os.listdir(os.path.join(HERE, "tiny-tokenizer")):
+            shutil.copy(os.path.join(HERE, "tiny-tokenizer", f), d)
+    runner = os.path.join(tmp, "run_convert.py")
+    with open(runner, "w") as f:
+        f.write("import sys, runpy\n"
+                "sys.path.insert(0, %r)\n"
+                "sys.path.insert(1, %r)\n"
+                "import torch\n"
+                "for n in ['float8_e4m3fn', 'float8_e5m2', 'float8_e4m3fnuz', 'float8_e5m2fnuz', 'uint16', 'uint32', 'uint64']:\n"
+                "    if not hasattr(torch, n): setattr(torch, n, type(n, (), {})())\n"
+                "import types, transformers\n"
+                "if 'sentencepiece' not in sys.modules:\n"
+                "    try:\n"
+                "        import sentencepiece\n"
+                "    except ImportError:\n"
+                "        sys.modules['sentencepiece'] = types.SimpleNamespace(SentencePieceProcessor=None)\n"
+                "import conversion.base as base\n"
+                "base.TextModel.get_vocab_base_pre = lambda self, tokenizer: 'gpt-2'\n"
+                "sys.argv = ['convert_hf_to_gguf.py'] + sys.argv[1:]\n"
+                "runpy.run_path(%r, run_name='__main__')\n"
+                % (LLAMA_CPP, os.path.join(LLAMA_CPP, "gguf-py"), os.path.join(LLAMA_CPP, "convert_hf_to_gguf.py")))
+    out = os.path.join(HERE, out_name)
+    subprocess.run([sys.executable, runner, d, "--outfile", out, "--outtype", outtype], check=True)
+    print("wrote", out, os.path.getsize(out), "bytes")
+
+
+if __name__ == "__main__":
+    write_tokenizer(os.path.join(HERE, "tiny-tokenizer"))
+    with tempfile.TemporaryDirectory() as tmp:
+        convert("qwen2", "f32", "llamacpp-qwen2-f32.gguf", tmp)
+        convert("qwen2", "q8_0", "llamacpp-qwen2-q8_0.gguf", tmp)
+        convert("mistral", "f32", "llamacpp-mistral-f32.gguf", tmp)
