@@ -29,6 +29,10 @@ constexpr double u = 0x1p-24;  // float rounding, relative
 template <class S>
 constexpr double exp_rel = S::fused_fma ? 1.0e-7 : 1.25e-7;
 
+/// exp2's relative error on [-126, 127] as stated in math.hpp.
+template <class S>
+constexpr double exp2_rel = S::fused_fma ? 1.0e-7 : 1.6e-7;
+
 /// The bounds stated (and derived) in the doc comments of math.hpp.
 constexpr double tanh_abs = 2.5e-7;
 constexpr double tanh_rel_from_055 = 5e-7;
@@ -176,6 +180,41 @@ TEST_CASE_TEMPLATE_DEFINE("simd math: exp, tanh, sigmoid, erf within their state
     }
 }
 TEST_CASE_TEMPLATE_APPLY(simd_math_elementwise, llm_test::kernel_backends);
+TEST_CASE_TEMPLATE_DEFINE("simd math: exp2 within its stated bound on [-126, 127], clamped outside", S, simd_math_exp2) {
+    const auto f = [](typename S::f32 v) { return sm::exp2<S>(v); };
+    // every size (tails), then a dense sweep: 2.5e6 points, every binade's rounding of n and f
+    for (const std::size_t n : awkward_sizes<S>()) {
+        const auto x = uniform(n, -126.0f, 127.0f, 11);
+        const auto y = apply<S>(f, x, n);
+        for (std::size_t i = 0; i < n; ++i) {
+            const double ref = std::exp2(double(x[i]));
+            CHECK_MESSAGE(std::fabs(y[i] - ref) <= exp2_rel<S> * ref, "exp2(", x[i], ") = ", y[i], ", exact ", ref);
+        }
+    }
+    std::vector<float> xs;
+    for (double v = -126.0; v <= 127.0; v += 1.0 / 9973.0) {
+        xs.push_back(static_cast<float>(v));
+    }
+    xs.push_back(-0.5f), xs.push_back(0.5f), xs.push_back(-126.0f), xs.push_back(127.0f), xs.push_back(1e-30f);
+    const auto ys = apply<S>(f, xs, xs.size());
+    double worst = 0.0;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        const double ref = std::exp2(double(xs[i]));
+        worst = std::max(worst, std::fabs(ys[i] - ref) / ref);
+    }
+    INFO("exp2 worst relative error " << worst);
+    CHECK(worst <= exp2_rel<S>);
+    CHECK(worst > 0.0);  // the sweep does reach rounded values (a wrong sweep would check nothing)
+    // integers are exact; outside the range the input is clamped
+    CHECK(lane0<S>(f, 0.0f) == 1.0f);
+    CHECK(lane0<S>(f, 10.0f) == 1024.0f);
+    CHECK(lane0<S>(f, -3.0f) == 0.125f);
+    CHECK(lane0<S>(f, -200.0f) == std::numeric_limits<float>::min());
+    CHECK(lane0<S>(f, -inf) == std::numeric_limits<float>::min());
+    CHECK(lane0<S>(f, 300.0f) == 0x1p127f);
+}
+TEST_CASE_TEMPLATE_APPLY(simd_math_exp2, llm_test::kernel_backends);
+
 
 namespace {
 
