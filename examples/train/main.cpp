@@ -2,6 +2,7 @@
 // train: trains a decoder (Llama, Mistral, Qwen2 or GPT-2 structure) on an llm.c token file
 // with AdamW, gradient clipping, a learning-rate schedule, gradient accumulation and the loss
 // guard; logs one JSON line per step, prints a progress line, saves a resumable checkpoint
+// (data parallel under `mpirun -np N train ...` when built with MPI: docs/dist.md)
 // (model.safetensors with Hugging Face names, config.json, optimizer.safetensors,
 // train_state.json) and renders the loss curve with gnuplot.
 #include "common/args.hpp"
@@ -18,10 +19,15 @@
 #include <llm/align/loss_by_name.hpp>
 #include <llm/align/orpo.hpp>
 #include <llm/align/simpo.hpp>
+#include <llm/dist/single_process.hpp>
+#if LLM_HAS_MPI
+#include <llm/dist/mpi.hpp>
+#endif
 
 #include <chrono>
 #include <cmath>
 #include <cstdint>
+#include <array>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
@@ -41,7 +47,7 @@ constexpr std::string_view usage =
     "             --steps N --lr X [--schedule constant|cosine|linear|wsd] [--warmup W] [--min-lr X]\n"
     "             [--beta1 0.9] [--beta2 0.95] [--eps 1e-8] [--weight-decay 0] [--clip 1] [--grad-accum K]\n"
     "             [--no-shuffle] [--seed S] --out DIR [--save-every K] [--resume DIR] [--log metrics.jsonl]\n"
-    "             [--threads N] [--val-every K] [--val-batches N] [--no-guard] [--plot FILE.png]\n"
+    "             [--threads N] [--val-every K] [--val-batches N] [--no-guard] [--plot FILE.png] [--zero1]\n"
     "             [--objective pretrain|sft|dpo|simpo|orpo|cpo|kto|reward --pairs FILE.jsonl [--ref REF_DIR] [--beta X]\n"
     "              [--loss-type sigmoid|ipo|hinge|...]]\n"
     "Trains on llm.c token files (256 x int32 header, magic 20240520; uint16 or uint32 tokens).\n"
@@ -55,7 +61,10 @@ constexpr std::string_view usage =
     "reward: a Bradley-Terry reward model on the same pairs (TRL's RewardTrainer): a scalar head on the final\n"
     "hidden state at each row's last token, loss -log sigmoid(r_chosen - r_rejected); logs rewards/margins and\n"
     "rewards/accuracies; the head is saved in model.safetensors as score.weight [1, d_model] (transformers'\n"
-    "*ForSequenceClassification name), drawn normal(0, 0.02) from --seed at the start.\n";
+    "*ForSequenceClassification name), drawn normal(0, 0.02) from --seed at the start.\n"
+    "Data parallel: `mpirun -np N train ...` (built with MPI) runs N ranks with the same flags; --batch is per rank\n"
+    "(rank r reads rows r*B .. r*B+B-1 of each global batch of N*B), gradients and losses are averaged over the\n"
+    "ranks, rank 0 logs and writes the checkpoints; --zero1 shards the AdamW state over the ranks (ZeRO-1).\n";
 
 struct options {
     std::string init, config, data, val, objective = "pretrain", pairs, ref, out, resume, log, plot;
@@ -64,7 +73,7 @@ struct options {
     double lr = -1, min_lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0, clip = 1.0;
     std::string schedule = "constant", loss_type = "sigmoid";
     double beta = -1;
-    bool shuffle = true, guard = true;
+    bool shuffle = true, guard = true, zero1 = false;
     std::uint64_t seed = 1337;
 };
 
@@ -103,6 +112,7 @@ options parse(int argc, char** argv) {
         else if (a.is("--val-every")) o.val_every = a.integer<std::int64_t>(0, big);
         else if (a.is("--val-batches")) o.val_batches = a.integer<std::size_t>(0, std::size_t{1} << 40);
         else if (a.is("--no-guard")) o.guard = false;
+        else if (a.is("--zero1")) o.zero1 = true;
         else if (a.is("--plot")) o.plot = a.value();
         else if (a.is("--beta")) o.beta = a.number_in_open(0, 1e6);
         else if (a.is("--loss-type")) o.loss_type = a.value();
@@ -205,8 +215,10 @@ auto& model_part(P& p) {
 }
 
 // Reward: the trained parameters are llm::train::reward_params (the decoder's and score.weight).
-template <class Model, bool Reward = false>
-int run(const options& o, const llm::model::hf_config& cfg, const std::string& config_path, const std::string& weights) {
+// comm: llm::dist::single_process, or llm::dist::mpi under mpirun (data parallel: rank 0 logs and saves).
+template <class Model, bool Reward = false, class Comm>
+int run(const options& o, const llm::model::hf_config& cfg, const std::string& config_path, const std::string& weights, Comm& comm) {
+    const bool lead = comm.rank() == 0;
     using clock = std::chrono::steady_clock;
     Model model(cfg.dims);
     const llm::train::reward_model<Model> rmodel(model);
@@ -237,9 +249,10 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
     }
     const llm::model::batch_shape shape{.batch = o.batch, .seq = o.seq};
     std::optional<llm::train::batch_loader> loader_storage;
-    if (!o.data.empty()) loader_storage.emplace(data, o.batch, o.seq, llm::train::loader_options{.shuffle = o.shuffle, .seed = o.seed});
+    if (!o.data.empty()) loader_storage.emplace(data, o.batch, o.seq, llm::train::loader_options{.shuffle = o.shuffle, .seed = o.seed, .rank = comm.rank(), .ranks = comm.size()});
     llm::train::adamw_optimizer<> opt({.lr = o.lr, .beta1 = o.beta1, .beta2 = o.beta2, .eps = o.eps, .weight_decay = o.weight_decay});
-    llm::train::trainer tr(tmodel, params, opt, make_schedule(o), {.clip = o.clip, .grad_accum = o.grad_accum, .guard = o.guard});
+    llm::train::trainer tr(tmodel, params, opt, make_schedule(o), {.clip = o.clip, .grad_accum = o.grad_accum, .guard = o.guard, .zero1 = o.zero1},
+                           comm);  // data parallel: rank 0's parameters are broadcast here
     std::optional<llm::train::lm_batch<Model>> lm;
     if (pretrain) lm.emplace(model, shape);
     // fine-tuning data: examples in file order, batch k of step s starting at example (s K + k) B
@@ -291,13 +304,15 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         start = st.step;
         if (pretrain) loader_storage->seek(st.data);
         tr.guard().restore(st.loss_history, st.skipped);
-        std::printf("resumed '%s' at step %lld (%lld updates)\n", o.resume.c_str(), static_cast<long long>(start),
+        if (lead) std::printf("resumed '%s' at step %lld (%lld updates)\n", o.resume.c_str(), static_cast<long long>(start),
                     static_cast<long long>(opt.steps()));
     }
     std::optional<llm::train::metrics_log> log;
-    if (!o.log.empty()) log.emplace(o.log, !o.resume.empty());
+    if (!o.log.empty() && lead) log.emplace(o.log, !o.resume.empty());
 
-    auto save = [&](std::int64_t step) {
+    auto save = [&](std::int64_t step) {  // every rank calls it (ZeRO-1 gathers the optimizer state); rank 0 writes
+      tr.with_full_optimizer_state([&] {
+        if (!lead) return;
         std::filesystem::create_directories(o.out);
         llm::model::save_safetensors(params, (std::filesystem::path(o.out) / "model.safetensors").string());
         const std::string cfg_out = (std::filesystem::path(o.out) / "config.json").string();
@@ -306,11 +321,12 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         llm::train::save_resume_state(o.out, opt,
                                       {.step = step, .data = pretrain ? loader_storage->position() : llm::train::data_position{}, .rng_state = {}, .loss_history = tr.guard().history(),
                                        .skipped = tr.guard().skipped(), .extra = {{"objective", o.objective}}});
+      });
     };
 
-    std::printf("%s: %zu layers, d_model %zu, vocab %zu, %zu parameters; %zu batches of %zu x %zu per epoch, %zu threads\n",
+    if (lead) std::printf("%s: %zu layers, d_model %zu, vocab %zu, %zu parameters; %zu batches of %zu x %zu per epoch, %zu threads, %zu ranks\n",
                 cfg.architecture.c_str(), cfg.dims.n_layers, cfg.dims.d_model, cfg.dims.vocab, Model::parameter_count(cfg.dims),
-                pretrain ? loader_storage->batches_per_epoch() : (sft ? sft_ex.size() : pref_ex.size()) / o.batch, o.batch, o.seq, o.threads);
+                pretrain ? loader_storage->batches_per_epoch() : (sft ? sft_ex.size() : pref_ex.size()) / o.batch, o.batch, o.seq, o.threads, comm.size());
     const auto t0 = clock::now();
     double last_loss = 0;
     for (std::int64_t step = start; step < o.steps; ++step) {
@@ -318,7 +334,8 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         llm::align::pair_stats ps{};
         const auto r = tr.step(
             [&](std::size_t k, float dloss) -> float {
-                const std::size_t first = (static_cast<std::size_t>(step) * o.grad_accum + k) * o.batch;
+                // this rank's B examples of the global batch of ranks x B
+                const std::size_t first = ((static_cast<std::size_t>(step) * o.grad_accum + k) * comm.size() + comm.rank()) * o.batch;
                 auto& grads = model_part(tr.grads());
                 if constexpr (Reward) {
                     rwd->fill(pref_ex, first);
@@ -366,8 +383,14 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
                 return static_cast<float>(s.loss);
             },
             pool);
+        if (comm.size() > 1 && (pref || rwd)) {  // the logged statistics are global means, as the loss
+            std::array<double, 7> v{ps.chosen_reward, ps.rejected_reward, ps.margin, ps.accuracy, ps.chosen_logps, ps.rejected_logps, ps.log_odds_ratio};
+            llm::dist::all_reduce(v, llm::dist::reduce_op::mean, comm);
+            ps.chosen_reward = v[0], ps.rejected_reward = v[1], ps.margin = v[2], ps.accuracy = v[3];
+            ps.chosen_logps = v[4], ps.rejected_logps = v[5], ps.log_odds_ratio = v[6];
+        }
         const double secs = std::chrono::duration<double>(clock::now() - s0).count();
-        const double tok_s = static_cast<double>(shape.tokens() * o.grad_accum) / secs;
+        const double tok_s = static_cast<double>(shape.tokens() * o.grad_accum * comm.size()) / secs;  // all ranks
         llm::train::step_metrics m{.step = step, .loss = r.loss, .lr = r.lr, .grad_norm = r.grad_norm, .tokens_per_s = tok_s,
                                    .skipped = r.skipped, .reason = r.reason, .extra = {}};
         m.extra.emplace_back("step_s", secs);
@@ -382,7 +405,7 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
             m.extra.emplace_back("logps/chosen", ps.chosen_logps);
             m.extra.emplace_back("logps/rejected", ps.rejected_logps);
         }
-        if (val && o.val_every > 0 && ((step + 1) % o.val_every == 0 || step + 1 == o.steps)) {
+        if (val && lead && o.val_every > 0 && ((step + 1) % o.val_every == 0 || step + 1 == o.steps)) {
             const auto e = llm::train::evaluate(model, mparams, *val, shape, o.val_batches, pool);
             m.extra.emplace_back("val_loss", e.loss);
             m.extra.emplace_back("val_ppl", e.perplexity);
@@ -390,12 +413,13 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         if (log) log->write(m);
         last_loss = r.loss;
         const double elapsed = std::chrono::duration<double>(clock::now() - t0).count();
-        std::printf("%s%s\n", llm::train::progress_line(step + 1 - start, o.steps - start, r.loss, r.lr, tok_s, elapsed).c_str(),
+        if (lead) std::printf("%s%s\n", llm::train::progress_line(step + 1 - start, o.steps - start, r.loss, r.lr, tok_s, elapsed).c_str(),
                     r.skipped ? (" | skipped: " + r.reason).c_str() : "");
         std::fflush(stdout);
         if (o.save_every > 0 && (step + 1) % o.save_every == 0 && step + 1 < o.steps) save(step + 1);
     }
     save(o.steps > start ? o.steps : start);
+    if (!lead) return 0;  // rank 0 reports, evaluates and plots
     std::printf("saved %s (model.safetensors, config.json, optimizer.safetensors, train_state.json)\n", o.out.c_str());
     if (val) {
         const auto e = llm::train::evaluate(model, mparams, *val, shape, o.val_batches, pool);
@@ -413,6 +437,14 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
     return 0;
 }
 
+// Launched by mpirun with several processes (Open MPI, or a PMI launcher such as Slurm's)?
+[[maybe_unused]] bool launched_with_several_ranks() {
+    for (const char* name : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE", "PMIX_SIZE"}) {
+        if (const char* v = std::getenv(name); v && std::atoi(v) > 1) return true;
+    }
+    return false;
+}
+
 int main_body(int argc, char** argv) {
     const options o = parse(argc, argv);
     std::string config_path, weights;
@@ -427,12 +459,24 @@ int main_body(int argc, char** argv) {
         weights = (std::filesystem::path(o.resume) / "model.safetensors").string();
     }
     const auto cfg = llm::model::from_hf_config(config_path);
-    if (o.objective == "reward") {
-        if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>, true>(o, cfg, config_path, weights);
-        return run<llm::model::llama<>, true>(o, cfg, config_path, weights);
+    auto go = [&](auto& comm) {
+        if (o.objective == "reward") {
+            if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>, true>(o, cfg, config_path, weights, comm);
+            return run<llm::model::llama<>, true>(o, cfg, config_path, weights, comm);
+        }
+        if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>>(o, cfg, config_path, weights, comm);
+        return run<llm::model::llama<>>(o, cfg, config_path, weights, comm);  // Llama, Mistral, Qwen2 share the structure
+    };
+#if LLM_HAS_MPI
+    if (launched_with_several_ranks()) {  // data parallel; a rank that fails alone ends the job (the others may wait in a collective)
+        llm::dist::mpi comm;
+        const int status = cli::run_main("train", [&] { return go(comm); });
+        if (status != 0) comm.abort(status);
+        return status;
     }
-    if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>>(o, cfg, config_path, weights);
-    return run<llm::model::llama<>>(o, cfg, config_path, weights);  // Llama, Mistral, Qwen2 share the structure
+#endif
+    llm::dist::single_process comm;
+    return go(comm);
 }
 
 }  // namespace

@@ -25,10 +25,13 @@ struct data_position {
     friend bool operator==(const data_position&, const data_position&) = default;
 };
 
-/// How a batch_loader orders its windows.
+/// How a batch_loader orders its windows, and which share of each batch it reads.
+/// Example: `llm::train::loader_options o{.shuffle = true, .seed = 1, .rank = comm.rank(), .ranks = comm.size()};`
 struct loader_options {
     bool shuffle = false;    ///< permute the windows each epoch (seeded; llm.c order when false)
     std::uint64_t seed = 0;  ///< the shuffle's seed
+    std::size_t rank = 0;    ///< data parallel: this rank (reads rows rank B .. rank B + B - 1 of each global batch)
+    std::size_t ranks = 1;   ///< data parallel: the number of ranks (a global batch has ranks x B rows)
 };
 
 /// Batches of B rows of T + 1 consecutive tokens: inputs are the first T, targets the last T.
@@ -37,6 +40,10 @@ struct loader_options {
 /// next epoch starts over. With shuffling, the epoch's windows (each starting at a multiple of
 /// T) are permuted by a seeded Fisher-Yates shuffle that depends only on (seed, epoch), so a
 /// position (epoch, batch) determines the batch: save position(), seek() to resume.
+/// Data parallel (options.ranks = N > 1): the loader of rank r with batch B reads rows r B ..
+/// r B + B - 1 of the batch a single loader with batch N B reads at the same position (same
+/// windows, same shuffle), so N ranks together read exactly the single process's batches and
+/// every rank's position is the same (any rank's position() resumes all of them).
 /// The loader borrows the token file, which must outlive it.
 /// Example:
 /// ```
@@ -51,16 +58,18 @@ public:
         : f_(&tokens), b_(batch), t_(seq), o_(options) {
         constexpr const char* fn = "batch_loader";
         check(batch >= 1 && seq >= 1, fn, ": batch = ", batch, " and seq = ", seq, " must be >= 1");
-        check(batch <= std::numeric_limits<std::size_t>::max() / seq, fn, ": batch x seq = ", batch, " x ", seq,
-              " overflows");
-        const std::size_t bt = batch * seq;
+        check(options.ranks >= 1 && options.rank < options.ranks, fn, ": rank = ", options.rank, " must be below ranks = ", options.ranks);
+        check(batch <= std::numeric_limits<std::size_t>::max() / seq / options.ranks, fn, ": ranks x batch x seq = ", options.ranks, " x ",
+              batch, " x ", seq, " overflows");
+        const std::size_t bt = options.ranks * batch * seq;
         check(tokens.size() >= 1 && (tokens.size() - 1) / bt >= 1, fn, ": '", tokens.name(), "' has ", tokens.size(),
-              " tokens, fewer than one batch of ", batch, " x ", seq, " + 1 = ", bt + 1);
+              " tokens, fewer than one batch of ", options.ranks * batch, " x ", seq, " + 1 = ", bt + 1,
+              options.ranks > 1 ? " (the global batch of all ranks)" : "");
         batches_ = (tokens.size() - 1) / bt;
         load_epoch();
     }
 
-    /// Batches per epoch: (N - 1) / (B T).
+    /// Batches per epoch: (N - 1) / (B T) (with ranks: (N - 1) / (ranks B T), global batches).
     std::size_t batches_per_epoch() const noexcept { return batches_; }
     /// Rows per batch.
     std::size_t batch() const noexcept { return b_; }
@@ -94,7 +103,7 @@ public:
     /// The first token of row `row` of the batch at `p` (for tests and logs).
     std::uint64_t window_start(const data_position& p, std::size_t row) const {
         check(p.batch < batches_ && row < b_, "batch_loader::window_start: batch ", p.batch, ", row ", row, " out of range");
-        const std::uint64_t w = p.batch * b_ + row;
+        const std::uint64_t w = (p.batch * o_.ranks + o_.rank) * b_ + row;
         if (!o_.shuffle) return w * t_;
         return (p.epoch == pos_.epoch ? perm_ : permutation(p.epoch))[static_cast<std::size_t>(w)] * t_;
     }
@@ -102,7 +111,7 @@ public:
 private:
     std::vector<std::uint64_t> permutation(std::uint64_t epoch) const {
         std::uint64_t s = o_.seed ^ (0xD1B54A32D192ED03ull * (epoch + 1));
-        return seeded_permutation(static_cast<std::uint64_t>(batches_) * b_, splitmix64(s));
+        return seeded_permutation(static_cast<std::uint64_t>(batches_) * o_.ranks * b_, splitmix64(s));
     }
     void load_epoch() {
         if (o_.shuffle) perm_ = permutation(pos_.epoch);
