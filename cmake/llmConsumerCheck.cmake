@@ -21,7 +21,7 @@ endfunction()
 
 file(REMOVE_RECURSE "${WORK_DIR}")
 set(config_args -S "${SOURCE_DIR}/tests/consumer" -B "${WORK_DIR}/build" -G "${GENERATOR}"
-    -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER})
+    -DCMAKE_BUILD_TYPE=Release -DCMAKE_CXX_COMPILER=${CXX_COMPILER} -DLLM_CONSUMER_EXPECT_MPI=${EXPECT_MPI})
 if(MODE STREQUAL "install")
     run(${CMAKE_COMMAND} --install "${BUILD_DIR}" --prefix "${WORK_DIR}/prefix")
     run(${CMAKE_COMMAND} ${config_args} -DCMAKE_PREFIX_PATH=${WORK_DIR}/prefix -DLLM_CONSUMER_MODE=find_package)
@@ -32,6 +32,12 @@ else()
 endif()
 run(${CMAKE_COMMAND} --build "${WORK_DIR}/build")
 run("${WORK_DIR}/build/llm_consumer")
+# llm::mpi (built when the package has it; required when the build tree had MPI): one rank, no mpirun.
+if(EXISTS "${WORK_DIR}/build/llm_consumer_mpi")
+    set(ENV{OMPI_ALLOW_RUN_AS_ROOT} 1)
+    set(ENV{OMPI_ALLOW_RUN_AS_ROOT_CONFIRM} 1)
+    run("${WORK_DIR}/build/llm_consumer_mpi")
+endif()
 
 if(MODE STREQUAL "install")
     # pkg-config: the same program compiled with only the flags llm.pc gives.

@@ -8,6 +8,25 @@ install(DIRECTORY include/llm DESTINATION ${CMAKE_INSTALL_INCLUDEDIR}
         FILES_MATCHING PATTERN "*.hpp" PATTERN "*.cuh" PATTERN "*.inc")
 install(TARGETS llm EXPORT llmTargets)
 install(EXPORT llmTargets NAMESPACE llm:: DESTINATION ${LLM_INSTALL_CMAKEDIR})
+# The opt-in communicators of llm::dist, each in an export set of its own: llmConfig.cmake loads
+# it only where its dependency (MPI; CUDA for NCCL) is found again, so a consumer of llm::llm
+# alone needs neither.
+if(TARGET llm_mpi)
+    set_target_properties(llm_mpi PROPERTIES EXPORT_NAME mpi)
+    install(TARGETS llm_mpi EXPORT llmMpiTargets)
+    install(EXPORT llmMpiTargets NAMESPACE llm:: DESTINATION ${LLM_INSTALL_CMAKEDIR})
+    set(LLM_PACKAGE_MPI ON)
+else()
+    set(LLM_PACKAGE_MPI OFF)
+endif()
+if(TARGET llm_nccl)
+    set_target_properties(llm_nccl PROPERTIES EXPORT_NAME nccl)
+    install(TARGETS llm_nccl EXPORT llmNcclTargets)
+    install(EXPORT llmNcclTargets NAMESPACE llm:: DESTINATION ${LLM_INSTALL_CMAKEDIR})
+    set(LLM_PACKAGE_NCCL ON)
+else()
+    set(LLM_PACKAGE_NCCL OFF)
+endif()
 
 configure_package_config_file(cmake/llmConfig.cmake.in
     "${PROJECT_BINARY_DIR}/llmConfig.cmake"

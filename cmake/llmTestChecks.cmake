@@ -95,6 +95,7 @@ if(LLM_INSTALL AND NOT LLM_SANITIZE)
                          -DWORK_DIR=${CMAKE_CURRENT_BINARY_DIR}/consumer_${mode}
                          -DCXX_COMPILER=${CMAKE_CXX_COMPILER}
                          -DGENERATOR=${CMAKE_GENERATOR}
+                         -DEXPECT_MPI=${LLM_HAS_MPI}
                          -P ${PROJECT_SOURCE_DIR}/cmake/llmConsumerCheck.cmake)
         set_tests_properties(consumer_${mode} PROPERTIES LABELS "consumer" RUN_SERIAL TRUE)
     endforeach()
