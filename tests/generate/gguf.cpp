@@ -10,6 +10,7 @@
 
 #include <doctest/doctest.h>
 
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <map>
@@ -130,4 +131,60 @@ TEST_CASE("gguf: convert_hf_to_gguf.py's Qwen2 (f32, q8_0) and Mistral files giv
     const std::string text = "the cat sat on the mat, it is red.\nwe went";
     CHECK(from_gguf.encode(text) == from_json.encode(text));
     CHECK(from_gguf.encode(text).size() < text.size());  // merges applied
+}
+
+// Our converter against llama.cpp's: the same tensors byte for byte (names, types, shapes, the
+// permuted Q/K rows of "llama", q8_0 blocks) and the same metadata except general.name /
+// general.size_label (from the directory) and tokenizer.ggml.add_eos_token (gguf-py adds it).
+TEST_CASE("convert_hf_to_gguf: the tiny Qwen2 (f32, q8_0) and Mistral files equal llama.cpp's convert_hf_to_gguf.py output") {
+    llm_test::temp_dir tmp;
+    const std::string tok = "tests/golden/generate/tiny-tokenizer/tokenizer.json";
+    const std::pair<std::string, std::pair<std::string, llm::io::ggml_type>> cases[] = {
+        {"llamacpp-qwen2-f32", {"qwen2", llm::io::ggml_type::f32}},
+        {"llamacpp-qwen2-q8_0", {"qwen2", llm::io::ggml_type::q8_0}},
+        {"llamacpp-mistral-f32", {"mistral", llm::io::ggml_type::f32}}};
+    for (const auto& [ref_name, what] : cases) {
+        CAPTURE(ref_name);
+        const std::string out = (tmp.path / (ref_name + ".gguf")).string();
+        const auto st = llm::generate::convert_hf_to_gguf(gen_test::model_dir(what.first), out, {.type = what.second, .tokenizer = tok});
+        const auto ours = llm::io::gguf_file::open(out);
+        const auto ref = llm::io::gguf_file::open("tests/golden/generate/" + ref_name + ".gguf");
+        CHECK(st.tensors == ref.tensors().size());
+        REQUIRE(ours.tensors().size() == ref.tensors().size());
+        for (const auto& t : ref.tensors()) {
+            CAPTURE(t.name);
+            const auto* o = ours.find_tensor(t.name);
+            REQUIRE(o != nullptr);
+            CHECK(o->type == t.type);
+            CHECK(o->shape() == t.shape());
+            const auto a = ours.tensor_bytes(*o);
+            const auto b = ref.tensor_bytes(t);
+            CHECK((a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0));
+        }
+        std::size_t compared = 0;
+        for (const auto& kv : ref.metadata()) {
+            if (kv.key == "general.name" || kv.key == "general.size_label" || kv.key == "tokenizer.ggml.add_eos_token") continue;
+            CAPTURE(kv.key);
+            const auto* v = ours.find(kv.key);
+            REQUIRE(v != nullptr);
+            CHECK(v->type() == kv.value.type());
+            if (kv.value.type() == llm::io::gguf_type::string) CHECK(v->as_string() == kv.value.as_string());
+            if (kv.value.type() == llm::io::gguf_type::u32) CHECK(v->as<std::uint32_t>() == kv.value.as<std::uint32_t>());
+            if (kv.value.type() == llm::io::gguf_type::f32) CHECK(v->as<float>() == kv.value.as<float>());
+            if (kv.value.type() == llm::io::gguf_type::array && kv.value.element_type() == llm::io::gguf_type::string) {
+                CHECK(v->as_strings().to_vector() == kv.value.as_strings().to_vector());
+            }
+            if (kv.value.type() == llm::io::gguf_type::array && kv.value.element_type() == llm::io::gguf_type::i32) {
+                CHECK(v->as_array<std::int32_t>().to_vector() == kv.value.as_array<std::int32_t>().to_vector());
+            }
+            ++compared;
+        }
+        CHECK(compared >= 20);
+    }
+    // a family without a GGUF form here, and a type that is not written
+    CHECK_THROWS_WITH_AS(llm::generate::convert_hf_to_gguf(gen_test::model_dir("gpt2"), (tmp.path / "g.gguf").string()),
+                         doctest::Contains("only Llama, Mistral and Qwen2"), llm::error);
+    CHECK_THROWS_WITH_AS(llm::generate::convert_hf_to_gguf(gen_test::model_dir("qwen2"), (tmp.path / "g.gguf").string(),
+                                                          {.type = llm::io::ggml_type::q8_1}),
+                         doctest::Contains("is not written"), llm::error);
 }

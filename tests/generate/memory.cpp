@@ -13,9 +13,9 @@
 
 #include "../support/counting_new.hpp"
 
-// The model's own decode step (nn::rope_forward builds its frequency tables per call: a few
-// allocations per layer, outside this module) is measured alone; the engine must add nothing to it.
-TEST_CASE("memory: an engine step (two sequences, sampling with top-k / top-p / penalties) allocates nothing beyond the model's step") {
+// The model's own decode step (RoPE tables made once in the attention layers) is measured alone and
+// must allocate nothing; the engine must add nothing to it.
+TEST_CASE("memory: a model decode step and an engine step (two sequences, sampling with top-k / top-p / penalties) allocate nothing") {
     llm::generate::open_hf(gen_test::model_dir("llama"), [&](const auto& m, const auto& p, const auto&) {
         using M = std::remove_cvref_t<decltype(m)>;
         llm::generate::engine<M, float> eng(m, p, {.slots = 2, .context = 48, .top_logprobs = 3, .logprobs = true});
@@ -37,8 +37,8 @@ TEST_CASE("memory: an engine step (two sequences, sampling with top-k / top-p / 
             for (int i = 0; i < 4; ++i) m.step(logits.view(), st, llm::model::token_ids(ids, 2), p, ws, llm::parallel::sequential{});
         });
         CHECK(events == 8);
-        CHECK(r.allocations == model_step.allocations);
-        MESSAGE("model decode step: ", model_step.allocations / 4, " allocations per step (nn::rope_forward's tables)");
+        CHECK(model_step.allocations == 0);
+        CHECK(r.allocations == 0);
         return 0;
     });
 }
@@ -62,4 +62,30 @@ TEST_CASE("memory: a warmed sampler with every processor allocates nothing") {
         }
     });
     CHECK(rep.allocations == 0);
+}
+
+// The decode step's RoPE goes through a table made once (nn::make_rope_table): the same rotation,
+// bit for bit, as the per-call rope_params overload, for both pair layouts and llama3 scaling.
+TEST_CASE("memory: nn::rope_forward with a rope_table equals the rope_params overload bit for bit") {
+    llm::tensor<float, llm::dims<3>> x(3, 2, 8), y(3, 2, 8), z(3, 2, 8);
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = static_cast<float>(i % 7) - 3.0f;
+    std::int32_t pos[3] = {0, 5, 900};
+    const llm::tensor_view<std::int32_t, llm::dims<1>> pv(pos, llm::dims<1>(3));
+    const llm::nn::rope_params<llm::nn::rope_scaling::llama3> pr{.theta = 5e5, .scaling = {.factor = 8.0, .original_max_position = 16}};
+    auto same = [&] {
+        for (std::size_t i = 0; i < x.size(); ++i) {
+            if (y.data()[i] != z.data()[i]) return false;
+        }
+        return true;
+    };
+    llm::nn::rope_forward<llm::nn::rope_interleaved>(y.view(), x.view(), pv, pr, llm::parallel::sequential{});
+    const auto ti = llm::nn::make_rope_table<llm::nn::rope_interleaved>(8, pr);
+    const auto r = llm_test::heap::watch([&] { llm::nn::rope_forward(z.view(), x.view(), pv, ti, llm::parallel::sequential{}); });
+    CHECK(r.allocations == 0);
+    CHECK(same());
+    llm::nn::rope_forward(y.view(), x.view(), pv, pr, llm::parallel::sequential{});
+    llm::nn::rope_forward(z.view(), x.view(), pv, llm::nn::make_rope_table(8, pr), llm::parallel::sequential{});
+    CHECK(same());
+    CHECK_THROWS_WITH_AS(llm::nn::rope_forward(z.view(), x.view(), pv, llm::nn::make_rope_table(4, pr), llm::parallel::sequential{}),
+                         doctest::Contains("the rope table was made for 4"), llm::error);
 }

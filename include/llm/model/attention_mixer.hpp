@@ -58,11 +58,15 @@ struct attention_mixer {
     float softcap = 0.0f;      ///< attention logit soft-cap (0: off)
     float eps = 1e-5f;         ///< QK-norm epsilon
     rope_config rope{};        ///< RoPE theta and scaling
+    nn::rope_table rope_tab{};  ///< RoPE frequencies and pairs of rope and Style, made once (forward and step allocate none)
 
     /// From a model's dims.
     explicit attention_mixer(const dims& d)
         : width(d.d_model), heads(d.n_heads), kv_heads(d.kv_heads()), head_dim(d.head_width()), qkv_bias(d.qkv_bias || Layout::fused),
           qk_norm(d.qk_norm), window(d.sliding_window), softcap(d.attn_softcap), eps(d.norm_eps), rope(d.rope) {
+        if constexpr (Layout::rope) {
+            rope_tab = nn::make_rope_table<Style>(head_dim, rope_params());
+        }
         llm::check(heads % kv_heads == 0, "attention_mixer: ", heads, " heads are not a multiple of ", kv_heads, " kv heads");
         llm::check(!(Layout::fused && qk_norm), "attention_mixer: qk_norm is not supported with the fused GPT-2 layout");
     }
@@ -208,8 +212,8 @@ struct attention_mixer {
         if constexpr (Layout::rope) {
             auto q3 = llm::reshape(c.q, n, heads, head_dim);
             auto k3 = llm::reshape(c.k, n, kv_heads, head_dim);
-            nn::rope_forward<Style>(q3, q3, c.pos, rope_params(), exec);
-            nn::rope_forward<Style>(k3, k3, c.pos, rope_params(), exec);
+            nn::rope_forward(q3, q3, c.pos, rope_tab, exec);
+            nn::rope_forward(k3, k3, c.pos, rope_tab, exec);
         }
         const auto b = c.shape.batch;
         const auto s = c.shape.seq;
@@ -307,8 +311,8 @@ struct attention_mixer {
         auto k3 = llm::reshape(k, n, kv_heads, head_dim);
         auto v3 = llm::reshape(v, n, kv_heads, head_dim);
         if constexpr (Layout::rope) {
-            nn::rope_forward<Style>(q3, q3, pos, rope_params(), exec);
-            nn::rope_forward<Style>(k3, k3, pos, rope_params(), exec);
+            nn::rope_forward(q3, q3, pos, rope_tab, exec);
+            nn::rope_forward(k3, k3, pos, rope_tab, exec);
         }
         for (std::size_t r = 0; r < n; ++r) {
             st.layer.append(r, llm::slice(k3, 0, r, r + 1), llm::slice(v3, 0, r, r + 1));

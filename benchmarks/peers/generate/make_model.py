@@ -1,0 +1,39 @@
+# SPDX-License-Identifier: Apache-2.0
+# A Llama-shaped checkpoint with random weights for the inference benchmarks (speed does not
+# depend on the values): d_model 1024, 16 layers, 16 heads / 4 kv heads, d_ff 2816, vocab 32000
+# (270M parameters: 1.08 GB fp32, 0.54 GB f16, 0.15 GB q4_0), saved as Hugging Face does
+# (config.json + model.safetensors, fp32). Weights N(0, 0.02), norms 1.
+#   /work/venv/bin/python benchmarks/peers/generate/make_model.py OUT_DIR
+import json
+import os
+import sys
+
+import numpy as np
+from safetensors.numpy import save_file
+
+out = sys.argv[1]
+os.makedirs(out, exist_ok=True)
+D, L, H, KV, FF, V = 1024, 16, 16, 4, 2816, 32000
+HD = D // H
+cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": D, "num_hidden_layers": L,
+       "num_attention_heads": H, "num_key_value_heads": KV, "intermediate_size": FF, "vocab_size": V,
+       "max_position_embeddings": 2048, "rms_norm_eps": 1e-5, "rope_theta": 10000.0, "hidden_act": "silu",
+       "tie_word_embeddings": False, "attention_bias": False, "mlp_bias": False, "torch_dtype": "float32",
+       "bos_token_id": 1, "eos_token_id": 2}
+json.dump(cfg, open(os.path.join(out, "config.json"), "w"), indent=1)
+rng = np.random.default_rng(0)
+w = lambda *s: (rng.standard_normal(s, dtype=np.float32) * 0.02)
+t = {"model.embed_tokens.weight": w(V, D), "model.norm.weight": np.ones(D, np.float32), "lm_head.weight": w(V, D)}
+for i in range(L):
+    p = "model.layers.%d." % i
+    t[p + "input_layernorm.weight"] = np.ones(D, np.float32)
+    t[p + "post_attention_layernorm.weight"] = np.ones(D, np.float32)
+    t[p + "self_attn.q_proj.weight"] = w(H * HD, D)
+    t[p + "self_attn.k_proj.weight"] = w(KV * HD, D)
+    t[p + "self_attn.v_proj.weight"] = w(KV * HD, D)
+    t[p + "self_attn.o_proj.weight"] = w(D, H * HD)
+    t[p + "mlp.gate_proj.weight"] = w(FF, D)
+    t[p + "mlp.up_proj.weight"] = w(FF, D)
+    t[p + "mlp.down_proj.weight"] = w(D, FF)
+save_file(t, os.path.join(out, "model.safetensors"))
+print("params", sum(a.size for a in t.values()))

@@ -1,0 +1,37 @@
+#!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
+# llama.cpp runs our `convert` output: the tiny Qwen2 and Mistral checkpoints (with
+# tests/golden/generate/tiny-tokenizer) converted by our tool in f32, f16 and q8_0, then greedy text
+# from llama.cpp's llama-simple (its greedy sampler; the prompt tokenized by llama.cpp) and from our
+# `generate --prompt` on the same file must be the same (llama-simple stops at the end-of-text
+# token, id 0: then ours must begin with its text). A ctest under label "peers", registered only
+# with -DLLM_LLAMA_CPP_BIN=<llama.cpp build>/bin (CI has no llama.cpp).
+#   examples/convert/peers_llamacpp.sh CONVERT GENERATE LLAMA_BIN   (from the repository root)
+set -euo pipefail
+convert=$1 generate=$2 bin=$3
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+tok=tests/golden/generate/tiny-tokenizer/tokenizer.json
+fail=0 n=0
+for model in qwen2 mistral; do
+    for type in f32 f16 q8_0; do
+        out=$work/$model-$type.gguf
+        "$convert" tests/golden/model/$model "$out" --type $type --tokenizer $tok >/dev/null
+        for prompt in "the cat sat on the mat" "we went"; do
+            n=$((n + 1))
+            # llama-simple prints the prompt, then each generated piece; logs go to stderr
+            theirs=$("$bin/llama-simple" -m "$out" -n 12 "$prompt" 2>/dev/null)
+            theirs=${theirs#"$prompt"}
+            theirs=${theirs%$'\n'}
+            ours=$("$generate" --model "$out" --prompt "$prompt" -n 12 2>/dev/null)
+            if [[ "$ours" == "$theirs"* && ( ${#theirs} -gt 0 ) ]]; then
+                echo "ok   $model $type '$prompt' -> '$theirs'"
+            else
+                echo "FAIL $model $type '$prompt': llama.cpp '$theirs' ours '$ours'"
+                fail=1
+            fi
+        done
+    done
+done
+echo "$n cases, $([ $fail = 0 ] && echo 'all equal' || echo 'some differ')"
+exit $fail

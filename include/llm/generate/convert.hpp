@@ -1,0 +1,346 @@
+// SPDX-License-Identifier: Apache-2.0
+// Converting a Hugging Face checkpoint directory to a GGUF file in llama.cpp's layout, as its
+// convert_hf_to_gguf.py writes it (metadata keys, tensor names, the Q/K row permutation of the
+// "llama" architecture, tokenizer.ggml.* from tokenizer.json), in f32, f16, bf16 or a block type.
+#pragma once
+
+#include <llm/core/bf16.hpp>
+#include <llm/core/error.hpp>
+#include <llm/core/f16.hpp>
+#include <llm/generate/gguf_model.hpp>
+#include <llm/generate/load.hpp>
+#include <llm/io/file.hpp>
+#include <llm/io/gguf.hpp>
+#include <llm/io/json.hpp>
+#include <llm/model/model.hpp>
+#include <llm/quant/quant.hpp>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <map>
+#include <numbers>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace llm::generate {
+
+/// Options of convert_hf_to_gguf.
+struct convert_options {
+    /// The type of the 2-D weight matrices (1-D tensors stay f32, as llama.cpp's script keeps
+    /// them): f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K ... q6_K. A matrix whose rows
+    /// are not a whole number of blocks falls back as llama.cpp does (q4_K -> q5_0, q5_K -> q5_1,
+    /// q6_K -> q8_0, q2_K / q3_K -> q4_0, then f16).
+    io::ggml_type type = io::ggml_type::f16;
+    /// tokenizer.json to take the vocabulary from ("": HF_DIR/tokenizer.json when present; no
+    /// tokenizer.ggml.* keys otherwise).
+    std::string tokenizer{};
+    /// general.name ("": the directory's name).
+    std::string name{};
+};
+
+/// What convert_hf_to_gguf wrote: tensors, their bytes before (fp32) and after, the file type.
+struct convert_stats {
+    std::size_t tensors = 0;        ///< tensors written
+    std::uint64_t f32_bytes = 0;    ///< their size in fp32
+    std::uint64_t bytes = 0;        ///< their size as written
+    std::string architecture;       ///< general.architecture
+};
+
+namespace detail {
+
+// llama.cpp's llama_ftype for a file whose matrices are mostly `t`.
+inline std::uint32_t gguf_file_type(io::ggml_type t) {
+    switch (t) {
+        case io::ggml_type::f32: return 0;
+        case io::ggml_type::f16: return 1;
+        case io::ggml_type::q4_0: return 2;
+        case io::ggml_type::q4_1: return 3;
+        case io::ggml_type::q8_0: return 7;
+        case io::ggml_type::q5_0: return 8;
+        case io::ggml_type::q5_1: return 9;
+        case io::ggml_type::q2_k: return 10;
+        case io::ggml_type::q3_k: return 11;
+        case io::ggml_type::q4_k: return 15;
+        case io::ggml_type::q5_k: return 17;
+        case io::ggml_type::q6_k: return 18;
+        case io::ggml_type::bf16: return 32;
+        default: llm::fail("convert_hf_to_gguf: type ", io::ggml_type_name(t), " is not written");
+    }
+}
+
+// The type a matrix with rows of `cols` values gets (llama.cpp's fallback when the block does not divide them).
+inline io::ggml_type fit_type(io::ggml_type t, std::uint64_t cols) {
+    if (cols % io::ggml_traits(t).block_size == 0) return t;
+    io::ggml_type f = io::ggml_type::f16;
+    switch (t) {
+        case io::ggml_type::q4_k: f = io::ggml_type::q5_0; break;
+        case io::ggml_type::q5_k: f = io::ggml_type::q5_1; break;
+        case io::ggml_type::q6_k: f = io::ggml_type::q8_0; break;
+        case io::ggml_type::q2_k:
+        case io::ggml_type::q3_k: f = io::ggml_type::q4_0; break;
+        default: break;
+    }
+    return cols % io::ggml_traits(f).block_size == 0 ? f : io::ggml_type::f16;
+}
+
+template <class F>
+std::vector<std::byte> encode_as(std::span<const float> x) {
+    std::vector<std::byte> out(x.size() / F::block_size * sizeof(typename F::block));
+    quant::quantize<F>(x, std::span<typename F::block>(reinterpret_cast<typename F::block*>(out.data()), x.size() / F::block_size));
+    return out;
+}
+
+// x in ggml type t (x.size() a multiple of t's block size).
+inline std::vector<std::byte> encode_tensor(io::ggml_type t, std::span<const float> x) {
+    switch (t) {
+        case io::ggml_type::q4_0: return encode_as<quant::q4_0>(x);
+        case io::ggml_type::q4_1: return encode_as<quant::q4_1>(x);
+        case io::ggml_type::q5_0: return encode_as<quant::q5_0>(x);
+        case io::ggml_type::q5_1: return encode_as<quant::q5_1>(x);
+        case io::ggml_type::q8_0: return encode_as<quant::q8_0>(x);
+        case io::ggml_type::q2_k: return encode_as<quant::q2_k>(x);
+        case io::ggml_type::q3_k: return encode_as<quant::q3_k>(x);
+        case io::ggml_type::q4_k: return encode_as<quant::q4_k>(x);
+        case io::ggml_type::q5_k: return encode_as<quant::q5_k>(x);
+        case io::ggml_type::q6_k: return encode_as<quant::q6_k>(x);
+        case io::ggml_type::f32: {
+            std::vector<std::byte> out(x.size() * 4);
+            std::memcpy(out.data(), x.data(), out.size());
+            return out;
+        }
+        case io::ggml_type::f16:
+        case io::ggml_type::bf16: {
+            std::vector<std::byte> out(x.size() * 2);
+            for (std::size_t i = 0; i < x.size(); ++i) {
+                const std::uint16_t b = t == io::ggml_type::f16 ? f16(x[i]).bits() : bf16(x[i]).bits();
+                std::memcpy(out.data() + 2 * i, &b, 2);
+            }
+            return out;
+        }
+        default: llm::fail("convert_hf_to_gguf: type ", io::ggml_type_name(t), " is not written");
+    }
+}
+
+// convert_hf_to_gguf.py's LlamaModel.permute: within each head of width hd, GGUF row 2j + s is
+// Hugging Face row s * hd / 2 + j (the inverse of unpermute_rows).
+inline void permute_rows(std::span<float> w, std::size_t rows, std::size_t cols, std::size_t heads) {
+    const std::size_t hd = rows / heads, half = hd / 2;
+    const std::vector<float> tmp(w.begin(), w.end());
+    for (std::size_t h = 0; h < heads; ++h) {
+        for (std::size_t s = 0; s < 2; ++s) {
+            for (std::size_t j = 0; j < half; ++j) {
+                std::memcpy(w.data() + (h * hd + 2 * j + s) * cols, tmp.data() + (h * hd + s * half + j) * cols, cols * sizeof(float));
+            }
+        }
+    }
+}
+
+inline std::string read_text(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    llm::check(in.good(), "convert_hf_to_gguf: cannot read ", path);
+    return {std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>()};
+}
+
+// The vocabulary of a tokenizer.json as tokenizer.ggml.* (convert_hf_to_gguf.py's
+// _set_vocab_gpt2 for byte-level BPE; _set_vocab_llama_hf's layout for byte-fallback BPE).
+// Strings are kept in `keep` (the writer copies keys and values at once).
+inline void add_tokenizer(io::gguf_writer& w, const std::string& path, std::size_t vocab, model::family fam) {
+    const std::string text = read_text(path);
+    const io::json_value doc = io::parse_json(text, path);
+    const io::json_value& mdl = doc.at("model", "tokenizer.json model");
+    llm::check(mdl.at("type", "model.type").as_string("model.type") == "BPE", "convert_hf_to_gguf: ", path, ": model.type '",
+               mdl.at("type", "model.type").as_string("model.type"), "' is not supported (BPE only)");
+    const io::json_value* fb = mdl.find("byte_fallback");
+    const bool byte_fallback = fb != nullptr && fb->is_bool() && fb->as_bool("model.byte_fallback");
+    std::vector<std::string> tokens(vocab);
+    std::vector<bool> have(vocab, false);
+    std::vector<std::int32_t> types(vocab, 1);  // NORMAL
+    for (const auto& [tok, id] : mdl.at("vocab", "model.vocab").as_object("model.vocab")) {
+        const auto i = static_cast<std::size_t>(id.as_int("model.vocab id", 0, static_cast<std::int64_t>(vocab) - 1));
+        tokens[i] = tok;
+        have[i] = true;
+        if (byte_fallback && tok.size() == 6 && tok.starts_with("<0x") && tok.ends_with(">")) types[i] = 6;  // BYTE
+    }
+    std::map<std::string, std::size_t, std::less<>> special_ids;
+    if (const io::json_value* added = doc.find("added_tokens"); added != nullptr && added->is_array()) {
+        for (const io::json_value& a : added->as_array("added_tokens")) {
+            const auto i = static_cast<std::size_t>(a.at("id", "added_tokens").as_int("added_tokens id", 0, static_cast<std::int64_t>(vocab) - 1));
+            tokens[i] = a.at("content", "added_tokens").as_string("added_tokens content");
+            have[i] = true;
+            const io::json_value* sp = a.find("special");
+            types[i] = sp != nullptr && sp->is_bool() && sp->as_bool("added_tokens special") ? 3 : 4;  // CONTROL : USER_DEFINED
+            special_ids[tokens[i]] = i;
+        }
+    }
+    for (std::size_t i = 0; i < vocab; ++i) {
+        if (!have[i]) {
+            tokens[i] = "[PAD" + std::to_string(i) + "]";
+            types[i] = 5;  // UNUSED
+        }
+    }
+    if (byte_fallback) {
+        w.add("tokenizer.ggml.model", "llama");
+        w.add("tokenizer.ggml.pre", "default");
+        w.add_array("tokenizer.ggml.tokens", tokens);
+        const std::vector<float> scores(vocab, -1000.0f);
+        w.add_array("tokenizer.ggml.scores", scores);
+        w.add_array("tokenizer.ggml.token_type", types);
+    } else {
+        // the pre-tokenizer: GPT-2's regex alone, or the Split regex of Qwen2 / Llama 3
+        const io::json_value* pre = doc.find("pre_tokenizer");
+        const bool split = pre != nullptr && pre->is_object() && pre->at("type", "pre_tokenizer").as_string("pre_tokenizer.type") == "Sequence";
+        const char* pre_name = !split ? "gpt-2" : fam == model::family::qwen2 ? "qwen2" : "llama-bpe";
+        w.add("tokenizer.ggml.model", "gpt2");
+        w.add("tokenizer.ggml.pre", pre_name);
+        w.add_array("tokenizer.ggml.tokens", tokens);
+        w.add_array("tokenizer.ggml.token_type", types);
+        std::vector<std::string> merges;
+        if (const io::json_value* ms = mdl.find("merges"); ms != nullptr && ms->is_array()) {
+            for (const io::json_value& m : ms->as_array("model.merges")) {
+                if (m.is_string()) {
+                    merges.emplace_back(m.as_string("model.merges"));
+                } else {
+                    const auto& pair = m.as_array("model.merges");
+                    llm::check(pair.size() == 2, "convert_hf_to_gguf: ", path, ": a merge is not a pair");
+                    merges.push_back(pair[0].as_string("model.merges") + " " + pair[1].as_string("model.merges"));
+                }
+            }
+        }
+        w.add_array("tokenizer.ggml.merges", merges);
+    }
+    // special tokens and add_bos / add_eos from tokenizer_config.json, as gguf-py's SpecialVocab
+    const auto cfg_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
+    if (std::filesystem::exists(cfg_path)) {
+        const std::string ctext = read_text(cfg_path.string());
+        const io::json_value c = io::parse_json(ctext, cfg_path.string());
+        auto token_of = [&](const char* key) -> const io::json_value* {
+            const io::json_value* v = c.find(key);
+            if (v == nullptr) return nullptr;
+            if (v->is_object()) v = v->find("content");
+            return v != nullptr && v->is_string() ? v : nullptr;
+        };
+        for (const auto& [key, gkey] : {std::pair{"bos_token", "tokenizer.ggml.bos_token_id"}, std::pair{"eos_token", "tokenizer.ggml.eos_token_id"},
+                                        std::pair{"unk_token", "tokenizer.ggml.unknown_token_id"},
+                                        std::pair{"pad_token", "tokenizer.ggml.padding_token_id"}}) {
+            if (const io::json_value* t = token_of(key)) {
+                if (const auto it = special_ids.find(t->as_string(key)); it != special_ids.end()) {
+                    w.add<std::uint32_t>(gkey, static_cast<std::uint32_t>(it->second));
+                }
+            }
+        }
+        for (const auto& [key, gkey] : {std::pair{"add_bos_token", "tokenizer.ggml.add_bos_token"},
+                                        std::pair{"add_eos_token", "tokenizer.ggml.add_eos_token"}}) {
+            if (const io::json_value* v = c.find(key); v != nullptr && v->is_bool()) w.add<bool>(gkey, v->as_bool(key));
+        }
+    }
+}
+
+}  // namespace detail
+
+/// Converts the Hugging Face directory `dir` (config.json, model.safetensors or a sharded index,
+/// tokenizer.json) to the GGUF file `out` as llama.cpp's convert_hf_to_gguf.py writes it:
+/// Llama and Mistral as architecture "llama" (Q and K rows permuted for ggml's interleaved
+/// RoPE; Llama 3 frequency scaling as the `rope_freqs.weight` factors), Qwen2 as "qwen2";
+/// the keys `ARCH.block_count`, `.context_length`, `.embedding_length`, `.feed_forward_length`,
+/// `.attention.head_count(_kv)`, `.rope.freq_base`, `.attention.layer_norm_rms_epsilon`,
+/// `general.file_type`, `general.quantization_version` and tokenizer.ggml.* from tokenizer.json;
+/// names `token_embd.weight`, `blk.N.attn_q.weight`, ... Weight matrices get `opt.type`, 1-D
+/// tensors stay f32. Other families (GPT-2, Mixtral, Mamba) and options without a GGUF form are
+/// llm::error naming them. The file is written atomically.
+/// Example: `llm::generate::convert_hf_to_gguf("tiny-llama", "tiny.gguf", {.type = llm::io::ggml_type::q8_0});`
+inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::string& out, const convert_options& opt = {}) {
+    const char* fn = "convert_hf_to_gguf";
+    const auto cfg = model::from_hf_config((std::filesystem::path(dir) / "config.json").string());
+    llm::check(cfg.family == model::family::llama || cfg.family == model::family::mistral || cfg.family == model::family::qwen2, fn,
+               ": ", dir, ": only Llama, Mistral and Qwen2 are converted (not this family yet)");
+    (void)detail::gguf_file_type(opt.type);
+    const model::dims& d = cfg.dims;
+    llm::check(!d.qk_norm && d.attn_softcap == 0.0f, fn, ": ", dir, ": q/k norms and attention soft-capping have no form in llama.cpp's llama / qwen2");
+    const std::string arch = cfg.family == model::family::qwen2 ? "qwen2" : "llama";
+    const model::llama<> m(d);
+    auto params = m.make_params<float>();
+    model::load_safetensors(params, hf_weights_path(dir));
+
+    io::gguf_writer w;
+    w.add("general.architecture", arch);
+    w.add("general.type", "model");
+    w.add("general.name", opt.name.empty() ? std::filesystem::path(dir).lexically_normal().filename().string() : opt.name);
+    const auto u32 = [](std::size_t v) { return static_cast<std::uint32_t>(v); };
+    w.add<std::uint32_t>(arch + ".block_count", u32(d.n_layers));
+    w.add<std::uint32_t>(arch + ".context_length", u32(d.max_seq));
+    w.add<std::uint32_t>(arch + ".embedding_length", u32(d.d_model));
+    w.add<std::uint32_t>(arch + ".feed_forward_length", u32(d.ff()));
+    w.add<std::uint32_t>(arch + ".attention.head_count", u32(d.n_heads));
+    w.add<std::uint32_t>(arch + ".attention.head_count_kv", u32(d.kv_heads()));
+    w.add<float>(arch + ".rope.freq_base", static_cast<float>(d.rope.theta));
+    w.add<float>(arch + ".attention.layer_norm_rms_epsilon", d.norm_eps);
+    if (d.head_dim != 0) {
+        w.add<std::uint32_t>(arch + ".attention.key_length", u32(d.head_width()));
+        w.add<std::uint32_t>(arch + ".attention.value_length", u32(d.head_width()));
+    }
+    if (d.rope.scaling == model::rope_scaling_kind::linear) {
+        w.add(arch + ".rope.scaling.type", "linear");
+        w.add<float>(arch + ".rope.scaling.factor", static_cast<float>(d.rope.factor));
+    }
+    w.add<std::uint32_t>("general.file_type", detail::gguf_file_type(opt.type));
+    if (arch == "llama") {
+        w.add<std::uint32_t>("llama.vocab_size", u32(d.vocab));
+        w.add<std::uint32_t>("llama.rope.dimension_count", u32(d.head_width()));
+    }
+    w.add<std::uint32_t>("general.quantization_version", 2);
+    std::string tok = opt.tokenizer;
+    if (tok.empty() && std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json")) {
+        tok = (std::filesystem::path(dir) / "tokenizer.json").string();
+    }
+    if (!tok.empty()) detail::add_tokenizer(w, tok, d.vocab, cfg.family);
+
+    convert_stats st;
+    st.architecture = arch;
+    std::vector<std::vector<std::byte>> kept;  // the writer keeps spans until write()
+    kept.reserve(4 + 16 * d.n_layers);
+    auto put = [&](const std::string& name, std::span<const float> x, std::vector<std::uint64_t> shape) {
+        const io::ggml_type t = shape.size() >= 2 ? detail::fit_type(opt.type, shape.back()) : io::ggml_type::f32;
+        try {
+            kept.push_back(detail::encode_tensor(t, x));
+        } catch (const llm::error& e) {
+            llm::fail(fn, ": tensor '", name, "': ", e.what());
+        }
+        w.add_tensor(name, t, shape, kept.back());
+        ++st.tensors;
+        st.f32_bytes += x.size() * 4;
+        st.bytes += kept.back().size();
+    };
+    if (d.rope.scaling == model::rope_scaling_kind::llama3) {
+        // convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors: per frequency, the divisor
+        // llama3 scaling applies (1 kept, factor, or the band's interpolation)
+        const std::size_t half = d.head_width() / 2;
+        std::vector<float> factors(half);
+        for (std::size_t i = 0; i < half; ++i) {
+            const double inv = 1.0 / std::pow(d.rope.theta, static_cast<double>(2 * i) / static_cast<double>(d.head_width()));
+            factors[i] = static_cast<float>(inv / d.rope.apply(inv));
+        }
+        put("rope_freqs.weight", factors, {half});
+    }
+    params.for_each_param([&](std::string_view name, auto& t) {
+        const std::string g = detail::gguf_name(name);
+        std::span<float> x(t.data(), t.size());
+        std::vector<std::uint64_t> shape;
+        for (std::size_t r = 0; r < t.rank(); ++r) shape.push_back(t.extent(r));
+        if (arch == "llama" && t.rank() == 2 && (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"))) {
+            detail::permute_rows(x, t.extent(0), t.extent(1), name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads());
+        }
+        put(g, x, std::move(shape));
+    });
+    w.write(out);
+    return st;
+}
+
+}  // namespace llm::generate
