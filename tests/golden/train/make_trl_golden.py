@@ -22,9 +22,18 @@ log rounds the loss to 4 digits): the loss (before the update), rewards/chosen, 
 rewards/margins, rewards/accuracies, logps/chosen, logps/rejected; and from the Trainer's log
 the gradient norm before clipping.
 
+The reward model: TRL's RewardTrainer on LlamaForSequenceClassification (num_labels 1,
+pad_token_id 0) loaded from the same checkpoint (the decoder's weights; `score` drawn by
+transformers' initialiser from torch.manual_seed(0), and written out as score_init), the same
+pairs (input_ids_chosen = prompt + chosen, right-padded by the collator; the reward is read at
+the last non-padding token, as transformers does with pad_token_id), the same optimizer,
+clipping, schedule and order; loss -log sigmoid(r_chosen - r_rejected) averaged over the batch.
+Per step: the loss, the mean chosen and rejected rewards, their mean margin and the accuracy
+(TRL's compute_accuracy: the fraction with r_chosen > r_rejected), and the gradient norm.
+
 Run: /work/venv-trl2/bin/python tests/golden/train/make_trl_golden.py
      (a venv with system site packages for torch 1.13 / numpy 1.24; docs/train.md lists the pins)
-Writes tests/golden/train/trl_pairs.jsonl and tests/golden/train/trl_dpo.txt (the format of
+Writes tests/golden/train/trl_pairs.jsonl, trl_dpo.txt and trl_reward.txt (the format of
 tests/support/golden.hpp).
 """
 import json
@@ -89,6 +98,62 @@ class norms(transformers.TrainerCallback):
             self.lr.append(float(logs["learning_rate"]))
 
 
+class ids_reward_trainer(trl.RewardTrainer):
+    """RewardTrainer in file order, recording each step's loss and reward statistics."""
+
+    record = []
+
+    def _get_train_sampler(self):
+        return SequentialSampler(self.train_dataset)
+
+    def compute_loss(self, model, inputs, return_outputs=False):
+        loss, out = super().compute_loss(model, inputs, return_outputs=True)
+        if model.training:
+            c, r = out["rewards_chosen"].detach().reshape(-1).double(), out["rewards_rejected"].detach().reshape(-1).double()
+            self.record.append({"loss": loss.item(), "rewards/chosen": c.mean().item(), "rewards/rejected": r.mean().item(),
+                                "rewards/margins": (c - r).mean().item(), "rewards/accuracies": (c > r).double().mean().item()})
+        return (loss, out) if return_outputs else loss
+
+
+def emit_to(f, name, values):
+    f.write("%s %d\n%s\n" % (name, len(values), " ".join(repr(float(v)) for v in values)))
+
+
+def reward_golden(tok):
+    s = SETTINGS
+    torch.manual_seed(0)
+    model = transformers.AutoModelForSequenceClassification.from_pretrained(MODEL, torch_dtype=torch.float32, num_labels=1,
+                                                                            pad_token_id=0)
+    score_init = model.score.weight.detach().reshape(-1).tolist()
+    cols = {"input_ids_chosen": [], "attention_mask_chosen": [], "input_ids_rejected": [], "attention_mask_rejected": []}
+    for p, c, r in PAIRS:
+        for k, resp in (("chosen", c), ("rejected", r)):
+            cols["input_ids_" + k].append(p + resp)
+            cols["attention_mask_" + k].append([1] * len(p + resp))
+    cb = norms()
+    with tempfile.TemporaryDirectory() as out:
+        args = trl.RewardConfig(output_dir=out, per_device_train_batch_size=s["batch"], gradient_accumulation_steps=1,
+                                learning_rate=s["lr"], adam_beta1=s["beta1"], adam_beta2=s["beta2"], adam_epsilon=s["eps"],
+                                weight_decay=s["weight_decay"], max_grad_norm=s["clip"], lr_scheduler_type="constant",
+                                warmup_steps=0, max_steps=s["steps"], logging_steps=1, save_strategy="no", report_to=[],
+                                use_cpu=True, seed=0, data_seed=0, dataloader_num_workers=0, remove_unused_columns=False,
+                                optim="adamw_torch", max_length=64)
+        trainer = ids_reward_trainer(model=model, args=args, train_dataset=Dataset.from_dict(cols), tokenizer=tok, callbacks=[cb])
+        trainer.train()
+    rec = ids_reward_trainer.record
+    assert len(rec) == s["steps"] and len(cb.grad_norm) == s["steps"], (len(rec), len(cb.grad_norm))
+    with open(os.path.join(HERE, "trl_reward.txt"), "w") as f:
+        f.write("# TRL %s RewardTrainer (LlamaForSequenceClassification) on tests/golden/model/llama, written by make_trl_golden.py\n"
+                % trl.__version__)
+        emit_to(f, "score_init", score_init)
+        emit_to(f, "loss", [r["loss"] for r in rec])
+        for k in KEYS[:4]:
+            emit_to(f, k.replace("/", "_"), [r[k] for r in rec])
+        emit_to(f, "grad_norm", cb.grad_norm)
+    for i, r in enumerate(rec):
+        print("reward", i, "loss %.9f margin %.6g acc %.2f grad_norm %.6g" % (r["loss"], r["rewards/margins"], r["rewards/accuracies"], cb.grad_norm[i]))
+
+
 def main():
     s = SETTINGS
     warnings.filterwarnings("ignore")
@@ -128,6 +193,7 @@ def main():
             emit(k.replace("/", "_"), [r[k] for r in rec])
         emit("grad_norm", cb.grad_norm)
         emit("lr", cb.lr)
+    reward_golden(tok)
     for i, r in enumerate(rec):
         print(i, "loss %.9f margin %.6g acc %.2f grad_norm %.6g" % (r["loss"], r["rewards/margins"], r["rewards/accuracies"], cb.grad_norm[i]))
 
