@@ -42,8 +42,9 @@ struct mixtral_layer_names {
 /// object rather than the model's arena, because the grouped rows' count depends on the routing;
 /// it is allocated once and reused. `aux_loss()` and `z_loss()` read the last forward's losses
 /// (the model adds coef * loss to its loss; the backward adds their gradients when the options'
-/// coefficients are set). step (decoding) runs the forward with a moe_cache of its own, which
-/// allocates: the MoE step is not yet allocation-free.
+/// coefficients are set). step (decoding) runs moe_infer: the routing, plan and activations of
+/// the step live in the workspace, so a step with a warmed workspace allocates nothing (the
+/// state between tokens stays empty).
 /// Experts, TopK: the defaults the dims constructor uses when dims.n_experts /
 /// dims.experts_per_token are 0.
 /// R: a router policy.
@@ -153,15 +154,15 @@ struct moe_ffn {
         moe_backward(dx, grads(g), *c.layer, dy, x, weights(p), route, options, ws, exec);
     }
 
-    /// No state between tokens.
+    /// No state between tokens (the step's buffers come from the workspace).
     struct state {};
-    /// The forward for the rows of x (one token per row).
+    /// The forward for the rows of x (one token per row) by moe_infer: every buffer from the
+    /// workspace, so a step with a warmed workspace allocates nothing.
     /// Example: `f.step(y, st, x, p, ws, pool);`
     template <class T>
     void step(model::activations y, state& /*st*/, model::const_activations x, const params<T>& p, workspace& ws,
               parallel::policy auto&& exec) const {
-        moe_cache c;
-        moe_forward(y, c, x, weights(p), route, options, ws, exec);
+        moe_infer(y, x, weights(p), route, options, ws, exec);
     }
 
     /// Multiply-adds per token of the active parameters (3 d_model d_ff k, + the router's

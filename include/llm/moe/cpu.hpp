@@ -35,9 +35,9 @@ llm::strided_view<T, 2> slice(const llm::strided_view<T, 3>& w, std::size_t e) {
 /// Rows per parallel chunk of row-wise passes over `cols` columns (about 16 K elements).
 inline std::size_t grain_for(std::size_t cols) { return std::max<std::size_t>(1, 16384 / std::max<std::size_t>(cols, 1)); }
 
-/// xp[i, :] = x[rows[i], :].
-template <class X>
-void gather(float* xp, const X& x, const dispatch_plan& plan, std::size_t d, auto& exec) {
+/// xp[i, :] = x[rows[i], :]. P: dispatch_plan or plan_ref.
+template <class X, class P>
+void gather(float* xp, const X& x, const P& plan, std::size_t d, auto& exec) {
     parallel::parallel_for(exec, plan.size(), grain_for(d), [&](std::size_t i0, std::size_t i1) {
         for (std::size_t i = i0; i < i1; ++i) {
             const auto t = static_cast<std::size_t>(plan.rows[i]);
@@ -99,13 +99,13 @@ void swiglu_backward(mat dx, mat dw1, mat dw3, mat dw2, float* dgate, float* dup
 }
 
 /// y[t, :] = sum over slots j of w[t, j] * yp[pos[t, j], :] (slot order), plus `add` when
-/// add_existing (y already holds the shared experts' output).
-template <class Y>
-void combine(Y& y, const float* yp, const dispatch_plan& plan, const float* w, std::size_t T, std::size_t S,
+/// add_existing (y already holds the shared experts' output). P: dispatch_plan or plan_ref.
+template <class Y, class P>
+void combine(Y& y, const float* yp, const P& plan, const float* w, std::size_t T, std::size_t S,
              std::size_t d, bool add_existing, auto& exec) {
     parallel::parallel_for(exec, T, grain_for(d * S), [&](std::size_t t0, std::size_t t1) {
         for (std::size_t t = t0; t < t1; ++t) {
-            const std::int32_t* pos = plan.pos.data() + t * S;
+            const std::int32_t* pos = &plan.pos[t * S];
             const float* wt = w + t * S;
             for (std::size_t c = 0; c < d; ++c) {
                 const float v = tile::combine_column(yp, d, pos, wt, S, c);

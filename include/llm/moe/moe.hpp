@@ -38,6 +38,164 @@ inline void check_io(const char* fn, const char* name, std::size_t rows, std::si
                "] (tokens, d_model)");
 }
 
+/// The batch of a forward: T tokens, S slots per token, the capacity per expert.
+struct forward_shape {
+    std::size_t tokens, slots, capacity;
+};
+
+/// Every forward's checks of x and y [T, d] and of the options; the batch's shape.
+template <class XS, class YS, class R>
+forward_shape check_forward(const char* fn, const XS& xs, const YS& ys, std::size_t d, std::size_t E, const R& r,
+                            const moe_options& opt) {
+    const std::size_t T = xs.extent(0);
+    check_io(fn, "x", xs.extent(0), xs.extent(1), T, d);
+    check_io(fn, "y", ys.extent(0), ys.extent(1), T, d);
+    const std::size_t S = r.slots(E);
+    return {T, S, capacity_of(fn, opt, T, S, E)};
+}
+
+/// Where one forward keeps its routing, plan and per-row activations: the cache's vectors
+/// (moe_forward, moe_forward_quantized) or workspace regions (moe_infer, the block's decode
+/// step). The per-row buffers hold T * slots rows (N <= T * slots).
+struct forward_buffers {
+    std::size_t tokens = 0, experts = 0, slots = 0;  ///< T, E, S
+    float* logits = nullptr;                         ///< [T, E]
+    float* probs = nullptr;                          ///< [T, E]
+    std::int32_t* expert_ids = nullptr;              ///< [T, S]
+    float* weights = nullptr;                        ///< [T, S]
+    plan_ref plan;                                   ///< the dispatch
+    float* xp = nullptr;                             ///< [N, d] gathered rows
+    float* yp = nullptr;                             ///< [N, d] expert outputs
+    float* gate = nullptr;                           ///< [N, ff]
+    float* up = nullptr;                             ///< [N, ff]
+    float* act = nullptr;                            ///< [N, ff]
+    float* shared_gate = nullptr;                    ///< [T, ffs]
+    float* shared_up = nullptr;                      ///< [T, ffs]
+    float* shared_act = nullptr;                     ///< [T, ffs]
+
+    [[nodiscard]] routing routing_views() const {
+        return {{expert_ids, llm::dims<2>(tokens, slots), llm::unit_last_stride<2>(slots)},
+                {weights, llm::dims<2>(tokens, slots), llm::unit_last_stride<2>(slots)},
+                {probs, llm::dims<2>(tokens, experts), llm::unit_last_stride<2>(experts)}};
+    }
+    [[nodiscard]] llm::row_view<const float, 2> logits_view() const {
+        return {logits, llm::dims<2>(tokens, experts), llm::unit_last_stride<2>(experts)};
+    }
+};
+
+/// The cache sized for a forward of T tokens (shapes recorded, losses zeroed), as buffers.
+/// Reuses its memory: a cache grown to T tokens serves T or fewer without allocating.
+inline forward_buffers cache_buffers(moe_cache& c, std::size_t T, std::size_t E, std::size_t S, std::size_t d,
+                                     std::size_t ff, std::size_t fs) {
+    c.tokens = T;
+    c.experts = E;
+    c.slots = S;
+    c.d_model = d;
+    c.d_ff = ff;
+    c.d_ff_shared = fs;
+    c.aux_loss = c.z_loss = 0.0f;
+    const std::size_t P = T * S;
+    c.logits.resize(T * E);
+    c.probs.resize(T * E);
+    c.expert_ids.resize(P);
+    c.weights.resize(P);
+    c.xp.resize(P * d);
+    c.yp.resize(P * d);
+    c.gate.resize(P * ff);
+    c.up.resize(P * ff);
+    c.act.resize(P * ff);
+    c.shared_gate.resize(T * fs);
+    c.shared_up.resize(T * fs);
+    c.shared_act.resize(T * fs);
+    return {T,        E,          S,          c.logits.data(), c.probs.data(), c.expert_ids.data(), c.weights.data(),
+            plan_memory(c.plan, T, S, E), c.xp.data(), c.yp.data(), c.gate.data(), c.up.data(), c.act.data(),
+            c.shared_gate.data(), c.shared_up.data(), c.shared_act.data()};
+}
+
+/// Trims the cache's plan and per-row buffers to the forward's N rows.
+inline void cache_done(moe_cache& c, const forward_buffers& b) {
+    plan_done(c.plan, b.plan);
+    const std::size_t N = b.plan.size();
+    c.xp.resize(N * c.d_model);
+    c.yp.resize(N * c.d_model);
+    c.gate.resize(N * c.d_ff);
+    c.up.resize(N * c.d_ff);
+    c.act.resize(N * c.d_ff);
+}
+
+/// The buffers of a forward of T tokens taken from ws (inside the caller's frame).
+inline forward_buffers workspace_buffers(llm::workspace& ws, std::size_t T, std::size_t E, std::size_t S,
+                                         std::size_t d, std::size_t ff, std::size_t fs) {
+    constexpr const char* fn = "moe_infer";
+    const std::size_t P = T * S;
+    forward_buffers b;
+    b.tokens = T;
+    b.experts = E;
+    b.slots = S;
+    b.logits = ws.take<float>(T * E, fn, "router logits");
+    b.probs = ws.take<float>(T * E, fn, "router scores");
+    b.expert_ids = ws.take<std::int32_t>(P, fn, "chosen experts");
+    b.weights = ws.take<float>(P, fn, "routing weights");
+    b.plan.offsets = ws.take<std::size_t>(E + 1, fn, "plan offsets");
+    b.plan.rows = ws.take<std::int32_t>(P, fn, "plan rows");
+    b.plan.pos = ws.take<std::int32_t>(P, fn, "plan positions");
+    b.plan.cursor = ws.take<std::size_t>(E, fn, "plan cursor");
+    b.xp = ws.take<float>(P * d, fn, "gathered rows");
+    b.yp = ws.take<float>(P * d, fn, "expert outputs");
+    b.gate = ws.take<float>(P * ff, fn, "gate projections");
+    b.up = ws.take<float>(P * ff, fn, "up projections");
+    b.act = ws.take<float>(P * ff, fn, "activations");
+    b.shared_gate = ws.take<float>(T * fs, fn, "shared gate projections");
+    b.shared_up = ws.take<float>(T * fs, fn, "shared up projections");
+    b.shared_act = ws.take<float>(T * fs, fn, "shared activations");
+    return b;
+}
+
+/// The route-and-plan preamble of every forward (fp32 and quantized experts): logits =
+/// x gate^T, the NaN check, the router, the counting sort (capacity cap) and the gather of
+/// the rows into per-expert blocks (b.xp). Returns N, the rows gathered. T > 0.
+template <class XS, class TG, router R>
+std::size_t route_and_gather(const char* fn, forward_buffers& b, const XS& xs, const llm::strided_view<const TG, 2>& gate,
+                             const R& r, std::size_t cap, llm::workspace& ws, auto& exec) {
+    const std::size_t T = b.tokens, E = b.experts, d = gate.extent(1);
+    llm::gemm(rows_of(b.logits, T, E, E), xs, gate.template transposed<0, 1>(), 1.0f, 0.0f, ws, exec);
+    const routing rt = b.routing_views();
+    check_logits(fn, b.logits_view());
+    r.forward(rt, b.logits_view(), exec);
+    plan_into(b.plan, rt.experts, E, cap);
+    gather(b.xp, xs, b.plan, d, exec);
+    return b.plan.size();
+}
+
+/// An empty batch's plan: every group empty, nothing dropped.
+inline void plan_empty(forward_buffers& b) {
+    std::fill(b.plan.offsets, b.plan.offsets + b.experts + 1, std::size_t{0});
+    b.plan.n = b.plan.dropped = 0;
+}
+
+/// The fp32 / bf16 forward after the cache or workspace has given its buffers: route and
+/// gather, every expert's SwiGLU over its rows, the shared experts, the weighted combine.
+template <class YS, class XS, router R, class TW>
+void forward_into(const char* fn, YS& ys, forward_buffers& b, const XS& xs, const basic_moe_weights<TW>& w, const R& r,
+                  std::size_t cap, llm::workspace& ws, auto& exec) {
+    const std::size_t T = b.tokens, d = w.d_model(), E = w.experts(), ff = w.d_ff();
+    if (T == 0) {
+        plan_empty(b);
+        return;
+    }
+    route_and_gather(fn, b, xs, w.gate, r, cap, ws, exec);
+    for (std::size_t e = 0; e < E; ++e) {
+        const std::size_t o = b.plan.offsets[e], n = b.plan.offsets[e + 1] - o;
+        swiglu_forward(rows_of(b.yp + o * d, n, d, d), b.gate + o * ff, b.up + o * ff, b.act + o * ff,
+                       crows_of(b.xp + o * d, n, d, d), slice(w.w1, e), slice(w.w3, e), slice(w.w2, e), 0.0f, ws, exec);
+    }
+    if (w.has_shared()) {
+        swiglu_forward(ys, b.shared_gate, b.shared_up, b.shared_act, xs, w.shared_w1, w.shared_w3, w.shared_w2, 0.0f,
+                       ws, exec);
+    }
+    combine(ys, b.yp, b.plan, b.weights, T, b.slots, d, w.has_shared(), exec);
+}
+
 }  // namespace detail
 
 /// The MoE FFN layer (Mixtral's MixtralSparseMoeBlock, generalised): logits = x gate^T, the
@@ -61,56 +219,14 @@ void moe_forward(Y&& y, moe_cache& cache, X&& x, const basic_moe_weights<TW>& w,
     const auto xs = llm::to_kernel_view<2>(x);
     const auto ys = llm::to_kernel_view<2>(y);
     detail::check_weights(fn, w);
-    const std::size_t T = xs.extent(0), d = w.d_model(), E = w.experts(), ff = w.d_ff(), fs = w.d_ff_shared();
-    detail::check_io(fn, "x", xs.extent(0), xs.extent(1), T, d);
-    detail::check_io(fn, "y", ys.extent(0), ys.extent(1), T, d);
-    const std::size_t S = r.slots(E);
-    const std::size_t cap = detail::capacity_of(fn, opt, T, S, E);
-    cache.tokens = T;
-    cache.experts = E;
-    cache.slots = S;
-    cache.d_model = d;
-    cache.d_ff = ff;
-    cache.d_ff_shared = fs;
-    cache.logits.resize(T * E);
-    cache.probs.resize(T * E);
-    cache.expert_ids.resize(T * S);
-    cache.weights.resize(T * S);
-    cache.aux_loss = cache.z_loss = 0.0f;
+    const auto [T, S, cap] = detail::check_forward(fn, xs, ys, w.d_model(), w.experts(), r, opt);
+    detail::forward_buffers b = detail::cache_buffers(cache, T, w.experts(), S, w.d_model(), w.d_ff(), w.d_ff_shared());
+    detail::forward_into(fn, ys, b, xs, w, r, cap, ws, exec);
+    detail::cache_done(cache, b);
     if (T == 0) {
-        cache.plan.offsets.assign(E + 1, 0);
-        cache.plan.rows.clear();
-        cache.plan.pos.clear();
-        cache.plan.dropped = 0;
         return;
     }
-    llm::gemm(detail::rows_of(cache.logits.data(), T, E, E), xs, w.gate.template transposed<0, 1>(), 1.0f, 0.0f, ws, exec);
-    const routing rt = cache.routing_views();
-    detail::check_logits(fn, cache.logits_view());
-    r.forward(rt, cache.logits_view(), exec);
-    plan_dispatch(cache.plan, rt.experts, E, cap);
-    const std::size_t N = cache.plan.size();
-    cache.xp.resize(N * d);
-    cache.yp.resize(N * d);
-    cache.gate.resize(N * ff);
-    cache.up.resize(N * ff);
-    cache.act.resize(N * ff);
-    detail::gather(cache.xp.data(), xs, cache.plan, d, exec);
-    for (std::size_t e = 0; e < E; ++e) {
-        const std::size_t o = cache.plan.offsets[e], n = cache.plan.offsets[e + 1] - o;
-        detail::swiglu_forward(detail::rows_of(cache.yp.data() + o * d, n, d, d), cache.gate.data() + o * ff,
-                               cache.up.data() + o * ff, cache.act.data() + o * ff,
-                               detail::crows_of(cache.xp.data() + o * d, n, d, d), detail::slice(w.w1, e),
-                               detail::slice(w.w3, e), detail::slice(w.w2, e), 0.0f, ws, exec);
-    }
-    if (w.has_shared()) {
-        cache.shared_gate.resize(T * fs);
-        cache.shared_up.resize(T * fs);
-        cache.shared_act.resize(T * fs);
-        detail::swiglu_forward(ys, cache.shared_gate.data(), cache.shared_up.data(), cache.shared_act.data(), xs,
-                               w.shared_w1, w.shared_w3, w.shared_w2, 0.0f, ws, exec);
-    }
-    detail::combine(ys, cache.yp.data(), cache.plan, cache.weights.data(), T, S, d, w.has_shared(), exec);
+    const const_routing rt = cache.routing_views();
     if (opt.aux_loss_coef != 0.0f) {
         cache.aux_loss = load_balancing_loss(cache.logits_view(), rt.experts);
     }
@@ -136,6 +252,27 @@ template <mutable_dense_view<2> Y, dense_view<2> X, router R, float_or_bf16 TW>
 void moe_forward(Y&& y, moe_cache& cache, X&& x, const basic_moe_weights<TW>& w, const R& r, const moe_options& opt) {
     llm::workspace ws;
     moe_forward(y, cache, x, w, r, opt, ws, parallel::default_pool());
+}
+
+/// The MoE forward for inference, with no cache: the routing, the dispatch plan and every
+/// per-row activation live in the workspace for the length of the call, so a warmed
+/// workspace makes the call allocation-free (moe_ffn's decode step runs it every token).
+/// The same result as moe_forward, bit for bit; no losses are computed.
+/// Arguments (docs/conventions.md): output y [T, d]; input x [T, d]; parameters w; options
+/// r, opt; workspace; executor. Errors as moe_forward.
+/// Example: `llm::moe::moe_infer(y, x, w, llm::moe::softmax_top_k{.k = 2}, {}, ws, pool);`
+template <mutable_dense_view<2> Y, dense_view<2> X, router R, float_or_bf16 TW>
+    requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
+void moe_infer(Y&& y, X&& x, const basic_moe_weights<TW>& w, const R& r, const moe_options& opt, llm::workspace& ws,
+               parallel::policy auto&& exec) {
+    constexpr const char* fn = "moe_infer";
+    const auto xs = llm::to_kernel_view<2>(x);
+    const auto ys = llm::to_kernel_view<2>(y);
+    detail::check_weights(fn, w);
+    const auto [T, S, cap] = detail::check_forward(fn, xs, ys, w.d_model(), w.experts(), r, opt);
+    const llm::workspace::frame frame(ws);
+    detail::forward_buffers b = detail::workspace_buffers(ws, T, w.experts(), S, w.d_model(), w.d_ff(), w.d_ff_shared());
+    detail::forward_into(fn, ys, b, xs, w, r, cap, ws, exec);
 }
 
 /// Backward of moe_forward: ADDS into dx [T, d] and every gradient in g (the router's gate,

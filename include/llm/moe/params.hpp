@@ -7,6 +7,7 @@
 #include <llm/tensor/concepts.hpp>
 #include <llm/tensor/kernel_view.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <concepts>
 #include <cstddef>
@@ -199,19 +200,28 @@ struct dispatch_plan {
 /// No capacity: every pair is kept.
 inline constexpr std::size_t dropless = std::numeric_limits<std::size_t>::max();
 
-/// Builds the plan for experts [T, slots] (int32, -1 = empty) over n_experts: one counting pass,
-/// a prefix sum, one placing pass in (token, slot) order, so it is deterministic and stable.
-/// capacity: pairs kept per expert (llm::moe::dropless: all). Reuses the plan's memory.
-/// llm::error on an expert index outside [-1, n_experts).
-/// Example: `llm::moe::plan_dispatch(plan, experts, 8, llm::moe::dropless);`
-template <view_of_rank<2> X>
-    requires std::same_as<std::remove_const_t<view_element_t<X>>, std::int32_t>
-void plan_dispatch(dispatch_plan& plan, X&& experts, std::size_t n_experts, std::size_t capacity = dropless) {
+namespace detail {
+
+/// A dispatch plan in borrowed memory (the fields of dispatch_plan as pointers): the decode
+/// step keeps it in a workspace. rows holds up to T * slots entries, of which n are used.
+struct plan_ref {
+    std::size_t* offsets = nullptr;  ///< [E + 1]
+    std::int32_t* rows = nullptr;    ///< [T * slots], n used
+    std::int32_t* pos = nullptr;     ///< [T * slots]
+    std::size_t* cursor = nullptr;   ///< [E] scratch of the placing pass
+    std::size_t n = 0;               ///< rows used (N)
+    std::size_t dropped = 0;         ///< pairs dropped by the capacity
+    [[nodiscard]] std::size_t size() const noexcept { return n; }
+};
+
+/// The counting sort of plan_dispatch into borrowed memory (plan_dispatch and the decode
+/// step share it): count, prefix sum with the capacity, place in (token, slot) order.
+template <class EX>
+void plan_into(plan_ref& plan, const EX& ex, std::size_t E, std::size_t capacity) {
     constexpr const char* fn = "moe::plan_dispatch";
-    const auto ex = llm::to_kernel_view<2>(experts);
-    const std::size_t T = ex.extent(0), S = ex.extent(1), E = n_experts;
-    plan.offsets.assign(E + 1, 0);
-    plan.pos.assign(T * S, -1);
+    const std::size_t T = ex.extent(0), S = ex.extent(1);
+    std::fill(plan.offsets, plan.offsets + E + 1, std::size_t{0});
+    std::fill(plan.pos, plan.pos + T * S, std::int32_t{-1});
     plan.dropped = 0;
     for (std::size_t t = 0; t < T; ++t) {
         for (std::size_t j = 0; j < S; ++j) {
@@ -228,16 +238,15 @@ void plan_dispatch(dispatch_plan& plan, X&& experts, std::size_t n_experts, std:
         plan.dropped += plan.offsets[e + 1] - kept;
         plan.offsets[e + 1] = plan.offsets[e] + kept;
     }
-    plan.rows.resize(plan.offsets[E]);
-    plan.cursor.assign(plan.offsets.begin(), plan.offsets.end() - 1);
-    std::vector<std::size_t>& next = plan.cursor;
+    plan.n = plan.offsets[E];
+    std::copy(plan.offsets, plan.offsets + E, plan.cursor);
     for (std::size_t t = 0; t < T; ++t) {
         for (std::size_t j = 0; j < S; ++j) {
             const std::int32_t e = ex(t, j);
             if (e < 0) {
                 continue;
             }
-            std::size_t& n = next[static_cast<std::size_t>(e)];
+            std::size_t& n = plan.cursor[static_cast<std::size_t>(e)];
             if (n < plan.offsets[static_cast<std::size_t>(e) + 1]) {
                 plan.rows[n] = static_cast<std::int32_t>(t);
                 plan.pos[t * S + j] = static_cast<std::int32_t>(n);
@@ -245,6 +254,38 @@ void plan_dispatch(dispatch_plan& plan, X&& experts, std::size_t n_experts, std:
             }
         }
     }
+}
+
+/// The owning plan's memory sized for T * S pairs over E experts, as a plan_ref (rows at
+/// their most, T * S; plan_done trims them to the plan's N).
+inline plan_ref plan_memory(dispatch_plan& plan, std::size_t T, std::size_t S, std::size_t E) {
+    plan.offsets.resize(E + 1);
+    plan.pos.resize(T * S);
+    plan.rows.resize(T * S);
+    plan.cursor.resize(E);
+    return {plan.offsets.data(), plan.rows.data(), plan.pos.data(), plan.cursor.data(), 0, 0};
+}
+
+/// Trims the owning plan to what plan_into wrote into its memory.
+inline void plan_done(dispatch_plan& plan, const plan_ref& ref) {
+    plan.rows.resize(ref.n);
+    plan.dropped = ref.dropped;
+}
+
+}  // namespace detail
+
+/// Builds the plan for experts [T, slots] (int32, -1 = empty) over n_experts: one counting pass,
+/// a prefix sum, one placing pass in (token, slot) order, so it is deterministic and stable.
+/// capacity: pairs kept per expert (llm::moe::dropless: all). Reuses the plan's memory.
+/// llm::error on an expert index outside [-1, n_experts).
+/// Example: `llm::moe::plan_dispatch(plan, experts, 8, llm::moe::dropless);`
+template <view_of_rank<2> X>
+    requires std::same_as<std::remove_const_t<view_element_t<X>>, std::int32_t>
+void plan_dispatch(dispatch_plan& plan, X&& experts, std::size_t n_experts, std::size_t capacity = dropless) {
+    const auto ex = llm::to_kernel_view<2>(experts);
+    detail::plan_ref ref = detail::plan_memory(plan, ex.extent(0), ex.extent(1), n_experts);
+    detail::plan_into(ref, ex, n_experts, capacity);
+    detail::plan_done(plan, ref);
 }
 
 /// What the MoE forward keeps for its backward (and what users read: the routing, the losses,

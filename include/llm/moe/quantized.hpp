@@ -6,6 +6,7 @@
 #include <llm/core/workspace.hpp>
 #include <llm/moe/moe.hpp>
 #include <llm/parallel/policy.hpp>
+#include <llm/parallel/sequential.hpp>
 #include <llm/quant/matmul.hpp>
 #include <llm/quant/weights.hpp>
 #include <llm/tensor/concepts.hpp>
@@ -41,6 +42,45 @@ W quant_rows(const W& w, std::size_t r0, std::size_t rows) {
     constexpr std::size_t B = llm::quant::weight_format_t<W>::block_size;
     const std::size_t cols = static_cast<std::size_t>(w.extent(1));
     return W(w.data() + r0 * (cols / B), rows, cols);
+}
+
+/// The experts' products over their groups of rows: y[i, :] = x[i, :] W_e^T for the rows i in
+/// [offsets[e], offsets[e + 1]) of expert e, x [N, k] and y [N, m] contiguous, W the stacked
+/// [E * m, k] quantized matrix (expert e's rows from e * m). With at least two non-empty groups
+/// per thread, the threads take whole experts (one parallel region for all of them, the
+/// groups balanced between threads; each thread's llm::quant::gemm runs inline with a
+/// workspace of that thread's own, kept between calls); otherwise each expert's product is
+/// split over the threads by rows of W. Either way every output is llm::quant::gemm's, bit
+/// for bit (its row m equals gemv of row m, whatever the thread split).
+template <class W>
+void grouped_gemm_quantized(float* y, const float* x, const std::size_t* offsets, std::size_t E, const W& w,
+                            std::size_t m, std::size_t k, llm::quant::matmul_options qopt, llm::workspace& ws,
+                            auto& exec) {
+    const std::size_t threads = static_cast<std::size_t>(exec.size());
+    std::size_t groups = 0;
+    for (std::size_t e = 0; e < E; ++e) {
+        groups += offsets[e + 1] > offsets[e] ? 1 : 0;
+    }
+    auto product = [&](std::size_t e, llm::workspace& wse, auto& ex) {
+        const std::size_t o = offsets[e], n = offsets[e + 1] - o;
+        if (n != 0) {
+            llm::quant::gemm(rows_of(y + o * m, n, m, m), crows_of(x + o * k, n, k, k), quant_rows(w, e * m, m), qopt,
+                             wse, ex);
+        }
+    };
+    if (threads <= 1 || groups < 2 * threads) {
+        for (std::size_t e = 0; e < E; ++e) {
+            product(e, ws, exec);
+        }
+        return;
+    }
+    parallel::parallel_for(exec, E, 1, [&](std::size_t e0, std::size_t e1) {
+        thread_local llm::workspace own;  // this thread's, grown once to its largest expert
+        parallel::sequential seq;
+        for (std::size_t e = e0; e < e1; ++e) {
+            product(e, own, seq);
+        }
+    });
 }
 
 template <class W>
@@ -80,61 +120,26 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const quantized_moe_w
     const auto xs = llm::to_kernel_view<2>(x);
     const auto ys = llm::to_kernel_view<2>(y);
     detail::check_quantized(fn, w);
-    const std::size_t T = xs.extent(0), d = w.gate.extent(1), E = w.experts, ff = w.d_ff;
-    detail::check_io(fn, "x", xs.extent(0), xs.extent(1), T, d);
-    detail::check_io(fn, "y", ys.extent(0), ys.extent(1), T, d);
-    const std::size_t S = r.slots(E);
-    const std::size_t cap = detail::capacity_of(fn, opt, T, S, E);
-    cache.tokens = T;
-    cache.experts = E;
-    cache.slots = S;
-    cache.d_model = d;
-    cache.d_ff = ff;
-    cache.d_ff_shared = 0;
-    cache.logits.resize(T * E);
-    cache.probs.resize(T * E);
-    cache.expert_ids.resize(T * S);
-    cache.weights.resize(T * S);
-    cache.aux_loss = cache.z_loss = 0.0f;
+    const std::size_t d = w.gate.extent(1), E = w.experts, ff = w.d_ff;
+    const auto [T, S, cap] = detail::check_forward(fn, xs, ys, d, E, r, opt);
+    detail::forward_buffers b = detail::cache_buffers(cache, T, E, S, d, ff, 0);
     if (T == 0) {
-        cache.plan.offsets.assign(E + 1, 0);
-        cache.plan.rows.clear();
-        cache.plan.pos.clear();
-        cache.plan.dropped = 0;
+        detail::plan_empty(b);
+        detail::cache_done(cache, b);
         return;
     }
-    llm::gemm(detail::rows_of(cache.logits.data(), T, E, E), xs, w.gate.template transposed<0, 1>(), 1.0f, 0.0f, ws, exec);
-    const routing rt = cache.routing_views();
-    detail::check_logits(fn, cache.logits_view());
-    r.forward(rt, cache.logits_view(), exec);
-    plan_dispatch(cache.plan, rt.experts, E, cap);
-    const std::size_t N = cache.plan.size();
-    cache.xp.resize(N * d);
-    cache.yp.resize(N * d);
-    cache.gate.resize(N * ff);
-    cache.up.resize(N * ff);
-    cache.act.resize(N * ff);
-    detail::gather(cache.xp.data(), xs, cache.plan, d, exec);
-    for (std::size_t e = 0; e < E; ++e) {
-        const std::size_t o = cache.plan.offsets[e], n = cache.plan.offsets[e + 1] - o;
-        if (n == 0) {
-            continue;
+    const std::size_t N = detail::route_and_gather(fn, b, xs, w.gate, r, cap, ws, exec);
+    const std::size_t* offsets = b.plan.offsets;
+    detail::grouped_gemm_quantized(b.gate, b.xp, offsets, E, w.w1, ff, d, qopt, ws, exec);
+    detail::grouped_gemm_quantized(b.up, b.xp, offsets, E, w.w3, ff, d, qopt, ws, exec);
+    parallel::parallel_for(exec, N, detail::grain_for(ff), [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0 * ff; i < r1 * ff; ++i) {
+            b.act[i] = tile::swiglu(b.gate[i], b.up[i]);
         }
-        const detail::cmat xe = detail::crows_of(cache.xp.data() + o * d, n, d, d);
-        float* gate = cache.gate.data() + o * ff;
-        float* up = cache.up.data() + o * ff;
-        float* act = cache.act.data() + o * ff;
-        llm::quant::gemm(detail::rows_of(gate, n, ff, ff), xe, detail::quant_rows(w.w1, e * ff, ff), qopt, ws, exec);
-        llm::quant::gemm(detail::rows_of(up, n, ff, ff), xe, detail::quant_rows(w.w3, e * ff, ff), qopt, ws, exec);
-        parallel::parallel_for(exec, n, detail::grain_for(ff), [&](std::size_t r0, std::size_t r1) {
-            for (std::size_t i = r0 * ff; i < r1 * ff; ++i) {
-                act[i] = tile::swiglu(gate[i], up[i]);
-            }
-        });
-        llm::quant::gemm(detail::rows_of(cache.yp.data() + o * d, n, d, d), detail::crows_of(act, n, ff, ff),
-                         detail::quant_rows(w.w2, e * d, d), qopt, ws, exec);
-    }
-    detail::combine(ys, cache.yp.data(), cache.plan, cache.weights.data(), T, S, d, false, exec);
+    });
+    detail::grouped_gemm_quantized(b.yp, b.act, offsets, E, w.w2, d, ff, qopt, ws, exec);
+    detail::combine(ys, b.yp, b.plan, b.weights, T, S, d, false, exec);
+    detail::cache_done(cache, b);
 }
 
 /// moe_forward_quantized with a workspace of its own for this call.
