@@ -80,13 +80,16 @@ template <class S>
 struct scan_stage {
     static constexpr std::size_t W = S::width;
     std::size_t N, T;
-    fbuf at, bfix, cfix, h, dt, raw, u, z, y, bs, cs;
+    fbuf at, at2, bfix, cfix, h, dt, raw, u, du, z, y, bs, cs;
     scan_stage(std::size_t n, std::size_t t)
-        : N(n), T(t), at(n * W), bfix(n * W), cfix(n * W), h(n * W), dt(t * W), raw(t * W), u(t * W), z(t * W),
-          y(t * W), bs(t * n), cs(t * n) {}
+        : N(n), T(t), at(n * W), at2(n * W), bfix(n * W), cfix(n * W), h(n * W), dt(t * W), raw(t * W), u(t * W),
+          du(t * W), z(t * W), y(t * W), bs(t * n), cs(t * n) {}
 };
 
-/// Loads the per-block parameters: A (and fixed B / C) transposed to [n][lane].
+/// log2(e) in float: the forward scan's decay exp(delta A) is simd::exp2(delta (A log2 e)).
+inline constexpr float log2e_f = 1.44269502162933349609375f;
+
+/// Loads the per-block parameters: A, A log2(e) (and fixed B / C) transposed to [n][lane].
 template <class S, class P>
 void stage_params(scan_stage<S>& st, const P& pr, std::size_t d0, std::size_t w) {
     constexpr std::size_t W = S::width;
@@ -95,6 +98,7 @@ void stage_params(scan_stage<S>& st, const P& pr, std::size_t d0, std::size_t w)
         for (std::size_t j = 0; j < W; ++j) {
             const bool in = j < w;
             st.at.data()[n * W + j] = in ? to_f(pr.a(d0 + j, n)) : 0.0f;
+            st.at2.data()[n * W + j] = st.at.data()[n * W + j] * log2e_f;
             if constexpr (std::remove_cvref_t<decltype(pr.b)>::rank() == 2) {
                 st.bfix.data()[n * W + j] = in ? to_f(pr.b(d0 + j, n)) : 0.0f;
             }
@@ -130,40 +134,56 @@ LLM_FORCE_INLINE typename S::f32 softplus_vec(typename S::f32 x) {
 }
 
 /// Stages positions [t0, t0 + T) of a block: delta processed (bias, softplus, finite check),
-/// u, z, and variable B / C as [t][n]. Lanes >= w and positions >= len are 0.
+/// u, delta u (hoisted out of the state loop), z, and variable B / C as [t][n]. Lanes >= w and
+/// positions >= len are 0. Rows are read through pointers with their stride along L, once.
 template <class S, class P>
 void stage_inputs(const char* fn, scan_stage<S>& st, const P& pr, std::size_t b, std::size_t d0, std::size_t w,
                   std::size_t t0, std::size_t T) {
     constexpr std::size_t W = S::width;
     const std::size_t N = pr.sh.n;
-    std::fill(st.dt.data(), st.dt.data() + st.T * W, 0.0f);
-    std::fill(st.raw.data(), st.raw.data() + st.T * W, 0.0f);
-    std::fill(st.u.data(), st.u.data() + st.T * W, 0.0f);
+    float* LLM_RESTRICT raw = st.raw.data();
+    float* LLM_RESTRICT us = st.u.data();
+    float* LLM_RESTRICT zs = st.z.data();
+    if (w < W || T < st.T) {
+        std::fill(raw, raw + st.T * W, 0.0f);
+        std::fill(us, us + st.T * W, 0.0f);
+    }
+    const std::size_t sdl = static_cast<std::size_t>(pr.delta.stride(2)), su = static_cast<std::size_t>(pr.u.stride(2));
     for (std::size_t j = 0; j < w; ++j) {
         const std::size_t d = d0 + j;
         float bias = 0.0f;
         if constexpr (!is_none<decltype(pr.dbias)>) {
             bias = to_f(pr.dbias(d));
         }
+        const auto* dp = &pr.delta(b, d, t0);
+        const auto* up = &pr.u(b, d, t0);
         for (std::size_t t = 0; t < T; ++t) {
-            st.raw.data()[t * W + j] = to_f(pr.delta(b, d, t0 + t)) + bias;
-            st.u.data()[t * W + j] = to_f(pr.u(b, d, t0 + t));
+            raw[t * W + j] = to_f(dp[t * sdl]) + bias;
+            us[t * W + j] = to_f(up[t * su]);
         }
         if constexpr (!is_none<decltype(pr.z)>) {
+            const auto* zp = &pr.z(b, d, t0);
+            const std::size_t sz = static_cast<std::size_t>(pr.z.stride(2));
             for (std::size_t t = 0; t < T; ++t) {
-                st.z.data()[t * W + j] = to_f(pr.z(b, d, t0 + t));
+                zs[t * W + j] = to_f(zp[t * sz]);
             }
         }
     }
     // delta after softplus, SIMD over the staged block (padded lanes give softplus(0): harmless,
-    // their u and A are 0), then the finite check of the real lanes.
+    // their u and A are 0), delta u, then the finite check of the real lanes.
+    auto bad = S::zero();
     for (std::size_t i = 0; i < T * W; i += W) {
-        const auto r = S::load(st.raw.data() + i);
-        S::store(st.dt.data() + i, pr.softplus ? softplus_vec<S>(r) : r);
+        const auto r = S::load(raw + i);
+        const auto dt = pr.softplus ? softplus_vec<S>(r) : r;
+        S::store(st.dt.data() + i, dt);
+        S::store(st.du.data() + i, S::mul(dt, S::load(us + i)));
+        bad = S::add(bad, S::sub(dt, dt));  // 0 while finite; NaN once any lane is inf or NaN
     }
+    float bad_lanes[W];
+    S::storeu(bad_lanes, bad);
     bool finite = true;
-    for (std::size_t i = 0; i < T * W; ++i) {
-        finite = finite && std::isfinite(st.dt.data()[i]);
+    for (std::size_t j = 0; j < W; ++j) {
+        finite = finite && bad_lanes[j] == 0.0f;
     }
     if (!finite) {
         for (std::size_t t = 0; t < T; ++t) {
@@ -176,55 +196,85 @@ void stage_inputs(const char* fn, scan_stage<S>& st, const P& pr, std::size_t b,
     }
     if constexpr (std::remove_cvref_t<decltype(pr.b)>::rank() == 4) {
         const std::size_t g = d0 / (pr.sh.dim / pr.sh.groups_b);
+        const std::size_t sb = static_cast<std::size_t>(pr.b.stride(3));
         for (std::size_t n = 0; n < N; ++n) {
+            const auto* bp = &pr.b(b, g, n, t0);
             for (std::size_t t = 0; t < T; ++t) {
-                st.bs.data()[t * N + n] = to_f(pr.b(b, g, n, t0 + t));
+                st.bs.data()[t * N + n] = to_f(bp[t * sb]);
             }
         }
     }
     if constexpr (std::remove_cvref_t<decltype(pr.c)>::rank() == 4) {
         const std::size_t g = d0 / (pr.sh.dim / pr.sh.groups_c);
+        const std::size_t sc = static_cast<std::size_t>(pr.c.stride(3));
         for (std::size_t n = 0; n < N; ++n) {
+            const auto* cp = &pr.c(b, g, n, t0);
             for (std::size_t t = 0; t < T; ++t) {
-                st.cs.data()[t * N + n] = to_f(pr.c(b, g, n, t0 + t));
+                st.cs.data()[t * N + n] = to_f(cp[t * sc]);
             }
         }
     }
 }
 
+/// K states (n0 .. n0 + K - 1) of a block over the T staged positions, held in registers across
+/// t: h[k] = exp2(dt A_k log2 e) h[k] + (dt u) B_t[k]; y[t] (+)= sum_k C_t[k] h[k] (written when
+/// `first`, accumulated otherwise). One exp2 per (t, n, lane) is the kernel's cost.
+template <class S, std::size_t K, bool VarB, bool VarC, bool WithY>
+LLM_FORCE_INLINE void scan_states(scan_stage<S>& st, std::size_t n0, std::size_t T, bool first) {
+    constexpr std::size_t W = S::width;
+    using V = typename S::f32;
+    const std::size_t N = st.N;
+    float* LLM_RESTRICT y = st.y.data();
+    const float* LLM_RESTRICT dtp = st.dt.data();
+    const float* LLM_RESTRICT dup = st.du.data();
+    const float* LLM_RESTRICT bsp = st.bs.data() + n0;
+    const float* LLM_RESTRICT csp = st.cs.data() + n0;
+    V h[K], a[K], bf[K], cf[K];
+    for (std::size_t k = 0; k < K; ++k) {
+        h[k] = S::load(st.h.data() + (n0 + k) * W);
+        a[k] = S::load(st.at2.data() + (n0 + k) * W);
+        bf[k] = S::load(st.bfix.data() + (n0 + k) * W);
+        cf[k] = S::load(st.cfix.data() + (n0 + k) * W);
+    }
+    for (std::size_t t = 0; t < T; ++t) {
+        const auto dt = S::load(dtp + t * W);
+        const auto du = S::load(dup + t * W);
+        auto acc = S::zero();
+        for (std::size_t k = 0; k < K; ++k) {
+            const auto e = simd::exp2<S>(S::mul(dt, a[k]));
+            const auto bt = VarB ? S::set1(bsp[t * N + k]) : bf[k];
+            h[k] = S::fma(e, h[k], S::mul(du, bt));
+            if constexpr (WithY) {
+                acc = S::fma(h[k], VarC ? S::set1(csp[t * N + k]) : cf[k], acc);
+            }
+        }
+        if constexpr (WithY) {
+            S::store(y + t * W, first ? acc : S::add(acc, S::load(y + t * W)));
+        }
+    }
+    for (std::size_t k = 0; k < K; ++k) {
+        S::store(st.h.data() + (n0 + k) * W, h[k]);
+    }
+}
+
 /// The scan over the T staged positions of a block from the state st.h (updated in place):
-/// st.y[t] = C_t . h_t when WithY, else only the state moves.
+/// st.y[t] = C_t . h_t when WithY, else only the state moves. States in groups of 4 held in
+/// registers across t (4 independent exp2 chains per position), the rest one by one.
 template <class S, bool VarB, bool VarC, bool WithY>
 void scan_staged(scan_stage<S>& st, std::size_t T) {
     constexpr std::size_t W = S::width;
     const std::size_t N = st.N;
-    // Plain pointers held in registers across the loops (the stores through y could otherwise
-    // make the compiler reload the buffers' addresses every iteration).
-    float* LLM_RESTRICT y = st.y.data();
-    const float* LLM_RESTRICT dtp = st.dt.data();
-    const float* LLM_RESTRICT up = st.u.data();
-    const float* LLM_RESTRICT bsp = st.bs.data();
-    const float* LLM_RESTRICT csp = st.cs.data();
-    if constexpr (WithY) {
-        std::fill(y, y + T * W, 0.0f);
+    std::size_t n0 = 0;
+    for (; n0 + 4 <= N; n0 += 4) {
+        scan_states<S, 4, VarB, VarC, WithY>(st, n0, T, n0 == 0);
     }
-    for (std::size_t n = 0; n < N; ++n) {
-        const auto an = S::load(st.at.data() + n * W);
-        auto h = S::load(st.h.data() + n * W);
-        [[maybe_unused]] const auto bf = S::load(st.bfix.data() + n * W);
-        [[maybe_unused]] const auto cf = S::load(st.cfix.data() + n * W);
-        for (std::size_t t = 0; t < T; ++t) {
-            const auto dt = S::load(dtp + t * W);
-            const auto a = simd::exp<S>(S::mul(dt, an));
-            const auto du = S::mul(dt, S::load(up + t * W));
-            const auto bt = VarB ? S::set1(bsp[t * N + n]) : bf;
-            h = S::fma(a, h, S::mul(du, bt));
-            if constexpr (WithY) {
-                const auto ct = VarC ? S::set1(csp[t * N + n]) : cf;
-                S::store(y + t * W, S::fma(h, ct, S::load(y + t * W)));
-            }
+    for (; n0 < N; ++n0) {
+        scan_states<S, 1, VarB, VarC, WithY>(st, n0, T, n0 == 0);
+    }
+    if constexpr (WithY) {
+        if (N == 0) {
+            std::fill(st.y.data(), st.y.data() + T * W, 0.0f);
         }
-        S::store(st.h.data() + n * W, h);
     }
 }
 
@@ -249,9 +299,12 @@ void write_output(scan_stage<S>& st, const P& pr, const Y& out, std::size_t b, s
         S::store(st.y.data() + t * W, v);
     }
     using TY = std::remove_reference_t<decltype(out(0, 0, 0))>;
+    const std::size_t so = static_cast<std::size_t>(out.stride(2));
+    const float* LLM_RESTRICT ys = st.y.data();
     for (std::size_t j = 0; j < w; ++j) {
+        TY* op = &out(b, d0 + j, t0);
         for (std::size_t t = 0; t < T; ++t) {
-            out(b, d0 + j, t0 + t) = TY(st.y.data()[t * W + j]);
+            op[t * so] = TY(ys[t * W + j]);
         }
     }
 }
