@@ -182,7 +182,7 @@ TEST_CASE("quant gemm: Q4_0 x Q8_0 block sums are exact (power-of-two scales: th
     // d_w d_x sum(q_w q_x) is then an exact dyadic number and every fp32 sum of them is exact
     // (|y| < 2^24 units of the smallest d_w d_x), whatever the order: y must equal the
     // integer-exact value computed in int64.
-    const std::size_t n = 13, k = 32 * 37, m = 6;
+    const std::size_t n = 13, k = 32 * 37, m = 9;
     std::mt19937 rng(3);
     std::vector<float> wf(n * k);
     std::vector<float> xf(m * k);
@@ -203,12 +203,16 @@ TEST_CASE("quant gemm: Q4_0 x Q8_0 block sums are exact (power-of-two scales: th
     matrix x(m, k);
     std::copy(xf.begin(), xf.end(), x.data());
     llm::parallel::thread_pool pool(2);
-    for (const auto path : present_paths()) {
+    // mm = 6 rows: per-tile decoding; mm = 9: the unpacked weight panel (gemm's path from 8 rows).
+    for (const auto path : present_paths())
+      for (std::size_t mm : {6, 9}) {
         CAPTURE(std::string(q::isa_name(path)));
+        CAPTURE(mm);
         matrix y(m, n);
         for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = std::numeric_limits<float>::quiet_NaN();
-        q::gemm(y, x, w, {.path = path}, pool);
-        for (std::size_t i = 0; i < m; ++i) {
+        q::gemm(llm::tensor_view<float, llm::dims<2>>(y.data(), mm, n), llm::tensor_view<const float, llm::dims<2>>(x.data(), mm, k),
+                w, {.path = path}, pool);
+        for (std::size_t i = 0; i < mm; ++i) {
             for (std::size_t j = 0; j < n; ++j) {
                 // sum over blocks of 2^(we + xe) * sum(q_w q_x), in units of 2^-6 (the smallest scale product).
                 std::int64_t units = 0;
@@ -247,9 +251,11 @@ namespace {
 
 // gemm row i equals gemv of row i bit for bit; sequential equals a pool; bf16 activations equal
 // their fp32 widening; strided x and y equal contiguous ones.
+// m = 7 takes the per-tile decoding; m = 13 (>= panel_min_rows: 3 tiles of 4 and a row) the
+// unpacked weight panel, with n = 11 split over two threads so a chunk ends in a single weight row.
 template <class F>
-void check_consistency(q::kernel_isa path) {
-    const std::size_t m = 7, n = 11, k = 2 * 256 + (F::block_size == 32 ? 64 : 0);
+void check_consistency(q::kernel_isa path, std::size_t m = 7) {
+    const std::size_t n = 11, k = 2 * 256 + (F::block_size == 32 ? 64 : 0);
     const auto wf = weight_values(n, k, 5);
     const auto blocks = q::quantize<F>(wf);
     const auto w = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), n, k);
@@ -312,6 +318,13 @@ TEST_CASE("quant gemm: gemm rows equal gemv; sequential equals a pool; bf16 equa
         check_consistency<q::q4_k>(path);
         check_consistency<q::q5_k>(path);
         check_consistency<q::q6_k>(path);
+        for (std::size_t m : {8, 13, 33}) {
+            CAPTURE(m);
+            check_consistency<q::q4_0>(path, m);
+            check_consistency<q::q8_0>(path, m);
+            check_consistency<q::q4_k>(path, m);
+            check_consistency<q::q6_k>(path, m);
+        }
     }
 }
 

@@ -30,6 +30,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #if LLM_QUANT_X86
 #include <immintrin.h>
@@ -56,6 +57,27 @@ inline constexpr bool int_kernel_32 = std::is_same_v<F, q4_0> || std::is_same_v<
 /// Formats with an integer kernel against Q8_K activations.
 template <class F>
 inline constexpr bool int_kernel_k = std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>;
+
+/// Formats with a panel GEMM.
+template <class F>
+inline constexpr bool has_panel =
+    std::is_same_v<F, q4_0> || std::is_same_v<F, q8_0> || std::is_same_v<F, q4_k> || std::is_same_v<F, q6_k>;
+
+/// Bytes of one weight row's panel: per 32-value block of Q4_0 the 32 codes and the float scale,
+/// of Q8_0 |w| and w (64 bytes) and the scale; per 256-value super-block of Q4_K / Q6_K the 256
+/// codes (unsigned, in element order), 8 scale vectors (scale_pair layout, one per 32 values), a
+/// 32-byte vector for the minimums (Q4_K: m_g twice each, int16) or the group scales (Q6_K, int16),
+/// and d, dmin.
+template <class F>
+constexpr std::size_t panel_block_bytes() {
+    if constexpr (std::is_same_v<F, q4_0>) {
+        return 32 + 4;
+    } else if constexpr (std::is_same_v<F, q8_0>) {
+        return 64 + 4;
+    } else {
+        return 256 + 8 * 32 + 32 + 8;
+    }
+}
 
 }  // namespace detail
 
@@ -171,6 +193,19 @@ void quantize_row_q8_k(const TX* x, std::size_t xs, std::size_t nb, block_q8_k* 
     }
 }
 
+/// Q8_K codes in the order of Q4_K's integer kernels: the 256 codes as an 8 x 8 matrix of
+/// 4-byte groups, transposed (group g's codes 4v..4v+3 move to bytes 32v + 4g..); bsums stay.
+inline void transpose_q8_k_codes(block_q8_k& a) noexcept {
+    std::uint32_t in[64], out[64];
+    std::memcpy(in, a.qs, sizeof in);
+    for (std::size_t g = 0; g < 8; ++g) {
+        for (std::size_t v = 0; v < 8; ++v) {
+            out[8 * v + g] = in[8 * g + v];
+        }
+    }
+    std::memcpy(a.qs, out, sizeof out);
+}
+
 /// The portable path: out(m, n) = sum over blocks of block_dot (tile.hpp: the dequantized weight
 /// block . the fp32 activations, the decoding the CUDA kernels share; the activations are not
 /// quantized), for rows n in [n0, n1), 4 activation rows at a time.
@@ -212,6 +247,20 @@ inline std::size_t weight_chunk_rows(std::size_t n, std::size_t m, std::size_t r
     return (rows + 1) / 2 * 2;
 }
 
+/// Activation rows from which gemm unpacks weight panels (fewer rows do not pay the unpacking back).
+inline constexpr std::size_t panel_min_rows = 8;
+
+/// Weight rows per panel chunk: the unpacked rows (prow bytes each) fill half the L2, at least 2
+/// rows and at most an even share of the rows per thread.
+inline std::size_t panel_chunk_rows(std::size_t n, std::size_t prow, std::size_t threads) {
+    threads = std::max<std::size_t>(threads, 1);
+    const std::size_t l2 = cpu_cache_sizes().l2 != 0 ? cpu_cache_sizes().l2 : (std::size_t{512} << 10);
+    std::size_t rows = std::max<std::size_t>(l2 / 2 / std::max<std::size_t>(prow, 1), 2);
+    rows = std::min(rows, (n + threads - 1) / threads);
+    rows = std::max<std::size_t>(rows, 2);
+    return (rows + 1) / 2 * 2;
+}
+
 /// The shared body of gemv and gemm: y(m, n) = sum_k x(m, k) W(n, k) for m < mrows, n < n_out.
 template <block_format F, class TX, class Exec>
 void matmul_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::size_t x_rs,
@@ -238,9 +287,40 @@ void matmul_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, c
                         quantize_row_q8_0(x + m * x_rs, x_cs, nb, a + m * nb);
                     } else {
                         quantize_row_q8_k(x + m * x_rs, x_cs, nb, a + m * nb);
+                        if constexpr (std::is_same_v<F, q4_k>) {
+                            for (std::size_t b = 0; b < nb; ++b) {
+                                transpose_q8_k_codes(a[m * nb + b]);
+                            }
+                        }
                     }
                 }
             });
+            if constexpr (has_panel<F>) {
+                if (mrows >= panel_min_rows) {
+                    // Panel chunks: the unpacked rows fill half the L2 (each thread unpacks into its own
+                    // thread_local buffer, grown once, so a warmed call allocates nothing).
+                    const std::size_t prow = nb * panel_block_bytes<F>();
+                    const std::size_t pchunk = panel_chunk_rows(n_out, prow, threads);
+                    parallel::parallel_for(exec, n_out, pchunk, [&](std::size_t n0, std::size_t n1) {
+                        thread_local std::vector<std::uint8_t> panel;
+                        if (panel.size() < (n1 - n0) * prow) {
+                            panel.resize((n1 - n0) * prow);
+                        }
+                        switch (isa) {
+                        case kernel_isa::avx512_vnni:
+                            qk_avx512_vnni::panel_rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs, panel.data());
+                            break;
+                        case kernel_isa::avx_vnni:
+                            qk_avx_vnni::panel_rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs, panel.data());
+                            break;
+                        default:
+                            qk_avx2::panel_rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs, panel.data());
+                            break;
+                        }
+                    });
+                    return;
+                }
+            }
             parallel::parallel_for(exec, n_out, chunk, [&](std::size_t n0, std::size_t n1) {
                 switch (isa) {
                 case kernel_isa::avx512_vnni:

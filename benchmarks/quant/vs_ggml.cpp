@@ -1,0 +1,147 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::quant::gemv / gemm against ggml's CPU MUL_MAT (the op `test-backend-ops perf -o MUL_MAT` times: ggml_mul_mat of
+// a quantized [k, m] weight by f32 [k, n] activations, the llamafile / vec_dot paths ggml picks), alternating ours and
+// ggml's in one process on the same weight bytes, so both see the same machine load. Built by hand against a ggml
+// build (never part of the CMake build, ggml is not a dependency):
+//
+//   g++ -O3 -march=native -fopenmp -std=c++20 -Iinclude -I$GGML/include benchmarks/quant/vs_ggml.cpp
+//       -L$GGML/build/src -lggml -lggml-base -lggml-cpu -Wl,-rpath,$GGML/build/src -o /tmp/vs_ggml
+//   /tmp/vs_ggml [threads=1] [rounds=3] [k=14336] [n_gemm=512]
+//
+// Prints per type and shape the best of `rounds` alternations: wall ms and CPU ms (process CPU time, every thread)
+// for each, and ours / ggml as speed ratios (ggml time / our time). On a shared machine the CPU-time ratio is the
+// steadier one; with threads = 1 the two agree when the machine is quiet.
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/quant/matmul.hpp>
+#include <llm/quant/quant.hpp>
+#include <llm/tensor/tensor.hpp>
+
+#include <ggml-cpu.h>
+#include <ggml.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
+#include <random>
+#include <span>
+#include <vector>
+
+namespace {
+
+namespace q = llm::quant;
+
+struct times {
+    double wall = 1e30, cpu = 1e30;
+};
+
+double cpu_now() {
+    timespec t{};
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
+    return static_cast<double>(t.tv_sec) * 1e3 + static_cast<double>(t.tv_nsec) * 1e-6;
+}
+
+template <class Fn>
+void time_once(times& best, Fn&& fn) {
+    const double c0 = cpu_now();
+    const auto w0 = std::chrono::steady_clock::now();
+    fn();
+    const double wall = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - w0).count();
+    best.wall = std::min(best.wall, wall);
+    best.cpu = std::min(best.cpu, cpu_now() - c0);
+}
+
+template <class F>
+void compare(ggml_type gt, std::size_t m, std::size_t n, std::size_t k, int threads, int rounds) {
+    const std::size_t nb = k / F::block_size;
+    std::vector<typename F::block> blocks(m * nb);
+    std::mt19937_64 rng(7);
+    auto* bytes = reinterpret_cast<unsigned char*>(blocks.data());
+    for (std::size_t i = 0; i + 8 <= blocks.size() * sizeof(typename F::block); i += 8) {
+        const std::uint64_t r = rng();
+        std::memcpy(bytes + i, &r, 8);
+    }
+    for (auto& b : blocks) {
+        b.d = llm::f16(0.01f);
+        if constexpr (requires { b.m; }) b.m = llm::f16(-0.05f);
+        if constexpr (requires { b.dmin; }) b.dmin = llm::f16(0.001f);
+    }
+    std::vector<float> xs(n * k);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::mt19937 rf(3);
+    for (float& v : xs) v = normal(rf);
+    std::vector<float> ys(n * m);
+
+    // ggml: a [k, m] weight tensor holding the same bytes, b [k, n], c = mul_mat(a, b) [m, n].
+    ggml_init_params params{blocks.size() * sizeof(typename F::block) + (n * k + n * m) * sizeof(float) + (64u << 20),
+                            nullptr, false};
+    ggml_context* ctx = ggml_init(params);
+    ggml_tensor* a = ggml_new_tensor_2d(ctx, gt, static_cast<int64_t>(k), static_cast<int64_t>(m));
+    ggml_tensor* b = ggml_new_tensor_2d(ctx, GGML_TYPE_F32, static_cast<int64_t>(k), static_cast<int64_t>(n));
+    std::memcpy(a->data, blocks.data(), ggml_nbytes(a));
+    std::memcpy(b->data, xs.data(), ggml_nbytes(b));
+    ggml_tensor* c = ggml_mul_mat(ctx, a, b);
+    ggml_cgraph* gf = ggml_new_graph(ctx);
+    ggml_build_forward_expand(gf, c);
+
+    const auto w = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), m, k);
+    llm::tensor_view<const float, llm::dims<2>> x(xs.data(), n, k);
+    llm::tensor_view<float, llm::dims<2>> y(ys.data(), n, m);
+    llm::parallel::thread_pool pool(static_cast<std::size_t>(threads));
+    llm::workspace ws;
+    auto ours = [&] {
+        if (n == 1) {
+            q::gemv(llm::tensor_view<float, llm::dims<1>>(ys.data(), m), llm::tensor_view<const float, llm::dims<1>>(xs.data(), k), w,
+                    {}, ws, pool);
+        } else {
+            q::gemm(y, x, w, {}, ws, pool);
+        }
+    };
+    auto theirs = [&] { ggml_graph_compute_with_ctx(ctx, gf, threads); };
+    ours();
+    theirs();
+    // Same results (ggml's Q8 activation path differs in rounding only where its own kernels round differently).
+    double err = 0.0, ref = 0.0;
+    for (std::size_t i = 0; i < n * m; ++i) {
+        const double d = static_cast<double>(ys[i]) - static_cast<double>(static_cast<float*>(c->data)[i]);
+        err = std::max(err, std::abs(d));
+        ref = std::max(ref, std::abs(static_cast<double>(ys[i])));
+    }
+    times to, tg;
+    for (int r = 0; r < rounds; ++r) {
+        time_once(to, ours);
+        time_once(tg, theirs);
+    }
+    const double flop = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
+    std::printf("%-5s m=%zu n=%zu k=%zu threads=%d | ours %8.1f ms wall %8.1f ms cpu (%6.1f GFLOP/s cpu-time) | ggml %8.1f ms wall "
+                "%8.1f ms cpu (%6.1f) | ratio wall %.2fx cpu %.2fx | max |diff| %.3g of max |y| %.3g\n",
+                F::name.data(), m, n, k, threads, to.wall, to.cpu, flop / to.cpu * 1e-6 * threads, tg.wall, tg.cpu,
+                flop / tg.cpu * 1e-6 * threads, tg.wall / to.wall, tg.cpu / to.cpu, err, ref);
+    std::fflush(stdout);
+    ggml_free(ctx);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    const int threads = argc > 1 ? std::atoi(argv[1]) : 1;
+    const int rounds = argc > 2 ? std::atoi(argv[2]) : 3;
+    const std::size_t k = argc > 3 ? static_cast<std::size_t>(std::atol(argv[3])) : 14336;
+    const std::size_t ng = argc > 4 ? static_cast<std::size_t>(std::atol(argv[4])) : 512;
+    const char* only = std::getenv("VS_GGML_TYPES");  // e.g. "q4_0,q6_K"
+    auto want = [&](const char* t) { return only == nullptr || std::strstr(only, t) != nullptr; };
+    ggml_cpu_init();
+    const std::size_t m = 4096;
+    for (std::size_t n : {std::size_t{1}, ng}) {
+        if (n == 0) continue;
+        if (want("q4_0")) compare<q::q4_0>(GGML_TYPE_Q4_0, m, n, k, threads, rounds);
+        if (want("q8_0")) compare<q::q8_0>(GGML_TYPE_Q8_0, m, n, k, threads, rounds);
+        if (want("q4_K")) compare<q::q4_k>(GGML_TYPE_Q4_K, m, n, k, threads, rounds);
+        if (want("q6_K")) compare<q::q6_k>(GGML_TYPE_Q6_K, m, n, k, threads, rounds);
+    }
+    return 0;
+}
