@@ -16,6 +16,8 @@ vcpkg_cmake_configure(
     OPTIONS
         ${FEATURE_OPTIONS}
         -DLLM_WITH_OPENMP=OFF
+        -DLLM_WITH_MPI=OFF   # llm::mpi / llm::nccl would need vcpkg's mpi / CUDA ports declared
+        -DLLM_WITH_NCCL=OFF
         -DLLM_BUILD_TESTS=OFF
         -DLLM_BUILD_BENCHMARKS=OFF
         -DLLM_BUILD_EXAMPLES=OFF)
