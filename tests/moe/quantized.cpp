@@ -4,6 +4,8 @@
 #include "helpers.hpp"
 
 #include <llm/moe/quantized.hpp>
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
 #include <llm/quant/quant.hpp>
 
 #include <doctest/doctest.h>
@@ -121,4 +123,41 @@ TEST_CASE("moe quantized: shapes that disagree and an empty batch") {
     w.d_ff = ff;
     const t2f bad = rand2(3, d + 32, rng);
     CHECK_THROWS_AS(llm::moe::moe_forward_quantized(y, c, bad, w, router, {}, {}, llm::parallel::sequential{}), llm::error);
+}
+
+TEST_CASE("moe quantized: the grouped products (threads across experts, or each expert split by rows) are llm::quant::gemm's bits") {
+    // Six experts' groups of 3, 0, 2, 5, 1, 4 rows: five non-empty groups, so a 2-thread pool
+    // takes whole experts (>= 2 groups per thread) while sequential{} and a pool over only the
+    // first group split each product by rows; every output must equal quant::gemm of its group.
+    using F = llm::quant::q4_0;
+    std::mt19937 rng(29);
+    const std::size_t E = 6, m = 64, k = 128;
+    const std::size_t offsets[E + 1] = {0, 3, 3, 5, 10, 11, 15};
+    const std::size_t N = offsets[E];
+    const t2f wf = rand2(E * m, k, rng);
+    const auto blocks = llm::quant::quantize<F>(std::span<const float>(wf.data(), wf.size()));
+    const auto w = llm::quant::matrix_view<llm::quant::block_accessor<F>>(std::span<const F::block>(blocks), E * m, k);
+    const t2f x = rand2(N, k, rng);
+    t2f ref(N, m), seq(N, m), par(N, m);
+    llm::workspace ws;
+    for (std::size_t e = 0; e < E; ++e) {
+        const std::size_t o = offsets[e], n = offsets[e + 1] - o;
+        if (n != 0) {
+            llm::quant::gemm(llm::moe::detail::rows_of(ref.data() + o * m, n, m, m),
+                             llm::moe::detail::crows_of(x.data() + o * k, n, k, k), llm::moe::detail::quant_rows(w, e * m, m),
+                             {}, ws, llm::parallel::sequential{});
+        }
+    }
+    llm::parallel::sequential s;
+    llm::parallel::thread_pool pool(2);
+    llm::moe::detail::grouped_gemm_quantized(seq.data(), x.data(), offsets, E, w, m, k, {}, ws, s);
+    llm::moe::detail::grouped_gemm_quantized(par.data(), x.data(), offsets, E, w, m, k, {}, ws, pool);
+    CHECK(rel(seq, ref) == 0.0);
+    CHECK(rel(par, ref) == 0.0);
+    t2f one(N, m);
+    const std::size_t first[3] = {0, 3, 3};  // two experts, one non-empty group: split by rows
+    llm::moe::detail::grouped_gemm_quantized(one.data(), x.data(), first, 2, w, m, k, {}, ws, pool);
+    for (std::size_t i = 0; i < 3 * m; ++i) {
+        REQUIRE(one.data()[i] == ref.data()[i]);
+    }
 }
