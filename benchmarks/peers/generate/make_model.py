@@ -2,7 +2,7 @@
 # A Llama-shaped checkpoint with random weights for the inference benchmarks (speed does not
 # depend on the values): d_model 1024, 16 layers, 16 heads / 4 kv heads, d_ff 2816, vocab 32000
 # (270M parameters: 1.08 GB fp32, 0.54 GB f16, 0.15 GB q4_0), saved as Hugging Face does
-# (config.json + model.safetensors, fp32). Weights N(0, 0.02), norms 1.
+# (config.json + model.safetensors, fp32; tokenizer.json below). Weights N(0, 0.02), norms 1.
 #   /work/venv/bin/python benchmarks/peers/generate/make_model.py OUT_DIR
 import json
 import os
@@ -36,4 +36,30 @@ for i in range(L):
     t[p + "mlp.up_proj.weight"] = w(FF, D)
     t[p + "mlp.down_proj.weight"] = w(D, FF)
 save_file(t, os.path.join(out, "model.safetensors"))
+
+# A 32000-token byte-level BPE tokenizer (llama.cpp loads no model without a vocabulary): GPT-2's
+# 256 byte characters, then 31744 merges of two of them (pairs in byte order).
+bs = list(range(ord("!"), ord("~") + 1)) + list(range(ord("\xa1"), ord("\xac") + 1)) + list(range(ord("\xae"), ord("\xff") + 1))
+cs = bs[:]
+n = 0
+for b in range(256):
+    if b not in bs:
+        bs.append(b)
+        cs.append(256 + n)
+        n += 1
+chars = [chr(c) for c in cs]
+vocab = {c: i for i, c in enumerate(chars)}
+merges = []
+for a in chars:
+    for b in chars:
+        if len(vocab) == V:
+            break
+        vocab[a + b] = len(vocab)
+        merges.append(a + " " + b)
+tok = {"version": "1.0", "truncation": None, "padding": None, "added_tokens": [], "normalizer": None,
+       "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": True, "use_regex": True},
+       "post_processor": None, "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+       "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "", "end_of_word_suffix": "",
+                 "fuse_unk": False, "byte_fallback": False, "vocab": vocab, "merges": merges}}
+json.dump(tok, open(os.path.join(out, "tokenizer.json"), "w", encoding="utf-8"), ensure_ascii=False)
 print("params", sum(a.size for a in t.values()))

@@ -22,9 +22,12 @@ for type in ${TYPES:-f16 bf16 q8_0 q4_0 q4_K}; do
     for t in 1 2; do
         # llama-bench: prompt processing (pp) and generation (tg) rows, one repetition each
         "$llama/llama-bench" -m "$f" -p "$P" -n "$N" -t "$t" -r 1 -o csv 2>/dev/null |
-            awk -F'","' -v ty="$type" -v t="$t" -v b="$bytes" 'NR==1{for(i=1;i<=NF;i++){gsub(/"/,"",$i); h[$i]=i}; next}
-                {gsub(/"/,""); np=$h["n_prompt"]; ng=$h["n_gen"]; ts=$h["avg_ts"];
-                 if (np>0) pp=ts; else tg=ts} END{printf "llama.cpp,%s,%s,%s,%s,%s\n", ty, t, b, pp, tg}'
+            python3 -c 'import csv, sys
+pp = tg = ""
+for r in csv.DictReader(sys.stdin):
+    if int(r["n_prompt"]) > 0: pp = r["avg_ts"]
+    else: tg = r["avg_ts"]
+print("llama.cpp,%s,%s,%s,%s,%s" % (sys.argv[1], sys.argv[2], sys.argv[3], pp, tg))' "$type" "$t" "$bytes"
         err=$("$bin/generate" --model "$f" --prompt-ids "$ids" -n "$N" --ids --threads "$t" 2>&1 >/dev/null)
         pp=$(echo "$err" | sed -n 's/.*prefill \([0-9.]*\) tokens\/s.*/\1/p')
         tg=$(echo "$err" | sed -n 's/.*decode \([0-9.]*\) tokens\/s.*/\1/p')
