@@ -10,12 +10,18 @@
 //
 // Prints per type and shape the best of `rounds` alternations: wall ms and CPU ms (process CPU time, every thread)
 // for each, and ours / ggml as speed ratios (ggml time / our time). On a shared machine the CPU-time ratio is the
-// steadier one; with threads = 1 the two agree when the machine is quiet.
+// steadier one; with threads = 1 the two agree when the machine is quiet. For the GEMV (n = 1) each round also
+// runs a STREAM read pass (benchmarks/support/stream.hpp, the read ceiling of bench_ceilings) on the same
+// threads: the line reports our weight bytes per second against the best read pass of the run. k = 14336 and
+// m = 4096 give weights larger than a 16 MiB L3 (Q4_0: 33 MB); pass a larger k where the L3 is larger.
+#include <llm/core/cpu_info.hpp>
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/quant/matmul.hpp>
 #include <llm/quant/quant.hpp>
 #include <llm/tensor/tensor.hpp>
+
+#include "../support/stream.hpp"
 
 #include <ggml-cpu.h>
 #include <ggml.h>
@@ -112,15 +118,23 @@ void compare(ggml_type gt, std::size_t m, std::size_t n, std::size_t k, int thre
         ref = std::max(ref, std::abs(static_cast<double>(ys[i])));
     }
     times to, tg;
+    double read_gbs = 0.0;
     for (int r = 0; r < rounds; ++r) {
         time_once(to, ours);
         time_once(tg, theirs);
+        if (n == 1) read_gbs = std::max(read_gbs, llm_bench::stream_read_pass(static_cast<std::size_t>(threads)));
     }
     const double flop = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
     std::printf("%-5s m=%zu n=%zu k=%zu threads=%d | ours %8.1f ms wall %8.1f ms cpu (%6.1f GFLOP/s cpu-time) | ggml %8.1f ms wall "
                 "%8.1f ms cpu (%6.1f) | ratio wall %.2fx cpu %.2fx | max |diff| %.3g of max |y| %.3g\n",
                 F::name.data(), m, n, k, threads, to.wall, to.cpu, flop / to.cpu * 1e-6 * threads, tg.wall, tg.cpu,
                 flop / tg.cpu * 1e-6 * threads, tg.wall / to.wall, tg.cpu / to.cpu, err, ref);
+    if (n == 1) {
+        const double gbs = static_cast<double>(blocks.size() * sizeof(typename F::block)) / to.wall * 1e-6;
+        std::printf("%-5s GEMV weights %.1f MB: ours %.2f GB/s, read ceiling %.2f GB/s this run: %.0f%% (L3 %zu MiB)\n",
+                    F::name.data(), static_cast<double>(blocks.size() * sizeof(typename F::block)) * 1e-6, gbs, read_gbs,
+                    100.0 * gbs / read_gbs, llm::cpu_cache_sizes().l3 >> 20);
+    }
     std::fflush(stdout);
     ggml_free(ctx);
 }

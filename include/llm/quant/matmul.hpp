@@ -63,20 +63,26 @@ template <class F>
 inline constexpr bool has_panel =
     std::is_same_v<F, q4_0> || std::is_same_v<F, q8_0> || std::is_same_v<F, q4_k> || std::is_same_v<F, q6_k>;
 
-/// Bytes of one weight row's panel: per 32-value block of Q4_0 the 32 codes and the float scale,
-/// of Q8_0 |w| and w (64 bytes) and the scale; per 256-value super-block of Q4_K / Q6_K the 256
-/// codes (unsigned, in element order), 8 scale vectors (scale_pair layout, one per 32 values), a
-/// 32-byte vector for the minimums (Q4_K: m_g twice each, int16) or the group scales (Q6_K, int16),
-/// and d, dmin.
+/// Bytes of one weight row's panel: per 32-value block of Q4_0 / Q8_0 the 32 codes (Q4_0's as
+/// bytes) and the float scale; per 256-value super-block of Q4_K the 256 codes (transposed, as
+/// q4k_decode gives them), the int16 group-scale pairs and minimum pairs (32 bytes each) and d,
+/// dmin; of Q6_K the 256 codes in element order, 8 scale vectors (scale_pair layout, one per 32
+/// values), the 16 group scales as int16 and d (and an unused float).
 template <class F>
 constexpr std::size_t panel_block_bytes() {
-    if constexpr (std::is_same_v<F, q4_0>) {
+    if constexpr (std::is_same_v<F, q4_0> || std::is_same_v<F, q8_0>) {
         return 32 + 4;
-    } else if constexpr (std::is_same_v<F, q8_0>) {
-        return 64 + 4;
+    } else if constexpr (std::is_same_v<F, q4_k>) {
+        return 256 + 32 + 32 + 8;
     } else {
         return 256 + 8 * 32 + 32 + 8;
     }
+}
+
+/// Bytes of a K format's panel super-block before its two floats: codes, scale vectors, extra.
+template <class F>
+constexpr std::size_t panel_vector_bytes() {
+    return panel_block_bytes<F>() - 8;
 }
 
 }  // namespace detail
@@ -446,7 +452,13 @@ void gemv(Y&& y, X&& x, W&& w, matmul_options options = {}) {
 /// y = x W^T for M activation rows (prefill): y(m, n) = sum_k x(m, k) W(n, k), the
 /// arithmetic of gemv per row (row m of gemm equals gemv of row m, bit for bit). Threads
 /// split the rows of W in chunks that stay in L2 while every activation row passes over
-/// them; each decoded weight block serves 4 activation rows.
+/// them; each decoded weight block serves 4 activation rows. From 8 activation rows,
+/// Q4_0, Q8_0, Q4_K and Q6_K chunks are first unpacked into a per-thread panel (codes as
+/// bytes, scale vectors, float scales) and tiles of 4 activation rows by 2 weight rows run over
+/// it, with the same integer sums and fp32 operations as gemv. Q4_K's
+/// kernels (gemv's too) take each super-block's 8 groups transposed (4-byte pieces of every
+/// group in each vector), so eight vpmaddubsw sums add in int16 (at most 8 x 2 x 15 x 128 =
+/// 30720) before one vpmaddwd applies the group scales.
 ///   y: [M, N] fp32 (any strides), x: [M, K] fp32 or bf16 (any strides), w: [N, K] quantized;
 ///   ws: M K / 32 activation blocks (Q8_0: 40 bytes each; Q8_K: 292 bytes per 256 values).
 /// Errors as gemv.
