@@ -7,8 +7,13 @@
 
 #include <doctest/doctest.h>
 
+#include "../support/temp_dir.hpp"
+
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
+#include <cstring>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -95,4 +100,51 @@ TEST_CASE("reward_batch: bad input is llm::error") {
     std::vector<float> head(8);
     llm::parallel::sequential seq;
     CHECK_THROWS_AS((void)rb.rewards(model, p, llm::tensor_view<const float, llm::dims<1>>(head.data(), 8), seq), llm::error);
+}
+
+TEST_CASE("reward_model: reward_params walk the decoder's tensors then score.weight [1, d]; init_head is seeded; checkpoints round-trip") {
+    tiny model(tiny_dims);
+    const llm::train::reward_model<tiny> rm(model);
+    auto p = rm.make_params<float>();
+    model.init(p.model, {.seed = 3});
+    std::vector<std::string> names, model_names;
+    p.for_each_param([&](std::string_view n, const auto&) { names.emplace_back(n); });
+    p.model.for_each_param([&](std::string_view n, const auto&) { model_names.emplace_back(n); });
+    REQUIRE(names.size() == model_names.size() + 1);
+    CHECK(std::equal(model_names.begin(), model_names.end(), names.begin()));  // the decoder's names unchanged
+    CHECK(names.back() == "score.weight");
+    CHECK(p.score.extent(0) == 1);
+    CHECK(p.score.extent(1) == tiny_dims.d_model);
+
+    rm.init_head(p, 7);
+    auto q = rm.make_params<float>();
+    rm.init_head(q, 7);
+    CHECK(std::memcmp(p.score.data(), q.score.data(), p.score.size() * sizeof(float)) == 0);  // seeded
+    rm.init_head(q, 8);
+    CHECK(std::memcmp(p.score.data(), q.score.data(), p.score.size() * sizeof(float)) != 0);
+    // std 0.02: 16 draws, the sample variance's relative spread is sqrt(2 / 15) ~ 0.37, so the
+    // sample std of a correct draw lies in [0.01, 0.03] with overwhelming probability; a std of 1
+    // (a missing scale) or 0 (no draw) is far outside
+    double ss = 0;
+    for (std::size_t j = 0; j < p.score.size(); ++j) ss += static_cast<double>(p.score.data()[j]) * p.score.data()[j];
+    const double sd = std::sqrt(ss / static_cast<double>(p.score.size()));
+    CHECK(sd > 0.01);
+    CHECK(sd < 0.03);
+
+    // save_safetensors / load_safetensors take the head with the model, by name
+    llm_test::temp_dir dir;
+    const std::string path = dir / "model.safetensors";
+    llm::model::save_safetensors(p, path);
+    auto r = rm.make_params<float>();
+    llm::model::load_safetensors(r, path);
+    llm::model::for_each_tensor(
+        [&](std::string_view n, const auto& a, const auto& b) {
+            INFO(n);
+            CHECK(std::memcmp(a.data(), b.data(), a.size() * sizeof(float)) == 0);
+        },
+        p, r);
+    // the decoder alone refuses the head as an extra tensor unless told to ignore it
+    auto m = model.make_params<float>();
+    CHECK_THROWS_AS(llm::model::load_safetensors(m, path), llm::error);
+    llm::model::load_safetensors(m, path, {.ignore = {"score.weight"}});
 }
