@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: Apache-2.0
 # ctests of the `train` tool (included by examples/CMakeLists.txt): the PyTorch golden
-# (check_golden.py, standard-library python; skipped without python), bit-for-bit resume
-# (resume_test.cmake) and bad arguments.
+# (check_golden.py, standard-library python; skipped without python), the TRL DPO golden
+# (check_trl.py, likewise), bit-for-bit resume (resume_test.cmake), the reward model
+# (reward_test.cmake) and bad arguments.
 find_program(LLM_TRAIN_PYTHON NAMES python3 python NO_CACHE)
 if(LLM_TRAIN_PYTHON)
     add_test(NAME example_train_golden
@@ -11,6 +12,13 @@ if(LLM_TRAIN_PYTHON)
 else()
     add_test(NAME example_train_golden COMMAND ${CMAKE_COMMAND} -E echo "no python: skipped")
     set_tests_properties(example_train_golden PROPERTIES LABELS "example;train" SKIP_REGULAR_EXPRESSION "skipped")
+endif()
+# `--objective dpo` against TRL's DPOTrainer (tests/golden/train/trl_dpo.txt), step by step.
+if(LLM_TRAIN_PYTHON)
+    add_test(NAME example_train_trl_dpo
+             COMMAND "${LLM_TRAIN_PYTHON}" "${CMAKE_CURRENT_LIST_DIR}/check_trl.py" $<TARGET_FILE:train> "${PROJECT_SOURCE_DIR}"
+                     "${CMAKE_CURRENT_BINARY_DIR}/train_trl_work")
+    set_tests_properties(example_train_trl_dpo PROPERTIES LABELS "example;train")
 endif()
 add_test(NAME example_train_resume
          COMMAND ${CMAKE_COMMAND} "-DTOOL=$<TARGET_FILE:train>" "-DSRC=${PROJECT_SOURCE_DIR}"
