@@ -7,7 +7,8 @@
 // tokens/s = batch * L / wall time. BM_read_bandwidth (registered first) is the ceiling: a plain
 // vectorised sum over a 256 MiB buffer on 1 and 2 threads (as bench_ceilings' BM_stream_read).
 // Shapes (issue 16): Mamba-130M-like D = 1536, N = 16; Mamba-2.8B-like D = 5120, N = 16; Mamba-2 SSD
-// with 48 heads of head_dim 64, d_state 128 (ggml's SSM_SCAN shape); L in {512, 2048} by default (each
+// with 48 heads of head_dim 64, d_state 128 (ggml's SSM_SCAN shape; also 128 heads of head_dim 80 at
+// L = 512, ggml's Nemotron shape); L in {512, 2048} by default (each
 // smoke iteration well under a second), LLM_BENCH_FULL=1 adds L = 8192 and D = 5120 at every L.
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/thread_pool.hpp>
@@ -184,7 +185,8 @@ template <bool Chunked>
 void BM_ssd_forward(benchmark::State& state) {
     const auto L = static_cast<std::size_t>(state.range(0));
     const auto threads = static_cast<std::size_t>(state.range(1));
-    ssd_data s(L, 48, 64, 128);
+    const auto H = static_cast<std::size_t>(state.range(2)), P = static_cast<std::size_t>(state.range(3));
+    ssd_data s(L, H, P, 128);
     for (auto _ : state) {
         if constexpr (Chunked) {
             ssm::ssd_forward(s.y, ssm::none, s.x, s.dt, s.B, s.C, s.A, {.chunk = 64}, pool(threads));
@@ -200,10 +202,11 @@ void BM_ssd_forward(benchmark::State& state) {
 void BM_ssd_backward(benchmark::State& state) {
     const auto L = static_cast<std::size_t>(state.range(0));
     const auto threads = static_cast<std::size_t>(state.range(1));
-    ssd_data s(L, 48, 64, 128);
-    tf<4> dy(1, L, 48, 64), dx(1, L, 48, 64), dB(1, L, 1, 128), dC(1, L, 1, 128);
-    tf<3> ddt(1, L, 48);
-    tf<1> dA(48);
+    const auto H = static_cast<std::size_t>(state.range(2)), P = static_cast<std::size_t>(state.range(3));
+    ssd_data s(L, H, P, 128);
+    tf<4> dy(1, L, H, P), dx(1, L, H, P), dB(1, L, 1, 128), dC(1, L, 1, 128);
+    tf<3> ddt(1, L, H);
+    tf<1> dA(H);
     fill(dy, 6, -1, 1);
     for (auto _ : state) {
         ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, s.x, s.dt, s.B, s.C, s.A, pool(threads));
@@ -221,10 +224,14 @@ void ssd_args(benchmark::internal::Benchmark* b) {
             continue;
         }
         for (std::int64_t threads : {1, 2}) {
-            b->Args({L, threads});
+            b->Args({L, threads, 48, 64});
         }
     }
-    b->ArgNames({"L", "threads"})->UseRealTime()->Unit(benchmark::kMillisecond);
+    // ggml's other SSM_SCAN perf shape (Nemotron-9B): d_state 128, head_dim 80, 128 heads, 512 tokens.
+    for (std::int64_t threads : {1, 2}) {
+        b->Args({512, threads, 128, 80});
+    }
+    b->ArgNames({"L", "threads", "H", "P"})->UseRealTime()->Unit(benchmark::kMillisecond);
 }
 
 BENCHMARK(BM_ssd_forward<true>)->Name("BM_ssd_forward_chunked")->Apply(ssd_args);

@@ -88,11 +88,15 @@ void scan_entry(const char* fn, Y&& y, St&& last_state, U&& u, Dl&& delta, Bv&& 
 ///   y[b, d, t] = (C_t . h_t + D[d] u[b, d, t]) * silu(z[b, d, t]).
 /// B_t, C_t: B[d, :] for a (D, N) B, or B[b, g, :, t] for a (batch, G, N, L) B (g = d / (D / G)).
 /// last_state (batch, D, N), when not none, receives h_{L-1}: a separate output, never packed
-/// into y. Vectorised over channels (S::width channels per SIMD lane group, every lane's
-/// state in registers), threads over (batch, channel block); with fewer blocks than
-/// threads, L is split into chunks combined by the chunk-state pass (tile.hpp), so threads
-/// also work on one sequence of few channels (at about 1.6x the work: chunks after the first
-/// are scanned twice). Results differ between the two schedules by rounding only. fp32 maths.
+/// into y. Vectorised over channels (S::width channels per SIMD lane group, states held in
+/// registers across positions four at a time, delta u hoisted out of the state loop, the decay
+/// exp(delta A) as simd::exp2(delta (A log2 e))), threads over (batch, channel block); with
+/// fewer blocks than threads, L is split into chunks scanned from h = 0 and combined by the
+/// chunk-state pass (tile.hpp), each later chunk then adding its true starting state's decaying
+/// contribution until that is below float rounding (the whole chunk at worst, when A > 0 or
+/// without softplus), so threads also work on one sequence of few channels. Results differ
+/// between the two schedules by rounding only (and the dropped tail, < 2^-24 of the starting
+/// state's contribution). fp32 maths.
 /// Arguments (docs/conventions.md): output y; saved state last_state (or none); inputs u,
 /// delta (batch, D, L), B, C, z (batch, D, L) or none; parameters A (D, N), D (D) or none,
 /// delta_bias (D) or none; options; executor. mamba-ssm's order is (u, delta, A, B, C, D, z,
