@@ -2,9 +2,10 @@
 // llm::quant::gemv / gemm against ggml's CPU MUL_MAT (the op `test-backend-ops perf -o MUL_MAT` times: ggml_mul_mat of
 // a quantized [k, m] weight by f32 [k, n] activations, the llamafile / vec_dot paths ggml picks), alternating ours and
 // ggml's in one process on the same weight bytes, so both see the same machine load. Built by hand against a ggml
-// build (never part of the CMake build, ggml is not a dependency):
+// build (never part of the CMake build, ggml is not a dependency; the .cc suffix keeps it out of bench_quant,
+// whose sources are benchmarks/quant/*.cpp):
 //
-//   g++ -O3 -march=native -fopenmp -std=c++20 -Iinclude -I$GGML/include benchmarks/quant/vs_ggml.cpp
+//   g++ -O3 -march=native -fopenmp -std=c++20 -Iinclude -I$GGML/include benchmarks/quant/vs_ggml.cc
 //       -L$GGML/build/src -lggml -lggml-base -lggml-cpu -Wl,-rpath,$GGML/build/src -o /tmp/vs_ggml
 //   /tmp/vs_ggml [threads=1] [rounds=3] [k=14336] [n_gemm=512]
 //
