@@ -68,6 +68,9 @@ public:
     /// The gradients (indices into the list) of bucket b, in the order they are packed.
     std::span<const std::size_t> bucket(std::size_t b) const { return buckets_.at(b).members; }
     std::size_t reductions() const noexcept { return reductions_; }  ///< collectives started so far (one per bucket per step)
+    /// Whether gradient i has been marked ready in this step (since the last finish()).
+    /// Example: `if (!b.marked(i)) b.ready(i, comm);`
+    bool marked(std::size_t i) const { return marked_.at(i) != 0; }
 
     /// Gradient i is final for this step; reduces its bucket if that completes it.
     /// Example: `b.ready(layer, comm);`

@@ -149,6 +149,40 @@ struct dynamic_dims {
     [[nodiscard]] dims get() const noexcept { return value; }
 };
 
+/// Which block of a decoder a backward has just finished (llm::model::grads_ready::part).
+enum class grads_part {
+    head,        ///< the LM head (untied only: a tied head's gradient is the embedding's)
+    final_norm,  ///< the final norm
+    layer,       ///< layer grads_ready::layer
+    embedding,   ///< the embedding (and, tied, the LM head)
+};
+
+/// What a decoder's backward reports to its hook after a block: the gradients of the tensors
+/// [first, first + count) of the model's parameter walk (for_each_param / for_each_tensor
+/// order, counting from 0) are final for this backward: nothing after this point adds to them.
+/// Blocks finish in reverse walk order: the LM head (when untied), the final norm, layers
+/// n_layers - 1 .. 0, the embedding (with a tied head's gradient) last. Data-parallel training
+/// starts a gradient bucket's all-reduce as soon as its tensors are reported.
+/// Example: `model.backward_loss(g, 1.0f, c, ids, y, p, [&](const llm::model::grads_ready& r) { bucket.ready(r.first, r.count); }, ws, pool);`
+struct grads_ready {
+    std::size_t first = 0;            ///< the first tensor's index in the parameter walk
+    std::size_t count = 0;            ///< tensors in the block (contiguous in the walk)
+    grads_part part = grads_part::layer;  ///< which block
+    std::size_t layer = 0;            ///< the layer index (part == layer; otherwise 0)
+};
+
+/// A backward hook: called as `hook(const grads_ready&)` once per block, when that block's
+/// gradients are final (llm::model::no_hook: none).
+/// Example: `static_assert(llm::model::backward_hook<llm::model::no_hook>);`
+template <class H>
+concept backward_hook = std::invocable<H&, const grads_ready&>;
+
+/// The hook that does nothing: the backward without a hook compiles the reporting away.
+/// Example: `model.backward_loss(g, 1.0f, c, ids, y, p, llm::model::no_hook{}, ws, pool);`
+struct no_hook {
+    void operator()(const grads_ready&) const noexcept {}  ///< nothing
+};
+
 /// A dims policy: static_dims<...> or dynamic_dims (anything with get() returning dims).
 /// Example: `static_assert(llm::model::dims_policy<llm::model::dynamic_dims>);`
 template <class D>
@@ -366,12 +400,24 @@ public:
     template <class T>
     void backward(no_grad, params<float>& g, const_activations dlogits, const cache& c, token_ids ids, const params<T>& p, workspace& ws,
                   parallel::policy auto&& exec) const {
+        backward(no_grad{}, g, dlogits, c, ids, p, no_hook{}, ws, exec);
+    }
+
+    /// backward, calling `hook(grads_ready{...})` after each block whose gradients are then final
+    /// (the head when untied, the final norm, layers n_layers - 1 .. 0, the embedding last).
+    /// Example: `model.backward(llm::model::no_grad{}, g, dlogits, c, ids, p, [&](const llm::model::grads_ready& r) { ... }, ws, pool);`
+    template <class T, backward_hook Hook>
+    void backward(no_grad, params<float>& g, const_activations dlogits, const cache& c, token_ids ids, const params<T>& p, Hook&& hook,
+                  workspace& ws, parallel::policy auto&& exec) const {
         const dims d = config();
         const std::size_t n = c.shape.tokens();
         workspace::frame frame(ws);
         auto dnormed = detail::zeroed(ws, n, d.d_model);
         nn::linear_backward(dnormed, head_weight(g), dlogits, c.normed, head_weight(p), ws, exec);
-        backward_hidden(no_grad{}, g, dnormed, c, ids, p, ws, exec);
+        if constexpr (!std::same_as<std::remove_cvref_t<Hook>, no_hook>) {
+            if (g.head.size() != 0) hook(grads_ready{tensor_count(g) - 1, 1, grads_part::head, 0});
+        }
+        backward_hidden(no_grad{}, g, dnormed, c, ids, p, hook, ws, exec);
     }
 
     /// Backward from the gradient of the final hidden state c.normed [tokens, d_model] (the
@@ -381,6 +427,16 @@ public:
     template <class T>
     void backward_hidden(no_grad, params<float>& g, const_activations dnormed, const cache& c, token_ids ids, const params<T>& p, workspace& ws,
                          parallel::policy auto&& exec) const {
+        backward_hidden(no_grad{}, g, dnormed, c, ids, p, no_hook{}, ws, exec);
+    }
+
+    /// backward_hidden, calling `hook(grads_ready{...})` after the final norm, each layer
+    /// (n_layers - 1 .. 0) and the embedding (the head is not touched, so not reported).
+    /// Example: `model.backward_hidden(llm::model::no_grad{}, g, dnormed, c, ids, p, hook, ws, pool);`
+    template <class T, backward_hook Hook>
+    void backward_hidden(no_grad, params<float>& g, const_activations dnormed, const cache& c, token_ids ids, const params<T>& p, Hook&& hook,
+                         workspace& ws, parallel::policy auto&& exec) const {
+        constexpr bool hooked = !std::same_as<std::remove_cvref_t<Hook>, no_hook>;
         const dims d = config();
         const std::size_t n = c.shape.tokens();
         llm::check(dnormed.extent(0) == n && dnormed.extent(1) == d.d_model, "decoder::backward_hidden: dnormed is [", dnormed.extent(0), ", ",
@@ -388,17 +444,32 @@ public:
         workspace::frame frame(ws);
         auto dh = detail::zeroed(ws, n, d.d_model);
         auto dprev = detail::scratch(ws, n, d.d_model);
+        // end: one past the last tensor of the next block to report (walking back from the head).
+        [[maybe_unused]] std::size_t end = 0;
+        if constexpr (hooked) end = tensor_count(g) - (g.head.size() != 0 ? 1 : 0);
+        auto report = [&](auto& block_grads, grads_part part, std::size_t layer) {
+            if constexpr (hooked) {
+                const std::size_t k = tensor_count(block_grads);
+                end -= k;
+                hook(grads_ready{end, k, part, layer});
+            } else {
+                (void)block_grads, (void)part, (void)layer;
+            }
+        };
         norm_.backward(dh, g.final_norm, dnormed, c.final_norm, c.stream[d.n_layers], p.final_norm, ws, exec);
+        report(g.final_norm, grads_part::final_norm, 0);
         for (std::size_t i = d.n_layers; i-- > 0;) {
             llm::zero_grad(dprev);
             for_kind(i, [&](auto k) {
                 constexpr std::size_t K = decltype(k)::value;
                 std::get<K>(layers_)[i / period].backward(dprev, std::get<K>(g.layers)[i / period], dh, std::get<K>(c.layers)[i / period], c.stream[i],
                                               std::get<K>(p.layers)[i / period], ws, exec);
+                report(std::get<K>(g.layers)[i / period], grads_part::layer, i);
             });
             std::swap(dh, dprev);
         }
         emb_.backward(no_grad{}, g.embedding, dh, c.embedding, ids, p.embedding, ws, exec);
+        report(g.embedding, grads_part::embedding, 0);
     }
 
     /// The mean cross-entropy of the logits against targets [tokens] (Hugging Face's loss when
@@ -413,11 +484,19 @@ public:
     template <class T, class Targets>
     void backward_loss(params<float>& g, float dloss, const cache& c, token_ids ids, Targets&& targets, const params<T>& p, workspace& ws,
                        parallel::policy auto&& exec) const {
+        backward_loss(g, dloss, c, ids, targets, p, no_hook{}, ws, exec);
+    }
+
+    /// backward_loss, calling `hook(grads_ready{...})` after each block (see backward).
+    /// Example: `model.backward_loss(g, 1.0f, c, ids, y, p, hook, ws, pool);`
+    template <class T, class Targets, backward_hook Hook>
+    void backward_loss(params<float>& g, float dloss, const cache& c, token_ids ids, Targets&& targets, const params<T>& p, Hook&& hook,
+                       workspace& ws, parallel::policy auto&& exec) const {
         const dims d = config();
         workspace::frame frame(ws);
         auto dlogits = detail::zeroed(ws, c.shape.tokens(), d.vocab);
         nn::cross_entropy_backward(dlogits, c.lse, dloss, c.logits, targets, exec);
-        backward(no_grad{}, g, dlogits, c, ids, p, ws, exec);
+        backward(no_grad{}, g, dlogits, c, ids, p, hook, ws, exec);
     }
 
     /// Decoding state: the KV cache (all layers) and each layer's state.
@@ -515,6 +594,14 @@ private:
         const double u1 = (static_cast<double>(rng() >> 11) + 1.0) * 0x1.0p-53;
         const double u2 = static_cast<double>(rng() >> 11) * 0x1.0p-53;
         return std::sqrt(-2.0 * std::log(u1)) * std::cos(2.0 * 3.14159265358979323846 * u2);
+    }
+
+    // Tensors in a walk (for_each_param) of block or model parameters.
+    template <class P>
+    static std::size_t tensor_count(P& p) {
+        std::size_t k = 0;
+        p.for_each_param([&](std::string_view, auto&) { ++k; });
+        return k;
     }
 
     template <class P>

@@ -12,6 +12,7 @@
 #include <llm/dist/single_process.hpp>
 #include <llm/model/arena.hpp>
 #include <llm/model/block.hpp>
+#include <llm/model/decoder.hpp>
 #include <llm/parallel/policy.hpp>
 #include <llm/tensor/tensor.hpp>
 #include <llm/core/workspace.hpp>
@@ -92,8 +93,11 @@ auto tensor_span(T& t) {
 /// Data parallel: given a communicator (llm::dist::mpi, or any llm::dist::communicator), the
 /// constructor broadcasts the parameters from rank 0, and each step
 /// - all-reduces (mean) the gradients in buckets of options.bucket_bytes (gradient_buckets;
-///   started in reverse parameter order once backward has returned: the decoder's backward has
-///   no per-layer hook, so the reductions overlap one another's packing, not the backward);
+///   formed from the last parameters back, the order in which backward finishes them); with a
+///   micro-batch that passes step's ready_hook to the model's backward, a bucket's all-reduce
+///   starts as soon as its gradients are final, during the last micro-batch's backward
+///   (non-blocking with llm::dist::mpi: it overlaps the earlier layers' backward); otherwise
+///   once backward has returned; all complete before clipping;
 /// - all-reduces the loss (mean), so the guard decides, and the report logs, the same global
 ///   value on every rank: every rank skips or updates together;
 /// - clips by the norm of the averaged gradients and updates every parameter on every rank;
@@ -159,23 +163,55 @@ public:
     trainer(const trainer&) = delete;             ///< not copied or moved: its gradient buckets point into its gradients
     trainer& operator=(const trainer&) = delete;  ///< not copied or moved
 
+    /// The backward hook a step hands a micro-batch that takes one (`micro(k, dloss, ready)`):
+    /// pass it to the model's backward (llm::model::decoder::backward_loss, lm_batch's
+    /// forward_backward), which calls it as each block's gradients become final. Data parallel
+    /// (not ZeRO-1), on the last micro-batch of the step, it marks those gradients ready in the
+    /// buckets, so each bucket's all-reduce starts (non-blocking with llm::dist::mpi) while the
+    /// earlier layers' backward still runs; otherwise it does nothing.
+    /// Example: `t.step([&](std::size_t, float dl, auto ready) { return lm.forward_backward(t.grads(), dl, model, params, ready, pool); }, pool);`
+    class ready_hook {
+    public:
+        /// Marks the reported tensors (indices into the parameter walk) ready, last first.
+        void operator()(const model::grads_ready& r) const {
+            if (t_ != nullptr) t_->mark_ready(r);
+        }
+
+    private:
+        friend class trainer;
+        explicit ready_hook(trainer* t) noexcept : t_(t) {}
+        trainer* t_;
+    };
+
     /// One update. `micro(k, dloss)` runs micro-batch k (0 .. grad_accum - 1) of this rank's
     /// share of the batch: forward, then backward adding dloss x its gradients into grads(); it
     /// returns that micro-batch's loss. Data parallel: a collective (every rank calls it).
+    /// A micro taking a third argument, `micro(k, dloss, ready)`, gets a ready_hook to pass to
+    /// the model's backward: the gradient buckets are then all-reduced during the last
+    /// micro-batch's backward (overlap); gradients the hook did not report are marked after it
+    /// returns (last parameters first), and every reduction completes before clipping.
     template <class Micro>
-        requires std::invocable<Micro&, std::size_t, float>
+        requires(std::invocable<Micro&, std::size_t, float> || std::invocable<Micro&, std::size_t, float, ready_hook>)
     step_report step(Micro&& micro, parallel::policy auto&& exec) {
         model::zero_grad(grads_);
         const float dloss = 1.0f / static_cast<float>(o_.grad_accum);
         double sum = 0;
-        for (std::size_t k = 0; k < o_.grad_accum; ++k) sum += static_cast<double>(micro(k, dloss));
+        const bool bucketed = !buckets_.empty();
+        for (std::size_t k = 0; k < o_.grad_accum; ++k) {
+            if constexpr (std::invocable<Micro&, std::size_t, float, ready_hook>) {
+                // only the last micro-batch's gradients are final for the step: its backward reduces
+                sum += static_cast<double>(micro(k, dloss, ready_hook(bucketed && k + 1 == o_.grad_accum ? this : nullptr)));
+            } else {
+                sum += static_cast<double>(micro(k, dloss));
+            }
+        }
         step_report r;
         r.loss = sum / static_cast<double>(o_.grad_accum);
-        const bool distributed = comm_->size() > 1 || o_.zero1;
-        if (distributed && !o_.zero1) {
+        if (bucketed) {
             gradient_buckets& b = buckets_[0];
-            for (std::size_t i = layout_.size(); i-- > 0;) b.ready(i, *comm_);  // backward's order: last parameters first
-            b.finish(*comm_);
+            for (std::size_t i = layout_.size(); i-- > 0;)  // what the hook did not report, in backward's order: last parameters first
+                if (!b.marked(i)) b.ready(i, *comm_);
+            b.finish(*comm_);  // waits for every reduction in flight
         } else if (o_.zero1) {
             pack(flat_grads_, grads_);
             dist::reduce_scatter(grad_shard_, flat_grads_, dist::reduce_op::mean, *comm_);
@@ -237,6 +273,14 @@ private:
         std::string name;
         std::size_t offset, size, rank;
     };
+
+    // The hook of the last micro-batch: tensors [first, first + count) of the walk are final.
+    void mark_ready(const model::grads_ready& e) {
+        llm::check(e.first <= layout_.size() && e.count <= layout_.size() - e.first, "trainer: the backward hook reports tensors [", e.first, ", ",
+                   e.first + e.count, ") but the trainer's parameters have ", layout_.size(),
+                   " (the hook's indices are the model's parameter walk: pass it to a backward of these parameters)");
+        for (std::size_t i = e.first + e.count; i-- > e.first;) buckets_[0].ready(i, *comm_);
+    }
 
     void pack(std::vector<float>& flat, Params& p) {
         std::size_t i = 0;
@@ -429,8 +473,15 @@ public:
     /// Forward and backward: grads += dloss x d(mean cross-entropy); returns the loss.
     template <class Params, class Grads>
     float forward_backward(Grads& grads, float dloss, const Model& model, const Params& params, parallel::policy auto&& exec) {
+        return forward_backward(grads, dloss, model, params, model::no_hook{}, exec);
+    }
+    /// forward_backward, the model's backward calling `hook` as each block's gradients become
+    /// final (llm::model::grads_ready; a trainer's ready_hook overlaps the data-parallel reduce).
+    /// Example: `t.step([&](std::size_t, float dl, auto ready) { return lm.forward_backward(t.grads(), dl, model, params, ready, pool); }, pool);`
+    template <class Params, class Grads, model::backward_hook Hook>
+    float forward_backward(Grads& grads, float dloss, const Model& model, const Params& params, Hook&& hook, parallel::policy auto&& exec) {
         const float l = loss(model, params, exec);
-        model.backward_loss(grads, dloss, cache_, ids_view(), targets_view(), params, ws_, exec);
+        model.backward_loss(grads, dloss, cache_, ids_view(), targets_view(), params, hook, ws_, exec);
         return l;
     }
 
