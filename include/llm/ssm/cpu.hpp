@@ -149,6 +149,35 @@ void stage_inputs(const char* fn, scan_stage<S>& st, const P& pr, std::size_t b,
         std::fill(us, us + st.T * W, 0.0f);
     }
     const std::size_t sdl = static_cast<std::size_t>(pr.delta.stride(2)), su = static_cast<std::size_t>(pr.u.stride(2));
+    // The next staged positions of this block's rows (and of its B / C rows), requested now so
+    // that memory streams them in while this chunk is scanned: the rows are 8 (or N) separate
+    // streams, too many for the hardware prefetcher to follow from the row-by-row copy alone.
+    if (const std::size_t t1 = t0 + T; t1 < pr.sh.len) {
+        const std::size_t t2 = std::min(pr.sh.len, t1 + T);
+        auto ahead = [&](const auto& v, std::size_t first, std::size_t count, auto&& at) {
+            if (v.stride(v.rank() - 1) == 1) {
+                for (std::size_t r = first; r < first + count; ++r) {
+                    for (std::size_t t = t1; t < t2; t += 16) {
+                        simd::detail::prefetch_read(&at(r, t));
+                    }
+                    simd::detail::prefetch_read(&at(r, t2 - 1));
+                }
+            }
+        };
+        ahead(pr.delta, d0, w, [&](std::size_t d, std::size_t t) -> const auto& { return pr.delta(b, d, t); });
+        ahead(pr.u, d0, w, [&](std::size_t d, std::size_t t) -> const auto& { return pr.u(b, d, t); });
+        if constexpr (!is_none<decltype(pr.z)>) {
+            ahead(pr.z, d0, w, [&](std::size_t d, std::size_t t) -> const auto& { return pr.z(b, d, t); });
+        }
+        if constexpr (std::remove_cvref_t<decltype(pr.b)>::rank() == 4) {
+            const std::size_t g = d0 / (pr.sh.dim / pr.sh.groups_b);
+            ahead(pr.b, 0, N, [&](std::size_t n, std::size_t t) -> const auto& { return pr.b(b, g, n, t); });
+        }
+        if constexpr (std::remove_cvref_t<decltype(pr.c)>::rank() == 4) {
+            const std::size_t g = d0 / (pr.sh.dim / pr.sh.groups_c);
+            ahead(pr.c, 0, N, [&](std::size_t n, std::size_t t) -> const auto& { return pr.c(b, g, n, t); });
+        }
+    }
     for (std::size_t j = 0; j < w; ++j) {
         const std::size_t d = d0 + j;
         float bias = 0.0f;
@@ -301,6 +330,13 @@ void write_output(scan_stage<S>& st, const P& pr, const Y& out, std::size_t b, s
     using TY = std::remove_reference_t<decltype(out(0, 0, 0))>;
     const std::size_t so = static_cast<std::size_t>(out.stride(2));
     const float* LLM_RESTRICT ys = st.y.data();
+    if (const std::size_t t1 = t0 + T; t1 < out.extent(2) && so == 1) {  // the next chunk's output lines
+        for (std::size_t j = 0; j < w; ++j) {
+            for (std::size_t t = t1; t < std::min(out.extent(2), t1 + T); t += 16) {
+                simd::detail::prefetch_read(&out(b, d0 + j, t));
+            }
+        }
+    }
     for (std::size_t j = 0; j < w; ++j) {
         TY* op = &out(b, d0 + j, t0);
         for (std::size_t t = 0; t < T; ++t) {
@@ -802,6 +838,16 @@ void axpy_rows(float* out, std::size_t len, const float* coef, const float* rows
         S::storeu(out + c + 2 * W, a2);
         S::storeu(out + c + 3 * W, a3);
     }
+    for (; c + 2 * W <= len; c += 2 * W) {  // two independent chains (one alone waits on fma latency)
+        auto a0 = S::loadu(out + c), a1 = S::loadu(out + c + W);
+        for (std::size_t i = 0; i < count; ++i) {
+            const auto k = S::set1(coef[i]);
+            a0 = S::fma(k, S::loadu(rows + i * ld + c), a0);
+            a1 = S::fma(k, S::loadu(rows + i * ld + c + W), a1);
+        }
+        S::storeu(out + c, a0);
+        S::storeu(out + c + W, a1);
+    }
     for (; c + W <= len; c += W) {
         auto a = S::loadu(out + c);
         for (std::size_t i = 0; i < count; ++i) {
@@ -853,6 +899,24 @@ void axpy_rows2(float* out0, float* out1, std::size_t len, const float* coef0, c
         S::storeu(out1 + c + W, b1);
         S::storeu(out1 + c + 2 * W, b2);
         S::storeu(out1 + c + 3 * W, b3);
+    }
+    // Whole vectors left (head_dim 80 leaves two): both outputs together, 2 or 4 independent
+    // chains instead of one per call, the same sum per element in the same order.
+    for (; c + 2 * W <= len; c += 2 * W) {
+        auto a0 = S::loadu(out0 + c), a1 = S::loadu(out0 + c + W), b0 = S::loadu(out1 + c), b1 = S::loadu(out1 + c + W);
+        for (std::size_t i = 0; i < count; ++i) {
+            const auto k0 = S::set1(coef0[i]), k1 = S::set1(coef1[i]);
+            const float* r = rows + i * ld + c;
+            const auto r0 = S::loadu(r), r1 = S::loadu(r + W);
+            a0 = S::fma(k0, r0, a0);
+            a1 = S::fma(k0, r1, a1);
+            b0 = S::fma(k1, r0, b0);
+            b1 = S::fma(k1, r1, b1);
+        }
+        S::storeu(out0 + c, a0);
+        S::storeu(out0 + c + W, a1);
+        S::storeu(out1 + c, b0);
+        S::storeu(out1 + c + W, b1);
     }
     if (c < len) {
         axpy_rows<S>(out0 + c, len - c, coef0, rows + c, ld, count);
