@@ -209,7 +209,7 @@ void forward_into(const char* fn, YS& ys, forward_buffers& b, const XS& xs, cons
 /// router logit, on shapes that disagree with the weights, k > E, a capacity factor <= 0.
 /// Arguments (docs/conventions.md): output y [T, d]; saved state cache; input x [T, d];
 /// parameters w (make_moe_weights); options r (a router policy) and opt; workspace; executor.
-/// Elements: x, y fp32; weights fp32 or bf16 (basic_moe_weights<T>); fp32 maths. Deterministic: the same result for any executor and thread count.
+/// Elements: x, y fp32; weights fp32 or bf16 (basic_moe_weights<T>); fp32 maths. Deterministic: the same result for every run with the same executor and thread count; across executors, as llm::gemm is (its one-row path differs in the last bits between sequential{} and a thread_pool, so a batch whose expert groups have single rows may differ there; larger groups give identical results).
 /// Example: `llm::moe::moe_forward(y, cache, x, w, llm::moe::softmax_top_k{.k = 2}, {}, ws, pool);`
 template <mutable_dense_view<2> Y, dense_view<2> X, router R, float_or_bf16 TW>
     requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
