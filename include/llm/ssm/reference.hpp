@@ -13,6 +13,7 @@
 #include <cstddef>
 #include <limits>
 #include <type_traits>
+#include <tuple>
 #include <vector>
 
 namespace llm::ssm {
@@ -133,6 +134,26 @@ private:
 
 }  // namespace detail
 
+namespace detail {
+
+/// The checked views of a reference scan's inputs and their shape, as a tuple (u, delta, B, C, z,
+/// A, D, delta_bias, scan_shape): the argument preamble selective_scan_ref and its backward share.
+template <class U, class Dl, class Bv, class Cv, class Z, class Av, class Dv, class DB>
+auto ref_scan_views(const char* fn, U& u, Dl& delta, Bv& B, Cv& C, Z& z, Av& A, Dv& Dskip, DB& delta_bias) {
+    const auto us = llm::to_kernel_view<3>(u);
+    const auto ds = llm::to_kernel_view<3>(delta);
+    const auto bs = llm::to_kernel_view<bc_rank<Bv>()>(B);
+    const auto cs = llm::to_kernel_view<bc_rank<Cv>()>(C);
+    const auto zs = view_or_none<3>(z);
+    const auto as = llm::to_kernel_view<2>(A);
+    const auto dks = view_or_none<1>(Dskip);
+    const auto dbs = view_or_none<1>(delta_bias);
+    const auto sh = check_scan(fn, us, ds, bs, cs, zs, as, dks, dbs);
+    return std::tuple{us, ds, bs, cs, zs, as, dks, dbs, sh};
+}
+
+}  // namespace detail
+
 /// Reference selective scan (Mamba-1), sequentially in double, exactly the maths of mamba-ssm's
 /// `selective_scan_ref`: for every batch b and channel d,
 ///   delta_t = delta[b, d, t] (+ delta_bias[d]), then softplus if opt.delta_softplus;
@@ -151,15 +172,7 @@ template <detail::ref_out<3> Y, detail::ref_opt_out<3> St, detail::ref_view<3> U
 void selective_scan_ref(Y&& y, St&& last_state, U&& u, Dl&& delta, Bv&& B, Cv&& C, Z&& z, Av&& A, Dv&& Dskip,
                         DB&& delta_bias, const scan_options& opt = {}) {
     constexpr const char* fn = "selective_scan_ref";
-    const auto us = llm::to_kernel_view<3>(u);
-    const auto ds = llm::to_kernel_view<3>(delta);
-    const auto bs = llm::to_kernel_view<detail::bc_rank<Bv>()>(B);
-    const auto cs = llm::to_kernel_view<detail::bc_rank<Cv>()>(C);
-    const auto zs = detail::view_or_none<3>(z);
-    const auto as = llm::to_kernel_view<2>(A);
-    const auto dks = detail::view_or_none<1>(Dskip);
-    const auto dbs = detail::view_or_none<1>(delta_bias);
-    const auto sh = detail::check_scan(fn, us, ds, bs, cs, zs, as, dks, dbs);
+    const auto [us, ds, bs, cs, zs, as, dks, dbs, sh] = detail::ref_scan_views(fn, u, delta, B, C, z, A, Dskip, delta_bias);
     detail::check_extents<3>(fn, "y", y, {sh.batch, sh.dim, sh.len}, "u's shape (batch, D, L)");
     if constexpr (!is_none<St>) {
         detail::check_extents<3>(fn, "last_state", last_state, {sh.batch, sh.dim, sh.n}, "(batch, D, N)");
@@ -223,15 +236,7 @@ void selective_scan_backward_ref(GU&& du, GDl&& ddelta, GB&& dB, GC&& dC, GZ&& d
                                  DO&& dout, U&& u, Dl&& delta, Bv&& B, Cv&& C, Z&& z, Av&& A, Dv&& Dskip,
                                  DB&& delta_bias, const scan_options& opt = {}) {
     constexpr const char* fn = "selective_scan_backward_ref";
-    const auto us = llm::to_kernel_view<3>(u);
-    const auto ds = llm::to_kernel_view<3>(delta);
-    const auto bs = llm::to_kernel_view<detail::bc_rank<Bv>()>(B);
-    const auto cs = llm::to_kernel_view<detail::bc_rank<Cv>()>(C);
-    const auto zs = detail::view_or_none<3>(z);
-    const auto as = llm::to_kernel_view<2>(A);
-    const auto dks = detail::view_or_none<1>(Dskip);
-    const auto dbs = detail::view_or_none<1>(delta_bias);
-    const auto sh = detail::check_scan(fn, us, ds, bs, cs, zs, as, dks, dbs);
+    const auto [us, ds, bs, cs, zs, as, dks, dbs, sh] = detail::ref_scan_views(fn, u, delta, B, C, z, A, Dskip, delta_bias);
     detail::check_extents<3>(fn, "dout", dout, {sh.batch, sh.dim, sh.len}, "u's shape (batch, D, L)");
     const auto gos = llm::to_kernel_view<3>(dout);
     static_assert(!(is_none<Z> && !is_none<GZ>), "selective_scan_backward_ref: dz given without z");
