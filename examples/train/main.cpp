@@ -11,6 +11,7 @@
 #include <llm/io/json.hpp>
 #include <llm/model/model.hpp>
 #include <llm/parallel/thread_pool.hpp>
+#include <llm/tokenizer/hf_tokenizer.hpp>
 #include <llm/train/train.hpp>
 #include <llm/train/trainer.hpp>
 #include <llm/train/objectives.hpp>
@@ -33,11 +34,13 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <sstream>
 #include <string>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace {
@@ -54,6 +57,8 @@ constexpr std::string_view usage =
     "With --no-shuffle, batch k row i is the window of T+1 tokens at (k*B + i)*T (llm.c's order).\n"
     "--out DIR receives the final checkpoint; --resume DIR continues a saved run up to --steps.\n"
     "sft: --pairs holds {\"prompt\": [ids], \"response\": [ids]} per line, loss on response tokens.\n"
+    "Any of these fields may be a string instead: it is tokenized by tokenizer.json of the model directory (--init,\n"
+    "--resume or --config's), prompt and response each on their own and concatenated (TRL's way), no BOS/EOS added.\n"
     "dpo/simpo/orpo/cpo/kto: --pairs holds {\"prompt\", \"chosen\", \"rejected\"} token-id arrays (and optionally\n"
     "\"ref_chosen_logp\", \"ref_rejected_logp\"); dpo takes the frozen reference from --ref (default: the\n"
     "initial weights) unless every line has precomputed reference log-probs; kto always needs it\n"
@@ -207,6 +212,23 @@ bool plot_losses(const std::string& log, const std::string& png) {
     return true;
 }
 
+// Text fields of the --pairs JSONL: tokenized by DIR/tokenizer.json of the model directory (loaded
+// on the first string; prompt and responses each on their own, special-token texts matched as
+// Hugging Face's tokenizer does, no BOS/EOS added). Without the file a string is an error naming it.
+llm::train::text_tokenizer pairs_tokenizer(const std::string& dir) {
+    const std::string path = (std::filesystem::path(dir) / "tokenizer.json").string();
+    auto tok = std::make_shared<std::optional<llm::tokenizer::any_bpe>>();
+    return [path, tok](std::string_view text, const std::string& what) {
+        if (!*tok) {
+            llm::check(std::filesystem::exists(path), what, " is text, but the model directory has no tokenizer.json ('", path,
+                       "'): give token-id arrays or put the model's tokenizer.json there");
+            tok->emplace(llm::tokenizer::load_hf_tokenizer(path));
+        }
+        const auto ids = std::visit([&](const auto& t) { return t.encode(text, llm::tokenizer::special_policy::all()); }, **tok);
+        return std::vector<std::int32_t>(ids.begin(), ids.end());
+    };
+}
+
 // The decoder's part of the trained parameters (all of them, or a reward model's without its head).
 template <class P>
 auto& model_part(P& p) {
@@ -264,14 +286,15 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
     std::optional<std::remove_reference_t<decltype(mparams)>> ref_params;
     llm::train::preference_loss ploss;
     const bool reference_free = o.objective == "simpo" || o.objective == "orpo" || o.objective == "cpo";
+    const std::string model_dir = std::filesystem::path(config_path).parent_path().string();  // --init, --resume or --config's directory
     if (o.objective == "sft") {
-        sft_ex = llm::train::read_sft_jsonl(o.pairs, cfg.dims.vocab);
+        sft_ex = llm::train::read_sft_jsonl(o.pairs, cfg.dims.vocab, pairs_tokenizer(model_dir));
         sft.emplace(model, shape);
     } else if (Reward) {
-        pref_ex = llm::train::read_preference_jsonl(o.pairs, cfg.dims.vocab);
+        pref_ex = llm::train::read_preference_jsonl(o.pairs, cfg.dims.vocab, pairs_tokenizer(model_dir));
         rwd.emplace(model, o.batch, o.seq);
     } else if (!pretrain) {
-        pref_ex = llm::train::read_preference_jsonl(o.pairs, cfg.dims.vocab);
+        pref_ex = llm::train::read_preference_jsonl(o.pairs, cfg.dims.vocab, pairs_tokenizer(model_dir));
         pref.emplace(model, o.batch, o.seq);
         const double beta = o.beta;
         if (o.objective == "dpo" || o.objective == "kto") {
@@ -318,6 +341,10 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         const std::string cfg_out = (std::filesystem::path(o.out) / "config.json").string();
         if (std::filesystem::absolute(cfg_out) != std::filesystem::absolute(config_path))
             std::filesystem::copy_file(config_path, cfg_out, std::filesystem::copy_options::overwrite_existing);
+        const auto tok_in = std::filesystem::path(config_path).parent_path() / "tokenizer.json";
+        const auto tok_out = std::filesystem::path(o.out) / "tokenizer.json";
+        if (std::filesystem::exists(tok_in) && std::filesystem::absolute(tok_in) != std::filesystem::absolute(tok_out))
+            std::filesystem::copy_file(tok_in, tok_out, std::filesystem::copy_options::overwrite_existing);
         llm::train::save_resume_state(o.out, opt,
                                       {.step = step, .data = pretrain ? loader_storage->position() : llm::train::data_position{}, .rng_state = {}, .loss_history = tr.guard().history(),
                                        .skipped = tr.guard().skipped(), .extra = {{"objective", o.objective}}});

@@ -69,3 +69,14 @@ add_test(NAME example_train_no_gnuplot
                  --log "${CMAKE_CURRENT_BINARY_DIR}/train_nognuplot_work.jsonl")
 set_tests_properties(example_train_no_gnuplot PROPERTIES LABELS "example;train" ENVIRONMENT "PATH=/nonexistent"
                      PASS_REGULAR_EXPRESSION "loss curve: skipped, gnuplot is not installed")
+# Text in the --pairs JSONL, tokenized by the model directory's tokenizer.json: the same losses as
+# the token ids of Hugging Face's tokenizer (text_test.cmake); without a tokenizer.json, an error
+# naming the file, line, field and the missing tokenizer.json.
+add_test(NAME example_train_text
+         COMMAND ${CMAKE_COMMAND} "-DTOOL=$<TARGET_FILE:train>" "-DSRC=${PROJECT_SOURCE_DIR}"
+                 "-DWORK=${CMAKE_CURRENT_BINARY_DIR}/train_text_work" -P "${CMAKE_CURRENT_LIST_DIR}/text_test.cmake")
+set_tests_properties(example_train_text PROPERTIES LABELS "example;train")
+llm_example_error_test(example_train_text_no_tokenizer train
+    ARGS --init ${PROJECT_SOURCE_DIR}/tests/golden/model/llama --objective sft --pairs ${CMAKE_CURRENT_LIST_DIR}/sft_text.jsonl
+         --batch 2 --seq 8 --steps 1 --lr 0.1 --out o
+    MESSAGE "sft_text.jsonl line 1: \"prompt\" is text, but the model directory has no tokenizer.json" ABSENT o)

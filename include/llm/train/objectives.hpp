@@ -26,6 +26,7 @@
 #include <limits>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -47,13 +48,28 @@ struct preference_example {
     double ref_rejected = std::numeric_limits<double>::quiet_NaN();  ///< precomputed reference log-prob of rejected
 };
 
+/// Turns the text of a JSONL field into token ids: `tokenize(text, what)`, `what` naming the file,
+/// line and field (for its error messages). read_sft_jsonl and read_preference_jsonl call it for
+/// fields that are strings; an empty one (the default) makes a string field an llm::error.
+/// Example: `llm::train::text_tokenizer tok = [&](std::string_view s, const std::string&) { return ids_of(s); };`
+using text_tokenizer = std::function<std::vector<std::int32_t>(std::string_view text, const std::string& what)>;
+
 namespace detail {
 
+// A field's token ids: an array of ids, or a string tokenized by `tokenize` (ids checked below vocab).
 inline std::vector<std::int32_t> token_array(const io::json_value& obj, std::string_view key, const std::string& what,
-                                             std::size_t vocab) {
+                                             std::size_t vocab, const text_tokenizer& tokenize = {}) {
     const std::string w = what + ": \"" + std::string(key) + "\"";
+    const io::json_value& field = obj.at(key, w);
+    if (field.is_string()) {
+        llm::check(static_cast<bool>(tokenize), w, " is text, and no tokenizer was given (a tokenizer.json) to turn it into token ids");
+        std::vector<std::int32_t> out = tokenize(field.as_string(w), w);
+        for (const std::int32_t id : out)
+            llm::check(id >= 0 && static_cast<std::size_t>(id) < vocab, w, ": the tokenizer gave id ", id, ", outside the model's vocabulary of ", vocab);
+        return out;
+    }
     std::vector<std::int32_t> out;
-    for (const io::json_value& v : obj.at(key, w).as_array(w))
+    for (const io::json_value& v : field.as_array(w))
         out.push_back(static_cast<std::int32_t>(v.as_int(w, 0, static_cast<std::int64_t>(vocab) - 1)));
     return out;
 }
@@ -94,11 +110,13 @@ inline std::size_t pack_row(std::int32_t* ids, std::int32_t* labels, std::uint8_
 /// Reads SFT examples from JSONL, one object per line with token-id arrays
 /// `{"prompt": [..], "response": [..]}` (ids below `vocab`); blank lines are skipped. A missing
 /// key, a non-integer or an id outside the vocabulary is llm::error naming the file and line.
+/// A field may instead be a string: `tokenize` turns it into ids (prompt and response each on
+/// their own, then concatenated, as TRL tokenizes them); without one a string is llm::error.
 /// Example: `auto ex = llm::train::read_sft_jsonl("sft.jsonl", 50257);`
-inline std::vector<sft_example> read_sft_jsonl(const std::string& path, std::size_t vocab) {
+inline std::vector<sft_example> read_sft_jsonl(const std::string& path, std::size_t vocab, const text_tokenizer& tokenize = {}) {
     std::vector<sft_example> out;
     detail::for_each_jsonl(path, [&](const io::json_value& v, const std::string& what) {
-        out.push_back({detail::token_array(v, "prompt", what, vocab), detail::token_array(v, "response", what, vocab)});
+        out.push_back({detail::token_array(v, "prompt", what, vocab, tokenize), detail::token_array(v, "response", what, vocab, tokenize)});
         llm::check(!out.back().response.empty(), "read_sft_jsonl: ", what, ": empty response");
     });
     llm::check(!out.empty(), "read_sft_jsonl: '", path, "' holds no examples");
@@ -108,12 +126,13 @@ inline std::vector<sft_example> read_sft_jsonl(const std::string& path, std::siz
 /// Reads preference examples from JSONL: `{"prompt": [..], "chosen": [..], "rejected": [..]}`
 /// token-id arrays, optionally `"ref_chosen_logp"` and `"ref_rejected_logp"` (the reference
 /// model's summed log-probs of the responses, as TRL's precompute_ref_log_probs stores them).
+/// Fields may be strings, tokenized by `tokenize` each on its own (see read_sft_jsonl).
 /// Example: `auto ex = llm::train::read_preference_jsonl("pairs.jsonl", 50257);`
-inline std::vector<preference_example> read_preference_jsonl(const std::string& path, std::size_t vocab) {
+inline std::vector<preference_example> read_preference_jsonl(const std::string& path, std::size_t vocab, const text_tokenizer& tokenize = {}) {
     std::vector<preference_example> out;
     detail::for_each_jsonl(path, [&](const io::json_value& v, const std::string& what) {
-        preference_example e{detail::token_array(v, "prompt", what, vocab), detail::token_array(v, "chosen", what, vocab),
-                             detail::token_array(v, "rejected", what, vocab)};
+        preference_example e{detail::token_array(v, "prompt", what, vocab, tokenize), detail::token_array(v, "chosen", what, vocab, tokenize),
+                             detail::token_array(v, "rejected", what, vocab, tokenize)};
         llm::check(!e.chosen.empty() && !e.rejected.empty(), "read_preference_jsonl: ", what, ": empty chosen or rejected response");
         if (const auto* c = v.find("ref_chosen_logp")) e.ref_chosen = c->as_number(what + ": ref_chosen_logp");
         if (const auto* r = v.find("ref_rejected_logp")) e.ref_rejected = r->as_number(what + ": ref_rejected_logp");
