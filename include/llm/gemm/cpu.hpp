@@ -302,14 +302,21 @@ void gemv(strided_view<float, 2> y, const float* x, strided_view<TB, 2> b, float
                 }
                 unroll<4>([&](auto c) { finish(j + c, S::reduce_add(S::add(acc[c][0], acc[c][1]))); });
             }
+            // The last columns of a range one at a time, with the same two chains and the same
+            // order as above: a column's bits do not depend on which thread's range it ends.
             for (; j < end; ++j) {
                 const TB* col = b.ptr(0, j);
-                V acc = S::zero();
-                for (std::size_t p = 0; p < k; p += W) {
-                    const std::size_t t = std::min(W, k - p);
-                    acc = S::fma(S::load_partial(x + p, t), load_any_partial<S>(col + p, t), acc);
+                V acc0 = S::zero(), acc1 = S::zero();
+                std::size_t p = 0;
+                for (; p + 2 * W <= k; p += 2 * W) {
+                    acc0 = S::fma(S::loadu(x + p), load_any<S>(col + p), acc0);
+                    acc1 = S::fma(S::loadu(x + p + W), load_any<S>(col + p + W), acc1);
                 }
-                finish(j, S::reduce_add(acc));
+                for (; p < k; p += W) {
+                    const std::size_t t = std::min(W, k - p);
+                    acc0 = S::fma(S::load_partial(x + p, t), load_any_partial<S>(col + p, t), acc0);
+                }
+                finish(j, S::reduce_add(S::add(acc0, acc1)));
             }
         });
     }
