@@ -36,8 +36,8 @@ std::map<std::size_t, tokens> drain(Engine& eng, auto&& exec) {
     return out;
 }
 
-llm::generate::engine_options opts(const llm::model::hf_config& cfg, std::size_t slots, std::size_t context = 32) {
-    return {.slots = slots, .context = context, .learned_positions = cfg.family == llm::model::family::gpt2};
+llm::generate::engine_options opts(const llm::model::hf_config& cfg, std::size_t slots, std::size_t context = 32, std::size_t chunk = 256) {
+    return {.slots = slots, .context = context, .learned_positions = cfg.family == llm::model::family::gpt2, .prefill_chunk = chunk};
 }
 
 }  // namespace
@@ -60,6 +60,41 @@ TEST_CASE("engine: greedy tokens equal transformers' generate(do_sample=False) f
             for (const auto& c : cases) eng.add(c.prompt, {.max_tokens = c.greedy.size()}, llm::generate::make_sampler({}));
             const auto out = drain(eng, pool);
             for (std::size_t i = 0; i < cases.size(); ++i) CHECK(out.at(i) == cases[i].greedy);
+            return 0;
+        });
+    }
+}
+
+// Chunked prefill (the model's step_tokens): prompts of 11 tokens in chunks of 3 (Mistral's
+// sliding window is 4: chunks cross it), of 7, or in one chunk, alone and two slots batched,
+// give transformers' greedy tokens as token-by-token prefill (chunk 0) does; with chunks the
+// engine runs fewer model steps.
+TEST_CASE("engine: chunked prefill through the multi-token step gives the goldens' greedy tokens in fewer steps") {
+    for (const std::string family : {"llama", "mistral", "qwen2", "gpt2"}) {
+        CAPTURE(family);
+        const auto cases = gen_test::goldens(family);
+        llm::generate::open_hf(gen_test::model_dir(family), [&](const auto& m, const auto& p, const auto& cfg) {
+            using M = std::remove_cvref_t<decltype(m)>;
+            llm::parallel::thread_pool pool(2);
+            std::size_t steps_by_chunk[4] = {};
+            const std::size_t chunks[4] = {0, 3, 7, 256};
+            for (std::size_t k = 0; k < 4; ++k) {
+                CAPTURE(chunks[k]);
+                for (const auto& c : cases) {
+                    llm::generate::engine<M, float> eng(m, p, opts(cfg, 1, 32, chunks[k]));
+                    eng.add(c.prompt, {.max_tokens = c.greedy.size()}, llm::generate::make_sampler({}));
+                    CHECK(drain(eng, llm::parallel::sequential{})[0] == c.greedy);
+                    steps_by_chunk[k] += eng.steps();
+                }
+                llm::generate::engine<M, float> eng(m, p, opts(cfg, 2, 32, chunks[k]));
+                for (const auto& c : cases) eng.add(c.prompt, {.max_tokens = c.greedy.size()}, llm::generate::make_sampler({}));
+                const auto out = drain(eng, pool);
+                for (std::size_t i = 0; i < cases.size(); ++i) CHECK(out.at(i) == cases[i].greedy);
+            }
+            // prompts of 1, 4 and 11 tokens: 0 + 3 + 10 prefill tokens, in 13, 0 + 1 + 4, 0 + 1 + 2 and 0 + 1 + 1 chunks
+            CHECK(steps_by_chunk[0] == steps_by_chunk[3] + 13 - 2);
+            CHECK(steps_by_chunk[1] == steps_by_chunk[3] + 3);
+            CHECK(steps_by_chunk[2] == steps_by_chunk[3] + 1);
             return 0;
         });
     }

@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: Apache-2.0
-// The generation loop: requests join a fixed set of KV-cache slots, every slot steps through the
-// model's decode step together (prompt tokens and generated ones alike, so sequences of different
-// lengths share each step), requests leave when done and waiting ones take their slots
-// (continuous batching). A new prompt reuses the keys and values of the longest prefix it shares
+// The generation loop: requests join a fixed set of KV-cache slots; a new request's prompt (all
+// but its last token) is prefilled in chunks through the model's multi-token step (step_tokens:
+// GEMMs over the chunk's rows), then every slot steps through the model's decode step together
+// (so sequences of different lengths share each step), requests leave when done and waiting
+// ones take their slots (continuous batching). A new prompt reuses the keys and values of the longest prefix it shares
 // with a sequence in the cache.
 #pragma once
 
@@ -56,6 +57,7 @@ struct engine_options {
     bool reuse_prefix = true;           ///< copy a shared prompt prefix's keys and values
     std::size_t top_logprobs = 0;       ///< top tokens' log-probs reported per event
     bool logprobs = false;              ///< report the chosen token's log-prob
+    std::size_t prefill_chunk = 256;    ///< prompt tokens per multi-token step (model step_tokens); 0: one per step
 };
 
 /// What a step produced for one request: its new token, the complete UTF-8 text it completes
@@ -149,12 +151,15 @@ public:
     /// Model steps run so far and tokens fed through them (prompt tokens included, dummy rows not).
     [[nodiscard]] std::size_t steps() const noexcept { return steps_; }
 
-    /// Admits waiting requests, runs one model step over every slot (each active slot feeds its
-    /// next prompt token or its last generated token; free slots a dummy row), samples for the
-    /// slots past their prompt and returns their events (valid until the next step).
+    /// Admits waiting requests, prefills their prompts but the last token in chunks of
+    /// options.prefill_chunk tokens (one model step_tokens each, when the model has it and the
+    /// chunk is not 0), runs one model step over every slot (each active slot feeds its next
+    /// prompt token or its last generated token; free slots a dummy row), samples for the slots
+    /// past their prompt and returns their events (valid until the next step).
     std::span<const event> step(parallel::policy auto&& exec) {
         events_.clear();
         admit();
+        prefill(exec);
         std::size_t position = 0;
         bool any = false;
         for (std::size_t i = 0; i < slots_.size(); ++i) {
@@ -214,6 +219,30 @@ private:
         std::string text;       // complete text so far
         std::size_t shown = 0;  // bytes of text already reported
     };
+
+    // Feeds every active slot's prompt but its last token through the model's multi-token step,
+    // o_.prefill_chunk tokens at a time, without logits (the last prompt token's come from the
+    // joint step, which samples).
+    template <class Exec>
+    void prefill(Exec& exec) {
+        if constexpr (requires(model::activations l, std::size_t i, model::token_ids ids) {
+                          model_.step_tokens(l, state_, i, ids, params_, ws_, exec);
+                      }) {
+            if (o_.prefill_chunk == 0) {
+                return;
+            }
+            const model::activations none(logits_.data(), llm::dims<2>(0, model_.config().vocab));
+            for (std::size_t i = 0; i < slots_.size(); ++i) {
+                slot& s = slots_[i];
+                while (s.active && s.fed + 1 < s.prompt) {
+                    const std::size_t n = std::min(o_.prefill_chunk, s.prompt - 1 - s.fed);
+                    model_.step_tokens(none, state_, i, model::token_ids(s.tokens.data() + s.fed, n), params_, ws_, exec);
+                    s.fed += n;
+                    ++steps_;
+                }
+            }
+        }
+    }
 
     void admit() {
         while (!waiting_.empty()) {

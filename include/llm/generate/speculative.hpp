@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // Speculative decoding (Leviathan et al. 2023): a draft model proposes k tokens, the target
-// checks them; accepted tokens cost one target step each instead of a full round, a rejected one
+// checks all of them in one multi-token step (GEMMs over k + 1 rows), a rejected one
 // is replaced by a draw from the residual distribution, so the output has the target's
 // distribution (greedy: exactly the target's greedy tokens).
 #pragma once
@@ -100,9 +100,10 @@ struct speculative_stats {
 /// Generates up to max_tokens tokens after `prompt` with target model `tm` (parameters tp) and
 /// draft model `dm` (dp), k draft tokens per round, one sequence, the sampler settings o for
 /// both (greedy: the target's greedy tokens exactly; sampling: the target's distribution).
-/// The target checks the proposals one
-/// decode step each (the model's step takes one token per sequence); a rejected proposal
-/// rolls the draft's cache back (contiguous_kv_cache::truncate). Returns the new tokens.
+/// The target checks the k proposals in one multi-token step (the model's step_tokens over its
+/// last token and the k drafts, every row's logits: row j is the target's distribution after
+/// draft j - 1); the prompt is prefilled the same way (chunks of 256 tokens) in both models. A
+/// rejected proposal rolls both caches back (contiguous_kv_cache::truncate). Returns the new tokens.
 /// Example: `auto out = llm::generate::speculative_generate(target, tp, draft, dp, prompt, 32, 4, {.greedy = true}, stats, pool);`
 template <class TM, class TP, class DM, class DP>
 std::vector<std::int32_t> speculative_generate(const TM& tm, const TP& tp, const DM& dm, const DP& dp, std::span<const std::int32_t> prompt,
@@ -120,7 +121,7 @@ std::vector<std::int32_t> speculative_generate(const TM& tm, const TP& tp, const
     const std::size_t context = prompt.size() + max_tokens + k + 1;
     auto ts = tm.make_state(1, context);
     auto ds = dm.make_state(1, context);
-    tensor<float, llm::dims<2>> tl(1, vocab), dl(1, vocab);
+    tensor<float, llm::dims<2>> tl(k + 1, vocab), dl(1, vocab);
     workspace ws;
     auto tsamp = make_sampler(o), dsamp = make_sampler(o);
     rng r(o.seed, 0);
@@ -129,21 +130,30 @@ std::vector<std::int32_t> speculative_generate(const TM& tm, const TP& tp, const
     std::vector<std::vector<double>> q(k);
     std::vector<float> qlog(vocab);
     std::vector<double> p, residual;
-    std::vector<std::int32_t> drafts(k);
+    std::vector<std::int32_t> drafts(k), verify(k + 1);
     auto feed = [&](const auto& m, const auto& params, auto& st, auto& logits, std::int32_t id) {
         st.position = st.kv.length(0);
         m.step(logits.view(), st, model::token_ids(&id, 1), params, ws, exec);
     };
-    auto row = [&](auto& logits) { return std::span<float>(logits.data(), vocab); };
+    auto row = [&](auto& logits, std::size_t j = 0) { return std::span<float>(logits.data() + j * vocab, vocab); };
+    // the tokens [length, n - 1) a cache lacks, in chunks through step_tokens, no logits
+    auto catch_up = [&](const auto& m, const auto& params, auto& st, std::size_t n) {
+        constexpr std::size_t chunk = 256;
+        while (st.kv.length(0) + 1 < n) {
+            const std::size_t at = st.kv.length(0);
+            const std::size_t c = std::min(chunk, n - 1 - at);
+            m.step_tokens(model::activations(tl.data(), llm::dims<2>(0, vocab)), st, 0, model::token_ids(tokens.data() + at, c), params,
+                          ws, exec);
+        }
+    };
+    auto verify_step = [&](std::size_t c) {
+        tm.step_tokens(model::activations(tl.data(), llm::dims<2>(c, vocab)), ts, 0, model::token_ids(verify.data(), c), tp, ws, exec);
+    };
     while (tokens.size() - start < max_tokens) {
         const std::size_t n = tokens.size();
         // both caches hold every token but the last
-        while (ts.kv.length(0) + 1 < n) {
-            feed(tm, tp, ts, tl, tokens[ts.kv.length(0)]);
-        }
-        while (ds.kv.length(0) + 1 < n) {
-            feed(dm, dp, ds, dl, tokens[ds.kv.length(0)]);
-        }
+        catch_up(tm, tp, ts, n);
+        catch_up(dm, dp, ds, n);
         const std::size_t kk = std::min(k, max_tokens - (n - start));
         // draft proposes kk tokens
         std::int32_t last = tokens[n - 1];
@@ -158,13 +168,15 @@ std::vector<std::int32_t> speculative_generate(const TM& tm, const TP& tp, const
         }
         ++stats.rounds;
         stats.proposed += kk;
-        // target checks them
-        feed(tm, tp, ts, tl, tokens[n - 1]);
+        // target checks them: its last token and the kk drafts in one multi-token step
+        verify[0] = tokens[n - 1];
+        std::copy_n(drafts.begin(), kk, verify.begin() + 1);
+        verify_step(kk + 1);
         std::size_t j = 0;
         bool rejected = false;
         for (; j < kk; ++j) {
             const sample_context ctx{tokens, prompt.size()};
-            auto lg = row(tl);
+            auto lg = row(tl, j);
             tsamp.process(lg, ctx);
             std::int32_t t;
             bool ok;
@@ -184,12 +196,11 @@ std::vector<std::int32_t> speculative_generate(const TM& tm, const TP& tp, const
             if (tokens.size() - start >= max_tokens) {
                 break;
             }
-            feed(tm, tp, ts, tl, t);
         }
         if (!rejected && tokens.size() - start < max_tokens) {
             // all accepted: the target's next distribution is already computed, a bonus token
             const sample_context ctx{tokens, prompt.size()};
-            auto lg = row(tl);
+            auto lg = row(tl, kk);
             tsamp.process(lg, ctx);
             tokens.push_back(tsamp.pick(lg, r));
         }

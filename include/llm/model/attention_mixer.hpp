@@ -41,7 +41,7 @@ struct gpt2_qkv {
 /// token sees the last dims.sliding_window tokens, itself included: Hugging Face Mistral's
 /// eager mask) and logit soft-cap, through llm::attention::flash_forward / flash_backward;
 /// output projection. step() decodes one token per sequence through a KV cache layer and
-/// llm::attention::decode_attention.
+/// llm::attention::decode_attention; step_tokens() takes T new tokens of one sequence at once.
 /// Cache (per layer, in the model's arena): q, k, v after RoPE, the attention output and its
 /// log-sum-exp, positions, and with QK-norm the pre-norm q, k and their rstd.
 /// Layout: separate_qkv (Llama family) or gpt2_qkv. Style: the RoPE pair layout.
@@ -323,12 +323,83 @@ struct attention_mixer {
         detail::linear(y, o, wo(p), bo(p), ws, exec);
     }
 
+    /// T new tokens of one sequence at once (prefill in chunks, speculative verification):
+    /// x, y [T, d_model]; row t is token t of sequence `seq` of the cache, at position
+    /// layer.length(seq) + t. The projections run as GEMMs over the T rows, RoPE at those
+    /// positions, the T keys and values are appended to the layer (the model commits with
+    /// cache.advance(seq, T) after every layer), and token t attends over the cached prefix and
+    /// the new tokens up to itself (causal; a sliding window still holds): decode_attention with
+    /// each new token as a query over its own prefix of the sequence. The same result as T
+    /// single-token steps up to summation order (the GEMMs' row blocking, the attention's split).
+    /// Example: `attn.step_tokens(y, st, 0, x, p, ws, pool);`
+    template <class T>
+    void step_tokens(activations y, state& st, std::size_t seq, const_activations x, const params<T>& p, workspace& ws,
+                     parallel::policy auto&& exec) const {
+        const std::size_t n = x.extent(0);
+        llm::check(seq < st.layer.sequences(), "attention_mixer::step_tokens: sequence ", seq, " of a cache of ", st.layer.sequences(),
+                   " sequences");
+        llm::check(n > 0 && y.extent(0) == n, "attention_mixer::step_tokens: x has ", n, " rows and y ", y.extent(0),
+                   " (one row per new token, at least one)");
+        workspace::frame frame(ws);
+        const std::size_t qd = heads * head_dim;
+        const std::size_t kd = kv_heads * head_dim;
+        auto q = detail::scratch(ws, n, qd);
+        auto k = detail::scratch(ws, n, kd);
+        auto v = detail::scratch(ws, n, kd);
+        auto o = detail::scratch(ws, n, qd);
+        const std::size_t start = st.layer.length(seq);
+        tensor_view<std::int32_t, llm::dims<1>> pos(ws.take<std::int32_t>(n), llm::dims<1>(n));
+        for (std::size_t t = 0; t < n; ++t) {
+            pos(t) = static_cast<std::int32_t>(start + t);
+        }
+        if (qk_norm) {
+            auto q_raw = detail::scratch(ws, n, qd);
+            auto k_raw = detail::scratch(ws, n, kd);
+            tensor_view<float, llm::dims<1>> rq(ws.take<float>(n * heads), llm::dims<1>(n * heads));
+            tensor_view<float, llm::dims<1>> rk(ws.take<float>(n * kv_heads), llm::dims<1>(n * kv_heads));
+            project(q_raw, k_raw, v, x, p, ws, exec);
+            nn::rmsnorm_forward(heads_rows(q, heads), rq, heads_rows(q_raw, heads), p.q_norm, eps, exec);
+            nn::rmsnorm_forward(heads_rows(k, kv_heads), rk, heads_rows(k_raw, kv_heads), p.k_norm, eps, exec);
+        } else {
+            project(q, k, v, x, p, ws, exec);
+        }
+        auto q3 = llm::reshape(q, n, heads, head_dim);
+        auto k3 = llm::reshape(k, n, kv_heads, head_dim);
+        auto v3 = llm::reshape(v, n, kv_heads, head_dim);
+        if constexpr (Layout::rope) {
+            nn::rope_forward(q3, q3, pos, rope_tab, exec);
+            nn::rope_forward(k3, k3, pos, rope_tab, exec);
+        }
+        st.layer.append(seq, k3, v3);
+        const prefix_view<decltype(st.layer)> prefixes{st.layer, seq, start, n};
+        with_mask([&](const auto& mask) {
+            attention::decode_attention(llm::reshape(o, n, heads, head_dim), prefixes, q3, mask, attn_options(), ws, exec);
+        });
+        detail::linear(y, o, wo(p), bo(p), ws, exec);
+    }
+
     /// Multiply-adds per token of the projections (2 * this is the FLOPs), excluding attention scores.
     [[nodiscard]] std::size_t projection_macs() const noexcept {
         return width * (heads + 2 * kv_heads) * head_dim + heads * head_dim * width;
     }
 
 private:
+    // The T new tokens of one sequence as T one-query "sequences" for decode_attention: query t
+    // sees positions [0, start + t] of sequence seq of the layer (its run view, read only).
+    template <class Layer>
+    struct prefix_view {
+        using element_type = typename Layer::element_type;
+        const Layer& layer;
+        std::size_t seq;
+        std::size_t start;
+        std::size_t count;
+        std::size_t kv_heads() const noexcept { return layer.kv_heads(); }
+        std::size_t head_dim() const noexcept { return layer.head_dim(); }
+        std::size_t sequences() const noexcept { return count; }
+        std::size_t length(std::size_t t) const noexcept { return start + t + 1; }
+        attention::kv_run<element_type> run(std::size_t, std::size_t at) const { return layer.run(seq, at); }
+    };
+
     nn::rope_params<rope_config> rope_params() const { return {.theta = rope.theta, .scaling = rope}; }
     attention::options attn_options() const { return {.scale = 0.0f, .softcap = softcap, .splits = 0}; }
 

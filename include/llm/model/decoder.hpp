@@ -203,7 +203,8 @@ struct init_options {
 /// pattern, the final norm and the LM head (logits = norm(h) W^T, W the embedding table when
 /// dims.tie_embeddings). Itself a block (llm::model::block_like with token_ids input and
 /// logits [tokens, vocab] output), plus forward_loss / backward_loss with cross-entropy, a
-/// decode step through a KV cache, initialisation, parameter count and FLOPs per token.
+/// decode step through a KV cache (step: one token per sequence; step_tokens: T tokens of one
+/// sequence at once), initialisation, parameter count and FLOPs per token.
 /// Structure: a llm::model::decoder_structure (stack<...>; the families in
 /// <llm/model/families.hpp>). Dims: static_dims<dims{...}> or dynamic_dims: the same code
 /// serves both (the block objects hold the sizes; kernels see run-time extents in both cases).
@@ -543,6 +544,53 @@ public:
             st.kv.advance(s, 1);
         }
         ++st.position;
+    }
+
+    /// T new tokens of one sequence at once (chunked prefill, speculative verification): ids [T]
+    /// are the next tokens of sequence `seq` of the state's cache, at positions
+    /// kv.length(seq) + t (RoPE, and learned positions: GPT-2). Every linear layer runs as a GEMM
+    /// over the T rows; each token attends over the cached prefix and the new tokens up to
+    /// itself (attention_mixer::step_tokens); the T keys and values of every layer are committed
+    /// (kv.advance(seq, T)); other sequences of the cache are untouched. logits: [T, vocab] (every
+    /// token's next-token logits), [1, vocab] (the last token's only) or [0, vocab] (none: a
+    /// prefill chunk whose logits are not needed skips the final norm and the head). Afterwards
+    /// st.position is kv.length(seq). The same logits as T calls of step up to summation order.
+    /// Example: `model.step_tokens(logits.view(), st, 0, llm::model::token_ids(ids.data(), ids.size()), params, ws, pool);`
+    template <class T>
+    void step_tokens(activations logits, state& st, std::size_t seq, token_ids ids, const params<T>& p, workspace& ws,
+                     parallel::policy auto&& exec) const {
+        const dims d = config();
+        const std::size_t n = ids.extent(0);
+        llm::check(n > 0, "decoder::step_tokens: no tokens");
+        llm::check(seq < st.kv.sequences(), "decoder::step_tokens: sequence ", seq, " of a cache of ", st.kv.sequences(), " sequences");
+        llm::check(logits.extent(0) == 0 || logits.extent(0) == 1 || logits.extent(0) == n, "decoder::step_tokens: logits has ",
+                   logits.extent(0), " rows for ", n, " tokens (0, 1 or ", n, ")");
+        const std::size_t start = st.kv.length(seq);
+        workspace::frame frame(ws);
+        auto h = detail::scratch(ws, n, d.d_model);
+        auto h2 = detail::scratch(ws, n, d.d_model);
+        for (std::size_t t = 0; t < n; ++t) {
+            typename emb_t::state es{start + t};
+            emb_.step(activations(h.data() + t * d.d_model, llm::dims<2>(1, d.d_model)), es,
+                      token_ids(ids.data() + t * ids.stride(0), llm::dims<1>(1)), p.embedding, ws, exec);
+        }
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            for_kind(i, [&](auto k) {
+                constexpr std::size_t K = decltype(k)::value;
+                typename layer_t<K>::state ls{{st.kv.layer(i)}};
+                std::get<K>(layers_)[i / period].step_tokens(h2, ls, seq, h, std::get<K>(p.layers)[i / period], ws, exec);
+            });
+            std::swap(h, h2);
+        }
+        if (const std::size_t rows = logits.extent(0); rows != 0) {
+            const auto last = activations(h.data() + (n - rows) * d.d_model, llm::dims<2>(rows, d.d_model));
+            const auto normed = activations(h2.data(), llm::dims<2>(rows, d.d_model));
+            typename norm_t::state ns{};
+            norm_.step(normed, ns, last, p.final_norm, ws, exec);
+            nn::linear_forward(logits, normed, head_weight(p), ws, exec);
+        }
+        st.kv.advance(seq, n);
+        st.position = start + n;
     }
 
     /// GPT-2 / llm.c initialisation, seeded: weights normal(0, std) (residual output

@@ -151,6 +151,29 @@ struct residual_layer {
         ffn.step(y, fs, a, p.ffn, ws, exec);
         nn::residual_add(y, y, h, exec);
     }
+
+    /// T new tokens of sequence `seq` at once (rows of x, y [T, d_model]): the norms and the FFN
+    /// take the T rows as a batch (GEMMs over the rows), the mixer its step_tokens.
+    /// Example: `layer.step_tokens(y, st, 0, x, p, ws, pool);`
+    template <class T>
+    void step_tokens(activations y, state& st, std::size_t seq, const_activations x, const params<T>& p, workspace& ws,
+                     parallel::policy auto&& exec) const
+        requires steppable_block<Norm> && steppable_block<Mixer> && steppable_block<Ffn> &&
+                 requires(const Mixer& m, typename Mixer::state& ms) { m.step_tokens(y, ms, seq, x, p.mixer, ws, exec); }
+    {
+        workspace::frame frame(ws);
+        const std::size_t n = x.extent(0);
+        auto a = detail::scratch(ws, n, width);
+        auto h = detail::scratch(ws, n, width);
+        typename Norm::state ns{};
+        typename Ffn::state fs{};
+        norm1.step(a, ns, x, p.norm1, ws, exec);
+        mixer.step_tokens(y, st.mixer, seq, a, p.mixer, ws, exec);
+        nn::residual_add(h, y, x, exec);
+        norm2.step(a, ns, h, p.norm2, ws, exec);
+        ffn.step(y, fs, a, p.ffn, ws, exec);
+        nn::residual_add(y, y, h, exec);
+    }
 };
 
 }  // namespace llm::model
