@@ -198,3 +198,130 @@ TEST_CASE("ssd_step: 300 tokens one at a time equal ssd_forward at every positio
                          doctest::Contains("ssd_forward: C has shape [2, 299, 2, 16] but must be [2, 300, 2, 16]"),
                          llm::error);
 }
+
+// The chunked backward (ssd_backward) against finite differences of the double reference, at awkward sizes: L not
+// a multiple of the chunk, one chunk longer than L, chunks of 1, groups > 1, several chunks. The kernel runs in
+// fp32 on inputs that are exactly representable; the differences (h = 1e-6, central) are exact to ~1e-9. The
+// kernel's sums run over at most L + N + P <= 30 terms of magnitude <= ~10 (decays <= 1, |x|, |B|, |C| ~ 1-3),
+// each rounded at u = 6e-8: about 30 * 10 * 6e-8 = 2e-5 absolute on gradients of norm >= 1: 1e-4 norm-wise.
+TEST_CASE("ssd_backward (chunked) matches finite differences of ssd_ref at awkward sizes") {
+    struct cfg {
+        std::size_t L, H, P, G, N, chunk;
+    };
+    const cfg cfgs[] = {{7, 2, 3, 1, 4, 3}, {5, 1, 2, 1, 3, 8}, {6, 2, 2, 1, 3, 1}, {9, 4, 3, 2, 5, 4}, {10, 2, 4, 2, 2, 2}};
+    for (const auto& c : cfgs) {
+        CAPTURE(c.L);
+        CAPTURE(c.chunk);
+        CAPTURE(c.G);
+        const std::size_t b = 2;
+        ssd_inputs in(b, c.L, c.H, c.P, c.G, c.N, 300 + c.L);
+        const auto dyf = randn<float>(17 + c.L, 0, 1, b, c.L, c.H, c.P);
+        auto x = convert<double>(in.x), Bm = convert<double>(in.B), Cm = convert<double>(in.C);
+        auto dtd = convert<double>(in.dt);
+        auto A = convert<double>(in.A);
+        const auto dy = convert<double>(dyf);
+        auto loss = [&] {
+            tensor<double, 4> y(b, c.L, c.H, c.P);
+            ssm::ssd_ref(y, ssm::none, x, dtd, Bm, Cm, A);
+            double s = 0;
+            for (std::size_t i = 0; i < y.size(); ++i) {
+                s += y.data()[i] * dy.data()[i];
+            }
+            return s;
+        };
+        tensor<float, 4> gx(b, c.L, c.H, c.P), gB(b, c.L, c.G, c.N), gC(b, c.L, c.G, c.N);
+        tensor<float, 3> gt(b, c.L, c.H);
+        tensor<float, 1> gA(c.H);
+        llm::zero_grad(gx, gB, gC, gt, gA);
+        ssm::ssd_backward(gx, gt, gB, gC, gA, dyf, in.x, in.dt, in.B, in.C, in.A, {.chunk = c.chunk},
+                          llm::parallel::sequential{});
+        auto fd = [&](auto& p) {
+            tensor<double, std::remove_reference_t<decltype(p)>::rank()> g(p);
+            for (std::size_t i = 0; i < p.size(); ++i) {
+                const double keep = p.data()[i];
+                p.data()[i] = keep + 1e-6;
+                const double up = loss();
+                p.data()[i] = keep - 1e-6;
+                const double down = loss();
+                p.data()[i] = keep;
+                g.data()[i] = (up - down) / 2e-6;
+            }
+            return g;
+        };
+        CHECK(rel(gx, fd(x)) < 1e-4);
+        CHECK(rel(gt, fd(dtd)) < 1e-4);
+        CHECK(rel(gB, fd(Bm)) < 1e-4);
+        CHECK(rel(gC, fd(Cm)) < 1e-4);
+        CHECK(rel(gA, fd(A)) < 1e-4);
+    }
+}
+
+// Randomized: chunked (several chunk lengths, 1 and 2 threads) against the recurrent backward and the double
+// reference. Each fp32 backward is within 1e-4 of the reference norm-wise (bound stated at the top of the
+// file; sums over up to chunk + N + P terms); so they are within 2e-4 of each other. Both accumulate exactly 2x.
+TEST_CASE("ssd_backward (chunked) matches ssd_backward_recurrent and ssd_backward_ref on random shapes") {
+    llm::parallel::thread_pool pool(2);
+    std::uint64_t seed = 1234;
+    auto next = [&](std::size_t lo, std::size_t hi) {
+        seed = seed * 6364136223846793005ULL + 1442695040888963407ULL;
+        return lo + static_cast<std::size_t>((seed >> 33) % (hi - lo + 1));
+    };
+    for (int trial = 0; trial < 8; ++trial) {
+        const std::size_t b = next(1, 2), L = next(1, 150), G = next(1, 2), H = G * next(1, 3), P = next(1, 17),
+                          N = next(1, 20), chunk = std::size_t{1} << next(0, 6);
+        CAPTURE(L);
+        CAPTURE(chunk);
+        CAPTURE(H);
+        CAPTURE(P);
+        CAPTURE(N);
+        ssd_inputs in(b, L, H, P, G, N, 700 + static_cast<std::uint64_t>(trial));
+        const auto dy = randn<float>(800 + static_cast<std::uint64_t>(trial), 0, 1, b, L, H, P);
+        tensor<double, 4> dx_r(b, L, H, P), dB_r(b, L, G, N), dC_r(b, L, G, N);
+        tensor<double, 3> dt_r(b, L, H);
+        tensor<double, 1> dA_r(H);
+        zero(dx_r), zero(dB_r), zero(dC_r), zero(dt_r), zero(dA_r);
+        ssm::ssd_backward_ref(dx_r, dt_r, dB_r, dC_r, dA_r, dy, in.x, in.dt, in.B, in.C, in.A);
+        tensor<float, 4> dx(b, L, H, P), dB(b, L, G, N), dC(b, L, G, N), rx(b, L, H, P), rB(b, L, G, N),
+            rC(b, L, G, N);
+        tensor<float, 3> ddt(b, L, H), rt(b, L, H);
+        tensor<float, 1> dA(H), rA(H);
+        llm::zero_grad(dx, dB, dC, ddt, dA, rx, rB, rC, rt, rA);
+        ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, in.x, in.dt, in.B, in.C, in.A, {.chunk = chunk}, pool);
+        ssm::ssd_backward_recurrent(rx, rt, rB, rC, rA, dy, in.x, in.dt, in.B, in.C, in.A, pool);
+        CHECK(rel(dx, dx_r) < 1e-4);
+        CHECK(rel(ddt, dt_r) < 1e-4);
+        CHECK(rel(dB, dB_r) < 1e-4);
+        CHECK(rel(dC, dC_r) < 1e-4);
+        CHECK(rel(dA, dA_r) < 1e-4);
+        CHECK(rel(dx, rx) < 2e-4);
+        CHECK(rel(ddt, rt) < 2e-4);
+        CHECK(rel(dB, rB) < 2e-4);
+        CHECK(rel(dC, rC) < 2e-4);
+        CHECK(rel(dA, rA) < 2e-4);
+        const tensor<float, 4> dx1(dx), dB1(dB), dC1(dC);
+        const tensor<float, 3> ddt1(ddt);
+        const tensor<float, 1> dA1(dA);
+        ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, in.x, in.dt, in.B, in.C, in.A, {.chunk = chunk},
+                          llm::parallel::sequential{});
+        auto twice = [](const auto& g, const auto& g1) {
+            for (std::size_t i = 0; i < g.size(); ++i) {
+                if (g.data()[i] != 2.0f * g1.data()[i]) {
+                    return false;
+                }
+            }
+            return true;
+        };
+        CHECK(twice(dx, dx1));
+        CHECK(twice(ddt, ddt1));
+        CHECK(twice(dB, dB1));
+        CHECK(twice(dC, dC1));
+        CHECK(twice(dA, dA1));
+    }
+    tensor<float, 4> x(1, 4, 1, 2), B(1, 4, 1, 3), gx(1, 4, 1, 2);
+    tensor<float, 3> dtt(1, 4, 1);
+    tensor<float, 1> A(1);
+    zero(x), zero(B), zero(dtt), zero(A), zero(gx);
+    CHECK_THROWS_WITH_AS(ssm::ssd_backward(gx, ssm::none, ssm::none, ssm::none, ssm::none, x, x, dtt, B, B, A,
+                                           {.chunk = 0}, llm::parallel::sequential{}),
+                         doctest::Contains("ssd_backward: chunk must be >= 1"), llm::error);
+}

@@ -1545,4 +1545,217 @@ void ssd_backward_cpu(const ssd_shape& sh, const GX& gx, const GT& gt, const GB&
     }
 }
 
+/// Chunked SSD backward on the CPU (the reverse of ssd_chunked_cpu), per (batch, head): a forward
+/// pass keeps the state entering every chunk of Q positions; the chunks then run last to first
+/// with dH, the gradient of the state leaving the chunk. Per chunk, with s_t the cumulative
+/// dt A, M_ts = (C_t . B_s) exp(s_t - s_s) (s <= t), u_s = dt_s x_s, e_t = exp(s_t),
+/// w_s = exp(s_end - s_s), H the entering state:
+/// du_s = sum_t M_ts dy_t + w_s dH B_s; dC_t = sum_s (dy_t . u_s) exp(..) B_s + e_t H^T dy_t;
+/// dB_s = sum_t (dy_t . u_s) exp(..) C_t + w_s dH^T u_s; the state gradient passed to the chunk
+/// before is exp(s_end) dH + sum_t e_t dy_t C_t^T; and the log-decay gradients (ds, in double)
+/// are summed from the end into ddt (A ds) and dA (dt ds). dB, dC go through per-part buffers
+/// as in ssd_backward_cpu: deterministic for any thread count, one addition per element.
+template <class S, class GX, class GT, class GB, class GC, class GA, class DY, class X, class Dt, class Bv, class Cv,
+          class A>
+void ssd_backward_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const GX& gx, const GT& gt, const GB& gb,
+                              const GC& gc, const GA& ga, const DY& dy, const X& x, const Dt& dt, const Bv& bm,
+                              const Cv& cm, const A& a, parallel::policy auto&& exec) {
+    const std::size_t P = sh.p, N = sh.n, L = sh.len, H = sh.heads, G = sh.groups;
+    if (sh.batch == 0 || H == 0 || L == 0) {
+        return;
+    }
+    const std::size_t Q = std::min(chunk, L), n_chunks = (L + Q - 1) / Q;
+    const std::size_t parts = std::min<std::size_t>(H, 4), per_part = (H + parts - 1) / parts;
+    const std::size_t gsz = L * G * N;
+    constexpr bool want_bc = !is_none<GB> || !is_none<GC>;
+    std::vector<float> pb(want_bc ? sh.batch * parts * gsz : 0), pc(want_bc ? sh.batch * parts * gsz : 0);
+    std::vector<float> pa(sh.batch * H);
+    parallel::parallel_for(exec, sh.batch * parts, 1, [&](std::size_t i0, std::size_t i1) {
+        fbuf hin(n_chunks * P * N), dh(P * N), dhn(P * N), dht(N * P), xs(Q * P), us(Q * P), dys(Q * P), bs(Q * N),
+            cs(Q * N), mt(Q * Q), gm(Q * Q), gmt(Q * Q), du(Q * P), dbl(Q * N), dcl(Q * N),
+            col(std::max(Q, P)), vec(std::max(N, P)), acum(Q), e(Q), w(Q);
+        std::vector<double> ds(Q);
+        for (std::size_t i = i0; i < i1; ++i) {
+            const std::size_t b = i / parts, part = i % parts;
+            for (std::size_t h = part * per_part; h < std::min(H, (part + 1) * per_part); ++h) {
+                const std::size_t grp = h / (H / G);
+                const float Ah = to_f(a(h));
+                // Stage chunk c: x, u = dt x, dy, B, C, cumulative log-decays and their exps.
+                auto stage = [&](std::size_t c, bool with_dy) {
+                    const std::size_t t0 = c * Q, q = std::min(Q, L - t0);
+                    float run = 0.0f;
+                    for (std::size_t t = 0; t < q; ++t) {
+                        const float dtt = to_f(dt(b, t0 + t, h));
+                        run += dtt * Ah;
+                        acum.data()[t] = run;
+                        for (std::size_t p = 0; p < P; ++p) {
+                            const float xv = to_f(x(b, t0 + t, h, p));
+                            xs.data()[t * P + p] = xv;
+                            us.data()[t * P + p] = dtt * xv;
+                            if (with_dy) {
+                                dys.data()[t * P + p] = to_f(dy(b, t0 + t, h, p));
+                            }
+                        }
+                        for (std::size_t n = 0; n < N; ++n) {
+                            bs.data()[t * N + n] = to_f(bm(b, t0 + t, grp, n));
+                            cs.data()[t * N + n] = to_f(cm(b, t0 + t, grp, n));
+                        }
+                    }
+                    for (std::size_t t = 0; t < q; ++t) {
+                        e.data()[t] = std::exp(acum.data()[t]);
+                        w.data()[t] = std::exp(run - acum.data()[t]);
+                    }
+                    return q;
+                };
+                // Forward: the state entering every chunk, H <- exp(s_end) H + sum_s w_s u_s B_s^T.
+                float* hcur = dh.data();  // scratch here; dh is reset below
+                std::fill(hcur, hcur + P * N, 0.0f);
+                for (std::size_t c = 0; c < n_chunks; ++c) {
+                    std::copy_n(hcur, P * N, hin.data() + c * P * N);
+                    if (c + 1 == n_chunks) {
+                        break;
+                    }
+                    const std::size_t q = stage(c, false);
+                    const float E = std::exp(acum.data()[q - 1]);
+                    for (std::size_t p = 0; p < P; ++p) {
+                        for (std::size_t s = 0; s < q; ++s) {
+                            col.data()[s] = w.data()[s] * us.data()[s * P + p];
+                        }
+                        scale_add<S>(hcur + p * N, E, 0.0f, nullptr, N);
+                        axpy_rows<S>(hcur + p * N, N, col.data(), bs.data(), N, q);
+                    }
+                }
+                std::fill(dh.data(), dh.data() + P * N, 0.0f);
+                double gA = 0;
+                for (std::size_t c = n_chunks; c-- > 0;) {
+                    const std::size_t t0 = c * Q, q = stage(c, true);
+                    const float* hc = hin.data() + c * P * N;
+                    std::fill(ds.begin(), ds.end(), 0.0);
+                    std::fill(du.data(), du.data() + q * P, 0.0f);
+                    std::fill(dbl.data(), dbl.data() + q * N, 0.0f);
+                    std::fill(dcl.data(), dcl.data() + q * N, 0.0f);
+                    // Intra-chunk: M, and dM = dy_t . u_s weighted by the decay (the C B^T gradient).
+                    for (std::size_t t = 0; t < q; ++t) {
+                        for (std::size_t s = 0; s <= t; ++s) {
+                            const float wts = std::exp(acum.data()[t] - acum.data()[s]);
+                            const float cbv = dot<S>(cs.data() + t * N, bs.data() + s * N, N);
+                            const float dmv = dot<S>(dys.data() + t * P, us.data() + s * P, P);
+                            const float m = cbv * wts, g = dmv * wts;
+                            mt.data()[s * Q + t] = m;
+                            gm.data()[t * Q + s] = g;
+                            gmt.data()[s * Q + t] = g;
+                            const double v = static_cast<double>(dmv) * m;
+                            ds[t] += v;
+                            ds[s] -= v;
+                        }
+                    }
+                    for (std::size_t s = 0; s < q; ++s) {
+                        axpy_rows<S>(du.data() + s * P, P, mt.data() + s * Q + s, dys.data() + s * P, P, q - s);
+                        axpy_rows<S>(dbl.data() + s * N, N, gmt.data() + s * Q + s, cs.data() + s * N, N, q - s);
+                        axpy_rows<S>(dcl.data() + s * N, N, gm.data() + s * Q, bs.data(), N, s + 1);
+                    }
+                    // The entering state's part of y: y_t += e_t H C_t.
+                    for (std::size_t t = 0; t < q; ++t) {
+                        float* v = vec.data();
+                        std::fill(v, v + N, 0.0f);
+                        axpy_rows<S>(v, N, dys.data() + t * P, hc, N, P);  // v = H^T dy_t
+                        const float et = e.data()[t];
+                        scale_add<S>(dcl.data() + t * N, 1.0f, et, v, N);
+                        ds[t] += static_cast<double>(et) * dot<S>(v, cs.data() + t * N, N);
+                    }
+                    // The leaving state: H_out = E H + sum_s w_s u_s B_s^T.
+                    const std::size_t end = q - 1;
+                    const float E = std::exp(acum.data()[end]);
+                    for (std::size_t p = 0; p < P; ++p) {
+                        for (std::size_t n = 0; n < N; ++n) {
+                            dht.data()[n * P + p] = dh.data()[p * N + n];
+                        }
+                    }
+                    for (std::size_t s = 0; s < q; ++s) {
+                        const float ws = w.data()[s];
+                        float* v = vec.data();
+                        std::fill(v, v + P, 0.0f);
+                        axpy_rows<S>(v, P, bs.data() + s * N, dht.data(), P, N);  // v = dH B_s
+                        scale_add<S>(du.data() + s * P, 1.0f, ws, v, P);
+                        const double dw = static_cast<double>(ws) * dot<S>(v, us.data() + s * P, P);
+                        ds[end] += dw;
+                        ds[s] -= dw;
+                        std::fill(v, v + N, 0.0f);
+                        axpy_rows<S>(v, N, us.data() + s * P, dh.data(), N, P);  // v = dH^T u_s
+                        scale_add<S>(dbl.data() + s * N, 1.0f, ws, v, N);
+                    }
+                    ds[end] += static_cast<double>(E) * dot<S>(dh.data(), hc, P * N);
+                    // The state gradient for the chunk before: E dH + sum_t e_t dy_t C_t^T.
+                    for (std::size_t p = 0; p < P; ++p) {
+                        for (std::size_t t = 0; t < q; ++t) {
+                            col.data()[t] = e.data()[t] * dys.data()[t * P + p];
+                        }
+                        float* dn = dhn.data() + p * N;
+                        std::copy_n(dh.data() + p * N, N, dn);
+                        scale_add<S>(dn, E, 0.0f, nullptr, N);
+                        axpy_rows<S>(dn, N, col.data(), cs.data(), N, q);
+                    }
+                    std::copy_n(dhn.data(), P * N, dh.data());
+                    // Log-decays s_t = sum_{r <= t} dt_r A: d(dt_r A) = sum_{t >= r} ds_t.
+                    double r = 0;
+                    for (std::size_t t = q; t-- > 0;) {
+                        r += ds[t];
+                        const float dtt = to_f(dt(b, t0 + t, h));
+                        if constexpr (!is_none<GT>) {
+                            gt(b, t0 + t, h) += static_cast<float>(r * Ah) +
+                                                dot<S>(du.data() + t * P, xs.data() + t * P, P);
+                        }
+                        gA += r * dtt;
+                        if constexpr (!is_none<GX>) {
+                            for (std::size_t p = 0; p < P; ++p) {
+                                gx(b, t0 + t, h, p) += dtt * du.data()[t * P + p];
+                            }
+                        }
+                    }
+                    if constexpr (want_bc) {
+                        for (std::size_t t = 0; t < q; ++t) {
+                            float* pbt = pb.data() + i * gsz + ((t0 + t) * G + grp) * N;
+                            float* pct = pc.data() + i * gsz + ((t0 + t) * G + grp) * N;
+                            for (std::size_t n = 0; n < N; ++n) {
+                                pbt[n] += dbl.data()[t * N + n];
+                                pct[n] += dcl.data()[t * N + n];
+                            }
+                        }
+                    }
+                }
+                pa[b * H + h] = static_cast<float>(gA);
+            }
+        }
+    });
+    if constexpr (!is_none<GA>) {
+        for (std::size_t h = 0; h < H; ++h) {
+            float s = 0.0f;
+            for (std::size_t b = 0; b < sh.batch; ++b) {
+                s += pa[b * H + h];
+            }
+            ga(h) += s;
+        }
+    }
+    if constexpr (want_bc) {
+        parallel::parallel_for(exec, sh.batch * L, 16, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) {
+                const std::size_t b = r / L, t = r % L;
+                for (std::size_t e2 = 0; e2 < G * N; ++e2) {
+                    float sb = 0.0f, sc = 0.0f;
+                    for (std::size_t part = 0; part < parts; ++part) {
+                        sb += pb[(b * parts + part) * gsz + t * G * N + e2];
+                        sc += pc[(b * parts + part) * gsz + t * G * N + e2];
+                    }
+                    if constexpr (!is_none<GB>) {
+                        gb(b, t, e2 / N, e2 % N) += sb;
+                    }
+                    if constexpr (!is_none<GC>) {
+                        gc(b, t, e2 / N, e2 % N) += sc;
+                    }
+                }
+            }
+        });
+    }
+}
+
 }  // namespace llm::ssm::detail

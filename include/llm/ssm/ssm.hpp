@@ -515,19 +515,67 @@ void ssd_forward_recurrent(Y&& y, St&& final_state, X&& x, Dt&& dt, Bv&& B, Cv&&
 }
 
 /// Backward of the SSD scan: dx, ddt, dB, dC, dA of sum(y * dy), ADDED (gradients accumulate;
-/// each element gets one addition per call); any may be none. The recurrence run backwards
-/// (G_t = dy_t C_t^T + a_{t+1} G_{t+1}) on states recomputed from a checkpoint every 16
-/// positions (a forward pass keeps them: O(L / 16 P N) memory per thread). Deterministic for any
-/// thread count.
+/// each element gets one addition per call); any may be none. The chunked algorithm run in
+/// reverse: a forward pass keeps the state entering every chunk of opt.chunk positions, then per
+/// chunk, last to first, the quadratic form's gradients (C B^T, the decays, dt x), the entering
+/// state's part of y, and the state gradient passed to the chunk before. The same gradients as
+/// ssd_backward_recurrent up to rounding; deterministic for any thread count.
 /// Arguments (docs/conventions.md): gradients dx (batch, L, H, P), ddt (batch, L, H), dB, dC
-/// (batch, L, G, N), dA (H); inputs dy, x, dt, B, C; parameter A; executor.
-/// Example: `llm::zero_grad(dx, ddt, dB, dC, dA); llm::ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, x, dt, B, C, A, pool);`
+/// (batch, L, G, N), dA (H); inputs dy, x, dt, B, C; parameter A; options; executor.
+/// Example: `llm::zero_grad(dx, ddt, dB, dC, dA); llm::ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, x, dt, B, C, A, {.chunk = 64}, pool);`
+template <simd::backend S = simd::default_backend, optional_output<4> GX, optional_output<3> GT, optional_output<4> GB,
+          optional_output<4> GC, optional_output<1> GA, dense_view<4> DY, dense_view<4> X, dense_view<3> Dt,
+          dense_view<4> Bv, dense_view<4> Cv, dense_view<1> Av>
+void ssd_backward(GX&& dx, GT&& ddt, GB&& dB, GC&& dC, GA&& dA, DY&& dy, X&& x, Dt&& dt, Bv&& B, Cv&& C, Av&& A,
+                  const ssd_options& opt, parallel::policy auto&& exec) {
+    constexpr const char* fn = "ssd_backward";
+    llm::check(opt.chunk >= 1, fn, ": chunk must be >= 1");
+    const auto sh = detail::check_ssd_call(fn, dy, none, x, dt, B, C, A);
+    auto like = [&](const char* name, const auto& g, auto want, const char* what) {
+        if constexpr (!is_none<decltype(g)>) {
+            detail::check_extents<std::tuple_size_v<decltype(want)>>(fn, name, g, want, what);
+        }
+    };
+    like("dx", dx, std::array<std::size_t, 4>{sh.batch, sh.len, sh.heads, sh.p}, "x's shape");
+    like("ddt", ddt, std::array<std::size_t, 3>{sh.batch, sh.len, sh.heads}, "dt's shape");
+    like("dB", dB, std::array<std::size_t, 4>{sh.batch, sh.len, sh.groups, sh.n}, "B's shape");
+    like("dC", dC, std::array<std::size_t, 4>{sh.batch, sh.len, sh.groups, sh.n}, "C's shape");
+    like("dA", dA, std::array<std::size_t, 1>{sh.heads}, "A's shape");
+    detail::ssd_backward_chunked_cpu<S>(sh, opt.chunk, detail::checked_or_none<4>(fn, "dx", dx), detail::checked_or_none<3>(fn, "ddt", ddt),
+                                detail::checked_or_none<4>(fn, "dB", dB), detail::checked_or_none<4>(fn, "dC", dC),
+                                detail::checked_or_none<1>(fn, "dA", dA),
+                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "dy", dy),
+                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "x", x),
+                                llm::to_kernel_view<dims<3>, dims<3>>(fn, "dt", dt),
+                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "B", B),
+                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "C", C),
+                                llm::to_kernel_view<dims<1>, dims<1>>(fn, "A", A), exec);
+}
+
+/// ssd_backward with the default options (chunks of 64).
+/// Example: `llm::ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, x, dt, B, C, A, pool);`
 template <simd::backend S = simd::default_backend, optional_output<4> GX, optional_output<3> GT, optional_output<4> GB,
           optional_output<4> GC, optional_output<1> GA, dense_view<4> DY, dense_view<4> X, dense_view<3> Dt,
           dense_view<4> Bv, dense_view<4> Cv, dense_view<1> Av>
 void ssd_backward(GX&& dx, GT&& ddt, GB&& dB, GC&& dC, GA&& dA, DY&& dy, X&& x, Dt&& dt, Bv&& B, Cv&& C, Av&& A,
                   parallel::policy auto&& exec) {
-    constexpr const char* fn = "ssd_backward";
+    ssd_backward<S>(dx, ddt, dB, dC, dA, dy, x, dt, B, C, A, ssd_options{}, exec);
+}
+
+/// Backward of the SSD scan through the recurrence (the baseline ssd_backward is measured and
+/// tested against): same arguments and results as ssd_backward without options. The recurrence run backwards
+/// (G_t = dy_t C_t^T + a_{t+1} G_{t+1}) on states recomputed from a checkpoint every 16
+/// positions (a forward pass keeps them: O(L / 16 P N) memory per thread). Deterministic for any
+/// thread count.
+/// Arguments (docs/conventions.md): gradients dx (batch, L, H, P), ddt (batch, L, H), dB, dC
+/// (batch, L, G, N), dA (H); inputs dy, x, dt, B, C; parameter A; executor.
+/// Example: `llm::zero_grad(dx, ddt, dB, dC, dA); llm::ssm::ssd_backward_recurrent(dx, ddt, dB, dC, dA, dy, x, dt, B, C, A, pool);`
+template <simd::backend S = simd::default_backend, optional_output<4> GX, optional_output<3> GT, optional_output<4> GB,
+          optional_output<4> GC, optional_output<1> GA, dense_view<4> DY, dense_view<4> X, dense_view<3> Dt,
+          dense_view<4> Bv, dense_view<4> Cv, dense_view<1> Av>
+void ssd_backward_recurrent(GX&& dx, GT&& ddt, GB&& dB, GC&& dC, GA&& dA, DY&& dy, X&& x, Dt&& dt, Bv&& B, Cv&& C, Av&& A,
+                  parallel::policy auto&& exec) {
+    constexpr const char* fn = "ssd_backward_recurrent";
     const auto sh = detail::check_ssd_call(fn, dy, none, x, dt, B, C, A);
     auto like = [&](const char* name, const auto& g, auto want, const char* what) {
         if constexpr (!is_none<decltype(g)>) {
