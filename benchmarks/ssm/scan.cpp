@@ -199,6 +199,7 @@ void BM_ssd_forward(benchmark::State& state) {
     state.counters["tokens/s"] = benchmark::Counter(double(L), benchmark::Counter::kIsIterationInvariantRate);
 }
 
+template <bool Chunked>
 void BM_ssd_backward(benchmark::State& state) {
     const auto L = static_cast<std::size_t>(state.range(0));
     const auto threads = static_cast<std::size_t>(state.range(1));
@@ -209,7 +210,11 @@ void BM_ssd_backward(benchmark::State& state) {
     tf<1> dA(H);
     fill(dy, 6, -1, 1);
     for (auto _ : state) {
-        ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, s.x, s.dt, s.B, s.C, s.A, pool(threads));
+        if constexpr (Chunked) {
+            ssm::ssd_backward(dx, ddt, dB, dC, dA, dy, s.x, s.dt, s.B, s.C, s.A, {.chunk = 64}, pool(threads));
+        } else {
+            ssm::ssd_backward_recurrent(dx, ddt, dB, dC, dA, dy, s.x, s.dt, s.B, s.C, s.A, pool(threads));
+        }
         benchmark::DoNotOptimize(dx.data());
     }
     const double bytes = 2.0 * s.bytes();
@@ -236,7 +241,8 @@ void ssd_args(benchmark::internal::Benchmark* b) {
 
 BENCHMARK(BM_ssd_forward<true>)->Name("BM_ssd_forward_chunked")->Apply(ssd_args);
 BENCHMARK(BM_ssd_forward<false>)->Name("BM_ssd_forward_recurrent")->Apply(ssd_args);
-BENCHMARK(BM_ssd_backward)->Apply(ssd_args);
+BENCHMARK(BM_ssd_backward<true>)->Name("BM_ssd_backward_chunked")->Apply(ssd_args);
+BENCHMARK(BM_ssd_backward<false>)->Name("BM_ssd_backward_recurrent")->Apply(ssd_args);
 
 // ---- decode steps -------------------------------------------------------------------------------------
 
