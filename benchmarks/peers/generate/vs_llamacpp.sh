@@ -5,7 +5,7 @@
 # 1 and 2 threads, llama-bench (-p P -n N) and our `generate` (a P-token prompt, N generated
 # tokens) alternate in one run; the read bandwidth (read_bw.cpp) is measured in the same run for
 # the decode ceiling. Prints one CSV line per measurement on stdout.
-#   benchmarks/peers/generate/vs_llamacpp.sh BUILD_BIN LLAMA_BIN WORK [P N]
+#   benchmarks/peers/generate/vs_llamacpp.sh BUILD_BIN LLAMA_BIN WORK [P N]   (env: TYPES, THREADS="1 2")
 set -euo pipefail
 bin=$1 llama=$2 work=$3 P=${4:-128} N=${5:-32}
 here=$(cd "$(dirname "$0")" && pwd)
@@ -19,7 +19,7 @@ for type in ${TYPES:-f16 bf16 q8_0 q4_0 q4_K}; do
     f=$work/model-$type.gguf
     [ -f "$f" ] || "$bin/convert" "$work/model" "$f" --type "$type" >&2
     bytes=$(stat -c %s "$f")
-    for t in 1 2; do
+    for t in ${THREADS:-1 2}; do
         # llama-bench: prompt processing (pp) and generation (tg) rows, one repetition each
         "$llama/llama-bench" -m "$f" -p "$P" -n "$N" -t "$t" -r 1 -o csv 2>/dev/null |
             python3 -c 'import csv, sys
