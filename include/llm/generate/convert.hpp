@@ -308,11 +308,15 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
     kept.reserve(4 + 16 * d.n_layers);
     auto put = [&](const std::string& name, std::span<const float> x, std::vector<std::uint64_t> shape) {
         const io::ggml_type t = shape.size() >= 2 ? detail::fit_type(opt.type, shape.back()) : io::ggml_type::f32;
+#if defined(LLM_NO_EXCEPTIONS)
+        kept.push_back(detail::encode_tensor(t, x));  // an error prints and aborts anyway
+#else
         try {
             kept.push_back(detail::encode_tensor(t, x));
         } catch (const llm::error& e) {
             llm::fail(fn, ": tensor '", name, "': ", e.what());
         }
+#endif
         w.add_tensor(name, t, shape, kept.back());
         ++st.tensors;
         st.f32_bytes += x.size() * 4;
