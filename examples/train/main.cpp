@@ -7,6 +7,7 @@
 // train_state.json) and renders the loss curve with gnuplot.
 #include "common/args.hpp"
 
+#include <llm/core/bf16.hpp>
 #include <llm/io/file.hpp>
 #include <llm/io/json.hpp>
 #include <llm/model/model.hpp>
@@ -50,12 +51,14 @@ constexpr std::string_view usage =
     "             --steps N --lr X [--schedule constant|cosine|linear|wsd] [--warmup W] [--min-lr X]\n"
     "             [--beta1 0.9] [--beta2 0.95] [--eps 1e-8] [--weight-decay 0] [--clip 1] [--grad-accum K]\n"
     "             [--no-shuffle] [--seed S] --out DIR [--save-every K] [--resume DIR] [--log metrics.jsonl]\n"
-    "             [--threads N] [--val-every K] [--val-batches N] [--no-guard] [--plot FILE.png] [--zero1]\n"
+    "             [--threads N] [--val-every K] [--val-batches N] [--no-guard] [--plot FILE.png] [--zero1] [--dtype fp32|bf16]\n"
     "             [--objective pretrain|sft|dpo|simpo|orpo|cpo|kto|reward --pairs FILE.jsonl [--ref REF_DIR] [--beta X]\n"
     "              [--loss-type sigmoid|ipo|hinge|...]]\n"
     "Trains on llm.c token files (256 x int32 header, magic 20240520; uint16 or uint32 tokens).\n"
     "With --no-shuffle, batch k row i is the window of T+1 tokens at (k*B + i)*T (llm.c's order).\n"
     "--out DIR receives the final checkpoint; --resume DIR continues a saved run up to --steps.\n"
+    "--dtype bf16: bf16 weights in the forward and backward (fp32 activations and gradients), AdamW on fp32 master\n"
+    "weights kept in optimizer.safetensors (name.master); model.safetensors is saved in bf16. Not with reward or --zero1.\n"
     "sft: --pairs holds {\"prompt\": [ids], \"response\": [ids]} per line, loss on response tokens.\n"
     "Any of these fields may be a string instead: it is tokenized by tokenizer.json of the model directory (--init,\n"
     "--resume or --config's), prompt and response each on their own and concatenated (TRL's way), no BOS/EOS added.\n"
@@ -76,7 +79,7 @@ struct options {
     std::size_t batch = 0, seq = 0, grad_accum = 1, threads = 2, val_batches = 20;
     std::int64_t steps = -1, warmup = 0, save_every = 0, val_every = 0;
     double lr = -1, min_lr = 0, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, weight_decay = 0, clip = 1.0;
-    std::string schedule = "constant", loss_type = "sigmoid";
+    std::string schedule = "constant", loss_type = "sigmoid", dtype = "fp32";
     double beta = -1;
     bool shuffle = true, guard = true, zero1 = false;
     std::uint64_t seed = 1337;
@@ -118,6 +121,7 @@ options parse(int argc, char** argv) {
         else if (a.is("--val-batches")) o.val_batches = a.integer<std::size_t>(0, std::size_t{1} << 40);
         else if (a.is("--no-guard")) o.guard = false;
         else if (a.is("--zero1")) o.zero1 = true;
+        else if (a.is("--dtype")) o.dtype = a.choice({"fp32", "bf16"});
         else if (a.is("--plot")) o.plot = a.value();
         else if (a.is("--beta")) o.beta = a.number_in_open(0, 1e6);
         else if (a.is("--loss-type")) o.loss_type = a.value();
@@ -132,6 +136,8 @@ options parse(int argc, char** argv) {
     llm::check(o.steps >= 0, "--steps is required (see --help)");
     llm::check(o.lr >= 0, "--lr is required (see --help)");
     llm::check(!o.out.empty(), "--out DIR is required (see --help)");
+    llm::check(o.dtype == "fp32" || (o.objective != "reward" && !o.zero1), "--dtype bf16 is not supported with ",
+               o.objective == "reward" ? "--objective reward" : "--zero1", " yet (use --dtype fp32)");
     llm::check(o.schedule == "constant" || o.warmup < o.steps || o.steps == 0, "--warmup ", o.warmup, " must be below --steps ",
                o.steps, " for the ", o.schedule, " schedule");
     return o;
@@ -237,8 +243,9 @@ auto& model_part(P& p) {
 }
 
 // Reward: the trained parameters are llm::train::reward_params (the decoder's and score.weight).
+// T: the parameters' element type (float, or llm::bf16 with fp32 master weights in the optimizer).
 // comm: llm::dist::single_process, or llm::dist::mpi under mpirun (data parallel: rank 0 logs and saves).
-template <class Model, bool Reward = false, class Comm>
+template <class Model, bool Reward = false, class T = float, class Comm>
 int run(const options& o, const llm::model::hf_config& cfg, const std::string& config_path, const std::string& weights, Comm& comm) {
     const bool lead = comm.rank() == 0;
     using clock = std::chrono::steady_clock;
@@ -248,7 +255,7 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         if constexpr (Reward) return rmodel;
         else return model;
     }();
-    auto params = tmodel.template make_params<float>();
+    auto params = tmodel.template make_params<T>();
     auto& mparams = model_part(params);
     if (weights.empty()) {
         model.init(mparams, {.seed = o.seed});
@@ -305,7 +312,7 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
             bool all_pre = true;
             for (const auto& e : pref_ex) all_pre = all_pre && std::isfinite(e.ref_chosen) && std::isfinite(e.ref_rejected);
             if (!all_pre || !o.ref.empty() || o.objective == "kto") {
-                ref_params.emplace(model.template make_params<float>());
+                ref_params.emplace(model.template make_params<T>());
                 const std::string ref_dir = !o.ref.empty() ? o.ref : !o.init.empty() ? o.init : std::string();
                 llm::check(!ref_dir.empty(), "--objective ", o.objective, " needs --ref REF_DIR (or --init, or precomputed reference log-probs)");
                 llm::model::load_safetensors(*ref_params, (std::filesystem::path(ref_dir) / "model.safetensors").string());
@@ -490,6 +497,10 @@ int main_body(int argc, char** argv) {
         if (o.objective == "reward") {
             if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>, true>(o, cfg, config_path, weights, comm);
             return run<llm::model::llama<>, true>(o, cfg, config_path, weights, comm);
+        }
+        if (o.dtype == "bf16") {
+            if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>, false, llm::bf16>(o, cfg, config_path, weights, comm);
+            return run<llm::model::llama<>, false, llm::bf16>(o, cfg, config_path, weights, comm);
         }
         if (cfg.family == llm::model::family::gpt2) return run<llm::model::gpt2<>>(o, cfg, config_path, weights, comm);
         return run<llm::model::llama<>>(o, cfg, config_path, weights, comm);  // Llama, Mistral, Qwen2 share the structure

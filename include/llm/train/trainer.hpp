@@ -33,6 +33,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -259,7 +260,7 @@ public:
     }
 
     /// The gradients (params<float>), zeroed at the start of each step.
-    Params& grads() noexcept { return grads_; }
+    model_params_t<Model>& grads() noexcept { return grads_; }
     /// The loss guard (save history() and skipped(), restore() on resume).
     loss_guard& guard() noexcept { return guard_; }
     /// The options.
@@ -282,12 +283,14 @@ private:
         for (std::size_t i = e.first + e.count; i-- > e.first;) buckets_[0].ready(i, *comm_);
     }
 
-    void pack(std::vector<float>& flat, Params& p) {
+    template <class P>  // the parameters (fp32 or bf16) or the fp32 gradients
+    void pack(std::vector<float>& flat, P& p) {
         std::size_t i = 0;
         model::for_each_tensor(
             [&](std::string_view, auto& t) {
                 const auto s = detail::tensor_span(t);
-                std::copy(s.begin(), s.end(), flat.begin() + static_cast<std::ptrdiff_t>(layout_[i++].offset));
+                const auto at = flat.begin() + static_cast<std::ptrdiff_t>(layout_[i++].offset);
+                std::transform(s.begin(), s.end(), at, [](auto x) { return static_cast<float>(x); });
             },
             p);
     }
@@ -297,7 +300,8 @@ private:
             [&](std::string_view, auto& t) {
                 const auto s = detail::tensor_span(t);
                 const auto at = flat.begin() + static_cast<std::ptrdiff_t>(layout_[i++].offset);
-                std::copy(at, at + static_cast<std::ptrdiff_t>(s.size()), s.begin());
+                using E = std::remove_cvref_t<decltype(*s.begin())>;
+                std::transform(at, at + static_cast<std::ptrdiff_t>(s.size()), s.begin(), [](float x) { return E(x); });
             },
             p);
     }
@@ -423,7 +427,7 @@ private:
     Optimizer* opt_;
     std::function<double(std::int64_t)> schedule_;
     trainer_options o_;
-    Params grads_;
+    model_params_t<Model> grads_;  // fp32, also for bf16 parameters
     loss_guard guard_;
     Comm* comm_;
     std::vector<slot> layout_;                    // data parallel: every parameter's place in the flat order
