@@ -2,7 +2,10 @@
 // The optimised CPU paths of llm::ssm: the selective scan vectorised over channels through llm::simd (chunked over L across threads when channels are few), its backward, the decode step, the causal conv1d, and Mamba-2 SSD (chunked and recurrent).
 #pragma once
 
+#include <llm/core/cpu_info.hpp>
 #include <llm/core/error.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/gemm/gemm.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/simd/math.hpp>
 #include <llm/simd/simd.hpp>
@@ -1199,130 +1202,119 @@ void state_update_cpu(const char* fn, const Y& y, const St& state, const X& x, c
 
 // ---- Mamba-2 SSD ---------------------------------------------------------------------------------
 
+/// The chunk length of the chunked SSD when the options leave it at 0: the longest of 256, 128,
+/// 64, 32 whose per-chunk working set (B and C chunks, x and y chunks, the Q x Q scores and the
+/// N x P state, fp32) fits in half of one core's L2 (llm::cpu_cache_sizes()); 64 when the OS
+/// reports no L2.
+inline std::size_t ssd_auto_chunk(std::size_t N, std::size_t P) {
+    const std::size_t l2 = cpu_cache_sizes().l2;
+    if (l2 == 0) {
+        return 64;
+    }
+    for (std::size_t q : {256u, 128u, 64u}) {
+        if (4 * (2 * q * N + 2 * q * P + q * q + N * P) <= l2 / 2) {
+            return q;
+        }
+    }
+    return 32;
+}
+
 /// Chunked SSD forward (ssd_minimal_discrete's algorithm) on the CPU, one (batch, head) per work
-/// item, its chunks in order. Per chunk of q positions with cumulative decay s_t = sum dt A:
-/// CB = C B^T (masked to s <= t and weighted by exp(s_t - s_s)) gives the intra-chunk output
-/// Y = (CB o decay) (dt x); the state entering the chunk adds exp(s_t) C_t H; the state moves
-/// to exp(s_end) H + sum_s exp(s_end - s_s) dt_s x_s B_s^T. Every product is axpy_rows over
-/// contiguous rows, H kept transposed (N, P).
+/// item, its chunks in order. Per chunk of q positions with cumulative decay s_t = sum dt A, the
+/// products go through llm::gemm (sequential within a work item, one workspace per thread):
+/// CB = C B^T once per (batch, group, chunk); Y = [exp(s_t) C | CB o exp(s_t - s_s), masked to
+/// s <= t] [H ; dt x] (the entering state's part and the intra-chunk form in one product over
+/// N + q); H <- (B^T o exp(s_end - s_s)) (dt x) + exp(s_end) H, H kept (N, P).
 template <class S, class Y, class St, class X, class Dt, class Bv, class Cv, class A>
 void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const St& state, const X& x, const Dt& dt,
                      const Bv& bm, const Cv& cm, const A& a, parallel::policy auto&& exec) {
-    const std::size_t P = sh.p, N = sh.n, L = sh.len, Q = std::min(chunk, std::max<std::size_t>(L, 1));
-    using TY = std::remove_reference_t<decltype(y(0, 0, 0, 0))>;
+    const std::size_t P = sh.p, N = sh.n, L = sh.len;
     if (sh.batch == 0 || sh.heads == 0 || L == 0) {
         return;
     }
-    // Rows of the C B^T matrices are QS apart, QS a multiple of the vector width, so that the
-    // decay loop's whole vectors never spill into the next row.
-    const std::size_t QS = (Q + S::width - 1) / S::width * S::width;
-    // C B^T of every chunk, once per (batch, group): the heads of a group share B and C.
+    const std::size_t Q = std::min(chunk == 0 ? ssd_auto_chunk(N, P) : chunk, L);
+    using TY = std::remove_reference_t<decltype(y(0, 0, 0, 0))>;
+    using mat = strided_view<float, 2>;
+    using cmat = strided_view<const float, 2>;
     const std::size_t n_chunks = (L + Q - 1) / Q;
-    // B^T and C of every chunk staged as floats once per (batch, group) too.
+    // B^T, C and C B^T of every chunk, once per (batch, group): the heads of a group share them.
     const std::size_t n_items = sh.batch * sh.groups * n_chunks;
-    std::vector<float> cb_all(n_items * Q * QS + S::width), bt_all(n_items * N * Q), cs_all(n_items * Q * N);
+    std::vector<float> cb_all(n_items * Q * Q), bt_all(n_items * N * Q), cs_all(n_items * Q * N);
     parallel::parallel_for(exec, n_items, 1, [&](std::size_t i0, std::size_t i1) {
+        llm::workspace ws;
         for (std::size_t i = i0; i < i1; ++i) {
             const std::size_t b = i / (sh.groups * n_chunks), g = i / n_chunks % sh.groups, c = i % n_chunks;
             const std::size_t t0 = c * Q, q = std::min(Q, L - t0);
-            const std::span<float> bt(bt_all.data() + i * N * Q, N * Q), cs(cs_all.data() + i * Q * N, Q * N);
+            float* bt = bt_all.data() + i * N * Q;
+            float* cs = cs_all.data() + i * Q * N;
             for (std::size_t t = 0; t < q; ++t) {
                 for (std::size_t n = 0; n < N; ++n) {
                     bt[n * q + t] = to_f(bm(b, t0 + t, g, n));
                     cs[t * N + n] = to_f(cm(b, t0 + t, g, n));
                 }
             }
-            float* out = cb_all.data() + i * Q * QS;
-            std::fill(out, out + Q * QS, 0.0f);
-            for (std::size_t t = 0; t < q; t += 2) {
-                if (t + 1 < q) {
-                    axpy_rows2<S>(out + t * QS, out + (t + 1) * QS, q, cs.data() + t * N, cs.data() + (t + 1) * N,
-                                  bt.data(), q, N);
-                } else {
-                    axpy_rows<S>(out + t * QS, q, cs.data() + t * N, bt.data(), q, N);
-                }
-            }
+            llm::gemm(mat(cb_all.data() + i * Q * Q, dims<2>(q, q), dims<2>(q, 1)),
+                      cmat(cs, dims<2>(q, N), dims<2>(N, 1)), cmat(bt, dims<2>(N, q), dims<2>(q, 1)), 1.0f, 0.0f, ws,
+                      parallel::sequential{});
         }
     });
     parallel::parallel_for(exec, sh.batch * sh.heads, 1, [&](std::size_t i0, std::size_t i1) {
-        fbuf Xs(Q * P), acum(Q + S::width), cbl(QS * Q + S::width), Yc(Q * P), Ht(N * P),
-            coef(std::max(Q, N) + S::width), coef2(std::max(Q, N)), tmp(Q), tmp2(std::max(P, Q) + S::width);
+        llm::workspace ws;
+        // HX: the state H (N rows of P) followed by the chunk's dt x (q rows of P), so that the
+        // output is one product [exp(s_t) C_t | scores_t] [H ; dt x] over N + q.
+        fbuf HX((N + Q) * P), acum(Q + S::width), AK(Q * (N + Q) + S::width), Yc(Q * P), Bw(N * Q), w(Q);
+        float* Ht = HX.data();
+        float* Xs = HX.data() + N * P;
         for (std::size_t i = i0; i < i1; ++i) {
             const std::size_t b = i / sh.heads, h = i % sh.heads, g = h / (sh.heads / sh.groups);
             const float Ah = to_f(a(h));
-            std::fill(Ht.data(), Ht.data() + N * P, 0.0f);
+            std::fill(Ht, Ht + N * P, 0.0f);
             for (std::size_t t0 = 0; t0 < L; t0 += Q) {
-                const std::size_t q = std::min(Q, L - t0);
+                const std::size_t q = std::min(Q, L - t0), ld = N + q;
                 float run = 0.0f;
                 for (std::size_t t = 0; t < q; ++t) {
                     const float dtt = to_f(dt(b, t0 + t, h));
                     run += dtt * Ah;
                     acum.data()[t] = run;
                     for (std::size_t p = 0; p < P; ++p) {
-                        Xs.data()[t * P + p] = dtt * to_f(x(b, t0 + t, h, p));
+                        Xs[t * P + p] = dtt * to_f(x(b, t0 + t, h, p));
                     }
                 }
                 const std::size_t item = (b * sh.groups + g) * n_chunks + t0 / Q;
                 const float* Bt = bt_all.data() + item * N * Q;
                 const float* Cs = cs_all.data() + item * Q * N;
-                std::fill(Yc.data(), Yc.data() + q * P, 0.0f);
-                // Positions in pairs (t, t + 1) so that every row read serves two outputs.
-                for (std::size_t t = 0; t < q; t += 2) {
-                    const bool pair = t + 1 < q;
-                    const std::size_t len = pair ? t + 2 : t + 1;
-                    float* r0 = cbl.data() + t * QS;
-                    float* r1 = pair ? cbl.data() + (t + 1) * QS : coef.data();
-                    const float* cb = cb_all.data() + item * Q * QS;
-                    std::copy_n(cb + t * QS, len, r0);
-                    if (pair) {
-                        std::copy_n(cb + (t + 1) * QS, len, r1);
-                    }
-                    for (std::size_t k = 0; k < (pair ? 2u : 1u); ++k) {
-                        // Decays exp(s_t - s_s), s <= t; whole vectors (acum and the rows have room past q).
-                        float* row = k == 0 ? r0 : r1;
-                        const auto st = S::set1(acum.data()[t + k]);
-                        for (std::size_t s = 0; s <= t + k; s += S::width) {
-                            const auto dec = simd::exp<S>(S::sub(st, S::loadu(acum.data() + s)));
-                            S::storeu(row + s, S::mul(S::loadu(row + s), dec));
-                        }
-                    }
-                    r0[t + 1] = 0.0f;  // causal: position t does not see t + 1
-                    float* y0 = Yc.data() + t * P;
-                    float* y1 = pair ? y0 + P : tmp2.data();
-                    axpy_rows2<S>(y0, y1, P, r0, r1, Xs.data(), P, len);
-                    const float e0 = std::exp(acum.data()[t]), e1 = pair ? std::exp(acum.data()[t + 1]) : 0.0f;
-                    const float* c0 = Cs + t * N;
-                    const float* c1 = Cs + (pair ? t + 1 : t) * N;
-                    float* k0 = coef.data();
-                    float* k1 = coef2.data();
+                const float* cb = cb_all.data() + item * Q * Q;
+                // Row t: exp(s_t) C_t, then the scores with decays exp(s_t - s_s) for s <= t and zeros
+                // above the diagonal (whole vectors: acum has room past q and a vector past the row
+                // lands in the next row's C part, written after, or in the padding).
+                for (std::size_t t = 0; t < q; ++t) {
+                    float* ce = AK.data() + t * ld;
+                    const float et = std::exp(acum.data()[t]);
                     for (std::size_t n = 0; n < N; ++n) {
-                        k0[n] = e0 * c0[n];
-                        k1[n] = e1 * c1[n];
+                        ce[n] = et * Cs[t * N + n];
                     }
-                    axpy_rows2<S>(y0, y1, P, coef.data(), coef2.data(), Ht.data(), P, N);
+                    float* row = ce + N;
+                    std::copy_n(cb + t * q, t + 1, row);
+                    const auto st = S::set1(acum.data()[t]);
+                    for (std::size_t s = 0; s <= t; s += S::width) {
+                        const auto dec = simd::exp<S>(S::sub(st, S::loadu(acum.data() + s)));
+                        S::storeu(row + s, S::mul(S::loadu(row + s), dec));
+                    }
+                    std::fill(row + t + 1, row + q, 0.0f);
                 }
+                llm::gemm(mat(Yc.data(), dims<2>(q, P), dims<2>(P, 1)), cmat(AK.data(), dims<2>(q, ld), dims<2>(ld, 1)),
+                          cmat(HX.data(), dims<2>(ld, P), dims<2>(P, 1)), 1.0f, 0.0f, ws, parallel::sequential{});
                 const float send = acum.data()[q - 1];
-                const float eend = std::exp(send);
                 for (std::size_t s = 0; s < q; ++s) {
-                    tmp.data()[s] = std::exp(send - acum.data()[s]);
+                    w.data()[s] = std::exp(send - acum.data()[s]);
                 }
-                for (std::size_t n = 0; n < N; n += 2) {
-                    const bool pair = n + 1 < N;
-                    float* h0 = Ht.data() + n * P;
-                    float* h1 = pair ? h0 + P : tmp2.data();
-                    scale_add<S>(h0, eend, 0.0f, nullptr, P);
-                    scale_add<S>(h1, eend, 0.0f, nullptr, P);
-                    const float* b0 = Bt + n * q;
-                    const float* b1 = Bt + (pair ? n + 1 : n) * q;
-                    const float* w = tmp.data();
-                    float* k0 = coef.data();
-                    float* k1 = coef2.data();
+                for (std::size_t n = 0; n < N; ++n) {
                     for (std::size_t s = 0; s < q; ++s) {
-                        k0[s] = w[s] * b0[s];
-                        k1[s] = w[s] * b1[s];
+                        Bw.data()[n * q + s] = w.data()[s] * Bt[n * q + s];
                     }
-                    axpy_rows2<S>(h0, h1, P, coef.data(), coef2.data(), Xs.data(), P, q);
                 }
+                llm::gemm(mat(Ht, dims<2>(N, P), dims<2>(P, 1)), cmat(Bw.data(), dims<2>(N, q), dims<2>(q, 1)),
+                          cmat(Xs, dims<2>(q, P), dims<2>(P, 1)), 1.0f, std::exp(send), ws, parallel::sequential{});
                 for (std::size_t t = 0; t < q; ++t) {
                     for (std::size_t p = 0; p < P; ++p) {
                         y(b, t0 + t, h, p) = TY(Yc.data()[t * P + p]);
@@ -1332,7 +1324,7 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
             if constexpr (!is_none<St>) {
                 for (std::size_t p = 0; p < P; ++p) {
                     for (std::size_t n = 0; n < N; ++n) {
-                        state(b, h, p, n) = Ht.data()[n * P + p];
+                        state(b, h, p, n) = Ht[n * P + p];
                     }
                 }
             }
@@ -1564,7 +1556,7 @@ void ssd_backward_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const GX& 
     if (sh.batch == 0 || H == 0 || L == 0) {
         return;
     }
-    const std::size_t Q = std::min(chunk, L), n_chunks = (L + Q - 1) / Q;
+    const std::size_t Q = std::min(chunk == 0 ? ssd_auto_chunk(N, P) : chunk, L), n_chunks = (L + Q - 1) / Q;
     const std::size_t parts = std::min<std::size_t>(H, 4), per_part = (H + parts - 1) / parts;
     const std::size_t gsz = L * G * N;
     constexpr bool want_bc = !is_none<GB> || !is_none<GC>;

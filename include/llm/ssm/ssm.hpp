@@ -468,7 +468,6 @@ template <simd::backend S = simd::default_backend, mutable_dense_view<4> Y, opti
 void ssd_forward(Y&& y, St&& final_state, X&& x, Dt&& dt, Bv&& B, Cv&& C, Av&& A, const ssd_options& opt,
                  parallel::policy auto&& exec) {
     constexpr const char* fn = "ssd_forward";
-    llm::check(opt.chunk >= 1, fn, ": chunk must be >= 1");
     const auto sh = detail::check_ssd_call(fn, y, final_state, x, dt, B, C, A);
     detail::ssd_chunked_cpu<S>(sh, opt.chunk, llm::to_kernel_view<dims<4>, dims<4>>(fn, "y", y),
                                detail::checked_or_none<4>(fn, "final_state", final_state),
@@ -529,7 +528,6 @@ template <simd::backend S = simd::default_backend, optional_output<4> GX, option
 void ssd_backward(GX&& dx, GT&& ddt, GB&& dB, GC&& dC, GA&& dA, DY&& dy, X&& x, Dt&& dt, Bv&& B, Cv&& C, Av&& A,
                   const ssd_options& opt, parallel::policy auto&& exec) {
     constexpr const char* fn = "ssd_backward";
-    llm::check(opt.chunk >= 1, fn, ": chunk must be >= 1");
     const auto sh = detail::check_ssd_call(fn, dy, none, x, dt, B, C, A);
     auto like = [&](const char* name, const auto& g, auto want, const char* what) {
         if constexpr (!is_none<decltype(g)>) {
