@@ -367,8 +367,9 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
         const auto s0 = clock::now();
         llm::align::pair_stats ps{};
         const auto r = tr.step(
-            [&](std::size_t k, float dloss) -> float {
-                // this rank's B examples of the global batch of ranks x B
+            [&](std::size_t k, float dloss, auto ready) -> float {
+                // this rank's B examples of the global batch of ranks x B; `ready` starts each
+                // gradient bucket's all-reduce as the model's backward finishes its blocks
                 const std::size_t first = ((static_cast<std::size_t>(step) * o.grad_accum + k) * comm.size() + comm.rank()) * o.batch;
                 auto& grads = model_part(tr.grads());
                 if constexpr (Reward) {
@@ -386,7 +387,7 @@ int run(const options& o, const llm::model::hf_config& cfg, const std::string& c
                 }
                 if (pretrain) {
                     lm->fill(*loader_storage);
-                    return lm->forward_backward(grads, dloss, model, mparams, pool);
+                    return lm->forward_backward(grads, dloss, model, mparams, ready, pool);
                 }
                 if (sft) {
                     sft->fill(sft_ex, first);
