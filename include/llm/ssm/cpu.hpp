@@ -1396,6 +1396,45 @@ void ssd_recurrent_cpu(const ssd_shape& sh, const Y& y, const St& state, const X
     });
 }
 
+/// The last step of both SSD backwards: the per-(batch, head) dA partials and the per-part dB /
+/// dC buffers (parts: fixed ranges of heads) added in a fixed order into the gradients, so the
+/// result does not depend on the thread count and every element gets one addition per call.
+template <class GB, class GC, class GA>
+void ssd_add_partials(const ssd_shape& sh, const GA& ga, const GB& gb, const GC& gc, const std::vector<float>& pa,
+                      const std::vector<float>& pb, const std::vector<float>& pc, std::size_t parts,
+                      parallel::policy auto&& exec) {
+    const std::size_t N = sh.n, L = sh.len, H = sh.heads, G = sh.groups, gsz = L * G * N;
+    if constexpr (!is_none<GA>) {
+        for (std::size_t h = 0; h < H; ++h) {
+            float s = 0.0f;
+            for (std::size_t b = 0; b < sh.batch; ++b) {
+                s += pa[b * H + h];
+            }
+            ga(h) += s;
+        }
+    }
+    if constexpr (!is_none<GB> || !is_none<GC>) {
+        parallel::parallel_for(exec, sh.batch * L, 16, [&](std::size_t r0, std::size_t r1) {
+            for (std::size_t r = r0; r < r1; ++r) {
+                const std::size_t b = r / L, t = r % L;
+                for (std::size_t e = 0; e < G * N; ++e) {
+                    float sb = 0.0f, sc = 0.0f;
+                    for (std::size_t part = 0; part < parts; ++part) {
+                        sb += pb[(b * parts + part) * gsz + t * G * N + e];
+                        sc += pc[(b * parts + part) * gsz + t * G * N + e];
+                    }
+                    if constexpr (!is_none<GB>) {
+                        gb(b, t, e / N, e % N) += sb;
+                    }
+                    if constexpr (!is_none<GC>) {
+                        gc(b, t, e / N, e % N) += sc;
+                    }
+                }
+            }
+        });
+    }
+}
+
 /// SSD backward on the CPU: per (batch, head), a forward pass keeps the state every `K`
 /// positions, each segment's states are recomputed from it and the recurrence runs backwards
 /// (G_t = dy_t C_t^T + a_{t+1} G_{t+1}), vectorised over N. dB and dC, shared by a group's heads,
@@ -1506,35 +1545,7 @@ void ssd_backward_cpu(const ssd_shape& sh, const GX& gx, const GT& gt, const GB&
             }
         }
     });
-    if constexpr (!is_none<GA>) {
-        for (std::size_t h = 0; h < H; ++h) {
-            float s = 0.0f;
-            for (std::size_t b = 0; b < sh.batch; ++b) {
-                s += pa[b * H + h];
-            }
-            ga(h) += s;
-        }
-    }
-    if constexpr (want_bc) {
-        parallel::parallel_for(exec, sh.batch * L, 16, [&](std::size_t r0, std::size_t r1) {
-            for (std::size_t r = r0; r < r1; ++r) {
-                const std::size_t b = r / L, t = r % L;
-                for (std::size_t e = 0; e < G * N; ++e) {
-                    float sb = 0.0f, sc = 0.0f;
-                    for (std::size_t part = 0; part < parts; ++part) {
-                        sb += pb[(b * parts + part) * gsz + t * G * N + e];
-                        sc += pc[(b * parts + part) * gsz + t * G * N + e];
-                    }
-                    if constexpr (!is_none<GB>) {
-                        gb(b, t, e / N, e % N) += sb;
-                    }
-                    if constexpr (!is_none<GC>) {
-                        gc(b, t, e / N, e % N) += sc;
-                    }
-                }
-            }
-        });
-    }
+    ssd_add_partials(sh, ga, gb, gc, pa, pb, pc, parts, exec);
 }
 
 /// Chunked SSD backward on the CPU (the reverse of ssd_chunked_cpu), per (batch, head): a forward
@@ -1719,35 +1730,7 @@ void ssd_backward_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const GX& 
             }
         }
     });
-    if constexpr (!is_none<GA>) {
-        for (std::size_t h = 0; h < H; ++h) {
-            float s = 0.0f;
-            for (std::size_t b = 0; b < sh.batch; ++b) {
-                s += pa[b * H + h];
-            }
-            ga(h) += s;
-        }
-    }
-    if constexpr (want_bc) {
-        parallel::parallel_for(exec, sh.batch * L, 16, [&](std::size_t r0, std::size_t r1) {
-            for (std::size_t r = r0; r < r1; ++r) {
-                const std::size_t b = r / L, t = r % L;
-                for (std::size_t e2 = 0; e2 < G * N; ++e2) {
-                    float sb = 0.0f, sc = 0.0f;
-                    for (std::size_t part = 0; part < parts; ++part) {
-                        sb += pb[(b * parts + part) * gsz + t * G * N + e2];
-                        sc += pc[(b * parts + part) * gsz + t * G * N + e2];
-                    }
-                    if constexpr (!is_none<GB>) {
-                        gb(b, t, e2 / N, e2 % N) += sb;
-                    }
-                    if constexpr (!is_none<GC>) {
-                        gc(b, t, e2 / N, e2 % N) += sc;
-                    }
-                }
-            }
-        });
-    }
+    ssd_add_partials(sh, ga, gb, gc, pa, pb, pc, parts, exec);
 }
 
 }  // namespace llm::ssm::detail
