@@ -121,21 +121,6 @@ std::uint32_t file_type_of(io::ggml_type t) {
     }
 }
 
-// The type a row of ne0 values gets when `t`'s block does not divide it (llama.cpp's fallback).
-io::ggml_type fit(io::ggml_type t, std::uint64_t ne0) {
-    if (ne0 % io::ggml_traits(t).block_size == 0) return t;
-    io::ggml_type f = io::ggml_type::f16;
-    switch (t) {
-    case io::ggml_type::q4_k: f = io::ggml_type::q5_0; break;
-    case io::ggml_type::q5_k: f = io::ggml_type::q5_1; break;
-    case io::ggml_type::q6_k: f = io::ggml_type::q8_0; break;
-    case io::ggml_type::q2_k:
-    case io::ggml_type::q3_k: f = io::ggml_type::q4_0; break;
-    default: break;
-    }
-    return ne0 % io::ggml_traits(f).block_size == 0 ? f : io::ggml_type::f16;
-}
-
 bool quantizable(const io::gguf_tensor_info& t) {
     const std::string_view n = t.name;
     return t.n_dims >= 2 && n.ends_with("weight") && !n.ends_with("ffn_gate_inp.weight");
@@ -280,9 +265,9 @@ int run(const options& o) {
         const auto override_it = o.type_of.find(t.name);
         io::ggml_type target = t.type;
         if (override_it != o.type_of.end()) {
-            target = fit(override_it->second, t.ne[0]);
+            target = llm::quant::fitting_type(override_it->second, t.ne[0]);
         } else if (quantizable(t)) {
-            target = fit(o.type, t.ne[0]);
+            target = llm::quant::fitting_type(o.type, t.ne[0]);
         }
         const auto shape = t.shape();
         std::span<const std::byte> data = in.tensor_bytes(t);

@@ -322,6 +322,20 @@ TEST_CASE("block layouts match GGUF sizes and field offsets") {
     CHECK(offsetof(q::block_q8_k, bsums) == 260);
 }
 
+TEST_CASE("fitting_type: the asked type where its block divides the rows, else llama.cpp's fallback chain") {
+    using t = llm::io::ggml_type;
+    CHECK(llm::quant::fitting_type(t::q4_k, 4096) == t::q4_k);
+    CHECK(llm::quant::fitting_type(t::q4_k, 96) == t::q5_0);   // 96 % 256 != 0, 96 % 32 == 0
+    CHECK(llm::quant::fitting_type(t::q5_k, 96) == t::q5_1);
+    CHECK(llm::quant::fitting_type(t::q6_k, 96) == t::q8_0);
+    CHECK(llm::quant::fitting_type(t::q2_k, 64) == t::q4_0);
+    CHECK(llm::quant::fitting_type(t::q3_k, 64) == t::q4_0);
+    CHECK(llm::quant::fitting_type(t::q4_k, 48) == t::f16);    // not even a 32-block
+    CHECK(llm::quant::fitting_type(t::q8_0, 48) == t::f16);
+    CHECK(llm::quant::fitting_type(t::q8_0, 64) == t::q8_0);
+    static_assert(llm::quant::fitting_type(t::q6_k, 256) == t::q6_k);
+}
+
 TEST_CASE("nearest_int rounds half to even like ggml, round_i8 half away from zero") {
     CHECK(q::detail::nearest_int(2.5f) == 2);
     CHECK(q::detail::nearest_int(3.5f) == 4);

@@ -76,21 +76,6 @@ inline std::uint32_t gguf_file_type(io::ggml_type t) {
     }
 }
 
-// The type a matrix with rows of `cols` values gets (llama.cpp's fallback when the block does not divide them).
-inline io::ggml_type fit_type(io::ggml_type t, std::uint64_t cols) {
-    if (cols % io::ggml_traits(t).block_size == 0) return t;
-    io::ggml_type f = io::ggml_type::f16;
-    switch (t) {
-        case io::ggml_type::q4_k: f = io::ggml_type::q5_0; break;
-        case io::ggml_type::q5_k: f = io::ggml_type::q5_1; break;
-        case io::ggml_type::q6_k: f = io::ggml_type::q8_0; break;
-        case io::ggml_type::q2_k:
-        case io::ggml_type::q3_k: f = io::ggml_type::q4_0; break;
-        default: break;
-    }
-    return cols % io::ggml_traits(f).block_size == 0 ? f : io::ggml_type::f16;
-}
-
 template <class F>
 std::vector<std::byte> encode_as(std::span<const float> x) {
     std::vector<std::byte> out(x.size() / F::block_size * sizeof(typename F::block));
@@ -307,7 +292,7 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
     std::vector<std::vector<std::byte>> kept;  // the writer keeps spans until write()
     kept.reserve(4 + 16 * d.n_layers);
     auto put = [&](const std::string& name, std::span<const float> x, std::vector<std::uint64_t> shape) {
-        const io::ggml_type t = shape.size() >= 2 ? detail::fit_type(opt.type, shape.back()) : io::ggml_type::f32;
+        const io::ggml_type t = shape.size() >= 2 ? quant::fitting_type(opt.type, shape.back()) : io::ggml_type::f32;
 #if defined(LLM_NO_EXCEPTIONS)
         kept.push_back(detail::encode_tensor(t, x));  // an error prints and aborts anyway
 #else

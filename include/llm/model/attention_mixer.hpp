@@ -296,24 +296,10 @@ struct attention_mixer {
         for (std::size_t r = 0; r < n; ++r) {
             pos(r) = static_cast<std::int32_t>(st.layer.length(r));
         }
-        if (qk_norm) {
-            auto q_raw = detail::scratch(ws, n, qd);
-            auto k_raw = detail::scratch(ws, n, kd);
-            tensor_view<float, llm::dims<1>> rq(ws.take<float>(n * heads), llm::dims<1>(n * heads));
-            tensor_view<float, llm::dims<1>> rk(ws.take<float>(n * kv_heads), llm::dims<1>(n * kv_heads));
-            project(q_raw, k_raw, v, x, p, ws, exec);
-            nn::rmsnorm_forward(heads_rows(q, heads), rq, heads_rows(q_raw, heads), p.q_norm, eps, exec);
-            nn::rmsnorm_forward(heads_rows(k, kv_heads), rk, heads_rows(k_raw, kv_heads), p.k_norm, eps, exec);
-        } else {
-            project(q, k, v, x, p, ws, exec);
-        }
+        project_rotate(q, k, v, x, pos, p, ws, exec);
         auto q3 = llm::reshape(q, n, heads, head_dim);
         auto k3 = llm::reshape(k, n, kv_heads, head_dim);
         auto v3 = llm::reshape(v, n, kv_heads, head_dim);
-        if constexpr (Layout::rope) {
-            nn::rope_forward(q3, q3, pos, rope_tab, exec);
-            nn::rope_forward(k3, k3, pos, rope_tab, exec);
-        }
         for (std::size_t r = 0; r < n; ++r) {
             st.layer.append(r, llm::slice(k3, 0, r, r + 1), llm::slice(v3, 0, r, r + 1));
         }
@@ -352,24 +338,10 @@ struct attention_mixer {
         for (std::size_t t = 0; t < n; ++t) {
             pos(t) = static_cast<std::int32_t>(start + t);
         }
-        if (qk_norm) {
-            auto q_raw = detail::scratch(ws, n, qd);
-            auto k_raw = detail::scratch(ws, n, kd);
-            tensor_view<float, llm::dims<1>> rq(ws.take<float>(n * heads), llm::dims<1>(n * heads));
-            tensor_view<float, llm::dims<1>> rk(ws.take<float>(n * kv_heads), llm::dims<1>(n * kv_heads));
-            project(q_raw, k_raw, v, x, p, ws, exec);
-            nn::rmsnorm_forward(heads_rows(q, heads), rq, heads_rows(q_raw, heads), p.q_norm, eps, exec);
-            nn::rmsnorm_forward(heads_rows(k, kv_heads), rk, heads_rows(k_raw, kv_heads), p.k_norm, eps, exec);
-        } else {
-            project(q, k, v, x, p, ws, exec);
-        }
+        project_rotate(q, k, v, x, pos, p, ws, exec);
         auto q3 = llm::reshape(q, n, heads, head_dim);
         auto k3 = llm::reshape(k, n, kv_heads, head_dim);
         auto v3 = llm::reshape(v, n, kv_heads, head_dim);
-        if constexpr (Layout::rope) {
-            nn::rope_forward(q3, q3, pos, rope_tab, exec);
-            nn::rope_forward(k3, k3, pos, rope_tab, exec);
-        }
         st.layer.append(seq, k3, v3);
         const prefix_view<decltype(st.layer)> prefixes{st.layer, seq, start, n};
         with_mask([&](const auto& mask) {
@@ -414,6 +386,32 @@ private:
 
     // [tokens, h * head_dim] viewed as [tokens * h, head_dim] (rows for the per-head norm).
     auto heads_rows(activations a, std::size_t h) const { return llm::reshape(a, a.extent(0) * h, head_dim); }
+
+    /// The decode steps' q, k, v of the rows of x at positions pos: the projections (QK-norm
+    /// where the model has it) and RoPE, in q, k, v.
+    template <class T, class Pos>
+    void project_rotate(activations q, activations k, activations v, const_activations x, const Pos& pos, const params<T>& p,
+                        workspace& ws, parallel::policy auto&& exec) const {
+        const std::size_t n = x.extent(0);
+        if (qk_norm) {
+            workspace::frame frame(ws);
+            auto q_raw = detail::scratch(ws, n, q.extent(1));
+            auto k_raw = detail::scratch(ws, n, k.extent(1));
+            tensor_view<float, llm::dims<1>> rq(ws.take<float>(n * heads), llm::dims<1>(n * heads));
+            tensor_view<float, llm::dims<1>> rk(ws.take<float>(n * kv_heads), llm::dims<1>(n * kv_heads));
+            project(q_raw, k_raw, v, x, p, ws, exec);
+            nn::rmsnorm_forward(heads_rows(q, heads), rq, heads_rows(q_raw, heads), p.q_norm, eps, exec);
+            nn::rmsnorm_forward(heads_rows(k, kv_heads), rk, heads_rows(k_raw, kv_heads), p.k_norm, eps, exec);
+        } else {
+            project(q, k, v, x, p, ws, exec);
+        }
+        if constexpr (Layout::rope) {
+            auto q3 = llm::reshape(q, n, heads, head_dim);
+            auto k3 = llm::reshape(k, n, kv_heads, head_dim);
+            nn::rope_forward(q3, q3, pos, rope_tab, exec);
+            nn::rope_forward(k3, k3, pos, rope_tab, exec);
+        }
+    }
 
     template <class X, class P, class Exec>
     void project(activations q, activations k, activations v, X&& x, const P& p, workspace& ws, Exec&& exec) const {

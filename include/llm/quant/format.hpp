@@ -6,6 +6,7 @@
 
 #include <concepts>
 #include <cstddef>
+#include <cstdint>
 #include <string_view>
 #include <type_traits>
 
@@ -38,5 +39,23 @@ template <class F>
 concept ggml_format = block_format<F> &&
     std::same_as<std::remove_cv_t<decltype(F::ggml_type)>, io::ggml_type> && io::ggml_traits(F::ggml_type)
 .block_size == F::block_size&& io::ggml_traits(F::ggml_type).type_size == sizeof(typename F::block);
+
+/// The type a matrix whose rows hold `row_length` values gets when `t` is asked for: `t` when
+/// its block divides the rows, else llama.cpp's fallback (q4_K -> q5_0, q5_K -> q5_1, q6_K ->
+/// q8_0, q2_K / q3_K -> q4_0, then f16), so converted and quantized files match its choices.
+/// Example: `llm::quant::fitting_type(llm::io::ggml_type::q4_k, 4096);  // q4_k (4096 % 256 == 0)`
+constexpr io::ggml_type fitting_type(io::ggml_type t, std::uint64_t row_length) {
+    if (row_length % io::ggml_traits(t).block_size == 0) return t;
+    io::ggml_type f = io::ggml_type::f16;
+    switch (t) {
+        case io::ggml_type::q4_k: f = io::ggml_type::q5_0; break;
+        case io::ggml_type::q5_k: f = io::ggml_type::q5_1; break;
+        case io::ggml_type::q6_k: f = io::ggml_type::q8_0; break;
+        case io::ggml_type::q2_k:
+        case io::ggml_type::q3_k: f = io::ggml_type::q4_0; break;
+        default: break;
+    }
+    return row_length % io::ggml_traits(f).block_size == 0 ? f : io::ggml_type::f16;
+}
 
 }  // namespace llm::quant
