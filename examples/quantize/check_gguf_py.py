@@ -51,6 +51,9 @@ exact = {T.Q4_0, T.Q4_1, T.Q5_0, T.Q5_1, T.Q8_0}
 # wrong layout gives errors of order 1.
 k_bound = {T.Q2_K: 0.5, T.Q3_K: 0.3, T.Q4_K: 0.15, T.Q5_K: 0.08, T.Q6_K: 0.04}
 
+F = gguf.LlamaFileType
+file_type = {T.Q4_0: F.MOSTLY_Q4_0, T.Q8_0: F.MOSTLY_Q8_0, T.Q4_K: F.MOSTLY_Q4_K_M, T.Q6_K: F.MOSTLY_Q6_K, T.Q5_1: F.MOSTLY_Q5_1}
+
 failures = []
 def check(cond, what):
     if not cond:
@@ -67,6 +70,8 @@ for arg, qt in [("q4_0", T.Q4_0), ("Q8_0", T.Q8_0), ("q4_k", T.Q4_K), ("Q6_K", T
     r = gguf.GGUFReader(out)
     fields = r.fields
     check(int(fields["general.quantization_version"].parts[-1][0]) == 2, f"{arg}: quantization_version")
+    # llama-quantize's file type for that name (K names are aliases of the _M variants)
+    check(int(fields["general.file_type"].parts[-1][0]) == file_type[qt], f"{arg}: general.file_type")
     check(int(fields["llama.block_count"].parts[-1][0]) == 1, f"{arg}: block_count")
     check(bytes(fields["general.name"].parts[-1]).decode() == "tiny", f"{arg}: general.name")
     toks = [bytes(fields["tokenizer.ggml.tokens"].parts[i]).decode() for i in fields["tokenizer.ggml.tokens"].data]

@@ -101,26 +101,6 @@ options parse(int argc, char** argv) {
     return o;
 }
 
-// llama.cpp's llama_ftype for a file whose tensors are mostly `t` (the _S variant for K types).
-std::uint32_t file_type_of(io::ggml_type t) {
-    switch (t) {
-    case io::ggml_type::f32: return 0;
-    case io::ggml_type::f16: return 1;
-    case io::ggml_type::q4_0: return 2;
-    case io::ggml_type::q4_1: return 3;
-    case io::ggml_type::q8_0: return 7;
-    case io::ggml_type::q5_0: return 8;
-    case io::ggml_type::q5_1: return 9;
-    case io::ggml_type::q2_k: return 10;
-    case io::ggml_type::q3_k: return 11;
-    case io::ggml_type::q4_k: return 14;
-    case io::ggml_type::q5_k: return 16;
-    case io::ggml_type::q6_k: return 18;
-    case io::ggml_type::bf16: return 32;
-    default: return 0;
-    }
-}
-
 bool quantizable(const io::gguf_tensor_info& t) {
     const std::string_view n = t.name;
     return t.n_dims >= 2 && n.ends_with("weight") && !n.ends_with("ffn_gate_inp.weight");
@@ -243,7 +223,7 @@ int run(const options& o) {
             w.add<std::uint32_t>(kv.key, 2);
             have_version = true;
         } else if (kv.key == "general.file_type") {
-            w.add<std::uint32_t>(kv.key, file_type_of(o.type));
+            w.add<std::uint32_t>(kv.key, llm::quant::llama_file_type(o.type));
             have_file_type = true;
         } else if (kv.key == "general.alignment") {
             w.set_alignment(kv.value.as<std::uint32_t>());
@@ -252,7 +232,7 @@ int run(const options& o) {
         }
     }
     if (!have_version) w.add<std::uint32_t>("general.quantization_version", 2);
-    if (!have_file_type) w.add<std::uint32_t>("general.file_type", file_type_of(o.type));
+    if (!have_file_type) w.add<std::uint32_t>("general.file_type", llm::quant::llama_file_type(o.type));
 
     llm::parallel::thread_pool pool(o.threads != 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
     std::vector<std::vector<std::byte>> kept;  // the writer keeps spans: the data lives until write()

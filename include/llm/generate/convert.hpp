@@ -56,26 +56,6 @@ struct convert_stats {
 
 namespace detail {
 
-// llama.cpp's llama_ftype for a file whose matrices are mostly `t`.
-inline std::uint32_t gguf_file_type(io::ggml_type t) {
-    switch (t) {
-        case io::ggml_type::f32: return 0;
-        case io::ggml_type::f16: return 1;
-        case io::ggml_type::q4_0: return 2;
-        case io::ggml_type::q4_1: return 3;
-        case io::ggml_type::q8_0: return 7;
-        case io::ggml_type::q5_0: return 8;
-        case io::ggml_type::q5_1: return 9;
-        case io::ggml_type::q2_k: return 10;
-        case io::ggml_type::q3_k: return 11;
-        case io::ggml_type::q4_k: return 15;
-        case io::ggml_type::q5_k: return 17;
-        case io::ggml_type::q6_k: return 18;
-        case io::ggml_type::bf16: return 32;
-        default: llm::fail("convert_hf_to_gguf: type ", io::ggml_type_name(t), " is not written");
-    }
-}
-
 template <class F>
 std::vector<std::byte> encode_as(std::span<const float> x) {
     std::vector<std::byte> out(x.size() / F::block_size * sizeof(typename F::block));
@@ -246,7 +226,7 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
     const auto cfg = model::from_hf_config((std::filesystem::path(dir) / "config.json").string());
     llm::check(cfg.family == model::family::llama || cfg.family == model::family::mistral || cfg.family == model::family::qwen2, fn,
                ": ", dir, ": only Llama, Mistral and Qwen2 are converted (not this family yet)");
-    (void)detail::gguf_file_type(opt.type);
+    (void)quant::llama_file_type(opt.type);
     const model::dims& d = cfg.dims;
     llm::check(!d.qk_norm && d.attn_softcap == 0.0f, fn, ": ", dir, ": q/k norms and attention soft-capping have no form in llama.cpp's llama / qwen2");
     const std::string arch = cfg.family == model::family::qwen2 ? "qwen2" : "llama";
@@ -275,7 +255,7 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
         w.add(arch + ".rope.scaling.type", "linear");
         w.add<float>(arch + ".rope.scaling.factor", static_cast<float>(d.rope.factor));
     }
-    w.add<std::uint32_t>("general.file_type", detail::gguf_file_type(opt.type));
+    w.add<std::uint32_t>("general.file_type", quant::llama_file_type(opt.type));
     if (arch == "llama") {
         w.add<std::uint32_t>("llama.vocab_size", u32(d.vocab));
         w.add<std::uint32_t>("llama.rope.dimension_count", u32(d.head_width()));
