@@ -63,6 +63,25 @@ template <class F>
 inline constexpr bool has_panel =
     std::is_same_v<F, q4_0> || std::is_same_v<F, q8_0> || std::is_same_v<F, q4_k> || std::is_same_v<F, q6_k>;
 
+/// The activation block of an integer-kernel format: Q8_0 (act_q8_0) or Q8_K.
+template <class F>
+using act_block_t = std::conditional_t<int_kernel_32<F>, act_q8_0, block_q8_k>;
+
+/// The quantized activations' layout of an integer-kernel format: 1 Q8_0 (Q4_0, Q4_1, Q5_0,
+/// Q5_1, Q8_0), 2 Q8_K (Q5_K, Q6_K), 3 Q8_K with the codes transposed (Q4_K); 0 none.
+template <class F>
+constexpr int act_layout() {
+    if constexpr (int_kernel_32<F>) {
+        return 1;
+    } else if constexpr (std::is_same_v<F, q4_k>) {
+        return 3;
+    } else if constexpr (int_kernel_k<F>) {
+        return 2;
+    } else {
+        return 0;
+    }
+}
+
 /// Bytes of one weight row's panel: per 32-value block of Q4_0 / Q8_0 the 32 codes (Q4_0's as
 /// bytes) and the float scale; per 256-value super-block of Q4_K the 256 codes (transposed, as
 /// q4k_decode gives them), the int16 group-scale pairs and minimum pairs (32 bytes each) and d,
@@ -267,6 +286,80 @@ inline std::size_t panel_chunk_rows(std::size_t n, std::size_t prow, std::size_t
     return (rows + 1) / 2 * 2;
 }
 
+/// The integer-kernel half of matmul_impl: y(m, n) for m < mrows, n < n_out from activation
+/// rows already quantized (act rows of nb blocks, act_rs blocks apart; Q4_K's codes transposed).
+/// isa is resolved and not generic.
+template <block_format F, class Act, class Exec>
+void matmul_quantized(float* y, std::size_t y_rs, std::size_t y_cs, const Act* a, std::size_t act_rs,
+                      std::size_t mrows, std::size_t nb, const typename F::block* w, std::size_t w_rs,
+                      std::size_t n_out, kernel_isa isa, Exec& exec) {
+#if LLM_QUANT_X86
+    if (mrows == 0 || n_out == 0) {
+        return;
+    }
+    const std::size_t threads = static_cast<std::size_t>(exec.size());
+    if constexpr (has_panel<F>) {
+        if (mrows >= panel_min_rows) {
+            // Panel chunks: the unpacked rows fill half the L2 (each thread unpacks into its own
+            // thread_local buffer, grown once, so a warmed call allocates nothing).
+            const std::size_t prow = nb * panel_block_bytes<F>();
+            const std::size_t pchunk = panel_chunk_rows(n_out, prow, threads);
+            parallel::parallel_for(exec, n_out, pchunk, [&](std::size_t n0, std::size_t n1) {
+                thread_local std::vector<std::uint8_t> panel;
+                if (panel.size() < (n1 - n0) * prow) {
+                    panel.resize((n1 - n0) * prow);
+                }
+                switch (isa) {
+                case kernel_isa::avx512_vnni:
+                    qk_avx512_vnni::panel_rows<F, Act>(w, w_rs, n0, n1, a, act_rs, mrows, nb, y, y_rs, y_cs, panel.data());
+                    break;
+                case kernel_isa::avx_vnni:
+                    qk_avx_vnni::panel_rows<F, Act>(w, w_rs, n0, n1, a, act_rs, mrows, nb, y, y_rs, y_cs, panel.data());
+                    break;
+                default:
+                    qk_avx2::panel_rows<F, Act>(w, w_rs, n0, n1, a, act_rs, mrows, nb, y, y_rs, y_cs, panel.data());
+                    break;
+                }
+            });
+            return;
+        }
+    }
+    const std::size_t chunk = weight_chunk_rows(n_out, mrows, nb * sizeof(typename F::block), threads);
+    parallel::parallel_for(exec, n_out, chunk, [&](std::size_t n0, std::size_t n1) {
+        switch (isa) {
+        case kernel_isa::avx512_vnni:
+            qk_avx512_vnni::rows<F, Act>(w, w_rs, n0, n1, a, act_rs, mrows, nb, y, y_rs, y_cs);
+            break;
+        case kernel_isa::avx_vnni: qk_avx_vnni::rows<F, Act>(w, w_rs, n0, n1, a, act_rs, mrows, nb, y, y_rs, y_cs); break;
+        default: qk_avx2::rows<F, Act>(w, w_rs, n0, n1, a, act_rs, mrows, nb, y, y_rs, y_cs); break;
+        }
+    });
+#else
+    (void)y, (void)y_rs, (void)y_cs, (void)a, (void)act_rs, (void)mrows, (void)nb, (void)w, (void)w_rs, (void)n_out,
+        (void)isa, (void)exec;
+#endif
+}
+
+/// Quantizes activation rows [m0, m1) of x (rows x_rs apart, columns x_cs apart, nb blocks of
+/// the activation format of F each) into a + m * nb: Q8_0 for the 32-value formats, Q8_K for the
+/// K formats (Q4_K's codes transposed for its kernels).
+template <block_format F, class TX>
+void quantize_act_rows(const TX* x, std::size_t x_rs, std::size_t x_cs, std::size_t m0, std::size_t m1,
+                       std::size_t nb, act_block_t<F>* a) noexcept {
+    for (std::size_t m = m0; m < m1; ++m) {
+        if constexpr (int_kernel_32<F>) {
+            quantize_row_q8_0(x + m * x_rs, x_cs, nb, a + m * nb);
+        } else {
+            quantize_row_q8_k(x + m * x_rs, x_cs, nb, a + m * nb);
+            if constexpr (std::is_same_v<F, q4_k>) {
+                for (std::size_t b = 0; b < nb; ++b) {
+                    transpose_q8_k_codes(a[m * nb + b]);
+                }
+            }
+        }
+    }
+}
+
 /// The shared body of gemv and gemm: y(m, n) = sum_k x(m, k) W(n, k) for m < mrows, n < n_out.
 template <block_format F, class TX, class Exec>
 void matmul_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::size_t x_rs,
@@ -285,59 +378,12 @@ void matmul_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, c
 #if LLM_QUANT_X86
     if constexpr (int_kernel_32<F> || int_kernel_k<F>) {
         if (isa != kernel_isa::generic) {
-            using act = std::conditional_t<int_kernel_32<F>, act_q8_0, block_q8_k>;
+            using act = act_block_t<F>;
             act* a = ws.take<act>(mrows * nb, fn, "the quantized activations");
             parallel::parallel_for(exec, mrows, row_grain, [&](std::size_t m0, std::size_t m1) {
-                for (std::size_t m = m0; m < m1; ++m) {
-                    if constexpr (int_kernel_32<F>) {
-                        quantize_row_q8_0(x + m * x_rs, x_cs, nb, a + m * nb);
-                    } else {
-                        quantize_row_q8_k(x + m * x_rs, x_cs, nb, a + m * nb);
-                        if constexpr (std::is_same_v<F, q4_k>) {
-                            for (std::size_t b = 0; b < nb; ++b) {
-                                transpose_q8_k_codes(a[m * nb + b]);
-                            }
-                        }
-                    }
-                }
+                quantize_act_rows<F>(x, x_rs, x_cs, m0, m1, nb, a);
             });
-            if constexpr (has_panel<F>) {
-                if (mrows >= panel_min_rows) {
-                    // Panel chunks: the unpacked rows fill half the L2 (each thread unpacks into its own
-                    // thread_local buffer, grown once, so a warmed call allocates nothing).
-                    const std::size_t prow = nb * panel_block_bytes<F>();
-                    const std::size_t pchunk = panel_chunk_rows(n_out, prow, threads);
-                    parallel::parallel_for(exec, n_out, pchunk, [&](std::size_t n0, std::size_t n1) {
-                        thread_local std::vector<std::uint8_t> panel;
-                        if (panel.size() < (n1 - n0) * prow) {
-                            panel.resize((n1 - n0) * prow);
-                        }
-                        switch (isa) {
-                        case kernel_isa::avx512_vnni:
-                            qk_avx512_vnni::panel_rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs, panel.data());
-                            break;
-                        case kernel_isa::avx_vnni:
-                            qk_avx_vnni::panel_rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs, panel.data());
-                            break;
-                        default:
-                            qk_avx2::panel_rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs, panel.data());
-                            break;
-                        }
-                    });
-                    return;
-                }
-            }
-            parallel::parallel_for(exec, n_out, chunk, [&](std::size_t n0, std::size_t n1) {
-                switch (isa) {
-                case kernel_isa::avx512_vnni:
-                    qk_avx512_vnni::rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs);
-                    break;
-                case kernel_isa::avx_vnni:
-                    qk_avx_vnni::rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs);
-                    break;
-                default: qk_avx2::rows<F, act>(w, w_rs, n0, n1, a, nb, mrows, nb, y, y_rs, y_cs); break;
-                }
-            });
+            matmul_quantized<F>(y, y_rs, y_cs, a, nb, mrows, nb, w, w_rs, n_out, isa, exec);
             return;
         }
     }
@@ -393,6 +439,182 @@ void validate_weights(std::span<const typename F::block> blocks) {
         }
     }
 }
+
+/// The weight formats whose gemv / gemm quantize the activations for integer kernels (Q4_0,
+/// Q4_1, Q5_0, Q5_1, Q8_0 against Q8_0; Q4_K, Q5_K, Q6_K against Q8_K), the formats
+/// quantize_activations takes.
+/// Example: `static_assert(llm::quant::integer_kernel_format<llm::quant::q4_0>);`
+template <class F>
+concept integer_kernel_format = block_format<F> && (detail::int_kernel_32<F> || detail::int_kernel_k<F>);
+
+template <integer_kernel_format F>
+class quantized_activations;
+
+/// A non-owning view of rows of llm::quant::quantized_activations (its rows(r0, n) or all()):
+/// gemv / gemm take it like the owner.
+/// Example: `llm::quant::gemm(y, qa.rows(0, 4), w, {}, pool);`
+template <integer_kernel_format F>
+struct quantized_rows {
+    const detail::act_block_t<F>* data = nullptr;  ///< row m's blocks at data + m * row_stride
+    std::size_t rows = 0;                          ///< M
+    std::size_t cols = 0;                          ///< K (values per row)
+    std::size_t row_stride = 0;                    ///< blocks between rows
+};
+
+/// Activations quantized once for the weight formats that share F's activation layout
+/// (activation_compatible), to multiply by several weight matrices without quantizing again
+/// (q / k / v of one input, gate / up, every MoE expert a token goes to): M rows of K values
+/// as Q8_0 blocks (F = Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) or Q8_K blocks (Q5_K, Q6_K; Q4_K with
+/// the codes in its kernels' transposed order), exactly the blocks gemv / gemm make from the
+/// same rows, so the products are theirs bit for bit. Owning: quantize_activations into an
+/// existing object reuses its memory (a warmed call allocates nothing). rows(r0, n) is a
+/// non-owning view of rows [r0, r0 + n); gemv / gemm take either.
+/// Example: `llm::quant::quantized_activations<llm::quant::q4_0> qa; llm::quant::quantize_activations(qa, x, pool);`
+template <integer_kernel_format F>
+class quantized_activations {
+public:
+    /// The activation block type (Q8_0 codes, scale and code sum; or block_q8_k).
+    using block_type = detail::act_block_t<F>;
+
+    /// The non-owning view type.
+    using view = quantized_rows<F>;
+
+    /// Empty (0 rows).
+    quantized_activations() = default;
+
+    /// Rows (M).
+    [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
+    /// Values per row (K).
+    [[nodiscard]] std::size_t cols() const noexcept { return cols_; }
+    /// Blocks per row (K / block size).
+    [[nodiscard]] std::size_t blocks_per_row() const noexcept { return cols_ / F::block_size; }
+    /// Row m's blocks (m < rows()).
+    [[nodiscard]] const block_type* row(std::size_t m) const noexcept { return blocks_.data() + m * blocks_per_row(); }
+    /// Row m's blocks, writable (to fill rows by copying another object's, e.g. a gather).
+    [[nodiscard]] block_type* row(std::size_t m) noexcept { return blocks_.data() + m * blocks_per_row(); }
+    /// Sets the shape to [m, k] (k a multiple of the block size), keeping the memory when it is
+    /// large enough; the contents are unspecified until filled.
+    void resize(std::size_t m, std::size_t k) {
+        llm::check(k % F::block_size == 0, "quantized_activations<", F::name, ">::resize: ", k,
+                   " values per row, not a multiple of the block size ", F::block_size);
+        rows_ = m;
+        cols_ = k;
+        blocks_.resize(m * (k / F::block_size));
+    }
+    /// Every row.
+    [[nodiscard]] view all() const noexcept { return {blocks_.data(), rows_, cols_, blocks_per_row()}; }
+    /// Rows [r0, r0 + n) (llm::error past the end).
+    [[nodiscard]] view rows(std::size_t r0, std::size_t n) const {
+        llm::check(r0 <= rows_ && n <= rows_ - r0, "quantized_activations<", F::name, ">::rows: rows [", r0, ", ",
+                   r0 + n, ") of ", rows_);
+        return {blocks_.data() + r0 * blocks_per_row(), n, cols_, blocks_per_row()};
+    }
+
+private:
+    std::vector<block_type> blocks_;
+    std::size_t rows_ = 0, cols_ = 0;
+};
+
+/// True when activations quantized for format A serve weights of format G (the same activation
+/// blocks: every 32-value format shares Q8_0; Q5_K and Q6_K share Q8_K; Q4_K only with itself).
+/// Example: `static_assert(llm::quant::activation_compatible<llm::quant::q4_0, llm::quant::q8_0>);`
+template <class A, class G>
+concept activation_compatible = integer_kernel_format<A> && integer_kernel_format<G> &&
+                                (detail::act_layout<A>() == detail::act_layout<G>());
+
+/// Quantizes the rows of x ([M, K] fp32 or bf16, any strides) into `out` for weights of format F
+/// (Q8_0 or Q8_K blocks, exactly as gemv / gemm would), threads splitting the rows. `out`'s
+/// memory is reused. Errors (llm::error): K not a multiple of F's block size.
+/// Example: `llm::quant::quantize_activations(qa, x, llm::parallel::sequential{});`
+template <integer_kernel_format F, dense_view<2> X, parallel::policy Exec>
+void quantize_activations(quantized_activations<F>& out, X&& x, Exec&& exec) {
+    const std::size_t m = static_cast<std::size_t>(x.extent(0)), k = static_cast<std::size_t>(x.extent(1));
+    llm::check(k % F::block_size == 0, "quantize_activations<", F::name, ">: x has ", k,
+               " columns, not a multiple of the block size ", F::block_size);
+    out.resize(m, k);
+    if (m == 0) {
+        return;
+    }
+    const std::size_t nb = k / F::block_size, threads = static_cast<std::size_t>(exec.size());
+    const std::size_t grain = std::max<std::size_t>(1, (m + 2 * threads - 1) / (2 * threads));
+    const auto* xp = x.data();
+    const auto x_rs = static_cast<std::size_t>(x.stride(0)), x_cs = static_cast<std::size_t>(x.stride(1));
+    typename quantized_activations<F>::block_type* a = out.row(0);
+    parallel::parallel_for(exec, m, grain, [&](std::size_t m0, std::size_t m1) {
+        detail::quantize_act_rows<F>(xp, x_rs, x_cs, m0, m1, nb, a);
+    });
+}
+
+/// quantize_activations of one row x [K] (out gets 1 row).
+/// Example: `llm::quant::quantize_activations(qa, x1, llm::parallel::sequential{});`
+template <integer_kernel_format F, dense_view<1> X, parallel::policy Exec>
+void quantize_activations(quantized_activations<F>& out, X&& x, Exec&& exec) {
+    const std::size_t k = static_cast<std::size_t>(x.extent(0));
+    llm::check(k % F::block_size == 0, "quantize_activations<", F::name, ">: x has ", k,
+               " values, not a multiple of the block size ", F::block_size);
+    out.resize(1, k);
+    detail::quantize_act_rows<F>(x.data(), 0, static_cast<std::size_t>(x.stride(0)), 0, 1, k / F::block_size,
+                                 out.row(0));
+    (void)exec;
+}
+
+/// quantize_activations into a new object.
+/// Example: `auto qa = llm::quant::quantize_activations<llm::quant::q4_k>(x, pool);`
+template <integer_kernel_format F, class X, parallel::policy Exec>
+    requires dense_view<X, 1> || dense_view<X, 2>
+[[nodiscard]] quantized_activations<F> quantize_activations(X&& x, Exec&& exec) {
+    quantized_activations<F> out;
+    quantize_activations(out, x, exec);
+    return out;
+}
+
+namespace detail {
+
+template <class F>
+quantized_rows<F> as_rows(const quantized_activations<F>& a) {
+    return a.all();
+}
+template <class F>
+quantized_rows<F> as_rows(const quantized_rows<F>& a) {
+    return a;
+}
+template <class A>
+struct prequantized_format {};
+template <class F>
+struct prequantized_format<quantized_activations<F>> {
+    using type = F;
+};
+template <class F>
+struct prequantized_format<quantized_rows<F>> {
+    using type = F;
+};
+
+/// The pre-quantized product: checks, then matmul_quantized.
+template <class F, class W, class Exec>
+void matmul_prequantized(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, const quantized_rows<F>& a,
+                         const W& w, matmul_options options, Exec& exec) {
+    using G = weight_format_t<W>;
+    const std::size_t w_rs = check_weights(fn, w);
+    const std::size_t n = static_cast<std::size_t>(w.extent(0)), k = static_cast<std::size_t>(w.extent(1));
+    llm::check(a.cols == k, fn, "<", G::name, ">: the quantized activations have ", a.cols, " columns but w has ", k);
+    const kernel_isa isa = resolve_isa(options.path, fn);
+    llm::check(isa != kernel_isa::generic, fn, "<", G::name,
+               ">: pre-quantized activations need an integer kernel path, not generic");
+    static_assert(std::is_same_v<act_block_t<F>, act_block_t<G>>);
+    matmul_quantized<G>(y, y_rs, y_cs, a.data, a.row_stride, a.rows, k / G::block_size, w.data(), w_rs, n, isa, exec);
+}
+
+}  // namespace detail
+
+/// Pre-quantized activations as gemv / gemm take them: llm::quant::quantized_activations or its
+/// quantized_rows view.
+/// Example: `static_assert(llm::quant::prequantized<llm::quant::quantized_activations<llm::quant::q4_0>>);`
+template <class A>
+concept prequantized = requires { typename detail::prequantized_format<std::remove_cvref_t<A>>::type; };
+
+/// The weight format a pre-quantized activation type was quantized for.
+template <prequantized A>
+using prequantized_format_t = typename detail::prequantized_format<std::remove_cvref_t<A>>::type;
 
 /// y = x W^T for one activation row (decode, M = 1): y[n] = sum_k x[k] W(n, k), W a
 /// [N, K] view of block-quantized weights (llm::quant::matrix_view). The activations are
@@ -503,6 +725,62 @@ template <view_of_rank<2> Y, dense_view<2> X, quantized_matrix W>
 void gemm(Y&& y, X&& x, W&& w, matmul_options options = {}) {
     llm::workspace ws;
     gemm(y, x, w, options, ws, parallel::default_pool());
+}
+
+/// gemv with activations quantized beforehand (quantize_activations, one row): y[n] = sum_k
+/// x[k] W(n, k) with the quantized row `a` standing for x, so one quantization serves several
+/// weight matrices. Bit for bit gemv(y, x, w, ...) of the row `a` was quantized from, on the same
+/// path. W's format must share the activation blocks of a's (activation_compatible: any 32-value
+/// format with any other; Q5_K with Q6_K; Q4_K with itself).
+///   y: [N] fp32 (any stride); a: 1 row of K values; w: [N, K] quantized; exec: last.
+/// Errors (llm::error): a with other than 1 row or K columns, y of the wrong length, W's layout
+/// as gemv, and the generic path (it multiplies fp32 activations, which `a` no longer has).
+/// Example: `llm::quant::gemv(y, qa, wq, {}, pool); llm::quant::gemv(y2, qa, wk, {}, pool);`
+template <view_of_rank<1> Y, prequantized A, quantized_matrix W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float> && activation_compatible<prequantized_format_t<A>, weight_format_t<W>>
+void gemv(Y&& y, const A& a, W&& w, matmul_options options, Exec&& exec) {
+    using G = weight_format_t<W>;
+    const auto rows = detail::as_rows(a);
+    llm::check(rows.rows == 1, "gemv<", G::name, ">: the quantized activations have ", rows.rows, " rows, want 1");
+    llm::check(static_cast<std::size_t>(y.extent(0)) == static_cast<std::size_t>(w.extent(0)), "gemv<", G::name,
+               ">: y has ", y.extent(0), " values but w has ", w.extent(0), " rows");
+    detail::matmul_prequantized("gemv", y.data(), 0, static_cast<std::size_t>(y.stride(0)), rows, w, options, exec);
+}
+
+/// gemv of pre-quantized activations on llm::parallel::default_pool().
+/// Example: `llm::quant::gemv(y, qa, w);`
+template <view_of_rank<1> Y, prequantized A, quantized_matrix W>
+    requires std::same_as<view_element_t<Y>, float> && activation_compatible<prequantized_format_t<A>, weight_format_t<W>>
+void gemv(Y&& y, const A& a, W&& w, matmul_options options = {}) {
+    gemv(y, a, w, options, parallel::default_pool());
+}
+
+/// gemm with activations quantized beforehand (quantize_activations, or rows of them): y(m, n)
+/// = sum_k x(m, k) W(n, k) with the quantized rows `a` standing for x. Bit for bit gemm(y, x, w,
+/// ...) of the rows `a` was quantized from, on the same path (and row m equals gemv of row m).
+/// W's format must share a's activation blocks (activation_compatible).
+///   y: [M, N] fp32 (any strides); a: M rows of K values; w: [N, K] quantized; exec: last.
+/// Errors (llm::error): y not [M, N], K disagreeing, W's layout as gemm, the generic path.
+/// Example: `llm::quant::gemm(gate, qa, w1, {}, pool); llm::quant::gemm(up, qa, w3, {}, pool);`
+template <view_of_rank<2> Y, prequantized A, quantized_matrix W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float> && activation_compatible<prequantized_format_t<A>, weight_format_t<W>>
+void gemm(Y&& y, const A& a, W&& w, matmul_options options, Exec&& exec) {
+    using G = weight_format_t<W>;
+    const auto rows = detail::as_rows(a);
+    llm::check(static_cast<std::size_t>(y.extent(0)) == rows.rows &&
+                   static_cast<std::size_t>(y.extent(1)) == static_cast<std::size_t>(w.extent(0)),
+               "gemm<", G::name, ">: y is [", y.extent(0), ", ", y.extent(1), "] but a W^T is [", rows.rows, ", ",
+               w.extent(0), "]");
+    detail::matmul_prequantized("gemm", y.data(), static_cast<std::size_t>(y.stride(0)),
+                                static_cast<std::size_t>(y.stride(1)), rows, w, options, exec);
+}
+
+/// gemm of pre-quantized activations on llm::parallel::default_pool().
+/// Example: `llm::quant::gemm(y, qa, w);`
+template <view_of_rank<2> Y, prequantized A, quantized_matrix W>
+    requires std::same_as<view_element_t<Y>, float> && activation_compatible<prequantized_format_t<A>, weight_format_t<W>>
+void gemm(Y&& y, const A& a, W&& w, matmul_options options = {}) {
+    gemm(y, a, w, options, parallel::default_pool());
 }
 
 }  // namespace llm::quant
