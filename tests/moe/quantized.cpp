@@ -11,6 +11,7 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstring>
 #include <random>
 #include <span>
 #include <vector>
@@ -160,4 +161,89 @@ TEST_CASE("moe quantized: the grouped products (threads across experts, or each 
     for (std::size_t i = 0; i < 3 * m; ++i) {
         REQUIRE(one.data()[i] == ref.data()[i]);
     }
+}
+
+namespace {
+
+// moe_forward_quantized quantizes each token's row once for gate and up (quantize_activations,
+// blocks gathered per expert); the cache's gate / up must equal llm::quant::gemm of the gathered
+// fp32 rows (the per-expert quantization) bit for bit, sequentially and on a pool.
+template <class F>
+void check_quantize_once(std::size_t T, std::size_t k) {
+    CAPTURE(T);
+    std::mt19937 rng(41);
+    const std::size_t E = 8, d = 256, ff = 512;
+    const layer l(E, d, ff, 0, rng);
+    const quantized_layer<F> q(l);
+    const auto w = q.weights(l);
+    const t2f x = rand2(T, d, rng);
+    const llm::moe::softmax_top_k router{.k = k};
+    llm::parallel::thread_pool pool(2);
+    llm::parallel::sequential s;
+    for (int run = 0; run < 2; ++run) {
+        t2f y(T, d);
+        llm::moe::moe_cache c;
+        if (run == 0) {
+            llm::moe::moe_forward_quantized(y, c, x, w, router, {}, {}, s);
+        } else {
+            llm::moe::moe_forward_quantized(y, c, x, w, router, {}, {}, pool);
+        }
+        const std::size_t N = c.plan.size();
+        REQUIRE(N == T * k);
+        std::vector<float> g(N * ff), u(N * ff);
+        llm::workspace ws;
+        llm::moe::detail::grouped_gemm_quantized(g.data(), c.xp.data(), c.plan.offsets.data(), E, w.w1, ff, d, {}, ws, s);
+        llm::moe::detail::grouped_gemm_quantized(u.data(), c.xp.data(), c.plan.offsets.data(), E, w.w3, ff, d, {}, ws, s);
+        CHECK(std::memcmp(g.data(), c.gate.data(), N * ff * sizeof(float)) == 0);
+        CHECK(std::memcmp(u.data(), c.up.data(), N * ff * sizeof(float)) == 0);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("moe quantized: each token quantized once for gate and up gives the per-expert quantization's bits") {
+    check_quantize_once<llm::quant::q4_0>(1, 2);   // decode: one token, 2 experts (split by rows)
+    check_quantize_once<llm::quant::q4_0>(1, 8);   // 8 experts: threads take whole experts
+    check_quantize_once<llm::quant::q4_0>(19, 2);  // prefill, panel GEMM for groups of >= 8 rows
+    check_quantize_once<llm::quant::q8_0>(19, 3);
+    check_quantize_once<llm::quant::q4_k>(1, 8);
+    check_quantize_once<llm::quant::q4_k>(19, 2);
+}
+
+TEST_CASE("moe quantized: grouped_gemm_prequantized (two matrices, largest group first) is llm::quant::gemm's bits") {
+    using F = llm::quant::q6_k;
+    std::mt19937 rng(31);
+    const std::size_t E = 6, m = 32, k = 256;
+    const std::size_t offsets[E + 1] = {0, 3, 3, 5, 14, 15, 19};
+    const std::size_t N = offsets[E];
+    const t2f wf1 = rand2(E * m, k, rng), wf2 = rand2(E * m, k, rng);
+    const auto b1 = llm::quant::quantize<F>(std::span<const float>(wf1.data(), wf1.size()));
+    const auto b2 = llm::quant::quantize<F>(std::span<const float>(wf2.data(), wf2.size()));
+    using A = llm::quant::block_accessor<F>;
+    const auto w1 = llm::quant::matrix_view<A>(std::span<const F::block>(b1), E * m, k);
+    const auto w2 = llm::quant::matrix_view<A>(std::span<const F::block>(b2), E * m, k);
+    const t2f x = rand2(N, k, rng);
+    llm::quant::quantized_activations<F> qa;
+    llm::quant::quantize_activations(qa, x, llm::parallel::sequential{});
+    t2f r1(N, m), r2(N, m);
+    llm::workspace ws;
+    llm::parallel::sequential s;
+    llm::moe::detail::grouped_gemm_quantized(r1.data(), x.data(), offsets, E, w1, m, k, {}, ws, s);
+    llm::moe::detail::grouped_gemm_quantized(r2.data(), x.data(), offsets, E, w2, m, k, {}, ws, s);
+    llm::parallel::thread_pool pool(2);
+    for (int run = 0; run < 2; ++run) {
+        t2f y1(N, m), y2(N, m);
+        float* const ys[2] = {y1.data(), y2.data()};
+        const decltype(w1)* const ws2[2] = {&w1, &w2};
+        if (run == 0) {
+            llm::moe::detail::grouped_gemm_prequantized(ys, ws2, 2, qa, offsets, E, m, {}, s);
+        } else {
+            llm::moe::detail::grouped_gemm_prequantized(ys, ws2, 2, qa, offsets, E, m, {}, pool);
+        }
+        CHECK(rel(y1, r1) == 0.0);
+        CHECK(rel(y2, r2) == 0.0);
+    }
+    std::vector<std::size_t> order;
+    llm::moe::detail::busy_experts(order, offsets, E);
+    CHECK(order == std::vector<std::size_t>{3, 5, 0, 2, 4});
 }

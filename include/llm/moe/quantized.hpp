@@ -11,8 +11,12 @@
 #include <llm/quant/weights.hpp>
 #include <llm/tensor/concepts.hpp>
 
+#include <algorithm>
 #include <cstddef>
+#include <cstdint>
+#include <cstring>
 #include <type_traits>
+#include <vector>
 
 namespace llm::moe {
 
@@ -83,6 +87,68 @@ void grouped_gemm_quantized(float* y, const float* x, const std::size_t* offsets
     });
 }
 
+/// The non-empty experts among E (offsets [E + 1]), largest group first (ties: lower expert
+/// first), so threads taking whole experts in turn end close together.
+inline void busy_experts(std::vector<std::size_t>& order, const std::size_t* offsets, std::size_t E) {
+    order.clear();
+    for (std::size_t e = 0; e < E; ++e) {
+        if (offsets[e + 1] > offsets[e]) {
+            order.push_back(e);
+        }
+    }
+    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        return offsets[a + 1] - offsets[a] > offsets[b + 1] - offsets[b];
+    });
+}
+
+/// The experts' products over activation rows quantized once (llm::quant::quantize_activations,
+/// rows in the plan's grouped order): y_j[i, :] = a[i] (W_j)_e^T for each of the `count` (1 or
+/// 2) stacked matrices w[j] ([E * m, k]) and the rows i of expert e, y_j [N, m] contiguous; the
+/// gate and up projections share one pass over the experts and one quantization. With at least
+/// two non-empty groups per thread the threads take whole experts (largest first), each running
+/// its products inline; otherwise each expert's products are split over the threads by rows of
+/// W. Every output is llm::quant::gemm's of the fp32 rows `a` came from, bit for bit.
+template <class A, class W>
+void grouped_gemm_prequantized(float* const* y, const W* const* w, std::size_t count, const A& a,
+                               const std::size_t* offsets, std::size_t E, std::size_t m,
+                               llm::quant::matmul_options qopt, auto& exec) {
+    const std::size_t threads = static_cast<std::size_t>(exec.size());
+    thread_local std::vector<std::size_t> order;
+    busy_experts(order, offsets, E);
+    auto product = [&](std::size_t e, auto& ex) {
+        const std::size_t o = offsets[e], n = offsets[e + 1] - o;
+        for (std::size_t j = 0; j < count; ++j) {
+            llm::quant::gemm(rows_of(y[j] + o * m, n, m, m), a.rows(o, n), quant_rows(*w[j], e * m, m), qopt, ex);
+        }
+    };
+    if (threads <= 1 || order.size() < 2 * threads) {
+        for (const std::size_t e : order) {
+            product(e, exec);
+        }
+        return;
+    }
+    const std::vector<std::size_t>& busy = order;
+    parallel::parallel_for(exec, busy.size(), 1, [&](std::size_t i0, std::size_t i1) {
+        parallel::sequential seq;
+        for (std::size_t i = i0; i < i1; ++i) {
+            product(busy[i], seq);
+        }
+    });
+}
+
+/// qxp's row i = qx's row rows[i] (i < n): the gathered rows of quantized activations.
+template <class QA>
+void gather_quantized(QA& qxp, const QA& qx, const std::int32_t* rows, std::size_t n, auto& exec) {
+    qxp.resize(n, qx.cols());
+    const std::size_t bytes = qx.blocks_per_row() * sizeof(typename QA::block_type);
+    parallel::parallel_for(exec, n, std::max<std::size_t>(1, (std::size_t{1} << 16) / std::max<std::size_t>(bytes, 1)),
+                           [&](std::size_t i0, std::size_t i1) {
+                               for (std::size_t i = i0; i < i1; ++i) {
+                                   std::memcpy(qxp.row(i), qx.row(static_cast<std::size_t>(rows[i])), bytes);
+                               }
+                           });
+}
+
 template <class W>
 void check_quantized(const char* fn, const quantized_moe_weights<W>& w) {
     const std::size_t E = w.experts, ff = w.d_ff, d = w.gate.extent(1);
@@ -106,7 +172,9 @@ void check_quantized(const char* fn, const quantized_moe_weights<W>& w) {
 /// capacity by opt) and weighted combine as moe_forward, with every expert's three products
 /// by llm::quant::gemm over its group of rows (the activations quantized to Q8_0 / Q8_K as
 /// llm::quant::gemm does; `qopt.path = generic` multiplies dequantized weight blocks by the fp32
-/// activations instead). y [T, d] is written; the cache holds the routing, plan and
+/// activations instead). On the integer paths each token's row is quantized once
+/// (llm::quant::quantize_activations) and serves the gate and up projections of all its
+/// experts, with the same bits as quantizing every gathered row. y [T, d] is written; the cache holds the routing, plan and
 /// activations (no backward reads it). Errors as moe_forward, plus shapes of w.
 /// Arguments (docs/conventions.md): output y; saved state cache; input x; parameters w;
 /// options r, opt, qopt; workspace; executor.
@@ -130,8 +198,25 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const quantized_moe_w
     }
     const std::size_t N = detail::route_and_gather(fn, b, xs, w.gate, r, cap, ws, exec);
     const std::size_t* offsets = b.plan.offsets;
-    detail::grouped_gemm_quantized(b.gate, b.xp, offsets, E, w.w1, ff, d, qopt, ws, exec);
-    detail::grouped_gemm_quantized(b.up, b.xp, offsets, E, w.w3, ff, d, qopt, ws, exec);
+    using F = llm::quant::weight_format_t<W>;
+    bool gate_up_done = false;
+    if constexpr (llm::quant::integer_kernel_format<F>) {
+        if (llm::quant::detail::resolve_isa(qopt.path, fn) != llm::quant::kernel_isa::generic) {
+            // Each token's row quantized once (not once per expert and projection), the blocks
+            // gathered into the plan's order, gate and up in one pass over the experts.
+            thread_local llm::quant::quantized_activations<F> qx, qxp;
+            llm::quant::quantize_activations(qx, xs, exec);
+            detail::gather_quantized(qxp, qx, b.plan.rows, N, exec);
+            float* const outs[2] = {b.gate, b.up};
+            const W* const mats[2] = {&w.w1, &w.w3};
+            detail::grouped_gemm_prequantized(outs, mats, 2, qxp, offsets, E, ff, qopt, exec);
+            gate_up_done = true;
+        }
+    }
+    if (!gate_up_done) {
+        detail::grouped_gemm_quantized(b.gate, b.xp, offsets, E, w.w1, ff, d, qopt, ws, exec);
+        detail::grouped_gemm_quantized(b.up, b.xp, offsets, E, w.w3, ff, d, qopt, ws, exec);
+    }
     parallel::parallel_for(exec, N, detail::grain_for(ff), [&](std::size_t r0, std::size_t r1) {
         for (std::size_t i = r0 * ff; i < r1 * ff; ++i) {
             b.act[i] = tile::swiglu(b.gate[i], b.up[i]);
