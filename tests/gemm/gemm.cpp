@@ -4,6 +4,7 @@
 
 #include <llm/gemm/gemm.hpp>
 #include <llm/parallel/sequential.hpp>
+#include <llm/tensor/algorithm.hpp>
 #include <llm/tensor/kernel_view.hpp>
 #include <llm/tensor/tensor.hpp>
 
@@ -86,6 +87,49 @@ TEST_CASE("gemm own backend: a GEMV gives the same bits on any executor (both B 
                     CHECK(y_two(0, j) == y_seq(0, j));
                     CHECK(y_three(0, j) == y_seq(0, j));
                 }
+            }
+        }
+    }
+}
+
+TEST_CASE("gemm own backend: the 6 x 16 tile (assembly on AVX2) gives the bits of a 4-row tile with the same kc") {
+    // Every element of C is the same fp32 FMA chain over k (in blocks of kc) whatever the
+    // micro-tile, so a 6-row and a 4-row tile agree bit for bit: this catches a wrong index,
+    // step or remainder in the AVX2 assembly loop (kc 13 and 22: unrolled steps plus 1 or 2
+    // left over; k crosses kc blocks). alpha 0.5 scales exactly, so the edge tiles' separate
+    // multiply-then-add and the full tiles' fused one round alike.
+    using S = llm::simd::default_backend;
+    using six = llm::blas::own<S, llm::blas::fixed_blocking<6, 2, 12, 13, 4 * 2 * S::width>>;
+    using four = llm::blas::own<S, llm::blas::fixed_blocking<4, 2, 8, 13, 4 * 2 * S::width>>;
+    using six22 = llm::blas::own<S, llm::blas::fixed_blocking<6, 2, 18, 22, 2 * 2 * S::width>>;
+    using four22 = llm::blas::own<S, llm::blas::fixed_blocking<4, 2, 12, 22, 2 * 2 * S::width>>;
+    llm::parallel::thread_pool pool(2);
+    std::mt19937 rng(11);
+    for (const std::size_t m : {6u, 37u}) {
+        for (const std::size_t k : {4u, 13u, 31u, 70u}) {
+            for (const float beta : {0.0f, 1.0f}) {
+                const std::size_t n = 53;
+                auto a = make_operand<float>(m, k, layout_kind::row, rng);
+                auto b = make_operand<float>(k, n, layout_kind::col, rng);
+                auto c0 = make_operand<float>(m, n, layout_kind::row, rng);
+                llm::tensor<float, llm::dims<2>> c6(m, n), c4(m, n), d6(m, n), d4(m, n);
+                llm::copy(c0.view, c6);
+                llm::copy(c0.view, c4);
+                llm::copy(c0.view, d6);
+                llm::copy(c0.view, d4);
+                llm::gemm<six>(c6, a.view, b.view, 0.5f, beta, pool);
+                llm::gemm<four>(c4, a.view, b.view, 0.5f, beta, pool);
+                llm::gemm<six22>(d6, a.view, b.view, 0.5f, beta, pool);
+                llm::gemm<four22>(d4, a.view, b.view, 0.5f, beta, pool);
+                INFO("m=", m, " k=", k, " beta=", beta);
+                std::size_t differ = 0;
+                for (std::size_t i = 0; i < m; ++i) {
+                    for (std::size_t j = 0; j < n; ++j) {
+                        differ += c6(i, j) != c4(i, j) ? 1u : 0u;
+                        differ += d6(i, j) != d4(i, j) ? 1u : 0u;
+                    }
+                }
+                CHECK(differ == 0);
             }
         }
     }
