@@ -137,14 +137,22 @@ int run(const options& o) {
         double prefill_s = 0, decode_s = 0;
         std::string extra;
         if (!o.draft.empty()) {
+            // speculative decoding rolls the draft's and the target's caches back: KV-cache models only
+            llm::check(gen::kv_cached_state<typename M::state>, "--draft: ", o.model,
+                       " is a recurrent model (Mamba): speculative decoding needs a KV cache to roll back");
             open_model(o.draft, [&](const auto& dm, const auto& dp, bool) {
-                gen::speculative_stats st;
-                const auto t1 = clock_type::now();
-                const auto toks = gen::speculative_generate(m, p, dm, dp, prompt, o.n, o.draft_k, o.s, st, pool);
-                decode_s = seconds_since(t1);
-                for (const auto t : toks) show(t);
-                extra = "draft acceptance " + std::to_string(st.acceptance_rate()) + " (" + std::to_string(st.accepted) + "/" +
-                        std::to_string(st.proposed) + ", k = " + std::to_string(o.draft_k) + ")\n";
+                using D = std::remove_cvref_t<decltype(dm)>;
+                llm::check(gen::kv_cached_state<typename D::state>, "--draft: ", o.draft,
+                           " is a recurrent model (Mamba): speculative decoding needs a KV cache to roll back");
+                if constexpr (gen::kv_cached_state<typename M::state> && gen::kv_cached_state<typename D::state>) {
+                    gen::speculative_stats st;
+                    const auto t1 = clock_type::now();
+                    const auto toks = gen::speculative_generate(m, p, dm, dp, prompt, o.n, o.draft_k, o.s, st, pool);
+                    decode_s = seconds_since(t1);
+                    for (const auto t : toks) show(t);
+                    extra = "draft acceptance " + std::to_string(st.acceptance_rate()) + " (" + std::to_string(st.accepted) + "/" +
+                            std::to_string(st.proposed) + ", k = " + std::to_string(o.draft_k) + ")\n";
+                }
                 return 0;
             });
         } else {

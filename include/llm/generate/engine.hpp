@@ -4,7 +4,8 @@
 // GEMMs over the chunk's rows), then every slot steps through the model's decode step together
 // (so sequences of different lengths share each step), requests leave when done and waiting
 // ones take their slots (continuous batching). A new prompt reuses the keys and values of the longest prefix it shares
-// with a sequence in the cache.
+// with a sequence in the cache. A model whose state is recurrent (Mamba: a conv window and an SSM
+// state per slot, no KV cache) runs through the same loop; prefix reuse does not apply to it.
 #pragma once
 
 #include <llm/core/error.hpp>
@@ -71,14 +72,39 @@ struct event {
     finish_reason finished = finish_reason::none;  ///< none while the request runs
 };
 
-/// The generation engine over a model (a decoder with `make_state` and `step`) and its
-/// parameters (held by reference). Sampler: the sampler type each request carries
+/// A decoding state with a KV cache `kv` (the attention families' decoder::kv_state): the
+/// engine can copy a shared prompt prefix's keys and values between its sequences. A recurrent
+/// state (decoder::recurrent_state: Mamba) is not one: its state after a prefix cannot be
+/// copied out of a longer sequence's, so prefix reuse is off for it.
+/// Example: `static_assert(llm::generate::kv_cached_state<llm::model::llama<>::state>);`
+template <class S>
+concept kv_cached_state = requires(S& s, std::size_t i) {
+    s.kv.reset(i);
+    s.kv.run(i, i, i);
+    s.kv.layers();
+};
+
+/// What the engine needs of a decoding state: a `position` and a way to empty slot i, the
+/// KV cache's `kv.reset(i)` or the state's own `reset(i)` (decoder::recurrent_state).
+/// Example: `static_assert(llm::generate::slot_state<llm::model::mamba<>::state>);`
+template <class S>
+concept slot_state = requires(S& s, std::size_t i) { s.position = i; } &&
+                     (kv_cached_state<S> || requires(S& s, std::size_t i) { s.reset(i); });
+
+/// The generation engine over a model (a decoder with `make_state` and `step`; its state a
+/// llm::generate::slot_state: a KV cache, or a recurrent state per slot) and its parameters
+/// (held by reference). Prefix reuse (engine_options::reuse_prefix) applies to KV-cache
+/// states only (kv_cached_state); for a recurrent state (Mamba) it is off, whatever the option. Sampler: the sampler type each request carries
 /// (standard_sampler by default; any sampler<...> of the user's processors).
 /// A step with warmed workspaces and no detokeniser allocates nothing beyond the model's own step.
 /// Example: `llm::generate::engine eng(model, params, {.slots = 4, .context = 512}); auto id = eng.add(prompt, {.max_tokens = 32}, llm::generate::make_sampler({})); while (!eng.idle()) for (auto& e : eng.step(pool)) use(e);`
 template <class Model, class T, class Sampler = standard_sampler>
+    requires slot_state<typename Model::state>
 class engine {
 public:
+    /// True when the model's state is a KV cache, so a shared prompt prefix can be reused.
+    static constexpr bool reuses_prefix = kv_cached_state<typename Model::state>;
+
     /// Maps a token id to its bytes (a tokenizer's decode of one token), for text and stop strings.
     using detokenizer = std::function<std::string(std::int32_t)>;
 
@@ -181,7 +207,9 @@ public:
         for (std::size_t i = 0; i < slots_.size(); ++i) {
             slot& s = slots_[i];
             if (!s.active) {
-                state_.kv.reset(i);  // the dummy row's key and value
+                if constexpr (kv_cached_state<typename Model::state>) {
+                    state_.kv.reset(i);  // the dummy row's key and value (a recurrent slot is reset when a request joins)
+                }
                 continue;
             }
             ++s.fed;
@@ -196,7 +224,7 @@ public:
     /// step() on llm::parallel::default_pool().
     std::span<const event> step() { return step(parallel::default_pool()); }
 
-    /// The model's decoding state (its KV cache).
+    /// The model's decoding state (its KV cache, or its recurrent state per slot).
     [[nodiscard]] const typename Model::state& state() const noexcept { return state_; }
 
 private:
@@ -259,7 +287,7 @@ private:
             pending p = std::move(waiting_.front());
             waiting_.pop_front();
             slot& s = slots_[free];
-            state_.kv.reset(free);
+            reset_slot(free);
             s.active = true;
             s.id = p.id;
             s.tokens.assign(p.prompt.begin(), p.prompt.end());
@@ -271,15 +299,19 @@ private:
             s.utf8 = tokenizer::utf8_stream{};
             s.text.clear();
             s.shown = 0;
-            if (o_.reuse_prefix && !o_.learned_positions) {
-                reuse(free);
+            if constexpr (reuses_prefix) {
+                if (o_.reuse_prefix && !o_.learned_positions) {
+                    reuse(free);
+                }
             }
         }
     }
 
     // Copies the keys and values of the longest prefix the new prompt in slot `to` shares with
     // another running sequence's cached tokens (leaving at least the prompt's last token to feed).
-    void reuse(std::size_t to) {
+    void reuse(std::size_t to)
+        requires reuses_prefix
+    {
         slot& dst = slots_[to];
         std::size_t best = 0, from = 0;
         for (std::size_t i = 0; i < slots_.size(); ++i) {
@@ -386,6 +418,15 @@ private:
     }
 
     void release(std::size_t i) { slots_[i].active = false; }
+
+    // Empties slot i of the state: the KV cache's sequence, or the recurrent state's.
+    void reset_slot(std::size_t i) {
+        if constexpr (kv_cached_state<typename Model::state>) {
+            state_.kv.reset(i);
+        } else {
+            state_.reset(i);
+        }
+    }
 
     const Model& model_;
     const typename Model::template params<T>& params_;

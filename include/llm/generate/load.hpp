@@ -3,7 +3,9 @@
 #pragma once
 
 #include <llm/core/error.hpp>
+#include <llm/model/mamba_family.hpp>
 #include <llm/model/model.hpp>
+#include <llm/moe/mixtral.hpp>
 
 #include <filesystem>
 #include <string>
@@ -30,19 +32,25 @@ inline std::string hf_weights_path(const std::string& dir) {
 /// Opens the Hugging Face directory `dir` (config.json and model.safetensors or a sharded
 /// index) as its family with run-time dims, loads the fp32 parameters and calls
 /// f(model, params, config), returning what f returns. Llama, Mistral and Qwen2 open as
-/// llm::model::llama<> (one structure; the differences are dims options), GPT-2 as gpt2<>.
-/// A missing or wrong-shape tensor, an unknown architecture or option, or a Mixtral or Mamba
-/// checkpoint (not served by the engine yet) is llm::error.
+/// llm::model::llama<> (one structure; the differences are dims options), GPT-2 as gpt2<>,
+/// Mixtral as llm::moe::mixtral<> (attention with a KV cache, the MoE FFN decoding through
+/// moe_infer), Mamba as llm::model::mamba<> (a recurrent state per sequence, no KV cache: the
+/// engine serves it without prefix reuse). f is instantiated for every one of these types.
+/// A missing or wrong-shape tensor, an unknown architecture or option, or a Mamba checkpoint
+/// whose state_size, conv_kernel or time_step_rank differ from mamba<>'s (16, 4,
+/// ceil(hidden_size / 16)) is llm::error.
 /// Example: `llm::generate::open_hf("tiny", [](const auto& m, const auto& p, const auto& cfg) { ... });`
 template <class F>
 decltype(auto) open_hf(const std::string& dir, F&& f) {
     const auto cfg = model::from_hf_config((std::filesystem::path(dir) / "config.json").string());
-    // from_hf_config knows these families, the engine does not serve them yet: say so here
-    // rather than fail later on tensor names.
-    llm::check(cfg.family != model::family::mixtral && cfg.family != model::family::mamba, "generate::open_hf: ", dir,
-               " is a ", cfg.family == model::family::mamba ? "MambaForCausalLM" : "MixtralForCausalLM",
-               " checkpoint; generation serves Llama, Mistral, Qwen2 and GPT-2 (load it with llm::model::load_safetensors "
-               "into the family's model instead)");
+    if (cfg.family == model::family::mamba) {
+        // mamba<>'s sizes that dims has no field for are template arguments: say which differs.
+        using mixer = model::mamba_mixer_of<>;
+        llm::check(cfg.ssm.state == 16 && cfg.ssm.conv == 4 && cfg.ssm.dt_rank == mixer::rank_for(cfg.dims.d_model), "generate::open_hf: ",
+                   dir, " is a MambaForCausalLM checkpoint with state_size ", cfg.ssm.state, ", conv_kernel ", cfg.ssm.conv,
+                   ", time_step_rank ", cfg.ssm.dt_rank, "; generation serves llm::model::mamba<> (16, 4, ",
+                   mixer::rank_for(cfg.dims.d_model), ")");
+    }
     const std::string weights = hf_weights_path(dir);
     auto run = [&](auto tag) -> decltype(auto) {
         using M = typename decltype(tag)::type;
@@ -53,6 +61,12 @@ decltype(auto) open_hf(const std::string& dir, F&& f) {
     };
     if (cfg.family == model::family::gpt2) {
         return run(std::type_identity<model::gpt2<>>{});
+    }
+    if (cfg.family == model::family::mixtral) {
+        return run(std::type_identity<moe::mixtral<>>{});
+    }
+    if (cfg.family == model::family::mamba) {
+        return run(std::type_identity<model::mamba<>>{});
     }
     return run(std::type_identity<model::llama<>>{});
 }

@@ -7,6 +7,7 @@
 
 #include <llm/core/error.hpp>
 #include <llm/core/workspace.hpp>
+#include <llm/generate/engine.hpp>
 #include <llm/generate/sampling.hpp>
 #include <llm/model/model.hpp>
 #include <llm/parallel/policy.hpp>
@@ -103,9 +104,12 @@ struct speculative_stats {
 /// The target checks the k proposals in one multi-token step (the model's step_tokens over its
 /// last token and the k drafts, every row's logits: row j is the target's distribution after
 /// draft j - 1); the prompt is prefilled the same way (chunks of 256 tokens) in both models. A
-/// rejected proposal rolls both caches back (contiguous_kv_cache::truncate). Returns the new tokens.
+/// rejected proposal rolls both caches back (contiguous_kv_cache::truncate), so both models
+/// need a KV-cache state (llm::generate::kv_cached_state: not Mamba's recurrent state, which
+/// cannot be rolled back). Returns the new tokens.
 /// Example: `auto out = llm::generate::speculative_generate(target, tp, draft, dp, prompt, 32, 4, {.greedy = true}, stats, pool);`
 template <class TM, class TP, class DM, class DP>
+    requires kv_cached_state<typename TM::state> && kv_cached_state<typename DM::state>
 std::vector<std::int32_t> speculative_generate(const TM& tm, const TP& tp, const DM& dm, const DP& dp, std::span<const std::int32_t> prompt,
                                                std::size_t max_tokens, std::size_t k, const sampler_options& o, speculative_stats& stats,
                                                parallel::policy auto&& exec) {

@@ -234,6 +234,19 @@ class decoder {
         static constexpr std::size_t count = sizeof...(L);
     };
     using kinds = kinds_of<typename Structure::layers>;
+    // A layer kind that makes its own decode state (make_state(): a recurrent mixer such as
+    // Mamba's conv window and SSM state) instead of reading a KV cache layer.
+    template <class L>
+    static constexpr bool makes_own_state = requires(const L& l) {
+        { l.make_state() } -> std::same_as<typename L::state>;
+    };
+    template <class P>
+    struct recurrent_of;
+    template <class... L>
+    struct recurrent_of<pattern<L...>> {
+        static constexpr bool value = (makes_own_state<L> && ...);
+        using states = std::tuple<std::vector<typename L::state>...>;
+    };
     static constexpr std::size_t period = kinds::count;
     template <std::size_t K>
     using layer_t = std::tuple_element_t<K, typename kinds::tuple>;
@@ -500,14 +513,85 @@ public:
         backward(no_grad{}, g, dlogits, c, ids, p, hook, ws, exec);
     }
 
-    /// Decoding state: the KV cache (all layers) and each layer's state.
-    struct state {
+    /// True when every layer keeps a decode state of its own (the layer has make_state():
+    /// Mamba's conv window and SSM state) rather than a KV cache: the decoder's state is then a
+    /// recurrent_state, otherwise a kv_state. (A hybrid of both is not served by step yet.)
+    static constexpr bool recurrent = recurrent_of<typename Structure::layers>::value;
+
+    /// Decoding state of a stack with attention: the KV cache (all layers) and each layer's state.
+    struct kv_state {
         attention::contiguous_kv_cache<float> kv;  ///< keys and values of every layer
         std::size_t position = 0;                  ///< tokens stepped so far (learned positions)
     };
 
-    /// A decoding state for `sequences` sequences of up to `capacity` tokens.
+    /// Decoding state of a recurrent stack (decoder::recurrent): every layer's own state for
+    /// every sequence (a fixed size, whatever the length: no KV cache, so nothing to share
+    /// between sequences), each sequence's length, and the fresh states reset() restores.
+    struct recurrent_state {
+        /// Per layer kind of the pattern: entry (i / period) * sequences() + seq is layer i's state of sequence seq.
+        typename recurrent_of<typename Structure::layers>::states layers;
+        /// Per layer kind: entry i / period is layer i's state before its first token.
+        typename recurrent_of<typename Structure::layers>::states initial;
+        std::vector<std::size_t> lengths;  ///< tokens stepped so far, per sequence
+        std::size_t position = 0;          ///< tokens stepped so far by the last step (the decoder's step API)
+
+        /// Sequences the state holds.
+        [[nodiscard]] std::size_t sequences() const noexcept { return lengths.size(); }
+        /// Tokens sequence `seq` has stepped (checked).
+        [[nodiscard]] std::size_t length(std::size_t seq) const {
+            llm::check(seq < lengths.size(), "decoder::recurrent_state::length: sequence ", seq, " of ", lengths.size());
+            return lengths[seq];
+        }
+        /// Sequence `seq` starts again: every layer's state of it back to the fresh one, length 0.
+        /// Example: `st.reset(0);`
+        void reset(std::size_t seq) {
+            llm::check(seq < lengths.size(), "decoder::recurrent_state::reset: sequence ", seq, " of ", lengths.size());
+            const std::size_t n = lengths.size();
+            [&]<std::size_t... K>(std::index_sequence<K...>) {
+                ((reset_kind(std::get<K>(layers), std::get<K>(initial), seq, n)), ...);
+            }(std::make_index_sequence<period>{});
+            lengths[seq] = 0;
+        }
+
+    private:
+        template <class V>
+        static void reset_kind(V& states, const V& fresh, std::size_t seq, std::size_t n) {
+            for (std::size_t j = 0; j < fresh.size(); ++j) {
+                states[j * n + seq] = fresh[j];
+            }
+        }
+    };
+
+    /// The decoding state: recurrent_state when decoder::recurrent, otherwise kv_state.
+    using state = std::conditional_t<recurrent, recurrent_state, kv_state>;
+
+    /// A decoding state for `sequences` sequences of up to `capacity` tokens: a KV cache, or,
+    /// for a recurrent stack, every layer's fresh state per sequence (its size does not depend
+    /// on the length, so capacity is no limit there).
     [[nodiscard]] state make_state(std::size_t sequences, std::size_t capacity) const {
+        const dims d = config();
+        if constexpr (recurrent) {
+            llm::check(sequences > 0, "decoder::make_state: sequences = 0 (capacity ", capacity, ")");
+            state st;
+            st.lengths.assign(sequences, 0);
+            for (std::size_t i = 0; i < d.n_layers; ++i) {
+                for_kind(i, [&](auto k) {
+                    constexpr std::size_t K = decltype(k)::value;
+                    const auto& layer = std::get<K>(layers_)[i / period];
+                    std::get<K>(st.initial).push_back(layer.make_state());
+                    for (std::size_t s = 0; s < sequences; ++s) {
+                        std::get<K>(st.layers).push_back(layer.make_state());
+                    }
+                });
+            }
+            return st;
+        } else {
+            return make_kv_state(sequences, capacity);
+        }
+    }
+
+private:
+    [[nodiscard]] kv_state make_kv_state(std::size_t sequences, std::size_t capacity) const {
         const dims d = config();
         for (std::size_t i = 0; i < d.n_layers; ++i) {
             const dims l = widths::for_layer(d, i);
@@ -515,13 +599,72 @@ public:
                        l.kv_heads(), " kv heads of ", l.head_width(), " but layer 0 has ", d.kv_heads(), " of ", d.head_width(),
                        "; the KV cache needs the same in every layer");
         }
-        return state{attention::contiguous_kv_cache<float>(d.n_layers, sequences, capacity, d.kv_heads(), d.head_width()), 0};
+        return kv_state{attention::contiguous_kv_cache<float>(d.n_layers, sequences, capacity, d.kv_heads(), d.head_width()), 0};
     }
+
+    // A recurrent stack's step of rows[r] = token t of sequence seq_of(r), in order: each
+    // layer steps each row through that sequence's state (one row at a time: the layer's state
+    // is one sequence's), then the final norm and the head on the last `rows` rows.
+    template <class T, class SeqOf>
+    void step_rows(activations logits, recurrent_state& st, token_ids ids, std::size_t first_position, SeqOf seq_of, const params<T>& p,
+                   workspace& ws, parallel::policy auto&& exec) const {
+        const dims d = config();
+        const std::size_t n = ids.extent(0), S = st.sequences();
+        workspace::frame frame(ws);
+        auto h = detail::scratch(ws, n, d.d_model);
+        auto h2 = detail::scratch(ws, n, d.d_model);
+        auto row = [&](auto& a, std::size_t r) { return activations(a.data() + r * d.d_model, llm::dims<2>(1, d.d_model)); };
+        for (std::size_t r = 0; r < n; ++r) {
+            typename emb_t::state es{first_position + r};
+            emb_.step(row(h, r), es, token_ids(ids.data() + r * ids.stride(0), llm::dims<1>(1)), p.embedding, ws, exec);
+        }
+        for (std::size_t i = 0; i < d.n_layers; ++i) {
+            for_kind(i, [&](auto k) {
+                constexpr std::size_t K = decltype(k)::value;
+                auto& states = std::get<K>(st.layers);
+                for (std::size_t r = 0; r < n; ++r) {
+                    std::get<K>(layers_)[i / period].step(row(h2, r), states[(i / period) * S + seq_of(r)], row(h, r),
+                                                          std::get<K>(p.layers)[i / period], ws, exec);
+                }
+            });
+            std::swap(h, h2);
+        }
+        if (const std::size_t rows = logits.extent(0); rows != 0) {
+            const auto last = activations(h.data() + (n - rows) * d.d_model, llm::dims<2>(rows, d.d_model));
+            const auto normed = activations(h2.data(), llm::dims<2>(rows, d.d_model));
+            typename norm_t::state ns{};
+            norm_.step(normed, ns, last, p.final_norm, ws, exec);
+            nn::linear_forward(logits, normed, head_weight(p), ws, exec);
+        }
+    }
+
+public:
 
     /// One new token per sequence: ids [sequences], logits [sequences, vocab]; appends every
     /// layer's keys and values and commits them (kv.advance). Sequences step together.
+    /// A recurrent stack (decoder::recurrent): ids [sequences] must hold one token for every
+    /// sequence of the state; each steps through its own layer states and its length grows by 1.
     template <class T>
     void step(activations logits, state& st, token_ids ids, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
+        if constexpr (recurrent) {
+            const dims d = config();
+            const std::size_t n = ids.extent(0);
+            llm::check(n == st.sequences(), "decoder::step: ", n, " tokens for a state of ", st.sequences(), " sequences (one each)");
+            llm::check(logits.extent(0) == n && logits.extent(1) == d.vocab, "decoder::step: logits is [", logits.extent(0), ", ",
+                       logits.extent(1), "], expected [", n, ", ", d.vocab, "]");
+            step_rows(logits, st, ids, st.position, [](std::size_t r) { return r; }, p, ws, exec);
+            for (std::size_t s = 0; s < n; ++s) {
+                ++st.lengths[s];
+            }
+            ++st.position;
+        } else {
+            step_kv(logits, st, ids, p, ws, exec);
+        }
+    }
+
+private:
+    template <class T>
+    void step_kv(activations logits, kv_state& st, token_ids ids, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
         const dims d = config();
         const std::size_t n = ids.extent(0);
         workspace::frame frame(ws);
@@ -546,6 +689,7 @@ public:
         ++st.position;
     }
 
+public:
     /// T new tokens of one sequence at once (chunked prefill, speculative verification): ids [T]
     /// are the next tokens of sequence `seq` of the state's cache, at positions
     /// kv.length(seq) + t (RoPE, and learned positions: GPT-2). Every linear layer runs as a GEMM
@@ -555,16 +699,34 @@ public:
     /// token's next-token logits), [1, vocab] (the last token's only) or [0, vocab] (none: a
     /// prefill chunk whose logits are not needed skips the final norm and the head). Afterwards
     /// st.position is kv.length(seq). The same logits as T calls of step up to summation order.
+    /// A recurrent stack (decoder::recurrent) runs the T tokens through each layer's step in
+    /// order (its state carries one sequence), the final norm and head on the rows asked for:
+    /// the same arithmetic as T calls of step.
     /// Example: `model.step_tokens(logits.view(), st, 0, llm::model::token_ids(ids.data(), ids.size()), params, ws, pool);`
     template <class T>
     void step_tokens(activations logits, state& st, std::size_t seq, token_ids ids, const params<T>& p, workspace& ws,
                      parallel::policy auto&& exec) const {
-        const dims d = config();
         const std::size_t n = ids.extent(0);
         llm::check(n > 0, "decoder::step_tokens: no tokens");
-        llm::check(seq < st.kv.sequences(), "decoder::step_tokens: sequence ", seq, " of a cache of ", st.kv.sequences(), " sequences");
         llm::check(logits.extent(0) == 0 || logits.extent(0) == 1 || logits.extent(0) == n, "decoder::step_tokens: logits has ",
                    logits.extent(0), " rows for ", n, " tokens (0, 1 or ", n, ")");
+        if constexpr (recurrent) {
+            llm::check(seq < st.sequences(), "decoder::step_tokens: sequence ", seq, " of a state of ", st.sequences(), " sequences");
+            step_rows(logits, st, ids, st.lengths[seq], [seq](std::size_t) { return seq; }, p, ws, exec);
+            st.lengths[seq] += n;
+            st.position = st.lengths[seq];
+        } else {
+            step_tokens_kv(logits, st, seq, ids, p, ws, exec);
+        }
+    }
+
+private:
+    template <class T>
+    void step_tokens_kv(activations logits, kv_state& st, std::size_t seq, token_ids ids, const params<T>& p, workspace& ws,
+                        parallel::policy auto&& exec) const {
+        const dims d = config();
+        const std::size_t n = ids.extent(0);
+        llm::check(seq < st.kv.sequences(), "decoder::step_tokens: sequence ", seq, " of a cache of ", st.kv.sequences(), " sequences");
         const std::size_t start = st.kv.length(seq);
         workspace::frame frame(ws);
         auto h = detail::scratch(ws, n, d.d_model);
@@ -592,6 +754,8 @@ public:
         st.kv.advance(seq, n);
         st.position = start + n;
     }
+
+public:
 
     /// GPT-2 / llm.c initialisation, seeded: weights normal(0, std) (residual output
     /// projections std / sqrt(2 n_layers)), biases 0, norm weights 1 (norm biases 0).

@@ -12,6 +12,7 @@
 #include <llm/nn/residual.hpp>
 #include <llm/ssm/mamba.hpp>
 
+#include <concepts>
 #include <cstddef>
 #include <string>
 #include <string_view>
@@ -119,6 +120,17 @@ struct mixer_layer {
         typename Mixer::state mixer;  ///< e.g. the conv window and the SSM state
     };
 
+    /// The layer's state before its first token: the mixer's (llm::model::decoder keeps one per
+    /// sequence, so a stack of these layers decodes through decoder::step with a recurrent_state).
+    /// Example: `auto st = layer.make_state();`
+    state make_state() const
+        requires requires(const Mixer& m) {
+            { m.make_state() } -> std::same_as<typename Mixer::state>;
+        }
+    {
+        return {mixer.make_state()};
+    }
+
     /// One token: y = x + mixer.step(norm(x)).
     template <class T>
     void step(activations y, state& st, const_activations x, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const
@@ -156,8 +168,10 @@ using mamba_structure = stack<token_embedding<false>, pattern<mamba_layer<DState
 
 /// Mamba-1 (`MambaForCausalLM`). dims: vocab, d_model (hidden_size), n_layers, d_ff
 /// (intermediate_size), norm_eps, tie_embeddings; n_heads = 1 (Mamba has no heads; dims
-/// validates it). Training forward and backward run through the decoder; the decoder's step is
-/// KV-cache based and does not apply (use the layers' step with their own states).
+/// validates it). Training forward and backward run through the decoder; decoding too: its
+/// layers make their own states (mixer_layer::make_state), so decoder::state is the
+/// recurrent_state (conv window and SSM state per layer and sequence, no KV cache) and step /
+/// step_tokens run each sequence's tokens through them.
 /// Example: `llm::model::mamba<> m(llm::model::from_hf_config("config.json").dims);`
 template <dims_policy D = dynamic_dims, std::size_t DState = 16, std::size_t DConv = 4, std::size_t DtRank = 0>
 using mamba = decoder<mamba_structure<DState, DConv, DtRank>, D>;
