@@ -11,6 +11,7 @@
 // cache size, at least 256 MiB, at most 1/8 of physical memory).
 #include <llm/parallel/parallel_for.hpp>
 
+#include "support/fma.hpp"
 #include "support/stream.hpp"
 
 #include <benchmark/benchmark.h>
@@ -26,13 +27,6 @@
 #include <new>
 #include <string>
 
-#if defined(__x86_64__) || defined(__i386__)
-#include <immintrin.h>
-#define LLM_BENCH_X86 1
-#else
-#define LLM_BENCH_X86 0
-#endif
-
 namespace {
 
 namespace par = llm::parallel;
@@ -40,68 +34,15 @@ namespace par = llm::parallel;
 using llm_bench::pool_of;
 
 // ---------------------------------------------------------------------------------------
-// FMA peak. Each thread runs `Chains` independent accumulator chains acc = acc * m + a.
-// An FMA has 4 cycles of latency and up to 2 issue per cycle on current x86 cores (Zen 4,
-// Golden Cove), so at least 8 chains must be in flight to fill both pipes; AVX-512 uses 16
-// (32 zmm registers), AVX2 12 (16 ymm registers, two hold the constants). m and a keep the
-// values bounded and normal (no denormal slow path). No memory traffic in the loop.
+// FMA peak: independent FMA chains through AVX-512 and AVX2 intrinsics (support/fma.hpp, the
+// same functions bench_attention divides by).
 // ---------------------------------------------------------------------------------------
 #if LLM_BENCH_X86
-constexpr std::size_t fma_iterations = std::size_t{1} << 20;  // a few ms per call
-
-// Sums a vector's lanes after a store (not _mm512_reduce_add_ps: GCC 12 warns about an
-// uninitialised value inside it).
-float sum_lanes(const float* lanes, int n) {
-    float sum = 0.0f;
-    for (int i = 0; i < n; ++i) {
-        sum += lanes[i];
-    }
-    return sum;
-}
-
-constexpr int avx512_chains = 16;
-__attribute__((target("avx512f"))) float fma_chains_avx512(std::size_t iterations) {
-    __m512 acc[avx512_chains];
-    for (int j = 0; j < avx512_chains; ++j) {
-        acc[j] = _mm512_set1_ps(static_cast<float>(j));
-    }
-    const __m512 m = _mm512_set1_ps(0.999999f);
-    const __m512 a = _mm512_set1_ps(1e-6f);
-    for (std::size_t i = 0; i < iterations; ++i) {
-#pragma GCC unroll 16
-        for (int j = 0; j < avx512_chains; ++j) {
-            acc[j] = _mm512_fmadd_ps(acc[j], m, a);
-        }
-    }
-    for (int j = 1; j < avx512_chains; ++j) {
-        acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    }
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, acc[0]);
-    return sum_lanes(lanes, 16);
-}
-
-constexpr int avx2_chains = 12;
-__attribute__((target("avx2,fma"))) float fma_chains_avx2(std::size_t iterations) {
-    __m256 acc[avx2_chains];
-    for (int j = 0; j < avx2_chains; ++j) {
-        acc[j] = _mm256_set1_ps(static_cast<float>(j));
-    }
-    const __m256 m = _mm256_set1_ps(0.999999f);
-    const __m256 a = _mm256_set1_ps(1e-6f);
-    for (std::size_t i = 0; i < iterations; ++i) {
-#pragma GCC unroll 12
-        for (int j = 0; j < avx2_chains; ++j) {
-            acc[j] = _mm256_fmadd_ps(acc[j], m, a);
-        }
-    }
-    for (int j = 1; j < avx2_chains; ++j) {
-        acc[0] = _mm256_add_ps(acc[0], acc[j]);
-    }
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, acc[0]);
-    return sum_lanes(lanes, 8);
-}
+using llm_bench::avx2_flops_per_call;
+using llm_bench::avx512_flops_per_call;
+using llm_bench::fma_chains_avx2;
+using llm_bench::fma_chains_avx512;
+using llm_bench::fma_iterations;
 
 // Arg 0: threads. Each thread runs one chunk: `kernel(fma_iterations)`.
 template <class Kernel>
@@ -124,17 +65,13 @@ void run_fma(benchmark::State& state, Kernel kernel, double flops_per_call, bool
 }
 
 void BM_fma_avx512(benchmark::State& state) {
-    // 16 lanes, 2 flops per FMA.
-    constexpr double flops = double(fma_iterations) * avx512_chains * 16 * 2;
-    run_fma(state, fma_chains_avx512, flops, __builtin_cpu_supports("avx512f"),
+    run_fma(state, fma_chains_avx512, avx512_flops_per_call, __builtin_cpu_supports("avx512f"),
             "this CPU has no AVX-512F");
 }
 BENCHMARK(BM_fma_avx512)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 
 void BM_fma_avx2(benchmark::State& state) {
-    // 8 lanes, 2 flops per FMA.
-    constexpr double flops = double(fma_iterations) * avx2_chains * 8 * 2;
-    run_fma(state, fma_chains_avx2, flops,
+    run_fma(state, fma_chains_avx2, avx2_flops_per_call,
             __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"),
             "this CPU has no AVX2+FMA");
 }

@@ -9,6 +9,8 @@
 #include <llm/tensor/owning_tensor.hpp>
 #include <llm/tensor/views.hpp>
 
+#include "../support/fma.hpp"
+
 #include <benchmark/benchmark.h>
 
 #include <chrono>
@@ -28,9 +30,10 @@
 // Counters: GFLOP/s (wall clock), peak_frac = GFLOP/s / (one core's fp32 FMA ceiling x
 // threads), GFLOP/cpu_s (per CPU-second of the whole process) and cpu_peak_frac (that over the
 // FMA ceiling per CPU-second): on a shared machine the CPU-second figures are the stable ones.
-// The ceiling is measured in the same process by BM_fma_peak/1 (registered first: 12
-// independent fma chains through the SIMD facade) and shown as peak_ref; when BM_fma_peak is
-// filtered out, 114 GFLOP/s (../shared/PEERS.md, Zen 4) is used. The machine kind varies:
+// The ceiling is measured in the same process by BM_fma_peak/1 (registered first), with
+// bench_ceilings' own FMA chains (support/fma.hpp: intrinsics, chains started apart so none can
+// be folded) for the ISA of the default SIMD backend, and shown as peak_ref; when BM_fma_peak
+// is filtered out, 114 GFLOP/s (../shared/PEERS.md, Zen 4) is used. The machine kind varies:
 // on a 2-FMA-port AVX-512 core the ceiling is about twice Zen 4's, so always read peak_ref.
 // Sizes: S in {512, 2048} by default (each smoke iteration well under 2 s); LLM_BENCH_FULL=1
 // adds S = 8192 (and the reference at S = 2048).
@@ -69,46 +72,62 @@ double timed_loop(benchmark::State& state, F&& f) {
     return process_cpu_seconds() - c0;
 }
 
-// --- FMA ceiling through the SIMD facade: 12 independent chains per thread ---------------
+// --- FMA ceiling: bench_ceilings' measurement (support/fma.hpp) --------------------------
 double fma_peak_per_core = 114.0;      // GFLOP/s (wall clock); replaced by BM_fma_peak/1's measurement
 double fma_peak_per_cpu_s = 114.0;     // GFLOP per CPU-second; likewise
 
+/// One thread's share of the ceiling: bench_ceilings' FMA chains for the ISA the kernels are
+/// compiled for (AVX-512 when the default backend's vectors are 16 floats, else AVX2), or,
+/// off x86, 12 chains through the SIMD facade started from different values. Returns the flops.
+double fma_chains_call() {
+#if LLM_BENCH_X86
+    if constexpr (S_be::width >= 16) {
+        benchmark::DoNotOptimize(llm_bench::fma_chains_avx512(llm_bench::fma_iterations));
+        return llm_bench::avx512_flops_per_call;
+    } else {
+        benchmark::DoNotOptimize(llm_bench::fma_chains_avx2(llm_bench::fma_iterations));
+        return llm_bench::avx2_flops_per_call;
+    }
+#else
+    constexpr std::size_t chains = 12;
+    constexpr std::size_t iters = std::size_t{1} << 20;
+    typename S_be::f32 acc[chains];
+    for (std::size_t c = 0; c < chains; ++c) {
+        acc[c] = S_be::set1(static_cast<float>(c));
+    }
+    const auto m = S_be::set1(0.999999f), a = S_be::set1(1e-6f);
+    for (std::size_t i = 0; i < iters; ++i) {
+        for (auto& x : acc) {
+            x = S_be::fma(x, m, a);
+        }
+    }
+    auto s = acc[0];
+    for (std::size_t c = 1; c < chains; ++c) {
+        s = S_be::add(s, acc[c]);
+    }
+    benchmark::DoNotOptimize(S_be::reduce_add(s));
+    return 2.0 * chains * iters * S_be::width;
+#endif
+}
+
+/// The FMA ceiling in this run, 1 or 2 threads. Every fraction of peak below divides by the
+/// latest BM_fma_peak/1: run with --benchmark_repetitions and
+/// --benchmark_enable_random_interleaving=true to alternate it with the kernels.
 void BM_fma_peak(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
-    constexpr std::size_t chains = 12;
-    constexpr std::size_t iters = 1 << 18;
-    std::vector<float> sink(threads * 16);
+    std::vector<double> flops_of(threads);
     const auto t0 = std::chrono::steady_clock::now();
     const double c0 = process_cpu_seconds();
     for (auto _ : state) {
         llm::parallel::parallel_for(pool(threads), threads, 1, [&](std::size_t t0, std::size_t t1) {
             for (std::size_t t = t0; t < t1; ++t) {
-                // A different start per chain: equal chains running the same op could be folded
-                // into one by the compiler (an inflated ceiling was reported on another CPU).
-                typename S_be::f32 acc[chains];
-                for (std::size_t c = 0; c < chains; ++c) {
-                    acc[c] = S_be::set1(1.0f + 0.0625f * static_cast<float>(c + t));
-                }
-                const auto m = S_be::set1(0.999999f), a = S_be::set1(1e-7f);
-                for (std::size_t i = 0; i < iters; ++i) {
-                    for (auto& x : acc) {
-                        x = S_be::fma(x, m, a);
-                    }
-                }
-                auto s = acc[0];
-                for (std::size_t c = 1; c < chains; ++c) {
-                    s = S_be::add(s, acc[c]);
-                }
-                float total = S_be::reduce_add(s);
-                benchmark::DoNotOptimize(total);
-                sink[t * 16] = total;
+                flops_of[t] = fma_chains_call();
             }
         });
-        benchmark::DoNotOptimize(sink.data());
     }
     const double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     const double cpu_s = process_cpu_seconds() - c0;
-    const double flops = 2.0 * chains * iters * S_be::width * static_cast<double>(threads);
+    const double flops = flops_of[0] * static_cast<double>(threads);
     state.counters["GFLOP/s"] = benchmark::Counter(flops * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["GFLOP/cpu_s"] = flops * 1e-9 * static_cast<double>(state.iterations()) / cpu_s;
     if (threads == 1 && state.iterations() > 0) {

@@ -27,18 +27,70 @@
 
 namespace llm::attention::detail {
 
-/// Rows of the register block. 4 rows x 4 vectors = 16 accumulators plus 4 B vectors and a
-/// broadcast fit the 16 registers of AVX2 with room to spare and leave AVX-512's 32 for the
-/// compiler; every tile's row count is padded to a multiple of it so kernels never branch
-/// on row edges.
+/// Row padding of the tiles: every tile's row count is padded to a multiple of 4 so kernels
+/// never branch on row edges (tile_gemm covers it with register blocks of 6 rows, then 4).
 inline constexpr std::size_t mr = 4;
-/// Vectors per register block along the columns (the SIMD dimension).
+/// Vectors per register block along the columns in decode.hpp's P V loop.
 inline constexpr std::size_t nv = 4;
 
 /// Growth of a row's maximum below which the forward keeps the stale maximum (see
-/// lazy_rescale): e^8 ~ 3000 bounds the probabilities in fp32 with 2^-24 relative rounding
-/// unchanged, and skips the accumulator rescale in most tiles.
+/// lazy_rescale), in the forward's log2 units: 2^8 = 256 bounds the probabilities in fp32 with
+/// 2^-24 relative rounding unchanged, and skips the accumulator rescale in most tiles.
 inline constexpr float lazy_margin = 8.0f;
+
+/// log2(e) and ln(2): the forward scores in log2 units (the softmax scale times log2 e folded
+/// into the packed queries), so every probability is one simd::exp2 (no range reduction).
+inline constexpr float log2e = 1.4426950408889634f;
+inline constexpr float ln2 = 0.6931471805599453f;
+
+/// tile.hpp's lazy_rescale for a state kept in log2 units: the running maximum is kept while
+/// the tile's maximum exceeds it by at most `margin`, else it moves and alpha = 2^(m_old -
+/// m_new) (0 on the first finite tile, 1 while every score is -inf).
+inline float lazy_rescale2(softmax_state& s, float tile_max, float margin) noexcept {
+    if (s.m != -std::numeric_limits<float>::infinity() && tile_max <= s.m + margin) {
+        return 1.0f;
+    }
+    const float m_new = std::max(tile_max, s.m);
+    if (m_new == -std::numeric_limits<float>::infinity()) {
+        return 1.0f;
+    }
+    const float alpha = std::exp2(s.m - m_new);
+    s.m = m_new;
+    return alpha;
+}
+
+/// P = 2^(S - m) in place over one score row of n (a multiple of W) entries, returning its sum:
+/// simd::exp2 (relative error < 1.6e-7), with lanes below -126 (masked scores, -inf) set to
+/// exactly 0 where exp2 would clamp them to 2^-126. Two sum accumulators hide the add latency.
+template <simd::backend S>
+LLM_FORCE_INLINE float row_exp2_sum(float* LLM_RESTRICT x, std::size_t n, float m) noexcept {
+    constexpr std::size_t W = S::width;
+    const auto mv = S::set1(m), lo = S::set1(-126.0f), zero = S::zero();
+    auto s0 = S::zero(), s1 = S::zero();
+    std::size_t c = 0;
+    for (; c + 2 * W <= n; c += 2 * W) {
+        const auto y0 = S::sub(S::loadu(x + c), mv), y1 = S::sub(S::loadu(x + c + W), mv);
+        const auto p0 = S::select_lt(y0, lo, zero, simd::exp2<S>(y0));
+        const auto p1 = S::select_lt(y1, lo, zero, simd::exp2<S>(y1));
+        S::storeu(x + c, p0);
+        S::storeu(x + c + W, p1);
+        s0 = S::add(s0, p0);
+        s1 = S::add(s1, p1);
+    }
+    for (; c < n; c += W) {
+        const auto y = S::sub(S::loadu(x + c), mv);
+        const auto p = S::select_lt(y, lo, zero, simd::exp2<S>(y));
+        S::storeu(x + c, p);
+        s0 = S::add(s0, p);
+    }
+    return S::reduce_add(S::add(s0, s1));
+}
+
+/// Natural-log log-sum-exp of a state kept in log2 units: (m + log2 l) ln 2; -inf for a row
+/// that saw no key.
+inline float row_lse2(const softmax_state& s) noexcept {
+    return s.l > 0.0f ? (s.m + std::log2(s.l)) * ln2 : -std::numeric_limits<float>::infinity();
+}
 
 constexpr std::size_t round_up(std::size_t x, std::size_t m) noexcept { return (x + m - 1) / m * m; }
 
@@ -63,6 +115,7 @@ LLM_FORCE_INLINE void micro_kernel(std::size_t K, const float* LLM_RESTRICT a, s
             }
         });
     });
+#pragma GCC unroll 4
     for (std::size_t k = 0; k < K; ++k) {
         f32 bv[NV];
         unroll<NV>([&](auto v) { bv[v] = S::loadu(b + k * ldb + v * W); });
@@ -74,33 +127,49 @@ LLM_FORCE_INLINE void micro_kernel(std::size_t K, const float* LLM_RESTRICT a, s
     unroll<MR>([&](auto r) { unroll<NV>([&](auto v) { S::storeu(c + r * ldc + v * W, acc[r][v]); }); });
 }
 
+/// Register block of tile_gemm for a backend: MR rows x NV vectors of accumulators, sized to
+/// the vector registers (16 on AVX2 and SSE, 32 with AVX-512): MR * NV accumulators, NV
+/// vectors of B and one broadcast must fit, or the accumulators spill to the stack inside the
+/// K loop. AVX2: 6 x 2 (12 + 2 + 1 = 15 of 16, the GEMM's 6 x 16 tile); AVX-512: 6 x 4 (24 +
+/// 4 + 1 = 29 of 32). 12 (24) independent FMA chains cover the FMA latency on two pipes
+/// (4-5 cycles x 2).
+template <simd::backend S>
+struct tile_block {
+    static constexpr std::size_t rows = 6;
+    static constexpr std::size_t vectors = S::width >= 16 ? 4 : 2;
+};
+
 /// C[M x N] (= or +=) A[M x K] * B[K x N] for the small tiles of attention (M a multiple of mr,
-/// N a multiple of the SIMD width: callers pad). Strides as in micro_kernel.
+/// N a multiple of the SIMD width: callers pad). Strides as in micro_kernel. Register blocks of
+/// tile_block<S> (rows of 6, then of 4 to finish M); the loop over column panels is outside
+/// the loop over rows, so one K x (NV W) panel of B stays in L1 while every row block uses it
+/// (the GEMM's order: the B micro-panel resident in L1).
 template <simd::backend S, bool Accumulate>
 void tile_gemm(std::size_t M, std::size_t N, std::size_t K, const float* a, std::size_t ars, std::size_t acs,
                const float* b, std::size_t ldb, float* c, std::size_t ldc) {
     constexpr std::size_t W = S::width;
+    constexpr std::size_t MR = tile_block<S>::rows, NV = tile_block<S>::vectors;
     LLM_ASSERT(M % mr == 0 && N % W == 0);
-    for (std::size_t i = 0; i < M; i += mr) {
-        const float* ai = a + i * ars;
-        float* ci = c + i * ldc;
-        std::size_t j = 0;
-        for (; j + nv * W <= N; j += nv * W) {
-            micro_kernel<S, mr, nv, Accumulate>(K, ai, ars, acs, b + j, ldb, ci + j, ldc);
+    // Rows [0, m6) in blocks of MR, the rest (a multiple of mr) in blocks of mr.
+    std::size_t m6 = M / MR * MR;
+    while ((M - m6) % mr != 0) {
+        m6 -= MR;
+    }
+    const auto panel = [&]<std::size_t V>(std::size_t j) {
+        std::size_t i = 0;
+        for (; i < m6; i += MR) {
+            micro_kernel<S, MR, V, Accumulate>(K, a + i * ars, ars, acs, b + j, ldb, c + i * ldc + j, ldc);
         }
-        switch ((N - j) / W) {
-            case 3:
-                micro_kernel<S, mr, 3, Accumulate>(K, ai, ars, acs, b + j, ldb, ci + j, ldc);
-                break;
-            case 2:
-                micro_kernel<S, mr, 2, Accumulate>(K, ai, ars, acs, b + j, ldb, ci + j, ldc);
-                break;
-            case 1:
-                micro_kernel<S, mr, 1, Accumulate>(K, ai, ars, acs, b + j, ldb, ci + j, ldc);
-                break;
-            default:
-                break;
+        for (; i < M; i += mr) {
+            micro_kernel<S, mr, V, Accumulate>(K, a + i * ars, ars, acs, b + j, ldb, c + i * ldc + j, ldc);
         }
+    };
+    std::size_t j = 0;
+    for (; j + NV * W <= N; j += NV * W) {
+        panel.template operator()<NV>(j);
+    }
+    for (; j < N; j += W) {
+        panel.template operator()<1>(j);
     }
 }
 
@@ -112,6 +181,13 @@ struct cpu_tiles {
     static constexpr std::size_t BQ = Tiles::q;
     static constexpr std::size_t BK = Tiles::k;
     static_assert(BK % W == 0 && BK % mr == 0, "llm::attention: the key tile must be a multiple of the SIMD width and of 4");
+    /// Row stride of a packed K^T (V^T) tile: BK plus one cache line. With a stride of BK floats
+    /// (256 bytes for 64) the K rows of one micro-panel of tile_gemm fall in 1/4 of the L1 sets
+    /// and fill them exactly (8 ways), so Q and the scores evict them; one more line per row
+    /// spreads the rows over every set.
+    static constexpr std::size_t LDK = BK + 16;
+    /// Row stride of packed K (V) rows of Dp floats, one cache line more for the same reason.
+    static constexpr std::size_t ldv(std::size_t Dp) noexcept { return Dp + 16; }
 };
 
 /// softcap(x, cap) = cap * tanh(x / cap) lane-wise, with the shared llm::simd::tanh (one fast
@@ -168,32 +244,33 @@ bool all_finite(const T* x, std::size_t n) {
 // affected rows NaN at the end, leaving the tile loop untouched.
 
 /// Packs key tiles [t0, t1) of kv head g of a segment transposed and tile-major: tile t is the
-/// D x bk block at kt + t * D * bk (the B operand of S = Q K^T), keys past lk are 0. Tile-major
+/// D x bk block at kt + t * D * ld, row stride ld >= bk (the B operand of S = Q K^T), keys past
+/// lk are 0 (columns [bk, ld) are padding, never read). Tile-major
 /// matters: with one D x lkp matrix, the rows of a tile would sit lkp floats apart, a multiple
 /// of 4 KiB for long sequences, all in the same few L1 sets. bad: null, or one flag per key
 /// (set for non-finite keys, which are packed as zeros).
 template <class T>
 void pack_keys_transposed(const heads_view<T>& x, const segment& sg, std::size_t g, std::size_t t0, std::size_t t1,
-                          std::size_t bk, float* kt, unsigned char* bad = nullptr) {
+                          std::size_t bk, std::size_t ld, float* kt, unsigned char* bad = nullptr) {
     const std::size_t D = x.extent(3);
     for (std::size_t t = t0; t < t1; ++t) {
-        float* tile = kt + t * D * bk;
+        float* tile = kt + t * D * ld;
         const std::size_t n = std::min(bk, sg.lk - t * bk);
         for (std::size_t j = 0; j < n; ++j) {
             const T* src = x.ptr(sg.b, sg.k0 + t * bk + j, g, 0);
             if (bad != nullptr && !all_finite(src, D)) {
                 bad[t * bk + j] = 1;
                 for (std::size_t d = 0; d < D; ++d) {
-                    tile[d * bk + j] = 0.0f;
+                    tile[d * ld + j] = 0.0f;
                 }
                 continue;
             }
             for (std::size_t d = 0; d < D; ++d) {
-                tile[d * bk + j] = static_cast<float>(src[d]);
+                tile[d * ld + j] = static_cast<float>(src[d]);
             }
         }
         for (std::size_t d = 0; d < D; ++d) {
-            std::fill(tile + d * bk + n, tile + (d + 1) * bk, 0.0f);
+            std::fill(tile + d * ld + n, tile + d * ld + bk, 0.0f);
         }
     }
 }
@@ -257,16 +334,16 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                  std::span<const segment> segs, const Mask& mask, float scale, float cap, llm::workspace& ws, Exec& exec) {
     constexpr const char* fn = "flash_forward";
     using sizes = cpu_tiles<S, Tiles>;
-    constexpr std::size_t W = sizes::W, BQ = sizes::BQ, BK = sizes::BK;
-    const std::size_t D = sh.head_dim, Dp = round_up(D, W), group = sh.group();
+    constexpr std::size_t W = sizes::W, BQ = sizes::BQ, BK = sizes::BK, LDK = sizes::LDK;
+    const std::size_t D = sh.head_dim, Dp = round_up(D, W), LDV = sizes::ldv(Dp), group = sh.group();
     std::size_t max_lkp = 0, max_nqt = 0;
     for (const auto& sg : segs) {
         max_lkp = std::max(max_lkp, round_up(sg.lk, BK));
         max_nqt = std::max(max_nqt, (sg.lq + BQ - 1) / BQ);
     }
     llm::workspace::frame frame(ws);
-    const auto kt = take<float>(ws, checked_mul(D, max_lkp, fn, "the packed keys"), fn, "the packed keys");
-    const auto vp = take<float>(ws, checked_mul(max_lkp, Dp, fn, "the packed values"), fn, "the packed values");
+    const auto kt = take<float>(ws, checked_mul(D * LDK, max_lkp / BK, fn, "the packed keys"), fn, "the packed keys");
+    const auto vp = take<float>(ws, checked_mul(max_lkp, LDV, fn, "the packed values"), fn, "the packed values");
     const auto key_bad = take<unsigned char>(ws, max_lkp, fn, "the key flags");  // per key: its k or v row is not finite
     const auto bad_keys = take<std::size_t>(ws, max_lkp, fn, "the flagged keys");  // the flagged keys, usually none
     // Per-lane tiles: the scaled query tile, the score tile, the accumulator, the softmax states, the row flags.
@@ -291,8 +368,8 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
             }
             std::fill_n(key_bad.data(), lkp, 0);
             parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
-                pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data(), key_bad.data());
-                pack_keys_rows(v, sg, g, t0, t1, BK, Dp, vp.data(), key_bad.data());
+                pack_keys_transposed(k, sg, g, t0, t1, BK, LDK, kt.data(), key_bad.data());
+                pack_keys_rows(v, sg, g, t0, t1, BK, LDV, vp.data(), key_bad.data());
             });
             std::size_t n_bad = 0;
             for (std::size_t j = 0; j < lkp; ++j) {
@@ -315,7 +392,9 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                     const std::size_t i0 = (task % nqt) * BQ;
                     const std::size_t rows = std::min(BQ, sg.lq - i0);
                     const std::size_t rp = round_up(rows, mr);
-                    pack_rows(q, sg, h, i0, i0 + rp, D, scale, qs.data(), q_bad);
+                    // Scores in log2 units: scale log2(e) folded into Q (with a soft-cap, the cap
+                    // works on scale Q K^T and the log2 e multiplies its result).
+                    pack_rows(q, sg, h, i0, i0 + rp, D, cap > 0.0f ? scale : scale * log2e, qs.data(), q_bad);
                     std::fill(acc.begin(), acc.end(), 0.0f);
                     std::fill(st.begin(), st.end(), softmax_state{});
                     const index_range cr = mask.cols(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows), lq, lk);
@@ -323,7 +402,7 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                          jt < nkt && static_cast<std::int64_t>(jt * BK) < cr.hi; ++jt) {
                         const std::size_t j0 = jt * BK;
                         const auto cols = static_cast<std::int64_t>(std::min(BK, sg.lk - j0));
-                        tile_gemm<S, false>(rp, BK, D, qs.data(), D, 1, kt.data() + j0 * D, BK, sp.data(), BK);
+                        tile_gemm<S, false>(rp, BK, D, qs.data(), D, 1, kt.data() + jt * D * LDK, LDK, sp.data(), BK);
                         const bool full = cols == static_cast<std::int64_t>(BK) &&
                                           mask.full(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows),
                                                     static_cast<std::int64_t>(j0), static_cast<std::int64_t>(j0 + BK), lq, lk);
@@ -333,7 +412,7 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                             for (std::size_t c = 0; c < BK; c += W) {
                                 auto x = S::loadu(srow + c);
                                 if (cap > 0.0f) {
-                                    x = softcap_vec<S>(x, cap);
+                                    x = S::mul(softcap_vec<S>(x, cap), S::set1(log2e));
                                     S::storeu(srow + c, x);
                                 }
                                 mx = S::max(mx, x);
@@ -344,13 +423,13 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                                          lk, mask);
                                 row_max = simd::row_max<S>(srow, BK);
                             }
-                            const float alpha = lazy_rescale(st[r], row_max, lazy_margin);
+                            const float alpha = lazy_rescale2(st[r], row_max, lazy_margin);
                             if (row_is_empty(st[r])) {
                                 std::fill(srow, srow + BK, 0.0f);
                                 continue;
                             }
-                            // P = exp(S - m) in place, and its row sum
-                            st[r].l = st[r].l * alpha + simd::row_exp_sum<S>(srow, srow, BK, st[r].m);
+                            // P = 2^(S - m) in place, and its row sum
+                            st[r].l = st[r].l * alpha + row_exp2_sum<S>(srow, BK, st[r].m);
                             if (alpha != 1.0f) {
                                 float* arow = acc.data() + r * Dp;
                                 const auto a = S::set1(alpha);
@@ -359,7 +438,7 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                                 }
                             }
                         }
-                        tile_gemm<S, true>(rp, Dp, BK, sp.data(), BK, 1, vp.data() + j0 * Dp, Dp, acc.data(), Dp);
+                        tile_gemm<S, true>(rp, Dp, BK, sp.data(), BK, 1, vp.data() + j0 * LDV, LDV, acc.data(), Dp);
                     }
                     for (std::size_t r = 0; r < rows; ++r) {
                         const auto i = static_cast<std::int64_t>(i0 + r);
@@ -372,7 +451,7 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                         for (std::size_t d = 0; d < D; ++d) {
                             out[d * os] = TO(acc[r * Dp + d] * inv);
                         }
-                        lse(sg.b, h, sg.q0 + i0 + r) = poisoned ? nan : row_lse(st[r]);
+                        lse(sg.b, h, sg.q0 + i0 + r) = poisoned ? nan : row_lse2(st[r]);
                     }
                 }
             });
@@ -423,8 +502,8 @@ void backward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_
                   const heads_view<float>& dk, const heads_view<float>& dv, const shape& sh, std::span<const segment> segs,
                   const Mask& mask, float scale, float cap, llm::workspace& ws, Exec& exec) {
     using sizes = cpu_tiles<S, Tiles>;
-    constexpr std::size_t W = sizes::W, BQ = sizes::BQ, BK = sizes::BK;
-    const std::size_t D = sh.head_dim, Dp = round_up(D, W), group = sh.group();
+    constexpr std::size_t W = sizes::W, BQ = sizes::BQ, BK = sizes::BK, LDK = sizes::LDK;
+    const std::size_t D = sh.head_dim, Dp = round_up(D, W), LDV = sizes::ldv(Dp), group = sh.group();
     constexpr float neg_inf = -std::numeric_limits<float>::infinity();
     constexpr const char* fn = "flash_backward";
 
@@ -437,9 +516,9 @@ void backward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_
     const std::size_t max_chunks = lane_count(exec.size(), max_lkp / BK);
     const std::size_t max_rows = checked_mul(group, max_lqp, fn, "the packed rows of a head group");
     llm::workspace::frame frame(ws);
-    const auto kt = take<float>(ws, checked_mul(D, max_lkp, fn, "the packed keys"), fn, "the packed keys");
-    const auto kr = take<float>(ws, checked_mul(max_lkp, Dp, fn, "the packed keys"), fn, "the packed keys");
-    const auto vt = take<float>(ws, checked_mul(D, max_lkp, fn, "the packed values"), fn, "the packed values");
+    const auto kt = take<float>(ws, checked_mul(D * LDK, max_lkp / BK, fn, "the packed keys"), fn, "the packed keys");
+    const auto kr = take<float>(ws, checked_mul(max_lkp, LDV, fn, "the packed keys"), fn, "the packed keys");
+    const auto vt = take<float>(ws, checked_mul(D * LDK, max_lkp / BK, fn, "the packed values"), fn, "the packed values");
     const auto qp = take<float>(ws, checked_mul(max_rows, Dp, fn, "the packed queries"), fn, "the packed queries");
     const auto gp = take<float>(ws, checked_mul(max_rows, Dp, fn, "the packed dout"), fn, "the packed dout");
     const auto lrow = take<float>(ws, max_rows, fn, "the row log-sum-exps");
@@ -472,12 +551,12 @@ void backward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_
         for (std::size_t g = 0; g < sh.kv_heads; ++g) {
             std::fill_n(key_bad.data(), lkp, 0);
             parallel::parallel_for(exec, nkt, 4, [&](std::size_t t0, std::size_t t1) {
-                pack_keys_transposed(k, sg, g, t0, t1, BK, kt.data(), key_bad.data());
+                pack_keys_transposed(k, sg, g, t0, t1, BK, LDK, kt.data(), key_bad.data());
                 // K for dQ = scale * dS K, the scale folded in here so that the final dq update is
                 // one addition (no multiply the compiler could fuse with it: accumulating twice
                 // gives exactly 2x).
-                pack_keys_rows(k, sg, g, t0, t1, BK, Dp, kr.data(), key_bad.data(), scale);
-                pack_keys_transposed(v, sg, g, t0, t1, BK, vt.data(), key_bad.data());
+                pack_keys_rows(k, sg, g, t0, t1, BK, LDV, kr.data(), key_bad.data(), scale);
+                pack_keys_transposed(v, sg, g, t0, t1, BK, LDK, vt.data(), key_bad.data());
             });
             std::size_t n_bad = 0;
             for (std::size_t j = 0; j < lkp; ++j) {
@@ -544,8 +623,8 @@ void backward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_
                                     cols == static_cast<std::int64_t>(BK) &&
                                     mask.full(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows),
                                               static_cast<std::int64_t>(j0), static_cast<std::int64_t>(j0 + BK), lq, lk);
-                                tile_gemm<S, false>(rp, BK, D, qt, Dp, 1, kt.data() + j0 * D, BK, sp.data(), BK);
-                                tile_gemm<S, false>(rp, BK, D, gt, Dp, 1, vt.data() + j0 * D, BK, dpp.data(), BK);
+                                tile_gemm<S, false>(rp, BK, D, qt, Dp, 1, kt.data() + jt * D * LDK, LDK, sp.data(), BK);
+                                tile_gemm<S, false>(rp, BK, D, gt, Dp, 1, vt.data() + jt * D * LDK, LDK, dpp.data(), BK);
                                 for (std::size_t r = 0; r < rp; ++r) {
                                     float* srow = sp.data() + r * BK;
                                     float* dprow = dpp.data() + r * BK;
@@ -593,7 +672,7 @@ void backward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_
                                 // dV += P^T dO, dK += dS^T (scale Q), dQ_part += dS (scale K).
                                 tile_gemm<S, true>(BK, Dp, rp, sp.data(), 1, BK, gt, Dp, dva.data(), Dp);
                                 tile_gemm<S, true>(BK, Dp, rp, dpp.data(), 1, BK, qt, Dp, dka.data(), Dp);
-                                tile_gemm<S, true>(rp, Dp, BK, dpp.data(), BK, 1, kr.data() + j0 * Dp, Dp,
+                                tile_gemm<S, true>(rp, Dp, BK, dpp.data(), BK, 1, kr.data() + j0 * LDV, LDV,
                                                    dq_part + (hq * lqp + i0) * Dp, Dp);
                             }
                         }
