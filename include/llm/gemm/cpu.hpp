@@ -285,25 +285,48 @@ struct no_epilogue {
 template <class E>
 constexpr bool epilogue_active = !std::is_same_v<E, no_epilogue>;
 
+#if defined(__GNUC__) || defined(__clang__)
+#define LLM_GEMM_NOINLINE __attribute__((noinline))
+#else
+#define LLM_GEMM_NOINLINE
+#endif
+
 /// The macro-kernel: C block (mc x nc, any strides) = alpha * Ap * Bp + beta * C for the
 /// packed A block and the packed B panels [panel_begin, panel_end). Full tiles of a C with
 /// unit column stride go straight to C; edge tiles and strided C go through a small tile.
 /// With an epilogue (last KC step only, C with unit column stride), each row of a tile is
 /// handed to ep(row, column, values, count) right after the micro-kernel stored it, while
 /// the tile is in L1: row0 / col0 place the block in the whole C.
+/// Never inlined: when GCC 12 inlined it into gemm_blocked's task (it did once a second
+/// instantiation, the linear layer's epilogue, shared the translation unit), it kept the
+/// generic micro-kernel's accumulator array in memory in that much larger function and stored
+/// all MR x NV accumulators to the stack on every k step (objdump: 12 vmovaps per 12 FMAs),
+/// store-port bound: every GEMM of that unit ran 1.5x slower. As its own function the array
+/// stays in registers. (The AVX2 assembly loop keeps its accumulators in registers anyway.)
 template <simd::backend S, std::size_t MR, std::size_t NV, class Ep = no_epilogue>
-void macro_kernel(std::size_t kc, const float* ap, const float* bp, strided_view<float, 2> c, std::size_t panel_begin,
+LLM_GEMM_NOINLINE void macro_kernel(std::size_t kc, const float* ap, const float* bp, strided_view<float, 2> c, std::size_t panel_begin,
                   std::size_t panel_end, float alpha, float beta, const Ep& ep = {}, bool last = false,
                   std::size_t row0 = 0, std::size_t col0 = 0) {
     constexpr std::size_t NR = NV * S::width;
     alignas(64) float tile[MR * NR];
+    // The next B micro-panel (kc x NR floats) is fetched into L2 a slice per micro-tile while
+    // this one is in use, so the first tile of each panel does not wait on L3 for it.
+    const std::size_t panel_lines = kc * NR * sizeof(float) / 64;
+    const std::size_t row_tiles = (c.extent(0) + MR - 1) / MR;
+    const std::size_t lines_per_tile = (panel_lines + row_tiles - 1) / row_tiles;
     for (std::size_t r = panel_begin; r < panel_end; ++r) {
         const std::size_t j0 = r * NR;
         const std::size_t cols = std::min(NR, c.extent(1) - j0);
         const float* b = bp + r * NR * kc;
+        std::size_t line = r + 1 < panel_end ? 0 : panel_lines;
         for (std::size_t i0 = 0; i0 < c.extent(0); i0 += MR) {
             const std::size_t rows = std::min(MR, c.extent(0) - i0);
             const float* a = ap + i0 * kc;
+#if defined(__GNUC__) || defined(__clang__)
+            for (const std::size_t end = std::min(panel_lines, line + lines_per_tile); line < end; ++line) {
+                __builtin_prefetch(b + NR * kc + line * (64 / sizeof(float)), 0, 2);
+            }
+#endif
             if (rows == MR && cols == NR && c.stride(1) == 1) {
                 micro_kernel<S, MR, NV>(kc, a, b, c.ptr(i0, j0), c.stride(0), alpha, beta);
             } else {
@@ -437,13 +460,14 @@ void gemv(strided_view<float, 2> y, const float* x, strided_view<TB, 2> b, float
 }
 
 /// The blocked GEMM (Goto/BLIS loop order). The m x n output is cut into independent tasks
-/// (column ranges, and row ranges when columns are few). One parallel_for runs one chunk per
-/// thread; each chunk owns a slot of the workspace (its A block, MC x KC, and its B panels,
-/// KC x the task's columns) and claims tasks from a shared counter until none are left.
-/// Nothing is shared but the counter, so there is one barrier per GEMM instead of two per KC
-/// step, and with 4 tasks per thread the claiming rebalances work when a core is busy with
-/// something else (the build machines are shared). The price is repacking: A once per column
-/// task, B once per row task, under 1% of the FMAs here.
+/// (a grid of row and column ranges, the one that packs least). One parallel_for runs one
+/// chunk per thread; each chunk owns a slot of the workspace (its A block, MC x KC, and its B
+/// panels, KC x the task's columns) and claims tasks from a shared counter until none are
+/// left. Nothing is shared but the counter, so there is one barrier per GEMM instead of two
+/// per KC step, and with 2 tasks per thread the claiming rebalances work when a core is busy
+/// with something else (the build machines are shared). The price is repacking: A once per
+/// column task, B once per row task (4 tasks per thread, all column ranges, packed A up to
+/// 8 times on 2 threads and cost 10-25% per CPU-second at 512^3 and 1024^3 on Zen 2).
 /// An epilogue (C with unit column stride) runs on every row of each micro-tile at the last
 /// KC step, as the tile is stored (see macro_kernel).
 template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec, class Ep = no_epilogue>
@@ -461,15 +485,30 @@ void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<
     const std::size_t threads = std::max<std::size_t>(1, exec.size());
     const std::size_t row_tiles = (m + MR - 1) / MR;
     const std::size_t panels = (n + NR - 1) / NR;
-    const std::size_t want = threads == 1 ? 1 : 4 * threads;
-    // Column tasks: at most NC columns each; with threads, up to `want` of them but never
-    // narrower than 4 panels (so A's repacking stays small next to the task's FMAs).
-    std::size_t col_tasks = std::max((panels * NR + bs.nc - 1) / bs.nc, std::min(want, panels / 4));
-    col_tasks = std::max<std::size_t>(1, col_tasks);
+    const std::size_t want = threads == 1 ? 1 : 2 * threads;
+    // The task grid: row_tasks x col_tasks with at least `want` tasks and columns at most NC
+    // wide, chosen to pack the least: every column task packs its rows of A and every row task
+    // its columns of B, so the grid costs col_tasks * m + row_tasks * n packed floats per k
+    // (square-ish tasks; 8 column tasks of a 1024^3 GEMM packed A 8 times and ran at 0.76x
+    // OpenBLAS per CPU-second on 2 threads, 2 x 2 tasks pack each operand twice).
+    const std::size_t min_col_tasks = std::max<std::size_t>(1, (panels * NR + bs.nc - 1) / bs.nc);
+    std::size_t col_tasks = min_col_tasks, row_tasks = 1;
+    if (want > 1) {
+        // As many tasks as wanted, or as the tiles allow (a narrow or short C).
+        const std::size_t target = std::min(want, row_tiles * panels);
+        std::size_t best_cost = 0;
+        for (std::size_t rt = 1; rt <= std::min(row_tiles, want); ++rt) {
+            const std::size_t ct = std::min(panels, std::max(min_col_tasks, (want + rt - 1) / rt));
+            const std::size_t cost = ct * m + rt * n;
+            if (rt * ct >= target && (best_cost == 0 || cost < best_cost)) {
+                best_cost = cost;
+                row_tasks = rt;
+                col_tasks = ct;
+            }
+        }
+    }
     const std::size_t panels_per_task = (panels + col_tasks - 1) / col_tasks;
     col_tasks = (panels + panels_per_task - 1) / panels_per_task;
-    // Row tasks only when the columns alone give too few tasks.
-    const std::size_t row_tasks = col_tasks >= want ? 1 : std::min(row_tiles, (want + col_tasks - 1) / col_tasks);
     const std::size_t rows_per_task = (row_tiles + row_tasks - 1) / row_tasks * MR;
     const std::size_t tasks = row_tasks * col_tasks;
     // One workspace slot per chunk: the largest A block (a row block of a task is at most MC
