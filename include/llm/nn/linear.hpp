@@ -11,6 +11,7 @@
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/policy.hpp>
 #include <llm/parallel/thread_pool.hpp>
+#include <llm/simd/simd.hpp>
 #include <llm/tensor/concepts.hpp>
 #include <llm/tensor/kernel_view.hpp>
 
@@ -95,6 +96,55 @@ inline strided_view<float, 2> fp32_buffer(workspace& ws, std::size_t rows, std::
     return {buf, dims<2>(rows, cols), dims<2>(cols, 1)};
 }
 
+/// The store epilogue of the forward (llm::gemm_epilogue): adds the bias to each row stretch
+/// of the fp32 product as the GEMM stores it, and writes the result to y: in place when y is
+/// the fp32 product itself, rounded to bf16 otherwise (y any strides).
+template <class B, class TY>
+struct bias_store {
+    B bias;                    ///< The bias view, or no_bias.
+    strided_view<TY, 2> y;     ///< The output (unused for an fp32 y computed in place).
+    void operator()(std::size_t i, std::size_t j, float* p, std::size_t n) const {
+        using S = simd::default_backend;
+        constexpr std::size_t W = S::width;
+        std::size_t t = 0;
+        if constexpr (has_bias<B>) {
+            if (bias.stride(0) == 1) {
+                const auto* bp = bias.ptr(j);
+                for (; t + W <= n; t += W) {
+                    const auto v = S::add(S::loadu(p + t), blas::detail::load_any<S>(bp + t));
+                    if constexpr (std::is_same_v<TY, float>) {
+                        S::storeu(p + t, v);
+                    } else if (y.stride(1) == 1) {
+                        S::store_bf16(y.ptr(i, j + t), v);
+                    } else {
+                        S::storeu(p + t, v);
+                        for (std::size_t u = 0; u < W; ++u) {
+                            store(y(i, j + t + u), p[t + u]);
+                        }
+                    }
+                }
+            }
+            for (; t < n; ++t) {
+                const float v = p[t] + widen(bias(j + t));
+                if constexpr (std::is_same_v<TY, float>) {
+                    p[t] = v;
+                } else {
+                    store(y(i, j + t), v);
+                }
+            }
+        } else if constexpr (!std::is_same_v<TY, float>) {
+            if (y.stride(1) == 1) {
+                for (; t + W <= n; t += W) {
+                    S::store_bf16(y.ptr(i, j + t), S::loadu(p + t));
+                }
+            }
+            for (; t < n; ++t) {
+                store(y(i, j + t), p[t]);
+            }
+        }
+    }
+};
+
 template <class Y, class X, class W, class B, class Exec>
 void forward(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, Exec& exec) {
     constexpr const char* fn = "linear_forward";
@@ -109,30 +159,30 @@ void forward(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, Exec& exec)
     using TY = view_element_t<Y>;
     const auto wt = mw.template transposed<0, 1>();  // W^T [in, out]: a stride swap, no copy
     if constexpr (std::is_same_v<TY, float>) {
-        // The bias goes into y first and the product is added (beta = 1): one pass over y
-        // more than the product alone, and no temporary. y is checked against the inputs
-        // before it is written.
         if constexpr (has_bias<B>) {
             check_disjoint(fn, "y", my, "x", mx);
             check_disjoint(fn, "y", my, "weight", mw);
-            fill_rows(my, bias, exec);
+            if (my.stride(1) == 1 || my.extent(1) <= 1) {
+                // The bias is added as the GEMM stores each tile of y (gemm_epilogue): no
+                // pass over y before or after the product.
+                llm::gemm_epilogue(my, mx, wt, bias_store<B, float>{bias, my}, ws, exec);
+            } else {
+                // A y with strided rows: the bias goes in first, the product is added on top.
+                fill_rows(my, bias, exec);
+                llm::gemm(my, mx, wt, 1.0f, 1.0f, ws, exec);
+            }
+        } else {
+            llm::gemm(my, mx, wt, 1.0f, 0.0f, ws, exec);
         }
-        llm::gemm(my, mx, wt, 1.0f, has_bias<B> ? 1.0f : 0.0f, ws, exec);
     } else {
-        // bf16 y: the product is computed in fp32 in the workspace and rounded once.
+        // bf16 y: the product is computed in fp32 in the workspace (it is accumulated over the
+        // KC steps there) and the last step's store adds the bias and rounds to y once, while
+        // each tile is in L1 (gemm_epilogue): no pass over the buffer after the product.
+        check_disjoint(fn, "y", my, "x", mx);
+        check_disjoint(fn, "y", my, "weight", mw);
         const workspace::frame frame(ws);
         const auto acc = fp32_buffer(ws, my.extent(0), my.extent(1), fn, "the fp32 output buffer (tokens * out)");
-        if constexpr (has_bias<B>) {
-            fill_rows(acc, bias, exec);
-        }
-        llm::gemm(acc, mx, wt, 1.0f, has_bias<B> ? 1.0f : 0.0f, ws, exec);
-        parallel::parallel_for(exec, my.extent(0), row_grain(my.extent(1)), [&](std::size_t r0, std::size_t r1) {
-            for (std::size_t i = r0; i < r1; ++i) {
-                for (std::size_t j = 0; j < my.extent(1); ++j) {
-                    store(my(i, j), acc(i, j));
-                }
-            }
-        });
+        llm::gemm_epilogue(acc, mx, wt, bias_store<B, TY>{bias, my}, ws, exec);
     }
 }
 
@@ -211,9 +261,11 @@ void backward(DX&& dx, DW&& dweight, const DB& dbias, DY&& dy, X&& x, W&& weight
 /// Shapes: x [tokens, in], weight [out, in] (the PyTorch / Hugging Face layout), bias [out],
 /// y [tokens, out]; any strides. in == 0 gives y = b. Elements: x, weight, bias fp32 or bf16
 /// (widened exactly), accumulated in fp32 by llm::gemm; y fp32 or bf16 (rounded once, to
-/// nearest even). With an fp32 y the bias is written into y and the product added on top
-/// (gemm with beta = 1); with a bf16 y the layer computes into an fp32 buffer of tokens x out
-/// floats taken from the workspace. y must not overlap x or weight (llm::error).
+/// nearest even). The bias is added, and a bf16 y rounded, in the GEMM's store of each tile
+/// (llm::gemm_epilogue), so neither costs a pass over y; a bf16 y is accumulated in an fp32
+/// buffer of tokens x out floats taken from the workspace; an fp32 y whose rows are not
+/// contiguous gets the bias written first and the product added (gemm with beta = 1).
+/// y must not overlap x or weight (llm::error).
 /// Bad shapes raise llm::error naming the argument and the values seen.
 /// ws: scratch (the gemm packing panels, the fp32 buffer of a bf16 y); once grown, calls of
 /// the same shapes allocate nothing. exec: any llm::parallel::policy.
