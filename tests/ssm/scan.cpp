@@ -24,8 +24,10 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <limits>
 #include <optional>
 #include <string>
@@ -209,6 +211,94 @@ TEST_CASE_TEMPLATE_DEFINE("selective_scan_backward matches the reference backwar
     }
 }
 TEST_CASE_TEMPLATE_APPLY(scan_bwd, backends);
+
+/// The kinds of A rows the arithmetic-A (product chain) path is tested on.
+enum class a_kind { s4d, s4d_exp_log, random_step, one_lane_off };
+
+tensor<float, 2> make_a(a_kind kind, std::size_t D, std::size_t N, std::uint64_t seed) {
+    tensor<float, 2> A(D, N);
+    // multiples of 1/64, so every A = a0 + n step is exact in fp32 (the near-arithmetic case is s4d_exp_log)
+    auto a0 = uniform<float>(seed, -1.0f, -0.1f, D);
+    auto step = uniform<float>(seed + 1, -0.3f, -0.02f, D);
+    for (std::size_t d = 0; d < D; ++d) {
+        a0(d) = std::round(a0(d) * 64.0f) / 64.0f;
+        step(d) = std::round(step(d) * 64.0f) / 64.0f;
+    }
+    for (std::size_t d = 0; d < D; ++d) {
+        for (std::size_t n = 0; n < N; ++n) {
+            switch (kind) {
+                case a_kind::s4d: A(d, n) = -float(n + 1); break;
+                // Mamba's A = -exp(A_log) with A_log = log(1 .. N) in fp32: off by an ulp here and there
+                case a_kind::s4d_exp_log: A(d, n) = -std::exp(std::log(float(n + 1))); break;
+                case a_kind::random_step:
+                case a_kind::one_lane_off: A(d, n) = a0(d) + float(n) * step(d); break;
+            }
+        }
+    }
+    if (kind == a_kind::one_lane_off && D > 3 && N > 5) {
+        A(3, 5) += 0.05f;  // not arithmetic: that channel's block takes one exp2 per state
+    }
+    return A;
+}
+
+/// The parts of a scan problem stage_params reads (A and fixed B / C), to see its decision.
+struct params_only {
+    struct {
+        std::size_t n;
+    } sh;
+    tensor<float, 2> a, b, c;
+};
+
+TEST_CASE_TEMPLATE_DEFINE("selective_scan: arithmetic A rows (S4D-real and others) take the product chain and match "
+                          "the reference", S, scan_chain) {
+    // Tolerance: each decay of a chained group of 8 states is exp2 at the group's first state
+    // times up to 7 factors r = exp2(dt step log2 e), so its relative error is at most exp2's
+    // (1.6e-7, with the roundings of its argument) plus 7 (1.6e-7 + u) plus the arithmetic test's
+    // 2^-22 |dt A| (< 2u / e absolute on a decay <= 1): about 1.7e-6. Through the ~10 steps of
+    // non-negligible weight (see the file comment) h_t is within 10 (2u + 1.7e-6) = 1.9e-5 at
+    // worst (aligned errors of maximal size; typical errors are a few u); the same 2e-5 bound as
+    // the general path, which an index error or a wrong power of r exceeds by orders.
+    for (const std::size_t N : {8, 12, 16, 17}) {
+        for (const a_kind kind : {a_kind::s4d, a_kind::s4d_exp_log, a_kind::random_step, a_kind::one_lane_off}) {
+            for (const bool sp : {true, false}) {
+                CAPTURE(N);
+                CAPTURE(int(kind));
+                CAPTURE(sp);
+                const std::size_t D = 13, L = 300;
+                inputs in(1, D, L, N, 1, sp, 500 + N);
+                if (!sp) {  // some delta < 0 (no bias): r > 1 on those staged positions, which take the exp2 path;
+                            // a mean delta of 0.27 keeps the states bounded
+                    in.delta = uniform<float>(91, -0.05f, 0.6f, 1, D, L);
+                    zero(in.bias);
+                }
+                in.A = make_a(kind, D, N, 7 + N);
+                tensor<double, 3> y_ref(1, D, L), st_ref(1, D, N);
+                tensor<float, 3> y(1, D, L), st(1, D, N);
+                poison(y), poison(st);
+                ssm::selective_scan_ref(y_ref, st_ref, in.u, in.delta, in.Bv, in.Cv, in.z, in.A, in.D, in.bias,
+                                        {.delta_softplus = sp});
+                ssm::selective_scan<S>(y, st, in.u, in.delta, in.Bv, in.Cv, in.z, in.A, in.D, in.bias,
+                                       {.delta_softplus = sp}, llm::parallel::sequential{});
+                CHECK(rel(y, y_ref) < 2e-5);
+                CHECK(rel(st, st_ref) < 2e-5);
+                // fixed B and C (stage_params' other reads) through the same path
+                ssm::selective_scan_ref(y_ref, st_ref, in.u, in.delta, in.Bf, in.Cf, in.z, in.A, in.D, in.bias,
+                                        {.delta_softplus = sp});
+                ssm::selective_scan<S>(y, st, in.u, in.delta, in.Bf, in.Cf, in.z, in.A, in.D, in.bias,
+                                       {.delta_softplus = sp}, llm::parallel::sequential{});
+                CHECK(rel(y, y_ref) < 2e-5);
+                // The decision itself, for the block holding channel 3 (channels 0 .. width - 1 when S::width > 3).
+                params_only pr{{N}, in.A, in.Bf, in.Cf};
+                llm::ssm::detail::scan_stage<S> stage(N, 64);
+                const std::size_t w = std::min<std::size_t>(S::width, D);
+                const std::size_t d0 = 3 / S::width * S::width;
+                llm::ssm::detail::stage_params(stage, pr, d0, std::min(w, D - d0));
+                CHECK(stage.chain == (kind != a_kind::one_lane_off));
+            }
+        }
+    }
+}
+TEST_CASE_TEMPLATE_APPLY(scan_chain, backends);
 
 TEST_CASE("selective_scan: a long sequence of few channels (chunked over L on 2 threads) matches one thread") {
     // Two channel blocks at most and 2 threads: L = 1000 is split into chunks combined by the

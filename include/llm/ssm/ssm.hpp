@@ -513,6 +513,35 @@ void ssd_forward_recurrent(Y&& y, St&& final_state, X&& x, Dt&& dt, Bv&& B, Cv&&
     ssd_forward_recurrent<S>(y, final_state, x, dt, B, C, A, parallel::default_pool());
 }
 
+namespace detail {
+
+/// The argument checks both SSD backwards share: the forward's shapes (check_ssd_call), each
+/// gradient that is not none shaped as its input, every view converted once (named in errors by
+/// `fn`); then run(shape, dx, ddt, dB, dC, dA, dy, x, dt, B, C, A) on the kernel views.
+template <class GX, class GT, class GB, class GC, class GA, class DY, class X, class Dt, class Bv, class Cv, class Av,
+          class Run>
+void ssd_backward_checked(const char* fn, GX& dx, GT& ddt, GB& dB, GC& dC, GA& dA, DY& dy, X& x, Dt& dt, Bv& B,
+                          Cv& C, Av& A, Run&& run) {
+    const auto sh = check_ssd_call(fn, dy, none, x, dt, B, C, A);
+    auto like = [&](const char* name, const auto& g, auto want, const char* what) {
+        if constexpr (!is_none<decltype(g)>) {
+            check_extents<std::tuple_size_v<decltype(want)>>(fn, name, g, want, what);
+        }
+    };
+    like("dx", dx, std::array<std::size_t, 4>{sh.batch, sh.len, sh.heads, sh.p}, "x's shape");
+    like("ddt", ddt, std::array<std::size_t, 3>{sh.batch, sh.len, sh.heads}, "dt's shape");
+    like("dB", dB, std::array<std::size_t, 4>{sh.batch, sh.len, sh.groups, sh.n}, "B's shape");
+    like("dC", dC, std::array<std::size_t, 4>{sh.batch, sh.len, sh.groups, sh.n}, "C's shape");
+    like("dA", dA, std::array<std::size_t, 1>{sh.heads}, "A's shape");
+    run(sh, checked_or_none<4>(fn, "dx", dx), checked_or_none<3>(fn, "ddt", ddt), checked_or_none<4>(fn, "dB", dB),
+        checked_or_none<4>(fn, "dC", dC), checked_or_none<1>(fn, "dA", dA),
+        llm::to_kernel_view<dims<4>, dims<4>>(fn, "dy", dy), llm::to_kernel_view<dims<4>, dims<4>>(fn, "x", x),
+        llm::to_kernel_view<dims<3>, dims<3>>(fn, "dt", dt), llm::to_kernel_view<dims<4>, dims<4>>(fn, "B", B),
+        llm::to_kernel_view<dims<4>, dims<4>>(fn, "C", C), llm::to_kernel_view<dims<1>, dims<1>>(fn, "A", A));
+}
+
+}  // namespace detail
+
 /// Backward of the SSD scan: dx, ddt, dB, dC, dA of sum(y * dy), ADDED (gradients accumulate;
 /// each element gets one addition per call); any may be none. The chunked algorithm run in
 /// reverse: a forward pass keeps the state entering every chunk of opt.chunk positions, then per
@@ -527,27 +556,10 @@ template <simd::backend S = simd::default_backend, optional_output<4> GX, option
           dense_view<4> Bv, dense_view<4> Cv, dense_view<1> Av>
 void ssd_backward(GX&& dx, GT&& ddt, GB&& dB, GC&& dC, GA&& dA, DY&& dy, X&& x, Dt&& dt, Bv&& B, Cv&& C, Av&& A,
                   const ssd_options& opt, parallel::policy auto&& exec) {
-    constexpr const char* fn = "ssd_backward";
-    const auto sh = detail::check_ssd_call(fn, dy, none, x, dt, B, C, A);
-    auto like = [&](const char* name, const auto& g, auto want, const char* what) {
-        if constexpr (!is_none<decltype(g)>) {
-            detail::check_extents<std::tuple_size_v<decltype(want)>>(fn, name, g, want, what);
-        }
-    };
-    like("dx", dx, std::array<std::size_t, 4>{sh.batch, sh.len, sh.heads, sh.p}, "x's shape");
-    like("ddt", ddt, std::array<std::size_t, 3>{sh.batch, sh.len, sh.heads}, "dt's shape");
-    like("dB", dB, std::array<std::size_t, 4>{sh.batch, sh.len, sh.groups, sh.n}, "B's shape");
-    like("dC", dC, std::array<std::size_t, 4>{sh.batch, sh.len, sh.groups, sh.n}, "C's shape");
-    like("dA", dA, std::array<std::size_t, 1>{sh.heads}, "A's shape");
-    detail::ssd_backward_chunked_cpu<S>(sh, opt.chunk, detail::checked_or_none<4>(fn, "dx", dx), detail::checked_or_none<3>(fn, "ddt", ddt),
-                                detail::checked_or_none<4>(fn, "dB", dB), detail::checked_or_none<4>(fn, "dC", dC),
-                                detail::checked_or_none<1>(fn, "dA", dA),
-                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "dy", dy),
-                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "x", x),
-                                llm::to_kernel_view<dims<3>, dims<3>>(fn, "dt", dt),
-                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "B", B),
-                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "C", C),
-                                llm::to_kernel_view<dims<1>, dims<1>>(fn, "A", A), exec);
+    detail::ssd_backward_checked("ssd_backward", dx, ddt, dB, dC, dA, dy, x, dt, B, C, A,
+                                 [&](const detail::ssd_shape& sh, const auto&... v) {
+                                     detail::ssd_backward_chunked_cpu<S>(sh, opt.chunk, v..., exec);
+                                 });
 }
 
 /// ssd_backward with the default options (chunks of 64).
@@ -573,27 +585,10 @@ template <simd::backend S = simd::default_backend, optional_output<4> GX, option
           dense_view<4> Bv, dense_view<4> Cv, dense_view<1> Av>
 void ssd_backward_recurrent(GX&& dx, GT&& ddt, GB&& dB, GC&& dC, GA&& dA, DY&& dy, X&& x, Dt&& dt, Bv&& B, Cv&& C, Av&& A,
                   parallel::policy auto&& exec) {
-    constexpr const char* fn = "ssd_backward_recurrent";
-    const auto sh = detail::check_ssd_call(fn, dy, none, x, dt, B, C, A);
-    auto like = [&](const char* name, const auto& g, auto want, const char* what) {
-        if constexpr (!is_none<decltype(g)>) {
-            detail::check_extents<std::tuple_size_v<decltype(want)>>(fn, name, g, want, what);
-        }
-    };
-    like("dx", dx, std::array<std::size_t, 4>{sh.batch, sh.len, sh.heads, sh.p}, "x's shape");
-    like("ddt", ddt, std::array<std::size_t, 3>{sh.batch, sh.len, sh.heads}, "dt's shape");
-    like("dB", dB, std::array<std::size_t, 4>{sh.batch, sh.len, sh.groups, sh.n}, "B's shape");
-    like("dC", dC, std::array<std::size_t, 4>{sh.batch, sh.len, sh.groups, sh.n}, "C's shape");
-    like("dA", dA, std::array<std::size_t, 1>{sh.heads}, "A's shape");
-    detail::ssd_backward_cpu<S>(sh, detail::checked_or_none<4>(fn, "dx", dx), detail::checked_or_none<3>(fn, "ddt", ddt),
-                                detail::checked_or_none<4>(fn, "dB", dB), detail::checked_or_none<4>(fn, "dC", dC),
-                                detail::checked_or_none<1>(fn, "dA", dA),
-                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "dy", dy),
-                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "x", x),
-                                llm::to_kernel_view<dims<3>, dims<3>>(fn, "dt", dt),
-                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "B", B),
-                                llm::to_kernel_view<dims<4>, dims<4>>(fn, "C", C),
-                                llm::to_kernel_view<dims<1>, dims<1>>(fn, "A", A), exec);
+    detail::ssd_backward_checked("ssd_backward_recurrent", dx, ddt, dB, dC, dA, dy, x, dt, B, C, A,
+                                 [&](const detail::ssd_shape& sh, const auto&... v) {
+                                     detail::ssd_backward_cpu<S>(sh, v..., exec);
+                                 });
 }
 
 /// ssd_backward on llm::parallel::default_pool().
