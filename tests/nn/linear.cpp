@@ -156,6 +156,41 @@ TEST_CASE("linear_forward: strided views (x a column slice, W^T given as the tra
     check_forward(y, xc, wc, &b);
 }
 
+TEST_CASE("linear_forward: the bias added in the GEMM's store equals the product, then + bias, bit for bit") {
+    // The forward adds the bias (and rounds a bf16 y) as the GEMM stores each finished tile
+    // (llm::gemm_epilogue): every element must be exactly fp32(product) + bias, rounded once
+    // more for bf16, as a plain gemm followed by a pass over y gives; an element missed, added
+    // twice, or added before the product is complete differs. Sizes cross kc (k 300), several
+    // row and column blocks and tile edges, 1 and 2 threads.
+    std::mt19937 rng(5);
+    llm::parallel::thread_pool pool(2);
+    for (const std::size_t tokens : {1u, 7u, 40u}) {
+        for (const std::size_t out : {1u, 29u, 70u}) {
+            const std::size_t in = 300;
+            const auto x = random_mat<float>(tokens, in, rng);
+            const auto w = random_mat<float>(out, in, rng);
+            const auto b = random_vec<float>(out, rng);
+            mat<float> prod(tokens, out), y(tokens, out), y2(tokens, out);
+            mat<llm::bf16> yh(tokens, out);
+            llm::gemm(prod, x, llm::transpose(w, 0, 1), 1.0f, 0.0f, llm::parallel::sequential{});
+            llm::nn::linear_forward(y, x, w, b, llm::parallel::sequential{});
+            llm::nn::linear_forward(y2, x, w, b, pool);
+            llm::nn::linear_forward(yh, x, w, b, pool);
+            std::size_t differ = 0;
+            for (std::size_t t = 0; t < tokens; ++t) {
+                for (std::size_t o = 0; o < out; ++o) {
+                    const float want = prod(t, o) + b(o);
+                    differ += y(t, o) != want ? 1u : 0u;
+                    differ += y2(t, o) != want ? 1u : 0u;
+                    differ += static_cast<float>(yh(t, o)) != static_cast<float>(llm::bf16(want)) ? 1u : 0u;
+                }
+            }
+            INFO("tokens=", tokens, " out=", out);
+            CHECK(differ == 0);
+        }
+    }
+}
+
 TEST_CASE("linear_forward: in = 0 gives y = bias, tokens = 0 does nothing") {
     mat<float> x(3, 0), w(4, 0), y(3, 4);
     vec<float> b(4);
