@@ -139,14 +139,23 @@ struct tile_block {
     static constexpr std::size_t vectors = S::width >= 16 ? 4 : 2;
 };
 
+/// What tile_gemm's `range` restricts: nothing, the columns of C, or the K index.
+inline constexpr int limit_none = 0, limit_columns = 1, limit_depth = 2;
+
 /// C[M x N] (= or +=) A[M x K] * B[K x N] for the small tiles of attention (M a multiple of mr,
 /// N a multiple of the SIMD width: callers pad). Strides as in micro_kernel. Register blocks of
 /// tile_block<S> (rows of 6, then of 4 to finish M); the loop over column panels is outside
 /// the loop over rows, so one K x (NV W) panel of B stays in L1 while every row block uses it
 /// (the GEMM's order: the B micro-panel resident in L1).
-template <simd::backend S, bool Accumulate>
+///
+/// Limit: what `range` restricts (limit_none: nothing, the default). range(i, i1) returns the
+/// half-open span [c0, c1) of the columns (limit_columns) or of the K index (limit_depth) that
+/// rows [i, i1) need, so the masked corner of a tile on a causal diagonal costs nothing:
+/// limit_columns skips the column panels outside it (those C entries are left as they were:
+/// the caller masks them), limit_depth runs K over [c0, c1) only (the A entries outside are 0).
+template <simd::backend S, bool Accumulate, int Limit = 0, class Range = std::nullptr_t>
 void tile_gemm(std::size_t M, std::size_t N, std::size_t K, const float* a, std::size_t ars, std::size_t acs,
-               const float* b, std::size_t ldb, float* c, std::size_t ldc) {
+               const float* b, std::size_t ldb, float* c, std::size_t ldc, Range&& range = nullptr) {
     constexpr std::size_t W = S::width;
     constexpr std::size_t MR = tile_block<S>::rows, NV = tile_block<S>::vectors;
     LLM_ASSERT(M % mr == 0 && N % W == 0);
@@ -155,13 +164,28 @@ void tile_gemm(std::size_t M, std::size_t N, std::size_t K, const float* a, std:
     while ((M - m6) % mr != 0) {
         m6 -= MR;
     }
+    const auto block = [&]<std::size_t R, std::size_t V>(std::size_t i, std::size_t j) {
+        if constexpr (Limit == limit_none) {
+            micro_kernel<S, R, V, Accumulate>(K, a + i * ars, ars, acs, b + j, ldb, c + i * ldc + j, ldc);
+        } else {
+            const auto [c0, c1] = range(i, i + R);
+            if constexpr (Limit == limit_columns) {
+                if (c0 < j + V * W && j < c1) {
+                    micro_kernel<S, R, V, Accumulate>(K, a + i * ars, ars, acs, b + j, ldb, c + i * ldc + j, ldc);
+                }
+            } else if (c0 < c1) {
+                micro_kernel<S, R, V, Accumulate>(c1 - c0, a + i * ars + c0 * acs, ars, acs, b + c0 * ldb + j, ldb,
+                                                  c + i * ldc + j, ldc);
+            }
+        }
+    };
     const auto panel = [&]<std::size_t V>(std::size_t j) {
         std::size_t i = 0;
         for (; i < m6; i += MR) {
-            micro_kernel<S, MR, V, Accumulate>(K, a + i * ars, ars, acs, b + j, ldb, c + i * ldc + j, ldc);
+            block.template operator()<MR, V>(i, j);
         }
         for (; i < M; i += mr) {
-            micro_kernel<S, mr, V, Accumulate>(K, a + i * ars, ars, acs, b + j, ldb, c + i * ldc + j, ldc);
+            block.template operator()<mr, V>(i, j);
         }
     };
     std::size_t j = 0;
@@ -402,10 +426,27 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                          jt < nkt && static_cast<std::int64_t>(jt * BK) < cr.hi; ++jt) {
                         const std::size_t j0 = jt * BK;
                         const auto cols = static_cast<std::int64_t>(std::min(BK, sg.lk - j0));
-                        tile_gemm<S, false>(rp, BK, D, qs.data(), D, 1, kt.data() + jt * D * LDK, LDK, sp.data(), BK);
                         const bool full = cols == static_cast<std::int64_t>(BK) &&
                                           mask.full(static_cast<std::int64_t>(i0), static_cast<std::int64_t>(i0 + rows),
                                                     static_cast<std::int64_t>(j0), static_cast<std::int64_t>(j0 + BK), lq, lk);
+                        // The tile's columns rows [i, i1) can see (mask.cols, a superset), as
+                        // tile-relative indices: on a causal diagonal the register blocks above
+                        // it are skipped in both products (mask_row then sets those scores to
+                        // -inf, so P is exactly 0 there).
+                        const auto visible = [&](std::size_t i, std::size_t i1) {
+                            const index_range cr =
+                                mask.cols(static_cast<std::int64_t>(i0 + i), static_cast<std::int64_t>(i0 + i1), lq, lk);
+                            const auto clip = [&](std::int64_t x) {
+                                return static_cast<std::size_t>(std::clamp<std::int64_t>(x - static_cast<std::int64_t>(j0), 0, cols));
+                            };
+                            return std::pair{clip(cr.lo), clip(cr.hi)};
+                        };
+                        if (full) {
+                            tile_gemm<S, false>(rp, BK, D, qs.data(), D, 1, kt.data() + jt * D * LDK, LDK, sp.data(), BK);
+                        } else {
+                            tile_gemm<S, false, limit_columns>(rp, BK, D, qs.data(), D, 1, kt.data() + jt * D * LDK, LDK,
+                                                               sp.data(), BK, visible);
+                        }
                         for (std::size_t r = 0; r < rows; ++r) {
                             float* srow = sp.data() + r * BK;
                             auto mx = S::set1(neg_inf);
@@ -438,7 +479,12 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                                 }
                             }
                         }
-                        tile_gemm<S, true>(rp, Dp, BK, sp.data(), BK, 1, vp.data() + j0 * LDV, LDV, acc.data(), Dp);
+                        if (full) {
+                            tile_gemm<S, true>(rp, Dp, BK, sp.data(), BK, 1, vp.data() + j0 * LDV, LDV, acc.data(), Dp);
+                        } else {
+                            tile_gemm<S, true, limit_depth>(rp, Dp, BK, sp.data(), BK, 1, vp.data() + j0 * LDV, LDV, acc.data(),
+                                                            Dp, visible);
+                        }
                     }
                     for (std::size_t r = 0; r < rows; ++r) {
                         const auto i = static_cast<std::int64_t>(i0 + r);
