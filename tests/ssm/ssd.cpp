@@ -21,6 +21,7 @@
 
 #include <cmath>
 #include <cstddef>
+#include <string>
 
 namespace {
 
@@ -318,5 +319,34 @@ TEST_CASE("ssd_backward (chunked) matches ssd_backward_recurrent and ssd_backwar
         CHECK(twice(dB, dB1));
         CHECK(twice(dC, dC1));
         CHECK(twice(dA, dA1));
+    }
+}
+
+TEST_CASE("ssd_backward and ssd_backward_recurrent refuse a gradient of the wrong shape, naming the call and the gradient") {
+    // One shared check (ssd_backward_checked): each gradient that is not none must have its input's shape.
+    const std::size_t b = 1, L = 9, H = 2, P = 3, G = 1, N = 4;
+    ssd_inputs in(b, L, H, P, G, N, 4242);
+    const auto dy = randn<float>(4343, 0, 1, b, L, H, P);
+    tensor<float, 4> dx(b, L, H, P), dB(b, L, G, N), dC(b, L, G, N), bad_dx(b, L, H, P + 1), bad_dB(b, L, G, N + 1);
+    tensor<float, 3> ddt(b, L, H), bad_ddt(b, L + 1, H);
+    tensor<float, 1> dA(H), bad_dA(H + 1);
+    llm::parallel::sequential seq;
+    for (const bool chunked : {true, false}) {
+        CAPTURE(chunked);
+        const std::string fn = chunked ? "ssd_backward" : "ssd_backward_recurrent";
+        auto said = [&](const char* g) { return doctest::Contains(doctest::String((fn + ": " + g).c_str())); };
+        auto run = [&](auto& gx, auto& gt, auto& gb, auto& gc, auto& ga) {
+            if (chunked) {
+                ssm::ssd_backward(gx, gt, gb, gc, ga, dy, in.x, in.dt, in.B, in.C, in.A, {}, seq);
+            } else {
+                ssm::ssd_backward_recurrent(gx, gt, gb, gc, ga, dy, in.x, in.dt, in.B, in.C, in.A, seq);
+            }
+        };
+        CHECK_THROWS_WITH_AS(run(bad_dx, ddt, dB, dC, dA), said("dx"), llm::error);
+        CHECK_THROWS_WITH_AS(run(dx, bad_ddt, dB, dC, dA), said("ddt"), llm::error);
+        CHECK_THROWS_WITH_AS(run(dx, ddt, bad_dB, dC, dA), said("dB"), llm::error);
+        CHECK_THROWS_WITH_AS(run(dx, ddt, dB, bad_dB, dA), said("dC"), llm::error);
+        CHECK_THROWS_WITH_AS(run(dx, ddt, dB, dC, bad_dA), said("dA"), llm::error);
+        CHECK_NOTHROW(run(dx, ddt, dB, dC, dA));
     }
 }
