@@ -6,7 +6,8 @@
 //
 // Ours is the MoE layer's path for one projection: plan_dispatch (counting sort of the pairs by
 // expert), the rows gathered per expert, the experts' products (f32: llm::gemm per expert, as
-// moe_forward; quantized: moe::detail::grouped_gemm_quantized, as moe_forward_quantized), the
+// moe_forward; quantized: the pair rows quantized once by llm::quant::quantize_activations as
+// ggml quantizes src1, the blocks gathered, moe::detail::grouped_gemm_prequantized), the
 // outputs scattered back to pair order. Counters: GFLOP/s (2 m k n 8, ggml's op_flops); at
 // n = 1 also GB/s of the 8 selected experts' weights and read_ceiling_GB/s, the STREAM read
 // ceiling measured right after the benchmark's loop (benchmarks/support/stream.hpp, best of 5
@@ -102,6 +103,37 @@ struct mul_mat_id {
         std::minstd_rand rng(9);
         for (float& v : x) v = static_cast<float>(rng()) * (2.0f / 2147483647.0f) - 1.0f;
     }
+    /// As run() for quantized experts: the n * 8 activation rows quantized once in pair order
+    /// (llm::quant::quantize_activations, as ggml quantizes src1 once per MUL_MAT_ID), the blocks
+    /// gathered per expert, the experts' products on the pre-quantized rows, outputs scattered.
+    template <class F, class W>
+    void run_quantized(const std::int32_t* ids, const W& w) {
+        const llm::row_view<const std::int32_t, 2> iv(ids, llm::dims<2>(n, used), llm::unit_last_stride<2>(used));
+        moe::plan_dispatch(plan, iv, E);
+        auto& pool = llm_bench::pool_of(2);
+        const std::size_t P = n * used;
+        // This thread's buffers, reached by reference from the pool's workers.
+        thread_local q::quantized_activations<F> qx_own, qxp_own;
+        q::quantized_activations<F>& qx = qx_own;
+        q::quantized_activations<F>& qxp = qxp_own;
+        q::quantize_activations(qx, llm::row_view<const float, 2>(x.data(), llm::dims<2>(P, K), llm::unit_last_stride<2>(K)),
+                                pool);
+        qxp.resize(P, K);
+        const std::size_t row_bytes = qx.blocks_per_row() * sizeof(typename q::quantized_activations<F>::block_type);
+        llm::parallel::parallel_for(pool, P, 64, [&](std::size_t p0, std::size_t p1) {
+            for (std::size_t p = p0; p < p1; ++p) {
+                std::memcpy(qxp.row(static_cast<std::size_t>(plan.pos[p])), qx.row(p), row_bytes);
+            }
+        });
+        float* const outs[1] = {yp.data()};
+        const W* const mats[1] = {&w};
+        moe::detail::grouped_gemm_prequantized(outs, mats, 1, qxp, plan.offsets.data(), E, M, {}, pool);
+        llm::parallel::parallel_for(pool, P, 64, [&](std::size_t p0, std::size_t p1) {
+            for (std::size_t p = p0; p < p1; ++p) {
+                std::memcpy(out.data() + p * M, yp.data() + static_cast<std::size_t>(plan.pos[p]) * M, M * sizeof(float));
+            }
+        });
+    }
     template <class Product>
     void run(const std::int32_t* ids, Product&& product) {
         const llm::row_view<const std::int32_t, 2> iv(ids, llm::dims<2>(n, used), llm::unit_last_stride<2>(used));
@@ -143,9 +175,7 @@ void BM_mul_mat_id_quant(benchmark::State& state) {
     const auto ids = random_ids(rotate ? variants : n, 11);
     std::size_t i = 0;
     for (auto _ : state) {
-        mm.run(ids.data() + (rotate ? i * used : 0), [&](auto& pool) {
-            moe::detail::grouped_gemm_quantized(mm.yp.data(), mm.xp.data(), mm.plan.offsets.data(), E, w, M, K, {}, mm.ws, pool);
-        });
+        mm.run_quantized<F>(ids.data() + (rotate ? i * used : 0), w);
         i = (i + 1) % variants;
         benchmark::DoNotOptimize(mm.out.data());
         benchmark::ClobberMemory();
