@@ -156,7 +156,7 @@ int run(const options& o) {
                 return 0;
             });
         } else {
-            gen::engine<M, float> eng(m, p, {.slots = 1, .context = prompt.size() + o.n, .learned_positions = learned_positions});
+            gen::engine<M, typename std::remove_cvref_t<decltype(p)>::element_type> eng(m, p, {.slots = 1, .context = prompt.size() + o.n, .learned_positions = learned_positions});
             eng.add(prompt, {.max_tokens = o.n, .seed = o.s.seed}, gen::make_sampler(o.s));
             auto t1 = clock_type::now();
             bool first = true;

@@ -22,7 +22,7 @@
 namespace {
 template <class M, class P>
 std::vector<std::int32_t> greedy(const M& m, const P& p, const std::vector<std::int32_t>& prompt, std::size_t n) {
-    llm::generate::engine<M, float> eng(m, p, {.slots = 1, .context = 32});
+    llm::generate::engine<M, typename P::element_type> eng(m, p, {.slots = 1, .context = 32});
     eng.add(prompt, {.max_tokens = n}, llm::generate::make_sampler({}));
     std::vector<std::int32_t> out;
     while (!eng.idle()) for (const auto& e : eng.step(llm::parallel::sequential{})) out.push_back(e.token);

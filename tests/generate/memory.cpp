@@ -2,6 +2,7 @@
 // A decode step of the engine with warmed workspaces allocates nothing: tests/support/
 // counting_new.hpp replaces the global operator new for the whole test_generate executable.
 #include "common.hpp"
+#include "quant_model.hpp"
 
 #include <llm/generate/generate.hpp>
 #include <llm/parallel/sequential.hpp>
@@ -9,6 +10,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdint>
+#include <string>
 #include <vector>
 
 #include "../support/counting_new.hpp"
@@ -88,4 +90,26 @@ TEST_CASE("memory: nn::rope_forward with a rope_table equals the rope_params ove
     CHECK(same());
     CHECK_THROWS_WITH_AS(llm::nn::rope_forward(z.view(), x.view(), pv, llm::nn::make_rope_table(4, pr), llm::parallel::sequential{}),
                          doctest::Contains("the rope table was made for 4"), llm::error);
+}
+
+// The quantized path (llm::quant::any_matrix weights: Q8_0 and Q4_K kernels, f16 dot rows): a
+// warmed decode step allocates nothing either.
+TEST_CASE("memory: a warmed decode step with quantized GGUF weights (q8_0, q4_K, f16) allocates nothing") {
+    for (const auto t : {llm::io::ggml_type::q8_0, llm::io::ggml_type::q4_k, llm::io::ggml_type::f16}) {
+        CAPTURE(llm::io::ggml_type_name(t));
+        const std::string file = gen_test::tiny_quant_gguf(t);
+        const auto f = llm::io::gguf_file::parse(file, "tiny.gguf");
+        llm::generate::open_gguf(f, "tiny.gguf", [&](const auto& m, const auto& p, const auto&) {
+            auto st = m.make_state(2, 48);
+            llm::tensor<float, llm::dims<2>> logits(2, m.config().vocab);
+            llm::workspace ws;
+            const std::int32_t ids[2] = {1, 2};
+            for (int i = 0; i < 2; ++i) m.step(logits.view(), st, llm::model::token_ids(ids, 2), p, ws, llm::parallel::sequential{});
+            const auto r = llm_test::heap::watch([&] {
+                for (int i = 0; i < 4; ++i) m.step(logits.view(), st, llm::model::token_ids(ids, 2), p, ws, llm::parallel::sequential{});
+            });
+            CHECK(r.allocations == 0);
+            return 0;
+        });
+    }
 }

@@ -8,15 +8,18 @@
 #include <llm/core/f16.hpp>
 #include <llm/io/gguf.hpp>
 #include <llm/model/model.hpp>
+#include <llm/quant/any_matrix.hpp>
 #include <llm/quant/quant.hpp>
 
 #include <bit>
+#include <concepts>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
 #include <span>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
@@ -170,44 +173,131 @@ inline gguf_config gguf_model_config(const io::gguf_file& f) {
     return c;
 }
 
-/// Opens the GGUF model `file` (`path` names it in messages; tensors in f32, f16, bf16 or a quant type are
-/// decoded into fp32 parameters) as llm::model::llama<> with its dims and calls
-/// f(model, params, config). A missing tensor, one of the wrong shape, an unknown architecture
-/// or a truncated file is llm::error naming it.
-/// Example: `llm::generate::open_gguf(llm::io::gguf_file::open("m.gguf"), "m.gguf", [](const auto& m, const auto& p, const auto&) { ... });`
+/// Options of open_gguf.
+/// Example: `llm::generate::open_gguf("m.gguf", {.dequantize = true}, [](const auto& m, const auto& p, const auto&) { ... });`
+struct gguf_options {
+    /// false (the default, as llama.cpp): the weight matrices stay in the file's type, as
+    /// llm::quant::any_matrix views of the memory map (params<llm::model::quantized>); true: every
+    /// tensor is decoded into fp32 params<float> (exact reference arithmetic, 4-8x the bytes).
+    bool dequantize = false;
+};
+
+namespace detail {
+
+// The GGUF tensor for parameter `name` of shape t (checked).
+template <class Tensor>
+const io::gguf_tensor_info& gguf_param(const io::gguf_file& file, const std::string& path, std::string_view name, const Tensor& t) {
+    const std::string g = gguf_name(name);
+    const io::gguf_tensor_info* info = file.find_tensor(g);
+    llm::check(info != nullptr, "open_gguf: ", path, " has no tensor '", g, "' (for ", name, ")");
+    const std::size_t rank = t.rank();
+    bool same = info->n_dims == rank;
+    for (std::size_t r = 0; same && r < rank; ++r) {
+        same = info->extent(r) == t.extent(r);
+    }
+    llm::check(same, "open_gguf: tensor '", g, "' has the wrong shape (", info->n_dims, " dims, ", info->n_elements, " elements) for ",
+               name, " (", t.size(), " elements)");
+    return *info;
+}
+
+// True for the Q / K projections whose rows convert_hf_to_gguf.py permutes (architecture "llama").
+inline bool permuted_rows(const gguf_config& cfg, std::string_view name) {
+    return cfg.architecture == "llama" && (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"));
+}
+
+// unpermute_rows on whole rows of bytes (a quantized row is whole blocks): out row h hd + s hd / 2 + j = in row h hd + 2 j + s.
+inline void unpermute_byte_rows(std::span<const std::byte> in, std::span<std::byte> out, std::size_t rows, std::size_t heads) {
+    const std::size_t rb = in.size() / rows, hd = rows / heads, half = hd / 2;
+    for (std::size_t h = 0; h < heads; ++h) {
+        for (std::size_t s = 0; s < 2; ++s) {
+            for (std::size_t j = 0; j < half; ++j) {
+                std::memcpy(out.data() + (h * hd + s * half + j) * rb, in.data() + (h * hd + 2 * j + s) * rb, rb);
+            }
+        }
+    }
+}
+
+}  // namespace detail
+
+/// Opens the GGUF model `file` (`path` names it in messages) as llm::model::llama<> with its
+/// dims and calls f(model, params, config). By default (opt.dequantize false, as llama.cpp
+/// runs) the params are params<llm::model::quantized>: the projection matrices (attention
+/// q/k/v/o, FFN gate/up/down, the LM head) are llm::quant::any_matrix views of the file's
+/// tensor bytes in their stored type (f32, f16, bf16, q4_0 .. q8_0, q2_K .. q6_K; no copy, so
+/// `file` must outlive the call's use of them), except the "llama" architecture's Q / K
+/// matrices, whose rows convert_hf_to_gguf.py permuted: those are copied once with their rows
+/// put back (a row is whole blocks); the LM head of a tied model views token_embd.weight. The
+/// norms, biases and the token embedding table are decoded once into fp32. With
+/// opt.dequantize, every tensor is decoded into fp32 params<float>. A missing tensor, one of
+/// the wrong shape, an unknown architecture or a truncated file is llm::error naming it.
+/// Example: `llm::generate::open_gguf(llm::io::gguf_file::open("m.gguf"), "m.gguf", {}, [](const auto& m, const auto& p, const auto&) { ... });`
 template <class F>
-decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, F&& f) {
+decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, const gguf_options& opt, F&& f) {
     const gguf_config cfg = gguf_model_config(file);
     const model::llama<> m(cfg.dims);
-    auto params = m.make_params<float>();
     const model::dims& d = cfg.dims;
+    if (opt.dequantize) {
+        auto params = m.make_params<float>();
+        params.for_each_param([&](std::string_view name, auto& t) {
+            const io::gguf_tensor_info& info = detail::gguf_param(file, path, name, t);
+            std::span<float> out(t.data(), t.size());
+            detail::decode_tensor(file, info, out);
+            if (t.rank() == 2 && detail::permuted_rows(cfg, name)) {
+                const std::size_t heads = name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads();
+                detail::unpermute_rows(out, t.extent(0), t.extent(1), heads);
+            }
+        });
+        return std::forward<F>(f)(m, std::as_const(params), cfg);
+    }
+    auto params = m.make_params<model::quantized>();
+    std::vector<std::vector<std::byte>> owned;  // the llama architecture's Q / K rows, put back in order
+    owned.reserve(2 * d.n_layers);
     params.for_each_param([&](std::string_view name, auto& t) {
-        const std::string g = detail::gguf_name(name);
-        const io::gguf_tensor_info* info = file.find_tensor(g);
-        llm::check(info != nullptr, "open_gguf: ", path, " has no tensor '", g, "' (for ", name, ")");
-        const std::size_t rank = t.rank();
-        bool same = info->n_dims == rank;
-        for (std::size_t r = 0; same && r < rank; ++r) {
-            same = info->extent(r) == t.extent(r);
-        }
-        llm::check(same, "open_gguf: tensor '", g, "' has the wrong shape (", info->n_dims, " dims, ", info->n_elements,
-                   " elements) for ", name, " (", t.size(), " elements)");
-        std::span<float> out(t.data(), t.size());
-        detail::decode_tensor(file, *info, out);
-        if (cfg.architecture == "llama" && rank == 2 && (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"))) {
-            const std::size_t heads = name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads();
-            detail::unpermute_rows(out, t.extent(0), t.extent(1), heads);
+        const io::gguf_tensor_info& info = detail::gguf_param(file, path, name, t);
+        if constexpr (model::is_any_matrix<decltype(t)>) {
+            std::span<const std::byte> bytes = file.tensor_bytes(info);
+            if (detail::permuted_rows(cfg, name)) {
+                const std::size_t heads = name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads();
+                auto& copy = owned.emplace_back(bytes.size());
+                detail::unpermute_byte_rows(bytes, copy, t.extent(0), heads);
+                bytes = copy;
+            }
+            t = quant::any_matrix(info.type, bytes, t.extent(0), t.extent(1));
+        } else {
+            detail::decode_tensor(file, info, std::span<float>(t.data(), t.size()));
         }
     });
+    if (d.tie_embeddings) {
+        const io::gguf_tensor_info& emb = file.tensor("token_embd.weight");
+        params.head = quant::any_matrix(emb.type, file.tensor_bytes(emb), d.vocab, d.d_model);
+    }
     return std::forward<F>(f)(m, std::as_const(params), cfg);
 }
 
-/// Opens the GGUF model at `path` (a read-only memory map): see the gguf_file overload.
+/// open_gguf with the default options (weights kept in the file's types).
+/// Example: `llm::generate::open_gguf(llm::io::gguf_file::open("m.gguf"), "m.gguf", [](const auto& m, const auto& p, const auto&) { ... });`
+template <class F>
+    requires(!std::same_as<std::remove_cvref_t<F>, gguf_options>)
+decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, F&& f) {
+    return open_gguf(file, path, gguf_options{}, std::forward<F>(f));
+}
+
+/// Opens the GGUF model at `path` (a read-only memory map, kept open during f): see the
+/// gguf_file overload.
+/// Example: `llm::generate::open_gguf("model.gguf", {.dequantize = true}, [](const auto& m, const auto& p, const auto& cfg) { ... });`
+template <class F>
+decltype(auto) open_gguf(const std::string& path, const gguf_options& opt, F&& f) {
+    const auto file = io::gguf_file::open(path);
+    return open_gguf(file, path, opt, std::forward<F>(f));
+}
+
+/// open_gguf with the default options (weights kept in the file's types).
 /// Example: `llm::generate::open_gguf("model.gguf", [](const auto& m, const auto& p, const auto& cfg) { ... });`
 template <class F>
+    requires(!std::same_as<std::remove_cvref_t<F>, gguf_options>)
 decltype(auto) open_gguf(const std::string& path, F&& f) {
     const auto file = io::gguf_file::open(path);
-    return open_gguf(file, path, std::forward<F>(f));
+    return open_gguf(file, path, gguf_options{}, std::forward<F>(f));
 }
 
 }  // namespace llm::generate

@@ -8,6 +8,7 @@
 #include <llm/model/block.hpp>
 #include <llm/model/config.hpp>
 #include <llm/model/detail/ops.hpp>
+#include <llm/model/weights.hpp>
 #include <llm/nn/rmsnorm.hpp>
 #include <llm/nn/rope.hpp>
 #include <llm/tensor/tensor.hpp>
@@ -84,18 +85,18 @@ struct attention_mixer {
     /// The members of params<T>, listed once in walk.
     template <class T>
     struct fields {
-        tensor<T, llm::dims<2>> w_q;     ///< q_proj.weight [heads * head_dim, d_model]
-        tensor<T, llm::dims<1>> b_q;     ///< q_proj.bias (qkv_bias)
-        tensor<T, llm::dims<2>> w_k;     ///< k_proj.weight [kv_heads * head_dim, d_model]
-        tensor<T, llm::dims<1>> b_k;     ///< k_proj.bias (qkv_bias)
-        tensor<T, llm::dims<2>> w_v;     ///< v_proj.weight [kv_heads * head_dim, d_model]
-        tensor<T, llm::dims<1>> b_v;     ///< v_proj.bias (qkv_bias)
-        tensor<T, llm::dims<2>> w_o;     ///< o_proj.weight [d_model, heads * head_dim] (c_proj.weight [in, out] for GPT-2)
-        tensor<T, llm::dims<1>> b_o;     ///< c_proj.bias (GPT-2)
-        tensor<T, llm::dims<1>> q_norm;  ///< q_norm.weight [head_dim] (qk_norm)
-        tensor<T, llm::dims<1>> k_norm;  ///< k_norm.weight [head_dim] (qk_norm)
-        tensor<T, llm::dims<2>> w_qkv;   ///< c_attn.weight [d_model, (heads + 2 kv_heads) head_dim] (GPT-2)
-        tensor<T, llm::dims<1>> b_qkv;   ///< c_attn.bias (GPT-2)
+        matrix_t<T> w_q;     ///< q_proj.weight [heads * head_dim, d_model]
+        tensor<scalar_t<T>, llm::dims<1>> b_q;     ///< q_proj.bias (qkv_bias)
+        matrix_t<T> w_k;     ///< k_proj.weight [kv_heads * head_dim, d_model]
+        tensor<scalar_t<T>, llm::dims<1>> b_k;     ///< k_proj.bias (qkv_bias)
+        matrix_t<T> w_v;     ///< v_proj.weight [kv_heads * head_dim, d_model]
+        tensor<scalar_t<T>, llm::dims<1>> b_v;     ///< v_proj.bias (qkv_bias)
+        matrix_t<T> w_o;     ///< o_proj.weight [d_model, heads * head_dim] (c_proj.weight [in, out] for GPT-2)
+        tensor<scalar_t<T>, llm::dims<1>> b_o;     ///< c_proj.bias (GPT-2)
+        tensor<scalar_t<T>, llm::dims<1>> q_norm;  ///< q_norm.weight [head_dim] (qk_norm)
+        tensor<scalar_t<T>, llm::dims<1>> k_norm;  ///< k_norm.weight [head_dim] (qk_norm)
+        matrix_t<T> w_qkv;   ///< c_attn.weight [d_model, (heads + 2 kv_heads) head_dim] (GPT-2)
+        tensor<scalar_t<T>, llm::dims<1>> b_qkv;   ///< c_attn.bias (GPT-2)
         /// Visits the tensors this layout uses under their Hugging Face names.
         template <class F, class... P>
         static void walk(F&& f, P&... p) {
@@ -150,8 +151,8 @@ struct attention_mixer {
         params<T> p;
         const std::size_t qd = heads * head_dim;
         const std::size_t kd = kv_heads * head_dim;
-        using t1 = tensor<T, llm::dims<1>>;
-        using t2 = tensor<T, llm::dims<2>>;
+        using t1 = tensor<scalar_t<T>, llm::dims<1>>;
+        using t2 = matrix_t<T>;
         if constexpr (Layout::fused) {
             p.w_qkv = t2(width, qd + 2 * kd);
             p.b_qkv = t1(qd + 2 * kd);

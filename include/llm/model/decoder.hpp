@@ -302,10 +302,11 @@ public:
     /// The members of params<T>, listed once in walk.
     template <class T>
     struct fields {
+        using element_type = T;                        ///< the parameter kind (float, bf16, llm::model::quantized)
         params_t<emb_t, T> embedding;                  ///< the embedding block's
         typename kinds::template params<T> layers;     ///< layer i: std::get<i % period>(layers)[i / period]
         params_t<norm_t, T> final_norm;                ///< the final norm's
-        tensor<T, llm::dims<2>> head;                  ///< lm_head.weight [vocab, d_model]; empty when tied
+        matrix_t<T> head;                              ///< lm_head.weight [vocab, d_model]; empty when tied (quantized: set by the loader, tied or not)
         std::size_t n_layers = 0;                      ///< layers
 
         /// Visits every tensor under its Hugging Face name (`model.layers.3.mlp.up_proj.weight`).
@@ -364,7 +365,7 @@ public:
         }
         p.final_norm = norm_.template make_params<T>();
         if (!d.tie_embeddings) {
-            p.head = tensor<T, llm::dims<2>>(d.vocab, d.d_model);
+            p.head = matrix_t<T>(d.vocab, d.d_model);
         }
         return p;
     }
@@ -406,7 +407,7 @@ public:
             });
         }
         norm_.forward(c.normed, c.final_norm, c.stream[d.n_layers], p.final_norm, ws, exec);
-        nn::linear_forward(logits, c.normed, head_weight(p), ws, exec);
+        detail::linear(logits, c.normed, head_weight(p), ws, exec);
     }
 
     /// Backward from dlogits [tokens, vocab]: every gradient in g += ... (accumulates; token ids
@@ -634,7 +635,7 @@ private:
             const auto normed = activations(h2.data(), llm::dims<2>(rows, d.d_model));
             typename norm_t::state ns{};
             norm_.step(normed, ns, last, p.final_norm, ws, exec);
-            nn::linear_forward(logits, normed, head_weight(p), ws, exec);
+            detail::linear(logits, normed, head_weight(p), ws, exec);
         }
     }
 
@@ -682,7 +683,7 @@ private:
         }
         typename norm_t::state ns{};
         norm_.step(h2, ns, h, p.final_norm, ws, exec);
-        nn::linear_forward(logits, h2, head_weight(p), ws, exec);
+        detail::linear(logits, h2, head_weight(p), ws, exec);
         for (std::size_t s = 0; s < n; ++s) {
             st.kv.advance(s, 1);
         }
@@ -749,7 +750,7 @@ private:
             const auto normed = activations(h2.data(), llm::dims<2>(rows, d.d_model));
             typename norm_t::state ns{};
             norm_.step(normed, ns, last, p.final_norm, ws, exec);
-            nn::linear_forward(logits, normed, head_weight(p), ws, exec);
+            detail::linear(logits, normed, head_weight(p), ws, exec);
         }
         st.kv.advance(seq, n);
         st.position = start + n;
@@ -818,8 +819,12 @@ private:
 
     template <class P>
     auto head_weight(P& p) const {
-        return config().tie_embeddings ? llm::slice(p.embedding.weight, 0, 0, p.embedding.weight.extent(0))
-                                       : llm::slice(p.head, 0, 0, p.head.extent(0));
+        if constexpr (is_any_matrix<decltype(p.head)>) {
+            return p.head;  // quantized params: the loader sets the head (the embedding's matrix when tied)
+        } else {
+            return config().tie_embeddings ? llm::slice(p.embedding.weight, 0, 0, p.embedding.weight.extent(0))
+                                           : llm::slice(p.head, 0, 0, p.head.extent(0));
+        }
     }
 
     Dims dims_;

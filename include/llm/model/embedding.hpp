@@ -4,6 +4,7 @@
 
 #include <llm/model/block.hpp>
 #include <llm/model/config.hpp>
+#include <llm/model/weights.hpp>
 #include <llm/nn/embedding.hpp>
 #include <llm/tensor/tensor.hpp>
 
@@ -36,8 +37,8 @@ struct token_embedding {
     /// The members of params<T>, listed once in walk.
     template <class T>
     struct fields {
-        tensor<T, llm::dims<2>> weight;  ///< token table (`weight` / `wte.weight`)
-        tensor<T, llm::dims<2>> wpe;     ///< position table (`wpe.weight`), empty without learned positions
+        tensor<scalar_t<T>, llm::dims<2>> weight;  ///< token table (`weight` / `wte.weight`)
+        tensor<scalar_t<T>, llm::dims<2>> wpe;     ///< position table (`wpe.weight`), empty without learned positions
         /// Visits the tables under their Hugging Face names.
         template <class F, class... P>
         static void walk(F&& f, P&... p) {
@@ -60,7 +61,7 @@ struct token_embedding {
     /// Zero-filled tables.
     template <class T>
     params<T> make_params() const {
-        return {tensor<T, llm::dims<2>>(vocab, width), tensor<T, llm::dims<2>>(positions, LearnedPositions ? width : 0)};
+        return {tensor<scalar_t<T>, llm::dims<2>>(vocab, width), tensor<scalar_t<T>, llm::dims<2>>(positions, LearnedPositions ? width : 0)};
     }
     /// Keeps the shape; no activations.
     cache make_cache(arena&, batch_shape s) const { return {s}; }

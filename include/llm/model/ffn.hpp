@@ -5,6 +5,7 @@
 #include <llm/model/block.hpp>
 #include <llm/model/config.hpp>
 #include <llm/model/detail/ops.hpp>
+#include <llm/model/weights.hpp>
 #include <llm/nn/activations.hpp>
 #include <llm/tensor/tensor.hpp>
 
@@ -13,7 +14,8 @@
 namespace llm::model {
 
 /// SwiGLU FFN (Hugging Face `LlamaMLP`): y = down(silu(gate(x)) * up(x)); `gate_proj`,
-/// `up_proj` [d_ff, d_model], `down_proj` [d_model, d_ff], no biases. Cache: gate, up and
+/// `up_proj` [d_ff, d_model], `down_proj` [d_model, d_ff], no biases (llm::quant::any_matrix
+/// views with params<llm::model::quantized>: forward and step only). Cache: gate, up and
 /// their product, [tokens, d_ff] each.
 /// Example: `llm::model::swiglu_ffn f(d); f.forward(y, c, x, p, ws, pool);`
 struct swiglu_ffn {
@@ -28,9 +30,9 @@ struct swiglu_ffn {
     /// The members of params<T>, listed once in walk.
     template <class T>
     struct fields {
-        tensor<T, llm::dims<2>> gate;  ///< gate_proj.weight [d_ff, d_model]
-        tensor<T, llm::dims<2>> up;    ///< up_proj.weight [d_ff, d_model]
-        tensor<T, llm::dims<2>> down;  ///< down_proj.weight [d_model, d_ff]
+        matrix_t<T> gate;  ///< gate_proj.weight [d_ff, d_model]
+        matrix_t<T> up;    ///< up_proj.weight [d_ff, d_model]
+        matrix_t<T> down;  ///< down_proj.weight [d_model, d_ff]
         /// Visits gate_proj, up_proj, down_proj.
         template <class F, class... P>
         static void walk(F&& f, P&... p) {
@@ -51,7 +53,7 @@ struct swiglu_ffn {
     /// Zero-filled parameters.
     template <class T>
     params<T> make_params() const {
-        return {tensor<T, llm::dims<2>>(inner, width), tensor<T, llm::dims<2>>(inner, width), tensor<T, llm::dims<2>>(width, inner)};
+        return {matrix_t<T>(inner, width), matrix_t<T>(inner, width), matrix_t<T>(width, inner)};
     }
     /// Three [tokens, d_ff] activations.
     cache make_cache(arena& a, batch_shape s) const {
@@ -60,10 +62,10 @@ struct swiglu_ffn {
     /// y = down(silu(gate x) * up x).
     template <class T>
     void forward(activations y, cache& c, const_activations x, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
-        nn::linear_forward(c.gate, x, p.gate, ws, exec);
-        nn::linear_forward(c.up, x, p.up, ws, exec);
+        detail::linear(c.gate, x, p.gate, ws, exec);
+        detail::linear(c.up, x, p.up, ws, exec);
         nn::swiglu_forward(c.h, c.gate, c.up, exec);
-        nn::linear_forward(y, c.h, p.down, ws, exec);
+        detail::linear(y, c.h, p.down, ws, exec);
     }
     /// dx and the gradients += ... (accumulates).
     template <class T>

@@ -4,6 +4,7 @@
 
 #include <llm/model/block.hpp>
 #include <llm/model/config.hpp>
+#include <llm/model/weights.hpp>
 #include <llm/nn/layernorm.hpp>
 #include <llm/nn/rmsnorm.hpp>
 #include <llm/tensor/tensor.hpp>
@@ -29,7 +30,7 @@ struct rms_norm {
     /// The members of params<T>, listed once in walk.
     template <class T>
     struct fields {
-        tensor<T, llm::dims<1>> weight;  ///< per-feature scale
+        tensor<scalar_t<T>, llm::dims<1>> weight;  ///< per-feature scale
         /// Visits ("weight", p.weight...) for every struct passed.
         template <class F, class... P>
         static void walk(F&& f, P&... p) {
@@ -46,7 +47,7 @@ struct rms_norm {
     /// Zero-filled parameters of this width.
     template <class T>
     params<T> make_params() const {
-        return {tensor<T, llm::dims<1>>(width)};
+        return {tensor<scalar_t<T>, llm::dims<1>>(width)};
     }
     /// The cache for `s.tokens()` tokens.
     cache make_cache(arena& a, batch_shape s) const { return {a.take<float>(s.tokens())}; }
@@ -89,8 +90,8 @@ struct layer_norm {
     /// The members of params<T>, listed once in walk.
     template <class T>
     struct fields {
-        tensor<T, llm::dims<1>> weight;  ///< per-feature scale
-        tensor<T, llm::dims<1>> bias;    ///< per-feature shift
+        tensor<scalar_t<T>, llm::dims<1>> weight;  ///< per-feature scale
+        tensor<scalar_t<T>, llm::dims<1>> bias;    ///< per-feature shift
         /// Visits ("weight", ...), ("bias", ...).
         template <class F, class... P>
         static void walk(F&& f, P&... p) {
@@ -109,7 +110,7 @@ struct layer_norm {
     /// Zero-filled parameters of this width.
     template <class T>
     params<T> make_params() const {
-        return {tensor<T, llm::dims<1>>(width), tensor<T, llm::dims<1>>(width)};
+        return {tensor<scalar_t<T>, llm::dims<1>>(width), tensor<scalar_t<T>, llm::dims<1>>(width)};
     }
     /// The cache for `s.tokens()` tokens.
     cache make_cache(arena& a, batch_shape s) const { return {a.take<float>(s.tokens()), a.take<float>(s.tokens())}; }

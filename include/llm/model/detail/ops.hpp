@@ -4,6 +4,7 @@
 
 #include <llm/core/workspace.hpp>
 #include <llm/model/block.hpp>
+#include <llm/model/weights.hpp>
 #include <llm/nn/linear.hpp>
 #include <llm/tensor/tensor.hpp>
 #include <llm/tensor/views.hpp>
@@ -36,19 +37,43 @@ bool present(const First& first, const Rest&...) {
 
 /// A weight stored [out, in] (PyTorch nn.Linear) or [in, out] (GPT-2's Conv1D, Transposed),
 /// as the strided [out, in] view linear_forward reads.
+/// An llm::quant::any_matrix is its own view ([out, in]; a transposed layout is not supported).
 template <bool Transposed, class W>
 auto weight_view(W& w) {
-    if constexpr (Transposed) {
+    if constexpr (is_any_matrix<W>) {
+        static_assert(!Transposed, "quantized parameters (llm::quant::any_matrix) have no transposed (Conv1D) layout");
+        return w;
+    } else if constexpr (Transposed) {
         return llm::transpose(w, 0, 1);
     } else {
         return llm::slice(w, 0, 0, w.extent(0));
     }
 }
 
+/// y = x W^T: nn::linear_forward, or llm::quant::linear_forward for an llm::quant::any_matrix W.
+template <class Y, class X, class W, class Exec>
+void linear(Y&& y, X&& x, W&& w, workspace& ws, Exec&& exec) {
+    if constexpr (is_any_matrix<W>) {
+        quant::linear_forward(y, x, w, ws, exec);
+    } else {
+        nn::linear_forward(y, x, w, ws, exec);
+    }
+}
+
 /// y = x W^T (+ b when b has elements).
 template <class Y, class X, class W, class B, class Exec>
 void linear(Y&& y, X&& x, W&& w, const B& b, workspace& ws, Exec&& exec) {
-    if (b.size() != 0) {
+    if constexpr (is_any_matrix<W>) {
+        quant::linear_forward(y, x, w, ws, exec);
+        if (b.size() != 0) {
+            const std::size_t n = y.extent(1);
+            for (std::size_t r = 0; r < static_cast<std::size_t>(y.extent(0)); ++r) {
+                for (std::size_t j = 0; j < n; ++j) {
+                    y(r, j) += b(j);
+                }
+            }
+        }
+    } else if (b.size() != 0) {
         nn::linear_forward(y, x, w, b, ws, exec);
     } else {
         nn::linear_forward(y, x, w, ws, exec);
@@ -58,6 +83,7 @@ void linear(Y&& y, X&& x, W&& w, const B& b, workspace& ws, Exec&& exec) {
 /// dx += dy W, dW += dy^T x, db += sum dy (when db has elements).
 template <class DX, class DW, class DB, class DY, class X, class W, class Exec>
 void linear_grad(DX&& dx, DW&& dw, DB&& db, DY&& dy, X&& x, W&& w, workspace& ws, Exec&& exec) {
+    static_assert(!is_any_matrix<W>, "llm::model::quantized parameters are inference-only: backward needs fp32 or bf16 params");
     if (db.size() != 0) {
         nn::linear_backward(dx, dw, db, dy, x, w, ws, exec);
     } else {

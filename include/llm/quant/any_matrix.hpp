@@ -1,0 +1,357 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::quant::any_matrix: a [rows, cols] weight matrix whose element type is known at run time (a GGUF
+// tensor's: f32, f16, bf16 or a block format), held as a view of bytes it does not own, and
+// llm::quant::linear_forward, y = x W^T over it (quant::gemm for block formats, an F16C / bf16 dot kernel
+// or a widened fp32 GEMM for f16 / bf16, nn::linear_forward for f32).
+#pragma once
+
+#include <llm/core/bf16.hpp>
+#include <llm/core/error.hpp>
+#include <llm/core/f16.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/io/ggml_type.hpp>
+#include <llm/nn/linear.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/policy.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/quant/accessor.hpp>
+#include <llm/quant/basic_formats.hpp>
+#include <llm/quant/isa.hpp>
+#include <llm/quant/k_formats.hpp>
+#include <llm/quant/matmul.hpp>
+#include <llm/tensor/concepts.hpp>
+#include <llm/tensor/tensor.hpp>
+#include <llm/tensor/views.hpp>
+
+#include <algorithm>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <type_traits>
+#include <utility>
+
+#if LLM_QUANT_X86
+#include <immintrin.h>
+#endif
+
+namespace llm::quant {
+
+namespace detail {
+
+/// Calls f(std::type_identity<F>{}) for the block format F stored as GGUF type t (q4_0, q4_1,
+/// q5_0, q5_1, q8_0, q2_K .. q6_K) and returns true; false for any other type.
+template <class Fn>
+bool visit_block_format(io::ggml_type t, Fn&& f) {
+    switch (t) {
+        case io::ggml_type::q4_0: f(std::type_identity<q4_0>{}); return true;
+        case io::ggml_type::q4_1: f(std::type_identity<q4_1>{}); return true;
+        case io::ggml_type::q5_0: f(std::type_identity<q5_0>{}); return true;
+        case io::ggml_type::q5_1: f(std::type_identity<q5_1>{}); return true;
+        case io::ggml_type::q8_0: f(std::type_identity<q8_0>{}); return true;
+        case io::ggml_type::q2_k: f(std::type_identity<q2_k>{}); return true;
+        case io::ggml_type::q3_k: f(std::type_identity<q3_k>{}); return true;
+        case io::ggml_type::q4_k: f(std::type_identity<q4_k>{}); return true;
+        case io::ggml_type::q5_k: f(std::type_identity<q5_k>{}); return true;
+        case io::ggml_type::q6_k: f(std::type_identity<q6_k>{}); return true;
+        default: return false;
+    }
+}
+
+/// 16-bit float bits to fp32: f16 (IEEE half) or bf16 (the high half of an fp32).
+template <bool F16>
+inline float half_to_float(std::uint16_t b) noexcept {
+    if constexpr (F16) {
+        return static_cast<float>(f16::from_bits(b));
+    } else {
+        return static_cast<float>(bf16::from_bits(b));
+    }
+}
+
+/// Portable rows [n0, n1) of y(m, n) = sum_j x(m, j) W(n, j), W f16 / bf16 bits, m < mrows.
+template <bool F16>
+void half_rows_generic(const std::uint16_t* w, std::size_t k, std::size_t n0, std::size_t n1, const float* x, std::size_t x_rs,
+                       std::size_t mrows, float* y, std::size_t y_rs, std::size_t y_cs) noexcept {
+    for (std::size_t n = n0; n < n1; ++n) {
+        const std::uint16_t* wr = w + n * k;
+        for (std::size_t m = 0; m < mrows; ++m) {
+            float acc = 0.0f;
+            for (std::size_t j = 0; j < k; ++j) {
+                acc += half_to_float<F16>(wr[j]) * x[m * x_rs + j];
+            }
+            y[m * y_rs + n * y_cs] = acc;
+        }
+    }
+}
+
+#if LLM_QUANT_X86
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+
+template <bool F16>
+inline __m256 half8(const std::uint16_t* p) noexcept {
+    const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+    if constexpr (F16) {
+        return _mm256_cvtph_ps(h);
+    } else {
+        return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+    }
+}
+
+inline float hsum8(__m256 v) noexcept {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+}
+
+/// MM activation rows (1 .. 4) against weight rows [n0, n1): each weight vector is widened once
+/// and multiplied into MM x 2 fp32 accumulators (16 values a step; a scalar tail).
+template <bool F16, std::size_t MM>
+void half_rows_avx2(const std::uint16_t* w, std::size_t k, std::size_t n0, std::size_t n1, const float* x, std::size_t x_rs,
+                    float* y, std::size_t y_rs, std::size_t y_cs) noexcept {
+    for (std::size_t n = n0; n < n1; ++n) {
+        const std::uint16_t* wr = w + n * k;
+        __m256 a0[MM], a1[MM];
+        for (std::size_t r = 0; r < MM; ++r) {
+            a0[r] = _mm256_setzero_ps();
+            a1[r] = _mm256_setzero_ps();
+        }
+        std::size_t j = 0;
+        for (; j + 16 <= k; j += 16) {
+            const __m256 w0 = half8<F16>(wr + j), w1 = half8<F16>(wr + j + 8);
+            for (std::size_t r = 0; r < MM; ++r) {
+                a0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * x_rs + j), a0[r]);
+                a1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + r * x_rs + j + 8), a1[r]);
+            }
+        }
+        for (std::size_t r = 0; r < MM; ++r) {
+            float s = hsum8(_mm256_add_ps(a0[r], a1[r]));
+            for (std::size_t t = j; t < k; ++t) {
+                s += half_to_float<F16>(wr[t]) * x[r * x_rs + t];
+            }
+            y[r * y_rs + n * y_cs] = s;
+        }
+    }
+}
+
+/// d[0, n) = the f16 / bf16 values s[0, n), 8 at a time.
+template <bool F16>
+void widen_avx2(const std::uint16_t* s, float* d, std::size_t n) noexcept {
+    std::size_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        _mm256_storeu_ps(d + i, half8<F16>(s + i));
+    }
+    for (; i < n; ++i) {
+        d[i] = half_to_float<F16>(s[i]);
+    }
+}
+
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+#endif  // LLM_QUANT_X86
+
+/// Activation rows up to which f16 / bf16 weights are dotted row by row (each weight row read
+/// once per 4 activation rows); more rows widen chunks of weight rows to fp32 for llm::gemm.
+inline constexpr std::size_t half_dot_max_rows = 8;
+
+}  // namespace detail
+
+/// A [rows, cols] weight matrix (y = x W^T reads it as nn.Linear's [out, in]) whose element
+/// type is a run-time GGUF type: f32, f16, bf16, or a block format of llm::quant (q4_0, q4_1,
+/// q5_0, q5_1, q8_0, q2_K .. q6_K), rows stored one after the other as GGUF stores a matrix
+/// (ggml's ne0 = cols). A view: it points at bytes it does not own (a memory-mapped GGUF
+/// file's tensor data, or a buffer the loader keeps), which must outlive it. Default- or
+/// shape-constructed, it has a shape and no data (a placeholder a loader fills).
+/// Example: `llm::quant::any_matrix w(llm::io::ggml_type::q4_0, file.tensor_bytes(info), rows, cols);`
+class any_matrix {
+public:
+    /// An empty 0 x 0 matrix.
+    any_matrix() = default;
+    /// A rows x cols placeholder without data (type f32; has_data() is false).
+    /// Example: `llm::quant::any_matrix w(4096, 4096);`
+    any_matrix(std::size_t rows, std::size_t cols) noexcept : rows_(rows), cols_(cols) {}
+    /// A view of `bytes` as a rows x cols matrix of GGUF type `type`. llm::error unless the type
+    /// is supported, cols is a multiple of its block size, bytes holds exactly rows rows and is
+    /// aligned for the type's block (or element).
+    /// Example: `llm::quant::any_matrix w(llm::io::ggml_type::q8_0, bytes, 64, 128);`
+    any_matrix(io::ggml_type type, std::span<const std::byte> bytes, std::size_t rows, std::size_t cols)
+        : type_(type), data_(bytes.data()), rows_(rows), cols_(cols) {
+        const auto tr = io::ggml_traits(type);
+        std::size_t align = 0;
+        if (type == io::ggml_type::f32) {
+            align = alignof(float);
+        } else if (type == io::ggml_type::f16 || type == io::ggml_type::bf16) {
+            align = alignof(std::uint16_t);
+        } else {
+            detail::visit_block_format(type, [&](auto id) { align = alignof(typename decltype(id)::type::block); });
+        }
+        llm::check(align != 0, "any_matrix: GGUF type ", tr.name.empty() ? std::string_view("(invalid)") : tr.name,
+                   " (id ", static_cast<int>(type), ") is not supported (f32, f16, bf16, q4_0, q4_1, q5_0, q5_1, q8_0, q2_K .. q6_K)");
+        llm::check(cols % tr.block_size == 0, "any_matrix: ", tr.name, " rows of ", cols, " values are not a whole number of ",
+                   tr.block_size, "-value blocks");
+        const std::size_t row = cols / tr.block_size * tr.type_size;
+        llm::check(rows == 0 || (row != 0 && bytes.size() / row == rows && bytes.size() % row == 0), "any_matrix: ", bytes.size(),
+                   " bytes do not hold ", rows, " ", tr.name, " rows of ", cols, " values (", row, " bytes each)");
+        llm::check(reinterpret_cast<std::uintptr_t>(data_) % align == 0, "any_matrix: ", tr.name, " data is not aligned to ", align,
+                   " bytes");
+    }
+
+    /// Rank 2.
+    static constexpr std::size_t rank() noexcept { return 2; }
+    /// rows (r = 0) or cols (r = 1).
+    [[nodiscard]] std::size_t extent(std::size_t r) const noexcept { return r == 0 ? rows_ : cols_; }
+    /// rows * cols.
+    [[nodiscard]] std::size_t size() const noexcept { return rows_ * cols_; }
+    /// The GGUF element type.
+    [[nodiscard]] io::ggml_type type() const noexcept { return type_; }
+    /// True once it views data (a placeholder has none).
+    [[nodiscard]] bool has_data() const noexcept { return data_ != nullptr || size() == 0; }
+    /// Bytes per row.
+    [[nodiscard]] std::size_t row_bytes() const noexcept {
+        const auto tr = io::ggml_traits(type_);
+        return cols_ / tr.block_size * tr.type_size;
+    }
+    /// The viewed bytes (rows * row_bytes()).
+    [[nodiscard]] std::span<const std::byte> bytes() const noexcept {
+        return {data_, data_ == nullptr ? 0 : rows_ * row_bytes()};
+    }
+
+private:
+    io::ggml_type type_ = io::ggml_type::f32;
+    const std::byte* data_ = nullptr;
+    std::size_t rows_ = 0;
+    std::size_t cols_ = 0;
+};
+
+/// y = x W^T for an any_matrix W [N, K] (output written, not accumulated): block formats
+/// through llm::quant::gemm (activations quantized to Q8_0 / Q8_K as gemm states), f32 through
+/// llm::nn::linear_forward; f16 / bf16 weights: up to 8 activation rows, each weight row widened
+/// in registers (F16C / a shift) and dotted in fp32 with every row (threads split W's rows);
+/// more rows: bf16 through nn::linear_forward (which widens exactly), f16 widened in chunks of
+/// rows into the workspace and multiplied by llm::gemm.
+///   y: [M, N] fp32 (contiguous rows), x: [M, K] fp32 (contiguous rows); ws: scratch, so a
+///   warmed call allocates nothing; exec last.
+/// Errors (llm::error): shapes that disagree, a matrix without data.
+/// Example: `llm::quant::linear_forward(y, x, w, ws, pool);`
+template <mutable_dense_view<2> Y, dense_view<2> X, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
+void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&& exec) {
+    const std::size_t n = w.extent(0), k = w.extent(1), m = static_cast<std::size_t>(x.extent(0));
+    llm::check(w.has_data(), "quant::linear_forward: the ", n, " x ", k, " weight matrix has no data (a placeholder)");
+    llm::check(static_cast<std::size_t>(x.extent(1)) == k && static_cast<std::size_t>(y.extent(0)) == m &&
+                   static_cast<std::size_t>(y.extent(1)) == n,
+               "quant::linear_forward: y [", y.extent(0), ", ", y.extent(1), "] = x [", x.extent(0), ", ", x.extent(1), "] W^T with W [",
+               n, ", ", k, "]");
+    const std::byte* data = w.bytes().data();
+    switch (w.type()) {
+        case io::ggml_type::f32:
+            nn::linear_forward(y, x, tensor_view<const float, llm::dims<2>>(reinterpret_cast<const float*>(data), llm::dims<2>(n, k)), ws,
+                               exec);
+            return;
+        case io::ggml_type::bf16:
+            if (m > detail::half_dot_max_rows) {
+                nn::linear_forward(y, x, tensor_view<const bf16, llm::dims<2>>(reinterpret_cast<const bf16*>(data), llm::dims<2>(n, k)), ws,
+                                   exec);
+                return;
+            }
+            [[fallthrough]];
+        case io::ggml_type::f16: {
+            const bool is_f16 = w.type() == io::ggml_type::f16;
+            const auto* wb = reinterpret_cast<const std::uint16_t*>(data);
+            if (m == 0 || n == 0) {
+                return;
+            }
+            llm::check(static_cast<std::size_t>(x.stride(1)) == 1 || k <= 1, "quant::linear_forward: x must have contiguous rows");
+            llm::check(static_cast<std::size_t>(y.stride(1)) == 1 || n <= 1, "quant::linear_forward: y must have contiguous rows");
+            const float* xp = x.data();
+            float* yp = y.data();
+            const std::size_t x_rs = static_cast<std::size_t>(x.stride(0)), y_rs = static_cast<std::size_t>(y.stride(0));
+            if (m > detail::half_dot_max_rows) {
+                // widen chunks of weight rows (about 1 MiB of fp32 each) and multiply by llm::gemm
+                const llm::workspace::frame frame(ws);
+                const std::size_t rows = std::min(n, std::max<std::size_t>(16, (std::size_t{1} << 18) / std::max<std::size_t>(k, 1)));
+                float* buf = ws.take<float>(rows * k, "quant::linear_forward", "the widened f16 rows");
+                for (std::size_t n0 = 0; n0 < n; n0 += rows) {
+                    const std::size_t n1 = std::min(n, n0 + rows);
+                    parallel::parallel_for(exec, n1 - n0, 8, [&](std::size_t r0, std::size_t r1) {
+#if LLM_QUANT_X86
+                        if (isa_available(kernel_isa::avx2)) {
+                            detail::widen_avx2<true>(wb + (n0 + r0) * k, buf + r0 * k, (r1 - r0) * k);
+                            return;
+                        }
+#endif
+                        for (std::size_t i = r0 * k; i < r1 * k; ++i) {
+                            buf[i] = detail::half_to_float<true>(wb[n0 * k + i]);
+                        }
+                    });
+                    nn::linear_forward(llm::slice(y, 1, n0, n1), x,
+                                       tensor_view<const float, llm::dims<2>>(buf, llm::dims<2>(n1 - n0, k)), ws, exec);
+                }
+                return;
+            }
+            const std::size_t threads = static_cast<std::size_t>(exec.size());
+            const std::size_t grain =
+                std::max<std::size_t>((n + 8 * threads - 1) / (8 * threads), (std::size_t{16384} + 2 * k - 1) / std::max<std::size_t>(2 * k, 1));
+            parallel::parallel_for(exec, n, grain, [&](std::size_t n0, std::size_t n1) {
+#if LLM_QUANT_X86
+                if (isa_available(kernel_isa::avx2)) {
+                    for (std::size_t m0 = 0; m0 < m; m0 += 4) {
+                        const std::size_t mm = std::min<std::size_t>(4, m - m0);
+                        const float* xr = xp + m0 * x_rs;
+                        float* yr = yp + m0 * y_rs;
+                        auto run = [&](auto f16_tag, auto rows_tag) {
+                            detail::half_rows_avx2<decltype(f16_tag)::value, decltype(rows_tag)::value>(wb, k, n0, n1, xr, x_rs, yr, y_rs, 1);
+                        };
+                        using t = std::true_type;
+                        using f = std::false_type;
+                        using c1 = std::integral_constant<std::size_t, 1>;
+                        using c2 = std::integral_constant<std::size_t, 2>;
+                        using c3 = std::integral_constant<std::size_t, 3>;
+                        using c4 = std::integral_constant<std::size_t, 4>;
+                        switch (mm) {
+                            case 1: is_f16 ? run(t{}, c1{}) : run(f{}, c1{}); break;
+                            case 2: is_f16 ? run(t{}, c2{}) : run(f{}, c2{}); break;
+                            case 3: is_f16 ? run(t{}, c3{}) : run(f{}, c3{}); break;
+                            default: is_f16 ? run(t{}, c4{}) : run(f{}, c4{}); break;
+                        }
+                    }
+                    return;
+                }
+#endif
+                if (is_f16) {
+                    detail::half_rows_generic<true>(wb, k, n0, n1, xp, x_rs, m, yp, y_rs, 1);
+                } else {
+                    detail::half_rows_generic<false>(wb, k, n0, n1, xp, x_rs, m, yp, y_rs, 1);
+                }
+            });
+            return;
+        }
+        default: {
+            const bool known = detail::visit_block_format(w.type(), [&](auto id) {
+                using F = typename decltype(id)::type;
+                using blk = typename F::block;
+                const std::span<const blk> blocks(reinterpret_cast<const blk*>(data), n * (k / F::block_size));
+                gemm(y, x, matrix_view<block_accessor<F>>(blocks, n, k), matmul_options{}, ws, exec);
+            });
+            llm::check(known, "quant::linear_forward: GGUF type id ", static_cast<int>(w.type()), " is not supported");
+        }
+    }
+}
+
+/// linear_forward on llm::parallel::default_pool().
+/// Example: `llm::quant::linear_forward(y, x, w, ws);`
+template <mutable_dense_view<2> Y, dense_view<2> X>
+    requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
+void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws) {
+    linear_forward(y, x, w, ws, parallel::default_pool());
+}
+
+}  // namespace llm::quant
