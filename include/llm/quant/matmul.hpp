@@ -613,6 +613,7 @@ template <class A>
 concept prequantized = requires { typename detail::prequantized_format<std::remove_cvref_t<A>>::type; };
 
 /// The weight format a pre-quantized activation type was quantized for.
+/// Example: `static_assert(std::is_same_v<llm::quant::prequantized_format_t<decltype(qa)>, llm::quant::q4_0>);`
 template <prequantized A>
 using prequantized_format_t = typename detail::prequantized_format<std::remove_cvref_t<A>>::type;
 
