@@ -233,7 +233,11 @@ const sizes cases[] = {{1, 1, 1, 1, 1, 64},  {2, 7, 7, 2, 1, 80},   {1, 63, 65, 
                        {1, 100, 37, 3, 1, 7}, {1, 33, 130, 2, 2, 256}, {1, 130, 130, 1, 1, 5}};
 
 // Tolerances, fp32 inputs, as relative norms against double: the kernel rounds products and
-// sums in float and uses a fast exp (rel. error 1e-7): 2e-5 leaves room for sums of ~250 terms.
+// sums in float (relative u = 6e-8 per term, growing to ~250 u = 1.5e-5 over the longest sums of
+// these cases in the worst case, far less in norm); its probabilities are fast exponentials:
+// the forward's simd::exp2 of scores in log2 units (relative error < 1.6e-7, plus the rounding
+// of the folded scale x log2 e, |s| u ln 2 for a score s: < 1e-6 for the |s| < 20 of these
+// unit-scale inputs), the backward's exp (1e-7). 2e-5 covers both.
 constexpr double fwd_tol = 2e-5;
 constexpr double bwd_tol = 1e-4;  // gradients sum products of rounded P and dP over 2 extra matmuls
 
