@@ -744,7 +744,7 @@ std::uint64_t write_gguf(const params_t& params, const fs::path& dir, const fs::
     w.add<float>("llama.attention.layer_norm_rms_epsilon", d.norm_eps);
     w.add<float>("llama.rope.freq_base", static_cast<float>(d.rope.theta));
     w.add<std::uint32_t>("llama.vocab_size", static_cast<std::uint32_t>(d.vocab));
-    w.add<std::uint32_t>("general.file_type", llm::quant::llama_file_type(type));
+    w.add<std::uint32_t>("general.file_type", *llm::quant::llama_file_type(type));
     w.add<std::uint32_t>("general.quantization_version", 2);
     // the tokenizer, from tokenizer.json; ids past it (the model's vocabulary is 2048) are unused
     const auto tok = std::get<llm::tokenizer::byte_bpe>(llm::tokenizer::load_hf_tokenizer((dir / "tokenizer.json").string()));

@@ -223,7 +223,7 @@ int run(const options& o) {
             w.add<std::uint32_t>(kv.key, 2);
             have_version = true;
         } else if (kv.key == "general.file_type") {
-            w.add<std::uint32_t>(kv.key, llm::quant::llama_file_type(o.type));
+            w.add<std::uint32_t>(kv.key, *llm::quant::llama_file_type(o.type));
             have_file_type = true;
         } else if (kv.key == "general.alignment") {
             w.set_alignment(kv.value.as<std::uint32_t>());
@@ -232,7 +232,7 @@ int run(const options& o) {
         }
     }
     if (!have_version) w.add<std::uint32_t>("general.quantization_version", 2);
-    if (!have_file_type) w.add<std::uint32_t>("general.file_type", llm::quant::llama_file_type(o.type));
+    if (!have_file_type) w.add<std::uint32_t>("general.file_type", *llm::quant::llama_file_type(o.type));
 
     llm::parallel::thread_pool pool(o.threads != 0 ? o.threads : std::max(1u, std::thread::hardware_concurrency()));
     std::vector<std::vector<std::byte>> kept;  // the writer keeps spans: the data lives until write()

@@ -24,6 +24,7 @@
 #include <iterator>
 #include <map>
 #include <numbers>
+#include <optional>
 #include <span>
 #include <string>
 #include <string_view>
@@ -226,7 +227,8 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
     const auto cfg = model::from_hf_config((std::filesystem::path(dir) / "config.json").string());
     llm::check(cfg.family == model::family::llama || cfg.family == model::family::mistral || cfg.family == model::family::qwen2, fn,
                ": ", dir, ": only Llama, Mistral and Qwen2 are converted (not this family yet)");
-    (void)quant::llama_file_type(opt.type);
+    const std::optional<std::uint32_t> file_type = quant::llama_file_type(opt.type);
+    llm::check(file_type.has_value(), fn, ": type ", io::ggml_type_name(opt.type), " is not written (no llama.cpp file type)");
     const model::dims& d = cfg.dims;
     llm::check(!d.qk_norm && d.attn_softcap == 0.0f, fn, ": ", dir, ": q/k norms and attention soft-capping have no form in llama.cpp's llama / qwen2");
     const std::string arch = cfg.family == model::family::qwen2 ? "qwen2" : "llama";
@@ -255,7 +257,7 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
         w.add(arch + ".rope.scaling.type", "linear");
         w.add<float>(arch + ".rope.scaling.factor", static_cast<float>(d.rope.factor));
     }
-    w.add<std::uint32_t>("general.file_type", quant::llama_file_type(opt.type));
+    w.add<std::uint32_t>("general.file_type", *file_type);
     if (arch == "llama") {
         w.add<std::uint32_t>("llama.vocab_size", u32(d.vocab));
         w.add<std::uint32_t>("llama.rope.dimension_count", u32(d.head_width()));

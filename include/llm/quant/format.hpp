@@ -2,12 +2,12 @@
 // llm::quant::block_format: what a quantization format type provides, and the GGUF facts checked against it.
 #pragma once
 
-#include <llm/core/error.hpp>
 #include <llm/io/ggml_type.hpp>
 
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <string_view>
 #include <type_traits>
 
@@ -61,9 +61,9 @@ constexpr io::ggml_type fitting_type(io::ggml_type t, std::uint64_t row_length) 
 
 /// llama.cpp's `general.file_type` (enum llama_ftype) for a file whose matrices are `t`, as
 /// llama-quantize writes it for that type name: K-quant names are its aliases (q3_K -> Q3_K_M =
-/// 12, q4_K -> Q4_K_M = 15, q5_K -> Q5_K_M = 17). A type with no llama_ftype is llm::error.
+/// 12, q4_K -> Q4_K_M = 15, q5_K -> Q5_K_M = 17); empty for a type with no llama_ftype (q8_1, q8_K).
 /// Example: `llm::quant::llama_file_type(llm::io::ggml_type::q4_k);  // 15`
-inline std::uint32_t llama_file_type(io::ggml_type t) {
+constexpr std::optional<std::uint32_t> llama_file_type(io::ggml_type t) {
     switch (t) {
         case io::ggml_type::f32: return 0;
         case io::ggml_type::f16: return 1;
@@ -78,7 +78,7 @@ inline std::uint32_t llama_file_type(io::ggml_type t) {
         case io::ggml_type::q5_k: return 17;
         case io::ggml_type::q6_k: return 18;
         case io::ggml_type::bf16: return 32;
-        default: llm::fail("llama_file_type: type ", io::ggml_type_name(t), " has no llama.cpp file type");
+        default: return std::nullopt;
     }
 }
 
