@@ -115,7 +115,9 @@ LLM_FORCE_INLINE void micro_kernel(std::size_t K, const float* LLM_RESTRICT a, s
             }
         });
     });
+#if !defined(__CUDACC__)  // nvcc's front end rejects GCC pragmas (this header reaches .cu files)
 #pragma GCC unroll 4
+#endif
     for (std::size_t k = 0; k < K; ++k) {
         f32 bv[NV];
         unroll<NV>([&](auto v) { bv[v] = S::loadu(b + k * ldb + v * W); });
