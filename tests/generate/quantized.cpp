@@ -133,6 +133,67 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
                          doctest::Contains("no data"), llm::error);
 }
 
+// The grouped linear_forward (one input, several matrices: q / k / v, gate / up) quantizes x once
+// per activation layout (Q8_0 for Q4_0 / Q8_0 / Q5_1, Q8_K for Q5_K / Q6_K, transposed Q8_K for
+// Q4_K) into blocks equal to those each single call makes, so every output equals the single
+// call's bit for bit (no tolerance); f16 / Q2_K (no shared blocks) go through the single call.
+TEST_CASE("quantized gguf: grouped linear_forward over mixed types equals one linear_forward per matrix, bit for bit") {
+    const std::size_t k = 512;
+    const ggml_type types[] = {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k, ggml_type::q5_k,
+                               ggml_type::f16,  ggml_type::q2_k, ggml_type::q5_1};
+    const std::size_t rows[] = {48, 16, 32, 64, 16, 24, 8, 40};
+    std::mt19937 rng(5);
+    std::normal_distribution<float> nd(0.0f, 1.0f);
+    std::vector<std::vector<std::byte>> bytes;
+    std::vector<llm::quant::any_matrix> w;
+    for (std::size_t i = 0; i < std::size(types); ++i) {
+        std::vector<float> wf(rows[i] * k);
+        for (auto& v : wf) v = nd(rng) * 0.1f;
+        bytes.push_back(llm::generate::detail::encode_tensor(types[i], wf));
+    }
+    for (std::size_t i = 0; i < std::size(types); ++i) {
+        w.emplace_back(types[i], bytes[i], rows[i], k);
+    }
+    std::vector<const llm::quant::any_matrix*> wp;
+    for (const auto& m : w) wp.push_back(&m);
+    llm::parallel::thread_pool pool(2);
+    for (const std::size_t m : {1, 2, 9}) {  // decode (GEMV), a few rows, the panel path
+        CAPTURE(m);
+        std::vector<float> x(m * k);
+        for (auto& v : x) v = nd(rng);
+        const llm::tensor_view<const float, llm::dims<2>> xv(x.data(), llm::dims<2>(m, k));
+        std::vector<llm::tensor<float, llm::dims<2>>> yg, y1;
+        std::vector<llm::tensor_view<float, llm::dims<2>>> ys;
+        for (std::size_t i = 0; i < w.size(); ++i) {
+            yg.emplace_back(m, rows[i]);
+            y1.emplace_back(m, rows[i]);
+        }
+        for (auto& y : yg) ys.push_back(y.view());
+        llm::workspace ws;
+        llm::quant::linear_forward(std::span<const llm::tensor_view<float, llm::dims<2>>>(ys), xv,
+                                   std::span<const llm::quant::any_matrix* const>(wp), ws, pool);
+        std::size_t bad = 0;
+        for (std::size_t i = 0; i < w.size(); ++i) {
+            CAPTURE(llm::io::ggml_type_name(types[i]));
+            llm::quant::linear_forward(y1[i].view(), xv, w[i], ws, pool);
+            bad += std::memcmp(yg[i].data(), y1[i].data(), m * rows[i] * sizeof(float)) != 0;
+        }
+        CHECK(bad == 0);
+    }
+    llm::workspace ws;
+    std::vector<float> x(k);
+    llm::tensor<float, llm::dims<2>> y(1, 48);
+    const llm::tensor_view<float, llm::dims<2>> ys[1] = {y.view()};
+    const llm::tensor_view<const float, llm::dims<2>> xv(x.data(), llm::dims<2>(1, k));
+    CHECK_THROWS_WITH_AS(llm::quant::linear_forward(std::span<const llm::tensor_view<float, llm::dims<2>>>(ys), xv,
+                                                    std::span<const llm::quant::any_matrix* const>(wp).first(2), ws, pool),
+                         doctest::Contains("1 outputs for 2 weight matrices"), llm::error);
+    const llm::quant::any_matrix* wrong[1] = {&w[1]};  // 16 rows for a 48-wide y
+    CHECK_THROWS_AS(llm::quant::linear_forward(std::span<const llm::tensor_view<float, llm::dims<2>>>(ys), xv,
+                                               std::span<const llm::quant::any_matrix* const>(wrong), ws, pool),
+                    llm::error);
+}
+
 // The model: every linear layer's output moves by at most its activation-quantization bound
 // (the first test case: about 1/254 of sum |x||w| per activation block), and 15 quantized
 // products (2 layers x 7, the head) feed one another; summed, 15 x 0.4% = 6% of the logit scale

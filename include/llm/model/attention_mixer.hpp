@@ -416,9 +416,18 @@ private:
 
     template <class X, class P, class Exec>
     void project(activations q, activations k, activations v, X&& x, const P& p, workspace& ws, Exec&& exec) const {
-        detail::linear(q, x, wq(p), bq(p), ws, exec);
-        detail::linear(k, x, wk(p), bk(p), ws, exec);
-        detail::linear(v, x, wv(p), bv(p), ws, exec);
+        if constexpr (is_any_matrix<decltype(wq(p))>) {
+            // one quantization of x serves q, k and v
+            const auto w_q = wq(p), w_k = wk(p), w_v = wv(p);
+            detail::linear_group<3>({q, k, v}, x, {&w_q, &w_k, &w_v}, ws, exec);
+            detail::add_bias(q, bq(p));
+            detail::add_bias(k, bk(p));
+            detail::add_bias(v, bv(p));
+        } else {
+            detail::linear(q, x, wq(p), bq(p), ws, exec);
+            detail::linear(k, x, wk(p), bk(p), ws, exec);
+            detail::linear(v, x, wv(p), bv(p), ws, exec);
+        }
     }
 
     // Weight and bias views, [out, in]: separate tensors, or rows of the transposed fused one.

@@ -62,8 +62,13 @@ struct swiglu_ffn {
     /// y = down(silu(gate x) * up x).
     template <class T>
     void forward(activations y, cache& c, const_activations x, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
-        detail::linear(c.gate, x, p.gate, ws, exec);
-        detail::linear(c.up, x, p.up, ws, exec);
+        if constexpr (is_any_matrix<decltype(p.gate)>) {
+            // one quantization of x serves gate and up
+            detail::linear_group<2>({c.gate, c.up}, x, {&p.gate, &p.up}, ws, exec);
+        } else {
+            detail::linear(c.gate, x, p.gate, ws, exec);
+            detail::linear(c.up, x, p.up, ws, exec);
+        }
         nn::swiglu_forward(c.h, c.gate, c.up, exec);
         detail::linear(y, c.h, p.down, ws, exec);
     }

@@ -346,6 +346,66 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
     }
 }
 
+/// ys[i] = x W_i^T for several any_matrix weights of one input x (q / k / v of a layer input,
+/// gate / up): linear_forward of each pair, except that block-format weights with integer
+/// kernels quantize x once per activation layout and share it (llm::quant::quantize_activations'
+/// blocks: Q8_0 for every 32-value format, Q8_K for Q5_K / Q6_K, transposed Q8_K for Q4_K;
+/// activation_compatible), so each product equals linear_forward's bit for bit. The quantized
+/// blocks live in the workspace (a warmed call allocates nothing).
+///   ys: N outputs [M, N_i] fp32 (contiguous rows); x: [M, K] fp32; w: N matrices [N_i, K];
+///   ws: scratch; exec last.
+/// Errors (llm::error): ys and w of different lengths, a null matrix, shapes that disagree, a
+/// matrix without data.
+/// Example: `const llm::quant::any_matrix* w[] = {&wq, &wk, &wv}; llm::quant::linear_forward(std::span<const decltype(q)>(ys), x, w, ws, pool);`
+template <mutable_dense_view<2> Y, dense_view<2> X, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
+void linear_forward(std::span<const Y> ys, X&& x, std::span<const any_matrix* const> w, llm::workspace& ws, Exec&& exec) {
+    llm::check(ys.size() == w.size(), "quant::linear_forward: ", ys.size(), " outputs for ", w.size(), " weight matrices");
+    const std::size_t m = static_cast<std::size_t>(x.extent(0)), k = static_cast<std::size_t>(x.extent(1));
+    const llm::workspace::frame frame(ws);
+    [[maybe_unused]] const bool int_path = detail::resolve_isa(kernel_isa::best, "quant::linear_forward") != kernel_isa::generic;
+    [[maybe_unused]] void* acts[4] = {};  // x's quantized blocks by activation layout (1 .. 3)
+    for (std::size_t i = 0; i < w.size(); ++i) {
+        llm::check(w[i] != nullptr, "quant::linear_forward: weight matrix ", i, " is null");
+        const any_matrix& wi = *w[i];
+        const Y& y = ys[i];
+        bool done = false;
+#if LLM_QUANT_X86
+        const std::size_t n = wi.extent(0);
+        if (int_path && m != 0 && n != 0 && wi.has_data() && wi.extent(1) == k && static_cast<std::size_t>(y.extent(0)) == m &&
+            static_cast<std::size_t>(y.extent(1)) == n) {
+            detail::visit_block_format(wi.type(), [&](auto id) {
+                using F = typename decltype(id)::type;
+                if constexpr (integer_kernel_format<F>) {
+                    using act = detail::act_block_t<F>;
+                    constexpr int layout = detail::act_layout<F>();
+                    const std::size_t nb = k / F::block_size;
+                    if (acts[layout] == nullptr) {
+                        act* a = ws.take<act>(m * nb, "quant::linear_forward", "the shared quantized activations");
+                        const std::size_t threads = static_cast<std::size_t>(exec.size());
+                        const std::size_t grain = std::max<std::size_t>(1, (m + 2 * threads - 1) / (2 * threads));
+                        const float* xp = x.data();
+                        const auto x_rs = static_cast<std::size_t>(x.stride(0)), x_cs = static_cast<std::size_t>(x.stride(1));
+                        parallel::parallel_for(exec, m, grain, [&](std::size_t m0, std::size_t m1) {
+                            detail::quantize_act_rows<F>(xp, x_rs, x_cs, m0, m1, nb, a);
+                        });
+                        acts[layout] = a;
+                    }
+                    using blk = typename F::block;
+                    const std::span<const blk> blocks(reinterpret_cast<const blk*>(wi.bytes().data()), n * nb);
+                    const quantized_rows<F> qa{static_cast<const act*>(acts[layout]), m, k, nb};
+                    gemm(y, qa, matrix_view<block_accessor<F>>(blocks, n, k), matmul_options{}, exec);
+                    done = true;
+                }
+            });
+        }
+#endif
+        if (!done) {
+            linear_forward(y, x, wi, ws, exec);
+        }
+    }
+}
+
 /// linear_forward on llm::parallel::default_pool().
 /// Example: `llm::quant::linear_forward(y, x, w, ws);`
 template <mutable_dense_view<2> Y, dense_view<2> X>

@@ -9,8 +9,10 @@
 #include <llm/tensor/tensor.hpp>
 #include <llm/tensor/views.hpp>
 
+#include <array>
 #include <cstddef>
 #include <cstring>
+#include <span>
 
 namespace llm::model::detail {
 
@@ -50,6 +52,19 @@ auto weight_view(W& w) {
     }
 }
 
+/// y += b per row (b of size 0: nothing).
+template <class Y, class B>
+void add_bias(Y&& y, const B& b) {
+    if (b.size() != 0) {
+        const std::size_t n = y.extent(1);
+        for (std::size_t r = 0; r < static_cast<std::size_t>(y.extent(0)); ++r) {
+            for (std::size_t j = 0; j < n; ++j) {
+                y(r, j) += b(j);
+            }
+        }
+    }
+}
+
 /// y = x W^T: nn::linear_forward, or llm::quant::linear_forward for an llm::quant::any_matrix W.
 template <class Y, class X, class W, class Exec>
 void linear(Y&& y, X&& x, W&& w, workspace& ws, Exec&& exec) {
@@ -65,19 +80,21 @@ template <class Y, class X, class W, class B, class Exec>
 void linear(Y&& y, X&& x, W&& w, const B& b, workspace& ws, Exec&& exec) {
     if constexpr (is_any_matrix<W>) {
         quant::linear_forward(y, x, w, ws, exec);
-        if (b.size() != 0) {
-            const std::size_t n = y.extent(1);
-            for (std::size_t r = 0; r < static_cast<std::size_t>(y.extent(0)); ++r) {
-                for (std::size_t j = 0; j < n; ++j) {
-                    y(r, j) += b(j);
-                }
-            }
-        }
+        add_bias(y, b);
     } else if (b.size() != 0) {
         nn::linear_forward(y, x, w, b, ws, exec);
     } else {
         nn::linear_forward(y, x, w, ws, exec);
     }
+}
+
+/// ys[i] = x W_i^T for N llm::quant::any_matrix weights of one input x (q / k / v, gate / up):
+/// one quant::linear_forward over the group, so block-format weights that share activation
+/// blocks quantize x once (the products are those of linear, bit for bit).
+template <std::size_t N, class X, class Exec>
+void linear_group(const std::array<activations, N>& ys, X&& x, const std::array<const quant::any_matrix*, N>& w, workspace& ws,
+                  Exec&& exec) {
+    quant::linear_forward(std::span<const activations>(ys), x, std::span<const quant::any_matrix* const>(w), ws, exec);
 }
 
 /// dx += dy W, dW += dy^T x, db += sum dy (when db has elements).
