@@ -1,0 +1,562 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::quant::packed_matrix: Q4_0 / Q8_0 weights repacked into groups of 8 interleaved rows (as llama.cpp's CPU
+// "repack" does at load), and gemv / gemm on them: one 256-bit vector holds 4 codes of each of 8 rows, so
+// the lanes are the rows and a decode GEMV runs at the memory's read speed on one AVX2 core.
+#pragma once
+
+#include <llm/config.hpp>
+#include <llm/core/error.hpp>
+#include <llm/core/f16.hpp>
+#include <llm/core/workspace.hpp>
+#include <llm/parallel/parallel_for.hpp>
+#include <llm/parallel/policy.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/quant/basic_formats.hpp>
+#include <llm/quant/isa.hpp>
+#include <llm/quant/matmul.hpp>
+#include <llm/quant/weights.hpp>
+#include <llm/tensor/concepts.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <span>
+#include <type_traits>
+#include <vector>
+
+#if LLM_QUANT_X86
+#include <immintrin.h>
+#endif
+
+namespace llm::quant {
+
+/// The formats llm::quant::pack repacks: Q4_0 and Q8_0.
+/// Example: `static_assert(llm::quant::packable_format<llm::quant::q4_0>);`
+template <class F>
+concept packable_format = block_format<F> && (std::is_same_v<F, q4_0> || std::is_same_v<F, q8_0>);
+
+/// Weight rows per packed group (the lanes of one 256-bit vector of int32 or float).
+inline constexpr std::size_t pack_group_rows = 8;
+
+namespace detail {
+
+/// Bytes of one packed block's codes for a group of 8 rows: Q4_0 128 (4 vectors of nibbles), Q8_0 256.
+template <class F>
+constexpr std::size_t packed_code_bytes() {
+    return std::is_same_v<F, q4_0> ? 128 : 256;
+}
+
+}  // namespace detail
+
+/// A non-owning view of packed weights (llm::quant::packed_matrix::view, or bytes the caller
+/// owns filled by llm::quant::pack_into): a [rows, cols] matrix of F blocks in groups of 8 rows.
+/// Layout: first the codes of every group, group g's blocks one after another (block b of group
+/// g at codes + (g nb + b) C, C = 128 bytes for Q4_0, 256 for Q8_0), as C / 32 vectors of 32 bytes
+/// whose dword r holds 4 bytes of row 8 g + r (vector v: Q4_0 row's qs[4 v .. 4 v + 3], so low
+/// nibbles are codes 4 v .. 4 v + 3 and high nibbles codes 16 + 4 v ..; Q8_0 codes 4 v .. 4 v + 3);
+/// then the f16 scales, the 8 rows' of block b of group g at scales + 8 (g nb + b). Rows past
+/// `rows` in the last group are zero (codes 0, scale 0). The bytes equal those of the padded
+/// rows' blocks in number: groups x 8 x nb x sizeof(F::block).
+/// Example: `llm::quant::packed_view<llm::quant::q4_0> v = packed.view(); float y0 = v.value(0, 0);`
+template <packable_format F>
+struct packed_view {
+    /// The format tag (packed_weights detects packed views by it).
+    using packed_format = F;
+
+    const std::uint8_t* codes = nullptr;  ///< every group's code vectors, 32-byte aligned where the owner aligns
+    const f16* scales = nullptr;          ///< every group's scales, 8 per block
+    std::size_t rows = 0;                 ///< N (weight rows)
+    std::size_t cols = 0;                 ///< K (values per row)
+
+    /// K / 32.
+    [[nodiscard]] std::size_t blocks_per_row() const noexcept { return cols / F::block_size; }
+    /// Groups of 8 rows (the last padded).
+    [[nodiscard]] std::size_t groups() const noexcept { return (rows + pack_group_rows - 1) / pack_group_rows; }
+    /// Group g's first block's codes.
+    [[nodiscard]] const std::uint8_t* group_codes(std::size_t g) const noexcept {
+        return codes + g * blocks_per_row() * detail::packed_code_bytes<F>();
+    }
+    /// Group g's first block's 8 scales.
+    [[nodiscard]] const f16* group_scales(std::size_t g) const noexcept {
+        return scales + g * blocks_per_row() * pack_group_rows;
+    }
+    /// Block b of row r as F stores it (the block that was packed), r < rows, b < blocks_per_row().
+    [[nodiscard]] typename F::block block(std::size_t r, std::size_t b) const noexcept {
+        typename F::block out{};
+        const std::size_t g = r / pack_group_rows, lane = r % pack_group_rows;
+        const std::uint8_t* c = group_codes(g) + b * detail::packed_code_bytes<F>();
+        out.d = group_scales(g)[pack_group_rows * b + lane];
+        for (std::size_t v = 0; v < detail::packed_code_bytes<F>() / 32; ++v) {
+            std::memcpy(reinterpret_cast<std::uint8_t*>(out.qs) + 4 * v, c + 32 * v + 4 * lane, 4);
+        }
+        return out;
+    }
+    /// The value W(r, c) (as F dequantizes it).
+    [[nodiscard]] float value(std::size_t r, std::size_t c) const noexcept {
+        const typename F::block blk = block(r, c / F::block_size);
+        float v[F::block_size];
+        F::dequantize_block(blk, v);
+        return v[c % F::block_size];
+    }
+    /// Bytes of codes and scales together.
+    [[nodiscard]] std::size_t bytes() const noexcept { return packed_bytes(rows, cols); }
+    /// Itself (as packed_matrix::view(), so gemv / gemm take either).
+    [[nodiscard]] packed_view view() const noexcept { return *this; }
+    /// Bytes a [rows, cols] packed matrix takes (codes, then scales).
+    [[nodiscard]] static constexpr std::size_t packed_bytes(std::size_t rows, std::size_t cols) noexcept {
+        return (rows + pack_group_rows - 1) / pack_group_rows * (cols / F::block_size) *
+               (detail::packed_code_bytes<F>() + pack_group_rows * sizeof(f16));
+    }
+};
+
+namespace detail {
+
+/// Checks a packing request: cols a whole number of blocks, `count` blocks in rows of w_rs.
+template <class F>
+void check_pack(const char* fn, std::size_t count, std::size_t rows, std::size_t cols, std::size_t w_rs) {
+    llm::check(cols % F::block_size == 0, fn, "<", F::name, ">: cols = ", cols, " is not a multiple of the block size ",
+               F::block_size);
+    const std::size_t nb = cols / F::block_size;
+    llm::check(w_rs >= nb, fn, "<", F::name, ">: the row stride ", w_rs, " blocks is less than a row's ", nb,
+               " blocks");
+    llm::check(rows == 0 || count >= (rows - 1) * w_rs + nb, fn, "<", F::name, ">: ", count,
+               " blocks hold fewer than ", rows, " rows of ", cols, " values (", nb, " blocks each)");
+}
+
+/// Writes the packed layout of rows [0, rows) of `src` (row r's blocks at src + r w_rs) into
+/// codes / scales (packed_view's layout; the padding rows zeroed).
+template <class F>
+void pack_blocks(const typename F::block* src, std::size_t w_rs, std::size_t rows, std::size_t cols,
+                 std::uint8_t* codes, f16* scales) noexcept {
+    constexpr std::size_t cb = packed_code_bytes<F>();
+    const std::size_t nb = cols / F::block_size, groups = (rows + pack_group_rows - 1) / pack_group_rows;
+    for (std::size_t g = 0; g < groups; ++g) {
+        for (std::size_t b = 0; b < nb; ++b) {
+            std::uint8_t* c = codes + (g * nb + b) * cb;
+            f16* d = scales + (g * nb + b) * pack_group_rows;
+            for (std::size_t lane = 0; lane < pack_group_rows; ++lane) {
+                const std::size_t r = pack_group_rows * g + lane;
+                if (r < rows) {
+                    const auto& blk = src[r * w_rs + b];
+                    d[lane] = blk.d;
+                    for (std::size_t v = 0; v < cb / 32; ++v) {
+                        std::memcpy(c + 32 * v + 4 * lane, reinterpret_cast<const std::uint8_t*>(blk.qs) + 4 * v, 4);
+                    }
+                } else {
+                    d[lane] = f16::from_bits(0);
+                    for (std::size_t v = 0; v < cb / 32; ++v) {
+                        std::memset(c + 32 * v + 4 * lane, 0, 4);
+                    }
+                }
+            }
+        }
+    }
+}
+
+}  // namespace detail
+
+/// Q4_0 / Q8_0 weights [rows, cols] repacked for gemv / gemm in groups of 8 interleaved rows
+/// (packed_view's layout), owning its bytes (64-byte aligned; as many as the blocks of the rows
+/// padded to a multiple of 8). Made by llm::quant::pack; view() is the non-owning view.
+/// Example: `auto wp = llm::quant::pack<llm::quant::q4_0>(blocks, n, k); llm::quant::gemv(y, x, wp);`
+template <packable_format F>
+class packed_matrix {
+public:
+    /// The format tag (packed_weights detects packed matrices by it).
+    using packed_format = F;
+
+    /// Empty (0 x 0).
+    packed_matrix() = default;
+
+    /// Rows [0, rows) of src (row r's blocks at src + r w_rs), packed.
+    packed_matrix(const typename F::block* src, std::size_t w_rs, std::size_t rows, std::size_t cols)
+        : storage_((packed_view<F>::packed_bytes(rows, cols) + sizeof(line) - 1) / sizeof(line)), rows_(rows),
+          cols_(cols) {
+        const packed_view<F> v = view();
+        detail::pack_blocks<F>(src, w_rs, rows, cols, const_cast<std::uint8_t*>(v.codes), const_cast<f16*>(v.scales));
+    }
+
+    /// N.
+    [[nodiscard]] std::size_t rows() const noexcept { return rows_; }
+    /// K.
+    [[nodiscard]] std::size_t cols() const noexcept { return cols_; }
+    /// Bytes of codes and scales.
+    [[nodiscard]] std::size_t bytes() const noexcept { return packed_view<F>::packed_bytes(rows_, cols_); }
+    /// The non-owning view (valid while this object lives and is not moved into).
+    [[nodiscard]] packed_view<F> view() const noexcept {
+        const auto* base = reinterpret_cast<const std::uint8_t*>(storage_.data());
+        const std::size_t groups = (rows_ + pack_group_rows - 1) / pack_group_rows, nb = cols_ / F::block_size;
+        return {base, reinterpret_cast<const f16*>(base + groups * nb * detail::packed_code_bytes<F>()), rows_, cols_};
+    }
+
+private:
+    struct alignas(64) line {
+        std::uint8_t bytes[64];
+    };
+    std::vector<line> storage_;
+    std::size_t rows_ = 0, cols_ = 0;
+};
+
+/// Packs `rows` rows of `cols` values from blocks in row order (row r at block r cols / 32).
+/// Errors (llm::error): cols not a multiple of 32, fewer blocks than rows x cols / 32.
+/// Example: `auto wp = llm::quant::pack<llm::quant::q8_0>(std::span<const llm::quant::block_q8_0>(blocks), n, k);`
+template <packable_format F>
+[[nodiscard]] packed_matrix<F> pack(std::span<const typename F::block> blocks, std::size_t rows, std::size_t cols) {
+    detail::check_pack<F>("pack", blocks.size(), rows, cols, cols / F::block_size);
+    return packed_matrix<F>(blocks.data(), cols / F::block_size, rows, cols);
+}
+
+/// Packs a quantized_matrix view (llm::quant::matrix_view of Q4_0 or Q8_0 blocks, any row stride).
+/// Errors (llm::error): as gemv's checks on w (unit column stride, rows on block boundaries).
+/// Example: `auto wp = llm::quant::pack(llm::quant::matrix_view<llm::quant::q4_0_accessor>(blocks, n, k));`
+template <quantized_matrix W>
+    requires packable_format<weight_format_t<W>>
+[[nodiscard]] packed_matrix<weight_format_t<W>> pack(const W& w) {
+    using F = weight_format_t<W>;
+    const std::size_t w_rs = detail::check_weights("pack", w);
+    return packed_matrix<F>(w.data(), w_rs, static_cast<std::size_t>(w.extent(0)), static_cast<std::size_t>(w.extent(1)));
+}
+
+/// Packs into bytes the caller owns (e.g. to replace a memory-mapped tensor's bytes, the same
+/// count): `out` must hold packed_view<F>::packed_bytes(rows, cols) bytes and must not overlap
+/// `blocks`. Returns the view of `out`. Errors (llm::error): sizes as pack, `out` too small.
+/// Example: `auto v = llm::quant::pack_into<llm::quant::q4_0>(bytes, blocks, n, k);`
+template <packable_format F>
+packed_view<F> pack_into(std::span<std::uint8_t> out, std::span<const typename F::block> blocks, std::size_t rows,
+                         std::size_t cols) {
+    detail::check_pack<F>("pack_into", blocks.size(), rows, cols, cols / F::block_size);
+    const std::size_t need = packed_view<F>::packed_bytes(rows, cols);
+    llm::check(out.size() >= need, "pack_into<", F::name, ">: ", out.size(), " bytes, the packed [", rows, ", ", cols,
+               "] matrix needs ", need);
+    const std::size_t groups = (rows + pack_group_rows - 1) / pack_group_rows, nb = cols / F::block_size;
+    auto* scales = reinterpret_cast<f16*>(out.data() + groups * nb * detail::packed_code_bytes<F>());
+    detail::pack_blocks<F>(blocks.data(), nb, rows, cols, out.data(), scales);
+    return {out.data(), scales, rows, cols};
+}
+
+/// Packed weights as gemv / gemm take them: llm::quant::packed_matrix or packed_view.
+/// Example: `static_assert(llm::quant::packed_weights<llm::quant::packed_matrix<llm::quant::q4_0>>);`
+template <class W>
+concept packed_weights = requires(const std::remove_cvref_t<W>& w) {
+    typename std::remove_cvref_t<W>::packed_format;
+    { w.view() } -> std::same_as<packed_view<typename std::remove_cvref_t<W>::packed_format>>;
+};
+
+/// The block format of packed weights.
+/// Example: `using F = llm::quant::packed_format_t<decltype(wp)>;  // llm::quant::q4_0`
+template <packed_weights W>
+using packed_format_t = typename std::remove_cvref_t<W>::packed_format;
+
+}  // namespace llm::quant
+
+// ---- the kernels, compiled once per instruction set -------------------------------------------
+#if LLM_QUANT_X86
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c")
+#endif
+#define LLM_QP_NS qp_avx2
+#define LLM_QP_MADDUBS 1
+#include <llm/quant/detail/packed_kernels.inc>
+#undef LLM_QP_NS
+#undef LLM_QP_MADDUBS
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avxvnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avxvnni")
+#endif
+#define LLM_QP_NS qp_avx_vnni
+#define LLM_QP_MADDUBS 0
+#define LLM_QP_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
+#include <llm/quant/detail/packed_kernels.inc>
+#undef LLM_QP_NS
+#undef LLM_QP_MADDUBS
+#undef LLM_QP_DPBUSD
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
+#endif
+#define LLM_QP_NS qp_avx512_vnni
+#define LLM_QP_MADDUBS 0
+#define LLM_QP_DPBUSD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
+#include <llm/quant/detail/packed_kernels.inc>
+#undef LLM_QP_NS
+#undef LLM_QP_MADDUBS
+#undef LLM_QP_DPBUSD
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
+
+#endif  // LLM_QUANT_X86
+
+namespace llm::quant {
+
+namespace detail {
+
+template <class W>
+auto as_packed(const W& w) noexcept {
+    return w.view();
+}
+
+/// The portable packed kernel: the AVX2 kernel's bits (the same exact int32 block sums, the same
+/// fp32 products float(d_w) x d_x and fma per block in block order), one output at a time.
+template <class F>
+void packed_generic_groups(const packed_view<F>& w, std::size_t g0, std::size_t g1, const act_q8_0* act,
+                           std::size_t act_rs, std::size_t mrows, float* out, std::size_t out_rs,
+                           std::size_t out_cs) noexcept {
+    constexpr std::size_t cb = packed_code_bytes<F>();
+    const std::size_t nb = w.blocks_per_row();
+    for (std::size_t g = g0; g < g1; ++g) {
+        const std::uint8_t* codes = w.group_codes(g);
+        const f16* scales = w.group_scales(g);
+        const std::size_t nr = std::min<std::size_t>(pack_group_rows, w.rows - pack_group_rows * g);
+        for (std::size_t lane = 0; lane < nr; ++lane) {
+            for (std::size_t m = 0; m < mrows; ++m) {
+                const act_q8_0* a = act + m * act_rs;
+                float acc = 0.0f;
+                for (std::size_t b = 0; b < nb; ++b) {
+                    const std::uint8_t* c = codes + b * cb + 4 * lane;
+                    std::int32_t s = 0;
+                    for (std::size_t v = 0; v < cb / 32; ++v) {
+                        for (std::size_t i = 0; i < 4; ++i) {
+                            const std::uint8_t byte = c[32 * v + i];
+                            if constexpr (std::is_same_v<F, q4_0>) {
+                                s += (byte & 0x0F) * a[b].qs[4 * v + i] + (byte >> 4) * a[b].qs[16 + 4 * v + i];
+                            } else {
+                                s += static_cast<std::int8_t>(byte) * a[b].qs[4 * v + i];
+                            }
+                        }
+                    }
+                    if constexpr (std::is_same_v<F, q4_0>) {
+                        s -= 8 * a[b].sum;
+                    }
+                    const float dwx = static_cast<float>(scales[pack_group_rows * b + lane]) * a[b].d;
+                    acc = std::fma(static_cast<float>(s), dwx, acc);
+                }
+                out[m * out_rs + (pack_group_rows * g + lane) * out_cs] = acc;
+            }
+        }
+    }
+}
+
+/// Groups per parallel chunk: a GEMV (m = 1) gets enough chunks to balance the threads (8 per
+/// thread, each at least 4 KiB of weights); a GEMM's chunk fills half the L2, so its weights stay
+/// there while every activation row passes over them.
+inline std::size_t packed_chunk_groups(std::size_t groups, std::size_t m, std::size_t group_bytes,
+                                       std::size_t threads) {
+    threads = std::max<std::size_t>(threads, 1);
+    group_bytes = std::max<std::size_t>(group_bytes, 1);
+    std::size_t g = 0;
+    if (m == 1) {
+        g = std::max<std::size_t>((groups + 8 * threads - 1) / (8 * threads), (4096 + group_bytes - 1) / group_bytes);
+    } else {
+        const std::size_t l2 = cpu_cache_sizes().l2 != 0 ? cpu_cache_sizes().l2 : (std::size_t{512} << 10);
+        g = std::min(l2 / 2 / group_bytes, (groups + threads - 1) / threads);
+    }
+    return std::max<std::size_t>(g, 1);
+}
+
+/// y(m, n) for m < mrows, n < w.rows from activation rows quantized to Q8_0 (act_rs blocks apart).
+template <class F, class Exec>
+void packed_matmul(float* y, std::size_t y_rs, std::size_t y_cs, const act_q8_0* a, std::size_t act_rs,
+                   std::size_t mrows, const packed_view<F>& w, kernel_isa isa, Exec& exec) {
+    if (mrows == 0 || w.rows == 0) {
+        return;
+    }
+    const std::size_t groups = w.groups();
+    const std::size_t gbytes = w.blocks_per_row() * (packed_code_bytes<F>() + pack_group_rows * sizeof(f16));
+    const std::size_t chunk = packed_chunk_groups(groups, mrows, gbytes, static_cast<std::size_t>(exec.size()));
+    parallel::parallel_for(exec, groups, chunk, [&](std::size_t g0, std::size_t g1) {
+        switch (isa) {
+#if LLM_QUANT_X86
+        case kernel_isa::avx512_vnni: qp_avx512_vnni::groups<F>(w, g0, g1, a, act_rs, mrows, y, y_rs, y_cs); break;
+        case kernel_isa::avx_vnni: qp_avx_vnni::groups<F>(w, g0, g1, a, act_rs, mrows, y, y_rs, y_cs); break;
+        case kernel_isa::avx2: qp_avx2::groups<F>(w, g0, g1, a, act_rs, mrows, y, y_rs, y_cs); break;
+#endif
+        default: packed_generic_groups<F>(w, g0, g1, a, act_rs, mrows, y, y_rs, y_cs); break;
+        }
+    });
+}
+
+/// The shared body of the packed gemv and gemm: quantizes the activation rows to Q8_0 (as the
+/// unpacked integer paths do), then packed_matmul.
+template <class F, class TX, class Exec>
+void packed_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::size_t x_rs,
+                 std::size_t x_cs, std::size_t mrows, const packed_view<F>& w, kernel_isa path, llm::workspace& ws,
+                 Exec& exec) {
+    const kernel_isa isa = resolve_isa(path, fn);
+    if (mrows == 0 || w.rows == 0) {
+        return;
+    }
+    const std::size_t nb = w.blocks_per_row(), threads = static_cast<std::size_t>(exec.size());
+    const llm::workspace::frame frame(ws);
+    act_q8_0* a = ws.take<act_q8_0>(mrows * nb, fn, "the quantized activations");
+    const std::size_t row_grain = std::max<std::size_t>(1, (mrows + 2 * threads - 1) / (2 * threads));
+    parallel::parallel_for(exec, mrows, row_grain, [&](std::size_t m0, std::size_t m1) {
+        quantize_act_rows<F>(x, x_rs, x_cs, m0, m1, nb, a);
+    });
+    packed_matmul<F>(y, y_rs, y_cs, a, nb, mrows, w, isa, exec);
+}
+
+}  // namespace detail
+
+/// y = x W^T for one activation row (decode) with packed weights: y[n] = sum_k x[k] W(n, k).
+/// x is quantized to Q8_0 as the unpacked gemv does; each output is
+///   sum over blocks b, in block order, of fma(float(S(n, b)), float(d_w) x d_x, acc),
+/// S the exact int32 block sum of code products (Q4_0's offset 8 removed through the activation
+/// block's code sum), one fp32 accumulator per output and no horizontal sum. Every path
+/// (generic portable C++, avx2, avx_vnni, avx512_vnni) gives these bits, and gemm's rows equal
+/// gemv's for any M and executor. The bits differ from the unpacked gemv's (8-lane partial sums
+/// there); both are within the same derived bound of the exact product of the quantized values.
+///   y: [N] fp32 (any stride); x: [K] fp32 or bf16 (any stride); w: packed_matrix / packed_view;
+///   options: the path; ws: K / 32 activation blocks (a warmed call allocates nothing); exec last.
+/// Errors (llm::error): x or y of the wrong length, a path the CPU lacks.
+/// Example: `llm::quant::gemv(y, x, wp, {}, ws, pool);`
+template <view_of_rank<1> Y, dense_view<1> X, packed_weights W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv(Y&& y, X&& x, const W& w, matmul_options options, llm::workspace& ws, Exec&& exec) {
+    using F = packed_format_t<W>;
+    const packed_view<F> v = detail::as_packed(w);
+    llm::check(static_cast<std::size_t>(x.extent(0)) == v.cols, "gemv<packed ", F::name, ">: x has ", x.extent(0),
+               " values but w has ", v.cols, " columns");
+    llm::check(static_cast<std::size_t>(y.extent(0)) == v.rows, "gemv<packed ", F::name, ">: y has ", y.extent(0),
+               " values but w has ", v.rows, " rows");
+    detail::packed_impl<F>("gemv", y.data(), 0, static_cast<std::size_t>(y.stride(0)), x.data(), 0,
+                           static_cast<std::size_t>(x.stride(0)), 1, v, options.path, ws, exec);
+}
+
+/// Packed gemv with a temporary workspace.
+/// Example: `llm::quant::gemv(y, x, wp, {}, llm::parallel::sequential{});`
+template <view_of_rank<1> Y, dense_view<1> X, packed_weights W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv(Y&& y, X&& x, const W& w, matmul_options options, Exec&& exec) {
+    llm::workspace ws;
+    gemv(y, x, w, options, ws, exec);
+}
+
+/// Packed gemv on llm::parallel::default_pool().
+/// Example: `llm::quant::gemv(y, x, wp, {}, ws);`
+template <view_of_rank<1> Y, dense_view<1> X, packed_weights W>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv(Y&& y, X&& x, const W& w, matmul_options options, llm::workspace& ws) {
+    gemv(y, x, w, options, ws, parallel::default_pool());
+}
+
+/// Packed gemv with a temporary workspace on llm::parallel::default_pool().
+/// Example: `llm::quant::gemv(y, x, wp);`
+template <view_of_rank<1> Y, dense_view<1> X, packed_weights W>
+    requires std::same_as<view_element_t<Y>, float>
+void gemv(Y&& y, X&& x, const W& w, matmul_options options = {}) {
+    llm::workspace ws;
+    gemv(y, x, w, options, ws, parallel::default_pool());
+}
+
+/// y = x W^T for M activation rows (prefill) with packed weights: each row's outputs are the
+/// packed gemv's of that row, bit for bit (the same per-output fma chain); tiles of 4 activation
+/// rows by one group of 8 weight rows unpack each weight block once for 4 rows.
+///   y: [M, N] fp32 (any strides); x: [M, K] fp32 or bf16 (any strides); w: packed weights;
+///   ws: M K / 32 activation blocks (40 bytes each). Errors as gemv.
+/// Example: `llm::quant::gemm(y, x, wp, {}, ws, pool);`
+template <view_of_rank<2> Y, dense_view<2> X, packed_weights W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm(Y&& y, X&& x, const W& w, matmul_options options, llm::workspace& ws, Exec&& exec) {
+    using F = packed_format_t<W>;
+    const packed_view<F> v = detail::as_packed(w);
+    const std::size_t m = static_cast<std::size_t>(x.extent(0));
+    llm::check(static_cast<std::size_t>(x.extent(1)) == v.cols, "gemm<packed ", F::name, ">: x has ", x.extent(1),
+               " columns but w has ", v.cols);
+    llm::check(static_cast<std::size_t>(y.extent(0)) == m && static_cast<std::size_t>(y.extent(1)) == v.rows,
+               "gemm<packed ", F::name, ">: y is [", y.extent(0), ", ", y.extent(1), "] but x W^T is [", m, ", ",
+               v.rows, "]");
+    detail::packed_impl<F>("gemm", y.data(), static_cast<std::size_t>(y.stride(0)),
+                           static_cast<std::size_t>(y.stride(1)), x.data(), static_cast<std::size_t>(x.stride(0)),
+                           static_cast<std::size_t>(x.stride(1)), m, v, options.path, ws, exec);
+}
+
+/// Packed gemm with a temporary workspace.
+/// Example: `llm::quant::gemm(y, x, wp, {}, pool);`
+template <view_of_rank<2> Y, dense_view<2> X, packed_weights W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm(Y&& y, X&& x, const W& w, matmul_options options, Exec&& exec) {
+    llm::workspace ws;
+    gemm(y, x, w, options, ws, exec);
+}
+
+/// Packed gemm on llm::parallel::default_pool().
+/// Example: `llm::quant::gemm(y, x, wp, {}, ws);`
+template <view_of_rank<2> Y, dense_view<2> X, packed_weights W>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm(Y&& y, X&& x, const W& w, matmul_options options, llm::workspace& ws) {
+    gemm(y, x, w, options, ws, parallel::default_pool());
+}
+
+/// Packed gemm with a temporary workspace on llm::parallel::default_pool().
+/// Example: `llm::quant::gemm(y, x, wp);`
+template <view_of_rank<2> Y, dense_view<2> X, packed_weights W>
+    requires std::same_as<view_element_t<Y>, float>
+void gemm(Y&& y, X&& x, const W& w, matmul_options options = {}) {
+    llm::workspace ws;
+    gemm(y, x, w, options, ws, parallel::default_pool());
+}
+
+/// Packed gemm with activations quantized beforehand (quantize_activations for any 32-value
+/// format: the Q8_0 blocks): bit for bit gemm(y, x, w, ...) of the rows `a` was quantized from.
+///   y: [M, N] fp32; a: M rows of K values; w: packed weights; exec last.
+/// Errors (llm::error): y not [M, N], K disagreeing, a path the CPU lacks.
+/// Example: `llm::quant::gemm(y, qa, wp, {}, pool);`
+template <view_of_rank<2> Y, prequantized A, packed_weights W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float> && activation_compatible<prequantized_format_t<A>, packed_format_t<W>>
+void gemm(Y&& y, const A& a, const W& w, matmul_options options, Exec&& exec) {
+    using F = packed_format_t<W>;
+    const packed_view<F> v = detail::as_packed(w);
+    const auto rows = detail::as_rows(a);
+    llm::check(rows.cols == v.cols, "gemm<packed ", F::name, ">: the quantized activations have ", rows.cols,
+               " columns but w has ", v.cols);
+    llm::check(static_cast<std::size_t>(y.extent(0)) == rows.rows && static_cast<std::size_t>(y.extent(1)) == v.rows,
+               "gemm<packed ", F::name, ">: y is [", y.extent(0), ", ", y.extent(1), "] but a W^T is [", rows.rows,
+               ", ", v.rows, "]");
+    const kernel_isa isa = detail::resolve_isa(options.path, "gemm");
+    detail::packed_matmul<F>(y.data(), static_cast<std::size_t>(y.stride(0)), static_cast<std::size_t>(y.stride(1)),
+                             rows.data, rows.row_stride, rows.rows, v, isa, exec);
+}
+
+/// Packed gemv with activations quantized beforehand (one row): bit for bit gemv(y, x, w, ...).
+/// Example: `llm::quant::gemv(y, qa, wp, {}, pool);`
+template <view_of_rank<1> Y, prequantized A, packed_weights W, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float> && activation_compatible<prequantized_format_t<A>, packed_format_t<W>>
+void gemv(Y&& y, const A& a, const W& w, matmul_options options, Exec&& exec) {
+    using F = packed_format_t<W>;
+    const packed_view<F> v = detail::as_packed(w);
+    const auto rows = detail::as_rows(a);
+    llm::check(rows.rows == 1 && rows.cols == v.cols, "gemv<packed ", F::name, ">: the quantized activations are [",
+               rows.rows, ", ", rows.cols, "], want [1, ", v.cols, "]");
+    llm::check(static_cast<std::size_t>(y.extent(0)) == v.rows, "gemv<packed ", F::name, ">: y has ", y.extent(0),
+               " values but w has ", v.rows, " rows");
+    const kernel_isa isa = detail::resolve_isa(options.path, "gemv");
+    detail::packed_matmul<F>(y.data(), 0, static_cast<std::size_t>(y.stride(0)), rows.data, rows.row_stride, 1, v, isa,
+                             exec);
+}
+
+}  // namespace llm::quant

@@ -1,0 +1,328 @@
+// SPDX-License-Identifier: Apache-2.0
+// llm::quant::packed_matrix (8-row interleaved Q4_0 / Q8_0) and its gemv / gemm: packing round-trips every
+// block; products match the quantized-activation product (and the fp32 reference) within derived bounds on
+// awkward sizes; every path gives the same bits; gemm rows equal gemv; a pool equals sequential; pre-quantized
+// activations equal the plain call; Q4_0 with power-of-two scales is exact; bad input is llm::error.
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/quant/packed.hpp>
+#include <llm/quant/quant.hpp>
+#include <llm/quant/reference.hpp>
+#include <llm/tensor/tensor.hpp>
+#include <llm/tensor/views.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace {
+
+namespace q = llm::quant;
+using matrix = llm::tensor<float, llm::dims<2>>;
+
+// Weights with awkward blocks: normal values, a zero block (row 0), an outlier (row 1), a
+// negative-dominated row (row 2).
+std::vector<float> weight_values(std::size_t n, std::size_t k, unsigned seed) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> w(n * k);
+    for (float& v : w) v = normal(rng);
+    for (std::size_t j = 0; j < std::min<std::size_t>(k, 32); ++j) w[j] = 0.0f;
+    if (n > 1) w[k + k / 2] = 40.0f;
+    if (n > 2) {
+        for (std::size_t j = 0; j < k; ++j) w[2 * k + j] = -std::fabs(w[2 * k + j]) + 0.1f;
+    }
+    return w;
+}
+
+matrix activations(std::size_t m, std::size_t k, unsigned seed) {
+    matrix x(m, k);
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = normal(rng);
+    if (m * k > 7) x.data()[7] = -25.0f;
+    return x;
+}
+
+bool same_bits(float a, float b) { return std::memcmp(&a, &b, sizeof(float)) == 0; }
+
+std::vector<q::kernel_isa> present_paths() {
+    std::vector<q::kernel_isa> v;
+    for (auto p : {q::kernel_isa::generic, q::kernel_isa::avx2, q::kernel_isa::avx_vnni, q::kernel_isa::avx512_vnni}) {
+        if (q::isa_available(p)) v.push_back(p);
+    }
+    return v;
+}
+
+void poison(matrix& y) {
+    for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = std::numeric_limits<float>::quiet_NaN();
+}
+
+// Checks gemm of packed weights on every present path against
+//  (a) x_q W^T in double (x_q: x quantized to Q8_0 per 32-value block, decoded exactly; W the
+//      dequantized weights, exact: an f16 scale times a small integer fits fp32). Per output the
+//      kernel computes acc <- fma(S_b, fl(d_w d_x), acc) over nb blocks, S_b exact: each block term
+//      carries one rounding of d_w d_x (relative u = 2^-24) and each of the nb fma steps one
+//      rounding of the running sum, |acc| <= T = sum_j |w_j xq_j|, so |error| <= (nb + 1) u T plus
+//      second-order terms; bound used: (nb + 2) 2^-24 T.
+//  (b) the fp32-activation reference (reference_gemm, double): (a) plus the activation rounding,
+//      at most amax_b / 127 (1/2 + 127 2^-11) per value (half a Q8 step plus the f16 rounding of
+//      the scale times the largest code), times |w_j|, plus one fp32 rounding of the reference.
+// and that every path gives the same bits.
+template <class F>
+void check_against_reference(std::size_t m, std::size_t n, std::size_t k, unsigned seed,
+                             llm::parallel::thread_pool& pool) {
+    CAPTURE(m);
+    CAPTURE(n);
+    CAPTURE(k);
+    const auto wf = weight_values(n, k, seed);
+    const auto blocks = q::quantize<F>(wf);
+    const auto wv = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), n, k);
+    const auto wd = q::dequantize<F>(std::span<const typename F::block>(blocks));
+    const auto wp = q::pack(wv);
+    const matrix x = activations(m, k, seed + 1);
+    matrix ref(m, n);
+    q::reference_gemm(ref, x, wv);
+    std::vector<double> xq(m * k), amax(m * (k / 32));
+    for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t b = 0; b < k / 32; ++b) {
+            const float* xb = x.data() + i * k + b * 32;
+            q::block_q8_0 blk;
+            q::q8_0::quantize_block(xb, blk);
+            for (std::size_t j = 0; j < 32; ++j) {
+                xq[i * k + b * 32 + j] = double(blk.qs[j]) * double(float(blk.d));
+                amax[i * (k / 32) + b] = std::max(amax[i * (k / 32) + b], std::fabs(double(xb[j])));
+            }
+        }
+    }
+    const double u = std::ldexp(1.0, -24);
+    matrix first(m, n);
+    bool have_first = false;
+    for (const auto path : present_paths()) {
+        CAPTURE(std::string(q::isa_name(path)));
+        matrix y(m, n);
+        poison(y);
+        q::gemm(y, x, wp, {.path = path}, pool);
+        for (std::size_t i = 0; i < m; ++i) {
+            for (std::size_t j = 0; j < n; ++j) {
+                double exact_q = 0.0, t = 0.0, act_err = 0.0;
+                for (std::size_t p = 0; p < k; ++p) {
+                    const double w = wd[j * k + p];
+                    exact_q += w * xq[i * k + p];
+                    t += std::fabs(w * xq[i * k + p]);
+                    act_err += std::fabs(w) * amax[i * (k / 32) + p / 32] / 127.0 * (0.5 + 127.0 / 2048.0);
+                }
+                const double got = y(i, j);
+                REQUIRE(std::isfinite(got));
+                const double tight = double(k / 32 + 2) * u * t;
+                CHECK(std::fabs(got - exact_q) <= tight);
+                CHECK(std::fabs(got - double(ref(i, j))) <= tight + act_err + u * std::fabs(double(ref(i, j))));
+            }
+        }
+        if (!have_first) {
+            first = y;
+            have_first = true;
+        } else {
+            for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(same_bits(y.data()[i], first.data()[i]));
+        }
+    }
+}
+
+template <class F>
+void check_sizes() {
+    llm::parallel::thread_pool pool(2);
+    unsigned seed = 20;
+    for (std::size_t k : {32, 32 * 13})
+        for (std::size_t m : {1, 2, 3, 4, 5, 9})
+            for (std::size_t n : {1, 7, 8, 9, 17}) check_against_reference<F>(m, n, k, seed++, pool);
+}
+
+// gemm row i equals gemv of row i bit for bit, for every M (1 .. 9, so every tile height and
+// tail) and a pool equals sequential{}; strided x and y equal contiguous ones; pre-quantized
+// activations give the plain call's bits.
+template <class F>
+void check_consistency(q::kernel_isa path) {
+    const std::size_t n = 27, k = 32 * 9;
+    const auto wf = weight_values(n, k, 7);
+    const auto blocks = q::quantize<F>(wf);
+    const auto wp = q::pack<F>(std::span<const typename F::block>(blocks), n, k);
+    llm::parallel::thread_pool pool(2);
+    const matrix x = activations(9, k, 8);
+    std::vector<matrix> rows;
+    for (std::size_t i = 0; i < 9; ++i) {
+        llm::tensor<float, llm::dims<1>> y(n);
+        q::gemv(y, llm::tensor_view<const float, llm::dims<1>>(x.data() + i * k, k), wp, {.path = path},
+                llm::parallel::sequential{});
+        matrix r(1, n);
+        std::copy(y.data(), y.data() + n, r.data());
+        rows.push_back(r);
+    }
+    for (std::size_t m = 1; m <= 9; ++m) {
+        CAPTURE(m);
+        const auto xm = llm::tensor_view<const float, llm::dims<2>>(x.data(), m, k);
+        matrix ys(m, n), yp(m, n);
+        poison(ys);
+        poison(yp);
+        q::gemm(ys, xm, wp, {.path = path}, llm::parallel::sequential{});
+        q::gemm(yp, xm, wp.view(), {.path = path}, pool);
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t j = 0; j < n; ++j) {
+                REQUIRE(same_bits(ys(i, j), rows[i](0, j)));
+                REQUIRE(same_bits(yp(i, j), rows[i](0, j)));
+            }
+    }
+    // Strided: x as the transpose of [k, m], y as the transpose of [n, m].
+    const std::size_t m = 6;
+    matrix xt(k, m), yt(n, m);
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t p = 0; p < k; ++p) xt(p, i) = x(i, p);
+    q::gemm(llm::transpose<0, 1>(yt), llm::transpose<0, 1>(xt), wp, {.path = path}, pool);
+    for (std::size_t i = 0; i < m; ++i)
+        for (std::size_t j = 0; j < n; ++j) REQUIRE(same_bits(yt(j, i), rows[i](0, j)));
+    // Pre-quantized activations (quantized for another 32-value format: the same Q8_0 blocks).
+    const auto xm = llm::tensor_view<const float, llm::dims<2>>(x.data(), 5, k);
+    const auto qa = q::quantize_activations<q::q5_0>(xm, pool);
+    matrix yq(5, n);
+    poison(yq);
+    q::gemm(yq, qa, wp, {.path = path}, pool);
+    llm::tensor<float, llm::dims<1>> y1(n);
+    q::gemv(y1, qa.rows(3, 1), wp, {.path = path}, pool);
+    for (std::size_t i = 0; i < 5; ++i)
+        for (std::size_t j = 0; j < n; ++j) REQUIRE(same_bits(yq(i, j), rows[i](0, j)));
+    for (std::size_t j = 0; j < n; ++j) REQUIRE(same_bits(y1(j), rows[3](0, j)));
+}
+
+}  // namespace
+
+TEST_CASE("quant packed: pack keeps every block (view.block equals the packed block), pads to 8 rows with zeros") {
+    for (std::size_t n : {1, 7, 8, 9, 20}) {
+        CAPTURE(n);
+        const std::size_t k = 32 * 5;
+        const auto wf = weight_values(n, k, unsigned(n));
+        const auto b4 = q::quantize<q::q4_0>(wf);
+        const auto b8 = q::quantize<q::q8_0>(wf);
+        const auto p4 = q::pack<q::q4_0>(std::span<const q::block_q4_0>(b4), n, k);
+        const auto p8 = q::pack<q::q8_0>(std::span<const q::block_q8_0>(b8), n, k);
+        CHECK(p4.rows() == n);
+        CHECK(p4.cols() == k);
+        CHECK(p4.bytes() == (n + 7) / 8 * 8 * (k / 32) * sizeof(q::block_q4_0));
+        CHECK(p8.bytes() == (n + 7) / 8 * 8 * (k / 32) * sizeof(q::block_q8_0));
+        for (std::size_t r = 0; r < n; ++r)
+            for (std::size_t b = 0; b < k / 32; ++b) {
+                const auto x4 = p4.view().block(r, b);
+                const auto x8 = p8.view().block(r, b);
+                REQUIRE(std::memcmp(&x4, &b4[r * (k / 32) + b], sizeof x4) == 0);
+                REQUIRE(std::memcmp(&x8, &b8[r * (k / 32) + b], sizeof x8) == 0);
+            }
+        // Padding rows: zero scale and codes.
+        const auto v = p4.view();
+        for (std::size_t r = n; r < v.groups() * 8; ++r) {
+            const auto z = v.block(r, 0);
+            CHECK(z.d.bits() == 0);
+            for (auto c : z.qs) CHECK(c == 0);
+        }
+        CHECK(v.value(n - 1, k - 1) == q::dequantize<q::q4_0>(std::span<const q::block_q4_0>(b4))[n * k - 1]);
+    }
+    // pack_into: the same bytes into a caller's buffer of exactly packed_bytes.
+    const std::size_t n = 11, k = 64;
+    const auto blocks = q::quantize<q::q4_0>(weight_values(n, k, 3));
+    const auto owned = q::pack<q::q4_0>(std::span<const q::block_q4_0>(blocks), n, k);
+    std::vector<std::uint8_t> bytes(q::packed_view<q::q4_0>::packed_bytes(n, k));
+    const auto v = q::pack_into<q::q4_0>(bytes, std::span<const q::block_q4_0>(blocks), n, k);
+    CHECK(std::memcmp(bytes.data(), owned.view().codes, bytes.size()) == 0);
+    CHECK(v.rows == n);
+}
+
+TEST_CASE("quant packed: Q4_0 and Q8_0 on every path match the reference within the derived bounds; paths agree bit for bit") {
+    check_sizes<q::q4_0>();
+    check_sizes<q::q8_0>();
+}
+
+TEST_CASE("quant packed: gemm rows equal gemv (M = 1..9); a pool equals sequential; strided views; pre-quantized activations") {
+    for (const auto path : present_paths()) {
+        CAPTURE(std::string(q::isa_name(path)));
+        check_consistency<q::q4_0>(path);
+        check_consistency<q::q8_0>(path);
+    }
+    for (auto p : {q::kernel_isa::avx_vnni, q::kernel_isa::avx512_vnni}) {
+        if (!q::isa_available(p)) MESSAGE("skipped: the ", q::isa_name(p), " path (this CPU lacks it)");
+    }
+}
+
+TEST_CASE("quant packed: Q4_0 x Q8_0 with power-of-two scales is exact on every path") {
+    // Weight blocks whose signed value of largest magnitude is -8 2^e (so d = 2^e, codes exact),
+    // activations integer multiples of 2^f with largest |x| 127 2^f (Q8_0 keeps them exactly):
+    // every block term 2^(e + f) S is an exact dyadic number and every fp32 sum of them is exact
+    // (|y| < 2^24 units of 2^-6, the smallest d_w d_x), so y equals the int64 value.
+    const std::size_t n = 13, k = 32 * 37, m = 9;
+    std::mt19937 rng(3);
+    std::vector<float> wf(n * k), xf(m * k);
+    std::vector<int> we(n * k / 32), xe(m * k / 32);
+    std::uniform_int_distribution<int> code(-8, 7), xcode(-127, 127), ex(-3, 2);
+    for (std::size_t b = 0; b < n * k / 32; ++b) {
+        we[b] = ex(rng);
+        for (std::size_t j = 0; j < 32; ++j) wf[b * 32 + j] = std::ldexp(float(code(rng)), we[b]);
+        wf[b * 32 + (b % 32)] = std::ldexp(-8.0f, we[b]);
+    }
+    for (std::size_t b = 0; b < m * k / 32; ++b) {
+        xe[b] = ex(rng);
+        for (std::size_t j = 0; j < 32; ++j) xf[b * 32 + j] = std::ldexp(float(xcode(rng)), xe[b]);
+        xf[b * 32 + (b * 7 % 32)] = std::ldexp(b % 2 ? 127.0f : -127.0f, xe[b]);
+    }
+    const auto blocks = q::quantize<q::q4_0>(wf);
+    const auto wp = q::pack<q::q4_0>(std::span<const q::block_q4_0>(blocks), n, k);
+    matrix x(m, k);
+    std::copy(xf.begin(), xf.end(), x.data());
+    llm::parallel::thread_pool pool(2);
+    for (const auto path : present_paths()) {
+        CAPTURE(std::string(q::isa_name(path)));
+        matrix y(m, n);
+        poison(y);
+        q::gemm(y, x, wp, {.path = path}, pool);
+        for (std::size_t i = 0; i < m; ++i)
+            for (std::size_t j = 0; j < n; ++j) {
+                std::int64_t units = 0;
+                for (std::size_t b = 0; b < k / 32; ++b) {
+                    std::int64_t isum = 0;
+                    for (std::size_t t = 0; t < 32; ++t) {
+                        const auto qw = std::int64_t(std::ldexp(wf[j * k + b * 32 + t], -we[j * k / 32 + b]));
+                        const auto qx = std::int64_t(std::ldexp(xf[i * k + b * 32 + t], -xe[i * k / 32 + b]));
+                        isum += qw * qx;
+                    }
+                    units += isum << (we[j * k / 32 + b] + xe[i * k / 32 + b] + 6);
+                }
+                CHECK(y(i, j) == std::ldexp(double(units), -6));
+            }
+    }
+}
+
+TEST_CASE("quant packed: bad sizes are llm::error naming the values") {
+    std::vector<q::block_q4_0> blocks(10);
+    CHECK_THROWS_WITH_AS((void)q::pack<q::q4_0>(std::span<const q::block_q4_0>(blocks), 2, 48),
+                         doctest::Contains("cols = 48 is not a multiple of the block size 32"), llm::error);
+    CHECK_THROWS_WITH_AS((void)q::pack<q::q4_0>(std::span<const q::block_q4_0>(blocks), 3, 128),
+                         doctest::Contains("10 blocks hold fewer than 3 rows of 128 values"), llm::error);
+    std::vector<std::uint8_t> small(100);
+    CHECK_THROWS_WITH_AS((void)q::pack_into<q::q4_0>(small, std::span<const q::block_q4_0>(blocks), 2, 128),
+                         doctest::Contains("100 bytes"), llm::error);
+    const auto wp = q::pack<q::q4_0>(std::span<const q::block_q4_0>(blocks), 2, 160);
+    llm::tensor<float, llm::dims<1>> x(128), y(2), y3(3);
+    CHECK_THROWS_WITH_AS(q::gemv(y, x, wp), doctest::Contains("x has 128 values but w has 160 columns"), llm::error);
+    llm::tensor<float, llm::dims<1>> x160(160);
+    CHECK_THROWS_WITH_AS(q::gemv(y3, x160, wp), doctest::Contains("y has 3 values but w has 2 rows"), llm::error);
+    matrix xm(4, 160), ym(4, 3);
+    CHECK_THROWS_WITH_AS(q::gemm(ym, xm, wp), doctest::Contains("y is [4, 3] but x W^T is [4, 2]"), llm::error);
+    for (auto p : {q::kernel_isa::avx_vnni, q::kernel_isa::avx512_vnni}) {
+        if (!q::isa_available(p)) {
+            CHECK_THROWS_AS(q::gemv(y, x160, wp, {.path = p}), llm::error);
+        }
+    }
+}
