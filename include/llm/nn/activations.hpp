@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Element-wise activations SiLU, GELU (erf and tanh forms) and SwiGLU, forward and backward, vectorised and threaded over rows.
+// Element-wise activations SiLU, GELU (erf and tanh forms), ReLU and SwiGLU, forward and backward, vectorised and threaded over rows.
 #pragma once
 
 #include <llm/nn/detail/elementwise.hpp>
@@ -16,7 +16,8 @@ namespace llm::nn {
 /// llm::simd backend S) to f(x) and f'(x) lane by lane. activation_forward /
 /// activation_backward (and the gelu kernels) call exactly these two members, so a form
 /// written outside llm:: (a quick GELU, a squared ReLU) works like the built-in ones.
-/// Built-in models: gelu_erf, gelu_tanh.
+/// Built-in models: gelu_erf, gelu_tanh, silu, relu, identity (each also an epilogue of
+/// llm::nn::linear_forward, applied as the GEMM stores y).
 /// Example: `static_assert(llm::nn::activation_form<llm::nn::gelu_tanh, llm::simd::scalar>);`
 template <class F, class S = simd::default_backend>
 concept activation_form = simd::backend<S> && requires(typename S::f32 x) {
@@ -69,15 +70,17 @@ struct gelu_tanh {
 };
 static_assert(activation_form<gelu_erf> && activation_form<gelu_tanh>);
 
-namespace detail {
-
-/// SiLU as an activation form: silu(x) = x sigmoid(x), silu'(x) = s (1 + x (1 - s)) with
-/// s = sigmoid(x). silu_forward / silu_backward run it through the shared activation kernels.
-struct silu_form {
+/// SiLU as an activation form: silu(x) = x sigmoid(x) (Llama's gate, PyTorch's nn.SiLU),
+/// silu'(x) = s (1 + x (1 - s)) with s = sigmoid(x). silu_forward / silu_backward run it
+/// through the shared activation kernels.
+/// Example: `llm::nn::linear_forward(h, x, w, llm::nn::silu{}, ws, pool);  // h = silu(x w^T)`
+struct silu {
+    /// silu(x) = x sigmoid(x), lane by lane.
     template <simd::backend S>
     static LLM_FORCE_INLINE typename S::f32 value(typename S::f32 x) {
         return S::mul(x, simd::sigmoid<S>(x));
     }
+    /// silu'(x) = s (1 + x (1 - s)), s = sigmoid(x), lane by lane.
     template <simd::backend S>
     static LLM_FORCE_INLINE typename S::f32 derivative(typename S::f32 x) {
         const auto s = simd::sigmoid<S>(x);
@@ -85,7 +88,43 @@ struct silu_form {
         return S::mul(s, S::fma(x, S::sub(one, s), one));
     }
 };
-static_assert(activation_form<silu_form>);
+/// ReLU as an activation form: max(0, x); relu'(x) = 1 for x > 0, else 0 (torch.relu's
+/// backward, 0 at x = 0). A NaN stays NaN on x86 and the scalar backend (S::max returns
+/// its second operand, x, when one is NaN); -0 gives -0.
+/// Example: `llm::nn::activation_forward<llm::nn::relu>(h, h, pool);`
+struct relu {
+    /// max(0, x), lane by lane.
+    template <simd::backend S>
+    static LLM_FORCE_INLINE typename S::f32 value(typename S::f32 x) {
+        return S::max(S::zero(), x);
+    }
+    /// 1 where x > 0, else 0, lane by lane.
+    template <simd::backend S>
+    static LLM_FORCE_INLINE typename S::f32 derivative(typename S::f32 x) {
+        return S::select_lt(S::zero(), x, S::set1(1.0f), S::zero());
+    }
+};
+/// The identity as an activation form: f(x) = x, f'(x) = 1. With llm::nn::linear_forward it
+/// is the plain linear layer (the same call, the same bits).
+/// Example: `llm::nn::linear_forward(y, x, w, b, llm::nn::identity{}, ws, pool);  // y = x w^T + b`
+struct identity {
+    /// x, lane by lane.
+    template <simd::backend S>
+    static LLM_FORCE_INLINE typename S::f32 value(typename S::f32 x) {
+        return x;
+    }
+    /// 1 in every lane.
+    template <simd::backend S>
+    static LLM_FORCE_INLINE typename S::f32 derivative(typename S::f32) {
+        return S::set1(1.0f);
+    }
+};
+static_assert(activation_form<silu> && activation_form<relu> && activation_form<identity>);
+
+namespace detail {
+
+/// The SiLU form under its earlier internal name.
+using silu_form = silu;
 
 /// y = Form::value(x) element-wise: the one forward kernel of activation_forward, silu_forward
 /// and gelu_forward (fn names the public call in errors).

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Linear layer y = x W^T + b (PyTorch nn.Linear layout, W [out, in]) on llm::gemm, forward and accumulating backward.
+// Linear layer y = act(x W^T + b) (PyTorch nn.Linear layout, W [out, in]) on llm::gemm, bias and activation in the GEMM's store; accumulating backward.
 #pragma once
 
 #include <llm/core/bf16.hpp>
@@ -8,6 +8,8 @@
 #include <llm/core/workspace.hpp>
 #include <llm/gemm/gemm.hpp>
 #include <llm/gemm/matrix.hpp>
+#include <llm/nn/activations.hpp>
+#include <llm/nn/detail/rows.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/policy.hpp>
 #include <llm/parallel/thread_pool.hpp>
@@ -186,6 +188,88 @@ void forward(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, Exec& exec)
     }
 }
 
+/// The store epilogue of the activated forward (llm::gemm_epilogue): on each row stretch of
+/// the fp32 product, v = Form::value(p + bias) on vectors of the default SIMD backend (the
+/// last one partial, as activation_forward's loop over a row), written to y: in place when y
+/// is the fp32 product itself, else through y's strides (rounded once for bf16). Every lane
+/// is computed as activation_forward computes it, so the bits are those of the product, the
+/// bias add of bias_store, and the activation kernel.
+template <class Form, class B, class TY>
+struct activation_store {
+    B bias;                  ///< The bias view, or no_bias.
+    strided_view<TY, 2> y;   ///< The output.
+    bool in_place = false;   ///< y is the fp32 product itself (p points into y).
+    void operator()(std::size_t i, std::size_t j, float* p, std::size_t n) const {
+        using S = simd::default_backend;
+        constexpr std::size_t W = S::width;
+        for (std::size_t t = 0; t < n; t += W) {
+            const std::size_t c = std::min(W, n - t);
+            auto v = nn::detail::load<S>(p + t, c);
+            if constexpr (has_bias<B>) {
+                if (bias.stride(0) == 1) {
+                    v = S::add(v, nn::detail::load<S>(bias.ptr(j + t), c));
+                } else {
+                    alignas(64) float lanes[W] = {};
+                    for (std::size_t u = 0; u < c; ++u) {
+                        lanes[u] = widen(bias(j + t + u));
+                    }
+                    v = S::add(v, S::loadu(lanes));
+                }
+            }
+            v = Form::template value<S>(v);
+            if constexpr (std::is_same_v<TY, float>) {
+                if (in_place) {
+                    nn::detail::store<S>(p + t, v, c);
+                    continue;
+                }
+            }
+            if (y.stride(1) == 1) {
+                nn::detail::store<S>(y.ptr(i, j + t), v, c);
+            } else {
+                alignas(64) float lanes[W];
+                S::storeu(lanes, v);
+                for (std::size_t u = 0; u < c; ++u) {
+                    store(y(i, j + t + u), lanes[u]);
+                }
+            }
+        }
+    }
+};
+
+/// y = Form(x W^T + b): the activation applied in the GEMM's store (activation_store); an
+/// fp32 y with contiguous rows is computed in place, any other y (bf16, or fp32 with strided
+/// rows) from an fp32 buffer of tokens x out floats in the workspace. The identity is the
+/// plain forward (the same call, the same bits).
+template <class Form, class Y, class X, class W, class B, class Exec>
+void forward_activated(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, Exec& exec) {
+    if constexpr (std::is_same_v<Form, identity>) {
+        forward(y, x, weight, bias, ws, exec);
+    } else {
+        constexpr const char* fn = "linear_forward";
+        const auto my = to_kernel_view<2>(y);
+        const auto mx = to_kernel_view<2>(x);
+        const auto mw = to_kernel_view<2>(weight);
+        check_layer(fn, "x", mx, mw);
+        check_shape(fn, "y", my, mx.extent(0), mw.extent(0), "tokens of x, out features = weight rows");
+        if constexpr (has_bias<B>) {
+            check_bias(fn, "bias", bias, mw.extent(0));
+        }
+        check_disjoint(fn, "y", my, "x", mx);
+        check_disjoint(fn, "y", my, "weight", mw);
+        using TY = view_element_t<Y>;
+        const auto wt = mw.template transposed<0, 1>();  // W^T [in, out]: a stride swap, no copy
+        if constexpr (std::is_same_v<TY, float>) {
+            if (my.stride(1) == 1 || my.extent(1) <= 1) {
+                llm::gemm_epilogue(my, mx, wt, activation_store<Form, B, float>{bias, my, true}, ws, exec);
+                return;
+            }
+        }
+        const workspace::frame frame(ws);
+        const auto acc = fp32_buffer(ws, my.extent(0), my.extent(1), fn, "the fp32 output buffer (tokens * out)");
+        llm::gemm_epilogue(acc, mx, wt, activation_store<Form, B, TY>{bias, my, false}, ws, exec);
+    }
+}
+
 /// dbias[j] += sum over tokens of dy[t, j]: columns split into chunks, each summed over all
 /// rows in fixed row order (fp32, one accumulator per column), so the result does not depend
 /// on the thread count.
@@ -326,6 +410,87 @@ template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W>
 void linear_forward(Y&& y, X&& x, W&& weight) {
     workspace ws;
     linear_forward(y, x, weight, ws, parallel::default_pool());
+}
+
+/// Linear layer with an activation fused into the GEMM's store: y = act(x W^T + b).
+/// act: an activation form value (llm::nn::gelu_tanh{}, gelu_erf{}, silu{}, relu{},
+/// identity{} or any activation_form). Shapes, elements, workspace and errors as the
+/// linear_forward without act. The activation runs on each row stretch of a micro-tile as
+/// the GEMM stores it (llm::gemm_epilogue), vectorised through llm::simd::default_backend:
+/// no second pass over y.
+/// Bits: y equals linear_forward into an fp32 [tokens, out] buffer followed by
+/// activation_forward<Form>(y, buffer) (the default backend) bit for bit: the same fp32
+/// product, the same bias add, the same Form::value on every lane, and for a bf16 y one
+/// rounding of the activated value (linear_forward to a bf16 y, then the activation, rounds
+/// twice and differs). For an fp32 y with contiguous rows that is linear_forward(y, ...)
+/// then activation_forward<Form>(y, y). identity{} is linear_forward itself.
+/// Memory: an fp32 y with contiguous rows is written in place; a bf16 y, or an fp32 y with
+/// strided rows, takes an fp32 buffer of tokens x out floats from the workspace.
+/// Example: `llm::nn::linear_forward(h, x, w, b, llm::nn::gelu_tanh{}, ws, pool);  // h = gelu(x w^T + b)`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, dense_view<1> B, class Form, parallel::policy Exec>
+    requires activation_form<Form>
+void linear_forward(Y&& y, X&& x, W&& weight, B&& bias, Form /*act*/, workspace& ws, Exec&& exec) {
+    detail::linear::forward_activated<Form>(y, x, weight, to_kernel_view<1>(bias), ws, exec);
+}
+
+/// y = act(x W^T), the activated forward without a bias. As the form with a bias otherwise.
+/// Example: `llm::nn::linear_forward(h, x, w, llm::nn::silu{}, ws, pool);  // h = silu(x w^T)`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, class Form, parallel::policy Exec>
+    requires activation_form<Form>
+void linear_forward(Y&& y, X&& x, W&& weight, Form /*act*/, workspace& ws, Exec&& exec) {
+    detail::linear::forward_activated<Form>(y, x, weight, detail::linear::no_bias{}, ws, exec);
+}
+
+/// y = act(x W^T + b) with a workspace of its own (allocated for this call).
+/// Example: `llm::nn::linear_forward(h, x, w, b, llm::nn::gelu_tanh{}, llm::parallel::sequential{});`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, dense_view<1> B, class Form, parallel::policy Exec>
+    requires activation_form<Form>
+void linear_forward(Y&& y, X&& x, W&& weight, B&& bias, Form act, Exec&& exec) {
+    workspace ws;
+    linear_forward(y, x, weight, bias, act, ws, exec);
+}
+
+/// y = act(x W^T) with a workspace of its own (allocated for this call).
+/// Example: `llm::nn::linear_forward(h, x, w, llm::nn::relu{}, llm::parallel::sequential{});`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, class Form, parallel::policy Exec>
+    requires activation_form<Form>
+void linear_forward(Y&& y, X&& x, W&& weight, Form act, Exec&& exec) {
+    workspace ws;
+    linear_forward(y, x, weight, act, ws, exec);
+}
+
+/// y = act(x W^T + b) on llm::parallel::default_pool().
+/// Example: `llm::nn::linear_forward(h, x, w, b, llm::nn::gelu_tanh{}, ws);`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, dense_view<1> B, class Form>
+    requires activation_form<Form>
+void linear_forward(Y&& y, X&& x, W&& weight, B&& bias, Form act, workspace& ws) {
+    linear_forward(y, x, weight, bias, act, ws, parallel::default_pool());
+}
+
+/// y = act(x W^T) on llm::parallel::default_pool().
+/// Example: `llm::nn::linear_forward(h, x, w, llm::nn::silu{}, ws);`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, class Form>
+    requires activation_form<Form>
+void linear_forward(Y&& y, X&& x, W&& weight, Form act, workspace& ws) {
+    linear_forward(y, x, weight, act, ws, parallel::default_pool());
+}
+
+/// y = act(x W^T + b) on llm::parallel::default_pool() with a workspace of its own.
+/// Example: `llm::nn::linear_forward(h, x, w, b, llm::nn::gelu_erf{});`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, dense_view<1> B, class Form>
+    requires activation_form<Form>
+void linear_forward(Y&& y, X&& x, W&& weight, B&& bias, Form act) {
+    workspace ws;
+    linear_forward(y, x, weight, bias, act, ws, parallel::default_pool());
+}
+
+/// y = act(x W^T) on llm::parallel::default_pool() with a workspace of its own.
+/// Example: `llm::nn::linear_forward(h, x, w, llm::nn::silu{});`
+template <mutable_dense_view<2> Y, dense_view<2> X, dense_view<2> W, class Form>
+    requires activation_form<Form>
+void linear_forward(Y&& y, X&& x, W&& weight, Form act) {
+    workspace ws;
+    linear_forward(y, x, weight, act, ws, parallel::default_pool());
 }
 
 /// Backward of linear_forward. ACCUMULATES (docs/conventions.md rule 2):
