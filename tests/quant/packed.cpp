@@ -5,6 +5,7 @@
 // activations equal the plain call; Q4_0 with power-of-two scales is exact; bad input is llm::error.
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
+#include <llm/quant/any_matrix.hpp>
 #include <llm/quant/packed.hpp>
 #include <llm/quant/quant.hpp>
 #include <llm/quant/reference.hpp>
@@ -325,4 +326,80 @@ TEST_CASE("quant packed: bad sizes are llm::error naming the values") {
             CHECK_THROWS_AS(q::gemv(y, x160, wp, {.path = p}), llm::error);
         }
     }
+}
+
+TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and grouped) to the packed kernels, bit for bit") {
+    const std::size_t k = 32 * 8, m = 3;
+    const auto b4 = q::quantize<q::q4_0>(weight_values(20, k, 11));
+    const auto b8 = q::quantize<q::q8_0>(weight_values(16, k, 12));
+    const auto bk = q::quantize<q::q4_k>(weight_values(5, k, 13));
+    auto bytes_of = [](const auto& v) { return std::as_bytes(std::span(v)); };
+    const q::any_matrix r4(llm::io::ggml_type::q4_0, bytes_of(b4), 20, k);
+    const q::any_matrix r8(llm::io::ggml_type::q8_0, bytes_of(b8), 16, k);
+    const q::any_matrix rk(llm::io::ggml_type::q4_k, bytes_of(bk), 5, k);
+    std::vector<std::byte> s4, s8, sk;
+    const q::any_matrix p4 = q::repack(r4, s4), p8 = q::repack(r8, s8), pk = q::repack(rk, sk);
+    CHECK(p4.layout() == q::weight_layout::interleaved8);
+    CHECK(p8.layout() == q::weight_layout::interleaved8);
+    CHECK(pk.layout() == q::weight_layout::row_major);  // q4_K: not repacked, storage untouched
+    CHECK(sk.empty());
+    CHECK(s4.size() == 24 * (k / 32) * sizeof(q::block_q4_0));  // 20 rows padded to 24
+    CHECK(s8.size() == b8.size() * sizeof(q::block_q8_0));        // 16 rows: the same bytes
+    CHECK(p4.bytes().size() == s4.size());
+    const matrix x = activations(m, k, 14);
+    llm::parallel::thread_pool pool(2);
+    llm::workspace ws;
+    // Single calls equal packed gemm on the same packed bytes.
+    const auto wp4 = q::pack<q::q4_0>(std::span<const q::block_q4_0>(b4), 20, k);
+    matrix y4(m, 20), g4(m, 20), y8(m, 16), yk(m, 5), yk_row(m, 5);
+    q::linear_forward(y4, x, p4, ws, pool);
+    q::gemm(g4, x, wp4, {}, pool);
+    for (std::size_t i = 0; i < y4.size(); ++i) REQUIRE(same_bits(y4.data()[i], g4.data()[i]));
+    q::linear_forward(y8, x, p8, ws, pool);
+    q::linear_forward(yk, x, pk, ws, pool);
+    q::linear_forward(yk_row, x, rk, ws, pool);
+    for (std::size_t i = 0; i < yk.size(); ++i) REQUIRE(same_bits(yk.data()[i], yk_row.data()[i]));
+    // Grouped over packed and row-major matrices: each product equals its single call bit for bit.
+    matrix z4(m, 20), z8(m, 16), zk(m, 5), zr(m, 20), yr(m, 20);
+    q::linear_forward(yr, x, r4, ws, pool);
+    using view2 = llm::tensor_view<float, llm::dims<2>>;
+    const std::vector<view2> ys = {view2(z4.data(), m, 20), view2(z8.data(), m, 16), view2(zk.data(), m, 5), view2(zr.data(), m, 20)};
+    const q::any_matrix* ws_[] = {&p4, &p8, &pk, &r4};
+    q::linear_forward(std::span<const view2>(ys), x, std::span<const q::any_matrix* const>(ws_), ws, pool);
+    for (std::size_t i = 0; i < z4.size(); ++i) REQUIRE(same_bits(z4.data()[i], y4.data()[i]));
+    for (std::size_t i = 0; i < z8.size(); ++i) REQUIRE(same_bits(z8.data()[i], y8.data()[i]));
+    for (std::size_t i = 0; i < zk.size(); ++i) REQUIRE(same_bits(zk.data()[i], yk.data()[i]));
+    for (std::size_t i = 0; i < zr.size(); ++i) REQUIRE(same_bits(zr.data()[i], yr.data()[i]));
+    // The packed and row-major products of the same quantized activations x_q differ only in the
+    // fp32 order: each is within its bound of the exact x_q W^T (packed: (nb + 2) 2^-24 T, T =
+    // sum |w xq|, see check_against_reference; row-major: (nb + 8) 2^-23 T', T' = sum (|w| + 2
+    // a_b) |xq|, a_b the block's largest |w|, tests/quant/matmul.cpp), so within the sum apart.
+    const auto wd = q::dequantize<q::q4_0>(std::span<const q::block_q4_0>(b4));
+    for (std::size_t i = 0; i < m; ++i) {
+        std::vector<double> xq(k);
+        for (std::size_t b = 0; b < k / 32; ++b) {
+            q::block_q8_0 blk;
+            q::q8_0::quantize_block(x.data() + i * k + b * 32, blk);
+            for (std::size_t j = 0; j < 32; ++j) xq[b * 32 + j] = double(blk.qs[j]) * double(float(blk.d));
+        }
+        for (std::size_t j = 0; j < 20; ++j) {
+            double t = 0.0, t2 = 0.0;
+            for (std::size_t b = 0; b < k / 32; ++b) {
+                double ab = 0.0;
+                for (std::size_t p = 0; p < 32; ++p) ab = std::max(ab, std::fabs(double(wd[j * k + b * 32 + p])));
+                for (std::size_t p = b * 32; p < b * 32 + 32; ++p) {
+                    t += std::fabs(double(wd[j * k + p]) * xq[p]);
+                    t2 += (std::fabs(double(wd[j * k + p])) + 2.0 * ab) * std::fabs(xq[p]);
+                }
+            }
+            const double bound = double(k / 32 + 2) * std::ldexp(1.0, -24) * t + double(k / 32 + 8) * std::ldexp(1.0, -23) * t2;
+            CHECK(std::fabs(double(y4(i, j)) - double(yr(i, j))) <= bound);
+        }
+    }
+    // A wrong byte count or a type without the layout: llm::error naming the values.
+    CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q4_0, std::span<const std::byte>(s4).first(100), 20, k,
+                                       q::weight_layout::interleaved8),
+                         doctest::Contains("100 bytes are not the"), llm::error);
+    CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q4_k, bytes_of(bk), 5, k, q::weight_layout::interleaved8),
+                         doctest::Contains("holds q4_0 or q8_0, not q4_K"), llm::error);
 }

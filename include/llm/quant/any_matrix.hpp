@@ -19,6 +19,7 @@
 #include <llm/quant/isa.hpp>
 #include <llm/quant/k_formats.hpp>
 #include <llm/quant/matmul.hpp>
+#include <llm/quant/packed.hpp>
 #include <llm/tensor/concepts.hpp>
 #include <llm/tensor/tensor.hpp>
 #include <llm/tensor/views.hpp>
@@ -30,6 +31,7 @@
 #include <span>
 #include <type_traits>
 #include <utility>
+#include <vector>
 
 #if LLM_QUANT_X86
 #include <immintrin.h>
@@ -164,6 +166,14 @@ inline constexpr std::size_t half_dot_max_rows = 8;
 
 }  // namespace detail
 
+/// How an any_matrix's bytes hold its rows: one row after another as GGUF stores them, or (Q4_0 and
+/// Q8_0 only) llm::quant::packed_view's groups of 8 interleaved rows (llm::quant::repack makes them).
+/// Example: `if (w.layout() == llm::quant::weight_layout::interleaved8) { ... }`
+enum class weight_layout {
+    row_major,     ///< GGUF's: rows of blocks one after another
+    interleaved8,  ///< llm::quant::packed_view's 8-row groups (Q4_0, Q8_0)
+};
+
 /// A [rows, cols] weight matrix (y = x W^T reads it as nn.Linear's [out, in]) whose element
 /// type is a run-time GGUF type: f32, f16, bf16, or a block format of llm::quant (q4_0, q4_1,
 /// q5_0, q5_1, q8_0, q2_K .. q6_K), rows stored one after the other as GGUF stores a matrix
@@ -203,6 +213,33 @@ public:
         llm::check(reinterpret_cast<std::uintptr_t>(data_) % align == 0, "any_matrix: ", tr.name, " data is not aligned to ", align,
                    " bytes");
     }
+    /// A view of `bytes` in `layout`: row_major as the constructor above; interleaved8 (Q4_0 or
+    /// Q8_0 only) as llm::quant::packed_view lays them out, bytes.size() equal to
+    /// packed_view<F>::packed_bytes(rows, cols). llm::error otherwise, naming the values.
+    /// Example: `llm::quant::any_matrix w(llm::io::ggml_type::q4_0, packed_bytes, 64, 128, llm::quant::weight_layout::interleaved8);`
+    any_matrix(io::ggml_type type, std::span<const std::byte> bytes, std::size_t rows, std::size_t cols, weight_layout layout)
+        : type_(type), data_(bytes.data()), rows_(rows), cols_(cols), layout_(layout) {
+        if (layout == weight_layout::row_major) {
+            *this = any_matrix(type, bytes, rows, cols);
+            return;
+        }
+        const auto tr = io::ggml_traits(type);
+        std::size_t need = 0;
+        const bool packable = detail::visit_block_format(type, [&](auto id) {
+            using F = typename decltype(id)::type;
+            if constexpr (packable_format<F>) {
+                need = packed_view<F>::packed_bytes(rows, cols);
+            }
+        }) && need != 0;
+        llm::check(packable || rows * cols == 0, "any_matrix: the interleaved8 layout holds q4_0 or q8_0, not ",
+                   tr.name.empty() ? std::string_view("(invalid)") : tr.name);
+        llm::check(cols % tr.block_size == 0, "any_matrix: ", tr.name, " rows of ", cols, " values are not a whole number of ",
+                   tr.block_size, "-value blocks");
+        llm::check(bytes.size() == need, "any_matrix: ", bytes.size(), " bytes are not the ", need, " of ", rows, " x ", cols, " ",
+                   tr.name, " in 8-row groups");
+        llm::check(reinterpret_cast<std::uintptr_t>(data_) % alignof(f16) == 0, "any_matrix: packed ", tr.name,
+                   " data is not aligned to 2 bytes");
+    }
 
     /// Rank 2.
     static constexpr std::size_t rank() noexcept { return 2; }
@@ -219,9 +256,25 @@ public:
         const auto tr = io::ggml_traits(type_);
         return cols_ / tr.block_size * tr.type_size;
     }
-    /// The viewed bytes (rows * row_bytes()).
+    /// The viewed bytes (rows * row_bytes() for row_major; interleaved8: rows padded to a
+    /// multiple of 8, in packed_view's layout).
     [[nodiscard]] std::span<const std::byte> bytes() const noexcept {
-        return {data_, data_ == nullptr ? 0 : rows_ * row_bytes()};
+        if (data_ == nullptr) {
+            return {};
+        }
+        if (layout_ == weight_layout::interleaved8) {
+            return {data_, (rows_ + pack_group_rows - 1) / pack_group_rows * pack_group_rows * row_bytes()};
+        }
+        return {data_, rows_ * row_bytes()};
+    }
+    /// How the bytes hold the rows.
+    [[nodiscard]] weight_layout layout() const noexcept { return layout_; }
+    /// The packed_view of an interleaved8 matrix of format F (F its type; unchecked).
+    template <packable_format F>
+    [[nodiscard]] packed_view<F> packed() const noexcept {
+        const auto* base = reinterpret_cast<const std::uint8_t*>(data_);
+        const std::size_t groups = (rows_ + pack_group_rows - 1) / pack_group_rows, nb = cols_ / F::block_size;
+        return {base, reinterpret_cast<const f16*>(base + groups * nb * detail::packed_code_bytes<F>()), rows_, cols_};
     }
 
 private:
@@ -229,7 +282,41 @@ private:
     const std::byte* data_ = nullptr;
     std::size_t rows_ = 0;
     std::size_t cols_ = 0;
+    weight_layout layout_ = weight_layout::row_major;
 };
+
+/// True for the GGUF types llm::quant::repack interleaves (q4_0, q8_0).
+/// Example: `if (llm::quant::repackable(info.type)) { ... }`
+inline bool repackable(io::ggml_type type) noexcept {
+    return type == io::ggml_type::q4_0 || type == io::ggml_type::q8_0;
+}
+
+/// A row-major Q4_0 / Q8_0 any_matrix repacked into 8-row interleaved groups (llm::quant::pack's
+/// layout, as llama.cpp repacks at load) in `storage` (resized to the packed bytes: the same as
+/// the rows' blocks when rows is a multiple of 8), returned as an interleaved8 any_matrix viewing
+/// `storage`, which must outlive it. linear_forward then runs the packed kernels (other bits than
+/// the row-major matrix's, within the same bound). Any other matrix (type, layout, no data) is
+/// returned as it is and `storage` left unchanged.
+/// Example: `std::vector<std::byte> buf; w = llm::quant::repack(w, buf);`
+inline any_matrix repack(const any_matrix& w, std::vector<std::byte>& storage) {
+    if (!repackable(w.type()) || w.layout() != weight_layout::row_major || w.bytes().empty()) {
+        return w;
+    }
+    any_matrix out = w;
+    detail::visit_block_format(w.type(), [&](auto id) {
+        using F = typename decltype(id)::type;
+        if constexpr (packable_format<F>) {
+            const std::size_t n = w.extent(0), k = w.extent(1);
+            std::vector<std::byte> buf(packed_view<F>::packed_bytes(n, k));
+            using blk = typename F::block;
+            const std::span<const blk> blocks(reinterpret_cast<const blk*>(w.bytes().data()), n * (k / F::block_size));
+            (void)pack_into<F>(std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(buf.data()), buf.size()), blocks, n, k);
+            storage.swap(buf);
+            out = any_matrix(w.type(), storage, n, k, weight_layout::interleaved8);
+        }
+    });
+    return out;
+}
 
 /// y = x W^T for an any_matrix W [N, K] (output written, not accumulated): block formats
 /// through llm::quant::gemm (activations quantized to Q8_0 / Q8_K as gemm states), f32 through
@@ -251,6 +338,15 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
                "quant::linear_forward: y [", y.extent(0), ", ", y.extent(1), "] = x [", x.extent(0), ", ", x.extent(1), "] W^T with W [",
                n, ", ", k, "]");
     const std::byte* data = w.bytes().data();
+    if (w.layout() == weight_layout::interleaved8) {
+        detail::visit_block_format(w.type(), [&](auto id) {
+            using F = typename decltype(id)::type;
+            if constexpr (packable_format<F>) {
+                gemm(y, x, w.packed<F>(), matmul_options{}, ws, exec);
+            }
+        });
+        return;
+    }
     switch (w.type()) {
         case io::ggml_type::f32:
             nn::linear_forward(y, x, tensor_view<const float, llm::dims<2>>(reinterpret_cast<const float*>(data), llm::dims<2>(n, k)), ws,
@@ -392,8 +488,15 @@ void linear_forward(std::span<const Y> ys, X&& x, std::span<const any_matrix* co
                         acts[layout] = a;
                     }
                     using blk = typename F::block;
-                    const std::span<const blk> blocks(reinterpret_cast<const blk*>(wi.bytes().data()), n * nb);
                     const quantized_rows<F> qa{static_cast<const act*>(acts[layout]), m, k, nb};
+                    if constexpr (packable_format<F>) {
+                        if (wi.layout() == weight_layout::interleaved8) {
+                            gemm(y, qa, wi.packed<F>(), matmul_options{}, exec);
+                            done = true;
+                            return;
+                        }
+                    }
+                    const std::span<const blk> blocks(reinterpret_cast<const blk*>(wi.bytes().data()), n * nb);
                     gemm(y, qa, matrix_view<block_accessor<F>>(blocks, n, k), matmul_options{}, exec);
                     done = true;
                 }
