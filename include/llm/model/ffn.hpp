@@ -16,7 +16,9 @@ namespace llm::model {
 /// SwiGLU FFN (Hugging Face `LlamaMLP`): y = down(silu(gate(x)) * up(x)); `gate_proj`,
 /// `up_proj` [d_ff, d_model], `down_proj` [d_model, d_ff], no biases (llm::quant::any_matrix
 /// views with params<llm::model::quantized>: forward and step only). Cache: gate, up and
-/// their product, [tokens, d_ff] each.
+/// their product, [tokens, d_ff] each. silu(gate) is not fused into gate's GEMM store: it
+/// is multiplied by up, a second product, and one fused product would need gate and up
+/// stored as one [2 d_ff, d_model] weight (the checkpoints keep them apart).
 /// Example: `llm::model::swiglu_ffn f(d); f.forward(y, c, x, p, ws, pool);`
 struct swiglu_ffn {
     std::size_t width = 0;  ///< d_model
@@ -102,7 +104,8 @@ struct swiglu_ffn {
 
 /// GELU MLP of GPT-2 (`GPT2MLP`): y = c_proj(gelu_tanh(c_fc(x))); `c_fc` and `c_proj` are
 /// Conv1D (weights stored [in, out], as Hugging Face and llm.c keep them) with biases.
-/// Cache: the pre-activation and the activation, [tokens, d_ff] each.
+/// Cache: the pre-activation and the activation, [tokens, d_ff] each (forward keeps the
+/// pre-activation for backward; step fuses gelu into c_fc's store).
 /// Form: the GELU form (llm::nn::gelu_tanh, GPT-2's "gelu_new"; llm::nn::gelu_erf).
 /// Example: `llm::model::gelu_mlp<> f(d);`
 template <class Form = nn::gelu_tanh>
@@ -168,13 +171,16 @@ struct gelu_mlp {
     }
     /// No state between tokens.
     struct state {};
-    /// The forward for the rows of x with buffers from the workspace.
+    /// The forward for the rows of x with a buffer from the workspace. No backward follows, so
+    /// the pre-activation is not kept: gelu runs in c_fc's GEMM store (linear_forward with an
+    /// activation), one [tokens, d_ff] buffer and no pass over it; the bits are forward's
+    /// (c_fc, then gelu_forward<Form>).
     template <class T>
     void step(activations y, state&, const_activations x, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
         workspace::frame frame(ws);
-        const std::size_t n = x.extent(0);
-        cache c{detail::scratch(ws, n, inner), detail::scratch(ws, n, inner)};
-        forward(y, c, x, p, ws, exec);
+        const activations act = detail::scratch(ws, x.extent(0), inner);
+        nn::linear_forward(act, x, detail::weight_view<true>(p.fc_w), p.fc_b, Form{}, ws, exec);
+        nn::linear_forward(y, act, detail::weight_view<true>(p.proj_w), p.proj_b, ws, exec);
     }
     /// Multiply-adds per token (2 d_model d_ff).
     [[nodiscard]] std::size_t macs() const noexcept { return 2 * width * inner; }
