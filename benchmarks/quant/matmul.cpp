@@ -10,9 +10,12 @@
 // pass over more than the cache evicts every line before its reuse), as a decode step does.
 // ggml reports MUL_MAT m=4096 n=1 k=14336: the same shape wherever 4096 rows exceed the L3.
 // LLM_BENCH_QUANT_K overrides k (e.g. 4096 for a quick run).
+// quant_gemv_packed / quant_gemm_packed run the same shapes on llm::quant::pack's 8-row interleaved
+// Q4_0 / Q8_0 weights (packed.hpp; the same number of bytes).
 #include <llm/core/cpu_info.hpp>
 #include <llm/core/workspace.hpp>
 #include <llm/quant/matmul.hpp>
+#include <llm/quant/packed.hpp>
 #include <llm/quant/quant.hpp>
 #include <llm/tensor/tensor.hpp>
 
@@ -143,6 +146,60 @@ void quant_gemm(benchmark::State& state) {
                    " n=" + std::to_string(n) + " k=" + std::to_string(k));
 }
 
+template <class F>
+void quant_gemv_packed(benchmark::State& state) {
+    const auto threads = static_cast<std::size_t>(state.range(0));
+    const std::size_t k = k_dim(), nb = k / F::block_size;
+    const std::size_t rows = gemv_rows(nb * sizeof(typename F::block));
+    const auto& blocks = random_blocks<F>(rows * nb);
+    const auto wp = q::pack<F>(std::span<const typename F::block>(blocks), rows, k);
+    const auto xs = random_floats(k);
+    std::vector<float> ys(rows);
+    llm::tensor_view<const float, llm::dims<1>> x(xs.data(), k);
+    llm::tensor_view<float, llm::dims<1>> y(ys.data(), rows);
+    auto& pool = llm_bench::pool_of(threads);
+    const double ceiling = read_ceiling(threads);
+    llm::workspace ws;
+    q::gemv(y, x, wp, {}, ws, pool);
+    for (auto _ : state) {
+        q::gemv(y, x, wp, {}, ws, pool);
+        benchmark::DoNotOptimize(ys.data());
+        benchmark::ClobberMemory();
+    }
+    const double bytes = static_cast<double>(wp.bytes());
+    state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["GFLOP/s"] =
+        benchmark::Counter(2.0 * static_cast<double>(rows * k) * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["read_ceiling_GB/s"] = ceiling;
+    state.SetLabel(std::string(F::name) + " packed " + std::string(q::isa_name(q::best_isa())) + " m=" + std::to_string(rows) +
+                   " k=" + std::to_string(k) + " weights " + std::to_string(wp.bytes() >> 20) + " MiB, L3 " +
+                   std::to_string(llm::cpu_cache_sizes().l3 >> 20) + " MiB");
+}
+
+template <class F>
+void quant_gemm_packed(benchmark::State& state) {
+    const auto threads = static_cast<std::size_t>(state.range(0));
+    const std::size_t k = k_dim(), nb = k / F::block_size, rows = gemm_rows, n = gemm_n;
+    const auto& blocks = random_blocks<F>(rows * nb);
+    const auto wp = q::pack<F>(std::span<const typename F::block>(blocks), rows, k);
+    const auto xs = random_floats(n * k);
+    std::vector<float> ys(n * rows);
+    llm::tensor_view<const float, llm::dims<2>> x(xs.data(), n, k);
+    llm::tensor_view<float, llm::dims<2>> y(ys.data(), n, rows);
+    auto& pool = llm_bench::pool_of(threads);
+    llm::workspace ws;
+    q::gemm(y, x, wp, {}, ws, pool);
+    for (auto _ : state) {
+        q::gemm(y, x, wp, {}, ws, pool);
+        benchmark::DoNotOptimize(ys.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * k * n) * 1e-9,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel(std::string(F::name) + " packed " + std::string(q::isa_name(q::best_isa())) + " m=" + std::to_string(rows) +
+                   " n=" + std::to_string(n) + " k=" + std::to_string(k));
+}
+
 void stream_read(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     double gbs = 0.0;
@@ -153,6 +210,8 @@ void stream_read(benchmark::State& state) {
 BENCHMARK(stream_read)->Name("quant_ceiling/stream_read")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(quant_gemv<q::q4_0>)->Name("quant_gemv/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q8_0>)->Name("quant_gemv/q8_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv_packed<q::q4_0>)->Name("quant_gemv_packed/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv_packed<q::q8_0>)->Name("quant_gemv_packed/q8_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q4_k>)->Name("quant_gemv/q4_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q6_k>)->Name("quant_gemv/q6_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q5_k>)->Name("quant_gemv/q5_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -160,6 +219,8 @@ BENCHMARK(quant_gemv<q::q4_1>)->Name("quant_gemv/q4_1")->ArgName("threads")->Arg
 BENCHMARK(quant_gemv<q::q5_0>)->Name("quant_gemv/q5_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q4_0>)->Name("quant_gemm/q4_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q8_0>)->Name("quant_gemm/q8_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q4_0>)->Name("quant_gemm_packed/q4_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q8_0>)->Name("quant_gemm_packed/q8_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q4_k>)->Name("quant_gemm/q4_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q6_k>)->Name("quant_gemm/q6_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 

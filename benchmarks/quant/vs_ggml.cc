@@ -15,10 +15,15 @@
 // runs a STREAM read pass (benchmarks/support/stream.hpp, the read ceiling of bench_ceilings) on the same
 // threads: the line reports our weight bytes per second against the best read pass of the run. k = 14336 and
 // m = 4096 give weights larger than a 16 MiB L3 (Q4_0: 33 MB); pass a larger k where the L3 is larger.
+// Q4_0 and Q8_0 also run llm::quant::pack's 8-row interleaved weights (packed.hpp) in the same alternation: a
+// second line per shape, "packed", with its ratios to ggml and to our unpacked path. ggml runs its plain
+// vec_dot / llamafile path here (tensors in a plain context; its CPU repack applies only to weights in its
+// extra buffer type, as llama-bench loads them).
 #include <llm/core/cpu_info.hpp>
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/quant/matmul.hpp>
+#include <llm/quant/packed.hpp>
 #include <llm/quant/quant.hpp>
 #include <llm/tensor/tensor.hpp>
 
@@ -109,8 +114,23 @@ void compare(ggml_type gt, std::size_t m, std::size_t n, std::size_t k, int thre
         }
     };
     auto theirs = [&] { ggml_graph_compute_with_ctx(ctx, gf, threads); };
+    constexpr bool packable = q::packable_format<F>;
+    std::vector<float> yp(n * m);
+    auto packed = [&] {
+        if constexpr (packable) {
+            static q::packed_matrix<F> wp;
+            if (wp.rows() != m || wp.cols() != k) wp = q::pack(w);
+            if (n == 1) {
+                q::gemv(llm::tensor_view<float, llm::dims<1>>(yp.data(), m),
+                        llm::tensor_view<const float, llm::dims<1>>(xs.data(), k), wp, {}, ws, pool);
+            } else {
+                q::gemm(llm::tensor_view<float, llm::dims<2>>(yp.data(), n, m), x, wp, {}, ws, pool);
+            }
+        }
+    };
     ours();
     theirs();
+    packed();
     // Same results (ggml's Q8 activation path differs in rounding only where its own kernels round differently).
     double err = 0.0, ref = 0.0;
     for (std::size_t i = 0; i < n * m; ++i) {
@@ -118,11 +138,18 @@ void compare(ggml_type gt, std::size_t m, std::size_t n, std::size_t k, int thre
         err = std::max(err, std::abs(d));
         ref = std::max(ref, std::abs(static_cast<double>(ys[i])));
     }
-    times to, tg;
+    double perr = 0.0;
+    if (packable) {
+        for (std::size_t i = 0; i < n * m; ++i) {
+            perr = std::max(perr, std::abs(static_cast<double>(yp[i]) - static_cast<double>(static_cast<float*>(c->data)[i])));
+        }
+    }
+    times to, tg, tp;
     double read_gbs = 0.0;
     for (int r = 0; r < rounds; ++r) {
         time_once(to, ours);
         time_once(tg, theirs);
+        if (packable) time_once(tp, packed);
         if (n == 1) read_gbs = std::max(read_gbs, llm_bench::stream_read_pass(static_cast<std::size_t>(threads)));
     }
     const double flop = 2.0 * static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k);
@@ -135,6 +162,17 @@ void compare(ggml_type gt, std::size_t m, std::size_t n, std::size_t k, int thre
         std::printf("%-5s GEMV weights %.1f MB: ours %.2f GB/s, read ceiling %.2f GB/s this run: %.0f%% (L3 %zu MiB)\n",
                     F::name.data(), static_cast<double>(blocks.size() * sizeof(typename F::block)) * 1e-6, gbs, read_gbs,
                     100.0 * gbs / read_gbs, llm::cpu_cache_sizes().l3 >> 20);
+    }
+    if (packable) {
+        std::printf("%-5s packed m=%zu n=%zu k=%zu threads=%d | packed %8.1f ms wall %8.1f ms cpu (%6.1f GFLOP/s cpu-time) | "
+                    "vs ggml: wall %.2fx cpu %.2fx | vs unpacked: wall %.2fx cpu %.2fx | max |diff| to ggml %.3g\n",
+                    F::name.data(), m, n, k, threads, tp.wall, tp.cpu, flop / tp.cpu * 1e-6 * threads, tg.wall / tp.wall,
+                    tg.cpu / tp.cpu, to.wall / tp.wall, to.cpu / tp.cpu, perr);
+        if (n == 1) {
+            const double gbs = static_cast<double>(blocks.size() * sizeof(typename F::block)) / tp.wall * 1e-6;
+            std::printf("%-5s packed GEMV: %.2f GB/s, read ceiling %.2f GB/s this run: %.0f%%\n", F::name.data(), gbs,
+                        read_gbs, 100.0 * gbs / read_gbs);
+        }
     }
     std::fflush(stdout);
     ggml_free(ctx);
