@@ -160,6 +160,36 @@ TEST_CASE("linear_forward with an activation equals linear_forward then the acti
     SUBCASE("identity") { every_size<llm::nn::identity>(rng); }
 }
 
+namespace user {
+
+/// A form written outside llm:: (squared ReLU, Primer): the linear layer takes it like the
+/// built-in ones.
+struct relu_squared {
+    template <llm::simd::backend S>
+    static typename S::f32 value(typename S::f32 x) {
+        const auto r = S::max(S::zero(), x);
+        return S::mul(r, r);
+    }
+    template <llm::simd::backend S>
+    static typename S::f32 derivative(typename S::f32 x) {
+        return S::mul(S::set1(2.0f), S::max(S::zero(), x));
+    }
+};
+
+}  // namespace user
+
+TEST_CASE("linear_forward with an activation: a user's form outside llm:: fuses the same way, bit for bit") {
+    std::mt19937 rng(17);
+    llm::parallel::thread_pool pool(2);
+    llm::workspace ws;
+    for (const std::size_t m : {1u, 33u}) {
+        for (const std::size_t n : {7u, 129u}) {
+            fused_case<user::relu_squared, float, float, float>(m, n, 33, true, rng, pool, ws);
+            fused_case<user::relu_squared, llm::bf16, float, llm::bf16>(m, n, 33, false, rng, pool, ws);
+        }
+    }
+}
+
 TEST_CASE("linear_forward with an activation: the activation is applied (not the identity), relu and gelu at known points") {
     // x = [1], W = [[1], [1], [1]], b = (-2, 0, 3): pre-activations -1, 1, 4 exactly.
     mat<float> x(1, 1), w(3, 1), y(1, 3);
