@@ -26,7 +26,7 @@ constexpr const char* usage =
     "  --type TYPE        f32 f16 bf16 q8_0 q4_0 q4_1 q5_0 q5_1 q2_K q3_K q4_K q5_K q6_K (default f16)\n"
     "  --tokenizer PATH   tokenizer.json (default: HF_DIR/tokenizer.json when present)\n"
     "  --name NAME        general.name (default: the directory's name)\n"
-    "Writes llama.cpp's layout (convert_hf_to_gguf.py): Llama/Mistral as 'llama', Qwen2 as 'qwen2'.\n";
+    "Writes llama.cpp's layout (convert_hf_to_gguf.py): Llama/Mistral/Mixtral as 'llama', Qwen2 as 'qwen2', GPT-2 as 'gpt2'.\n";
 
 io::ggml_type parse_type(std::string_view name) {
     static const io::ggml_type types[] = {io::ggml_type::f32,  io::ggml_type::f16,  io::ggml_type::bf16, io::ggml_type::q8_0,

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# llama.cpp runs our `convert` output: the tiny Qwen2 and Mistral checkpoints (with
+# llama.cpp runs our `convert` output: the tiny Qwen2, Mistral, Llama 3 (rope_freqs.weight), GPT-2
+# and Mixtral checkpoints (with
 # tests/golden/generate/tiny-tokenizer) converted by our tool in f32, f16 and q8_0, then greedy text
 # from llama.cpp's llama-simple (its greedy sampler; the prompt tokenized by llama.cpp) and from our
 # `generate --prompt` on the same file must be the same (llama-simple stops at the end-of-text
@@ -13,10 +14,11 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 tok=tests/golden/generate/tiny-tokenizer/tokenizer.json
 fail=0 n=0
-for model in qwen2 mistral; do
+for dir in tests/golden/model/qwen2 tests/golden/model/mistral tests/golden/model/llama tests/golden/model/gpt2 tests/golden/moe/mixtral; do
+    model=$(basename "$dir")
     for type in f32 f16 q8_0; do
         out=$work/$model-$type.gguf
-        "$convert" tests/golden/model/$model "$out" --type $type --tokenizer $tok >/dev/null
+        "$convert" "$dir" "$out" --type $type --tokenizer $tok >/dev/null
         for prompt in "the cat sat on the mat" "we went"; do
             n=$((n + 1))
             # llama-simple prints the prompt, then each generated piece; logs go to stderr

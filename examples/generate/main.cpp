@@ -98,7 +98,7 @@ options parse(int argc, char** argv) {
 template <class F>
 int open_model(const std::string& path, F&& f) {
     if (path.ends_with(".gguf")) {
-        return gen::open_gguf(path, [&](const auto& m, const auto& p, const auto&) { return f(m, p, false); });
+        return gen::open_gguf(path, [&](const auto& m, const auto& p, const auto& cfg) { return f(m, p, cfg.family == llm::model::family::gpt2); });
     }
     return gen::open_hf(path, [&](const auto& m, const auto& p, const auto& cfg) { return f(m, p, cfg.family == llm::model::family::gpt2); });
 }

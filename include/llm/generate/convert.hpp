@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Converting a Hugging Face checkpoint directory to a GGUF file in llama.cpp's layout, as its
 // convert_hf_to_gguf.py writes it (metadata keys, tensor names, the Q/K row permutation of the
-// "llama" architecture, tokenizer.ggml.* from tokenizer.json), in f32, f16, bf16 or a block type.
+// "llama" architecture, GPT-2's transposed Conv1D weights, Mixtral's stacked experts,
+// tokenizer.ggml.* from tokenizer.json), in f32, f16, bf16 or a block type.
 #pragma once
 
 #include <llm/core/bf16.hpp>
@@ -13,6 +14,7 @@
 #include <llm/io/gguf.hpp>
 #include <llm/io/json.hpp>
 #include <llm/model/model.hpp>
+#include <llm/moe/mixtral.hpp>
 #include <llm/quant/quant.hpp>
 
 #include <cmath>
@@ -211,30 +213,50 @@ inline void add_tokenizer(io::gguf_writer& w, const std::string& path, std::size
 
 }  // namespace detail
 
-/// Converts the Hugging Face directory `dir` (config.json, model.safetensors or a sharded index,
-/// tokenizer.json) to the GGUF file `out` as llama.cpp's convert_hf_to_gguf.py writes it:
-/// Llama and Mistral as architecture "llama" (Q and K rows permuted for ggml's interleaved
-/// RoPE; Llama 3 frequency scaling as the `rope_freqs.weight` factors), Qwen2 as "qwen2";
-/// the keys `ARCH.block_count`, `.context_length`, `.embedding_length`, `.feed_forward_length`,
-/// `.attention.head_count(_kv)`, `.rope.freq_base`, `.attention.layer_norm_rms_epsilon`,
-/// `general.file_type`, `general.quantization_version` and tokenizer.ggml.* from tokenizer.json;
-/// names `token_embd.weight`, `blk.N.attn_q.weight`, ... Weight matrices get `opt.type`, 1-D
-/// tensors stay f32. Other families (GPT-2, Mixtral, Mamba) and options without a GGUF form are
-/// llm::error naming them. The file is written atomically.
-/// Example: `llm::generate::convert_hf_to_gguf("tiny-llama", "tiny.gguf", {.type = llm::io::ggml_type::q8_0});`
-inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::string& out, const convert_options& opt = {}) {
+namespace detail {
+
+// convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors: per frequency, the divisor llama3
+// scaling applies (1 kept, factor, or the band's interpolation), in the script's arithmetic:
+// torch float32 tensors, a python scalar divided by a tensor as the tensor's reciprocal times the
+// scalar. Each step is an f32 operation, written as the double operation rounded to float (for
+// +, -, *, / of floats that is the correctly rounded f32 result, and no FMA contraction can
+// reach across the roundings), so the factors equal the script's bit for bit (checked against
+// torch 1.13 for 1200 factors: theta 1e4 / 5e5 / 1e6, head_dim 8 / 64 / 128, four scalings).
+inline std::vector<float> llama3_rope_factors(const model::rope_config& r, std::size_t head_dim) {
+    const auto f = [](double x) { return static_cast<float>(x); };
+    const double low_wavelen = r.original_max_position / r.low_freq_factor, high_wavelen = r.original_max_position / r.high_freq_factor;
+    std::vector<float> out(head_dim / 2);
+    for (std::size_t i = 0; i < out.size(); ++i) {
+        const float e = f(static_cast<double>(f(static_cast<double>(2 * i))) / static_cast<double>(f(static_cast<double>(head_dim))));
+        const float freq = f(1.0 / static_cast<double>(f(std::pow(static_cast<double>(f(r.theta)), static_cast<double>(e)))));
+        const float wavelen = f(static_cast<double>(f(1.0 / static_cast<double>(freq))) * static_cast<double>(f(2.0 * std::numbers::pi)));
+        if (wavelen < high_wavelen) {
+            out[i] = 1.0f;
+        } else if (wavelen > low_wavelen) {
+            out[i] = f(r.factor);
+        } else {
+            float a = f(static_cast<double>(f(1.0 / static_cast<double>(wavelen))) * static_cast<double>(f(r.original_max_position)));
+            a = f(static_cast<double>(a) - static_cast<double>(f(r.low_freq_factor)));
+            const float smooth = f(static_cast<double>(a) / static_cast<double>(f(r.high_freq_factor - r.low_freq_factor)));
+            float b = f(1.0 - static_cast<double>(smooth));
+            b = f(static_cast<double>(b) / static_cast<double>(f(r.factor)));
+            b = f(static_cast<double>(b) + static_cast<double>(smooth));
+            out[i] = f(1.0 / static_cast<double>(b));
+        }
+    }
+    return out;
+}
+
+// The GGUF file of the Hugging Face checkpoint `dir` opened as the model M (convert_hf_to_gguf's body).
+template <class M>
+convert_stats convert_model(const std::string& dir, const std::string& out, const convert_options& opt, const model::hf_config& cfg,
+                            const std::string& arch, std::uint32_t file_type) {
     const char* fn = "convert_hf_to_gguf";
-    const auto cfg = model::from_hf_config((std::filesystem::path(dir) / "config.json").string());
-    llm::check(cfg.family == model::family::llama || cfg.family == model::family::mistral || cfg.family == model::family::qwen2, fn,
-               ": ", dir, ": only Llama, Mistral and Qwen2 are converted (not this family yet)");
-    const std::optional<std::uint32_t> file_type = quant::llama_file_type(opt.type);
-    llm::check(file_type.has_value(), fn, ": type ", io::ggml_type_name(opt.type), " is not written (no llama.cpp file type)");
     const model::dims& d = cfg.dims;
-    llm::check(!d.qk_norm && d.attn_softcap == 0.0f, fn, ": ", dir, ": q/k norms and attention soft-capping have no form in llama.cpp's llama / qwen2");
-    const std::string arch = cfg.family == model::family::qwen2 ? "qwen2" : "llama";
-    const model::llama<> m(d);
-    auto params = m.make_params<float>();
+    const M m(d);
+    auto params = m.template make_params<float>();
     model::load_safetensors(params, hf_weights_path(dir));
+    const bool gpt2 = arch == "gpt2";
 
     io::gguf_writer w;
     w.add("general.architecture", arch);
@@ -246,18 +268,27 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
     w.add<std::uint32_t>(arch + ".embedding_length", u32(d.d_model));
     w.add<std::uint32_t>(arch + ".feed_forward_length", u32(d.ff()));
     w.add<std::uint32_t>(arch + ".attention.head_count", u32(d.n_heads));
-    w.add<std::uint32_t>(arch + ".attention.head_count_kv", u32(d.kv_heads()));
-    w.add<float>(arch + ".rope.freq_base", static_cast<float>(d.rope.theta));
-    w.add<float>(arch + ".attention.layer_norm_rms_epsilon", d.norm_eps);
-    if (d.head_dim != 0) {
-        w.add<std::uint32_t>(arch + ".attention.key_length", u32(d.head_width()));
-        w.add<std::uint32_t>(arch + ".attention.value_length", u32(d.head_width()));
+    if (gpt2) {
+        // GPT2Model.set_gguf_parameters: no kv heads, no RoPE, a LayerNorm epsilon
+        w.add<float>(arch + ".attention.layer_norm_epsilon", d.norm_eps);
+    } else {
+        w.add<std::uint32_t>(arch + ".attention.head_count_kv", u32(d.kv_heads()));
+        w.add<float>(arch + ".rope.freq_base", static_cast<float>(d.rope.theta));
+        w.add<float>(arch + ".attention.layer_norm_rms_epsilon", d.norm_eps);
+        if (d.n_experts != 0) {
+            w.add<std::uint32_t>(arch + ".expert_count", u32(d.n_experts));
+            w.add<std::uint32_t>(arch + ".expert_used_count", u32(d.experts_per_token));
+        }
+        if (d.head_dim != 0) {
+            w.add<std::uint32_t>(arch + ".attention.key_length", u32(d.head_width()));
+            w.add<std::uint32_t>(arch + ".attention.value_length", u32(d.head_width()));
+        }
+        if (d.rope.scaling == model::rope_scaling_kind::linear) {
+            w.add(arch + ".rope.scaling.type", "linear");
+            w.add<float>(arch + ".rope.scaling.factor", static_cast<float>(d.rope.factor));
+        }
     }
-    if (d.rope.scaling == model::rope_scaling_kind::linear) {
-        w.add(arch + ".rope.scaling.type", "linear");
-        w.add<float>(arch + ".rope.scaling.factor", static_cast<float>(d.rope.factor));
-    }
-    w.add<std::uint32_t>("general.file_type", *file_type);
+    w.add<std::uint32_t>("general.file_type", file_type);
     if (arch == "llama") {
         w.add<std::uint32_t>("llama.vocab_size", u32(d.vocab));
         w.add<std::uint32_t>("llama.rope.dimension_count", u32(d.head_width()));
@@ -267,19 +298,20 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
     if (tok.empty() && std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json")) {
         tok = (std::filesystem::path(dir) / "tokenizer.json").string();
     }
-    if (!tok.empty()) detail::add_tokenizer(w, tok, d.vocab, cfg.family);
+    if (!tok.empty()) add_tokenizer(w, tok, d.vocab, cfg.family);
 
     convert_stats st;
     st.architecture = arch;
     std::vector<std::vector<std::byte>> kept;  // the writer keeps spans until write()
     kept.reserve(4 + 16 * d.n_layers);
-    auto put = [&](const std::string& name, std::span<const float> x, std::vector<std::uint64_t> shape) {
-        const io::ggml_type t = shape.size() >= 2 ? quant::fitting_type(opt.type, shape.back()) : io::ggml_type::f32;
+    // f32: 1-D tensors, and the router and position table (convert_hf_to_gguf.py keeps FFN_GATE_INP and POS_EMBD in f32)
+    auto put = [&](const std::string& name, std::span<const float> x, std::vector<std::uint64_t> shape, bool f32 = false) {
+        const io::ggml_type t = shape.size() >= 2 && !f32 ? quant::fitting_type(opt.type, shape.back()) : io::ggml_type::f32;
 #if defined(LLM_NO_EXCEPTIONS)
-        kept.push_back(detail::encode_tensor(t, x));  // an error prints and aborts anyway
+        kept.push_back(encode_tensor(t, x));  // an error prints and aborts anyway
 #else
         try {
-            kept.push_back(detail::encode_tensor(t, x));
+            kept.push_back(encode_tensor(t, x));
         } catch (const llm::error& e) {
             llm::fail(fn, ": tensor '", name, "': ", e.what());
         }
@@ -290,28 +322,85 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
         st.bytes += kept.back().size();
     };
     if (d.rope.scaling == model::rope_scaling_kind::llama3) {
-        // convert_hf_to_gguf.py's LlamaModel.generate_extra_tensors: per frequency, the divisor
-        // llama3 scaling applies (1 kept, factor, or the band's interpolation)
-        const std::size_t half = d.head_width() / 2;
-        std::vector<float> factors(half);
-        for (std::size_t i = 0; i < half; ++i) {
-            const double inv = 1.0 / std::pow(d.rope.theta, static_cast<double>(2 * i) / static_cast<double>(d.head_width()));
-            factors[i] = static_cast<float>(inv / d.rope.apply(inv));
-        }
-        put("rope_freqs.weight", factors, {half});
+        const std::vector<float> factors = llama3_rope_factors(d.rope, d.head_width());
+        put("rope_freqs.weight", factors, {factors.size()});
     }
+    std::vector<float> tmp;
     params.for_each_param([&](std::string_view name, auto& t) {
-        const std::string g = detail::gguf_name(name);
+        const gguf_slot slot = gguf_slot_of(name);
         std::span<float> x(t.data(), t.size());
         std::vector<std::uint64_t> shape;
         for (std::size_t r = 0; r < t.rank(); ++r) shape.push_back(t.extent(r));
-        if (arch == "llama" && t.rank() == 2 && (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"))) {
-            detail::permute_rows(x, t.extent(0), t.extent(1), name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads());
+        if (slot.expert != static_cast<std::size_t>(-1)) {
+            // Mixtral: the layer's experts go out stacked, [experts, rows, cols], when its last one is visited
+            if constexpr (requires { std::get<0>(params.layers)[0].ffn.w1; }) {
+                if (slot.expert + 1 == d.n_experts && name.ends_with("w3.weight")) {
+                    const std::size_t layer = std::stoul(slot.name.substr(4, slot.name.find('.', 4) - 4));
+                    const auto& ffn = std::get<0>(params.layers)[layer].ffn;
+                    const std::string blk = "blk." + std::to_string(layer) + ".";
+                    put(blk + "ffn_gate_exps.weight", std::span<const float>(ffn.w1.data(), ffn.w1.size()), {d.n_experts, d.ff(), d.d_model});
+                    put(blk + "ffn_down_exps.weight", std::span<const float>(ffn.w2.data(), ffn.w2.size()), {d.n_experts, d.d_model, d.ff()});
+                    put(blk + "ffn_up_exps.weight", std::span<const float>(ffn.w3.data(), ffn.w3.size()), {d.n_experts, d.ff(), d.d_model});
+                }
+            }
+            return;
         }
-        put(g, x, std::move(shape));
+        if (slot.transposed && t.rank() == 2) {
+            // GPT-2's Conv1D weight [in, out] goes out as [out, in] (GPT2Model.modify_tensors)
+            const std::size_t in = t.extent(0), outs = t.extent(1);
+            tmp.resize(t.size());
+            for (std::size_t i = 0; i < in; ++i) {
+                for (std::size_t o = 0; o < outs; ++o) tmp[o * in + i] = x[i * outs + o];
+            }
+            put(slot.name, tmp, {outs, in});
+            return;
+        }
+        if (arch == "llama" && t.rank() == 2 && (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"))) {
+            permute_rows(x, t.extent(0), t.extent(1), name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads());
+        }
+        const bool f32 = slot.name.ends_with("ffn_gate_inp.weight") || slot.name == "position_embd.weight";
+        put(slot.name, x, std::move(shape), f32);
     });
     w.write(out);
     return st;
+}
+
+}  // namespace detail
+
+
+/// Converts the Hugging Face directory `dir` (config.json, model.safetensors or a sharded index,
+/// tokenizer.json) to the GGUF file `out` as llama.cpp's convert_hf_to_gguf.py writes it:
+/// Llama and Mistral as architecture "llama" (Q and K rows permuted for ggml's interleaved
+/// RoPE; Llama 3 frequency scaling as the `rope_freqs.weight` factors), Qwen2 as "qwen2",
+/// Mixtral as "llama" with `llama.expert_count` / `.expert_used_count`, the router as
+/// `blk.N.ffn_gate_inp.weight` (f32) and each layer's experts stacked into
+/// `blk.N.ffn_gate_exps` / `ffn_down_exps` / `ffn_up_exps.weight` ([experts, rows, cols]), GPT-2
+/// as "gpt2" (`position_embd.weight` f32, `attn_qkv`, `attn_output`, `ffn_up`, `ffn_down` with
+/// the Conv1D weights transposed to [out, in], LayerNorm biases, `gpt2.attention.layer_norm_epsilon`);
+/// the keys `ARCH.block_count`, `.context_length`, `.embedding_length`, `.feed_forward_length`,
+/// `.attention.head_count(_kv)`, `.rope.freq_base`, `.attention.layer_norm_rms_epsilon`,
+/// `general.file_type`, `general.quantization_version` and tokenizer.ggml.* from tokenizer.json;
+/// names `token_embd.weight`, `blk.N.attn_q.weight`, ... Weight matrices get `opt.type`, 1-D
+/// tensors stay f32. Other families (Mamba) and options without a GGUF form are llm::error
+/// naming them. The file is written atomically.
+/// Example: `llm::generate::convert_hf_to_gguf("tiny-llama", "tiny.gguf", {.type = llm::io::ggml_type::q8_0});`
+inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::string& out, const convert_options& opt = {}) {
+    const char* fn = "convert_hf_to_gguf";
+    const auto cfg = model::from_hf_config((std::filesystem::path(dir) / "config.json").string());
+    llm::check(cfg.family == model::family::llama || cfg.family == model::family::mistral || cfg.family == model::family::qwen2 ||
+                   cfg.family == model::family::gpt2 || cfg.family == model::family::mixtral,
+               fn, ": ", dir, ": only Llama, Mistral, Qwen2, GPT-2 and Mixtral are converted (not this family yet)");
+    const std::optional<std::uint32_t> file_type = quant::llama_file_type(opt.type);
+    llm::check(file_type.has_value(), fn, ": type ", io::ggml_type_name(opt.type), " is not written (no llama.cpp file type)");
+    const model::dims& d = cfg.dims;
+    llm::check(!d.qk_norm && d.attn_softcap == 0.0f, fn, ": ", dir, ": q/k norms and attention soft-capping have no form in llama.cpp's llama / qwen2");
+    if (cfg.family == model::family::gpt2) {
+        return detail::convert_model<model::gpt2<>>(dir, out, opt, cfg, "gpt2", *file_type);
+    }
+    if (cfg.family == model::family::mixtral) {
+        return detail::convert_model<moe::mixtral<>>(dir, out, opt, cfg, "llama", *file_type);
+    }
+    return detail::convert_model<model::llama<>>(dir, out, opt, cfg, cfg.family == model::family::qwen2 ? "qwen2" : "llama", *file_type);
 }
 
 }  // namespace llm::generate

@@ -4,6 +4,12 @@
 #   llamacpp-qwen2-f32.gguf, llamacpp-qwen2-q8_0.gguf   tests/golden/model/qwen2 (arch qwen2)
 #   llamacpp-mistral-f32.gguf                          tests/golden/model/mistral (arch llama,
 #                                                       Q/K rows permuted by the script)
+#   llamacpp-llama-f32.gguf                            tests/golden/model/llama (arch llama, Llama 3
+#                                                       rope_scaling as the rope_freqs.weight factors)
+#   llamacpp-gpt2-f32.gguf                             tests/golden/model/gpt2 (arch gpt2, Conv1D
+#                                                       weights transposed, fused attn_qkv)
+#   llamacpp-mixtral-f32.gguf                          tests/golden/moe/mixtral (arch llama with
+#                                                       llama.expert_count, stacked ffn_*_exps)
 # The tiny checkpoints have no tokenizer: this script gives each a copy (in a temporary
 # directory) with tests/golden/generate/tiny-tokenizer/ (a 64-token byte-level BPE written by
 # write_tokenizer below: <|endoftext|>, newline, space, a-z, '.', ',' and 33 merges). Its
@@ -12,7 +18,14 @@
 # replaced by one returning "gpt-2" (the same regex). torch 1.13 (Debian's, in /work/venv-tf) lacks
 # the float8 / uint16-64 dtypes the script names as dictionary keys: placeholders stand in for
 # them (the tiny checkpoints hold none); without the sentencepiece package a stand-in module lets
-# the script reach its check for tokenizer.model (absent here) and fall back to tokenizer.json. Nothing else of the script is changed.
+# the script reach its check for tokenizer.model (absent here) and fall back to tokenizer.json.
+# GPT2Model.set_gguf_parameters reads hparams["n_ctx"], which transformers 4.44 no longer writes
+# to config.json: the copy of the GPT-2 checkpoint gets "n_ctx" = n_positions (transformers ignores
+# it). Nothing else of the script is changed.
+#
+# llama.cpp runs our own `convert` output of these checkpoints (f32, f16, q8_0) with the same
+# greedy text as our `generate`; check by hand (needs llama.cpp's llama-simple, not in ctest):
+#   examples/convert/peers_llamacpp.sh build/bin/convert build/bin/generate /tmp/llama-build/bin
 #
 # Run (llama.cpp's source as vendored in llama-cpp-python 0.3.36's sdist, unpacked under /tmp):
 #   LLAMA_CPP=/tmp/llama-src/llama_cpp_python-0.3.36/vendor/llama.cpp \
@@ -61,14 +74,21 @@ def write_tokenizer(d):
                    "eos_token": "<|endoftext|>", "model_max_length": 64}, f, indent=1)
 
 
-def convert(family, outtype, out_name, tmp):
+def convert(family, outtype, out_name, tmp, src=None):
     d = os.path.join(tmp, family)
     if not os.path.exists(d):
-        shutil.copytree(os.path.join(MODELS, family), d)
+        shutil.copytree(src or os.path.join(MODELS, family), d)
         for extra in ["golden.safetensors"]:
             os.remove(os.path.join(d, extra))
         for f in os.listdir(os.path.join(HERE, "tiny-tokenizer")):
             shutil.copy(os.path.join(HERE, "tiny-tokenizer", f), d)
+        cfg_path = os.path.join(d, "config.json")
+        with open(cfg_path) as f:
+            cfg = json.load(f)
+        if cfg.get("model_type") == "gpt2" and "n_ctx" not in cfg:
+            cfg["n_ctx"] = cfg["n_positions"]
+            with open(cfg_path, "w") as f:
+                json.dump(cfg, f, indent=2)
     runner = os.path.join(tmp, "run_convert.py")
     with open(runner, "w") as f:
         f.write("import sys, runpy\n"
@@ -99,3 +119,6 @@ if __name__ == "__main__":
         convert("qwen2", "f32", "llamacpp-qwen2-f32.gguf", tmp)
         convert("qwen2", "q8_0", "llamacpp-qwen2-q8_0.gguf", tmp)
         convert("mistral", "f32", "llamacpp-mistral-f32.gguf", tmp)
+        convert("llama", "f32", "llamacpp-llama-f32.gguf", tmp)
+        convert("gpt2", "f32", "llamacpp-gpt2-f32.gguf", tmp)
+        convert("mixtral", "f32", "llamacpp-mixtral-f32.gguf", tmp, os.path.join(HERE, "..", "moe", "mixtral"))
