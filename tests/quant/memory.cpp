@@ -6,6 +6,7 @@
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/quant/channel.hpp>
 #include <llm/quant/matmul.hpp>
+#include <llm/quant/packed.hpp>
 #include <llm/quant/quant.hpp>
 #include <llm/tensor/tensor.hpp>
 
@@ -75,6 +76,34 @@ TEST_CASE("quant memory: gemv and gemm with a warmed workspace allocate nothing 
     check_format<q::q4_k>(pool);
     check_format<q::q6_k>(pool);
     check_format<q::q8_0>(pool);
+}
+
+TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q8_0) with a warmed workspace allocate nothing, every path") {
+    llm::parallel::thread_pool pool(2);
+    const std::size_t m = 6, n = 37, k = 512;
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::vector<float> wf(n * k), xf(m * k);
+    for (float& v : wf) v = normal(rng);
+    for (float& v : xf) v = normal(rng);
+    const auto b4 = q::quantize<q::q4_0>(wf);
+    const auto b8 = q::quantize<q::q8_0>(wf);
+    const auto p4 = q::pack<q::q4_0>(std::span<const q::block_q4_0>(b4), n, k);
+    const auto p8 = q::pack<q::q8_0>(std::span<const q::block_q8_0>(b8), n, k);
+    std::vector<float> y(m * n);
+    llm::tensor_view<float, llm::dims<2>> yv(y.data(), m, n);
+    llm::tensor_view<const float, llm::dims<2>> xv(xf.data(), m, k);
+    llm::tensor_view<float, llm::dims<1>> y1(y.data(), n);
+    llm::tensor_view<const float, llm::dims<1>> x1(xf.data(), k);
+    for (auto path : {q::kernel_isa::generic, q::kernel_isa::avx2, q::kernel_isa::avx_vnni, q::kernel_isa::avx512_vnni}) {
+        if (!q::isa_available(path)) continue;
+        CAPTURE(std::string(q::isa_name(path)));
+        // Every path quantizes the activations into the workspace (the portable one too).
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, p4, {.path = path}, ws, pool); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, p4, {.path = path}, ws, llm::parallel::sequential{}); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, p8.view(), {.path = path}, ws, pool); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, p8, {.path = path}, ws, pool); });
+    }
 }
 
 TEST_CASE("quant memory: gemv_w8a8 and gemv_fp8 on bf16 activations with a warmed workspace allocate nothing") {
