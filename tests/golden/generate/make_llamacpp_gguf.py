@@ -23,8 +23,9 @@
 # to config.json: the copy of the GPT-2 checkpoint gets "n_ctx" = n_positions (transformers ignores
 # it). Nothing else of the script is changed.
 #
-# llama.cpp runs our own `convert` output of these checkpoints (f32, f16, q8_0) with the same
-# greedy text as our `generate`; check by hand (needs llama.cpp's llama-simple, not in ctest):
+# llama.cpp runs our own `convert` output of these checkpoints (f32, f16, q8_0; the Llama 3 one in
+# f32 and f16, see the script) with the same greedy text as our `generate`, checked by hand on
+# 2026-12-05 (llama-simple from llama-cpp-python 0.3.36's llama.cpp, greedy; 28 cases, all equal):
 #   examples/convert/peers_llamacpp.sh build/bin/convert build/bin/generate /tmp/llama-build/bin
 #
 # Run (llama.cpp's source as vendored in llama-cpp-python 0.3.36's sdist, unpacked under /tmp):
