@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
 // A warmed llm::workspace makes llm::quant::gemv / gemm calls allocation-free (sequential and thread pool, every
 // path this CPU has): counted by replacing operator new (tests/support/counting_new.hpp, once per program).
+#include <llm/core/cpu_info.hpp>
 #include <llm/core/workspace.hpp>
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
@@ -71,6 +72,9 @@ void check_format(llm::parallel::thread_pool& pool) {
 }  // namespace
 
 TEST_CASE("quant memory: gemv and gemm with a warmed workspace allocate nothing (sequential and thread_pool)") {
+    // The cache sizes are read from sysfs once per process (strings); read them before counting,
+    // so the cold call's count does not depend on which test cases ran first.
+    (void)llm::cpu_cache_sizes();
     llm::parallel::thread_pool pool(2);
     check_format<q::q4_0>(pool);
     check_format<q::q4_k>(pool);
