@@ -13,6 +13,7 @@
 
 #include <cmath>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <string>
@@ -263,4 +264,41 @@ TEST_CASE("gguf: GPT-2 and Mixtral files with a missing or wrong-shape tensor, m
         std::memcpy(llama.data() + at + 2 * sizeof(float), &five, sizeof(float));
     }
     CHECK_THROWS_WITH_AS(load(llama), doctest::Contains("rope_freqs.weight: the factors are not those of a Llama 3 rope scaling"), llm::error);
+}
+
+// Linear RoPE scaling (rope_scaling {rope_type: linear}) goes through the file as
+// ARCH.rope.scaling.type / .factor (convert_hf_to_gguf.py's keys) and comes back: the tiny Llama's
+// weights with a linear factor 2 give the same greedy tokens from the GGUF file as from the
+// Hugging Face directory (our open_hf path, whose llama3 goldens the tests above check).
+TEST_CASE("gguf: linear RoPE scaling round-trips through convert (rope.scaling.type / factor) with open_hf's greedy tokens") {
+    llm_test::temp_dir tmp;
+    const std::filesystem::path dir = tmp.path / "linear";
+    std::filesystem::create_directories(dir);
+    std::filesystem::copy_file(gen_test::model_dir("llama") + "/model.safetensors", dir / "model.safetensors");
+    std::string cfg = slurp(gen_test::model_dir("llama") + "/config.json");
+    const auto from = cfg.find("\"rope_scaling\"");
+    const auto to = cfg.find('}', from);
+    REQUIRE((from != std::string::npos && to != std::string::npos));
+    cfg.replace(from, to + 1 - from, "\"rope_scaling\": {\"rope_type\": \"linear\", \"factor\": 2.0}");
+    std::ofstream(dir / "config.json") << cfg;
+    const std::string out = (tmp.path / "linear.gguf").string();
+    llm::generate::convert_hf_to_gguf(dir.string(), out, {.type = llm::io::ggml_type::f32});
+    const auto f = llm::io::gguf_file::open(out);
+    CHECK(f.get_string("llama.rope.scaling.type") == "linear");
+    CHECK(f.find_tensor("rope_freqs.weight") == nullptr);
+    std::vector<std::vector<std::int32_t>> want, got;
+    const auto cases = gen_test::goldens("llama");
+    llm::generate::open_hf(dir.string(), [&](const auto& m, const auto& p, const auto& c) {
+        CHECK(c.dims.rope.scaling == llm::model::rope_scaling_kind::linear);
+        for (const auto& g : cases) want.push_back(greedy(m, p, g.prompt, 16));
+        return 0;
+    });
+    llm::generate::open_gguf(out, [&](const auto& m, const auto& p, const auto& c) {
+        CHECK(c.dims.rope.scaling == llm::model::rope_scaling_kind::linear);
+        CHECK(c.dims.rope.factor == 2.0);
+        for (const auto& g : cases) got.push_back(greedy(m, p, g.prompt, 16));
+        return 0;
+    });
+    CHECK(got == want);
+    CHECK(want[1] != cases[1].greedy);  // the scaling changes the tokens (else this test could not fail)
 }
