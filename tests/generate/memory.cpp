@@ -45,6 +45,50 @@ TEST_CASE("memory: a model decode step and an engine step (two sequences, sampli
     });
 }
 
+// A paged engine's KV memory is its block budget, not slots x context: constructing an engine of
+// 8 slots of 256 tokens holds the contiguous cache's 2 (K, V) x layers x 8 x 256 x kv_heads x
+// head_dim floats; with blocks of 16 tokens and a budget of 32 blocks (512 tokens, a quarter)
+// it holds a quarter of that. Everything else the two engines allocate is the same but the
+// paged cache's block tables, free list and reference counts (under 2 KiB) and malloc's
+// rounding of the four stores (under a page each): the peaks differ by the two caches' sizes
+// within 64 KiB. A warmed paged step, with sequences taking new blocks during the watch (blocks
+// of 2 tokens), allocates nothing.
+TEST_CASE("memory: a paged engine holds its block budget, not slots x context; its warmed step allocates nothing") {
+    llm::generate::open_hf(gen_test::model_dir("llama"), [&](const auto& m, const auto& p, const auto&) {
+        using M = std::remove_cvref_t<decltype(m)>;
+        if constexpr (M::recurrent) {
+            FAIL("llama opened as a recurrent model");  // open_hf instantiates every family
+            return 0;
+        } else {
+            const auto d = m.config();
+            const auto kv_bytes = [&](std::size_t tokens) {
+                return static_cast<std::int64_t>(2 * d.n_layers * tokens * d.kv_heads() * d.head_width() * sizeof(float));
+            };
+            const auto contiguous = llm_test::heap::watch([&] { llm::generate::engine<M, float> eng(m, p, {.slots = 8, .context = 256}); });
+            const auto paged = llm_test::heap::watch(
+                [&] { llm::generate::engine<M, float> eng(m, p, {.slots = 8, .context = 256, .block_size = 16, .kv_blocks = 32}); });
+            CHECK(contiguous.peak_bytes >= kv_bytes(8 * 256));
+            const std::int64_t saved = contiguous.peak_bytes - paged.peak_bytes, want = kv_bytes(8 * 256) - kv_bytes(32 * 16);
+            CHECK(saved > want - 65536);
+            CHECK(saved < want + 65536);
+
+            llm::generate::engine<M, float> eng(m, p, {.slots = 2, .context = 48, .block_size = 2, .kv_blocks = 40});
+            eng.add(std::vector<std::int32_t>{1, 2, 3}, {.max_tokens = 40}, llm::generate::make_sampler({}));
+            eng.add(std::vector<std::int32_t>{4, 5}, {.max_tokens = 30}, llm::generate::make_sampler({}));
+            for (int i = 0; i < 3; ++i) eng.step(llm::parallel::sequential{});
+            const std::size_t free_before = eng.state().kv.paged()->free_blocks();
+            std::size_t events = 0;
+            const auto r = llm_test::heap::watch([&] {
+                for (int i = 0; i < 6; ++i) events += eng.step(llm::parallel::sequential{}).size();
+            });
+            CHECK(events == 12);
+            CHECK(eng.state().kv.paged()->free_blocks() == free_before - 6);  // 6 new tokens each, a block per 2
+            CHECK(r.allocations == 0);
+            return 0;
+        }
+    });
+}
+
 TEST_CASE("memory: a warmed sampler with every processor allocates nothing") {
     const llm::generate::sampler_options so{.greedy = false, .temp = 0.9f, .top_k = 10, .top_p = 0.9f, .min_p = 0.01f,
                                             .typical_p = 0.99f, .repeat_penalty = 1.1f, .frequency_penalty = 0.1f, .presence_penalty = 0.2f};

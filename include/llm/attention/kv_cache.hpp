@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 namespace llm::attention {
@@ -355,18 +356,58 @@ public:
                    std::size_t head_dim)
         : kv_cache_base<paged_kv_cache, T>(layers, checked_blocks(blocks), block_size, kv_heads, head_dim, "blocks",
                                                    "block_size") {
-        allocating(blocks * sizeof(std::int32_t), name, "the free list", [&] { free_.reserve(blocks); });
+        allocating(blocks * (sizeof(std::int32_t) + sizeof(std::uint32_t)), name, "the free list", [&] {
+            free_.reserve(blocks);
+            refs_.assign(blocks, 0);
+        });
         for (std::size_t b = blocks; b-- > 0;) {
             free_.push_back(static_cast<std::int32_t>(b));  // hand out block 0 first
         }
     }
 
-    /// Starts a new, empty sequence and returns its id.
-    std::size_t add_sequence() {
+    /// Starts a new, empty sequence and returns its id. `reserve_tokens`: the tokens it may
+    /// come to hold, so its block table is sized once and later appends allocate nothing (0:
+    /// the table grows as needed).
+    std::size_t add_sequence(std::size_t reserve_tokens = 0) {
         tables_.emplace_back();
+        tables_.back().reserve(std::min(blocks(), reserve_tokens / block_size() + (reserve_tokens % block_size() != 0)));
         this->len_.push_back(0);
         this->pending_.resize(this->pending_.size() + this->layers_, 0);
         return tables_.size() - 1;
+    }
+
+    /// Sequences whose block tables hold block `block` (0: a free block; 2 or more: a shared
+    /// prefix block). Checked.
+    std::size_t references(std::size_t block) const {
+        llm::check(block < blocks(), name, "::references: block ", block, " out of range (", blocks(), " blocks)");
+        return refs_[block];
+    }
+
+    /// vLLM's prefix caching: the first `count` blocks of `src`'s table become the first blocks
+    /// of `dst`'s (each block then referenced once more), so dst holds src's first
+    /// count * block_size tokens, in every layer, without a copy. dst must be empty (nothing
+    /// committed or pending) and src must hold at least count full blocks. A shared block is
+    /// full and never written again (appends go after a sequence's length), so no copy on write
+    /// is needed; release() returns a block to the pool when its last sequence lets it go.
+    /// Throws llm::error, changing nothing, otherwise.
+    /// Example: `cache.share_prefix(b, a, cache.length(a) / cache.block_size());`
+    void share_prefix(std::size_t dst, std::size_t src, std::size_t count) {
+        this->check_seq("share_prefix", dst);
+        this->check_seq("share_prefix", src);
+        llm::check(dst != src, name, "::share_prefix: sequence ", dst, " cannot share with itself");
+        bool empty = this->len_[dst] == 0 && tables_[dst].empty();
+        for (std::size_t l = 0; l < this->layers_; ++l) {
+            empty = empty && this->pending_[dst * this->layers_ + l] == 0;
+        }
+        llm::check(empty, name, "::share_prefix: sequence ", dst, " is not empty (", this->len_[dst], " tokens)");
+        llm::check(count <= this->len_[src] / block_size(), name, "::share_prefix: sequence ", src, " holds ", this->len_[src],
+                   " tokens, ", this->len_[src] / block_size(), " full blocks of ", block_size(), ", not ", count);
+        for (std::size_t b = 0; b < count; ++b) {
+            const std::int32_t id = tables_[src][b];
+            tables_[dst].push_back(id);
+            ++refs_[static_cast<std::size_t>(id)];
+        }
+        this->len_[dst] = count * block_size();
     }
 
     /// The block table of `seq` (shared by all layers): its block ids in token order.
@@ -380,7 +421,9 @@ public:
     void release(std::size_t seq) {
         this->check_seq("release", seq);
         for (auto b = tables_[seq].rbegin(); b != tables_[seq].rend(); ++b) {
-            free_.push_back(*b);
+            if (--refs_[static_cast<std::size_t>(*b)] == 0) {
+                free_.push_back(*b);
+            }
         }
         tables_[seq].clear();
         this->forget(seq);
@@ -406,16 +449,128 @@ private:
                    free_.size(), " of ", blocks(), " are free");
         for (std::size_t b = have; b < need; ++b) {
             tables_[seq].push_back(free_.back());
+            refs_[static_cast<std::size_t>(free_.back())] = 1;
             free_.pop_back();
         }
     }
 
     std::vector<std::vector<std::int32_t>> tables_;  // per sequence, shared by all layers
     std::vector<std::int32_t> free_;
+    std::vector<std::uint32_t> refs_;                // per block: the tables holding it
+};
+
+/// A KV cache whose kind is chosen at run time: it holds a contiguous_kv_cache or a
+/// paged_kv_cache (a std::variant) and forwards the members both have (sizes, lengths, layer
+/// views, append, advance, run) to it, one branch per call (decode_attention calls run once
+/// per run of positions: a block of a paged cache), so a model's decode state serves both
+/// without a template parameter. reset(seq) empties a sequence (the paged cache's release:
+/// its blocks go back to the pool); contiguous() and paged() give the cache itself (nullptr
+/// when it holds the other kind) for what only one kind has (truncate, block counts,
+/// share_prefix).
+/// T: element type stored (float or llm::bf16).
+/// Example: `llm::attention::any_kv_cache<> c(llm::attention::paged_kv_cache<>(2, 64, 16, 2, 32)); c.paged()->add_sequence(); c.layer(0).append(0, k, v);`
+template <class T = float>
+    requires float_or_bf16<T> && (!std::is_const_v<T>)
+class any_kv_cache {
+public:
+    using element_type = T;                                       ///< stored element type
+    using layer_type = kv_cache_layer<any_kv_cache>;              ///< what layer(l) returns
+    using const_layer_type = kv_cache_layer<const any_kv_cache>;  ///< layer(l) of a const cache
+
+    /// Holds a contiguous cache.
+    any_kv_cache(contiguous_kv_cache<T>&& c) : c_(std::move(c)) {}
+    /// Holds a paged cache.
+    any_kv_cache(paged_kv_cache<T>&& c) : c_(std::move(c)) {}
+
+    /// True when the cache is paged.
+    [[nodiscard]] bool is_paged() const noexcept { return c_.index() == 1; }
+    /// The contiguous cache, or nullptr when the cache is paged.
+    contiguous_kv_cache<T>* contiguous() noexcept { return std::get_if<0>(&c_); }
+    /// The contiguous cache (read-only), or nullptr when the cache is paged.
+    const contiguous_kv_cache<T>* contiguous() const noexcept { return std::get_if<0>(&c_); }
+    /// The paged cache, or nullptr when the cache is contiguous.
+    paged_kv_cache<T>* paged() noexcept { return std::get_if<1>(&c_); }
+    /// The paged cache (read-only), or nullptr when the cache is contiguous.
+    const paged_kv_cache<T>* paged() const noexcept { return std::get_if<1>(&c_); }
+
+    std::size_t layers() const noexcept { return visit([](const auto& c) { return c.layers(); }); }      ///< number of layers
+    std::size_t kv_heads() const noexcept { return visit([](const auto& c) { return c.kv_heads(); }); }  ///< kv heads per token
+    std::size_t head_dim() const noexcept { return visit([](const auto& c) { return c.head_dim(); }); }  ///< elements per head
+    std::size_t sequences() const noexcept { return visit([](const auto& c) { return c.sequences(); }); }  ///< sequences held
+    /// Committed tokens of sequence `seq` (checked).
+    std::size_t length(std::size_t seq) const { return visit([&](const auto& c) { return c.length(seq); }); }
+    /// Tokens layer `layer` appended to `seq` since the last advance(seq, n) (checked).
+    std::size_t pending(std::size_t layer, std::size_t seq) const {
+        return visit([&](const auto& c) { return c.pending(layer, seq); });
+    }
+
+    /// The view of layer `layer` (checked): a kv_cache for decode_attention, with append.
+    layer_type layer(std::size_t layer) {
+        check_layer(layer);
+        return {*this, layer};
+    }
+    /// The read-only view of layer `layer` (checked).
+    const_layer_type layer(std::size_t layer) const {
+        check_layer(layer);
+        return {*this, layer};
+    }
+
+    /// The cache's append (see contiguous_kv_cache and paged_kv_cache). k, v: dense_view<3>.
+    template <dense_view<3> K, dense_view<3> V>
+    void append(std::size_t layer, std::size_t seq, K&& k, V&& v) {
+        visit([&](auto& c) { c.append(layer, seq, k, v); });
+    }
+    /// The cache's advance: commits n tokens every layer appended to `seq`.
+    void advance(std::size_t seq, std::size_t n) {
+        visit([&](auto& c) { c.advance(seq, n); });
+    }
+    /// The run of layer `layer`'s positions of `seq` from pos (see kv_cache).
+    kv_run<T> run(std::size_t layer, std::size_t seq, std::size_t pos) const {
+        return visit([&](const auto& c) { return c.run(layer, seq, pos); });
+    }
+    /// Empties sequence `seq` (contiguous: reset; paged: release, its blocks back to the pool).
+    void reset(std::size_t seq) {
+        if (auto* p = paged()) {
+            p->release(seq);
+        } else {
+            contiguous()->reset(seq);
+        }
+    }
+    /// Keeps the first n committed tokens of `seq` (contiguous_kv_cache::truncate). A paged
+    /// cache may share the block holding token n with other sequences, so it refuses with
+    /// llm::error.
+    void truncate(std::size_t seq, std::size_t n) {
+        auto* c = contiguous();
+        llm::check(c != nullptr, "any_kv_cache::truncate: the cache is paged (its blocks may be shared); truncate needs the "
+                                 "contiguous cache");
+        c->truncate(seq, n);
+    }
+
+private:
+    void check_layer(std::size_t layer) const {
+        llm::check(layer < layers(), "any_kv_cache::layer: layer ", layer, " out of range (the cache holds ", layers(), " layers)");
+    }
+    template <class F>
+    decltype(auto) visit(F&& f) const {
+        if (const auto* p = std::get_if<1>(&c_)) {
+            return f(*p);
+        }
+        return f(*std::get_if<0>(&c_));
+    }
+    template <class F>
+    decltype(auto) visit(F&& f) {
+        if (auto* p = std::get_if<1>(&c_)) {
+            return f(*p);
+        }
+        return f(*std::get_if<0>(&c_));
+    }
+
+    std::variant<contiguous_kv_cache<T>, paged_kv_cache<T>> c_;
 };
 
 static_assert(kv_cache<contiguous_kv_cache<float>::layer_type> && kv_cache<contiguous_kv_cache<float>::const_layer_type> &&
-              kv_cache<paged_kv_cache<llm::bf16>::layer_type> && kv_cache<paged_kv_cache<llm::bf16>::const_layer_type>);
+              kv_cache<paged_kv_cache<llm::bf16>::layer_type> && kv_cache<paged_kv_cache<llm::bf16>::const_layer_type> &&
+              kv_cache<any_kv_cache<float>::layer_type> && kv_cache<any_kv_cache<float>::const_layer_type>);
 
 /// Copies positions [0, length(seq)) of a kv_cache (one layer: `cache.layer(l)`) into k and
 /// v, each (length, kv_heads, head_dim) (any strides; float or bf16): the read side of a cache,

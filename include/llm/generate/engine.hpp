@@ -1,10 +1,13 @@
 // SPDX-License-Identifier: Apache-2.0
 // The generation loop: requests join a fixed set of KV-cache slots; a new request's prompt (all
 // but its last token) is prefilled in chunks through the model's multi-token step (step_tokens:
-// GEMMs over the chunk's rows), then every slot steps through the model's decode step together
-// (so sequences of different lengths share each step), requests leave when done and waiting
-// ones take their slots (continuous batching). A new prompt reuses the keys and values of the longest prefix it shares
-// with a sequence in the cache. A model whose state is recurrent (Mamba: a conv window and an SSM
+// GEMMs over the chunk's rows), then the running slots step through the model's decode step
+// together (so sequences of different lengths share each step), requests leave when done and
+// waiting ones take their slots (continuous batching). The KV cache is contiguous (every slot's
+// context reserved) or paged (vLLM's blocks: memory follows the tokens in flight; a request
+// waits until the block budget holds it). A new prompt reuses the keys and values of the
+// longest prefix it shares with a sequence in the cache (paged: its full blocks shared, as
+// vLLM's prefix caching). A model whose state is recurrent (Mamba: a conv window and an SSM
 // state per slot, no KV cache) runs through the same loop; prefix reuse does not apply to it.
 #pragma once
 
@@ -25,6 +28,7 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -48,9 +52,20 @@ struct request_options {
     std::uint64_t seed = 0;                    ///< the request's RNG seed (with its id as stream: engine::options)
 };
 
-/// Engine settings: slots (sequences stepped together), their capacity (context length), and
+/// Engine settings: slots (sequences stepped together), their capacity (context length),
 /// whether the model has learned positions (GPT-2: every slot stepped together must be at the
-/// same position, so a request joins only an empty batch).
+/// same position, so a request joins only an empty batch), and the KV cache's layout:
+/// contiguous (block_size 0: slots x context tokens reserved up front) or paged (block_size > 0:
+/// a pool of kv_blocks blocks of block_size tokens, taken as sequences grow and returned when a
+/// request leaves, so memory follows the tokens in flight rather than slots x context).
+/// A paged engine admits a waiting request (in arrival order) only when the pool, less what
+/// the running requests may still take, holds every token the request may come to hold
+/// (prompt + max_tokens - 1, at most context - 1); otherwise it waits for running requests to
+/// leave. Requests are never preempted, so a request's tokens do not depend on the load (vLLM
+/// admits on the prompt alone and preempts by recomputation when decoding runs out of
+/// blocks; this is TGI's max-total-tokens rule). A request that could not fit in the whole
+/// pool is refused by add() with llm::error. A recurrent model (Mamba) ignores the layout.
+/// Example: `llm::generate::engine_options o{.slots = 16, .context = 4096, .block_size = 16, .kv_blocks = 2048};`
 struct engine_options {
     std::size_t slots = 1;              ///< sequences in the KV cache
     std::size_t context = 256;          ///< tokens each slot holds (prompt + generated)
@@ -59,6 +74,8 @@ struct engine_options {
     std::size_t top_logprobs = 0;       ///< top tokens' log-probs reported per event
     bool logprobs = false;              ///< report the chosen token's log-prob
     std::size_t prefill_chunk = 256;    ///< prompt tokens per multi-token step (model step_tokens); 0: one per step
+    std::size_t block_size = 0;         ///< paged KV cache: tokens per block; 0: contiguous cache
+    std::size_t kv_blocks = 0;          ///< paged: the block budget; 0: slots x ceil(context / block_size)
 };
 
 /// What a step produced for one request: its new token, the complete UTF-8 text it completes
@@ -93,7 +110,8 @@ concept slot_state = requires(S& s, std::size_t i) { s.position = i; } &&
 
 /// The generation engine over a model (a decoder with `make_state` and `step`; its state a
 /// llm::generate::slot_state: a KV cache, or a recurrent state per slot) and its parameters
-/// (held by reference). Prefix reuse (engine_options::reuse_prefix) applies to KV-cache
+/// (held by reference). Each step feeds the running slots only (the model's step over a list of
+/// sequences). Prefix reuse (engine_options::reuse_prefix) applies to KV-cache
 /// states only (kv_cached_state); for a recurrent state (Mamba) it is off, whatever the option. Sampler: the sampler type each request carries
 /// (standard_sampler by default; any sampler<...> of the user's processors).
 /// A step with warmed workspaces and no detokeniser allocates nothing beyond the model's own step.
@@ -109,13 +127,15 @@ public:
     using detokenizer = std::function<std::string(std::int32_t)>;
 
     /// An engine of o.slots sequences of o.context tokens over model and params (kept by reference).
+    /// Throws llm::error for 0 slots or context, or kv_blocks without a block_size.
     engine(const Model& model, const typename Model::template params<T>& params, const engine_options& o = {})
         : model_(model),
           params_(params),
-          o_(o),
-          state_(model.make_state(o.slots, o.context)),
+          o_(checked(o)),
+          state_(make_state(model, o)),
           logits_(o.slots, model.config().vocab),
           ids_(o.slots, 0),
+          rows_(o.slots, 0),
           slots_(o.slots) {
         events_.reserve(o.slots);
         for (auto& s : slots_) {
@@ -127,8 +147,10 @@ public:
     void set_detokenizer(detokenizer d) { detok_ = std::move(d); }
 
     /// Queues a request: its prompt, settings and sampler. It joins a free slot at the next step
-    /// (in order of arrival). Returns its id (0, 1, ...). Throws llm::error for an empty prompt,
-    /// one that leaves no room in the context, or a token id outside the vocabulary.
+    /// (in order of arrival; a paged engine: when the block budget holds it). Returns its id
+    /// (0, 1, ...). Throws llm::error for an empty prompt, one that leaves no room in the
+    /// context, a token id outside the vocabulary, or (paged) a request whose tokens need more
+    /// blocks than the whole pool has.
     std::size_t add(std::span<const std::int32_t> prompt, request_options r, Sampler s) {
         const std::size_t vocab = model_.config().vocab;
         llm::check(!prompt.empty(), "generate::engine::add: empty prompt");
@@ -137,6 +159,13 @@ public:
         for (std::size_t i = 0; i < prompt.size(); ++i) {
             llm::check(prompt[i] >= 0 && static_cast<std::size_t>(prompt[i]) < vocab, "generate::engine::add: prompt token ", i, " is ",
                        prompt[i], ", outside the vocabulary of ", vocab);
+        }
+        if (const auto* pc = paged_cache()) {
+            const std::size_t limit = token_limit(prompt.size(), r.max_tokens);
+            llm::check(blocks_for(limit) <= pc->blocks(), "generate::engine::add: the request may hold ", limit, " tokens (prompt ",
+                       prompt.size(), " + max_tokens ", r.max_tokens, " - 1, at most context ", o_.context, " - 1): ", blocks_for(limit),
+                       " blocks of ", pc->block_size(), " tokens, but the paged KV cache has ", pc->blocks(),
+                       " blocks in all (engine_options::kv_blocks)");
         }
         waiting_.push_back(pending{next_id_, std::vector<std::int32_t>(prompt.begin(), prompt.end()), std::move(r), std::move(s)});
         return next_id_++;
@@ -179,44 +208,41 @@ public:
 
     /// Admits waiting requests, prefills their prompts but the last token in chunks of
     /// options.prefill_chunk tokens (one model step_tokens each, when the model has it and the
-    /// chunk is not 0), runs one model step over every slot (each active slot feeds its next
-    /// prompt token or its last generated token; free slots a dummy row), samples for the slots
-    /// past their prompt and returns their events (valid until the next step).
+    /// chunk is not 0), runs one model step over the running slots (each feeds its next prompt
+    /// token or its last generated token), samples for the slots past their prompt and returns
+    /// their events (valid until the next step).
     std::span<const event> step(parallel::policy auto&& exec) {
         events_.clear();
         admit();
         prefill(exec);
-        std::size_t position = 0;
-        bool any = false;
+        std::size_t position = 0, n = 0;
         for (std::size_t i = 0; i < slots_.size(); ++i) {
             const slot& s = slots_[i];
-            ids_[i] = s.active ? s.tokens[s.fed] : 0;
-            if (s.active) {
-                llm::check(!any || !o_.learned_positions || s.fed == position, "generate::engine::step: learned positions need every "
-                           "running sequence at one position");
-                position = s.fed;
-                any = true;
+            if (!s.active) {
+                continue;
             }
+            llm::check(n == 0 || !o_.learned_positions || s.fed == position, "generate::engine::step: learned positions need every "
+                       "running sequence at one position");
+            position = s.fed;
+            rows_[n] = i;
+            ids_[n] = s.tokens[s.fed];
+            ++n;
         }
-        if (!any) {
+        if (n == 0) {
             return events_;
         }
         state_.position = position;
-        model_.step(logits_.view(), state_, model::token_ids(ids_.data(), ids_.size()), params_, ws_, exec);
+        model_.step(model::activations(logits_.data(), llm::dims<2>(n, model_.config().vocab)), state_,
+                    std::span<const std::size_t>(rows_.data(), n), model::token_ids(ids_.data(), n), params_, ws_, exec);
         ++steps_;
-        for (std::size_t i = 0; i < slots_.size(); ++i) {
+        for (std::size_t r = 0; r < n; ++r) {
+            const std::size_t i = rows_[r];
             slot& s = slots_[i];
-            if (!s.active) {
-                if constexpr (kv_cached_state<typename Model::state>) {
-                    state_.kv.reset(i);  // the dummy row's key and value (a recurrent slot is reset when a request joins)
-                }
-                continue;
-            }
             ++s.fed;
             if (s.fed < s.tokens.size()) {
                 continue;  // still in the prompt
             }
-            emit(i, s);
+            emit(i, r, s);
         }
         return events_;
     }
@@ -240,6 +266,7 @@ private:
         std::vector<std::int32_t> tokens;  // prompt + generated
         std::size_t prompt = 0;            // prompt length
         std::size_t fed = 0;               // tokens in the cache
+        std::size_t limit = 0;             // tokens it may come to hold in the cache
         request_options r;
         std::optional<Sampler> s;
         generate::rng g;
@@ -284,6 +311,21 @@ private:
             if (free == slots_.size()) {
                 return;
             }
+            const pending& next = waiting_.front();
+            std::size_t from = 0, best = 0;
+            if constexpr (reuses_prefix) {
+                if (o_.reuse_prefix && !o_.learned_positions) {
+                    std::tie(from, best) = longest_prefix(free, next.prompt);
+                }
+            }
+            const std::size_t limit = token_limit(next.prompt.size(), next.r.max_tokens);
+            if (const auto* pc = paged_cache()) {
+                // the blocks it may take (less the full blocks of a shared prefix) against the
+                // free blocks that the running requests may not still take: else it waits
+                if (blocks_for(limit) - best / pc->block_size() > available_blocks()) {
+                    return;
+                }
+            }
             pending p = std::move(waiting_.front());
             waiting_.pop_front();
             slot& s = slots_[free];
@@ -293,6 +335,7 @@ private:
             s.tokens.assign(p.prompt.begin(), p.prompt.end());
             s.prompt = p.prompt.size();
             s.fed = 0;
+            s.limit = limit;
             s.r = std::move(p.r);
             s.s.emplace(std::move(p.s));
             s.g = generate::rng(s.r.seed, 0);
@@ -300,28 +343,25 @@ private:
             s.text.clear();
             s.shown = 0;
             if constexpr (reuses_prefix) {
-                if (o_.reuse_prefix && !o_.learned_positions) {
-                    reuse(free);
+                if (best > 0) {
+                    reuse(free, from, best);
                 }
             }
         }
     }
 
-    // Copies the keys and values of the longest prefix the new prompt in slot `to` shares with
-    // another running sequence's cached tokens (leaving at least the prompt's last token to feed).
-    void reuse(std::size_t to)
-        requires reuses_prefix
-    {
-        slot& dst = slots_[to];
+    // The running sequence (not slot `to`) sharing the longest cached prefix with `prompt`, and
+    // that length (at most the prompt's length - 1: its last token is fed); {0, 0} when none.
+    std::pair<std::size_t, std::size_t> longest_prefix(std::size_t to, const std::vector<std::int32_t>& prompt) const {
         std::size_t best = 0, from = 0;
         for (std::size_t i = 0; i < slots_.size(); ++i) {
             const slot& src = slots_[i];
             if (i == to || !src.active) {
                 continue;
             }
-            const std::size_t limit = std::min(src.fed, dst.prompt - 1);
+            const std::size_t limit = std::min(src.fed, prompt.size() - 1);
             std::size_t n = 0;
-            while (n < limit && src.tokens[n] == dst.tokens[n]) {
+            while (n < limit && src.tokens[n] == prompt[n]) {
                 ++n;
             }
             if (n > best) {
@@ -329,36 +369,104 @@ private:
                 from = i;
             }
         }
-        if (best == 0) {
-            return;
-        }
+        return {from, best};
+    }
+
+    // Gives slot `to` the keys and values of the first `best` tokens of slot `from`: a paged
+    // cache shares their full blocks (share_prefix) and copies the rest; a contiguous cache
+    // copies them all.
+    void reuse(std::size_t to, std::size_t from, std::size_t best)
+        requires reuses_prefix
+    {
         auto& kv = state_.kv;
-        const std::size_t heads = kv.kv_heads(), dim = kv.head_dim();
-        stage_k_.resize(best * heads * dim);
-        stage_v_.resize(best * heads * dim);
-        for (std::size_t l = 0; l < kv.layers(); ++l) {
-            for (std::size_t pos = 0; pos < best;) {
-                const auto run = kv.layer(l).run(from, pos);
-                const std::size_t count = std::min(run.count, best - pos);
-                for (std::size_t p = 0; p < count; ++p) {
-                    for (std::size_t h = 0; h < heads; ++h) {
-                        std::copy_n(run.k + h * run.head_stride + p * run.stride, dim, stage_k_.data() + ((pos + p) * heads + h) * dim);
-                        std::copy_n(run.v + h * run.head_stride + p * run.stride, dim, stage_v_.data() + ((pos + p) * heads + h) * dim);
-                    }
-                }
-                pos += count;
+        std::size_t shared = 0;
+        if constexpr (requires { kv.paged(); }) {
+            if (auto* pc = kv.paged()) {
+                const std::size_t count = best / pc->block_size();
+                pc->share_prefix(to, from, count);
+                shared = count * pc->block_size();
             }
-            kv.append(l, to, tensor_view<float, llm::dims<3>>(stage_k_.data(), llm::dims<3>(best, heads, dim)),
-                      tensor_view<float, llm::dims<3>>(stage_v_.data(), llm::dims<3>(best, heads, dim)));
         }
-        kv.advance(to, best);
-        dst.fed = best;
+        if (const std::size_t rows = best - shared; rows > 0) {
+            const std::size_t heads = kv.kv_heads(), dim = kv.head_dim();
+            stage_k_.resize(rows * heads * dim);
+            stage_v_.resize(rows * heads * dim);
+            for (std::size_t l = 0; l < kv.layers(); ++l) {
+                for (std::size_t pos = shared; pos < best;) {
+                    const auto run = kv.layer(l).run(from, pos);
+                    const std::size_t count = std::min(run.count, best - pos);
+                    for (std::size_t p = 0; p < count; ++p) {
+                        const std::size_t row = pos + p - shared;
+                        for (std::size_t h = 0; h < heads; ++h) {
+                            std::copy_n(run.k + h * run.head_stride + p * run.stride, dim, stage_k_.data() + (row * heads + h) * dim);
+                            std::copy_n(run.v + h * run.head_stride + p * run.stride, dim, stage_v_.data() + (row * heads + h) * dim);
+                        }
+                    }
+                    pos += count;
+                }
+                kv.append(l, to, tensor_view<float, llm::dims<3>>(stage_k_.data(), llm::dims<3>(rows, heads, dim)),
+                          tensor_view<float, llm::dims<3>>(stage_v_.data(), llm::dims<3>(rows, heads, dim)));
+            }
+            kv.advance(to, rows);
+        }
+        slots_[to].fed = best;
         reused_ += best;
     }
 
-    void emit(std::size_t i, slot& s) {
+    // The most tokens a request may hold in the cache: its prompt and every generated token but
+    // the last (which is never fed), at most context - 1.
+    std::size_t token_limit(std::size_t prompt, std::size_t max_tokens) const noexcept {
+        return std::min(prompt + std::max<std::size_t>(max_tokens, 1) - 1, o_.context - 1);
+    }
+
+    // The paged KV cache, or nullptr (a contiguous cache, or a recurrent state).
+    const attention::paged_kv_cache<float>* paged_cache() const noexcept {
+        if constexpr (requires { state_.kv.paged(); }) {
+            return state_.kv.paged();
+        } else {
+            return nullptr;
+        }
+    }
+
+    // Blocks that hold `tokens` tokens (paged).
+    std::size_t blocks_for(std::size_t tokens) const noexcept {
+        const std::size_t bs = paged_cache()->block_size();
+        return (tokens + bs - 1) / bs;
+    }
+
+    // Free blocks less those the running requests may still take (paged).
+    std::size_t available_blocks() const noexcept {
+        const auto* pc = paged_cache();
+        std::size_t promised = 0;
+        for (std::size_t i = 0; i < slots_.size(); ++i) {
+            if (slots_[i].active) {
+                const std::size_t may = blocks_for(slots_[i].limit), has = pc->block_table(i).size();
+                promised += may > has ? may - has : 0;
+            }
+        }
+        return pc->free_blocks() > promised ? pc->free_blocks() - promised : 0;
+    }
+
+    static const engine_options& checked(const engine_options& o) {
+        llm::check(o.slots > 0 && o.context > 0, "generate::engine: slots = ", o.slots, " and context = ", o.context, " must be > 0");
+        llm::check(o.block_size != 0 || o.kv_blocks == 0, "generate::engine: kv_blocks = ", o.kv_blocks,
+                   " needs a block_size (0 means a contiguous KV cache)");
+        return o;
+    }
+
+    static typename Model::state make_state(const Model& m, const engine_options& o) {
+        if constexpr (requires { m.make_state(o.slots, o.context, model::kv_layout{}); }) {
+            return m.make_state(o.slots, o.context, model::kv_layout{.block_size = o.block_size, .blocks = o.kv_blocks});
+        } else {
+            llm::check(o.block_size == 0, "generate::engine: block_size = ", o.block_size, " but the model has no paged KV cache");
+            return m.make_state(o.slots, o.context);
+        }
+    }
+
+    // Samples slot i's next token from logits row r.
+    void emit(std::size_t i, std::size_t r, slot& s) {
         const std::size_t vocab = model_.config().vocab;
-        std::span<float> row(logits_.data() + i * vocab, vocab);
+        std::span<float> row(logits_.data() + r * vocab, vocab);
         const sample_context ctx{s.tokens, s.prompt};
         s.s->process(row, ctx);
         const std::int32_t tok = s.s->pick(row, s.g);
@@ -417,7 +525,13 @@ private:
         events_.push_back(e);
     }
 
-    void release(std::size_t i) { slots_[i].active = false; }
+    // Slot i leaves: a KV cache forgets its sequence (paged: its blocks go back to the pool).
+    void release(std::size_t i) {
+        slots_[i].active = false;
+        if constexpr (reuses_prefix) {
+            state_.kv.reset(i);
+        }
+    }
 
     // Empties slot i of the state: the KV cache's sequence, or the recurrent state's.
     void reset_slot(std::size_t i) {
@@ -434,6 +548,7 @@ private:
     typename Model::state state_;
     tensor<float, llm::dims<2>> logits_;
     std::vector<std::int32_t> ids_;
+    std::vector<std::size_t> rows_;  // the slot of each row of a step
     std::vector<slot> slots_;
     std::vector<std::vector<token_logprob>> top_ = std::vector<std::vector<token_logprob>>(o_.slots);
     std::deque<pending> waiting_;

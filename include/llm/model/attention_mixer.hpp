@@ -15,6 +15,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <span>
 
 namespace llm::model {
 
@@ -273,19 +274,26 @@ struct attention_mixer {
         detail::linear_grad(dx, wv(g), bv(g), dv, x, wv(p), ws, exec);
     }
 
-    /// The decode state: one layer of the model's KV cache (its sequences step together).
+    /// The decode state: one layer of the model's KV cache (contiguous or paged:
+    /// attention::any_kv_cache) and the sequences that step (empty: all of the cache's, in order;
+    /// otherwise row r of a step is sequence seqs[r]: continuous batching steps the running ones).
     struct state {
-        attention::contiguous_kv_cache<float>::layer_type layer;  ///< `cache.layer(l)`
+        attention::any_kv_cache<float>::layer_type layer;  ///< `cache.layer(l)`
+        std::span<const std::size_t> seqs;                 ///< the stepping sequences (distinct; empty: all)
     };
 
-    /// One new token per sequence: x, y [sequences, d_model]; row r is the next token of
-    /// sequence r of the cache, at position layer.length(r). Appends its k and v to the layer
-    /// (the model commits with cache.advance after every layer) and attends over the cache.
+    /// One new token per stepping sequence: x, y [n, d_model]; row r is the next token of
+    /// sequence st.seqs[r] (r when st.seqs is empty: then n is the cache's sequence count) at
+    /// position layer.length of it. Appends its k and v to the layer (the model commits with
+    /// cache.advance after every layer) and attends over the cache.
     template <class T>
     void step(activations y, state& st, const_activations x, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
         const std::size_t n = x.extent(0);
-        llm::check(n == st.layer.sequences(), "attention_mixer::step: x has ", n, " rows but the cache holds ", st.layer.sequences(),
-                   " sequences (one new token per sequence)");
+        const bool subset = !st.seqs.empty();
+        llm::check(n == (subset ? st.seqs.size() : st.layer.sequences()), "attention_mixer::step: x has ", n, " rows but ",
+                   subset ? st.seqs.size() : st.layer.sequences(), subset ? " sequences step" : " sequences are in the cache",
+                   " (one new token per sequence)");
+        const auto seq_of = [&](std::size_t r) { return subset ? st.seqs[r] : r; };
         workspace::frame frame(ws);
         const std::size_t qd = heads * head_dim;
         const std::size_t kd = kv_heads * head_dim;
@@ -295,18 +303,25 @@ struct attention_mixer {
         auto o = detail::scratch(ws, n, qd);
         tensor_view<std::int32_t, llm::dims<1>> pos(ws.take<std::int32_t>(n), llm::dims<1>(n));
         for (std::size_t r = 0; r < n; ++r) {
-            pos(r) = static_cast<std::int32_t>(st.layer.length(r));
+            pos(r) = static_cast<std::int32_t>(st.layer.length(seq_of(r)));
         }
         project_rotate(q, k, v, x, pos, p, ws, exec);
         auto q3 = llm::reshape(q, n, heads, head_dim);
         auto k3 = llm::reshape(k, n, kv_heads, head_dim);
         auto v3 = llm::reshape(v, n, kv_heads, head_dim);
         for (std::size_t r = 0; r < n; ++r) {
-            st.layer.append(r, llm::slice(k3, 0, r, r + 1), llm::slice(v3, 0, r, r + 1));
+            st.layer.append(seq_of(r), llm::slice(k3, 0, r, r + 1), llm::slice(v3, 0, r, r + 1));
         }
-        with_mask([&](const auto& mask) {
-            attention::decode_attention(llm::reshape(o, n, heads, head_dim), st.layer, q3, mask, attn_options(), ws, exec);
-        });
+        const auto attend = [&](const auto& cache) {
+            with_mask([&](const auto& mask) {
+                attention::decode_attention(llm::reshape(o, n, heads, head_dim), cache, q3, mask, attn_options(), ws, exec);
+            });
+        };
+        if (subset) {
+            attend(rows_view<decltype(st.layer)>{st.layer, st.seqs});
+        } else {
+            attend(st.layer);
+        }
         detail::linear(y, o, wo(p), bo(p), ws, exec);
     }
 
@@ -371,6 +386,19 @@ private:
         std::size_t sequences() const noexcept { return count; }
         std::size_t length(std::size_t t) const noexcept { return start + t + 1; }
         attention::kv_run<element_type> run(std::size_t, std::size_t at) const { return layer.run(seq, at); }
+    };
+
+    // The stepping sequences of a layer as decode_attention's sequences: row r is sequence seqs[r].
+    template <class Layer>
+    struct rows_view {
+        using element_type = typename Layer::element_type;
+        const Layer& layer;
+        std::span<const std::size_t> seqs;
+        std::size_t kv_heads() const noexcept { return layer.kv_heads(); }
+        std::size_t head_dim() const noexcept { return layer.head_dim(); }
+        std::size_t sequences() const noexcept { return seqs.size(); }
+        std::size_t length(std::size_t r) const { return layer.length(seqs[r]); }
+        attention::kv_run<element_type> run(std::size_t r, std::size_t at) const { return layer.run(seqs[r], at); }
     };
 
     nn::rope_params<rope_config> rope_params() const { return {.theta = rope.theta, .scaling = rope}; }

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/attention/kv_cache.hpp>
+#include <llm/core/checked.hpp>
 #include <llm/core/detected.hpp>
 #include <llm/model/block.hpp>
 #include <llm/model/config.hpp>
@@ -16,6 +17,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <random>
+#include <span>
 #include <string>
 #include <string_view>
 #include <tuple>
@@ -197,6 +199,17 @@ concept dims_policy = std::default_initializable<D> && requires(const D& d) {
 struct init_options {
     std::uint64_t seed = 1337;  ///< the generator's seed (std::mt19937_64)
     float std = 0.02f;          ///< standard deviation of the weights
+};
+
+/// How a decoder's KV state keeps keys and values (decoder::make_state): block_size 0, a
+/// contiguous cache reserving every sequence's whole capacity up front; block_size > 0, a paged
+/// cache (vLLM's PagedAttention layout, attention::paged_kv_cache) whose sequences take blocks
+/// of block_size tokens from a pool of `blocks` as they grow and give them back when reset, so
+/// memory follows the tokens held. A recurrent stack (Mamba) has no KV cache and ignores it.
+/// Example: `auto st = model.make_state(8, 4096, {.block_size = 16, .blocks = 512});`
+struct kv_layout {
+    std::size_t block_size = 0;  ///< tokens per block; 0: contiguous
+    std::size_t blocks = 0;      ///< blocks in the pool (paged); 0: enough for every sequence's capacity
 };
 
 /// A decoder-only language model: the structure's embedding, `n_layers` layers following the
@@ -519,10 +532,11 @@ public:
     /// recurrent_state, otherwise a kv_state. (A hybrid of both is not served by step yet.)
     static constexpr bool recurrent = recurrent_of<typename Structure::layers>::value;
 
-    /// Decoding state of a stack with attention: the KV cache (all layers) and each layer's state.
+    /// Decoding state of a stack with attention: the KV cache of all layers (contiguous or
+    /// paged, chosen by make_state's kv_layout) and the position of learned-position models.
     struct kv_state {
-        attention::contiguous_kv_cache<float> kv;  ///< keys and values of every layer
-        std::size_t position = 0;                  ///< tokens stepped so far (learned positions)
+        attention::any_kv_cache<float> kv;  ///< keys and values of every layer
+        std::size_t position = 0;           ///< tokens stepped so far (learned positions)
     };
 
     /// Decoding state of a recurrent stack (decoder::recurrent): every layer's own state for
@@ -569,9 +583,20 @@ public:
     /// A decoding state for `sequences` sequences of up to `capacity` tokens: a KV cache, or,
     /// for a recurrent stack, every layer's fresh state per sequence (its size does not depend
     /// on the length, so capacity is no limit there).
-    [[nodiscard]] state make_state(std::size_t sequences, std::size_t capacity) const {
+    [[nodiscard]] state make_state(std::size_t sequences, std::size_t capacity) const { return make_state(sequences, capacity, {}); }
+
+    /// make_state with the KV cache's layout: contiguous (layout.block_size 0) or paged, blocks
+    /// of layout.block_size tokens from a pool of layout.blocks (0: sequences x
+    /// ceil(capacity / block_size), room for every sequence's capacity), each sequence's block
+    /// table sized for capacity tokens (a step allocates nothing). A sequence still holds at
+    /// most capacity tokens only where the caller keeps it so (the engine's context); the pool
+    /// is the limit, an append beyond it is llm::error. A recurrent stack ignores the layout.
+    /// Throws llm::error for layout.blocks without a block_size.
+    /// Example: `auto st = model.make_state(4, 512, {.block_size = 16, .blocks = 64});`
+    [[nodiscard]] state make_state(std::size_t sequences, std::size_t capacity, const kv_layout& layout) const {
         const dims d = config();
         if constexpr (recurrent) {
+            (void)layout;  // no KV cache
             llm::check(sequences > 0, "decoder::make_state: sequences = 0 (capacity ", capacity, ")");
             state st;
             st.lengths.assign(sequences, 0);
@@ -587,12 +612,12 @@ public:
             }
             return st;
         } else {
-            return make_kv_state(sequences, capacity);
+            return make_kv_state(sequences, capacity, layout);
         }
     }
 
 private:
-    [[nodiscard]] kv_state make_kv_state(std::size_t sequences, std::size_t capacity) const {
+    [[nodiscard]] kv_state make_kv_state(std::size_t sequences, std::size_t capacity, const kv_layout& layout) const {
         const dims d = config();
         for (std::size_t i = 0; i < d.n_layers; ++i) {
             const dims l = widths::for_layer(d, i);
@@ -600,7 +625,35 @@ private:
                        l.kv_heads(), " kv heads of ", l.head_width(), " but layer 0 has ", d.kv_heads(), " of ", d.head_width(),
                        "; the KV cache needs the same in every layer");
         }
-        return kv_state{attention::contiguous_kv_cache<float>(d.n_layers, sequences, capacity, d.kv_heads(), d.head_width()), 0};
+        llm::check(layout.block_size != 0 || layout.blocks == 0, "decoder::make_state: kv_layout.blocks = ", layout.blocks,
+                   " needs a block_size (0 means a contiguous cache)");
+        if (layout.block_size == 0) {
+            return kv_state{attention::contiguous_kv_cache<float>(d.n_layers, sequences, capacity, d.kv_heads(), d.head_width()), 0};
+        }
+        const std::size_t per_sequence = capacity / layout.block_size + (capacity % layout.block_size != 0);
+        const std::size_t blocks = layout.blocks != 0 ? layout.blocks
+                                                      : checked_mul(sequences, per_sequence, "decoder::make_state", "the default block count");
+        attention::paged_kv_cache<float> cache(d.n_layers, blocks, layout.block_size, d.kv_heads(), d.head_width());
+        for (std::size_t s = 0; s < sequences; ++s) {
+            cache.add_sequence(capacity);
+        }
+        return kv_state{std::move(cache), 0};
+    }
+
+    // The final norm and the LM head on the last logits.extent(0) rows of h [n, d_model] (none
+    // when logits has no rows); h2 (as large as h) takes the normed rows.
+    template <class T>
+    void final_rows(activations logits, activations h, activations h2, const params<T>& p, workspace& ws,
+                    parallel::policy auto&& exec) const {
+        const std::size_t rows = logits.extent(0), n = h.extent(0), width = h.extent(1);
+        if (rows == 0) {
+            return;
+        }
+        const auto last = activations(h.data() + (n - rows) * width, llm::dims<2>(rows, width));
+        const auto normed = activations(h2.data(), llm::dims<2>(rows, width));
+        typename norm_t::state ns{};
+        norm_.step(normed, ns, last, p.final_norm, ws, exec);
+        detail::linear(logits, normed, head_weight(p), ws, exec);
     }
 
     // A recurrent stack's step of rows[r] = token t of sequence seq_of(r), in order: each
@@ -630,13 +683,7 @@ private:
             });
             std::swap(h, h2);
         }
-        if (const std::size_t rows = logits.extent(0); rows != 0) {
-            const auto last = activations(h.data() + (n - rows) * d.d_model, llm::dims<2>(rows, d.d_model));
-            const auto normed = activations(h2.data(), llm::dims<2>(rows, d.d_model));
-            typename norm_t::state ns{};
-            norm_.step(normed, ns, last, p.final_norm, ws, exec);
-            detail::linear(logits, normed, head_weight(p), ws, exec);
-        }
+        final_rows(logits, h, h2, p, ws, exec);
     }
 
 public:
@@ -659,15 +706,81 @@ public:
             }
             ++st.position;
         } else {
-            step_kv(logits, st, ids, p, ws, exec);
+            step_kv(logits, st, {}, ids, p, ws, exec);
+        }
+    }
+
+    /// One new token for each sequence of `seqs` (distinct sequence ids of the state), the
+    /// others untouched: continuous batching steps only the running sequences. ids [n] and
+    /// logits [n, vocab], n = seqs.size(): row r is the next token of sequence seqs[r] (at
+    /// position kv.length(seqs[r]); learned positions: st.position for every row). Its keys
+    /// and values are appended and committed (a recurrent stack: its state steps, its length
+    /// grows by 1). Throws llm::error, the state unchanged, for a wrong count, an id out of
+    /// range or repeated.
+    /// Example: `const std::size_t seqs[2] = {0, 3}; model.step(logits.view(), st, seqs, llm::model::token_ids(ids, 2), p, ws, pool);`
+    template <class T>
+    void step(activations logits, state& st, std::span<const std::size_t> seqs, token_ids ids, const params<T>& p, workspace& ws,
+              parallel::policy auto&& exec) const {
+        const dims d = config();
+        const std::size_t n = ids.extent(0), S = st_sequences(st);
+        llm::check(seqs.size() == n && n > 0, "decoder::step: ", n, " tokens for ", seqs.size(), " sequences (one each, at least one)");
+        llm::check(logits.extent(0) == n && logits.extent(1) == d.vocab, "decoder::step: logits is [", logits.extent(0), ", ",
+                   logits.extent(1), "], expected [", n, ", ", d.vocab, "]");
+        for (std::size_t r = 0; r < n; ++r) {
+            llm::check(seqs[r] < S, "decoder::step: sequence ", seqs[r], " (row ", r, ") of a state of ", S, " sequences");
+            for (std::size_t q = 0; q < r; ++q) {
+                llm::check(seqs[q] != seqs[r], "decoder::step: sequence ", seqs[r], " in rows ", q, " and ", r, " (one token each)");
+            }
+        }
+        if constexpr (recurrent) {
+            step_rows(logits, st, ids, st.position, [seqs](std::size_t r) { return seqs[r]; }, p, ws, exec);
+            for (std::size_t r = 0; r < n; ++r) {
+                ++st.lengths[seqs[r]];
+            }
+            ++st.position;
+        } else {
+            step_kv(logits, st, seqs, ids, p, ws, exec);
         }
     }
 
 private:
+    static std::size_t st_sequences(const state& st) {
+        if constexpr (recurrent) {
+            return st.sequences();
+        } else {
+            return st.kv.sequences();
+        }
+    }
+
+    // A paged cache must have the blocks that `tokens` new tokens of each sequence of seqs (all
+    // `count` sequences when seqs is empty) take before any layer appends: a full pool is then
+    // llm::error with the state unchanged.
+    static void check_blocks(const char* fn, const kv_state& st, std::span<const std::size_t> seqs, std::size_t count, std::size_t tokens) {
+        const auto* pc = st.kv.paged();
+        if (pc == nullptr) {
+            return;
+        }
+        const std::size_t bs = pc->block_size();
+        std::size_t need = 0;
+        const std::size_t rows = seqs.empty() ? count : seqs.size();
+        for (std::size_t r = 0; r < rows; ++r) {
+            const std::size_t s = seqs.empty() ? r : seqs[r];
+            const std::size_t want = (pc->length(s) + tokens + bs - 1) / bs, have = pc->block_table(s).size();
+            need += want > have ? want - have : 0;
+        }
+        llm::check(need <= pc->free_blocks(), fn, ": the new tokens need ", need, " more blocks of ", bs, " tokens but only ",
+                   pc->free_blocks(), " of the paged KV cache's ", pc->blocks(), " blocks are free");
+    }
+
+    // The KV step of row r = sequence seqs[r] (r when seqs is empty: every sequence).
     template <class T>
-    void step_kv(activations logits, kv_state& st, token_ids ids, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
+    void step_kv(activations logits, kv_state& st, std::span<const std::size_t> seqs, token_ids ids, const params<T>& p, workspace& ws,
+                 parallel::policy auto&& exec) const {
         const dims d = config();
         const std::size_t n = ids.extent(0);
+        llm::check(!seqs.empty() || n == st.kv.sequences(), "decoder::step: ", n, " tokens for a cache of ", st.kv.sequences(),
+                   " sequences (one each)");
+        check_blocks("decoder::step", st, seqs, n, 1);
         workspace::frame frame(ws);
         auto h = detail::scratch(ws, n, d.d_model);
         auto h2 = detail::scratch(ws, n, d.d_model);
@@ -676,16 +789,14 @@ private:
         for (std::size_t i = 0; i < d.n_layers; ++i) {
             for_kind(i, [&](auto k) {
                 constexpr std::size_t K = decltype(k)::value;
-                typename layer_t<K>::state ls{{st.kv.layer(i)}};
+                typename layer_t<K>::state ls{{st.kv.layer(i), seqs}};
                 std::get<K>(layers_)[i / period].step(h2, ls, h, std::get<K>(p.layers)[i / period], ws, exec);
             });
             std::swap(h, h2);
         }
-        typename norm_t::state ns{};
-        norm_.step(h2, ns, h, p.final_norm, ws, exec);
-        detail::linear(logits, h2, head_weight(p), ws, exec);
-        for (std::size_t s = 0; s < n; ++s) {
-            st.kv.advance(s, 1);
+        final_rows(logits, h, h2, p, ws, exec);
+        for (std::size_t r = 0; r < n; ++r) {
+            st.kv.advance(seqs.empty() ? r : seqs[r], 1);
         }
         ++st.position;
     }
@@ -729,6 +840,7 @@ private:
         const std::size_t n = ids.extent(0);
         llm::check(seq < st.kv.sequences(), "decoder::step_tokens: sequence ", seq, " of a cache of ", st.kv.sequences(), " sequences");
         const std::size_t start = st.kv.length(seq);
+        check_blocks("decoder::step_tokens", st, std::span<const std::size_t>(&seq, 1), 0, n);
         workspace::frame frame(ws);
         auto h = detail::scratch(ws, n, d.d_model);
         auto h2 = detail::scratch(ws, n, d.d_model);
@@ -740,18 +852,12 @@ private:
         for (std::size_t i = 0; i < d.n_layers; ++i) {
             for_kind(i, [&](auto k) {
                 constexpr std::size_t K = decltype(k)::value;
-                typename layer_t<K>::state ls{{st.kv.layer(i)}};
+                typename layer_t<K>::state ls{{st.kv.layer(i), {}}};
                 std::get<K>(layers_)[i / period].step_tokens(h2, ls, seq, h, std::get<K>(p.layers)[i / period], ws, exec);
             });
             std::swap(h, h2);
         }
-        if (const std::size_t rows = logits.extent(0); rows != 0) {
-            const auto last = activations(h.data() + (n - rows) * d.d_model, llm::dims<2>(rows, d.d_model));
-            const auto normed = activations(h2.data(), llm::dims<2>(rows, d.d_model));
-            typename norm_t::state ns{};
-            norm_.step(normed, ns, last, p.final_norm, ws, exec);
-            detail::linear(logits, normed, head_weight(p), ws, exec);
-        }
+        final_rows(logits, h, h2, p, ws, exec);
         st.kv.advance(seq, n);
         st.position = start + n;
     }
