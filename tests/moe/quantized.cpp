@@ -247,3 +247,130 @@ TEST_CASE("moe quantized: grouped_gemm_prequantized (two matrices, largest group
     llm::moe::detail::busy_experts(order, offsets, E);
     CHECK(order == std::vector<std::size_t>{3, 5, 0, 2, 4});
 }
+
+namespace {
+
+// The packed experts (llm::moe::packed_experts, the packed moe_forward_quantized) against moe_forward on
+// the dequantized weights and against the row-major quantized path, for format F.
+template <class F>
+void check_packed_format(std::size_t E, std::size_t d, std::size_t ff, std::size_t T) {
+    CAPTURE(F::name);
+    CAPTURE(T);
+    std::mt19937 rng(53);
+    const layer l(E, d, ff, 0, rng);
+    const quantized_layer<F> q(l);
+    const auto w = q.weights(l);
+    const llm::moe::packed_experts<F> p(w);
+    REQUIRE(p.experts() == E);
+    const auto wp = p.weights(w.gate);
+    const t2f x = rand2(T, d, rng);
+    const llm::moe::softmax_top_k router{.k = 2};
+    t2f ref(T, d), rm(T, d), got(T, d), par(T, d);
+    llm::moe::moe_cache c_ref, c_rm, c;
+    llm::moe::moe_forward(ref, c_ref, x, llm::moe::make_moe_weights(l.gate, q.d1, q.d3, q.d2), router, {},
+                          llm::parallel::sequential{});
+    llm::moe::moe_forward_quantized(rm, c_rm, x, w, router, {}, {}, llm::parallel::sequential{});
+    llm::moe::moe_forward_quantized(got, c, x, wp, router, {}, {}, llm::parallel::sequential{});
+    CHECK(c.expert_ids == c_ref.expert_ids);
+    // vs the exact maths on the dequantized weights: the activations quantized to Q8_0 as on the
+    // row-major path, so the bound derived for it above (check_format: ~1% rms measured, bound 3e-2).
+    const double e_ref = rel(got, ref);
+    INFO("packed vs fp32 rel err " << e_ref << ", row-major vs fp32 " << rel(rm, ref));
+    CHECK(e_ref < 3e-2);
+    // vs the row-major quantized path: the same Q8_0 activation blocks of x times the same weight
+    // codes; the int32 block sums are exact on both, only the fp32 order of the per-block products
+    // differs (one fma chain here, 8-lane partial sums there): ~sqrt(K / 32) u ~ 3e-7 relative per
+    // output of gate / up. That can flip the rounding of a SwiGLU value to its Q8_0 code at a
+    // half-step boundary (rare: probability ~1e-6 per value), one step amax / 127 of one input of a
+    // 512-long dot product: ~1e-4 of that output at most. Bound 1e-4 rms relative (measured ~1e-7);
+    // a wrong expert, row order or group padding gives ~1.
+    const double e_rm = rel(got, rm);
+    INFO("packed vs row-major rel err " << e_rm);
+    CHECK(e_rm < 1e-4);
+    // sequential == pool, and the portable kernel gives the same bits as the CPU's best
+    llm::parallel::thread_pool pool(2);
+    llm::moe::moe_forward_quantized(par, c, x, wp, router, {}, {}, pool);
+    CHECK(rel(par, got) == 0.0);
+    llm::moe::moe_forward_quantized(par, c, x, wp, router, {}, {.path = llm::quant::kernel_isa::generic}, pool);
+    CHECK(rel(par, got) == 0.0);
+    // batch invariance: each token alone gives its row of the batch's output, bit for bit
+    for (std::size_t t = 0; t < T; ++t) {
+        t2f xt(1, d), yt(1, d);
+        std::memcpy(xt.data(), x.data() + t * d, d * sizeof(float));
+        if (t % 2 == 0) {
+            llm::moe::moe_forward_quantized(yt, c, xt, wp, router, {}, {}, llm::parallel::sequential{});
+        } else {
+            llm::moe::moe_forward_quantized(yt, c, xt, wp, router, {}, {}, pool);
+        }
+        CHECK(std::memcmp(yt.data(), got.data() + t * d, d * sizeof(float)) == 0);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("moe packed: Q8_0 / Q4_0 packed experts match moe_forward on the dequantized weights and the row-major path") {
+    check_packed_format<llm::quant::q8_0>(4, 256, 512, 7);
+    check_packed_format<llm::quant::q4_0>(4, 256, 512, 7);
+    check_packed_format<llm::quant::q4_0>(8, 96, 160, 1);   // decode; 96 = 12 groups, 160 = 20 groups
+    check_packed_format<llm::quant::q4_0>(8, 96, 160, 23);  // some experts with 0 or 1 tokens
+}
+
+TEST_CASE("moe packed: grouped products over groups of 0, 1, 7 rows and 20 weight rows are the packed gemv's bits") {
+    using F = llm::quant::q4_0;
+    std::mt19937 rng(61);
+    const std::size_t E = 5, m = 20, k = 64;  // m = 20: the last group of 8 rows half padding
+    const std::size_t offsets[E + 1] = {0, 0, 1, 8, 8, 15};
+    const std::size_t N = offsets[E];
+    std::vector<llm::quant::packed_matrix<F>> mats;
+    std::vector<llm::quant::packed_view<F>> views;
+    for (std::size_t e = 0; e < E; ++e) {
+        const t2f wf = rand2(m, k, rng);
+        mats.push_back(llm::quant::pack<F>(llm::quant::quantize<F>(std::span<const float>(wf.data(), wf.size())), m, k));
+    }
+    for (const auto& mat : mats) {
+        views.push_back(mat.view());
+    }
+    const t2f x = rand2(N, k, rng);
+    llm::quant::quantized_activations<F> qa;
+    llm::quant::quantize_activations(qa, x, llm::parallel::sequential{});
+    t2f ref(N, m);
+    for (std::size_t e = 0; e < E; ++e) {
+        for (std::size_t i = offsets[e]; i < offsets[e + 1]; ++i) {
+            llm::quant::gemv(llm::strided_view<float, 1>{ref.data() + i * m, llm::dims<1>(m), llm::dims<1>(1)},
+                             llm::strided_view<const float, 1>{x.data() + i * k, llm::dims<1>(k), llm::dims<1>(1)},
+                             views[e], {}, llm::parallel::sequential{});
+        }
+    }
+    const std::span<const llm::quant::packed_view<F>> w[1] = {views};
+    llm::parallel::sequential s;
+    llm::parallel::thread_pool pool(2);
+    for (int run = 0; run < 2; ++run) {
+        t2f y(N, m);
+        float* const ys[1] = {y.data()};
+        if (run == 0) {
+            llm::moe::detail::grouped_gemm_packed(ys, w, 1, qa, offsets, E, m, {}, s);
+        } else {
+            llm::moe::detail::grouped_gemm_packed(ys, w, 1, qa, offsets, E, m, {}, pool);
+        }
+        CHECK(std::memcmp(y.data(), ref.data(), N * m * sizeof(float)) == 0);
+    }
+}
+
+TEST_CASE("moe packed: views that disagree with the gate or d_ff raise llm::error") {
+    std::mt19937 rng(5);
+    const std::size_t E = 2, d = 64, ff = 32;
+    const layer l(E, d, ff, 0, rng);
+    const quantized_layer<llm::quant::q8_0> q(l);
+    const auto w = q.weights(l);
+    const llm::moe::packed_experts<llm::quant::q8_0> p(w);
+    auto wp = p.weights(w.gate);
+    const llm::moe::softmax_top_k router{.k = 2};
+    llm::moe::moe_cache c;
+    t2f y(3, d);
+    const t2f x = rand2(3, d, rng);
+    wp.d_ff = 64;
+    CHECK_THROWS_AS(llm::moe::moe_forward_quantized(y, c, x, wp, router, {}, {}, llm::parallel::sequential{}), llm::error);
+    wp.d_ff = ff;
+    wp.w2 = wp.w2.first(1);
+    CHECK_THROWS_AS(llm::moe::moe_forward_quantized(y, c, x, wp, router, {}, {}, llm::parallel::sequential{}), llm::error);
+}

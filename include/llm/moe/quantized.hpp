@@ -8,13 +8,16 @@
 #include <llm/parallel/policy.hpp>
 #include <llm/parallel/sequential.hpp>
 #include <llm/quant/matmul.hpp>
+#include <llm/quant/packed.hpp>
 #include <llm/quant/weights.hpp>
 #include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
+#include <cmath>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
+#include <span>
 #include <type_traits>
 #include <vector>
 
@@ -36,6 +39,59 @@ struct quantized_moe_weights {
     W w2;                                    ///< down projections, stacked [E * d, ff]
     std::size_t experts = 0;                 ///< E
     std::size_t d_ff = 0;                    ///< ff
+};
+
+/// The MoE layer's weights with packed experts (inference; llm::quant::packed_view, Q4_0 or Q8_0
+/// in groups of 8 interleaved rows): the router's gate fp32 `[E, d]` and, per expert e, w1[e]
+/// (gate projection) and w3[e] (up) `[ff, d]`, w2[e] (down) `[d, ff]`, each packed on its own
+/// (so an expert's rows need not be a multiple of 8). Made by llm::moe::packed_experts::weights
+/// or from views the caller owns (llm::quant::pack_into over a checkpoint's bytes).
+/// Example: `llm::moe::packed_moe_weights<llm::quant::q4_0> w = experts.weights(gate);`
+template <llm::quant::packable_format F>
+struct packed_moe_weights {
+    llm::strided_view<const float, 2> gate;           ///< router [E, d], fp32
+    std::span<const llm::quant::packed_view<F>> w1;  ///< gate projections, E views of [ff, d]
+    std::span<const llm::quant::packed_view<F>> w3;  ///< up projections, E views of [ff, d]
+    std::span<const llm::quant::packed_view<F>> w2;  ///< down projections, E views of [d, ff]
+    std::size_t d_ff = 0;                             ///< ff
+};
+
+/// Every expert's w1 / w3 / w2 repacked (llm::quant::pack) from stacked row-major quantized
+/// weights (quantized_moe_weights), owning the packed bytes; weights(gate) gives the views the
+/// packed moe_forward_quantized takes. Move-only (the views point into the owned buffers).
+/// Example: `llm::moe::packed_experts<llm::quant::q4_0> p(w); auto wp = p.weights(w.gate);`
+template <llm::quant::packable_format F>
+class packed_experts {
+public:
+    /// No experts.
+    packed_experts() = default;
+    /// Packs every expert of w (W's format must be F). Errors (llm::error): as quantized_moe_weights' shape checks.
+    template <llm::quant::quantized_matrix W>
+        requires std::same_as<llm::quant::weight_format_t<W>, F>
+    explicit packed_experts(const quantized_moe_weights<W>& w);
+    packed_experts(packed_experts&&) noexcept = default;             ///< moves the buffers (views stay valid)
+    packed_experts& operator=(packed_experts&&) noexcept = default;  ///< moves the buffers (views stay valid)
+    packed_experts(const packed_experts&) = delete;
+    packed_experts& operator=(const packed_experts&) = delete;
+    ~packed_experts() = default;
+
+    /// E.
+    [[nodiscard]] std::size_t experts() const noexcept { return v1_.size(); }
+    /// ff.
+    [[nodiscard]] std::size_t d_ff() const noexcept { return ff_; }
+    /// Packed bytes of one expert's three matrices (what a token routed to it reads).
+    [[nodiscard]] std::size_t expert_bytes() const noexcept {
+        return v1_.empty() ? 0 : v1_[0].bytes() + v3_[0].bytes() + v2_[0].bytes();
+    }
+    /// The views, with the router's gate [E, d].
+    [[nodiscard]] packed_moe_weights<F> weights(llm::strided_view<const float, 2> gate) const noexcept {
+        return {gate, v1_, v3_, v2_, ff_};
+    }
+
+private:
+    std::vector<llm::quant::packed_matrix<F>> m1_, m3_, m2_;
+    std::vector<llm::quant::packed_view<F>> v1_, v3_, v2_;
+    std::size_t ff_ = 0;
 };
 
 namespace detail {
@@ -165,7 +221,111 @@ void check_quantized(const char* fn, const quantized_moe_weights<W>& w) {
     is(w.w2, E * d, ff, "w2");
 }
 
+/// The packed experts' products over activation rows quantized once (rows in the plan's grouped
+/// order): y_j[i, :] = a[i] (w[j][e])^T for each of the `count` (1 or 2) per-expert view lists
+/// w[j] and the rows i of expert e, y_j [N, m] contiguous. With at least two non-empty groups per
+/// thread the threads take whole experts (largest first), each running its products inline;
+/// otherwise each expert's products are split over the threads by groups of 8 weight rows. Every
+/// output row is the packed gemv's of its activation row, bit for bit (the packed kernels' rows
+/// do not depend on M or the thread split), so a token's result does not depend on its batch.
+template <class A, class F>
+void grouped_gemm_packed(float* const* y, const std::span<const llm::quant::packed_view<F>>* w, std::size_t count,
+                         const A& a, const std::size_t* offsets, std::size_t E, std::size_t m,
+                         llm::quant::matmul_options qopt, auto& exec) {
+    const std::size_t threads = static_cast<std::size_t>(exec.size());
+    thread_local std::vector<std::size_t> order;
+    busy_experts(order, offsets, E);
+    auto product = [&](std::size_t e, auto& ex) {
+        const std::size_t o = offsets[e], n = offsets[e + 1] - o;
+        for (std::size_t j = 0; j < count; ++j) {
+            llm::quant::gemm(rows_of(y[j] + o * m, n, m, m), a.rows(o, n), w[j][e], qopt, ex);
+        }
+    };
+    if (threads <= 1 || order.size() < 2 * threads) {
+        for (const std::size_t e : order) {
+            product(e, exec);
+        }
+        return;
+    }
+    const std::vector<std::size_t>& busy = order;
+    parallel::parallel_for(exec, busy.size(), 1, [&](std::size_t i0, std::size_t i1) {
+        parallel::sequential seq;
+        for (std::size_t i = i0; i < i1; ++i) {
+            product(busy[i], seq);
+        }
+    });
+}
+
+/// The router's logits token by token (logits [T, E] = x gate^T): each a dot product of 8 fp32
+/// partial sums over k in a fixed order, then summed pairwise, so a token's logits (and routing)
+/// are the same bits whatever T and the thread split (the batched llm::gemm's need not be).
+template <class XS>
+void router_logits_by_row(float* logits, const XS& xs, const llm::strided_view<const float, 2>& gate, auto& exec) {
+    const std::size_t T = static_cast<std::size_t>(xs.extent(0)), E = gate.extent(0), d = gate.extent(1);
+    const auto xr = static_cast<std::size_t>(xs.stride(0)), xc = static_cast<std::size_t>(xs.stride(1));
+    const auto gr = static_cast<std::size_t>(gate.stride(0)), gc = static_cast<std::size_t>(gate.stride(1));
+    parallel::parallel_for(exec, T, std::max<std::size_t>(1, 65536 / std::max<std::size_t>(E * d, 1)),
+                           [&](std::size_t t0, std::size_t t1) {
+                               for (std::size_t t = t0; t < t1; ++t) {
+                                   const float* xt = xs.data() + t * xr;
+                                   for (std::size_t e = 0; e < E; ++e) {
+                                       const float* ge = gate.data() + e * gr;
+                                       float acc[8] = {};
+                                       std::size_t k = 0;
+                                       for (; k + 8 <= d; k += 8) {
+                                           for (std::size_t l = 0; l < 8; ++l) {
+                                               acc[l] = std::fma(xt[(k + l) * xc], ge[(k + l) * gc], acc[l]);
+                                           }
+                                       }
+                                       for (; k < d; ++k) {
+                                           acc[k % 8] = std::fma(xt[k * xc], ge[k * gc], acc[k % 8]);
+                                       }
+                                       logits[t * E + e] =
+                                           ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]));
+                                   }
+                               }
+                           });
+}
+
+template <class F>
+void check_packed(const char* fn, const packed_moe_weights<F>& w) {
+    const std::size_t E = w.gate.extent(0), ff = w.d_ff, d = w.gate.extent(1);
+    llm::check(E > 0 && ff > 0 && w.w1.size() == E && w.w3.size() == E && w.w2.size() == E, fn, ": gate is [", E,
+               ", ", d, "] but the experts' views number w1 ", w.w1.size(), ", w3 ", w.w3.size(), ", w2 ",
+               w.w2.size(), " (d_ff = ", ff, ")");
+    for (std::size_t e = 0; e < E; ++e) {
+        auto is = [&](const llm::quant::packed_view<F>& v, std::size_t r, std::size_t c, const char* name) {
+            llm::check(v.rows == r && v.cols == c, fn, ": expert ", e, "'s ", name, " is [", v.rows, ", ", v.cols,
+                       "], want [", r, ", ", c, "]");
+        };
+        is(w.w1[e], ff, d, "w1");
+        is(w.w3[e], ff, d, "w3");
+        is(w.w2[e], d, ff, "w2");
+    }
+}
+
 }  // namespace detail
+
+template <llm::quant::packable_format F>
+template <llm::quant::quantized_matrix W>
+    requires std::same_as<llm::quant::weight_format_t<W>, F>
+packed_experts<F>::packed_experts(const quantized_moe_weights<W>& w) : ff_(w.d_ff) {
+    detail::check_quantized("packed_experts", w);
+    const std::size_t E = w.experts, d = w.gate.extent(1), ff = w.d_ff;
+    m1_.reserve(E);
+    m3_.reserve(E);
+    m2_.reserve(E);
+    for (std::size_t e = 0; e < E; ++e) {
+        m1_.push_back(llm::quant::pack(detail::quant_rows(w.w1, e * ff, ff)));
+        m3_.push_back(llm::quant::pack(detail::quant_rows(w.w3, e * ff, ff)));
+        m2_.push_back(llm::quant::pack(detail::quant_rows(w.w2, e * d, d)));
+    }
+    for (std::size_t e = 0; e < E; ++e) {
+        v1_.push_back(m1_[e].view());
+        v3_.push_back(m3_[e].view());
+        v2_.push_back(m2_[e].view());
+    }
+}
 
 /// The MoE layer's forward with quantized experts (forward only, for inference): the same
 /// routing (fp32 router logits x gate^T, the router r), dispatch (counting sort, dropless or
@@ -232,6 +392,75 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const quantized_moe_w
 template <mutable_dense_view<2> Y, dense_view<2> X, router R, llm::quant::quantized_matrix W>
     requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
 void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const quantized_moe_weights<W>& w, const R& r,
+                           const moe_options& opt, llm::quant::matmul_options qopt, parallel::policy auto&& exec) {
+    llm::workspace ws;
+    moe_forward_quantized(y, cache, x, w, r, opt, qopt, ws, exec);
+}
+
+/// The MoE layer's forward with packed experts (inference): the same routing, dispatch and
+/// weighted combine as moe_forward, every expert's three products by the packed
+/// llm::quant::gemm over its group of rows. Each token's row is quantized to Q8_0 once
+/// (llm::quant::quantize_activations) and serves the gate and up projections of all its
+/// experts; the SwiGLU rows are quantized once for the down projections. A token's expert
+/// outputs are the packed gemv's of its row, bit for bit, whatever the batch, the group sizes
+/// and the executor; the router's logits are computed token by token (fixed order), so the
+/// routing and the whole output row of a token are the same bits alone or in any batch. `qopt.path`
+/// picks the kernel (generic: the portable one, the same bits). The workspace is unused (kept
+/// for the signature; the buffers are the cache's and per-thread quantized activations).
+/// y [T, d] is written; the cache holds the routing, plan and activations. Errors as
+/// moe_forward, plus the shapes of w's views. Arguments (docs/conventions.md): output y; saved
+/// state cache; input x; parameters w; options r, opt, qopt; workspace; executor.
+/// Example: `llm::moe::moe_forward_quantized(y, cache, x, experts.weights(gate), llm::moe::softmax_top_k{.k = 2}, {}, {}, ws, pool);`
+template <mutable_dense_view<2> Y, dense_view<2> X, router R, llm::quant::packable_format F>
+    requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
+void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const packed_moe_weights<F>& w, const R& r,
+                           const moe_options& opt, llm::quant::matmul_options qopt, [[maybe_unused]] llm::workspace& ws,
+                           parallel::policy auto&& exec) {
+    constexpr const char* fn = "moe_forward_quantized";
+    const auto xs = llm::to_kernel_view<2>(x);
+    const auto ys = llm::to_kernel_view<2>(y);
+    detail::check_packed(fn, w);
+    const std::size_t d = w.gate.extent(1), E = w.gate.extent(0), ff = w.d_ff;
+    const auto [T, S, cap] = detail::check_forward(fn, xs, ys, d, E, r, opt);
+    detail::forward_buffers b = detail::cache_buffers(cache, T, E, S, d, ff, 0);
+    if (T == 0) {
+        detail::plan_empty(b);
+        detail::cache_done(cache, b);
+        return;
+    }
+    // route_and_gather with the router's logits token by token (batch-invariant routing)
+    detail::router_logits_by_row(b.logits, xs, w.gate, exec);
+    const routing rt = b.routing_views();
+    detail::check_logits(fn, b.logits_view());
+    r.forward(rt, b.logits_view(), exec);
+    detail::plan_into(b.plan, rt.experts, E, cap);
+    detail::gather(b.xp, xs, b.plan, d, exec);
+    const std::size_t N = b.plan.size();
+    const std::size_t* offsets = b.plan.offsets;
+    thread_local llm::quant::quantized_activations<llm::quant::q8_0> qx, qxp, qa;
+    llm::quant::quantize_activations(qx, xs, exec);
+    detail::gather_quantized(qxp, qx, b.plan.rows, N, exec);
+    float* const outs[2] = {b.gate, b.up};
+    const std::span<const llm::quant::packed_view<F>> gu[2] = {w.w1, w.w3};
+    detail::grouped_gemm_packed(outs, gu, 2, qxp, offsets, E, ff, qopt, exec);
+    parallel::parallel_for(exec, N, detail::grain_for(ff), [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0 * ff; i < r1 * ff; ++i) {
+            b.act[i] = tile::swiglu(b.gate[i], b.up[i]);
+        }
+    });
+    llm::quant::quantize_activations(qa, detail::crows_of(b.act, N, ff, ff), exec);
+    float* const down[1] = {b.yp};
+    const std::span<const llm::quant::packed_view<F>> dn[1] = {w.w2};
+    detail::grouped_gemm_packed(down, dn, 1, qa, offsets, E, d, qopt, exec);
+    detail::combine(ys, b.yp, b.plan, b.weights, T, S, d, false, exec);
+    detail::cache_done(cache, b);
+}
+
+/// The packed moe_forward_quantized with a workspace of its own for this call.
+/// Example: `llm::moe::moe_forward_quantized(y, cache, x, experts.weights(gate), llm::moe::softmax_top_k{}, {}, {}, llm::parallel::sequential{});`
+template <mutable_dense_view<2> Y, dense_view<2> X, router R, llm::quant::packable_format F>
+    requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
+void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const packed_moe_weights<F>& w, const R& r,
                            const moe_options& opt, llm::quant::matmul_options qopt, parallel::policy auto&& exec) {
     llm::workspace ws;
     moe_forward_quantized(y, cache, x, w, r, opt, qopt, ws, exec);
