@@ -17,6 +17,9 @@
 // weights, 7 MB quantized, can stay in the 16 MB L3); `rotating` steps through 64 tokens with
 // different experts, so the weights come from memory, which is what the read-bandwidth
 // fraction needs. benchmarks/peers/moe_mul_mat_id.py runs these and ggml alternately.
+//
+// `q4_0_packed` / `q8_0_packed`: the experts repacked (llm::quant::pack, 8 interleaved rows) and
+// multiplied by moe::detail::grouped_gemm_packed, the packed moe_forward_quantized's products.
 #include <llm/core/workspace.hpp>
 #include <llm/gemm/gemm.hpp>
 #include <llm/moe/quantized.hpp>
@@ -134,6 +137,35 @@ struct mul_mat_id {
             }
         });
     }
+    /// As run_quantized with packed experts (llm::quant::packed_view per expert, Q8_0 activation
+    /// blocks): moe::detail::grouped_gemm_packed, as the packed moe_forward_quantized runs them.
+    template <class F>
+    void run_packed(const std::int32_t* ids, std::span<const q::packed_view<F>> w) {
+        const llm::row_view<const std::int32_t, 2> iv(ids, llm::dims<2>(n, used), llm::unit_last_stride<2>(used));
+        moe::plan_dispatch(plan, iv, E);
+        auto& pool = llm_bench::pool_of(2);
+        const std::size_t P = n * used;
+        thread_local q::quantized_activations<q::q8_0> qx_own, qxp_own;
+        q::quantized_activations<q::q8_0>& qx = qx_own;
+        q::quantized_activations<q::q8_0>& qxp = qxp_own;
+        q::quantize_activations(qx, llm::row_view<const float, 2>(x.data(), llm::dims<2>(P, K), llm::unit_last_stride<2>(K)),
+                                pool);
+        qxp.resize(P, K);
+        const std::size_t row_bytes = qx.blocks_per_row() * sizeof(q::quantized_activations<q::q8_0>::block_type);
+        llm::parallel::parallel_for(pool, P, 64, [&](std::size_t p0, std::size_t p1) {
+            for (std::size_t p = p0; p < p1; ++p) {
+                std::memcpy(qxp.row(static_cast<std::size_t>(plan.pos[p])), qx.row(p), row_bytes);
+            }
+        });
+        float* const outs[1] = {yp.data()};
+        const std::span<const q::packed_view<F>> mats[1] = {w};
+        moe::detail::grouped_gemm_packed(outs, mats, 1, qxp, plan.offsets.data(), E, M, {}, pool);
+        llm::parallel::parallel_for(pool, P, 64, [&](std::size_t p0, std::size_t p1) {
+            for (std::size_t p = p0; p < p1; ++p) {
+                std::memcpy(out.data() + p * M, yp.data() + static_cast<std::size_t>(plan.pos[p]) * M, M * sizeof(float));
+            }
+        });
+    }
     template <class Product>
     void run(const std::int32_t* ids, Product&& product) {
         const llm::row_view<const std::int32_t, 2> iv(ids, llm::dims<2>(n, used), llm::unit_last_stride<2>(used));
@@ -183,6 +215,35 @@ void BM_mul_mat_id_quant(benchmark::State& state) {
     counters(state, n, double(sizeof(typename F::block)) / double(F::block_size));
 }
 
+/// Packed experts (llm::quant::pack of each expert's [M, K] rows): the same bytes per weight.
+template <class F>
+void BM_mul_mat_id_packed(benchmark::State& state) {
+    const auto n = static_cast<std::size_t>(state.range(0));
+    const bool rotate = state.range(1) != 0;
+    static const std::vector<q::packed_matrix<F>> packed = [] {
+        const auto& blocks = expert_blocks<F>();
+        std::vector<q::packed_matrix<F>> p;
+        for (std::size_t e = 0; e < E; ++e) {
+            p.push_back(q::pack<F>(std::span<const typename F::block>(blocks).subspan(e * M * (K / F::block_size),
+                                                                                       M * (K / F::block_size)),
+                                   M, K));
+        }
+        return p;
+    }();
+    std::vector<q::packed_view<F>> views;
+    for (const auto& m : packed) views.push_back(m.view());
+    mul_mat_id mm(n);
+    const auto ids = random_ids(rotate ? variants : n, 11);
+    std::size_t i = 0;
+    for (auto _ : state) {
+        mm.run_packed<F>(ids.data() + (rotate ? i * used : 0), views);
+        i = (i + 1) % variants;
+        benchmark::DoNotOptimize(mm.out.data());
+        benchmark::ClobberMemory();
+    }
+    counters(state, n, double(sizeof(typename F::block)) / double(F::block_size));
+}
+
 /// f32 experts: llm::gemm per expert over its rows, as moe_forward's experts.
 void BM_mul_mat_id_f32(benchmark::State& state) {
     const auto n = static_cast<std::size_t>(state.range(0));
@@ -218,3 +279,6 @@ void shapes(benchmark::internal::Benchmark* b) {
 BENCHMARK(BM_mul_mat_id_f32)->Name("mul_mat_id/f32")->Apply(shapes);
 BENCHMARK(BM_mul_mat_id_quant<q::q4_0>)->Name("mul_mat_id/q4_0")->Apply(shapes);
 BENCHMARK(BM_mul_mat_id_quant<q::q4_k>)->Name("mul_mat_id/q4_K")->Apply(shapes);
+BENCHMARK(BM_mul_mat_id_quant<q::q8_0>)->Name("mul_mat_id/q8_0")->Apply(shapes);
+BENCHMARK(BM_mul_mat_id_packed<q::q4_0>)->Name("mul_mat_id/q4_0_packed")->Apply(shapes);
+BENCHMARK(BM_mul_mat_id_packed<q::q8_0>)->Name("mul_mat_id/q8_0_packed")->Apply(shapes);

@@ -6,7 +6,9 @@
 # in one run, so both see the same load. Prints each shape's medians (GFLOP/s), the ratio, and at
 # n = 1 the read bandwidth of the selected experts' weights (rotating experts) as a fraction of
 # the read ceiling measured in the same bench_moe run.
-# Usage: moe_mul_mat_id.py BENCH_MOE TEST_BACKEND_OPS [rounds]
+# Usage: moe_mul_mat_id.py BENCH_MOE TEST_BACKEND_OPS [rounds] [variants]
+# variants: comma-separated bench_moe names (default f32,q4_0,q4_K); `q4_0_packed` / `q8_0_packed`
+# (packed experts) are compared with ggml's q4_0 / q8_0.
 import json
 import re
 import statistics
@@ -38,12 +40,13 @@ def main():
     print("| weights | n | ours GFLOP/s | ggml GFLOP/s | ours / ggml |")
     print("| --- | --- | --- | --- | --- |")
     fractions = []
-    for typ in ["f32", "q4_0", "q4_K"]:
+    variants = sys.argv[4].split(",") if len(sys.argv) > 4 else ["f32", "q4_0", "q4_K"]
+    for typ in variants:
         for n in [1, 512]:
             o, g = [], []
             for _ in range(rounds):
                 o.append(ours(bench, f"mul_mat_id/{typ}/n:{n}/rotate:0/real_time")["GFLOP/s"])
-                g.append(ggml(tbo, typ, n))
+                g.append(ggml(tbo, typ.removesuffix("_packed"), n))
             mo, mg = statistics.median(o), statistics.median(g)
             print(f"| {typ} | {n} | {mo:.2f} | {mg:.2f} | {mo / mg:.2f}x |", flush=True)
         b = ours(bench, f"mul_mat_id/{typ}/n:1/rotate:1/real_time")
