@@ -104,6 +104,45 @@ TEST_CASE("masks: ranges and full-tile tests agree with allowed") {
     }
 }
 
+// The CPU kernels' mask_row takes two fills for the built-in (band) masks instead of a test per
+// entry: it must hide exactly the entries the entry-by-entry rule hides (allowed, and the columns
+// past the last key), for random rows, tile offsets, partial tiles and shapes with lq <, =, > lk.
+// Exact comparison: both write -inf or leave the score as it was.
+template <class M>
+void check_mask_row(const M& m, std::mt19937_64& rng) {
+    constexpr std::size_t bk = 24;
+    std::uniform_int_distribution<std::int64_t> len(1, 90);
+    for (int trial = 0; trial < 400; ++trial) {
+        const std::int64_t lq = len(rng), lk = len(rng);
+        const std::int64_t i = std::uniform_int_distribution<std::int64_t>(0, lq - 1)(rng);
+        const std::int64_t j0 = std::uniform_int_distribution<std::int64_t>(0, (lk - 1) / std::int64_t{bk})(rng) * std::int64_t{bk};
+        const std::int64_t cols = std::min<std::int64_t>(std::int64_t{bk}, lk - j0);
+        std::vector<float> got(bk), want(bk);
+        for (std::size_t c = 0; c < bk; ++c) {
+            got[c] = want[c] = static_cast<float>(c) + 0.5f;
+        }
+        at::detail::mask_row(got.data(), bk, i, j0, cols, lq, lk, m);
+        for (std::size_t c = 0; c < bk; ++c) {
+            const auto j = j0 + static_cast<std::int64_t>(c);
+            if (static_cast<std::int64_t>(c) >= cols || !m.allowed(i, j, lq, lk)) {
+                want[c] = -std::numeric_limits<float>::infinity();
+            }
+        }
+        INFO("lq = ", lq, ", lk = ", lk, ", i = ", i, ", j0 = ", j0);
+        REQUIRE(got == want);
+    }
+}
+
+TEST_CASE("masks: the kernels' row masking of band masks hides exactly what allowed hides") {
+    std::mt19937_64 rng(13);
+    check_mask_row(at::no_mask{}, rng);
+    check_mask_row(at::causal{}, rng);
+    check_mask_row(at::sliding_window(2, 0), rng);
+    check_mask_row(at::sliding_window(1, 3), rng);
+    check_mask_row(at::sliding_window(0, at::unbounded), rng);
+    check_mask_row(at::sliding_window(30, 5), rng);
+}
+
 TEST_CASE("masks: causal is bottom-right aligned (FlashAttention >= 2.1)") {
     constexpr at::causal c;
     // lq = 2, lk = 5: row 0 sees keys 0..3, row 1 sees 0..4.

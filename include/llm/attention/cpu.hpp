@@ -25,6 +25,12 @@
 #include <type_traits>
 #include <utility>
 
+#if (defined(__GNUC__) || defined(__clang__)) && !defined(__CUDACC__)
+#define LLM_ATTENTION_NOINLINE __attribute__((noinline))
+#else
+#define LLM_ATTENTION_NOINLINE
+#endif
+
 namespace llm::attention::detail {
 
 /// Row padding of the tiles: every tile's row count is padded to a multiple of 4 so kernels
@@ -155,8 +161,12 @@ inline constexpr int limit_none = 0, limit_columns = 1, limit_depth = 2;
 /// rows [i, i1) need, so the masked corner of a tile on a causal diagonal costs nothing:
 /// limit_columns skips the column panels outside it (those C entries are left as they were:
 /// the caller masks them), limit_depth runs K over [c0, c1) only (the A entries outside are 0).
+/// Kept out of line (GCC): inlined into the forward's task loop, the limit_columns /
+/// limit_depth variants exhausted GCC's inlining budget there and the row unroll of
+/// micro_kernel's K loop became a call per k with the accumulators in memory (seen with perf
+/// on the causal diagonal tiles); out of line every variant compiles like the full one.
 template <simd::backend S, bool Accumulate, int Limit = 0, class Range = std::nullptr_t>
-void tile_gemm(std::size_t M, std::size_t N, std::size_t K, const float* a, std::size_t ars, std::size_t acs,
+LLM_ATTENTION_NOINLINE void tile_gemm(std::size_t M, std::size_t N, std::size_t K, const float* a, std::size_t ars, std::size_t acs,
                const float* b, std::size_t ldb, float* c, std::size_t ldc, Range&& range = nullptr) {
     constexpr std::size_t W = S::width;
     constexpr std::size_t MR = tile_block<S>::rows, NV = tile_block<S>::vectors;
@@ -225,9 +235,21 @@ LLM_FORCE_INLINE typename S::f32 softcap_vec(typename S::f32 x, float cap) {
 }
 
 /// Sets the entries of one score row that the mask hides (or that lie past the last key) to -inf.
+/// The built-in masks (detail::band: no_mask, causal, sliding_window) show row i exactly the
+/// columns mask.cols(i, i + 1), one interval: two fills instead of a test per entry (the same
+/// entries become -inf, on every diagonal tile of a causal forward and backward). Other
+/// masks are tested entry by entry.
 template <class Mask>
 void mask_row(float* srow, std::size_t bk, std::int64_t i, std::int64_t j0, std::int64_t cols, std::int64_t lq,
               std::int64_t lk, const Mask& mask) {
+    if constexpr (std::is_base_of_v<band, Mask>) {
+        const index_range cr = mask.cols(i, i + 1, lq, lk);
+        const auto clip = [&](std::int64_t x) { return static_cast<std::size_t>(std::clamp<std::int64_t>(x - j0, 0, cols)); };
+        const std::size_t lo = clip(cr.lo), hi = std::max(lo, clip(cr.hi));
+        std::fill(srow, srow + lo, -std::numeric_limits<float>::infinity());
+        std::fill(srow + hi, srow + bk, -std::numeric_limits<float>::infinity());
+        return;
+    }
     for (std::size_t c = 0; c < bk; ++c) {
         const auto j = j0 + static_cast<std::int64_t>(c);
         if (static_cast<std::int64_t>(c) >= cols || !mask.allowed(i, j, lq, lk)) {
@@ -414,8 +436,11 @@ void forward_cpu(const heads_view<TQ>& q, const heads_view<TK>& k, const heads_v
                 unsigned char* q_bad = lane_bad.data() + lane * round_up(BQ, mr);
                 for (std::size_t task = next_task.fetch_add(1, std::memory_order_relaxed); task < tasks;
                      task = next_task.fetch_add(1, std::memory_order_relaxed)) {
+                    // The last query tiles first: under a causal mask they see the most key
+                    // tiles, so the lanes that claim the small early tiles last finish together
+                    // (longest task first; in order, one lane ran the longest tile alone).
                     const std::size_t h = g * group + task / nqt;
-                    const std::size_t i0 = (task % nqt) * BQ;
+                    const std::size_t i0 = (nqt - 1 - task % nqt) * BQ;
                     const std::size_t rows = std::min(BQ, sg.lq - i0);
                     const std::size_t rp = round_up(rows, mr);
                     // Scores in log2 units: scale log2(e) folded into Q (with a soft-cap, the cap
