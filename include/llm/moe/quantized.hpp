@@ -71,9 +71,9 @@ public:
     explicit packed_experts(const quantized_moe_weights<W>& w);
     packed_experts(packed_experts&&) noexcept = default;             ///< moves the buffers (views stay valid)
     packed_experts& operator=(packed_experts&&) noexcept = default;  ///< moves the buffers (views stay valid)
-    packed_experts(const packed_experts&) = delete;
-    packed_experts& operator=(const packed_experts&) = delete;
-    ~packed_experts() = default;
+    packed_experts(const packed_experts&) = delete;             ///< not copyable (views into the source)
+    packed_experts& operator=(const packed_experts&) = delete;  ///< not copyable
+    ~packed_experts() = default;                                ///< frees the packed bytes
 
     /// E.
     [[nodiscard]] std::size_t experts() const noexcept { return v1_.size(); }
