@@ -248,12 +248,12 @@ void mask_row(float* srow, std::size_t bk, std::int64_t i, std::int64_t j0, std:
         const std::size_t lo = clip(cr.lo), hi = std::max(lo, clip(cr.hi));
         std::fill(srow, srow + lo, -std::numeric_limits<float>::infinity());
         std::fill(srow + hi, srow + bk, -std::numeric_limits<float>::infinity());
-        return;
-    }
-    for (std::size_t c = 0; c < bk; ++c) {
-        const auto j = j0 + static_cast<std::int64_t>(c);
-        if (static_cast<std::int64_t>(c) >= cols || !mask.allowed(i, j, lq, lk)) {
-            srow[c] = -std::numeric_limits<float>::infinity();
+    } else {
+        for (std::size_t c = 0; c < bk; ++c) {
+            const auto j = j0 + static_cast<std::int64_t>(c);
+            if (static_cast<std::int64_t>(c) >= cols || !mask.allowed(i, j, lq, lk)) {
+                srow[c] = -std::numeric_limits<float>::infinity();
+            }
         }
     }
 }
