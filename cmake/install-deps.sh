@@ -4,7 +4,7 @@
 # everything is there). Usage: cmake/install-deps.sh [extra packages...]
 set -euo pipefail
 
-packages=(cmake make g++ clang libclang-rt-14-dev pkg-config libeigen3-dev libxsimd-dev xtl-dev libhwy-dev doctest-dev
+packages=(cmake make g++ clang libclang-rt-14-dev libomp-14-dev pkg-config libeigen3-dev libxsimd-dev xtl-dev libhwy-dev doctest-dev
           libbenchmark-dev libopenblas-dev unicode-data python3-venv doxygen libopenmpi-dev openmpi-bin gnuplot-nox
           bible-kjv bible-kjv-text fortunes-min "$@")
 missing=()

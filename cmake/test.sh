@@ -4,7 +4,8 @@
 #   1. release build with -Wall -Wextra -Wpedantic -Werror (tests, benchmarks, examples,
 #      every-header-alone check, nvcc check when nvcc exists), then ctest without label gpu
 #      (unit tests, benchmark smoke runs, the downstream consumer checks);
-#   2. an ASan+UBSan build of the tests, and ctest on it.
+#   2. an ASan+UBSan build of the tests (clang), and ctest on it;
+#   3. libFuzzer (clang) over every fuzz harness.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cmake/install-deps.sh
@@ -17,7 +18,7 @@ cmake --build --preset ci -j "$jobs"
 ctest --preset ci -j "$jobs" | tee build/ci/ctest-summary.txt | grep -Ev '^ +[0-9]+/[0-9]+ Test' || true
 grep -q "100% tests passed" build/ci/ctest-summary.txt || { cat build/ci/ctest-summary.txt; exit 1; }
 
-echo "== ASan + UBSan build of the tests (-O1 -g1) == (at ${SECONDS} s)"
+echo "== ASan + UBSan build of the tests (clang -O1 -g1) == (at ${SECONDS} s)"
 cmake --preset asan >/dev/null
 cmake --build --preset asan -j "$jobs"
 ctest --preset asan -j "$jobs" | tee build/asan/ctest-summary.txt | grep -Ev '^ +[0-9]+/[0-9]+ Test' || true
