@@ -384,6 +384,11 @@ struct gguf_options {
     /// llm::quant::any_matrix views of the memory map (params<llm::model::quantized>); true: every
     /// tensor is decoded into fp32 params<float> (exact reference arithmetic, 4-8x the bytes).
     bool dequantize = false;
+    /// true (the default, as llama.cpp's CPU backend): Q4_0 / Q8_0 matrices are repacked at load
+    /// into 8-row interleaved groups (llm::quant::repack; the same bytes in number, owned by the
+    /// opened model instead of mapped), which decode reads at the memory's speed; false: every
+    /// matrix stays a view of the file's bytes (other fp32 summation order, same bound).
+    bool repack = true;
 };
 
 namespace detail {
@@ -500,7 +505,7 @@ decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, con
     const model::dims& d = cfg.dims;
     auto params = m.make_params<model::quantized>();
     std::vector<std::vector<std::byte>> owned;  // the llama architecture's Q / K rows, put back in order
-    owned.reserve(2 * d.n_layers);
+    owned.reserve(8 * d.n_layers + 1);  // Q / K rows put back in order, repacked matrices, the head
     params.for_each_param([&](std::string_view name, auto& t) {
         const io::gguf_tensor_info& info = detail::gguf_param(file, path, name, t);
         if constexpr (model::is_any_matrix<decltype(t)>) {
@@ -512,6 +517,10 @@ decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, con
                 bytes = copy;
             }
             t = quant::any_matrix(info.type, bytes, t.extent(0), t.extent(1));
+            if (opt.repack && quant::repackable(info.type)) {
+                // Packed into a new buffer, then swapped in: the Q / K copy is replaced in place.
+                t = quant::repack(t, detail::permuted_rows(cfg, name) ? owned.back() : owned.emplace_back());
+            }
         } else {
             detail::decode_tensor(file, info, std::span<float>(t.data(), t.size()));
         }
@@ -519,6 +528,9 @@ decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, con
     if (d.tie_embeddings) {
         const io::gguf_tensor_info& emb = file.tensor("token_embd.weight");
         params.head = quant::any_matrix(emb.type, file.tensor_bytes(emb), d.vocab, d.d_model);
+        if (opt.repack && quant::repackable(emb.type)) {
+            params.head = quant::repack(params.head, owned.emplace_back());
+        }
     }
     return std::forward<F>(f)(m, std::as_const(params), cfg);
 }

@@ -157,26 +157,15 @@ inline void busy_experts(std::vector<std::size_t>& order, const std::size_t* off
     });
 }
 
-/// The experts' products over activation rows quantized once (llm::quant::quantize_activations,
-/// rows in the plan's grouped order): y_j[i, :] = a[i] (W_j)_e^T for each of the `count` (1 or
-/// 2) stacked matrices w[j] ([E * m, k]) and the rows i of expert e, y_j [N, m] contiguous; the
-/// gate and up projections share one pass over the experts and one quantization. With at least
+/// Runs product(e, exec') for every expert e with rows (offsets[e] < offsets[e + 1]): with at least
 /// two non-empty groups per thread the threads take whole experts (largest first), each running
-/// its products inline; otherwise each expert's products are split over the threads by rows of
-/// W. Every output is llm::quant::gemm's of the fp32 rows `a` came from, bit for bit.
-template <class A, class W>
-void grouped_gemm_prequantized(float* const* y, const W* const* w, std::size_t count, const A& a,
-                               const std::size_t* offsets, std::size_t E, std::size_t m,
-                               llm::quant::matmul_options qopt, auto& exec) {
+/// its products inline (exec' sequential); otherwise the experts run one after another, each
+/// product split over `exec`'s threads by the product itself.
+template <class Product>
+void for_each_busy_expert(const std::size_t* offsets, std::size_t E, Product&& product, auto& exec) {
     const std::size_t threads = static_cast<std::size_t>(exec.size());
     thread_local std::vector<std::size_t> order;
     busy_experts(order, offsets, E);
-    auto product = [&](std::size_t e, auto& ex) {
-        const std::size_t o = offsets[e], n = offsets[e + 1] - o;
-        for (std::size_t j = 0; j < count; ++j) {
-            llm::quant::gemm(rows_of(y[j] + o * m, n, m, m), a.rows(o, n), quant_rows(*w[j], e * m, m), qopt, ex);
-        }
-    };
     if (threads <= 1 || order.size() < 2 * threads) {
         for (const std::size_t e : order) {
             product(e, exec);
@@ -190,6 +179,24 @@ void grouped_gemm_prequantized(float* const* y, const W* const* w, std::size_t c
             product(busy[i], seq);
         }
     });
+}
+
+/// The experts' products over activation rows quantized once (llm::quant::quantize_activations,
+/// rows in the plan's grouped order): y_j[i, :] = a[i] (W_j)_e^T for each of the `count` (1 or
+/// 2) stacked matrices w[j] ([E * m, k]) and the rows i of expert e, y_j [N, m] contiguous; the
+/// gate and up projections share one pass over the experts and one quantization. Threads as
+/// for_each_busy_expert (rows of W split within an expert). Every output is llm::quant::gemm's of
+/// the fp32 rows `a` came from, bit for bit.
+template <class A, class W>
+void grouped_gemm_prequantized(float* const* y, const W* const* w, std::size_t count, const A& a,
+                               const std::size_t* offsets, std::size_t E, std::size_t m,
+                               llm::quant::matmul_options qopt, auto& exec) {
+    for_each_busy_expert(offsets, E, [&](std::size_t e, auto& ex) {
+        const std::size_t o = offsets[e], n = offsets[e + 1] - o;
+        for (std::size_t j = 0; j < count; ++j) {
+            llm::quant::gemm(rows_of(y[j] + o * m, n, m, m), a.rows(o, n), quant_rows(*w[j], e * m, m), qopt, ex);
+        }
+    }, exec);
 }
 
 /// qxp's row i = qx's row rows[i] (i < n): the gathered rows of quantized activations.
@@ -232,28 +239,12 @@ template <class A, class F>
 void grouped_gemm_packed(float* const* y, const std::span<const llm::quant::packed_view<F>>* w, std::size_t count,
                          const A& a, const std::size_t* offsets, std::size_t E, std::size_t m,
                          llm::quant::matmul_options qopt, auto& exec) {
-    const std::size_t threads = static_cast<std::size_t>(exec.size());
-    thread_local std::vector<std::size_t> order;
-    busy_experts(order, offsets, E);
-    auto product = [&](std::size_t e, auto& ex) {
+    for_each_busy_expert(offsets, E, [&](std::size_t e, auto& ex) {
         const std::size_t o = offsets[e], n = offsets[e + 1] - o;
         for (std::size_t j = 0; j < count; ++j) {
             llm::quant::gemm(rows_of(y[j] + o * m, n, m, m), a.rows(o, n), w[j][e], qopt, ex);
         }
-    };
-    if (threads <= 1 || order.size() < 2 * threads) {
-        for (const std::size_t e : order) {
-            product(e, exec);
-        }
-        return;
-    }
-    const std::vector<std::size_t>& busy = order;
-    parallel::parallel_for(exec, busy.size(), 1, [&](std::size_t i0, std::size_t i1) {
-        parallel::sequential seq;
-        for (std::size_t i = i0; i < i1; ++i) {
-            product(busy[i], seq);
-        }
-    });
+    }, exec);
 }
 
 /// The router's logits token by token (logits [T, E] = x gate^T): each a dot product of 8 fp32

@@ -147,17 +147,23 @@ struct bias_store {
     }
 };
 
+/// The forward's shape checks: x [tokens, in] against W [out, in], y [tokens, out], the bias [out].
+template <class MY, class MX, class MW, class B>
+void check_forward(const char* fn, const MY& my, const MX& mx, const MW& mw, const B& bias) {
+    check_layer(fn, "x", mx, mw);
+    check_shape(fn, "y", my, mx.extent(0), mw.extent(0), "tokens of x, out features = weight rows");
+    if constexpr (has_bias<B>) {
+        check_bias(fn, "bias", bias, mw.extent(0));
+    }
+}
+
 template <class Y, class X, class W, class B, class Exec>
 void forward(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, Exec& exec) {
     constexpr const char* fn = "linear_forward";
     const auto my = to_kernel_view<2>(y);
     const auto mx = to_kernel_view<2>(x);
     const auto mw = to_kernel_view<2>(weight);
-    check_layer(fn, "x", mx, mw);
-    check_shape(fn, "y", my, mx.extent(0), mw.extent(0), "tokens of x, out features = weight rows");
-    if constexpr (has_bias<B>) {
-        check_bias(fn, "bias", bias, mw.extent(0));
-    }
+    check_forward(fn, my, mx, mw, bias);
     using TY = view_element_t<Y>;
     const auto wt = mw.template transposed<0, 1>();  // W^T [in, out]: a stride swap, no copy
     if constexpr (std::is_same_v<TY, float>) {
@@ -253,11 +259,7 @@ void forward_activated(Y&& y, X&& x, W&& weight, const B& bias, workspace& ws, E
         const auto my = to_kernel_view<2>(y);
         const auto mx = to_kernel_view<2>(x);
         const auto mw = to_kernel_view<2>(weight);
-        check_layer(fn, "x", mx, mw);
-        check_shape(fn, "y", my, mx.extent(0), mw.extent(0), "tokens of x, out features = weight rows");
-        if constexpr (has_bias<B>) {
-            check_bias(fn, "bias", bias, mw.extent(0));
-        }
+        check_forward(fn, my, mx, mw, bias);
         check_disjoint(fn, "y", my, "x", mx);
         check_disjoint(fn, "y", my, "weight", mw);
         using TY = view_element_t<Y>;
