@@ -82,8 +82,10 @@ TEST_CASE("lsh_index equals the brute-force band comparison on random signatures
     std::mt19937 rng(2);
     constexpr std::size_t all = std::numeric_limits<std::size_t>::max();
     // (num_perm, bands, rows, documents): one band, one row, unused tail values, table growth past 512 keys.
-    for (const auto& [k, bands, rows, n] : {std::tuple<std::size_t, std::size_t, std::size_t, std::size_t>{1, 1, 1, 300},
-                                            {7, 3, 2, 700}, {16, 4, 4, 2000}, {65, 9, 7, 1500}, {128, 32, 4, 1200}}) {
+    for (const auto& shape : {std::tuple<std::size_t, std::size_t, std::size_t, std::size_t>{1, 1, 1, 300},
+                              {7, 3, 2, 700}, {16, 4, 4, 2000}, {65, 9, 7, 1500}, {128, 32, 4, 1200}}) {
+        // Named copies, not a structured binding: INFO captures them in a lambda (clang 14 cannot).
+        const std::size_t k = std::get<0>(shape), bands = std::get<1>(shape), rows = std::get<2>(shape), n = std::get<3>(shape);
         for (const std::size_t cap : {all, std::size_t{1}, std::size_t{3}}) {
             const llm::data::lsh_params p{bands, rows};
             llm::data::lsh_index idx(k, p);

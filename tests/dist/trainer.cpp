@@ -88,7 +88,9 @@ TEST_CASE("trainer ZeRO-1 on one rank: the plain trainer's updates, full optimiz
             tr.with_full_optimizer_state([&] {
                 REQUIRE(opt.states().size() == ref->states().size());
                 double dm = 0;
-                for (const auto& [name, s] : opt.states()) {
+                for (const auto& entry : opt.states()) {
+                    const std::string& name = entry.first;  // not a structured binding: CAPTURE's lambda (clang 14)
+                    const auto& s = entry.second;
                     CAPTURE(name);
                     const auto& r = ref->states().at(name);
                     CHECK(s.shape == r.shape);

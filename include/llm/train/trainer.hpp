@@ -341,7 +341,8 @@ private:
             for (std::size_t k = 0; k < layout_.size(); ++k) {
                 const auto it = st.find(layout_[k].name);
                 if (it == st.end()) continue;
-                const auto [lo, hi] = piece(k);
+                const auto range = piece(k);
+                const std::size_t lo = range.first, hi = range.second;  // not a structured binding: clang 14's lambdas cannot capture one
                 if (hi == lo) continue;
                 auto cut = [&](const llm::tensor<float, dims<1>>& full) {
                     llm::tensor<float, dims<1>> t;
