@@ -3,7 +3,9 @@
 // (stride 0) claiming absurd extents is llm::error naming the copy, never a wrapped size.
 // GCC 12 reports a false -Wmaybe-uninitialized inside its own AVX-512 intrinsics when Eigen's
 // packing code is inlined (GCC PR 105593); the pragma must precede every include to apply.
+#if defined(__GNUC__) && !defined(__clang__)  // clang has no such warning (and -Werror rejects an unknown one)
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 
 #include <llm/gemm/eigen.hpp>
 #include <llm/gemm/gemm.hpp>
