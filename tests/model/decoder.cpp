@@ -25,6 +25,10 @@ static_assert(llm::model::block_like<llm::model::llama<>>);
 using static_llama = llm::model::llama<llm::model::static_dims<tiny>>;
 static_assert(static_llama::parameter_count(tiny) == 37 * 16 + 16 + 37 * 16 + 2 * (2 * 16 + 16 * 32 + 16 * 16 + 3 * 16 * 24));
 static_assert(static_llama::training_flops_per_token(tiny, 8) > 0.0);
+// openelm_widths takes its scaling factors as double template arguments (C++20 P1907); clang
+// before 18 (the sanitizer stage's clang 14) rejects them: there the OpenELM checks are a skipped test case.
+#if defined(__cpp_nontype_template_args) && __cpp_nontype_template_args >= 201911L
+#define LLM_TEST_OPENELM 1
 // OpenELM layer-wise scaling, computed at compile time: heads 2 -> 4 (kv 1 -> 2), FFN 8 -> 24 -> 32
 using elm_widths = llm::model::openelm_widths<0.5, 1.0, 0.5, 2.0, 8>;
 constexpr llm::model::dims tiny3 = [] {
@@ -44,6 +48,10 @@ using elm = llm::model::decoder<llm::model::stack<llm::model::token_embedding<>,
 static_assert(elm::parameter_count(tiny3) == 37 * 16 * 2 + 16 + 3 * 2 * 16 + (16 * (2 + 2) * 4 + 2 * 4 * 16 + 3 * 16 * 8) +
                                                  (16 * (4 + 4) * 4 + 4 * 4 * 16 + 3 * 16 * 24) +
                                                  (16 * (4 + 4) * 4 + 4 * 4 * 16 + 3 * 16 * 32));
+#else
+#define LLM_TEST_OPENELM 0
+TEST_CASE("decoder: OpenELM layer-wise widths (this compiler lacks floating-point template arguments)" * doctest::skip()) {}
+#endif
 
 std::vector<std::int32_t> make_ids(std::size_t n, std::size_t vocab, std::uint32_t seed) {
     std::vector<std::int32_t> ids(n);
@@ -261,6 +269,7 @@ TEST_CASE("decoder: gradients match central finite differences of the loss (fp32
         CHECK(std::find(names.begin(), names.end(), "model.layers.2.mlp.gate_proj.weight") != names.end());
         run(m, d);
     }
+#if LLM_TEST_OPENELM
     SUBCASE("OpenELM layer-wise widths (static dims): per-layer heads and FFN widths") {
         elm m;
         auto p = m.make_params<float>();
@@ -270,6 +279,7 @@ TEST_CASE("decoder: gradients match central finite differences of the loss (fp32
         CHECK_THROWS_AS((void)m.make_state(1, 4), llm::error);  // kv heads differ between layers
         run(m, tiny3);
     }
+#endif
     SUBCASE("gpt2") {
         d.n_kv_heads = 0;
         d.tie_embeddings = true;
