@@ -143,7 +143,9 @@ TEST_CASE("convert_hf_to_gguf: the tiny Qwen2 (f32, q8_0) and Mistral files equa
         {"llamacpp-qwen2-f32", {"qwen2", llm::io::ggml_type::f32}},
         {"llamacpp-qwen2-q8_0", {"qwen2", llm::io::ggml_type::q8_0}},
         {"llamacpp-mistral-f32", {"mistral", llm::io::ggml_type::f32}}};
-    for (const auto& [ref_name, what] : cases) {
+    for (const auto& one : cases) {
+        const std::string& ref_name = one.first;  // not a structured binding: CAPTURE's lambda (clang 14)
+        const auto& what = one.second;
         CAPTURE(ref_name);
         const std::string out = (tmp.path / (ref_name + ".gguf")).string();
         const auto st = llm::generate::convert_hf_to_gguf(gen_test::model_dir(what.first), out, {.type = what.second, .tokenizer = tok});

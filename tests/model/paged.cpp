@@ -115,7 +115,7 @@ TEST_CASE("decoder: paged KV state bad input is llm::error (blocks without a blo
     m.init(p, {.seed = 1});
     llm::workspace ws;
     llm::parallel::sequential seq;
-    CHECK_THROWS_WITH_AS(m.make_state(2, 8, {.blocks = 4}), doctest::Contains("kv_layout.blocks = 4 needs a block_size"), llm::error);
+    CHECK_THROWS_WITH_AS((void)m.make_state(2, 8, {.blocks = 4}), doctest::Contains("kv_layout.blocks = 4 needs a block_size"), llm::error);
     // two sequences, a pool of 2 blocks of 2 tokens: two steps fill it
     auto st = m.make_state(2, 8, {.block_size = 2, .blocks = 2});
     const std::int32_t ids[2] = {1, 2};

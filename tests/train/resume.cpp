@@ -137,7 +137,9 @@ TEST_CASE("resume: N steps straight equal k steps, save, load into fresh objects
     CHECK(same_bits(straight.b, resumed.b));
     CHECK(same_bits(straight.wb, resumed.wb));
     CHECK(resumed.opt.steps() == straight.opt.steps());
-    for (const auto& [name, st] : straight.opt.states()) {
+    for (const auto& entry : straight.opt.states()) {
+        const std::string& name = entry.first;  // not a structured binding: INFO's lambda (clang 14)
+        const auto& st = entry.second;
         INFO(name);
         const auto& other = resumed.opt.states().at(name);
         CHECK(same_bits(st.m, other.m));
