@@ -79,7 +79,7 @@ TEST_CASE("repacked gguf: Q4_0 / Q8_0 matrices repacked (llm::quant::repack) giv
                 ref = run_logits(m, p);
                 return 0;
             });
-            llm::generate::open_gguf(f, "tiny.gguf", [&](const auto& m, const auto& p, const auto&) {
+            llm::generate::open_gguf(f, "tiny.gguf", {.repack = false}, [&](const auto& m, const auto& p, const auto&) {
                 if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized>) {
                     row = run_logits(m, p);
                     auto q = p;
@@ -88,6 +88,14 @@ TEST_CASE("repacked gguf: Q4_0 / Q8_0 matrices repacked (llm::quant::repack) giv
                     CHECK(q.head.layout() == llm::quant::weight_layout::interleaved8);
                     CHECK(std::get<0>(q.layers)[1].ffn.down.layout() == llm::quant::weight_layout::interleaved8);
                     packed = run_logits(m, q);
+                }
+                return 0;
+            });
+            // The default options repack at load (gguf_options::repack): the same matrices, the same bits.
+            llm::generate::open_gguf(f, "tiny.gguf", [&](const auto& m, const auto& p, const auto&) {
+                if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized>) {
+                    CHECK(std::get<0>(p.layers)[1].ffn.down.layout() == llm::quant::weight_layout::interleaved8);
+                    CHECK(run_logits(m, p) == packed);
                 }
                 return 0;
             });
@@ -113,7 +121,7 @@ TEST_CASE("repacked gguf: llama.cpp's q8_0 Qwen2 repacked gives transformers' fi
     const auto f = llm::io::gguf_file::open("tests/golden/generate/llamacpp-qwen2-q8_0.gguf");
     for (const auto& c : gen_test::goldens("qwen2")) {
         std::vector<std::int32_t> got;
-        llm::generate::open_gguf(f, "llamacpp-qwen2-q8_0", [&](const auto& m, const auto& p, const auto&) {
+        llm::generate::open_gguf(f, "llamacpp-qwen2-q8_0", {.repack = false}, [&](const auto& m, const auto& p, const auto&) {
             using M = std::remove_cvref_t<decltype(m)>;
             using T = typename std::remove_cvref_t<decltype(p)>::element_type;
             if constexpr (std::is_same_v<T, llm::model::quantized>) {
