@@ -21,10 +21,12 @@ struct reference {
     template <float_or_bf16 TA, float_or_bf16 TB, parallel::policy Exec>
     static void run(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
                     llm::workspace& /*ws*/, Exec& /*exec*/) {
-        for (std::size_t i = 0; i < c.extent(0); ++i) {
-            for (std::size_t j = 0; j < c.extent(1); ++j) {
+        // Extents read once: an unoptimised (sanitizer) build does not hoist them out of the loops.
+        const std::size_t m = c.extent(0), n = c.extent(1), k = a.extent(1);
+        for (std::size_t i = 0; i < m; ++i) {
+            for (std::size_t j = 0; j < n; ++j) {
                 double sum = 0.0;
-                for (std::size_t p = 0; p < a.extent(1); ++p) {
+                for (std::size_t p = 0; p < k; ++p) {
                     sum += static_cast<double>(detail::to_float(a(i, p))) * static_cast<double>(detail::to_float(b(p, j)));
                 }
                 double out = static_cast<double>(alpha) * sum;
