@@ -78,10 +78,15 @@ public:
 
     /// The extent of dimension r. Requires r < rank().
     LLM_HD constexpr std::size_t extent(std::size_t r) const noexcept {
-        constexpr std::size_t statics[] = {Exts..., 0};
         if constexpr (rank_dynamic_ == 0) {
+            constexpr std::size_t statics[] = {Exts..., 0};
             return statics[r];
+        } else if constexpr (rank_dynamic_ == rank_) {
+            // Every extent dynamic (the common case): no tables to build, which an unoptimised
+            // sanitizer build would copy on every call.
+            return this->values[r];
         } else {
+            constexpr std::size_t statics[] = {Exts..., 0};
             constexpr dynamic_index_table table = make_dynamic_index_table();
             return statics[r] != dyn ? statics[r] : this->values[table.index[r]];
         }
