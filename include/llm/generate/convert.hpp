@@ -251,7 +251,6 @@ inline std::vector<float> llama3_rope_factors(const model::rope_config& r, std::
 template <class M>
 convert_stats convert_model(const std::string& dir, const std::string& out, const convert_options& opt, const model::hf_config& cfg,
                             const std::string& arch, std::uint32_t file_type) {
-    const char* fn = "convert_hf_to_gguf";
     const model::dims& d = cfg.dims;
     const M m(d);
     auto params = m.template make_params<float>();
@@ -313,7 +312,7 @@ convert_stats convert_model(const std::string& dir, const std::string& out, cons
         try {
             kept.push_back(encode_tensor(t, x));
         } catch (const llm::error& e) {
-            llm::fail(fn, ": tensor '", name, "': ", e.what());
+            llm::fail("convert_hf_to_gguf: tensor '", name, "': ", e.what());
         }
 #endif
         w.add_tensor(name, t, shape, kept.back());
