@@ -4,6 +4,7 @@
 
 #include <llm/core/checked.hpp>
 #include <llm/core/workspace.hpp>
+#include <llm/gemm/bf16_dot.hpp>
 #include <llm/gemm/blocking.hpp>
 #include <llm/gemm/matrix.hpp>
 #include <llm/parallel/parallel_for.hpp>
@@ -275,6 +276,26 @@ LLM_FORCE_INLINE void micro_kernel(std::size_t kc, const float* LLM_RESTRICT a, 
     }
 }
 
+/// The fp32 panels of gemm_blocked: operands widened to fp32 while packing, the FMA
+/// micro-kernel. (bf16_panels, <llm/gemm/bf16_dot.hpp>, is the other kind: same interface,
+/// k-pairs of bf16 per 32-bit word.)
+template <simd::backend S, std::size_t MR, std::size_t NV>
+struct fp32_panels {
+    static constexpr std::size_t k_per_word = 1;  ///< k steps per packed 32-bit word
+    template <class T>
+    static void pack_a(const strided_view<T, 2>& a, float* LLM_RESTRICT out) {
+        detail::pack_a<MR>(a, out);
+    }
+    template <class T>
+    static void pack_b(const strided_view<T, 2>& b, std::size_t panel_begin, std::size_t panel_end, float* LLM_RESTRICT out) {
+        detail::pack_b<NV * S::width>(b, panel_begin, panel_end, out);
+    }
+    LLM_FORCE_INLINE static void micro(std::size_t kc, const float* LLM_RESTRICT a, const float* LLM_RESTRICT b,
+                                       float* LLM_RESTRICT c, std::size_t ldc, float alpha, float beta) {
+        micro_kernel<S, MR, NV>(kc, a, b, c, ldc, alpha, beta);
+    }
+};
+
 /// The absent epilogue: C is left as the product wrote it.
 struct no_epilogue {
     static constexpr bool active = false;
@@ -303,7 +324,9 @@ constexpr bool epilogue_active = !std::is_same_v<E, no_epilogue>;
 /// all MR x NV accumulators to the stack on every k step (objdump: 12 vmovaps per 12 FMAs),
 /// store-port bound: every GEMM of that unit ran 1.5x slower. As its own function the array
 /// stays in registers. (The AVX2 assembly loop keeps its accumulators in registers anyway.)
-template <simd::backend S, std::size_t MR, std::size_t NV, class Ep = no_epilogue>
+/// Panels: the packing and micro-kernel kind (fp32_panels, bf16_panels); kc counts its packed
+/// words (k steps / Panels::k_per_word, rounded up).
+template <simd::backend S, std::size_t MR, std::size_t NV, class Ep = no_epilogue, class Panels = fp32_panels<S, MR, NV>>
 LLM_GEMM_NOINLINE void macro_kernel(std::size_t kc, const float* ap, const float* bp, strided_view<float, 2> c, std::size_t panel_begin,
                   std::size_t panel_end, float alpha, float beta, const Ep& ep = {}, bool last = false,
                   std::size_t row0 = 0, std::size_t col0 = 0) {
@@ -328,9 +351,9 @@ LLM_GEMM_NOINLINE void macro_kernel(std::size_t kc, const float* ap, const float
             }
 #endif
             if (rows == MR && cols == NR && c.stride(1) == 1) {
-                micro_kernel<S, MR, NV>(kc, a, b, c.ptr(i0, j0), c.stride(0), alpha, beta);
+                Panels::micro(kc, a, b, c.ptr(i0, j0), c.stride(0), alpha, beta);
             } else {
-                micro_kernel<S, MR, NV>(kc, a, b, tile, NR, alpha, 0.0f);
+                Panels::micro(kc, a, b, tile, NR, alpha, 0.0f);
                 for (std::size_t i = 0; i < rows; ++i) {
                     for (std::size_t j = 0; j < cols; ++j) {
                         float& out = c(i0 + i, j0 + j);
@@ -470,12 +493,17 @@ void gemv(strided_view<float, 2> y, const float* x, strided_view<TB, 2> b, float
 /// 8 times on 2 threads and cost 10-25% per CPU-second at 512^3 and 1024^3 on Zen 2).
 /// An epilogue (C with unit column stride) runs on every row of each micro-tile at the last
 /// KC step, as the tile is stored (see macro_kernel).
-template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec, class Ep = no_epilogue>
+/// Panels: fp32_panels (the default, void) or bf16_panels; with k_per_word 2 a KC block is
+/// 2 * kc k steps, kc packed words as the fp32 path's.
+template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec, class Ep = no_epilogue,
+          class Panels = void>
 void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
                   llm::workspace& ws, Exec& exec, const Ep& ep = {}) {
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NV = Blocking::nr_vectors;
     constexpr std::size_t NR = NV * S::width;
+    using P = std::conditional_t<std::is_void_v<Panels>, fp32_panels<S, MR, NV>, Panels>;
+    constexpr std::size_t kpw = P::k_per_word;
     if constexpr (fixed_blocking_policy<Blocking>) {
         static_assert(Blocking::nc % NR == 0, "llm::blas: blocking nc must be a multiple of NR = nr_vectors * width");
     }
@@ -514,7 +542,8 @@ void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<
     // One workspace slot per chunk: the largest A block (a row block of a task is at most MC
     // rows, see below) and the task's B panels, each rounded to 16 floats (64 bytes) so every
     // packed panel starts 64-byte aligned (the micro-kernel loads B with aligned loads).
-    const std::size_t kc_max = std::min(bs.kc, k);
+    const std::size_t kc_block = bs.kc * kpw;  // k steps per KC block
+    const std::size_t kc_max = (std::min(kc_block, k) + kpw - 1) / kpw;  // packed words per panel step
     const auto round16 = [](std::size_t x) { return (x + 15) / 16 * 16; };
     // A's block is a multiple of 4 KiB for the usual mc x kc: without the extra 3 cache lines,
     // the A and B panels the micro-kernel streams together would share their 4 KiB offsets
@@ -543,15 +572,15 @@ void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<
             const std::size_t tiles = (rows + MR - 1) / MR;
             const std::size_t blocks = (tiles * MR + bs.mc - 1) / bs.mc;
             const std::size_t mc = (tiles + blocks - 1) / blocks * MR;
-            for (std::size_t pc = 0; pc < k; pc += bs.kc) {
-                const std::size_t kc = std::min(bs.kc, k - pc);
-                pack_b<NR>(block(b, pc, c0, kc, cols), 0, task_panels, bp);
+            for (std::size_t pc = 0; pc < k; pc += kc_block) {
+                const std::size_t kc = std::min(kc_block, k - pc);
+                P::pack_b(block(b, pc, c0, kc, cols), 0, task_panels, bp);
                 const float beta_step = pc == 0 ? beta : 1.0f;
                 for (std::size_t ic = 0; ic < rows; ic += mc) {
                     const std::size_t block_rows = std::min(mc, rows - ic);
-                    pack_a<MR>(block(a, r0 + ic, pc, block_rows, kc), ap);
-                    macro_kernel<S, MR, NV>(kc, ap, bp, block(c, r0 + ic, c0, block_rows, cols), 0, task_panels, alpha,
-                                            beta_step, ep, pc + kc >= k, r0 + ic, c0);
+                    P::pack_a(block(a, r0 + ic, pc, block_rows, kc), ap);
+                    macro_kernel<S, MR, NV, Ep, P>((kc + kpw - 1) / kpw, ap, bp, block(c, r0 + ic, c0, block_rows, cols), 0,
+                                                   task_panels, alpha, beta_step, ep, pc + kc >= k, r0 + ic, c0);
                 }
             }
         }
@@ -575,10 +604,17 @@ inline void scale(strided_view<float, 2> c, float beta) {
 /// at memory bandwidth. bf16 inputs are widened to fp32 while packing (exact). Scratch (the
 /// packed panels, a widened GEMV vector) comes from the workspace passed: threads x (MC x KC
 /// + KC x the widest column task) floats for a GEMM, k floats for a bf16 or strided GEMV.
+/// bf16 A times bf16 B with 16-lane vectors (AVX-512) can run the dot-product path instead
+/// (`vdpbf16ps` on bf16 k-pairs, <llm/gemm/bf16_dot.hpp>) where the CPU has AVX512_BF16;
+/// by default only where that is faster (not on Intel cores, see llm::blas::bf16_dot_pays).
 /// S: the SIMD backend (llm::simd::default_backend: the widest available).
 /// Blocking: register and cache blocking (default chosen from S::width, see blocking.hpp).
+/// Bf16: llm::blas::bf16_path: automatic (default), widen (force the widening path), dot
+/// (force the dot-product path where available), dot_round_fp32 (also fp32 x bf16 through
+/// it, the fp32 operand rounded to bf16).
 /// Example: `llm::gemm<llm::blas::own<llm::simd::scalar>>(c, a, b);`
-template <simd::backend S = simd::default_backend, blocking_policy Blocking = default_blocking_t<S::width>>
+template <simd::backend S = simd::default_backend, blocking_policy Blocking = default_blocking_t<S::width>,
+          bf16_path Bf16 = bf16_path::automatic>
 struct own {
     /// c: m x n, a: m x k, b: k x n (shapes checked by the caller); any strides.
     template <float_or_bf16 TA, float_or_bf16 TB, parallel::policy Exec>
@@ -625,10 +661,32 @@ struct own {
             return;
         }
         const llm::workspace::frame frame(ws);
-        detail::gemm_blocked<S, Blocking>(c, a, b, 1.0f, 0.0f, ws, exec, ep);
+        if (!run_dot(c, a, b, 1.0f, 0.0f, ws, exec, ep)) {
+            detail::gemm_blocked<S, Blocking>(c, a, b, 1.0f, 0.0f, ws, exec, ep);
+        }
     }
 
 private:
+    /// The bf16 dot-product path when selected (bf16_dot_selected), true if it ran.
+    template <class TA, class TB, class Exec, class Ep = detail::no_epilogue>
+    static bool run_dot([[maybe_unused]] strided_view<float, 2> c, [[maybe_unused]] strided_view<TA, 2> a,
+                        [[maybe_unused]] strided_view<TB, 2> b, [[maybe_unused]] float alpha,
+                        [[maybe_unused]] float beta, [[maybe_unused]] llm::workspace& ws, [[maybe_unused]] Exec& exec,
+                        [[maybe_unused]] const Ep& ep = {}) {
+#if LLM_GEMM_BF16_DOT
+        constexpr bool any16 = std::is_same_v<std::remove_const_t<TA>, llm::bf16> ||
+                               std::is_same_v<std::remove_const_t<TB>, llm::bf16>;
+        if constexpr (S::width == 16 && any16 && Bf16 != bf16_path::widen) {
+            if (bf16_dot_selected<TA, TB>(Bf16, S::width)) {
+                using P = detail::bf16_panels<Blocking::mr, Blocking::nr_vectors>;
+                detail::gemm_blocked<S, Blocking, TA, TB, Exec, Ep, P>(c, a, b, alpha, beta, ws, exec, ep);
+                return true;
+            }
+        }
+#endif
+        return false;
+    }
+
     template <class TA, class TB, class Exec>
     static void run_oriented(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha,
                              float beta, llm::workspace& ws, Exec& exec) {
@@ -648,7 +706,9 @@ private:
             detail::gemv<S>(c, x, b, alpha, beta, exec);
             return;
         }
-        detail::gemm_blocked<S, Blocking>(c, a, b, alpha, beta, ws, exec);
+        if (!run_dot(c, a, b, alpha, beta, ws, exec)) {
+            detail::gemm_blocked<S, Blocking>(c, a, b, alpha, beta, ws, exec);
+        }
     }
 };
 

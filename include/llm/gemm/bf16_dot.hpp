@@ -1,0 +1,311 @@
+// SPDX-License-Identifier: Apache-2.0
+// The bf16 dot-product GEMM path of the own backend: A and B packed as bf16 k-pairs, `vdpbf16ps` (AVX512_BF16) micro-kernel, fp32 accumulation.
+#pragma once
+
+#include <llm/core/bf16.hpp>
+#include <llm/gemm/matrix.hpp>
+#include <llm/simd/unroll.hpp>
+#include <llm/tensor/concepts.hpp>
+
+#include <algorithm>
+#include <bit>
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <type_traits>
+
+#if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))
+#include <cpuid.h>
+#define LLM_GEMM_BF16_CPUID 1
+#else
+#define LLM_GEMM_BF16_CPUID 0
+#endif
+#if defined(__AVX512F__) && defined(__AVX512BF16__) && (defined(__GNUC__) || defined(__clang__))
+#include <immintrin.h>
+#define LLM_GEMM_BF16_DOT 1
+#else
+#define LLM_GEMM_BF16_DOT 0
+#endif
+
+namespace llm::blas {
+
+/// How llm::blas::own multiplies bf16 operands (its third template argument).
+/// - `automatic` (the default): bf16 A times bf16 B runs the dot-product path (packed bf16
+///   k-pairs, `vdpbf16ps`, fp32 accumulation) where it is available (bf16_dot_available) and
+///   pays (bf16_dot_pays: not on Intel cores, whose `vdpbf16ps` runs at half the fp32 FMA
+///   flop rate); otherwise, and whenever an operand is fp32, both are widened to fp32 while
+///   packing (exact) and the fp32 micro-kernel runs.
+/// - `widen`: always the widening path (one rounding per product, as the fp32 GEMM).
+/// - `dot`: the dot-product path for bf16 x bf16 wherever it is available, fast or not.
+/// - `dot_round_fp32`: as dot, and also fp32 A times bf16 B (or bf16 A times fp32 B: a Linear
+///   layer's fp32 activations with bf16 weights), the fp32 operand rounded to bf16 (nearest
+///   even) while it is packed. That changes the result: each fp32 value loses its low 16
+///   significand bits (relative error up to 2^-9), as mixed bf16 inference and training do;
+///   never the default.
+/// The dot-product path flushes subnormal inputs and results to zero and adds each k-pair's
+/// two products with two roundings (see llm::blas::bf16_dot_available), so its bits differ
+/// from the widening path's; both are within the accumulation bound of an fp32 sum. A GEMV
+/// (m == 1 or n == 1) always widens (it is bound by memory, not arithmetic).
+/// Example: `llm::gemm<llm::blas::own<llm::simd::default_backend, llm::blas::blocking_avx512, llm::blas::bf16_path::widen>>(c, a, b);`
+enum class bf16_path {
+    automatic,       ///< bf16 x bf16 by `vdpbf16ps` where available and faster, else widened
+    widen,           ///< always widen bf16 to fp32 while packing (exact inputs, fp32 FMAs)
+    dot,             ///< bf16 x bf16 by `vdpbf16ps` wherever available
+    dot_round_fp32,  ///< as dot, and fp32 x bf16 too, the fp32 operand rounded to bf16
+};
+
+/// True when this CPU executes AVX512_BF16 (CPUID leaf 7 sub-leaf 1, EAX bit 5) with
+/// AVX-512 state enabled by the OS; false on other CPUs and non-x86 builds.
+/// Example: `if (llm::blas::cpu_has_avx512_bf16()) { ... }`
+inline bool cpu_has_avx512_bf16() noexcept {
+#if LLM_GEMM_BF16_CPUID
+    __builtin_cpu_init();
+    if (!__builtin_cpu_supports("avx512f") || !__builtin_cpu_supports("avx512bw")) {
+        return false;  // (checks the OS's XSAVE of the zmm state too)
+    }
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    return __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 && (a & (1u << 5)) != 0;
+#else
+    return false;
+#endif
+}
+
+/// True when the bf16 dot-product GEMM path can run here: compiled with AVX512_BF16
+/// (`__AVX512BF16__`) and the CPU has it (checked once). A binary built for such a CPU and run
+/// on one without it widens instead (no SIGILL).
+/// Semantics of one `vdpbf16ps` lane (Intel SDM, VDPBF16PS pseudo-code): with x, y the two
+/// bf16 pairs, acc = acc + x[1] * y[1], then acc = acc + x[0] * y[0], each product exact in
+/// fp32 (8-bit significands), each addition rounded to nearest even, subnormal inputs read
+/// as zero and subnormal results flushed to zero (DAZ, FTZ, whatever MXCSR says), no
+/// exceptions. The GEMM packs pair q as (k = 2q, k = 2q + 1), so each output accumulates
+/// k = 1, 0, 3, 2, ... one rounding per product; an odd k gets a zero pad in both operands.
+/// Example: `bool fast = llm::blas::bf16_dot_available();`
+inline bool bf16_dot_available() noexcept {
+#if LLM_GEMM_BF16_DOT
+    static const bool ok = cpu_has_avx512_bf16();
+    return ok;
+#else
+    return false;
+#endif
+}
+
+/// Whether the dot-product path beats widening on this CPU, as `automatic` decides: false on
+/// Intel CPUs (vendor GenuineIntel), where `vdpbf16ps` measured at half the fp32 FMA flop
+/// rate (Emerald Rapids, one core: 16 independent zmm chains 90 GFLOP per CPU-second against
+/// 177 for `vfmadd231ps`, BENCHMARKS.md), true on other vendors' CPUs with AVX512_BF16 (AMD
+/// Zen 4 and later; not measured by this project, which has had no such CPU with a bf16
+/// build: pin `widen` or `dot` to decide by measurement).
+/// Example: `bool pays = llm::blas::bf16_dot_pays();`
+inline bool bf16_dot_pays() noexcept {
+#if LLM_GEMM_BF16_CPUID
+    static const bool pays = [] {
+        unsigned a = 0, b = 0, c = 0, d = 0;
+        if (__get_cpuid(0, &a, &b, &c, &d) == 0) {
+            return false;
+        }
+        // "GenuineIntel": ebx "Genu", edx "ineI", ecx "ntel".
+        const bool intel = b == 0x756e6547u && d == 0x49656e69u && c == 0x6c65746eu;
+        return !intel;
+    }();
+    return pays && bf16_dot_available();
+#else
+    return false;
+#endif
+}
+
+/// Whether llm::blas::own with this bf16_path and SIMD width runs the dot-product path for
+/// A of type TA and B of type TB (float or llm::bf16, const or not) on this CPU: what a test
+/// asks to know which path ran.
+/// Example: `bool dp = llm::blas::bf16_dot_selected<llm::bf16, llm::bf16>(llm::blas::bf16_path::automatic, 16);`
+template <class TA, class TB>
+bool bf16_dot_selected(bf16_path path, std::size_t simd_width) noexcept {
+    constexpr bool a16 = std::is_same_v<std::remove_const_t<TA>, llm::bf16>;
+    constexpr bool b16 = std::is_same_v<std::remove_const_t<TB>, llm::bf16>;
+    const bool wanted = (a16 && b16 && path != bf16_path::widen) || ((a16 || b16) && path == bf16_path::dot_round_fp32);
+    if (!wanted || simd_width != 16 || !bf16_dot_available()) {
+        return false;
+    }
+    return path != bf16_path::automatic || bf16_dot_pays();
+}
+
+namespace detail {
+
+/// The bf16 bits of an input element: a bf16's own, an fp32 rounded to nearest even.
+template <class T>
+LLM_FORCE_INLINE std::uint32_t bf16_bits(T x) noexcept {
+    if constexpr (std::is_same_v<std::remove_const_t<T>, llm::bf16>) {
+        return x.bits();
+    } else {
+        return llm::bf16(static_cast<float>(x)).bits();
+    }
+}
+
+/// One packed k-pair word: element k = 2q in the low half, k = 2q + 1 in the high half.
+template <class T>
+LLM_FORCE_INLINE std::uint32_t bf16_pair(T lo, T hi) noexcept {
+    return bf16_bits(lo) | (bf16_bits(hi) << 16);
+}
+
+/// The bf16 dot-product panels for gemm_blocked: the same panel order as the fp32 path, but
+/// each step of a panel is a k-pair (32-bit words: two bf16), so every packed size counts
+/// words = ceil(kc / 2) where the fp32 path counts kc floats, and the packed buffers (typed
+/// float* by the driver) hold std::uint32_t words.
+/// - A (mc x kc): panel r holds pair q of row i at [r * MR * kw + q * MR + i]; the kernel
+///   broadcasts it as one 32-bit value. Rows past mc and the pad of an odd kc are zero.
+/// - B (kc x nc): panel r holds pair q of column j at [r * NR * kw + q * NR + j], so one
+///   zmm load is 16 columns x 2 k steps, `vdpbf16ps`'s second operand as is.
+/// NR = NV * 16 (a zmm holds 16 fp32 lanes).
+template <std::size_t MR, std::size_t NV>
+struct bf16_panels {
+    static constexpr std::size_t k_per_word = 2;  ///< k steps per packed 32-bit word
+    static constexpr std::size_t NR = NV * 16;
+
+    template <class T>
+    static void pack_a(const strided_view<T, 2>& a, float* LLM_RESTRICT out_words) {
+        std::uint32_t* out = reinterpret_cast<std::uint32_t*>(out_words);
+        const std::size_t kc = a.extent(1);
+        const std::size_t kw = (kc + 1) / 2;
+        const std::size_t full = kc / 2;
+        for (std::size_t r0 = 0; r0 < a.extent(0); r0 += MR) {
+            const std::size_t rows = std::min(MR, a.extent(0) - r0);
+            for (std::size_t i = 0; i < rows; ++i) {
+                const T* src = a.ptr(r0 + i, 0);
+                const std::ptrdiff_t s = a.stride(1);
+                if constexpr (std::is_same_v<std::remove_const_t<T>, llm::bf16>) {
+                    if (s == 1) {
+                        // A row-major bf16 row: each pair is already one 32-bit word in memory.
+                        for (std::size_t q = 0; q < full; ++q) {
+                            std::uint32_t w;
+                            std::memcpy(&w, src + 2 * q, sizeof w);
+                            out[q * MR + i] = w;
+                        }
+                    } else {
+                        for (std::size_t q = 0; q < full; ++q) {
+                            out[q * MR + i] = bf16_pair(src[2 * q * s], src[(2 * q + 1) * s]);
+                        }
+                    }
+                } else {
+                    for (std::size_t q = 0; q < full; ++q) {
+                        out[q * MR + i] = bf16_pair(src[2 * q * s], src[(2 * q + 1) * s]);
+                    }
+                }
+                if (kc % 2 != 0) {
+                    out[full * MR + i] = bf16_bits(src[(kc - 1) * s]);
+                }
+            }
+            for (std::size_t i = rows; i < MR; ++i) {
+                for (std::size_t q = 0; q < kw; ++q) {
+                    out[q * MR + i] = 0;
+                }
+            }
+            out += MR * kw;
+        }
+    }
+
+    template <class T>
+    static void pack_b(const strided_view<T, 2>& b, std::size_t panel_begin, std::size_t panel_end,
+                       float* LLM_RESTRICT out_words) {
+        std::uint32_t* out = reinterpret_cast<std::uint32_t*>(out_words);
+        const std::size_t kc = b.extent(0);
+        const std::size_t kw = (kc + 1) / 2;
+        const std::size_t full = kc / 2;
+        constexpr bool is16 = std::is_same_v<std::remove_const_t<T>, llm::bf16>;
+        for (std::size_t r = panel_begin; r < panel_end; ++r) {
+            const std::size_t c0 = r * NR;
+            const std::size_t cols = std::min(NR, b.extent(1) - c0);
+            std::uint32_t* dst = out + r * NR * kw;
+            if (is16 && b.stride(0) == 1) {
+                // B = W^T with W row-major (a Linear layer's weight): column j is contiguous in
+                // k, so each pair is one 32-bit word. Blocks of 16 pairs, so each column is read
+                // a 64-byte line at a time while the 16 x NR destination words stay in L1.
+                constexpr std::size_t qb = 16;
+                for (std::size_t q0 = 0; q0 < full; q0 += qb) {
+                    const std::size_t qn = std::min(qb, full - q0);
+                    for (std::size_t j = 0; j < cols; ++j) {
+                        const T* src = b.ptr(2 * q0, c0 + j);
+#if defined(__GNUC__) || defined(__clang__)
+                        __builtin_prefetch(src + 4 * qb);
+#endif
+                        for (std::size_t q = 0; q < qn; ++q) {
+                            std::uint32_t w;
+                            std::memcpy(&w, src + 2 * q, sizeof w);
+                            dst[(q0 + q) * NR + j] = w;
+                        }
+                    }
+                }
+            } else if (b.stride(1) == 1) {
+                // Row-major B: two rows interleaved per pair, read contiguously.
+                for (std::size_t q = 0; q < full; ++q) {
+                    const T* lo = b.ptr(2 * q, c0);
+                    const T* hi = b.ptr(2 * q + 1, c0);
+                    std::uint32_t* d = dst + q * NR;
+                    for (std::size_t j = 0; j < cols; ++j) {
+                        d[j] = bf16_pair(lo[j], hi[j]);
+                    }
+                }
+            } else {
+                for (std::size_t j = 0; j < cols; ++j) {
+                    for (std::size_t q = 0; q < full; ++q) {
+                        dst[q * NR + j] = bf16_pair(b(2 * q, c0 + j), b(2 * q + 1, c0 + j));
+                    }
+                }
+            }
+            if (kc % 2 != 0) {
+                for (std::size_t j = 0; j < cols; ++j) {
+                    dst[full * NR + j] = bf16_bits(b(kc - 1, c0 + j));
+                }
+            }
+            for (std::size_t q = 0; q < kw; ++q) {
+                for (std::size_t j = cols; j < NR; ++j) {
+                    dst[q * NR + j] = 0;
+                }
+            }
+        }
+    }
+
+#if LLM_GEMM_BF16_DOT
+    /// C[MR x NR] (row stride ldc, unit column stride) = alpha * Ap * Bp + beta * C over kw
+    /// k-pairs; beta == 0 does not read C. MR x NV zmm accumulators, one `vdpbf16ps` per
+    /// accumulator per pair (64 flops each).
+    LLM_FORCE_INLINE static void micro(std::size_t kw, const float* LLM_RESTRICT a_words,
+                                       const float* LLM_RESTRICT b_words, float* LLM_RESTRICT c, std::size_t ldc,
+                                       float alpha, float beta) {
+        using simd::unroll;
+        const std::uint32_t* a = reinterpret_cast<const std::uint32_t*>(a_words);
+        const std::uint32_t* b = reinterpret_cast<const std::uint32_t*>(b_words);
+        __m512 acc[MR][NV];
+        unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { acc[i][j] = _mm512_setzero_ps(); }); });
+        unroll<MR>([&](auto i) {
+            __builtin_prefetch(c + i * ldc, 1, 3);
+            __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
+        });
+        for (std::size_t q = 0; q < kw; ++q) {
+            __m512bh bv[NV];
+            unroll<NV>([&](auto j) { bv[j] = std::bit_cast<__m512bh>(_mm512_load_si512(b + j * 16)); });
+            unroll<MR>([&](auto i) {
+                const __m512bh av = std::bit_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[i])));
+                unroll<NV>([&](auto j) { acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]); });
+            });
+            a += MR;
+            b += NR;
+        }
+        const __m512 va = _mm512_set1_ps(alpha);
+        if (beta == 0.0f) {
+            unroll<MR>([&](auto i) {
+                unroll<NV>([&](auto j) { _mm512_storeu_ps(c + i * ldc + j * 16, _mm512_mul_ps(va, acc[i][j])); });
+            });
+        } else {
+            const __m512 vb = _mm512_set1_ps(beta);
+            unroll<MR>([&](auto i) {
+                unroll<NV>([&](auto j) {
+                    float* pc = c + i * ldc + j * 16;
+                    _mm512_storeu_ps(pc, _mm512_fmadd_ps(va, acc[i][j], _mm512_mul_ps(vb, _mm512_loadu_ps(pc))));
+                });
+            });
+        }
+    }
+#endif
+};
+
+}  // namespace detail
+}  // namespace llm::blas

@@ -1,0 +1,337 @@
+// SPDX-License-Identifier: Apache-2.0
+// Tests of the bf16 dot-product GEMM path (vdpbf16ps on bf16 k-pairs): which path runs, its exact
+// per-lane semantics, and randomized comparison with the double reference on awkward sizes.
+//
+// Tolerance (derived, not tuned). Inputs are bf16, so every product a*b is exact in fp32 (two
+// 8-bit significands give at most 16 bits) and the reference sees the same values. What the
+// path rounds is the sum: inside one KC block (2 * kc k steps) each output starts from 0 and
+// adds its products one at a time, one rounding each (k roundings in all, over all blocks);
+// each block's store then rounds alpha * acc, beta * C and their sum (3 more per block); the
+// reference's result is rounded once to fp32. So with N = k + 3 * blocks + 1 roundings of
+// partial sums, |c - ref| <= gamma_N * (|alpha| * sum_p |a_ip b_pj| + |beta c_ij|), gamma_N =
+// N u / (1 - N u), u = 2^-24 (Higham, Accuracy and Stability, eq. 3.5). The bound is checked
+// per element. Flushing (DAZ/FTZ) only changes values below 2^-126: random inputs in [-1, 1]
+// rounded to bf16 have products far above it (a separate case checks the flush itself).
+#include "helpers.hpp"
+
+#include <llm/gemm/bf16_dot.hpp>
+#include <llm/gemm/gemm.hpp>
+#include <llm/nn/linear.hpp>
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
+#include <llm/tensor/tensor.hpp>
+
+#include <doctest/doctest.h>
+
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <vector>
+
+using namespace gemm_test;
+
+namespace {
+
+using S = llm::simd::default_backend;
+using blocking = llm::blas::measured_blocking_t<S::width>;
+using own_auto = llm::blas::own<S, blocking>;
+using own_dot = llm::blas::own<S, blocking, llm::blas::bf16_path::dot>;
+using own_widen = llm::blas::own<S, blocking, llm::blas::bf16_path::widen>;
+using own_round = llm::blas::own<S, blocking, llm::blas::bf16_path::dot_round_fp32>;
+// Tiny blocks: kc 8 (16 k steps per block on the dot path), mc 2 tiles, nc 2 panels, so the
+// awkward sizes cross every block edge, with odd k inside and at the end of blocks.
+using tiny = llm::blas::fixed_blocking<blocking::mr, blocking::nr_vectors, 2 * blocking::mr, 8,
+                                       2 * blocking::nr_vectors * S::width>;
+using own_tiny = llm::blas::own<S, tiny, llm::blas::bf16_path::dot>;
+
+constexpr double u = 0x1p-24;
+
+// Whether the forced dot path (bf16_path::dot) runs here: compiled in, CPU has it, AVX-512 backend.
+bool dot_runs() { return llm::blas::bf16_dot_selected<llm::bf16, llm::bf16>(llm::blas::bf16_path::dot, S::width); }
+
+// Reference of |A| |B| (the bound's scale) and of A B, both in double.
+template <class VA, class VB>
+void reference_abs(std::vector<double>& ref, std::vector<double>& mag, const VA& a, const VB& b) {
+    const std::size_t m = a.extent(0), k = a.extent(1), n = b.extent(1);
+    ref.assign(m * n, 0.0);
+    mag.assign(m * n, 0.0);
+    for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t j = 0; j < n; ++j) {
+            double s = 0.0, t = 0.0;
+            for (std::size_t p = 0; p < k; ++p) {
+                const double x = static_cast<double>(static_cast<float>(a(i, p))) * static_cast<float>(b(p, j));
+                s += x;
+                t += std::abs(x);
+            }
+            ref[i * n + j] = s;
+            mag[i * n + j] = t;
+        }
+    }
+}
+
+// One randomized case: C = alpha A B + beta C by Backend against the double reference, per
+// element within the bound above. kc_steps: k steps per KC block of the path that runs.
+template <class Backend, class TA, class TB, class Exec>
+void check_case(std::size_t m, std::size_t k, std::size_t n, layout_kind la, layout_kind lb, layout_kind lc, float alpha,
+                float beta, std::size_t kc_steps, Exec& exec, std::mt19937& rng, bool round_a = false) {
+    auto a = make_operand<TA>(m, k, la, rng);
+    auto b = make_operand<TB>(k, n, lb, rng);
+    auto c = make_operand<float>(m, n, lc, rng, beta == 0.0f);
+    // The reference sees A as the path does: rounded to bf16 when round_a.
+    llm::tensor<llm::bf16, llm::dims<2>> ar(m, k);
+    for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t p = 0; p < k; ++p) {
+            ar(i, p) = llm::bf16(static_cast<float>(a.view(i, p)));
+        }
+    }
+    std::vector<double> ref, mag;
+    if (round_a) {
+        reference_abs(ref, mag, ar, b.view);
+    } else {
+        reference_abs(ref, mag, a.view, b.view);
+    }
+    std::vector<float> c0(m * n);
+    for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t j = 0; j < n; ++j) {
+            c0[i * n + j] = beta == 0.0f ? 0.0f : c.view(i, j);
+        }
+    }
+    llm::gemm<Backend>(c.view, a.view, b.view, alpha, beta, exec);
+    const std::size_t blocks = (k + kc_steps - 1) / kc_steps;
+    const double nr = static_cast<double>(k + 3 * blocks + 1);
+    const double gamma = nr * u / (1.0 - nr * u);
+    std::size_t bad = 0;
+    double worst = 0.0;
+    for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t j = 0; j < n; ++j) {
+            const double want = alpha * ref[i * n + j] + static_cast<double>(beta) * c0[i * n + j];
+            const double bound = gamma * (std::abs(alpha) * mag[i * n + j] + std::abs(beta * c0[i * n + j]));
+            const double err = std::abs(static_cast<double>(c.view(i, j)) - want);
+            bad += !(err <= bound);
+            worst = std::max(worst, bound > 0 ? err / bound : err);
+        }
+    }
+    INFO("m=", m, " k=", k, " n=", n, " layouts ", int(la), int(lb), int(lc), " alpha=", alpha, " beta=", beta,
+         " worst err/bound=", worst);
+    CHECK(bad == 0);
+}
+
+constexpr std::size_t sizes_m[] = {1, 2, 3, 5, 6, 7, 13, 33, 65};
+constexpr std::size_t sizes_n[] = {1, 4, 7, 13, 31, 65, 257};
+constexpr std::size_t sizes_k[] = {1, 2, 3, 6, 7, 13, 31, 33, 257};
+
+}  // namespace
+
+TEST_CASE("bf16 dot path: selected for bf16 x bf16 where the CPU has AVX512_BF16, never when widening is forced") {
+    using llm::blas::bf16_path;
+    CHECK_FALSE(llm::blas::bf16_dot_selected<llm::bf16, llm::bf16>(bf16_path::widen, S::width));
+    CHECK_FALSE(llm::blas::bf16_dot_selected<float, llm::bf16>(bf16_path::automatic, S::width));
+    CHECK_FALSE(llm::blas::bf16_dot_selected<float, llm::bf16>(bf16_path::dot, S::width));
+    CHECK_FALSE(llm::blas::bf16_dot_selected<float, float>(bf16_path::dot_round_fp32, S::width));
+    CHECK_FALSE(llm::blas::bf16_dot_selected<llm::bf16, llm::bf16>(bf16_path::dot, 8));
+    // automatic takes the dot path exactly where it is available and pays.
+    CHECK(llm::blas::bf16_dot_selected<llm::bf16, llm::bf16>(bf16_path::automatic, S::width) ==
+          (S::width == 16 && llm::blas::bf16_dot_pays()));
+    CHECK((!llm::blas::bf16_dot_pays() || llm::blas::bf16_dot_available()));
+#if LLM_GEMM_BF16_DOT
+    CHECK(llm::blas::bf16_dot_available() == llm::blas::cpu_has_avx512_bf16());
+#else
+    CHECK_FALSE(llm::blas::bf16_dot_available());
+#endif
+    if (llm::blas::bf16_dot_available() && S::width == 16) {
+        CHECK(dot_runs());
+        CHECK(llm::blas::bf16_dot_selected<float, llm::bf16>(bf16_path::dot_round_fp32, S::width));
+        CHECK(llm::blas::bf16_dot_selected<llm::bf16, float>(bf16_path::dot_round_fp32, S::width));
+        if (llm::blas::bf16_dot_pays()) {
+            MESSAGE("automatic picks the dot-product path on this CPU");
+        } else {
+            MESSAGE("automatic picks the widening path on this CPU (vdpbf16ps does not pay here)");
+        }
+    } else {
+        MESSAGE("AVX512_BF16 not compiled in or not on this CPU: the dot path is not exercised here");
+    }
+}
+
+TEST_CASE("bf16 dot path: bit for bit the vdpbf16ps order (odd product, then even, one rounding each)") {
+    if (!dot_runs()) {
+        MESSAGE("skipped: no AVX512_BF16 dot path here");
+        return;
+    }
+    // One KC block (k <= 2 * kc), alpha 1, beta 0: each output is exactly the lane's
+    // accumulator, which the emulation below reproduces; the widening path's order (0, 1, 2, ...)
+    // gives other bits for many outputs, which the second count checks.
+    std::mt19937 rng(11);
+    llm::parallel::sequential seq;
+    for (const std::size_t k : {2u, 7u, 64u, 257u, 512u}) {
+        const std::size_t m = 13, n = 70;
+        auto a = make_operand<llm::bf16>(m, k, layout_kind::row, rng);
+        auto b = make_operand<llm::bf16>(k, n, layout_kind::col, rng);
+        llm::tensor<float, llm::dims<2>> c(m, n);
+        llm::gemm<own_dot>(c, a.view, b.view, 1.0f, 0.0f, seq);
+        std::size_t differ = 0, order_matters = 0;
+        for (std::size_t i = 0; i < m; ++i) {
+            for (std::size_t j = 0; j < n; ++j) {
+                float dp = 0.0f, seqsum = 0.0f;
+                for (std::size_t q = 0; 2 * q < k; ++q) {
+                    const std::size_t p = 2 * q;
+                    if (p + 1 < k) {
+                        dp += static_cast<float>(a.view(i, p + 1)) * static_cast<float>(b.view(p + 1, j));
+                    }
+                    dp += static_cast<float>(a.view(i, p)) * static_cast<float>(b.view(p, j));
+                }
+                for (std::size_t p = 0; p < k; ++p) {
+                    seqsum += static_cast<float>(a.view(i, p)) * static_cast<float>(b.view(p, j));
+                }
+                differ += std::memcmp(&dp, &c(i, j), sizeof dp) != 0;
+                order_matters += std::memcmp(&dp, &seqsum, sizeof dp) != 0;
+            }
+        }
+        INFO("k=", k);
+        CHECK(differ == 0);
+        if (k >= 64) {
+            CHECK(order_matters > 0);  // the check tells the two paths apart
+        }
+    }
+}
+
+TEST_CASE("bf16 dot path: subnormal inputs read as zero and subnormal results flush to zero (DAZ, FTZ)") {
+    if (!dot_runs()) {
+        MESSAGE("skipped: no AVX512_BF16 dot path here");
+        return;
+    }
+    llm::parallel::sequential seq;
+    // 2 x 2 x 2 so the GEMM path (not the GEMV) runs. Row 0: a subnormal input times 1;
+    // row 1: 2^-70 * 2^-70 = 2^-140, a subnormal product.
+    llm::tensor<llm::bf16, llm::dims<2>> a(2, 2), b(2, 2);
+    a(0, 0) = llm::bf16(0x1p-130f);
+    a(0, 1) = llm::bf16(0.0f);
+    a(1, 0) = llm::bf16(0x1p-70f);
+    a(1, 1) = llm::bf16(0.0f);
+    for (std::size_t p = 0; p < 2; ++p) {
+        b(p, 0) = llm::bf16(p == 0 ? 1.0f : 0.0f);
+        b(p, 1) = llm::bf16(p == 0 ? 0x1p-70f : 0.0f);
+    }
+    llm::tensor<float, llm::dims<2>> c(2, 2), w(2, 2);
+    llm::gemm<own_dot>(c, a, b, 1.0f, 0.0f, seq);
+    llm::gemm<own_widen>(w, a, b, 1.0f, 0.0f, seq);
+    CHECK(c(0, 0) == 0.0f);                  // DAZ: 2^-130 * 1 reads as 0
+    CHECK(w(0, 0) == 0x1p-130f);             // the widening path keeps it
+    CHECK(c(1, 1) == 0.0f);                  // FTZ: 2^-140 flushed
+    CHECK(w(1, 1) == 0x1p-140f);
+    CHECK(c(1, 0) == 0x1p-70f);              // normal values as usual
+}
+
+TEST_CASE("bf16 dot path matches the double reference on awkward sizes, layouts, alpha and beta") {
+    if (!dot_runs()) {
+        MESSAGE("the dot path is not available: these sizes run the widening path, same bound");
+    }
+    std::mt19937 rng(2024);
+    llm::parallel::sequential seq;
+    llm::parallel::thread_pool pool(2);
+    std::size_t cases = 0;
+    for (const std::size_t m : sizes_m) {
+        for (const std::size_t n : sizes_n) {
+            for (const std::size_t k : sizes_k) {
+                const auto la = all_layouts[rng() % 4];
+                const auto lb = all_layouts[rng() % 4];
+                const auto lc = rng() % 2 == 0 ? layout_kind::row : layout_kind::padded_row;
+                const float beta = (cases % 2 == 0) ? 0.0f : 1.0f;
+                const float alpha = (cases % 3 == 0) ? -0.75f : 1.0f;
+                if (cases % 2 == 0) {
+                    check_case<own_dot, llm::bf16, llm::bf16>(m, k, n, la, lb, lc, alpha, beta, 2 * blocking::kc, seq, rng);
+                } else {
+                    check_case<own_tiny, llm::bf16, llm::bf16>(m, k, n, la, lb, lc, alpha, beta, 2 * tiny::kc, pool, rng);
+                }
+                ++cases;
+            }
+        }
+    }
+    // Column-major C (the C^T = B^T A^T orientation) and blocks crossing MC.
+    check_case<own_dot, llm::bf16, llm::bf16>(345, 515, 67, layout_kind::col, layout_kind::row, layout_kind::col, 1.0f,
+                                              1.0f, 2 * blocking::kc, pool, rng);
+    check_case<own_dot, llm::bf16, llm::bf16>(37, 1001, 129, layout_kind::row, layout_kind::col, layout_kind::row, 1.0f,
+                                              0.0f, 2 * blocking::kc, pool, rng);
+}
+
+TEST_CASE("bf16 dot path: fp32 x bf16 stays exact widening by default; dot_round_fp32 rounds the fp32 operand") {
+    std::mt19937 rng(7);
+    llm::parallel::thread_pool pool(2);
+    for (const std::size_t k : {1u, 33u, 257u}) {
+        // Default: fp32 A widened path, the fp32 bound on the unrounded A (one rounding per product more).
+        check_case<own_auto, float, llm::bf16>(33, k, 65, layout_kind::row, layout_kind::col, layout_kind::row, 1.0f, 0.0f,
+                                               blocking::kc, pool, rng);
+        // dot_round_fp32: the reference on A rounded to bf16.
+        check_case<own_round, float, llm::bf16>(33, k, 65, layout_kind::row, layout_kind::col, layout_kind::row, 1.0f,
+                                                1.0f, 2 * blocking::kc, pool, rng, true);
+        check_case<own_round, llm::bf16, llm::bf16>(31, k, 13, layout_kind::col, layout_kind::padded_row, layout_kind::row,
+                                                    1.0f, 0.0f, 2 * blocking::kc, pool, rng);
+    }
+}
+
+TEST_CASE("bf16 dot path: one and two threads give the same bits; the epilogue sees the product's bits once each") {
+    std::mt19937 rng(99);
+    llm::parallel::sequential seq;
+    llm::parallel::thread_pool pool(2);
+    const std::size_t m = 67, k = 301, n = 133;
+    auto a = make_operand<llm::bf16>(m, k, layout_kind::row, rng);
+    auto b = make_operand<llm::bf16>(k, n, layout_kind::col, rng);
+    llm::tensor<float, llm::dims<2>> c1(m, n), c2(m, n), c3(m, n);
+    llm::gemm<own_dot>(c1, a.view, b.view, 1.0f, 0.0f, seq);
+    llm::gemm<own_dot>(c2, a.view, b.view, 1.0f, 0.0f, pool);
+
+    std::vector<int> visits(m * n, 0);
+    llm::workspace ws;
+    own_dot::run_epilogue(llm::to_kernel_view<2>(c3), llm::to_kernel_view<2>(a.view), llm::to_kernel_view<2>(b.view),
+                          [&](std::size_t i, std::size_t j, float* p, std::size_t cnt) {
+                              for (std::size_t t = 0; t < cnt; ++t) {
+                                  ++visits[i * n + j + t];
+                                  p[t] += static_cast<float>(j + t);
+                              }
+                          },
+                          ws, pool);
+    std::size_t bad_threads = 0, bad_epilogue = 0, bad_visits = 0;
+    for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t j = 0; j < n; ++j) {
+            bad_threads += std::memcmp(&c1(i, j), &c2(i, j), sizeof(float)) != 0;
+            const float want = c1(i, j) + static_cast<float>(j);
+            bad_epilogue += std::memcmp(&want, &c3(i, j), sizeof(float)) != 0;
+            bad_visits += visits[i * n + j] != 1;
+        }
+    }
+    CHECK(bad_threads == 0);
+    CHECK(bad_epilogue == 0);
+    CHECK(bad_visits == 0);
+}
+
+TEST_CASE("bf16 GEMM: linear_forward with bf16 x and weights runs the default backend's bf16 path (bias, bf16 y in the store)") {
+    std::mt19937 rng(5);
+    llm::parallel::thread_pool pool(2);
+    const std::size_t tokens = 19, in = 77, out = 45;
+    auto x = make_operand<llm::bf16>(tokens, in, layout_kind::row, rng);
+    auto w = make_operand<llm::bf16>(out, in, layout_kind::row, rng);
+    auto xf = make_operand<float>(tokens, in, layout_kind::row, rng);
+    llm::tensor<float, llm::dims<1>> bias(out);
+    for (std::size_t j = 0; j < out; ++j) {
+        bias(j) = 0.25f * static_cast<float>(j);
+    }
+    llm::tensor<float, llm::dims<2>> y(tokens, out), prod(tokens, out), yf(tokens, out), prodf(tokens, out);
+    llm::tensor<llm::bf16, llm::dims<2>> yb(tokens, out);
+    llm::nn::linear_forward(y, x.view, w.view, bias, pool);
+    llm::nn::linear_forward(yb, x.view, w.view, bias, pool);
+    llm::gemm<own_auto>(prod, x.view, llm::transpose(w.view, 0, 1), 1.0f, 0.0f, pool);
+    // fp32 x with bf16 weights: the exact widening path (not rounded), by default.
+    llm::nn::linear_forward(yf, xf.view, w.view, pool);
+    llm::gemm<own_widen>(prodf, xf.view, llm::transpose(w.view, 0, 1), 1.0f, 0.0f, pool);
+    std::size_t bad = 0, bad_bf16 = 0, bad_f = 0;
+    for (std::size_t i = 0; i < tokens; ++i) {
+        for (std::size_t j = 0; j < out; ++j) {
+            const float want = prod(i, j) + bias(j);
+            bad += std::memcmp(&want, &y(i, j), sizeof want) != 0;
+            bad_bf16 += llm::bf16(want).bits() != yb(i, j).bits();
+            bad_f += std::memcmp(&prodf(i, j), &yf(i, j), sizeof(float)) != 0;
+        }
+    }
+    CHECK(bad == 0);
+    CHECK(bad_bf16 == 0);
+    CHECK(bad_f == 0);
+}
