@@ -5,7 +5,9 @@
 #include <llm/core/workspace.hpp>
 #include <llm/model/block.hpp>
 #include <llm/model/config.hpp>
+#include <llm/model/weights.hpp>
 #include <llm/moe/moe.hpp>
+#include <llm/moe/quantized.hpp>
 #include <llm/parallel/policy.hpp>
 #include <llm/tensor/tensor.hpp>
 #include <llm/tensor/views.hpp>
@@ -15,6 +17,7 @@
 #include <string>
 #include <string_view>
 #include <tuple>
+#include <type_traits>
 
 namespace llm::moe {
 
@@ -74,30 +77,44 @@ struct moe_ffn {
             std::size_t d_ff_shared = 0)
         : width(d_model), inner(d_ff), experts(n_experts), shared_inner(d_ff_shared), route(r), options(opt) {}
 
-    /// Parameters (Hugging Face Mixtral / Qwen2-MoE names).
+    /// Parameters (Hugging Face Mixtral / Qwen2-MoE names). T = llm::model::quantized (inference
+    /// only: forward and step): gate stays an fp32 tensor, and w1, w3, w2 are each one
+    /// llm::quant::any_matrix of the stacked experts, w1 / w3 [E * d_ff, d_model] and w2
+    /// [E * d_model, d_ff] (expert e's rows from e * d_ff resp. e * d_model: GGUF's
+    /// ffn_gate_exps / ffn_up_exps / ffn_down_exps, which a loader points them at), visited as
+    /// `experts.w1.weight`, `experts.w3.weight`, `experts.w2.weight`; no shared experts.
     template <class T>
     struct params {
-        tensor<T, llm::dims<2>> gate;  ///< gate.weight [E, d_model]
-        tensor<T, llm::dims<3>> w1;    ///< experts.E.w1.weight, stacked [E, d_ff, d_model]
-        tensor<T, llm::dims<3>> w3;    ///< experts.E.w3.weight, stacked [E, d_ff, d_model]
-        tensor<T, llm::dims<3>> w2;    ///< experts.E.w2.weight, stacked [E, d_model, d_ff]
-        tensor<T, llm::dims<2>> sw1;   ///< shared_expert.gate_proj.weight [d_ff_shared, d_model] (empty: none)
-        tensor<T, llm::dims<2>> sw3;   ///< shared_expert.up_proj.weight [d_ff_shared, d_model]
-        tensor<T, llm::dims<2>> sw2;   ///< shared_expert.down_proj.weight [d_model, d_ff_shared]
+        /// The stacked experts' type: tensor<T, dims<3>>, or one any_matrix for quantized.
+        using experts_t = std::conditional_t<std::is_same_v<T, model::quantized>, quant::any_matrix, tensor<T, llm::dims<3>>>;
+        tensor<model::scalar_t<T>, llm::dims<2>> gate;  ///< gate.weight [E, d_model]
+        experts_t w1;                 ///< experts.E.w1.weight, stacked [E, d_ff, d_model] (quantized: [E * d_ff, d_model])
+        experts_t w3;                 ///< experts.E.w3.weight, stacked [E, d_ff, d_model] (quantized: [E * d_ff, d_model])
+        experts_t w2;                 ///< experts.E.w2.weight, stacked [E, d_model, d_ff] (quantized: [E * d_model, d_ff])
+        model::matrix_t<T> sw1;       ///< shared_expert.gate_proj.weight [d_ff_shared, d_model] (empty: none)
+        model::matrix_t<T> sw3;       ///< shared_expert.up_proj.weight [d_ff_shared, d_model]
+        model::matrix_t<T> sw2;       ///< shared_expert.down_proj.weight [d_model, d_ff_shared]
 
         /// Visits gate, then every expert's w1, w2, w3 (one [ff, d] or [d, ff] view of the
-        /// stacked tensor each, named experts.E.wI.weight), then the shared experts when present.
+        /// stacked tensor each, named experts.E.wI.weight; quantized: the stacked matrices as
+        /// experts.wI.weight), then the shared experts when present.
         template <class F, class... P>
         static void walk(F&& f, P&... p) {
             f("gate.weight", p.gate...);
             const auto& first = std::get<0>(std::forward_as_tuple(p...));
-            const std::size_t n = first.w1.extent(0);
-            for (std::size_t e = 0; e < n; ++e) {
-                const std::string pre = "experts." + std::to_string(e) + ".";
-                auto visit = [&](const char* name, auto... views) { f(std::string_view(pre + name), views...); };
-                visit("w1.weight", llm::select(p.w1, 0, e)...);
-                visit("w2.weight", llm::select(p.w2, 0, e)...);
-                visit("w3.weight", llm::select(p.w3, 0, e)...);
+            if constexpr (std::is_same_v<T, model::quantized>) {
+                f("experts.w1.weight", p.w1...);
+                f("experts.w2.weight", p.w2...);
+                f("experts.w3.weight", p.w3...);
+            } else {
+                const std::size_t n = first.w1.extent(0);
+                for (std::size_t e = 0; e < n; ++e) {
+                    const std::string pre = "experts." + std::to_string(e) + ".";
+                    auto visit = [&](const char* name, auto... views) { f(std::string_view(pre + name), views...); };
+                    visit("w1.weight", llm::select(p.w1, 0, e)...);
+                    visit("w2.weight", llm::select(p.w2, 0, e)...);
+                    visit("w3.weight", llm::select(p.w3, 0, e)...);
+                }
             }
             if (first.sw1.size() != 0) {
                 f("shared_expert.gate_proj.weight", p.sw1...);
@@ -126,14 +143,22 @@ struct moe_ffn {
         [[nodiscard]] float z_loss() const noexcept { return layer->z_loss; }
     };
 
-    /// Zero-filled parameters.
+    /// Zero-filled parameters (quantized: the gate zero-filled, the matrices shape-only
+    /// placeholders a loader points at its bytes).
     /// Example: `auto p = f.make_params<float>();`
     template <class T>
     params<T> make_params() const {
-        return {tensor<T, llm::dims<2>>(experts, width),       tensor<T, llm::dims<3>>(experts, inner, width),
-                tensor<T, llm::dims<3>>(experts, inner, width), tensor<T, llm::dims<3>>(experts, width, inner),
-                tensor<T, llm::dims<2>>(shared_inner, width),   tensor<T, llm::dims<2>>(shared_inner, width),
-                tensor<T, llm::dims<2>>(width, shared_inner)};
+        if constexpr (std::is_same_v<T, model::quantized>) {
+            return {tensor<float, llm::dims<2>>(experts, width), quant::any_matrix(experts * inner, width),
+                    quant::any_matrix(experts * inner, width),   quant::any_matrix(experts * width, inner),
+                    quant::any_matrix(shared_inner, width),      quant::any_matrix(shared_inner, width),
+                    quant::any_matrix(width, shared_inner)};
+        } else {
+            return {tensor<T, llm::dims<2>>(experts, width),       tensor<T, llm::dims<3>>(experts, inner, width),
+                    tensor<T, llm::dims<3>>(experts, inner, width), tensor<T, llm::dims<3>>(experts, width, inner),
+                    tensor<T, llm::dims<2>>(shared_inner, width),   tensor<T, llm::dims<2>>(shared_inner, width),
+                    tensor<T, llm::dims<2>>(width, shared_inner)};
+        }
     }
     /// A cache (takes nothing from the arena).
     /// Example: `auto c = llm::model::make_cache(f, arena, {.batch = 1, .seq = 16});`
@@ -144,25 +169,37 @@ struct moe_ffn {
     template <class T>
     void forward(model::activations y, cache& c, model::const_activations x, const params<T>& p, workspace& ws,
                  parallel::policy auto&& exec) const {
-        moe_forward(y, *c.layer, x, weights(p), route, options, ws, exec);
+        if constexpr (std::is_same_v<T, model::quantized>) {
+            moe_forward_quantized(y, *c.layer, x, weights(p), route, options, {}, ws, exec);
+        } else {
+            moe_forward(y, *c.layer, x, weights(p), route, options, ws, exec);
+        }
     }
     /// dx and every gradient += ... (accumulates).
     /// Example: `f.backward(dx, g, dy, c, x, p, ws, pool);`
     template <class T>
     void backward(model::activations dx, params<float>& g, model::const_activations dy, const cache& c,
                   model::const_activations x, const params<T>& p, workspace& ws, parallel::policy auto&& exec) const {
+        static_assert(!std::is_same_v<T, model::quantized>,
+                      "llm::model::quantized parameters are inference-only: backward needs fp32 or bf16 params");
         moe_backward(dx, grads(g), *c.layer, dy, x, weights(p), route, options, ws, exec);
     }
 
     /// No state between tokens (the step's buffers come from the workspace).
     struct state {};
     /// The forward for the rows of x (one token per row) by moe_infer: every buffer from the
-    /// workspace, so a step with a warmed workspace allocates nothing.
+    /// workspace, so a step with a warmed workspace allocates nothing. Quantized params: the
+    /// forward's moe_forward_quantized into a per-thread moe_cache (grown once, then reused).
     /// Example: `f.step(y, st, x, p, ws, pool);`
     template <class T>
     void step(model::activations y, state& /*st*/, model::const_activations x, const params<T>& p, workspace& ws,
               parallel::policy auto&& exec) const {
-        moe_infer(y, x, weights(p), route, options, ws, exec);
+        if constexpr (std::is_same_v<T, model::quantized>) {
+            thread_local moe_cache c;
+            moe_forward_quantized(y, c, x, weights(p), route, options, {}, ws, exec);
+        } else {
+            moe_infer(y, x, weights(p), route, options, ws, exec);
+        }
     }
 
     /// Multiply-adds per token of the active parameters (3 d_model d_ff k, + the router's
@@ -173,6 +210,11 @@ struct moe_ffn {
     }
 
 private:
+    any_moe_weights weights(const params<model::quantized>& p) const {
+        llm::check(p.sw1.size() == 0 && p.sw3.size() == 0 && p.sw2.size() == 0, "moe_ffn: shared experts (",
+                   p.sw1.extent(0), " x ", p.sw1.extent(1), ") with llm::model::quantized params are not supported");
+        return {llm::to_kernel_view<2>(p.gate), p.w1, p.w3, p.w2, experts, inner};
+    }
     template <class T>
     static basic_moe_weights<T> weights(const params<T>& p) {
         if (p.sw1.size() == 0) {
@@ -191,5 +233,6 @@ private:
 static_assert(model::block_like<moe_ffn<>>);
 static_assert(model::block_like<moe_ffn<>, llm::bf16>);
 static_assert(model::steppable_block<moe_ffn<>>);
+static_assert(model::steppable_block<moe_ffn<>, model::quantized>);
 
 }  // namespace llm::moe

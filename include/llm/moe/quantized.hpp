@@ -7,6 +7,7 @@
 #include <llm/moe/moe.hpp>
 #include <llm/parallel/policy.hpp>
 #include <llm/parallel/sequential.hpp>
+#include <llm/quant/any_matrix.hpp>
 #include <llm/quant/matmul.hpp>
 #include <llm/quant/packed.hpp>
 #include <llm/quant/weights.hpp>
@@ -278,6 +279,34 @@ void router_logits_by_row(float* logits, const XS& xs, const llm::strided_view<c
                            });
 }
 
+/// The frame of the row-major quantized forwards (moe_forward_quantized over quantized_moe_weights
+/// and the any_matrix experts' fallback): the cache's buffers, route and gather (the batched
+/// gate GEMM), gate_up(b, N) writing b.gate and b.up [N, ff], SwiGLU into b.act, down(b, N)
+/// writing b.yp [N, d], the weighted combine into ys.
+template <class YS, class XS, router R, class GateUp, class Down>
+void quantized_forward_into(const char* fn, YS& ys, moe_cache& cache, const XS& xs,
+                            const llm::strided_view<const float, 2>& gate, std::size_t ff, const R& r,
+                            const moe_options& opt, llm::workspace& ws, auto& exec, GateUp&& gate_up, Down&& down) {
+    const std::size_t d = gate.extent(1), E = gate.extent(0);
+    const forward_shape shape = check_forward(fn, xs, ys, d, E, r, opt);
+    forward_buffers b = cache_buffers(cache, shape.tokens, E, shape.slots, d, ff, 0);
+    if (shape.tokens == 0) {
+        plan_empty(b);
+        cache_done(cache, b);
+        return;
+    }
+    const std::size_t N = route_and_gather(fn, b, xs, gate, r, shape.capacity, ws, exec);
+    gate_up(b, N);
+    parallel::parallel_for(exec, N, grain_for(ff), [&](std::size_t r0, std::size_t r1) {
+        for (std::size_t i = r0 * ff; i < r1 * ff; ++i) {
+            b.act[i] = tile::swiglu(b.gate[i], b.up[i]);
+        }
+    });
+    down(b, N);
+    combine(ys, b.yp, b.plan, b.weights, shape.tokens, shape.slots, d, false, exec);
+    cache_done(cache, b);
+}
+
 template <class F>
 void check_packed(const char* fn, const packed_moe_weights<F>& w) {
     const std::size_t E = w.gate.extent(0), ff = w.d_ff, d = w.gate.extent(1);
@@ -337,45 +366,32 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const quantized_moe_w
                            parallel::policy auto&& exec) {
     constexpr const char* fn = "moe_forward_quantized";
     const auto xs = llm::to_kernel_view<2>(x);
-    const auto ys = llm::to_kernel_view<2>(y);
+    auto ys = llm::to_kernel_view<2>(y);
     detail::check_quantized(fn, w);
     const std::size_t d = w.gate.extent(1), E = w.experts, ff = w.d_ff;
-    const auto [T, S, cap] = detail::check_forward(fn, xs, ys, d, E, r, opt);
-    detail::forward_buffers b = detail::cache_buffers(cache, T, E, S, d, ff, 0);
-    if (T == 0) {
-        detail::plan_empty(b);
-        detail::cache_done(cache, b);
-        return;
-    }
-    const std::size_t N = detail::route_and_gather(fn, b, xs, w.gate, r, cap, ws, exec);
-    const std::size_t* offsets = b.plan.offsets;
-    using F = llm::quant::weight_format_t<W>;
-    bool gate_up_done = false;
-    if constexpr (llm::quant::integer_kernel_format<F>) {
-        if (llm::quant::detail::resolve_isa(qopt.path, fn) != llm::quant::kernel_isa::generic) {
-            // Each token's row quantized once (not once per expert and projection), the blocks
-            // gathered into the plan's order, gate and up in one pass over the experts.
-            thread_local llm::quant::quantized_activations<F> qx, qxp;
-            llm::quant::quantize_activations(qx, xs, exec);
-            detail::gather_quantized(qxp, qx, b.plan.rows, N, exec);
-            float* const outs[2] = {b.gate, b.up};
-            const W* const mats[2] = {&w.w1, &w.w3};
-            detail::grouped_gemm_prequantized(outs, mats, 2, qxp, offsets, E, ff, qopt, exec);
-            gate_up_done = true;
+    auto gate_up = [&](detail::forward_buffers& b, std::size_t N) {
+        const std::size_t* offsets = b.plan.offsets;
+        using F = llm::quant::weight_format_t<W>;
+        if constexpr (llm::quant::integer_kernel_format<F>) {
+            if (llm::quant::detail::resolve_isa(qopt.path, fn) != llm::quant::kernel_isa::generic) {
+                // Each token's row quantized once (not once per expert and projection), the blocks
+                // gathered into the plan's order, gate and up in one pass over the experts.
+                thread_local llm::quant::quantized_activations<F> qx, qxp;
+                llm::quant::quantize_activations(qx, xs, exec);
+                detail::gather_quantized(qxp, qx, b.plan.rows, N, exec);
+                float* const outs[2] = {b.gate, b.up};
+                const W* const mats[2] = {&w.w1, &w.w3};
+                detail::grouped_gemm_prequantized(outs, mats, 2, qxp, offsets, E, ff, qopt, exec);
+                return;
+            }
         }
-    }
-    if (!gate_up_done) {
         detail::grouped_gemm_quantized(b.gate, b.xp, offsets, E, w.w1, ff, d, qopt, ws, exec);
         detail::grouped_gemm_quantized(b.up, b.xp, offsets, E, w.w3, ff, d, qopt, ws, exec);
-    }
-    parallel::parallel_for(exec, N, detail::grain_for(ff), [&](std::size_t r0, std::size_t r1) {
-        for (std::size_t i = r0 * ff; i < r1 * ff; ++i) {
-            b.act[i] = tile::swiglu(b.gate[i], b.up[i]);
-        }
-    });
-    detail::grouped_gemm_quantized(b.yp, b.act, offsets, E, w.w2, d, ff, qopt, ws, exec);
-    detail::combine(ys, b.yp, b.plan, b.weights, T, S, d, false, exec);
-    detail::cache_done(cache, b);
+    };
+    auto down = [&](detail::forward_buffers& b, std::size_t /*N*/) {
+        detail::grouped_gemm_quantized(b.yp, b.act, b.plan.offsets, E, w.w2, d, ff, qopt, ws, exec);
+    };
+    detail::quantized_forward_into(fn, ys, cache, xs, w.gate, ff, r, opt, ws, exec, gate_up, down);
 }
 
 /// moe_forward_quantized with a workspace of its own for this call.
@@ -452,6 +468,166 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const packed_moe_weig
 template <mutable_dense_view<2> Y, dense_view<2> X, router R, llm::quant::packable_format F>
     requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
 void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const packed_moe_weights<F>& w, const R& r,
+                           const moe_options& opt, llm::quant::matmul_options qopt, parallel::policy auto&& exec) {
+    llm::workspace ws;
+    moe_forward_quantized(y, cache, x, w, r, opt, qopt, ws, exec);
+}
+
+/// The MoE layer's weights with experts as llm::quant::any_matrix views (inference), as a GGUF
+/// file stores them: the router's gate fp32 `[E, d]` and the stacked w1 (ffn_gate_exps), w3
+/// (ffn_up_exps) `[E * ff, d]` and w2 (ffn_down_exps) `[E * d, ff]`, each in any type any_matrix
+/// holds (f32, f16, bf16, Q4_0 .. Q8_0, Q2_K .. Q6_K), row-major or in 8-row interleaved groups
+/// (llm::quant::repack: then ff and d must be multiples of 8, so no group spans two experts).
+/// llm::moe::moe_ffn's params<llm::model::quantized> hold these; moe_forward_quantized takes them.
+/// Example: `llm::moe::any_moe_weights w{gate, w1, w3, w2, 8, 14336};`
+struct any_moe_weights {
+    llm::strided_view<const float, 2> gate;  ///< router [E, d], fp32
+    llm::quant::any_matrix w1;               ///< gate projections, stacked [E * ff, d]
+    llm::quant::any_matrix w3;               ///< up projections, stacked [E * ff, d]
+    llm::quant::any_matrix w2;               ///< down projections, stacked [E * d, ff]
+    std::size_t experts = 0;                 ///< E
+    std::size_t d_ff = 0;                    ///< ff
+};
+
+namespace detail {
+
+inline void check_any(const char* fn, const any_moe_weights& w) {
+    const std::size_t E = w.experts, ff = w.d_ff, d = w.gate.extent(1);
+    llm::check(E > 0 && ff > 0 && w.gate.extent(0) == E, fn, ": gate is [", w.gate.extent(0), ", ", d,
+               "] for experts = ", E, " (d_ff = ", ff, ")");
+    auto is = [&](const llm::quant::any_matrix& m, std::size_t r, std::size_t c, std::size_t per, const char* name) {
+        llm::check(m.extent(0) == r && m.extent(1) == c, fn, ": ", name, " is [", m.extent(0), ", ", m.extent(1), "], want [",
+                   r, ", ", c, "]");
+        llm::check(m.has_data(), fn, ": ", name, " has no data (a placeholder)");
+        llm::check(m.layout() == llm::quant::weight_layout::row_major || per % llm::quant::pack_group_rows == 0, fn, ": ", name,
+                   " is interleaved in groups of ", llm::quant::pack_group_rows, " rows but an expert has ", per,
+                   " rows (groups would span two experts; keep it row-major)");
+    };
+    is(w.w1, E * ff, d, ff, "w1");
+    is(w.w3, E * ff, d, ff, "w3");
+    is(w.w2, E * d, ff, d, "w2");
+}
+
+/// y [n, m] = x [n, k] (rows r0 .. r0 + m of w)^T, y and x contiguous: one expert's rows of a
+/// stacked any_matrix. Block formats through llm::quant::gemm (a row-major matrix_view of those
+/// rows, or the packed_view of their 8-row groups) with qopt; f32 / f16 / bf16 through
+/// llm::quant::linear_forward.
+inline void any_rows_product(float* yp, const float* xp, std::size_t n, const llm::quant::any_matrix& w, std::size_t r0,
+                             std::size_t m, llm::quant::matmul_options qopt, llm::workspace& ws, auto& exec) {
+    const std::size_t k = w.extent(1);
+    const mat y = rows_of(yp, n, m, m);
+    const cmat x = crows_of(xp, n, k, k);
+    const std::span<const std::byte> bytes = w.bytes().subspan(r0 * w.row_bytes());
+    const bool block = llm::quant::detail::visit_block_format(w.type(), [&](auto id) {
+        using F = typename decltype(id)::type;
+        if (w.layout() == llm::quant::weight_layout::interleaved8) {
+            if constexpr (llm::quant::packable_format<F>) {
+                const llm::quant::packed_view<F> p = w.packed<F>();
+                const std::size_t g = r0 / llm::quant::pack_group_rows;
+                llm::quant::gemm(y, x, llm::quant::packed_view<F>{p.group_codes(g), p.group_scales(g), m, k}, qopt, ws, exec);
+            }
+            return;
+        }
+        using blk = typename F::block;
+        const std::span<const blk> blocks(reinterpret_cast<const blk*>(bytes.data()), m * (k / F::block_size));
+        llm::quant::gemm(y, x, llm::quant::matrix_view<llm::quant::block_accessor<F>>(blocks, m, k), qopt, ws, exec);
+    });
+    if (!block) {
+        llm::quant::linear_forward(llm::tensor_view<float, llm::dims<2>>(yp, llm::dims<2>(n, m)),
+                                   llm::tensor_view<const float, llm::dims<2>>(xp, llm::dims<2>(n, k)),
+                                   llm::quant::any_matrix(w.type(), bytes.first(m * w.row_bytes()), m, k), ws, exec);
+    }
+}
+
+}  // namespace detail
+
+/// The MoE layer's forward with any_matrix experts (inference; llm::moe::moe_ffn's
+/// params<llm::model::quantized> run it): when w1, w3 and w2 share one type and layout it is
+/// the typed moe_forward_quantized: Q4_0 / Q8_0 in 8-row interleaved groups (llm::quant::repack)
+/// through the packed kernels (packed_moe_weights of each expert's groups; batch-invariant),
+/// row-major block formats through quantized_moe_weights (the activations quantized once for
+/// gate and up). Otherwise (mixed types as in K-quant mixes, f32 / f16 / bf16 experts,
+/// interleaved Q4_K / Q6_K) every busy expert's three products run one after another through
+/// detail::any_rows_product (llm::quant::gemm with qopt per block format, quant::linear_forward
+/// for f32 / f16 / bf16), with the same routing, SwiGLU and combine. y [T, d] is written; the
+/// cache holds the routing, plan and activations. Errors as moe_forward, plus the shapes of w,
+/// a matrix without data, interleaved groups that would span two experts.
+/// Arguments (docs/conventions.md): output y; saved state cache; input x; parameters w;
+/// options r, opt, qopt; workspace; executor.
+/// Example: `llm::moe::moe_forward_quantized(y, cache, x, llm::moe::any_moe_weights{gate, w1, w3, w2, E, ff}, llm::moe::softmax_top_k{.k = 2}, {}, {}, ws, pool);`
+template <mutable_dense_view<2> Y, dense_view<2> X, router R>
+    requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
+void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const any_moe_weights& w, const R& r,
+                           const moe_options& opt, llm::quant::matmul_options qopt, llm::workspace& ws,
+                           parallel::policy auto&& exec) {
+    constexpr const char* fn = "moe_forward_quantized";
+    const auto xs = llm::to_kernel_view<2>(x);
+    auto ys = llm::to_kernel_view<2>(y);
+    detail::check_any(fn, w);
+    const std::size_t E = w.experts, ff = w.d_ff, d = w.gate.extent(1);
+    const auto type = w.w1.type();
+    const auto layout = w.w1.layout();
+    bool done = false;
+    if (w.w3.type() == type && w.w2.type() == type && w.w3.layout() == layout && w.w2.layout() == layout) {
+        llm::quant::detail::visit_block_format(type, [&](auto id) {
+            using F = typename decltype(id)::type;
+            if (layout == llm::quant::weight_layout::interleaved8) {
+                if constexpr (std::is_same_v<F, llm::quant::q4_0> || std::is_same_v<F, llm::quant::q8_0>) {
+                    // each expert's groups as its own packed_view (ff, d multiples of 8: checked)
+                    thread_local std::vector<llm::quant::packed_view<F>> views;
+                    views.resize(3 * E);
+                    const llm::quant::packed_view<F> p1 = w.w1.packed<F>(), p3 = w.w3.packed<F>(), p2 = w.w2.packed<F>();
+                    const std::size_t g1 = ff / llm::quant::pack_group_rows, g2 = d / llm::quant::pack_group_rows;
+                    for (std::size_t e = 0; e < E; ++e) {
+                        views[e] = {p1.group_codes(e * g1), p1.group_scales(e * g1), ff, d};
+                        views[E + e] = {p3.group_codes(e * g1), p3.group_scales(e * g1), ff, d};
+                        views[2 * E + e] = {p2.group_codes(e * g2), p2.group_scales(e * g2), d, ff};
+                    }
+                    const std::span<const llm::quant::packed_view<F>> all(views);
+                    moe_forward_quantized(ys, cache, xs, packed_moe_weights<F>{w.gate, all.first(E), all.subspan(E, E), all.subspan(2 * E, E), ff},
+                                          r, opt, qopt, ws, exec);
+                    done = true;
+                }
+                return;
+            }
+            using A = llm::quant::block_accessor<F>;
+            using blk = typename F::block;
+            auto view = [](const llm::quant::any_matrix& m) {
+                const std::span<const blk> blocks(reinterpret_cast<const blk*>(m.bytes().data()),
+                                                  m.extent(0) * (m.extent(1) / F::block_size));
+                return llm::quant::matrix_view<A>(blocks, m.extent(0), m.extent(1));
+            };
+            using W = decltype(view(w.w1));
+            moe_forward_quantized(ys, cache, xs, quantized_moe_weights<W>{w.gate, view(w.w1), view(w.w3), view(w.w2), E, ff}, r,
+                                  opt, qopt, ws, exec);
+            done = true;
+        });
+    }
+    if (done) {
+        return;
+    }
+    auto grouped = [&](float* out, const float* in, const llm::quant::any_matrix& m, const std::size_t* offsets,
+                       std::size_t rows, std::size_t k) {
+        for (std::size_t e = 0; e < E; ++e) {
+            const std::size_t o = offsets[e], n = offsets[e + 1] - o;
+            if (n != 0) {
+                detail::any_rows_product(out + o * rows, in + o * k, n, m, e * rows, rows, qopt, ws, exec);
+            }
+        }
+    };
+    auto gate_up = [&](detail::forward_buffers& b, std::size_t /*N*/) {
+        grouped(b.gate, b.xp, w.w1, b.plan.offsets, ff, d);
+        grouped(b.up, b.xp, w.w3, b.plan.offsets, ff, d);
+    };
+    auto down = [&](detail::forward_buffers& b, std::size_t /*N*/) { grouped(b.yp, b.act, w.w2, b.plan.offsets, d, ff); };
+    detail::quantized_forward_into(fn, ys, cache, xs, w.gate, ff, r, opt, ws, exec, gate_up, down);
+}
+
+/// The any_matrix moe_forward_quantized with a workspace of its own for this call.
+/// Example: `llm::moe::moe_forward_quantized(y, cache, x, w, llm::moe::softmax_top_k{}, {}, {}, llm::parallel::sequential{});`
+template <mutable_dense_view<2> Y, dense_view<2> X, router R>
+    requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
+void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const any_moe_weights& w, const R& r,
                            const moe_options& opt, llm::quant::matmul_options qopt, parallel::policy auto&& exec) {
     llm::workspace ws;
     moe_forward_quantized(y, cache, x, w, r, opt, qopt, ws, exec);
