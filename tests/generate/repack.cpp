@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// Repacked quantized weights in a model: open_gguf's params with every Q4_0 / Q8_0 matrix passed through
+// Repacked quantized weights in a model: open_gguf's params with every Q4_0 / Q8_0 / Q4_K / Q6_K matrix passed through
 // llm::quant::repack (8-row interleaved groups, as llama.cpp repacks at load) give logits that follow the
 // dequantize-to-fp32 path within the bound of the row-major quantized path, and llama.cpp's q8_0 Qwen2
 // keeps its first greedy token.
@@ -44,7 +44,7 @@ std::vector<float> run_logits(const M& m, const P& p) {
     return out;
 }
 
-// A copy of quantized params with every Q4_0 / Q8_0 matrix (the head included) repacked into
+// A copy of quantized params with every repackable matrix (the head included) repacked into
 // buffers of `store` (a list: its elements never move). Returns the number of repacked matrices.
 template <class P>
 std::size_t repack_all(P& q, std::list<std::vector<std::byte>>& store) {
@@ -64,12 +64,13 @@ std::size_t repack_all(P& q, std::list<std::vector<std::byte>>& store) {
 }  // namespace
 
 // Tolerance: the repacked products differ from the row-major quantized ones only in fp32
-// summation order (the same Q8_0 activations, the same exact int32 block sums), so they meet
+// summation order (the same Q8_0 / Q8_K activations, the same exact int32 block sums), so they meet
 // the row-major path's allowance against the dequantized fp32 path: 6% of the largest logit
 // (tests/generate/quantized.cpp, "every type's logits ... follow the dequantize-to-fp32 path").
-TEST_CASE("repacked gguf: Q4_0 / Q8_0 matrices repacked (llm::quant::repack) give logits that follow the dequantize-to-fp32 path") {
-    for (const ggml_type t : {ggml_type::q4_0, ggml_type::q8_0}) {
+TEST_CASE("repacked gguf: Q4_0 / Q8_0 / Q4_K / Q6_K matrices repacked (llm::quant::repack) give logits that follow the dequantize-to-fp32 path") {
+    for (const ggml_type t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k}) {
         for (const bool tied : {false, true}) {
+            if (tied && t == ggml_type::q6_k) continue;  // one tied K type (Q4_K) as tests/generate/quantized.cpp
             CAPTURE(llm::io::ggml_type_name(t));
             CAPTURE(tied);
             const std::string file = gen_test::tiny_quant_gguf(t, tied);

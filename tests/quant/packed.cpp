@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// llm::quant::packed_matrix (8-row interleaved Q4_0 / Q8_0) and its gemv / gemm: packing round-trips every
+// llm::quant::packed_matrix (8-row interleaved Q4_0 / Q8_0 / Q4_K / Q6_K) and its gemv / gemm: packing round-trips every
 // block; products match the quantized-activation product (and the fp32 reference) within derived bounds on
 // awkward sizes; every path gives the same bits; gemm rows equal gemv; a pool equals sequential; pre-quantized
 // activations equal the plain call; Q4_0 with power-of-two scales is exact; bad input is llm::error.
@@ -22,6 +22,7 @@
 #include <random>
 #include <span>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -137,6 +138,111 @@ void check_against_reference(std::size_t m, std::size_t n, std::size_t k, unsign
     }
 }
 
+// The exact weights of a K super-block in double (the codes, group scales and minimums read from
+// the block's fields here, independently of the kernels) and the magnitudes the error bound sums:
+// Q4_K w = d sc_j q - dmin m_j, |.| taken as d sc_j q + dmin m_j (the kernel adds the two terms
+// separately); Q6_K w = d sc_g (q - 32), |w|.
+template <class F>
+void exact_k_weights(const typename F::block& blk, double* w, double* mag) {
+    if constexpr (std::is_same_v<F, q::q4_k>) {
+        for (int j = 0; j < 8; ++j) {
+            std::uint8_t sc = 0, mn = 0;
+            q::detail::scale_min_k4(j, blk.scales, sc, mn);
+            for (int l = 0; l < 32; ++l) {
+                const int e = 32 * j + l;
+                const int code = (blk.qs[32 * (e / 64) + e % 32] >> (4 * ((e % 64) / 32))) & 0xF;
+                const double a = double(float(blk.d)) * sc * code, b = double(float(blk.dmin)) * mn;
+                w[e] = a - b;
+                mag[e] = a + b;
+            }
+        }
+    } else {
+        for (int e = 0; e < 256; ++e) {
+            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+            const int low = (blk.ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF;
+            const int code = low | (((blk.qh[32 * h + l] >> (2 * k)) & 3) << 4);
+            w[e] = double(float(blk.d)) * blk.scales[e / 16] * (code - 32);
+            mag[e] = std::fabs(w[e]);
+        }
+    }
+}
+
+// Checks the packed Q4_K / Q6_K gemm on every present path against
+//  (a) x_q W^T in double (x_q: x quantized to Q8_K per 256-value block, decoded exactly; W exact,
+//      exact_k_weights). Per output and super-block the kernel adds fma(float(S), fl(d_w d_x), acc)
+//      (Q4_K: then fma(float(M), -fl(dmin_w d_x), acc)), S and M exact int32: each term carries
+//      the rounding of float(S) (|S| may pass 2^24) and of the scale product (2 u, u = 2^-24), each
+//      of the F fma steps (F = 2 nb for Q4_K, nb for Q6_K) one rounding of the running sum, and
+//      every partial sum is at most T = sum_e mag_e |xq_e|: |error| <= (F + 2) u T plus second-order
+//      terms; bound used: (F + 3) u T.
+//  (b) the row-major kernel on the same path (the same Q8_K activations and exact integer terms,
+//      another fp32 order: per block an fma into 8 lanes, the minimums into a second 8-lane
+//      accumulator, two horizontal sums of 3 additions and one addition; lane terms exact in
+//      float (|.| < 2^22), so its error is at most (nb + 1 + 3 + 1) u T + the d_w d_x rounding u T,
+//      bound used (nb + 7) u T), so the two are within (F + 3) u T + (nb + 7) u T of each other.
+// and that every path gives the same bits.
+template <class F>
+void check_k_against_reference(std::size_t m, std::size_t n, std::size_t k, unsigned seed,
+                               llm::parallel::thread_pool& pool) {
+    CAPTURE(m);
+    CAPTURE(n);
+    CAPTURE(k);
+    const std::size_t nb = k / 256;
+    const auto wf = weight_values(n, k, seed);
+    const auto blocks = q::quantize<F>(wf);
+    const auto wv = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), n, k);
+    const auto wp = q::pack(wv);
+    std::vector<double> w(n * k), mag(n * k);
+    for (std::size_t i = 0; i < n * nb; ++i) exact_k_weights<F>(blocks[i], w.data() + 256 * i, mag.data() + 256 * i);
+    const matrix x = activations(m, k, seed + 1);
+    std::vector<double> xq(m * k);
+    for (std::size_t i = 0; i < m * nb; ++i) {
+        q::block_q8_k blk;
+        q::q8_k::quantize_block(x.data() + 256 * i, blk);
+        for (std::size_t j = 0; j < 256; ++j) xq[256 * i + j] = double(blk.qs[j]) * double(blk.d);
+    }
+    const double u = std::ldexp(1.0, -24);
+    const double steps = double(std::is_same_v<F, q::q4_k> ? 2 * nb : nb);
+    matrix first(m, n);
+    bool have_first = false;
+    for (const auto path : present_paths()) {
+        CAPTURE(std::string(q::isa_name(path)));
+        matrix y(m, n), yr(m, n);
+        poison(y);
+        q::gemm(y, x, wp, {.path = path}, pool);
+        const bool row_major = path != q::kernel_isa::generic;  // the row-major generic path is fp32, unquantized
+        if (row_major) q::gemm(yr, x, wv, {.path = path}, pool);
+        for (std::size_t i = 0; i < m; ++i) {
+            for (std::size_t j = 0; j < n; ++j) {
+                double exact = 0.0, t = 0.0;
+                for (std::size_t p = 0; p < k; ++p) {
+                    exact += w[j * k + p] * xq[i * k + p];
+                    t += mag[j * k + p] * std::fabs(xq[i * k + p]);
+                }
+                const double got = y(i, j);
+                REQUIRE(std::isfinite(got));
+                CHECK(std::fabs(got - exact) <= (steps + 3) * u * t);
+                if (row_major) CHECK(std::fabs(got - double(yr(i, j))) <= (steps + 3 + double(nb) + 7) * u * t);
+            }
+        }
+        if (!have_first) {
+            first = y;
+            have_first = true;
+        } else {
+            for (std::size_t i = 0; i < y.size(); ++i) REQUIRE(same_bits(y.data()[i], first.data()[i]));
+        }
+    }
+}
+
+template <class F>
+void check_k_sizes() {
+    llm::parallel::thread_pool pool(2);
+    unsigned seed = 40;
+    for (std::size_t k : {256, 256 * 3})
+        for (std::size_t m : {1, 2, 3, 4, 5, 9})
+            for (std::size_t n : {1, 7, 8, 9, 17}) check_k_against_reference<F>(m, n, k, seed++, pool);
+}
+
 template <class F>
 void check_sizes() {
     llm::parallel::thread_pool pool(2);
@@ -151,7 +257,7 @@ void check_sizes() {
 // activations give the plain call's bits.
 template <class F>
 void check_consistency(q::kernel_isa path) {
-    const std::size_t n = 27, k = 32 * 9;
+    const std::size_t n = 27, k = F::block_size == 32 ? 32 * 9 : 256 * 3;
     const auto wf = weight_values(n, k, 7);
     const auto blocks = q::quantize<F>(wf);
     const auto wp = q::pack<F>(std::span<const typename F::block>(blocks), n, k);
@@ -188,9 +294,11 @@ void check_consistency(q::kernel_isa path) {
     q::gemm(llm::transpose<0, 1>(yt), llm::transpose<0, 1>(xt), wp, {.path = path}, pool);
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = 0; j < n; ++j) REQUIRE(same_bits(yt(j, i), rows[i](0, j)));
-    // Pre-quantized activations (quantized for another 32-value format: the same Q8_0 blocks).
+    // Pre-quantized activations (quantized for another format with the same blocks: Q5_0 for the
+    // 32-value formats, Q5_K for Q6_K; Q4_K's transposed Q8_K serve only Q4_K).
+    using A = std::conditional_t<F::block_size == 32, q::q5_0, std::conditional_t<std::is_same_v<F, q::q6_k>, q::q5_k, F>>;
     const auto xm = llm::tensor_view<const float, llm::dims<2>>(x.data(), 5, k);
-    const auto qa = q::quantize_activations<q::q5_0>(xm, pool);
+    const auto qa = q::quantize_activations<A>(xm, pool);
     matrix yq(5, n);
     poison(yq);
     q::gemm(yq, qa, wp, {.path = path}, pool);
@@ -242,9 +350,42 @@ TEST_CASE("quant packed: pack keeps every block (view.block equals the packed bl
     CHECK(v.rows == n);
 }
 
+TEST_CASE("quant packed: Q4_K / Q6_K pack keeps every block, pads to 8 rows with zero blocks, pack_into writes the same bytes") {
+    auto one = [](auto tag) {
+        using F = decltype(tag);
+        using blk = typename F::block;
+        for (std::size_t n : {1, 7, 8, 9, 20}) {
+            CAPTURE(n);
+            const std::size_t k = 256 * 2, nb = k / 256;
+            const auto b = q::quantize<F>(weight_values(n, k, unsigned(n) + 50));
+            const auto p = q::pack<F>(std::span<const blk>(b), n, k);
+            CHECK(p.bytes() == (n + 7) / 8 * 8 * nb * sizeof(blk));
+            const auto v = p.view();
+            for (std::size_t r = 0; r < v.groups() * 8; ++r)
+                for (std::size_t j = 0; j < nb; ++j) {
+                    const blk got = v.block(r, j);
+                    const blk want = r < n ? b[r * nb + j] : blk{};
+                    REQUIRE(std::memcmp(&got, &want, sizeof got) == 0);
+                }
+            CHECK(v.value(n - 1, k - 1) == q::dequantize<F>(std::span<const blk>(b))[n * k - 1]);
+            std::vector<std::uint8_t> bytes(q::packed_view<F>::packed_bytes(n, k));
+            const auto vi = q::pack_into<F>(bytes, std::span<const blk>(b), n, k);
+            CHECK(std::memcmp(bytes.data(), v.codes, bytes.size()) == 0);
+            CHECK(vi.rows == n);
+        }
+    };
+    one(q::q4_k{});
+    one(q::q6_k{});
+}
+
 TEST_CASE("quant packed: Q4_0 and Q8_0 on every path match the reference within the derived bounds; paths agree bit for bit") {
     check_sizes<q::q4_0>();
     check_sizes<q::q8_0>();
+}
+
+TEST_CASE("quant packed: Q4_K and Q6_K on every path match the exact x_q W^T and the row-major kernel within the derived bounds; paths agree bit for bit") {
+    check_k_sizes<q::q4_k>();
+    check_k_sizes<q::q6_k>();
 }
 
 TEST_CASE("quant packed: gemm rows equal gemv (M = 1..9); a pool equals sequential; strided views; pre-quantized activations") {
@@ -252,6 +393,8 @@ TEST_CASE("quant packed: gemm rows equal gemv (M = 1..9); a pool equals sequenti
         CAPTURE(std::string(q::isa_name(path)));
         check_consistency<q::q4_0>(path);
         check_consistency<q::q8_0>(path);
+        check_consistency<q::q4_k>(path);
+        check_consistency<q::q6_k>(path);
     }
     for (auto p : {q::kernel_isa::avx_vnni, q::kernel_isa::avx512_vnni}) {
         if (!q::isa_available(p)) MESSAGE("skipped: the ", q::isa_name(p), " path (this CPU lacks it)");
@@ -326,22 +469,40 @@ TEST_CASE("quant packed: bad sizes are llm::error naming the values") {
             CHECK_THROWS_AS(q::gemv(y, x160, wp, {.path = p}), llm::error);
         }
     }
+    // K formats: 256-value blocks.
+    std::vector<q::block_q6_k> b6(4);
+    CHECK_THROWS_WITH_AS((void)q::pack<q::q6_k>(std::span<const q::block_q6_k>(b6), 2, 384),
+                         doctest::Contains("cols = 384 is not a multiple of the block size 256"), llm::error);
+    CHECK_THROWS_WITH_AS((void)q::pack<q::q6_k>(std::span<const q::block_q6_k>(b6), 3, 512),
+                         doctest::Contains("4 blocks hold fewer than 3 rows of 512 values"), llm::error);
+    const auto w6 = q::pack<q::q6_k>(std::span<const q::block_q6_k>(b6), 2, 512);
+    llm::tensor<float, llm::dims<1>> x256(256);
+    CHECK_THROWS_WITH_AS(q::gemv(y, x256, w6), doctest::Contains("x has 256 values but w has 512 columns"), llm::error);
 }
 
 TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and grouped) to the packed kernels, bit for bit") {
     const std::size_t k = 32 * 8, m = 3;
     const auto b4 = q::quantize<q::q4_0>(weight_values(20, k, 11));
     const auto b8 = q::quantize<q::q8_0>(weight_values(16, k, 12));
-    const auto bk = q::quantize<q::q4_k>(weight_values(5, k, 13));
+    const auto bk = q::quantize<q::q5_k>(weight_values(5, k, 13));
+    const auto bq4k = q::quantize<q::q4_k>(weight_values(13, k, 15));
+    const auto bq6k = q::quantize<q::q6_k>(weight_values(16, k, 16));
     auto bytes_of = [](const auto& v) { return std::as_bytes(std::span(v)); };
     const q::any_matrix r4(llm::io::ggml_type::q4_0, bytes_of(b4), 20, k);
     const q::any_matrix r8(llm::io::ggml_type::q8_0, bytes_of(b8), 16, k);
-    const q::any_matrix rk(llm::io::ggml_type::q4_k, bytes_of(bk), 5, k);
-    std::vector<std::byte> s4, s8, sk;
+    const q::any_matrix rk(llm::io::ggml_type::q5_k, bytes_of(bk), 5, k);
+    const q::any_matrix r4k(llm::io::ggml_type::q4_k, bytes_of(bq4k), 13, k);
+    const q::any_matrix r6k(llm::io::ggml_type::q6_k, bytes_of(bq6k), 16, k);
+    std::vector<std::byte> s4, s8, sk, s4k, s6k;
     const q::any_matrix p4 = q::repack(r4, s4), p8 = q::repack(r8, s8), pk = q::repack(rk, sk);
+    const q::any_matrix p4k = q::repack(r4k, s4k), p6k = q::repack(r6k, s6k);
+    CHECK(p4k.layout() == q::weight_layout::interleaved8);
+    CHECK(p6k.layout() == q::weight_layout::interleaved8);
+    CHECK(s4k.size() == 16 * (k / 256) * sizeof(q::block_q4_k));  // 13 rows padded to 16
+    CHECK(s6k.size() == bq6k.size() * sizeof(q::block_q6_k));       // 16 rows: the same bytes
     CHECK(p4.layout() == q::weight_layout::interleaved8);
     CHECK(p8.layout() == q::weight_layout::interleaved8);
-    CHECK(pk.layout() == q::weight_layout::row_major);  // q4_K: not repacked, storage untouched
+    CHECK(pk.layout() == q::weight_layout::row_major);  // q5_K: not repacked, storage untouched
     CHECK(sk.empty());
     CHECK(s4.size() == 24 * (k / 32) * sizeof(q::block_q4_0));  // 20 rows padded to 24
     CHECK(s8.size() == b8.size() * sizeof(q::block_q8_0));        // 16 rows: the same bytes
@@ -359,17 +520,28 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     q::linear_forward(yk, x, pk, ws, pool);
     q::linear_forward(yk_row, x, rk, ws, pool);
     for (std::size_t i = 0; i < yk.size(); ++i) REQUIRE(same_bits(yk.data()[i], yk_row.data()[i]));
+    // Q4_K / Q6_K repacked: linear_forward equals packed gemm on the same packed weights.
+    matrix y4k(m, 13), g4k(m, 13), y6k(m, 16), g6k(m, 16);
+    q::linear_forward(y4k, x, p4k, ws, pool);
+    q::gemm(g4k, x, q::pack<q::q4_k>(std::span<const q::block_q4_k>(bq4k), 13, k), {}, pool);
+    for (std::size_t i = 0; i < y4k.size(); ++i) REQUIRE(same_bits(y4k.data()[i], g4k.data()[i]));
+    q::linear_forward(y6k, x, p6k, ws, pool);
+    q::gemm(g6k, x, q::pack<q::q6_k>(std::span<const q::block_q6_k>(bq6k), 16, k), {}, pool);
+    for (std::size_t i = 0; i < y6k.size(); ++i) REQUIRE(same_bits(y6k.data()[i], g6k.data()[i]));
     // Grouped over packed and row-major matrices: each product equals its single call bit for bit.
-    matrix z4(m, 20), z8(m, 16), zk(m, 5), zr(m, 20), yr(m, 20);
+    matrix z4(m, 20), z8(m, 16), zk(m, 5), zr(m, 20), yr(m, 20), z4k(m, 13), z6k(m, 16);
     q::linear_forward(yr, x, r4, ws, pool);
     using view2 = llm::tensor_view<float, llm::dims<2>>;
-    const std::vector<view2> ys = {view2(z4.data(), m, 20), view2(z8.data(), m, 16), view2(zk.data(), m, 5), view2(zr.data(), m, 20)};
-    const q::any_matrix* ws_[] = {&p4, &p8, &pk, &r4};
+    const std::vector<view2> ys = {view2(z4.data(), m, 20), view2(z8.data(), m, 16), view2(zk.data(), m, 5),
+                                   view2(zr.data(), m, 20), view2(z4k.data(), m, 13), view2(z6k.data(), m, 16)};
+    const q::any_matrix* ws_[] = {&p4, &p8, &pk, &r4, &p4k, &p6k};
     q::linear_forward(std::span<const view2>(ys), x, std::span<const q::any_matrix* const>(ws_), ws, pool);
     for (std::size_t i = 0; i < z4.size(); ++i) REQUIRE(same_bits(z4.data()[i], y4.data()[i]));
     for (std::size_t i = 0; i < z8.size(); ++i) REQUIRE(same_bits(z8.data()[i], y8.data()[i]));
     for (std::size_t i = 0; i < zk.size(); ++i) REQUIRE(same_bits(zk.data()[i], yk.data()[i]));
     for (std::size_t i = 0; i < zr.size(); ++i) REQUIRE(same_bits(zr.data()[i], yr.data()[i]));
+    for (std::size_t i = 0; i < z4k.size(); ++i) REQUIRE(same_bits(z4k.data()[i], y4k.data()[i]));
+    for (std::size_t i = 0; i < z6k.size(); ++i) REQUIRE(same_bits(z6k.data()[i], y6k.data()[i]));
     // The packed and row-major products of the same quantized activations x_q differ only in the
     // fp32 order: each is within its bound of the exact x_q W^T (packed: (nb + 2) 2^-24 T, T =
     // sum |w xq|, see check_against_reference; row-major: (nb + 8) 2^-23 T', T' = sum (|w| + 2
@@ -400,6 +572,9 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q4_0, std::span<const std::byte>(s4).first(100), 20, k,
                                        q::weight_layout::interleaved8),
                          doctest::Contains("100 bytes are not the"), llm::error);
-    CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q4_k, bytes_of(bk), 5, k, q::weight_layout::interleaved8),
-                         doctest::Contains("holds q4_0 or q8_0, not q4_K"), llm::error);
+    CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q5_k, bytes_of(bk), 5, k, q::weight_layout::interleaved8),
+                         doctest::Contains("holds q4_0, q8_0, q4_K or q6_K, not q5_K"), llm::error);
+    CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q6_k, std::span<const std::byte>(s6k).first(1000), 16, k,
+                                       q::weight_layout::interleaved8),
+                         doctest::Contains("1000 bytes are not the"), llm::error);
 }

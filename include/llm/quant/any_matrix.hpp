@@ -166,12 +166,12 @@ inline constexpr std::size_t half_dot_max_rows = 8;
 
 }  // namespace detail
 
-/// How an any_matrix's bytes hold its rows: one row after another as GGUF stores them, or (Q4_0 and
-/// Q8_0 only) llm::quant::packed_view's groups of 8 interleaved rows (llm::quant::repack makes them).
+/// How an any_matrix's bytes hold its rows: one row after another as GGUF stores them, or (Q4_0, Q8_0,
+/// Q4_K and Q6_K only) llm::quant::packed_view's groups of 8 interleaved rows (llm::quant::repack makes them).
 /// Example: `if (w.layout() == llm::quant::weight_layout::interleaved8) { ... }`
 enum class weight_layout {
     row_major,     ///< GGUF's: rows of blocks one after another
-    interleaved8,  ///< llm::quant::packed_view's 8-row groups (Q4_0, Q8_0)
+    interleaved8,  ///< llm::quant::packed_view's 8-row groups (Q4_0, Q8_0, Q4_K, Q6_K)
 };
 
 /// A [rows, cols] weight matrix (y = x W^T reads it as nn.Linear's [out, in]) whose element
@@ -213,8 +213,8 @@ public:
         llm::check(reinterpret_cast<std::uintptr_t>(data_) % align == 0, "any_matrix: ", tr.name, " data is not aligned to ", align,
                    " bytes");
     }
-    /// A view of `bytes` in `layout`: row_major as the constructor above; interleaved8 (Q4_0 or
-    /// Q8_0 only) as llm::quant::packed_view lays them out, bytes.size() equal to
+    /// A view of `bytes` in `layout`: row_major as the constructor above; interleaved8 (Q4_0, Q8_0,
+    /// Q4_K or Q6_K only) as llm::quant::packed_view lays them out, bytes.size() equal to
     /// packed_view<F>::packed_bytes(rows, cols). llm::error otherwise, naming the values.
     /// Example: `llm::quant::any_matrix w(llm::io::ggml_type::q4_0, packed_bytes, 64, 128, llm::quant::weight_layout::interleaved8);`
     any_matrix(io::ggml_type type, std::span<const std::byte> bytes, std::size_t rows, std::size_t cols, weight_layout layout)
@@ -231,7 +231,7 @@ public:
                 need = packed_view<F>::packed_bytes(rows, cols);
             }
         }) && need != 0;
-        llm::check(packable || rows * cols == 0, "any_matrix: the interleaved8 layout holds q4_0 or q8_0, not ",
+        llm::check(packable || rows * cols == 0, "any_matrix: the interleaved8 layout holds q4_0, q8_0, q4_K or q6_K, not ",
                    tr.name.empty() ? std::string_view("(invalid)") : tr.name);
         llm::check(cols % tr.block_size == 0, "any_matrix: ", tr.name, " rows of ", cols, " values are not a whole number of ",
                    tr.block_size, "-value blocks");
@@ -285,13 +285,15 @@ private:
     weight_layout layout_ = weight_layout::row_major;
 };
 
-/// True for the GGUF types llm::quant::repack interleaves (q4_0, q8_0).
+/// True for the GGUF types llm::quant::repack interleaves (q4_0, q8_0, q4_K, q6_K; any row count,
+/// the last group padded: no extra bytes when the rows are a multiple of 8).
 /// Example: `if (llm::quant::repackable(info.type)) { ... }`
 inline bool repackable(io::ggml_type type) noexcept {
-    return type == io::ggml_type::q4_0 || type == io::ggml_type::q8_0;
+    return type == io::ggml_type::q4_0 || type == io::ggml_type::q8_0 || type == io::ggml_type::q4_k ||
+           type == io::ggml_type::q6_k;
 }
 
-/// A row-major Q4_0 / Q8_0 any_matrix repacked into 8-row interleaved groups (llm::quant::pack's
+/// A row-major Q4_0 / Q8_0 / Q4_K / Q6_K any_matrix repacked into 8-row interleaved groups (llm::quant::pack's
 /// layout, as llama.cpp repacks at load) in `storage` (resized to the packed bytes: the same as
 /// the rows' blocks when rows is a multiple of 8), returned as an interleaved8 any_matrix viewing
 /// `storage`, which must outlive it. linear_forward then runs the packed kernels (other bits than

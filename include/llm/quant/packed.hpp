@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// llm::quant::packed_matrix: Q4_0 / Q8_0 weights repacked into groups of 8 interleaved rows (as llama.cpp's CPU
+// llm::quant::packed_matrix: Q4_0 / Q8_0 / Q4_K / Q6_K weights repacked into groups of 8 interleaved rows (as llama.cpp's CPU
 // "repack" does at load), and gemv / gemm on them: one 256-bit vector holds 4 codes of each of 8 rows, so
 // the lanes are the rows and a decode GEMV runs at the memory's read speed on one AVX2 core.
 #pragma once
@@ -18,6 +18,7 @@
 #include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -32,20 +33,77 @@
 
 namespace llm::quant {
 
-/// The formats llm::quant::pack repacks: Q4_0 and Q8_0.
-/// Example: `static_assert(llm::quant::packable_format<llm::quant::q4_0>);`
+/// The formats llm::quant::pack repacks: Q4_0 and Q8_0 (against Q8_0 activations), Q4_K and Q6_K
+/// (against Q8_K activations).
+/// Example: `static_assert(llm::quant::packable_format<llm::quant::q4_k>);`
 template <class F>
-concept packable_format = block_format<F> && (std::is_same_v<F, q4_0> || std::is_same_v<F, q8_0>);
+concept packable_format = block_format<F> && (std::is_same_v<F, q4_0> || std::is_same_v<F, q8_0> ||
+                                              std::is_same_v<F, q4_k> || std::is_same_v<F, q6_k>);
 
 /// Weight rows per packed group (the lanes of one 256-bit vector of int32 or float).
 inline constexpr std::size_t pack_group_rows = 8;
 
 namespace detail {
 
-/// Bytes of one packed block's codes for a group of 8 rows: Q4_0 128 (4 vectors of nibbles), Q8_0 256.
+/// True for the packed K formats (Q4_K, Q6_K): a group's block holds its scales inline.
+template <class F>
+inline constexpr bool packed_k = std::is_same_v<F, q4_k> || std::is_same_v<F, q6_k>;
+
+/// Bytes of one packed block's codes for a group of 8 rows: Q4_0 128 (4 vectors of nibbles), Q8_0
+/// 256; Q4_K / Q6_K the whole of the 8 rows' blocks (8 x 144, 8 x 210), scales included.
 template <class F>
 constexpr std::size_t packed_code_bytes() {
-    return std::is_same_v<F, q4_0> ? 128 : 256;
+    if constexpr (packed_k<F>) {
+        return pack_group_rows * sizeof(typename F::block);
+    } else {
+        return std::is_same_v<F, q4_0> ? 128 : 256;
+    }
+}
+
+/// Bytes of one packed block's separate scales for a group of 8 rows: Q4_0 / Q8_0 8 f16; 0 for
+/// the K formats (inline in their code bytes).
+template <class F>
+constexpr std::size_t packed_scale_bytes() {
+    return packed_k<F> ? 0 : pack_group_rows * sizeof(f16);
+}
+
+/// One field of a K-format block as packed: bytes [offset, offset + length) of every row's block,
+/// in units of `unit` bytes (2 for an f16, else 4); unit u of row r lands at byte
+/// 8 offset + 8 unit u + unit r of the group's packed block.
+struct packed_field {
+    std::size_t offset, length, unit;
+};
+
+/// The fields of a packed K block, in block order (so the packed offsets are 8 x the block's).
+/// Q4_K: d, dmin, scales[12], qs[128]; Q6_K: ql[128], qh[64], scales[16], d.
+template <class F>
+constexpr std::array<packed_field, 4> packed_fields() {
+    if constexpr (std::is_same_v<F, q4_k>) {
+        static_assert(offsetof(block_q4_k, dmin) == 2 && offsetof(block_q4_k, scales) == 4 &&
+                      offsetof(block_q4_k, qs) == 16);
+        return {{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}};
+    } else {
+        static_assert(offsetof(block_q6_k, qh) == 128 && offsetof(block_q6_k, scales) == 192 &&
+                      offsetof(block_q6_k, d) == 208);
+        return {{{0, 128, 4}, {128, 64, 4}, {192, 16, 4}, {208, 2, 2}}};
+    }
+}
+
+/// Copies row `lane`'s block between its packed group block `packed` and `blk` (to_packed: blk
+/// into packed; else packed into blk), field by field (packed_fields).
+template <class F>
+void move_k_block(std::uint8_t* packed, std::uint8_t* blk, std::size_t lane, bool to_packed) noexcept {
+    for (const packed_field& f : packed_fields<F>()) {
+        for (std::size_t u = 0; u < f.length / f.unit; ++u) {
+            std::uint8_t* p = packed + 8 * f.offset + pack_group_rows * f.unit * u + f.unit * lane;
+            std::uint8_t* b = blk + f.offset + f.unit * u;
+            if (to_packed) {
+                std::memcpy(p, b, f.unit);
+            } else {
+                std::memcpy(b, p, f.unit);
+            }
+        }
+    }
 }
 
 }  // namespace detail
@@ -56,9 +114,15 @@ constexpr std::size_t packed_code_bytes() {
 /// g at codes + (g nb + b) C, C = 128 bytes for Q4_0, 256 for Q8_0), as C / 32 vectors of 32 bytes
 /// whose dword r holds 4 bytes of row 8 g + r (vector v: Q4_0 row's qs[4 v .. 4 v + 3], so low
 /// nibbles are codes 4 v .. 4 v + 3 and high nibbles codes 16 + 4 v ..; Q8_0 codes 4 v .. 4 v + 3);
-/// then the f16 scales, the 8 rows' of block b of group g at scales + 8 (g nb + b). Rows past
-/// `rows` in the last group are zero (codes 0, scale 0). The bytes equal those of the padded
-/// rows' blocks in number: groups x 8 x nb x sizeof(F::block).
+/// then the f16 scales, the 8 rows' of block b of group g at scales + 8 (g nb + b). Q4_K / Q6_K:
+/// no separate scales (`scales` points past the codes); block b of group g (C = 8 x 144 or 8 x
+/// 210 bytes) is the 8 rows' super-blocks field by field in block order, each field's 4-byte
+/// units (f16 fields: 2-byte) interleaved, unit u of row r at 8 offset + 8 w u + w r (offset the
+/// field's offset in the block, w its unit): Q4_K d at 0, dmin 16, scales 32 (3 vectors), qs 128
+/// (32 vectors: dword r of vector v is row r's qs[4 v .. 4 v + 3]); Q6_K ql at 0 (32 vectors), qh
+/// 1024 (16), scales 1536 (4), d 1664. Rows past `rows` in the last group are zero (codes 0,
+/// scale 0). The bytes equal those of the padded rows' blocks in number: groups x 8 x nb x
+/// sizeof(F::block).
 /// Example: `llm::quant::packed_view<llm::quant::q4_0> v = packed.view(); float y0 = v.value(0, 0);`
 template <packable_format F>
 struct packed_view {
@@ -70,7 +134,7 @@ struct packed_view {
     std::size_t rows = 0;                 ///< N (weight rows)
     std::size_t cols = 0;                 ///< K (values per row)
 
-    /// K / 32.
+    /// K / block size (32 or 256).
     [[nodiscard]] std::size_t blocks_per_row() const noexcept { return cols / F::block_size; }
     /// Groups of 8 rows (the last padded).
     [[nodiscard]] std::size_t groups() const noexcept { return (rows + pack_group_rows - 1) / pack_group_rows; }
@@ -87,11 +151,16 @@ struct packed_view {
         typename F::block out{};
         const std::size_t g = r / pack_group_rows, lane = r % pack_group_rows;
         const std::uint8_t* c = group_codes(g) + b * detail::packed_code_bytes<F>();
+        if constexpr (detail::packed_k<F>) {
+            detail::move_k_block<F>(const_cast<std::uint8_t*>(c), reinterpret_cast<std::uint8_t*>(&out), lane, false);
+            return out;
+        } else {
         out.d = group_scales(g)[pack_group_rows * b + lane];
         for (std::size_t v = 0; v < detail::packed_code_bytes<F>() / 32; ++v) {
             std::memcpy(reinterpret_cast<std::uint8_t*>(out.qs) + 4 * v, c + 32 * v + 4 * lane, 4);
         }
         return out;
+        }
     }
     /// The value W(r, c) (as F dequantizes it).
     [[nodiscard]] float value(std::size_t r, std::size_t c) const noexcept {
@@ -107,7 +176,7 @@ struct packed_view {
     /// Bytes a [rows, cols] packed matrix takes (codes, then scales).
     [[nodiscard]] static constexpr std::size_t packed_bytes(std::size_t rows, std::size_t cols) noexcept {
         return (rows + pack_group_rows - 1) / pack_group_rows * (cols / F::block_size) *
-               (detail::packed_code_bytes<F>() + pack_group_rows * sizeof(f16));
+               (detail::packed_code_bytes<F>() + detail::packed_scale_bytes<F>());
     }
 };
 
@@ -135,6 +204,18 @@ void pack_blocks(const typename F::block* src, std::size_t w_rs, std::size_t row
     for (std::size_t g = 0; g < groups; ++g) {
         for (std::size_t b = 0; b < nb; ++b) {
             std::uint8_t* c = codes + (g * nb + b) * cb;
+            if constexpr (packed_k<F>) {
+                (void)scales;
+                for (std::size_t lane = 0; lane < pack_group_rows; ++lane) {
+                    const std::size_t r = pack_group_rows * g + lane;
+                    typename F::block blk{};  // the padding rows: every byte 0
+                    if (r < rows) {
+                        blk = src[r * w_rs + b];
+                    }
+                    move_k_block<F>(c, reinterpret_cast<std::uint8_t*>(&blk), lane, true);
+                }
+                continue;
+            } else {
             f16* d = scales + (g * nb + b) * pack_group_rows;
             for (std::size_t lane = 0; lane < pack_group_rows; ++lane) {
                 const std::size_t r = pack_group_rows * g + lane;
@@ -151,13 +232,14 @@ void pack_blocks(const typename F::block* src, std::size_t w_rs, std::size_t row
                     }
                 }
             }
+            }
         }
     }
 }
 
 }  // namespace detail
 
-/// Q4_0 / Q8_0 weights [rows, cols] repacked for gemv / gemm in groups of 8 interleaved rows
+/// Q4_0 / Q8_0 / Q4_K / Q6_K weights [rows, cols] repacked for gemv / gemm in groups of 8 interleaved rows
 /// (packed_view's layout), owning its bytes (64-byte aligned; as many as the blocks of the rows
 /// padded to a multiple of 8). Made by llm::quant::pack; view() is the non-owning view.
 /// Example: `auto wp = llm::quant::pack<llm::quant::q4_0>(blocks, n, k); llm::quant::gemv(y, x, wp);`
@@ -208,7 +290,7 @@ template <packable_format F>
     return packed_matrix<F>(blocks.data(), cols / F::block_size, rows, cols);
 }
 
-/// Packs a quantized_matrix view (llm::quant::matrix_view of Q4_0 or Q8_0 blocks, any row stride).
+/// Packs a quantized_matrix view (llm::quant::matrix_view of packable blocks, any row stride).
 /// Errors (llm::error): as gemv's checks on w (unit column stride, rows on block boundaries).
 /// Example: `auto wp = llm::quant::pack(llm::quant::matrix_view<llm::quant::q4_0_accessor>(blocks, n, k));`
 template <quantized_matrix W>
@@ -320,14 +402,72 @@ auto as_packed(const W& w) noexcept {
     return w.view();
 }
 
-/// The portable packed kernel: the AVX2 kernel's bits (the same exact int32 block sums, the same
-/// fp32 products float(d_w) x d_x and fma per block in block order), one output at a time.
+/// The exact integer terms of one K super-block (row block `blk`) against Q8_K activations `a`
+/// (Q4_K's codes in its transposed order: element 4 i + t of group j at qs[32 i + 4 j + t]):
+/// Q4_K: s = sum_j sc_j sum_l q x, mins = sum_j m_j (bsums[2 j] + bsums[2 j + 1]); Q6_K: s =
+/// sum_g sc_g sum_l q x - 32 sum_g sc_g bsums[g] (q the unsigned 6-bit code), mins = 0.
 template <class F>
-void packed_generic_groups(const packed_view<F>& w, std::size_t g0, std::size_t g1, const act_q8_0* act,
+void k_block_terms(const typename F::block& blk, const block_q8_k& a, std::int32_t& s, std::int32_t& mins) noexcept {
+    s = 0;
+    mins = 0;
+    if constexpr (std::is_same_v<F, q4_k>) {
+        for (int j = 0; j < 8; ++j) {
+            std::uint8_t sc = 0, mn = 0;
+            scale_min_k4(j, blk.scales, sc, mn);
+            std::int32_t sj = 0;
+            for (int l = 0; l < 32; ++l) {
+                const int q = (blk.qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF;
+                sj += q * a.qs[32 * (l / 4) + 4 * j + l % 4];
+            }
+            s += sc * sj;
+            mins += mn * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+        }
+    } else {
+        std::int32_t off = 0;
+        for (int e = 0; e < 256; ++e) {
+            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+            const int low = (blk.ql[64 * h + 32 * (k % 2) + l] >> (4 * (k / 2))) & 0xF;
+            const int q = low | (((blk.qh[32 * h + l] >> (2 * k)) & 3) << 4);
+            s += blk.scales[e / 16] * q * a.qs[e];
+        }
+        for (int g = 0; g < 16; ++g) {
+            off += blk.scales[g] * a.bsums[g];
+        }
+        s -= 32 * off;
+    }
+}
+
+/// The portable packed kernel: the AVX2 kernel's bits (the same exact int32 block sums, the same
+/// fp32 products float(d_w) x d_x and fma per block in block order), one output at a time. K
+/// formats: per super-block acc = fma(float(s), float(d) x d_x, acc), then (Q4_K) acc =
+/// fma(float(mins), -(float(dmin) x d_x), acc), accumulated in the output itself.
+template <class F>
+void packed_generic_groups(const packed_view<F>& w, std::size_t g0, std::size_t g1, const act_block_t<F>* act,
                            std::size_t act_rs, std::size_t mrows, float* out, std::size_t out_rs,
                            std::size_t out_cs) noexcept {
     constexpr std::size_t cb = packed_code_bytes<F>();
     const std::size_t nb = w.blocks_per_row();
+    if constexpr (packed_k<F>) {
+        for (std::size_t r = pack_group_rows * g0; r < std::min(w.rows, pack_group_rows * g1); ++r) {
+            for (std::size_t m = 0; m < mrows; ++m) {
+                out[m * out_rs + r * out_cs] = 0.0f;
+            }
+            for (std::size_t b = 0; b < nb; ++b) {
+                const typename F::block blk = w.block(r, b);
+                for (std::size_t m = 0; m < mrows; ++m) {
+                    const block_q8_k& a = act[m * act_rs + b];
+                    std::int32_t s = 0, mins = 0;
+                    k_block_terms<F>(blk, a, s, mins);
+                    float& o = out[m * out_rs + r * out_cs];
+                    o = std::fma(static_cast<float>(s), static_cast<float>(blk.d) * a.d, o);
+                    if constexpr (std::is_same_v<F, q4_k>) {
+                        o = std::fma(static_cast<float>(mins), -(static_cast<float>(blk.dmin) * a.d), o);
+                    }
+                }
+            }
+        }
+        return;
+    } else {
     for (std::size_t g = g0; g < g1; ++g) {
         const std::uint8_t* codes = w.group_codes(g);
         const f16* scales = w.group_scales(g);
@@ -359,6 +499,7 @@ void packed_generic_groups(const packed_view<F>& w, std::size_t g0, std::size_t 
             }
         }
     }
+    }
 }
 
 /// Groups per parallel chunk: a GEMV (m = 1) gets enough chunks to balance the threads (8 per
@@ -378,15 +519,15 @@ inline std::size_t packed_chunk_groups(std::size_t groups, std::size_t m, std::s
     return std::max<std::size_t>(g, 1);
 }
 
-/// y(m, n) for m < mrows, n < w.rows from activation rows quantized to Q8_0 (act_rs blocks apart).
+/// y(m, n) for m < mrows, n < w.rows from activation rows quantized to Q8_0 / Q8_K (act_rs blocks apart).
 template <class F, class Exec>
-void packed_matmul(float* y, std::size_t y_rs, std::size_t y_cs, const act_q8_0* a, std::size_t act_rs,
+void packed_matmul(float* y, std::size_t y_rs, std::size_t y_cs, const act_block_t<F>* a, std::size_t act_rs,
                    std::size_t mrows, const packed_view<F>& w, kernel_isa isa, Exec& exec) {
     if (mrows == 0 || w.rows == 0) {
         return;
     }
     const std::size_t groups = w.groups();
-    const std::size_t gbytes = w.blocks_per_row() * (packed_code_bytes<F>() + pack_group_rows * sizeof(f16));
+    const std::size_t gbytes = w.blocks_per_row() * (packed_code_bytes<F>() + packed_scale_bytes<F>());
     const std::size_t chunk = packed_chunk_groups(groups, mrows, gbytes, static_cast<std::size_t>(exec.size()));
     parallel::parallel_for(exec, groups, chunk, [&](std::size_t g0, std::size_t g1) {
         switch (isa) {
@@ -400,7 +541,7 @@ void packed_matmul(float* y, std::size_t y_rs, std::size_t y_cs, const act_q8_0*
     });
 }
 
-/// The shared body of the packed gemv and gemm: quantizes the activation rows to Q8_0 (as the
+/// The shared body of the packed gemv and gemm: quantizes the activation rows to Q8_0 / Q8_K (as the
 /// unpacked integer paths do), then packed_matmul.
 template <class F, class TX, class Exec>
 void packed_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::size_t x_rs,
@@ -412,7 +553,7 @@ void packed_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, c
     }
     const std::size_t nb = w.blocks_per_row(), threads = static_cast<std::size_t>(exec.size());
     const llm::workspace::frame frame(ws);
-    act_q8_0* a = ws.take<act_q8_0>(mrows * nb, fn, "the quantized activations");
+    act_block_t<F>* a = ws.take<act_block_t<F>>(mrows * nb, fn, "the quantized activations");
     const std::size_t row_grain = std::max<std::size_t>(1, (mrows + 2 * threads - 1) / (2 * threads));
     parallel::parallel_for(exec, mrows, row_grain, [&](std::size_t m0, std::size_t m1) {
         quantize_act_rows<F>(x, x_rs, x_cs, m0, m1, nb, a);
@@ -423,10 +564,13 @@ void packed_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, c
 }  // namespace detail
 
 /// y = x W^T for one activation row (decode) with packed weights: y[n] = sum_k x[k] W(n, k).
-/// x is quantized to Q8_0 as the unpacked gemv does; each output is
+/// x is quantized to Q8_0 (Q4_K / Q6_K: Q8_K) as the unpacked gemv does; each output is
 ///   sum over blocks b, in block order, of fma(float(S(n, b)), float(d_w) x d_x, acc),
 /// S the exact int32 block sum of code products (Q4_0's offset 8 removed through the activation
-/// block's code sum), one fp32 accumulator per output and no horizontal sum. Every path
+/// block's code sum; K formats per super-block: S = sum of group scale x code x activation
+/// products, Q6_K's offset 32 removed through the activation group sums, then for Q4_K a second
+/// fma(float(M), -(float(dmin_w) x d_x), acc) of the minimums' sum M), one fp32 accumulator per
+/// output and no horizontal sum. Every path
 /// (generic portable C++, avx2, avx_vnni, avx512_vnni) gives these bits, and gemm's rows equal
 /// gemv's for any M and executor. The bits differ from the unpacked gemv's (8-lane partial sums
 /// there); both are within the same derived bound of the exact product of the quantized values.
@@ -477,7 +621,7 @@ void gemv(Y&& y, X&& x, const W& w, matmul_options options = {}) {
 /// packed gemv's of that row, bit for bit (the same per-output fma chain); tiles of 4 activation
 /// rows by one group of 8 weight rows unpack each weight block once for 4 rows.
 ///   y: [M, N] fp32 (any strides); x: [M, K] fp32 or bf16 (any strides); w: packed weights;
-///   ws: M K / 32 activation blocks (40 bytes each). Errors as gemv.
+///   ws: M K / 32 activation blocks (40 bytes each; K formats M K / 256 of 292). Errors as gemv.
 /// Example: `llm::quant::gemm(y, x, wp, {}, ws, pool);`
 template <view_of_rank<2> Y, dense_view<2> X, packed_weights W, parallel::policy Exec>
     requires std::same_as<view_element_t<Y>, float>
@@ -521,8 +665,9 @@ void gemm(Y&& y, X&& x, const W& w, matmul_options options = {}) {
     gemm(y, x, w, options, ws, parallel::default_pool());
 }
 
-/// Packed gemm with activations quantized beforehand (quantize_activations for any 32-value
-/// format: the Q8_0 blocks): bit for bit gemm(y, x, w, ...) of the rows `a` was quantized from.
+/// Packed gemm with activations quantized beforehand (quantize_activations for a format sharing
+/// F's activation blocks, activation_compatible: any 32-value format for Q4_0 / Q8_0, Q5_K / Q6_K
+/// for Q6_K, Q4_K for Q4_K): bit for bit gemm(y, x, w, ...) of the rows `a` was quantized from.
 ///   y: [M, N] fp32; a: M rows of K values; w: packed weights; exec last.
 /// Errors (llm::error): y not [M, N], K disagreeing, a path the CPU lacks.
 /// Example: `llm::quant::gemm(y, qa, wp, {}, pool);`
