@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// This machine's ceilings: fp32 FMA peak (AVX-512, AVX2) and STREAM memory bandwidth, 1 and 2 threads.
+// This machine's ceilings: fp32 FMA peak (AVX-512, AVX2), the bf16 dot-product peak (vdpbf16ps) and STREAM memory bandwidth, 1 and 2 threads.
 //
 // Every kernel in BENCHMARKS.md is reported as a fraction of these figures, measured in the
 // same session. Two threads run through llm::parallel::thread_pool (the caller plus one
@@ -17,6 +17,9 @@
 #include <benchmark/benchmark.h>
 
 #include <unistd.h>
+#if LLM_BENCH_X86
+#include <cpuid.h>
+#endif
 
 #include <algorithm>
 #include <cstddef>
@@ -69,6 +72,16 @@ void BM_fma_avx512(benchmark::State& state) {
             "this CPU has no AVX-512F");
 }
 BENCHMARK(BM_fma_avx512)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+
+// The bf16 dot-product ceiling (vdpbf16ps, AVX512_BF16): what the bf16 GEMM is measured against.
+void BM_dpbf16_avx512(benchmark::State& state) {
+    unsigned a = 0, b = 0, c = 0, d = 0;
+    const bool bf16 = __builtin_cpu_supports("avx512f") && __get_cpuid_count(7, 1, &a, &b, &c, &d) != 0 &&
+                      (a & (1u << 5)) != 0;
+    run_fma(state, llm_bench::dpbf16_chains_avx512, llm_bench::dpbf16_flops_per_call, bf16,
+            "this CPU has no AVX512_BF16");
+}
+BENCHMARK(BM_dpbf16_avx512)->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 
 void BM_fma_avx2(benchmark::State& state) {
     run_fma(state, fma_chains_avx2, avx2_flops_per_call,

@@ -81,6 +81,37 @@ __attribute__((target("avx2,fma"), noinline)) inline float fma_chains_avx2(std::
     return sum_lanes(lanes, 8);
 }
 
+// The bf16 dot-product ceiling: independent chains acc = vdpbf16ps(acc, x, y) (AVX512_BF16),
+// each instruction 16 lanes x 2 products x 2 flops = 64 flops. As for the FMA chains, every
+// chain starts from its own value and feeds the returned sum (no folding: the intrinsic is not
+// constant-folded, and equal chains are not merged); x, y are bf16 pairs of 2^-10 and 2^-10,
+// so each step adds 2^-19 and 2^20 steps keep the sums normal and bounded. dpbf16_chains is
+// the count; 16 chains (as the FMA ceiling) and 24 measured the same on an Emerald Rapids.
+inline constexpr int dpbf16_chains = 16;
+__attribute__((target("avx512f,avx512bf16"), noinline)) inline float dpbf16_chains_avx512(std::size_t iterations) {
+    __m512 acc[dpbf16_chains];
+    for (int j = 0; j < dpbf16_chains; ++j) {
+        acc[j] = _mm512_set1_ps(static_cast<float>(j));
+    }
+    const __m512bh x = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x3A803A80));  // bf16 2^-10, twice
+    const __m512bh y = reinterpret_cast<__m512bh>(_mm512_set1_epi32(0x3A803A80));
+    for (std::size_t i = 0; i < iterations; ++i) {
+#pragma GCC unroll 16
+        for (int j = 0; j < dpbf16_chains; ++j) {
+            acc[j] = _mm512_dpbf16_ps(acc[j], x, y);
+        }
+    }
+    for (int j = 1; j < dpbf16_chains; ++j) {
+        acc[0] = _mm512_add_ps(acc[0], acc[j]);
+    }
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, acc[0]);
+    return sum_lanes(lanes, 16);
+}
+
+/// Flops of one dpbf16_chains_avx512 call (16 lanes x 2 products x 2 flops per instruction).
+inline constexpr double dpbf16_flops_per_call = double(fma_iterations) * dpbf16_chains * 16 * 2 * 2;
+
 /// Flops of one fma_chains_avx512 / fma_chains_avx2 call (2 per lane per FMA).
 inline constexpr double avx512_flops_per_call = double(fma_iterations) * avx512_chains * 16 * 2;
 inline constexpr double avx2_flops_per_call = double(fma_iterations) * avx2_chains * 8 * 2;
