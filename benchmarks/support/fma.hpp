@@ -37,6 +37,16 @@ inline float sum_lanes(const float* lanes, int n) {
     return sum;
 }
 
+/// The sum of every lane of n zmm chains (so each chain feeds the result); acc[0] is clobbered.
+__attribute__((target("avx512f"))) inline float sum_chains_avx512(__m512* acc, int n) {
+    for (int j = 1; j < n; ++j) {
+        acc[0] = _mm512_add_ps(acc[0], acc[j]);
+    }
+    alignas(64) float lanes[16];
+    _mm512_store_ps(lanes, acc[0]);
+    return sum_lanes(lanes, 16);
+}
+
 inline constexpr int avx512_chains = 16;
 __attribute__((target("avx512f"), noinline)) inline float fma_chains_avx512(std::size_t iterations) {
     __m512 acc[avx512_chains];
@@ -51,12 +61,7 @@ __attribute__((target("avx512f"), noinline)) inline float fma_chains_avx512(std:
             acc[j] = _mm512_fmadd_ps(acc[j], m, a);
         }
     }
-    for (int j = 1; j < avx512_chains; ++j) {
-        acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    }
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, acc[0]);
-    return sum_lanes(lanes, 16);
+    return sum_chains_avx512(acc, avx512_chains);
 }
 
 inline constexpr int avx2_chains = 12;
@@ -101,12 +106,7 @@ __attribute__((target("avx512f,avx512bf16"), noinline)) inline float dpbf16_chai
             acc[j] = _mm512_dpbf16_ps(acc[j], x, y);
         }
     }
-    for (int j = 1; j < dpbf16_chains; ++j) {
-        acc[0] = _mm512_add_ps(acc[0], acc[j]);
-    }
-    alignas(64) float lanes[16];
-    _mm512_store_ps(lanes, acc[0]);
-    return sum_lanes(lanes, 16);
+    return sum_chains_avx512(acc, dpbf16_chains);
 }
 
 /// Flops of one dpbf16_chains_avx512 call (16 lanes x 2 products x 2 flops per instruction).
