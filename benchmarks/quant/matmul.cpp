@@ -11,7 +11,7 @@
 // ggml reports MUL_MAT m=4096 n=1 k=14336: the same shape wherever 4096 rows exceed the L3.
 // LLM_BENCH_QUANT_K overrides k (e.g. 4096 for a quick run).
 // quant_gemv_packed / quant_gemm_packed run the same shapes on llm::quant::pack's 8-row interleaved
-// Q4_0 / Q8_0 weights (packed.hpp; the same number of bytes).
+// Q4_0 / Q8_0 / Q4_K / Q6_K weights (packed.hpp; the same number of bytes).
 #include <llm/core/cpu_info.hpp>
 #include <llm/core/workspace.hpp>
 #include <llm/quant/matmul.hpp>
@@ -214,6 +214,8 @@ BENCHMARK(quant_gemv_packed<q::q4_0>)->Name("quant_gemv_packed/q4_0")->ArgName("
 BENCHMARK(quant_gemv_packed<q::q8_0>)->Name("quant_gemv_packed/q8_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q4_k>)->Name("quant_gemv/q4_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q6_k>)->Name("quant_gemv/q6_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv_packed<q::q4_k>)->Name("quant_gemv_packed/q4_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv_packed<q::q6_k>)->Name("quant_gemv_packed/q6_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q5_k>)->Name("quant_gemv/q5_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q4_1>)->Name("quant_gemv/q4_1")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q5_0>)->Name("quant_gemv/q5_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -223,5 +225,7 @@ BENCHMARK(quant_gemm_packed<q::q4_0>)->Name("quant_gemm_packed/q4_0")->ArgName("
 BENCHMARK(quant_gemm_packed<q::q8_0>)->Name("quant_gemm_packed/q8_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q4_k>)->Name("quant_gemm/q4_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q6_k>)->Name("quant_gemm/q6_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q4_k>)->Name("quant_gemm_packed/q4_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q6_k>)->Name("quant_gemm_packed/q6_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -68,14 +68,15 @@ constexpr std::size_t packed_scale_bytes() {
 }
 
 /// One field of a K-format block as packed: bytes [offset, offset + length) of every row's block,
-/// in units of `unit` bytes (2 for an f16, else 4); unit u of row r lands at byte
+/// in units of `unit` bytes (2 for an f16, 1 for Q6_K's scales, else 4); unit u of row r lands at byte
 /// 8 offset + 8 unit u + unit r of the group's packed block.
 struct packed_field {
     std::size_t offset, length, unit;
 };
 
 /// The fields of a packed K block, in block order (so the packed offsets are 8 x the block's).
-/// Q4_K: d, dmin, scales[12], qs[128]; Q6_K: ql[128], qh[64], scales[16], d.
+/// Q4_K: d, dmin, scales[12], qs[128]; Q6_K: ql[128], qh[64], scales[16] (bytes: the 8 rows'
+/// scale of group g contiguous), d.
 template <class F>
 constexpr std::array<packed_field, 4> packed_fields() {
     if constexpr (std::is_same_v<F, q4_k>) {
@@ -85,7 +86,7 @@ constexpr std::array<packed_field, 4> packed_fields() {
     } else {
         static_assert(offsetof(block_q6_k, qh) == 128 && offsetof(block_q6_k, scales) == 192 &&
                       offsetof(block_q6_k, d) == 208);
-        return {{{0, 128, 4}, {128, 64, 4}, {192, 16, 4}, {208, 2, 2}}};
+        return {{{0, 128, 4}, {128, 64, 4}, {192, 16, 1}, {208, 2, 2}}};
     }
 }
 
@@ -117,10 +118,10 @@ void move_k_block(std::uint8_t* packed, std::uint8_t* blk, std::size_t lane, boo
 /// then the f16 scales, the 8 rows' of block b of group g at scales + 8 (g nb + b). Q4_K / Q6_K:
 /// no separate scales (`scales` points past the codes); block b of group g (C = 8 x 144 or 8 x
 /// 210 bytes) is the 8 rows' super-blocks field by field in block order, each field's 4-byte
-/// units (f16 fields: 2-byte) interleaved, unit u of row r at 8 offset + 8 w u + w r (offset the
+/// units (f16 fields: 2-byte; Q6_K's scales 1-byte) interleaved, unit u of row r at 8 offset + 8 w u + w r (offset the
 /// field's offset in the block, w its unit): Q4_K d at 0, dmin 16, scales 32 (3 vectors), qs 128
 /// (32 vectors: dword r of vector v is row r's qs[4 v .. 4 v + 3]); Q6_K ql at 0 (32 vectors), qh
-/// 1024 (16), scales 1536 (4), d 1664. Rows past `rows` in the last group are zero (codes 0,
+/// 1024 (16), scales 1536 (1-byte units: group g's 8 rows at 1536 + 8 g), d 1664. Rows past `rows` in the last group are zero (codes 0,
 /// scale 0). The bytes equal those of the padded rows' blocks in number: groups x 8 x nb x
 /// sizeof(F::block).
 /// Example: `llm::quant::packed_view<llm::quant::q4_0> v = packed.view(); float y0 = v.value(0, 0);`
@@ -142,9 +143,9 @@ struct packed_view {
     [[nodiscard]] const std::uint8_t* group_codes(std::size_t g) const noexcept {
         return codes + g * blocks_per_row() * detail::packed_code_bytes<F>();
     }
-    /// Group g's first block's 8 scales.
+    /// Group g's first block's 8 scales (the K formats: `scales` itself, their scales being inline).
     [[nodiscard]] const f16* group_scales(std::size_t g) const noexcept {
-        return scales + g * blocks_per_row() * pack_group_rows;
+        return scales + g * blocks_per_row() * (detail::packed_scale_bytes<F>() / sizeof(f16));
     }
     /// Block b of row r as F stores it (the block that was packed), r < rows, b < blocks_per_row().
     [[nodiscard]] typename F::block block(std::size_t r, std::size_t b) const noexcept {
