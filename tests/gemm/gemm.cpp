@@ -92,44 +92,55 @@ TEST_CASE("gemm own backend: a GEMV gives the same bits on any executor (both B 
     }
 }
 
-TEST_CASE("gemm own backend: the 6 x 16 tile (assembly on AVX2) gives the bits of a 4-row tile with the same kc") {
+TEST_CASE_TEMPLATE("gemm own backend: a 6-row tile (assembly on AVX2 and AVX-512) gives the bits of a 4-row tile", NV,
+                   std::integral_constant<std::size_t, 2>, std::integral_constant<std::size_t, 4>) {
     // Every element of C is the same fp32 FMA chain over k (in blocks of kc) whatever the
     // micro-tile, so a 6-row and a 4-row tile agree bit for bit: this catches a wrong index,
-    // step or remainder in the AVX2 assembly loop (kc 13 and 22: unrolled steps plus 1 or 2
-    // left over; k crosses kc blocks). alpha 0.5 scales exactly, so the edge tiles' separate
-    // multiply-then-add and the full tiles' fused one round alike.
+    // step or remainder in the assembly loops (6 x 16 on AVX2: NV 2 on 8 lanes; 6 x 64 on
+    // AVX-512: NV 4 on 16 lanes) and in the 6-row AVX-512 packing of A. kc 13, 22: unrolled
+    // steps plus 1 or 2 left over; kc 45, 77: the AVX-512 loop's C prefetch 32 steps before
+    // the end falls inside the unrolled steps; k crosses kc blocks. alpha 0.5 scales exactly,
+    // so the edge tiles' separate multiply-then-add and the full tiles' fused one round alike.
     using S = llm::simd::default_backend;
-    using six = llm::blas::own<S, llm::blas::fixed_blocking<6, 2, 12, 13, 4 * 2 * S::width>>;
-    using four = llm::blas::own<S, llm::blas::fixed_blocking<4, 2, 8, 13, 4 * 2 * S::width>>;
-    using six22 = llm::blas::own<S, llm::blas::fixed_blocking<6, 2, 18, 22, 2 * 2 * S::width>>;
-    using four22 = llm::blas::own<S, llm::blas::fixed_blocking<4, 2, 12, 22, 2 * 2 * S::width>>;
+    constexpr std::size_t nv = NV::value, nr = nv * S::width;
+    using six13 = llm::blas::own<S, llm::blas::fixed_blocking<6, nv, 12, 13, 4 * nr>>;
+    using four13 = llm::blas::own<S, llm::blas::fixed_blocking<4, nv, 8, 13, 4 * nr>>;
+    using six22 = llm::blas::own<S, llm::blas::fixed_blocking<6, nv, 18, 22, 2 * nr>>;
+    using four22 = llm::blas::own<S, llm::blas::fixed_blocking<4, nv, 12, 22, 2 * nr>>;
+    using six45 = llm::blas::own<S, llm::blas::fixed_blocking<6, nv, 12, 45, 2 * nr>>;
+    using four45 = llm::blas::own<S, llm::blas::fixed_blocking<4, nv, 8, 45, 2 * nr>>;
+    using six77 = llm::blas::own<S, llm::blas::fixed_blocking<6, nv, 24, 77, nr>>;
+    using four77 = llm::blas::own<S, llm::blas::fixed_blocking<4, nv, 16, 77, nr>>;
     llm::parallel::thread_pool pool(2);
     std::mt19937 rng(11);
+    const auto same = [&](auto six, auto four, const auto& a, const auto& b, const auto& c0, float beta) {
+        using Six = decltype(six);
+        using Four = decltype(four);
+        llm::tensor<float, llm::dims<2>> c6(c0.view.extent(0), c0.view.extent(1)), c4(c6.extent(0), c6.extent(1));
+        llm::copy(c0.view, c6);
+        llm::copy(c0.view, c4);
+        llm::gemm<Six>(c6, a.view, b.view, 0.5f, beta, pool);
+        llm::gemm<Four>(c4, a.view, b.view, 0.5f, beta, pool);
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < c6.extent(0); ++i) {
+            for (std::size_t j = 0; j < c6.extent(1); ++j) {
+                differ += c6(i, j) != c4(i, j) ? 1u : 0u;
+            }
+        }
+        return differ;
+    };
     for (const std::size_t m : {6u, 37u}) {
-        for (const std::size_t k : {4u, 13u, 31u, 70u}) {
+        for (const std::size_t k : {4u, 13u, 31u, 70u, 160u}) {
             for (const float beta : {0.0f, 1.0f}) {
-                const std::size_t n = 53;
+                const std::size_t n = nr + 53;
                 auto a = make_operand<float>(m, k, layout_kind::row, rng);
                 auto b = make_operand<float>(k, n, layout_kind::col, rng);
                 auto c0 = make_operand<float>(m, n, layout_kind::row, rng);
-                llm::tensor<float, llm::dims<2>> c6(m, n), c4(m, n), d6(m, n), d4(m, n);
-                llm::copy(c0.view, c6);
-                llm::copy(c0.view, c4);
-                llm::copy(c0.view, d6);
-                llm::copy(c0.view, d4);
-                llm::gemm<six>(c6, a.view, b.view, 0.5f, beta, pool);
-                llm::gemm<four>(c4, a.view, b.view, 0.5f, beta, pool);
-                llm::gemm<six22>(d6, a.view, b.view, 0.5f, beta, pool);
-                llm::gemm<four22>(d4, a.view, b.view, 0.5f, beta, pool);
-                INFO("m=", m, " k=", k, " beta=", beta);
-                std::size_t differ = 0;
-                for (std::size_t i = 0; i < m; ++i) {
-                    for (std::size_t j = 0; j < n; ++j) {
-                        differ += c6(i, j) != c4(i, j) ? 1u : 0u;
-                        differ += d6(i, j) != d4(i, j) ? 1u : 0u;
-                    }
-                }
-                CHECK(differ == 0);
+                INFO("m=", m, " k=", k, " beta=", beta, " nr=", nr);
+                CHECK(same(six13{}, four13{}, a, b, c0, beta) == 0);
+                CHECK(same(six22{}, four22{}, a, b, c0, beta) == 0);
+                CHECK(same(six45{}, four45{}, a, b, c0, beta) == 0);
+                CHECK(same(six77{}, four77{}, a, b, c0, beta) == 0);
             }
         }
     }

@@ -19,7 +19,7 @@
 #include <cstdint>
 #include <type_traits>
 
-#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__)
+#if defined(__x86_64__) && ((defined(__AVX2__) && defined(__FMA__)) || defined(__AVX512F__))
 #include <immintrin.h>
 #endif
 #include <utility>
@@ -47,6 +47,61 @@ LLM_FORCE_INLINE typename S::f32 load_any_partial(const T* p, std::size_t n) {
     }
 }
 
+#if defined(__x86_64__) && defined(__AVX512F__)
+/// The qword indices of pack_a6_avx512's second stage: output vector w (of 3 per 8 k steps)
+/// holds, at qword q, the row pair s = (8w + q) % 3 of k step (8w + q) / 3. `second`: the
+/// indices into the pair of rows 4, 5 (source 2); otherwise into rows 0, 1 (s 0: index p) and
+/// rows 2, 3 (s 1: index 8 + p), 0 where the pair comes from rows 4, 5.
+constexpr long long pack_a6_index(std::size_t w, std::size_t q, bool second) {
+    const std::size_t g = 8 * w + q, p = g / 3, s = g % 3;
+    return static_cast<long long>(second ? p : s == 0 ? p : s == 1 ? 8 + p : 0);
+}
+/// The mask of the qwords of output vector w that come from rows 4, 5.
+constexpr __mmask8 pack_a6_mask(std::size_t w) {
+    unsigned m = 0;
+    for (std::size_t q = 0; q < 8; ++q) {
+        m |= (8 * w + q) % 3 == 2 ? 1u << q : 0u;
+    }
+    return static_cast<__mmask8>(m);
+}
+
+/// pack_a's 6-row fp32 panel of a row-major A (row stride lda) with AVX-512, 16 k steps at
+/// a time: 6 row loads, each pair of rows interleaved into (row 2s, row 2s+1) float pairs,
+/// then the three pair streams merged, 3 pairs per k step, into 6 stores of 16 floats
+/// (18 shuffles per 96 floats; element by element, with stride-6 stores, pack_a took 8% of a
+/// 256^3 GEMM on an Emerald Rapids core). Returns the k steps packed (kc rounded down to 16).
+inline std::size_t pack_a6_avx512(const float* src, std::size_t lda, std::size_t kc, float* LLM_RESTRICT out) {
+    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
+    __m512i first[3], second[3];
+    for (std::size_t w = 0; w < 3; ++w) {
+        first[w] = _mm512_set_epi64(pack_a6_index(w, 7, false), pack_a6_index(w, 6, false), pack_a6_index(w, 5, false),
+                                    pack_a6_index(w, 4, false), pack_a6_index(w, 3, false), pack_a6_index(w, 2, false),
+                                    pack_a6_index(w, 1, false), pack_a6_index(w, 0, false));
+        second[w] = _mm512_set_epi64(pack_a6_index(w, 7, true), pack_a6_index(w, 6, true), pack_a6_index(w, 5, true),
+                                     pack_a6_index(w, 4, true), pack_a6_index(w, 3, true), pack_a6_index(w, 2, true),
+                                     pack_a6_index(w, 1, true), pack_a6_index(w, 0, true));
+    }
+    const std::size_t full = kc / 16 * 16;
+    for (std::size_t p = 0; p < full; p += 16) {
+        __m512d pairs[2][3];  // [k steps 0-7 or 8-15][rows 0-1, 2-3, 4-5]
+        for (std::size_t s = 0; s < 3; ++s) {
+            const __m512 r0 = _mm512_loadu_ps(src + 2 * s * lda + p), r1 = _mm512_loadu_ps(src + (2 * s + 1) * lda + p);
+            pairs[0][s] = _mm512_castps_pd(_mm512_permutex2var_ps(r0, lo, r1));
+            pairs[1][s] = _mm512_castps_pd(_mm512_permutex2var_ps(r0, hi, r1));
+        }
+        for (std::size_t h = 0; h < 2; ++h) {
+            for (std::size_t w = 0; w < 3; ++w) {
+                const __m512d x = _mm512_permutex2var_pd(pairs[h][0], first[w], pairs[h][1]);
+                const __m512d v = _mm512_mask_permutexvar_pd(x, pack_a6_mask(w), second[w], pairs[h][2]);
+                _mm512_storeu_pd(reinterpret_cast<double*>(out + (p + 8 * h) * 6 + 16 * w), v);
+            }
+        }
+    }
+    return full;
+}
+#endif
+
 /// Packs the mc x kc block `a` into MR-row panels: panel r holds a(r*MR + i, p) at
 /// [r * MR * kc + p * MR + i], rows past mc zero, so the micro-kernel reads MR contiguous
 /// floats per k step and never branches on edges.
@@ -57,9 +112,17 @@ void pack_a(const strided_view<T, 2>& a, float* LLM_RESTRICT out) {
         const std::size_t rows = std::min(MR, a.extent(0) - r0);
         if (a.stride(1) == 1) {
             // Row-major A: read each row contiguously, write with stride MR.
+            std::size_t p0 = 0;
+#if defined(__x86_64__) && defined(__AVX512F__)
+            if constexpr (MR == 6 && std::is_same_v<std::remove_const_t<T>, float>) {
+                if (rows == MR) {
+                    p0 = pack_a6_avx512(a.ptr(r0, 0), a.stride(0), kc, out);
+                }
+            }
+#endif
             for (std::size_t i = 0; i < rows; ++i) {
                 const T* src = a.ptr(r0 + i, 0);
-                for (std::size_t p = 0; p < kc; ++p) {
+                for (std::size_t p = p0; p < kc; ++p) {
                     out[p * MR + i] = to_float(src[p]);
                 }
             }
@@ -79,6 +142,80 @@ void pack_a(const strided_view<T, 2>& a, float* LLM_RESTRICT out) {
         out += MR * kc;
     }
 }
+
+#if defined(__x86_64__) && defined(__AVX512F__)
+/// 16 x 16 transpose of r[0..16) in registers: pairs of rows interleaved, then quads, then
+/// 128-bit lanes gathered in two rounds, 64 two-source permutes (vpermt2ps/pd, the unpack
+/// and shuffle_f32x4 steps of the textbook transpose: GCC 12's unpack and shuffle intrinsics
+/// trip -Wmaybe-uninitialized inside its own headers, PR 105593).
+LLM_FORCE_INLINE void transpose_16x16(__m512 (&r)[16]) {
+    const auto ps = [](__m512 a, __m512i i, __m512 b) { return _mm512_permutex2var_ps(a, i, b); };
+    const auto pd = [](__m512 a, __m512i i, __m512 b) {
+        return _mm512_castpd_ps(_mm512_permutex2var_pd(_mm512_castps_pd(a), i, _mm512_castps_pd(b)));
+    };
+    // unpacklo / unpackhi_ps: in each 128-bit lane l, a[4l], b[4l], a[4l+1], b[4l+1] (hi: +2).
+    const __m512i lo_ps = _mm512_set_epi32(29, 13, 28, 12, 25, 9, 24, 8, 21, 5, 20, 4, 17, 1, 16, 0);
+    const __m512i hi_ps = _mm512_add_epi32(lo_ps, _mm512_set1_epi32(2));
+    // unpacklo / unpackhi_pd: in each lane l, a's qword 2l, b's qword 2l (hi: 2l + 1).
+    const __m512i lo_pd = _mm512_set_epi64(14, 6, 12, 4, 10, 2, 8, 0);
+    const __m512i hi_pd = _mm512_add_epi64(lo_pd, _mm512_set1_epi64(1));
+    // shuffle_f32x4 0x88 / 0xDD: lanes 0, 2 of a then of b (0xDD: lanes 1, 3).
+    const __m512i even = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0);
+    const __m512i odd = _mm512_add_epi64(even, _mm512_set1_epi64(2));
+    __m512 t[16];
+    for (std::size_t i = 0; i < 16; i += 2) {
+        t[i] = ps(r[i], lo_ps, r[i + 1]);
+        t[i + 1] = ps(r[i], hi_ps, r[i + 1]);
+    }
+    // r[4i + q]: in each 128-bit lane l, column 4l + q of rows 4i .. 4i+3.
+    for (std::size_t i = 0; i < 16; i += 4) {
+        r[i] = pd(t[i], lo_pd, t[i + 2]);
+        r[i + 1] = pd(t[i], hi_pd, t[i + 2]);
+        r[i + 2] = pd(t[i + 1], lo_pd, t[i + 3]);
+        r[i + 3] = pd(t[i + 1], hi_pd, t[i + 3]);
+    }
+    for (std::size_t q = 0; q < 4; ++q) {
+        const __m512 e0 = pd(r[q], even, r[4 + q]), o0 = pd(r[q], odd, r[4 + q]);
+        const __m512 e1 = pd(r[8 + q], even, r[12 + q]), o1 = pd(r[8 + q], odd, r[12 + q]);
+        t[q] = pd(e0, even, e1);       // column q
+        t[8 + q] = pd(e0, odd, e1);    // column 8 + q
+        t[4 + q] = pd(o0, even, o1);   // column 4 + q
+        t[12 + q] = pd(o0, odd, o1);   // column 12 + q
+    }
+    for (std::size_t i = 0; i < 16; ++i) {
+        r[i] = t[i];
+    }
+}
+
+/// pack_b's full NR-column panel of a column-major fp32 B (column j at src + j * ldb, kc
+/// contiguous floats): 16 x 16 blocks transposed in registers, 16 k steps x NR columns (the
+/// NR column streams read a 64-byte line each, the next line asked for ahead), the k steps
+/// past a multiple of 16 element by element. Element by element the transpose took 15% of a
+/// 512 x 4096 x 4096 GEMM (y = X W^T) on an Emerald Rapids core.
+template <std::size_t NR>
+void pack_b_transposed_avx512(const float* src, std::size_t ldb, std::size_t kc, float* LLM_RESTRICT dst) {
+    const std::size_t full = kc / 16 * 16;
+    for (std::size_t p0 = 0; p0 < full; p0 += 16) {
+        for (std::size_t j0 = 0; j0 < NR; j0 += 16) {
+            __m512 r[16];
+            for (std::size_t j = 0; j < 16; ++j) {
+                const float* col = src + (j0 + j) * ldb + p0;
+                __builtin_prefetch(col + 32);
+                r[j] = _mm512_loadu_ps(col);
+            }
+            transpose_16x16(r);
+            for (std::size_t p = 0; p < 16; ++p) {
+                _mm512_store_ps(dst + (p0 + p) * NR + j0, r[p]);
+            }
+        }
+    }
+    for (std::size_t p = full; p < kc; ++p) {
+        for (std::size_t j = 0; j < NR; ++j) {
+            dst[p * NR + j] = src[j * ldb + p];
+        }
+    }
+}
+#endif
 
 /// Packs panels [panel_begin, panel_end) of the kc x nc block `b` into NR-column panels:
 /// panel r holds b(p, r*NR + j) at [r * NR * kc + p * NR + j], columns past nc zero.
@@ -104,6 +241,14 @@ void pack_b(const strided_view<T, 2>& b, std::size_t panel_begin, std::size_t pa
         const std::size_t c0 = r * NR;
         const std::size_t cols = std::min(NR, b.extent(1) - c0);
         float* dst = out + r * NR * kc;
+#if defined(__x86_64__) && defined(__AVX512F__)
+        if constexpr (NR % 16 == 0 && std::is_same_v<std::remove_const_t<T>, float>) {
+            if (b.stride(0) == 1 && cols == NR) {
+                pack_b_transposed_avx512<NR>(b.ptr(0, c0), b.stride(1), kc, dst);
+                continue;
+            }
+        }
+#endif
         // A transpose when B is column-major (B = W^T, a Linear layer's weight): blocks of
         // 16 k steps, so each column is read one 64-byte line at a time (NR streams) while
         // the 16 destination rows being written (16 x NR floats) stay in L1. Column by
@@ -132,7 +277,10 @@ void pack_b(const strided_view<T, 2>& b, std::size_t panel_begin, std::size_t pa
     }
 }
 
-#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && (defined(__GNUC__) || defined(__clang__))
+// The assembly micro-kernels below; define LLM_GEMM_NO_ASM to run the generic loops instead
+// (a comparison point for benchmarks, or a compiler without GNU inline assembly).
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__FMA__) && (defined(__GNUC__) || defined(__clang__)) && \
+    !defined(LLM_GEMM_NO_ASM)
 #define LLM_GEMM_AVX2_ASM 1
 // One k step of the 6 x 16 AVX2 tile: B's two vectors into ymm12/13, each of A's six values
 // broadcast into ymm14/15 alternately, 12 FMAs into the accumulators %[c00] .. %[c51].
@@ -228,6 +376,123 @@ inline void micro_kernel_avx2_6x16(std::size_t kc, const float* LLM_RESTRICT a, 
 #undef LLM_GEMM_AVX2_STEP
 #endif
 
+#if defined(__x86_64__) && defined(__AVX512F__) && (defined(__GNUC__) || defined(__clang__)) && !defined(LLM_GEMM_NO_ASM)
+#define LLM_GEMM_AVX512_ASM 1
+// How far ahead (in k steps) the 6 x 64 loop asks for B's lines, and how many steps before
+// the end of the k loop it asks for the C tile (see micro_kernel_avx512_6x64).
+#define LLM_GEMM_AVX512_B_AHEAD "8"
+#define LLM_GEMM_AVX512_C_TAIL "32"
+// One row i of the 6 x 64 tile at k step u: A's value broadcast into zmm<t>, 4 FMAs into
+// its accumulators zmm<4i> .. zmm<4i+3> with B's four vectors in zmm26..29.
+#define LLM_GEMM_AVX512_ROW(u, i, t, c0, c1, c2, c3)              \
+    "vbroadcastss " #u "*24+" #i "*4(%[a]), %%zmm" #t "\n\t"     \
+    "vfmadd231ps %%zmm26, %%zmm" #t ", %%zmm" #c0 "\n\t"         \
+    "vfmadd231ps %%zmm27, %%zmm" #t ", %%zmm" #c1 "\n\t"         \
+    "vfmadd231ps %%zmm28, %%zmm" #t ", %%zmm" #c2 "\n\t"         \
+    "vfmadd231ps %%zmm29, %%zmm" #t ", %%zmm" #c3 "\n\t"
+// One k step u of the 6 x 64 tile: B's four vectors (one 256-byte row of the panel), a
+// prefetch of the B row LLM_GEMM_AVX512_B_AHEAD steps ahead (4 lines), 24 FMAs.
+#define LLM_GEMM_AVX512_STEP(u)                                                       \
+    "vmovaps " #u "*256(%[b]), %%zmm26\n\t"                                          \
+    "vmovaps " #u "*256+64(%[b]), %%zmm27\n\t"                                       \
+    "vmovaps " #u "*256+128(%[b]), %%zmm28\n\t"                                      \
+    "vmovaps " #u "*256+192(%[b]), %%zmm29\n\t"                                      \
+    "prefetcht0 (" #u "+" LLM_GEMM_AVX512_B_AHEAD ")*256(%[b])\n\t"                  \
+    "prefetcht0 (" #u "+" LLM_GEMM_AVX512_B_AHEAD ")*256+64(%[b])\n\t"               \
+    "prefetcht0 (" #u "+" LLM_GEMM_AVX512_B_AHEAD ")*256+128(%[b])\n\t"              \
+    "prefetcht0 (" #u "+" LLM_GEMM_AVX512_B_AHEAD ")*256+192(%[b])\n\t"              \
+    LLM_GEMM_AVX512_ROW(u, 0, 30, 0, 1, 2, 3) LLM_GEMM_AVX512_ROW(u, 1, 31, 4, 5, 6, 7)       \
+    LLM_GEMM_AVX512_ROW(u, 2, 30, 8, 9, 10, 11) LLM_GEMM_AVX512_ROW(u, 3, 31, 12, 13, 14, 15) \
+    LLM_GEMM_AVX512_ROW(u, 4, 30, 16, 17, 18, 19) LLM_GEMM_AVX512_ROW(u, 5, 31, 20, 21, 22, 23)
+// Four k steps, then the pointers advance.
+#define LLM_GEMM_AVX512_STEP4                                                              \
+    LLM_GEMM_AVX512_STEP(0) LLM_GEMM_AVX512_STEP(1) LLM_GEMM_AVX512_STEP(2) LLM_GEMM_AVX512_STEP(3) \
+    "add $96, %[a]\n\t"                                                                    \
+    "add $1024, %[b]\n\t"                                                                  \
+    "sub $4, %[k]\n\t"
+// The C tile's 4 lines of one row, then the next row.
+#define LLM_GEMM_AVX512_C_ROW                                                        \
+    "prefetcht0 (%[c])\n\t" "prefetcht0 64(%[c])\n\t" "prefetcht0 128(%[c])\n\t"      \
+    "prefetcht0 192(%[c])\n\t" "add %[ldc], %[c]\n\t"
+// Accumulators 4i .. 4i+3 to acc[4i .. 4i+3] (64 bytes each).
+#define LLM_GEMM_AVX512_SAVE(c0, c1, c2, c3)                                                  \
+    "vmovaps %%zmm" #c0 ", " #c0 "*64(%[acc])\n\t" "vmovaps %%zmm" #c1 ", " #c1 "*64(%[acc])\n\t" \
+    "vmovaps %%zmm" #c2 ", " #c2 "*64(%[acc])\n\t" "vmovaps %%zmm" #c3 ", " #c3 "*64(%[acc])\n\t"
+#define LLM_GEMM_AVX512_ZERO(c0, c1, c2, c3)                                                   \
+    "vpxord %%zmm" #c0 ", %%zmm" #c0 ", %%zmm" #c0 "\n\t" "vpxord %%zmm" #c1 ", %%zmm" #c1 ", %%zmm" #c1 "\n\t" \
+    "vpxord %%zmm" #c2 ", %%zmm" #c2 ", %%zmm" #c2 "\n\t" "vpxord %%zmm" #c3 ", %%zmm" #c3 ", %%zmm" #c3 "\n\t"
+
+/// The 6 x 64 AVX-512 micro-kernel (what micro_kernel runs for MR 6, NV 4 on 16-wide
+/// vectors when compiled for AVX-512F): the same FMAs in the same order as the generic loop,
+/// so the same bits, with its k loop in assembly, unrolled 4 times, the 24 accumulators
+/// pinned in zmm0..23 (an asm statement takes at most 30 operands, a read-write one counts
+/// twice, so they are not operands: the loop zeroes them and stores them to `acc` at the
+/// end, 24 stores and loads per kc steps), B's rows prefetched LLM_GEMM_AVX512_B_AHEAD steps
+/// ahead (the 64-column B micro-panel, 64 KiB at KC 256, does not fit the 48 KiB L1d, so
+/// most of its lines come from L2), and the C tile asked for LLM_GEMM_AVX512_C_TAIL steps
+/// before the end: asked for at the start, as the AVX2 kernel does, its lines would be
+/// evicted again by the 64 KiB of B streamed through L1 before the tile is stored.
+inline void micro_kernel_avx512_6x64(std::size_t kc, const float* LLM_RESTRICT a, const float* LLM_RESTRICT b,
+                                     float* LLM_RESTRICT c, std::size_t ldc, float alpha, float beta) {
+    alignas(64) float acc[24 * 16];
+    std::size_t k = kc;
+    float* pc = c;
+    asm volatile(
+        LLM_GEMM_AVX512_ZERO(0, 1, 2, 3) LLM_GEMM_AVX512_ZERO(4, 5, 6, 7) LLM_GEMM_AVX512_ZERO(8, 9, 10, 11)
+        LLM_GEMM_AVX512_ZERO(12, 13, 14, 15) LLM_GEMM_AVX512_ZERO(16, 17, 18, 19) LLM_GEMM_AVX512_ZERO(20, 21, 22, 23)
+        "cmp $" LLM_GEMM_AVX512_C_TAIL "+4, %[k]\n\t"
+        "jb 2f\n\t"
+        ".p2align 5\n\t"
+        "1:\n\t" LLM_GEMM_AVX512_STEP4
+        "cmp $" LLM_GEMM_AVX512_C_TAIL "+4, %[k]\n\t"
+        "jae 1b\n\t"
+        "2:\n\t" LLM_GEMM_AVX512_C_ROW LLM_GEMM_AVX512_C_ROW LLM_GEMM_AVX512_C_ROW LLM_GEMM_AVX512_C_ROW
+        LLM_GEMM_AVX512_C_ROW LLM_GEMM_AVX512_C_ROW
+        "cmp $4, %[k]\n\t"
+        "jb 4f\n\t"
+        ".p2align 5\n\t"
+        "3:\n\t" LLM_GEMM_AVX512_STEP4
+        "cmp $4, %[k]\n\t"
+        "jae 3b\n\t"
+        "4:\n\t"
+        "test %[k], %[k]\n\t"
+        "jz 6f\n\t"
+        "5:\n\t" LLM_GEMM_AVX512_STEP(0)
+        "add $24, %[a]\n\t"
+        "add $256, %[b]\n\t"
+        "dec %[k]\n\t"
+        "jnz 5b\n\t"
+        "6:\n\t"
+        LLM_GEMM_AVX512_SAVE(0, 1, 2, 3) LLM_GEMM_AVX512_SAVE(4, 5, 6, 7) LLM_GEMM_AVX512_SAVE(8, 9, 10, 11)
+        LLM_GEMM_AVX512_SAVE(12, 13, 14, 15) LLM_GEMM_AVX512_SAVE(16, 17, 18, 19) LLM_GEMM_AVX512_SAVE(20, 21, 22, 23)
+        : [a] "+r"(a), [b] "+r"(b), [k] "+r"(k), [c] "+r"(pc)
+        : [ldc] "r"(ldc * sizeof(float)), [acc] "r"(acc)
+        : "memory", "cc", "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10",
+          "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22",
+          "xmm23", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31");
+    const __m512 va = _mm512_set1_ps(alpha);
+    if (beta == 0.0f) {
+        unroll<24>([&](auto t) {
+            _mm512_storeu_ps(c + (t / 4) * ldc + (t % 4) * 16, _mm512_mul_ps(va, _mm512_load_ps(acc + t * 16)));
+        });
+    } else {
+        const __m512 vb = _mm512_set1_ps(beta);
+        unroll<24>([&](auto t) {
+            float* p = c + (t / 4) * ldc + (t % 4) * 16;
+            _mm512_storeu_ps(p, _mm512_fmadd_ps(va, _mm512_load_ps(acc + t * 16), _mm512_mul_ps(vb, _mm512_loadu_ps(p))));
+        });
+    }
+}
+#undef LLM_GEMM_AVX512_ZERO
+#undef LLM_GEMM_AVX512_SAVE
+#undef LLM_GEMM_AVX512_C_ROW
+#undef LLM_GEMM_AVX512_STEP4
+#undef LLM_GEMM_AVX512_STEP
+#undef LLM_GEMM_AVX512_ROW
+#undef LLM_GEMM_AVX512_C_TAIL
+#undef LLM_GEMM_AVX512_B_AHEAD
+#endif
+
 /// The micro-kernel: C[MR x NR] (row stride ldc, unit column stride) = alpha * Ap * Bp +
 /// beta * C over kc steps; beta == 0 does not read C. Ap: MR floats per step, Bp: NR floats
 /// per step (64-byte aligned). The MR x NV accumulators stay in registers for all kc steps.
@@ -239,6 +504,12 @@ LLM_FORCE_INLINE void micro_kernel(std::size_t kc, const float* LLM_RESTRICT a, 
 #ifdef LLM_GEMM_AVX2_ASM
     if constexpr (W == 8 && MR == 6 && NV == 2) {
         micro_kernel_avx2_6x16(kc, a, b, c, ldc, alpha, beta);
+        return;
+    }
+#endif
+#ifdef LLM_GEMM_AVX512_ASM
+    if constexpr (W == 16 && MR == 6 && NV == 4) {
+        micro_kernel_avx512_6x64(kc, a, b, c, ldc, alpha, beta);
         return;
     }
 #endif
