@@ -110,65 +110,11 @@ constexpr std::size_t panel_vector_bytes() {
 
 // ---- the integer kernels, compiled once per instruction set ---------------------------------
 #if LLM_QUANT_X86
-
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
-#define LLM_QK_NS qk_avx2
-#define LLM_QK_MADDUBS 1
-#define LLM_QK_DPBUSD(acc, u, s) \
-    _mm256_add_epi32((acc), _mm256_madd_epi16(_mm256_maddubs_epi16((u), (s)), _mm256_set1_epi16(1)))
-#include <llm/quant/detail/int_kernels.inc>
-#undef LLM_QK_NS
-#undef LLM_QK_MADDUBS
-#undef LLM_QK_DPBUSD
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avxvnni"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avxvnni")
-#endif
-#define LLM_QK_NS qk_avx_vnni
-#define LLM_QK_MADDUBS 0
-#define LLM_QK_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
-#include <llm/quant/detail/int_kernels.inc>
-#undef LLM_QK_NS
-#undef LLM_QK_MADDUBS
-#undef LLM_QK_DPBUSD
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
-#endif
-#define LLM_QK_NS qk_avx512_vnni
-#define LLM_QK_MADDUBS 0
-#define LLM_QK_DPBUSD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
-#include <llm/quant/detail/int_kernels.inc>
-#undef LLM_QK_NS
-#undef LLM_QK_MADDUBS
-#undef LLM_QK_DPBUSD
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
+#define LLM_PER_ISA_FILE <llm/quant/detail/int_kernels.inc>
+#define LLM_PER_ISA_PREFIX qk
+#include <llm/quant/detail/per_isa.inc>
+#undef LLM_PER_ISA_FILE
+#undef LLM_PER_ISA_PREFIX
 #endif  // LLM_QUANT_X86
 
 namespace llm::quant {

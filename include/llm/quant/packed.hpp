@@ -336,62 +336,11 @@ using packed_format_t = typename std::remove_cvref_t<W>::packed_format;
 
 // ---- the kernels, compiled once per instruction set -------------------------------------------
 #if LLM_QUANT_X86
-
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c")
-#endif
-#define LLM_QP_NS qp_avx2
-#define LLM_QP_MADDUBS 1
-#include <llm/quant/detail/packed_kernels.inc>
-#undef LLM_QP_NS
-#undef LLM_QP_MADDUBS
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avxvnni"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avxvnni")
-#endif
-#define LLM_QP_NS qp_avx_vnni
-#define LLM_QP_MADDUBS 0
-#define LLM_QP_DPBUSD(acc, u, s) _mm256_dpbusd_avx_epi32((acc), (u), (s))
-#include <llm/quant/detail/packed_kernels.inc>
-#undef LLM_QP_NS
-#undef LLM_QP_MADDUBS
-#undef LLM_QP_DPBUSD
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
-#if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni"))), apply_to = function)
-#else
-#pragma GCC push_options
-#pragma GCC target("avx2,fma,f16c,avx512f,avx512bw,avx512vl,avx512vnni")
-#endif
-#define LLM_QP_NS qp_avx512_vnni
-#define LLM_QP_MADDUBS 0
-#define LLM_QP_DPBUSD(acc, u, s) _mm256_dpbusd_epi32((acc), (u), (s))
-#include <llm/quant/detail/packed_kernels.inc>
-#undef LLM_QP_NS
-#undef LLM_QP_MADDUBS
-#undef LLM_QP_DPBUSD
-#if defined(__clang__)
-#pragma clang attribute pop
-#else
-#pragma GCC pop_options
-#endif
-
+#define LLM_PER_ISA_FILE <llm/quant/detail/packed_kernels.inc>
+#define LLM_PER_ISA_PREFIX qp
+#include <llm/quant/detail/per_isa.inc>
+#undef LLM_PER_ISA_FILE
+#undef LLM_PER_ISA_PREFIX
 #endif  // LLM_QUANT_X86
 
 namespace llm::quant {
