@@ -33,17 +33,6 @@ namespace mdl = llm::model;
 using llm::io::ggml_type;
 using llm::quant::any_matrix;
 
-// ||a - b|| / ||b||
-double rel(const t2f& a, const t2f& b) {
-    double num = 0, den = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const double dlt = double(a.data()[i]) - double(b.data()[i]);
-        num += dlt * dlt;
-        den += double(b.data()[i]) * double(b.data()[i]);
-    }
-    return std::sqrt(num / den);
-}
-
 // One stacked expert tensor in GGUF type `type`: its bytes (kept), the any_matrix view of them
 // (repacked into 8-row groups when asked) and the dequantized fp32 values.
 struct stacked {
@@ -122,14 +111,14 @@ double check_types(fixture& fx, ggml_type t1, ggml_type t3, ggml_type t2, bool r
     fx.f.forward(ref, cf, x, pf, ws, seq);
     fx.f.forward(got, cq, x, pq, ws, seq);
     CHECK(cq.layer->expert_ids == cf.layer->expert_ids);
-    const double e = rel(got, ref);
+    const double e = rel_norm(got, ref);
     INFO("rel err " << e);
     CHECK(e < tol);
     // a pool gives the sequential bits
     llm::parallel::thread_pool pool(2);
     t2f par(T, fx.d);
     fx.f.forward(par, cq, x, pq, ws, pool);
-    CHECK(rel(par, got) == 0.0);
+    CHECK(rel_norm(par, got) == 0.0);
     // step on each token alone: the forward's row (bit for bit on the packed path, whose routing
     // and products are batch-invariant; else within fp32 reordering of the router GEMM and the
     // products, ~1e-6: bound 1e-5)
@@ -147,7 +136,7 @@ double check_types(fixture& fx, ggml_type t1, ggml_type t3, ggml_type t2, bool r
         if (step_bits) {
             CHECK(std::memcmp(yt.data(), rt.data(), fx.d * sizeof(float)) == 0);
         }
-        worst = std::max(worst, rel(yt, rt));
+        worst = std::max(worst, rel_norm(yt, rt));
     }
     INFO("step vs forward rows: worst rel " << worst);
     CHECK(worst < 1e-5);
@@ -181,11 +170,15 @@ TEST_CASE("moe block quantized: params<quantized> forward matches params<float> 
     check_types(fx, ggml_type::f16, ggml_type::f16, ggml_type::f16, false, 2e-5, T, false, false);
 }
 
-TEST_CASE("moe block quantized: Q4_K experts (256-wide rows), row-major, through the typed forward") {
+TEST_CASE("moe block quantized: Q4_K experts (256-wide rows), row-major through the typed forward, repacked Q4_K / Q6_K through the fallback") {
     std::mt19937 rng(31);
     fixture fx(256, 256, rng);
     // Q8_K activations: tests/moe/quantized.cpp's bound for Q4_K (measured 1.6%): 4e-2
     check_types(fx, ggml_type::q4_k, ggml_type::q4_k, ggml_type::q4_k, false, 4e-2, 5, false, false);
+    // Repacked Q4_K / Q6_K experts (quant::repack's 8-row groups, each expert's groups sliced out:
+    // the per-expert fallback): the same Q8_K activations, bound 4e-2.
+    check_types(fx, ggml_type::q4_k, ggml_type::q4_k, ggml_type::q4_k, true, 4e-2, 5, false, true);
+    check_types(fx, ggml_type::q6_k, ggml_type::q6_k, ggml_type::q4_k, true, 4e-2, 5, false, false);
 }
 
 TEST_CASE("moe block quantized: placeholders, shapes, groups spanning experts and shared experts are llm::error") {
