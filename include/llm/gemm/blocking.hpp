@@ -69,27 +69,31 @@ struct fixed_blocking {
 
 /// Blocking for 512-bit vectors (16 floats, 32 vector registers): AVX-512. Chosen by
 /// measurement on this project's build machines (lscpu: Intel Sapphire/Emerald Rapids class,
-/// 2 FMA ports, L1d 48 KiB, L2 2 MiB per core); figures in BENCHMARKS.md.
-/// - Micro-tile 6 x 64 (mr 6, 4 vectors): 6 * 4 = 24 accumulators + 4 registers of B + 1
-///   broadcast of A = 29 of 32 zmm registers. Per k step: 24 FMAs (12 cycles on 2 ports)
+/// 2 FMA ports, L1d 48 KiB, L2 2 MiB per core); figures in BENCHMARKS.md. GFLOP per
+/// CPU-second (robust to other jobs on the machine), one thread, best of 3 alternated runs,
+/// Emerald Rapids at load 6-7, with the assembly micro-kernel (detail::micro_kernel_avx512_6x64):
+/// - Micro-tile 6 x 64 (mr 6, 4 vectors): 6 * 4 = 24 accumulators + 4 registers of B + 2
+///   broadcasts of A = 30 of 32 zmm registers. Per k step: 24 FMAs (12 cycles on 2 ports)
 ///   against 4 vector loads and 6 broadcasts, so the load ports have slack, and 24
-///   independent chains cover the 4-cycle latency x 2 ports. Measured in GFLOP per
-///   CPU-second (robust to other jobs on the machine), 2048^3, one thread: 6 x 64 126,
-///   14 x 32 119 (124 with KC 384), 12 x 32 119, 6 x 64 with KC 128 105; 512 x 4096 x 4096
-///   ranks them the same way.
-/// - KC = 256: the A micro-panel (6 x 256 floats = 6 KiB) and the lines of the B micro-panel
-///   in flight fit L1d; the B micro-panel (256 x 64 floats = 64 KiB) is re-read from L2 by
-///   each of the MC/6 A micro-panels, 256 B per 12 cycles, under L2 bandwidth. KC = 128
-///   (B micro-panel in L1) measured 17% slower: C is loaded and stored twice as often.
-/// - MC = 336 (56 micro-panels): the packed A block (336 x 256 floats = 336 KiB) stays in
-///   L2 while the NC/64 B micro-panels stream past it, with room left for those panels and
-///   the C lines. Large MC means B (the big operand at prefill shapes) is re-streamed from
-///   L3 fewer times; 144 measured slower, 672 no faster.
-/// - NC = 4096: the widest column task. Its packed B block (256 x 4096 floats = 4 MiB)
+///   independent chains cover the 4-cycle latency x 2 ports. With the generic loop (before the
+///   assembly kernel), 2048^3: 6 x 64 126, 14 x 32 119 (124 with KC 384), 12 x 32 119.
+/// - KC = 512: the A micro-panel (6 x 512 floats = 12 KiB) stays in L1d; the B micro-panel
+///   (512 x 64 floats = 128 KiB) is streamed from L2 by each of the MC/6 A micro-panels,
+///   256 B per 12 cycles, with the assembly loop prefetching B's rows 8 steps ahead. The C
+///   tile is loaded and stored once per KC steps, so a larger KC halves the C traffic (C is in
+///   L3 from 1024^3 up). KC 512 / 256 / 1024 / 96 (the BLIS model: B micro-panel in half of
+///   L1d, MC 1020): 2048^3 157 / 143 / 151 / 143, 1024^3 155 / 152 / 150 / 152, 256^3 156 /
+///   152 / 150 / 150, 512 x 4096 x 4096 (B = W^T) 135 / 133 / 133 / 137 (OpenBLAS in the same
+///   run 166, 158, 150, 154; KC 1024 from a second run, where KC 512 gave 150 / 152 / 152 / 140).
+/// - MC = 336 (56 micro-panels): the packed A block (336 x 512 floats = 672 KiB) stays in
+///   L2 while the NC/64 B micro-panels stream past it, with room left for the B micro-panel in
+///   use and the C lines. MC 516 (512 rows in one block, B streamed once from L3 per KC step)
+///   and 192 measured the same within 3%.
+/// - NC = 4096: the widest column task. Its packed B block (512 x 4096 floats = 8 MiB)
 ///   lives in L3, and 4096 covers the Llama-size N in one block, so one thread packs A once
 ///   per KC step; with more threads the tasks are narrower (see detail::gemm_blocked).
 /// Example: `llm::blas::own<llm::simd::default_backend, llm::blas::blocking_avx512>`
-struct blocking_avx512 : fixed_blocking<6, 4, 336, 256, 4096> {};
+struct blocking_avx512 : fixed_blocking<6, 4, 336, 512, 4096> {};
 
 /// Blocking for 256-bit vectors (8 floats, 16 registers): AVX2 machines. Tested here through
 /// xsimd's fma3<avx2> backend, but not tuned: the build machines have AVX-512, so these are
@@ -181,9 +185,10 @@ struct default_blocking {
     using type = cache_blocking<Width>;  ///< The blocking chosen for this width.
 };
 /// 16 floats per vector (AVX-512): the measured blocking_avx512. For its 6 x 64 tile the model
-/// puts the 64-column B micro-panel in half of L1d (KC = 96 with 48 KiB), and KC = 128 measured
-/// 17% slower than 256 on the AVX-512 build machines (C is loaded and stored more often);
-/// pin cache_blocking<16> to try the model there.
+/// puts the 64-column B micro-panel in half of L1d (KC = 96 with 48 KiB), which reloads and
+/// stores the C tile 5 times as often as KC = 512: 2048^3 ran at 143 against 157 GFLOP per
+/// CPU-second on an Emerald Rapids core (see blocking_avx512); pin cache_blocking<16> to try
+/// the model there.
 template <>
 struct default_blocking<16> {
     using type = blocking_avx512;  ///< The blocking chosen for this width.
