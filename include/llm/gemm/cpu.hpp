@@ -432,10 +432,12 @@ inline void micro_kernel_avx2_6x16(std::size_t kc, const float* LLM_RESTRICT a, 
 /// most of its lines come from L2), and the C tile asked for LLM_GEMM_AVX512_C_TAIL steps
 /// before the end, so that the B panel streamed through L1 meanwhile cannot evict its lines
 /// again (asking at the start, as the AVX2 kernel does, measured the same within the noise of
-/// the shared machine; prefetching B 4 or 16 steps ahead as well). Against the generic loop
-/// (GCC 12 kept its 24 accumulators in zmm registers but left it rolled, 39 instructions per
-/// step) on an Emerald Rapids core, thread CPU time, one B micro-panel of KC 256 re-read by
-/// 56 A micro-panels: 199 against 178 GFLOP per CPU-second.
+/// the shared machine; prefetching B 4 or 16 steps ahead as well). GCC 12 keeps the generic
+/// loop's 24 accumulators in zmm registers too (rolled, 39 instructions per step), and on an
+/// Emerald Rapids core (thread CPU time, one B micro-panel of KC 128 or 512 re-read by 56 A
+/// micro-panels) both ran at the FMA ceiling, 170-176 (this loop) and 174-178 GFLOP per
+/// CPU-second, and alike inside the whole GEMM: here the assembly is insurance against the
+/// compiler (see macro_kernel) rather than a speed-up.
 inline void micro_kernel_avx512_6x64(std::size_t kc, const float* LLM_RESTRICT a, const float* LLM_RESTRICT b,
                                      float* LLM_RESTRICT c, std::size_t ldc, float alpha, float beta) {
     alignas(64) float acc[24 * 16];
