@@ -138,22 +138,32 @@ TEST_CASE("memory: nn::rope_forward with a rope_table equals the rope_params ove
 
 // The quantized path (llm::quant::any_matrix weights: Q8_0 and Q4_K kernels, f16 dot rows): a
 // warmed decode step allocates nothing either.
+// Allocations of 4 decode steps (two sequences) of the GGUF model in `file`, after 2 warming ones.
+std::size_t warmed_step_allocations(const std::string& file, const llm::generate::gguf_options& opt) {
+    const auto f = llm::io::gguf_file::parse(file, "tiny.gguf");
+    return llm::generate::open_gguf(f, "tiny.gguf", opt, [&](const auto& m, const auto& p, const auto&) {
+        auto st = m.make_state(2, 48);
+        llm::tensor<float, llm::dims<2>> logits(2, m.config().vocab);
+        llm::workspace ws;
+        const std::int32_t ids[2] = {1, 2};
+        for (int i = 0; i < 2; ++i) m.step(logits.view(), st, llm::model::token_ids(ids, 2), p, ws, llm::parallel::sequential{});
+        const auto r = llm_test::heap::watch([&] {
+            for (int i = 0; i < 4; ++i) m.step(logits.view(), st, llm::model::token_ids(ids, 2), p, ws, llm::parallel::sequential{});
+        });
+        return static_cast<std::size_t>(r.allocations);
+    });
+}
+
 TEST_CASE("memory: a warmed decode step with quantized GGUF weights (q8_0, q4_K, f16) allocates nothing") {
     for (const auto t : {llm::io::ggml_type::q8_0, llm::io::ggml_type::q4_k, llm::io::ggml_type::f16}) {
         CAPTURE(llm::io::ggml_type_name(t));
-        const std::string file = gen_test::tiny_quant_gguf(t);
-        const auto f = llm::io::gguf_file::parse(file, "tiny.gguf");
-        llm::generate::open_gguf(f, "tiny.gguf", [&](const auto& m, const auto& p, const auto&) {
-            auto st = m.make_state(2, 48);
-            llm::tensor<float, llm::dims<2>> logits(2, m.config().vocab);
-            llm::workspace ws;
-            const std::int32_t ids[2] = {1, 2};
-            for (int i = 0; i < 2; ++i) m.step(logits.view(), st, llm::model::token_ids(ids, 2), p, ws, llm::parallel::sequential{});
-            const auto r = llm_test::heap::watch([&] {
-                for (int i = 0; i < 4; ++i) m.step(logits.view(), st, llm::model::token_ids(ids, 2), p, ws, llm::parallel::sequential{});
-            });
-            CHECK(r.allocations == 0);
-            return 0;
-        });
+        CHECK(warmed_step_allocations(gen_test::tiny_quant_gguf(t), {}) == 0);
+    }
+}
+
+TEST_CASE("memory: a warmed decode step of a Mixtral GGUF with quantized experts (Q4_0 repacked, Q8_0 row-major) allocates nothing") {
+    for (const auto t : {llm::io::ggml_type::q4_0, llm::io::ggml_type::q8_0}) {
+        CAPTURE(llm::io::ggml_type_name(t));
+        CHECK(warmed_step_allocations(gen_test::tiny_mixtral_gguf(t), {.repack = t == llm::io::ggml_type::q4_0}) == 0);
     }
 }

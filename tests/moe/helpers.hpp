@@ -45,6 +45,18 @@ inline void poison(float* p, std::size_t n) {
     }
 }
 
+/// ||a - b|| / ||b|| over every element (normwise relative error, in double).
+template <class A, class B>
+double rel_norm(const A& a, const B& b) {
+    double num = 0, den = 0;
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        const double dlt = double(a.data()[i]) - double(b.data()[i]);
+        num += dlt * dlt;
+        den += double(b.data()[i]) * double(b.data()[i]);
+    }
+    return std::sqrt(num / den);
+}
+
 /// A random MoE layer: E experts of width ff over d, optional shared experts of width fs.
 struct layer {
     t2f gate;

@@ -61,6 +61,7 @@ struct gguf_slot {
     std::string name;                                                 // the GGUF tensor
     std::size_t expert = static_cast<std::size_t>(-1);                // Mixtral: the expert, or -1
     bool transposed = false;                                          // GPT-2 Conv1D weights
+    bool stacked = false;                                             // Mixtral: every expert's rows (quantized params)
 };
 
 inline gguf_slot gguf_slot_of(std::string_view hf) {
@@ -94,6 +95,9 @@ inline gguf_slot gguf_slot_of(std::string_view hf) {
         constexpr std::string_view experts = "block_sparse_moe.experts.";
         if (rest.starts_with(experts)) {
             std::string_view e = rest.substr(experts.size());
+            // params<llm::model::quantized>: experts.w1.weight names the whole stacked tensor
+            const char* whole = e == "w1.weight" ? "ffn_gate_exps.weight" : e == "w2.weight" ? "ffn_down_exps.weight" : e == "w3.weight" ? "ffn_up_exps.weight" : nullptr;
+            if (whole != nullptr) return {"blk." + layer + "." + whole, static_cast<std::size_t>(-1), false, true};
             const std::size_t edot = e.find('.');
             std::size_t index = 0;
             for (const char ch : e.substr(0, edot)) index = index * 10 + static_cast<std::size_t>(ch - '0');
@@ -402,6 +406,13 @@ const io::gguf_tensor_info& gguf_param(const io::gguf_file& file, const std::str
     const io::gguf_tensor_info* info = file.find_tensor(g);
     llm::check(info != nullptr, "open_gguf: ", path, " has no tensor '", g, "' (for ", name, ")");
     const std::size_t rank = t.rank();
+    if (slot.stacked) {
+        // a quantized block's stacked experts: the [experts, rows, cols] tensor as one [experts * rows, cols] matrix
+        llm::check(info->n_dims == 3 && rank == 2 && info->extent(0) * info->extent(1) == t.extent(0) && info->extent(2) == t.extent(1),
+                   "open_gguf: tensor '", g, "' has the wrong shape (", info->n_dims, " dims, ", info->n_elements, " elements) for ", name,
+                   " (", t.extent(0), " stacked rows of ", t.extent(1), ")");
+        return *info;
+    }
     const bool expert = slot.expert != static_cast<std::size_t>(-1);
     const std::size_t lead = expert ? 1 : 0;  // the stacked tensor's expert dimension
     bool same = info->n_dims == rank + lead && (!expert || slot.expert < info->extent(0));
@@ -470,6 +481,54 @@ decltype(auto) open_gguf_float(const io::gguf_file& file, const std::string& pat
     return std::forward<F>(f)(m, std::as_const(params), cfg);
 }
 
+// True for the stacked experts of a quantized MoE block (experts.wI.weight).
+inline bool stacked_experts(std::string_view name) { return gguf_slot_of(name).stacked; }
+
+// Opens `file` as the model M (llama<> or mixtral<>) with params<llm::model::quantized> (see
+// open_gguf) and calls f(model, params, cfg).
+template <class M, class F>
+decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string& path, const gguf_config& cfg, const gguf_options& opt,
+                                   F&& f) {
+    const M m(cfg.dims);
+    const model::dims& d = cfg.dims;
+    auto params = m.template make_params<model::quantized>();
+    std::vector<std::vector<std::byte>> owned;  // Q / K rows put back in order, repacked matrices, the head
+    owned.reserve(11 * d.n_layers + 1);
+    params.for_each_param([&](std::string_view name, auto& t) {
+        const io::gguf_tensor_info& info = gguf_param(file, path, name, t);
+        if constexpr (model::is_any_matrix<decltype(t)>) {
+            std::span<const std::byte> bytes = file.tensor_bytes(info);
+            if (permuted_rows(cfg, name)) {
+                const std::size_t heads = name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads();
+                auto& copy = owned.emplace_back(bytes.size());
+                unpermute_byte_rows(bytes, copy, t.extent(0), heads);
+                bytes = copy;
+            }
+            t = quant::any_matrix(info.type, bytes, t.extent(0), t.extent(1));
+            // Stacked experts: Q4_0 / Q8_0 only (the packed MoE kernels), and only when no 8-row
+            // group would hold two experts' rows; K-quants stay row-major.
+            const bool repack = stacked_experts(name)
+                                    ? (info.type == io::ggml_type::q4_0 || info.type == io::ggml_type::q8_0) &&
+                                          info.extent(1) % quant::pack_group_rows == 0
+                                    : quant::repackable(info.type);
+            if (opt.repack && repack) {
+                // Packed into a new buffer, then swapped in: the Q / K copy is replaced in place.
+                t = quant::repack(t, permuted_rows(cfg, name) ? owned.back() : owned.emplace_back());
+            }
+        } else {
+            decode_tensor(file, info, std::span<float>(t.data(), t.size()));
+        }
+    });
+    if (d.tie_embeddings) {
+        const io::gguf_tensor_info& emb = file.tensor("token_embd.weight");
+        params.head = quant::any_matrix(emb.type, file.tensor_bytes(emb), d.vocab, d.d_model);
+        if (opt.repack && quant::repackable(emb.type)) {
+            params.head = quant::repack(params.head, owned.emplace_back());
+        }
+    }
+    return std::forward<F>(f)(m, std::as_const(params), cfg);
+}
+
 }  // namespace detail
 
 /// Opens the GGUF model `file` (`path` names it in messages) as its family with its dims and
@@ -482,12 +541,17 @@ decltype(auto) open_gguf_float(const io::gguf_file& file, const std::string& pat
 /// rows convert_hf_to_gguf.py permuted: those are copied once with their rows put back (a row
 /// is whole blocks); the LM head of a tied model views token_embd.weight. The norms, biases and
 /// the token embedding table are decoded once into fp32. With opt.dequantize, every tensor is
-/// decoded into fp32 params<float>. GPT-2 (architecture "gpt2") opens as llm::model::gpt2<> and
-/// Mixtral ("llama" with llama.expert_count) as llm::moe::mixtral<>, always with fp32
-/// params<float>: their blocks (the GELU MLP, the MoE FFN) take no quantized matrices, so a
-/// quantized file's tensors are decoded at load (GPT-2's Conv1D weights transposed back, each
-/// Mixtral expert's rows taken from the stacked ffn_*_exps tensors). A missing tensor, one of
-/// the wrong shape, an unknown architecture or a truncated file is llm::error naming it.
+/// decoded into fp32 params<float>. Mixtral ("llama" with llama.expert_count) opens as
+/// llm::moe::mixtral<> the same way: params<llm::model::quantized> whose MoE blocks hold each
+/// layer's stacked experts (ffn_gate_exps / ffn_up_exps / ffn_down_exps) as three any_matrix
+/// views in their stored type (llm::moe::moe_ffn's quantized params), the router fp32; with
+/// opt.repack, Q4_0 / Q8_0 experts are repacked into 8-row groups when the rows per expert are a
+/// multiple of 8 (the packed MoE kernels), K-quant experts stay row-major; with opt.dequantize,
+/// fp32 params<float> (each expert's rows taken from the stacked tensors). GPT-2 (architecture
+/// "gpt2") opens as llm::model::gpt2<>, always with fp32 params<float>: its GELU MLP takes no
+/// quantized matrices, so a quantized file's tensors are decoded at load (the Conv1D weights
+/// transposed back). A missing tensor, one of the wrong shape, an unknown architecture or a
+/// truncated file is llm::error naming it.
 /// Example: `llm::generate::open_gguf(llm::io::gguf_file::open("m.gguf"), "m.gguf", {}, [](const auto& m, const auto& p, const auto&) { ... });`
 template <class F>
 decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, const gguf_options& opt, F&& f) {
@@ -495,44 +559,16 @@ decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, con
     if (cfg.family == model::family::gpt2) {
         return detail::open_gguf_float<model::gpt2<>>(file, path, cfg, std::forward<F>(f));
     }
-    if (cfg.family == model::family::mixtral) {
-        return detail::open_gguf_float<moe::mixtral<>>(file, path, cfg, std::forward<F>(f));
-    }
     if (opt.dequantize) {
+        if (cfg.family == model::family::mixtral) {
+            return detail::open_gguf_float<moe::mixtral<>>(file, path, cfg, std::forward<F>(f));
+        }
         return detail::open_gguf_float<model::llama<>>(file, path, cfg, std::forward<F>(f));
     }
-    const model::llama<> m(cfg.dims);
-    const model::dims& d = cfg.dims;
-    auto params = m.make_params<model::quantized>();
-    std::vector<std::vector<std::byte>> owned;  // the llama architecture's Q / K rows, put back in order
-    owned.reserve(8 * d.n_layers + 1);  // Q / K rows put back in order, repacked matrices, the head
-    params.for_each_param([&](std::string_view name, auto& t) {
-        const io::gguf_tensor_info& info = detail::gguf_param(file, path, name, t);
-        if constexpr (model::is_any_matrix<decltype(t)>) {
-            std::span<const std::byte> bytes = file.tensor_bytes(info);
-            if (detail::permuted_rows(cfg, name)) {
-                const std::size_t heads = name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads();
-                auto& copy = owned.emplace_back(bytes.size());
-                detail::unpermute_byte_rows(bytes, copy, t.extent(0), heads);
-                bytes = copy;
-            }
-            t = quant::any_matrix(info.type, bytes, t.extent(0), t.extent(1));
-            if (opt.repack && quant::repackable(info.type)) {
-                // Packed into a new buffer, then swapped in: the Q / K copy is replaced in place.
-                t = quant::repack(t, detail::permuted_rows(cfg, name) ? owned.back() : owned.emplace_back());
-            }
-        } else {
-            detail::decode_tensor(file, info, std::span<float>(t.data(), t.size()));
-        }
-    });
-    if (d.tie_embeddings) {
-        const io::gguf_tensor_info& emb = file.tensor("token_embd.weight");
-        params.head = quant::any_matrix(emb.type, file.tensor_bytes(emb), d.vocab, d.d_model);
-        if (opt.repack && quant::repackable(emb.type)) {
-            params.head = quant::repack(params.head, owned.emplace_back());
-        }
+    if (cfg.family == model::family::mixtral) {
+        return detail::open_gguf_quantized<moe::mixtral<>>(file, path, cfg, opt, std::forward<F>(f));
     }
-    return std::forward<F>(f)(m, std::as_const(params), cfg);
+    return detail::open_gguf_quantized<model::llama<>>(file, path, cfg, opt, std::forward<F>(f));
 }
 
 /// open_gguf with the default options (weights kept in the file's types).

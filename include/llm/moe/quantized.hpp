@@ -148,13 +148,17 @@ void grouped_gemm_quantized(float* y, const float* x, const std::size_t* offsets
 /// first), so threads taking whole experts in turn end close together.
 inline void busy_experts(std::vector<std::size_t>& order, const std::size_t* offsets, std::size_t E) {
     order.clear();
+    order.reserve(E);  // once: later calls push without allocating, whatever the routing
     for (std::size_t e = 0; e < E; ++e) {
         if (offsets[e + 1] > offsets[e]) {
             order.push_back(e);
         }
     }
-    std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
-        return offsets[a + 1] - offsets[a] > offsets[b + 1] - offsets[b];
+    // std::sort with the expert as tie-break: stable_sort's order, without its temporary buffer
+    // (a decode step allocates nothing)
+    std::sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) {
+        const std::size_t na = offsets[a + 1] - offsets[a], nb = offsets[b + 1] - offsets[b];
+        return na != nb ? na > nb : a < b;
     });
 }
 
