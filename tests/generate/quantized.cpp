@@ -217,7 +217,8 @@ TEST_CASE("quantized gguf: every type's logits (prefill rows and decode steps) f
                 return 0;
             });
             llm::generate::open_gguf(f, "tiny.gguf", [&](const auto& m, const auto& p, const auto&) {
-                if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized>) {
+                if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized> &&
+                              std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
                     ++kinds;
                     CHECK(p.head.type() == t);  // tied: the head views token_embd.weight
                     CHECK(std::get<0>(p.layers)[1].ffn.down.type() == t);

@@ -81,7 +81,8 @@ TEST_CASE("repacked gguf: Q4_0 / Q8_0 / Q4_K / Q6_K matrices repacked (llm::quan
                 return 0;
             });
             llm::generate::open_gguf(f, "tiny.gguf", {.repack = false}, [&](const auto& m, const auto& p, const auto&) {
-                if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized>) {
+                if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized> &&
+                              std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
                     row = run_logits(m, p);
                     auto q = p;
                     std::list<std::vector<std::byte>> store;
@@ -94,7 +95,8 @@ TEST_CASE("repacked gguf: Q4_0 / Q8_0 / Q4_K / Q6_K matrices repacked (llm::quan
             });
             // The default options repack at load (gguf_options::repack): the same matrices, the same bits.
             llm::generate::open_gguf(f, "tiny.gguf", [&](const auto& m, const auto& p, const auto&) {
-                if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized>) {
+                if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized> &&
+                              std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
                     CHECK(std::get<0>(p.layers)[1].ffn.down.layout() == llm::quant::weight_layout::interleaved8);
                     CHECK(run_logits(m, p) == packed);
                 }
