@@ -20,17 +20,6 @@ namespace {
 
 using namespace moe_test;
 
-// ||a - b|| / ||b||
-double rel(const t2f& a, const t2f& b) {
-    double num = 0, den = 0;
-    for (std::size_t i = 0; i < a.size(); ++i) {
-        const double dlt = double(a.data()[i]) - double(b.data()[i]);
-        num += dlt * dlt;
-        den += double(b.data()[i]) * double(b.data()[i]);
-    }
-    return std::sqrt(num / den);
-}
-
 template <class F>
 struct quantized_layer {
     std::vector<typename F::block> b1, b3, b2;
@@ -74,7 +63,7 @@ void check_format(double tol_best) {
     // through two products and SwiGLU: bound 2e-5.
     llm::moe::moe_forward_quantized(got, c, x, w, router, {}, {.path = llm::quant::kernel_isa::generic},
                                     llm::parallel::sequential{});
-    const double e_generic = rel(got, ref);
+    const double e_generic = rel_norm(got, ref);
     INFO(F::name << " generic rel err " << e_generic);
     CHECK(e_generic < 2e-5);
     // the routing is the fp32 router on both sides, identical
@@ -88,13 +77,13 @@ void check_format(double tol_best) {
     // Bound tol_best (2-3x that); an error in the expert layout, a wrong expert's
     // rows or a missing SwiGLU moves it to ~1.
     llm::moe::moe_forward_quantized(got, c, x, w, router, {}, {}, llm::parallel::sequential{});
-    const double e_best = rel(got, ref);
+    const double e_best = rel_norm(got, ref);
     INFO(F::name << " best-path rel err " << e_best);
     CHECK(e_best < tol_best);
     // the same on a pool: identical to the sequential result
     t2f par(T, d);
     llm::moe::moe_forward_quantized(par, c, x, w, router, {}, {}, llm::parallel::default_pool());
-    CHECK(rel(par, got) == 0.0);
+    CHECK(rel_norm(par, got) == 0.0);
 }
 
 }  // namespace
@@ -153,8 +142,8 @@ TEST_CASE("moe quantized: the grouped products (threads across experts, or each 
     llm::parallel::thread_pool pool(2);
     llm::moe::detail::grouped_gemm_quantized(seq.data(), x.data(), offsets, E, w, m, k, {}, ws, s);
     llm::moe::detail::grouped_gemm_quantized(par.data(), x.data(), offsets, E, w, m, k, {}, ws, pool);
-    CHECK(rel(seq, ref) == 0.0);
-    CHECK(rel(par, ref) == 0.0);
+    CHECK(rel_norm(seq, ref) == 0.0);
+    CHECK(rel_norm(par, ref) == 0.0);
     t2f one(N, m);
     const std::size_t first[3] = {0, 3, 3};  // two experts, one non-empty group: split by rows
     llm::moe::detail::grouped_gemm_quantized(one.data(), x.data(), first, 2, w, m, k, {}, ws, pool);
@@ -240,8 +229,8 @@ TEST_CASE("moe quantized: grouped_gemm_prequantized (two matrices, largest group
         } else {
             llm::moe::detail::grouped_gemm_prequantized(ys, ws2, 2, qa, offsets, E, m, {}, pool);
         }
-        CHECK(rel(y1, r1) == 0.0);
-        CHECK(rel(y2, r2) == 0.0);
+        CHECK(rel_norm(y1, r1) == 0.0);
+        CHECK(rel_norm(y2, r2) == 0.0);
     }
     std::vector<std::size_t> order;
     llm::moe::detail::busy_experts(order, offsets, E);
@@ -274,8 +263,8 @@ void check_packed_format(std::size_t E, std::size_t d, std::size_t ff, std::size
     CHECK(c.expert_ids == c_ref.expert_ids);
     // vs the exact maths on the dequantized weights: the activations quantized to Q8_0 as on the
     // row-major path, so the bound derived for it above (check_format: ~1% rms measured, bound 3e-2).
-    const double e_ref = rel(got, ref);
-    INFO("packed vs fp32 rel err " << e_ref << ", row-major vs fp32 " << rel(rm, ref));
+    const double e_ref = rel_norm(got, ref);
+    INFO("packed vs fp32 rel err " << e_ref << ", row-major vs fp32 " << rel_norm(rm, ref));
     CHECK(e_ref < 3e-2);
     // vs the row-major quantized path: the same Q8_0 activation blocks of x times the same weight
     // codes; the int32 block sums are exact on both, only the fp32 order of the per-block products
@@ -284,15 +273,15 @@ void check_packed_format(std::size_t E, std::size_t d, std::size_t ff, std::size
     // half-step boundary (rare: probability ~1e-6 per value), one step amax / 127 of one input of a
     // 512-long dot product: ~1e-4 of that output at most. Bound 1e-4 rms relative (measured ~1e-7);
     // a wrong expert, row order or group padding gives ~1.
-    const double e_rm = rel(got, rm);
+    const double e_rm = rel_norm(got, rm);
     INFO("packed vs row-major rel err " << e_rm);
     CHECK(e_rm < 1e-4);
     // sequential == pool, and the portable kernel gives the same bits as the CPU's best
     llm::parallel::thread_pool pool(2);
     llm::moe::moe_forward_quantized(par, c, x, wp, router, {}, {}, pool);
-    CHECK(rel(par, got) == 0.0);
+    CHECK(rel_norm(par, got) == 0.0);
     llm::moe::moe_forward_quantized(par, c, x, wp, router, {}, {.path = llm::quant::kernel_isa::generic}, pool);
-    CHECK(rel(par, got) == 0.0);
+    CHECK(rel_norm(par, got) == 0.0);
     // batch invariance: each token alone gives its row of the batch's output, bit for bit
     for (std::size_t t = 0; t < T; ++t) {
         t2f xt(1, d), yt(1, d);
