@@ -473,6 +473,25 @@ TEST_CASE("routers bad input: k > experts, k = 0, capacity <= 0, NaN logits, wro
                          doctest::Contains("token 1, expert 2"), llm::error);
     CHECK_THROWS_AS((void)moe::load_balancing_loss(logits, o2.experts), llm::error);
     CHECK_THROWS_AS((void)moe::router_z_loss(logits), llm::error);
+    // +inf makes the softmax NaN, a row of -inf has no expert to choose: both are rejected
+    // (a fuzzed GGUF model once read past the experts through such a row).
+    const float inf = std::numeric_limits<float>::infinity();
+    logits(1, 2) = inf;
+    CHECK_THROWS_WITH_AS(moe::route(o2.experts, o2.weights, o2.probs, logits, moe::softmax_top_k{.k = 2}, seq),
+                         doctest::Contains("token 1, expert 2"), llm::error);
+    logits(1, 0) = logits(1, 1) = logits(1, 2) = -inf;
+    CHECK_THROWS_WITH_AS(moe::route(o2.experts, o2.weights, o2.probs, logits, moe::softmax_top_k{.k = 2}, seq),
+                         doctest::Contains("token 1 is -inf"), llm::error);
+    logits(1, 0) = 0.5f;  // one finite logit is enough: the -inf experts get probability 0
+    moe::route(o2.experts, o2.weights, o2.probs, logits, moe::softmax_top_k{.k = 2}, seq);
+    CHECK(o2.experts(1, 0) == 0);
+    CHECK(o2.experts(1, 1) == 1);
+    CHECK(o2.weights(1, 0) == 1.0f);
+    CHECK(o2.weights(1, 1) == 0.0f);
+    const std::vector<float> nan_bias{0.0f, std::numeric_limits<float>::quiet_NaN(), 0.0f};
+    CHECK_THROWS_WITH_AS(
+        moe::route(o2.experts, o2.weights, o2.probs, logits, moe::sigmoid_top_k{.k = 2, .bias = nan_bias}, seq),
+        doctest::Contains("bias of expert 1"), llm::error);
     // Empty batch: route writes nothing, losses are 0.
     t2f empty(0, 3);
     routed oe(0, 2, 3);

@@ -17,6 +17,7 @@
 #include <concepts>
 #include <cstddef>
 #include <cstdint>
+#include <limits>
 #include <numeric>
 #include <span>
 #include <type_traits>
@@ -138,6 +139,9 @@ void score_top_k(const char* fn, const routing& out, llm::row_view<const float, 
     check_group(fn, g, E, k);
     check_routing(fn, out, T, E, k);
     llm::check(bias.empty() || bias.size() == E, fn, ": bias has ", bias.size(), " entries for ", E, " experts");
+    for (std::size_t e = 0; e < bias.size(); ++e) {
+        llm::check(std::isfinite(bias[e]), fn, ": selection bias of expert ", e, " is ", bias[e]);
+    }
     parallel::parallel_for(exec, T, router_grain, [&](std::size_t t0, std::size_t t1) {
         small_buffer<float> key(bias.empty() ? 0 : E);
         for (std::size_t t = t0; t < t1; ++t) {
@@ -432,11 +436,18 @@ namespace detail {
 inline llm::row_view<const float, 2> check_logits(const char* fn, llm::row_view<const float, 2> logits) {
     const std::size_t T = logits.extent(0), E = logits.extent(1);
     llm::check(E >= 1, fn, ": logits must have at least one expert column (it has ", E, ")");
+    // NaN has no rank; +inf makes the softmax NaN (inf - inf); a row of -inf leaves no expert
+    // with a probability. Each would let the selection index past the experts.
+    constexpr float inf = std::numeric_limits<float>::infinity();
     for (std::size_t t = 0; t < T; ++t) {
+        bool any_finite = false;
         for (std::size_t e = 0; e < E; ++e) {
-            llm::check(!std::isnan(logits(t, e)), fn, ": router logit (token ", t, ", expert ", e,
-                       ") is NaN; the routing of that token is undefined");
+            const float l = logits(t, e);
+            llm::check(!std::isnan(l) && l != inf, fn, ": router logit (token ", t, ", expert ", e, ") is ",
+                       std::isnan(l) ? "NaN" : "+inf", "; the routing of that token is undefined");
+            any_finite = any_finite || std::isfinite(l);
         }
+        llm::check(any_finite, fn, ": every router logit of token ", t, " is -inf; no expert can be chosen");
     }
     return logits;
 }
@@ -445,7 +456,8 @@ inline llm::row_view<const float, 2> check_logits(const char* fn, llm::row_view<
 
 /// Routes T tokens over E experts: writes experts [T, slots] and weights [T, slots] (outputs)
 /// and probs [T, E] (saved state) from logits [T, E], by the router policy `r`.
-/// An empty batch (T = 0) does nothing. llm::error on a NaN logit (naming token and expert),
+/// An empty batch (T = 0) does nothing. llm::error on a NaN or +inf logit (naming token and
+/// expert), on a token whose logits are all -inf,
 /// on shapes that disagree, k > E, or a capacity factor <= 0.
 /// Arguments (docs/conventions.md): outputs experts, weights; saved state probs; input logits;
 /// the option r (the router); the executor.

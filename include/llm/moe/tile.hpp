@@ -20,7 +20,7 @@
 // plus a bias, ...) in decreasing order; equal keys rank the LOWER expert index first. Every
 // selection here (serial and warp) uses this one total order (`ranks_before`), so results do
 // not depend on the thread count or on the lanes policy. Keys are never NaN (the public entry
-// points reject NaN logits before any selection).
+// points reject NaN and +inf logits, rows of -inf and non-finite biases before any selection).
 
 namespace llm::moe::tile {
 
