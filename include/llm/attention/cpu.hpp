@@ -106,8 +106,12 @@ using simd::unroll;  // the register-blocked loops below and decode.hpp's
 /// a[r * ars + k * acs] (any strides, so P^T and dS^T are read in place), B by unaligned vector
 /// loads from rows of stride ldb, C has row stride ldc. The MR x NV accumulators stay in
 /// registers for the whole K loop.
+/// Out of line (GCC): inlined four times (6 and 4 rows, 4 and 1 vectors) into tile_gemm, GCC
+/// 12 kept the AVX-512 accumulator array on the stack and stored all 24 accumulators on every
+/// k step (perf annotate: tile_gemm store-bound at 45% of the FMA ceiling); as its own
+/// function the array stays in registers. One call per K loop (64-128 steps) costs nothing.
 template <simd::backend S, std::size_t MR, std::size_t NV, bool Accumulate>
-LLM_FORCE_INLINE void micro_kernel(std::size_t K, const float* LLM_RESTRICT a, std::size_t ars, std::size_t acs,
+LLM_ATTENTION_NOINLINE void micro_kernel(std::size_t K, const float* LLM_RESTRICT a, std::size_t ars, std::size_t acs,
                                    const float* LLM_RESTRICT b, std::size_t ldb, float* LLM_RESTRICT c, std::size_t ldc) {
     using f32 = typename S::f32;
     constexpr std::size_t W = S::width;

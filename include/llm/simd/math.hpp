@@ -220,7 +220,9 @@ template <class S, bool WithSum, class T>
             }
         });
     }
-    for (; i + W <= n; i += W) {
+    // at most U - 1 whole vectors remain; counted down so GCC sees the trip count (a test on
+    // i + W <= n drew -Waggressive-loop-optimizations once unroll's fold was force-inlined)
+    for (std::size_t r = (n - i) / W; r != 0; --r, i += W) {
         const f32 v = load_full<S>(p + i);
         m[0] = S::max(m[0], v);
         if constexpr (WithSum) {
@@ -265,7 +267,7 @@ template <class S, bool Store, bool Prefetch, class T>
             a[k] = S::add(a[k], e);
         });
     }
-    for (; i + W <= n; i += W) {
+    for (std::size_t r = (n - i) / W; r != 0; --r, i += W) {  // as in block_max
         const f32 e = S::exp(S::sub(load_full<S>(p + i), vm));
         if constexpr (Store) {
             S::storeu(y + i, e);
