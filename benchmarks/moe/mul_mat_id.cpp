@@ -18,7 +18,7 @@
 // different experts, so the weights come from memory, which is what the read-bandwidth
 // fraction needs. benchmarks/peers/moe_mul_mat_id.py runs these and ggml alternately.
 //
-// `q4_0_packed` / `q8_0_packed`: the experts repacked (llm::quant::pack, 8 interleaved rows) and
+// `q4_0_packed` / `q8_0_packed` / `q4_K_packed`: the experts repacked (llm::quant::pack, 8 interleaved rows) and
 // multiplied by moe::detail::grouped_gemm_packed, the packed moe_forward_quantized's products.
 #include <llm/core/workspace.hpp>
 #include <llm/gemm/gemm.hpp>
@@ -138,20 +138,20 @@ struct mul_mat_id {
         });
     }
     /// As run_quantized with packed experts (llm::quant::packed_view per expert, Q8_0 activation
-    /// blocks): moe::detail::grouped_gemm_packed, as the packed moe_forward_quantized runs them.
+    /// blocks, Q8_K for Q4_K): moe::detail::grouped_gemm_packed, as the packed moe_forward_quantized runs them.
     template <class F>
     void run_packed(const std::int32_t* ids, std::span<const q::packed_view<F>> w) {
         const llm::row_view<const std::int32_t, 2> iv(ids, llm::dims<2>(n, used), llm::unit_last_stride<2>(used));
         moe::plan_dispatch(plan, iv, E);
         auto& pool = llm_bench::pool_of(2);
         const std::size_t P = n * used;
-        thread_local q::quantized_activations<q::q8_0> qx_own, qxp_own;
-        q::quantized_activations<q::q8_0>& qx = qx_own;
-        q::quantized_activations<q::q8_0>& qxp = qxp_own;
+        thread_local q::quantized_activations<F> qx_own, qxp_own;  // Q8_0 blocks, Q8_K for K formats
+        q::quantized_activations<F>& qx = qx_own;
+        q::quantized_activations<F>& qxp = qxp_own;
         q::quantize_activations(qx, llm::row_view<const float, 2>(x.data(), llm::dims<2>(P, K), llm::unit_last_stride<2>(K)),
                                 pool);
         qxp.resize(P, K);
-        const std::size_t row_bytes = qx.blocks_per_row() * sizeof(q::quantized_activations<q::q8_0>::block_type);
+        const std::size_t row_bytes = qx.blocks_per_row() * sizeof(typename q::quantized_activations<F>::block_type);
         llm::parallel::parallel_for(pool, P, 64, [&](std::size_t p0, std::size_t p1) {
             for (std::size_t p = p0; p < p1; ++p) {
                 std::memcpy(qxp.row(static_cast<std::size_t>(plan.pos[p])), qx.row(p), row_bytes);
@@ -282,3 +282,4 @@ BENCHMARK(BM_mul_mat_id_quant<q::q4_k>)->Name("mul_mat_id/q4_K")->Apply(shapes);
 BENCHMARK(BM_mul_mat_id_quant<q::q8_0>)->Name("mul_mat_id/q8_0")->Apply(shapes);
 BENCHMARK(BM_mul_mat_id_packed<q::q4_0>)->Name("mul_mat_id/q4_0_packed")->Apply(shapes);
 BENCHMARK(BM_mul_mat_id_packed<q::q8_0>)->Name("mul_mat_id/q8_0_packed")->Apply(shapes);
+BENCHMARK(BM_mul_mat_id_packed<q::q4_k>)->Name("mul_mat_id/q4_K_packed")->Apply(shapes);

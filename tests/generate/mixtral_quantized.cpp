@@ -173,3 +173,43 @@ TEST_CASE("mixtral gguf: Q8_0 / Q4_0 experts stay quantized (repacked or row-maj
         }
     }
 }
+
+TEST_CASE("mixtral gguf: Q4_K experts are repacked into 8-row groups and run the packed MoE kernels") {
+    // d_model and d_ff 256: whole Q4_K super-blocks; one layer keeps the test quick.
+    const llm::model::dims d = gen_test::tiny_mixtral_dims(256, 256, 1);
+    const auto f = llm::io::gguf_file::parse(gen_test::tiny_mixtral_gguf(ggml_type::q4_k, d), "mixtral.gguf");
+    std::vector<std::vector<float>> ref_steps;
+    llm::generate::open_gguf(f, "mixtral.gguf", {.dequantize = true}, [&](const auto& m, const auto& p, const auto&) {
+        ref_steps = single_steps(m, p);
+        return 0;
+    });
+    llm::generate::open_gguf(f, "mixtral.gguf", {}, [&](const auto& m, const auto& p, const auto&) {
+        constexpr bool moe = std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::moe::mixtral<>>;
+        REQUIRE((moe && is_quantized<decltype(p)>));
+        if constexpr (moe && is_quantized<decltype(p)>) {
+            const auto& ffn = std::get<0>(p.layers)[0].ffn;
+            for (const auto* w : {&ffn.w1, &ffn.w3, &ffn.w2}) {
+                CHECK(w->type() == ggml_type::q4_k);
+                CHECK(w->layout() == llm::quant::weight_layout::interleaved8);
+            }
+            // Q8_K activations against 4.5-bit weights, as the Q4_0 model above: the same bounds
+            // (each step's logits within 0.06 of the largest, the argmax kept, for 60 of 64).
+            const auto steps = single_steps(m, p);
+            std::size_t within = 0, same = 0;
+            for (std::size_t i = 0; i < steps.size(); ++i) {
+                within += max_rel(steps[i], ref_steps[i]) <= 0.06 ? 1 : 0;
+                same += std::max_element(steps[i].begin(), steps[i].end()) - steps[i].begin() ==
+                                std::max_element(ref_steps[i].begin(), ref_steps[i].end()) - ref_steps[i].begin()
+                            ? 1
+                            : 0;
+            }
+            MESSAGE("q4_K repacked experts: single steps within 0.06: ", within, " / ", steps.size(), ", same argmax ", same);
+            CHECK(within >= 60);
+            CHECK(same >= 60);
+            // a pool gives the sequential bits
+            llm::parallel::thread_pool pool(2);
+            CHECK(run(m, p, 4, {}, pool).logits == run(m, p, 4, {}, llm::parallel::sequential{}).logits);
+        }
+        return 0;
+    });
+}

@@ -170,14 +170,17 @@ TEST_CASE("moe block quantized: params<quantized> forward matches params<float> 
     check_types(fx, ggml_type::f16, ggml_type::f16, ggml_type::f16, false, 2e-5, T, false, false);
 }
 
-TEST_CASE("moe block quantized: Q4_K experts (256-wide rows), row-major through the typed forward, repacked Q4_K / Q6_K through the fallback") {
+TEST_CASE("moe block quantized: Q4_K experts (256-wide rows), row-major through the typed forward, repacked Q4_K / Q6_K through the packed kernels, mixed through the fallback") {
     std::mt19937 rng(31);
     fixture fx(256, 256, rng);
     // Q8_K activations: tests/moe/quantized.cpp's bound for Q4_K (measured 1.6%): 4e-2
     check_types(fx, ggml_type::q4_k, ggml_type::q4_k, ggml_type::q4_k, false, 4e-2, 5, false, false);
-    // Repacked Q4_K / Q6_K experts (quant::repack's 8-row groups, each expert's groups sliced out:
-    // the per-expert fallback): the same Q8_K activations, bound 4e-2.
-    check_types(fx, ggml_type::q4_k, ggml_type::q4_k, ggml_type::q4_k, true, 4e-2, 5, false, true);
+    // Repacked Q4_K / Q6_K experts (quant::repack's 8-row groups, each expert's groups sliced
+    // out): the packed MoE kernels (batch-invariant: step gives the forward's bits), the same
+    // Q8_K activations, bound 4e-2.
+    check_types(fx, ggml_type::q4_k, ggml_type::q4_k, ggml_type::q4_k, true, 4e-2, 5, true, true);
+    check_types(fx, ggml_type::q6_k, ggml_type::q6_k, ggml_type::q6_k, true, 4e-2, 1, true, true);
+    // Mixed (Q6_K gate / up repacked, Q4_K down row-major): the per-expert fallback.
     check_types(fx, ggml_type::q6_k, ggml_type::q6_k, ggml_type::q4_k, true, 4e-2, 5, false, false);
 }
 

@@ -389,8 +389,7 @@ struct gguf_options {
     /// tensor is decoded into fp32 params<float> (exact reference arithmetic, 4-8x the bytes).
     bool dequantize = false;
     /// true (the default, as llama.cpp's CPU backend): Q4_0 / Q8_0 / Q4_K / Q6_K matrices (stacked
-    /// experts: Q4_0 / Q8_0) are repacked at load
-    /// into 8-row interleaved groups (llm::quant::repack; the same bytes in number, owned by the
+    /// experts too) are repacked at load into 8-row interleaved groups (llm::quant::repack; the same bytes in number, owned by the
     /// opened model instead of mapped), which decode reads at the memory's speed; false: every
     /// matrix stays a view of the file's bytes (other fp32 summation order, same bound).
     bool repack = true;
@@ -506,12 +505,9 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
                 bytes = copy;
             }
             t = quant::any_matrix(info.type, bytes, t.extent(0), t.extent(1));
-            // Stacked experts: Q4_0 / Q8_0 only (the packed MoE kernels), and only when no 8-row
-            // group would hold two experts' rows; K-quants stay row-major.
-            const bool repack = stacked_experts(name)
-                                    ? (info.type == io::ggml_type::q4_0 || info.type == io::ggml_type::q8_0) &&
-                                          info.extent(1) % quant::pack_group_rows == 0
-                                    : quant::repackable(info.type);
+            // Stacked experts only when no 8-row group would hold two experts' rows.
+            const bool repack = quant::repackable(info.type) &&
+                                (!stacked_experts(name) || info.extent(1) % quant::pack_group_rows == 0);
             if (opt.repack && repack) {
                 // Packed into a new buffer, then swapped in: the Q / K copy is replaced in place.
                 t = quant::repack(t, permuted_rows(cfg, name) ? owned.back() : owned.emplace_back());
@@ -546,8 +542,8 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
 /// llm::moe::mixtral<> the same way: params<llm::model::quantized> whose MoE blocks hold each
 /// layer's stacked experts (ffn_gate_exps / ffn_up_exps / ffn_down_exps) as three any_matrix
 /// views in their stored type (llm::moe::moe_ffn's quantized params), the router fp32; with
-/// opt.repack, Q4_0 / Q8_0 experts are repacked into 8-row groups when the rows per expert are a
-/// multiple of 8 (the packed MoE kernels), K-quant experts stay row-major; with opt.dequantize,
+/// opt.repack, Q4_0 / Q8_0 / Q4_K / Q6_K experts are repacked into 8-row groups when the rows per
+/// expert are a multiple of 8 (the packed MoE kernels); with opt.dequantize,
 /// fp32 params<float> (each expert's rows taken from the stacked tensors). GPT-2 (architecture
 /// "gpt2") opens as llm::model::gpt2<>, always with fp32 params<float>: its GELU MLP takes no
 /// quantized matrices, so a quantized file's tensors are decoded at load (the Conv1D weights
