@@ -3,8 +3,8 @@
 // a fraction of the read bandwidth measured in their own run (bench_quant's GEMV).
 //
 // Three float arrays far larger than the last-level cache, bytes counted as STREAM counts them
-// (read 1, copy 2, triad 3 arrays' worth per pass; the write-allocate read of the destination
-// is not counted). Plain vectorised loops with ordinary stores, which is what the library's
+// (read 3 arrays' worth per pass: it reads all three; copy 2, triad 3; the write-allocate read
+// of the destination is not counted). Plain vectorised loops with ordinary stores, which is what the library's
 // kernels do. LLM_BENCH_STREAM_MIB=<n> overrides the size of each array (default: the
 // last-level cache size, at least 256 MiB, at most 1/8 of physical memory).
 #pragma once
@@ -19,6 +19,7 @@
 #include <chrono>
 #include <cstddef>
 #include <cstdlib>
+#include <initializer_list>
 #include <memory>
 #include <new>
 
@@ -119,19 +120,27 @@ inline void triad_kernel(float* LLM_RESTRICT a, const float* LLM_RESTRICT b, con
     }
 }
 
-/// One STREAM read pass over array a with `threads` threads (half each); returns GB/s.
+/// One STREAM read pass with `threads` threads (half of each array each); returns GB/s. It reads
+/// all three arrays, a then b then c: at least three times the last-level cache, so a pass
+/// finds nothing of its data left in the cache by the pass before. (Reading array a alone, one
+/// cache's worth when the L3 is 256 MiB or more, let back-to-back passes hit the L3 and
+/// overstated the ceiling 1.6x at 2 threads on a 260 MiB L3.)
 inline double stream_read_pass(std::size_t threads) {
     stream_arrays& s = arrays();
     const std::size_t share = (s.n / threads + block - 1) / block * block;
     float sink[2] = {0.0f, 0.0f};
     const auto t0 = std::chrono::steady_clock::now();
     par::parallel_for(pool_of(threads), s.n, share, [&](std::size_t begin, std::size_t end) {
-        sink[begin == 0 ? 0 : 1] += read_kernel(s.a.get() + begin, end - begin);
+        float sum = 0.0f;
+        for (const float* x : {s.a.get(), s.b.get(), s.c.get()}) {
+            sum += read_kernel(x + begin, end - begin);
+        }
+        sink[begin == 0 ? 0 : 1] += sum;
     });
     const double sec = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     volatile float keep = sink[0] + sink[1];
     (void)keep;
-    return static_cast<double>(s.n * sizeof(float)) * 1e-9 / sec;
+    return static_cast<double>(3 * s.n * sizeof(float)) * 1e-9 / sec;
 }
 
 /// The read-bandwidth ceiling of this run: the best of `passes` STREAM read passes (GB/s).
