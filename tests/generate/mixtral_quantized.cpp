@@ -177,7 +177,8 @@ TEST_CASE("mixtral gguf: Q8_0 / Q4_0 experts stay quantized (repacked or row-maj
 TEST_CASE("mixtral gguf: Q4_K experts are repacked into 8-row groups and run the packed MoE kernels") {
     // d_model and d_ff 256: whole Q4_K super-blocks; one layer keeps the test quick.
     const llm::model::dims d = gen_test::tiny_mixtral_dims(256, 256, 1);
-    const auto f = llm::io::gguf_file::parse(gen_test::tiny_mixtral_gguf(ggml_type::q4_k, d), "mixtral.gguf");
+    const std::string file = gen_test::tiny_mixtral_gguf(ggml_type::q4_k, d);  // parse views these bytes
+    const auto f = llm::io::gguf_file::parse(file, "mixtral.gguf");
     std::vector<std::vector<float>> ref_steps;
     llm::generate::open_gguf(f, "mixtral.gguf", {.dequantize = true}, [&](const auto& m, const auto& p, const auto&) {
         ref_steps = single_steps(m, p);
