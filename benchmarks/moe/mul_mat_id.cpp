@@ -18,6 +18,9 @@
 // different experts, so the weights come from memory, which is what the read-bandwidth
 // fraction needs. benchmarks/peers/moe_mul_mat_id.py runs these and ggml alternately.
 //
+// `rotate:2` (packed only): rotating experts over copies of the whole expert set, 3x the L3 in
+// all, for CPUs whose L3 holds the 128 experts (the read-share figure at n = 1 needs memory).
+//
 // `q4_0_packed` / `q8_0_packed` / `q4_K_packed`: the experts repacked (llm::quant::pack, 8 interleaved rows) and
 // multiplied by moe::detail::grouped_gemm_packed, the packed moe_forward_quantized's products.
 #include <llm/core/workspace.hpp>
@@ -29,6 +32,8 @@
 #include "../support/stream.hpp"
 
 #include <benchmark/benchmark.h>
+
+#include <unistd.h>
 
 #include <algorithm>
 #include <cstddef>
@@ -215,29 +220,41 @@ void BM_mul_mat_id_quant(benchmark::State& state) {
     counters(state, n, double(sizeof(typename F::block)) / double(F::block_size));
 }
 
+/// How many copies of the whole expert set (set_bytes) the cold variant cycles through: together
+/// at least 3x the L3, so each call's 8 experts come from memory even where the L3 holds all
+/// 128 experts (260 MiB here: 113 MB of Q4_K experts stay in it under `rotate` alone).
+std::size_t cold_copies(std::size_t set_bytes) {
+    const long l3 = ::sysconf(_SC_LEVEL3_CACHE_SIZE);
+    const std::size_t want = 3 * static_cast<std::size_t>(std::max(l3, 0L));
+    return std::max<std::size_t>(1, (want + set_bytes - 1) / set_bytes);
+}
+
 /// Packed experts (llm::quant::pack of each expert's [M, K] rows): the same bytes per weight.
+/// rotate = 2 (cold): as rotate = 1, each call on the next of cold_copies() copies of the experts.
 template <class F>
 void BM_mul_mat_id_packed(benchmark::State& state) {
     const auto n = static_cast<std::size_t>(state.range(0));
     const bool rotate = state.range(1) != 0;
-    static const std::vector<q::packed_matrix<F>> packed = [] {
-        const auto& blocks = expert_blocks<F>();
-        std::vector<q::packed_matrix<F>> p;
-        for (std::size_t e = 0; e < E; ++e) {
-            p.push_back(q::pack<F>(std::span<const typename F::block>(blocks).subspan(e * M * (K / F::block_size),
-                                                                                       M * (K / F::block_size)),
-                                   M, K));
-        }
-        return p;
-    }();
+    const bool cold = state.range(1) == 2;
+    const std::size_t expert_blocks_n = M * (K / F::block_size);
+    const std::size_t copies = cold ? cold_copies(E * expert_blocks_n * sizeof(typename F::block)) : 1;
+    static std::vector<q::packed_matrix<F>> packed;  // copy c's experts at [c E, (c + 1) E)
+    const auto& blocks = expert_blocks<F>();
+    while (packed.size() < copies * E) {
+        const std::size_t e = packed.size() % E;
+        const auto expert = std::span<const typename F::block>(blocks).subspan(e * expert_blocks_n, expert_blocks_n);
+        packed.push_back(q::pack<F>(expert, M, K));
+    }
     std::vector<q::packed_view<F>> views;
     for (const auto& m : packed) views.push_back(m.view());
+    const std::span<const q::packed_view<F>> all(views);
     mul_mat_id mm(n);
     const auto ids = random_ids(rotate ? variants : n, 11);
-    std::size_t i = 0;
+    std::size_t i = 0, c = 0;
     for (auto _ : state) {
-        mm.run_packed<F>(ids.data() + (rotate ? i * used : 0), views);
+        mm.run_packed<F>(ids.data() + (rotate ? i * used : 0), all.subspan(c * E, E));
         i = (i + 1) % variants;
+        c = (c + 1) % copies;
         benchmark::DoNotOptimize(mm.out.data());
         benchmark::ClobberMemory();
     }
@@ -274,12 +291,14 @@ void shapes(benchmark::internal::Benchmark* b) {
     b->ArgNames({"n", "rotate"})->Args({1, 0})->Args({1, 1})->Args({512, 0})->UseRealTime()->Unit(benchmark::kMicrosecond);
 }
 
+void packed_shapes(benchmark::internal::Benchmark* b) { shapes(b->Args({1, 2})); }
+
 }  // namespace
 
 BENCHMARK(BM_mul_mat_id_f32)->Name("mul_mat_id/f32")->Apply(shapes);
 BENCHMARK(BM_mul_mat_id_quant<q::q4_0>)->Name("mul_mat_id/q4_0")->Apply(shapes);
 BENCHMARK(BM_mul_mat_id_quant<q::q4_k>)->Name("mul_mat_id/q4_K")->Apply(shapes);
 BENCHMARK(BM_mul_mat_id_quant<q::q8_0>)->Name("mul_mat_id/q8_0")->Apply(shapes);
-BENCHMARK(BM_mul_mat_id_packed<q::q4_0>)->Name("mul_mat_id/q4_0_packed")->Apply(shapes);
-BENCHMARK(BM_mul_mat_id_packed<q::q8_0>)->Name("mul_mat_id/q8_0_packed")->Apply(shapes);
-BENCHMARK(BM_mul_mat_id_packed<q::q4_k>)->Name("mul_mat_id/q4_K_packed")->Apply(shapes);
+BENCHMARK(BM_mul_mat_id_packed<q::q4_0>)->Name("mul_mat_id/q4_0_packed")->Apply(packed_shapes);
+BENCHMARK(BM_mul_mat_id_packed<q::q8_0>)->Name("mul_mat_id/q8_0_packed")->Apply(packed_shapes);
+BENCHMARK(BM_mul_mat_id_packed<q::q4_k>)->Name("mul_mat_id/q4_K_packed")->Apply(packed_shapes);
