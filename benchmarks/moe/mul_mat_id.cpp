@@ -21,8 +21,8 @@
 // `rotate:2` (packed only): rotating experts over copies of the whole expert set, 3x the L3 in
 // all, for CPUs whose L3 holds the 128 experts (the read-share figure at n = 1 needs memory).
 //
-// `q4_0_packed` / `q8_0_packed` / `q4_K_packed`: the experts repacked (llm::quant::pack, 8 interleaved rows) and
-// multiplied by moe::detail::grouped_gemm_packed, the packed moe_forward_quantized's products.
+// `q4_0_packed` / `q8_0_packed` / `q4_K_packed`: the experts repacked (llm::quant::pack, 8
+// interleaved rows) and multiplied by moe::detail::grouped_gemm_packed, the packed moe_forward_quantized's products.
 #include <llm/core/workspace.hpp>
 #include <llm/gemm/gemm.hpp>
 #include <llm/moe/quantized.hpp>
@@ -143,7 +143,8 @@ struct mul_mat_id {
         });
     }
     /// As run_quantized with packed experts (llm::quant::packed_view per expert, Q8_0 activation
-    /// blocks, Q8_K for Q4_K): moe::detail::grouped_gemm_packed, as the packed moe_forward_quantized runs them.
+    /// blocks, Q8_K for Q4_K): moe::detail::grouped_gemm_packed, as the packed
+    /// moe_forward_quantized runs them.
     template <class F>
     void run_packed(const std::int32_t* ids, std::span<const q::packed_view<F>> w) {
         const llm::row_view<const std::int32_t, 2> iv(ids, llm::dims<2>(n, used), llm::unit_last_stride<2>(used));

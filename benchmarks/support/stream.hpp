@@ -4,8 +4,8 @@
 //
 // Three float arrays far larger than the last-level cache, bytes counted as STREAM counts them
 // (read 3 arrays' worth per pass: it reads all three; copy 2, triad 3; the write-allocate read
-// of the destination is not counted). Plain vectorised loops with ordinary stores, which is what the library's
-// kernels do. LLM_BENCH_STREAM_MIB=<n> overrides the size of each array (default: the
+// of the destination is not counted). Plain vectorised loops with ordinary stores, which is
+// what the library's kernels do. LLM_BENCH_STREAM_MIB=<n> overrides the size of each array (default: the
 // last-level cache size, at least 256 MiB, at most 1/8 of physical memory).
 #pragma once
 

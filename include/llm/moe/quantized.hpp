@@ -43,8 +43,8 @@ struct quantized_moe_weights {
 };
 
 /// The MoE layer's weights with packed experts (inference; llm::quant::packed_view, Q4_0, Q8_0,
-/// Q4_K or Q6_K in groups of 8 interleaved rows): the router's gate fp32 `[E, d]` and, per expert e, w1[e]
-/// (gate projection) and w3[e] (up) `[ff, d]`, w2[e] (down) `[d, ff]`, each packed on its own
+/// Q4_K or Q6_K in groups of 8 interleaved rows): the router's gate fp32 `[E, d]` and, per
+/// expert e, w1[e] (gate projection) and w3[e] (up) `[ff, d]`, w2[e] (down) `[d, ff]`, each packed on its own
 /// (so an expert's rows need not be a multiple of 8). Made by llm::moe::packed_experts::weights
 /// or from views the caller owns (llm::quant::pack_into over a checkpoint's bytes).
 /// Example: `llm::moe::packed_moe_weights<llm::quant::q4_0> w = experts.weights(gate);`
@@ -411,8 +411,8 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const quantized_moe_w
 /// The MoE layer's forward with packed experts (inference): the same routing, dispatch and
 /// weighted combine as moe_forward, every expert's three products by the packed
 /// llm::quant::gemm over its group of rows. Each token's row is quantized once (Q8_0 for Q4_0 /
-/// Q8_0 experts, Q8_K for Q4_K / Q6_K; llm::quant::quantize_activations) and serves the gate and up projections of all its
-/// experts; the SwiGLU rows are quantized once for the down projections. A token's expert
+/// Q8_0 experts, Q8_K for Q4_K / Q6_K; llm::quant::quantize_activations) and serves the gate
+/// and up projections of all its experts; the SwiGLU rows are quantized once for the down projections. A token's expert
 /// outputs are the packed gemv's of its row, bit for bit, whatever the batch, the group sizes
 /// and the executor; the router's logits are computed token by token (fixed order), so the
 /// routing and the whole output row of a token are the same bits alone or in any batch. `qopt.path`
