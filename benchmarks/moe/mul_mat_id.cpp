@@ -22,7 +22,8 @@
 // all, for CPUs whose L3 holds the 128 experts (the read-share figure at n = 1 needs memory).
 //
 // `q4_0_packed` / `q8_0_packed` / `q4_K_packed`: the experts repacked (llm::quant::pack, 8
-// interleaved rows) and multiplied by moe::detail::grouped_gemm_packed, the packed moe_forward_quantized's products.
+// interleaved rows) and multiplied by moe::detail::grouped_gemm_packed, the packed
+// moe_forward_quantized's products.
 #include <llm/core/workspace.hpp>
 #include <llm/gemm/gemm.hpp>
 #include <llm/moe/quantized.hpp>

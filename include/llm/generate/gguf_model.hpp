@@ -390,7 +390,8 @@ struct gguf_options {
     bool dequantize = false;
     /// true (the default, as llama.cpp's CPU backend): Q4_0 / Q8_0 / Q4_K / Q6_K matrices (stacked
     /// experts too) are repacked at load into 8-row interleaved groups (llm::quant::repack; the
-    /// same bytes in number, owned by the opened model instead of mapped), which decode reads at the memory's speed; false: every
+    /// same bytes in number, owned by the opened model instead of mapped), which decode reads at
+    /// the memory's speed; false: every
     /// matrix stays a view of the file's bytes (other fp32 summation order, same bound).
     bool repack = true;
 };

@@ -412,7 +412,8 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const quantized_moe_w
 /// weighted combine as moe_forward, every expert's three products by the packed
 /// llm::quant::gemm over its group of rows. Each token's row is quantized once (Q8_0 for Q4_0 /
 /// Q8_0 experts, Q8_K for Q4_K / Q6_K; llm::quant::quantize_activations) and serves the gate
-/// and up projections of all its experts; the SwiGLU rows are quantized once for the down projections. A token's expert
+/// and up projections of all its experts; the SwiGLU rows are quantized once for the down
+/// projections. A token's expert
 /// outputs are the packed gemv's of its row, bit for bit, whatever the batch, the group sizes
 /// and the executor; the router's logits are computed token by token (fixed order), so the
 /// routing and the whole output row of a token are the same bits alone or in any batch. `qopt.path`
