@@ -200,41 +200,45 @@ TEST_CASE("moe quantized: each token quantized once for gate and up gives the pe
 }
 
 TEST_CASE("moe quantized: grouped_gemm_prequantized (two matrices, largest group first) is llm::quant::gemm's bits") {
-    using F = llm::quant::q6_k;
-    std::mt19937 rng(31);
-    const std::size_t E = 6, m = 32, k = 256;
-    const std::size_t offsets[E + 1] = {0, 3, 3, 5, 14, 15, 19};
-    const std::size_t N = offsets[E];
-    const t2f wf1 = rand2(E * m, k, rng), wf2 = rand2(E * m, k, rng);
-    const auto b1 = llm::quant::quantize<F>(std::span<const float>(wf1.data(), wf1.size()));
-    const auto b2 = llm::quant::quantize<F>(std::span<const float>(wf2.data(), wf2.size()));
-    using A = llm::quant::block_accessor<F>;
-    const auto w1 = llm::quant::matrix_view<A>(std::span<const F::block>(b1), E * m, k);
-    const auto w2 = llm::quant::matrix_view<A>(std::span<const F::block>(b2), E * m, k);
-    const t2f x = rand2(N, k, rng);
-    llm::quant::quantized_activations<F> qa;
-    llm::quant::quantize_activations(qa, x, llm::parallel::sequential{});
-    t2f r1(N, m), r2(N, m);
-    llm::workspace ws;
-    llm::parallel::sequential s;
-    llm::moe::detail::grouped_gemm_quantized(r1.data(), x.data(), offsets, E, w1, m, k, {}, ws, s);
-    llm::moe::detail::grouped_gemm_quantized(r2.data(), x.data(), offsets, E, w2, m, k, {}, ws, s);
-    llm::parallel::thread_pool pool(2);
-    for (int run = 0; run < 2; ++run) {
-        t2f y1(N, m), y2(N, m);
-        float* const ys[2] = {y1.data(), y2.data()};
-        const decltype(w1)* const ws2[2] = {&w1, &w2};
-        if (run == 0) {
-            llm::moe::detail::grouped_gemm_prequantized(ys, ws2, 2, qa, offsets, E, m, {}, s);
-        } else {
-            llm::moe::detail::grouped_gemm_prequantized(ys, ws2, 2, qa, offsets, E, m, {}, pool);
+    // m = 131: 2 threads cut each expert into pieces of 72 and 59 rows (for_each_expert_piece).
+    for (const std::size_t m : {std::size_t{32}, std::size_t{131}}) {
+        CAPTURE(m);
+        using F = llm::quant::q6_k;
+        std::mt19937 rng(31);
+        const std::size_t E = 6, k = 256;
+        const std::size_t offsets[E + 1] = {0, 3, 3, 5, 14, 15, 19};
+        const std::size_t N = offsets[E];
+        const t2f wf1 = rand2(E * m, k, rng), wf2 = rand2(E * m, k, rng);
+        const auto b1 = llm::quant::quantize<F>(std::span<const float>(wf1.data(), wf1.size()));
+        const auto b2 = llm::quant::quantize<F>(std::span<const float>(wf2.data(), wf2.size()));
+        using A = llm::quant::block_accessor<F>;
+        const auto w1 = llm::quant::matrix_view<A>(std::span<const F::block>(b1), E * m, k);
+        const auto w2 = llm::quant::matrix_view<A>(std::span<const F::block>(b2), E * m, k);
+        const t2f x = rand2(N, k, rng);
+        llm::quant::quantized_activations<F> qa;
+        llm::quant::quantize_activations(qa, x, llm::parallel::sequential{});
+        t2f r1(N, m), r2(N, m);
+        llm::workspace ws;
+        llm::parallel::sequential s;
+        llm::moe::detail::grouped_gemm_quantized(r1.data(), x.data(), offsets, E, w1, m, k, {}, ws, s);
+        llm::moe::detail::grouped_gemm_quantized(r2.data(), x.data(), offsets, E, w2, m, k, {}, ws, s);
+        llm::parallel::thread_pool pool(2);
+        for (int run = 0; run < 2; ++run) {
+            t2f y1(N, m), y2(N, m);
+            float* const ys[2] = {y1.data(), y2.data()};
+            const decltype(w1)* const ws2[2] = {&w1, &w2};
+            if (run == 0) {
+                llm::moe::detail::grouped_gemm_prequantized(ys, ws2, 2, qa, offsets, E, m, {}, s);
+            } else {
+                llm::moe::detail::grouped_gemm_prequantized(ys, ws2, 2, qa, offsets, E, m, {}, pool);
+            }
+            CHECK(rel_norm(y1, r1) == 0.0);
+            CHECK(rel_norm(y2, r2) == 0.0);
         }
-        CHECK(rel_norm(y1, r1) == 0.0);
-        CHECK(rel_norm(y2, r2) == 0.0);
+        std::vector<std::size_t> order;
+        llm::moe::detail::busy_experts(order, offsets, E);
+        CHECK(order == std::vector<std::size_t>{3, 5, 0, 2, 4});
     }
-    std::vector<std::size_t> order;
-    llm::moe::detail::busy_experts(order, offsets, E);
-    CHECK(order == std::vector<std::size_t>{3, 5, 0, 2, 4});
 }
 
 namespace {
@@ -307,44 +311,49 @@ TEST_CASE("moe packed: Q8_0 / Q4_0 / Q4_K / Q6_K packed experts match moe_forwar
     check_packed_format<llm::quant::q4_0>(8, 96, 160, 23);  // some experts with 0 or 1 tokens
 }
 
-TEST_CASE("moe packed: grouped products over groups of 0, 1, 7 rows and 20 weight rows are the packed gemv's bits") {
-    using F = llm::quant::q4_0;
-    std::mt19937 rng(61);
-    const std::size_t E = 5, m = 20, k = 64;  // m = 20: the last group of 8 rows half padding
-    const std::size_t offsets[E + 1] = {0, 0, 1, 8, 8, 15};
-    const std::size_t N = offsets[E];
-    std::vector<llm::quant::packed_matrix<F>> mats;
-    std::vector<llm::quant::packed_view<F>> views;
-    for (std::size_t e = 0; e < E; ++e) {
-        const t2f wf = rand2(m, k, rng);
-        mats.push_back(llm::quant::pack<F>(llm::quant::quantize<F>(std::span<const float>(wf.data(), wf.size())), m, k));
-    }
-    for (const auto& mat : mats) {
-        views.push_back(mat.view());
-    }
-    const t2f x = rand2(N, k, rng);
-    llm::quant::quantized_activations<F> qa;
-    llm::quant::quantize_activations(qa, x, llm::parallel::sequential{});
-    t2f ref(N, m);
-    for (std::size_t e = 0; e < E; ++e) {
-        for (std::size_t i = offsets[e]; i < offsets[e + 1]; ++i) {
-            llm::quant::gemv(llm::strided_view<float, 1>{ref.data() + i * m, llm::dims<1>(m), llm::dims<1>(1)},
-                             llm::strided_view<const float, 1>{x.data() + i * k, llm::dims<1>(k), llm::dims<1>(1)},
-                             views[e], {}, llm::parallel::sequential{});
+TEST_CASE("moe packed: grouped products over groups of 0, 1, 7 rows and 20 or 200 weight rows are the packed gemv's bits") {
+    // m = 20: the last group of 8 rows half padding; m = 200: 2 threads cut each expert into
+    // pieces of 72, 72 and 56 rows (for_each_expert_piece), the last piece's group half padding.
+    for (const std::size_t m : {std::size_t{20}, std::size_t{200}}) {
+        CAPTURE(m);
+        using F = llm::quant::q4_0;
+        std::mt19937 rng(61);
+        const std::size_t E = 5, k = 64;
+        const std::size_t offsets[E + 1] = {0, 0, 1, 8, 8, 15};
+        const std::size_t N = offsets[E];
+        std::vector<llm::quant::packed_matrix<F>> mats;
+        std::vector<llm::quant::packed_view<F>> views;
+        for (std::size_t e = 0; e < E; ++e) {
+            const t2f wf = rand2(m, k, rng);
+            mats.push_back(llm::quant::pack<F>(llm::quant::quantize<F>(std::span<const float>(wf.data(), wf.size())), m, k));
         }
-    }
-    const std::span<const llm::quant::packed_view<F>> w[1] = {views};
-    llm::parallel::sequential s;
-    llm::parallel::thread_pool pool(2);
-    for (int run = 0; run < 2; ++run) {
-        t2f y(N, m);
-        float* const ys[1] = {y.data()};
-        if (run == 0) {
-            llm::moe::detail::grouped_gemm_packed(ys, w, 1, qa, offsets, E, m, {}, s);
-        } else {
-            llm::moe::detail::grouped_gemm_packed(ys, w, 1, qa, offsets, E, m, {}, pool);
+        for (const auto& mat : mats) {
+            views.push_back(mat.view());
         }
-        CHECK(std::memcmp(y.data(), ref.data(), N * m * sizeof(float)) == 0);
+        const t2f x = rand2(N, k, rng);
+        llm::quant::quantized_activations<F> qa;
+        llm::quant::quantize_activations(qa, x, llm::parallel::sequential{});
+        t2f ref(N, m);
+        for (std::size_t e = 0; e < E; ++e) {
+            for (std::size_t i = offsets[e]; i < offsets[e + 1]; ++i) {
+                llm::quant::gemv(llm::strided_view<float, 1>{ref.data() + i * m, llm::dims<1>(m), llm::dims<1>(1)},
+                                 llm::strided_view<const float, 1>{x.data() + i * k, llm::dims<1>(k), llm::dims<1>(1)},
+                                 views[e], {}, llm::parallel::sequential{});
+            }
+        }
+        const std::span<const llm::quant::packed_view<F>> w[1] = {views};
+        llm::parallel::sequential s;
+        llm::parallel::thread_pool pool(2);
+        for (int run = 0; run < 2; ++run) {
+            t2f y(N, m);
+            float* const ys[1] = {y.data()};
+            if (run == 0) {
+                llm::moe::detail::grouped_gemm_packed(ys, w, 1, qa, offsets, E, m, {}, s);
+            } else {
+                llm::moe::detail::grouped_gemm_packed(ys, w, 1, qa, offsets, E, m, {}, pool);
+            }
+            CHECK(std::memcmp(y.data(), ref.data(), N * m * sizeof(float)) == 0);
+        }
     }
 }
 

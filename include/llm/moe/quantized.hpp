@@ -162,26 +162,32 @@ inline void busy_experts(std::vector<std::size_t>& order, const std::size_t* off
     });
 }
 
-/// Runs product(e, exec') for every expert e with rows (offsets[e] < offsets[e + 1]): with at least
-/// two non-empty groups per thread the threads take whole experts (largest first), each running
-/// its products inline (exec' sequential); otherwise the experts run one after another, each
-/// product split over `exec`'s threads by the product itself.
+/// Runs product(e, r0, r1) for every expert e with rows (offsets[e] < offsets[e + 1]) and every
+/// piece [r0, r1) of its m weight rows, each piece inline on one of exec's threads (claimed one
+/// at a time, largest expert first). The pieces are whole 8-row groups, at least 64 rows, and
+/// so many that each thread has about 16 to claim: a thread then never waits long on another's
+/// last piece (at n = 1 with 8 busy experts of 768 rows and 2 threads: 4 pieces of 192 rows;
+/// with 128 busy experts: whole experts). The results do not depend on the cut: every output
+/// column is one weight row's.
 template <class Product>
-void for_each_busy_expert(const std::size_t* offsets, std::size_t E, Product&& product, auto& exec) {
+void for_each_expert_piece(const std::size_t* offsets, std::size_t E, std::size_t m, Product&& product, auto& exec) {
     const std::size_t threads = static_cast<std::size_t>(exec.size());
     thread_local std::vector<std::size_t> order;
     busy_experts(order, offsets, E);
-    if (threads <= 1 || order.size() < 2 * threads) {
-        for (const std::size_t e : order) {
-            product(e, exec);
-        }
+    if (order.empty() || m == 0) {
         return;
     }
+    constexpr std::size_t group = llm::quant::pack_group_rows, min_rows = 64;
+    const std::size_t groups = (m + group - 1) / group;
+    const std::size_t wanted = threads <= 1 ? 1 : (16 * threads + order.size() - 1) / order.size();
+    const std::size_t pieces = std::clamp<std::size_t>(std::min(wanted, m / min_rows), 1, groups);
+    const std::size_t piece_rows = (groups + pieces - 1) / pieces * group;
+    const std::size_t per_expert = (m + piece_rows - 1) / piece_rows;
     const std::vector<std::size_t>& busy = order;
-    parallel::parallel_for(exec, busy.size(), 1, [&](std::size_t i0, std::size_t i1) {
-        parallel::sequential seq;
+    parallel::parallel_for(exec, busy.size() * per_expert, 1, [&](std::size_t i0, std::size_t i1) {
         for (std::size_t i = i0; i < i1; ++i) {
-            product(busy[i], seq);
+            const std::size_t r0 = i % per_expert * piece_rows;
+            product(busy[i / per_expert], r0, std::min(m, r0 + piece_rows));
         }
     });
 }
@@ -189,17 +195,19 @@ void for_each_busy_expert(const std::size_t* offsets, std::size_t E, Product&& p
 /// The experts' products over activation rows quantized once (llm::quant::quantize_activations,
 /// rows in the plan's grouped order): y_j[i, :] = a[i] (W_j)_e^T for each of the `count` (1 or
 /// 2) stacked matrices w[j] ([E * m, k]) and the rows i of expert e, y_j [N, m] contiguous; the
-/// gate and up projections share one pass over the experts and one quantization. Threads as
-/// for_each_busy_expert (rows of W split within an expert). Every output is llm::quant::gemm's of
-/// the fp32 rows `a` came from, bit for bit.
+/// gate and up projections share one pass over the experts and one quantization. Threads take
+/// pieces of the experts' weight rows (for_each_expert_piece). Every output is llm::quant::gemm's
+/// of the fp32 rows `a` came from, bit for bit.
 template <class A, class W>
 void grouped_gemm_prequantized(float* const* y, const W* const* w, std::size_t count, const A& a,
                                const std::size_t* offsets, std::size_t E, std::size_t m,
                                llm::quant::matmul_options qopt, auto& exec) {
-    for_each_busy_expert(offsets, E, [&](std::size_t e, auto& ex) {
+    for_each_expert_piece(offsets, E, m, [&](std::size_t e, std::size_t r0, std::size_t r1) {
         const std::size_t o = offsets[e], n = offsets[e + 1] - o;
+        parallel::sequential seq;
         for (std::size_t j = 0; j < count; ++j) {
-            llm::quant::gemm(rows_of(y[j] + o * m, n, m, m), a.rows(o, n), quant_rows(*w[j], e * m, m), qopt, ex);
+            llm::quant::gemm(rows_of(y[j] + o * m + r0, n, r1 - r0, m), a.rows(o, n), quant_rows(*w[j], e * m + r0, r1 - r0),
+                             qopt, seq);
         }
     }, exec);
 }
@@ -235,19 +243,20 @@ void check_quantized(const char* fn, const quantized_moe_weights<W>& w) {
 
 /// The packed experts' products over activation rows quantized once (rows in the plan's grouped
 /// order): y_j[i, :] = a[i] (w[j][e])^T for each of the `count` (1 or 2) per-expert view lists
-/// w[j] and the rows i of expert e, y_j [N, m] contiguous. With at least two non-empty groups per
-/// thread the threads take whole experts (largest first), each running its products inline;
-/// otherwise each expert's products are split over the threads by groups of 8 weight rows. Every
-/// output row is the packed gemv's of its activation row, bit for bit (the packed kernels' rows
+/// w[j] and the rows i of expert e, y_j [N, m] contiguous. Threads take pieces of the experts'
+/// 8-row groups (for_each_expert_piece), each piece's products inline. Every output row is the packed gemv's of its activation row, bit for bit (the packed kernels' rows
 /// do not depend on M or the thread split), so a token's result does not depend on its batch.
 template <class A, class F>
 void grouped_gemm_packed(float* const* y, const std::span<const llm::quant::packed_view<F>>* w, std::size_t count,
                          const A& a, const std::size_t* offsets, std::size_t E, std::size_t m,
                          llm::quant::matmul_options qopt, auto& exec) {
-    for_each_busy_expert(offsets, E, [&](std::size_t e, auto& ex) {
-        const std::size_t o = offsets[e], n = offsets[e + 1] - o;
+    for_each_expert_piece(offsets, E, m, [&](std::size_t e, std::size_t r0, std::size_t r1) {
+        const std::size_t o = offsets[e], n = offsets[e + 1] - o, g0 = r0 / llm::quant::pack_group_rows;
+        parallel::sequential seq;
         for (std::size_t j = 0; j < count; ++j) {
-            llm::quant::gemm(rows_of(y[j] + o * m, n, m, m), a.rows(o, n), w[j][e], qopt, ex);
+            const llm::quant::packed_view<F>& v = w[j][e];
+            const llm::quant::packed_view<F> piece{v.group_codes(g0), v.group_scales(g0), r1 - r0, v.cols};
+            llm::quant::gemm(rows_of(y[j] + o * m + r0, n, r1 - r0, m), a.rows(o, n), piece, qopt, seq);
         }
     }, exec);
 }

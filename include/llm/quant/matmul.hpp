@@ -286,21 +286,41 @@ void matmul_quantized(float* y, std::size_t y_rs, std::size_t y_cs, const Act* a
 #endif
 }
 
+/// Quantizes activation row x[0, nb blocks) (columns xs apart) into a: Q8_0 for the 32-value
+/// formats, Q8_K for the K formats. Unit-stride fp32 rows on AVX2 take the vector quantizers,
+/// which give the bits of the scalar loops (tests/quant/activations.cpp compares them).
+template <block_format F, class TX>
+void quantize_act_row(const TX* x, std::size_t xs, std::size_t nb, act_block_t<F>* a) noexcept {
+#if LLM_QUANT_X86
+    if constexpr (std::is_same_v<std::remove_const_t<TX>, float>) {
+        if (xs == 1 && isa_available(kernel_isa::avx2)) {
+            if constexpr (int_kernel_32<F>) {
+                qk_avx2::quantize_act_q8_0(x, nb, a);
+            } else {
+                qk_avx2::quantize_act_q8_k(x, nb, a);
+            }
+            return;
+        }
+    }
+#endif
+    if constexpr (int_kernel_32<F>) {
+        quantize_row_q8_0(x, xs, nb, a);
+    } else {
+        quantize_row_q8_k(x, xs, nb, a);
+    }
+}
+
 /// Quantizes activation rows [m0, m1) of x (rows x_rs apart, columns x_cs apart, nb blocks of
-/// the activation format of F each) into a + m * nb: Q8_0 for the 32-value formats, Q8_K for the
-/// K formats (Q4_K's codes transposed for its kernels).
+/// the activation format of F each) into a + m * nb: quantize_act_row's blocks (Q4_K's codes
+/// then transposed for its kernels).
 template <block_format F, class TX>
 void quantize_act_rows(const TX* x, std::size_t x_rs, std::size_t x_cs, std::size_t m0, std::size_t m1,
                        std::size_t nb, act_block_t<F>* a) noexcept {
     for (std::size_t m = m0; m < m1; ++m) {
-        if constexpr (int_kernel_32<F>) {
-            quantize_row_q8_0(x + m * x_rs, x_cs, nb, a + m * nb);
-        } else {
-            quantize_row_q8_k(x + m * x_rs, x_cs, nb, a + m * nb);
-            if constexpr (std::is_same_v<F, q4_k>) {
-                for (std::size_t b = 0; b < nb; ++b) {
-                    transpose_q8_k_codes(a[m * nb + b]);
-                }
+        quantize_act_row<F>(x + m * x_rs, x_cs, nb, a + m * nb);
+        if constexpr (std::is_same_v<F, q4_k>) {
+            for (std::size_t b = 0; b < nb; ++b) {
+                transpose_q8_k_codes(a[m * nb + b]);
             }
         }
     }
