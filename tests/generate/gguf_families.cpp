@@ -1,6 +1,6 @@
 // SPDX-License-Identifier: Apache-2.0
 // GGUF files of the families beyond Llama 2 / Mistral / Qwen2: Llama 3 (rope_freqs.weight), GPT-2
-// (architecture "gpt2") and Mixtral ("llama" with llama.expert_count), as llama.cpp's
+// (architecture "gpt2"), Mixtral ("llama" with llama.expert_count) and Mamba ("mamba"), as llama.cpp's
 // convert_hf_to_gguf.py writes them (tests/golden/generate/make_llamacpp_gguf.py) and as our
 // convert_hf_to_gguf writes them: transformers' greedy tokens (tests/golden/generate/<family>.txt),
 // the same tensors and metadata as llama.cpp's script, and bad files as clear llm::error.
@@ -16,6 +16,7 @@
 #include <filesystem>
 #include <fstream>
 #include <iterator>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
@@ -37,7 +38,9 @@ std::string slurp(const std::string& path) {
 }
 // The checkpoint directory of a family's tiny model (Mixtral's is the moe tests').
 std::string checkpoint(const std::string& family) {
-    return family == "mixtral" ? std::string("tests/golden/moe/mixtral") : gen_test::model_dir(family);
+    return family == "mixtral" ? std::string("tests/golden/moe/mixtral")
+           : family == "mamba" ? std::string("tests/golden/ssm/mamba_lm")
+                               : gen_test::model_dir(family);
 }
 // tests/golden/generate/mixtral-q8_0.txt: the first greedy token of each prompt with Q8_0 weights.
 std::vector<std::int32_t> mixtral_q8_0_first() {
@@ -67,6 +70,10 @@ void check_goldens(const std::string& family, const std::string& path) {
             CHECK(cfg.architecture == "llama");
             CHECK(cfg.dims.n_experts == 4);
             CHECK(cfg.dims.experts_per_token == 2);
+        } else if (family == "mamba") {
+            CHECK(std::is_same_v<M, llm::model::mamba<>>);
+            CHECK(cfg.architecture == "mamba");
+            CHECK((cfg.ssm.state == 16 && cfg.ssm.conv == 4 && cfg.ssm.dt_rank == 2 && cfg.dims.d_ff == 64));
         } else {
             CHECK(std::is_same_v<M, llm::model::llama<>>);
             CHECK(cfg.dims.rope.scaling == llm::model::rope_scaling_kind::llama3);
@@ -77,8 +84,8 @@ void check_goldens(const std::string& family, const std::string& path) {
 }
 }  // namespace
 
-TEST_CASE("gguf: convert_hf_to_gguf.py's Llama 3 (rope_freqs.weight), GPT-2 and Mixtral files give transformers' greedy tokens") {
-    for (const std::string family : {"llama", "gpt2", "mixtral"}) {
+TEST_CASE("gguf: convert_hf_to_gguf.py's Llama 3 (rope_freqs.weight), GPT-2, Mixtral and Mamba files give transformers' greedy tokens") {
+    for (const std::string family : {"llama", "gpt2", "mixtral", "mamba"}) {
         check_goldens(family, "tests/golden/generate/llamacpp-" + family + "-f32.gguf");
     }
     // the rope_freqs.weight factors become the checkpoint's own llama3 frequencies (its config:
@@ -90,6 +97,40 @@ TEST_CASE("gguf: convert_hf_to_gguf.py's Llama 3 (rope_freqs.weight), GPT-2 and 
         CAPTURE(i);
         CHECK(cfg.dims.rope.apply(inv) == doctest::Approx(hf.dims.rope.apply(inv)).epsilon(1e-6));  // the file's f32: 6e-8
     }
+}
+
+// Mamba through llama.cpp's file: every parameter equals the checkpoint's, bit for bit, except A_log,
+// which the file holds as A = -exp(A_log) (rounded to float) and the loader takes back by log(-A):
+// |error| <= |log(1 + e_exp)| + e_log |A_log| with e_exp <= 2 ulp of torch's float exp (2^-23) and
+// the final rounding (2^-24 relative), so 2.4e-7 + 6e-8 |A_log|; bound 3e-7 + 1.2e-7 |A_log|.
+TEST_CASE("gguf: convert_hf_to_gguf.py's Mamba file holds the checkpoint's parameters (A_log through A = -exp(A_log))") {
+    const auto hf = llm::model::from_hf_config(checkpoint("mamba") + "/config.json");
+    const llm::model::mamba<> hm(hf.dims);
+    auto hp = hm.make_params<float>();
+    llm::model::load_safetensors(hp, checkpoint("mamba") + "/model.safetensors");
+    std::map<std::string, std::vector<float>> want;
+    hp.for_each_param([&](std::string_view name, auto& t) { want[std::string(name)].assign(t.data(), t.data() + t.size()); });
+    int compared = 0, a_logs = 0;
+    llm::generate::open_gguf("tests/golden/generate/llamacpp-mamba-f32.gguf", [&](const auto&, const auto& p, const auto&) {
+        using P = std::remove_cvref_t<decltype(p)>;
+        if constexpr (std::is_same_v<P, std::remove_cvref_t<decltype(hp)>>) {
+            p.for_each_param([&](std::string_view name, const auto& t) {
+                CAPTURE(name);
+                const std::vector<float>& w = want.at(std::string(name));
+                REQUIRE(w.size() == t.size());
+                if (name.ends_with("A_log")) {
+                    ++a_logs;
+                    for (std::size_t i = 0; i < w.size(); ++i) CHECK(std::fabs(t.data()[i] - w[i]) <= 3e-7 + 1.2e-7 * std::fabs(w[i]));
+                } else {
+                    CHECK(std::memcmp(t.data(), w.data(), w.size() * sizeof(float)) == 0);
+                }
+                ++compared;
+            });
+        }
+        return 0;
+    });
+    CHECK(compared == static_cast<int>(want.size()));
+    CHECK(a_logs == 2);
 }
 
 // The fit of rope_freqs.weight: Llama 3.1 8B's own scaling (head_dim 128, theta 5e5, factor 8,
@@ -208,7 +249,7 @@ TEST_CASE("convert_hf_to_gguf: Llama 3, GPT-2 and Mixtral files equal llama.cpp'
                          doctest::Contains("only Llama, Mistral, Qwen2, GPT-2 and Mixtral"), llm::error);
 }
 
-TEST_CASE("gguf: GPT-2 and Mixtral files with a missing or wrong-shape tensor, missing experts, an unknown architecture: clear llm::error") {
+TEST_CASE("gguf: GPT-2, Mixtral and Mamba files with a missing or wrong-shape tensor, missing experts, bad SSM sizes, an unknown architecture: clear llm::error") {
     auto load = [](const std::string& bytes) {
         const auto f = llm::io::gguf_file::parse(bytes, "test.gguf");
         llm::generate::open_gguf(f, "test.gguf", [](const auto&...) { return 0; });
@@ -264,6 +305,24 @@ TEST_CASE("gguf: GPT-2 and Mixtral files with a missing or wrong-shape tensor, m
         std::memcpy(llama.data() + at + 2 * sizeof(float), &five, sizeof(float));
     }
     CHECK_THROWS_WITH_AS(load(llama), doctest::Contains("rope_freqs.weight: the factors are not those of a Llama 3 rope scaling"), llm::error);
+    // Mamba: a missing tensor, SSM sizes mamba<> does not serve, an inner size ssm_in contradicts,
+    // an A that is not -exp(A_log)
+    std::string mamba = slurp("tests/golden/generate/llamacpp-mamba-f32.gguf");
+    CHECK_NOTHROW(load(mamba));
+    CHECK_THROWS_WITH_AS(load(replaced(mamba, "blk.1.ssm_a", "blk.1.ssm_X")), doctest::Contains("blk.1.ssm_a"), llm::error);
+    CHECK_THROWS_WITH_AS(load(set_u32(mamba, "mamba.ssm.state_size", 8)), doctest::Contains("generation serves llm::model::mamba<>"),
+                         llm::error);
+    CHECK_THROWS_WITH_AS(load(set_u32(mamba, "mamba.ssm.inner_size", 32)), doctest::Contains("does not match blk.0.ssm_in.weight"),
+                         llm::error);
+    {
+        const auto f = llm::io::gguf_file::parse(mamba, "test.gguf");
+        const auto bytes = f.tensor_bytes(f.tensor("blk.0.ssm_a"));
+        const auto at = mamba.find(std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size()));
+        REQUIRE(at != std::string::npos);
+        const float positive = 0.5f;
+        std::memcpy(mamba.data() + at + 3 * sizeof(float), &positive, sizeof(float));
+    }
+    CHECK_THROWS_WITH_AS(load(mamba), doctest::Contains("(A = -exp(A_log)) holds 0.5"), llm::error);
 }
 
 // Linear RoPE scaling (rope_scaling {rope_type: linear}) goes through the file as

@@ -1,13 +1,14 @@
 // SPDX-License-Identifier: Apache-2.0
 // Opening a GGUF model in llama.cpp's layout (convert_hf_to_gguf.py's names, metadata and the
 // permuted Q/K rows of the "llama" architecture) as a model family with run-time dims: Llama 2 / 3
-// (rope_freqs.weight), Mistral, Qwen2, GPT-2 and Mixtral.
+// (rope_freqs.weight), Mistral, Qwen2, GPT-2, Mixtral and Mamba.
 #pragma once
 
 #include <llm/core/bf16.hpp>
 #include <llm/core/error.hpp>
 #include <llm/core/f16.hpp>
 #include <llm/io/gguf.hpp>
+#include <llm/model/mamba_family.hpp>
 #include <llm/model/model.hpp>
 #include <llm/moe/mixtral.hpp>
 #include <llm/quant/any_matrix.hpp>
@@ -30,11 +31,12 @@
 
 namespace llm::generate {
 
-/// A GGUF model's architecture ("llama", "qwen2", "gpt2"), family and dims read from its metadata.
+/// A GGUF model's architecture ("llama", "qwen2", "gpt2", "mamba"), family and dims read from its metadata.
 struct gguf_config {
     std::string architecture;  ///< general.architecture
-    model::family family{};    ///< llama (architecture "llama"), mixtral ("llama" with llama.expert_count), qwen2 or gpt2
+    model::family family{};    ///< llama (architecture "llama"), mixtral ("llama" with llama.expert_count), qwen2, gpt2 or mamba
     model::dims dims{};        ///< sizes and options
+    model::ssm_sizes ssm{};    ///< family::mamba: state, conv and dt-rank sizes (mamba.ssm.*)
 };
 
 namespace detail {
@@ -62,12 +64,14 @@ struct gguf_slot {
     std::size_t expert = static_cast<std::size_t>(-1);                // Mixtral: the expert, or -1
     bool transposed = false;                                          // GPT-2 Conv1D weights
     bool stacked = false;                                             // Mixtral: every expert's rows (quantized params)
+    bool squeezed = false;                                            // Mamba's conv1d.weight: [d_inner, 1, k] here, [d_inner, k] there
+    bool negated_exp = false;                                         // Mamba's A_log: the file holds A = -exp(A_log)
 };
 
 inline gguf_slot gguf_slot_of(std::string_view hf) {
-    if (hf == "model.embed_tokens.weight" || hf == "transformer.wte.weight") return {"token_embd.weight"};
+    if (hf == "model.embed_tokens.weight" || hf == "transformer.wte.weight" || hf == "backbone.embeddings.weight") return {"token_embd.weight"};
     if (hf == "transformer.wpe.weight") return {"position_embd.weight"};
-    if (hf == "model.norm.weight" || hf == "transformer.ln_f.weight") return {"output_norm.weight"};
+    if (hf == "model.norm.weight" || hf == "transformer.ln_f.weight" || hf == "backbone.norm_f.weight") return {"output_norm.weight"};
     if (hf == "transformer.ln_f.bias") return {"output_norm.bias"};
     if (hf == "lm_head.weight") return {"output.weight"};
     constexpr std::string_view gpt2_layers = "transformer.h.";
@@ -83,6 +87,27 @@ inline gguf_slot gguf_slot_of(std::string_view hf) {
             {"mlp.c_fc.bias", "ffn_up.bias"},           {"mlp.c_proj.weight", "ffn_down.weight"}, {"mlp.c_proj.bias", "ffn_down.bias"}};
         for (const auto& [h, g] : map) {
             if (rest == h) return {"blk." + layer + "." + std::string(g), static_cast<std::size_t>(-1), h.ends_with(".weight") && h.find("ln_") != 0};
+        }
+    }
+    constexpr std::string_view mamba_layers = "backbone.layers.";
+    if (hf.starts_with(mamba_layers)) {
+        hf.remove_prefix(mamba_layers.size());
+        const std::size_t dot = hf.find('.');
+        const std::string layer(hf.substr(0, dot));
+        const std::string_view rest = dot == std::string_view::npos ? std::string_view{} : hf.substr(dot + 1);
+        static constexpr std::pair<std::string_view, std::string_view> map[] = {
+            {"norm.weight", "attn_norm.weight"},           {"mixer.in_proj.weight", "ssm_in.weight"},
+            {"mixer.conv1d.weight", "ssm_conv1d.weight"},  {"mixer.conv1d.bias", "ssm_conv1d.bias"},
+            {"mixer.x_proj.weight", "ssm_x.weight"},       {"mixer.dt_proj.weight", "ssm_dt.weight"},
+            {"mixer.dt_proj.bias", "ssm_dt.bias"},         {"mixer.A_log", "ssm_a"},
+            {"mixer.D", "ssm_d"},                          {"mixer.out_proj.weight", "ssm_out.weight"}};
+        for (const auto& [h, g] : map) {
+            if (rest == h) {
+                gguf_slot slot{"blk." + layer + "." + std::string(g)};
+                slot.squeezed = h == "mixer.conv1d.weight";
+                slot.negated_exp = h == "mixer.A_log";
+                return slot;
+            }
         }
     }
     constexpr std::string_view layers = "model.layers.";
@@ -120,7 +145,7 @@ inline gguf_slot gguf_slot_of(std::string_view hf) {
     llm::fail("open_gguf: no GGUF name for parameter '", hf, "'");
 }
 
-// The GGUF name of a Hugging Face parameter name (Llama, Qwen2, GPT-2 and Mixtral structures).
+// The GGUF name of a Hugging Face parameter name (Llama, Qwen2, GPT-2, Mixtral and Mamba structures).
 inline std::string gguf_name(std::string_view hf) { return gguf_slot_of(hf).name; }
 
 template <class F>
@@ -277,6 +302,27 @@ inline void gpt2_dims(const io::gguf_file& f, model::dims& d) {
     llm::check(ctx <= d.max_seq, "open_gguf: gpt2.context_length = ", ctx, " exceeds position_embd.weight's ", d.max_seq, " positions");
 }
 
+// The Mamba architecture's dims and SSM sizes (convert_hf_to_gguf.py's MambaModel keys), which
+// must be llm::model::mamba<>'s (state 16, conv 4, dt rank ceil(d_model / 16)), as open_hf asks.
+inline void mamba_dims(const io::gguf_file& f, model::dims& d, model::ssm_sizes& s) {
+    d.d_model = gguf_uint(f, "mamba.embedding_length");
+    llm::check(d.d_model > 0, "open_gguf: mamba.embedding_length must be > 0");
+    d.n_layers = gguf_uint(f, "mamba.block_count");
+    d.n_heads = 1;  // Mamba has no heads
+    d.d_ff = gguf_uint(f, "mamba.ssm.inner_size");
+    d.max_seq = gguf_uint(f, "mamba.context_length");
+    d.norm_eps = f.get<float>("mamba.attention.layer_norm_rms_epsilon");
+    s.state = gguf_uint(f, "mamba.ssm.state_size");
+    s.conv = gguf_uint(f, "mamba.ssm.conv_kernel");
+    s.dt_rank = gguf_uint(f, "mamba.ssm.time_step_rank");
+    llm::check(!f.find("mamba.ssm.dt_b_c_rms") || !f.get<bool>("mamba.ssm.dt_b_c_rms"),
+               "open_gguf: mamba.ssm.dt_b_c_rms = true (RMS norms on dt, B and C, as Falcon-Mamba) is not supported");
+    const std::size_t rank = model::mamba_mixer_of<>::rank_for(d.d_model);
+    llm::check(s.state == 16 && s.conv == 4 && s.dt_rank == rank, "open_gguf: a mamba file with ssm.state_size ", s.state,
+               ", ssm.conv_kernel ", s.conv, ", ssm.time_step_rank ", s.dt_rank, "; generation serves llm::model::mamba<> (16, 4, ",
+               rank, ")");
+}
+
 }  // namespace detail
 
 /// Reads a GGUF model's architecture and dims from its metadata (llama.cpp's keys:
@@ -293,12 +339,15 @@ inline gguf_config gguf_model_config(const io::gguf_file& f) {
     gguf_config c;
     c.architecture = std::string(f.get_string("general.architecture"));
     const std::string& a = c.architecture;
-    llm::check(a == "llama" || a == "qwen2" || a == "gpt2", "open_gguf: architecture '", a,
-               "' is not supported (supported: llama, qwen2, gpt2)");
+    llm::check(a == "llama" || a == "qwen2" || a == "gpt2" || a == "mamba", "open_gguf: architecture '", a,
+               "' is not supported (supported: llama, qwen2, gpt2, mamba)");
     model::dims& d = c.dims;
     if (a == "gpt2") {
         c.family = model::family::gpt2;
         detail::gpt2_dims(f, d);
+    } else if (a == "mamba") {
+        c.family = model::family::mamba;
+        detail::mamba_dims(f, d, c.ssm);
     } else {
         c.family = a == "qwen2" ? model::family::qwen2 : model::family::llama;
         d.d_model = detail::gguf_uint(f, a + ".embedding_length");
@@ -370,6 +419,10 @@ inline gguf_config gguf_model_config(const io::gguf_file& f) {
         llm::check(up->n_dims == 3 && up->extent(0) == d.n_experts && up->extent(2) == d.d_model && up->extent(1) == d.d_ff, "open_gguf: ",
                    exps, " has ", up->n_dims, " dims and ", up->n_elements, " elements, expected [expert_count ", d.n_experts,
                    ", feed_forward_length ", d.d_ff, ", embedding_length ", d.d_model, "]");
+    } else if (c.family == model::family::mamba) {
+        const io::gguf_tensor_info& in = f.tensor("blk.0.ssm_in.weight");
+        llm::check(in.n_dims == 2 && in.extent(0) == 2 * d.d_ff && in.extent(1) == d.d_model, "open_gguf: mamba.ssm.inner_size = ", d.d_ff,
+                   " does not match blk.0.ssm_in.weight (", in.n_elements, " elements, expected [2 x ", d.d_ff, ", ", d.d_model, "])");
     } else {
         const io::gguf_tensor_info& up = f.tensor("blk.0.ffn_up.weight");
         llm::check(d.d_ff <= up.n_elements / d.d_model && d.d_ff * d.d_model == up.n_elements, "open_gguf: ", a, ".feed_forward_length = ",
@@ -412,6 +465,16 @@ const io::gguf_tensor_info& gguf_param(const io::gguf_file& file, const std::str
         llm::check(info->n_dims == 3 && rank == 2 && info->extent(0) * info->extent(1) == t.extent(0) && info->extent(2) == t.extent(1),
                    "open_gguf: tensor '", g, "' has the wrong shape (", info->n_dims, " dims, ", info->n_elements, " elements) for ", name,
                    " (", t.extent(0), " stacked rows of ", t.extent(1), ")");
+        return *info;
+    }
+    if (slot.squeezed) {
+        // Mamba's conv1d.weight [d_inner, 1, k]: the file's [d_inner, k], the same values in order
+        bool fits = false;
+        if constexpr (requires { requires std::remove_cvref_t<Tensor>::rank() == 3; }) {
+            fits = t.extent(1) == 1 && info->n_dims == 2 && info->extent(0) == t.extent(0) && info->extent(1) == t.extent(2);
+        }
+        llm::check(fits, "open_gguf: tensor '", g, "' has the wrong shape (", info->n_dims, " dims, ", info->n_elements, " elements) for ",
+                   name, " (", t.size(), " elements as [d_inner, 1, k])");
         return *info;
     }
     const bool expert = slot.expert != static_cast<std::size_t>(-1);
@@ -474,6 +537,13 @@ decltype(auto) open_gguf_float(const io::gguf_file& file, const std::string& pat
             return;
         }
         decode_bytes(info.type, bytes, out, info.name);
+        if (gguf_slot_of(name).negated_exp) {
+            // Mamba's A = -exp(A_log) back to A_log (llama.cpp's graph uses A; our mixer takes A_log)
+            for (float& v : out) {
+                llm::check(v <= 0.0f, "open_gguf: tensor '", info.name, "' (A = -exp(A_log)) holds ", v, ", not a number <= 0");
+                v = std::log(-v);
+            }
+        }
         if (t.rank() == 2 && permuted_rows(cfg, name)) {
             const std::size_t heads = name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads();
             unpermute_rows(out, t.extent(0), t.extent(1), heads);
@@ -548,14 +618,19 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
 /// fp32 params<float> (each expert's rows taken from the stacked tensors). GPT-2 (architecture
 /// "gpt2") opens as llm::model::gpt2<>, always with fp32 params<float>: its GELU MLP takes no
 /// quantized matrices, so a quantized file's tensors are decoded at load (the Conv1D weights
-/// transposed back). A missing tensor, one of the wrong shape, an unknown architecture or a
-/// truncated file is llm::error naming it.
+/// transposed back). Mamba (architecture "mamba") opens as llm::model::mamba<> with fp32
+/// params<float> likewise (A_log taken back from the file's A = -exp(A_log); the file's
+/// state_size, conv_kernel and time_step_rank must be mamba<>'s). A missing tensor, one of the
+/// wrong shape, an unknown architecture or a truncated file is llm::error naming it.
 /// Example: `llm::generate::open_gguf(llm::io::gguf_file::open("m.gguf"), "m.gguf", {}, [](const auto& m, const auto& p, const auto&) { ... });`
 template <class F>
 decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, const gguf_options& opt, F&& f) {
     const gguf_config cfg = gguf_model_config(file);
     if (cfg.family == model::family::gpt2) {
         return detail::open_gguf_float<model::gpt2<>>(file, path, cfg, std::forward<F>(f));
+    }
+    if (cfg.family == model::family::mamba) {
+        return detail::open_gguf_float<model::mamba<>>(file, path, cfg, std::forward<F>(f));
     }
     if (opt.dequantize) {
         if (cfg.family == model::family::mixtral) {

@@ -10,6 +10,8 @@
 #                                                       weights transposed, fused attn_qkv)
 #   llamacpp-mixtral-f32.gguf                          tests/golden/moe/mixtral (arch llama with
 #                                                       llama.expert_count, stacked ffn_*_exps)
+#   llamacpp-mamba-f32.gguf                            tests/golden/ssm/mamba_lm (arch mamba: ssm_a
+#                                                       holds A = -exp(A_log), ssm_conv1d squeezed)
 # The tiny checkpoints have no tokenizer: this script gives each a copy (in a temporary
 # directory) with tests/golden/generate/tiny-tokenizer/ (a 64-token byte-level BPE written by
 # write_tokenizer below: <|endoftext|>, newline, space, a-z, '.', ',' and 33 merges). Its
@@ -123,3 +125,4 @@ if __name__ == "__main__":
         convert("llama", "f32", "llamacpp-llama-f32.gguf", tmp)
         convert("gpt2", "f32", "llamacpp-gpt2-f32.gguf", tmp)
         convert("mixtral", "f32", "llamacpp-mixtral-f32.gguf", tmp, os.path.join(HERE, "..", "moe", "mixtral"))
+        convert("mamba", "f32", "llamacpp-mamba-f32.gguf", tmp, os.path.join(HERE, "..", "ssm", "mamba_lm"))
