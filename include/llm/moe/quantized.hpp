@@ -244,8 +244,9 @@ void check_quantized(const char* fn, const quantized_moe_weights<W>& w) {
 /// The packed experts' products over activation rows quantized once (rows in the plan's grouped
 /// order): y_j[i, :] = a[i] (w[j][e])^T for each of the `count` (1 or 2) per-expert view lists
 /// w[j] and the rows i of expert e, y_j [N, m] contiguous. Threads take pieces of the experts'
-/// 8-row groups (for_each_expert_piece), each piece's products inline. Every output row is the packed gemv's of its activation row, bit for bit (the packed kernels' rows
-/// do not depend on M or the thread split), so a token's result does not depend on its batch.
+/// 8-row groups (for_each_expert_piece), each piece's products inline. Every output row is the
+/// packed gemv's of its activation row, bit for bit (the packed kernels' rows do not depend on M
+/// or the thread split), so a token's result does not depend on its batch.
 template <class A, class F>
 void grouped_gemm_packed(float* const* y, const std::span<const llm::quant::packed_view<F>>* w, std::size_t count,
                          const A& a, const std::size_t* offsets, std::size_t E, std::size_t m,
