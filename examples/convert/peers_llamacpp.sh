@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: Apache-2.0
-# llama.cpp runs our `convert` output: the tiny Qwen2, Mistral, Llama 3 (rope_freqs.weight), GPT-2
-# and Mixtral checkpoints (with
+# llama.cpp runs our `convert` output: the tiny Qwen2, Mistral, Llama 3 (rope_freqs.weight), GPT-2,
+# Mixtral and Mamba checkpoints (with
 # tests/golden/generate/tiny-tokenizer) converted by our tool in f32, f16 and q8_0, then greedy text
 # from llama.cpp's llama-simple (its greedy sampler; the prompt tokenized by llama.cpp) and from our
 # `generate --prompt` on the same file must be the same (llama-simple stops at the end-of-text
@@ -18,7 +18,7 @@ fail=0 n=0
 # its third token (transformers on the Q8_0-rounded weights: ' s' 0.10 above 'le'; ours picks
 # ' s' as transformers does, llama.cpp, whose Q8_0 activations and f16 KV cache move logits by
 # about that much, 'le'); the other 29 cases of the 30 agree.
-for dir in tests/golden/model/qwen2 tests/golden/model/mistral tests/golden/model/llama tests/golden/model/gpt2 tests/golden/moe/mixtral; do
+for dir in tests/golden/model/qwen2 tests/golden/model/mistral tests/golden/model/llama tests/golden/model/gpt2 tests/golden/moe/mixtral tests/golden/ssm/mamba_lm; do
     model=$(basename "$dir")
     types="f32 f16 q8_0"
     [[ $model == llama ]] && types="f32 f16"

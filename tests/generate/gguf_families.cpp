@@ -12,6 +12,8 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -192,14 +194,14 @@ TEST_CASE("gguf: rope_freqs.weight factors give back the Llama 3 scaling's frequ
 // metadata except general.name / general.size_label and tokenizer.ggml.add_eos_token; our files
 // give transformers' greedy tokens (f32), and in q8_0 (GPT-2's 32-wide rows; the other two fall
 // back to f16 / keep f32 where rows are 48 wide) their first greedy token.
-TEST_CASE("convert_hf_to_gguf: Llama 3, GPT-2 and Mixtral files equal llama.cpp's convert_hf_to_gguf.py output and give the greedy tokens") {
+TEST_CASE("convert_hf_to_gguf: Llama 3, GPT-2, Mixtral and Mamba files equal llama.cpp's convert_hf_to_gguf.py output and give the greedy tokens") {
     llm_test::temp_dir tmp;
     const std::string tok = "tests/golden/generate/tiny-tokenizer/tokenizer.json";
-    for (const std::string family : {"llama", "gpt2", "mixtral"}) {
+    for (const std::string family : {"llama", "gpt2", "mixtral", "mamba"}) {
         CAPTURE(family);
         const std::string out = (tmp.path / (family + ".gguf")).string();
         const auto st = llm::generate::convert_hf_to_gguf(checkpoint(family), out, {.type = llm::io::ggml_type::f32, .tokenizer = tok});
-        CHECK(st.architecture == (family == "gpt2" ? "gpt2" : "llama"));
+        CHECK(st.architecture == (family == "gpt2" || family == "mamba" ? family : "llama"));
         const auto ours = llm::io::gguf_file::open(out);
         const auto ref = llm::io::gguf_file::open("tests/golden/generate/llamacpp-" + family + "-f32.gguf");
         CHECK(st.tensors == ref.tensors().size());
@@ -212,7 +214,19 @@ TEST_CASE("convert_hf_to_gguf: Llama 3, GPT-2 and Mixtral files equal llama.cpp'
             CHECK(o->shape() == t.shape());
             const auto a = ours.tensor_bytes(*o);
             const auto b = ref.tensor_bytes(t);
-            CHECK((a.size() == b.size() && std::memcmp(a.data(), b.data(), a.size()) == 0));
+            REQUIRE(a.size() == b.size());
+            if (t.name.ends_with("ssm_a")) {
+                // Mamba's A = -exp(A_log): ours correctly rounded, the script's from torch's SLEEF
+                // exp (1 ulp): each within one unit in the last place, same sign and exponent range
+                for (std::size_t i = 0; i < a.size(); i += 4) {
+                    std::int32_t x = 0, y = 0;
+                    std::memcpy(&x, a.data() + i, 4);
+                    std::memcpy(&y, b.data() + i, 4);
+                    CHECK(std::abs(x - y) <= 1);
+                }
+            } else {
+                CHECK(std::memcmp(a.data(), b.data(), a.size()) == 0);
+            }
         }
         std::size_t compared = 0;
         for (const auto& kv : ref.metadata()) {
@@ -224,6 +238,7 @@ TEST_CASE("convert_hf_to_gguf: Llama 3, GPT-2 and Mixtral files equal llama.cpp'
             if (kv.value.type() == llm::io::gguf_type::string) CHECK(v->as_string() == kv.value.as_string());
             if (kv.value.type() == llm::io::gguf_type::u32) CHECK(v->as<std::uint32_t>() == kv.value.as<std::uint32_t>());
             if (kv.value.type() == llm::io::gguf_type::f32) CHECK(v->as<float>() == kv.value.as<float>());
+            if (kv.value.type() == llm::io::gguf_type::boolean) CHECK(v->as<bool>() == kv.value.as<bool>());
             ++compared;
         }
         CHECK(compared >= 15);
@@ -244,9 +259,18 @@ TEST_CASE("convert_hf_to_gguf: Llama 3, GPT-2 and Mixtral files equal llama.cpp'
             return 0;
         });
     }
-    // a family without a GGUF form here
-    CHECK_THROWS_WITH_AS(llm::generate::convert_hf_to_gguf("tests/golden/ssm/mamba_lm", (tmp.path / "m.gguf").string()),
-                         doctest::Contains("only Llama, Mistral, Qwen2, GPT-2 and Mixtral"), llm::error);
+    // a Mamba whose SSM sizes llm::model::mamba<> does not hold
+    const auto bad = tmp.path / "mamba-state8";
+    std::filesystem::create_directories(bad);
+    std::filesystem::copy_file(checkpoint("mamba") + "/model.safetensors", bad / "model.safetensors");
+    std::string config = slurp(checkpoint("mamba") + "/config.json");
+    const std::string state = "\"state_size\": 16";
+    const std::size_t at = config.find(state);
+    REQUIRE(at != std::string::npos);
+    config.replace(at, state.size(), "\"state_size\": 8");
+    std::ofstream(bad / "config.json") << config;
+    CHECK_THROWS_WITH_AS(llm::generate::convert_hf_to_gguf(bad.string(), (tmp.path / "m.gguf").string()),
+                         doctest::Contains("state_size = 8"), llm::error);
 }
 
 TEST_CASE("gguf: GPT-2, Mixtral and Mamba files with a missing or wrong-shape tensor, missing experts, bad SSM sizes, an unknown architecture: clear llm::error") {

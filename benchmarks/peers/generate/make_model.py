@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: Apache-2.0
 # A Llama-shaped checkpoint with random weights for the inference benchmarks (speed does not
 # depend on the values): d_model 1024, 16 layers, 16 heads / 4 kv heads, d_ff 2816, vocab 32000
-# (270M parameters: 1.08 GB fp32, 0.54 GB f16, 0.15 GB q4_0), saved as Hugging Face does
+# (246M parameters: 0.98 GB fp32, 0.49 GB f16, 0.14 GB q4_0; MODEL_SCALE=large: d_model 2048,
+# d_ff 5632, 852M), saved as Hugging Face does
 # (config.json + model.safetensors, fp32; tokenizer.json below). Weights N(0, 0.02), norms 1.
-#   /work/venv/bin/python benchmarks/peers/generate/make_model.py OUT_DIR
+#   PYTHON benchmarks/peers/generate/make_model.py OUT_DIR   (a Python with numpy and safetensors)
 import json
 import os
 import sys
@@ -14,6 +15,8 @@ from safetensors.numpy import save_file
 out = sys.argv[1]
 os.makedirs(out, exist_ok=True)
 D, L, H, KV, FF, V = 1024, 16, 16, 4, 2816, 32000
+if os.environ.get("MODEL_SCALE") == "large":  # 852M parameters: q4_0 0.48 GB, past a 260 MiB L3
+    D, FF = 2048, 5632
 HD = D // H
 cfg = {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": D, "num_hidden_layers": L,
        "num_attention_heads": H, "num_key_value_heads": KV, "intermediate_size": FF, "vocab_size": V,

@@ -5,12 +5,12 @@
 # 1 and 2 threads, llama-bench (-p P -n N) and our `generate` (a P-token prompt, N generated
 # tokens) alternate in one run; the read bandwidth (read_bw.cpp) is measured in the same run for
 # the decode ceiling. Prints one CSV line per measurement on stdout.
-#   benchmarks/peers/generate/vs_llamacpp.sh BUILD_BIN LLAMA_BIN WORK [P N]   (env: TYPES, THREADS="1 2")
+#   benchmarks/peers/generate/vs_llamacpp.sh BUILD_BIN LLAMA_BIN WORK [P N]   (env: TYPES, THREADS="1 2", PYTHON with numpy + safetensors)
 set -euo pipefail
 bin=$1 llama=$2 work=$3 P=${4:-128} N=${5:-32}
 here=$(cd "$(dirname "$0")" && pwd)
 mkdir -p "$work"
-[ -f "$work/model/model.safetensors" ] || /work/venv/bin/python "$here/make_model.py" "$work/model" >&2
+[ -f "$work/model/model.safetensors" ] || "${PYTHON:-python3}" "$here/make_model.py" "$work/model" >&2
 [ -x "$work/read_bw" ] || g++ -O3 -march=native -pthread "$here/read_bw.cpp" -o "$work/read_bw"
 "$work/read_bw" | sed 's/^/# /'
 ids=$(seq -s, 1 "$P" | awk -F, '{for(i=1;i<=NF;i++) printf "%s%d", (i>1?",":""), ($i*7919)%32000+3}')

@@ -1,8 +1,8 @@
 // SPDX-License-Identifier: Apache-2.0
 // Converting a Hugging Face checkpoint directory to a GGUF file in llama.cpp's layout, as its
 // convert_hf_to_gguf.py writes it (metadata keys, tensor names, the Q/K row permutation of the
-// "llama" architecture, GPT-2's transposed Conv1D weights, Mixtral's stacked experts,
-// tokenizer.ggml.* from tokenizer.json), in f32, f16, bf16 or a block type.
+// "llama" architecture, GPT-2's transposed Conv1D weights, Mixtral's stacked experts, Mamba's
+// A = -exp(A_log), tokenizer.ggml.* from tokenizer.json), in f32, f16, bf16 or a block type.
 #pragma once
 
 #include <llm/core/bf16.hpp>
@@ -119,8 +119,9 @@ inline std::string read_text(const std::string& path) {
 
 // The vocabulary of a tokenizer.json as tokenizer.ggml.* (convert_hf_to_gguf.py's
 // _set_vocab_gpt2 for byte-level BPE; _set_vocab_llama_hf's layout for byte-fallback BPE).
-// Strings are kept in `keep` (the writer copies keys and values at once).
-inline void add_tokenizer(io::gguf_writer& w, const std::string& path, std::size_t vocab, model::family fam) {
+// Special token ids as gguf-py's SpecialVocab sets them: tokenizer_config.json's tokens first,
+// then the model's config.json `X_token_id` for the types still unset.
+inline void add_tokenizer(io::gguf_writer& w, const std::string& path, std::size_t vocab, model::family fam, const std::string& model_config) {
     const std::string text = read_text(path);
     const io::json_value doc = io::parse_json(text, path);
     const io::json_value& mdl = doc.at("model", "tokenizer.json model");
@@ -185,6 +186,10 @@ inline void add_tokenizer(io::gguf_writer& w, const std::string& path, std::size
         w.add_array("tokenizer.ggml.merges", merges);
     }
     // special tokens and add_bos / add_eos from tokenizer_config.json, as gguf-py's SpecialVocab
+    static constexpr std::pair<const char*, const char*> special[] = {
+        {"bos", "tokenizer.ggml.bos_token_id"}, {"eos", "tokenizer.ggml.eos_token_id"},     {"unk", "tokenizer.ggml.unknown_token_id"},
+        {"sep", "tokenizer.ggml.seperator_token_id"}, {"pad", "tokenizer.ggml.padding_token_id"}, {"mask", "tokenizer.ggml.mask_token_id"}};
+    std::map<std::string, bool, std::less<>> set_ids;
     const auto cfg_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
     if (std::filesystem::exists(cfg_path)) {
         const std::string ctext = read_text(cfg_path.string());
@@ -195,18 +200,29 @@ inline void add_tokenizer(io::gguf_writer& w, const std::string& path, std::size
             if (v->is_object()) v = v->find("content");
             return v != nullptr && v->is_string() ? v : nullptr;
         };
-        for (const auto& [key, gkey] : {std::pair{"bos_token", "tokenizer.ggml.bos_token_id"}, std::pair{"eos_token", "tokenizer.ggml.eos_token_id"},
-                                        std::pair{"unk_token", "tokenizer.ggml.unknown_token_id"},
-                                        std::pair{"pad_token", "tokenizer.ggml.padding_token_id"}}) {
-            if (const io::json_value* t = token_of(key)) {
+        for (const auto& [typ, gkey] : special) {
+            const std::string key = std::string(typ) + "_token";
+            if (const io::json_value* t = token_of(key.c_str())) {
                 if (const auto it = special_ids.find(t->as_string(key)); it != special_ids.end()) {
                     w.add<std::uint32_t>(gkey, static_cast<std::uint32_t>(it->second));
+                    set_ids[gkey] = true;
                 }
             }
         }
         for (const auto& [key, gkey] : {std::pair{"add_bos_token", "tokenizer.ggml.add_bos_token"},
                                         std::pair{"add_eos_token", "tokenizer.ggml.add_eos_token"}}) {
             if (const io::json_value* v = c.find(key); v != nullptr && v->is_bool()) w.add<bool>(gkey, v->as_bool(key));
+        }
+    }
+    if (std::filesystem::exists(model_config)) {
+        const std::string mtext = read_text(model_config);
+        const io::json_value m = io::parse_json(mtext, model_config);
+        for (const auto& [typ, gkey] : special) {
+            const std::string key = std::string(typ) + "_token_id";
+            const io::json_value* v = m.find(key);
+            if (set_ids.contains(gkey) || v == nullptr || !v->is_number()) continue;
+            const std::int64_t id = v->as_int(model_config + ": " + key, 0, std::int64_t{1} << 40);
+            if (static_cast<std::uint64_t>(id) < vocab) w.add<std::uint32_t>(gkey, static_cast<std::uint32_t>(id));  // else skipped, as SpecialVocab
         }
     }
 }
@@ -262,15 +278,30 @@ convert_stats convert_model(const std::string& dir, const std::string& out, cons
     w.add("general.type", "model");
     w.add("general.name", opt.name.empty() ? std::filesystem::path(dir).lexically_normal().filename().string() : opt.name);
     const auto u32 = [](std::size_t v) { return static_cast<std::uint32_t>(v); };
-    w.add<std::uint32_t>(arch + ".block_count", u32(d.n_layers));
-    w.add<std::uint32_t>(arch + ".context_length", u32(d.max_seq));
-    w.add<std::uint32_t>(arch + ".embedding_length", u32(d.d_model));
-    w.add<std::uint32_t>(arch + ".feed_forward_length", u32(d.ff()));
-    w.add<std::uint32_t>(arch + ".attention.head_count", u32(d.n_heads));
+    if (arch == "mamba") {
+        // MambaModel.set_gguf_parameters: an arbitrary 2^20 context, no FFN and no heads, the SSM sizes
+        w.add<std::uint32_t>(arch + ".context_length", 1u << 20);
+        w.add<std::uint32_t>(arch + ".embedding_length", u32(d.d_model));
+        w.add<std::uint32_t>(arch + ".feed_forward_length", 0);
+        w.add<std::uint32_t>(arch + ".attention.head_count", 0);
+        w.add<std::uint32_t>(arch + ".block_count", u32(d.n_layers));
+        w.add<std::uint32_t>(arch + ".ssm.conv_kernel", u32(cfg.ssm.conv));
+        w.add<std::uint32_t>(arch + ".ssm.inner_size", u32(d.ff()));
+        w.add<std::uint32_t>(arch + ".ssm.state_size", u32(cfg.ssm.state));
+        w.add<std::uint32_t>(arch + ".ssm.time_step_rank", u32(cfg.ssm.dt_rank));
+        w.add<float>(arch + ".attention.layer_norm_rms_epsilon", d.norm_eps);
+        w.add<bool>(arch + ".ssm.dt_b_c_rms", false);
+    } else {
+        w.add<std::uint32_t>(arch + ".block_count", u32(d.n_layers));
+        w.add<std::uint32_t>(arch + ".context_length", u32(d.max_seq));
+        w.add<std::uint32_t>(arch + ".embedding_length", u32(d.d_model));
+        w.add<std::uint32_t>(arch + ".feed_forward_length", u32(d.ff()));
+        w.add<std::uint32_t>(arch + ".attention.head_count", u32(d.n_heads));
+    }
     if (gpt2) {
         // GPT2Model.set_gguf_parameters: no kv heads, no RoPE, a LayerNorm epsilon
         w.add<float>(arch + ".attention.layer_norm_epsilon", d.norm_eps);
-    } else {
+    } else if (arch != "mamba") {
         w.add<std::uint32_t>(arch + ".attention.head_count_kv", u32(d.kv_heads()));
         w.add<float>(arch + ".rope.freq_base", static_cast<float>(d.rope.theta));
         w.add<float>(arch + ".attention.layer_norm_rms_epsilon", d.norm_eps);
@@ -297,7 +328,9 @@ convert_stats convert_model(const std::string& dir, const std::string& out, cons
     if (tok.empty() && std::filesystem::exists(std::filesystem::path(dir) / "tokenizer.json")) {
         tok = (std::filesystem::path(dir) / "tokenizer.json").string();
     }
-    if (!tok.empty()) add_tokenizer(w, tok, d.vocab, cfg.family);
+    // MambaModel.set_vocab lists the vocabulary rounded up to a multiple of 8 (pad_vocab_size_multiple)
+    const std::size_t listed = arch == "mamba" ? (d.vocab + 7) / 8 * 8 : d.vocab;
+    if (!tok.empty()) add_tokenizer(w, tok, listed, cfg.family, (std::filesystem::path(dir) / "config.json").string());
 
     convert_stats st;
     st.architecture = arch;
@@ -357,7 +390,19 @@ convert_stats convert_model(const std::string& dir, const std::string& out, cons
         if (arch == "llama" && t.rank() == 2 && (name.ends_with("q_proj.weight") || name.ends_with("k_proj.weight"))) {
             permute_rows(x, t.extent(0), t.extent(1), name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads());
         }
-        const bool f32 = slot.name.ends_with("ffn_gate_inp.weight") || slot.name == "position_embd.weight";
+        if (slot.squeezed) shape = {t.extent(0), t.size() / t.extent(0)};  // Mamba's conv1d [d_inner, 1, k] as [d_inner, k]
+        if (slot.negated_exp) {
+            // MambaModel.modify_tensors: A = -exp(A_log), here exp in double rounded to float;
+            // torch's vectorised float exp (SLEEF, 1 ulp) differs from it in the last bit
+            // for about 10% of values, which depend on the CPU that ran the script anyway
+            tmp.resize(t.size());
+            for (std::size_t i = 0; i < x.size(); ++i) tmp[i] = -static_cast<float>(std::exp(static_cast<double>(x[i])));
+            x = tmp;
+        }
+        // kept in f32 as the script keeps them: the router, the position table, Mamba's conv1d and
+        // every tensor whose name does not end in ".weight" (Mamba's ssm_a)
+        const bool f32 = slot.name.ends_with("ffn_gate_inp.weight") || slot.name == "position_embd.weight" ||
+                         slot.name.ends_with("ssm_conv1d.weight") || !slot.name.ends_with(".weight");
         put(slot.name, x, std::move(shape), f32);
     });
     w.write(out);
@@ -380,15 +425,19 @@ convert_stats convert_model(const std::string& dir, const std::string& out, cons
 /// `.attention.head_count(_kv)`, `.rope.freq_base`, `.attention.layer_norm_rms_epsilon`,
 /// `general.file_type`, `general.quantization_version` and tokenizer.ggml.* from tokenizer.json;
 /// names `token_embd.weight`, `blk.N.attn_q.weight`, ... Weight matrices get `opt.type`, 1-D
-/// tensors stay f32. Other families (Mamba) and options without a GGUF form are llm::error
-/// naming them. The file is written atomically.
+/// tensors stay f32. Mamba goes out as "mamba" (MambaModel's keys: `mamba.ssm.conv_kernel`,
+/// `.ssm.inner_size`, `.ssm.state_size`, `.ssm.time_step_rank`, `.ssm.dt_b_c_rms` = false, a
+/// context of 2^20; `blk.N.ssm_in` / `ssm_conv1d` (squeezed to [d_inner, k], f32) / `ssm_x` /
+/// `ssm_dt` / `ssm_out.weight`, `ssm_a` holding A = -exp(A_log) (f32), `ssm_d`; the vocabulary
+/// listed to a multiple of 8); its SSM sizes must be llm::model::mamba<>'s. Other families and
+/// options without a GGUF form are llm::error naming them. The file is written atomically.
 /// Example: `llm::generate::convert_hf_to_gguf("tiny-llama", "tiny.gguf", {.type = llm::io::ggml_type::q8_0});`
 inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::string& out, const convert_options& opt = {}) {
     const char* fn = "convert_hf_to_gguf";
     const auto cfg = model::from_hf_config((std::filesystem::path(dir) / "config.json").string());
     llm::check(cfg.family == model::family::llama || cfg.family == model::family::mistral || cfg.family == model::family::qwen2 ||
-                   cfg.family == model::family::gpt2 || cfg.family == model::family::mixtral,
-               fn, ": ", dir, ": only Llama, Mistral, Qwen2, GPT-2 and Mixtral are converted (not this family yet)");
+                   cfg.family == model::family::gpt2 || cfg.family == model::family::mixtral || cfg.family == model::family::mamba,
+               fn, ": ", dir, ": architecture '", cfg.architecture, "' is not converted (Llama, Mistral, Qwen2, GPT-2, Mixtral and Mamba are)");
     const std::optional<std::uint32_t> file_type = quant::llama_file_type(opt.type);
     llm::check(file_type.has_value(), fn, ": type ", io::ggml_type_name(opt.type), " is not written (no llama.cpp file type)");
     const model::dims& d = cfg.dims;
@@ -398,6 +447,12 @@ inline convert_stats convert_hf_to_gguf(const std::string& dir, const std::strin
     }
     if (cfg.family == model::family::mixtral) {
         return detail::convert_model<moe::mixtral<>>(dir, out, opt, cfg, "llama", *file_type);
+    }
+    if (cfg.family == model::family::mamba) {
+        // the SSM sizes must be those llm::model::mamba<> holds (state 16, conv 4, dt rank ceil(d_model / 16))
+        const std::string config = (std::filesystem::path(dir) / "config.json").string();
+        model::mamba_dims_from_hf_config_text(detail::read_text(config), config);
+        return detail::convert_model<model::mamba<>>(dir, out, opt, cfg, "mamba", *file_type);
     }
     return detail::convert_model<model::llama<>>(dir, out, opt, cfg, cfg.family == model::family::qwen2 ? "qwen2" : "llama", *file_type);
 }
