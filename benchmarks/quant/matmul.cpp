@@ -11,9 +11,11 @@
 // ggml reports MUL_MAT m=4096 n=1 k=14336: the same shape wherever 4096 rows exceed the L3.
 // LLM_BENCH_QUANT_K overrides k (e.g. 4096 for a quick run).
 // quant_gemv_packed / quant_gemm_packed run the same shapes on llm::quant::pack's 8-row interleaved
-// Q4_0 / Q8_0 / Q4_K / Q6_K weights (packed.hpp; the same number of bytes).
+// Q4_0 / Q8_0 / Q4_K / Q6_K weights (packed.hpp; the same number of bytes). quant_gemv/f16 and
+// /bf16: linear_forward's one-row dot kernel over 16-bit weights (decode of f16 / bf16 files).
 #include <llm/core/cpu_info.hpp>
 #include <llm/core/workspace.hpp>
+#include <llm/quant/any_matrix.hpp>
 #include <llm/quant/matmul.hpp>
 #include <llm/quant/packed.hpp>
 #include <llm/quant/quant.hpp>
@@ -200,6 +202,43 @@ void quant_gemm_packed(benchmark::State& state) {
                    " n=" + std::to_string(n) + " k=" + std::to_string(k));
 }
 
+// Decode's f16 / bf16 GEMV: llm::quant::linear_forward of one activation row over an
+// any_matrix of 16-bit weights (the f16 / bf16 GGUF files' matrices), sized as quant_gemv's.
+template <llm::io::ggml_type T>
+void half_gemv(benchmark::State& state) {
+    const auto threads = static_cast<std::size_t>(state.range(0));
+    const std::size_t k = k_dim(), rows = gemv_rows(2 * k);
+    static std::vector<std::uint16_t> bits;
+    if (bits.size() != rows * k) {
+        bits.resize(rows * k);
+        const auto xs = random_floats(4096);
+        for (std::size_t i = 0; i < bits.size(); ++i) {
+            const float v = 0.02f * xs[i % 4093];
+            bits[i] = T == llm::io::ggml_type::f16 ? llm::f16(v).bits() : llm::bf16(v).bits();
+        }
+    }
+    const q::any_matrix w(T, std::as_bytes(std::span<const std::uint16_t>(bits)), rows, k);
+    const auto xs = random_floats(k);
+    std::vector<float> ys(rows);
+    llm::tensor_view<const float, llm::dims<2>> x(xs.data(), 1, k);
+    llm::tensor_view<float, llm::dims<2>> y(ys.data(), 1, rows);
+    auto& pool = llm_bench::pool_of(threads);
+    const double ceiling = read_ceiling(threads);
+    llm::workspace ws;
+    q::linear_forward(y, x, w, ws, pool);
+    for (auto _ : state) {
+        q::linear_forward(y, x, w, ws, pool);
+        benchmark::DoNotOptimize(ys.data());
+        benchmark::ClobberMemory();
+    }
+    const double bytes = static_cast<double>(bits.size() * 2);
+    state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
+    state.counters["read_ceiling_GB/s"] = ceiling;
+    state.SetLabel(std::string(T == llm::io::ggml_type::f16 ? "f16" : "bf16") + " m=" + std::to_string(rows) + " k=" +
+                   std::to_string(k) + " weights " + std::to_string(bits.size() * 2 >> 20) + " MiB, L3 " +
+                   std::to_string(llm::cpu_cache_sizes().l3 >> 20) + " MiB");
+}
+
 void stream_read(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     double gbs = 0.0;
@@ -208,6 +247,8 @@ void stream_read(benchmark::State& state) {
 }
 
 BENCHMARK(stream_read)->Name("quant_ceiling/stream_read")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(half_gemv<llm::io::ggml_type::f16>)->Name("quant_gemv/f16")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(half_gemv<llm::io::ggml_type::bf16>)->Name("quant_gemv/bf16")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q4_0>)->Name("quant_gemv/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q8_0>)->Name("quant_gemv/q8_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv_packed<q::q4_0>)->Name("quant_gemv_packed/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);

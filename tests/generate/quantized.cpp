@@ -119,6 +119,38 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
             CHECK(bad == 0);
         }
     }
+    // f16 / bf16 dot kernels on awkward sizes: 45 weight rows (groups of 4 or 2 and single rows
+    // left, split between threads), 523 columns (64-byte lines, then 8-value and scalar tails),
+    // 1-8 activation rows (groups of 4 and the rest); the same accumulation-only bound
+    for (const ggml_type t : {ggml_type::f16, ggml_type::bf16}) {
+        const std::size_t n2 = 45, k2 = 523;
+        CAPTURE(llm::io::ggml_type_name(t));
+        std::vector<float> w2(n2 * k2);
+        for (auto& v : w2) v = nd(rng) * 0.1f;
+        const auto bytes = llm::generate::detail::encode_tensor(t, w2);
+        const auto wd = decoded(t, bytes, n2 * k2);
+        const llm::quant::any_matrix w(t, bytes, n2, k2);
+        for (std::size_t m = 1; m <= 8; ++m) {
+            CAPTURE(m);
+            std::vector<float> x(m * k2);
+            for (auto& v : x) v = nd(rng);
+            llm::tensor<float, llm::dims<2>> y(m, n2);
+            llm::workspace ws;
+            llm::quant::linear_forward(y.view(), llm::tensor_view<const float, llm::dims<2>>(x.data(), llm::dims<2>(m, k2)), w, ws, pool);
+            std::size_t bad = 0;
+            for (std::size_t r = 0; r < m; ++r) {
+                for (std::size_t j = 0; j < n2; ++j) {
+                    double ref = 0, mag = 0;
+                    for (std::size_t i = 0; i < k2; ++i) {
+                        ref += static_cast<double>(x[r * k2 + i]) * wd[j * k2 + i];
+                        mag += std::abs(static_cast<double>(x[r * k2 + i]) * wd[j * k2 + i]);
+                    }
+                    bad += std::abs(y(r, j) - ref) > 1e-4 * mag;
+                }
+            }
+            CHECK(bad == 0);
+        }
+    }
     // a placeholder or a wrong shape is llm::error
     const auto bytes = llm::generate::detail::encode_tensor(ggml_type::q8_0, wf);
     CHECK_THROWS_AS(llm::quant::any_matrix(ggml_type::q8_0, bytes, n, k + 32), llm::error);

@@ -111,34 +111,63 @@ inline float hsum8(__m256 v) noexcept {
     return _mm_cvtss_f32(s);
 }
 
-/// MM activation rows (1 .. 4) against weight rows [n0, n1): each weight vector is widened once
-/// and multiplied into MM x 2 fp32 accumulators (16 values a step; a scalar tail).
+/// MM activation rows (1 .. 4) against R weight rows at once from row n (R 4 for one activation
+/// row, else 2: several weight streams in flight keep the memory busy, where one row at a time
+/// left it a third idle). Per 64-byte line of each weight row: a prefetch 1 KiB ahead, four
+/// 8-value vectors widened once (F16C / a shift) and multiplied into each activation row's fp32
+/// accumulator (two sets alternate when R x MM <= 4, to cover the FMA latency); then 8-value and
+/// scalar tails.
+template <bool F16, std::size_t R, std::size_t MM>
+void half_row_group_avx2(const std::uint16_t* w, std::size_t k, std::size_t n, const float* x, std::size_t x_rs, float* y,
+                         std::size_t y_rs, std::size_t y_cs) noexcept {
+    constexpr std::size_t sets = R * MM <= 4 ? 2 : 1;
+    constexpr std::size_t ahead = 512;  // values: 1 KiB of 16-bit weights
+    const std::uint16_t* wr[R];
+    for (std::size_t i = 0; i < R; ++i) wr[i] = w + (n + i) * k;
+    __m256 acc[sets][R][MM];
+    for (auto& set : acc) {
+        for (auto& row : set) {
+            for (auto& a : row) a = _mm256_setzero_ps();
+        }
+    }
+    const auto step = [&](std::size_t set, std::size_t j) {
+        __m256 wv[R];
+        for (std::size_t i = 0; i < R; ++i) wv[i] = half8<F16>(wr[i] + j);
+        for (std::size_t r = 0; r < MM; ++r) {
+            const __m256 xv = _mm256_loadu_ps(x + r * x_rs + j);
+            for (std::size_t i = 0; i < R; ++i) acc[set][i][r] = _mm256_fmadd_ps(wv[i], xv, acc[set][i][r]);
+        }
+    };
+    std::size_t j = 0;
+    for (; j + 32 <= k; j += 32) {
+        // the prefetch address as an integer: past a row's end it may name the next row or beyond
+        for (std::size_t i = 0; i < R; ++i) {
+            _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(wr[i] + j) + 2 * ahead), _MM_HINT_T0);
+        }
+        step(0, j);
+        step(sets - 1, j + 8);
+        step(0, j + 16);
+        step(sets - 1, j + 24);
+    }
+    for (; j + 8 <= k; j += 8) step(0, j);
+    for (std::size_t i = 0; i < R; ++i) {
+        for (std::size_t r = 0; r < MM; ++r) {
+            float s = hsum8(sets == 2 ? _mm256_add_ps(acc[0][i][r], acc[sets - 1][i][r]) : acc[0][i][r]);
+            for (std::size_t t = j; t < k; ++t) s += half_to_float<F16>(wr[i][t]) * x[r * x_rs + t];
+            y[r * y_rs + (n + i) * y_cs] = s;
+        }
+    }
+}
+
+/// MM activation rows (1 .. 4) against weight rows [n0, n1): half_row_group_avx2 over groups of
+/// rows, then the rows left one at a time.
 template <bool F16, std::size_t MM>
 void half_rows_avx2(const std::uint16_t* w, std::size_t k, std::size_t n0, std::size_t n1, const float* x, std::size_t x_rs,
                     float* y, std::size_t y_rs, std::size_t y_cs) noexcept {
-    for (std::size_t n = n0; n < n1; ++n) {
-        const std::uint16_t* wr = w + n * k;
-        __m256 a0[MM], a1[MM];
-        for (std::size_t r = 0; r < MM; ++r) {
-            a0[r] = _mm256_setzero_ps();
-            a1[r] = _mm256_setzero_ps();
-        }
-        std::size_t j = 0;
-        for (; j + 16 <= k; j += 16) {
-            const __m256 w0 = half8<F16>(wr + j), w1 = half8<F16>(wr + j + 8);
-            for (std::size_t r = 0; r < MM; ++r) {
-                a0[r] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + r * x_rs + j), a0[r]);
-                a1[r] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + r * x_rs + j + 8), a1[r]);
-            }
-        }
-        for (std::size_t r = 0; r < MM; ++r) {
-            float s = hsum8(_mm256_add_ps(a0[r], a1[r]));
-            for (std::size_t t = j; t < k; ++t) {
-                s += half_to_float<F16>(wr[t]) * x[r * x_rs + t];
-            }
-            y[r * y_rs + n * y_cs] = s;
-        }
-    }
+    constexpr std::size_t group = MM == 1 ? 4 : 2;
+    std::size_t n = n0;
+    for (; n + group <= n1; n += group) half_row_group_avx2<F16, group, MM>(w, k, n, x, x_rs, y, y_rs, y_cs);
+    for (; n < n1; ++n) half_row_group_avx2<F16, 1, MM>(w, k, n, x, x_rs, y, y_rs, y_cs);
 }
 
 /// d[0, n) = the f16 / bf16 values s[0, n), 8 at a time.
