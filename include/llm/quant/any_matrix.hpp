@@ -111,12 +111,27 @@ inline float hsum8(__m256 v) noexcept {
     return _mm_cvtss_f32(s);
 }
 
+/// The activation row x[0, k) as the bf16 kernel reads it: each 16-value block j as its even
+/// values then its odd ones (bf16 weights widen without a shuffle: a 32-bit lane of 16 weights'
+/// 32 bytes holds weights 2i and 2i + 1, a shift makes the first an fp32, a mask the second);
+/// the values past the last whole block stay in place.
+inline void bf16_pair_order(const float* x, std::size_t k, float* out) noexcept {
+    std::size_t j = 0;
+    for (; j + 16 <= k; j += 16) {
+        for (std::size_t i = 0; i < 8; ++i) {
+            out[j + i] = x[j + 2 * i];
+            out[j + 8 + i] = x[j + 2 * i + 1];
+        }
+    }
+    for (; j < k; ++j) out[j] = x[j];
+}
+
 /// MM activation rows (1 .. 4) against R weight rows at once from row n (R 4 for one activation
 /// row, else 2: several weight streams in flight keep the memory busy, where one row at a time
-/// left it a third idle). Per 64-byte line of each weight row: a prefetch 1 KiB ahead, four
-/// 8-value vectors widened once (F16C / a shift) and multiplied into each activation row's fp32
-/// accumulator (two sets alternate when R x MM <= 4, to cover the FMA latency); then 8-value and
-/// scalar tails.
+/// left it a third idle). Per 64-byte line of each weight row: a prefetch 1 KiB ahead, the
+/// weights widened once (f16: F16C per 8 values; bf16: 16 values as even / odd halves, x in
+/// bf16_pair_order) and multiplied into each activation row's fp32 accumulators (two sets
+/// alternate when R x MM <= 4, to cover the FMA latency); then 16-value and scalar tails.
 template <bool F16, std::size_t R, std::size_t MM>
 void half_row_group_avx2(const std::uint16_t* w, std::size_t k, std::size_t n, const float* x, std::size_t x_rs, float* y,
                          std::size_t y_rs, std::size_t y_cs) noexcept {
@@ -130,12 +145,25 @@ void half_row_group_avx2(const std::uint16_t* w, std::size_t k, std::size_t n, c
             for (auto& a : row) a = _mm256_setzero_ps();
         }
     }
+    // 16 values from j into accumulator set `set`
     const auto step = [&](std::size_t set, std::size_t j) {
-        __m256 wv[R];
-        for (std::size_t i = 0; i < R; ++i) wv[i] = half8<F16>(wr[i] + j);
+        __m256 lo[R], hi[R];
+        for (std::size_t i = 0; i < R; ++i) {
+            if constexpr (F16) {
+                lo[i] = half8<true>(wr[i] + j);
+                hi[i] = half8<true>(wr[i] + j + 8);
+            } else {
+                const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wr[i] + j));
+                lo[i] = _mm256_castsi256_ps(_mm256_slli_epi32(v, 16));
+                hi[i] = _mm256_castsi256_ps(_mm256_and_si256(v, _mm256_set1_epi32(static_cast<int>(0xFFFF0000u))));
+            }
+        }
         for (std::size_t r = 0; r < MM; ++r) {
-            const __m256 xv = _mm256_loadu_ps(x + r * x_rs + j);
-            for (std::size_t i = 0; i < R; ++i) acc[set][i][r] = _mm256_fmadd_ps(wv[i], xv, acc[set][i][r]);
+            const __m256 x0 = _mm256_loadu_ps(x + r * x_rs + j), x1 = _mm256_loadu_ps(x + r * x_rs + j + 8);
+            for (std::size_t i = 0; i < R; ++i) {
+                acc[set][i][r] = _mm256_fmadd_ps(lo[i], x0, acc[set][i][r]);
+                acc[set][i][r] = _mm256_fmadd_ps(hi[i], x1, acc[set][i][r]);
+            }
         }
     };
     std::size_t j = 0;
@@ -145,11 +173,9 @@ void half_row_group_avx2(const std::uint16_t* w, std::size_t k, std::size_t n, c
             _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(wr[i] + j) + 2 * ahead), _MM_HINT_T0);
         }
         step(0, j);
-        step(sets - 1, j + 8);
-        step(0, j + 16);
-        step(sets - 1, j + 24);
+        step(sets - 1, j + 16);
     }
-    for (; j + 8 <= k; j += 8) step(0, j);
+    for (; j + 16 <= k; j += 16) step(0, j);
     for (std::size_t i = 0; i < R; ++i) {
         for (std::size_t r = 0; r < MM; ++r) {
             float s = hsum8(sets == 2 ? _mm256_add_ps(acc[0][i][r], acc[sets - 1][i][r]) : acc[0][i][r]);
@@ -160,7 +186,7 @@ void half_row_group_avx2(const std::uint16_t* w, std::size_t k, std::size_t n, c
 }
 
 /// MM activation rows (1 .. 4) against weight rows [n0, n1): half_row_group_avx2 over groups of
-/// rows, then the rows left one at a time.
+/// rows, then the rows left one at a time. bf16: x in bf16_pair_order.
 template <bool F16, std::size_t MM>
 void half_rows_avx2(const std::uint16_t* w, std::size_t k, std::size_t n0, std::size_t n1, const float* x, std::size_t x_rs,
                     float* y, std::size_t y_rs, std::size_t y_cs) noexcept {
@@ -424,6 +450,17 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
                 }
                 return;
             }
+#if LLM_QUANT_X86
+            // bf16: the activation rows in the kernel's even / odd order, once per call
+            const llm::workspace::frame frame(ws);
+            std::size_t xk_rs = x_rs;
+            if (!is_f16 && isa_available(kernel_isa::avx2)) {
+                float* xo = ws.take<float>(m * k, "quant::linear_forward", "the bf16 kernel's activation order");
+                for (std::size_t r = 0; r < m; ++r) detail::bf16_pair_order(xp + r * x_rs, k, xo + r * k);
+                xp = xo;
+                xk_rs = k;
+            }
+#endif
             const std::size_t threads = static_cast<std::size_t>(exec.size());
             const std::size_t grain =
                 std::max<std::size_t>((n + 8 * threads - 1) / (8 * threads), (std::size_t{16384} + 2 * k - 1) / std::max<std::size_t>(2 * k, 1));
@@ -432,10 +469,10 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
                 if (isa_available(kernel_isa::avx2)) {
                     for (std::size_t m0 = 0; m0 < m; m0 += 4) {
                         const std::size_t mm = std::min<std::size_t>(4, m - m0);
-                        const float* xr = xp + m0 * x_rs;
+                        const float* xr = xp + m0 * xk_rs;
                         float* yr = yp + m0 * y_rs;
                         auto run = [&](auto f16_tag, auto rows_tag) {
-                            detail::half_rows_avx2<decltype(f16_tag)::value, decltype(rows_tag)::value>(wb, k, n0, n1, xr, x_rs, yr, y_rs, 1);
+                            detail::half_rows_avx2<decltype(f16_tag)::value, decltype(rows_tag)::value>(wb, k, n0, n1, xr, xk_rs, yr, y_rs, 1);
                         };
                         using t = std::true_type;
                         using f = std::false_type;
