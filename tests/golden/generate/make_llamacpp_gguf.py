@@ -27,7 +27,8 @@
 #
 # llama.cpp runs our own `convert` output of these checkpoints (f32, f16, q8_0; the Llama 3 one in
 # f32 and f16, see the script) with the same greedy text as our `generate`, checked by hand on
-# 2026-12-05 (llama-simple from llama-cpp-python 0.3.36's llama.cpp, greedy; 28 cases, all equal):
+# 2026-12-05 (llama-simple from llama-cpp-python 0.3.36's llama.cpp, greedy; 28 cases, all equal;
+# again at 22:35 UTC with Mamba added: 34 cases, all equal):
 #   examples/convert/peers_llamacpp.sh build/bin/convert build/bin/generate /tmp/llama-build/bin
 #
 # Run (llama.cpp's source as vendored in llama-cpp-python 0.3.36's sdist, unpacked under /tmp):
