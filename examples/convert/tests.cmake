@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: Apache-2.0
-# ctests of the convert tool: the tiny Qwen2, Mistral, GPT-2, Llama 3 and Mixtral checkpoints (with the tiny tokenizer of
+# ctests of the convert tool: the tiny Qwen2, Mistral, GPT-2, Llama 3, Mixtral and Mamba checkpoints (with the tiny tokenizer of
 # tests/golden/generate/tiny-tokenizer) converted, then run by the generate tool, give
 # transformers' greedy tokens (Qwen2 f32; Mistral f32 has no sliding window in GGUF: its
 # tokens are the first 16 of the windowless model, checked in tests/generate/gguf.cpp; here the
@@ -22,11 +22,12 @@ llm_example_error_test(example_convert_no_args convert ARGS tests/golden/model/q
     MESSAGE "convert: expected HF_DIR OUT.gguf")
 llm_example_error_test(example_convert_bad_type convert ARGS tests/golden/model/qwen2 out.gguf --type q9_9
     MESSAGE "convert: --type: unknown type 'q9_9'" ABSENT out.gguf)
-# GPT-2, Llama 3 (rope_freqs.weight) and Mixtral in f32: transformers' greedy tokens of the prompt
+# GPT-2, Llama 3 (rope_freqs.weight), Mixtral and Mamba in f32: transformers' greedy tokens of the prompt
 # 3,17,9,40 (tests/golden/generate/<family>.txt) through our file and the generate tool
 foreach(case "gpt2|tests/golden/model/gpt2|26 40 40 40 40 59 21 21 21 21 40 26 59 40 59 59"
              "llama|tests/golden/model/llama|26 31 2 31 26 18 56 56 56 56 56 56 56 56 56 40"
-             "mixtral|tests/golden/moe/mixtral|61 59 17 37 16 37 40 61 31 44 58 2 52 54 61 61")
+             "mixtral|tests/golden/moe/mixtral|61 59 17 37 16 37 40 61 31 44 58 2 52 54 61 61"
+             "mamba|tests/golden/ssm/mamba_lm|27 53 53 10 49 8 26 26 60 32 49 15 6 49 14 38")
     string(REPLACE "|" ";" parts "${case}")
     list(GET parts 0 name)
     list(GET parts 1 dir)
@@ -40,8 +41,6 @@ foreach(case "gpt2|tests/golden/model/gpt2|26 40 40 40 40 59 21 21 21 21 40 26 5
              WORKING_DIRECTORY "${PROJECT_SOURCE_DIR}")
     set_tests_properties(example_convert_${name}_f32 PROPERTIES LABELS "example;generate")
 endforeach()
-llm_example_error_test(example_convert_mamba convert ARGS ${PROJECT_SOURCE_DIR}/tests/golden/ssm/mamba_lm out.gguf
-    MESSAGE "only Llama, Mistral, Qwen2, GPT-2 and Mixtral are converted" ABSENT out.gguf)
 # llama.cpp runs our output (examples/convert/peers_llamacpp.sh): only with -DLLM_LLAMA_CPP_BIN=
 # <a llama.cpp build>/bin (llama-simple), label "peers"; CI has no llama.cpp.
 set(LLM_LLAMA_CPP_BIN "" CACHE PATH "llama.cpp's bin directory (llama-simple) for the peers ctest of convert")
