@@ -453,8 +453,10 @@ void packed_generic_groups(const packed_view<F>& w, std::size_t g0, std::size_t 
 }
 
 /// Groups per parallel chunk: a GEMV (m = 1) gets enough chunks to balance the threads (8 per
-/// thread, each at least 4 KiB of weights); a GEMM's chunk fills half the L2, so its weights stay
-/// there while every activation row passes over them.
+/// thread, each at least 4 KiB of weights); a GEMM's chunk fills at most half the L2, so its weights
+/// stay there while every activation row passes over them, with the chunks a whole number of rounds
+/// of the threads (3 chunks on 2 threads left one idle a third of the time) and an even number of
+/// groups (the AVX-512 prefill tiles take two at a time).
 inline std::size_t packed_chunk_groups(std::size_t groups, std::size_t m, std::size_t group_bytes,
                                        std::size_t threads) {
     threads = std::max<std::size_t>(threads, 1);
@@ -464,7 +466,10 @@ inline std::size_t packed_chunk_groups(std::size_t groups, std::size_t m, std::s
         g = std::max<std::size_t>((groups + 8 * threads - 1) / (8 * threads), (4096 + group_bytes - 1) / group_bytes);
     } else {
         const std::size_t l2 = cpu_cache_sizes().l2 != 0 ? cpu_cache_sizes().l2 : (std::size_t{512} << 10);
-        g = std::min(l2 / 2 / group_bytes, (groups + threads - 1) / threads);
+        const std::size_t cap = std::max<std::size_t>(l2 / 2 / group_bytes, 1);
+        const std::size_t chunks = ((groups + cap - 1) / cap + threads - 1) / threads * threads;
+        g = (groups + chunks - 1) / chunks;
+        g += g % 2;
     }
     return std::max<std::size_t>(g, 1);
 }
