@@ -178,9 +178,18 @@ void quant_gemv_packed(benchmark::State& state) {
                    std::to_string(llm::cpu_cache_sizes().l3 >> 20) + " MiB");
 }
 
-template <class F>
+// Narrow: on the best 256-bit path (avx_vnni, else avx2) instead of the best path, for the ratio of
+// the AVX-512 prefill tiles (16 rows per vector) to the 8-row ones in one run.
+template <class F, bool Narrow = false>
 void quant_gemm_packed(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
+    const q::kernel_isa path = !Narrow ? q::best_isa()
+                               : q::isa_available(q::kernel_isa::avx_vnni) ? q::kernel_isa::avx_vnni
+                                                                           : q::kernel_isa::avx2;
+    if (!q::isa_available(path)) {
+        state.SkipWithError("no 256-bit integer path on this CPU");
+        return;
+    }
     const std::size_t k = k_dim(), nb = k / F::block_size, rows = gemm_rows, n = gemm_n;
     const auto& blocks = random_blocks<F>(rows * nb);
     const auto wp = q::pack<F>(std::span<const typename F::block>(blocks), rows, k);
@@ -190,15 +199,15 @@ void quant_gemm_packed(benchmark::State& state) {
     llm::tensor_view<float, llm::dims<2>> y(ys.data(), n, rows);
     auto& pool = llm_bench::pool_of(threads);
     llm::workspace ws;
-    q::gemm(y, x, wp, {}, ws, pool);
+    q::gemm(y, x, wp, {.path = path}, ws, pool);
     for (auto _ : state) {
-        q::gemm(y, x, wp, {}, ws, pool);
+        q::gemm(y, x, wp, {.path = path}, ws, pool);
         benchmark::DoNotOptimize(ys.data());
         benchmark::ClobberMemory();
     }
     state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * k * n) * 1e-9,
                                                    benchmark::Counter::kIsIterationInvariantRate);
-    state.SetLabel(std::string(F::name) + " packed " + std::string(q::isa_name(q::best_isa())) + " m=" + std::to_string(rows) +
+    state.SetLabel(std::string(F::name) + " packed " + std::string(q::isa_name(path)) + " m=" + std::to_string(rows) +
                    " n=" + std::to_string(n) + " k=" + std::to_string(k));
 }
 
@@ -268,5 +277,11 @@ BENCHMARK(quant_gemm<q::q4_k>)->Name("quant_gemm/q4_K")->ArgName("threads")->Arg
 BENCHMARK(quant_gemm<q::q6_k>)->Name("quant_gemm/q6_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q4_k>)->Name("quant_gemm_packed/q4_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q6_k>)->Name("quant_gemm_packed/q6_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q4_0>)->Name("quant_gemm_packed/q4_0")->ArgName("threads")->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q8_0>)->Name("quant_gemm_packed/q8_0")->ArgName("threads")->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q4_k>)->Name("quant_gemm_packed/q4_K")->ArgName("threads")->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q4_0, true>)->Name("quant_gemm_packed_256/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q8_0, true>)->Name("quant_gemm_packed_256/q8_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q4_k, true>)->Name("quant_gemm_packed_256/q4_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
