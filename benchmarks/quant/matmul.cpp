@@ -283,5 +283,7 @@ BENCHMARK(quant_gemm_packed<q::q4_k>)->Name("quant_gemm_packed/q4_K")->ArgName("
 BENCHMARK(quant_gemm_packed<q::q4_0, true>)->Name("quant_gemm_packed_256/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q8_0, true>)->Name("quant_gemm_packed_256/q8_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q4_k, true>)->Name("quant_gemm_packed_256/q4_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q6_k>)->Name("quant_gemm_packed/q6_K")->ArgName("threads")->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q6_k, true>)->Name("quant_gemm_packed_256/q6_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace

@@ -574,8 +574,8 @@ void gemv(Y&& y, X&& x, const W& w, matmul_options options = {}) {
 
 /// y = x W^T for M activation rows (prefill) with packed weights: each row's outputs are the
 /// packed gemv's of that row, bit for bit (the same per-output fma chain); tiles of 4 activation
-/// rows by one group of 8 weight rows unpack each weight block once for 4 rows (AVX-512 VNNI, Q4_0 /
-/// Q8_0 / Q4_K: 6 rows by two groups, 16 weight rows per 512-bit vector).
+/// rows by one group of 8 weight rows unpack each weight block once for 4 rows (AVX-512 VNNI: 6 rows
+/// by two groups, 16 weight rows per 512-bit vector).
 ///   y: [M, N] fp32 (any strides); x: [M, K] fp32 or bf16 (any strides); w: packed weights;
 ///   ws: M K / 32 activation blocks (40 bytes each; K formats M K / 256 of 292). Errors as gemv.
 /// Example: `llm::quant::gemm(y, x, wp, {}, ws, pool);`
