@@ -157,3 +157,41 @@ TEST_CASE("linear_forward / linear_backward: a second call with a warmed workspa
         check_warm_calls_allocate_nothing(y1, [&](llm::workspace& ws) { llm::nn::linear_forward(y1, x1, w, b, ws, pool); });
     }
 }
+
+TEST_CASE("workspace: a spill given back serves the next one in the same outer frame, then the main block regrows") {
+    llm::workspace ws;
+    {
+        const llm::workspace::frame outer(ws);
+        float* held = ws.take<float>(16);  // the outer frame's region keeps the main block busy
+        held[0] = 1.0f;
+        // the first spill allocates (its block, and the spill list's first slot); the next ones (as
+        // large or smaller) take the block it gave back
+        CHECK(allocations_of([&] {
+                  const llm::workspace::frame inner(ws);
+                  ws.take<float>(1 << 16)[0] = 2.0f;
+              }) == 2);
+        CHECK(allocations_of([&] {
+                  const llm::workspace::frame inner(ws);
+                  ws.take<float>(1 << 16)[0] = 3.0f;
+              }) == 0);
+        CHECK(allocations_of([&] {
+                  const llm::workspace::frame inner(ws);
+                  ws.take<float>(1000)[0] = 4.0f;
+              }) == 0);
+        // a larger one replaces it
+        CHECK(allocations_of([&] {
+                  const llm::workspace::frame inner(ws);
+                  ws.take<float>(1 << 17)[0] = 5.0f;
+              }) == 1);
+        CHECK(held[0] == 1.0f);
+    }
+    // the outermost frame regrew the main block to the peak: the same calls allocate nothing
+    CHECK(ws.capacity() >= ws.high_water());
+    CHECK(ws.high_water() >= (std::size_t{1} << 17) * sizeof(float));
+    CHECK(allocations_of([&] {
+              const llm::workspace::frame outer(ws);
+              ws.take<float>(16)[0] = 1.0f;
+              const llm::workspace::frame inner(ws);
+              ws.take<float>(1 << 17)[0] = 5.0f;
+          }) == 0);
+}

@@ -91,9 +91,14 @@ TEST_CASE("engine: chunked prefill through the multi-token step gives the golden
                 const auto out = drain(eng, pool);
                 for (std::size_t i = 0; i < cases.size(); ++i) CHECK(out.at(i) == cases[i].greedy);
             }
-            // prompts of 1, 4 and 11 tokens: 0 + 3 + 10 prefill tokens, in 13, 0 + 1 + 4, 0 + 1 + 2 and 0 + 1 + 1 chunks
-            CHECK(steps_by_chunk[0] == steps_by_chunk[3] + 13 - 2);
-            CHECK(steps_by_chunk[1] == steps_by_chunk[3] + 3);
+            // prompts of 1, 4 and 11 tokens. Chunk 0: 0 + 3 + 10 steps of single prompt tokens,
+            // then one step per generated token. With chunks a prompt's last chunk of 2 tokens or
+            // more samples its first token (one joint step fewer): chunk 256, 0 + 1 + 1 chunks and
+            // 2 joint steps fewer; chunk 3, 4 = 3 + 1 (the last token alone in the joint step)
+            // and 11 = 3 + 3 + 3 + 2, so 0 + 1 + 4 chunks and 1 joint step fewer; chunk 7,
+            // 0 + 1 + 2 chunks and 2 joint steps fewer.
+            CHECK(steps_by_chunk[0] == steps_by_chunk[3] + 13);
+            CHECK(steps_by_chunk[1] == steps_by_chunk[3] + 4);
             CHECK(steps_by_chunk[2] == steps_by_chunk[3] + 1);
             return 0;
         });

@@ -66,6 +66,35 @@ std::vector<float> run_logits(const M& m, const P& p, llm::parallel::policy auto
 
 }  // namespace
 
+namespace {
+
+// Outputs of y = x W^T (m x n, x m x k, wd the decoded weights n x k) outside the bound: the
+// accumulation term (1e-4 of sum |x w|), plus, where the activations are quantized in blocks of
+// `ab` values (act_q), each block's amax_b (1/254 + 2^-11) times its sum |w| (see below).
+std::size_t outside_bound(const llm::tensor<float, llm::dims<2>>& y, const std::vector<float>& x, const std::vector<float>& wd,
+                          std::size_t m, std::size_t n, std::size_t k, bool act_q, std::size_t ab) {
+    std::size_t bad = 0;
+    for (std::size_t r = 0; r < m; ++r) {
+        for (std::size_t j = 0; j < n; ++j) {
+            double ref = 0, mag = 0, qb = 0;
+            for (std::size_t b0 = 0; b0 < k; b0 += ab) {
+                double amax = 0, wsum = 0;
+                for (std::size_t i = b0; i < std::min(k, b0 + ab); ++i) {
+                    ref += static_cast<double>(x[r * k + i]) * wd[j * k + i];
+                    mag += std::abs(static_cast<double>(x[r * k + i]) * wd[j * k + i]);
+                    amax = std::max(amax, std::abs(static_cast<double>(x[r * k + i])));
+                    wsum += std::abs(static_cast<double>(wd[j * k + i]));
+                }
+                qb += amax * (1.0 / 254 + 1.0 / 2048) * wsum;
+            }
+            bad += std::abs(y(r, j) - ref) > (act_q ? qb : 0.0) + 1e-4 * mag;
+        }
+    }
+    return bad;
+}
+
+}  // namespace
+
 // y = x W^T through any_matrix against the same product in double over the decoded weights.
 // The integer paths quantize each activation block (Q8_0: 32 values; Q8_K: 256) to codes of
 // step d = amax / 127 (Q8_0 stores d as f16: relative 2^-11 more), so |dx_k| <= amax_b (1/254 +
@@ -97,58 +126,37 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
             llm::tensor<float, llm::dims<2>> y1(m, n);
             llm::quant::linear_forward(y1.view(), llm::tensor_view<const float, llm::dims<2>>(x.data(), llm::dims<2>(m, k)), w, ws,
                                        llm::parallel::sequential{});
-            std::size_t bad = 0;
-            for (std::size_t r = 0; r < m; ++r) {
-                for (std::size_t j = 0; j < n; ++j) {
-                    double ref = 0, mag = 0, qb = 0;
-                    for (std::size_t b = 0; b < k / ab; ++b) {
-                        double amax = 0, wsum = 0;
-                        for (std::size_t i = b * ab; i < (b + 1) * ab; ++i) {
-                            ref += static_cast<double>(x[r * k + i]) * wd[j * k + i];
-                            mag += std::abs(static_cast<double>(x[r * k + i]) * wd[j * k + i]);
-                            amax = std::max(amax, std::abs(static_cast<double>(x[r * k + i])));
-                            wsum += std::abs(static_cast<double>(wd[j * k + i]));
-                        }
-                        qb += amax * (1.0 / 254 + 1.0 / 2048) * wsum;
-                    }
-                    const double bound = (act_q ? qb : 0.0) + 1e-4 * mag;
-                    bad += std::abs(y(r, j) - ref) > bound;
-                    bad += y(r, j) != y1(r, j);  // threads split rows: the same bits
-                }
-            }
-            CHECK(bad == 0);
+            CHECK(outside_bound(y, x, wd, m, n, k, act_q, ab) == 0);
+            CHECK(std::equal(y.data(), y.data() + y.size(), y1.data()));  // threads split rows: the same bits
         }
     }
-    // f16 / bf16 dot kernels on awkward sizes: 45 weight rows (groups of 4 or 2 and single rows
-    // left, split between threads), 523 columns (64-byte lines, then 8-value and scalar tails),
-    // 1-8 activation rows (groups of 4 and the rest); the same accumulation-only bound
+    // f16 / bf16 on awkward sizes, the same accumulation-only bound. Dot kernels (1-8 activation
+    // rows: groups of 4 and the rest): 45 weight rows (groups of 4 or 2 and single rows left,
+    // split between threads), 523 columns (64-byte lines, then 8-value and scalar tails). The
+    // GEMM (9 and 23 rows), weights widened while packed: 45 and 141 rows (one partial 64-column
+    // panel; a pair of panels, then a partial one), 523 columns (a 512-step KC block of 16 x 16
+    // transposes, then 11 steps element by element).
     for (const ggml_type t : {ggml_type::f16, ggml_type::bf16}) {
-        const std::size_t n2 = 45, k2 = 523;
         CAPTURE(llm::io::ggml_type_name(t));
-        std::vector<float> w2(n2 * k2);
-        for (auto& v : w2) v = nd(rng) * 0.1f;
-        const auto bytes = llm::generate::detail::encode_tensor(t, w2);
-        const auto wd = decoded(t, bytes, n2 * k2);
-        const llm::quant::any_matrix w(t, bytes, n2, k2);
-        for (std::size_t m = 1; m <= 8; ++m) {
-            CAPTURE(m);
-            std::vector<float> x(m * k2);
-            for (auto& v : x) v = nd(rng);
-            llm::tensor<float, llm::dims<2>> y(m, n2);
-            llm::workspace ws;
-            llm::quant::linear_forward(y.view(), llm::tensor_view<const float, llm::dims<2>>(x.data(), llm::dims<2>(m, k2)), w, ws, pool);
-            std::size_t bad = 0;
-            for (std::size_t r = 0; r < m; ++r) {
-                for (std::size_t j = 0; j < n2; ++j) {
-                    double ref = 0, mag = 0;
-                    for (std::size_t i = 0; i < k2; ++i) {
-                        ref += static_cast<double>(x[r * k2 + i]) * wd[j * k2 + i];
-                        mag += std::abs(static_cast<double>(x[r * k2 + i]) * wd[j * k2 + i]);
-                    }
-                    bad += std::abs(y(r, j) - ref) > 1e-4 * mag;
-                }
+        for (const std::size_t n2 : {45, 141}) {
+            const std::size_t k2 = 523;
+            CAPTURE(n2);
+            std::vector<float> w2(n2 * k2);
+            for (auto& v : w2) v = nd(rng) * 0.1f;
+            const auto bytes = llm::generate::detail::encode_tensor(t, w2);
+            const auto wd = decoded(t, bytes, n2 * k2);
+            const llm::quant::any_matrix w(t, bytes, n2, k2);
+            for (const std::size_t m : {1, 2, 3, 4, 5, 6, 7, 8, 9, 23}) {
+                if (n2 == 141 && m < 9) continue;
+                CAPTURE(m);
+                std::vector<float> x(m * k2);
+                for (auto& v : x) v = nd(rng);
+                llm::tensor<float, llm::dims<2>> y(m, n2);
+                llm::workspace ws;
+                llm::quant::linear_forward(y.view(), llm::tensor_view<const float, llm::dims<2>>(x.data(), llm::dims<2>(m, k2)), w, ws,
+                                           pool);
+                CHECK(outside_bound(y, x, wd, m, n2, k2, false, k2) == 0);
             }
-            CHECK(bad == 0);
         }
     }
     // a placeholder or a wrong shape is llm::error

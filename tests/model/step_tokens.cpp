@@ -37,8 +37,10 @@ std::vector<std::int32_t> make_ids(std::size_t n, std::size_t vocab, std::uint32
 // ~24 * 2^-24 ~ 1.5e-6 relative per product, through two layers and the head (weights std 0.1,
 // logits O(1)): bound 2e-5 of the largest logit (3.2e-7 seen). A wrong position, a missing causal or window
 // mask, or a key of the wrong token gives differences O(0.1) of it.
+// layout: the tested state's KV cache (contiguous, or paged: keys and values gathered run by run
+// for the tiled attention of 16 tokens or more).
 template <class M>
-void check_chunks(M m, std::vector<std::size_t> chunks, llm::parallel::policy auto&& exec) {
+void check_chunks(M m, std::vector<std::size_t> chunks, llm::parallel::policy auto&& exec, llm::model::kv_layout layout = {}) {
     const auto d = m.config();
     auto p = m.template make_params<float>();
     m.init(p, {.seed = 23, .std = 0.1f});
@@ -57,7 +59,7 @@ void check_chunks(M m, std::vector<std::size_t> chunks, llm::parallel::policy au
     }
     // tested: sequence 0 holds two other tokens, sequence 1 gets the prefix by single steps
     // (through step_tokens of one token) and the chunks
-    auto st = m.make_state(2, total);
+    auto st = m.make_state(2, total, layout);
     const std::int32_t other[2] = {1, 2};
     m.step_tokens(llm::model::activations(row.data(), llm::dims<2>(0, d.vocab)), st, 0, llm::model::token_ids(other, 2), p, ws, exec);
     REQUIRE(st.kv.length(0) == 2);
@@ -82,7 +84,7 @@ void check_chunks(M m, std::vector<std::size_t> chunks, llm::parallel::policy au
     }
     // the whole sequence in one step: last-row-only logits (the head's GEMM over one row) and
     // every row's, both against the single steps
-    auto st2 = m.make_state(1, total);
+    auto st2 = m.make_state(1, total, layout);
     llm::tensor<float, llm::dims<2>> last(1, d.vocab), all(total, d.vocab);
     m.step_tokens(last.view(), st2, 0, llm::model::token_ids(ids.data(), total), p, ws, exec);
     st2.kv.reset(0);
@@ -152,4 +154,24 @@ TEST_CASE("decoder step_tokens: bad input is a clear llm::error, the cache uncha
     CHECK_THROWS_AS(m.step_tokens(two.view(), st, 0, llm::model::token_ids(ids, 0), p, ws, llm::parallel::sequential{}), llm::error);
     CHECK(st.kv.length(0) == 0);
     CHECK(st.kv.length(1) == 0);
+}
+
+// Chunks of 16 tokens or more attend through the tiled kernel (flash_forward with the
+// bottom-right aligned mask), after a prefix of single steps and of earlier chunks: the cache's
+// own memory (contiguous) or keys and values gathered from blocks of 5 (paged, runs that end
+// inside a chunk), full causal and a sliding window shorter than the chunk.
+TEST_CASE("decoder step_tokens: chunks of 16 tokens or more (tiled attention) give the logits of single steps, contiguous and paged caches") {
+    llm::parallel::thread_pool pool(2);
+    for (const llm::model::kv_layout layout : {llm::model::kv_layout{}, llm::model::kv_layout{.block_size = 5}}) {
+        CAPTURE(layout.block_size);
+        check_chunks(llm::model::llama<>(tiny), {16, 3, 21}, llm::parallel::sequential{}, layout);
+        check_chunks(llm::model::llama<>(tiny), {2, 17}, pool, layout);
+        auto d = tiny;
+        d.sliding_window = 6;
+        check_chunks(llm::model::mistral<>(d), {18, 20}, pool, layout);
+        auto g = tiny;
+        g.n_kv_heads = 0;
+        g.tie_embeddings = true;
+        check_chunks(llm::model::gpt2<>(g), {16, 9}, llm::parallel::sequential{}, layout);
+    }
 }

@@ -24,8 +24,11 @@ namespace llm {
 /// How it works: one 64-byte aligned block, handed out as a stack. A kernel opens a
 /// workspace::frame, takes regions with take<T>(n), and the frame's destructor gives them back.
 /// A request that does not fit the block gets a block of its own (the call still succeeds);
-/// when the outermost frame closes, the main block is regrown to the largest total that was in
-/// use at once, so the next call of the same sizes takes everything from it, allocation-free.
+/// when its frame closes, the largest such block is kept for the next request that does not fit
+/// (a model's first step spills one GEMM's packing buffer per layer: freed and allocated again,
+/// each would be page-faulted in anew); when the outermost frame closes, the main block is
+/// regrown to the largest total that was in use at once, so the next call of the same sizes
+/// takes everything from it, allocation-free.
 ///
 /// Pointers from take() stay valid until the frame that took them closes. Not thread-safe: one
 /// workspace serves one call at a time (a kernel carves its per-thread regions out of it before
@@ -48,7 +51,8 @@ public:
     workspace& operator=(const workspace&) = delete;  ///< Not copyable: regions point into it.
     /// Takes the memory of `other` (no frame may be open on it), which is left empty.
     workspace(workspace&& other) noexcept
-        : main_(std::exchange(other.main_, {})), spills_(std::move(other.spills_)), offset_(std::exchange(other.offset_, 0)),
+        : main_(std::exchange(other.main_, {})), spills_(std::move(other.spills_)), spare_(std::exchange(other.spare_, {})),
+          offset_(std::exchange(other.offset_, 0)),
           used_(std::exchange(other.used_, 0)), peak_(std::exchange(other.peak_, 0)), depth_(std::exchange(other.depth_, 0)) {}
     /// Frees ours and takes the memory of `other` (no frame may be open on either).
     workspace& operator=(workspace&& other) noexcept {
@@ -61,6 +65,7 @@ public:
     /// Frees the memory.
     ~workspace() {
         block::free(main_);
+        block::free(spare_);
         for (auto& b : spills_) {
             block::free(b);
         }
@@ -115,7 +120,12 @@ public:
             return reinterpret_cast<T*>(p);
         }
         allocating(sizeof(block), fn, what, [&] { spills_.reserve(spills_.size() + 1); });
-        spills_.push_back(block::make(std::max(bytes, alignment), fn, what));
+        if (spare_.bytes >= bytes) {
+            spills_.push_back(std::exchange(spare_, {}));
+        } else {
+            block::free(spare_);  // too small: the new block replaces it
+            spills_.push_back(block::make(std::max(bytes, alignment), fn, what));
+        }
         return reinterpret_cast<T*>(spills_.back().data);
     }
 
@@ -123,6 +133,7 @@ public:
     void swap(workspace& other) noexcept {
         std::swap(main_, other.main_);
         spills_.swap(other.spills_);
+        std::swap(spare_, other.spare_);
         std::swap(offset_, other.offset_);
         std::swap(used_, other.used_);
         std::swap(peak_, other.peak_);
@@ -162,10 +173,16 @@ private:
         offset_ = offset;
         used_ = used;
         for (std::size_t i = spills; i < spills_.size(); ++i) {
+            if (spills_[i].bytes > spare_.bytes) {
+                std::swap(spills_[i], spare_);  // kept: the largest block given back
+            }
             block::free(spills_[i]);
         }
         spills_.resize(spills);
-        if (--depth_ == 0 && peak_ > main_.bytes) {
+        if (--depth_ == 0) {
+            block::free(spare_);
+        }
+        if (depth_ == 0 && peak_ > main_.bytes) {
             // Regrow to the high-water mark. Out of memory here only means the next call spills
             // again, so a failure leaves the block empty rather than throwing from a destructor.
             block::free(main_);
@@ -177,6 +194,7 @@ private:
 
     block main_;                 // the main block
     std::vector<block> spills_;  // requests that did not fit, until their frame closes
+    block spare_;                // the largest spill given back, until the outermost frame closes
     std::size_t offset_ = 0;     // bytes of main_ in use
     std::size_t used_ = 0;       // bytes in use, main_ and spills together
     std::size_t peak_ = 0;       // the most bytes in use at once

@@ -29,11 +29,13 @@ namespace detail {
 
 using simd::unroll;  // the micro-kernel's accumulator array, indexed by constants, stays in registers
 
-/// Vector load of W consecutive elements (fp32 or bf16) at p, and of n < W elements.
+/// Vector load of W consecutive elements (fp32, bf16 or f16) at p, and of n < W elements.
 template <simd::backend S, class T>
 LLM_FORCE_INLINE typename S::f32 load_any(const T* p) {
     if constexpr (std::is_same_v<std::remove_const_t<T>, float>) {
         return S::loadu(p);
+    } else if constexpr (std::is_same_v<std::remove_const_t<T>, llm::f16>) {
+        return S::load_f16(p);
     } else {
         return S::load_bf16(p);
     }
@@ -42,6 +44,8 @@ template <simd::backend S, class T>
 LLM_FORCE_INLINE typename S::f32 load_any_partial(const T* p, std::size_t n) {
     if constexpr (std::is_same_v<std::remove_const_t<T>, float>) {
         return S::load_partial(p, n);
+    } else if constexpr (std::is_same_v<std::remove_const_t<T>, llm::f16>) {
+        return S::load_f16_partial(p, n);
     } else {
         return S::load_bf16_partial(p, n);
     }
@@ -187,21 +191,45 @@ LLM_FORCE_INLINE void transpose_16x16(__m512 (&r)[16]) {
     }
 }
 
-/// pack_b's full NR-column panel of a column-major fp32 B (column j at src + j * ldb, kc
-/// contiguous floats): 16 x 16 blocks transposed in registers, 16 k steps x NR columns (the
-/// NR column streams read a 64-byte line each, the next line asked for ahead), the k steps
-/// past a multiple of 16 element by element. Element by element the transpose took 15% of a
-/// 512 x 4096 x 4096 GEMM (y = X W^T) on an Emerald Rapids core.
-template <std::size_t NR>
-void pack_b_transposed_avx512(const float* src, std::size_t ldb, std::size_t kc, float* LLM_RESTRICT dst) {
+/// 16 consecutive elements at p as fp32: fp32 as they are, bf16 shifted into the high
+/// halves, f16 through vcvtph2ps (both exact). The zeroing-masked forms with every lane kept:
+/// GCC 12's plain ones trip -Wmaybe-uninitialized inside its own headers (PR 105593).
+template <class T>
+LLM_FORCE_INLINE __m512 load16_avx512(const T* p) {
+    using U = std::remove_const_t<T>;
+    if constexpr (std::is_same_v<U, float>) {
+        return _mm512_loadu_ps(p);
+    } else {
+        const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(p));
+        if constexpr (std::is_same_v<U, llm::f16>) {
+            return _mm512_maskz_cvtph_ps(0xFFFF, h);
+        } else {
+            return _mm512_castsi512_ps(_mm512_maskz_slli_epi32(0xFFFF, _mm512_maskz_cvtepu16_epi32(0xFFFF, h), 16));
+        }
+    }
+}
+
+/// pack_b's NR-column panel of a column-major B (column j at src + j * ldb, kc contiguous
+/// elements, fp32 / bf16 / f16; columns from `cols` on packed as zeros): 16 x 16 blocks
+/// widened and transposed in registers, 16 k steps x NR columns (the column streams read a
+/// 64-byte line at a time, the line 128 bytes ahead asked for), the k steps past a multiple of
+/// 16 element by element. Element by element the transpose took 15% of a 512 x 4096 x 4096
+/// fp32 GEMM (y = X W^T) on an Emerald Rapids core, and the bf16 one 24% of a bf16 model's
+/// 384-token prefill.
+template <std::size_t NR, class T>
+void pack_b_transposed_avx512(const T* src, std::size_t ldb, std::size_t kc, std::size_t cols, float* LLM_RESTRICT dst) {
     const std::size_t full = kc / 16 * 16;
     for (std::size_t p0 = 0; p0 < full; p0 += 16) {
         for (std::size_t j0 = 0; j0 < NR; j0 += 16) {
             __m512 r[16];
             for (std::size_t j = 0; j < 16; ++j) {
-                const float* col = src + (j0 + j) * ldb + p0;
-                __builtin_prefetch(col + 32);
-                r[j] = _mm512_loadu_ps(col);
+                if (j0 + j < cols) {
+                    const T* col = src + (j0 + j) * ldb + p0;
+                    __builtin_prefetch(reinterpret_cast<const char*>(col) + 128);
+                    r[j] = load16_avx512(col);
+                } else {
+                    r[j] = _mm512_setzero_ps();
+                }
             }
             transpose_16x16(r);
             for (std::size_t p = 0; p < 16; ++p) {
@@ -211,7 +239,7 @@ void pack_b_transposed_avx512(const float* src, std::size_t ldb, std::size_t kc,
     }
     for (std::size_t p = full; p < kc; ++p) {
         for (std::size_t j = 0; j < NR; ++j) {
-            dst[p * NR + j] = src[j * ldb + p];
+            dst[p * NR + j] = j < cols ? to_float(src[j * ldb + p]) : 0.0f;
         }
     }
 }
@@ -231,6 +259,16 @@ void pack_b(const strided_view<T, 2>& b, std::size_t panel_begin, std::size_t pa
             const T* src = b.ptr(p, 0);
             for (std::size_t r = panel_begin; r < full_end; ++r) {
                 float* dst = out + r * NR * kc + p * NR;
+#if defined(__x86_64__) && defined(__AVX512F__)
+                if constexpr (NR % 16 == 0) {
+                    // bf16 / f16 widened 16 at a time (element by element, f16 would run
+                    // its scalar conversion per value)
+                    for (std::size_t j = 0; j < NR; j += 16) {
+                        _mm512_store_ps(dst + j, load16_avx512(src + r * NR + j));
+                    }
+                    continue;
+                }
+#endif
                 for (std::size_t j = 0; j < NR; ++j) {
                     dst[j] = to_float(src[r * NR + j]);
                 }
@@ -242,9 +280,9 @@ void pack_b(const strided_view<T, 2>& b, std::size_t panel_begin, std::size_t pa
         const std::size_t cols = std::min(NR, b.extent(1) - c0);
         float* dst = out + r * NR * kc;
 #if defined(__x86_64__) && defined(__AVX512F__)
-        if constexpr (NR % 16 == 0 && std::is_same_v<std::remove_const_t<T>, float>) {
-            if (b.stride(0) == 1 && cols == NR) {
-                pack_b_transposed_avx512<NR>(b.ptr(0, c0), b.stride(1), kc, dst);
+        if constexpr (NR % 16 == 0) {
+            if (b.stride(0) == 1) {
+                pack_b_transposed_avx512<NR>(b.ptr(0, c0), b.stride(1), kc, cols, dst);
                 continue;
             }
         }
@@ -851,8 +889,24 @@ void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<
             const std::size_t mc = (tiles + blocks - 1) / blocks * MR;
             for (std::size_t pc = 0; pc < k; pc += kc_block) {
                 const std::size_t kc = std::min(kc_block, k - pc);
-                P::pack_b(block(b, pc, c0, kc, cols), 0, task_panels, bp);
                 const float beta_step = pc == 0 ? beta : 1.0f;
+                if (blocks == 1) {
+                    // One A block (a prefill's few hundred rows): it is packed once, then each
+                    // pair of B panels is packed and used at once, while in L2. Packed whole,
+                    // the KC x NC block of B (8 MiB at NC 4096) went out to L3 and came back:
+                    // the pack wrote at 12 GB/s and took 20% of a 128-row bf16 GEMM.
+                    P::pack_a(block(a, r0, pc, rows, kc), ap);
+                    constexpr std::size_t group = 2;
+                    for (std::size_t q0 = 0; q0 < task_panels; q0 += group) {
+                        const std::size_t q1 = std::min(task_panels, q0 + group);
+                        const std::size_t g0 = c0 + q0 * NR, gcols = std::min(cols, q1 * NR) - q0 * NR;
+                        P::pack_b(block(b, pc, g0, kc, gcols), 0, q1 - q0, bp);
+                        macro_kernel<S, MR, NV, Ep, P>((kc + kpw - 1) / kpw, ap, bp, block(c, r0, g0, rows, gcols), 0, q1 - q0,
+                                                       alpha, beta_step, ep, pc + kc >= k, r0, g0);
+                    }
+                    continue;
+                }
+                P::pack_b(block(b, pc, c0, kc, cols), 0, task_panels, bp);
                 for (std::size_t ic = 0; ic < rows; ic += mc) {
                     const std::size_t block_rows = std::min(mc, rows - ic);
                     P::pack_a(block(a, r0 + ic, pc, block_rows, kc), ap);
@@ -878,9 +932,11 @@ inline void scale(strided_view<float, 2> c, float beta) {
 /// Backend policy: our own GEMM. Packed panels and a register-blocked micro-kernel written
 /// through the SIMD facade, MC/KC/NC cache blocking, threads over row blocks (and column
 /// panels when rows are few); M = 1 or N = 1 runs a GEMV that packs nothing and streams B
-/// at memory bandwidth. bf16 inputs are widened to fp32 while packing (exact). Scratch (the
+/// at memory bandwidth. bf16 and f16 inputs (own_operand; llm::gemm's views take fp32 and
+/// bf16, f16 is for callers of run such as llm::quant::linear_forward) are widened to fp32
+/// while packing (exact). Scratch (the
 /// packed panels, a widened GEMV vector) comes from the workspace passed: threads x (MC x KC
-/// + KC x the widest column task) floats for a GEMM, k floats for a bf16 or strided GEMV.
+/// + KC x the widest column task) floats for a GEMM, k floats for a 16-bit or strided GEMV.
 /// bf16 A times bf16 B with 16-lane vectors (AVX-512) can run the dot-product path instead
 /// (`vdpbf16ps` on bf16 k-pairs, <llm/gemm/bf16_dot.hpp>) where the CPU has AVX512_BF16;
 /// by default only where that is faster (not on Intel cores, see llm::blas::bf16_dot_pays).
@@ -894,7 +950,7 @@ template <simd::backend S = simd::default_backend, blocking_policy Blocking = de
           bf16_path Bf16 = bf16_path::automatic>
 struct own {
     /// c: m x n, a: m x k, b: k x n (shapes checked by the caller); any strides.
-    template <float_or_bf16 TA, float_or_bf16 TB, parallel::policy Exec>
+    template <own_operand TA, own_operand TB, parallel::policy Exec>
     static void run(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
                     llm::workspace& ws, Exec& exec) {
         if (c.empty()) {
@@ -919,7 +975,7 @@ struct own {
     /// over c. c must have unit column stride (checked by the caller); a one-row or
     /// one-column c runs as run does (a GEMV), then ep over the rows.
     /// Example: `llm::blas::own<>::run_epilogue(c, a, b, [](std::size_t, std::size_t, float*, std::size_t) {}, ws, pool);`
-    template <float_or_bf16 TA, float_or_bf16 TB, class Ep, parallel::policy Exec>
+    template <own_operand TA, own_operand TB, class Ep, parallel::policy Exec>
     static void run_epilogue(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, const Ep& ep,
                              llm::workspace& ws, Exec& exec) {
         if (c.empty()) {

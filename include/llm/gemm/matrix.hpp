@@ -4,6 +4,7 @@
 
 #include <llm/core/bf16.hpp>
 #include <llm/core/error.hpp>
+#include <llm/core/f16.hpp>
 #include <llm/tensor/concepts.hpp>
 #include <llm/tensor/kernel_view.hpp>
 
@@ -14,7 +15,17 @@
 #include <type_traits>
 #include <utility>
 
+#if defined(__x86_64__) && defined(__F16C__)
+#include <immintrin.h>
+#endif
+
 namespace llm::blas {
+
+/// The element types the own backend reads (const or not): fp32, bf16, and f16 (IEEE half,
+/// a GGUF file's f16 weights), each widened exactly to fp32 while packing; arithmetic is fp32.
+/// Example: `static_assert(llm::blas::own_operand<const llm::f16>);`
+template <class T>
+concept own_operand = float_or_bf16<T> || std::same_as<std::remove_const_t<T>, f16>;
 
 // What backends see of a matrix is llm::strided_view<T, 2> (<llm/tensor/kernel_view.hpp>):
 // element (i, j) at data()[i * stride(0) + j * stride(1)], any layout, a transpose being
@@ -23,10 +34,19 @@ namespace llm::blas {
 
 namespace detail {
 
-/// Reads any input element as fp32 (exact for bf16).
+/// Reads any input element as fp32 (exact for bf16 and f16).
 template <class T>
 [[nodiscard]] LLM_FORCE_INLINE float to_float(T x) {
     return static_cast<float>(x);
+}
+/// f16 through F16C's conversion where the target has it (llm::f16's portable decoder takes
+/// tens of cycles, and the edges of a packed f16 panel are widened element by element).
+[[nodiscard]] LLM_FORCE_INLINE float to_float(f16 x) {
+#if defined(__x86_64__) && defined(__F16C__)
+    return _cvtsh_ss(x.bits());
+#else
+    return static_cast<float>(x);
+#endif
 }
 
 /// The rows x cols block of `m` whose element (0, 0) is m(i0, j0), strides kept; unchecked.

@@ -206,20 +206,22 @@ public:
     /// Model steps run so far and tokens fed through them (prompt tokens included, dummy rows not).
     [[nodiscard]] std::size_t steps() const noexcept { return steps_; }
 
-    /// Admits waiting requests, prefills their prompts but the last token in chunks of
-    /// options.prefill_chunk tokens (one model step_tokens each, when the model has it and the
-    /// chunk is not 0), runs one model step over the running slots (each feeds its next prompt
-    /// token or its last generated token), samples for the slots past their prompt and returns
-    /// their events (valid until the next step).
+    /// Admits waiting requests and prefills their prompts in chunks of options.prefill_chunk
+    /// tokens (one model step_tokens each, when the model has it and the chunk is not 0); a
+    /// prompt's last chunk (when it holds 2 tokens or more) also gives its last token's logits, from
+    /// which the request's first token is sampled. Then runs one model step over the other
+    /// running slots (each feeds its next prompt token or its last generated token), samples for
+    /// the slots past their prompt and returns the events (one per request that sampled; valid
+    /// until the next step).
     std::span<const event> step(parallel::policy auto&& exec) {
         events_.clear();
         admit();
         prefill(exec);
         std::size_t position = 0, n = 0;
         for (std::size_t i = 0; i < slots_.size(); ++i) {
-            const slot& s = slots_[i];
-            if (!s.active) {
-                continue;
+            slot& s = slots_[i];
+            if (!s.active || std::exchange(s.sampled, false)) {
+                continue;  // idle, or its first token came from its prompt's last chunk
             }
             llm::check(n == 0 || !o_.learned_positions || s.fed == position, "generate::engine::step: learned positions need every "
                        "running sequence at one position");
@@ -267,6 +269,7 @@ private:
         std::size_t prompt = 0;            // prompt length
         std::size_t fed = 0;               // tokens in the cache
         std::size_t limit = 0;             // tokens it may come to hold in the cache
+        bool sampled = false;              // sampled in this step's prefill (the joint step skips it)
         request_options r;
         std::optional<Sampler> s;
         generate::rng g;
@@ -275,9 +278,12 @@ private:
         std::size_t shown = 0;  // bytes of text already reported
     };
 
-    // Feeds every active slot's prompt but its last token through the model's multi-token step,
-    // o_.prefill_chunk tokens at a time, without logits (the last prompt token's come from the
-    // joint step, which samples).
+    // Feeds every active slot's prompt through the model's multi-token step, o_.prefill_chunk
+    // tokens at a time. The last chunk, when it holds 2 tokens or more, asks for its last
+    // token's logits and samples the first token (the slot is marked `sampled`, so the joint step
+    // passes it by): a single-sequence prompt then costs one pass over the weights per chunk
+    // and none for a separate step of its last token. A last token left alone goes through the
+    // joint step with the other slots.
     template <class Exec>
     void prefill(Exec& exec) {
         if constexpr (requires(model::activations l, std::size_t i, model::token_ids ids) {
@@ -286,14 +292,20 @@ private:
             if (o_.prefill_chunk == 0) {
                 return;
             }
-            const model::activations none(logits_.data(), llm::dims<2>(0, model_.config().vocab));
+            const std::size_t vocab = model_.config().vocab;
             for (std::size_t i = 0; i < slots_.size(); ++i) {
                 slot& s = slots_[i];
                 while (s.active && s.fed + 1 < s.prompt) {
-                    const std::size_t n = std::min(o_.prefill_chunk, s.prompt - 1 - s.fed);
-                    model_.step_tokens(none, state_, i, model::token_ids(s.tokens.data() + s.fed, n), params_, ws_, exec);
+                    const std::size_t n = std::min(o_.prefill_chunk, s.prompt - s.fed);
+                    const bool last = s.fed + n == s.prompt;
+                    const model::activations logits(logits_.data(), llm::dims<2>(last ? 1 : 0, vocab));
+                    model_.step_tokens(logits, state_, i, model::token_ids(s.tokens.data() + s.fed, n), params_, ws_, exec);
                     s.fed += n;
                     ++steps_;
+                    if (last) {
+                        s.sampled = true;
+                        emit(i, 0, s);
+                    }
                 }
             }
         }
@@ -335,6 +347,7 @@ private:
             s.tokens.assign(p.prompt.begin(), p.prompt.end());
             s.prompt = p.prompt.size();
             s.fed = 0;
+            s.sampled = false;
             s.limit = limit;
             s.r = std::move(p.r);
             s.s.emplace(std::move(p.s));

@@ -447,6 +447,10 @@ struct gguf_options {
     /// the memory's speed; false: every
     /// matrix stays a view of the file's bytes (other fp32 summation order, same bound).
     bool repack = true;
+    /// true (the default, as llama.cpp maps with MAP_POPULATE): the whole file is read and mapped
+    /// at load (io::gguf_file::prefault), so the first forward pass over weights read in place
+    /// (f16, bf16, f32) takes no page faults; false: pages are read as they are first touched.
+    bool prefault = true;
 };
 
 namespace detail {
@@ -626,6 +630,9 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
 template <class F>
 decltype(auto) open_gguf(const io::gguf_file& file, const std::string& path, const gguf_options& opt, F&& f) {
     const gguf_config cfg = gguf_model_config(file);
+    if (opt.prefault) {
+        file.prefault();
+    }
     if (cfg.family == model::family::gpt2) {
         return detail::open_gguf_float<model::gpt2<>>(file, path, cfg, std::forward<F>(f));
     }

@@ -4,6 +4,7 @@
 
 #include <llm/core/error.hpp>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -100,6 +101,28 @@ inline std::string read_file(const std::string& path, std::size_t max_bytes = de
     std::string data = read_file_prefix(path, max_bytes, function, &complete);
     check(complete, function, ": '", path, "' is longer than the limit of ", max_bytes, " bytes");
     return data;
+}
+
+/// Reads the pages of `bytes` (part of a memory map) and maps them now, so that later reads take
+/// no page faults: the kernel's MADV_POPULATE_READ (Linux 5.14), else one read per page. A model
+/// whose weights stay mapped (f16 / bf16 matrices read in place) would otherwise take a fault
+/// per 4 KiB page in its first forward pass: 120 000 for 470 MiB, 80 ms of a 128-token prefill
+/// (llama.cpp maps with MAP_POPULATE likewise). A hint: a failure leaves the pages to fault in later.
+/// Example: `llm::io::prefault(file.bytes());`
+inline void prefault(std::span<const std::byte> bytes) noexcept {
+    if (bytes.empty()) return;
+    const auto page = static_cast<std::uintptr_t>(::sysconf(_SC_PAGESIZE) > 0 ? ::sysconf(_SC_PAGESIZE) : 4096);
+    const auto first = reinterpret_cast<std::uintptr_t>(bytes.data()) / page * page;
+    const auto end = reinterpret_cast<std::uintptr_t>(bytes.data()) + bytes.size();
+#if defined(__linux__)
+    constexpr int populate_read = 22;  // MADV_POPULATE_READ, which older C library headers lack
+    if (::madvise(reinterpret_cast<void*>(first), end - first, populate_read) == 0) return;
+#endif
+    volatile std::byte sink{};
+    for (std::uintptr_t a = std::max(first, reinterpret_cast<std::uintptr_t>(bytes.data())); a < end; a = (a / page + 1) * page) {
+        sink = *reinterpret_cast<const std::byte*>(a);
+    }
+    (void)sink;
 }
 
 /// A regular file mapped read-only into memory: zero-copy access for model files (safetensors,

@@ -338,6 +338,10 @@ public:
         g.init(g.file_.bytes(), path);
         return g;
     }
+    /// Reads every page of the file into memory and maps it now (llm::io::prefault), so the
+    /// first pass over weights read in place takes no page faults.
+    /// Example: `auto f = llm::io::gguf_file::open("m.gguf"); f.prefault();`
+    void prefault() const noexcept { io::prefault(bytes_); }
     /// Parses bytes already in memory, which must outlive the result (nothing is copied);
     /// `source` names them in error messages.
     static gguf_file parse(std::span<const std::byte> bytes, std::string source) {

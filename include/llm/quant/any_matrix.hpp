@@ -9,6 +9,7 @@
 #include <llm/core/error.hpp>
 #include <llm/core/f16.hpp>
 #include <llm/core/workspace.hpp>
+#include <llm/gemm/cpu.hpp>
 #include <llm/io/ggml_type.hpp>
 #include <llm/nn/linear.hpp>
 #include <llm/parallel/parallel_for.hpp>
@@ -196,18 +197,6 @@ void half_rows_avx2(const std::uint16_t* w, std::size_t k, std::size_t n0, std::
     for (; n < n1; ++n) half_row_group_avx2<F16, 1, MM>(w, k, n, x, x_rs, y, y_rs, y_cs);
 }
 
-/// d[0, n) = the f16 / bf16 values s[0, n), 8 at a time.
-template <bool F16>
-void widen_avx2(const std::uint16_t* s, float* d, std::size_t n) noexcept {
-    std::size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        _mm256_storeu_ps(d + i, half8<F16>(s + i));
-    }
-    for (; i < n; ++i) {
-        d[i] = half_to_float<F16>(s[i]);
-    }
-}
-
 #if defined(__clang__)
 #pragma clang attribute pop
 #else
@@ -216,7 +205,7 @@ void widen_avx2(const std::uint16_t* s, float* d, std::size_t n) noexcept {
 #endif  // LLM_QUANT_X86
 
 /// Activation rows up to which f16 / bf16 weights are dotted row by row (each weight row read
-/// once per 4 activation rows); more rows widen chunks of weight rows to fp32 for llm::gemm.
+/// once per 4 activation rows); more rows run llm::blas::own's GEMM (weights widened as packed).
 inline constexpr std::size_t half_dot_max_rows = 8;
 
 }  // namespace detail
@@ -379,8 +368,7 @@ inline any_matrix repack(const any_matrix& w, std::vector<std::byte>& storage) {
 /// through llm::quant::gemm (activations quantized to Q8_0 / Q8_K as gemm states), f32 through
 /// llm::nn::linear_forward; f16 / bf16 weights: up to 8 activation rows, each weight row widened
 /// in registers (F16C / a shift) and dotted in fp32 with every row (threads split W's rows);
-/// more rows: bf16 through nn::linear_forward (which widens exactly), f16 widened in chunks of
-/// rows into the workspace and multiplied by llm::gemm.
+/// more rows: llm::blas::own's GEMM, which widens the weights exactly as it packs them.
 ///   y: [M, N] fp32 (contiguous rows), x: [M, K] fp32 (contiguous rows); ws: scratch, so a
 ///   warmed call allocates nothing; exec last.
 /// Errors (llm::error): shapes that disagree, a matrix without data.
@@ -410,12 +398,6 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
                                exec);
             return;
         case io::ggml_type::bf16:
-            if (m > detail::half_dot_max_rows) {
-                nn::linear_forward(y, x, tensor_view<const bf16, llm::dims<2>>(reinterpret_cast<const bf16*>(data), llm::dims<2>(n, k)), ws,
-                                   exec);
-                return;
-            }
-            [[fallthrough]];
         case io::ggml_type::f16: {
             const bool is_f16 = w.type() == io::ggml_type::f16;
             const auto* wb = reinterpret_cast<const std::uint16_t*>(data);
@@ -428,26 +410,16 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
             float* yp = y.data();
             const std::size_t x_rs = static_cast<std::size_t>(x.stride(0)), y_rs = static_cast<std::size_t>(y.stride(0));
             if (m > detail::half_dot_max_rows) {
-                // widen chunks of weight rows (about 1 MiB of fp32 each) and multiply by llm::gemm
-                const llm::workspace::frame frame(ws);
-                const std::size_t rows = std::min(n, std::max<std::size_t>(16, (std::size_t{1} << 18) / std::max<std::size_t>(k, 1)));
-                float* buf = ws.take<float>(rows * k, "quant::linear_forward", "the widened f16 rows");
-                for (std::size_t n0 = 0; n0 < n; n0 += rows) {
-                    const std::size_t n1 = std::min(n, n0 + rows);
-                    parallel::parallel_for(exec, n1 - n0, 8, [&](std::size_t r0, std::size_t r1) {
-#if LLM_QUANT_X86
-                        if (isa_available(kernel_isa::avx2)) {
-                            detail::widen_avx2<true>(wb + (n0 + r0) * k, buf + r0 * k, (r1 - r0) * k);
-                            return;
-                        }
-#endif
-                        for (std::size_t i = r0 * k; i < r1 * k; ++i) {
-                            buf[i] = detail::half_to_float<true>(wb[n0 * k + i]);
-                        }
-                    });
-                    nn::linear_forward(llm::slice(y, 1, n0, n1), x,
-                                       tensor_view<const float, llm::dims<2>>(buf, llm::dims<2>(n1 - n0, k)), ws, exec);
-                }
+                // llm::blas::own widens the 16-bit weights exactly as it packs them (W^T: a
+                // stride swap, no copy)
+                const auto product = [&](auto element) {
+                    using T = decltype(element);
+                    const strided_view<const T, 2> wt(reinterpret_cast<const T*>(data), llm::dims<2>(k, n), llm::dims<2>(1, k));
+                    blas::own<>::run(strided_view<float, 2>(yp, llm::dims<2>(m, n), llm::dims<2>(y_rs, 1)),
+                                     strided_view<const float, 2>(xp, llm::dims<2>(m, k), llm::dims<2>(x_rs, 1)), wt, 1.0f,
+                                     0.0f, ws, exec);
+                };
+                is_f16 ? product(f16{}) : product(bf16{});
                 return;
             }
 #if LLM_QUANT_X86
