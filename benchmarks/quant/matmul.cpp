@@ -248,6 +248,49 @@ void half_gemv(benchmark::State& state) {
                    std::to_string(llm::cpu_cache_sizes().l3 >> 20) + " MiB");
 }
 
+// Prefill's f16 / bf16 GEMM: llm::quant::linear_forward of `tokens` activation rows over an
+// any_matrix of 16-bit weights (llm::blas::own widens them as it packs), and of fp32 weights
+// (nn::linear_forward, the same GEMM reading fp32) for the ratio in one run; quant_gemm's m and
+// k. 128 tokens: one A block, B packed a pair of panels at a time; 512: the whole B block first.
+template <llm::io::ggml_type T>
+void dense_gemm(benchmark::State& state) {
+    const auto threads = static_cast<std::size_t>(state.range(0));
+    const std::size_t tokens = static_cast<std::size_t>(state.range(1));
+    const std::size_t k = k_dim(), rows = gemm_rows;
+    constexpr std::size_t bytes_per = T == llm::io::ggml_type::f32 ? 4 : 2;
+    static std::vector<std::byte> bytes;
+    if (bytes.size() != rows * k * bytes_per) {
+        bytes.resize(rows * k * bytes_per);
+        const auto xs = random_floats(4096);
+        for (std::size_t i = 0; i < rows * k; ++i) {
+            const float v = 0.02f * xs[i % 4093];
+            if constexpr (T == llm::io::ggml_type::f32) {
+                std::memcpy(bytes.data() + 4 * i, &v, 4);
+            } else {
+                const std::uint16_t b = T == llm::io::ggml_type::f16 ? llm::f16(v).bits() : llm::bf16(v).bits();
+                std::memcpy(bytes.data() + 2 * i, &b, 2);
+            }
+        }
+    }
+    const q::any_matrix w(T, bytes, rows, k);
+    const auto xs = random_floats(tokens * k);
+    std::vector<float> ys(tokens * rows);
+    llm::tensor_view<const float, llm::dims<2>> x(xs.data(), tokens, k);
+    llm::tensor_view<float, llm::dims<2>> y(ys.data(), tokens, rows);
+    auto& pool = llm_bench::pool_of(threads);
+    llm::workspace ws;
+    q::linear_forward(y, x, w, ws, pool);
+    for (auto _ : state) {
+        q::linear_forward(y, x, w, ws, pool);
+        benchmark::DoNotOptimize(ys.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * k * tokens) * 1e-9,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+    state.SetLabel(std::string(llm::io::ggml_type_name(T)) + " m=" + std::to_string(rows) + " n=" + std::to_string(tokens) + " k=" +
+                   std::to_string(k));
+}
+
 void stream_read(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     double gbs = 0.0;
@@ -256,6 +299,9 @@ void stream_read(benchmark::State& state) {
 }
 
 BENCHMARK(stream_read)->Name("quant_ceiling/stream_read")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
+BENCHMARK(dense_gemm<llm::io::ggml_type::f16>)->Name("quant_gemm/f16")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(dense_gemm<llm::io::ggml_type::bf16>)->Name("quant_gemm/bf16")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(dense_gemm<llm::io::ggml_type::f32>)->Name("quant_gemm/f32")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(half_gemv<llm::io::ggml_type::f16>)->Name("quant_gemv/f16")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(half_gemv<llm::io::ggml_type::bf16>)->Name("quant_gemv/bf16")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q4_0>)->Name("quant_gemv/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
