@@ -101,8 +101,9 @@ struct size3 {
     std::size_t m, k, n;
 };
 // Awkward sizes: edges of every micro-tile shape, GEMV (m = 1 and n = 1), k = 1, and sizes
-// that cross the KC (256 on AVX2, 512 on AVX-512: k 1000) and MC (336) block boundaries.
-constexpr size3 awkward[] = {{1, 1, 1},   {1, 7, 63},   {7, 63, 65}, {65, 1000, 7}, {1, 513, 129},
-                             {129, 300, 1}, {63, 1, 65}, {29, 257, 100}, {345, 70, 67}};
+// that cross the KC (256 on AVX2, 512 on AVX-512: k 1000) and MC (120 on AVX2, 516 on AVX-512:
+// m 345 and 530) block boundaries: one A block (B packed a pair of panels at a time) and several.
+constexpr size3 awkward[] = {{1, 1, 1},     {1, 7, 63},  {7, 63, 65},    {65, 1000, 7}, {1, 513, 129},
+                             {129, 300, 1}, {63, 1, 65}, {29, 257, 100}, {345, 70, 67}, {530, 70, 131}};
 
 }  // namespace gemm_test

@@ -71,7 +71,8 @@ void check_warm_calls_allocate_nothing(const matrix& out, Run&& run) {
 
 TEST_CASE("gemm: a second call with a warmed workspace performs no heap allocation") {
     llm::parallel::thread_pool pool(2);
-    // Blocked GEMM: m, n, k cross the MC (336), KC (256 on AVX2, 512 on AVX-512) and micro-tile edges.
+    // Blocked GEMM: m, n, k cross the MC (120 on AVX2; on AVX-512 345 rows are one 516-row block),
+    // KC (256 on AVX2, 512 on AVX-512) and micro-tile edges.
     const matrix a = random_matrix<float>(345, 520, 1), b = random_matrix<float>(520, 129, 2);
     const bmatrix ah = random_matrix<llm::bf16>(345, 520, 3), wh = random_matrix<llm::bf16>(129, 520, 4);
     matrix c(345, 129);

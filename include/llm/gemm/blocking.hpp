@@ -85,15 +85,18 @@ struct fixed_blocking {
 ///   L1d, MC 1020): 2048^3 157 / 143 / 151 / 143, 1024^3 155 / 152 / 150 / 152, 256^3 156 /
 ///   152 / 150 / 150, 512 x 4096 x 4096 (B = W^T) 135 / 133 / 133 / 137 (OpenBLAS in the same
 ///   run 166, 158, 150, 154; KC 1024 from a second run, where KC 512 gave 150 / 152 / 152 / 140).
-/// - MC = 336 (56 micro-panels): the packed A block (336 x 512 floats = 672 KiB) stays in
-///   L2 while the NC/64 B micro-panels stream past it, with room left for the B micro-panel in
-///   use and the C lines. MC 516 (512 rows in one block, B streamed once from L3 per KC step)
-///   and 192 measured the same within 3%.
+/// - MC = 516 (86 micro-panels): the packed A block (516 x 512 floats = 1 MiB) stays in L2
+///   while the B micro-panels stream past it, with room left for the B panels in use and the C
+///   lines. A task of at most MC rows (a prefill chunk, a 512-row GEMM) packs B a pair of panels
+///   at a time into L2 (see detail::gemm_blocked), so 516 rather than 336 puts 512-row tasks on
+///   that path: 512 x 4096 x 4096 (B = W^T) 141-144 -> 148-150 GFLOP/s at 1 thread, 283-285 ->
+///   296-297 at 2; 256, 1024 and 2048 rows the same within 2% (2026-12-06). Before the pair
+///   order, MC 336, 516 and 192 measured the same within 3%.
 /// - NC = 4096: the widest column task. Its packed B block (512 x 4096 floats = 8 MiB)
 ///   lives in L3, and 4096 covers the Llama-size N in one block, so one thread packs A once
 ///   per KC step; with more threads the tasks are narrower (see detail::gemm_blocked).
 /// Example: `llm::blas::own<llm::simd::default_backend, llm::blas::blocking_avx512>`
-struct blocking_avx512 : fixed_blocking<6, 4, 336, 512, 4096> {};
+struct blocking_avx512 : fixed_blocking<6, 4, 516, 512, 4096> {};
 
 /// Blocking for 256-bit vectors (8 floats, 16 registers): AVX2 machines. Tested here through
 /// xsimd's fma3<avx2> backend, but not tuned: the build machines have AVX-512, so these are
