@@ -124,26 +124,34 @@ void quant_gemv(benchmark::State& state) {
                    " MiB, L3 " + std::to_string(llm::cpu_cache_sizes().l3 >> 20) + " MiB");
 }
 
+// Times product(y, x, ws, pool), y [tokens, rows] = x [tokens, k] W^T on random activations,
+// after one warm-up call; the GFLOP/s counter.
+template <class Product>
+void time_product(benchmark::State& state, std::size_t threads, std::size_t tokens, std::size_t k, std::size_t rows,
+                  Product&& product) {
+    const auto xs = random_floats(tokens * k);
+    std::vector<float> ys(tokens * rows);
+    llm::tensor_view<const float, llm::dims<2>> x(xs.data(), tokens, k);
+    llm::tensor_view<float, llm::dims<2>> y(ys.data(), tokens, rows);
+    auto& pool = llm_bench::pool_of(threads);
+    llm::workspace ws;
+    product(y, x, ws, pool);
+    for (auto _ : state) {
+        product(y, x, ws, pool);
+        benchmark::DoNotOptimize(ys.data());
+        benchmark::ClobberMemory();
+    }
+    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * k * tokens) * 1e-9,
+                                                   benchmark::Counter::kIsIterationInvariantRate);
+}
+
 template <class F>
 void quant_gemm(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     const std::size_t k = k_dim(), nb = k / F::block_size, rows = gemm_rows, n = gemm_n;
     const auto& blocks = random_blocks<F>(rows * nb);
     const auto w = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), rows, k);
-    const auto xs = random_floats(n * k);
-    std::vector<float> ys(n * rows);
-    llm::tensor_view<const float, llm::dims<2>> x(xs.data(), n, k);
-    llm::tensor_view<float, llm::dims<2>> y(ys.data(), n, rows);
-    auto& pool = llm_bench::pool_of(threads);
-    llm::workspace ws;
-    q::gemm(y, x, w, {}, ws, pool);
-    for (auto _ : state) {
-        q::gemm(y, x, w, {}, ws, pool);
-        benchmark::DoNotOptimize(ys.data());
-        benchmark::ClobberMemory();
-    }
-    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * k * n) * 1e-9,
-                                                   benchmark::Counter::kIsIterationInvariantRate);
+    time_product(state, threads, n, k, rows, [&](auto y, auto x, llm::workspace& ws, auto& pool) { q::gemm(y, x, w, {}, ws, pool); });
     state.SetLabel(std::string(F::name) + " " + std::string(q::isa_name(q::best_isa())) + " m=" + std::to_string(rows) +
                    " n=" + std::to_string(n) + " k=" + std::to_string(k));
 }
@@ -193,20 +201,8 @@ void quant_gemm_packed(benchmark::State& state) {
     const std::size_t k = k_dim(), nb = k / F::block_size, rows = gemm_rows, n = gemm_n;
     const auto& blocks = random_blocks<F>(rows * nb);
     const auto wp = q::pack<F>(std::span<const typename F::block>(blocks), rows, k);
-    const auto xs = random_floats(n * k);
-    std::vector<float> ys(n * rows);
-    llm::tensor_view<const float, llm::dims<2>> x(xs.data(), n, k);
-    llm::tensor_view<float, llm::dims<2>> y(ys.data(), n, rows);
-    auto& pool = llm_bench::pool_of(threads);
-    llm::workspace ws;
-    q::gemm(y, x, wp, {.path = path}, ws, pool);
-    for (auto _ : state) {
-        q::gemm(y, x, wp, {.path = path}, ws, pool);
-        benchmark::DoNotOptimize(ys.data());
-        benchmark::ClobberMemory();
-    }
-    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * k * n) * 1e-9,
-                                                   benchmark::Counter::kIsIterationInvariantRate);
+    time_product(state, threads, n, k, rows,
+                 [&](auto y, auto x, llm::workspace& ws, auto& pool) { q::gemm(y, x, wp, {.path = path}, ws, pool); });
     state.SetLabel(std::string(F::name) + " packed " + std::string(q::isa_name(path)) + " m=" + std::to_string(rows) +
                    " n=" + std::to_string(n) + " k=" + std::to_string(k));
 }
@@ -273,20 +269,8 @@ void dense_gemm(benchmark::State& state) {
         }
     }
     const q::any_matrix w(T, bytes, rows, k);
-    const auto xs = random_floats(tokens * k);
-    std::vector<float> ys(tokens * rows);
-    llm::tensor_view<const float, llm::dims<2>> x(xs.data(), tokens, k);
-    llm::tensor_view<float, llm::dims<2>> y(ys.data(), tokens, rows);
-    auto& pool = llm_bench::pool_of(threads);
-    llm::workspace ws;
-    q::linear_forward(y, x, w, ws, pool);
-    for (auto _ : state) {
-        q::linear_forward(y, x, w, ws, pool);
-        benchmark::DoNotOptimize(ys.data());
-        benchmark::ClobberMemory();
-    }
-    state.counters["GFLOP/s"] = benchmark::Counter(2.0 * static_cast<double>(rows * k * tokens) * 1e-9,
-                                                   benchmark::Counter::kIsIterationInvariantRate);
+    time_product(state, threads, tokens, k, rows,
+                 [&](auto y, auto x, llm::workspace& ws, auto& pool) { q::linear_forward(y, x, w, ws, pool); });
     state.SetLabel(std::string(llm::io::ggml_type_name(T)) + " m=" + std::to_string(rows) + " n=" + std::to_string(tokens) + " k=" +
                    std::to_string(k));
 }
