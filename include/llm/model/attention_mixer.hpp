@@ -387,7 +387,7 @@ private:
     // of sequence seq's `total` cached positions) over those positions, by flash_forward: its
     // bottom-right aligned causal or sliding-window mask lets query t see positions up to
     // total - T + t, as decode_attention's prefix view does. The keys and values are the cache's
-    // own memory when one run holds them all (a contiguous cache), else gathered run by run.
+    // own memory when one run holds them all (a contiguous cache), else copied out (read_cache).
     template <class Layer, class Q3>
     void attend_tiled(activations o, const Q3& q3, const Layer& layer, std::size_t seq, std::size_t total, workspace& ws,
                       parallel::policy auto&& exec) const {
@@ -400,18 +400,8 @@ private:
         if (first.count < total) {
             E* kg = ws.take<E>(total * kv_heads * head_dim, "attention_mixer::step_tokens", "the gathered keys");
             E* vg = ws.take<E>(total * kv_heads * head_dim, "attention_mixer::step_tokens", "the gathered values");
-            for (std::size_t at = 0; at < total;) {
-                const auto run = layer.run(seq, at);
-                const std::size_t count = std::min(run.count, total - at);
-                for (std::size_t h = 0; h < kv_heads; ++h) {
-                    for (std::size_t t = 0; t < count; ++t) {
-                        const std::size_t from = h * run.head_stride + t * run.stride, to = ((at + t) * kv_heads + h) * head_dim;
-                        std::copy_n(run.k + from, head_dim, kg + to);
-                        std::copy_n(run.v + from, head_dim, vg + to);
-                    }
-                }
-                at += count;
-            }
+            attention::read_cache(tensor_view<E, llm::dims<3>>(kg, llm::dims<3>(total, kv_heads, head_dim)),
+                                  tensor_view<E, llm::dims<3>>(vg, llm::dims<3>(total, kv_heads, head_dim)), layer, seq);
             kp = kg;
             vp = vg;
             pos_stride = kv_heads * head_dim;
