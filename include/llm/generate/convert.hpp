@@ -28,6 +28,7 @@
 #include <numbers>
 #include <optional>
 #include <span>
+#include <set>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -189,7 +190,7 @@ inline void add_tokenizer(io::gguf_writer& w, const std::string& path, std::size
     static constexpr std::pair<const char*, const char*> special[] = {
         {"bos", "tokenizer.ggml.bos_token_id"}, {"eos", "tokenizer.ggml.eos_token_id"},     {"unk", "tokenizer.ggml.unknown_token_id"},
         {"sep", "tokenizer.ggml.seperator_token_id"}, {"pad", "tokenizer.ggml.padding_token_id"}, {"mask", "tokenizer.ggml.mask_token_id"}};
-    std::map<std::string, bool, std::less<>> set_ids;
+    std::set<std::string, std::less<>> set_ids;  // the special-token keys tokenizer_config.json gave
     const auto cfg_path = std::filesystem::path(path).parent_path() / "tokenizer_config.json";
     if (std::filesystem::exists(cfg_path)) {
         const std::string ctext = read_text(cfg_path.string());
@@ -205,7 +206,7 @@ inline void add_tokenizer(io::gguf_writer& w, const std::string& path, std::size
             if (const io::json_value* t = token_of(key.c_str())) {
                 if (const auto it = special_ids.find(t->as_string(key)); it != special_ids.end()) {
                     w.add<std::uint32_t>(gkey, static_cast<std::uint32_t>(it->second));
-                    set_ids[gkey] = true;
+                    set_ids.insert(gkey);
                 }
             }
         }

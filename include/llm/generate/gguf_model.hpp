@@ -23,6 +23,7 @@
 #include <cstring>
 #include <numbers>
 #include <span>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <type_traits>
@@ -68,18 +69,24 @@ struct gguf_slot {
     bool negated_exp = false;                                         // Mamba's A_log: the file holds A = -exp(A_log)
 };
 
+// "PREFIX.N.rest" as {"N", "rest"} (rest empty when nothing follows N); nothing when hf does not
+// start with prefix.
+inline std::optional<std::pair<std::string, std::string_view>> split_layer(std::string_view hf, std::string_view prefix) {
+    if (!hf.starts_with(prefix)) return std::nullopt;
+    hf.remove_prefix(prefix.size());
+    const std::size_t dot = hf.find('.');
+    return std::pair<std::string, std::string_view>{std::string(hf.substr(0, dot)),
+                                                    dot == std::string_view::npos ? std::string_view{} : hf.substr(dot + 1)};
+}
+
 inline gguf_slot gguf_slot_of(std::string_view hf) {
     if (hf == "model.embed_tokens.weight" || hf == "transformer.wte.weight" || hf == "backbone.embeddings.weight") return {"token_embd.weight"};
     if (hf == "transformer.wpe.weight") return {"position_embd.weight"};
     if (hf == "model.norm.weight" || hf == "transformer.ln_f.weight" || hf == "backbone.norm_f.weight") return {"output_norm.weight"};
     if (hf == "transformer.ln_f.bias") return {"output_norm.bias"};
     if (hf == "lm_head.weight") return {"output.weight"};
-    constexpr std::string_view gpt2_layers = "transformer.h.";
-    if (hf.starts_with(gpt2_layers)) {
-        hf.remove_prefix(gpt2_layers.size());
-        const std::size_t dot = hf.find('.');
-        const std::string layer(hf.substr(0, dot));
-        const std::string_view rest = dot == std::string_view::npos ? std::string_view{} : hf.substr(dot + 1);
+    if (const auto split = split_layer(hf, "transformer.h.")) {
+        const auto& [layer, rest] = *split;
         static constexpr std::pair<std::string_view, std::string_view> map[] = {
             {"ln_1.weight", "attn_norm.weight"},        {"ln_1.bias", "attn_norm.bias"},        {"attn.c_attn.weight", "attn_qkv.weight"},
             {"attn.c_attn.bias", "attn_qkv.bias"},      {"attn.c_proj.weight", "attn_output.weight"}, {"attn.c_proj.bias", "attn_output.bias"},
@@ -89,12 +96,8 @@ inline gguf_slot gguf_slot_of(std::string_view hf) {
             if (rest == h) return {"blk." + layer + "." + std::string(g), static_cast<std::size_t>(-1), h.ends_with(".weight") && h.find("ln_") != 0};
         }
     }
-    constexpr std::string_view mamba_layers = "backbone.layers.";
-    if (hf.starts_with(mamba_layers)) {
-        hf.remove_prefix(mamba_layers.size());
-        const std::size_t dot = hf.find('.');
-        const std::string layer(hf.substr(0, dot));
-        const std::string_view rest = dot == std::string_view::npos ? std::string_view{} : hf.substr(dot + 1);
+    if (const auto split = split_layer(hf, "backbone.layers.")) {
+        const auto& [layer, rest] = *split;
         static constexpr std::pair<std::string_view, std::string_view> map[] = {
             {"norm.weight", "attn_norm.weight"},           {"mixer.in_proj.weight", "ssm_in.weight"},
             {"mixer.conv1d.weight", "ssm_conv1d.weight"},  {"mixer.conv1d.bias", "ssm_conv1d.bias"},
@@ -110,12 +113,8 @@ inline gguf_slot gguf_slot_of(std::string_view hf) {
             }
         }
     }
-    constexpr std::string_view layers = "model.layers.";
-    if (hf.starts_with(layers)) {
-        hf.remove_prefix(layers.size());
-        const std::size_t dot = hf.find('.');
-        const std::string layer(hf.substr(0, dot));
-        const std::string_view rest = dot == std::string_view::npos ? std::string_view{} : hf.substr(dot + 1);
+    if (const auto split = split_layer(hf, "model.layers.")) {
+        const auto& [layer, rest] = *split;
         if (rest == "block_sparse_moe.gate.weight") return {"blk." + layer + ".ffn_gate_inp.weight"};
         constexpr std::string_view experts = "block_sparse_moe.experts.";
         if (rest.starts_with(experts)) {
@@ -162,19 +161,17 @@ inline void decode_bytes(io::ggml_type type, std::span<const std::byte> bytes, s
             std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
             return;
         case io::ggml_type::f16:
-            for (std::size_t i = 0; i < out.size(); ++i) {
-                std::uint16_t b;
-                std::memcpy(&b, bytes.data() + 2 * i, 2);
-                out[i] = static_cast<float>(f16::from_bits(b));
-            }
+        case io::ggml_type::bf16: {
+            const auto widen = [&](auto f16_tag) {
+                for (std::size_t i = 0; i < out.size(); ++i) {
+                    std::uint16_t b;
+                    std::memcpy(&b, bytes.data() + 2 * i, 2);
+                    out[i] = quant::detail::half_to_float<decltype(f16_tag)::value>(b);
+                }
+            };
+            type == io::ggml_type::f16 ? widen(std::true_type{}) : widen(std::false_type{});
             return;
-        case io::ggml_type::bf16:
-            for (std::size_t i = 0; i < out.size(); ++i) {
-                std::uint16_t b;
-                std::memcpy(&b, bytes.data() + 2 * i, 2);
-                out[i] = static_cast<float>(bf16::from_bits(b));
-            }
-            return;
+        }
         case io::ggml_type::q4_0: return dequantize_as<quant::q4_0>(bytes, out);
         case io::ggml_type::q4_1: return dequantize_as<quant::q4_1>(bytes, out);
         case io::ggml_type::q5_0: return dequantize_as<quant::q5_0>(bytes, out);

@@ -61,11 +61,12 @@ bool visit_block_format(io::ggml_type t, Fn&& f) {
     }
 }
 
-/// 16-bit float bits to fp32: f16 (IEEE half) or bf16 (the high half of an fp32).
+/// 16-bit float bits to fp32: f16 (IEEE half; F16C's conversion where the target has it, the
+/// portable decoder taking tens of cycles) or bf16 (the high half of an fp32).
 template <bool F16>
 inline float half_to_float(std::uint16_t b) noexcept {
     if constexpr (F16) {
-        return static_cast<float>(f16::from_bits(b));
+        return blas::detail::to_float(f16::from_bits(b));
     } else {
         return static_cast<float>(bf16::from_bits(b));
     }
@@ -440,8 +441,10 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
             }
 #endif
             const std::size_t threads = static_cast<std::size_t>(exec.size());
-            const std::size_t grain =
+            const std::size_t rows_per_chunk =
                 std::max<std::size_t>((n + 8 * threads - 1) / (8 * threads), (std::size_t{16384} + 2 * k - 1) / std::max<std::size_t>(2 * k, 1));
+            // a multiple of the kernel's 4-row group: the rows of a chunk past one go one at a time
+            const std::size_t grain = (rows_per_chunk + 3) / 4 * 4;
             parallel::parallel_for(exec, n, grain, [&](std::size_t n0, std::size_t n1) {
 #if LLM_QUANT_X86
                 if (isa_available(kernel_isa::avx2)) {
