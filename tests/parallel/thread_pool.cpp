@@ -146,7 +146,7 @@ TEST_CASE("an idle pool sleeps instead of spinning") {
     // Counted, not timed: after a job every worker must reach the kernel's sleeping state 'S'
     // (std::atomic::wait) and all be seen there at once. Spinning workers stay 'R' forever, so
     // a pool that spins fails however long we look; a loaded machine only delays the moment
-    // they get to run out their 50 us spin budget. The 30 s limit is for a broken pool only.
+    // they get to run out their 2 ms spin budget. The 30 s limit is for a broken pool only.
     // The CPU cost of idling is measured in benchmarks/parallel/overhead.cpp.
     const auto before = thread_ids();
     par::thread_pool pool(5);

@@ -80,7 +80,7 @@ inline std::size_t default_thread_count() {
 ///
 /// Scheduling: chunks are claimed one at a time from a shared counter, so fast threads take
 /// more chunks; which thread runs a chunk varies, the chunk boundaries never do.
-/// Waiting: threads spin for at most detail::spin_budget (50 us) after a job and then sleep
+/// Waiting: threads spin for at most detail::spin_budget (2 ms) after a job and then sleep
 /// in the kernel (std::atomic::wait), so back-to-back calls are cheap and an idle pool uses
 /// no CPU. Measured hand-off costs are in BENCHMARKS.md (bench_parallel).
 /// Runs inline (on the caller, in chunk order) instead of handing off when: there is one

@@ -19,11 +19,16 @@ inline void cpu_relax() noexcept {
 }
 
 /// How long a thread spins before it sleeps in the kernel. A futex wake costs the waker a
-/// system call and the sleeper several microseconds before it runs again; kernels call
+/// system call and the sleeper several microseconds before it runs again, and far more on a
+/// virtual machine whose idle vCPU the host has given to someone else; kernels call
 /// parallel_for back to back (layer after layer), so threads that finished a job stay
 /// awake this long and pick up the next one in well under a microsecond. Idle longer than
-/// this, a thread sleeps and costs nothing, so an idle pool never burns a core.
-inline constexpr std::chrono::microseconds spin_budget{50};
+/// this, a thread sleeps and costs nothing, so an idle pool never burns a core. 2 ms rather
+/// than 50 us: a model's prefill has serial stretches longer than 50 us between its parallel
+/// kernels, and on a shared 2-vCPU KVM guest (Emerald Rapids) 2 ms ran the 2-thread prefill
+/// 0-30% faster than 50 us in 13 of 14 alternated runs (BENCHMARKS.md, 2026-12-06 10:35).
+/// OpenMP runtimes spin longer still by default (libgomp: 300 000 iterations).
+inline constexpr std::chrono::microseconds spin_budget{2000};
 
 /// Blocks until `done(word.load())` holds, spinning for at most spin_budget and then
 /// sleeping in std::atomic::wait. Whoever makes `done` true must call word.notify_*()
