@@ -171,12 +171,10 @@ void half_row_group_avx2(const std::uint16_t* w, std::size_t k, std::size_t n, c
     };
     std::size_t j = 0;
     for (; j + 32 <= k; j += 32) {
-        // Near a row's end each stream prefetches the start of its row in the next group (R rows
-        // on), which it reads next: rows of 1024 values (2 KiB) otherwise began cold, and the
-        // kernel read 20-25% below the bandwidth it reaches on 4096-value rows. The address is an
-        // integer: past the matrix's end it names memory that is never read.
-        std::size_t q = j + ahead;
-        q += q >= k ? (R - 1) * k : 0;
+        // Near a row's end each stream prefetches its row in the next group, R rows on
+        // (ahead_block). The address is an integer: past the matrix's end it names memory that
+        // is never read.
+        const std::size_t q = ahead_block(j, ahead, k, R);
         for (std::size_t i = 0; i < R; ++i) {
             _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(wr[i]) + 2 * q), _MM_HINT_T0);
         }

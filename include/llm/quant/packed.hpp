@@ -183,6 +183,17 @@ struct packed_view {
 
 namespace detail {
 
+/// Where a prefetch `ahead` units past unit b of a row asks for, in a kernel that reads `streams`
+/// adjacent rows side by side (units: a packed group's blocks, or a 16-bit row's values; nb per
+/// row). Past the row's end it moves on to the row this stream reads next, `streams` rows on:
+/// the rows are contiguous, so running straight on would name the neighbouring stream's row,
+/// already being read, and leave every row of the next pass to start cold (rows of 1024 values
+/// then read 18-25% slower than rows of 4096: BENCHMARKS.md, 2026-12-06 09:36).
+constexpr std::size_t ahead_block(std::size_t b, std::size_t ahead, std::size_t nb, std::size_t streams) {
+    const std::size_t at = b + ahead;
+    return at >= nb ? at + (streams - 1) * nb : at;
+}
+
 /// Checks a packing request: cols a whole number of blocks, `count` blocks in rows of w_rs.
 template <class F>
 void check_pack(const char* fn, std::size_t count, std::size_t rows, std::size_t cols, std::size_t w_rs) {
