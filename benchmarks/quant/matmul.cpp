@@ -6,9 +6,11 @@
 //   bench_quant --benchmark_filter='quant_(gemv|gemm)' --benchmark_min_time=2
 //
 // The GEMV's weights are sized from the L3 this machine reports (llm::cpu_cache_sizes): at least
-// 4096 rows and at least 1.25 times the L3, so every call streams them from memory (a cyclic
-// pass over more than the cache evicts every line before its reuse), as a decode step does.
-// ggml reports MUL_MAT m=4096 n=1 k=14336: the same shape wherever 4096 rows exceed the L3.
+// 4096 rows and at least 4 times the L3 (STREAM's rule), so every call streams them from memory,
+// as a decode step does. (1.25 times was too little where the L3 is not LRU: on a Zen 5 with a
+// 32 MiB L3, 41 MiB of weights read at 1.7-2x the read ceiling on 2 threads, L3 hits.) One buffer
+// serves every format in turn, so the formats' weights are never all resident at once.
+// ggml reports MUL_MAT m=4096 n=1 k=14336: the same shape wherever 4096 rows exceed 4 L3s.
 // LLM_BENCH_QUANT_K overrides k (e.g. 4096 for a quick run).
 // quant_gemv_packed / quant_gemm_packed run the same shapes on llm::quant::pack's 8-row interleaved
 // Q4_0 / Q8_0 / Q4_K / Q6_K weights (packed.hpp; the same number of bytes). quant_gemv/f16 and
@@ -49,23 +51,44 @@ std::size_t k_dim() {
 constexpr std::size_t gemm_rows = 4096;  // m in ggml's naming: the outputs
 constexpr std::size_t gemm_n = 512;      // activation rows (prompt tokens)
 
-// GEMV weight rows: 4096, or more so that the weights are at least 1.25 times the reported L3.
+// GEMV weight rows: 4096, or more so that the weights are at least 4 times the reported L3.
 std::size_t gemv_rows(std::size_t row_bytes) {
     const std::size_t l3 = llm::cpu_cache_sizes().l3;
-    const std::size_t need = (l3 + l3 / 4 + row_bytes - 1) / row_bytes;
+    const std::size_t need = (4 * l3 + row_bytes - 1) / row_bytes;
     return std::max<std::size_t>(gemm_rows, (need + 255) / 256 * 256);
+}
+
+// The one weight buffer (8-byte words) and what it holds now.
+struct weight_buffer {
+    std::vector<std::uint64_t> words;
+    const void* tag = nullptr;
+    std::size_t count = 0;
+};
+
+// The shared buffer as `count` values of type T, made by make(span) unless it already holds
+// what `tag` names in that count.
+template <class T, class Make>
+std::span<T> shared_weights(std::size_t count, const void* tag, Make&& make) {
+    static_assert(alignof(T) <= alignof(std::uint64_t));
+    static weight_buffer buffer;
+    if (buffer.tag != tag || buffer.count != count) {
+        buffer.words.assign((count * sizeof(T) + 7) / 8, 0);
+        make(std::span<T>(reinterpret_cast<T*>(buffer.words.data()), count));
+        buffer.tag = tag;
+        buffer.count = count;
+    }
+    return {reinterpret_cast<T*>(buffer.words.data()), count};
 }
 
 // Random bytes with finite scales: the values do not matter for speed, and random blocks are
 // made in milliseconds where the reference quantizers of the K formats take seconds.
 template <class F>
-const std::vector<typename F::block>& random_blocks(std::size_t count) {
-    static std::vector<typename F::block> blocks;
-    if (blocks.size() != count) {
-        blocks.assign(count, typename F::block{});
+std::span<const typename F::block> random_blocks(std::size_t count) {
+    static const char tag = 0;
+    return shared_weights<typename F::block>(count, &tag, [](std::span<typename F::block> blocks) {
         std::mt19937_64 rng(7);
         auto* bytes = reinterpret_cast<unsigned char*>(blocks.data());
-        for (std::size_t i = 0; i + 8 <= count * sizeof(typename F::block); i += 8) {
+        for (std::size_t i = 0; i + 8 <= blocks.size_bytes(); i += 8) {
             const std::uint64_t r = rng();
             std::memcpy(bytes + i, &r, 8);
         }
@@ -74,8 +97,7 @@ const std::vector<typename F::block>& random_blocks(std::size_t count) {
             if constexpr (requires { b.m; }) b.m = llm::f16(-0.05f);
             if constexpr (requires { b.dmin; }) b.dmin = llm::f16(0.001f);
         }
-    }
-    return blocks;
+    });
 }
 
 std::vector<float> random_floats(std::size_t n) {
@@ -99,7 +121,7 @@ void quant_gemv(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     const std::size_t k = k_dim(), nb = k / F::block_size;
     const std::size_t rows = gemv_rows(nb * sizeof(typename F::block));
-    const auto& blocks = random_blocks<F>(rows * nb);
+    const auto blocks = random_blocks<F>(rows * nb);
     const auto w = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), rows, k);
     const auto xs = random_floats(k);
     std::vector<float> ys(rows);
@@ -149,7 +171,7 @@ template <class F>
 void quant_gemm(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     const std::size_t k = k_dim(), nb = k / F::block_size, rows = gemm_rows, n = gemm_n;
-    const auto& blocks = random_blocks<F>(rows * nb);
+    const auto blocks = random_blocks<F>(rows * nb);
     const auto w = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), rows, k);
     time_product(state, threads, n, k, rows, [&](auto y, auto x, llm::workspace& ws, auto& pool) { q::gemm(y, x, w, {}, ws, pool); });
     state.SetLabel(std::string(F::name) + " " + std::string(q::isa_name(q::best_isa())) + " m=" + std::to_string(rows) +
@@ -161,7 +183,7 @@ void quant_gemv_packed(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     const std::size_t k = k_dim(), nb = k / F::block_size;
     const std::size_t rows = gemv_rows(nb * sizeof(typename F::block));
-    const auto& blocks = random_blocks<F>(rows * nb);
+    const auto blocks = random_blocks<F>(rows * nb);
     const auto wp = q::pack<F>(std::span<const typename F::block>(blocks), rows, k);
     const auto xs = random_floats(k);
     std::vector<float> ys(rows);
@@ -199,7 +221,7 @@ void quant_gemm_packed(benchmark::State& state) {
         return;
     }
     const std::size_t k = k_dim(), nb = k / F::block_size, rows = gemm_rows, n = gemm_n;
-    const auto& blocks = random_blocks<F>(rows * nb);
+    const auto blocks = random_blocks<F>(rows * nb);
     const auto wp = q::pack<F>(std::span<const typename F::block>(blocks), rows, k);
     time_product(state, threads, n, k, rows,
                  [&](auto y, auto x, llm::workspace& ws, auto& pool) { q::gemm(y, x, wp, {.path = path}, ws, pool); });
@@ -213,15 +235,14 @@ template <llm::io::ggml_type T>
 void half_gemv(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     const std::size_t k = k_dim(), rows = gemv_rows(2 * k);
-    static std::vector<std::uint16_t> bits;
-    if (bits.size() != rows * k) {
-        bits.resize(rows * k);
+    static const char tag = 0;
+    const auto bits = shared_weights<std::uint16_t>(rows * k, &tag, [](std::span<std::uint16_t> values) {
         const auto xs = random_floats(4096);
-        for (std::size_t i = 0; i < bits.size(); ++i) {
+        for (std::size_t i = 0; i < values.size(); ++i) {
             const float v = 0.02f * xs[i % 4093];
-            bits[i] = T == llm::io::ggml_type::f16 ? llm::f16(v).bits() : llm::bf16(v).bits();
+            values[i] = T == llm::io::ggml_type::f16 ? llm::f16(v).bits() : llm::bf16(v).bits();
         }
-    }
+    });
     const q::any_matrix w(T, std::as_bytes(std::span<const std::uint16_t>(bits)), rows, k);
     const auto xs = random_floats(k);
     std::vector<float> ys(rows);

@@ -70,9 +70,10 @@ namespace {
 
 // Outputs of y = x W^T (m x n, x m x k, wd the decoded weights n x k) outside the bound: the
 // accumulation term (1e-4 of sum |x w|), plus, where the activations are quantized in blocks of
-// `ab` values (act_q), each block's amax_b (1/254 + 2^-11) times its sum |w| (see below).
+// `ab` values (act_q), each block's amax_b (1/254 + 2^-11) times its sum |w| (see below), plus
+// `rel` of sum |x w| (activations rounded to bf16: |dx| <= 2^-8 |x|).
 std::size_t outside_bound(const llm::tensor<float, llm::dims<2>>& y, const std::vector<float>& x, const std::vector<float>& wd,
-                          std::size_t m, std::size_t n, std::size_t k, bool act_q, std::size_t ab) {
+                          std::size_t m, std::size_t n, std::size_t k, bool act_q, std::size_t ab, double rel = 0.0) {
     std::size_t bad = 0;
     for (std::size_t r = 0; r < m; ++r) {
         for (std::size_t j = 0; j < n; ++j) {
@@ -87,7 +88,7 @@ std::size_t outside_bound(const llm::tensor<float, llm::dims<2>>& y, const std::
                 }
                 qb += amax * (1.0 / 254 + 1.0 / 2048) * wsum;
             }
-            bad += std::abs(y(r, j) - ref) > (act_q ? qb : 0.0) + 1e-4 * mag;
+            bad += std::abs(y(r, j) - ref) > (act_q ? qb : 0.0) + (1e-4 + rel) * mag;
         }
     }
     return bad;
@@ -126,7 +127,8 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
             llm::tensor<float, llm::dims<2>> y1(m, n);
             llm::quant::linear_forward(y1.view(), llm::tensor_view<const float, llm::dims<2>>(x.data(), llm::dims<2>(m, k)), w, ws,
                                        llm::parallel::sequential{});
-            CHECK(outside_bound(y, x, wd, m, n, k, act_q, ab) == 0);
+            const bool rounds = t == ggml_type::bf16 && m > 8 && llm::blas::bf16_dot_pays();  // linear_options
+            CHECK(outside_bound(y, x, wd, m, n, k, act_q, ab, rounds ? 0x1p-8 : 0.0) == 0);
             CHECK(std::equal(y.data(), y.data() + y.size(), y1.data()));  // threads split rows: the same bits
         }
     }
@@ -153,9 +155,20 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
                 for (auto& v : x) v = nd(rng);
                 llm::tensor<float, llm::dims<2>> y(m, n2);
                 llm::workspace ws;
-                llm::quant::linear_forward(y.view(), llm::tensor_view<const float, llm::dims<2>>(x.data(), llm::dims<2>(m, k2)), w, ws,
-                                           pool);
-                CHECK(outside_bound(y, x, wd, m, n2, k2, false, k2) == 0);
+                const llm::tensor_view<const float, llm::dims<2>> xv(x.data(), llm::dims<2>(m, k2));
+                llm::quant::linear_forward(y.view(), xv, w, ws, pool);
+                // bf16 prefill rounds the activations to bf16 where vdpbf16ps pays (linear_options)
+                const bool rounds = t == ggml_type::bf16 && m > 8 && llm::blas::bf16_dot_pays();
+                CHECK(outside_bound(y, x, wd, m, n2, k2, false, k2, rounds ? 0x1p-8 : 0.0) == 0);
+                // widen: exact products on every CPU; dot_round_fp32: rounded wherever AVX512_BF16 is
+                llm::tensor<float, llm::dims<2>> yw(m, n2);
+                llm::quant::linear_forward(yw.view(), xv, w, {.bf16 = llm::blas::bf16_path::widen}, ws, pool);
+                CHECK(outside_bound(yw, x, wd, m, n2, k2, false, k2) == 0);
+                llm::quant::linear_forward(y.view(), xv, w, {.bf16 = llm::blas::bf16_path::dot_round_fp32}, ws, pool);
+                CHECK(outside_bound(y, x, wd, m, n2, k2, false, k2, t == ggml_type::bf16 ? 0x1p-8 : 0.0) == 0);
+                // the rounding path really ran where it can (random fp32 activations lose bits)
+                const bool rounded = t == ggml_type::bf16 && m > 8 && llm::blas::bf16_dot_available();
+                CHECK(std::equal(y.data(), y.data() + y.size(), yw.data()) == !rounded);
             }
         }
     }
@@ -276,7 +289,10 @@ TEST_CASE("quantized gguf: every type's logits (prefill rows and decode steps) f
             const std::string label = std::string(llm::io::ggml_type_name(t)) + (tied ? " tied" : "");
             MESSAGE(label, ": max |logit| ", amax, ", max difference ", dmax);
             CHECK(amax > 0.1);
-            const bool act_q = is_block(t) && t != ggml_type::q2_k && t != ggml_type::q3_k;
+            // bf16 prefill rows round the activations to bf16 where vdpbf16ps pays (linear_options):
+            // 2^-8 of sum |x||w| per product, the Q8 activations' 1/254, so the same allowance
+            const bool act_q = (is_block(t) && t != ggml_type::q2_k && t != ggml_type::q3_k) ||
+                               (t == ggml_type::bf16 && llm::blas::bf16_dot_pays());
             CHECK(dmax <= (act_q ? 0.06 : 1e-4) * amax);
         }
     }

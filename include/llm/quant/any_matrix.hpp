@@ -139,7 +139,9 @@ template <bool F16, std::size_t R, std::size_t MM>
 void half_row_group_avx2(const std::uint16_t* w, std::size_t k, std::size_t n, const float* x, std::size_t x_rs, float* y,
                          std::size_t y_rs, std::size_t y_cs) noexcept {
     constexpr std::size_t sets = R * MM <= 4 ? 2 : 1;
-    constexpr std::size_t ahead = 512;  // values: 1 KiB of 16-bit weights
+    // values: 2 KiB of 16-bit weights per stream (Zen 5, 42 GB/s per core, 4 x L3 of weights: 1 KiB
+    // read 27-33 GB/s, 2 KiB 36-41, 4 KiB 34-42; Emerald Rapids reached its 13 GB/s with 1 KiB)
+    constexpr std::size_t ahead = 1024;
     const std::uint16_t* wr[R];
     for (std::size_t i = 0; i < R; ++i) wr[i] = w + (n + i) * k;
     __m256 acc[sets][R][MM];
@@ -369,18 +371,31 @@ inline any_matrix repack(const any_matrix& w, std::vector<std::byte>& storage) {
     return out;
 }
 
+/// Options of linear_forward.
+/// Example: `llm::quant::linear_forward(y, x, w, {.bf16 = llm::blas::bf16_path::widen}, ws, pool);`
+struct linear_options {
+    /// bf16 weights against more than 8 activation rows (prefill): `automatic` (default) rounds
+    /// the fp32 activations to bf16 and multiplies by `vdpbf16ps` (llm::blas::bf16_path::
+    /// dot_round_fp32, as llama.cpp's bf16 matmul and a bf16 PyTorch Linear do) where that is
+    /// faster than fp32 FMAs (llm::blas::bf16_dot_pays: AMD Zen 4 / Zen 5, not Intel cores),
+    /// else widens exactly; `widen` always widens (the exact products of the fp32 GEMM); `dot` /
+    /// `dot_round_fp32` round wherever AVX512_BF16 exists.
+    blas::bf16_path bf16 = blas::bf16_path::automatic;
+};
+
 /// y = x W^T for an any_matrix W [N, K] (output written, not accumulated): block formats
 /// through llm::quant::gemm (activations quantized to Q8_0 / Q8_K as gemm states), f32 through
 /// llm::nn::linear_forward; f16 / bf16 weights: up to 8 activation rows, each weight row widened
 /// in registers (F16C / a shift) and dotted in fp32 with every row (threads split W's rows);
-/// more rows: llm::blas::own's GEMM, which widens the weights exactly as it packs them.
-///   y: [M, N] fp32 (contiguous rows), x: [M, K] fp32 (contiguous rows); ws: scratch, so a
-///   warmed call allocates nothing; exec last.
+/// more rows: llm::blas::own's GEMM, which widens the weights exactly as it packs them (bf16
+/// weights: or rounds the activations to bf16 for `vdpbf16ps`, linear_options::bf16).
+///   y: [M, N] fp32 (contiguous rows), x: [M, K] fp32 (contiguous rows); options: the bf16
+///   path; ws: scratch, so a warmed call allocates nothing; exec last.
 /// Errors (llm::error): shapes that disagree, a matrix without data.
-/// Example: `llm::quant::linear_forward(y, x, w, ws, pool);`
+/// Example: `llm::quant::linear_forward(y, x, w, {}, ws, pool);`
 template <mutable_dense_view<2> Y, dense_view<2> X, parallel::policy Exec>
     requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
-void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&& exec) {
+void linear_forward(Y&& y, X&& x, const any_matrix& w, linear_options options, llm::workspace& ws, Exec&& exec) {
     const std::size_t n = w.extent(0), k = w.extent(1), m = static_cast<std::size_t>(x.extent(0));
     llm::check(w.has_data(), "quant::linear_forward: the ", n, " x ", k, " weight matrix has no data (a placeholder)");
     llm::check(static_cast<std::size_t>(x.extent(1)) == k && static_cast<std::size_t>(y.extent(0)) == m &&
@@ -417,14 +432,26 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
             if (m > detail::half_dot_max_rows) {
                 // llm::blas::own widens the 16-bit weights exactly as it packs them (W^T: a
                 // stride swap, no copy)
-                const auto product = [&](auto element) {
+                const auto product = [&](auto element, auto path) {
                     using T = decltype(element);
+                    using S = simd::default_backend;
+                    using own = blas::own<S, blas::default_blocking_t<S::width>, decltype(path)::value>;
                     const strided_view<const T, 2> wt(reinterpret_cast<const T*>(data), llm::dims<2>(k, n), llm::dims<2>(1, k));
-                    blas::own<>::run(strided_view<float, 2>(yp, llm::dims<2>(m, n), llm::dims<2>(y_rs, 1)),
-                                     strided_view<const float, 2>(xp, llm::dims<2>(m, k), llm::dims<2>(x_rs, 1)), wt, 1.0f,
-                                     0.0f, ws, exec);
+                    own::run(strided_view<float, 2>(yp, llm::dims<2>(m, n), llm::dims<2>(y_rs, 1)),
+                             strided_view<const float, 2>(xp, llm::dims<2>(m, k), llm::dims<2>(x_rs, 1)), wt, 1.0f, 0.0f, ws,
+                             exec);
                 };
-                is_f16 ? product(f16{}) : product(bf16{});
+                using widen = std::integral_constant<blas::bf16_path, blas::bf16_path::widen>;
+                using round = std::integral_constant<blas::bf16_path, blas::bf16_path::dot_round_fp32>;
+                const bool rounds = options.bf16 == blas::bf16_path::automatic ? blas::bf16_dot_pays()
+                                                                               : options.bf16 != blas::bf16_path::widen;
+                if (is_f16) {
+                    product(f16{}, widen{});
+                } else if (rounds) {
+                    product(bf16{}, round{});
+                } else {
+                    product(bf16{}, widen{});
+                }
                 return;
             }
 #if LLM_QUANT_X86
@@ -487,6 +514,14 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
             llm::check(known, "quant::linear_forward: GGUF type id ", static_cast<int>(w.type()), " is not supported");
         }
     }
+}
+
+/// linear_forward with the default options.
+/// Example: `llm::quant::linear_forward(y, x, w, ws, pool);`
+template <mutable_dense_view<2> Y, dense_view<2> X, parallel::policy Exec>
+    requires std::same_as<view_element_t<Y>, float> && std::same_as<std::remove_const_t<view_element_t<X>>, float>
+void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&& exec) {
+    linear_forward(std::forward<Y>(y), std::forward<X>(x), w, linear_options{}, ws, exec);
 }
 
 /// ys[i] = x W_i^T for several any_matrix weights of one input x (q / k / v of a layer input,
