@@ -466,7 +466,8 @@ void packed_generic_groups(const packed_view<F>& w, std::size_t g0, std::size_t 
 /// Groups per parallel chunk: a GEMV (m = 1) gets enough chunks to balance the threads (2 per
 /// thread, each at least 4 KiB of weights: with 8 the threads' chunks interleave, and each chunk
 /// starts cold while its last prefetches land in the other thread's rows; Zen 5, 852M model, Q4_K
-/// decode on 2 threads 77-81 -> 83-84 tokens/s in 5 of 5 alternated runs); a GEMM's chunk fills at most half the L2, so its weights
+/// decode on 2 threads 77-81 -> 83-84 tokens/s in 5 of 5 alternated runs); a GEMM's chunk fills
+/// at most half the L2, so its weights
 /// stay there while every activation row passes over them, with the chunks a whole number of rounds
 /// of the threads (3 chunks on 2 threads left one idle a third of the time) and an even number of
 /// groups (the AVX-512 prefill tiles take two at a time).
