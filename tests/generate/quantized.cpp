@@ -127,7 +127,8 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
             llm::tensor<float, llm::dims<2>> y1(m, n);
             llm::quant::linear_forward(y1.view(), llm::tensor_view<const float, llm::dims<2>>(x.data(), llm::dims<2>(m, k)), w, ws,
                                        llm::parallel::sequential{});
-            const bool rounds = t == ggml_type::bf16 && m > 8 && llm::blas::bf16_dot_pays();  // linear_options
+            // bf16 prefill rounds the activations to bf16 where vdpbf16ps pays (linear_options)
+            const bool rounds = t == ggml_type::bf16 && m > llm::quant::detail::half_dot_max_rows && llm::blas::bf16_dot_pays();
             CHECK(outside_bound(y, x, wd, m, n, k, act_q, ab, rounds ? 0x1p-8 : 0.0) == 0);
             CHECK(std::equal(y.data(), y.data() + y.size(), y1.data()));  // threads split rows: the same bits
         }
@@ -158,7 +159,7 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
                 const llm::tensor_view<const float, llm::dims<2>> xv(x.data(), llm::dims<2>(m, k2));
                 llm::quant::linear_forward(y.view(), xv, w, ws, pool);
                 // bf16 prefill rounds the activations to bf16 where vdpbf16ps pays (linear_options)
-                const bool rounds = t == ggml_type::bf16 && m > 8 && llm::blas::bf16_dot_pays();
+                const bool rounds = t == ggml_type::bf16 && m > llm::quant::detail::half_dot_max_rows && llm::blas::bf16_dot_pays();
                 CHECK(outside_bound(y, x, wd, m, n2, k2, false, k2, rounds ? 0x1p-8 : 0.0) == 0);
                 // widen: exact products on every CPU; dot_round_fp32: rounded wherever AVX512_BF16 is
                 llm::tensor<float, llm::dims<2>> yw(m, n2);
@@ -167,7 +168,7 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
                 llm::quant::linear_forward(y.view(), xv, w, {.bf16 = llm::blas::bf16_path::dot_round_fp32}, ws, pool);
                 CHECK(outside_bound(y, x, wd, m, n2, k2, false, k2, t == ggml_type::bf16 ? 0x1p-8 : 0.0) == 0);
                 // the rounding path really ran where it can (random fp32 activations lose bits)
-                const bool rounded = t == ggml_type::bf16 && m > 8 && llm::blas::bf16_dot_available();
+                const bool rounded = t == ggml_type::bf16 && m > llm::quant::detail::half_dot_max_rows && llm::blas::bf16_dot_available();
                 CHECK(std::equal(y.data(), y.data() + y.size(), yw.data()) == !rounded);
             }
         }

@@ -188,7 +188,9 @@ namespace detail {
 /// row). Past the row's end it moves on to the row this stream reads next, `streams` rows on:
 /// the rows are contiguous, so running straight on would name the neighbouring stream's row,
 /// already being read, and leave every row of the next pass to start cold (rows of 1024 values
-/// then read 18-25% slower than rows of 4096: BENCHMARKS.md, 2026-12-06 09:36).
+/// then read 18-25% slower than rows of 4096: BENCHMARKS.md, 2026-12-06 09:36). An `ahead` of more
+/// than a row (Q4_K's sixteen super-blocks on rows of eight) lands further on, in rows the
+/// kernel's later passes read.
 constexpr std::size_t ahead_block(std::size_t b, std::size_t ahead, std::size_t nb, std::size_t streams) {
     const std::size_t at = b + ahead;
     return at >= nb ? at + (streams - 1) * nb : at;
@@ -467,10 +469,9 @@ void packed_generic_groups(const packed_view<F>& w, std::size_t g0, std::size_t 
 /// thread, each at least 4 KiB of weights: with 8 the threads' chunks interleave, and each chunk
 /// starts cold while its last prefetches land in the other thread's rows; Zen 5, 852M model, Q4_K
 /// decode on 2 threads 77-81 -> 83-84 tokens/s in 5 of 5 alternated runs); a GEMM's chunk fills
-/// at most half the L2, so its weights
-/// stay there while every activation row passes over them, with the chunks a whole number of rounds
-/// of the threads (3 chunks on 2 threads left one idle a third of the time) and an even number of
-/// groups (the AVX-512 prefill tiles take two at a time).
+/// at most half the L2, so its weights stay there while every activation row passes over them,
+/// with the chunks a whole number of rounds of the threads (3 chunks on 2 threads left one idle a
+/// third of the time) and an even number of groups (the AVX-512 prefill tiles take two at a time).
 inline std::size_t packed_chunk_groups(std::size_t groups, std::size_t m, std::size_t group_bytes,
                                        std::size_t threads) {
     threads = std::max<std::size_t>(threads, 1);
