@@ -131,7 +131,7 @@ inline void bf16_pair_order(const float* x, std::size_t k, float* out) noexcept 
 /// MM activation rows (1 .. 4) against R weight rows at once from row n (R 4 for one activation
 /// row, else 2: several weight streams in flight keep the memory busy, where one row at a time
 /// left it a third idle). Per 64-byte line of each weight row: a prefetch 2 KiB ahead (near the
-/// row's end, into the row R on; one activation row: also 4 KiB ahead into L2), the weights widened once (f16: F16C per 8 values; bf16: 16
+/// row's end, into the row R on), the weights widened once (f16: F16C per 8 values; bf16: 16
 /// values as even / odd halves, x in bf16_pair_order) and multiplied into each activation row's
 /// fp32 accumulators (two sets alternate when R x MM <= 4, to cover the FMA latency); then
 /// 16-value and scalar tails.
@@ -179,15 +179,6 @@ void half_row_group_avx2(const std::uint16_t* w, std::size_t k, std::size_t n, c
         const std::size_t q = ahead_block(j, ahead, k, R);
         for (std::size_t i = 0; i < R; ++i) {
             _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(wr[i]) + 2 * q), _MM_HINT_T0);
-        }
-        // Decode also 4 KiB ahead into L2 (Zen 5, 1 thread, weights 4x the L3, 3 runs, % of the read
-        // pass: k 2048 f16 83-90 -> 100-104%, bf16 82-92 -> 104-107%; k 5632 88-92 -> 98-103%; 8 KiB
-        // the same): the L1 prefetches alone leave the memory short of requests.
-        if constexpr (MM == 1) {
-            const std::size_t far = ahead_block(j, 2 * ahead, k, R);
-            for (std::size_t i = 0; i < R; ++i) {
-                _mm_prefetch(reinterpret_cast<const char*>(reinterpret_cast<std::uintptr_t>(wr[i]) + 2 * far), _MM_HINT_T1);
-            }
         }
         step(0, j);
         step(sets - 1, j + 16);
