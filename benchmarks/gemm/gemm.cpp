@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// GEMM GFLOP/s and % of the FMA peak measured in the same run: llm::gemm (own), Eigen and OpenBLAS, 1 and 2 threads; bf16 rows (own's default, its vdpbf16ps path forced, its widening path, OpenBLAS sbgemm) with the bf16 dot-product peak.
+// GEMM GFLOP/s and % of the FMA peak measured in the same run: llm::gemm (own), Eigen and OpenBLAS, 1 and 2 threads; bf16 rows (own's default, its vdpbf16ps path forced, its AMX path where present, its widening path, OpenBLAS sbgemm) with the bf16 dot-product peak.
 // GCC 12 reports a false -Wmaybe-uninitialized inside its AVX-512 intrinsics when Eigen's
 // packing is inlined (GCC PR 105593); the pragma must precede every include to apply.
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
@@ -117,7 +117,7 @@ const openblas& load_openblas() {
 
 // ---- the benchmark ---------------------------------------------------------------------------
 
-enum class peer { own, own_measured, own_dot, own_widen, eigen, openblas };
+enum class peer { own, own_measured, own_dot, own_widen, own_amx, eigen, openblas };
 enum class b_layout { row_major, transposed };  // transposed: B = W^T with W [n, k] row-major
 
 /// CPU seconds used by every thread of this process (workers and their spinning included).
@@ -185,6 +185,12 @@ void bm_gemm(benchmark::State& state) {
             ob.set_threads(threads);
         }
     }
+    if constexpr (P == peer::own_amx) {
+        if (!llm::blas::amx_bf16_available()) {
+            state.SkipWithError("no AMX-BF16 on this CPU (or no permission for the tile data)");
+            return;
+        }
+    }
     llm::workspace ws;  // the packing panels, kept across calls as a model's loop keeps them
     const double cpu0 = process_cpu_seconds();
     for (auto _ : state) {
@@ -198,6 +204,11 @@ void bm_gemm(benchmark::State& state) {
             // bf16: the vdpbf16ps path forced (the default takes it only where it pays).
             using S = llm::simd::default_backend;
             llm::gemm<llm::blas::own<S, llm::blas::default_blocking_t<S::width>, llm::blas::bf16_path::dot>>(
+                c, a, b, 1.0f, 0.0f, ws, pool);
+        } else if constexpr (P == peer::own_amx) {
+            // bf16: the AMX tile path (tdpbf16ps), which the default takes wherever AMX is available.
+            using S = llm::simd::default_backend;
+            llm::gemm<llm::blas::own<S, llm::blas::default_blocking_t<S::width>, llm::blas::bf16_path::amx>>(
                 c, a, b, 1.0f, 0.0f, ws, pool);
         } else if constexpr (P == peer::own_widen) {
             // bf16 widened to fp32 while packing, the fp32 micro-kernel (the path before vdpbf16ps).
@@ -278,6 +289,7 @@ BENCHMARK(bm_gemm<peer::own>)->Name("gemm/own")->Apply(shapes);
 BENCHMARK(bm_gemm<peer::own, llm::bf16>)->Name("gemm_bf16/own")->Apply(shapes_bf16);
 BENCHMARK(bm_gemm<peer::own_dot, llm::bf16>)->Name("gemm_bf16/own_dot")->Apply(shapes_bf16);
 BENCHMARK(bm_gemm<peer::own_widen, llm::bf16>)->Name("gemm_bf16/own_widen")->Apply(shapes_bf16);
+BENCHMARK(bm_gemm<peer::own_amx, llm::bf16>)->Name("gemm_bf16/own_amx")->Apply(shapes_bf16);
 BENCHMARK(bm_gemm<peer::openblas, llm::bf16>)->Name("gemm_bf16/openblas_sbgemm")->Apply(shapes_bf16);
 BENCHMARK(bm_gemm<peer::own_measured>)->Name("gemm/own_measured")->Apply(shapes);
 #if LLM_HAS_EIGEN

@@ -12,6 +12,7 @@
 // N u / (1 - N u), u = 2^-24 (Higham, Accuracy and Stability, eq. 3.5). The bound is checked
 // per element. Flushing (DAZ/FTZ) only changes values below 2^-126: random inputs in [-1, 1]
 // rounded to bf16 have products far above it (a separate case checks the flush itself).
+#include "bf16_check.hpp"
 #include "helpers.hpp"
 
 #include <llm/gemm/bf16_dot.hpp>
@@ -44,77 +45,8 @@ using tiny = llm::blas::fixed_blocking<blocking::mr, blocking::nr_vectors, 2 * b
                                        2 * blocking::nr_vectors * S::width>;
 using own_tiny = llm::blas::own<S, tiny, llm::blas::bf16_path::dot>;
 
-constexpr double u = 0x1p-24;
-
 // Whether the forced dot path (bf16_path::dot) runs here: compiled in, CPU has it, AVX-512 backend.
 bool dot_runs() { return llm::blas::bf16_dot_selected<llm::bf16, llm::bf16>(llm::blas::bf16_path::dot, S::width); }
-
-// Reference of |A| |B| (the bound's scale) and of A B, both in double.
-template <class VA, class VB>
-void reference_abs(std::vector<double>& ref, std::vector<double>& mag, const VA& a, const VB& b) {
-    const std::size_t m = a.extent(0), k = a.extent(1), n = b.extent(1);
-    ref.assign(m * n, 0.0);
-    mag.assign(m * n, 0.0);
-    for (std::size_t i = 0; i < m; ++i) {
-        for (std::size_t j = 0; j < n; ++j) {
-            double s = 0.0, t = 0.0;
-            for (std::size_t p = 0; p < k; ++p) {
-                const double x = static_cast<double>(static_cast<float>(a(i, p))) * static_cast<float>(b(p, j));
-                s += x;
-                t += std::abs(x);
-            }
-            ref[i * n + j] = s;
-            mag[i * n + j] = t;
-        }
-    }
-}
-
-// One randomized case: C = alpha A B + beta C by Backend against the double reference, per
-// element within the bound above. kc_steps: k steps per KC block of the path that runs.
-template <class Backend, class TA, class TB, class Exec>
-void check_case(std::size_t m, std::size_t k, std::size_t n, layout_kind la, layout_kind lb, layout_kind lc, float alpha,
-                float beta, std::size_t kc_steps, Exec& exec, std::mt19937& rng, bool round_a = false) {
-    auto a = make_operand<TA>(m, k, la, rng);
-    auto b = make_operand<TB>(k, n, lb, rng);
-    auto c = make_operand<float>(m, n, lc, rng, beta == 0.0f);
-    // The reference sees A as the path does: rounded to bf16 when round_a.
-    llm::tensor<llm::bf16, llm::dims<2>> ar(m, k);
-    for (std::size_t i = 0; i < m; ++i) {
-        for (std::size_t p = 0; p < k; ++p) {
-            ar(i, p) = llm::bf16(static_cast<float>(a.view(i, p)));
-        }
-    }
-    std::vector<double> ref, mag;
-    if (round_a) {
-        reference_abs(ref, mag, ar, b.view);
-    } else {
-        reference_abs(ref, mag, a.view, b.view);
-    }
-    std::vector<float> c0(m * n);
-    for (std::size_t i = 0; i < m; ++i) {
-        for (std::size_t j = 0; j < n; ++j) {
-            c0[i * n + j] = beta == 0.0f ? 0.0f : c.view(i, j);
-        }
-    }
-    llm::gemm<Backend>(c.view, a.view, b.view, alpha, beta, exec);
-    const std::size_t blocks = (k + kc_steps - 1) / kc_steps;
-    const double nr = static_cast<double>(k + 3 * blocks + 1);
-    const double gamma = nr * u / (1.0 - nr * u);
-    std::size_t bad = 0;
-    double worst = 0.0;
-    for (std::size_t i = 0; i < m; ++i) {
-        for (std::size_t j = 0; j < n; ++j) {
-            const double want = alpha * ref[i * n + j] + static_cast<double>(beta) * c0[i * n + j];
-            const double bound = gamma * (std::abs(alpha) * mag[i * n + j] + std::abs(beta * c0[i * n + j]));
-            const double err = std::abs(static_cast<double>(c.view(i, j)) - want);
-            bad += !(err <= bound);
-            worst = std::max(worst, bound > 0 ? err / bound : err);
-        }
-    }
-    INFO("m=", m, " k=", k, " n=", n, " layouts ", int(la), int(lb), int(lc), " alpha=", alpha, " beta=", beta,
-         " worst err/bound=", worst);
-    CHECK(bad == 0);
-}
 
 constexpr std::size_t sizes_m[] = {1, 2, 3, 5, 6, 7, 13, 33, 65};
 constexpr std::size_t sizes_n[] = {1, 4, 7, 13, 31, 65, 257};
@@ -228,24 +160,16 @@ TEST_CASE("bf16 dot path matches the double reference on awkward sizes, layouts,
     std::mt19937 rng(2024);
     llm::parallel::sequential seq;
     llm::parallel::thread_pool pool(2);
-    std::size_t cases = 0;
-    for (const std::size_t m : sizes_m) {
-        for (const std::size_t n : sizes_n) {
-            for (const std::size_t k : sizes_k) {
-                const auto la = all_layouts[rng() % 4];
-                const auto lb = all_layouts[rng() % 4];
-                const auto lc = rng() % 2 == 0 ? layout_kind::row : layout_kind::padded_row;
-                const float beta = (cases % 2 == 0) ? 0.0f : 1.0f;
-                const float alpha = (cases % 3 == 0) ? -0.75f : 1.0f;
-                if (cases % 2 == 0) {
-                    check_case<own_dot, llm::bf16, llm::bf16>(m, k, n, la, lb, lc, alpha, beta, 2 * blocking::kc, seq, rng);
-                } else {
-                    check_case<own_tiny, llm::bf16, llm::bf16>(m, k, n, la, lb, lc, alpha, beta, 2 * tiny::kc, pool, rng);
-                }
-                ++cases;
-            }
+    for_each_size(sizes_m, sizes_n, sizes_k, rng, [&](auto m, auto n, auto k, auto la, auto lb, std::size_t i) {
+        const auto lc = rng() % 2 == 0 ? layout_kind::row : layout_kind::padded_row;
+        const float beta = (i % 2 == 0) ? 0.0f : 1.0f;
+        const float alpha = (i % 3 == 0) ? -0.75f : 1.0f;
+        if (i % 2 == 0) {
+            check_case<own_dot, llm::bf16, llm::bf16>(m, k, n, la, lb, lc, alpha, beta, 2 * blocking::kc, seq, rng);
+        } else {
+            check_case<own_tiny, llm::bf16, llm::bf16>(m, k, n, la, lb, lc, alpha, beta, 2 * tiny::kc, pool, rng);
         }
-    }
+    });
     // Column-major C (the C^T = B^T A^T orientation) and blocks crossing MC.
     check_case<own_dot, llm::bf16, llm::bf16>(345, 515, 67, layout_kind::col, layout_kind::row, layout_kind::col, 1.0f,
                                               1.0f, 2 * blocking::kc, pool, rng);

@@ -30,28 +30,33 @@
 namespace llm::blas {
 
 /// How llm::blas::own multiplies bf16 operands (its third template argument).
-/// - `automatic` (the default): bf16 A times bf16 B runs the dot-product path (packed bf16
-///   k-pairs, `vdpbf16ps`, fp32 accumulation) where it is available (bf16_dot_available) and
-///   pays (bf16_dot_pays: not on Intel cores, whose `vdpbf16ps` runs at half the fp32 FMA
-///   flop rate); otherwise, and whenever an operand is fp32, both are widened to fp32 while
-///   packing (exact) and the fp32 micro-kernel runs.
+/// - `automatic` (the default): bf16 A times bf16 B runs the AMX tile path (`tdpbf16ps`,
+///   <llm/gemm/amx.hpp>) where the CPU and OS provide AMX (amx_bf16_available); else the
+///   dot-product path (packed bf16 k-pairs, `vdpbf16ps`, fp32 accumulation) where it is
+///   available (bf16_dot_available) and pays (bf16_dot_pays: not on Intel cores, whose
+///   `vdpbf16ps` runs at half the fp32 FMA flop rate); otherwise, and whenever an operand is
+///   fp32, both are widened to fp32 while packing (exact) and the fp32 micro-kernel runs.
 /// - `widen`: always the widening path (one rounding per product, as the fp32 GEMM).
-/// - `dot`: the dot-product path for bf16 x bf16 wherever it is available, fast or not.
-/// - `dot_round_fp32`: as dot, and also fp32 A times bf16 B (or bf16 A times fp32 B: a Linear
+/// - `dot`: the dot-product path for bf16 x bf16 wherever it is available, fast or not (never
+///   AMX).
+/// - `amx`: the AMX tile path for bf16 x bf16 wherever it is available, else as automatic.
+/// - `dot_round_fp32`: as automatic for bf16 x bf16 (AMX, else `vdpbf16ps` wherever
+///   available), and also fp32 A times bf16 B (or bf16 A times fp32 B: a Linear
 ///   layer's fp32 activations with bf16 weights), the fp32 operand rounded to bf16 (nearest
 ///   even) while it is packed. That changes the result: each fp32 value loses its low 16
 ///   significand bits (relative error up to 2^-9), as mixed bf16 inference and training do;
 ///   never the default.
-/// The dot-product path flushes subnormal inputs and results to zero and adds each k-pair's
-/// two products with two roundings (see llm::blas::bf16_dot_available), so its bits differ
-/// from the widening path's; both are within the accumulation bound of an fp32 sum. A GEMV
+/// The dot-product and AMX paths flush subnormal inputs and results to zero and add each
+/// k-pair's two products with two roundings (see llm::blas::bf16_dot_available), so their
+/// bits differ from the widening path's; both are within the accumulation bound of an fp32 sum. A GEMV
 /// (m == 1 or n == 1) always widens (it is bound by memory, not arithmetic).
 /// Example: `llm::gemm<llm::blas::own<llm::simd::default_backend, llm::blas::blocking_avx512, llm::blas::bf16_path::widen>>(c, a, b);`
 enum class bf16_path {
     automatic,       ///< bf16 x bf16 by `vdpbf16ps` where available and faster, else widened
     widen,           ///< always widen bf16 to fp32 while packing (exact inputs, fp32 FMAs)
     dot,             ///< bf16 x bf16 by `vdpbf16ps` wherever available
-    dot_round_fp32,  ///< as dot, and fp32 x bf16 too, the fp32 operand rounded to bf16
+    dot_round_fp32,  ///< AMX or `vdpbf16ps` wherever available, fp32 x bf16 too (rounded to bf16)
+    amx,             ///< bf16 x bf16 by AMX tiles wherever available, else as automatic
 };
 
 /// True when this CPU executes AVX512_BF16 (CPUID leaf 7 sub-leaf 1, EAX bit 5) with
@@ -115,7 +120,8 @@ inline bool bf16_dot_pays() noexcept {
 
 /// Whether llm::blas::own with this bf16_path and SIMD width runs the dot-product path for
 /// A of type TA and B of type TB (float or llm::bf16, const or not) on this CPU: what a test
-/// asks to know which path ran.
+/// asks to know which path ran. Where llm::blas::bf16_amx_selected (<llm/gemm/amx.hpp>) is
+/// true as well, the AMX path runs instead.
 /// Example: `bool dp = llm::blas::bf16_dot_selected<llm::bf16, llm::bf16>(llm::blas::bf16_path::automatic, 16);`
 template <class TA, class TB>
 bool bf16_dot_selected(bf16_path path, std::size_t simd_width) noexcept {
@@ -125,7 +131,7 @@ bool bf16_dot_selected(bf16_path path, std::size_t simd_width) noexcept {
     if (!wanted || simd_width != 16 || !bf16_dot_available()) {
         return false;
     }
-    return path != bf16_path::automatic || bf16_dot_pays();
+    return (path != bf16_path::automatic && path != bf16_path::amx) || bf16_dot_pays();
 }
 
 namespace detail {

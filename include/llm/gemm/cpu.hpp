@@ -4,6 +4,7 @@
 
 #include <llm/core/checked.hpp>
 #include <llm/core/workspace.hpp>
+#include <llm/gemm/amx.hpp>
 #include <llm/gemm/bf16_dot.hpp>
 #include <llm/gemm/blocking.hpp>
 #include <llm/gemm/matrix.hpp>
@@ -1000,23 +1001,31 @@ struct own {
     }
 
 private:
-    /// The bf16 dot-product path when selected (bf16_dot_selected), true if it ran.
+    /// The AMX path (bf16_amx_selected) or the bf16 dot-product path (bf16_dot_selected) when
+    /// selected, true if one ran.
     template <class TA, class TB, class Exec, class Ep = detail::no_epilogue>
     static bool run_dot([[maybe_unused]] strided_view<float, 2> c, [[maybe_unused]] strided_view<TA, 2> a,
                         [[maybe_unused]] strided_view<TB, 2> b, [[maybe_unused]] float alpha,
                         [[maybe_unused]] float beta, [[maybe_unused]] llm::workspace& ws, [[maybe_unused]] Exec& exec,
                         [[maybe_unused]] const Ep& ep = {}) {
-#if LLM_GEMM_BF16_DOT
         constexpr bool any16 = std::is_same_v<std::remove_const_t<TA>, llm::bf16> ||
                                std::is_same_v<std::remove_const_t<TB>, llm::bf16>;
         if constexpr (S::width == 16 && any16 && Bf16 != bf16_path::widen) {
+#if LLM_GEMM_AMX
+            if (Bf16 != bf16_path::dot && bf16_amx_selected<TA, TB>(Bf16, S::width)) {
+                using P = detail::amx_panels<detail::amx_hardware>;
+                detail::gemm_blocked<S, blocking_amx, TA, TB, Exec, Ep, P>(c, a, b, alpha, beta, ws, exec, ep);
+                return true;
+            }
+#endif
+#if LLM_GEMM_BF16_DOT
             if (bf16_dot_selected<TA, TB>(Bf16, S::width)) {
                 using P = detail::bf16_panels<Blocking::mr, Blocking::nr_vectors>;
                 detail::gemm_blocked<S, Blocking, TA, TB, Exec, Ep, P>(c, a, b, alpha, beta, ws, exec, ep);
                 return true;
             }
-        }
 #endif
+        }
         return false;
     }
 

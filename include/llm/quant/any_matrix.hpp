@@ -377,9 +377,10 @@ struct linear_options {
     /// bf16 weights against more than 8 activation rows (prefill): `automatic` (default) rounds
     /// the fp32 activations to bf16 and multiplies by `vdpbf16ps` (llm::blas::bf16_path::
     /// dot_round_fp32, as llama.cpp's bf16 matmul and a bf16 PyTorch Linear do) where that is
-    /// faster than fp32 FMAs (llm::blas::bf16_dot_pays: AMD Zen 4 / Zen 5, not Intel cores),
-    /// else widens exactly; `widen` always widens (the exact products of the fp32 GEMM); `dot` /
-    /// `dot_round_fp32` round wherever AVX512_BF16 exists.
+    /// faster than fp32 FMAs (llm::blas::bf16_dot_pays: AMD Zen 4 / Zen 5, not Intel cores) or
+    /// where AMX tiles multiply them (llm::blas::amx_bf16_available), else widens exactly;
+    /// `widen` always widens (the exact products of the fp32 GEMM); `dot` / `dot_round_fp32` /
+    /// `amx` round wherever AVX512_BF16 or AMX exists.
     blas::bf16_path bf16 = blas::bf16_path::automatic;
 };
 
@@ -443,8 +444,9 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, linear_options options, l
                 };
                 using widen = std::integral_constant<blas::bf16_path, blas::bf16_path::widen>;
                 using round = std::integral_constant<blas::bf16_path, blas::bf16_path::dot_round_fp32>;
-                const bool rounds = options.bf16 == blas::bf16_path::automatic ? blas::bf16_dot_pays()
-                                                                               : options.bf16 != blas::bf16_path::widen;
+                const bool rounds = options.bf16 == blas::bf16_path::automatic
+                                        ? blas::bf16_dot_pays() || blas::amx_bf16_available()
+                                        : options.bf16 != blas::bf16_path::widen;
                 if (is_f16) {
                     product(f16{}, widen{});
                 } else if (rounds) {
