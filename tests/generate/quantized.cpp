@@ -127,8 +127,8 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
             llm::tensor<float, llm::dims<2>> y1(m, n);
             llm::quant::linear_forward(y1.view(), llm::tensor_view<const float, llm::dims<2>>(x.data(), llm::dims<2>(m, k)), w, ws,
                                        llm::parallel::sequential{});
-            // bf16 prefill rounds the activations to bf16 where vdpbf16ps pays (linear_options)
-            const bool rounds = t == ggml_type::bf16 && m > llm::quant::detail::half_dot_max_rows && llm::blas::bf16_dot_pays();
+            // bf16 prefill rounds the activations to bf16 where vdpbf16ps pays or AMX runs (linear_options)
+            const bool rounds = t == ggml_type::bf16 && m > llm::quant::detail::half_dot_max_rows && llm::quant::bf16_prefill_rounds();
             CHECK(outside_bound(y, x, wd, m, n, k, act_q, ab, rounds ? 0x1p-8 : 0.0) == 0);
             CHECK(std::equal(y.data(), y.data() + y.size(), y1.data()));  // threads split rows: the same bits
         }
@@ -158,8 +158,8 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
                 llm::workspace ws;
                 const llm::tensor_view<const float, llm::dims<2>> xv(x.data(), llm::dims<2>(m, k2));
                 llm::quant::linear_forward(y.view(), xv, w, ws, pool);
-                // bf16 prefill rounds the activations to bf16 where vdpbf16ps pays (linear_options)
-                const bool rounds = t == ggml_type::bf16 && m > llm::quant::detail::half_dot_max_rows && llm::blas::bf16_dot_pays();
+                // bf16 prefill rounds the activations to bf16 where vdpbf16ps pays or AMX runs (linear_options)
+                const bool rounds = t == ggml_type::bf16 && m > llm::quant::detail::half_dot_max_rows && llm::quant::bf16_prefill_rounds();
                 CHECK(outside_bound(y, x, wd, m, n2, k2, false, k2, rounds ? 0x1p-8 : 0.0) == 0);
                 // widen: exact products on every CPU; dot_round_fp32: rounded wherever AVX512_BF16 is
                 llm::tensor<float, llm::dims<2>> yw(m, n2);
@@ -168,7 +168,8 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
                 llm::quant::linear_forward(y.view(), xv, w, {.bf16 = llm::blas::bf16_path::dot_round_fp32}, ws, pool);
                 CHECK(outside_bound(y, x, wd, m, n2, k2, false, k2, t == ggml_type::bf16 ? 0x1p-8 : 0.0) == 0);
                 // the rounding path really ran where it can (random fp32 activations lose bits)
-                const bool rounded = t == ggml_type::bf16 && m > llm::quant::detail::half_dot_max_rows && llm::blas::bf16_dot_available();
+                const bool rounded = t == ggml_type::bf16 && m > llm::quant::detail::half_dot_max_rows &&
+                                     (llm::blas::bf16_dot_available() || llm::blas::amx_bf16_available());
                 CHECK(std::equal(y.data(), y.data() + y.size(), yw.data()) == !rounded);
             }
         }
@@ -290,10 +291,10 @@ TEST_CASE("quantized gguf: every type's logits (prefill rows and decode steps) f
             const std::string label = std::string(llm::io::ggml_type_name(t)) + (tied ? " tied" : "");
             MESSAGE(label, ": max |logit| ", amax, ", max difference ", dmax);
             CHECK(amax > 0.1);
-            // bf16 prefill rows round the activations to bf16 where vdpbf16ps pays (linear_options):
+            // bf16 prefill rows round the activations to bf16 where vdpbf16ps pays or AMX runs (linear_options):
             // 2^-8 of sum |x||w| per product, the Q8 activations' 1/254, so the same allowance
             const bool act_q = (is_block(t) && t != ggml_type::q2_k && t != ggml_type::q3_k) ||
-                               (t == ggml_type::bf16 && llm::blas::bf16_dot_pays());
+                               (t == ggml_type::bf16 && llm::quant::bf16_prefill_rounds());
             CHECK(dmax <= (act_q ? 0.06 : 1e-4) * amax);
         }
     }

@@ -237,3 +237,45 @@ TEST_CASE("W8A8 and FP8 gemv: one token equals its row of gemm bit for bit (stri
         }
     }
 }
+
+TEST_CASE("W8A8 on AMX-INT8 tiles (emulated here): the row path's exact sums, so its bits, on awkward sizes") {
+    // The tile path (llm::quant::detail::w8a8_amx) with the emulated tiles against the row-by-row dot
+    // products on the same int8 activations: m, n across 32-row tiles and panels, k across 64-byte steps.
+    std::mt19937 rng(41);
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    llm::parallel::sequential seq;
+    llm::parallel::thread_pool pool(2);
+    std::size_t cases = 0;
+    for (const std::size_t m : {1u, 5u, 16u, 31u, 33u, 70u}) {
+        for (const std::size_t n : {1u, 17u, 32u, 45u, 97u}) {
+            for (const std::size_t k : {1u, 3u, 63u, 64u, 65u, 200u}) {
+                const auto w8 = q::quantize_int8(random_matrix(n, k, static_cast<unsigned>(rng())));
+                std::vector<std::int8_t> qx(m * k);
+                std::vector<float> sx(m);
+                for (std::size_t i = 0; i < m; ++i) {
+                    std::vector<float> row(k);
+                    for (auto& v : row) v = dist(rng);
+                    sx[i] = q::detail::quantize_token_i8(row.data(), 1, k, qx.data() + i * k);
+                }
+                std::vector<float> rows(m * n, -1.0f), tiles(m * n, -2.0f);
+                q::detail::w8a8_rows(rows.data(), n, 1, qx.data(), sx.data(), m, w8, 0, n);
+                llm::workspace ws;
+                const llm::workspace::frame frame(ws);
+                if (cases++ % 2 == 0) {
+                    q::detail::w8a8_amx<llm::blas::detail::amx_emulated>(tiles.data(), n, 1, qx.data(), sx.data(), m, w8, ws,
+                                                                          seq);
+                } else {
+                    q::detail::w8a8_amx<llm::blas::detail::amx_emulated>(tiles.data(), n, 1, qx.data(), sx.data(), m, w8, ws,
+                                                                          pool);
+                }
+                INFO("m=", m, " n=", n, " k=", k);
+                CHECK(std::memcmp(rows.data(), tiles.data(), m * n * sizeof(float)) == 0);
+            }
+        }
+    }
+    // Which path gemm_w8a8 takes here.
+    CHECK((!llm::blas::amx_int8_available() || llm::blas::cpu_has_amx_int8()));
+    if (!llm::blas::amx_int8_available()) {
+        MESSAGE("no AMX-INT8 here: gemm_w8a8 runs the row path; tests/gemm_amx runs the tiles where AMX exists");
+    }
+}

@@ -29,18 +29,17 @@
 
 namespace llm::blas {
 
-/// True when this CPU has AMX tiles with bf16 (CPUID leaf 7: EDX bit 24 AMX-TILE, bit 22
-/// AMX-BF16) and the OS saves the tile state (XCR0 bits 17 and 18); false elsewhere and on
-/// non-x86-64 builds. Linux also wants a per-process permission before the first tile
-/// instruction: amx_bf16_available asks for it.
-/// Example: `if (llm::blas::cpu_has_amx_bf16()) { ... }`
-inline bool cpu_has_amx_bf16() noexcept {
+namespace detail {
+
+/// True when CPUID leaf 7 EDX has every bit of `edx_bits` and the OS saves the tile state (XCR0
+/// bits 17 XTILECFG and 18 XTILEDATA); false on non-x86-64 builds.
+inline bool amx_cpu_has(std::uint32_t edx_bits) noexcept {
 #if LLM_GEMM_AMX
     unsigned a = 0, b = 0, c = 0, d = 0;
     if (__get_cpuid(1, &a, &b, &c, &d) == 0 || (c & (1u << 27)) == 0) {
         return false;  // no OSXSAVE: xgetbv would fault
     }
-    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0 || (d & (1u << 24)) == 0 || (d & (1u << 22)) == 0) {
+    if (__get_cpuid_count(7, 0, &a, &b, &c, &d) == 0 || (d & edx_bits) != edx_bits) {
         return false;
     }
     std::uint32_t lo = 0, hi = 0;
@@ -48,9 +47,24 @@ inline bool cpu_has_amx_bf16() noexcept {
     const std::uint64_t xcr0 = (static_cast<std::uint64_t>(hi) << 32) | lo;
     return (xcr0 & (3u << 17)) == (3u << 17);
 #else
+    (void)edx_bits;
     return false;
 #endif
 }
+
+}  // namespace detail
+
+/// True when this CPU has AMX tiles with bf16 (CPUID leaf 7: EDX bit 24 AMX-TILE, bit 22
+/// AMX-BF16) and the OS saves the tile state (XCR0 bits 17 and 18); false elsewhere and on
+/// non-x86-64 builds. Linux also wants a per-process permission before the first tile
+/// instruction: amx_bf16_available asks for it.
+/// Example: `if (llm::blas::cpu_has_amx_bf16()) { ... }`
+inline bool cpu_has_amx_bf16() noexcept { return detail::amx_cpu_has((1u << 24) | (1u << 22)); }
+
+/// True when this CPU has AMX tiles with int8 (EDX bits 24 AMX-TILE and 25 AMX-INT8) and the OS
+/// saves the tile state, as cpu_has_amx_bf16.
+/// Example: `if (llm::blas::cpu_has_amx_int8()) { ... }`
+inline bool cpu_has_amx_int8() noexcept { return detail::amx_cpu_has((1u << 24) | (1u << 25)); }
 
 namespace detail {
 
@@ -92,6 +106,17 @@ static_assert(sizeof(amx_config) == 64, "ldtilecfg reads 64 bytes");
                      "r"(static_cast<long>(stride))                                                         \
                      : "memory")
 #define LLM_AMX_DP(op, d, a, b) __asm__ volatile("{" op "\t%%tmm" #b ", %%tmm" #a ", %%tmm" #d "|" op "\t%%tmm" #d ", %%tmm" #a ", %%tmm" #b "}" ::)
+// One tile step of the 32 x 32 block: A halves to tiles 4, 5, B halves to 6, 7, C(i, j) += A_i B_j
+// by `op` (the names a0, a1, a_stride, b0, b1, b_stride of the function it is used in).
+#define LLM_AMX_STEP(op)              \
+    LLM_AMX_LOAD(4, a0, a_stride);    \
+    LLM_AMX_LOAD(6, b0, b_stride);    \
+    LLM_AMX_LOAD(7, b1, b_stride);    \
+    LLM_AMX_DP(op, 0, 4, 6);          \
+    LLM_AMX_DP(op, 1, 4, 7);          \
+    LLM_AMX_LOAD(5, a1, a_stride);    \
+    LLM_AMX_DP(op, 2, 5, 6);          \
+    LLM_AMX_DP(op, 3, 5, 7)
 #endif
 
 /// The AMX tiles themselves: the tile policy of amx_panels on a CPU with AMX (the caller has
@@ -113,10 +138,12 @@ struct amx_hardware {
         __asm__ volatile("tilezero\t%%tmm0\n\ttilezero\t%%tmm1\n\ttilezero\t%%tmm2\n\ttilezero\t%%tmm3" ::);
 #endif
     }
-    /// C00, C01, C10, C11 from c (32 x 32 fp32, row stride ldc floats).
-    static void load_c([[maybe_unused]] const float* c, [[maybe_unused]] std::size_t ldc) noexcept {
+    /// C00, C01, C10, C11 from c (32 x 32 fp32 or int32, row stride ldc elements).
+    template <class T>
+    static void load_c([[maybe_unused]] const T* c, [[maybe_unused]] std::size_t ldc) noexcept {
+        static_assert(sizeof(T) == 4, "a C tile holds 4-byte elements");
 #if LLM_GEMM_AMX
-        const std::size_t stride = ldc * sizeof(float);
+        const std::size_t stride = ldc * sizeof(T);
         LLM_AMX_LOAD(0, c, stride);
         LLM_AMX_LOAD(1, c + 16, stride);
         LLM_AMX_LOAD(2, c + 16 * ldc, stride);
@@ -129,20 +156,23 @@ struct amx_hardware {
                          [[maybe_unused]] std::size_t a_stride, [[maybe_unused]] const void* b0,
                          [[maybe_unused]] const void* b1, [[maybe_unused]] std::size_t b_stride) noexcept {
 #if LLM_GEMM_AMX
-        LLM_AMX_LOAD(4, a0, a_stride);
-        LLM_AMX_LOAD(6, b0, b_stride);
-        LLM_AMX_LOAD(7, b1, b_stride);
-        LLM_AMX_DP("tdpbf16ps", 0, 4, 6);
-        LLM_AMX_DP("tdpbf16ps", 1, 4, 7);
-        LLM_AMX_LOAD(5, a1, a_stride);
-        LLM_AMX_DP("tdpbf16ps", 2, 5, 6);
-        LLM_AMX_DP("tdpbf16ps", 3, 5, 7);
+        LLM_AMX_STEP("tdpbf16ps");
 #endif
     }
-    /// C00, C01, C10, C11 to c (32 x 32 fp32, row stride ldc floats).
-    static void store_c([[maybe_unused]] float* c, [[maybe_unused]] std::size_t ldc) noexcept {
+    /// As dot_bf16 with int8 tiles (`tdpbssd`: signed A times signed B, 64 k a row, int32 C).
+    static void dot_i8([[maybe_unused]] const void* a0, [[maybe_unused]] const void* a1,
+                       [[maybe_unused]] std::size_t a_stride, [[maybe_unused]] const void* b0,
+                       [[maybe_unused]] const void* b1, [[maybe_unused]] std::size_t b_stride) noexcept {
 #if LLM_GEMM_AMX
-        const std::size_t stride = ldc * sizeof(float);
+        LLM_AMX_STEP("tdpbssd");
+#endif
+    }
+    /// C00, C01, C10, C11 to c (32 x 32 fp32 or int32, row stride ldc elements).
+    template <class T>
+    static void store_c([[maybe_unused]] T* c, [[maybe_unused]] std::size_t ldc) noexcept {
+        static_assert(sizeof(T) == 4, "a C tile holds 4-byte elements");
+#if LLM_GEMM_AMX
+        const std::size_t stride = ldc * sizeof(T);
         LLM_AMX_STORE(0, c, stride);
         LLM_AMX_STORE(1, c + 16, stride);
         LLM_AMX_STORE(2, c + 16 * ldc, stride);
@@ -155,13 +185,15 @@ struct amx_hardware {
 #undef LLM_AMX_LOAD
 #undef LLM_AMX_STORE
 #undef LLM_AMX_DP
+#undef LLM_AMX_STEP
 #endif
 
 /// The same tiles in memory, one set per thread, each instruction as the Intel SDM's
 /// pseudo-code states it: what the tests run on every CPU, so the packing, the addressing and
-/// the tails of the AMX path are checked where no AMX exists. TDPBF16PS: for each row m,
+/// the tails of the AMX paths are checked where no AMX exists. TDPBF16PS: for each row m,
 /// k-pair p, column n: c += a0 * b0, then c += a1 * b1 (fp32, each product exact, each sum
 /// rounded to nearest even), bf16 subnormal inputs read as zero, subnormal results flushed.
+/// TDPBSSD: c += the four products of signed bytes of each 4-byte group (int32).
 struct amx_emulated {
     struct tiles {
         alignas(64) std::array<std::array<std::uint8_t, 16 * 64>, 8> t{};
@@ -206,25 +238,58 @@ struct amx_emulated {
             }
         }
     }
-    static void dot_bf16(const void* a0, const void* a1, std::size_t a_stride, const void* b0, const void* b1,
-                         std::size_t b_stride) noexcept {
+    /// TDPBSSD: for each row m, 4-byte group p, column n: c += the four products of signed bytes
+    /// (int32, wrapping).
+    static void dp_i8(int d, int a, int b) noexcept {
+        auto& r = regs().t;
+        const auto& ta = r[static_cast<std::size_t>(a)];
+        const auto& tb = r[static_cast<std::size_t>(b)];
+        auto& tc = r[static_cast<std::size_t>(d)];
+        for (std::size_t m = 0; m < 16; ++m) {
+            for (std::size_t n = 0; n < 16; ++n) {
+                std::uint32_t c;
+                std::memcpy(&c, tc.data() + 64 * m + 4 * n, 4);
+                for (std::size_t p = 0; p < 16; ++p) {
+                    for (std::size_t t = 0; t < 4; ++t) {
+                        const auto x = static_cast<std::int8_t>(ta[64 * m + 4 * p + t]);
+                        const auto y = static_cast<std::int8_t>(tb[64 * p + 4 * n + t]);
+                        c += static_cast<std::uint32_t>(static_cast<std::int32_t>(x) * y);
+                    }
+                }
+                std::memcpy(tc.data() + 64 * m + 4 * n, &c, 4);
+            }
+        }
+    }
+    template <class Dp>
+    static void dot(const void* a0, const void* a1, std::size_t a_stride, const void* b0, const void* b1,
+                    std::size_t b_stride, Dp dp_one) noexcept {
         load(4, a0, a_stride);
         load(5, a1, a_stride);
         load(6, b0, b_stride);
         load(7, b1, b_stride);
-        dp(0, 4, 6);
-        dp(1, 4, 7);
-        dp(2, 5, 6);
-        dp(3, 5, 7);
+        dp_one(0, 4, 6);
+        dp_one(1, 4, 7);
+        dp_one(2, 5, 6);
+        dp_one(3, 5, 7);
     }
-    static void load_c(const float* c, std::size_t ldc) noexcept {
+    static void dot_bf16(const void* a0, const void* a1, std::size_t a_stride, const void* b0, const void* b1,
+                         std::size_t b_stride) noexcept {
+        dot(a0, a1, a_stride, b0, b1, b_stride, dp);
+    }
+    static void dot_i8(const void* a0, const void* a1, std::size_t a_stride, const void* b0, const void* b1,
+                       std::size_t b_stride) noexcept {
+        dot(a0, a1, a_stride, b0, b1, b_stride, dp_i8);
+    }
+    template <class T>
+    static void load_c(const T* c, std::size_t ldc) noexcept {
         for (int t = 0; t < 4; ++t) {
-            load(t, c + (t / 2) * 16 * ldc + (t % 2) * 16, ldc * sizeof(float));
+            load(t, c + (t / 2) * 16 * ldc + (t % 2) * 16, ldc * sizeof(T));
         }
     }
-    static void store_c(float* c, std::size_t ldc) noexcept {
+    template <class T>
+    static void store_c(T* c, std::size_t ldc) noexcept {
         for (int t = 0; t < 4; ++t) {
-            float* base = c + (t / 2) * 16 * ldc + (t % 2) * 16;
+            T* base = c + (t / 2) * 16 * ldc + (t % 2) * 16;
             for (std::size_t r = 0; r < 16; ++r) {
                 std::memcpy(base + r * ldc, regs().t[static_cast<std::size_t>(t)].data() + 64 * r, 64);
             }
@@ -346,6 +411,49 @@ struct amx_panels {
     }
 };
 
+/// int8 x int8 -> int32 on the tiles (`tdpbssd`): the packing and the 32 x 32 micro-kernel of
+/// C = A B^T for A (m x k) and B (n x k) int8 row-major, k zero-padded to whole tile steps of 64.
+/// - A: 32 rows of kp bytes (a tile row is 64 of them, rows kp apart), rows past m zero.
+/// - B: per 64-k step two tiles (B rows 0-15, 16-31), each 16 rows of 4-k groups x 16 B rows x 4
+///   bytes (AMX's B layout), 1 KiB each; rows past n zero.
+template <class Tiles>
+struct amx_i8 {
+    static constexpr std::size_t step = 64;  ///< k per tile step
+    /// k rounded up to whole tile steps.
+    static std::size_t padded_k(std::size_t k) noexcept { return (k + step - 1) / step * step; }
+    /// Rows [i0, i0 + 32) of a (m x k, row stride k) into out (32 x padded_k(k) bytes).
+    static void pack_a(const std::int8_t* a, std::size_t m, std::size_t k, std::size_t i0, std::int8_t* out) noexcept {
+        const std::size_t kp = padded_k(k);
+        std::memset(out, 0, 32 * kp);
+        for (std::size_t i = i0; i < std::min(m, i0 + 32); ++i) {
+            std::memcpy(out + (i - i0) * kp, a + i * k, k);
+        }
+    }
+    /// Rows [n0, n0 + 32) of b (n x k, row stride k) into out (32 x padded_k(k) bytes).
+    static void pack_b(const std::int8_t* b, std::size_t n, std::size_t k, std::size_t n0, std::int8_t* out) noexcept {
+        const std::size_t kp = padded_k(k);
+        std::memset(out, 0, 32 * kp);
+        for (std::size_t j = n0; j < std::min(n, n0 + 32); ++j) {
+            const std::size_t h = (j - n0) / 16, col = (j - n0) % 16;
+            for (std::size_t p = 0; p < k; ++p) {
+                const std::size_t s = p / step, r = (p % step) / 4, t = p % 4;
+                out[s * 2048 + h * 1024 + r * 64 + col * 4 + t] = b[j * k + p];
+            }
+        }
+    }
+    /// C (32 x 32 int32, row stride ldc) = Ap Bp^T over kp = padded_k(k) bytes.
+    static void micro(std::size_t kp, const std::int8_t* a, const std::int8_t* b, std::int32_t* c, std::size_t ldc) noexcept {
+        Tiles::configure();
+        Tiles::zero_c();
+        for (std::size_t s = 0; s < kp / step; ++s) {
+            const std::int8_t* bs = b + s * 2048;
+            Tiles::dot_i8(a + s * step, a + 16 * kp + s * step, kp, bs, bs + 1024, 64);
+        }
+        Tiles::store_c(c, ldc);
+        Tiles::release();
+    }
+};
+
 /// One 32 x 32 x 64 product on the hardware tiles against the emulated ones, with small
 /// integers (every sum exact in any order, so the two agree bit for bit): catches a CPU or
 /// kernel that reports AMX but computes something else before any GEMM relies on it.
@@ -367,7 +475,34 @@ inline bool amx_self_check() {
     return std::memcmp(hw, em, sizeof hw) == 0;
 }
 
+/// One 32 x 32 x 192 int8 product on the hardware tiles against the emulated ones (exact int32
+/// sums, so bit for bit).
+inline bool amx_i8_self_check() {
+    std::int8_t a[32 * 192], b[32 * 192];
+    for (std::size_t i = 0; i < std::size(a); ++i) {
+        a[i] = static_cast<std::int8_t>(static_cast<int>(i * 37 % 255) - 127);
+        b[i] = static_cast<std::int8_t>(static_cast<int>(i * 91 % 253) - 126);
+    }
+    alignas(64) std::int8_t ap[32 * 192], bp[32 * 192];
+    amx_i8<amx_emulated>::pack_a(a, 32, 192, 0, ap);
+    amx_i8<amx_emulated>::pack_b(b, 32, 192, 0, bp);
+    alignas(64) std::int32_t hw[32 * 32], em[32 * 32];
+    amx_i8<amx_hardware>::micro(192, ap, bp, hw, 32);
+    amx_i8<amx_emulated>::micro(192, ap, bp, em, 32);
+    return std::memcmp(hw, em, sizeof hw) == 0;
+}
+
 }  // namespace detail
+
+/// True when the int8 tile paths (llm::quant::gemm_w8a8 from 16 activation rows) can run here:
+/// an x86-64 build, a CPU with AMX-TILE and AMX-INT8 whose OS saves the tile state
+/// (cpu_has_amx_int8), Linux's permission for the tile data, and a first int8 tile product equal
+/// to the emulated one. Checked once (the first call asks for the permission).
+/// Example: `bool amx8 = llm::blas::amx_int8_available();`
+inline bool amx_int8_available() noexcept {
+    static const bool ok = cpu_has_amx_int8() && detail::amx_request_permission() && detail::amx_i8_self_check();
+    return ok;
+}
 
 /// True when the AMX bf16 GEMM path can run here: an x86-64 build (GCC or Clang), a CPU with
 /// AMX-TILE and AMX-BF16 whose OS saves the tile state (cpu_has_amx_bf16), Linux granting

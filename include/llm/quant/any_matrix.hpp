@@ -371,6 +371,12 @@ inline any_matrix repack(const any_matrix& w, std::vector<std::byte>& storage) {
     return out;
 }
 
+/// Whether linear_forward with the default options rounds the fp32 activations of a bf16-weight
+/// prefill to bf16 on this CPU: where `vdpbf16ps` beats fp32 FMAs (llm::blas::bf16_dot_pays) or
+/// AMX tiles multiply bf16 (llm::blas::amx_bf16_available).
+/// Example: `const double allowance = llm::quant::bf16_prefill_rounds() ? 0x1p-8 : 0.0;`
+inline bool bf16_prefill_rounds() noexcept { return blas::bf16_dot_pays() || blas::amx_bf16_available(); }
+
 /// Options of linear_forward.
 /// Example: `llm::quant::linear_forward(y, x, w, {.bf16 = llm::blas::bf16_path::widen}, ws, pool);`
 struct linear_options {
@@ -444,9 +450,8 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, linear_options options, l
                 };
                 using widen = std::integral_constant<blas::bf16_path, blas::bf16_path::widen>;
                 using round = std::integral_constant<blas::bf16_path, blas::bf16_path::dot_round_fp32>;
-                const bool rounds = options.bf16 == blas::bf16_path::automatic
-                                        ? blas::bf16_dot_pays() || blas::amx_bf16_available()
-                                        : options.bf16 != blas::bf16_path::widen;
+                const bool rounds = options.bf16 == blas::bf16_path::automatic ? bf16_prefill_rounds()
+                                                                               : options.bf16 != blas::bf16_path::widen;
                 if (is_f16) {
                     product(f16{}, widen{});
                 } else if (rounds) {

@@ -3,16 +3,19 @@
 // activations) and FP8 E4M3 weights; quantize, dequantize and their GEMV / GEMM.
 #pragma once
 
+#include <llm/core/checked.hpp>
 #include <llm/core/error.hpp>
 #include <llm/core/fp8.hpp>
 #include <llm/core/saturate.hpp>
 #include <llm/core/workspace.hpp>
+#include <llm/gemm/amx.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/policy.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tensor/concepts.hpp>
 
 #include <algorithm>
+#include <atomic>
 #include <bit>
 #include <cmath>
 #include <cstddef>
@@ -219,6 +222,63 @@ inline std::vector<float> dequantize(const fp8_weights& w) {
 
 namespace detail {
 
+/// The W8A8 products of rows [n0, n1) of W, row by row: exact int32 dot products, then
+/// y(i, n) = float(isum) * (sx[i] * scale[n]).
+inline void w8a8_rows(float* y, std::size_t y_rs, std::size_t y_cs, const std::int8_t* qx, const float* sx, std::size_t m,
+                      const int8_weights& w, std::size_t n0, std::size_t n1) noexcept {
+    const std::size_t k = w.cols;
+    for (std::size_t n = n0; n < n1; ++n) {
+        for (std::size_t i = 0; i < m; ++i) {
+            const std::int32_t isum = dot_i8(w.q.data() + n * k, qx + i * k, k);
+            y[i * y_rs + n * y_cs] = static_cast<float>(isum) * (sx[i] * w.scale[n]);
+        }
+    }
+}
+
+/// Activation rows from which gemm_w8a8 takes the AMX-INT8 tiles where they exist (a full A tile;
+/// fewer rows stream W through the row-by-row dot products; not measured: no AMX CPU yet).
+inline constexpr std::size_t w8a8_amx_min_rows = 16;
+
+/// The W8A8 products on int8 tiles (Tiles: blas::detail::amx_hardware, or amx_emulated in
+/// tests): the same exact int32 sums as w8a8_rows, the same fp32 formula, so the same bits. The
+/// activations are packed once (32-row tiles, k padded to 64); each thread packs a 32-row panel
+/// of W at a time and runs every activation tile over it. ws: (m rounded up to 32 + 32 x threads)
+/// x padded k bytes.
+template <class Tiles, class Exec>
+void w8a8_amx(float* y, std::size_t y_rs, std::size_t y_cs, const std::int8_t* qx, const float* sx, std::size_t m,
+              const int8_weights& w, llm::workspace& ws, Exec& exec) {
+    using tiles = blas::detail::amx_i8<Tiles>;
+    const std::size_t k = w.cols, kp = tiles::padded_k(k);
+    const std::size_t row_tiles = (m + 31) / 32, panels = (w.rows + 31) / 32;
+    const std::size_t slots = std::min<std::size_t>(std::max<std::size_t>(1, exec.size()), panels);
+    std::int8_t* ap = ws.take<std::int8_t>(checked_mul(checked_mul(row_tiles, 32, "gemm_w8a8", "the packed activations"), kp,
+                                                       "gemm_w8a8", "the packed activations"),
+                                           "gemm_w8a8", "the packed activations");
+    std::int8_t* bp = ws.take<std::int8_t>(checked_mul(slots, 32 * kp, "gemm_w8a8", "the packed weight panels"), "gemm_w8a8",
+                                           "the packed weight panels");
+    for (std::size_t t = 0; t < row_tiles; ++t) {
+        tiles::pack_a(qx, m, k, 32 * t, ap + t * 32 * kp);
+    }
+    std::atomic<std::size_t> next{0};
+    parallel::parallel_for(exec, slots, 1, [&](std::size_t slot, std::size_t) {
+        std::int8_t* panel = bp + slot * 32 * kp;
+        alignas(64) std::int32_t c[32 * 32];
+        for (std::size_t p = next.fetch_add(1, std::memory_order_relaxed); p < panels;
+             p = next.fetch_add(1, std::memory_order_relaxed)) {
+            const std::size_t n0 = 32 * p, n1 = std::min(w.rows, n0 + 32);
+            tiles::pack_b(w.q.data(), w.rows, k, n0, panel);
+            for (std::size_t t = 0; t < row_tiles; ++t) {
+                tiles::micro(kp, ap + t * 32 * kp, panel, c, 32);
+                for (std::size_t i = 32 * t; i < std::min(m, 32 * t + 32); ++i) {
+                    for (std::size_t n = n0; n < n1; ++n) {
+                        y[i * y_rs + n * y_cs] = static_cast<float>(c[(i - 32 * t) * 32 + (n - n0)]) * (sx[i] * w.scale[n]);
+                    }
+                }
+            }
+        }
+    });
+}
+
 template <class TX, class Exec>
 void w8a8_impl(float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::size_t x_rs, std::size_t x_cs,
                std::size_t m, const int8_weights& w, llm::workspace& ws, Exec& exec) {
@@ -229,22 +289,24 @@ void w8a8_impl(float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::s
     for (std::size_t i = 0; i < m; ++i) {
         sx[i] = quantize_token_i8(x + i * x_rs, x_cs, k, qx + i * k);
     }
+#if LLM_GEMM_AMX
+    if (m >= w8a8_amx_min_rows && blas::amx_int8_available()) {
+        w8a8_amx<blas::detail::amx_hardware>(y, y_rs, y_cs, qx, sx, m, w, ws, exec);
+        return;
+    }
+#endif
     const std::size_t grain = std::max<std::size_t>(1, (w.rows + 8 * exec.size() - 1) / (8 * exec.size()));
-    parallel::parallel_for(exec, w.rows, grain, [&](std::size_t n0, std::size_t n1) {
-        for (std::size_t n = n0; n < n1; ++n) {
-            for (std::size_t i = 0; i < m; ++i) {
-                const std::int32_t isum = dot_i8(w.q.data() + n * k, qx + i * k, k);
-                y[i * y_rs + n * y_cs] = static_cast<float>(isum) * (sx[i] * w.scale[n]);
-            }
-        }
-    });
+    parallel::parallel_for(exec, w.rows, grain,
+                           [&](std::size_t n0, std::size_t n1) { w8a8_rows(y, y_rs, y_cs, qx, sx, m, w, n0, n1); });
 }
 
 }  // namespace detail
 
 /// W8A8 y = x W^T: each row (token) of x quantized to int8 with its own scale s_x = max |x| / 127
 /// (dynamic per-token), exact int32 dot products with the int8 weights, y(m, n) =
-/// float(isum) * (s_x * scale[n]). Threads split the rows of W.
+/// float(isum) * (s_x * scale[n]). Threads split the rows of W. From 16 rows of x on a CPU with
+/// AMX-INT8 (llm::blas::amx_int8_available) the sums come from int8 tiles (`tdpbssd`): the same
+/// exact sums, the same bits.
 ///   y: [M, N] fp32, x: [M, K] fp32 or bf16, w: N x K int8_weights; ws: M x K bytes + M floats.
 /// Error against x W'^T (W' the dequantized weights): at most sum_k |W'(n, k)| s_x / 2 (half an
 /// activation step) plus fp32 rounding (3 ulps of |y|).
