@@ -92,12 +92,12 @@ TEST_CASE("AMX hardware: available (permission granted, the first tile product e
 
 TEST_CASE("AMX hardware tiles equal the emulated tiles bit for bit on integer-valued operands") {
     std::mt19937 rng(3);
-    for (const auto& [m, k, n] : {size3{1, 1, 1}, size3{31, 33, 45}, size3{32, 32, 32}, size3{65, 97, 33},
-                                  size3{70, 301, 129}, size3{129, 1030, 97}}) {
+    for (const size3 s : {size3{1, 1, 1}, size3{31, 33, 45}, size3{32, 32, 32}, size3{65, 97, 33},
+                          size3{70, 301, 129}, size3{129, 1030, 97}}) {
         for (const float beta : {0.0f, 1.0f}) {
-            INFO("m=", m, " k=", k, " n=", n, " beta=", beta);
-            CHECK(differing<hardware_tiny, emulated_tiny>(m, k, n, beta, rng) == 0);
-            CHECK(differing<hardware_full, emulated_full>(m, k, n, beta, rng) == 0);
+            INFO("m=", s.m, " k=", s.k, " n=", s.n, " beta=", beta);
+            CHECK(differing<hardware_tiny, emulated_tiny>(s.m, s.k, s.n, beta, rng) == 0);
+            CHECK(differing<hardware_full, emulated_full>(s.m, s.k, s.n, beta, rng) == 0);
         }
     }
 }
