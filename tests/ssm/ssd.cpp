@@ -19,9 +19,13 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstddef>
+#include <cstdint>
 #include <string>
+#include <vector>
 
 namespace {
 
@@ -348,5 +352,51 @@ TEST_CASE("ssd_backward and ssd_backward_recurrent refuse a gradient of the wron
         CHECK_THROWS_WITH_AS(run(dx, ddt, dB, bad_dB, dA), said("dC"), llm::error);
         CHECK_THROWS_WITH_AS(run(dx, ddt, dB, dC, bad_dA), said("dA"), llm::error);
         CHECK_NOTHROW(run(dx, ddt, dB, dC, dA));
+    }
+}
+
+TEST_CASE("ssd_step: a row-padded state (advanced in place) and a strided state (copied) give the contiguous state's bits") {
+    // Three layouts of the same (batch, H, P, N) state: contiguous, rows N + 3 apart (unit stride:
+    // the rows advanced in place at their own stride), every other float (copied through a buffer).
+    const std::size_t b = 2, H = 4, P = 5, G = 2, N = 19;
+    ssd_inputs in(b, 1, H, P, G, N, 7);
+    tensor<float, 3> xt(b, H, P), y1(b, H, P), y2(b, H, P), y3(b, H, P), bt(b, G, N), ct(b, G, N);
+    tensor<float, 2> dtt(b, H);
+    tensor<float, 4> st(b, H, P, N);
+    zero(st);
+    std::vector<float> padded(b * H * P * (N + 3), 0.0f), strided(b * H * P * N * 2, 0.0f);
+    const llm::strided_view<float, 4> sp(padded.data(), llm::dims<4>(std::array<std::size_t, 4>{b, H, P, N}),
+                                         llm::dims<4>(std::array<std::size_t, 4>{H * P * (N + 3), P * (N + 3), N + 3, 1}));
+    const llm::strided_view<float, 4> sv(strided.data(), llm::dims<4>(std::array<std::size_t, 4>{b, H, P, N}),
+                                         llm::dims<4>(std::array<std::size_t, 4>{H * P * N * 2, P * N * 2, N * 2, 2}));
+    llm::parallel::thread_pool pool(2);
+    for (std::uint64_t step = 0; step < 12; ++step) {
+        xt = randn<float>(100 + step, 0, 1, b, H, P);
+        bt = randn<float>(200 + step, 0, 1, b, G, N);
+        ct = randn<float>(300 + step, 0, 1, b, G, N);
+        dtt = uniform<float>(400 + step, 0.01f, 0.3f, b, H);
+        ssm::ssd_step(y1, st, xt, dtt, bt, ct, in.A, llm::parallel::sequential{});
+        ssm::ssd_step(y2, sp, xt, dtt, bt, ct, in.A, pool);
+        ssm::ssd_step(y3, sv, xt, dtt, bt, ct, in.A, pool);
+        CHECK(rel(y2, y1) == 0.0);
+        CHECK(rel(y3, y1) == 0.0);
+    }
+    double worst = 0;
+    for (std::size_t i = 0; i < b; ++i) {
+        for (std::size_t h = 0; h < H; ++h) {
+            for (std::size_t p = 0; p < P; ++p) {
+                for (std::size_t n = 0; n < N; ++n) {
+                    worst = std::max({worst, static_cast<double>(std::fabs(sp(i, h, p, n) - st(i, h, p, n))),
+                                      static_cast<double>(std::fabs(sv(i, h, p, n) - st(i, h, p, n)))});
+                }
+            }
+        }
+    }
+    CHECK(worst == 0.0);
+    // The padding between rows is never written.
+    for (std::size_t r = 0; r < b * H * P; ++r) {
+        for (std::size_t k = N; k < N + 3; ++k) {
+            CHECK(padded[r * (N + 3) + k] == 0.0f);
+        }
     }
 }

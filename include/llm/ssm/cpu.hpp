@@ -1221,31 +1221,49 @@ void conv1d_backward_cpu(const GX& dx, const GW& dw, const GB& db, const DY& dy,
 }
 
 /// One decode step of the causal conv1d: y = bias + sum_{k < W-1} w[k] state[k] + w[W-1] x,
-/// (SiLU), then the state rolls (drops its oldest input, appends x).
-template <class Y, class St, class X, class Wt, class Bi>
+/// (SiLU), then the state rolls (drops its oldest input, appends x). The SiLU goes a block of
+/// S::width channels at a time through the vector sigmoid (a scalar exp per channel was most
+/// of the step).
+template <class S, class Y, class St, class X, class Wt, class Bi>
 void conv1d_step_cpu(const Y& y, const St& state, const X& x, const Wt& w, const Bi& bias, bool silu,
                      parallel::policy auto&& exec) {
+    constexpr std::size_t VW = S::width;
     const std::size_t B = x.extent(0), D = x.extent(1), K = w.extent(1);
     using TY = std::remove_reference_t<decltype(y(0, 0))>;
     parallel::parallel_for(exec, B * D, 64, [&](std::size_t r0, std::size_t r1) {
-        for (std::size_t r = r0; r < r1; ++r) {
-            const std::size_t b = r / D, d = r % D;
-            const float xv = to_f(x(b, d));
-            float acc = 0.0f;
-            if constexpr (!is_none<Bi>) {
-                acc = to_f(bias(d));
+        alignas(64) float acc[VW];
+        for (std::size_t r = r0; r < r1;) {
+            const std::size_t b = r / D, d0 = r % D, cnt = std::min({VW, r1 - r, D - d0});
+            for (std::size_t j = 0; j < VW; ++j) {
+                acc[j] = 0.0f;
+                if (j >= cnt) {
+                    continue;
+                }
+                const std::size_t d = d0 + j;
+                const float xv = to_f(x(b, d));
+                float s = 0.0f;
+                if constexpr (!is_none<Bi>) {
+                    s = to_f(bias(d));
+                }
+                for (std::size_t k = 0; k + 1 < K; ++k) {
+                    s += to_f(w(d, k)) * state(b, d, k);
+                }
+                acc[j] = s + to_f(w(d, K - 1)) * xv;
+                for (std::size_t k = 0; k + 2 < K; ++k) {
+                    state(b, d, k) = state(b, d, k + 1);
+                }
+                if (K >= 2) {
+                    state(b, d, K - 2) = xv;
+                }
             }
-            for (std::size_t k = 0; k + 1 < K; ++k) {
-                acc += to_f(w(d, k)) * state(b, d, k);
+            if (silu) {
+                const auto v = S::load(acc);
+                S::store(acc, S::mul(v, simd::sigmoid<S>(v)));
             }
-            acc += to_f(w(d, K - 1)) * xv;
-            y(b, d) = TY(silu ? tile::silu(acc) : acc);
-            for (std::size_t k = 0; k + 2 < K; ++k) {
-                state(b, d, k) = state(b, d, k + 1);
+            for (std::size_t j = 0; j < cnt; ++j) {
+                y(b, d0 + j) = TY(acc[j]);
             }
-            if (K >= 2) {
-                state(b, d, K - 2) = xv;
-            }
+            r += cnt;
         }
     });
 }
@@ -1253,88 +1271,123 @@ void conv1d_step_cpu(const Y& y, const St& state, const X& x, const Wt& w, const
 // ---- the selective scan's decode step ----------------------------------------------------------
 
 /// One token of the selective scan per (batch, channel), the (batch, D, N) state updated in
-/// place, vectorised over N.
+/// place, vectorised over N. The per-channel scalars go a block of S::width channels at a time
+/// through the vector softplus and SiLU the full scan uses (softplus_vec, x sigmoid(x)): one
+/// scalar log1p and exp per channel were a third of the step (BENCHMARKS.md, 2026-12-07).
 template <class S, class Y, class St, class X, class Dt, class Bv, class Cv, class Z, class A, class Dv, class DB>
 void state_update_cpu(const char* fn, const Y& y, const St& state, const X& x, const Dt& dt, const Bv& bm,
                       const Cv& cm, const Z& z, const A& a, const Dv& dskip, const DB& dbias, bool softplus,
                       parallel::policy auto&& exec) {
+    constexpr std::size_t W = S::width;
     const std::size_t B = x.extent(0), D = x.extent(1), N = a.extent(1);
     using TY = std::remove_reference_t<decltype(y(0, 0))>;
     constexpr std::size_t rb = std::remove_cvref_t<Bv>::rank(), rc = std::remove_cvref_t<Cv>::rank();
     const bool unit_state = state.stride(2) == 1 || N <= 1;
+    // A's rows are read in place when they are contiguous fp32.
+    constexpr bool float_a = std::is_same_v<std::remove_cvref_t<decltype(a(0, 0))>, float>;
+    const bool unit_a = float_a && (a.stride(1) == 1 || N <= 1);
     parallel::parallel_for(exec, B * D, 64, [&](std::size_t r0, std::size_t r1) {
         fbuf hbuf(N), av(N), bv(N), cv(N);
+        alignas(64) float dtb[W], xb[W], gate[W], dsk[W];
         std::size_t staged_b = static_cast<std::size_t>(-1), staged_gb = 0, staged_gc = 0;
-        for (std::size_t r = r0; r < r1; ++r) {
-            const std::size_t b = r / D, d = r % D;
-            float raw = to_f(dt(b, d));
-            if constexpr (!is_none<DB>) {
-                raw += to_f(dbias(d));
-            }
-            const float dtv = softplus ? tile::softplus(raw) : raw;
-            llm::check(std::isfinite(dtv), fn, ": dt", softplus ? " after bias and softplus" : "",
-                       " is not finite at (batch ", b, ", d ", d, "): ", dtv);
-            const float xv = to_f(x(b, d));
-            // B and C rows are shared by the channels of a group: staged when (batch, group) changes.
-            const std::size_t gb = rb == 2 ? d : d / (D / bm.extent(1));
-            const std::size_t gc = rc == 2 ? d : d / (D / cm.extent(1));
-            const bool fresh = b != staged_b;
-            if (fresh || gb != staged_gb) {
-                for (std::size_t n = 0; n < N; ++n) {
-                    if constexpr (rb == 2) {
-                        bv.data()[n] = to_f(bm(d, n));
-                    } else {
-                        bv.data()[n] = to_f(bm(b, gb, n));
-                    }
+        for (std::size_t r = r0; r < r1;) {
+            const std::size_t b = r / D, d0 = r % D, w = std::min({W, r1 - r, D - d0});
+            // The block's scalars: dt (bias, softplus), x, the gate silu(z), the D skip.
+            for (std::size_t j = 0; j < W; ++j) {
+                const bool in = j < w;
+                float raw = in ? to_f(dt(b, d0 + j)) : 0.0f;
+                if constexpr (!is_none<DB>) {
+                    raw += in ? to_f(dbias(d0 + j)) : 0.0f;
+                }
+                dtb[j] = raw;
+                xb[j] = in ? to_f(x(b, d0 + j)) : 0.0f;
+                gate[j] = 1.0f;
+                if constexpr (!is_none<Z>) {
+                    gate[j] = in ? to_f(z(b, d0 + j)) : 0.0f;
+                }
+                dsk[j] = 0.0f;
+                if constexpr (!is_none<Dv>) {
+                    dsk[j] = in ? to_f(dskip(d0 + j)) : 0.0f;
                 }
             }
-            if (fresh || gc != staged_gc) {
-                for (std::size_t n = 0; n < N; ++n) {
-                    if constexpr (rc == 2) {
-                        cv.data()[n] = to_f(cm(d, n));
-                    } else {
-                        cv.data()[n] = to_f(cm(b, gc, n));
-                    }
-                }
-            }
-            staged_b = b, staged_gb = gb, staged_gc = gc;
-            for (std::size_t n = 0; n < N; ++n) {
-                av.data()[n] = to_f(a(d, n));
-            }
-            float* h = hbuf.data();
-            if (unit_state) {
-                h = &state(b, d, 0);
-            } else {
-                for (std::size_t n = 0; n < N; ++n) {
-                    h[n] = state(b, d, n);
-                }
-            }
-            auto yacc = S::zero();
-            const auto dtx = S::set1(dtv * xv), dts = S::set1(dtv);
-            std::size_t n = 0;
-            for (; n + S::width <= N; n += S::width) {
-                const auto ad = simd::exp<S>(S::mul(dts, S::loadu(av.data() + n)));
-                const auto hn = S::fma(ad, S::loadu(h + n), S::mul(dtx, S::loadu(bv.data() + n)));
-                S::storeu(h + n, hn);
-                yacc = S::fma(hn, S::loadu(cv.data() + n), yacc);
-            }
-            float out = S::reduce_add(yacc);
-            for (; n < N; ++n) {  // the tail (the state's row has no padding)
-                h[n] = std::exp(dtv * av.data()[n]) * h[n] + dtv * xv * bv.data()[n];
-                out += h[n] * cv.data()[n];
-            }
-            if (!unit_state) {
-                for (std::size_t k = 0; k < N; ++k) {
-                    state(b, d, k) = h[k];
-                }
-            }
-            if constexpr (!is_none<Dv>) {
-                out += to_f(dskip(d)) * xv;
+            if (softplus) {
+                S::store(dtb, softplus_vec<S>(S::load(dtb)));
             }
             if constexpr (!is_none<Z>) {
-                out *= tile::silu(to_f(z(b, d)));
+                const auto zv = S::load(gate);
+                S::store(gate, S::mul(zv, simd::sigmoid<S>(zv)));
             }
-            y(b, d) = TY(out);
+            for (std::size_t j = 0; j < w; ++j) {
+                llm::check(std::isfinite(dtb[j]), fn, ": dt", softplus ? " after bias and softplus" : "",
+                           " is not finite at (batch ", b, ", d ", d0 + j, "): ", dtb[j]);
+            }
+            for (std::size_t j = 0; j < w; ++j) {
+                const std::size_t d = d0 + j;
+                const float dtv = dtb[j], xv = xb[j];
+                // B and C rows are shared by the channels of a group: staged when (batch, group) changes.
+                const std::size_t gb = rb == 2 ? d : d / (D / bm.extent(1));
+                const std::size_t gc = rc == 2 ? d : d / (D / cm.extent(1));
+                const bool fresh = b != staged_b;
+                if (fresh || gb != staged_gb) {
+                    for (std::size_t n = 0; n < N; ++n) {
+                        if constexpr (rb == 2) {
+                            bv.data()[n] = to_f(bm(d, n));
+                        } else {
+                            bv.data()[n] = to_f(bm(b, gb, n));
+                        }
+                    }
+                }
+                if (fresh || gc != staged_gc) {
+                    for (std::size_t n = 0; n < N; ++n) {
+                        if constexpr (rc == 2) {
+                            cv.data()[n] = to_f(cm(d, n));
+                        } else {
+                            cv.data()[n] = to_f(cm(b, gc, n));
+                        }
+                    }
+                }
+                staged_b = b, staged_gb = gb, staged_gc = gc;
+                const float* arow = av.data();
+                if constexpr (float_a) {
+                    if (unit_a) {
+                        arow = &a(d, 0);
+                    }
+                }
+                if (arow == av.data()) {
+                    for (std::size_t n = 0; n < N; ++n) {
+                        av.data()[n] = to_f(a(d, n));
+                    }
+                }
+                float* h = hbuf.data();
+                if (unit_state) {
+                    h = &state(b, d, 0);
+                } else {
+                    for (std::size_t n = 0; n < N; ++n) {
+                        h[n] = state(b, d, n);
+                    }
+                }
+                auto yacc = S::zero();
+                const auto dtx = S::set1(dtv * xv), dts = S::set1(dtv);
+                std::size_t n = 0;
+                for (; n + W <= N; n += W) {
+                    const auto ad = simd::exp<S>(S::mul(dts, S::loadu(arow + n)));
+                    const auto hn = S::fma(ad, S::loadu(h + n), S::mul(dtx, S::loadu(bv.data() + n)));
+                    S::storeu(h + n, hn);
+                    yacc = S::fma(hn, S::loadu(cv.data() + n), yacc);
+                }
+                float out = S::reduce_add(yacc);
+                for (; n < N; ++n) {  // the tail (the state's row has no padding)
+                    h[n] = std::exp(dtv * arow[n]) * h[n] + dtv * xv * bv.data()[n];
+                    out += h[n] * cv.data()[n];
+                }
+                if (!unit_state) {
+                    for (std::size_t k = 0; k < N; ++k) {
+                        state(b, d, k) = h[k];
+                    }
+                }
+                y(b, d) = TY((out + dsk[j] * xv) * gate[j]);
+            }
+            r += w;
         }
     });
 }
@@ -1473,12 +1526,13 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
 
 /// The SSD recurrence, position by position, on a (P, N) state (vectorised over N): the
 /// recurrent scan the chunked algorithm is measured against, and the decode step's maths.
-/// Advances `hs` over one position and writes y_t[p] to yout[p].
+/// Advances `hs` (row p at hs + p hs_rs) over one position and writes y_t[p] to yout[p].
 template <class S>
-LLM_FORCE_INLINE void ssd_recurrent_step(float* hs, std::size_t P, std::size_t N, float decay, float dtt,
-                                         const float* xrow, const float* brow, const float* crow, float* yout) {
+LLM_FORCE_INLINE void ssd_recurrent_step(float* hs, std::size_t hs_rs, std::size_t P, std::size_t N, float decay,
+                                         float dtt, const float* xrow, const float* brow, const float* crow,
+                                         float* yout) {
     for (std::size_t p = 0; p < P; ++p) {
-        float* hp = hs + p * N;
+        float* hp = hs + p * hs_rs;
         const auto av = S::set1(decay), xv = S::set1(dtt * xrow[p]);
         auto acc = S::zero();
         std::size_t n = 0;
@@ -1518,7 +1572,7 @@ void ssd_recurrent_cpu(const ssd_shape& sh, const Y& y, const St& state, const X
                     br.data()[n] = to_f(bm(b, t, g, n));
                     cr.data()[n] = to_f(cm(b, t, g, n));
                 }
-                ssd_recurrent_step<S>(hs.data(), P, N, std::exp(dtt * Ah), dtt, xr.data(), br.data(), cr.data(),
+                ssd_recurrent_step<S>(hs.data(), N, P, N, std::exp(dtt * Ah), dtt, xr.data(), br.data(), cr.data(),
                                       yr.data());
                 for (std::size_t p = 0; p < P; ++p) {
                     y(b, t, h, p) = TY(yr.data()[p]);
@@ -1618,7 +1672,7 @@ void ssd_backward_cpu(const ssd_shape& sh, const GX& gx, const GT& gt, const GB&
                     for (std::size_t t = c * K; t < std::min(L, (c + 1) * K); ++t) {
                         stage(t);
                         const float dtt = to_f(dt(b, t, h));
-                        ssd_recurrent_step<S>(hs, P, N, std::exp(dtt * Ah), dtt, xr.data(), br.data(), cr.data(),
+                        ssd_recurrent_step<S>(hs, N, P, N, std::exp(dtt * Ah), dtt, xr.data(), br.data(), cr.data(),
                                               yr.data());
                     }
                 }
@@ -1633,7 +1687,7 @@ void ssd_backward_cpu(const ssd_shape& sh, const GX& gx, const GT& gt, const GB&
                         float* next = hsb.data() + (t - t0 + 1) * P * N;
                         std::copy_n(next - P * N, P * N, next);
                         const float dtt = to_f(dt(b, t, h));
-                        ssd_recurrent_step<S>(next, P, N, std::exp(dtt * Ah), dtt, xr.data(), br.data(), cr.data(),
+                        ssd_recurrent_step<S>(next, N, P, N, std::exp(dtt * Ah), dtt, xr.data(), br.data(), cr.data(),
                                               yr.data());
                     }
                     for (std::size_t t = t1; t-- > t0;) {

@@ -410,7 +410,8 @@ void conv1d_backward(GX&& dx, GW&& dweight, GB&& dbias, DY&& dy, X&& x, Wt&& wei
 /// fp32, read and written; input x (batch, D); parameters weight (D, W), bias or none; options;
 /// executor. Errors: a state of the wrong shape (or any other mismatch).
 /// Example: `llm::ssm::conv1d_step(y, conv_state, x, weight, bias, {.silu = true}, pool);`
-template <mutable_dense_view<2> Y, view_of_rank<3> St, dense_view<2> X, dense_view<2> Wt, optional_input<1> Bi>
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, view_of_rank<3> St, dense_view<2> X,
+          dense_view<2> Wt, optional_input<1> Bi>
     requires std::same_as<view_element_t<St>, float>
 void conv1d_step(Y&& y, St&& state, X&& x, Wt&& weight, Bi&& bias, const conv_options& opt,
                  parallel::policy auto&& exec) {
@@ -420,17 +421,18 @@ void conv1d_step(Y&& y, St&& state, X&& x, Wt&& weight, Bi&& bias, const conv_op
     const std::size_t W = detail::check_conv(fn, xs, ws, bias);
     detail::check_extents<2>(fn, "y", y, {xs.extent(0), xs.extent(1)}, "x's shape (batch, D)");
     detail::check_extents<3>(fn, "state", state, {xs.extent(0), xs.extent(1), W - 1}, "(batch, D, width - 1)");
-    detail::conv1d_step_cpu(llm::to_kernel_view<dims<2>, dims<2>>(fn, "y", y),
+    detail::conv1d_step_cpu<S>(llm::to_kernel_view<dims<2>, dims<2>>(fn, "y", y),
                             llm::to_kernel_view<dims<3>, dims<3>>(fn, "state", state), xs, ws,
                             detail::checked_or_none<1>(fn, "bias", bias), opt.silu, exec);
 }
 
 /// conv1d_step on llm::parallel::default_pool().
 /// Example: `llm::ssm::conv1d_step(y, conv_state, x, weight, bias, {.silu = true});`
-template <mutable_dense_view<2> Y, view_of_rank<3> St, dense_view<2> X, dense_view<2> Wt, optional_input<1> Bi>
+template <simd::backend S = simd::default_backend, mutable_dense_view<2> Y, view_of_rank<3> St, dense_view<2> X,
+          dense_view<2> Wt, optional_input<1> Bi>
     requires std::same_as<view_element_t<St>, float>
 void conv1d_step(Y&& y, St&& state, X&& x, Wt&& weight, Bi&& bias, const conv_options& opt = {}) {
-    conv1d_step(y, state, x, weight, bias, opt, parallel::default_pool());
+    conv1d_step<S>(y, state, x, weight, bias, opt, parallel::default_pool());
 }
 
 // ---- Mamba-2 SSD ---------------------------------------------------------------------------------
@@ -629,27 +631,46 @@ void ssd_step(Y&& y, St&& state, X&& x, Dt&& dt, Bv&& B, Cv&& C, Av&& A, paralle
     const auto cs = llm::to_kernel_view<dims<3>, dims<3>>(fn, "C", C);
     const auto as = llm::to_kernel_view<dims<1>, dims<1>>(fn, "A", A);
     using TY = std::remove_reference_t<decltype(ys(0, 0, 0))>;
+    // The state's rows are advanced in place when they are contiguous (a copy in and out of a
+    // buffer, element by element, was most of the step: BENCHMARKS.md, 2026-12-07).
+    const bool in_place = ss.stride(3) == 1 || N <= 1;
     parallel::parallel_for(exec, batch * H, 4, [&](std::size_t i0, std::size_t i1) {
-        detail::fbuf hs(P * N), xr(P), br(N), cr(N), yr(P);
+        detail::fbuf hs(in_place ? 0 : P * N), xr(P), br(N), cr(N), yr(P);
+        std::size_t staged = static_cast<std::size_t>(-1);
         for (std::size_t i = i0; i < i1; ++i) {
             const std::size_t b = i / H, h = i % H, g = h / (H / G);
             for (std::size_t p = 0; p < P; ++p) {
                 xr.data()[p] = detail::to_f(xs(b, h, p));
+            }
+            if (b * G + g != staged) {  // B and C are shared by a group's heads
                 for (std::size_t n = 0; n < N; ++n) {
-                    hs.data()[p * N + n] = ss(b, h, p, n);
+                    br.data()[n] = detail::to_f(bs(b, g, n));
+                    cr.data()[n] = detail::to_f(cs(b, g, n));
+                }
+                staged = b * G + g;
+            }
+            float* rows = hs.data();
+            std::size_t rs = N;
+            if (in_place) {
+                rows = &ss(b, h, 0, 0), rs = static_cast<std::size_t>(ss.stride(2));
+            } else {
+                for (std::size_t p = 0; p < P; ++p) {
+                    for (std::size_t n = 0; n < N; ++n) {
+                        rows[p * N + n] = ss(b, h, p, n);
+                    }
                 }
             }
-            for (std::size_t n = 0; n < N; ++n) {
-                br.data()[n] = detail::to_f(bs(b, g, n));
-                cr.data()[n] = detail::to_f(cs(b, g, n));
-            }
             const float dtt = detail::to_f(ts(b, h));
-            detail::ssd_recurrent_step<S>(hs.data(), P, N, std::exp(dtt * detail::to_f(as(h))), dtt, xr.data(),
+            detail::ssd_recurrent_step<S>(rows, rs, P, N, std::exp(dtt * detail::to_f(as(h))), dtt, xr.data(),
                                           br.data(), cr.data(), yr.data());
             for (std::size_t p = 0; p < P; ++p) {
                 ys(b, h, p) = TY(yr.data()[p]);
-                for (std::size_t n = 0; n < N; ++n) {
-                    ss(b, h, p, n) = hs.data()[p * N + n];
+            }
+            if (!in_place) {
+                for (std::size_t p = 0; p < P; ++p) {
+                    for (std::size_t n = 0; n < N; ++n) {
+                        ss(b, h, p, n) = rows[p * N + n];
+                    }
                 }
             }
         }

@@ -30,8 +30,10 @@ void check_extents(const char* fn, const char* arg, const V& v, const std::array
         got[r] = static_cast<std::size_t>(v.extent(r));
         ok = ok && got[r] == want[r];
     }
-    llm::check(ok, fn, ": ", arg, " has shape ", dims_string(got.data(), R), " but must be ",
-               dims_string(want.data(), R), " (", what, ")");
+    if (!ok) {  // the strings only when failing: decode steps check every call
+        llm::fail(fn, ": ", arg, " has shape ", dims_string(got.data(), R), " but must be ", dims_string(want.data(), R),
+                  " (", what, ")");
+    }
 }
 
 /// The sizes of a selective scan: batch, D channels, L positions, N states, G groups of B / C.
