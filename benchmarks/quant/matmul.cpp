@@ -297,34 +297,46 @@ void dense_gemm(benchmark::State& state) {
                    std::to_string(k));
 }
 
-/// W8A8 prefill (int8 weights per channel, per-token int8 activations): gemm_w8a8 as it runs (the
-/// int8 tiles from 16 rows where AMX-INT8 exists), and with amx = 0 the row path forced (the
-/// reference a tile row is compared against); the tile row is skipped without AMX.
+/// W8A8 prefill (int8 weights per channel, per-token int8 activations), one path per row (all give
+/// the same bits): path 0 the row-by-row dot products, 1 the vpdpbusd panels of the best x86 path
+/// (gemm_w8a8's choice without AMX), 2 the AVX2 panels (vpmaddubsw), 3 gemm_w8a8 on AMX-INT8 tiles
+/// (skipped without AMX). Each includes quantizing the activations.
 void w8a8_gemm(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
-    const bool amx = state.range(1) != 0;
-    if (amx && !llm::blas::amx_int8_available()) {
+    const auto path = state.range(1);
+    if (path == 3 && !llm::blas::amx_int8_available()) {
         state.SkipWithError("no AMX-INT8 on this CPU (or no permission for the tile data)");
+        return;
+    }
+    const q::kernel_isa isa = path == 2 ? q::kernel_isa::avx2 : q::best_isa();
+    if ((path == 1 || path == 2) && (isa == q::kernel_isa::generic || !q::isa_available(isa))) {
+        state.SkipWithError("no x86 integer dot-product path on this CPU");
         return;
     }
     const std::size_t k = k_dim(), rows = gemm_rows, n = gemm_n;
     const auto ws_values = random_floats(rows * k);
     const auto w8 = q::quantize_int8(llm::tensor_view<const float, llm::dims<2>>(ws_values.data(), rows, k));
     time_product(state, threads, n, k, rows, [&](auto y, auto x, llm::workspace& ws, auto& pool) {
-        if (amx) {
+        if (path == 3) {
             q::gemm_w8a8(y, x, w8, ws, pool);
             return;
         }
         const llm::workspace::frame frame(ws);
         std::int8_t* qx = ws.take<std::int8_t>(n * k, "bench", "int8 activations");
         float* sx = ws.take<float>(n, "bench", "scales");
-        for (std::size_t i = 0; i < n; ++i) sx[i] = q::detail::quantize_token_i8(x.data() + i * k, 1, k, qx + i * k);
-        llm::parallel::parallel_for(pool, rows, 64, [&](std::size_t n0, std::size_t n1) {
-            q::detail::w8a8_rows(y.data(), rows, 1, qx, sx, n, w8, n0, n1);
-        });
+        std::int32_t* xsum = ws.take<std::int32_t>(n, "bench", "code sums");
+        q::detail::quantize_tokens_i8(x.data(), k, 1, n, k, qx, sx, xsum);
+        if (path == 0) {
+            llm::parallel::parallel_for(pool, rows, 64, [&](std::size_t n0, std::size_t n1) {
+                q::detail::w8a8_rows(y.data(), rows, 1, qx, sx, n, w8, n0, n1);
+            });
+        } else {
+            q::detail::w8a8_panels(isa, y.data(), rows, 1, qx, sx, xsum, n, w8, ws, pool);
+        }
     });
-    state.SetLabel(std::string(amx ? "amx-int8 tiles" : "row path") + " m=" + std::to_string(rows) + " n=" + std::to_string(n) +
-                   " k=" + std::to_string(k));
+    const char* names[] = {"row path", "panels", "panels", "amx-int8 tiles"};
+    state.SetLabel(std::string(names[path]) + (path == 1 || path == 2 ? std::string(" ") + std::string(q::isa_name(isa)) : "") +
+                   " m=" + std::to_string(rows) + " n=" + std::to_string(n) + " k=" + std::to_string(k));
 }
 
 void stream_read(benchmark::State& state) {
@@ -334,7 +346,7 @@ void stream_read(benchmark::State& state) {
     state.counters["GB/s"] = gbs;
 }
 
-BENCHMARK(w8a8_gemm)->Name("quant_gemm/w8a8")->ArgNames({"threads", "amx"})->ArgsProduct({{1, 2}, {0, 1}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(w8a8_gemm)->Name("quant_gemm/w8a8")->ArgNames({"threads", "path"})->ArgsProduct({{1, 2}, {0, 1, 2, 3}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(stream_read)->Name("quant_ceiling/stream_read")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(dense_gemm<llm::io::ggml_type::f16>)->Name("quant_gemm/f16")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(dense_gemm<llm::io::ggml_type::bf16>)->Name("quant_gemm/bf16")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -14,6 +14,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
@@ -276,6 +277,161 @@ TEST_CASE("W8A8 on AMX-INT8 tiles (emulated here): the row path's exact sums, so
     // Which path gemm_w8a8 takes here.
     CHECK((!llm::blas::amx_int8_available() || llm::blas::cpu_has_amx_int8()));
     if (!llm::blas::amx_int8_available()) {
-        MESSAGE("no AMX-INT8 here: gemm_w8a8 runs the row path; tests/gemm_amx runs the tiles where AMX exists");
+        MESSAGE("no AMX-INT8 here: gemm_w8a8 runs the vpdpbusd panels; tests/gemm_amx runs the tiles where AMX exists");
     }
+}
+
+TEST_CASE("W8A8 activation quantizer: the AVX2 rows give the scalar loop's codes, scale and sum on every input") {
+    // Awkward lengths around the 8- and 32-value steps; zeros, ties at .5, outliers, tiny values, NaN, infinities.
+    if (!q::isa_available(q::kernel_isa::avx2)) {
+        MESSAGE("no AVX2 here: only the scalar quantizer runs");
+        return;
+    }
+#if LLM_QUANT_X86
+    std::mt19937 rng(5);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    std::size_t checked = 0;
+    for (const std::size_t k : {1u, 7u, 8u, 9u, 31u, 32u, 33u, 64u, 77u, 301u}) {
+        for (int kind = 0; kind < 7; ++kind) {
+            std::vector<float> x(k);
+            for (auto& v : x) v = normal(rng);
+            if (kind == 1) std::fill(x.begin(), x.end(), 0.0f);
+            if (kind == 2) {  // values whose products with 127 / max land on .5
+                for (std::size_t j = 0; j < k; ++j) x[j] = (static_cast<float>(j % 9) - 4.0f) * 0.5f;
+                x[0] = 127.0f;
+            }
+            if (kind == 3) x[k / 2] = 1e4f;                                          // an outlier
+            if (kind == 4) for (auto& v : x) v *= 1e-30f;                             // tiny magnitudes
+            if (kind == 5) x[k - 1] = std::numeric_limits<float>::quiet_NaN();        // NaN (in the tail too)
+            if (kind == 6) x[0] = -std::numeric_limits<float>::infinity();
+            std::vector<std::int8_t> qs(k), qv(k);
+            std::int32_t ss = 0, sv = 0;
+            const float s1 = q::detail::quantize_token_i8(x.data(), 1, k, qs.data(), &ss);
+            const float s2 = q::detail::qk_avx2::quantize_token_i8_row(x.data(), k, qv.data(), &sv);
+            INFO("k=", k, " kind=", kind);
+            CHECK((std::isnan(s1) ? std::isnan(s2) : same_bits(s1, s2)));
+            CHECK(qs == qv);
+            CHECK(ss == sv);
+            std::int32_t sum = 0;
+            for (const auto c : qs) {
+                CHECK(c >= -127);
+                sum += c;
+            }
+            CHECK(sum == ss);
+            if (kind == 5) CHECK(std::isnan(s1));
+            if (kind == 6) CHECK(std::isinf(s1));
+            ++checked;
+        }
+    }
+    CHECK(checked == 70);
+#endif
+}
+
+TEST_CASE("W8A8 on vpdpbusd / vpmaddubsw panels: every x86 path gives the row path's bits on awkward sizes") {
+    // llm::quant::detail::w8a8_panels for each path this CPU has against the row-by-row dot products on the same
+    // int8 activations: m across the 8- and 2-row tiles, n across 32-row panels, k across the 4-code steps;
+    // weights with -128 codes (int8_weights built by hand) and sums past 2^31 with the +128 offset.
+    std::mt19937 rng(43);
+    std::uniform_real_distribution<float> dist(-2.0f, 2.0f);
+    llm::parallel::sequential seq;
+    llm::parallel::thread_pool pool(2);
+    std::vector<q::kernel_isa> paths;
+    for (const auto isa : {q::kernel_isa::avx2, q::kernel_isa::avx_vnni, q::kernel_isa::avx512_vnni}) {
+        if (q::isa_available(isa)) paths.push_back(isa);
+    }
+    if (paths.empty()) {
+        MESSAGE("no x86 integer path here: gemm_w8a8 runs the row path only");
+        return;
+    }
+    auto quantized = [&](std::size_t m, std::size_t k, std::vector<std::int8_t>& qx, std::vector<float>& sx,
+                         std::vector<std::int32_t>& xsum) {
+        matrix x(m, k);
+        for (std::size_t i = 0; i < x.size(); ++i) x.data()[i] = dist(rng);
+        qx.resize(m * k), sx.resize(m), xsum.resize(m);
+        q::detail::quantize_tokens_i8(x.data(), k, 1, m, k, qx.data(), sx.data(), xsum.data());
+    };
+    auto compare = [&](std::size_t m, const q::int8_weights& w8, const std::vector<std::int8_t>& qx,
+                       const std::vector<float>& sx, const std::vector<std::int32_t>& xsum, bool threads) {
+        const std::size_t n = w8.rows;
+        std::vector<float> rows(m * n, -1.0f);
+        q::detail::w8a8_rows(rows.data(), n, 1, qx.data(), sx.data(), m, w8, 0, n);
+        for (const auto isa : paths) {
+            std::vector<float> tiles(m * n, -2.0f);
+            llm::workspace ws;
+            const llm::workspace::frame frame(ws);
+            if (threads) {
+                q::detail::w8a8_panels(isa, tiles.data(), n, 1, qx.data(), sx.data(), xsum.data(), m, w8, ws, pool);
+            } else {
+                q::detail::w8a8_panels(isa, tiles.data(), n, 1, qx.data(), sx.data(), xsum.data(), m, w8, ws, seq);
+            }
+            INFO("path ", q::isa_name(isa), " m=", m, " n=", n, " k=", w8.cols);
+            CHECK(std::memcmp(rows.data(), tiles.data(), m * n * sizeof(float)) == 0);
+        }
+    };
+    std::size_t cases = 0;
+    for (const std::size_t m : {1u, 2u, 3u, 7u, 8u, 9u, 17u, 33u}) {
+        for (const std::size_t n : {1u, 31u, 32u, 33u, 97u}) {
+            for (const std::size_t k : {1u, 3u, 4u, 5u, 63u, 130u}) {
+                auto w8 = q::quantize_int8(random_matrix(n, k, static_cast<unsigned>(rng())));
+                w8.q[0] = -128;  // reachable only by hand: |w| reads 128 on the AVX2 path
+                std::vector<std::int8_t> qx;
+                std::vector<float> sx;
+                std::vector<std::int32_t> xsum;
+                quantized(m, k, qx, sx, xsum);
+                compare(m, w8, qx, sx, xsum, cases++ % 2 == 1);
+            }
+        }
+    }
+    // Sums of (w + 128) x past 2^31 (255 x 127 x 70000 = 2.27e9) while the true sums (127^2 x 70000) fit.
+    const std::size_t k = 70000, m = 3;
+    q::int8_weights big;
+    big.rows = 2, big.cols = k;
+    big.q.assign(2 * k, 127);
+    std::fill(big.q.begin() + k, big.q.end(), static_cast<std::int8_t>(-127));
+    big.scale = {1.0f, 0.5f};
+    std::vector<std::int8_t> qx(m * k, 127);
+    std::vector<float> sx(m, 1.0f);
+    std::vector<std::int32_t> xsum(m, 127 * static_cast<std::int32_t>(k));
+    compare(m, big, qx, sx, xsum, true);
+    std::vector<float> y(m * 2);
+    llm::workspace ws;
+    const llm::workspace::frame frame(ws);
+    q::detail::w8a8_panels(paths.back(), y.data(), 2, 1, qx.data(), sx.data(), xsum.data(), m, big, ws, seq);
+    CHECK(y[0] == static_cast<float>(127 * 127 * static_cast<std::int32_t>(k)));
+    CHECK(y[1] == -0.5f * static_cast<float>(127 * 127 * static_cast<std::int32_t>(k)));
+}
+
+TEST_CASE("W8A8 gemm: a NaN or infinite activation makes its token's outputs NaN; bad weights are clear errors") {
+    const std::size_t m = 6, n = 40, k = 70;
+    const auto w8 = q::quantize_int8(random_matrix(n, k, 8, 0.1f));
+    matrix x = random_matrix(m, k, 9);
+    x(1, 3) = std::numeric_limits<float>::quiet_NaN();
+    x(4, 69) = std::numeric_limits<float>::infinity();
+    matrix y(m, n), y_clean(m, n);
+    q::gemm_w8a8(y, x, w8);
+    matrix xc = random_matrix(m, k, 9);
+    q::gemm_w8a8(y_clean, xc, w8);
+    for (std::size_t i = 0; i < m; ++i) {
+        for (std::size_t j = 0; j < n; ++j) {
+            if (i == 1 || i == 4) {
+                CHECK(std::isnan(y(i, j)));
+            } else {
+                CHECK(same_bits(y(i, j), y_clean(i, j)));
+            }
+        }
+    }
+    matrix wbad = random_matrix(3, 5, 10);
+    wbad(2, 4) = -std::numeric_limits<float>::infinity();
+    CHECK_THROWS_WITH_AS(q::quantize_int8(wbad), doctest::Contains("quantize_int8: w(2, 4) = -inf is not finite"), llm::error);
+    auto short_scales = w8;
+    short_scales.scale.pop_back();
+    CHECK_THROWS_WITH_AS(q::gemm_w8a8(y, x, short_scales), doctest::Contains("gemm_w8a8: w holds 39 scales, not one per row (40)"),
+                         llm::error);
+    q::int8_weights wide;
+    wide.rows = 1, wide.cols = (std::size_t{1} << 17) + 1;
+    wide.q.assign(wide.cols, 1);
+    wide.scale = {1.0f};
+    matrix xw(1, wide.cols), yw(1, 1);
+    CHECK_THROWS_WITH_AS(q::gemm_w8a8(yw, xw, wide), doctest::Contains("gemm_w8a8: w has K = 131073 columns; the int32 sums hold K <= 131072"),
+                         llm::error);
 }

@@ -9,6 +9,8 @@
 #include <llm/core/saturate.hpp>
 #include <llm/core/workspace.hpp>
 #include <llm/gemm/amx.hpp>
+#include <llm/quant/isa.hpp>
+#include <llm/quant/matmul.hpp>
 #include <llm/parallel/parallel_for.hpp>
 #include <llm/parallel/policy.hpp>
 #include <llm/parallel/thread_pool.hpp>
@@ -78,24 +80,50 @@ inline float fp8_e4m3_value(std::uint8_t b) noexcept {
     return std::bit_cast<float>(std::bit_cast<std::uint32_t>(r) | (static_cast<std::uint32_t>(b & 0x80) << 24));
 }
 
-inline std::int8_t round_away_i8(float v) noexcept {
-    const float r = std::round(v);  // half away from zero
-    return static_cast<std::int8_t>(std::clamp(r, -127.0f, 127.0f));
-}
-
-/// Per-token int8 codes of x[0, k) (stride xs): scale = max |x| / 127, returned; 0 for a zero row.
+/// Per-token int8 codes of x[0, k) (stride xs): scale = max |x| / 127, returned (0 for a zero
+/// row; NaN when any x is NaN, infinite when any is infinite: that token's outputs are then NaN);
+/// codes round(x * (127 / max)), half away from zero, clamped to [-127, 127], 0 where the product
+/// is NaN; *sum (when given) = the sum of the codes.
 template <class T>
-float quantize_token_i8(const T* x, std::size_t xs, std::size_t k, std::int8_t* q) noexcept {
+float quantize_token_i8(const T* x, std::size_t xs, std::size_t k, std::int8_t* q, std::int32_t* sum = nullptr) noexcept {
     float amax = 0.0f;
+    bool nan = false;
     for (std::size_t j = 0; j < k; ++j) {
-        amax = std::max(amax, std::fabs(static_cast<float>(x[j * xs])));
+        const float v = static_cast<float>(x[j * xs]);
+        nan = nan || std::isnan(v);
+        amax = std::fabs(v) > amax ? std::fabs(v) : amax;
     }
-    const float scale = amax / 127.0f;
+    if (nan) {
+        amax = std::numeric_limits<float>::quiet_NaN();
+    }
     const float inv = amax > 0.0f ? 127.0f / amax : 0.0f;
+    std::int32_t s = 0;
     for (std::size_t j = 0; j < k; ++j) {
         q[j] = round_away_i8(static_cast<float>(x[j * xs]) * inv);
+        s += q[j];
     }
-    return scale;
+    if (sum != nullptr) {
+        *sum = s;
+    }
+    return amax / 127.0f;
+}
+
+/// quantize_token_i8 of m rows (x_rs apart) into qx (rows k apart), sx and xsum; unit-stride fp32
+/// rows take the AVX2 quantizer where the CPU has it (the same codes: tests/quant/channel.cpp).
+template <class T>
+void quantize_tokens_i8(const T* x, std::size_t x_rs, std::size_t x_cs, std::size_t m, std::size_t k, std::int8_t* qx,
+                        float* sx, std::int32_t* xsum) noexcept {
+    for (std::size_t i = 0; i < m; ++i) {
+#if LLM_QUANT_X86
+        if constexpr (std::is_same_v<T, float>) {
+            if (x_cs == 1 && isa_available(kernel_isa::avx2)) {
+                sx[i] = qk_avx2::quantize_token_i8_row(x + i * x_rs, k, qx + i * k, xsum + i);
+                continue;
+            }
+        }
+#endif
+        sx[i] = quantize_token_i8(x + i * x_rs, x_cs, k, qx + i * k, xsum + i);
+    }
 }
 
 /// Exact int32 dot product of int8 rows (|sum| <= 127^2 k < 2^31 for k < 133000).
@@ -149,13 +177,20 @@ void channel_matmul(const char* fn, Y& y, X& x, const W& w, Impl&& impl) {
 
 }  // namespace detail
 
-/// Quantizes a [rows, cols] fp32 or bf16 view to int8_weights (see there).
+/// Quantizes a [rows, cols] fp32 or bf16 view to int8_weights (see there). Non-finite values are
+/// llm::error (their scale would poison the row).
 /// Example: `auto w8 = llm::quant::quantize_int8(w);`
 template <dense_view<2> W>
 int8_weights quantize_int8(W&& w) {
     int8_weights r;
     r.rows = static_cast<std::size_t>(w.extent(0));
     r.cols = static_cast<std::size_t>(w.extent(1));
+    for (std::size_t i = 0; i < r.rows; ++i) {
+        for (std::size_t j = 0; j < r.cols; ++j) {
+            const float v = static_cast<float>(w.data()[i * w.stride(0) + j * w.stride(1)]);
+            llm::check(std::isfinite(v), "quantize_int8: w(", i, ", ", j, ") = ", v, " is not finite");
+        }
+    }
     r.q.resize(r.rows * r.cols);
     r.scale.resize(r.rows);
     for (std::size_t i = 0; i < r.rows; ++i) {
@@ -239,6 +274,87 @@ inline void w8a8_rows(float* y, std::size_t y_rs, std::size_t y_cs, const std::i
 /// fewer rows stream W through the row-by-row dot products; not measured: no AMX CPU yet).
 inline constexpr std::size_t w8a8_amx_min_rows = 16;
 
+/// Activation rows from which gemm_w8a8 packs 32-row panels of W for the vpdpbusd tiles (fewer
+/// rows do not pay the packing back: BENCHMARKS.md, 2026-12-07).
+inline constexpr std::size_t w8a8_panel_min_rows = 4;
+
+/// The largest K of W8A8: the int32 sums hold 128 x 127 x K.
+inline constexpr std::size_t w8a8_max_k = std::size_t{1} << 17;
+
+/// The W8A8 products on vpdpbusd / vpmaddubsw tiles (isa: avx2, avx_vnni or avx512_vnni, available
+/// here): the same exact int32 sums as w8a8_rows, the same fp32 formula, so the same bits. The
+/// activations are packed once in groups of the path's tile rows; each thread packs a 32-row
+/// panel of W at a time (int_kernels.inc: w8a8_pack) and runs every group over it. xsum: the
+/// activation codes' sums (for the +128 offset of the VNNI paths). ws: the packed activations (m
+/// rounded up to 8, x k rounded up to 4 bytes), per thread a panel (32 x k rounded up to 4 bytes)
+/// and m x 32 int32 sums.
+template <class Exec>
+void w8a8_panels(kernel_isa isa, float* y, std::size_t y_rs, std::size_t y_cs, const std::int8_t* qx, const float* sx,
+                 const std::int32_t* xsum, std::size_t m, const int8_weights& w, llm::workspace& ws, Exec& exec) {
+#if LLM_QUANT_X86
+    const std::size_t k = w.cols, steps = (k + 3) / 4, panel_bytes = 128 * steps, panels = (w.rows + 31) / 32;
+    const std::size_t mr = isa == kernel_isa::avx512_vnni ? qk_avx512_vnni::w8a8_mr
+                           : isa == kernel_isa::avx_vnni  ? qk_avx_vnni::w8a8_mr
+                                                          : qk_avx2::w8a8_mr;
+    const std::size_t groups = (m + mr - 1) / mr;
+    const std::size_t slots = std::min<std::size_t>(std::max<std::size_t>(1, exec.size()), panels);
+    const std::size_t sums = checked_mul(m, 32, "gemm_w8a8", "the int32 sums");
+    auto* xp = ws.take<std::uint8_t>(checked_mul(checked_mul(groups, 4 * mr, "gemm_w8a8", "the packed activations"), steps,
+                                                 "gemm_w8a8", "the packed activations"),
+                                     "gemm_w8a8", "the packed activations");
+    auto* pb = ws.take<std::uint8_t>(checked_mul(slots, panel_bytes, "gemm_w8a8", "the packed weight panels"),
+                                     "gemm_w8a8", "the packed weight panels");
+    auto* cb = ws.take<std::int32_t>(checked_mul(slots, sums, "gemm_w8a8", "the int32 sums"), "gemm_w8a8",
+                                     "the int32 sums");
+    for (std::size_t g = 0; g < groups; ++g) {
+        const std::size_t rows = std::min(mr, m - g * mr);
+        std::uint8_t* out = xp + g * 4 * mr * steps;
+        switch (isa) {
+        case kernel_isa::avx512_vnni: qk_avx512_vnni::w8a8_pack_act(qx + g * mr * k, k, rows, k, out); break;
+        case kernel_isa::avx_vnni: qk_avx_vnni::w8a8_pack_act(qx + g * mr * k, k, rows, k, out); break;
+        default: qk_avx2::w8a8_pack_act(qx + g * mr * k, k, rows, k, out); break;
+        }
+    }
+    const bool offset = isa != kernel_isa::avx2;
+    std::atomic<std::size_t> next{0};
+    parallel::parallel_for(exec, slots, 1, [&](std::size_t slot, std::size_t) {
+        std::uint8_t* panel = pb + slot * panel_bytes;
+        std::int32_t* c = cb + slot * sums;
+        for (std::size_t p = next.fetch_add(1, std::memory_order_relaxed); p < panels;
+             p = next.fetch_add(1, std::memory_order_relaxed)) {
+            const std::size_t n0 = 32 * p, rows = std::min<std::size_t>(32, w.rows - n0);
+            const std::int8_t* wp = w.q.data() + n0 * k;
+            switch (isa) {
+            case kernel_isa::avx512_vnni:
+                qk_avx512_vnni::w8a8_pack(wp, k, rows, k, panel);
+                qk_avx512_vnni::w8a8_panel_rows(panel, xp, m, steps, c);
+                break;
+            case kernel_isa::avx_vnni:
+                qk_avx_vnni::w8a8_pack(wp, k, rows, k, panel);
+                qk_avx_vnni::w8a8_panel_rows(panel, xp, m, steps, c);
+                break;
+            default:
+                qk_avx2::w8a8_pack(wp, k, rows, k, panel);
+                qk_avx2::w8a8_panel_rows(panel, xp, m, steps, c);
+                break;
+            }
+            for (std::size_t i = 0; i < m; ++i) {
+                // The offset sums wrap in int32 only where 128 x the codes' sum does: uint32
+                // arithmetic takes the true sum back.
+                const std::uint32_t corr = offset ? 128u * static_cast<std::uint32_t>(xsum[i]) : 0u;
+                for (std::size_t j = 0; j < rows; ++j) {
+                    const auto isum = static_cast<std::int32_t>(static_cast<std::uint32_t>(c[32 * i + j]) - corr);
+                    y[i * y_rs + (n0 + j) * y_cs] = static_cast<float>(isum) * (sx[i] * w.scale[n0 + j]);
+                }
+            }
+        }
+    });
+#else
+    (void)isa, (void)y, (void)y_rs, (void)y_cs, (void)qx, (void)sx, (void)xsum, (void)m, (void)w, (void)ws, (void)exec;
+    llm::fail("gemm_w8a8: the vpdpbusd tiles need an x86 build");
+#endif
+}
+
 /// The W8A8 products on int8 tiles (Tiles: blas::detail::amx_hardware, or amx_emulated in
 /// tests): the same exact int32 sums as w8a8_rows, the same fp32 formula, so the same bits. The
 /// activations are packed once (32-row tiles, k padded to 64); each thread packs a 32-row panel
@@ -283,18 +399,25 @@ template <class TX, class Exec>
 void w8a8_impl(float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::size_t x_rs, std::size_t x_cs,
                std::size_t m, const int8_weights& w, llm::workspace& ws, Exec& exec) {
     const std::size_t k = w.cols;
+    llm::check(w.scale.size() == w.rows, "gemm_w8a8: w holds ", w.scale.size(), " scales, not one per row (", w.rows,
+               ")");
+    llm::check(k <= w8a8_max_k, "gemm_w8a8: w has K = ", k, " columns; the int32 sums hold K <= ", w8a8_max_k);
     const llm::workspace::frame frame(ws);
-    std::int8_t* qx = ws.take<std::int8_t>(m * k, "gemm_w8a8", "the int8 activations");
+    std::int8_t* qx = ws.take<std::int8_t>(checked_mul(m, k, "gemm_w8a8", "the int8 activations"), "gemm_w8a8",
+                                           "the int8 activations");
     float* sx = ws.take<float>(m, "gemm_w8a8", "the activation scales");
-    for (std::size_t i = 0; i < m; ++i) {
-        sx[i] = quantize_token_i8(x + i * x_rs, x_cs, k, qx + i * k);
-    }
+    std::int32_t* xsum = ws.take<std::int32_t>(m, "gemm_w8a8", "the activation code sums");
+    quantize_tokens_i8(x, x_rs, x_cs, m, k, qx, sx, xsum);
 #if LLM_GEMM_AMX
     if (m >= w8a8_amx_min_rows && blas::amx_int8_available()) {
         w8a8_amx<blas::detail::amx_hardware>(y, y_rs, y_cs, qx, sx, m, w, ws, exec);
         return;
     }
 #endif
+    if (const kernel_isa isa = best_isa(); m >= w8a8_panel_min_rows && isa != kernel_isa::generic) {
+        w8a8_panels(isa, y, y_rs, y_cs, qx, sx, xsum, m, w, ws, exec);
+        return;
+    }
     const std::size_t grain = std::max<std::size_t>(1, (w.rows + 8 * exec.size() - 1) / (8 * exec.size()));
     parallel::parallel_for(exec, w.rows, grain,
                            [&](std::size_t n0, std::size_t n1) { w8a8_rows(y, y_rs, y_cs, qx, sx, m, w, n0, n1); });
@@ -304,10 +427,13 @@ void w8a8_impl(float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::s
 
 /// W8A8 y = x W^T: each row (token) of x quantized to int8 with its own scale s_x = max |x| / 127
 /// (dynamic per-token), exact int32 dot products with the int8 weights, y(m, n) =
-/// float(isum) * (s_x * scale[n]). Threads split the rows of W. From 16 rows of x on a CPU with
-/// AMX-INT8 (llm::blas::amx_int8_available) the sums come from int8 tiles (`tdpbssd`): the same
-/// exact sums, the same bits.
-///   y: [M, N] fp32, x: [M, K] fp32 or bf16, w: N x K int8_weights; ws: M x K bytes + M floats.
+/// float(isum) * (s_x * scale[n]). Threads split the rows of W. The sums come from int8 tiles
+/// chosen at run time, all exact, so every path gives the same bits: AMX-INT8 (`tdpbssd`) from 16
+/// rows of x where llm::blas::amx_int8_available; else from 4 rows 32-row panels of W against 8
+/// (AVX-512 VNNI, `vpdpbusd` on 512 bits) or 2 (AVX-VNNI, AVX2) rows of x; else, and below 4 rows,
+/// row-by-row dot products. A NaN or infinite activation makes its token's outputs NaN.
+/// Errors (llm::error): shapes, K > 131072 (the int32 sums), w.scale not one per row.
+///   y: [M, N] fp32, x: [M, K] fp32 or bf16, w: N x K int8_weights; ws: M x K bytes + 2 M floats, + per thread 32 K bytes + 128 M bytes on the tile paths.
 /// Error against x W'^T (W' the dequantized weights): at most sum_k |W'(n, k)| s_x / 2 (half an
 /// activation step) plus fp32 rounding (3 ulps of |y|).
 /// Example: `llm::quant::gemm_w8a8(y, x, w8, ws, pool);`

@@ -81,4 +81,14 @@ LLM_HD inline float inverse_or_zero(float d) noexcept {
     return d != 0.0f ? 1.0f / d : 0.0f;
 }
 
+/// W8A8's int8 code of v: C's round (half away from zero), clamped to [-127, 127]; NaN gives 0.
+/// The vector quantizer (int_kernels.inc: quantize_token_i8_row) gives the same codes.
+inline std::int8_t round_away_i8(float v) noexcept {
+    const float r = std::round(v);
+    if (!(r == r)) {
+        return 0;
+    }
+    return static_cast<std::int8_t>(r < -127.0f ? -127.0f : r > 127.0f ? 127.0f : r);
+}
+
 }  // namespace llm::quant::detail
