@@ -274,9 +274,10 @@ inline void w8a8_rows(float* y, std::size_t y_rs, std::size_t y_cs, const std::i
 /// fewer rows stream W through the row-by-row dot products; not measured: no AMX CPU yet).
 inline constexpr std::size_t w8a8_amx_min_rows = 16;
 
-/// Activation rows from which gemm_w8a8 packs 32-row panels of W for the vpdpbusd tiles (fewer
-/// rows do not pay the packing back: BENCHMARKS.md, 2026-12-07).
-inline constexpr std::size_t w8a8_panel_min_rows = 4;
+/// Activation rows from which gemm_w8a8 packs 32-row panels of W for the vpdpbusd tiles: one row
+/// (decode) does not pay the packing back, two do (Zen 5, 4096 x 4096: 0.65x and 1.31x the row
+/// path; BENCHMARKS.md, 2026-12-07).
+inline constexpr std::size_t w8a8_panel_min_rows = 2;
 
 /// The largest K of W8A8: the int32 sums hold 128 x 127 x K.
 inline constexpr std::size_t w8a8_max_k = std::size_t{1} << 17;
@@ -429,11 +430,13 @@ void w8a8_impl(float* y, std::size_t y_rs, std::size_t y_cs, const TX* x, std::s
 /// (dynamic per-token), exact int32 dot products with the int8 weights, y(m, n) =
 /// float(isum) * (s_x * scale[n]). Threads split the rows of W. The sums come from int8 tiles
 /// chosen at run time, all exact, so every path gives the same bits: AMX-INT8 (`tdpbssd`) from 16
-/// rows of x where llm::blas::amx_int8_available; else from 4 rows 32-row panels of W against 8
-/// (AVX-512 VNNI, `vpdpbusd` on 512 bits) or 2 (AVX-VNNI, AVX2) rows of x; else, and below 4 rows,
-/// row-by-row dot products. A NaN or infinite activation makes its token's outputs NaN.
+/// rows of x where llm::blas::amx_int8_available; else from 2 rows 32-row panels of W against 8
+/// (AVX-512 VNNI, `vpdpbusd` on 512 bits) or 2 (AVX-VNNI, AVX2) rows of x; for one row (decode)
+/// row-by-row dot products streaming W once (the compiler's vectors: a vpdpbusd dot product
+/// measured no faster). A NaN or infinite activation makes its token's outputs NaN.
 /// Errors (llm::error): shapes, K > 131072 (the int32 sums), w.scale not one per row.
-///   y: [M, N] fp32, x: [M, K] fp32 or bf16, w: N x K int8_weights; ws: M x K bytes + 2 M floats, + per thread 32 K bytes + 128 M bytes on the tile paths.
+///   y: [M, N] fp32, x: [M, K] fp32 or bf16, w: N x K int8_weights; ws: M x K bytes + 2 M
+///   floats, and on the tile paths the packed activations and per thread 32 K + 128 M bytes.
 /// Error against x W'^T (W' the dequantized weights): at most sum_k |W'(n, k)| s_x / 2 (half an
 /// activation step) plus fp32 rounding (3 ulps of |y|).
 /// Example: `llm::quant::gemm_w8a8(y, x, w8, ws, pool);`
