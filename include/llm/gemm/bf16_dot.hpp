@@ -4,6 +4,7 @@
 
 #include <llm/core/bf16.hpp>
 #include <llm/gemm/matrix.hpp>
+#include <llm/gemm/transpose.hpp>
 #include <llm/simd/unroll.hpp>
 #include <llm/tensor/concepts.hpp>
 
@@ -225,7 +226,31 @@ struct bf16_panels {
                 // k, so each pair is one 32-bit word. Blocks of 16 pairs, so each column is read
                 // a 64-byte line at a time while the 16 x NR destination words stay in L1.
                 constexpr std::size_t qb = 16;
-                for (std::size_t q0 = 0; q0 < full; q0 += qb) {
+                std::size_t q_done = 0;
+#if defined(__x86_64__) && defined(__AVX512F__)
+                if constexpr (NR % 16 == 0) {
+                    // Whole panels: 16 columns x 16 pairs as one 16 x 16 transpose of words, about
+                    // 4x fewer instructions than word by word (a bf16 model's 512-token prefill
+                    // 2-6% faster on one Zen 5 core; the packing stays bound by its reads of W).
+                    if (cols == NR) {
+                        for (; q_done + qb <= full; q_done += qb) {
+                            for (std::size_t j0 = 0; j0 < NR; j0 += 16) {
+                                __m512 r[16];
+                                for (std::size_t j = 0; j < 16; ++j) {
+                                    const T* col = b.ptr(2 * q_done, c0 + j0 + j);
+                                    __builtin_prefetch(reinterpret_cast<const char*>(col) + 128);
+                                    r[j] = _mm512_castsi512_ps(_mm512_loadu_si512(col));
+                                }
+                                transpose_16x16(r);
+                                for (std::size_t q = 0; q < qb; ++q) {
+                                    _mm512_storeu_si512(dst + (q_done + q) * NR + j0, _mm512_castps_si512(r[q]));
+                                }
+                            }
+                        }
+                    }
+                }
+#endif
+                for (std::size_t q0 = q_done; q0 < full; q0 += qb) {
                     const std::size_t qn = std::min(qb, full - q0);
                     for (std::size_t j = 0; j < cols; ++j) {
                         const T* src = b.ptr(2 * q0, c0 + j);
