@@ -84,6 +84,60 @@ TEST_CASE("bf16 dot path: selected for bf16 x bf16 where the CPU has AVX512_BF16
     }
 }
 
+TEST_CASE("bf16 dot path: an fp32 A panel packs the words bf16(x) gives (vector and pair-by-pair packing)") {
+    if (!dot_runs()) {
+        MESSAGE("skipped: no AVX512_BF16 dot path here");
+        return;
+    }
+    // 11 rows (a full 6-row panel, packed 32 k steps at a time by vcvtne2ps2bf16, and a 5-row
+    // one, pair by pair) x k 71 (two vector blocks, 3 pairs and the odd pad), row stride 75.
+    // Special values everywhere: ties to even, NaN payloads (quieted, top bits kept), infinities,
+    // FLT_MAX (rounds to Inf), -0, subnormals (the vector path reads them as zero, keeping the
+    // sign; bf16(x) rounds them, 0x007F8000 up to 2^-126).
+    constexpr std::size_t m = 11, k = 71, lda = 75, MR = blocking::mr, NV = blocking::nr_vectors;
+    static_assert(MR == 6, "the vector packing is the 6-row panel's");
+    const std::uint32_t specials[] = {0x3F808000u, 0x3F818000u, 0xBF808000u, 0x7FA00000u, 0xFF812345u, 0x7FC00001u,
+                                      0x7F800000u, 0xFF800000u, 0x7F7FFFFFu, 0x80000000u, 0x00400000u, 0x807FFFFFu,
+                                      0x007F8000u, 0x00800000u, 0x3F80FFFFu};
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> dist(-4.0f, 4.0f);
+    std::vector<float> a(m * lda);
+    for (std::size_t i = 0; i < a.size(); ++i) {
+        a[i] = dist(rng) * std::ldexp(1.0f, static_cast<int>(i % 41) - 20);
+        if (i % 7 == 3) {
+            std::memcpy(&a[i], &specials[(i / 7) % std::size(specials)], sizeof(float));
+        }
+    }
+    const llm::strided_view<const float, 2> av(a.data(), llm::dims<2>(m, k), llm::dims<2>(lda, 1));
+    const std::size_t kw = (k + 1) / 2, panels = (m + MR - 1) / MR;
+    std::vector<std::uint32_t> packed(panels * MR * kw, 0xDEADBEEFu);
+    llm::blas::detail::bf16_panels<MR, NV>::pack_a(av, reinterpret_cast<float*>(packed.data()));
+    std::size_t bad = 0, flushed = 0;
+    for (std::size_t i = 0; i < panels * MR; ++i) {
+        for (std::size_t q = 0; q < kw; ++q) {
+            std::uint32_t want = 0;
+            for (std::size_t h = 0; h < 2 && i < m; ++h) {
+                const std::size_t p = 2 * q + h;
+                if (p >= k) {
+                    continue;
+                }
+                const float x = a[i * lda + p];
+                std::uint32_t bits = llm::bf16(x).bits();
+                // The vector path: whole 6-row panels, 16-pair blocks.
+                const bool vector = i < m / MR * MR && q < (k / 2) / 16 * 16;
+                if (vector && std::fpclassify(x) == FP_SUBNORMAL) {
+                    bits = std::signbit(x) ? 0x8000u : 0u;
+                    ++flushed;
+                }
+                want |= bits << (16 * h);
+            }
+            bad += packed[(i / MR) * MR * kw + q * MR + i % MR] != want;
+        }
+    }
+    CHECK(bad == 0);
+    CHECK(flushed > 0);  // the subnormal case was exercised
+}
+
 TEST_CASE("bf16 dot path: bit for bit the vdpbf16ps order (odd product, then even, one rounding each)") {
     if (!dot_runs()) {
         MESSAGE("skipped: no AVX512_BF16 dot path here");

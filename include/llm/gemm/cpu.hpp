@@ -54,55 +54,18 @@ LLM_FORCE_INLINE typename S::f32 load_any_partial(const T* p, std::size_t n) {
 }
 
 #if defined(__x86_64__) && defined(__AVX512F__)
-/// The qword indices of pack_a6_avx512's second stage: output vector w (of 3 per 8 k steps)
-/// holds, at qword q, the row pair s = (8w + q) % 3 of k step (8w + q) / 3. `second`: the
-/// indices into the pair of rows 4, 5 (source 2); otherwise into rows 0, 1 (s 0: index p) and
-/// rows 2, 3 (s 1: index 8 + p), 0 where the pair comes from rows 4, 5.
-constexpr long long pack_a6_index(std::size_t w, std::size_t q, bool second) {
-    const std::size_t g = 8 * w + q, p = g / 3, s = g % 3;
-    return static_cast<long long>(second ? p : s == 0 ? p : s == 1 ? 8 + p : 0);
-}
-/// The mask of the qwords of output vector w that come from rows 4, 5.
-constexpr __mmask8 pack_a6_mask(std::size_t w) {
-    unsigned m = 0;
-    for (std::size_t q = 0; q < 8; ++q) {
-        m |= (8 * w + q) % 3 == 2 ? 1u << q : 0u;
-    }
-    return static_cast<__mmask8>(m);
-}
-
 /// pack_a's 6-row fp32 panel of a row-major A (row stride lda) with AVX-512, 16 k steps at
-/// a time: 6 row loads, each pair of rows interleaved into (row 2s, row 2s+1) float pairs,
-/// then the three pair streams merged, 3 pairs per k step, into 6 stores of 16 floats
-/// (18 shuffles per 96 floats; element by element, with stride-6 stores, pack_a took 8% of a
-/// 256^3 GEMM on an Emerald Rapids core). Returns the k steps packed (kc rounded down to 16).
+/// a time: 6 row loads and one interleave_rows6 (element by element, with stride-6 stores,
+/// pack_a took 8% of a 256^3 GEMM on an Emerald Rapids core). Returns the k steps packed (kc
+/// rounded down to 16).
 inline std::size_t pack_a6_avx512(const float* src, std::size_t lda, std::size_t kc, float* LLM_RESTRICT out) {
-    const __m512i lo = _mm512_set_epi32(23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
-    const __m512i hi = _mm512_add_epi32(lo, _mm512_set1_epi32(8));
-    __m512i first[3], second[3];
-    for (std::size_t w = 0; w < 3; ++w) {
-        first[w] = _mm512_set_epi64(pack_a6_index(w, 7, false), pack_a6_index(w, 6, false), pack_a6_index(w, 5, false),
-                                    pack_a6_index(w, 4, false), pack_a6_index(w, 3, false), pack_a6_index(w, 2, false),
-                                    pack_a6_index(w, 1, false), pack_a6_index(w, 0, false));
-        second[w] = _mm512_set_epi64(pack_a6_index(w, 7, true), pack_a6_index(w, 6, true), pack_a6_index(w, 5, true),
-                                     pack_a6_index(w, 4, true), pack_a6_index(w, 3, true), pack_a6_index(w, 2, true),
-                                     pack_a6_index(w, 1, true), pack_a6_index(w, 0, true));
-    }
     const std::size_t full = kc / 16 * 16;
     for (std::size_t p = 0; p < full; p += 16) {
-        __m512d pairs[2][3];  // [k steps 0-7 or 8-15][rows 0-1, 2-3, 4-5]
-        for (std::size_t s = 0; s < 3; ++s) {
-            const __m512 r0 = _mm512_loadu_ps(src + 2 * s * lda + p), r1 = _mm512_loadu_ps(src + (2 * s + 1) * lda + p);
-            pairs[0][s] = _mm512_castps_pd(_mm512_permutex2var_ps(r0, lo, r1));
-            pairs[1][s] = _mm512_castps_pd(_mm512_permutex2var_ps(r0, hi, r1));
+        __m512 rows[6];
+        for (std::size_t i = 0; i < 6; ++i) {
+            rows[i] = _mm512_loadu_ps(src + i * lda + p);
         }
-        for (std::size_t h = 0; h < 2; ++h) {
-            for (std::size_t w = 0; w < 3; ++w) {
-                const __m512d x = _mm512_permutex2var_pd(pairs[h][0], first[w], pairs[h][1]);
-                const __m512d v = _mm512_mask_permutexvar_pd(x, pack_a6_mask(w), second[w], pairs[h][2]);
-                _mm512_storeu_pd(reinterpret_cast<double*>(out + (p + 8 * h) * 6 + 16 * w), v);
-            }
-        }
+        interleave_rows6(rows, out + p * 6);
     }
     return full;
 }
