@@ -52,7 +52,8 @@ TEST_CASE("ssd_forward (chunked) and ssd_forward_recurrent match the sequential 
     };
     const cfg cfgs[] = {{1, 1, 1, 1, 1, 1, 64}, {1, 7, 2, 3, 1, 5, 4},     {2, 63, 4, 8, 2, 16, 16},
                         {1, 65, 3, 7, 3, 9, 64}, {1, 130, 2, 16, 1, 32, 64}, {1, 50, 1, 5, 1, 7, 1},
-                        {1, 300, 2, 8, 1, 16, 0}};  // chunk 0: from the L2 size
+                        {1, 300, 2, 8, 1, 16, 0},   // chunk 0: from the L2 size
+                        {1, 150, 2, 80, 2, 40, 64}};  // P 80 on the GEMM tile's 6-row side, a short last chunk
     llm::parallel::thread_pool pool(2);
     for (const auto& c : cfgs) {
         CAPTURE(c.L);

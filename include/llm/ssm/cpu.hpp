@@ -1453,23 +1453,51 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
     parallel::parallel_for(exec, sh.batch * sh.heads, 1, [&](std::size_t i0, std::size_t i1) {
         llm::workspace ws;
         // HX: the state H (N rows of P) followed by the chunk's dt x (q rows of P), so that the
-        // output is one product [exp(s_t) C_t | scores_t] [H ; dt x] over N + q.
-        fbuf HX((N + Q) * P), acum(Q + S::width), AK(Q * (N + Q) + S::width), Yc(Q * P), Bw(N * Q), w(Q);
+        // output is one product [exp(s_t) C_t | scores_t] [H ; dt x] over N + q. Where head_dim P
+        // on the GEMM micro-tile's columns pads the products by more than an eighth over P on its
+        // rows (P 80, chunk 64, a 6 x 64 tile: 66 x 128 against 84 x 64, 1.57x), HX and the
+        // chunk's output Yc are stored column by column, so that llm::gemm computes Yc^T = HX^T
+        // AK^T and H^T = (dt x)^T Bw^T with P on the tile's rows; otherwise row by row (at P 64
+        // the transposed copies cost more than the padding saves: 12% slower, measured).
+        using blocking = llm::blas::default_blocking_t<S::width>;
+        const auto pad = [](std::size_t v, std::size_t to) { return (v + to - 1) / to * to; };
+        constexpr std::size_t tile_rows = blocking::mr, tile_cols = blocking::nr_vectors * S::width;
+        const bool p_rows = 8 * pad(Q, tile_rows) * pad(P, tile_cols) > 9 * pad(P, tile_rows) * pad(Q, tile_cols);
+        const std::size_t LD = N + Q;
+        const std::size_t hx_rs = p_rows ? 1 : P, hx_cs = p_rows ? LD : 1;  // HX (r, p) at r hx_rs + p hx_cs
+        fbuf HX(LD * P), acum(Q + S::width), AK(Q * (N + Q) + S::width), Yc(Q * P), Bw(N * Q), w(Q), Rows(p_rows ? Q * P : 0);
         float* Ht = HX.data();
-        float* Xs = HX.data() + N * P;
+        float* Xs = HX.data() + N * hx_rs;
         for (std::size_t i = i0; i < i1; ++i) {
             const std::size_t b = i / sh.heads, h = i % sh.heads, g = h / (sh.heads / sh.groups);
             const float Ah = to_f(a(h));
-            std::fill(Ht, Ht + N * P, 0.0f);
+            if (p_rows) {
+                for (std::size_t p = 0; p < P; ++p) {
+                    std::fill_n(Ht + p * LD, N, 0.0f);
+                }
+            } else {
+                std::fill_n(Ht, N * P, 0.0f);
+            }
             for (std::size_t t0 = 0; t0 < L; t0 += Q) {
                 const std::size_t q = std::min(Q, L - t0), ld = N + q;
+                const std::size_t yc_rs = p_rows ? 1 : P, yc_cs = p_rows ? q : 1;  // Yc (t, p) at t yc_rs + p yc_cs
                 float run = 0.0f;
+                // dt x row by row (vector loads and stores: x comes from memory), staged in Rows
+                // first when HX is stored column by column (then transposed within the cache).
+                float* const xrows = p_rows ? Rows.data() : Xs;
                 for (std::size_t t = 0; t < q; ++t) {
                     const float dtt = to_f(dt(b, t0 + t, h));
                     run += dtt * Ah;
                     acum.data()[t] = run;
                     for (std::size_t p = 0; p < P; ++p) {
-                        Xs[t * P + p] = dtt * to_f(x(b, t0 + t, h, p));
+                        xrows[t * P + p] = dtt * to_f(x(b, t0 + t, h, p));
+                    }
+                }
+                if (p_rows) {
+                    for (std::size_t p = 0; p < P; ++p) {
+                        for (std::size_t t = 0; t < q; ++t) {
+                            Xs[t + p * LD] = xrows[t * P + p];
+                        }
                     }
                 }
                 const std::size_t item = (b * sh.groups + g) * n_chunks + t0 / Q;
@@ -1494,8 +1522,8 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
                     }
                     std::fill(row + t + 1, row + q, 0.0f);
                 }
-                llm::gemm(mat(Yc.data(), dims<2>(q, P), dims<2>(P, 1)), cmat(AK.data(), dims<2>(q, ld), dims<2>(ld, 1)),
-                          cmat(HX.data(), dims<2>(ld, P), dims<2>(P, 1)), 1.0f, 0.0f, ws, parallel::sequential{});
+                llm::gemm(mat(Yc.data(), dims<2>(q, P), dims<2>(yc_rs, yc_cs)), cmat(AK.data(), dims<2>(q, ld), dims<2>(ld, 1)),
+                          cmat(HX.data(), dims<2>(ld, P), dims<2>(hx_rs, hx_cs)), 1.0f, 0.0f, ws, parallel::sequential{});
                 const float send = acum.data()[q - 1];
                 for (std::size_t s = 0; s < q; ++s) {
                     w.data()[s] = std::exp(send - acum.data()[s]);
@@ -1505,18 +1533,27 @@ void ssd_chunked_cpu(const ssd_shape& sh, std::size_t chunk, const Y& y, const S
                         Bw.data()[n * q + s] = w.data()[s] * Bt[n * q + s];
                     }
                 }
-                llm::gemm(mat(Ht, dims<2>(N, P), dims<2>(P, 1)), cmat(Bw.data(), dims<2>(N, q), dims<2>(q, 1)),
-                          cmat(Xs, dims<2>(q, P), dims<2>(P, 1)), 1.0f, std::exp(send), ws, parallel::sequential{});
+                llm::gemm(mat(Ht, dims<2>(N, P), dims<2>(hx_rs, hx_cs)), cmat(Bw.data(), dims<2>(N, q), dims<2>(q, 1)),
+                          cmat(Xs, dims<2>(q, P), dims<2>(hx_rs, hx_cs)), 1.0f, std::exp(send), ws, parallel::sequential{});
+                const float* yrows = Yc.data();
+                if (p_rows) {  // Yc column by column: rows within the cache first, then y row by row
+                    for (std::size_t p = 0; p < P; ++p) {
+                        for (std::size_t t = 0; t < q; ++t) {
+                            Rows.data()[t * P + p] = Yc.data()[t + p * q];
+                        }
+                    }
+                    yrows = Rows.data();
+                }
                 for (std::size_t t = 0; t < q; ++t) {
                     for (std::size_t p = 0; p < P; ++p) {
-                        y(b, t0 + t, h, p) = TY(Yc.data()[t * P + p]);
+                        y(b, t0 + t, h, p) = TY(yrows[t * P + p]);
                     }
                 }
             }
             if constexpr (!is_none<St>) {
                 for (std::size_t p = 0; p < P; ++p) {
                     for (std::size_t n = 0; n < N; ++n) {
-                        state(b, h, p, n) = Ht[n * P + p];
+                        state(b, h, p, n) = Ht[n * hx_rs + p * hx_cs];
                     }
                 }
             }
