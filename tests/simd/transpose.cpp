@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: Apache-2.0
-// llm::simd::transpose on every compiled backend: the register shuffles (AVX, 8 x 8) and the buffered
-// fallback (other widths) against a plain index swap, bit for bit (NaN payloads and signed zeros included).
+// llm::simd::transpose on every compiled backend: the register shuffles (AVX 8 x 8, AVX-512 16 x 16) and
+// the buffered fallback (other widths) against a plain index swap, bit for bit (NaN payloads and signed
+// zeros included).
 #include "backends.hpp"
 
 #include <llm/simd/transpose.hpp>
@@ -16,10 +17,20 @@
 // On AVX2 targets the 8-lane backends take the register shuffles, not the buffer.
 #if defined(__AVX2__) && !defined(__AVX512F__)
 #if LLM_HAS_HWY
-static_assert(llm::simd::detail::avx_m256_backend<llm::simd::highway>);
+static_assert(llm::simd::detail::one_register_backend<llm::simd::highway>);
 #endif
 #if LLM_HAS_XSIMD && XSIMD_WITH_FMA3_AVX2
-static_assert(llm::simd::detail::avx_m256_backend<llm::simd::xsimd_arch<xsimd::fma3<xsimd::avx2>>>);
+static_assert(llm::simd::detail::one_register_backend<llm::simd::xsimd_arch<xsimd::fma3<xsimd::avx2>>>);
+#endif
+#endif
+// On AVX-512 targets the 16-lane backends take the 16 x 16 register shuffles (Highway's static
+// target may still be AVX2, 8 lanes, on some AVX-512 flag sets).
+#if defined(__AVX512F__)
+#if LLM_HAS_HWY
+static_assert(llm::simd::highway::width != 16 || llm::simd::detail::one_register_backend<llm::simd::highway>);
+#endif
+#if LLM_HAS_XSIMD && XSIMD_WITH_AVX512F
+static_assert(llm::simd::detail::one_register_backend<llm::simd::xsimd_arch<xsimd::avx512f>>);
 #endif
 #endif
 

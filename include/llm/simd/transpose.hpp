@@ -17,30 +17,33 @@ namespace llm::simd {
 namespace detail {
 
 #if defined(__AVX__)
-/// Backends whose vector is one AVX register of 8 floats, and the conversions: xsimd's batch
-/// (`register_type`, AVX / AVX2 arches) and Highway's Vec256 (`raw`, AVX2 target).
-inline void takes_m256(__m256) noexcept {}
+/// Backends whose vector is one x86 register of S::width floats (__m256: 8, __m512: 16):
+/// Highway's Vec (`raw`) and xsimd's batch (`register_type`), and the conversions.
+inline void takes_register(__m256) noexcept {}
+#if defined(__AVX512F__)
+inline void takes_register(__m512) noexcept {}
+#endif
 
 template <class S>
-concept avx_m256_backend = S::width == 8 &&
-                           (
-                               requires(typename S::f32 v) { takes_m256(v.raw); } ||
-                               requires(typename S::f32 v) {
-                                   typename S::f32::register_type;
-                                   takes_m256(static_cast<typename S::f32::register_type>(v));
-                               });
+concept one_register_backend = (S::width == 8 || S::width == 16) &&
+                               (
+                                   requires(typename S::f32 v) { takes_register(v.raw); } ||
+                                   requires(typename S::f32 v) {
+                                       typename S::f32::register_type;
+                                       takes_register(static_cast<typename S::f32::register_type>(v));
+                                   });
 
 template <class S>
-LLM_FORCE_INLINE __m256 to_m256(typename S::f32 v) noexcept {
+LLM_FORCE_INLINE auto to_register(typename S::f32 v) noexcept {
     if constexpr (requires { v.raw; }) {
         return v.raw;
     } else {
-        return static_cast<__m256>(v);
+        return static_cast<typename S::f32::register_type>(v);
     }
 }
 
 template <class S>
-LLM_FORCE_INLINE typename S::f32 from_m256(__m256 r) noexcept {
+LLM_FORCE_INLINE typename S::f32 from_register(decltype(to_register<S>(typename S::f32{})) r) noexcept {
     if constexpr (requires(typename S::f32 v) { v.raw; }) {
         return typename S::f32{r};
     } else {
@@ -69,13 +72,59 @@ LLM_FORCE_INLINE void transpose8_avx(__m256* r) noexcept {
 }
 #endif
 
+#if defined(__AVX512F__)
+/// 16 x 16 transpose of r[0..16) in registers: pairs of rows interleaved, then quads, then
+/// 128-bit lanes gathered in two rounds, 64 two-source permutes (vpermt2ps/pd, the unpack
+/// and shuffle_f32x4 steps of the textbook transpose: GCC 12's unpack and shuffle intrinsics
+/// trip -Wmaybe-uninitialized inside its own headers, PR 105593).
+LLM_FORCE_INLINE void transpose_16x16(__m512 (&r)[16]) {
+    const auto ps = [](__m512 a, __m512i i, __m512 b) { return _mm512_permutex2var_ps(a, i, b); };
+    const auto pd = [](__m512 a, __m512i i, __m512 b) {
+        return _mm512_castpd_ps(_mm512_permutex2var_pd(_mm512_castps_pd(a), i, _mm512_castps_pd(b)));
+    };
+    // unpacklo / unpackhi_ps: in each 128-bit lane l, a[4l], b[4l], a[4l+1], b[4l+1] (hi: +2).
+    const __m512i lo_ps = _mm512_set_epi32(29, 13, 28, 12, 25, 9, 24, 8, 21, 5, 20, 4, 17, 1, 16, 0);
+    const __m512i hi_ps = _mm512_add_epi32(lo_ps, _mm512_set1_epi32(2));
+    // unpacklo / unpackhi_pd: in each lane l, a's qword 2l, b's qword 2l (hi: 2l + 1).
+    const __m512i lo_pd = _mm512_set_epi64(14, 6, 12, 4, 10, 2, 8, 0);
+    const __m512i hi_pd = _mm512_add_epi64(lo_pd, _mm512_set1_epi64(1));
+    // shuffle_f32x4 0x88 / 0xDD: lanes 0, 2 of a then of b (0xDD: lanes 1, 3).
+    const __m512i even = _mm512_set_epi64(13, 12, 9, 8, 5, 4, 1, 0);
+    const __m512i odd = _mm512_add_epi64(even, _mm512_set1_epi64(2));
+    __m512 t[16];
+    for (std::size_t i = 0; i < 16; i += 2) {
+        t[i] = ps(r[i], lo_ps, r[i + 1]);
+        t[i + 1] = ps(r[i], hi_ps, r[i + 1]);
+    }
+    // r[4i + q]: in each 128-bit lane l, column 4l + q of rows 4i .. 4i+3.
+    for (std::size_t i = 0; i < 16; i += 4) {
+        r[i] = pd(t[i], lo_pd, t[i + 2]);
+        r[i + 1] = pd(t[i], hi_pd, t[i + 2]);
+        r[i + 2] = pd(t[i + 1], lo_pd, t[i + 3]);
+        r[i + 3] = pd(t[i + 1], hi_pd, t[i + 3]);
+    }
+    for (std::size_t q = 0; q < 4; ++q) {
+        const __m512 e0 = pd(r[q], even, r[4 + q]), o0 = pd(r[q], odd, r[4 + q]);
+        const __m512 e1 = pd(r[8 + q], even, r[12 + q]), o1 = pd(r[8 + q], odd, r[12 + q]);
+        t[q] = pd(e0, even, e1);       // column q
+        t[8 + q] = pd(e0, odd, e1);    // column 8 + q
+        t[4 + q] = pd(o0, even, o1);   // column 4 + q
+        t[12 + q] = pd(o0, odd, o1);   // column 12 + q
+    }
+    for (std::size_t i = 0; i < 16; ++i) {
+        r[i] = t[i];
+    }
+}
+#endif
+
 }  // namespace detail
 
 /// Transposes the S::width x S::width block held in rows[0 .. width) in place: afterwards lane j
 /// of rows[i] is what lane i of rows[j] was (exact: values are moved, never computed). Register
-/// shuffles (24 for 8 x 8) on backends whose vector is one AVX register of 8 floats (xsimd's AVX /
-/// AVX2 arches, Highway's AVX2 target); elsewhere through a width x width buffer; nothing to do
-/// at width 1.
+/// shuffles on backends whose vector is one AVX register of 8 floats (24 for 8 x 8: xsimd's AVX /
+/// AVX2 arches, Highway's AVX2 target) or one AVX-512 register of 16 (64 for 16 x 16: xsimd's
+/// AVX-512 arches, Highway's AVX3 targets); elsewhere through a width x width buffer; nothing to
+/// do at width 1.
 /// Example: `S::f32 r[S::width]; /* r[i] = row i at t */ llm::simd::transpose<S>(r);  // r[k] = column t + k`
 template <backend S>
 LLM_FORCE_INLINE void transpose(typename S::f32* rows) noexcept {
@@ -83,14 +132,20 @@ LLM_FORCE_INLINE void transpose(typename S::f32* rows) noexcept {
     if constexpr (W == 1) {
         return;
 #if defined(__AVX__)
-    } else if constexpr (detail::avx_m256_backend<S>) {
-        __m256 r[8];
-        for (std::size_t i = 0; i < 8; ++i) {
-            r[i] = detail::to_m256<S>(rows[i]);
+    } else if constexpr (detail::one_register_backend<S>) {
+        decltype(detail::to_register<S>(rows[0])) r[W];
+        for (std::size_t i = 0; i < W; ++i) {
+            r[i] = detail::to_register<S>(rows[i]);
         }
-        detail::transpose8_avx(r);
-        for (std::size_t i = 0; i < 8; ++i) {
-            rows[i] = detail::from_m256<S>(r[i]);
+        if constexpr (W == 8) {
+            detail::transpose8_avx(r);
+        } else {
+#if defined(__AVX512F__)
+            detail::transpose_16x16(r);
+#endif
+        }
+        for (std::size_t i = 0; i < W; ++i) {
+            rows[i] = detail::from_register<S>(r[i]);
         }
 #endif
     } else {
