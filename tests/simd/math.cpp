@@ -196,6 +196,9 @@ TEST_CASE_TEMPLATE_DEFINE("simd math: exp2 within its stated bound on [-126, 127
         xs.push_back(static_cast<float>(v));
     }
     xs.push_back(-0.5f), xs.push_back(0.5f), xs.push_back(-126.0f), xs.push_back(127.0f), xs.push_back(1e-30f);
+    for (int k = -126; k < 127; ++k) {
+        xs.push_back(static_cast<float>(k) + 0.5f);  // ties: n rounds to even
+    }
     const auto ys = apply<S>(f, xs, xs.size());
     double worst = 0.0;
     for (std::size_t i = 0; i < xs.size(); ++i) {
@@ -212,6 +215,22 @@ TEST_CASE_TEMPLATE_DEFINE("simd math: exp2 within its stated bound on [-126, 127
     CHECK(lane0<S>(f, -200.0f) == std::numeric_limits<float>::min());
     CHECK(lane0<S>(f, -inf) == std::numeric_limits<float>::min());
     CHECK(lane0<S>(f, 300.0f) == 0x1p127f);
+    // Every backend gives the generic formula's bits (16-lane AVX-512 backends round and scale with
+    // vrndscaleps / vscalefps), clamped inputs included.
+    const auto generic = [](typename S::f32 v) {
+        const auto yc = S::min(S::max(v, S::set1(-126.0f)), S::set1(127.0f));
+        const auto magic = S::set1(12582912.0f);
+        const auto n = S::sub(S::add(yc, magic), magic);
+        return S::mul(llm::simd::detail::exp2_poly<S>(S::sub(yc, n)), S::pow2i(n));
+    };
+    xs.push_back(-200.0f), xs.push_back(-inf), xs.push_back(300.0f), xs.push_back(inf), xs.push_back(-126.4f);
+    const auto ya = apply<S>(f, xs, xs.size());
+    const auto yg = apply<S>(generic, xs, xs.size());
+    std::size_t differ = 0;
+    for (std::size_t i = 0; i < xs.size(); ++i) {
+        differ += std::bit_cast<std::uint32_t>(ya[i]) != std::bit_cast<std::uint32_t>(yg[i]);
+    }
+    CHECK(differ == 0);
 }
 TEST_CASE_TEMPLATE_APPLY(simd_math_exp2, llm_test::kernel_backends);
 

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/config.hpp>
+#include <llm/simd/detail/one_register.hpp>
 #include <llm/simd/simd.hpp>
 
 #include <cstddef>
@@ -17,40 +18,6 @@ namespace llm::simd {
 namespace detail {
 
 #if defined(__AVX__)
-/// Backends whose vector is one x86 register of S::width floats (__m256: 8, __m512: 16):
-/// Highway's Vec (`raw`) and xsimd's batch (`register_type`), and the conversions.
-inline void takes_register(__m256) noexcept {}
-#if defined(__AVX512F__)
-inline void takes_register(__m512) noexcept {}
-#endif
-
-template <class S>
-concept one_register_backend = (S::width == 8 || S::width == 16) &&
-                               (
-                                   requires(typename S::f32 v) { takes_register(v.raw); } ||
-                                   requires(typename S::f32 v) {
-                                       typename S::f32::register_type;
-                                       takes_register(static_cast<typename S::f32::register_type>(v));
-                                   });
-
-template <class S>
-LLM_FORCE_INLINE auto to_register(typename S::f32 v) noexcept {
-    if constexpr (requires { v.raw; }) {
-        return v.raw;
-    } else {
-        return static_cast<typename S::f32::register_type>(v);
-    }
-}
-
-template <class S>
-LLM_FORCE_INLINE typename S::f32 from_register(decltype(to_register<S>(typename S::f32{})) r) noexcept {
-    if constexpr (requires(typename S::f32 v) { v.raw; }) {
-        return typename S::f32{r};
-    } else {
-        return typename S::f32(r);
-    }
-}
-
 /// 8 x 8 transpose of r[0..8): unpack pairs, shuffle quads, swap 128-bit halves (24 shuffles).
 LLM_FORCE_INLINE void transpose8_avx(__m256* r) noexcept {
     const __m256 t0 = _mm256_unpacklo_ps(r[0], r[1]), t1 = _mm256_unpackhi_ps(r[0], r[1]);
