@@ -4,6 +4,10 @@
 #pragma once
 
 #include <llm/config.hpp>
+// The backends first: GCC 12 then reports no false -Wmaybe-uninitialized from the AVX-512
+// intrinsics that xsimd inlines (PR 105593); included first from here, <immintrin.h> made them
+// errors in -Werror builds of code that never calls this header's functions.
+#include <llm/simd/simd.hpp>
 
 #if defined(__AVX__)
 #include <immintrin.h>
