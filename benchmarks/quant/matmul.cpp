@@ -231,8 +231,10 @@ void quant_gemm_packed(benchmark::State& state) {
 }
 
 // Decode's f16 / bf16 GEMV: llm::quant::linear_forward of one activation row over an
-// any_matrix of 16-bit weights (the f16 / bf16 GGUF files' matrices), sized as quant_gemv's.
-template <llm::io::ggml_type T>
+// any_matrix of 16-bit weights (the f16 / bf16 GGUF files' matrices), sized as quant_gemv's;
+// Panels: bf16 packed once into llm::quant::pack_bf16_panels' 64-row panels (the engine's layout
+// where bf16_panels_pay).
+template <llm::io::ggml_type T, bool Panels = false>
 void half_gemv(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     const std::size_t k = k_dim(), rows = gemv_rows(2 * k);
@@ -244,7 +246,11 @@ void half_gemv(benchmark::State& state) {
             values[i] = T == llm::io::ggml_type::f16 ? llm::f16(v).bits() : llm::bf16(v).bits();
         }
     });
-    const q::any_matrix w(T, std::as_bytes(std::span<const std::uint16_t>(bits)), rows, k);
+    q::any_matrix w(T, std::as_bytes(std::span<const std::uint16_t>(bits)), rows, k);
+    static std::vector<std::byte> panels;
+    if constexpr (Panels) {
+        w = q::pack_bf16_panels(w, panels);
+    }
     const auto xs = random_floats(k);
     std::vector<float> ys(rows);
     llm::tensor_view<const float, llm::dims<2>> x(xs.data(), 1, k);
@@ -261,7 +267,7 @@ void half_gemv(benchmark::State& state) {
     const double bytes = static_cast<double>(bits.size() * 2);
     state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["read_ceiling_GB/s"] = ceiling;
-    state.SetLabel(std::string(T == llm::io::ggml_type::f16 ? "f16" : "bf16") + " m=" + std::to_string(rows) + " k=" +
+    state.SetLabel(std::string(T == llm::io::ggml_type::f16 ? "f16" : Panels ? "bf16 panels" : "bf16") + " m=" + std::to_string(rows) + " k=" +
                    std::to_string(k) + " weights " + std::to_string(bits.size() * 2 >> 20) + " MiB, L3 " +
                    std::to_string(llm::cpu_cache_sizes().l3 >> 20) + " MiB");
 }
@@ -270,7 +276,8 @@ void half_gemv(benchmark::State& state) {
 // any_matrix of 16-bit weights (llm::blas::own widens them as it packs), and of fp32 weights
 // (nn::linear_forward, the same GEMM reading fp32) for the ratio in one run; quant_gemm's m and
 // k. 128 tokens: one A block, B packed a pair of panels at a time; 512: the whole B block first.
-template <llm::io::ggml_type T>
+// Panels: bf16 packed once (llm::quant::pack_bf16_panels), B then read where it lies.
+template <llm::io::ggml_type T, bool Panels = false>
 void dense_gemm(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
     const std::size_t tokens = static_cast<std::size_t>(state.range(1));
@@ -290,10 +297,14 @@ void dense_gemm(benchmark::State& state) {
             }
         }
     }
-    const q::any_matrix w(T, bytes, rows, k);
+    q::any_matrix w(T, bytes, rows, k);
+    static std::vector<std::byte> panels;
+    if constexpr (Panels) {
+        w = q::pack_bf16_panels(w, panels);
+    }
     time_product(state, threads, tokens, k, rows,
                  [&](auto y, auto x, llm::workspace& ws, auto& pool) { q::linear_forward(y, x, w, ws, pool); });
-    state.SetLabel(std::string(llm::io::ggml_type_name(T)) + " m=" + std::to_string(rows) + " n=" + std::to_string(tokens) + " k=" +
+    state.SetLabel(std::string(llm::io::ggml_type_name(T)) + (Panels ? " panels" : "") + " m=" + std::to_string(rows) + " n=" + std::to_string(tokens) + " k=" +
                    std::to_string(k));
 }
 
@@ -350,9 +361,11 @@ BENCHMARK(w8a8_gemm)->Name("quant_gemm/w8a8")->ArgNames({"threads", "path"})->Ar
 BENCHMARK(stream_read)->Name("quant_ceiling/stream_read")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(dense_gemm<llm::io::ggml_type::f16>)->Name("quant_gemm/f16")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(dense_gemm<llm::io::ggml_type::bf16>)->Name("quant_gemm/bf16")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(dense_gemm<llm::io::ggml_type::bf16, true>)->Name("quant_gemm/bf16_panels")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(dense_gemm<llm::io::ggml_type::f32>)->Name("quant_gemm/f32")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(half_gemv<llm::io::ggml_type::f16>)->Name("quant_gemv/f16")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(half_gemv<llm::io::ggml_type::bf16>)->Name("quant_gemv/bf16")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(half_gemv<llm::io::ggml_type::bf16, true>)->Name("quant_gemv/bf16_panels")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q4_0>)->Name("quant_gemv/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q8_0>)->Name("quant_gemv/q8_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv_packed<q::q4_0>)->Name("quant_gemv_packed/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -25,8 +25,10 @@
 #include <doctest/doctest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
+#include <utility>
 #include <vector>
 
 using namespace gemm_test;
@@ -312,4 +314,88 @@ TEST_CASE("bf16 GEMM: linear_forward with bf16 x and weights runs the default ba
     CHECK(bad == 0);
     CHECK(bad_bf16 == 0);
     CHECK(bad_f == 0);
+}
+
+TEST_CASE("bf16 weight panels: pack puts word (r, q) = (W[r, 2q], W[r, 2q + 1]) where word() reads it, zero pads") {
+    std::mt19937 rng(5);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    for (const auto& shape : {std::pair<std::size_t, std::size_t>{1, 1}, {64, 2}, {65, 3}, {130, 37}, {200, 64}}) {
+        const std::size_t n = shape.first, k = shape.second;  // not a structured binding: clang 14 cannot capture one
+        CAPTURE(n);
+        CAPTURE(k);
+        std::vector<llm::bf16> w(n * k);
+        for (auto& v : w) v = llm::bf16(u(rng));
+        using wp = llm::blas::bf16_weight_panels;
+        REQUIRE(wp::word_count(n, k) == (n + 63) / 64 * 64 * ((k + 1) / 2));
+        std::vector<std::uint32_t> words(wp::word_count(n, k), 0xDEADBEEFu);
+        wp::pack(w.data(), n, k, words.data());
+        const wp view{words.data(), n, k};
+        std::size_t bad = 0, bad_pad = 0;
+        for (std::size_t r = 0; r < (n + 63) / 64 * 64; ++r) {
+            for (std::size_t q = 0; q < (k + 1) / 2; ++q) {
+                const std::uint32_t lo = r < n ? w[r * k + 2 * q].bits() : 0u;
+                const std::uint32_t hi = r < n && 2 * q + 1 < k ? w[r * k + 2 * q + 1].bits() : 0u;
+                (r < n ? bad : bad_pad) += view.word(r, q) != (lo | hi << 16);
+            }
+        }
+        CHECK(bad == 0);
+        CHECK(bad_pad == 0);
+    }
+    CHECK_THROWS_AS((void)llm::blas::bf16_weight_panels::word_count(std::size_t{1} << 62, std::size_t{1} << 20), llm::error);
+}
+
+TEST_CASE("bf16 weight panels: run_packed gives run's dot_round_fp32 bits for the row-major weights, on 1 and 2 threads") {
+    using wp = llm::blas::bf16_weight_panels;
+    if (!own_round::packed_available()) {
+        MESSAGE("skipped: no bf16 dot-product path with 64-column tiles here");
+        return;
+    }
+    using own_tiny_round = llm::blas::own<S, tiny, llm::blas::bf16_path::dot_round_fp32>;
+    REQUIRE(own_tiny_round::packed_available());
+    std::mt19937 rng(21);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    llm::parallel::sequential seq;
+    llm::parallel::thread_pool pool(2);
+    llm::workspace ws;
+    const std::size_t shapes[][3] = {{9, 2, 1}, {13, 65, 33}, {67, 130, 301}, {200, 257, 1000}, {7, 64, 2}};
+    for (const auto& s : shapes) {
+        const std::size_t m = s[0], n = s[1], k = s[2];
+        CAPTURE(m);
+        CAPTURE(n);
+        CAPTURE(k);
+        std::vector<float> x(m * k);
+        std::vector<llm::bf16> w(n * k);
+        for (auto& v : x) v = u(rng);
+        for (auto& v : w) v = llm::bf16(u(rng));
+        // 64-byte aligned words, as the micro-kernel's aligned loads need
+        std::vector<std::uint32_t> buf(wp::word_count(n, k) + 16);
+        auto* words = buf.data() + (64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64 / 4;
+        wp::pack(w.data(), n, k, words);
+        const wp panels{words, n, k};
+        const llm::strided_view<const float, 2> a(x.data(), llm::dims<2>(m, k), llm::dims<2>(k, 1));
+        const llm::strided_view<const llm::bf16, 2> wt(w.data(), llm::dims<2>(k, n), llm::dims<2>(1, k));
+        auto same = [&](auto own_t, auto& exec) {
+            using O = decltype(own_t);
+            std::vector<float> want(m * n), got(m * n, -1.0f);
+            O::run(llm::strided_view<float, 2>(want.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, wt, 1.0f, 0.0f, ws,
+                   exec);
+            O::run_packed(llm::strided_view<float, 2>(got.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, panels, ws, exec);
+            return std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0;
+        };
+        CHECK(same(own_round{}, seq));
+        CHECK(same(own_round{}, pool));
+        CHECK(same(own_tiny_round{}, seq));  // kc 8: 16 k steps per block, panels read at every block's offset
+        CHECK(same(own_tiny_round{}, pool));
+    }
+    // Bad input: shapes that disagree, a strided c, unaligned words.
+    std::vector<float> x(9 * 4), y(9 * 64);
+    alignas(64) std::uint32_t words[64 * 2] = {};
+    const llm::strided_view<const float, 2> a(x.data(), llm::dims<2>(9, 4), llm::dims<2>(4, 1));
+    const llm::strided_view<float, 2> c(y.data(), llm::dims<2>(9, 64), llm::dims<2>(64, 1));
+    CHECK_NOTHROW(own_round::run_packed(c, a, wp{words, 64, 4}, ws, seq));
+    CHECK_THROWS_AS(own_round::run_packed(c, a, wp{words, 64, 3}, ws, seq), llm::error);
+    CHECK_THROWS_AS(own_round::run_packed(c, a, wp{words, 63, 4}, ws, seq), llm::error);
+    CHECK_THROWS_AS(own_round::run_packed(c, a, wp{words + 1, 64, 4}, ws, seq), llm::error);
+    const llm::strided_view<float, 2> ct(y.data(), llm::dims<2>(9, 64), llm::dims<2>(1, 9));
+    CHECK_THROWS_AS(own_round::run_packed(ct, a, wp{words, 64, 4}, ws, seq), llm::error);
 }

@@ -119,6 +119,49 @@ TEST_CASE("repacked gguf: Q4_0 / Q8_0 / Q4_K / Q6_K matrices repacked (llm::quan
     }
 }
 
+// bf16 matrices packed at load into the `vdpbf16ps` GEMM's panels (where llm::quant::bf16_panels_pay):
+// the prompt's logits (more than 8 rows: the GEMM) are the row-major file's bit for bit, the decode
+// steps' (the panel GEMV, exact widening in another order) within 1e-5 of the largest logit (each
+// product's two fp32 sums against the row kernel's: both within gamma_(k/2+1) of the exact sum).
+TEST_CASE("repacked gguf: bf16 matrices packed into GEMM panels at load keep the prompt's bits and the decode steps' logits") {
+    const std::string file = gen_test::tiny_quant_gguf(ggml_type::bf16, false);
+    const auto f = llm::io::gguf_file::parse(file, "tiny.gguf");
+    std::vector<float> row, packed;
+    bool packs = false;
+    llm::generate::open_gguf(f, "tiny.gguf", {.repack = false}, [&](const auto& m, const auto& p, const auto&) {
+        if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized> &&
+                      std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
+            CHECK(std::get<0>(p.layers)[1].ffn.down.layout() == llm::quant::weight_layout::row_major);
+            row = run_logits(m, p);
+        }
+        return 0;
+    });
+    llm::generate::open_gguf(f, "tiny.gguf", [&](const auto& m, const auto& p, const auto&) {
+        if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized> &&
+                      std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
+            packs = std::get<0>(p.layers)[1].ffn.down.layout() == llm::quant::weight_layout::bf16_panels;
+            CHECK(packs == llm::quant::bf16_panels_pay());
+            CHECK(std::get<0>(p.layers)[0].mixer.w_q.layout() == std::get<0>(p.layers)[1].ffn.down.layout());
+            CHECK(p.head.layout() == std::get<0>(p.layers)[1].ffn.down.layout());
+            packed = run_logits(m, p);
+        }
+        return 0;
+    });
+    REQUIRE(row.size() == packed.size());
+    REQUIRE(row.size() % 13 == 0);
+    const std::size_t prompt = row.size() / 13 * 10;  // 10 prompt rows, then 3 decode steps
+    double amax = 0, dprompt = 0, dstep = 0;
+    for (std::size_t i = 0; i < row.size(); ++i) {
+        amax = std::max(amax, std::abs(static_cast<double>(row[i])));
+        (i < prompt ? dprompt : dstep) = std::max(i < prompt ? dprompt : dstep, std::abs(static_cast<double>(row[i]) - packed[i]));
+    }
+    MESSAGE(std::string(packs ? "bf16 packed" : "bf16 not packed (bf16_panels_pay() is false here)"), ": max |logit| ", amax,
+            ", prompt rows differ by ", dprompt, ", decode steps by ", dstep);
+    CHECK(amax > 0.1);
+    CHECK(dprompt == 0.0);
+    CHECK(dstep <= 1e-5 * amax);
+}
+
 TEST_CASE("repacked gguf: llama.cpp's q8_0 Qwen2 repacked gives transformers' first greedy token") {
     llm::parallel::thread_pool pool(2);
     const auto f = llm::io::gguf_file::open("tests/golden/generate/llamacpp-qwen2-q8_0.gguf");

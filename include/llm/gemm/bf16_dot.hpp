@@ -3,6 +3,7 @@
 #pragma once
 
 #include <llm/core/bf16.hpp>
+#include <llm/core/checked.hpp>
 #include <llm/gemm/matrix.hpp>
 #include <llm/gemm/transpose.hpp>
 #include <llm/simd/unroll.hpp>
@@ -362,4 +363,43 @@ struct bf16_panels {
 };
 
 }  // namespace detail
+
+/// bf16 weights W [n, k] (row-major, y = x W^T) packed once into the `vdpbf16ps` GEMM's B panels
+/// (B = W^T), so a product neither packs nor re-reads the row-major matrix (llama.cpp likewise
+/// repacks weights at load): panels of 64 rows of W, each k-pair one 32-bit word (k = 2q in the
+/// low half, 2q + 1 in the high half), word (row r, pair q) at (r / 64) * 64 * pairs() + q * 64 +
+/// r % 64. Rows past n and the high half of an odd k's last pair are zero. A view: `words` is not
+/// owned and must be 64-byte aligned (the micro-kernel's aligned loads). llm::blas::own::run_packed
+/// multiplies by it, llm::quant::any_matrix holds it (weight_layout::bf16_panels).
+/// Example: `std::vector<std::uint32_t> buf(llm::blas::bf16_weight_panels::word_count(n, k)); llm::blas::bf16_weight_panels::pack(w, n, k, buf.data());`
+struct bf16_weight_panels {
+    static constexpr std::size_t rows_per_panel = 64;  ///< rows of W per panel (the micro-tile's NR)
+    const std::uint32_t* words = nullptr;              ///< the packed words, 64-byte aligned
+    std::size_t n = 0;                                 ///< rows of W (outputs)
+    std::size_t k = 0;                                 ///< columns of W (inputs)
+
+    /// k-pairs per row: ceil(k / 2).
+    [[nodiscard]] static constexpr std::size_t pairs(std::size_t k) noexcept { return k / 2 + k % 2; }
+    /// Panels for n rows: ceil(n / 64).
+    [[nodiscard]] static constexpr std::size_t panels(std::size_t n) noexcept { return (n + rows_per_panel - 1) / rows_per_panel; }
+    /// Words of the packed n x k matrix (llm::error if the count overflows).
+    [[nodiscard]] static std::size_t word_count(std::size_t n, std::size_t k) {
+        return checked_mul(checked_mul(panels(n), rows_per_panel, "bf16_weight_panels", "panels * 64"), pairs(k),
+                           "bf16_weight_panels", "the packed words");
+    }
+    /// The word of row r, pair q (unchecked).
+    [[nodiscard]] std::uint32_t word(std::size_t r, std::size_t q) const noexcept {
+        return words[(r / rows_per_panel) * rows_per_panel * pairs(k) + q * rows_per_panel + r % rows_per_panel];
+    }
+    /// Packs the row-major bf16 W [n, k] (row stride k) into out[0, word_count(n, k)).
+    static void pack(const llm::bf16* w, std::size_t n, std::size_t k, std::uint32_t* out) {
+        if (n == 0 || k == 0) {
+            return;
+        }
+        using P = detail::bf16_panels<1, rows_per_panel / 16>;
+        const strided_view<const llm::bf16, 2> wt(w, llm::dims<2>(k, n), llm::dims<2>(1, k));
+        P::pack_b(wt, 0, panels(n), reinterpret_cast<float*>(out));
+    }
+};
+
 }  // namespace llm::blas

@@ -566,8 +566,11 @@ constexpr bool epilogue_active = !std::is_same_v<E, no_epilogue>;
 template <simd::backend S, std::size_t MR, std::size_t NV, class Ep = no_epilogue, class Panels = fp32_panels<S, MR, NV>>
 LLM_GEMM_NOINLINE void macro_kernel(std::size_t kc, const float* ap, const float* bp, strided_view<float, 2> c, std::size_t panel_begin,
                   std::size_t panel_end, float alpha, float beta, const Ep& ep = {}, bool last = false,
-                  std::size_t row0 = 0, std::size_t col0 = 0) {
+                  std::size_t row0 = 0, std::size_t col0 = 0, std::size_t panel_stride = 0) {
     constexpr std::size_t NR = NV * S::width;
+    // Packed per call, panel r starts at bp + r * NR * kc; packed once (a prepacked B over the
+    // whole k), panel_stride floats apart.
+    const std::size_t stride = panel_stride != 0 ? panel_stride : NR * kc;
     alignas(64) float tile[MR * NR];
     // The next B micro-panel (kc x NR floats) is fetched into L2 a slice per micro-tile while
     // this one is in use, so the first tile of each panel does not wait on L3 for it.
@@ -577,14 +580,14 @@ LLM_GEMM_NOINLINE void macro_kernel(std::size_t kc, const float* ap, const float
     for (std::size_t r = panel_begin; r < panel_end; ++r) {
         const std::size_t j0 = r * NR;
         const std::size_t cols = std::min(NR, c.extent(1) - j0);
-        const float* b = bp + r * NR * kc;
+        const float* b = bp + r * stride;
         std::size_t line = r + 1 < panel_end ? 0 : panel_lines;
         for (std::size_t i0 = 0; i0 < c.extent(0); i0 += MR) {
             const std::size_t rows = std::min(MR, c.extent(0) - i0);
             const float* a = ap + i0 * kc;
 #if defined(__GNUC__) || defined(__clang__)
             for (const std::size_t end = std::min(panel_lines, line + lines_per_tile); line < end; ++line) {
-                __builtin_prefetch(b + NR * kc + line * (64 / sizeof(float)), 0, 2);
+                __builtin_prefetch(b + stride + line * (64 / sizeof(float)), 0, 2);
             }
 #endif
             if (rows == MR && cols == NR && c.stride(1) == 1) {
@@ -732,10 +735,13 @@ void gemv(strided_view<float, 2> y, const float* x, strided_view<TB, 2> b, float
 /// KC step, as the tile is stored (see macro_kernel).
 /// Panels: fp32_panels (the default, void) or bf16_panels; with k_per_word 2 a KC block is
 /// 2 * kc k steps, kc packed words as the fp32 path's.
+/// prepacked_b: null (B is packed per call), or B already packed in Panels' layout over the
+/// whole k (panel r at prepacked_b + r * NR * ceil(k / k_per_word), 64-byte aligned; b then
+/// gives the shape only and its data is never read): nothing of B is packed.
 template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec, class Ep = no_epilogue,
           class Panels = void>
 void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
-                  llm::workspace& ws, Exec& exec, const Ep& ep = {}) {
+                  llm::workspace& ws, Exec& exec, const Ep& ep = {}, const float* prepacked_b = nullptr) {
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NV = Blocking::nr_vectors;
     constexpr std::size_t NR = NV * S::width;
@@ -786,7 +792,8 @@ void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<
     // the A and B panels the micro-kernel streams together would share their 4 KiB offsets
     // (loads that alias in the L1's address check).
     const std::size_t a_floats = round16(std::min(bs.mc, rows_per_task) * kc_max) + 48;
-    const std::size_t b_floats = round16(panels_per_task * NR * kc_max);
+    const std::size_t b_floats = prepacked_b != nullptr ? 0 : round16(panels_per_task * NR * kc_max);
+    const std::size_t pre_stride = NR * ((k + kpw - 1) / kpw);  // a prepacked panel's floats
     const std::size_t slots = std::min(threads, tasks);
     float* const slot_base = ws.take<float>(checked_mul(slots, a_floats + b_floats, "gemm", "the packing panels"), "gemm",
                                               "the packing panels");
@@ -812,6 +819,18 @@ void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<
             for (std::size_t pc = 0; pc < k; pc += kc_block) {
                 const std::size_t kc = std::min(kc_block, k - pc);
                 const float beta_step = pc == 0 ? beta : 1.0f;
+                if (prepacked_b != nullptr) {
+                    // B is read where it lies: every panel of the task in one macro-kernel call
+                    // per A block, which fetches each next panel into L2 while it runs.
+                    const float* bk = prepacked_b + p0 * pre_stride + pc / kpw * NR;
+                    for (std::size_t ic = 0; ic < rows; ic += mc) {
+                        const std::size_t block_rows = std::min(mc, rows - ic);
+                        P::pack_a(block(a, r0 + ic, pc, block_rows, kc), ap);
+                        macro_kernel<S, MR, NV, Ep, P>((kc + kpw - 1) / kpw, ap, bk, block(c, r0 + ic, c0, block_rows, cols), 0,
+                                                       task_panels, alpha, beta_step, ep, pc + kc >= k, r0 + ic, c0, pre_stride);
+                    }
+                    continue;
+                }
                 if (blocks == 1) {
                     // One A block (a prefill's few hundred rows): it is packed once, then each
                     // pair of B panels is packed and used at once, while in L2. Packed whole,
@@ -919,6 +938,54 @@ struct own {
         if (!run_dot(c, a, b, 1.0f, 0.0f, ws, exec, ep)) {
             detail::gemm_blocked<S, Blocking>(c, a, b, 1.0f, 0.0f, ws, exec, ep);
         }
+    }
+
+    /// Whether run_packed multiplies bf16_weight_panels here: an AVX512_BF16 build and CPU, 16-lane
+    /// vectors, and a blocking whose micro-tile is 64 columns wide (the panels' 64 rows).
+    /// Example: `if (llm::blas::own<>::packed_available()) { ... }`
+    static bool packed_available() noexcept {
+        if constexpr (S::width == 16 && Blocking::nr_vectors * S::width == bf16_weight_panels::rows_per_panel) {
+            return bf16_dot_available();
+        } else {
+            return false;
+        }
+    }
+
+    /// c (m x n) = a (m x k, fp32) W^T for bf16 weights W [n, k] packed once (bf16_weight_panels):
+    /// the `vdpbf16ps` path, a's values rounded to bf16 as they are packed, exactly as run with
+    /// bf16_path::dot_round_fp32 computes it for the row-major W (the same bits wherever run
+    /// takes its GEMM, i.e. m and n above 1), without packing or re-reading W. c must have unit
+    /// column stride. Scratch: threads x MC x KC floats from ws.
+    /// Errors (llm::error): shapes that disagree, a strided c, !packed_available(), unaligned words.
+    /// Example: `llm::blas::own<>::run_packed(c, a, panels, ws, pool);`
+    template <parallel::policy Exec>
+    static void run_packed(strided_view<float, 2> c, strided_view<const float, 2> a, const bf16_weight_panels& w,
+                           llm::workspace& ws, Exec& exec) {
+        llm::check(c.extent(0) == a.extent(0) && c.extent(1) == w.n && a.extent(1) == w.k, "blas::own::run_packed: c [",
+                   c.extent(0), ", ", c.extent(1), "] = a [", a.extent(0), ", ", a.extent(1), "] W^T with W [", w.n, ", ", w.k,
+                   "]");
+        llm::check(c.stride(1) == 1 || c.extent(1) <= 1, "blas::own::run_packed: c must have unit column stride (stride ",
+                   c.stride(1), ")");
+        llm::check(packed_available(), "blas::own::run_packed: no bf16 dot-product path here (needs an AVX512_BF16 build and "
+                                       "CPU, 16-lane vectors and 64-column micro-tiles)");
+        llm::check(reinterpret_cast<std::uintptr_t>(w.words) % 64 == 0, "blas::own::run_packed: the packed words are not 64-byte aligned");
+        if (c.empty()) {
+            return;
+        }
+        if (a.extent(1) == 0) {
+            detail::scale(c, 0.0f);
+            return;
+        }
+#if LLM_GEMM_BF16_DOT
+        if constexpr (S::width == 16 && Blocking::nr_vectors * S::width == bf16_weight_panels::rows_per_panel) {
+            const llm::workspace::frame frame(ws);
+            // The shape of B = W^T; its data is never read (prepacked_b).
+            const strided_view<const llm::bf16, 2> shape(nullptr, llm::dims<2>(w.k, w.n), llm::dims<2>(1, w.k));
+            using P = detail::bf16_panels<Blocking::mr, Blocking::nr_vectors>;
+            detail::gemm_blocked<S, Blocking, const float, const llm::bf16, Exec, detail::no_epilogue, P>(
+                c, a, shape, 1.0f, 0.0f, ws, exec, {}, reinterpret_cast<const float*>(w.words));
+        }
+#endif
     }
 
 private:

@@ -441,7 +441,9 @@ struct gguf_options {
     /// true (the default, as llama.cpp's CPU backend): Q4_0 / Q8_0 / Q4_K / Q6_K matrices (stacked
     /// experts too) are repacked at load into 8-row interleaved groups (llm::quant::repack; the
     /// same bytes in number, owned by the opened model instead of mapped), which decode reads at
-    /// the memory's speed; false: every
+    /// the memory's speed; bf16 matrices (not stacked experts), where llm::quant::bf16_panels_pay,
+    /// into the `vdpbf16ps` GEMM's 64-row panels (llm::quant::pack_bf16_panels), which prefill
+    /// then multiplies without packing them per call; false: every
     /// matrix stays a view of the file's bytes (other fp32 summation order, same bound).
     bool repack = true;
     /// true (the default, as llama.cpp maps with MAP_POPULATE): the whole file is read and mapped
@@ -580,9 +582,12 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
             // Stacked experts only when no 8-row group would hold two experts' rows.
             const bool repack = quant::repackable(info.type) &&
                                 (!stacked_experts(name) || info.extent(1) % quant::pack_group_rows == 0);
-            if (opt.repack && repack) {
+            // bf16: the prefill GEMM's panels, where its `vdpbf16ps` path runs (not for stacked experts).
+            const bool panels = info.type == io::ggml_type::bf16 && !stacked_experts(name) && quant::bf16_panels_pay();
+            if (opt.repack && (repack || panels)) {
                 // Packed into a new buffer, then swapped in: the Q / K copy is replaced in place.
-                t = quant::repack(t, permuted_rows(cfg, name) ? owned.back() : owned.emplace_back());
+                std::vector<std::byte>& storage = permuted_rows(cfg, name) ? owned.back() : owned.emplace_back();
+                t = panels ? quant::pack_bf16_panels(t, storage) : quant::repack(t, storage);
             }
         } else {
             decode_tensor(file, info, std::span<float>(t.data(), t.size()));
@@ -593,6 +598,8 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
         params.head = quant::any_matrix(emb.type, file.tensor_bytes(emb), d.vocab, d.d_model);
         if (opt.repack && quant::repackable(emb.type)) {
             params.head = quant::repack(params.head, owned.emplace_back());
+        } else if (opt.repack && emb.type == io::ggml_type::bf16 && quant::bf16_panels_pay()) {
+            params.head = quant::pack_bf16_panels(params.head, owned.emplace_back());
         }
     }
     return std::forward<F>(f)(m, std::as_const(params), cfg);
