@@ -960,7 +960,7 @@ struct own {
     /// Example: `llm::blas::own<>::run_packed(c, a, panels, ws, pool);`
     template <parallel::policy Exec>
     static void run_packed(strided_view<float, 2> c, strided_view<const float, 2> a, const bf16_weight_panels& w,
-                           llm::workspace& ws, Exec& exec) {
+                           [[maybe_unused]] llm::workspace& ws, [[maybe_unused]] Exec& exec) {
         llm::check(c.extent(0) == a.extent(0) && c.extent(1) == w.n && a.extent(1) == w.k, "blas::own::run_packed: c [",
                    c.extent(0), ", ", c.extent(1), "] = a [", a.extent(0), ", ", a.extent(1), "] W^T with W [", w.n, ", ", w.k,
                    "]");
