@@ -232,8 +232,8 @@ void quant_gemm_packed(benchmark::State& state) {
 
 // Decode's f16 / bf16 GEMV: llm::quant::linear_forward of one activation row over an
 // any_matrix of 16-bit weights (the f16 / bf16 GGUF files' matrices), sized as quant_gemv's;
-// Panels: bf16 packed once into llm::quant::pack_bf16_panels' 64-row panels (the engine's layout
-// where bf16_panels_pay).
+// Panels: laid out once in 64-row panels (llm::quant::pack_bf16_panels / pack_f16_panels: the
+// engine's layout where bf16_panels_pay / f16_panels_pay).
 template <llm::io::ggml_type T, bool Panels = false>
 void half_gemv(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
@@ -249,7 +249,7 @@ void half_gemv(benchmark::State& state) {
     q::any_matrix w(T, std::as_bytes(std::span<const std::uint16_t>(bits)), rows, k);
     static std::vector<std::byte> panels;
     if constexpr (Panels) {
-        w = q::pack_bf16_panels(w, panels);
+        w = T == llm::io::ggml_type::f16 ? q::pack_f16_panels(w, panels) : q::pack_bf16_panels(w, panels);
     }
     const auto xs = random_floats(k);
     std::vector<float> ys(rows);
@@ -267,7 +267,7 @@ void half_gemv(benchmark::State& state) {
     const double bytes = static_cast<double>(bits.size() * 2);
     state.counters["GB/s"] = benchmark::Counter(bytes * 1e-9, benchmark::Counter::kIsIterationInvariantRate);
     state.counters["read_ceiling_GB/s"] = ceiling;
-    state.SetLabel(std::string(T == llm::io::ggml_type::f16 ? "f16" : Panels ? "bf16 panels" : "bf16") + " m=" + std::to_string(rows) + " k=" +
+    state.SetLabel(std::string(T == llm::io::ggml_type::f16 ? "f16" : "bf16") + (Panels ? " panels" : "") + " m=" + std::to_string(rows) + " k=" +
                    std::to_string(k) + " weights " + std::to_string(bits.size() * 2 >> 20) + " MiB, L3 " +
                    std::to_string(llm::cpu_cache_sizes().l3 >> 20) + " MiB");
 }
@@ -276,7 +276,8 @@ void half_gemv(benchmark::State& state) {
 // any_matrix of 16-bit weights (llm::blas::own widens them as it packs), and of fp32 weights
 // (nn::linear_forward, the same GEMM reading fp32) for the ratio in one run; quant_gemm's m and
 // k. 128 tokens: one A block, B packed a pair of panels at a time; 512: the whole B block first.
-// Panels: bf16 packed once (llm::quant::pack_bf16_panels), B then read where it lies.
+// Panels: laid out once in 64-row panels (llm::quant::pack_bf16_panels: B read where it lies;
+// pack_f16_panels: B widened with contiguous reads).
 template <llm::io::ggml_type T, bool Panels = false>
 void dense_gemm(benchmark::State& state) {
     const auto threads = static_cast<std::size_t>(state.range(0));
@@ -300,7 +301,7 @@ void dense_gemm(benchmark::State& state) {
     q::any_matrix w(T, bytes, rows, k);
     static std::vector<std::byte> panels;
     if constexpr (Panels) {
-        w = q::pack_bf16_panels(w, panels);
+        w = T == llm::io::ggml_type::f16 ? q::pack_f16_panels(w, panels) : q::pack_bf16_panels(w, panels);
     }
     time_product(state, threads, tokens, k, rows,
                  [&](auto y, auto x, llm::workspace& ws, auto& pool) { q::linear_forward(y, x, w, ws, pool); });
@@ -361,10 +362,12 @@ BENCHMARK(w8a8_gemm)->Name("quant_gemm/w8a8")->ArgNames({"threads", "path"})->Ar
 BENCHMARK(stream_read)->Name("quant_ceiling/stream_read")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime();
 BENCHMARK(dense_gemm<llm::io::ggml_type::f16>)->Name("quant_gemm/f16")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(dense_gemm<llm::io::ggml_type::bf16>)->Name("quant_gemm/bf16")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(dense_gemm<llm::io::ggml_type::f16, true>)->Name("quant_gemm/f16_panels")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(dense_gemm<llm::io::ggml_type::bf16, true>)->Name("quant_gemm/bf16_panels")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(dense_gemm<llm::io::ggml_type::f32>)->Name("quant_gemm/f32")->ArgNames({"threads", "tokens"})->ArgsProduct({{1, 2}, {128, 512}})->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(half_gemv<llm::io::ggml_type::f16>)->Name("quant_gemv/f16")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(half_gemv<llm::io::ggml_type::bf16>)->Name("quant_gemv/bf16")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(half_gemv<llm::io::ggml_type::f16, true>)->Name("quant_gemv/f16_panels")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(half_gemv<llm::io::ggml_type::bf16, true>)->Name("quant_gemv/bf16_panels")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q4_0>)->Name("quant_gemv/q4_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q8_0>)->Name("quant_gemv/q8_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);

@@ -16,6 +16,7 @@
 #include "helpers.hpp"
 
 #include <llm/gemm/bf16_dot.hpp>
+#include <llm/gemm/f16_panels.hpp>
 #include <llm/gemm/gemm.hpp>
 #include <llm/nn/linear.hpp>
 #include <llm/parallel/sequential.hpp>
@@ -398,4 +399,63 @@ TEST_CASE("bf16 weight panels: run_packed gives run's dot_round_fp32 bits for th
     CHECK_THROWS_AS(own_round::run_packed(c, a, wp{words + 1, 64, 4}, ws, seq), llm::error);
     const llm::strided_view<float, 2> ct(y.data(), llm::dims<2>(9, 64), llm::dims<2>(1, 9));
     CHECK_THROWS_AS(own_round::run_packed(ct, a, wp{words, 64, 4}, ws, seq), llm::error);
+}
+
+TEST_CASE("f16 weight panels: pack puts W(r, j) where element() reads it, zero pads; run_packed gives run's fp32 GEMM bits") {
+    using fp = llm::blas::f16_weight_panels;
+    std::mt19937 rng(9);
+    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+    llm::parallel::sequential seq;
+    llm::parallel::thread_pool pool(2);
+    llm::workspace ws;
+    using own_f = llm::blas::own<S, blocking>;
+    using own_tiny_f = llm::blas::own<S, tiny>;
+    const std::size_t shapes[][3] = {{9, 2, 1}, {13, 65, 33}, {67, 130, 301}, {200, 257, 1000}, {7, 64, 17}};
+    for (const auto& s : shapes) {
+        const std::size_t m = s[0], n = s[1], k = s[2];
+        CAPTURE(m);
+        CAPTURE(n);
+        CAPTURE(k);
+        std::vector<float> x(m * k);
+        std::vector<llm::f16> w(n * k);
+        for (auto& v : x) v = u(rng);
+        for (auto& v : w) v = llm::f16(u(rng));
+        REQUIRE(fp::element_count(n, k) == (n + 63) / 64 * 64 * k);
+        std::vector<std::uint16_t> buf(fp::element_count(n, k) + 32, 0xBEEF);
+        auto* halves = buf.data() + (64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64 / 2;
+        fp::pack(reinterpret_cast<const std::uint16_t*>(w.data()), n, k, halves);
+        const fp panels{halves, n, k};
+        std::size_t bad = 0;
+        for (std::size_t r = 0; r < (n + 63) / 64 * 64; ++r) {
+            for (std::size_t j = 0; j < k; ++j) bad += panels.element(r, j) != (r < n ? w[r * k + j].bits() : 0u);
+        }
+        CHECK(bad == 0);
+        if (!own_f::f16_packed_available()) {
+            continue;
+        }
+        const llm::strided_view<const float, 2> a(x.data(), llm::dims<2>(m, k), llm::dims<2>(k, 1));
+        const llm::strided_view<const llm::f16, 2> wt(w.data(), llm::dims<2>(k, n), llm::dims<2>(1, k));
+        auto same = [&](auto own_t, auto& exec) {
+            using O = decltype(own_t);
+            std::vector<float> want(m * n), got(m * n, -1.0f);
+            O::run(llm::strided_view<float, 2>(want.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, wt, 1.0f, 0.0f, ws, exec);
+            O::run_packed(llm::strided_view<float, 2>(got.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, panels, ws, exec);
+            return std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0;
+        };
+        CHECK(same(own_f{}, seq));
+        CHECK(same(own_f{}, pool));
+        CHECK(same(own_tiny_f{}, seq));  // kc 8: every KC slice of a panel widened at its offset
+        CHECK(same(own_tiny_f{}, pool));
+    }
+    if (!own_f::f16_packed_available()) {
+        MESSAGE("run_packed over f16 panels skipped: this blocking's micro-tile is not 64 columns wide");
+        return;
+    }
+    std::vector<float> x(9 * 4), y(9 * 64);
+    alignas(64) std::uint16_t halves[64 * 4] = {};
+    const llm::strided_view<const float, 2> a(x.data(), llm::dims<2>(9, 4), llm::dims<2>(4, 1));
+    const llm::strided_view<float, 2> c(y.data(), llm::dims<2>(9, 64), llm::dims<2>(64, 1));
+    CHECK_NOTHROW(own_f::run_packed(c, a, fp{halves, 64, 4}, ws, seq));
+    CHECK_THROWS_AS(own_f::run_packed(c, a, fp{halves, 64, 3}, ws, seq), llm::error);
+    CHECK_THROWS_AS(own_f::run_packed(c, a, fp{halves + 1, 64, 4}, ws, seq), llm::error);
 }

@@ -119,12 +119,14 @@ TEST_CASE("repacked gguf: Q4_0 / Q8_0 / Q4_K / Q6_K matrices repacked (llm::quan
     }
 }
 
-// bf16 matrices packed at load into the `vdpbf16ps` GEMM's panels (where llm::quant::bf16_panels_pay):
-// the prompt's logits (more than 8 rows: the GEMM) are the row-major file's bit for bit, the decode
-// steps' (the panel GEMV, exact widening in another order) within 1e-5 of the largest logit (each
-// product's two fp32 sums against the row kernel's: both within gamma_(k/2+1) of the exact sum).
-TEST_CASE("repacked gguf: bf16 matrices packed into GEMM panels at load keep the prompt's bits and the decode steps' logits") {
-    const std::string file = gen_test::tiny_quant_gguf(ggml_type::bf16, false);
+// bf16 / f16 matrices laid out at load in 64-row panels (where llm::quant::bf16_panels_pay /
+// f16_panels_pay): the prompt's logits (more than 8 rows: the GEMM) are the row-major file's bit for
+// bit, the decode steps' (the panel GEMV, exact widening in another order) within 1e-5 of the largest
+// logit (each product within gamma_k of the exact sum on both paths; the logits' own size ~2.5).
+TEST_CASE("repacked gguf: bf16 / f16 matrices laid out in panels at load keep the prompt's bits and the decode steps' logits") {
+  for (const ggml_type type : {ggml_type::bf16, ggml_type::f16}) {
+    CAPTURE(llm::io::ggml_type_name(type));
+    const std::string file = gen_test::tiny_quant_gguf(type, false);
     const auto f = llm::io::gguf_file::parse(file, "tiny.gguf");
     std::vector<float> row, packed;
     bool packs = false;
@@ -139,8 +141,9 @@ TEST_CASE("repacked gguf: bf16 matrices packed into GEMM panels at load keep the
     llm::generate::open_gguf(f, "tiny.gguf", [&](const auto& m, const auto& p, const auto&) {
         if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized> &&
                       std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
-            packs = std::get<0>(p.layers)[1].ffn.down.layout() == llm::quant::weight_layout::bf16_panels;
-            CHECK(packs == llm::quant::bf16_panels_pay());
+            const auto want = type == ggml_type::bf16 ? llm::quant::weight_layout::bf16_panels : llm::quant::weight_layout::f16_panels;
+            packs = std::get<0>(p.layers)[1].ffn.down.layout() == want;
+            CHECK(packs == (type == ggml_type::bf16 ? llm::quant::bf16_panels_pay() : llm::quant::f16_panels_pay()));
             CHECK(std::get<0>(p.layers)[0].mixer.w_q.layout() == std::get<0>(p.layers)[1].ffn.down.layout());
             CHECK(p.head.layout() == std::get<0>(p.layers)[1].ffn.down.layout());
             packed = run_logits(m, p);
@@ -155,11 +158,12 @@ TEST_CASE("repacked gguf: bf16 matrices packed into GEMM panels at load keep the
         amax = std::max(amax, std::abs(static_cast<double>(row[i])));
         (i < prompt ? dprompt : dstep) = std::max(i < prompt ? dprompt : dstep, std::abs(static_cast<double>(row[i]) - packed[i]));
     }
-    MESSAGE(std::string(packs ? "bf16 packed" : "bf16 not packed (bf16_panels_pay() is false here)"), ": max |logit| ", amax,
+    MESSAGE((std::string(llm::io::ggml_type_name(type)) + (packs ? " packed" : " not packed (its *_panels_pay() is false here)")), ": max |logit| ", amax,
             ", prompt rows differ by ", dprompt, ", decode steps by ", dstep);
     CHECK(amax > 0.1);
     CHECK(dprompt == 0.0);
     CHECK(dstep <= 1e-5 * amax);
+  }
 }
 
 TEST_CASE("repacked gguf: llama.cpp's q8_0 Qwen2 repacked gives transformers' first greedy token") {

@@ -6,6 +6,7 @@
 #include <llm/core/workspace.hpp>
 #include <llm/gemm/amx.hpp>
 #include <llm/gemm/bf16_dot.hpp>
+#include <llm/gemm/f16_panels.hpp>
 #include <llm/gemm/blocking.hpp>
 #include <llm/gemm/matrix.hpp>
 #include <llm/gemm/transpose.hpp>
@@ -722,6 +723,16 @@ void gemv(strided_view<float, 2> y, const float* x, strided_view<TB, 2> b, float
     }
 }
 
+/// Where gemm_blocked's B comes from when it is a weight matrix laid out at load instead of a view:
+/// `packed`, B already in Panels' layout over the whole k (panel r at packed + r * NR *
+/// ceil(k / k_per_word) floats, 64-byte aligned), read where it lies, nothing packed; or `f16`,
+/// f16_weight_panels' halves (NR must be 64), each KC x 64 slice a row-major block that pack_b
+/// widens with contiguous reads.
+struct b_weights {
+    const float* packed = nullptr;        ///< Panels' own layout, read in place
+    const std::uint16_t* f16 = nullptr;  ///< f16_weight_panels' layout, widened per call
+};
+
 /// The blocked GEMM (Goto/BLIS loop order). The m x n output is cut into independent tasks
 /// (a grid of row and column ranges, the one that packs least). One parallel_for runs one
 /// chunk per thread; each chunk owns a slot of the workspace (its A block, MC x KC, and its B
@@ -735,13 +746,13 @@ void gemv(strided_view<float, 2> y, const float* x, strided_view<TB, 2> b, float
 /// KC step, as the tile is stored (see macro_kernel).
 /// Panels: fp32_panels (the default, void) or bf16_panels; with k_per_word 2 a KC block is
 /// 2 * kc k steps, kc packed words as the fp32 path's.
-/// prepacked_b: null (B is packed per call), or B already packed in Panels' layout over the
-/// whole k (panel r at prepacked_b + r * NR * ceil(k / k_per_word), 64-byte aligned; b then
-/// gives the shape only and its data is never read): nothing of B is packed.
+/// weights: B = W^T given as weight panels instead of by b's data (b then gives the shape only;
+/// its data is never read), see b_weights.
 template <simd::backend S, blocking_policy Blocking, class TA, class TB, class Exec, class Ep = no_epilogue,
           class Panels = void>
 void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<TB, 2> b, float alpha, float beta,
-                  llm::workspace& ws, Exec& exec, const Ep& ep = {}, const float* prepacked_b = nullptr) {
+                  llm::workspace& ws, Exec& exec, const Ep& ep = {}, b_weights weights = {}) {
+    const float* const prepacked_b = weights.packed;
     constexpr std::size_t MR = Blocking::mr;
     constexpr std::size_t NV = Blocking::nr_vectors;
     constexpr std::size_t NR = NV * S::width;
@@ -797,6 +808,22 @@ void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<
     const std::size_t slots = std::min(threads, tasks);
     float* const slot_base = ws.take<float>(checked_mul(slots, a_floats + b_floats, "gemm", "the packing panels"), "gemm",
                                               "the packing panels");
+    // B's columns [g0, g0 + cols) (count panels) over k steps [pc, pc + kc) into packed panels at out.
+    const auto pack_b_block = [&](std::size_t pc, std::size_t kc, std::size_t g0, std::size_t cols, std::size_t count,
+                                  float* out) {
+        if constexpr (NR == f16_weight_panels::rows_per_panel && kpw == 1) {
+            if (weights.f16 != nullptr) {
+                // Each 64-row panel's k steps [pc, pc + kc) are a row-major kc x 64 block
+                // (row stride 64, pad rows zero): pack_b's contiguous widening path.
+                for (std::size_t i = 0; i < count; ++i) {
+                    const auto* src = reinterpret_cast<const llm::f16*>(weights.f16 + (g0 + i * NR) * k + pc * NR);
+                    P::pack_b(strided_view<const llm::f16, 2>(src, dims<2>(kc, NR), dims<2>(NR, 1)), 0, 1, out + i * NR * kc);
+                }
+                return;
+            }
+        }
+        P::pack_b(block(b, pc, g0, kc, cols), 0, count, out);
+    };
     std::atomic<std::size_t> next{0};
     parallel::parallel_for(exec, slots, 1, [&](std::size_t slot, std::size_t) {
         float* const ap = slot_base + slot * (a_floats + b_floats);
@@ -841,13 +868,13 @@ void gemm_blocked(strided_view<float, 2> c, strided_view<TA, 2> a, strided_view<
                     for (std::size_t q0 = 0; q0 < task_panels; q0 += group) {
                         const std::size_t q1 = std::min(task_panels, q0 + group);
                         const std::size_t g0 = c0 + q0 * NR, gcols = std::min(cols, q1 * NR) - q0 * NR;
-                        P::pack_b(block(b, pc, g0, kc, gcols), 0, q1 - q0, bp);
+                        pack_b_block(pc, kc, g0, gcols, q1 - q0, bp);
                         macro_kernel<S, MR, NV, Ep, P>((kc + kpw - 1) / kpw, ap, bp, block(c, r0, g0, rows, gcols), 0, q1 - q0,
                                                        alpha, beta_step, ep, pc + kc >= k, r0, g0);
                     }
                     continue;
                 }
-                P::pack_b(block(b, pc, c0, kc, cols), 0, task_panels, bp);
+                pack_b_block(pc, kc, c0, cols, task_panels, bp);
                 for (std::size_t ic = 0; ic < rows; ic += mc) {
                     const std::size_t block_rows = std::min(mc, rows - ic);
                     P::pack_a(block(a, r0 + ic, pc, block_rows, kc), ap);
@@ -983,9 +1010,48 @@ struct own {
             const strided_view<const llm::bf16, 2> shape(nullptr, llm::dims<2>(w.k, w.n), llm::dims<2>(1, w.k));
             using P = detail::bf16_panels<Blocking::mr, Blocking::nr_vectors>;
             detail::gemm_blocked<S, Blocking, const float, const llm::bf16, Exec, detail::no_epilogue, P>(
-                c, a, shape, 1.0f, 0.0f, ws, exec, {}, reinterpret_cast<const float*>(w.words));
+                c, a, shape, 1.0f, 0.0f, ws, exec, {}, {.packed = reinterpret_cast<const float*>(w.words)});
         }
 #endif
+    }
+
+    /// Whether run_packed multiplies f16_weight_panels here: a micro-tile 64 columns wide (the
+    /// panels' 64 rows; AVX-512 builds with the default blocking).
+    /// Example: `if (llm::blas::own<>::f16_packed_available()) { ... }`
+    static constexpr bool f16_packed_available() noexcept {
+        return Blocking::nr_vectors * S::width == f16_weight_panels::rows_per_panel;
+    }
+
+    /// c (m x n) = a (m x k, fp32) W^T for f16 weights W [n, k] laid out once (f16_weight_panels):
+    /// the fp32 GEMM, each KC x 64 slice of a panel widened with contiguous reads where the
+    /// row-major W is gathered from 64 rows, exactly as run computes it for the row-major W (the
+    /// same bits wherever run takes its GEMM, i.e. m and n above 1). c must have unit column
+    /// stride. Scratch: as run's.
+    /// Errors (llm::error): shapes that disagree, a strided c, !f16_packed_available(), unaligned halves.
+    /// Example: `llm::blas::own<>::run_packed(c, a, f16_panels, ws, pool);`
+    template <parallel::policy Exec>
+    static void run_packed(strided_view<float, 2> c, strided_view<const float, 2> a, const f16_weight_panels& w,
+                           llm::workspace& ws, Exec& exec) {
+        llm::check(c.extent(0) == a.extent(0) && c.extent(1) == w.n && a.extent(1) == w.k, "blas::own::run_packed: c [",
+                   c.extent(0), ", ", c.extent(1), "] = a [", a.extent(0), ", ", a.extent(1), "] W^T with f16 W [", w.n, ", ",
+                   w.k, "]");
+        llm::check(c.stride(1) == 1 || c.extent(1) <= 1, "blas::own::run_packed: c must have unit column stride (stride ",
+                   c.stride(1), ")");
+        llm::check(f16_packed_available(), "blas::own::run_packed: f16 panels need 64-column micro-tiles (this blocking has ",
+                   Blocking::nr_vectors * S::width, ")");
+        llm::check(reinterpret_cast<std::uintptr_t>(w.halves) % 64 == 0, "blas::own::run_packed: the f16 panels are not 64-byte aligned");
+        if (c.empty()) {
+            return;
+        }
+        if (a.extent(1) == 0) {
+            detail::scale(c, 0.0f);
+            return;
+        }
+        const llm::workspace::frame frame(ws);
+        // The shape of B = W^T; its data is never read (weights.f16).
+        const strided_view<const llm::f16, 2> shape(nullptr, llm::dims<2>(w.k, w.n), llm::dims<2>(1, w.k));
+        detail::gemm_blocked<S, Blocking, const float, const llm::f16, Exec>(c, a, shape, 1.0f, 0.0f, ws, exec, {},
+                                                                              {.f16 = w.halves});
     }
 
 private:

@@ -443,7 +443,10 @@ struct gguf_options {
     /// same bytes in number, owned by the opened model instead of mapped), which decode reads at
     /// the memory's speed; bf16 matrices (not stacked experts), where llm::quant::bf16_panels_pay,
     /// into the `vdpbf16ps` GEMM's 64-row panels (llm::quant::pack_bf16_panels), which prefill
-    /// then multiplies without packing them per call; false: every
+    /// then multiplies without packing them per call; f16 matrices, where
+    /// llm::quant::f16_panels_pay, into 64-row k-major panels (llm::quant::pack_f16_panels),
+    /// which prefill widens with contiguous reads; decode reads both as one stream per panel;
+    /// false: every
     /// matrix stays a view of the file's bytes (other fp32 summation order, same bound).
     bool repack = true;
     /// true (the default, as llama.cpp maps with MAP_POPULATE): the whole file is read and mapped
@@ -582,12 +585,15 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
             // Stacked experts only when no 8-row group would hold two experts' rows.
             const bool repack = quant::repackable(info.type) &&
                                 (!stacked_experts(name) || info.extent(1) % quant::pack_group_rows == 0);
-            // bf16: the prefill GEMM's panels, where its `vdpbf16ps` path runs (not for stacked experts).
-            const bool panels = info.type == io::ggml_type::bf16 && !stacked_experts(name) && quant::bf16_panels_pay();
-            if (opt.repack && (repack || panels)) {
+            // bf16 / f16: 64-row panels for the prefill GEMM and the decode GEMV (not for stacked experts).
+            const bool bf16_panels = info.type == io::ggml_type::bf16 && !stacked_experts(name) && quant::bf16_panels_pay();
+            const bool f16_panels = info.type == io::ggml_type::f16 && !stacked_experts(name) && quant::f16_panels_pay();
+            if (opt.repack && (repack || bf16_panels || f16_panels)) {
                 // Packed into a new buffer, then swapped in: the Q / K copy is replaced in place.
                 std::vector<std::byte>& storage = permuted_rows(cfg, name) ? owned.back() : owned.emplace_back();
-                t = panels ? quant::pack_bf16_panels(t, storage) : quant::repack(t, storage);
+                t = bf16_panels  ? quant::pack_bf16_panels(t, storage)
+                    : f16_panels ? quant::pack_f16_panels(t, storage)
+                                 : quant::repack(t, storage);
             }
         } else {
             decode_tensor(file, info, std::span<float>(t.data(), t.size()));
@@ -600,6 +606,8 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
             params.head = quant::repack(params.head, owned.emplace_back());
         } else if (opt.repack && emb.type == io::ggml_type::bf16 && quant::bf16_panels_pay()) {
             params.head = quant::pack_bf16_panels(params.head, owned.emplace_back());
+        } else if (opt.repack && emb.type == io::ggml_type::f16 && quant::f16_panels_pay()) {
+            params.head = quant::pack_f16_panels(params.head, owned.emplace_back());
         }
     }
     return std::forward<F>(f)(m, std::as_const(params), cfg);

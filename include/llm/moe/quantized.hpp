@@ -515,8 +515,8 @@ inline void check_any(const char* fn, const any_moe_weights& w) {
         llm::check(m.extent(0) == r && m.extent(1) == c, fn, ": ", name, " is [", m.extent(0), ", ", m.extent(1), "], want [",
                    r, ", ", c, "]");
         llm::check(m.has_data(), fn, ": ", name, " has no data (a placeholder)");
-        llm::check(m.layout() != llm::quant::weight_layout::bf16_panels, fn, ": ", name,
-                   " is in bf16 panels; stacked experts must be row-major or interleaved in 8-row groups");
+        llm::check(m.layout() != llm::quant::weight_layout::bf16_panels && m.layout() != llm::quant::weight_layout::f16_panels, fn,
+                   ": ", name, " is in 64-row panels; stacked experts must be row-major or interleaved in 8-row groups");
         llm::check(m.layout() == llm::quant::weight_layout::row_major || per % llm::quant::pack_group_rows == 0, fn, ": ", name,
                    " is interleaved in groups of ", llm::quant::pack_group_rows, " rows but an expert has ", per,
                    " rows (groups would span two experts; keep it row-major)");

@@ -18,7 +18,7 @@
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/quant/accessor.hpp>
 #include <llm/quant/basic_formats.hpp>
-#include <llm/quant/detail/bf16_panel_rows.hpp>
+#include <llm/quant/detail/panel_rows.hpp>
 #include <llm/quant/isa.hpp>
 #include <llm/quant/k_formats.hpp>
 #include <llm/quant/matmul.hpp>
@@ -221,12 +221,14 @@ inline constexpr std::size_t half_dot_max_rows = 8;
 
 /// How an any_matrix's bytes hold its rows: one row after another as GGUF stores them, (Q4_0, Q8_0,
 /// Q4_K and Q6_K only) llm::quant::packed_view's groups of 8 interleaved rows (llm::quant::repack makes
-/// them), or (bf16 only) llm::blas::bf16_weight_panels' 64-row panels of k-pairs (llm::quant::pack_bf16_panels).
+/// them), (bf16 only) llm::blas::bf16_weight_panels' 64-row panels of k-pairs (llm::quant::pack_bf16_panels),
+/// or (f16 only) llm::blas::f16_weight_panels' 64-row panels (llm::quant::pack_f16_panels).
 /// Example: `if (w.layout() == llm::quant::weight_layout::interleaved8) { ... }`
 enum class weight_layout {
     row_major,     ///< GGUF's: rows of blocks one after another
     interleaved8,  ///< llm::quant::packed_view's 8-row groups (Q4_0, Q8_0, Q4_K, Q6_K)
     bf16_panels,   ///< llm::blas::bf16_weight_panels: the `vdpbf16ps` GEMM's B panels (bf16)
+    f16_panels,    ///< llm::blas::f16_weight_panels: 64-row panels, k-major (f16)
 };
 
 /// A [rows, cols] weight matrix (y = x W^T reads it as nn.Linear's [out, in]) whose element
@@ -272,7 +274,8 @@ public:
     /// Q4_K or Q6_K only) as llm::quant::packed_view lays them out, bytes.size() equal to
     /// packed_view<F>::packed_bytes(rows, cols); bf16_panels (bf16 only) as
     /// llm::blas::bf16_weight_panels lays them out, 4 x word_count(rows, cols) bytes, 64-byte
-    /// aligned. llm::error otherwise, naming the values.
+    /// aligned; f16_panels (f16 only) as llm::blas::f16_weight_panels, 2 x element_count(rows,
+    /// cols) bytes, 64-byte aligned. llm::error otherwise, naming the values.
     /// Example: `llm::quant::any_matrix w(llm::io::ggml_type::q4_0, packed_bytes, 64, 128, llm::quant::weight_layout::interleaved8);`
     any_matrix(io::ggml_type type, std::span<const std::byte> bytes, std::size_t rows, std::size_t cols, weight_layout layout)
         : type_(type), data_(bytes.data()), rows_(rows), cols_(cols), layout_(layout) {
@@ -288,6 +291,15 @@ public:
             llm::check(bytes.size() == need, "any_matrix: ", bytes.size(), " bytes are not the ", need, " of ", rows, " x ", cols,
                        " bf16 in 64-row panels");
             llm::check(reinterpret_cast<std::uintptr_t>(data_) % 64 == 0, "any_matrix: bf16 panels are not 64-byte aligned");
+            return;
+        }
+        if (layout == weight_layout::f16_panels) {
+            llm::check(type == io::ggml_type::f16, "any_matrix: the f16_panels layout holds f16, not ",
+                       tr.name.empty() ? std::string_view("(invalid)") : tr.name);
+            const std::size_t need = checked_mul(blas::f16_weight_panels::element_count(rows, cols), 2, "any_matrix", "the panel bytes");
+            llm::check(bytes.size() == need, "any_matrix: ", bytes.size(), " bytes are not the ", need, " of ", rows, " x ", cols,
+                       " f16 in 64-row panels");
+            llm::check(reinterpret_cast<std::uintptr_t>(data_) % 64 == 0, "any_matrix: f16 panels are not 64-byte aligned");
             return;
         }
         std::size_t need = 0;
@@ -334,6 +346,9 @@ public:
         if (layout_ == weight_layout::bf16_panels) {
             return {data_, 4 * blas::bf16_weight_panels::word_count(rows_, cols_)};
         }
+        if (layout_ == weight_layout::f16_panels) {
+            return {data_, 2 * blas::f16_weight_panels::element_count(rows_, cols_)};
+        }
         return {data_, rows_ * row_bytes()};
     }
     /// How the bytes hold the rows.
@@ -349,6 +364,10 @@ public:
     /// The panels of a bf16_panels matrix (unchecked).
     [[nodiscard]] blas::bf16_weight_panels bf16_panels() const noexcept {
         return {reinterpret_cast<const std::uint32_t*>(data_), rows_, cols_};
+    }
+    /// The panels of an f16_panels matrix (unchecked).
+    [[nodiscard]] blas::f16_weight_panels f16_panels() const noexcept {
+        return {reinterpret_cast<const std::uint16_t*>(data_), rows_, cols_};
     }
 
 private:
@@ -425,6 +444,35 @@ inline bool bf16_panels_pay() noexcept {
     return blas::bf16_dot_pays() && !blas::amx_bf16_available() && blas::own<simd::default_backend>::packed_available();
 }
 
+/// A row-major f16 any_matrix laid out in llm::blas::f16_weight_panels (64-row panels, each k
+/// step 64 contiguous halves) in `storage` (resized to the panels' bytes plus up to 63 for the
+/// 64-byte alignment), returned as an f16_panels any_matrix viewing `storage`, which must outlive
+/// it. linear_forward then multiplies more than 8 activation rows by llm::blas::own::run_packed (the
+/// row-major matrix's fp32 GEMM bits, W widened with contiguous reads) and fewer by a GEMV over the
+/// panels (exact widening, one stream per panel, other summation order than the row kernel). Any
+/// other matrix is returned as it is and `storage` left unchanged. Pays where f16_panels_pay().
+/// Example: `std::vector<std::byte> buf; w = llm::quant::pack_f16_panels(w, buf);`
+inline any_matrix pack_f16_panels(const any_matrix& w, std::vector<std::byte>& storage) {
+    if (w.type() != io::ggml_type::f16 || w.layout() != weight_layout::row_major || w.bytes().empty()) {
+        return w;
+    }
+    const std::size_t n = w.extent(0), k = w.extent(1);
+    const std::size_t bytes = checked_mul(blas::f16_weight_panels::element_count(n, k), 2, "quant::pack_f16_panels", "the panel bytes");
+    std::vector<std::byte> buf(bytes + 63);
+    const std::size_t skip = (64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64;
+    blas::f16_weight_panels::pack(reinterpret_cast<const std::uint16_t*>(w.bytes().data()), n, k,
+                                  reinterpret_cast<std::uint16_t*>(buf.data() + skip));
+    storage.swap(buf);
+    return any_matrix(io::ggml_type::f16, std::span<const std::byte>(storage.data() + skip, bytes), n, k, weight_layout::f16_panels);
+}
+
+/// Whether laying f16 weights out with pack_f16_panels pays on this CPU: where the default
+/// backend's GEMM has 64-column micro-tiles (llm::blas::own::f16_packed_available: AVX-512
+/// builds), so prefill widens panels with contiguous reads and decode reads one stream per panel
+/// (measured on AMD Zen 5; BENCHMARKS.md).
+/// Example: `if (llm::quant::f16_panels_pay()) { w = llm::quant::pack_f16_panels(w, buf); }`
+inline bool f16_panels_pay() noexcept { return blas::own<simd::default_backend>::f16_packed_available(); }
+
 /// Whether linear_forward with the default options rounds the fp32 activations of a bf16-weight
 /// prefill to bf16 on this CPU: where `vdpbf16ps` beats fp32 FMAs (llm::blas::bf16_dot_pays) or
 /// AMX tiles multiply bf16 (llm::blas::amx_bf16_available).
@@ -464,27 +512,34 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, linear_options options, l
                "quant::linear_forward: y [", y.extent(0), ", ", y.extent(1), "] = x [", x.extent(0), ", ", x.extent(1), "] W^T with W [",
                n, ", ", k, "]");
     const std::byte* data = w.bytes().data();
-    if (w.layout() == weight_layout::bf16_panels) {
+    if (w.layout() == weight_layout::bf16_panels || w.layout() == weight_layout::f16_panels) {
         if (m == 0 || n == 0) {
             return;
         }
         llm::check(static_cast<std::size_t>(x.stride(1)) == 1 || k <= 1, "quant::linear_forward: x must have contiguous rows");
         llm::check(static_cast<std::size_t>(y.stride(1)) == 1 || n <= 1, "quant::linear_forward: y must have contiguous rows");
-        const blas::bf16_weight_panels panels = w.bf16_panels();
         const std::size_t x_rs = static_cast<std::size_t>(x.stride(0)), y_rs = static_cast<std::size_t>(y.stride(0));
         using own = blas::own<simd::default_backend>;
-        if (m > detail::half_dot_max_rows && options.bf16 != blas::bf16_path::widen && own::packed_available()) {
-            own::run_packed(strided_view<float, 2>(y.data(), llm::dims<2>(m, n), llm::dims<2>(y_rs, 1)),
-                            strided_view<const float, 2>(x.data(), llm::dims<2>(m, k), llm::dims<2>(x_rs, 1)), panels, ws, exec);
-            return;
+        // More than 8 rows: the GEMM over the panels where it reads them (bf16: also unless the
+        // exact widening is asked for); else each panel streamed once per two rows (decode).
+        const auto product = [&](const auto& panels, bool gemm, auto rows_kernel) {
+            if (m > detail::half_dot_max_rows && gemm) {
+                own::run_packed(strided_view<float, 2>(y.data(), llm::dims<2>(m, n), llm::dims<2>(y_rs, 1)),
+                                strided_view<const float, 2>(x.data(), llm::dims<2>(m, k), llm::dims<2>(x_rs, 1)), panels, ws, exec);
+                return;
+            }
+            const std::size_t count = std::remove_cvref_t<decltype(panels)>::panels(n);
+            const std::size_t grain = std::max<std::size_t>(1, count / (4 * static_cast<std::size_t>(exec.size())));
+            parallel::parallel_for(exec, count, grain, [&](std::size_t p0, std::size_t p1) {
+                rows_kernel(panels, p0, p1, x.data(), x_rs, m, y.data(), y_rs);
+            });
+        };
+        if (w.layout() == weight_layout::bf16_panels) {
+            product(w.bf16_panels(), options.bf16 != blas::bf16_path::widen && own::packed_available(),
+                    [](const auto&... a) { detail::bf16_panel_rows(a...); });
+        } else {
+            product(w.f16_panels(), own::f16_packed_available(), [](const auto&... a) { detail::f16_panel_rows(a...); });
         }
-        // A few rows (decode), or the exact widening asked for: each panel streamed once per two rows.
-        const std::size_t count = blas::bf16_weight_panels::panels(n);
-        const std::size_t threads = static_cast<std::size_t>(exec.size());
-        const std::size_t grain = std::max<std::size_t>(1, count / (4 * threads));
-        parallel::parallel_for(exec, count, grain, [&](std::size_t p0, std::size_t p1) {
-            detail::bf16_panel_rows(panels, p0, p1, x.data(), x_rs, m, y.data(), y_rs);
-        });
         return;
     }
     if (w.layout() == weight_layout::interleaved8) {

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// bf16 weights packed once into the `vdpbf16ps` GEMM's panels (llm::quant::pack_bf16_panels,
+// Weights laid out once in 64-row panels: bf16 in the `vdpbf16ps` GEMM's panels (llm::quant::pack_bf16_panels,
 // any_matrix's bf16_panels layout): the few-row product over the panels against the portable kernel
 // (bit for bit) and the double reference, the many-row product against the row-major matrix's
 // `vdpbf16ps` path (bit for bit), and bad input.
@@ -176,4 +176,77 @@ TEST_CASE("bf16 panels: a bf16_panels any_matrix of another type, size or alignm
     } catch (const llm::error& e) {
         CHECK(std::string(e.what()).find("768 bytes are not the 1024 of 64 x 8 bf16") != std::string::npos);
     }
+}
+
+// f16 panels: one fp32 sum per output by fused multiply-adds in k order: N = k roundings,
+// |y - ref| <= gamma_k sum |x_k w_k| (the bound above with N = k).
+TEST_CASE("f16 panels: pack_f16_panels lays out the panels; few rows equal the portable kernel and the reference bound; "
+          "more rows give the row-major GEMM's bits") {
+    llm::parallel::sequential seq;
+    llm::parallel::thread_pool pool(2);
+    llm::workspace ws;
+    for (const std::size_t n : {1u, 63u, 130u}) {
+        for (const std::size_t k : {1u, 37u, 300u}) {
+            std::mt19937 rng(static_cast<unsigned>(n * 5 + k));
+            std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+            std::vector<std::uint16_t> w(n * k);
+            for (auto& v : w) v = llm::f16(u(rng)).bits();
+            const q::any_matrix row(llm::io::ggml_type::f16, std::as_bytes(std::span(w)), n, k);
+            std::vector<std::byte> storage;
+            const q::any_matrix p = q::pack_f16_panels(row, storage);
+            REQUIRE(p.layout() == q::weight_layout::f16_panels);
+            CHECK(p.bytes().size() == 2 * ((n + 63) / 64) * 64 * k);
+            CHECK(reinterpret_cast<std::uintptr_t>(p.bytes().data()) % 64 == 0);
+            std::size_t bad_layout = 0;
+            for (std::size_t r = 0; r < n; ++r) {
+                for (std::size_t j = 0; j < k; ++j) bad_layout += p.f16_panels().element(r, j) != w[r * k + j];
+            }
+            CHECK(bad_layout == 0);
+            for (const std::size_t m : {1u, 2u, 3u, 8u, 9u, 40u}) {
+                CAPTURE(n);
+                CAPTURE(k);
+                CAPTURE(m);
+                const matrix x = activations(m, k, static_cast<unsigned>(m + 7));
+                matrix y(m, n), y2(m, n), ref(m, n), want(m, n);
+                q::linear_forward(y, x, p, ws, seq);
+                q::linear_forward(y2, x, p, ws, pool);
+                std::size_t bad_threads = 0, bad = 0, bad_bound = 0;
+                for (std::size_t i = 0; i < y.size(); ++i) bad_threads += !same_bits(y.data()[i], y2.data()[i]);
+                CHECK(bad_threads == 0);
+                const bool gemm = m > 8 && llm::blas::own<llm::simd::default_backend>::f16_packed_available();
+                if (gemm && n > 1) {  // (n = 1: the row-major matrix takes a GEMV, other bits)
+                    q::linear_forward(want, x, row, ws, seq);  // the row-major matrix's GEMM
+                    for (std::size_t i = 0; i < y.size(); ++i) bad += !same_bits(y.data()[i], want.data()[i]);
+                    CHECK(bad == 0);
+                    continue;
+                }
+                q::detail::f16_panel_rows_generic(p.f16_panels(), 0, (n + 63) / 64, x.data(), k, m, ref.data(), n);
+                // The GEMM (n = 1 here): k roundings plus 3 per KC block and one (<= 4k + 1 in all,
+                // tests/gemm/bf16_dot.cpp's bound); the panel GEMV: k.
+                const double N = gemm ? 4.0 * static_cast<double>(k) + 1 : static_cast<double>(k);
+                const double uu = std::ldexp(1.0, -24), gamma = N * uu / (1 - N * uu);
+                for (std::size_t i = 0; i < m; ++i) {
+                    for (std::size_t j = 0; j < n; ++j) {
+                        bad += !gemm && !same_bits(y(i, j), ref(i, j));
+                        double exact = 0.0, mag = 0.0;
+                        for (std::size_t t = 0; t < k; ++t) {
+                            const double prod = static_cast<double>(x(i, t)) * static_cast<float>(llm::f16::from_bits(w[j * k + t]));
+                            exact += prod;
+                            mag += std::fabs(prod);
+                        }
+                        bad_bound += std::fabs(y(i, j) - exact) > gamma * mag;
+                    }
+                }
+                CHECK(bad == 0);
+                CHECK(bad_bound == 0);
+            }
+        }
+    }
+    alignas(64) static std::uint16_t halves[64 * 6] = {};
+    const auto bytes = std::as_bytes(std::span(halves));
+    CHECK_NOTHROW(q::any_matrix(llm::io::ggml_type::f16, bytes, 64, 6, q::weight_layout::f16_panels));
+    CHECK_THROWS_AS(q::any_matrix(llm::io::ggml_type::bf16, bytes, 64, 6, q::weight_layout::f16_panels), llm::error);
+    CHECK_THROWS_AS(q::any_matrix(llm::io::ggml_type::f16, bytes, 64, 5, q::weight_layout::f16_panels), llm::error);
+    CHECK_THROWS_AS(q::any_matrix(llm::io::ggml_type::f16, bytes.subspan(2, 64 * 2 * 5), 64, 5, q::weight_layout::f16_panels),
+                    llm::error);
 }
