@@ -51,6 +51,17 @@ using own_tiny = llm::blas::own<S, tiny, llm::blas::bf16_path::dot>;
 // Whether the forced dot path (bf16_path::dot) runs here: compiled in, CPU has it, AVX-512 backend.
 bool dot_runs() { return llm::blas::bf16_dot_selected<llm::bf16, llm::bf16>(llm::blas::bf16_path::dot, S::width); }
 
+// Whether O::run_packed over weights laid out once (`panels`) writes exactly the bits O::run writes
+// for the row-major weights (wt: the W^T view), c [m, n] row-major.
+template <class O, class TW, class Panels, class Exec>
+bool packed_equals_run(std::size_t m, std::size_t n, const llm::strided_view<const float, 2>& a,
+                       const llm::strided_view<const TW, 2>& wt, const Panels& panels, llm::workspace& ws, Exec& exec) {
+    std::vector<float> want(m * n), got(m * n, -1.0f);
+    O::run(llm::strided_view<float, 2>(want.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, wt, 1.0f, 0.0f, ws, exec);
+    O::run_packed(llm::strided_view<float, 2>(got.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, panels, ws, exec);
+    return std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0;
+}
+
 constexpr std::size_t sizes_m[] = {1, 2, 3, 5, 6, 7, 13, 33, 65};
 constexpr std::size_t sizes_n[] = {1, 4, 7, 13, 31, 65, 257};
 constexpr std::size_t sizes_k[] = {1, 2, 3, 6, 7, 13, 31, 33, 257};
@@ -375,18 +386,11 @@ TEST_CASE("bf16 weight panels: run_packed gives run's dot_round_fp32 bits for th
         const wp panels{words, n, k};
         const llm::strided_view<const float, 2> a(x.data(), llm::dims<2>(m, k), llm::dims<2>(k, 1));
         const llm::strided_view<const llm::bf16, 2> wt(w.data(), llm::dims<2>(k, n), llm::dims<2>(1, k));
-        auto same = [&](auto own_t, auto& exec) {
-            using O = decltype(own_t);
-            std::vector<float> want(m * n), got(m * n, -1.0f);
-            O::run(llm::strided_view<float, 2>(want.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, wt, 1.0f, 0.0f, ws,
-                   exec);
-            O::run_packed(llm::strided_view<float, 2>(got.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, panels, ws, exec);
-            return std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0;
-        };
-        CHECK(same(own_round{}, seq));
-        CHECK(same(own_round{}, pool));
-        CHECK(same(own_tiny_round{}, seq));  // kc 8: 16 k steps per block, panels read at every block's offset
-        CHECK(same(own_tiny_round{}, pool));
+        CHECK(packed_equals_run<own_round>(m, n, a, wt, panels, ws, seq));
+        CHECK(packed_equals_run<own_round>(m, n, a, wt, panels, ws, pool));
+        // kc 8: 16 k steps per block, panels read at every block's offset
+        CHECK(packed_equals_run<own_tiny_round>(m, n, a, wt, panels, ws, seq));
+        CHECK(packed_equals_run<own_tiny_round>(m, n, a, wt, panels, ws, pool));
     }
     // Bad input: shapes that disagree, a strided c, unaligned words.
     std::vector<float> x(9 * 4), y(9 * 64);
@@ -435,17 +439,11 @@ TEST_CASE("f16 weight panels: pack puts W(r, j) where element() reads it, zero p
         }
         const llm::strided_view<const float, 2> a(x.data(), llm::dims<2>(m, k), llm::dims<2>(k, 1));
         const llm::strided_view<const llm::f16, 2> wt(w.data(), llm::dims<2>(k, n), llm::dims<2>(1, k));
-        auto same = [&](auto own_t, auto& exec) {
-            using O = decltype(own_t);
-            std::vector<float> want(m * n), got(m * n, -1.0f);
-            O::run(llm::strided_view<float, 2>(want.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, wt, 1.0f, 0.0f, ws, exec);
-            O::run_packed(llm::strided_view<float, 2>(got.data(), llm::dims<2>(m, n), llm::dims<2>(n, 1)), a, panels, ws, exec);
-            return std::memcmp(want.data(), got.data(), want.size() * sizeof(float)) == 0;
-        };
-        CHECK(same(own_f{}, seq));
-        CHECK(same(own_f{}, pool));
-        CHECK(same(own_tiny_f{}, seq));  // kc 8: every KC slice of a panel widened at its offset
-        CHECK(same(own_tiny_f{}, pool));
+        CHECK(packed_equals_run<own_f>(m, n, a, wt, panels, ws, seq));
+        CHECK(packed_equals_run<own_f>(m, n, a, wt, panels, ws, pool));
+        // kc 8: every KC slice of a panel widened at its offset
+        CHECK(packed_equals_run<own_tiny_f>(m, n, a, wt, panels, ws, seq));
+        CHECK(packed_equals_run<own_tiny_f>(m, n, a, wt, panels, ws, pool));
     }
     if (!own_f::f16_packed_available()) {
         MESSAGE("run_packed over f16 panels skipped: this blocking's micro-tile is not 64 columns wide");
