@@ -20,6 +20,7 @@
 #include <atomic>
 #include <cstddef>
 #include <cstdint>
+#include <string_view>
 #include <type_traits>
 
 #if defined(__x86_64__) && ((defined(__AVX2__) && defined(__FMA__)) || defined(__AVX512F__))
@@ -988,14 +989,7 @@ struct own {
     template <parallel::policy Exec>
     static void run_packed(strided_view<float, 2> c, strided_view<const float, 2> a, const bf16_weight_panels& w,
                            [[maybe_unused]] llm::workspace& ws, [[maybe_unused]] Exec& exec) {
-        llm::check(c.extent(0) == a.extent(0) && c.extent(1) == w.n && a.extent(1) == w.k, "blas::own::run_packed: c [",
-                   c.extent(0), ", ", c.extent(1), "] = a [", a.extent(0), ", ", a.extent(1), "] W^T with W [", w.n, ", ", w.k,
-                   "]");
-        llm::check(c.stride(1) == 1 || c.extent(1) <= 1, "blas::own::run_packed: c must have unit column stride (stride ",
-                   c.stride(1), ")");
-        llm::check(packed_available(), "blas::own::run_packed: no bf16 dot-product path here (needs an AVX512_BF16 build and "
-                                       "CPU, 16-lane vectors and 64-column micro-tiles)");
-        llm::check(reinterpret_cast<std::uintptr_t>(w.words) % 64 == 0, "blas::own::run_packed: the packed words are not 64-byte aligned");
+        check_packed(c, a, w.n, w.k, w.words, packed_available(), "bf16");
         if (c.empty()) {
             return;
         }
@@ -1032,14 +1026,7 @@ struct own {
     template <parallel::policy Exec>
     static void run_packed(strided_view<float, 2> c, strided_view<const float, 2> a, const f16_weight_panels& w,
                            llm::workspace& ws, Exec& exec) {
-        llm::check(c.extent(0) == a.extent(0) && c.extent(1) == w.n && a.extent(1) == w.k, "blas::own::run_packed: c [",
-                   c.extent(0), ", ", c.extent(1), "] = a [", a.extent(0), ", ", a.extent(1), "] W^T with f16 W [", w.n, ", ",
-                   w.k, "]");
-        llm::check(c.stride(1) == 1 || c.extent(1) <= 1, "blas::own::run_packed: c must have unit column stride (stride ",
-                   c.stride(1), ")");
-        llm::check(f16_packed_available(), "blas::own::run_packed: f16 panels need 64-column micro-tiles (this blocking has ",
-                   Blocking::nr_vectors * S::width, ")");
-        llm::check(reinterpret_cast<std::uintptr_t>(w.halves) % 64 == 0, "blas::own::run_packed: the f16 panels are not 64-byte aligned");
+        check_packed(c, a, w.n, w.k, w.halves, f16_packed_available(), "f16");
         if (c.empty()) {
             return;
         }
@@ -1055,6 +1042,19 @@ struct own {
     }
 
 private:
+    /// run_packed's argument checks for `kind` ("bf16" / "f16") weight panels W [n, k] at `data`.
+    static void check_packed(strided_view<float, 2> c, strided_view<const float, 2> a, std::size_t n, std::size_t k,
+                             const void* data, bool available, std::string_view kind) {
+        llm::check(c.extent(0) == a.extent(0) && c.extent(1) == n && a.extent(1) == k, "blas::own::run_packed: c [", c.extent(0),
+                   ", ", c.extent(1), "] = a [", a.extent(0), ", ", a.extent(1), "] W^T with ", kind, " W [", n, ", ", k, "]");
+        llm::check(c.stride(1) == 1 || c.extent(1) <= 1, "blas::own::run_packed: c must have unit column stride (stride ",
+                   c.stride(1), ")");
+        llm::check(available, "blas::own::run_packed: no ", kind, " panel path here: it needs 64-column micro-tiles (this blocking has ",
+                   Blocking::nr_vectors * S::width, ")", kind == "bf16" ? ", an AVX512_BF16 build and CPU" : "");
+        llm::check(reinterpret_cast<std::uintptr_t>(data) % 64 == 0, "blas::own::run_packed: the ", kind,
+                   " panels are not 64-byte aligned");
+    }
+
     /// The AMX path (bf16_amx_selected) or the bf16 dot-product path (bf16_dot_selected) when
     /// selected, true if one ran.
     template <class TA, class TB, class Exec, class Ep = detail::no_epilogue>

@@ -32,6 +32,7 @@
 #include <cstdint>
 #include <cstring>
 #include <span>
+#include <string_view>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -231,6 +232,25 @@ enum class weight_layout {
     f16_panels,    ///< llm::blas::f16_weight_panels: 64-row panels, k-major (f16)
 };
 
+namespace detail {
+
+/// What a 64-row panel layout of half-precision weights holds: bf16 k-pair words
+/// (llm::blas::bf16_weight_panels) or f16 halves (llm::blas::f16_weight_panels), and their bytes.
+struct half_panels {
+    io::ggml_type type;
+    std::string_view name;
+    std::size_t bytes;
+
+    static half_panels of(weight_layout layout, std::size_t rows, std::size_t cols, const char* fn) {
+        if (layout == weight_layout::bf16_panels) {
+            return {io::ggml_type::bf16, "bf16", checked_mul(blas::bf16_weight_panels::word_count(rows, cols), 4, fn, "the panel bytes")};
+        }
+        return {io::ggml_type::f16, "f16", checked_mul(blas::f16_weight_panels::element_count(rows, cols), 2, fn, "the panel bytes")};
+    }
+};
+
+}  // namespace detail
+
 /// A [rows, cols] weight matrix (y = x W^T reads it as nn.Linear's [out, in]) whose element
 /// type is a run-time GGUF type: f32, f16, bf16, or a block format of llm::quant (q4_0, q4_1,
 /// q5_0, q5_1, q8_0, q2_K .. q6_K), rows stored one after the other as GGUF stores a matrix
@@ -284,22 +304,14 @@ public:
             return;
         }
         const auto tr = io::ggml_traits(type);
-        if (layout == weight_layout::bf16_panels) {
-            llm::check(type == io::ggml_type::bf16, "any_matrix: the bf16_panels layout holds bf16, not ",
+        if (layout == weight_layout::bf16_panels || layout == weight_layout::f16_panels) {
+            const auto panels = detail::half_panels::of(layout, rows, cols, "any_matrix");
+            llm::check(type == panels.type, "any_matrix: the ", panels.name, "_panels layout holds ", panels.name, ", not ",
                        tr.name.empty() ? std::string_view("(invalid)") : tr.name);
-            const std::size_t need = checked_mul(blas::bf16_weight_panels::word_count(rows, cols), 4, "any_matrix", "the panel bytes");
-            llm::check(bytes.size() == need, "any_matrix: ", bytes.size(), " bytes are not the ", need, " of ", rows, " x ", cols,
-                       " bf16 in 64-row panels");
-            llm::check(reinterpret_cast<std::uintptr_t>(data_) % 64 == 0, "any_matrix: bf16 panels are not 64-byte aligned");
-            return;
-        }
-        if (layout == weight_layout::f16_panels) {
-            llm::check(type == io::ggml_type::f16, "any_matrix: the f16_panels layout holds f16, not ",
-                       tr.name.empty() ? std::string_view("(invalid)") : tr.name);
-            const std::size_t need = checked_mul(blas::f16_weight_panels::element_count(rows, cols), 2, "any_matrix", "the panel bytes");
-            llm::check(bytes.size() == need, "any_matrix: ", bytes.size(), " bytes are not the ", need, " of ", rows, " x ", cols,
-                       " f16 in 64-row panels");
-            llm::check(reinterpret_cast<std::uintptr_t>(data_) % 64 == 0, "any_matrix: f16 panels are not 64-byte aligned");
+            llm::check(bytes.size() == panels.bytes, "any_matrix: ", bytes.size(), " bytes are not the ", panels.bytes, " of ", rows,
+                       " x ", cols, " ", panels.name, " in 64-row panels");
+            llm::check(reinterpret_cast<std::uintptr_t>(data_) % 64 == 0, "any_matrix: ", panels.name,
+                       " panels are not 64-byte aligned");
             return;
         }
         std::size_t need = 0;
@@ -413,6 +425,31 @@ inline any_matrix repack(const any_matrix& w, std::vector<std::byte>& storage) {
     return out;
 }
 
+namespace detail {
+
+/// pack_bf16_panels / pack_f16_panels: a row-major matrix of the layout's type laid out in its
+/// panels in `storage` (64-byte aligned inside it), any other matrix returned as it is.
+inline any_matrix pack_half_panels(const any_matrix& w, weight_layout layout, std::vector<std::byte>& storage) {
+    const char* fn = layout == weight_layout::bf16_panels ? "quant::pack_bf16_panels" : "quant::pack_f16_panels";
+    const std::size_t n = w.extent(0), k = w.extent(1);
+    const auto panels = half_panels::of(layout, n, k, fn);
+    if (w.type() != panels.type || w.layout() != weight_layout::row_major || w.bytes().empty()) {
+        return w;
+    }
+    std::vector<std::byte> buf(panels.bytes + 63);
+    const std::size_t skip = (64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64;
+    const auto* src = reinterpret_cast<const std::uint16_t*>(w.bytes().data());
+    if (layout == weight_layout::bf16_panels) {
+        blas::bf16_weight_panels::pack(reinterpret_cast<const llm::bf16*>(src), n, k, reinterpret_cast<std::uint32_t*>(buf.data() + skip));
+    } else {
+        blas::f16_weight_panels::pack(src, n, k, reinterpret_cast<std::uint16_t*>(buf.data() + skip));
+    }
+    storage.swap(buf);
+    return any_matrix(panels.type, std::span<const std::byte>(storage.data() + skip, panels.bytes), n, k, layout);
+}
+
+}  // namespace detail
+
 /// A row-major bf16 any_matrix packed into llm::blas::bf16_weight_panels (the `vdpbf16ps` GEMM's B
 /// panels, packed once instead of per product) in `storage` (resized to the panels' bytes plus up
 /// to 63 for the 64-byte alignment), returned as a bf16_panels any_matrix viewing `storage`, which
@@ -422,17 +459,7 @@ inline any_matrix repack(const any_matrix& w, std::vector<std::byte>& storage) {
 /// other matrix is returned as it is and `storage` left unchanged. Pays where bf16_panels_pay().
 /// Example: `std::vector<std::byte> buf; w = llm::quant::pack_bf16_panels(w, buf);`
 inline any_matrix pack_bf16_panels(const any_matrix& w, std::vector<std::byte>& storage) {
-    if (w.type() != io::ggml_type::bf16 || w.layout() != weight_layout::row_major || w.bytes().empty()) {
-        return w;
-    }
-    const std::size_t n = w.extent(0), k = w.extent(1);
-    const std::size_t bytes = checked_mul(blas::bf16_weight_panels::word_count(n, k), 4, "quant::pack_bf16_panels", "the panel bytes");
-    std::vector<std::byte> buf(bytes + 63);
-    const std::size_t skip = (64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64;
-    auto* words = reinterpret_cast<std::uint32_t*>(buf.data() + skip);
-    blas::bf16_weight_panels::pack(reinterpret_cast<const llm::bf16*>(w.bytes().data()), n, k, words);
-    storage.swap(buf);
-    return any_matrix(io::ggml_type::bf16, std::span<const std::byte>(storage.data() + skip, bytes), n, k, weight_layout::bf16_panels);
+    return detail::pack_half_panels(w, weight_layout::bf16_panels, storage);
 }
 
 /// Whether packing bf16 weights with pack_bf16_panels pays on this CPU: where the default prefill
@@ -453,17 +480,7 @@ inline bool bf16_panels_pay() noexcept {
 /// other matrix is returned as it is and `storage` left unchanged. Pays where f16_panels_pay().
 /// Example: `std::vector<std::byte> buf; w = llm::quant::pack_f16_panels(w, buf);`
 inline any_matrix pack_f16_panels(const any_matrix& w, std::vector<std::byte>& storage) {
-    if (w.type() != io::ggml_type::f16 || w.layout() != weight_layout::row_major || w.bytes().empty()) {
-        return w;
-    }
-    const std::size_t n = w.extent(0), k = w.extent(1);
-    const std::size_t bytes = checked_mul(blas::f16_weight_panels::element_count(n, k), 2, "quant::pack_f16_panels", "the panel bytes");
-    std::vector<std::byte> buf(bytes + 63);
-    const std::size_t skip = (64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64;
-    blas::f16_weight_panels::pack(reinterpret_cast<const std::uint16_t*>(w.bytes().data()), n, k,
-                                  reinterpret_cast<std::uint16_t*>(buf.data() + skip));
-    storage.swap(buf);
-    return any_matrix(io::ggml_type::f16, std::span<const std::byte>(storage.data() + skip, bytes), n, k, weight_layout::f16_panels);
+    return detail::pack_half_panels(w, weight_layout::f16_panels, storage);
 }
 
 /// Whether laying f16 weights out with pack_f16_panels pays on this CPU: where the default
