@@ -109,7 +109,9 @@ TEST_CASE("bf16 dot path: an fp32 A panel packs the words bf16(x) gives (vector 
     // FLT_MAX (rounds to Inf), -0, subnormals (the vector path reads them as zero, keeping the
     // sign; bf16(x) rounds them, 0x007F8000 up to 2^-126).
     constexpr std::size_t m = 11, k = 71, lda = 75, MR = blocking::mr, NV = blocking::nr_vectors;
+#if LLM_GEMM_BF16_DOT
     static_assert(MR == 6, "the vector packing is the 6-row panel's");
+#endif
     const std::uint32_t specials[] = {0x3F808000u, 0x3F818000u, 0xBF808000u, 0x7FA00000u, 0xFF812345u, 0x7FC00001u,
                                       0x7F800000u, 0xFF800000u, 0x7F7FFFFFu, 0x80000000u, 0x00400000u, 0x807FFFFFu,
                                       0x007F8000u, 0x00800000u, 0x3F80FFFFu};
