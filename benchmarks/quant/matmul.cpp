@@ -247,7 +247,7 @@ void half_gemv(benchmark::State& state) {
         }
     });
     q::any_matrix w(T, std::as_bytes(std::span<const std::uint16_t>(bits)), rows, k);
-    static std::vector<std::byte> panels;
+    static llm::aligned_buffer<std::byte> panels;
     if constexpr (Panels) {
         w = T == llm::io::ggml_type::f16 ? q::pack_f16_panels(w, panels) : q::pack_bf16_panels(w, panels);
     }
@@ -299,7 +299,7 @@ void dense_gemm(benchmark::State& state) {
         }
     }
     q::any_matrix w(T, bytes, rows, k);
-    static std::vector<std::byte> panels;
+    static llm::aligned_buffer<std::byte> panels;
     if constexpr (Panels) {
         w = T == llm::io::ggml_type::f16 ? q::pack_f16_panels(w, panels) : q::pack_bf16_panels(w, panels);
     }

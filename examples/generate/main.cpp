@@ -94,11 +94,13 @@ options parse(int argc, char** argv) {
     return o;
 }
 
-// Opens a Hugging Face directory or a .gguf file and calls f(model, params, learned_positions).
+// Opens a Hugging Face directory or a .gguf file and calls f(model, params, learned_positions);
+// a GGUF file's matrices are repacked at load on the pool's threads.
 template <class F>
-int open_model(const std::string& path, F&& f) {
+int open_model(const std::string& path, llm::parallel::thread_pool& pool, F&& f) {
     if (path.ends_with(".gguf")) {
-        return gen::open_gguf(path, [&](const auto& m, const auto& p, const auto& cfg) { return f(m, p, cfg.family == llm::model::family::gpt2); });
+        return gen::open_gguf(path, {.pool = &pool},
+                              [&](const auto& m, const auto& p, const auto& cfg) { return f(m, p, cfg.family == llm::model::family::gpt2); });
     }
     return gen::open_hf(path, [&](const auto& m, const auto& p, const auto& cfg) { return f(m, p, cfg.family == llm::model::family::gpt2); });
 }
@@ -131,7 +133,7 @@ int run(const options& o) {
             std::fflush(stdout);
         }
     };
-    return open_model(o.model, [&](const auto& m, const auto& p, bool learned_positions) {
+    return open_model(o.model, pool, [&](const auto& m, const auto& p, bool learned_positions) {
         using M = std::remove_cvref_t<decltype(m)>;
         const double load_s = seconds_since(t0);
         double prefill_s = 0, decode_s = 0;
@@ -140,7 +142,7 @@ int run(const options& o) {
             // speculative decoding rolls the draft's and the target's caches back: KV-cache models only
             llm::check(gen::kv_cached_state<typename M::state>, "--draft: ", o.model,
                        " is a recurrent model (Mamba): speculative decoding needs a KV cache to roll back");
-            open_model(o.draft, [&](const auto& dm, const auto& dp, bool) {
+            open_model(o.draft, pool, [&](const auto& dm, const auto& dp, bool) {
                 using D = std::remove_cvref_t<decltype(dm)>;
                 llm::check(gen::kv_cached_state<typename D::state>, "--draft: ", o.draft,
                            " is a recurrent model (Mamba): speculative decoding needs a KV cache to roll back");

@@ -47,7 +47,7 @@ std::vector<float> run_logits(const M& m, const P& p) {
 // A copy of quantized params with every repackable matrix (the head included) repacked into
 // buffers of `store` (a list: its elements never move). Returns the number of repacked matrices.
 template <class P>
-std::size_t repack_all(P& q, std::list<std::vector<std::byte>>& store) {
+std::size_t repack_all(P& q, std::list<llm::aligned_buffer<std::byte>>& store) {
     std::size_t n = 0;
     auto one = [&](llm::quant::any_matrix& w) {
         const bool packable = llm::quant::repackable(w.type());
@@ -85,7 +85,7 @@ TEST_CASE("repacked gguf: Q4_0 / Q8_0 / Q4_K / Q6_K matrices repacked (llm::quan
                               std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
                     row = run_logits(m, p);
                     auto q = p;
-                    std::list<std::vector<std::byte>> store;
+                    std::list<llm::aligned_buffer<std::byte>> store;
                     CHECK(repack_all(q, store) > 0);
                     CHECK(q.head.layout() == llm::quant::weight_layout::interleaved8);
                     CHECK(std::get<0>(q.layers)[1].ffn.down.layout() == llm::quant::weight_layout::interleaved8);
@@ -95,6 +95,16 @@ TEST_CASE("repacked gguf: Q4_0 / Q8_0 / Q4_K / Q6_K matrices repacked (llm::quan
             });
             // The default options repack at load (gguf_options::repack): the same matrices, the same bits.
             llm::generate::open_gguf(f, "tiny.gguf", [&](const auto& m, const auto& p, const auto&) {
+                if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized> &&
+                              std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
+                    CHECK(std::get<0>(p.layers)[1].ffn.down.layout() == llm::quant::weight_layout::interleaved8);
+                    CHECK(run_logits(m, p) == packed);
+                }
+                return 0;
+            });
+            // Repacked on a pool's threads (gguf_options::pool): the same bytes, so the same bits.
+            llm::parallel::thread_pool pool(2);
+            llm::generate::open_gguf(f, "tiny.gguf", {.pool = &pool}, [&](const auto& m, const auto& p, const auto&) {
                 if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized> &&
                               std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
                     CHECK(std::get<0>(p.layers)[1].ffn.down.layout() == llm::quant::weight_layout::interleaved8);
@@ -150,6 +160,16 @@ TEST_CASE("repacked gguf: bf16 / f16 matrices laid out in panels at load keep th
         }
         return 0;
     });
+    // Laid out on a pool's threads (gguf_options::pool): the same bytes, so the same bits.
+    llm::parallel::thread_pool pool(2);
+    llm::generate::open_gguf(f, "tiny.gguf", {.pool = &pool}, [&](const auto& m, const auto& p, const auto&) {
+        if constexpr (std::is_same_v<typename std::remove_cvref_t<decltype(p)>::element_type, llm::model::quantized> &&
+                      std::is_same_v<std::remove_cvref_t<decltype(m)>, llm::model::llama<>>) {  // the file is a llama
+            CHECK(p.head.layout() == std::get<0>(p.layers)[1].ffn.down.layout());
+            CHECK(run_logits(m, p) == packed);
+        }
+        return 0;
+    });
     REQUIRE(row.size() == packed.size());
     REQUIRE(row.size() % 13 == 0);
     const std::size_t prompt = row.size() / 13 * 10;  // 10 prompt rows, then 3 decode steps
@@ -176,7 +196,7 @@ TEST_CASE("repacked gguf: llama.cpp's q8_0 Qwen2 repacked gives transformers' fi
             using T = typename std::remove_cvref_t<decltype(p)>::element_type;
             if constexpr (std::is_same_v<T, llm::model::quantized>) {
                 auto q = p;
-                std::list<std::vector<std::byte>> store;
+                std::list<llm::aligned_buffer<std::byte>> store;
                 CHECK(repack_all(q, store) > 0);
                 llm::generate::engine<M, T> eng(m, q, {.slots = 1, .context = 32});
                 eng.add(c.prompt, {.max_tokens = 4}, llm::generate::make_sampler({}));

@@ -36,7 +36,8 @@ using llm::quant::any_matrix;
 // One stacked expert tensor in GGUF type `type`: its bytes (kept), the any_matrix view of them
 // (repacked into 8-row groups when asked) and the dequantized fp32 values.
 struct stacked {
-    std::vector<std::byte> bytes, packed;
+    std::vector<std::byte> bytes;
+    llm::aligned_buffer<std::byte> packed;
     any_matrix m;
     std::vector<float> deq;
     stacked(ggml_type type, const t3f& w, bool repack) {
@@ -204,7 +205,7 @@ TEST_CASE("moe block quantized: placeholders, shapes, groups spanning experts an
     pq.w1 = s1.m;
     CHECK_NOTHROW(fx.f.forward(y, c, x, pq, ws, seq));
     // repacked rows of 36 per expert: a group of 8 would hold two experts' rows
-    std::vector<std::byte> buf;
+    llm::aligned_buffer<std::byte> buf;
     pq.w3 = llm::quant::repack(s3.m, buf);
     CHECK_THROWS_WITH_AS(fx.f.forward(y, c, x, pq, ws, seq), doctest::Contains("an expert has 36 rows"), llm::error);
     // shared experts have no quantized form here

@@ -490,7 +490,7 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     const q::any_matrix rk(llm::io::ggml_type::q5_k, bytes_of(bk), 5, k);
     const q::any_matrix r4k(llm::io::ggml_type::q4_k, bytes_of(bq4k), 13, k);
     const q::any_matrix r6k(llm::io::ggml_type::q6_k, bytes_of(bq6k), 16, k);
-    std::vector<std::byte> s4, s8, sk, s4k, s6k;
+    llm::aligned_buffer<std::byte> s4, s8, sk, s4k, s6k;
     const q::any_matrix p4 = q::repack(r4, s4), p8 = q::repack(r8, s8), pk = q::repack(rk, sk);
     const q::any_matrix p4k = q::repack(r4k, s4k), p6k = q::repack(r6k, s6k);
     CHECK(p4k.layout() == q::weight_layout::interleaved8);
@@ -574,4 +574,30 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q6_k, std::span<const std::byte>(s6k).first(1000), 16, k,
                                        q::weight_layout::interleaved8),
                          doctest::Contains("1000 bytes are not the"), llm::error);
+}
+
+// The groups of a large matrix split into several chunks on a pool (grain: ~256 KiB of codes):
+// the same bytes as on the calling thread, for every repackable type, rows not a multiple of 8.
+TEST_CASE("quant packed: repack / pack_into on a thread pool write the bytes the calling thread writes") {
+    llm::parallel::thread_pool pool(2);
+    const std::size_t n = 2053, k = 512;
+    auto one = [&](auto tag, llm::io::ggml_type type) {
+        using F = decltype(tag);
+        using blk = typename F::block;
+        CAPTURE(F::name);
+        const auto b = q::quantize<F>(weight_values(n, k, 77));
+        const std::size_t group_bytes = k / F::block_size * sizeof(blk) * 8;
+        REQUIRE((n + 7) / 8 > 2 * ((256u << 10) / group_bytes));  // three chunks or more
+        const q::any_matrix row(type, std::as_bytes(std::span(b)), n, k);
+        llm::aligned_buffer<std::byte> seq, par;
+        const q::any_matrix ps = q::repack(row, seq), pp = q::repack(row, par, pool);
+        REQUIRE(pp.layout() == q::weight_layout::interleaved8);
+        REQUIRE(seq.size() == par.size());
+        CHECK(std::memcmp(seq.data(), par.data(), seq.size()) == 0);
+        CHECK(ps.bytes().size() == pp.bytes().size());
+    };
+    one(q::q4_0{}, llm::io::ggml_type::q4_0);
+    one(q::q8_0{}, llm::io::ggml_type::q8_0);
+    one(q::q4_k{}, llm::io::ggml_type::q4_k);
+    one(q::q6_k{}, llm::io::ggml_type::q6_k);
 }

@@ -55,7 +55,7 @@ TEST_CASE("bf16 panels: pack_bf16_panels lays out the panels, 64-byte aligned; o
     const std::size_t n = 130, k = 37;
     const auto w = bf16_weights(n, k, 1);
     const q::any_matrix row(llm::io::ggml_type::bf16, std::as_bytes(std::span(w)), n, k);
-    std::vector<std::byte> storage;
+    llm::aligned_buffer<std::byte> storage;
     const q::any_matrix p = q::pack_bf16_panels(row, storage);
     REQUIRE(p.layout() == q::weight_layout::bf16_panels);
     CHECK(p.type() == llm::io::ggml_type::bf16);
@@ -73,7 +73,7 @@ TEST_CASE("bf16 panels: pack_bf16_panels lays out the panels, 64-byte aligned; o
     }
     CHECK(bad == 0);
     // A packed matrix, another type or a placeholder: returned unchanged, storage untouched.
-    std::vector<std::byte> other;
+    llm::aligned_buffer<std::byte> other;
     CHECK(q::pack_bf16_panels(p, other).bytes().data() == p.bytes().data());
     const q::any_matrix f16(llm::io::ggml_type::f16, std::as_bytes(std::span(w)), n, k);
     CHECK(q::pack_bf16_panels(f16, other).layout() == q::weight_layout::row_major);
@@ -89,7 +89,7 @@ TEST_CASE("bf16 panels: the few-row product equals the portable kernel bit for b
         for (const std::size_t k : {1u, 2u, 37u, 300u}) {
             const auto w = bf16_weights(n, k, static_cast<unsigned>(n * 7 + k));
             const q::any_matrix row(llm::io::ggml_type::bf16, std::as_bytes(std::span(w)), n, k);
-            std::vector<std::byte> storage;
+            llm::aligned_buffer<std::byte> storage;
             const q::any_matrix p = q::pack_bf16_panels(row, storage);
             for (const std::size_t m : {1u, 2u, 3u, 8u, 9u}) {
                 CAPTURE(n);
@@ -137,7 +137,7 @@ TEST_CASE("bf16 panels: more than 8 rows give the row-major matrix's `vdpbf16ps`
         for (const std::size_t k : {1u, 37u, 1000u}) {
             const auto w = bf16_weights(n, k, static_cast<unsigned>(n + 3 * k));
             const q::any_matrix row(llm::io::ggml_type::bf16, std::as_bytes(std::span(w)), n, k);
-            std::vector<std::byte> storage;
+            llm::aligned_buffer<std::byte> storage;
             const q::any_matrix p = q::pack_bf16_panels(row, storage);
             for (const std::size_t m : {9u, 31u, 200u}) {
                 CAPTURE(n);
@@ -192,7 +192,7 @@ TEST_CASE("f16 panels: pack_f16_panels lays out the panels; few rows equal the p
             std::vector<std::uint16_t> w(n * k);
             for (auto& v : w) v = llm::f16(u(rng)).bits();
             const q::any_matrix row(llm::io::ggml_type::f16, std::as_bytes(std::span(w)), n, k);
-            std::vector<std::byte> storage;
+            llm::aligned_buffer<std::byte> storage;
             const q::any_matrix p = q::pack_f16_panels(row, storage);
             REQUIRE(p.layout() == q::weight_layout::f16_panels);
             CHECK(p.bytes().size() == 2 * ((n + 63) / 64) * 64 * k);
@@ -249,4 +249,24 @@ TEST_CASE("f16 panels: pack_f16_panels lays out the panels; few rows equal the p
     CHECK_THROWS_AS(q::any_matrix(llm::io::ggml_type::f16, bytes, 64, 5, q::weight_layout::f16_panels), llm::error);
     CHECK_THROWS_AS(q::any_matrix(llm::io::ggml_type::f16, bytes.subspan(2, 64 * 2 * 5), 64, 5, q::weight_layout::f16_panels),
                     llm::error);
+}
+
+// 26 panels of k 200 (grain: ~256 KiB of output, 10 panels) in three chunks on a pool, the last
+// panel partial: the bytes the calling thread writes, for both panel layouts.
+TEST_CASE("bf16 / f16 panels: packed on a thread pool, the bytes the calling thread writes") {
+    llm::parallel::thread_pool pool(2);
+    const std::size_t n = 64 * 25 + 13, k = 200;
+    const auto bits = bf16_weights(n, k, 91);  // as f16 bits too: any 16-bit patterns pack alike
+    for (const auto type : {llm::io::ggml_type::bf16, llm::io::ggml_type::f16}) {
+        CAPTURE(llm::io::ggml_type_name(type));
+        const q::any_matrix row(type, std::as_bytes(std::span(bits)), n, k);
+        llm::aligned_buffer<std::byte> seq, par;
+        const bool bf = type == llm::io::ggml_type::bf16;
+        const q::any_matrix ps = bf ? q::pack_bf16_panels(row, seq) : q::pack_f16_panels(row, seq);
+        const q::any_matrix pp = bf ? q::pack_bf16_panels(row, par, pool) : q::pack_f16_panels(row, par, pool);
+        REQUIRE(pp.layout() == (bf ? q::weight_layout::bf16_panels : q::weight_layout::f16_panels));
+        REQUIRE(seq.size() == par.size());
+        CHECK(std::memcmp(seq.data(), par.data(), seq.size()) == 0);
+        CHECK(ps.bytes().size() == pp.bytes().size());
+    }
 }

@@ -391,14 +391,17 @@ struct bf16_weight_panels {
     [[nodiscard]] std::uint32_t word(std::size_t r, std::size_t q) const noexcept {
         return words[(r / rows_per_panel) * rows_per_panel * pairs(k) + q * rows_per_panel + r % rows_per_panel];
     }
-    /// Packs the row-major bf16 W [n, k] (row stride k) into out[0, word_count(n, k)).
-    static void pack(const llm::bf16* w, std::size_t n, std::size_t k, std::uint32_t* out) {
-        if (n == 0 || k == 0) {
+    /// Packs the row-major bf16 W [n, k] (row stride k) into out[0, word_count(n, k)): panels
+    /// [panel_begin, panel_end) only (clamped to panels(n)), so threads may pack disjoint ranges.
+    static void pack(const llm::bf16* w, std::size_t n, std::size_t k, std::uint32_t* out, std::size_t panel_begin = 0,
+                     std::size_t panel_end = SIZE_MAX) {
+        panel_end = std::min(panel_end, panels(n));
+        if (k == 0 || panel_begin >= panel_end) {
             return;
         }
         using P = detail::bf16_panels<1, rows_per_panel / 16>;
         const strided_view<const llm::bf16, 2> wt(w, llm::dims<2>(k, n), llm::dims<2>(1, k));
-        P::pack_b(wt, 0, panels(n), reinterpret_cast<float*>(out));
+        P::pack_b(wt, panel_begin, panel_end, reinterpret_cast<float*>(out));
     }
 };
 

@@ -43,10 +43,13 @@ struct f16_weight_panels {
     [[nodiscard]] std::uint16_t element(std::size_t r, std::size_t j) const noexcept {
         return halves[(r / rows_per_panel) * rows_per_panel * k + j * rows_per_panel + r % rows_per_panel];
     }
-    /// Packs the row-major f16 bits W [n, k] (row stride k) into out[0, element_count(n, k)).
-    static void pack(const std::uint16_t* w, std::size_t n, std::size_t k, std::uint16_t* out) noexcept {
+    /// Packs the row-major f16 bits W [n, k] (row stride k) into out[0, element_count(n, k)):
+    /// panels [panel_begin, panel_end) only (clamped to panels(n)), so threads may pack disjoint
+    /// ranges.
+    static void pack(const std::uint16_t* w, std::size_t n, std::size_t k, std::uint16_t* out, std::size_t panel_begin = 0,
+                     std::size_t panel_end = SIZE_MAX) noexcept {
         constexpr std::size_t R = rows_per_panel;
-        for (std::size_t p = 0; p < panels(n); ++p) {
+        for (std::size_t p = panel_begin; p < std::min(panel_end, panels(n)); ++p) {
             std::uint16_t* dst = out + p * R * k;
             const std::size_t rows = std::min(R, n - p * R);
             std::size_t j0 = 0;

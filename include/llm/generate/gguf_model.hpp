@@ -11,8 +11,11 @@
 #include <llm/model/mamba_family.hpp>
 #include <llm/model/model.hpp>
 #include <llm/moe/mixtral.hpp>
+#include <llm/parallel/sequential.hpp>
+#include <llm/parallel/thread_pool.hpp>
 #include <llm/quant/any_matrix.hpp>
 #include <llm/quant/quant.hpp>
+#include <llm/tensor/storage.hpp>
 
 #include <algorithm>
 #include <bit>
@@ -453,6 +456,10 @@ struct gguf_options {
     /// at load (io::gguf_file::prefault), so the first forward pass over weights read in place
     /// (f16, bf16, f32) takes no page faults; false: pages are read as they are first touched.
     bool prefault = true;
+    /// The threads that repack / lay out the weights at load (the 8-row groups or 64-row panels of
+    /// each matrix shared among them, and with them the first touch of the new memory, most of a
+    /// load's time); nullptr (the default): the calling thread alone. The bytes are the same.
+    parallel::thread_pool* pool = nullptr;
 };
 
 namespace detail {
@@ -569,7 +576,15 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
     const M m(cfg.dims);
     const model::dims& d = cfg.dims;
     auto params = m.template make_params<model::quantized>();
-    std::vector<std::vector<std::byte>> owned;  // Q / K rows put back in order, repacked matrices, the head
+    std::vector<aligned_buffer<std::byte>> owned;  // Q / K rows put back in order, repacked matrices, the head
+    // The repacking / panel layout of one matrix on opt.pool's threads, or on this thread.
+    auto lay_out = [&](auto&& body) {
+        if (opt.pool != nullptr) {
+            body(*opt.pool);
+        } else {
+            body(parallel::sequential{});
+        }
+    };
     owned.reserve(11 * d.n_layers + 1);
     params.for_each_param([&](std::string_view name, auto& t) {
         const io::gguf_tensor_info& info = gguf_param(file, path, name, t);
@@ -577,9 +592,9 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
             std::span<const std::byte> bytes = file.tensor_bytes(info);
             if (permuted_rows(cfg, name)) {
                 const std::size_t heads = name.ends_with("q_proj.weight") ? d.n_heads : d.kv_heads();
-                auto& copy = owned.emplace_back(bytes.size());
-                unpermute_byte_rows(bytes, copy, t.extent(0), heads);
-                bytes = copy;
+                auto& copy = owned.emplace_back(uninitialized, bytes.size());
+                unpermute_byte_rows(bytes, std::span<std::byte>(copy.data(), copy.size()), t.extent(0), heads);
+                bytes = std::span<const std::byte>(copy.data(), copy.size());
             }
             t = quant::any_matrix(info.type, bytes, t.extent(0), t.extent(1));
             // Stacked experts only when no 8-row group would hold two experts' rows.
@@ -590,10 +605,12 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
             const bool f16_panels = info.type == io::ggml_type::f16 && !stacked_experts(name) && quant::f16_panels_pay();
             if (opt.repack && (repack || bf16_panels || f16_panels)) {
                 // Packed into a new buffer, then swapped in: the Q / K copy is replaced in place.
-                std::vector<std::byte>& storage = permuted_rows(cfg, name) ? owned.back() : owned.emplace_back();
-                t = bf16_panels  ? quant::pack_bf16_panels(t, storage)
-                    : f16_panels ? quant::pack_f16_panels(t, storage)
-                                 : quant::repack(t, storage);
+                aligned_buffer<std::byte>& storage = permuted_rows(cfg, name) ? owned.back() : owned.emplace_back();
+                lay_out([&](auto&& exec) {
+                    t = bf16_panels  ? quant::pack_bf16_panels(t, storage, exec)
+                        : f16_panels ? quant::pack_f16_panels(t, storage, exec)
+                                     : quant::repack(t, storage, exec);
+                });
             }
         } else {
             decode_tensor(file, info, std::span<float>(t.data(), t.size()));
@@ -602,13 +619,15 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
     if (d.tie_embeddings) {
         const io::gguf_tensor_info& emb = file.tensor("token_embd.weight");
         params.head = quant::any_matrix(emb.type, file.tensor_bytes(emb), d.vocab, d.d_model);
-        if (opt.repack && quant::repackable(emb.type)) {
-            params.head = quant::repack(params.head, owned.emplace_back());
-        } else if (opt.repack && emb.type == io::ggml_type::bf16 && quant::bf16_panels_pay()) {
-            params.head = quant::pack_bf16_panels(params.head, owned.emplace_back());
-        } else if (opt.repack && emb.type == io::ggml_type::f16 && quant::f16_panels_pay()) {
-            params.head = quant::pack_f16_panels(params.head, owned.emplace_back());
-        }
+        lay_out([&](auto&& exec) {
+            if (opt.repack && quant::repackable(emb.type)) {
+                params.head = quant::repack(params.head, owned.emplace_back(), exec);
+            } else if (opt.repack && emb.type == io::ggml_type::bf16 && quant::bf16_panels_pay()) {
+                params.head = quant::pack_bf16_panels(params.head, owned.emplace_back(), exec);
+            } else if (opt.repack && emb.type == io::ggml_type::f16 && quant::f16_panels_pay()) {
+                params.head = quant::pack_f16_panels(params.head, owned.emplace_back(), exec);
+            }
+        });
     }
     return std::forward<F>(f)(m, std::as_const(params), cfg);
 }

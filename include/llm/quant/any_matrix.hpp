@@ -24,6 +24,7 @@
 #include <llm/quant/matmul.hpp>
 #include <llm/quant/packed.hpp>
 #include <llm/tensor/concepts.hpp>
+#include <llm/tensor/storage.hpp>
 #include <llm/tensor/tensor.hpp>
 #include <llm/tensor/views.hpp>
 
@@ -399,13 +400,15 @@ inline bool repackable(io::ggml_type type) noexcept {
 }
 
 /// A row-major Q4_0 / Q8_0 / Q4_K / Q6_K any_matrix repacked into 8-row interleaved groups (llm::quant::pack's
-/// layout, as llama.cpp repacks at load) in `storage` (resized to the packed bytes: the same as
-/// the rows' blocks when rows is a multiple of 8), returned as an interleaved8 any_matrix viewing
-/// `storage`, which must outlive it. linear_forward then runs the packed kernels (other bits than
-/// the row-major matrix's, within the same bound). Any other matrix (type, layout, no data) is
+/// layout, as llama.cpp repacks at load) in `storage` (replaced by an uninitialised buffer of the
+/// packed bytes, the same as the rows' blocks when rows is a multiple of 8, then filled), returned
+/// as an interleaved8 any_matrix viewing `storage`, which must outlive it. The groups are packed
+/// by the threads of `exec` (so the new memory's page faults are spread over them too; the bytes
+/// do not depend on the policy). linear_forward then runs the packed kernels (other bits than the
+/// row-major matrix's, within the same bound). Any other matrix (type, layout, no data) is
 /// returned as it is and `storage` left unchanged.
-/// Example: `std::vector<std::byte> buf; w = llm::quant::repack(w, buf);`
-inline any_matrix repack(const any_matrix& w, std::vector<std::byte>& storage) {
+/// Example: `llm::aligned_buffer<std::byte> buf; w = llm::quant::repack(w, buf, pool);`
+inline any_matrix repack(const any_matrix& w, aligned_buffer<std::byte>& storage, parallel::policy auto&& exec) {
     if (!repackable(w.type()) || w.layout() != weight_layout::row_major || w.bytes().empty()) {
         return w;
     }
@@ -414,52 +417,67 @@ inline any_matrix repack(const any_matrix& w, std::vector<std::byte>& storage) {
         using F = typename decltype(id)::type;
         if constexpr (packable_format<F>) {
             const std::size_t n = w.extent(0), k = w.extent(1);
-            std::vector<std::byte> buf(packed_view<F>::packed_bytes(n, k));
+            aligned_buffer<std::byte> buf(uninitialized, packed_view<F>::packed_bytes(n, k));
             using blk = typename F::block;
             const std::span<const blk> blocks(reinterpret_cast<const blk*>(w.bytes().data()), n * (k / F::block_size));
-            (void)pack_into<F>(std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(buf.data()), buf.size()), blocks, n, k);
+            (void)pack_into<F>(std::span<std::uint8_t>(reinterpret_cast<std::uint8_t*>(buf.data()), buf.size()), blocks, n, k, exec);
             storage.swap(buf);
-            out = any_matrix(w.type(), storage, n, k, weight_layout::interleaved8);
+            out = any_matrix(w.type(), std::span<const std::byte>(storage.data(), storage.size()), n, k, weight_layout::interleaved8);
         }
     });
     return out;
 }
 
+/// repack on the calling thread.
+/// Example: `llm::aligned_buffer<std::byte> buf; w = llm::quant::repack(w, buf);`
+inline any_matrix repack(const any_matrix& w, aligned_buffer<std::byte>& storage) { return repack(w, storage, parallel::sequential{}); }
+
 namespace detail {
 
 /// pack_bf16_panels / pack_f16_panels: a row-major matrix of the layout's type laid out in its
-/// panels in `storage` (64-byte aligned inside it), any other matrix returned as it is.
-inline any_matrix pack_half_panels(const any_matrix& w, weight_layout layout, std::vector<std::byte>& storage) {
+/// panels in `storage` by the threads of `exec`, any other matrix returned as it is.
+inline any_matrix pack_half_panels(const any_matrix& w, weight_layout layout, aligned_buffer<std::byte>& storage,
+                                   parallel::policy auto&& exec) {
     const char* fn = layout == weight_layout::bf16_panels ? "quant::pack_bf16_panels" : "quant::pack_f16_panels";
     const std::size_t n = w.extent(0), k = w.extent(1);
     const auto panels = half_panels::of(layout, n, k, fn);
     if (w.type() != panels.type || w.layout() != weight_layout::row_major || w.bytes().empty()) {
         return w;
     }
-    std::vector<std::byte> buf(panels.bytes + 63);
-    const std::size_t skip = (64 - reinterpret_cast<std::uintptr_t>(buf.data()) % 64) % 64;
+    aligned_buffer<std::byte> buf(uninitialized, panels.bytes);  // 64-byte aligned, as the panels need
     const auto* src = reinterpret_cast<const std::uint16_t*>(w.bytes().data());
-    if (layout == weight_layout::bf16_panels) {
-        blas::bf16_weight_panels::pack(reinterpret_cast<const llm::bf16*>(src), n, k, reinterpret_cast<std::uint32_t*>(buf.data() + skip));
-    } else {
-        blas::f16_weight_panels::pack(src, n, k, reinterpret_cast<std::uint16_t*>(buf.data() + skip));
-    }
+    // Panels of 64 rows, about 256 KiB of output per chunk.
+    const std::size_t count = (n + 63) / 64, grain = std::max<std::size_t>(1, (256u << 10) / std::max<std::size_t>(1, 128 * k));
+    parallel::parallel_for(exec, count, grain, [&](std::size_t p0, std::size_t p1) {
+        if (layout == weight_layout::bf16_panels) {
+            blas::bf16_weight_panels::pack(reinterpret_cast<const llm::bf16*>(src), n, k, reinterpret_cast<std::uint32_t*>(buf.data()), p0, p1);
+        } else {
+            blas::f16_weight_panels::pack(src, n, k, reinterpret_cast<std::uint16_t*>(buf.data()), p0, p1);
+        }
+    });
     storage.swap(buf);
-    return any_matrix(panels.type, std::span<const std::byte>(storage.data() + skip, panels.bytes), n, k, layout);
+    return any_matrix(panels.type, std::span<const std::byte>(storage.data(), storage.size()), n, k, layout);
 }
 
 }  // namespace detail
 
 /// A row-major bf16 any_matrix packed into llm::blas::bf16_weight_panels (the `vdpbf16ps` GEMM's B
-/// panels, packed once instead of per product) in `storage` (resized to the panels' bytes plus up
-/// to 63 for the 64-byte alignment), returned as a bf16_panels any_matrix viewing `storage`, which
-/// must outlive it. linear_forward then multiplies more than 8 activation rows by
-/// llm::blas::own::run_packed (the same bits as the row-major matrix's `vdpbf16ps` path) and fewer
-/// by a GEMV over the panels (exact widening as the row-major kernel, other summation order). Any
-/// other matrix is returned as it is and `storage` left unchanged. Pays where bf16_panels_pay().
-/// Example: `std::vector<std::byte> buf; w = llm::quant::pack_bf16_panels(w, buf);`
-inline any_matrix pack_bf16_panels(const any_matrix& w, std::vector<std::byte>& storage) {
-    return detail::pack_half_panels(w, weight_layout::bf16_panels, storage);
+/// panels, packed once instead of per product) in `storage` (replaced by an uninitialised buffer
+/// of the panels' bytes, then filled by the threads of `exec`: the bytes do not depend on the
+/// policy), returned as a bf16_panels any_matrix viewing `storage`, which must outlive it.
+/// linear_forward then multiplies more than 8 activation rows by llm::blas::own::run_packed (the
+/// same bits as the row-major matrix's `vdpbf16ps` path) and fewer by a GEMV over the panels
+/// (exact widening as the row-major kernel, other summation order). Any other matrix is returned
+/// as it is and `storage` left unchanged. Pays where bf16_panels_pay().
+/// Example: `llm::aligned_buffer<std::byte> buf; w = llm::quant::pack_bf16_panels(w, buf, pool);`
+inline any_matrix pack_bf16_panels(const any_matrix& w, aligned_buffer<std::byte>& storage, parallel::policy auto&& exec) {
+    return detail::pack_half_panels(w, weight_layout::bf16_panels, storage, exec);
+}
+
+/// pack_bf16_panels on the calling thread.
+/// Example: `llm::aligned_buffer<std::byte> buf; w = llm::quant::pack_bf16_panels(w, buf);`
+inline any_matrix pack_bf16_panels(const any_matrix& w, aligned_buffer<std::byte>& storage) {
+    return pack_bf16_panels(w, storage, parallel::sequential{});
 }
 
 /// Whether packing bf16 weights with pack_bf16_panels pays on this CPU: where the default prefill
@@ -472,15 +490,22 @@ inline bool bf16_panels_pay() noexcept {
 }
 
 /// A row-major f16 any_matrix laid out in llm::blas::f16_weight_panels (64-row panels, each k
-/// step 64 contiguous halves) in `storage` (resized to the panels' bytes plus up to 63 for the
-/// 64-byte alignment), returned as an f16_panels any_matrix viewing `storage`, which must outlive
-/// it. linear_forward then multiplies more than 8 activation rows by llm::blas::own::run_packed (the
-/// row-major matrix's fp32 GEMM bits, W widened with contiguous reads) and fewer by a GEMV over the
-/// panels (exact widening, one stream per panel, other summation order than the row kernel). Any
-/// other matrix is returned as it is and `storage` left unchanged. Pays where f16_panels_pay().
-/// Example: `std::vector<std::byte> buf; w = llm::quant::pack_f16_panels(w, buf);`
-inline any_matrix pack_f16_panels(const any_matrix& w, std::vector<std::byte>& storage) {
-    return detail::pack_half_panels(w, weight_layout::f16_panels, storage);
+/// step 64 contiguous halves) in `storage` (replaced by an uninitialised buffer of the panels'
+/// bytes, then filled by the threads of `exec`: the bytes do not depend on the policy), returned
+/// as an f16_panels any_matrix viewing `storage`, which must outlive it. linear_forward then
+/// multiplies more than 8 activation rows by llm::blas::own::run_packed (the row-major matrix's
+/// fp32 GEMM bits, W widened with contiguous reads) and fewer by a GEMV over the panels (exact
+/// widening, one stream per panel, other summation order than the row kernel). Any other matrix
+/// is returned as it is and `storage` left unchanged. Pays where f16_panels_pay().
+/// Example: `llm::aligned_buffer<std::byte> buf; w = llm::quant::pack_f16_panels(w, buf, pool);`
+inline any_matrix pack_f16_panels(const any_matrix& w, aligned_buffer<std::byte>& storage, parallel::policy auto&& exec) {
+    return detail::pack_half_panels(w, weight_layout::f16_panels, storage, exec);
+}
+
+/// pack_f16_panels on the calling thread.
+/// Example: `llm::aligned_buffer<std::byte> buf; w = llm::quant::pack_f16_panels(w, buf);`
+inline any_matrix pack_f16_panels(const any_matrix& w, aligned_buffer<std::byte>& storage) {
+    return pack_f16_panels(w, storage, parallel::sequential{});
 }
 
 /// Whether laying f16 weights out with pack_f16_panels pays on this CPU: where the default

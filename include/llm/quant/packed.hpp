@@ -209,13 +209,14 @@ void check_pack(const char* fn, std::size_t count, std::size_t rows, std::size_t
 }
 
 /// Writes the packed layout of rows [0, rows) of `src` (row r's blocks at src + r w_rs) into
-/// codes / scales (packed_view's layout; the padding rows zeroed).
+/// codes / scales (packed_view's layout; the padding rows zeroed): the 8-row groups [g_begin,
+/// g_end) only (clamped to the groups), so threads may pack disjoint ranges.
 template <class F>
 void pack_blocks(const typename F::block* src, std::size_t w_rs, std::size_t rows, std::size_t cols,
-                 std::uint8_t* codes, f16* scales) noexcept {
+                 std::uint8_t* codes, f16* scales, std::size_t g_begin = 0, std::size_t g_end = SIZE_MAX) noexcept {
     constexpr std::size_t cb = packed_code_bytes<F>();
     const std::size_t nb = cols / F::block_size, groups = (rows + pack_group_rows - 1) / pack_group_rows;
-    for (std::size_t g = 0; g < groups; ++g) {
+    for (std::size_t g = g_begin; g < std::min(g_end, groups); ++g) {
         for (std::size_t b = 0; b < nb; ++b) {
             std::uint8_t* c = codes + (g * nb + b) * cb;
             if constexpr (packed_k<F>) {
@@ -317,19 +318,34 @@ template <quantized_matrix W>
 
 /// Packs into bytes the caller owns (e.g. to replace a memory-mapped tensor's bytes, the same
 /// count): `out` must hold packed_view<F>::packed_bytes(rows, cols) bytes and must not overlap
-/// `blocks`. Returns the view of `out`. Errors (llm::error): sizes as pack, `out` too small.
-/// Example: `auto v = llm::quant::pack_into<llm::quant::q4_0>(bytes, blocks, n, k);`
+/// `blocks`. The 8-row groups are shared among the threads of `exec` (each writes its own bytes,
+/// so fresh memory is also first touched by them); the bytes do not depend on the policy.
+/// Returns the view of `out`. Errors (llm::error): sizes as pack, `out` too small.
+/// Example: `auto v = llm::quant::pack_into<llm::quant::q4_0>(bytes, blocks, n, k, pool);`
 template <packable_format F>
 packed_view<F> pack_into(std::span<std::uint8_t> out, std::span<const typename F::block> blocks, std::size_t rows,
-                         std::size_t cols) {
+                         std::size_t cols, parallel::policy auto&& exec) {
     detail::check_pack<F>("pack_into", blocks.size(), rows, cols, cols / F::block_size);
     const std::size_t need = packed_view<F>::packed_bytes(rows, cols);
     llm::check(out.size() >= need, "pack_into<", F::name, ">: ", out.size(), " bytes, the packed [", rows, ", ", cols,
                "] matrix needs ", need);
     const std::size_t groups = (rows + pack_group_rows - 1) / pack_group_rows, nb = cols / F::block_size;
     auto* scales = reinterpret_cast<f16*>(out.data() + groups * nb * detail::packed_code_bytes<F>());
-    detail::pack_blocks<F>(blocks.data(), nb, rows, cols, out.data(), scales);
+    // About 256 KiB of codes per chunk: a few hundred microseconds of copying against the
+    // microseconds of a hand-off.
+    const std::size_t grain = std::max<std::size_t>(1, (256u << 10) / std::max<std::size_t>(1, nb * detail::packed_code_bytes<F>()));
+    parallel::parallel_for(exec, groups, grain, [&](std::size_t g0, std::size_t g1) {
+        detail::pack_blocks<F>(blocks.data(), nb, rows, cols, out.data(), scales, g0, g1);
+    });
     return {out.data(), scales, rows, cols};
+}
+
+/// pack_into on the calling thread.
+/// Example: `auto v = llm::quant::pack_into<llm::quant::q4_0>(bytes, blocks, n, k);`
+template <packable_format F>
+packed_view<F> pack_into(std::span<std::uint8_t> out, std::span<const typename F::block> blocks, std::size_t rows,
+                         std::size_t cols) {
+    return pack_into<F>(out, blocks, rows, cols, parallel::sequential{});
 }
 
 /// Packed weights as gemv / gemm take them: llm::quant::packed_matrix or packed_view.

@@ -95,6 +95,16 @@ public:
     const T* data() const noexcept { return data_; }
     /// Number of elements.
     std::size_t size() const noexcept { return size_; }
+    /// Whether it holds no elements.
+    bool empty() const noexcept { return size_ == 0; }
+    /// The elements as a contiguous range (so a std::span views them: `std::span<const T>(buf)`).
+    T* begin() noexcept { return data_; }
+    /// One past the last element.
+    T* end() noexcept { return data_ + size_; }
+    /// The elements as a contiguous range.
+    const T* begin() const noexcept { return data_; }
+    /// One past the last element.
+    const T* end() const noexcept { return data_ + size_; }
 
     /// Exchanges the allocations.
     void swap(aligned_buffer& other) noexcept {
