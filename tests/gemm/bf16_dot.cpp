@@ -22,6 +22,7 @@
 #include <llm/parallel/sequential.hpp>
 #include <llm/parallel/thread_pool.hpp>
 #include <llm/tensor/tensor.hpp>
+#include <llm/tensor/views.hpp>
 
 #include <doctest/doctest.h>
 
@@ -295,6 +296,36 @@ TEST_CASE("bf16 dot path: one and two threads give the same bits; the epilogue s
     CHECK(bad_threads == 0);
     CHECK(bad_epilogue == 0);
     CHECK(bad_visits == 0);
+}
+
+// A partial tile at the bottom of C multiplies only its rows (micro_rows): each row of an m-row
+// product equals, bit for bit, the same row inside a product with whole tiles there (the first m
+// rows of A and C of an 18-row product), for every partial row count 1 .. 5 of the 6-row tile.
+TEST_CASE("bf16 dot path: the rows of a partial tile have the bits they have inside a whole tile") {
+    if (!dot_runs()) {
+        MESSAGE("skipped: no AVX512_BF16 dot path here");
+        return;
+    }
+    std::mt19937 rng(123);
+    llm::parallel::sequential seq;
+    const std::size_t big = 18, k = 77, n = 133;
+    auto a = make_operand<llm::bf16>(big, k, layout_kind::row, rng);
+    auto b = make_operand<llm::bf16>(k, n, layout_kind::col, rng);
+    llm::tensor<float, llm::dims<2>> whole(big, n);
+    llm::gemm<own_dot>(whole, a.view, b.view, 1.0f, 0.0f, seq);
+    for (const std::size_t m : {13u, 14u, 15u, 16u, 17u}) {
+        CAPTURE(m);
+        const auto rows = llm::slice(a.view, 0, 0, m);
+        llm::tensor<float, llm::dims<2>> part(m, n);
+        llm::gemm<own_dot>(part, rows, b.view, 1.0f, 0.0f, seq);
+        std::size_t differ = 0;
+        for (std::size_t i = 0; i < m; ++i) {
+            for (std::size_t j = 0; j < n; ++j) {
+                differ += std::memcmp(&part(i, j), &whole(i, j), sizeof(float)) != 0;
+            }
+        }
+        CHECK(differ == 0);
+    }
 }
 
 TEST_CASE("bf16 GEMM: linear_forward with bf16 x and weights runs the default backend's bf16 path (bias, bf16 y in the store)") {

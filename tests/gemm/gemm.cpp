@@ -129,7 +129,9 @@ TEST_CASE_TEMPLATE("gemm own backend: a 6-row tile (assembly on AVX2 and AVX-512
         }
         return differ;
     };
-    for (const std::size_t m : {6u, 37u}) {
+    // m 17 and 40: rows 12-15 and 36-39 are a partial tile of the 6-row blocking (micro_rows: only
+    // those rows multiplied) and a whole tile of the 4-row one.
+    for (const std::size_t m : {6u, 17u, 37u, 40u}) {
         for (const std::size_t k : {4u, 13u, 31u, 70u, 160u}) {
             for (const float beta : {0.0f, 1.0f}) {
                 const std::size_t n = nr + 53;

@@ -325,19 +325,28 @@ struct bf16_panels {
     LLM_FORCE_INLINE static void micro(std::size_t kw, const float* LLM_RESTRICT a_words,
                                        const float* LLM_RESTRICT b_words, float* LLM_RESTRICT c, std::size_t ldc,
                                        float alpha, float beta) {
+        micro_rows<MR>(kw, a_words, b_words, c, ldc, alpha, beta);
+    }
+    /// micro's first R rows only (the A panel still MR rows wide): a partial tile's work, each
+    /// row's bits those of the whole tile's.
+    template <std::size_t R>
+    LLM_FORCE_INLINE static void micro_rows(std::size_t kw, const float* LLM_RESTRICT a_words,
+                                            const float* LLM_RESTRICT b_words, float* LLM_RESTRICT c, std::size_t ldc,
+                                            float alpha, float beta) {
+        static_assert(R >= 1 && R <= MR);
         using simd::unroll;
         const std::uint32_t* a = reinterpret_cast<const std::uint32_t*>(a_words);
         const std::uint32_t* b = reinterpret_cast<const std::uint32_t*>(b_words);
-        __m512 acc[MR][NV];
-        unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { acc[i][j] = _mm512_setzero_ps(); }); });
-        unroll<MR>([&](auto i) {
+        __m512 acc[R][NV];
+        unroll<R>([&](auto i) { unroll<NV>([&](auto j) { acc[i][j] = _mm512_setzero_ps(); }); });
+        unroll<R>([&](auto i) {
             __builtin_prefetch(c + i * ldc, 1, 3);
             __builtin_prefetch(c + i * ldc + NR - 1, 1, 3);
         });
         for (std::size_t q = 0; q < kw; ++q) {
             __m512bh bv[NV];
             unroll<NV>([&](auto j) { bv[j] = std::bit_cast<__m512bh>(_mm512_load_si512(b + j * 16)); });
-            unroll<MR>([&](auto i) {
+            unroll<R>([&](auto i) {
                 const __m512bh av = std::bit_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(a[i])));
                 unroll<NV>([&](auto j) { acc[i][j] = _mm512_dpbf16_ps(acc[i][j], av, bv[j]); });
             });
@@ -346,12 +355,12 @@ struct bf16_panels {
         }
         const __m512 va = _mm512_set1_ps(alpha);
         if (beta == 0.0f) {
-            unroll<MR>([&](auto i) {
+            unroll<R>([&](auto i) {
                 unroll<NV>([&](auto j) { _mm512_storeu_ps(c + i * ldc + j * 16, _mm512_mul_ps(va, acc[i][j])); });
             });
         } else {
             const __m512 vb = _mm512_set1_ps(beta);
-            unroll<MR>([&](auto i) {
+            unroll<R>([&](auto i) {
                 unroll<NV>([&](auto j) {
                     float* pc = c + i * ldc + j * 16;
                     _mm512_storeu_ps(pc, _mm512_fmadd_ps(va, acc[i][j], _mm512_mul_ps(vb, _mm512_loadu_ps(pc))));

@@ -464,29 +464,32 @@ inline void micro_kernel_avx512_6x64(std::size_t kc, const float* LLM_RESTRICT a
 /// The micro-kernel: C[MR x NR] (row stride ldc, unit column stride) = alpha * Ap * Bp +
 /// beta * C over kc steps; beta == 0 does not read C. Ap: MR floats per step, Bp: NR floats
 /// per step (64-byte aligned). The MR x NV accumulators stay in registers for all kc steps.
-template <simd::backend S, std::size_t MR, std::size_t NV>
+/// R < MR computes only the first R rows of the tile (a partial tile at the bottom of C), each
+/// with the same operations, so the same bits, as the whole tile's.
+template <simd::backend S, std::size_t MR, std::size_t NV, std::size_t R = MR>
 LLM_FORCE_INLINE void micro_kernel(std::size_t kc, const float* LLM_RESTRICT a, const float* LLM_RESTRICT b,
                                    float* LLM_RESTRICT c, std::size_t ldc, float alpha, float beta) {
+    static_assert(R >= 1 && R <= MR);
     using V = typename S::f32;
     constexpr std::size_t W = S::width;
 #ifdef LLM_GEMM_AVX2_ASM
-    if constexpr (W == 8 && MR == 6 && NV == 2) {
+    if constexpr (W == 8 && MR == 6 && NV == 2 && R == MR) {
         micro_kernel_avx2_6x16(kc, a, b, c, ldc, alpha, beta);
         return;
     }
 #endif
 #ifdef LLM_GEMM_AVX512_ASM
-    if constexpr (W == 16 && MR == 6 && NV == 4) {
+    if constexpr (W == 16 && MR == 6 && NV == 4 && R == MR) {
         micro_kernel_avx512_6x64(kc, a, b, c, ldc, alpha, beta);
         return;
     }
 #endif
-    V acc[MR][NV];
-    unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { acc[i][j] = S::zero(); }); });
+    V acc[R][NV];
+    unroll<R>([&](auto i) { unroll<NV>([&](auto j) { acc[i][j] = S::zero(); }); });
 #if defined(__GNUC__) || defined(__clang__)
     // The C tile is read (beta != 0) and written once, after kc steps: ask for its lines now
     // (first and last float of each row), so they arrive from L2/L3 while the FMAs run.
-    unroll<MR>([&](auto i) {
+    unroll<R>([&](auto i) {
         __builtin_prefetch(c + i * ldc, 1, 3);
         __builtin_prefetch(c + i * ldc + NV * W - 1, 1, 3);
     });
@@ -494,7 +497,7 @@ LLM_FORCE_INLINE void micro_kernel(std::size_t kc, const float* LLM_RESTRICT a, 
     for (std::size_t p = 0; p < kc; ++p) {
         V bv[NV];
         unroll<NV>([&](auto j) { bv[j] = S::load(b + j * W); });
-        unroll<MR>([&](auto i) {
+        unroll<R>([&](auto i) {
             const V av = S::set1(a[i]);
             unroll<NV>([&](auto j) { acc[i][j] = S::fma(av, bv[j], acc[i][j]); });
         });
@@ -503,10 +506,10 @@ LLM_FORCE_INLINE void micro_kernel(std::size_t kc, const float* LLM_RESTRICT a, 
     }
     const V va = S::set1(alpha);
     if (beta == 0.0f) {
-        unroll<MR>([&](auto i) { unroll<NV>([&](auto j) { S::storeu(c + i * ldc + j * W, S::mul(va, acc[i][j])); }); });
+        unroll<R>([&](auto i) { unroll<NV>([&](auto j) { S::storeu(c + i * ldc + j * W, S::mul(va, acc[i][j])); }); });
     } else {
         const V vb = S::set1(beta);
-        unroll<MR>([&](auto i) {
+        unroll<R>([&](auto i) {
             unroll<NV>([&](auto j) {
                 float* pc = c + i * ldc + j * W;
                 S::storeu(pc, S::fma(va, acc[i][j], S::mul(vb, S::loadu(pc))));
@@ -532,6 +535,12 @@ struct fp32_panels {
     LLM_FORCE_INLINE static void micro(std::size_t kc, const float* LLM_RESTRICT a, const float* LLM_RESTRICT b,
                                        float* LLM_RESTRICT c, std::size_t ldc, float alpha, float beta) {
         micro_kernel<S, MR, NV>(kc, a, b, c, ldc, alpha, beta);
+    }
+    /// micro's first R rows only (the A panel still MR rows wide): a partial tile's work.
+    template <std::size_t R>
+    LLM_FORCE_INLINE static void micro_rows(std::size_t kc, const float* LLM_RESTRICT a, const float* LLM_RESTRICT b,
+                                            float* LLM_RESTRICT c, std::size_t ldc, float alpha, float beta) {
+        micro_kernel<S, MR, NV, R>(kc, a, b, c, ldc, alpha, beta);
     }
 };
 
@@ -565,6 +574,23 @@ constexpr bool epilogue_active = !std::is_same_v<E, no_epilogue>;
 /// stays in registers. (The AVX2 assembly loop keeps its accumulators in registers anyway.)
 /// Panels: the packing and micro-kernel kind (fp32_panels, bf16_panels); kc counts its packed
 /// words (k steps / Panels::k_per_word, rounded up).
+/// A partial tile of `rows` rows (1 .. MR) into `tile` (row stride ldt, beta 0): where the
+/// panels offer micro_rows, only those rows are multiplied (a 2-row tile at the bottom of a
+/// 128-row C cost a whole 6-row tile: 3% of the product); else the whole tile.
+template <std::size_t MR, class Panels>
+LLM_FORCE_INLINE void edge_micro(std::size_t rows, std::size_t kc, const float* a, const float* b, float* tile, std::size_t ldt,
+                                 float alpha) {
+    if constexpr (requires { Panels::template micro_rows<1>(kc, a, b, tile, ldt, alpha, 0.0f); }) {
+        if (rows < MR) {
+            [&]<std::size_t... R>(std::index_sequence<R...>) {
+                (void)((rows == R + 1 && (Panels::template micro_rows<R + 1>(kc, a, b, tile, ldt, alpha, 0.0f), true)) || ...);
+            }(std::make_index_sequence<MR - 1>{});
+            return;
+        }
+    }
+    Panels::micro(kc, a, b, tile, ldt, alpha, 0.0f);
+}
+
 template <simd::backend S, std::size_t MR, std::size_t NV, class Ep = no_epilogue, class Panels = fp32_panels<S, MR, NV>>
 LLM_GEMM_NOINLINE void macro_kernel(std::size_t kc, const float* ap, const float* bp, strided_view<float, 2> c, std::size_t panel_begin,
                   std::size_t panel_end, float alpha, float beta, const Ep& ep = {}, bool last = false,
@@ -595,7 +621,7 @@ LLM_GEMM_NOINLINE void macro_kernel(std::size_t kc, const float* ap, const float
             if (rows == MR && cols == NR && c.stride(1) == 1) {
                 Panels::micro(kc, a, b, c.ptr(i0, j0), c.stride(0), alpha, beta);
             } else {
-                Panels::micro(kc, a, b, tile, NR, alpha, 0.0f);
+                edge_micro<MR, Panels>(rows, kc, a, b, tile, NR, alpha);
                 for (std::size_t i = 0; i < rows; ++i) {
                     for (std::size_t j = 0; j < cols; ++j) {
                         float& out = c(i0 + i, j0 + j);
