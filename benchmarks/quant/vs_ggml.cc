@@ -205,6 +205,12 @@ int main(int argc, char** argv) {
         if (want("q8_0")) compare<q::q8_0>(GGML_TYPE_Q8_0, m, n, k, threads, rounds);
         if (want("q4_K")) compare<q::q4_k>(GGML_TYPE_Q4_K, m, n, k, threads, rounds);
         if (want("q6_K")) compare<q::q6_k>(GGML_TYPE_Q6_K, m, n, k, threads, rounds);
+        if (want("q4_1")) compare<q::q4_1>(GGML_TYPE_Q4_1, m, n, k, threads, rounds);
+        if (want("q5_0")) compare<q::q5_0>(GGML_TYPE_Q5_0, m, n, k, threads, rounds);
+        if (want("q5_1")) compare<q::q5_1>(GGML_TYPE_Q5_1, m, n, k, threads, rounds);
+        if (want("q2_K")) compare<q::q2_k>(GGML_TYPE_Q2_K, m, n, k, threads, rounds);
+        if (want("q3_K")) compare<q::q3_k>(GGML_TYPE_Q3_K, m, n, k, threads, rounds);
+        if (want("q5_K")) compare<q::q5_k>(GGML_TYPE_Q5_K, m, n, k, threads, rounds);
     }
     return 0;
 }

@@ -239,12 +239,12 @@ TEST_CASE("quant gemm: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0 on every path match the refe
     check_sizes<q::q8_0>({32, 544});
 }
 
-TEST_CASE("quant gemm: Q4_K, Q5_K, Q6_K (and Q2_K, Q3_K on the generic path) match the reference within the derived bounds") {
+TEST_CASE("quant gemm: Q2_K, Q3_K, Q4_K, Q5_K, Q6_K match the reference within the derived bounds") {
     check_sizes<q::q4_k>({256, 768});
     check_sizes<q::q5_k>({256, 768});
     check_sizes<q::q6_k>({256, 768});
-    check_sizes<q::q2_k>({256});
-    check_sizes<q::q3_k>({256});
+    check_sizes<q::q2_k>({256, 768});
+    check_sizes<q::q3_k>({256, 768});
 }
 
 namespace {
@@ -318,6 +318,8 @@ TEST_CASE("quant gemm: gemm rows equal gemv; sequential equals a pool; bf16 equa
         check_consistency<q::q4_k>(path);
         check_consistency<q::q5_k>(path);
         check_consistency<q::q6_k>(path);
+        check_consistency<q::q2_k>(path);
+        check_consistency<q::q3_k>(path);
         for (std::size_t m : {8, 13, 33}) {
             CAPTURE(m);
             check_consistency<q::q4_0>(path, m);
@@ -339,6 +341,8 @@ TEST_CASE("quant gemm: the AVX-VNNI path gives the AVX2 path's bits" *
     check_paths_agree<q::q4_k>();
     check_paths_agree<q::q5_k>();
     check_paths_agree<q::q6_k>();
+    check_paths_agree<q::q2_k>();
+    check_paths_agree<q::q3_k>();
 }
 
 TEST_CASE("quant gemm: the AVX-512 VNNI path gives the AVX2 path's bits" *
@@ -352,6 +356,8 @@ TEST_CASE("quant gemm: the AVX-512 VNNI path gives the AVX2 path's bits" *
     check_paths_agree<q::q4_k>();
     check_paths_agree<q::q5_k>();
     check_paths_agree<q::q6_k>();
+    check_paths_agree<q::q2_k>();
+    check_paths_agree<q::q3_k>();
 }
 
 TEST_CASE("quant gemm: the AVX2 path is selected where the CPU has it" *

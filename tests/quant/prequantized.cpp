@@ -121,6 +121,9 @@ TEST_CASE("quant prequantized: gemm / gemv of quantize_activations give gemm / g
             check_same_bits<q::q4_k, q::q4_k>(m, 9, 512, path, pool);
             check_same_bits<q::q5_k, q::q5_k>(m, 5, 256, path, pool);
             check_same_bits<q::q6_k, q::q6_k>(m, 9, 512, path, pool);
+            check_same_bits<q::q2_k, q::q2_k>(m, 7, 512, path, pool);
+            check_same_bits<q::q3_k, q::q3_k>(m, 7, 512, path, pool);
+            check_same_bits<q::q3_k, q::q6_k>(m, 5, 256, path, pool);
         }
     }
 }
@@ -131,7 +134,9 @@ TEST_CASE("quant prequantized: one quantization serves every weight format shari
     static_assert(q::activation_compatible<q::q5_k, q::q6_k>);
     static_assert(!q::activation_compatible<q::q4_k, q::q6_k>);  // Q4_K's codes are transposed
     static_assert(!q::activation_compatible<q::q4_0, q::q4_k>);
-    static_assert(!q::integer_kernel_format<q::q2_k>);
+    static_assert(q::activation_compatible<q::q2_k, q::q3_k>);
+    static_assert(q::activation_compatible<q::q3_k, q::q6_k>);
+    static_assert(!q::integer_kernel_format<q::q8_k>);  // an activation format
     llm::parallel::thread_pool pool(2);
     for (const auto path : integer_paths()) {
         CAPTURE(std::string(q::isa_name(path)));

@@ -446,8 +446,9 @@ inline any_matrix pack_half_panels(const any_matrix& w, weight_layout layout, al
     }
     aligned_buffer<std::byte> buf(uninitialized, panels.bytes);  // 64-byte aligned, as the panels need
     const auto* src = reinterpret_cast<const std::uint16_t*>(w.bytes().data());
-    // Panels of 64 rows, about 256 KiB of output per chunk.
-    const std::size_t count = (n + 63) / 64, grain = std::max<std::size_t>(1, (256u << 10) / std::max<std::size_t>(1, 128 * k));
+    // About 256 KiB of output per chunk (both layouts: 64-row panels of 2-byte values).
+    static_assert(blas::bf16_weight_panels::rows_per_panel == 64 && blas::f16_weight_panels::rows_per_panel == 64);
+    const std::size_t count = blas::bf16_weight_panels::panels(n), grain = std::max<std::size_t>(1, (256u << 10) / std::max<std::size_t>(1, 128 * k));
     parallel::parallel_for(exec, count, grain, [&](std::size_t p0, std::size_t p1) {
         if (layout == weight_layout::bf16_panels) {
             blas::bf16_weight_panels::pack(reinterpret_cast<const llm::bf16*>(src), n, k, reinterpret_cast<std::uint32_t*>(buf.data()), p0, p1);
@@ -708,7 +709,7 @@ void linear_forward(Y&& y, X&& x, const any_matrix& w, llm::workspace& ws, Exec&
 /// ys[i] = x W_i^T for several any_matrix weights of one input x (q / k / v of a layer input,
 /// gate / up): linear_forward of each pair, except that block-format weights with integer
 /// kernels quantize x once per activation layout and share it (llm::quant::quantize_activations'
-/// blocks: Q8_0 for every 32-value format, Q8_K for Q5_K / Q6_K, transposed Q8_K for Q4_K;
+/// blocks: Q8_0 for every 32-value format, Q8_K for Q2_K / Q3_K / Q5_K / Q6_K, transposed Q8_K for Q4_K;
 /// activation_compatible), so each product equals linear_forward's bit for bit. The quantized
 /// blocks live in the workspace (a warmed call allocates nothing).
 ///   ys: N outputs [M, N_i] fp32 (contiguous rows); x: [M, K] fp32; w: N matrices [N_i, K];

@@ -56,7 +56,8 @@ inline constexpr bool int_kernel_32 = std::is_same_v<F, q4_0> || std::is_same_v<
 
 /// Formats with an integer kernel against Q8_K activations.
 template <class F>
-inline constexpr bool int_kernel_k = std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>;
+inline constexpr bool int_kernel_k = std::is_same_v<F, q2_k> || std::is_same_v<F, q3_k> || std::is_same_v<F, q4_k> ||
+                                     std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>;
 
 /// Formats with a panel GEMM.
 template <class F>
@@ -68,7 +69,7 @@ template <class F>
 using act_block_t = std::conditional_t<int_kernel_32<F>, act_q8_0, block_q8_k>;
 
 /// The quantized activations' layout of an integer-kernel format: 1 Q8_0 (Q4_0, Q4_1, Q5_0,
-/// Q5_1, Q8_0), 2 Q8_K (Q5_K, Q6_K), 3 Q8_K with the codes transposed (Q4_K); 0 none.
+/// Q5_1, Q8_0), 2 Q8_K (Q2_K, Q3_K, Q5_K, Q6_K), 3 Q8_K with the codes transposed (Q4_K); 0 none.
 template <class F>
 constexpr int act_layout() {
     if constexpr (int_kernel_32<F>) {
@@ -407,8 +408,8 @@ void validate_weights(std::span<const typename F::block> blocks) {
 }
 
 /// The weight formats whose gemv / gemm quantize the activations for integer kernels (Q4_0,
-/// Q4_1, Q5_0, Q5_1, Q8_0 against Q8_0; Q4_K, Q5_K, Q6_K against Q8_K), the formats
-/// quantize_activations takes.
+/// Q4_1, Q5_0, Q5_1, Q8_0 against Q8_0; Q2_K, Q3_K, Q4_K, Q5_K, Q6_K against Q8_K), the
+/// formats quantize_activations takes.
 /// Example: `static_assert(llm::quant::integer_kernel_format<llm::quant::q4_0>);`
 template <class F>
 concept integer_kernel_format = block_format<F> && (detail::int_kernel_32<F> || detail::int_kernel_k<F>);
@@ -430,7 +431,7 @@ struct quantized_rows {
 /// Activations quantized once for the weight formats that share F's activation layout
 /// (activation_compatible), to multiply by several weight matrices without quantizing again
 /// (q / k / v of one input, gate / up, every MoE expert a token goes to): M rows of K values
-/// as Q8_0 blocks (F = Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) or Q8_K blocks (Q5_K, Q6_K; Q4_K with
+/// as Q8_0 blocks (F = Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) or Q8_K blocks (Q2_K, Q3_K, Q5_K, Q6_K; Q4_K with
 /// the codes in its kernels' transposed order), exactly the blocks gemv / gemm make from the
 /// same rows, so the products are theirs bit for bit. Owning: quantize_activations into an
 /// existing object reuses its memory (a warmed call allocates nothing). rows(r0, n) is a
@@ -585,10 +586,10 @@ using prequantized_format_t = typename detail::prequantized_format<std::remove_c
 
 /// y = x W^T for one activation row (decode, M = 1): y[n] = sum_k x[k] W(n, k), W a
 /// [N, K] view of block-quantized weights (llm::quant::matrix_view). The activations are
-/// quantized to Q8_0 (weights Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) or Q8_K (Q4_K, Q5_K, Q6_K) exactly
+/// quantized to Q8_0 (weights Q4_0, Q4_1, Q5_0, Q5_1, Q8_0) or Q8_K (the K formats) exactly
 /// as q8_0 / q8_k::quantize_block do, and each block's products are summed exactly in integers
 /// (AVX2 maddubs, or vpdpbusd where the CPU has VNNI, chosen at run time; `options.path` pins
-/// one), then scaled and accumulated in fp32. Other formats (Q2_K, Q3_K, a user's), and every
+/// one), then scaled and accumulated in fp32. Other formats (a user's), and every
 /// format on the `generic` path, dequantize each weight block and multiply it by the fp32
 /// activations. Threads split the rows of W. Output is written, not accumulated.
 ///   y:  [N] fp32 (any stride), x: [K] fp32 or bf16 (any stride), w: [N, K] quantized.

@@ -653,8 +653,8 @@ void gemm(Y&& y, X&& x, const W& w, matmul_options options = {}) {
 }
 
 /// Packed gemm with activations quantized beforehand (quantize_activations for a format sharing
-/// F's activation blocks, activation_compatible: any 32-value format for Q4_0 / Q8_0, Q5_K / Q6_K
-/// for Q6_K, Q4_K for Q4_K): bit for bit gemm(y, x, w, ...) of the rows `a` was quantized from.
+/// F's activation blocks, activation_compatible: any 32-value format for Q4_0 / Q8_0, Q2_K / Q3_K /
+/// Q5_K / Q6_K for Q6_K, Q4_K for Q4_K): bit for bit gemm(y, x, w, ...) of the rows `a` was quantized from.
 ///   y: [M, N] fp32; a: M rows of K values; w: packed weights; exec last.
 /// Errors (llm::error): y not [M, N], K disagreeing, a path the CPU lacks.
 /// Example: `llm::quant::gemm(y, qa, wp, {}, pool);`
