@@ -380,12 +380,16 @@ BENCHMARK(quant_gemv_packed<q::q6_k>)->Name("quant_gemv_packed/q6_K")->ArgName("
 BENCHMARK(quant_gemv<q::q5_k>)->Name("quant_gemv/q5_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q4_1>)->Name("quant_gemv/q4_1")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q5_0>)->Name("quant_gemv/q5_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv<q::q2_k>)->Name("quant_gemv/q2_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv<q::q3_k>)->Name("quant_gemv/q3_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q4_0>)->Name("quant_gemm/q4_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q8_0>)->Name("quant_gemm/q8_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q4_0>)->Name("quant_gemm_packed/q4_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q8_0>)->Name("quant_gemm_packed/q8_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q4_k>)->Name("quant_gemm/q4_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q6_k>)->Name("quant_gemm/q6_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm<q::q2_k>)->Name("quant_gemm/q2_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm<q::q3_k>)->Name("quant_gemm/q3_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q4_k>)->Name("quant_gemm_packed/q4_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q6_k>)->Name("quant_gemm_packed/q6_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q4_0>)->Name("quant_gemm_packed/q4_0")->ArgName("threads")->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
