@@ -190,9 +190,9 @@ TEST_CASE("quantized gguf: any_matrix products equal the decoded weights' within
 }
 
 // The grouped linear_forward (one input, several matrices: q / k / v, gate / up) quantizes x once
-// per activation layout (Q8_0 for Q4_0 / Q8_0 / Q5_1, Q8_K for Q5_K / Q6_K, transposed Q8_K for
-// Q4_K) into blocks equal to those each single call makes, so every output equals the single
-// call's bit for bit (no tolerance); f16 / Q2_K (no shared blocks) go through the single call.
+// per activation layout (Q8_0 for Q4_0 / Q8_0 / Q5_1, Q8_K for Q2_K / Q5_K / Q6_K, transposed
+// Q8_K for Q4_K) into blocks equal to those each single call makes, so every output equals the
+// single call's bit for bit (no tolerance); f16 (no quantized blocks) goes through the single call.
 TEST_CASE("quantized gguf: grouped linear_forward over mixed types equals one linear_forward per matrix, bit for bit") {
     const std::size_t k = 512;
     const ggml_type types[] = {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q4_k, ggml_type::q6_k, ggml_type::q5_k,
