@@ -82,7 +82,7 @@ TEST_CASE("quant memory: gemv and gemm with a warmed workspace allocate nothing 
     check_format<q::q8_0>(pool);
 }
 
-TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) with a warmed workspace allocate nothing, every path") {
+TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K) with a warmed workspace allocate nothing, every path") {
     llm::parallel::thread_pool pool(2);
     const std::size_t m = 6, n = 37, k = 512;
     std::mt19937 rng(3);
@@ -100,6 +100,8 @@ TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) wit
     const auto pk6 = q::pack<q::q6_k>(std::span<const q::block_q6_k>(bk6), n, k);
     const auto bk5 = q::quantize<q::q5_k>(wf);
     const auto pk5 = q::pack<q::q5_k>(std::span<const q::block_q5_k>(bk5), n, k);
+    const auto bk3 = q::quantize<q::q3_k>(wf);
+    const auto pk3 = q::pack<q::q3_k>(std::span<const q::block_q3_k>(bk3), n, k);
     std::vector<float> y(m * n);
     llm::tensor_view<float, llm::dims<2>> yv(y.data(), m, n);
     llm::tensor_view<const float, llm::dims<2>> xv(xf.data(), m, k);
@@ -117,6 +119,8 @@ TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q8_0, Q4_K, Q5_K, Q6_K) wit
         check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, pk6, {.path = path}, ws, llm::parallel::sequential{}); });
         check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, pk5, {.path = path}, ws, pool); });
         check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, pk5, {.path = path}, ws, pool); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, pk3, {.path = path}, ws, pool); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, pk3, {.path = path}, ws, pool); });
     }
 }
 

@@ -147,7 +147,9 @@ void check_against_reference(std::size_t m, std::size_t n, std::size_t k, unsign
 // the block's fields here, independently of the kernels) and the magnitudes the error bound sums:
 // Q4_K w = d sc_j q - dmin m_j, |.| taken as d sc_j q + dmin m_j (the kernel adds the two terms
 // separately); Q5_K the same with q = low nibble + 16 x bit j of qh[e % 32] (ggml's
-// dequantize_row_q5_K: group j's high bit is bit j); Q6_K w = d sc_g (q - 32), |w|.
+// dequantize_row_q5_K: group j's high bit is bit j); Q6_K w = d sc_g (q - 32), |w|; Q3_K w = d sc_g
+// (q - 4), sc_g the signed 6-bit scale, q = 2 bits of qs | bit e / 32 of hmask[e % 32] << 2 (ggml's
+// dequantize_row_q3_K), |w|.
 template <class F>
 void exact_k_weights(const typename F::block& blk, double* w, double* mag) {
     if constexpr (std::is_same_v<F, q::q4_k> || std::is_same_v<F, q::q5_k>) {
@@ -163,6 +165,13 @@ void exact_k_weights(const typename F::block& blk, double* w, double* mag) {
                 mag[e] = a + b;
             }
         }
+    } else if constexpr (std::is_same_v<F, q::q3_k>) {
+        for (int e = 0; e < 256; ++e) {
+            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+            const int code = ((blk.qs[32 * h + l] >> (2 * k)) & 3) | (((blk.hmask[l] >> (e / 32)) & 1) << 2);
+            w[e] = double(float(blk.d)) * q::detail::scale_q3_k(blk.scales, e / 16) * (code - 4);
+            mag[e] = std::fabs(w[e]);
+        }
     } else {
         for (int e = 0; e < 256; ++e) {
             const int h = e / 128, k = (e % 128) / 32, l = e % 32;
@@ -174,12 +183,12 @@ void exact_k_weights(const typename F::block& blk, double* w, double* mag) {
     }
 }
 
-// Checks the packed Q4_K / Q5_K / Q6_K gemm on every present path against
+// Checks the packed Q3_K / Q4_K / Q5_K / Q6_K gemm on every present path against
 //  (a) x_q W^T in double (x_q: x quantized to Q8_K per 256-value block, decoded exactly; W exact,
 //      exact_k_weights). Per output and super-block the kernel adds fma(float(S), fl(d_w d_x), acc)
 //      (Q4_K, Q5_K: then fma(float(M), -fl(dmin_w d_x), acc)), S and M exact int32: each term carries
 //      the rounding of float(S) (|S| may pass 2^24) and of the scale product (2 u, u = 2^-24), each
-//      of the F fma steps (F = 2 nb for Q4_K / Q5_K, nb for Q6_K) one rounding of the running sum, and
+//      of the F fma steps (F = 2 nb for Q4_K / Q5_K, nb for Q3_K / Q6_K) one rounding of the running sum, and
 //      every partial sum is at most T = sum_e mag_e |xq_e|: |error| <= (F + 2) u T plus second-order
 //      terms; bound used: (F + 3) u T.
 //  (b) the row-major kernel on the same path (the same Q8_K activations and exact integer terms,
@@ -207,7 +216,7 @@ void check_k_against_reference(std::size_t m, std::size_t n, std::size_t k, unsi
         for (std::size_t j = 0; j < 256; ++j) xq[256 * i + j] = double(blk.qs[j]) * double(blk.d);
     }
     const double u = std::ldexp(1.0, -24);
-    const double steps = double(std::is_same_v<F, q::q6_k> ? nb : 2 * nb);
+    const double steps = double(std::is_same_v<F, q::q6_k> || std::is_same_v<F, q::q3_k> ? nb : 2 * nb);
     matrix first(m, n);
     bool have_first = false;
     for (const auto path : present_paths()) {
@@ -294,10 +303,10 @@ void check_consistency(q::kernel_isa path) {
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = 0; j < n; ++j) REQUIRE(same_bits(yt(j, i), rows[i](0, j)));
     // Pre-quantized activations (quantized for another format with the same blocks: Q5_0 for the
-    // 32-value formats, Q5_K for Q6_K, Q3_K for Q5_K; Q4_K's transposed Q8_K serve only Q4_K).
+    // 32-value formats, Q5_K for Q6_K, Q2_K for Q5_K and Q3_K; Q4_K's transposed Q8_K serve only Q4_K).
     using A = std::conditional_t<F::block_size == 32, q::q5_0,
                                  std::conditional_t<std::is_same_v<F, q::q6_k>, q::q5_k,
-                                                    std::conditional_t<std::is_same_v<F, q::q5_k>, q::q3_k, F>>>;
+                                                    std::conditional_t<std::is_same_v<F, q::q5_k> || std::is_same_v<F, q::q3_k>, q::q2_k, F>>>;
     const auto xm = llm::tensor_view<const float, llm::dims<2>>(x.data(), 5, k);
     const auto qa = q::quantize_activations<A>(xm, pool);
     matrix yq(5, n);
@@ -351,7 +360,7 @@ TEST_CASE("quant packed: pack keeps every block (view.block equals the packed bl
     CHECK(v.rows == n);
 }
 
-TEST_CASE("quant packed: Q4_K / Q5_K / Q6_K pack keeps every block, pads to 8 rows with zero blocks, pack_into writes the same bytes") {
+TEST_CASE("quant packed: Q3_K / Q4_K / Q5_K / Q6_K pack keeps every block, pads to 8 rows with zero blocks, pack_into writes the same bytes") {
     auto one = [](auto tag) {
         using F = decltype(tag);
         using blk = typename F::block;
@@ -375,6 +384,7 @@ TEST_CASE("quant packed: Q4_K / Q5_K / Q6_K pack keeps every block, pads to 8 ro
             CHECK(vi.rows == n);
         }
     };
+    one(q::q3_k{});
     one(q::q4_k{});
     one(q::q5_k{});
     one(q::q6_k{});
@@ -385,7 +395,8 @@ TEST_CASE("quant packed: Q4_0 and Q8_0 on every path match the reference within 
     check_sizes<q::q8_0>();
 }
 
-TEST_CASE("quant packed: Q4_K, Q5_K and Q6_K on every path match the exact x_q W^T and the row-major kernel within the derived bounds; paths agree bit for bit") {
+TEST_CASE("quant packed: Q3_K, Q4_K, Q5_K and Q6_K on every path match the exact x_q W^T and the row-major kernel within the derived bounds; paths agree bit for bit") {
+    check_sizes<q::q3_k>();
     check_sizes<q::q4_k>();
     check_sizes<q::q5_k>();
     check_sizes<q::q6_k>();
@@ -396,6 +407,7 @@ TEST_CASE("quant packed: gemm rows equal gemv (M = 1..9); a pool equals sequenti
         CAPTURE(std::string(q::isa_name(path)));
         check_consistency<q::q4_0>(path);
         check_consistency<q::q8_0>(path);
+        check_consistency<q::q3_k>(path);
         check_consistency<q::q4_k>(path);
         check_consistency<q::q5_k>(path);
         check_consistency<q::q6_k>(path);
@@ -488,20 +500,25 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     const std::size_t k = 32 * 8, m = 3;
     const auto b4 = q::quantize<q::q4_0>(weight_values(20, k, 11));
     const auto b8 = q::quantize<q::q8_0>(weight_values(16, k, 12));
-    const auto bk = q::quantize<q::q3_k>(weight_values(5, k, 13));
+    const auto bk = q::quantize<q::q2_k>(weight_values(5, k, 13));
     const auto bq4k = q::quantize<q::q4_k>(weight_values(13, k, 15));
     const auto bq6k = q::quantize<q::q6_k>(weight_values(16, k, 16));
     const auto bq5k = q::quantize<q::q5_k>(weight_values(11, k, 17));
+    const auto bq3k = q::quantize<q::q3_k>(weight_values(9, k, 18));
     auto bytes_of = [](const auto& v) { return std::as_bytes(std::span(v)); };
     const q::any_matrix r4(llm::io::ggml_type::q4_0, bytes_of(b4), 20, k);
     const q::any_matrix r8(llm::io::ggml_type::q8_0, bytes_of(b8), 16, k);
-    const q::any_matrix rk(llm::io::ggml_type::q3_k, bytes_of(bk), 5, k);
+    const q::any_matrix rk(llm::io::ggml_type::q2_k, bytes_of(bk), 5, k);
     const q::any_matrix r4k(llm::io::ggml_type::q4_k, bytes_of(bq4k), 13, k);
     const q::any_matrix r6k(llm::io::ggml_type::q6_k, bytes_of(bq6k), 16, k);
     const q::any_matrix r5k(llm::io::ggml_type::q5_k, bytes_of(bq5k), 11, k);
-    llm::aligned_buffer<std::byte> s4, s8, sk, s4k, s6k, s5k;
+    const q::any_matrix r3k(llm::io::ggml_type::q3_k, bytes_of(bq3k), 9, k);
+    llm::aligned_buffer<std::byte> s4, s8, sk, s4k, s6k, s5k, s3k;
     const q::any_matrix p4 = q::repack(r4, s4), p8 = q::repack(r8, s8), pk = q::repack(rk, sk);
     const q::any_matrix p4k = q::repack(r4k, s4k), p6k = q::repack(r6k, s6k), p5k = q::repack(r5k, s5k);
+    const q::any_matrix p3k = q::repack(r3k, s3k);
+    CHECK(p3k.layout() == q::weight_layout::interleaved8);
+    CHECK(s3k.size() == 16 * (k / 256) * sizeof(q::block_q3_k));  // 9 rows padded to 16
     CHECK(p4k.layout() == q::weight_layout::interleaved8);
     CHECK(p5k.layout() == q::weight_layout::interleaved8);
     CHECK(s5k.size() == 16 * (k / 256) * sizeof(q::block_q5_k));  // 11 rows padded to 16
@@ -510,7 +527,7 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     CHECK(s6k.size() == bq6k.size() * sizeof(q::block_q6_k));       // 16 rows: the same bytes
     CHECK(p4.layout() == q::weight_layout::interleaved8);
     CHECK(p8.layout() == q::weight_layout::interleaved8);
-    CHECK(pk.layout() == q::weight_layout::row_major);  // q3_K: not repacked, storage untouched
+    CHECK(pk.layout() == q::weight_layout::row_major);  // q2_K: not repacked, storage untouched
     CHECK(sk.empty());
     CHECK(s4.size() == 24 * (k / 32) * sizeof(q::block_q4_0));  // 20 rows padded to 24
     CHECK(s8.size() == b8.size() * sizeof(q::block_q8_0));        // 16 rows: the same bytes
@@ -533,6 +550,10 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     q::linear_forward(y5k, x, p5k, ws, pool);
     q::gemm(g5k, x, q::pack<q::q5_k>(std::span<const q::block_q5_k>(bq5k), 11, k), {}, pool);
     for (std::size_t i = 0; i < y5k.size(); ++i) REQUIRE(same_bits(y5k.data()[i], g5k.data()[i]));
+    matrix y3k(m, 9), g3k(m, 9);
+    q::linear_forward(y3k, x, p3k, ws, pool);
+    q::gemm(g3k, x, q::pack<q::q3_k>(std::span<const q::block_q3_k>(bq3k), 9, k), {}, pool);
+    for (std::size_t i = 0; i < y3k.size(); ++i) REQUIRE(same_bits(y3k.data()[i], g3k.data()[i]));
     q::linear_forward(y4k, x, p4k, ws, pool);
     q::gemm(g4k, x, q::pack<q::q4_k>(std::span<const q::block_q4_k>(bq4k), 13, k), {}, pool);
     for (std::size_t i = 0; i < y4k.size(); ++i) REQUIRE(same_bits(y4k.data()[i], g4k.data()[i]));
@@ -540,13 +561,13 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     q::gemm(g6k, x, q::pack<q::q6_k>(std::span<const q::block_q6_k>(bq6k), 16, k), {}, pool);
     for (std::size_t i = 0; i < y6k.size(); ++i) REQUIRE(same_bits(y6k.data()[i], g6k.data()[i]));
     // Grouped over packed and row-major matrices: each product equals its single call bit for bit.
-    matrix z4(m, 20), z8(m, 16), zk(m, 5), zr(m, 20), yr(m, 20), z4k(m, 13), z6k(m, 16), z5k(m, 11);
+    matrix z4(m, 20), z8(m, 16), zk(m, 5), zr(m, 20), yr(m, 20), z4k(m, 13), z6k(m, 16), z5k(m, 11), z3k(m, 9);
     q::linear_forward(yr, x, r4, ws, pool);
     using view2 = llm::tensor_view<float, llm::dims<2>>;
     const std::vector<view2> ys = {view2(z4.data(), m, 20), view2(z8.data(), m, 16), view2(zk.data(), m, 5),
                                    view2(zr.data(), m, 20), view2(z4k.data(), m, 13), view2(z6k.data(), m, 16),
-                                   view2(z5k.data(), m, 11)};
-    const q::any_matrix* ws_[] = {&p4, &p8, &pk, &r4, &p4k, &p6k, &p5k};
+                                   view2(z5k.data(), m, 11), view2(z3k.data(), m, 9)};
+    const q::any_matrix* ws_[] = {&p4, &p8, &pk, &r4, &p4k, &p6k, &p5k, &p3k};
     q::linear_forward(std::span<const view2>(ys), x, std::span<const q::any_matrix* const>(ws_), ws, pool);
     for (std::size_t i = 0; i < z4.size(); ++i) REQUIRE(same_bits(z4.data()[i], y4.data()[i]));
     for (std::size_t i = 0; i < z8.size(); ++i) REQUIRE(same_bits(z8.data()[i], y8.data()[i]));
@@ -555,6 +576,7 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     for (std::size_t i = 0; i < z4k.size(); ++i) REQUIRE(same_bits(z4k.data()[i], y4k.data()[i]));
     for (std::size_t i = 0; i < z6k.size(); ++i) REQUIRE(same_bits(z6k.data()[i], y6k.data()[i]));
     for (std::size_t i = 0; i < z5k.size(); ++i) REQUIRE(same_bits(z5k.data()[i], y5k.data()[i]));
+    for (std::size_t i = 0; i < z3k.size(); ++i) REQUIRE(same_bits(z3k.data()[i], y3k.data()[i]));
     // The packed and row-major products of the same quantized activations x_q differ only in the
     // fp32 order: each is within its bound of the exact x_q W^T (packed: (nb + 2) 2^-24 T, T =
     // sum |w xq|, see check_against_reference; row-major: (nb + 8) 2^-23 T', T' = sum (|w| + 2
@@ -585,8 +607,8 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q4_0, std::span<const std::byte>(s4).first(100), 20, k,
                                        q::weight_layout::interleaved8),
                          doctest::Contains("100 bytes are not the"), llm::error);
-    CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q3_k, bytes_of(bk), 5, k, q::weight_layout::interleaved8),
-                         doctest::Contains("holds q4_0, q8_0, q4_K, q5_K or q6_K, not q3_K"), llm::error);
+    CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q2_k, bytes_of(bk), 5, k, q::weight_layout::interleaved8),
+                         doctest::Contains("holds q4_0, q8_0, q3_K, q4_K, q5_K or q6_K, not q2_K"), llm::error);
     CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q6_k, std::span<const std::byte>(s6k).first(1000), 16, k,
                                        q::weight_layout::interleaved8),
                          doctest::Contains("1000 bytes are not the"), llm::error);
@@ -596,7 +618,7 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
 // the same bytes as on the calling thread, for every repackable type, rows not a multiple of 8.
 TEST_CASE("quant packed: repack / pack_into on a thread pool write the bytes the calling thread writes") {
     llm::parallel::thread_pool pool(2);
-    const std::size_t n = 2053, k = 512;
+    const std::size_t n = 4101, k = 512;
     auto one = [&](auto tag, llm::io::ggml_type type) {
         using F = decltype(tag);
         using blk = typename F::block;
@@ -615,6 +637,7 @@ TEST_CASE("quant packed: repack / pack_into on a thread pool write the bytes the
     one(q::q4_0{}, llm::io::ggml_type::q4_0);
     one(q::q8_0{}, llm::io::ggml_type::q8_0);
     one(q::q4_k{}, llm::io::ggml_type::q4_k);
+    one(q::q3_k{}, llm::io::ggml_type::q3_k);
     one(q::q5_k{}, llm::io::ggml_type::q5_k);
     one(q::q6_k{}, llm::io::ggml_type::q6_k);
 }

@@ -43,7 +43,7 @@ struct quantized_moe_weights {
 };
 
 /// The MoE layer's weights with packed experts (inference; llm::quant::packed_view, Q4_0, Q8_0,
-/// Q4_K, Q5_K or Q6_K in groups of 8 interleaved rows): the router's gate fp32 `[E, d]` and, per
+/// Q3_K, Q4_K, Q5_K or Q6_K in groups of 8 interleaved rows): the router's gate fp32 `[E, d]` and, per
 /// expert e, w1[e] (gate projection) and w3[e] (up) `[ff, d]`, w2[e] (down) `[d, ff]`, each packed on its own
 /// (so an expert's rows need not be a multiple of 8). Made by llm::moe::packed_experts::weights
 /// or from views the caller owns (llm::quant::pack_into over a checkpoint's bytes).
@@ -421,7 +421,7 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const quantized_moe_w
 /// The MoE layer's forward with packed experts (inference): the same routing, dispatch and
 /// weighted combine as moe_forward, every expert's three products by the packed
 /// llm::quant::gemm over its group of rows. Each token's row is quantized once (Q8_0 for Q4_0 /
-/// Q8_0 experts, Q8_K for Q4_K / Q5_K / Q6_K; llm::quant::quantize_activations) and serves the gate
+/// Q8_0 experts, Q8_K for the K formats; llm::quant::quantize_activations) and serves the gate
 /// and up projections of all its experts; the SwiGLU rows are quantized once for the down
 /// projections. A token's expert
 /// outputs are the packed gemv's of its row, bit for bit, whatever the batch, the group sizes
@@ -459,7 +459,7 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const packed_moe_weig
     detail::gather(b.xp, xs, b.plan, d, exec);
     const std::size_t N = b.plan.size();
     const std::size_t* offsets = b.plan.offsets;
-    // Q8_0 blocks for Q4_0 / Q8_0 experts, Q8_K super-blocks for Q4_K / Q5_K / Q6_K (as the packed gemv)
+    // Q8_0 blocks for Q4_0 / Q8_0 experts, Q8_K super-blocks for the K formats (as the packed gemv)
     thread_local llm::quant::quantized_activations<F> qx, qxp, qa;
     llm::quant::quantize_activations(qx, xs, exec);
     detail::gather_quantized(qxp, qx, b.plan.rows, N, exec);
@@ -561,7 +561,7 @@ inline void any_rows_product(float* yp, const float* xp, std::size_t n, const ll
 
 /// The MoE layer's forward with any_matrix experts (inference; llm::moe::moe_ffn's
 /// params<llm::model::quantized> run it): when w1, w3 and w2 share one type and layout it is
-/// the typed moe_forward_quantized: Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K in 8-row interleaved groups
+/// the typed moe_forward_quantized: Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K in 8-row interleaved groups
 /// (llm::quant::repack) through the packed kernels (packed_moe_weights of each expert's groups;
 /// batch-invariant), row-major block formats through quantized_moe_weights (the activations
 /// quantized once for gate and up). Otherwise (mixed types as in K-quant mixes, f32 / f16 / bf16

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// llm::quant::packed_matrix: Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights repacked into groups of 8 interleaved rows (as llama.cpp's CPU
+// llm::quant::packed_matrix: Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K weights repacked into groups of 8 interleaved rows (as llama.cpp's CPU
 // "repack" does at load), and gemv / gemm on them: one 256-bit vector holds 4 codes of each of 8 rows, so
 // the lanes are the rows and a decode GEMV runs at the memory's read speed on one AVX2 core.
 #pragma once
@@ -33,29 +33,31 @@
 
 namespace llm::quant {
 
-/// The formats llm::quant::pack repacks: Q4_0 and Q8_0 (against Q8_0 activations), Q4_K, Q5_K and
-/// Q6_K (against Q8_K activations).
+/// The formats llm::quant::pack repacks: Q4_0 and Q8_0 (against Q8_0 activations), Q3_K, Q4_K, Q5_K
+/// and Q6_K (against Q8_K activations).
 /// Example: `static_assert(llm::quant::packable_format<llm::quant::q4_k>);`
 template <class F>
 concept packable_format = block_format<F> && (std::is_same_v<F, q4_0> || std::is_same_v<F, q8_0> ||
-                                              std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k> ||
-                                              std::is_same_v<F, q6_k>);
+                                              std::is_same_v<F, q3_k> || std::is_same_v<F, q4_k> ||
+                                              std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>);
 
 /// Weight rows per packed group (the lanes of one 256-bit vector of int32 or float).
 inline constexpr std::size_t pack_group_rows = 8;
 
 namespace detail {
 
-/// True for the packed K formats (Q4_K, Q5_K, Q6_K): a group's block holds its scales inline.
+/// True for the packed K formats (Q3_K, Q4_K, Q5_K, Q6_K): a group's block holds its scales inline.
 template <class F>
-inline constexpr bool packed_k = std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>;
+inline constexpr bool packed_k =
+    std::is_same_v<F, q3_k> || std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>;
 
 /// True for the packed K formats with group minimums (Q4_K, Q5_K: w = d sc_j q - dmin m_j).
 template <class F>
 inline constexpr bool packed_k_mins = std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k>;
 
 /// Bytes of one packed block's codes for a group of 8 rows: Q4_0 128 (4 vectors of nibbles), Q8_0
-/// 256; Q4_K / Q5_K / Q6_K the whole of the 8 rows' blocks (8 x 144, 8 x 176, 8 x 210), scales included.
+/// 256; Q3_K / Q4_K / Q5_K / Q6_K the whole of the 8 rows' blocks (8 x 110, 8 x 144, 8 x 176, 8 x 210),
+/// scales included.
 template <class F>
 constexpr std::size_t packed_code_bytes() {
     if constexpr (packed_k<F>) {
@@ -82,10 +84,14 @@ struct packed_field {
 /// The fields of a packed K block, in block order (so the packed offsets are 8 x the block's).
 /// Q4_K: d, dmin, scales[12], qs[128]; Q5_K: d, dmin, scales[12], then qh[32] and qs[128] as one
 /// field of 4-byte units; Q6_K: ql[128], qh[64], scales[16] (bytes: the 8 rows' scale of group g
-/// contiguous), d.
+/// contiguous), d; Q3_K: hmask[32], qs[64], scales[12], d.
 template <class F>
 constexpr std::array<packed_field, 4> packed_fields() {
-    if constexpr (std::is_same_v<F, q4_k>) {
+    if constexpr (std::is_same_v<F, q3_k>) {
+        static_assert(offsetof(block_q3_k, qs) == 32 && offsetof(block_q3_k, scales) == 96 &&
+                      offsetof(block_q3_k, d) == 108);
+        return {{{0, 32, 4}, {32, 64, 4}, {96, 12, 4}, {108, 2, 2}}};
+    } else if constexpr (std::is_same_v<F, q4_k>) {
         static_assert(offsetof(block_q4_k, dmin) == 2 && offsetof(block_q4_k, scales) == 4 &&
                       offsetof(block_q4_k, qs) == 16);
         return {{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}};
@@ -125,14 +131,15 @@ void move_k_block(std::uint8_t* packed, std::uint8_t* blk, std::size_t lane, boo
 /// g at codes + (g nb + b) C, C = 128 bytes for Q4_0, 256 for Q8_0), as C / 32 vectors of 32 bytes
 /// whose dword r holds 4 bytes of row 8 g + r (vector v: Q4_0 row's qs[4 v .. 4 v + 3], so low
 /// nibbles are codes 4 v .. 4 v + 3 and high nibbles codes 16 + 4 v ..; Q8_0 codes 4 v .. 4 v + 3);
-/// then the f16 scales, the 8 rows' of block b of group g at scales + 8 (g nb + b). Q4_K / Q5_K / Q6_K:
-/// no separate scales (`scales` points past the codes); block b of group g (C = 8 x 144, 8 x 176 or 8 x
-/// 210 bytes) is the 8 rows' super-blocks field by field in block order, each field's 4-byte
+/// then the f16 scales, the 8 rows' of block b of group g at scales + 8 (g nb + b). Q3_K / Q4_K / Q5_K /
+/// Q6_K: no separate scales (`scales` points past the codes); block b of group g (C = 8 x 110, 8 x 144,
+/// 8 x 176 or 8 x 210 bytes) is the 8 rows' super-blocks field by field in block order, each field's 4-byte
 /// units (f16 fields: 2-byte; Q6_K's scales 1-byte) interleaved, unit u of row r at 8 offset + 8 w u + w r (offset the
 /// field's offset in the block, w its unit): Q4_K d at 0, dmin 16, scales 32 (3 vectors), qs 128
 /// (32 vectors: dword r of vector v is row r's qs[4 v .. 4 v + 3]); Q5_K as Q4_K with qh at 128 (8
 /// vectors: dword r of vector i is row r's qh[4 i .. 4 i + 3]) and qs at 384; Q6_K ql at 0 (32 vectors), qh
-/// 1024 (16), scales 1536 (1-byte units: group g's 8 rows at 1536 + 8 g), d 1664. Rows past `rows` in the last group are zero (codes 0,
+/// 1024 (16), scales 1536 (1-byte units: group g's 8 rows at 1536 + 8 g), d 1664; Q3_K hmask at 0 (8
+/// vectors), qs 256 (16), scales 768 (3), d 864. Rows past `rows` in the last group are zero (codes 0,
 /// scale 0). The bytes equal those of the padded rows' blocks in number: groups x 8 x nb x
 /// sizeof(F::block).
 /// Example: `llm::quant::packed_view<llm::quant::q4_0> v = packed.view(); float y0 = v.value(0, 0);`
@@ -265,7 +272,7 @@ void pack_blocks(const typename F::block* src, std::size_t w_rs, std::size_t row
 
 }  // namespace detail
 
-/// Q4_0 / Q8_0 / Q4_K / Q5_K / Q6_K weights [rows, cols] repacked for gemv / gemm in groups of 8 interleaved rows
+/// Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K weights [rows, cols] repacked for gemv / gemm in groups of 8 interleaved rows
 /// (packed_view's layout), owning its bytes (64-byte aligned; as many as the blocks of the rows
 /// padded to a multiple of 8). Made by llm::quant::pack; view() is the non-owning view.
 /// Example: `auto wp = llm::quant::pack<llm::quant::q4_0>(blocks, n, k); llm::quant::gemv(y, x, wp);`
@@ -395,7 +402,8 @@ auto as_packed(const W& w) noexcept {
 /// The exact integer terms of one K super-block (row block `blk`) against Q8_K activations `a`
 /// (Q4_K's codes in its transposed order: element 4 i + t of group j at qs[32 i + 4 j + t]):
 /// Q4_K: s = sum_j sc_j sum_l q x, mins = sum_j m_j (bsums[2 j] + bsums[2 j + 1]); Q5_K the same
-/// with q = low nibble + 16 x bit j of qh[l] and the activations in their natural order; Q6_K: s =
+/// with q = low nibble + 16 x bit j of qh[l] and the activations in their natural order; Q3_K: s =
+/// sum_g sc_g (sum_l q x - 4 bsums[g]) (q the unsigned 3-bit code, sc_g signed), mins = 0; Q6_K: s =
 /// sum_g sc_g sum_l q x - 32 sum_g sc_g bsums[g] (q the unsigned 6-bit code), mins = 0.
 template <class F>
 void k_block_terms(const typename F::block& blk, const block_q8_k& a, std::int32_t& s, std::int32_t& mins) noexcept {
@@ -412,6 +420,16 @@ void k_block_terms(const typename F::block& blk, const block_q8_k& a, std::int32
             }
             s += sc * sj;
             mins += mn * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+        }
+    } else if constexpr (std::is_same_v<F, q3_k>) {
+        for (int g = 0; g < 16; ++g) {
+            std::int32_t sg = 0;
+            for (int e = 16 * g; e < 16 * g + 16; ++e) {
+                const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+                const int q = ((blk.qs[32 * h + l] >> (2 * k)) & 3) | (((blk.hmask[l] >> (4 * h + k)) & 1) << 2);
+                sg += q * a.qs[e];
+            }
+            s += scale_q3_k(blk.scales, g) * (sg - 4 * a.bsums[g]);
         }
     } else if constexpr (std::is_same_v<F, q5_k>) {
         for (int j = 0; j < 8; ++j) {
@@ -574,11 +592,11 @@ void packed_impl(const char* fn, float* y, std::size_t y_rs, std::size_t y_cs, c
 }  // namespace detail
 
 /// y = x W^T for one activation row (decode) with packed weights: y[n] = sum_k x[k] W(n, k).
-/// x is quantized to Q8_0 (Q4_K / Q5_K / Q6_K: Q8_K) as the unpacked gemv does; each output is
+/// x is quantized to Q8_0 (Q3_K / Q4_K / Q5_K / Q6_K: Q8_K) as the unpacked gemv does; each output is
 ///   sum over blocks b, in block order, of fma(float(S(n, b)), float(d_w) x d_x, acc),
 /// S the exact int32 block sum of code products (Q4_0's offset 8 removed through the activation
 /// block's code sum; K formats per super-block: S = sum of group scale x code x activation
-/// products, Q6_K's offset 32 removed through the activation group sums, then for Q4_K / Q5_K a second
+/// products, Q3_K's offset 4 and Q6_K's 32 removed through the activation group sums, then for Q4_K / Q5_K a second
 /// fma(float(M), -(float(dmin_w) x d_x), acc) of the minimums' sum M), one fp32 accumulator per
 /// output and no horizontal sum. Every path
 /// (generic portable C++, avx2, avx_vnni, avx512_vnni) gives these bits, and gemm's rows equal
@@ -678,7 +696,7 @@ void gemm(Y&& y, X&& x, const W& w, matmul_options options = {}) {
 
 /// Packed gemm with activations quantized beforehand (quantize_activations for a format sharing
 /// F's activation blocks, activation_compatible: any 32-value format for Q4_0 / Q8_0, Q2_K / Q3_K /
-/// Q5_K / Q6_K for Q5_K and Q6_K, Q4_K for Q4_K): bit for bit gemm(y, x, w, ...) of the rows `a` was quantized from.
+/// Q5_K / Q6_K for Q3_K, Q5_K and Q6_K, Q4_K for Q4_K): bit for bit gemm(y, x, w, ...) of the rows `a` was quantized from.
 ///   y: [M, N] fp32; a: M rows of K values; w: packed weights; exec last.
 /// Errors (llm::error): y not [M, N], K disagreeing, a path the CPU lacks.
 /// Example: `llm::quant::gemm(y, qa, wp, {}, pool);`
