@@ -67,8 +67,9 @@ std::size_t repack_all(P& q, std::list<llm::aligned_buffer<std::byte>>& store) {
 // summation order (the same Q8_0 / Q8_K activations, the same exact int32 block sums), so they meet
 // the row-major path's allowance against the dequantized fp32 path: 6% of the largest logit
 // (tests/generate/quantized.cpp, "every type's logits ... follow the dequantize-to-fp32 path").
-TEST_CASE("repacked gguf: Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K matrices repacked (llm::quant::repack) give logits that follow the dequantize-to-fp32 path") {
-    for (const ggml_type t : {ggml_type::q4_0, ggml_type::q8_0, ggml_type::q3_k, ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k}) {
+TEST_CASE("repacked gguf: Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K matrices repacked (llm::quant::repack) give logits that follow the dequantize-to-fp32 path") {
+    for (const ggml_type t : {ggml_type::q4_0, ggml_type::q4_1, ggml_type::q5_0, ggml_type::q5_1, ggml_type::q8_0, ggml_type::q3_k,
+                              ggml_type::q4_k, ggml_type::q5_k, ggml_type::q6_k}) {
         for (const bool tied : {false, true}) {
             if (tied && t != ggml_type::q4_0 && t != ggml_type::q8_0 && t != ggml_type::q4_k) continue;  // one tied K type (Q4_K) as tests/generate/quantized.cpp
             CAPTURE(llm::io::ggml_type_name(t));

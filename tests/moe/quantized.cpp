@@ -302,9 +302,12 @@ void check_packed_format(std::size_t E, std::size_t d, std::size_t ff, std::size
 
 }  // namespace
 
-TEST_CASE("moe packed: Q8_0 / Q4_0 / Q3_K / Q4_K / Q5_K / Q6_K packed experts match moe_forward on the dequantized weights and the row-major path") {
+TEST_CASE("moe packed: Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q3_K / Q4_K / Q5_K / Q6_K packed experts match moe_forward on the dequantized weights and the row-major path") {
     check_packed_format<llm::quant::q8_0>(4, 256, 512, 7);
     check_packed_format<llm::quant::q4_0>(4, 256, 512, 7);
+    check_packed_format<llm::quant::q4_1>(4, 256, 256, 5);
+    check_packed_format<llm::quant::q5_0>(3, 256, 512, 1);  // decode
+    check_packed_format<llm::quant::q5_1>(4, 96, 160, 7);   // 12 and 20 groups
     check_packed_format<llm::quant::q4_k>(4, 256, 512, 7, 4e-2);  // Q8_K activations (256-value blocks)
     check_packed_format<llm::quant::q6_k>(3, 256, 256, 1, 4e-2);  // decode
     check_packed_format<llm::quant::q5_k>(4, 256, 256, 5, 4e-2);

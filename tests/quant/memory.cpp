@@ -82,7 +82,7 @@ TEST_CASE("quant memory: gemv and gemm with a warmed workspace allocate nothing 
     check_format<q::q8_0>(pool);
 }
 
-TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K) with a warmed workspace allocate nothing, every path") {
+TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K) with a warmed workspace allocate nothing, every path") {
     llm::parallel::thread_pool pool(2);
     const std::size_t m = 6, n = 37, k = 512;
     std::mt19937 rng(3);
@@ -102,6 +102,12 @@ TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q8_0, Q3_K, Q4_K, Q5_K, Q6_
     const auto pk5 = q::pack<q::q5_k>(std::span<const q::block_q5_k>(bk5), n, k);
     const auto bk3 = q::quantize<q::q3_k>(wf);
     const auto pk3 = q::pack<q::q3_k>(std::span<const q::block_q3_k>(bk3), n, k);
+    const auto b41 = q::quantize<q::q4_1>(wf);
+    const auto p41 = q::pack<q::q4_1>(std::span<const q::block_q4_1>(b41), n, k);
+    const auto b50 = q::quantize<q::q5_0>(wf);
+    const auto p50 = q::pack<q::q5_0>(std::span<const q::block_q5_0>(b50), n, k);
+    const auto b51 = q::quantize<q::q5_1>(wf);
+    const auto p51 = q::pack<q::q5_1>(std::span<const q::block_q5_1>(b51), n, k);
     std::vector<float> y(m * n);
     llm::tensor_view<float, llm::dims<2>> yv(y.data(), m, n);
     llm::tensor_view<const float, llm::dims<2>> xv(xf.data(), m, k);
@@ -121,6 +127,9 @@ TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q8_0, Q3_K, Q4_K, Q5_K, Q6_
         check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, pk5, {.path = path}, ws, pool); });
         check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, pk3, {.path = path}, ws, pool); });
         check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, pk3, {.path = path}, ws, pool); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, p41, {.path = path}, ws, pool); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, p50, {.path = path}, ws, pool); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, p51, {.path = path}, ws, pool); });
     }
 }
 

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// llm::quant::packed_matrix (8-row interleaved Q4_0 / Q8_0 / Q4_K / Q6_K) and its gemv / gemm: packing round-trips every
+// llm::quant::packed_matrix (8-row interleaved Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 and the K formats) and its gemv / gemm: packing round-trips every
 // block; products match the quantized-activation product (and the fp32 reference) within derived bounds on
 // awkward sizes; every path gives the same bits; gemm rows equal gemv; a pool equals sequential; pre-quantized
 // activations equal the plain call; Q4_0 with power-of-two scales is exact; bad input is llm::error.
@@ -78,16 +78,45 @@ void poison(matrix& y) {
     for (std::size_t i = 0; i < y.size(); ++i) y.data()[i] = std::numeric_limits<float>::quiet_NaN();
 }
 
+// The exact weights of a 32-value block in double, read from the block's fields here (ggml's
+// dequantize_row_*: code j the low nibble of qs[j] (j < 16) or the high nibble of qs[j - 16], Q5's
+// fifth bit bit j of the little-endian qh), and the magnitudes the error bound sums: Q4_0 d (q - 8),
+// Q5_0 d (q - 16), Q8_0 d q, |w|; Q4_1 / Q5_1 d q + m, |.| taken as |d q| + |m| (the kernel adds the
+// two terms separately).
+template <class F>
+void exact_32_weights(const typename F::block& blk, double* w, double* mag) {
+    const double d = double(float(blk.d));
+    for (int j = 0; j < 32; ++j) {
+        int code = 0;
+        if constexpr (std::is_same_v<F, q::q8_0>) {
+            code = blk.qs[j];
+        } else {
+            code = j < 16 ? blk.qs[j] & 0xF : blk.qs[j - 16] >> 4;
+            if constexpr (std::is_same_v<F, q::q5_0> || std::is_same_v<F, q::q5_1>) code += 16 * ((blk.qh[j / 8] >> (j % 8)) & 1);
+        }
+        if constexpr (std::is_same_v<F, q::q4_1> || std::is_same_v<F, q::q5_1>) {
+            const double a = d * code, b = double(float(blk.m));
+            w[j] = a + b;
+            mag[j] = std::fabs(a) + std::fabs(b);
+        } else {
+            const int offset = std::is_same_v<F, q::q4_0> ? 8 : std::is_same_v<F, q::q5_0> ? 16 : 0;
+            w[j] = d * (code - offset);
+            mag[j] = std::fabs(w[j]);
+        }
+    }
+}
+
 // Checks gemm of packed weights on every present path against
-//  (a) x_q W^T in double (x_q: x quantized to Q8_0 per 32-value block, decoded exactly; W the
-//      dequantized weights, exact: an f16 scale times a small integer fits fp32). Per output the
-//      kernel computes acc <- fma(S_b, fl(d_w d_x), acc) over nb blocks, S_b exact: each block term
-//      carries one rounding of d_w d_x (relative u = 2^-24) and each of the nb fma steps one
-//      rounding of the running sum, |acc| <= T = sum_j |w_j xq_j|, so |error| <= (nb + 1) u T plus
-//      second-order terms; bound used: (nb + 2) 2^-24 T.
-//  (b) the fp32-activation reference (reference_gemm, double): (a) plus the activation rounding,
-//      at most amax_b / 127 (1/2 + 127 2^-11) per value (half a Q8 step plus the f16 rounding of
-//      the scale times the largest code), times |w_j|, plus one fp32 rounding of the reference.
+//  (a) x_q W^T in double (x_q: x quantized to Q8_0 per 32-value block, decoded exactly; W exact,
+//      exact_32_weights). Per output the kernel computes acc <- fma(S_b, fl(d_w d_x), acc) over nb
+//      blocks, S_b exact (Q4_1 / Q5_1: then acc <- fma(m_w, fl(d_x sum_b), acc)): each block term
+//      carries one rounding of its scale product (relative u = 2^-24) and each of the F fma steps
+//      (F = nb, 2 nb with minimums) one rounding of the running sum, |acc| <= T = sum_j mag_j |xq_j|,
+//      so |error| <= (F + 1) u T plus second-order terms; bound used: (F + 2) 2^-24 T.
+//  (b) the fp32-activation reference (reference_gemm, double, on the fp32 dequantized weights, which
+//      Q4_1 / Q5_1 round once: u mag_j): (a) plus the activation rounding, at most amax_b / 127 (1/2 +
+//      127 2^-11) per value (half a Q8 step plus the f16 rounding of the scale times the largest
+//      code), times mag_j, plus u sum_j mag_j |x_j| and one fp32 rounding of the reference.
 // and that every path gives the same bits.
 template <class F>
 void check_against_reference(std::size_t m, std::size_t n, std::size_t k, unsigned seed,
@@ -98,7 +127,8 @@ void check_against_reference(std::size_t m, std::size_t n, std::size_t k, unsign
     const auto wf = weight_values(n, k, seed);
     const auto blocks = q::quantize<F>(wf);
     const auto wv = q::matrix_view<q::block_accessor<F>>(std::span<const typename F::block>(blocks), n, k);
-    const auto wd = q::dequantize<F>(std::span<const typename F::block>(blocks));
+    std::vector<double> wd(n * k), mag(n * k);
+    for (std::size_t i = 0; i < n * (k / 32); ++i) exact_32_weights<F>(blocks[i], wd.data() + 32 * i, mag.data() + 32 * i);
     const auto wp = q::pack(wv);
     const matrix x = activations(m, k, seed + 1);
     matrix ref(m, n);
@@ -116,6 +146,8 @@ void check_against_reference(std::size_t m, std::size_t n, std::size_t k, unsign
         }
     }
     const double u = std::ldexp(1.0, -24);
+    constexpr bool mins = std::is_same_v<F, q::q4_1> || std::is_same_v<F, q::q5_1>;
+    const double steps = double(mins ? 2 * (k / 32) : k / 32);
     matrix first(m, n);
     bool have_first = false;
     for (const auto path : present_paths()) {
@@ -127,14 +159,15 @@ void check_against_reference(std::size_t m, std::size_t n, std::size_t k, unsign
             for (std::size_t j = 0; j < n; ++j) {
                 double exact_q = 0.0, t = 0.0, act_err = 0.0;
                 for (std::size_t p = 0; p < k; ++p) {
-                    const double w = wd[j * k + p];
+                    const double w = wd[j * k + p], a = mag[j * k + p];
                     exact_q += w * xq[i * k + p];
-                    t += std::fabs(w * xq[i * k + p]);
-                    act_err += std::fabs(w) * amax[i * (k / 32) + p / 32] / 127.0 * (0.5 + 127.0 / 2048.0);
+                    t += a * std::fabs(xq[i * k + p]);
+                    act_err += a * amax[i * (k / 32) + p / 32] / 127.0 * (0.5 + 127.0 / 2048.0) +
+                               (mins ? u * a * std::fabs(double(x(i, p))) : 0.0);
                 }
                 const double got = y(i, j);
                 REQUIRE(std::isfinite(got));
-                const double tight = double(k / 32 + 2) * u * t;
+                const double tight = (steps + 2) * u * t;
                 CHECK(std::fabs(got - exact_q) <= tight);
                 CHECK(std::fabs(got - double(ref(i, j))) <= tight + act_err + u * std::fabs(double(ref(i, j))));
             }
@@ -360,13 +393,13 @@ TEST_CASE("quant packed: pack keeps every block (view.block equals the packed bl
     CHECK(v.rows == n);
 }
 
-TEST_CASE("quant packed: Q3_K / Q4_K / Q5_K / Q6_K pack keeps every block, pads to 8 rows with zero blocks, pack_into writes the same bytes") {
+TEST_CASE("quant packed: Q4_1 / Q5_0 / Q5_1 / Q3_K / Q4_K / Q5_K / Q6_K pack keeps every block, pads to 8 rows with zero blocks, pack_into writes the same bytes") {
     auto one = [](auto tag) {
         using F = decltype(tag);
         using blk = typename F::block;
         for (std::size_t n : {1, 7, 8, 9, 20}) {
             CAPTURE(n);
-            const std::size_t k = 256 * 2, nb = k / 256;
+            const std::size_t k = 256 * 2, nb = k / F::block_size;
             const auto b = q::quantize<F>(weight_values(n, k, unsigned(n) + 50));
             const auto p = q::pack<F>(std::span<const blk>(b), n, k);
             CHECK(p.bytes() == (n + 7) / 8 * 8 * nb * sizeof(blk));
@@ -384,14 +417,20 @@ TEST_CASE("quant packed: Q3_K / Q4_K / Q5_K / Q6_K pack keeps every block, pads 
             CHECK(vi.rows == n);
         }
     };
+    one(q::q4_1{});
+    one(q::q5_0{});
+    one(q::q5_1{});
     one(q::q3_k{});
     one(q::q4_k{});
     one(q::q5_k{});
     one(q::q6_k{});
 }
 
-TEST_CASE("quant packed: Q4_0 and Q8_0 on every path match the reference within the derived bounds; paths agree bit for bit") {
+TEST_CASE("quant packed: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 on every path match the exact x_q W^T and the reference within the derived bounds; paths agree bit for bit") {
     check_sizes<q::q4_0>();
+    check_sizes<q::q4_1>();
+    check_sizes<q::q5_0>();
+    check_sizes<q::q5_1>();
     check_sizes<q::q8_0>();
 }
 
@@ -406,6 +445,9 @@ TEST_CASE("quant packed: gemm rows equal gemv (M = 1..9); a pool equals sequenti
     for (const auto path : present_paths()) {
         CAPTURE(std::string(q::isa_name(path)));
         check_consistency<q::q4_0>(path);
+        check_consistency<q::q4_1>(path);
+        check_consistency<q::q5_0>(path);
+        check_consistency<q::q5_1>(path);
         check_consistency<q::q8_0>(path);
         check_consistency<q::q3_k>(path);
         check_consistency<q::q4_k>(path);
@@ -505,6 +547,7 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     const auto bq6k = q::quantize<q::q6_k>(weight_values(16, k, 16));
     const auto bq5k = q::quantize<q::q5_k>(weight_values(11, k, 17));
     const auto bq3k = q::quantize<q::q3_k>(weight_values(9, k, 18));
+    const auto b51 = q::quantize<q::q5_1>(weight_values(12, k, 19));
     auto bytes_of = [](const auto& v) { return std::as_bytes(std::span(v)); };
     const q::any_matrix r4(llm::io::ggml_type::q4_0, bytes_of(b4), 20, k);
     const q::any_matrix r8(llm::io::ggml_type::q8_0, bytes_of(b8), 16, k);
@@ -513,10 +556,13 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     const q::any_matrix r6k(llm::io::ggml_type::q6_k, bytes_of(bq6k), 16, k);
     const q::any_matrix r5k(llm::io::ggml_type::q5_k, bytes_of(bq5k), 11, k);
     const q::any_matrix r3k(llm::io::ggml_type::q3_k, bytes_of(bq3k), 9, k);
-    llm::aligned_buffer<std::byte> s4, s8, sk, s4k, s6k, s5k, s3k;
+    const q::any_matrix r51(llm::io::ggml_type::q5_1, bytes_of(b51), 12, k);
+    llm::aligned_buffer<std::byte> s4, s8, sk, s4k, s6k, s5k, s3k, s51;
     const q::any_matrix p4 = q::repack(r4, s4), p8 = q::repack(r8, s8), pk = q::repack(rk, sk);
     const q::any_matrix p4k = q::repack(r4k, s4k), p6k = q::repack(r6k, s6k), p5k = q::repack(r5k, s5k);
-    const q::any_matrix p3k = q::repack(r3k, s3k);
+    const q::any_matrix p3k = q::repack(r3k, s3k), p51 = q::repack(r51, s51);
+    CHECK(p51.layout() == q::weight_layout::interleaved8);
+    CHECK(s51.size() == 16 * (k / 32) * sizeof(q::block_q5_1));  // 12 rows padded to 16
     CHECK(p3k.layout() == q::weight_layout::interleaved8);
     CHECK(s3k.size() == 16 * (k / 256) * sizeof(q::block_q3_k));  // 9 rows padded to 16
     CHECK(p4k.layout() == q::weight_layout::interleaved8);
@@ -554,6 +600,10 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     q::linear_forward(y3k, x, p3k, ws, pool);
     q::gemm(g3k, x, q::pack<q::q3_k>(std::span<const q::block_q3_k>(bq3k), 9, k), {}, pool);
     for (std::size_t i = 0; i < y3k.size(); ++i) REQUIRE(same_bits(y3k.data()[i], g3k.data()[i]));
+    matrix y51(m, 12), g51(m, 12);
+    q::linear_forward(y51, x, p51, ws, pool);
+    q::gemm(g51, x, q::pack<q::q5_1>(std::span<const q::block_q5_1>(b51), 12, k), {}, pool);
+    for (std::size_t i = 0; i < y51.size(); ++i) REQUIRE(same_bits(y51.data()[i], g51.data()[i]));
     q::linear_forward(y4k, x, p4k, ws, pool);
     q::gemm(g4k, x, q::pack<q::q4_k>(std::span<const q::block_q4_k>(bq4k), 13, k), {}, pool);
     for (std::size_t i = 0; i < y4k.size(); ++i) REQUIRE(same_bits(y4k.data()[i], g4k.data()[i]));
@@ -561,13 +611,13 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     q::gemm(g6k, x, q::pack<q::q6_k>(std::span<const q::block_q6_k>(bq6k), 16, k), {}, pool);
     for (std::size_t i = 0; i < y6k.size(); ++i) REQUIRE(same_bits(y6k.data()[i], g6k.data()[i]));
     // Grouped over packed and row-major matrices: each product equals its single call bit for bit.
-    matrix z4(m, 20), z8(m, 16), zk(m, 5), zr(m, 20), yr(m, 20), z4k(m, 13), z6k(m, 16), z5k(m, 11), z3k(m, 9);
+    matrix z4(m, 20), z8(m, 16), zk(m, 5), zr(m, 20), yr(m, 20), z4k(m, 13), z6k(m, 16), z5k(m, 11), z3k(m, 9), z51(m, 12);
     q::linear_forward(yr, x, r4, ws, pool);
     using view2 = llm::tensor_view<float, llm::dims<2>>;
     const std::vector<view2> ys = {view2(z4.data(), m, 20), view2(z8.data(), m, 16), view2(zk.data(), m, 5),
                                    view2(zr.data(), m, 20), view2(z4k.data(), m, 13), view2(z6k.data(), m, 16),
-                                   view2(z5k.data(), m, 11), view2(z3k.data(), m, 9)};
-    const q::any_matrix* ws_[] = {&p4, &p8, &pk, &r4, &p4k, &p6k, &p5k, &p3k};
+                                   view2(z5k.data(), m, 11), view2(z3k.data(), m, 9), view2(z51.data(), m, 12)};
+    const q::any_matrix* ws_[] = {&p4, &p8, &pk, &r4, &p4k, &p6k, &p5k, &p3k, &p51};
     q::linear_forward(std::span<const view2>(ys), x, std::span<const q::any_matrix* const>(ws_), ws, pool);
     for (std::size_t i = 0; i < z4.size(); ++i) REQUIRE(same_bits(z4.data()[i], y4.data()[i]));
     for (std::size_t i = 0; i < z8.size(); ++i) REQUIRE(same_bits(z8.data()[i], y8.data()[i]));
@@ -577,6 +627,7 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     for (std::size_t i = 0; i < z6k.size(); ++i) REQUIRE(same_bits(z6k.data()[i], y6k.data()[i]));
     for (std::size_t i = 0; i < z5k.size(); ++i) REQUIRE(same_bits(z5k.data()[i], y5k.data()[i]));
     for (std::size_t i = 0; i < z3k.size(); ++i) REQUIRE(same_bits(z3k.data()[i], y3k.data()[i]));
+    for (std::size_t i = 0; i < z51.size(); ++i) REQUIRE(same_bits(z51.data()[i], y51.data()[i]));
     // The packed and row-major products of the same quantized activations x_q differ only in the
     // fp32 order: each is within its bound of the exact x_q W^T (packed: (nb + 2) 2^-24 T, T =
     // sum |w xq|, see check_against_reference; row-major: (nb + 8) 2^-23 T', T' = sum (|w| + 2
@@ -608,7 +659,7 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
                                        q::weight_layout::interleaved8),
                          doctest::Contains("100 bytes are not the"), llm::error);
     CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q2_k, bytes_of(bk), 5, k, q::weight_layout::interleaved8),
-                         doctest::Contains("holds q4_0, q8_0, q3_K, q4_K, q5_K or q6_K, not q2_K"), llm::error);
+                         doctest::Contains("holds q4_0, q4_1, q5_0, q5_1, q8_0, q3_K, q4_K, q5_K or q6_K, not q2_K"), llm::error);
     CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q6_k, std::span<const std::byte>(s6k).first(1000), 16, k,
                                        q::weight_layout::interleaved8),
                          doctest::Contains("1000 bytes are not the"), llm::error);
@@ -635,6 +686,9 @@ TEST_CASE("quant packed: repack / pack_into on a thread pool write the bytes the
         CHECK(ps.bytes().size() == pp.bytes().size());
     };
     one(q::q4_0{}, llm::io::ggml_type::q4_0);
+    one(q::q4_1{}, llm::io::ggml_type::q4_1);
+    one(q::q5_0{}, llm::io::ggml_type::q5_0);
+    one(q::q5_1{}, llm::io::ggml_type::q5_1);
     one(q::q8_0{}, llm::io::ggml_type::q8_0);
     one(q::q4_k{}, llm::io::ggml_type::q4_k);
     one(q::q3_k{}, llm::io::ggml_type::q3_k);

@@ -42,7 +42,7 @@ struct quantized_moe_weights {
     std::size_t d_ff = 0;                    ///< ff
 };
 
-/// The MoE layer's weights with packed experts (inference; llm::quant::packed_view, Q4_0, Q8_0,
+/// The MoE layer's weights with packed experts (inference; llm::quant::packed_view, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
 /// Q3_K, Q4_K, Q5_K or Q6_K in groups of 8 interleaved rows): the router's gate fp32 `[E, d]` and, per
 /// expert e, w1[e] (gate projection) and w3[e] (up) `[ff, d]`, w2[e] (down) `[d, ff]`, each packed on its own
 /// (so an expert's rows need not be a multiple of 8). Made by llm::moe::packed_experts::weights
@@ -459,7 +459,7 @@ void moe_forward_quantized(Y&& y, moe_cache& cache, X&& x, const packed_moe_weig
     detail::gather(b.xp, xs, b.plan, d, exec);
     const std::size_t N = b.plan.size();
     const std::size_t* offsets = b.plan.offsets;
-    // Q8_0 blocks for Q4_0 / Q8_0 experts, Q8_K super-blocks for the K formats (as the packed gemv)
+    // Q8_0 blocks for the 32-value formats' experts, Q8_K super-blocks for the K formats (as the packed gemv)
     thread_local llm::quant::quantized_activations<F> qx, qxp, qa;
     llm::quant::quantize_activations(qx, xs, exec);
     detail::gather_quantized(qxp, qx, b.plan.rows, N, exec);
@@ -561,7 +561,7 @@ inline void any_rows_product(float* yp, const float* xp, std::size_t n, const ll
 
 /// The MoE layer's forward with any_matrix experts (inference; llm::moe::moe_ffn's
 /// params<llm::model::quantized> run it): when w1, w3 and w2 share one type and layout it is
-/// the typed moe_forward_quantized: Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K in 8-row interleaved groups
+/// the typed moe_forward_quantized: Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K in 8-row interleaved groups
 /// (llm::quant::repack) through the packed kernels (packed_moe_weights of each expert's groups;
 /// batch-invariant), row-major block formats through quantized_moe_weights (the activations
 /// quantized once for gate and up). Otherwise (mixed types as in K-quant mixes, f32 / f16 / bf16

@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// llm::quant::packed_matrix: Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K weights repacked into groups of 8 interleaved rows (as llama.cpp's CPU
+// llm::quant::packed_matrix: Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K weights repacked into groups of 8 interleaved rows (as llama.cpp's CPU
 // "repack" does at load), and gemv / gemm on them: one 256-bit vector holds 4 codes of each of 8 rows, so
 // the lanes are the rows and a decode GEMV runs at the memory's read speed on one AVX2 core.
 #pragma once
@@ -33,13 +33,14 @@
 
 namespace llm::quant {
 
-/// The formats llm::quant::pack repacks: Q4_0 and Q8_0 (against Q8_0 activations), Q3_K, Q4_K, Q5_K
-/// and Q6_K (against Q8_K activations).
+/// The formats llm::quant::pack repacks: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 (against Q8_0 activations),
+/// Q3_K, Q4_K, Q5_K and Q6_K (against Q8_K activations).
 /// Example: `static_assert(llm::quant::packable_format<llm::quant::q4_k>);`
 template <class F>
-concept packable_format = block_format<F> && (std::is_same_v<F, q4_0> || std::is_same_v<F, q8_0> ||
-                                              std::is_same_v<F, q3_k> || std::is_same_v<F, q4_k> ||
-                                              std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>);
+concept packable_format =
+    block_format<F> && (std::is_same_v<F, q4_0> || std::is_same_v<F, q4_1> || std::is_same_v<F, q5_0> ||
+                        std::is_same_v<F, q5_1> || std::is_same_v<F, q8_0> || std::is_same_v<F, q3_k> ||
+                        std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>);
 
 /// Weight rows per packed group (the lanes of one 256-bit vector of int32 or float).
 inline constexpr std::size_t pack_group_rows = 8;
@@ -55,12 +56,25 @@ inline constexpr bool packed_k =
 template <class F>
 inline constexpr bool packed_k_mins = std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k>;
 
+/// True for the packed 32-value formats with a fifth code bit (Q5_0, Q5_1: qh).
+template <class F>
+inline constexpr bool packed_q5 = std::is_same_v<F, q5_0> || std::is_same_v<F, q5_1>;
+
+/// True for the packed 32-value formats with a minimum (Q4_1, Q5_1: w = d q + m).
+template <class F>
+inline constexpr bool packed_min = std::is_same_v<F, q4_1> || std::is_same_v<F, q5_1>;
+
+/// True for the packed formats whose blocks are interleaved field by field, scales inline (the K
+/// formats, Q4_1, Q5_0, Q5_1); Q4_0 and Q8_0 keep their f16 scales apart from the codes.
+template <class F>
+inline constexpr bool packed_inline = packed_k<F> || packed_q5<F> || std::is_same_v<F, q4_1>;
+
 /// Bytes of one packed block's codes for a group of 8 rows: Q4_0 128 (4 vectors of nibbles), Q8_0
-/// 256; Q3_K / Q4_K / Q5_K / Q6_K the whole of the 8 rows' blocks (8 x 110, 8 x 144, 8 x 176, 8 x 210),
-/// scales included.
+/// 256; the inline formats the whole of the 8 rows' blocks (Q4_1 8 x 20, Q5_0 8 x 22, Q5_1 8 x 24, Q3_K
+/// 8 x 110, Q4_K 8 x 144, Q5_K 8 x 176, Q6_K 8 x 210), scales included.
 template <class F>
 constexpr std::size_t packed_code_bytes() {
-    if constexpr (packed_k<F>) {
+    if constexpr (packed_inline<F>) {
         return pack_group_rows * sizeof(typename F::block);
     } else {
         return std::is_same_v<F, q4_0> ? 128 : 256;
@@ -68,10 +82,10 @@ constexpr std::size_t packed_code_bytes() {
 }
 
 /// Bytes of one packed block's separate scales for a group of 8 rows: Q4_0 / Q8_0 8 f16; 0 for
-/// the K formats (inline in their code bytes).
+/// the inline formats (their scales are in their code bytes).
 template <class F>
 constexpr std::size_t packed_scale_bytes() {
-    return packed_k<F> ? 0 : pack_group_rows * sizeof(f16);
+    return packed_inline<F> ? 0 : pack_group_rows * sizeof(f16);
 }
 
 /// One field of a K-format block as packed: bytes [offset, offset + length) of every row's block,
@@ -81,33 +95,62 @@ struct packed_field {
     std::size_t offset, length, unit;
 };
 
-/// The fields of a packed K block, in block order (so the packed offsets are 8 x the block's).
-/// Q4_K: d, dmin, scales[12], qs[128]; Q5_K: d, dmin, scales[12], then qh[32] and qs[128] as one
-/// field of 4-byte units; Q6_K: ql[128], qh[64], scales[16] (bytes: the 8 rows' scale of group g
+/// The fields of a packed inline block, in block order (so the packed offsets are 8 x the block's).
+/// Q4_1: d, m, qs[16]; Q5_0: d, qh[4], qs[16]; Q5_1: d, m, qh[4], qs[16] (qh's bits reordered,
+/// packed_qh); Q4_K: d, dmin, scales[12], qs[128]; Q5_K: d, dmin, scales[12], then qh[32] and qs[128]
+/// as one field of 4-byte units; Q6_K: ql[128], qh[64], scales[16] (bytes: the 8 rows' scale of group g
 /// contiguous), d; Q3_K: hmask[32], qs[64], scales[12], d.
 template <class F>
-constexpr std::array<packed_field, 4> packed_fields() {
-    if constexpr (std::is_same_v<F, q3_k>) {
+constexpr auto packed_fields() {
+    if constexpr (std::is_same_v<F, q4_1>) {
+        static_assert(offsetof(block_q4_1, m) == 2 && offsetof(block_q4_1, qs) == 4);
+        return std::array<packed_field, 3>{{{0, 2, 2}, {2, 2, 2}, {4, 16, 4}}};
+    } else if constexpr (std::is_same_v<F, q5_0>) {
+        static_assert(offsetof(block_q5_0, qh) == 2 && offsetof(block_q5_0, qs) == 6);
+        return std::array<packed_field, 3>{{{0, 2, 2}, {2, 4, 4}, {6, 16, 4}}};
+    } else if constexpr (std::is_same_v<F, q5_1>) {
+        static_assert(offsetof(block_q5_1, m) == 2 && offsetof(block_q5_1, qh) == 4 && offsetof(block_q5_1, qs) == 8);
+        return std::array<packed_field, 4>{{{0, 2, 2}, {2, 2, 2}, {4, 4, 4}, {8, 16, 4}}};
+    } else if constexpr (std::is_same_v<F, q3_k>) {
         static_assert(offsetof(block_q3_k, qs) == 32 && offsetof(block_q3_k, scales) == 96 &&
                       offsetof(block_q3_k, d) == 108);
-        return {{{0, 32, 4}, {32, 64, 4}, {96, 12, 4}, {108, 2, 2}}};
+        return std::array<packed_field, 4>{{{0, 32, 4}, {32, 64, 4}, {96, 12, 4}, {108, 2, 2}}};
     } else if constexpr (std::is_same_v<F, q4_k>) {
         static_assert(offsetof(block_q4_k, dmin) == 2 && offsetof(block_q4_k, scales) == 4 &&
                       offsetof(block_q4_k, qs) == 16);
-        return {{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}};
+        return std::array<packed_field, 4>{{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 128, 4}}};
     } else if constexpr (std::is_same_v<F, q5_k>) {
         static_assert(offsetof(block_q5_k, dmin) == 2 && offsetof(block_q5_k, scales) == 4 &&
                       offsetof(block_q5_k, qh) == 16 && offsetof(block_q5_k, qs) == 48);
-        return {{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 160, 4}}};
+        return std::array<packed_field, 4>{{{0, 2, 2}, {2, 2, 2}, {4, 12, 4}, {16, 160, 4}}};
     } else {
         static_assert(offsetof(block_q6_k, qh) == 128 && offsetof(block_q6_k, scales) == 192 &&
                       offsetof(block_q6_k, d) == 208);
-        return {{{0, 128, 4}, {128, 64, 4}, {192, 16, 1}, {208, 2, 2}}};
+        return std::array<packed_field, 4>{{{0, 128, 4}, {128, 64, 4}, {192, 16, 1}, {208, 2, 2}}};
     }
 }
 
+/// Q5_0 / Q5_1's qh (a little-endian word, bit j the fifth bit of element j) as packed (to_packed) or
+/// back: packed, byte t holds in bit v the fifth bit of element 4 v + t and in bit 4 + v that of
+/// element 16 + 4 v + t (v < 4), so code vector v (byte t of a row's dword: qs[4 v + t], elements
+/// 4 v + t and 16 + 4 v + t) takes its fifth bits by one 16-bit shift each (shift_bit).
+inline void packed_qh(std::uint8_t* qh, bool to_packed) noexcept {
+    std::uint32_t from = 0, to = 0;
+    std::memcpy(&from, qh, 4);
+    for (unsigned j = 0; j < 32; ++j) {
+        const unsigned e = j % 16, at = 8 * (e % 4) + 4 * (j / 16) + e / 4;  // element j's bit when packed
+        if (to_packed) {
+            to |= ((from >> j) & 1u) << at;
+        } else {
+            to |= ((from >> at) & 1u) << j;
+        }
+    }
+    std::memcpy(qh, &to, 4);
+}
+
 /// Copies row `lane`'s block between its packed group block `packed` and `blk` (to_packed: blk
-/// into packed; else packed into blk), field by field (packed_fields).
+/// into packed; else packed into blk), field by field (packed_fields); the caller reorders Q5_0 /
+/// Q5_1's qh (packed_qh).
 template <class F>
 void move_k_block(std::uint8_t* packed, std::uint8_t* blk, std::size_t lane, bool to_packed) noexcept {
     for (const packed_field& f : packed_fields<F>()) {
@@ -131,11 +174,14 @@ void move_k_block(std::uint8_t* packed, std::uint8_t* blk, std::size_t lane, boo
 /// g at codes + (g nb + b) C, C = 128 bytes for Q4_0, 256 for Q8_0), as C / 32 vectors of 32 bytes
 /// whose dword r holds 4 bytes of row 8 g + r (vector v: Q4_0 row's qs[4 v .. 4 v + 3], so low
 /// nibbles are codes 4 v .. 4 v + 3 and high nibbles codes 16 + 4 v ..; Q8_0 codes 4 v .. 4 v + 3);
-/// then the f16 scales, the 8 rows' of block b of group g at scales + 8 (g nb + b). Q3_K / Q4_K / Q5_K /
-/// Q6_K: no separate scales (`scales` points past the codes); block b of group g (C = 8 x 110, 8 x 144,
-/// 8 x 176 or 8 x 210 bytes) is the 8 rows' super-blocks field by field in block order, each field's 4-byte
-/// units (f16 fields: 2-byte; Q6_K's scales 1-byte) interleaved, unit u of row r at 8 offset + 8 w u + w r (offset the
-/// field's offset in the block, w its unit): Q4_K d at 0, dmin 16, scales 32 (3 vectors), qs 128
+/// then the f16 scales, the 8 rows' of block b of group g at scales + 8 (g nb + b). The inline formats
+/// (Q4_1, Q5_0, Q5_1, Q3_K, Q4_K, Q5_K, Q6_K): no separate scales (`scales` points past the codes); block b
+/// of group g (C = 8 x 20, 8 x 22, 8 x 24, 8 x 110, 8 x 144, 8 x 176 or 8 x 210 bytes) is the 8 rows' blocks
+/// field by field in block order, each field's 4-byte units (f16 fields: 2-byte; Q6_K's scales 1-byte)
+/// interleaved, unit u of row r at 8 offset + 8 w u + w r (offset the field's offset in the block, w its
+/// unit): Q4_1 d at 0, m 16, qs 32 (4 vectors as Q4_0's); Q5_0 d at 0, qh 16 (one vector, each row's
+/// word with its bits reordered: byte t bit v the fifth bit of code 4 v + t, bit 4 + v that of code 16 +
+/// 4 v + t), qs 48; Q5_1 d 0, m 16, qh 32, qs 64; Q4_K d at 0, dmin 16, scales 32 (3 vectors), qs 128
 /// (32 vectors: dword r of vector v is row r's qs[4 v .. 4 v + 3]); Q5_K as Q4_K with qh at 128 (8
 /// vectors: dword r of vector i is row r's qh[4 i .. 4 i + 3]) and qs at 384; Q6_K ql at 0 (32 vectors), qh
 /// 1024 (16), scales 1536 (1-byte units: group g's 8 rows at 1536 + 8 g), d 1664; Q3_K hmask at 0 (8
@@ -170,8 +216,11 @@ struct packed_view {
         typename F::block out{};
         const std::size_t g = r / pack_group_rows, lane = r % pack_group_rows;
         const std::uint8_t* c = group_codes(g) + b * detail::packed_code_bytes<F>();
-        if constexpr (detail::packed_k<F>) {
+        if constexpr (detail::packed_inline<F>) {
             detail::move_k_block<F>(const_cast<std::uint8_t*>(c), reinterpret_cast<std::uint8_t*>(&out), lane, false);
+            if constexpr (detail::packed_q5<F>) {
+                detail::packed_qh(out.qh, false);
+            }
             return out;
         } else {
         out.d = group_scales(g)[pack_group_rows * b + lane];
@@ -237,13 +286,16 @@ void pack_blocks(const typename F::block* src, std::size_t w_rs, std::size_t row
     for (std::size_t g = g_begin; g < std::min(g_end, groups); ++g) {
         for (std::size_t b = 0; b < nb; ++b) {
             std::uint8_t* c = codes + (g * nb + b) * cb;
-            if constexpr (packed_k<F>) {
+            if constexpr (packed_inline<F>) {
                 (void)scales;
                 for (std::size_t lane = 0; lane < pack_group_rows; ++lane) {
                     const std::size_t r = pack_group_rows * g + lane;
                     typename F::block blk{};  // the padding rows: every byte 0
                     if (r < rows) {
                         blk = src[r * w_rs + b];
+                    }
+                    if constexpr (packed_q5<F>) {
+                        packed_qh(blk.qh, true);
                     }
                     move_k_block<F>(c, reinterpret_cast<std::uint8_t*>(&blk), lane, true);
                 }
@@ -272,7 +324,7 @@ void pack_blocks(const typename F::block* src, std::size_t w_rs, std::size_t row
 
 }  // namespace detail
 
-/// Q4_0 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K weights [rows, cols] repacked for gemv / gemm in groups of 8 interleaved rows
+/// Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K weights [rows, cols] repacked for gemv / gemm in groups of 8 interleaved rows
 /// (packed_view's layout), owning its bytes (64-byte aligned; as many as the blocks of the rows
 /// padded to a multiple of 8). Made by llm::quant::pack; view() is the non-owning view.
 /// Example: `auto wp = llm::quant::pack<llm::quant::q4_0>(blocks, n, k); llm::quant::gemv(y, x, wp);`
@@ -458,68 +510,66 @@ void k_block_terms(const typename F::block& blk, const block_q8_k& a, std::int32
     }
 }
 
-/// The portable packed kernel: the AVX2 kernel's bits (the same exact int32 block sums, the same
-/// fp32 products float(d_w) x d_x and fma per block in block order), one output at a time. K
-/// formats: per super-block acc = fma(float(s), float(d) x d_x, acc), then (Q4_K, Q5_K) acc =
-/// fma(float(mins), -(float(dmin) x d_x), acc), accumulated in the output itself.
+/// The exact int32 sum of a 32-value block's codes times the activation codes, less the codes'
+/// offset (Q4_0's 8, Q5_0's 16) times the activation block's code sum: sum_j (q_j - offset) x_j.
+template <class F>
+std::int32_t block_sum_32(const typename F::block& blk, const act_q8_0& a) noexcept {
+    [[maybe_unused]] std::uint32_t qh = 0;
+    if constexpr (packed_q5<F>) {
+        std::memcpy(&qh, blk.qh, 4);
+    }
+    std::int32_t s = 0;
+    for (int j = 0; j < 32; ++j) {
+        int q = 0;
+        if constexpr (std::is_same_v<F, q8_0>) {
+            q = blk.qs[j];
+        } else {
+            q = (blk.qs[j % 16] >> (4 * (j / 16))) & 0xF;
+            if constexpr (packed_q5<F>) {
+                q |= static_cast<int>((qh >> j) & 1u) << 4;
+            }
+        }
+        s += q * a.qs[j];
+    }
+    constexpr int offset = std::is_same_v<F, q4_0> ? 8 : std::is_same_v<F, q5_0> ? 16 : 0;
+    return s - offset * a.sum;
+}
+
+/// The portable packed kernel: the SIMD kernels' bits (the same exact int32 block sums, the same
+/// fp32 products float(d_w) x d_x and fma per block in block order), one output at a time, the
+/// output itself the accumulator. 32-value formats: per block acc = fma(float(S), float(d) x d_x,
+/// acc), then (Q4_1, Q5_1) acc = fma(float(m), d_x x float(sum x), acc). K formats: per super-block
+/// acc = fma(float(s), float(d) x d_x, acc), then (Q4_K, Q5_K) acc = fma(float(mins), -(float(dmin)
+/// x d_x), acc).
 template <class F>
 void packed_generic_groups(const packed_view<F>& w, std::size_t g0, std::size_t g1, const act_block_t<F>* act,
                            std::size_t act_rs, std::size_t mrows, float* out, std::size_t out_rs,
                            std::size_t out_cs) noexcept {
-    constexpr std::size_t cb = packed_code_bytes<F>();
     const std::size_t nb = w.blocks_per_row();
-    if constexpr (packed_k<F>) {
-        for (std::size_t r = pack_group_rows * g0; r < std::min(w.rows, pack_group_rows * g1); ++r) {
+    for (std::size_t r = pack_group_rows * g0; r < std::min(w.rows, pack_group_rows * g1); ++r) {
+        for (std::size_t m = 0; m < mrows; ++m) {
+            out[m * out_rs + r * out_cs] = 0.0f;
+        }
+        for (std::size_t b = 0; b < nb; ++b) {
+            const typename F::block blk = w.block(r, b);
             for (std::size_t m = 0; m < mrows; ++m) {
-                out[m * out_rs + r * out_cs] = 0.0f;
-            }
-            for (std::size_t b = 0; b < nb; ++b) {
-                const typename F::block blk = w.block(r, b);
-                for (std::size_t m = 0; m < mrows; ++m) {
-                    const block_q8_k& a = act[m * act_rs + b];
+                const act_block_t<F>& a = act[m * act_rs + b];
+                float& o = out[m * out_rs + r * out_cs];
+                if constexpr (packed_k<F>) {
                     std::int32_t s = 0, mins = 0;
                     k_block_terms<F>(blk, a, s, mins);
-                    float& o = out[m * out_rs + r * out_cs];
                     o = std::fma(static_cast<float>(s), static_cast<float>(blk.d) * a.d, o);
                     if constexpr (packed_k_mins<F>) {
                         o = std::fma(static_cast<float>(mins), -(static_cast<float>(blk.dmin) * a.d), o);
                     }
+                } else {
+                    o = std::fma(static_cast<float>(block_sum_32<F>(blk, a)), static_cast<float>(blk.d) * a.d, o);
+                    if constexpr (packed_min<F>) {
+                        o = std::fma(static_cast<float>(blk.m), a.d * static_cast<float>(a.sum), o);
+                    }
                 }
             }
         }
-        return;
-    } else {
-    for (std::size_t g = g0; g < g1; ++g) {
-        const std::uint8_t* codes = w.group_codes(g);
-        const f16* scales = w.group_scales(g);
-        const std::size_t nr = std::min<std::size_t>(pack_group_rows, w.rows - pack_group_rows * g);
-        for (std::size_t lane = 0; lane < nr; ++lane) {
-            for (std::size_t m = 0; m < mrows; ++m) {
-                const act_q8_0* a = act + m * act_rs;
-                float acc = 0.0f;
-                for (std::size_t b = 0; b < nb; ++b) {
-                    const std::uint8_t* c = codes + b * cb + 4 * lane;
-                    std::int32_t s = 0;
-                    for (std::size_t v = 0; v < cb / 32; ++v) {
-                        for (std::size_t i = 0; i < 4; ++i) {
-                            const std::uint8_t byte = c[32 * v + i];
-                            if constexpr (std::is_same_v<F, q4_0>) {
-                                s += (byte & 0x0F) * a[b].qs[4 * v + i] + (byte >> 4) * a[b].qs[16 + 4 * v + i];
-                            } else {
-                                s += static_cast<std::int8_t>(byte) * a[b].qs[4 * v + i];
-                            }
-                        }
-                    }
-                    if constexpr (std::is_same_v<F, q4_0>) {
-                        s -= 8 * a[b].sum;
-                    }
-                    const float dwx = static_cast<float>(scales[pack_group_rows * b + lane]) * a[b].d;
-                    acc = std::fma(static_cast<float>(s), dwx, acc);
-                }
-                out[m * out_rs + (pack_group_rows * g + lane) * out_cs] = acc;
-            }
-        }
-    }
     }
 }
 
