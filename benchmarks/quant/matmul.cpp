@@ -13,7 +13,7 @@
 // ggml reports MUL_MAT m=4096 n=1 k=14336: the same shape wherever 4096 rows exceed 4 L3s.
 // LLM_BENCH_QUANT_K overrides k (e.g. 4096 for a quick run).
 // quant_gemv_packed / quant_gemm_packed run the same shapes on llm::quant::pack's 8-row interleaved
-// Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K weights (packed.hpp; the same number of bytes). quant_gemv/f16 and
+// Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K weights (packed.hpp; the same number of bytes). quant_gemv/f16 and
 // /bf16: linear_forward's one-row dot kernel over 16-bit weights (decode of f16 / bf16 files).
 #include <llm/core/cpu_info.hpp>
 #include <llm/core/workspace.hpp>
@@ -386,6 +386,7 @@ BENCHMARK(quant_gemv_packed<q::q4_1>)->Name("quant_gemv_packed/q4_1")->ArgName("
 BENCHMARK(quant_gemv_packed<q::q5_0>)->Name("quant_gemv_packed/q5_0")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv_packed<q::q5_1>)->Name("quant_gemv_packed/q5_1")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q2_k>)->Name("quant_gemv/q2_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemv_packed<q::q2_k>)->Name("quant_gemv_packed/q2_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv<q::q3_k>)->Name("quant_gemv/q3_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemv_packed<q::q3_k>)->Name("quant_gemv_packed/q3_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q4_0>)->Name("quant_gemm/q4_0")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
@@ -396,6 +397,8 @@ BENCHMARK(quant_gemm<q::q4_k>)->Name("quant_gemm/q4_K")->ArgName("threads")->Arg
 BENCHMARK(quant_gemm<q::q6_k>)->Name("quant_gemm/q6_K")->ArgName("threads")->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q2_k>)->Name("quant_gemm/q2_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q3_k>)->Name("quant_gemm/q3_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q2_k>)->Name("quant_gemm_packed/q2_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(quant_gemm_packed<q::q2_k, true>)->Name("quant_gemm_packed_256/q2_K")->ArgName("threads")->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q3_k>)->Name("quant_gemm_packed/q3_K")->ArgName("threads")->Arg(1)->Arg(2)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm_packed<q::q3_k, true>)->Name("quant_gemm_packed_256/q3_K")->ArgName("threads")->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(quant_gemm<q::q5_k>)->Name("quant_gemm/q5_K")->ArgName("threads")->Arg(1)->UseRealTime()->Unit(benchmark::kMillisecond);

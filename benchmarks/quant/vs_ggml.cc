@@ -15,7 +15,7 @@
 // runs a STREAM read pass (benchmarks/support/stream.hpp, the read ceiling of bench_ceilings) on the same
 // threads: the line reports our weight bytes per second against the best read pass of the run. k = 14336 and
 // m = 4096 give weights larger than a 16 MiB L3 (Q4_0: 33 MB); pass a larger k where the L3 is larger.
-// The packable formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K) also run llm::quant::pack's 8-row interleaved weights (packed.hpp) in the same alternation: a
+// The packable formats (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) also run llm::quant::pack's 8-row interleaved weights (packed.hpp) in the same alternation: a
 // second line per shape, "packed", with its ratios to ggml and to our unpacked path. ggml runs its plain
 // vec_dot / llamafile path here (tensors in a plain context; its CPU repack applies only to weights in its
 // extra buffer type, as llama-bench loads them).

@@ -302,7 +302,7 @@ void check_packed_format(std::size_t E, std::size_t d, std::size_t ff, std::size
 
 }  // namespace
 
-TEST_CASE("moe packed: Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q3_K / Q4_K / Q5_K / Q6_K packed experts match moe_forward on the dequantized weights and the row-major path") {
+TEST_CASE("moe packed: Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K packed experts match moe_forward on the dequantized weights and the row-major path") {
     check_packed_format<llm::quant::q8_0>(4, 256, 512, 7);
     check_packed_format<llm::quant::q4_0>(4, 256, 512, 7);
     check_packed_format<llm::quant::q4_1>(4, 256, 256, 5);
@@ -312,6 +312,8 @@ TEST_CASE("moe packed: Q8_0 / Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q3_K / Q4_K / Q5_K / Q
     check_packed_format<llm::quant::q6_k>(3, 256, 256, 1, 4e-2);  // decode
     check_packed_format<llm::quant::q5_k>(4, 256, 256, 5, 4e-2);
     check_packed_format<llm::quant::q5_k>(3, 256, 512, 1, 4e-2);  // decode
+    check_packed_format<llm::quant::q2_k>(4, 256, 256, 5, 4e-2);  // Q8_K activations as the K formats' (1.6% measured)
+    check_packed_format<llm::quant::q2_k>(3, 256, 512, 1, 4e-2);  // decode
     check_packed_format<llm::quant::q3_k>(4, 256, 256, 5, 4e-2);
     check_packed_format<llm::quant::q3_k>(3, 256, 512, 1, 4e-2);  // decode
     check_packed_format<llm::quant::q4_0>(8, 96, 160, 1);   // decode; 96 = 12 groups, 160 = 20 groups

@@ -82,7 +82,7 @@ TEST_CASE("quant memory: gemv and gemm with a warmed workspace allocate nothing 
     check_format<q::q8_0>(pool);
 }
 
-TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K) with a warmed workspace allocate nothing, every path") {
+TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K) with a warmed workspace allocate nothing, every path") {
     llm::parallel::thread_pool pool(2);
     const std::size_t m = 6, n = 37, k = 512;
     std::mt19937 rng(3);
@@ -102,6 +102,8 @@ TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_
     const auto pk5 = q::pack<q::q5_k>(std::span<const q::block_q5_k>(bk5), n, k);
     const auto bk3 = q::quantize<q::q3_k>(wf);
     const auto pk3 = q::pack<q::q3_k>(std::span<const q::block_q3_k>(bk3), n, k);
+    const auto bk2 = q::quantize<q::q2_k>(wf);
+    const auto pk2 = q::pack<q::q2_k>(std::span<const q::block_q2_k>(bk2), n, k);
     const auto b41 = q::quantize<q::q4_1>(wf);
     const auto p41 = q::pack<q::q4_1>(std::span<const q::block_q4_1>(b41), n, k);
     const auto b50 = q::quantize<q::q5_0>(wf);
@@ -128,6 +130,8 @@ TEST_CASE("quant memory: packed gemv and gemm (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_
         check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, pk3, {.path = path}, ws, pool); });
         check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, pk3, {.path = path}, ws, pool); });
         check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, p41, {.path = path}, ws, pool); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, pk2, {.path = path}, ws, pool); });
+        check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, pk2, {.path = path}, ws, pool); });
         check_warm(true, y, [&](llm::workspace& ws) { q::gemv(y1, x1, p50, {.path = path}, ws, pool); });
         check_warm(true, y, [&](llm::workspace& ws) { q::gemm(yv, xv, p51, {.path = path}, ws, pool); });
     }

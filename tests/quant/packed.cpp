@@ -182,7 +182,8 @@ void check_against_reference(std::size_t m, std::size_t n, std::size_t k, unsign
 // separately); Q5_K the same with q = low nibble + 16 x bit j of qh[e % 32] (ggml's
 // dequantize_row_q5_K: group j's high bit is bit j); Q6_K w = d sc_g (q - 32), |w|; Q3_K w = d sc_g
 // (q - 4), sc_g the signed 6-bit scale, q = 2 bits of qs | bit e / 32 of hmask[e % 32] << 2 (ggml's
-// dequantize_row_q3_K), |w|.
+// dequantize_row_q3_K), |w|; Q2_K w = d sc_g q - dmin m_g (sc_g, m_g the low and high nibbles of
+// scales[g]), q = bits 2 k, 2 k + 1 of qs[32 h + l] (ggml's dequantize_row_q2_K), |.| as d sc_g q + dmin m_g.
 template <class F>
 void exact_k_weights(const typename F::block& blk, double* w, double* mag) {
     if constexpr (std::is_same_v<F, q::q4_k> || std::is_same_v<F, q::q5_k>) {
@@ -197,6 +198,15 @@ void exact_k_weights(const typename F::block& blk, double* w, double* mag) {
                 w[e] = a - b;
                 mag[e] = a + b;
             }
+        }
+    } else if constexpr (std::is_same_v<F, q::q2_k>) {
+        for (int e = 0; e < 256; ++e) {
+            const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+            const int code = (blk.qs[32 * h + l] >> (2 * k)) & 3;
+            const double a = double(float(blk.d)) * (blk.scales[e / 16] & 0xF) * code;
+            const double b = double(float(blk.dmin)) * (blk.scales[e / 16] >> 4);
+            w[e] = a - b;
+            mag[e] = a + b;
         }
     } else if constexpr (std::is_same_v<F, q::q3_k>) {
         for (int e = 0; e < 256; ++e) {
@@ -216,12 +226,12 @@ void exact_k_weights(const typename F::block& blk, double* w, double* mag) {
     }
 }
 
-// Checks the packed Q3_K / Q4_K / Q5_K / Q6_K gemm on every present path against
+// Checks the packed Q2_K / Q3_K / Q4_K / Q5_K / Q6_K gemm on every present path against
 //  (a) x_q W^T in double (x_q: x quantized to Q8_K per 256-value block, decoded exactly; W exact,
 //      exact_k_weights). Per output and super-block the kernel adds fma(float(S), fl(d_w d_x), acc)
-//      (Q4_K, Q5_K: then fma(float(M), -fl(dmin_w d_x), acc)), S and M exact int32: each term carries
+//      (Q2_K, Q4_K, Q5_K: then fma(float(M), -fl(dmin_w d_x), acc)), S and M exact int32: each term carries
 //      the rounding of float(S) (|S| may pass 2^24) and of the scale product (2 u, u = 2^-24), each
-//      of the F fma steps (F = 2 nb for Q4_K / Q5_K, nb for Q3_K / Q6_K) one rounding of the running sum, and
+//      of the F fma steps (F = 2 nb for Q2_K / Q4_K / Q5_K, nb for Q3_K / Q6_K) one rounding of the running sum, and
 //      every partial sum is at most T = sum_e mag_e |xq_e|: |error| <= (F + 2) u T plus second-order
 //      terms; bound used: (F + 3) u T.
 //  (b) the row-major kernel on the same path (the same Q8_K activations and exact integer terms,
@@ -336,10 +346,13 @@ void check_consistency(q::kernel_isa path) {
     for (std::size_t i = 0; i < m; ++i)
         for (std::size_t j = 0; j < n; ++j) REQUIRE(same_bits(yt(j, i), rows[i](0, j)));
     // Pre-quantized activations (quantized for another format with the same blocks: Q5_0 for the
-    // 32-value formats, Q5_K for Q6_K, Q2_K for Q5_K and Q3_K; Q4_K's transposed Q8_K serve only Q4_K).
-    using A = std::conditional_t<F::block_size == 32, q::q5_0,
-                                 std::conditional_t<std::is_same_v<F, q::q6_k>, q::q5_k,
-                                                    std::conditional_t<std::is_same_v<F, q::q5_k> || std::is_same_v<F, q::q3_k>, q::q2_k, F>>>;
+    // 32-value formats, Q5_K for Q6_K, Q2_K for Q5_K and Q3_K, Q3_K for Q2_K; Q4_K's transposed Q8_K
+    // serve only Q4_K).
+    using A = std::conditional_t<
+        F::block_size == 32, q::q5_0,
+        std::conditional_t<std::is_same_v<F, q::q6_k>, q::q5_k,
+                           std::conditional_t<std::is_same_v<F, q::q5_k> || std::is_same_v<F, q::q3_k>, q::q2_k,
+                                              std::conditional_t<std::is_same_v<F, q::q2_k>, q::q3_k, F>>>>;
     const auto xm = llm::tensor_view<const float, llm::dims<2>>(x.data(), 5, k);
     const auto qa = q::quantize_activations<A>(xm, pool);
     matrix yq(5, n);
@@ -393,7 +406,7 @@ TEST_CASE("quant packed: pack keeps every block (view.block equals the packed bl
     CHECK(v.rows == n);
 }
 
-TEST_CASE("quant packed: Q4_1 / Q5_0 / Q5_1 / Q3_K / Q4_K / Q5_K / Q6_K pack keeps every block, pads to 8 rows with zero blocks, pack_into writes the same bytes") {
+TEST_CASE("quant packed: Q4_1 / Q5_0 / Q5_1 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K pack keeps every block, pads to 8 rows with zero blocks, pack_into writes the same bytes") {
     auto one = [](auto tag) {
         using F = decltype(tag);
         using blk = typename F::block;
@@ -420,6 +433,7 @@ TEST_CASE("quant packed: Q4_1 / Q5_0 / Q5_1 / Q3_K / Q4_K / Q5_K / Q6_K pack kee
     one(q::q4_1{});
     one(q::q5_0{});
     one(q::q5_1{});
+    one(q::q2_k{});
     one(q::q3_k{});
     one(q::q4_k{});
     one(q::q5_k{});
@@ -434,7 +448,8 @@ TEST_CASE("quant packed: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 on every path match the
     check_sizes<q::q8_0>();
 }
 
-TEST_CASE("quant packed: Q3_K, Q4_K, Q5_K and Q6_K on every path match the exact x_q W^T and the row-major kernel within the derived bounds; paths agree bit for bit") {
+TEST_CASE("quant packed: Q2_K, Q3_K, Q4_K, Q5_K and Q6_K on every path match the exact x_q W^T and the row-major kernel within the derived bounds; paths agree bit for bit") {
+    check_sizes<q::q2_k>();
     check_sizes<q::q3_k>();
     check_sizes<q::q4_k>();
     check_sizes<q::q5_k>();
@@ -449,6 +464,7 @@ TEST_CASE("quant packed: gemm rows equal gemv (M = 1..9); a pool equals sequenti
         check_consistency<q::q5_0>(path);
         check_consistency<q::q5_1>(path);
         check_consistency<q::q8_0>(path);
+        check_consistency<q::q2_k>(path);
         check_consistency<q::q3_k>(path);
         check_consistency<q::q4_k>(path);
         check_consistency<q::q5_k>(path);
@@ -542,7 +558,9 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     const std::size_t k = 32 * 8, m = 3;
     const auto b4 = q::quantize<q::q4_0>(weight_values(20, k, 11));
     const auto b8 = q::quantize<q::q8_0>(weight_values(16, k, 12));
-    const auto bk = q::quantize<q::q2_k>(weight_values(5, k, 13));
+    std::vector<llm::f16> bk;  // a type without the interleaved layout
+    for (float v : weight_values(5, k, 13)) bk.push_back(llm::f16(v));
+    const auto b2k = q::quantize<q::q2_k>(weight_values(10, k, 13));
     const auto bq4k = q::quantize<q::q4_k>(weight_values(13, k, 15));
     const auto bq6k = q::quantize<q::q6_k>(weight_values(16, k, 16));
     const auto bq5k = q::quantize<q::q5_k>(weight_values(11, k, 17));
@@ -551,16 +569,19 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     auto bytes_of = [](const auto& v) { return std::as_bytes(std::span(v)); };
     const q::any_matrix r4(llm::io::ggml_type::q4_0, bytes_of(b4), 20, k);
     const q::any_matrix r8(llm::io::ggml_type::q8_0, bytes_of(b8), 16, k);
-    const q::any_matrix rk(llm::io::ggml_type::q2_k, bytes_of(bk), 5, k);
+    const q::any_matrix rk(llm::io::ggml_type::f16, bytes_of(bk), 5, k);
+    const q::any_matrix r2k(llm::io::ggml_type::q2_k, bytes_of(b2k), 10, k);
     const q::any_matrix r4k(llm::io::ggml_type::q4_k, bytes_of(bq4k), 13, k);
     const q::any_matrix r6k(llm::io::ggml_type::q6_k, bytes_of(bq6k), 16, k);
     const q::any_matrix r5k(llm::io::ggml_type::q5_k, bytes_of(bq5k), 11, k);
     const q::any_matrix r3k(llm::io::ggml_type::q3_k, bytes_of(bq3k), 9, k);
     const q::any_matrix r51(llm::io::ggml_type::q5_1, bytes_of(b51), 12, k);
-    llm::aligned_buffer<std::byte> s4, s8, sk, s4k, s6k, s5k, s3k, s51;
+    llm::aligned_buffer<std::byte> s4, s8, sk, s4k, s6k, s5k, s3k, s51, s2k;
     const q::any_matrix p4 = q::repack(r4, s4), p8 = q::repack(r8, s8), pk = q::repack(rk, sk);
     const q::any_matrix p4k = q::repack(r4k, s4k), p6k = q::repack(r6k, s6k), p5k = q::repack(r5k, s5k);
-    const q::any_matrix p3k = q::repack(r3k, s3k), p51 = q::repack(r51, s51);
+    const q::any_matrix p3k = q::repack(r3k, s3k), p51 = q::repack(r51, s51), p2k = q::repack(r2k, s2k);
+    CHECK(p2k.layout() == q::weight_layout::interleaved8);
+    CHECK(s2k.size() == 16 * (k / 256) * sizeof(q::block_q2_k));  // 10 rows padded to 16
     CHECK(p51.layout() == q::weight_layout::interleaved8);
     CHECK(s51.size() == 16 * (k / 32) * sizeof(q::block_q5_1));  // 12 rows padded to 16
     CHECK(p3k.layout() == q::weight_layout::interleaved8);
@@ -573,7 +594,7 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     CHECK(s6k.size() == bq6k.size() * sizeof(q::block_q6_k));       // 16 rows: the same bytes
     CHECK(p4.layout() == q::weight_layout::interleaved8);
     CHECK(p8.layout() == q::weight_layout::interleaved8);
-    CHECK(pk.layout() == q::weight_layout::row_major);  // q2_K: not repacked, storage untouched
+    CHECK(pk.layout() == q::weight_layout::row_major);  // f16: not repacked, storage untouched
     CHECK(sk.empty());
     CHECK(s4.size() == 24 * (k / 32) * sizeof(q::block_q4_0));  // 20 rows padded to 24
     CHECK(s8.size() == b8.size() * sizeof(q::block_q8_0));        // 16 rows: the same bytes
@@ -600,6 +621,10 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     q::linear_forward(y3k, x, p3k, ws, pool);
     q::gemm(g3k, x, q::pack<q::q3_k>(std::span<const q::block_q3_k>(bq3k), 9, k), {}, pool);
     for (std::size_t i = 0; i < y3k.size(); ++i) REQUIRE(same_bits(y3k.data()[i], g3k.data()[i]));
+    matrix y2k(m, 10), g2k(m, 10);
+    q::linear_forward(y2k, x, p2k, ws, pool);
+    q::gemm(g2k, x, q::pack<q::q2_k>(std::span<const q::block_q2_k>(b2k), 10, k), {}, pool);
+    for (std::size_t i = 0; i < y2k.size(); ++i) REQUIRE(same_bits(y2k.data()[i], g2k.data()[i]));
     matrix y51(m, 12), g51(m, 12);
     q::linear_forward(y51, x, p51, ws, pool);
     q::gemm(g51, x, q::pack<q::q5_1>(std::span<const q::block_q5_1>(b51), 12, k), {}, pool);
@@ -611,13 +636,13 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     q::gemm(g6k, x, q::pack<q::q6_k>(std::span<const q::block_q6_k>(bq6k), 16, k), {}, pool);
     for (std::size_t i = 0; i < y6k.size(); ++i) REQUIRE(same_bits(y6k.data()[i], g6k.data()[i]));
     // Grouped over packed and row-major matrices: each product equals its single call bit for bit.
-    matrix z4(m, 20), z8(m, 16), zk(m, 5), zr(m, 20), yr(m, 20), z4k(m, 13), z6k(m, 16), z5k(m, 11), z3k(m, 9), z51(m, 12);
+    matrix z4(m, 20), z8(m, 16), zk(m, 5), zr(m, 20), yr(m, 20), z4k(m, 13), z6k(m, 16), z5k(m, 11), z3k(m, 9), z51(m, 12), z2k(m, 10);
     q::linear_forward(yr, x, r4, ws, pool);
     using view2 = llm::tensor_view<float, llm::dims<2>>;
     const std::vector<view2> ys = {view2(z4.data(), m, 20), view2(z8.data(), m, 16), view2(zk.data(), m, 5),
                                    view2(zr.data(), m, 20), view2(z4k.data(), m, 13), view2(z6k.data(), m, 16),
-                                   view2(z5k.data(), m, 11), view2(z3k.data(), m, 9), view2(z51.data(), m, 12)};
-    const q::any_matrix* ws_[] = {&p4, &p8, &pk, &r4, &p4k, &p6k, &p5k, &p3k, &p51};
+                                   view2(z5k.data(), m, 11), view2(z3k.data(), m, 9), view2(z51.data(), m, 12), view2(z2k.data(), m, 10)};
+    const q::any_matrix* ws_[] = {&p4, &p8, &pk, &r4, &p4k, &p6k, &p5k, &p3k, &p51, &p2k};
     q::linear_forward(std::span<const view2>(ys), x, std::span<const q::any_matrix* const>(ws_), ws, pool);
     for (std::size_t i = 0; i < z4.size(); ++i) REQUIRE(same_bits(z4.data()[i], y4.data()[i]));
     for (std::size_t i = 0; i < z8.size(); ++i) REQUIRE(same_bits(z8.data()[i], y8.data()[i]));
@@ -628,6 +653,7 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     for (std::size_t i = 0; i < z5k.size(); ++i) REQUIRE(same_bits(z5k.data()[i], y5k.data()[i]));
     for (std::size_t i = 0; i < z3k.size(); ++i) REQUIRE(same_bits(z3k.data()[i], y3k.data()[i]));
     for (std::size_t i = 0; i < z51.size(); ++i) REQUIRE(same_bits(z51.data()[i], y51.data()[i]));
+    for (std::size_t i = 0; i < z2k.size(); ++i) REQUIRE(same_bits(z2k.data()[i], y2k.data()[i]));
     // The packed and row-major products of the same quantized activations x_q differ only in the
     // fp32 order: each is within its bound of the exact x_q W^T (packed: (nb + 2) 2^-24 T, T =
     // sum |w xq|, see check_against_reference; row-major: (nb + 8) 2^-23 T', T' = sum (|w| + 2
@@ -658,8 +684,8 @@ TEST_CASE("quant packed: any_matrix repack routes linear_forward (single and gro
     CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q4_0, std::span<const std::byte>(s4).first(100), 20, k,
                                        q::weight_layout::interleaved8),
                          doctest::Contains("100 bytes are not the"), llm::error);
-    CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q2_k, bytes_of(bk), 5, k, q::weight_layout::interleaved8),
-                         doctest::Contains("holds q4_0, q4_1, q5_0, q5_1, q8_0, q3_K, q4_K, q5_K or q6_K, not q2_K"), llm::error);
+    CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::f16, bytes_of(bk), 5, k, q::weight_layout::interleaved8),
+                         doctest::Contains("holds q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K or q6_K, not f16"), llm::error);
     CHECK_THROWS_WITH_AS(q::any_matrix(llm::io::ggml_type::q6_k, std::span<const std::byte>(s6k).first(1000), 16, k,
                                        q::weight_layout::interleaved8),
                          doctest::Contains("1000 bytes are not the"), llm::error);
@@ -691,6 +717,7 @@ TEST_CASE("quant packed: repack / pack_into on a thread pool write the bytes the
     one(q::q5_1{}, llm::io::ggml_type::q5_1);
     one(q::q8_0{}, llm::io::ggml_type::q8_0);
     one(q::q4_k{}, llm::io::ggml_type::q4_k);
+    one(q::q2_k{}, llm::io::ggml_type::q2_k);
     one(q::q3_k{}, llm::io::ggml_type::q3_k);
     one(q::q5_k{}, llm::io::ggml_type::q5_k);
     one(q::q6_k{}, llm::io::ggml_type::q6_k);

@@ -441,7 +441,7 @@ struct gguf_options {
     /// llm::quant::any_matrix views of the memory map (params<llm::model::quantized>); true: every
     /// tensor is decoded into fp32 params<float> (exact reference arithmetic, 4-8x the bytes).
     bool dequantize = false;
-    /// true (the default, as llama.cpp's CPU backend): Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K matrices (stacked
+    /// true (the default, as llama.cpp's CPU backend): Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K matrices (stacked
     /// experts too) are repacked at load into 8-row interleaved groups (llm::quant::repack; the
     /// same bytes in number, owned by the opened model instead of mapped), which decode reads at
     /// the memory's speed; bf16 matrices (not stacked experts), where llm::quant::bf16_panels_pay,
@@ -648,7 +648,7 @@ decltype(auto) open_gguf_quantized(const io::gguf_file& file, const std::string&
 /// llm::moe::mixtral<> the same way: params<llm::model::quantized> whose MoE blocks hold each
 /// layer's stacked experts (ffn_gate_exps / ffn_up_exps / ffn_down_exps) as three any_matrix
 /// views in their stored type (llm::moe::moe_ffn's quantized params), the router fp32; with
-/// opt.repack, Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K experts are repacked into 8-row groups when the rows per
+/// opt.repack, Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K experts are repacked into 8-row groups when the rows per
 /// expert are a multiple of 8 (the packed MoE kernels); with opt.dequantize,
 /// fp32 params<float> (each expert's rows taken from the stacked tensors). GPT-2 (architecture
 /// "gpt2") opens as llm::model::gpt2<>, always with fp32 params<float>: its GELU MLP takes no

@@ -561,7 +561,7 @@ inline void any_rows_product(float* yp, const float* xp, std::size_t n, const ll
 
 /// The MoE layer's forward with any_matrix experts (inference; llm::moe::moe_ffn's
 /// params<llm::model::quantized> run it): when w1, w3 and w2 share one type and layout it is
-/// the typed moe_forward_quantized: Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K in 8-row interleaved groups
+/// the typed moe_forward_quantized: Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K in 8-row interleaved groups
 /// (llm::quant::repack) through the packed kernels (packed_moe_weights of each expert's groups;
 /// batch-invariant), row-major block formats through quantized_moe_weights (the activations
 /// quantized once for gate and up). Otherwise (mixed types as in K-quant mixes, f32 / f16 / bf16

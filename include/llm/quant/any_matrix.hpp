@@ -228,7 +228,7 @@ inline constexpr std::size_t half_dot_max_rows = 8;
 /// Example: `if (w.layout() == llm::quant::weight_layout::interleaved8) { ... }`
 enum class weight_layout {
     row_major,     ///< GGUF's: rows of blocks one after another
-    interleaved8,  ///< llm::quant::packed_view's 8-row groups (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q3_K, Q4_K, Q5_K, Q6_K)
+    interleaved8,  ///< llm::quant::packed_view's 8-row groups (Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2_K, Q3_K, Q4_K, Q5_K, Q6_K)
     bf16_panels,   ///< llm::blas::bf16_weight_panels: the `vdpbf16ps` GEMM's B panels (bf16)
     f16_panels,    ///< llm::blas::f16_weight_panels: 64-row panels, k-major (f16)
 };
@@ -291,8 +291,8 @@ public:
         llm::check(reinterpret_cast<std::uintptr_t>(data_) % align == 0, "any_matrix: ", tr.name, " data is not aligned to ", align,
                    " bytes");
     }
-    /// A view of `bytes` in `layout`: row_major as the constructor above; interleaved8 (Q4_0, Q8_0,
-    /// Q4_K or Q6_K only) as llm::quant::packed_view lays them out, bytes.size() equal to
+    /// A view of `bytes` in `layout`: row_major as the constructor above; interleaved8 (a
+    /// packable_format's types only) as llm::quant::packed_view lays them out, bytes.size() equal to
     /// packed_view<F>::packed_bytes(rows, cols); bf16_panels (bf16 only) as
     /// llm::blas::bf16_weight_panels lays them out, 4 x word_count(rows, cols) bytes, 64-byte
     /// aligned; f16_panels (f16 only) as llm::blas::f16_weight_panels, 2 x element_count(rows,
@@ -322,7 +322,7 @@ public:
                 need = packed_view<F>::packed_bytes(rows, cols);
             }
         }) && need != 0;
-        llm::check(packable || rows * cols == 0, "any_matrix: the interleaved8 layout holds q4_0, q4_1, q5_0, q5_1, q8_0, q3_K, q4_K, q5_K or q6_K, not ",
+        llm::check(packable || rows * cols == 0, "any_matrix: the interleaved8 layout holds q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K or q6_K, not ",
                    tr.name.empty() ? std::string_view("(invalid)") : tr.name);
         llm::check(cols % tr.block_size == 0, "any_matrix: ", tr.name, " rows of ", cols, " values are not a whole number of ",
                    tr.block_size, "-value blocks");
@@ -391,7 +391,7 @@ private:
     weight_layout layout_ = weight_layout::row_major;
 };
 
-/// True for the GGUF types llm::quant::repack interleaves (q4_0, q4_1, q5_0, q5_1, q8_0, q3_K, q4_K, q5_K, q6_K; any row count,
+/// True for the GGUF types llm::quant::repack interleaves (q4_0, q4_1, q5_0, q5_1, q8_0, q2_K, q3_K, q4_K, q5_K, q6_K; any row count,
 /// the last group padded: no extra bytes when the rows are a multiple of 8).
 /// Example: `if (llm::quant::repackable(info.type)) { ... }`
 inline bool repackable(io::ggml_type type) noexcept {
@@ -400,7 +400,7 @@ inline bool repackable(io::ggml_type type) noexcept {
     return packable;
 }
 
-/// A row-major Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K any_matrix repacked into 8-row interleaved groups (llm::quant::pack's
+/// A row-major Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K any_matrix repacked into 8-row interleaved groups (llm::quant::pack's
 /// layout, as llama.cpp repacks at load) in `storage` (replaced by an uninitialised buffer of the
 /// packed bytes, the same as the rows' blocks when rows is a multiple of 8, then filled), returned
 /// as an interleaved8 any_matrix viewing `storage`, which must outlive it. The groups are packed

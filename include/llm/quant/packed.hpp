@@ -1,5 +1,5 @@
 // SPDX-License-Identifier: Apache-2.0
-// llm::quant::packed_matrix: Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K weights repacked into groups of 8 interleaved rows (as llama.cpp's CPU
+// llm::quant::packed_matrix: Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K weights repacked into groups of 8 interleaved rows (as llama.cpp's CPU
 // "repack" does at load), and gemv / gemm on them: one 256-bit vector holds 4 codes of each of 8 rows, so
 // the lanes are the rows and a decode GEMV runs at the memory's read speed on one AVX2 core.
 #pragma once
@@ -34,12 +34,12 @@
 namespace llm::quant {
 
 /// The formats llm::quant::pack repacks: Q4_0, Q4_1, Q5_0, Q5_1 and Q8_0 (against Q8_0 activations),
-/// Q3_K, Q4_K, Q5_K and Q6_K (against Q8_K activations).
+/// Q2_K, Q3_K, Q4_K, Q5_K and Q6_K (against Q8_K activations).
 /// Example: `static_assert(llm::quant::packable_format<llm::quant::q4_k>);`
 template <class F>
 concept packable_format =
     block_format<F> && (std::is_same_v<F, q4_0> || std::is_same_v<F, q4_1> || std::is_same_v<F, q5_0> ||
-                        std::is_same_v<F, q5_1> || std::is_same_v<F, q8_0> || std::is_same_v<F, q3_k> ||
+                        std::is_same_v<F, q5_1> || std::is_same_v<F, q8_0> || std::is_same_v<F, q2_k> || std::is_same_v<F, q3_k> ||
                         std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>);
 
 /// Weight rows per packed group (the lanes of one 256-bit vector of int32 or float).
@@ -47,14 +47,14 @@ inline constexpr std::size_t pack_group_rows = 8;
 
 namespace detail {
 
-/// True for the packed K formats (Q3_K, Q4_K, Q5_K, Q6_K): a group's block holds its scales inline.
+/// True for the packed K formats (Q2_K, Q3_K, Q4_K, Q5_K, Q6_K): a group's block holds its scales inline.
 template <class F>
-inline constexpr bool packed_k =
-    std::is_same_v<F, q3_k> || std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>;
+inline constexpr bool packed_k = std::is_same_v<F, q2_k> || std::is_same_v<F, q3_k> || std::is_same_v<F, q4_k> ||
+                                 std::is_same_v<F, q5_k> || std::is_same_v<F, q6_k>;
 
-/// True for the packed K formats with group minimums (Q4_K, Q5_K: w = d sc_j q - dmin m_j).
+/// True for the packed K formats with group minimums (Q2_K, Q4_K, Q5_K: w = d sc_j q - dmin m_j).
 template <class F>
-inline constexpr bool packed_k_mins = std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k>;
+inline constexpr bool packed_k_mins = std::is_same_v<F, q2_k> || std::is_same_v<F, q4_k> || std::is_same_v<F, q5_k>;
 
 /// True for the packed 32-value formats with a fifth code bit (Q5_0, Q5_1: qh).
 template <class F>
@@ -70,8 +70,8 @@ template <class F>
 inline constexpr bool packed_inline = packed_k<F> || packed_q5<F> || std::is_same_v<F, q4_1>;
 
 /// Bytes of one packed block's codes for a group of 8 rows: Q4_0 128 (4 vectors of nibbles), Q8_0
-/// 256; the inline formats the whole of the 8 rows' blocks (Q4_1 8 x 20, Q5_0 8 x 22, Q5_1 8 x 24, Q3_K
-/// 8 x 110, Q4_K 8 x 144, Q5_K 8 x 176, Q6_K 8 x 210), scales included.
+/// 256; the inline formats the whole of the 8 rows' blocks (Q4_1 8 x 20, Q5_0 8 x 22, Q5_1 8 x 24, Q2_K
+/// 8 x 84, Q3_K 8 x 110, Q4_K 8 x 144, Q5_K 8 x 176, Q6_K 8 x 210), scales included.
 template <class F>
 constexpr std::size_t packed_code_bytes() {
     if constexpr (packed_inline<F>) {
@@ -99,7 +99,7 @@ struct packed_field {
 /// Q4_1: d, m, qs[16]; Q5_0: d, qh[4], qs[16]; Q5_1: d, m, qh[4], qs[16] (qh's bits reordered,
 /// packed_qh); Q4_K: d, dmin, scales[12], qs[128]; Q5_K: d, dmin, scales[12], then qh[32] and qs[128]
 /// as one field of 4-byte units; Q6_K: ql[128], qh[64], scales[16] (bytes: the 8 rows' scale of group g
-/// contiguous), d; Q3_K: hmask[32], qs[64], scales[12], d.
+/// contiguous), d; Q3_K: hmask[32], qs[64], scales[12], d; Q2_K: scales[16], qs[64], d, dmin.
 template <class F>
 constexpr auto packed_fields() {
     if constexpr (std::is_same_v<F, q4_1>) {
@@ -111,6 +111,9 @@ constexpr auto packed_fields() {
     } else if constexpr (std::is_same_v<F, q5_1>) {
         static_assert(offsetof(block_q5_1, m) == 2 && offsetof(block_q5_1, qh) == 4 && offsetof(block_q5_1, qs) == 8);
         return std::array<packed_field, 4>{{{0, 2, 2}, {2, 2, 2}, {4, 4, 4}, {8, 16, 4}}};
+    } else if constexpr (std::is_same_v<F, q2_k>) {
+        static_assert(offsetof(block_q2_k, qs) == 16 && offsetof(block_q2_k, d) == 80 && offsetof(block_q2_k, dmin) == 82);
+        return std::array<packed_field, 4>{{{0, 16, 4}, {16, 64, 4}, {80, 2, 2}, {82, 2, 2}}};
     } else if constexpr (std::is_same_v<F, q3_k>) {
         static_assert(offsetof(block_q3_k, qs) == 32 && offsetof(block_q3_k, scales) == 96 &&
                       offsetof(block_q3_k, d) == 108);
@@ -181,7 +184,7 @@ void move_k_block(std::uint8_t* packed, std::uint8_t* blk, std::size_t lane, boo
 /// interleaved, unit u of row r at 8 offset + 8 w u + w r (offset the field's offset in the block, w its
 /// unit): Q4_1 d at 0, m 16, qs 32 (4 vectors as Q4_0's); Q5_0 d at 0, qh 16 (one vector, each row's
 /// word with its bits reordered: byte t bit v the fifth bit of code 4 v + t, bit 4 + v that of code 16 +
-/// 4 v + t), qs 48; Q5_1 d 0, m 16, qh 32, qs 64; Q4_K d at 0, dmin 16, scales 32 (3 vectors), qs 128
+/// 4 v + t), qs 48; Q5_1 d 0, m 16, qh 32, qs 64; Q2_K scales at 0 (4 vectors), qs 128 (16), d 640, dmin 656; Q4_K d at 0, dmin 16, scales 32 (3 vectors), qs 128
 /// (32 vectors: dword r of vector v is row r's qs[4 v .. 4 v + 3]); Q5_K as Q4_K with qh at 128 (8
 /// vectors: dword r of vector i is row r's qh[4 i .. 4 i + 3]) and qs at 384; Q6_K ql at 0 (32 vectors), qh
 /// 1024 (16), scales 1536 (1-byte units: group g's 8 rows at 1536 + 8 g), d 1664; Q3_K hmask at 0 (8
@@ -324,7 +327,7 @@ void pack_blocks(const typename F::block* src, std::size_t w_rs, std::size_t row
 
 }  // namespace detail
 
-/// Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q3_K / Q4_K / Q5_K / Q6_K weights [rows, cols] repacked for gemv / gemm in groups of 8 interleaved rows
+/// Q4_0 / Q4_1 / Q5_0 / Q5_1 / Q8_0 / Q2_K / Q3_K / Q4_K / Q5_K / Q6_K weights [rows, cols] repacked for gemv / gemm in groups of 8 interleaved rows
 /// (packed_view's layout), owning its bytes (64-byte aligned; as many as the blocks of the rows
 /// padded to a multiple of 8). Made by llm::quant::pack; view() is the non-owning view.
 /// Example: `auto wp = llm::quant::pack<llm::quant::q4_0>(blocks, n, k); llm::quant::gemv(y, x, wp);`
@@ -455,7 +458,8 @@ auto as_packed(const W& w) noexcept {
 /// (Q4_K's codes in its transposed order: element 4 i + t of group j at qs[32 i + 4 j + t]):
 /// Q4_K: s = sum_j sc_j sum_l q x, mins = sum_j m_j (bsums[2 j] + bsums[2 j + 1]); Q5_K the same
 /// with q = low nibble + 16 x bit j of qh[l] and the activations in their natural order; Q3_K: s =
-/// sum_g sc_g (sum_l q x - 4 bsums[g]) (q the unsigned 3-bit code, sc_g signed), mins = 0; Q6_K: s =
+/// sum_g sc_g (sum_l q x - 4 bsums[g]) (q the unsigned 3-bit code, sc_g signed), mins = 0; Q2_K: s =
+/// sum_g sc_g sum_l q x, mins = sum_g m_g bsums[g] (sc_g, m_g the low and high nibbles of scales[g]); Q6_K: s =
 /// sum_g sc_g sum_l q x - 32 sum_g sc_g bsums[g] (q the unsigned 6-bit code), mins = 0.
 template <class F>
 void k_block_terms(const typename F::block& blk, const block_q8_k& a, std::int32_t& s, std::int32_t& mins) noexcept {
@@ -472,6 +476,16 @@ void k_block_terms(const typename F::block& blk, const block_q8_k& a, std::int32
             }
             s += sc * sj;
             mins += mn * (a.bsums[2 * j] + a.bsums[2 * j + 1]);
+        }
+    } else if constexpr (std::is_same_v<F, q2_k>) {
+        for (int g = 0; g < 16; ++g) {
+            std::int32_t sg = 0;
+            for (int e = 16 * g; e < 16 * g + 16; ++e) {
+                const int h = e / 128, k = (e % 128) / 32, l = e % 32;
+                sg += ((blk.qs[32 * h + l] >> (2 * k)) & 3) * a.qs[e];
+            }
+            s += (blk.scales[g] & 0xF) * sg;
+            mins += (blk.scales[g] >> 4) * a.bsums[g];
         }
     } else if constexpr (std::is_same_v<F, q3_k>) {
         for (int g = 0; g < 16; ++g) {
