@@ -43,7 +43,7 @@ struct quantized_moe_weights {
 };
 
 /// The MoE layer's weights with packed experts (inference; llm::quant::packed_view, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
-/// Q3_K, Q4_K, Q5_K or Q6_K in groups of 8 interleaved rows): the router's gate fp32 `[E, d]` and, per
+/// Q2_K, Q3_K, Q4_K, Q5_K or Q6_K in groups of 8 interleaved rows): the router's gate fp32 `[E, d]` and, per
 /// expert e, w1[e] (gate projection) and w3[e] (up) `[ff, d]`, w2[e] (down) `[d, ff]`, each packed on its own
 /// (so an expert's rows need not be a multiple of 8). Made by llm::moe::packed_experts::weights
 /// or from views the caller owns (llm::quant::pack_into over a checkpoint's bytes).
